@@ -1,0 +1,3 @@
+from metarunlog.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Execution backends: local worker pool and Slurm job arrays, behind one interface."""

@@ -1,0 +1,64 @@
+"""Make the current git repository's top-level directory an mrl project.
+
+Writes .mrl.cfg (JSON, every key with its default: see .mrl.cfg.example), creates OUTDIR,
+and adds OUTDIR and `last` to .gitignore. Nothing is changed when the directory is not a
+git top-level or is already initialised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from metarunlog import git
+from metarunlog.config import CFG_NAME, default_config
+from metarunlog.errors import MrlError
+
+HELP = "make this git repository an mrl project (writes .mrl.cfg, OUTDIR, .gitignore)"
+NEEDS_PROJECT = False
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("outdir", nargs="?", default="output", help="where experiments go (default: output)")
+
+
+def cli(args: argparse.Namespace, project: object) -> int:
+    cfg_path = init(Path.cwd(), args.outdir)
+    print(f"initialised {cfg_path.parent}: wrote {CFG_NAME}, experiments go to {args.outdir}/")
+    print("next: `mrl new \"what this experiment asks\"`")
+    return 0
+
+
+def init(cwd: Path, outdir: str) -> Path:
+    """Initialise `cwd`; returns the path of the new .mrl.cfg."""
+    cwd = cwd.resolve()
+    top = git.toplevel(cwd)
+    if top is None:
+        raise MrlError(f"{cwd} is not in a git repository: run `git init` (and commit your code) first")
+    if top.resolve() != cwd:
+        raise MrlError(f"run `mrl init` in the repository's top-level directory {top}, not in {cwd}")
+    cfg_path = cwd / CFG_NAME
+    if cfg_path.exists():
+        raise MrlError(f"{cfg_path} already exists: this project is already initialised")
+    out = Path(outdir)
+    if out.is_absolute() or ".." in out.parts or not out.parts:
+        raise MrlError(f"OUTDIR must be a folder inside the project, like 'output', not '{outdir}'")
+    if (cwd / out).exists() and not (cwd / out).is_dir():
+        raise MrlError(f"{cwd / out} exists and is not a directory: choose another OUTDIR")
+    data = default_config(cwd.name, out.as_posix())
+    (cwd / out).mkdir(parents=True, exist_ok=True)
+    _add_to_gitignore(cwd, [f"/{out.as_posix()}/", "/last"])
+    cfg_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return cfg_path
+
+
+def _add_to_gitignore(cwd: Path, patterns: list[str]) -> None:
+    path = cwd / ".gitignore"
+    existing = path.read_text(encoding="utf-8") if path.exists() else ""
+    lines = {line.strip() for line in existing.splitlines()}
+    missing = [p for p in patterns if p not in lines and p.strip("/") not in lines]
+    if not missing:
+        return
+    sep = "" if not existing or existing.endswith("\n") else "\n"
+    path.write_text(existing + sep + "# metarunlog\n" + "\n".join(missing) + "\n", encoding="utf-8")

@@ -1,0 +1,79 @@
+"""List experiments, newest first.
+
+`**` marks an experiment that is not done (some sub-experiment has not finished, or it
+was never run). A corrupt record is reported by its path and the others are still listed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from metarunlog.errors import CorruptRecord
+from metarunlog.project import Project
+
+HELP = "list experiments, newest first (** = not done)"
+RESOLVES_EXP = False
+
+FIELDS = [("tm", "timestamp"), ("ghash", "gitHash"), ("gdesc", "gitDescription"), ("desc", "description")]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-tm", action="store_true", help="show the timestamp")
+    p.add_argument("-ghash", action="store_true", help="show the git hash")
+    p.add_argument("-gdesc", action="store_true", help="show the git description (commit subject)")
+    p.add_argument("-desc", action="store_true", help="show the experiment description")
+    p.add_argument("--json", action="store_true", help="one JSON list of the records (with name, path, done)")
+
+
+@dataclass
+class Row:
+    name: str
+    done: bool
+    record: dict[str, Any] | None
+    error: str | None = None
+
+
+def cli(args: argparse.Namespace, project: Project) -> int:
+    rows = ls(project)
+    bad = [r for r in rows if r.error]
+    for r in bad:
+        print(f"mrl: warning: {r.error}", file=sys.stderr)
+    if args.json:
+        out = [{"name": r.name, "path": str(project.outdir / r.name), "done": r.done, **(r.record or {})}
+               for r in rows if r.record is not None]
+        print(json.dumps(out, indent=2, default=str))
+        return 1 if bad else 0
+    wanted = [key for flag, key in FIELDS if getattr(args, flag)]
+    lines = []
+    for r in rows:
+        if r.record is None:
+            continue
+        cols = [("  " if r.done else "**") + " " + r.name]
+        cols += [_cell(r.record.get(key)) for key in wanted]
+        lines.append("\t".join(cols))
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
+    return 1 if bad else 0
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    return str(v)[:7] if isinstance(v, str) and len(v) == 40 and v.isalnum() else str(v)
+
+
+def ls(project: Project) -> list[Row]:
+    rows = []
+    for exp in reversed(project.experiments()):
+        try:
+            record = exp.record
+            rows.append(Row(exp.name, exp.is_done, record))
+        except FileNotFoundError:
+            continue  # being created by a concurrent `mrl new`: no record yet
+        except CorruptRecord as e:
+            rows.append(Row(exp.name, False, None, str(e)))
+    return rows

@@ -1,0 +1,204 @@
+"""Make a new experiment folder that pins the code at the current commit.
+
+Writes OUTDIR/<id>/ with: .mrl (JSON record: expId, gitHash, gitDescription, branch,
+dirty, timestamp, user, host, description, copiedFrom, mrlVersion), code/ (the tracked
+tree exactly as at HEAD), .mrl.note (markdown notes headed by DESCRIPTION), the copyFiles
+and confTemplFile copied from the experiment given by -cp (default: the last one; the
+basedir for the first experiment), and points `last` at it. A dirty working tree is
+refused unless --notclean, which also saves .mrl.diff and applies it to code/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import getpass
+import os
+import shutil
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from metarunlog import __version__, git, jsonio
+from metarunlog.errors import DirtyTree, MrlError
+from metarunlog.experiment import CODE, DIFF, RECORD, Experiment
+from metarunlog.project import Project
+
+HELP = "new experiment: pin the code at HEAD in OUTDIR/<id>/code, copy config files"
+RESOLVES_EXP = False
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-cp",
+        "--copyConfigFrom",
+        metavar="EXP",
+        default=None,
+        help="copy copyFiles from this experiment, or 'no' (default: the last one)",
+    )
+    p.add_argument(
+        "-nc",
+        "--notclean",
+        action="store_true",
+        help="allow uncommitted changes: save them as .mrl.diff and apply them to code/",
+    )
+    p.add_argument(
+        "-gfut",
+        "--gitFailUntracked",
+        choices=["yes", "no"],
+        default=None,
+        help="count untracked files as changes (default: gitFailUntrackedDefault)",
+    )
+    p.add_argument("description", nargs="?", default="", help="what this experiment asks")
+
+
+def cli(args: argparse.Namespace, project: Project) -> int:
+    res = new(
+        project,
+        description=args.description or "",
+        copy_from=args.copyConfigFrom,
+        notclean=args.notclean,
+        fail_untracked=args.gitFailUntracked,
+    )
+    args.expId = res.exp.id
+    for w in res.warnings:
+        print(f"mrl: warning: {w}", file=sys.stderr)
+    print(res.exp.dir)
+    return 0
+
+
+@dataclass
+class NewResult:
+    exp: Experiment
+    copied: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def new(
+    project: Project,
+    *,
+    description: str = "",
+    copy_from: str | None = None,
+    notclean: bool = False,
+    fail_untracked: str | None = None,
+) -> NewResult:
+    basedir = project.basedir
+    untracked = (fail_untracked or project.cfg["gitFailUntrackedDefault"]) == "yes"
+    head = git.head(basedir)
+    dirty = git.dirty_files(basedir, untracked=untracked)
+    if dirty and not notclean:
+        shown = ", ".join(dirty[:8]) + (f" and {len(dirty) - 8} more" if len(dirty) > 8 else "")
+        raise DirtyTree(
+            f"uncommitted changes ({shown}): commit them, or pass --notclean to save the "
+            "diff with the experiment"
+        )
+    source = _copy_source(project, copy_from)
+    exp = _claim_next(project)
+    try:
+        result = _fill(project, exp, head, dirty, untracked, source, description)
+    except BaseException:
+        # The folder is ours and holds nothing of the user's yet: leave no half experiment.
+        shutil.rmtree(exp.dir, ignore_errors=True)
+        raise
+    project.update_last_link(exp)
+    return result
+
+
+def _copy_source(project: Project, copy_from: str | None) -> tuple[Path | None, str | None]:
+    """(folder to copy copyFiles from, the record's copiedFrom) per -cp."""
+    if copy_from == "no":
+        return None, None
+    if copy_from is None:
+        last = project.last_id()
+        if last is None:
+            return project.basedir, "basedir"
+        exp = project.experiment(last)
+        return exp.dir, exp.name
+    exp = project.load_exp(copy_from)
+    return exp.dir, exp.name
+
+
+def _claim_next(project: Project) -> Experiment:
+    """Create the next experiment folder; mkdir is atomic, so concurrent calls never share one."""
+    project.outdir.mkdir(parents=True, exist_ok=True)
+    exp_id = (project.last_id() or 0) + 1
+    while True:
+        exp = project.experiment(exp_id)
+        try:
+            os.mkdir(exp.dir)
+            return exp
+        except FileExistsError:
+            exp_id += 1
+
+
+def _fill(
+    project: Project,
+    exp: Experiment,
+    head: git.Head,
+    dirty: list[str],
+    untracked: bool,
+    source: tuple[Path | None, str | None],
+    description: str,
+) -> NewResult:
+    result = NewResult(exp)
+    code = exp.dir / CODE
+    code.mkdir()
+    git.snapshot(project.basedir, head.sha, code)
+    if dirty:
+        diff = git.diff_against_head(project.basedir, untracked=untracked)
+        (exp.dir / DIFF).write_bytes(diff)
+        if diff.strip():
+            git.apply_diff(exp.dir / DIFF, code)
+    src_dir, copied_from = source
+    if src_dir is not None:
+        _copy_files(project, exp, src_dir, result)
+    note = exp.dir / project.cfg["note_fn"]
+    if not note.exists():
+        note.write_text(f"# {exp.name}: {description or '(no description)'}\n\n", encoding="utf-8")
+    record = {
+        "expId": exp.id,
+        "gitHash": head.sha,
+        "gitDescription": head.description,
+        "gitDescribe": head.describe,
+        "branch": head.branch,
+        "dirty": bool(dirty),
+        "dirtyFiles": dirty,
+        "timestamp": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "user": _user(),
+        "host": socket.gethostname(),
+        "description": description,
+        "copiedFrom": copied_from if result.copied else None,
+        "copiedFiles": result.copied,
+        "mrlVersion": __version__,
+    }
+    jsonio.write_json(exp.dir / RECORD, record)  # written last: its presence means complete
+    return result
+
+
+def _copy_files(project: Project, exp: Experiment, src_dir: Path, result: NewResult) -> None:
+    names = list(dict.fromkeys([*project.cfg["copyFiles"], *project.cfg.template_files()]))
+    for name in names:
+        rel = Path(name)
+        if rel.is_absolute() or ".." in rel.parts:
+            raise MrlError(f"copyFiles entry '{name}' must be a path inside the experiment folder")
+        src = src_dir / rel
+        if not src.exists() and src_dir != project.basedir:
+            src = project.basedir / rel  # a file added to copyFiles after the source experiment
+        if not src.exists():
+            result.warnings.append(f"copyFiles: '{name}' not found in {src_dir}; not copied")
+            continue
+        dst = exp.dir / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst, symlinks=True)
+        else:
+            shutil.copy2(src, dst)
+        result.copied.append(name)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (containers)
+        return str(os.getuid())

@@ -1,0 +1,265 @@
+""".mrl.cfg: defaults, loading, validation and per-experiment overrides.
+
+The basedir's `.mrl.cfg` is JSON with the original metarunlog keys plus a `run` block.
+An experiment may carry its own `EXPDIR/.mrl.cfg` whose keys override the basedir's for
+commands on that experiment (dicts such as `run` and `run.slurm` are merged key by key).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from metarunlog.errors import ConfigError
+
+CFG_NAME = ".mrl.cfg"
+
+SLURM_DEFAULTS: dict[str, Any] = {
+    "partition": None,
+    "time": None,
+    "mem": None,
+    "cpus_per_task": None,
+    "gpus": None,
+    "account": None,
+    "qos": None,
+    "max_parallel": None,
+    "extra": [],
+}
+
+RUN_DEFAULTS: dict[str, Any] = {
+    "command": None,
+    "backend": "local",
+    "jobs": 1,
+    "resources": [],
+    "retries": 0,
+    "fail_fast": False,
+    "log_tail": 20,
+    "slurm": SLURM_DEFAULTS,
+}
+
+DEFAULTS: dict[str, Any] = {
+    "name": "",
+    "outdir": "output",
+    "singleExpFormat": "{expId:04d}",
+    "subExpFormat": "{subExpId:03d}",
+    "gitFailUntrackedDefault": "no",
+    "copyFiles": [],
+    "confTemplFile": None,
+    "analysis_overview": {},
+    "analysis_subexp": {},
+    "analysis_outdir": "analysis",
+    "analysis_outfn": "index.html",
+    "analysis_webdir": None,
+    "hooks": {},
+    "note_fn": ".mrl.note",
+    "run": RUN_DEFAULTS,
+}
+
+_STR, _INT, _BOOL, _NONE, _LIST, _DICT = str, int, bool, type(None), list, dict
+# Allowed JSON types per key; nested dicts are checked with their own table.
+TYPES: dict[str, tuple[type, ...]] = {
+    "name": (_STR,),
+    "outdir": (_STR,),
+    "singleExpFormat": (_STR,),
+    "subExpFormat": (_STR,),
+    "gitFailUntrackedDefault": (_STR,),
+    "copyFiles": (_LIST,),
+    "confTemplFile": (_STR, _LIST, _NONE),
+    "analysis_overview": (_DICT,),
+    "analysis_subexp": (_DICT,),
+    "analysis_outdir": (_STR,),
+    "analysis_outfn": (_STR,),
+    "analysis_webdir": (_STR, _NONE),
+    "hooks": (_DICT,),
+    "note_fn": (_STR,),
+    "run": (_DICT,),
+}
+RUN_TYPES: dict[str, tuple[type, ...]] = {
+    "command": (_STR, _LIST, _NONE),
+    "backend": (_STR,),
+    "jobs": (_INT,),
+    "resources": (_LIST,),
+    "retries": (_INT,),
+    "fail_fast": (_BOOL,),
+    "log_tail": (_INT,),
+    "slurm": (_DICT,),
+}
+SLURM_TYPES: dict[str, tuple[type, ...]] = {
+    "partition": (_STR, _NONE),
+    "time": (_STR, _INT, _NONE),
+    "mem": (_STR, _INT, _NONE),
+    "cpus_per_task": (_INT, _NONE),
+    "gpus": (_STR, _INT, _NONE),
+    "account": (_STR, _NONE),
+    "qos": (_STR, _NONE),
+    "max_parallel": (_INT, _NONE),
+    "extra": (_LIST,),
+}
+_NESTED = {"run": RUN_TYPES, "run.slurm": SLURM_TYPES}
+_CHOICES = {"gitFailUntrackedDefault": ("yes", "no"), "run.backend": ("local", "slurm")}
+
+
+class Config(Mapping[str, Any]):
+    """The effective configuration: a read-only mapping that also answers `cfg.key`.
+
+    Hook files written for the original metarunlog read `cfg.name`, `cfg.confTemplFile`...
+    """
+
+    def __init__(self, data: dict[str, Any], path: Path | None = None) -> None:
+        self._data = data
+        self.path = path
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self._data[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    @property
+    def run(self) -> dict[str, Any]:
+        return self._data["run"]  # type: ignore[no-any-return]
+
+    def to_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(self._data)
+
+    def template_files(self) -> list[str]:
+        """confTemplFile as a list (it may be one name, a list, or unset)."""
+        t = self._data.get("confTemplFile")
+        if not t:
+            return []
+        return [t] if isinstance(t, str) else list(t)
+
+    def with_overrides(self, overrides: dict[str, Any], path: Path | None = None) -> Config:
+        return Config(merge(self._data, overrides), path or self.path)
+
+
+def merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge `over` onto a copy of `base` (dicts merge, everything else replaces)."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def default_config(name: str, outdir: str) -> dict[str, Any]:
+    data = copy.deepcopy(DEFAULTS)
+    data["name"] = name
+    data["outdir"] = outdir
+    return data
+
+
+def read_cfg_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror}") from e
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ConfigError(
+            f"{path}: line {e.lineno} column {e.colno}: {e.msg} (it must be JSON)"
+        ) from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: must hold a JSON object {{...}}, not {type(data).__name__}")
+    return data
+
+
+def validate(data: Mapping[str, Any], path: Path, warn: bool = True) -> None:
+    """Raise ConfigError for a wrong type; warn (stderr) about unknown keys."""
+    _check_level(data, TYPES, "", path, warn)
+    run = data.get("run")
+    if isinstance(run, dict):
+        _check_level(run, RUN_TYPES, "run.", path, warn)
+        slurm = run.get("slurm")
+        if isinstance(slurm, dict):
+            _check_level(slurm, SLURM_TYPES, "run.slurm.", path, warn)
+    _check_formats(data, path)
+
+
+def _check_level(
+    data: Mapping[str, Any], types: dict[str, tuple[type, ...]], prefix: str, path: Path, warn: bool
+) -> None:
+    for key, value in data.items():
+        full = prefix + key
+        if key not in types:
+            if warn:
+                near = difflib.get_close_matches(key, list(types), n=1, cutoff=0.5)
+                hint = f" (did you mean '{prefix}{near[0]}'?)" if near else ""
+                print(f"mrl: warning: {path}: unknown key '{full}'{hint}", file=sys.stderr)
+            continue
+        allowed = types[key]
+        # JSON true/false are bools, which Python also counts as ints: keep them apart.
+        ok = isinstance(value, allowed) and not (isinstance(value, bool) and _BOOL not in allowed)
+        if not ok:
+            want = " or ".join(_json_type_name(t) for t in allowed)
+            raise ConfigError(
+                f"{path}: key '{full}' must be {want}, not {_json_type_name(type(value))} "
+                f"({json.dumps(value)[:60]})"
+            )
+        if full in _CHOICES and value not in _CHOICES[full]:
+            choices = ", ".join(repr(c) for c in _CHOICES[full])
+            raise ConfigError(f"{path}: key '{full}' must be one of {choices}, not {value!r}")
+
+
+def _check_formats(data: Mapping[str, Any], path: Path) -> None:
+    for key, field in (("singleExpFormat", "expId"), ("subExpFormat", "subExpId")):
+        fmt = data.get(key)
+        if not isinstance(fmt, str):
+            continue
+        try:
+            fmt.format(**{field: 1, "expId": 1})
+        except (KeyError, ValueError, IndexError) as e:
+            raise ConfigError(
+                f"{path}: key '{key}' must be a format string using {{{field}}}, "
+                f"like '{DEFAULTS[key]}' ({e})"
+            ) from e
+        if f"{{{field}" not in fmt:
+            raise ConfigError(f"{path}: key '{key}' must contain {{{field}}} (like '{DEFAULTS[key]}')")
+
+
+def _json_type_name(t: type) -> str:
+    return {
+        str: "a string",
+        int: "a number",
+        bool: "true or false",
+        type(None): "null",
+        list: "a list",
+        dict: "an object {...}",
+        float: "a number",
+    }.get(t, t.__name__)
+
+
+def load(basedir: Path) -> Config:
+    """Load and validate `basedir/.mrl.cfg`, filling defaults for missing keys."""
+    path = basedir / CFG_NAME
+    data = read_cfg_file(path)
+    validate(data, path)
+    merged = merge(default_config(basedir.name, "output"), data)
+    return Config(merged, path)
+
+
+def load_experiment_overrides(cfg: Config, expdir: Path) -> Config:
+    """Apply `EXPDIR/.mrl.cfg`, when it exists, on top of the basedir config."""
+    path = expdir / CFG_NAME
+    if not path.is_file():
+        return cfg
+    data = read_cfg_file(path)
+    validate(data, path)
+    return cfg.with_overrides(data, path)

@@ -1,0 +1,160 @@
+"""Experiment and SubExperiment: folders on disk and their JSON records.
+
+An experiment is `OUTDIR/<singleExpFormat>` with a `.mrl` record; a sub-experiment is
+`EXPDIR/<subExpFormat>` with its own `.mrl` (params, subExpId) and, once it ran, a
+`.mrl.status`. An experiment whose template had no MRL lines is a one-job experiment:
+its record says `"batch": {"single": true, ...}` and the experiment folder itself is its
+only sub-experiment (name ".").
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from metarunlog import jsonio
+from metarunlog.config import Config
+
+RECORD = ".mrl"
+STATUS = ".mrl.status"
+DONE_MARK = ".mrl.done"
+DIFF = ".mrl.diff"
+LOG = "run.log"
+CODE = "code"
+TRASH = ".trash"
+
+
+def format_regex(fmt: str, field_name: str) -> re.Pattern[str]:
+    """A regex matching names made by `fmt.format(field=int)`; group 1 is the number."""
+    out, pos = [], 0
+    for m in re.finditer(r"\{(\w+)(?::[^}]*)?\}", fmt):
+        out.append(re.escape(fmt[pos : m.start()]))
+        out.append(r"(\d+)" if m.group(1) == field_name else r"\d+")
+        pos = m.end()
+    out.append(re.escape(fmt[pos:]))
+    return re.compile("^" + "".join(out) + "$")
+
+
+def parse_id(name: str, fmt: str, field_name: str, **extra: int) -> int | None:
+    """The id that `fmt` turned into `name`, or None when `name` is not such a name."""
+    m = format_regex(fmt, field_name).match(name)
+    if not m:
+        return None
+    n = int(m.group(1))
+    return n if fmt.format(**{field_name: n, **extra}) == name else None
+
+
+@dataclass
+class SubExperiment:
+    """One combination of params: a folder with `.mrl`, the rendered files, and results."""
+
+    exp: Experiment
+    id: int
+    name: str  # folder name, e.g. "001"; "." for the one job of a single experiment
+    dir: Path
+
+    @cached_property
+    def record(self) -> dict[str, Any]:
+        if self.name == ".":
+            return {"subExpId": self.id, "params": self.exp.record.get("batch", {}).get("params", {})}
+        data = jsonio.read_json(self.dir / RECORD)
+        return data if isinstance(data, dict) else {}
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return dict(self.record.get("params", {}))
+
+    @property
+    def status_path(self) -> Path:
+        return self.dir / STATUS
+
+    @property
+    def log_path(self) -> Path:
+        return self.dir / LOG
+
+    def read_status(self) -> dict[str, Any] | None:
+        """The `.mrl.status` record, or None when it never ran (pending)."""
+        data = jsonio.read_json_or(self.status_path, None)
+        return data if isinstance(data, dict) else None
+
+    def write_status(self, status: dict[str, Any]) -> None:
+        jsonio.write_json(self.status_path, status)
+
+
+@dataclass
+class Experiment:
+    """An experiment folder: its `.mrl` record, config (with overrides), and sub-experiments."""
+
+    id: int
+    name: str  # folder name, e.g. "0002"
+    dir: Path
+    base_cfg: Config = field(repr=False)
+
+    @cached_property
+    def record(self) -> dict[str, Any]:
+        data = jsonio.read_json(self.dir / RECORD)
+        if not isinstance(data, dict):
+            from metarunlog.errors import CorruptRecord
+
+            raise CorruptRecord(f"corrupt record {self.dir / RECORD}: not a JSON object")
+        return data
+
+    @cached_property
+    def cfg(self) -> Config:
+        from metarunlog.config import load_experiment_overrides
+
+        return load_experiment_overrides(self.base_cfg, self.dir)
+
+    @property
+    def code_dir(self) -> Path:
+        return self.dir / CODE
+
+    @property
+    def note_path(self) -> Path:
+        return self.dir / self.cfg["note_fn"]
+
+    @property
+    def is_done(self) -> bool:
+        return (self.dir / DONE_MARK).exists()
+
+    @property
+    def is_single(self) -> bool:
+        return bool(self.record.get("batch", {}).get("single"))
+
+    @property
+    def is_expanded(self) -> bool:
+        return "batch" in self.record
+
+    def subexp_dir(self, sub_id: int) -> Path:
+        return self.dir / self.cfg["subExpFormat"].format(subExpId=sub_id, expId=self.id)
+
+    def sub_experiments(self) -> list[SubExperiment]:
+        """Sub-experiments sorted by id (the experiment itself for a one-job experiment)."""
+        if self.is_expanded and self.is_single:
+            return [SubExperiment(self, 1, ".", self.dir)]
+        fmt = self.cfg["subExpFormat"]
+        pattern = format_regex(fmt, "subExpId")
+        subs = []
+        with os.scandir(self.dir) as it:
+            for entry in it:
+                m = pattern.match(entry.name)
+                if not m or not entry.is_dir():
+                    continue
+                n = int(m.group(1))
+                if fmt.format(subExpId=n, expId=self.id) != entry.name:
+                    continue
+                subs.append(SubExperiment(self, n, entry.name, Path(entry.path)))
+        subs.sort(key=lambda s: s.id)
+        return subs
+
+    def write_record(self, record: dict[str, Any]) -> None:
+        jsonio.write_json(self.dir / RECORD, record)
+        self.__dict__["record"] = record
+
+    def template_params(self) -> dict[str, Any]:
+        """Variables every template and run command sees, besides the params."""
+        return {"expId": self.id, "expDir": str(self.dir), "codeDir": str(self.code_dir)}

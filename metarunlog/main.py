@@ -1,0 +1,164 @@
+"""argv -> work: the argparse wiring and the dispatch, nothing else. `main(argv) -> int`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any, NoReturn
+
+from metarunlog import __version__
+from metarunlog.error_handler import Exit, error_handler
+from metarunlog.errors import MrlError
+
+# Built-in commands, in the order `mrl --help` lists them; each is metarunlog/commands/<name>.py
+# with HELP, add_arguments(parser) and cli(args, project) -> int.
+COMMANDS = [
+    "quickstart",
+    "init",
+    "new",
+    "ls",
+    "info",
+    "last",
+    "makebatch",
+    "run",
+    "status",
+    "cancel",
+    "table",
+    "analyze",
+]
+
+EPILOG = """\
+EXP is an experiment id (3 or 0003), 'last', or the path of an experiment folder; it
+defaults to the experiment the current directory is in, else the newest one.
+Start with `mrl quickstart DIR` for a worked example. MRL_DEBUG=1 shows tracebacks.
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but bad input is one `mrl: error:` line and exit code 1 (not 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"mrl: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise Exit(1)
+
+
+def _command_module(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(f"metarunlog.commands.{name}")
+    except ModuleNotFoundError as e:
+        if e.name == f"metarunlog.commands.{name}":
+            return None  # not built yet in this checkout
+        raise
+
+
+def build_parser(custom: dict[str, dict[str, Any]] | None = None) -> tuple[Parser, dict[str, ModuleType]]:
+    parser = Parser(
+        prog="mrl",
+        description="metarunlog: git-anchored experiments, hyperparameter batches, runs and reports.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"metarunlog {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    modules = {}
+    for name in COMMANDS:
+        mod = _command_module(name)
+        if mod is None:
+            continue
+        p = sub.add_parser(
+            name,
+            help=mod.HELP,
+            description=mod.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        mod.add_arguments(p)
+        modules[name] = mod
+    for name, xargs in (custom or {}).items():
+        p = sub.add_parser(name, help=f"custom command from mrl_hooks.py: {name}")
+        p.add_argument("expId", nargs="?", metavar="EXP", help="experiment (default: last)")
+        for xarg, default in xargs.items():
+            p.add_argument(
+                f"-{xarg}",
+                dest=xarg,
+                default=default,
+                required=default is None,
+                metavar="VALUE",
+                help="required" if default is None else f"default: {default}",
+            )
+    return parser, modules
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        with error_handler():
+            return _main(argv)
+    except Exit as e:
+        return e.code
+
+
+def _find_project() -> tuple[Any, MrlError | None]:
+    from metarunlog.project import Project
+
+    try:
+        return Project.find(Path.cwd()), None
+    except MrlError as e:
+        return None, e
+
+
+def _main(argv: list[str]) -> int:
+    from metarunlog import hooks
+
+    project, project_error = _find_project()
+    cfg_hooks = dict(project.cfg["hooks"]) if project is not None else {}
+    custom = hooks.custom_commands(cfg_hooks, set(COMMANDS))
+    parser, modules = build_parser(custom)
+    if not argv:
+        parser.print_help()
+        return 0
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    mod = modules.get(args.command)
+    needs_project = getattr(mod, "NEEDS_PROJECT", True) if mod else True
+    if needs_project and project is None:
+        assert project_error is not None
+        raise project_error
+    if project is not None:
+        project.args = args
+        from metarunlog import cfg as legacy_cfg
+
+        legacy_cfg._fill(project.cfg)
+    if mod is None:
+        return _run_custom(project, args)
+    if getattr(mod, "RESOLVES_EXP", needs_project) and hasattr(args, "expId"):
+        args.expId = project.load_exp(args.expId).id
+    before, after = hooks.wrap_hooks(cfg_hooks, args.command)
+    if before:
+        _call_hook(project, before, args)
+    code = int(mod.cli(args, project) or 0)
+    if after:
+        _call_hook(project, after, args)
+    return code
+
+
+def _call_hook(project: Any, name: str, args: argparse.Namespace) -> Any:
+    from metarunlog import hooks
+
+    fn = hooks.get_function(project.basedir, hooks.HOOKS_FILE, name)
+    return hooks.call_user(fn, f"hook {name}", project, args)
+
+
+def _run_custom(project: Any, args: argparse.Namespace) -> int:
+    if args.expId is not None or project.last_id() is not None:
+        args.expId = project.load_exp(args.expId).id
+    out = _call_hook(project, args.command, args)
+    if isinstance(out, int) and not isinstance(out, bool):
+        return out
+    if isinstance(out, str) and out:
+        print(out)
+    return 0

@@ -1,0 +1,180 @@
+"""Project: the basedir (git top-level holding .mrl.cfg), its outdir, experiment ids, `last`.
+
+A Project is also the object hooks receive as `mrl` (or `self` in hook files written for
+the original metarunlog): see the public methods below and docs/hooks.md.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from metarunlog import config as config_mod
+from metarunlog.config import CFG_NAME, Config
+from metarunlog.errors import ConfigError, NotAnExperiment
+from metarunlog.experiment import RECORD, Experiment, SubExperiment, format_regex
+
+LAST = "last"
+
+
+def find_basedir(start: Path) -> Path | None:
+    """The nearest directory at or above `start` holding a project `.mrl.cfg`.
+
+    An experiment folder may hold its own `.mrl.cfg` (overrides) next to its `.mrl`
+    record; such folders are skipped so that commands run inside an experiment still find
+    the project.
+    """
+    for d in (start, *start.parents):
+        if (d / CFG_NAME).is_file() and not (d / RECORD).exists():
+            return d
+    return None
+
+
+class Project:
+    """An initialised project. Hooks get one of these.
+
+    Public attributes: `basedir`, `outdir` (Paths), `cfg` (the loaded config, readable as
+    `cfg["key"]` or `cfg.key`). Public methods: `experiments()`, `load_exp(ref)`,
+    `sub_experiments(exp)`, `last_id()`.
+    """
+
+    def __init__(self, basedir: Path, cfg: Config | None = None) -> None:
+        self.basedir = basedir
+        self.cfg = cfg if cfg is not None else config_mod.load(basedir)
+        self.outdir = (basedir / self.cfg["outdir"]).resolve()
+        self.args: Any = None  # the parsed command line, set by main() for hooks
+
+    @classmethod
+    def find(cls, start: Path | None = None) -> Project:
+        start = (start or Path.cwd()).resolve()
+        basedir = find_basedir(start)
+        if basedir is None:
+            raise ConfigError(
+                f"no .mrl.cfg in {start} or any parent: run `mrl init` in your git "
+                "repository's top-level directory first"
+            )
+        return cls(basedir)
+
+    # -- experiments ---------------------------------------------------------------
+    def exp_name(self, exp_id: int) -> str:
+        return str(self.cfg["singleExpFormat"].format(expId=exp_id))
+
+    def experiment_ids(self) -> list[int]:
+        """Ids of the experiment folders in outdir, ascending (records not read)."""
+        fmt = self.cfg["singleExpFormat"]
+        pattern = format_regex(fmt, "expId")
+        ids = []
+        try:
+            names = os.listdir(self.outdir)
+        except FileNotFoundError:
+            raise ConfigError(
+                f"the output directory {self.outdir} does not exist: create it, or fix "
+                f"'outdir' in {self.basedir / CFG_NAME}"
+            ) from None
+        for name in names:
+            m = pattern.match(name)
+            if m and fmt.format(expId=int(m.group(1))) == name:
+                ids.append(int(m.group(1)))
+        return sorted(ids)
+
+    def experiment(self, exp_id: int) -> Experiment:
+        name = self.exp_name(exp_id)
+        return Experiment(exp_id, name, self.outdir / name, self.cfg)
+
+    def experiments(self) -> list[Experiment]:
+        """All experiments, oldest first. Records are read lazily (`exp.record`)."""
+        return [self.experiment(i) for i in self.experiment_ids()]
+
+    def last_id(self) -> int | None:
+        ids = self.experiment_ids()
+        return ids[-1] if ids else None
+
+    def load_exp(self, ref: str | int | None = None) -> Experiment:
+        """The experiment named by `ref`: an id (`3`, `0003`), `last`, or a path.
+
+        With no ref: the experiment the current directory is in, else the newest one.
+        """
+        exp = self._resolve(ref)
+        if not (exp.dir / RECORD).is_file():
+            raise NotAnExperiment(
+                f"{exp.dir} has no {RECORD} record (it is being created, or is not an "
+                "experiment made by mrl new)"
+            )
+        return exp
+
+    def _resolve(self, ref: str | int | None) -> Experiment:
+        if ref is None:
+            here = self._experiment_containing(Path.cwd())
+            if here is not None:
+                return here
+            ref = LAST
+        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+            exp_id = int(ref)
+            if exp_id not in self.experiment_ids():
+                raise NotAnExperiment(f"no experiment {ref} in {self.outdir}: see `mrl ls`")
+            return self.experiment(exp_id)
+        if ref == LAST:
+            last = self.last_id()
+            if last is None:
+                raise NotAnExperiment("no experiment yet: make one with `mrl new`")
+            return self.experiment(last)
+        found = self._experiment_containing(Path(ref))
+        if found is None or found.dir != Path(ref).resolve():
+            raise NotAnExperiment(
+                f"'{ref}' is not an experiment: give an id (see `mrl ls`), 'last', "
+                f"or the path of a folder in {self.outdir}"
+            )
+        return found
+
+    def _experiment_containing(self, path: Path) -> Experiment | None:
+        try:
+            rel = path.resolve().relative_to(self.outdir)
+        except ValueError:
+            return None
+        if not rel.parts:
+            return None
+        fmt = self.cfg["singleExpFormat"]
+        m = format_regex(fmt, "expId").match(rel.parts[0])
+        if not m or fmt.format(expId=int(m.group(1))) != rel.parts[0]:
+            return None
+        return self.experiment(int(m.group(1)))
+
+    def sub_experiments(self, exp: Experiment | str | int | None = None) -> list[SubExperiment]:
+        if not isinstance(exp, Experiment):
+            exp = self.load_exp(exp)
+        return exp.sub_experiments()
+
+    def update_last_link(self, exp: Experiment) -> None:
+        """Point `basedir/last` at `exp`, atomically (symlink to a temp name, then rename)."""
+        link = self.basedir / LAST
+        current = self._last_link_target_id()
+        if current is not None and current > exp.id and (self.outdir / self.exp_name(current)).exists():
+            return  # a concurrent `mrl new` made a newer one
+        tmp = self.basedir / f".{LAST}.{os.getpid()}.tmp"
+        target = os.path.relpath(exp.dir, self.basedir)
+        if tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+        os.symlink(target, tmp)
+        os.replace(tmp, link)
+
+    def _last_link_target_id(self) -> int | None:
+        link = self.basedir / LAST
+        if not link.is_symlink():
+            return None
+        exp = self._experiment_containing(self.basedir / os.readlink(link))
+        return exp.id if exp else None
+
+    # -- names kept for hook files written for the original metarunlog -----------------
+    def _loadExp(self, expId: Any = None) -> tuple[int, str, dict[str, Any]]:  # noqa: N802,N803
+        """Original API: `(expId, expDir, expConfig)` for an id, 'last' or a path."""
+        exp = self.load_exp(None if expId is None else str(expId))
+        return exp.id, str(exp.dir), exp.record
+
+    def _getSubExperiments(self, expDir: Any) -> list[str]:  # noqa: N802,N803
+        """Original API: the sub-experiment folder names of `expDir`, sorted."""
+        exp = self.load_exp(str(expDir))
+        return [s.name for s in exp.sub_experiments() if s.name != "."]
+
+    def _getExpDir(self, expId: Any) -> str:  # noqa: N802,N803
+        return str(self.load_exp(str(expId)).dir)

@@ -1,0 +1,1 @@
+"""Report templates (Jinja); shipped inside the package as metarunlog.templates."""

@@ -1,0 +1,98 @@
+"""Shared fixtures: real git repositories in temp dirs, an initialised mrl project.
+
+Tests call `main([...])` in-process (fast) or `run_mrl(...)` as a real subprocess when
+signals, exit codes or concurrency matter.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from metarunlog.main import main  # noqa: E402
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+@pytest.fixture(autouse=True)
+def _git_identity(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    for k, v in GIT_ENV.items():
+        monkeypatch.setenv(k, v)
+    home = tmp_path_factory.getbasetemp() / "home"
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("MRL_DEBUG", raising=False)
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env={**os.environ, **GIT_ENV}
+    ).stdout
+
+
+def commit_all(cwd: Path, msg: str = "change") -> str:
+    git(cwd, "add", "-A")
+    git(cwd, "commit", "-q", "-m", msg)
+    return git(cwd, "rev-parse", "HEAD").strip()
+
+
+@pytest.fixture
+def git_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh git repository with one commit (train.py, conf.lua), cwd set to it."""
+    repo = tmp_path / "proj"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "train.py").write_text("print('training')\n")
+    (repo / "conf.lua").write_text(
+        "local cfg = {\n    learning_rate = {{lr}},\n    wdecay = {{wdecay}},\n}\n"
+        "-- MRL:grid['lr'] = [0.01, 0.04, 0.1]\n-- MRL:grid['wdecay'] = [0.1, 1.0, 10.0]\n"
+    )
+    commit_all(repo, "initial")
+    monkeypatch.chdir(repo)
+    return repo
+
+
+@pytest.fixture
+def project(git_repo: Path) -> Path:
+    """`git_repo` after `mrl init` (committed), with conf.lua as confTemplFile and copyFile."""
+    assert main(["init"]) == 0
+    set_cfg(git_repo, confTemplFile="conf.lua", copyFiles=["conf.lua"])
+    commit_all(git_repo, "mrl init")
+    return git_repo
+
+
+def set_cfg(basedir: Path, **keys: object) -> None:
+    import json
+
+    path = basedir / ".mrl.cfg"
+    data = json.loads(path.read_text())
+    data.update(keys)
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def run_mrl(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+            timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """`mrl ARGS` as a real subprocess of this checkout's code."""
+    full_env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "metarunlog", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+        check=check,
+    )
