@@ -1,0 +1,89 @@
+"""Sub-experiment states, and the state a record shows once liveness is checked.
+
+`.mrl.status` holds what the executing process last wrote; `observed_state` turns that
+into what is true now: a `running` record whose process is gone is `stale`. The Slurm
+backend refines this with what the scheduler says (backends/slurm.py).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from enum import Enum
+from typing import Any
+
+
+class JobState(str, Enum):
+    PENDING = "pending"  # never started (no .mrl.status)
+    QUEUED = "queued"  # submitted to a scheduler, not started
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMEOUT = "timeout"
+    OOM = "oom"
+    NODE_FAIL = "node_fail"
+    STALE = "stale"  # derived: the record says running/queued but nothing runs it
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def finished(self) -> bool:
+        return self in FINISHED
+
+    @property
+    def active(self) -> bool:
+        return self in (JobState.QUEUED, JobState.RUNNING)
+
+
+FINISHED = frozenset(
+    {JobState.DONE, JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT, JobState.OOM, JobState.NODE_FAIL}
+)
+# Failed one way or another: what `mrl run --failed` reruns.
+FAILED_LIKE = frozenset(
+    {JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT, JobState.OOM, JobState.NODE_FAIL, JobState.STALE}
+)
+
+_HOST = socket.gethostname()
+
+
+def recorded_state(record: dict[str, Any] | None) -> JobState:
+    """The state as written, without any liveness check."""
+    if not record:
+        return JobState.PENDING
+    try:
+        return JobState(record.get("state", "pending"))
+    except ValueError:
+        return JobState.FAILED
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is gone for our purposes
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def observed_state(record: dict[str, Any] | None) -> JobState:
+    """The recorded state, with a local `running` record whose runner died shown as stale.
+
+    Records of the Slurm backend are returned as written; backends/slurm.py checks those
+    against the scheduler.
+    """
+    state = recorded_state(record)
+    if not state.active or record is None or record.get("backend", "local") != "local":
+        return state
+    if record.get("host") not in (None, _HOST):
+        return state  # another machine's process: we cannot tell from here
+    pid = record.get("runnerPid") or record.get("pid")
+    if isinstance(pid, int) and not pid_alive(pid):
+        return JobState.STALE
+    return state
