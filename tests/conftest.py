@@ -15,6 +15,8 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+# Test modules may import helpers as `from tests.conftest import ...` or `from conftest import ...`.
+sys.path.insert(1, str(REPO_ROOT / "tests"))
 
 from metarunlog.main import main  # noqa: E402
 
