@@ -100,7 +100,6 @@ SLURM_TYPES: dict[str, tuple[type, ...]] = {
     "max_parallel": (_INT, _NONE),
     "extra": (_LIST,),
 }
-_NESTED = {"run": RUN_TYPES, "run.slurm": SLURM_TYPES}
 _CHOICES = {"gitFailUntrackedDefault": ("yes", "no"), "run.backend": ("local", "slurm")}
 
 
@@ -170,6 +169,9 @@ def read_cfg_file(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e.strerror}") from e
+    # Whole-line `//` comments are allowed (see .mrl.cfg.example); blanking them keeps
+    # the line numbers of JSON errors right.
+    text = "\n".join("" if line.lstrip().startswith("//") else line for line in text.split("\n"))
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:

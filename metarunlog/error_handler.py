@@ -31,6 +31,8 @@ def _debug() -> bool:
 def error_handler() -> Iterator[None]:
     try:
         yield
+    except Exit:
+        raise
     except MrlError as e:
         if _debug():
             traceback.print_exc()

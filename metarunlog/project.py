@@ -19,14 +19,14 @@ LAST = "last"
 
 
 def find_basedir(start: Path) -> Path | None:
-    """The nearest directory at or above `start` holding a project `.mrl.cfg`.
+    """The nearest git top-level at or above `start` holding a project `.mrl.cfg`.
 
-    An experiment folder may hold its own `.mrl.cfg` (overrides) next to its `.mrl`
-    record; such folders are skipped so that commands run inside an experiment still find
-    the project.
+    Requiring `.git` skips an experiment's own `.mrl.cfg` (overrides) and the copy of the
+    project's `.mrl.cfg` inside an experiment's `code/` snapshot, so commands run from
+    inside an experiment still find the project.
     """
     for d in (start, *start.parents):
-        if (d / CFG_NAME).is_file() and not (d / RECORD).exists():
+        if (d / CFG_NAME).is_file() and (d / ".git").exists() and not (d / RECORD).exists():
             return d
     return None
 

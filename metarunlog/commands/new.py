@@ -51,6 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="count untracked files as changes (default: gitFailUntrackedDefault)",
     )
     p.add_argument("description", nargs="?", default="", help="what this experiment asks")
+    p.set_defaults(expId=None)  # hooks read args.expId; after_new sees the new id
 
 
 def cli(args: argparse.Namespace, project: Project) -> int:

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import main
+
+
+def make(n: int) -> None:
+    for i in range(n):
+        assert main(["new", f"experiment {i + 1}"]) == 0
+
+
+def test_ls_lists_newest_first_and_marks_not_done(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make(3)
+    (project / "output" / "0002" / ".mrl.done").touch()
+    capsys.readouterr()
+    assert main(["ls"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["** 0003", "   0002", "** 0001"]
+
+
+def test_ls_flags_add_columns(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make(1)
+    capsys.readouterr()
+    assert main(["ls", "-tm", "-ghash", "-gdesc", "-desc"]) == 0
+    cols = capsys.readouterr().out.strip().split("\t")
+    assert cols[0] == "** 0001"
+    assert len(cols[2]) == 7 and cols[3] == "mrl init" and cols[4] == "experiment 1"
+
+
+def test_ls_json_gives_the_records(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make(2)
+    capsys.readouterr()
+    assert main(["ls", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["expId"] for r in rows] == [2, 1]
+    assert rows[0]["path"].endswith("0002") and rows[0]["done"] is False
+
+
+def test_a_corrupt_record_is_reported_by_path_and_the_others_still_listed(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make(3)
+    bad = project / "output" / "0002" / ".mrl"
+    bad.write_text('{"expId": 2, ')
+    capsys.readouterr()
+    assert main(["ls"]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["** 0003", "** 0001"]
+    assert str(bad) in err and "Traceback" not in err
+
+
+def test_ls_ignores_folders_that_are_not_experiments(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make(1)
+    (project / "output" / "notes").mkdir()
+    (project / "output" / "12").mkdir()  # does not match {expId:04d}
+    capsys.readouterr()
+    assert main(["ls"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["** 0001"]
+
+
+def test_info_and_last_resolve_ids_last_and_paths(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make(2)
+    capsys.readouterr()
+    assert main(["info", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["description"] == "experiment 1"
+    assert main(["info", "0001", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["expId"] == 1
+    assert main(["info", "output/0001", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["expId"] == 1
+    assert main(["info"]) == 0
+    assert "experiment 2" in capsys.readouterr().out
+    assert main(["last"]) == 0
+    assert capsys.readouterr().out.strip() == str(project / "output" / "0002")
+
+
+def test_info_defaults_to_the_experiment_the_cwd_is_in(
+    project: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make(2)
+    monkeypatch.chdir(project / "output" / "0001" / "code")
+    capsys.readouterr()
+    assert main(["info", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["expId"] == 1
+
+
+def test_unknown_experiment_is_one_clear_line(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make(1)
+    capsys.readouterr()
+    assert main(["info", "7"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no experiment 7" in err
+    assert main(["info", "/tmp"]) == 1
+    assert "is not an experiment" in capsys.readouterr().err
+
+
+def test_last_with_no_experiments_says_to_make_one(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["last"]) == 1
+    assert "mrl new" in capsys.readouterr().err

@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import GIT_ENV, REPO_ROOT, commit_all, git, main, run_mrl, set_cfg
+
+
+def record(project: Path, name: str = "0001") -> dict:
+    return json.loads((project / "output" / name / ".mrl").read_text())
+
+
+def test_new_makes_a_numbered_experiment_with_a_complete_record(project: Path) -> None:
+    assert main(["new", "does lr matter?"]) == 0
+    rec = record(project)
+    head = git(project, "rev-parse", "HEAD").strip()
+    assert rec["expId"] == 1
+    assert rec["gitHash"] == head
+    assert rec["gitDescription"] == "mrl init"
+    assert rec["branch"] == "main"
+    assert rec["dirty"] is False
+    assert rec["description"] == "does lr matter?"
+    for key in ("timestamp", "user", "host", "copiedFrom", "mrlVersion"):
+        assert key in rec
+    assert main(["new"]) == 0
+    assert record(project, "0002")["expId"] == 2
+
+
+def test_new_snapshots_the_tracked_tree_isolated_from_later_edits(project: Path) -> None:
+    (project / "pkg").mkdir()
+    (project / "pkg" / "model.py").write_text("LAYERS = 3\n")
+    (project / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    os.chmod(project / "run.sh", 0o755)
+    commit_all(project, "model")
+    assert main(["new"]) == 0
+    code = project / "output" / "0001" / "code"
+    assert (code / "pkg" / "model.py").read_text() == "LAYERS = 3\n"
+    assert os.access(code / "run.sh", os.X_OK)
+    assert not (code / ".git").exists()
+    (project / "pkg" / "model.py").write_text("LAYERS = 99\n")
+    commit_all(project, "more layers")
+    assert (code / "pkg" / "model.py").read_text() == "LAYERS = 3\n"
+    tracked = set(git(project, "ls-tree", "-r", "--name-only", "HEAD~1").split())
+    snap = {p.relative_to(code).as_posix() for p in code.rglob("*") if p.is_file()}
+    assert snap == tracked
+
+
+def test_new_refuses_a_dirty_tree_and_lists_the_files(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "train.py").write_text("print('changed')\n")
+    assert main(["new"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mrl: error: uncommitted changes") and "train.py" in err
+    assert "--notclean" in err
+    assert list((project / "output").iterdir()) == []
+
+
+def test_untracked_files_count_only_with_gfut_yes(project: Path) -> None:
+    (project / "scratch.py").write_text("x = 1\n")
+    assert main(["new", "-gfut", "no"]) == 0
+    assert main(["new", "-gfut", "yes"]) == 1
+    set_cfg(project, gitFailUntrackedDefault="yes")
+    commit_all(project, "gfut yes")
+    (project / "scratch2.py").write_text("x = 2\n")
+    assert main(["new"]) == 1
+
+
+def test_notclean_saves_the_diff_and_applies_it_to_code(project: Path) -> None:
+    (project / "train.py").write_text("print('changed')\n")
+    assert main(["new", "--notclean", "sloppy"]) == 0
+    exp = project / "output" / "0001"
+    rec = record(project)
+    assert rec["dirty"] is True
+    assert "train.py" in (exp / ".mrl.diff").read_text()
+    assert (exp / "code" / "train.py").read_text() == "print('changed')\n"
+    # the working tree itself is untouched
+    assert (project / "train.py").read_text() == "print('changed')\n"
+    assert git(project, "status", "--porcelain").strip() == "M train.py"
+
+
+def test_notclean_with_gfut_yes_also_carries_untracked_and_binary_files(project: Path) -> None:
+    (project / "new_module.py").write_text("VALUE = 7\n")
+    (project / "weights.bin").write_bytes(bytes(range(256)))
+    assert main(["new", "-nc", "-gfut", "yes"]) == 0
+    code = project / "output" / "0001" / "code"
+    assert (code / "new_module.py").read_text() == "VALUE = 7\n"
+    assert (code / "weights.bin").read_bytes() == bytes(range(256))
+    # the user's index is untouched: the files are still untracked
+    assert "?? new_module.py" in git(project, "status", "--porcelain")
+
+
+def test_new_copies_copyfiles_from_the_last_experiment(project: Path) -> None:
+    assert main(["new"]) == 0
+    first = project / "output" / "0001"
+    assert (first / "conf.lua").read_text() == (project / "conf.lua").read_text()
+    (first / "conf.lua").write_text("-- edited in experiment 1\n")
+    assert main(["new"]) == 0
+    assert (project / "output" / "0002" / "conf.lua").read_text() == "-- edited in experiment 1\n"
+    assert record(project, "0002")["copiedFrom"] == "0001"
+    assert main(["new", "-cp", "no"]) == 0
+    assert not (project / "output" / "0003" / "conf.lua").exists()
+    assert main(["new", "-cp", "1"]) == 0
+    assert (project / "output" / "0004" / "conf.lua").read_text() == "-- edited in experiment 1\n"
+
+
+def test_new_with_an_unknown_cp_experiment_is_an_error_and_creates_nothing(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["new", "-cp", "42"]) == 1
+    assert "no experiment 42" in capsys.readouterr().err
+    assert list((project / "output").iterdir()) == []
+
+
+def test_new_writes_the_note_and_points_last_at_it(project: Path) -> None:
+    assert main(["new", "first question"]) == 0
+    assert main(["new", "second question"]) == 0
+    note = (project / "output" / "0002" / ".mrl.note").read_text()
+    assert note.startswith("# 0002: second question")
+    assert os.readlink(project / "last") == os.path.join("output", "0002")
+
+
+def test_ten_concurrent_new_make_ten_experiments(project: Path) -> None:
+    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "metarunlog", "new", f"run {i}"], cwd=project, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for i in range(10)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 10, outs
+    exps = sorted(p.name for p in (project / "output").iterdir())
+    assert exps == [f"{i:04d}" for i in range(1, 11)]
+    descs = sorted(record(project, e)["description"] for e in exps)
+    assert descs == sorted(f"run {i}" for i in range(10))
+    assert os.readlink(project / "last") == os.path.join("output", "0010")
+
+
+def test_new_in_a_repo_without_commits_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = tmp_path / "empty"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    monkeypatch.chdir(repo)
+    assert main(["init"]) == 0
+    r = run_mrl("new", cwd=repo)
+    assert r.returncode == 1
+    assert r.stderr.strip().startswith("mrl: error:") and "no commit" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from metarunlog.project import Project
+from tests.conftest import commit_all, main, set_cfg
+
+
+def test_a_wrong_type_names_the_key(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    set_cfg(project, copyFiles="conf.lua")
+    assert main(["ls"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "'copyFiles' must be a list" in err and ".mrl.cfg" in err
+
+
+def test_a_wrong_nested_type_names_the_dotted_key(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    set_cfg(project, run={"jobs": "two"})
+    assert main(["ls"]) == 1
+    assert "'run.jobs' must be a number" in capsys.readouterr().err
+
+
+def test_booleans_are_not_numbers(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    set_cfg(project, run={"retries": True})
+    assert main(["ls"]) == 1
+    assert "'run.retries'" in capsys.readouterr().err
+
+
+def test_an_unknown_key_warns_with_the_nearest_known_one(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    set_cfg(project, copyfiles=["x"], run={"comand": "echo"})
+    assert main(["ls"]) == 0
+    err = capsys.readouterr().err
+    assert "unknown key 'copyfiles'" in err and "did you mean 'copyFiles'" in err
+    assert "unknown key 'run.comand'" in err and "'run.command'" in err
+
+
+def test_invalid_json_names_file_and_line(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / ".mrl.cfg").write_text('{\n  "outdir": "output",\n  oops\n}\n')
+    assert main(["ls"]) == 1
+    err = capsys.readouterr().err
+    assert ".mrl.cfg: line 3" in err and "Traceback" not in err
+
+
+def test_a_bad_format_string_is_an_error(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    set_cfg(project, singleExpFormat="{id:04d}")
+    assert main(["ls"]) == 1
+    assert "singleExpFormat" in capsys.readouterr().err
+
+
+def test_a_bad_choice_is_an_error(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    set_cfg(project, run={"backend": "pbs"})
+    assert main(["ls"]) == 1
+    assert "'run.backend' must be one of 'local', 'slurm'" in capsys.readouterr().err
+
+
+def test_missing_keys_get_defaults(project: Path) -> None:
+    (project / ".mrl.cfg").write_text(json.dumps({"outdir": "output"}))
+    cfg = Project.find(project).cfg
+    assert cfg["singleExpFormat"] == "{expId:04d}"
+    assert cfg["run"]["backend"] == "local"
+    assert cfg.name == "proj"  # attribute access, as hook files of the original used
+
+
+def test_an_experiment_config_overrides_the_basedir_one(project: Path) -> None:
+    set_cfg(project, run={"command": "python train.py", "jobs": 2, "slurm": {"partition": "gpu"}})
+    commit_all(project)
+    assert main(["new"]) == 0
+    expdir = project / "output" / "0001"
+    (expdir / ".mrl.cfg").write_text(json.dumps({"run": {"jobs": 4, "slurm": {"time": "1:00:00"}},
+                                                 "analysis_outfn": "report.html"}))
+    proj = Project.find(project)
+    exp = proj.load_exp("1")
+    assert exp.cfg["run"]["jobs"] == 4
+    assert exp.cfg["run"]["command"] == "python train.py"
+    assert exp.cfg["run"]["slurm"] == {**proj.cfg["run"]["slurm"], "partition": "gpu", "time": "1:00:00"}
+    assert exp.cfg["analysis_outfn"] == "report.html"
+    assert proj.cfg["run"]["jobs"] == 2
+
+
+def test_an_invalid_experiment_override_is_reported_with_its_path(project: Path) -> None:
+    assert main(["new"]) == 0
+    bad = project / "output" / "0001" / ".mrl.cfg"
+    bad.write_text(json.dumps({"run": {"jobs": "x"}}))
+    exp = Project.find(project).load_exp("1")
+    from metarunlog.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=str(bad)):
+        _ = exp.cfg
+
+
+def test_the_example_config_documents_every_key() -> None:
+    from metarunlog import config
+
+    root = Path(__file__).resolve().parent.parent
+    text = (root / ".mrl.cfg.example").read_text()
+    for key in [*config.TYPES, *config.RUN_TYPES, *config.SLURM_TYPES]:
+        assert f'"{key}"' in text, key
+
+
+def test_the_example_config_loads_as_a_real_config(project: Path) -> None:
+    root = Path(__file__).resolve().parent.parent
+    (project / ".mrl.cfg").write_text((root / ".mrl.cfg.example").read_text())
+    cfg = Project.find(project).cfg
+    assert cfg["outdir"] == "output"
+
+
+def test_comment_lines_are_allowed_in_the_config(project: Path) -> None:
+    (project / ".mrl.cfg").write_text('{\n  // where experiments go\n  "outdir": "output"\n}\n')
+    assert Project.find(project).cfg["outdir"] == "output"

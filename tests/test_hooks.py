@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import commit_all, main, run_mrl, set_cfg
+
+
+def hooks(project: Path, source: str, registered: dict) -> None:
+    (project / "mrl_hooks.py").write_text(source)
+    set_cfg(project, hooks=registered)
+    commit_all(project, "hooks")
+
+
+def test_before_and_after_hooks_wrap_a_builtin_command(project: Path) -> None:
+    hooks(project, '''
+import json
+def before_new(mrl, args):
+    open("calls.txt", "a").write(f"before {args.expId}\\n")
+def after_new(mrl, args):
+    expId, expDir, expConfig = mrl._loadExp(args.expId)
+    open("calls.txt", "a").write(f"after {args.expId} {expConfig['description']} {expDir}\\n")
+''', {"before_new": {}, "after_new": {}})
+    assert main(["new", "hooked"]) == 0
+    lines = (project / "calls.txt").read_text().splitlines()
+    assert lines == ["before None", f"after 1 hooked {project / 'output' / '0001'}"]
+
+
+def test_hooks_see_the_resolved_experiment_id(project: Path) -> None:
+    hooks(project, '''
+def before_info(mrl, args):
+    open("seen.txt", "w").write(repr(args.expId))
+''', {"before_info": {}})
+    assert main(["new"]) == 0
+    assert main(["new"]) == 0
+    assert main(["info", "last"]) == 0
+    assert (project / "seen.txt").read_text() == "2"
+
+
+def test_a_hook_file_written_for_the_original_metarunlog_runs_unchanged(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hooks(project, '''
+import metarunlog.cfg as cfg
+import os
+from os.path import join
+
+def after_new(self, args):
+    expId, expDir, expConfig = self._loadExp('last')
+    open(join(expDir, 'launch.sh'), 'w').write('echo %s %s %s' % (cfg.name, expConfig['gitHash'][:7], cfg.confTemplFile))
+
+def score(self, args):
+    expId, expDir, expConfig = self._loadExp(args.expId)
+    subExpList = self._getSubExperiments(expDir)
+    args = vars(args)
+    epoch = args.get('epoch', 300)
+    print('score', expId, int(epoch), subExpList, args.get('testset'))
+''', {"after_new": {}, "score": {"epoch": 300, "testset": None}})
+    assert main(["new"]) == 0
+    launch = (project / "output" / "0001" / "launch.sh").read_text()
+    assert launch.startswith("echo proj ") and launch.endswith(" conf.lua")
+    (project / "output" / "0001" / "001").mkdir()
+    (project / "output" / "0001" / "001" / ".mrl").write_text(json.dumps({"subExpId": 1, "params": {}}))
+    capsys.readouterr()
+    assert main(["score", "-epoch", "12", "-testset", "hub5"]) == 0
+    assert capsys.readouterr().out.strip() == "score 1 12 ['001'] hub5"
+
+
+def test_a_custom_command_with_a_null_default_requires_the_option(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hooks(project, "def score(mrl, args):\n    return 0\n", {"score": {"testset": None}})
+    assert main(["new"]) == 0
+    capsys.readouterr()
+    assert main(["score"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mrl: error:") and "-testset" in err
+
+
+def test_custom_commands_are_listed_in_help(project: Path) -> None:
+    hooks(project, "def score(mrl, args):\n    pass\n", {"score": {"epoch": 3}})
+    r = run_mrl("--help", cwd=project)
+    assert r.returncode == 0
+    assert "score" in r.stdout and "custom command from mrl_hooks.py" in r.stdout
+    r = run_mrl("score", "--help", cwd=project)
+    assert "-epoch VALUE" in r.stdout
+
+
+def test_the_public_hook_object_exposes_the_project(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    hooks(project, '''
+def where(mrl, args):
+    exp = mrl.load_exp(args.expId)
+    print(mrl.basedir.name, mrl.outdir.name, mrl.cfg["outdir"], len(mrl.experiments()),
+          exp.id, exp.record["description"], mrl.sub_experiments(exp))
+''', {"where": {}})
+    assert main(["new", "d1"]) == 0
+    capsys.readouterr()
+    assert main(["where", "1"]) == 0
+    assert capsys.readouterr().out.strip() == "proj output output 1 1 d1 []"
+
+
+def test_a_before_hook_that_raises_stops_the_command_before_it_does_anything(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hooks(project, '''
+def before_new(mrl, args):
+    raise ValueError("GPU quota exceeded")
+''', {"before_new": {}})
+    assert main(["new"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "before_new" in err and "GPU quota exceeded" in err and "mrl_hooks.py line 3" in err
+    assert list((project / "output").iterdir()) == []
+
+
+def test_a_registered_hook_that_is_not_defined_is_a_clear_error(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hooks(project, "def other(mrl, args):\n    pass\n", {"before_new": {}})
+    assert main(["new"]) == 1
+    err = capsys.readouterr().err
+    assert "'before_new' is registered in .mrl.cfg" in err and "mrl_hooks.py" in err
+
+
+def test_a_hooks_file_with_a_syntax_error_names_file_and_line(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hooks(project, "def before_new(mrl, args):\n    return (\n\n", {"before_new": {}})
+    assert main(["new"]) == 1
+    err = capsys.readouterr().err
+    assert "mrl_hooks.py:2" in err and "syntax error" in err
+
+
+def test_a_hooks_file_that_fails_to_import_names_file_and_line(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hooks(project, "import os\nimport not_a_module_xyz\n", {"before_new": {}})
+    assert main(["new"]) == 1
+    err = capsys.readouterr().err
+    assert "mrl_hooks.py:2" in err and "not_a_module_xyz" in err
+
+
+def test_a_missing_hooks_file_is_a_clear_error(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    set_cfg(project, hooks={"after_new": {}})
+    commit_all(project)
+    assert main(["new"]) == 1
+    assert "mrl_hooks.py does not exist" in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback_and_bugs_exit_3(project: Path) -> None:
+    hooks(project, "def before_ls(mrl, args):\n    raise KeyError('x')\n", {"before_ls": {}})
+    r = run_mrl("ls", cwd=project)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    r = run_mrl("ls", cwd=project, env={"MRL_DEBUG": "1"})
+    assert r.returncode == 1 and "Traceback" in r.stderr
+    # An unexpected exception inside mrl itself (a bug) exits 3 with the traceback.
+    set_cfg(project, hooks={})
+    (project / "output").rename(project / "moved")
+    (project / "output").write_text("not a folder")
+    r = run_mrl("ls", cwd=project)
+    assert r.returncode == 3 and "Traceback" in r.stderr and "internal error" in r.stderr
