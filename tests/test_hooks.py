@@ -49,7 +49,8 @@ from os.path import join
 
 def after_new(self, args):
     expId, expDir, expConfig = self._loadExp('last')
-    open(join(expDir, 'launch.sh'), 'w').write('echo %s %s %s' % (cfg.name, expConfig['gitHash'][:7], cfg.confTemplFile))
+    line = 'echo %s %s %s' % (cfg.name, expConfig['gitHash'][:7], cfg.confTemplFile)
+    open(join(expDir, 'launch.sh'), 'w').write(line)
 
 def score(self, args):
     expId, expDir, expConfig = self._loadExp(args.expId)

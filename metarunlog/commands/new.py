@@ -11,16 +11,14 @@ refused unless --notclean, which also saves .mrl.diff and applies it to code/.
 from __future__ import annotations
 
 import argparse
-import datetime
-import getpass
 import os
 import shutil
-import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from metarunlog import __version__, git, jsonio
+from metarunlog import __version__, jsonio
 from metarunlog.errors import DirtyTree, MrlError
 from metarunlog.experiment import CODE, DIFF, RECORD, Experiment
 from metarunlog.project import Project
@@ -84,6 +82,8 @@ def new(
     notclean: bool = False,
     fail_untracked: str | None = None,
 ) -> NewResult:
+    from metarunlog import git
+
     basedir = project.basedir
     untracked = (fail_untracked or project.cfg["gitFailUntrackedDefault"]) == "yes"
     head = git.head(basedir)
@@ -136,12 +136,17 @@ def _claim_next(project: Project) -> Experiment:
 def _fill(
     project: Project,
     exp: Experiment,
-    head: git.Head,
+    head: Any,  # git.Head
     dirty: list[str],
     untracked: bool,
     source: tuple[Path | None, str | None],
     description: str,
 ) -> NewResult:
+    import datetime
+    import socket
+
+    from metarunlog import git
+
     result = NewResult(exp)
     code = exp.dir / CODE
     code.mkdir()
@@ -199,6 +204,8 @@ def _copy_files(project: Project, exp: Experiment, src_dir: Path, result: NewRes
 
 
 def _user() -> str:
+    import getpass
+
     try:
         return getpass.getuser()
     except Exception:  # no passwd entry (containers)
