@@ -119,7 +119,10 @@ def _main(argv: list[str]) -> int:
     if not argv:
         parser.print_help()
         return 0
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version: argparse exits 0 after printing
+        return e.code if isinstance(e.code, int) else 0
     if args.command is None:
         parser.print_help()
         return 0
