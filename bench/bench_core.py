@@ -104,10 +104,20 @@ def main() -> None:
             f"GIT_INDEX_FILE={idx} git read-tree HEAD && "
             f"GIT_INDEX_FILE={idx} git -c checkout.workers=0 checkout-index -a -f --prefix={dest}/",
             big, r, shell=True, setup=fresh_dest)
+        wt = tmp_path / "wt"
+
+        def fresh_wt() -> None:
+            subprocess.run(["git", "worktree", "remove", "--force", str(wt)], cwd=big, capture_output=True)
+            shutil.rmtree(wt, ignore_errors=True)
+
+        worktree = timed(f"git worktree add -q --detach {wt} HEAD", big, r, shell=True, setup=fresh_wt)
+        fresh_wt()
         new = timed(MRL + ["new", "bench"], big, r, setup=fresh_out)
         print(f"\nsnapshot of {a.files} tracked files, median of {r}:")
         print(f"  git archive | tar -x          {archive * 1000:7.1f} ms  (floor)")
         print(f"  read-tree + checkout-index    {checkout * 1000:7.1f} ms  {checkout / archive:5.2f}x")
+        print(f"  git worktree add --detach     {worktree * 1000:7.1f} ms  {worktree / archive:5.2f}x"
+              "   (rejected: code/ would link back to the repo)")
         print(f"  mrl new (whole command)       {new * 1000:7.1f} ms  {new / archive:5.2f}x   (aim: <= 1.5x)")
 
 
