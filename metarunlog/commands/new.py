@@ -87,7 +87,7 @@ def new(
     basedir = project.basedir
     untracked = (fail_untracked or project.cfg["gitFailUntrackedDefault"]) == "yes"
     head = git.head(basedir)
-    dirty = git.dirty_files(basedir, untracked=untracked)
+    dirty = [f for f in git.dirty_files(basedir, untracked=untracked) if not _is_ours(project, f)]
     if dirty and not notclean:
         shown = ", ".join(dirty[:8]) + (f" and {len(dirty) - 8} more" if len(dirty) > 8 else "")
         raise DirtyTree(
@@ -104,6 +104,14 @@ def new(
         raise
     project.update_last_link(exp)
     return result
+
+
+def _is_ours(project: Project, entry: str) -> bool:
+    """True for mrl's own output (outdir, `last`) in a `git status` entry, should the user
+    have removed them from .gitignore: they are never part of the code."""
+    path = entry.split(" ", 1)[1].rstrip("/")
+    out = os.path.relpath(project.outdir, project.basedir)
+    return path == "last" or path == out or path.startswith(out + "/")
 
 
 def _copy_source(project: Project, copy_from: str | None) -> tuple[Path | None, str | None]:

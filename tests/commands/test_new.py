@@ -149,3 +149,10 @@ def test_new_in_a_repo_without_commits_is_a_clear_error(tmp_path: Path, monkeypa
     assert r.returncode == 1
     assert r.stderr.strip().startswith("mrl: error:") and "no commit" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_mrl_output_never_counts_as_uncommitted_code(project: Path) -> None:
+    (project / ".gitignore").write_text("")
+    commit_all(project, "no ignores")
+    assert main(["new", "-gfut", "yes"]) == 0
+    assert main(["new", "-gfut", "yes"]) == 0
