@@ -1,0 +1,558 @@
+"""The Slurm backend: one `sbatch --array` per `mrl run`, states merged from the scheduler.
+
+Submission writes a batch script into `EXPDIR/.mrl.slurm/` (kept for the user to read or
+resubmit with plain `sbatch`), submits it held (`sbatch --parsable --hold`), marks the
+selected sub-experiments `queued` with their job id `<array job>_<task>`, then releases
+the job. Holding it first means no array task can start, and write `running`, before the
+`queued` records exist; and a rejected submission leaves no record touched.
+
+Each array task runs `python -m metarunlog.execute EXPDIR $SLURM_ARRAY_TASK_ID --backend
+slurm` with the interpreter and PYTHONPATH of the `mrl` that submitted it, so `run.log`
+and `.mrl.status` are written by the same code as with the local backend.
+
+States: `.mrl.status` says what the task itself last wrote; `squeue -t all` (which also
+answers for finished jobs until MinJobAge) and, for older jobs, `sacct` say what the
+scheduler knows. A record that says queued/running whose job the scheduler no longer
+knows is `stale`; a final scheduler state the task could not write itself (timeout, out
+of memory, node failure, killed by `scancel`) is written into the record.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from metarunlog.errors import MrlError
+from metarunlog.states import JobState, recorded_state
+
+SLURM_DIR = ".mrl.slurm"
+SUBMISSIONS = "submissions.jsonl"
+TIMEOUT_S = 60  # a Slurm client call that takes longer than this is an unreachable controller
+
+
+class SlurmError(MrlError):
+    """sbatch/squeue/scancel missing, a submission Slurm rejected, or an unreachable controller."""
+
+
+# -- options -> #SBATCH lines --------------------------------------------------------------
+
+# .mrl.cfg run.slurm key -> sbatch long option
+_OPTION_NAMES = {
+    "partition": "--partition",
+    "time": "--time",
+    "mem": "--mem",
+    "cpus_per_task": "--cpus-per-task",
+    "gpus": "--gpus",
+    "account": "--account",
+    "qos": "--qos",
+}
+
+
+@dataclass
+class SlurmOptions:
+    """What goes into the `#SBATCH` lines: `.mrl.cfg` run.slurm, then `--slurm-opt` (wins)."""
+
+    values: dict[str, Any] = field(default_factory=dict)  # run.slurm keys of _OPTION_NAMES
+    extra: list[str] = field(default_factory=list)  # free-form lines from run.slurm.extra
+    cli: list[str] = field(default_factory=list)  # --slurm-opt, in order
+    max_parallel: int | None = None
+
+    @classmethod
+    def from_config(
+        cls, slurm_cfg: Mapping[str, Any], slurm_opts: Sequence[str] = (), max_parallel: int | None = None
+    ) -> SlurmOptions:
+        values = {k: slurm_cfg.get(k) for k in _OPTION_NAMES if slurm_cfg.get(k) not in (None, "")}
+        mp = max_parallel if max_parallel is not None else slurm_cfg.get("max_parallel")
+        if mp is not None and mp < 1:
+            raise SlurmError(f"--max-parallel must be at least 1, not {mp}")
+        return cls(values, [str(x) for x in slurm_cfg.get("extra") or []], list(slurm_opts), mp)
+
+    def sbatch_lines(self) -> list[str]:
+        lines = [f"#SBATCH {_OPTION_NAMES[k]}={v}" for k, v in self.values.items()]
+        lines += [_sbatch_line(x) for x in self.extra]
+        lines += [_sbatch_line(x) for x in self.cli]
+        return lines
+
+
+def _sbatch_line(option: str) -> str:
+    option = option.strip()
+    if option.startswith("#SBATCH"):
+        return option
+    if not option.startswith("-"):
+        raise SlurmError(
+            f"Slurm option {option!r} must start with '-' (like '--partition=gpu'): "
+            "check run.slurm.extra in .mrl.cfg or --slurm-opt"
+        )
+    if "\n" in option:
+        raise SlurmError(f"Slurm option {option!r} must be one line")
+    return f"#SBATCH {option}"
+
+
+def array_spec(ids: Iterable[int], max_parallel: int | None = None) -> str:
+    """`[1, 2, 3, 5, 7, 8]` -> `1-3,5,7-8` (plus `%N` for a throttle)."""
+    ranges: list[list[int]] = []
+    for i in sorted(set(ids)):
+        if ranges and i == ranges[-1][1] + 1:
+            ranges[-1][1] = i
+        else:
+            ranges.append([i, i])
+    spec = ",".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
+    return f"{spec}%{max_parallel}" if max_parallel else spec
+
+
+# -- the batch script ------------------------------------------------------------------------
+
+
+def mrl_pythonpath() -> str:
+    """PYTHONPATH for the array tasks: this mrl's package root first, then the caller's."""
+    import metarunlog
+
+    root = str(Path(metarunlog.__file__).resolve().parent.parent)
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
+    return os.pathsep.join([root, *rest])
+
+
+def render_script(
+    expdir: Path, name: str, ids: Sequence[int], opts: SlurmOptions, *, retries: int = 0
+) -> str:
+    """The batch script: #SBATCH lines, then one `python -m metarunlog.execute` per task."""
+    out_dir = expdir / SLURM_DIR
+    run = [sys.executable, "-m", "metarunlog.execute", str(expdir), "$SLURM_ARRAY_TASK_ID", "--backend", "slurm"]
+    if retries:
+        run += ["--retries", str(retries)]
+    cmd = " ".join(a if a.startswith("$") else shlex.quote(a) for a in run)
+    lines = [
+        "#!/bin/bash",
+        f"#SBATCH --job-name={shlex.quote('mrl-' + name)}",
+        f"#SBATCH --array={array_spec(ids, opts.max_parallel)}",
+        f"#SBATCH --output={shlex.quote(str(out_dir / 'slurm-%A_%a.out'))}",
+        *opts.sbatch_lines(),
+        f"# Written by mrl run on {_now()}. Each array task runs sub-experiment",
+        "# $SLURM_ARRAY_TASK_ID with the mrl that submitted it; resubmit with `sbatch THIS_FILE`.",
+        f"export PYTHONPATH={shlex.quote(mrl_pythonpath())}",
+        f"cd {shlex.quote(str(expdir))}",
+        f"exec {cmd}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_script(expdir: Path, text: str) -> Path:
+    """A new `EXPDIR/.mrl.slurm/submit-NNN.sh` (never overwrites an earlier one)."""
+    d = expdir / SLURM_DIR
+    d.mkdir(exist_ok=True)
+    n = 1 + max((int(p.stem[7:]) for p in d.glob("submit-*.sh") if p.stem[7:].isdigit()), default=0)
+    while True:
+        path = d / f"submit-{n:03d}.sh"
+        try:
+            with open(path, "x", encoding="utf-8") as f:  # "x": a concurrent mrl run takes the next
+                f.write(text)
+            return path
+        except FileExistsError:
+            n += 1
+
+
+def _now() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+# -- Slurm's client commands --------------------------------------------------------------------
+
+
+def _slurm(cmd: list[str], what: str) -> subprocess.CompletedProcess[str]:
+    """Run a Slurm client; a missing one or a hung controller is a SlurmError."""
+    if shutil.which(cmd[0]) is None:
+        raise SlurmError(
+            f"{cmd[0]} not found on PATH: run mrl on a machine with the Slurm client commands "
+            "(a login node), or use --backend local"
+        )
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise SlurmError(f"{what}: {cmd[0]} got no answer in {TIMEOUT_S} s (is slurmctld up?)") from None
+
+
+def _message(proc: subprocess.CompletedProcess[str]) -> str:
+    """Slurm's own words: its stderr lines, joined."""
+    text = (proc.stderr or proc.stdout or "").strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return "; ".join(lines) or f"exit code {proc.returncode}"
+
+
+def sbatch(script: Path, *, hold: bool = True) -> str:
+    """Submit `script`; returns the job id. A rejection raises SlurmError with Slurm's message."""
+    cmd = ["sbatch", "--parsable", *(["--hold"] if hold else []), str(script)]
+    proc = _slurm(cmd, "submitting to Slurm")
+    if proc.returncode != 0:
+        raise SlurmError(f"Slurm rejected the submission ({script}): {_message(proc)}")
+    job = proc.stdout.strip().splitlines()[-1].split(";")[0] if proc.stdout.strip() else ""
+    if not job.isdigit():
+        raise SlurmError(f"sbatch gave no job id for {script}: {proc.stdout.strip()!r}")
+    return job
+
+
+def release(job: str) -> None:
+    proc = _slurm(["scontrol", "release", job], f"releasing Slurm job {job}")
+    if proc.returncode != 0:
+        raise SlurmError(f"could not release Slurm job {job}: {_message(proc)}")
+
+
+def scancel(job_ids: Sequence[str]) -> None:
+    """Cancel array tasks (`123_4`) or whole jobs; already finished ones are fine."""
+    if not job_ids:
+        return
+    proc = _slurm(["scancel", *job_ids], "cancelling Slurm jobs")
+    if proc.returncode != 0:
+        msg = _message(proc)
+        # A task that already finished is not an error for us: it is simply not running.
+        if "already completed" not in msg and "Invalid job id" not in msg:
+            raise SlurmError(f"scancel failed: {msg}")
+
+
+# -- what the scheduler says ---------------------------------------------------------------------
+
+# Slurm job states (squeue long names; sacct may add " by UID") -> ours
+SLURM_STATES: dict[str, JobState] = {
+    "PENDING": JobState.QUEUED,
+    "REQUEUED": JobState.QUEUED,
+    "REQUEUE_HOLD": JobState.QUEUED,
+    "REQUEUE_FED": JobState.QUEUED,
+    "RESV_DEL_HOLD": JobState.QUEUED,
+    "CONFIGURING": JobState.RUNNING,
+    "RUNNING": JobState.RUNNING,
+    "COMPLETING": JobState.RUNNING,
+    "SUSPENDED": JobState.RUNNING,
+    "STOPPED": JobState.RUNNING,
+    "SIGNALING": JobState.RUNNING,
+    "STAGE_OUT": JobState.RUNNING,
+    "RESIZING": JobState.RUNNING,
+    "COMPLETED": JobState.DONE,
+    "FAILED": JobState.FAILED,
+    "SPECIAL_EXIT": JobState.FAILED,
+    "BOOT_FAIL": JobState.NODE_FAIL,
+    "NODE_FAIL": JobState.NODE_FAIL,
+    "CANCELLED": JobState.CANCELLED,
+    "REVOKED": JobState.CANCELLED,
+    "PREEMPTED": JobState.CANCELLED,
+    "DEADLINE": JobState.TIMEOUT,
+    "TIMEOUT": JobState.TIMEOUT,
+    "OUT_OF_MEMORY": JobState.OOM,
+}
+# Final states the task cannot write itself: Slurm killed it, or it never started.
+_SCHEDULER_VERDICTS = frozenset({JobState.TIMEOUT, JobState.OOM, JobState.NODE_FAIL})
+
+
+@dataclass
+class TaskInfo:
+    """One array task as the scheduler sees it."""
+
+    job_id: str  # "<array job>_<task>"
+    slurm_state: str  # e.g. "PENDING", "OUT_OF_MEMORY"
+    reason: str = ""  # why it is pending ("Priority", "JobArrayTaskLimit", ...)
+    node: str = ""
+
+    @property
+    def state(self) -> JobState:
+        return SLURM_STATES.get(self.slurm_state.split()[0] if self.slurm_state else "", JobState.FAILED)
+
+
+def _array_jobs(job_ids: Iterable[str]) -> list[str]:
+    return sorted({j.split("_")[0] for j in job_ids if j}, key=lambda j: (len(j), j))
+
+
+def squeue(job_ids: Iterable[str]) -> dict[str, TaskInfo]:
+    """The tasks of these array jobs that the controller still knows, by `<job>_<task>`.
+
+    `-t all` includes finished tasks (kept for MinJobAge); `-r` lists pending tasks one by
+    one instead of `123_[4-9%2]`. Jobs the controller forgot are simply absent.
+    """
+    jobs = _array_jobs(job_ids)
+    if not jobs:
+        return {}
+    fmt = "%i|%T|%r|%N"
+    proc = _slurm(["squeue", "-h", "-r", "-t", "all", "-j", ",".join(jobs), "-o", fmt], "asking Slurm")
+    if proc.returncode != 0:
+        msg = _message(proc)
+        if "Invalid job id" not in msg:
+            raise SlurmError(f"squeue failed: {msg}")
+        if len(jobs) > 1:  # one forgotten job makes squeue refuse them all: ask one by one
+            out: dict[str, TaskInfo] = {}
+            for j in jobs:
+                out.update(squeue([j]))
+            return out
+        return {}
+    return _parse_rows(proc.stdout, 4, lambda f: TaskInfo(f[0], f[1], _reason(f[2]), f[3]))
+
+
+def sacct(job_ids: Iterable[str]) -> dict[str, TaskInfo]:
+    """What accounting remembers of these jobs; empty when accounting is off or fails."""
+    jobs = _array_jobs(job_ids)
+    if not jobs or shutil.which("sacct") is None:
+        return {}
+    try:
+        proc = _slurm(
+            ["sacct", "-n", "-P", "-X", "-j", ",".join(jobs), "-o", "JobID,State,NodeList"], "asking Slurm"
+        )
+    except SlurmError:
+        return {}
+    if proc.returncode != 0:
+        return {}  # "accounting storage is disabled": squeue is all there is
+    return _parse_rows(proc.stdout, 3, lambda f: TaskInfo(f[0], f[1], "", f[2]))
+
+
+def _parse_rows(text: str, n: int, make: Any) -> dict[str, TaskInfo]:
+    out = {}
+    for line in text.splitlines():
+        f = line.split("|")
+        if len(f) == n and "_" in f[0] and "[" not in f[0]:
+            info = make(f)
+            out[info.job_id] = info
+    return out
+
+
+def _reason(r: str) -> str:
+    return "" if r in ("None", "(null)") else r
+
+
+def query(job_ids: Iterable[str]) -> dict[str, TaskInfo]:
+    """squeue, then sacct for what squeue no longer knows."""
+    job_ids = [j for j in job_ids if j]
+    found = squeue(job_ids)
+    missing = [j for j in job_ids if j not in found]
+    if missing:
+        found.update({k: v for k, v in sacct(missing).items() if k in missing})
+    return found
+
+
+# -- records + scheduler -> state ---------------------------------------------------------------
+
+
+def merged_state(record: dict[str, Any] | None, info: TaskInfo | None) -> JobState:
+    """What is true now, from the task's own record and what the scheduler says of its job.
+
+    - the scheduler forgot an active record's job: `stale`;
+    - the scheduler's final word the task could not write (timeout, oom, node failure)
+      wins over the record; so does any final word while the record still says active
+      (the task was killed: `scancel` -> cancelled, a crash -> failed);
+    - otherwise the record, with `queued` becoming `running` once the scheduler says so.
+    """
+    rec = recorded_state(record)
+    if info is None:
+        return JobState.STALE if rec.active else rec
+    sched = info.state
+    if sched.finished:
+        if sched in _SCHEDULER_VERDICTS and rec not in (JobState.DONE,):
+            return sched
+        if rec.active:
+            return JobState.STALE if sched is JobState.DONE else sched
+        return rec
+    if rec.finished:
+        return rec  # the task wrote its end; Slurm may still be cleaning up (COMPLETING)
+    return sched if rec in (JobState.QUEUED, JobState.PENDING) or sched is JobState.QUEUED else rec
+
+
+def is_slurm_record(record: dict[str, Any] | None) -> bool:
+    return bool(record) and record.get("backend") == "slurm" and bool(record.get("jobId"))  # type: ignore[union-attr]
+
+
+def wait_interval(elapsed: float) -> float:
+    """Poll fast at first (short jobs end quickly), then back off to spare the controller."""
+    return min(0.25 + elapsed / 20, 5.0)
+
+
+def sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+# -- the backend ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Submission:
+    """One `sbatch --array` call: its job id, the script kept in EXPDIR/.mrl.slurm, the ids."""
+
+    job: str
+    script: Path
+    ids: list[int]
+
+    def task_id(self, sub_id: int) -> str:
+        return f"{self.job}_{sub_id}"
+
+
+@dataclass
+class Observed:
+    """A sub-experiment's state after merging its record with the scheduler's word."""
+
+    state: JobState
+    record: dict[str, Any] | None
+    info: TaskInfo | None = None
+
+    @property
+    def reason(self) -> str:
+        """Why a queued task waits (Slurm's reason), or the scheduler's final word."""
+        if self.info is None:
+            return "job unknown to Slurm" if self.state is JobState.STALE else ""
+        if self.state is JobState.QUEUED:
+            return self.info.reason
+        return ""
+
+    @property
+    def node(self) -> str | None:
+        if self.info is not None and self.info.node and self.info.node != "(null)":
+            return self.info.node
+        return (self.record or {}).get("node")
+
+
+def queued_record(old: dict[str, Any] | None, job_id: str, now: str) -> dict[str, Any]:
+    """The `.mrl.status` of a submitted task: earlier attempts and finished steps kept."""
+    rec = dict(old or {})
+    if recorded_state(old) is JobState.DONE:  # --force: run every step again
+        rec["stepsDone"] = 0
+    rec.setdefault("attempts", 0)
+    rec.setdefault("stepsDone", 0)
+    rec.update(
+        state=JobState.QUEUED.value,
+        exitCode=None,
+        start=None,
+        end=None,
+        duration=None,
+        pid=None,
+        runnerPid=None,
+        backend="slurm",
+        jobId=job_id,
+        node=None,
+        submitted=now,
+    )
+    rec.pop("slurmState", None)
+    return rec
+
+
+def _needs_scheduler(record: dict[str, Any] | None) -> bool:
+    """Records whose truth may differ from what the scheduler knows."""
+    if not is_slurm_record(record):
+        return False
+    assert record is not None
+    state = recorded_state(record)
+    return state.active or (state in (JobState.FAILED, JobState.CANCELLED) and "slurmState" not in record)
+
+
+class SlurmBackend:
+    """submit / poll / cancel sub-experiments of one experiment as Slurm array tasks."""
+
+    name = "slurm"
+
+    def __init__(
+        self,
+        exp: Any,
+        *,
+        slurm_opts: Sequence[str] = (),
+        max_parallel: int | None = None,
+        retries: int = 0,
+    ) -> None:
+        self.exp = exp
+        self.opts = SlurmOptions.from_config(exp.cfg["run"].get("slurm") or {}, slurm_opts, max_parallel)
+        self.retries = retries
+
+    # -- submit ------------------------------------------------------------------------------
+    def submit(self, subs: Sequence[Any]) -> Submission | None:
+        """One held `sbatch --array`, then `queued` records, then release. All or nothing."""
+        if not subs:
+            return None
+        ids = [s.id for s in subs]
+        text = render_script(self.exp.dir, self.exp.name, ids, self.opts, retries=self.retries)
+        script = write_script(self.exp.dir, text)
+        job = sbatch(script, hold=True)
+        sub = Submission(job, script, ids)
+        old = {s.id: s.read_status() for s in subs}
+        try:
+            now = _now()
+            for s in subs:
+                s.write_status(queued_record(old[s.id], sub.task_id(s.id), now))
+            release(job)
+        except BaseException:
+            self._undo(sub, subs, old)
+            raise
+        self._log_submission(sub)
+        return sub
+
+    def _undo(self, sub: Submission, subs: Sequence[Any], old: dict[int, dict[str, Any] | None]) -> None:
+        """A submission that could not be completed: cancel the held job, restore the records."""
+        import contextlib
+
+        with contextlib.suppress(SlurmError):
+            scancel([sub.job])
+        for s in subs:
+            if old[s.id] is None:
+                with contextlib.suppress(FileNotFoundError):
+                    s.status_path.unlink()
+            else:
+                s.write_status(old[s.id])
+
+    def _log_submission(self, sub: Submission) -> None:
+        import json
+
+        line = {"jobId": sub.job, "script": sub.script.name, "ids": array_spec(sub.ids), "submitted": _now()}
+        with open(self.exp.dir / SLURM_DIR / SUBMISSIONS, "a", encoding="utf-8") as f:
+            f.write(json.dumps(line) + "\n")
+
+    # -- poll --------------------------------------------------------------------------------
+    def poll(self, subs: Sequence[Any], *, write_back: bool = True) -> dict[int, Observed]:
+        """Each sub-experiment's state: its record merged with squeue (and sacct).
+
+        A final scheduler state that differs from the record (timeout, a task killed behind
+        mrl's back) is written into `.mrl.status`, so it survives the scheduler forgetting
+        the job. `stale` is never written.
+        """
+        records = {s.id: s.read_status() for s in subs}
+        ask = [r["jobId"] for r in records.values() if _needs_scheduler(r)]  # type: ignore[index]
+        infos = query(ask) if ask else {}
+        out = {}
+        for s in subs:
+            rec = records[s.id]
+            if not _needs_scheduler(rec):
+                out[s.id] = Observed(recorded_state(rec), rec)
+                continue
+            assert rec is not None
+            info = infos.get(rec["jobId"])
+            obs = Observed(merged_state(rec, info), rec, info)
+            if write_back:
+                self._write_back(s, obs)
+            out[s.id] = obs
+        return out
+
+    def _write_back(self, sub: Any, obs: Observed) -> None:
+        rec, info = obs.record, obs.info
+        if rec is None or info is None or not info.state.finished:
+            return
+        new = dict(rec, slurmState=info.slurm_state.split()[0])
+        if obs.state is not recorded_state(rec):
+            new["state"] = obs.state.value
+            new["end"] = new.get("end") or _now()
+            if info.node and not new.get("node"):
+                new["node"] = info.node
+        sub.write_status(new)
+        obs.record = new
+
+    # -- cancel ------------------------------------------------------------------------------
+    def cancel(self, subs: Sequence[Any]) -> list[int]:
+        """`scancel` the array tasks of the queued/running ones; mark them cancelled."""
+        targets = []
+        for s in subs:
+            rec = s.read_status()
+            if is_slurm_record(rec) and recorded_state(rec).active:
+                targets.append((s, rec))
+        scancel([rec["jobId"] for _, rec in targets])
+        now = _now()
+        for s, rec in targets:
+            cur = s.read_status() or rec
+            if recorded_state(cur).active or recorded_state(cur) is JobState.CANCELLED:
+                s.write_status(dict(cur, state=JobState.CANCELLED.value, end=cur.get("end") or now))
+        return [s.id for s, _ in targets]
