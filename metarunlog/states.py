@@ -83,7 +83,9 @@ def observed_state(record: dict[str, Any] | None) -> JobState:
         return state
     if record.get("host") not in (None, _HOST):
         return state  # another machine's process: we cannot tell from here
-    pid = record.get("runnerPid") or record.get("pid")
-    if isinstance(pid, int) and not pid_alive(pid):
+    # The step's process group outlives a runner killed with -9 (and holds .mrl.lock):
+    # it is stale only once both are gone.
+    pids = [p for p in (record.get("runnerPid"), record.get("pid")) if isinstance(p, int)]
+    if pids and not any(pid_alive(p) for p in pids):
         return JobState.STALE
     return state

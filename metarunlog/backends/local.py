@@ -1,0 +1,234 @@
+"""The local backend: a pool of worker threads, one per resource slot, in this process.
+
+`--resources 0 1 1` makes three slots (GPU 0 alone, GPU 1 shared by two workers); each
+slot runs one sub-experiment at a time with `CUDA_VISIBLE_DEVICES` set to its entry.
+`-j N` makes N slots without a resource. Workers call `metarunlog.execute.run_sub`
+directly (no Python interpreter per job), which writes `.mrl.status` and `run.log`.
+
+SIGINT, SIGTERM and SIGHUP stop the pool: nothing new starts, every child process group
+gets SIGTERM (a second signal sends SIGKILL), and the interrupted sub-experiments are
+marked `cancelled`; `interrupted` then tells the caller to exit 130.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from metarunlog.backends.base import Job, RunOptions, observe
+from metarunlog.execute import HOST, Locked, Stopper, _killpg, run_sub
+from metarunlog.experiment import Experiment
+from metarunlog.states import JobState, observed_state, pid_alive, recorded_state
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+CANCEL_GRACE_S = 10.0  # after SIGTERM, how long `mrl cancel` waits before SIGKILL
+
+
+class LocalBackend:
+    """Runs jobs on this machine in worker threads; see the module docstring."""
+
+    name = "local"
+
+    def __init__(self, exp: Experiment, options: RunOptions | None = None) -> None:
+        self.exp = exp
+        self.options = options or RunOptions()
+        res = [str(r) for r in self.options.resources]
+        self.slots: list[str | None] = list(res) if res else [None] * max(1, self.options.jobs)
+        self.stop = Stopper()
+        self.interrupted = False
+        self.halted = False  # --fail-fast saw a failure: nothing new starts
+        self.running: dict[int, Job] = {}  # slot -> job
+        self._queue: collections.deque[Job] = collections.deque()
+        self._mine: set[int] = set()  # id() of jobs submitted here
+        self._cond = threading.Condition()  # an RLock inside: safe to notify from a signal handler
+        self._changed = False
+        self._threads: list[threading.Thread] = []
+        self._old_handlers: dict[int, Any] = {}
+        self._env = dict(os.environ)
+
+    # -- the Backend protocol ----------------------------------------------------------------
+    def submit(self, jobs: Sequence[Job]) -> None:
+        with self._cond:
+            for job in jobs:
+                job.state = JobState.QUEUED
+                self._mine.add(id(job))
+                self._queue.append(job)
+        self._install_signal_handlers()
+        if not self._threads:
+            for slot in range(len(self.slots)):
+                t = threading.Thread(target=self._worker, args=(slot,), name=f"mrl-slot-{slot}", daemon=True)
+                t.start()
+                self._threads.append(t)
+
+    def poll(self, jobs: Sequence[Job]) -> list[JobState]:
+        theirs = [j for j in jobs if id(j) not in self._mine]
+        if theirs:
+            observe(theirs)
+        return [j.state for j in jobs]
+
+    def cancel(self, jobs: Sequence[Job]) -> None:
+        """Stop these jobs: queued ones here are dropped, running ones get SIGTERM."""
+        theirs = []
+        with self._cond:
+            for job in jobs:
+                if id(job) not in self._mine:
+                    theirs.append(job)
+                elif job in self._queue:
+                    self._queue.remove(job)
+                    job.state = JobState.PENDING
+                elif job.state is JobState.RUNNING and job.record and job.record.get("pid"):
+                    _killpg(job.record["pid"], signal.SIGTERM)
+        if theirs:
+            cancel_records(theirs)
+
+    def wait(self, timeout: float) -> None:
+        with self._cond:
+            if not self._changed:
+                self._cond.wait(timeout)
+            self._changed = False
+
+    def close(self) -> None:
+        with self._cond:
+            self._queue.clear()
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join()
+        self._restore_signal_handlers()
+
+    # -- what the caller (mrl run) reads -----------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """True while a submitted job is queued or running here."""
+        with self._cond:
+            return bool(self._queue) or bool(self.running)
+
+    # -- workers -----------------------------------------------------------------------------
+    def _next(self) -> Job | None:
+        with self._cond:
+            if self.stop.requested or self.halted:
+                for job in self._queue:
+                    job.state = JobState.PENDING
+                self._queue.clear()
+            return self._queue.popleft() if self._queue else None
+
+    def _worker(self, slot: int) -> None:
+        while (job := self._next()) is not None:
+            job.slot, job.resource = slot, self.slots[slot]
+            with self._cond:
+                self.running[slot] = job
+            try:
+                self._run(job)
+            finally:
+                with self._cond:
+                    self.running.pop(slot, None)
+                    self._changed = True
+                    self._cond.notify_all()
+
+    def _run(self, job: Job) -> None:
+        seen = (job.record or {}).get("attempts", 0)
+
+        def started(record: dict[str, Any]) -> None:
+            job.record, job.state = record, JobState.RUNNING
+            with self._cond:
+                self._changed = True
+                self._cond.notify_all()
+
+        try:
+            job.record = run_sub(
+                job.sub,
+                job.steps or None,
+                resource=job.resource,
+                stop=self.stop,
+                force=self.options.force,
+                retries=self.options.retries,
+                seen_attempts=seen,
+                base_env=self._env,
+                on_start=started,
+            )
+            job.state = recorded_state(job.record)
+        except Locked as e:
+            job.message = f"skipped: {e}"
+            job.state = observed_state(job.read_record())
+            if not job.state.active:
+                job.state = JobState.RUNNING  # another runner holds it: it is not ours to report
+        except Exception as e:  # noqa: BLE001 -- one broken job must not stop the pool
+            job.message = f"mrl could not run it: {type(e).__name__}: {e}"
+            job.state = JobState.FAILED
+        if job.state is JobState.FAILED and self.options.fail_fast:
+            self.halted = True
+
+    # -- signals -----------------------------------------------------------------------------
+    def _install_signal_handlers(self) -> None:
+        if self._old_handlers or threading.current_thread() is not threading.main_thread():
+            return
+        for s in _SIGNALS:
+            self._old_handlers[s] = signal.signal(s, self._on_signal)
+
+    def _restore_signal_handlers(self) -> None:
+        for s, h in self._old_handlers.items():
+            signal.signal(s, h)
+        self._old_handlers.clear()
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        again = self.interrupted
+        self.interrupted = True
+        self.stop.stop(signal.SIGKILL if again else signal.SIGTERM)
+        self._changed = True
+
+
+def cancel_records(jobs: Sequence[Job], grace: float = CANCEL_GRACE_S) -> None:
+    """Cancel local jobs of another runner (or of none): SIGTERM their process groups.
+
+    A live runner writes `cancelled` itself when its step dies; for a record whose runner
+    is gone (stale) or that was never started here, we write it.
+    """
+    groups, here = [], []
+    for job in jobs:
+        rec = job.read_record()
+        state = observed_state(rec)
+        if rec is None or (not state.active and state is not JobState.STALE):
+            continue
+        if rec.get("host") not in (None, HOST):
+            job.message = f"runs on {rec.get('host')}: cancel it there"
+            continue
+        here.append(job)
+        pgid = rec.get("pid")
+        if isinstance(pgid, int) and pid_alive(pgid):
+            _killpg(pgid, signal.SIGTERM)
+            groups.append(pgid)
+    _wait_gone(groups, grace)
+    for job in here:
+        _mark_cancelled_if_orphaned(job)
+
+
+def _wait_gone(groups: list[int], grace: float) -> None:
+    deadline = time.monotonic() + grace
+    while groups and time.monotonic() < deadline:
+        groups = [g for g in groups if pid_alive(g)]
+        if groups:
+            time.sleep(0.05)
+    for g in groups:
+        _killpg(g, signal.SIGKILL)
+
+
+def _mark_cancelled_if_orphaned(job: Job) -> None:
+    runner = (job.record or {}).get("runnerPid")
+    for _ in range(40):  # a live runner writes `cancelled` itself, give it 2 s
+        rec = job.read_record()
+        if not recorded_state(rec).active:
+            job.state = recorded_state(rec)
+            return
+        if not (isinstance(runner, int) and pid_alive(runner)):
+            break
+        time.sleep(0.05)
+    rec = job.read_record()
+    if rec is not None and recorded_state(rec).active:
+        with contextlib.suppress(OSError):
+            job.sub.write_status({**rec, "state": JobState.CANCELLED.value, "pid": None})
+        job.state = JobState.CANCELLED
