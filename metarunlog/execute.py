@@ -211,7 +211,7 @@ def run_sub(
         old = sub.read_status() or {}
         if _leave_alone(old, force, seen_attempts):
             return old
-        first = _resume_at(old, steps) if recorded_state(old) is not JobState.DONE else 0
+        first = resume_at(old, steps) if recorded_state(old) is not JobState.DONE else 0
         env = environment(sub, resource, base_env)
         attempt = Attempt(steps, _initial(old, steps, resource, backend, job_id, first))
         record = old
@@ -247,7 +247,7 @@ def _leave_alone(old: dict[str, Any], force: bool, seen_attempts: int | None) ->
     return seen_attempts is not None and old.get("attempts", 0) != seen_attempts
 
 
-def _resume_at(old: dict[str, Any], steps: list[str]) -> int:
+def resume_at(old: dict[str, Any], steps: list[str]) -> int:
     """The first unfinished step, when the earlier steps are the very same commands."""
     done = old.get("stepsDone") or 0
     if not isinstance(done, int) or done <= 0 or done >= len(steps):

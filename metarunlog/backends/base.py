@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from metarunlog.errors import MrlError
-from metarunlog.states import JobState, observed_state
+from metarunlog.states import JobState, observed_state, recorded_state
 
 if TYPE_CHECKING:
     from metarunlog.experiment import Experiment, SubExperiment
@@ -64,6 +64,7 @@ class Job:
     slot: int | None = None  # local: the worker slot running it
     job_id: str | None = None  # Slurm: "<array job>_<task>"
     message: str = ""  # why it was skipped, or what went wrong outside the command
+    skipped: bool = False  # left alone: another runner has it (its state is theirs)
 
     @property
     def id(self) -> int:
@@ -79,9 +80,14 @@ class Job:
 
 
 class Backend(Protocol):
-    """What every backend provides. Subclass it to inherit `wait`, `close` and `observe`."""
+    """What every backend provides. Subclass it to inherit `wait` and `close`.
+
+    `waits`: whether `mrl run` stays until the jobs end (local) or returns once they are
+    queued (a scheduler's backend may say False).
+    """
 
     name: str
+    waits: bool = True
 
     def __init__(self, exp: Experiment, options: RunOptions) -> None: ...
 
@@ -121,3 +127,28 @@ def get_backend(name: str) -> type[Backend]:
         return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
     except (ImportError, AttributeError) as e:
         raise MrlError(f"the {name} backend is not available in this mrl ({e})") from e
+
+
+def observe_any(exp: Experiment, jobs: Sequence[Job]) -> list[JobState]:
+    """States of jobs run by any backend: each record's own backend judges it.
+
+    Local records are checked for liveness here; the others are handed to their backend's
+    `poll` (Slurm asks the scheduler). A backend that cannot answer (no `squeue` on this
+    machine) leaves its records as written and says why in `job.message`.
+    """
+    by_backend: dict[str, list[Job]] = {}
+    for job in jobs:
+        rec = job.read_record()
+        name = (rec or {}).get("backend") or "local"
+        if name == "local" or not recorded_state(rec).active:
+            job.state = observed_state(rec)
+        else:
+            by_backend.setdefault(name, []).append(job)
+    for name, group in by_backend.items():
+        try:
+            get_backend(name)(exp, RunOptions()).poll(group)
+        except MrlError as e:
+            for job in group:
+                job.state = recorded_state(job.record)
+                job.message = f"state as last written (could not ask {name}: {e})"
+    return [j.state for j in jobs]

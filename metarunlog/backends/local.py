@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from metarunlog.backends.base import Job, RunOptions, observe
-from metarunlog.execute import HOST, Locked, Stopper, _killpg, run_sub
+from metarunlog.execute import HOST, Command, Locked, Stopper, _killpg, run_sub
 from metarunlog.experiment import Experiment
 from metarunlog.states import JobState, observed_state, pid_alive, recorded_state
 
@@ -51,6 +51,7 @@ class LocalBackend:
         self._threads: list[threading.Thread] = []
         self._old_handlers: dict[int, Any] = {}
         self._env = dict(os.environ)
+        self._command: Command | None = None
 
     # -- the Backend protocol ----------------------------------------------------------------
     def submit(self, jobs: Sequence[Job]) -> None:
@@ -142,7 +143,7 @@ class LocalBackend:
         try:
             job.record = run_sub(
                 job.sub,
-                job.steps or None,
+                self._steps(job),
                 resource=job.resource,
                 stop=self.stop,
                 force=self.options.force,
@@ -153,15 +154,21 @@ class LocalBackend:
             )
             job.state = recorded_state(job.record)
         except Locked as e:
-            job.message = f"skipped: {e}"
+            job.skipped, job.message = True, str(e)
             job.state = observed_state(job.read_record())
-            if not job.state.active:
-                job.state = JobState.RUNNING  # another runner holds it: it is not ours to report
         except Exception as e:  # noqa: BLE001 -- one broken job must not stop the pool
             job.message = f"mrl could not run it: {type(e).__name__}: {e}"
             job.state = JobState.FAILED
         if job.state is JobState.FAILED and self.options.fail_fast:
             self.halted = True
+
+    def _steps(self, job: Job) -> list[str] | None:
+        """The job's steps, rendered again when its slot has a resource (`{{resource}}`)."""
+        if job.resource is None and job.steps:
+            return job.steps
+        if self._command is None:
+            self._command = Command.of(self.exp)
+        return self._command.render(job.sub, job.resource)
 
     # -- signals -----------------------------------------------------------------------------
     def _install_signal_handlers(self) -> None:

@@ -1,0 +1,273 @@
+"""Run the sub-experiments of an experiment with the command in .mrl.cfg `run.command`.
+
+run.command is a Jinja string, or a list of steps run in order, rendered per
+sub-experiment with its params and expId, subExpId, expDir, subExpDir, codeDir, resource.
+Each runs with /bin/sh in its sub-experiment folder, with MRL_EXP_DIR, MRL_SUBEXP_DIR,
+MRL_CODE_DIR (and CUDA_VISIBLE_DEVICES=R with --resources) in its environment.
+
+Writes, per sub-experiment: run.log (stdout and stderr, appended; each attempt and step
+headed by a `==== mrl attempt N step K/M ...` line) and .mrl.status (JSON: state, exit
+code, attempts, steps done, start, end, duration, host, pid, resource, backend), and
+EXPDIR/.mrl.done once every sub-experiment is done.
+
+Done ones are skipped unless --force; failed, cancelled and stale ones run again; a
+multi-step command resumes at its first unfinished step. Ctrl-C stops every running
+command and marks it cancelled. Exit code: 0 when every selected one is done, 1 if any
+failed, 130 when interrupted.
+
+Examples:
+  mrl run                      all of the current (else newest) experiment, run.jobs workers
+  mrl run 3 -j 4               experiment 3, four at a time
+  mrl run 1,4-6 --resources 0 1 1   three workers: GPU 0, and GPU 1 shared by two
+  mrl run --failed --retries 2
+  mrl run --backend slurm --slurm-opt=--partition=gpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from metarunlog.backends.base import Backend, Job, RunOptions, get_backend, observe_any
+from metarunlog.errors import MrlError
+from metarunlog.experiment import DONE_MARK, Experiment
+from metarunlog.project import Project
+from metarunlog.selection import add_target_arguments, narrow, pick
+from metarunlog.states import JobState
+
+HELP = "run sub-experiments (local workers or Slurm): run.log and .mrl.status in each"
+USAGE = "mrl run [EXP] [SELECTION] [-j N | --resources R [R ...]] [options]"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.usage = USAGE
+    add_target_arguments(p, "run")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-j", "--jobs", type=int, metavar="N", help="run N at a time (default: run.jobs, 1)")
+    g.add_argument(
+        "--resources",
+        nargs="+",
+        metavar="R",
+        help="one worker per entry, each with CUDA_VISIBLE_DEVICES=R; repeat an entry to share it "
+        "(0 1 1: GPU 0 alone, GPU 1 for two jobs at once). Default: run.resources",
+    )
+    p.add_argument("--backend", choices=["local", "slurm"], help="where to run (default: run.backend, local)")
+    p.add_argument("--failed", action="store_true", help="only failed, cancelled, timed-out or stale ones")
+    p.add_argument("--pending", action="store_true", help="only ones that never ran")
+    p.add_argument("--force", action="store_true", help="rerun done ones too")
+    p.add_argument("--retries", type=int, metavar="N", help="retry a failure up to N times (default: run.retries)")
+    p.add_argument("--fail-fast", action="store_true", default=None, help="start nothing new after a failure")
+    p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing, write nothing")
+    p.add_argument(
+        "--slurm-opt", action="append", default=[], metavar="OPT",
+        help="slurm: an sbatch option, e.g. --slurm-opt=--mem=8G",
+    )
+    p.add_argument("--max-parallel", type=int, metavar="N", help="slurm: at most N array tasks at once (%%N)")
+
+
+def cli(args: argparse.Namespace, project: Project) -> int:
+    exp = project.load_exp(args.expId)
+    options, backend_name = options_from(exp, args)
+    the_plan = plan(exp, args.selection, failed=args.failed, pending=args.pending, force=options.force)
+    if args.dry_run:
+        return _print_dry_run(the_plan)
+    _print_plan(the_plan, backend_name, options)
+    if not the_plan.jobs:
+        return 0
+    result = run(exp, the_plan, backend_name=backend_name, options=options, show=True)
+    print(result.summary)
+    return result.code
+
+
+def options_from(exp: Experiment, args: argparse.Namespace) -> tuple[RunOptions, str]:
+    """Command line first, then the experiment's `run.*` config."""
+    cfg = exp.cfg["run"]
+    resources = args.resources
+    if resources is None:
+        resources = [] if args.jobs else list(cfg.get("resources") or [])
+    jobs = args.jobs if args.jobs is not None else int(cfg.get("jobs") or 1)
+    if jobs < 1:
+        raise MrlError(f"-j must be at least 1, not {jobs}")
+    retries = args.retries if args.retries is not None else int(cfg.get("retries") or 0)
+    if retries < 0:
+        raise MrlError(f"--retries must be 0 or more, not {retries}")
+    options = RunOptions(
+        jobs=jobs,
+        resources=[str(r) for r in resources],
+        retries=retries,
+        fail_fast=bool(cfg.get("fail_fast")) if args.fail_fast is None else True,
+        force=args.force,
+        slurm_opts=list(args.slurm_opt),
+        max_parallel=args.max_parallel,
+    )
+    return options, args.backend or cfg.get("backend") or "local"
+
+
+# -- the plan ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """What a run will do: the jobs to run, and what it leaves alone and why."""
+
+    exp: Experiment
+    jobs: list[Job]
+    selected: int
+    done: list[Job] = field(default_factory=list)  # skipped: done (no --force)
+    active: list[Job] = field(default_factory=list)  # skipped: running or queued elsewhere
+    other: list[Job] = field(default_factory=list)  # skipped by --failed / --pending
+
+
+def plan(exp: Experiment, selection: str = "all", *, failed: bool = False, pending: bool = False,
+         force: bool = False) -> Plan:
+    """Select, read the states, render every command (an error here runs nothing)."""
+    from metarunlog.execute import Command
+
+    subs = exp.sub_experiments()
+    if not subs:
+        raise MrlError(f"experiment {exp.name} has no sub-experiments yet: run `mrl makebatch {exp.id}` first")
+    jobs = [Job(sub) for sub in pick(subs, selection)]
+    states = observe_any(exp, jobs)
+    keep = narrow(states, failed=failed, pending=pending)
+    out = Plan(exp, [], len(jobs))
+    for job, state, kept in zip(jobs, states, keep, strict=True):
+        if not kept:
+            out.other.append(job)
+        elif state.active:
+            out.active.append(job)
+        elif state is JobState.DONE and not force:
+            out.done.append(job)
+        else:
+            out.jobs.append(job)
+    if out.jobs:
+        command = Command.of(exp)
+        for job in out.jobs:
+            job.steps = command.render(job.sub)
+    return out
+
+
+# -- running -------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunResult:
+    states: list[JobState]
+    interrupted: bool
+    submitted_only: bool
+    seconds: float
+    skipped: int = 0
+
+    @property
+    def code(self) -> int:
+        if self.interrupted:
+            return 130
+        if self.submitted_only:
+            return 0
+        return 0 if all(s is JobState.DONE for s in self.states) else 1
+
+    @property
+    def summary(self) -> str:
+        from metarunlog.progress import counts_line, fmt_duration
+
+        if self.submitted_only:
+            return f"mrl: {len(self.states)} submitted; follow them with `mrl status --watch`"
+        what = "interrupted" if self.interrupted else "finished"
+        extra = f"; {self.skipped} left to another runner" if self.skipped else ""
+        return f"mrl: {what} in {fmt_duration(self.seconds)}: {counts_line(self.states) or 'nothing run'}{extra}"
+
+
+def run(exp: Experiment, the_plan: Plan, *, backend_name: str = "local", options: RunOptions | None = None,
+        show: bool = False) -> RunResult:
+    """Run the plan's jobs to the end (or submit them, for a scheduler); `show` draws progress."""
+    options = options or RunOptions()
+    backend = get_backend(backend_name)(exp, options)
+    jobs = the_plan.jobs
+    t0 = time.monotonic()
+    _clear_done_mark(exp)
+    backend.submit(jobs)
+    if not getattr(backend, "waits", True):
+        backend.poll(jobs)
+        backend.close()
+        return RunResult([j.state for j in jobs], False, True, time.monotonic() - t0)
+    progress = _progress(exp, jobs, backend) if show else None
+    try:
+        _wait_all(backend, jobs, progress)
+    finally:
+        backend.close()
+    if progress is not None:
+        progress.close(jobs)
+    _update_done_mark(exp)
+    ours = [j for j in jobs if not j.skipped]
+    return RunResult(
+        [j.state for j in ours], bool(getattr(backend, "interrupted", False)), False, time.monotonic() - t0,
+        skipped=len(jobs) - len(ours),
+    )
+
+
+def _wait_all(backend: Backend, jobs: list[Job], progress: Any) -> None:
+    while True:
+        states = backend.poll(jobs)
+        if progress is not None:
+            progress.update(jobs)
+        if not any(s.active for s, j in zip(states, jobs, strict=True) if not j.skipped):
+            return
+        backend.wait(0.2)
+
+
+def _progress(exp: Experiment, jobs: list[Job], backend: Backend) -> Any:
+    from metarunlog.progress import Progress
+
+    return Progress(jobs, getattr(backend, "slots", []), tail=int(exp.cfg["run"].get("log_tail") or 20))
+
+
+def _clear_done_mark(exp: Experiment) -> None:
+    mark = exp.dir / DONE_MARK
+    if mark.exists():
+        mark.unlink()  # some sub-experiment is about to run again: the experiment is not done
+
+
+def _update_done_mark(exp: Experiment) -> None:
+    from metarunlog.execute import update_done_marker
+
+    update_done_marker(exp)
+
+
+# -- printing ------------------------------------------------------------------------------------
+
+
+def _print_plan(p: Plan, backend_name: str, options: RunOptions) -> None:
+    notes = []
+    if p.done:
+        notes.append(f"{len(p.done)} done (--force reruns them)")
+    if p.active:
+        notes.append(f"{len(p.active)} running or queued elsewhere ({_names(p.active)})")
+    if p.other:
+        notes.append(f"{len(p.other)} not matching --failed/--pending")
+    skip = f"; skipping {', '.join(notes)}" if notes else ""
+    if not p.jobs:
+        print(f"mrl: nothing to run in {p.exp.name}{skip}")
+        return
+    where = backend_name
+    if backend_name == "local":
+        where = f"resources {' '.join(options.resources)}" if options.resources else f"{options.jobs} worker(s)"
+    print(f"mrl: running {len(p.jobs)} of {p.selected} in {p.exp.dir} on {where}{skip}", flush=True)
+
+
+def _names(jobs: list[Job]) -> str:
+    names = [j.name for j in jobs[:5]]
+    return ", ".join(names) + (", ..." if len(jobs) > 5 else "")
+
+
+def _print_dry_run(p: Plan) -> int:
+    lines = [f"# {len(p.jobs)} of {p.selected} would run; {len(p.done)} done, {len(p.active)} running elsewhere"]
+    from metarunlog.execute import resume_at
+
+    for job in p.jobs:
+        first = 0 if job.state is JobState.DONE else resume_at(job.record or {}, job.steps)
+        for k, step in enumerate(job.steps):
+            lines.append(f"{job.name}: {step}" + ("  # done, skipped" if k < first else ""))
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0

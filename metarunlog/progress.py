@@ -1,0 +1,134 @@
+"""What `mrl run` shows while jobs run.
+
+On a terminal: a live block (counts, elapsed, ETA, what each slot runs) redrawn in place.
+Elsewhere (a pipe, CI): one plain line per finished sub-experiment. Either way each
+failure is printed when it happens, with the last lines of its `run.log`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import TextIO
+
+from metarunlog.backends.base import Job
+from metarunlog.execute import log_tail
+from metarunlog.states import JobState
+
+_ORDER = ["done", "failed", "running", "queued", "pending", "cancelled", "timeout", "oom", "node_fail", "stale"]
+REDRAW_S = 0.1
+
+
+def is_live(stream: TextIO) -> bool:
+    return stream.isatty() and os.environ.get("TERM", "") not in ("", "dumb")
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    s = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def counts_line(states: Sequence[JobState]) -> str:
+    c = Counter(str(s) for s in states)
+    keys = [k for k in _ORDER if c[k]] + sorted(k for k in c if k not in _ORDER)
+    return ", ".join(f"{c[k]} {k}" for k in keys)
+
+
+class Progress:
+    """Call `update(jobs)` after every poll, `close()` at the end."""
+
+    def __init__(
+        self, jobs: Sequence[Job], slots: Sequence[str | None] = (), *, stream: TextIO | None = None,
+        live: bool | None = None, tail: int = 20,
+    ) -> None:
+        self.stream = stream or sys.stdout
+        self.live = is_live(self.stream) if live is None else live
+        self.slots = list(slots)
+        self.tail = tail
+        self.total = len(jobs)
+        self.t0 = time.monotonic()
+        self._seen = {id(j): j.state for j in jobs}
+        self._finished = 0
+        self._drawn = 0
+        self._last_draw = 0.0
+
+    def update(self, jobs: Sequence[Job], force: bool = False) -> None:
+        lines = []
+        for job in jobs:
+            old, new = self._seen.get(id(job)), job.state
+            if new is old:
+                continue
+            self._seen[id(job)] = new
+            if new.finished and not job.skipped:
+                self._finished += 1
+                lines += self._finish_lines(job)
+        if lines:
+            self._clear()
+            self.stream.write("\n".join(lines) + "\n")
+        if self.live and (force or lines or time.monotonic() - self._last_draw >= REDRAW_S):
+            self._clear()
+            self._draw(jobs)
+        self.stream.flush()
+
+    def close(self, jobs: Sequence[Job]) -> None:
+        self.update(jobs, force=True)
+        self._clear()
+        self.stream.flush()
+
+    # -- lines -----------------------------------------------------------------------------
+    def _finish_lines(self, job: Job) -> list[str]:
+        rec = job.record or {}
+        where = f" [{job.resource}]" if job.resource is not None and self.slots else ""
+        took = fmt_duration(rec.get("duration"))
+        head = f"[{self._finished}/{self.total}] {job.name} {job.state}{where}" + (f" in {took}" if took else "")
+        if job.state is JobState.DONE:
+            return [] if self.live else [head]
+        code = rec.get("exitCode")
+        lines = [head + (f" (exit code {code})" if code not in (None, 0) else "")]
+        if job.message:
+            lines.append(f"    {job.message}")
+        if job.state is JobState.FAILED:
+            tail = log_tail(job.sub, self.tail)
+            if tail:
+                lines.append(f"    last {len(tail)} lines of {job.sub.log_path}:")
+                lines += [f"    | {t}" for t in tail]
+        return lines
+
+    def _draw(self, jobs: Sequence[Job]) -> None:
+        elapsed = time.monotonic() - self.t0
+        active = [j for j in jobs if not j.skipped]
+        left = sum(1 for j in active if not j.state.finished)
+        eta = ""
+        if self._finished and left:
+            eta = f", ETA {fmt_duration(elapsed / self._finished * left)}"
+        block = [f"{counts_line([j.state for j in active])} | elapsed {fmt_duration(elapsed)}{eta}"]
+        running = {j.slot: j for j in active if j.state is JobState.RUNNING and j.slot is not None}
+        for i, res in enumerate(self.slots):
+            job = running.get(i)
+            label = f"slot {i}" + (f" (resource {res})" if res is not None else "")
+            block.append(f"  {label}: {job.name if job else 'idle'}")
+        width = _width()
+        self.stream.write("".join(line[:width] + "\n" for line in block))
+        self._drawn = len(block)
+        self._last_draw = time.monotonic()
+
+    def _clear(self) -> None:
+        if self._drawn:
+            self.stream.write(f"\x1b[{self._drawn}F\x1b[J")
+            self._drawn = 0
+
+
+def _width() -> int:
+    try:
+        return max(20, os.get_terminal_size().columns - 1)
+    except OSError:
+        return 119
