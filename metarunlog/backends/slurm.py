@@ -356,20 +356,13 @@ def merged_state(record: dict[str, Any] | None, info: TaskInfo | None) -> JobSta
         return rec
     if rec.finished:
         return rec  # the task wrote its end; Slurm may still be cleaning up (COMPLETING)
-    return sched if rec in (JobState.QUEUED, JobState.PENDING) or sched is JobState.QUEUED else rec
+    return JobState.RUNNING if JobState.RUNNING in (rec, sched) else JobState.QUEUED
 
 
 def is_slurm_record(record: dict[str, Any] | None) -> bool:
     return bool(record) and record.get("backend") == "slurm" and bool(record.get("jobId"))  # type: ignore[union-attr]
 
 
-def wait_interval(elapsed: float) -> float:
-    """Poll fast at first (short jobs end quickly), then back off to spare the controller."""
-    return min(0.25 + elapsed / 20, 5.0)
-
-
-def sleep(seconds: float) -> None:
-    time.sleep(seconds)
 
 
 # -- the backend ---------------------------------------------------------------------------------
@@ -387,30 +380,6 @@ class Submission:
         return f"{self.job}_{sub_id}"
 
 
-@dataclass
-class Observed:
-    """A sub-experiment's state after merging its record with the scheduler's word."""
-
-    state: JobState
-    record: dict[str, Any] | None
-    info: TaskInfo | None = None
-
-    @property
-    def reason(self) -> str:
-        """Why a queued task waits (Slurm's reason), or the scheduler's final word."""
-        if self.info is None:
-            return "job unknown to Slurm" if self.state is JobState.STALE else ""
-        if self.state is JobState.QUEUED:
-            return self.info.reason
-        return ""
-
-    @property
-    def node(self) -> str | None:
-        if self.info is not None and self.info.node and self.info.node != "(null)":
-            return self.info.node
-        return (self.record or {}).get("node")
-
-
 def queued_record(old: dict[str, Any] | None, job_id: str, now: str) -> dict[str, Any]:
     """The `.mrl.status` of a submitted task: earlier attempts and finished steps kept."""
     rec = dict(old or {})
@@ -424,8 +393,10 @@ def queued_record(old: dict[str, Any] | None, job_id: str, now: str) -> dict[str
         start=None,
         end=None,
         duration=None,
+        host=None,
         pid=None,
         runnerPid=None,
+        resource=None,
         backend="slurm",
         jobId=job_id,
         node=None,
@@ -435,124 +406,179 @@ def queued_record(old: dict[str, Any] | None, job_id: str, now: str) -> dict[str
     return rec
 
 
-def _needs_scheduler(record: dict[str, Any] | None) -> bool:
-    """Records whose truth may differ from what the scheduler knows."""
-    if not is_slurm_record(record):
+def needs_scheduler(record: dict[str, Any] | None) -> bool:
+    """A Slurm record whose truth may differ from what it says: active, or ended by a
+    signal whose cause (timeout, scancel, node failure) only the scheduler knows."""
+    if not record or record.get("backend") != "slurm" or not record.get("jobId"):
         return False
-    assert record is not None
     state = recorded_state(record)
     return state.active or (state in (JobState.FAILED, JobState.CANCELLED) and "slurmState" not in record)
 
 
+def is_locked(sub: Any) -> bool:
+    """True while some runner executes `sub` (it holds `.mrl.lock`); we take nothing."""
+    import fcntl
+
+    try:
+        fd = os.open(sub.dir / ".mrl.lock", os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops our probe lock
+
+
 class SlurmBackend:
-    """submit / poll / cancel sub-experiments of one experiment as Slurm array tasks."""
+    """Sub-experiments of one experiment as the tasks of Slurm job arrays.
+
+    `submit` queues and returns (`waits` is False: `mrl run` returns once submitted unless
+    `--wait`); `poll` merges records with the scheduler; `cancel` runs `scancel`.
+    """
 
     name = "slurm"
+    waits = False
+    query_interval = 1.0  # seconds between two scheduler queries while waiting
 
-    def __init__(
-        self,
-        exp: Any,
-        *,
-        slurm_opts: Sequence[str] = (),
-        max_parallel: int | None = None,
-        retries: int = 0,
-    ) -> None:
+    def __init__(self, exp: Any, options: Any = None) -> None:
         self.exp = exp
-        self.opts = SlurmOptions.from_config(exp.cfg["run"].get("slurm") or {}, slurm_opts, max_parallel)
-        self.retries = retries
+        self.options = options
+        slurm_cfg = exp.cfg["run"].get("slurm") or {}
+        self.opts = SlurmOptions.from_config(
+            slurm_cfg, getattr(options, "slurm_opts", ()) or (), getattr(options, "max_parallel", None)
+        )
+        self.retries = int(getattr(options, "retries", 0) or 0)
+        self.submissions: list[Submission] = []
+        self._infos: dict[str, TaskInfo] = {}
+        self._asked = -1e9  # monotonic time of the last scheduler query
 
     # -- submit ------------------------------------------------------------------------------
-    def submit(self, subs: Sequence[Any]) -> Submission | None:
-        """One held `sbatch --array`, then `queued` records, then release. All or nothing."""
-        if not subs:
-            return None
-        ids = [s.id for s in subs]
+    def submit(self, jobs: Sequence[Any]) -> None:
+        """One held `sbatch --array`, then `queued` records, then release: all or nothing.
+
+        A job another runner holds (its `.mrl.lock`) is skipped, as with the local backend.
+        """
+        todo = []
+        for job in jobs:
+            if is_locked(job.sub):
+                job.skipped, job.message = True, f"sub-experiment {job.sub.dir} is being run by another process"
+            else:
+                todo.append(job)
+        if not todo:
+            return
+        ids = [j.sub.id for j in todo]
         text = render_script(self.exp.dir, self.exp.name, ids, self.opts, retries=self.retries)
         script = write_script(self.exp.dir, text)
-        job = sbatch(script, hold=True)
-        sub = Submission(job, script, ids)
-        old = {s.id: s.read_status() for s in subs}
+        sub = Submission(sbatch(script, hold=True), script, ids)
+        old = {j.sub.id: j.sub.read_status() for j in todo}
         try:
             now = _now()
-            for s in subs:
-                s.write_status(queued_record(old[s.id], sub.task_id(s.id), now))
-            release(job)
+            for j in todo:
+                j.record = queued_record(old[j.sub.id], sub.task_id(j.sub.id), now)
+                j.sub.write_status(j.record)
+                j.job_id, j.state = sub.task_id(j.sub.id), JobState.QUEUED
+            release(sub.job)
         except BaseException:
-            self._undo(sub, subs, old)
+            self._undo(sub, todo, old)
             raise
+        self.submissions.append(sub)
         self._log_submission(sub)
-        return sub
 
-    def _undo(self, sub: Submission, subs: Sequence[Any], old: dict[int, dict[str, Any] | None]) -> None:
+    def _undo(self, sub: Submission, jobs: Sequence[Any], old: dict[int, dict[str, Any] | None]) -> None:
         """A submission that could not be completed: cancel the held job, restore the records."""
         import contextlib
 
         with contextlib.suppress(SlurmError):
             scancel([sub.job])
-        for s in subs:
-            if old[s.id] is None:
+        for j in jobs:
+            prev = old[j.sub.id]
+            if prev is None:
                 with contextlib.suppress(FileNotFoundError):
-                    s.status_path.unlink()
+                    j.sub.status_path.unlink()
             else:
-                s.write_status(old[s.id])
+                j.sub.write_status(prev)
+            j.record, j.job_id, j.state = prev, None, recorded_state(prev)
 
     def _log_submission(self, sub: Submission) -> None:
         import json
 
-        line = {"jobId": sub.job, "script": sub.script.name, "ids": array_spec(sub.ids), "submitted": _now()}
+        line = {"jobId": sub.job, "script": sub.script.name, "array": array_spec(sub.ids), "submitted": _now()}
         with open(self.exp.dir / SLURM_DIR / SUBMISSIONS, "a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")
 
     # -- poll --------------------------------------------------------------------------------
-    def poll(self, subs: Sequence[Any], *, write_back: bool = True) -> dict[int, Observed]:
-        """Each sub-experiment's state: its record merged with squeue (and sacct).
+    def poll(self, jobs: Sequence[Any]) -> list[JobState]:
+        """Each job's state: its `.mrl.status` merged with squeue (and sacct).
 
-        A final scheduler state that differs from the record (timeout, a task killed behind
-        mrl's back) is written into `.mrl.status`, so it survives the scheduler forgetting
-        the job. `stale` is never written.
+        A final scheduler state that changes the record (timeout, a task killed behind
+        mrl's back) is written into `.mrl.status`, so it outlives the scheduler's memory of
+        the job; `stale` is never written. The scheduler is asked at most once a
+        `query_interval` (the records are read every time).
         """
-        records = {s.id: s.read_status() for s in subs}
-        ask = [r["jobId"] for r in records.values() if _needs_scheduler(r)]  # type: ignore[index]
-        infos = query(ask) if ask else {}
-        out = {}
-        for s in subs:
-            rec = records[s.id]
-            if not _needs_scheduler(rec):
-                out[s.id] = Observed(recorded_state(rec), rec)
-                continue
-            assert rec is not None
-            info = infos.get(rec["jobId"])
-            obs = Observed(merged_state(rec, info), rec, info)
-            if write_back:
-                self._write_back(s, obs)
-            out[s.id] = obs
-        return out
+        records = [j.read_record() for j in jobs]
+        ask = [r["jobId"] for r in records if needs_scheduler(r)]  # type: ignore[index]
+        if ask and (time.monotonic() - self._asked >= self.query_interval or any(a not in self._infos for a in ask)):
+            self._asked = time.monotonic()
+            self._infos = query(ask)
+        for job, rec in zip(jobs, records, strict=True):
+            self._observe(job, rec)
+        return [j.state for j in jobs]
 
-    def _write_back(self, sub: Any, obs: Observed) -> None:
-        rec, info = obs.record, obs.info
-        if rec is None or info is None or not info.state.finished:
+    def _observe(self, job: Any, rec: dict[str, Any] | None) -> None:
+        if not needs_scheduler(rec):
+            job.state = recorded_state(rec)
             return
-        new = dict(rec, slurmState=info.slurm_state.split()[0])
-        if obs.state is not recorded_state(rec):
-            new["state"] = obs.state.value
-            new["end"] = new.get("end") or _now()
-            if info.node and not new.get("node"):
-                new["node"] = info.node
-        sub.write_status(new)
-        obs.record = new
+        assert rec is not None
+        job.job_id = rec["jobId"]
+        info = self._infos.get(rec["jobId"])
+        job.state = merged_state(rec, info)
+        job.message = _explain(job.state, info)
+        if info is not None and info.state.finished:
+            job.record = _with_verdict(rec, job.state, info)
+            if job.record != rec:
+                job.sub.write_status(job.record)
 
     # -- cancel ------------------------------------------------------------------------------
-    def cancel(self, subs: Sequence[Any]) -> list[int]:
+    def cancel(self, jobs: Sequence[Any]) -> None:
         """`scancel` the array tasks of the queued/running ones; mark them cancelled."""
-        targets = []
-        for s in subs:
-            rec = s.read_status()
-            if is_slurm_record(rec) and recorded_state(rec).active:
-                targets.append((s, rec))
-        scancel([rec["jobId"] for _, rec in targets])
+        targets = [j for j in jobs if needs_scheduler(j.read_record()) and recorded_state(j.record).active]
+        scancel([j.record["jobId"] for j in targets])
         now = _now()
-        for s, rec in targets:
-            cur = s.read_status() or rec
-            if recorded_state(cur).active or recorded_state(cur) is JobState.CANCELLED:
-                s.write_status(dict(cur, state=JobState.CANCELLED.value, end=cur.get("end") or now))
-        return [s.id for s, _ in targets]
+        for j in targets:
+            cur = j.read_record() or {}
+            if recorded_state(cur).active:  # the task may have written `cancelled` itself
+                j.record = dict(cur, state=JobState.CANCELLED.value, end=cur.get("end") or now, pid=None)
+                j.sub.write_status(j.record)
+            j.state = recorded_state(j.record)
+
+    def wait(self, timeout: float) -> None:
+        time.sleep(max(timeout, 0.1))
+
+    def close(self) -> None:
+        return None
+
+
+def _explain(state: JobState, info: TaskInfo | None) -> str:
+    if state is JobState.STALE:
+        return "Slurm no longer knows its job"
+    if info is None:
+        return ""
+    if state is JobState.QUEUED:
+        return f"pending in Slurm ({info.reason})" if info.reason else "pending in Slurm"
+    if state.finished and info.state.finished:
+        job, _, task = info.job_id.partition("_")
+        return f"Slurm: {info.slurm_state} (its output: {SLURM_DIR}/slurm-{job}_{task}.out)"
+    return ""
+
+
+def _with_verdict(rec: dict[str, Any], state: JobState, info: TaskInfo) -> dict[str, Any]:
+    """The record with the scheduler's final word (and the state it implies) written in."""
+    new = dict(rec, slurmState=info.slurm_state.split()[0])
+    if state is not recorded_state(rec) and state is not JobState.STALE:
+        new.update(state=state.value, end=rec.get("end") or _now(), pid=None)
+        if info.node and not new.get("node"):
+            new["node"] = info.node
+    return new
