@@ -1,0 +1,127 @@
+"""Show the state of every sub-experiment of an experiment.
+
+Reads each sub-experiment's .mrl.status (no file: pending) and checks it against what is
+true now: a `running` record whose process is gone (runner killed, machine rebooted) shows
+as `stale`, and Slurm records are merged with what the scheduler says. Prints the counts,
+then one row per sub-experiment: id, state, attempts, duration, exit code, resource or
+Slurm job, host, start. --json prints the same rows as a JSON list, each with its `state`.
+--watch redraws until nothing is running or queued (Ctrl-C leaves).
+
+Writes nothing, except EXPDIR/.mrl.done when it finds every sub-experiment done (a Slurm
+run that finished after `mrl run` returned).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from metarunlog.backends.base import Job, observe_any
+from metarunlog.experiment import DONE_MARK, Experiment
+from metarunlog.project import Project
+from metarunlog.states import JobState
+
+HELP = "state of each sub-experiment (stale = its process is gone); --watch, --json"
+COLUMNS = ["id", "state", "attempts", "duration", "exit", "where", "host", "start"]
+WATCH_S = 2.0
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("expId", nargs="?", metavar="EXP", help="experiment (default: the one you are in, else the newest)")
+    p.add_argument("--json", action="store_true", help="a JSON list of rows, each the .mrl.status record plus state")
+    p.add_argument("--watch", action="store_true", help=f"redraw every {WATCH_S:g} s until nothing runs")
+
+
+def cli(args: argparse.Namespace, project: Project) -> int:
+    exp = project.load_exp(args.expId)
+    if args.watch:
+        return _watch(exp)
+    rows = status(exp)
+    if args.json:
+        sys.stdout.write(json.dumps([r.as_dict() for r in rows], indent=1, default=str) + "\n")
+    else:
+        sys.stdout.write(render(exp, rows))
+    return 0
+
+
+@dataclass
+class Row:
+    """One sub-experiment: its id, folder name, state now, and its .mrl.status record."""
+
+    id: int
+    name: str
+    state: JobState
+    record: dict[str, Any]
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {"id": self.id, "name": self.name, **self.record, "recordedState": self.record.get("state")}
+        out["state"] = self.state.value
+        if self.note:
+            out["note"] = self.note
+        return out
+
+
+def status(exp: Experiment) -> list[Row]:
+    """The rows of `mrl status`: every sub-experiment with its observed state."""
+    jobs = [Job(sub) for sub in exp.sub_experiments()]
+    observe_any(exp, jobs)
+    rows = [Row(j.id, j.name, j.state, j.record or {}, j.message) for j in jobs]
+    if rows and all(r.state is JobState.DONE for r in rows) and not (exp.dir / DONE_MARK).exists():
+        from metarunlog.execute import update_done_marker
+
+        update_done_marker(exp)
+    return rows
+
+
+def render(exp: Experiment, rows: list[Row]) -> str:
+    from metarunlog.progress import counts_line
+
+    if not rows:
+        return f"{exp.name}: no sub-experiments yet (run `mrl makebatch`)\n"
+    head = f"{exp.name}: {len(rows)} sub-experiment(s): {counts_line([r.state for r in rows])}"
+    table = [COLUMNS] + [_cells(r) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
+    lines = [head] + ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table]
+    notes = [f"{r.name}: {r.note}" for r in rows if r.note]
+    return "\n".join(lines + notes[:5]) + "\n"
+
+
+def _cells(r: Row) -> list[str]:
+    from metarunlog.progress import fmt_duration
+
+    rec = r.record
+    code = rec.get("exitCode")
+    where = rec.get("jobId") or rec.get("resource") or ""
+    start = str(rec.get("start") or "")[:19].replace("T", " ")
+    return [
+        r.name,
+        r.state.value,
+        str(rec.get("attempts") or ""),
+        fmt_duration(rec.get("duration")),
+        "" if code is None else str(code),
+        str(where),
+        str(rec.get("node") or rec.get("host") or ""),
+        start,
+    ]
+
+
+def _watch(exp: Experiment) -> int:
+    live = sys.stdout.isatty()
+    last = ""
+    while True:
+        rows = status(exp)
+        text = render(exp, rows)
+        if live:
+            sys.stdout.write("\x1b[H\x1b[2J" + text)
+        elif text.splitlines()[0] != last:  # in a pipe: only when the counts change
+            sys.stdout.write(text.splitlines()[0] + "\n")
+        last = text.splitlines()[0]
+        sys.stdout.flush()
+        if not any(r.state.active for r in rows):
+            return 0
+        time.sleep(WATCH_S)

@@ -1,0 +1,237 @@
+"""mrl run end to end: real commands in real sub-experiment folders, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from metarunlog.main import main
+from metarunlog.progress import Progress
+from tests.backends.contract import jobs_for, make_experiment
+from tests.conftest import GIT_ENV, REPO_ROOT, run_mrl
+
+
+def statuses(exp_dir: Path) -> dict[str, dict]:
+    return {
+        p.parent.name: json.loads(p.read_text()) for p in sorted(exp_dir.glob("*/.mrl.status"))
+    }
+
+
+def start_mrl(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "metarunlog", *args], cwd=cwd, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )
+
+
+def wait_for(predicate, timeout: float = 30, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_run_runs_every_sub_experiment_of_a_grid_and_marks_the_experiment_done(project: Path, capsys) -> None:
+    exp = make_experiment(project, [{"x": i} for i in range(1, 5)], "echo value {{x}} > out.txt")
+    assert main(["run", "-j", "2"]) == 0
+    st = statuses(exp.dir)
+    assert sorted(st) == ["001", "002", "003", "004"]
+    assert all(s["state"] == "done" and s["exitCode"] == 0 for s in st.values())
+    assert (exp.dir / "003" / "out.txt").read_text() == "value 3\n"
+    assert (exp.dir / ".mrl.done").exists()
+    capsys.readouterr()
+    main(["ls"])
+    assert capsys.readouterr().out.startswith(f"   {exp.name}")  # no ** any more
+
+
+def test_failed_reruns_only_the_failed_ones(project: Path) -> None:
+    exp = make_experiment(project, [{"x": i} for i in range(1, 4)], "echo ran >> ran.txt; test {{x}} != 2 -o -e ../fixed")
+    assert main(["run"]) == 1
+    assert statuses(exp.dir)["002"]["state"] == "failed"
+    assert not (exp.dir / ".mrl.done").exists()
+    (exp.dir / "fixed").write_text("")
+    assert main(["run", "--failed"]) == 0
+    ran = {n: (exp.dir / n / "ran.txt").read_text().count("ran") for n in ("001", "002", "003")}
+    assert ran == {"001": 1, "002": 2, "003": 1}
+    assert statuses(exp.dir)["002"]["attempts"] == 2
+    assert (exp.dir / ".mrl.done").exists()
+
+
+def test_done_ones_are_skipped_unless_force(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "echo ran >> ran.txt")
+    assert main(["run"]) == 0
+    assert main(["run"]) == 0
+    assert (exp.dir / "001" / "ran.txt").read_text() == "ran\n"
+    assert main(["run", "--force", "last", "2"]) == 0
+    assert (exp.dir / "001" / "ran.txt").read_text() == "ran\n"
+    assert (exp.dir / "002" / "ran.txt").read_text() == "ran\nran\n"
+
+
+def test_a_selection_runs_only_those_ids(project: Path) -> None:
+    exp = make_experiment(project, [{"x": i} for i in range(1, 7)], "true")
+    assert main(["run", "1,4-5"]) == 0
+    assert sorted(statuses(exp.dir)) == ["001", "004", "005"]
+    assert main(["run", "last", "6"]) == 0
+    assert sorted(statuses(exp.dir)) == ["001", "004", "005", "006"]
+
+
+def test_an_unknown_id_in_the_selection_is_an_error_that_runs_nothing(project: Path, capsys) -> None:
+    exp = make_experiment(project, [{"x": 1}], "true")
+    assert main(["run", "1,7"]) == 1
+    assert "no sub-experiment 7" in capsys.readouterr().err
+    assert statuses(exp.dir) == {}
+
+
+def test_pending_runs_only_the_ones_that_never_ran(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}, {"x": 3}], "echo ran >> ran.txt; test {{x}} != 1")
+    assert main(["run", "1-2"]) == 1
+    assert main(["run", "--pending"]) == 0
+    assert (exp.dir / "001" / "ran.txt").read_text() == "ran\n"  # the failed one was not rerun
+    assert statuses(exp.dir)["003"]["state"] == "done"
+
+
+def test_resources_set_cuda_visible_devices_and_a_slot_never_runs_two_at_once(project: Path) -> None:
+    exp = make_experiment(
+        project, [{"x": i} for i in range(1, 10)],
+        'echo "start $CUDA_VISIBLE_DEVICES {{x}}" >> ../events.txt; sleep 0.2; '
+        'echo "end $CUDA_VISIBLE_DEVICES {{x}}" >> ../events.txt',
+    )
+    assert main(["run", "--resources", "0", "1", "1"]) == 0
+    running: dict[str, int] = {"0": 0, "1": 0}
+    most = {"0": 0, "1": 0}
+    for line in (exp.dir / "events.txt").read_text().splitlines():
+        kind, res, _ = line.split()
+        running[res] += 1 if kind == "start" else -1
+        most[res] = max(most[res], running[res])
+    assert most == {"0": 1, "1": 2}
+    assert {s["resource"] for s in statuses(exp.dir).values()} == {"0", "1"}
+
+
+def test_retries_retry_a_failure_until_it_passes(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}], "echo try >> tries.txt; test $(wc -l < tries.txt) -ge 3")
+    assert main(["run", "--retries", "2"]) == 0
+    st = statuses(exp.dir)["001"]
+    assert st["state"] == "done" and st["attempts"] == 3
+    assert (exp.dir / "001" / "run.log").read_text().count("==== mrl attempt") == 3
+
+
+def test_fail_fast_starts_nothing_after_the_first_failure(project: Path) -> None:
+    exp = make_experiment(project, [{"x": i} for i in range(1, 5)], "test {{x}} != 1")
+    assert main(["run", "-j", "1", "--fail-fast"]) == 1
+    assert sorted(statuses(exp.dir)) == ["001"]
+
+
+def test_an_undefined_variable_in_run_command_is_an_error_that_runs_nothing(project: Path, capsys) -> None:
+    exp = make_experiment(project, [{"x": 1}], "echo {{nope}}")
+    assert main(["run"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mrl: error: run.command") and "nope" in err
+    assert statuses(exp.dir) == {}
+
+
+def test_run_without_run_command_says_where_to_set_it(project: Path, capsys) -> None:
+    exp = make_experiment(project, [{"x": 1}], "true")
+    (exp.dir / ".mrl.cfg").unlink()
+    assert main(["run"]) == 1
+    assert "run.command" in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_commands_and_writes_nothing(project: Path, capsys) -> None:
+    exp = make_experiment(project, [{"lr": 0.1}, {"lr": 0.2}], ["prep {{subExpId}}", "train --lr {{lr}}"])
+    assert main(["run", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "001: prep 1\n001: train --lr 0.1\n002: prep 2\n002: train --lr 0.2" in out
+    assert statuses(exp.dir) == {}
+
+
+def test_a_failure_is_printed_with_the_tail_of_its_log(project: Path) -> None:
+    make_experiment(project, [{"x": 1}], "echo the reason it broke; exit 4")
+    res = run_mrl("run", cwd=project)
+    assert res.returncode == 1
+    assert "001 failed" in res.stdout and "exit code 4" in res.stdout
+    assert "| the reason it broke" in res.stdout
+
+
+def test_the_live_view_shows_counts_and_slots_on_a_terminal(project: Path, tmp_path: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "true")
+    jobs = jobs_for(exp)
+    with open(tmp_path / "tty.txt", "w+") as stream:
+        progress = Progress(jobs, ["0", "1"], stream=stream, live=True)
+        progress.update(jobs, force=True)
+        stream.seek(0)
+        text = stream.read()
+    assert "2 pending" in text and "slot 1 (resource 1): idle" in text
+
+
+def test_sigint_stops_every_child_and_marks_them_cancelled(project: Path) -> None:
+    exp = make_experiment(project, [{"x": i} for i in range(1, 6)], "echo $$ > pid.txt; sleep 60 & wait")
+    runner = start_mrl("run", "-j", "2", cwd=project)
+    pid_files = [exp.dir / n / "pid.txt" for n in ("001", "002")]
+    wait_for(lambda: all(p.exists() and p.read_text().strip() for p in pid_files), what="two jobs to start")
+    children = [int(p.read_text()) for p in pid_files]
+    runner.send_signal(signal.SIGINT)
+    out, err = runner.communicate(timeout=30)
+    assert runner.returncode == 130, err
+    st = statuses(exp.dir)
+    assert {n: s["state"] for n, s in st.items()} == {"001": "cancelled", "002": "cancelled"}
+    wait_for(lambda: not any(alive(p) for p in children), timeout=5, what="children to die")
+    # the `sleep` grandchildren went with their process group
+    out = subprocess.run(["pgrep", "-f", "sleep 60"], capture_output=True, text=True).stdout.split()
+    assert not [p for p in out if os.getpgid(int(p)) in children]
+
+
+def test_after_kill_9_of_the_runner_status_says_stale_and_the_next_run_runs_them(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "echo $$ > pid.txt; sleep 1; echo finished")
+    runner = start_mrl("run", "-j", "2", cwd=project)
+    pid_files = [exp.dir / n / "pid.txt" for n in ("001", "002")]
+    wait_for(lambda: all(p.exists() and p.read_text().strip() for p in pid_files), what="the jobs to start")
+    runner.kill()
+    runner.wait()
+    children = [int(p.read_text()) for p in pid_files]
+    wait_for(lambda: not any(alive(p) for p in children), what="the orphaned steps to end")
+    rows = json.loads(run_mrl("status", "--json", cwd=project, check=True).stdout)
+    assert [r["state"] for r in rows] == ["stale", "stale"]
+    assert [r["recordedState"] for r in rows] == ["running", "running"]
+    assert main(["run"]) == 0
+    st = statuses(exp.dir)
+    assert all(s["state"] == "done" and s["attempts"] == 2 for s in st.values())
+
+
+def test_two_runners_at_once_never_run_a_sub_experiment_twice(project: Path) -> None:
+    exp = make_experiment(project, [{"x": i} for i in range(1, 9)], "echo $PPID >> runs.txt; sleep 0.2")
+    runners = [start_mrl("run", "-j", "3", cwd=project) for _ in range(2)]
+    for r in runners:
+        out, err = r.communicate(timeout=60)
+        assert r.returncode == 0, out + err
+    for n in range(1, 9):
+        assert len((exp.dir / f"{n:03d}" / "run.log").read_text().splitlines()) == 1 + 0  # one header, no output
+        assert len((exp.dir / f"{n:03d}" / "runs.txt").read_text().splitlines()) == 1
+    assert all(s["attempts"] == 1 and s["state"] == "done" for s in statuses(exp.dir).values())
+
+
+@pytest.mark.parametrize("spec", ["3-1", "x", "1,,2"])
+def test_a_malformed_selection_is_a_one_line_error(project: Path, spec: str, capsys) -> None:
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}, {"x": 3}], "true")
+    assert main(["run", "last", spec]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mrl: error: bad ") and len(err.splitlines()) == 1
+    assert statuses(exp.dir) == {}
