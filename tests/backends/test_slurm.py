@@ -7,13 +7,24 @@ tests/backends/contract.py, run against Slurm by test_contract_slurm.py.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from metarunlog.backends import slurm
-from metarunlog.backends.slurm import SlurmOptions, TaskInfo, array_spec, merged_state
+from metarunlog.backends.base import Job, RunOptions
+from metarunlog.backends.slurm import SlurmBackend, SlurmOptions, TaskInfo, array_spec, merged_state
+from metarunlog.experiment import Experiment
 from metarunlog.states import JobState
+from tests.backends.contract import jobs_for, make_experiment, run_to_end
+from tests.conftest import run_mrl
 
 # -- no cluster needed ----------------------------------------------------------------------
 
@@ -77,6 +88,7 @@ def test_scripts_are_numbered_and_never_overwritten(tmp_path: Path) -> None:
         ("queued", "RUNNING", "running"),
         ("running", "RUNNING", "running"),
         ("done", "COMPLETING", "done"),
+        ("cancelled", "COMPLETING", "running"),  # until Slurm says why
         ("running", "CANCELLED by 0", "cancelled"),  # scancel behind mrl's back
         ("running", "FAILED", "failed"),
         ("cancelled", "TIMEOUT", "timeout"),  # the task saw SIGTERM; Slurm knows why
@@ -97,3 +109,162 @@ def test_a_missing_sbatch_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(slurm.SlurmError, match="sbatch not found on PATH"):
         slurm.sbatch(tmp_path / "x.sh")
+
+
+# -- against a real single-node Slurm --------------------------------------------------------
+
+on_slurm = pytest.mark.usefixtures("slurm")
+TIMEOUT = 90.0
+
+
+def backend(exp: Experiment, **options: Any) -> SlurmBackend:
+    return SlurmBackend(exp, RunOptions(**options))
+
+
+def wait_for(what: str, cond: Any, timeout: float = TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def squeue_rows(job: str) -> dict[str, str]:
+    out = subprocess.run(["squeue", "-h", "-r", "-j", job, "-o", "%i %T"], capture_output=True, text=True).stdout
+    return dict(line.split() for line in out.splitlines())
+
+
+@on_slurm
+def test_the_array_throttle_keeps_at_most_n_tasks_running_at_once(project: Path) -> None:
+    exp = make_experiment(
+        project, [{"x": i} for i in range(5)], "date +%s.%N > t0; sleep 1; date +%s.%N > t1",
+        slurm={"max_parallel": 2},
+    )
+    b = backend(exp)
+    assert run_to_end(b, jobs_for(exp), TIMEOUT) == [JobState.DONE] * 5
+    assert "#SBATCH --array=1-5%2\n" in b.submissions[0].script.read_text()
+    spans = [(float((s.dir / "t0").read_text()), float((s.dir / "t1").read_text())) for s in exp.sub_experiments()]
+    most = max(sum(1 for a, b_ in spans if a <= t < b_) for t, _ in spans)
+    assert most <= 2, spans
+
+
+@on_slurm
+def test_each_record_holds_its_array_task_id_and_node_and_the_script_is_kept(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "echo {{x}}")
+    b = backend(exp, max_parallel=1)
+    run_to_end(b, jobs_for(exp), TIMEOUT)
+    job = b.submissions[0].job
+    for sub in exp.sub_experiments():
+        status = sub.read_status()
+        assert status is not None
+        assert (status["state"], status["backend"], status["jobId"]) == ("done", "slurm", f"{job}_{sub.id}")
+        assert status["node"] == "localhost"
+    script = exp.dir / ".mrl.slurm" / "submit-001.sh"
+    assert b.submissions[0].script == script and "#SBATCH --array=1-2%1" in script.read_text()
+    log = [json.loads(line) for line in (exp.dir / ".mrl.slurm" / "submissions.jsonl").read_text().splitlines()]
+    assert log[0]["jobId"] == job and log[0]["array"] == "1-2"
+
+
+@on_slurm
+def test_cancel_stops_the_running_task_and_takes_the_queued_ones_out_of_the_queue(project: Path) -> None:
+    exp = make_experiment(project, [{"x": i} for i in range(3)], "touch started; sleep 60", slurm={"max_parallel": 1})
+    b = backend(exp)
+    jobs = jobs_for(exp)
+    b.submit(jobs)
+    job = b.submissions[0].job
+    wait_for("one task to start", lambda: any((s.dir / "started").exists() for s in exp.sub_experiments()))
+    assert sorted(squeue_rows(job).values()) == ["PENDING", "PENDING", "RUNNING"]
+    backend(exp).cancel([Job(s) for s in exp.sub_experiments()])  # like `mrl cancel`, a fresh backend
+    assert [s.read_status()["state"] for s in exp.sub_experiments()] == ["cancelled"] * 3  # type: ignore[index]
+    wait_for("Slurm to let go of the tasks", lambda: not set(squeue_rows(job).values()) - {"CANCELLED"})
+    assert b.poll(jobs) == [JobState.CANCELLED] * 3
+
+
+@on_slurm
+def test_a_failing_task_is_failed_with_its_exit_code_and_the_others_still_run(project: Path) -> None:
+    exp = make_experiment(project, [{"c": 0}, {"c": 3}, {"c": 0}], "echo trying; exit {{c}}")
+    assert run_to_end(backend(exp), jobs_for(exp), TIMEOUT) == [JobState.DONE, JobState.FAILED, JobState.DONE]
+    status = exp.sub_experiments()[1].read_status()
+    assert status is not None and status["exitCode"] == 3 and status["slurmState"] == "FAILED"
+    assert "trying" in exp.sub_experiments()[1].log_path.read_text()
+
+
+@on_slurm
+def test_a_rejected_submission_is_one_error_with_slurms_message_and_marks_nothing(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "echo {{x}}")
+    proc = run_mrl("run", str(exp.id), "--backend", "slurm", "--slurm-opt=--partition=nosuchpartition")
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("mrl: error:")]
+    assert len(errors) == 1 and "Invalid partition name specified" in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert all(s.read_status() is None for s in exp.sub_experiments())
+
+
+@on_slurm
+def test_an_unreachable_controller_is_one_error_and_marks_nothing(project: Path, tmp_path: Path) -> None:
+    conf = Path(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf")).read_text()
+    bad = tmp_path / "slurm.conf"  # the same cluster, but a port nobody listens on
+    bad.write_text(conf.replace("SlurmctldHost=localhost", "SlurmctldHost=localhost\nSlurmctldPort=9") +
+                   "MessageTimeout=1\n")
+    exp = make_experiment(project, [{"x": 1}], "echo {{x}}")
+    proc = run_mrl("run", str(exp.id), "--backend", "slurm", env={"SLURM_CONF": str(bad)})
+    assert proc.returncode == 1, proc.stderr
+    assert "Unable to contact slurm controller" in proc.stderr and "Traceback" not in proc.stderr
+    assert exp.sub_experiments()[0].read_status() is None
+
+
+@on_slurm
+def test_a_task_killed_with_scancel_behind_mrls_back_is_shown_cancelled(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}], "touch started; sleep 60")
+    b = backend(exp)
+    jobs = jobs_for(exp)
+    b.submit(jobs)
+    sub = exp.sub_experiments()[0]
+    wait_for("the task to start", lambda: (sub.dir / "started").exists())
+    # SIGKILL: mrl's task gets no chance to write anything; only Slurm knows
+    subprocess.run(["scancel", "--signal=KILL", jobs[0].job_id], check=True)  # type: ignore[list-item]
+    wait_for("Slurm to see the task end", lambda: backend(exp).poll([Job(sub)])[0] is not JobState.RUNNING)
+    assert backend(exp).poll([Job(sub)]) == [JobState.CANCELLED]
+    status = sub.read_status()
+    assert status is not None and status["state"] == "cancelled" and status["slurmState"] == "CANCELLED"
+    _kill_leftover(status)
+
+
+@on_slurm
+def test_a_task_whose_runner_was_killed_is_shown_failed(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}], "touch started; sleep 60")
+    b = backend(exp)
+    jobs = jobs_for(exp)
+    b.submit(jobs)
+    sub = exp.sub_experiments()[0]
+    wait_for("the task to start", lambda: (sub.dir / "started").exists())
+    wait_for("the record to say running", lambda: (sub.read_status() or {}).get("pid") is not None)
+    status = sub.read_status()
+    assert status is not None
+    os.kill(status["runnerPid"], signal.SIGKILL)  # the OOM killer, say
+    try:
+        wait_for("Slurm to see the task end", lambda: b.poll(jobs)[0] is not JobState.RUNNING)
+        assert jobs[0].state is JobState.FAILED
+        assert "Slurm: FAILED" in jobs[0].message
+        assert sub.read_status()["state"] == "failed"  # type: ignore[index]
+    finally:
+        _kill_leftover(status)
+
+
+@on_slurm
+def test_a_record_whose_job_slurm_no_longer_knows_is_stale_and_is_never_written_so(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}], "echo {{x}}")
+    sub = exp.sub_experiments()[0]
+    record = {"state": "running", "backend": "slurm", "jobId": "987654_1", "attempts": 1}
+    sub.write_status(record)
+    job = Job(sub)
+    assert backend(exp).poll([job]) == [JobState.STALE]
+    assert "no longer knows" in job.message
+    assert sub.read_status() == record
+
+
+def _kill_leftover(status: dict[str, Any]) -> None:
+    """The step's own process group outlives a runner killed with -9: end it."""
+    pgid = status.get("pid")
+    if isinstance(pgid, int):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
