@@ -1,0 +1,598 @@
+"""Expand the experiment's config template into one sub-experiment per combination.
+
+Reads confTemplFile (one file or a list) in EXPDIR, whose `MRL:` lines define the batch
+(`grid['lr'] = [0.1, 0.01]`, `params = [{...}, ...]`, `repeat = N`, `sample = K`,
+`seed = S`), and writes EXPDIR/<subExpFormat>/ for each combination: .mrl (JSON:
+subExpId, params), each template rendered with Jinja (MRL lines removed), and the other
+copyFiles from EXPDIR. Template variables: the params, expId, subExpId, expDir,
+subExpDir, codeDir. A template without MRL lines renders once into EXPDIR itself (a
+one-job experiment; the template is kept as EXPDIR/.mrl.template/<name>). Adds "batch"
+to EXPDIR/.mrl. Everything is checked first: on any error nothing is written.
+
+  mrl makebatch                        expand the last experiment
+  mrl makebatch 3 --dry-run            print the combinations, write nothing
+  mrl makebatch --set epochs=1 --grid lr=0.1,0.01
+  mrl makebatch --extend               add only combinations not made yet
+  mrl makebatch -replace               move the old sub-experiments to EXPDIR/.trash/<time>/
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from metarunlog import batch as batch_mod
+from metarunlog.batch import BatchSpec, Expansion, Template
+from metarunlog.errors import BatchError, MrlError
+from metarunlog.experiment import DONE_MARK, LOG, RECORD, STATUS, TRASH, Experiment, SubExperiment
+from metarunlog.project import Project
+
+HELP = "expand the config template into sub-experiments (grid, params, repeat, sample)"
+
+TEMPLATE_DIR = ".mrl.template"  # where a one-job experiment keeps its template
+TMP_PREFIX = ".mrl.batch-tmp-"
+RUN_LOCK = ".mrl.lock"  # held by whoever executes a sub-experiment (metarunlog.execute)
+# What running a one-job experiment leaves in EXPDIR; -replace moves these to .trash too.
+SINGLE_OUTPUTS = (STATUS, LOG, "metrics.json", "metrics.jsonl", DONE_MARK)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("expId", nargs="?", metavar="EXP", help="experiment (default: the current or last one)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "-replace",
+        "--replace",
+        action="store_true",
+        help="expand again; the old sub-experiments (with their results) move to EXPDIR/.trash/<time>/",
+    )
+    mode.add_argument(
+        "--extend",
+        action="store_true",
+        help="add only the combinations that do not exist yet, numbered after the last one",
+    )
+    p.add_argument("--dry-run", action="store_true", help="print the table of combinations; write nothing")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fix a param in every combination (a Python literal, else a string)",
+    )
+    p.add_argument(
+        "--grid",
+        dest="grids",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="KEY=V1,V2",
+        help="add or replace a grid axis",
+    )
+
+
+def cli(args: argparse.Namespace, project: Project) -> int:
+    res = makebatch(
+        project,
+        args.expId,
+        replace=args.replace,
+        extend=args.extend,
+        dry_run=args.dry_run,
+        sets=args.sets,
+        grids=args.grids,
+    )
+    for w in res.warnings:
+        print(f"mrl: warning: {w}", file=sys.stderr)
+    print(res.summary())
+    if res.dry_run:
+        print(format_table(res.table))
+    return 0
+
+
+# -- the result --------------------------------------------------------------------------
+
+
+@dataclass
+class BatchResult:
+    exp: Experiment
+    single: bool
+    made: list[tuple[int, dict[str, Any]]]  # (subExpId, params) written (or, dry run, planned)
+    names: list[str]  # their folder names ("." for a one-job experiment)
+    dry_run: bool = False
+    kept: int = 0  # existing sub-experiments left as they were (--extend)
+    duplicates: int = 0
+    trash: Path | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def table(self) -> list[tuple[str, dict[str, Any]]]:
+        return list(zip(self.names, (p for _, p in self.made), strict=True))
+
+    def summary(self) -> str:
+        verb = "would make" if self.dry_run else "made"
+        if self.single:
+            what = f"{verb} a one-job experiment: templates rendered into {self.exp.dir}"
+        elif not self.made:
+            what = f"nothing to add: all {self.kept} combinations exist in {self.exp.dir}"
+        else:
+            span = self.names[0] if len(self.names) == 1 else f"{self.names[0]}..{self.names[-1]}"
+            what = f"{verb} {len(self.made)} sub-experiment(s) {span} in {self.exp.dir}"
+            if self.kept:
+                what += f" (kept the {self.kept} existing)"
+        if self.trash is not None:
+            what += f"; the old ones are in {self.trash}"
+        return what
+
+
+def format_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
+    """The combinations as an aligned text table: a column per param."""
+    keys: list[str] = list(dict.fromkeys(k for _, p in rows for k in p))
+    head = ["subexp", *keys]
+    body = [[name, *(_cell(p, k) for k in keys)] for name, p in rows]
+    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [head, *body])
+
+
+def _cell(params: dict[str, Any], key: str) -> str:
+    if key not in params:
+        return "-"
+    v = params[key]
+    return v if isinstance(v, str) else repr(v)
+
+
+# -- planning: everything is read and checked before anything is written -----------------
+
+
+@dataclass
+class Plan:
+    exp: Experiment
+    spec: BatchSpec
+    expansion: Expansion
+    compiled: list[Any]  # render.Compiled, one per template
+    combos: list[dict[str, Any]]  # the ones to make
+    first_id: int
+    existing: list[SubExperiment]
+    single: bool
+    was_single: bool
+    warnings: list[str]
+
+    def ids(self) -> list[int]:
+        return list(range(self.first_id, self.first_id + len(self.combos)))
+
+    def names(self) -> list[str]:
+        if self.single:
+            return ["."]
+        fmt, exp_id = self.exp.cfg["subExpFormat"], self.exp.id
+        return [fmt.format(subExpId=i, expId=exp_id) for i in self.ids()]
+
+
+def makebatch(
+    project: Project,
+    exp_ref: str | int | None = None,
+    *,
+    replace: bool = False,
+    extend: bool = False,
+    dry_run: bool = False,
+    sets: list[str] | tuple[str, ...] = (),
+    grids: list[str] | tuple[str, ...] = (),
+) -> BatchResult:
+    """Expand the experiment's templates into sub-experiments (see the module docstring)."""
+    if replace and extend:
+        raise MrlError("-replace and --extend exclude each other: choose one")
+    exp = project.load_exp(exp_ref)
+    with _batch_lock(exp):
+        plan = _plan(exp, replace=replace, extend=extend, sets=sets, grids=grids)
+        names = plan.names()
+        made = list(zip(plan.ids(), plan.combos, strict=True))
+        result = BatchResult(exp, plan.single, made, names, dry_run, len(plan.existing) if extend else 0,
+                             plan.expansion.duplicates, warnings=plan.warnings)
+        tmp = _build(plan, names, dry_run)
+        if dry_run:
+            return result
+        try:
+            result.trash = _commit(plan, tmp, names, replace, extend)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return result
+
+
+def _plan(
+    exp: Experiment, *, replace: bool, extend: bool, sets: Any, grids: Any
+) -> Plan:
+    from metarunlog import render
+
+    names = _template_names(exp)
+    was_single = exp.is_expanded and exp.is_single
+    existing = [] if was_single else exp.sub_experiments()
+    _check_state(exp, existing, was_single, replace, extend)
+    templates = [_read_template(exp, name, was_single and replace) for name in names]
+    spec = batch_mod.parse_spec(line for t in templates for line in t.mrl_lines)
+    batch_mod.apply_overrides(
+        spec, [batch_mod.parse_set(s) for s in sets], [batch_mod.parse_grid(g) for g in grids]
+    )
+    expansion = batch_mod.expand(spec)
+    _check_builtin_clash(expansion.combos, spec)
+    compiled = [render.compile_template(t) for t in templates]
+    single = spec.is_single
+    if was_single and extend:
+        raise MrlError(f"{exp.dir} is a one-job experiment: use -replace to expand it again")
+    warnings = _warnings(exp, spec, expansion, compiled)
+    combos, first_id = expansion.combos, 1
+    if extend and existing:
+        combos, first_id = _new_only(existing, combos)
+    return Plan(exp, spec, expansion, compiled, combos, first_id, existing if (replace or extend) else [],
+                single, was_single, warnings)
+
+
+def _template_names(exp: Experiment) -> list[str]:
+    names = exp.cfg.template_files()
+    where = exp.cfg.path or "the project's .mrl.cfg"
+    if not names:
+        raise MrlError(
+            f"confTemplFile is not set in {where}: set it to your config template's file name "
+            "(e.g. \"conf.lua\", or a list of names) and put the file in the experiment folder"
+        )
+    for name in names:
+        rel = Path(name)
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            raise MrlError(f"confTemplFile entry '{name}' in {where} must be a path inside the experiment folder")
+    return list(dict.fromkeys(names))
+
+
+def _check_state(
+    exp: Experiment, existing: list[SubExperiment], was_single: bool, replace: bool, extend: bool
+) -> None:
+    if replace or extend:
+        if replace:
+            _check_not_running(exp, existing, was_single)
+        return
+    if exp.is_expanded or existing:
+        what = "a one-job experiment" if was_single else f"{len(existing)} sub-experiment(s)"
+        raise MrlError(
+            f"{exp.dir} is already expanded ({what}): pass -replace to move the old ones to "
+            f"{TRASH}/ and expand again, or --extend to add only new combinations"
+        )
+
+
+def _check_not_running(exp: Experiment, existing: list[SubExperiment], was_single: bool) -> None:
+    import fcntl
+
+    dirs = [exp.dir] if was_single else [s.dir for s in existing]
+    for d in dirs:
+        try:
+            fd = os.open(d / RUN_LOCK, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise MrlError(
+                f"{d} is running: wait for it or stop it with `mrl cancel {exp.id}` before -replace"
+            ) from None
+        finally:
+            os.close(fd)  # closing drops the lock we may have taken
+
+
+def _read_template(exp: Experiment, name: str, from_saved: bool) -> Template:
+    """A template's text: EXPDIR/<name>, or the copy a one-job experiment saved."""
+    path = exp.dir / name
+    if from_saved and (exp.dir / TEMPLATE_DIR / name).is_file():
+        _check_rendered_untouched(exp, name)
+        path = exp.dir / TEMPLATE_DIR / name
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MrlError(
+            f"template {path} not found: copy your confTemplFile '{name}' into {exp.dir} "
+            "(mrl new copies it from the last experiment or the basedir)"
+        ) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise MrlError(f"cannot read template {path}: {e}") from e
+    return batch_mod.split_template(name, text)
+
+
+def _check_rendered_untouched(exp: Experiment, name: str) -> None:
+    """A one-job experiment's rendered file edited by hand would be lost on -replace."""
+    want = exp.record.get("batch", {}).get("rendered", {}).get(name)
+    path = exp.dir / name
+    if want and path.is_file() and _sha(path.read_bytes()) != want:
+        raise MrlError(
+            f"{path} was edited after makebatch rendered it; its template is "
+            f"{exp.dir / TEMPLATE_DIR / name}: make your change there (or move your file there) "
+            "and run -replace again"
+        )
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _check_builtin_clash(combos: list[dict[str, Any]], spec: BatchSpec) -> None:
+    from metarunlog.render import BUILTINS
+
+    keys = set(spec.grid) | set(spec.sets) | {k for d in spec.params or [] for k in d}
+    clash = sorted(keys & set(BUILTINS))
+    if clash:
+        raise BatchError(
+            f"param '{clash[0]}' has the name of a built-in template variable "
+            f"({', '.join(BUILTINS)}): rename it"
+        )
+
+
+def _warnings(exp: Experiment, spec: BatchSpec, expansion: Expansion, compiled: list[Any]) -> list[str]:
+    from metarunlog import render
+
+    out = []
+    if expansion.duplicates:
+        out.append(f"{expansion.duplicates} duplicate combination(s) made once")
+    if expansion.sampled_out == 0 and spec.sample is not None and spec.sample >= expansion.total:
+        n = expansion.total - expansion.duplicates
+        out.append(f"sample = {spec.sample}, but there are only {n} combinations: all made")
+    used = set().union(*(c.variables for c in compiled))
+    command = exp.cfg["run"].get("command")
+    used |= render.used_in_strings([command] if isinstance(command, str) else list(command or []))
+    keys = list(dict.fromkeys(k for c in expansion.combos for k in c))
+    unused = [k for k in keys if k not in used]
+    if unused:
+        names = ", ".join(unused)
+        out.append(f"param(s) {names} used by no template nor run.command (they only label the runs)")
+    return out
+
+
+def _new_only(existing: list[SubExperiment], combos: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    have = {batch_mod.param_key(s.params) for s in existing}
+    new = [c for c in combos if batch_mod.param_key(c) not in have]
+    return new, max(s.id for s in existing) + 1
+
+
+# -- building in a temp folder, then moving into place ------------------------------------
+
+
+def _build(plan: Plan, names: list[str], dry_run: bool) -> Path:
+    """Render everything; unless dry_run, into a fresh temp folder inside EXPDIR (returned)."""
+    exp = plan.exp
+    if dry_run:
+        for sub_id, combo, name in zip(plan.ids(), plan.combos, names, strict=True):
+            _render_all(plan, combo, sub_id, exp.dir / name)
+        return exp.dir
+    tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=exp.dir))
+    try:
+        if plan.single:
+            _write_single(plan, tmp)
+        else:
+            _write_subexps(plan, tmp, names)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise MrlError(f"cannot write the batch in {exp.dir}: {e}; nothing was changed") from e
+        raise
+    return tmp
+
+
+def _variables(plan: Plan, combo: dict[str, Any], sub_id: int, sub_dir: Path) -> dict[str, Any]:
+    return {**combo, **plan.exp.template_params(), "subExpId": sub_id, "subExpDir": str(sub_dir)}
+
+
+def _render_all(plan: Plan, combo: dict[str, Any], sub_id: int, sub_dir: Path) -> list[str]:
+    ctx = _variables(plan, combo, sub_id, sub_dir)
+    label = "the one job" if plan.single else f"sub-experiment {sub_id} with {batch_mod.param_key(combo)}"
+    return [c.render(ctx, label) for c in plan.compiled]
+
+
+def _write_single(plan: Plan, tmp: Path) -> None:
+    texts = _render_all(plan, plan.combos[0] if plan.combos else {}, 1, plan.exp.dir)
+    for c, text in zip(plan.compiled, texts, strict=True):
+        out = tmp / c.name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+
+
+def _write_subexps(plan: Plan, tmp: Path, names: list[str]) -> None:
+    import json
+
+    exp = plan.exp
+    nested = {str(Path(c.name).parent) for c in plan.compiled} - {"."}
+    extra = _extra_files(exp, plan)
+    for sub_id, combo, name in zip(plan.ids(), plan.combos, names, strict=True):
+        d = tmp / name
+        os.mkdir(d)
+        for sub in nested:
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        texts = _render_all(plan, combo, sub_id, exp.dir / name)
+        with open(d / RECORD, "w", encoding="utf-8") as f:
+            f.write(json.dumps({"subExpId": sub_id, "params": combo}, indent=2) + "\n")
+        for c, text in zip(plan.compiled, texts, strict=True):
+            with open(d / c.name, "w", encoding="utf-8") as f:
+                f.write(text)
+        for src, rel in extra:
+            _copy(src, d / rel)
+
+
+def _extra_files(exp: Experiment, plan: Plan) -> list[tuple[Path, str]]:
+    """copyFiles other than the templates, found in EXPDIR (a missing one: a warning)."""
+    templates = {c.name for c in plan.compiled}
+    out = []
+    for name in exp.cfg["copyFiles"]:
+        if name in templates or Path(name).is_absolute() or ".." in Path(name).parts:
+            continue
+        src = exp.dir / name
+        if src.exists():
+            out.append((src, name))
+        else:
+            plan.warnings.append(f"copyFiles: '{name}' not found in {exp.dir}; not copied into the sub-experiments")
+    return out
+
+
+def _copy(src: Path, dst: Path) -> None:
+    if dst.parent != dst.parent.parent:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+    if src.is_dir():
+        shutil.copytree(src, dst, symlinks=True)
+    else:
+        shutil.copy2(src, dst)
+
+
+def _commit(plan: Plan, tmp: Path, names: list[str], replace: bool, extend: bool) -> Path | None:
+    """Move the old batch to .trash (with -replace), the new one into place, write the record.
+
+    Every move is a rename inside EXPDIR; if one fails, the ones done are undone.
+    """
+    exp = plan.exp
+    moves: list[tuple[Path, Path]] = []  # (from, to), done so far
+    trash = None
+    try:
+        if replace and (plan.existing or plan.was_single):
+            trash = _trash_dir(exp)
+            _move_old(plan, trash, moves)
+        if plan.single:
+            _place_single(plan, tmp, moves)
+        else:
+            _check_free(exp, names)
+            for name in names:
+                _move(tmp / name, exp.dir / name, moves)
+        exp.write_record(_record(plan, names, trash, extend))
+    except BaseException as e:
+        _undo(moves)
+        if trash is not None:
+            with contextlib.suppress(OSError):
+                trash.rmdir()  # empty again after the undo
+        if isinstance(e, OSError):
+            raise MrlError(f"cannot put the batch in place in {exp.dir}: {e}; nothing was changed") from e
+        raise
+    return trash
+
+
+def _trash_dir(exp: Experiment) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = exp.dir / TRASH
+    base.mkdir(exist_ok=True)
+    for n in range(1000):
+        d = base / (stamp if n == 0 else f"{stamp}-{n}")
+        try:
+            d.mkdir()
+            return d
+        except FileExistsError:
+            continue
+    raise MrlError(f"cannot make a new folder in {base}: clean it up")
+
+
+def _move_old(plan: Plan, trash: Path, moves: list[tuple[Path, Path]]) -> None:
+    exp = plan.exp
+    if plan.was_single:
+        rendered = exp.record.get("batch", {}).get("templates", [])
+        for name in [*rendered, *SINGLE_OUTPUTS]:
+            if (exp.dir / name).exists():
+                _move(exp.dir / name, trash / name, moves)
+        for name in rendered:  # the template goes back where a batch reads it
+            saved = exp.dir / TEMPLATE_DIR / name
+            if saved.is_file():
+                _move(saved, exp.dir / name, moves)
+        return
+    for sub in plan.existing:
+        _move(sub.dir, trash / sub.name, moves)
+    if (exp.dir / DONE_MARK).exists():
+        _move(exp.dir / DONE_MARK, trash / DONE_MARK, moves)
+
+
+def _place_single(plan: Plan, tmp: Path, moves: list[tuple[Path, Path]]) -> None:
+    exp = plan.exp
+    for c in plan.compiled:
+        src = exp.dir / c.name
+        saved = exp.dir / TEMPLATE_DIR / c.name
+        if src.exists():
+            if saved.exists():
+                raise MrlError(f"{saved} already exists: move it away and run again")
+            _move(src, saved, moves)
+        _move(tmp / c.name, exp.dir / c.name, moves)
+
+
+def _check_free(exp: Experiment, names: list[str]) -> None:
+    present = set(os.listdir(exp.dir))
+    taken = [n for n in names if n in present]
+    if taken:
+        raise MrlError(
+            f"{exp.dir / taken[0]} already exists and is not a sub-experiment of this batch: "
+            "move it away and run again"
+        )
+
+
+def _move(src: Path, dst: Path, moves: list[tuple[Path, Path]]) -> None:
+    if dst.parent != src.parent:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(src, dst)
+    moves.append((src, dst))
+
+
+def _undo(moves: list[tuple[Path, Path]]) -> None:
+    for src, dst in reversed(moves):
+        with contextlib.suppress(OSError):
+            os.rename(dst, src)
+
+
+def _record(plan: Plan, names: list[str], trash: Path | None, extend: bool) -> dict[str, Any]:
+    exp, spec = plan.exp, plan.spec
+    record = dict(exp.record)
+    old = record.get("batch", {}) if extend else {}
+    batch: dict[str, Any] = {
+        "n": len(plan.combos) + (len(plan.existing) if extend else 0),
+        "single": plan.single,
+        "templates": [c.name for c in plan.compiled],
+        "made": _now(),
+        "grid": spec.grid,
+        "params": spec.params,
+        "set": spec.sets,
+        "repeat": spec.repeat,
+        "sample": spec.sample,
+        "seed": _seed(spec),
+        "duplicates": plan.expansion.duplicates,
+    }
+    if plan.single:
+        batch["params"] = plan.combos[0] if plan.combos else {}
+        batch["rendered"] = {c.name: _sha((exp.dir / c.name).read_bytes()) for c in plan.compiled}
+    if extend and old:
+        batch["firstMade"] = old.get("firstMade", old.get("made"))
+        batch["added"] = len(plan.combos)
+    if trash is not None:
+        batch["trash"] = os.path.relpath(trash, exp.dir)
+    record["batch"] = batch
+    return record
+
+
+def _seed(spec: BatchSpec) -> int | None:
+    """The seed a sample used (the default one when the template gave none)."""
+    if spec.seed is not None or spec.sample is None:
+        return spec.seed
+    return batch_mod.DEFAULT_SEED
+
+
+def _now() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+@contextlib.contextmanager
+def _batch_lock(exp: Experiment) -> Iterator[None]:
+    """One makebatch per experiment at a time; with the lock held, temp folders left by a
+    killed makebatch are ours to remove."""
+    import fcntl
+
+    fd = os.open(exp.dir, os.O_RDONLY)  # flock on the folder itself: no lock file to leave behind
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise MrlError(f"another mrl makebatch is working on {exp.dir}: wait for it to finish") from None
+        for stale in exp.dir.glob(TMP_PREFIX + "*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        yield
+    finally:
+        os.close(fd)
