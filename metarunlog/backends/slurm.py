@@ -438,13 +438,17 @@ def is_locked(sub: Any) -> bool:
 class SlurmBackend:
     """Sub-experiments of one experiment as the tasks of Slurm job arrays.
 
-    `submit` queues and returns (`waits` is False: `mrl run` returns once submitted unless
-    `--wait`); `poll` merges records with the scheduler; `cancel` runs `scancel`.
+    `submit` queues and returns (`waits` is False, so `mrl run` returns once submitted,
+    unless `--wait`); `poll` merges records with the scheduler; `cancel` runs `scancel`.
     """
 
     name = "slurm"
-    waits = False
     query_interval = 1.0  # seconds between two scheduler queries while waiting
+
+    @staticmethod
+    def unsettled(record: dict[str, Any] | None) -> bool:
+        """A finished record only the scheduler can settle: did Slurm end it, and why?"""
+        return needs_scheduler(record) and not recorded_state(record).active
 
     def __init__(self, exp: Any, options: Any = None) -> None:
         self.exp = exp
@@ -454,6 +458,9 @@ class SlurmBackend:
             slurm_cfg, getattr(options, "slurm_opts", ()) or (), getattr(options, "max_parallel", None)
         )
         self.retries = int(getattr(options, "retries", 0) or 0)
+        self.fail_fast = bool(getattr(options, "fail_fast", False))
+        self.waits = bool(getattr(options, "wait", False))
+        self.halted = False  # --fail-fast saw a failure and cancelled the rest
         self.submissions: list[Submission] = []
         self._infos: dict[str, TaskInfo] = {}
         self._asked = -1e9  # monotonic time of the last scheduler query
@@ -505,6 +512,14 @@ class SlurmBackend:
                 j.sub.write_status(prev)
             j.record, j.job_id, j.state = prev, None, recorded_state(prev)
 
+    @property
+    def note(self) -> str:
+        """What `mrl run` prints after submitting: the job id(s) and the script."""
+        if not self.submissions:
+            return ""
+        jobs = ", ".join(s.job for s in self.submissions)
+        return f"as Slurm job {jobs} (script: {self.submissions[-1].script})"
+
     def _log_submission(self, sub: Submission) -> None:
         import json
 
@@ -528,6 +543,9 @@ class SlurmBackend:
             self._infos = query(ask)
         for job, rec in zip(jobs, records, strict=True):
             self._observe(job, rec)
+        if self.fail_fast and not self.halted and any(j.state is JobState.FAILED for j in jobs):
+            self.halted = True  # like the local pool: nothing new starts after a failure
+            self.cancel([j for j in jobs if j.state is JobState.QUEUED])
         return [j.state for j in jobs]
 
     def _observe(self, job: Any, rec: dict[str, Any] | None) -> None:
@@ -538,7 +556,7 @@ class SlurmBackend:
         job.job_id = rec["jobId"]
         info = self._infos.get(rec["jobId"])
         job.state = merged_state(rec, info)
-        job.message = _explain(job.state, info)
+        job.message = _explain(job.state, recorded_state(rec), info)
         if info is not None and info.state.finished:
             job.record = _with_verdict(rec, job.state, info)
             if job.record != rec:
@@ -552,10 +570,12 @@ class SlurmBackend:
         now = _now()
         for j in targets:
             cur = j.read_record() or {}
-            if recorded_state(cur).active:  # the task may have written `cancelled` itself
-                j.record = dict(cur, state=JobState.CANCELLED.value, end=cur.get("end") or now, pid=None)
+            if recorded_state(cur) in (JobState.QUEUED, JobState.RUNNING, JobState.CANCELLED):
+                # we know why it ended: nothing for the scheduler to settle (slurmState)
+                j.record = dict(cur, state=JobState.CANCELLED.value, end=cur.get("end") or now, pid=None,
+                                slurmState="CANCELLED")
                 j.sub.write_status(j.record)
-            j.state = recorded_state(j.record)
+            j.state, j.message = recorded_state(j.record), ""
 
     def wait(self, timeout: float) -> None:
         time.sleep(max(timeout, 0.1))
@@ -564,14 +584,16 @@ class SlurmBackend:
         return None
 
 
-def _explain(state: JobState, info: TaskInfo | None) -> str:
+def _explain(state: JobState, recorded: JobState, info: TaskInfo | None) -> str:
+    """What the scheduler adds to the record: why it waits, or why it ended when the task
+    could not say so itself."""
     if state is JobState.STALE:
         return "Slurm no longer knows its job"
     if info is None:
         return ""
     if state is JobState.QUEUED:
         return f"pending in Slurm ({info.reason})" if info.reason else "pending in Slurm"
-    if state.finished and info.state.finished:
+    if state.finished and info.state.finished and state is not recorded:
         job, _, task = info.job_id.partition("_")
         return f"Slurm: {info.slurm_state} (its output: {SLURM_DIR}/slurm-{job}_{task}.out)"
     return ""
