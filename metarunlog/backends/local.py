@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from metarunlog.backends.base import Job, RunOptions, observe
-from metarunlog.execute import HOST, Command, Locked, Stopper, _killpg, run_sub
+from metarunlog.execute import HOST, Command, Locked, Stopper, _killpg, now, run_sub
 from metarunlog.experiment import Experiment
 from metarunlog.states import JobState, observed_state, pid_alive, recorded_state
 
@@ -237,5 +237,5 @@ def _mark_cancelled_if_orphaned(job: Job) -> None:
     rec = job.read_record()
     if rec is not None and recorded_state(rec).active:
         with contextlib.suppress(OSError):
-            job.sub.write_status({**rec, "state": JobState.CANCELLED.value, "pid": None})
+            job.sub.write_status({**rec, "state": JobState.CANCELLED.value, "pid": None, "end": now()})
         job.state = JobState.CANCELLED

@@ -10,6 +10,8 @@ sub-experiment folders and records that docs/design.md pins.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import time
 from pathlib import Path
@@ -32,7 +34,8 @@ def make_experiment(
     cwd = os.getcwd()
     os.chdir(basedir)
     try:
-        assert main(["new", "-cp", "no", "made by a test"]) == 0
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert main(["new", "-cp", "no", "made by a test"]) == 0
         project = Project.find(basedir)
         exp = project.load_exp("last")
     finally:

@@ -64,7 +64,8 @@ def test_run_runs_every_sub_experiment_of_a_grid_and_marks_the_experiment_done(p
 
 
 def test_failed_reruns_only_the_failed_ones(project: Path) -> None:
-    exp = make_experiment(project, [{"x": i} for i in range(1, 4)], "echo ran >> ran.txt; test {{x}} != 2 -o -e ../fixed")
+    command = "echo ran >> ran.txt; test {{x}} != 2 -o -e ../fixed"
+    exp = make_experiment(project, [{"x": i} for i in range(1, 4)], command)
     assert main(["run"]) == 1
     assert statuses(exp.dir)["002"]["state"] == "failed"
     assert not (exp.dir / ".mrl.done").exists()

@@ -1,0 +1,47 @@
+"""mrl cancel: stops the commands of another `mrl run`, which then marks them cancelled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from metarunlog.main import main
+from tests.backends.contract import make_experiment
+from tests.commands.test_run import alive, start_mrl, statuses, wait_for
+
+
+def test_cancel_stops_running_sub_experiments_of_another_runner(project: Path, capsys) -> None:
+    exp = make_experiment(project, [{"x": i} for i in range(1, 4)], "echo $$ > pid.txt; sleep 60")
+    runner = start_mrl("run", "-j", "3", cwd=project)
+    pid_files = [exp.dir / f"00{i}" / "pid.txt" for i in (1, 2, 3)]
+    wait_for(lambda: all(p.exists() and p.read_text().strip() for p in pid_files), what="the jobs to start")
+    wait_for(lambda: len(statuses(exp.dir)) == 3 and all(s["pid"] for s in statuses(exp.dir).values()))
+    assert main(["cancel", "last", "1-2"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["001: cancelled", "002: cancelled"]
+    assert not alive(int(pid_files[0].read_text()))
+    assert alive(int(pid_files[2].read_text()))
+    assert main(["cancel"]) == 0
+    out, err = runner.communicate(timeout=30)
+    assert runner.returncode == 1, out + err  # not everything is done
+    assert [s["state"] for s in statuses(exp.dir).values()] == ["cancelled"] * 3
+
+
+def test_cancel_of_a_stale_record_marks_it_cancelled(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}], "test -e ../again && exit 0; echo $$ > pid.txt; sleep 60")
+    runner = start_mrl("run", cwd=project)
+    pid = exp.dir / "001" / "pid.txt"
+    wait_for(lambda: pid.exists() and pid.read_text().strip(), what="the job to start")
+    runner.kill()  # kill -9: the step lives on, orphaned
+    runner.wait()
+    child = int(pid.read_text())
+    assert alive(child)
+    assert main(["cancel"]) == 0
+    wait_for(lambda: not alive(child), timeout=15, what="the orphaned step to stop")
+    assert statuses(exp.dir)["001"]["state"] == "cancelled"
+    (exp.dir / "again").write_text("")
+    assert main(["run"]) == 0  # and it runs again: the lock went with the step
+
+
+def test_cancel_with_nothing_running_says_so(project: Path, capsys) -> None:
+    make_experiment(project, [{"x": 1}], "true")
+    assert main(["cancel"]) == 0
+    assert "nothing is running" in capsys.readouterr().out

@@ -1,0 +1,90 @@
+"""mrl status: counts, rows, --json with the state, stale records, --watch in a pipe."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from metarunlog import jsonio
+from metarunlog.main import main
+from tests.backends.contract import make_experiment
+from tests.conftest import run_mrl
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_status_counts_and_lists_every_sub_experiment(project: Path, capsys) -> None:
+    make_experiment(project, [{"c": 0}, {"c": 1}, {"c": 0}], "exit {{c}}")
+    assert main(["run", "last", "1-2"]) == 1
+    capsys.readouterr()
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "0001: 3 sub-experiment(s): 1 done, 1 failed, 1 pending"
+    assert out[1].split() == ["id", "state", "attempts", "duration", "exit", "where", "host", "start"]
+    assert [line.split()[:2] for line in out[2:5]] == [["001", "done"], ["002", "failed"], ["003", "pending"]]
+
+
+def test_status_json_gives_each_row_its_state_and_record(project: Path, capsys) -> None:
+    make_experiment(project, [{"c": 0}, {"c": 2}], "exit {{c}}")
+    main(["run"])
+    capsys.readouterr()
+    assert main(["status", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    got = [(r["id"], r["name"], r["state"], r["exitCode"]) for r in rows]
+    assert got == [(1, "001", "done", 0), (2, "002", "failed", 2)]
+
+
+def test_a_running_record_whose_processes_are_gone_is_stale(project: Path, capsys) -> None:
+    exp = make_experiment(project, [{"c": 0}], "true")
+    sub = exp.sub_experiments()[0]
+    capsys.readouterr()
+    record = {"state": "running", "attempts": 1, "host": __import__("socket").gethostname(),
+              "pid": dead_pid(), "runnerPid": dead_pid(), "backend": "local"}
+    jsonio.write_json(sub.status_path, record)
+    main(["status", "--json"])
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["state"] == "stale" and row["recordedState"] == "running"
+    assert main(["run", "--failed"]) == 0  # stale counts as failed: it runs again
+    assert sub.read_status()["state"] == "done"  # type: ignore[index]
+
+
+def test_a_running_record_of_a_live_process_is_running(project: Path, capsys) -> None:
+    exp = make_experiment(project, [{"c": 0}], "true")
+    sub = exp.sub_experiments()[0]
+    capsys.readouterr()
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        jsonio.write_json(sub.status_path, {"state": "running", "pid": sleeper.pid, "runnerPid": dead_pid(),
+                                            "backend": "local", "host": __import__("socket").gethostname()})
+        main(["status", "--json"])
+        assert json.loads(capsys.readouterr().out)[0]["state"] == "running"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_status_marks_an_experiment_done_once_everything_is(project: Path) -> None:
+    exp = make_experiment(project, [{"c": 0}], "true")
+    main(["run"])
+    (exp.dir / ".mrl.done").unlink()
+    assert main(["status"]) == 0
+    assert (exp.dir / ".mrl.done").exists()
+
+
+def test_status_watch_in_a_pipe_prints_the_counts_and_ends_when_nothing_runs(project: Path) -> None:
+    make_experiment(project, [{"c": 0}], "true")
+    res = run_mrl("status", "--watch", cwd=project, timeout=30)
+    assert res.returncode == 0
+    assert res.stdout == "0001: 1 sub-experiment(s): 1 pending\n"
+
+
+def test_status_of_an_experiment_without_sub_experiments_says_what_to_do(project: Path, capsys) -> None:
+    main(["new", "-cp", "no", "empty"])
+    capsys.readouterr()
+    assert main(["status"]) == 0
+    assert "makebatch" in capsys.readouterr().out
