@@ -197,6 +197,8 @@ def _copy_files(project: Project, exp: Experiment, src_dir: Path, result: NewRes
         if rel.is_absolute() or ".." in rel.parts:
             raise MrlError(f"copyFiles entry '{name}' must be a path inside the experiment folder")
         src = src_dir / rel
+        if (src_dir / ".mrl.template" / rel).is_file():  # a one-job experiment's template (makebatch)
+            src = src_dir / ".mrl.template" / rel
         if not src.exists() and src_dir != project.basedir:
             src = project.basedir / rel  # a file added to copyFiles after the source experiment
         if not src.exists():

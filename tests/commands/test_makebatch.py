@@ -1,0 +1,343 @@
+"""`mrl makebatch` end to end, on real experiment folders made by `mrl new`."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from metarunlog.project import Project
+from tests.conftest import commit_all, main, run_mrl, set_cfg
+
+EXP = Path("output") / "0001"
+
+
+def new_exp(project: Path, conf: str | None = None, **files: str) -> Path:
+    """`mrl new`, then (optionally) replace its conf.lua and add files: the user's edits."""
+    assert main(["new"]) == 0
+    exp = project / EXP
+    if conf is not None:
+        (exp / "conf.lua").write_text(conf)
+    for name, text in files.items():
+        (exp / name).write_text(text)
+    return exp
+
+
+def listing(d: Path) -> set[str]:
+    return {p.relative_to(d).as_posix() for p in d.rglob("*")}
+
+
+def record(d: Path) -> dict[str, Any]:
+    return json.loads((d / ".mrl").read_text())
+
+
+def test_the_readme_example_makes_nine_rendered_sub_experiments(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exp = new_exp(project)
+    assert main(["makebatch"]) == 0
+    assert "made 9 sub-experiment(s) 001..009" in capsys.readouterr().out
+    subs = sorted(p.name for p in exp.iterdir() if p.name.isdigit())
+    assert subs == [f"{i:03d}" for i in range(1, 10)]
+    assert record(exp / "002") == {"subExpId": 2, "params": {"lr": 0.01, "wdecay": 1.0}}
+    conf = (exp / "004" / "conf.lua").read_text()
+    assert conf == "local cfg = {\n    learning_rate = 0.04,\n    wdecay = 0.1,\n}\n"
+    assert "MRL" not in conf
+    batch = record(exp)["batch"]
+    assert batch["n"] == 9 and batch["single"] is False and batch["templates"] == ["conf.lua"]
+    assert batch["grid"] == {"lr": [0.01, 0.04, 0.1], "wdecay": [0.1, 1.0, 10.0]}
+    assert "made" in batch and record(exp)["gitHash"]  # the rest of the record is kept
+    loaded = Project.find(project).load_exp(1)
+    assert [s.params for s in loaded.sub_experiments()][8] == {"lr": 0.1, "wdecay": 10.0}
+
+
+def test_templates_see_the_builtin_variables_with_final_paths(project: Path) -> None:
+    exp = new_exp(
+        project,
+        "{{expId}} {{subExpId}} {{expDir}} {{subExpDir}} {{codeDir}} {{x}}\n# MRL:grid['x'] = ['a', 'b']\n",
+    )
+    assert main(["makebatch"]) == 0
+    e = exp.resolve()
+    assert (exp / "002" / "conf.lua").read_text() == f"1 2 {e} {e}/002 {e}/code b\n"
+
+
+def test_a_template_without_mrl_lines_renders_once_into_the_experiment(project: Path) -> None:
+    exp = new_exp(project, "dir = {{ expDir }}\nid = {{ subExpId }}\n")
+    assert main(["makebatch", "--set", "lr=0.5"]) == 0
+    assert (exp / "conf.lua").read_text() == f"dir = {exp.resolve()}\nid = 1\n"
+    assert (exp / ".mrl.template" / "conf.lua").read_text() == "dir = {{ expDir }}\nid = {{ subExpId }}\n"
+    assert not any(p.name.isdigit() for p in exp.iterdir())
+    loaded = Project.find(project).load_exp(1)
+    [sub] = loaded.sub_experiments()
+    assert (sub.name, sub.dir, sub.id, sub.params) == (".", loaded.dir, 1, {"lr": 0.5})
+    assert record(exp)["batch"]["single"] is True and record(exp)["batch"]["n"] == 1
+
+
+def test_a_one_job_experiment_becomes_a_batch_with_replace_from_its_saved_template(project: Path) -> None:
+    exp = new_exp(project, "lr = {{ lr | default(1) }}\n")
+    assert main(["makebatch"]) == 0
+    (exp / "run.log").write_text("the one job ran\n")
+    assert main(["makebatch"]) == 1
+    saved = exp / ".mrl.template" / "conf.lua"
+    template = saved.read_text() + "# MRL:grid['lr'] = [2, 3]\n"
+    saved.write_text(template)
+    assert main(["makebatch", "-replace"]) == 0
+    assert (exp / "002" / "conf.lua").read_text() == "lr = 3\n"
+    assert (exp / "conf.lua").read_text() == template  # the template is back in EXPDIR
+    assert not saved.exists()
+    [trash] = (exp / ".trash").iterdir()
+    assert (trash / "run.log").read_text() == "the one job ran\n"
+    assert (trash / "conf.lua").read_text() == "lr = 1\n"
+
+
+def test_replace_refuses_when_the_rendered_file_of_a_one_job_experiment_was_edited(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exp = new_exp(project, "lr = 1\n")
+    assert main(["makebatch"]) == 0
+    (exp / "conf.lua").write_text("lr = 2\n")
+    assert main(["makebatch", "-replace"]) == 1
+    assert ".mrl.template" in capsys.readouterr().err
+    assert (exp / "conf.lua").read_text() == "lr = 2\n"
+
+
+def test_several_templates_render_with_the_same_params_and_copy_files_are_copied(project: Path) -> None:
+    set_cfg(project, confTemplFile=["conf.lua", "model.yaml"], copyFiles=["conf.lua", "model.yaml", "data.txt"])
+    (project / "model.yaml").write_text("layers: {{ layers }}\n# MRL:grid['layers'] = [2, 4]\n")
+    (project / "data.txt").write_text("{{ not rendered }}\n")
+    commit_all(project, "two templates")
+    exp = new_exp(project, "lr = {{ lr }}\n-- MRL:grid['lr'] = [0.1]\n")
+    assert main(["makebatch"]) == 0
+    assert (exp / "002" / "model.yaml").read_text() == "layers: 4\n"
+    assert (exp / "002" / "conf.lua").read_text() == "lr = 0.1\n"
+    assert (exp / "002" / "data.txt").read_text() == "{{ not rendered }}\n"
+    assert record(exp)["batch"]["templates"] == ["conf.lua", "model.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("conf", "message"),
+    [
+        ("x\n-- MRL:grid['lr'] = [1,\n", "conf.lua: line 2: cannot read MRL line"),
+        ("{{ lr }}\n-- MRL:grid['lr'] = []\n", "conf.lua: line 2: grid['lr'] is empty"),
+        ("a\n{{ lr }\n-- MRL:grid['lr'] = [1]\n", "conf.lua: line 2: template syntax error"),
+        ("a\n\n{{ lrr }}\n-- MRL:grid['lr'] = [1]\n", "conf.lua: line 3: 'lrr' is undefined"),
+        (
+            "{{ b }}\n-- MRL:params = [{'b': 1}, {'c': 2}]\n",
+            "conf.lua: line 1: 'b' is undefined (rendering sub-experiment 2",
+        ),
+        ("{{ expId }}\n-- MRL:grid['expId'] = [1]\n", "built-in template variable"),
+        ("x\n-- MRL:frid['lr'] = [1]\n", "conf.lua: line 2: cannot assign to 'frid"),
+    ],
+)
+def test_bad_input_is_one_error_line_and_creates_nothing(
+    project: Path, capsys: pytest.CaptureFixture[str], conf: str, message: str
+) -> None:
+    exp = new_exp(project, conf)
+    before = listing(exp)
+    assert main(["makebatch"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mrl: error: ") and message in err and err.count("\n") == 1
+    assert listing(exp) == before
+    assert "batch" not in record(exp)
+
+
+def test_the_injection_line_is_never_run(project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    marker = tmp_path / "pwned"
+    exp = new_exp(project, f"{{{{x}}}}\n-- MRL:grid['x'] = __import__('os').system('touch {marker}')\n")
+    before = listing(exp)
+    assert main(["makebatch"]) == 1
+    assert "conf.lua: line 2: the value" in capsys.readouterr().err
+    assert not marker.exists()
+    assert listing(exp) == before
+
+
+def test_an_expanded_experiment_is_not_expanded_again_without_replace_or_extend(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exp = new_exp(project)
+    assert main(["makebatch"]) == 0
+    before = listing(exp)
+    assert main(["makebatch"]) == 1
+    err = capsys.readouterr().err
+    assert "already expanded (9 sub-experiment(s))" in err and "-replace" in err and "--extend" in err
+    assert listing(exp) == before
+
+
+def test_a_missing_template_or_unset_conf_templ_file_says_what_to_do(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exp = new_exp(project)
+    (exp / "conf.lua").unlink()
+    assert main(["makebatch"]) == 1
+    assert "conf.lua not found" in capsys.readouterr().err
+    set_cfg(project, confTemplFile=None)
+    assert main(["makebatch"]) == 1
+    assert "confTemplFile is not set" in capsys.readouterr().err
+
+
+def test_unused_params_and_duplicates_are_warnings(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    set_cfg(project, run={"command": "python train.py --seed {{ seed }}"})
+    commit_all(project, "run command")
+    new_exp(
+        project,
+        "{{ lr }}\n-- MRL:grid['lr'] = [1, 1, 2]\n-- MRL:grid['label'] = ['x']\n-- MRL:grid['seed'] = [0]\n",
+    )
+    assert main(["makebatch"]) == 0
+    err = capsys.readouterr().err
+    assert "mrl: warning: 1 duplicate combination(s) made once" in err
+    assert "mrl: warning: param(s) label used by no template nor run.command" in err
+    assert "seed" not in err.split("param(s)")[1]
+
+
+def test_dry_run_prints_the_table_and_writes_nothing(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    exp = new_exp(project)
+    before = listing(exp)
+    capsys.readouterr()
+    assert main(["makebatch", "--dry-run", "--grid", "wdecay=0,5"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("would make 6 sub-experiment(s) 001..006")
+    assert out[1].split() == ["subexp", "lr", "wdecay"]
+    assert out[2].split() == ["001", "0.01", "0"] and out[7].split() == ["006", "0.1", "5"]
+    assert listing(exp) == before
+
+
+def test_dry_run_still_reports_an_undefined_variable(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    new_exp(project, "{{ oops }}\n-- MRL:grid['lr'] = [1]\n")
+    assert main(["makebatch", "--dry-run"]) == 1
+    assert "'oops' is undefined" in capsys.readouterr().err
+
+
+def test_set_and_grid_change_the_batch_without_editing_the_file(project: Path) -> None:
+    exp = new_exp(project)
+    assert main(["makebatch", "--set", "wdecay=0.5", "--grid", "lr=[1e-3, 1e-4]", "--set", "tag=run a"]) == 0
+    assert [record(exp / n)["params"] for n in ("001", "002")] == [
+        {"lr": 0.001, "wdecay": 0.5, "tag": "run a"},
+        {"lr": 0.0001, "wdecay": 0.5, "tag": "run a"},
+    ]
+    assert not (exp / "003").exists()
+    assert record(exp)["batch"]["set"] == {"wdecay": 0.5, "tag": "run a"}
+
+
+def test_extend_adds_only_new_combinations_after_the_last_and_leaves_the_rest(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exp = new_exp(project)
+    assert main(["makebatch"]) == 0
+    (exp / "003" / "metrics.json").write_text('{"loss": 1}')
+    (exp / "005" / "conf.lua").write_text("edited by hand\n")
+    conf = (exp / "conf.lua").read_text().replace("[0.01, 0.04, 0.1]", "[0.01, 0.04, 0.1, 0.3]")
+    (exp / "conf.lua").write_text(conf)
+    capsys.readouterr()
+    assert main(["makebatch", "--extend"]) == 0
+    assert "made 3 sub-experiment(s) 010..012" in capsys.readouterr().out
+    assert [record(exp / n)["params"]["lr"] for n in ("010", "011", "012")] == [0.3, 0.3, 0.3]
+    assert (exp / "003" / "metrics.json").read_text() == '{"loss": 1}'
+    assert (exp / "005" / "conf.lua").read_text() == "edited by hand\n"
+    assert record(exp)["batch"]["n"] == 12 and record(exp)["batch"]["added"] == 3
+    assert main(["makebatch", "--extend"]) == 0
+    assert "nothing to add" in capsys.readouterr().out
+
+
+def test_replace_moves_old_sub_experiments_with_results_to_trash(project: Path) -> None:
+    exp = new_exp(project)
+    assert main(["makebatch"]) == 0
+    (exp / "007" / "metrics.json").write_text('{"loss": 7}')
+    (exp / ".mrl.done").write_text("")
+    assert main(["makebatch", "-replace", "--set", "lr=1"]) == 0
+    [trash] = (exp / ".trash").iterdir()
+    assert sorted(p.name for p in trash.iterdir()) == [".mrl.done", *(f"{i:03d}" for i in range(1, 10))]
+    assert (trash / "007" / "metrics.json").read_text() == '{"loss": 7}'
+    assert sorted(p.name for p in exp.iterdir() if p.name.isdigit()) == ["001", "002", "003"]
+    assert record(exp)["batch"]["trash"] == f".trash/{trash.name}"
+    assert main(["makebatch", "-replace"]) == 0
+    assert len(list((exp / ".trash").iterdir())) == 2  # a second replace never overwrites the first
+
+
+def test_replace_refuses_while_a_sub_experiment_runs(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    exp = new_exp(project)
+    assert main(["makebatch"]) == 0
+    fd = os.open(exp / "004" / ".mrl.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert main(["makebatch", "-replace"]) == 1
+        assert "004 is running" in capsys.readouterr().err
+    finally:
+        os.close(fd)
+    assert not (exp / ".trash").exists()
+
+
+def test_a_write_error_midway_leaves_no_partial_batch(project: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    exp = new_exp(project)
+    before = listing(exp)
+    real_mkdir = os.mkdir
+
+    def disk_full_at_the_sixth(path: Any, *args: Any, **kw: Any) -> None:
+        if Path(path).name == "006":
+            raise OSError(28, "No space left on device")
+        real_mkdir(path, *args, **kw)
+
+    monkeypatch.setattr(os, "mkdir", disk_full_at_the_sixth)
+    assert main(["makebatch"]) == 1
+    assert "No space left on device; nothing was changed" in capsys.readouterr().err
+    assert listing(exp) == before
+
+
+def test_a_failing_move_into_place_is_undone(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    exp = new_exp(project)
+    assert main(["makebatch"]) == 0
+    (exp / "001" / "result.txt").write_text("keep me")
+    before = listing(exp)
+    real_rename, calls = os.rename, []
+
+    def flaky_rename(src: Any, dst: Any) -> None:
+        calls.append(dst)
+        if len(calls) == 12:  # 9 old ones to .trash, then the 3rd new one into place
+            raise OSError(5, "Input/output error")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", flaky_rename)
+    assert main(["makebatch", "-replace", "--grid", "lr=5"]) == 1
+    monkeypatch.setattr(os, "rename", real_rename)
+    assert listing(exp) - {".trash"} == before
+    assert (exp / "001" / "result.txt").read_text() == "keep me"
+
+
+def test_a_temp_folder_left_by_a_killed_makebatch_is_cleaned_up(project: Path) -> None:
+    exp = new_exp(project)
+    (exp / ".mrl.batch-tmp-dead").mkdir()
+    (exp / ".mrl.batch-tmp-dead" / "001").mkdir()
+    assert main(["makebatch"]) == 0
+    assert not (exp / ".mrl.batch-tmp-dead").exists()
+
+
+def test_repeat_and_sample_are_recorded(project: Path) -> None:
+    exp = new_exp(project, "{{lr}} {{repeat}}\n# MRL:grid['lr'] = [1, 2, 3, 4]\n# MRL:sample = 2\n# MRL:repeat = 2\n")
+    assert main(["makebatch"]) == 0
+    params = [record(exp / f"{i:03d}")["params"] for i in range(1, 5)]
+    assert [p["repeat"] for p in params] == [0, 1, 0, 1]
+    assert params[0]["lr"] == params[1]["lr"] != params[2]["lr"]
+    batch = record(exp)["batch"]
+    assert (batch["n"], batch["repeat"], batch["sample"], batch["seed"]) == (4, 2, 2, 0)
+
+
+def test_the_command_line_reports_errors_in_one_line_as_a_subprocess(project: Path) -> None:
+    new_exp(project, "{{x}}\n-- MRL:grid['x'] = [1]\n-- MRL:grid['x'] = [2]\n")
+    res = run_mrl("makebatch", "1", cwd=project)
+    assert res.returncode == 1
+    assert res.stderr == (
+        "mrl: error: conf.lua: line 3: grid['x'] is already set at conf.lua: line 2: keep one\n"
+    )
+    ok = run_mrl("makebatch", "--help", cwd=project)
+    assert ok.returncode == 0 and "-replace" in ok.stdout and ".trash" in ok.stdout
+
+
+def test_mrl_new_after_a_one_job_experiment_copies_its_template_not_the_rendered_file(project: Path) -> None:
+    new_exp(project, "dir = {{ expDir }}\n")
+    assert main(["makebatch"]) == 0
+    assert main(["new"]) == 0
+    assert (project / "output" / "0002" / "conf.lua").read_text() == "dir = {{ expDir }}\n"
