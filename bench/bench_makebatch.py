@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""`mrl makebatch` of a 10,000-point grid against a floor measured in the same run.
+
+    python bench/bench_makebatch.py [--side 100] [--repeat 5]
+
+The floor is a plain Python loop (its own interpreter, like `mrl`) that makes the same
+folders and files: per combination a folder, its `.mrl` JSON record and the config
+rendered with str.format. `mrl makebatch` also starts up, reads the config and the
+experiment, parses the MRL lines, checks and renders every combination with Jinja,
+builds the batch in a temp folder and moves it into place. Prints medians and the ratio.
+Aim (issue 3): within 2x of the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {
+    **os.environ,
+    "PYTHONPATH": str(ROOT),
+    "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b",
+}
+MRL = [sys.executable, "-m", "metarunlog"]
+TEMPLATE = """\
+model:
+  layers: 4
+  width: 512
+optim:
+  lr: {lr}
+  weight_decay: {wd}
+data:
+  dir: {exp}/data
+seed: {sub}
+"""
+
+FLOOR = r"""
+import json, os, sys
+out, side = sys.argv[1], int(sys.argv[2])
+template = open(sys.argv[3]).read()
+lrs = [round(0.001 * (i + 1), 6) for i in range(side)]
+wds = [round(0.01 * (i + 1), 6) for i in range(side)]
+n = 0
+for lr in lrs:
+    for wd in wds:
+        n += 1
+        d = os.path.join(out, f"{n:03d}")
+        os.mkdir(d)
+        with open(os.path.join(d, ".mrl"), "w") as f:
+            f.write(json.dumps({"subExpId": n, "params": {"lr": lr, "wd": wd}}, indent=2) + "\n")
+        with open(os.path.join(d, "conf.yaml"), "w") as f:
+            f.write(template.format(lr=lr, wd=wd, exp=out, sub=n))
+"""
+
+
+def run(cmd: list[str], cwd: Path) -> None:
+    subprocess.run(cmd, cwd=cwd, env=ENV, check=True, stdout=subprocess.DEVNULL)
+
+
+def make_project(path: Path, side: int) -> None:
+    path.mkdir()
+    run(["git", "init", "-q"], path)
+    (path / "train.py").write_text("print('train')\n")
+    jinja = TEMPLATE.replace("{lr}", "{{ lr }}").replace("{wd}", "{{ wd }}")
+    jinja = jinja.replace("{exp}", "{{ expDir }}").replace("{sub}", "{{ subExpId }}")
+    lrs = [round(0.001 * (i + 1), 6) for i in range(side)]
+    wds = [round(0.01 * (i + 1), 6) for i in range(side)]
+    jinja += f"# MRL:grid['lr'] = {lrs!r}\n# MRL:grid['wd'] = {wds!r}\n"
+    (path / "conf.yaml").write_text(jinja)
+    run(MRL + ["init"], path)
+    cfg = json.loads((path / ".mrl.cfg").read_text())
+    cfg.update(confTemplFile="conf.yaml", copyFiles=["conf.yaml"])
+    (path / ".mrl.cfg").write_text(json.dumps(cfg))
+    run(["git", "add", "-A"], path)
+    run(["git", "commit", "-qm", "init"], path)
+
+
+def timed(cmd: list[str], cwd: Path) -> float:
+    t = time.perf_counter()
+    run(cmd, cwd)
+    return time.perf_counter() - t
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--side", type=int, default=100, help="grid is side x side (default 100: 10,000 points)")
+    ap.add_argument("--repeat", type=int, default=5)
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mrl-bench-") as tmp:
+        base = Path(tmp)
+        proj = base / "proj"
+        make_project(proj, a.side)
+        floor_template = base / "template.txt"
+        floor_template.write_text(TEMPLATE)
+        floor_script = base / "floor.py"
+        floor_script.write_text(FLOOR)
+        mrl_times, floor_times = [], []
+        for i in range(a.repeat):  # interleaved, so both see the same machine state
+            run(MRL + ["new", f"bench {i}"], proj)
+            exp = (proj / "last").resolve()
+            mrl_times.append(timed(MRL + ["makebatch", "last"], proj))
+            assert (exp / f"{a.side * a.side:03d}" / "conf.yaml").is_file()
+            floor_dir = base / f"floor{i}"
+            floor_dir.mkdir()
+            floor_times.append(
+                timed([sys.executable, str(floor_script), str(floor_dir), str(a.side), str(floor_template)], base)
+            )
+            shutil.rmtree(floor_dir)
+            shutil.rmtree(exp)
+        m, f = statistics.median(mrl_times), statistics.median(floor_times)
+    n = a.side * a.side
+    print(f"grid of {n:,} points, median of {a.repeat} runs")
+    print(f"  mrl makebatch        {m:7.3f} s  ({m / n * 1e6:6.1f} us per sub-experiment)")
+    print(f"  plain Python loop    {f:7.3f} s  ({f / n * 1e6:6.1f} us per sub-experiment)")
+    print(f"  ratio makebatch/floor: {m / f:.2f}x (aim: within 2x)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
