@@ -226,6 +226,11 @@ def _plan(
     single = spec.is_single
     if was_single and extend:
         raise MrlError(f"{exp.dir} is a one-job experiment: use -replace to expand it again")
+    if single and extend and existing:
+        raise MrlError(
+            f"the templates of {exp.dir} have no MRL lines: --extend cannot add a one-job experiment "
+            "to a batch; use -replace"
+        )
     warnings = _warnings(exp, spec, expansion, compiled)
     combos, first_id = expansion.combos, 1
     if extend and existing:
@@ -549,14 +554,14 @@ def _record(plan: Plan, names: list[str], trash: Path | None, extend: bool) -> d
         "templates": [c.name for c in plan.compiled],
         "made": _now(),
         "grid": spec.grid,
-        "params": spec.params,
+        "paramsList": spec.params,  # MRL:params as written
         "set": spec.sets,
         "repeat": spec.repeat,
         "sample": spec.sample,
         "seed": _seed(spec),
         "duplicates": plan.expansion.duplicates,
     }
-    if plan.single:
+    if plan.single:  # the params of the one job (Experiment.sub_experiments reads them here)
         batch["params"] = plan.combos[0] if plan.combos else {}
         batch["rendered"] = {c.name: _sha((exp.dir / c.name).read_bytes()) for c in plan.compiled}
     if extend and old:

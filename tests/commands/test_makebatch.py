@@ -341,3 +341,23 @@ def test_mrl_new_after_a_one_job_experiment_copies_its_template_not_the_rendered
     assert main(["makebatch"]) == 0
     assert main(["new"]) == 0
     assert (project / "output" / "0002" / "conf.lua").read_text() == "dir = {{ expDir }}\n"
+
+
+def test_replace_renders_a_one_job_experiment_again_from_its_saved_template(project: Path) -> None:
+    exp = new_exp(project, "x = {{ x | default(1) }}\n")
+    assert main(["makebatch"]) == 0
+    assert main(["makebatch", "-replace", "--set", "x=2"]) == 0
+    assert (exp / "conf.lua").read_text() == "x = 2\n"
+    assert (exp / ".mrl.template" / "conf.lua").read_text() == "x = {{ x | default(1) }}\n"
+    [trash] = (exp / ".trash").iterdir()
+    assert (trash / "conf.lua").read_text() == "x = 1\n"
+
+
+def test_extend_cannot_turn_a_batch_into_a_one_job_experiment(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exp = new_exp(project)
+    assert main(["makebatch"]) == 0
+    (exp / "conf.lua").write_text("no mrl lines\n")
+    assert main(["makebatch", "--extend"]) == 1
+    assert "use -replace" in capsys.readouterr().err
