@@ -6,7 +6,7 @@ are errors (StrictUndefined): a typo in `{{ lr }}` never renders as an empty str
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -42,12 +42,15 @@ class Compiled:
     template: jinja2.Template
     variables: frozenset[str]  # the names the template reads from its context
 
-    def render(self, variables: Mapping[str, Any], label: str = "") -> str:
-        """The rendered text; an undefined variable or a failing filter is a BatchError."""
+    def render(self, variables: Mapping[str, Any], label: str | Callable[[], str] = "") -> str:
+        """The rendered text; an undefined variable or a failing filter is a BatchError.
+
+        `label` (or a function making it, called only on error) says what was rendered.
+        """
         try:
             return self.template.render(variables)
         except Exception as e:  # jinja2 raises many types at render time (UndefinedError, TypeError...)
-            raise self._error(e, label) from e
+            raise self._error(e, label() if callable(label) else label) from e
 
     def _error(self, e: Exception, label: str) -> BatchError:
         import jinja2

@@ -367,8 +367,9 @@ def _build(plan: Plan, names: list[str], dry_run: bool) -> Path:
     """Render everything; unless dry_run, into a fresh temp folder inside EXPDIR (returned)."""
     exp = plan.exp
     if dry_run:
+        fixed = exp.template_params()
         for sub_id, combo, name in zip(plan.ids(), plan.combos, names, strict=True):
-            _render_all(plan, combo, sub_id, exp.dir / name)
+            _render_all(plan, combo, sub_id, str(exp.dir / name), fixed)
         return exp.dir
     tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=exp.dir))
     try:
@@ -384,18 +385,18 @@ def _build(plan: Plan, names: list[str], dry_run: bool) -> Path:
     return tmp
 
 
-def _variables(plan: Plan, combo: dict[str, Any], sub_id: int, sub_dir: Path) -> dict[str, Any]:
-    return {**combo, **plan.exp.template_params(), "subExpId": sub_id, "subExpDir": str(sub_dir)}
+def _render_all(plan: Plan, combo: dict[str, Any], sub_id: int, sub_dir: str, fixed: dict[str, Any]) -> list[str]:
+    ctx = {**combo, **fixed, "subExpId": sub_id, "subExpDir": sub_dir}
 
+    def label() -> str:
+        return "the one job" if plan.single else f"sub-experiment {sub_id} with {batch_mod.param_key(combo)}"
 
-def _render_all(plan: Plan, combo: dict[str, Any], sub_id: int, sub_dir: Path) -> list[str]:
-    ctx = _variables(plan, combo, sub_id, sub_dir)
-    label = "the one job" if plan.single else f"sub-experiment {sub_id} with {batch_mod.param_key(combo)}"
     return [c.render(ctx, label) for c in plan.compiled]
 
 
 def _write_single(plan: Plan, tmp: Path) -> None:
-    texts = _render_all(plan, plan.combos[0] if plan.combos else {}, 1, plan.exp.dir)
+    combo = plan.combos[0] if plan.combos else {}
+    texts = _render_all(plan, combo, 1, str(plan.exp.dir), plan.exp.template_params())
     for c, text in zip(plan.compiled, texts, strict=True):
         out = tmp / c.name
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -403,24 +404,29 @@ def _write_single(plan: Plan, tmp: Path) -> None:
 
 
 def _write_subexps(plan: Plan, tmp: Path, names: list[str]) -> None:
+    """Write every sub-experiment under `tmp`. Plain strings and os calls: this loop runs
+    once per combination (10,000 is a normal grid)."""
     import json
 
     exp = plan.exp
-    nested = {str(Path(c.name).parent) for c in plan.compiled} - {"."}
+    fixed = exp.template_params()
+    nested = sorted({os.path.dirname(c.name) for c in plan.compiled} - {""})
     extra = _extra_files(exp, plan)
+    outputs = [c.name for c in plan.compiled]
+    tmp_s, exp_s, join = str(tmp), str(exp.dir), os.path.join
     for sub_id, combo, name in zip(plan.ids(), plan.combos, names, strict=True):
-        d = tmp / name
+        d = join(tmp_s, name)
         os.mkdir(d)
         for sub in nested:
-            (d / sub).mkdir(parents=True, exist_ok=True)
-        texts = _render_all(plan, combo, sub_id, exp.dir / name)
-        with open(d / RECORD, "w", encoding="utf-8") as f:
+            os.makedirs(join(d, sub), exist_ok=True)
+        texts = _render_all(plan, combo, sub_id, join(exp_s, name), fixed)
+        with open(join(d, RECORD), "w", encoding="utf-8") as f:
             f.write(json.dumps({"subExpId": sub_id, "params": combo}, indent=2) + "\n")
-        for c, text in zip(plan.compiled, texts, strict=True):
-            with open(d / c.name, "w", encoding="utf-8") as f:
+        for out, text in zip(outputs, texts, strict=True):
+            with open(join(d, out), "w", encoding="utf-8") as f:
                 f.write(text)
         for src, rel in extra:
-            _copy(src, d / rel)
+            _copy(src, Path(d) / rel)
 
 
 def _extra_files(exp: Experiment, plan: Plan) -> list[tuple[Path, str]]:
