@@ -160,9 +160,9 @@ class Attempt:
     steps: list[str]
     record: dict[str, Any]
 
-    def write(self, sub: SubExperiment, **changes: Any) -> dict[str, Any]:
+    def write(self, sub: SubExperiment, *, durable: bool = True, **changes: Any) -> dict[str, Any]:
         self.record = {**self.record, **changes}
-        sub.write_status(self.record)
+        sub.write_status(self.record, durable=durable)
         return self.record
 
 
@@ -341,7 +341,8 @@ def _step(
         return 127
     stop.add(proc.pid)
     try:
-        record = attempt.write(sub, pid=proc.pid)
+        # Not fsynced: after a power cut a `running` record is stale either way.
+        record = attempt.write(sub, durable=False, pid=proc.pid)
         if on_start is not None:
             on_start(record)
         return proc.wait()

@@ -81,8 +81,8 @@ class SubExperiment:
         data = jsonio.read_json_or(self.status_path, None)
         return data if isinstance(data, dict) else None
 
-    def write_status(self, status: dict[str, Any]) -> None:
-        jsonio.write_json(self.status_path, status)
+    def write_status(self, status: dict[str, Any], *, durable: bool = True) -> None:
+        jsonio.write_json(self.status_path, status, durable=durable)
 
 
 @dataclass

@@ -16,13 +16,17 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
-def write_json(path: str | os.PathLike[str], data: Any) -> None:
+def write_json(path: str | os.PathLike[str], data: Any, *, durable: bool = True) -> None:
     """Write `data` as JSON to `path` atomically: readers see the old or the new file, never half."""
-    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", durable=durable)
 
 
-def write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write `text` to `path` atomically (same-directory temp file, fsync, rename)."""
+def write_text(path: str | os.PathLike[str], text: str, *, durable: bool = True) -> None:
+    """Write `text` to `path` atomically (same-directory temp file, fsync, rename).
+
+    `durable=False` skips the fsync: still atomic for readers, but a power cut may lose
+    it (for transient records such as a run's `running` state).
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -30,7 +34,8 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -50,6 +50,7 @@ class RunOptions:
     force: bool = False  # rerun done ones
     slurm_opts: list[str] = field(default_factory=list)  # --slurm-opt, in order
     max_parallel: int | None = None  # Slurm's %N throttle
+    wait: bool = False  # Slurm: stay until the jobs end (--wait), like a local run
 
 
 @dataclass(eq=False)
@@ -140,7 +141,7 @@ def observe_any(exp: Experiment, jobs: Sequence[Job]) -> list[JobState]:
     for job in jobs:
         rec = job.read_record()
         name = (rec or {}).get("backend") or "local"
-        if name == "local" or not recorded_state(rec).active:
+        if name == "local" or not (recorded_state(rec).active or _unsettled(name, rec)):
             job.state = observed_state(rec)
         else:
             by_backend.setdefault(name, []).append(job)
@@ -152,3 +153,12 @@ def observe_any(exp: Experiment, jobs: Sequence[Job]) -> list[JobState]:
                 job.state = recorded_state(job.record)
                 job.message = f"state as last written (could not ask {name}: {e})"
     return [j.state for j in jobs]
+
+
+def _unsettled(name: str, rec: dict[str, Any] | None) -> bool:
+    """A finished record its backend still wants to check (Slurm: why a task ended)."""
+    try:
+        check = getattr(get_backend(name), "unsettled", None)
+    except MrlError:
+        return False
+    return bool(check and check(rec))

@@ -27,6 +27,7 @@ from metarunlog.experiment import Experiment
 from metarunlog.states import JobState, observed_state, pid_alive, recorded_state
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+COALESCE_S = 0.05
 CANCEL_GRACE_S = 10.0  # after SIGTERM, how long `mrl cancel` waits before SIGKILL
 
 
@@ -93,6 +94,9 @@ class LocalBackend:
             if not self._changed:
                 self._cond.wait(timeout)
             self._changed = False
+        # Let more jobs end before the caller looks: one look per burst, not per job
+        # (short jobs otherwise spend the GIL on the caller's polling).
+        time.sleep(min(COALESCE_S, timeout))
 
     def close(self) -> None:
         with self._cond:

@@ -66,6 +66,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="slurm: an sbatch option, e.g. --slurm-opt=--mem=8G",
     )
     p.add_argument("--max-parallel", type=int, metavar="N", help="slurm: at most N array tasks at once (%%N)")
+    p.add_argument(
+        "--wait", action="store_true",
+        help="slurm: stay until every task ends, showing progress, and exit like a local run (default: return "
+        "once submitted)",
+    )
 
 
 def cli(args: argparse.Namespace, project: Project) -> int:
@@ -102,6 +107,7 @@ def options_from(exp: Experiment, args: argparse.Namespace) -> tuple[RunOptions,
         force=args.force,
         slurm_opts=list(args.slurm_opt),
         max_parallel=args.max_parallel,
+        wait=args.wait,
     )
     return options, args.backend or cfg.get("backend") or "local"
 
@@ -159,6 +165,7 @@ class RunResult:
     submitted_only: bool
     seconds: float
     skipped: int = 0
+    note: str = ""  # what the backend says of a submission (Slurm: the job id, the script)
 
     @property
     def code(self) -> int:
@@ -173,7 +180,8 @@ class RunResult:
         from metarunlog.progress import counts_line, fmt_duration
 
         if self.submitted_only:
-            return f"mrl: {len(self.states)} submitted; follow them with `mrl status --watch`"
+            note = f" {self.note}" if self.note else ""
+            return f"mrl: {len(self.states)} submitted{note}; follow them with `mrl status --watch`"
         what = "interrupted" if self.interrupted else "finished"
         extra = f"; {self.skipped} left to another runner" if self.skipped else ""
         return f"mrl: {what} in {fmt_duration(self.seconds)}: {counts_line(self.states) or 'nothing run'}{extra}"
@@ -191,7 +199,8 @@ def run(exp: Experiment, the_plan: Plan, *, backend_name: str = "local", options
     if not getattr(backend, "waits", True):
         backend.poll(jobs)
         backend.close()
-        return RunResult([j.state for j in jobs], False, True, time.monotonic() - t0)
+        return RunResult([j.state for j in jobs], False, True, time.monotonic() - t0,
+                         note=getattr(backend, "note", ""))
     progress = _progress(exp, jobs, backend) if show else None
     try:
         _wait_all(backend, jobs, progress)
