@@ -342,7 +342,8 @@ def merged_state(record: dict[str, Any] | None, info: TaskInfo | None) -> JobSta
     - the scheduler's final word the task could not write (timeout, oom, node failure)
       wins over the record; so does any final word while the record still says active
       (the task was killed: `scancel` -> cancelled, a crash -> failed);
-    - a task that wrote failed/cancelled is `running` until the scheduler has ended it;
+    - a task that wrote `failed` is `running` until the scheduler has ended it (one that
+      wrote `cancelled` stays so, until the scheduler says whether it was a timeout);
     - otherwise the record, with `queued` becoming `running` once the scheduler says so.
     """
     rec = recorded_state(record)
@@ -355,8 +356,8 @@ def merged_state(record: dict[str, Any] | None, info: TaskInfo | None) -> JobSta
         if rec.active:
             return JobState.STALE if sched is JobState.DONE else sched
         return rec
-    if rec in (JobState.FAILED, JobState.CANCELLED):
-        return JobState.RUNNING  # Slurm is still ending it, and may yet say why (timeout, oom)
+    if rec is JobState.FAILED:
+        return JobState.RUNNING  # Slurm is still ending it, and may yet say why (out of memory)
     if rec.finished:
         return rec  # done: Slurm is only cleaning up (COMPLETING)
     return JobState.RUNNING if JobState.RUNNING in (rec, sched) else JobState.QUEUED

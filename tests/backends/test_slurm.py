@@ -88,7 +88,8 @@ def test_scripts_are_numbered_and_never_overwritten(tmp_path: Path) -> None:
         ("queued", "RUNNING", "running"),
         ("running", "RUNNING", "running"),
         ("done", "COMPLETING", "done"),
-        ("cancelled", "COMPLETING", "running"),  # until Slurm says why
+        ("failed", "COMPLETING", "running"),  # until Slurm says why (oom?)
+        ("cancelled", "COMPLETING", "cancelled"),
         ("running", "CANCELLED by 0", "cancelled"),  # scancel behind mrl's back
         ("running", "FAILED", "failed"),
         ("cancelled", "TIMEOUT", "timeout"),  # the task saw SIGTERM; Slurm knows why
@@ -268,3 +269,40 @@ def _kill_leftover(status: dict[str, Any]) -> None:
     if isinstance(pgid, int):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGKILL)
+
+
+@on_slurm
+def test_mrl_run_wait_shows_progress_exits_1_on_a_failure_and_a_failed_rerun_fixes_it(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}, {"x": 3}], "test -e ../ok{{x}} || test {{x}} != 2",
+                          backend="slurm")  # run.backend in .mrl.cfg
+    proc = run_mrl("run", str(exp.id), "--wait", "--max-parallel", "2")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "on slurm" in proc.stdout and "002 failed" in proc.stdout and "2 done, 1 failed" in proc.stdout
+    assert "#SBATCH --array=1-3%2" in (exp.dir / ".mrl.slurm" / "submit-001.sh").read_text()
+    (exp.dir / "ok2").write_text("")
+    proc = run_mrl("run", str(exp.id), "--failed", "--wait")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "running 1 of 3" in proc.stdout
+    rows = json.loads(run_mrl("status", str(exp.id), "--json", check=True).stdout)
+    assert [(r["state"], r["attempts"]) for r in rows] == [("done", 1), ("done", 2), ("done", 1)]
+    assert rows[1]["jobId"].endswith("_2") and rows[1]["node"] == "localhost"
+    assert rows[1]["jobId"] != rows[0]["jobId"].replace("_1", "_2")  # a new array job
+    assert (exp.dir / ".mrl.done").exists()
+
+
+@on_slurm
+def test_status_shows_why_a_task_waits_and_mrl_cancel_empties_the_queue(project: Path) -> None:
+    exp = make_experiment(project, [{"x": i} for i in range(3)], "sleep 60", slurm={"max_parallel": 1})
+    proc = run_mrl("run", str(exp.id), "--backend", "slurm")
+    assert proc.returncode == 0, proc.stderr
+    assert "3 submitted as Slurm job" in proc.stdout and "submit-001.sh" in proc.stdout
+    job = exp.sub_experiments()[0].read_status()["jobId"].split("_")[0]  # type: ignore[index]
+    wait_for("one task to run", lambda: "RUNNING" in squeue_rows(job).values())
+    out = run_mrl("status", str(exp.id), check=True).stdout
+    assert "pending in Slurm (JobArrayTaskLimit)" in out, out
+    proc = run_mrl("cancel", str(exp.id))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count(": cancelled") == 3
+    wait_for("Slurm to let go of the tasks", lambda: not set(squeue_rows(job).values()) - {"CANCELLED"})
+    rows = json.loads(run_mrl("status", str(exp.id), "--json", check=True).stdout)
+    assert [r["state"] for r in rows] == ["cancelled"] * 3
