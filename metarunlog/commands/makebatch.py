@@ -190,7 +190,7 @@ def makebatch(
     if replace and extend:
         raise MrlError("-replace and --extend exclude each other: choose one")
     exp = project.load_exp(exp_ref)
-    with _batch_lock(exp):
+    with _batch_lock(exp, clean=not dry_run):
         plan = _plan(exp, replace=replace, extend=extend, sets=sets, grids=grids)
         names = plan.names()
         made = list(zip(plan.ids(), plan.combos, strict=True))
@@ -591,7 +591,7 @@ def _now() -> str:
 
 
 @contextlib.contextmanager
-def _batch_lock(exp: Experiment) -> Iterator[None]:
+def _batch_lock(exp: Experiment, clean: bool = True) -> Iterator[None]:
     """One makebatch per experiment at a time; with the lock held, temp folders left by a
     killed makebatch are ours to remove."""
     import fcntl
@@ -602,7 +602,7 @@ def _batch_lock(exp: Experiment) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             raise MrlError(f"another mrl makebatch is working on {exp.dir}: wait for it to finish") from None
-        for stale in exp.dir.glob(TMP_PREFIX + "*"):
+        for stale in exp.dir.glob(TMP_PREFIX + "*") if clean else []:
             shutil.rmtree(stale, ignore_errors=True)
         yield
     finally:

@@ -213,13 +213,14 @@ def test_dry_run_still_reports_an_undefined_variable(project: Path, capsys: pyte
 
 def test_set_and_grid_change_the_batch_without_editing_the_file(project: Path) -> None:
     exp = new_exp(project)
-    assert main(["makebatch", "--set", "wdecay=0.5", "--grid", "lr=[1e-3, 1e-4]", "--set", "tag=run a"]) == 0
+    argv = ["makebatch", "--set", "wdecay=0.5", "--grid", "lr=[1e-3, 1e-4]", "--set", "tag=run a", "n=3"]
+    assert main(argv) == 0
     assert [record(exp / n)["params"] for n in ("001", "002")] == [
-        {"lr": 0.001, "wdecay": 0.5, "tag": "run a"},
-        {"lr": 0.0001, "wdecay": 0.5, "tag": "run a"},
+        {"lr": 0.001, "wdecay": 0.5, "tag": "run a", "n": 3},
+        {"lr": 0.0001, "wdecay": 0.5, "tag": "run a", "n": 3},
     ]
     assert not (exp / "003").exists()
-    assert record(exp)["batch"]["set"] == {"wdecay": 0.5, "tag": "run a"}
+    assert record(exp)["batch"]["set"] == {"wdecay": 0.5, "tag": "run a", "n": 3}
 
 
 def test_extend_adds_only_new_combinations_after_the_last_and_leaves_the_rest(
