@@ -1,0 +1,79 @@
+"""A real single-node Slurm cluster on localhost for the tests (see scripts/slurm-up.sh).
+
+Plain functions, no pytest fixtures:
+
+    from slurm_cluster import ensure_cluster, slurm_available
+
+    ensure_cluster()    # starts it if needed (once per process); RuntimeError on failure
+    slurm_available()   # True if a usable node is up right now; never starts anything
+
+The cluster has node `localhost` (4 CPUs by default), partitions `debug` (default) and
+`other`, no accounting database (use `squeue -t all` / `scontrol show job`; finished
+jobs stay visible for MinJobAge=300 s).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+SLURM_UP = Path(__file__).resolve().parent.parent / "scripts" / "slurm-up.sh"
+_USABLE_STATES = {"idle", "mixed", "allocated", "completing"}
+
+_lock = threading.Lock()
+_up_result: tuple[bool, str] | None = None  # (ok, output) of this process's slurm-up.sh run
+
+
+def slurm_available() -> bool:
+    """True if `sinfo` reports node states and at least one node is usable (idle, mixed,
+    allocated or completing). Side-effect free; takes milliseconds."""
+    if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
+        return False
+    try:
+        # `sinfo` spends ~9 s retrying when slurmctld is down; `scontrol ping` answers at once (rc 1)
+        ping = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=15, check=False)
+        if ping.returncode != 0 or " is UP" not in ping.stdout:
+            return False
+        out = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=15, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    if out.returncode != 0:
+        return False
+    # states may carry suffixes such as "idle*" (not responding) or "mixed~"; those are unusable
+    return any(line.strip() in _USABLE_STATES for line in out.stdout.splitlines())
+
+
+def ensure_cluster() -> None:
+    """Make sure the local cluster is up: if no usable node shows, run scripts/slurm-up.sh
+    (at most once per process). Raises RuntimeError with the script's output on failure."""
+    global _up_result
+    if slurm_available():
+        return
+    with _lock:
+        if slurm_available():
+            return
+        if _up_result is None:
+            try:
+                proc = subprocess.run(
+                    ["bash", str(SLURM_UP)],
+                    stdin=subprocess.DEVNULL,
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                    check=False,
+                )
+                output = (proc.stdout + proc.stderr).strip()
+                ok = proc.returncode == 0
+                if not ok:
+                    output = f"exit code {proc.returncode}\n{output}"
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                ok, output = False, f"{type(exc).__name__}: {exc}"
+            _up_result = (ok, output)
+        ok, output = _up_result
+        if ok and slurm_available():
+            return
+        if ok:
+            raise RuntimeError(f"{SLURM_UP} succeeded earlier in this process, but no Slurm node is usable now")
+        raise RuntimeError(f"{SLURM_UP} failed: {output}")
