@@ -192,7 +192,11 @@ def sbatch(script: Path, *, hold: bool = True) -> str:
     cmd = ["sbatch", "--parsable", *(["--hold"] if hold else []), str(script)]
     proc = _slurm(cmd, "submitting to Slurm")
     if proc.returncode != 0:
-        raise SlurmError(f"Slurm rejected the submission ({script}): {_message(proc)}")
+        msg = _message(proc)
+        if "Invalid job array specification" in msg:
+            msg += (" (array indices are sub-experiment ids: they must stay below the cluster's MaxArraySize, "
+                    "see `scontrol show config | grep MaxArraySize`; run a selection such as 1-500)")
+        raise SlurmError(f"Slurm rejected the submission ({script}): {msg}")
     job = proc.stdout.strip().splitlines()[-1].split(";")[0] if proc.stdout.strip() else ""
     if not job.isdigit():
         raise SlurmError(f"sbatch gave no job id for {script}: {proc.stdout.strip()!r}")
