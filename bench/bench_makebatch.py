@@ -122,7 +122,8 @@ def main() -> int:
     print(f"  mrl makebatch        {m:7.3f} s  ({m / n * 1e6:6.1f} us per sub-experiment)")
     print(f"  plain Python loop    {f:7.3f} s  ({f / n * 1e6:6.1f} us per sub-experiment)")
     print(f"  ratio makebatch/floor: {m / f:.2f}x (aim: within 2x)")
-    print("  runs (makebatch, floor): " + ", ".join(f"({x:.2f}, {y:.2f})" for x, y in zip(mrl_times, floor_times, strict=True)))
+    pairs = zip(mrl_times, floor_times, strict=True)
+    print("  runs (makebatch, floor): " + ", ".join(f"({x:.2f}, {y:.2f})" for x, y in pairs))
     return 0
 
 
