@@ -73,6 +73,7 @@ class Table:
         import pandas as pd
 
         df = pd.DataFrame(self.rows, columns=self.columns)
+        df["duration"] = pd.to_numeric(df["duration"], errors="coerce")
         return df.set_index("id")
 
     def sort(self, key: str, reverse: bool = False) -> None:
@@ -339,6 +340,37 @@ def table(exp: Experiment, *, all_params: bool = False, basedir: Path | None = N
     """The table of `mrl table` for one experiment."""
     results, errors = collect(exp, basedir=basedir)
     return make_table(results, all_params=all_params, errors=errors)
+
+
+def params_frame(subs: list[SubResult]) -> Any:
+    """Every param as a DataFrame indexed by folder name (`'001'`, ...): analysis functions' `Dparams`."""
+    import pandas as pd
+
+    names = param_order(subs)
+    df = pd.DataFrame([[s.params.get(k) for k in names] for s in subs], columns=names, index=[s.name for s in subs])
+    df.index.name = "id"
+    return df
+
+
+def format_value(value: Any, column: str = "") -> str:
+    """A value as a person reads it: floats to 6 significant digits, durations as 1:05."""
+    if value is None:
+        return ""
+    if column == "duration" and isinstance(value, (int, float)):
+        from metarunlog.progress import fmt_duration
+
+        return fmt_duration(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, dict, tuple)):
+        return json.dumps(value, default=str)
+    return str(value)
+
+
+def is_number(v: Any) -> bool:
+    return _is_number(v)
 
 
 # -- metric curves (for plots) --------------------------------------------------------------------

@@ -95,21 +95,7 @@ def render(tab: Table, fmt: str, exp: Experiment | None = None) -> str:
 # -- formats -------------------------------------------------------------------------------
 
 
-def cell(value: Any, column: str = "") -> str:
-    """A value as the text table shows it (floats to 6 significant digits)."""
-    if value is None:
-        return ""
-    if column == "duration" and isinstance(value, (int, float)):
-        from metarunlog.progress import fmt_duration
-
-        return fmt_duration(value)
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (list, dict, tuple)):
-        return json.dumps(value, default=str)
-    return str(value)
+cell = results.format_value
 
 
 def _raw(value: Any) -> str:

@@ -1,0 +1,141 @@
+"""Write a self-contained HTML report of an experiment.
+
+Writes EXPDIR/<analysis_outdir>/<analysis_outfn> (default EXPDIR/analysis/index.html; or
+DIR/<analysis_outfn> with -outdir DIR): title, git facts (with the diff of a --notclean
+experiment), the notes (markdown), a status summary, the params + metrics table (best
+value per metric highlighted), one interactive plot per metric of metrics.jsonl (a line
+per sub-experiment), the overview functions of mrl_analyze.py (`analysis_overview`), then
+a section per sub-experiment: params, state, duration, the tail of run.log and the
+per-sub-experiment functions (`analysis_subexp`). Bokeh's JS and CSS are inlined, so the
+file opens offline. Works while runs are still going.
+
+  mrl analyze                    the current or newest experiment
+  mrl analyze 3 --notebook       also analysis.ipynb, which loads the table in Jupyter
+  mrl analyze --open             and open it in the default browser
+
+Templates: the report's Jinja templates ship with mrl; a file of the same name in
+<basedir>/mrl_templates/ replaces one. `analysis_webdir` in .mrl.cfg: the analysis folder
+is also copied to <webdir>/<experiment> (a local path, or host:path with rsync).
+A user function that raises or returns an unknown rtype gets an error box in its section,
+the rest of the report is still written, and the exit code is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from metarunlog import jsonio
+from metarunlog.errors import MrlError
+from metarunlog.experiment import Experiment
+from metarunlog.project import Project
+
+HELP = "self-contained HTML report: table, metric plots, your mrl_analyze.py functions"
+_REMOTE = re.compile(r"^(?:[\w.-]+@)?[\w.-]+:(?!//)")  # host:path or user@host:path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("expId", nargs="?", metavar="EXP", help="experiment (default: the one you are in, else the newest)")
+    p.add_argument(
+        "-outdir", "--outdir", metavar="DIR", default=None, help="write the report here (default: EXPDIR/analysis)"
+    )
+    p.add_argument("--notebook", action="store_true", help="also write analysis.ipynb, which loads the table")
+    p.add_argument("--open", action="store_true", help="open the report in the default web browser")
+
+
+def cli(args: argparse.Namespace, project: Project) -> int:
+    res = analyze(project, args.expId, outdir=args.outdir, notebook=args.notebook)
+    for err in res.errors[:20]:
+        print(f"mrl: error: {err}", file=sys.stderr)
+    if len(res.errors) > 20:
+        print(f"mrl: error: ... and {len(res.errors) - 20} more (see the report)", file=sys.stderr)
+    print(res.path)
+    if res.notebook:
+        print(res.notebook)
+    if res.webdir:
+        print(f"copied to {res.webdir}")
+    if args.open:
+        import webbrowser
+
+        webbrowser.open(res.path.resolve().as_uri())
+    return 1 if res.errors else 0
+
+
+@dataclass
+class AnalyzeResult:
+    path: Path  # the report (index.html)
+    errors: list[str] = field(default_factory=list)  # user functions that failed, unreadable records
+    notebook: Path | None = None
+    webdir: str | None = None  # where the analysis folder was copied
+
+
+def analyze(
+    project: Project, exp: Experiment | str | int | None = None, *, outdir: str | Path | None = None,
+    notebook: bool = False,
+) -> AnalyzeResult:
+    """Write the report of `exp` (an Experiment, id, 'last', path, or None for the default).
+
+    Registered analysis functions missing from mrl_analyze.py, or an unusable
+    analysis_webdir, raise MrlError before anything is written.
+    """
+    from metarunlog import report
+
+    if not isinstance(exp, Experiment):
+        exp = project.load_exp(None if exp is None else str(exp))
+    cfg = exp.cfg
+    overview, per_sub = report.user_functions(project.basedir, cfg)
+    webdir = cfg["analysis_webdir"]
+    if webdir:
+        check_webdir(webdir)
+    out = Path(outdir).resolve() if outdir else exp.dir / cfg["analysis_outdir"]
+    out.mkdir(parents=True, exist_ok=True)
+    rep = report.build_report(exp, project.basedir, out, overview, per_sub, log_lines=cfg["run"].get("log_tail", 20))
+    path = out / cfg["analysis_outfn"]
+    jsonio.write_text(path, report.render(rep, project.basedir))
+    res = AnalyzeResult(path, rep.errors)
+    if notebook:
+        from metarunlog import notebook as nb
+
+        res.notebook = nb.write(exp, project.basedir, out)
+    if webdir:
+        res.webdir = copy_to_webdir(out, webdir, exp.name, project.basedir)
+    return res
+
+
+def is_remote(webdir: str) -> bool:
+    return bool(_REMOTE.match(webdir)) and not Path(webdir.split(":", 1)[0]).exists()
+
+
+def check_webdir(webdir: str) -> None:
+    if is_remote(webdir) and shutil.which("rsync") is None:
+        raise MrlError(
+            f"analysis_webdir is {webdir!r}, a remote host:path, which needs rsync: install rsync "
+            "(apt-get install rsync), or set analysis_webdir to a local folder"
+        )
+
+
+def copy_to_webdir(outdir: Path, webdir: str, exp_name: str, basedir: Path) -> str:
+    """Copy the analysis folder to `<webdir>/<exp_name>/` (rsync for host:path); the target.
+
+    A relative local webdir is relative to the project's basedir.
+    """
+    target = f"{webdir.rstrip('/')}/{exp_name}"
+    if is_remote(webdir):
+        cmd = ["rsync", "-a", "--chmod=a+rX", f"{outdir}/", f"{target}/"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+            raise MrlError(f"the report is written, but copying it to {target} failed (rsync: {last}); "
+                           "check analysis_webdir and that you can ssh to the host")
+        return target
+    dest = (basedir / Path(webdir).expanduser()) / exp_name
+    try:
+        shutil.copytree(outdir, dest, dirs_exist_ok=True)
+    except OSError as e:
+        raise MrlError(f"the report is written, but copying it to {dest} failed: {e}; check analysis_webdir") from e
+    return str(dest)

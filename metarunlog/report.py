@@ -1,0 +1,601 @@
+"""Sections -> one self-contained HTML file, through the Jinja templates in `templates/`.
+
+`build_report` gathers what `mrl analyze` shows (title, git facts, notes, status, the
+params + metrics table, one bokeh plot per metric of metrics.jsonl, the user's analysis
+functions, a section per sub-experiment) into a `Report`; `render` turns it into HTML.
+
+Safety: every string that comes from params, descriptions, logs or metric names goes
+through Jinja autoescaping (or markupsafe.escape); only the user's own notes (markdown)
+and what their analysis functions return as `text`/`html` reach the page as markup.
+Bokeh's JS and CSS are inlined once, so the file opens offline from `file://`.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import mimetypes
+import os
+import re
+import traceback
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+
+from metarunlog import __version__, results
+from metarunlog.errors import MrlError
+from metarunlog.experiment import DIFF, Experiment
+from metarunlog.results import SubResult, Table
+
+USER_TEMPLATES = "mrl_templates"
+PAGE_TEMPLATE = "report.html"
+RTYPES = ("text", "table", "plot", "bokeh", "html", "mp4", "plotlinkbokeh")
+# Curves: at most this many points per plot in all (decimated per line), so that 1,000
+# sub-experiments x a long metrics.jsonl still make a report of a few MB.
+POINTS_PER_PLOT = 60_000
+MIN_POINTS_PER_LINE, MAX_POINTS_PER_LINE = 40, 2_000
+LEGEND_MAX_LINES = 20  # more lines than this: one multi_line glyph with hover, no legend
+INLINE_IMAGE_MAX = 5 * 1024 * 1024  # larger images are linked, not embedded
+DIFF_MAX_CHARS = 200_000
+STATE_ORDER = ("done", "running", "queued", "pending", "failed", "stale", "cancelled", "timeout", "oom", "node_fail")
+_LOWER_BETTER = re.compile(r"loss|err|mse|mae|rmse|nll|perplex|ppl|wer|cer|latency|regret|dist|cost|time")
+_HIGHER_BETTER = re.compile(r"acc|f1|auc|score|reward|bleu|rouge|precision|recall|map|iou|dice|r2|return|top\d|ndcg")
+
+
+# -- what a section holds -----------------------------------------------------------------------
+
+
+@dataclass
+class Piece:
+    """One output of a user function: markup, a bokeh model (by key), or an error box."""
+
+    kind: str  # "html" | "bokeh" | "error"
+    header: str | None = None
+    html: Markup = Markup("")
+    key: str = ""
+    error: str = ""
+    detail: str = ""
+
+
+@dataclass
+class FunctionOutput:
+    name: str
+    pieces: list[Piece] = field(default_factory=list)
+
+
+@dataclass
+class SubSection:
+    res: SubResult
+    log_tail: list[str]
+    functions: list[FunctionOutput] = field(default_factory=list)
+
+
+@dataclass
+class Plot:
+    metric: str
+    key: str
+    lines: int
+
+
+@dataclass
+class Report:
+    """Everything the page template needs (see templates/report.html)."""
+
+    exp: Experiment
+    project_name: str
+    table: Table
+    subs: list[SubSection]
+    plots: list[Plot] = field(default_factory=list)
+    overview: list[FunctionOutput] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    models: dict[str, Any] = field(default_factory=dict)  # key -> bokeh model
+    goals: dict[str, str] = field(default_factory=dict)  # metric column -> "min" | "max"
+
+
+# -- user analysis functions ---------------------------------------------------------------------
+
+
+@dataclass
+class UserFunction:
+    name: str
+    fn: Callable[..., Any]
+    xtrargs: list[Any]
+
+
+def user_functions(basedir: Path, cfg: Any) -> tuple[list[UserFunction], list[UserFunction]]:
+    """(overview, per-sub-experiment) functions registered in .mrl.cfg, all resolved now.
+
+    A registered name that mrl_analyze.py does not define is a HookError, raised before
+    any work is done.
+    """
+    from metarunlog import hooks
+
+    def resolve(key: str) -> list[UserFunction]:
+        registered = cfg[key] or {}
+        out = []
+        for name, xtrargs in registered.items():
+            fn = hooks.get_function(basedir, hooks.ANALYZE_FILE, name)
+            out.append(UserFunction(name, fn, _xtrargs(xtrargs)))
+        return out
+
+    return resolve("analysis_overview"), resolve("analysis_subexp")
+
+
+def _xtrargs(value: Any) -> list[Any]:
+    # {"fn": [args...]}; the original also allowed () or a bare rtype string: no args.
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def user_goals(basedir: Path) -> dict[str, str]:
+    """`metric_goals = {"bleu": "max", ...}` from mrl_analyze.py, when it defines one."""
+    from metarunlog import hooks
+
+    if not (basedir / hooks.ANALYZE_FILE).is_file():
+        return {}
+    goals = getattr(hooks.load_user_module(basedir, hooks.ANALYZE_FILE), "metric_goals", None)
+    if not isinstance(goals, dict):
+        return {}
+    return {str(k): str(v) for k, v in goals.items() if v in ("min", "max")}
+
+
+def call_function(rep: Report, uf: UserFunction, args: tuple[Any, ...], outdir: Path, where: str) -> FunctionOutput:
+    """Call one user function; its outputs (or an error box) as a FunctionOutput."""
+    out = FunctionOutput(uf.name)
+    try:
+        retval = uf.fn(*args, *uf.xtrargs)
+    except Exception as e:  # the user's code: any failure becomes an error box
+        _fail(rep, out, f"{uf.name}() raised {type(e).__name__}: {e}", _user_traceback(e), where)
+        return out
+    try:
+        items = _items(retval)
+    except ValueError as e:
+        _fail(rep, out, f"{uf.name}() returned {e}", "", where)
+        return out
+    for data, rtype, header in items:
+        out.pieces.append(convert(rep, data, rtype, header, outdir, uf.name, where))
+    return out
+
+
+def _items(retval: Any) -> list[tuple[Any, Any, Any]]:
+    if retval is None:
+        return []
+    if not isinstance(retval, (list, tuple)):
+        raise ValueError(f"{type(retval).__name__}: it must return a list of (data, rtype, header) tuples")
+    items = []
+    for i, item in enumerate(retval):
+        if not isinstance(item, (list, tuple)) or len(item) not in (2, 3):
+            raise ValueError(f"item {i} that is not a (data, rtype, header) tuple: {_short(repr(item))}")
+        items.append((item[0], item[1], item[2] if len(item) == 3 else None))
+    return items
+
+
+def _fail(rep: Report, out: FunctionOutput, message: str, detail: str, where: str) -> None:
+    out.pieces.append(Piece("error", error=message, detail=detail))
+    rep.errors.append(f"{where}: {message}")
+
+
+def _user_traceback(e: BaseException) -> str:
+    frames = traceback.extract_tb(e.__traceback__)[1:]  # drop call_function's own frame
+    return "".join(traceback.format_list(frames)) + "".join(traceback.format_exception_only(type(e), e))
+
+
+def _short(text: str, n: int = 80) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+# -- rtypes -> pieces ------------------------------------------------------------------------
+
+
+def convert(rep: Report, data: Any, rtype: Any, header: Any, outdir: Path, fname: str, where: str) -> Piece:
+    """One `(data, rtype, header)` item as a Piece; a bad one becomes an error box."""
+    head = None if header in (None, "") else str(header)
+    if rtype not in RTYPES:
+        message = f"{fname}() returned unknown rtype {rtype!r}; use one of {', '.join(RTYPES)}"
+        rep.errors.append(f"{where}: {message}")
+        return Piece("error", head, error=message)
+    try:
+        if rtype == "bokeh":
+            return Piece("bokeh", head, key=_add_model(rep, data))
+        return Piece("html", head, html=_RENDER[rtype](data, outdir))
+    except (ValueError, TypeError, OSError) as e:
+        message = f"{fname}() returned a {rtype} that cannot be shown: {e}"
+        rep.errors.append(f"{where}: {message}")
+        return Piece("error", head, error=message)
+
+
+def _add_model(rep: Report, model: Any) -> str:
+    from bokeh.model import Model
+
+    if not isinstance(model, Model):
+        raise TypeError(f"expected a bokeh model (figure, layout...), got {type(model).__name__}")
+    key = f"user{len(rep.models)}"
+    rep.models[key] = model
+    return key
+
+
+def _text(data: Any, outdir: Path) -> Markup:
+    import markdown
+
+    return Markup(markdown.markdown(str(data), extensions=["tables", "fenced_code"]))
+
+
+def _table(data: Any, outdir: Path) -> Markup:
+    import pandas as pd
+
+    df = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+    return Markup(df.to_html(escape=True, border=0, classes="mrl-table user-table", na_rep=""))
+
+
+def _html(data: Any, outdir: Path) -> Markup:
+    return Markup(str(data))
+
+
+def _plot(data: Any, outdir: Path) -> Markup:
+    return Markup('<img class="mrl-img" src="{}" alt="{}">').format(_image_src(data, outdir), str(data))
+
+
+def _mp4(data: Any, outdir: Path) -> Markup:
+    return Markup(
+        '<div><video preload="none" controls><source src="{}" type="video/mp4"></video></div>'
+    ).format(_rel(data, outdir))
+
+
+def _plotlinkbokeh(data: Any, outdir: Path) -> Markup:
+    if not isinstance(data, (list, tuple)) or len(data) != 2:
+        raise ValueError("expected a (png file, html file) pair")
+    png, page = data
+    return Markup('<a href="{}"><img class="mrl-img" src="{}" alt="{}"></a>').format(
+        _rel(page, outdir), _image_src(png, outdir), str(png)
+    )
+
+
+_RENDER: dict[str, Callable[[Any, Path], Markup]] = {
+    "text": _text,
+    "table": _table,
+    "html": _html,
+    "plot": _plot,
+    "mp4": _mp4,
+    "plotlinkbokeh": _plotlinkbokeh,
+}
+
+
+def _image_src(name: Any, outdir: Path) -> str:
+    """A data: URI for an image file in outdir (so the page stands alone); a link when large."""
+    path = outdir / str(name)
+    if not path.is_file():
+        raise ValueError(f"no image file {path}")
+    if path.stat().st_size > INLINE_IMAGE_MAX:
+        return _rel(name, outdir)
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+def _rel(name: Any, outdir: Path) -> str:
+    path = Path(str(name))
+    return os.path.relpath(path, outdir) if path.is_absolute() else str(name)
+
+
+# -- metric curves --------------------------------------------------------------------------------
+
+
+def decimate(xs: Any, ys: Any, n_max: int) -> tuple[Any, Any]:
+    """At most about `n_max` points of a curve, keeping each bucket's min and max (spikes stay)."""
+    import numpy as np
+
+    n = len(ys)
+    if n <= n_max:
+        return xs, ys
+    buckets = max(1, n_max // 2)
+    size = -(-n // buckets)
+    pad = buckets * size - n
+    y = np.concatenate([ys, np.full(pad, np.nan)]).reshape(buckets, size)
+    lo = np.where(np.isnan(y), np.inf, y).argmin(axis=1)
+    hi = np.where(np.isnan(y), -np.inf, y).argmax(axis=1)
+    base = np.arange(buckets) * size
+    idx = np.unique(np.concatenate([base + lo, base + hi, [0, n - 1]]))
+    idx = idx[idx < n]
+    return xs[idx], ys[idx]
+
+
+def line_label(res: SubResult, varying: list[str]) -> str:
+    params = ", ".join(f"{k}={results.format_value(res.params.get(k))}" for k in varying)
+    return f"{res.name}: {params}" if params else res.name
+
+
+def add_plots(rep: Report, subs: list[SubResult]) -> None:
+    """One bokeh figure per metric of metrics.jsonl, a line per sub-experiment."""
+    per_metric: dict[str, list[tuple[SubResult, str, list[float], list[float]]]] = {}
+    for res in subs:
+        for metric, (xkey, xs, ys) in results.curves(res.lines or []).items():
+            per_metric.setdefault(metric, []).append((res, xkey, xs, ys))
+    if not per_metric:
+        return
+    varying = results.varying_params(subs)
+    for i, (metric, lines) in enumerate(per_metric.items()):
+        key = f"plot{i}"
+        rep.models[key] = _figure(metric, lines, varying)
+        rep.plots.append(Plot(metric, key, len(lines)))
+
+
+def _figure(metric: str, lines: list[tuple[SubResult, str, list[float], list[float]]], varying: list[str]) -> Any:
+    import numpy as np
+    from bokeh.models import ColumnDataSource, HoverTool
+    from bokeh.plotting import figure
+
+    xkeys = sorted({x for _, x, _, _ in lines})
+    fig = figure(
+        title=metric,
+        x_axis_label=" / ".join(xkeys),
+        y_axis_label=metric,
+        height=360,
+        sizing_mode="stretch_width",
+        tools="pan,wheel_zoom,box_zoom,reset,save",
+    )
+    per_line = min(MAX_POINTS_PER_LINE, max(MIN_POINTS_PER_LINE, POINTS_PER_PLOT // len(lines)))
+    colors = _palette(len(lines))
+    data = []
+    for res, _, xs, ys in lines:
+        x, y = decimate(np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64), per_line)
+        data.append((line_label(res, varying), x, y))
+    if len(lines) <= LEGEND_MAX_LINES:
+        for (label, x, y), color in zip(data, colors, strict=True):
+            src = ColumnDataSource({"x": x, "y": y, "label": [label] * len(x)})
+            fig.line("x", "y", source=src, color=color, line_width=2, legend_label=label)
+        fig.legend.click_policy = "hide"
+        fig.legend.label_text_font_size = "8pt"
+        fig.add_layout(fig.legend[0], "right")
+    else:
+        src = ColumnDataSource({"xs": [d[1] for d in data], "ys": [d[2] for d in data], "label": [d[0] for d in data],
+                                "color": colors})
+        fig.multi_line("xs", "ys", source=src, color="color", line_width=1.5, line_alpha=0.7,
+                       hover_line_width=3, hover_line_alpha=1.0)
+    fig.add_tools(HoverTool(tooltips=[("run", "@label"), ("x", "$x{0.[000]}"), (metric, "$y{0.[0000]}")]))
+    return fig
+
+
+def _palette(n: int) -> list[str]:
+    from bokeh.palettes import Category10_10, turbo
+
+    if n <= 10:
+        return list(Category10_10[:n])
+    return list(turbo(n)) if n <= 256 else [turbo(256)[int(i * 255 / (n - 1))] for i in range(n)]
+
+
+# -- the table ----------------------------------------------------------------------------------
+
+
+def metric_goal(name: str, overrides: dict[str, str]) -> str | None:
+    """'min' or 'max' when the name says which is better (loss: min, acc: max), else None."""
+    if name in overrides:
+        return overrides[name]
+    base = name.removeprefix(results.METRIC_PREFIX).lower()
+    if base in results.X_KEYS or base in results.NOT_CURVES:
+        return None
+    if _LOWER_BETTER.search(base):
+        return "min"
+    if _HIGHER_BETTER.search(base):
+        return "max"
+    return None
+
+
+def best_values(tab: Table, goals: dict[str, str]) -> dict[str, float]:
+    """The best value of each metric column that has a goal and at least two numbers."""
+    best = {}
+    for col in tab.metrics:
+        goal = goals.get(col)
+        values = [r[col] for r in tab.rows if results.is_number(r.get(col)) and r[col] == r[col]]
+        if goal and len(values) >= 2:
+            best[col] = min(values) if goal == "min" else max(values)
+    return best
+
+
+# -- building the report --------------------------------------------------------------------------
+
+
+def build_report(
+    exp: Experiment,
+    basedir: Path,
+    outdir: Path,
+    overview_fns: list[UserFunction] | None = None,
+    subexp_fns: list[UserFunction] | None = None,
+    log_lines: int = 20,
+) -> Report:
+    """Read the experiment and call the user's functions: a Report ready for `render`."""
+    subs, errors = results.collect(exp, keep_lines=True, basedir=basedir)
+    tab = results.make_table(subs, all_params=True, errors=errors)
+    rep = Report(exp, basedir.name, tab, [], errors=[f"table: {e}" for e in errors])
+    goals_override = user_goals(basedir)
+    rep.goals = {m: g for m in tab.metrics if (g := metric_goal(m, goals_override))}
+    add_plots(rep, subs)
+    for res in subs:
+        res.lines = None  # the curves are in the plots now; free the memory
+    _call_user_functions(rep, subs, outdir, overview_fns or [], subexp_fns or [], log_lines)
+    return rep
+
+
+def _call_user_functions(
+    rep: Report, subs: list[SubResult], outdir: Path, overview: list[UserFunction], per_sub: list[UserFunction],
+    log_lines: int,
+) -> None:
+    from metarunlog.execute import log_tail
+
+    single = rep.exp.is_expanded and rep.exp.is_single
+    dparams = results.params_frame(subs) if (overview or per_sub) and subs else None
+    ids = [s.name for s in subs]
+    if subs and not single:
+        for uf in overview:
+            rep.overview.append(call_function(rep, uf, (str(rep.exp.dir), str(outdir), ids, dparams), outdir,
+                                              f"overview {uf.name}"))
+    by_id = {s.id: s for s in rep.exp.sub_experiments()} if subs else {}
+    for res in subs:
+        section = SubSection(res, log_tail(by_id[res.id], log_lines) if res.id in by_id else [])
+        for uf in per_sub:
+            # The original called a one-job experiment's functions with Dparams None, id 'def'.
+            args = (str(res.dir), str(outdir), None, "def") if single else (str(res.dir), str(outdir), dparams, res.name)
+            section.functions.append(call_function(rep, uf, args, outdir, f"sub-experiment {res.name} {uf.name}"))
+        rep.subs.append(section)
+
+
+# -- rendering -----------------------------------------------------------------------------------
+
+
+def packaged_templates() -> Any:
+    """The report templates: the installed `metarunlog.templates`, else `<checkout>/templates`."""
+    import importlib.resources
+
+    try:
+        return importlib.resources.files("metarunlog.templates")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "templates"
+
+
+def environment(basedir: Path | None) -> Any:
+    """Jinja environment: `<basedir>/mrl_templates/` first (user overrides), then ours."""
+    import jinja2
+
+    packaged = packaged_templates()
+
+    def load(name: str) -> tuple[str, str, Callable[[], bool]] | None:
+        path = packaged / name
+        if not path.is_file():
+            return None
+        return path.read_text(encoding="utf-8"), str(path), lambda: True
+
+    loaders: list[jinja2.BaseLoader] = []
+    if basedir is not None and (basedir / USER_TEMPLATES).is_dir():
+        loaders.append(jinja2.FileSystemLoader(str(basedir / USER_TEMPLATES)))
+    loaders.append(jinja2.FunctionLoader(load))
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["fmt"] = results.format_value
+    return env
+
+
+def render(rep: Report, basedir: Path | None = None) -> str:
+    """The report as one HTML page (bokeh's JS/CSS inlined once when there are plots)."""
+    import jinja2
+
+    bokeh_head, bokeh_script, divs, failed = _embed(rep)
+    context = _context(rep, bokeh_head, bokeh_script, divs, failed)
+    env = environment(basedir)
+    try:
+        return str(env.get_template(PAGE_TEMPLATE).render(context))
+    except jinja2.TemplateSyntaxError as e:
+        raise MrlError(f"{e.filename or e.name}:{e.lineno}: template syntax error: {e.message}") from e
+    except jinja2.UndefinedError as e:
+        raise MrlError(f"report template {_template_frame(e)}: {e.message}") from e
+
+
+def _template_frame(e: BaseException) -> str:
+    for frame in reversed(traceback.extract_tb(e.__traceback__)):
+        if frame.filename.endswith((".html", ".css", ".js")):
+            return f"{frame.filename}:{frame.lineno}"
+    return "?"
+
+
+def _embed(rep: Report) -> tuple[Markup, Markup, dict[str, Markup], dict[str, str]]:
+    """Bokeh: (inlined JS+CSS, the one script, div per model key, key -> why it failed)."""
+    if not rep.models:
+        return Markup(""), Markup(""), {}, {}
+    from bokeh.embed import components
+
+    models, failed = dict(rep.models), {}
+    try:
+        script, divs = components(models)
+    except Exception:  # a user's model that bokeh cannot serialise: find it, embed the rest
+        for key, model in list(models.items()):
+            try:
+                components(model)
+            except Exception as e:
+                failed[key] = f"bokeh cannot embed this model: {type(e).__name__}: {e}"
+                del models[key]
+                rep.errors.append(f"bokeh model {key}: {failed[key]}")
+        script, divs = components(models) if models else ("", {})
+    return Markup(_bokeh_resources(list(models.values()))), Markup(script), {k: Markup(v) for k, v in divs.items()}, failed
+
+
+def _bokeh_resources(models: list[Any]) -> str:
+    from bokeh.resources import INLINE
+
+    try:  # only the bokeh bundles these models need (no widgets/tables/mathjax for plain plots)
+        from bokeh.embed.bundle import bundle_for_objs_and_resources
+
+        return "\n".join(bundle_for_objs_and_resources(models, INLINE))
+    except Exception:
+        return str(INLINE.render())
+
+
+def _context(rep: Report, head: Markup, script: Markup, divs: dict[str, Markup], failed: dict[str, str]) -> dict[str, Any]:
+    exp, record = rep.exp, rep.exp.record
+    states = Counter(s.res.state.value for s in rep.subs)
+    counts = [(s, states[s]) for s in STATE_ORDER if states[s]] + [(s, n) for s, n in states.items()
+                                                                   if s not in STATE_ORDER]
+    return {
+        "project": rep.project_name,
+        "exp": exp,
+        "exp_name": exp.name,
+        "record": record,
+        "description": str(record.get("description") or ""),
+        "date": str(record.get("timestamp") or "")[:10],
+        "done": bool(rep.subs) and all(s.res.state.value == "done" for s in rep.subs),
+        "git": _git_facts(exp),
+        "notes": _notes(exp),
+        "counts": counts,
+        "n_subs": len(rep.subs),
+        "expanded": exp.is_expanded,
+        "table": rep.table,
+        "varying": results.varying_params([s.res for s in rep.subs]),
+        "best": best_values(rep.table, rep.goals),
+        "goals": rep.goals,
+        "lower_better": [m for m, g in rep.goals.items() if g == "min"],
+        "plots": rep.plots,
+        "overview": rep.overview,
+        "subs": rep.subs,
+        "errors": rep.errors,
+        "bokeh_head": head,
+        "bokeh_script": script,
+        "bokeh_divs": divs,
+        "bokeh_failed": failed,
+        "generated": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "version": __version__,
+    }
+
+
+def _git_facts(exp: Experiment) -> dict[str, Any]:
+    record = exp.record
+    diff = ""
+    if (exp.dir / DIFF).is_file():
+        diff = (exp.dir / DIFF).read_text(encoding="utf-8", errors="replace")
+        if len(diff) > DIFF_MAX_CHARS:
+            diff = diff[:DIFF_MAX_CHARS] + f"\n... (cut: the whole diff is {exp.dir / DIFF})\n"
+    return {
+        "hash": str(record.get("gitHash") or ""),
+        "description": str(record.get("gitDescription") or ""),
+        "branch": str(record.get("branch") or ""),
+        "dirty": bool(record.get("dirty")),
+        "diff": diff,
+        "user": str(record.get("user") or ""),
+        "host": str(record.get("host") or ""),
+        "copied_from": str(record.get("copiedFrom") or ""),
+    }
+
+
+def _notes(exp: Experiment) -> Markup:
+    """The notes file as HTML: the user's own markdown, rendered (not escaped)."""
+    import markdown
+
+    try:
+        text = exp.note_path.read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, IsADirectoryError):
+        return Markup("")
+    return Markup(markdown.markdown(text, extensions=["tables", "fenced_code"]))
+
