@@ -29,10 +29,14 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metarunlog.errors import MrlError
 from metarunlog.states import JobState, recorded_state
+
+if TYPE_CHECKING:
+    from metarunlog.backends.base import Job, RunOptions
+    from metarunlog.experiment import Experiment, SubExperiment
 
 SLURM_DIR = ".mrl.slurm"
 SUBMISSIONS = "submissions.jsonl"
@@ -367,10 +371,6 @@ def merged_state(record: dict[str, Any] | None, info: TaskInfo | None) -> JobSta
     return JobState.RUNNING if JobState.RUNNING in (rec, sched) else JobState.QUEUED
 
 
-def is_slurm_record(record: dict[str, Any] | None) -> bool:
-    return bool(record) and record.get("backend") == "slurm" and bool(record.get("jobId"))  # type: ignore[union-attr]
-
-
 
 
 # -- the backend ---------------------------------------------------------------------------------
@@ -423,7 +423,7 @@ def needs_scheduler(record: dict[str, Any] | None) -> bool:
     return state.active or (state in (JobState.FAILED, JobState.CANCELLED) and "slurmState" not in record)
 
 
-def is_locked(sub: Any) -> bool:
+def is_locked(sub: SubExperiment) -> bool:
     """True while some runner executes `sub` (it holds `.mrl.lock`); we take nothing."""
     import fcntl
 
@@ -455,7 +455,7 @@ class SlurmBackend:
         """A finished record only the scheduler can settle: did Slurm end it, and why?"""
         return needs_scheduler(record) and not recorded_state(record).active
 
-    def __init__(self, exp: Any, options: Any = None) -> None:
+    def __init__(self, exp: Experiment, options: RunOptions | None = None) -> None:
         self.exp = exp
         self.options = options
         slurm_cfg = exp.cfg["run"].get("slurm") or {}
@@ -471,7 +471,7 @@ class SlurmBackend:
         self._asked = -1e9  # monotonic time of the last scheduler query
 
     # -- submit ------------------------------------------------------------------------------
-    def submit(self, jobs: Sequence[Any]) -> None:
+    def submit(self, jobs: Sequence[Job]) -> None:
         """One held `sbatch --array`, then `queued` records, then release: all or nothing.
 
         A job another runner holds (its `.mrl.lock`) is skipped, as with the local backend.
@@ -502,7 +502,7 @@ class SlurmBackend:
         self.submissions.append(sub)
         self._log_submission(sub)
 
-    def _undo(self, sub: Submission, jobs: Sequence[Any], old: dict[int, dict[str, Any] | None]) -> None:
+    def _undo(self, sub: Submission, jobs: Sequence[Job], old: dict[int, dict[str, Any] | None]) -> None:
         """A submission that could not be completed: cancel the held job, restore the records."""
         import contextlib
 
@@ -533,7 +533,7 @@ class SlurmBackend:
             f.write(json.dumps(line) + "\n")
 
     # -- poll --------------------------------------------------------------------------------
-    def poll(self, jobs: Sequence[Any]) -> list[JobState]:
+    def poll(self, jobs: Sequence[Job]) -> list[JobState]:
         """Each job's state: its `.mrl.status` merged with squeue (and sacct).
 
         A final scheduler state that changes the record (timeout, a task killed behind
@@ -553,7 +553,7 @@ class SlurmBackend:
             self.cancel([j for j in jobs if j.state is JobState.QUEUED])
         return [j.state for j in jobs]
 
-    def _observe(self, job: Any, rec: dict[str, Any] | None) -> None:
+    def _observe(self, job: Job, rec: dict[str, Any] | None) -> None:
         if not needs_scheduler(rec):
             job.state = recorded_state(rec)
             return
@@ -568,10 +568,10 @@ class SlurmBackend:
                 job.sub.write_status(job.record)
 
     # -- cancel ------------------------------------------------------------------------------
-    def cancel(self, jobs: Sequence[Any]) -> None:
+    def cancel(self, jobs: Sequence[Job]) -> None:
         """`scancel` the array tasks of the queued/running ones; mark them cancelled."""
         targets = [j for j in jobs if needs_scheduler(j.read_record()) and recorded_state(j.record).active]
-        scancel([j.record["jobId"] for j in targets])
+        scancel([(j.record or {})["jobId"] for j in targets])
         now = _now()
         for j in targets:
             cur = j.read_record() or {}

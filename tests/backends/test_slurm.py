@@ -114,7 +114,12 @@ def test_a_missing_sbatch_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tm
 
 # -- against a real single-node Slurm --------------------------------------------------------
 
-on_slurm = pytest.mark.usefixtures("slurm")
+
+
+def on_slurm(test: Any) -> Any:
+    """A test against the real cluster (the `slurm` fixture), selectable with `-m slurm`."""
+    return pytest.mark.slurm(pytest.mark.usefixtures("slurm")(test))
+
 TIMEOUT = 90.0
 
 
