@@ -120,8 +120,8 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         return []
     try:  # one parse for the whole file is several times faster than one per line
         items = json.loads("[" + ",".join(lines) + "]")
-        if len(items) == len(lines):
-            return [d for d in items if isinstance(d, dict)]
+        if len(items) == len(lines) and all(isinstance(d, dict) for d in items):
+            return items  # type: ignore[no-any-return]
     except ValueError:
         pass
     out = []
