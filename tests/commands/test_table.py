@@ -1,0 +1,136 @@
+"""mrl table: formats, sorting, errors, and the table after a real makebatch + run."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from metarunlog.main import main
+from tests.conftest import commit_all, run_mrl, set_cfg
+from tests.test_results import done, grid_exp, make_exp
+
+
+def table_out(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(["table", *args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_the_default_table_is_aligned_text_with_a_header(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    grid_exp(project)
+    code, out, err = table_out(capsys)
+    lines = out.splitlines()
+    assert code == 0 and err == ""
+    assert lines[0].split() == ["id", "lr", "wd", "state", "duration", "step", "loss", "acc", "test_acc"]
+    assert len(lines) == 5
+    assert lines[1].split()[:5] == ["001", "0.1", "1", "done", "10.0s"]
+    # numbers are right-aligned under their header
+    col = lines[0].index("loss") + len("loss")
+    assert lines[1][col - 1] != " " and lines[2][col - 1] == " "
+
+
+def test_csv_has_every_value_at_full_precision(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    grid_exp(project)
+    code, out, _ = table_out(capsys, "--csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(rows) == 4
+    assert rows[0]["loss"] == repr(1.0 / 5 + 0.1) and rows[3]["state"] == "pending" and rows[3]["loss"] == ""
+
+
+def test_tsv_uses_tabs(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    grid_exp(project)
+    _, out, _ = table_out(capsys, "--tsv")
+    assert out.splitlines()[0].split("\t")[:3] == ["id", "lr", "wd"]
+
+
+def test_json_is_a_list_of_rows_and_nan_becomes_null(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_exp(project, [{"params": {"x": 1}, "jsonl": '{"loss": NaN}\n'}, {"params": {"x": 2}, "status": done()}])
+    _, out, _ = table_out(capsys, "--json")
+    rows = json.loads(out)
+    assert rows[0] == {"id": "001", "x": 1, "state": "pending", "duration": None, "loss": None}
+    assert rows[1]["state"] == "done" and rows[1]["duration"] == 12.5
+
+
+def test_markdown_escapes_pipes(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_exp(project, [{"params": {"name": "a|b"}}, {"params": {"name": "c"}}])
+    _, out, _ = table_out(capsys, "--markdown")
+    lines = out.splitlines()
+    assert lines[0] == "| id | name | state | duration |"
+    assert lines[1].startswith("|---|")
+    assert lines[2] == "| 001 | a\\|b | pending |  |"
+
+
+def test_all_params_shows_the_params_that_do_not_vary(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    grid_exp(project)
+    _, out, _ = table_out(capsys, "--all-params", "--csv")
+    assert out.splitlines()[0].startswith("id,lr,wd,epochs,state")
+
+
+def test_sort_ascending_descending_and_empty_last(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    grid_exp(project)
+    # durations: 001 10 s, 002 20 s, 003 12.5 s, 004 never ran
+    assert [r["id"] for r in json.loads(table_out(capsys, "--json", "--sort", "duration")[1])] == [
+        "001", "003", "002", "004"]
+    assert [r["id"] for r in json.loads(table_out(capsys, "--json", "--sort=-duration")[1])] == [
+        "002", "003", "001", "004"]
+    assert [r["id"] for r in json.loads(table_out(capsys, "--json", "--sort", "duration", "--reverse")[1])] == [
+        "002", "003", "001", "004"]
+
+
+def test_sorting_by_an_unknown_column_is_one_error_line_naming_the_columns(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grid_exp(project)
+    code, out, err = table_out(capsys, "--sort", "nope")
+    assert code == 1 and out == ""
+    assert err.strip().splitlines() == [err.strip()]
+    assert "no such column" in err and "lr, wd" in err
+    code, _, err = table_out(capsys, "--sort", "epochs")
+    assert code == 1 and "--all-params" in err
+
+
+def test_an_experiment_without_sub_experiments_says_so(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    main(["new", "-cp", "no", "empty"])
+    code, out, _ = table_out(capsys)
+    assert code == 0 and "no sub-experiments yet" in out
+    assert table_out(capsys, "--json")[1] == "[]\n"
+    assert table_out(capsys, "--csv")[1] == "id,state,duration\n"
+
+
+def test_a_failing_user_metrics_function_still_prints_the_table_and_exits_1(project: Path) -> None:
+    grid_exp(project)
+    (project / "mrl_analyze.py").write_text(
+        "def metrics(d):\n    if d.endswith('002'):\n        1 / 0\n    return {'extra': 7}\n"
+    )
+    proc = run_mrl("table", "--csv", cwd=project)
+    assert proc.returncode == 1
+    rows = list(csv.DictReader(io.StringIO(proc.stdout)))
+    assert [r["extra"] for r in rows] == ["7", "", "7", "7"]
+    assert proc.stderr.count("mrl: error:") == 1 and "ZeroDivisionError" in proc.stderr and "002" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_the_table_after_a_real_makebatch_and_run(project: Path) -> None:
+    # conf.lua in the project fixture is a 3x3 grid over lr and wdecay.
+    (project / "write_metrics.py").write_text(
+        "import json, sys\nlr, wd = map(float, sys.argv[1:])\n"
+        "for i in range(3):\n    print(json.dumps({'step': i, 'loss': lr * wd / (i + 1)}))\n"
+    )
+    set_cfg(project, run={"command": "python3 {{codeDir}}/write_metrics.py {{lr}} {{wdecay}} > metrics.jsonl"})
+    commit_all(project, "metrics script")
+    assert run_mrl("new", cwd=project).returncode == 0
+    assert run_mrl("makebatch", cwd=project).returncode == 0
+    proc = run_mrl("run", "-j", "2", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    proc = run_mrl("table", "--json", "--sort", "loss", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert len(rows) == 9 and all(r["state"] == "done" and r["step"] == 2 for r in rows)
+    assert rows[0]["lr"] == 0.01 and rows[0]["wdecay"] == 0.1
+    assert rows[0]["loss"] == pytest.approx(0.01 * 0.1 / 3)
+    assert all(isinstance(r["duration"], float) for r in rows)
