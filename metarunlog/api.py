@@ -24,7 +24,6 @@ from metarunlog.project import Project, find_basedir
 __all__ = ["load_experiment", "load_table", "load_params", "load_metrics", "load_results"]
 
 
-
 def _project(exp: Any, basedir: str | os.PathLike[str] | None) -> Project:
     if basedir is not None:
         return Project.find(Path(basedir).expanduser())

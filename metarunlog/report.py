@@ -239,9 +239,9 @@ def _plot(data: Any, outdir: Path) -> Markup:
 
 
 def _mp4(data: Any, outdir: Path) -> Markup:
-    return Markup(
-        '<div><video preload="none" controls><source src="{}" type="video/mp4"></video></div>'
-    ).format(_rel(data, outdir))
+    return Markup('<div><video preload="none" controls><source src="{}" type="video/mp4"></video></div>').format(
+        _rel(data, outdir)
+    )
 
 
 def _plotlinkbokeh(data: Any, outdir: Path) -> Markup:
@@ -283,22 +283,31 @@ def _rel(name: Any, outdir: Path) -> str:
 
 
 def decimate(xs: Any, ys: Any, n_max: int) -> tuple[Any, Any]:
-    """At most about `n_max` points of a curve, keeping each bucket's min and max (spikes stay)."""
+    """At most about `n_max` points of a curve, keeping each bucket's min and max (spikes
+    stay) and both ends."""
     import numpy as np
 
-    n = len(ys)
+    x, y = decimate_rows(np.asarray(xs, dtype=float)[None, :], np.asarray(ys, dtype=float)[None, :], n_max)
+    return x[0], y[0]
+
+
+def decimate_rows(xs: Any, ys: Any, n_max: int) -> tuple[Any, Any]:
+    """`decimate` for m curves of the same length at once: (m, n) arrays -> (m, <= n_max + 2)."""
+    import numpy as np
+
+    m, n = ys.shape
     if n <= n_max:
         return xs, ys
-    buckets = max(1, n_max // 2)
+    buckets = max(1, (n_max - 2) // 2)
     size = -(-n // buckets)
-    pad = buckets * size - n
-    y = np.concatenate([ys, np.full(pad, np.nan)]).reshape(buckets, size)
-    lo = np.where(np.isnan(y), np.inf, y).argmin(axis=1)
-    hi = np.where(np.isnan(y), -np.inf, y).argmax(axis=1)
+    y = np.concatenate([ys, np.full((m, buckets * size - n), np.nan)], axis=1).reshape(m, buckets, size)
+    nan = np.isnan(y)
+    lo = np.where(nan, np.inf, y).argmin(axis=2)
+    hi = np.where(nan, -np.inf, y).argmax(axis=2)
     base = np.arange(buckets) * size
-    idx = np.unique(np.concatenate([base + lo, base + hi, [0, n - 1]]))
-    idx = idx[idx < n]
-    return xs[idx], ys[idx]
+    idx = np.concatenate([np.zeros((m, 1), int), base + lo, base + hi, np.full((m, 1), n - 1)], axis=1)
+    idx = np.sort(np.minimum(idx, n - 1), axis=1)
+    return np.take_along_axis(xs, idx, axis=1), np.take_along_axis(ys, idx, axis=1)
 
 
 def line_label(res: SubResult, varying: list[str]) -> str:
@@ -306,9 +315,12 @@ def line_label(res: SubResult, varying: list[str]) -> str:
     return f"{res.name}: {params}" if params else res.name
 
 
+Curve = tuple[SubResult, str, list[float], list[float]]  # (sub-experiment, x key, xs, ys)
+
+
 def add_plots(rep: Report, subs: list[SubResult]) -> None:
     """One bokeh figure per metric of metrics.jsonl, a line per sub-experiment."""
-    per_metric: dict[str, list[tuple[SubResult, str, list[float], list[float]]]] = {}
+    per_metric: dict[str, list[Curve]] = {}
     for res in subs:
         for metric, (xkey, xs, ys) in results.curves(res.lines or []).items():
             per_metric.setdefault(metric, []).append((res, xkey, xs, ys))
@@ -321,40 +333,110 @@ def add_plots(rep: Report, subs: list[SubResult]) -> None:
         rep.plots.append(Plot(metric, key, len(lines)))
 
 
-def _figure(metric: str, lines: list[tuple[SubResult, str, list[float], list[float]]], varying: list[str]) -> Any:
-    import numpy as np
-    from bokeh.models import ColumnDataSource, HoverTool
+def _figure(metric: str, lines: list[Curve], varying: list[str]) -> Any:
     from bokeh.plotting import figure
 
-    xkeys = sorted({x for _, x, _, _ in lines})
     fig = figure(
         title=metric,
-        x_axis_label=" / ".join(xkeys),
+        x_axis_label=" / ".join(sorted({x for _, x, _, _ in lines})),
         y_axis_label=metric,
         height=360,
         sizing_mode="stretch_width",
         tools="pan,wheel_zoom,box_zoom,reset,save",
     )
     per_line = min(MAX_POINTS_PER_LINE, max(MIN_POINTS_PER_LINE, POINTS_PER_PLOT // len(lines)))
-    colors = _palette(len(lines))
-    data = []
-    for res, _, xs, ys in lines:
-        x, y = decimate(np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64), per_line)
-        data.append((line_label(res, varying), x, y))
     if len(lines) <= LEGEND_MAX_LINES:
-        for (label, x, y), color in zip(data, colors, strict=True):
-            src = ColumnDataSource({"x": x, "y": y, "label": [label] * len(x)})
-            fig.line("x", "y", source=src, color=color, line_width=2, legend_label=label)
-        fig.legend.click_policy = "hide"
-        fig.legend.label_text_font_size = "8pt"
-        fig.add_layout(fig.legend[0], "right")
+        _one_renderer_per_line(fig, metric, lines, varying, per_line)
     else:
-        src = ColumnDataSource({"xs": [d[1] for d in data], "ys": [d[2] for d in data], "label": [d[0] for d in data],
-                                "color": colors})
-        fig.multi_line("xs", "ys", source=src, color="color", line_width=1.5, line_alpha=0.7,
-                       hover_line_width=3, hover_line_alpha=1.0)
-    fig.add_tools(HoverTool(tooltips=[("run", "@label"), ("x", "$x{0.[000]}"), (metric, "$y{0.[0000]}")]))
+        _grouped_lines(fig, metric, lines, varying, per_line)
+    fig.legend.click_policy = "hide"
+    fig.legend.label_text_font_size = "8pt"
+    fig.add_layout(fig.legend[0], "right")
     return fig
+
+
+def _one_renderer_per_line(fig: Any, metric: str, lines: list[Curve], varying: list[str], per_line: int) -> None:
+    import numpy as np
+    from bokeh.models import ColumnDataSource, HoverTool
+
+    for (res, _, xs, ys), color in zip(lines, _palette(len(lines)), strict=True):
+        x, y = decimate(np.asarray(xs), np.asarray(ys), per_line)
+        label = line_label(res, varying)
+        src = ColumnDataSource({"x": x, "y": y, "label": [label] * len(x)})
+        fig.line("x", "y", source=src, color=color, line_width=2, legend_label=label)
+    fig.add_tools(HoverTool(tooltips=[("run", "@label"), ("x", "$x{0.[000]}"), (metric, "$y{0.[0000]}")]))
+
+
+def _grouped_lines(fig: Any, metric: str, lines: list[Curve], varying: list[str], per_line: int) -> None:
+    """Many sub-experiments: one line renderer per colour group (NaN between runs).
+
+    Serialising one array pair per group instead of per run keeps `mrl analyze` on
+    1,000 runs fast and the file small; the hover names the run under the mouse.
+    """
+    from bokeh.models import ColumnDataSource, CustomJSHover, HoverTool
+
+    labels = [line_label(res, varying) for res, _, _, _ in lines]
+    groups = color_groups([res for res, _, _, _ in lines], varying)
+    for (name, members), color in zip(groups, _palette(len(groups)), strict=True):
+        x, y, run = _concatenated(lines, members, per_line)
+        src = ColumnDataSource({"x": x, "y": y, "run": run})
+        fig.line(
+            "x",
+            "y",
+            source=src,
+            color=color,
+            line_width=1.2,
+            line_alpha=0.6,
+            legend_label=name,
+            hover_line_width=2.5,
+            hover_line_alpha=1.0,
+        )
+    run_name = CustomJSHover(args={"labels": labels}, code="return labels[value]")
+    fig.add_tools(
+        HoverTool(
+            tooltips=[("run", "@run{custom}"), ("x", "$x{0.[000]}"), (metric, "$y{0.[0000]}")],
+            formatters={"@run": run_name},
+        )
+    )
+
+
+def _concatenated(lines: list[Curve], members: list[int], per_line: int) -> tuple[Any, Any, Any]:
+    """The decimated curves of `members` end to end, NaN between them; `run`: whose point."""
+    import numpy as np
+
+    by_length: dict[int, list[int]] = {}
+    for i in members:
+        by_length.setdefault(len(lines[i][3]), []).append(i)
+    xs, ys, runs = [], [], []
+    for same in by_length.values():  # curves of one length are decimated as one 2D array
+        x2, y2 = decimate_rows(np.array([lines[i][2] for i in same]), np.array([lines[i][3] for i in same]), per_line)
+        gap = np.full((len(same), 1), np.nan)
+        xs.append(np.concatenate([x2, gap], axis=1).ravel())
+        ys.append(np.concatenate([y2, gap], axis=1).ravel())
+        runs.append(np.repeat(np.array(same, dtype=np.int32), x2.shape[1] + 1))
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(runs)
+
+
+MAX_GROUPS = 10
+
+
+def color_groups(subs: list[SubResult], varying: list[str]) -> list[tuple[str, list[int]]]:
+    """Split runs into at most MAX_GROUPS legend entries: by the value of the varying param
+    with the fewest distinct values (2 or more), else by ranges of ids."""
+    best = None
+    for k in varying:
+        values = {results.format_value(s.params.get(k)) for s in subs}
+        if 2 <= len(values) <= MAX_GROUPS and (best is None or len(values) < best[1]):
+            best = (k, len(values))
+    if best is not None:
+        key = best[0]
+        by_value: dict[str, list[int]] = {}
+        for i, s in enumerate(subs):
+            by_value.setdefault(f"{key}={results.format_value(s.params.get(key))}", []).append(i)
+        return list(by_value.items())
+    size = -(-len(subs) // MAX_GROUPS)
+    chunks = [list(range(i, min(i + size, len(subs)))) for i in range(0, len(subs), size)]
+    return [(f"{subs[c[0]].name}-{subs[c[-1]].name}", c) for c in chunks]
 
 
 def _palette(n: int) -> list[str]:
@@ -362,7 +444,10 @@ def _palette(n: int) -> list[str]:
 
     if n <= 10:
         return list(Category10_10[:n])
-    return list(turbo(n)) if n <= 256 else [turbo(256)[int(i * 255 / (n - 1))] for i in range(n)]
+    if n <= 256:
+        return list(turbo(n))
+    colors = turbo(256)
+    return [colors[i * 255 // (n - 1)] for i in range(n)]
 
 
 # -- the table ----------------------------------------------------------------------------------
@@ -393,6 +478,31 @@ def best_values(tab: Table, goals: dict[str, str]) -> dict[str, float]:
     return best
 
 
+def column_classes(tab: Table, varying: list[str]) -> dict[str, str]:
+    """CSS classes of each column's header: param (const when it does not vary), metric."""
+    out = {c: "" for c in tab.columns}
+    for p in tab.params:
+        out[p] = "param" if p in varying else "param const"
+    for m in tab.metrics:
+        out[m] = "metric"
+    return out
+
+
+def table_cells(tab: Table, varying: list[str], best: dict[str, float]) -> list[list[tuple[str, str, Any]]]:
+    """Each row as (text, css class, number to sort by or None) per column; the first is the id."""
+    const = set(tab.params) - set(varying)
+    rows = []
+    for r in tab.rows:
+        cells = []
+        for c in tab.columns:
+            v = r.get(c)
+            cls = "state" if c == "state" else "const" if c in const else "best" if c in best and v == best[c] else ""
+            num = v if results.is_number(v) and v == v else None
+            cells.append((results.format_value(v, c), cls, num))
+        rows.append(cells)
+    return rows
+
+
 # -- building the report --------------------------------------------------------------------------
 
 
@@ -418,7 +528,11 @@ def build_report(
 
 
 def _call_user_functions(
-    rep: Report, subs: list[SubResult], outdir: Path, overview: list[UserFunction], per_sub: list[UserFunction],
+    rep: Report,
+    subs: list[SubResult],
+    outdir: Path,
+    overview: list[UserFunction],
+    per_sub: list[UserFunction],
     log_lines: int,
 ) -> None:
     from metarunlog.execute import log_tail
@@ -428,14 +542,17 @@ def _call_user_functions(
     ids = [s.name for s in subs]
     if subs and not single:
         for uf in overview:
-            rep.overview.append(call_function(rep, uf, (str(rep.exp.dir), str(outdir), ids, dparams), outdir,
-                                              f"overview {uf.name}"))
+            rep.overview.append(
+                call_function(rep, uf, (str(rep.exp.dir), str(outdir), ids, dparams), outdir, f"overview {uf.name}")
+            )
     by_id = {s.id: s for s in rep.exp.sub_experiments()} if subs else {}
     for res in subs:
         section = SubSection(res, log_tail(by_id[res.id], log_lines) if res.id in by_id else [])
         for uf in per_sub:
             # The original called a one-job experiment's functions with Dparams None, id 'def'.
-            args = (str(res.dir), str(outdir), None, "def") if single else (str(res.dir), str(outdir), dparams, res.name)
+            args = (
+                (str(res.dir), str(outdir), None, "def") if single else (str(res.dir), str(outdir), dparams, res.name)
+            )
             section.functions.append(call_function(rep, uf, args, outdir, f"sub-experiment {res.name} {uf.name}"))
         rep.subs.append(section)
 
@@ -520,7 +637,12 @@ def _embed(rep: Report) -> tuple[Markup, Markup, dict[str, Markup], dict[str, st
                 del models[key]
                 rep.errors.append(f"bokeh model {key}: {failed[key]}")
         script, divs = components(models) if models else ("", {})
-    return Markup(_bokeh_resources(list(models.values()))), Markup(script), {k: Markup(v) for k, v in divs.items()}, failed
+    return (
+        Markup(_bokeh_resources(list(models.values()))),
+        Markup(script),
+        {k: Markup(v) for k, v in divs.items()},
+        failed,
+    )
 
 
 def _bokeh_resources(models: list[Any]) -> str:
@@ -534,11 +656,16 @@ def _bokeh_resources(models: list[Any]) -> str:
         return str(INLINE.render())
 
 
-def _context(rep: Report, head: Markup, script: Markup, divs: dict[str, Markup], failed: dict[str, str]) -> dict[str, Any]:
+def _context(
+    rep: Report, head: Markup, script: Markup, divs: dict[str, Markup], failed: dict[str, str]
+) -> dict[str, Any]:
     exp, record = rep.exp, rep.exp.record
+    varying = results.varying_params([s.res for s in rep.subs])
+    best = best_values(rep.table, rep.goals)
     states = Counter(s.res.state.value for s in rep.subs)
-    counts = [(s, states[s]) for s in STATE_ORDER if states[s]] + [(s, n) for s, n in states.items()
-                                                                   if s not in STATE_ORDER]
+    counts = [(s, states[s]) for s in STATE_ORDER if states[s]] + [
+        (s, n) for s, n in states.items() if s not in STATE_ORDER
+    ]
     return {
         "project": rep.project_name,
         "exp": exp,
@@ -553,8 +680,10 @@ def _context(rep: Report, head: Markup, script: Markup, divs: dict[str, Markup],
         "n_subs": len(rep.subs),
         "expanded": exp.is_expanded,
         "table": rep.table,
-        "varying": results.varying_params([s.res for s in rep.subs]),
-        "best": best_values(rep.table, rep.goals),
+        "varying": varying,
+        "best": best,
+        "column_class": column_classes(rep.table, varying),
+        "table_cells": table_cells(rep.table, varying, best),
         "goals": rep.goals,
         "lower_better": [m for m, g in rep.goals.items() if g == "min"],
         "plots": rep.plots,
@@ -598,4 +727,3 @@ def _notes(exp: Experiment) -> Markup:
     except (FileNotFoundError, IsADirectoryError):
         return Markup("")
     return Markup(markdown.markdown(text, extensions=["tables", "fenced_code"]))
-

@@ -18,6 +18,7 @@ import json
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -115,15 +116,14 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         text = path.read_text(encoding="utf-8", errors="replace")
     except (FileNotFoundError, NotADirectoryError):
         return []
-    lines = [line for line in text.splitlines() if line.strip()]
-    if not lines:
-        return []
-    try:  # one parse for the whole file is several times faster than one per line
+    lines = text.splitlines()
+    try:  # one parse for the whole file is twice as fast as one per line
         items = json.loads("[" + ",".join(lines) + "]")
-        if len(items) == len(lines) and all(isinstance(d, dict) for d in items):
+        if len(items) == len(lines) and set(map(type, items)) <= {dict}:
             return items  # type: ignore[no-any-return]
     except ValueError:
         pass
+    lines = [line for line in lines if line.strip()]
     out = []
     for line in lines:
         try:
@@ -386,7 +386,59 @@ def x_of(line: dict[str, Any], index: int) -> tuple[str, float]:
 
 
 def curves(lines: list[dict[str, Any]]) -> dict[str, tuple[str, list[float], list[float]]]:
-    """Per metric key: (x key, xs, ys) over the lines that carry a number for it."""
+    """Per metric key: (x key, xs, ys) over the lines that carry a number (int or float) for it."""
+    if not lines:
+        return {}
+    xkey, xs = _shared_x(lines)
+    if xkey is None:
+        return _curves_per_line(lines)
+    out = {}
+    for k in _keys(lines):
+        if k in X_KEYS or k in NOT_CURVES:
+            continue
+        try:
+            vals = list(map(itemgetter(k), lines))
+        except KeyError:
+            vals = [d.get(k) for d in lines]
+        if set(map(type, vals)) <= _NUMBER_TYPE_SET:  # the usual case: a number on every line
+            out[k] = (xkey, xs, vals)
+            continue
+        # `type(v) in` (not isinstance) leaves out bools, which are ints to Python.
+        pairs = [(x, v) for x, v in zip(xs, vals, strict=True) if type(v) in _NUMBER_TYPES]
+        if pairs:
+            out[k] = (xkey, [x for x, _ in pairs], [float(v) for _, v in pairs])
+    return out
+
+
+def _keys(lines: list[dict[str, Any]]) -> list[str]:
+    """Every key of the lines: the first line's in order, then the others sorted."""
+    first = list(lines[0])
+    rest = set().union(*lines).difference(first)
+    return first + sorted(rest)
+
+
+_NUMBER_TYPES = (int, float)
+_NUMBER_TYPE_SET = frozenset(_NUMBER_TYPES)
+
+
+def _shared_x(lines: list[dict[str, Any]]) -> tuple[str | None, list[Any]]:
+    """The x key when every line has the same first x key (the usual case), and the xs."""
+    key, _ = x_of(lines[0], 0)
+    if key == "line":
+        if any(k in d for d in lines for k in X_KEYS):
+            return None, []
+        return "line", [float(i) for i in range(len(lines))]
+    try:
+        xs = list(map(itemgetter(key), lines))
+    except KeyError:
+        return None, []
+    earlier = X_KEYS[: X_KEYS.index(key)]  # a line holding one of these would use it instead
+    if set(map(type, xs)) <= _NUMBER_TYPE_SET and not (earlier and any(k in d for d in lines for k in earlier)):
+        return key, xs
+    return None, []
+
+
+def _curves_per_line(lines: list[dict[str, Any]]) -> dict[str, tuple[str, list[float], list[float]]]:
     out: dict[str, tuple[str, list[float], list[float]]] = {}
     for i, line in enumerate(lines):
         xkey, x = x_of(line, i)

@@ -195,6 +195,14 @@ def test_curves_use_step_as_x_else_the_line_number_and_skip_non_numbers() -> Non
     assert "tag" not in c and "ok" not in c and "step" not in c
 
 
+def test_curves_of_lines_with_different_x_keys_use_each_line_s_own() -> None:
+    lines = [{"step": 1, "loss": 1.0}, {"epoch": 0, "val": 2.0}, {"step": 2, "loss": 0.5}, {"other": 1}]
+    c = results.curves(lines)
+    assert c["loss"] == ("step", [1.0, 2.0], [1.0, 0.5])
+    assert c["val"] == ("epoch", [0.0], [2.0])
+    assert c["other"] == ("line", [3.0], [1.0])
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.one_of(
     st.dictionaries(st.sampled_from(["a", "b", "step"]), st.integers() | st.floats(allow_nan=False)),

@@ -75,7 +75,10 @@ class AnalyzeResult:
 
 
 def analyze(
-    project: Project, exp: Experiment | str | int | None = None, *, outdir: str | Path | None = None,
+    project: Project,
+    exp: Experiment | str | int | None = None,
+    *,
+    outdir: str | Path | None = None,
     notebook: bool = False,
 ) -> AnalyzeResult:
     """Write the report of `exp` (an Experiment, id, 'last', path, or None for the default).
@@ -130,8 +133,10 @@ def copy_to_webdir(outdir: Path, webdir: str, exp_name: str, basedir: Path) -> s
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["?"])[-1]
-            raise MrlError(f"the report is written, but copying it to {target} failed (rsync: {last}); "
-                           "check analysis_webdir and that you can ssh to the host")
+            raise MrlError(
+                f"the report is written, but copying it to {target} failed (rsync: {last}); "
+                "check analysis_webdir and that you can ssh to the host"
+            )
         return target
     dest = (basedir / Path(webdir).expanduser()) / exp_name
     try:
