@@ -32,20 +32,43 @@ HOST = socket.gethostname()
 def done(duration: float = 12.5, **extra: Any) -> dict[str, Any]:
     """A `.mrl.status` record of a finished local run."""
     return {
-        "state": "done", "exitCode": 0, "attempts": 1, "stepsDone": 1, "steps": 1,
-        "start": "2024-01-01T10:00:00+00:00", "end": "2024-01-01T10:00:12+00:00", "duration": duration,
-        "host": HOST, "pid": None, "runnerPid": None, "resource": None, "backend": "local",
-        "jobId": None, "node": None, "command": ["python train.py"], **extra,
+        "state": "done",
+        "exitCode": 0,
+        "attempts": 1,
+        "stepsDone": 1,
+        "steps": 1,
+        "start": "2024-01-01T10:00:00+00:00",
+        "end": "2024-01-01T10:00:12+00:00",
+        "duration": duration,
+        "host": HOST,
+        "pid": None,
+        "runnerPid": None,
+        "resource": None,
+        "backend": "local",
+        "jobId": None,
+        "node": None,
+        "command": ["python train.py"],
+        **extra,
     }
 
 
 def running(pid: int, **extra: Any) -> dict[str, Any]:
-    return {**done(), "state": "running", "exitCode": None, "end": None, "duration": None,
-            "pid": pid, "runnerPid": pid, "start": "2024-01-01T10:00:00+00:00", **extra}
+    return {
+        **done(),
+        "state": "running",
+        "exitCode": None,
+        "end": None,
+        "duration": None,
+        "pid": pid,
+        "runnerPid": pid,
+        "start": "2024-01-01T10:00:00+00:00",
+        **extra,
+    }
 
 
-def make_exp(basedir: Path, subs: list[dict[str, Any]], description: str = "made by a test",
-             single: bool = False) -> Experiment:
+def make_exp(
+    basedir: Path, subs: list[dict[str, Any]], description: str = "made by a test", single: bool = False
+) -> Experiment:
     """`mrl new`, then one folder per spec: params, and optionally status (dict), jsonl
     (list of dicts or raw text), metrics (metrics.json dict) and log (run.log text)."""
     with contextlib.redirect_stdout(io.StringIO()):
@@ -79,8 +102,12 @@ def curve(n: int, lr: float) -> list[dict[str, Any]]:
 def grid_exp(basedir: Path) -> Experiment:
     subs = [
         {"params": {"lr": 0.1, "wd": 1, "epochs": 3}, "status": done(10.0), "jsonl": curve(5, 0.1)},
-        {"params": {"lr": 0.01, "wd": 1, "epochs": 3}, "status": done(20.0), "jsonl": curve(5, 0.01),
-         "metrics": {"test_acc": 0.9}},
+        {
+            "params": {"lr": 0.01, "wd": 1, "epochs": 3},
+            "status": done(20.0),
+            "jsonl": curve(5, 0.01),
+            "metrics": {"test_acc": 0.9},
+        },
         {"params": {"lr": 0.1, "wd": 2, "epochs": 3}, "status": {**done(), "state": "failed", "exitCode": 1}},
         {"params": {"lr": 0.01, "wd": 2, "epochs": 3}},
     ]
@@ -123,8 +150,10 @@ def test_keys_that_appear_only_in_early_lines_keep_their_last_value(project: Pat
 def test_a_running_record_whose_process_is_gone_is_shown_stale(project: Path) -> None:
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    exp = make_exp(project, [{"params": {"x": 1}, "status": running(gone.pid)},
-                             {"params": {"x": 2}, "status": running(gone.pid * 0 + 1)}])  # pid 1 lives
+    exp = make_exp(
+        project,
+        [{"params": {"x": 1}, "status": running(gone.pid)}, {"params": {"x": 2}, "status": running(gone.pid * 0 + 1)}],
+    )  # pid 1 lives
     states = [r["state"] for r in results.table(exp).rows]
     assert states == ["stale", "running"]
     assert results.table(exp).rows[1]["duration"] > 0  # elapsed so far
@@ -152,8 +181,7 @@ def test_a_failing_user_metrics_function_is_reported_and_the_rest_still_read(pro
 
 
 def test_a_metric_named_like_a_param_gets_a_prefix(project: Path) -> None:
-    exp = make_exp(project, [{"params": {"lr": 0.1}, "jsonl": [{"lr": 0.05, "state": 3}]},
-                             {"params": {"lr": 0.2}}])
+    exp = make_exp(project, [{"params": {"lr": 0.1}, "jsonl": [{"lr": 0.05, "state": 3}]}, {"params": {"lr": 0.2}}])
     tab = results.table(exp)
     assert tab.metrics == ["metric.lr", "metric.state"]
     assert tab.rows[0]["lr"] == 0.1 and tab.rows[0]["metric.lr"] == 0.05 and tab.rows[0]["state"] == "pending"
@@ -204,10 +232,15 @@ def test_curves_of_lines_with_different_x_keys_use_each_line_s_own() -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.one_of(
-    st.dictionaries(st.sampled_from(["a", "b", "step"]), st.integers() | st.floats(allow_nan=False)),
-    st.sampled_from(["", "{", "[1, 2]", "garbage", "1, 2", '{"a": 1}, {"b": 2}']),
-), max_size=20))
+@given(
+    st.lists(
+        st.one_of(
+            st.dictionaries(st.sampled_from(["a", "b", "step"]), st.integers() | st.floats(allow_nan=False)),
+            st.sampled_from(["", "{", "[1, 2]", "garbage", "1, 2", '{"a": 1}, {"b": 2}']),
+        ),
+        max_size=20,
+    )
+)
 def test_reading_metrics_jsonl_equals_reading_it_line_by_line(tmp_path_factory: Any, items: list[Any]) -> None:
     path = tmp_path_factory.mktemp("m") / "metrics.jsonl"
     path.write_text("".join((json.dumps(x) if isinstance(x, dict) else x) + "\n" for x in items))

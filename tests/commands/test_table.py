@@ -75,11 +75,23 @@ def test_sort_ascending_descending_and_empty_last(project: Path, capsys: pytest.
     grid_exp(project)
     # durations: 001 10 s, 002 20 s, 003 12.5 s, 004 never ran
     assert [r["id"] for r in json.loads(table_out(capsys, "--json", "--sort", "duration")[1])] == [
-        "001", "003", "002", "004"]
+        "001",
+        "003",
+        "002",
+        "004",
+    ]
     assert [r["id"] for r in json.loads(table_out(capsys, "--json", "--sort=-duration")[1])] == [
-        "002", "003", "001", "004"]
+        "002",
+        "003",
+        "001",
+        "004",
+    ]
     assert [r["id"] for r in json.loads(table_out(capsys, "--json", "--sort", "duration", "--reverse")[1])] == [
-        "002", "003", "001", "004"]
+        "002",
+        "003",
+        "001",
+        "004",
+    ]
 
 
 def test_sorting_by_an_unknown_column_is_one_error_line_naming_the_columns(
