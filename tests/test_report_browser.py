@@ -1,0 +1,251 @@
+"""The report in a real headless browser: Debian's chromium driven by Playwright, the page
+loaded from file:// with the network off. Checks that bokeh drew every plot (views in the
+live DOM, pixels on their canvases), that the console has no errors, that nothing was
+requested from the network, and that no injected script ran.
+
+Needs: apt `chromium`, pip `playwright` (no browser download: the system chromium is used;
+set MRL_CHROMIUM to use another binary). Skipped when those are missing, unless CI is set.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from metarunlog.commands.analyze import analyze
+from metarunlog.project import Project
+from tests.conftest import set_cfg
+from tests.test_results import curve, done, grid_exp, make_exp, running
+
+pytestmark = pytest.mark.browser
+
+XSS = "<script>window.__xss = 1; alert(1)</script>"
+
+
+def _chromium() -> str | None:
+    for name in (os.environ.get("MRL_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    exe = _chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    missing = [
+        what
+        for what, ok in (
+            ("chromium (apt-get install chromium)", exe),
+            ("playwright (pip install playwright)", sync_playwright),
+        )
+        if not ok
+    ]
+    if missing:
+        reason = "browser tests need " + " and ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(reason + " (CI is set: they must run)")
+        pytest.skip(reason)
+    assert sync_playwright is not None
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=exe,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield b
+        b.close()
+
+
+@dataclass
+class Loaded:
+    page: Any
+    console_errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)  # anything not file:, data:, blob:, about:
+    dialogs: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def open_report(browser: Any) -> Iterator[Any]:
+    contexts = []
+
+    def load(path: Path) -> Loaded:
+        ctx = browser.new_context(offline=True, viewport={"width": 1300, "height": 900})
+        contexts.append(ctx)
+        page = ctx.new_page()
+        out = Loaded(page)
+        page.on("console", lambda m: out.console_errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: out.console_errors.append(f"uncaught: {e}"))
+        page.on("dialog", lambda d: (out.dialogs.append(d.message), d.dismiss()))
+
+        def route(r: Any) -> None:
+            if r.request.url.startswith(("file:", "data:", "blob:", "about:")):
+                r.continue_()
+            else:
+                out.requests.append(r.request.url)
+                r.abort()
+
+        page.route("**/*", route)
+        page.goto(path.as_uri())
+        page.wait_for_load_state("load")
+        return out
+
+    yield load
+    for ctx in contexts:
+        ctx.close()
+
+
+# Bokeh.index holds every root view; bokeh 3.9 adds a "Notifications" one per document.
+ROOTS = "Object.values(Bokeh.index).filter((v) => v.model.type !== 'Notifications')"
+WAIT_FOR_BOKEH = f"""(n) => window.Bokeh !== undefined && Bokeh.documents.length > 0
+    && {ROOTS}.length >= n"""
+
+# Every bokeh root view, with its model's title and how many of its canvases hold coloured
+# pixels: the data (axes, grid and text are grey), so an empty plot does not count as drawn.
+# Bokeh 3 draws inside shadow roots.
+DRAWN = f"""() => {ROOTS}.map((view) => {{
+    const canvases = [];
+    const walk = (node) => {{
+        if (node.tagName === "CANVAS") canvases.push(node);
+        if (node.shadowRoot) walk(node.shadowRoot);
+        for (const child of node.children || []) walk(child);
+    }};
+    walk(view.el);
+    let painted = 0;
+    for (const c of canvases) {{
+        if (!c.width || !c.height) continue;
+        const data = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        let ink = 0;
+        for (let i = 0; i < data.length; i += 4) {{
+            const r = data[i], g = data[i + 1], b = data[i + 2];
+            if (data[i + 3] > 0 && Math.max(r, g, b) - Math.min(r, g, b) > 60) ink++;
+        }}
+        if (ink > 50) painted++;
+    }}
+    const title = view.model.title ? view.model.title.text : null;
+    return {{title, canvases: canvases.length, painted}};
+}})"""
+
+
+def wait_drawn(loaded: Loaded, n: int) -> list[dict[str, Any]]:
+    loaded.page.wait_for_function(WAIT_FOR_BOKEH, arg=n, timeout=30_000)
+    loaded.page.wait_for_timeout(300)  # let the first paint land
+    return loaded.page.evaluate(DRAWN)  # type: ignore[no-any-return]
+
+
+def assert_clean(loaded: Loaded) -> None:
+    assert loaded.console_errors == []
+    assert loaded.requests == []
+    assert loaded.dialogs == []
+    assert loaded.page.evaluate("() => window.__xss") is None
+
+
+def test_the_zero_config_report_draws_a_plot_per_metric_offline_without_errors(project: Path, open_report) -> None:
+    grid_exp(project)
+    res = analyze(Project.find(project))
+    loaded = open_report(res.path)
+    views = wait_drawn(loaded, 2)
+    assert sorted(v["title"] for v in views) == ["acc", "loss"]
+    assert all(v["painted"] >= 1 for v in views), views
+    assert loaded.page.locator(".mrl-plot").count() == 2
+    assert_clean(loaded)
+
+
+def test_many_runs_in_colour_groups_are_drawn(project: Path, open_report) -> None:
+    subs = [
+        {"params": {"lr": [0.1, 0.01][i % 2], "seed": i}, "status": done(), "jsonl": curve(400, i / 50)}
+        for i in range(40)
+    ]
+    exp = make_exp(project, subs)
+    res = analyze(Project.find(project), exp)
+    loaded = open_report(res.path)
+    views = wait_drawn(loaded, 2)
+    assert all(v["painted"] >= 1 for v in views), views
+    assert_clean(loaded)
+
+
+def test_hostile_params_names_and_logs_never_run_as_script(project: Path, open_report) -> None:
+    exp = make_exp(
+        project,
+        [
+            {
+                "params": {"p": XSS, "q": 1},
+                "status": done(),
+                "log": XSS + "\n",
+                "jsonl": [{"step": i, XSS: i, "</script><script>alert(2)</script>": -i} for i in range(5)],
+            },
+            {
+                "params": {"p": "<img src=x onerror=alert(3)>", "q": 2},
+                "status": running(os.getpid()),
+                "jsonl": [{"step": i, XSS: 2 * i} for i in range(5)],
+            },
+        ],
+        description=XSS,
+    )
+    exp.note_path.write_text("# Notes\n")
+    res = analyze(Project.find(project), exp)
+    loaded = open_report(res.path)
+    views = wait_drawn(loaded, 2)
+    assert sorted(v["title"] for v in views) == sorted([XSS, "</script><script>alert(2)</script>"])
+    assert loaded.page.locator("#sub-001 td", has_text=XSS).count() >= 1  # shown as text
+    assert_clean(loaded)
+
+
+def test_user_bokeh_models_and_error_boxes_render_next_to_each_other(project: Path, open_report) -> None:
+    grid_exp(project)
+    (project / "mrl_analyze.py").write_text(
+        "from bokeh.plotting import figure\n"
+        "def over(expDir, outdir, subExpIds, Dparams):\n"
+        "    fig = figure(title='from the user')\n"
+        "    fig.scatter([1, 2, 3], [3, 1, 2], size=12)\n"
+        "    return [(fig, 'bokeh', 'Mine'), ('x', 'nope', None)]\n"
+        "def broken(*args):\n    raise ValueError('broken on purpose')\n"
+    )
+    set_cfg(project, analysis_overview={"over": []}, analysis_subexp={"broken": []})
+    res = analyze(Project.find(project))
+    assert len(res.errors) == 5  # the unknown rtype, and broken() for each of the 4
+    loaded = open_report(res.path)
+    views = wait_drawn(loaded, 3)
+    assert sorted(v["title"] for v in views) == ["acc", "from the user", "loss"]
+    assert all(v["painted"] >= 1 for v in views), views
+    assert loaded.page.locator(".mrl-error").count() == 5
+    assert_clean(loaded)
+
+
+def test_clicking_a_column_header_sorts_the_table(project: Path, open_report) -> None:
+    grid_exp(project)
+    res = analyze(Project.find(project))
+    loaded = open_report(res.path)
+    page = loaded.page
+    ids = lambda: page.locator("table.sortable tbody tr td:first-child").all_inner_texts()  # noqa: E731
+    assert ids() == ["001", "002", "003", "004"]
+    page.locator("table.sortable th", has_text="duration").click()
+    assert ids() == ["001", "003", "002", "004"]  # 10 s, 12.5 s, 20 s, never ran (last)
+    page.locator("table.sortable th", has_text="duration").click()
+    assert ids() == ["002", "003", "001", "004"]
+    assert_clean(loaded)
+
+
+def test_a_report_without_plots_opens_cleanly(project: Path, open_report) -> None:
+    exp = make_exp(project, [{"params": {"x": 1}}, {"params": {"x": 2}}])
+    res = analyze(Project.find(project), exp)
+    loaded = open_report(res.path)
+    assert loaded.page.evaluate("() => window.Bokeh === undefined")
+    assert loaded.page.locator("#subexps details").count() == 2
+    assert_clean(loaded)
