@@ -33,14 +33,20 @@ from metarunlog.results import Table
 
 HELP = "params + state + metrics, one row per sub-experiment (--csv, --json, --markdown ...)"
 FORMATS = ("text", "csv", "tsv", "json", "markdown")
+FORMAT_HELP = {
+    "csv": "comma-separated values, full precision",
+    "tsv": "tab-separated values, full precision",
+    "json": "a JSON list of objects, one per row",
+    "markdown": "a markdown table (for notes and issues)",
+}
 MAX_ERRORS_SHOWN = 10
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("expId", nargs="?", metavar="EXP", help="experiment (default: the one you are in, else the newest)")
     fmt = p.add_mutually_exclusive_group()
-    for name in FORMATS[1:]:
-        fmt.add_argument(f"--{name}", dest="format", action="store_const", const=name, help=f"print {name}")
+    for name, what in FORMAT_HELP.items():
+        fmt.add_argument(f"--{name}", dest="format", action="store_const", const=name, help=what)
     p.set_defaults(format="text")
     p.add_argument("--all-params", action="store_true", help="show every param, not only those that vary")
     p.add_argument("--sort", metavar="KEY", help="sort by this column (--sort=-KEY: descending); empty ones last")

@@ -308,6 +308,17 @@ def test_a_one_job_experiment_calls_per_sub_functions_like_the_original(project:
     assert f"called with True def {exp.dir}" in res.path.read_text()
 
 
+def test_a_failing_user_metrics_function_gets_an_error_box_in_the_table_section(project: Path) -> None:
+    exp = grid_exp(project)
+    (project / "mrl_analyze.py").write_text("def metrics(d):\n    return 'not a dict'\n")
+    res = analyze(Project.find(project))
+    assert len(res.errors) == 4 and all("it must return a dict" in e for e in res.errors)
+    page = visible_text(html_of(exp.dir))
+    table = page[page.index('<section id="table">') :]
+    assert table.count('<div class="mrl-error" role="alert"><strong>table</strong>') == 4
+    assert table.count('<tr><td><a href="#sub-') == 4
+
+
 def test_user_metrics_and_metric_goals_from_mrl_analyze_py(project: Path) -> None:
     exp = make_exp(
         project,
