@@ -380,7 +380,7 @@ def x_of(line: dict[str, Any], index: int) -> tuple[str, float]:
     """The x axis a metrics.jsonl line sits at: (key, value), else ("line", its index)."""
     for k in X_KEYS:
         v = line.get(k)
-        if _is_number(v):
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
             return k, float(v)
     return "line", float(index)
 

@@ -62,7 +62,8 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     if args.open:
         import webbrowser
 
-        webbrowser.open(res.path.resolve().as_uri())
+        if not webbrowser.open(res.path.resolve().as_uri()):
+            print(f"mrl: warning: found no web browser to open {res.path.resolve().as_uri()}", file=sys.stderr)
     return 1 if res.errors else 0
 
 
