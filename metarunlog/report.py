@@ -473,7 +473,7 @@ def best_values(tab: Table, goals: dict[str, str]) -> dict[str, float]:
     for col in tab.metrics:
         goal = goals.get(col)
         values = [r[col] for r in tab.rows if results.is_number(r.get(col)) and r[col] == r[col]]
-        if goal and len(values) >= 2:
+        if goal and len(set(values)) >= 2:  # all equal: nothing stands out
             best[col] = min(values) if goal == "min" else max(values)
     return best
 

@@ -10,6 +10,7 @@ set MRL_CHROMIUM to use another binary). Skipped when those are missing, unless 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -149,6 +150,32 @@ def wait_drawn(loaded: Loaded, n: int) -> list[dict[str, Any]]:
     return loaded.page.evaluate(DRAWN)  # type: ignore[no-any-return]
 
 
+TOOLTIP_TEXT = """() => {
+    const out = [];
+    const walk = (n) => {
+        if (n.classList && [...n.classList].some((c) => c.includes("tooltip")) && n.innerText) out.push(n.innerText);
+        if (n.shadowRoot) walk(n.shadowRoot);
+        for (const c of n.children || []) walk(c);
+    };
+    walk(document.body);
+    return out.join("|");
+}"""
+
+
+def hover_text(loaded: Loaded, plot_index: int) -> str:
+    """Sweep the mouse down the middle of a plot until bokeh shows a tooltip; its text."""
+    page = loaded.page
+    plot = page.locator(".mrl-plot").nth(plot_index)
+    plot.scroll_into_view_if_needed()
+    box = plot.bounding_box()
+    for dy in range(5, int(box["height"]) - 5, 2):
+        page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + dy)
+        text = page.evaluate(TOOLTIP_TEXT)
+        if text.strip():
+            return str(text)
+    return ""
+
+
 def assert_clean(loaded: Loaded) -> None:
     assert loaded.console_errors == []
     assert loaded.requests == []
@@ -164,6 +191,7 @@ def test_the_zero_config_report_draws_a_plot_per_metric_offline_without_errors(p
     assert sorted(v["title"] for v in views) == ["acc", "loss"]
     assert all(v["painted"] >= 1 for v in views), views
     assert loaded.page.locator(".mrl-plot").count() == 2
+    assert re.search(r"run:\s+00[12]: lr=0\.0?1, wd=1", hover_text(loaded, 0))
     assert_clean(loaded)
 
 
@@ -177,6 +205,11 @@ def test_many_runs_in_colour_groups_are_drawn(project: Path, open_report) -> Non
     loaded = open_report(res.path)
     views = wait_drawn(loaded, 2)
     assert all(v["painted"] >= 1 for v in views), views
+    legend = loaded.page.evaluate(
+        "() => [...Bokeh.documents[0].all_models].filter((m) => m.type === 'Legend')[0].items.map((i) => i.label.value)"
+    )
+    assert legend == ["lr=0.1", "lr=0.01"]
+    assert re.search(r"run:\s+0\d\d: lr=0\.0?1, seed=\d+", hover_text(loaded, 0))  # names the run under the mouse
     assert_clean(loaded)
 
 
