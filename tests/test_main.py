@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ def test_help_lists_every_command(project: Path) -> None:
     r = run_mrl("--help", cwd=project)
     assert r.returncode == 0
     for name in COMMANDS:
-        assert f"    {name} " in r.stdout, name
+        assert re.search(rf"^    {name}(\s|$)", r.stdout, re.M), name
 
 
 def test_no_arguments_prints_help(capsys: pytest.CaptureFixture[str], project: Path) -> None:
