@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import dataclass
 from typing import Any
 
+from metarunlog import jsonio
 from metarunlog.errors import CorruptRecord
+from metarunlog.experiment import DONE_MARK, RECORD
 from metarunlog.project import Project
 
 HELP = "list experiments, newest first (** = not done)"
@@ -67,13 +70,22 @@ def _cell(v: Any) -> str:
 
 
 def ls(project: Project) -> list[Row]:
+    # Plain os.path strings here: with thousands of experiments, pathlib's per-object cost
+    # is most of `mrl ls`'s own time.
+    outdir = str(project.outdir)
     rows = []
-    for exp in reversed(project.experiments()):
+    for exp_id in reversed(project.experiment_ids()):
+        name = project.exp_name(exp_id)
+        expdir = os.path.join(outdir, name)
         try:
-            record = exp.record
-            rows.append(Row(exp.name, exp.is_done, record))
+            record = jsonio.read_json(os.path.join(expdir, RECORD))
         except FileNotFoundError:
             continue  # being created by a concurrent `mrl new`: no record yet
         except CorruptRecord as e:
-            rows.append(Row(exp.name, False, None, str(e)))
+            rows.append(Row(name, False, None, str(e)))
+            continue
+        if not isinstance(record, dict):
+            rows.append(Row(name, False, None, f"corrupt record {os.path.join(expdir, RECORD)}: not a JSON object"))
+            continue
+        rows.append(Row(name, os.path.exists(os.path.join(expdir, DONE_MARK)), record))
     return rows
