@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,8 @@ def write_text(path: str | os.PathLike[str], text: str, *, durable: bool = True)
     it (for transient records such as a run's `running` state).
     """
     path = Path(path)
+    import tempfile  # here, not at the top: it costs `mrl ls` several ms of start-up
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)

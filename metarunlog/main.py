@@ -54,7 +54,11 @@ def _command_module(name: str) -> ModuleType | None:
         raise
 
 
-def build_parser(custom: dict[str, dict[str, Any]] | None = None) -> tuple[Parser, dict[str, ModuleType]]:
+def build_parser(
+    custom: dict[str, dict[str, Any]] | None = None, only: str | None = None
+) -> tuple[Parser, dict[str, ModuleType]]:
+    """The `mrl` parser. With `only`, just that command's module is imported (the others
+    get bare subparsers), so that `mrl ls` does not pay for importing every command."""
     parser = Parser(
         prog="mrl",
         description="metarunlog: git-anchored experiments, hyperparameter batches, runs and reports.",
@@ -65,6 +69,9 @@ def build_parser(custom: dict[str, dict[str, Any]] | None = None) -> tuple[Parse
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     modules = {}
     for name in COMMANDS:
+        if only is not None and name != only:
+            sub.add_parser(name)
+            continue
         mod = _command_module(name)
         if mod is None:
             continue
@@ -115,7 +122,7 @@ def _main(argv: list[str]) -> int:
     project, project_error = _find_project()
     cfg_hooks = dict(project.cfg["hooks"]) if project is not None else {}
     custom = hooks.custom_commands(cfg_hooks, set(COMMANDS))
-    parser, modules = build_parser(custom)
+    parser, modules = build_parser(custom, only=_chosen_command(argv))
     if not argv:
         parser.print_help()
         return 0
@@ -147,6 +154,15 @@ def _main(argv: list[str]) -> int:
     if after:
         _call_hook(project, after, args)
     return code
+
+
+def _chosen_command(argv: list[str]) -> str | None:
+    """The built-in command argv names before any option, or None (then build them all)."""
+    for arg in argv:
+        if arg.startswith("-"):
+            return None  # `mrl --help ...`, `mrl --version`: the full parser
+        return arg if arg in COMMANDS else None
+    return None
 
 
 def _call_hook(project: Any, name: str, args: argparse.Namespace) -> Any:
