@@ -49,6 +49,8 @@ class SubResult:
     status: dict[str, Any] | None
     metrics: dict[str, Any] = field(default_factory=dict)
     lines: list[dict[str, Any]] | None = None  # parsed metrics.jsonl, when asked for
+    # per metric of metrics.jsonl: (x key, xs, ys); filled by the report from `lines`
+    curves: dict[str, tuple[str, Any, Any]] | None = None
 
     @property
     def duration(self) -> float | None:

@@ -1,0 +1,62 @@
+"""The report reads large experiments partly in a forked child (report.read_results):
+the result must be exactly what reading in-process gives, errors and user metrics included."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO_ROOT, commit_all
+from tests.test_results import done, make_exp
+
+SCRIPT = """
+import json, sys
+import metarunlog.report as r
+from metarunlog.project import Project
+r.FORK_MIN_SUBS = int(sys.argv[1])
+project = Project.find()
+exp = project.load_exp("last")
+subs, errors = r.read_results(exp, project.basedir)
+print("FORKED" if "bokeh.plotting" in sys.modules else "IN-PROCESS")
+print(json.dumps({
+    "ids": [s.name for s in subs],
+    "params": [s.params for s in subs],
+    "states": [str(s.state) for s in subs],
+    "metrics": [s.metrics for s in subs],
+    "curves": [{k: [x, list(xs), list(ys)] for k, (x, xs, ys) in (s.curves or {}).items()} for s in subs],
+    "errors": errors,
+}, sort_keys=True))
+"""
+
+
+def read(project: Path, fork_min: int) -> tuple[str, dict]:
+    r = subprocess.run([sys.executable, "-c", SCRIPT, str(fork_min)], cwd=project, capture_output=True,
+                       text=True, env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"}, check=True)
+    how, data = r.stdout.strip().splitlines()[-2:]
+    return how, json.loads(data)
+
+
+def test_reading_in_a_forked_child_gives_what_reading_in_process_gives(project: Path) -> None:
+    (project / "mrl_analyze.py").write_text(
+        "def metrics(d):\n"
+        "    if d.endswith('007'):\n"
+        "        raise ValueError('no score for 7')\n"
+        "    return {'score': len(d)}\n"
+    )
+    commit_all(project, "analyze")
+    subs = []
+    for i in range(12):
+        lines = [{"step": s, "loss": 1.0 / (s + i + 1), "acc": s * 0.01} for s in range(30)]
+        subs.append({"params": {"lr": i % 3, "seed": i}, "status": done(), "jsonl": lines})
+    subs[3]["jsonl"] = '{"step": 1, "loss": 0.5}\nnot json\n'
+    make_exp(project, subs)
+    (project / "output" / "0001" / "005" / ".mrl").write_text("{broken")
+    how_in, in_process = read(project, 10_000)
+    how_fork, forked = read(project, 1)
+    assert (how_in, how_fork) == ("IN-PROCESS", "FORKED")
+    assert forked == in_process
+    assert in_process["curves"][0]["loss"][0] == "step"
+    assert any("no score for 7" in e for e in in_process["errors"])
+    assert any("005" in e for e in in_process["errors"])
