@@ -802,6 +802,7 @@ def _git_facts(exp: Experiment) -> dict[str, Any]:
     return {
         "hash": str(record.get("gitHash") or ""),
         "description": str(record.get("gitDescription") or ""),
+        "describe": str(record.get("gitDescribe") or ""),
         "branch": str(record.get("branch") or ""),
         "dirty": bool(record.get("dirty")),
         "diff": diff,
