@@ -53,7 +53,7 @@ class Stopper:
 
     def __init__(self) -> None:
         self.requested = False
-        self.signal = signal.SIGTERM
+        self.signal: int = signal.SIGTERM
         self._groups: set[int] = set()
 
     def add(self, pgid: int) -> None:
