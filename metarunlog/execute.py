@@ -16,7 +16,6 @@ Slurm array tasks call the same code: `python -m metarunlog.execute EXPDIR SUBEX
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import fcntl
 import os
 import signal
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from metarunlog import jsonio
 from metarunlog.errors import MrlError
 from metarunlog.experiment import DONE_MARK, Experiment, SubExperiment
 from metarunlog.states import JobState, recorded_state
@@ -166,8 +166,7 @@ class Attempt:
         return self.record
 
 
-def now() -> str:
-    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+now = jsonio.now  # kept as execute.now: the backends import it from here
 
 
 @contextlib.contextmanager

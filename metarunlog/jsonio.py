@@ -15,6 +15,13 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
+def now() -> str:
+    """The current local time as every record writes it: ISO 8601 with offset, seconds."""
+    import datetime
+
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
 def write_json(path: str | os.PathLike[str], data: Any, *, durable: bool = True) -> None:
     """Write `data` as JSON to `path` atomically: readers see the old or the new file, never half."""
     write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", durable=durable)

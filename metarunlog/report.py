@@ -13,7 +13,6 @@ Bokeh's JS and CSS are inlined once, so the file opens offline from `file://`.
 from __future__ import annotations
 
 import base64
-import datetime as _dt
 import mimetypes
 import os
 import re
@@ -26,7 +25,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from metarunlog import __version__, results
+from metarunlog import __version__, jsonio, results
 from metarunlog.errors import MrlError
 from metarunlog.experiment import DIFF, Experiment
 from metarunlog.results import SubResult, Table
@@ -787,7 +786,7 @@ def _context(
         "bokeh_script": script,
         "bokeh_divs": divs,
         "bokeh_failed": failed,
-        "generated": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "generated": jsonio.now(),
         "version": __version__,
     }
 

@@ -19,7 +19,6 @@ of memory, node failure, killed by `scancel`) is written into the record.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import shlex
 import shutil
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from metarunlog import jsonio
 from metarunlog.errors import MrlError
 from metarunlog.states import JobState, recorded_state
 
@@ -140,7 +140,7 @@ def render_script(
         f"#SBATCH --array={array_spec(ids, opts.max_parallel)}",
         f"#SBATCH --output={shlex.quote(str(out_dir / 'slurm-%A_%a.out'))}",
         *opts.sbatch_lines(),
-        f"# Written by mrl run on {_now()}. Each array task runs sub-experiment",
+        f"# Written by mrl run on {jsonio.now()}. Each array task runs sub-experiment",
         "# $SLURM_ARRAY_TASK_ID with the mrl that submitted it; resubmit with `sbatch THIS_FILE`.",
         f"export PYTHONPATH={shlex.quote(mrl_pythonpath())}",
         f"cd {shlex.quote(str(expdir))}",
@@ -164,8 +164,6 @@ def write_script(expdir: Path, text: str) -> Path:
             n += 1
 
 
-def _now() -> str:
-    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 # -- Slurm's client commands --------------------------------------------------------------------
@@ -490,7 +488,7 @@ class SlurmBackend:
         sub = Submission(sbatch(script, hold=True), script, ids)
         old = {j.sub.id: j.sub.read_status() for j in todo}
         try:
-            now = _now()
+            now = jsonio.now()
             for j in todo:
                 j.record = queued_record(old[j.sub.id], sub.task_id(j.sub.id), now)
                 j.sub.write_status(j.record)
@@ -528,7 +526,7 @@ class SlurmBackend:
     def _log_submission(self, sub: Submission) -> None:
         import json
 
-        line = {"jobId": sub.job, "script": sub.script.name, "array": array_spec(sub.ids), "submitted": _now()}
+        line = {"jobId": sub.job, "script": sub.script.name, "array": array_spec(sub.ids), "submitted": jsonio.now()}
         with open(self.exp.dir / SLURM_DIR / SUBMISSIONS, "a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")
 
@@ -572,7 +570,7 @@ class SlurmBackend:
         """`scancel` the array tasks of the queued/running ones; mark them cancelled."""
         targets = [j for j in jobs if needs_scheduler(j.read_record()) and recorded_state(j.record).active]
         scancel([(j.record or {})["jobId"] for j in targets])
-        now = _now()
+        now = jsonio.now()
         for j in targets:
             cur = j.read_record() or {}
             if recorded_state(cur) in (JobState.QUEUED, JobState.RUNNING, JobState.CANCELLED):
@@ -608,7 +606,7 @@ def _with_verdict(rec: dict[str, Any], state: JobState, info: TaskInfo) -> dict[
     """The record with the scheduler's final word (and the state it implies) written in."""
     new = dict(rec, slurmState=info.slurm_state.split()[0])
     if state is not recorded_state(rec) and state is not JobState.STALE:
-        new.update(state=state.value, end=rec.get("end") or _now(), pid=None)
+        new.update(state=state.value, end=rec.get("end") or jsonio.now(), pid=None)
         if info.node and not new.get("node"):
             new["node"] = info.node
     return new

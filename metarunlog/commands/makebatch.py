@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from metarunlog import batch as batch_mod
+from metarunlog import jsonio
 from metarunlog.batch import BatchSpec, Expansion, Template
 from metarunlog.errors import BatchError, MrlError
 from metarunlog.experiment import DONE_MARK, LOG, RECORD, STATUS, TRASH, Experiment, SubExperiment
@@ -558,7 +559,7 @@ def _record(plan: Plan, names: list[str], trash: Path | None, extend: bool) -> d
         "n": len(plan.combos) + (len(plan.existing) if extend else 0),
         "single": plan.single,
         "templates": [c.name for c in plan.compiled],
-        "made": _now(),
+        "made": jsonio.now(),
         "grid": spec.grid,
         "paramsList": spec.params,  # MRL:params as written
         "set": spec.sets,
@@ -586,8 +587,6 @@ def _seed(spec: BatchSpec) -> int | None:
     return batch_mod.DEFAULT_SEED
 
 
-def _now() -> str:
-    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 @contextlib.contextmanager

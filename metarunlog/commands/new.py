@@ -150,7 +150,6 @@ def _fill(
     source: tuple[Path | None, str | None],
     description: str,
 ) -> NewResult:
-    import datetime
     import socket
 
     from metarunlog import git
@@ -178,7 +177,7 @@ def _fill(
         "branch": head.branch,
         "dirty": bool(dirty),
         "dirtyFiles": dirty,
-        "timestamp": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "timestamp": jsonio.now(),
         "user": _user(),
         "host": socket.gethostname(),
         "description": description,
