@@ -28,6 +28,7 @@ from metarunlog.states import JobState, observed_state, pid_alive, recorded_stat
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 COALESCE_S = 0.05
+PID_WAIT_S = 5.0  # how long a cancel waits for a just-started step's pid
 CANCEL_GRACE_S = 10.0  # after SIGTERM, how long `mrl cancel` waits before SIGKILL
 
 
@@ -209,13 +210,32 @@ def cancel_records(jobs: Sequence[Job], grace: float = CANCEL_GRACE_S) -> None:
             job.message = f"runs on {rec.get('host')}: cancel it there"
             continue
         here.append(job)
-        pgid = rec.get("pid")
+        pgid = rec.get("pid") if rec.get("pid") is not None else _wait_for_pid(job, rec)
         if isinstance(pgid, int) and pid_alive(pgid):
             _killpg(pgid, signal.SIGTERM)
             groups.append(pgid)
     _wait_gone(groups, grace)
     for job in here:
         _mark_cancelled_if_orphaned(job)
+
+
+def _wait_for_pid(job: Job, rec: dict[str, Any], grace: float = PID_WAIT_S) -> int | None:
+    """The step's process group once its live runner has recorded it.
+
+    A runner writes the child's pid just after starting it, so a cancel can land in
+    between (the step may already have done something visible); wait for the record
+    rather than miss the step.
+    """
+    runner = rec.get("runnerPid")
+    deadline = time.monotonic() + grace
+    while isinstance(runner, int) and pid_alive(runner) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        rec = job.read_record() or {}
+        if not recorded_state(rec).active:
+            return None
+        if isinstance(rec.get("pid"), int):
+            return int(rec["pid"])
+    return None
 
 
 def _wait_gone(groups: list[int], grace: float) -> None:
@@ -239,6 +259,10 @@ def _mark_cancelled_if_orphaned(job: Job) -> None:
             break
         time.sleep(0.05)
     rec = job.read_record()
+    if isinstance(runner, int) and pid_alive(runner) and rec is not None and recorded_state(rec).active:
+        # Its runner lives and still says running: saying cancelled here would be a lie.
+        job.message = f"its runner (pid {runner}) did not stop it; try again, or stop that runner"
+        return
     if rec is not None and recorded_state(rec).active:
         with contextlib.suppress(OSError):
             job.sub.write_status({**rec, "state": JobState.CANCELLED.value, "pid": None, "end": now()})
