@@ -41,7 +41,11 @@ class Parser(argparse.ArgumentParser):
     """argparse, but bad input is one `mrl: error:` line and exit code 1 (not 2)."""
 
     def error(self, message: str) -> NoReturn:
-        print(f"mrl: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        prog = self.prog
+        chosen = getattr(self, "chosen", None)
+        if chosen and message.startswith("unrecognized arguments"):
+            prog = f"mrl {chosen}"  # the top-level parser reports a subcommand's stray options
+        print(f"mrl: error: {message} (see `{prog} --help`)", file=sys.stderr)
         raise Exit(1)
 
 
@@ -65,6 +69,7 @@ def build_parser(
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.chosen = only  # type: ignore[attr-defined]
     parser.add_argument("--version", action="version", version=f"metarunlog {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     modules = {}

@@ -41,6 +41,7 @@ def test_a_bad_option_is_one_line_and_exit_1(project: Path) -> None:
     r = run_mrl("ls", "--nope", cwd=project)
     assert r.returncode == 1
     assert r.stderr.startswith("mrl: error: unrecognized arguments: --nope")
+    assert "see `mrl ls --help`" in r.stderr
 
 
 def test_every_command_is_in_the_readme_table() -> None:
