@@ -561,12 +561,7 @@ def read_results(exp: Experiment, basedir: Path) -> tuple[list[SubResult], list[
     if read is None:
         read = _read_curves(subs)
     results_, errors = read
-    fn = results.user_metrics_function(basedir) if results_ else None
-    if fn is not None:
-        for res in results_:
-            err = results.add_user_metrics(res, fn)
-            errors += [err] if err else []
-    return results_, errors
+    return results_, errors + results.add_all_user_metrics(results_, basedir)
 
 
 def _read_curves(subs: list[Any]) -> tuple[list[SubResult], list[str]]:

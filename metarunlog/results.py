@@ -258,12 +258,17 @@ def collect(
         res, errs = read_sub(sub, keep_lines=keep_lines)
         results.append(res)
         errors += errs
-    fn = user_metrics_function(basedir or project_basedir(exp)) if user_metrics and results else None
-    if fn is not None:
-        for res in results:
-            err = add_user_metrics(res, fn)
-            errors += [err] if err else []
+    if user_metrics:
+        errors += add_all_user_metrics(results, basedir or project_basedir(exp))
     return results, errors
+
+
+def add_all_user_metrics(results: list[SubResult], basedir: Path) -> list[str]:
+    """Merge the user's `metrics(subExpDir)` into every result; the errors it met."""
+    fn = user_metrics_function(basedir) if results else None
+    if fn is None:
+        return []
+    return [err for res in results if (err := add_user_metrics(res, fn))]
 
 
 def project_basedir(exp: Experiment) -> Path:
