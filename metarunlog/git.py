@@ -122,16 +122,6 @@ def snapshot(repo: Path, commit: str, dest: Path) -> None:
         )
 
 
-def snapshot_archive(repo: Path, commit: str, dest: Path) -> None:
-    """`git archive <commit> | tar -x -C dest`: the reference method, kept for the benchmark."""
-    archive = subprocess.Popen(["git", "archive", "--format=tar", commit], cwd=repo, stdout=subprocess.PIPE)
-    tar = subprocess.run(["tar", "-x", "-C", str(dest)], stdin=archive.stdout, capture_output=True)
-    assert archive.stdout is not None
-    archive.stdout.close()
-    if archive.wait() != 0 or tar.returncode != 0:
-        raise MrlError(f"git archive of {commit} failed: {tar.stderr.decode(errors='replace').strip()}")
-
-
 def apply_diff(diff_file: Path, dest: Path) -> None:
     """Apply a `git diff --binary` patch to the plain folder `dest` (not a repository)."""
     # Keep git from discovering the enclosing repository: paths are then taken relative to dest.
