@@ -132,9 +132,6 @@ class Config(Mapping[str, Any]):
     def run(self) -> dict[str, Any]:
         return self._data["run"]  # type: ignore[no-any-return]
 
-    def to_dict(self) -> dict[str, Any]:
-        return copy.deepcopy(self._data)
-
     def template_files(self) -> list[str]:
         """confTemplFile as a list (it may be one name, a list, or unset)."""
         t = self._data.get("confTemplFile")
