@@ -1,8 +1,14 @@
-"""Exceptions -> one message and an exit code: 1 user error, 130 interrupt, 3 bug."""
+"""Exceptions -> one message and an exit code: 1 user error, 130 interrupt, 3 bug.
+
+An OSError whose errno says the environment is at fault (read-only, permissions, disk
+full, quota, a closed terminal) is the user's to fix, not a bug: one line naming the
+path, exit 1 (129 for a terminal that went away, as a shell reports SIGHUP).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sys
 import traceback
@@ -13,6 +19,21 @@ from metarunlog.errors import MrlError
 EXIT_USER = 1
 EXIT_BUG = 3
 EXIT_INTERRUPT = 130
+EXIT_HANGUP = 129
+
+# errno -> what the user can do about it.
+ENVIRONMENT_ERRNOS = {
+    errno.EACCES: "check the permissions",
+    errno.EPERM: "check the permissions",
+    errno.EROFS: "the file system is read-only",
+    errno.ENOSPC: "free some disk space and rerun",
+    errno.EDQUOT: "free some space within your quota and rerun",
+    errno.EIO: "the terminal or device went away",
+    errno.EMFILE: "too many open files: raise `ulimit -n`",
+    errno.ENFILE: "too many open files on this machine",
+    errno.ENAMETOOLONG: "use a shorter path",
+    errno.ELOOP: "a symlink points to itself",
+}
 
 
 class Exit(Exception):
@@ -29,6 +50,7 @@ def _debug() -> bool:
 
 @contextlib.contextmanager
 def error_handler() -> Iterator[None]:
+    had_tty = any(_isatty(fd) for fd in (0, 1, 2))
     try:
         yield
     except Exit:
@@ -37,22 +59,62 @@ def error_handler() -> Iterator[None]:
         if _debug():
             traceback.print_exc()
         msg = str(e).strip() or type(e).__name__
-        print(f"mrl: error: {msg}", file=sys.stderr)
+        _say(f"mrl: error: {msg}")
         raise Exit(EXIT_USER) from None
     except KeyboardInterrupt:
         if _debug():
             traceback.print_exc()
-        print("mrl: interrupted", file=sys.stderr)
+        _say("mrl: interrupted")
         raise Exit(EXIT_INTERRUPT) from None
     except BrokenPipeError:
         # `mrl ls | head`: the reader left; not an error worth a traceback.
         with contextlib.suppress(Exception):
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115
         raise Exit(0) from None
+    except OSError as e:
+        if e.errno not in ENVIRONMENT_ERRNOS:
+            _bug()
+        if _debug():
+            traceback.print_exc()
+        _say(f"mrl: error: {environment_message(e)}")
+        raise Exit(EXIT_HANGUP if e.errno == errno.EIO and had_tty and _tty_gone() else EXIT_USER) from None
     except Exception:
-        traceback.print_exc()
-        print(
-            "mrl: internal error (a bug in mrl): please report it with the traceback above",
-            file=sys.stderr,
-        )
-        raise Exit(EXIT_BUG) from None
+        _bug()
+
+
+def environment_message(e: OSError) -> str:
+    """`<strerror>: <path> (<what to do>)` for an OSError the environment caused."""
+    paths = [p for p in (e.filename, e.filename2) if p is not None]
+    where = " -> ".join(os.fsdecode(p) for p in paths)
+    text = e.strerror or str(e)
+    hint = ENVIRONMENT_ERRNOS.get(e.errno or 0, "")
+    return f"{text.lower()}{': ' + where if where else ''}{' (' + hint + ')' if hint else ''}"
+
+
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
+
+
+def _tty_gone() -> bool:
+    """Whether the controlling terminal is gone (a closed terminal window: SIGHUP + EIO)."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:
+        return True
+    os.close(fd)
+    return False
+
+
+def _bug() -> None:
+    traceback.print_exc()
+    _say("mrl: internal error (a bug in mrl): please report it with the traceback above")
+    raise Exit(EXIT_BUG) from None
+
+
+def _say(line: str) -> None:
+    # stderr may be the terminal that just went away: losing the message is all we can do.
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr)

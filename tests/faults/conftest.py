@@ -1,0 +1,75 @@
+"""Fixtures for fault tests: real read-only and full file systems (mounts), skipped where
+this machine may not mount (not root, or no CAP_SYS_ADMIN)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def _mount(*args: str) -> bool:
+    return subprocess.run(["mount", *args], capture_output=True).returncode == 0
+
+
+def _umount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@pytest.fixture
+def full_disk() -> Iterator[callable]:  # type: ignore[valid-type]
+    """`full_disk(path)`: mount a 2 MiB tmpfs at `path` (moving what was there onto it);
+    `.fill()` on the result fills it up."""
+    mounted: list[Path] = []
+
+    def make(path: Path, size: str = "2m") -> Path:
+        if os.geteuid() != 0:
+            pytest.skip("needs root to mount a small tmpfs")
+        saved = path.with_name(path.name + ".saved")
+        if path.exists():
+            path.rename(saved)
+        path.mkdir()
+        if not _mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)):
+            pytest.skip("cannot mount tmpfs here")
+        mounted.append(path)
+        if saved.exists():
+            subprocess.run(["cp", "-a", f"{saved}/.", str(path)], check=True)
+        return path
+
+    yield make
+    for p in mounted:
+        _umount(p)
+
+
+def fill(path: Path) -> None:
+    """Fill the file system holding `path` until writes fail with ENOSPC."""
+    with open(path / ".filler", "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def read_only() -> Iterator[callable]:  # type: ignore[valid-type]
+    """`read_only(path)`: make `path` a read-only bind mount of itself (EROFS even for root)."""
+    mounted: list[Path] = []
+
+    def make(path: Path) -> Path:
+        if os.geteuid() != 0:
+            pytest.skip("needs root for a read-only bind mount")
+        if not _mount("--bind", str(path), str(path)):
+            pytest.skip("cannot bind-mount here")
+        mounted.append(path)
+        if not _mount("-o", "remount,ro,bind", str(path)):
+            pytest.skip("cannot remount read-only here")
+        return path
+
+    yield make
+    for p in reversed(mounted):
+        _umount(p)

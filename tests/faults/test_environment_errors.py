@@ -1,0 +1,41 @@
+"""Ordinary environment faults (read-only, disk full, permissions) are one `mrl: error:`
+line naming the path, exit 1, never a traceback (issue 10, "Tracebacks")."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+from metarunlog.error_handler import environment_message
+from tests.conftest import run_mrl
+from tests.faults.conftest import fill
+
+
+def _one_error_line(proc, *needles: str) -> None:  # type: ignore[no-untyped-def]
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("mrl: error:")]
+    assert len(lines) == 1, proc.stderr
+    for n in needles:
+        assert n in lines[0], proc.stderr
+
+
+def test_mrl_new_on_a_read_only_outdir_is_one_line_naming_the_path(project: Path, read_only) -> None:  # type: ignore[no-untyped-def]
+    read_only(project / "output")
+    proc = run_mrl("new", "x", cwd=project)
+    _one_error_line(proc, "read-only file system", str(project / "output"))
+
+
+def test_mrl_analyze_on_a_full_disk_is_one_line_saying_to_free_space(project: Path, full_disk) -> None:  # type: ignore[no-untyped-def]
+    out = full_disk(project / "output", "4m")
+    assert run_mrl("new", "x", cwd=project).returncode == 0
+    assert run_mrl("makebatch", cwd=project).returncode == 0
+    fill(out)
+    proc = run_mrl("analyze", cwd=project)
+    _one_error_line(proc, "no space left on device", "free some disk space")
+
+
+def test_the_message_names_the_path_and_the_fix() -> None:
+    assert environment_message(OSError(errno.ENOSPC, "No space left on device", "/x/y")) == (
+        "no space left on device: /x/y (free some disk space and rerun)"
+    )
