@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import difflib
 import json
-import sys
+import logging
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,10 @@ from typing import Any
 from metarunlog.errors import ConfigError
 
 CFG_NAME = ".mrl.cfg"
+# Warnings go to this logger (and to Config.warnings), never straight to stderr: `mrl` prints
+# them as `mrl: warning: ...`; a notebook is quiet unless it configures logging.
+log = logging.getLogger("metarunlog.config")
+logging.getLogger("metarunlog").addHandler(logging.NullHandler())
 
 SLURM_DEFAULTS: dict[str, Any] = {
     "partition": None,
@@ -109,9 +113,10 @@ class Config(Mapping[str, Any]):
     Hook files written for the original metarunlog read `cfg.name`, `cfg.confTemplFile`...
     """
 
-    def __init__(self, data: dict[str, Any], path: Path | None = None) -> None:
+    def __init__(self, data: dict[str, Any], path: Path | None = None, warnings: list[str] | None = None) -> None:
         self._data = data
         self.path = path
+        self.warnings = list(warnings or [])  # what loading found questionable (unknown keys)
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
@@ -139,8 +144,10 @@ class Config(Mapping[str, Any]):
             return []
         return [t] if isinstance(t, str) else list(t)
 
-    def with_overrides(self, overrides: dict[str, Any], path: Path | None = None) -> Config:
-        return Config(merge(self._data, overrides), path or self.path)
+    def with_overrides(
+        self, overrides: dict[str, Any], path: Path | None = None, warnings: list[str] | None = None
+    ) -> Config:
+        return Config(merge(self._data, overrides), path or self.path, self.warnings + list(warnings or []))
 
 
 def merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -180,28 +187,29 @@ def read_cfg_file(path: Path) -> dict[str, Any]:
     return data
 
 
-def validate(data: Mapping[str, Any], path: Path, warn: bool = True) -> None:
-    """Raise ConfigError for a wrong type; warn (stderr) about unknown keys."""
-    _check_level(data, TYPES, "", path, warn)
+def validate(data: Mapping[str, Any], path: Path) -> list[str]:
+    """Raise ConfigError for a wrong type; return the warnings (unknown keys)."""
+    warnings: list[str] = []
+    _check_level(data, TYPES, "", path, warnings)
     run = data.get("run")
     if isinstance(run, dict):
-        _check_level(run, RUN_TYPES, "run.", path, warn)
+        _check_level(run, RUN_TYPES, "run.", path, warnings)
         slurm = run.get("slurm")
         if isinstance(slurm, dict):
-            _check_level(slurm, SLURM_TYPES, "run.slurm.", path, warn)
+            _check_level(slurm, SLURM_TYPES, "run.slurm.", path, warnings)
     _check_formats(data, path)
+    return warnings
 
 
 def _check_level(
-    data: Mapping[str, Any], types: dict[str, tuple[type, ...]], prefix: str, path: Path, warn: bool
+    data: Mapping[str, Any], types: dict[str, tuple[type, ...]], prefix: str, path: Path, warnings: list[str]
 ) -> None:
     for key, value in data.items():
         full = prefix + key
         if key not in types:
-            if warn:
-                near = difflib.get_close_matches(key, list(types), n=1, cutoff=0.5)
-                hint = f" (did you mean '{prefix}{near[0]}'?)" if near else ""
-                print(f"mrl: warning: {path}: unknown key '{full}'{hint}", file=sys.stderr)
+            near = difflib.get_close_matches(key, list(types), n=1, cutoff=0.5)
+            hint = f" (did you mean '{prefix}{near[0]}'?)" if near else ""
+            warnings.append(f"{path}: unknown key '{full}'{hint}")
             continue
         allowed = types[key]
         # JSON true/false are bools, which Python also counts as ints: keep them apart.
@@ -249,9 +257,9 @@ def load(basedir: Path) -> Config:
     """Load and validate `basedir/.mrl.cfg`, filling defaults for missing keys."""
     path = basedir / CFG_NAME
     data = read_cfg_file(path)
-    validate(data, path)
+    warnings = _logged(validate(data, path))
     merged = merge(default_config(basedir.name, "output"), data)
-    return Config(merged, path)
+    return Config(merged, path, warnings)
 
 
 def load_experiment_overrides(cfg: Config, expdir: Path) -> Config:
@@ -260,5 +268,10 @@ def load_experiment_overrides(cfg: Config, expdir: Path) -> Config:
     if not path.is_file():
         return cfg
     data = read_cfg_file(path)
-    validate(data, path)
-    return cfg.with_overrides(data, path)
+    return cfg.with_overrides(data, path, _logged(validate(data, path)))
+
+
+def _logged(warnings: list[str]) -> list[str]:
+    for w in warnings:
+        log.warning(w)
+    return warnings

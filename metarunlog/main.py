@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
@@ -106,10 +109,27 @@ def build_parser(
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
-        with error_handler():
+        with error_handler(), _warnings_printed():
             return _main(argv)
     except Exit as e:
         return e.code
+
+
+class _WarningPrinter(logging.Handler):
+    """The layers below log warnings (`metarunlog.*` loggers); the command line prints them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(f"mrl: warning: {record.getMessage()}", file=sys.stderr)  # sys.stderr now: tests swap it
+
+
+@contextlib.contextmanager
+def _warnings_printed() -> Iterator[None]:
+    logger, handler = logging.getLogger("metarunlog"), _WarningPrinter(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def _find_project() -> tuple[Any, MrlError | None]:

@@ -16,6 +16,7 @@ from typing import TextIO
 
 from metarunlog.backends.base import Job
 from metarunlog.execute import log_tail
+from metarunlog.fmt import fmt_duration
 from metarunlog.states import JobState
 
 _ORDER = ["done", "failed", "running", "queued", "pending", "cancelled", "timeout", "oom", "node_fail", "stale"]
@@ -24,17 +25,6 @@ REDRAW_S = 0.1
 
 def is_live(stream: TextIO) -> bool:
     return stream.isatty() and os.environ.get("TERM", "") not in ("", "dumb")
-
-
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    s = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    h, rem = divmod(s, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def counts_line(states: Sequence[JobState]) -> str:

@@ -22,12 +22,12 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
-from metarunlog.errors import CorruptRecord, HookError
+from metarunlog import metrics
+from metarunlog.errors import CorruptRecord, HookError, MrlError
 from metarunlog.experiment import Experiment, SubExperiment
+from metarunlog.fmt import format_value  # noqa: F401  (results.format_value: the report and table use it)
 from metarunlog.states import JobState, observed_state
 
-METRICS_JSON = "metrics.json"
-METRICS_JSONL = "metrics.jsonl"
 USER_METRICS_FN = "metrics"
 # Keys of a metrics.jsonl line that say where on the x axis it lies (first one present wins).
 X_KEYS = ("step", "global_step", "iteration", "iter", "epoch")
@@ -114,27 +114,9 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     Lines that are not JSON objects are skipped: the last one may be half-written while
     the run goes on.
     """
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    lines = text.splitlines()
-    try:  # one parse for the whole file is twice as fast as one per line
-        items = json.loads("[" + ",".join(lines) + "]")
-        if len(items) == len(lines) and set(map(type, items)) <= {dict}:
-            return items  # type: ignore[no-any-return]
-    except ValueError:
-        pass
-    lines = [line for line in lines if line.strip()]
-    out = []
-    for line in lines:
-        try:
-            d = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(d, dict):
-            out.append(d)
-    return out
+    from metarunlog.metrics.jsonfiles import read_jsonl as read
+
+    return read(path)
 
 
 def last_values(lines: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -145,32 +127,36 @@ def last_values(lines: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def read_summary(sub_dir: Path) -> dict[str, Any] | None:
-    """`metrics.json` as a dict, None when there is none; CorruptRecord when unreadable."""
-    path = sub_dir / METRICS_JSON
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError as e:
-        raise CorruptRecord(f"corrupt record {path}: {e}; fix or remove the file") from e
-    if not isinstance(data, dict):
-        raise CorruptRecord(f'{path} must hold a JSON object {{"name": value, ...}}')
-    return data
+def finder_for(exp: Experiment) -> metrics.Finder:
+    """The metrics readers this experiment's config leaves on (one per experiment: globs compiled once)."""
+    return metrics.Finder(metrics.settings(exp.cfg))
 
 
-def read_metrics(sub_dir: Path, *, keep_lines: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
-    """(final metrics, the parsed metrics.jsonl lines when `keep_lines`) of one folder.
+def read_metrics(
+    sub_dir: Path, *, keep_lines: bool = False, finder: metrics.Finder | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]] | None, list[str]]:
+    """(final metrics, the rows when `keep_lines`, read errors) of one folder, from every reader.
 
-    The final metrics are `metrics.json` when it exists, else the last value of each key
-    of `metrics.jsonl` (which is then only read when needed).
+    The final metrics are the readers' summaries (`metrics.json`, ...) when there are
+    any, else the last value of each key of their rows (which are then only read when needed).
     """
-    summary = read_summary(sub_dir)
-    lines = read_jsonl(sub_dir / METRICS_JSONL) if keep_lines or summary is None else None
-    metrics = summary if summary is not None else last_values(lines or [])
-    return metrics, (lines if keep_lines else None)
+    found = (finder or metrics.Finder()).read(sub_dir)
+    errors = list(found.errors)
+    lines = None
+    if keep_lines or found.summary is None:
+        lines, err = _drain(found.rows)
+        errors += [err] if err else []
+    values = found.summary if found.summary is not None else last_values(lines or [])
+    return values, (lines if keep_lines else None), errors
+
+
+def _drain(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
+    out: list[dict[str, Any]] = []
+    try:
+        out.extend(rows)
+    except MrlError as e:  # a reader met a corrupt file: keep what came before it
+        return out, str(e)
+    return out, None
 
 
 def _read_record(sub: SubExperiment) -> tuple[dict[str, Any], str | None]:
@@ -191,7 +177,9 @@ def sub_name(sub: SubExperiment) -> str:
     return sub.name if sub.name != "." else sub.exp.name
 
 
-def read_sub(sub: SubExperiment, *, keep_lines: bool = False) -> tuple[SubResult, list[str]]:
+def read_sub(
+    sub: SubExperiment, *, keep_lines: bool = False, finder: metrics.Finder | None = None
+) -> tuple[SubResult, list[str]]:
     """One sub-experiment's params, observed state and metrics, plus what could not be read."""
     errors = []
     params, err = _read_record(sub)
@@ -199,13 +187,9 @@ def read_sub(sub: SubExperiment, *, keep_lines: bool = False) -> tuple[SubResult
     status, err = _read_status(sub)
     errors += [err] if err else []
     state = observed_state(status) if err is None else JobState.FAILED
-    try:
-        metrics, lines = read_metrics(sub.dir, keep_lines=keep_lines)
-    except CorruptRecord as e:
-        metrics, lines = {}, (read_jsonl(sub.dir / METRICS_JSONL) if keep_lines else None)
-        errors.append(str(e))
-    res = SubResult(sub.id, sub_name(sub), sub.dir, params, state, status, metrics, lines)
-    return res, errors
+    values, lines, errs = read_metrics(sub.dir, keep_lines=keep_lines, finder=finder or finder_for(sub.exp))
+    res = SubResult(sub.id, sub_name(sub), sub.dir, params, state, status, values, lines)
+    return res, errors + errs
 
 
 # -- the user's metrics(subExpDir) ---------------------------------------------------------------
@@ -254,8 +238,9 @@ def collect(
     project holding the experiment).
     """
     results, errors = [], []
+    finder = finder_for(exp)
     for sub in exp.sub_experiments():
-        res, errs = read_sub(sub, keep_lines=keep_lines)
+        res, errs = read_sub(sub, keep_lines=keep_lines, finder=finder)
         results.append(res)
         errors += errs
     if user_metrics:
@@ -357,23 +342,6 @@ def params_frame(subs: list[SubResult]) -> Any:
     df = pd.DataFrame([[s.params.get(k) for k in names] for s in subs], columns=names, index=[s.name for s in subs])
     df.index.name = "id"
     return df
-
-
-def format_value(value: Any, column: str = "") -> str:
-    """A value as a person reads it: floats to 6 significant digits, durations as 1:05."""
-    if value is None:
-        return ""
-    if column == "duration" and isinstance(value, (int, float)):
-        from metarunlog.progress import fmt_duration
-
-        return fmt_duration(value)
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (list, dict, tuple)):
-        return json.dumps(value, default=str)
-    return str(value)
 
 
 def is_number(v: Any) -> bool:

@@ -7,10 +7,8 @@ runs experiment 3, `mrl run last 3` runs sub-experiment 3 of the newest experime
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from metarunlog.errors import MrlError
 from metarunlog.experiment import SubExperiment
@@ -65,32 +63,3 @@ def narrow(states: Iterable[JobState], *, failed: bool = False, pending: bool = 
 def _fmt(ids: list[int]) -> str:
     shown = ", ".join(str(i) for i in ids[:10])
     return shown + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
-
-
-# -- argparse ------------------------------------------------------------------------------------
-
-
-class _Targets(argparse.Action):
-    """`[EXP] [SELECTION]` -> args.expId, args.selection (see the module docstring)."""
-
-    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace, values: Any, opt: Any = None) -> None:
-        values = list(values or [])
-        if len(values) > 2:
-            parser.error(f"expected at most EXP and SELECTION, got {' '.join(values)}")
-        if len(values) == 1 and looks_like_selection(values[0]):
-            values = [None, values[0]]
-        ns.expId = values[0] if values else None
-        ns.selection = values[1] if len(values) > 1 else ALL
-
-
-def add_target_arguments(p: argparse.ArgumentParser, verb: str) -> None:
-    p.add_argument(
-        "targets",
-        nargs="*",
-        action=_Targets,
-        metavar="EXP SELECTION",
-        help=f"experiment (default: the one you are in, else the newest), then which sub-experiments to {verb}: "
-        "'all' (default), 3, or 1,4-6. One argument with ',' or '-' (or 'all') is a SELECTION of the "
-        "default experiment; `last 3` names sub-experiment 3 of the newest",
-    )
-    p.set_defaults(expId=None, selection=ALL)

@@ -110,3 +110,28 @@ def test_the_example_config_loads_as_a_real_config(project: Path) -> None:
 def test_comment_lines_are_allowed_in_the_config(project: Path) -> None:
     (project / ".mrl.cfg").write_text('{\n  // where experiments go\n  "outdir": "output"\n}\n')
     assert Project.find(project).cfg["outdir"] == "output"
+
+
+def test_warnings_are_data_on_the_config_and_stay_off_stderr_outside_the_command_line(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from metarunlog import config
+
+    set_cfg(project, copyfiles=["x"])
+    cfg = config.load(project)
+    assert any("unknown key 'copyfiles'" in w for w in cfg.warnings)
+    assert capsys.readouterr().err == ""  # a notebook collects them; only `mrl` prints them
+
+
+def test_the_results_layer_imports_no_terminal_or_argparse_module() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, metarunlog.results, metarunlog.selection, metarunlog.config; "
+        "print(sorted(m for m in ('argparse', 'metarunlog.progress') if m in sys.modules))"
+    )
+    from tests.conftest import REPO_ROOT
+
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

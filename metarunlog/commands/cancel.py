@@ -12,9 +12,10 @@ import argparse
 from dataclasses import dataclass, field
 
 from metarunlog.backends.base import Job, RunOptions, get_backend, observe_any
+from metarunlog.commands._args import add_target_arguments
 from metarunlog.experiment import Experiment
 from metarunlog.project import Project
-from metarunlog.selection import add_target_arguments, pick
+from metarunlog.selection import pick
 from metarunlog.states import JobState
 
 HELP = "stop running or queued sub-experiments (local or Slurm)"

@@ -35,7 +35,7 @@ from metarunlog import batch as batch_mod
 from metarunlog import jsonio
 from metarunlog.batch import BatchSpec, Expansion, Template
 from metarunlog.errors import BatchError, MrlError
-from metarunlog.experiment import DONE_MARK, LOG, RECORD, STATUS, TRASH, Experiment, SubExperiment
+from metarunlog.experiment import CODE, DONE_MARK, LOG, RECORD, STATUS, TRASH, Experiment, SubExperiment
 from metarunlog.project import Project
 
 HELP = "expand the config template into sub-experiments (grid, params, repeat, sample)"
@@ -43,8 +43,9 @@ HELP = "expand the config template into sub-experiments (grid, params, repeat, s
 TEMPLATE_DIR = ".mrl.template"  # where a one-job experiment keeps its template
 TMP_PREFIX = ".mrl.batch-tmp-"
 RUN_LOCK = ".mrl.lock"  # held by whoever executes a sub-experiment (metarunlog.execute)
-# What running a one-job experiment leaves in EXPDIR; -replace moves these to .trash too.
-SINGLE_OUTPUTS = (STATUS, LOG, "metrics.json", "metrics.jsonl", DONE_MARK)
+# What running a one-job experiment leaves in EXPDIR; -replace moves these to .trash too,
+# with the files the metrics readers own (see _single_outputs).
+SINGLE_OUTPUTS = (STATUS, LOG, DONE_MARK)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -502,7 +503,7 @@ def _move_old(plan: Plan, trash: Path, moves: list[tuple[Path, Path]]) -> None:
     exp = plan.exp
     if plan.was_single:
         rendered = exp.record.get("batch", {}).get("templates", [])
-        for name in [*rendered, *SINGLE_OUTPUTS]:
+        for name in [*rendered, *_single_outputs(exp)]:
             if (exp.dir / name).exists():
                 _move(exp.dir / name, trash / name, moves)
         for name in rendered:  # the template goes back where a batch reads it
@@ -514,6 +515,15 @@ def _move_old(plan: Plan, trash: Path, moves: list[tuple[Path, Path]]) -> None:
         _move(sub.dir, trash / sub.name, moves)
     if (exp.dir / DONE_MARK).exists():
         _move(exp.dir / DONE_MARK, trash / DONE_MARK, moves)
+
+
+def _single_outputs(exp: Experiment) -> list[str]:
+    """SINGLE_OUTPUTS and the top-level entries holding files the metrics readers own."""
+    from metarunlog.results import finder_for
+
+    owned = {p.relative_to(exp.dir).parts[0] for p in finder_for(exp).owned(exp.dir)}
+    keep = {RECORD, TEMPLATE_DIR, TRASH, CODE}
+    return list(dict.fromkeys([*SINGLE_OUTPUTS, *sorted(owned - keep)]))
 
 
 def _place_single(plan: Plan, tmp: Path, moves: list[tuple[Path, Path]]) -> None:

@@ -32,10 +32,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from metarunlog.backends.base import Backend, Job, RunOptions, get_backend, observe_any
+from metarunlog.commands._args import add_target_arguments
 from metarunlog.errors import MrlError
 from metarunlog.experiment import DONE_MARK, Experiment
 from metarunlog.project import Project
-from metarunlog.selection import add_target_arguments, narrow, pick
+from metarunlog.selection import narrow, pick
 from metarunlog.states import JobState
 
 HELP = "run sub-experiments (local workers or Slurm): run.log and .mrl.status in each"

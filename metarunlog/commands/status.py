@@ -92,7 +92,7 @@ def render(exp: Experiment, rows: list[Row]) -> str:
 
 
 def _cells(r: Row) -> list[str]:
-    from metarunlog.progress import fmt_duration
+    from metarunlog.fmt import fmt_duration
 
     rec = r.record
     code = rec.get("exitCode")

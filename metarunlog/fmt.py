@@ -1,0 +1,34 @@
+"""Values as a person reads them (tables, reports, progress lines). No terminal state here:
+`results` and `report` format with these without importing the live progress display."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """`12.5s` under a minute, else `1:05` or `2:01:05`; empty for None."""
+    if seconds is None:
+        return ""
+    s = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def format_value(value: Any, column: str = "") -> str:
+    """A value as a person reads it: floats to 6 significant digits, durations as 1:05."""
+    if value is None:
+        return ""
+    if column == "duration" and isinstance(value, (int, float)):
+        return fmt_duration(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, dict, tuple)):
+        return json.dumps(value, default=str)
+    return str(value)

@@ -1,0 +1,87 @@
+"""The metrics reader interface: what one source of metrics offers for one sub-experiment folder.
+
+A reader owns some files of a sub-experiment folder (`globs`, relative to it) and turns them
+into a *summary* (final values: `{"test_acc": 0.91}`) and/or *rows* (one dict per logged
+step: `{"step": 10, "loss": 0.4}`), streamed so that a 200 MB log is never held in memory.
+The folder walking, merging and the step keys are done once, by `metarunlog.metrics.sources`,
+for every reader alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+# Keys that place a row on the x axis (a curve's step), never metric columns; the first one
+# a row holds is its step. `.mrl.cfg` `metrics.step_keys` replaces this list.
+DEFAULT_STEP_KEYS = (
+    "step",
+    "global_step",
+    "iteration",
+    "iter",
+    "_step",
+    "epoch",
+    "wall_time",
+    "time",
+    "timestamp",
+    "walltime",
+    "date",
+)
+
+
+@dataclass(frozen=True)
+class Source:
+    """An extra glob from `.mrl.cfg` `metrics.sources`; `reader` None: chosen by file type."""
+
+    glob: str
+    reader: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The `.mrl.cfg` `metrics` block, as readers and results see it."""
+
+    step_keys: tuple[str, ...] = DEFAULT_STEP_KEYS
+    sources: tuple[Source, ...] = ()
+    off: frozenset[str] = frozenset()  # names of readers turned off
+    patterns: tuple[str, ...] = ()  # run.log regexes with named groups
+    log_files: tuple[str, ...] = ("run.log",)
+    goals: dict[str, str] = field(default_factory=dict)  # metric -> "min" | "max"
+
+
+class Reader:
+    """Base class of a metrics reader; subclass it, set `name` and `globs`, and `register` it.
+
+    `summary(files)` and `rows(files)` get the files of one sub-experiment folder that this
+    reader matched (its `globs`, plus the `metrics.sources` globs whose file type it
+    `accepts`), sorted. Raise `metarunlog.errors.CorruptRecord` naming the file for a file
+    that cannot be read: the table reports it and keeps the other values.
+    """
+
+    name: ClassVar[str] = ""  # what `.mrl.cfg` `metrics.sources` names it by
+    globs: ClassVar[tuple[str, ...]] = ()  # the files it looks for and owns (`makebatch -replace` trashes them)
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def active(self) -> bool:
+        """False when this reader has nothing to do with these settings (say, no patterns)."""
+        return True
+
+    def looks_for(self) -> list[str]:
+        """The globs this reader reads, for the `no metrics found` message and the trash."""
+        return list(self.globs)
+
+    def accepts(self, relpath: str) -> bool:
+        """Whether a file found by a `metrics.sources` glob is of this reader's type."""
+        return False
+
+    def summary(self, files: list[Path]) -> dict[str, Any] | None:
+        """Final values, or None when these files hold none."""
+        return None
+
+    def rows(self, files: list[Path]) -> Iterator[dict[str, Any]]:
+        """One dict per logged step, in the order they were logged."""
+        return iter(())

@@ -1,0 +1,34 @@
+"""The readers mrl knows, in the order their values are merged (a later summary wins per key).
+
+A new reader is one module defining a `Reader` subclass and calling `register` on it, plus
+its import in `metarunlog/metrics/__init__.py` (or any import before the table is read:
+a test registers a fake one from its own module).
+"""
+
+from __future__ import annotations
+
+from metarunlog.metrics.base import Reader, Settings
+
+_READERS: dict[str, type[Reader]] = {}
+
+
+def register(cls: type[Reader]) -> type[Reader]:
+    """Add a reader class (usable as a class decorator); a new one with a known name replaces it."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__}.name must be set to register it")
+    _READERS[cls.name] = cls
+    return cls
+
+
+def unregister(name: str) -> None:
+    _READERS.pop(name, None)
+
+
+def names() -> list[str]:
+    return list(_READERS)
+
+
+def readers(settings: Settings) -> list[Reader]:
+    """An instance of every registered reader not turned off and active with `settings`."""
+    out = [cls(settings) for name, cls in _READERS.items() if name not in settings.off]
+    return [r for r in out if r.active()]

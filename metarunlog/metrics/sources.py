@@ -1,0 +1,160 @@
+"""Which files of a sub-experiment folder each reader reads, and reading them all.
+
+One `Finder` per experiment: it compiles every reader's globs (and the `metrics.sources`
+globs, each given to the reader named or the one accepting its file type) once, then per
+folder lists the files once (a walk only as deep as some glob needs) and matches them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from metarunlog.metrics import registry
+from metarunlog.metrics.base import Reader, Settings
+
+# Never searched for metrics: a one-job experiment's folder holds the code snapshot and the trash.
+SKIP_DIRS = frozenset({"code", ".trash", ".mrl.template", ".mrl.slurm", ".git", "__pycache__", "node_modules"})
+MAX_DEPTH = 8  # for `**` globs
+
+
+def glob_regex(pattern: str) -> str:
+    """A regex (source) for a relative-path glob: `*`, `?`, `[...]` within a name, `**/` any dirs."""
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:[^/]+/)*")
+            i += 3
+            continue
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[" and (j := pattern.find("]", i + 2 if pattern[i + 1 : i + 2] in ("!", "]") else i + 1)) > 0:
+            body = pattern[i + 1 : j].replace("\\", "\\\\")
+            out.append("[^" + body[1:] + "]" if body.startswith("!") else "[" + body + "]")
+            i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)
+
+
+def glob_depth(pattern: str) -> int:
+    """How many folder levels a glob can reach (1: names in the folder itself)."""
+    return MAX_DEPTH if "**" in pattern else pattern.count("/") + 1
+
+
+def _compile(globs: list[str]) -> re.Pattern[str] | None:
+    if not globs:
+        return None
+    return re.compile("(?:" + "|".join(glob_regex(g) for g in globs) + r")\Z")
+
+
+@dataclass
+class Found:
+    """What the readers made of one folder: merged summary, streamed rows, and read errors."""
+
+    summary: dict[str, Any] | None
+    rows: Iterator[dict[str, Any]]
+    errors: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+
+class Finder:
+    """The readers of one experiment's settings, with their globs compiled."""
+
+    def __init__(self, settings: Settings | None = None, readers: list[Reader] | None = None) -> None:
+        self.settings = settings or Settings()
+        self.readers = readers if readers is not None else registry.readers(self.settings)
+        self._own = [_compile(r.looks_for()) for r in self.readers]
+        self._extra = [(re.compile(glob_regex(s.glob) + r"\Z"), s.reader) for s in self.settings.sources]
+        globs = self.looked_for()
+        self._any = _compile(globs)
+        self._depth = max((glob_depth(g) for g in globs), default=0)
+
+    def looked_for(self) -> list[str]:
+        """Every glob some reader reads, own ones first (for messages and the trash)."""
+        own = [g for r in self.readers for g in r.looks_for()]
+        return list(dict.fromkeys(own + [s.glob for s in self.settings.sources]))
+
+    def files(self, folder: Path) -> list[tuple[Reader, list[Path]]]:
+        """Each reader with the files it reads in `folder` (sorted), readers without files left out."""
+        if self._any is None:
+            return []
+        names = [n for n in list_files(folder, self._depth) if self._any.match(n)]
+        if not names:
+            return []
+        out = []
+        for reader, own in zip(self.readers, self._own, strict=True):
+            mine = sorted(n for n in names if (own is not None and own.match(n)) or self._extra_for(reader, n))
+            if mine:
+                out.append((reader, [folder / n for n in mine]))
+        return out
+
+    def _extra_for(self, reader: Reader, relpath: str) -> bool:
+        return any(
+            rx.match(relpath) and (name == reader.name if name else reader.accepts(relpath)) for rx, name in self._extra
+        )
+
+    def owned(self, folder: Path) -> list[Path]:
+        """Every file of `folder` some reader reads (what `makebatch -replace` moves away)."""
+        return sorted({p for _, paths in self.files(folder) for p in paths})
+
+    def read(self, folder: Path) -> Found:
+        """The merged summary (a later reader wins per key) and the chained rows of `folder`.
+
+        Summaries are read now; rows lazily, as the caller iterates. A reader that raises
+        `MrlError` (a corrupt file) is reported in `errors` and the others are still read.
+        """
+        from metarunlog.errors import MrlError
+
+        found = self.files(folder)
+        summary: dict[str, Any] | None = None
+        errors: list[str] = []
+        for reader, paths in found:
+            try:
+                s = reader.summary(paths)
+            except MrlError as e:
+                errors.append(str(e))
+                continue
+            if s is not None:
+                summary = {**(summary or {}), **s}
+        rows = itertools.chain.from_iterable(reader.rows(paths) for reader, paths in found)
+        return Found(summary, rows, errors, [p for _, paths in found for p in paths])
+
+
+def list_files(folder: Path, depth: int) -> list[str]:
+    """Relative paths (with `/`) of the files under `folder`, at most `depth` levels down."""
+    if depth <= 1:
+        try:
+            with os.scandir(folder) as it:
+                return [e.name for e in it if not e.is_dir()]
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+    out: list[str] = []
+    _walk(str(folder), "", depth, out)
+    return out
+
+
+def _walk(path: str, prefix: str, depth: int, out: list[str]) -> None:
+    try:
+        it = os.scandir(path)
+    except OSError:
+        return
+    with it:
+        for e in it:
+            if not e.is_dir():
+                out.append(prefix + e.name)
+            elif depth > 1 and e.name not in SKIP_DIRS and not e.is_symlink():
+                _walk(e.path, prefix + e.name + "/", depth - 1, out)
