@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from metarunlog import jsonio
+from metarunlog import jsonio, render
 from metarunlog.errors import MrlError
 from metarunlog.experiment import DONE_MARK, Experiment, SubExperiment
 from metarunlog.states import JobState, recorded_state
@@ -89,7 +89,7 @@ class Command:
     """`run.command` of an experiment, compiled once and rendered per sub-experiment."""
 
     sources: list[str]
-    templates: list[Any]  # jinja2.Template
+    templates: list[render.CommandTemplate]
 
     @classmethod
     def of(cls, exp: Experiment) -> Command:
@@ -103,31 +103,12 @@ class Command:
         sources = [raw] if isinstance(raw, str) else list(raw)
         if not sources or not all(isinstance(s, str) and s.strip() for s in sources):
             raise MrlError(f"run.command in {where} must be a non-empty string or a list of non-empty strings")
-        return cls(sources, [_compile(s, where) for s in sources])
+        return cls(sources, [render.command_template(s, where) for s in sources])
 
     def render(self, sub: SubExperiment, resource: str | None = None) -> list[str]:
         """The steps for `sub`; an undefined variable is an MrlError naming it."""
-        import jinja2
-
         ctx = variables(sub, resource)
-        try:
-            return [t.render(ctx) for t in self.templates]
-        except jinja2.UndefinedError as e:
-            raise MrlError(
-                f"run.command for sub-experiment {sub.name}: {e.message}; the variables are the params "
-                f"({', '.join(sorted(sub.params)) or 'none'}) and expId, subExpId, expDir, subExpDir, "
-                "codeDir, resource"
-            ) from e
-
-
-def _compile(source: str, where: object) -> Any:
-    import jinja2
-
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=False, autoescape=False)
-    try:
-        return env.from_string(source)
-    except jinja2.TemplateSyntaxError as e:
-        raise MrlError(f"run.command in {where}: {e.message} in {source!r}") from e
+        return [t.render(ctx, sub=sub.name, params=sub.params) for t in self.templates]
 
 
 def variables(sub: SubExperiment, resource: str | None) -> dict[str, Any]:

@@ -1,17 +1,31 @@
-"""The Jinja environment for config templates, and rendering with errors that name file+line.
+"""The one Jinja home: config templates, `run.command` and the report's page templates.
 
-Templates are compiled once and rendered once per sub-experiment. Undefined variables
-are errors (StrictUndefined): a typo in `{{ lr }}` never renders as an empty string.
+Three environments, one per kind of output, built here with the same base (StrictUndefined:
+a typo in `{{ lr }}` never renders as an empty string) and one error translator
+(`template_error`), so every Jinja error reaches the user as an MrlError naming the file
+and the line:
+
+- config templates (conf.lua, conf.json...): text files, rendered as written (no escaping,
+  no quoting), compiled once and rendered once per sub-experiment (`compile_template`);
+- `run.command` (`command_template`): shell text, where every `{{ ... }}` value is quoted
+  for `/bin/sh` (it always arrives as one argument, whatever it holds) unless it went
+  through `| raw`; see `shell_quote_outputs`;
+- the report (`report_environment`): HTML, autoescaped, loaded from `mrl_templates/` of the
+  project first, then the templates shipped in `metarunlog/templates/`, which a user file
+  can also reach as `default:NAME` (`{% extends "default:report.html" %}`).
 """
 
 from __future__ import annotations
 
+import re
+import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from metarunlog.errors import BatchError
+from metarunlog.errors import BatchError, MrlError
 
 if TYPE_CHECKING:
     import jinja2
@@ -20,17 +34,73 @@ if TYPE_CHECKING:
 
 # Variables every template sees besides the params (see docs/makebatch.md).
 BUILTINS = ("expId", "subExpId", "expDir", "subExpDir", "codeDir")
+# ... and `run.command` also sees the slot's resource (docs/running.md).
+COMMAND_BUILTINS = (*BUILTINS, "resource")
+
+USER_TEMPLATES = "mrl_templates"  # <basedir>/mrl_templates/: the user's report templates
+DEFAULT_PREFIX = "default"  # "default:report.html" is always the shipped one
+
+
+def _environment(**options: Any) -> jinja2.Environment:
+    import jinja2
+
+    return jinja2.Environment(undefined=jinja2.StrictUndefined, **options)
+
+
+# -- the one error translator ------------------------------------------------------------------
+
+Locate = Callable[[str, "int | None"], str]  # (template file name, its line) -> "where" text
+
+
+def _file_line(filename: str, line: int | None) -> str:
+    return f"{filename}: line {line}" if line else filename
+
+
+def template_error(
+    e: BaseException,
+    locate: Locate = _file_line,
+    *,
+    context: str = "",
+    hint: str = "",
+    error: type[MrlError] = MrlError,
+) -> MrlError:
+    """A Jinja error (syntax, undefined, or anything a filter raised) as one user error.
+
+    `locate(filename, line)` says where (each kind of template names its files its own
+    way); `context` follows the message (what was being rendered), `hint` how to fix an
+    undefined variable.
+    """
+    import jinja2
+
+    if isinstance(e, jinja2.TemplateSyntaxError):
+        return error(f"{locate(e.filename or e.name or '?', e.lineno)}: template syntax error: {e.message}{context}")
+    filename, line = template_frame(e)
+    at = locate(filename, line)
+    if isinstance(e, jinja2.UndefinedError):
+        return error(f"{at}: {e.message}{context}" + (f"; {hint}" if hint else ""))
+    return error(f"{at}: {type(e).__name__}: {e}{context}")
+
+
+def template_frame(e: BaseException) -> tuple[str, int | None]:
+    """(file, line) of the innermost template frame of a render error: Jinja rewrites the
+    traceback so that template frames carry the template's file name and line (and mark
+    their globals with `__jinja_exception__`)."""
+    found: tuple[str, int | None] = ("?", None)
+    tb = e.__traceback__
+    while tb is not None:
+        if "__jinja_exception__" in tb.tb_frame.f_globals:
+            found = (tb.tb_frame.f_code.co_filename, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+# -- config templates ------------------------------------------------------------------------
 
 
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
-    import jinja2
-
-    return jinja2.Environment(
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,  # a rendered file ends like its template
-        autoescape=False,
-    )
+    """The environment of config templates: text as written, ending like its template."""
+    return _environment(keep_trailing_newline=True, autoescape=False)
 
 
 @dataclass
@@ -50,20 +120,23 @@ class Compiled:
         try:
             return self.template.render(variables)
         except Exception as e:  # jinja2 raises many types at render time (UndefinedError, TypeError...)
-            raise self._error(e, label() if callable(label) else label) from e
+            label = label() if callable(label) else label
+            raise template_error(
+                e,
+                _in_body_of(self.source),
+                context=f" (rendering {label})" if label else "",
+                hint=f"define it with an MRL:grid/params line or --set, or use one of {', '.join(BUILTINS)}",
+                error=BatchError,
+            ) from e
 
-    def _error(self, e: Exception, label: str) -> BatchError:
-        import jinja2
 
-        line = self.source.original_line(_template_lineno(e, self.name))
-        at = f"{self.name}: line {line}" if line else self.name
-        ctx = f" (rendering {label})" if label else ""
-        if isinstance(e, jinja2.UndefinedError):
-            return BatchError(
-                f"{at}: {e.message}{ctx}: define it with an MRL:grid/params line or "
-                f"--set, or use one of {', '.join(BUILTINS)}"
-            )
-        return BatchError(f"{at}: {type(e).__name__}: {e}{ctx}")
+def _in_body_of(source: Template) -> Locate:
+    """Locate in a template whose body has its MRL lines removed: the line of the user's file."""
+
+    def locate(filename: str, line: int | None) -> str:
+        return _file_line(source.name, source.original_line(line) if filename == source.name else None)
+
+    return locate
 
 
 def compile_template(source: Template) -> Compiled:
@@ -77,23 +150,145 @@ def compile_template(source: Template) -> Compiled:
         tree = env.parse(source.body, name=name, filename=name)
         code = env.compile(tree, name=name, filename=name)
     except jinja2.TemplateSyntaxError as e:
-        line = source.original_line(e.lineno)
-        raise BatchError(f"{name}: line {line}: template syntax error: {e.message}") from None
+        raise template_error(e, _in_body_of(source), error=BatchError) from None
     template = env.template_class.from_code(env, code, env.make_globals(None), None)
     used = frozenset(meta.find_undeclared_variables(tree))
     return Compiled(name, source, template, used)
 
 
-def _template_lineno(e: BaseException, filename: str) -> int | None:
-    """The template line a render error happened at: Jinja rewrites the traceback so that
-    frames of the template carry its file name and line."""
-    tb = e.__traceback__
-    line = None
-    while tb is not None:
-        if tb.tb_frame.f_code.co_filename == filename:
-            line = tb.tb_lineno
-        tb = tb.tb_next
-    return line
+# -- run.command: shell text ------------------------------------------------------------------
+
+
+class Shell(str):
+    """Text meant for the shell as it is (`| raw`, or a filter that quotes its own parts):
+    `run.command` does not quote it."""
+
+
+def raw(value: Any) -> Shell:
+    """`{{ flags | raw }}`: the value reaches /bin/sh unquoted, to be split into words."""
+    return Shell(value)
+
+
+# Filters of `run.command` only; a filter that builds several arguments quotes each part
+# itself and returns Shell (issue 12's `cli_args`/`kv_args` go here).
+COMMAND_FILTERS: dict[str, Callable[..., Any]] = {"raw": raw}
+
+# Each quoted value leaves Jinja wrapped in these two private-use characters; once the
+# whole command is rendered, `shell_quote_outputs` quotes it for where it landed.
+_OPEN, _CLOSE = "\ue000", "\ue001"
+_MARKERS = re.compile(f"[{_OPEN}{_CLOSE}]")
+
+
+def _mark(value: Any) -> str:
+    if isinstance(value, Shell):
+        return str(value)
+    return f"{_OPEN}{_MARKERS.sub('', str(value))}{_CLOSE}"
+
+
+@lru_cache(maxsize=1)
+def command_environment() -> jinja2.Environment:
+    """The environment of `run.command`: every output marked for shell quoting."""
+    env = _environment(keep_trailing_newline=False, autoescape=False, finalize=_mark)
+    env.filters.update(COMMAND_FILTERS)
+    return env
+
+
+def shell_quote_outputs(text: str) -> str:
+    """Replace each marked value by itself quoted for the shell context it landed in.
+
+    The literal text around is shell syntax the user wrote: a value outside quotes gets
+    `shlex.quote`; inside '...' its single quotes are closed and reopened; inside "..."
+    the characters special there (\\ " $ `) are backslash-escaped; inside `$(...)` or
+    backticks the quoting starts over. So `--name={{ n }}`, `--name "{{ n }}"` and
+    `'{{ codeDir }}/train.py'` all give one argument holding exactly the value.
+    """
+    out: list[str] = []
+    stack = ["cmd"]  # cmd (unquoted), sq '...', dq "...", bq `...`, comment (# to end of line)
+    i = 0
+    while i < len(text):
+        if text[i] == _OPEN:
+            end = text.index(_CLOSE, i)
+            out.append(_quote_for(stack[-1], text[i + 1 : end]))
+            i = end + 1
+        else:
+            step = _shell_step(stack, text, i)
+            out.append(text[i : i + step])
+            i += step
+    return "".join(out)
+
+
+def _shell_step(stack: list[str], text: str, i: int) -> int:
+    """Follow the shell's quoting over the literal character(s) at `i`: how many were read."""
+    c, state = text[i], stack[-1]
+    if state == "comment" or state == "sq":
+        if c == ("\n" if state == "comment" else "'"):
+            stack.pop()
+        return 1
+    if c == "\\":  # escapes the next character, unless that is a value (it is quoted whole)
+        return 1 if text[i + 1 : i + 2] == _OPEN else 2
+    if c == "`" and state == "bq":
+        stack.pop()
+    elif c == "`":
+        stack.append("bq")
+    elif text.startswith("$(", i):
+        stack.append("cmd")
+        return 2
+    elif state == "dq":
+        if c == '"':
+            stack.pop()
+    elif c in "'\"":
+        stack.append("sq" if c == "'" else "dq")
+    elif c == "#" and (i == 0 or text[i - 1] in " \t\n;&|("):
+        stack.append("comment")
+    elif c == "(":
+        stack.append("cmd")
+    elif c == ")" and state == "cmd" and len(stack) > 1:
+        stack.pop()
+    return 1
+
+
+def _quote_for(state: str, value: str) -> str:
+    if state == "comment":  # inert, unless a newline ended the comment
+        return value.replace("\n", " ")
+    if state == "sq":
+        return value.replace("'", "'\\''")
+    if state == "dq":
+        return re.sub(r'([\\"$`])', r"\\\1", value)
+    return shlex.quote(value)
+
+
+@dataclass
+class CommandTemplate:
+    """One `run.command` string (or step), compiled once and rendered per sub-experiment."""
+
+    source: str
+    where: str  # the config file it came from, for messages
+    template: jinja2.Template
+
+    def render(self, variables: Mapping[str, Any], *, sub: str = "", params: Iterable[str] = ()) -> str:
+        """The shell text for one sub-experiment (`sub` names it and `params` lists its
+        params in messages); an undefined variable or a failing filter is an MrlError."""
+        try:
+            return shell_quote_outputs(self.template.render(variables))
+        except Exception as e:  # UndefinedError, or whatever a filter raised
+            names = ", ".join(sorted(params)) or "none"
+            raise template_error(
+                e,
+                lambda _, __: f"run.command in {self.where}",
+                context=f" (rendering sub-experiment {sub})" if sub else "",
+                hint=f"the variables are the params ({names}) and {', '.join(COMMAND_BUILTINS)}",
+            ) from e
+
+
+def command_template(source: str, where: object) -> CommandTemplate:
+    """Compile one `run.command` string; a syntax error is an MrlError naming `where`."""
+    import jinja2
+
+    try:
+        template = command_environment().from_string(source)
+    except jinja2.TemplateSyntaxError as e:
+        raise template_error(e, lambda _, __: f"run.command in {where}", context=f" in {source!r}") from None
+    return CommandTemplate(source, str(where), template)
 
 
 def used_in_strings(texts: Iterable[str]) -> frozenset[str]:
@@ -101,7 +296,7 @@ def used_in_strings(texts: Iterable[str]) -> frozenset[str]:
     import jinja2
     from jinja2 import meta
 
-    env = environment()
+    env = command_environment()
     used: set[str] = set()
     for text in texts:
         try:
@@ -109,3 +304,41 @@ def used_in_strings(texts: Iterable[str]) -> frozenset[str]:
         except jinja2.TemplateSyntaxError:
             continue  # `mrl run` reports it; here it only decides a warning
     return frozenset(used)
+
+
+# -- the report's templates -------------------------------------------------------------------
+
+
+def report_environment(basedir: Path | None, filters: Mapping[str, Callable[..., Any]] | None = None) -> Any:
+    """HTML templates, autoescaped: `<basedir>/mrl_templates/NAME` replaces the shipped
+    `NAME`; `default:NAME` is always the shipped one, so a user file can extend it
+    (datasette's ChoiceLoader + PrefixLoader)."""
+    import jinja2
+
+    shipped = jinja2.PackageLoader("metarunlog", "templates")
+    loaders: list[jinja2.BaseLoader] = []
+    if basedir is not None and (basedir / USER_TEMPLATES).is_dir():
+        loaders.append(jinja2.FileSystemLoader(str(basedir / USER_TEMPLATES)))
+    loaders += [jinja2.PrefixLoader({DEFAULT_PREFIX: shipped}, delimiter=":"), shipped]
+    env = _environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(filters or {})
+    return env
+
+
+def render_page(env: Any, name: str, context: Mapping[str, Any]) -> str:
+    """Render the report template `name`; any template error names its file and line."""
+    try:
+        return str(env.get_template(name).render(context))
+    except Exception as e:
+        import jinja2
+
+        if isinstance(e, jinja2.TemplateNotFound):
+            raise MrlError(f"report template {e.name} not found (in {USER_TEMPLATES}/ or the shipped ones)") from e
+        if not isinstance(e, jinja2.TemplateError) and template_frame(e)[1] is None:
+            raise  # not the template's fault: a bug, shown as one
+        raise template_error(e, lambda f, line: f"{f}:{line}" if line else f) from e

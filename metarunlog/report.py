@@ -1,4 +1,4 @@
-"""Sections -> one self-contained HTML file, through the Jinja templates in `templates/`.
+"""Sections -> one self-contained HTML file, through the Jinja templates in `metarunlog/templates/`.
 
 `build_report` gathers what `mrl analyze` shows (title, git facts, notes, status, the
 params + metrics table, one bokeh plot per metric of metrics.jsonl, the user's analysis
@@ -26,11 +26,10 @@ from typing import Any
 from markupsafe import Markup
 
 from metarunlog import __version__, jsonio, results
-from metarunlog.errors import MrlError
+from metarunlog import render as jinja  # this module's `render` is the page
 from metarunlog.experiment import DIFF, Experiment
 from metarunlog.results import SubResult, Table
 
-USER_TEMPLATES = "mrl_templates"
 PAGE_TEMPLATE = "report.html"
 RTYPES = ("text", "table", "plot", "bokeh", "html", "mp4", "plotlinkbokeh")
 # Curves: at most this many points per plot in all (decimated per line), so that 1,000
@@ -647,63 +646,16 @@ def _call_user_functions(
 # -- rendering -----------------------------------------------------------------------------------
 
 
-def packaged_templates() -> Any:
-    """The report templates: the installed `metarunlog.templates`, else `<checkout>/templates`."""
-    import importlib.resources
-
-    try:
-        return importlib.resources.files("metarunlog.templates")
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parent.parent / "templates"
-
-
 def environment(basedir: Path | None) -> Any:
-    """Jinja environment: `<basedir>/mrl_templates/` first (user overrides), then ours."""
-    import jinja2
-
-    packaged = packaged_templates()
-
-    def load(name: str) -> tuple[str, str, Callable[[], bool]] | None:
-        path = packaged / name
-        if not path.is_file():
-            return None
-        return path.read_text(encoding="utf-8"), str(path), lambda: True
-
-    loaders: list[jinja2.BaseLoader] = []
-    if basedir is not None and (basedir / USER_TEMPLATES).is_dir():
-        loaders.append(jinja2.FileSystemLoader(str(basedir / USER_TEMPLATES)))
-    loaders.append(jinja2.FunctionLoader(load))
-    env = jinja2.Environment(
-        loader=jinja2.ChoiceLoader(loaders),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["fmt"] = results.format_value
-    return env
+    """The report's Jinja environment (render.report_environment) with the `fmt` filter."""
+    return jinja.report_environment(basedir, {"fmt": results.format_value})
 
 
 def render(rep: Report, basedir: Path | None = None) -> str:
     """The report as one HTML page (bokeh's JS/CSS inlined once when there are plots)."""
-    import jinja2
-
     bokeh_head, bokeh_script, divs, failed = _embed(rep)
     context = _context(rep, bokeh_head, bokeh_script, divs, failed)
-    env = environment(basedir)
-    try:
-        return str(env.get_template(PAGE_TEMPLATE).render(context))
-    except jinja2.TemplateSyntaxError as e:
-        raise MrlError(f"{e.filename or e.name}:{e.lineno}: template syntax error: {e.message}") from e
-    except jinja2.UndefinedError as e:
-        raise MrlError(f"report template {_template_frame(e)}: {e.message}") from e
-
-
-def _template_frame(e: BaseException) -> str:
-    for frame in reversed(traceback.extract_tb(e.__traceback__)):
-        if frame.filename.endswith((".html", ".css", ".js")):
-            return f"{frame.filename}:{frame.lineno}"
-    return "?"
+    return jinja.render_page(environment(basedir), PAGE_TEMPLATE, context)
 
 
 def _embed(rep: Report) -> tuple[Markup, Markup, dict[str, Markup], dict[str, str]]:

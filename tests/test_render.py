@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from metarunlog.batch import split_template
-from metarunlog.errors import BatchError
-from metarunlog.render import compile_template, used_in_strings
+from metarunlog.errors import BatchError, MrlError
+from metarunlog.render import command_template, compile_template, used_in_strings
 
 
 def compiled(text: str, name: str = "conf.yaml"):  # type: ignore[no-untyped-def]
@@ -63,3 +69,70 @@ def test_variables_of_run_command_strings_are_found_and_bad_ones_ignored() -> No
         "repeat",
         "subExpDir",
     }
+
+
+# -- run.command: every value reaches /bin/sh as one argument -------------------------------------
+
+ARGV = f"{shlex.quote(sys.executable)} -c 'import json, sys; print(json.dumps(sys.argv[1:]))'"
+HOSTILE = ["a b", "x;touch pwned", "$(touch pwned)", "`touch pwned`", "line1\nline2", "it's", 'say "hi"', "\\", "", "*"]
+
+
+def argv_of(command: str, variables: dict, cwd: Path) -> list[str]:
+    """Render `command` and run it with /bin/sh as mrl does: the arguments the program got."""
+    text = command_template(command, ".mrl.cfg").render(variables)
+    proc = subprocess.run(["/bin/sh", "-c", text], cwd=cwd, capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+@pytest.mark.parametrize(
+    "command",
+    [
+        ARGV + " {{ v }}",  # bare
+        ARGV + " --v={{ v }}",  # glued to a flag
+        ARGV + ' "{{ v }}"',  # the user quoted it already
+        ARGV + " '{{ v }}'",
+        ARGV + ' "$(printf %s {{ v }})"',  # in a command substitution inside double quotes
+        ARGV + " {{ v }} # it's a comment with {{ v }}",
+    ],
+)
+def test_a_value_in_run_command_arrives_as_exactly_one_argument(command: str, value: str, tmp_path: Path) -> None:
+    expected = "--v=" + value if "--v=" in command else value
+    if "printf" in command:
+        expected = value.rstrip("\n")  # $(...) drops trailing newlines, as the shell does
+    assert argv_of(command, {"v": value}, tmp_path) == [expected]
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_raw_opts_out_of_quoting_for_a_value_meant_to_be_split(tmp_path: Path) -> None:
+    flags = "--a 1 --b 'two words'"
+    assert argv_of(ARGV + " {{ flags | raw }} {{ x }}", {"flags": flags, "x": "y z"}, tmp_path) == [
+        "--a", "1", "--b", "two words", "y z"
+    ]
+
+
+def test_numbers_and_plain_paths_render_as_before() -> None:
+    text = command_template("python {{ d }}/train.py --lr {{ lr }} --n={{ n }}", "cfg").render(
+        {"d": "/home/me/proj", "lr": 0.1, "n": 3}
+    )
+    assert text == "python /home/me/proj/train.py --lr 0.1 --n=3"
+
+
+def test_a_path_with_a_space_is_one_argument() -> None:
+    text = command_template("python {{ codeDir }}/train.py", "cfg").render({"codeDir": "/tmp/my proj"})
+    assert shlex.split(text) == ["python", "/tmp/my proj/train.py"]
+
+
+def test_a_filter_that_fails_in_run_command_is_a_user_error_naming_the_config() -> None:
+    t = command_template("train {{ x / 0 }}", "/p/.mrl.cfg")
+    with pytest.raises(MrlError, match=r"^run.command in /p/.mrl.cfg: ZeroDivisionError.*sub-experiment 002"):
+        t.render({"x": 1}, sub="002")
+
+
+def test_a_syntax_error_in_run_command_names_the_config_and_the_string() -> None:
+    with pytest.raises(MrlError, match=r"^run.command in /p/.mrl.cfg: template syntax error: .* in 'train \{\{x'"):
+        command_template("train {{x", "/p/.mrl.cfg")
+
+
+def test_config_templates_are_not_shell_quoted() -> None:
+    assert compiled("name = '{{ n }}'\n").render({"n": "a b; c"}) == "name = 'a b; c'\n"

@@ -397,6 +397,46 @@ def test_a_template_in_mrl_templates_replaces_the_shipped_one(project: Path) -> 
     assert f"MY OWN GIT SECTION {exp.record['gitHash']}" in html_of(exp.dir)
 
 
+def test_a_user_template_can_extend_the_shipped_one_and_replace_one_block(project: Path) -> None:
+    exp = grid_exp(project)
+    (project / "mrl_templates").mkdir()
+    (project / "mrl_templates" / "report.html").write_text(
+        '{% extends "default:report.html" %}\n'
+        "{% block footer %}<footer>OUR LAB {{ exp_name }}</footer>{% endblock %}\n"
+        "{% block main %}<p id='banner'>READ ME FIRST</p>{{ super() }}{% endblock %}\n"
+    )
+    assert main(["analyze"]) == 0
+    page = visible_text(html_of(exp.dir))
+    assert f"<footer>OUR LAB {exp.name}</footer>" in page and "Written by metarunlog" not in page
+    assert page.index("READ ME FIRST") < page.index('id="git"') < page.index('id="table"')  # super(): ours kept
+
+
+def test_an_extending_user_template_still_uses_the_users_includes(project: Path) -> None:
+    exp = grid_exp(project)
+    (project / "mrl_templates").mkdir()
+    (project / "mrl_templates" / "_git.html").write_text("<section id='git'>MY GIT</section>")
+    (project / "mrl_templates" / "report.html").write_text('{% extends "default:report.html" %}')
+    assert main(["analyze"]) == 0
+    assert "MY GIT" in html_of(exp.dir)
+
+
+def test_a_user_template_extending_an_unknown_default_is_one_error(project: Path) -> None:
+    grid_exp(project)
+    (project / "mrl_templates").mkdir()
+    (project / "mrl_templates" / "report.html").write_text('{% extends "default:nope.html" %}')
+    proc = run_mrl("analyze", cwd=project)
+    assert proc.returncode == 1 and proc.stderr.startswith("mrl: error: ") and "default:nope.html" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_an_undefined_variable_in_a_user_template_names_its_file_and_line(project: Path) -> None:
+    grid_exp(project)
+    (project / "mrl_templates").mkdir()
+    (project / "mrl_templates" / "_git.html").write_text("<p>\n{{ no_such_thing }}</p>")
+    proc = run_mrl("analyze", cwd=project)
+    assert proc.returncode == 1 and "_git.html:2: 'no_such_thing' is undefined" in proc.stderr
+
+
 def test_a_broken_user_template_is_one_error_naming_it(project: Path) -> None:
     grid_exp(project)
     (project / "mrl_templates").mkdir()

@@ -12,7 +12,7 @@ from tests.conftest import REPO_ROOT, git, run_mrl
 
 
 def test_quickstart_makes_a_project_whose_grid_runs_and_writes_metrics(tmp_path: Path) -> None:
-    target = tmp_path / "demo"
+    target = tmp_path / "my demo"  # a space in the path: every run must still work
     res = run_mrl("quickstart", str(target), cwd=tmp_path, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
     exp = target / "output" / "0001"

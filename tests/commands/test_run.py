@@ -236,3 +236,15 @@ def test_a_malformed_selection_is_a_one_line_error(project: Path, spec: str, cap
     err = capsys.readouterr().err
     assert err.startswith("mrl: error: bad ") and len(err.splitlines()) == 1
     assert statuses(exp.dir) == {}
+
+
+def test_params_and_paths_reach_the_shell_quoted_as_one_argument_each(project: Path) -> None:
+    values = ["a b", "x;touch pwned", "$(touch pwned)", "line1\nline2", "it's"]
+    dump = "import json, sys; open('argv.json', 'w').write(json.dumps(sys.argv[1:]))"
+    exp = make_experiment(
+        project, [{"name": v} for v in values], f"{sys.executable} -c \"{dump}\" {{{{name}}}} \"{{{{subExpDir}}}}\""
+    )
+    assert main(["run", "-j", "2"]) == 0
+    for sub in exp.sub_experiments():
+        assert json.loads((sub.dir / "argv.json").read_text()) == [sub.params["name"], str(sub.dir)]
+    assert not list(project.rglob("pwned"))

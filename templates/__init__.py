@@ -1,1 +1,0 @@
-"""Report templates (Jinja); shipped inside the package as metarunlog.templates."""
