@@ -82,6 +82,9 @@ TYPES: dict[str, tuple[type, ...]] = {
     "hooks": (_DICT,),
     "note_fn": (_STR,),
     "run": (_DICT,),
+    # Not used by mrl (not a default either): the original's default config has it, and its
+    # example after_new hook reads cfg.giturl.
+    "giturl": (_STR, _NONE),
 }
 RUN_TYPES: dict[str, tuple[type, ...]] = {
     "command": (_STR, _LIST, _NONE),

@@ -111,7 +111,9 @@ class Experiment:
 
     @property
     def code_dir(self) -> Path:
-        return self.dir / CODE
+        """The project's folder in the code snapshot: code/ itself, or code/<sub> for a
+        project in a subfolder of its repository (record key `codeSubdir`)."""
+        return self.dir / CODE / self.record.get("codeSubdir", "")
 
     @property
     def note_path(self) -> Path:

@@ -1,16 +1,20 @@
 """User extension files: `mrl_hooks.py` (hooks, custom commands) and `mrl_analyze.py`.
 
 Hooks are registered in `.mrl.cfg` `hooks` as `{"name": {"xarg": default}}`:
-`before_<command>` / `after_<command>` wrap a built-in command and are called as
-`fn(mrl, args)`; any other name becomes a subcommand `mrl <name> [EXP] [-xarg VALUE]`.
+`before_<command>` / `after_<command>` wrap the command they name and are called as
+`fn(mrl, args)`; any other name becomes a subcommand `mrl <name> [EXP] [-xarg VALUE]`,
+replacing a built-in command of that name (as in the original metarunlog). Hooks run
+inside `git_fence`, so git started in an experiment folder never reaches the project.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -89,6 +93,9 @@ def _user_line(e: BaseException, path: Path) -> int | str:
     return line
 
 
+WRAP_PREFIXES = ("before_", "after_")
+
+
 def wrap_hooks(cfg_hooks: dict[str, Any], command: str) -> tuple[str | None, str | None]:
     """Names of the before_/after_ hooks registered for `command` (None when absent)."""
     before = f"before_{command}"
@@ -96,11 +103,45 @@ def wrap_hooks(cfg_hooks: dict[str, Any], command: str) -> tuple[str | None, str
     return (before if before in cfg_hooks else None, after if after in cfg_hooks else None)
 
 
-def custom_commands(cfg_hooks: dict[str, Any], builtin: set[str]) -> dict[str, dict[str, Any]]:
-    """Hooks that define new subcommands: every name not before_/after_ a built-in."""
-    out = {}
-    for name, xargs in cfg_hooks.items():
-        if name.startswith(("before_", "after_")) and name.split("_", 1)[1] in builtin:
-            continue
-        out[name] = xargs if isinstance(xargs, dict) else {}
-    return out
+def custom_commands(cfg_hooks: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Hooks that define subcommands: every name without a before_/after_ prefix.
+
+    As in the original metarunlog, a `before_X`/`after_X` name always wraps the command
+    `X` (built-in or custom), and a name equal to a built-in command replaces it.
+    """
+    return {
+        name: xargs if isinstance(xargs, dict) else {}
+        for name, xargs in cfg_hooks.items()
+        if not name.startswith(WRAP_PREFIXES)
+    }
+
+
+def orphan_wrappers(cfg_hooks: dict[str, Any], commands: set[str]) -> list[str]:
+    """before_X/after_X hooks whose X is no command: they would never be called."""
+    return [n for n in cfg_hooks if n.startswith(WRAP_PREFIXES) and n.split("_", 1)[1] not in commands]
+
+
+def replaces_message(name: str) -> str:
+    return f"hook {name} from {HOOKS_FILE} replaces the built-in mrl {name}; rename it to use the built-in"
+
+
+@contextlib.contextmanager
+def git_fence(outdir: Path) -> Iterator[None]:
+    """Run user code with git unable to climb from an experiment folder into the project.
+
+    The original's example `after_new` hook runs `cd code; git checkout <sha>`; code/ is a
+    plain folder here, so without this fence git would find the project repository above
+    it and detach the user's HEAD. `GIT_CEILING_DIRECTORIES=<outdir>` stops repository
+    discovery below outdir (a repository inside an experiment, e.g. a clone, still works).
+    """
+    key = "GIT_CEILING_DIRECTORIES"
+    old = os.environ.get(key)
+    fence = str(outdir.resolve())
+    os.environ[key] = fence if not old else f"{fence}{os.pathsep}{old}"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = old

@@ -75,8 +75,12 @@ def build_parser(
     parser.chosen = only  # type: ignore[attr-defined]
     parser.add_argument("--version", action="version", version=f"metarunlog {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    custom = custom or {}
     modules = {}
-    for name in COMMANDS:
+    for name in [*COMMANDS, *(c for c in custom if c not in COMMANDS)]:
+        if name in custom:  # a hook; one named like a built-in replaces it, in its place
+            _add_custom(sub, name, custom[name])
+            continue
         if only is not None and name != only:
             sub.add_parser(name)
             continue
@@ -91,19 +95,23 @@ def build_parser(
         )
         mod.add_arguments(p)
         modules[name] = mod
-    for name, xargs in (custom or {}).items():
-        p = sub.add_parser(name, help=f"custom command from mrl_hooks.py: {name}")
-        p.add_argument("expId", nargs="?", metavar="EXP", help="experiment (default: last)")
-        for xarg, default in xargs.items():
-            p.add_argument(
-                f"-{xarg}",
-                dest=xarg,
-                default=default,
-                required=default is None,
-                metavar="VALUE",
-                help="required" if default is None else f"default: {default}",
-            )
     return parser, modules
+
+
+def _add_custom(sub: Any, name: str, xargs: dict[str, Any]) -> None:
+    """`mrl NAME [EXP] [-xarg VALUE ...]` for a hook of mrl_hooks.py."""
+    what = "replaces the built-in" if name in COMMANDS else "custom command"
+    p = sub.add_parser(name, help=f"{what} from mrl_hooks.py: {name}")
+    p.add_argument("expId", nargs="?", metavar="EXP", help="experiment (default: last)")
+    for xarg, default in xargs.items():
+        p.add_argument(
+            f"-{xarg}",
+            dest=xarg,
+            default=default,
+            required=default is None,
+            metavar="VALUE",
+            help="required" if default is None else f"default: {default}",
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,8 +154,10 @@ def _main(argv: list[str]) -> int:
 
     project, project_error = _find_project()
     cfg_hooks = dict(project.cfg["hooks"]) if project is not None else {}
-    custom = hooks.custom_commands(cfg_hooks, set(COMMANDS))
-    parser, modules = build_parser(custom, only=_chosen_command(argv))
+    custom = hooks.custom_commands(cfg_hooks)
+    chosen = _chosen_command(argv, custom)
+    _warn_about_hooks(cfg_hooks, custom, chosen, argv)
+    parser, modules = build_parser(custom, only=chosen)
     if not argv:
         parser.print_help()
         return 0
@@ -158,6 +168,7 @@ def _main(argv: list[str]) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    args.mode = args.command  # hook files written for the original read args.mode
     mod = modules.get(args.command)
     needs_project = getattr(mod, "NEEDS_PROJECT", True) if mod else True
     if needs_project and project is None:
@@ -169,37 +180,55 @@ def _main(argv: list[str]) -> int:
 
         legacy_cfg._fill(project.cfg)
     if mod is None:
-        return _run_custom(project, args)
-    if getattr(mod, "RESOLVES_EXP", needs_project) and hasattr(args, "expId"):
+        if args.expId is not None or project.last_id() is not None:
+            args.expId = project.load_exp(args.expId).id
+    elif getattr(mod, "RESOLVES_EXP", needs_project) and hasattr(args, "expId"):
         args.expId = project.load_exp(args.expId).id
     before, after = hooks.wrap_hooks(cfg_hooks, args.command)
     if before:
         _call_hook(project, before, args)
-    code = int(mod.cli(args, project) or 0)
+    code = _run_custom(project, args) if mod is None else int(mod.cli(args, project) or 0)
     if after:
         _call_hook(project, after, args)
     return code
 
 
-def _chosen_command(argv: list[str]) -> str | None:
-    """The built-in command argv names before any option, or None (then build them all)."""
+def _chosen_command(argv: list[str], custom: dict[str, Any]) -> str | None:
+    """The command argv names before any option, or None (then build them all)."""
     for arg in argv:
         if arg.startswith("-"):
             return None  # `mrl --help ...`, `mrl --version`: the full parser
-        return arg if arg in COMMANDS else None
+        return arg if arg in COMMANDS or arg in custom else None
     return None
+
+
+def _warn_about_hooks(cfg_hooks: dict[str, Any], custom: dict[str, Any], chosen: str | None, argv: list[str]) -> None:
+    """Say once when a hook replaces the built-in command being run (or listed by --help),
+    and when a before_/after_ hook names no command at all."""
+    from metarunlog import hooks
+
+    listing = not argv or argv[0] in ("-h", "--help")
+    for name in custom:
+        if name in COMMANDS and (name == chosen or listing):
+            print(hooks.replaces_message(name), file=sys.stderr)
+    for name in hooks.orphan_wrappers(cfg_hooks, set(COMMANDS) | set(custom)):
+        target = name.split("_", 1)[1]
+        print(
+            f"mrl: warning: hook {name} wraps the command '{target}', which is neither built in nor a "
+            f"hook in .mrl.cfg: it is never called",
+            file=sys.stderr,
+        )
 
 
 def _call_hook(project: Any, name: str, args: argparse.Namespace) -> Any:
     from metarunlog import hooks
 
     fn = hooks.get_function(project.basedir, hooks.HOOKS_FILE, name)
-    return hooks.call_user(fn, f"hook {name}", project, args)
+    with hooks.git_fence(project.outdir):
+        return hooks.call_user(fn, f"hook {name}", project, args)
 
 
 def _run_custom(project: Any, args: argparse.Namespace) -> int:
-    if args.expId is not None or project.last_id() is not None:
-        args.expId = project.load_exp(args.expId).id
     out = _call_hook(project, args.command, args)
     if isinstance(out, int) and not isinstance(out, bool):
         return out

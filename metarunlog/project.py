@@ -1,4 +1,5 @@
-"""Project: the basedir (git top-level holding .mrl.cfg), its outdir, experiment ids, `last`.
+"""Project: the basedir (the folder holding .mrl.cfg, anywhere inside a git work tree),
+its outdir, experiment ids, `last`.
 
 A Project is also the object hooks receive as `mrl` (or `self` in hook files written for
 the original metarunlog): see the public methods below and docs/hooks.md.
@@ -7,28 +8,49 @@ the original metarunlog): see the public methods below and docs/hooks.md.
 from __future__ import annotations
 
 import os
-from pathlib import Path
+from collections import OrderedDict
+from pathlib import Path, PosixPath
 from typing import Any
 
 from metarunlog import config as config_mod
 from metarunlog.config import CFG_NAME, Config
 from metarunlog.errors import ConfigError, NotAnExperiment
-from metarunlog.experiment import RECORD, Experiment, SubExperiment, format_regex
+from metarunlog.experiment import DONE_MARK, RECORD, Experiment, SubExperiment, format_regex
 
 LAST = "last"
 
 
 def find_basedir(start: Path) -> Path | None:
-    """The nearest git top-level at or above `start` holding a project `.mrl.cfg`.
+    """The nearest folder at or above `start` holding a project `.mrl.cfg`, inside a git
+    work tree (its top-level or any subfolder: a monorepo's `repo/projA/.mrl.cfg`).
 
-    Requiring `.git` skips an experiment's own `.mrl.cfg` (overrides) and the copy of the
-    project's `.mrl.cfg` inside an experiment's `code/` snapshot, so commands run from
-    inside an experiment still find the project.
+    Folders inside an experiment are skipped: an experiment's own `.mrl.cfg` (overrides)
+    and the copies of the project's `.mrl.cfg` inside its `code/` snapshot, so commands
+    run from inside an experiment still find the project.
     """
     for d in (start, *start.parents):
-        if (d / CFG_NAME).is_file() and (d / ".git").exists() and not (d / RECORD).exists():
+        if (d / CFG_NAME).is_file() and not inside_experiment(d) and _in_git_work_tree(d):
             return d
     return None
+
+
+def inside_experiment(d: Path) -> bool:
+    return any((p / RECORD).is_file() for p in (d, *d.parents))
+
+
+def _in_git_work_tree(d: Path) -> bool:
+    return any((p / ".git").exists() for p in (d, *d.parents))
+
+
+class LegacyPath(PosixPath):
+    """A Path that also concatenates like a str: hook files written for the original
+    metarunlog build paths as `self.outdir + '/x'` (its basedir and outdir were strs)."""
+
+    def __add__(self, other: str) -> str:
+        return str(self) + other
+
+    def __radd__(self, other: str) -> str:
+        return other + str(self)
 
 
 class Project:
@@ -40,9 +62,9 @@ class Project:
     """
 
     def __init__(self, basedir: Path, cfg: Config | None = None) -> None:
-        self.basedir = basedir
+        self.basedir = LegacyPath(basedir)
         self.cfg = cfg if cfg is not None else config_mod.load(basedir)
-        self.outdir = (basedir / self.cfg["outdir"]).resolve()
+        self.outdir = LegacyPath((basedir / self.cfg["outdir"]).resolve())
         self.args: Any = None  # the parsed command line, set by main() for hooks
 
     @classmethod
@@ -51,8 +73,8 @@ class Project:
         basedir = find_basedir(start)
         if basedir is None:
             raise ConfigError(
-                f"no .mrl.cfg in {start} or any parent: run `mrl init` in your git "
-                "repository's top-level directory first"
+                f"no .mrl.cfg in {start} or any parent: run `mrl init` in your project's "
+                "folder (a git repository or a folder inside one) first"
             )
         return cls(basedir)
 
@@ -166,9 +188,49 @@ class Project:
         return exp.id if exp else None
 
     # -- names kept for hook files written for the original metarunlog -----------------
+    # Thin shims with the original's names and return types (strs, ints, dicts); new
+    # hooks should use the public methods above. See docs/hooks.md.
+    @property
+    def lastExpId(self) -> int | None:  # noqa: N802
+        return self.last_id()
+
+    @property
+    def expList(self) -> list[int]:  # noqa: N802
+        return self.experiment_ids()
+
+    @property
+    def expDirList(self) -> list[str]:  # noqa: N802
+        return [self.exp_name(i) for i in self.experiment_ids()]
+
+    def _fmtSingleExp(self, expId: int) -> str:  # noqa: N802,N803
+        return self.exp_name(int(expId))
+
+    def _fmtSubExp(self, subExpId: int) -> str:  # noqa: N802,N803
+        return str(self.cfg["subExpFormat"].format(subExpId=int(subExpId), expId=self.last_id() or 0))
+
+    def _checkValidExp(self, name: str) -> bool:  # noqa: N802
+        return name in self.expDirList
+
+    def _resolveExpId(self, expId: Any) -> int:  # noqa: N802,N803
+        """Original API: the int id for an int, a digit string, 'last' or a path."""
+        return self.load_exp(None if expId is None else str(expId)).id
+
+    def _getExpDir(self, expId: Any, new: bool = False) -> str:  # noqa: N802,N803
+        if new:
+            return str(self.outdir / self.exp_name(int(expId)))
+        return str(self.load_exp(str(expId)).dir)
+
+    def _getExpConf(self, expId: Any) -> OrderedDict[str, Any]:  # noqa: N802,N803
+        """Original API: the experiment's `.mrl` record, in file order."""
+        return OrderedDict(self.load_exp(str(expId)).record)
+
     def _loadExp(self, expId: Any = None) -> tuple[int, str, dict[str, Any]]:  # noqa: N802,N803
-        """Original API: `(expId, expDir, expConfig)` for an id, 'last' or a path."""
+        """Original API: `(expId, expDir, expConfig)` for an id, 'last' or a path; like the
+        original, the experiment's own .mrl.cfg overrides then show in `metarunlog.cfg`."""
+        from metarunlog import cfg as legacy_cfg
+
         exp = self.load_exp(None if expId is None else str(expId))
+        legacy_cfg._fill(exp.cfg)
         return exp.id, str(exp.dir), exp.record
 
     def _getSubExperiments(self, expDir: Any) -> list[str]:  # noqa: N802,N803
@@ -176,5 +238,21 @@ class Project:
         exp = self.load_exp(str(expDir))
         return [s.name for s in exp.sub_experiments() if s.name != "."]
 
-    def _getExpDir(self, expId: Any) -> str:  # noqa: N802,N803
-        return str(self.load_exp(str(expId)).dir)
+    def _loadSubExp(self, subExpDir: Any) -> dict[str, Any]:  # noqa: N802,N803
+        """Original API: a sub-experiment's `.mrl` record; empty params when it has none
+        (a folder made by hand), as the original's last commit did."""
+        from metarunlog import jsonio
+
+        data = jsonio.read_json_or(Path(subExpDir) / RECORD, None)
+        if not isinstance(data, dict):
+            return {"subExpDir": str(subExpDir), "params": {}}
+        return data
+
+    def _expIsDone(self, expDir: Any) -> bool:  # noqa: N802,N803
+        return (Path(expDir) / DONE_MARK).exists()
+
+    def _expIsDoneIndicator(self, expDir: Any) -> str:  # noqa: N802,N803
+        return "   " if self._expIsDone(expDir) else "** "
+
+    def _relpathUser(self, path: Any) -> str:  # noqa: N802
+        return "~/" + os.path.relpath(path, os.path.expanduser("~"))

@@ -12,11 +12,20 @@ HELP = "show an experiment's record"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("expId", nargs="?", metavar="EXP", help="experiment (default: last)")
+    add_options(p)
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    """Options shared with `mrl last` (= `mrl info last`)."""
     p.add_argument("--json", action="store_true", help="print the record as JSON")
+    p.add_argument("--path", action="store_true", help="print only the experiment's folder")
 
 
 def cli(args: argparse.Namespace, project: Project) -> int:
     exp = project.load_exp(args.expId)
+    if args.path:
+        print(exp.dir)
+        return 0
     info = {"path": str(exp.dir), **exp.record, "subExperiments": len(exp.sub_experiments()),
             "done": exp.is_done}
     if args.json:

@@ -1,8 +1,9 @@
-"""Make the current git repository's top-level directory an mrl project.
+"""Make the current directory an mrl project: a git repository's top-level directory, or
+any folder inside a git work tree (a monorepo's `repo/projA`).
 
 Writes .mrl.cfg (JSON, every key with its default: see .mrl.cfg.example), creates OUTDIR,
-and adds OUTDIR and `last` to .gitignore. Nothing is changed when the directory is not a
-git top-level or is already initialised.
+and adds OUTDIR and `last` to the .gitignore of this folder. Nothing is changed when the
+directory is not in a git work tree, is inside an experiment, or is already initialised.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from pathlib import Path
 from metarunlog import git
 from metarunlog.config import CFG_NAME, default_config
 from metarunlog.errors import MrlError
+from metarunlog.project import inside_experiment
 
-HELP = "make this git repository an mrl project (writes .mrl.cfg, OUTDIR, .gitignore)"
+HELP = "make this folder of a git repository an mrl project (writes .mrl.cfg, OUTDIR, .gitignore)"
 NEEDS_PROJECT = False
 
 
@@ -36,8 +38,8 @@ def init(cwd: Path, outdir: str) -> Path:
     top = git.toplevel(cwd)
     if top is None:
         raise MrlError(f"{cwd} is not in a git repository: run `git init` (and commit your code) first")
-    if top.resolve() != cwd:
-        raise MrlError(f"run `mrl init` in the repository's top-level directory {top}, not in {cwd}")
+    if inside_experiment(cwd):
+        raise MrlError(f"{cwd} is inside an experiment folder: run `mrl init` in your project's folder")
     cfg_path = cwd / CFG_NAME
     if cfg_path.exists():
         raise MrlError(f"{cfg_path} already exists: this project is already initialised")

@@ -1,19 +1,21 @@
-"""Print the folder of the newest experiment (handy as `cd $(mrl last)`)."""
+"""Show the newest experiment's record: the same as `mrl info last`, as in the original
+metarunlog (so `mrl last | grep gitHash` works). `mrl last --path` prints only its folder
+(handy as `cd $(mrl last --path)`)."""
 
 from __future__ import annotations
 
 import argparse
 
+from metarunlog.commands import info
 from metarunlog.project import Project
 
-HELP = "print the newest experiment's folder"
-RESOLVES_EXP = False
+HELP = "show the newest experiment's record (mrl info last)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    info.add_options(p)
+    p.set_defaults(expId="last")
 
 
 def cli(args: argparse.Namespace, project: Project) -> int:
-    print(project.load_exp("last").dir)
-    return 0
+    return info.cli(args, project)

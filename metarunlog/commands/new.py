@@ -1,11 +1,13 @@
 """Make a new experiment folder that pins the code at the current commit.
 
-Writes OUTDIR/<id>/ with: .mrl (JSON record: expId, gitHash, gitDescription, branch,
-dirty, timestamp, user, host, description, copiedFrom, mrlVersion), code/ (the tracked
-tree exactly as at HEAD), .mrl.note (markdown notes headed by DESCRIPTION), the copyFiles
-and confTemplFile copied from the experiment given by -cp (default: the last one; the
-basedir for the first experiment), and points `last` at it. A dirty working tree is
-refused unless --notclean, which also saves .mrl.diff and applies it to code/.
+Writes OUTDIR/<id>/ with: .mrl (JSON record: expId, basedir, codeSubdir, gitHash,
+gitDescription, branch, dirty, gitFailUntracked, timestamp, user, host, description,
+copiedFrom, mrlVersion), code/ (the repository's whole tracked tree exactly as at HEAD;
+for a project in a subfolder of its repository, codeDir is code/<subfolder>), .mrl.note
+(markdown notes headed by DESCRIPTION), the copyFiles and confTemplFile copied from the
+experiment given by -cp (default: the last one; the basedir for the first experiment),
+and points `last` at it. A dirty working tree is refused unless --notclean, which also
+saves .mrl.diff and applies it to code/.
 """
 
 from __future__ import annotations
@@ -84,10 +86,11 @@ def new(
 ) -> NewResult:
     from metarunlog import git
 
-    basedir = project.basedir
+    # The snapshot is the whole tracked tree, also for a project in a subfolder of the repo.
+    repo = git.toplevel(project.basedir) or project.basedir
     untracked = (fail_untracked or project.cfg["gitFailUntrackedDefault"]) == "yes"
-    head = git.head(basedir)
-    dirty = [f for f in git.dirty_files(basedir, untracked=untracked) if not _is_ours(project, f)]
+    head = git.head(repo)
+    dirty = [f for f in git.dirty_files(repo, untracked=untracked) if not _is_ours(project, repo, f)]
     if dirty and not notclean:
         shown = ", ".join(dirty[:8]) + (f" and {len(dirty) - 8} more" if len(dirty) > 8 else "")
         raise DirtyTree(
@@ -97,7 +100,7 @@ def new(
     source = _copy_source(project, copy_from)
     exp = _claim_next(project)
     try:
-        result = _fill(project, exp, head, dirty, untracked, source, description)
+        result = _fill(project, repo, exp, head, dirty, untracked, source, description)
     except BaseException:
         # The folder is ours and holds nothing of the user's yet: leave no half experiment.
         shutil.rmtree(exp.dir, ignore_errors=True)
@@ -106,12 +109,14 @@ def new(
     return result
 
 
-def _is_ours(project: Project, entry: str) -> bool:
-    """True for mrl's own output (outdir, `last`) in a `git status` entry, should the user
-    have removed them from .gitignore: they are never part of the code."""
+def _is_ours(project: Project, repo: Path, entry: str) -> bool:
+    """True for mrl's own output (outdir, `last`) in a `git status` entry (paths relative to
+    the repository's top), should the user have removed them from .gitignore: they are
+    never part of the code."""
     path = entry.split(" ", 1)[1].rstrip("/")
-    out = os.path.relpath(project.outdir, project.basedir)
-    return path == "last" or path == out or path.startswith(out + "/")
+    out = os.path.relpath(project.outdir, repo)
+    last = os.path.relpath(project.basedir / "last", repo)
+    return path in (last, out) or path.startswith(out + "/")
 
 
 def _copy_source(project: Project, copy_from: str | None) -> tuple[Path | None, str | None]:
@@ -143,6 +148,7 @@ def _claim_next(project: Project) -> Experiment:
 
 def _fill(
     project: Project,
+    repo: Path,
     exp: Experiment,
     head: Any,  # git.Head
     dirty: list[str],
@@ -157,9 +163,9 @@ def _fill(
     result = NewResult(exp)
     code = exp.dir / CODE
     code.mkdir()
-    git.snapshot(project.basedir, head.sha, code)
+    git.snapshot(repo, head.sha, code)
     if dirty:
-        diff = git.diff_against_head(project.basedir, untracked=untracked)
+        diff = git.diff_against_head(repo, untracked=untracked)
         (exp.dir / DIFF).write_bytes(diff)
         if diff.strip():
             git.apply_diff(exp.dir / DIFF, code)
@@ -171,12 +177,16 @@ def _fill(
         note.write_text(f"# {exp.name}: {description or '(no description)'}\n\n", encoding="utf-8")
     record = {
         "expId": exp.id,
+        "basedir": str(project.basedir),
+        # The project's folder inside code/ ("" at the repository's top): codeDir points there.
+        "codeSubdir": _subdir(project.basedir, repo),
         "gitHash": head.sha,
         "gitDescription": head.description,
         "gitDescribe": head.describe,
         "branch": head.branch,
         "dirty": bool(dirty),
         "dirtyFiles": dirty,
+        "gitFailUntracked": "yes" if untracked else "no",
         "timestamp": jsonio.now(),
         "user": _user(),
         "host": socket.gethostname(),
@@ -187,6 +197,11 @@ def _fill(
     }
     jsonio.write_json(exp.dir / RECORD, record)  # written last: its presence means complete
     return result
+
+
+def _subdir(basedir: Path, repo: Path) -> str:
+    rel = os.path.relpath(basedir.resolve(), repo.resolve())
+    return "" if rel == "." else Path(rel).as_posix()
 
 
 def _copy_files(project: Project, exp: Experiment, src_dir: Path, result: NewResult) -> None:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from metarunlog.project import Project
 from tests.conftest import git, main
 
 
@@ -57,14 +58,29 @@ def test_init_outside_git_is_an_error_and_creates_nothing(
     assert list(plain.iterdir()) == []
 
 
-def test_init_in_a_subdirectory_of_the_repo_is_refused(git_repo: Path, monkeypatch: pytest.MonkeyPatch,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    sub = git_repo / "src"
+def test_init_in_a_subdirectory_of_the_repo_makes_a_project_there(
+    git_repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sub = git_repo / "projA"  # a monorepo: repo/projA/.mrl.cfg
     sub.mkdir()
     monkeypatch.chdir(sub)
+    assert main(["init"]) == 0
+    assert (sub / ".mrl.cfg").is_file() and (sub / "output").is_dir()
+    assert "/output/" in (sub / ".gitignore").read_text()
+    assert not (git_repo / ".mrl.cfg").exists()
+    assert Project.find(sub / "output").basedir == sub
+
+
+def test_init_inside_an_experiment_is_refused(project: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["new"]) == 0
+    code = project / "output" / "0001" / "code"
+    (code / ".mrl.cfg").unlink()
+    monkeypatch.chdir(code)
+    capsys.readouterr()
     assert main(["init"]) == 1
-    assert "top-level" in capsys.readouterr().err
-    assert not (sub / ".mrl.cfg").exists()
+    assert "inside an experiment" in capsys.readouterr().err
+    assert not (code / ".mrl.cfg").exists()
 
 
 def test_commands_find_the_basedir_from_a_subdirectory(project: Path, monkeypatch: pytest.MonkeyPatch,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import main
+from tests.conftest import git, main
 
 
 def make(n: int) -> None:
@@ -72,8 +72,27 @@ def test_info_and_last_resolve_ids_last_and_paths(project: Path, capsys: pytest.
     assert json.loads(capsys.readouterr().out)["expId"] == 1
     assert main(["info"]) == 0
     assert "experiment 2" in capsys.readouterr().out
-    assert main(["last"]) == 0
+    assert main(["info", "last", "--path"]) == 0
     assert capsys.readouterr().out.strip() == str(project / "output" / "0002")
+    assert main(["last", "--path"]) == 0
+    assert capsys.readouterr().out.strip() == str(project / "output" / "0002")
+
+
+def test_last_prints_the_newest_record_as_the_original_mrl_info_last(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make(2)
+    capsys.readouterr()
+    assert main(["info", "last"]) == 0
+    info_out = capsys.readouterr().out
+    assert main(["last"]) == 0
+    out = capsys.readouterr().out
+    assert out == info_out and "experiment 2" in out
+    head = git(project, "rev-parse", "HEAD").strip()
+    [line] = [line for line in out.splitlines() if "gitHash" in line]
+    assert line.split() == ["gitHash", ":", head]
+    assert main(["last", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["expId"] == 2
 
 
 def test_info_defaults_to_the_experiment_the_cwd_is_in(
@@ -99,3 +118,4 @@ def test_unknown_experiment_is_one_clear_line(project: Path, capsys: pytest.Capt
 def test_last_with_no_experiments_says_to_make_one(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["last"]) == 1
     assert "mrl new" in capsys.readouterr().err
+    assert main(["last", "--path"]) == 1

@@ -156,3 +156,54 @@ def test_mrl_output_never_counts_as_uncommitted_code(project: Path) -> None:
     commit_all(project, "no ignores")
     assert main(["new", "-gfut", "yes"]) == 0
     assert main(["new", "-gfut", "yes"]) == 0
+
+
+def test_new_records_the_basedir_and_the_untracked_setting_as_the_original_did(project: Path) -> None:
+    assert main(["new", "-gfut", "yes"]) == 0
+    rec = record(project)
+    assert rec["basedir"] == str(project.resolve())
+    assert rec["gitFailUntracked"] == "yes"
+    assert main(["new"]) == 0
+    assert record(project, "0002")["gitFailUntracked"] == "no"  # gitFailUntrackedDefault
+
+
+def test_a_project_in_a_subfolder_of_its_repository_snapshots_the_whole_tree(
+    git_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proj = git_repo / "projA"  # a monorepo: repo/projA/.mrl.cfg beside repo/projB
+    (proj / "src").mkdir(parents=True)
+    (proj / "src" / "train.py").write_text("print('A')\n")
+    (git_repo / "projB").mkdir()
+    (git_repo / "projB" / "lib.py").write_text("B = 1\n")
+    (git_repo / "shared.py").write_text("S = 1\n")
+    monkeypatch.chdir(proj)
+    assert main(["init"]) == 0
+    (proj / "conf.txt").write_text("lr={{lr}}\n# MRL:grid['lr'] = [1, 2]\n")
+    set_cfg(proj, confTemplFile="conf.txt", run={"command": "cat {{codeDir}}/src/train.py > out.txt"})
+    commit_all(git_repo, "monorepo")
+    monkeypatch.chdir(proj / "src")  # found from below, too
+    assert main(["new", "in a monorepo"]) == 0
+    exp = proj / "output" / "0001"
+    assert (exp / "code" / "shared.py").is_file() and (exp / "code" / "projB" / "lib.py").is_file()
+    assert (exp / "code" / "projA" / "src" / "train.py").read_text() == "print('A')\n"
+    assert json.loads((exp / ".mrl").read_text())["codeSubdir"] == "projA"
+    assert not (exp / "code" / "projA" / "output").exists()  # no experiments inside code/
+    monkeypatch.chdir(exp / "code" / "projA")  # the copy of .mrl.cfg in code/ is skipped
+    assert main(["makebatch"]) == 0
+    assert main(["run"]) == 0
+    assert (exp / "002" / "out.txt").read_text() == "print('A')\n"
+
+
+def test_mrl_output_in_a_monorepo_subfolder_does_not_count_as_uncommitted(
+    git_repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proj = git_repo / "projA"
+    proj.mkdir()
+    monkeypatch.chdir(proj)
+    assert main(["init"]) == 0
+    (proj / ".gitignore").unlink()  # the user dropped mrl's ignore lines
+    (proj / "conf.lua").write_text("x = 1\n")
+    git(git_repo, "add", "projA/.mrl.cfg", "projA/conf.lua")
+    git(git_repo, "commit", "-q", "-m", "projA")
+    assert main(["new"]) == 0
+    assert main(["new"]) == 0  # output/0001 and `last` are mrl's own, not the user's changes

@@ -1,0 +1,176 @@
+"""The original metarunlog's own files run unchanged (issue 11).
+
+`tests/fixtures/original/` holds the original's default `.mrl.cfg` (as its `mrl init`
+wrote it), its `mrl_hooks.py.example` and `mrl_analyze.py.example` (MIT, see the LICENSE
+there). These tests set projects up with them and run them through mrl.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import commit_all, git, main, run_mrl, set_cfg
+
+ORIGINAL = Path(__file__).resolve().parent / "fixtures" / "original"
+REPLACES = "hook {0} from mrl_hooks.py replaces the built-in mrl {0}; rename it to use the built-in"
+
+
+def hooks(project: Path, source: str, registered: dict) -> None:
+    (project / "mrl_hooks.py").write_text(source)
+    set_cfg(project, hooks=registered)
+    commit_all(project, "hooks")
+
+
+def original_hooks(project: Path, registered: list[str]) -> None:
+    """The original's example mrl_hooks.py, with the original default config's hooks entries."""
+    cfg = json.loads((ORIGINAL / "default.mrl.cfg").read_text())
+    shutil.copy(ORIGINAL / "mrl_hooks.py.example", project / "mrl_hooks.py")
+    set_cfg(project, giturl=cfg["giturl"], hooks={k: cfg["hooks"][k] for k in registered})
+    commit_all(project, "original hooks")
+
+
+# -- a hook named like a built-in command replaces it ------------------------------------
+@pytest.mark.parametrize("name", ["run", "status", "table", "cancel", "ls"])
+def test_a_hook_named_like_a_builtin_replaces_it_and_says_so_once(project: Path, name: str) -> None:
+    hooks(project, f"def {name}(self, args):\n    print('hooked', args.mode, args.expId)\n", {name: {}})
+    assert run_mrl("new", cwd=project).returncode == 0
+    r = run_mrl(name, cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == f"hooked {name} 1"
+    assert r.stderr.splitlines().count(REPLACES.format(name)) == 1
+    assert run_mrl("--help", cwd=project).returncode == 0
+    assert run_mrl(name, "--help", cwd=project).returncode == 0
+    for other in ("info", "status", "table", "ls"):
+        if other != name:
+            r = run_mrl(other, cwd=project)
+            assert r.returncode == 0, (other, r.stderr)
+            assert REPLACES.format(name) not in r.stderr
+
+
+def test_a_replaced_builtin_keeps_its_place_in_help_and_says_what_replaced_it(project: Path) -> None:
+    hooks(project, "def run(self, args):\n    pass\n", {"run": {}, "table": {}})
+    (project / "mrl_hooks.py").write_text("def run(self, args):\n    pass\ndef table(self, args):\n    pass\n")
+    r = run_mrl("--help", cwd=project)
+    assert r.returncode == 0
+    assert "replaces the built-in from mrl_hooks.py: run" in r.stdout
+    assert r.stdout.index("    run ") < r.stdout.index("    status ") < r.stdout.index("    table ")
+    assert REPLACES.format("run") in r.stderr and REPLACES.format("table") in r.stderr
+
+
+def test_before_and_after_hooks_wrap_a_replaced_builtin(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    hooks(project, '''
+def before_run(self, args):
+    print("before", args.expId)
+def run(self, args):
+    print("run", args.expId)
+def after_run(self, args):
+    print("after", args.expId)
+''', {"before_run": {}, "run": {}, "after_run": {}})
+    assert main(["new"]) == 0
+    capsys.readouterr()
+    assert main(["run"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["before 1", "run 1", "after 1"]
+
+
+# -- before_/after_ wrap any command, custom ones too -------------------------------------
+def test_before_and_after_hooks_wrap_a_custom_command(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    hooks(project, '''
+def before_score(self, args):
+    print("before", args.epoch)
+def score(self, args):
+    print("score", args.epoch)
+    return 4
+def after_score(self, args):
+    print("after", args.epoch)
+''', {"after_score": {}, "score": {"epoch": 300}, "before_score": {}})
+    assert main(["new"]) == 0
+    capsys.readouterr()
+    assert main(["score", "-epoch", "7"]) == 4
+    assert capsys.readouterr().out.splitlines() == ["before 7", "score 7", "after 7"]
+
+
+def test_an_after_hook_never_becomes_a_command_of_its_own(project: Path) -> None:
+    hooks(project, "def after_score(self, args):\n    print('after')\n", {"after_score": {}})
+    r = run_mrl("--help", cwd=project)
+    assert r.returncode == 0 and "after_score" not in r.stdout
+    assert "hook after_score wraps the command 'score'" in r.stderr
+    r = run_mrl("after_score", cwd=project)
+    assert r.returncode == 1 and "invalid choice: 'after_score'" in r.stderr
+
+
+# -- hooks never reach the project repository through git --------------------------------
+def test_the_original_clone_hook_never_detaches_the_users_head(project: Path) -> None:
+    original_hooks(project, ["after_new"])
+    head = git(project, "rev-parse", "HEAD").strip()
+    r = run_mrl("new", "cloned?", cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert "git clone" in r.stdout  # the hook ran: it prints its command
+    assert git(project, "symbolic-ref", "HEAD").strip() == "refs/heads/main"
+    assert git(project, "rev-parse", "HEAD").strip() == head
+    assert git(project, "status", "--porcelain") == ""
+    assert (project / "output" / "0001" / "code" / "train.py").is_file()  # mrl's snapshot
+
+
+def test_git_inside_an_experiment_folder_does_not_find_the_project_from_a_hook(project: Path) -> None:
+    hooks(project, '''
+import subprocess
+def after_new(self, args):
+    expId, expDir, expConfig = self._loadExp(args.expId)
+    r = subprocess.run("cd code && git rev-parse --show-toplevel", shell=True, cwd=expDir,
+                       capture_output=True, text=True)
+    open(expDir + "/found.txt", "w").write(str(r.returncode) + " " + r.stdout + r.stderr)
+    # a repository of the hook's own inside the experiment still works
+    subprocess.run("git init -q own && cd own && git rev-parse --show-toplevel > ../own.txt",
+                   shell=True, cwd=expDir, check=True)
+''', {"after_new": {}})
+    assert main(["new"]) == 0
+    exp = project / "output" / "0001"
+    found = (exp / "found.txt").read_text()
+    assert found.startswith("128 ") and "not a git repository" in found
+    assert (exp / "own.txt").read_text().strip() == str((exp / "own").resolve())
+
+
+# -- the `self` hooks receive: the original's API -----------------------------------------
+def test_hooks_get_the_original_api_on_self(project: Path) -> None:
+    hooks(project, '''
+import json
+from collections import OrderedDict
+def after_makebatch(self, args):
+    expDir = self._getExpDir(args.expId)
+    subs = self._getSubExperiments(expDir)
+    sub = self._loadSubExp(expDir + "/" + subs[0])
+    out = {
+        "lastExpId": self.lastExpId, "expList": self.expList, "expDirList": self.expDirList,
+        "fmtSub": self._fmtSubExp(3), "fmtExp": self._fmtSingleExp(2),
+        "conf": isinstance(self._getExpConf(1), OrderedDict), "desc": self._getExpConf(1)["description"],
+        "resolved": [self._resolveExpId("last"), self._resolveExpId("1"), self._resolveExpId(2),
+                     self._resolveExpId(self.outdir + "/0001")],
+        "done": self._expIsDone(expDir), "outdir": self.outdir + "/x", "basedir": self.basedir + "",
+        "mode": args.mode, "sub": sub["params"], "handmade": self._loadSubExp(expDir + "/handmade"),
+    }
+    open(self.basedir + "/api.json", "w").write(json.dumps(out))
+''', {"after_makebatch": {}})
+    assert main(["new", "first"]) == 0
+    assert main(["new", "second"]) == 0
+    assert main(["makebatch"]) == 0
+    exp = project / "output" / "0002"
+    got = json.loads((project / "api.json").read_text())
+    assert got == {
+        "lastExpId": 2, "expList": [1, 2], "expDirList": ["0001", "0002"],
+        "fmtSub": "003", "fmtExp": "0002", "conf": True, "desc": "first",
+        "resolved": [2, 1, 2, 1], "done": False,
+        "outdir": str(project / "output") + "/x", "basedir": str(project),
+        "mode": "makebatch", "sub": {"lr": 0.01, "wdecay": 0.1},
+        "handmade": {"subExpDir": str(exp) + "/handmade", "params": {}},
+    }
+
+
+def test_the_original_config_key_giturl_is_not_warned_about(project: Path) -> None:
+    set_cfg(project, giturl="git@example.com:me/repo.git")
+    commit_all(project, "giturl")
+    r = run_mrl("ls", cwd=project)
+    assert r.returncode == 0 and r.stderr == ""
