@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`mrl makebatch` of a 10,000-point grid against a floor measured in the same run.
 
-    python bench/bench_makebatch.py [--side 100] [--repeat 5]
+    python bench/bench_makebatch.py [--side 100] [--repeat 5] [--sample-only]
 
 The floor is a plain Python loop (its own interpreter, like `mrl`) that makes the same
 folders and files: per combination a folder, its `.mrl` JSON record and the config
@@ -9,6 +9,10 @@ rendered with str.format. `mrl makebatch` also starts up, reads the config and t
 experiment, parses the MRL lines, checks and renders every combination with Jinja,
 builds the batch in a temp folder and moves it into place. Prints medians and the ratio.
 Aim (issue 3): within 2x of the floor.
+
+Then `MRL:sample = 5` of a 40^5 grid (10^8 combinations, never built): the time and the
+peak memory (max RSS) of `mrl makebatch`, beside a bare `python -c pass` in the same run.
+Aim (issues 10, 16): under 0.5 s and 50 MB.
 """
 
 from __future__ import annotations
@@ -84,6 +88,47 @@ def make_project(path: Path, side: int) -> None:
     run(["git", "commit", "-qm", "init"], path)
 
 
+SAMPLE_TEMPLATE = "x = {{ p0 }} {{ p1 }} {{ p2 }} {{ p3 }} {{ p4 }}\n" + "".join(
+    f"# MRL:grid['p{a}'] = range(40)\n" for a in range(5)
+) + "# MRL:sample = 5\n"
+
+# Runs a command and prints its wall time and the peak RSS (kB) of the process it started.
+PEAK = r"""
+import resource, subprocess, sys, time
+t = time.perf_counter()
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def timed_peak(cmd: list[str], cwd: Path) -> tuple[float, float]:
+    """(seconds, peak MB) of `cmd`, measured by a small parent of its own."""
+    out = subprocess.run(
+        [sys.executable, "-c", PEAK, *cmd], cwd=cwd, env=ENV, check=True, capture_output=True, text=True
+    ).stdout.split()
+    return float(out[0]), int(out[1]) / 1024
+
+
+def bench_sample(base: Path, repeat: int) -> None:
+    proj = base / "sample-proj"
+    make_project(proj, 1)
+    (proj / "conf.yaml").write_text(SAMPLE_TEMPLATE)
+    run(["git", "add", "-A"], proj)
+    run(["git", "commit", "-qm", "sample template"], proj)
+    mrl, bare = [], []
+    for i in range(repeat):
+        run(MRL + ["new", f"sample {i}"], proj)
+        mrl.append(timed_peak(MRL + ["makebatch", "last"], proj))
+        exp = (proj / "last").resolve()
+        assert len([p for p in exp.iterdir() if p.name.isdigit()]) == 5
+        bare.append(timed_peak([sys.executable, "-c", "pass"], proj))
+    t, mb = (statistics.median(x) for x in zip(*mrl, strict=True))
+    bt, bmb = (statistics.median(x) for x in zip(*bare, strict=True))
+    print(f"sample = 5 of a 40^5 grid (10^8 combinations), median of {repeat} runs")
+    print(f"  mrl makebatch        {t:7.3f} s  {mb:6.1f} MB peak  (aim: under 0.5 s and 50 MB)")
+    print(f"  python -c pass       {bt:7.3f} s  {bmb:6.1f} MB peak")
+
+
 def timed(cmd: list[str], cwd: Path) -> float:
     t = time.perf_counter()
     run(cmd, cwd)
@@ -94,9 +139,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--side", type=int, default=100, help="grid is side x side (default 100: 10,000 points)")
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--sample-only", action="store_true", help="only the sample = 5 of 40^5 measurement")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="mrl-bench-") as tmp:
         base = Path(tmp)
+        bench_sample(base, a.repeat)
+        if a.sample_only:
+            return 0
         proj = base / "proj"
         make_project(proj, a.side)
         floor_template = base / "template.txt"

@@ -3,23 +3,28 @@
 A template defines its batch with lines like
 
     -- MRL:grid['lr'] = [0.01, 0.1]
+    -- MRL:grid['bs'] = [2**k for k in range(6, 9)]
     -- MRL:params = [{'opt': 'sgd'}, {'opt': 'adam', 'beta': 0.9}]
+    -- MRL:defaults = {'epochs': 10}
+    -- MRL:grids = [{'norm': ['new', 'batch']}, {'early_stop': [True, False]}]
     -- MRL:repeat = 3
     -- MRL:sample = 20
     -- MRL:seed = 7
 
 behind any comment symbol (`--`, `#`, `//`, `%`, `;`, `<!-- ... -->`, `/* ... */`, or
-none). Each line is parsed with `ast`: the target must be `grid['name']`, `params`,
-`repeat`, `sample` or `seed`, and the value must be a Python literal, read with
-`ast.literal_eval` (the original metarunlog ran these lines with `exec`; this module
-never evaluates template text). The lines are removed from the rendered files.
+none). Each line is parsed with `ast`: the target must be `grid['name']` or one of the
+other directives, and the value is evaluated by `metarunlog.safe_eval`, a walker of a safe
+subset of Python (literals, arithmetic, comprehensions, `range`, `zip`, ...; the original
+metarunlog ran these lines with `exec`; this module never does). The lines are removed
+from the rendered files.
 
-Combinations: the grid is a Cartesian product in declaration order (the first line
-varies slowest), crossed with the params list (each params dict, in order, with every
-grid point; on a shared key the grid value wins, as in the original). `--set` values
-override every combination; identical combinations are made once; `sample` keeps a
-seeded random subset (a prefix of one seeded permutation, so a larger `sample` keeps the
-smaller one's picks); `repeat` makes each combination N times with a `repeat` param.
+Combinations: each grid (the `grid[...]` axes, crossed with each of `grids` when given) is
+a Cartesian product in declaration order (the first axis varies slowest), crossed with the
+params list (each params dict, in order, with every grid point). One combination is
+`{**defaults, **params dict, **grid point, **--set values}`. Identical combinations are
+made once; `sample` keeps a seeded random subset (a prefix of one seeded permutation of
+the combination indices, drawn without building the product, so a larger `sample` keeps
+the smaller one's picks); `repeat` makes each combination N times with a `repeat` param.
 """
 
 from __future__ import annotations
@@ -31,15 +36,27 @@ import json
 import math
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from metarunlog import safe_eval
 from metarunlog.errors import BatchError
 
-DIRECTIVES = ("grid", "params", "repeat", "sample", "seed")
+DIRECTIVES = ("grid", "grids", "params", "defaults", "repeat", "sample", "seed")
 REPEAT_KEY = "repeat"
 DEFAULT_SEED = 0
+# Names every template or run.command sees besides the params: a param may not take one.
+# (render.BUILTINS for the templates; execute adds `resource`; `params` is all the params.)
+RUN_ONLY = ("resource", "params")
+# A batch bigger than this is a typo (a sample of a huge grid is fine: it is never built).
+MAX_SUBEXPERIMENTS = 1_000_000
+# When most drawn combinations are duplicates, `sample` stops drawing after this many.
+MAX_DRAWS = 1_000_000
+
+# Param names: letters, digits, `_`, `.` and `-` (`model.dropout`, `learning-rate`), so
+# that they make sense as `--name value` and `name=value` arguments.
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
 # Optional indentation, an optional comment opener (punctuation only, at most 4 chars:
 # `--`, `#`, `//`, `%`, `;`, `<!--`, `/*`), then `MRL:`. `# see MRL: docs` is not one.
@@ -81,7 +98,9 @@ class BatchSpec:
     """What the MRL lines (and the command line) ask for."""
 
     grid: dict[str, list[Any]] = field(default_factory=dict)
+    grids: list[dict[str, list[Any]]] | None = None
     params: list[dict[str, Any]] | None = None
+    defaults: dict[str, Any] = field(default_factory=dict)
     repeat: int | None = None
     sample: int | None = None
     seed: int | None = None
@@ -101,8 +120,8 @@ class Expansion:
 
     combos: list[dict[str, Any]]
     total: int  # combinations before dropping duplicates and sampling (without repeat)
-    duplicates: int
-    sampled_out: int
+    duplicates: int  # of those looked at (all of them, or the ones a sample drew)
+    sample_short: bool = False  # `sample` asked for more distinct combinations than there are
 
 
 # -- reading templates ---------------------------------------------------------------
@@ -136,27 +155,53 @@ def _mrl_statement(line: str) -> str | None:
     return stmt
 
 
-def parse_spec(lines: Iterable[MrlLine]) -> BatchSpec:
-    """Read every MRL line into one BatchSpec; a bad or repeated line is a BatchError."""
+def parse_spec(
+    lines: Iterable[MrlLine], sets: Mapping[str, Any] | None = None, grids: Mapping[str, list[Any]] | None = None
+) -> BatchSpec:
+    """Read every MRL line into one BatchSpec; a bad or repeated line is a BatchError.
+
+    `sets`/`grids` (from the command line) replace the axes they name as soon as these are
+    defined, so that a later line reading `grid['lr']` sees the value that will be used.
+    """
     spec = BatchSpec()
     for line in lines:
         spec.has_lines = True
-        kind, key, value = parse_line(line)
+        kind, key, value = parse_line(line, _names(spec))
+        if key is not None and grids and key in grids:
+            value = list(grids[key])
+        if key is not None and sets and key in sets:
+            value = [sets[key]]
         _add(spec, kind, key, value, line)
     return spec
 
 
-def parse_line(line: MrlLine) -> tuple[str, str | None, Any]:
+def _names(spec: BatchSpec) -> dict[str, Any]:
+    """What an MRL line may read: the axes and defaults of the lines above it."""
+    return {"grid": dict(spec.grid), "defaults": dict(spec.defaults)}
+
+
+def parse_line(line: MrlLine, names: Mapping[str, Any] | None = None) -> tuple[str, str | None, Any]:
     """`(directive, grid key or None, value)` for one MRL line, value checked."""
     target, value_node = _assignment(line)
     kind, key = _target(target, line)
-    value = _literal(value_node, line)
+    value = _evaluate(value_node, kind, key, line, names or {"grid": {}, "defaults": {}})
     return kind, key, _check_value(kind, key, value, line)
 
 
 _FORMS = (
-    "grid['name'] = [values], params = [{...}, ...], repeat = N, sample = K or seed = S"
+    "grid['name'] = [values], grids = [{...}, ...], params = [{...}, ...], defaults = {...}, "
+    "repeat = N, sample = K or seed = S"
 )
+# What the literal form of each directive's value looks like, for the error hints.
+_LITERAL_FORM = {
+    "grid": "grid['lr'] = [0.1, 0.01]",
+    "grids": "grids = [{'lr': [0.1, 0.01]}, {'wd': [0, 1e-4]}]",
+    "params": "params = [{'lr': 0.1}, {'lr': 0.01, 'wd': 1e-4}]",
+    "defaults": "defaults = {'epochs': 10}",
+    "repeat": "repeat = 3",
+    "sample": "sample = 20",
+    "seed": "seed = 7",
+}
 
 
 def _assignment(line: MrlLine) -> tuple[ast.expr, ast.expr]:
@@ -164,13 +209,15 @@ def _assignment(line: MrlLine) -> tuple[ast.expr, ast.expr]:
         tree = ast.parse(line.stmt.strip(), mode="exec")
     except SyntaxError as e:
         raise BatchError(
-            f"{line.where}: cannot read MRL line '{line.stmt.strip()}' ({e.msg}); "
+            f"{line.where}: cannot read MRL line '{_short(line.stmt.strip())}' ({e.msg}); "
             f"it must be one of: {_FORMS}"
         ) from None
+    except (MemoryError, RecursionError):
+        raise BatchError(f"{line.where}: MRL line is nested too deep to read") from None
     body = tree.body
     if len(body) != 1 or not isinstance(body[0], ast.Assign) or len(body[0].targets) != 1:
         raise BatchError(
-            f"{line.where}: MRL line '{line.stmt.strip()}' is not an assignment; "
+            f"{line.where}: MRL line '{_short(line.stmt.strip())}' is not an assignment; "
             f"it must be one of: {_FORMS}"
         )
     return body[0].targets[0], body[0].value
@@ -181,7 +228,10 @@ def _target(node: ast.expr, line: MrlLine) -> tuple[str, str | None]:
         if node.id in DIRECTIVES and node.id != "grid":
             return node.id, None
         if node.id == "grid":
-            raise BatchError(f"{line.where}: write one axis per line: grid['name'] = [values]")
+            raise BatchError(
+                f"{line.where}: write one axis per line: grid['name'] = [values] "
+                "(or several grids: grids = [{...}, ...])"
+            )
         near = difflib.get_close_matches(node.id, DIRECTIVES, n=1)
         hint = f" (did you mean '{near[0]}'?)" if near else ""
         raise BatchError(f"{line.where}: unknown MRL directive '{node.id}'{hint}; use one of: {_FORMS}")
@@ -194,18 +244,19 @@ def _target(node: ast.expr, line: MrlLine) -> tuple[str, str | None]:
     ):
         return "grid", node.slice.value
     raise BatchError(
-        f"{line.where}: cannot assign to '{ast.unparse(node)}' in an MRL line; use one of: {_FORMS}"
+        f"{line.where}: cannot assign to '{_short(ast.unparse(node))}' in an MRL line; use one of: {_FORMS}"
     )
 
 
-def _literal(node: ast.expr, line: MrlLine) -> Any:
+def _evaluate(node: ast.expr, kind: str, key: str | None, line: MrlLine, names: Mapping[str, Any]) -> Any:
     try:
-        return ast.literal_eval(node)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return safe_eval.evaluate(node, names)
+    except safe_eval.EvalError as e:
+        form = _LITERAL_FORM[kind].replace("'lr'", repr(key)) if kind == "grid" else _LITERAL_FORM[kind]
         raise BatchError(
-            f"{line.where}: the value '{_short(ast.unparse(node))}' is not a Python literal "
-            "(numbers, strings, True/False/None, lists, tuples, dicts); MRL lines are "
-            "read, never run"
+            f"{line.where}: the value '{_short(ast.unparse(node))}' cannot be evaluated: {e}; MRL lines "
+            f"are evaluated safely, never run: write the value out, like {form} "
+            "(docs/makebatch.md lists what works)"
         ) from None
 
 
@@ -214,14 +265,41 @@ def _check_value(kind: str, key: str | None, value: Any, line: MrlLine) -> Any:
     if kind == "grid":
         assert key is not None
         _check_name(key, where)
-        if not isinstance(value, (list, tuple)):
-            raise BatchError(f"{where}: grid['{key}'] must be a list of values, like [0.1, 0.01]")
-        if not value:
-            raise BatchError(f"{where}: grid['{key}'] is empty: give at least one value")
-        return [check_json(v, f"{where}: grid['{key}']") for v in value]
+        return check_axis(key, value, f"{where}: grid['{key}']")
+    if kind == "grids":
+        return check_grids(value, where)
     if kind == "params":
         return check_params_list(value, where)
+    if kind == "defaults":
+        return check_param_dict(value, where, "defaults")
     return _check_count(kind, value, where)
+
+
+def check_axis(key: str, value: Any, what: str) -> list[Any]:
+    """One axis' values: a non-empty list (or tuple, range...) of JSON-storable values."""
+    if isinstance(value, (set, frozenset)):
+        raise BatchError(f"{what} is a set, which has no order: use a list, like sorted({{...}})")
+    if not isinstance(value, (list, tuple)):
+        raise BatchError(f"{what} must be a list of values, like [0.1, 0.01], not {_short(repr(value))}")
+    if not value:
+        raise BatchError(f"{what} is empty: give at least one value")
+    return [check_json(v, what) for v in value]
+
+
+def check_grids(value: Any, where: str) -> list[dict[str, list[Any]]]:
+    """`grids = [{'a': [1, 2]}, {'b': [3]}]`: a list of grids, each a dict of axes."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(g, dict) for g in value):
+        raise BatchError(f"{where}: grids must be a list of dicts of axes, like {_LITERAL_FORM['grids']}")
+    if not value:
+        raise BatchError(f"{where}: grids is an empty list: give at least one grid")
+    out = []
+    for n, g in enumerate(value, start=1):
+        axes = {}
+        for k, v in g.items():
+            _check_key(k, where, "grids")
+            axes[k] = check_axis(k, v, f"{where}: grids[{n - 1}]['{k}']")
+        out.append(axes)
+    return out
 
 
 def check_params_list(value: Any, where: str) -> list[dict[str, Any]]:
@@ -229,31 +307,51 @@ def check_params_list(value: Any, where: str) -> list[dict[str, Any]]:
         raise BatchError(f"{where}: params must be a list of dicts, like [{{'lr': 0.1}}, {{'lr': 0.2}}]")
     if not value:
         raise BatchError(f"{where}: params is an empty list: give at least one dict")
-    out = []
-    for d in value:
-        for k in d:
-            if not isinstance(k, str):
-                raise BatchError(f"{where}: params keys must be strings, not {k!r}")
-            _check_name(k, where)
-        out.append({k: check_json(v, f"{where}: params['{k}']") for k, v in d.items()})
-    return out
+    return [check_param_dict(d, where, "params") for d in value]
+
+
+def check_param_dict(value: Any, where: str, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise BatchError(f"{where}: {what} must be a dict of params, like {{'epochs': 10}}")
+    for k in value:
+        _check_key(k, where, what)
+    return {k: check_json(v, f"{where}: {what}['{k}']") for k, v in value.items()}
+
+
+def _check_key(key: Any, where: str, what: str) -> None:
+    if not isinstance(key, str):
+        raise BatchError(f"{where}: {what} keys must be strings, not {_short(repr(key))}")
+    _check_name(key, where)
 
 
 def _check_count(kind: str, value: Any, where: str) -> int:
     if kind == "seed":
         if not isinstance(value, int) or isinstance(value, bool):
-            raise BatchError(f"{where}: seed must be an integer, not {value!r}")
+            raise BatchError(f"{where}: seed must be an integer, not {_short(repr(value))}")
         return value
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise BatchError(f"{where}: {kind} must be a positive integer, not {value!r}")
+        raise BatchError(f"{where}: {kind} must be a positive integer, not {_short(repr(value))}")
     return value
 
 
+def reserved_names() -> tuple[str, ...]:
+    """The variable names mrl itself gives templates and run.command: no param may take one."""
+    from metarunlog.render import COMMAND_BUILTINS
+
+    return tuple(dict.fromkeys((*COMMAND_BUILTINS, *RUN_ONLY)))
+
+
 def _check_name(key: str, where: str) -> None:
-    if not key.isidentifier():
+    if not _NAME_RE.match(key):
         raise BatchError(
-            f"{where}: param name '{key}' must be an identifier (letters, digits, _) so "
-            "templates can use it as {{ name }}"
+            f"{where}: param name '{key}' must start with a letter or _ and use only letters, digits, "
+            "_, . and - (in templates, a name like model.dropout is {{ params['model.dropout'] }})"
+        )
+    reserved = reserved_names()
+    if key in reserved:
+        raise BatchError(
+            f"{where}: param '{key}' has the name of a variable mrl sets itself "
+            f"({', '.join(reserved)}): rename it"
         )
 
 
@@ -310,6 +408,11 @@ def _split_kv(item: str, option: str, example: str) -> tuple[str, str]:
     if not sep or not key:
         raise BatchError(f"{option} '{item}' must look like {example} (put EXP before {option})")
     _check_name(key, option)
+    if key == REPEAT_KEY:
+        raise BatchError(
+            f"{option} {item}: use --repeat N to run each combination N times (a '{REPEAT_KEY}' param "
+            "is what --repeat and MRL:repeat make); name your param differently"
+        )
     return key, value
 
 
@@ -320,21 +423,32 @@ def parse_set(item: str) -> tuple[str, Any]:
 
 
 def parse_grid(item: str) -> tuple[str, list[Any]]:
-    """`--grid KEY=V1,V2,...` (or `KEY=[V1, V2]`): the axis values, each a literal or a string."""
+    """`--grid KEY=V1,V2,...`, `KEY=[V1, V2]`, or an expression such as `KEY=range(3)`,
+    `KEY=logspace(-4, -1, 4)`, `KEY=[2**k for k in range(6, 9)]`: the axis values."""
     key, text = _split_kv(item, "--grid", "KEY=V1,V2,...")
-    values = _grid_values(text)
+    values = _grid_values(key, text)
     if not values:
         raise BatchError(f"--grid {key}: no values: give them as {key}=V1,V2,...")
-    return key, [check_json(v, f"--grid {key}") for v in values]
+    return key, check_axis(key, values, f"--grid {key}")
 
 
-def _grid_values(text: str) -> list[Any]:
+# `--grid` text evaluated as an expression, not split on commas: a list or a call.
+_GRID_EXPR = re.compile(r"^\s*(\[|(" + "|".join(("range", "linspace", "logspace", "list", "zip")) + r")\s*\()")
+
+
+def _grid_values(key: str, text: str) -> list[Any]:
     text = text.strip()
     if not text:
         return []
     whole = parse_value(text)
     if isinstance(whole, list) and text.startswith("["):
         return whole
+    if _GRID_EXPR.match(text):
+        try:
+            value = safe_eval.evaluate(text)
+        except safe_eval.EvalError as e:
+            raise BatchError(f"--grid {key}: cannot evaluate '{_short(text)}': {e}") from None
+        return value if isinstance(value, list) else [value]
     as_list = parse_value(f"[{text}]")
     if isinstance(as_list, list):
         return as_list
@@ -342,17 +456,33 @@ def _grid_values(text: str) -> list[Any]:
 
 
 def apply_overrides(
-    spec: BatchSpec, sets: Sequence[tuple[str, Any]] = (), grids: Sequence[tuple[str, list[Any]]] = ()
+    spec: BatchSpec,
+    sets: Sequence[tuple[str, Any]] | Mapping[str, Any] = (),
+    grids: Sequence[tuple[str, list[Any]]] | Mapping[str, list[Any]] = (),
+    repeat: int | None = None,
 ) -> BatchSpec:
-    """`--grid` adds or replaces an axis; `--set` fixes a param in every combination."""
-    for key, values in grids:
-        spec.grid[key] = list(values)
-        spec.where[f"grid['{key}']"] = "--grid"
-    for key, value in sets:
+    """`--grid` adds or replaces an axis (in every one of `grids` that has it, else in the
+    common grid); `--set` fixes a param in every combination; `--repeat` replaces MRL:repeat."""
+    for key, values in _pairs(grids):
+        in_grids = [g for g in spec.grids or [] if key in g]
+        for g in in_grids:
+            g[key] = list(values)
+        if not in_grids:
+            spec.grid[key] = list(values)
+            spec.where[f"grid['{key}']"] = "--grid"
+    for key, value in _pairs(sets):
         spec.sets[key] = value
-        if key in spec.grid:  # a fixed axis, rather than N identical combinations
-            spec.grid[key] = [value]
+        for axes in [spec.grid, *(spec.grids or [])]:
+            if key in axes:  # a fixed axis, rather than N identical combinations
+                axes[key] = [value]
+    if repeat is not None:
+        spec.repeat = repeat
+        spec.where["repeat"] = "--repeat"
     return spec
+
+
+def _pairs(items: Sequence[tuple[str, Any]] | Mapping[str, Any]) -> list[tuple[str, Any]]:
+    return list(items.items()) if isinstance(items, Mapping) else list(items)
 
 
 # -- combinations ----------------------------------------------------------------------
@@ -363,35 +493,116 @@ def param_key(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, separators=(",", ":"))
 
 
+@dataclass
+class _Block:
+    """One grid crossed with the params list: `len(params) * prod(axis lengths)` combinations."""
+
+    params: list[dict[str, Any]]
+    keys: list[str]
+    axes: list[list[Any]]
+    size: int = 0
+
+    def __post_init__(self) -> None:
+        self.size = len(self.params) * math.prod(len(a) for a in self.axes)
+
+    def points(self) -> Iterator[tuple[dict[str, Any], tuple[Any, ...]]]:
+        for p in self.params:
+            for values in itertools.product(*self.axes):
+                yield p, values
+
+    def at(self, i: int) -> tuple[dict[str, Any], list[Any]]:
+        """The i-th (params dict, axis values): params outermost, first axis slowest."""
+        values = []
+        for axis in reversed(self.axes):
+            i, r = divmod(i, len(axis))
+            values.append(axis[r])
+        values.reverse()
+        return self.params[i], values
+
+
+class Space:
+    """Every combination of a spec, by index, without building them (mixed-radix)."""
+
+    def __init__(self, spec: BatchSpec) -> None:
+        plist = spec.params if spec.params is not None else [{}]
+        grids = spec.grids if spec.grids is not None else [{}]
+        self.defaults, self.sets = spec.defaults, spec.sets
+        self.blocks = []
+        for g in grids:
+            axes = {**spec.grid, **g}
+            self.blocks.append(_Block(plist, list(axes), list(axes.values())))
+        self.size = sum(b.size for b in self.blocks)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def _combo(self, p: dict[str, Any], keys: list[str], values: Sequence[Any]) -> dict[str, Any]:
+        return {**self.defaults, **p, **dict(zip(keys, values, strict=True)), **self.sets}
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for b in self.blocks:
+            for p, values in b.points():
+                yield self._combo(p, b.keys, values)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        for b in self.blocks:
+            if i < b.size:
+                p, values = b.at(i)
+                return self._combo(p, b.keys, values)
+            i -= b.size
+        raise IndexError(i)
+
+
 def expand(spec: BatchSpec) -> Expansion:
     """The combinations of `spec`, in order, duplicates made once."""
-    if spec.repeat is not None and (REPEAT_KEY in spec.grid or _in_params(spec, REPEAT_KEY)):
+    _check_spec(spec)
+    space = Space(spec)
+    total = len(space)
+    if spec.sample is not None and spec.sample < total:
+        combos, duplicates, short = sample_space(space, spec.sample, _seed_of(spec))
+    else:
+        _check_size(spec, total)
+        combos = unique(space)
+        duplicates = total - len(combos)
+        short = spec.sample is not None and spec.sample > len(combos)
+    _check_size(spec, len(combos))
+    if spec.repeat is not None:
+        combos = [{**c, REPEAT_KEY: r} for c in combos for r in range(spec.repeat)]
+    return Expansion(combos, total, duplicates, short)
+
+
+def _seed_of(spec: BatchSpec) -> int:
+    return DEFAULT_SEED if spec.seed is None else spec.seed
+
+
+def _check_spec(spec: BatchSpec) -> None:
+    if spec.repeat is not None and (
+        REPEAT_KEY in spec.grid or REPEAT_KEY in spec.defaults or _in_params(spec, REPEAT_KEY)
+    ):
         raise BatchError(
             f"{spec.where.get('repeat', 'MRL:repeat')}: MRL:repeat adds a '{REPEAT_KEY}' param, "
             f"but the grid or params already define '{REPEAT_KEY}': rename one"
         )
-    combos = _cross(spec)
-    total = len(combos)
-    combos = unique(combos)
-    duplicates = total - len(combos)
-    before = len(combos)
-    if spec.sample is not None:
-        combos = sample(combos, spec.sample, DEFAULT_SEED if spec.seed is None else spec.seed)
-    if spec.repeat is not None:
-        combos = [{**c, REPEAT_KEY: r} for c in combos for r in range(spec.repeat)]
-    return Expansion(combos, total, duplicates, before - min(before, spec.sample or before))
+    for g in spec.grids or []:
+        shared = [k for k in g if k in spec.grid and spec.where.get(f"grid['{k}']") != "--grid"]
+        if shared:
+            raise BatchError(
+                f"{spec.where[f'grid[{shared[0]!r}]']}: grid['{shared[0]}'] is also an axis of grids at "
+                f"{spec.where['grids']}: keep one (grid[...] axes are crossed with every one of grids)"
+            )
+
+
+def _check_size(spec: BatchSpec, n: int) -> None:
+    made = n * (spec.repeat or 1)
+    if made > MAX_SUBEXPERIMENTS:
+        raise BatchError(
+            f"the batch would make {made:,} sub-experiments (the limit is {MAX_SUBEXPERIMENTS:,}): shrink "
+            "the grid, or pick some with MRL:sample = K"
+        )
 
 
 def _in_params(spec: BatchSpec, key: str) -> bool:
-    return key in spec.sets or any(key in d for d in spec.params or [])
-
-
-def _cross(spec: BatchSpec) -> list[dict[str, Any]]:
-    keys = list(spec.grid)
-    points = [dict(zip(keys, vals, strict=True)) for vals in itertools.product(*spec.grid.values())]
-    plist = spec.params if spec.params is not None else [{}]
-    sets = spec.sets
-    return [{**p, **g, **sets} for p in plist for g in points]
+    return key in spec.sets or any(key in d for d in spec.params or []) or any(key in g for g in spec.grids or [])
 
 
 def unique(combos: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -407,11 +618,47 @@ def unique(combos: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def sample(combos: list[dict[str, Any]], k: int, seed: int) -> list[dict[str, Any]]:
-    """`k` of `combos` chosen by `seed`, in their original order.
+    """`k` of `combos` chosen by `seed`, in their original order (see `sample_space`)."""
+    return [combos[i] for i in sorted(draw(len(combos), k, seed))]
 
-    The first `k` of one seeded permutation: growing `k` keeps the earlier picks, so
-    `makebatch --extend` after raising `sample` only adds.
-    """
-    order = list(range(len(combos)))
-    random.Random(seed).shuffle(order)
-    return [combos[i] for i in sorted(order[:k])]
+
+def draw(n: int, k: int, seed: int) -> list[int]:
+    """The first `k` indices of one seeded permutation of range(n), in drawing order."""
+    return list(itertools.islice(_permutation(n, seed), k))
+
+
+def _permutation(n: int, seed: int) -> Iterator[int]:
+    """A seeded random permutation of range(n), lazily: a Fisher-Yates shuffle run from the
+    front, with only the swapped positions in a dict. Its first k values cost O(k) time and
+    memory whatever n is, and do not depend on how many are taken after them."""
+    rng = random.Random(seed)
+    moved: dict[int, int] = {}
+    for i in range(n):
+        j = i + rng.randrange(n - i)
+        value = moved.pop(j, j)
+        if j != i:  # position i is never read again; j now holds what i held
+            moved[j] = moved.pop(i, i)
+        yield value
+
+
+def sample_space(space: Space, k: int, seed: int) -> tuple[list[dict[str, Any]], int, bool]:
+    """`k` distinct combinations of `space`, in grid order, drawn from one seeded permutation
+    of its indices; returns them, the duplicates drawn on the way, and whether fewer than k
+    distinct ones were found (the grid repeats values)."""
+    picks: list[tuple[int, dict[str, Any]]] = []
+    seen: set[str] = set()
+    duplicates = 0
+    for drawn, i in enumerate(_permutation(len(space), seed)):
+        if drawn >= max(MAX_DRAWS, 20 * k):
+            break
+        combo = space[i]
+        key = param_key(combo)
+        if key in seen:
+            duplicates += 1
+            continue
+        seen.add(key)
+        picks.append((i, combo))
+        if len(picks) == k:
+            break
+    picks.sort(key=lambda p: p[0])
+    return [c for _, c in picks], duplicates, len(picks) < k

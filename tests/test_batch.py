@@ -123,7 +123,7 @@ def test_one_and_one_point_zero_are_different_combinations() -> None:
 def test_the_injection_line_is_refused_and_never_run(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     line = f"# MRL:grid['x'] = __import__('os').system('touch {marker}')\n"
-    with pytest.raises(BatchError, match=r"conf.lua: line 1: .*not a Python literal"):
+    with pytest.raises(BatchError, match=r"conf.lua: line 1: .*cannot be evaluated"):
         spec_of(line)
     assert not marker.exists()
 
@@ -137,7 +137,8 @@ def test_the_injection_line_is_refused_and_never_run(tmp_path: Path) -> None:
         ("# MRL:grid = {'x': [1]}", "one axis per line"),
         ("# MRL:grid['x'] = []", "is empty"),
         ("# MRL:grid['x'] = 3", "must be a list"),
-        ("# MRL:grid['my-x'] = [1]", "must be an identifier"),
+        ("# MRL:grid['my x'] = [1]", "must start with a letter"),
+        ("# MRL:grid['-x'] = [1]", "must start with a letter"),
         ("# MRL:params = {'a': 1}", "list of dicts"),
         ("# MRL:params = []", "empty list"),
         ("# MRL:repeat = 0", "positive integer"),
@@ -147,8 +148,8 @@ def test_the_injection_line_is_refused_and_never_run(tmp_path: Path) -> None:
         ("# MRL:grid['x'] = [1e999]", "cannot be stored"),
         ("# MRL:grid['x'] == [1]", "not an assignment"),
         ("# MRL:import os", "not an assignment"),
-        ("# MRL:grid['x'] = [a]", "not a Python literal"),
-        ("# MRL:grid['x'] = list(range(3))", "not a Python literal"),
+        ("# MRL:grid['x'] = [a]", "the name 'a' is not known"),
+        ("# MRL:grid['x'] = range", "must be a list of values"),
     ],
 )
 def test_a_bad_mrl_line_is_an_error_naming_file_and_line(line: str, message: str) -> None:
@@ -198,7 +199,7 @@ def test_grid_values_are_split_on_commas_or_read_as_a_list(item: str, values: li
     assert parse_grid(item) == (item.split("=")[0], values)
 
 
-@pytest.mark.parametrize("item", ["lr", "=1", "lr=", "my-lr=1,2"])
+@pytest.mark.parametrize("item", ["lr", "=1", "lr=", "my lr=1,2", "-lr=1"])
 def test_a_malformed_grid_option_is_an_error(item: str) -> None:
     with pytest.raises(BatchError):
         parse_grid(item)
@@ -278,3 +279,259 @@ def test_any_text_after_mrl_is_parsed_or_refused_never_run(stmt: str) -> None:
         batch.parse_line(line)
     except BatchError as e:
         assert str(e).startswith("f: line 1: ")
+
+
+# -- the safe subset in MRL lines (issue 11) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "values"),
+    [
+        ("grid['x'] = range(3)", [0, 1, 2]),
+        ("grid['x'] = range(10, 31, 10)", [10, 20, 30]),
+        ("grid['x'] = [10**-i for i in range(1, 4)]", [0.1, 0.01, 0.001]),
+        ("grid['x'] = [2**k for k in range(6, 9)]", [64, 128, 256]),
+        ("grid['x'] = [1e-3 * k for k in (1, 3, 10)]", [0.001, 0.003, 0.01]),
+        ("grid['x'] = [[512]*2, [1024]*3]", [[512, 512], [1024, 1024, 1024]]),
+        ("grid['x'] = [dict(opt='sgd', lr=0.1)]", [{"opt": "sgd", "lr": 0.1}]),
+        ("grid['x'] = logspace(-4, -1, 4)", [0.0001, 0.001, 0.01, 0.1]),
+        ("grid['x'] = ['run%d' % i for i in range(2)]", ["run0", "run1"]),
+    ],
+)
+def test_idiomatic_sweeps_the_original_ran_are_evaluated(line: str, values: list[Any]) -> None:
+    assert spec_of(f"# MRL:{line}\n").grid == {"x": values}
+
+
+def test_params_from_zip_and_a_filtered_comprehension_have_no_literal_equivalent_but_work() -> None:
+    text = (
+        "# MRL:params = [{'lr': a, 'wd': b} for a, b in zip([0.1, 0.01], [1e-4, 1e-5])]\n"
+        "# MRL:grid['bs'] = [1, 8]\n"
+    )
+    assert combos_of(text) == [
+        {"lr": 0.1, "wd": 1e-4, "bs": 1}, {"lr": 0.1, "wd": 1e-4, "bs": 8},
+        {"lr": 0.01, "wd": 1e-5, "bs": 1}, {"lr": 0.01, "wd": 1e-5, "bs": 8},
+    ]
+    filtered = "# MRL:params = [{'lr': lr, 'bs': bs} for lr in [0.1, 1, 2] for bs in [1, 4, 8] if lr*bs < 5]\n"
+    assert [(c["lr"], c["bs"]) for c in combos_of(filtered)] == [(0.1, 1), (0.1, 4), (0.1, 8), (1, 1), (1, 4), (2, 1)]
+
+
+def test_a_line_reads_the_axes_of_earlier_lines() -> None:
+    spec = spec_of("# MRL:grid['lr'] = [0.1, 0.2]\n# MRL:grid['wd'] = [lr / 10 for lr in grid['lr']]\n")
+    assert spec.grid["wd"] == [0.01, 0.02]
+    with pytest.raises(BatchError, match=r"line 1: .*grid\['lr'\] is not defined on an earlier line"):
+        spec_of("# MRL:grid['wd'] = grid['lr']\n# MRL:grid['lr'] = [1]\n")
+
+
+def test_a_later_line_sees_the_command_line_value_of_an_axis() -> None:
+    lines = split_template("c", "# MRL:grid['lr'] = [0.1]\n# MRL:grid['wd'] = [x / 10 for x in grid['lr']]\n")
+    spec = parse_spec(lines.mrl_lines, grids={"lr": [1.0, 2.0]})
+    assert spec.grid == {"lr": [1.0, 2.0], "wd": [0.1, 0.2]}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("np.logspace(-3, -1, 3)", "attribute access"),
+        ("__import__('os').system('true')", "attribute access"),
+        ("[f(x) for x in range(3)]", "'f' is not known"),
+        ("lambda: 1", "lambda"),
+        ("range(10**12)", "over the limit"),
+        ("[0] * 10**10", "over 1,000,000 elements"),
+    ],
+)
+def test_anything_outside_the_subset_names_the_line_and_shows_the_literal_form(value: str, message: str) -> None:
+    with pytest.raises(BatchError, match=message) as e:
+        spec_of(f"x\n# MRL:grid['lr'] = {value}\n")
+    text = str(e.value)
+    assert text.startswith("conf.lua: line 2: the value ") and "like grid['lr'] = [0.1, 0.01]" in text
+    assert "\n" not in text
+
+
+def test_an_import_line_is_not_an_assignment() -> None:
+    with pytest.raises(BatchError, match="line 1: .*not an assignment"):
+        spec_of("# MRL:import os\n")
+
+
+# -- names, reserved names ---------------------------------------------------------------
+
+
+def test_param_names_may_contain_dots_and_dashes() -> None:
+    spec = spec_of("# MRL:grid['model.dropout'] = [0.1, 0.2]\n# MRL:params = [{'learning-rate': 1}]\n")
+    assert expand(spec).combos == [
+        {"learning-rate": 1, "model.dropout": 0.1}, {"learning-rate": 1, "model.dropout": 0.2}
+    ]
+    assert parse_grid("model.dropout=0.1,0.2") == ("model.dropout", [0.1, 0.2])
+    assert parse_set("learning-rate=3") == ("learning-rate", 3)
+
+
+RESERVED = ["resource", "expId", "subExpId", "expDir", "subExpDir", "codeDir", "params"]
+
+
+@pytest.mark.parametrize("name", RESERVED)
+@pytest.mark.parametrize(
+    "form",
+    [
+        "# MRL:grid['{n}'] = [1]",
+        "# MRL:params = [{{'{n}': 1}}]",
+        "# MRL:defaults = {{'{n}': 1}}",
+        "# MRL:grids = [{{'{n}': [1]}}]",
+    ],
+)
+def test_every_reserved_variable_name_is_refused_by_name(name: str, form: str) -> None:
+    with pytest.raises(BatchError, match=f"line 1: param '{name}' has the name of a variable mrl sets"):
+        spec_of(form.format(n=name) + "\n")
+
+
+@pytest.mark.parametrize("name", RESERVED)
+def test_every_reserved_variable_name_is_refused_on_the_command_line(name: str) -> None:
+    with pytest.raises(BatchError, match=f"param '{name}' has the name of a variable mrl sets"):
+        parse_set(f"{name}=1")
+    with pytest.raises(BatchError, match=f"param '{name}' has the name"):
+        parse_grid(f"{name}=1,2")
+
+
+def test_the_reserved_names_include_every_variable_the_run_command_gets() -> None:
+    from metarunlog.render import BUILTINS
+
+    assert set(BUILTINS) | {"resource", "params"} <= set(batch.reserved_names())
+
+
+def test_set_repeat_points_to_the_repeat_option() -> None:
+    with pytest.raises(BatchError, match="use --repeat N"):
+        parse_set("repeat=5")
+
+
+@pytest.mark.parametrize(
+    ("item", "values"),
+    [
+        ("lr=range(3)", [0, 1, 2]),
+        ("lr=logspace(-3, -1, 3)", [0.001, 0.01, 0.1]),
+        ("bs=[2**k for k in range(6, 8)]", [64, 128]),
+    ],
+)
+def test_grid_option_values_may_be_expressions(item: str, values: list[Any]) -> None:
+    assert parse_grid(item)[1] == values
+
+
+def test_a_bad_grid_option_expression_is_an_error_not_a_string() -> None:
+    with pytest.raises(BatchError, match="--grid lr: cannot evaluate"):
+        parse_grid("lr=range(10**12)")
+
+
+# -- defaults and several grids (issue 12) -----------------------------------------------
+
+
+def test_the_mlrunner_readme_example_gives_five_sub_experiments() -> None:
+    text = (
+        "# MRL:defaults = {'data': 'iwslt14', 'norm': 'batch', 'moment': 0.1, 'early_stop': False}\n"
+        "# MRL:grids = [{'norm': ['new', 'batch'], 'moment': [0.1, 0.05]},"
+        " {'norm': ['batch'], 'early_stop': [True, False]}]\n"
+    )
+    exp = expand(spec_of(text))
+    d = {"data": "iwslt14"}
+    assert exp.combos == [
+        {**d, "norm": "new", "moment": 0.1, "early_stop": False},
+        {**d, "norm": "new", "moment": 0.05, "early_stop": False},
+        {**d, "norm": "batch", "moment": 0.1, "early_stop": False},
+        {**d, "norm": "batch", "moment": 0.05, "early_stop": False},
+        {**d, "norm": "batch", "moment": 0.1, "early_stop": True},
+    ]
+    assert exp.total == 6 and exp.duplicates == 1
+
+
+def test_defaults_are_merged_under_params_and_grid() -> None:
+    text = "# MRL:defaults = {'a': 0, 'b': 0, 'c': 0}\n# MRL:params = [{'b': 1}]\n# MRL:grid['c'] = [2]\n"
+    assert combos_of(text) == [{"a": 0, "b": 1, "c": 2}]
+
+
+def test_each_of_several_grids_is_crossed_with_params_and_the_common_axes() -> None:
+    text = (
+        "# MRL:params = [{'opt': 'sgd'}, {'opt': 'adam'}]\n"
+        "# MRL:grid['seed'] = [0, 1]\n"
+        "# MRL:grids = [{'lr': [1]}, {'wd': [5]}]\n"
+    )
+    combos = combos_of(text)
+    assert len(combos) == 8
+    assert combos[:2] == [{"opt": "sgd", "seed": 0, "lr": 1}, {"opt": "sgd", "seed": 1, "lr": 1}]
+    assert combos[-1] == {"opt": "adam", "seed": 1, "wd": 5}
+
+
+def test_an_axis_both_common_and_in_grids_is_an_error() -> None:
+    with pytest.raises(BatchError, match=r"grid\['a'\] is also an axis of grids"):
+        combos_of("# MRL:grid['a'] = [1]\n# MRL:grids = [{'a': [2]}]\n")
+
+
+def test_command_line_overrides_reach_into_grids() -> None:
+    spec = spec_of("# MRL:grids = [{'a': [1, 2], 'b': [0]}, {'c': [3, 4]}]\n")
+    batch.apply_overrides(spec, [("b", 9)], [("c", [7])])
+    assert combos_of_spec(spec) == [{"a": 1, "b": 9}, {"a": 2, "b": 9}, {"c": 7, "b": 9}]
+
+
+def combos_of_spec(spec: BatchSpec) -> list[dict[str, Any]]:
+    return expand(spec).combos
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("# MRL:grids = {'a': [1]}", "grids must be a list of dicts"),
+        ("# MRL:grids = []", "empty list"),
+        ("# MRL:grids = [{'a': 1}]", r"grids\[0\]\['a'\] must be a list"),
+        ("# MRL:grids = [{'a': []}]", "is empty"),
+        ("# MRL:defaults = [1]", "defaults must be a dict"),
+        ("# MRL:defaults = {1: 2}", "keys must be strings"),
+        ("# MRL:grid['a'] = {1, 2}", "a set, which has no order"),
+    ],
+)
+def test_bad_defaults_and_grids_are_errors_naming_the_line(line: str, message: str) -> None:
+    with pytest.raises(BatchError, match=message) as e:
+        spec_of(line + "\n")
+    assert str(e.value).startswith("conf.lua: line 1: ")
+
+
+# -- sampling without building the product (issue 10, 16) ---------------------------------
+
+
+def huge_grid(side: int, axes: int = 5) -> str:
+    return "".join(f"# MRL:grid['p{a}'] = range({side})\n" for a in range(axes))
+
+
+def test_sample_of_a_40_to_the_5_grid_never_builds_the_product() -> None:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        exp = expand(spec_of(huge_grid(40) + "# MRL:sample = 5\n# MRL:seed = 1\n"))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(exp.combos) == 5 and exp.total == 40**5
+    assert peak < 5_000_000  # the 10^8 combinations would be tens of GB
+    again = expand(spec_of(huge_grid(40) + "# MRL:sample = 5\n# MRL:seed = 1\n")).combos
+    assert again == exp.combos
+    order = [sum(c[f"p{a}"] * 40 ** (4 - a) for a in range(5)) for c in exp.combos]
+    assert order == sorted(order)  # in grid order
+
+
+def test_a_larger_sample_of_a_huge_grid_keeps_the_smaller_ones_picks() -> None:
+    small = expand(spec_of(huge_grid(30) + "# MRL:sample = 4\n")).combos
+    large = expand(spec_of(huge_grid(30) + "# MRL:sample = 40\n")).combos
+    assert all(c in large for c in small)
+
+
+def test_sampling_a_grid_with_duplicates_still_gives_distinct_combinations() -> None:
+    exp = expand(spec_of("# MRL:grid['a'] = [1] * 50 + [2, 3]\n# MRL:sample = 3\n"))
+    assert sorted(c["a"] for c in exp.combos) == [1, 2, 3]
+    short = expand(spec_of("# MRL:grid['a'] = [1] * 50 + [2]\n# MRL:sample = 3\n"))
+    assert sorted(c["a"] for c in short.combos) == [1, 2] and short.sample_short
+
+
+def test_the_lazy_permutation_is_a_permutation_and_prefix_stable() -> None:
+    for n in (1, 2, 7, 100):
+        assert sorted(batch.draw(n, n, 3)) == list(range(n))
+        assert batch.draw(n, n // 2, 3) == batch.draw(n, n, 3)[: n // 2]
+
+
+def test_a_huge_batch_without_sample_is_an_error_not_a_memory_error() -> None:
+    with pytest.raises(BatchError, match="would make 102,400,000 sub-experiments .*MRL:sample"):
+        expand(spec_of(huge_grid(40)))

@@ -5,9 +5,9 @@ Reads confTemplFile (one file or a list) in EXPDIR, whose `MRL:` lines define th
 `seed = S`), and writes EXPDIR/<subExpFormat>/ for each combination: .mrl (JSON:
 subExpId, params), each template rendered with Jinja (MRL lines removed), and the other
 copyFiles from EXPDIR. Template variables: the params, expId, subExpId, expDir,
-subExpDir, codeDir. A template without MRL lines renders once into EXPDIR itself (a
-one-job experiment; the template is kept as EXPDIR/.mrl.template/<name>). Adds "batch"
-to EXPDIR/.mrl. Everything is checked first: on any error nothing is written.
+subExpDir, codeDir, and `params` (all of them as a dict). A template without MRL lines
+renders once into EXPDIR itself (a one-job experiment; the template is kept as
+EXPDIR/.mrl.template/<name>). Adds "batch" to EXPDIR/.mrl. Everything is checked first: on any error nothing is written.
 
   mrl makebatch                        expand the last experiment
   mrl makebatch 3 --dry-run            print the combinations, write nothing
@@ -34,7 +34,7 @@ from typing import Any
 from metarunlog import batch as batch_mod
 from metarunlog import jsonio
 from metarunlog.batch import BatchSpec, Expansion, Template
-from metarunlog.errors import BatchError, MrlError
+from metarunlog.errors import MrlError
 from metarunlog.experiment import CODE, DONE_MARK, LOG, RECORD, STATUS, TRASH, Experiment, SubExperiment
 from metarunlog.project import Project
 
@@ -218,12 +218,11 @@ def _plan(
     existing = [] if was_single else exp.sub_experiments()
     _check_state(exp, existing, was_single, replace, extend)
     templates = [_read_template(exp, name, was_single and replace) for name in names]
-    spec = batch_mod.parse_spec(line for t in templates for line in t.mrl_lines)
-    batch_mod.apply_overrides(
-        spec, [batch_mod.parse_set(s) for s in sets], [batch_mod.parse_grid(g) for g in grids]
-    )
+    set_items = [batch_mod.parse_set(s) for s in sets]
+    grid_items = [batch_mod.parse_grid(g) for g in grids]
+    spec = batch_mod.parse_spec((line for t in templates for line in t.mrl_lines), dict(set_items), dict(grid_items))
+    batch_mod.apply_overrides(spec, set_items, grid_items)
     expansion = batch_mod.expand(spec)
-    _check_builtin_clash(expansion.combos, spec)
     compiled = [render.compile_template(t) for t in templates]
     single = spec.is_single
     if was_single and extend:
@@ -324,32 +323,20 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _check_builtin_clash(combos: list[dict[str, Any]], spec: BatchSpec) -> None:
-    from metarunlog.render import BUILTINS
-
-    keys = set(spec.grid) | set(spec.sets) | {k for d in spec.params or [] for k in d}
-    clash = sorted(keys & set(BUILTINS))
-    if clash:
-        raise BatchError(
-            f"param '{clash[0]}' has the name of a built-in template variable "
-            f"({', '.join(BUILTINS)}): rename it"
-        )
-
-
 def _warnings(exp: Experiment, spec: BatchSpec, expansion: Expansion, compiled: list[Any]) -> list[str]:
     from metarunlog import render
 
     out = []
     if expansion.duplicates:
         out.append(f"{expansion.duplicates} duplicate combination(s) made once")
-    if expansion.sampled_out == 0 and spec.sample is not None and spec.sample >= expansion.total:
-        n = expansion.total - expansion.duplicates
-        out.append(f"sample = {spec.sample}, but there are only {n} combinations: all made")
+    if expansion.sample_short:
+        n = len(expansion.combos) // (spec.repeat or 1)
+        out.append(f"sample = {spec.sample}, but there are only {n} distinct combinations: all made")
     used = set().union(*(c.variables for c in compiled))
     command = exp.cfg["run"].get("command")
     used |= render.used_in_strings([command] if isinstance(command, str) else list(command or []))
     keys = list(dict.fromkeys(k for c in expansion.combos for k in c))
-    unused = [k for k in keys if k not in used]
+    unused = [] if "params" in used else [k for k in keys if k not in used]
     if unused:
         names = ", ".join(unused)
         out.append(f"param(s) {names} used by no template nor run.command (they only label the runs)")
@@ -388,7 +375,8 @@ def _build(plan: Plan, names: list[str], dry_run: bool) -> Path:
 
 
 def _render_all(plan: Plan, combo: dict[str, Any], sub_id: int, sub_dir: str, fixed: dict[str, Any]) -> list[str]:
-    ctx = {**combo, **fixed, "subExpId": sub_id, "subExpDir": sub_dir}
+    # `params` too: a name such as model.dropout is only reachable as params['model.dropout']
+    ctx = {**combo, **fixed, "subExpId": sub_id, "subExpDir": sub_dir, "params": combo}
 
     def label() -> str:
         return "the one job" if plan.single else f"sub-experiment {sub_id} with {batch_mod.param_key(combo)}"

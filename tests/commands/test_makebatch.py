@@ -129,7 +129,7 @@ def test_several_templates_render_with_the_same_params_and_copy_files_are_copied
             "{{ b }}\n-- MRL:params = [{'b': 1}, {'c': 2}]\n",
             "conf.lua: line 1: 'b' is undefined (rendering sub-experiment 2",
         ),
-        ("{{ expId }}\n-- MRL:grid['expId'] = [1]\n", "built-in template variable"),
+        ("{{ expId }}\n-- MRL:grid['expId'] = [1]\n", "conf.lua: line 2: param 'expId' has the name of a variable"),
         ("x\n-- MRL:frid['lr'] = [1]\n", "conf.lua: line 2: cannot assign to 'frid"),
     ],
 )
@@ -362,3 +362,38 @@ def test_extend_cannot_turn_a_batch_into_a_one_job_experiment(
     (exp / "conf.lua").write_text("no mrl lines\n")
     assert main(["makebatch", "--extend"]) == 1
     assert "use -replace" in capsys.readouterr().err
+
+
+def test_idiomatic_sweeps_of_the_original_make_their_batch(project: Path) -> None:
+    exp = new_exp(
+        project,
+        "lr = {{ lr }}, bs = {{ bs }}, wd = {{ wd }}\n"
+        "-- MRL:grid['lr'] = [10**-i for i in range(1, 3)]\n"
+        "-- MRL:grid['bs'] = [2**k for k in range(6, 8)]\n"
+        "-- MRL:grid['wd'] = [lr / 10 for lr in grid['lr']][:1]\n",
+    )
+    assert main(["makebatch", "--grid", "lr=logspace(-3, -2, 2)"]) == 0
+    assert [record(exp / f"00{i}")["params"] for i in (1, 4)] == [
+        {"lr": 0.001, "bs": 64, "wd": 0.0001},
+        {"lr": 0.01, "bs": 128, "wd": 0.0001},
+    ]
+    assert (exp / "004" / "conf.lua").read_text() == "lr = 0.01, bs = 128, wd = 0.0001\n"
+
+
+def test_a_dotted_param_is_reached_through_params_in_a_template(project: Path) -> None:
+    exp = new_exp(project, "dropout = {{ params['model.dropout'] }}\n-- MRL:grid['model.dropout'] = [0.1, 0.5]\n")
+    assert main(["makebatch"]) == 0
+    assert (exp / "002" / "conf.lua").read_text() == "dropout = 0.5\n"
+    assert record(exp / "002")["params"] == {"model.dropout": 0.5}
+
+
+@pytest.mark.parametrize("name", ["resource", "params", "subExpDir"])
+def test_a_reserved_param_name_is_refused_by_name_in_one_line(
+    project: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    exp = new_exp(project, "x\n")
+    before = listing(exp)
+    assert main(["makebatch", "--grid", f"{name}=1,2"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mrl: error: ") and f"param '{name}' has the name of a variable mrl sets" in err
+    assert err.count("\n") == 1 and listing(exp) == before
