@@ -309,13 +309,20 @@ def used_in_strings(texts: Iterable[str]) -> frozenset[str]:
 # -- the report's templates -------------------------------------------------------------------
 
 
-def report_environment(basedir: Path | None, filters: Mapping[str, Callable[..., Any]] | None = None) -> Any:
+def report_environment(
+    basedir: Path | None,
+    filters: Mapping[str, Callable[..., Any]] | None = None,
+    inline: Mapping[str, str] | None = None,
+) -> Any:
     """HTML templates, autoescaped: `<basedir>/mrl_templates/NAME` replaces the shipped
     `NAME`; `default:NAME` is always the shipped one, so a user file can extend it
-    (datasette's ChoiceLoader + PrefixLoader)."""
+    (datasette's ChoiceLoader + PrefixLoader). `inline`: more shipped templates, as
+    name -> text (those of report sections registered from code)."""
     import jinja2
 
-    shipped = jinja2.PackageLoader("metarunlog", "templates")
+    shipped: jinja2.BaseLoader = jinja2.PackageLoader("metarunlog", "templates")
+    if inline:
+        shipped = jinja2.ChoiceLoader([shipped, jinja2.DictLoader(dict(inline))])
     loaders: list[jinja2.BaseLoader] = []
     if basedir is not None and (basedir / USER_TEMPLATES).is_dir():
         loaders.append(jinja2.FileSystemLoader(str(basedir / USER_TEMPLATES)))

@@ -14,7 +14,8 @@ file opens offline. Works while runs are still going.
   mrl analyze --open             and open it in the default browser
 
 Templates: the report's Jinja templates ship with mrl; a file of the same name in
-<basedir>/mrl_templates/ replaces one. `analysis_webdir` in .mrl.cfg: the analysis folder
+<basedir>/mrl_templates/ replaces one, and a file there can {% extends "default:report.html" %}
+to replace only some blocks (docs/analyze.md). `analysis_webdir` in .mrl.cfg: the analysis folder
 is also copied to <webdir>/<experiment> (a local path, or host:path with rsync).
 A user function that raises or returns an unknown rtype gets an error box in its section,
 the rest of the report is still written, and the exit code is 1.

@@ -13,7 +13,7 @@ from tests.test_results import done, make_exp
 
 SCRIPT = """
 import json, sys
-import metarunlog.report as r
+import metarunlog.report.reader as r
 from metarunlog.project import Project
 r.FORK_MIN_SUBS = int(sys.argv[1])
 project = Project.find()

@@ -1,0 +1,70 @@
+"""Read the experiment, call the user's functions, gather each section's context: a Report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from metarunlog import results
+from metarunlog.experiment import Experiment
+from metarunlog.report import registry
+from metarunlog.report.functions import UserFunction, call_function, user_goals
+from metarunlog.report.model import Report, SubSection
+from metarunlog.report.reader import read_results
+from metarunlog.report.table import metric_goal
+from metarunlog.results import SubResult
+
+
+def build_report(
+    exp: Experiment,
+    basedir: Path,
+    outdir: Path,
+    overview_fns: list[UserFunction] | None = None,
+    subexp_fns: list[UserFunction] | None = None,
+    log_lines: int = 20,
+) -> Report:
+    """Read the experiment, call the user's functions, then each registered section's
+    context function (in page order): a Report ready for `html.render`."""
+    subs, errors = read_results(exp, basedir)
+    tab = results.make_table(subs, all_params=True, errors=errors)
+    rep = Report(exp, basedir.name, tab, [], errors=[f"table: {e}" for e in errors])
+    goals_override = user_goals(basedir)
+    rep.goals = {m: g for m in tab.metrics if (g := metric_goal(m, goals_override))}
+    rep.varying = results.varying_params(subs)
+    _call_user_functions(rep, subs, outdir, overview_fns or [], subexp_fns or [], log_lines)
+    for section in registry.registered():
+        context = section.context(rep)
+        if context is not None:
+            rep.contexts[section.id] = dict(context)
+    for res in subs:
+        res.curves = None  # drawn by now; free the memory before the page is assembled
+    return rep
+
+
+def _call_user_functions(
+    rep: Report,
+    subs: list[SubResult],
+    outdir: Path,
+    overview: list[UserFunction],
+    per_sub: list[UserFunction],
+    log_lines: int,
+) -> None:
+    from metarunlog.execute import log_tail
+
+    single = rep.exp.is_expanded and rep.exp.is_single
+    dparams = results.params_frame(subs) if (overview or per_sub) and subs else None
+    ids = [s.name for s in subs]
+    if subs and not single:
+        for uf in overview:
+            rep.overview.append(
+                call_function(rep, uf, (str(rep.exp.dir), str(outdir), ids, dparams), outdir, f"overview {uf.name}")
+            )
+    by_id = {s.id: s for s in rep.exp.sub_experiments()} if subs else {}
+    for res in subs:
+        section = SubSection(res, log_tail(by_id[res.id], log_lines) if res.id in by_id else [])
+        for uf in per_sub:
+            # The original called a one-job experiment's functions with Dparams None, id 'def'.
+            args = (
+                (str(res.dir), str(outdir), None, "def") if single else (str(res.dir), str(outdir), dparams, res.name)
+            )
+            section.functions.append(call_function(rep, uf, args, outdir, f"sub-experiment {res.name} {uf.name}"))
+        rep.subs.append(section)

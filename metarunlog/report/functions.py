@@ -1,0 +1,213 @@
+"""The user's analysis functions (mrl_analyze.py): resolving, calling, converting what they return.
+
+A function returns a list of `(data, rtype, header)` items; each becomes a Piece (markup,
+a bokeh model by key, or an error box). Whatever the user's code does wrong becomes an
+error box in its section and a line in `Report.errors`, never a failed report.
+"""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import os
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from markupsafe import Markup
+
+from metarunlog.report.model import FunctionOutput, Piece, Report
+
+RTYPES = ("text", "table", "plot", "bokeh", "html", "mp4", "plotlinkbokeh")
+INLINE_IMAGE_MAX = 5 * 1024 * 1024  # larger images are linked, not embedded
+
+
+@dataclass
+class UserFunction:
+    name: str
+    fn: Callable[..., Any]
+    xtrargs: list[Any]
+
+
+def user_functions(basedir: Path, cfg: Any) -> tuple[list[UserFunction], list[UserFunction]]:
+    """(overview, per-sub-experiment) functions registered in .mrl.cfg, all resolved now.
+
+    A registered name that mrl_analyze.py does not define is a HookError, raised before
+    any work is done.
+    """
+    from metarunlog import hooks
+
+    def resolve(key: str) -> list[UserFunction]:
+        registered = cfg[key] or {}
+        out = []
+        for name, xtrargs in registered.items():
+            fn = hooks.get_function(basedir, hooks.ANALYZE_FILE, name)
+            out.append(UserFunction(name, fn, _xtrargs(xtrargs)))
+        return out
+
+    return resolve("analysis_overview"), resolve("analysis_subexp")
+
+
+def _xtrargs(value: Any) -> list[Any]:
+    # {"fn": [args...]}; the original also allowed () or a bare rtype string: no args.
+    return list(value) if isinstance(value, (list, tuple)) else []
+
+
+def user_goals(basedir: Path) -> dict[str, str]:
+    """`metric_goals = {"bleu": "max", ...}` from mrl_analyze.py, when it defines one."""
+    from metarunlog import hooks
+
+    if not (basedir / hooks.ANALYZE_FILE).is_file():
+        return {}
+    goals = getattr(hooks.load_user_module(basedir, hooks.ANALYZE_FILE), "metric_goals", None)
+    if not isinstance(goals, dict):
+        return {}
+    return {str(k): str(v) for k, v in goals.items() if v in ("min", "max")}
+
+
+def call_function(rep: Report, uf: UserFunction, args: tuple[Any, ...], outdir: Path, where: str) -> FunctionOutput:
+    """Call one user function; its outputs (or an error box) as a FunctionOutput."""
+    out = FunctionOutput(uf.name)
+    try:
+        retval = uf.fn(*args, *uf.xtrargs)
+    except Exception as e:  # the user's code: any failure becomes an error box
+        _fail(rep, out, f"{uf.name}() raised {type(e).__name__}: {e}", _user_traceback(e), where)
+        return out
+    try:
+        items = _items(retval)
+    except ValueError as e:
+        _fail(rep, out, f"{uf.name}() returned {e}", "", where)
+        return out
+    for data, rtype, header in items:
+        out.pieces.append(convert(rep, data, rtype, header, outdir, uf.name, where))
+    return out
+
+
+def _items(retval: Any) -> list[tuple[Any, Any, Any]]:
+    if retval is None:
+        return []
+    if not isinstance(retval, (list, tuple)):
+        raise ValueError(f"{type(retval).__name__}: it must return a list of (data, rtype, header) tuples")
+    items = []
+    for i, item in enumerate(retval):
+        if not isinstance(item, (list, tuple)) or len(item) not in (2, 3):
+            raise ValueError(f"item {i} that is not a (data, rtype, header) tuple: {_short(repr(item))}")
+        items.append((item[0], item[1], item[2] if len(item) == 3 else None))
+    return items
+
+
+def _fail(rep: Report, out: FunctionOutput, message: str, detail: str, where: str) -> None:
+    out.pieces.append(Piece("error", error=message, detail=detail))
+    rep.errors.append(f"{where}: {message}")
+
+
+def _user_traceback(e: BaseException) -> str:
+    frames = traceback.extract_tb(e.__traceback__)[1:]  # drop call_function's own frame
+    return "".join(traceback.format_list(frames)) + "".join(traceback.format_exception_only(type(e), e))
+
+
+def _short(text: str, n: int = 80) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+# -- rtypes -> pieces ------------------------------------------------------------------------
+
+
+def convert(rep: Report, data: Any, rtype: Any, header: Any, outdir: Path, fname: str, where: str) -> Piece:
+    """One `(data, rtype, header)` item as a Piece; a bad one becomes an error box."""
+    head = None if header in (None, "") else str(header)
+    if rtype not in RTYPES:
+        message = f"{fname}() returned unknown rtype {rtype!r}; use one of {', '.join(RTYPES)}"
+        rep.errors.append(f"{where}: {message}")
+        return Piece("error", head, error=message)
+    try:
+        if rtype == "bokeh":
+            return Piece("bokeh", head, key=_add_model(rep, data))
+        return Piece("html", head, html=_RENDER[rtype](data, outdir))
+    except (ValueError, TypeError, OSError) as e:
+        message = f"{fname}() returned a {rtype} that cannot be shown: {e}"
+        rep.errors.append(f"{where}: {message}")
+        return Piece("error", head, error=message)
+
+
+def _add_model(rep: Report, model: Any) -> str:
+    from bokeh.model import Model
+
+    if not isinstance(model, Model):
+        raise TypeError(f"expected a bokeh model (figure, layout...), got {type(model).__name__}")
+    return rep.add_model(model, "user")
+
+
+def markdown_html(text: str) -> Markup:
+    """Markdown (with tables and fenced code) as HTML.
+
+    The extensions are passed as instances: by name, markdown looks them up among the
+    installed entry points, a scan of every package's metadata (25 ms).
+    """
+    import markdown
+    from markdown.extensions.fenced_code import FencedCodeExtension
+    from markdown.extensions.tables import TableExtension
+
+    return Markup(markdown.markdown(text, extensions=[TableExtension(), FencedCodeExtension()]))
+
+
+def _text(data: Any, outdir: Path) -> Markup:
+    return markdown_html(str(data))
+
+
+def _table(data: Any, outdir: Path) -> Markup:
+    import pandas as pd
+
+    df = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
+    return Markup(df.to_html(escape=True, border=0, classes="mrl-table user-table", na_rep=""))
+
+
+def _html(data: Any, outdir: Path) -> Markup:
+    return Markup(str(data))
+
+
+def _plot(data: Any, outdir: Path) -> Markup:
+    return Markup('<img class="mrl-img" src="{}" alt="{}">').format(_image_src(data, outdir), str(data))
+
+
+def _mp4(data: Any, outdir: Path) -> Markup:
+    return Markup('<div><video preload="none" controls><source src="{}" type="video/mp4"></video></div>').format(
+        _rel(data, outdir)
+    )
+
+
+def _plotlinkbokeh(data: Any, outdir: Path) -> Markup:
+    if not isinstance(data, (list, tuple)) or len(data) != 2:
+        raise ValueError("expected a (png file, html file) pair")
+    png, page = data
+    return Markup('<a href="{}"><img class="mrl-img" src="{}" alt="{}"></a>').format(
+        _rel(page, outdir), _image_src(png, outdir), str(png)
+    )
+
+
+_RENDER: dict[str, Callable[[Any, Path], Markup]] = {
+    "text": _text,
+    "table": _table,
+    "html": _html,
+    "plot": _plot,
+    "mp4": _mp4,
+    "plotlinkbokeh": _plotlinkbokeh,
+}
+
+
+def _image_src(name: Any, outdir: Path) -> str:
+    """A data: URI for an image file in outdir (so the page stands alone); a link when large."""
+    path = outdir / str(name)
+    if not path.is_file():
+        raise ValueError(f"no image file {path}")
+    if path.stat().st_size > INLINE_IMAGE_MAX:
+        return _rel(name, outdir)
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode('ascii')}"
+
+
+def _rel(name: Any, outdir: Path) -> str:
+    path = Path(str(name))
+    return os.path.relpath(path, outdir) if path.is_absolute() else str(name)

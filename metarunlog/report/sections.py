@@ -1,0 +1,102 @@
+"""The report's built-in sections, in page order: each a context function registered with
+its template (`metarunlog/templates/_<id>.html`). A new section is a function here (or in
+any imported module) decorated with `@section(...)`, plus its template.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from markupsafe import Markup
+
+from metarunlog.experiment import DIFF, Experiment
+from metarunlog.report import plots, table
+from metarunlog.report.functions import markdown_html
+from metarunlog.report.model import Report
+from metarunlog.report.registry import section
+
+DIFF_MAX_CHARS = 200_000
+STATE_ORDER = ("done", "running", "queued", "pending", "failed", "stale", "cancelled", "timeout", "oom", "node_fail")
+
+
+def git_facts(exp: Experiment) -> dict[str, Any]:
+    record = exp.record
+    diff = ""
+    if (exp.dir / DIFF).is_file():
+        diff = (exp.dir / DIFF).read_text(encoding="utf-8", errors="replace")
+        if len(diff) > DIFF_MAX_CHARS:
+            diff = diff[:DIFF_MAX_CHARS] + f"\n... (cut: the whole diff is {exp.dir / DIFF})\n"
+    return {
+        "hash": str(record.get("gitHash") or ""),
+        "description": str(record.get("gitDescription") or ""),
+        "describe": str(record.get("gitDescribe") or ""),
+        "branch": str(record.get("branch") or ""),
+        "dirty": bool(record.get("dirty")),
+        "diff": diff,
+        "user": str(record.get("user") or ""),
+        "host": str(record.get("host") or ""),
+        "copied_from": str(record.get("copiedFrom") or ""),
+    }
+
+
+def notes_html(exp: Experiment) -> Markup:
+    """The notes file as HTML: the user's own markdown, rendered (not escaped)."""
+    try:
+        text = exp.note_path.read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, IsADirectoryError):
+        return Markup("")
+    return markdown_html(text)
+
+
+@section("errors", "_errors.html", nav="errors", nav_class="nav-errors")
+def errors(rep: Report) -> dict[str, Any]:
+    # The same list: failures found while the page is assembled (bokeh) still show.
+    return {"errors": rep.errors}
+
+
+@section("git", "_git.html", nav="git")
+def git(rep: Report) -> dict[str, Any]:
+    return {"git": git_facts(rep.exp)}
+
+
+@section("notes", "_notes.html", nav="notes")
+def notes(rep: Report) -> dict[str, Any]:
+    return {"notes": notes_html(rep.exp)}
+
+
+@section("status", "_status.html", nav="status")
+def status(rep: Report) -> dict[str, Any]:
+    states = Counter(s.res.state.value for s in rep.subs)
+    counts = [(s, states[s]) for s in STATE_ORDER if states[s]] + [
+        (s, n) for s, n in states.items() if s not in STATE_ORDER
+    ]
+    return {"counts": counts, "n_subs": len(rep.subs), "expanded": rep.exp.is_expanded}
+
+
+@section("table", "_table.html", nav="table")
+def params_and_metrics(rep: Report) -> dict[str, Any]:
+    best = table.best_values(rep.table, rep.goals)
+    return {
+        "table": rep.table,
+        "best": best,
+        "column_class": table.column_classes(rep.table, rep.varying),
+        "table_cells": table.table_cells(rep.table, rep.varying, best),
+        "lower_better": [m for m, g in rep.goals.items() if g == "min"],
+    }
+
+
+@section("plots", "_plots.html", nav="plots")
+def curves(rep: Report) -> dict[str, Any]:
+    plots.add_plots(rep, [s.res for s in rep.subs])
+    return {"plots": rep.plots}
+
+
+@section("overview", "_overview.html", nav="overview")
+def overview(rep: Report) -> dict[str, Any]:
+    return {"overview": rep.overview}
+
+
+@section("subexps", "_subexps.html", nav="sub-experiments")
+def sub_experiments(rep: Report) -> dict[str, Any]:
+    return {"subs": rep.subs}

@@ -1,0 +1,99 @@
+"""The report's section registry: a section registered from any module (here, this test
+module: a context function and a template) is on the page, in its place, with its anchor
+and its link; the built-in sections keep their order."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from metarunlog.main import main
+from metarunlog.report import Report, Section, register, registered, section, unregister
+from tests.commands.test_analyze import html_of, visible_text
+from tests.test_results import grid_exp
+
+BUILTIN = ["errors", "git", "notes", "status", "table", "plots", "overview", "subexps"]
+
+
+@pytest.fixture
+def restore_registry() -> Iterator[None]:
+    before = registered()
+    yield
+    for s in registered():
+        unregister(s.id)
+    for s in before:
+        register(s)
+
+
+def section_ids(page: str) -> list[str]:
+    return re.findall(r'<section id="([\w-]+)"', page)
+
+
+def nav_links(page: str) -> list[str]:
+    nav = page[page.index("<nav>") : page.index("</nav>")]
+    return re.findall(r'href="#([\w-]+)"', nav)
+
+
+def test_the_built_in_sections_are_registered_in_page_order() -> None:
+    assert [s.id for s in registered()] == BUILTIN
+
+
+def test_a_section_registered_from_a_test_module_is_rendered_in_order_with_its_anchor(
+    project: Path, restore_registry: None
+) -> None:
+    seen: list[Report] = []
+
+    @section(
+        "fake",
+        "_fake.html",
+        nav="fake runs",
+        after="status",
+        source='<section id="fake"><p>{{ n_runs }} runs, first {{ first | fmt }}, {{ project }}</p></section>',
+    )
+    def fake(rep: Report) -> dict[str, Any]:
+        seen.append(rep)
+        return {"n_runs": len(rep.subs), "first": rep.subs[0].res.params["lr"]}
+
+    exp = grid_exp(project)
+    assert main(["analyze"]) == 0
+    page = visible_text(html_of(exp.dir))
+    assert "<p>4 runs, first 0.1, " + project.name + "</p>" in page
+    assert section_ids(page) == ["git", "notes", "status", "fake", "table", "plots", "subexps"]
+    assert nav_links(page) == section_ids(page)
+    assert '<a href="#fake">fake runs</a>' in page
+    assert len(seen) == 1 and seen[0].exp.id == exp.id
+
+
+def test_a_section_whose_context_is_none_or_whose_template_renders_nothing_is_left_out(
+    project: Path, restore_registry: None
+) -> None:
+    register(Section("never", "_never.html", lambda rep: None, nav="never", source="<section id='never'></section>"))
+    register(Section("blank", "_blank.html", lambda rep: {"x": ""}, nav="blank", source="{% if x %}X{% endif %}\n"))
+    exp = grid_exp(project)
+    assert main(["analyze"]) == 0
+    page = visible_text(html_of(exp.dir))
+    assert "never" not in nav_links(page) and "blank" not in nav_links(page) and "never" not in section_ids(page)
+
+
+def test_a_user_template_replaces_a_registered_sections_template(project: Path, restore_registry: None) -> None:
+    register(Section("fake", "_fake.html", lambda rep: {}, source="<section id='fake'>OURS</section>"), before="git")
+    (project / "mrl_templates").mkdir()
+    (project / "mrl_templates" / "_fake.html").write_text("<section id=\"fake\">THEIRS</section>")
+    exp = grid_exp(project)
+    assert main(["analyze"]) == 0
+    page = visible_text(html_of(exp.dir))
+    assert "THEIRS" in page and "OURS" not in page and section_ids(page)[0] == "fake"
+
+
+def test_registering_an_id_again_replaces_it_in_place(restore_registry: None) -> None:
+    register(Section("table", "_mine.html", lambda rep: {}))
+    assert [s.id for s in registered()] == BUILTIN and registered()[4].template == "_mine.html"
+
+
+def test_placing_a_section_next_to_an_unknown_one_names_the_known_ones(restore_registry: None) -> None:
+    with pytest.raises(KeyError, match="no report section 'nope'; the sections are errors, git"):
+        register(Section("x", "_x.html", lambda rep: {}), after="nope")
