@@ -31,6 +31,7 @@ from typing import IO, Any
 from metarunlog import jsonio, render
 from metarunlog.errors import MrlError
 from metarunlog.experiment import DONE_MARK, Experiment, SubExperiment
+from metarunlog.records import Status
 from metarunlog.states import JobState, recorded_state
 
 LOCK = ".mrl.lock"
@@ -136,15 +137,15 @@ def environment(sub: SubExperiment, resource: str | None, base: dict[str, str] |
 
 @dataclass
 class Attempt:
-    """Where an execution stands; becomes the `.mrl.status` record."""
+    """Where an execution stands: its steps and the `.mrl.status` it keeps current."""
 
     steps: list[str]
-    record: dict[str, Any]
+    status: Status
 
-    def write(self, sub: SubExperiment, *, durable: bool = True, **changes: Any) -> dict[str, Any]:
-        self.record = {**self.record, **changes}
-        sub.write_status(self.record, durable=durable)
-        return self.record
+    def write(self, sub: SubExperiment, status: Status, *, durable: bool = True) -> Status:
+        self.status = status
+        sub.write_status(status, durable=durable)
+        return status
 
 
 now = jsonio.now  # kept as execute.now: the backends import it from here
@@ -176,9 +177,9 @@ def run_sub(
     retries: int = 0,
     seen_attempts: int | None = None,
     base_env: dict[str, str] | None = None,
-    on_start: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
-    """Execute `sub` under its lock; returns the final `.mrl.status` record.
+    on_start: Callable[[Status], None] | None = None,
+) -> Status:
+    """Execute `sub` under its lock; returns the final `.mrl.status`.
 
     A done sub-experiment is left alone (its record returned) unless `force`; with
     `force`, one that another runner finished after `seen_attempts` is left alone too.
@@ -188,20 +189,20 @@ def run_sub(
         steps = Command.of(sub.exp).render(sub, resource)
     stop = stop or Stopper()
     with locked(sub) as lock_fd:
-        old = sub.read_status() or {}
+        old = sub.read_status() or Status()
         if _leave_alone(old, force, seen_attempts):
             return old
-        first = resume_at(old, steps) if recorded_state(old) is not JobState.DONE else 0
+        first = resume_at(old, steps) if old.state is not JobState.DONE else 0
         env = environment(sub, resource, base_env)
         attempt = Attempt(steps, _initial(old, steps, resource, backend, job_id, first))
-        record = old
+        status = old
         for _ in range(retries + 1):
             if stop.requested:
                 break
-            record = _attempt(sub, attempt, env, lock_fd, stop, on_start)
-            if record["state"] != JobState.FAILED.value:
+            status = _attempt(sub, attempt, env, lock_fd, stop, on_start)
+            if status.state is not JobState.FAILED:
                 break
-        return record
+        return status
 
 
 def execute(
@@ -215,47 +216,33 @@ def execute(
     force: bool = False,
 ) -> JobState:
     """Execute one sub-experiment (see the module docstring); returns its final state."""
-    record = run_sub(sub, resource=resource, backend=backend, job_id=job_id, stop=stop, retries=retries, force=force)
-    return recorded_state(record)
+    status = run_sub(sub, resource=resource, backend=backend, job_id=job_id, stop=stop, retries=retries, force=force)
+    return status.state
 
 
-def _leave_alone(old: dict[str, Any], force: bool, seen_attempts: int | None) -> bool:
-    if recorded_state(old) is not JobState.DONE:
+def _leave_alone(old: Status, force: bool, seen_attempts: int | None) -> bool:
+    if old.state is not JobState.DONE:
         return False
     if not force:
         return True
-    return seen_attempts is not None and old.get("attempts", 0) != seen_attempts
+    return seen_attempts is not None and old.attempts != seen_attempts
 
 
-def resume_at(old: dict[str, Any], steps: list[str]) -> int:
+def resume_at(old: Status | None, steps: list[str]) -> int:
     """The first unfinished step, when the earlier steps are the very same commands."""
-    done = old.get("stepsDone") or 0
-    if not isinstance(done, int) or done <= 0 or done >= len(steps):
+    done = old.steps_done if old is not None else 0
+    if done <= 0 or done >= len(steps):
         return 0
-    return done if list(old.get("command") or [])[:done] == steps[:done] else 0
+    return done if old is not None and old.command[:done] == steps[:done] else 0
 
 
-def _initial(
-    old: dict[str, Any], steps: list[str], resource: str | None, backend: str, job_id: str | None, first: int
-) -> dict[str, Any]:
-    return {
-        "state": JobState.RUNNING.value,
-        "exitCode": None,
-        "attempts": int(old.get("attempts") or 0),
-        "stepsDone": first,
-        "steps": len(steps),
-        "start": None,
-        "end": None,
-        "duration": None,
-        "host": HOST,
-        "pid": None,
-        "runnerPid": os.getpid(),
-        "resource": resource,
-        "backend": backend,
-        "jobId": job_id if job_id is not None else old.get("jobId") if backend != "local" else None,
-        "node": os.environ.get("SLURMD_NODENAME") if backend == "slurm" else None,
-        "command": steps,
-    }
+def _initial(old: Status, steps: list[str], resource: str | None, backend: str, job_id: str | None,
+             first: int) -> Status:
+    return old.begin(
+        steps, first=first, host=HOST, runner_pid=os.getpid(), resource=resource, backend=backend,
+        job_id=job_id if job_id is not None else old.job_id if backend != "local" else None,
+        node=os.environ.get("SLURMD_NODENAME") if backend == "slurm" else None,
+    )
 
 
 def _attempt(
@@ -264,31 +251,23 @@ def _attempt(
     env: dict[str, str],
     lock_fd: int,
     stop: Stopper,
-    on_start: Callable[[dict[str, Any]], None] | None,
-) -> dict[str, Any]:
+    on_start: Callable[[Status], None] | None,
+) -> Status:
     """One attempt: the steps from `stepsDone` on; returns the final record."""
-    n = attempt.record["attempts"] + 1
-    start, t0 = now(), time.monotonic()
-    attempt.record.update(attempts=n, start=start, end=None, duration=None, exitCode=None)
-    steps = attempt.steps
+    t0 = time.monotonic()
+    attempt.status = attempt.status.attempt_started(now())
     code: int | None = 0
     with open(sub.log_path, "ab", buffering=0) as log:
-        for k in range(attempt.record["stepsDone"], len(steps)):
+        for k in range(attempt.status.steps_done, len(attempt.steps)):
             if stop.requested:
                 code = None
                 break
             code = _step(sub, attempt, k, env, log, lock_fd, stop, on_start)
             if code != 0:
                 break
-            attempt.record["stepsDone"] = k + 1
-    return attempt.write(
-        sub,
-        state=_final_state(code, stop).value,
-        exitCode=code,
-        end=now(),
-        duration=round(time.monotonic() - t0, 3),
-        pid=None,
-    )
+            attempt.status = attempt.status.step_done(k)
+    final = attempt.status.finished(_final_state(code, stop), code, now(), round(time.monotonic() - t0, 3))
+    return attempt.write(sub, final)
 
 
 def _step(
@@ -299,10 +278,10 @@ def _step(
     log: IO[bytes],
     lock_fd: int,
     stop: Stopper,
-    on_start: Callable[[dict[str, Any]], None] | None,
+    on_start: Callable[[Status], None] | None,
 ) -> int:
     step, m = attempt.steps[k], len(attempt.steps)
-    header = f"==== mrl attempt {attempt.record['attempts']} step {k + 1}/{m} on {HOST} at {now()}: {step}\n"
+    header = f"==== mrl attempt {attempt.status.attempts} step {k + 1}/{m} on {HOST} at {now()}: {step}\n"
     log.write(header.encode("utf-8", "replace"))
     try:
         proc = subprocess.Popen(
@@ -322,9 +301,9 @@ def _step(
     stop.add(proc.pid)
     try:
         # Not fsynced: after a power cut a `running` record is stale either way.
-        record = attempt.write(sub, durable=False, pid=proc.pid)
+        status = attempt.write(sub, attempt.status.step_started(proc.pid), durable=False)
         if on_start is not None:
-            on_start(record)
+            on_start(status)
         return proc.wait()
     finally:
         stop.discard(proc.pid)

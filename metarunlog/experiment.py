@@ -18,6 +18,7 @@ from typing import Any
 
 from metarunlog import jsonio
 from metarunlog.config import Config
+from metarunlog.records import ExperimentRecord, Status, SubRecord
 
 RECORD = ".mrl"
 STATUS = ".mrl.status"
@@ -58,15 +59,17 @@ class SubExperiment:
     dir: Path
 
     @cached_property
-    def record(self) -> dict[str, Any]:
+    def record(self) -> SubRecord:
+        """`SUBDIR/.mrl` (for a one-job experiment: the params its batch block holds)."""
         if self.name == ".":
-            return {"subExpId": self.id, "params": self.exp.record.get("batch", {}).get("params", {})}
+            batch = self.exp.record.batch
+            return SubRecord(self.id, dict(batch.params or {}) if batch else {})
         data = jsonio.read_json(self.dir / RECORD)
-        return data if isinstance(data, dict) else {}
+        return SubRecord.from_json(data if isinstance(data, dict) else {})
 
     @property
     def params(self) -> dict[str, Any]:
-        return dict(self.record.get("params", {}))
+        return dict(self.record.params)
 
     @property
     def status_path(self) -> Path:
@@ -76,13 +79,13 @@ class SubExperiment:
     def log_path(self) -> Path:
         return self.dir / LOG
 
-    def read_status(self) -> dict[str, Any] | None:
-        """The `.mrl.status` record, or None when it never ran (pending)."""
+    def read_status(self) -> Status | None:
+        """`.mrl.status`, or None when it never ran (pending)."""
         data = jsonio.read_json_or(self.status_path, None)
-        return data if isinstance(data, dict) else None
+        return Status.from_json(data) if isinstance(data, dict) else None
 
-    def write_status(self, status: dict[str, Any], *, durable: bool = True) -> None:
-        jsonio.write_json(self.status_path, status, durable=durable)
+    def write_status(self, status: Status, *, durable: bool = True) -> None:
+        jsonio.write_json(self.status_path, status.to_json(), durable=durable)
 
 
 @dataclass
@@ -95,13 +98,14 @@ class Experiment:
     base_cfg: Config = field(repr=False)
 
     @cached_property
-    def record(self) -> dict[str, Any]:
+    def record(self) -> ExperimentRecord:
+        """`EXPDIR/.mrl` (also a mapping over its JSON keys: `exp.record["gitHash"]`)."""
         data = jsonio.read_json(self.dir / RECORD)
         if not isinstance(data, dict):
             from metarunlog.errors import CorruptRecord
 
             raise CorruptRecord(f"corrupt record {self.dir / RECORD}: not a JSON object")
-        return data
+        return ExperimentRecord.from_json(data)
 
     @cached_property
     def cfg(self) -> Config:
@@ -113,7 +117,7 @@ class Experiment:
     def code_dir(self) -> Path:
         """The project's folder in the code snapshot: code/ itself, or code/<sub> for a
         project in a subfolder of its repository (record key `codeSubdir`)."""
-        return self.dir / CODE / self.record.get("codeSubdir", "")
+        return self.dir / CODE / (self.record.code_subdir or "")
 
     @property
     def note_path(self) -> Path:
@@ -125,11 +129,11 @@ class Experiment:
 
     @property
     def is_single(self) -> bool:
-        return bool(self.record.get("batch", {}).get("single"))
+        return self.record.batch is not None and self.record.batch.single
 
     @property
     def is_expanded(self) -> bool:
-        return "batch" in self.record
+        return self.record.batch is not None
 
     def subexp_dir(self, sub_id: int) -> Path:
         return self.dir / self.cfg["subExpFormat"].format(subExpId=sub_id, expId=self.id)
@@ -153,8 +157,8 @@ class Experiment:
         subs.sort(key=lambda s: s.id)
         return subs
 
-    def write_record(self, record: dict[str, Any]) -> None:
-        jsonio.write_json(self.dir / RECORD, record)
+    def write_record(self, record: ExperimentRecord) -> None:
+        jsonio.write_json(self.dir / RECORD, record.to_json())
         self.__dict__["record"] = record
 
     def template_params(self) -> dict[str, Any]:

@@ -15,7 +15,7 @@ NOTEBOOK_NAME = "analysis.ipynb"
 
 def cells(exp: Experiment, basedir: Path) -> list[tuple[str, str]]:
     """(kind, source) of each cell; kind is "markdown" or "code"."""
-    desc = str(exp.record.get("description") or "")
+    desc = exp.record.description
     title = f"# {html.escape(basedir.name)}: experiment {exp.name}" + (f"\n\n{html.escape(desc)}" if desc else "")
     load = (
         "import metarunlog.api as mrl\n\n"

@@ -76,13 +76,13 @@ class Progress:
 
     # -- lines -----------------------------------------------------------------------------
     def _finish_lines(self, job: Job) -> list[str]:
-        rec = job.record or {}
+        status = job.status
         where = f" [{job.resource}]" if job.resource is not None and self.slots else ""
-        took = fmt_duration(rec.get("duration"))
+        took = fmt_duration(status.duration if status else None)
         head = f"[{self._finished}/{self.total}] {job.name} {job.state}{where}" + (f" in {took}" if took else "")
         if job.state is JobState.DONE:
             return [] if self.live else [head]
-        code = rec.get("exitCode")
+        code = status.exit_code if status else None
         lines = [head + (f" (exit code {code})" if code not in (None, 0) else "")]
         if job.message:
             lines.append(f"    {job.message}")

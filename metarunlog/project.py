@@ -231,7 +231,7 @@ class Project:
 
         exp = self.load_exp(None if expId is None else str(expId))
         legacy_cfg._fill(exp.cfg)
-        return exp.id, str(exp.dir), exp.record
+        return exp.id, str(exp.dir), exp.record.to_json()
 
     def _getSubExperiments(self, expDir: Any) -> list[str]:  # noqa: N802,N803
         """Original API: the sub-experiment folder names of `expDir`, sorted."""

@@ -26,6 +26,7 @@ from metarunlog import metrics
 from metarunlog.errors import CorruptRecord, HookError, MrlError
 from metarunlog.experiment import Experiment, SubExperiment
 from metarunlog.fmt import format_value  # noqa: F401  (results.format_value: the report and table use it)
+from metarunlog.records import Status
 from metarunlog.states import JobState, observed_state
 
 USER_METRICS_FN = "metrics"
@@ -46,7 +47,7 @@ class SubResult:
     dir: Path
     params: dict[str, Any]
     state: JobState
-    status: dict[str, Any] | None
+    status: Status | None
     metrics: dict[str, Any] = field(default_factory=dict)
     lines: list[dict[str, Any]] | None = None  # parsed metrics.jsonl, when asked for
     # per metric of metrics.jsonl: (x key, xs, ys); filled by the report from `lines`
@@ -90,15 +91,14 @@ class Table:
 # -- reading one sub-experiment ------------------------------------------------------------
 
 
-def duration_of(status: dict[str, Any] | None, state: JobState) -> float | None:
+def duration_of(status: Status | None, state: JobState) -> float | None:
     """Seconds it ran: the recorded duration, or the time since start while it runs."""
-    if not status:
+    if status is None:
         return None
-    d = status.get("duration")
-    if isinstance(d, (int, float)) and not isinstance(d, bool):
-        return float(d)
-    start = status.get("start")
-    if state is JobState.RUNNING and isinstance(start, str):
+    if status.duration is not None:
+        return status.duration
+    start = status.start
+    if state is JobState.RUNNING and start is not None:
         try:
             began = _dt.datetime.fromisoformat(start)
         except ValueError:
@@ -166,7 +166,7 @@ def _read_record(sub: SubExperiment) -> tuple[dict[str, Any], str | None]:
         return {}, str(e)
 
 
-def _read_status(sub: SubExperiment) -> tuple[dict[str, Any] | None, str | None]:
+def _read_status(sub: SubExperiment) -> tuple[Status | None, str | None]:
     try:
         return sub.read_status(), None
     except CorruptRecord as e:

@@ -10,7 +10,10 @@ from __future__ import annotations
 import os
 import socket
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from metarunlog.records import Status
 
 
 class JobState(str, Enum):
@@ -48,14 +51,9 @@ FAILED_LIKE = frozenset(
 _HOST = socket.gethostname()
 
 
-def recorded_state(record: dict[str, Any] | None) -> JobState:
-    """The state as written, without any liveness check."""
-    if not record:
-        return JobState.PENDING
-    try:
-        return JobState(record.get("state", "pending"))
-    except ValueError:
-        return JobState.FAILED
+def recorded_state(status: Status | None) -> JobState:
+    """The state as written, without any liveness check (no record: pending)."""
+    return JobState.PENDING if status is None else status.state
 
 
 def pid_alive(pid: int) -> bool:
@@ -72,20 +70,20 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def observed_state(record: dict[str, Any] | None) -> JobState:
+def observed_state(status: Status | None) -> JobState:
     """The recorded state, with a local `running` record whose runner died shown as stale.
 
     Records of the Slurm backend are returned as written; backends/slurm.py checks those
     against the scheduler.
     """
-    state = recorded_state(record)
-    if not state.active or record is None or record.get("backend", "local") != "local":
+    state = recorded_state(status)
+    if not state.active or status is None or status.backend != "local":
         return state
-    if record.get("host") not in (None, _HOST):
+    if status.host not in (None, _HOST):
         return state  # another machine's process: we cannot tell from here
     # The step's process group outlives a runner killed with -9 (and holds .mrl.lock):
     # it is stale only once both are gone.
-    pids = [p for p in (record.get("runnerPid"), record.get("pid")) if isinstance(p, int)]
+    pids = [p for p in (status.runner_pid, status.pid) if p is not None]
     if pids and not any(pid_alive(p) for p in pids):
         return JobState.STALE
     return state

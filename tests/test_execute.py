@@ -20,7 +20,7 @@ def test_a_step_runs_in_its_own_process_group_in_the_sub_experiment_folder(proje
     exp = make_experiment(project, [{"x": 1}], "ps -o pgid= -p $$ > pgid.txt; echo $$ > pid.txt; pwd > cwd.txt")
     sub = exp.sub_experiments()[0]
     record = run_sub(sub)
-    assert record["state"] == "done"
+    assert record.state == "done"
     assert (sub.dir / "pgid.txt").read_text().strip() == (sub.dir / "pid.txt").read_text().strip()
     assert int((sub.dir / "pid.txt").read_text()) != os.getpgid(0)
     assert Path((sub.dir / "cwd.txt").read_text().strip()).resolve() == sub.dir.resolve()
@@ -39,15 +39,15 @@ def test_resources_set_cuda_visible_devices_and_the_resource_variable(project: P
     exp = make_experiment(project, [{"x": 1}], 'echo "{{resource}} $CUDA_VISIBLE_DEVICES" > res.txt')
     sub = exp.sub_experiments()[0]
     steps = Command.of(exp).render(sub, "3")
-    assert run_sub(sub, steps, resource="3")["resource"] == "3"
+    assert run_sub(sub, steps, resource="3").resource == "3"
     assert (sub.dir / "res.txt").read_text() == "3 3\n"
 
 
 def test_a_changed_command_restarts_at_the_first_step(project: Path) -> None:
     exp = make_experiment(project, [{"x": 1}], ["echo a >> out.txt", "false"])
     sub = exp.sub_experiments()[0]
-    assert run_sub(sub)["stepsDone"] == 1
-    assert run_sub(sub, ["echo b >> out.txt", "true"])["state"] == "done"
+    assert run_sub(sub).steps_done == 1
+    assert run_sub(sub, ["echo b >> out.txt", "true"]).state == "done"
     assert (sub.dir / "out.txt").read_text() == "a\nb\n"
 
 
@@ -55,10 +55,10 @@ def test_a_done_sub_experiment_is_left_alone_unless_forced(project: Path) -> Non
     exp = make_experiment(project, [{"x": 1}], "echo ran >> ran.txt")
     sub = exp.sub_experiments()[0]
     run_sub(sub)
-    assert run_sub(sub)["attempts"] == 1
-    assert run_sub(sub, force=True)["attempts"] == 2
+    assert run_sub(sub).attempts == 1
+    assert run_sub(sub, force=True).attempts == 2
     # forced, but another runner finished it since we looked: left alone
-    assert run_sub(sub, force=True, seen_attempts=1)["attempts"] == 2
+    assert run_sub(sub, force=True, seen_attempts=1).attempts == 2
     assert (sub.dir / "ran.txt").read_text() == "ran\nran\n"
 
 
@@ -100,7 +100,7 @@ def test_python_m_metarunlog_execute_runs_one_sub_experiment_with_the_slurm_ids(
     sub = exp.sub_experiments()[1]
     record = sub.read_status()
     assert record is not None
-    assert (record["state"], record["backend"], record["jobId"], record["node"]) == ("done", "slurm", "77_2", "node1")
+    assert (record.state, record.backend, record.job_id, record.node) == ("done", "slurm", "77_2", "node1")
     assert "hello 2" in sub.log_path.read_text()
     assert exp.sub_experiments()[0].read_status() is None
 
@@ -111,5 +111,5 @@ def test_python_m_metarunlog_execute_exits_1_on_failure(project: Path) -> None:
     res = subprocess.run([sys.executable, "-m", "metarunlog.execute", str(exp.dir), "1", "--backend", "local"],
                          env=env, capture_output=True, text=True)
     assert res.returncode == 1
-    assert exp.sub_experiments()[0].read_status()["exitCode"] == 5  # type: ignore[index]
+    assert exp.sub_experiments()[0].read_status().exit_code == 5  # type: ignore[union-attr]
     assert JobState.FAILED.value in res.stderr

@@ -7,6 +7,7 @@ folders exactly as docs/design.md pins them, so these tests do not depend on `mr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import math
@@ -24,46 +25,24 @@ from metarunlog import api, jsonio, results
 from metarunlog.experiment import Experiment
 from metarunlog.main import main
 from metarunlog.project import Project
+from metarunlog.records import BatchRecord, Status, SubRecord
 from metarunlog.states import JobState
 
 HOST = socket.gethostname()
 
 
-def done(duration: float = 12.5, **extra: Any) -> dict[str, Any]:
-    """A `.mrl.status` record of a finished local run."""
-    return {
-        "state": "done",
-        "exitCode": 0,
-        "attempts": 1,
-        "stepsDone": 1,
-        "steps": 1,
-        "start": "2024-01-01T10:00:00+00:00",
-        "end": "2024-01-01T10:00:12+00:00",
-        "duration": duration,
-        "host": HOST,
-        "pid": None,
-        "runnerPid": None,
-        "resource": None,
-        "backend": "local",
-        "jobId": None,
-        "node": None,
-        "command": ["python train.py"],
-        **extra,
-    }
+def done(duration: float = 12.5, **changes: Any) -> Status:
+    """The `.mrl.status` of a finished local run."""
+    started = Status().begin(["python train.py"], first=0, host=HOST, runner_pid=1, resource=None,
+                             backend="local", job_id=None, node=None).attempt_started("2024-01-01T10:00:00+00:00")
+    status = started.step_done(0).finished(JobState.DONE, 0, "2024-01-01T10:00:12+00:00", duration)
+    return dataclasses.replace(status, runner_pid=None, **changes)
 
 
-def running(pid: int, **extra: Any) -> dict[str, Any]:
-    return {
-        **done(),
-        "state": "running",
-        "exitCode": None,
-        "end": None,
-        "duration": None,
-        "pid": pid,
-        "runnerPid": pid,
-        "start": "2024-01-01T10:00:00+00:00",
-        **extra,
-    }
+def running(pid: int, **changes: Any) -> Status:
+    status = Status().begin(["python train.py"], first=0, host=HOST, runner_pid=pid, resource=None,
+                            backend="local", job_id=None, node=None)
+    return dataclasses.replace(status.attempt_started("2024-01-01T10:00:00+00:00").step_started(pid), **changes)
 
 
 def make_exp(
@@ -78,9 +57,9 @@ def make_exp(
         d = exp.dir if single else exp.subexp_dir(i)
         d.mkdir(exist_ok=True)
         if not single:
-            jsonio.write_json(d / ".mrl", {"subExpId": i, "params": spec.get("params", {})})
+            jsonio.write_json(d / ".mrl", SubRecord(i, spec.get("params", {})).to_json())
         if spec.get("status") is not None:
-            jsonio.write_json(d / ".mrl.status", spec["status"])
+            jsonio.write_json(d / ".mrl.status", spec["status"].to_json())
         if "jsonl" in spec:
             j = spec["jsonl"]
             (d / "metrics.jsonl").write_text(j if isinstance(j, str) else "".join(json.dumps(x) + "\n" for x in j))
@@ -88,10 +67,8 @@ def make_exp(
             (d / "metrics.json").write_text(json.dumps(spec["metrics"]))
         if "log" in spec:
             (d / "run.log").write_text(spec["log"])
-    batch: dict[str, Any] = {"n": len(subs), "single": single, "templates": []}
-    if single:
-        batch["params"] = subs[0].get("params", {})
-    exp.write_record({**exp.record, "batch": batch})
+    batch = BatchRecord(n=len(subs), single=single, params=subs[0].get("params", {}) if single else None)
+    exp.write_record(dataclasses.replace(exp.record, batch=batch))
     return Project.find(basedir).load_exp(str(exp.id))
 
 
@@ -108,7 +85,7 @@ def grid_exp(basedir: Path) -> Experiment:
             "jsonl": curve(5, 0.01),
             "metrics": {"test_acc": 0.9},
         },
-        {"params": {"lr": 0.1, "wd": 2, "epochs": 3}, "status": {**done(), "state": "failed", "exitCode": 1}},
+        {"params": {"lr": 0.1, "wd": 2, "epochs": 3}, "status": done(state=JobState.FAILED, exit_code=1)},
         {"params": {"lr": 0.01, "wd": 2, "epochs": 3}},
     ]
     return make_exp(basedir, subs)

@@ -22,13 +22,14 @@ import importlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from metarunlog.errors import MrlError
 from metarunlog.states import JobState, observed_state, recorded_state
 
 if TYPE_CHECKING:
     from metarunlog.experiment import Experiment, SubExperiment
+    from metarunlog.records import Status
 
 __all__ = ["Backend", "Job", "JobState", "RunOptions", "get_backend", "BACKENDS"]
 
@@ -60,7 +61,7 @@ class Job:
     sub: SubExperiment
     steps: list[str] = field(default_factory=list)  # the rendered run.command
     state: JobState = JobState.PENDING
-    record: dict[str, Any] | None = None  # the last `.mrl.status` read or written
+    status: Status | None = None  # the last `.mrl.status` read or written
     resource: str | None = None  # local: the slot's resource while it runs
     slot: int | None = None  # local: the worker slot running it
     job_id: str | None = None  # Slurm: "<array job>_<task>"
@@ -75,9 +76,9 @@ class Job:
     def name(self) -> str:
         return self.sub.name if self.sub.name != "." else self.sub.exp.name
 
-    def read_record(self) -> dict[str, Any] | None:
-        self.record = self.sub.read_status()
-        return self.record
+    def read_status(self) -> Status | None:
+        self.status = self.sub.read_status()
+        return self.status
 
 
 class Backend(Protocol):
@@ -109,7 +110,7 @@ def observe(jobs: Sequence[Job]) -> list[JobState]:
     """Read each job's `.mrl.status` and derive its state on this machine (stale included)."""
     out = []
     for job in jobs:
-        job.state = observed_state(job.read_record())
+        job.state = observed_state(job.read_status())
         out.append(job.state)
     return out
 
@@ -139,10 +140,10 @@ def observe_any(exp: Experiment, jobs: Sequence[Job]) -> list[JobState]:
     """
     by_backend: dict[str, list[Job]] = {}
     for job in jobs:
-        rec = job.read_record()
-        name = (rec or {}).get("backend") or "local"
-        if name == "local" or not (recorded_state(rec).active or _unsettled(name, rec)):
-            job.state = observed_state(rec)
+        status = job.read_status()
+        name = status.backend if status else "local"
+        if name == "local" or not (recorded_state(status).active or _unsettled(name, status)):
+            job.state = observed_state(status)
         else:
             by_backend.setdefault(name, []).append(job)
     for name, group in by_backend.items():
@@ -150,12 +151,12 @@ def observe_any(exp: Experiment, jobs: Sequence[Job]) -> list[JobState]:
             get_backend(name)(exp, RunOptions()).poll(group)
         except MrlError as e:
             for job in group:
-                job.state = recorded_state(job.record)
+                job.state = recorded_state(job.status)
                 job.message = f"state as last written (could not ask {name}: {e})"
     return [j.state for j in jobs]
 
 
-def _unsettled(name: str, rec: dict[str, Any] | None) -> bool:
+def _unsettled(name: str, rec: Status | None) -> bool:
     """A finished record its backend still wants to check (Slurm: why a task ended)."""
     try:
         check = getattr(get_backend(name), "unsettled", None)

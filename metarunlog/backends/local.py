@@ -24,6 +24,7 @@ from typing import Any
 from metarunlog.backends.base import Job, RunOptions, observe
 from metarunlog.execute import HOST, Command, Locked, Stopper, _killpg, now, run_sub
 from metarunlog.experiment import Experiment
+from metarunlog.records import Status
 from metarunlog.states import JobState, observed_state, pid_alive, recorded_state
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -85,8 +86,8 @@ class LocalBackend:
                 elif job in self._queue:
                     self._queue.remove(job)
                     job.state = JobState.PENDING
-                elif job.state is JobState.RUNNING and job.record and job.record.get("pid"):
-                    _killpg(job.record["pid"], signal.SIGTERM)
+                elif job.state is JobState.RUNNING and job.status and job.status.pid is not None:
+                    _killpg(job.status.pid, signal.SIGTERM)
         if theirs:
             cancel_records(theirs)
 
@@ -137,16 +138,16 @@ class LocalBackend:
                     self._cond.notify_all()
 
     def _run(self, job: Job) -> None:
-        seen = (job.record or {}).get("attempts", 0)
+        seen = job.status.attempts if job.status else 0
 
-        def started(record: dict[str, Any]) -> None:
-            job.record, job.state = record, JobState.RUNNING
+        def started(status: Status) -> None:
+            job.status, job.state = status, JobState.RUNNING
             with self._cond:
                 self._changed = True
                 self._cond.notify_all()
 
         try:
-            job.record = run_sub(
+            job.status = run_sub(
                 job.sub,
                 self._steps(job),
                 resource=job.resource,
@@ -157,10 +158,10 @@ class LocalBackend:
                 base_env=self._env,
                 on_start=started,
             )
-            job.state = recorded_state(job.record)
+            job.state = job.status.state
         except Locked as e:
             job.skipped, job.message = True, str(e)
-            job.state = observed_state(job.read_record())
+            job.state = observed_state(job.read_status())
         except Exception as e:  # noqa: BLE001 -- one broken job must not stop the pool
             job.message = f"mrl could not run it: {type(e).__name__}: {e}"
             job.state = JobState.FAILED
@@ -202,16 +203,16 @@ def cancel_records(jobs: Sequence[Job], grace: float = CANCEL_GRACE_S) -> None:
     """
     groups, here = [], []
     for job in jobs:
-        rec = job.read_record()
-        state = observed_state(rec)
-        if rec is None or (not state.active and state is not JobState.STALE):
+        status = job.read_status()
+        state = observed_state(status)
+        if status is None or (not state.active and state is not JobState.STALE):
             continue
-        if rec.get("host") not in (None, HOST):
-            job.message = f"runs on {rec.get('host')}: cancel it there"
+        if status.host not in (None, HOST):
+            job.message = f"runs on {status.host}: cancel it there"
             continue
         here.append(job)
-        pgid = rec.get("pid") if rec.get("pid") is not None else _wait_for_pid(job, rec)
-        if isinstance(pgid, int) and pid_alive(pgid):
+        pgid = status.pid if status.pid is not None else _wait_for_pid(job, status)
+        if pgid is not None and pid_alive(pgid):
             _killpg(pgid, signal.SIGTERM)
             groups.append(pgid)
     _wait_gone(groups, grace)
@@ -219,22 +220,22 @@ def cancel_records(jobs: Sequence[Job], grace: float = CANCEL_GRACE_S) -> None:
         _mark_cancelled_if_orphaned(job)
 
 
-def _wait_for_pid(job: Job, rec: dict[str, Any], grace: float = PID_WAIT_S) -> int | None:
+def _wait_for_pid(job: Job, status: Status, grace: float = PID_WAIT_S) -> int | None:
     """The step's process group once its live runner has recorded it.
 
     A runner writes the child's pid just after starting it, so a cancel can land in
     between (the step may already have done something visible); wait for the record
     rather than miss the step.
     """
-    runner = rec.get("runnerPid")
+    runner = status.runner_pid
     deadline = time.monotonic() + grace
-    while isinstance(runner, int) and pid_alive(runner) and time.monotonic() < deadline:
+    while runner is not None and pid_alive(runner) and time.monotonic() < deadline:
         time.sleep(0.02)
-        rec = job.read_record() or {}
-        if not recorded_state(rec).active:
+        now_status = job.read_status()
+        if not recorded_state(now_status).active:
             return None
-        if isinstance(rec.get("pid"), int):
-            return int(rec["pid"])
+        if now_status is not None and now_status.pid is not None:
+            return now_status.pid
     return None
 
 
@@ -249,21 +250,21 @@ def _wait_gone(groups: list[int], grace: float) -> None:
 
 
 def _mark_cancelled_if_orphaned(job: Job) -> None:
-    runner = (job.record or {}).get("runnerPid")
+    runner = job.status.runner_pid if job.status else None
     for _ in range(40):  # a live runner writes `cancelled` itself, give it 2 s
-        rec = job.read_record()
-        if not recorded_state(rec).active:
-            job.state = recorded_state(rec)
+        status = job.read_status()
+        if not recorded_state(status).active:
+            job.state = recorded_state(status)
             return
-        if not (isinstance(runner, int) and pid_alive(runner)):
+        if not (runner is not None and pid_alive(runner)):
             break
         time.sleep(0.05)
-    rec = job.read_record()
-    if isinstance(runner, int) and pid_alive(runner) and rec is not None and recorded_state(rec).active:
+    status = job.read_status()
+    if runner is not None and pid_alive(runner) and status is not None and status.state.active:
         # Its runner lives and still says running: saying cancelled here would be a lie.
         job.message = f"its runner (pid {runner}) did not stop it; try again, or stop that runner"
         return
-    if rec is not None and recorded_state(rec).active:
+    if status is not None and status.state.active:
         with contextlib.suppress(OSError):
-            job.sub.write_status({**rec, "state": JobState.CANCELLED.value, "pid": None, "end": now()})
+            job.sub.write_status(status.cancelled(now()))
         job.state = JobState.CANCELLED

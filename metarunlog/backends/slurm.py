@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from metarunlog import jsonio
 from metarunlog.errors import MrlError
+from metarunlog.records import Status
 from metarunlog.states import JobState, recorded_state
 
 if TYPE_CHECKING:
@@ -341,7 +342,7 @@ def query(job_ids: Iterable[str]) -> dict[str, TaskInfo]:
 # -- records + scheduler -> state ---------------------------------------------------------------
 
 
-def merged_state(record: dict[str, Any] | None, info: TaskInfo | None) -> JobState:
+def merged_state(record: Status | None, info: TaskInfo | None) -> JobState:
     """What is true now, from the task's own record and what the scheduler says of its job.
 
     - the scheduler forgot an active record's job: `stale`;
@@ -386,39 +387,13 @@ class Submission:
         return f"{self.job}_{sub_id}"
 
 
-def queued_record(old: dict[str, Any] | None, job_id: str, now: str) -> dict[str, Any]:
-    """The `.mrl.status` of a submitted task: earlier attempts and finished steps kept."""
-    rec = dict(old or {})
-    if recorded_state(old) is JobState.DONE:  # --force: run every step again
-        rec["stepsDone"] = 0
-    rec.setdefault("attempts", 0)
-    rec.setdefault("stepsDone", 0)
-    rec.update(
-        state=JobState.QUEUED.value,
-        exitCode=None,
-        start=None,
-        end=None,
-        duration=None,
-        host=None,
-        pid=None,
-        runnerPid=None,
-        resource=None,
-        backend="slurm",
-        jobId=job_id,
-        node=None,
-        submitted=now,
-    )
-    rec.pop("slurmState", None)
-    return rec
-
-
-def needs_scheduler(record: dict[str, Any] | None) -> bool:
+def needs_scheduler(status: Status | None) -> bool:
     """A Slurm record whose truth may differ from what it says: active, or ended by a
     signal whose cause (timeout, scancel, node failure) only the scheduler knows."""
-    if not record or record.get("backend") != "slurm" or not record.get("jobId"):
+    if status is None or status.backend != "slurm" or not status.job_id:
         return False
-    state = recorded_state(record)
-    return state.active or (state in (JobState.FAILED, JobState.CANCELLED) and "slurmState" not in record)
+    state = status.state
+    return state.active or (state in (JobState.FAILED, JobState.CANCELLED) and status.slurm_state is None)
 
 
 def is_locked(sub: SubExperiment) -> bool:
@@ -449,7 +424,7 @@ class SlurmBackend:
     query_interval = 1.0  # seconds between two scheduler queries while waiting
 
     @staticmethod
-    def unsettled(record: dict[str, Any] | None) -> bool:
+    def unsettled(record: Status | None) -> bool:
         """A finished record only the scheduler can settle: did Slurm end it, and why?"""
         return needs_scheduler(record) and not recorded_state(record).active
 
@@ -490,8 +465,8 @@ class SlurmBackend:
         try:
             now = jsonio.now()
             for j in todo:
-                j.record = queued_record(old[j.sub.id], sub.task_id(j.sub.id), now)
-                j.sub.write_status(j.record)
+                j.status = (old[j.sub.id] or Status()).queued("slurm", sub.task_id(j.sub.id), now)
+                j.sub.write_status(j.status)
                 j.job_id, j.state = sub.task_id(j.sub.id), JobState.QUEUED
             release(sub.job)
         except BaseException:
@@ -500,7 +475,7 @@ class SlurmBackend:
         self.submissions.append(sub)
         self._log_submission(sub)
 
-    def _undo(self, sub: Submission, jobs: Sequence[Job], old: dict[int, dict[str, Any] | None]) -> None:
+    def _undo(self, sub: Submission, jobs: Sequence[Job], old: dict[int, Status | None]) -> None:
         """A submission that could not be completed: cancel the held job, restore the records."""
         import contextlib
 
@@ -513,7 +488,7 @@ class SlurmBackend:
                     j.sub.status_path.unlink()
             else:
                 j.sub.write_status(prev)
-            j.record, j.job_id, j.state = prev, None, recorded_state(prev)
+            j.status, j.job_id, j.state = prev, None, recorded_state(prev)
 
     @property
     def note(self) -> str:
@@ -539,8 +514,8 @@ class SlurmBackend:
         the job; `stale` is never written. The scheduler is asked at most once a
         `query_interval` (the records are read every time).
         """
-        records = [j.read_record() for j in jobs]
-        ask = [r["jobId"] for r in records if needs_scheduler(r)]  # type: ignore[index]
+        records = [j.read_status() for j in jobs]
+        ask = [r.job_id for r in records if r is not None and r.job_id and needs_scheduler(r)]
         if ask and (time.monotonic() - self._asked >= self.query_interval or any(a not in self._infos for a in ask)):
             self._asked = time.monotonic()
             self._infos = query(ask)
@@ -551,34 +526,32 @@ class SlurmBackend:
             self.cancel([j for j in jobs if j.state is JobState.QUEUED])
         return [j.state for j in jobs]
 
-    def _observe(self, job: Job, rec: dict[str, Any] | None) -> None:
-        if not needs_scheduler(rec):
+    def _observe(self, job: Job, rec: Status | None) -> None:
+        if rec is None or not needs_scheduler(rec):
             job.state = recorded_state(rec)
             return
-        assert rec is not None
-        job.job_id = rec["jobId"]
-        info = self._infos.get(rec["jobId"])
+        job.job_id = rec.job_id
+        info = self._infos.get(rec.job_id or "")
         job.state = merged_state(rec, info)
-        job.message = _explain(job.state, recorded_state(rec), info)
+        job.message = _explain(job.state, rec.state, info)
         if info is not None and info.state.finished:
-            job.record = _with_verdict(rec, job.state, info)
-            if job.record != rec:
-                job.sub.write_status(job.record)
+            job.status = _with_verdict(rec, job.state, info)
+            if job.status != rec:
+                job.sub.write_status(job.status)
 
     # -- cancel ------------------------------------------------------------------------------
     def cancel(self, jobs: Sequence[Job]) -> None:
         """`scancel` the array tasks of the queued/running ones; mark them cancelled."""
-        targets = [j for j in jobs if needs_scheduler(j.read_record()) and recorded_state(j.record).active]
-        scancel([(j.record or {})["jobId"] for j in targets])
+        targets = [j for j in jobs if needs_scheduler(j.read_status()) and recorded_state(j.status).active]
+        scancel([j.status.job_id for j in targets if j.status is not None and j.status.job_id])
         now = jsonio.now()
         for j in targets:
-            cur = j.read_record() or {}
-            if recorded_state(cur) in (JobState.QUEUED, JobState.RUNNING, JobState.CANCELLED):
+            cur = j.read_status()
+            if cur is not None and cur.state in (JobState.QUEUED, JobState.RUNNING, JobState.CANCELLED):
                 # we know why it ended: nothing for the scheduler to settle (slurmState)
-                j.record = dict(cur, state=JobState.CANCELLED.value, end=cur.get("end") or now, pid=None,
-                                slurmState="CANCELLED")
-                j.sub.write_status(j.record)
-            j.state, j.message = recorded_state(j.record), ""
+                j.status = cur.cancelled(now, slurm_state="CANCELLED")
+                j.sub.write_status(j.status)
+            j.state, j.message = recorded_state(j.status), ""
 
     def wait(self, timeout: float) -> None:
         time.sleep(max(timeout, 0.1))
@@ -602,11 +575,7 @@ def _explain(state: JobState, recorded: JobState, info: TaskInfo | None) -> str:
     return ""
 
 
-def _with_verdict(rec: dict[str, Any], state: JobState, info: TaskInfo) -> dict[str, Any]:
+def _with_verdict(rec: Status, state: JobState, info: TaskInfo) -> Status:
     """The record with the scheduler's final word (and the state it implies) written in."""
-    new = dict(rec, slurmState=info.slurm_state.split()[0])
-    if state is not recorded_state(rec) and state is not JobState.STALE:
-        new.update(state=state.value, end=rec.get("end") or jsonio.now(), pid=None)
-        if info.node and not new.get("node"):
-            new["node"] = info.node
-    return new
+    changed = state if state is not rec.state and state is not JobState.STALE else None
+    return rec.settled(info.slurm_state.split()[0], changed, info.node, jsonio.now())

@@ -52,7 +52,7 @@ def cancel(exp: Experiment, selection: str = "all") -> CancelResult:
     res = CancelResult(asked=[j for j in jobs if j.state.active or j.state is JobState.STALE])
     by_backend: dict[str, list[Job]] = {}
     for job in res.asked:
-        by_backend.setdefault((job.record or {}).get("backend") or "local", []).append(job)
+        by_backend.setdefault(job.status.backend if job.status else "local", []).append(job)
     for name, group in by_backend.items():
         get_backend(name)(exp, RunOptions()).cancel(group)
     observe_any(exp, res.asked)

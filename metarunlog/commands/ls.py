@@ -17,6 +17,7 @@ from metarunlog import jsonio
 from metarunlog.errors import CorruptRecord
 from metarunlog.experiment import DONE_MARK, RECORD
 from metarunlog.project import Project
+from metarunlog.records import ExperimentRecord
 
 HELP = "list experiments, newest first (** = not done)"
 RESOLVES_EXP = False
@@ -36,7 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 class Row:
     name: str
     done: bool
-    record: dict[str, Any] | None
+    record: ExperimentRecord | None
     error: str | None = None
 
 
@@ -46,7 +47,7 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     for r in bad:
         print(f"mrl: warning: {r.error}", file=sys.stderr)
     if args.json:
-        out = [{"name": r.name, "path": str(project.outdir / r.name), "done": r.done, **(r.record or {})}
+        out = [{"name": r.name, "path": str(project.outdir / r.name), "done": r.done, **r.record.to_json()}
                for r in rows if r.record is not None]
         print(json.dumps(out, indent=2, default=str))
         return 1 if bad else 0
@@ -56,7 +57,8 @@ def cli(args: argparse.Namespace, project: Project) -> int:
         if r.record is None:
             continue
         cols = [("  " if r.done else "**") + " " + r.name]
-        cols += [_cell(r.record.get(key)) for key in wanted]
+        record = r.record.to_json()
+        cols += [_cell(record.get(key)) for key in wanted]
         lines.append("\t".join(cols))
     if lines:
         sys.stdout.write("\n".join(lines) + "\n")
@@ -87,5 +89,5 @@ def ls(project: Project) -> list[Row]:
         if not isinstance(record, dict):
             rows.append(Row(name, False, None, f"corrupt record {os.path.join(expdir, RECORD)}: not a JSON object"))
             continue
-        rows.append(Row(name, os.path.exists(os.path.join(expdir, DONE_MARK)), record))
+        rows.append(Row(name, os.path.exists(os.path.join(expdir, DONE_MARK)), ExperimentRecord.from_json(record)))
     return rows

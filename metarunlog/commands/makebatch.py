@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as _dt
 import hashlib
 import os
@@ -37,6 +38,7 @@ from metarunlog.batch import BatchSpec, Expansion, Template
 from metarunlog.errors import MrlError
 from metarunlog.experiment import CODE, DONE_MARK, LOG, RECORD, STATUS, TRASH, Experiment, SubExperiment
 from metarunlog.project import Project
+from metarunlog.records import BatchRecord, ExperimentRecord, SubRecord
 
 HELP = "expand the config template into sub-experiments (grid, params, repeat, sample)"
 
@@ -309,7 +311,8 @@ def _read_template(exp: Experiment, name: str, from_saved: bool) -> Template:
 
 def _check_rendered_untouched(exp: Experiment, name: str) -> None:
     """A one-job experiment's rendered file edited by hand would be lost on -replace."""
-    want = exp.record.get("batch", {}).get("rendered", {}).get(name)
+    batch = exp.record.batch
+    want = (batch.rendered or {}).get(name) if batch else None
     path = exp.dir / name
     if want and path.is_file() and _sha(path.read_bytes()) != want:
         raise MrlError(
@@ -411,7 +414,7 @@ def _write_subexps(plan: Plan, tmp: Path, names: list[str]) -> None:
             os.makedirs(join(d, sub), exist_ok=True)
         texts = _render_all(plan, combo, sub_id, join(exp_s, name), fixed)
         with open(join(d, RECORD), "w", encoding="utf-8") as f:
-            f.write(json.dumps({"subExpId": sub_id, "params": combo}, indent=2) + "\n")
+            f.write(json.dumps(SubRecord(sub_id, combo).to_json(), indent=2) + "\n")
         for out, text in zip(outputs, texts, strict=True):
             with open(join(d, out), "w", encoding="utf-8") as f:
                 f.write(text)
@@ -490,7 +493,7 @@ def _trash_dir(exp: Experiment) -> Path:
 def _move_old(plan: Plan, trash: Path, moves: list[tuple[Path, Path]]) -> None:
     exp = plan.exp
     if plan.was_single:
-        rendered = exp.record.get("batch", {}).get("templates", [])
+        rendered = exp.record.batch.templates if exp.record.batch else []
         for name in [*rendered, *_single_outputs(exp)]:
             if (exp.dir / name).exists():
                 _move(exp.dir / name, trash / name, moves)
@@ -549,33 +552,31 @@ def _undo(moves: list[tuple[Path, Path]]) -> None:
             os.rename(dst, src)
 
 
-def _record(plan: Plan, names: list[str], trash: Path | None, extend: bool) -> dict[str, Any]:
+def _record(plan: Plan, names: list[str], trash: Path | None, extend: bool) -> ExperimentRecord:
     exp, spec = plan.exp, plan.spec
-    record = dict(exp.record)
-    old = record.get("batch", {}) if extend else {}
-    batch: dict[str, Any] = {
-        "n": len(plan.combos) + (len(plan.existing) if extend else 0),
-        "single": plan.single,
-        "templates": [c.name for c in plan.compiled],
-        "made": jsonio.now(),
-        "grid": spec.grid,
-        "paramsList": spec.params,  # MRL:params as written
-        "set": spec.sets,
-        "repeat": spec.repeat,
-        "sample": spec.sample,
-        "seed": _seed(spec),
-        "duplicates": plan.expansion.duplicates,
-    }
+    old = exp.record.batch if extend else None
+    batch = BatchRecord(
+        n=len(plan.combos) + (len(plan.existing) if extend else 0),
+        single=plan.single,
+        templates=[c.name for c in plan.compiled],
+        made=jsonio.now(),
+        grid=spec.grid,
+        params_list=spec.params,  # MRL:params as written
+        set=spec.sets,
+        repeat=spec.repeat,
+        sample=spec.sample,
+        seed=_seed(spec),
+        duplicates=plan.expansion.duplicates,
+    )
     if plan.single:  # the params of the one job (Experiment.sub_experiments reads them here)
-        batch["params"] = plan.combos[0] if plan.combos else {}
-        batch["rendered"] = {c.name: _sha((exp.dir / c.name).read_bytes()) for c in plan.compiled}
-    if extend and old:
-        batch["firstMade"] = old.get("firstMade", old.get("made"))
-        batch["added"] = len(plan.combos)
+        batch.params = plan.combos[0] if plan.combos else {}
+        batch.rendered = {c.name: _sha((exp.dir / c.name).read_bytes()) for c in plan.compiled}
+    if old is not None:
+        batch.first_made = old.first_made or old.made
+        batch.added = len(plan.combos)
     if trash is not None:
-        batch["trash"] = os.path.relpath(trash, exp.dir)
-    record["batch"] = batch
-    return record
+        batch.trash = os.path.relpath(trash, exp.dir)
+    return dataclasses.replace(exp.record, batch=batch)
 
 
 def _seed(spec: BatchSpec) -> int | None:

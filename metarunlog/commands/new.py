@@ -22,8 +22,9 @@ from typing import Any
 
 from metarunlog import __version__, jsonio
 from metarunlog.errors import DirtyTree, MrlError
-from metarunlog.experiment import CODE, DIFF, RECORD, Experiment
+from metarunlog.experiment import CODE, DIFF, Experiment
 from metarunlog.project import Project
+from metarunlog.records import ExperimentRecord
 
 HELP = "new experiment: pin the code at HEAD in OUTDIR/<id>/code, copy config files"
 RESOLVES_EXP = False
@@ -175,27 +176,27 @@ def _fill(
     note = exp.dir / project.cfg["note_fn"]
     if not note.exists():
         note.write_text(f"# {exp.name}: {description or '(no description)'}\n\n", encoding="utf-8")
-    record = {
-        "expId": exp.id,
-        "basedir": str(project.basedir),
+    record = ExperimentRecord(
+        exp_id=exp.id,
+        basedir=str(project.basedir),
         # The project's folder inside code/ ("" at the repository's top): codeDir points there.
-        "codeSubdir": _subdir(project.basedir, repo),
-        "gitHash": head.sha,
-        "gitDescription": head.description,
-        "gitDescribe": head.describe,
-        "branch": head.branch,
-        "dirty": bool(dirty),
-        "dirtyFiles": dirty,
-        "gitFailUntracked": "yes" if untracked else "no",
-        "timestamp": jsonio.now(),
-        "user": _user(),
-        "host": socket.gethostname(),
-        "description": description,
-        "copiedFrom": copied_from if result.copied else None,
-        "copiedFiles": result.copied,
-        "mrlVersion": __version__,
-    }
-    jsonio.write_json(exp.dir / RECORD, record)  # written last: its presence means complete
+        code_subdir=_subdir(project.basedir, repo),
+        git_hash=head.sha,
+        git_description=head.description,
+        git_describe=head.describe,
+        branch=head.branch,
+        dirty=bool(dirty),
+        dirty_files=dirty,
+        git_fail_untracked="yes" if untracked else "no",
+        timestamp=jsonio.now(),
+        user=_user(),
+        host=socket.gethostname(),
+        description=description,
+        copied_from=copied_from if result.copied else None,
+        copied_files=result.copied,
+        mrl_version=__version__,
+    )
+    exp.write_record(record)  # written last: its presence means complete
     return result
 
 

@@ -276,7 +276,7 @@ def _print_dry_run(p: Plan) -> int:
     from metarunlog.execute import resume_at
 
     for job in p.jobs:
-        first = 0 if job.state is JobState.DONE else resume_at(job.record or {}, job.steps)
+        first = 0 if job.state is JobState.DONE else resume_at(job.status, job.steps)
         for k, step in enumerate(job.steps):
             lines.append(f"{job.name}: {step}" + ("  # done, skipped" if k < first else ""))
     sys.stdout.write("\n".join(lines) + "\n")

@@ -23,6 +23,7 @@ from typing import Any
 from metarunlog.backends.base import Job, observe_any
 from metarunlog.experiment import DONE_MARK, Experiment
 from metarunlog.project import Project
+from metarunlog.records import Status
 from metarunlog.states import JobState
 
 HELP = "state of each sub-experiment (stale = its process is gone); --watch, --json"
@@ -50,16 +51,17 @@ def cli(args: argparse.Namespace, project: Project) -> int:
 
 @dataclass
 class Row:
-    """One sub-experiment: its id, folder name, state now, and its .mrl.status record."""
+    """One sub-experiment: its id, folder name, state now, and its .mrl.status (None: never ran)."""
 
     id: int
     name: str
     state: JobState
-    record: dict[str, Any]
+    status: Status | None
     note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        out = {"id": self.id, "name": self.name, **self.record, "recordedState": self.record.get("state")}
+        raw = self.status.to_json() if self.status is not None else {}
+        out = {"id": self.id, "name": self.name, **raw, "recordedState": raw.get("state")}
         out["state"] = self.state.value
         if self.note:
             out["note"] = self.note
@@ -70,7 +72,7 @@ def status(exp: Experiment) -> list[Row]:
     """The rows of `mrl status`: every sub-experiment with its observed state."""
     jobs = [Job(sub) for sub in exp.sub_experiments()]
     observe_any(exp, jobs)
-    rows = [Row(j.id, j.name, j.state, j.record or {}, j.message) for j in jobs]
+    rows = [Row(j.id, j.name, j.state, j.status, j.message) for j in jobs]
     if rows and all(r.state is JobState.DONE for r in rows) and not (exp.dir / DONE_MARK).exists():
         from metarunlog.execute import update_done_marker
 
@@ -94,18 +96,17 @@ def render(exp: Experiment, rows: list[Row]) -> str:
 def _cells(r: Row) -> list[str]:
     from metarunlog.fmt import fmt_duration
 
-    rec = r.record
-    code = rec.get("exitCode")
-    where = rec.get("jobId") or rec.get("resource") or ""
-    start = str(rec.get("start") or "")[:19].replace("T", " ")
+    st = r.status or Status()
+    where = st.job_id or st.resource or ""
+    start = (st.start or "")[:19].replace("T", " ")
     return [
         r.name,
         r.state.value,
-        str(rec.get("attempts") or ""),
-        fmt_duration(rec.get("duration")),
-        "" if code is None else str(code),
-        str(where),
-        str(rec.get("node") or rec.get("host") or ""),
+        str(st.attempts or ""),
+        fmt_duration(st.duration),
+        "" if st.exit_code is None else str(st.exit_code),
+        where,
+        st.node or st.host or "",
         start,
     ]
 

@@ -11,6 +11,7 @@ sub-experiment folders and records that docs/design.md pins.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
 import time
@@ -23,6 +24,7 @@ from metarunlog.execute import Command
 from metarunlog.experiment import Experiment
 from metarunlog.main import main
 from metarunlog.project import Project
+from metarunlog.records import BatchRecord, SubRecord
 from metarunlog.states import JobState
 
 
@@ -44,8 +46,8 @@ def make_experiment(
     for i, p in enumerate(params, 1):
         d = exp.subexp_dir(i)
         d.mkdir()
-        jsonio.write_json(d / ".mrl", {"subExpId": i, "params": p})
-    exp.write_record({**exp.record, "batch": {"n": len(params), "single": False, "templates": []}})
+        jsonio.write_json(d / ".mrl", SubRecord(i, p).to_json())
+    exp.write_record(dataclasses.replace(exp.record, batch=BatchRecord(n=len(params))))
     return Project.find(basedir).load_exp(str(exp.id))
 
 
@@ -54,7 +56,7 @@ def jobs_for(exp: Experiment) -> list[Job]:
     jobs = [Job(sub) for sub in exp.sub_experiments()]
     for job in jobs:
         job.steps = command.render(job.sub)
-        job.read_record()
+        job.read_status()
     return jobs
 
 
@@ -94,15 +96,15 @@ class BackendContract:
             assert f"hello {sub.params['x']}" in log
             status = sub.read_status()
             assert status is not None
-            assert status["state"] == "done" and status["exitCode"] == 0 and status["attempts"] == 1
-            assert status["backend"] == self.backend_name
-            assert status["command"] == [f"echo hello {sub.params['x']}"]
+            assert status.state == "done" and status.exit_code == 0 and status.attempts == 1
+            assert status.backend == self.backend_name
+            assert status.command == [f"echo hello {sub.params['x']}"]
 
     def test_a_failing_command_is_failed_with_its_exit_code(self, project: Path) -> None:
         exp = make_experiment(project, [{"code": 0}, {"code": 3}], "exit {{code}}")
         assert self.run(exp) == [JobState.DONE, JobState.FAILED]
         status = exp.sub_experiments()[1].read_status()
-        assert status is not None and status["exitCode"] == 3 and status["end"] is not None
+        assert status is not None and status.exit_code == 3 and status.end is not None
 
     def test_a_command_sees_the_variables_and_environment_of_the_spec(self, project: Path) -> None:
         exp = make_experiment(
@@ -125,12 +127,12 @@ class BackendContract:
         exp = make_experiment(project, [{"x": 1}], steps)
         assert self.run(exp) == [JobState.FAILED]
         sub = exp.sub_experiments()[0]
-        assert sub.read_status()["stepsDone"] == 1  # type: ignore[index]
+        assert sub.read_status().steps_done == 1  # type: ignore[union-attr]
         (sub.dir / "ok").write_text("")
         assert self.run(exp) == [JobState.DONE]
         assert (sub.dir / "steps.txt").read_text().split() == ["one", "two", "two", "three"]
         status = sub.read_status()
-        assert status is not None and status["attempts"] == 2 and status["stepsDone"] == 3
+        assert status is not None and status.attempts == 2 and status.steps_done == 3
 
     def test_a_fresh_backend_reads_the_states_another_one_left(self, project: Path) -> None:
         exp = make_experiment(project, [{"c": 0}, {"c": 1}, {"c": 0}], "exit {{c}}")
@@ -157,5 +159,5 @@ class BackendContract:
         finally:
             backend.close()
         assert jobs[0].state is JobState.CANCELLED
-        assert sub.read_status()["state"] == "cancelled"  # type: ignore[index]
+        assert sub.read_status().state == "cancelled"  # type: ignore[union-attr]
 

@@ -17,17 +17,17 @@ def test_a_cancel_landing_before_the_runner_records_the_pid_still_stops_the_step
 
     from metarunlog.backends.base import Job
     from metarunlog.backends.local import cancel_records
-    from metarunlog.states import pid_alive
+    from metarunlog.records import Status
+    from metarunlog.states import JobState, pid_alive
     from tests.backends.contract import make_experiment
 
     exp = make_experiment(project, [{"x": 1}], "true")
     sub = exp.sub_experiments()[0]
     step = subprocess.Popen(["sleep", "60"], start_new_session=True)
     # What a runner has written just before starting the step: running, no pid yet.
-    base = {"state": "running", "attempts": 1, "host": socket.gethostname(), "runnerPid": os.getpid(),
-            "pid": None, "backend": "local"}
+    base = Status(JobState.RUNNING, attempts=1, host=socket.gethostname(), runner_pid=os.getpid())
     sub.write_status(base)
-    timer = threading.Timer(0.3, lambda: sub.write_status({**base, "pid": step.pid}))
+    timer = threading.Timer(0.3, lambda: sub.write_status(base.step_started(step.pid)))
     timer.start()
     try:
         job = Job(sub)
@@ -35,7 +35,7 @@ def test_a_cancel_landing_before_the_runner_records_the_pid_still_stops_the_step
         assert step.wait(timeout=5) == -15
         assert not pid_alive(step.pid)
         # The (pretend) runner is alive and never wrote `cancelled`: mrl must not claim it.
-        assert sub.read_status()["state"] == "running"
+        assert sub.read_status().state == "running"
         assert "did not stop it" in (job.message or "")
     finally:
         timer.cancel()

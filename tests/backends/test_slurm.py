@@ -22,6 +22,7 @@ from metarunlog.backends import slurm
 from metarunlog.backends.base import Job, RunOptions
 from metarunlog.backends.slurm import SlurmBackend, SlurmOptions, TaskInfo, array_spec, merged_state
 from metarunlog.experiment import Experiment
+from metarunlog.records import Status
 from metarunlog.states import JobState
 from tests.backends.contract import jobs_for, make_experiment, run_to_end
 from tests.conftest import run_mrl
@@ -103,7 +104,7 @@ def test_merged_state_combines_the_record_with_what_slurm_says(
     recorded: str, scheduler: str | None, shown: str
 ) -> None:
     info = None if scheduler is None else TaskInfo("12_3", scheduler)
-    assert merged_state({"state": recorded, "backend": "slurm", "jobId": "12_3"}, info) is JobState(shown)
+    assert merged_state(Status(JobState(recorded), backend="slurm", job_id="12_3"), info) is JobState(shown)
 
 
 def test_a_missing_sbatch_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -162,8 +163,8 @@ def test_each_record_holds_its_array_task_id_and_node_and_the_script_is_kept(pro
     for sub in exp.sub_experiments():
         status = sub.read_status()
         assert status is not None
-        assert (status["state"], status["backend"], status["jobId"]) == ("done", "slurm", f"{job}_{sub.id}")
-        assert status["node"] == "localhost"
+        assert (status.state, status.backend, status.job_id) == ("done", "slurm", f"{job}_{sub.id}")
+        assert status.node == "localhost"
     script = exp.dir / ".mrl.slurm" / "submit-001.sh"
     assert b.submissions[0].script == script and "#SBATCH --array=1-2%1" in script.read_text()
     log = [json.loads(line) for line in (exp.dir / ".mrl.slurm" / "submissions.jsonl").read_text().splitlines()]
@@ -180,7 +181,7 @@ def test_cancel_stops_the_running_task_and_takes_the_queued_ones_out_of_the_queu
     wait_for("one task to start", lambda: any((s.dir / "started").exists() for s in exp.sub_experiments()))
     assert sorted(squeue_rows(job).values()) == ["PENDING", "PENDING", "RUNNING"]
     backend(exp).cancel([Job(s) for s in exp.sub_experiments()])  # like `mrl cancel`, a fresh backend
-    assert [s.read_status()["state"] for s in exp.sub_experiments()] == ["cancelled"] * 3  # type: ignore[index]
+    assert [s.read_status().state for s in exp.sub_experiments()] == ["cancelled"] * 3  # type: ignore[union-attr]
     wait_for("Slurm to let go of the tasks", lambda: not set(squeue_rows(job).values()) - {"CANCELLED"})
     assert b.poll(jobs) == [JobState.CANCELLED] * 3
 
@@ -190,7 +191,7 @@ def test_a_failing_task_is_failed_with_its_exit_code_and_the_others_still_run(pr
     exp = make_experiment(project, [{"c": 0}, {"c": 3}, {"c": 0}], "echo trying; exit {{c}}")
     assert run_to_end(backend(exp), jobs_for(exp), TIMEOUT) == [JobState.DONE, JobState.FAILED, JobState.DONE]
     status = exp.sub_experiments()[1].read_status()
-    assert status is not None and status["exitCode"] == 3 and status["slurmState"] == "FAILED"
+    assert status is not None and status.exit_code == 3 and status.slurm_state == "FAILED"
     assert "trying" in exp.sub_experiments()[1].log_path.read_text()
 
 
@@ -231,7 +232,7 @@ def test_a_task_killed_with_scancel_behind_mrls_back_is_shown_cancelled(project:
     wait_for("Slurm to see the task end", lambda: backend(exp).poll([Job(sub)])[0] is not JobState.RUNNING)
     assert backend(exp).poll([Job(sub)]) == [JobState.CANCELLED]
     status = sub.read_status()
-    assert status is not None and status["state"] == "cancelled" and status["slurmState"] == "CANCELLED"
+    assert status is not None and status.state == "cancelled" and status.slurm_state == "CANCELLED"
     _kill_leftover(status)
 
 
@@ -243,15 +244,15 @@ def test_a_task_whose_runner_was_killed_is_shown_failed(project: Path) -> None:
     b.submit(jobs)
     sub = exp.sub_experiments()[0]
     wait_for("the task to start", lambda: (sub.dir / "started").exists())
-    wait_for("the record to say running", lambda: (sub.read_status() or {}).get("pid") is not None)
+    wait_for("the record to say running", lambda: getattr(sub.read_status(), "pid", None) is not None)
     status = sub.read_status()
     assert status is not None
-    os.kill(status["runnerPid"], signal.SIGKILL)  # the OOM killer, say
+    os.kill(status.runner_pid, signal.SIGKILL)  # the OOM killer, say
     try:
         wait_for("Slurm to see the task end", lambda: b.poll(jobs)[0] is not JobState.RUNNING)
         assert jobs[0].state is JobState.FAILED
         assert "Slurm: FAILED" in jobs[0].message
-        assert sub.read_status()["state"] == "failed"  # type: ignore[index]
+        assert sub.read_status().state == "failed"  # type: ignore[union-attr]
     finally:
         _kill_leftover(status)
 
@@ -260,7 +261,7 @@ def test_a_task_whose_runner_was_killed_is_shown_failed(project: Path) -> None:
 def test_a_record_whose_job_slurm_no_longer_knows_is_stale_and_is_never_written_so(project: Path) -> None:
     exp = make_experiment(project, [{"x": 1}], "echo {{x}}")
     sub = exp.sub_experiments()[0]
-    record = {"state": "running", "backend": "slurm", "jobId": "987654_1", "attempts": 1}
+    record = Status(JobState.RUNNING, backend="slurm", job_id="987654_1", attempts=1)
     sub.write_status(record)
     job = Job(sub)
     assert backend(exp).poll([job]) == [JobState.STALE]
@@ -301,7 +302,7 @@ def test_status_shows_why_a_task_waits_and_mrl_cancel_empties_the_queue(project:
     proc = run_mrl("run", str(exp.id), "--backend", "slurm")
     assert proc.returncode == 0, proc.stderr
     assert "3 submitted as Slurm job" in proc.stdout and "submit-001.sh" in proc.stdout
-    job = exp.sub_experiments()[0].read_status()["jobId"].split("_")[0]  # type: ignore[index]
+    job = exp.sub_experiments()[0].read_status().job_id.split("_")[0]  # type: ignore[union-attr]
     wait_for("one task to run", lambda: "RUNNING" in squeue_rows(job).values())
     out = run_mrl("status", str(exp.id), check=True).stdout
     assert "pending in Slurm (JobArrayTaskLimit)" in out, out

@@ -4,6 +4,7 @@ tests/test_report_browser.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -118,7 +119,7 @@ def test_running_and_pending_ones_are_shown_as_such_while_runs_go_on(project: Pa
 
 def test_the_diff_of_a_notclean_experiment_is_shown_escaped(project: Path) -> None:
     exp = grid_exp(project)
-    exp.write_record({**exp.record, "dirty": True})
+    exp.write_record(dataclasses.replace(exp.record, dirty=True))
     (exp.dir / ".mrl.diff").write_text(f"+x = '{XSS}'\n")
     assert main(["analyze"]) == 0
     page = visible_text(html_of(exp.dir))

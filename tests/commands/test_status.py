@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 from pathlib import Path
 
-from metarunlog import jsonio
 from metarunlog.main import main
+from metarunlog.records import Status
+from metarunlog.states import JobState
 from tests.backends.contract import make_experiment
 from tests.conftest import run_mrl
 
@@ -43,14 +45,13 @@ def test_a_running_record_whose_processes_are_gone_is_stale(project: Path, capsy
     exp = make_experiment(project, [{"c": 0}], "true")
     sub = exp.sub_experiments()[0]
     capsys.readouterr()
-    record = {"state": "running", "attempts": 1, "host": __import__("socket").gethostname(),
-              "pid": dead_pid(), "runnerPid": dead_pid(), "backend": "local"}
-    jsonio.write_json(sub.status_path, record)
+    sub.write_status(Status(JobState.RUNNING, attempts=1, host=socket.gethostname(), pid=dead_pid(),
+                            runner_pid=dead_pid()))
     main(["status", "--json"])
     row = json.loads(capsys.readouterr().out)[0]
     assert row["state"] == "stale" and row["recordedState"] == "running"
     assert main(["run", "--failed"]) == 0  # stale counts as failed: it runs again
-    assert sub.read_status()["state"] == "done"  # type: ignore[index]
+    assert sub.read_status().state == "done"  # type: ignore[union-attr]
 
 
 def test_a_running_record_of_a_live_process_is_running(project: Path, capsys) -> None:
@@ -59,8 +60,7 @@ def test_a_running_record_of_a_live_process_is_running(project: Path, capsys) ->
     capsys.readouterr()
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
-        jsonio.write_json(sub.status_path, {"state": "running", "pid": sleeper.pid, "runnerPid": dead_pid(),
-                                            "backend": "local", "host": __import__("socket").gethostname()})
+        sub.write_status(Status(JobState.RUNNING, pid=sleeper.pid, runner_pid=dead_pid(), host=socket.gethostname()))
         main(["status", "--json"])
         assert json.loads(capsys.readouterr().out)[0]["state"] == "running"
     finally:
