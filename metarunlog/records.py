@@ -325,12 +325,23 @@ def _text(v: Any) -> str:
 
 # field name -> (JSON key, how a value read from disk becomes the field)
 _EXP_FIELDS: dict[str, tuple[str, Any]] = {
-    "exp_id": ("expId", _int), "basedir": ("basedir", _str), "code_subdir": ("codeSubdir", _str),
-    "git_hash": ("gitHash", _str), "git_description": ("gitDescription", _str),
-    "git_describe": ("gitDescribe", _str), "branch": ("branch", _str), "dirty": ("dirty", _bool),
-    "dirty_files": ("dirtyFiles", _str_list), "git_fail_untracked": ("gitFailUntracked", _str), "timestamp": ("timestamp", _str), "user": ("user", _str),
-    "host": ("host", _str), "description": ("description", _text), "copied_from": ("copiedFrom", _str),
-    "copied_files": ("copiedFiles", _str_list), "mrl_version": ("mrlVersion", _str),
+    "exp_id": ("expId", _int),
+    "basedir": ("basedir", _str),
+    "code_subdir": ("codeSubdir", _str),
+    "git_hash": ("gitHash", _str),
+    "git_description": ("gitDescription", _str),
+    "git_describe": ("gitDescribe", _str),
+    "branch": ("branch", _str),
+    "dirty": ("dirty", _bool),
+    "dirty_files": ("dirtyFiles", _str_list),
+    "git_fail_untracked": ("gitFailUntracked", _str),
+    "timestamp": ("timestamp", _str),
+    "user": ("user", _str),
+    "host": ("host", _str),
+    "description": ("description", _text),
+    "copied_from": ("copiedFrom", _str),
+    "copied_files": ("copiedFiles", _str_list),
+    "mrl_version": ("mrlVersion", _str),
 }
 _EXP_KEYS = frozenset([*(key for key, _ in _EXP_FIELDS.values()), "batch"])
 
