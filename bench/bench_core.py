@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
-"""Core speed: start-up of `mrl --help` / `mrl ls` (1,000 experiments) against bare
-Python, and `mrl new` on a 20,000-file repository against `git archive HEAD | tar -x`.
+"""Core speed and disk: start-up of `mrl --help` / `mrl ls` (1,000 experiments), `mrl new`
+on a 20,000-file repository, and the disk 10 consecutive experiments take.
 
-    python bench/bench_core.py [--files 20000] [--experiments 1000] [--repeat 7]
+    python bench/bench_core.py [--files 20000] [--experiments 1000] [--repeat 7] [--consecutive 10]
 
-Prints medians and ratios measured in the same run. Aims (issue 2): `mrl ls` within 3x
-of `python -c pass`; `mrl new` within 1.5x of the archive floor.
+Prints medians and ratios against floors measured in the same run:
+- `mrl ls` against a plain Python script that reads the same records and prints them
+  (LS_FLOOR below; aim, issue 16: <= 1.5x), and against `python -c pass`;
+- `mrl new` against `git archive HEAD | tar -x` (aim: <= 1.0x), once on a fresh outdir and
+  for each of `--consecutive` experiments where each commit changes one file;
+- the disk those consecutive experiments use (every inode counted once, folders included)
+  against one `git archive` copy (aim: <= 1.1x in total).
+MRL_BENCH_ROOT=/other/checkout measures another checkout's code (before/after figures).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(os.environ.get("MRL_BENCH_ROOT") or Path(__file__).resolve().parent.parent)
 ENV = {
     **os.environ,
     "PYTHONPATH": str(ROOT),
@@ -65,11 +71,68 @@ def fake_experiments(repo: Path, n: int) -> None:
                                             "timestamp": "2026-01-01T00:00:00"}))
 
 
+# The floor for `mrl ls`: read every experiment's record and print one line each, the same
+# output as `mrl ls` (newest first, ** = not done), in plain Python.
+LS_FLOOR = """
+import json, os
+out = "output"
+lines = []
+for name in sorted(os.listdir(out), reverse=True):
+    if not name.isdigit():
+        continue
+    with open(os.path.join(out, name, ".mrl")) as f:
+        rec = json.load(f)
+    done = os.path.exists(os.path.join(out, name, ".mrl.done"))
+    lines.append(("  " if done else "**") + " " + name)
+print("\\n".join(lines))
+"""
+
+
+def disk_used(*roots: Path) -> int:
+    """Bytes allocated under `roots`, each inode counted once (hardlinks shared), folders too."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for root in roots:
+        for dirpath, dirs, files in os.walk(root):
+            for name in [".", *dirs, *files]:
+                st = os.lstat(os.path.join(dirpath, name))
+                if (st.st_dev, st.st_ino) not in seen:
+                    seen.add((st.st_dev, st.st_ino))
+                    total += st.st_blocks * 512
+    return total
+
+
+def consecutive(big: Path, dest: Path, n: int) -> None:
+    """n rounds of: change one file, commit, `mrl new` (timed) and `git archive | tar -x`."""
+    shutil.rmtree(big / "output", ignore_errors=True)
+    (big / "output").mkdir()
+    news, archives = [], []
+    for i in range(n):
+        f = big / "pkg000" / "mod00000.py"
+        f.write_text(f"# module 0, round {i}\nVALUE = {i}\n")
+        subprocess.run(["git", "commit", "-qam", f"round {i}"], cwd=big, check=True, env=ENV)
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir()
+        archives.append(timed(f"git archive HEAD | tar -x -C {dest}", big, 1, shell=True))
+        news.append(timed(MRL + ["new", f"round {i}"], big, 1))
+    one_copy = disk_used(dest)
+    all_exps = disk_used(big / "output")
+    print(f"\n{n} consecutive `mrl new`, one file changed per commit:")
+    print("  round   mrl new   archive   ratio")
+    for i, (t, a) in enumerate(zip(news, archives, strict=True)):
+        print(f"  {i + 1:5d} {t * 1000:7.1f} ms {a * 1000:7.1f} ms  {t / a:5.2f}x")
+    med = statistics.median(news) / statistics.median(archives)
+    print(f"  median mrl new / archive: {med:5.2f}x   (aim: <= 1.0x)")
+    print(f"  disk: one git archive copy {one_copy / 1e6:7.1f} MB; {n} experiments {all_exps / 1e6:7.1f} MB"
+          f"  {all_exps / one_copy:5.2f}x   (aim: <= 1.1x)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--files", type=int, default=20000)
     ap.add_argument("--experiments", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--consecutive", type=int, default=10)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="mrl-bench-") as tmp:
         tmp_path = Path(tmp)
@@ -77,14 +140,16 @@ def main() -> None:
         make_repo(small, 3)
         fake_experiments(small, a.experiments)
         py = timed([sys.executable, "-c", "pass"], small, a.repeat)
+        floor = timed([sys.executable, "-c", LS_FLOOR], small, a.repeat)
         helpt = timed(MRL + ["--help"], small, a.repeat)
         lst = timed(MRL + ["ls"], small, a.repeat)
         lsd = timed(MRL + ["ls", "-desc", "-tm"], small, a.repeat)
         print(f"start-up ({a.experiments} experiments), median of {a.repeat}:")
-        print(f"  python -c pass      {py * 1000:7.1f} ms  (floor)")
-        print(f"  mrl --help          {helpt * 1000:7.1f} ms  {helpt / py:5.2f}x")
-        print(f"  mrl ls              {lst * 1000:7.1f} ms  {lst / py:5.2f}x   (aim: <= 3x)")
-        print(f"  mrl ls -desc -tm    {lsd * 1000:7.1f} ms  {lsd / py:5.2f}x")
+        print(f"  python -c pass      {py * 1000:7.1f} ms")
+        print(f"  plain-Python ls     {floor * 1000:7.1f} ms  (floor: reads and prints the same records)")
+        print(f"  mrl --help          {helpt * 1000:7.1f} ms  {helpt / py:5.2f}x of python -c pass")
+        print(f"  mrl ls              {lst * 1000:7.1f} ms  {lst / floor:5.2f}x of the floor   (aim: <= 1.5x)")
+        print(f"  mrl ls -desc -tm    {lsd * 1000:7.1f} ms  {lsd / floor:5.2f}x of the floor")
 
         big = tmp_path / "big"
         make_repo(big, a.files)
@@ -119,7 +184,8 @@ def main() -> None:
         print(f"  read-tree + checkout-index    {checkout * 1000:7.1f} ms  {checkout / archive:5.2f}x")
         print(f"  git worktree add --detach     {worktree * 1000:7.1f} ms  {worktree / archive:5.2f}x"
               "   (rejected: code/ would link back to the repo)")
-        print(f"  mrl new (whole command)       {new * 1000:7.1f} ms  {new / archive:5.2f}x   (aim: <= 1.5x)")
+        print(f"  mrl new (fresh outdir)        {new * 1000:7.1f} ms  {new / archive:5.2f}x   (aim: <= 1.5x)")
+        consecutive(big, dest, a.consecutive)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
     "analysis_webdir": None,
     "hooks": {},
     "note_fn": ".mrl.note",
+    "snapshot": "auto",
     "run": RUN_DEFAULTS,
 }
 
@@ -81,6 +82,7 @@ TYPES: dict[str, tuple[type, ...]] = {
     "analysis_webdir": (_STR, _NONE),
     "hooks": (_DICT,),
     "note_fn": (_STR,),
+    "snapshot": (_STR,),
     "run": (_DICT,),
     # Not used by mrl (not a default either): the original's default config has it, and its
     # example after_new hook reads cfg.giturl.
@@ -107,7 +109,11 @@ SLURM_TYPES: dict[str, tuple[type, ...]] = {
     "max_parallel": (_INT, _NONE),
     "extra": (_LIST,),
 }
-_CHOICES = {"gitFailUntrackedDefault": ("yes", "no"), "run.backend": ("local", "slurm")}
+_CHOICES = {
+    "gitFailUntrackedDefault": ("yes", "no"),
+    "snapshot": ("copy", "link", "auto"),
+    "run.backend": ("local", "slurm"),
+}
 
 
 class Config(Mapping[str, Any]):

@@ -103,23 +103,151 @@ def _git_bytes(repo: Path, args: list[str], env: dict[str, str] | None = None) -
     return proc.stdout
 
 
-def snapshot(repo: Path, commit: str, dest: Path) -> None:
-    """Write the tree of `commit` into `dest` (which must exist and be empty).
+GITLINK, SYMLINK, EXECUTABLE = "160000", "120000", "100755"
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    """One entry of `git ls-tree -r`: a file, an executable, a symlink or a gitlink."""
+
+    mode: str  # "100644", "100755", "120000" (symlink) or "160000" (gitlink: a submodule)
+    sha: str  # the blob id (for a gitlink: the submodule's commit)
+    path: str  # relative to the tree's root, os.fsdecode-d (odd bytes survive)
+
+
+def ls_tree(repo: Path, commit: str) -> list[TreeEntry]:
+    """Every entry of the tree of `commit`, recursively (`git ls-tree -r -z --full-tree`)."""
+    out = _git_bytes(repo, ["ls-tree", "-r", "-z", "--full-tree", commit])
+    return _entries(out, sha_field=2)
+
+
+def _entries(out: bytes, sha_field: int) -> list[TreeEntry]:
+    entries = []
+    for rec in out.split(b"\0"):
+        if not rec:
+            continue
+        meta, _, path = rec.partition(b"\t")
+        fields = meta.split(b" ")
+        entries.append(TreeEntry(fields[0].decode(), fields[sha_field].decode(), os.fsdecode(path)))
+    return entries
+
+
+def tree_with_diff(repo: Path, commit: str, diff_file: Path) -> list[TreeEntry]:
+    """The entries of `commit` with a `git diff --binary` patch applied, as `ls_tree` gives
+    them. Nothing is written to the repository: the index and the patch's new blobs live in
+    a temporary folder (the repository's objects are only read, as an alternate)."""
+    objects = _git(repo, "rev-parse", "--git-path", "objects").strip()
+    with tempfile.TemporaryDirectory(prefix="mrl-verify-") as tmp:
+        env = {
+            **os.environ,
+            "GIT_INDEX_FILE": str(Path(tmp) / "index"),
+            "GIT_OBJECT_DIRECTORY": str(Path(tmp) / "objects"),
+            "GIT_ALTERNATE_OBJECT_DIRECTORIES": str((repo / objects).resolve()),
+        }
+        (Path(tmp) / "objects").mkdir()
+        _git(repo, "read-tree", commit, env=env)
+        if diff_file.stat().st_size:
+            _git(repo, "apply", "--cached", "--whitespace=nowarn", str(diff_file.resolve()), env=env)
+        out = _git_bytes(repo, ["ls-files", "-s", "-z"], env=env)
+    return _entries(out, sha_field=1)
+
+
+def checkout(repo: Path, commit: str, dest: Path, paths: list[str] | None = None) -> None:
+    """Write the tree of `commit` (or just `paths` of it) into `dest`, which must exist.
 
     A throwaway index plus `git checkout-index` writes the files straight from the object
     store, in parallel where git allows; bench/bench_core.py measures it against
     `git archive | tar -x`. The result is plain files: no .git, no link back to the repo.
     """
+    if paths is not None and not paths:
+        return
     with tempfile.TemporaryDirectory(prefix="mrl-index-") as tmp:
         env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
         _git(repo, "read-tree", commit, env=env)
-        _git(
-            repo,
-            "-c", "checkout.workers=0",
-            "-c", "core.autocrlf=false",
-            "checkout-index", "-a", "-f", f"--prefix={dest}{os.sep}",
-            env=env,
-        )
+        args = ["-c", "checkout.workers=0", "-c", "core.autocrlf=false", "checkout-index", "-f",
+                f"--prefix={dest}{os.sep}"]
+        if paths is None:
+            _git(repo, *args, "-a", env=env)
+            return
+        stdin = b"\0".join(os.fsencode(p) for p in paths) + b"\0"
+        proc = subprocess.run(["git", *args, "-z", "--stdin"], cwd=repo, input=stdin, capture_output=True,
+                              env=env)
+        if proc.returncode != 0:
+            raise MrlError(f"git checkout-index failed in {repo}: {proc.stderr.decode(errors='replace').strip()}")
+
+
+_CONVERSION_ATTRS = ("filter", "ident", "working-tree-encoding", "eol", "text")
+
+
+def converted_paths(repo: Path, entries: list[TreeEntry]) -> set[str]:
+    """Paths whose checked-out content is not the blob itself: a smudge filter (git-lfs),
+    `ident`, `working-tree-encoding`, or CRLF line endings from `.gitattributes`. They get a
+    private copy in a snapshot (their content is not what the blob id names) and are
+    verified through `git hash-object --path`, which applies the same attributes."""
+    if not _has_attributes(repo, entries):
+        return set()
+    paths = [e.path for e in entries if e.mode not in (GITLINK, SYMLINK)]
+    stdin = b"".join(os.fsencode(p) + b"\0" for p in paths)
+    proc = subprocess.run(["git", "check-attr", "-z", "--stdin", *_CONVERSION_ATTRS], cwd=repo,
+                          input=stdin, capture_output=True)
+    if proc.returncode != 0:
+        raise MrlError(f"git check-attr failed in {repo}: {proc.stderr.decode(errors='replace').strip()}")
+    crlf = _git(repo, "config", "core.eol", check=False).strip() == "crlf"
+    attrs: dict[str, dict[str, str]] = {}
+    fields = proc.stdout.split(b"\0")
+    for i in range(0, len(fields) - 2, 3):
+        attrs.setdefault(os.fsdecode(fields[i]), {})[fields[i + 1].decode()] = fields[i + 2].decode()
+    return {path for path, a in attrs.items() if _converts(a, crlf)}
+
+
+def _converts(a: dict[str, str], crlf_default: bool) -> bool:
+    unset = ("unspecified", "unset")
+    if any(a.get(k, "unspecified") not in unset for k in ("filter", "ident", "working-tree-encoding")):
+        return True
+    if a.get("eol") == "crlf":
+        return True
+    return crlf_default and a.get("text", "unspecified") not in unset
+
+
+def _has_attributes(repo: Path, entries: list[TreeEntry]) -> bool:
+    """Whether any gitattributes can apply (the tree's own, info/attributes, the user's)."""
+    if any(e.path == ".gitattributes" or e.path.endswith("/.gitattributes") for e in entries):
+        return True
+    if (repo / _git(repo, "rev-parse", "--git-path", "info/attributes").strip()).is_file():
+        return True
+    user = _git(repo, "config", "--path", "core.attributesFile", check=False).strip()
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "git" / "attributes"
+    return bool(user and Path(user).is_file()) or xdg.is_file()
+
+
+def file_mode_honoured(repo: Path) -> bool:
+    """git's `core.fileMode`: false where the filesystem cannot keep executable bits."""
+    return _git(repo, "config", "--bool", "core.fileMode", check=False).strip() != "false"
+
+
+def hash_with_attributes(repo: Path, file: Path, path: str) -> str:
+    """`git hash-object --path=PATH FILE`: the blob id git would store for `file` at `path`
+    (clean filters and line-ending attributes applied)."""
+    return _git(repo, "hash-object", f"--path={path}", str(file)).strip()
+
+
+def blob_id(data: bytes) -> str:
+    """The git blob id of `data` (`git hash-object --no-filters` semantics)."""
+    import hashlib
+
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def file_blob_id(path: str) -> str:
+    """The git blob id of the file at `path`, read in chunks."""
+    import hashlib
+
+    size = os.stat(path).st_size
+    h = hashlib.sha1(b"blob %d\0" % size)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def apply_diff(diff_file: Path, dest: Path) -> None:
@@ -135,3 +263,17 @@ def apply_diff(diff_file: Path, dest: Path) -> None:
     )
     if proc.returncode != 0:
         raise MrlError(f"could not apply {diff_file} to {dest}: {proc.stderr.strip()}")
+
+
+def diff_paths(diff_file: Path, dest: Path) -> list[str]:
+    """The paths a patch writes (`git apply --numstat`: new names of renames included)."""
+    env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(dest.parent)}
+    proc = subprocess.run(["git", "apply", "--numstat", "-z", str(diff_file)], cwd=dest, capture_output=True,
+                          env=env)
+    if proc.returncode != 0:
+        raise MrlError(f"could not read {diff_file}: {proc.stderr.decode(errors='replace').strip()}")
+    return [os.fsdecode(rec.split(b"\t", 2)[2]) for rec in proc.stdout.split(b"\0") if rec.count(b"\t") >= 2]
+
+
+def has_commit(repo: Path, commit: str) -> bool:
+    return bool(_git(repo, "rev-parse", "--verify", "-q", f"{commit}^{{commit}}", check=False).strip())

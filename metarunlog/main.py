@@ -24,6 +24,7 @@ COMMANDS = [
     "new",
     "ls",
     "info",
+    "verify",
     "last",
     "makebatch",
     "run",

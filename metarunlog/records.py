@@ -342,6 +342,7 @@ _EXP_FIELDS: dict[str, tuple[str, Any]] = {
     "copied_from": ("copiedFrom", _str),
     "copied_files": ("copiedFiles", _str_list),
     "mrl_version": ("mrlVersion", _str),
+    "snapshot": ("snapshot", _dict),
 }
 _EXP_KEYS = frozenset([*(key for key, _ in _EXP_FIELDS.values()), "batch"])
 
@@ -373,6 +374,7 @@ class ExperimentRecord(_JsonView):
     copied_from: str | None = None
     copied_files: list[str] = field(default_factory=list)
     mrl_version: str | None = None
+    snapshot: dict[str, Any] = field(default_factory=dict)  # how code/ was written (metarunlog.snapshot)
     batch: BatchRecord | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # unknown keys, and raw values of coerced ones
     # Keys the file did not have: not written back while unset (an older record stays as

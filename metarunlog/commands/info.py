@@ -1,13 +1,20 @@
-"""Show an experiment's record (.mrl), its folder and its sub-experiment count."""
+"""Show an experiment's record (.mrl), its folder and its sub-experiment count.
+
+--verify re-hashes the experiment's code/ snapshot against its commit (plus .mrl.diff for
+a --notclean experiment) and lists every file changed, missing or added since `mrl new`
+(exit 1 if any). It needs the project's git repository, which holds the commit.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
+from metarunlog.experiment import CODE, DIFF, Experiment
 from metarunlog.project import Project
 
-HELP = "show an experiment's record"
+HELP = "show an experiment's record; --verify checks code/ against its commit"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,6 +26,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
     """Options shared with `mrl last` (= `mrl info last`)."""
     p.add_argument("--json", action="store_true", help="print the record as JSON")
     p.add_argument("--path", action="store_true", help="print only the experiment's folder")
+    p.add_argument("--verify", action="store_true",
+                   help="re-hash code/ against the commit: list files changed, missing or added (exit 1 if any)")
 
 
 def cli(args: argparse.Namespace, project: Project) -> int:
@@ -26,6 +35,8 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     if args.path:
         print(exp.dir)
         return 0
+    if args.verify:
+        return verify_cli(project, exp)
     info = {"path": str(exp.dir), **exp.record, "subExperiments": len(exp.sub_experiments()),
             "done": exp.is_done}
     if args.json:
@@ -37,3 +48,23 @@ def cli(args: argparse.Namespace, project: Project) -> int:
             v = json.dumps(v, default=str)
         print(f"{k:<{width}} : {'' if v is None else v}")
     return 0
+
+
+def verify_cli(project: Project, exp: Experiment) -> int:
+    """Print what differs between `exp`'s code/ and its commit; 1 if anything does."""
+    from metarunlog import git, snapshot
+
+    repo = git.toplevel(project.basedir) or project.basedir  # code/ is the repository's whole tree
+    commit = str(exp.record.get("gitHash", ""))
+    diff = exp.dir / DIFF if exp.record.get("dirty") else None
+    files, found = snapshot.verify(repo, commit, exp.dir / CODE, diff)
+    against = f"commit {commit[:10]}" + (f" + {DIFF}" if diff is not None and diff.is_file() else "")
+    for d in found:
+        print(f"{d.kind:<8} {d.path}" + (f"  ({d.detail})" if d.detail and d.detail != "content" else ""))
+    if not found:
+        print(f"{exp.name}: code/ matches {against} ({files} files)")
+        return 0
+    counts = ", ".join(f"{sum(d.kind == k for d in found)} {k}" for k in ("changed", "missing", "added")
+                       if any(d.kind == k for d in found))
+    print(f"mrl: {exp.name}: code/ differs from {against}: {counts}", file=sys.stderr)
+    return 1

@@ -2,8 +2,10 @@
 
 Writes OUTDIR/<id>/ with: .mrl (JSON record: expId, basedir, codeSubdir, gitHash,
 gitDescription, branch, dirty, gitFailUntracked, timestamp, user, host, description,
-copiedFrom, mrlVersion), code/ (the repository's whole tracked tree exactly as at HEAD;
-for a project in a subfolder of its repository, codeDir is code/<subfolder>), .mrl.note
+copiedFrom, mrlVersion, snapshot), code/ (the repository's whole tracked tree exactly as at
+HEAD, read-only; for a project in a subfolder of its repository, codeDir is
+code/<subfolder>; with `snapshot: link|auto` each file is a hardlink into
+OUTDIR/.mrl.objects/, stored once across experiments), .mrl.note
 (markdown notes headed by DESCRIPTION), the copyFiles and confTemplFile copied from the
 experiment given by -cp (default: the last one; the basedir for the first experiment),
 and points `last` at it. A dirty working tree is refused unless --notclean, which also
@@ -159,17 +161,17 @@ def _fill(
 ) -> NewResult:
     import socket
 
-    from metarunlog import git
+    from metarunlog import git, snapshot
 
     result = NewResult(exp)
     code = exp.dir / CODE
     code.mkdir()
-    git.snapshot(repo, head.sha, code)
+    snap = snapshot.take(repo, head.sha, code, project.outdir / snapshot.STORE, project.cfg["snapshot"])
     if dirty:
         diff = git.diff_against_head(repo, untracked=untracked)
         (exp.dir / DIFF).write_bytes(diff)
         if diff.strip():
-            git.apply_diff(exp.dir / DIFF, code)
+            snapshot.apply_diff(exp.dir / DIFF, code)
     src_dir, copied_from = source
     if src_dir is not None:
         _copy_files(project, exp, src_dir, result)
@@ -188,6 +190,7 @@ def _fill(
         dirty=bool(dirty),
         dirty_files=dirty,
         git_fail_untracked="yes" if untracked else "no",
+        snapshot=snap.as_record(),
         timestamp=jsonio.now(),
         user=_user(),
         host=socket.gethostname(),

@@ -1,0 +1,22 @@
+"""Re-hash an experiment's code/ snapshot against its commit: `mrl info --verify`.
+
+Lists every file changed, missing or added since `mrl new` (a --notclean experiment is
+compared with its commit plus .mrl.diff); exit 1 if any.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from metarunlog.commands.info import verify_cli
+from metarunlog.project import Project
+
+HELP = "check an experiment's code/ against its commit (same as mrl info --verify)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("expId", nargs="?", metavar="EXP", help="experiment (default: the one you are in, else the newest)")
+
+
+def cli(args: argparse.Namespace, project: Project) -> int:
+    return verify_cli(project, project.load_exp(args.expId))

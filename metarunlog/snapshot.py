@@ -1,0 +1,276 @@
+"""Code snapshots: the tree of a commit as a plain, read-only folder, each file stored once.
+
+`mrl new` writes the tracked tree of HEAD into `EXPDIR/code/`. Consecutive commits share
+almost every file, so with `snapshot: link` (or `auto` on one filesystem) each file's
+content lives once in `OUTDIR/.mrl.objects/<2 hex>/<38 hex>[.x]`, named by its git blob id
+(`.x`: the executable copy), and `code/` holds hardlinks to it. Hardlinks keep `code/` a
+plain folder: it runs without mrl, deleting an experiment (or the store) breaks no other,
+and a copy or rsync of the folder elsewhere holds real files.
+
+Snapshot files are read-only (directories stay writable, so `rm -rf`, `.trash` moves and
+pytest's tmp cleanup work). Symlinks stay symlinks and gitlinks (submodules) empty folders,
+neither in the store; files whose checkout is converted by gitattributes (git-lfs, CRLF)
+get a private copy. A `--notclean` diff first replaces each file it patches by a private
+copy (copy-on-write), so other experiments' links never change.
+`verify` re-hashes `code/` against the commit (plus `.mrl.diff`).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from metarunlog import git
+from metarunlog.errors import MrlError
+from metarunlog.git import EXECUTABLE, GITLINK, SYMLINK, TreeEntry
+
+STORE = ".mrl.objects"
+MODES = ("copy", "link", "auto")
+# Derived files a run leaves in code/ (python imports write them next to the sources).
+IGNORED_DIRS = ("__pycache__",)
+_NO_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.ENOSYS)
+
+
+@dataclass
+class Snapshot:
+    """What `take` did: the mode used ("link" or "copy") and how many files went where."""
+
+    mode: str
+    files: int  # regular files written (symlinks and gitlinks not counted)
+    linked: int = 0  # of them, hardlinks to a file already in the store
+    stored: int = 0  # files added to the store by this snapshot
+
+    def as_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def take(repo: Path, commit: str, dest: Path, store: Path, mode: str = "auto") -> Snapshot:
+    """Write the tree of `commit` into `dest` (existing, empty), read-only."""
+    entries = git.ls_tree(repo, commit)
+    if _link_mode(mode, store, dest) == "copy":
+        git.checkout(repo, commit, dest)
+        files = _make_readonly(dest, (e for e in entries if _is_file(e)))
+        return Snapshot("copy", files)
+    return _link(repo, commit, dest, store, entries)
+
+
+def _link_mode(mode: str, store: Path, dest: Path) -> str:
+    """"link" or "copy": `auto` links when the store can hold hardlinks into `dest`."""
+    if mode not in MODES:
+        raise MrlError(f"snapshot must be one of {', '.join(MODES)}, not {mode!r}: fix .mrl.cfg")
+    if mode == "copy":
+        return "copy"
+    store.mkdir(exist_ok=True)
+    reason = _cannot_link(store, dest)
+    if reason is None:
+        return "link"
+    if mode == "link":
+        raise MrlError(f"snapshot: link is impossible here ({reason}): set \"snapshot\" to \"auto\" or "
+                       "\"copy\" in .mrl.cfg")
+    return "copy"
+
+
+def _cannot_link(store: Path, dest: Path) -> str | None:
+    if os.stat(store).st_dev != os.stat(dest).st_dev:
+        return f"the store {store} is on another filesystem than {dest}"
+    probe, link = store / f".probe.{os.getpid()}", dest / f".probe.{os.getpid()}"
+    try:
+        probe.touch()
+        os.link(probe, link)
+    except OSError as e:
+        if e.errno not in _NO_LINKS:
+            raise
+        return f"{store.parent}'s filesystem has no hardlinks ({e.strerror})"
+    finally:
+        for p in (probe, link):
+            p.unlink(missing_ok=True)
+    return None
+
+
+def _link(repo: Path, commit: str, dest: Path, store: Path, entries: list[TreeEntry]) -> Snapshot:
+    converted = git.converted_paths(repo, entries)
+    _make_dirs(dest, entries)
+    root, objects = str(dest), str(store)
+    fresh: list[TreeEntry] = []  # not in the store yet
+    full: list[TreeEntry] = []  # in the store at its hardlink limit (EMLINK): a new store copy
+    private: list[TreeEntry] = []  # symlinks and converted files: never shared
+    linked = 0
+    link, join = os.link, os.path.join  # local names: this loop runs once per tracked file
+    for e in entries:
+        if e.mode == GITLINK:
+            continue
+        if e.mode == SYMLINK or e.path in converted:
+            private.append(e)
+            continue
+        try:
+            link(_key(objects, e), join(root, e.path))
+            linked += 1
+        except FileNotFoundError:
+            fresh.append(e)
+        except OSError as err:
+            if err.errno != errno.EMLINK:
+                raise
+            full.append(e)
+    git.checkout(repo, commit, dest, [e.path for e in (*fresh, *full, *private)])
+    _make_readonly(dest, (e for e in (*fresh, *full, *private) if _is_file(e)))
+    for e in fresh:
+        _store(join(root, e.path), _key(objects, e), replace=False)
+    for e in full:
+        _store(join(root, e.path), _key(objects, e), replace=True)
+    files = linked + len(fresh) + len(full) + sum(1 for e in private if e.mode != SYMLINK)
+    return Snapshot("link", files, linked=linked, stored=len(fresh) + len(full))
+
+
+def _key(objects: str, e: TreeEntry) -> str:
+    suffix = ".x" if e.mode == EXECUTABLE else ""
+    return f"{objects}/{e.sha[:2]}/{e.sha[2:]}{suffix}"
+
+
+def _store(src: str, key: str, *, replace: bool) -> None:
+    """Put the file `src` (already read-only) into the store under `key`, as a hardlink.
+
+    A concurrent `mrl new` may have stored it first: then both are the same content and
+    `src` simply stays a private file."""
+    tmp = f"{key}.{os.getpid()}.tmp" if replace else key
+    try:
+        os.link(src, tmp)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(key), exist_ok=True)
+        os.link(src, tmp)
+    except FileExistsError:
+        return
+    if replace:
+        os.replace(tmp, key)
+
+
+def _make_dirs(dest: Path, entries: list[TreeEntry]) -> None:
+    dirs = {os.path.dirname(e.path) for e in entries}
+    dirs.update(e.path for e in entries if e.mode == GITLINK)  # a submodule: an empty folder
+    for d in sorted(dirs):
+        if d:
+            os.makedirs(os.path.join(dest, d), exist_ok=True)
+
+
+def _is_file(e: TreeEntry) -> bool:
+    return e.mode not in (GITLINK, SYMLINK)
+
+
+def _readonly_mode(executable: bool) -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o555 if executable else 0o444) & ~umask
+
+
+def _make_readonly(dest: Path, entries: Any) -> int:
+    modes = {False: _readonly_mode(False), True: _readonly_mode(True)}
+    n = 0
+    for e in entries:
+        os.chmod(os.path.join(dest, e.path), modes[e.mode == EXECUTABLE])
+        n += 1
+    return n
+
+
+# -- a --notclean diff on top -------------------------------------------------------------------
+
+
+def apply_diff(diff_file: Path, dest: Path) -> None:
+    """Apply `.mrl.diff` to `dest`; each patched file first becomes a private copy."""
+    paths = git.diff_paths(diff_file, dest)
+    for path in paths:
+        _own_copy(dest / path)
+    git.apply_diff(diff_file, dest)
+    for path in paths:
+        p = dest / path
+        if p.is_file() and not p.is_symlink():
+            os.chmod(p, _readonly_mode(bool(p.stat().st_mode & stat.S_IXUSR)))
+
+
+def _own_copy(path: Path) -> None:
+    """Replace a (possibly hardlinked) file by a writable private copy of it."""
+    if path.is_symlink() or not path.is_file():
+        return
+    tmp = path.with_name(f".{path.name}.mrl-cow.{os.getpid()}")
+    shutil.copyfile(path, tmp)
+    os.chmod(tmp, stat.S_IMODE(path.stat().st_mode) | stat.S_IWUSR)
+    os.replace(tmp, path)
+
+
+# -- mrl info --verify -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Difference:
+    kind: str  # "changed", "missing" or "added"
+    path: str  # relative to code/
+    detail: str = ""
+
+
+def verify(repo: Path, commit: str, code: Path, diff_file: Path | None = None) -> tuple[int, list[Difference]]:
+    """(files expected, differences) between `code` and the tree of `commit` (+ `diff_file`).
+
+    Contents are compared by blob id (what `git hash-object` computes), symlinks by
+    target, executable bits unless the repository says `core.fileMode = false`. Files
+    under `__pycache__` folders are derived by running the code and not reported.
+    """
+    if not git.has_commit(repo, commit):
+        raise MrlError(f"commit {commit} is not in the repository {repo} (history rewritten?): "
+                       "it cannot be verified")
+    if diff_file is not None and diff_file.is_file():
+        entries = git.tree_with_diff(repo, commit, diff_file)
+    else:
+        entries = git.ls_tree(repo, commit)
+    expected = {e.path: e for e in entries if e.mode != GITLINK}
+    check = _Checker(repo, code, git.converted_paths(repo, entries), git.file_mode_honoured(repo))
+    found = [d for e in expected.values() if (d := check.entry(e)) is not None]
+    found += [Difference("added", p) for p in _walk(code) if p not in expected]
+    found.sort(key=lambda d: d.path)
+    return sum(1 for e in expected.values() if e.mode != SYMLINK), found
+
+
+@dataclass
+class _Checker:
+    repo: Path
+    code: Path
+    converted: set[str]
+    file_mode: bool
+
+    def entry(self, e: TreeEntry) -> Difference | None:
+        full = os.path.join(self.code, e.path)
+        try:
+            st = os.lstat(full)
+        except FileNotFoundError:
+            return Difference("missing", e.path)
+        if e.mode == SYMLINK:
+            if not stat.S_ISLNK(st.st_mode):
+                return Difference("changed", e.path, "no longer a symlink")
+            target = os.fsencode(os.readlink(full))
+            return None if git.blob_id(target) == e.sha else Difference("changed", e.path, "symlink target")
+        if not stat.S_ISREG(st.st_mode):
+            return Difference("changed", e.path, "no longer a regular file")
+        if not self._same_content(full, e):
+            return Difference("changed", e.path, "content")
+        if self.file_mode and bool(st.st_mode & stat.S_IXUSR) != (e.mode == EXECUTABLE):
+            return Difference("changed", e.path, "executable bit")
+        return None
+
+    def _same_content(self, full: str, e: TreeEntry) -> bool:
+        if git.file_blob_id(full) == e.sha:
+            return True
+        return e.path in self.converted and git.hash_with_attributes(self.repo, Path(full), e.path) == e.sha
+
+
+def _walk(code: Path) -> list[str]:
+    """Files and symlinks under `code`, relative, without `__pycache__` folders."""
+    out = []
+    for root, dirs, files in os.walk(code):
+        rel = os.path.relpath(root, code)
+        prefix = "" if rel == "." else rel + "/"
+        out += [prefix + d for d in dirs if os.path.islink(os.path.join(root, d))]
+        dirs[:] = [d for d in dirs if d not in IGNORED_DIRS and not os.path.islink(os.path.join(root, d))]
+        out += [prefix + f for f in files]
+    return out

@@ -1,0 +1,254 @@
+"""Deduplicated, read-only code snapshots (`snapshot: link|copy|auto`) and `mrl info --verify`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import commit_all, git, main, run_mrl, set_cfg
+
+OUT = Path("output")
+
+
+def code(project: Path, name: str) -> Path:
+    return project / OUT / name / "code"
+
+
+def record(project: Path, name: str) -> dict:
+    return json.loads((project / OUT / name / ".mrl").read_text())
+
+
+def inode(p: Path) -> int:
+    return os.lstat(p).st_ino
+
+
+def is_writable(p: Path) -> bool:
+    return bool(os.lstat(p).st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+@pytest.fixture
+def two_commits(project: Path) -> Path:
+    """Experiment 0001 at one commit and 0002 at the next, which changed only model.py."""
+    (project / "pkg").mkdir()
+    (project / "pkg" / "model.py").write_text("LAYERS = 3\n")
+    (project / "pkg" / "data.py").write_text("DATA = 'mnist'\n")
+    (project / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    os.chmod(project / "run.sh", 0o755)
+    commit_all(project, "model")
+    assert main(["new", "one"]) == 0
+    (project / "pkg" / "model.py").write_text("LAYERS = 4\n")
+    commit_all(project, "more layers")
+    assert main(["new", "two"]) == 0
+    return project
+
+
+def test_consecutive_experiments_share_unchanged_files_through_the_store(two_commits: Path) -> None:
+    a, b = code(two_commits, "0001"), code(two_commits, "0002")
+    assert inode(a / "pkg" / "data.py") == inode(b / "pkg" / "data.py")
+    assert inode(a / "train.py") == inode(b / "train.py")
+    assert inode(a / "pkg" / "model.py") != inode(b / "pkg" / "model.py")
+    assert (a / "pkg" / "model.py").read_text() == "LAYERS = 3\n"
+    assert (b / "pkg" / "model.py").read_text() == "LAYERS = 4\n"
+    sha = git(two_commits, "rev-parse", "HEAD:pkg/data.py").strip()
+    stored = two_commits / OUT / ".mrl.objects" / sha[:2] / sha[2:]
+    assert inode(stored) == inode(a / "pkg" / "data.py")
+    assert record(two_commits, "0001")["snapshot"]["mode"] == "link"
+    snap2 = record(two_commits, "0002")["snapshot"]
+    assert snap2["stored"] == 1 and snap2["linked"] == snap2["files"] - 1
+
+
+def test_snapshot_files_are_read_only_and_executables_stay_executable(two_commits: Path) -> None:
+    for name in ("0001", "0002"):
+        c = code(two_commits, name)
+        files = [p for p in c.rglob("*") if p.is_file()]
+        assert files and not any(is_writable(p) for p in files)
+        assert os.access(c / "run.sh", os.X_OK) and os.stat(c / "run.sh").st_mode & stat.S_IXUSR
+        assert not os.stat(c / "train.py").st_mode & stat.S_IXUSR
+        assert all(os.access(d, os.W_OK) for d in [c, *(p for p in c.rglob("*") if p.is_dir())])
+    out = subprocess.run(["sh", str(code(two_commits, "0002") / "run.sh")], capture_output=True, text=True)
+    assert out.stdout == "hi\n"
+
+
+def test_deleting_an_experiment_or_the_store_never_breaks_another(two_commits: Path) -> None:
+    shutil.rmtree(two_commits / OUT / "0001")  # plain rmtree: read-only files in writable folders
+    assert not (two_commits / OUT / "0001").exists()
+    shutil.rmtree(two_commits / OUT / ".mrl.objects")
+    b = code(two_commits, "0002")
+    assert (b / "pkg" / "data.py").read_text() == "DATA = 'mnist'\n"
+    assert run_mrl("info", "--verify", "2", cwd=two_commits).returncode == 0
+    assert main(["new", "three"]) == 0  # the store is rebuilt
+    assert inode(code(two_commits, "0003") / "pkg" / "data.py") != inode(b / "pkg" / "data.py")
+    assert (code(two_commits, "0003") / "pkg" / "data.py").read_text() == "DATA = 'mnist'\n"
+
+
+def test_a_copied_experiment_folder_is_self_contained(two_commits: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    shutil.copytree(two_commits / OUT / "0002", elsewhere, symlinks=True)
+    shutil.rmtree(two_commits / OUT)
+    assert (elsewhere / "code" / "pkg" / "data.py").read_text() == "DATA = 'mnist'\n"
+    out = subprocess.run([sys.executable, "-c", "import pkg.model as m; print(m.LAYERS)"],
+                         cwd=elsewhere / "code", capture_output=True, text=True)
+    assert out.stdout == "4\n"
+    shutil.rmtree(elsewhere)
+
+
+def test_a_notclean_diff_patches_a_private_copy_and_leaves_other_experiments_alone(two_commits: Path) -> None:
+    (two_commits / "pkg" / "data.py").write_text("DATA = 'cifar'\n")
+    (two_commits / "train.py").unlink()
+    assert main(["new", "--notclean", "dirty"]) == 0
+    c1, c2, c3 = (code(two_commits, n) for n in ("0001", "0002", "0003"))
+    assert (c3 / "pkg" / "data.py").read_text() == "DATA = 'cifar'\n"
+    assert not (c3 / "train.py").exists()
+    for other in (c1, c2):
+        assert (other / "pkg" / "data.py").read_text() == "DATA = 'mnist'\n"
+        assert (other / "train.py").is_file()
+    assert os.stat(c3 / "pkg" / "data.py").st_nlink == 1
+    assert not is_writable(c3 / "pkg" / "data.py")
+    assert inode(c3 / "pkg" / "model.py") == inode(c2 / "pkg" / "model.py")
+    r = run_mrl("info", "--verify", "3", cwd=two_commits)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "+ .mrl.diff" in r.stdout
+
+
+def test_snapshot_copy_writes_private_read_only_files(project: Path) -> None:
+    set_cfg(project, snapshot="copy")
+    commit_all(project, "copy")
+    assert main(["new"]) == 0
+    assert main(["new"]) == 0
+    a, b = code(project, "0001"), code(project, "0002")
+    assert inode(a / "train.py") != inode(b / "train.py")
+    assert os.stat(a / "train.py").st_nlink == 1 and not is_writable(a / "train.py")
+    assert record(project, "0002")["snapshot"]["mode"] == "copy"
+    assert not (project / OUT / ".mrl.objects").exists()
+
+
+def test_a_bad_snapshot_value_in_the_config_is_refused(project: Path) -> None:
+    set_cfg(project, snapshot="hardlink")
+    r = run_mrl("new", cwd=project)
+    assert r.returncode == 1
+    assert r.stderr.startswith("mrl: error:") and "'snapshot'" in r.stderr and "'auto'" in r.stderr
+
+
+def _other_filesystem() -> Path | None:
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK) and os.stat(shm).st_dev != os.stat(tempfile.gettempdir()).st_dev:
+        return Path(tempfile.mkdtemp(dir=shm, prefix="mrl-store-"))
+    return None
+
+
+def test_auto_copies_when_the_store_is_on_another_filesystem_and_link_refuses(project: Path) -> None:
+    other = _other_filesystem()
+    if other is None:
+        pytest.skip("no second writable filesystem (/dev/shm) here")
+    try:
+        (project / OUT).mkdir(exist_ok=True)
+        (project / OUT / ".mrl.objects").symlink_to(other)
+        assert main(["new"]) == 0
+        assert record(project, "0001")["snapshot"]["mode"] == "copy"
+        set_cfg(project, snapshot="link")
+        commit_all(project, "link")
+        r = run_mrl("new", cwd=project)
+        assert r.returncode == 1 and "another filesystem" in r.stderr and '"copy"' in r.stderr
+        assert sorted(p.name for p in (project / OUT).iterdir()) == [".mrl.objects", "0001"]
+    finally:
+        shutil.rmtree(other)
+
+
+def test_symlinks_stay_symlinks_and_submodules_empty_folders(project: Path) -> None:
+    os.symlink("train.py", project / "main.py")
+    os.symlink("../nowhere", project / "dangling")
+    git(project, "update-index", "--add", "--cacheinfo",
+        f"160000,{git(project, 'rev-parse', 'HEAD').strip()},vendor/lib")
+    git(project, "add", "main.py", "dangling")
+    git(project, "commit", "-qm", "links and a submodule")
+    (project / "vendor" / "lib").mkdir(parents=True)  # an uninitialised submodule, as after a clone
+    assert main(["new"]) == 0
+    c = code(project, "0001")
+    assert os.readlink(c / "main.py") == "train.py" and (c / "main.py").read_text() == "print('training')\n"
+    assert os.readlink(c / "dangling") == "../nowhere"
+    assert (c / "vendor" / "lib").is_dir() and not any((c / "vendor" / "lib").iterdir())
+    assert not list((project / OUT / ".mrl.objects").rglob("*main*"))
+    assert run_mrl("info", "--verify", cwd=project).returncode == 0
+
+
+def test_files_converted_by_gitattributes_get_a_private_copy_that_verifies(project: Path) -> None:
+    (project / ".gitattributes").write_text("*.bat eol=crlf\n")
+    (project / "run.bat").write_text("echo one\necho two\n")
+    commit_all(project, "crlf")
+    assert main(["new"]) == 0
+    assert main(["new"]) == 0
+    a, b = code(project, "0001"), code(project, "0002")
+    assert (a / "run.bat").read_bytes() == b"echo one\r\necho two\r\n"
+    assert inode(a / "run.bat") != inode(b / "run.bat")
+    assert inode(a / "train.py") == inode(b / "train.py")
+    r = run_mrl("info", "--verify", cwd=project)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_verify_reports_each_file_changed_missing_or_added_and_exits_1(two_commits: Path) -> None:
+    c = code(two_commits, "0002")
+    r = run_mrl("info", "--verify", "2", cwd=two_commits)
+    assert r.returncode == 0 and "0002: code/ matches commit" in r.stdout
+    target = c / "pkg" / "model.py"
+    os.unlink(target)  # an edit that replaced the file (as editors do)
+    target.write_text("LAYERS = 5\n")
+    (c / "train.py").unlink()
+    (c / "notes.txt").write_text("scratch\n")
+    (c / "pkg" / "__pycache__").mkdir()
+    (c / "pkg" / "__pycache__" / "model.cpython-311.pyc").write_bytes(b"\0")
+    shutil.copyfile(c / "run.sh", c / "run.sh.new")  # same content, no executable bit
+    os.replace(c / "run.sh.new", c / "run.sh")
+    r = run_mrl("info", "--verify", "2", cwd=two_commits)
+    assert r.returncode == 1
+    lines = r.stdout.splitlines()
+    assert "changed  pkg/model.py" in lines
+    assert "missing  train.py" in lines
+    assert "added    notes.txt" in lines
+    assert "changed  run.sh  (executable bit)" in lines
+    assert "pycache" not in r.stdout
+    assert "mrl: 0002: code/ differs from commit" in r.stderr and "2 changed, 1 missing, 1 added" in r.stderr
+    assert run_mrl("verify", "1", cwd=two_commits).returncode == 0  # 0001 shares files, untouched
+
+
+def test_verify_sees_a_write_through_a_shared_link(two_commits: Path) -> None:
+    # Root ignores the read-only bit: an in-place write changes every experiment sharing
+    # the file, and verify is how that is found.
+    shared = code(two_commits, "0001") / "pkg" / "data.py"
+    os.chmod(shared, 0o644)
+    shared.write_text("DATA = 'oops'\n")
+    for exp in ("1", "2"):
+        r = run_mrl("verify", exp, cwd=two_commits)
+        assert r.returncode == 1 and "changed  pkg/data.py" in r.stdout
+
+
+def test_verify_ignores_executable_bits_when_core_filemode_is_false(two_commits: Path) -> None:
+    os.chmod(code(two_commits, "0002") / "run.sh", 0o444)
+    git(two_commits, "config", "core.fileMode", "false")
+    r = run_mrl("info", "--verify", cwd=two_commits)
+    assert r.returncode == 0, r.stdout
+
+
+def test_verify_reports_a_retargeted_symlink(project: Path) -> None:
+    os.symlink("train.py", project / "main.py")
+    commit_all(project, "link")
+    assert main(["new"]) == 0
+    link = code(project, "0001") / "main.py"
+    link.unlink()
+    link.symlink_to("conf.lua")
+    r = run_mrl("verify", cwd=project)
+    assert r.returncode == 1 and "changed  main.py  (symlink target)" in r.stdout
+
+
+def test_makebatch_replace_works_with_a_read_only_snapshot(project: Path) -> None:
+    assert main(["new"]) == 0
+    assert main(["makebatch"]) == 0
+    assert main(["makebatch", "-replace"]) == 0
+    assert run_mrl("verify", cwd=project).returncode == 0
