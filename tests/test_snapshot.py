@@ -252,3 +252,20 @@ def test_makebatch_replace_works_with_a_read_only_snapshot(project: Path) -> Non
     assert main(["makebatch"]) == 0
     assert main(["makebatch", "-replace"]) == 0
     assert run_mrl("verify", cwd=project).returncode == 0
+
+
+def test_verify_covers_the_whole_repository_for_a_project_in_a_subfolder(git_repo: Path) -> None:
+    sub = git_repo / "projA"
+    sub.mkdir()
+    (sub / "model.py").write_text("X = 1\n")
+    commit_all(git_repo, "a project in a subfolder")
+    assert run_mrl("init", cwd=sub).returncode == 0
+    commit_all(git_repo, "mrl init")
+    assert run_mrl("new", cwd=sub).returncode == 0
+    snap = sub / OUT / "0001" / "code"
+    assert (snap / "train.py").is_file() and (snap / "projA" / "model.py").is_file()
+    r = run_mrl("verify", cwd=sub)
+    assert r.returncode == 0, r.stdout + r.stderr
+    os.unlink(snap / "train.py")
+    r = run_mrl("verify", cwd=sub)
+    assert r.returncode == 1 and "missing  train.py" in r.stdout
