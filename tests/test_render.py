@@ -107,7 +107,11 @@ def test_a_value_in_run_command_arrives_as_exactly_one_argument(command: str, va
 def test_raw_opts_out_of_quoting_for_a_value_meant_to_be_split(tmp_path: Path) -> None:
     flags = "--a 1 --b 'two words'"
     assert argv_of(ARGV + " {{ flags | raw }} {{ x }}", {"flags": flags, "x": "y z"}, tmp_path) == [
-        "--a", "1", "--b", "two words", "y z"
+        "--a",
+        "1",
+        "--b",
+        "two words",
+        "y z",
     ]
 
 

@@ -149,6 +149,13 @@ def test_an_undefined_variable_in_run_command_is_an_error_that_runs_nothing(proj
     assert statuses(exp.dir) == {}
 
 
+def test_a_failing_expression_in_run_command_is_one_error_line_not_a_traceback(project: Path) -> None:
+    make_experiment(project, [{"x": 1}], "echo {{ x / 0 }}")
+    proc = run_mrl("run", cwd=project)
+    assert proc.returncode == 1 and proc.stderr.startswith("mrl: error: run.command in ")
+    assert "ZeroDivisionError" in proc.stderr and "sub-experiment 001" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_run_without_run_command_says_where_to_set_it(project: Path, capsys) -> None:
     exp = make_experiment(project, [{"x": 1}], "true")
     (exp.dir / ".mrl.cfg").unlink()

@@ -32,8 +32,14 @@ print(json.dumps({
 
 
 def read(project: Path, fork_min: int) -> tuple[str, dict]:
-    r = subprocess.run([sys.executable, "-c", SCRIPT, str(fork_min)], cwd=project, capture_output=True,
-                       text=True, env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"}, check=True)
+    r = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(fork_min)],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
     how, data = r.stdout.strip().splitlines()[-2:]
     return how, json.loads(data)
 

@@ -82,7 +82,7 @@ def test_a_section_whose_context_is_none_or_whose_template_renders_nothing_is_le
 def test_a_user_template_replaces_a_registered_sections_template(project: Path, restore_registry: None) -> None:
     register(Section("fake", "_fake.html", lambda rep: {}, source="<section id='fake'>OURS</section>"), before="git")
     (project / "mrl_templates").mkdir()
-    (project / "mrl_templates" / "_fake.html").write_text("<section id=\"fake\">THEIRS</section>")
+    (project / "mrl_templates" / "_fake.html").write_text('<section id="fake">THEIRS</section>')
     exp = grid_exp(project)
     assert main(["analyze"]) == 0
     page = visible_text(html_of(exp.dir))
