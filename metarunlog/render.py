@@ -198,8 +198,8 @@ def shell_quote_outputs(text: str) -> str:
 
     The literal text around is shell syntax the user wrote: a value outside quotes gets
     `shlex.quote`; inside '...' its single quotes are closed and reopened; inside "..."
-    the characters special there (\\ " $ `) are backslash-escaped; inside `$(...)` or
-    backticks the quoting starts over. So `--name={{ n }}`, `--name "{{ n }}"` and
+    the characters special there (\\ " $ `) are backslash-escaped; inside `$(...)` the
+    quoting starts over (inside backquotes too, then escaped for them). So `--name={{ n }}`, `--name "{{ n }}"` and
     `'{{ codeDir }}/train.py'` all give one argument holding exactly the value.
     """
     out: list[str] = []
@@ -254,6 +254,8 @@ def _quote_for(state: str, value: str) -> str:
         return value.replace("'", "'\\''")
     if state == "dq":
         return re.sub(r'([\\"$`])', r"\\\1", value)
+    if state == "bq":  # the shell takes one level of \\, \` and \$ off before running it
+        return re.sub(r"([\\`$])", r"\\\1", shlex.quote(value))
     return shlex.quote(value)
 
 

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from metarunlog.batch import split_template
 from metarunlog.errors import BatchError, MrlError
@@ -74,7 +76,20 @@ def test_variables_of_run_command_strings_are_found_and_bad_ones_ignored() -> No
 # -- run.command: every value reaches /bin/sh as one argument -------------------------------------
 
 ARGV = f"{shlex.quote(sys.executable)} -c 'import json, sys; print(json.dumps(sys.argv[1:]))'"
-HOSTILE = ["a b", "x;touch pwned", "$(touch pwned)", "`touch pwned`", "line1\nline2", "it's", 'say "hi"', "\\", "", "*"]
+HOSTILE = [
+    "a`touch pwned`b",
+    "\\\\`\\$",
+    "a b",
+    "x;touch pwned",
+    "$(touch pwned)",
+    "`touch pwned`",
+    "line1\nline2",
+    "it's",
+    'say "hi"',
+    "\\",
+    "",
+    "*",
+]
 
 
 def argv_of(command: str, variables: dict, cwd: Path) -> list[str]:
@@ -93,11 +108,16 @@ def argv_of(command: str, variables: dict, cwd: Path) -> list[str]:
         ARGV + ' "{{ v }}"',  # the user quoted it already
         ARGV + " '{{ v }}'",
         ARGV + ' "$(printf %s {{ v }})"',  # in a command substitution inside double quotes
+        ARGV + " `printf %s {{ v }}`",  # in backquotes: split by the shell afterwards, but never run
         ARGV + " {{ v }} # it's a comment with {{ v }}",
     ],
 )
 def test_a_value_in_run_command_arrives_as_exactly_one_argument(command: str, value: str, tmp_path: Path) -> None:
     expected = "--v=" + value if "--v=" in command else value
+    if "`" in command:  # unquoted `...` output is split into words, as the shell does
+        assert argv_of(command, {"v": value}, tmp_path) == value.split()
+        assert not (tmp_path / "pwned").exists()
+        return
     if "printf" in command:
         expected = value.rstrip("\n")  # $(...) drops trailing newlines, as the shell does
     assert argv_of(command, {"v": value}, tmp_path) == [expected]
@@ -140,3 +160,33 @@ def test_a_syntax_error_in_run_command_names_the_config_and_the_string() -> None
 
 def test_config_templates_are_not_shell_quoted() -> None:
     assert compiled("name = '{{ n }}'\n").render({"n": "a b; c"}) == "name = 'a b; c'\n"
+
+
+SHELL_SPOTS = [
+    "{{ v }}",
+    "--v={{ v }}",
+    '"{{ v }}"',
+    "'{{ v }}'",
+    'x"{{ v }}"y',
+    "'a'{{ v }}\"b\"",
+    '"$(printf %s {{ v }})"',
+    '"`printf %s {{ v }}`"',
+]
+
+
+# Shell-special characters often, any other character sometimes.
+SHELL_CHARS = st.sampled_from(list(" '\"\\$`;\n\t(){}[]|&<>*?#~=!%^-")) | st.characters(
+    blacklist_categories=("Cs",), blacklist_characters="\x00\ue000\ue001"
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.text(SHELL_CHARS), spot=st.sampled_from(SHELL_SPOTS))
+def test_any_value_in_any_quoting_context_is_one_argument_holding_it(value: str, spot: str) -> None:
+    text = command_template("printf '%s\\0' " + spot, "cfg").render({"v": value})
+    out = subprocess.run(["/bin/sh", "-c", text], capture_output=True, check=True).stdout.decode()
+    literal = spot.replace("{{ v }}", "\x01").replace('"', "").replace("'", "")
+    expected = literal.replace("\x01", value)
+    if "printf %s" in spot:
+        expected = value.rstrip("\n")  # command substitution drops trailing newlines
+    assert out.split("\0")[:-1] == [expected]
