@@ -455,6 +455,60 @@ def _grid_values(key: str, text: str) -> list[Any]:
     return [parse_value(part) for part in text.split(",")]
 
 
+@dataclass
+class Overrides:
+    """What the command line changed: `--set`, `--grid`, `--repeat`. Stored in the batch
+    record (`batch.cli`) so that `makebatch --extend` applies them again."""
+
+    sets: dict[str, Any] = field(default_factory=dict)
+    grids: dict[str, list[Any]] = field(default_factory=dict)
+    repeat: int | None = None
+
+    @classmethod
+    def parse(cls, sets: Iterable[str] = (), grids: Iterable[str] = (), repeat: int | None = None) -> Overrides:
+        if repeat is not None and (isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1):
+            raise BatchError(f"--repeat {repeat}: give a positive number of repeats")
+        return cls(dict(parse_set(s) for s in sets), dict(parse_grid(g) for g in grids), repeat)
+
+    @classmethod
+    def from_record(cls, batch: Mapping[str, Any]) -> Overrides:
+        """The overrides a batch was made with (before `cli` was recorded: its `set`)."""
+        cli = batch.get("cli")
+        if not isinstance(cli, dict):
+            sets = batch.get("set")
+            return cls(dict(sets) if isinstance(sets, dict) else {})
+        repeat = cli.get("repeat")
+        return cls(dict(cli.get("set") or {}), dict(cli.get("grid") or {}), repeat if isinstance(repeat, int) else None)
+
+    def to_record(self) -> dict[str, Any]:
+        return {"set": self.sets, "grid": self.grids, "repeat": self.repeat}
+
+    def under(self, newer: Overrides) -> Overrides:
+        """These overrides with `newer` ones on top (a key given again takes the new value)."""
+        repeat = newer.repeat if newer.repeat is not None else self.repeat
+        return Overrides({**self.sets, **newer.sets}, {**self.grids, **newer.grids}, repeat)
+
+    def __bool__(self) -> bool:
+        return bool(self.sets or self.grids or self.repeat is not None)
+
+    def describe(self) -> str:
+        """As command-line options, for messages: `--set a=1 --grid lr=0.1,0.01 --repeat 3`."""
+        parts = [f"--set {k}={_arg(v)}" for k, v in self.sets.items()]
+        parts += [f"--grid {k}={','.join(_arg(v) for v in vs)}" for k, vs in self.grids.items()]
+        if self.repeat is not None:
+            parts.append(f"--repeat {self.repeat}")
+        return " ".join(parts)
+
+    def apply(self, lines: Iterable[MrlLine]) -> BatchSpec:
+        """The spec of these MRL lines with the overrides applied."""
+        spec = parse_spec(lines, self.sets, self.grids)
+        return apply_overrides(spec, self.sets, self.grids, self.repeat)
+
+
+def _arg(value: Any) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
 def apply_overrides(
     spec: BatchSpec,
     sets: Sequence[tuple[str, Any]] | Mapping[str, Any] = (),

@@ -259,7 +259,7 @@ def _without(extra: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
 
 # field name -> JSON key, for the fields written only when set
 _BATCH_OPTIONAL = {"params": "params", "rendered": "rendered", "first_made": "firstMade", "added": "added",
-                   "trash": "trash"}
+                   "trash": "trash", "defaults": "defaults", "grids": "grids", "cli": "cli"}
 _BATCH_KEYS = frozenset({"n", "single", "templates", "made", "grid", "paramsList", "set", "repeat", "sample",
                          "seed", "duplicates", *_BATCH_OPTIONAL.values()})
 
@@ -284,6 +284,9 @@ class BatchRecord:
     first_made: str | None = None  # --extend: when the first batch was made
     added: int | None = None  # --extend: how many this time
     trash: str | None = None  # -replace: where the old ones went (relative to EXPDIR)
+    defaults: dict[str, Any] | None = None  # MRL:defaults
+    grids: list[Any] | None = None  # MRL:grids
+    cli: dict[str, Any] | None = None  # --set/--grid/--repeat as given: --extend applies them again
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -296,7 +299,11 @@ class BatchRecord:
             _int(g("sample")), _int(g("seed")), _count(g("duplicates")),
             _dict(g("params")) if "params" in data else None,
             _dict(g("rendered")) if "rendered" in data else None,
-            _str(g("firstMade")), _int(g("added")), _str(g("trash")), _extra(data, _BATCH_KEYS),
+            _str(g("firstMade")), _int(g("added")), _str(g("trash")),
+            _dict(g("defaults")) if "defaults" in data else None,
+            g("grids") if type(g("grids")) is list else None,
+            _dict(g("cli")) if "cli" in data else None,
+            _extra(data, _BATCH_KEYS),
         )
 
     def to_json(self) -> dict[str, Any]:

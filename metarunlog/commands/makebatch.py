@@ -27,7 +27,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,7 +81,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         nargs="+",
         default=[],
         metavar="KEY=V1,V2",
-        help="add or replace a grid axis",
+        help="add or replace a grid axis (values, [v1, v2], or range(...)/logspace(...)/a comprehension)",
+    )
+    p.add_argument(
+        "--repeat",
+        type=int,
+        metavar="N",
+        help="make each combination N times, with a 'repeat' param 0..N-1 (replaces MRL:repeat)",
     )
 
 
@@ -94,6 +100,7 @@ def cli(args: argparse.Namespace, project: Project) -> int:
         dry_run=args.dry_run,
         sets=args.sets,
         grids=args.grids,
+        repeat=args.repeat,
     )
     for w in res.warnings:
         print(f"mrl: warning: {w}", file=sys.stderr)
@@ -117,6 +124,10 @@ class BatchResult:
     duplicates: int = 0
     trash: Path | None = None
     warnings: list[str] = field(default_factory=list)
+    remembered: str = ""  # the batch's own overrides --extend applied again, as options
+    preview_of: int | None = None  # dry run of an expanded experiment: how many it has now
+    would_add: int = 0  # ... and how many of the previewed --extend would add
+    templated: bool = True  # False: no confTemplFile, the params reach run.command only
 
     @property
     def table(self) -> list[tuple[str, dict[str, Any]]]:
@@ -126,15 +137,24 @@ class BatchResult:
         verb = "would make" if self.dry_run else "made"
         if self.single:
             what = f"{verb} a one-job experiment: templates rendered into {self.exp.dir}"
-        elif not self.made:
+            if not self.templated:
+                what = f"{verb} a one-job experiment in {self.exp.dir} (no config template)"
+        elif not self.made and self.preview_of is None:
             what = f"nothing to add: all {self.kept} combinations exist in {self.exp.dir}"
         else:
             span = self.names[0] if len(self.names) == 1 else f"{self.names[0]}..{self.names[-1]}"
             what = f"{verb} {len(self.made)} sub-experiment(s) {span} in {self.exp.dir}"
             if self.kept:
                 what += f" (kept the {self.kept} existing)"
+        if self.remembered:
+            what += f", with the batch's own {self.remembered}"
         if self.trash is not None:
             what += f"; the old ones are in {self.trash}"
+        if self.preview_of is not None:
+            what += (
+                f", expanding the template as it is now; it has {self.preview_of} now: -replace would move "
+                f"them to {TRASH}/, --extend would add {self.would_add}"
+            )
         return what
 
 
@@ -169,6 +189,11 @@ class Plan:
     single: bool
     was_single: bool
     warnings: list[str]
+    overrides: batch_mod.Overrides
+    remembered: batch_mod.Overrides  # the batch's own, applied again by --extend
+    checkers: list[Any]  # formats.Checker or None, one per template
+    preview_of: int | None = None  # a dry run of an expanded experiment: its sub-experiments
+    would_add: int = 0
 
     def ids(self) -> list[int]:
         return list(range(self.first_id, self.first_id + len(self.combos)))
@@ -189,17 +214,21 @@ def makebatch(
     dry_run: bool = False,
     sets: list[str] | tuple[str, ...] = (),
     grids: list[str] | tuple[str, ...] = (),
+    repeat: int | None = None,
 ) -> BatchResult:
     """Expand the experiment's templates into sub-experiments (see the module docstring)."""
     if replace and extend:
         raise MrlError("-replace and --extend exclude each other: choose one")
+    overrides = batch_mod.Overrides.parse(sets, grids, repeat)
     exp = project.load_exp(exp_ref)
     with _batch_lock(exp, clean=not dry_run):
-        plan = _plan(exp, replace=replace, extend=extend, sets=sets, grids=grids)
+        plan = _plan(exp, replace=replace, extend=extend, dry_run=dry_run, overrides=overrides)
         names = plan.names()
         made = list(zip(plan.ids(), plan.combos, strict=True))
         result = BatchResult(exp, plan.single, made, names, dry_run, len(plan.existing) if extend else 0,
-                             plan.expansion.duplicates, warnings=plan.warnings)
+                             plan.expansion.duplicates, warnings=plan.warnings,
+                             remembered=plan.remembered.describe(), preview_of=plan.preview_of,
+                             would_add=plan.would_add, templated=bool(plan.compiled))
         tmp = _build(plan, names, dry_run)
         if dry_run:
             return result
@@ -211,19 +240,22 @@ def makebatch(
 
 
 def _plan(
-    exp: Experiment, *, replace: bool, extend: bool, sets: Any, grids: Any
+    exp: Experiment, *, replace: bool, extend: bool, dry_run: bool, overrides: batch_mod.Overrides
 ) -> Plan:
-    from metarunlog import render
+    from metarunlog import formats, render
 
     names = _template_names(exp)
     was_single = exp.is_expanded and exp.is_single
     existing = [] if was_single else exp.sub_experiments()
-    _check_state(exp, existing, was_single, replace, extend)
-    templates = [_read_template(exp, name, was_single and replace) for name in names]
-    set_items = [batch_mod.parse_set(s) for s in sets]
-    grid_items = [batch_mod.parse_grid(g) for g in grids]
-    spec = batch_mod.parse_spec((line for t in templates for line in t.mrl_lines), dict(set_items), dict(grid_items))
-    batch_mod.apply_overrides(spec, set_items, grid_items)
+    # A dry run of an expanded experiment previews the template as it is now (as -replace would).
+    preview = dry_run and not (replace or extend) and (exp.is_expanded or bool(existing))
+    if not preview:
+        _check_state(exp, existing, was_single, replace, extend)
+    templates = [_read_template(exp, name, was_single and (replace or preview)) for name in names]
+    old = exp.record.batch
+    remembered = batch_mod.Overrides.from_record(old.to_json()) if extend and old else batch_mod.Overrides()
+    effective = remembered.under(overrides)
+    spec = effective.apply(line for t in templates for line in t.mrl_lines)
     expansion = batch_mod.expand(spec)
     compiled = [render.compile_template(t) for t in templates]
     single = spec.is_single
@@ -237,19 +269,19 @@ def _plan(
     warnings = _warnings(exp, spec, expansion, compiled)
     combos, first_id = expansion.combos, 1
     if extend and existing:
-        combos, first_id = _new_only(existing, combos)
-    return Plan(exp, spec, expansion, compiled, combos, first_id, existing if (replace or extend) else [],
-                single, was_single, warnings)
+        combos, first_id = _new_only(existing, combos, spec.repeat is not None)
+    plan = Plan(exp, spec, expansion, compiled, combos, first_id, existing if (replace or extend) else [],
+                single, was_single, warnings, effective, remembered,
+                [formats.checker(c.name) for c in compiled])
+    if preview:
+        plan.preview_of = 1 if was_single else len(existing)
+        plan.would_add = len(_new_only(existing, combos, spec.repeat is not None)[0]) if existing else 0
+    return plan
 
 
 def _template_names(exp: Experiment) -> list[str]:
-    names = exp.cfg.template_files()
+    names = exp.cfg.template_files()  # none: a script that takes its params as flags
     where = exp.cfg.path or "the project's .mrl.cfg"
-    if not names:
-        raise MrlError(
-            f"confTemplFile is not set in {where}: set it to your config template's file name "
-            "(e.g. \"conf.lua\", or a list of names) and put the file in the experiment folder"
-        )
     for name in names:
         rel = Path(name)
         if rel.is_absolute() or ".." in rel.parts or not rel.parts:
@@ -346,8 +378,19 @@ def _warnings(exp: Experiment, spec: BatchSpec, expansion: Expansion, compiled: 
     return out
 
 
-def _new_only(existing: list[SubExperiment], combos: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-    have = {batch_mod.param_key(s.params) for s in existing}
+def _new_only(
+    existing: list[SubExperiment], combos: list[dict[str, Any]], repeats: bool
+) -> tuple[list[dict[str, Any]], int]:
+    """The combinations no existing sub-experiment has, and the id the first one gets.
+
+    The original metarunlog stored `subExpId` inside params: it is not a param here. When
+    the batch now has repeats, a sub-experiment made without them is repeat 0."""
+    have = set()
+    for s in existing:
+        params = {k: v for k, v in s.params.items() if k != "subExpId"}
+        have.add(batch_mod.param_key(params))
+        if repeats and batch_mod.REPEAT_KEY not in params:
+            have.add(batch_mod.param_key({**params, batch_mod.REPEAT_KEY: 0}))
     new = [c for c in combos if batch_mod.param_key(c) not in have]
     return new, max(s.id for s in existing) + 1
 
@@ -384,7 +427,23 @@ def _render_all(plan: Plan, combo: dict[str, Any], sub_id: int, sub_dir: str, fi
     def label() -> str:
         return "the one job" if plan.single else f"sub-experiment {sub_id} with {batch_mod.param_key(combo)}"
 
-    return [c.render(ctx, label) for c in plan.compiled]
+    texts = [c.render(ctx, label) for c in plan.compiled]
+    for c, check, text in zip(plan.compiled, plan.checkers, texts, strict=True):
+        if check is not None:
+            check.check(text, combo, _line_in(c, text), label)
+    return texts
+
+
+def _line_in(compiled: Any, text: str) -> Callable[[int], str]:
+    """`rendered line -> "conf.json: line N"` in the template, when rendering kept the lines."""
+    body = compiled.source.body
+
+    def where(line: int) -> str:
+        if body.count("\n") == text.count("\n"):
+            return f"{compiled.name}: line {compiled.source.original_line(line)}"
+        return f"{compiled.name}: line {line} of the rendered file"
+
+    return where
 
 
 def _write_single(plan: Plan, tmp: Path) -> None:
@@ -464,6 +523,8 @@ def _commit(plan: Plan, tmp: Path, names: list[str], replace: bool, extend: bool
             _check_free(exp, names)
             for name in names:
                 _move(tmp / name, exp.dir / name, moves)
+        if extend and plan.combos and (exp.dir / DONE_MARK).exists():
+            _move(exp.dir / DONE_MARK, tmp / DONE_MARK, moves)  # no longer true: new ones are pending
         exp.write_record(_record(plan, names, trash, extend))
     except BaseException as e:
         _undo(moves)
@@ -562,11 +623,14 @@ def _record(plan: Plan, names: list[str], trash: Path | None, extend: bool) -> E
         made=jsonio.now(),
         grid=spec.grid,
         params_list=spec.params,  # MRL:params as written
+        defaults=spec.defaults,
+        grids=spec.grids,
         set=spec.sets,
         repeat=spec.repeat,
         sample=spec.sample,
         seed=_seed(spec),
         duplicates=plan.expansion.duplicates,
+        cli=plan.overrides.to_record(),  # --set/--grid/--repeat, applied again by --extend
     )
     if plan.single:  # the params of the one job (Experiment.sub_experiments reads them here)
         batch.params = plan.combos[0] if plan.combos else {}

@@ -167,16 +167,11 @@ def test_an_expanded_experiment_is_not_expanded_again_without_replace_or_extend(
     assert listing(exp) == before
 
 
-def test_a_missing_template_or_unset_conf_templ_file_says_what_to_do(
-    project: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_missing_template_says_what_to_do(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     exp = new_exp(project)
     (exp / "conf.lua").unlink()
     assert main(["makebatch"]) == 1
     assert "conf.lua not found" in capsys.readouterr().err
-    set_cfg(project, confTemplFile=None)
-    assert main(["makebatch"]) == 1
-    assert "confTemplFile is not set" in capsys.readouterr().err
 
 
 def test_unused_params_and_duplicates_are_warnings(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -397,3 +392,246 @@ def test_a_reserved_param_name_is_refused_by_name_in_one_line(
     err = capsys.readouterr().err
     assert err.startswith("mrl: error: ") and f"param '{name}' has the name of a variable mrl sets" in err
     assert err.count("\n") == 1 and listing(exp) == before
+
+
+# -- sweeps from the command line, defaults, several grids (issue 12) ---------------------
+
+
+def test_a_flag_style_script_needs_no_template_grid_from_the_command_line(project: Path) -> None:
+    set_cfg(project, confTemplFile=None, copyFiles=[])
+    commit_all(project, "no template")
+    assert main(["new"]) == 0
+    exp = project / EXP
+    res = run_mrl("makebatch", "--grid", "lr=0.1,0.01", "--grid", "hidden=16,64", cwd=project)
+    assert res.returncode == 0, res.stderr
+    assert "made 4 sub-experiment(s) 001..004" in res.stdout
+    assert [record(exp / f"00{i}")["params"] for i in range(1, 5)] == [
+        {"lr": 0.1, "hidden": 16}, {"lr": 0.1, "hidden": 64}, {"lr": 0.01, "hidden": 16}, {"lr": 0.01, "hidden": 64}
+    ]
+    assert sorted(p.name for p in (exp / "003").iterdir()) == [".mrl"]
+    assert record(exp)["batch"]["templates"] == []
+    assert record(exp)["batch"]["cli"] == {"set": {}, "grid": {"lr": [0.1, 0.01], "hidden": [16, 64]}, "repeat": None}
+
+
+def test_dotted_and_dashed_names_come_through_the_grid_option(project: Path) -> None:
+    set_cfg(project, confTemplFile=None, copyFiles=[])
+    commit_all(project, "no template")
+    assert main(["new"]) == 0
+    assert main(["makebatch", "--grid", "model.dropout=0.1,0.2", "--set", "learning-rate=3"]) == 0
+    assert record(project / EXP / "002")["params"] == {"model.dropout": 0.2, "learning-rate": 3}
+
+
+MLRUNNER = """\
+{"data": {{ data | tojson }}, "norm": {{ norm | tojson }},
+ "moment": {{ moment }}, "early_stop": {{ early_stop | tojson }}}
+// MRL:defaults = {'data': 'iwslt14', 'norm': 'batch', 'moment': 0.1, 'early_stop': False}
+// MRL:grids = [{'norm': ['new', 'batch'], 'moment': [0.1, 0.05]}, {'norm': ['batch'], 'early_stop': [True, False]}]
+"""
+
+
+def test_the_mlrunner_example_makes_five_sub_experiments_with_defaults_as_params(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_cfg(project, confTemplFile="conf.json", copyFiles=["conf.json"])
+    (project / "conf.json").write_text(MLRUNNER)
+    commit_all(project, "mlrunner example")
+    exp = new_exp(project)
+    assert main(["makebatch"]) == 0
+    assert "made 5 sub-experiment(s) 001..005" in capsys.readouterr().out
+    assert json.loads((exp / "005" / "conf.json").read_text()) == {
+        "data": "iwslt14", "norm": "batch", "moment": 0.1, "early_stop": True
+    }
+    assert record(exp / "001")["params"] == {"data": "iwslt14", "norm": "new", "moment": 0.1, "early_stop": False}
+    batch = record(exp)["batch"]
+    assert batch["n"] == 5 and batch["duplicates"] == 1 and batch["defaults"]["data"] == "iwslt14"
+    assert len(batch["grids"]) == 2
+    capsys.readouterr()
+    assert main(["table", "--all-params", "--tsv"]) == 0
+    head = capsys.readouterr().out.splitlines()[0].split("\t")
+    assert "data" in head  # a default is a param like any other
+
+
+def test_extend_remembers_the_batchs_set_and_grid_options(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    exp = new_exp(project)
+    assert main(["makebatch", "--grid", "lr=1,2", "--set", "tag=a"]) == 0
+    assert record(exp)["batch"]["n"] == 6
+    conf = (exp / "conf.lua").read_text().replace("[0.1, 1.0, 10.0]", "[0.1, 1.0, 10.0, 100.0]")
+    (exp / "conf.lua").write_text(conf)
+    capsys.readouterr()
+    assert main(["makebatch", "--extend"]) == 0
+    out = capsys.readouterr().out
+    assert "made 2 sub-experiment(s) 007..008" in out and "--set tag=a --grid lr=1,2" in out
+    assert [record(exp / n)["params"] for n in ("007", "008")] == [
+        {"lr": 1, "wdecay": 100.0, "tag": "a"}, {"lr": 2, "wdecay": 100.0, "tag": "a"}
+    ]
+    assert main(["makebatch", "--extend", "--grid", "lr=1,2,3"]) == 0  # a new value for a remembered axis
+    assert record(exp)["batch"]["n"] == 12
+    assert record(exp)["batch"]["cli"]["grid"] == {"lr": [1, 2, 3]}
+
+
+def test_adding_repeat_and_extending_adds_only_the_new_repeats(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exp = new_exp(project)
+    assert main(["makebatch"]) == 0
+    (exp / "001" / "metrics.json").write_text('{"loss": 1}')
+    (exp / "conf.lua").write_text((exp / "conf.lua").read_text() + "-- MRL:repeat = 3\n")
+    capsys.readouterr()
+    assert main(["makebatch", "--extend"]) == 0
+    assert "made 18 sub-experiment(s) 010..027" in capsys.readouterr().out
+    added = [record(exp / f"{i:03d}")["params"] for i in range(10, 28)]
+    assert sorted({p["repeat"] for p in added}) == [1, 2]
+    assert added[:2] == [{"lr": 0.01, "wdecay": 0.1, "repeat": 1}, {"lr": 0.01, "wdecay": 0.1, "repeat": 2}]
+    assert record(exp / "001")["params"] == {"lr": 0.01, "wdecay": 0.1}  # left as it was: repeat 0
+    assert (exp / "001" / "metrics.json").exists()
+
+
+def test_repeat_option_makes_repeats_and_set_repeat_points_to_it(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exp = new_exp(project)
+    assert main(["makebatch", "--repeat", "2", "--grid", "lr=1"]) == 0
+    assert [record(exp / f"00{i}")["params"]["repeat"] for i in range(1, 7)] == [0, 1, 0, 1, 0, 1]
+    assert record(exp)["batch"]["repeat"] == 2 and record(exp)["batch"]["cli"]["repeat"] == 2
+    before = listing(exp)
+    capsys.readouterr()
+    assert main(["makebatch", "-replace", "--set", "repeat=5"]) == 1
+    err = capsys.readouterr().err
+    assert "use --repeat N" in err and err.count("\n") == 1
+    assert main(["makebatch", "-replace", "--repeat", "0"]) == 1
+    assert "positive number" in capsys.readouterr().err
+    assert listing(exp) == before
+
+
+def test_dry_run_on_an_expanded_experiment_previews_the_template_as_it_is_now(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exp = new_exp(project)
+    assert main(["makebatch"]) == 0
+    (exp / "conf.lua").write_text((exp / "conf.lua").read_text().replace("[0.1, 1.0, 10.0]", "[0.1, 5.0]"))
+    before = listing(exp)
+    capsys.readouterr()
+    assert main(["makebatch", "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("would make 6 sub-experiment(s) 001..006")
+    assert "it has 9 now" in out[0] and "--extend would add 3" in out[0]
+    assert out[3].split() == ["002", "0.01", "5.0"]
+    assert listing(exp) == before
+
+
+def test_dry_run_previews_a_one_job_experiment_from_its_saved_template(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exp = new_exp(project, "lr = {{ lr | default(1) }}\n")
+    assert main(["makebatch"]) == 0
+    saved = exp / ".mrl.template" / "conf.lua"
+    saved.write_text(saved.read_text() + "# MRL:grid['lr'] = [2, 3]\n")
+    before = listing(exp)
+    capsys.readouterr()
+    assert main(["makebatch", "--dry-run"]) == 0
+    assert capsys.readouterr().out.startswith("would make 2 sub-experiment(s) 001..002")
+    assert listing(exp) == before
+
+
+def test_extend_on_a_finished_experiment_removes_the_done_mark(project: Path) -> None:
+    exp = new_exp(project)
+    assert main(["makebatch"]) == 0
+    (exp / ".mrl.done").write_text("")
+    assert main(["makebatch", "--extend"]) == 0  # nothing new: still done
+    assert (exp / ".mrl.done").exists()
+    (exp / "conf.lua").write_text((exp / "conf.lua").read_text().replace("[0.1, 1.0, 10.0]", "[0.1, 1.0, 10.0, 7.0]"))
+    assert main(["makebatch", "--extend"]) == 0
+    assert not (exp / ".mrl.done").exists()
+
+
+def test_extend_on_a_batch_the_original_made_ignores_subexpid_in_params(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exp = new_exp(project)
+    assert main(["makebatch"]) == 0
+    for i in range(1, 10):  # the original wrote {"subExpId": "001", ...} inside params
+        rec = record(exp / f"{i:03d}")
+        (exp / f"{i:03d}" / ".mrl").write_text(json.dumps({"params": {**rec["params"], "subExpId": f"{i:03d}"}}))
+    capsys.readouterr()
+    assert main(["makebatch", "--extend"]) == 0
+    assert "nothing to add: all 9 combinations exist" in capsys.readouterr().out
+
+
+# -- rendered JSON / TOML / YAML must still parse (issues 10, 12) ------------------------
+
+
+def json_project(project: Path, template: str, name: str = "conf.json") -> Path:
+    set_cfg(project, confTemplFile=name, copyFiles=[name])
+    (project / name).write_text(template)
+    commit_all(project, f"{name} template")
+    return new_exp(project)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("'adam'", "adam"), ("{'a': 1}", "{'a': 1}"), ("True", "True"), ("None", "None"), ("['x']", "['x']")],
+)
+def test_a_json_template_rendering_python_repr_is_refused_naming_file_line_value_and_fix(
+    project: Path, capsys: pytest.CaptureFixture[str], value: str, shown: str
+) -> None:
+    exp = json_project(project, '{\n  "lr": {{ lr }},\n  "opt": {{ opt }}\n}\n'
+                       f"// MRL:grid['lr'] = [0.1]\n// MRL:grid['opt'] = [{value}]\n")
+    before = listing(exp)
+    assert main(["makebatch"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mrl: error: conf.json: line 3: the rendered file is not valid JSON")
+    assert f"param opt rendered as {shown}" in err and "{{ opt | tojson }}" in err and err.count("\n") == 1
+    assert listing(exp) == before
+
+
+def test_tojson_renders_valid_json_for_every_kind_of_value(project: Path) -> None:
+    exp = json_project(project, '{"opt": {{ opt | tojson }}, "lr": {{ lr }}}\n'
+                       "// MRL:grid['opt'] = ['adam', {'a': 1}, True, None, 'it\"s']\n// MRL:grid['lr'] = [0.1]\n")
+    assert main(["makebatch"]) == 0
+    assert [json.loads((exp / f"00{i}" / "conf.json").read_text())["opt"] for i in range(1, 6)] == [
+        "adam", {"a": 1}, True, None, 'it"s'
+    ]
+
+
+def test_dry_run_checks_the_rendered_json_too(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    json_project(project, '{"opt": {{ opt }}}\n// MRL:grid[\'opt\'] = [\'sgd\']\n')
+    assert main(["makebatch", "--dry-run"]) == 1
+    assert "not valid JSON" in capsys.readouterr().err
+
+
+def test_a_one_job_json_template_is_checked(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    exp = json_project(project, '{"name": {{ name }}}\n')
+    assert main(["makebatch", "--set", "name=x"]) == 1
+    assert "param name rendered as x" in capsys.readouterr().err
+    assert not (exp / ".mrl.template").exists()
+
+
+def test_a_toml_template_with_a_bare_string_is_refused(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("tomllib")
+    toml = "lr = {{ lr }}\nopt = {{ opt }}\n# MRL:grid['lr'] = [0.1]\n# MRL:grid['opt'] = ['sgd']\n"
+    exp = json_project(project, toml, name="conf.toml")
+    assert main(["makebatch"]) == 1
+    err = capsys.readouterr().err
+    assert "conf.toml: line 2: the rendered file is not valid TOML" in err and "{{ opt | tojson }}" in err
+    (exp / "conf.toml").write_text((exp / "conf.toml").read_text().replace("{{ opt }}", "{{ opt | tojson }}"))
+    assert main(["makebatch"]) == 0
+
+
+def test_a_yaml_template_is_parsed_when_pyyaml_is_installed(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("yaml")
+    exp = json_project(project, "opt: {{ opt }}\nlr: {{ lr }}\n# MRL:grid['opt'] = ['a: b']\n# MRL:grid['lr'] = [1]\n",
+                       name="conf.yaml")
+    assert main(["makebatch"]) == 1
+    err = capsys.readouterr().err
+    assert "conf.yaml: line 1: the rendered file is not valid YAML" in err and "param opt rendered as a: b" in err
+    (exp / "conf.yaml").write_text("tagged: !custom x\nopt: {{ opt | tojson }}\n# MRL:grid['opt'] = ['a: b']\n")
+    assert main(["makebatch"]) == 0  # syntax only: a custom tag is fine
+
+
+def test_a_json_template_whose_rendering_changes_line_count_names_the_rendered_line(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    json_project(project, '{\n{% for i in range(3) %}"k{{ i }}": 1,\n{% endfor %}"opt": {{ opt }}}\n'
+                 "// MRL:grid['opt'] = ['x']\n")
+    assert main(["makebatch"]) == 1
+    assert "line 5 of the rendered file" in capsys.readouterr().err

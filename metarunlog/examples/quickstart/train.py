@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 
 import numpy as np
 
@@ -22,8 +23,16 @@ def spirals(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     return x + rng.normal(0, 0.03, x.shape), arm.astype(float)
 
 
-def forward(params: dict[str, np.ndarray], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    h = np.tanh(x @ params["w1"] + params["b1"])
+Array = np.ndarray
+# name -> (the activation, its derivative written in terms of its output)
+ACTIVATIONS: dict[str, tuple[Callable[[Array], Array], Callable[[Array], Array]]] = {
+    "tanh": (np.tanh, lambda h: 1 - h**2),
+    "relu": (lambda z: np.maximum(z, 0), lambda h: (h > 0).astype(float)),
+}
+
+
+def forward(params: dict[str, np.ndarray], x: np.ndarray, act: str = "tanh") -> tuple[np.ndarray, np.ndarray]:
+    h = ACTIVATIONS[act][0](x @ params["w1"] + params["b1"])
     p = 1 / (1 + np.exp(-(h @ params["w2"] + params["b2"])))
     return h, p[:, 0]
 
@@ -37,6 +46,7 @@ def main() -> None:
     x, y = spirals(600, rng)
     xt, yt = spirals(400, rng)
     hidden = cfg["hidden"]
+    act = cfg.get("activation", "tanh")
     params = {
         "w1": rng.normal(0, 1.5, (2, hidden)),
         "b1": np.zeros(hidden),
@@ -45,16 +55,16 @@ def main() -> None:
     }
     with open("metrics.jsonl", "w") as log:
         for step in range(1, cfg["epochs"] + 1):
-            h, p = forward(params, x)
+            h, p = forward(params, x, act)
             loss = float(-np.mean(y * np.log(p + 1e-9) + (1 - y) * np.log(1 - p + 1e-9)))
             g = (p - y)[:, None] / len(y)
-            gh = (g @ params["w2"].T) * (1 - h**2)
+            gh = (g @ params["w2"].T) * ACTIVATIONS[act][1](h)
             params["w2"] -= cfg["lr"] * h.T @ g
             params["b2"] -= cfg["lr"] * g.sum(0)
             params["w1"] -= cfg["lr"] * x.T @ gh
             params["b1"] -= cfg["lr"] * gh.sum(0)
             if step % 10 == 0 or step == cfg["epochs"]:
-                acc = float(np.mean((forward(params, xt)[1] > 0.5) == yt))
+                acc = float(np.mean((forward(params, xt, act)[1] > 0.5) == yt))
                 log.write(json.dumps({"step": step, "loss": round(loss, 5), "acc": round(acc, 4)}) + "\n")
     print(f"lr={cfg['lr']} hidden={hidden}: loss {loss:.4f}, test accuracy {acc:.3f}")
     with open("metrics.json", "w") as f:

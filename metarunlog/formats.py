@@ -1,0 +1,163 @@
+"""Check that a rendered `.json`, `.yaml`/`.yml` or `.toml` config still parses.
+
+A Jinja `{{ opt }}` renders a string param bare (`"opt": adam`) and a dict, bool or None
+as Python's repr (`{'a': 1}`, `True`, `None`): invalid JSON/TOML, or a silently different
+YAML value. makebatch parses each rendered file of these formats before anything is
+written, and a failure names the file, the line, the value and the fix (`| tojson`).
+JSON and TOML use the standard library (`tomllib`, Python 3.11+; without it TOML is not
+checked); YAML is checked only when PyYAML is installed (syntax only, so custom tags pass).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from metarunlog.errors import BatchError
+
+
+@dataclass
+class Problem:
+    """Where a rendered text stopped parsing: 1-based line and column, and why."""
+
+    line: int
+    column: int
+    message: str
+
+
+def _json(text: str) -> Problem | None:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as e:
+        return Problem(e.lineno, e.colno, e.msg)
+    return None
+
+
+def _toml_parser() -> Callable[[str], Problem | None] | None:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: not checked
+        return None
+
+    def check(text: str) -> Problem | None:
+        try:
+            tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
+            message = re.sub(r"\s*\(at .*?\)$", "", str(e))
+            return Problem(int(m.group(1)), int(m.group(2)), message) if m else Problem(1, 1, message)
+        return None
+
+    return check
+
+
+def _yaml_parser() -> Callable[[str], Problem | None] | None:
+    try:
+        import yaml
+    except ImportError:  # PyYAML is not a dependency: YAML is then not checked
+        return None
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    def check(text: str) -> Problem | None:
+        try:
+            for _ in yaml.parse(text, Loader=loader):  # events only: tags need no constructor
+                pass
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            return Problem(line, col, str(e.problem or e.context or "invalid YAML"))
+        except yaml.YAMLError as e:
+            return Problem(1, 1, str(e))
+        return None
+
+    return check
+
+
+FORMATS: dict[str, tuple[str, Callable[[], Callable[[str], Problem | None] | None]]] = {
+    ".json": ("JSON", lambda: _json),
+    ".toml": ("TOML", _toml_parser),
+    ".yaml": ("YAML", _yaml_parser),
+    ".yml": ("YAML", _yaml_parser),
+}
+
+
+@dataclass
+class Checker:
+    """Parses one template's rendered text in its format."""
+
+    name: str  # the template's file name
+    format: str  # "JSON", "YAML", "TOML"
+    parse: Callable[[str], Problem | None]
+
+    def check(
+        self, text: str, params: Mapping[str, Any], where: Callable[[int], str], label: Callable[[], str]
+    ) -> None:
+        """BatchError naming file, line, value and fix when `text` does not parse.
+
+        `where(rendered_line)` says which line of the template that is."""
+        problem = self.parse(text)
+        if problem is None:
+            return
+        lines = text.splitlines()
+        at = lines[problem.line - 1] if 0 < problem.line <= len(lines) else ""
+        culprit = _culprit(params, [at, *lines[max(problem.line - 2, 0) : problem.line + 1]], self.format)
+        if culprit is None:
+            value = f" at '{_short(at.strip())}'" if at.strip() else ""
+            fix = (
+                "a string, dict, boolean or None param needs `{{ name | tojson }}` "
+                f"to render as a {self.format} value"
+            )
+        else:
+            key, shown = culprit
+            value = f": param {key} rendered as {_short(shown)}"
+            fix = f"write {_tojson(key)} in the template to render it as a {self.format} value"
+        raise BatchError(
+            f"{where(problem.line)}: the rendered file is not valid {self.format} "
+            f"({problem.message}){value} (rendering {label()}): {fix}"
+        )
+
+
+def checker(name: str) -> Checker | None:
+    """The checker for a template named `name`, or None when its format is not checked."""
+    for suffix, (fmt, make) in FORMATS.items():
+        if name.lower().endswith(suffix):
+            parse = make()
+            return Checker(name, fmt, parse) if parse is not None else None
+    return None
+
+
+def _culprit(params: Mapping[str, Any], lines: list[str], fmt: str) -> tuple[str, str] | None:
+    """The param whose Jinja rendering is not a literal of the format and appears on the
+    failing line (or next to it): (name, what it rendered as)."""
+    suspects = [(k, str(v)) for k, v in params.items() if _not_a_literal(v, fmt) and str(v)]
+    for text in lines:
+        for key, shown in sorted(suspects, key=lambda s: -len(s[1])):
+            if shown in text:
+                return key, shown
+    return None
+
+
+def _not_a_literal(value: Any, fmt: str) -> bool:
+    """Does Jinja's `{{ value }}` fail to be the value's literal in `fmt`?"""
+    if isinstance(value, bool):
+        return fmt != "YAML"  # YAML reads True/False; JSON and TOML want true/false
+    if value is None or isinstance(value, str):
+        return True  # None has no literal `None`; strings render without quotes
+    if isinstance(value, (int, float)):
+        return False
+    try:  # a list of numbers renders as its JSON; one holding strings or a dict does not
+        return str(value) != json.dumps(value)
+    except (TypeError, ValueError):
+        return True
+
+
+def _tojson(key: str) -> str:
+    ref = key if key.isidentifier() else f"params[{key!r}]"
+    return "{{ " + ref + " | tojson }}"
+
+
+def _short(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
