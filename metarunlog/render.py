@@ -39,6 +39,7 @@ COMMAND_BUILTINS = (*BUILTINS, "resource")
 
 USER_TEMPLATES = "mrl_templates"  # <basedir>/mrl_templates/: the user's report templates
 DEFAULT_PREFIX = "default"  # "default:report.html" is always the shipped one
+SHIPPED = Path(__file__).resolve().parent / "templates"
 
 
 def _environment(**options: Any) -> jinja2.Environment:
@@ -340,14 +341,23 @@ def report_environment(
 
 
 def render_page(env: Any, name: str, context: Mapping[str, Any]) -> str:
-    """Render the report template `name`; any template error names its file and line."""
+    """Render the report template `name`. An error in a user's template (mrl_templates/)
+    is an MrlError naming its file and line; one in ours is a bug and raised as it is."""
+    import jinja2
+
     try:
         return str(env.get_template(name).render(context))
+    except jinja2.TemplateNotFound as e:
+        raise MrlError(f"report template {e.name} not found (in {USER_TEMPLATES}/ or the shipped ones)") from e
     except Exception as e:
-        import jinja2
-
-        if isinstance(e, jinja2.TemplateNotFound):
-            raise MrlError(f"report template {e.name} not found (in {USER_TEMPLATES}/ or the shipped ones)") from e
-        if not isinstance(e, jinja2.TemplateError) and template_frame(e)[1] is None:
-            raise  # not the template's fault: a bug, shown as one
+        filename = e.filename if isinstance(e, jinja2.TemplateSyntaxError) else template_frame(e)[0]
+        if not _users(filename):
+            raise
         raise template_error(e, lambda f, line: f"{f}:{line}" if line else f) from e
+
+
+def _users(filename: str | None) -> bool:
+    """A template file of the user's, not one shipped with mrl (or carried by its code)."""
+    if not filename or filename.startswith("<") or filename == "?":
+        return False
+    return not Path(filename).resolve().is_relative_to(SHIPPED)

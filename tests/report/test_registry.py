@@ -97,3 +97,12 @@ def test_registering_an_id_again_replaces_it_in_place(restore_registry: None) ->
 def test_placing_a_section_next_to_an_unknown_one_names_the_known_ones(restore_registry: None) -> None:
     with pytest.raises(KeyError, match="no report section 'nope'; the sections are errors, git"):
         register(Section("x", "_x.html", lambda rep: {}), after="nope")
+
+
+def test_an_error_in_a_template_that_ships_with_the_code_is_a_bug_not_a_user_error(
+    project: Path, restore_registry: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    register(Section("broken", "_broken.html", lambda rep: {}, source="<section id='broken'>{{ nope }}</section>"))
+    grid_exp(project)
+    assert main(["analyze"]) == 3
+    assert "Traceback" in capsys.readouterr().err
