@@ -1,0 +1,45 @@
+"""report/plots.py: decimated curves that keep their extremes, colour groups for many runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from metarunlog import report
+from tests.test_results import curve, done, make_exp
+
+
+def test_decimate_keeps_both_ends_and_every_bucket_s_extremes() -> None:
+    x = np.arange(10_000, dtype=float)
+    y = np.sin(x / 100)
+    y[5_003] = 50.0
+    y[7_777] = -50.0
+    dx, dy = report.decimate(x, y, 100)
+    assert len(dx) <= 102
+    assert dx[0] == 0 and dx[-1] == 9_999
+    assert 50.0 in dy and -50.0 in dy
+    assert list(dx) == sorted(dx)
+    same_x, same_y = report.decimate(x[:50], y[:50], 100)
+    assert len(same_x) == 50
+
+
+def test_decimate_ignores_nan_values() -> None:
+    y = np.array([np.nan] * 500 + [1.0, 2.0] + [np.nan] * 500)
+    dx, dy = report.decimate(np.arange(len(y), dtype=float), y, 40)
+    assert 1.0 in dy and 2.0 in dy
+
+
+def test_many_sub_experiments_are_drawn_in_colour_groups_named_by_a_param(project: Path) -> None:
+    subs = [
+        {"params": {"lr": [0.1, 0.01, 0.001][i % 3], "seed": i}, "status": done(), "jsonl": curve(500, i)}
+        for i in range(60)
+    ]
+    exp = make_exp(project, subs)
+    rep = report.build_report(exp, project, exp.dir / "analysis")
+    fig = rep.models["plot0"]
+    legend = [item.label["value"] for item in fig.legend[0].items]
+    assert legend == ["lr=0.1", "lr=0.01", "lr=0.001"]
+    xs = np.concatenate([r.data_source.data["x"] for r in fig.renderers])
+    assert np.isnan(xs).sum() == 60  # one gap after each run
+    assert len(xs) <= report.POINTS_PER_PLOT + 3 * 60
