@@ -108,12 +108,31 @@ def _count(n: Any, fn: str) -> int:
     return n
 
 
+def _ordered(value: Any) -> Any:
+    """A set in sorted order (when its elements sort): Python iterates a set of strings in
+    a different order in each process, and a batch must come out the same every time."""
+    if isinstance(value, (set, frozenset)):
+        try:
+            return sorted(value)
+        except TypeError:
+            return sorted(value, key=repr)
+    return value
+
+
 def _zip(*its: Any, strict: bool = False) -> list[tuple[Any, ...]]:
-    return list(zip(*its, strict=strict))
+    return list(zip(*map(_ordered, its), strict=strict))
 
 
 def _enumerate(it: Any, start: int = 0) -> list[tuple[int, Any]]:
-    return list(enumerate(it, start))
+    return list(enumerate(_ordered(it), start))
+
+
+def _list(it: Any = ()) -> list[Any]:
+    return list(_ordered(it))
+
+
+def _tuple(it: Any = ()) -> tuple[Any, ...]:
+    return tuple(_ordered(it))
 
 
 def _sorted(it: Any, reverse: bool = False) -> list[Any]:
@@ -136,8 +155,8 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "float": float,
     "str": str,
     "bool": bool,
-    "list": list,
-    "tuple": tuple,
+    "list": _list,
+    "tuple": _tuple,
     "dict": dict,
     "set": set,
     "sorted": _sorted,
@@ -488,6 +507,7 @@ class Evaluator:
     def _sum(self, iterable: Any, start: Any = 0) -> Any:
         total = start
         for x in self._iterable(iterable, "sum"):
+            self._step()
             self._check_binop(ast.Add(), total, x)
             try:
                 total = self.made(total + x)
@@ -566,7 +586,7 @@ class Evaluator:
         if isinstance(value, dict):
             return list(value)
         if isinstance(value, (list, tuple, str, set, frozenset)):
-            return value
+            return _ordered(value)
         raise EvalError(f"{what}: {_show(value)} is not a list, tuple, dict or string")
 
 

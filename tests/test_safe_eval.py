@@ -210,3 +210,18 @@ def test_the_budgets_are_documented() -> None:
     doc = (Path(__file__).resolve().parent.parent / "docs" / "makebatch.md").read_text()
     for value in (safe_eval.MAX_ELEMENTS, safe_eval.MAX_STEPS, safe_eval.MAX_INT_BITS, safe_eval.MAX_STR):
         assert f"{value:,}" in doc
+
+
+def test_a_set_is_iterated_in_sorted_order_so_a_batch_is_the_same_in_every_process() -> None:
+    import subprocess
+    import sys
+
+    code = "from metarunlog.safe_eval import evaluate; print(evaluate(\"[x for x in {'b', 'a', 'c', 'd'}]\"))"
+    outs = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       env={"PYTHONHASHSEED": str(seed), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+                       ).stdout
+        for seed in range(4)
+    }
+    assert outs == {"['a', 'b', 'c', 'd']\n"}
+    assert evaluate("list({3, 1, 2})") == [1, 2, 3]

@@ -1,18 +1,23 @@
 """Expand the experiment's config template into one sub-experiment per combination.
 
-Reads confTemplFile (one file or a list) in EXPDIR, whose `MRL:` lines define the batch
-(`grid['lr'] = [0.1, 0.01]`, `params = [{...}, ...]`, `repeat = N`, `sample = K`,
-`seed = S`), and writes EXPDIR/<subExpFormat>/ for each combination: .mrl (JSON:
-subExpId, params), each template rendered with Jinja (MRL lines removed), and the other
-copyFiles from EXPDIR. Template variables: the params, expId, subExpId, expDir,
-subExpDir, codeDir, and `params` (all of them as a dict). A template without MRL lines
-renders once into EXPDIR itself (a one-job experiment; the template is kept as
-EXPDIR/.mrl.template/<name>). Adds "batch" to EXPDIR/.mrl. Everything is checked first: on any error nothing is written.
+Reads confTemplFile (one file, a list, or none) in EXPDIR, whose `MRL:` lines define the
+batch (`grid['lr'] = [0.1, 0.01]`, `grids = [{...}, ...]`, `params = [{...}, ...]`,
+`defaults = {...}`, `repeat = N`, `sample = K`, `seed = S`; values are a safe subset of
+Python: literals, arithmetic, comprehensions, range, zip, logspace(a, b, n)...), and
+writes EXPDIR/<subExpFormat>/ for each combination: .mrl (JSON: subExpId, params), each
+template rendered with Jinja (MRL lines removed), and the other copyFiles from EXPDIR.
+Template variables: the params, expId, subExpId, expDir, subExpDir, codeDir, and `params`
+(all of them as a dict). In JSON/YAML/TOML templates write {{ name | tojson }} for
+strings, booleans, None, lists and dicts: rendered files of these formats are parsed
+before anything is written. A template without MRL lines renders once into EXPDIR itself
+(a one-job experiment; the template is kept as EXPDIR/.mrl.template/<name>). Adds "batch"
+to EXPDIR/.mrl. Everything is checked first: on any error nothing is written.
 
   mrl makebatch                        expand the last experiment
   mrl makebatch 3 --dry-run            print the combinations, write nothing
-  mrl makebatch --set epochs=1 --grid lr=0.1,0.01
-  mrl makebatch --extend               add only combinations not made yet
+  mrl makebatch --set epochs=1 --grid lr=0.1,0.01 --repeat 3
+  mrl makebatch --grid lr=0.1,0.01 --grid hidden=16,64   no template needed
+  mrl makebatch --extend               add only combinations not made yet (same --set/--grid)
   mrl makebatch -replace               move the old sub-experiments to EXPDIR/.trash/<time>/
 """
 
@@ -64,7 +69,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="add only the combinations that do not exist yet, numbered after the last one",
     )
-    p.add_argument("--dry-run", action="store_true", help="print the table of combinations; write nothing")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the table of combinations; write nothing (an expanded experiment: its template as it is now)",
+    )
     p.add_argument(
         "--set",
         dest="sets",
