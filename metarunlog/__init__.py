@@ -2,17 +2,29 @@
 
 The notebook API (`load_table`, `load_results`, `load_metrics`, `load_params`,
 `load_experiment`) lives in `metarunlog.api` and is re-exported here lazily, so that
-`import metarunlog` (and `mrl ls`) stays fast.
+`import metarunlog` (and `mrl ls`) stays fast. `metarunlog.html(text)` marks text that
+an analysis function returns (a `table` cell) as HTML to render, not escape.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from markupsafe import Markup
 
 __version__ = "2.0.0"
 
 _API = ("load_table", "load_results", "load_metrics", "load_params", "load_experiment")
-__all__ = ["__version__", *_API]
+__all__ = ["__version__", "html", *_API]
+
+
+def html(text: object) -> Markup:
+    """`text` as trusted HTML (markupsafe's Markup): a `table` cell that is one renders as
+    HTML in the report, every other cell is escaped. Wrap only what you wrote yourself."""
+    from markupsafe import Markup
+
+    return Markup(text)
 
 
 def __getattr__(name: str) -> Any:

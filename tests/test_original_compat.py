@@ -174,3 +174,116 @@ def test_the_original_config_key_giturl_is_not_warned_about(project: Path) -> No
     commit_all(project, "giturl")
     r = run_mrl("ls", cwd=project)
     assert r.returncode == 0 and r.stderr == ""
+
+
+# -- end to end: the original's default config, example hooks and analysis file ----------
+CONF_LUA = """local cfg = {
+    learning_rate = {{lr}},
+    wdecay    = {{wdecay}},
+    momentum  = 3, -- doesn't change
+    numLayers = 5,
+    logdir    = '../{{subExpId}}/',
+}
+-- MRL:grid['lr'] = [0.01, 0.04, 0.1]
+-- MRL:grid['wdecay'] = [0.1, 1.0, 10.0]
+"""
+
+
+@pytest.fixture
+def original_project(git_repo: Path) -> Path:
+    """A project set up as the original's README says: `mrl init output` wrote the default
+    .mrl.cfg, the example mrl_hooks.py and mrl_analyze.py (`.ix` -> `.loc`) sit beside it."""
+    proj = git_repo
+    (proj / ".mrl.cfg").write_bytes((ORIGINAL / "default.mrl.cfg").read_bytes())
+    shutil.copy(ORIGINAL / "mrl_hooks.py.example", proj / "mrl_hooks.py")
+    analyze = (ORIGINAL / "mrl_analyze.py.example").read_text()
+    (proj / "mrl_analyze.py").write_text(analyze.replace("res.ix[", "res.loc["))
+    (proj / "conf.lua").write_text(CONF_LUA)
+    (proj / "output").mkdir()
+    (proj / ".gitignore").write_text("output/\nlast\n__pycache__/\n")
+    commit_all(proj, "metarunlog project")
+    return proj
+
+
+def test_the_original_default_config_hooks_and_analysis_run_end_to_end(original_project: Path) -> None:
+    proj = original_project
+    head = git(proj, "rev-parse", "HEAD").strip()
+    # new: the after_new clone hook runs, and leaves the user's repository alone
+    r = run_mrl("new", "does wdecay matter?", cwd=proj)
+    assert r.returncode == 0, r.stderr
+    assert "git clone git@github.rtp.raleigh.ibm.com" in r.stdout
+    assert "warning" not in r.stderr  # no unknown-key warning for the original's giturl
+    assert git(proj, "symbolic-ref", "HEAD").strip() == "refs/heads/main"
+    assert git(proj, "rev-parse", "HEAD").strip() == head
+    exp = proj / "output" / "0001"
+    rec = json.loads((exp / ".mrl").read_text())
+    assert rec["gitHash"] == head and rec["basedir"] == str(proj) and rec["gitFailUntracked"] == "no"
+    assert (exp / "code" / "train.py").is_file() and (exp / "conf.lua").read_text() == CONF_LUA
+
+    # makebatch: nine sub-experiments, {{subExpId}} is the folder name; after_makebatch writes launch.sh
+    r = run_mrl("makebatch", cwd=proj)
+    assert r.returncode == 0, r.stderr
+    subs = [f"{i:03d}" for i in range(1, 10)]
+    assert sorted(p.name for p in exp.iterdir() if p.name.isdigit()) == subs
+    assert "logdir    = '../001/'," in (exp / "001" / "conf.lua").read_text()
+    launch = (exp / "launch.sh").read_text()
+    assert "proj=myproject_1" in launch and f"for subexp in {' '.join(subs)}; do" in launch
+    assert "-conf ../${subexp}/conf.lua" in launch
+
+    # run: the hook replaces the built-in and submits launch.sh (jbsub is not installed here)
+    r = run_mrl("run", cwd=proj)
+    assert r.returncode == 0, r.stderr
+    assert REPLACES.format("run") in r.stderr.splitlines()
+    assert r.stdout.count("luajit go.lua -conf ../") == 9
+
+    # the training writes output.log (one float a line), which mrl_analyze.py reads
+    for i, sub in enumerate(subs):
+        (exp / sub / "output.log").write_text("".join(f"{0.1 * i + s}\n" for s in range(4)))
+
+    # score: a custom command with a required -epoch and defaults from .mrl.cfg
+    r = run_mrl("score", cwd=proj)
+    assert r.returncode == 1 and "the following arguments are required: -epoch" in r.stderr
+    (exp / "attscore").mkdir()  # the hook's own checkout of its scoring scripts
+    (exp / "attscore" / "test.spj.template").write_text("lang={{langid}} mdl={{mdl}} test={{testset}} conf={{conffile}}")
+    (exp / "001" / "epoch300_swb.mdl.mat").write_text("weights")
+    r = run_mrl("score", "-epoch", "300", cwd=exp)  # from inside the experiment: its `git pull` stays fenced
+    assert r.returncode == 0, r.stderr
+    assert "SKIP 1 subexpid 002" in r.stdout
+    spj = (exp / "001" / "test_1_001_300_hub5.spj").read_text()
+    assert spj == "lang=swb mdl=epoch300 test=hub5 conf=conf.lua\n"
+    assert git(proj, "symbolic-ref", "HEAD").strip() == "refs/heads/main"
+
+    # a sub-experiment folder made by hand, without .mrl: empty params, with a warning
+    (exp / "010").mkdir()
+    (exp / "010" / "output.log").write_text("5\n")
+    r = run_mrl("table", "--json", cwd=proj)
+    assert r.returncode == 0, r.stderr
+    assert "010" in r.stderr and "no .mrl" in r.stderr
+    assert [row["id"] for row in json.loads(r.stdout)] == [*subs, "010"]
+
+    # analyze: the overview table and the per-sub-experiment plots (matplotlib)
+    (exp / ".mrl.done").touch()  # marked done by hand, as the original's users did
+    r = run_mrl("analyze", cwd=proj)
+    assert r.returncode == 0, r.stderr
+    assert "/u/tsercu/www" in r.stderr and not Path("/u/tsercu").exists()  # the original's webdir: not there
+    out = exp / "analysis"
+    assert all((out / f"plot_{s}.png").stat().st_size > 0 for s in [*subs, "010"])
+    page = (out / "index.html").read_text()
+    assert 'id="bestPerf"' in page and 'id="001"' in page and 'id="010"' in page
+    assert "myproject" in page and "**" not in page.split("</h1>")[0]
+    assert "plot_001.png" in page and ">5.0<" in page  # bestPerf's max of 010
+
+    # last: the newest record, as `mrl info last`
+    r = run_mrl("last", cwd=proj)
+    assert r.returncode == 0 and [ln.split() for ln in r.stdout.splitlines() if "gitHash" in ln] == [
+        ["gitHash", ":", head]
+    ]
+
+    # a template without MRL lines: one sub-experiment 001/, as the original's last commit
+    assert run_mrl("new", "single", cwd=proj).returncode == 0
+    exp2 = proj / "output" / "0002"
+    (exp2 / "conf.lua").write_text("local cfg = { lr = 0.1, logdir = '../{{subExpId}}/' }\n")
+    r = run_mrl("makebatch", cwd=proj)
+    assert r.returncode == 0, r.stderr
+    assert (exp2 / "001" / "conf.lua").read_text().startswith("local cfg = { lr = 0.1, logdir = '../001/' }")
+    assert "for subexp in 001; do" in (exp2 / "launch.sh").read_text()

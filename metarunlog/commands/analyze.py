@@ -16,7 +16,8 @@ file opens offline. Works while runs are still going.
 Templates: the report's Jinja templates ship with mrl; a file of the same name in
 <basedir>/mrl_templates/ replaces one, and a file there can {% extends "default:report.html" %}
 to replace only some blocks (docs/analyze.md). `analysis_webdir` in .mrl.cfg: the analysis folder
-is also copied to <webdir>/<experiment> (a local path, or host:path with rsync).
+is also copied to <webdir>/<experiment> (a local path, or host:path with rsync; a local
+webdir whose parent folder does not exist is a warning, and nothing is copied).
 A user function that raises or returns an unknown rtype gets an error box in its section,
 the rest of the report is still written, and the exit code is 1.
 """
@@ -60,6 +61,8 @@ def cli(args: argparse.Namespace, project: Project) -> int:
         print(res.notebook)
     if res.webdir:
         print(f"copied to {res.webdir}")
+    for w in res.warnings:
+        print(f"mrl: warning: {w}", file=sys.stderr)
     if args.open:
         import webbrowser
 
@@ -74,6 +77,7 @@ class AnalyzeResult:
     errors: list[str] = field(default_factory=list)  # user functions that failed, unreadable records
     notebook: Path | None = None
     webdir: str | None = None  # where the analysis folder was copied
+    warnings: list[str] = field(default_factory=list)
 
 
 def analyze(
@@ -107,9 +111,20 @@ def analyze(
         from metarunlog import notebook as nb
 
         res.notebook = nb.write(exp, project.basedir, out)
-    if webdir:
+    if webdir and not is_remote(webdir) and not _webdir_root(webdir, project.basedir).parent.is_dir():
+        # Someone else's path, e.g. the original's default config ('/u/tsercu/www'): as its
+        # rsync did, leave the report where it is rather than create folders at the root.
+        res.warnings.append(
+            f"analysis_webdir {webdir} is in a folder that does not exist: the report was not copied "
+            "there (set analysis_webdir to null, or to a folder of yours)"
+        )
+    elif webdir:
         res.webdir = copy_to_webdir(out, webdir, exp.name, project.basedir)
     return res
+
+
+def _webdir_root(webdir: str, basedir: Path) -> Path:
+    return basedir / Path(webdir).expanduser()
 
 
 def is_remote(webdir: str) -> bool:
@@ -140,7 +155,7 @@ def copy_to_webdir(outdir: Path, webdir: str, exp_name: str, basedir: Path) -> s
                 "check analysis_webdir and that you can ssh to the host"
             )
         return target
-    dest = (basedir / Path(webdir).expanduser()) / exp_name
+    dest = _webdir_root(webdir, basedir) / exp_name
     try:
         shutil.copytree(outdir, dest, dirs_exist_ok=True)
     except OSError as e:

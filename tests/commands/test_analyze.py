@@ -432,6 +432,18 @@ def test_the_analysis_folder_is_copied_to_a_local_webdir(project: Path, tmp_path
     assert (tmp_path / "www" / exp.name / "analysis.ipynb").is_file()
 
 
+def test_a_webdir_in_a_missing_folder_is_a_warning_and_creates_nothing(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grid_exp(project)
+    set_cfg(project, analysis_webdir=str(tmp_path / "u" / "someone" / "www"))  # like the original's default
+    capsys.readouterr()
+    assert main(["analyze"]) == 0
+    err = capsys.readouterr().err
+    assert "mrl: warning: analysis_webdir" in err and "not copied" in err
+    assert not (tmp_path / "u").exists()
+
+
 def test_a_remote_webdir_without_rsync_is_an_error_before_any_work(project: Path, tmp_path: Path) -> None:
     exp = grid_exp(project)
     set_cfg(project, analysis_webdir="webhost:/var/www/exps")
