@@ -126,7 +126,10 @@ class Compiled:
                 e,
                 _in_body_of(self.source),
                 context=f" (rendering {label})" if label else "",
-                hint=f"define it with an MRL:grid/params line or --set, or use one of {', '.join(BUILTINS)}",
+                hint=(
+                    f"define it with an MRL:grid/params line or --set, give it a default "
+                    f"({{{{ name | default(...) }}}}), or use one of {', '.join(BUILTINS)}"
+                ),
                 error=BatchError,
             ) from e
 

@@ -26,7 +26,8 @@ def build_report(
     context function (in page order): a Report ready for `html.render`."""
     subs, errors = read_results(exp, basedir)
     tab = results.make_table(subs, all_params=True, errors=errors)
-    rep = Report(exp, basedir.name, tab, [], errors=[f"table: {e}" for e in errors])
+    name = exp.cfg["name"] or basedir.name  # the project's `name`, as the original's title had
+    rep = Report(exp, name, tab, [], errors=[f"table: {e}" for e in errors])
     goals_override = user_goals(basedir)
     rep.goals = {m: g for m in tab.metrics if (g := metric_goal(m, goals_override))}
     rep.varying = results.varying_params(subs)

@@ -161,7 +161,29 @@ def _table(data: Any, outdir: Path) -> Markup:
     import pandas as pd
 
     df = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
-    return Markup(df.to_html(escape=True, border=0, classes="mrl-table user-table", na_rep=""))
+    return Markup(_escaped(df).to_html(escape=False, border=0, classes="mrl-table user-table", na_rep=""))
+
+
+def _escaped(df: Any) -> Any:
+    """A copy with every text cell and label HTML-escaped, except the values that are
+    markupsafe `Markup` (`metarunlog.html(...)`): the user made those HTML on purpose."""
+    from markupsafe import escape
+    from pandas.api.types import is_object_dtype, is_string_dtype
+
+    def cell(v: Any) -> Any:
+        if hasattr(v, "__html__") or isinstance(v, (int, float, bool)) or v is None:
+            return v  # Markup, or a number (nothing to escape; pandas formats it)
+        return escape(str(v))
+
+    out = df.copy()
+    for col in range(out.shape[1]):
+        dtype = out.dtypes.iloc[col]
+        if is_object_dtype(dtype) or is_string_dtype(dtype):
+            out.isetitem(col, out.iloc[:, col].map(cell, na_action="ignore").astype(object))
+    out = out.rename(columns=cell, index=cell)
+    for axis in (out.index, out.columns):
+        axis.names = [cell(n) if isinstance(n, str) else n for n in axis.names]
+    return out
 
 
 def _html(data: Any, outdir: Path) -> Markup:

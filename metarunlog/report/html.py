@@ -99,7 +99,8 @@ def _page_context(
         "record": record,
         "description": str(record.get("description") or ""),
         "date": str(record.get("timestamp") or "")[:10],
-        "done": bool(rep.subs) and all(s.res.state.value == "done" for s in rep.subs),
+        # Done as `mrl info` says (.mrl.done, which users also touch by hand), or every run done.
+        "done": exp.is_done or (bool(rep.subs) and all(s.res.state.value == "done" for s in rep.subs)),
         "varying": rep.varying,
         "goals": rep.goals,
         "errors": rep.errors,

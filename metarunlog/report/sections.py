@@ -14,7 +14,7 @@ from metarunlog.experiment import DIFF, Experiment
 from metarunlog.report import plots, table
 from metarunlog.report.functions import markdown_html
 from metarunlog.report.model import Report
-from metarunlog.report.registry import section
+from metarunlog.report.registry import registered, section
 
 DIFF_MAX_CHARS = 200_000
 STATE_ORDER = ("done", "running", "queued", "pending", "failed", "stale", "cancelled", "timeout", "oom", "node_fail")
@@ -94,7 +94,11 @@ def curves(rep: Report) -> dict[str, Any]:
 
 @section("overview", "_overview.html", nav="overview")
 def overview(rep: Report) -> dict[str, Any]:
-    return {"overview": rep.overview}
+    # `#funcname` links to an overview function, as in the original's page; a name that is
+    # also a section's id gets `fn-` in front, so that ids stay unique.
+    taken = {s.id for s in registered()}
+    anchors = {fo.name: f"fn-{fo.name}" if fo.name in taken else fo.name for fo in rep.overview}
+    return {"overview": rep.overview, "anchors": anchors}
 
 
 @section("subexps", "_subexps.html", nav="sub-experiments")

@@ -59,10 +59,10 @@ def test_with_no_mrl_analyze_py_the_report_has_every_section(project: Path, caps
     assert "<strong>weight decay</strong>" in page  # notes rendered from markdown
     assert 'class="notdone"' in page  # 004 is pending: not done
     assert "state-failed" in page and "state-pending" in page
-    assert page.count('<tr><td><a href="#sub-') == 4  # the table
+    assert page.count('<tr><td><a href="#') == 4  # the table
     assert len(re.findall(r'<div class="mrl-plot" data-metric="(\w+)"', page)) == 2  # loss and acc
     for name in ("001", "002", "003", "004"):
-        assert f'id="sub-{name}"' in page
+        assert f'id="{name}"' in page
     assert "final line of the log" in page
     assert html.count("BokehJS version mismatch") == 1  # bokeh's library, inlined once
 
@@ -168,6 +168,60 @@ def test_a_user_table_is_escaped_but_user_html_is_not(project: Path) -> None:
     assert XSS not in html and '<i id="mine">x</i>' in html
 
 
+def test_table_cells_made_with_metarunlog_html_render_as_html_and_the_rest_stays_escaped(project: Path) -> None:
+    exp = grid_exp(project)
+    write_analyze(
+        project,
+        (
+            "import pandas as pd\n"
+            "import metarunlog\n"
+            "def links(expDir, outdir, subExpIds, Dparams):\n"
+            "    df = Dparams.copy()\n"
+            "    df['log'] = [metarunlog.html('<a class=\"loglink\" href=\"../%s/run.log\">%s</a>' % (s, s))\n"
+            "                 for s in subExpIds]\n"
+            f"    df['note'] = {XSS!r}\n"
+            f"    df.index = [{XSS!r}] + list(df.index[1:])\n"
+            "    return [(df, 'table', None)]\n"
+        ),
+        overview={"links": []},
+    )
+    assert main(["analyze"]) == 0
+    html = html_of(exp.dir)
+    assert '<a class="loglink" href="../001/run.log">001</a>' in html
+    assert html.count('class="loglink"') == 4
+    assert XSS not in html and visible_text(html).count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 5
+
+
+def test_the_report_shows_the_project_name_and_respects_a_hand_made_done_mark(project: Path) -> None:
+    exp = grid_exp(project)  # 004 is pending
+    set_cfg(project, name="speech-recognition")
+    assert main(["analyze"]) == 0
+    head = html_of(exp.dir).split("</header>")[0]
+    title, h1 = re.search(r"<title>(.*?)</title>", head).group(1), re.search(r"<h1>(.*?)</h1>", head).group(1)
+    assert title.startswith("** speech-recognition 0001") and "speech-recognition" in h1
+    assert project.name not in title + h1 and 'class="notdone"' in h1
+    (exp.dir / ".mrl.done").touch()  # `mrl info` now says done
+    assert main(["analyze"]) == 0
+    head = html_of(exp.dir).split("</header>")[0]
+    assert 'class="notdone"' not in head and "<title>**" not in head
+
+
+def test_sub_experiments_and_overview_functions_have_the_originals_anchors(project: Path) -> None:
+    exp = grid_exp(project)
+    write_analyze(
+        project,
+        "def bestPerf(expDir, outdir, subExpIds, Dparams):\n    return [('best', 'text', None)]\n"
+        "def table(expDir, outdir, subExpIds, Dparams):\n    return [('a name taken by a section', 'text', None)]\n",
+        overview={"bestPerf": [], "table": []},
+    )
+    assert main(["analyze"]) == 0
+    html = html_of(exp.dir)
+    assert re.search(r'<details class="subexp" id="001"', html)
+    assert '<a href="#001">001</a>' in html  # the table links to the sections
+    assert re.search(r'<div class="mrl-function" data-function="bestPerf" id="bestPerf"', html)
+    assert 'id="fn-table"' in html and html.count('id="table"') == 1
+
+
 # -- user functions and rtypes ----------------------------------------------------------------
 
 
@@ -233,7 +287,7 @@ def test_an_unknown_rtype_gets_an_error_box_and_the_rest_renders(project: Path) 
     page = visible_text(html_of(exp.dir))
     assert re.search(r'class="mrl-error" role="alert">\s*<strong>over</strong>: over\(\) returned unknown rtype', page)
     assert "<p>fine</p>" in page and "<p>after</p>" in page
-    assert 'id="sub-004"' in page
+    assert 'id="004"' in page
 
 
 def test_a_function_that_raises_gets_an_error_box_naming_it_and_exit_1(project: Path) -> None:
@@ -316,7 +370,7 @@ def test_a_failing_user_metrics_function_gets_an_error_box_in_the_table_section(
     page = visible_text(html_of(exp.dir))
     table = page[page.index('<section id="table">') :]
     assert table.count('<div class="mrl-error" role="alert"><strong>table</strong>') == 4
-    assert table.count('<tr><td><a href="#sub-') == 4
+    assert table.count('<tr><td><a href="#') == 4
 
 
 def test_user_metrics_and_metric_goals_from_mrl_analyze_py(project: Path) -> None:

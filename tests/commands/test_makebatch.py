@@ -206,6 +206,17 @@ def test_dry_run_still_reports_an_undefined_variable(project: Path, capsys: pyte
     assert "'oops' is undefined" in capsys.readouterr().err
 
 
+def test_an_undefined_variable_error_shows_how_to_give_it_a_default(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exp = new_exp(project, "{{ dropout }}\n-- MRL:grid['lr'] = [1]\n")
+    assert main(["makebatch"]) == 1
+    assert "| default(...)" in capsys.readouterr().err  # the original rendered it as ''
+    (exp / "conf.lua").write_text("{{ dropout | default(0.1) }}\n-- MRL:grid['lr'] = [1]\n")
+    assert main(["makebatch"]) == 0
+    assert (exp / "001" / "conf.lua").read_text() == "0.1\n"
+
+
 def test_set_and_grid_change_the_batch_without_editing_the_file(project: Path) -> None:
     exp = new_exp(project)
     argv = ["makebatch", "--set", "wdecay=0.5", "--grid", "lr=[1e-3, 1e-4]", "--set", "tag=run a", "n=3"]
