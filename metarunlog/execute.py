@@ -116,7 +116,9 @@ def variables(sub: SubExperiment, resource: str | None) -> dict[str, Any]:
     return {
         **sub.params,
         **sub.exp.template_params(),
-        "subExpId": sub.id,
+        # The folder name ('001'), as the original rendered it; the number is subExpNum.
+        "subExpId": sub.name if sub.name != "." else sub.exp.subexp_dir(sub.id).name,
+        "subExpNum": sub.id,
         "subExpDir": str(sub.dir),
         "resource": "" if resource is None else resource,
     }

@@ -9,6 +9,7 @@ only sub-experiment (name ".").
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from typing import Any
 from metarunlog import jsonio
 from metarunlog.config import Config
 from metarunlog.records import ExperimentRecord, Status, SubRecord
+
+log = logging.getLogger("metarunlog.experiment")  # `mrl` prints these as `mrl: warning: ...`
 
 RECORD = ".mrl"
 STATUS = ".mrl.status"
@@ -64,7 +67,10 @@ class SubExperiment:
         if self.name == ".":
             batch = self.exp.record.batch
             return SubRecord(self.id, dict(batch.params or {}) if batch else {})
-        data = jsonio.read_json(self.dir / RECORD)
+        data = jsonio.read_json_or(self.dir / RECORD, None)
+        if data is None:  # a folder made by hand: empty params, as the original's last commit
+            log.warning(f"sub-experiment folder {self.dir} has no {RECORD} (made by hand?): its params are empty")
+            return SubRecord(self.id, {})
         return SubRecord.from_json(data if isinstance(data, dict) else {})
 
     @property

@@ -42,7 +42,10 @@ def load_user_module(basedir: Path, filename: str) -> ModuleType:
     if str(basedir) not in sys.path:
         sys.path.insert(0, str(basedir))
     try:
-        spec.loader.exec_module(module)
+        # What the file prints while it is imported (the original's example mrl_analyze.py
+        # prints its matplotlib backend) goes to stderr: `mrl table --json` stays JSON.
+        with contextlib.redirect_stdout(sys.stderr):
+            spec.loader.exec_module(module)
     except SyntaxError as e:
         raise HookError(f"{path}:{e.lineno}: syntax error: {e.msg}") from e
     except Exception as e:

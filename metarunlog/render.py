@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from metarunlog.batch import Template
 
 # Variables every template sees besides the params (see docs/makebatch.md).
-BUILTINS = ("expId", "subExpId", "expDir", "subExpDir", "codeDir")
+BUILTINS = ("expId", "subExpId", "subExpNum", "expDir", "subExpDir", "codeDir")
 # ... and `run.command` also sees the slot's resource (docs/running.md).
 COMMAND_BUILTINS = (*BUILTINS, "resource")
 

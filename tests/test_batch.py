@@ -364,7 +364,7 @@ def test_param_names_may_contain_dots_and_dashes() -> None:
     assert parse_set("learning-rate=3") == ("learning-rate", 3)
 
 
-RESERVED = ["resource", "expId", "subExpId", "expDir", "subExpDir", "codeDir", "params"]
+RESERVED = ["resource", "expId", "subExpId", "subExpNum", "expDir", "subExpDir", "codeDir", "params"]
 
 
 @pytest.mark.parametrize("name", RESERVED)

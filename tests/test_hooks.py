@@ -162,3 +162,15 @@ def test_debug_shows_the_traceback_and_bugs_exit_3(project: Path) -> None:
     (project / "output").write_text("not a folder")
     r = run_mrl("ls", cwd=project)
     assert r.returncode == 3 and "Traceback" in r.stderr and "internal error" in r.stderr
+
+
+def test_what_a_user_file_prints_while_imported_goes_to_stderr(project: Path) -> None:
+    # the original's example mrl_analyze.py prints its matplotlib backend when imported
+    (project / "mrl_analyze.py").write_text("print('backend agg')\ndef metrics(subExpDir):\n    return {'m': 1}\n")
+    (project / "output").mkdir(exist_ok=True)
+    assert main(["new"]) == 0
+    assert main(["makebatch"]) == 0
+    r = run_mrl("table", "--json", cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert [row["m"] for row in json.loads(r.stdout)] == [1] * 9
+    assert "backend agg" in r.stderr

@@ -6,12 +6,13 @@ batch (`grid['lr'] = [0.1, 0.01]`, `grids = [{...}, ...]`, `params = [{...}, ...
 Python: literals, arithmetic, comprehensions, range, zip, logspace(a, b, n)...), and
 writes EXPDIR/<subExpFormat>/ for each combination: .mrl (JSON: subExpId, params), each
 template rendered with Jinja (MRL lines removed), and the other copyFiles from EXPDIR.
-Template variables: the params, expId, subExpId, expDir, subExpDir, codeDir, and `params`
-(all of them as a dict). In JSON/YAML/TOML templates write {{ name | tojson }} for
-strings, booleans, None, lists and dicts: rendered files of these formats are parsed
-before anything is written. A template without MRL lines renders once into EXPDIR itself
-(a one-job experiment; the template is kept as EXPDIR/.mrl.template/<name>). Adds "batch"
-to EXPDIR/.mrl. Everything is checked first: on any error nothing is written.
+Template variables: the params, expId, subExpId (the folder name, '001'), subExpNum (its
+number), expDir, subExpDir, codeDir, and `params` (all of them as a dict). In
+JSON/YAML/TOML templates write {{ name | tojson }} for strings, booleans, None, lists and
+dicts: rendered files of these formats are parsed before anything is written. A template
+without MRL lines renders once into EXPDIR itself (a one-job experiment; the template is
+kept as EXPDIR/.mrl.template/<name>). Adds "batch" to EXPDIR/.mrl. Everything is checked
+first: on any error nothing is written.
 
   mrl makebatch                        expand the last experiment
   mrl makebatch 3 --dry-run            print the combinations, write nothing
@@ -431,7 +432,9 @@ def _build(plan: Plan, names: list[str], dry_run: bool) -> Path:
 
 def _render_all(plan: Plan, combo: dict[str, Any], sub_id: int, sub_dir: str, fixed: dict[str, Any]) -> list[str]:
     # `params` too: a name such as model.dropout is only reachable as params['model.dropout']
-    ctx = {**combo, **fixed, "subExpId": sub_id, "subExpDir": sub_dir, "params": combo}
+    # subExpId is the folder name ('001'), as the original rendered it; the number is subExpNum.
+    name = plan.exp.subexp_dir(sub_id).name
+    ctx = {**combo, **fixed, "subExpId": name, "subExpNum": sub_id, "subExpDir": sub_dir, "params": combo}
 
     def label() -> str:
         return "the one job" if plan.single else f"sub-experiment {sub_id} with {batch_mod.param_key(combo)}"

@@ -1,7 +1,8 @@
 """Run the sub-experiments of an experiment with the command in .mrl.cfg `run.command`.
 
 run.command is a Jinja string, or a list of steps run in order, rendered per
-sub-experiment with its params and expId, subExpId, expDir, subExpDir, codeDir, resource.
+sub-experiment with its params and expId, subExpId (folder name), subExpNum, expDir,
+subExpDir, codeDir, resource.
 Each runs with /bin/sh in its sub-experiment folder, with MRL_EXP_DIR, MRL_SUBEXP_DIR,
 MRL_CODE_DIR (and CUDA_VISIBLE_DEVICES=R with --resources) in its environment.
 

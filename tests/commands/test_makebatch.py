@@ -58,17 +58,20 @@ def test_the_readme_example_makes_nine_rendered_sub_experiments(
 def test_templates_see_the_builtin_variables_with_final_paths(project: Path) -> None:
     exp = new_exp(
         project,
-        "{{expId}} {{subExpId}} {{expDir}} {{subExpDir}} {{codeDir}} {{x}}\n# MRL:grid['x'] = ['a', 'b']\n",
+        "{{expId}} {{subExpId}} {{subExpNum}} {{expDir}} {{subExpDir}} {{codeDir}} {{x}}\n"
+        "# MRL:grid['x'] = ['a', 'b']\n",
     )
     assert main(["makebatch"]) == 0
     e = exp.resolve()
-    assert (exp / "002" / "conf.lua").read_text() == f"1 2 {e} {e}/002 {e}/code b\n"
+    # subExpId is the folder name, as the original rendered it (a config writing to
+    # ../{{subExpId}}/ must reach the folder); the number is subExpNum
+    assert (exp / "002" / "conf.lua").read_text() == f"1 002 2 {e} {e}/002 {e}/code b\n"
 
 
 def test_a_template_without_mrl_lines_renders_once_into_the_experiment(project: Path) -> None:
     exp = new_exp(project, "dir = {{ expDir }}\nid = {{ subExpId }}\n")
     assert main(["makebatch", "--set", "lr=0.5"]) == 0
-    assert (exp / "conf.lua").read_text() == f"dir = {exp.resolve()}\nid = 1\n"
+    assert (exp / "conf.lua").read_text() == f"dir = {exp.resolve()}\nid = 001\n"
     assert (exp / ".mrl.template" / "conf.lua").read_text() == "dir = {{ expDir }}\nid = {{ subExpId }}\n"
     assert not any(p.name.isdigit() for p in exp.iterdir())
     loaded = Project.find(project).load_exp(1)

@@ -164,10 +164,10 @@ def test_run_without_run_command_says_where_to_set_it(project: Path, capsys) -> 
 
 
 def test_dry_run_prints_the_commands_and_writes_nothing(project: Path, capsys) -> None:
-    exp = make_experiment(project, [{"lr": 0.1}, {"lr": 0.2}], ["prep {{subExpId}}", "train --lr {{lr}}"])
+    exp = make_experiment(project, [{"lr": 0.1}, {"lr": 0.2}], ["prep {{subExpId}} {{subExpNum}}", "train --lr {{lr}}"])
     assert main(["run", "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "001: prep 1\n001: train --lr 0.1\n002: prep 2\n002: train --lr 0.2" in out
+    assert "001: prep 001 1\n001: train --lr 0.1\n002: prep 002 2\n002: train --lr 0.2" in out
     assert statuses(exp.dir) == {}
 
 

@@ -146,3 +146,22 @@ def test_the_table_after_a_real_makebatch_and_run(project: Path) -> None:
     assert rows[0]["lr"] == 0.01 and rows[0]["wdecay"] == 0.1
     assert rows[0]["loss"] == pytest.approx(0.01 * 0.1 / 3)
     assert all(isinstance(r["duration"], float) for r in rows)
+
+
+def test_a_sub_experiment_folder_made_by_hand_has_empty_params_and_a_warning(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exp = grid_exp(project)
+    (exp.dir / "005").mkdir()  # no .mrl: the original's last commit took it as empty params
+    code, out, err = table_out(capsys, "--json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["id"] for r in rows] == ["001", "002", "003", "004", "005"]
+    assert rows[-1]["lr"] is None and rows[-1]["state"] == "pending"
+    assert err.splitlines() == [
+        f"mrl: warning: sub-experiment folder {exp.dir / '005'} has no .mrl (made by hand?): its params are empty"
+    ]
+    capsys.readouterr()
+    assert main(["analyze"]) == 0
+    assert "005" in capsys.readouterr().err
+    assert 'id="005"' in (exp.dir / "analysis" / "index.html").read_text()
