@@ -671,11 +671,6 @@ def unique(combos: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def sample(combos: list[dict[str, Any]], k: int, seed: int) -> list[dict[str, Any]]:
-    """`k` of `combos` chosen by `seed`, in their original order (see `sample_space`)."""
-    return [combos[i] for i in sorted(draw(len(combos), k, seed))]
-
-
 def draw(n: int, k: int, seed: int) -> list[int]:
     """The first `k` indices of one seeded permutation of range(n), in drawing order."""
     return list(itertools.islice(_permutation(n, seed), k))

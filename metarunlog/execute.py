@@ -121,6 +121,7 @@ def variables(sub: SubExperiment, resource: str | None) -> dict[str, Any]:
         "subExpNum": sub.id,
         "subExpDir": str(sub.dir),
         "resource": "" if resource is None else resource,
+        "params": sub.params,  # all of them: {{ params | cli_args }}, {{ params['model.dropout'] }}
     }
 
 

@@ -17,6 +17,7 @@ and the line:
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
@@ -34,8 +35,9 @@ if TYPE_CHECKING:
 
 # Variables every template sees besides the params (see docs/makebatch.md).
 BUILTINS = ("expId", "subExpId", "subExpNum", "expDir", "subExpDir", "codeDir")
-# ... and `run.command` also sees the slot's resource (docs/running.md).
-COMMAND_BUILTINS = (*BUILTINS, "resource")
+# ... and `run.command` also sees the slot's resource and all the params as `params`
+# (docs/running.md).
+COMMAND_BUILTINS = (*BUILTINS, "resource", "params")
 
 USER_TEMPLATES = "mrl_templates"  # <basedir>/mrl_templates/: the user's report templates
 DEFAULT_PREFIX = "default"  # "default:report.html" is always the shipped one
@@ -173,9 +175,52 @@ def raw(value: Any) -> Shell:
     return Shell(value)
 
 
+def cli_args(params: Mapping[str, Any], prefix: str = "--", exclude: Iterable[str] | str = ()) -> Shell:
+    """`{{ params | cli_args }}`: `--lr 0.1 --hidden 16`, every word shell-quoted (argparse,
+    click). True is a bare flag (`--early_stop`); False and None are left out; a list is
+    the flag then each value as its own word (`--layers 512 512`: argparse `nargs='+'`; an
+    empty list is left out); a dict is one JSON word. `exclude` leaves params out."""
+    skip = {exclude} if isinstance(exclude, str) else set(exclude)
+    words: list[str] = []
+    for key, value in _items(params, "cli_args"):
+        if key in skip or value is None or value is False:
+            continue
+        if value is True:
+            words.append(prefix + key)
+        elif isinstance(value, (list, tuple)):
+            words += [prefix + key, *(_word(v) for v in value)] if value else []
+        else:
+            words += [prefix + key, _word(value)]
+    return Shell(" ".join(shlex.quote(w) for w in words))
+
+
+def kv_args(params: Mapping[str, Any], prefix: str = "", exclude: Iterable[str] | str = ()) -> Shell:
+    """`{{ params | kv_args }}`: `lr=0.1 hidden=16`, each `key=value` one shell-quoted word
+    (Hydra, mlxm). True/False/None are `true`/`false`/`null`; lists and dicts are compact
+    JSON (`layers=[512,512]`). `prefix='+'` gives Hydra's `+key=value`."""
+    skip = {exclude} if isinstance(exclude, str) else set(exclude)
+    words = [f"{prefix}{k}={_word(v)}" for k, v in _items(params, "kv_args") if k not in skip]
+    return Shell(" ".join(shlex.quote(w) for w in words))
+
+
+def _items(params: Any, name: str) -> list[tuple[str, Any]]:
+    if not isinstance(params, Mapping):
+        raise TypeError(f"{name} takes the params dict: {{{{ params | {name} }}}}, not {type(params).__name__}")
+    return [(str(k), v) for k, v in params.items()]
+
+
+def _word(value: Any) -> str:
+    """One value as command-line text: strings and numbers as they are, the rest as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
 # Filters of `run.command` only; a filter that builds several arguments quotes each part
-# itself and returns Shell (issue 12's `cli_args`/`kv_args` go here).
-COMMAND_FILTERS: dict[str, Callable[..., Any]] = {"raw": raw}
+# itself and returns Shell.
+COMMAND_FILTERS: dict[str, Callable[..., Any]] = {"raw": raw, "cli_args": cli_args, "kv_args": kv_args}
 
 # Each quoted value leaves Jinja wrapped in these two private-use characters; once the
 # whole command is rendered, `shell_quote_outputs` quotes it for where it landed.

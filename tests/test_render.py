@@ -190,3 +190,40 @@ def test_any_value_in_any_quoting_context_is_one_argument_holding_it(value: str,
     if "printf %s" in spot:
         expected = value.rstrip("\n")  # command substitution drops trailing newlines
     assert out.split("\0")[:-1] == [expected]
+
+
+# -- run.command: {{ params | cli_args }} and {{ params | kv_args }} (issue 12) ---------------
+
+
+def test_cli_args_turns_the_params_into_flags_each_one_argument(tmp_path: Path) -> None:
+    params = {"lr": 0.1, "hidden": 16, "opt": "adam w", "early_stop": True, "debug": False, "ckpt": None,
+              "layers": [512, 256], "empty": [], "cfg": {"a": 1}, "model.dropout": 0.5, "learning-rate": 1e-05}
+    assert argv_of(ARGV + " {{ params | cli_args }}", {"params": params}, tmp_path) == [
+        "--lr", "0.1", "--hidden", "16", "--opt", "adam w", "--early_stop", "--layers", "512", "256",
+        "--cfg", '{"a":1}', "--model.dropout", "0.5", "--learning-rate", "1e-05",
+    ]
+
+
+def test_cli_args_takes_a_prefix_and_leaves_out_excluded_params(tmp_path: Path) -> None:
+    command = ARGV + " {{ params | cli_args(prefix='-', exclude=['repeat']) }}"
+    assert argv_of(command, {"params": {"lr": 1, "repeat": 2}}, tmp_path) == ["-lr", "1"]
+
+
+def test_kv_args_gives_hydra_style_key_value_words(tmp_path: Path) -> None:
+    params = {"lr": 0.1, "opt": "a b;$(touch pwned)", "flag": True, "none": None, "layers": [512, 512]}
+    assert argv_of(ARGV + " {{ params | kv_args }}", {"params": params}, tmp_path) == [
+        "lr=0.1", "opt=a b;$(touch pwned)", "flag=true", "none=null", "layers=[512,512]"
+    ]
+    assert not (tmp_path / "pwned").exists()
+    assert argv_of(ARGV + " {{ params | kv_args(prefix='+') }}", {"params": {"x": 1}}, tmp_path) == ["+x=1"]
+
+
+def test_cli_args_of_something_else_than_the_params_is_a_user_error() -> None:
+    with pytest.raises(MrlError, match=r"cli_args takes the params dict"):
+        command_template("run {{ lr | cli_args }}", ".mrl.cfg").render({"lr": 0.1})
+
+
+def test_the_run_command_gets_the_params_dict() -> None:
+    assert command_template("run {{ params['model.dropout'] }}", ".mrl.cfg").render(
+        {"params": {"model.dropout": 0.5}}
+    ) == "run 0.5"

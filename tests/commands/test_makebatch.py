@@ -649,3 +649,15 @@ def test_a_json_template_whose_rendering_changes_line_count_names_the_rendered_l
                  "// MRL:grid['opt'] = ['x']\n")
     assert main(["makebatch"]) == 1
     assert "line 5 of the rendered file" in capsys.readouterr().err
+
+
+def test_a_flag_style_script_runs_its_sweep_through_cli_args_and_kv_args(project: Path) -> None:
+    (project / "flags.py").write_text("import json, sys\nopen('argv.json', 'w').write(json.dumps(sys.argv[1:]))\n")
+    command = 'python3 "{{ codeDir }}/flags.py" {{ params | cli_args }} -- {{ params | kv_args }}'
+    set_cfg(project, confTemplFile=None, copyFiles=[], run={"command": command})
+    commit_all(project, "a flag-style script")
+    assert main(["new"]) == 0
+    assert main(["makebatch", "--grid", "lr=0.1,0.01", "--grid", "hidden=16,64", "--set", "opt=adam w"]) == 0
+    assert main(["run", "-j", "2"]) == 0
+    argv = json.loads((project / EXP / "003" / "argv.json").read_text())
+    assert argv == ["--lr", "0.01", "--hidden", "16", "--opt", "adam w", "--", "lr=0.01", "hidden=16", "opt=adam w"]
