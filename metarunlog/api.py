@@ -14,8 +14,9 @@ directory, or from `exp` when it is a path). Nothing here writes anything.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 from metarunlog import results
 from metarunlog.experiment import Experiment
@@ -43,19 +44,34 @@ def load_experiment(
     return project.load_exp(ref if not isinstance(ref, int) else str(ref))
 
 
+ExpRef = Union[int, str, "os.PathLike[str]"]
+
+
 def load_table(
-    exp: int | str | os.PathLike[str] = "last",
+    exp: ExpRef | Sequence[ExpRef] = "last",
     basedir: str | os.PathLike[str] | None = None,
     all_params: bool = False,
+    *,
+    summary: str = "last",
+    aggregate: bool = False,
+    by: list[str] | None = None,
+    over: list[str] | None = None,
+    where: str | None = None,
+    tag: str | Sequence[str] | None = None,
 ) -> Any:
     """The `mrl table` of an experiment as a pandas DataFrame indexed by sub-experiment id.
 
     Columns: the params that vary (every param with `all_params`), `state`, `duration`
-    (seconds), then the metrics (metrics.json, else the last value of each key of
-    metrics.jsonl, plus the user's `metrics(subExpDir)` from mrl_analyze.py). A user
-    metrics() that fails raises MrlError; use `load_results` to get the errors instead.
+    (seconds), then the metrics from every reader (docs/table.md) and the user's
+    `metrics(subExpDir)` from mrl_analyze.py. `exp` may also be a list (`[2, 3]`, `"5-9"`
+    ranges inside) or `"all"`; `tag` selects tagged experiments: then the DataFrame has an
+    `exp` column and is indexed by (exp, id). `summary`, `aggregate`/`by`/`over` and `where`
+    are `mrl table`'s options (an aggregated table has a plain index). A user metrics() that
+    fails raises MrlError; use `load_results` to get the errors instead.
     """
-    tab = load_results(exp, basedir, all_params=all_params)
+    tab = load_results(
+        exp, basedir, all_params, summary=summary, aggregate=aggregate, by=by, over=over, where=where, tag=tag
+    )
     if tab.errors:
         from metarunlog.errors import MrlError
 
@@ -65,13 +81,50 @@ def load_table(
 
 
 def load_results(
-    exp: int | str | os.PathLike[str] = "last",
+    exp: ExpRef | Sequence[ExpRef] = "last",
     basedir: str | os.PathLike[str] | None = None,
     all_params: bool = False,
+    *,
+    summary: str = "last",
+    aggregate: bool = False,
+    by: list[str] | None = None,
+    over: list[str] | None = None,
+    where: str | None = None,
+    tag: str | Sequence[str] | None = None,
 ) -> results.Table:
-    """The table as a `metarunlog.results.Table`: `.rows` (dicts), `.columns`, `.errors`."""
-    experiment = load_experiment(exp, basedir)
-    return results.table(experiment, all_params=all_params, basedir=_basedir_of(experiment, basedir))
+    """The table as a `metarunlog.results.Table`: `.rows` (dicts), `.columns`, `.errors`,
+    `.warnings`, `.note` (where mrl looked when there are no metrics). Arguments: `load_table`."""
+    from metarunlog import selection
+
+    tags = [tag] if isinstance(tag, str) else list(tag or [])
+    several = tags or exp == "all" or (isinstance(exp, Sequence) and not isinstance(exp, str))
+    if several:
+        refs = [] if exp == "all" or (tags and exp == "last") else _refs(exp)
+        project = _project(refs[0] if refs else "last", basedir)
+        exps = selection.experiments(project, [_ref(r) for r in refs], everything=exp == "all", tags=tags)
+        base: Path = project.basedir
+    else:
+        exps = [load_experiment(exp, basedir)]  # type: ignore[arg-type]
+        base = _basedir_of(exps[0], basedir)
+    return results.build(
+        exps,
+        all_params=all_params,
+        basedir=base,
+        summary=summary,
+        group=aggregate,
+        by=by,
+        over=over,
+        where_expr=where,
+        exp_column=bool(several),
+    )
+
+
+def _refs(exp: Any) -> list[Any]:
+    return [exp] if isinstance(exp, (str, int, os.PathLike)) else list(exp)
+
+
+def _ref(ref: Any) -> str:
+    return str(Path(ref).expanduser().resolve()) if isinstance(ref, os.PathLike) else str(ref)
 
 
 def load_params(exp: int | str | os.PathLike[str] = "last", basedir: str | os.PathLike[str] | None = None) -> Any:
@@ -85,16 +138,18 @@ def load_metrics(
     basedir: str | os.PathLike[str] | None = None,
     with_params: bool = False,
 ) -> Any:
-    """Every line of every sub-experiment's metrics.jsonl as a DataFrame row.
+    """Every per-step row of every sub-experiment as a DataFrame row: the lines of
+    metrics.jsonl, CSV logs, TensorBoard scalars, run.log pattern matches, and the curve
+    the user's `metrics(subExpDir)` returns (docs/table.md).
 
-    Columns: `id` (sub-experiment), `line` (0, 1, ... within its file), then the keys the
-    lines hold (`step`, `loss`, ...). With `with_params`, the params that vary are added
+    Columns: `id` (sub-experiment), `line` (0, 1, ... within its rows), then the keys the
+    rows hold (`step`, `loss`, ...). With `with_params`, the params that vary are added
     as columns too, ready for `groupby`.
     """
     import pandas as pd
 
     experiment = load_experiment(exp, basedir)
-    subs = [results.read_sub(s, keep_lines=True)[0] for s in experiment.sub_experiments()]
+    subs, _ = results.collect(experiment, keep_lines=True, basedir=_basedir_of(experiment, basedir))
     frames = [pd.DataFrame(s.lines).assign(id=s.name, line=range(len(s.lines))) for s in subs if s.lines]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["id", "line"])
     if with_params:

@@ -63,6 +63,8 @@ DEFAULTS: dict[str, Any] = {
     "note_fn": ".mrl.note",
     "snapshot": "auto",
     "run": RUN_DEFAULTS,
+    "metrics": {},
+    "metric_goals": {},
 }
 
 _STR, _INT, _BOOL, _NONE, _LIST, _DICT = str, int, bool, type(None), list, dict
@@ -87,6 +89,8 @@ TYPES: dict[str, tuple[type, ...]] = {
     # Not used by mrl (not a default either): the original's default config has it, and its
     # example after_new hook reads cfg.giturl.
     "giturl": (_STR, _NONE),
+    "metrics": (_DICT,),  # checked by metarunlog.metrics.settings
+    "metric_goals": (_DICT,),
 }
 RUN_TYPES: dict[str, tuple[type, ...]] = {
     "command": (_STR, _LIST, _NONE),
@@ -207,6 +211,12 @@ def validate(data: Mapping[str, Any], path: Path) -> list[str]:
         if isinstance(slurm, dict):
             _check_level(slurm, SLURM_TYPES, "run.slurm.", path, warnings)
     _check_formats(data, path)
+    if data.get("metrics") or data.get("metric_goals"):
+        from metarunlog.metrics.settings import validate as validate_metrics
+        from metarunlog.metrics.settings import validate_goals
+
+        warnings += validate_metrics(data.get("metrics") or {}, path)
+        validate_goals(data.get("metric_goals") or {}, "metric_goals", path)
     return warnings
 
 

@@ -159,6 +159,11 @@ def _main(argv: list[str]) -> int:
     chosen = _chosen_command(argv, custom)
     _warn_about_hooks(cfg_hooks, custom, chosen, argv)
     parser, modules = build_parser(custom, only=chosen)
+    mod = modules.get(chosen or "")
+    if mod is not None and hasattr(mod, "DASH_VALUES"):
+        from metarunlog.commands._args import join_dash_values
+
+        argv = join_dash_values(argv, tuple(mod.DASH_VALUES))
     if not argv:
         parser.print_help()
         return 0

@@ -3,9 +3,12 @@
 A row holds: `id` (the sub-experiment's folder name), the params that vary across the
 experiment (every param with `all_params`), `state` (as `mrl status` shows it: a running
 record whose process is gone is `stale`), `duration` (seconds; elapsed so far while it
-runs), then the metrics: `metrics.json` when it exists, else the last value of each key of
-`metrics.jsonl`, plus whatever the user's `metrics(subExpDir) -> dict` in `mrl_analyze.py`
-returns. `mrl table`, `mrl analyze` and the Python API (`metarunlog.api`) all read this.
+runs), then the metrics from every reader of `metarunlog.metrics` (metrics.json/.jsonl, CSV
+logs, TensorBoard events, run.log patterns) and the user's `metrics(subExpDir)` in
+`mrl_analyze.py`: per metric its last value (a summary wins over the rows' last value) or
+its best value and step (`summary="best"`/`"both"`). `mrl table`, `mrl analyze` and the
+Python API (`metarunlog.api`) all read this. Several experiments make one table with an
+`exp` column (`collect_many`, `table_many`); `aggregate` folds seeds into mean/std/n.
 
 Reading is plain Python (no pandas) so that `mrl table` stays fast on 10,000
 sub-experiments; pandas is imported only by `Table.to_dataframe()`.
@@ -13,6 +16,7 @@ sub-experiments; pandas is imported only by `Table.to_dataframe()`.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import math
@@ -26,16 +30,19 @@ from metarunlog import metrics
 from metarunlog.errors import CorruptRecord, HookError, MrlError
 from metarunlog.experiment import Experiment, SubExperiment
 from metarunlog.fmt import format_value  # noqa: F401  (results.format_value: the report and table use it)
+from metarunlog.metrics.summary import MAX, MIN, Best
 from metarunlog.records import Status
 from metarunlog.states import JobState, observed_state
 
 USER_METRICS_FN = "metrics"
-# Keys of a metrics.jsonl line that say where on the x axis it lies (first one present wins).
-X_KEYS = ("step", "global_step", "iteration", "iter", "epoch")
-# Keys that are neither an x axis nor worth a curve.
-NOT_CURVES = frozenset({"time", "timestamp", "wall_time", "walltime", "date"})
-BUILTIN_COLUMNS = ("id", "state", "duration")
+# Keys of a row that say where on the x axis it lies (first one present wins); never metrics.
+# `.mrl.cfg` `metrics.step_keys` replaces them for the table.
+X_KEYS = metrics.DEFAULT_STEP_KEYS
+NOT_CURVES: frozenset[str] = frozenset()  # kept for callers: every non-step numeric key is a curve
+BUILTIN_COLUMNS = ("exp", "id", "state", "duration", "n")
 METRIC_PREFIX = "metric."  # for a metric whose name is already a param or built-in column
+SUMMARIES = ("last", "best", "both")
+BEST_SUFFIX, STEP_SUFFIX = "_best", "_step"
 
 
 @dataclass
@@ -48,10 +55,13 @@ class SubResult:
     params: dict[str, Any]
     state: JobState
     status: Status | None
-    metrics: dict[str, Any] = field(default_factory=dict)
-    lines: list[dict[str, Any]] | None = None  # parsed metrics.jsonl, when asked for
-    # per metric of metrics.jsonl: (x key, xs, ys); filled by the report from `lines`
+    metrics: dict[str, Any] = field(default_factory=dict)  # last values (a summary wins per key)
+    lines: list[dict[str, Any]] | None = None  # every reader's rows, when asked for
+    # per metric of the rows: (x key, xs, ys); filled by the report from `lines`
     curves: dict[str, tuple[str, Any, Any]] | None = None
+    best: dict[str, Best] = field(default_factory=dict)  # per metric with a goal
+    exp: str = ""  # the experiment's folder name
+    has_rows: bool = False  # some reader (or metrics()) gave per-step rows
 
     @property
     def duration(self) -> float | None:
@@ -67,18 +77,29 @@ class Table:
     rows: list[dict[str, Any]]
     errors: list[str] = field(default_factory=list)  # user metrics() failures, bad records
     all_params: list[str] = field(default_factory=list)  # every param seen, varying or not
+    warnings: list[str] = field(default_factory=list)  # config warnings, a missing optional reader
+    exp_column: bool = False  # rows of several experiments: an `exp` column first
+    note: str | None = None  # set when no sub-experiment has metrics: where mrl looked
+    aggregated: bool = False  # rows are groups (`aggregate`): by-params, n, mean and _std columns
+    repeat_params: list[str] = field(default_factory=lambda: ["seed"])  # what `aggregate` averages over
+    step_columns: set[str] = field(default_factory=set)  # the `<metric>_step` columns of --summary best/both
 
     @property
     def columns(self) -> list[str]:
-        return ["id", *self.params, "state", "duration", *self.metrics]
+        if self.aggregated:
+            return [*(["exp"] if self.exp_column else []), *self.params, "n", *self.metrics]
+        return [*(["exp"] if self.exp_column else []), "id", *self.params, "state", "duration", *self.metrics]
 
     def to_dataframe(self) -> Any:
-        """The table as a pandas DataFrame indexed by sub-experiment id (folder name)."""
+        """The table as a pandas DataFrame: indexed by sub-experiment id (with `exp`: by
+        (exp, id)); an aggregated table has a plain index."""
         import pandas as pd
 
         df = pd.DataFrame(self.rows, columns=self.columns)
+        if self.aggregated:
+            return df
         df["duration"] = pd.to_numeric(df["duration"], errors="coerce")
-        return df.set_index("id")
+        return df.set_index(["exp", "id"] if self.exp_column else "id")
 
     def sort(self, key: str, reverse: bool = False) -> None:
         """Sort rows by column `key` in place; missing values always go last."""
@@ -127,36 +148,45 @@ def last_values(lines: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def finder_for(exp: Experiment) -> metrics.Finder:
-    """The metrics readers this experiment's config leaves on (one per experiment: globs compiled once)."""
-    return metrics.Finder(metrics.settings(exp.cfg))
+def finder_for(exp: Experiment, basedir: Path | None = None) -> metrics.Finder:
+    """The metrics readers this experiment's config leaves on (one per experiment: globs compiled once).
+
+    With `basedir`, `metric_goals` of its `mrl_analyze.py` count too (`.mrl.cfg`'s win)."""
+    settings = metrics.settings(exp.cfg)
+    if basedir is not None:
+        settings = dataclasses.replace(settings, goals={**user_goals(basedir), **settings.goals})
+    return metrics.Finder(settings)
+
+
+def user_goals(basedir: Path) -> dict[str, str]:
+    """`metric_goals = {"bleu": "max", ...}` from `basedir/mrl_analyze.py`, when it defines one."""
+    from metarunlog import hooks
+
+    if not (basedir / hooks.ANALYZE_FILE).is_file():
+        return {}
+    try:
+        goals = getattr(hooks.load_user_module(basedir, hooks.ANALYZE_FILE), "metric_goals", None)
+    except HookError:
+        return {}  # reported where its metrics() is looked up
+    if not isinstance(goals, dict):
+        return {}
+    return {str(k): str(v) for k, v in goals.items() if v in (MIN, MAX)}
 
 
 def read_metrics(
-    sub_dir: Path, *, keep_lines: bool = False, finder: metrics.Finder | None = None
-) -> tuple[dict[str, Any], list[dict[str, Any]] | None, list[str]]:
-    """(final metrics, the rows when `keep_lines`, read errors) of one folder, from every reader.
+    sub_dir: Path, *, keep_lines: bool = False, finder: metrics.Finder | None = None, best: bool = True
+) -> tuple[metrics.Summary, list[dict[str, Any]] | None, list[str], list[str]]:
+    """(summary, the rows when `keep_lines`, read errors, warnings) of one folder, from every reader.
 
-    The final metrics are the readers' summaries (`metrics.json`, ...) when there are
-    any, else the last value of each key of their rows (which are then only read when needed).
+    The rows are streamed through one `metrics.Accumulator` (bounded memory) unless kept.
+    `best=False` skips the best values (what `mrl table --summary last` needs is cheaper).
     """
-    found = (finder or metrics.Finder()).read(sub_dir)
-    errors = list(found.errors)
-    lines = None
-    if keep_lines or found.summary is None:
-        lines, err = _drain(found.rows)
-        errors += [err] if err else []
-    values = found.summary if found.summary is not None else last_values(lines or [])
-    return values, (lines if keep_lines else None), errors
-
-
-def _drain(rows: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], str | None]:
-    out: list[dict[str, Any]] = []
-    try:
-        out.extend(rows)
-    except MrlError as e:  # a reader met a corrupt file: keep what came before it
-        return out, str(e)
-    return out, None
+    finder = finder or metrics.Finder()
+    found = finder.read(sub_dir)
+    acc = metrics.Accumulator(finder.settings.step_keys, finder.settings.goals, best=best)
+    lines = list(found.rows) if keep_lines else None
+    acc.add(lines if lines is not None else found.rows)
+    return acc.result(found.summary), lines, found.errors, found.warnings
 
 
 def _read_record(sub: SubExperiment) -> tuple[dict[str, Any], str | None]:
@@ -178,17 +208,28 @@ def sub_name(sub: SubExperiment) -> str:
 
 
 def read_sub(
-    sub: SubExperiment, *, keep_lines: bool = False, finder: metrics.Finder | None = None
+    sub: SubExperiment,
+    *,
+    keep_lines: bool = False,
+    finder: metrics.Finder | None = None,
+    best: bool = True,
+    warnings: list[str] | None = None,
 ) -> tuple[SubResult, list[str]]:
-    """One sub-experiment's params, observed state and metrics, plus what could not be read."""
+    """One sub-experiment's params, observed state and metrics, plus what could not be read.
+
+    Readers' warnings (a missing optional extra) are added to `warnings` once each."""
     errors = []
     params, err = _read_record(sub)
     errors += [err] if err else []
     status, err = _read_status(sub)
     errors += [err] if err else []
     state = observed_state(status) if err is None else JobState.FAILED
-    values, lines, errs = read_metrics(sub.dir, keep_lines=keep_lines, finder=finder or finder_for(sub.exp))
-    res = SubResult(sub.id, sub_name(sub), sub.dir, params, state, status, values, lines)
+    finder = finder or finder_for(sub.exp)
+    summary, lines, errs, warns = read_metrics(sub.dir, keep_lines=keep_lines, finder=finder, best=best)
+    res = SubResult(sub.id, sub_name(sub), sub.dir, params, state, status, summary.last, lines)
+    res.best, res.exp, res.has_rows = summary.best, sub.exp.name, summary.has_rows
+    if warnings is not None:
+        warnings.extend(w for w in warns if w not in warnings)
     return res, errors + errs
 
 
@@ -206,8 +247,13 @@ def user_metrics_function(basedir: Path) -> Callable[..., Any] | None:
     return fn if callable(fn) else None
 
 
-def add_user_metrics(res: SubResult, fn: Callable[..., Any]) -> str | None:
-    """Merge what `fn(subExpDir)` returns into `res.metrics`; the error message if it fails."""
+def add_user_metrics(res: SubResult, fn: Callable[..., Any], settings: metrics.Settings | None = None) -> str | None:
+    """Merge what `fn(subExpDir)` returns into `res`; the error message if it fails.
+
+    A dict is a summary (merged over the files' last values); a list of dicts is a curve
+    (rows: its last values merged the same way, best values compared with the files' ones,
+    and the rows added to `res.lines` when those are kept).
+    """
     from metarunlog import hooks
 
     try:
@@ -216,44 +262,88 @@ def add_user_metrics(res: SubResult, fn: Callable[..., Any]) -> str | None:
         return str(e)
     if extra is None:
         return None
-    if not isinstance(extra, dict):
-        return (
-            f"metrics() in {hooks.ANALYZE_FILE} returned {type(extra).__name__} for {res.name}: "
-            "it must return a dict {name: value}"
-        )
-    res.metrics.update(extra)
-    return None
+    settings = settings or metrics.Settings()
+    acc = metrics.Accumulator(settings.step_keys, settings.goals)
+    if isinstance(extra, dict):
+        merge_summary(res, acc.result(extra))
+        return None
+    if isinstance(extra, (list, tuple)) and all(isinstance(d, dict) for d in extra):
+        acc.add(extra)
+        merge_summary(res, acc.result())
+        if res.lines is not None:
+            res.lines.extend(extra)
+        return None
+    return (
+        f"metrics() in {hooks.ANALYZE_FILE} returned {type(extra).__name__} for {res.name}: "
+        "it must return a dict {name: value} (final values) or a list of them (one per step)"
+    )
+
+
+def merge_summary(res: SubResult, extra: metrics.Summary) -> None:
+    """`extra`'s last values over `res`'s; per metric the better best (the earlier on a tie)."""
+    res.metrics.update(extra.last)
+    for k, b in extra.best.items():
+        old = res.best.get(k)
+        if old is None or (b.value < old.value if b.goal == MIN else b.value > old.value):
+            res.best[k] = b
+    res.has_rows = res.has_rows or extra.has_rows
 
 
 # -- the experiment ---------------------------------------------------------------------------
 
 
 def collect(
-    exp: Experiment, *, keep_lines: bool = False, user_metrics: bool = True, basedir: Path | None = None
+    exp: Experiment,
+    *,
+    keep_lines: bool = False,
+    user_metrics: bool = True,
+    basedir: Path | None = None,
+    best: bool = True,
+    warnings: list[str] | None = None,
 ) -> tuple[list[SubResult], list[str]]:
     """Every sub-experiment's result, sorted by id, and the errors met on the way.
 
     A record that cannot be read, or a user `metrics()` that fails, is reported in the
     errors and the rest is still read. `basedir` locates `mrl_analyze.py` (default: the
-    project holding the experiment).
+    project holding the experiment). Warnings (config, a missing optional reader) are
+    added to `warnings`.
     """
     results, errors = [], []
-    finder = finder_for(exp)
+    basedir = basedir or project_basedir(exp)
+    finder = finder_for(exp, basedir)
+    if warnings is not None:
+        warnings.extend(w for w in exp.cfg.warnings if w not in warnings)
     for sub in exp.sub_experiments():
-        res, errs = read_sub(sub, keep_lines=keep_lines, finder=finder)
+        res, errs = read_sub(sub, keep_lines=keep_lines, finder=finder, best=best, warnings=warnings)
         results.append(res)
         errors += errs
     if user_metrics:
-        errors += add_all_user_metrics(results, basedir or project_basedir(exp))
+        errors += add_all_user_metrics(results, basedir, finder.settings)
     return results, errors
 
 
-def add_all_user_metrics(results: list[SubResult], basedir: Path) -> list[str]:
+def add_all_user_metrics(
+    results: list[SubResult], basedir: Path, settings: metrics.Settings | None = None
+) -> list[str]:
     """Merge the user's `metrics(subExpDir)` into every result; the errors it met."""
     fn = user_metrics_function(basedir) if results else None
     if fn is None:
         return []
-    return [err for res in results if (err := add_user_metrics(res, fn))]
+    return [err for res in results if (err := add_user_metrics(res, fn, settings))]
+
+
+def no_metrics_note(exp: Experiment, basedir: Path | None = None) -> str:
+    """The one line saying where mrl looked for metrics (for a table that has none)."""
+    from metarunlog import hooks
+
+    looked = ", ".join(finder_for(exp).looked_for())
+    hook = f"{USER_METRICS_FN}(subExpDir) in {hooks.ANALYZE_FILE}"
+    where = basedir or project_basedir(exp)
+    has = "is there but returned nothing" if user_metrics_function(where) else "does not exist"
+    return (
+        f"no metrics in {exp.name}: looked for {looked} in each sub-experiment folder, and {hook} {has} "
+        "(see docs/table.md, 'Where mrl finds metrics')"
+    )
 
 
 def project_basedir(exp: Experiment) -> Path:
@@ -304,34 +394,111 @@ def metric_order(results: list[SubResult]) -> list[str]:
     return list(seen)
 
 
-def make_table(results: list[SubResult], *, all_params: bool = False, errors: list[str] | None = None) -> Table:
+def make_table(
+    results: list[SubResult],
+    *,
+    all_params: bool = False,
+    errors: list[str] | None = None,
+    summary: str = "last",
+    exp_column: bool = False,
+) -> Table:
     """Rows from results: varying params (or all, varying first), state, duration, metrics.
 
-    A metric named like a param or a built-in column is shown as `metric.<name>`.
+    `summary`: `last` shows each metric's last value; `best` its best value (min or max by
+    its goal, see `metrics.goal_of`) and `<metric>_step`, the step where it was reached;
+    `both` the last value, `<metric>_best` and `<metric>_best_step`. A metric without a goal
+    has no best value (its best cells are empty). A metric named like a param or a built-in
+    column is shown as `metric.<name>`. `exp_column` adds the experiment's name first.
     """
+    if summary not in SUMMARIES:
+        raise MrlError(f"--summary {summary}: use one of {', '.join(SUMMARIES)}")
     everything = param_order(results)
     varying = varying_params(results)
     params = varying + [p for p in everything if p not in varying] if all_params else varying
     taken = set(everything) | set(BUILTIN_COLUMNS)
     metric_names = metric_order(results)
     shown = {m: (METRIC_PREFIX + m if m in taken else m) for m in metric_names}
-    rows = []
-    for r in results:
-        row: dict[str, Any] = {"id": r.name}
-        for p in params:
-            row[p] = r.params.get(p)
-        row["state"] = r.state.value
-        row["duration"] = r.duration
-        for m, v in r.metrics.items():
-            row[shown[m]] = v
-        rows.append(row)
-    return Table(params, [shown[m] for m in metric_names], rows, list(errors or []), everything)
+    rows = [_row(r, params, shown, summary, exp_column) for r in results]
+    columns = [c for m in metric_names for c in _metric_columns(shown[m], summary)]
+    tab = Table(params, columns, rows, list(errors or []), everything, exp_column=exp_column)
+    tab.step_columns = {c for c in columns if summary != "last" and c.endswith(STEP_SUFFIX) and c not in shown.values()}
+    return tab
 
 
-def table(exp: Experiment, *, all_params: bool = False, basedir: Path | None = None) -> Table:
+def _metric_columns(name: str, summary: str) -> list[str]:
+    if summary == "best":
+        return [name, name + STEP_SUFFIX]
+    if summary == "both":
+        return [name, name + BEST_SUFFIX, name + BEST_SUFFIX + STEP_SUFFIX]
+    return [name]
+
+
+def _row(r: SubResult, params: list[str], shown: dict[str, str], summary: str, exp_column: bool) -> dict[str, Any]:
+    row: dict[str, Any] = {"exp": r.exp} if exp_column else {}
+    row["id"] = r.name
+    for p in params:
+        row[p] = r.params.get(p)
+    row["state"] = r.state.value
+    row["duration"] = r.duration
+    for m, v in r.metrics.items():
+        col, b = shown[m], r.best.get(m)
+        if summary == "last":
+            row[col] = v
+        elif summary == "best":
+            row[col], row[col + STEP_SUFFIX] = (b.value, b.step) if b else (None, None)
+        else:
+            row[col] = v
+            row[col + BEST_SUFFIX], row[col + BEST_SUFFIX + STEP_SUFFIX] = (b.value, b.step) if b else (None, None)
+    return row
+
+
+def table(
+    exp: Experiment, *, all_params: bool = False, basedir: Path | None = None, summary: str = "last"
+) -> Table:
     """The table of `mrl table` for one experiment."""
-    results, errors = collect(exp, basedir=basedir)
-    return make_table(results, all_params=all_params, errors=errors)
+    return table_many([exp], all_params=all_params, basedir=basedir, summary=summary, exp_column=False)
+
+
+def table_many(
+    exps: list[Experiment],
+    *,
+    all_params: bool = False,
+    basedir: Path | None = None,
+    summary: str = "last",
+    exp_column: bool = True,
+) -> Table:
+    """One table over several experiments: an `exp` column, the params that vary over all rows.
+
+    `tab.note` is set (where mrl looked) when no sub-experiment has any metric; the
+    experiments' batch records decide the repeat axis `aggregate` folds.
+    """
+    results: list[SubResult] = []
+    errors: list[str] = []
+    warnings: list[str] = []
+    for exp in exps:
+        res, errs = collect(exp, basedir=basedir, best=summary != "last", warnings=warnings)
+        results += res
+        errors += errs
+    tab = make_table(results, all_params=all_params, errors=errors, summary=summary, exp_column=exp_column)
+    tab.warnings = warnings
+    tab.repeat_params = _repeat_params(exps)
+    if results and not tab.metrics and exps:
+        tab.note = no_metrics_note(exps[-1], basedir)
+    return tab
+
+
+def _repeat_params(exps: list[Experiment]) -> list[str]:
+    """`repeat` when some batch used MRL:repeat (its variable), plus params named `seed`."""
+    from metarunlog.batch import REPEAT_KEY
+
+    out = ["seed"]
+    for exp in exps:
+        try:
+            if exp.record.get("batch", {}).get("repeat") is not None:
+                return [REPEAT_KEY, *out]
+        except MrlError:
+            continue
+    return out
 
 
 def params_frame(subs: list[SubResult]) -> Any:
@@ -447,3 +614,96 @@ def _sort_key(v: Any) -> tuple[int, Any]:
     if isinstance(v, str):
         return (2, v)
     return (3, _freeze(v))
+
+
+def build(
+    exps: list[Experiment],
+    *,
+    all_params: bool = False,
+    sort: str | None = None,
+    reverse: bool = False,
+    basedir: Path | None = None,
+    summary: str = "last",
+    group: bool = False,
+    by: list[str] | None = None,
+    over: list[str] | None = None,
+    where_expr: str | None = None,
+    exp_column: bool = True,
+) -> Table:
+    """The table of `mrl table` (and `api.load_table`): read, filtered (`where_expr`), aggregated (`group`),
+    sorted (`sort`: a column, `-KEY` descending; missing values last). MrlError for bad options."""
+    tab = table_many(exps, all_params=all_params, basedir=basedir, summary=summary, exp_column=exp_column)
+    if where_expr:
+        where(tab, where_expr)
+    if group:
+        tab = aggregate(tab, by=by, over=over)
+    if sort:
+        if sort.startswith("-") and sort not in tab.columns:
+            sort, reverse = sort[1:], not reverse
+        tab.sort(_column(tab, sort), reverse=reverse)
+    return tab
+
+
+def _column(tab: Table, key: str) -> str:
+    if key in tab.columns:
+        return key
+    if METRIC_PREFIX + key in tab.columns:
+        return METRIC_PREFIX + key
+    if key in tab.all_params:
+        raise MrlError(f"--sort {key}: that param is the same everywhere; add --all-params to show it")
+    raise MrlError(f"--sort {key}: no such column; the columns are: {', '.join(tab.columns)}")
+
+
+# -- filtering and aggregating a table ---------------------------------------------------------------
+
+
+def where(tab: Table, text: str) -> Table:
+    """Keep the rows for which the `--where` expression holds (see `metarunlog.where`)."""
+    from metarunlog.where import filter_rows
+
+    tab.rows = filter_rows(tab.rows, text, tab.columns)
+    return tab
+
+
+def aggregate(tab: Table, by: list[str] | None = None, over: list[str] | None = None) -> Table:
+    """One row per group of sub-experiments, each metric's mean, `<metric>_std` and `n`.
+
+    Groups: the combinations of `by` (params, or `exp`), by default of the varying params
+    except the repeat axes: `tab.repeat_params` (MRL:repeat's `repeat`, params named `seed`)
+    and `over`. Per group `n` counts its sub-experiments; a metric's mean and standard
+    deviation (population, as `numpy.std`) are over its numeric, non-NaN values (None when
+    it has none). Groups keep the order of their first row. Best-step columns are left out.
+    """
+    over = list(over or [])
+    for p in [*(by or []), *over]:
+        if p not in tab.all_params and p != "exp":
+            raise MrlError(f"--by/--over {p}: no such param; the params are: {', '.join(tab.all_params) or 'none'}")
+    axes = set(tab.repeat_params) | set(over)
+    keys = list(by) if by else [p for p in tab.params if p not in axes]
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in tab.rows:
+        groups.setdefault(_freeze([row.get(k) for k in keys]), []).append(row)
+    shown = [m for m in tab.metrics if m not in tab.step_columns]
+    rows = [_group_row(members, keys, shown) for members in groups.values()]
+    exp_column = "exp" in keys
+    params = [k for k in keys if k != "exp"]
+    columns = [c for m in shown for c in (m, m + "_std")]
+    return Table(params, columns, rows, tab.errors, tab.all_params, tab.warnings, exp_column, tab.note, True)
+
+
+def _group_row(members: list[dict[str, Any]], keys: list[str], metric_names: list[str]) -> dict[str, Any]:
+    first = members[0]
+    row: dict[str, Any] = {k: first.get(k) for k in keys}
+    row["n"] = len(members)
+    for m in metric_names:
+        row[m], row[m + "_std"] = mean_std([r.get(m) for r in members])
+    return row
+
+
+def mean_std(values: Iterable[Any]) -> tuple[float | None, float | None]:
+    """(mean, population standard deviation) of the numeric non-NaN values; (None, None) for none."""
+    xs = [float(v) for v in values if _is_number(v) and not math.isnan(v)]
+    if not xs:
+        return None, None
+    mean = math.fsum(xs) / len(xs)
+    return mean, math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / len(xs))

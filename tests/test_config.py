@@ -96,7 +96,9 @@ def test_the_example_config_documents_every_key() -> None:
 
     root = Path(__file__).resolve().parent.parent
     text = (root / ".mrl.cfg.example").read_text()
-    for key in [*config.TYPES, *config.RUN_TYPES, *config.SLURM_TYPES]:
+    from metarunlog.metrics.settings import KEYS as METRICS_KEYS
+
+    for key in [*config.TYPES, *config.RUN_TYPES, *config.SLURM_TYPES, *METRICS_KEYS]:
         assert f'"{key}"' in text, key
 
 

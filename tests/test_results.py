@@ -96,15 +96,22 @@ def test_a_row_holds_id_varying_params_state_duration_and_last_metric_values(pro
     assert tab.columns[:5] == ["id", "lr", "wd", "state", "duration"]
     first = tab.rows[0]
     assert first["id"] == "001" and first["lr"] == 0.1 and first["state"] == "done" and first["duration"] == 10.0
-    assert first["step"] == 4 and first["loss"] == pytest.approx(0.3) and first["acc"] == pytest.approx(0.8)
+    assert first["loss"] == pytest.approx(0.3) and first["acc"] == pytest.approx(0.8)
+    assert "step" not in tab.columns  # a step key is the x axis, never a metric column
     assert "epochs" not in tab.columns  # the same everywhere
     assert [r["state"] for r in tab.rows] == ["done", "done", "failed", "pending"]
 
 
-def test_metrics_json_wins_over_the_last_values_of_metrics_jsonl(project: Path) -> None:
+def test_metrics_json_and_the_last_values_of_metrics_jsonl_are_merged(project: Path) -> None:
     tab = results.table(grid_exp(project))
     assert tab.rows[1]["test_acc"] == 0.9
-    assert tab.rows[1].get("loss") is None  # metrics.json exists: it is the summary
+    assert tab.rows[1]["loss"] == pytest.approx(1 / 5 + 0.01)  # the rows are not hidden by the summary
+
+
+def test_the_summary_wins_per_key_over_the_last_row(project: Path) -> None:
+    exp = make_exp(project, [{"params": {}, "jsonl": [{"acc": 0.5, "loss": 2}], "metrics": {"acc": 0.7}}])
+    [row] = results.table(exp).rows
+    assert (row["acc"], row["loss"]) == (0.7, 2)
 
 
 def test_all_params_adds_the_constant_ones_after_the_varying_ones(project: Path) -> None:
@@ -121,7 +128,7 @@ def test_keys_that_appear_only_in_early_lines_keep_their_last_value(project: Pat
     lines = [{"epoch": 0, "lr_now": 0.1}, {"epoch": 1, "loss": 2.0}, {"epoch": 2, "loss": 1.0}]
     exp = make_exp(project, [{"params": {"x": 1}, "jsonl": lines}])
     row = results.table(exp).rows[0]
-    assert (row["lr_now"], row["loss"], row["epoch"]) == (0.1, 1.0, 2)
+    assert (row["lr_now"], row["loss"]) == (0.1, 1.0) and "epoch" not in row
 
 
 def test_a_running_record_whose_process_is_gone_is_shown_stale(project: Path) -> None:

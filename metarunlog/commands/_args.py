@@ -32,3 +32,22 @@ def add_target_arguments(p: argparse.ArgumentParser, verb: str) -> None:
         "default experiment; `last 3` names sub-experiment 3 of the newest",
     )
     p.set_defaults(expId=None, selection=ALL)
+
+
+def join_dash_values(argv: list[str], options: tuple[str, ...]) -> list[str]:
+    """`--sort -val_acc` -> `--sort=-val_acc` for the options a command lists in DASH_VALUES:
+    argparse would take a value starting with `-` for an unknown option."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            return out + argv[i:]
+        nxt = argv[i + 1] if i + 1 < len(argv) else ""
+        if a in options and nxt.startswith("-") and nxt not in ("-", "--"):
+            out.append(f"{a}={nxt}")
+            i += 2
+        else:
+            out.append(a)
+            i += 1
+    return out

@@ -52,6 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def cli(args: argparse.Namespace, project: Project) -> int:
     res = analyze(project, args.expId, outdir=args.outdir, notebook=args.notebook)
+    if res.note:
+        print(f"mrl: {res.note}", file=sys.stderr)
     for err in res.errors[:20]:
         print(f"mrl: error: {err}", file=sys.stderr)
     if len(res.errors) > 20:
@@ -78,6 +80,7 @@ class AnalyzeResult:
     notebook: Path | None = None
     webdir: str | None = None  # where the analysis folder was copied
     warnings: list[str] = field(default_factory=list)
+    note: str | None = None  # no sub-experiment has metrics: where mrl looked
 
 
 def analyze(
@@ -107,6 +110,10 @@ def analyze(
     path = out / cfg["analysis_outfn"]
     jsonio.write_text(path, report.render(rep, project.basedir))
     res = AnalyzeResult(path, rep.errors)
+    if rep.table.rows and not rep.table.metrics:
+        from metarunlog.results import no_metrics_note
+
+        res.note = no_metrics_note(exp, project.basedir)
     if notebook:
         from metarunlog import notebook as nb
 

@@ -1,14 +1,21 @@
 """One row per sub-experiment: its id, the params that vary, state, duration and metrics.
 
-Metrics come from each sub-experiment's metrics.json, else the last value of each key of
-its metrics.jsonl, plus whatever `metrics(subExpDir) -> dict` in mrl_analyze.py returns.
-The state is the one `mrl status` shows (a run whose process is gone is `stale`); the
-duration of a running one is the time so far. Writes nothing.
+Metrics come from every sub-experiment folder: metrics.json / metrics.jsonl, CSV logs
+(metrics.csv, Lightning's lightning_logs/version_*/metrics.csv), TensorBoard event files,
+run.log lines matched by `metrics.patterns` in .mrl.cfg, and `metrics(subExpDir)` in
+mrl_analyze.py (see docs/table.md). Per metric: its last value (a summary file wins), or
+with --summary best its best value (min for loss-like names, max for acc-like ones) and the
+step it was reached at. Step keys (step, epoch, ...) are the x axis, never columns. The
+state is the one `mrl status` shows; the duration of a running one is the time so far.
+Writes nothing.
 
   mrl table                         aligned text
   mrl table 3 --csv > results.csv   also --tsv, --json, --markdown
-  mrl table --all-params            every param, not only those that vary
-  mrl table --sort val_loss         ascending; --reverse (or --sort=-val_loss) for descending
+  mrl table --summary best          best value and its step per metric (both: last and best)
+  mrl table --aggregate             mean, std and n over seeds/repeats (--by lr, --over fold)
+  mrl table 2 3 5-9                 several experiments, with an exp column; --all, --tag NAME
+  mrl table --where "val_loss < 0.3 and state == 'done'"
+  mrl table --sort val_loss         ascending; --reverse (or --sort -val_loss) for descending
 
 The same table is a pandas DataFrame in Python: `metarunlog.api.load_table(exp)`.
 If a user metrics() fails or a record cannot be read, the table is still printed, the
@@ -25,13 +32,14 @@ import math
 import sys
 from typing import Any
 
-from metarunlog import results
+from metarunlog import results, selection
 from metarunlog.errors import MrlError
 from metarunlog.experiment import Experiment
 from metarunlog.project import Project
 from metarunlog.results import Table
 
-HELP = "params + state + metrics, one row per sub-experiment (--csv, --json, --markdown ...)"
+HELP = "params + state + metrics, one row per sub-experiment (--summary best, --aggregate, --where ...)"
+DASH_VALUES = ("--sort",)  # `--sort -val_acc` is `--sort=-val_acc`, not an unknown option
 FORMATS = ("text", "csv", "tsv", "json", "markdown")
 FORMAT_HELP = {
     "csv": "comma-separated values, full precision",
@@ -43,47 +51,92 @@ MAX_ERRORS_SHOWN = 10
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("expId", nargs="?", metavar="EXP", help="experiment (default: the one you are in, else the newest)")
+    p.add_argument(
+        "exps",
+        nargs="*",
+        action=ExpRefs,
+        metavar="EXP",
+        help="experiment(s): ids, ranges like 5-9, 'last', paths (default: the one you are in, else the newest)",
+    )
+    p.set_defaults(expId=None)
+    p.add_argument("--all", action="store_true", help="every experiment of the project (with an exp column)")
+    p.add_argument("--tag", action="append", default=[], metavar="NAME", help="the experiments tagged NAME (mrl tag)")
     fmt = p.add_mutually_exclusive_group()
     for name, what in FORMAT_HELP.items():
         fmt.add_argument(f"--{name}", dest="format", action="store_const", const=name, help=what)
     p.set_defaults(format="text")
     p.add_argument("--all-params", action="store_true", help="show every param, not only those that vary")
-    p.add_argument("--sort", metavar="KEY", help="sort by this column (--sort=-KEY: descending); empty ones last")
+    p.add_argument(
+        "--summary",
+        choices=results.SUMMARIES,
+        default="last",
+        help="per metric: its last value (default), its best (min or max by its goal) and <metric>_step, or both",
+    )
+    p.add_argument(
+        "--aggregate",
+        action="store_true",
+        help="one row per combination of the varying params except seed/repeat: each metric's mean, _std, n",
+    )
+    p.add_argument("--by", nargs="+", metavar="PARAM", help="with --aggregate: group by these params (or exp)")
+    p.add_argument("--over", nargs="+", metavar="PARAM", help="with --aggregate: also average over these params")
+    p.add_argument("--where", metavar="EXPR", help="keep rows where EXPR holds: \"val_loss < 0.3 and lr == 0.1\"")
+    p.add_argument("--sort", metavar="KEY", help="sort by this column (-KEY: descending); empty ones last")
     p.add_argument("--reverse", action="store_true", help="sort descending")
 
 
+class ExpRefs(argparse.Action):
+    """EXP...: kept in `args.exps`; one plain EXP is also `args.expId` (main resolves it; hooks read it)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, ns: argparse.Namespace, values: Any, opt: Any = None) -> None:
+        ns.exps = list(values or [])
+        single = len(ns.exps) == 1 and not selection.looks_like_selection(ns.exps[0])
+        ns.expId = ns.exps[0] if single else None
+
+
 def cli(args: argparse.Namespace, project: Project) -> int:
-    exp = project.load_exp(args.expId)
-    tab = make(exp, all_params=args.all_params, sort=args.sort, reverse=args.reverse, basedir=project.basedir)
-    sys.stdout.write(render(tab, args.format, exp))
+    if (args.by or args.over) and not args.aggregate:
+        raise MrlError("--by and --over go with --aggregate: add --aggregate")
+    ranges = any(selection.looks_like_selection(r) for r in args.exps)
+    refs = [args.expId] if len(args.exps) == 1 and not ranges else args.exps  # main resolved a plain EXP
+    exps = selection.experiments(project, refs, everything=args.all, tags=args.tag)
+    several = len(exps) > 1 or args.all or bool(args.tag) or ranges
+    tab = results.build(
+        exps,
+        all_params=args.all_params,
+        sort=args.sort,
+        reverse=args.reverse,
+        basedir=project.basedir,
+        summary=args.summary,
+        group=args.aggregate,
+        by=args.by,
+        over=args.over,
+        where_expr=args.where,
+        exp_column=several,
+    )
+    sys.stdout.write(render(tab, args.format, exps[0] if len(exps) == 1 else None))
+    report(tab)
+    return 1 if tab.errors else 0
+
+
+def report(tab: Table) -> None:
+    """Warnings, the no-metrics note and the errors, on stderr (the table is on stdout)."""
+    for w in tab.warnings:
+        print(f"mrl: warning: {w}", file=sys.stderr)
+    if tab.note:
+        print(f"mrl: {tab.note}", file=sys.stderr)
     for err in tab.errors[:MAX_ERRORS_SHOWN]:
         print(f"mrl: error: {err}", file=sys.stderr)
     if len(tab.errors) > MAX_ERRORS_SHOWN:
         print(f"mrl: error: ... and {len(tab.errors) - MAX_ERRORS_SHOWN} more", file=sys.stderr)
-    return 1 if tab.errors else 0
 
 
 def make(
     exp: Experiment, *, all_params: bool = False, sort: str | None = None, reverse: bool = False, basedir: Any = None
 ) -> Table:
     """The table of one experiment, sorted when asked (an unknown KEY is a MrlError)."""
-    tab = results.table(exp, all_params=all_params, basedir=basedir)
-    if sort:
-        if sort.startswith("-") and sort not in tab.columns:
-            sort, reverse = sort[1:], not reverse
-        tab.sort(_column(tab, sort), reverse=reverse)
-    return tab
-
-
-def _column(tab: Table, key: str) -> str:
-    if key in tab.columns:
-        return key
-    if results.METRIC_PREFIX + key in tab.columns:
-        return results.METRIC_PREFIX + key
-    if key in tab.all_params:
-        raise MrlError(f"--sort {key}: that param is the same everywhere; add --all-params to show it")
-    raise MrlError(f"--sort {key}: no such column; the columns are: {', '.join(tab.columns)}")
+    return results.build(
+        [exp], all_params=all_params, sort=sort, reverse=reverse, basedir=basedir, exp_column=False
+    )
 
 
 def render(tab: Table, fmt: str, exp: Experiment | None = None) -> str:

@@ -12,46 +12,30 @@ trashes the files readers own) then all use it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from metarunlog.metrics import jsonfiles  # noqa: F401  (built-in readers register on import)
-from metarunlog.metrics.base import DEFAULT_STEP_KEYS, Reader, Settings, Source
+# The built-in readers register themselves on import.
+from metarunlog.metrics import csvfiles, jsonfiles, logpatterns, tensorboard  # noqa: F401
+from metarunlog.metrics.base import DEFAULT_STEP_KEYS, MissingExtra, Reader, Settings, Source
 from metarunlog.metrics.registry import names, readers, register, unregister
+from metarunlog.metrics.settings import settings, validate
 from metarunlog.metrics.sources import Finder, Found
+from metarunlog.metrics.summary import Accumulator, Best, Summary, goal_of
 
 __all__ = [
     "DEFAULT_STEP_KEYS",
+    "Accumulator",
+    "Best",
     "Finder",
     "Found",
+    "MissingExtra",
     "Reader",
     "Settings",
     "Source",
+    "Summary",
+    "goal_of",
     "names",
     "readers",
     "register",
     "settings",
     "unregister",
+    "validate",
 ]
-
-
-def settings(cfg: Mapping[str, Any] | None) -> Settings:
-    """The `metrics` block of a (validated) config as Settings; defaults for what is unset."""
-    block = dict((cfg or {}).get("metrics") or {})
-    sources, off = [], set()
-    for s in block.get("sources", []):
-        if isinstance(s, str):
-            sources.append(Source(s))
-        elif s.get("enabled", True) is False:
-            off.add(s["reader"])
-        else:
-            sources.append(Source(s["glob"], s.get("reader")))
-    goals = {**dict((cfg or {}).get("metric_goals") or {}), **dict(block.get("metric_goals") or {})}
-    return Settings(
-        step_keys=tuple(block.get("step_keys", DEFAULT_STEP_KEYS)),
-        sources=tuple(sources),
-        off=frozenset(off),
-        patterns=tuple(block.get("patterns", ())),
-        log_files=tuple(block.get("log_files", ("run.log",))),
-        goals=goals,
-    )

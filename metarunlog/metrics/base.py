@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from metarunlog.errors import MrlError
+
 # Keys that place a row on the x axis (a curve's step), never metric columns; the first one
 # a row holds is its step. `.mrl.cfg` `metrics.step_keys` replaces this list.
 DEFAULT_STEP_KEYS = (
@@ -29,6 +31,13 @@ DEFAULT_STEP_KEYS = (
     "walltime",
     "date",
 )
+
+
+class MissingExtra(MrlError):
+    """A reader's optional dependency is not installed; the message is the one-line hint.
+
+    Raised from `summary()`: the folder's other readers are still read and the hint is
+    shown once as a warning, not as an error."""
 
 
 @dataclass(frozen=True)

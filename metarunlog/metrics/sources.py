@@ -7,7 +7,6 @@ folder lists the files once (a walk only as deep as some glob needs) and matches
 
 from __future__ import annotations
 
-import itertools
 import os
 import re
 from collections.abc import Iterator
@@ -15,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from metarunlog.errors import MrlError
 from metarunlog.metrics import registry
-from metarunlog.metrics.base import Reader, Settings
+from metarunlog.metrics.base import MissingExtra, Reader, Settings
 
 # Never searched for metrics: a one-job experiment's folder holds the code snapshot and the trash.
 SKIP_DIRS = frozenset({"code", ".trash", ".mrl.template", ".mrl.slurm", ".git", "__pycache__", "node_modules"})
@@ -69,6 +69,7 @@ class Found:
     rows: Iterator[dict[str, Any]]
     errors: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 class Finder:
@@ -115,23 +116,34 @@ class Finder:
         """The merged summary (a later reader wins per key) and the chained rows of `folder`.
 
         Summaries are read now; rows lazily, as the caller iterates. A reader that raises
-        `MrlError` (a corrupt file) is reported in `errors` and the others are still read.
+        `MrlError` (a corrupt file) is reported in `errors` (for rows: once they are
+        consumed) and the others are still read; a missing optional extra is a warning.
         """
-        from metarunlog.errors import MrlError
-
-        found = self.files(folder)
-        summary: dict[str, Any] | None = None
-        errors: list[str] = []
-        for reader, paths in found:
+        matched = self.files(folder)
+        found = Found(None, iter(()), files=[p for _, paths in matched for p in paths])
+        readable = []
+        for reader, paths in matched:
             try:
                 s = reader.summary(paths)
-            except MrlError as e:
-                errors.append(str(e))
+            except MissingExtra as e:
+                found.warnings.append(str(e))
                 continue
-            if s is not None:
-                summary = {**(summary or {}), **s}
-        rows = itertools.chain.from_iterable(reader.rows(paths) for reader, paths in found)
-        return Found(summary, rows, errors, [p for _, paths in found for p in paths])
+            except MrlError as e:
+                found.errors.append(str(e))
+            else:
+                if s is not None:
+                    found.summary = {**(found.summary or {}), **s}
+            readable.append((reader, paths))
+        found.rows = _guarded(readable, found.errors)
+        return found
+
+
+def _guarded(readers: list[tuple[Reader, list[Path]]], errors: list[str]) -> Iterator[dict[str, Any]]:
+    for reader, paths in readers:
+        try:
+            yield from reader.rows(paths)
+        except MrlError as e:  # keep the rows before the bad part, and the other readers'
+            errors.append(str(e))
 
 
 def list_files(folder: Path, depth: int) -> list[str]:

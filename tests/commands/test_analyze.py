@@ -554,7 +554,7 @@ def test_the_notebook_is_valid_and_its_loading_cells_run(project: Path, tmp_path
     )
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out == {"shape": [4, 8], "ids": ["001", "002", "003", "004"], "curves": 10}
+    assert out == {"shape": [4, 7], "ids": ["001", "002", "003", "004"], "curves": 10}
 
 
 def test_open_hands_the_report_to_the_default_browser(project: Path, tmp_path: Path) -> None:
@@ -575,3 +575,13 @@ def test_the_report_is_written_atomically_over_the_previous_one(project: Path) -
     assert main(["analyze"]) == 0
     assert "late" in visible_text(html_of(exp.dir))
     assert [p.name for p in (exp.dir / "analysis").iterdir()] == ["index.html"]
+
+
+def test_analyze_says_where_it_looked_when_no_run_has_metrics(project: Path) -> None:
+    from tests.test_results import done, make_exp
+
+    make_exp(project, [{"params": {"lr": 0.1}, "status": done()}, {"params": {"lr": 0.2}, "status": done()}])
+    proc = run_mrl("analyze", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    [note] = [line for line in proc.stderr.splitlines() if "no metrics" in line]
+    assert "metrics.jsonl" in note and "events.out.tfevents" in note and "metrics(subExpDir)" in note

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,12 +27,12 @@ def test_the_default_table_is_aligned_text_with_a_header(project: Path, capsys: 
     code, out, err = table_out(capsys)
     lines = out.splitlines()
     assert code == 0 and err == ""
-    assert lines[0].split() == ["id", "lr", "wd", "state", "duration", "step", "loss", "acc", "test_acc"]
+    assert lines[0].split() == ["id", "lr", "wd", "state", "duration", "loss", "acc", "test_acc"]
     assert len(lines) == 5
     assert lines[1].split()[:5] == ["001", "0.1", "1", "done", "10.0s"]
     # numbers are right-aligned under their header
     col = lines[0].index("loss") + len("loss")
-    assert lines[1][col - 1] != " " and lines[2][col - 1] == " "
+    assert lines[1][col - 1] != " " and lines[3][col - 1 :].strip() == ""  # 003 has no loss
 
 
 def test_csv_has_every_value_at_full_precision(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -142,7 +143,7 @@ def test_the_table_after_a_real_makebatch_and_run(project: Path) -> None:
     proc = run_mrl("table", "--json", "--sort", "loss", cwd=project)
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
-    assert len(rows) == 9 and all(r["state"] == "done" and r["step"] == 2 for r in rows)
+    assert len(rows) == 9 and all(r["state"] == "done" and "loss" in r and "step" not in r for r in rows)
     assert rows[0]["lr"] == 0.01 and rows[0]["wdecay"] == 0.1
     assert rows[0]["loss"] == pytest.approx(0.01 * 0.1 / 3)
     assert all(isinstance(r["duration"], float) for r in rows)
@@ -165,3 +166,124 @@ def test_a_sub_experiment_folder_made_by_hand_has_empty_params_and_a_warning(
     assert main(["analyze"]) == 0
     assert "005" in capsys.readouterr().err
     assert 'id="005"' in (exp.dir / "analysis" / "index.html").read_text()
+
+
+# -- a table that decides: --summary, --aggregate, several experiments, --where, tags ---------------
+
+
+def seeds_exp(project: Path, shift: float = 0.0) -> Any:
+    """lr x seed, with a metrics.jsonl curve per sub-experiment."""
+    subs = []
+    for lr in (0.1, 0.01):
+        for seed in (1, 2, 3):
+            final = lr * 10 + seed / 10 + shift
+            curve = [
+                {"step": s, "val_loss": final + (2 - s) * 0.5, "val_acc": 1 - final / 4 + s / 100} for s in range(3)
+            ]
+            subs.append({"params": {"lr": lr, "seed": seed, "wd": 0}, "status": done(), "jsonl": curve})
+    return make_exp(project, subs)
+
+
+def test_summary_best_shows_the_best_value_and_its_step(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    seeds_exp(project)
+    code, out, _ = table_out(capsys, "--json", "--summary", "best")
+    rows = json.loads(out)
+    assert code == 0 and rows[0]["val_loss"] == pytest.approx(1.1) and rows[0]["val_loss_step"] == 2
+    assert rows[0]["val_acc"] == pytest.approx(1 - 1.1 / 4 + 0.02) and rows[0]["val_acc_step"] == 2
+
+
+def test_metric_goals_in_the_config_and_in_mrl_analyze_turn_a_metric_around(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_cfg(project, metric_goals={"val_loss": "max"})
+    commit_all(project)
+    seeds_exp(project)
+    (project / "mrl_analyze.py").write_text("metric_goals = {'val_acc': 'min'}\n")
+    rows = json.loads(table_out(capsys, "--json", "--summary", "best")[1])
+    assert rows[0]["val_loss_step"] == 0 and rows[0]["val_acc_step"] == 0
+
+
+def test_aggregate_folds_the_seeds_into_mean_std_and_n_as_numpy_computes_them(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import numpy as np
+
+    seeds_exp(project)
+    code, out, _ = table_out(capsys, "--json", "--aggregate")
+    rows = json.loads(out)
+    assert code == 0 and [(r["lr"], r["n"]) for r in rows] == [(0.1, 3), (0.01, 3)]
+    for r in rows:
+        finals = np.array([r["lr"] * 10 + seed / 10 for seed in (1, 2, 3)])
+        assert r["val_loss"] == pytest.approx(np.mean(finals))
+        assert r["val_loss_std"] == pytest.approx(np.std(finals))
+        assert "seed" not in r and "id" not in r and "state" not in r
+
+
+def test_aggregate_by_and_over_choose_the_groups(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    seeds_exp(project)
+    rows = json.loads(table_out(capsys, "--json", "--aggregate", "--by", "seed")[1])
+    assert [(r["seed"], r["n"]) for r in rows] == [(1, 2), (2, 2), (3, 2)]
+    rows = json.loads(table_out(capsys, "--json", "--aggregate", "--over", "lr")[1])
+    assert [r["n"] for r in rows] == [6]
+    code, _, err = table_out(capsys, "--aggregate", "--by", "momentum")
+    assert code == 1 and "--by/--over momentum: no such param" in err
+
+
+def test_an_mrl_repeat_axis_is_averaged_over(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "output").mkdir(exist_ok=True)
+    (project / "conf.lua").write_text("lr = {{ lr }}\n-- MRL:grid['lr'] = [0.1, 0.2]\n-- MRL:repeat = 2\n")
+    commit_all(project)
+    assert main(["new"]) == 0 and main(["makebatch"]) == 0
+    exp = project / "output" / "0001"
+    for i, sub in enumerate(sorted(exp.glob("00?"))):
+        (sub / "metrics.json").write_text(json.dumps({"acc": i / 10}))
+    rows = json.loads(table_out(capsys, "--json", "--aggregate")[1])
+    assert [(r["lr"], r["n"], r["acc"]) for r in rows] == [(0.1, 2, pytest.approx(0.05)), (0.2, 2, pytest.approx(0.25))]
+
+
+def test_several_experiments_make_one_table_with_an_exp_column(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seeds_exp(project)
+    seeds_exp(project, shift=1.0)
+    make_exp(project, [{"params": {"lr": 0.5, "seed": 1}}])
+    for args in (["1", "2"], ["1-2"], ["1,2"]):
+        rows = json.loads(table_out(capsys, "--json", *args)[1])
+        assert len(rows) == 12 and rows[0]["exp"] == "0001" and rows[-1]["exp"] == "0002"
+    code, out, _ = table_out(capsys, "--all")
+    assert code == 0 and out.splitlines()[0].split()[:2] == ["exp", "id"] and len(out.splitlines()) == 14
+    rows = json.loads(table_out(capsys, "--json", "--all", "--aggregate", "--by", "exp")[1])
+    assert [(r["exp"], r["n"]) for r in rows] == [("0001", 6), ("0002", 6), ("0003", 1)]
+
+
+def test_where_filters_on_params_metrics_and_columns(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    seeds_exp(project)
+    rows = json.loads(table_out(capsys, "--json", "--where", "val_loss < 0.35 and lr == 0.01 and state == 'done'")[1])
+    assert [r["id"] for r in rows] == ["004", "005"]
+    code, _, err = table_out(capsys, "--where", "__import__('os').system('true')")
+    assert code == 1 and "not allowed" in err and "Traceback" not in err
+    code, _, err = table_out(capsys, "--where", "val_acc > 0.5 and bogus == 1")
+    assert code == 1 and "no column 'bogus'; the columns are: id, lr, seed, state, duration, val_loss, val_acc" in err
+
+
+def test_sort_takes_a_dash_value_with_or_without_the_equals_sign(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seeds_exp(project)
+    spaced = json.loads(table_out(capsys, "--json", "--sort", "-val_acc")[1])
+    joined = json.loads(table_out(capsys, "--json", "--sort=-val_acc")[1])
+    assert [r["id"] for r in spaced] == [r["id"] for r in joined] == ["004", "005", "006", "001", "002", "003"]
+
+
+def test_load_table_takes_lists_all_and_the_table_options(project: Path) -> None:
+    from metarunlog import api
+
+    seeds_exp(project)
+    seeds_exp(project, shift=1.0)
+    both = api.load_table([1, 2])
+    assert len(both) == 12 and list(both.index.names) == ["exp", "id"]
+    assert len(api.load_table("all")) == 12
+    agg = api.load_table("all", aggregate=True, by=["exp", "lr"])
+    assert list(agg["n"]) == [3, 3, 3, 3]
+    best = api.load_table(1, summary="best", where="lr == 0.1")
+    assert list(best["val_loss_step"]) == [2, 2, 2]

@@ -1,0 +1,64 @@
+"""CSV logs with a header row: `metrics.csv` (Keras' CSVLogger, hand-written loggers),
+PyTorch Lightning's CSVLogger layout (`lightning_logs/version_*/metrics.csv`, whose rows are
+sparse: train and val columns filled on alternate rows), and any `.csv` / `.tsv` a
+`metrics.sources` glob finds.
+
+Each data row is one row of metrics; an empty cell is a missing value (so sparse rows keep
+only what they hold), a number becomes an int or a float, anything else stays a string.
+Files are streamed with the csv module, the delimiter (`,`, tab or `;`) read from the header.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from metarunlog.metrics.base import Reader
+from metarunlog.metrics.registry import register
+
+CSV_GLOBS = ("metrics.csv", "**/lightning_logs/version_*/metrics.csv")
+
+
+@register
+class CsvReader(Reader):
+    name = "csv"
+    globs = CSV_GLOBS
+
+    def accepts(self, relpath: str) -> bool:
+        return relpath.endswith((".csv", ".tsv"))
+
+    def rows(self, files: list[Path]) -> Iterator[dict[str, Any]]:
+        for path in files:
+            yield from iter_csv(path)
+
+
+def iter_csv(path: Path) -> Iterator[dict[str, Any]]:
+    """The data rows of a CSV file with a header, as dicts without the empty cells."""
+    try:
+        f = open(path, encoding="utf-8", errors="replace", newline="")  # noqa: SIM115 (closed below)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return
+    with f:
+        header_line = f.readline()
+        delimiter = max(",\t;", key=header_line.count)
+        header = next(csv.reader([header_line], delimiter=delimiter), [])
+        names = [h.strip() for h in header]
+        for cells in csv.reader(f, delimiter=delimiter):
+            row = {k: parse_value(c) for k, c in zip(names, cells, strict=False) if k and c.strip() != ""}
+            if row:
+                yield row
+
+
+def parse_value(text: str) -> Any:
+    """A cell or a regex group as a value: an int, a float, else the stripped string."""
+    s = text.strip()
+    try:
+        return int(s)
+    except ValueError:
+        pass
+    try:
+        return float(s)
+    except ValueError:
+        return s

@@ -1,0 +1,73 @@
+"""Metrics printed by the script: lines of `run.log` matched by the regexes of `.mrl.cfg`
+`metrics.patterns`, each with named groups:
+
+    "metrics": {"patterns": ["epoch (?P<epoch>\\\\d+) .* val_acc=(?P<val_acc>[0-9.]+)"]}
+
+Every match is one row `{group name: value}` (numbers become ints or floats; a group that
+did not take part is left out); the matches of several patterns on one line make one row.
+A row without a step key (`epoch`, `step`, ...) takes the step of the rows before it, as a
+line printed after `epoch 3 ...` belongs to epoch 3. Off until a pattern is set;
+`metrics.log_files` changes which files are searched (default `run.log`). Lines are streamed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from metarunlog.metrics.base import Reader, Settings
+from metarunlog.metrics.csvfiles import parse_value
+from metarunlog.metrics.registry import register
+
+
+@register
+class LogPatternReader(Reader):
+    name = "log"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.patterns = [re.compile(p) for p in settings.patterns]
+
+    def active(self) -> bool:
+        return bool(self.patterns)
+
+    def looks_for(self) -> list[str]:
+        return list(self.settings.log_files)
+
+    def accepts(self, relpath: str) -> bool:
+        return relpath.endswith((".log", ".txt", ".out"))
+
+    def rows(self, files: list[Path]) -> Iterator[dict[str, Any]]:
+        steps = self.settings.step_keys
+        for path in files:
+            yield from with_steps(iter_matches(path, self.patterns), steps)
+
+
+def iter_matches(path: Path, patterns: list[re.Pattern[str]]) -> Iterator[dict[str, Any]]:
+    """One row per line that some pattern matches (every match's groups), in file order."""
+    try:
+        f = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 (closed below)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return
+    with f:
+        for line in f:
+            row: dict[str, Any] = {}
+            for rx in patterns:
+                for m in rx.finditer(line):
+                    row.update((k, parse_value(v)) for k, v in m.groupdict().items() if v is not None)
+            if row:
+                yield row
+
+
+def with_steps(rows: Iterator[dict[str, Any]], step_keys: tuple[str, ...]) -> Iterator[dict[str, Any]]:
+    """Rows without a step key get the step keys of the last row that had some."""
+    current: dict[str, Any] = {}
+    for row in rows:
+        here = {k: row[k] for k in step_keys if k in row}
+        if here:
+            current = here
+        elif current:
+            row = {**current, **row}
+        yield row

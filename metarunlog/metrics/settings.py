@@ -1,0 +1,116 @@
+"""The `.mrl.cfg` `metrics` block (and the top-level `metric_goals`): checked, and turned
+into `Settings` for the readers.
+
+    "metrics": {
+      "sources": ["eval/*.json", {"glob": "logs/*.txt", "reader": "csv"},
+                  {"reader": "tensorboard", "enabled": false}],
+      "patterns": ["epoch (?P<epoch>\\\\d+) .* val_acc=(?P<val_acc>[0-9.]+)"],
+      "log_files": ["run.log"],
+      "step_keys": ["step", "epoch"],
+      "metric_goals": {"val_bpb": "min"}
+    },
+    "metric_goals": {"*_score": "max"}
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from metarunlog.errors import ConfigError
+from metarunlog.metrics import registry
+from metarunlog.metrics.base import DEFAULT_STEP_KEYS, Settings, Source
+
+KEYS = ("sources", "patterns", "log_files", "step_keys", "metric_goals")
+GOALS = ("min", "max")
+
+
+def settings(cfg: Mapping[str, Any] | None) -> Settings:
+    """The metrics settings of a (validated) config; defaults for what is unset."""
+    cfg = cfg or {}
+    block = dict(cfg.get("metrics") or {})
+    sources, off = [], set()
+    for s in block.get("sources", []):
+        if isinstance(s, str):
+            sources.append(Source(s))
+        elif s.get("enabled", True) is False:
+            off.add(s["reader"])
+        else:
+            sources.append(Source(s["glob"], s.get("reader")))
+    return Settings(
+        step_keys=tuple(block.get("step_keys", DEFAULT_STEP_KEYS)),
+        sources=tuple(sources),
+        off=frozenset(off),
+        patterns=tuple(block.get("patterns", ())),
+        log_files=tuple(block.get("log_files", ("run.log",))),
+        goals={**dict(cfg.get("metric_goals") or {}), **dict(block.get("metric_goals") or {})},
+    )
+
+
+def validate(block: Mapping[str, Any], path: Path, prefix: str = "metrics.") -> list[str]:
+    """Raise ConfigError for a bad value in the `metrics` block; return warnings (unknown keys)."""
+    warnings = []
+    for key in block:
+        if key not in KEYS:
+            near = difflib.get_close_matches(key, KEYS, n=1, cutoff=0.5)
+            hint = f" (did you mean '{prefix}{near[0]}'?)" if near else ""
+            warnings.append(f"{path}: unknown key '{prefix}{key}'{hint}")
+    for key in ("patterns", "log_files", "step_keys"):
+        _strings(block.get(key, []), f"{prefix}{key}", path)
+    for i, s in enumerate(_list(block.get("sources", []), f"{prefix}sources", path)):
+        _source(s, f"{prefix}sources[{i}]", path)
+    for i, p in enumerate(block.get("patterns", [])):
+        _pattern(p, f"{prefix}patterns[{i}]", path)
+    validate_goals(block.get("metric_goals", {}), f"{prefix}metric_goals", path)
+    return warnings
+
+
+def validate_goals(goals: Any, where: str, path: Path) -> None:
+    if not isinstance(goals, dict):
+        raise ConfigError(f'{path}: key \'{where}\' must be an object {{"metric or glob": "min" or "max"}}')
+    for name, goal in goals.items():
+        if goal not in GOALS:
+            raise ConfigError(f'{path}: key \'{where}.{name}\' must be "min" or "max", not {goal!r}')
+
+
+def _list(value: Any, where: str, path: Path) -> list[Any]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{path}: key '{where}' must be a list")
+    return value
+
+
+def _strings(value: Any, where: str, path: Path) -> None:
+    if not all(isinstance(v, str) and v for v in _list(value, where, path)):
+        raise ConfigError(f"{path}: key '{where}' must be a list of non-empty strings")
+
+
+def _source(s: Any, where: str, path: Path) -> None:
+    if isinstance(s, str) and s:
+        return
+    form = '"GLOB", {"glob": "GLOB", "reader": "NAME"} or {"reader": "NAME", "enabled": false}'
+    if not isinstance(s, dict) or set(s) - {"glob", "reader", "enabled"}:
+        raise ConfigError(f"{path}: '{where}' must be {form}")
+    reader = s.get("reader")
+    if reader is not None and reader not in registry.names():
+        raise ConfigError(f"{path}: '{where}': no reader {reader!r}; the readers are: {', '.join(registry.names())}")
+    if s.get("enabled", True) is False:
+        if reader is None:
+            off = '{"reader": "NAME", "enabled": false}'
+            raise ConfigError(f"{path}: '{where}': say which reader to turn off: {off}")
+        return
+    if not isinstance(s.get("glob"), str) or not s["glob"] or not isinstance(s.get("enabled", True), bool):
+        raise ConfigError(f"{path}: '{where}' must be {form}")
+
+
+def _pattern(p: str, where: str, path: Path) -> None:
+    try:
+        rx = re.compile(p)
+    except re.error as e:
+        raise ConfigError(f"{path}: '{where}' is not a valid regex: {e} ({p!r})") from e
+    if not rx.groupindex:
+        raise ConfigError(
+            f"{path}: '{where}' has no named group: name what it captures, like (?P<val_acc>[0-9.]+) ({p!r})"
+        )

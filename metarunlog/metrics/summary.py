@@ -1,0 +1,171 @@
+"""One pass over a sub-experiment's rows: the last value and the best value (with its step)
+of every metric, in bounded memory; plus which way each metric is better.
+
+    acc = Accumulator(step_keys, goals)
+    acc.add(rows)                 # any iterable of dicts, consumed in batches
+    s = acc.result(summary)       # Summary: .last {metric: value}, .best {metric: Best}
+
+A metric's goal is `min` for loss/err/perplexity-like names and `max` for acc/f1/bleu-like
+names (`goal_of`); `metric_goals` in `.mrl.cfg` names others (exact names or globs). Step keys
+(`step`, `epoch`, ...) say where a row lies on the x axis and are never metrics. When a
+summary (`metrics.json`, the user's `metrics()` dict) and rows both exist, they are merged:
+the summary wins per key for `last`; `best` is taken over the rows, and from the summary only
+for a metric without rows.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from operator import itemgetter
+from typing import Any
+
+BATCH = 4096
+MIN, MAX = "min", "max"
+# Which way a metric is better, by a part of its name (the report highlights with the same).
+LOWER_BETTER = re.compile(r"loss|err|mse|mae|rmse|nll|perplex|ppl|wer|cer|latency|regret|dist|cost|time")
+HIGHER_BETTER = re.compile(r"acc|f1|auc|score|reward|bleu|rouge|precision|recall|map|iou|dice|r2|return|top\d|ndcg")
+
+
+def goal_of(name: str, goals: Mapping[str, str] | None = None) -> str | None:
+    """`"min"`, `"max"` or None (unknown) for a metric name.
+
+    `goals` (`metric_goals`: a name or a glob -> goal) decides first; then a name containing
+    loss/err/mse/perplexity/... is minimised, one containing acc/f1/bleu/score/... maximised.
+    """
+    for pattern, goal in (goals or {}).items():
+        if pattern == name or fnmatch.fnmatchcase(name, pattern):
+            return goal
+    base = name.removeprefix("metric.").lower()
+    if LOWER_BETTER.search(base):
+        return MIN
+    if HIGHER_BETTER.search(base):
+        return MAX
+    return None
+
+
+@dataclass(frozen=True)
+class Best:
+    """A metric's best value, the step (x value) where it was first reached, and the goal."""
+
+    value: float
+    step: float | int | None
+    goal: str
+
+
+@dataclass
+class Summary:
+    """What `mrl table` shows of one sub-experiment: last values and best values."""
+
+    last: dict[str, Any] = field(default_factory=dict)
+    best: dict[str, Best] = field(default_factory=dict)
+    has_rows: bool = False
+
+
+def is_number(v: Any) -> bool:
+    return type(v) in (int, float)  # not bool, which is an int to Python
+
+
+class Accumulator:
+    """Folds rows into last and best values per metric; see the module docstring."""
+
+    def __init__(self, step_keys: Iterable[str], goals: Mapping[str, str] | None = None, best: bool = True) -> None:
+        self.step_keys = tuple(step_keys)
+        self._steps = frozenset(self.step_keys)
+        self.goals = dict(goals or {})
+        self.want_best = best
+        self.last: dict[str, Any] = {}
+        self._best: dict[str, tuple[float, Any]] = {}
+        self._goal: dict[str, str | None] = {}
+        self.rows = 0
+
+    def add(self, rows: Iterable[dict[str, Any]]) -> None:
+        it = iter(rows)
+        while batch := list(itertools.islice(it, BATCH)):
+            self._add_batch(batch)
+
+    def _add_batch(self, batch: list[dict[str, Any]]) -> None:
+        start = self.rows
+        self.rows += len(batch)
+        last = self.last
+        for d in batch:
+            last.update(d)
+        if not self.want_best:
+            return
+        steps = self._batch_steps(batch, start)
+        for k in self._keys(batch):
+            goal = self._goal_for(k)
+            if goal is not None:
+                self._fold(k, goal, batch, steps)
+
+    def _keys(self, batch: list[dict[str, Any]]) -> list[str]:
+        first = batch[0]
+        rest = set().union(*batch).difference(first, self._steps)
+        return [k for k in first if k not in self._steps] + sorted(rest)
+
+    def _goal_for(self, key: str) -> str | None:
+        try:
+            return self._goal[key]
+        except KeyError:
+            g = self._goal[key] = goal_of(key, self.goals)
+            return g
+
+    def _batch_steps(self, batch: list[dict[str, Any]], start: int) -> list[Any]:
+        """Each row's step: its first step key holding a number, else its row index."""
+        for key in self.step_keys:
+            if key in batch[0]:
+                try:
+                    xs = list(map(itemgetter(key), batch))
+                except KeyError:
+                    break
+                if all(map(is_number, xs)) and not self._earlier_key_in(batch, key):
+                    return xs
+                break
+        return [self._step_of(d, start + i) for i, d in enumerate(batch)]
+
+    def _earlier_key_in(self, batch: list[dict[str, Any]], key: str) -> bool:
+        earlier = self.step_keys[: self.step_keys.index(key)]
+        return bool(earlier) and any(k in d for d in batch for k in earlier)
+
+    def _step_of(self, d: dict[str, Any], index: int) -> Any:
+        for key in self.step_keys:
+            v = d.get(key)
+            if is_number(v):
+                return v
+        return index
+
+    def _fold(self, key: str, goal: str, batch: list[dict[str, Any]], steps: list[Any]) -> None:
+        try:
+            vals = list(map(itemgetter(key), batch))
+        except KeyError:
+            vals = [d.get(key) for d in batch]
+        if not (set(map(type, vals)) <= {int, float}):
+            pairs = [(v, s) for v, s in zip(vals, steps, strict=True) if is_number(v)]
+            vals, steps = [v for v, _ in pairs], [s for _, s in pairs]
+        if any(map(math.isnan, vals)):
+            pairs = [(v, s) for v, s in zip(vals, steps, strict=True) if not math.isnan(v)]
+            vals, steps = [v for v, _ in pairs], [s for _, s in pairs]
+        if not vals:
+            return
+        m = min(vals) if goal == MIN else max(vals)
+        old = self._best.get(key)
+        if old is None or (m < old[0] if goal == MIN else m > old[0]):  # ties keep the earlier step
+            self._best[key] = (m, steps[vals.index(m)])
+
+    def result(self, summary: Mapping[str, Any] | None = None) -> Summary:
+        """Last values (the summary wins per key) and best values, step keys left out."""
+        last = {k: v for k, v in self.last.items() if k not in self._steps}
+        best = {k: Best(v, s, self._goal[k]) for k, (v, s) in self._best.items()}  # type: ignore[arg-type]
+        for k, v in (summary or {}).items():
+            if k in self._steps:
+                continue
+            last[k] = v
+            if self.want_best and k not in best and is_number(v) and not math.isnan(v):
+                goal = self._goal_for(k)
+                if goal is not None:
+                    best[k] = Best(v, None, goal)
+        return Summary(last, best, self.rows > 0)

@@ -1,0 +1,98 @@
+"""TensorBoard event files (`**/events.out.tfevents.*`), as written by
+`torch.utils.tensorboard`, tensorboardX, Lightning's TensorBoardLogger and Keras' callback.
+
+Read with the `tensorboard` package's event file loader (no TensorFlow needed), imported
+only when a folder holds event files: `pip install metarunlog[tensorboard]`. Events are
+streamed; consecutive scalar events of one step become one row `{"step": 3, "wall_time":
+..., "<tag>": value, ...}`. When event files sit in more than one folder (Keras writes
+`logs/train/` and `logs/validation/`, both with `epoch_loss`), each tag is prefixed with its
+folder below the common one: `train/epoch_loss`, `validation/epoch_loss`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from metarunlog.metrics.base import MissingExtra, Reader
+from metarunlog.metrics.registry import register
+
+GLOB = "**/events.out.tfevents.*"
+EXTRA = "tensorboard"
+
+
+@register
+class TensorBoardReader(Reader):
+    name = "tensorboard"
+    globs = (GLOB,)
+
+    def accepts(self, relpath: str) -> bool:
+        return "tfevents" in os.path.basename(relpath)
+
+    def summary(self, files: list[Path]) -> dict[str, Any] | None:
+        _loader()  # a missing extra is said once, here, rather than in the middle of the rows
+        return None
+
+    def rows(self, files: list[Path]) -> Iterator[dict[str, Any]]:
+        prefixes = _prefixes(files)
+        for path in files:
+            yield from iter_events(path, prefixes[path])
+
+
+def _loader() -> Any:
+    try:
+        from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+    except ImportError:
+        raise MissingExtra(
+            f"found TensorBoard event files but the reader is not installed: pip install 'metarunlog[{EXTRA}]'"
+        ) from None
+    return LegacyEventFileLoader
+
+
+def _prefixes(files: list[Path]) -> dict[Path, str]:
+    dirs = sorted({p.parent for p in files})
+    if len(dirs) <= 1:
+        return {p: "" for p in files}
+    common = Path(os.path.commonpath([str(d) for d in dirs]))
+    return {p: (p.parent.relative_to(common).as_posix() + "/" if p.parent != common else "") for p in files}
+
+
+def iter_events(path: Path, prefix: str = "") -> Iterator[dict[str, Any]]:
+    """Rows of one event file: scalar values of consecutive events with the same step merged."""
+    loader = _loader()(str(path))
+    row: dict[str, Any] = {}
+    for event in loader.Load():
+        values = _scalars(event, prefix)
+        if not values:
+            continue
+        if row and row["step"] != event.step:
+            yield row
+            row = {}
+        row.update(values)
+        row["step"] = event.step
+        row["wall_time"] = event.wall_time
+    if row:
+        yield row
+
+
+def _scalars(event: Any, prefix: str) -> dict[str, float]:
+    out: dict[str, float | None] = {}
+    for v in event.summary.value:
+        kind = v.WhichOneof("value")
+        if kind == "simple_value":
+            out[prefix + v.tag] = float(v.simple_value)
+        elif kind == "tensor" and v.metadata.plugin_data.plugin_name == "scalars":
+            out[prefix + v.tag] = _tensor_scalar(v.tensor)
+    return {k: x for k, x in out.items() if x is not None}
+
+
+def _tensor_scalar(tensor: Any) -> float | None:
+    from tensorboard.util import tensor_util
+
+    try:
+        arr = tensor_util.make_ndarray(tensor)
+    except (ValueError, TypeError):
+        return None
+    return float(arr.item()) if arr.size == 1 else None

@@ -1,0 +1,188 @@
+"""`mrl table --where "val_loss < 0.3 and lr == 0.1 and state == 'done'"`: a row filter.
+
+The text is parsed with `ast` and compiled by the walker below into a function of a row;
+nothing is ever passed to `eval`. It knows only:
+
+- column names (params, metrics, `id`, `exp`, `state`, `duration`, ...); a name that is not
+  an identifier is written `col["train/loss"]`; a metric shown as `metric.x` is also `x`,
+- numbers, strings, True/False/None, and lists/tuples of them (for `in`),
+- comparisons (`< <= > >= == != in not in is is not`, chained), `and`, `or`, `not`,
+- `+ - * /` and unary minus.
+
+Anything else (attribute access, calls, subscripts of anything but `col`, lambdas,
+comprehensions, `__import__`) is an MrlError naming it. An unknown name is an MrlError
+listing the columns. A comparison that cannot be made (a missing value, a string against a
+number) is false for that row, not an error.
+"""
+
+from __future__ import annotations
+
+import ast
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from metarunlog.errors import MrlError
+
+Row = dict[str, Any]
+Fn = Callable[[Row], Any]
+COL = "col"
+_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.In: lambda a, b: a in b,
+    ast.NotIn: lambda a, b: a not in b,
+    ast.Is: operator.is_,
+    ast.IsNot: operator.is_not,
+}
+_ARITH: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+}
+_CONSTANT_TYPES = (int, float, str, bool, type(None))
+
+
+def compile_where(text: str, columns: Sequence[str], prefix: str = "metric.") -> Callable[[Row], bool]:
+    """A predicate over rows for `text`; MrlError for what it does not allow or know."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as e:
+        raise MrlError(
+            f"--where {text!r}: cannot parse it ({e.msg}, column {e.offset}); write it like "
+            "\"val_loss < 0.3 and state == 'done'\""
+        ) from None
+    fn = _Walker(text, list(columns), prefix).walk(tree.body)
+
+    def predicate(row: Row) -> bool:
+        try:
+            return bool(fn(row))
+        except (TypeError, ZeroDivisionError, ArithmeticError):
+            return False
+
+    return predicate
+
+
+def filter_rows(rows: list[Row], text: str, columns: Sequence[str]) -> list[Row]:
+    keep = compile_where(text, columns)
+    return [r for r in rows if keep(r)]
+
+
+class _Walker:
+    def __init__(self, text: str, columns: list[str], prefix: str) -> None:
+        self.text, self.columns, self.prefix = text, columns, prefix
+
+    def refuse(self, node: ast.AST, what: str | None = None) -> MrlError:
+        shown = what or type(node).__name__
+        try:
+            src = ast.unparse(node)
+        except Exception:  # noqa: BLE001 (only for the message)
+            src = shown
+        return MrlError(
+            f"--where {self.text!r}: {shown} is not allowed ({src}); use column names, numbers, strings, "
+            "comparisons, and/or/not, + - * /"
+        )
+
+    def walk(self, node: ast.AST) -> Fn:
+        method = getattr(self, "_" + type(node).__name__, None)
+        if method is None:
+            raise self.refuse(node)
+        return method(node)  # type: ignore[no-any-return]
+
+    def column(self, name: str, node: ast.AST) -> Fn:
+        if name in self.columns:
+            return lambda row: row.get(name)
+        if self.prefix + name in self.columns:
+            key = self.prefix + name
+            return lambda row: row.get(key)
+        raise MrlError(f"--where: no column {name!r}; the columns are: {', '.join(self.columns)}")
+
+    def _Name(self, node: ast.Name) -> Fn:  # noqa: N802
+        if node.id.startswith("__"):
+            raise self.refuse(node, f"the name {node.id}")
+        return self.column(node.id, node)
+
+    def _Constant(self, node: ast.Constant) -> Fn:  # noqa: N802
+        if not isinstance(node.value, _CONSTANT_TYPES):
+            raise self.refuse(node, "this constant")
+        v = node.value
+        return lambda row: v
+
+    def _Subscript(self, node: ast.Subscript) -> Fn:  # noqa: N802
+        key = node.slice
+        if not (isinstance(node.value, ast.Name) and node.value.id == COL):
+            raise self.refuse(node, 'indexing (other than col["name"])')
+        if not (isinstance(key, ast.Constant) and isinstance(key.value, str)):
+            raise self.refuse(node, 'col[...] without a string (write col["train/loss"])')
+        return self.column(key.value, node)
+
+    def _List(self, node: ast.List | ast.Tuple) -> Fn:  # noqa: N802
+        items = [self.walk(e) for e in node.elts]
+        return lambda row: [f(row) for f in items]
+
+    _Tuple = _List
+
+    def _BoolOp(self, node: ast.BoolOp) -> Fn:  # noqa: N802
+        parts = [self.walk(v) for v in node.values]
+        if isinstance(node.op, ast.And):
+            return lambda row: all(_true(p, row) for p in parts)
+        return lambda row: any(_true(p, row) for p in parts)
+
+    def _UnaryOp(self, node: ast.UnaryOp) -> Fn:  # noqa: N802
+        inner = self.walk(node.operand)
+        if isinstance(node.op, ast.Not):
+            return lambda row: not _true(inner, row)
+        if isinstance(node.op, ast.USub):
+            return lambda row: -inner(row)
+        if isinstance(node.op, ast.UAdd):
+            return lambda row: +inner(row)
+        raise self.refuse(node, type(node.op).__name__)
+
+    def _BinOp(self, node: ast.BinOp) -> Fn:  # noqa: N802
+        op = _ARITH.get(type(node.op))
+        if op is None:
+            raise self.refuse(node, f"the operator {type(node.op).__name__}")
+        left, right = self.walk(node.left), self.walk(node.right)
+        return lambda row: op(_number(left(row)), _number(right(row)))
+
+    def _Compare(self, node: ast.Compare) -> Fn:  # noqa: N802
+        ops = []
+        for op in node.ops:
+            f = _COMPARE.get(type(op))
+            if f is None:
+                raise self.refuse(node, f"the comparison {type(op).__name__}")
+            ops.append(f)
+        terms = [self.walk(node.left), *(self.walk(c) for c in node.comparators)]
+
+        def compare(row: Row) -> bool:
+            values = [t(row) for t in terms]
+            return all(_cmp(f, a, b) for f, a, b in zip(ops, values, values[1:], strict=False))
+
+        return compare
+
+
+def _true(fn: Fn, row: Row) -> bool:
+    try:
+        return bool(fn(row))
+    except (TypeError, ArithmeticError):
+        return False
+
+
+def _number(v: Any) -> Any:
+    if v is None or isinstance(v, str):
+        raise TypeError("not a number")
+    return v
+
+
+def _cmp(f: Callable[[Any, Any], bool], a: Any, b: Any) -> bool:
+    if f in (operator.lt, operator.le, operator.gt, operator.ge) and (a is None or b is None):
+        return False
+    try:
+        return bool(f(a, b))
+    except TypeError:
+        return False

@@ -1,0 +1,241 @@
+"""Each built-in reader on files written the way real scripts and libraries write them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from metarunlog import api, metrics, results
+from metarunlog.main import main
+from tests.conftest import REPO_ROOT, commit_all, run_mrl, set_cfg
+from tests.test_results import done, make_exp
+
+
+def table_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[dict[str, Any]], str]:
+    capsys.readouterr()
+    code = main(["table", "--json", *args])
+    out = capsys.readouterr()
+    return code, json.loads(out.out), out.err
+
+
+def one_sub(project: Path, files: dict[str, str], **spec: Any) -> Path:
+    exp = make_exp(project, [{"params": {"lr": 0.1}, "status": done(), **spec}, {"params": {"lr": 0.2}}])
+    sub = exp.subexp_dir(1)
+    for rel, text in files.items():
+        (sub / rel).parent.mkdir(parents=True, exist_ok=True)
+        (sub / rel).write_text(text)
+    return sub
+
+
+# -- CSV ------------------------------------------------------------------------------------------
+
+
+def test_a_keras_csvlogger_file_gives_the_last_epoch_and_epoch_is_not_a_column(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # what keras.callbacks.CSVLogger("metrics.csv") writes
+    one_sub(
+        project, {"metrics.csv": "epoch,accuracy,loss,val_accuracy,val_loss\n0,0.5,1.2,0.55,1.1\n1,0.7,0.8,0.6,0.9\n"}
+    )
+    code, rows, _ = table_json(capsys)
+    assert code == 0
+    assert (rows[0]["accuracy"], rows[0]["val_loss"]) == (0.7, 0.9) and "epoch" not in rows[0]
+
+
+def test_lightning_s_sparse_csv_rows_keep_each_column_s_own_last_and_best(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # pytorch_lightning.loggers.CSVLogger: train and val metrics on alternate rows, empty cells between
+    csv_text = (
+        "epoch,step,train_loss,val_loss,val_acc\n"
+        "0,49,0.9,,\n0,49,,0.8,0.61\n"
+        "1,99,0.7,,\n1,99,,0.5,0.72\n"
+        "2,149,0.6,,\n2,149,,0.6,0.70\n"
+    )
+    one_sub(
+        project,
+        {"lightning_logs/version_0/metrics.csv": csv_text, "lightning_logs/version_0/hparams.yaml": "lr: 0.1\n"},
+    )
+    _, rows, _ = table_json(capsys, "--summary", "both")
+    r = rows[0]
+    assert (r["train_loss"], r["val_loss"], r["val_acc"]) == (0.6, 0.6, 0.70)
+    assert (r["val_loss_best"], r["val_loss_best_step"]) == (0.5, 99)
+    assert (r["val_acc_best"], r["val_acc_best_step"]) == (0.72, 99)
+    assert "step" not in r and "epoch" not in r
+
+
+def test_a_source_glob_adds_a_csv_with_another_name(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    set_cfg(project, metrics={"sources": ["logs/*.csv"]})
+    commit_all(project)
+    one_sub(project, {"logs/history.csv": "epoch;bleu\n0;12.5\n1;20.25\n"})
+    _, rows, _ = table_json(capsys)
+    assert rows[0]["bleu"] == 20.25
+
+
+# -- TensorBoard ------------------------------------------------------------------------------------
+
+
+def write_events(logdir: Path) -> None:
+    tbx = pytest.importorskip("tensorboardX")
+    writer = tbx.SummaryWriter(str(logdir))
+    for step in range(5):
+        writer.add_scalar("Loss/train", 1.0 / (step + 1), step)
+        writer.add_scalar("val_acc", [0.5, 0.75, 0.875, 0.8125, 0.75][step], step)
+    writer.add_text("note", "not a scalar", 0)
+    writer.close()
+
+
+def test_tensorboard_events_written_by_tensorboardx_are_read(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("tensorboard")
+    sub = one_sub(project, {})
+    write_events(sub / "runs" / "exp1")
+    _, rows, err = table_json(capsys, "--summary", "both")
+    r = rows[0]
+    assert r["Loss/train"] == pytest.approx(0.2) and r["val_acc"] == pytest.approx(0.75)
+    assert (r["val_acc_best"], r["val_acc_best_step"]) == (pytest.approx(0.875), 2)
+    assert "wall_time" not in r and "step" not in r and "note" not in r and err == ""
+
+
+def test_event_files_in_train_and_validation_folders_get_their_folder_as_prefix(tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    tbx = pytest.importorskip("tensorboardX")
+    for part, loss in (("train", 0.5), ("validation", 0.7)):  # Keras' TensorBoard callback layout
+        w = tbx.SummaryWriter(str(tmp_path / "logs" / part))
+        w.add_scalar("epoch_loss", loss, 0)
+        w.close()
+    acc = metrics.Accumulator(metrics.DEFAULT_STEP_KEYS)
+    acc.add(metrics.Finder().read(tmp_path).rows)
+    assert acc.result().last == {"train/epoch_loss": 0.5, "validation/epoch_loss": pytest.approx(0.7)}
+
+
+def test_a_missing_tensorboard_extra_is_a_one_line_hint_and_the_rest_still_shows(project: Path, tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard")
+    sub = one_sub(project, {"metrics.json": '{"acc": 0.5}'})
+    write_events(sub / "runs")
+    blocker = tmp_path / "blocker"
+    (blocker / "tensorboard").mkdir(parents=True)
+    (blocker / "tensorboard" / "__init__.py").write_text("raise ImportError('not installed')\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(blocker)])}
+    proc = run_mrl("table", "--json", cwd=project, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["acc"] == 0.5
+    hint = [line for line in proc.stderr.splitlines() if "tensorboard" in line]
+    assert hint == [
+        "mrl: warning: found TensorBoard event files but the reader is not installed: "
+        "pip install 'metarunlog[tensorboard]'"
+    ]
+
+
+# -- run.log patterns and the metrics() hook ------------------------------------------------------------
+
+
+def test_a_script_that_prints_its_metrics_fills_the_table_through_patterns(project: Path) -> None:
+    (project / "train.py").write_text(
+        "import sys\nlr = float(sys.argv[1])\n"
+        "for epoch in range(3):\n"
+        "    print(f'epoch {epoch} | train_loss={lr * (3 - epoch):.3f} val_acc={0.5 + epoch * lr:.3f}', flush=True)\n"
+    )
+    patterns = [r"epoch (?P<epoch>\d+) .* val_acc=(?P<val_acc>[0-9.]+)", r"train_loss=(?P<train_loss>[0-9.]+)"]
+    set_cfg(project, run={"command": "python3 {{codeDir}}/train.py {{lr}}"}, metrics={"patterns": patterns})
+    commit_all(project, "a script that prints")
+    assert run_mrl("new", cwd=project).returncode == 0
+    assert run_mrl("makebatch", cwd=project).returncode == 0
+    assert run_mrl("run", "-j", "2", cwd=project).returncode == 0
+    proc = run_mrl("table", "--json", "--summary", "best", "--sort", "-val_acc", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert len(rows) == 9 and "epoch" not in rows[0]
+    assert rows[0]["lr"] == 0.1 and rows[0]["val_acc"] == pytest.approx(0.7) and rows[0]["val_acc_step"] == 2
+    assert rows[0]["train_loss"] == pytest.approx(0.1) and rows[0]["train_loss_step"] == 2
+
+
+def test_a_metrics_hook_returning_a_list_is_a_curve(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    exp = make_exp(project, [{"params": {"lr": 0.1}, "metrics": {"test_acc": 0.9}}, {"params": {"lr": 0.2}}])
+    (project / "mrl_analyze.py").write_text(
+        "def metrics(d):\n    return [{'step': s, 'loss': [3.0, 1.0, 2.0][s]} for s in range(3)]\n"
+    )
+    _, rows, _ = table_json(capsys, "--summary", "both")
+    assert (rows[0]["loss"], rows[0]["loss_best"], rows[0]["loss_best_step"], rows[0]["test_acc"]) == (2.0, 1.0, 1, 0.9)
+    curves = api.load_metrics(exp.id)
+    assert list(curves[curves.id == "001"]["loss"]) == [3.0, 1.0, 2.0]
+
+
+def test_readers_can_be_turned_off_in_the_config(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    set_cfg(project, metrics={"sources": [{"reader": "csv", "enabled": False}]})
+    commit_all(project)
+    one_sub(project, {"metrics.csv": "epoch,acc\n0,0.5\n"}, metrics={"f1": 0.4})
+    _, rows, _ = table_json(capsys)
+    assert rows[0]["f1"] == 0.4 and "acc" not in rows[0]
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ({"patterns": ["val_acc=([0-9.]+)"]}, "has no named group"),
+        ({"patterns": ["val_acc=(?P<val_acc>[0-9.]+"]}, "is not a valid regex"),
+        ({"sources": [{"reader": "wandb", "enabled": False}]}, "no reader 'wandb'; the readers are: csv, json"),
+        ({"sources": [3]}, "metrics.sources[0]' must be"),
+        ({"step_keys": "step"}, "'metrics.step_keys' must be a list"),
+        ({"metric_goals": {"bleu": "up"}}, '\'metrics.metric_goals.bleu\' must be "min" or "max"'),
+    ],
+)
+def test_a_bad_metrics_block_is_one_error_naming_the_key(
+    project: Path, capsys: pytest.CaptureFixture[str], block: dict[str, Any], message: str
+) -> None:
+    set_cfg(project, metrics=block)
+    assert main(["ls"]) == 1
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1 and err.startswith("mrl: error:")
+
+
+def test_when_no_sub_experiment_has_metrics_the_table_says_where_it_looked(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_exp(project, [{"params": {"lr": 0.1}, "status": done()}, {"params": {"lr": 0.2}, "status": done()}])
+    capsys.readouterr()
+    assert main(["table"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("mrl: no metrics in 0001: looked for metrics.csv")
+    for looked in (
+        "metrics.json",
+        "metrics.jsonl",
+        "lightning_logs/version_*/metrics.csv",
+        "events.out.tfevents.*",
+        "metrics(subExpDir) in mrl_analyze.py",
+    ):
+        assert looked in err[0]
+
+
+# -- streaming -------------------------------------------------------------------------------------------------
+
+
+def test_metrics_jsonl_is_streamed_not_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    with path.open("w") as f:
+        for i in range(50_000):
+            f.write(json.dumps({"step": i, "loss": 1 / (i + 1)}) + "\n")
+    rows = metrics.jsonfiles.iter_jsonl(path, chunk_bytes=4096)
+    first = next(rows)
+    assert first == {"step": 0, "loss": 1.0}
+    code = (
+        "import resource, sys, json\n"
+        "from pathlib import Path\n"
+        "from metarunlog import metrics\n"
+        "acc = metrics.Accumulator(metrics.DEFAULT_STEP_KEYS)\n"
+        "acc.add(metrics.Finder().read(Path(sys.argv[1])).rows)\n"
+        "print(json.dumps(acc.result().last))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert json.loads(out.stdout) == {"loss": 1 / 50_000}
+
+
+def test_the_finder_reads_what_results_shows(project: Path) -> None:
+    sub = one_sub(project, {"metrics.csv": "step,acc\n1,0.5\n"}, metrics={"f1": 0.2})
+    [res, _] = results.collect(api.load_experiment("last", basedir=project))[0]
+    assert res.metrics == {"acc": 0.5, "f1": 0.2} and res.dir == sub

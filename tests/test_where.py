@@ -1,0 +1,73 @@
+"""`--where`: parsed with ast, walked by hand, never eval."""
+
+from __future__ import annotations
+
+import pytest
+
+from metarunlog.errors import MrlError
+from metarunlog.where import compile_where, filter_rows
+
+COLUMNS = ["id", "lr", "state", "val_loss", "metric.lr", "train/loss"]
+ROWS = [
+    {"id": "001", "lr": 0.1, "state": "done", "val_loss": 0.2, "metric.lr": 0.05, "train/loss": 1.0},
+    {"id": "002", "lr": 0.01, "state": "done", "val_loss": 0.5, "metric.lr": 0.01, "train/loss": 2.0},
+    {"id": "003", "lr": 0.1, "state": "failed", "val_loss": None, "metric.lr": None, "train/loss": None},
+]
+
+
+def ids(text: str) -> list[str]:
+    return [r["id"] for r in filter_rows(ROWS, text, COLUMNS)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("val_loss < 0.3 and lr == 0.1 and state == 'done'", ["001"]),
+        ("val_loss < 0.3 or state == 'failed'", ["001", "003"]),
+        ("not state == 'done'", ["003"]),
+        ("state in ['done', 'stale']", ["001", "002"]),
+        ("state not in ('done',)", ["003"]),
+        ("0.1 <= val_loss < 0.4", ["001"]),
+        ("val_loss is None", ["003"]),
+        ('col["train/loss"] > 1.5', ["002"]),
+        ("val_loss * 2 - 0.1 > 0.5", ["002"]),
+        ("-val_loss > -0.3", ["001"]),
+        ("val_loss > 'a'", []),  # a string against a number: false, not an error
+        ("id == '002'", ["002"]),
+    ],
+)
+def test_where_keeps_the_rows_the_expression_holds_for(text: str, expected: list[str]) -> None:
+    assert ids(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "__import__('os').system('echo pwned')",
+        "lr.__class__",
+        "state.upper() == 'DONE'",
+        "open('/etc/passwd')",
+        "(lambda: 1)()",
+        "[x for x in lr]",
+        "lr ** 999999999",
+        "ROWS[0]",
+        "__builtins__",
+    ],
+)
+def test_hostile_or_unsupported_input_is_refused_before_any_row_is_read(text: str) -> None:
+    with pytest.raises(MrlError, match="--where"):
+        compile_where(text, COLUMNS)
+
+
+def test_an_unknown_name_lists_the_columns() -> None:
+    with pytest.raises(MrlError, match=r"no column 'val_acc'; the columns are: id, lr, state, val_loss"):
+        compile_where("val_acc > 0.5", COLUMNS)
+
+
+def test_bad_syntax_is_one_clear_error() -> None:
+    with pytest.raises(MrlError, match="cannot parse"):
+        compile_where("val_loss <", COLUMNS)
+
+
+def test_a_prefixed_metric_can_be_named_without_its_prefix_when_unambiguous() -> None:
+    assert compile_where("metric_lr_alias == 1", ["metric.metric_lr_alias"])({"metric.metric_lr_alias": 1})
