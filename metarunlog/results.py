@@ -494,10 +494,11 @@ def _repeat_params(exps: list[Experiment]) -> list[str]:
     out = ["seed"]
     for exp in exps:
         try:
-            if exp.record.get("batch", {}).get("repeat") is not None:
-                return [REPEAT_KEY, *out]
+            batch = exp.record.batch
         except MrlError:
             continue
+        if batch is not None and batch.repeat is not None:
+            return [REPEAT_KEY, *out]
     return out
 
 
