@@ -222,16 +222,16 @@ class Project:
 
     def _getExpConf(self, expId: Any) -> OrderedDict[str, Any]:  # noqa: N802,N803
         """Original API: the experiment's `.mrl` record, in file order."""
-        return OrderedDict(self.load_exp(str(expId)).record)
+        return _exp_conf(self.load_exp(str(expId)))
 
-    def _loadExp(self, expId: Any = None) -> tuple[int, str, dict[str, Any]]:  # noqa: N802,N803
+    def _loadExp(self, expId: Any = None) -> tuple[int, str, OrderedDict[str, Any]]:  # noqa: N802,N803
         """Original API: `(expId, expDir, expConfig)` for an id, 'last' or a path; like the
         original, the experiment's own .mrl.cfg overrides then show in `metarunlog.cfg`."""
         from metarunlog import cfg as legacy_cfg
 
         exp = self.load_exp(None if expId is None else str(expId))
         legacy_cfg._fill(exp.cfg)
-        return exp.id, str(exp.dir), exp.record.to_json()
+        return exp.id, str(exp.dir), _exp_conf(exp)
 
     def _getSubExperiments(self, expDir: Any) -> list[str]:  # noqa: N802,N803
         """Original API: the sub-experiment folder names of `expDir`, sorted."""
@@ -256,3 +256,11 @@ class Project:
 
     def _relpathUser(self, path: Any) -> str:  # noqa: N802
         return "~/" + os.path.relpath(path, os.path.expanduser("~"))
+
+
+def _exp_conf(exp: Experiment) -> OrderedDict[str, Any]:
+    """The `.mrl` record as the original gave it to hooks: a plain (mutable, JSON-dumpable)
+    OrderedDict in file order, read from the file."""
+    from metarunlog import jsonio
+
+    return OrderedDict(jsonio.read_json(exp.dir / RECORD))

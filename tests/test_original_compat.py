@@ -147,6 +147,7 @@ def after_makebatch(self, args):
         "lastExpId": self.lastExpId, "expList": self.expList, "expDirList": self.expDirList,
         "fmtSub": self._fmtSubExp(3), "fmtExp": self._fmtSingleExp(2),
         "conf": isinstance(self._getExpConf(1), OrderedDict), "desc": self._getExpConf(1)["description"],
+        "loaded": json.loads(json.dumps(self._loadExp(1)[2]))["expId"],
         "resolved": [self._resolveExpId("last"), self._resolveExpId("1"), self._resolveExpId(2),
                      self._resolveExpId(self.outdir + "/0001")],
         "done": self._expIsDone(expDir), "outdir": self.outdir + "/x", "basedir": self.basedir + "",
@@ -161,7 +162,7 @@ def after_makebatch(self, args):
     got = json.loads((project / "api.json").read_text())
     assert got == {
         "lastExpId": 2, "expList": [1, 2], "expDirList": ["0001", "0002"],
-        "fmtSub": "003", "fmtExp": "0002", "conf": True, "desc": "first",
+        "fmtSub": "003", "fmtExp": "0002", "conf": True, "desc": "first", "loaded": 1,
         "resolved": [2, 1, 2, 1], "done": False,
         "outdir": str(project / "output") + "/x", "basedir": str(project),
         "mode": "makebatch", "sub": {"lr": 0.01, "wdecay": 0.1},
