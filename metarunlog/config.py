@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from metarunlog.backends import registry
 from metarunlog.errors import ConfigError
 
 CFG_NAME = ".mrl.cfg"
@@ -23,27 +24,15 @@ CFG_NAME = ".mrl.cfg"
 log = logging.getLogger("metarunlog.config")
 logging.getLogger("metarunlog").addHandler(logging.NullHandler())
 
-SLURM_DEFAULTS: dict[str, Any] = {
-    "partition": None,
-    "time": None,
-    "mem": None,
-    "cpus_per_task": None,
-    "gpus": None,
-    "account": None,
-    "qos": None,
-    "max_parallel": None,
-    "extra": [],
-}
-
+# Each backend's own block, run.<backend> (run.slurm), is declared in backends/registry.py.
 RUN_DEFAULTS: dict[str, Any] = {
     "command": None,
-    "backend": "local",
+    "backend": registry.DEFAULT,
     "jobs": 1,
     "resources": [],
     "retries": 0,
     "fail_fast": False,
     "log_tail": 20,
-    "slurm": SLURM_DEFAULTS,
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -100,23 +89,10 @@ RUN_TYPES: dict[str, tuple[type, ...]] = {
     "retries": (_INT,),
     "fail_fast": (_BOOL,),
     "log_tail": (_INT,),
-    "slurm": (_DICT,),
 }
-SLURM_TYPES: dict[str, tuple[type, ...]] = {
-    "partition": (_STR, _NONE),
-    "time": (_STR, _INT, _NONE),
-    "mem": (_STR, _INT, _NONE),
-    "cpus_per_task": (_INT, _NONE),
-    "gpus": (_STR, _INT, _NONE),
-    "account": (_STR, _NONE),
-    "qos": (_STR, _NONE),
-    "max_parallel": (_INT, _NONE),
-    "extra": (_LIST,),
-}
-_CHOICES = {
+_CHOICES = {  # and run.backend: the registered backends (backends/registry.py)
     "gitFailUntrackedDefault": ("yes", "no"),
     "snapshot": ("copy", "link", "auto"),
-    "run.backend": ("local", "slurm"),
 }
 
 
@@ -178,7 +154,12 @@ def default_config(name: str, outdir: str) -> dict[str, Any]:
     data = copy.deepcopy(DEFAULTS)
     data["name"] = name
     data["outdir"] = outdir
+    data["run"].update({spec.name: spec.defaults() for spec in registry.specs() if spec.settings})
     return data
+
+
+def _run_types() -> dict[str, tuple[type, ...]]:
+    return {**RUN_TYPES, **{spec.name: (_DICT,) for spec in registry.specs() if spec.settings}}
 
 
 def read_cfg_file(path: Path) -> dict[str, Any]:
@@ -206,10 +187,10 @@ def validate(data: Mapping[str, Any], path: Path) -> list[str]:
     _check_level(data, TYPES, "", path, warnings)
     run = data.get("run")
     if isinstance(run, dict):
-        _check_level(run, RUN_TYPES, "run.", path, warnings)
-        slurm = run.get("slurm")
-        if isinstance(slurm, dict):
-            _check_level(slurm, SLURM_TYPES, "run.slurm.", path, warnings)
+        _check_level(run, _run_types(), "run.", path, warnings)
+        for spec in registry.specs():
+            if isinstance(run.get(spec.name), dict) and spec.settings:
+                _check_backend_block(run[spec.name], spec, path, warnings)
     _check_formats(data, path)
     if data.get("metrics") or data.get("metric_goals"):
         from metarunlog.metrics.settings import validate as validate_metrics
@@ -218,6 +199,16 @@ def validate(data: Mapping[str, Any], path: Path) -> list[str]:
         warnings += validate_metrics(data.get("metrics") or {}, path)
         validate_goals(data.get("metric_goals") or {}, "metric_goals", path)
     return warnings
+
+
+def _check_backend_block(block: Mapping[str, Any], spec: registry.BackendSpec, path: Path,
+                         warnings: list[str]) -> None:
+    prefix = f"run.{spec.name}."
+    _check_level(block, {k: s.types for k, s in spec.settings.items()}, prefix, path, warnings)
+    for key, setting in spec.settings.items():
+        problem = setting.check(block[key]) if setting.check and key in block else None
+        if problem:
+            raise ConfigError(f"{path}: key '{prefix}{key}' {problem}")
 
 
 def _check_level(
@@ -239,9 +230,16 @@ def _check_level(
                 f"{path}: key '{full}' must be {want}, not {_json_type_name(type(value))} "
                 f"({json.dumps(value)[:60]})"
             )
-        if full in _CHOICES and value not in _CHOICES[full]:
-            choices = ", ".join(repr(c) for c in _CHOICES[full])
+        allowed_values = _choices(full)
+        if allowed_values is not None and value not in allowed_values:
+            choices = ", ".join(repr(c) for c in allowed_values)
             raise ConfigError(f"{path}: key '{full}' must be one of {choices}, not {value!r}")
+
+
+def _choices(key: str) -> tuple[str, ...] | None:
+    if key == "run.backend":
+        return tuple(registry.names())
+    return _CHOICES.get(key)
 
 
 def _check_formats(data: Mapping[str, Any], path: Path) -> None:

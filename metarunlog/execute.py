@@ -1,6 +1,6 @@
 """Execute one sub-experiment: the single entry point every backend ends up in.
 
-`execute(sub, ...)` renders `run.command` (a Jinja string, or a list of steps), runs each
+`execute(sub, options) -> Status` renders `run.command` (a Jinja string, or a list of steps), runs each
 step with `/bin/sh -c` in the sub-experiment folder, in its own process group, with the
 environment the SPEC promises, appends everything to `run.log` (each attempt headed by a
 `==== mrl attempt ...` line) and keeps `.mrl.status` current (written when a step starts
@@ -9,41 +9,42 @@ runners never execute one sub-experiment, and the child inherits the lock, so a 
 killed with -9 does not free its sub-experiment while the orphaned step still runs.
 A rerun resumes at the first unfinished step (`stepsDone`).
 
-Slurm array tasks call the same code: `python -m metarunlog.execute EXPDIR SUBEXP_ID
---backend slurm [--retries N]`.
+The local pool calls it in worker threads; Slurm array tasks call it through
+`python -m metarunlog.backends.task EXPDIR SUBEXP_ID --backend slurm [--retries N]`
+(`python -m metarunlog.execute ...`, what sbatch scripts written by earlier versions run,
+is the same command).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any
 
 from metarunlog import jsonio, render
+from metarunlog.backends.registry import DEFAULT
 from metarunlog.errors import MrlError
 from metarunlog.experiment import DONE_MARK, Experiment, SubExperiment
+from metarunlog.locks import RUN_LOCK, Locked, run_lock
+from metarunlog.procs import killpg, reap_group
 from metarunlog.records import Status
 from metarunlog.states import JobState, recorded_state
 
-LOCK = ".mrl.lock"
+__all__ = ["CANCEL_CODES", "HOST", "Command", "ExecOptions", "Locked", "Stopper", "execute", "log_tail",
+           "resume_at", "update_done_marker"]
+
+LOCK = RUN_LOCK  # the names earlier versions had here
 HOST = socket.gethostname()
 # A step that ended by one of these signals (or sh's 128+N for them) was stopped by
 # someone (Ctrl-C, SIGTERM, `mrl cancel`, scancel): cancelled, not failed.
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 CANCEL_CODES = frozenset([-int(s) for s in _STOP_SIGNALS] + [128 + int(s) for s in _STOP_SIGNALS])
-
-
-class Locked(MrlError):
-    """Another process executes this sub-experiment: its `.mrl.lock` is held."""
 
 
 class Stopper:
@@ -60,7 +61,7 @@ class Stopper:
     def add(self, pgid: int) -> None:
         self._groups.add(pgid)
         if self.requested:  # the stop came while this child was being started
-            _killpg(pgid, self.signal)
+            killpg(pgid, self.signal)
 
     def discard(self, pgid: int) -> None:
         self._groups.discard(pgid)
@@ -70,16 +71,11 @@ class Stopper:
         self.requested = True
         self.signal = sig
         for pgid in list(self._groups):
-            _killpg(pgid, sig)
+            killpg(pgid, sig)
 
     @property
     def groups(self) -> list[int]:
         return list(self._groups)
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
 
 
 # -- the command -------------------------------------------------------------------------------
@@ -157,70 +153,52 @@ now = jsonio.now  # kept as execute.now: the backends import it from here
 @contextlib.contextmanager
 def locked(sub: SubExperiment) -> Any:
     """Hold `SUBDIR/.mrl.lock` (flock) or raise Locked; yields the lock's file descriptor."""
-    fd = os.open(sub.dir / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise Locked(f"sub-experiment {sub.dir} is being run by another process (its {LOCK} is held)") from None
+    with run_lock(sub.dir) as fd:
         yield fd
-    finally:
-        os.close(fd)
 
 
-def run_sub(
-    sub: SubExperiment,
-    steps: list[str] | None = None,
-    *,
-    resource: str | None = None,
-    backend: str = "local",
-    job_id: str | None = None,
-    stop: Stopper | None = None,
-    force: bool = False,
-    retries: int = 0,
-    seen_attempts: int | None = None,
-    base_env: dict[str, str] | None = None,
-    on_start: Callable[[Status], None] | None = None,
-) -> Status:
-    """Execute `sub` under its lock; returns the final `.mrl.status`.
+@dataclass
+class ExecOptions:
+    """How one sub-experiment is executed: what its backend knows and the command does not."""
 
-    A done sub-experiment is left alone (its record returned) unless `force`; with
-    `force`, one that another runner finished after `seen_attempts` is left alone too.
+    backend: str = DEFAULT  # written in the record: which backend's `poll` judges it
+    steps: list[str] | None = None  # the rendered run.command (None: render it here)
+    resource: str | None = None  # CUDA_VISIBLE_DEVICES and {{resource}}
+    job_id: str | None = None  # the scheduler's id of this task ("<array job>_<task>")
+    node: str | None = None  # the scheduler's name of the machine
+    retries: int = 0  # run a failed attempt again, up to this many times
+    force: bool = False  # run a done one again
+    seen_attempts: int | None = None  # with force: leave it if another runner finished it since
+    stop: Stopper | None = None  # shared with the other workers of this runner
+    env: dict[str, str] | None = None  # the base environment (default: os.environ)
+    on_start: Callable[[Status], None] | None = None  # told each time a step's process starts
+
+
+def execute(sub: SubExperiment, options: ExecOptions | None = None) -> Status:
+    """Execute `sub` under its lock (see the module docstring); returns its final `.mrl.status`.
+
+    A done sub-experiment is left alone (its record returned) unless `options.force`;
+    with `force`, one that another runner finished after `seen_attempts` is left alone too.
     Raises Locked when another process holds it.
     """
-    if steps is None:
-        steps = Command.of(sub.exp).render(sub, resource)
-    stop = stop or Stopper()
+    o = options or ExecOptions()
+    steps = o.steps if o.steps is not None else Command.of(sub.exp).render(sub, o.resource)
+    stop = o.stop or Stopper()
     with locked(sub) as lock_fd:
         old = sub.read_status() or Status()
-        if _leave_alone(old, force, seen_attempts):
+        if _leave_alone(old, o.force, o.seen_attempts):
             return old
         first = resume_at(old, steps) if old.state is not JobState.DONE else 0
-        env = environment(sub, resource, base_env)
-        attempt = Attempt(steps, _initial(old, steps, resource, backend, job_id, first))
+        env = environment(sub, o.resource, o.env)
+        attempt = Attempt(steps, _initial(old, steps, o, first))
         status = old
-        for _ in range(retries + 1):
+        for _ in range(o.retries + 1):
             if stop.requested:
                 break
-            status = _attempt(sub, attempt, env, lock_fd, stop, on_start)
+            status = _attempt(sub, attempt, env, lock_fd, stop, o.on_start)
             if status.state is not JobState.FAILED:
                 break
         return status
-
-
-def execute(
-    sub: SubExperiment,
-    *,
-    resource: str | None = None,
-    backend: str = "local",
-    job_id: str | None = None,
-    stop: Stopper | None = None,
-    retries: int = 0,
-    force: bool = False,
-) -> JobState:
-    """Execute one sub-experiment (see the module docstring); returns its final state."""
-    status = run_sub(sub, resource=resource, backend=backend, job_id=job_id, stop=stop, retries=retries, force=force)
-    return status.state
 
 
 def _leave_alone(old: Status, force: bool, seen_attempts: int | None) -> bool:
@@ -239,12 +217,12 @@ def resume_at(old: Status | None, steps: list[str]) -> int:
     return done if old is not None and old.command[:done] == steps[:done] else 0
 
 
-def _initial(old: Status, steps: list[str], resource: str | None, backend: str, job_id: str | None,
-             first: int) -> Status:
+def _initial(old: Status, steps: list[str], o: ExecOptions, first: int) -> Status:
     return old.begin(
-        steps, first=first, host=HOST, runner_pid=os.getpid(), resource=resource, backend=backend,
-        job_id=job_id if job_id is not None else old.job_id if backend != "local" else None,
-        node=os.environ.get("SLURMD_NODENAME") if backend == "slurm" else None,
+        steps, first=first, host=HOST, runner_pid=os.getpid(), resource=o.resource, backend=o.backend,
+        # a scheduler's task keeps the job id it was queued with
+        job_id=o.job_id if o.job_id is not None else old.job_id if o.backend == old.backend else None,
+        node=o.node,
     )
 
 
@@ -310,12 +288,7 @@ def _step(
         return proc.wait()
     finally:
         stop.discard(proc.pid)
-        _reap_group(proc.pid)
-
-
-def _reap_group(pgid: int) -> None:
-    """A step's leftover background processes go with it (they hold the lock otherwise)."""
-    _killpg(pgid, signal.SIGTERM)
+        reap_group(proc.pid)
 
 
 def _final_state(code: int | None, stop: Stopper) -> JobState:
@@ -354,59 +327,9 @@ def log_tail(sub: SubExperiment, lines: int = 20) -> list[str]:
     return data.decode("utf-8", "replace").splitlines()[-lines:]
 
 
-# -- `python -m metarunlog.execute` ------------------------------------------------------------
-
-
-def _find_sub(expdir: Path, sub_id: int) -> SubExperiment:
-    from metarunlog.project import Project
-
-    project = Project.find(expdir)
-    exp = project.load_exp(str(expdir))
-    for sub in exp.sub_experiments():
-        if sub.id == sub_id:
-            return sub
-    raise MrlError(f"experiment {expdir} has no sub-experiment {sub_id}")
-
-
-def _slurm_job_id() -> str | None:
-    job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
-    if job and task:
-        return f"{job}_{task}"
-    return os.environ.get("SLURM_JOB_ID")
-
-
-def cli(argv: list[str] | None = None) -> int:
-    import argparse
-
-    from metarunlog.error_handler import Exit, error_handler
-
-    p = argparse.ArgumentParser(
-        prog="python -m metarunlog.execute",
-        description="Execute one sub-experiment (what each Slurm array task runs).",
-    )
-    p.add_argument("expdir", type=Path)
-    p.add_argument("subexp_id", type=int)
-    p.add_argument("--backend", default="slurm", choices=["local", "slurm"])
-    p.add_argument("--retries", type=int, default=0)
-    p.add_argument("--force", action="store_true")
-    args = p.parse_args(argv)
-    stop = Stopper()
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop.stop(signal.SIGTERM)
-
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(s, on_signal)
-    try:
-        with error_handler():
-            sub = _find_sub(args.expdir.resolve(), args.subexp_id)
-            job_id = _slurm_job_id() if args.backend == "slurm" else None
-            state = execute(sub, backend=args.backend, job_id=job_id, stop=stop, retries=args.retries, force=args.force)
-            print(f"mrl: sub-experiment {sub.name}: {state}", file=sys.stderr)
-            return {JobState.DONE: 0, JobState.CANCELLED: 130}.get(state, 1)
-    except Exit as e:
-        return e.code
-
+# -- `python -m metarunlog.execute`: sbatch scripts of earlier versions run this --------------
 
 if __name__ == "__main__":
-    raise SystemExit(cli())
+    from metarunlog.backends.task import main
+
+    raise SystemExit(main(prog="python -m metarunlog.execute"))

@@ -9,6 +9,7 @@ only sub-experiment (name ".").
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -30,8 +31,10 @@ DIFF = ".mrl.diff"
 LOG = "run.log"
 CODE = "code"
 TRASH = ".trash"
+TEMPLATE_DIR = ".mrl.template"  # where a one-job experiment keeps its templates (makebatch, new -cp)
 
 
+@functools.lru_cache(maxsize=32)
 def format_regex(fmt: str, field_name: str) -> re.Pattern[str]:
     """A regex matching names made by `fmt.format(field=int)`; group 1 is the number."""
     out, pos = [], 0
@@ -149,17 +152,12 @@ class Experiment:
         if self.is_expanded and self.is_single:
             return [SubExperiment(self, 1, ".", self.dir)]
         fmt = self.cfg["subExpFormat"]
-        pattern = format_regex(fmt, "subExpId")
         subs = []
         with os.scandir(self.dir) as it:
             for entry in it:
-                m = pattern.match(entry.name)
-                if not m or not entry.is_dir():
-                    continue
-                n = int(m.group(1))
-                if fmt.format(subExpId=n, expId=self.id) != entry.name:
-                    continue
-                subs.append(SubExperiment(self, n, entry.name, Path(entry.path)))
+                n = parse_id(entry.name, fmt, "subExpId", expId=self.id)
+                if n is not None and entry.is_dir():
+                    subs.append(SubExperiment(self, n, entry.name, Path(entry.path)))
         subs.sort(key=lambda s: s.id)
         return subs
 

@@ -15,7 +15,7 @@ from typing import Any
 from metarunlog import config as config_mod
 from metarunlog.config import CFG_NAME, Config
 from metarunlog.errors import ConfigError, NotAnExperiment
-from metarunlog.experiment import DONE_MARK, RECORD, Experiment, SubExperiment, format_regex
+from metarunlog.experiment import DONE_MARK, RECORD, Experiment, SubExperiment, parse_id
 
 LAST = "last"
 
@@ -85,7 +85,6 @@ class Project:
     def experiment_ids(self) -> list[int]:
         """Ids of the experiment folders in outdir, ascending (records not read)."""
         fmt = self.cfg["singleExpFormat"]
-        pattern = format_regex(fmt, "expId")
         ids = []
         try:
             names = os.listdir(self.outdir)
@@ -95,9 +94,9 @@ class Project:
                 f"'outdir' in {self.basedir / CFG_NAME}"
             ) from None
         for name in names:
-            m = pattern.match(name)
-            if m and fmt.format(expId=int(m.group(1))) == name:
-                ids.append(int(m.group(1)))
+            n = parse_id(name, fmt, "expId")
+            if n is not None:
+                ids.append(n)
         return sorted(ids)
 
     def experiment(self, exp_id: int) -> Experiment:
@@ -156,11 +155,8 @@ class Project:
             return None
         if not rel.parts:
             return None
-        fmt = self.cfg["singleExpFormat"]
-        m = format_regex(fmt, "expId").match(rel.parts[0])
-        if not m or fmt.format(expId=int(m.group(1))) != rel.parts[0]:
-            return None
-        return self.experiment(int(m.group(1)))
+        n = parse_id(rel.parts[0], self.cfg["singleExpFormat"], "expId")
+        return None if n is None else self.experiment(n)
 
     def sub_experiments(self, exp: Experiment | str | int | None = None) -> list[SubExperiment]:
         if not isinstance(exp, Experiment):

@@ -21,14 +21,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from metarunlog.backends.registry import DEFAULT
+from metarunlog.procs import valid_pid
 from metarunlog.states import JobState
 
 __all__ = ["BatchRecord", "ExperimentRecord", "Status", "SubRecord", "valid_pid"]
-
-# Linux pid_max is at most 2**22; anything outside (0, 2**31) is not a process of ours
-# (0 and negatives would signal whole process groups, huge ones overflow os.kill).
-_PID_MAX = 2**31 - 1
-
 
 # -- coercion: a value read from disk, or None -----------------------------------------------
 
@@ -56,11 +53,6 @@ def _seconds(v: Any) -> float | None:
     if type(v) in (int, float) and math.isfinite(v) and v >= 0:
         return float(v)
     return None
-
-
-def valid_pid(v: Any) -> int | None:
-    """`v` when it can be a process id (a positive int below 2**31), else None."""
-    return v if type(v) is int and 0 < v <= _PID_MAX else None
 
 
 def _str_list(v: Any) -> list[str]:
@@ -126,7 +118,7 @@ class Status(_JsonView):
     pid: int | None = None  # the running step's process group leader
     runner_pid: int | None = None  # the process executing it (mrl run, or the array task)
     resource: str | None = None
-    backend: str = "local"
+    backend: str = DEFAULT  # a record without one is the default backend's (local)
     job_id: str | None = None  # Slurm: "<array job>_<task>"
     node: str | None = None
     command: list[str] = field(default_factory=list)  # the rendered steps
@@ -143,7 +135,7 @@ class Status(_JsonView):
             _state(g("state")), _int(g("exitCode")), _count(g("attempts")), _count(g("stepsDone")),
             _count(g("steps")), _str(g("start")), _str(g("end")), _seconds(g("duration")), _str(g("host")),
             valid_pid(g("pid")), valid_pid(g("runnerPid")), _id_str(g("resource")),
-            _str(g("backend")) or "local", _id_str(g("jobId")), _str(g("node")), _str_list(g("command")),
+            _str(g("backend")) or DEFAULT, _id_str(g("jobId")), _str(g("node")), _str_list(g("command")),
             _str(g("submitted")), _str(g("slurmState")), extra,
         )
 
@@ -195,7 +187,7 @@ class Status(_JsonView):
             state=JobState.RUNNING, exit_code=None, steps_done=first, steps=len(steps), start=None, end=None,
             duration=None, host=host, pid=None, runner_pid=runner_pid, resource=resource, backend=backend,
             job_id=job_id, node=node, command=list(steps), slurm_state=None,
-            submitted=self.submitted if backend == self.backend and backend != "local" else None,
+            submitted=self.submitted if backend == self.backend else None,  # who queued it
         )
 
     def attempt_started(self, now: str) -> Status:

@@ -7,10 +7,12 @@ backend refines this with what the scheduler says (backends/slurm.py).
 
 from __future__ import annotations
 
-import os
 import socket
 from enum import Enum
 from typing import TYPE_CHECKING
+
+from metarunlog.backends.registry import judged_by_liveness
+from metarunlog.procs import pid_alive
 
 if TYPE_CHECKING:
     from metarunlog.records import Status
@@ -56,28 +58,14 @@ def recorded_state(status: Status | None) -> JobState:
     return JobState.PENDING if status is None else status.state
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is gone for our purposes
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def observed_state(status: Status | None) -> JobState:
     """The recorded state, with a local `running` record whose runner died shown as stale.
 
-    Records of the Slurm backend are returned as written; backends/slurm.py checks those
-    against the scheduler.
+    Only records of backends the registry says are judged by liveness (local) are
+    checked; the others (Slurm) are returned as written, for their backend's `poll`.
     """
     state = recorded_state(status)
-    if not state.active or status is None or status.backend != "local":
+    if not state.active or status is None or not judged_by_liveness(status.backend):
         return state
     if status.host not in (None, _HOST):
         return state  # another machine's process: we cannot tell from here

@@ -96,9 +96,11 @@ def test_the_example_config_documents_every_key() -> None:
 
     root = Path(__file__).resolve().parent.parent
     text = (root / ".mrl.cfg.example").read_text()
+    from metarunlog.backends import registry
     from metarunlog.metrics.settings import KEYS as METRICS_KEYS
 
-    for key in [*config.TYPES, *config.RUN_TYPES, *config.SLURM_TYPES, *METRICS_KEYS]:
+    block_keys = [key for spec in registry.specs() for key in [spec.name, *spec.settings] if spec.settings]
+    for key in [*config.TYPES, *config.RUN_TYPES, *block_keys, *METRICS_KEYS]:
         assert f'"{key}"' in text, key
 
 

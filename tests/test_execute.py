@@ -1,4 +1,4 @@
-"""execute.py: one sub-experiment, its lock, its records, and `python -m metarunlog.execute`."""
+"""execute.py: one sub-experiment, its lock, its records, and the task command that runs it alone."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from metarunlog.errors import MrlError
-from metarunlog.execute import Command, Locked, locked, log_tail, run_sub, update_done_marker
+from metarunlog.execute import Command, ExecOptions, Locked, execute, locked, log_tail, update_done_marker
 from metarunlog.states import JobState
 from tests.backends.contract import make_experiment
 from tests.conftest import GIT_ENV, REPO_ROOT
@@ -19,7 +19,7 @@ from tests.conftest import GIT_ENV, REPO_ROOT
 def test_a_step_runs_in_its_own_process_group_in_the_sub_experiment_folder(project: Path) -> None:
     exp = make_experiment(project, [{"x": 1}], "ps -o pgid= -p $$ > pgid.txt; echo $$ > pid.txt; pwd > cwd.txt")
     sub = exp.sub_experiments()[0]
-    record = run_sub(sub)
+    record = execute(sub)
     assert record.state == "done"
     assert (sub.dir / "pgid.txt").read_text().strip() == (sub.dir / "pid.txt").read_text().strip()
     assert int((sub.dir / "pid.txt").read_text()) != os.getpgid(0)
@@ -30,7 +30,7 @@ def test_a_held_lock_means_another_runner_has_it_and_nothing_is_written(project:
     exp = make_experiment(project, [{"x": 1}], "echo ran > ran.txt")
     sub = exp.sub_experiments()[0]
     with locked(sub), pytest.raises(Locked, match="another process"):
-        run_sub(sub)
+        execute(sub)
     assert sub.read_status() is None
     assert not (sub.dir / "ran.txt").exists()
 
@@ -39,26 +39,26 @@ def test_resources_set_cuda_visible_devices_and_the_resource_variable(project: P
     exp = make_experiment(project, [{"x": 1}], 'echo "{{resource}} $CUDA_VISIBLE_DEVICES" > res.txt')
     sub = exp.sub_experiments()[0]
     steps = Command.of(exp).render(sub, "3")
-    assert run_sub(sub, steps, resource="3").resource == "3"
+    assert execute(sub, ExecOptions(steps=steps, resource="3")).resource == "3"
     assert (sub.dir / "res.txt").read_text() == "3 3\n"
 
 
 def test_a_changed_command_restarts_at_the_first_step(project: Path) -> None:
     exp = make_experiment(project, [{"x": 1}], ["echo a >> out.txt", "false"])
     sub = exp.sub_experiments()[0]
-    assert run_sub(sub).steps_done == 1
-    assert run_sub(sub, ["echo b >> out.txt", "true"]).state == "done"
+    assert execute(sub).steps_done == 1
+    assert execute(sub, ExecOptions(steps=["echo b >> out.txt", "true"])).state == "done"
     assert (sub.dir / "out.txt").read_text() == "a\nb\n"
 
 
 def test_a_done_sub_experiment_is_left_alone_unless_forced(project: Path) -> None:
     exp = make_experiment(project, [{"x": 1}], "echo ran >> ran.txt")
     sub = exp.sub_experiments()[0]
-    run_sub(sub)
-    assert run_sub(sub).attempts == 1
-    assert run_sub(sub, force=True).attempts == 2
+    execute(sub)
+    assert execute(sub).attempts == 1
+    assert execute(sub, ExecOptions(force=True)).attempts == 2
     # forced, but another runner finished it since we looked: left alone
-    assert run_sub(sub, force=True, seen_attempts=1).attempts == 2
+    assert execute(sub, ExecOptions(force=True, seen_attempts=1)).attempts == 2
     assert (sub.dir / "ran.txt").read_text() == "ran\nran\n"
 
 
@@ -77,24 +77,26 @@ def test_a_jinja_syntax_error_in_run_command_is_a_user_error(project: Path) -> N
 def test_log_tail_gives_the_last_lines(project: Path) -> None:
     exp = make_experiment(project, [{"x": 1}], "seq 1 100")
     sub = exp.sub_experiments()[0]
-    run_sub(sub)
+    execute(sub)
     assert log_tail(sub, 3) == ["98", "99", "100"]
 
 
 def test_the_done_marker_follows_the_states(project: Path) -> None:
     exp = make_experiment(project, [{"c": 0}, {"c": 1}], "exit {{c}}")
     for sub in exp.sub_experiments():
-        run_sub(sub)
+        execute(sub)
     assert update_done_marker(exp) is False and not (exp.dir / ".mrl.done").exists()
-    run_sub(exp.sub_experiments()[1], ["true"])
+    execute(exp.sub_experiments()[1], ExecOptions(steps=["true"]))
     assert update_done_marker(exp) is True and (exp.dir / ".mrl.done").exists()
 
 
-def test_python_m_metarunlog_execute_runs_one_sub_experiment_with_the_slurm_ids(project: Path) -> None:
+# metarunlog.execute: what sbatch scripts written by earlier versions run.
+@pytest.mark.parametrize("module", ["metarunlog.backends.task", "metarunlog.execute"])
+def test_the_task_command_runs_one_sub_experiment_with_the_slurm_ids(project: Path, module: str) -> None:
     exp = make_experiment(project, [{"x": 1}, {"x": 2}], "echo hello {{x}}")
     env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT), "SLURM_ARRAY_JOB_ID": "77",
            "SLURM_ARRAY_TASK_ID": "2", "SLURMD_NODENAME": "node1"}
-    res = subprocess.run([sys.executable, "-m", "metarunlog.execute", str(exp.dir), "2", "--backend", "slurm"],
+    res = subprocess.run([sys.executable, "-m", module, str(exp.dir), "2", "--backend", "slurm"],
                          env=env, capture_output=True, text=True, cwd=exp.dir)
     assert res.returncode == 0, res.stderr
     sub = exp.sub_experiments()[1]
@@ -105,10 +107,11 @@ def test_python_m_metarunlog_execute_runs_one_sub_experiment_with_the_slurm_ids(
     assert exp.sub_experiments()[0].read_status() is None
 
 
-def test_python_m_metarunlog_execute_exits_1_on_failure(project: Path) -> None:
+@pytest.mark.parametrize("module", ["metarunlog.backends.task", "metarunlog.execute"])
+def test_the_task_command_exits_1_on_failure(project: Path, module: str) -> None:
     exp = make_experiment(project, [{"x": 1}], "exit 5")
     env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
-    res = subprocess.run([sys.executable, "-m", "metarunlog.execute", str(exp.dir), "1", "--backend", "local"],
+    res = subprocess.run([sys.executable, "-m", module, str(exp.dir), "1", "--backend", "local"],
                          env=env, capture_output=True, text=True)
     assert res.returncode == 1
     assert exp.sub_experiments()[0].read_status().exit_code == 5  # type: ignore[union-attr]

@@ -1,4 +1,4 @@
-"""The Backend protocol shared by the local pool and Slurm, the Job record, the registry.
+"""The Backend base class shared by the local pool and Slurm, the Job, RunOptions.
 
 A backend is made per command for one experiment, `Backend(exp, options)`, and answers:
 
@@ -10,20 +10,24 @@ A backend is made per command for one experiment, `Backend(exp, options)`, and a
 - `wait(timeout)`: block until something may have changed, at most `timeout` seconds.
 - `close()`: give back what the backend holds (signal handlers, threads).
 
+and tells `mrl run` what it needs through the attributes `Backend` declares (`waits`,
+`interrupted`, `slots`, `note`, `halted`). Which backends exist, their config block and
+their `mrl run` options: `metarunlog.backends.registry`.
+
 Executing one sub-experiment (rendering its command, writing `run.log` and
 `.mrl.status`) is not a backend's business: every backend ends up in
-`metarunlog.execute`, in-process (local) or in an array task (Slurm), so records look the
-same wherever a job ran.
+`metarunlog.execute.execute(sub, options)`, in-process (local) or in an array task
+(`python -m metarunlog.backends.task`, Slurm), so records look the same wherever a job ran.
 """
 
 from __future__ import annotations
 
-import importlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from metarunlog.backends.registry import DEFAULT, get_backend, judged_by_liveness
 from metarunlog.errors import MrlError
 from metarunlog.states import JobState, observed_state, recorded_state
 
@@ -31,27 +35,19 @@ if TYPE_CHECKING:
     from metarunlog.experiment import Experiment, SubExperiment
     from metarunlog.records import Status
 
-__all__ = ["Backend", "Job", "JobState", "RunOptions", "get_backend", "BACKENDS"]
-
-# name -> "module:Class"; imported only when asked for, so `mrl status` stays light.
-BACKENDS = {
-    "local": "metarunlog.backends.local:LocalBackend",
-    "slurm": "metarunlog.backends.slurm:SlurmBackend",
-}
+__all__ = ["Backend", "Job", "JobState", "RunOptions", "get_backend"]
 
 
 @dataclass
 class RunOptions:
     """What `mrl run` (or `.mrl.cfg` run.*) asks of a backend; each backend uses its part."""
 
-    jobs: int = 1  # local: workers when no resources are given
-    resources: list[str] = field(default_factory=list)  # local: one worker per entry
+    jobs: int = 1  # workers when no resources are given (local)
+    resources: list[str] = field(default_factory=list)  # one worker per entry (local)
     retries: int = 0
     fail_fast: bool = False
     force: bool = False  # rerun done ones
-    slurm_opts: list[str] = field(default_factory=list)  # --slurm-opt, in order
-    max_parallel: int | None = None  # Slurm's %N throttle
-    wait: bool = False  # Slurm: stay until the jobs end (--wait), like a local run
+    backend: Any = None  # the chosen backend's own options, made by its `run_options` (None: defaults)
 
 
 @dataclass(eq=False)
@@ -81,23 +77,65 @@ class Job:
         return self.status
 
 
-class Backend(Protocol):
-    """What every backend provides. Subclass it to inherit `wait` and `close`.
+class Backend:
+    """What every backend provides; subclass it (see the module docstring).
 
-    `waits`: whether `mrl run` stays until the jobs end (local) or returns once they are
-    queued (a scheduler's backend may say False).
+    The attributes are what `mrl run` reads; the defaults suit a backend that runs jobs
+    until they end.
     """
 
-    name: str
-    waits: bool = True
+    name: ClassVar[str] = ""
+    waits: bool = True  # `mrl run` stays until the jobs end; False: it returns once they are queued
+    interrupted: bool = False  # a signal stopped the run (`mrl run` exits 130)
+    halted: bool = False  # --fail-fast saw a failure: nothing new starts
 
-    def __init__(self, exp: Experiment, options: RunOptions) -> None: ...
+    def __init__(self, exp: Experiment, options: RunOptions | None = None) -> None:
+        self.exp = exp
+        self.options = options or RunOptions()
 
-    def submit(self, jobs: Sequence[Job]) -> None: ...
+    @property
+    def note(self) -> str:
+        """What `mrl run` prints after submitting (a scheduler's job id), or ""."""
+        return ""
 
-    def poll(self, jobs: Sequence[Job]) -> list[JobState]: ...
+    @property
+    def slots(self) -> Sequence[str | None]:
+        """The workers `mrl run`'s progress shows, each with its resource (none: no slot lines)."""
+        return ()
 
-    def cancel(self, jobs: Sequence[Job]) -> None: ...
+    # -- what the registry's declarations turn into -------------------------------------------
+    @classmethod
+    def run_options(cls, values: Mapping[str, Any], block: Mapping[str, Any]) -> Any:
+        """This backend's options object from its `mrl run` options (`values`, by dest)
+        and its config block `run.<name>`; None when it has none."""
+        return None
+
+    @classmethod
+    def where(cls, options: RunOptions) -> str:
+        """Where `mrl run` says the jobs go ("mrl: running 9 of 9 in EXPDIR on <where>")."""
+        return cls.name
+
+    @staticmethod
+    def unsettled(status: Status | None) -> bool:
+        """A finished record only this backend can settle (Slurm: did the scheduler end it?)."""
+        return False
+
+    @staticmethod
+    def task_ids() -> tuple[str | None, str | None]:
+        """(job id, node) of the task running now, from the scheduler's environment, for
+        `python -m metarunlog.backends.task`; (None, None) outside a scheduler."""
+        return None, None
+
+    # -- the interface ------------------------------------------------------------------------
+    def submit(self, jobs: Sequence[Job]) -> None:
+        raise NotImplementedError
+
+    def poll(self, jobs: Sequence[Job]) -> list[JobState]:
+        """By default: what each job's `.mrl.status` says, with liveness checked."""
+        return observe(jobs)
+
+    def cancel(self, jobs: Sequence[Job]) -> None:
+        raise NotImplementedError
 
     def wait(self, timeout: float) -> None:
         time.sleep(timeout)
@@ -115,22 +153,6 @@ def observe(jobs: Sequence[Job]) -> list[JobState]:
     return out
 
 
-def get_backend(name: str) -> type[Backend]:
-    """The backend class registered as `name` ('local', 'slurm')."""
-    try:
-        target = BACKENDS[name]
-    except KeyError:
-        raise MrlError(
-            f"unknown backend {name!r}: use one of {', '.join(sorted(BACKENDS))} "
-            "(--backend, or run.backend in .mrl.cfg)"
-        ) from None
-    module, cls = target.split(":")
-    try:
-        return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
-    except (ImportError, AttributeError) as e:
-        raise MrlError(f"the {name} backend is not available in this mrl ({e})") from e
-
-
 def observe_any(exp: Experiment, jobs: Sequence[Job]) -> list[JobState]:
     """States of jobs run by any backend: each record's own backend judges it.
 
@@ -141,8 +163,8 @@ def observe_any(exp: Experiment, jobs: Sequence[Job]) -> list[JobState]:
     by_backend: dict[str, list[Job]] = {}
     for job in jobs:
         status = job.read_status()
-        name = status.backend if status else "local"
-        if name == "local" or not (recorded_state(status).active or _unsettled(name, status)):
+        name = status.backend if status else DEFAULT
+        if judged_by_liveness(name) or not (recorded_state(status).active or _unsettled(name, status)):
             job.state = observed_state(status)
         else:
             by_backend.setdefault(name, []).append(job)
@@ -159,7 +181,6 @@ def observe_any(exp: Experiment, jobs: Sequence[Job]) -> list[JobState]:
 def _unsettled(name: str, rec: Status | None) -> bool:
     """A finished record its backend still wants to check (Slurm: why a task ended)."""
     try:
-        check = getattr(get_backend(name), "unsettled", None)
+        return get_backend(name).unsettled(rec)
     except MrlError:
         return False
-    return bool(check and check(rec))

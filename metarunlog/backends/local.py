@@ -2,7 +2,7 @@
 
 `--resources 0 1 1` makes three slots (GPU 0 alone, GPU 1 shared by two workers); each
 slot runs one sub-experiment at a time with `CUDA_VISIBLE_DEVICES` set to its entry.
-`-j N` makes N slots without a resource. Workers call `metarunlog.execute.run_sub`
+`-j N` makes N slots without a resource. Workers call `metarunlog.execute.execute`
 directly (no Python interpreter per job), which writes `.mrl.status` and `run.log`.
 
 SIGINT, SIGTERM and SIGHUP stop the pool: nothing new starts, every child process group
@@ -21,11 +21,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from metarunlog.backends.base import Job, RunOptions, observe
-from metarunlog.execute import HOST, Command, Locked, Stopper, _killpg, now, run_sub
+from metarunlog.backends.base import Backend, Job, RunOptions, observe
+from metarunlog.execute import HOST, Command, ExecOptions, Locked, Stopper, execute, now
 from metarunlog.experiment import Experiment
+from metarunlog.procs import killpg, pid_alive
 from metarunlog.records import Status
-from metarunlog.states import JobState, observed_state, pid_alive, recorded_state
+from metarunlog.states import JobState, observed_state, recorded_state
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 COALESCE_S = 0.05
@@ -33,19 +34,16 @@ PID_WAIT_S = 5.0  # how long a cancel waits for a just-started step's pid
 CANCEL_GRACE_S = 10.0  # after SIGTERM, how long `mrl cancel` waits before SIGKILL
 
 
-class LocalBackend:
+class LocalBackend(Backend):
     """Runs jobs on this machine in worker threads; see the module docstring."""
 
     name = "local"
 
     def __init__(self, exp: Experiment, options: RunOptions | None = None) -> None:
-        self.exp = exp
-        self.options = options or RunOptions()
+        super().__init__(exp, options)
         res = [str(r) for r in self.options.resources]
-        self.slots: list[str | None] = list(res) if res else [None] * max(1, self.options.jobs)
+        self._slots: list[str | None] = list(res) if res else [None] * max(1, self.options.jobs)
         self.stop = Stopper()
-        self.interrupted = False
-        self.halted = False  # --fail-fast saw a failure: nothing new starts
         self.running: dict[int, Job] = {}  # slot -> job
         self._queue: collections.deque[Job] = collections.deque()
         self._mine: set[int] = set()  # id() of jobs submitted here
@@ -56,7 +54,11 @@ class LocalBackend:
         self._env = dict(os.environ)
         self._command: Command | None = None
 
-    # -- the Backend protocol ----------------------------------------------------------------
+    @classmethod
+    def where(cls, options: RunOptions) -> str:
+        return f"resources {' '.join(options.resources)}" if options.resources else f"{options.jobs} worker(s)"
+
+    # -- the Backend interface ---------------------------------------------------------------
     def submit(self, jobs: Sequence[Job]) -> None:
         with self._cond:
             for job in jobs:
@@ -87,7 +89,7 @@ class LocalBackend:
                     self._queue.remove(job)
                     job.state = JobState.PENDING
                 elif job.state is JobState.RUNNING and job.status and job.status.pid is not None:
-                    _killpg(job.status.pid, signal.SIGTERM)
+                    killpg(job.status.pid, signal.SIGTERM)
         if theirs:
             cancel_records(theirs)
 
@@ -109,6 +111,10 @@ class LocalBackend:
         self._restore_signal_handlers()
 
     # -- what the caller (mrl run) reads -----------------------------------------------------
+    @property
+    def slots(self) -> list[str | None]:
+        return self._slots
+
     @property
     def busy(self) -> bool:
         """True while a submitted job is queued or running here."""
@@ -147,17 +153,16 @@ class LocalBackend:
                 self._cond.notify_all()
 
         try:
-            job.status = run_sub(
-                job.sub,
-                self._steps(job),
+            job.status = execute(job.sub, ExecOptions(
+                steps=self._steps(job),
                 resource=job.resource,
                 stop=self.stop,
                 force=self.options.force,
                 retries=self.options.retries,
                 seen_attempts=seen,
-                base_env=self._env,
+                env=self._env,
                 on_start=started,
-            )
+            ))
             job.state = job.status.state
         except Locked as e:
             job.skipped, job.message = True, str(e)
@@ -213,7 +218,7 @@ def cancel_records(jobs: Sequence[Job], grace: float = CANCEL_GRACE_S) -> None:
         here.append(job)
         pgid = status.pid if status.pid is not None else _wait_for_pid(job, status)
         if pgid is not None and pid_alive(pgid):
-            _killpg(pgid, signal.SIGTERM)
+            killpg(pgid, signal.SIGTERM)
             groups.append(pgid)
     _wait_gone(groups, grace)
     for job in here:
@@ -246,7 +251,7 @@ def _wait_gone(groups: list[int], grace: float) -> None:
         if groups:
             time.sleep(0.05)
     for g in groups:
-        _killpg(g, signal.SIGKILL)
+        killpg(g, signal.SIGKILL)
 
 
 def _mark_cancelled_if_orphaned(job: Job) -> None:

@@ -6,8 +6,8 @@ selected sub-experiments `queued` with their job id `<array job>_<task>`, then r
 the job. Holding it first means no array task can start, and write `running`, before the
 `queued` records exist; and a rejected submission leaves no record touched.
 
-Each array task runs `python -m metarunlog.execute EXPDIR $SLURM_ARRAY_TASK_ID --backend
-slurm` with the interpreter and PYTHONPATH of the `mrl` that submitted it, so `run.log`
+Each array task runs `python -m metarunlog.backends.task EXPDIR $SLURM_ARRAY_TASK_ID
+--backend slurm` with the interpreter and PYTHONPATH of the `mrl` that submitted it, so `run.log`
 and `.mrl.status` are written by the same code as with the local backend.
 
 States: `.mrl.status` says what the task itself last wrote; `squeue -t all` (which also
@@ -23,7 +23,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,13 +30,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from metarunlog import jsonio
+from metarunlog.backends.base import Backend, RunOptions
+from metarunlog.backends.task import task_command
 from metarunlog.errors import MrlError
+from metarunlog.locks import is_running
 from metarunlog.records import Status
 from metarunlog.states import JobState, recorded_state
 
 if TYPE_CHECKING:
-    from metarunlog.backends.base import Job, RunOptions
-    from metarunlog.experiment import Experiment, SubExperiment
+    from metarunlog.backends.base import Job
+    from metarunlog.experiment import Experiment
 
 SLURM_DIR = ".mrl.slurm"
 SUBMISSIONS = "submissions.jsonl"
@@ -129,11 +131,9 @@ def mrl_pythonpath() -> str:
 def render_script(
     expdir: Path, name: str, ids: Sequence[int], opts: SlurmOptions, *, retries: int = 0
 ) -> str:
-    """The batch script: #SBATCH lines, then one `python -m metarunlog.execute` per task."""
+    """The batch script: #SBATCH lines, then one `python -m metarunlog.backends.task` per task."""
     out_dir = expdir / SLURM_DIR
-    run = [sys.executable, "-m", "metarunlog.execute", str(expdir), "$SLURM_ARRAY_TASK_ID", "--backend", "slurm"]
-    if retries:
-        run += ["--retries", str(retries)]
+    run = task_command(expdir, "$SLURM_ARRAY_TASK_ID", SlurmBackend.name, retries=retries)
     cmd = " ".join(a if a.startswith("$") else shlex.quote(a) for a in run)
     lines = [
         "#!/bin/bash",
@@ -390,30 +390,22 @@ class Submission:
 def needs_scheduler(status: Status | None) -> bool:
     """A Slurm record whose truth may differ from what it says: active, or ended by a
     signal whose cause (timeout, scancel, node failure) only the scheduler knows."""
-    if status is None or status.backend != "slurm" or not status.job_id:
+    if status is None or status.backend != SlurmBackend.name or not status.job_id:
         return False
     state = status.state
     return state.active or (state in (JobState.FAILED, JobState.CANCELLED) and status.slurm_state is None)
 
 
-def is_locked(sub: SubExperiment) -> bool:
-    """True while some runner executes `sub` (it holds `.mrl.lock`); we take nothing."""
-    import fcntl
+@dataclass
+class SlurmRunOptions:
+    """The `mrl run` options of the Slurm backend (see its entry in backends/registry.py)."""
 
-    try:
-        fd = os.open(sub.dir / ".mrl.lock", os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)  # closing drops our probe lock
+    slurm_opts: list[str] = field(default_factory=list)  # --slurm-opt, in order
+    max_parallel: int | None = None  # --max-parallel: the %N throttle
+    wait: bool = False  # --wait: stay until the jobs end, like a local run
 
 
-class SlurmBackend:
+class SlurmBackend(Backend):
     """Sub-experiments of one experiment as the tasks of Slurm job arrays.
 
     `submit` queues and returns (`waits` is False, so `mrl run` returns once submitted,
@@ -423,22 +415,31 @@ class SlurmBackend:
     name = "slurm"
     query_interval = 1.0  # seconds between two scheduler queries while waiting
 
+    @classmethod
+    def run_options(cls, values: Mapping[str, Any], block: Mapping[str, Any]) -> SlurmRunOptions:
+        return SlurmRunOptions(list(values.get("slurm_opt") or []), values.get("max_parallel"),
+                               bool(values.get("wait")))
+
     @staticmethod
-    def unsettled(record: Status | None) -> bool:
+    def unsettled(status: Status | None) -> bool:
         """A finished record only the scheduler can settle: did Slurm end it, and why?"""
-        return needs_scheduler(record) and not recorded_state(record).active
+        return needs_scheduler(status) and not recorded_state(status).active
+
+    @staticmethod
+    def task_ids() -> tuple[str | None, str | None]:
+        """`<array job>_<task>` (else the job id) and SLURMD_NODENAME of the task running now."""
+        job, task = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+        job_id = f"{job}_{task}" if job and task else os.environ.get("SLURM_JOB_ID")
+        return job_id, os.environ.get("SLURMD_NODENAME")
 
     def __init__(self, exp: Experiment, options: RunOptions | None = None) -> None:
-        self.exp = exp
-        self.options = options
-        slurm_cfg = exp.cfg["run"].get("slurm") or {}
-        self.opts = SlurmOptions.from_config(
-            slurm_cfg, getattr(options, "slurm_opts", ()) or (), getattr(options, "max_parallel", None)
-        )
-        self.retries = int(getattr(options, "retries", 0) or 0)
-        self.fail_fast = bool(getattr(options, "fail_fast", False))
-        self.waits = bool(getattr(options, "wait", False))
-        self.halted = False  # --fail-fast saw a failure and cancelled the rest
+        super().__init__(exp, options)
+        mine = self.options.backend if isinstance(self.options.backend, SlurmRunOptions) else SlurmRunOptions()
+        slurm_cfg = exp.cfg["run"].get(self.name) or {}
+        self.opts = SlurmOptions.from_config(slurm_cfg, mine.slurm_opts, mine.max_parallel)
+        self.retries = self.options.retries
+        self.fail_fast = self.options.fail_fast
+        self.waits = mine.wait  # by default `mrl run` returns once the jobs are queued
         self.submissions: list[Submission] = []
         self._infos: dict[str, TaskInfo] = {}
         self._asked = -1e9  # monotonic time of the last scheduler query
@@ -451,7 +452,7 @@ class SlurmBackend:
         """
         todo = []
         for job in jobs:
-            if is_locked(job.sub):
+            if is_running(job.sub.dir):
                 job.skipped, job.message = True, f"sub-experiment {job.sub.dir} is being run by another process"
             else:
                 todo.append(job)
@@ -465,7 +466,7 @@ class SlurmBackend:
         try:
             now = jsonio.now()
             for j in todo:
-                j.status = (old[j.sub.id] or Status()).queued("slurm", sub.task_id(j.sub.id), now)
+                j.status = (old[j.sub.id] or Status()).queued(self.name, sub.task_id(j.sub.id), now)
                 j.sub.write_status(j.status)
                 j.job_id, j.state = sub.task_id(j.sub.id), JobState.QUEUED
             release(sub.job)
@@ -555,9 +556,6 @@ class SlurmBackend:
 
     def wait(self, timeout: float) -> None:
         time.sleep(max(timeout, 0.1))
-
-    def close(self) -> None:
-        return None
 
 
 def _explain(state: JobState, recorded: JobState, info: TaskInfo | None) -> str:

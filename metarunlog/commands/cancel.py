@@ -12,6 +12,7 @@ import argparse
 from dataclasses import dataclass, field
 
 from metarunlog.backends.base import Job, RunOptions, get_backend, observe_any
+from metarunlog.backends.registry import DEFAULT
 from metarunlog.commands._args import add_target_arguments
 from metarunlog.experiment import Experiment
 from metarunlog.project import Project
@@ -52,7 +53,7 @@ def cancel(exp: Experiment, selection: str = "all") -> CancelResult:
     res = CancelResult(asked=[j for j in jobs if j.state.active or j.state is JobState.STALE])
     by_backend: dict[str, list[Job]] = {}
     for job in res.asked:
-        by_backend.setdefault(job.status.backend if job.status else "local", []).append(job)
+        by_backend.setdefault(job.status.backend if job.status else DEFAULT, []).append(job)
     for name, group in by_backend.items():
         get_backend(name)(exp, RunOptions()).cancel(group)
     observe_any(exp, res.asked)

@@ -42,15 +42,14 @@ from metarunlog import batch as batch_mod
 from metarunlog import jsonio
 from metarunlog.batch import BatchSpec, Expansion, Template
 from metarunlog.errors import MrlError
-from metarunlog.experiment import CODE, DONE_MARK, LOG, RECORD, STATUS, TRASH, Experiment, SubExperiment
+from metarunlog.experiment import CODE, DONE_MARK, LOG, RECORD, STATUS, TEMPLATE_DIR, TRASH, Experiment, SubExperiment
+from metarunlog.locks import is_running
 from metarunlog.project import Project
 from metarunlog.records import BatchRecord, ExperimentRecord, SubRecord
 
 HELP = "expand the config template into sub-experiments (grid, params, repeat, sample)"
 
-TEMPLATE_DIR = ".mrl.template"  # where a one-job experiment keeps its template
 TMP_PREFIX = ".mrl.batch-tmp-"
-RUN_LOCK = ".mrl.lock"  # held by whoever executes a sub-experiment (metarunlog.execute)
 # What running a one-job experiment leaves in EXPDIR; -replace moves these to .trash too,
 # with the files the metrics readers own (see _single_outputs).
 SINGLE_OUTPUTS = (STATUS, LOG, DONE_MARK)
@@ -315,22 +314,10 @@ def _check_state(
 
 
 def _check_not_running(exp: Experiment, existing: list[SubExperiment], was_single: bool) -> None:
-    import fcntl
-
     dirs = [exp.dir] if was_single else [s.dir for s in existing]
     for d in dirs:
-        try:
-            fd = os.open(d / RUN_LOCK, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise MrlError(
-                f"{d} is running: wait for it or stop it with `mrl cancel {exp.id}` before -replace"
-            ) from None
-        finally:
-            os.close(fd)  # closing drops the lock we may have taken
+        if is_running(d):
+            raise MrlError(f"{d} is running: wait for it or stop it with `mrl cancel {exp.id}` before -replace")
 
 
 def _read_template(exp: Experiment, name: str, from_saved: bool) -> Template:

@@ -24,7 +24,7 @@ from typing import Any
 
 from metarunlog import __version__, jsonio
 from metarunlog.errors import DirtyTree, MrlError
-from metarunlog.experiment import CODE, DIFF, Experiment
+from metarunlog.experiment import CODE, DIFF, TEMPLATE_DIR, Experiment
 from metarunlog.project import Project
 from metarunlog.records import ExperimentRecord
 
@@ -215,8 +215,8 @@ def _copy_files(project: Project, exp: Experiment, src_dir: Path, result: NewRes
         if rel.is_absolute() or ".." in rel.parts:
             raise MrlError(f"copyFiles entry '{name}' must be a path inside the experiment folder")
         src = src_dir / rel
-        if (src_dir / ".mrl.template" / rel).is_file():  # a one-job experiment's template (makebatch)
-            src = src_dir / ".mrl.template" / rel
+        if (src_dir / TEMPLATE_DIR / rel).is_file():  # a one-job experiment's template (makebatch)
+            src = src_dir / TEMPLATE_DIR / rel
         if not src.exists() and src_dir != project.basedir:
             src = project.basedir / rel  # a file added to copyFiles after the source experiment
         if not src.exists():

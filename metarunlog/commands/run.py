@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from metarunlog.backends import registry
 from metarunlog.backends.base import Backend, Job, RunOptions, get_backend, observe_any
 from metarunlog.commands._args import add_target_arguments
 from metarunlog.errors import MrlError
@@ -56,23 +57,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="one worker per entry, each with CUDA_VISIBLE_DEVICES=R; repeat an entry to share it "
         "(0 1 1: GPU 0 alone, GPU 1 for two jobs at once). Default: run.resources",
     )
-    p.add_argument("--backend", choices=["local", "slurm"], help="where to run (default: run.backend, local)")
+    p.add_argument("--backend", choices=registry.names(), help="where to run (default: run.backend, local)")
     p.add_argument("--failed", action="store_true", help="only failed, cancelled, timed-out or stale ones")
     p.add_argument("--pending", action="store_true", help="only ones that never ran")
     p.add_argument("--force", action="store_true", help="rerun done ones too")
     p.add_argument("--retries", type=int, metavar="N", help="retry a failure up to N times (default: run.retries)")
     p.add_argument("--fail-fast", action="store_true", default=None, help="start nothing new after a failure")
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing, write nothing")
-    p.add_argument(
-        "--slurm-opt", action="append", default=[], metavar="OPT",
-        help="slurm: an sbatch option, e.g. --slurm-opt=--mem=8G",
-    )
-    p.add_argument("--max-parallel", type=int, metavar="N", help="slurm: at most N array tasks at once (%%N)")
-    p.add_argument(
-        "--wait", action="store_true",
-        help="slurm: stay until every task ends, showing progress, and exit like a local run (default: return "
-        "once submitted)",
-    )
+    for spec in registry.specs():  # each backend's own options (backends/registry.py)
+        for arg in spec.run_args:
+            p.add_argument(*arg.flags, dest=arg.dest, **arg.kwargs)
 
 
 def cli(args: argparse.Namespace, project: Project) -> int:
@@ -101,17 +95,18 @@ def options_from(exp: Experiment, args: argparse.Namespace) -> tuple[RunOptions,
     retries = args.retries if args.retries is not None else int(cfg.get("retries") or 0)
     if retries < 0:
         raise MrlError(f"--retries must be 0 or more, not {retries}")
+    name = args.backend or cfg.get("backend") or registry.DEFAULT
+    spec = registry.spec(name)
     options = RunOptions(
         jobs=jobs,
         resources=[str(r) for r in resources],
         retries=retries,
         fail_fast=bool(cfg.get("fail_fast")) if args.fail_fast is None else True,
         force=args.force,
-        slurm_opts=list(args.slurm_opt),
-        max_parallel=args.max_parallel,
-        wait=args.wait,
+        backend=spec.load().run_options({a.dest: getattr(args, a.dest, None) for a in spec.run_args},
+                                        cfg.get(name) or {}),
     )
-    return options, args.backend or cfg.get("backend") or "local"
+    return options, name
 
 
 # -- the plan ------------------------------------------------------------------------------------
@@ -189,7 +184,7 @@ class RunResult:
         return f"mrl: {what} in {fmt_duration(self.seconds)}: {counts_line(self.states) or 'nothing run'}{extra}"
 
 
-def run(exp: Experiment, the_plan: Plan, *, backend_name: str = "local", options: RunOptions | None = None,
+def run(exp: Experiment, the_plan: Plan, *, backend_name: str = registry.DEFAULT, options: RunOptions | None = None,
         show: bool = False) -> RunResult:
     """Run the plan's jobs to the end (or submit them, for a scheduler); `show` draws progress."""
     options = options or RunOptions()
@@ -198,11 +193,10 @@ def run(exp: Experiment, the_plan: Plan, *, backend_name: str = "local", options
     t0 = time.monotonic()
     _clear_done_mark(exp)
     backend.submit(jobs)
-    if not getattr(backend, "waits", True):
+    if not backend.waits:
         backend.poll(jobs)
         backend.close()
-        return RunResult([j.state for j in jobs], False, True, time.monotonic() - t0,
-                         note=getattr(backend, "note", ""))
+        return RunResult([j.state for j in jobs], False, True, time.monotonic() - t0, note=backend.note)
     progress = _progress(exp, jobs, backend) if show else None
     try:
         _wait_all(backend, jobs, progress)
@@ -213,7 +207,7 @@ def run(exp: Experiment, the_plan: Plan, *, backend_name: str = "local", options
     _update_done_mark(exp)
     ours = [j for j in jobs if not j.skipped]
     return RunResult(
-        [j.state for j in ours], bool(getattr(backend, "interrupted", False)), False, time.monotonic() - t0,
+        [j.state for j in ours], backend.interrupted, False, time.monotonic() - t0,
         skipped=len(jobs) - len(ours),
     )
 
@@ -231,7 +225,7 @@ def _wait_all(backend: Backend, jobs: list[Job], progress: Any) -> None:
 def _progress(exp: Experiment, jobs: list[Job], backend: Backend) -> Any:
     from metarunlog.progress import Progress
 
-    return Progress(jobs, getattr(backend, "slots", []), tail=int(exp.cfg["run"].get("log_tail") or 20))
+    return Progress(jobs, backend.slots, tail=int(exp.cfg["run"].get("log_tail") or 20))
 
 
 def _clear_done_mark(exp: Experiment) -> None:
@@ -261,9 +255,7 @@ def _print_plan(p: Plan, backend_name: str, options: RunOptions) -> None:
     if not p.jobs:
         print(f"mrl: nothing to run in {p.exp.name}{skip}")
         return
-    where = backend_name
-    if backend_name == "local":
-        where = f"resources {' '.join(options.resources)}" if options.resources else f"{options.jobs} worker(s)"
+    where = get_backend(backend_name).where(options)
     print(f"mrl: running {len(p.jobs)} of {p.selected} in {p.exp.dir} on {where}{skip}", flush=True)
 
 

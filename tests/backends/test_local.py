@@ -17,8 +17,9 @@ def test_a_cancel_landing_before_the_runner_records_the_pid_still_stops_the_step
 
     from metarunlog.backends.base import Job
     from metarunlog.backends.local import cancel_records
+    from metarunlog.procs import pid_alive
     from metarunlog.records import Status
-    from metarunlog.states import JobState, pid_alive
+    from metarunlog.states import JobState
     from tests.backends.contract import make_experiment
 
     exp = make_experiment(project, [{"x": 1}], "true")

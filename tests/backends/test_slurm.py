@@ -20,7 +20,7 @@ import pytest
 
 from metarunlog.backends import slurm
 from metarunlog.backends.base import Job, RunOptions
-from metarunlog.backends.slurm import SlurmBackend, SlurmOptions, TaskInfo, array_spec, merged_state
+from metarunlog.backends.slurm import SlurmBackend, SlurmOptions, SlurmRunOptions, TaskInfo, array_spec, merged_state
 from metarunlog.experiment import Experiment
 from metarunlog.records import Status
 from metarunlog.states import JobState
@@ -68,7 +68,7 @@ def test_the_script_runs_each_array_task_through_the_same_mrl_and_interpreter(tm
     assert text.startswith("#!/bin/bash\n")
     assert "#SBATCH --array=1-2,4%2\n" in text
     assert f"#SBATCH --output={tmp_path}/.mrl.slurm/slurm-%A_%a.out" in text
-    assert f"{sys.executable} -m metarunlog.execute {tmp_path} $SLURM_ARRAY_TASK_ID --backend slurm" in text
+    assert f"{sys.executable} -m metarunlog.backends.task {tmp_path} $SLURM_ARRAY_TASK_ID --backend slurm" in text
     assert str(Path(metarunlog.__file__).resolve().parent.parent) in text
 
 
@@ -125,7 +125,8 @@ TIMEOUT = 90.0
 
 
 def backend(exp: Experiment, **options: Any) -> SlurmBackend:
-    return SlurmBackend(exp, RunOptions(**options))
+    general = {k: options.pop(k) for k in ("retries", "fail_fast", "force") if k in options}
+    return SlurmBackend(exp, RunOptions(**general, backend=SlurmRunOptions(**options)))
 
 
 def wait_for(what: str, cond: Any, timeout: float = TIMEOUT) -> None:

@@ -1,0 +1,162 @@
+"""The backend registry: the one place that names backends.
+
+Each backend is a `BackendSpec`: its name (`--backend NAME`, `run.backend`), where its
+class lives (imported only when used, so `mrl status` and `mrl ls` stay light), its
+config block `run.<name>` in `.mrl.cfg` (defaults, types, checks: `config.py` validates
+and fills it from here) and its `mrl run` options (`commands/run.py` adds them to the
+parser; the class's `run_options` turns their values into its own options object).
+
+Adding a backend: write its class (a `metarunlog.backends.base.Backend` subclass) and
+`register(BackendSpec(...))` it, here for a built-in one or from your own module.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from metarunlog.errors import MrlError
+
+if TYPE_CHECKING:
+    from metarunlog.backends.base import Backend
+
+__all__ = ["BackendSpec", "RunArg", "Setting", "get_backend", "names", "register", "spec", "specs",
+           "unregister"]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One key of a backend's config block `run.<name>`."""
+
+    default: Any
+    types: tuple[type, ...]  # the JSON types allowed (bool is not an int here)
+    check: Callable[[Any], str | None] | None = None  # what is wrong with a well-typed value, or None
+
+
+@dataclass(frozen=True)
+class RunArg:
+    """One `mrl run` option of a backend, as the arguments of `parser.add_argument`.
+
+    Data, not an argparse call: nothing below `commands/` imports argparse. The value
+    reaches the backend's `run_options` under `dest`.
+    """
+
+    flags: tuple[str, ...]
+    dest: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)  # help, action, type, metavar, default...
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """What mrl knows of a backend without importing it."""
+
+    name: str
+    target: str  # "package.module:Class"
+    settings: Mapping[str, Setting] = field(default_factory=dict)  # run.<name> in .mrl.cfg
+    run_args: tuple[RunArg, ...] = ()
+    # Its active records are judged on this machine by their pids (a local process);
+    # False: its `poll` must be asked (a scheduler).
+    liveness: bool = False
+    help: str = ""  # one line for `mrl run --help`
+
+    def defaults(self) -> dict[str, Any]:
+        """The config block with every setting at its default (fresh lists and dicts)."""
+        import copy
+
+        return {k: copy.deepcopy(s.default) for k, s in self.settings.items()}
+
+    def load(self) -> type[Backend]:
+        module, cls = self.target.split(":")
+        try:
+            return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+        except (ImportError, AttributeError) as e:
+            raise MrlError(f"the {self.name} backend is not available in this mrl ({e})") from e
+
+
+_SPECS: dict[str, BackendSpec] = {}
+DEFAULT = "local"  # run.backend's default
+
+
+def register(spec: BackendSpec) -> BackendSpec:
+    """Make `spec` a backend (replacing one of the same name); returns it."""
+    _SPECS[spec.name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    _SPECS.pop(name, None)
+
+
+def names() -> list[str]:
+    return list(_SPECS)
+
+
+def specs() -> list[BackendSpec]:
+    return list(_SPECS.values())
+
+
+def spec(name: str) -> BackendSpec:
+    """The registered backend `name`; an unknown one is a user error listing the others."""
+    try:
+        return _SPECS[name]
+    except KeyError:
+        raise MrlError(
+            f"unknown backend {name!r}: use one of {', '.join(names())} (--backend, or run.backend in .mrl.cfg)"
+        ) from None
+
+
+def get_backend(name: str) -> type[Backend]:
+    """The backend class registered as `name`, imported now."""
+    return spec(name).load()
+
+
+def judged_by_liveness(name: str) -> bool:
+    """True when records of backend `name` are checked against their pids on this machine."""
+    found = _SPECS.get(name)
+    return found is not None and found.liveness
+
+
+# -- the built-in backends ------------------------------------------------------------------------
+
+
+def _at_least_one(value: Any) -> str | None:
+    return None if value is None or value >= 1 else f"must be at least 1, not {value}"
+
+
+_STR, _INT, _NONE, _LIST = str, int, type(None), list
+
+register(BackendSpec(
+    "local",
+    "metarunlog.backends.local:LocalBackend",
+    liveness=True,
+    help="worker threads on this machine (-j N, --resources)",
+))
+register(BackendSpec(
+    "slurm",
+    "metarunlog.backends.slurm:SlurmBackend",
+    settings={
+        "partition": Setting(None, (_STR, _NONE)),
+        "time": Setting(None, (_STR, _INT, _NONE)),
+        "mem": Setting(None, (_STR, _INT, _NONE)),
+        "cpus_per_task": Setting(None, (_INT, _NONE)),
+        "gpus": Setting(None, (_STR, _INT, _NONE)),
+        "account": Setting(None, (_STR, _NONE)),
+        "qos": Setting(None, (_STR, _NONE)),
+        "max_parallel": Setting(None, (_INT, _NONE), _at_least_one),
+        "extra": Setting([], (_LIST,)),
+    },
+    run_args=(
+        RunArg(("--slurm-opt",), "slurm_opt", {
+            "action": "append", "default": [], "metavar": "OPT",
+            "help": "slurm: an sbatch option, e.g. --slurm-opt=--mem=8G"}),
+        RunArg(("--max-parallel",), "max_parallel", {
+            "type": int, "metavar": "N", "help": "slurm: at most N array tasks at once (%%N)"}),
+        RunArg(("--wait",), "wait", {
+            "action": "store_true",
+            "help": "slurm: stay until every task ends, showing progress, and exit like a local run "
+                    "(default: return once submitted)"}),
+    ),
+    help="one sbatch --array per run (--slurm-opt, --max-parallel, --wait)",
+))

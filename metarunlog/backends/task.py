@@ -1,0 +1,91 @@
+"""`python -m metarunlog.backends.task EXPDIR SUBEXP_ID --backend NAME`: execute one
+sub-experiment in a process of its own, as a scheduler's task does (each Slurm array task
+runs it with `$SLURM_ARRAY_TASK_ID`).
+
+It is `metarunlog.execute.execute` for that sub-experiment, with the job id and node the
+backend reads from the scheduler's environment (`Backend.task_ids`). SIGTERM, SIGINT and
+SIGHUP stop the running step, which is then recorded as cancelled. Exit code: 0 done,
+130 cancelled, 1 otherwise. `python -m metarunlog.execute ...` (what sbatch scripts written
+by earlier versions run) is the same command.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from metarunlog.backends import registry
+from metarunlog.errors import MrlError
+from metarunlog.experiment import SubExperiment
+from metarunlog.states import JobState
+
+if TYPE_CHECKING:
+    from metarunlog.execute import Stopper
+
+
+def task_command(expdir: Path, sub_id: str, backend: str, *, retries: int = 0) -> list[str]:
+    """The argv of one task, with this mrl's interpreter (`sub_id` may be a shell variable)."""
+    argv = [sys.executable, "-m", "metarunlog.backends.task", str(expdir), sub_id, "--backend", backend]
+    return argv + (["--retries", str(retries)] if retries else [])
+
+
+def find_sub(expdir: Path, sub_id: int) -> SubExperiment:
+    from metarunlog.project import Project
+
+    project = Project.find(expdir)
+    exp = project.load_exp(str(expdir))
+    for sub in exp.sub_experiments():
+        if sub.id == sub_id:
+            return sub
+    raise MrlError(f"experiment {expdir} has no sub-experiment {sub_id}")
+
+
+def run_task(sub: SubExperiment, backend: str, stop: Stopper, *, retries: int = 0, force: bool = False) -> JobState:
+    """Execute `sub` as a task of `backend` until it ends or `stop` is requested."""
+    from metarunlog.execute import ExecOptions, execute
+
+    job_id, node = registry.get_backend(backend).task_ids()
+    options = ExecOptions(backend=backend, job_id=job_id, node=node, stop=stop, retries=retries, force=force)
+    return execute(sub, options).state
+
+
+def _stop_on_signals() -> Stopper:
+    from metarunlog.execute import Stopper
+
+    stop = Stopper()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop.stop(signal.SIGTERM)
+
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, on_signal)
+    return stop
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m metarunlog.backends.task") -> int:
+    import argparse  # the task's own command line, like main.py's
+
+    from metarunlog.error_handler import Exit, error_handler
+
+    p = argparse.ArgumentParser(prog=prog, description="Execute one sub-experiment (what each Slurm array task runs).")
+    p.add_argument("expdir", type=Path)
+    p.add_argument("subexp_id", type=int)
+    p.add_argument("--backend", default="slurm", choices=registry.names())
+    p.add_argument("--retries", type=int, default=0)
+    p.add_argument("--force", action="store_true")
+    args = p.parse_args(argv)
+    stop = _stop_on_signals()
+    try:
+        with error_handler():
+            sub = find_sub(args.expdir.resolve(), args.subexp_id)
+            state = run_task(sub, args.backend, stop, retries=args.retries, force=args.force)
+            print(f"mrl: sub-experiment {sub.name}: {state}", file=sys.stderr)
+            return {JobState.DONE: 0, JobState.CANCELLED: 130}.get(state, 1)
+    except Exit as e:
+        return e.code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""The run lock: `SUBDIR/.mrl.lock`, flock-ed by whoever executes a sub-experiment.
+
+Held (LOCK_EX|LOCK_NB) for the whole execution and inherited by the running step, so two
+runners never run one sub-experiment and a killed runner frees it only once its step is
+gone too (the kernel drops the lock). Anyone may probe it without taking it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from metarunlog.errors import MrlError
+
+RUN_LOCK = ".mrl.lock"
+
+
+class Locked(MrlError):
+    """Another process executes this sub-experiment: its `.mrl.lock` is held."""
+
+
+@contextlib.contextmanager
+def run_lock(folder: Path) -> Iterator[int]:
+    """Hold `folder/.mrl.lock` or raise Locked; yields the lock's file descriptor."""
+    fd = os.open(folder / RUN_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Locked(f"sub-experiment {folder} is being run by another process (its {RUN_LOCK} is held)") from None
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def is_running(folder: Path) -> bool:
+    """True while some process holds `folder/.mrl.lock`; the probe takes nothing."""
+    try:
+        fd = os.open(folder / RUN_LOCK, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:  # no lock file: never run (or not readable: nothing we could take)
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing drops our probe lock
