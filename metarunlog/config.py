@@ -90,6 +90,8 @@ RUN_TYPES: dict[str, tuple[type, ...]] = {
     "fail_fast": (_BOOL,),
     "log_tail": (_INT,),
 }
+# Counts that make no sense below a bound (`run.jobs: 0` would silently run one at a time).
+_MINIMUM = {"run.jobs": 1, "run.retries": 0, "run.log_tail": 0}
 _CHOICES = {  # and run.backend: the registered backends (backends/registry.py)
     "gitFailUntrackedDefault": ("yes", "no"),
     "snapshot": ("copy", "link", "auto"),
@@ -234,6 +236,8 @@ def _check_level(
         if allowed_values is not None and value not in allowed_values:
             choices = ", ".join(repr(c) for c in allowed_values)
             raise ConfigError(f"{path}: key '{full}' must be one of {choices}, not {value!r}")
+        if full in _MINIMUM and isinstance(value, int) and value < _MINIMUM[full]:
+            raise ConfigError(f"{path}: key '{full}' must be at least {_MINIMUM[full]}, not {value}")
 
 
 def _choices(key: str) -> tuple[str, ...] | None:
@@ -261,12 +265,12 @@ def _check_formats(data: Mapping[str, Any], path: Path) -> None:
 def _json_type_name(t: type) -> str:
     return {
         str: "a string",
-        int: "a number",
+        int: "a whole number",
         bool: "true or false",
         type(None): "null",
         list: "a list",
         dict: "an object {...}",
-        float: "a number",
+        float: "a fraction",
     }.get(t, t.__name__)
 
 

@@ -188,6 +188,10 @@ def _main(argv: list[str]) -> int:
     if mod is None:
         if args.expId is not None or project.last_id() is not None:
             args.expId = project.load_exp(args.expId).id
+    elif getattr(mod, "RESOLVES_EXP", needs_project) and hasattr(args, "selection"):
+        from metarunlog.selection import resolve_targets  # EXP/SUB, sub-experiment folders
+
+        args.expId, args.selection = resolve_targets(project, args.expId, args.selection, command=args.command)
     elif getattr(mod, "RESOLVES_EXP", needs_project) and hasattr(args, "expId"):
         args.expId = project.load_exp(args.expId).id
     before, after = hooks.wrap_hooks(cfg_hooks, args.command)

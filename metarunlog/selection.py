@@ -4,23 +4,34 @@ which experiments (`mrl table 2 3 5-9`, `--all`, `--tag NAME`).
 `mrl run [EXP] [SELECTION]` takes up to two positionals. With one, it is the SELECTION
 when it can only be one (`all`, or ids with `,` or `-`), otherwise the EXP: `mrl run 3`
 runs experiment 3, `mrl run last 3` runs sub-experiment 3 of the newest experiment.
+`EXP/SELECTION` in one argument (`2/3`, `2/1-4`, `last/all`) and the path of a
+sub-experiment folder name both at once; inside a sub-experiment folder the default is
+that sub-experiment (`resolve_targets`).
+
+A selection is kept as sorted ranges, never expanded: `1-99999999999` costs two numbers,
+and checking it against the existing ids costs what the experiment holds.
 """
 
 from __future__ import annotations
 
+import bisect
 import re
+import sys
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from metarunlog.errors import MrlError
-from metarunlog.experiment import RECORD, Experiment, SubExperiment
+from metarunlog.experiment import RECORD, Experiment, SubExperiment, parse_id
+from metarunlog.states import FAILED_LIKE, JobState
 
 if TYPE_CHECKING:
     from metarunlog.project import Project
-from metarunlog.states import FAILED_LIKE, JobState
 
 ALL = "all"
 _IDS = re.compile(r"^\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*,?\s*$")
+_EXP_SLASH_SEL = re.compile(r"^(\d+|last)/(.+)$")
+Ranges = list[tuple[int, int]]  # sorted, disjoint, inclusive (lo, hi)
 
 
 def looks_like_selection(text: str) -> bool:
@@ -28,34 +39,69 @@ def looks_like_selection(text: str) -> bool:
     return text == ALL or (bool(_IDS.match(text)) and ("," in text or "-" in text))
 
 
-def parse(spec: str) -> set[int] | None:
-    """`all` -> None (everything); `1,4-6` -> {1, 4, 5, 6}."""
-    spec = spec.strip()
+def parse(spec: str | None) -> Ranges | None:
+    """`all` (or None) -> None (everything); `1,4-6,5` -> [(1, 1), (4, 6)]."""
+    spec = (spec or "").strip()
     if spec in ("", ALL):
         return None
     if not _IDS.match(spec):
         raise MrlError(f"bad selection {spec!r}: use 'all', an id like 3, or a list like 1,4-6")
-    ids: set[int] = set()
+    ranges = []
     for part in filter(None, (p.strip() for p in spec.split(","))):
         a, _, b = part.partition("-")
         lo, hi = int(a), int(b or a)
         if hi < lo:
             raise MrlError(f"bad range {part!r} in selection {spec!r}: write it low-high, like {hi}-{lo}")
-        ids.update(range(lo, hi + 1))
-    return ids
+        ranges.append((lo, hi))
+    return _merged(ranges)
 
 
-def pick(subs: Sequence[SubExperiment], spec: str) -> list[SubExperiment]:
-    """The sub-experiments named by `spec`, in id order; an unknown id is an MrlError."""
-    ids = parse(spec)
-    if ids is None:
+def _merged(ranges: Ranges) -> Ranges:
+    out: Ranges = []
+    for lo, hi in sorted(ranges):
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+def pick(subs: Sequence[SubExperiment], spec: str | None) -> list[SubExperiment]:
+    """The sub-experiments named by `spec`, in id order; an id that does not exist is an
+    MrlError naming the missing ids as ranges (memory: the experiment's ids, not the range)."""
+    ranges = parse(spec)
+    if ranges is None:
         return list(subs)
-    known = {s.id for s in subs}
-    missing = sorted(ids - known)
+    known = sorted(s.id for s in subs)
+    missing = _gaps(ranges, known)
     if missing:
-        have = f"{min(known)}-{max(known)}" if known else "none"
-        raise MrlError(f"no sub-experiment {_fmt(missing)} in this experiment (it has {have}): see `mrl status`")
-    return [s for s in subs if s.id in ids]
+        raise MrlError(f"no sub-experiment {_fmt_ranges(missing)} in this experiment (it has "
+                       f"{_fmt_ranges(_merged([(i, i) for i in known])) or 'none'}): see `mrl status`")
+    return [s for s in subs if _contains(ranges, s.id)]
+
+
+def _contains(ranges: Ranges, i: int) -> bool:
+    k = bisect.bisect_right(ranges, (i, float("inf"))) - 1
+    return k >= 0 and ranges[k][0] <= i <= ranges[k][1]
+
+
+def _gaps(ranges: Ranges, known: list[int]) -> Ranges:
+    """The parts of `ranges` holding no id of `known` (sorted)."""
+    gaps: Ranges = []
+    for lo, hi in ranges:
+        start = lo
+        for i in known[bisect.bisect_left(known, lo) : bisect.bisect_right(known, hi)]:
+            if i > start:
+                gaps.append((start, i - 1))
+            start = i + 1
+        if start <= hi:
+            gaps.append((start, hi))
+    return gaps
+
+
+def _fmt_ranges(ranges: Ranges, limit: int = 10) -> str:
+    shown = ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ranges[:limit])
+    return shown + (f" and {len(ranges) - limit} more" if len(ranges) > limit else "")
 
 
 def narrow(states: Iterable[JobState], *, failed: bool = False, pending: bool = False) -> list[bool]:
@@ -63,11 +109,6 @@ def narrow(states: Iterable[JobState], *, failed: bool = False, pending: bool = 
     if not (failed or pending):
         return [True for _ in states]
     return [(failed and s in FAILED_LIKE) or (pending and s is JobState.PENDING) for s in states]
-
-
-def _fmt(ids: list[int]) -> str:
-    shown = ", ".join(str(i) for i in ids[:10])
-    return shown + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
 
 
 # -- which experiments (mrl table 2 3 5-9, --all, --tag) ------------------------------------------
@@ -112,8 +153,80 @@ def _expand(project: Project, ref: str, ids: list[int]) -> list[Experiment]:
         return [e for e in project.experiments() if (e.dir / RECORD).is_file()]
     if not (_IDS.match(ref) and ("," in ref or "-" in ref)):
         return [project.load_exp(ref)]
-    wanted = parse(ref) or set()
-    found = [project.load_exp(str(i)) for i in ids if i in wanted]
+    wanted = parse(ref) or []
+    found = [project.load_exp(str(i)) for i in ids if _contains(wanted, i)]
     if not found:
         raise MrlError(f"no experiment in {ref} (see `mrl ls`)")
     return found
+
+
+# -- EXP/SUB, sub-experiment folders, the folder you are in -----------------------------------
+
+
+def resolve_targets(project: Project, exp_ref: str | None, spec: str | None, *, command: str = "run",
+                    cwd: Path | None = None) -> tuple[int, str]:
+    """(experiment id, selection) for the `[EXP] [SELECTION]` positionals.
+
+    - `EXP/SELECTION` (`2/3`, `2/1-4`, `last/all`) and the path of a sub-experiment folder
+      name the experiment and the selection in one argument;
+    - no argument: the sub-experiment or experiment the current directory is in, else the
+      newest experiment, everything;
+    - a lone number is always an experiment; run from inside another experiment, one line
+      on stderr says which experiment it acts on.
+    """
+    cwd = (cwd or Path.cwd()).resolve()
+    if exp_ref is not None and (m := _EXP_SLASH_SEL.match(exp_ref)) and _is_selection(m.group(2)):
+        _one_selection(exp_ref, spec)
+        return project.load_exp(m.group(1)).id, m.group(2)
+    if exp_ref is not None and not exp_ref.isdigit() and exp_ref != "last":
+        return _from_path(project, Path(exp_ref), spec)
+    if exp_ref is None:
+        if spec is None:
+            here = _sub_containing(project, cwd)
+            if here is not None:
+                return here
+        here_exp = project._experiment_containing(cwd)
+        return project.load_exp(here_exp.id if here_exp else "last").id, spec or ALL
+    exp = project.load_exp(exp_ref)
+    here = project._experiment_containing(cwd)
+    if here is not None and here.id != exp.id:
+        print(f"mrl: {command} acts on experiment {exp.name}, not on {here.name} which you are in "
+              f"(a lone number is an experiment; `mrl {command} {here.id}/{exp_ref}` names a sub-experiment of "
+              f"{here.name})", file=sys.stderr)
+    return exp.id, spec or ALL
+
+
+def _is_selection(text: str) -> bool:
+    return text == ALL or bool(_IDS.match(text))
+
+
+def _one_selection(ref: str, spec: str | None) -> None:
+    if spec is not None:
+        raise MrlError(f"'{ref}' already names the sub-experiments: drop the extra selection '{spec}'")
+
+
+def _from_path(project: Project, path: Path, spec: str | None) -> tuple[int, str]:
+    """An experiment folder (then `spec` applies) or a sub-experiment folder (then it is
+    the selection)."""
+    sub = _sub_containing(project, path.resolve(), exact=True)
+    if sub is None:
+        return project.load_exp(str(path)).id, spec or ALL
+    _one_selection(str(path), spec)
+    return sub
+
+
+def _sub_containing(project: Project, path: Path, *, exact: bool = False) -> tuple[int, str] | None:
+    """(experiment id, sub-experiment id) of the sub-experiment folder `path` is (or is in)."""
+    exp = project._experiment_containing(path)
+    if exp is None:
+        return None
+    rel = path.relative_to(exp.dir)
+    if not rel.parts or (exact and len(rel.parts) != 1):
+        return None
+    exp = project.load_exp(exp.id)
+    if exp.is_single:
+        return None
+    sub_id = parse_id(rel.parts[0], exp.cfg["subExpFormat"], "subExpId", expId=exp.id)
+    if sub_id is None or not (exp.dir / rel.parts[0]).is_dir():
+        return None
+    return exp.id, str(sub_id)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from metarunlog.project import Project
-from tests.conftest import commit_all, main, set_cfg
+from tests.conftest import commit_all, main, run_mrl, set_cfg
 
 
 def test_a_wrong_type_names_the_key(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -20,7 +20,24 @@ def test_a_wrong_type_names_the_key(project: Path, capsys: pytest.CaptureFixture
 def test_a_wrong_nested_type_names_the_dotted_key(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     set_cfg(project, run={"jobs": "two"})
     assert main(["ls"]) == 1
-    assert "'run.jobs' must be a number" in capsys.readouterr().err
+    assert "'run.jobs' must be a whole number, not a string" in capsys.readouterr().err
+
+
+def test_a_fractional_count_says_whole_number_not_a_number(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    set_cfg(project, run={"jobs": 2.0})
+    assert main(["ls"]) == 1
+    err = capsys.readouterr().err
+    assert "'run.jobs' must be a whole number, not a fraction (2.0)" in err
+    assert "a number, not a number" not in err
+
+
+@pytest.mark.parametrize(("key", "value"), [("jobs", 0), ("jobs", -2), ("retries", -1), ("log_tail", -1)])
+def test_a_count_below_its_minimum_is_refused(project: Path, capsys: pytest.CaptureFixture[str], key: str,
+                                              value: int) -> None:
+    set_cfg(project, run={key: value})
+    r = run_mrl("status", cwd=project)
+    assert r.returncode == 1
+    assert r.stderr.startswith("mrl: error:") and f"'run.{key}' must be at least" in r.stderr
 
 
 def test_booleans_are_not_numbers(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -67,6 +67,8 @@ class LocalBackend(Backend):
                 self._queue.append(job)
         self._install_signal_handlers()
         if not self._threads:
+            if not self.options.resources:  # -j N: never more workers than jobs (-j 10000000)
+                del self.slots[max(1, len(self._queue)) :]
             for slot in range(len(self.slots)):
                 t = threading.Thread(target=self._worker, args=(slot,), name=f"mrl-slot-{slot}", daemon=True)
                 t.start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from metarunlog.selection import ALL, looks_like_selection
+from metarunlog.selection import looks_like_selection
 
 
 class _Targets(argparse.Action):
@@ -18,7 +18,7 @@ class _Targets(argparse.Action):
         if len(values) == 1 and looks_like_selection(values[0]):
             values = [None, values[0]]
         ns.expId = values[0] if values else None
-        ns.selection = values[1] if len(values) > 1 else ALL
+        ns.selection = values[1] if len(values) > 1 else None  # None: not given (main resolves the default)
 
 
 def add_target_arguments(p: argparse.ArgumentParser, verb: str) -> None:
@@ -28,10 +28,11 @@ def add_target_arguments(p: argparse.ArgumentParser, verb: str) -> None:
         action=_Targets,
         metavar="EXP SELECTION",
         help=f"experiment (default: the one you are in, else the newest), then which sub-experiments to {verb}: "
-        "'all' (default), 3, or 1,4-6. One argument with ',' or '-' (or 'all') is a SELECTION of the "
-        "default experiment; `last 3` names sub-experiment 3 of the newest",
+        "'all' (default; inside a sub-experiment folder: that one), 3, or 1,4-6. One argument with ',' or '-' "
+        "(or 'all') is a SELECTION of the default experiment; a lone number is an EXP. EXP/SELECTION in one "
+        "argument (2/3, 2/1-4, last/5) or a sub-experiment folder's path names both",
     )
-    p.set_defaults(expId=None, selection=ALL)
+    p.set_defaults(expId=None, selection=None)
 
 
 def join_dash_values(argv: list[str], options: tuple[str, ...]) -> list[str]:

@@ -1,4 +1,4 @@
-"""Show the state of every sub-experiment of an experiment.
+"""Show the state of every sub-experiment of an experiment (or of a SELECTION: `2/1-4`).
 
 Reads each sub-experiment's .mrl.status (no file: pending) and checks it against what is
 true now: a `running` record whose process is gone (runner killed, machine rebooted) shows
@@ -21,9 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from metarunlog.backends.base import Job, observe_any
+from metarunlog.commands._args import add_target_arguments
 from metarunlog.experiment import DONE_MARK, Experiment
 from metarunlog.project import Project
 from metarunlog.records import Status
+from metarunlog.selection import pick
 from metarunlog.states import JobState
 
 HELP = "state of each sub-experiment (stale = its process is gone); --watch, --json"
@@ -32,7 +34,7 @@ WATCH_S = 2.0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("expId", nargs="?", metavar="EXP", help="experiment (default: the one you are in, else the newest)")
+    add_target_arguments(p, "show")
     p.add_argument("--json", action="store_true", help="a JSON list of rows, each the .mrl.status record plus state")
     p.add_argument("--watch", action="store_true", help=f"redraw every {WATCH_S:g} s until nothing runs")
 
@@ -40,8 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def cli(args: argparse.Namespace, project: Project) -> int:
     exp = project.load_exp(args.expId)
     if args.watch:
-        return _watch(exp)
-    rows = status(exp)
+        return _watch(exp, args.selection)
+    rows = status(exp, args.selection)
     if args.json:
         sys.stdout.write(json.dumps([r.as_dict() for r in rows], indent=1, default=str) + "\n")
     else:
@@ -68,12 +70,15 @@ class Row:
         return out
 
 
-def status(exp: Experiment) -> list[Row]:
-    """The rows of `mrl status`: every sub-experiment with its observed state."""
-    jobs = [Job(sub) for sub in exp.sub_experiments()]
+def status(exp: Experiment, selection: str | None = None) -> list[Row]:
+    """The rows of `mrl status`: every selected sub-experiment with its observed state."""
+    subs = exp.sub_experiments()
+    picked = pick(subs, selection)
+    jobs = [Job(sub) for sub in picked]
     observe_any(exp, jobs)
     rows = [Row(j.id, j.name, j.state, j.status, j.message) for j in jobs]
-    if rows and all(r.state is JobState.DONE for r in rows) and not (exp.dir / DONE_MARK).exists():
+    every = len(picked) == len(subs)  # a selection cannot tell that the experiment is done
+    if every and rows and all(r.state is JobState.DONE for r in rows) and not (exp.dir / DONE_MARK).exists():
         from metarunlog.execute import update_done_marker
 
         update_done_marker(exp)
@@ -111,11 +116,11 @@ def _cells(r: Row) -> list[str]:
     ]
 
 
-def _watch(exp: Experiment) -> int:
+def _watch(exp: Experiment, selection: str | None = None) -> int:
     live = sys.stdout.isatty()
     last = ""
     while True:
-        rows = status(exp)
+        rows = status(exp, selection)
         text = render(exp, rows)
         if live:
             sys.stdout.write("\x1b[H\x1b[2J" + text)

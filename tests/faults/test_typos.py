@@ -1,0 +1,37 @@
+"""Unbounded memory or time on typos (issue 10): a range typo, `-j 10000000`, counts in .mrl.cfg."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from metarunlog.backends.base import Job, RunOptions
+from metarunlog.backends.local import LocalBackend
+from tests.backends.contract import make_experiment
+from tests.conftest import run_mrl, set_cfg
+
+
+def test_a_huge_j_starts_no_more_workers_than_jobs(project: Path) -> None:
+    exp = make_experiment(project, [{"x": i} for i in range(1, 4)], "true")
+    # A subprocess first: without the cap it starts 10^7 threads and never ends.
+    r = run_mrl("run", "-j", "10000000", cwd=project, timeout=120)
+    assert r.returncode == 0, r.stderr
+    backend = LocalBackend(exp, RunOptions(jobs=10_000_000))
+    before = threading.active_count()
+    try:
+        backend.submit([Job(sub) for sub in exp.sub_experiments()])
+        assert len(backend._threads) == 3
+        assert threading.active_count() <= before + 3
+        while backend.busy:
+            backend.wait(0.1)
+    finally:
+        backend.close()
+
+
+def test_run_jobs_0_in_the_config_is_refused_like_j_0(project: Path) -> None:
+    make_experiment(project, [{"x": 1}], "true")
+    set_cfg(project, run={"command": "true", "jobs": 0})
+    r = run_mrl("run", cwd=project)
+    assert r.returncode == 1 and "'run.jobs' must be at least 1, not 0" in r.stderr
+    r = run_mrl("run", "-j", "0", cwd=project)
+    assert r.returncode == 1 and "at least 1" in r.stderr
