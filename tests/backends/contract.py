@@ -110,13 +110,13 @@ class BackendContract:
         exp = make_experiment(
             project,
             [{"lr": 0.1}],
-            'echo "{{lr}} {{expId}} {{subExpId}} {{subExpDir}} {{codeDir}}" > vars.txt; '
+            'echo "{{lr}} {{expId}} {{subExpId}} {{subExpNum}} {{subExpDir}} {{codeDir}}" > vars.txt; '
             'echo "$MRL_EXP_DIR $MRL_SUBEXP_DIR $MRL_CODE_DIR $(pwd)" > env.txt',
         )
         assert self.run(exp) == [JobState.DONE]
         sub = exp.sub_experiments()[0]
         assert (sub.dir / "vars.txt").read_text().split() == [
-            "0.1", str(exp.id), "1", str(sub.dir), str(exp.code_dir)
+            "0.1", str(exp.id), "001", "1", str(sub.dir), str(exp.code_dir)
         ]
         env = (sub.dir / "env.txt").read_text().split()
         assert env[:3] == [str(exp.dir), str(sub.dir), str(exp.code_dir)]
