@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from metarunlog.records import SubRecord
 from tests.conftest import commit_all, main, run_mrl, set_cfg
 
 
@@ -63,7 +64,7 @@ def score(self, args):
     launch = (project / "output" / "0001" / "launch.sh").read_text()
     assert launch.startswith("echo proj ") and launch.endswith(" conf.lua")
     (project / "output" / "0001" / "001").mkdir()
-    (project / "output" / "0001" / "001" / ".mrl").write_text(json.dumps({"subExpId": 1, "params": {}}))
+    (project / "output" / "0001" / "001" / ".mrl").write_text(json.dumps(SubRecord(1, {}).to_json()))
     capsys.readouterr()
     assert main(["score", "-epoch", "12", "-testset", "hub5"]) == 0
     assert capsys.readouterr().out.strip() == "score 1 12 ['001'] hub5"

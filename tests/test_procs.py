@@ -1,0 +1,41 @@
+"""procs.py: liveness and signals, never reaching a process mrl cannot prove is its own."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+
+import pytest
+
+from metarunlog.procs import killpg, pid_alive, reap_group, valid_pid
+
+
+@pytest.mark.parametrize("pid", [0, -1, 2**31, 10**30, True, "12", 1.5, None])
+def test_a_pid_that_cannot_be_a_process_is_refused(pid: object) -> None:
+    assert valid_pid(pid) is None
+    assert pid_alive(pid) is False  # type: ignore[arg-type]
+    killpg(pid, signal.SIGTERM)  # type: ignore[arg-type]  # 0 or -1 here would stop this test run
+
+
+def test_init_s_process_group_is_never_signalled() -> None:
+    killpg(1, signal.SIGCONT)  # refused before os.killpg (as root it would reach every process in it)
+    assert valid_pid(1) == 1 and pid_alive(1)
+
+
+def test_killpg_stops_a_whole_process_group_and_a_gone_one_is_fine() -> None:
+    group = subprocess.Popen(["sh", "-c", "sleep 60 & sleep 60; wait"], start_new_session=True)
+    assert pid_alive(group.pid)
+    reap_group(group.pid)
+    assert group.wait(timeout=10) == -signal.SIGTERM
+    assert not pid_alive(group.pid)
+    killpg(group.pid, signal.SIGTERM)  # already gone: nothing to do, no error
+
+
+def test_a_zombie_is_not_alive() -> None:
+    child = subprocess.Popen(["true"])
+    for _ in range(200):
+        if not pid_alive(child.pid):
+            break
+        subprocess.run(["sleep", "0.01"])
+    assert not pid_alive(child.pid)  # exited, not yet reaped
+    child.wait()
