@@ -70,8 +70,26 @@ def _extra(data: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
 # -- SUBDIR/.mrl.status --------------------------------------------------------------------------
 
 _STATUS_KEYS = frozenset(
-    {"state", "exitCode", "attempts", "stepsDone", "steps", "start", "end", "duration", "host", "pid",
-     "runnerPid", "resource", "backend", "jobId", "node", "command", "submitted", "slurmState"}
+    {
+        "state",
+        "exitCode",
+        "attempts",
+        "stepsDone",
+        "steps",
+        "start",
+        "end",
+        "duration",
+        "host",
+        "pid",
+        "runnerPid",
+        "resource",
+        "backend",
+        "jobId",
+        "node",
+        "command",
+        "submitted",
+        "slurmState",
+    }
 )
 
 
@@ -132,11 +150,25 @@ class Status(_JsonView):
         g = data.get
         extra = {} if _STATUS_KEYS.issuperset(data) else _extra(data, _STATUS_KEYS)
         return cls(
-            _state(g("state")), _int(g("exitCode")), _count(g("attempts")), _count(g("stepsDone")),
-            _count(g("steps")), _str(g("start")), _str(g("end")), _seconds(g("duration")), _str(g("host")),
-            valid_pid(g("pid")), valid_pid(g("runnerPid")), _id_str(g("resource")),
-            _str(g("backend")) or DEFAULT, _id_str(g("jobId")), _str(g("node")), _str_list(g("command")),
-            _str(g("submitted")), _str(g("slurmState")), extra,
+            _state(g("state")),
+            _int(g("exitCode")),
+            _count(g("attempts")),
+            _count(g("stepsDone")),
+            _count(g("steps")),
+            _str(g("start")),
+            _str(g("end")),
+            _seconds(g("duration")),
+            _str(g("host")),
+            valid_pid(g("pid")),
+            valid_pid(g("runnerPid")),
+            _id_str(g("resource")),
+            _str(g("backend")) or DEFAULT,
+            _id_str(g("jobId")),
+            _str(g("node")),
+            _str_list(g("command")),
+            _str(g("submitted")),
+            _str(g("slurmState")),
+            extra,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -173,20 +205,53 @@ class Status(_JsonView):
         """Submitted to a scheduler: earlier attempts and finished steps kept (`--force`
         on a done one runs every step again)."""
         return self._next(
-            state=JobState.QUEUED, exit_code=None, start=None, end=None, duration=None, host=None, pid=None,
-            runner_pid=None, resource=None, backend=backend, job_id=job_id, node=None, submitted=now,
-            slurm_state=None, steps_done=0 if self.state is JobState.DONE else self.steps_done,
+            state=JobState.QUEUED,
+            exit_code=None,
+            start=None,
+            end=None,
+            duration=None,
+            host=None,
+            pid=None,
+            runner_pid=None,
+            resource=None,
+            backend=backend,
+            job_id=job_id,
+            node=None,
+            submitted=now,
+            slurm_state=None,
+            steps_done=0 if self.state is JobState.DONE else self.steps_done,
         )
 
     def begin(
-        self, steps: list[str], *, first: int, host: str, runner_pid: int, resource: str | None, backend: str,
-        job_id: str | None, node: str | None,
+        self,
+        steps: list[str],
+        *,
+        first: int,
+        host: str,
+        runner_pid: int,
+        resource: str | None,
+        backend: str,
+        job_id: str | None,
+        node: str | None,
     ) -> Status:
         """A process takes it up to run `steps` from step `first` (attempts so far kept)."""
         return self._next(
-            state=JobState.RUNNING, exit_code=None, steps_done=first, steps=len(steps), start=None, end=None,
-            duration=None, host=host, pid=None, runner_pid=runner_pid, resource=resource, backend=backend,
-            job_id=job_id, node=node, command=list(steps), slurm_state=None,
+            state=JobState.RUNNING,
+            exit_code=None,
+            steps_done=first,
+            steps=len(steps),
+            start=None,
+            end=None,
+            duration=None,
+            host=host,
+            pid=None,
+            runner_pid=runner_pid,
+            resource=resource,
+            backend=backend,
+            job_id=job_id,
+            node=node,
+            command=list(steps),
+            slurm_state=None,
             submitted=self.submitted if backend == self.backend else None,  # who queued it
         )
 
@@ -206,8 +271,9 @@ class Status(_JsonView):
 
     def cancelled(self, now: str, *, slurm_state: str | None = None) -> Status:
         """Stopped from outside (`mrl cancel`, scancel) while its runner could not say so."""
-        return self._next(state=JobState.CANCELLED, end=self.end or now, pid=None,
-                          slurm_state=slurm_state or self.slurm_state)
+        return self._next(
+            state=JobState.CANCELLED, end=self.end or now, pid=None, slurm_state=slurm_state or self.slurm_state
+        )
 
     def settled(self, slurm_state: str, state: JobState | None, node: str, now: str) -> Status:
         """The scheduler's final word written in; `state` when it changes the record's."""
@@ -218,8 +284,19 @@ class Status(_JsonView):
 
     def requeued(self, now: str) -> Status:
         """Back in its scheduler's queue (a requeue): same job id, the next attempt to come."""
-        return self._next(state=JobState.QUEUED, exit_code=None, start=None, end=None, duration=None,
-                          pid=None, runner_pid=None, host=None, node=None, slurm_state=None, submitted=now)
+        return self._next(
+            state=JobState.QUEUED,
+            exit_code=None,
+            start=None,
+            end=None,
+            duration=None,
+            pid=None,
+            runner_pid=None,
+            host=None,
+            node=None,
+            slurm_state=None,
+            submitted=now,
+        )
 
 
 # -- SUBDIR/.mrl ---------------------------------------------------------------------------------
@@ -250,10 +327,32 @@ def _without(extra: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:
 # -- EXPDIR/.mrl: batch block ----------------------------------------------------------------------
 
 # field name -> JSON key, for the fields written only when set
-_BATCH_OPTIONAL = {"params": "params", "rendered": "rendered", "first_made": "firstMade", "added": "added",
-                   "trash": "trash", "defaults": "defaults", "grids": "grids", "cli": "cli"}
-_BATCH_KEYS = frozenset({"n", "single", "templates", "made", "grid", "paramsList", "set", "repeat", "sample",
-                         "seed", "duplicates", *_BATCH_OPTIONAL.values()})
+_BATCH_OPTIONAL = {
+    "params": "params",
+    "rendered": "rendered",
+    "first_made": "firstMade",
+    "added": "added",
+    "trash": "trash",
+    "defaults": "defaults",
+    "grids": "grids",
+    "cli": "cli",
+}
+_BATCH_KEYS = frozenset(
+    {
+        "n",
+        "single",
+        "templates",
+        "made",
+        "grid",
+        "paramsList",
+        "set",
+        "repeat",
+        "sample",
+        "seed",
+        "duplicates",
+        *_BATCH_OPTIONAL.values(),
+    }
+)
 
 
 @dataclass
@@ -286,12 +385,22 @@ class BatchRecord:
         g = data.get
         params_list = g("paramsList")
         return cls(
-            _count(g("n")), g("single") is True, _str_list(g("templates")), _str(g("made")), _dict(g("grid")),
-            params_list if type(params_list) is list else None, _dict(g("set")), _int(g("repeat")),
-            _int(g("sample")), _int(g("seed")), _count(g("duplicates")),
+            _count(g("n")),
+            g("single") is True,
+            _str_list(g("templates")),
+            _str(g("made")),
+            _dict(g("grid")),
+            params_list if type(params_list) is list else None,
+            _dict(g("set")),
+            _int(g("repeat")),
+            _int(g("sample")),
+            _int(g("seed")),
+            _count(g("duplicates")),
             _dict(g("params")) if "params" in data else None,
             _dict(g("rendered")) if "rendered" in data else None,
-            _str(g("firstMade")), _int(g("added")), _str(g("trash")),
+            _str(g("firstMade")),
+            _int(g("added")),
+            _str(g("trash")),
             _dict(g("defaults")) if "defaults" in data else None,
             g("grids") if type(g("grids")) is list else None,
             _dict(g("cli")) if "cli" in data else None,
@@ -300,9 +409,17 @@ class BatchRecord:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "n": self.n, "single": self.single, "templates": self.templates, "made": self.made,
-            "grid": self.grid, "paramsList": self.params_list, "set": self.set, "repeat": self.repeat,
-            "sample": self.sample, "seed": self.seed, "duplicates": self.duplicates,
+            "n": self.n,
+            "single": self.single,
+            "templates": self.templates,
+            "made": self.made,
+            "grid": self.grid,
+            "paramsList": self.params_list,
+            "set": self.set,
+            "repeat": self.repeat,
+            "sample": self.sample,
+            "seed": self.seed,
+            "duplicates": self.duplicates,
         }
         for name, key in _BATCH_OPTIONAL.items():
             value = getattr(self, name)
@@ -391,8 +508,9 @@ class ExperimentRecord(_JsonView):
         if "batch" in data and type(batch) is not dict:
             extra["batch"] = batch
         absent = frozenset(key for key, _ in _EXP_FIELDS.values() if key not in data)
-        return cls(**values, batch=BatchRecord.from_json(batch) if type(batch) is dict else None, extra=extra,
-                   absent=absent)
+        return cls(
+            **values, batch=BatchRecord.from_json(batch) if type(batch) is dict else None, extra=extra, absent=absent
+        )
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -18,11 +18,16 @@ def test_a_folder_never_run_is_not_running(tmp_path: Path) -> None:
 
 def test_a_lock_held_by_another_process_is_seen_and_refused(tmp_path: Path) -> None:
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys; from pathlib import Path; from metarunlog.locks import run_lock\n"
-         "with run_lock(Path(sys.argv[1])):\n    print('held', flush=True); sys.stdin.read()",
-         str(tmp_path)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from metarunlog.locks import run_lock\n"
+            "with run_lock(Path(sys.argv[1])):\n    print('held', flush=True); sys.stdin.read()",
+            str(tmp_path),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == "held\n"

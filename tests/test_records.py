@@ -31,15 +31,43 @@ JSON = st.recursive(
 
 
 def test_a_status_survives_the_json_round_trip() -> None:
-    status = Status(JobState.RUNNING, attempts=2, steps_done=1, steps=3, host="h", pid=42, runner_pid=41,
-                    backend="slurm", job_id="7_3", command=["a", "b", "c"], submitted="t", slurm_state="X")
+    status = Status(
+        JobState.RUNNING,
+        attempts=2,
+        steps_done=1,
+        steps=3,
+        host="h",
+        pid=42,
+        runner_pid=41,
+        backend="slurm",
+        job_id="7_3",
+        command=["a", "b", "c"],
+        submitted="t",
+        slurm_state="X",
+    )
     assert Status.from_json(json.loads(json.dumps(status.to_json()))) == status
 
 
 def test_the_status_json_has_every_key_of_the_documented_schema() -> None:
     keys = set(Status().to_json())
-    assert keys == {"state", "exitCode", "attempts", "stepsDone", "steps", "start", "end", "duration", "host",
-                    "pid", "runnerPid", "resource", "backend", "jobId", "node", "command"}
+    assert keys == {
+        "state",
+        "exitCode",
+        "attempts",
+        "stepsDone",
+        "steps",
+        "start",
+        "end",
+        "duration",
+        "host",
+        "pid",
+        "runnerPid",
+        "resource",
+        "backend",
+        "jobId",
+        "node",
+        "command",
+    }
 
 
 @pytest.mark.parametrize(
@@ -64,8 +92,7 @@ def test_the_status_json_has_every_key_of_the_documented_schema() -> None:
         ("backend", 3, "local"),
     ],
 )
-def test_a_wrong_typed_status_field_reads_as_nothing_instead_of_crashing(field: str, value: Any,
-                                                                         read_as: Any) -> None:
+def test_a_wrong_typed_status_field_reads_as_nothing_instead_of_crashing(field: str, value: Any, read_as: Any) -> None:
     status = Status.from_json({"state": "running", field: value})
     assert status.to_json()[field] == (read_as.value if isinstance(read_as, JobState) else read_as)
 
@@ -90,10 +117,16 @@ def test_reading_any_json_object_as_an_experiment_record_never_raises_and_loses_
 
 def test_unknown_status_keys_are_kept_through_every_transition() -> None:
     status = Status.from_json({"state": "queued", "backend": "slurm", "jobId": "1_1", "newerField": {"a": 1}})
-    for step in (lambda s: s.begin(["x"], first=0, host="h", runner_pid=1, resource=None, backend="slurm",
-                                   job_id="1_1", node=None),
-                 lambda s: s.attempt_started("t0"), lambda s: s.step_started(5), lambda s: s.step_done(0),
-                 lambda s: s.finished(JobState.DONE, 0, "t1", 1.0), lambda s: s.queued("slurm", "2_1", "t2")):
+    for step in (
+        lambda s: s.begin(
+            ["x"], first=0, host="h", runner_pid=1, resource=None, backend="slurm", job_id="1_1", node=None
+        ),
+        lambda s: s.attempt_started("t0"),
+        lambda s: s.step_started(5),
+        lambda s: s.step_done(0),
+        lambda s: s.finished(JobState.DONE, 0, "t1", 1.0),
+        lambda s: s.queued("slurm", "2_1", "t2"),
+    ):
         status = step(status)
         assert status.to_json()["newerField"] == {"a": 1}
 
@@ -109,7 +142,12 @@ def test_queueing_a_done_one_again_runs_every_step_and_forgets_the_scheduler_ver
     old = Status(JobState.DONE, steps_done=3, steps=3, attempts=1, slurm_state="COMPLETED", backend="slurm")
     queued = old.queued("slurm", "9_1", "t")
     assert (queued.state, queued.steps_done, queued.attempts, queued.job_id, queued.slurm_state) == (
-        JobState.QUEUED, 0, 1, "9_1", None)
+        JobState.QUEUED,
+        0,
+        1,
+        "9_1",
+        None,
+    )
     failed = Status(JobState.FAILED, steps_done=2, steps=3)
     assert failed.queued("slurm", "9_2", "t").steps_done == 2  # resumes at the failed step
 
@@ -159,8 +197,18 @@ def test_run_keeps_keys_of_the_status_record_it_does_not_know(project: Path, cap
     assert data["note"] == "keep me" and data["attempts"] == 2
 
 
-@pytest.mark.parametrize("bad", [{"pid": 0}, {"pid": -1}, {"pid": "123"}, {"pid": 10**30},
-                                 {"duration": "fast"}, {"duration": float("nan")}, {"runnerPid": 10**30}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"pid": 0},
+        {"pid": -1},
+        {"pid": "123"},
+        {"pid": 10**30},
+        {"duration": "fast"},
+        {"duration": float("nan")},
+        {"runnerPid": 10**30},
+    ],
+)
 def test_status_table_and_cancel_read_a_wrong_typed_record_without_crashing_or_signalling(
     project: Path, bad: dict[str, Any]
 ) -> None:
@@ -173,8 +221,15 @@ def test_status_table_and_cancel_read_a_wrong_typed_record_without_crashing_or_s
     env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
     for cmd in (["status"], ["status", "--json"], ["table"], ["cancel"]):
         # Its own session: a pid 0 that reached killpg would stop only that mrl.
-        res = subprocess.run([sys.executable, "-m", "metarunlog", *cmd], cwd=project, env=env,
-                             capture_output=True, text=True, timeout=60, start_new_session=True)
+        res = subprocess.run(
+            [sys.executable, "-m", "metarunlog", *cmd],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            start_new_session=True,
+        )
         assert res.returncode in (0, 1), (cmd, res.returncode, res.stderr)
         assert res.returncode != -signal.SIGTERM and "Traceback" not in res.stderr, res.stderr
     assert observed_state(sub.read_status()) in (JobState.STALE, JobState.CANCELLED)

@@ -22,8 +22,7 @@ from metarunlog.errors import MrlError
 if TYPE_CHECKING:
     from metarunlog.backends.base import Backend
 
-__all__ = ["BackendSpec", "RunArg", "Setting", "get_backend", "names", "register", "spec", "specs",
-           "unregister"]
+__all__ = ["BackendSpec", "RunArg", "Setting", "get_backend", "names", "register", "spec", "specs", "unregister"]
 
 
 @dataclass(frozen=True)
@@ -127,36 +126,55 @@ def _at_least_one(value: Any) -> str | None:
 
 _STR, _INT, _NONE, _LIST = str, int, type(None), list
 
-register(BackendSpec(
-    "local",
-    "metarunlog.backends.local:LocalBackend",
-    liveness=True,
-    help="worker threads on this machine (-j N, --resources)",
-))
-register(BackendSpec(
-    "slurm",
-    "metarunlog.backends.slurm:SlurmBackend",
-    settings={
-        "partition": Setting(None, (_STR, _NONE)),
-        "time": Setting(None, (_STR, _INT, _NONE)),
-        "mem": Setting(None, (_STR, _INT, _NONE)),
-        "cpus_per_task": Setting(None, (_INT, _NONE)),
-        "gpus": Setting(None, (_STR, _INT, _NONE)),
-        "account": Setting(None, (_STR, _NONE)),
-        "qos": Setting(None, (_STR, _NONE)),
-        "max_parallel": Setting(None, (_INT, _NONE), _at_least_one),
-        "extra": Setting([], (_LIST,)),
-    },
-    run_args=(
-        RunArg(("--slurm-opt",), "slurm_opt", {
-            "action": "append", "default": [], "metavar": "OPT",
-            "help": "slurm: an sbatch option, e.g. --slurm-opt=--mem=8G"}),
-        RunArg(("--max-parallel",), "max_parallel", {
-            "type": int, "metavar": "N", "help": "slurm: at most N array tasks at once (%%N)"}),
-        RunArg(("--wait",), "wait", {
-            "action": "store_true",
-            "help": "slurm: stay until every task ends, showing progress, and exit like a local run "
-                    "(default: return once submitted)"}),
-    ),
-    help="one sbatch --array per run (--slurm-opt, --max-parallel, --wait)",
-))
+register(
+    BackendSpec(
+        "local",
+        "metarunlog.backends.local:LocalBackend",
+        liveness=True,
+        help="worker threads on this machine (-j N, --resources)",
+    )
+)
+register(
+    BackendSpec(
+        "slurm",
+        "metarunlog.backends.slurm:SlurmBackend",
+        settings={
+            "partition": Setting(None, (_STR, _NONE)),
+            "time": Setting(None, (_STR, _INT, _NONE)),
+            "mem": Setting(None, (_STR, _INT, _NONE)),
+            "cpus_per_task": Setting(None, (_INT, _NONE)),
+            "gpus": Setting(None, (_STR, _INT, _NONE)),
+            "account": Setting(None, (_STR, _NONE)),
+            "qos": Setting(None, (_STR, _NONE)),
+            "max_parallel": Setting(None, (_INT, _NONE), _at_least_one),
+            "extra": Setting([], (_LIST,)),
+        },
+        run_args=(
+            RunArg(
+                ("--slurm-opt",),
+                "slurm_opt",
+                {
+                    "action": "append",
+                    "default": [],
+                    "metavar": "OPT",
+                    "help": "slurm: an sbatch option, e.g. --slurm-opt=--mem=8G",
+                },
+            ),
+            RunArg(
+                ("--max-parallel",),
+                "max_parallel",
+                {"type": int, "metavar": "N", "help": "slurm: at most N array tasks at once (%%N)"},
+            ),
+            RunArg(
+                ("--wait",),
+                "wait",
+                {
+                    "action": "store_true",
+                    "help": "slurm: stay until every task ends, showing progress, and exit like a local run "
+                    "(default: return once submitted)",
+                },
+            ),
+        ),
+        help="one sbatch --array per run (--slurm-opt, --max-parallel, --wait)",
+    )
+)

@@ -55,8 +55,14 @@ class FakeBackend(Backend):
             self.threads[-1].start()
 
     def _run(self, job: Job) -> None:
-        options = ExecOptions(backend=self.name, steps=job.steps or None, retries=self.options.retries,
-                              force=self.options.force, stop=self.stop, env=self.env)
+        options = ExecOptions(
+            backend=self.name,
+            steps=job.steps or None,
+            retries=self.options.retries,
+            force=self.options.force,
+            stop=self.stop,
+            env=self.env,
+        )
         try:
             job.status = execute(job.sub, options)
             job.state = job.status.state
@@ -109,8 +115,11 @@ def test_mrl_run_backend_fake_runs_with_its_own_option_and_config_block(project:
     assert "on fake" in capsys.readouterr().out
     assert [s["backend"] for s in statuses(exp.dir).values()] == ["fake", "fake"]
     assert (exp.subexp_dir(2) / "out.txt").read_text() == "bonjour 2\n"
-    (exp.dir / ".mrl.cfg").write_text(json.dumps({"run": {"command": "echo $FAKE_GREETING > out.txt",
-                                                          "backend": "fake", "fake": {"greeting": "hej"}}}))
+    (exp.dir / ".mrl.cfg").write_text(
+        json.dumps(
+            {"run": {"command": "echo $FAKE_GREETING > out.txt", "backend": "fake", "fake": {"greeting": "hej"}}}
+        )
+    )
     assert main(["run", "--force"]) == 0
     assert (exp.subexp_dir(1) / "out.txt").read_text() == "hej\n"
     assert main(["status"]) == 0 and "2 done" in capsys.readouterr().out
