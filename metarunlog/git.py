@@ -277,3 +277,15 @@ def diff_paths(diff_file: Path, dest: Path) -> list[str]:
 
 def has_commit(repo: Path, commit: str) -> bool:
     return bool(_git(repo, "rev-parse", "--verify", "-q", f"{commit}^{{commit}}", check=False).strip())
+
+
+def changed_files(repo: Path, a: str, b: str) -> list[tuple[str, str]]:
+    """(status letter, path) of each file that differs between commits `a` and `b` (renames as A/D)."""
+    out = _git(repo, "diff", "--no-renames", "--name-status", "-z", a, b)
+    parts = out.split("\0")
+    return [(parts[i][:1], parts[i + 1]) for i in range(0, len(parts) - 1, 2) if parts[i]]
+
+
+def diff_text(repo: Path, a: str, b: str) -> str:
+    """The full `git diff a b` (what `mrl diff --code` prints)."""
+    return _git(repo, "diff", a, b)

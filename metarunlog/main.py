@@ -31,6 +31,8 @@ COMMANDS = [
     "status",
     "cancel",
     "table",
+    "tag",
+    "diff",
     "analyze",
 ]
 
@@ -160,10 +162,8 @@ def _main(argv: list[str]) -> int:
     _warn_about_hooks(cfg_hooks, custom, chosen, argv)
     parser, modules = build_parser(custom, only=chosen)
     mod = modules.get(chosen or "")
-    if mod is not None and hasattr(mod, "DASH_VALUES"):
-        from metarunlog.commands._args import join_dash_values
-
-        argv = join_dash_values(argv, tuple(mod.DASH_VALUES))
+    if mod is not None and hasattr(mod, "fix_argv"):  # a command's own argv reading (mrl tag 3 -draft)
+        argv = mod.fix_argv(argv)
     if not argv:
         parser.print_help()
         return 0

@@ -459,8 +459,10 @@ _EXP_FIELDS: dict[str, tuple[str, Any]] = {
     "copied_files": ("copiedFiles", _str_list),
     "mrl_version": ("mrlVersion", _str),
     "snapshot": ("snapshot", _dict),
+    "tags": ("tags", _str_list),
 }
 _EXP_KEYS = frozenset([*(key for key, _ in _EXP_FIELDS.values()), "batch"])
+_EXP_WHEN_SET = frozenset({"tags"})  # written only when not empty (records of older mrl versions lack it)
 
 
 @dataclass
@@ -491,6 +493,7 @@ class ExperimentRecord(_JsonView):
     copied_files: list[str] = field(default_factory=list)
     mrl_version: str | None = None
     snapshot: dict[str, Any] = field(default_factory=dict)  # how code/ was written (metarunlog.snapshot)
+    tags: list[str] = field(default_factory=list)  # `mrl tag`; written only once set
     batch: BatchRecord | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # unknown keys, and raw values of coerced ones
     # Keys the file did not have: not written back while unset (an older record stays as
@@ -516,7 +519,7 @@ class ExperimentRecord(_JsonView):
         out: dict[str, Any] = {}
         for name, (key, coerce) in _EXP_FIELDS.items():
             value = getattr(self, name)
-            if key in self.absent and value == coerce(None):
+            if value == coerce(None) and (key in self.absent or key in _EXP_WHEN_SET):
                 continue
             out[key] = self.extra[key] if key in self.extra and coerce(self.extra[key]) == value else value
         if self.batch is not None:

@@ -113,12 +113,9 @@ def narrow(states: Iterable[JobState], *, failed: bool = False, pending: bool = 
 
 # -- which experiments (mrl table 2 3 5-9, --all, --tag) ------------------------------------------
 
-TAGS = "tags"  # the experiment record's list of tag names (`mrl tag`)
-
-
 def experiment_tags(exp: Experiment) -> list[str]:
-    tags = exp.record.get(TAGS)
-    return [str(t) for t in tags] if isinstance(tags, list) else []
+    """The experiment record's tags (`mrl tag`)."""
+    return list(exp.record.tags)
 
 
 def experiments(

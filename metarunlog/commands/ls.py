@@ -1,7 +1,8 @@
 """List experiments, newest first.
 
 `**` marks an experiment that is not done (some sub-experiment has not finished, or it
-was never run). A corrupt record is reported by its path and the others are still listed.
+was never run). Tags (`mrl tag`) end the line as `#name`; `--tag NAME` lists only those
+tagged NAME. A corrupt record is reported by its path and the others are still listed.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-gdesc", action="store_true", help="show the git description (commit subject)")
     p.add_argument("-desc", action="store_true", help="show the experiment description")
     p.add_argument("--json", action="store_true", help="one JSON list of the records (with name, path, done)")
+    p.add_argument("--tag", action="append", default=[], metavar="NAME", help="only experiments tagged NAME (mrl tag)")
 
 
 @dataclass
@@ -42,7 +44,7 @@ class Row:
 
 
 def cli(args: argparse.Namespace, project: Project) -> int:
-    rows = ls(project)
+    rows = ls(project, tags=args.tag)
     bad = [r for r in rows if r.error]
     for r in bad:
         print(f"mrl: warning: {r.error}", file=sys.stderr)
@@ -59,6 +61,8 @@ def cli(args: argparse.Namespace, project: Project) -> int:
         cols = [("  " if r.done else "**") + " " + r.name]
         record = r.record.to_json()
         cols += [_cell(record.get(key)) for key in wanted]
+        if r.record.tags:
+            cols.append(" ".join(f"#{t}" for t in r.record.tags))
         lines.append("\t".join(cols))
     if lines:
         sys.stdout.write("\n".join(lines) + "\n")
@@ -71,7 +75,8 @@ def _cell(v: Any) -> str:
     return str(v)[:7] if isinstance(v, str) and len(v) == 40 and v.isalnum() else str(v)
 
 
-def ls(project: Project) -> list[Row]:
+def ls(project: Project, tags: list[str] | None = None) -> list[Row]:
+    """Every experiment, newest first; with `tags`, those tagged with any of them."""
     # Plain os.path strings here: with thousands of experiments, pathlib's per-object cost
     # is most of `mrl ls`'s own time.
     outdir = str(project.outdir)
@@ -89,5 +94,8 @@ def ls(project: Project) -> list[Row]:
         if not isinstance(record, dict):
             rows.append(Row(name, False, None, f"corrupt record {os.path.join(expdir, RECORD)}: not a JSON object"))
             continue
-        rows.append(Row(name, os.path.exists(os.path.join(expdir, DONE_MARK)), ExperimentRecord.from_json(record)))
+        rec = ExperimentRecord.from_json(record)
+        if tags and not set(tags) & set(rec.tags):
+            continue
+        rows.append(Row(name, os.path.exists(os.path.join(expdir, DONE_MARK)), rec))
     return rows

@@ -39,7 +39,6 @@ from metarunlog.project import Project
 from metarunlog.results import Table
 
 HELP = "params + state + metrics, one row per sub-experiment (--summary best, --aggregate, --where ...)"
-DASH_VALUES = ("--sort",)  # `--sort -val_acc` is `--sort=-val_acc`, not an unknown option
 FORMATS = ("text", "csv", "tsv", "json", "markdown")
 FORMAT_HELP = {
     "csv": "comma-separated values, full precision",
@@ -48,6 +47,13 @@ FORMAT_HELP = {
     "markdown": "a markdown table (for notes and issues)",
 }
 MAX_ERRORS_SHOWN = 10
+
+
+def fix_argv(argv: list[str]) -> list[str]:
+    """`--sort -val_acc` is `--sort=-val_acc`, not an unknown option."""
+    from metarunlog.commands._args import join_dash_values
+
+    return join_dash_values(argv, ("--sort",))
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -1,0 +1,344 @@
+"""Compare two experiments (`3`) or sub-experiments (`3/2`): what differs in what they ran,
+and what they gave.
+
+  mrl diff 3 5            params, pinned code, run block, config files, metrics
+  mrl diff 3/2 5/2        two runs
+  mrl diff 3 7 --code     also the full `git diff` between the pinned commits
+  mrl diff 3 7 --json     for scripts
+
+Params: the values that differ (for an experiment, the values its sub-experiments take).
+Code: the pinned commits, the files changed between them (`git diff --name-status`), and
+each side's `.mrl.diff` (--notclean). Run block: the `run` config each runs with, key by
+key (pinned in the record, else the `.mrl.cfg` of its code snapshot with EXPDIR/.mrl.cfg
+over it). Config files: the config templates of the experiments (the rendered
+files of sub-experiments) and `EXPDIR/.mrl.cfg`, with a unified diff of those that
+differ. Metrics: every metric both have, last and best value (--summary best) of each and
+the delta B - A; for an experiment, the mean of its sub-experiments' last values and the
+best value of any of them. Comparing an experiment with a reproduction of it checks it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import math
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from metarunlog import config, git, results
+from metarunlog.config import CFG_NAME as CFG_OVERRIDE
+from metarunlog.errors import MrlError
+from metarunlog.experiment import DIFF, Experiment, SubExperiment
+from metarunlog.fmt import format_value
+from metarunlog.project import Project
+
+HELP = "what differs between two experiments (3) or sub-experiments (3/2): params, code, run block, configs, metrics"
+RESOLVES_EXP = False
+MAX_DIFF_LINES = 40  # of each config file's diff in the text output
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("a", metavar="A", help="an experiment (3, last, a path) or a sub-experiment (3/2)")
+    p.add_argument("b", metavar="B", help="the other one")
+    p.add_argument("--code", action="store_true", help="also print the full git diff between the pinned commits")
+    p.add_argument("--json", action="store_true", help="one JSON object (for scripts)")
+
+
+def cli(args: argparse.Namespace, project: Project) -> int:
+    d = diff(project, args.a, args.b, code=args.code)
+    sys.stdout.write(json.dumps(d.to_json(), indent=1, default=str) + "\n" if args.json else render(d))
+    return 0
+
+
+# -- what is compared ---------------------------------------------------------------------------
+
+
+@dataclass
+class Side:
+    """One of the two: an experiment, or one of its sub-experiments."""
+
+    exp: Experiment
+    sub: SubExperiment | None
+    label: str  # "0003" or "0003/002"
+
+    @property
+    def dir(self) -> Path:
+        return self.sub.dir if self.sub is not None else self.exp.dir
+
+
+@dataclass
+class Diff:
+    a: str
+    b: str
+    params: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    commits: tuple[str | None, str | None] = (None, None)
+    files: list[tuple[str, str]] = field(default_factory=list)  # (status, path) between the commits
+    code_note: str | None = None  # why the files could not be listed
+    mrl_diffs: tuple[str | None, str | None] = (None, None)  # each side's .mrl.diff text
+    run: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    configs: dict[str, str] = field(default_factory=dict)  # file -> unified diff ("" for one side missing)
+    metrics: dict[str, dict[str, tuple[Any, Any, Any]]] = field(default_factory=dict)  # m -> last/best -> a, b, d
+    code_text: str | None = None  # --code
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "a": self.a,
+            "b": self.b,
+            "params": {k: {"a": _j(a), "b": _j(b)} for k, (a, b) in self.params.items()},
+            "code": {
+                "a": self.commits[0],
+                "b": self.commits[1],
+                "files": [{"status": s, "path": p} for s, p in self.files],
+                "note": self.code_note,
+                "mrl_diff": {"a": self.mrl_diffs[0], "b": self.mrl_diffs[1], "same": _same(*self.mrl_diffs)},
+                **({"diff": self.code_text} if self.code_text is not None else {}),
+            },
+            "run": {k: {"a": _j(a), "b": _j(b)} for k, (a, b) in self.run.items()},
+            "config_files": self.configs,
+            "metrics": {
+                m: {kind: {"a": _j(a), "b": _j(b), "delta": _j(d)} for kind, (a, b, d) in parts.items()}
+                for m, parts in self.metrics.items()
+            },
+        }
+
+
+def _j(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def _same(a: str | None, b: str | None) -> bool:
+    return (a or "") == (b or "")
+
+
+def parse_side(project: Project, ref: str) -> Side:
+    """`3`, `last`, a path: the experiment; `3/2` or `3/002`: its sub-experiment 2."""
+    exp_ref, slash, sub_ref = ref.rpartition("/") if _looks_like_sub(project, ref) else (ref, "", "")
+    exp = project.load_exp(exp_ref)
+    if not slash:
+        return Side(exp, None, exp.name)
+    subs = exp.sub_experiments()
+    for s in subs:
+        if sub_ref in (s.name, str(s.id)) or (sub_ref.isdigit() and int(sub_ref) == s.id):
+            return Side(exp, s, f"{exp.name}/{s.name if s.name != '.' else s.id}")
+    raise MrlError(f"{ref}: experiment {exp.name} has no sub-experiment {sub_ref} (see `mrl status {exp.name}`)")
+
+
+def _looks_like_sub(project: Project, ref: str) -> bool:
+    """`3/2`, `last/2`, `output/0003/002`; not the path of an experiment folder."""
+    head, _, tail = ref.rpartition("/")
+    if not head or not tail:
+        return False
+    try:
+        project.load_exp(ref)
+    except MrlError:
+        return True
+    return False
+
+
+def diff(project: Project, a_ref: str, b_ref: str, *, code: bool = False) -> Diff:
+    """Everything `mrl diff A B` shows, as data."""
+    a, b = parse_side(project, a_ref), parse_side(project, b_ref)
+    d = Diff(a.label, b.label)
+    d.params = _differing(_params(a), _params(b))
+    _code(project, a, b, d, full=code)
+    d.run = _differing(_flat("run", _run_block(a.exp)), _flat("run", _run_block(b.exp)))
+    d.configs = _configs(a, b)
+    d.metrics = _metrics(project, a, b)
+    return d
+
+
+def _params(side: Side) -> dict[str, Any]:
+    if side.sub is not None:
+        return side.sub.params
+    values: dict[str, list[Any]] = {}
+    for s in side.exp.sub_experiments():
+        for k, v in s.params.items():
+            seen = values.setdefault(k, [])
+            if v not in seen:
+                seen.append(v)
+    return {k: vs[0] if len(vs) == 1 else sorted(vs, key=results._sort_key) for k, vs in values.items()}
+
+
+_ABSENT = object()
+
+
+def _differing(a: dict[str, Any], b: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Keys whose values differ (a missing key shows as None), in a's order then b's."""
+    out = {}
+    for k in dict.fromkeys([*a, *b]):
+        va, vb = a.get(k, _ABSENT), b.get(k, _ABSENT)
+        if json.dumps(va, sort_keys=True, default=str) != json.dumps(vb, sort_keys=True, default=str):
+            out[k] = (None if va is _ABSENT else va, None if vb is _ABSENT else vb)
+    return out
+
+
+def _flat(prefix: str, value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flat(f"{prefix}.{k}", v))
+        return out
+    return {prefix: value}
+
+
+def _run_block(exp: Experiment) -> Any:
+    """The run block the experiment runs with: the one pinned in its record; else the `run` of
+    the `.mrl.cfg` in its code snapshot (the project's config at the pinned commit), with
+    `EXPDIR/.mrl.cfg` over it; else its live config's."""
+    pinned = exp.record.get("run")
+    if isinstance(pinned, dict):
+        return pinned
+    snapshot = exp.code_dir / (exp.record.code_subdir or "") / CFG_OVERRIDE
+    try:
+        data = config.read_cfg_file(snapshot)
+    except MrlError:
+        return dict(exp.cfg.run)
+    block = config.merge(config.RUN_DEFAULTS, data.get("run") if isinstance(data.get("run"), dict) else {})
+    if (exp.dir / CFG_OVERRIDE).is_file():
+        over = config.read_cfg_file(exp.dir / CFG_OVERRIDE).get("run")
+        block = config.merge(block, over if isinstance(over, dict) else {})
+    return block
+
+
+def _code(project: Project, a: Side, b: Side, d: Diff, *, full: bool) -> None:
+    ha, hb = a.exp.record.git_hash, b.exp.record.git_hash
+    d.commits = (ha, hb)
+    d.mrl_diffs = (_read(a.exp.dir / DIFF), _read(b.exp.dir / DIFF))
+    if not ha or not hb or ha == hb:
+        d.code_note = None if ha == hb else "a record has no pinned commit"
+        return
+    repo = git.toplevel(project.basedir) or project.basedir
+    missing = [h for h in (ha, hb) if not git.has_commit(repo, h)]
+    if missing:
+        d.code_note = f"commit {missing[0][:12]} is not in this repository: cannot list the changed files"
+        return
+    d.files = git.changed_files(repo, ha, hb)
+    if full:
+        d.code_text = git.diff_text(repo, ha, hb)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _config_names(side: Side) -> list[str]:
+    batch = side.exp.record.batch
+    rendered = list(batch.templates) if batch is not None else []
+    names = rendered if side.sub is not None else [*side.exp.cfg.template_files(), *rendered]
+    return list(dict.fromkeys([*names, CFG_OVERRIDE]))
+
+
+def _configs(a: Side, b: Side) -> dict[str, str]:
+    out = {}
+    for name in dict.fromkeys([*_config_names(a), *_config_names(b)]):
+        ta, tb = _read(a.dir / name), _read(b.dir / name)
+        if ta == tb:
+            continue
+        lines = difflib.unified_diff(
+            (ta or "").splitlines(keepends=True),
+            (tb or "").splitlines(keepends=True),
+            f"{a.label}/{name}" if ta is not None else "/dev/null",
+            f"{b.label}/{name}" if tb is not None else "/dev/null",
+        )
+        out[name] = "".join(lines)
+    return out
+
+
+def _metrics(project: Project, a: Side, b: Side) -> dict[str, dict[str, tuple[Any, Any, Any]]]:
+    va, vb = _side_metrics(project, a), _side_metrics(project, b)
+    out = {}
+    for m in [k for k in va if k in vb]:
+        parts = {kind: (va[m][kind], vb[m][kind], _delta(va[m][kind], vb[m][kind])) for kind in ("last", "best")}
+        out[m] = parts
+    return out
+
+
+def _side_metrics(project: Project, side: Side) -> dict[str, dict[str, Any]]:
+    """Per metric: `last` (mean over the sub-experiments for an experiment) and `best`."""
+    subs, _ = results.collect(side.exp, basedir=project.basedir)
+    if side.sub is not None:
+        subs = [r for r in subs if r.id == side.sub.id]
+    out: dict[str, dict[str, Any]] = {}
+    for m in results.metric_order(subs):
+        lasts = [r.metrics.get(m) for r in subs]
+        numeric = [v for v in lasts if results.is_number(v)]
+        last = lasts[0] if len(subs) == 1 else (results.mean_std(numeric)[0] if numeric else None)
+        bests = [r.best[m] for r in subs if m in r.best]
+        best = None
+        if bests:
+            pick = min if bests[0].goal == "min" else max
+            best = pick(b.value for b in bests)
+        out[m] = {"last": last, "best": best}
+    return out
+
+
+def _delta(a: Any, b: Any) -> Any:
+    return b - a if results.is_number(a) and results.is_number(b) else None
+
+
+# -- text ----------------------------------------------------------------------------------------
+
+
+def render(d: Diff) -> str:
+    lines = [f"mrl diff {d.a} {d.b}"]
+    lines += _section("params", [f"  {k}: {_v(a)} -> {_v(b)}" for k, (a, b) in d.params.items()])
+    lines += _code_lines(d)
+    lines += _section("run block", [f"  {k}: {_v(a)} -> {_v(b)}" for k, (a, b) in d.run.items()])
+    config_lines = []
+    for name, text in d.configs.items():
+        body = text.splitlines()
+        config_lines.append(f"  {name} differs")
+        config_lines += ["    " + line for line in body[:MAX_DIFF_LINES]]
+        if len(body) > MAX_DIFF_LINES:
+            config_lines.append(f"    ... {len(body) - MAX_DIFF_LINES} more lines (--json has them all)")
+    lines += _section("config files", config_lines)
+    lines += _metric_lines(d)
+    if d.code_text:
+        lines += ["", d.code_text.rstrip("\n")]
+    return "\n".join(lines) + "\n"
+
+
+def _section(title: str, body: list[str]) -> list[str]:
+    return [f"{title}: same"] if not body else [f"{title}:", *body]
+
+
+def _v(value: Any) -> str:
+    return "(none)" if value is None else json.dumps(value, default=str) if not isinstance(value, str) else repr(value)
+
+
+def _code_lines(d: Diff) -> list[str]:
+    ha, hb = (h[:12] if h else "(none)" for h in d.commits)
+    if d.commits[0] == d.commits[1]:
+        head = f"code: same commit {ha}"
+    else:
+        head = f"code: {ha} -> {hb}" + (f", {len(d.files)} file(s) changed" if not d.code_note else f" ({d.code_note})")
+    out = [head, *(f"  {s} {p}" for s, p in d.files)]
+    ma, mb = d.mrl_diffs
+    if ma or mb:
+        same = "the same" if _same(ma, mb) else "different"
+        out.append(f"  .mrl.diff: {_has(ma)} / {_has(mb)} ({same})")
+    return out
+
+
+def _has(text: str | None) -> str:
+    return "none" if not text else f"{text.count(chr(10))} lines"
+
+
+def _metric_lines(d: Diff) -> list[str]:
+    if not d.metrics:
+        return ["metrics: none in common"]
+    header = ["metric", f"last {d.a}", f"last {d.b}", "delta", f"best {d.a}", f"best {d.b}", "delta"]
+    rows = [[m, *(format_value(x) for kind in ("last", "best") for x in parts[kind])] for m, parts in d.metrics.items()]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        out = (c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+        return ("  " + "  ".join(out)).rstrip()
+
+    return ["metrics (delta = B - A):", *map(line, [header, *rows])]

@@ -1,0 +1,99 @@
+"""`mrl diff A B` on experiments made by the real `mrl new` / `makebatch`, in a real repository."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from metarunlog.main import main
+from tests.conftest import commit_all, run_mrl, set_cfg
+
+
+def write_curves(exp_dir: Path, shift: float) -> None:
+    for sub in sorted(p for p in exp_dir.iterdir() if p.name.isdigit()):
+        params = json.loads((sub / ".mrl").read_text())["params"]
+        rows = [{"step": s, "loss": params["lr"] * 10 + shift + (2 - s) * 0.1} for s in range(3)]
+        (sub / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+@pytest.fixture
+def two_exps(project: Path) -> tuple[Path, Path]:
+    assert main(["new", "the first"]) == 0 and main(["makebatch"]) == 0
+    first = project / "output" / "0001"
+    write_curves(first, 0.0)
+    (project / "train.py").write_text("print('training, fixed')\n")
+    set_cfg(project, run={"command": "python3 {{codeDir}}/train.py"})
+    commit_all(project, "fix the bug")
+    assert main(["new", "the second"]) == 0
+    second = project / "output" / "0002"
+    conf = (second / "conf.lua").read_text().replace("[0.01, 0.04, 0.1]", "[0.01, 0.1]")
+    (second / "conf.lua").write_text(conf)
+    assert main(["makebatch"]) == 0
+    write_curves(second, -0.5)
+    return first, second
+
+
+def diff_json(*args: str, cwd: Path) -> dict[str, Any]:
+    proc = run_mrl("diff", *args, "--json", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+def test_two_experiments_differ_in_params_code_run_block_config_and_metrics(
+    project: Path, two_exps: tuple[Path, Path]
+) -> None:
+    d = diff_json("1", "2", cwd=project)
+    assert d["a"] == "0001" and d["b"] == "0002"
+    assert d["params"] == {"lr": {"a": [0.01, 0.04, 0.1], "b": [0.01, 0.1]}}
+    assert {"status": "M", "path": "train.py"} in d["code"]["files"]
+    assert d["code"]["a"] != d["code"]["b"] and d["code"]["mrl_diff"]["same"] is True
+    assert d["run"]["run.command"] == {"a": None, "b": "python3 {{codeDir}}/train.py"}
+    assert "conf.lua" in d["config_files"] and "+-- MRL:grid['lr'] = [0.01, 0.1]" in d["config_files"]["conf.lua"]
+    loss = d["metrics"]["loss"]
+    assert loss["best"]["a"] == pytest.approx(0.1) and loss["best"]["b"] == pytest.approx(-0.4)
+    assert loss["best"]["delta"] == pytest.approx(-0.5)
+    assert loss["last"]["a"] == pytest.approx((0.1 + 0.4 + 1.0) / 3)  # the mean over its runs
+
+
+def test_two_sub_experiments_with_the_same_params_differ_only_in_what_they_gave(
+    project: Path, two_exps: tuple[Path, Path]
+) -> None:
+    d = diff_json("1/1", "2/001", cwd=project)
+    assert d["a"] == "0001/001" and d["b"] == "0002/001"
+    assert d["params"] == {} and d["config_files"] == {}
+    assert d["metrics"]["loss"]["last"]["delta"] == pytest.approx(-0.5)
+    assert d["metrics"]["loss"]["best"] == {
+        "a": pytest.approx(0.1),
+        "b": pytest.approx(-0.4),
+        "delta": pytest.approx(-0.5),
+    }
+
+
+def test_the_text_diff_and_code_show_the_git_diff(project: Path, two_exps: tuple[Path, Path]) -> None:
+    proc = run_mrl("diff", "1", "2", "--code", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "params:\n  lr: [0.01, 0.04, 0.1] -> [0.01, 0.1]" in out
+    assert "file(s) changed" in out and "  M train.py" in out
+    assert "+print('training, fixed')" in out
+    assert "metrics (delta = B - A):" in out and "loss" in out
+    same = run_mrl("diff", "1", "1", cwd=project).stdout
+    assert "params: same" in same and "code: same commit" in same and "config files: same" in same
+
+
+def test_a_notclean_experiment_shows_its_mrl_diff(project: Path) -> None:
+    assert main(["new", "clean"]) == 0
+    (project / "train.py").write_text("print('uncommitted')\n")
+    assert main(["new", "-nc", "dirty"]) == 0
+    d = diff_json("1", "2", cwd=project)
+    assert d["code"]["a"] == d["code"]["b"]
+    assert d["code"]["mrl_diff"]["a"] is None and "+print('uncommitted')" in d["code"]["mrl_diff"]["b"]
+    assert d["code"]["mrl_diff"]["same"] is False
+
+
+def test_an_unknown_sub_experiment_is_one_clear_error(project: Path, two_exps: tuple[Path, Path]) -> None:
+    proc = run_mrl("diff", "1/42", "2", cwd=project)
+    assert proc.returncode == 1 and proc.stderr.startswith("mrl: error: 1/42: experiment 0001 has no sub-experiment 42")

@@ -1,0 +1,69 @@
+"""`mrl tag EXP +NAME -NAME`, and selecting by tags in `mrl ls` and `mrl table`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from metarunlog.main import main
+from tests.conftest import run_mrl
+from tests.test_results import done, make_exp
+
+
+def record(exp_dir: Path) -> dict[str, object]:
+    return json.loads((exp_dir / ".mrl").read_text())
+
+
+def test_tags_are_added_and_removed_in_the_experiment_record(project: Path) -> None:
+    exp = make_exp(project, [{"params": {"lr": 0.1}}])
+    before = record(exp.dir)
+    proc = run_mrl("tag", "1", "+baseline", "+paper", cwd=project)
+    assert proc.returncode == 0 and proc.stdout == "0001: baseline paper\n"
+    proc = run_mrl("tag", "1", "-paper", "+final", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    after = record(exp.dir)
+    assert after["tags"] == ["baseline", "final"]
+    assert {k: v for k, v in after.items() if k != "tags"} == before  # nothing else rewritten
+
+
+def test_a_leading_minus_tag_without_exp_is_a_change_of_the_default_experiment(project: Path) -> None:
+    exp = make_exp(project, [{"params": {}}])
+    assert run_mrl("tag", "+draft", "+x", cwd=project).returncode == 0
+    proc = run_mrl("tag", "-draft", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert record(exp.dir)["tags"] == ["x"]
+
+
+def test_removing_a_tag_it_lacks_warns_and_a_bad_name_is_an_error(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_exp(project, [{"params": {}}])
+    assert main(["tag", "1", "-nope"]) == 0
+    assert "mrl: warning: 0001 has no tag 'nope'" in capsys.readouterr().err
+    assert main(["tag", "1", "+a b"]) == 1
+    assert "bad tag '+a b'" in capsys.readouterr().err
+
+
+def test_ls_shows_tags_and_lists_only_the_tagged_ones(project: Path) -> None:
+    for _ in range(3):
+        make_exp(project, [{"params": {}}])
+    run_mrl("tag", "1", "+baseline", cwd=project, check=True)
+    run_mrl("tag", "3", "+baseline", "+best", cwd=project, check=True)
+    lines = run_mrl("ls", cwd=project, check=True).stdout.splitlines()
+    assert lines[0].endswith("0003\t#baseline #best") and lines[1].endswith("0002")
+    tagged = run_mrl("ls", "--tag", "baseline", cwd=project, check=True).stdout.splitlines()
+    assert [line.split()[-3 if "best" in line else -2] for line in tagged] == ["0003", "0001"]
+
+
+def test_table_tag_tabulates_the_tagged_experiments(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for acc in (0.5, 0.6, 0.7):
+        make_exp(project, [{"params": {"lr": acc}, "status": done(), "metrics": {"acc": acc}}])
+    assert main(["tag", "1", "+keep"]) == 0 and main(["tag", "3", "+keep"]) == 0
+    capsys.readouterr()
+    assert main(["table", "--tag", "keep", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["exp"], r["acc"]) for r in rows] == [("0001", 0.5), ("0003", 0.7)]
+    assert main(["table", "--tag", "nothing"]) == 1
+    assert "no experiment is tagged nothing" in capsys.readouterr().err
