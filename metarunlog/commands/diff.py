@@ -196,7 +196,8 @@ def _run_block(exp: Experiment) -> Any:
         data = config.read_cfg_file(snapshot)
     except MrlError:
         return dict(exp.cfg.run)
-    block = config.merge(config.RUN_DEFAULTS, data.get("run") if isinstance(data.get("run"), dict) else {})
+    run = data.get("run")
+    block = config.merge(config.RUN_DEFAULTS, run if isinstance(run, dict) else {})
     if (exp.dir / CFG_OVERRIDE).is_file():
         over = config.read_cfg_file(exp.dir / CFG_OVERRIDE).get("run")
         block = config.merge(block, over if isinstance(over, dict) else {})
