@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from metarunlog.backends.registry import DEFAULT, get_backend, judged_by_liveness
 from metarunlog.errors import MrlError
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Backend", "Job", "JobState", "RunOptions", "get_backend"]
 
+T = TypeVar("T")
+
 
 @dataclass
 class RunOptions:
@@ -47,7 +49,7 @@ class RunOptions:
     retries: int = 0
     fail_fast: bool = False
     force: bool = False  # rerun done ones
-    backend: Any = None  # the chosen backend's own options, made by its `run_options` (None: defaults)
+    backend_options: Any = None  # the chosen backend's own options, from its `run_options` (None: defaults)
 
 
 @dataclass(eq=False)
@@ -92,6 +94,11 @@ class Backend:
     def __init__(self, exp: Experiment, options: RunOptions | None = None) -> None:
         self.exp = exp
         self.options = options or RunOptions()
+
+    def own_options(self, kind: type[T]) -> T:
+        """This backend's own options (`options.backend_options`), or `kind()`: its defaults."""
+        got = self.options.backend_options
+        return got if isinstance(got, kind) else kind()
 
     @property
     def note(self) -> str:

@@ -342,7 +342,7 @@ def query(job_ids: Iterable[str]) -> dict[str, TaskInfo]:
 # -- records + scheduler -> state ---------------------------------------------------------------
 
 
-def merged_state(record: Status | None, info: TaskInfo | None) -> JobState:
+def merged_state(status: Status | None, info: TaskInfo | None) -> JobState:
     """What is true now, from the task's own record and what the scheduler says of its job.
 
     - the scheduler forgot an active record's job: `stale`;
@@ -353,7 +353,7 @@ def merged_state(record: Status | None, info: TaskInfo | None) -> JobState:
       wrote `cancelled` stays so, until the scheduler says whether it was a timeout);
     - otherwise the record, with `queued` becoming `running` once the scheduler says so.
     """
-    rec = recorded_state(record)
+    rec = recorded_state(status)
     if info is None:
         return JobState.STALE if rec.active else rec
     sched = info.state
@@ -434,7 +434,7 @@ class SlurmBackend(Backend):
 
     def __init__(self, exp: Experiment, options: RunOptions | None = None) -> None:
         super().__init__(exp, options)
-        mine = self.options.backend if isinstance(self.options.backend, SlurmRunOptions) else SlurmRunOptions()
+        mine = self.own_options(SlurmRunOptions)
         slurm_cfg = exp.cfg["run"].get(self.name) or {}
         self.opts = SlurmOptions.from_config(slurm_cfg, mine.slurm_opts, mine.max_parallel)
         self.retries = self.options.retries
@@ -515,12 +515,12 @@ class SlurmBackend(Backend):
         the job; `stale` is never written. The scheduler is asked at most once a
         `query_interval` (the records are read every time).
         """
-        records = [j.read_status() for j in jobs]
-        ask = [r.job_id for r in records if r is not None and r.job_id and needs_scheduler(r)]
+        statuses = [j.read_status() for j in jobs]
+        ask = [s.job_id for s in statuses if s is not None and s.job_id and needs_scheduler(s)]
         if ask and (time.monotonic() - self._asked >= self.query_interval or any(a not in self._infos for a in ask)):
             self._asked = time.monotonic()
             self._infos = query(ask)
-        for job, rec in zip(jobs, records, strict=True):
+        for job, rec in zip(jobs, statuses, strict=True):
             self._observe(job, rec)
         if self.fail_fast and not self.halted and any(j.state is JobState.FAILED for j in jobs):
             self.halted = True  # like the local pool: nothing new starts after a failure

@@ -103,7 +103,7 @@ def options_from(exp: Experiment, args: argparse.Namespace) -> tuple[RunOptions,
         retries=retries,
         fail_fast=bool(cfg.get("fail_fast")) if args.fail_fast is None else True,
         force=args.force,
-        backend=spec.load().run_options({a.dest: getattr(args, a.dest, None) for a in spec.run_args},
+        backend_options=spec.load().run_options({a.dest: getattr(args, a.dest, None) for a in spec.run_args},
                                         cfg.get(name) or {}),
     )
     return options, name

@@ -29,7 +29,7 @@ from tests.backends.contract import BackendContract, make_experiment
 
 @dataclass
 class FakeOptions:
-    greeting: str
+    greeting: str = "hello"
 
 
 class FakeBackend(Backend):
@@ -41,7 +41,7 @@ class FakeBackend(Backend):
 
     def __init__(self, exp: Any, options: RunOptions | None = None) -> None:
         super().__init__(exp, options)
-        mine = self.options.backend if isinstance(self.options.backend, FakeOptions) else FakeOptions("hello")
+        mine = self.own_options(FakeOptions)
         self.env = {**os.environ, "FAKE_GREETING": mine.greeting}
         self.stop = Stopper()
         self.threads: list[threading.Thread] = []

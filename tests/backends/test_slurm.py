@@ -126,7 +126,7 @@ TIMEOUT = 90.0
 
 def backend(exp: Experiment, **options: Any) -> SlurmBackend:
     general = {k: options.pop(k) for k in ("retries", "fail_fast", "force") if k in options}
-    return SlurmBackend(exp, RunOptions(**general, backend=SlurmRunOptions(**options)))
+    return SlurmBackend(exp, RunOptions(**general, backend_options=SlurmRunOptions(**options)))
 
 
 def wait_for(what: str, cond: Any, timeout: float = TIMEOUT) -> None:
