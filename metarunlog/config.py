@@ -35,6 +35,13 @@ RUN_DEFAULTS: dict[str, Any] = {
     "log_tail": 20,
 }
 
+# `mrl analyze`: which metric the summary, effects and heatmap rank runs by (null: the
+# first metric found), and which param colours the curves (null: the most informative).
+REPORT_DEFAULTS: dict[str, Any] = {
+    "primary_metric": None,
+    "color_by": None,
+}
+
 DEFAULTS: dict[str, Any] = {
     "name": "",
     "outdir": "output",
@@ -54,6 +61,7 @@ DEFAULTS: dict[str, Any] = {
     "run": RUN_DEFAULTS,
     "metrics": {},
     "metric_goals": {},
+    "report": REPORT_DEFAULTS,
 }
 
 _STR, _INT, _BOOL, _NONE, _LIST, _DICT = str, int, bool, type(None), list, dict
@@ -75,6 +83,7 @@ TYPES: dict[str, tuple[type, ...]] = {
     "note_fn": (_STR,),
     "snapshot": (_STR,),
     "run": (_DICT,),
+    "report": (_DICT,),
     # Not used by mrl (not a default either): the original's default config has it, and its
     # example after_new hook reads cfg.giturl.
     "giturl": (_STR, _NONE),
@@ -89,6 +98,10 @@ RUN_TYPES: dict[str, tuple[type, ...]] = {
     "retries": (_INT,),
     "fail_fast": (_BOOL,),
     "log_tail": (_INT,),
+}
+REPORT_TYPES: dict[str, tuple[type, ...]] = {
+    "primary_metric": (_STR, _NONE),
+    "color_by": (_STR, _NONE),
 }
 # Counts that make no sense below a bound (`run.jobs: 0` would silently run one at a time).
 _MINIMUM = {"run.jobs": 1, "run.retries": 0, "run.log_tail": 0}
@@ -193,6 +206,9 @@ def validate(data: Mapping[str, Any], path: Path) -> list[str]:
         for spec in registry.specs():
             if isinstance(run.get(spec.name), dict) and spec.settings:
                 _check_backend_block(run[spec.name], spec, path, warnings)
+    report = data.get("report")
+    if isinstance(report, dict):
+        _check_level(report, REPORT_TYPES, "report.", path, warnings)
     _check_formats(data, path)
     if data.get("metrics") or data.get("metric_goals"):
         from metarunlog.metrics.settings import validate as validate_metrics

@@ -481,14 +481,15 @@ def table_many(
         errors += errs
     tab = make_table(results, all_params=all_params, errors=errors, summary=summary, exp_column=exp_column)
     tab.warnings = warnings
-    tab.repeat_params = _repeat_params(exps)
+    tab.repeat_params = repeat_params(exps)
     if results and not tab.metrics and exps:
         tab.note = no_metrics_note(exps[-1], basedir)
     return tab
 
 
-def _repeat_params(exps: list[Experiment]) -> list[str]:
-    """`repeat` when some batch used MRL:repeat (its variable), plus params named `seed`."""
+def repeat_params(exps: list[Experiment]) -> list[str]:
+    """The repeat axes `aggregate` folds (and the report's means and bands average over):
+    `repeat` when some batch used MRL:repeat (its variable), plus params named `seed`."""
     from metarunlog.batch import REPEAT_KEY
 
     out = ["seed"]
@@ -519,25 +520,29 @@ def is_number(v: Any) -> bool:
 # -- metric curves (for plots) --------------------------------------------------------------------
 
 
-def x_of(line: dict[str, Any], index: int) -> tuple[str, float]:
+def x_of(line: dict[str, Any], index: int, step_keys: tuple[str, ...] = X_KEYS) -> tuple[str, float]:
     """The x axis a metrics.jsonl line sits at: (key, value), else ("line", its index)."""
-    for k in X_KEYS:
+    for k in step_keys:
         v = line.get(k)
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             return k, float(v)
     return "line", float(index)
 
 
-def curves(lines: list[dict[str, Any]]) -> dict[str, tuple[str, list[float], list[float]]]:
-    """Per metric key: (x key, xs, ys) over the lines that carry a number (int or float) for it."""
+def curves(
+    lines: list[dict[str, Any]], step_keys: tuple[str, ...] = X_KEYS
+) -> dict[str, tuple[str, list[float], list[float]]]:
+    """Per metric key: (x key, xs, ys) over the lines that carry a number (int or float) for it.
+
+    `step_keys` (`metrics.step_keys`) are the x axis, never curves of their own."""
     if not lines:
         return {}
-    xkey, xs = _shared_x(lines)
+    xkey, xs = _shared_x(lines, step_keys)
     if xkey is None:
-        return _curves_per_line(lines)
+        return _curves_per_line(lines, step_keys)
     out = {}
     for k in _keys(lines):
-        if k in X_KEYS or k in NOT_CURVES:
+        if k in step_keys or k in NOT_CURVES:
             continue
         try:
             vals = list(map(itemgetter(k), lines))
@@ -564,29 +569,31 @@ _NUMBER_TYPES = (int, float)
 _NUMBER_TYPE_SET = frozenset(_NUMBER_TYPES)
 
 
-def _shared_x(lines: list[dict[str, Any]]) -> tuple[str | None, list[Any]]:
+def _shared_x(lines: list[dict[str, Any]], step_keys: tuple[str, ...]) -> tuple[str | None, list[Any]]:
     """The x key when every line has the same first x key (the usual case), and the xs."""
-    key, _ = x_of(lines[0], 0)
+    key, _ = x_of(lines[0], 0, step_keys)
     if key == "line":
-        if any(k in d for d in lines for k in X_KEYS):
+        if any(k in d for d in lines for k in step_keys):
             return None, []
         return "line", [float(i) for i in range(len(lines))]
     try:
         xs = list(map(itemgetter(key), lines))
     except KeyError:
         return None, []
-    earlier = X_KEYS[: X_KEYS.index(key)]  # a line holding one of these would use it instead
+    earlier = step_keys[: step_keys.index(key)]  # a line holding one of these would use it instead
     if set(map(type, xs)) <= _NUMBER_TYPE_SET and not (earlier and any(k in d for d in lines for k in earlier)):
         return key, xs
     return None, []
 
 
-def _curves_per_line(lines: list[dict[str, Any]]) -> dict[str, tuple[str, list[float], list[float]]]:
+def _curves_per_line(
+    lines: list[dict[str, Any]], step_keys: tuple[str, ...]
+) -> dict[str, tuple[str, list[float], list[float]]]:
     out: dict[str, tuple[str, list[float], list[float]]] = {}
     for i, line in enumerate(lines):
-        xkey, x = x_of(line, i)
+        xkey, x = x_of(line, i, step_keys)
         for k, v in line.items():
-            if k in X_KEYS or k in NOT_CURVES or not _is_number(v):
+            if k in step_keys or k in NOT_CURVES or not _is_number(v):
                 continue
             entry = out.get(k)
             if entry is None:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from metarunlog.errors import ConfigError
 from metarunlog.project import Project
 from tests.conftest import commit_all, main, run_mrl, set_cfg
 
@@ -117,7 +118,7 @@ def test_the_example_config_documents_every_key() -> None:
     from metarunlog.metrics.settings import KEYS as METRICS_KEYS
 
     block_keys = [key for spec in registry.specs() for key in [spec.name, *spec.settings] if spec.settings]
-    for key in [*config.TYPES, *config.RUN_TYPES, *block_keys, *METRICS_KEYS]:
+    for key in [*config.TYPES, *config.RUN_TYPES, *block_keys, *METRICS_KEYS, *config.REPORT_TYPES]:
         assert f'"{key}"' in text, key
 
 
@@ -156,3 +157,13 @@ def test_the_results_layer_imports_no_terminal_or_argparse_module() -> None:
 
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_report_block_is_checked_key_by_key(project: Path) -> None:
+    set_cfg(project, report={"primary_metric": 3})
+    with pytest.raises(ConfigError, match="'report.primary_metric' must be a string or null"):
+        _ = Project.find(project).cfg
+    set_cfg(project, report={"primary_metrc": "loss"})
+    cfg = Project.find(project).cfg
+    assert any("report.primary_metric" in w for w in cfg.warnings)  # the did-you-mean names it
+    assert cfg["report"]["color_by"] is None  # the defaults fill what is unset

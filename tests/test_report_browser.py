@@ -282,3 +282,31 @@ def test_a_report_without_plots_opens_cleanly(project: Path, open_report) -> Non
     assert loaded.page.evaluate("() => window.Bokeh === undefined")
     assert loaded.page.locator("#subexps details").count() == 2
     assert_clean(loaded)
+
+
+# -- issue 14: a report that helps decide ------------------------------------------------------
+
+
+def test_the_summary_names_the_run_with_the_best_value_in_the_data_and_shows_the_failure(
+    project: Path, open_report
+) -> None:
+    import json
+
+    from tests.report.test_summary import early_and_late
+
+    exp = early_and_late(project)
+    loaded = open_report(analyze(Project.find(project), exp).path)
+    page = loaded.page
+    assert page.locator("section").first.get_attribute("id") == "summary"
+    named = page.locator('#summary [data-criterion="best"]').get_attribute("data-run")
+    data = {}
+    for d in sorted(exp.dir.glob("0*")):
+        lines = (d / "metrics.jsonl").read_text().splitlines() if (d / "metrics.jsonl").exists() else []
+        if lines:
+            data[d.name] = min(json.loads(x)["loss"] for x in lines)
+    assert named == min(data, key=data.get)  # the best value anywhere in the data: 002's 0.09
+    assert page.locator('#summary [data-criterion="final"]').get_attribute("data-run") == "003"
+    log_line = page.locator("#summary .failure", has_text="CUDA error: out of memory")
+    assert log_line.is_visible()  # no click needed
+    assert "exit code 3" in log_line.inner_text()
+    assert_clean(loaded)

@@ -79,6 +79,7 @@ class AnalyzeResult:
     errors: list[str] = field(default_factory=list)  # user functions that failed, unreadable records
     notebook: Path | None = None
     webdir: str | None = None  # where the analysis folder was copied
+    # a report.primary_metric no run has, an analysis_webdir in a missing folder
     warnings: list[str] = field(default_factory=list)
     note: str | None = None  # no sub-experiment has metrics: where mrl looked
 
@@ -109,7 +110,7 @@ def analyze(
     rep = report.build_report(exp, project.basedir, out, overview, per_sub, log_lines=cfg["run"].get("log_tail", 20))
     path = out / cfg["analysis_outfn"]
     jsonio.write_text(path, report.render(rep, project.basedir))
-    res = AnalyzeResult(path, rep.errors)
+    res = AnalyzeResult(path, rep.errors, warnings=rep.warnings)
     if rep.table.rows and not rep.table.metrics:
         from metarunlog.results import no_metrics_note
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from metarunlog import results
 from metarunlog.experiment import Experiment
-from metarunlog.report import registry
-from metarunlog.report.functions import UserFunction, call_function, user_goals
+from metarunlog.report import decide, registry
+from metarunlog.report.functions import UserFunction, call_function
 from metarunlog.report.model import Report, SubSection
 from metarunlog.report.reader import read_results
-from metarunlog.report.table import metric_goal
+from metarunlog.report.table import column_goals
 from metarunlog.results import SubResult
 
 
@@ -25,12 +25,16 @@ def build_report(
     """Read the experiment, call the user's functions, then each registered section's
     context function (in page order): a Report ready for `html.render`."""
     subs, errors = read_results(exp, basedir)
-    tab = results.make_table(subs, all_params=True, errors=errors)
+    # The table of `mrl table --summary both --all-params`: last and best values per metric.
+    tab = results.make_table(subs, all_params=True, errors=errors, summary="both")
+    tab.repeat_params = results.repeat_params([exp])
     name = exp.cfg["name"] or basedir.name  # the project's `name`, as the original's title had
     rep = Report(exp, name, tab, [], errors=[f"table: {e}" for e in errors])
-    goals_override = user_goals(basedir)
-    rep.goals = {m: g for m in tab.metrics if (g := metric_goal(m, goals_override))}
+    rep.goals = column_goals(tab, results.finder_for(exp, basedir).settings.goals)
     rep.varying = results.varying_params(subs)
+    rep.axes = decide.axes(subs, rep.varying, tab.repeat_params)
+    rep.primary, warning = decide.primary_metric(tab, exp.cfg["report"].get("primary_metric"), rep.goals)
+    rep.warnings += [warning] if warning else []
     _call_user_functions(rep, subs, outdir, overview_fns or [], subexp_fns or [], log_lines)
     for section in registry.registered():
         context = section.context(rep)

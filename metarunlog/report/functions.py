@@ -55,18 +55,6 @@ def _xtrargs(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else []
 
 
-def user_goals(basedir: Path) -> dict[str, str]:
-    """`metric_goals = {"bleu": "max", ...}` from mrl_analyze.py, when it defines one."""
-    from metarunlog import hooks
-
-    if not (basedir / hooks.ANALYZE_FILE).is_file():
-        return {}
-    goals = getattr(hooks.load_user_module(basedir, hooks.ANALYZE_FILE), "metric_goals", None)
-    if not isinstance(goals, dict):
-        return {}
-    return {str(k): str(v) for k, v in goals.items() if v in ("min", "max")}
-
-
 def call_function(rep: Report, uf: UserFunction, args: tuple[Any, ...], outdir: Path, where: str) -> FunctionOutput:
     """Call one user function; its outputs (or an error box) as a FunctionOutput."""
     out = FunctionOutput(uf.name)

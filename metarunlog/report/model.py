@@ -8,6 +8,7 @@ from typing import Any
 from markupsafe import Markup
 
 from metarunlog.experiment import Experiment
+from metarunlog.report.decide import Axes, Primary
 from metarunlog.results import SubResult, Table
 
 
@@ -58,6 +59,10 @@ class Report:
     models: dict[str, Any] = field(default_factory=dict)  # key -> bokeh model
     goals: dict[str, str] = field(default_factory=dict)  # metric column -> "min" | "max"
     varying: list[str] = field(default_factory=list)  # the params that differ between runs
+    axes: Axes = field(default_factory=lambda: Axes([], [], []))  # factors, repeat axes, combinations
+    primary: Primary | None = None  # the metric the summary and effects rank runs by
+    warnings: list[str] = field(default_factory=list)  # printed as `mrl: warning:`, shown in the summary
+    refresh: int | None = None  # seconds: the page reloads itself (`mrl analyze --watch`) while runs are active
     contexts: dict[str, dict[str, Any]] = field(default_factory=dict)  # section id -> its variables
 
     def add_model(self, model: Any, prefix: str = "model") -> str:

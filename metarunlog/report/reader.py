@@ -28,24 +28,26 @@ def read_results(exp: Experiment, basedir: Path) -> tuple[list[SubResult], list[
     user's `metrics()` always runs here, in the parent.
     """
     subs = exp.sub_experiments()
+    finder = results.finder_for(exp, basedir)  # the table's readers, step keys and goals
     read = None
     if len(subs) >= FORK_MIN_SUBS:
-        read = _read_in_child(subs, int(len(subs) * CHILD_SHARE))
+        read = _read_in_child(subs, int(len(subs) * CHILD_SHARE), finder)
     if read is None:
-        read = _read_curves(subs)
+        read = _read_curves(subs, finder)
     results_, errors = read
-    return results_, errors + results.add_all_user_metrics(results_, basedir)
+    return results_, errors + results.add_all_user_metrics(results_, basedir, finder.settings)
 
 
-def _read_curves(subs: list[Any]) -> tuple[list[SubResult], list[str]]:
+def _read_curves(subs: list[Any], finder: Any) -> tuple[list[SubResult], list[str]]:
     from array import array
 
     out, errors = [], []
+    steps = finder.settings.step_keys
     for sub in subs:
-        res, errs = results.read_sub(sub, keep_lines=True)
+        res, errs = results.read_sub(sub, keep_lines=True, finder=finder)
         res.curves = {
             metric: (xkey, array("d", xs), array("d", ys))
-            for metric, (xkey, xs, ys) in results.curves(res.lines or []).items()
+            for metric, (xkey, xs, ys) in results.curves(res.lines or [], steps).items()
         }
         res.lines = None
         out.append(res)
@@ -53,7 +55,7 @@ def _read_curves(subs: list[Any]) -> tuple[list[SubResult], list[str]]:
     return out, errors
 
 
-def _read_in_child(subs: list[Any], k: int) -> tuple[list[SubResult], list[str]] | None:
+def _read_in_child(subs: list[Any], k: int, finder: Any) -> tuple[list[SubResult], list[str]] | None:
     """Read subs[:k] in a forked child and subs[k:] here after importing bokeh."""
     import pickle
     import sys
@@ -67,7 +69,7 @@ def _read_in_child(subs: list[Any], k: int) -> tuple[list[SubResult], list[str]]
         code = 1
         try:
             os.close(rfd)
-            payload = pickle.dumps(_read_curves(subs[:k]), protocol=pickle.HIGHEST_PROTOCOL)
+            payload = pickle.dumps(_read_curves(subs[:k], finder), protocol=pickle.HIGHEST_PROTOCOL)
             with os.fdopen(wfd, "wb") as f:
                 f.write(payload)
             code = 0
@@ -76,12 +78,12 @@ def _read_in_child(subs: list[Any], k: int) -> tuple[list[SubResult], list[str]]
     os.close(wfd)
     import bokeh.plotting  # noqa: F401  (the point: imported while the child reads)
 
-    mine, my_errors = _read_curves(subs[k:])
+    mine, my_errors = _read_curves(subs[k:], finder)
     with os.fdopen(rfd, "rb") as f:
         payload = f.read()
     _, status = os.waitpid(pid, 0)
     try:
-        theirs, their_errors = pickle.loads(payload) if status == 0 else _read_curves(subs[:k])
+        theirs, their_errors = pickle.loads(payload) if status == 0 else _read_curves(subs[:k], finder)
     except Exception:
-        theirs, their_errors = _read_curves(subs[:k])
+        theirs, their_errors = _read_curves(subs[:k], finder)
     return theirs + mine, their_errors + my_errors

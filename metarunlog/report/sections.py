@@ -5,19 +5,17 @@ any imported module) decorated with `@section(...)`, plus its template.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from metarunlog.experiment import DIFF, Experiment
-from metarunlog.report import plots, table
+from metarunlog.report import plots, summary, table
 from metarunlog.report.functions import markdown_html
 from metarunlog.report.model import Report
 from metarunlog.report.registry import registered, section
 
 DIFF_MAX_CHARS = 200_000
-STATE_ORDER = ("done", "running", "queued", "pending", "failed", "stale", "cancelled", "timeout", "oom", "node_fail")
 
 
 def git_facts(exp: Experiment) -> dict[str, Any]:
@@ -46,7 +44,23 @@ def notes_html(exp: Experiment) -> Markup:
         text = exp.note_path.read_text(encoding="utf-8", errors="replace")
     except (FileNotFoundError, IsADirectoryError):
         return Markup("")
-    return markdown_html(text)
+    return markdown_html(_escaped_heading(text, exp))
+
+
+def _escaped_heading(text: str, exp: Experiment) -> str:
+    """The heading `mrl new` wrote (`# NAME: DESCRIPTION`) with the description escaped: the
+    description is text typed on a command line, not markup, while the rest of the notes
+    is the user's markdown (which may hold HTML on purpose)."""
+    description = str(exp.record.get("description") or "")
+    head = f"# {exp.name}: {description}"
+    if not description or not text.startswith(head):
+        return text
+    return f"# {escape(exp.name)}: {escape(description)}" + text[len(head) :]
+
+
+@section("summary", "_summary.html", nav="summary")
+def summary_section(rep: Report) -> dict[str, Any]:
+    return summary.context(rep)
 
 
 @section("errors", "_errors.html", nav="errors", nav_class="nav-errors")
@@ -67,11 +81,7 @@ def notes(rep: Report) -> dict[str, Any]:
 
 @section("status", "_status.html", nav="status")
 def status(rep: Report) -> dict[str, Any]:
-    states = Counter(s.res.state.value for s in rep.subs)
-    counts = [(s, states[s]) for s in STATE_ORDER if states[s]] + [
-        (s, n) for s, n in states.items() if s not in STATE_ORDER
-    ]
-    return {"counts": counts, "n_subs": len(rep.subs), "expanded": rep.exp.is_expanded}
+    return {"counts": summary.state_counts(rep.subs), "n_subs": len(rep.subs), "expanded": rep.exp.is_expanded}
 
 
 @section("table", "_table.html", nav="table")
@@ -83,6 +93,7 @@ def params_and_metrics(rep: Report) -> dict[str, Any]:
         "column_class": table.column_classes(rep.table, rep.varying),
         "table_cells": table.table_cells(rep.table, rep.varying, best),
         "lower_better": [m for m, g in rep.goals.items() if g == "min"],
+        "aggregated": table.aggregated_view(rep) if rep.axes.has_repeats else None,
     }
 
 

@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass
 from typing import Any
 
-from metarunlog import results
-from metarunlog.results import Table
-
-_LOWER_BETTER = re.compile(r"loss|err|mse|mae|rmse|nll|perplex|ppl|wer|cer|latency|regret|dist|cost|time")
-_HIGHER_BETTER = re.compile(r"acc|f1|auc|score|reward|bleu|rouge|precision|recall|map|iou|dice|r2|return|top\d|ndcg")
+from metarunlog import metrics, results
+from metarunlog.report import decide
+from metarunlog.results import BEST_SUFFIX, Table
 
 
 def metric_goal(name: str, overrides: dict[str, str]) -> str | None:
-    """'min' or 'max' when the name says which is better (loss: min, acc: max), else None."""
-    if name in overrides:
-        return overrides[name]
-    base = name.removeprefix(results.METRIC_PREFIX).lower()
-    if base in results.X_KEYS or base in results.NOT_CURVES:
+    """'min' or 'max' when the name says which is better (loss: min, acc: max), else None:
+    the table's `metrics.goal_of` (overrides: `metric_goals`); a step key has none."""
+    if name in results.X_KEYS:
         return None
-    if _LOWER_BETTER.search(base):
-        return "min"
-    if _HIGHER_BETTER.search(base):
-        return "max"
-    return None
+    return metrics.goal_of(name, overrides)
+
+
+def column_goals(tab: Table, overrides: dict[str, str]) -> dict[str, str]:
+    """The goal of each metric column with one; a `<metric>_best` column has its metric's,
+    a step column none."""
+    out = {}
+    for m in decide.metric_names(tab):
+        goal = metric_goal(m, overrides)
+        if goal:
+            out[m] = goal
+            if m + BEST_SUFFIX in tab.metrics:
+                out[m + BEST_SUFFIX] = goal
+    return out
 
 
 def best_values(tab: Table, goals: dict[str, str]) -> dict[str, float]:
@@ -56,7 +61,39 @@ def table_cells(tab: Table, varying: list[str], best: dict[str, float]) -> list[
         for c in tab.columns:
             v = r.get(c)
             cls = "state" if c == "state" else "const" if c in const else "best" if c in best and v == best[c] else ""
-            num = v if results.is_number(v) and v == v else None
+            num = _num(v)
             cells.append((results.format_value(v, c), cls, num))
         rows.append(cells)
     return rows
+
+
+@dataclass
+class Aggregated:
+    """The table with repeats folded: one row per combination, each metric's mean ± std."""
+
+    columns: list[str]
+    classes: list[str]
+    rows: list[list[tuple[str, str, Any]]]  # (text, css class, number to sort by or None)
+    over: list[str]  # the repeat axes averaged over
+
+
+def aggregated_view(rep: Any) -> Aggregated:
+    """`mrl table --summary both --aggregate` of the report's table (results.aggregate)."""
+    agg = results.aggregate(rep.table, by=rep.axes.factors or None)
+    names = agg.metrics[::2]  # (metric, metric_std) pairs
+    best = best_values(agg, {m: g for m, g in rep.goals.items() if m in names})
+    rows = []
+    for r in agg.rows:
+        cells: list[tuple[str, str, Any]] = [(results.format_value(r.get(p)), "", _num(r.get(p))) for p in agg.params]
+        cells.append((str(r["n"]), "", r["n"]))
+        for m in names:
+            mean, std = r.get(m), r.get(m + "_std")
+            text = "" if mean is None else f"{results.format_value(mean)} ± {results.format_value(std)}"
+            cells.append((text, "best" if m in best and mean == best[m] else "", mean))
+        rows.append(cells)
+    classes = ["param"] * len(agg.params) + [""] + ["metric"] * len(names)
+    return Aggregated([*agg.params, "n", *names], classes, rows, rep.axes.repeats)
+
+
+def _num(v: Any) -> Any:
+    return v if results.is_number(v) and v == v else None

@@ -16,7 +16,7 @@ from metarunlog.report import Report, Section, register, registered, section, un
 from tests.commands.test_analyze import html_of, visible_text
 from tests.test_results import grid_exp
 
-BUILTIN = ["errors", "git", "notes", "status", "table", "plots", "overview", "subexps"]
+BUILTIN = ["summary", "errors", "git", "notes", "status", "table", "plots", "overview", "subexps"]
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_a_section_registered_from_a_test_module_is_rendered_in_order_with_its_a
     assert main(["analyze"]) == 0
     page = visible_text(html_of(exp.dir))
     assert "<p>4 runs, first 0.1, " + project.name + "</p>" in page
-    assert section_ids(page) == ["git", "notes", "status", "fake", "table", "plots", "subexps"]
+    assert section_ids(page) == ["summary", "git", "notes", "status", "fake", "table", "plots", "subexps"]
     assert nav_links(page) == section_ids(page)
     assert '<a href="#fake">fake runs</a>' in page
     assert len(seen) == 1 and seen[0].exp.id == exp.id
@@ -86,16 +86,16 @@ def test_a_user_template_replaces_a_registered_sections_template(project: Path, 
     exp = grid_exp(project)
     assert main(["analyze"]) == 0
     page = visible_text(html_of(exp.dir))
-    assert "THEIRS" in page and "OURS" not in page and section_ids(page)[0] == "fake"
+    assert "THEIRS" in page and "OURS" not in page and section_ids(page)[:2] == ["summary", "fake"]
 
 
 def test_registering_an_id_again_replaces_it_in_place(restore_registry: None) -> None:
     register(Section("table", "_mine.html", lambda rep: {}))
-    assert [s.id for s in registered()] == BUILTIN and registered()[4].template == "_mine.html"
+    assert [s.id for s in registered()] == BUILTIN and registered()[5].template == "_mine.html"
 
 
 def test_placing_a_section_next_to_an_unknown_one_names_the_known_ones(restore_registry: None) -> None:
-    with pytest.raises(KeyError, match="no report section 'nope'; the sections are errors, git"):
+    with pytest.raises(KeyError, match="no report section 'nope'; the sections are summary, errors, git"):
         register(Section("x", "_x.html", lambda rep: {}), after="nope")
 
 

@@ -1,0 +1,109 @@
+"""The report's #summary: primary metric and goal, the best runs (as the table says), counts
+by state, failed and stale runs with their reason in view; the notes' escaped heading."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from metarunlog import results
+from metarunlog.commands.analyze import analyze
+from metarunlog.project import Project
+from metarunlog.states import JobState
+from tests.conftest import set_cfg
+from tests.test_results import done, make_exp
+
+
+def section(html: str, sid: str) -> str:
+    m = re.search(rf'<section id="{sid}"[^>]*>(.*?)</section>', html, re.S)
+    assert m, f"no #{sid}"
+    return m.group(1)
+
+
+def text(html: str) -> str:
+    import html as h
+
+    return re.sub(r"\s+", " ", h.unescape(re.sub(r"<[^>]+>", " ", html))).replace("\xa0", " ")
+
+
+def early_and_late(project: Path):  # noqa: ANN201
+    """002 dips lowest mid-training then ends worse than 003 (quickstart's 006 vs 005)."""
+    dip = [{"step": s, "loss": v} for s, v in enumerate([1.0, 0.5, 0.09, 0.3, 0.4])]
+    steady = [{"step": s, "loss": v} for s, v in enumerate([1.0, 0.6, 0.4, 0.3, 0.2])]
+    flat = [{"step": s, "loss": v} for s, v in enumerate([1.0, 0.9, 0.8, 0.7, 0.6])]
+    return make_exp(
+        project,
+        [
+            {"params": {"lr": 0.1}, "status": done(), "jsonl": flat},
+            {"params": {"lr": 0.3}, "status": done(), "jsonl": dip},
+            {"params": {"lr": 0.5}, "status": done(), "jsonl": steady},
+            {
+                "params": {"lr": 0.9},
+                "status": done(state=JobState.FAILED, exit_code=3),
+                "log": "==== mrl attempt 1\nepoch 1\nRuntimeError: CUDA error: out of memory\n",
+            },
+        ],
+    )
+
+
+def test_the_summary_names_the_best_run_by_best_value_and_by_final_value_when_they_differ(project: Path) -> None:
+    exp = early_and_late(project)
+    html = analyze(Project.find(project), exp).path.read_text()
+    assert html.index('<section id="summary"') < html.index('<section id="git"')  # at the top
+    summary = section(html, "summary")
+    assert 'data-criterion="best" data-run="002"' in summary
+    assert 'data-criterion="final" data-run="003"' in summary
+    words = text(summary)
+    assert "Primary metric: loss (lower is better)" in words
+    assert "0.09 at step 2" in words and "lr=0.3" in words
+    # The table agrees: its best column crowns 002, its last column 003.
+    tab = results.table(exp, summary="both")
+    assert min(tab.rows, key=lambda r: r.get("loss_best") if r.get("loss_best") is not None else 9)["id"] == "002"
+
+
+def test_a_failed_run_shows_its_exit_code_and_last_log_lines_outside_any_details(project: Path) -> None:
+    exp = early_and_late(project)
+    summary = section(analyze(Project.find(project), exp).path.read_text(), "summary")
+    assert "<details" not in summary
+    failure = summary[summary.index('class="failure" data-run="004"') :]
+    assert "exit code 3" in failure and "RuntimeError: CUDA error: out of memory" in failure
+    assert re.search(r"4 sub-experiments: done +3, failed +1", text(summary))
+
+
+def test_a_stale_run_says_its_process_is_gone(project: Path) -> None:
+    import dataclasses
+    import subprocess
+    import sys
+
+    from tests.test_results import running
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    exp = make_exp(project, [{"params": {"x": 1}, "status": dataclasses.replace(running(gone.pid))}])
+    summary = text(section(analyze(Project.find(project), exp).path.read_text(), "summary"))
+    assert f"pid {gone.pid}" in summary and "is gone" in summary
+
+
+def test_the_primary_metric_comes_from_the_config_and_an_unknown_one_is_a_warning(project: Path) -> None:
+    exp = early_and_late(project)
+    (exp.subexp_dir(1) / "metrics.json").write_text('{"acc": 0.5}')
+    (exp.subexp_dir(2) / "metrics.json").write_text('{"acc": 0.9}')
+    set_cfg(project, report={"primary_metric": "acc"})
+    summary = section(analyze(Project.find(project), exp.id).path.read_text(), "summary")
+    assert "Primary metric: acc (higher is better)" in text(summary)
+    assert 'data-criterion="best" data-run="002"' in summary and 'data-criterion="final"' not in summary
+    set_cfg(project, report={"primary_metric": "val_bleu"})
+    res = analyze(Project.find(project), exp.id)
+    assert "report.primary_metric is 'val_bleu', which no sub-experiment has" in text(
+        section(res.path.read_text(), "summary")
+    )
+    assert res.warnings and "val_bleu" in res.warnings[0]
+
+
+def test_the_description_in_the_notes_heading_is_escaped(project: Path) -> None:
+    from tests.conftest import main
+
+    assert main(["new", "-cp", "no", "<script>window.__xss = 1</script> *try*"]) == 0
+    exp = Project.find(project).load_exp("last")
+    notes = section(analyze(Project.find(project), exp).path.read_text(), "notes")
+    assert "<script>" not in notes and "&lt;script&gt;window.__xss = 1&lt;/script&gt;" in notes
