@@ -128,12 +128,23 @@ class Compiled:
                 e,
                 _in_body_of(self.source),
                 context=f" (rendering {label})" if label else "",
-                hint=(
+                hint=_dotted_hint(e, variables) or (
                     f"define it with an MRL:grid/params line or --set, give it a default "
                     f"({{{{ name | default(...) }}}}), or use one of {', '.join(BUILTINS)}"
                 ),
                 error=BatchError,
             ) from e
+
+
+def _dotted_hint(e: Exception, variables: Mapping[str, Any]) -> str:
+    """`{{ model.dropout }}` reads an attribute of `model`: point at the param of that name."""
+    m = re.match(r"'([^']+)' is undefined", str(getattr(e, "message", "") or ""))
+    if m is None:
+        return ""
+    near = [k for k in variables if k.startswith((m.group(1) + ".", m.group(1) + "-"))]
+    if not near:
+        return ""
+    return f"the param {near[0]} is reached as {{{{ params[{near[0]!r}] }}}}"
 
 
 def _in_body_of(source: Template) -> Locate:

@@ -661,3 +661,10 @@ def test_a_flag_style_script_runs_its_sweep_through_cli_args_and_kv_args(project
     assert main(["run", "-j", "2"]) == 0
     argv = json.loads((project / EXP / "003" / "argv.json").read_text())
     assert argv == ["--lr", "0.01", "--hidden", "16", "--opt", "adam w", "--", "lr=0.01", "hidden=16", "opt=adam w"]
+
+
+def test_a_dotted_param_written_as_an_attribute_gets_a_hint(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    new_exp(project, "dropout = {{ model.dropout }}\n-- MRL:grid['model.dropout'] = [0.1]\n")
+    assert main(["makebatch"]) == 1
+    err = capsys.readouterr().err
+    assert "'model' is undefined" in err and "{{ params['model.dropout'] }}" in err and err.count("\n") == 1
