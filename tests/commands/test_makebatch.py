@@ -5,6 +5,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -653,7 +655,8 @@ def test_a_json_template_whose_rendering_changes_line_count_names_the_rendered_l
 
 def test_a_flag_style_script_runs_its_sweep_through_cli_args_and_kv_args(project: Path) -> None:
     (project / "flags.py").write_text("import json, sys\nopen('argv.json', 'w').write(json.dumps(sys.argv[1:]))\n")
-    command = 'python3 "{{ codeDir }}/flags.py" {{ params | cli_args }} -- {{ params | kv_args }}'
+    script = shlex.quote(sys.executable) + ' "{{ codeDir }}/flags.py"'
+    command = script + " {{ params | cli_args }} -- {{ params | kv_args }}"
     set_cfg(project, confTemplFile=None, copyFiles=[], run={"command": command})
     commit_all(project, "a flag-style script")
     assert main(["new"]) == 0
