@@ -233,3 +233,9 @@ def test_status_table_and_cancel_read_a_wrong_typed_record_without_crashing_or_s
         assert res.returncode in (0, 1), (cmd, res.returncode, res.stderr)
         assert res.returncode != -signal.SIGTERM and "Traceback" not in res.stderr, res.stderr
     assert observed_state(sub.read_status()) in (JobState.STALE, JobState.CANCELLED)
+
+
+def test_a_status_reads_like_the_json_it_is_stored_as() -> None:
+    status = Status(JobState.DONE, exit_code=0, extra={"note": "x"})
+    assert status["state"] == "done" and status.get("exitCode") == 0 and status.get("note") == "x"
+    assert dict(status)["backend"] == "local" and "slurmState" not in status
