@@ -239,3 +239,22 @@ def test_a_status_reads_like_the_json_it_is_stored_as() -> None:
     status = Status(JobState.DONE, exit_code=0, extra={"note": "x"})
     assert status["state"] == "done" and status.get("exitCode") == 0 and status.get("note") == "x"
     assert dict(status)["backend"] == "local" and "slurmState" not in status
+
+
+def test_a_requeued_task_keeps_its_job_id_and_attempts_and_forgets_where_it_ran() -> None:
+    running = Status(
+        JobState.RUNNING,
+        attempts=1,
+        steps_done=1,
+        host="n1",
+        node="n1",
+        pid=5,
+        runner_pid=4,
+        backend="slurm",
+        job_id="3_1",
+        start="t0",
+    )
+    queued = running.requeued("t1")
+    assert (queued.state, queued.job_id, queued.attempts, queued.steps_done) == (JobState.QUEUED, "3_1", 1, 1)
+    assert (queued.host, queued.node, queued.pid, queued.runner_pid, queued.start) == (None,) * 5
+    assert queued.submitted == "t1"
