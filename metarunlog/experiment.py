@@ -2,9 +2,10 @@
 
 An experiment is `OUTDIR/<singleExpFormat>` with a `.mrl` record; a sub-experiment is
 `EXPDIR/<subExpFormat>` with its own `.mrl` (params, subExpId) and, once it ran, a
-`.mrl.status`. An experiment whose template had no MRL lines is a one-job experiment:
-its record says `"batch": {"single": true, ...}` and the experiment folder itself is its
-only sub-experiment (name ".").
+`.mrl.status`. A template without MRL lines makes one sub-experiment 001/ (as the
+original did); a one-job experiment made by an earlier mrl 2.0 says
+`"batch": {"single": true, ...}` in its record and the experiment folder itself is its
+only sub-experiment (name "."), still read.
 """
 
 from __future__ import annotations

@@ -98,3 +98,25 @@ def run_mrl(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
         timeout=timeout,
         check=check,
     )
+
+
+def old_one_job_exp(basedir: Path, template: str, rendered: str, params: dict | None = None) -> Path:
+    """`mrl new`, then conf.lua as an earlier mrl 2.0 left a template without MRL lines (a
+    "one-job experiment"): rendered into EXPDIR itself, the template kept in
+    .mrl.template/, `"single": true` in the batch record. mrl now makes 001/ instead (as the
+    original did) but still reads, runs and -replaces these."""
+    import hashlib
+    import json
+
+    assert main(["new"]) == 0
+    exp = sorted(p for p in (basedir / "output").iterdir() if p.name.isdigit())[-1]
+    (exp / ".mrl.template").mkdir()
+    (exp / ".mrl.template" / "conf.lua").write_text(template)
+    (exp / "conf.lua").write_text(rendered)
+    record = json.loads((exp / ".mrl").read_text())
+    record["batch"] = {
+        "n": 1, "single": True, "templates": ["conf.lua"], "made": "2026-11-01T12:00:00+00:00",
+        "params": params or {}, "rendered": {"conf.lua": hashlib.sha256(rendered.encode()).hexdigest()},
+    }
+    (exp / ".mrl").write_text(json.dumps(record, indent=2) + "\n")
+    return exp

@@ -280,3 +280,17 @@ def test_the_original_default_config_hooks_and_analysis_run_end_to_end(original_
     assert r.returncode == 0 and [ln.split() for ln in r.stdout.splitlines() if "gitHash" in ln] == [
         ["gitHash", ":", head]
     ]
+
+
+def test_a_template_without_mrl_lines_makes_001_for_the_originals_launch_script(original_project: Path) -> None:
+    proj = original_project
+    assert run_mrl("new", "one run", cwd=proj).returncode == 0
+    exp = proj / "output" / "0001"
+    (exp / "conf.lua").write_text("local cfg = { lr = 0.1, logdir = '../{{subExpId}}/' }\n")
+    r = run_mrl("makebatch", cwd=proj)
+    assert r.returncode == 0, r.stderr
+    assert (exp / "001" / "conf.lua").read_text() == "local cfg = { lr = 0.1, logdir = '../001/' }\n"
+    assert (exp / "001" / ".mrl").is_file() and not (exp / ".mrl.template").exists()
+    assert "for subexp in 001; do" in (exp / "launch.sh").read_text()  # after_makebatch's loop
+    r = run_mrl("run", cwd=proj)
+    assert r.returncode == 0 and r.stdout.count("-conf ../001/conf.lua") == 1

@@ -10,9 +10,9 @@ Template variables: the params, expId, subExpId (the folder name, '001'), subExp
 number), expDir, subExpDir, codeDir, and `params` (all of them as a dict). In
 JSON/YAML/TOML templates write {{ name | tojson }} for strings, booleans, None, lists and
 dicts: rendered files of these formats are parsed before anything is written. A template
-without MRL lines renders once into EXPDIR itself (a one-job experiment; the template is
-kept as EXPDIR/.mrl.template/<name>). Adds "batch" to EXPDIR/.mrl. Everything is checked
-first: on any error nothing is written.
+without MRL lines makes one sub-experiment, 001/, as the original did (one-job experiments
+an earlier mrl 2.0 rendered into EXPDIR itself stay readable). Adds "batch" to EXPDIR/.mrl.
+Everything is checked first: on any error nothing is written.
 
   mrl makebatch                        expand the last experiment
   mrl makebatch 3 --dry-run            print the combinations, write nothing
@@ -125,7 +125,6 @@ def cli(args: argparse.Namespace, project: Project) -> int:
 @dataclass
 class BatchResult:
     exp: Experiment
-    single: bool
     made: list[tuple[int, dict[str, Any]]]  # (subExpId, params) written (or, dry run, planned)
     names: list[str]  # their folder names ("." for a one-job experiment)
     dry_run: bool = False
@@ -136,7 +135,6 @@ class BatchResult:
     remembered: str = ""  # the batch's own overrides --extend applied again, as options
     preview_of: int | None = None  # dry run of an expanded experiment: how many it has now
     would_add: int = 0  # ... and how many of the previewed --extend would add
-    templated: bool = True  # False: no confTemplFile, the params reach run.command only
 
     @property
     def table(self) -> list[tuple[str, dict[str, Any]]]:
@@ -144,11 +142,7 @@ class BatchResult:
 
     def summary(self) -> str:
         verb = "would make" if self.dry_run else "made"
-        if self.single:
-            what = f"{verb} a one-job experiment: templates rendered into {self.exp.dir}"
-            if not self.templated:
-                what = f"{verb} a one-job experiment in {self.exp.dir} (no config template)"
-        elif not self.made and self.preview_of is None:
+        if not self.made and self.preview_of is None:
             what = f"nothing to add: all {self.kept} combinations exist in {self.exp.dir}"
         else:
             span = self.names[0] if len(self.names) == 1 else f"{self.names[0]}..{self.names[-1]}"
@@ -195,8 +189,7 @@ class Plan:
     combos: list[dict[str, Any]]  # the ones to make
     first_id: int
     existing: list[SubExperiment]
-    single: bool
-    was_single: bool
+    was_single: bool  # an experiment made by mrl 2.0 before the original's 001/ came back
     warnings: list[str]
     overrides: batch_mod.Overrides
     remembered: batch_mod.Overrides  # the batch's own, applied again by --extend
@@ -208,8 +201,6 @@ class Plan:
         return list(range(self.first_id, self.first_id + len(self.combos)))
 
     def names(self) -> list[str]:
-        if self.single:
-            return ["."]
         fmt, exp_id = self.exp.cfg["subExpFormat"], self.exp.id
         return [fmt.format(subExpId=i, expId=exp_id) for i in self.ids()]
 
@@ -234,10 +225,10 @@ def makebatch(
         plan = _plan(exp, replace=replace, extend=extend, dry_run=dry_run, overrides=overrides)
         names = plan.names()
         made = list(zip(plan.ids(), plan.combos, strict=True))
-        result = BatchResult(exp, plan.single, made, names, dry_run, len(plan.existing) if extend else 0,
+        result = BatchResult(exp, made, names, dry_run, len(plan.existing) if extend else 0,
                              plan.expansion.duplicates, warnings=plan.warnings,
                              remembered=plan.remembered.describe(), preview_of=plan.preview_of,
-                             would_add=plan.would_add, templated=bool(plan.compiled))
+                             would_add=plan.would_add)
         tmp = _build(plan, names, dry_run)
         if dry_run:
             return result
@@ -267,20 +258,17 @@ def _plan(
     spec = effective.apply(line for t in templates for line in t.mrl_lines)
     expansion = batch_mod.expand(spec)
     compiled = [render.compile_template(t) for t in templates]
-    single = spec.is_single
+    # A template without MRL lines makes one sub-experiment 001/, as at the original's last
+    # commit (its launch scripts loop over the sub-experiments); only experiments made by
+    # mrl 2.0 before that was restored are one-job experiments (was_single), still read.
     if was_single and extend:
         raise MrlError(f"{exp.dir} is a one-job experiment: use -replace to expand it again")
-    if single and extend and existing:
-        raise MrlError(
-            f"the templates of {exp.dir} have no MRL lines: --extend cannot add a one-job experiment "
-            "to a batch; use -replace"
-        )
     warnings = _warnings(exp, spec, expansion, compiled)
     combos, first_id = expansion.combos, 1
     if extend and existing:
         combos, first_id = _new_only(existing, combos, spec.repeat is not None)
     plan = Plan(exp, spec, expansion, compiled, combos, first_id, existing if (replace or extend) else [],
-                single, was_single, warnings, effective, remembered,
+                was_single, warnings, effective, remembered,
                 [formats.checker(c.name) for c in compiled])
     if preview:
         plan.preview_of = 1 if was_single else len(existing)
@@ -405,10 +393,7 @@ def _build(plan: Plan, names: list[str], dry_run: bool) -> Path:
         return exp.dir
     tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=exp.dir))
     try:
-        if plan.single:
-            _write_single(plan, tmp)
-        else:
-            _write_subexps(plan, tmp, names)
+        _write_subexps(plan, tmp, names)
     except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(e, OSError):
@@ -424,7 +409,7 @@ def _render_all(plan: Plan, combo: dict[str, Any], sub_id: int, sub_dir: str, fi
     ctx = {**combo, **fixed, "subExpId": name, "subExpNum": sub_id, "subExpDir": sub_dir, "params": combo}
 
     def label() -> str:
-        return "the one job" if plan.single else f"sub-experiment {sub_id} with {batch_mod.param_key(combo)}"
+        return f"sub-experiment {sub_id} with {batch_mod.param_key(combo)}"
 
     texts = [c.render(ctx, label) for c in plan.compiled]
     for c, check, text in zip(plan.compiled, plan.checkers, texts, strict=True):
@@ -443,15 +428,6 @@ def _line_in(compiled: Any, text: str) -> Callable[[int], str]:
         return f"{compiled.name}: line {line} of the rendered file"
 
     return where
-
-
-def _write_single(plan: Plan, tmp: Path) -> None:
-    combo = plan.combos[0] if plan.combos else {}
-    texts = _render_all(plan, combo, 1, str(plan.exp.dir), plan.exp.template_params())
-    for c, text in zip(plan.compiled, texts, strict=True):
-        out = tmp / c.name
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
 
 
 def _write_subexps(plan: Plan, tmp: Path, names: list[str]) -> None:
@@ -516,12 +492,9 @@ def _commit(plan: Plan, tmp: Path, names: list[str], replace: bool, extend: bool
         if replace and (plan.existing or plan.was_single):
             trash = _trash_dir(exp)
             _move_old(plan, trash, moves)
-        if plan.single:
-            _place_single(plan, tmp, moves)
-        else:
-            _check_free(exp, names)
-            for name in names:
-                _move(tmp / name, exp.dir / name, moves)
+        _check_free(exp, names)
+        for name in names:
+            _move(tmp / name, exp.dir / name, moves)
         if extend and plan.combos and (exp.dir / DONE_MARK).exists():
             _move(exp.dir / DONE_MARK, tmp / DONE_MARK, moves)  # no longer true: new ones are pending
         exp.write_record(_record(plan, names, trash, extend))
@@ -577,18 +550,6 @@ def _single_outputs(exp: Experiment) -> list[str]:
     return list(dict.fromkeys([*SINGLE_OUTPUTS, *sorted(owned - keep)]))
 
 
-def _place_single(plan: Plan, tmp: Path, moves: list[tuple[Path, Path]]) -> None:
-    exp = plan.exp
-    for c in plan.compiled:
-        src = exp.dir / c.name
-        saved = exp.dir / TEMPLATE_DIR / c.name
-        if src.exists():
-            if saved.exists():
-                raise MrlError(f"{saved} already exists: move it away and run again")
-            _move(src, saved, moves)
-        _move(tmp / c.name, exp.dir / c.name, moves)
-
-
 def _check_free(exp: Experiment, names: list[str]) -> None:
     present = set(os.listdir(exp.dir))
     taken = [n for n in names if n in present]
@@ -617,7 +578,6 @@ def _record(plan: Plan, names: list[str], trash: Path | None, extend: bool) -> E
     old = exp.record.batch if extend else None
     batch = BatchRecord(
         n=len(plan.combos) + (len(plan.existing) if extend else 0),
-        single=plan.single,
         templates=[c.name for c in plan.compiled],
         made=jsonio.now(),
         grid=spec.grid,
@@ -631,9 +591,6 @@ def _record(plan: Plan, names: list[str], trash: Path | None, extend: bool) -> E
         duplicates=plan.expansion.duplicates,
         cli=plan.overrides.to_record(),  # --set/--grid/--repeat, applied again by --extend
     )
-    if plan.single:  # the params of the one job (Experiment.sub_experiments reads them here)
-        batch.params = plan.combos[0] if plan.combos else {}
-        batch.rendered = {c.name: _sha((exp.dir / c.name).read_bytes()) for c in plan.compiled}
     if old is not None:
         batch.first_made = old.first_made or old.made
         batch.added = len(plan.combos)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from metarunlog.project import Project
-from tests.conftest import commit_all, main, run_mrl, set_cfg
+from tests.conftest import commit_all, main, old_one_job_exp, run_mrl, set_cfg
 
 EXP = Path("output") / "0001"
 
@@ -70,22 +70,25 @@ def test_templates_see_the_builtin_variables_with_final_paths(project: Path) -> 
     assert (exp / "002" / "conf.lua").read_text() == f"1 002 2 {e} {e}/002 {e}/code b\n"
 
 
-def test_a_template_without_mrl_lines_renders_once_into_the_experiment(project: Path) -> None:
-    exp = new_exp(project, "dir = {{ expDir }}\nid = {{ subExpId }}\n")
+def test_a_template_without_mrl_lines_makes_one_sub_experiment_001_as_the_original(project: Path) -> None:
+    template = "dir = {{ subExpDir }}\nid = {{ subExpId }}\nlr = {{ lr }}\n"
+    exp = new_exp(project, template)
     assert main(["makebatch", "--set", "lr=0.5"]) == 0
-    assert (exp / "conf.lua").read_text() == f"dir = {exp.resolve()}\nid = 001\n"
-    assert (exp / ".mrl.template" / "conf.lua").read_text() == "dir = {{ expDir }}\nid = {{ subExpId }}\n"
-    assert not any(p.name.isdigit() for p in exp.iterdir())
-    loaded = Project.find(project).load_exp(1)
-    [sub] = loaded.sub_experiments()
-    assert (sub.name, sub.dir, sub.id, sub.params) == (".", loaded.dir, 1, {"lr": 0.5})
-    assert record(exp)["batch"]["single"] is True and record(exp)["batch"]["n"] == 1
+    assert (exp / "001" / "conf.lua").read_text() == f"dir = {exp.resolve()}/001\nid = 001\nlr = 0.5\n"
+    assert (exp / "conf.lua").read_text() == template  # the template stays where the user wrote it
+    assert not (exp / ".mrl.template").exists()
+    mrl = Project.find(project)
+    [sub] = mrl.load_exp(1).sub_experiments()
+    assert (sub.name, sub.id, sub.params) == ("001", 1, {"lr": 0.5})
+    assert mrl._getSubExperiments(str(exp)) == ["001"]  # what the original's launch scripts loop over
+    assert record(exp)["batch"]["single"] is False and record(exp)["batch"]["n"] == 1
 
 
-def test_a_one_job_experiment_becomes_a_batch_with_replace_from_its_saved_template(project: Path) -> None:
-    exp = new_exp(project, "lr = {{ lr | default(1) }}\n")
-    assert main(["makebatch"]) == 0
+def test_an_old_one_job_experiment_becomes_a_batch_with_replace_from_its_saved_template(project: Path) -> None:
+    exp = old_one_job_exp(project, "lr = {{ lr | default(1) }}\n", "lr = 1\n")
     (exp / "run.log").write_text("the one job ran\n")
+    [sub] = Project.find(project).load_exp(1).sub_experiments()
+    assert (sub.name, sub.dir) == (".", exp)  # still read as it was made
     assert main(["makebatch"]) == 1
     saved = exp / ".mrl.template" / "conf.lua"
     template = saved.read_text() + "# MRL:grid['lr'] = [2, 3]\n"
@@ -102,8 +105,7 @@ def test_a_one_job_experiment_becomes_a_batch_with_replace_from_its_saved_templa
 def test_replace_refuses_when_the_rendered_file_of_a_one_job_experiment_was_edited(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    exp = new_exp(project, "lr = 1\n")
-    assert main(["makebatch"]) == 0
+    exp = old_one_job_exp(project, "lr = 1\n", "lr = 1\n")
     (exp / "conf.lua").write_text("lr = 2\n")
     assert main(["makebatch", "-replace"]) == 1
     assert ".mrl.template" in capsys.readouterr().err
@@ -349,28 +351,22 @@ def test_the_command_line_reports_errors_in_one_line_as_a_subprocess(project: Pa
 
 
 def test_mrl_new_after_a_one_job_experiment_copies_its_template_not_the_rendered_file(project: Path) -> None:
-    new_exp(project, "dir = {{ expDir }}\n")
-    assert main(["makebatch"]) == 0
+    old_one_job_exp(project, "dir = {{ expDir }}\n", "dir = /somewhere\n")
     assert main(["new"]) == 0
     assert (project / "output" / "0002" / "conf.lua").read_text() == "dir = {{ expDir }}\n"
 
 
-def test_replace_renders_a_one_job_experiment_again_from_its_saved_template(project: Path) -> None:
-    exp = new_exp(project, "x = {{ x | default(1) }}\n")
-    assert main(["makebatch"]) == 0
+def test_replace_renders_an_old_one_job_experiment_again_from_its_saved_template(project: Path) -> None:
+    exp = old_one_job_exp(project, "x = {{ x | default(1) }}\n", "x = 1\n")
     assert main(["makebatch", "-replace", "--set", "x=2"]) == 0
-    assert (exp / "conf.lua").read_text() == "x = 2\n"
-    assert (exp / ".mrl.template" / "conf.lua").read_text() == "x = {{ x | default(1) }}\n"
+    assert (exp / "001" / "conf.lua").read_text() == "x = 2\n"
+    assert (exp / "conf.lua").read_text() == "x = {{ x | default(1) }}\n"
     [trash] = (exp / ".trash").iterdir()
     assert (trash / "conf.lua").read_text() == "x = 1\n"
 
 
-def test_extend_cannot_turn_a_batch_into_a_one_job_experiment(
-    project: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    exp = new_exp(project)
-    assert main(["makebatch"]) == 0
-    (exp / "conf.lua").write_text("no mrl lines\n")
+def test_extend_cannot_extend_an_old_one_job_experiment(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old_one_job_exp(project, "x = 1\n", "x = 1\n")
     assert main(["makebatch", "--extend"]) == 1
     assert "use -replace" in capsys.readouterr().err
 
@@ -538,8 +534,7 @@ def test_dry_run_on_an_expanded_experiment_previews_the_template_as_it_is_now(
 def test_dry_run_previews_a_one_job_experiment_from_its_saved_template(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    exp = new_exp(project, "lr = {{ lr | default(1) }}\n")
-    assert main(["makebatch"]) == 0
+    exp = old_one_job_exp(project, "lr = {{ lr | default(1) }}\n", "lr = 1\n")
     saved = exp / ".mrl.template" / "conf.lua"
     saved.write_text(saved.read_text() + "# MRL:grid['lr'] = [2, 3]\n")
     before = listing(exp)
@@ -615,11 +610,11 @@ def test_dry_run_checks_the_rendered_json_too(project: Path, capsys: pytest.Capt
     assert "not valid JSON" in capsys.readouterr().err
 
 
-def test_a_one_job_json_template_is_checked(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_json_template_without_mrl_lines_is_checked(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     exp = json_project(project, '{"name": {{ name }}}\n')
     assert main(["makebatch", "--set", "name=x"]) == 1
     assert "param name rendered as x" in capsys.readouterr().err
-    assert not (exp / ".mrl.template").exists()
+    assert not (exp / "001").exists()
 
 
 def test_a_toml_template_with_a_bare_string_is_refused(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from metarunlog import metrics
 from metarunlog.main import main
-from tests.commands.test_makebatch import new_exp
+from tests.conftest import old_one_job_exp
 from tests.test_results import done, make_exp
 
 
@@ -63,8 +63,7 @@ def test_without_its_registration_the_reader_s_files_are_not_metrics(
 
 
 def test_makebatch_replace_trashes_the_files_a_registered_reader_owns(project: Path, scores_reader: None) -> None:
-    exp = new_exp(project, "lr = {{ lr | default(1) }}\n")
-    assert main(["makebatch"]) == 0
+    exp = old_one_job_exp(project, "lr = {{ lr | default(1) }}\n", "lr = 1\n")
     (exp / "scores.txt").write_text("bleu 1\n")
     (exp / "metrics.jsonl").write_text('{"loss": 1}\n')
     saved = exp / ".mrl.template" / "conf.lua"
