@@ -49,3 +49,16 @@ def is_running(folder: Path) -> bool:
         return True
     finally:
         os.close(fd)  # closing drops our probe lock
+
+
+@contextlib.contextmanager
+def waiting_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created if missing), waiting for other holders.
+
+    For short critical sections between concurrent mrl processes (moving `last`)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

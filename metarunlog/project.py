@@ -165,16 +165,21 @@ class Project:
 
     def update_last_link(self, exp: Experiment) -> None:
         """Point `basedir/last` at `exp`, atomically (symlink to a temp name, then rename)."""
+        from metarunlog.locks import waiting_lock
+
         link = self.basedir / LAST
-        current = self._last_link_target_id()
-        if current is not None and current > exp.id and (self.outdir / self.exp_name(current)).exists():
-            return  # a concurrent `mrl new` made a newer one
-        tmp = self.basedir / f".{LAST}.{os.getpid()}.tmp"
-        target = os.path.relpath(exp.dir, self.basedir)
-        if tmp.is_symlink() or tmp.exists():
-            tmp.unlink()
-        os.symlink(target, tmp)
-        os.replace(tmp, link)
+        # Concurrent `mrl new`s: the check and the move happen under one lock, or an older
+        # experiment's process could move `last` back after a newer one set it.
+        with waiting_lock(self.outdir / ".mrl.last.lock"):
+            current = self._last_link_target_id()
+            if current is not None and current > exp.id and (self.outdir / self.exp_name(current)).exists():
+                return  # a concurrent `mrl new` made a newer one
+            tmp = self.basedir / f".{LAST}.{os.getpid()}.tmp"
+            target = os.path.relpath(exp.dir, self.basedir)
+            if tmp.is_symlink() or tmp.exists():
+                tmp.unlink()
+            os.symlink(target, tmp)
+            os.replace(tmp, link)
 
     def _last_link_target_id(self) -> int | None:
         link = self.basedir / LAST

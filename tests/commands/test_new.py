@@ -132,7 +132,7 @@ def test_ten_concurrent_new_make_ten_experiments(project: Path) -> None:
     ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0] * 10, outs
-    exps = sorted(p.name for p in (project / "output").iterdir() if p.name != ".mrl.objects")
+    exps = sorted(p.name for p in (project / "output").iterdir() if not p.name.startswith("."))
     assert exps == [f"{i:04d}" for i in range(1, 11)]
     descs = sorted(record(project, e)["description"] for e in exps)
     assert descs == sorted(f"run {i}" for i in range(10))
