@@ -2,7 +2,8 @@
 """Core speed and disk: start-up of `mrl --help` / `mrl ls` (1,000 experiments), `mrl new`
 on a 20,000-file repository, and the disk 10 consecutive experiments take.
 
-    python bench/bench_core.py [--files 20000] [--experiments 1000] [--repeat 7] [--consecutive 10]
+    python bench/bench_core.py [--files 20000] [--size-mb 200] [--experiments 1000] [--repeat 7]
+                               [--consecutive 10] [--parts startup,snapshot]
 
 Prints medians and ratios against floors measured in the same run:
 - `mrl ls` against a plain Python script that reads the same records and prints them
@@ -12,6 +13,8 @@ Prints medians and ratios against floors measured in the same run:
 - the disk those consecutive experiments use (every inode counted once, folders included)
   against one `git archive` copy (aim: <= 1.1x in total).
 MRL_BENCH_ROOT=/other/checkout measures another checkout's code (before/after figures).
+The package is byte-compiled first, as an installed one is; start-up commands are run in
+turns (one of each per round) so that a change in the machine's load hits them alike.
 """
 
 from __future__ import annotations
@@ -48,13 +51,15 @@ def timed(cmd: list[str] | str, cwd: Path, repeat: int, shell: bool = False, set
     return statistics.median(times)
 
 
-def make_repo(path: Path, nfiles: int) -> None:
+def make_repo(path: Path, nfiles: int, size: int = 0) -> None:
+    """A repository of `nfiles` files in folders of 500, `size` bytes in all (at least ~150 each)."""
     path.mkdir()
     subprocess.run(["git", "init", "-q"], cwd=path, check=True)
+    lines = max(20, size // max(1, nfiles) // 6)
     for i in range(nfiles):
         d = path / f"pkg{i // 500:03d}"
         d.mkdir(exist_ok=True)
-        (d / f"mod{i:05d}.py").write_text(f"# module {i}\nVALUE = {i}\n" + "x = 1\n" * 20)
+        (d / f"mod{i:05d}.py").write_text(f"# module {i}\nVALUE = {i}\n" + "x = 1\n" * lines)
     subprocess.run(["git", "add", "-A"], cwd=path, check=True)
     subprocess.run(["git", "commit", "-qm", "big"], cwd=path, check=True, env=ENV)
     subprocess.run(MRL + ["init"], cwd=path, check=True, env=ENV, stdout=subprocess.DEVNULL)
@@ -133,59 +138,73 @@ def main() -> None:
     ap.add_argument("--experiments", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--consecutive", type=int, default=10)
+    ap.add_argument("--size-mb", type=float, default=200, help="total size of the big repository's files")
+    ap.add_argument("--parts", default="startup,snapshot")
     a = ap.parse_args()
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "metarunlog")], check=True)
     with tempfile.TemporaryDirectory(prefix="mrl-bench-") as tmp:
         tmp_path = Path(tmp)
-        small = tmp_path / "small"
-        make_repo(small, 3)
-        fake_experiments(small, a.experiments)
-        py = timed([sys.executable, "-c", "pass"], small, a.repeat)
-        floor = timed([sys.executable, "-c", LS_FLOOR], small, a.repeat)
-        helpt = timed(MRL + ["--help"], small, a.repeat)
-        lst = timed(MRL + ["ls"], small, a.repeat)
-        lsd = timed(MRL + ["ls", "-desc", "-tm"], small, a.repeat)
-        print(f"start-up ({a.experiments} experiments), median of {a.repeat}:")
-        print(f"  python -c pass      {py * 1000:7.1f} ms")
-        print(f"  plain-Python ls     {floor * 1000:7.1f} ms  (floor: reads and prints the same records)")
-        print(f"  mrl --help          {helpt * 1000:7.1f} ms  {helpt / py:5.2f}x of python -c pass")
-        print(f"  mrl ls              {lst * 1000:7.1f} ms  {lst / floor:5.2f}x of the floor   (aim: <= 1.5x)")
-        print(f"  mrl ls -desc -tm    {lsd * 1000:7.1f} ms  {lsd / floor:5.2f}x of the floor")
+        if "startup" in a.parts:
+            startup(tmp_path, a.experiments, a.repeat)
+        if "snapshot" in a.parts:
+            snapshots(tmp_path, a.files, int(a.size_mb * 1e6), a.repeat, a.consecutive)
 
-        big = tmp_path / "big"
-        make_repo(big, a.files)
-        dest = tmp_path / "dest"
 
-        def fresh_dest() -> None:
-            shutil.rmtree(dest, ignore_errors=True)
-            dest.mkdir()
+def startup(tmp_path: Path, experiments: int, repeat: int) -> None:
+    small = tmp_path / "small"
+    make_repo(small, 3)
+    fake_experiments(small, experiments)
+    cmds = {"py": [sys.executable, "-c", "pass"], "floor": [sys.executable, "-c", LS_FLOOR],
+            "help": MRL + ["--help"], "ls": MRL + ["ls"], "lsd": MRL + ["ls", "-desc", "-tm"]}
+    runs: dict[str, list[float]] = {k: [] for k in cmds}
+    for _ in range(repeat):
+        for k, cmd in cmds.items():
+            runs[k].append(timed(cmd, small, 1))
+    py, floor, helpt, lst, lsd = (statistics.median(runs[k]) for k in cmds)
+    print(f"start-up ({experiments} experiments), median of {repeat}:")
+    print(f"  python -c pass      {py * 1000:7.1f} ms")
+    print(f"  plain-Python ls     {floor * 1000:7.1f} ms  (floor: reads and prints the same records)")
+    print(f"  mrl --help          {helpt * 1000:7.1f} ms  {helpt / py:5.2f}x of python -c pass")
+    print(f"  mrl ls              {lst * 1000:7.1f} ms  {lst / floor:5.2f}x of the floor   (aim: <= 1.5x)")
+    print(f"  mrl ls -desc -tm    {lsd * 1000:7.1f} ms  {lsd / floor:5.2f}x of the floor")
 
-        def fresh_out() -> None:
-            shutil.rmtree(big / "output", ignore_errors=True)
-            (big / "output").mkdir()
 
-        r = max(3, a.repeat // 2)
-        archive = timed(f"git archive HEAD | tar -x -C {dest}", big, r, shell=True, setup=fresh_dest)
-        idx = tmp_path / "index"
-        checkout = timed(
-            f"GIT_INDEX_FILE={idx} git read-tree HEAD && "
-            f"GIT_INDEX_FILE={idx} git -c checkout.workers=0 checkout-index -a -f --prefix={dest}/",
-            big, r, shell=True, setup=fresh_dest)
-        wt = tmp_path / "wt"
+def snapshots(tmp_path: Path, files: int, size: int, repeat: int, rounds: int) -> None:
+    big = tmp_path / "big"
+    make_repo(big, files, size)
+    dest = tmp_path / "dest"
 
-        def fresh_wt() -> None:
-            subprocess.run(["git", "worktree", "remove", "--force", str(wt)], cwd=big, capture_output=True)
-            shutil.rmtree(wt, ignore_errors=True)
+    def fresh_dest() -> None:
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir()
 
-        worktree = timed(f"git worktree add -q --detach {wt} HEAD", big, r, shell=True, setup=fresh_wt)
-        fresh_wt()
-        new = timed(MRL + ["new", "bench"], big, r, setup=fresh_out)
-        print(f"\nsnapshot of {a.files} tracked files, median of {r}:")
-        print(f"  git archive | tar -x          {archive * 1000:7.1f} ms  (floor)")
-        print(f"  read-tree + checkout-index    {checkout * 1000:7.1f} ms  {checkout / archive:5.2f}x")
-        print(f"  git worktree add --detach     {worktree * 1000:7.1f} ms  {worktree / archive:5.2f}x"
-              "   (rejected: code/ would link back to the repo)")
-        print(f"  mrl new (fresh outdir)        {new * 1000:7.1f} ms  {new / archive:5.2f}x   (aim: <= 1.5x)")
-        consecutive(big, dest, a.consecutive)
+    def fresh_out() -> None:
+        shutil.rmtree(big / "output", ignore_errors=True)
+        (big / "output").mkdir()
+
+    r = max(3, repeat // 2)
+    archive = timed(f"git archive HEAD | tar -x -C {dest}", big, r, shell=True, setup=fresh_dest)
+    idx = tmp_path / "index"
+    checkout = timed(
+        f"GIT_INDEX_FILE={idx} git read-tree HEAD && "
+        f"GIT_INDEX_FILE={idx} git -c checkout.workers=0 checkout-index -a -f --prefix={dest}/",
+        big, r, shell=True, setup=fresh_dest)
+    wt = tmp_path / "wt"
+
+    def fresh_wt() -> None:
+        subprocess.run(["git", "worktree", "remove", "--force", str(wt)], cwd=big, capture_output=True)
+        shutil.rmtree(wt, ignore_errors=True)
+
+    worktree = timed(f"git worktree add -q --detach {wt} HEAD", big, r, shell=True, setup=fresh_wt)
+    fresh_wt()
+    new = timed(MRL + ["new", "bench"], big, r, setup=fresh_out)
+    print(f"\nsnapshot of {files} tracked files ({size / 1e6:.0f} MB), median of {r}:")
+    print(f"  git archive | tar -x          {archive * 1000:7.1f} ms  (floor)")
+    print(f"  read-tree + checkout-index    {checkout * 1000:7.1f} ms  {checkout / archive:5.2f}x")
+    print(f"  git worktree add --detach     {worktree * 1000:7.1f} ms  {worktree / archive:5.2f}x"
+          "   (rejected: code/ would link back to the repo)")
+    print(f"  mrl new (fresh outdir)        {new * 1000:7.1f} ms  {new / archive:5.2f}x   (aim: <= 1.5x)")
+    consecutive(big, dest, rounds)
 
 
 if __name__ == "__main__":

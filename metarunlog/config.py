@@ -8,7 +8,6 @@ commands on that experiment (dicts such as `run` and `run.slurm` are merged key 
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 import logging
 from collections.abc import Iterator, Mapping
@@ -235,6 +234,8 @@ def _check_level(
     for key, value in data.items():
         full = prefix + key
         if key not in types:
+            import difflib  # only for a key that needs a hint: every `mrl ls` loads the config
+
             near = difflib.get_close_matches(key, list(types), n=1, cutoff=0.5)
             hint = f" (did you mean '{prefix}{near[0]}'?)" if near else ""
             warnings.append(f"{path}: unknown key '{full}'{hint}")

@@ -17,11 +17,13 @@ import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metarunlog import jsonio
 from metarunlog.config import Config
-from metarunlog.records import ExperimentRecord, Status, SubRecord
+
+if TYPE_CHECKING:  # imported where used: `mrl ls` reads thousands of records as plain JSON
+    from metarunlog.records import ExperimentRecord, Status, SubRecord
 
 log = logging.getLogger("metarunlog.experiment")  # `mrl` prints these as `mrl: warning: ...`
 
@@ -68,6 +70,8 @@ class SubExperiment:
     @cached_property
     def record(self) -> SubRecord:
         """`SUBDIR/.mrl` (for a one-job experiment: the params its batch block holds)."""
+        from metarunlog.records import SubRecord
+
         if self.name == ".":
             batch = self.exp.record.batch
             return SubRecord(self.id, dict(batch.params or {}) if batch else {})
@@ -91,6 +95,8 @@ class SubExperiment:
 
     def read_status(self) -> Status | None:
         """`.mrl.status`, or None when it never ran (pending)."""
+        from metarunlog.records import Status
+
         data = jsonio.read_json_or(self.status_path, None)
         return Status.from_json(data) if isinstance(data, dict) else None
 
@@ -110,6 +116,8 @@ class Experiment:
     @cached_property
     def record(self) -> ExperimentRecord:
         """`EXPDIR/.mrl` (also a mapping over its JSON keys: `exp.record["gitHash"]`)."""
+        from metarunlog.records import ExperimentRecord
+
         data = jsonio.read_json(self.dir / RECORD)
         if not isinstance(data, dict):
             from metarunlog.errors import CorruptRecord

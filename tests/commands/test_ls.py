@@ -30,6 +30,28 @@ def test_ls_flags_add_columns(project: Path, capsys: pytest.CaptureFixture[str])
     assert len(cols[2]) == 7 and cols[3] == "mrl init" and cols[4] == "experiment 1"
 
 
+def test_ls_column_flags_also_take_the_double_dash_form(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make(1)
+    capsys.readouterr()
+    assert main(["ls", "-tm", "-ghash", "-gdesc", "-desc"]) == 0
+    single = capsys.readouterr().out
+    assert main(["ls", "--tm", "--ghash", "--gdesc", "--desc"]) == 0
+    assert capsys.readouterr().out == single
+
+
+def test_ls_shows_a_record_with_odd_field_types_as_stored(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make(1)
+    rec_path = project / "output" / "0001" / ".mrl"
+    rec = json.loads(rec_path.read_text())
+    rec.update(description=42, tags=["best", 3])
+    rec_path.write_text(json.dumps(rec))
+    capsys.readouterr()
+    assert main(["ls", "-desc"]) == 0
+    assert capsys.readouterr().out.strip().split("\t") == ["** 0001", "42", "#best"]
+    assert main(["ls", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["tags"] == ["best", 3]
+
+
 def test_ls_json_gives_the_records(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     make(2)
     capsys.readouterr()
