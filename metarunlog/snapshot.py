@@ -112,6 +112,9 @@ def _link(repo: Path, commit: str, dest: Path, store: Path, entries: list[TreeEn
             linked += 1
         except FileNotFoundError:
             fresh.append(e)
+        except PermissionError:
+            # Another user's store file, with fs.protected_hardlinks: a private copy instead.
+            fresh.append(e)
         except OSError as err:
             if err.errno != errno.EMLINK:
                 raise

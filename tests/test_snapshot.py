@@ -269,3 +269,30 @@ def test_verify_covers_the_whole_repository_for_a_project_in_a_subfolder(git_rep
     os.unlink(snap / "train.py")
     r = run_mrl("verify", cwd=sub)
     assert r.returncode == 1 and "missing  train.py" in r.stdout
+
+
+def test_a_store_file_at_the_hardlink_limit_is_replaced_by_a_fresh_copy(project: Path, tmp_path: Path) -> None:
+    import errno
+
+    assert main(["new"]) == 0
+    sha = git(project, "rev-parse", "HEAD:train.py").strip()
+    stored = project / OUT / ".mrl.objects" / sha[:2] / sha[2:]
+    links = tmp_path / "links"
+    links.mkdir()
+    for n in range(70_000):
+        try:
+            os.link(stored, links / str(n))
+        except OSError as e:
+            if e.errno != errno.EMLINK:
+                raise
+            break
+    else:
+        shutil.rmtree(links)
+        pytest.skip("this filesystem allows more than 70,000 hardlinks per file")
+    old = inode(stored)
+    assert main(["new"]) == 0
+    fresh = code(project, "0002") / "train.py"
+    assert fresh.read_text() == "print('training')\n" and not is_writable(fresh)
+    assert inode(fresh) != old and inode(stored) == inode(fresh)
+    assert (code(project, "0001") / "train.py").read_text() == "print('training')\n"
+    shutil.rmtree(links)

@@ -11,7 +11,8 @@ import argparse
 import json
 import sys
 
-from metarunlog.experiment import CODE, DIFF, Experiment
+from metarunlog.errors import MrlError
+from metarunlog.experiment import CODE, DIFF, RECORD, Experiment
 from metarunlog.project import Project
 
 HELP = "show an experiment's record; --verify checks code/ against its commit"
@@ -55,7 +56,9 @@ def verify_cli(project: Project, exp: Experiment) -> int:
     from metarunlog import git, snapshot
 
     repo = git.toplevel(project.basedir) or project.basedir  # code/ is the repository's whole tree
-    commit = str(exp.record.get("gitHash", ""))
+    commit = str(exp.record.get("gitHash") or "")
+    if not commit:
+        raise MrlError(f"{exp.dir / RECORD} names no gitHash: there is no commit to verify code/ against")
     diff = exp.dir / DIFF if exp.record.get("dirty") else None
     files, found = snapshot.verify(repo, commit, exp.dir / CODE, diff)
     against = f"commit {commit[:10]}" + (f" + {DIFF}" if diff is not None and diff.is_file() else "")
