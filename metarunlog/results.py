@@ -152,10 +152,14 @@ def finder_for(exp: Experiment, basedir: Path | None = None) -> metrics.Finder:
     """The metrics readers this experiment's config leaves on (one per experiment: globs compiled once).
 
     With `basedir`, `metric_goals` of its `mrl_analyze.py` count too (`.mrl.cfg`'s win)."""
-    settings = metrics.settings(exp.cfg)
-    if basedir is not None:
-        settings = dataclasses.replace(settings, goals={**user_goals(basedir), **settings.goals})
-    return metrics.Finder(settings)
+    cache = exp.__dict__.setdefault("_mrl_finders", {})  # read_sub per sub (the report) reuses it
+    key = str(basedir)
+    if key not in cache:
+        settings = metrics.settings(exp.cfg)
+        if basedir is not None:
+            settings = dataclasses.replace(settings, goals={**user_goals(basedir), **settings.goals})
+        cache[key] = metrics.Finder(settings)
+    return cache[key]  # type: ignore[no-any-return]
 
 
 def user_goals(basedir: Path) -> dict[str, str]:
@@ -185,7 +189,10 @@ def read_metrics(
     found = finder.read(sub_dir)
     acc = metrics.Accumulator(finder.settings.step_keys, finder.settings.goals, best=best)
     lines = list(found.rows) if keep_lines else None
-    acc.add(lines if lines is not None else found.rows)
+    if lines is not None:
+        acc.add(lines)
+    else:
+        metrics.sources.consume(found, acc.add)
     return acc.result(found.summary), lines, found.errors, found.warnings
 
 
@@ -272,11 +279,20 @@ def add_user_metrics(res: SubResult, fn: Callable[..., Any], settings: metrics.S
         merge_summary(res, acc.result())
         if res.lines is not None:
             res.lines.extend(extra)
+        elif res.curves is not None:  # the report has turned the rows into curves already
+            _add_curves(res.curves, list(extra))
         return None
     return (
         f"metrics() in {hooks.ANALYZE_FILE} returned {type(extra).__name__} for {res.name}: "
         "it must return a dict {name: value} (final values) or a list of them (one per step)"
     )
+
+
+def _add_curves(into: dict[str, tuple[str, Any, Any]], rows: list[dict[str, Any]]) -> None:
+    from array import array
+
+    for m, (xkey, xs, ys) in curves(rows).items():
+        into.setdefault(m, (xkey, array("d", xs), array("d", ys)))
 
 
 def merge_summary(res: SubResult, extra: metrics.Summary) -> None:

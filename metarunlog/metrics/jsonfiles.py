@@ -9,6 +9,7 @@ line, bad UTF-8) is parsed line by line and its bad lines skipped.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,9 +42,7 @@ class JsonReader(Reader):
         return out
 
     def rows(self, files: list[Path]) -> Iterator[dict[str, Any]]:
-        for p in files:
-            if p.suffix == ".jsonl":
-                yield from iter_jsonl(p)
+        return itertools.chain.from_iterable(iter_jsonl(p) for p in files if p.suffix == ".jsonl")
 
 
 def read_summary(path: Path) -> dict[str, Any]:
@@ -63,13 +62,17 @@ def read_summary(path: Path) -> dict[str, Any]:
 
 def iter_jsonl(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[dict[str, Any]]:
     """The JSON objects of a JSON-lines file, one a line, streamed; other lines are skipped."""
+    return itertools.chain.from_iterable(_chunks(path, chunk_bytes))  # rows handed out in C
+
+
+def _chunks(path: Path, chunk_bytes: int) -> Iterator[list[dict[str, Any]]]:
     try:
         f = open(path, "rb")  # noqa: SIM115 (closed by the with below; a missing file is no rows)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return
     with f:
         while lines := f.readlines(chunk_bytes):
-            yield from _parse_chunk(lines)
+            yield _parse_chunk(lines)
 
 
 def _parse_chunk(lines: list[bytes]) -> list[dict[str, Any]]:

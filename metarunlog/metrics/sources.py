@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,7 @@ class Found:
     errors: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    streams: list[Iterator[dict[str, Any]]] = field(default_factory=list)  # each reader's rows (`rows` chains them)
 
 
 class Finder:
@@ -98,9 +99,12 @@ class Finder:
             return []
         out = []
         for reader, own in zip(self.readers, self._own, strict=True):
-            mine = sorted(n for n in names if (own is not None and own.match(n)) or self._extra_for(reader, n))
+            if self._extra:
+                mine = [n for n in names if (own is not None and own.match(n)) or self._extra_for(reader, n)]
+            else:
+                mine = [n for n in names if own is not None and own.match(n)]
             if mine:
-                out.append((reader, [folder / n for n in mine]))
+                out.append((reader, [folder / n for n in sorted(mine)]))
         return out
 
     def _extra_for(self, reader: Reader, relpath: str) -> bool:
@@ -134,16 +138,27 @@ class Finder:
                 if s is not None:
                     found.summary = {**(found.summary or {}), **s}
             readable.append((reader, paths))
-        found.rows = _guarded(readable, found.errors)
+        found.streams = [reader.rows(paths) for reader, paths in readable]
+        found.rows = _guarded(found.streams, found.errors)
         return found
 
 
-def _guarded(readers: list[tuple[Reader, list[Path]]], errors: list[str]) -> Iterator[dict[str, Any]]:
-    for reader, paths in readers:
+def _guarded(streams: list[Iterator[dict[str, Any]]], errors: list[str]) -> Iterator[dict[str, Any]]:
+    for rows in streams:
         try:
-            yield from reader.rows(paths)
+            yield from rows
         except MrlError as e:  # keep the rows before the bad part, and the other readers'
             errors.append(str(e))
+
+
+def consume(found: Found, sink: Callable[[Iterator[dict[str, Any]]], None]) -> None:
+    """Feed each reader's rows to `sink` (an Accumulator's `add`), without the per-row cost of
+    `found.rows`; a reader that raises MrlError midway is added to `found.errors`."""
+    for rows in found.streams:
+        try:
+            sink(rows)
+        except MrlError as e:
+            found.errors.append(str(e))
 
 
 def list_files(folder: Path, depth: int) -> list[str]:

@@ -84,6 +84,11 @@ class Accumulator:
         self.rows = 0
 
     def add(self, rows: Iterable[dict[str, Any]]) -> None:
+        if not self.want_best:  # last values only: one dict.update per row, nothing else
+            update, before = self.last.update, self.rows
+            for self.rows, d in enumerate(rows, before + 1):  # noqa: B020 (counts the rows as it goes)
+                update(d)
+            return
         it = iter(rows)
         while batch := list(itertools.islice(it, BATCH)):
             self._add_batch(batch)
@@ -94,8 +99,6 @@ class Accumulator:
         last = self.last
         for d in batch:
             last.update(d)
-        if not self.want_best:
-            return
         steps = self._batch_steps(batch, start)
         for k in self._keys(batch):
             goal = self._goal_for(k)

@@ -239,3 +239,16 @@ def test_the_finder_reads_what_results_shows(project: Path) -> None:
     sub = one_sub(project, {"metrics.csv": "step,acc\n1,0.5\n"}, metrics={"f1": 0.2})
     [res, _] = results.collect(api.load_experiment("last", basedir=project))[0]
     assert res.metrics == {"acc": 0.5, "f1": 0.2} and res.dir == sub
+
+
+def test_analyze_plots_curves_from_every_reader_and_the_hook(project: Path) -> None:
+    from metarunlog import report
+
+    exp = make_exp(project, [{"params": {"lr": 0.1}, "status": done()}, {"params": {"lr": 0.2}, "status": done()}])
+    for i in (1, 2):
+        (exp.subexp_dir(i) / "metrics.csv").write_text("epoch,val_acc\n0,0.5\n1,0.6\n2,0.7\n")
+    (project / "mrl_analyze.py").write_text(
+        "def metrics(d):\n    return [{'step': s, 'bleu': 10.0 * s} for s in range(4)]\n"
+    )
+    rep = report.build_report(exp, project, exp.dir / "analysis")
+    assert {p.metric for p in rep.plots} >= {"val_acc", "bleu"}
