@@ -125,9 +125,8 @@ def cli(args: argparse.Namespace, project: Project) -> int:
 
 
 def report(tab: Table) -> None:
-    """Warnings, the no-metrics note and the errors, on stderr (the table is on stdout)."""
-    for w in tab.warnings:
-        print(f"mrl: warning: {w}", file=sys.stderr)
+    """The no-metrics note and the errors, on stderr (the table is on stdout). `tab.warnings`
+    were logged where they arose, and `main` printed them then."""
     if tab.note:
         print(f"mrl: {tab.note}", file=sys.stderr)
     for err in tab.errors[:MAX_ERRORS_SHOWN]:

@@ -4,9 +4,9 @@
     "metrics": {"patterns": ["epoch (?P<epoch>\\\\d+) .* val_acc=(?P<val_acc>[0-9.]+)"]}
 
 Every match is one row `{group name: value}` (numbers become ints or floats; a group that
-did not take part is left out); the matches of several patterns on one line make one row.
-A row without a step key (`epoch`, `step`, ...) takes the step of the rows before it, as a
-line printed after `epoch 3 ...` belongs to epoch 3. Off until a pattern is set;
+did not take part is left out). A row without a step key (`epoch`, `step`, ...) takes the
+step of the rows before it, as a line printed after `epoch 3 ...` (or a second pattern
+matching the same line) belongs to epoch 3. Off until a pattern is set;
 `metrics.log_files` changes which files are searched (default `run.log`). Lines are streamed.
 """
 
@@ -46,19 +46,18 @@ class LogPatternReader(Reader):
 
 
 def iter_matches(path: Path, patterns: list[re.Pattern[str]]) -> Iterator[dict[str, Any]]:
-    """One row per line that some pattern matches (every match's groups), in file order."""
+    """One row per match (its named groups), in file order: line by line, pattern by pattern."""
     try:
         f = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 (closed below)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return
     with f:
         for line in f:
-            row: dict[str, Any] = {}
             for rx in patterns:
                 for m in rx.finditer(line):
-                    row.update((k, parse_value(v)) for k, v in m.groupdict().items() if v is not None)
-            if row:
-                yield row
+                    row = {k: parse_value(v) for k, v in m.groupdict().items() if v is not None}
+                    if row:
+                        yield row
 
 
 def with_steps(rows: Iterator[dict[str, Any]], step_keys: tuple[str, ...]) -> Iterator[dict[str, Any]]:

@@ -7,6 +7,7 @@ folder lists the files once (a walk only as deep as some glob needs) and matches
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -131,6 +132,7 @@ class Finder:
                 s = reader.summary(paths)
             except MissingExtra as e:
                 found.warnings.append(str(e))
+                _warn_once(str(e))
                 continue
             except MrlError as e:
                 found.errors.append(str(e))
@@ -159,6 +161,17 @@ def consume(found: Found, sink: Callable[[Iterator[dict[str, Any]]], None]) -> N
             sink(rows)
         except MrlError as e:
             found.errors.append(str(e))
+
+
+_warned: set[str] = set()
+log = logging.getLogger("metarunlog.metrics")  # `mrl` prints it as `mrl: warning: ...`
+
+
+def _warn_once(message: str) -> None:
+    """A missing extra is said once per process, not once per sub-experiment."""
+    if message not in _warned:
+        _warned.add(message)
+        log.warning(message)
 
 
 def list_files(folder: Path, depth: int) -> list[str]:

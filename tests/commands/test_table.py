@@ -287,3 +287,11 @@ def test_load_table_takes_lists_all_and_the_table_options(project: Path) -> None
     assert list(agg["n"]) == [3, 3, 3, 3]
     best = api.load_table(1, summary="best", where="lr == 0.1")
     assert list(best["val_loss_step"]) == [2, 2, 2]
+
+
+def test_a_config_warning_is_printed_once(project: Path) -> None:
+    set_cfg(project, bogus_key=1)
+    commit_all(project)
+    grid_exp(project)
+    proc = run_mrl("table", cwd=project)
+    assert proc.stderr.count("unknown key 'bogus_key'") == 1, proc.stderr

@@ -114,6 +114,29 @@ def test_event_files_in_train_and_validation_folders_get_their_folder_as_prefix(
     assert acc.result().last == {"train/epoch_loss": 0.5, "validation/epoch_loss": pytest.approx(0.7)}
 
 
+def test_tf2_style_tensor_scalars_as_keras_writes_them_are_read(tmp_path: Path) -> None:
+    """Keras' TensorBoard callback (TF2 summaries) stores a scalar as a tensor with the
+    `scalars` plugin, not as simple_value: write one such file with tensorboard's protos."""
+    pytest.importorskip("tensorboard")
+    record_writer = pytest.importorskip("tensorboardX.record_writer")
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.util import tensor_util
+
+    (tmp_path / "logs" / "validation").mkdir(parents=True)
+    w = record_writer.RecordWriter(str(tmp_path / "logs" / "validation" / "events.out.tfevents.1.host.v2"))
+    w.write(event_pb2.Event(wall_time=1.0, file_version="brain.Event:2").SerializeToString())
+    for epoch, loss in enumerate([0.9, 0.5, 0.75]):
+        value = summary_pb2.Summary.Value(tag="epoch_loss", tensor=tensor_util.make_tensor_proto(loss))
+        value.metadata.plugin_data.plugin_name = "scalars"
+        event = event_pb2.Event(wall_time=2.0 + epoch, step=epoch, summary=summary_pb2.Summary(value=[value]))
+        w.write(event.SerializeToString())
+    w.close()
+    acc = metrics.Accumulator(metrics.DEFAULT_STEP_KEYS)
+    acc.add(metrics.Finder().read(tmp_path).rows)
+    s = acc.result()
+    assert s.last == {"epoch_loss": 0.75} and s.best["epoch_loss"] == metrics.Best(0.5, 1, "min")
+
+
 def test_a_missing_tensorboard_extra_is_a_one_line_hint_and_the_rest_still_shows(project: Path, tmp_path: Path) -> None:
     pytest.importorskip("tensorboard")
     sub = one_sub(project, {"metrics.json": '{"acc": 0.5}'})
@@ -252,3 +275,19 @@ def test_analyze_plots_curves_from_every_reader_and_the_hook(project: Path) -> N
     )
     rep = report.build_report(exp, project, exp.dir / "analysis")
     assert {p.metric for p in rep.plots} >= {"val_acc", "bleu"}
+
+
+def test_tensorboard_is_imported_only_when_event_files_exist(project: Path) -> None:
+    one_sub(project, {"metrics.jsonl": '{"step": 1, "loss": 0.5}\n'})
+    code = (
+        "import sys\nfrom metarunlog.main import main\nmain(['table'])\n"
+        "print('TB:' + str('tensorboard' in sys.modules), file=sys.stderr)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    assert "TB:False" in proc.stderr, proc.stderr
