@@ -36,8 +36,8 @@ from metarunlog.procs import killpg, reap_group
 from metarunlog.records import Status
 from metarunlog.states import JobState, recorded_state
 
-__all__ = ["CANCEL_CODES", "HOST", "Command", "ExecOptions", "Locked", "Stopper", "execute", "log_tail",
-           "resume_at", "update_done_marker"]
+__all__ = ["CANCEL_CODES", "HOST", "Changed", "Command", "ExecOptions", "Locked", "Stopper", "execute",
+           "log_tail", "resume_at", "update_done_marker"]
 
 LOCK = RUN_LOCK  # the names earlier versions had here
 HOST = socket.gethostname()
@@ -45,6 +45,12 @@ HOST = socket.gethostname()
 # someone (Ctrl-C, SIGTERM, `mrl cancel`, scancel): cancelled, not failed.
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 CANCEL_CODES = frozenset([-int(s) for s in _STOP_SIGNALS] + [128 + int(s) for s in _STOP_SIGNALS])
+
+
+class Changed(MrlError):
+    """The sub-experiment is not the one that was planned: its params or rendered files
+    changed (a `makebatch -replace`), or its folder is gone. It is skipped, never run
+    with the commands rendered for what was there before."""
 
 
 class Stopper:
@@ -153,8 +159,26 @@ now = jsonio.now  # kept as execute.now: the backends import it from here
 @contextlib.contextmanager
 def locked(sub: SubExperiment) -> Any:
     """Hold `SUBDIR/.mrl.lock` (flock) or raise Locked; yields the lock's file descriptor."""
-    with run_lock(sub.dir) as fd:
+    with contextlib.ExitStack() as stack:
+        try:
+            fd = stack.enter_context(run_lock(sub.dir))
+        except FileNotFoundError:
+            raise Changed(f"{sub.dir} is gone (moved by makebatch -replace?): not run") from None
         yield fd
+
+
+def check_planned(sub: SubExperiment, planned: str) -> None:
+    """Raise Changed unless `sub` on disk is still what was planned (`planned`: its
+    fingerprint then). Call under the sub-experiment's lock."""
+    try:
+        now_fp = sub.fingerprint(fresh=True)
+    except MrlError:  # its .mrl is corrupt now: not what was planned either
+        now_fp = ""
+    if now_fp != planned:
+        raise Changed(
+            f"{sub.dir} changed after this run planned it (makebatch -replace?): skipped, "
+            "not run with the old commands; run it again"
+        )
 
 
 @dataclass
@@ -172,6 +196,7 @@ class ExecOptions:
     stop: Stopper | None = None  # shared with the other workers of this runner
     env: dict[str, str] | None = None  # the base environment (default: os.environ)
     on_start: Callable[[Status], None] | None = None  # told each time a step's process starts
+    fingerprint: str | None = None  # `sub.fingerprint()` when planned: a mismatch raises Changed
 
 
 def execute(sub: SubExperiment, options: ExecOptions | None = None) -> Status:
@@ -179,12 +204,15 @@ def execute(sub: SubExperiment, options: ExecOptions | None = None) -> Status:
 
     A done sub-experiment is left alone (its record returned) unless `options.force`;
     with `force`, one that another runner finished after `seen_attempts` is left alone too.
-    Raises Locked when another process holds it.
+    Raises Locked when another process holds it, Changed when `options.fingerprint` no
+    longer matches it (checked under the lock, before anything is written).
     """
     o = options or ExecOptions()
     steps = o.steps if o.steps is not None else Command.of(sub.exp).render(sub, o.resource)
     stop = o.stop or Stopper()
     with locked(sub) as lock_fd:
+        if o.fingerprint is not None:
+            check_planned(sub, o.fingerprint)
         old = sub.read_status() or Status()
         if _leave_alone(old, o.force, o.seen_attempts):
             return old

@@ -58,6 +58,13 @@ def parse_id(name: str, fmt: str, field_name: str, **extra: int) -> int | None:
     return n if fmt.format(**{field_name: n, **extra}) == name else None
 
 
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
 @dataclass
 class SubExperiment:
     """One combination of params: a folder with `.mrl`, the rendered files, and results."""
@@ -84,6 +91,32 @@ class SubExperiment:
     @property
     def params(self) -> dict[str, Any]:
         return dict(self.record.params)
+
+    def fingerprint(self, *, fresh: bool = False) -> str:
+        """`records.fingerprint` of this sub-experiment: the params this object read (the
+        ones its command was rendered from), or with `fresh` the params on disk now, and
+        the files makebatch rendered into its folder as they are now."""
+        from metarunlog.records import fingerprint
+
+        params: dict[str, Any] | None = self.record.params
+        if fresh:
+            params = self._params_on_disk()
+        batch = self.exp.record.batch
+        names = batch.templates if batch is not None else []
+        return fingerprint(params, ((n, _read_or_none(self.dir / n)) for n in names))
+
+    def _params_on_disk(self) -> dict[str, Any] | None:
+        """Read as `record` reads them; None when the folder (or its record) is gone."""
+        from metarunlog.records import ExperimentRecord, SubRecord
+
+        if self.name == ".":
+            data = jsonio.read_json_or(self.exp.dir / RECORD, None)
+            batch = ExperimentRecord.from_json(data).batch if isinstance(data, dict) else None
+            return dict(batch.params or {}) if batch is not None else None
+        data = jsonio.read_json_or(self.dir / RECORD, None)
+        if data is None:
+            return {} if self.dir.is_dir() else None  # a folder made by hand has empty params
+        return SubRecord.from_json(data if isinstance(data, dict) else {}).params
 
     @property
     def status_path(self) -> Path:

@@ -38,8 +38,13 @@ def run_lock(folder: Path) -> Iterator[int]:
 
 def is_running(folder: Path) -> bool:
     """True while some process holds `folder/.mrl.lock`; the probe takes nothing."""
+    return is_flocked(folder / RUN_LOCK)
+
+
+def is_flocked(path: Path) -> bool:
+    """True while some process holds a flock on `path` (no file: False)."""
     try:
-        fd = os.open(folder / RUN_LOCK, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:  # no lock file: never run (or not readable: nothing we could take)
         return False
     try:

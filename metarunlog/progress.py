@@ -46,7 +46,8 @@ class Progress:
         self.tail = tail
         self.total = len(jobs)
         self.t0 = time.monotonic()
-        self._seen = {id(j): j.state for j in jobs}
+        # Nothing seen yet: a job that ended before the first update still gets its line.
+        self._seen: dict[int, JobState | None] = {id(j): None for j in jobs}
         self._finished = 0
         self._drawn = 0
         self._last_draw = 0.0

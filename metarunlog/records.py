@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ from metarunlog.backends.registry import DEFAULT
 from metarunlog.procs import valid_pid
 from metarunlog.states import JobState
 
-__all__ = ["BatchRecord", "ExperimentRecord", "Status", "SubRecord", "valid_pid"]
+__all__ = ["BatchRecord", "ExperimentRecord", "Status", "SubRecord", "fingerprint", "valid_pid"]
 
 # -- coercion: a value read from disk, or None -----------------------------------------------
 
@@ -318,6 +318,22 @@ class SubRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {"subExpId": self.sub_exp_id, "params": self.params, **_without(self.extra, _SUB_KEYS)}
+
+
+def fingerprint(params: Mapping[str, Any] | None, files: Iterable[tuple[str, bytes | None]] = ()) -> str:
+    """A digest of what a sub-experiment was planned from: its params (None: its `.mrl` is
+    gone) and the files makebatch rendered into its folder (name, bytes or None if absent).
+
+    A runner or task records it when planning and compares it, under the sub-experiment's
+    lock, right before starting (`SubExperiment.fingerprint`, `ExecOptions.fingerprint`).
+    """
+    import hashlib
+    import json
+
+    h = hashlib.sha256(b"-" if params is None else json.dumps(params, sort_keys=True, default=str).encode())
+    for name, data in files:
+        h.update(b"\0" + name.encode() + (b"\0-" if data is None else b"\0+" + data))
+    return h.hexdigest()[:32]
 
 
 def _without(extra: Mapping[str, Any], known: frozenset[str]) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from metarunlog.states import JobState, observed_state, recorded_state
 
 if TYPE_CHECKING:
     from metarunlog.experiment import Experiment, SubExperiment
+    from metarunlog.ownership import Claim
     from metarunlog.records import Status
 
 __all__ = ["Backend", "Job", "JobState", "RunOptions", "get_backend"]
@@ -65,6 +66,8 @@ class Job:
     job_id: str | None = None  # Slurm: "<array job>_<task>"
     message: str = ""  # why it was skipped, or what went wrong outside the command
     skipped: bool = False  # left alone: another runner has it (its state is theirs)
+    fingerprint: str | None = None  # `sub.fingerprint()` when planned: execute checks it before starting
+    changed: bool = False  # skipped: it changed after it was planned (execute.Changed)
 
     @property
     def id(self) -> int:
@@ -126,6 +129,14 @@ class Backend:
     def unsettled(status: Status | None) -> bool:
         """A finished record only this backend can settle (Slurm: did the scheduler end it?)."""
         return False
+
+    @classmethod
+    def owners(cls, exp: Experiment, claims: Sequence[Claim]) -> list[str]:
+        """Which of this backend's claims in `EXPDIR/.mrl.owners/` (written at submit with
+        `metarunlog.ownership.write_claim`) still own `exp`: one line each saying who
+        ("slurm job(s) 1234"). While any does, `makebatch -replace`/`--extend` refuse.
+        Default: none (an `mrl run` process's own claim is judged by `ownership`)."""
+        return []
 
     @staticmethod
     def task_ids() -> tuple[str | None, str | None]:

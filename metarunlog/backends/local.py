@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from metarunlog.backends.base import Backend, Job, RunOptions, observe
-from metarunlog.execute import HOST, Command, ExecOptions, Locked, Stopper, execute, now
+from metarunlog.execute import HOST, Changed, Command, ExecOptions, Locked, Stopper, execute, now
 from metarunlog.experiment import Experiment
 from metarunlog.procs import killpg, pid_alive
 from metarunlog.records import Status
@@ -164,8 +164,12 @@ class LocalBackend(Backend):
                 seen_attempts=seen,
                 env=self._env,
                 on_start=started,
+                fingerprint=job.fingerprint,
             ))
             job.state = job.status.state
+        except Changed as e:
+            job.skipped, job.changed, job.message = True, True, str(e)
+            job.state = observed_state(job.read_status()) if job.sub.dir.is_dir() else JobState.PENDING
         except Locked as e:
             job.skipped, job.message = True, str(e)
             job.state = observed_state(job.read_status())

@@ -25,10 +25,27 @@ if TYPE_CHECKING:
     from metarunlog.execute import Stopper
 
 
-def task_command(expdir: Path, sub_id: str, backend: str, *, retries: int = 0) -> list[str]:
-    """The argv of one task, with this mrl's interpreter (`sub_id` may be a shell variable)."""
+def task_command(expdir: Path, sub_id: str, backend: str, *, retries: int = 0, plan: Path | None = None) -> list[str]:
+    """The argv of one task, with this mrl's interpreter (`sub_id` may be a shell variable).
+
+    `plan`: a JSON file `{"<sub id>": fingerprint}` written at submit time
+    (`SubExperiment.fingerprint()`); a task whose sub-experiment no longer matches it is
+    skipped (exit 1, its record untouched) instead of running what replaced it.
+    """
     argv = [sys.executable, "-m", "metarunlog.backends.task", str(expdir), sub_id, "--backend", backend]
-    return argv + (["--retries", str(retries)] if retries else [])
+    argv += ["--retries", str(retries)] if retries else []
+    return argv + (["--plan", str(plan)] if plan is not None else [])
+
+
+def planned_fingerprint(plan: Path | None, sub_id: int) -> str | None:
+    """The fingerprint `plan` recorded for `sub_id`; a plan without it: "" (matches nothing)."""
+    if plan is None:
+        return None
+    from metarunlog import jsonio
+
+    data = jsonio.read_json(plan)
+    value = data.get(str(sub_id)) if isinstance(data, dict) else None
+    return value if isinstance(value, str) else ""
 
 
 def find_sub(expdir: Path, sub_id: int) -> SubExperiment:
@@ -42,12 +59,15 @@ def find_sub(expdir: Path, sub_id: int) -> SubExperiment:
     raise MrlError(f"experiment {expdir} has no sub-experiment {sub_id}")
 
 
-def run_task(sub: SubExperiment, backend: str, stop: Stopper, *, retries: int = 0, force: bool = False) -> JobState:
-    """Execute `sub` as a task of `backend` until it ends or `stop` is requested."""
+def run_task(sub: SubExperiment, backend: str, stop: Stopper, *, retries: int = 0, force: bool = False,
+             fingerprint: str | None = None) -> JobState:
+    """Execute `sub` as a task of `backend` until it ends or `stop` is requested (raises
+    execute.Changed when `fingerprint` no longer matches it)."""
     from metarunlog.execute import ExecOptions, execute
 
     job_id, node = registry.get_backend(backend).task_ids()
-    options = ExecOptions(backend=backend, job_id=job_id, node=node, stop=stop, retries=retries, force=force)
+    options = ExecOptions(backend=backend, job_id=job_id, node=node, stop=stop, retries=retries, force=force,
+                          fingerprint=fingerprint)
     return execute(sub, options).state
 
 
@@ -75,12 +95,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m metarunlog.backen
     p.add_argument("--backend", default="slurm", choices=registry.names())
     p.add_argument("--retries", type=int, default=0)
     p.add_argument("--force", action="store_true")
+    p.add_argument("--plan", type=Path, help="JSON {sub id: fingerprint} written when the tasks were planned")
     args = p.parse_args(argv)
     stop = _stop_on_signals()
     try:
         with error_handler():
             sub = find_sub(args.expdir.resolve(), args.subexp_id)
-            state = run_task(sub, args.backend, stop, retries=args.retries, force=args.force)
+            state = run_task(sub, args.backend, stop, retries=args.retries, force=args.force,
+                             fingerprint=planned_fingerprint(args.plan, args.subexp_id))
             print(f"mrl: sub-experiment {sub.name}: {state}", file=sys.stderr)
             return {JobState.DONE: 0, JobState.CANCELLED: 130}.get(state, 1)
     except Exit as e:

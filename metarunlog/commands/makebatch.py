@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from metarunlog import batch as batch_mod
-from metarunlog import jsonio
+from metarunlog import jsonio, ownership
 from metarunlog.batch import BatchSpec, Expansion, Template
 from metarunlog.errors import MrlError
 from metarunlog.experiment import CODE, DONE_MARK, LOG, RECORD, STATUS, TEMPLATE_DIR, TRASH, Experiment, SubExperiment
@@ -50,6 +50,7 @@ from metarunlog.records import BatchRecord, ExperimentRecord, SubRecord
 HELP = "expand the config template into sub-experiments (grid, params, repeat, sample)"
 
 TMP_PREFIX = ".mrl.batch-tmp-"
+RUNNER_CLAIM_WAIT_S = 2.0  # a runner holds the batch lock only while it writes its claim
 # What running a one-job experiment leaves in EXPDIR; -replace moves these to .trash too,
 # with the files the metrics readers own (see _single_outputs).
 SINGLE_OUTPUTS = (STATUS, LOG, DONE_MARK)
@@ -290,6 +291,7 @@ def _check_state(
     exp: Experiment, existing: list[SubExperiment], was_single: bool, replace: bool, extend: bool
 ) -> None:
     if replace or extend:
+        ownership.check_not_owned(exp, "-replace" if replace else "--extend")
         if replace:
             _check_not_running(exp, existing, was_single)
         return
@@ -610,18 +612,11 @@ def _seed(spec: BatchSpec) -> int | None:
 
 @contextlib.contextmanager
 def _batch_lock(exp: Experiment, clean: bool = True) -> Iterator[None]:
-    """One makebatch per experiment at a time; with the lock held, temp folders left by a
+    """One makebatch per experiment at a time (the `ownership.batch_lock`, which a runner
+    takes for a moment to claim the experiment); with it held, temp folders left by a
     killed makebatch are ours to remove."""
-    import fcntl
-
-    fd = os.open(exp.dir, os.O_RDONLY)  # flock on the folder itself: no lock file to leave behind
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise MrlError(f"another mrl makebatch is working on {exp.dir}: wait for it to finish") from None
+    busy = f"another mrl makebatch is working on {exp.dir}: wait for it to finish"
+    with ownership.batch_lock(exp, wait=RUNNER_CLAIM_WAIT_S, busy=busy):
         for stale in exp.dir.glob(TMP_PREFIX + "*") if clean else []:
             shutil.rmtree(stale, ignore_errors=True)
         yield
-    finally:
-        os.close(fd)

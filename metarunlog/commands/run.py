@@ -27,16 +27,20 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from metarunlog import ownership
 from metarunlog.backends import registry
 from metarunlog.backends.base import Backend, Job, RunOptions, get_backend, observe_any
 from metarunlog.commands._args import add_target_arguments
 from metarunlog.errors import MrlError
 from metarunlog.experiment import DONE_MARK, Experiment
+from metarunlog.ownership import RunnerClaim
 from metarunlog.project import Project
 from metarunlog.selection import narrow, pick
 from metarunlog.states import JobState
@@ -72,15 +76,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def cli(args: argparse.Namespace, project: Project) -> int:
     exp = project.load_exp(args.expId)
     options, backend_name = options_from(exp, args)
-    the_plan = plan(exp, args.selection, failed=args.failed, pending=args.pending, force=options.force)
     if args.dry_run:
-        return _print_dry_run(the_plan)
-    _print_plan(the_plan, backend_name, options)
-    if not the_plan.jobs:
-        return 0
-    result = run(exp, the_plan, backend_name=backend_name, options=options, show=True)
+        return _print_dry_run(plan(exp, args.selection, failed=args.failed, pending=args.pending,
+                                   force=options.force))
+    with owning(exp):  # makebatch -replace/--extend refuse until this run ends
+        the_plan = plan(exp, args.selection, failed=args.failed, pending=args.pending, force=options.force)
+        _print_plan(the_plan, backend_name, options)
+        if not the_plan.jobs:
+            return 0
+        result = run(exp, the_plan, backend_name=backend_name, options=options, show=True)
+    for job in the_plan.jobs:
+        if job.changed:
+            print(f"mrl: {job.name}: {job.message}", file=sys.stderr)
     print(result.summary)
     return result.code
+
+
+@contextlib.contextmanager
+def owning(exp: Experiment) -> Iterator[RunnerClaim]:
+    """This run's claim on `exp` (see metarunlog.ownership), taken under the batch lock so
+    that a makebatch either finished before we plan or sees the claim."""
+    busy = f"mrl makebatch is still changing {exp.dir}: run again once it is done"
+    with ownership.batch_lock(exp, wait=ownership.BATCH_WAIT_S, busy=busy):
+        claim = ownership.claim_runner(exp)
+    with claim:
+        yield claim
 
 
 def options_from(exp: Experiment, args: argparse.Namespace) -> tuple[RunOptions, str]:
@@ -149,6 +169,7 @@ def plan(exp: Experiment, selection: str = "all", *, failed: bool = False, pendi
         command = Command.of(exp)
         for job in out.jobs:
             job.steps = command.render(job.sub)
+            job.fingerprint = job.sub.fingerprint()  # of the params just rendered
     return out
 
 
@@ -162,6 +183,7 @@ class RunResult:
     submitted_only: bool
     seconds: float
     skipped: int = 0
+    changed: int = 0  # skipped: changed after planning (never run with the old commands)
     note: str = ""  # what the backend says of a submission (Slurm: the job id, the script)
 
     @property
@@ -170,7 +192,7 @@ class RunResult:
             return 130
         if self.submitted_only:
             return 0
-        return 0 if all(s is JobState.DONE for s in self.states) else 1
+        return 0 if all(s is JobState.DONE for s in self.states) and not self.changed else 1
 
     @property
     def summary(self) -> str:
@@ -180,7 +202,10 @@ class RunResult:
             note = f" {self.note}" if self.note else ""
             return f"mrl: {len(self.states)} submitted{note}; follow them with `mrl status --watch`"
         what = "interrupted" if self.interrupted else "finished"
-        extra = f"; {self.skipped} left to another runner" if self.skipped else ""
+        left = self.skipped - self.changed
+        extra = f"; {left} left to another runner" if left else ""
+        if self.changed:
+            extra += f"; {self.changed} skipped: changed after planning"
         return f"mrl: {what} in {fmt_duration(self.seconds)}: {counts_line(self.states) or 'nothing run'}{extra}"
 
 
@@ -208,7 +233,7 @@ def run(exp: Experiment, the_plan: Plan, *, backend_name: str = registry.DEFAULT
     ours = [j for j in jobs if not j.skipped]
     return RunResult(
         [j.state for j in ours], backend.interrupted, False, time.monotonic() - t0,
-        skipped=len(jobs) - len(ours),
+        skipped=len(jobs) - len(ours), changed=sum(j.changed for j in jobs),
     )
 
 

@@ -1,0 +1,223 @@
+"""Who owns an experiment: the `mrl run` processes and scheduler submissions working on it.
+
+While a run owns an experiment, `mrl makebatch -replace` and `--extend` refuse (the run
+planned the sub-experiments as they are). Ownership is a claim file in
+`EXPDIR/.mrl.owners/`, one per owner:
+
+- an `mrl run` process writes `runner-<host>-<pid>.json` and holds a flock on it
+  (O_CLOEXEC: its steps never inherit it) for as long as it runs; the heartbeat refreshes
+  its mtime. On this host it owns the experiment while that flock is held; on another host
+  (shared filesystem) while its mtime is younger than `run.stale_after`.
+- a backend whose jobs outlive `mrl run` (Slurm) writes its own claim with `write_claim`
+  (`backend` set, `job_ids`), and judges it in `Backend.owners(exp, claims)` (Slurm: tasks
+  still pending or running).
+
+Claims and checks both happen under the experiment's batch lock (`batch_lock`): a
+makebatch either finished before a runner planned, or sees the runner's claim.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from metarunlog import jsonio
+from metarunlog.errors import MrlError
+from metarunlog.locks import is_flocked
+
+if TYPE_CHECKING:
+    from metarunlog.experiment import Experiment
+
+OWNERS = ".mrl.owners"
+RUNNER = "runner"  # the `backend` of a claim written by an `mrl run` process itself
+HOST = socket.gethostname()
+DEFAULT_STALE_AFTER = 600.0  # run.stale_after's default (seconds)
+BATCH_WAIT_S = 10.0  # how long a runner waits for a makebatch in progress
+
+
+@dataclass
+class Claim:
+    """One claim file of `EXPDIR/.mrl.owners/`."""
+
+    backend: str  # RUNNER, or the backend that wrote it (its `owners` judges it)
+    host: str
+    pid: int | None
+    started: str
+    job_ids: list[str] = field(default_factory=list)  # a scheduler's jobs
+    path: Path | None = None  # where it was read from
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], path: Path) -> Claim:
+        from metarunlog.procs import valid_pid
+
+        ids = data.get("jobIds")
+        return cls(
+            str(data.get("backend") or RUNNER),
+            str(data.get("host") or ""),
+            valid_pid(data.get("pid")),
+            str(data.get("started") or ""),
+            [str(i) for i in ids] if isinstance(ids, list) else [],
+            path,
+            {k: v for k, v in data.items() if k not in ("backend", "host", "pid", "started", "jobIds")},
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"backend": self.backend, "host": self.host, "pid": self.pid, "started": self.started}
+        if self.job_ids:
+            out["jobIds"] = list(self.job_ids)
+        return {**out, **self.extra}
+
+    def describe(self) -> str:
+        """Who this is, for the one line makebatch prints."""
+        if self.job_ids:
+            return f"{self.backend} job(s) {', '.join(self.job_ids)}"
+        return f"mrl run (pid {self.pid} on {self.host}, since {self.started})"
+
+
+# -- writing --------------------------------------------------------------------------------------
+
+
+class RunnerClaim:
+    """The claim of this `mrl run` process: held (flock) until `release()` or death."""
+
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self._fd: int | None = fd
+
+    def touch(self) -> None:
+        """The heartbeat: another host tells a live runner from a crashed one by the mtime."""
+        with contextlib.suppress(OSError):
+            os.utime(self.path)
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> RunnerClaim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def write_claim(exp: Experiment, claim: Claim, name: str) -> Path:
+    """Write `claim` as `EXPDIR/.mrl.owners/<name>.json` (for a backend's own claims)."""
+    folder = exp.dir / OWNERS
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{name}.json"
+    jsonio.write_json(path, claim.to_json())
+    return path
+
+
+def claim_runner(exp: Experiment) -> RunnerClaim:
+    """Claim `exp` for this process (call under `batch_lock`); drops dead runners' claims."""
+    _drop_dead_runner_claims(exp)
+    claim = Claim(RUNNER, HOST, os.getpid(), jsonio.now())
+    path = write_claim(exp, claim, f"{RUNNER}-{HOST}-{os.getpid()}")
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # never inherited by a step
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return RunnerClaim(path, fd)
+
+
+def _drop_dead_runner_claims(exp: Experiment) -> None:
+    for claim in claims(exp):
+        if claim.backend == RUNNER and claim.host == HOST and claim.path and not is_flocked(claim.path):
+            with contextlib.suppress(OSError):
+                claim.path.unlink()
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+def claims(exp: Experiment) -> list[Claim]:
+    """Every claim file of `exp` (an unreadable one is skipped: it proves nothing)."""
+    folder = exp.dir / OWNERS
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        if not name.endswith(".json") or name.startswith("."):
+            continue
+        try:
+            data = jsonio.read_json(folder / name)
+        except (OSError, MrlError):
+            continue
+        if isinstance(data, dict):
+            out.append(Claim.from_json(data, folder / name))
+    return out
+
+
+def runner_alive(claim: Claim, stale_after: float = DEFAULT_STALE_AFTER) -> bool:
+    """A runner's claim still owns: its flock is held (this host), or it was refreshed
+    within `stale_after` seconds (another host, whose locks we may not see)."""
+    if claim.path is None:
+        return False
+    if claim.host == HOST:
+        return is_flocked(claim.path)
+    try:
+        age = time.time() - claim.path.stat().st_mtime
+    except OSError:
+        return False
+    return age < stale_after
+
+
+def owners(exp: Experiment) -> list[str]:
+    """One line per live owner of `exp`: runners, and what each backend says of its claims."""
+    from metarunlog.backends.registry import get_backend, names
+
+    stale_after = float(exp.cfg["run"].get("stale_after") or DEFAULT_STALE_AFTER)
+    found = claims(exp)
+    out = [c.describe() for c in found if c.backend == RUNNER and runner_alive(c, stale_after)]
+    for name in names():  # a backend class is imported only when it left claims
+        mine = [c for c in found if c.backend == name]
+        if mine:
+            out += get_backend(name).owners(exp, mine)
+    return out
+
+
+def check_not_owned(exp: Experiment, what: str) -> None:
+    """Raise MrlError (one line naming the owners) when a run owns `exp`."""
+    who = owners(exp)
+    if who:
+        raise MrlError(
+            f"{exp.dir} is being run by {'; '.join(who)}: {what} would change the sub-experiments it planned; "
+            f"wait for it to end or stop it with `mrl cancel {exp.id}`"
+        )
+
+
+# -- the batch lock: makebatch holds it; a runner takes it to claim and plan -------------------------
+
+
+@contextlib.contextmanager
+def batch_lock(exp: Experiment, *, wait: float = 0.0, busy: str = "") -> Iterator[None]:
+    """flock on EXPDIR itself (no lock file to leave behind): one makebatch at a time, and
+    a runner's claim+plan never interleaves with one. Waits up to `wait` seconds, then
+    raises MrlError(`busy`)."""
+    fd = os.open(exp.dir, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() >= deadline:
+                    raise MrlError(busy or f"another mrl command is changing {exp.dir}: wait for it") from None
+                time.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)
