@@ -119,6 +119,9 @@ class _JsonView(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self.to_json())
 
+    def __bool__(self) -> bool:  # a record is never empty (and `status or ...` must not build the JSON)
+        return True
+
 
 @dataclass
 class Status(_JsonView):

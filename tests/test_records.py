@@ -239,6 +239,7 @@ def test_a_status_reads_like_the_json_it_is_stored_as() -> None:
     status = Status(JobState.DONE, exit_code=0, extra={"note": "x"})
     assert status["state"] == "done" and status.get("exitCode") == 0 and status.get("note") == "x"
     assert dict(status)["backend"] == "local" and "slurmState" not in status
+    assert Status() and ExperimentRecord()  # truthy without building the JSON (`status or default`)
 
 
 def test_a_requeued_task_keeps_its_job_id_and_attempts_and_forgets_where_it_ran() -> None:
