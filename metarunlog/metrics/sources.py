@@ -24,6 +24,14 @@ SKIP_DIRS = frozenset({"code", ".trash", ".mrl.template", ".mrl.slurm", ".git", 
 MAX_DEPTH = 8  # for `**` globs
 
 
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(relpath: str) -> list[Any]:
+    """Sort `version_2` before `version_10` (the order a resumed run wrote them in)."""
+    return [int(part) if part.isdigit() else part for part in _DIGITS.split(relpath)]
+
+
 def glob_regex(pattern: str) -> str:
     """A regex (source) for a relative-path glob: `*`, `?`, `[...]` within a name, `**/` any dirs."""
     out, i, n = [], 0, len(pattern)
@@ -105,7 +113,7 @@ class Finder:
             else:
                 mine = [n for n in names if own is not None and own.match(n)]
             if mine:
-                out.append((reader, [folder / n for n in sorted(mine)]))
+                out.append((reader, [folder / n for n in sorted(mine, key=natural_key)]))
         return out
 
     def _extra_for(self, reader: Reader, relpath: str) -> bool:

@@ -43,3 +43,15 @@ def test_a_source_glob_goes_to_the_reader_of_its_file_type(tmp_path: Path) -> No
     finder = metrics.Finder(metrics.Settings(sources=(metrics.Source("eval/*.json"),)))
     assert finder.read(tmp_path).summary == {"bleu": 30}
     assert "eval/*.json" in finder.looked_for()
+
+
+def test_files_are_read_in_natural_order_so_a_resumed_run_s_last_version_wins(tmp_path: Path) -> None:
+    for v, acc in ((2, 0.5), (10, 0.9)):
+        d = tmp_path / "lightning_logs" / f"version_{v}"
+        d.mkdir(parents=True)
+        (d / "metrics.csv").write_text(f"epoch,val_acc\n{v},{acc}\n")
+    [(reader, files)] = metrics.Finder().files(tmp_path)
+    assert [f.parent.name for f in files] == ["version_2", "version_10"]
+    acc = metrics.Accumulator(metrics.DEFAULT_STEP_KEYS)
+    acc.add(metrics.Finder().read(tmp_path).rows)
+    assert acc.result().last == {"val_acc": 0.9}
