@@ -1,4 +1,5 @@
-"""CSV logs with a header row: `metrics.csv` (Keras' CSVLogger, hand-written loggers),
+"""CSV logs with a header row: `metrics.csv` (Keras' CSVLogger, hand-written loggers; also
+Keras' `training.log` when its header is `epoch,...`),
 PyTorch Lightning's CSVLogger layout (`lightning_logs/version_*/metrics.csv`, whose rows are
 sparse: train and val columns filled on alternate rows), and any `.csv` / `.tsv` a
 `metrics.sources` glob finds.
@@ -18,7 +19,10 @@ from typing import Any
 from metarunlog.metrics.base import Reader
 from metarunlog.metrics.registry import register
 
-CSV_GLOBS = ("metrics.csv", "**/lightning_logs/version_*/metrics.csv")
+# `training.log`: the file name of Keras' CSVLogger example (read only when its header is
+# Keras', `epoch,...`: a plain-text log of that name is not a CSV).
+KERAS_LOG = "training.log"
+CSV_GLOBS = ("metrics.csv", KERAS_LOG, "**/lightning_logs/version_*/metrics.csv")
 
 
 @register
@@ -31,11 +35,12 @@ class CsvReader(Reader):
 
     def rows(self, files: list[Path]) -> Iterator[dict[str, Any]]:
         for path in files:
-            yield from iter_csv(path)
+            yield from iter_csv(path, first_column="epoch" if path.name == KERAS_LOG else None)
 
 
-def iter_csv(path: Path) -> Iterator[dict[str, Any]]:
-    """The data rows of a CSV file with a header, as dicts without the empty cells."""
+def iter_csv(path: Path, first_column: str | None = None) -> Iterator[dict[str, Any]]:
+    """The data rows of a CSV file with a header, as dicts without the empty cells; nothing
+    when `first_column` is given and the header does not start with it."""
     try:
         f = open(path, encoding="utf-8", errors="replace", newline="")  # noqa: SIM115 (closed below)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
@@ -45,6 +50,8 @@ def iter_csv(path: Path) -> Iterator[dict[str, Any]]:
         delimiter = max(",\t;", key=header_line.count)
         header = next(csv.reader([header_line], delimiter=delimiter), [])
         names = [h.strip() for h in header]
+        if first_column is not None and (len(names) < 2 or names[0] != first_column):
+            return
         for cells in csv.reader(f, delimiter=delimiter):
             row = {k: parse_value(c) for k, c in zip(names, cells, strict=False) if k and c.strip() != ""}
             if row:

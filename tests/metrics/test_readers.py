@@ -48,6 +48,18 @@ def test_a_keras_csvlogger_file_gives_the_last_epoch_and_epoch_is_not_a_column(
     assert (rows[0]["accuracy"], rows[0]["val_loss"]) == (0.7, 0.9) and "epoch" not in rows[0]
 
 
+def test_keras_s_training_log_is_read_only_when_it_is_csvlogger_output(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exp = make_exp(project, [{"params": {"lr": 0.1}, "status": done()}, {"params": {"lr": 0.2}, "status": done()}])
+    # keras.callbacks.CSVLogger("training.log"), as in Keras' documentation
+    (exp.subexp_dir(1) / "training.log").write_text("epoch,loss,val_loss\n0,0.9,1.0\n1,0.5,0.8\n")
+    (exp.subexp_dir(2) / "training.log").write_text("starting training, lr=0.2\nepoch 1 done\n")
+    _, rows, _ = table_json(capsys)
+    assert (rows[0]["loss"], rows[0]["val_loss"]) == (0.5, 0.8)
+    assert "starting training" not in json.dumps(rows) and rows[1].get("loss") is None
+
+
 def test_lightning_s_sparse_csv_rows_keep_each_column_s_own_last_and_best(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
