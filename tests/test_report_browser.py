@@ -162,10 +162,10 @@ TOOLTIP_TEXT = """() => {
 }"""
 
 
-def hover_text(loaded: Loaded, plot_index: int) -> str:
+def hover_text(loaded: Loaded, selector: str = "#plots .mrl-plot", index: int = 0) -> str:
     """Sweep the mouse down the middle of a plot until bokeh shows a tooltip; its text."""
     page = loaded.page
-    plot = page.locator(".mrl-plot").nth(plot_index)
+    plot = page.locator(selector).nth(index)
     plot.scroll_into_view_if_needed()
     box = plot.bounding_box()
     for dy in range(5, int(box["height"]) - 5, 2):
@@ -174,6 +174,18 @@ def hover_text(loaded: Loaded, plot_index: int) -> str:
         if text.strip():
             return str(text)
     return ""
+
+
+def legend_of(loaded: Loaded, title: str) -> list[str]:
+    """The legend entries of the plot with this title."""
+    return loaded.page.evaluate(  # type: ignore[no-any-return]
+        """(title) => {
+            const figs = [...Bokeh.documents[0].all_models].filter((m) => m.title && m.title.text === title);
+            return figs[0].center.filter((m) => m.type === "Legend")
+                .concat(figs[0].right.filter((m) => m.type === "Legend"))[0].items.map((i) => i.label.value);
+        }""",
+        title,
+    )
 
 
 def assert_clean(loaded: Loaded) -> None:
@@ -187,11 +199,17 @@ def test_the_zero_config_report_draws_a_plot_per_metric_offline_without_errors(p
     grid_exp(project)
     res = analyze(Project.find(project))
     loaded = open_report(res.path)
-    views = wait_drawn(loaded, 2)
-    assert sorted(v["title"] for v in views) == ["acc", "loss"]
+    views = wait_drawn(loaded, 5)
+    assert sorted(v["title"] for v in views) == [
+        "acc",
+        "loss",
+        "loss (best over training, mean) over lr x wd",
+        "loss against lr",
+        "loss against wd",
+    ]
     assert all(v["painted"] >= 1 for v in views), views
-    assert loaded.page.locator(".mrl-plot").count() == 2
-    assert re.search(r"run:\s+00[12]: lr=0\.0?1, wd=1", hover_text(loaded, 0))
+    assert loaded.page.locator("#plots .mrl-plot").count() == 2
+    assert re.search(r"run:\s+00[12]: lr=0\.0?1, wd=1", hover_text(loaded, "#plots .mrl-plot"))
     assert_clean(loaded)
 
 
@@ -203,13 +221,11 @@ def test_many_runs_in_colour_groups_are_drawn(project: Path, open_report) -> Non
     exp = make_exp(project, subs)
     res = analyze(Project.find(project), exp)
     loaded = open_report(res.path)
-    views = wait_drawn(loaded, 2)
+    views = wait_drawn(loaded, 3)
     assert all(v["painted"] >= 1 for v in views), views
-    legend = loaded.page.evaluate(
-        "() => [...Bokeh.documents[0].all_models].filter((m) => m.type === 'Legend')[0].items.map((i) => i.label.value)"
-    )
-    assert legend == ["lr=0.1", "lr=0.01"]
-    assert re.search(r"run:\s+0\d\d: lr=0\.0?1, seed=\d+", hover_text(loaded, 0))  # names the run under the mouse
+    assert legend_of(loaded, "loss") == ["lr=0.1", "lr=0.01", "individual runs"]  # seed: the repeat axis
+    # the mean line of a combination under the mouse, named by its params
+    assert re.search(r"runs:\s+lr=0\.0?1 \(mean of 20\)", hover_text(loaded))
     assert_clean(loaded)
 
 
@@ -235,7 +251,8 @@ def test_hostile_params_names_and_logs_never_run_as_script(project: Path, open_r
     res = analyze(Project.find(project), exp)
     loaded = open_report(res.path)
     views = wait_drawn(loaded, 2)
-    assert sorted(v["title"] for v in views) == sorted([XSS, "</script><script>alert(2)</script>"])
+    titles = [v["title"] for v in views]
+    assert {XSS, "</script><script>alert(2)</script>", f"{XSS} against p"} <= set(titles)  # as text
     assert loaded.page.locator("[id='001'] td", has_text=XSS).count() >= 1  # shown as text
     assert_clean(loaded)
 
@@ -254,8 +271,8 @@ def test_user_bokeh_models_and_error_boxes_render_next_to_each_other(project: Pa
     res = analyze(Project.find(project))
     assert len(res.errors) == 5  # the unknown rtype, and broken() for each of the 4
     loaded = open_report(res.path)
-    views = wait_drawn(loaded, 3)
-    assert sorted(v["title"] for v in views) == ["acc", "from the user", "loss"]
+    views = wait_drawn(loaded, 6)
+    assert {"acc", "from the user", "loss"} <= {v["title"] for v in views}
     assert all(v["painted"] >= 1 for v in views), views
     assert loaded.page.locator(".mrl-error").count() == 5
     assert_clean(loaded)
@@ -309,4 +326,74 @@ def test_the_summary_names_the_run_with_the_best_value_in_the_data_and_shows_the
     log_line = page.locator("#summary .failure", has_text="CUDA error: out of memory")
     assert log_line.is_visible()  # no click needed
     assert "exit code 3" in log_line.inner_text()
+    assert_clean(loaded)
+
+
+def grid_with_seeds(project: Path, seeds: int = 2):  # noqa: ANN201
+    """A 3x3 grid (lr x wd) with `seeds` runs each; the loss depends mostly on lr."""
+    subs = []
+    for lr in (0.1, 0.01, 0.001):
+        for wd in (1, 2, 3):
+            for seed in range(seeds):
+                end = 0.1 + lr * 5 + wd * 0.01 + seed * 0.005
+                lines = [{"epoch": e, "loss": end + 1.0 / (e + 1)} for e in range(8)]
+                subs.append({"params": {"lr": lr, "wd": wd, "seed": seed}, "status": done(), "jsonl": lines})
+    return make_exp(project, subs)
+
+
+RENDERER_NAMES = """(title) => {
+    const fig = [...Bokeh.documents[0].all_models].filter((m) => m.title && m.title.text === title)[0];
+    return fig.renderers.map((r) => ({name: r.name, visible: r.visible, n: r.data_source.get_length()}));
+}"""
+
+
+def test_the_effects_plot_of_a_3x3_grid_has_one_glyph_group_per_value_and_a_heatmap(
+    project: Path, open_report
+) -> None:
+    exp = grid_with_seeds(project)
+    loaded = open_report(analyze(Project.find(project), exp).path)
+    views = wait_drawn(loaded, 4)
+    drawn = {v["title"]: v["painted"] for v in views}
+    assert drawn["loss against lr"] and drawn["loss against wd"], drawn
+    assert drawn["loss (best over training, mean) over lr x wd"], drawn
+    for param, values in (("lr", {"0.1", "0.01", "0.001"}), ("wd", {"1", "2", "3"})):
+        renderers = loaded.page.evaluate(RENDERER_NAMES, f"loss against {param}")
+        for series in ("best", "final"):
+            groups = {r["name"].split(":", 1)[1] for r in renderers if r["name"].startswith(series + ":")}
+            assert groups == values, (param, series, renderers)
+            points = [r for r in renderers if r["name"] == f"runs:{series}"]
+            assert points[0]["n"] == 18  # every run a point
+    heat = loaded.page.evaluate(RENDERER_NAMES, "loss (best over training, mean) over lr x wd")
+    assert [r["n"] for r in heat] == [9, 9]  # a cell and its label per (lr, wd)
+    assert loaded.page.locator("#effects .mrl-heatmap").count() == 1
+    assert_clean(loaded)
+
+
+def test_the_curves_with_repeats_have_a_band_and_the_individual_runs_on_demand(project: Path, open_report) -> None:
+    exp = grid_with_seeds(project, seeds=3)
+    loaded = open_report(analyze(Project.find(project), exp).path)
+    wait_drawn(loaded, 4)
+    renderers = loaded.page.evaluate(RENDERER_NAMES, "loss")
+    bands = [r for r in renderers if r["name"] == "band"]
+    means = [r for r in renderers if r["name"] == "mean"]
+    runs = [r for r in renderers if r["name"] == "runs"]
+    assert len(bands) == len(means) == 9 and all(b["visible"] and b["n"] > 0 for b in bands)
+    assert runs and not any(r["visible"] for r in runs)
+    legend = legend_of(loaded, "loss")
+    assert legend[-1] == "individual runs" and "lr=0.1, wd=1" in legend
+    ticks = loaded.page.evaluate(
+        """() => [...Bokeh.documents[0].all_models].filter((m) => m.title && m.title.text === "loss")[0]
+                 .below[0].ticker.min_interval"""
+    )
+    assert ticks == 1  # integer epochs: no tick at 0.5
+    # the legend entry shows the runs: click it (bokeh's click_policy "hide" toggles visibility)
+    loaded.page.evaluate(
+        """() => {
+            const fig = [...Bokeh.documents[0].all_models].filter((m) => m.title && m.title.text === "loss")[0];
+            const legend = fig.right.filter((m) => m.type === "Legend")[0];
+            const item = legend.items.filter((i) => i.label.value === "individual runs")[0];
+            item.renderers.forEach((r) => r.visible = true);
+        }"""
+    )
+    assert all(r["visible"] for r in loaded.page.evaluate(RENDERER_NAMES, "loss") if r["name"] == "runs")
     assert_clean(loaded)

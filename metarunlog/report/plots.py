@@ -1,10 +1,21 @@
-"""Metric curves as bokeh figures: one per metric of metrics.jsonl, a line per sub-experiment."""
+"""Metric curves as bokeh figures: one per metric, a line per combination of the varying
+params (with repeats: their mean, a ± std band, and the individual runs on demand).
+
+Colours come from a categorical colour-blind-safe palette keyed by one factor (the most
+informative varying param, `report.color_by`, or the experiment in a comparison); the
+other combinations of a colour differ by dash. Legend entries name the params. Long curves
+are decimated (each bucket keeps its min and max) to about POINTS_PER_PLOT points a plot.
+"""
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from metarunlog import results
+from metarunlog.report import bk, decide, palette
 from metarunlog.report.model import Plot, Report
 from metarunlog.results import SubResult
 
@@ -12,7 +23,9 @@ from metarunlog.results import SubResult
 # sub-experiments x a long metrics.jsonl still make a report of a few MB.
 POINTS_PER_PLOT = 60_000
 MIN_POINTS_PER_LINE, MAX_POINTS_PER_LINE = 40, 2_000
-LEGEND_MAX_LINES = 20  # more lines than this: one multi_line glyph with hover, no legend
+LEGEND_MAX_LINES = 20  # more combinations than this: one renderer per colour, hover names the line
+MAX_GROUPS = decide.MAX_COLORS
+INDIVIDUAL = "individual runs"  # the legend entry that shows them (hidden at first)
 
 
 def decimate(xs: Any, ys: Any, n_max: int) -> tuple[Any, Any]:
@@ -44,96 +57,295 @@ def decimate_rows(xs: Any, ys: Any, n_max: int) -> tuple[Any, Any]:
 
 
 def line_label(res: SubResult, varying: list[str]) -> str:
-    params = ", ".join(f"{k}={results.format_value(res.params.get(k))}" for k in varying)
+    params = decide.label(res.params, varying)
     return f"{res.name}: {params}" if params else res.name
 
 
 Curve = tuple[SubResult, str, list[float], list[float]]  # (sub-experiment, x key, xs, ys)
 
 
-def add_plots(rep: Report, subs: list[SubResult]) -> None:
-    """One bokeh figure per metric of metrics.jsonl, a line per sub-experiment."""
-    per_metric: dict[str, list[Curve]] = {}
-    for res in subs:
+@dataclass
+class Combo:
+    """The runs of one combination of the factors, and how its line looks."""
+
+    label: str  # legend and hover: "lr=0.1, wd=1" (or the run's own label without repeats)
+    members: list[int]  # indices into the runs given to `layout`
+    color: str
+    dash: str
+    group: str  # its colour's legend entry when lines are grouped by colour ("lr=0.1")
+
+
+@dataclass
+class Layout:
+    combos: list[Combo]
+    repeats: bool  # some combination has several runs: means, bands, individual runs on demand
+    run_labels: list[str]  # per run: "003: lr=0.1, seed=2"
+    color_key: str | None  # what the colours stand for
+
+
+def layout(
+    subs: list[SubResult],
+    factors: list[str],
+    varying: list[str],
+    color_key: str | None,
+    key_of: Callable[[SubResult], str] | None = None,
+) -> Layout:
+    """Group runs into combinations of `factors`; colour them by `key_of(run)` (default: the
+    value of the `color_key` param) and dash the combinations that share a colour."""
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, s in enumerate(subs):
+        groups.setdefault(decide.combination(s, factors), []).append(i)
+    repeats = any(len(g) > 1 for g in groups.values())
+    run_labels = [line_label(s, varying) for s in subs]
+    if key_of is None and color_key is not None:
+        key = color_key
+        key_of = lambda s: f"{key}={results.format_value(s.params.get(key))}"  # noqa: E731
+    members = list(groups.values())
+    if key_of is None:
+        keys = _ranges(subs, members) if len(members) > LEGEND_MAX_LINES else [str(i) for i in range(len(members))]
+    else:
+        keys = [key_of(subs[m[0]]) for m in members]
+    colors = dict(zip(_ordered(keys, subs, members, color_key), palette.categorical(len(set(keys))), strict=True))
+    seen: dict[str, int] = {}
+    combos = []
+    for key, m in zip(keys, members, strict=True):
+        n = seen[key] = seen.get(key, -1) + 1
+        mean = repeats or len(m) > 1  # a line of means is named by its params, a run by its own label
+        label = (decide.label(subs[m[0]].params, factors) or "all runs") if mean else run_labels[m[0]]
+        combos.append(Combo(label, m, colors[key], palette.dash(n), key))
+    return Layout(combos, repeats, run_labels, color_key)
+
+
+def _ordered(keys: list[str], subs: list[SubResult], members: list[list[int]], param: str | None) -> list[str]:
+    """The distinct colour keys, numbers ascending when they are a numeric param's values."""
+    distinct = list(dict.fromkeys(keys))
+    if param is not None:
+        value = {k: subs[m[0]].params.get(param) for k, m in zip(keys, members, strict=True)}
+        if all(results.is_number(value[k]) for k in distinct):
+            return sorted(distinct, key=lambda k: value[k])
+    return distinct
+
+
+def _ranges(subs: list[SubResult], members: list[list[int]]) -> list[str]:
+    """Without a param to colour by: MAX_GROUPS colours over ranges of combinations."""
+    size = -(-len(members) // MAX_GROUPS)
+    out = []
+    for i in range(len(members)):
+        lo, hi = (i // size) * size, min(len(members), (i // size + 1) * size) - 1
+        out.append(f"{subs[members[lo][0]].name}-{subs[members[hi][-1]].name}")
+    return out
+
+
+def curve_layout(rep: Report, subs: list[SubResult]) -> Layout:
+    """The layout of the report's curves: colours keyed by `report.color_by`, else by the
+    factor that explains most of the primary metric's spread."""
+    factors = rep.axes.factors
+    values = decide.run_values(subs, rep.primary, best=True)
+    wanted = rep.exp.cfg["report"].get("color_by")
+    if wanted and wanted not in factors:
+        rep.warnings.append(f"report.color_by is {wanted!r}, which is not a varying param: colouring by another")
+    return layout(subs, factors, rep.varying, decide.color_param(subs, factors, values, wanted))
+
+
+def add_plots(rep: Report, subs: list[SubResult], lay: Layout | None = None) -> None:
+    """One bokeh figure per metric of the curves."""
+    per_metric: dict[str, dict[int, Curve]] = {}
+    for i, res in enumerate(subs):
         for metric, (xkey, xs, ys) in (res.curves or {}).items():
-            per_metric.setdefault(metric, []).append((res, xkey, xs, ys))
+            per_metric.setdefault(metric, {})[i] = (res, xkey, xs, ys)
     if not per_metric:
         return
-    varying = results.varying_params(subs)
+    lay = lay or curve_layout(rep, subs)
     for i, (metric, lines) in enumerate(per_metric.items()):
         key = f"plot{i}"
-        rep.models[key] = _figure(metric, lines, varying)
+        rep.models[key] = _figure(metric, lines, lay)
         rep.plots.append(Plot(metric, key, len(lines)))
 
 
-def _figure(metric: str, lines: list[Curve], varying: list[str]) -> Any:
+@dataclass
+class Drawn:
+    """What one curves figure collects while its lines are drawn."""
+
+    fig: Any
+    metric: str
+    legend: bk.Legend
+    means: list[Any]  # renderers whose source has `label`, `lo` and `hi` columns
+    singles: list[Any]  # one run's line: its source has a `label` column
+    runs: list[Any]  # renderers whose source has a `run` column (index into run_labels)
+    run_labels: dict[str, str]
+
+
+def _figure(metric: str, lines: dict[int, Curve], lay: Layout) -> Any:
+    from bokeh.models import CustomJSHover
     from bokeh.plotting import figure
 
     fig = figure(
         title=metric,
-        x_axis_label=" / ".join(sorted({x for _, x, _, _ in lines})),
+        x_axis_label=" / ".join(sorted({x for _, x, _, _ in lines.values()})),
         y_axis_label=metric,
         height=360,
         sizing_mode="stretch_width",
         tools="pan,wheel_zoom,box_zoom,reset,save",
     )
-    per_line = min(MAX_POINTS_PER_LINE, max(MIN_POINTS_PER_LINE, POINTS_PER_PLOT // len(lines)))
-    if len(lines) <= LEGEND_MAX_LINES:
-        _one_renderer_per_line(fig, metric, lines, varying, per_line)
+    d = Drawn(fig, metric, bk.Legend(), [], [], [], {})
+    combos = [c for c in ((c, [m for m in c.members if m in lines]) for c in lay.combos) if c[1]]
+    n_lines = len(combos) if lay.repeats else len(lines)
+    per_line = min(MAX_POINTS_PER_LINE, max(MIN_POINTS_PER_LINE, POINTS_PER_PLOT // max(1, n_lines)))
+    per_run = min(MAX_POINTS_PER_LINE, max(MIN_POINTS_PER_LINE, POINTS_PER_PLOT // len(lines)))
+    if len(combos) <= LEGEND_MAX_LINES:
+        for combo, members in combos:
+            _draw_combo(d, lines, lay, combo, members, per_line)
+        behind = [(members, combo.color) for combo, members in combos]
     else:
-        _grouped_lines(fig, metric, lines, varying, per_line)
-    fig.legend.click_policy = "hide"
-    fig.legend.label_text_font_size = "8pt"
-    fig.add_layout(fig.legend[0], "right")
+        behind = _grouped(d, lines, lay, combos, per_line)
+    if lay.repeats:  # after the means, so that their legend entry comes last
+        by_color: dict[str, list[int]] = {}
+        for members, color in behind:
+            by_color.setdefault(color, []).extend(members)
+        for color, members in by_color.items():
+            _individual(d, lines, lay, members, color, per_run)
+    bk.hover(fig, d.means, [*_tips("runs", "@label", metric), ("mean ± std", "@lo{0.[0000]} to @hi{0.[0000]}")])
+    bk.hover(fig, d.singles, _tips("run", "@label", metric))
+    if d.runs:
+        name = CustomJSHover(args={"labels": d.run_labels}, code="return labels[String(value)] || ''")
+        bk.hover(fig, d.runs, _tips("run", "@run{custom}", metric), {"@run": name})
+    if _integer_steps(lines):
+        fig.xaxis[0].ticker.min_interval = 1  # no tick at epoch 0.5
+    d.legend.attach(fig)
     return fig
 
 
-def _one_renderer_per_line(fig: Any, metric: str, lines: list[Curve], varying: list[str], per_line: int) -> None:
+def _integer_steps(lines: dict[int, Curve]) -> bool:
     import numpy as np
-    from bokeh.models import ColumnDataSource, HoverTool
 
-    for (res, _, xs, ys), color in zip(lines, _palette(len(lines)), strict=True):
-        x, y = decimate(np.asarray(xs), np.asarray(ys), per_line)
-        label = line_label(res, varying)
-        src = ColumnDataSource({"x": x, "y": y, "label": [label] * len(x)})
-        fig.line("x", "y", source=src, color=color, line_width=2, legend_label=label)
-    fig.add_tools(HoverTool(tooltips=[("run", "@label"), ("x", "$x{0.[000]}"), (metric, "$y{0.[0000]}")]))
+    return all(np.all(np.mod(np.asarray(xs, dtype=float), 1) == 0) for _, _, xs, _ in lines.values())
 
 
-def _grouped_lines(fig: Any, metric: str, lines: list[Curve], varying: list[str], per_line: int) -> None:
-    """Many sub-experiments: one line renderer per colour group (NaN between runs).
+def _line(color: str, dash: str = "solid", width: float = 2, alpha: float = 1.0) -> Any:
+    from bokeh.models import Line
 
-    Serialising one array pair per group instead of per run keeps `mrl analyze` on
-    1,000 runs fast and the file small; the hover names the run under the mouse.
-    """
-    from bokeh.models import ColumnDataSource, CustomJSHover, HoverTool
-
-    labels = [line_label(res, varying) for res, _, _, _ in lines]
-    groups = color_groups([res for res, _, _, _ in lines], varying)
-    for (name, members), color in zip(groups, _palette(len(groups)), strict=True):
-        x, y, run = _concatenated(lines, members, per_line)
-        src = ColumnDataSource({"x": x, "y": y, "run": run})
-        fig.line(
-            "x",
-            "y",
-            source=src,
-            color=color,
-            line_width=1.2,
-            line_alpha=0.6,
-            legend_label=name,
-            hover_line_width=2.5,
-            hover_line_alpha=1.0,
-        )
-    run_name = CustomJSHover(args={"labels": labels}, code="return labels[value]")
-    fig.add_tools(
-        HoverTool(
-            tooltips=[("run", "@run{custom}"), ("x", "$x{0.[000]}"), (metric, "$y{0.[0000]}")],
-            formatters={"@run": run_name},
-        )
-    )
+    return Line(x="x", y="y", line_color=color, line_dash=dash, line_width=width, line_alpha=alpha)
 
 
-def _concatenated(lines: list[Curve], members: list[int], per_line: int) -> tuple[Any, Any, Any]:
+def _draw_combo(
+    d: Drawn, lines: dict[int, Curve], lay: Layout, combo: Combo, members: list[int], per_line: int
+) -> None:
+    import numpy as np
+    from bokeh.models import VArea
+
+    if len(members) == 1 and not lay.repeats:
+        _, _, xs, ys = lines[members[0]]
+        x, y = decimate(xs, ys, per_line)
+        src = bk.source({"x": x, "y": y, "label": [combo.label] * len(x)})
+        r = bk.add_glyph(d.fig, _line(combo.color, combo.dash), src, name="run")
+        d.legend.add(combo.label, r)
+        d.singles.append(r)
+        return
+    x, mean, std, n = _decimated_mean([(lines[m][2], lines[m][3]) for m in members], per_line)
+    label = f"{combo.label} (mean of {len(members)})" if len(members) > 1 else lay.run_labels[members[0]]
+    lo, hi = mean - std, mean + std
+    src = bk.source({"x": x, "y": mean, "lo": lo, "hi": hi, "n": n, "label": np.full(len(x), label, dtype=object)})
+    band = bk.add_glyph(d.fig, VArea(x="x", y1="lo", y2="hi", fill_color=combo.color, fill_alpha=0.18), src, "band")
+    r = bk.add_glyph(d.fig, _line(combo.color, combo.dash), src, name="mean")
+    d.legend.add(combo.label, band, r)
+    d.means.append(r)
+
+
+def _individual(d: Drawn, lines: dict[int, Curve], lay: Layout, members: list[int], color: str, per_run: int) -> None:
+    """The runs behind the means: hidden until the legend's INDIVIDUAL entry is clicked."""
+    x, y, run = _concatenated(lines, members, per_run)
+    r = bk.add_glyph(d.fig, _line(color, width=1, alpha=0.5), bk.source({"x": x, "y": y, "run": run}), "runs", False)
+    d.legend.add(INDIVIDUAL, r)
+    d.runs.append(r)
+    d.run_labels.update({str(i): lay.run_labels[i] for i in members})
+
+
+def _tips(what: str, field: str, metric: str) -> list[tuple[str, str]]:
+    return [(what, field), ("x", "$x{0.[000]}"), (metric, "$y{0.[0000]}")]
+
+
+def _grouped(
+    d: Drawn, lines: dict[int, Curve], lay: Layout, combos: list[tuple[Combo, list[int]]], per_line: int
+) -> list[tuple[list[int], str]]:
+    """Many combinations: one renderer per colour (NaN between lines); the hover names the
+    line under the mouse. Serialising one array pair per colour instead of per line keeps
+    `mrl analyze` on 1,000 runs fast and the file small."""
+    import numpy as np
+    from bokeh.models import Patches
+
+    behind = []
+    by_group: dict[str, list[tuple[Combo, list[int]]]] = {}
+    for combo, members in combos:
+        by_group.setdefault(combo.group, []).append((combo, members))
+    for group, items in by_group.items():
+        color = items[0][0].color
+        members = [m for _, ms in items for m in ms]
+        hover = _line(color, width=2.5)
+        if not lay.repeats:
+            x, y, run = _concatenated(lines, members, per_line)
+            src = bk.source({"x": x, "y": y, "run": run})
+            r = bk.add_glyph(d.fig, _line(color, width=1.2, alpha=0.6), src, "runs", hover=hover)
+            d.legend.add(group, r)
+            d.runs.append(r)
+            d.run_labels.update({str(i): lay.run_labels[i] for i in members})
+            continue
+        parts, bands, labels = [], [], []
+        for combo, ms in items:
+            xk, mean, std, _ = _decimated_mean([(lines[m][2], lines[m][3]) for m in ms], per_line)
+            parts.append((xk, mean, mean - std, mean + std))
+            bands.append((np.concatenate([xk, xk[::-1]]), np.concatenate([mean + std, (mean - std)[::-1]])))
+            labels.append(f"{combo.label} (mean of {len(ms)})")
+        gap = np.array([np.nan])
+        x, y, lo, hi = (np.concatenate([a for p in parts for a in (p[k], gap)]) for k in range(4))
+        label = np.concatenate([np.full(len(p[0]) + 1, t, dtype=object) for p, t in zip(parts, labels, strict=True)])
+        patches = Patches(xs="xs", ys="ys", fill_color=color, fill_alpha=0.15, line_width=0)
+        outline = bk.source({"xs": [b[0] for b in bands], "ys": [b[1] for b in bands]})
+        band = bk.add_glyph(d.fig, patches, outline, "band")
+        src = bk.source({"x": x, "y": y, "lo": lo, "hi": hi, "label": label})
+        r = bk.add_glyph(d.fig, _line(color, width=1.5, alpha=0.9), src, "mean", hover=hover)
+        d.legend.add(group, band, r)
+        d.means.append(r)
+        behind.append((members, color))
+    return behind
+
+
+def _decimated_mean(curves: list[tuple[Any, Any]], per_line: int) -> tuple[Any, Any, Any, Any]:
+    """(x, mean, std, n) of the curves, decimated on the mean (the band follows it)."""
+    import numpy as np
+
+    x, mean, std, n = mean_curve(curves)
+    idx, _ = decimate_rows(np.arange(len(x), dtype=float)[None, :], mean[None, :], per_line)
+    i = idx[0].astype(int)
+    return x[i], mean[i], std[i], n[i]
+
+
+def mean_curve(curves: list[tuple[Any, Any]]) -> tuple[Any, Any, Any, Any]:
+    """(x, mean, population std, n) over the curves at each x. Curves logged at the same
+    steps are averaged step by step; others are interpolated onto the union of their steps
+    (each only within its own range)."""
+    import numpy as np
+
+    first = np.asarray(curves[0][0], dtype=float)
+    if all(len(c[0]) == len(first) and np.array_equal(np.asarray(c[0], dtype=float), first) for c in curves[1:]):
+        grid, ys = first, np.array([np.asarray(c[1], dtype=float) for c in curves])
+    else:
+        grid = np.unique(np.concatenate([np.asarray(c[0], dtype=float) for c in curves]))
+        if len(grid) > 4 * MAX_POINTS_PER_LINE:
+            grid = np.linspace(grid[0], grid[-1], 4 * MAX_POINTS_PER_LINE)
+        ys = np.full((len(curves), len(grid)), np.nan)
+        for row, (cx, cy) in enumerate(curves):
+            cx, cy = np.asarray(cx, dtype=float), np.asarray(cy, dtype=float)
+            order = np.argsort(cx, kind="stable")
+            cx, cy = cx[order], cy[order]
+            inside = (grid >= cx[0]) & (grid <= cx[-1])
+            ys[row, inside] = np.interp(grid[inside], cx, cy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a step no curve reaches: NaN
+        mean, std = np.nanmean(ys, axis=0), np.nanstd(ys, axis=0)
+    return grid, mean, std, (~np.isnan(ys)).sum(axis=0)
+
+
+def _concatenated(lines: dict[int, Curve], members: list[int], per_line: int) -> tuple[Any, Any, Any]:
     """The decimated curves of `members` end to end, NaN between them; `run`: whose point."""
     import numpy as np
 
@@ -148,36 +360,3 @@ def _concatenated(lines: list[Curve], members: list[int], per_line: int) -> tupl
         ys.append(np.concatenate([y2, gap], axis=1).ravel())
         runs.append(np.repeat(np.array(same, dtype=np.int32), x2.shape[1] + 1))
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(runs)
-
-
-MAX_GROUPS = 10
-
-
-def color_groups(subs: list[SubResult], varying: list[str]) -> list[tuple[str, list[int]]]:
-    """Split runs into at most MAX_GROUPS legend entries: by the value of the varying param
-    with the fewest distinct values (2 or more), else by ranges of ids."""
-    best = None
-    for k in varying:
-        values = {results.format_value(s.params.get(k)) for s in subs}
-        if 2 <= len(values) <= MAX_GROUPS and (best is None or len(values) < best[1]):
-            best = (k, len(values))
-    if best is not None:
-        key = best[0]
-        by_value: dict[str, list[int]] = {}
-        for i, s in enumerate(subs):
-            by_value.setdefault(f"{key}={results.format_value(s.params.get(key))}", []).append(i)
-        return list(by_value.items())
-    size = -(-len(subs) // MAX_GROUPS)
-    chunks = [list(range(i, min(i + size, len(subs)))) for i in range(0, len(subs), size)]
-    return [(f"{subs[c[0]].name}-{subs[c[-1]].name}", c) for c in chunks]
-
-
-def _palette(n: int) -> list[str]:
-    from bokeh.palettes import Category10_10, turbo
-
-    if n <= 10:
-        return list(Category10_10[:n])
-    if n <= 256:
-        return list(turbo(n))
-    colors = turbo(256)
-    return [colors[i * 255 // (n - 1)] for i in range(n)]

@@ -10,7 +10,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from metarunlog.experiment import DIFF, Experiment
-from metarunlog.report import plots, summary, table
+from metarunlog.report import effects, plots, summary, table
 from metarunlog.report.functions import markdown_html
 from metarunlog.report.model import Report
 from metarunlog.report.registry import registered, section
@@ -95,6 +95,11 @@ def params_and_metrics(rep: Report) -> dict[str, Any]:
         "lower_better": [m for m, g in rep.goals.items() if g == "min"],
         "aggregated": table.aggregated_view(rep) if rep.axes.has_repeats else None,
     }
+
+
+@section("effects", "_effects.html", nav="effects")
+def effects_section(rep: Report) -> dict[str, Any] | None:
+    return effects.context(rep)
 
 
 @section("plots", "_plots.html", nav="plots")

@@ -39,7 +39,12 @@ def test_many_sub_experiments_are_drawn_in_colour_groups_named_by_a_param(projec
     rep = report.build_report(exp, project, exp.dir / "analysis")
     fig = rep.models["plot0"]
     legend = [item.label["value"] for item in fig.legend[0].items]
-    assert legend == ["lr=0.1", "lr=0.01", "lr=0.001"]
-    xs = np.concatenate([r.data_source.data["x"] for r in fig.renderers])
-    assert np.isnan(xs).sum() == 60  # one gap after each run
+    assert legend == ["lr=0.1", "lr=0.01", "lr=0.001", "individual runs"]  # seed is the repeat axis
+    means = [r for r in fig.renderers if r.name == "mean"]
+    bands = [r for r in fig.renderers if r.name == "band"]
+    runs = [r for r in fig.renderers if r.name == "runs"]
+    assert len(means) == len(bands) == 3 and all(not r.visible for r in runs)
+    xs = np.concatenate([r.data_source.data["x"] for r in runs])
+    assert np.isnan(xs).sum() == 60  # every run, one gap after each
     assert len(xs) <= report.POINTS_PER_PLOT + 3 * 60
+    assert fig.xaxis[0].ticker.min_interval == 1  # integer steps: integer ticks

@@ -16,7 +16,7 @@ from metarunlog.report import Report, Section, register, registered, section, un
 from tests.commands.test_analyze import html_of, visible_text
 from tests.test_results import grid_exp
 
-BUILTIN = ["summary", "errors", "git", "notes", "status", "table", "plots", "overview", "subexps"]
+BUILTIN = ["summary", "errors", "git", "notes", "status", "table", "effects", "plots", "overview", "subexps"]
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_a_section_registered_from_a_test_module_is_rendered_in_order_with_its_a
     assert main(["analyze"]) == 0
     page = visible_text(html_of(exp.dir))
     assert "<p>4 runs, first 0.1, " + project.name + "</p>" in page
-    assert section_ids(page) == ["summary", "git", "notes", "status", "fake", "table", "plots", "subexps"]
+    assert section_ids(page) == ["summary", "git", "notes", "status", "fake", "table", "effects", "plots", "subexps"]
     assert nav_links(page) == section_ids(page)
     assert '<a href="#fake">fake runs</a>' in page
     assert len(seen) == 1 and seen[0].exp.id == exp.id

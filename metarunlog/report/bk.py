@@ -1,0 +1,56 @@
+"""Lean bokeh building blocks for the report's figures.
+
+`figure.line(...)` and friends make five models per renderer (the glyph, its selection,
+non-selection, hover and muted copies) and validate every keyword; a report of 1,000 runs
+draws a few hundred renderers, and that alone cost seconds. `add_glyph` makes one glyph
+and its renderer (bokeh's JS derives the other looks itself), and `Legend` collects the
+entries of a figure, one per label, attached once at the end.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def add_glyph(fig: Any, glyph: Any, source: Any, name: str = "", visible: bool = True, hover: Any = None) -> Any:
+    """Add `glyph` drawn from `source` to `fig`; the renderer."""
+    from bokeh.models import GlyphRenderer
+
+    kwargs = {"hover_glyph": hover} if hover is not None else {}
+    r = GlyphRenderer(data_source=source, glyph=glyph, name=name, visible=visible, **kwargs)
+    fig.renderers.append(r)
+    return r
+
+
+def source(data: dict[str, Any]) -> Any:
+    from bokeh.models import ColumnDataSource
+
+    return ColumnDataSource(data)
+
+
+class Legend:
+    """A figure's legend entries in order; renderers with the same label share an entry
+    (clicking it hides or shows them all)."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, list[Any]] = {}
+
+    def add(self, label: str, *renderers: Any) -> None:
+        self.items.setdefault(label, []).extend(renderers)
+
+    def attach(self, fig: Any) -> None:
+        from bokeh.models import Legend as BokehLegend
+        from bokeh.models import LegendItem
+
+        if not self.items:
+            return
+        items = [LegendItem(label=label, renderers=rs) for label, rs in self.items.items()]
+        fig.add_layout(BokehLegend(items=items, click_policy="hide", label_text_font_size="8pt"), "right")
+
+
+def hover(fig: Any, renderers: list[Any], tooltips: list[tuple[str, str]], formatters: Any = None) -> None:
+    """One hover tool for these renderers (not one per renderer: fewer models)."""
+    from bokeh.models import HoverTool
+
+    if renderers:
+        fig.add_tools(HoverTool(renderers=renderers, tooltips=tooltips, formatters=formatters or {}))

@@ -1,0 +1,67 @@
+"""report/effects.py and the curves' layout: values per factor, axes, colours never by seed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from metarunlog import report
+from metarunlog.report import decide, effects, plots
+from tests.test_results import done, make_exp
+
+
+def exp_of(project: Path, params: list[dict], loss) -> object:  # noqa: ANN001
+    subs = [
+        {"params": p, "status": done(), "jsonl": [{"step": s, "loss": loss(p) + 1 / (s + 1)} for s in range(4)]}
+        for p in params
+    ]
+    return make_exp(project, subs)
+
+
+def test_numeric_values_are_sorted_and_get_a_log_axis_when_they_span_decades(project: Path) -> None:
+    params = [{"lr": lr, "opt": opt} for lr in (0.01, 1.0, 0.0001) for opt in ("adam", "sgd")]
+    exp = exp_of(project, params, lambda p: p["lr"])
+    rep = report.build_report(exp, project, exp.dir / "analysis")
+    found = {e.param: e for e in effects.effects(rep)}
+    assert found["lr"].values == [0.0001, 0.01, 1.0] and found["lr"].numeric and found["lr"].log
+    assert found["opt"].labels == ["adam", "sgd"] and not found["opt"].numeric  # categories
+    assert found["lr"].best[0] == [0.0001 + 0.25, 0.0001 + 0.25]  # best value over training, per run
+    fig = rep.models["effect0"]
+    assert type(fig.x_scale).__name__ == "LogScale"
+    assert list(rep.models["effect1"].x_range.factors) == ["adam", "sgd"]
+
+
+def test_curves_are_coloured_by_the_param_that_moves_the_metric_never_by_the_seed(project: Path) -> None:
+    params = [{"lr": lr, "wd": wd, "seed": s} for lr in (0.1, 0.01) for wd in (1, 2, 3) for s in range(2)]
+    exp = exp_of(project, params, lambda p: p["wd"] * 10 + p["lr"])  # wd explains almost everything
+    rep = report.build_report(exp, project, exp.dir / "analysis")
+    subs = [s.res for s in rep.subs]
+    assert rep.axes.factors == ["lr", "wd"] and rep.axes.repeats == ["seed"] and rep.axes.has_repeats
+    values = decide.run_values(subs, rep.primary, best=True)
+    assert decide.color_param(subs, rep.axes.factors, values) == "wd"
+    lay = plots.curve_layout(rep, subs)
+    assert len(lay.combos) == 6 and lay.repeats
+    by_wd = {c.label: c.color for c in lay.combos}
+    assert by_wd["lr=0.1, wd=1"] == by_wd["lr=0.01, wd=1"] != by_wd["lr=0.1, wd=2"]
+    assert len({c.dash for c in lay.combos if c.color == by_wd["lr=0.1, wd=1"]}) == 2
+    assert set(by_wd.values()) <= set(report.palette.OKABE_ITO)
+
+
+def test_report_color_by_picks_the_colour_param(project: Path) -> None:
+    from tests.conftest import set_cfg
+
+    params = [{"lr": lr, "wd": wd} for lr in (0.1, 0.01) for wd in (1, 2, 3)]
+    exp = exp_of(project, params, lambda p: p["wd"])
+    set_cfg(project, report={"color_by": "lr"})
+    from metarunlog.project import Project
+
+    exp = Project.find(project).load_exp(str(exp.id))
+    rep = report.build_report(exp, project, exp.dir / "analysis")
+    assert plots.curve_layout(rep, [s.res for s in rep.subs]).color_key == "lr"
+
+
+def test_mean_curve_averages_runs_logged_at_different_steps() -> None:
+    import numpy as np
+
+    x, mean, std, n = plots.mean_curve([([0, 1, 2], [1.0, 2.0, 3.0]), ([0, 2], [3.0, 5.0])])
+    assert list(x) == [0, 1, 2] and list(mean) == [2.0, 3.0, 4.0] and list(n) == [2, 2, 2]
+    assert np.allclose(std, [1.0, 1.0, 1.0])  # population std, as results.mean_std
