@@ -179,9 +179,9 @@ def resolve_targets(project: Project, exp_ref: str | None, spec: str | None, *, 
         return _from_path(project, Path(exp_ref), spec)
     if exp_ref is None:
         if spec is None:
-            here = _sub_containing(project, cwd)
-            if here is not None:
-                return here
+            here_sub = _sub_containing(project, cwd)
+            if here_sub is not None:
+                return here_sub
         here_exp = project._experiment_containing(cwd)
         return project.load_exp(here_exp.id if here_exp else "last").id, spec or ALL
     exp = project.load_exp(exp_ref)
