@@ -300,6 +300,24 @@ def load(basedir: Path) -> Config:
     return Config(merged, path, warnings)
 
 
+def run_defaults() -> dict[str, Any]:
+    """The `run` block with every default filled in (each backend's own block too)."""
+    return default_config("", "")["run"]  # type: ignore[no-any-return]
+
+
+def with_pinned_run(cfg: Config, pinned: Mapping[str, Any] | None, record: Path) -> Config:
+    """`cfg` with the experiment's pinned `run` block (`"run"` in EXPDIR/.mrl, written by
+    `mrl new`) in place of the project's: editing the project's .mrl.cfg never changes
+    what an existing experiment runs. No pinned block (an experiment made before mrl
+    pinned it): `cfg` as it is."""
+    if not pinned:
+        return cfg
+    warnings = _logged(validate({"run": dict(pinned)}, record))
+    data = dict(cfg._data)
+    data["run"] = merge(run_defaults(), pinned)
+    return Config(data, cfg.path, cfg.warnings + warnings)
+
+
 def load_experiment_overrides(cfg: Config, expdir: Path) -> Config:
     """Apply `EXPDIR/.mrl.cfg`, when it exists, on top of the basedir config."""
     path = expdir / CFG_NAME

@@ -160,9 +160,22 @@ class Experiment:
 
     @cached_property
     def cfg(self) -> Config:
-        from metarunlog.config import load_experiment_overrides
+        """The project's config, with this experiment's pinned `run` block (see
+        `pinned_run`) in place of the project's, then `EXPDIR/.mrl.cfg` over both."""
+        from metarunlog.config import load_experiment_overrides, with_pinned_run
 
-        return load_experiment_overrides(self.base_cfg, self.dir)
+        return load_experiment_overrides(with_pinned_run(self.base_cfg, self.pinned_run, self.dir / RECORD), self.dir)
+
+    @property
+    def pinned_run(self) -> dict[str, Any]:
+        """The `run` block `mrl new` pinned in `.mrl` ({} for an experiment made before mrl
+        pinned it, or one whose record cannot be read: the project's block applies)."""
+        from metarunlog.errors import MrlError
+
+        try:
+            return dict(self.record.run)
+        except (MrlError, OSError):
+            return {}
 
     @property
     def code_dir(self) -> Path:
@@ -206,6 +219,7 @@ class Experiment:
     def write_record(self, record: ExperimentRecord) -> None:
         jsonio.write_json(self.dir / RECORD, record.to_json())
         self.__dict__["record"] = record
+        self.__dict__.pop("cfg", None)  # it depends on the record's pinned run block
 
     def template_params(self) -> dict[str, Any]:
         """Variables every template and run command sees, besides the params."""

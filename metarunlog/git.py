@@ -289,3 +289,20 @@ def changed_files(repo: Path, a: str, b: str) -> list[tuple[str, str]]:
 def diff_text(repo: Path, a: str, b: str) -> str:
     """The full `git diff a b` (what `mrl diff --code` prints)."""
     return _git(repo, "diff", a, b)
+
+
+def rev_parse(repo: Path, ref: str = "HEAD") -> str | None:
+    """The commit `ref` names, or None (no such commit, no commit yet)."""
+    return _git(repo, "rev-parse", "--verify", "-q", f"{ref}^{{commit}}", check=False).strip() or None
+
+
+def count_commits(repo: Path, since: str, until: str) -> int:
+    """`git rev-list --count since..until`: commits in `until` that `since` lacks."""
+    return int(_git(repo, "rev-list", "--count", f"{since}..{until}").strip() or 0)
+
+
+def blob(repo: Path, commit: str, path: str) -> bytes | None:
+    """The content of file `path` (relative to the repository's top) at `commit`, or None
+    when the commit has no such file."""
+    proc = subprocess.run(["git", "cat-file", "blob", f"{commit}:{path}"], cwd=repo, capture_output=True)
+    return proc.stdout if proc.returncode == 0 else None

@@ -479,9 +479,14 @@ _EXP_FIELDS: dict[str, tuple[str, Any]] = {
     "mrl_version": ("mrlVersion", _str),
     "snapshot": ("snapshot", _dict),
     "tags": ("tags", _str_list),
+    "copied": ("copied", _dict),
+    "run": ("run", _dict),
+    "rerun_of": ("rerunOf", _dict),
+    "reproduces": ("reproduces", _dict),
 }
 _EXP_KEYS = frozenset([*(key for key, _ in _EXP_FIELDS.values()), "batch"])
-_EXP_WHEN_SET = frozenset({"tags"})  # written only when not empty (records of older mrl versions lack it)
+# Written only when not empty (records of older mrl versions lack them).
+_EXP_WHEN_SET = frozenset({"tags", "copied", "run", "rerunOf", "reproduces"})
 
 
 @dataclass
@@ -513,6 +518,14 @@ class ExperimentRecord(_JsonView):
     mrl_version: str | None = None
     snapshot: dict[str, Any] = field(default_factory=dict)  # how code/ was written (metarunlog.snapshot)
     tags: list[str] = field(default_factory=list)  # `mrl tag`; written only once set
+    # Where each copied file came from: {"conf.lua": "0001" | "basedir@<sha>" | ...}
+    # (copiedFrom stays: the experiment -cp named, as the original wrote it).
+    copied: dict[str, Any] = field(default_factory=dict)
+    # The effective `run` block at `mrl new`: what this experiment runs (empty: none pinned,
+    # the project's block applies, as for experiments made before mrl pinned it).
+    run: dict[str, Any] = field(default_factory=dict)
+    rerun_of: dict[str, Any] = field(default_factory=dict)  # `mrl rerun`: {"expId", "subExpIds", "gitHash"}
+    reproduces: dict[str, Any] = field(default_factory=dict)  # `mrl reproduce`: the same keys
     batch: BatchRecord | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # unknown keys, and raw values of coerced ones
     # Keys the file did not have: not written back while unset (an older record stays as

@@ -52,3 +52,19 @@ def join_dash_values(argv: list[str], options: tuple[str, ...]) -> list[str]:
             out.append(a)
             i += 1
     return out
+
+
+def add_option(p: argparse.ArgumentParser | Any, *flags: str, hidden: tuple[str, ...] = (), **kwargs: Any) -> None:
+    """An option under its shown `flags`, plus `hidden` spellings that still work (an older
+    camelCase `--copyConfigFrom` beside `--copy-config-from`) but stay out of `--help`."""
+    action = p.add_argument(*flags, **kwargs)
+    if hidden:
+        extra = {k: v for k, v in kwargs.items() if k in ("action", "type", "choices", "nargs", "metavar", "const")}
+        p.add_argument(*hidden, dest=action.dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **extra)
+
+
+def kebab(name: str) -> str:
+    """`nEpochs`, `n_epochs` -> `n-epochs`: the double-dash spelling of an option name."""
+    import re
+
+    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"-\1", name).replace("_", "-").lower()

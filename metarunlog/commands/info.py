@@ -43,6 +43,8 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
+    if "run" not in info:  # made before mrl pinned run blocks
+        info["run"] = "(none pinned: the project's .mrl.cfg run block applies)"
     width = max(len(k) for k in info)
     for k, v in info.items():
         if isinstance(v, (list, dict)):

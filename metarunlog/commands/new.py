@@ -2,27 +2,39 @@
 
 Writes OUTDIR/<id>/ with: .mrl (JSON record: expId, basedir, codeSubdir, gitHash,
 gitDescription, branch, dirty, gitFailUntracked, timestamp, user, host, description,
-copiedFrom, mrlVersion, snapshot), code/ (the repository's whole tracked tree exactly as at
-HEAD, read-only; for a project in a subfolder of its repository, codeDir is
-code/<subfolder>; with `snapshot: link|auto` each file is a hardlink into
-OUTDIR/.mrl.objects/, stored once across experiments), .mrl.note
-(markdown notes headed by DESCRIPTION), the copyFiles and confTemplFile copied from the
-experiment given by -cp (default: the last one; the basedir for the first experiment),
-and points `last` at it. A dirty working tree is refused unless --notclean, which also
-saves .mrl.diff and applies it to code/.
+copiedFrom, copied, run, mrlVersion, snapshot), code/ (the repository's whole tracked
+tree exactly as at HEAD, read-only; for a project in a subfolder of its repository,
+codeDir is code/<subfolder>; with `snapshot: link|auto` each file is a hardlink into
+OUTDIR/.mrl.objects/, stored once across experiments), .mrl.note (markdown notes headed
+by DESCRIPTION), the copyFiles and confTemplFile, and points `last` at it. A dirty
+working tree is refused unless --notclean, which also saves .mrl.diff and applies it to
+code/; untracked files that are not git-ignored are left out of code/, with a warning.
+
+Config files come from the experiment -cp names (default: the last one), or with
+`-cp basedir` (or `repo`) as committed at HEAD; the first experiment takes the
+basedir's. A file the source experiment lacks comes from the basedir. It prints what it
+copied from where, says when a copy differs from the committed version, and records
+each file's source in `copied` ({"conf.lua": "0001", "extra.txt": "basedir@<sha>"}).
+
+The project's effective `run` block is pinned in the record (`run`): runs of this
+experiment use it, whatever the project's .mrl.cfg says later; EXPDIR/.mrl.cfg still
+overrides it. `mrl info` shows it.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metarunlog import __version__, jsonio
+from metarunlog import __version__, git, jsonio
+from metarunlog.commands._args import add_option
 from metarunlog.errors import DirtyTree, MrlError
 from metarunlog.experiment import CODE, DIFF, TEMPLATE_DIR, Experiment
 from metarunlog.project import Project
@@ -33,22 +45,35 @@ RESOLVES_EXP = False
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
+    add_option(
+        p,
         "-cp",
-        "--copyConfigFrom",
+        "--cp",
+        "--copy-config-from",
+        hidden=("--copyConfigFrom",),
+        dest="copyConfigFrom",
         metavar="EXP",
         default=None,
-        help="copy copyFiles from this experiment, or 'no' (default: the last one)",
+        help="copy copyFiles and confTemplFile from this experiment, from 'basedir' (alias 'repo': the "
+        "versions committed at HEAD), or 'no' (default: the last experiment; the basedir for the first)",
     )
-    p.add_argument(
+    add_option(
+        p,
         "-nc",
+        "--nc",
         "--notclean",
+        hidden=("--not-clean",),
+        dest="notclean",
         action="store_true",
         help="allow uncommitted changes: save them as .mrl.diff and apply them to code/",
     )
-    p.add_argument(
+    add_option(
+        p,
         "-gfut",
-        "--gitFailUntracked",
+        "--gfut",
+        "--git-fail-untracked",
+        hidden=("--gitFailUntracked",),
+        dest="gitFailUntracked",
         choices=["yes", "no"],
         default=None,
         help="count untracked files as changes (default: gitFailUntrackedDefault)",
@@ -66,17 +91,55 @@ def cli(args: argparse.Namespace, project: Project) -> int:
         fail_untracked=args.gitFailUntracked,
     )
     args.expId = res.exp.id
-    for w in res.warnings:
-        print(f"mrl: warning: {w}", file=sys.stderr)
+    print_result(res)
     print(res.exp.dir)
     return 0
+
+
+def print_result(res: NewResult) -> None:
+    """What `mrl new` (and rerun, reproduce) tell: where each copied file came from (on
+    stdout, before the new folder's path, which stays the last line), then the warnings
+    (a copy that differs from the committed one, files left out of code/) on stderr."""
+    if res.copied:
+        print(res.copied_line())
+    for w in res.warnings:
+        print(f"mrl: warning: {w}", file=sys.stderr)
 
 
 @dataclass
 class NewResult:
     exp: Experiment
-    copied: list[str] = field(default_factory=list)
+    copied: dict[str, str] = field(default_factory=dict)  # file -> where it came from (the record's `copied`)
+    differs: list[str] = field(default_factory=list)  # copied from an experiment, not as committed
     warnings: list[str] = field(default_factory=list)
+
+    def copied_line(self) -> str:
+        """`copied conf.lua from 0001; extra.txt from basedir@<sha>`: one clause per source."""
+        by_source: dict[str, list[str]] = {}
+        for name, label in self.copied.items():
+            by_source.setdefault(label, []).append(name)
+        return "copied " + "; ".join(f"{', '.join(names)} from {_short_label(label)}"
+                                     for label, names in by_source.items())
+
+
+def _short_label(label: str) -> str:
+    head, at, sha = label.partition("@")
+    return f"{head}@{sha[:10]}{sha[40:]}" if at else label
+
+
+@dataclass(frozen=True)
+class Pin:
+    """What code/ holds: a commit, plus the uncommitted changes (.mrl.diff) with --notclean."""
+
+    head: git.Head
+    dirty: list[str] = field(default_factory=list)  # `git status` entries ("M train.py") the diff carries
+    diff: bytes | None = None  # .mrl.diff to save and apply to code/ (None: a clean tree)
+    untracked: bool = False  # untracked files counted as changes (-gfut yes)
+    subdir: str = ""  # the project's folder inside code/ ("" at the repository's top)
+
+    def changes(self, path: str) -> bool:
+        """Whether the diff changes `path` (relative to the repository's top) or a file in it."""
+        return any(p == path or p.startswith(path.rstrip("/") + "/") for p in (e.split(" ", 1)[-1] for e in self.dirty))
 
 
 def new(
@@ -86,30 +149,80 @@ def new(
     copy_from: str | None = None,
     notclean: bool = False,
     fail_untracked: str | None = None,
+    pin: Pin | None = None,
+    run_block: dict[str, Any] | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> NewResult:
-    from metarunlog import git
-
-    # The snapshot is the whole tracked tree, also for a project in a subfolder of the repo.
+    """Make the next experiment. By default it pins HEAD (and, with `notclean`, the
+    working tree's changes) and the project's run block; `mrl reproduce` passes another
+    commit as `pin`, the run block to pin, and `provenance` (ExperimentRecord fields:
+    `rerun_of`, `reproduces`)."""
     repo = git.toplevel(project.basedir) or project.basedir
-    untracked = (fail_untracked or project.cfg["gitFailUntrackedDefault"]) == "yes"
-    head = git.head(repo)
-    dirty = [f for f in git.dirty_files(repo, untracked=untracked) if not _is_ours(project, repo, f)]
-    if dirty and not notclean:
-        shown = ", ".join(dirty[:8]) + (f" and {len(dirty) - 8} more" if len(dirty) > 8 else "")
-        raise DirtyTree(
-            f"uncommitted changes ({shown}): commit them, or pass --notclean to save the "
-            "diff with the experiment"
-        )
+    warnings: list[str] = []
+    if pin is None:
+        pin = _pin_worktree(project, repo, notclean, fail_untracked, warnings)
     source = _copy_source(project, copy_from)
+    block = _run_block(project) if run_block is None else run_block
     exp = _claim_next(project)
     try:
-        result = _fill(project, repo, exp, head, dirty, untracked, source, description)
+        result = _fill(project, repo, exp, pin, source, description, block, provenance or {})
     except BaseException:
         # The folder is ours and holds nothing of the user's yet: leave no half experiment.
         shutil.rmtree(exp.dir, ignore_errors=True)
         raise
+    result.warnings[:0] = warnings
+    if result.differs:
+        result.warnings.append(_differs_line(result, source, pin))
     project.update_last_link(exp)
     return result
+
+
+def _pin_worktree(project: Project, repo: Path, notclean: bool, fail_untracked: str | None,
+                  warnings: list[str]) -> Pin:
+    """HEAD, and the working tree's changes if there are any and --notclean allows them."""
+    untracked = (fail_untracked or project.cfg["gitFailUntrackedDefault"]) == "yes"
+    head = git.head(repo)
+    dirty = [f for f in git.dirty_files(repo, untracked=untracked) if not _is_ours(project, repo, f)]
+    if dirty and not notclean:
+        raise DirtyTree(
+            f"uncommitted changes ({_few(dirty, 8)}): commit them, or pass --notclean to save the "
+            "diff with the experiment"
+        )
+    if not untracked:
+        left_out = _left_out(project, repo)
+        if left_out:
+            warnings.append(
+                f"{len(left_out)} untracked file(s) not in code/ (neither committed nor git-ignored): "
+                f"{_few(left_out, 5)}; `git add` and commit the ones your code needs"
+            )
+    diff = git.diff_against_head(repo, untracked=untracked) if dirty else None
+    return Pin(head, dirty, diff, untracked, _subdir(project.basedir, repo))
+
+
+def _left_out(project: Project, repo: Path) -> list[str]:
+    """Untracked, not ignored files (a folder as one `dir/`): the snapshot leaves them out."""
+    entries = git.dirty_files(repo, untracked=True)
+    return [e.split(" ", 1)[1] for e in entries if e.startswith("?? ") and not _is_ours(project, repo, e)]
+
+
+def _few(items: list[str], n: int) -> str:
+    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+def _run_block(project: Project) -> dict[str, Any]:
+    """The project's effective `run` block, to pin; none while run.command is unset (the
+    experiment then uses the project's block as it is when it runs)."""
+    block = dict(project.cfg.run)
+    return block if block.get("command") else {}
+
+
+def _differs_line(result: NewResult, source: CopySource, pin: Pin) -> str:
+    names = ", ".join(result.differs)
+    verb = "differs" if len(result.differs) == 1 else "differ"
+    return (
+        f"{names} (copied from {source.name}) {verb} from the committed basedir version at "
+        f"{pin.head.sha[:10]}: `mrl new -cp basedir` copies that"
+    )
 
 
 def _is_ours(project: Project, repo: Path, entry: str) -> bool:
@@ -122,18 +235,36 @@ def _is_ours(project: Project, repo: Path, entry: str) -> bool:
     return path in (last, out) or path.startswith(out + "/")
 
 
-def _copy_source(project: Project, copy_from: str | None) -> tuple[Path | None, str | None]:
-    """(folder to copy copyFiles from, the record's copiedFrom) per -cp."""
+BASEDIR_REFS = ("basedir", "repo")  # -cp basedir: the basedir's committed files
+
+
+@dataclass(frozen=True)
+class CopySource:
+    """Where -cp says to copy copyFiles from: an experiment folder, the basedir, or nothing."""
+
+    dir: Path | None  # None: -cp no
+    name: str | None  # the record's copiedFrom: the experiment's name, or "basedir"
+
+    @property
+    def is_basedir(self) -> bool:
+        return self.name == "basedir"
+
+
+def _copy_source(project: Project, copy_from: str | None) -> CopySource:
+    """The source -cp names: `no`, `basedir`/`repo`, an experiment (default: the last one;
+    the basedir for the first experiment)."""
     if copy_from == "no":
-        return None, None
+        return CopySource(None, None)
+    if copy_from in BASEDIR_REFS:
+        return CopySource(project.basedir, "basedir")
     if copy_from is None:
         last = project.last_id()
         if last is None:
-            return project.basedir, "basedir"
+            return CopySource(project.basedir, "basedir")
         exp = project.experiment(last)
-        return exp.dir, exp.name
+        return CopySource(exp.dir, exp.name)
     exp = project.load_exp(copy_from)
-    return exp.dir, exp.name
+    return CopySource(exp.dir, exp.name)
 
 
 def _claim_next(project: Project) -> Experiment:
@@ -153,28 +284,26 @@ def _fill(
     project: Project,
     repo: Path,
     exp: Experiment,
-    head: Any,  # git.Head
-    dirty: list[str],
-    untracked: bool,
-    source: tuple[Path | None, str | None],
+    pin: Pin,
+    source: CopySource,
     description: str,
+    run_block: dict[str, Any],
+    provenance: dict[str, Any],
 ) -> NewResult:
     import socket
 
-    from metarunlog import git, snapshot
+    from metarunlog import snapshot
 
     result = NewResult(exp)
     code = exp.dir / CODE
     code.mkdir()
-    snap = snapshot.take(repo, head.sha, code, project.outdir / snapshot.STORE, project.cfg["snapshot"])
-    if dirty:
-        diff = git.diff_against_head(repo, untracked=untracked)
-        (exp.dir / DIFF).write_bytes(diff)
-        if diff.strip():
+    snap = snapshot.take(repo, pin.head.sha, code, project.outdir / snapshot.STORE, project.cfg["snapshot"])
+    if pin.diff is not None:
+        (exp.dir / DIFF).write_bytes(pin.diff)
+        if pin.diff.strip():
             snapshot.apply_diff(exp.dir / DIFF, code)
-    src_dir, copied_from = source
-    if src_dir is not None:
-        _copy_files(project, exp, src_dir, result)
+    if source.dir is not None:
+        _copy_files(project, repo, exp, source, pin, result)
     note = exp.dir / project.cfg["note_fn"]
     if not note.exists():
         note.write_text(f"# {exp.name}: {description or '(no description)'}\n\n", encoding="utf-8")
@@ -182,24 +311,26 @@ def _fill(
         exp_id=exp.id,
         basedir=str(project.basedir),
         # The project's folder inside code/ ("" at the repository's top): codeDir points there.
-        code_subdir=_subdir(project.basedir, repo),
-        git_hash=head.sha,
-        git_description=head.description,
-        git_describe=head.describe,
-        branch=head.branch,
-        dirty=bool(dirty),
-        dirty_files=dirty,
-        git_fail_untracked="yes" if untracked else "no",
+        code_subdir=pin.subdir,
+        git_hash=pin.head.sha,
+        git_description=pin.head.description,
+        git_describe=pin.head.describe,
+        branch=pin.head.branch,
+        dirty=bool(pin.dirty),
+        dirty_files=list(pin.dirty),
+        git_fail_untracked="yes" if pin.untracked else "no",
         snapshot=snap.as_record(),
         timestamp=jsonio.now(),
         user=_user(),
         host=socket.gethostname(),
         description=description,
-        copied_from=copied_from if result.copied else None,
-        copied_files=result.copied,
+        copied_from=source.name if result.copied else None,
+        copied_files=list(result.copied),
+        copied=dict(result.copied),
+        run=run_block,
         mrl_version=__version__,
     )
-    exp.write_record(record)  # written last: its presence means complete
+    exp.write_record(dataclasses.replace(record, **provenance))  # written last: its presence means complete
     return result
 
 
@@ -208,27 +339,90 @@ def _subdir(basedir: Path, repo: Path) -> str:
     return "" if rel == "." else Path(rel).as_posix()
 
 
-def _copy_files(project: Project, exp: Experiment, src_dir: Path, result: NewResult) -> None:
+def _copy_files(project: Project, repo: Path, exp: Experiment, source: CopySource, pin: Pin,
+                result: NewResult) -> None:
+    """Copy copyFiles and the templates from `source`, recording where each one came from.
+
+    The basedir's files are the versions committed at the pinned commit, not the working
+    tree's; a file the commit lacks (untracked, ignored) comes from the working tree. A
+    file the source experiment lacks (added to copyFiles since) falls back to the
+    basedir's, and the record says so."""
+    assert source.dir is not None
     names = list(dict.fromkeys([*project.cfg["copyFiles"], *project.cfg.template_files()]))
     for name in names:
         rel = Path(name)
         if rel.is_absolute() or ".." in rel.parts:
             raise MrlError(f"copyFiles entry '{name}' must be a path inside the experiment folder")
-        src = src_dir / rel
-        if (src_dir / TEMPLATE_DIR / rel).is_file():  # a one-job experiment's template (makebatch)
-            src = src_dir / TEMPLATE_DIR / rel
-        if not src.exists() and src_dir != project.basedir:
-            src = project.basedir / rel  # a file added to copyFiles after the source experiment
-        if not src.exists():
-            result.warnings.append(f"copyFiles: '{name}' not found in {src_dir}; not copied")
+        found = _find_copy(project, repo, exp, source, pin, rel)
+        if found is None:
+            result.warnings.append(f"copyFiles: '{name}' not found in {source.dir}; not copied")
             continue
+        src, label = found
         dst = exp.dir / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, dst, symlinks=True)
+        if isinstance(src, bytes):
+            dst.write_bytes(src)
+            result.warnings.append(
+                f"{name}: copied the version committed at {pin.head.sha[:10]}; your uncommitted change to it "
+                f"is in code/ (through {DIFF}) but not in {exp.name}/{name}"
+            )
         else:
-            shutil.copy2(src, dst)
-        result.copied.append(name)
+            _copy_writable(src, dst)
+        result.copied[name] = label
+        pinned = exp.dir / CODE / pin.subdir / rel
+        if isinstance(src, Path) and label == source.name and pinned.exists() and not _same(src, pinned):
+            result.differs.append(name)
+
+
+def _find_copy(project: Project, repo: Path, exp: Experiment, source: CopySource, pin: Pin,
+               rel: Path) -> tuple[Path | bytes, str] | None:
+    """(file to copy or its content, its source for the record) for one copyFiles entry."""
+    assert source.dir is not None
+    if not source.is_basedir:
+        if (source.dir / TEMPLATE_DIR / rel).is_file():  # a one-job experiment's template (makebatch)
+            return source.dir / TEMPLATE_DIR / rel, str(source.name)
+        if (source.dir / rel).exists():
+            return source.dir / rel, str(source.name)
+    at = f"basedir@{pin.head.sha}"
+    path = (Path(pin.subdir) / rel).as_posix()
+    if pin.changes(path):  # --notclean changed it: code/ holds the change, the commit the original
+        committed = git.blob(repo, pin.head.sha, path)
+        if committed is not None:
+            return committed, at
+        if not (exp.dir / CODE / path).is_dir():
+            return (project.basedir / rel, "basedir (not committed)") if (project.basedir / rel).exists() else None
+        at += "+.mrl.diff"  # a folder with changed files: as pinned
+    if (exp.dir / CODE / path).exists():
+        return exp.dir / CODE / path, at
+    if (project.basedir / rel).exists():
+        return project.basedir / rel, "basedir (not committed)"
+    return None
+
+
+def _copy_writable(src: Path, dst: Path) -> None:
+    """Copy a file or folder; the copies are the user's to edit (code/ is read-only)."""
+
+    def copy(a: str, b: str) -> None:
+        shutil.copy2(a, b)
+        if not os.path.islink(b):
+            os.chmod(b, stat.S_IMODE(os.stat(b).st_mode) | stat.S_IWUSR)
+
+    if src.is_dir():
+        shutil.copytree(src, dst, symlinks=True, copy_function=copy)
+    else:
+        copy(str(src), str(dst))
+
+
+def _same(a: Path, b: Path) -> bool:
+    """Whether two files (or folders, recursively) hold the same content."""
+    import filecmp
+
+    if a.is_dir() or b.is_dir():
+        if not (a.is_dir() and b.is_dir()):
+            return False
+        names = sorted(p.name for p in a.iterdir())
+        return names == sorted(p.name for p in b.iterdir()) and all(_same(a / n, b / n) for n in names)
+    return filecmp.cmp(a, b, shallow=False)
 
 
 def _user() -> str:

@@ -77,10 +77,12 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     exp = project.load_exp(args.expId)
     options, backend_name = options_from(exp, args)
     if args.dry_run:
-        return _print_dry_run(plan(exp, args.selection, failed=args.failed, pending=args.pending,
-                                   force=options.force))
+        the_plan = plan(exp, args.selection, failed=args.failed, pending=args.pending, force=options.force)
+        _print_provenance(project, exp, args)
+        return _print_dry_run(the_plan)
     with owning(exp):  # makebatch -replace/--extend refuse until this run ends
         the_plan = plan(exp, args.selection, failed=args.failed, pending=args.pending, force=options.force)
+        _print_provenance(project, exp, args)
         _print_plan(the_plan, backend_name, options)
         if not the_plan.jobs:
             return 0
@@ -266,6 +268,17 @@ def _update_done_mark(exp: Experiment) -> None:
 
 
 # -- printing ------------------------------------------------------------------------------------
+
+
+def _print_provenance(project: Project, exp: Experiment, args: argparse.Namespace) -> None:
+    """Once per run: the pinned run block when the project's differs, and the pinned
+    commit when HEAD has moved past it (with the `mrl rerun` that runs the new code)."""
+    from metarunlog.provenance import head_note, run_block_note
+
+    selection = "--failed" if args.failed else args.selection if args.selection not in (None, "all") else ""
+    for note in (run_block_note(project, exp), head_note(project, exp, selection)):
+        if note:
+            print(f"mrl: note: {note}", file=sys.stderr)
 
 
 def _print_plan(p: Plan, backend_name: str, options: RunOptions) -> None:
