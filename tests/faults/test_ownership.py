@@ -29,6 +29,11 @@ def _race_project(project: Path) -> Path:
     return project / "output" / "0001"
 
 
+def _set_run(expdir: Path, command: str) -> None:
+    """The experiment's own run.command (EXPDIR/.mrl.cfg): the project's block was pinned by `mrl new`."""
+    (expdir / ".mrl.cfg").write_text(json.dumps({"run": {"command": command, "jobs": 1}}))
+
+
 def _mismatches(expdir: Path) -> list[str]:
     """Every folder (in place or trashed) whose ran.txt is not its own params' x."""
     bad = []
@@ -61,7 +66,7 @@ def _wait_for(path: Path, timeout: float = 60) -> None:
 
 def test_makebatch_replace_and_extend_refuse_while_a_run_owns_the_experiment(project: Path) -> None:
     expdir = _race_project(project)
-    set_cfg(project, run={"command": "touch started; while [ ! -e {{expDir}}/go ]; do sleep 0.05; done", "jobs": 1})
+    _set_run(expdir, "touch started; while [ ! -e {{expDir}}/go ]; do sleep 0.05; done")
     runner = _mrl_popen("run", cwd=project)
     try:
         _wait_for(expdir / "001" / "started")
@@ -85,8 +90,7 @@ def test_a_sub_experiment_whose_params_changed_after_planning_is_skipped_not_run
     # 001's step rewrites 002's params while the runner (one worker) still has 002 queued
     change = ("python -c \"import json,pathlib; p=pathlib.Path('{{expDir}}/002/.mrl'); "
               "d=json.loads(p.read_text()); d['params']['x']=99; p.write_text(json.dumps(d))\"")
-    set_cfg(project, run={"command": f"if [ {{{{subExpNum}}}} = 1 ]; then {change}; fi; echo {{{{x}}}} > ran.txt",
-                          "jobs": 1})
+    _set_run(expdir, f"if [ {{{{subExpNum}}}} = 1 ]; then {change}; fi; echo {{{{x}}}} > ran.txt")
     proc = run_mrl("run", cwd=project)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "002" in proc.stderr and "changed after this run planned it" in proc.stderr, proc.stderr
@@ -105,7 +109,8 @@ def test_a_task_given_a_plan_skips_a_sub_experiment_that_changed_since(project: 
     planned = {str(s.id): s.fingerprint() for s in exp.sub_experiments()}
     plan = project / "plan.json"
     plan.write_text(json.dumps(planned))
-    task = [sys.executable, "-m", "metarunlog.backends.task", str(expdir), "1", "--backend", "local", "--plan", str(plan)]
+    task = [sys.executable, "-m", "metarunlog.backends.task", str(expdir), "1", "--backend", "local",
+            "--plan", str(plan)]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     assert subprocess.run(task, env=env, capture_output=True).returncode == 0
     assert (expdir / "001" / "ran.txt").read_text().strip() == "0"
