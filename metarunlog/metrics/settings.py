@@ -3,7 +3,7 @@ into `Settings` for the readers.
 
     "metrics": {
       "sources": ["eval/*.json", {"glob": "logs/*.txt", "reader": "csv"},
-                  {"reader": "tensorboard", "enabled": false}],
+                  {"reader": "tensorboard", "enabled": false}, "!log"],
       "patterns": ["epoch (?P<epoch>\\\\d+) .* val_acc=(?P<val_acc>[0-9.]+)"],
       "log_files": ["run.log"],
       "step_keys": ["step", "epoch"],
@@ -34,7 +34,9 @@ def settings(cfg: Mapping[str, Any] | None) -> Settings:
     block = dict(cfg.get("metrics") or {})
     sources, off = [], set()
     for s in block.get("sources", []):
-        if isinstance(s, str):
+        if isinstance(s, str) and s.startswith("!"):
+            off.add(s[1:])
+        elif isinstance(s, str):
             sources.append(Source(s))
         elif s.get("enabled", True) is False:
             off.add(s["reader"])
@@ -88,9 +90,14 @@ def _strings(value: Any, where: str, path: Path) -> None:
 
 
 def _source(s: Any, where: str, path: Path) -> None:
+    if isinstance(s, str) and s.startswith("!"):  # "!tensorboard": that reader off
+        if s[1:] not in registry.names():
+            known = ", ".join(registry.names())
+            raise ConfigError(f"{path}: '{where}': {s!r} names no reader; the readers are: {known}")
+        return
     if isinstance(s, str) and s:
         return
-    form = '"GLOB", {"glob": "GLOB", "reader": "NAME"} or {"reader": "NAME", "enabled": false}'
+    form = '"GLOB", {"glob": "GLOB", "reader": "NAME"}, {"reader": "NAME", "enabled": false} or "!NAME"'
     if not isinstance(s, dict) or set(s) - {"glob", "reader", "enabled"}:
         raise ConfigError(f"{path}: '{where}' must be {form}")
     reader = s.get("reader")

@@ -201,8 +201,9 @@ def test_a_metrics_hook_returning_a_list_is_a_curve(project: Path, capsys: pytes
     assert list(curves[curves.id == "001"]["loss"]) == [3.0, 1.0, 2.0]
 
 
-def test_readers_can_be_turned_off_in_the_config(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    set_cfg(project, metrics={"sources": [{"reader": "csv", "enabled": False}]})
+@pytest.mark.parametrize("off", [{"reader": "csv", "enabled": False}, "!csv"])
+def test_readers_can_be_turned_off_in_the_config(project: Path, capsys: pytest.CaptureFixture[str], off: Any) -> None:
+    set_cfg(project, metrics={"sources": [off]})
     commit_all(project)
     one_sub(project, {"metrics.csv": "epoch,acc\n0,0.5\n"}, metrics={"f1": 0.4})
     _, rows, _ = table_json(capsys)
@@ -216,6 +217,7 @@ def test_readers_can_be_turned_off_in_the_config(project: Path, capsys: pytest.C
         ({"patterns": ["val_acc=(?P<val_acc>[0-9.]+"]}, "is not a valid regex"),
         ({"sources": [{"reader": "wandb", "enabled": False}]}, "no reader 'wandb'; the readers are: csv, json"),
         ({"sources": [3]}, "metrics.sources[0]' must be"),
+        ({"sources": ["!wandb"]}, "'!wandb' names no reader; the readers are: csv, json"),
         ({"step_keys": "step"}, "'metrics.step_keys' must be a list"),
         ({"metric_goals": {"bleu": "up"}}, '\'metrics.metric_goals.bleu\' must be "min" or "max"'),
     ],
