@@ -3,7 +3,7 @@
     import metarunlog.api as mrl
     df = mrl.load_table()                  # the newest experiment of the project you are in
     df = mrl.load_table(3, basedir="~/proj", all_params=True)
-    curves = mrl.load_metrics(3)           # every metrics.jsonl line, one row each
+    curves = mrl.load_metrics(3)           # every per-step row (metrics.jsonl, CSV, TensorBoard...)
     curves[curves.id == "002"].plot(x="step", y="loss")
 
 `exp` is what `mrl` accepts: an id (`3`, `"0003"`), `"last"`, or an experiment folder's

@@ -537,7 +537,7 @@ def is_number(v: Any) -> bool:
 
 
 def x_of(line: dict[str, Any], index: int, step_keys: tuple[str, ...] = X_KEYS) -> tuple[str, float]:
-    """The x axis a metrics.jsonl line sits at: (key, value), else ("line", its index)."""
+    """The x axis a row sits at: (its first step key, value), else ("line", its index)."""
     for k in step_keys:
         v = line.get(k)
         if isinstance(v, (int, float)) and not isinstance(v, bool):

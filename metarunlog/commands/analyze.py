@@ -3,7 +3,8 @@
 Writes EXPDIR/<analysis_outdir>/<analysis_outfn> (default EXPDIR/analysis/index.html; or
 DIR/<analysis_outfn> with -outdir DIR): title, git facts (with the diff of a --notclean
 experiment), the notes (markdown), a status summary, the params + metrics table (best
-value per metric highlighted), one interactive plot per metric of metrics.jsonl (a line
+value per metric highlighted), one interactive plot per metric of the per-step rows
+(metrics.jsonl, CSV logs, TensorBoard events, run.log patterns: docs/table.md; a line
 per sub-experiment), the overview functions of mrl_analyze.py (`analysis_overview`), then
 a section per sub-experiment: params, state, duration, the tail of run.log and the
 per-sub-experiment functions (`analysis_subexp`). Bokeh's JS and CSS are inlined, so the
