@@ -34,6 +34,10 @@ PID_WAIT_S = 5.0  # how long a cancel waits for a just-started step's pid
 CANCEL_GRACE_S = 10.0  # after SIGTERM, how long `mrl cancel` waits before SIGKILL
 
 
+# More threads than this cannot start on any machine (RLIMIT_NPROC, memory).
+MAX_WORKERS = 100_000
+
+
 class LocalBackend(Backend):
     """Runs jobs on this machine in worker threads; see the module docstring."""
 
@@ -42,7 +46,10 @@ class LocalBackend(Backend):
     def __init__(self, exp: Experiment, options: RunOptions | None = None) -> None:
         super().__init__(exp, options)
         res = [str(r) for r in self.options.resources]
-        self._slots: list[str | None] = list(res) if res else [None] * max(1, self.options.jobs)
+        # submit() trims the slots to the number of jobs; until then a `-j 10**12` typo must
+        # not allocate a list that size.
+        workers = max(1, min(self.options.jobs, MAX_WORKERS))
+        self._slots: list[str | None] = list(res) if res else [None] * workers
         self.stop = Stopper()
         self.running: dict[int, Job] = {}  # slot -> job
         self._queue: collections.deque[Job] = collections.deque()

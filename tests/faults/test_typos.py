@@ -35,3 +35,11 @@ def test_run_jobs_0_in_the_config_is_refused_like_j_0(project: Path) -> None:
     assert r.returncode == 1 and "'run.jobs' must be at least 1, not 0" in r.stderr
     r = run_mrl("run", "-j", "0", cwd=project)
     assert r.returncode == 1 and "at least 1" in r.stderr
+
+
+def test_an_absurd_j_is_bounded_in_memory_too(project: Path) -> None:
+    make_experiment(project, [{"x": 1}], "true")
+    # 10^12 workers would be an 8 TB slot list before the cap to the number of jobs applies.
+    r = run_mrl("run", "-j", "1000000000000", cwd=project, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
