@@ -468,9 +468,7 @@ def _row(r: SubResult, params: list[str], shown: dict[str, str], summary: str, e
     return row
 
 
-def table(
-    exp: Experiment, *, all_params: bool = False, basedir: Path | None = None, summary: str = "last"
-) -> Table:
+def table(exp: Experiment, *, all_params: bool = False, basedir: Path | None = None, summary: str = "last") -> Table:
     """The table of `mrl table` for one experiment."""
     return table_many([exp], all_params=all_params, basedir=basedir, summary=summary, exp_column=False)
 

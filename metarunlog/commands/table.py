@@ -85,7 +85,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--by", nargs="+", metavar="PARAM", help="with --aggregate: group by these params (or exp)")
     p.add_argument("--over", nargs="+", metavar="PARAM", help="with --aggregate: also average over these params")
-    p.add_argument("--where", metavar="EXPR", help="keep rows where EXPR holds: \"val_loss < 0.3 and lr == 0.1\"")
+    p.add_argument("--where", metavar="EXPR", help='keep rows where EXPR holds: "val_loss < 0.3 and lr == 0.1"')
     p.add_argument("--sort", metavar="KEY", help="sort by this column (-KEY: descending); empty ones last")
     p.add_argument("--reverse", action="store_true", help="sort descending")
 
@@ -139,9 +139,7 @@ def make(
     exp: Experiment, *, all_params: bool = False, sort: str | None = None, reverse: bool = False, basedir: Any = None
 ) -> Table:
     """The table of one experiment, sorted when asked (an unknown KEY is a MrlError)."""
-    return results.build(
-        [exp], all_params=all_params, sort=sort, reverse=reverse, basedir=basedir, exp_column=False
-    )
+    return results.build([exp], all_params=all_params, sort=sort, reverse=reverse, basedir=basedir, exp_column=False)
 
 
 def render(tab: Table, fmt: str, exp: Experiment | None = None) -> str:
