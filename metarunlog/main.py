@@ -28,6 +28,8 @@ COMMANDS = [
     "last",
     "makebatch",
     "run",
+    "rerun",
+    "reproduce",
     "status",
     "cancel",
     "table",

@@ -8,7 +8,7 @@ from typing import Any
 
 from metarunlog.config import CFG_NAME, merge, read_cfg_file, run_defaults
 from metarunlog.errors import MrlError
-from metarunlog.experiment import Experiment
+from metarunlog.experiment import Experiment, SubExperiment
 from metarunlog.project import Project
 
 
@@ -94,3 +94,36 @@ def flatten(value: Any, prefix: str) -> dict[str, Any]:
 
 def _few(items: list[str], n: int = 4) -> str:
     return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+
+
+# -- the param sets mrl rerun and mrl reproduce take from an experiment ---------------------------
+
+
+def selected(exp: Experiment, selection: str | None, *, failed: bool = False) -> list[SubExperiment]:
+    """The sub-experiments of `exp` a SELECTION (default: all) names, only the failed,
+    cancelled, timed-out or stale ones with `failed`."""
+    from metarunlog.backends.base import Job, observe_any
+    from metarunlog.selection import narrow, pick
+
+    subs = exp.sub_experiments()
+    if not subs:
+        raise MrlError(f"experiment {exp.name} has no sub-experiments: there are no param sets to take")
+    subs = pick(subs, selection)
+    if failed:
+        keep = narrow(observe_any(exp, [Job(s) for s in subs]), failed=True)
+        subs = [s for s, k in zip(subs, keep, strict=True) if k]
+        if not subs:
+            raise MrlError(f"no failed sub-experiment in {exp.name} (see `mrl status {exp.id}`): nothing to rerun")
+    return subs
+
+
+def param_sets(subs: list[SubExperiment]) -> list[tuple[int, dict[str, Any]]]:
+    """(sub-experiment id, params) of each, as the new experiment's sub-experiments get them.
+    The original metarunlog kept `subExpId` among the params: it is not a param."""
+    return [(s.id, {k: v for k, v in s.params.items() if k != "subExpId"}) for s in subs]
+
+
+def origin(exp: Experiment, subs: list[SubExperiment]) -> dict[str, Any]:
+    """The `rerunOf` / `reproduces` value: which experiment, which of its sub-experiments,
+    and the commit it pinned."""
+    return {"expId": exp.id, "subExpIds": [s.id for s in subs], "gitHash": exp.record.git_hash}

@@ -76,7 +76,7 @@ def test_a_copy_that_differs_from_the_committed_one_is_one_line(
     assert (project / "output" / "0002" / "conf.lua").read_text() == "-- edited in 0001\n"
     lines = [line for line in err.splitlines() if line.startswith("mrl:") and "differs" in line]
     assert len(lines) == 1 and "conf.lua (copied from 0001) differs from the committed basedir version" in lines[0]
-    assert "-cp basedir" in lines[0]
+    assert "`-cp basedir` copies that one" in lines[0]
 
 
 def test_a_file_missing_in_the_source_experiment_is_recorded_as_from_the_basedir(

@@ -197,8 +197,11 @@ class Plan:
     checkers: list[Any]  # formats.Checker or None, one per template
     preview_of: int | None = None  # a dry run of an expanded experiment: its sub-experiments
     would_add: int = 0
+    sub_ids: list[int] | None = None  # given ids (mrl rerun, reproduce keep the source's)
 
     def ids(self) -> list[int]:
+        if self.sub_ids is not None:
+            return list(self.sub_ids)
         return list(range(self.first_id, self.first_id + len(self.combos)))
 
     def names(self) -> list[str]:
@@ -238,6 +241,33 @@ def makebatch(
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return result
+
+
+def make_subexperiments(project: Project, exp_ref: str | int, subs: list[tuple[int, dict[str, Any]]]) -> BatchResult:
+    """Sub-experiments with these ids and params in a fresh experiment, its templates (in
+    EXPDIR) rendered as makebatch renders them: what `mrl rerun` and `mrl reproduce` make.
+    The batch record lists the params (`paramsList`); `--extend` later adds what the
+    template's own MRL lines give beyond them."""
+    from metarunlog import formats, render
+
+    exp = project.load_exp(exp_ref)
+    with _batch_lock(exp):
+        _check_state(exp, exp.sub_experiments(), False, False, False)
+        templates = [_read_template(exp, name, False) for name in _template_names(exp)]
+        compiled = [render.compile_template(t) for t in templates]
+        combos = [dict(p) for _, p in subs]
+        spec = BatchSpec(params=combos)
+        expansion = Expansion(combos, len(combos), 0)
+        plan = Plan(exp, spec, expansion, compiled, combos, 1, [], False,
+                    _warnings(exp, spec, expansion, compiled), batch_mod.Overrides(), batch_mod.Overrides(),
+                    [formats.checker(c.name) for c in compiled], sub_ids=[i for i, _ in subs])
+        names = plan.names()
+        tmp = _build(plan, names, False)
+        try:
+            _commit(plan, tmp, names, False, False)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return BatchResult(exp, list(zip(plan.ids(), combos, strict=True)), names, warnings=plan.warnings)
 
 
 def _plan(

@@ -96,13 +96,14 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     return 0
 
 
-def print_result(res: NewResult) -> None:
+def print_result(res: NewResult, *, differs: bool = True) -> None:
     """What `mrl new` (and rerun, reproduce) tell: where each copied file came from (on
     stdout, before the new folder's path, which stays the last line), then the warnings
     (a copy that differs from the committed one, files left out of code/) on stderr."""
     if res.copied:
         print(res.copied_line())
-    for w in res.warnings:
+    notes = [*res.warnings, *([res.differs_note] if differs and res.differs_note else [])]
+    for w in notes:
         print(f"mrl: warning: {w}", file=sys.stderr)
 
 
@@ -111,6 +112,7 @@ class NewResult:
     exp: Experiment
     copied: dict[str, str] = field(default_factory=dict)  # file -> where it came from (the record's `copied`)
     differs: list[str] = field(default_factory=list)  # copied from an experiment, not as committed
+    differs_note: str | None = None  # the one line that says so
     warnings: list[str] = field(default_factory=list)
 
     def copied_line(self) -> str:
@@ -172,7 +174,7 @@ def new(
         raise
     result.warnings[:0] = warnings
     if result.differs:
-        result.warnings.append(_differs_line(result, source, pin))
+        result.differs_note = _differs_line(result, source, pin)
     project.update_last_link(exp)
     return result
 
@@ -221,7 +223,7 @@ def _differs_line(result: NewResult, source: CopySource, pin: Pin) -> str:
     verb = "differs" if len(result.differs) == 1 else "differ"
     return (
         f"{names} (copied from {source.name}) {verb} from the committed basedir version at "
-        f"{pin.head.sha[:10]}: `mrl new -cp basedir` copies that"
+        f"{pin.head.sha[:10]}: `-cp basedir` copies that one"
     )
 
 

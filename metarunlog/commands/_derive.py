@@ -1,0 +1,73 @@
+"""A new experiment made from another one's param sets: what `mrl rerun` and `mrl reproduce`
+share. The new experiment is a plain `mrl new` (pinned code, copied config files, pinned
+run block) whose sub-experiments are rendered from its own templates with the source's
+params, keeping the source's sub-experiment ids; a failure leaves no half experiment."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+from metarunlog.commands.new import NewResult, new
+from metarunlog.config import CFG_NAME
+from metarunlog.experiment import Experiment, SubExperiment
+from metarunlog.project import Project
+from metarunlog.provenance import param_sets
+
+
+@dataclass
+class Derived:
+    made: NewResult
+    source: Experiment
+    subs: list[SubExperiment]
+    names: list[str]  # the new sub-experiment folders
+    warnings: list[str]
+
+    @property
+    def exp(self) -> Experiment:
+        return self.made.exp
+
+
+def derive(project: Project, source: Experiment, subs: list[SubExperiment], **new_args: Any) -> Derived:
+    """`new(project, **new_args)`, then one sub-experiment per `subs` with its params."""
+    from metarunlog.commands.makebatch import make_subexperiments
+
+    made = new(project, **new_args)
+    try:
+        _copy_overrides(source, made)
+        batch = make_subexperiments(project, made.exp.id, param_sets(subs))
+    except BaseException:
+        _discard(project, made.exp)
+        raise
+    return Derived(made, source, subs, batch.names, batch.warnings)
+
+
+def _copy_overrides(source: Experiment, made: NewResult) -> None:
+    """The source's own EXPDIR/.mrl.cfg: its explicit overrides are part of what it ran
+    (and they still override the new experiment's pinned run block)."""
+    src = source.dir / CFG_NAME
+    if not src.is_file():
+        return
+    exp = made.exp
+    (exp.dir / CFG_NAME).write_bytes(src.read_bytes())
+    made.copied[CFG_NAME] = source.name
+    exp.write_record(dataclasses.replace(exp.record, copied={**exp.record.copied, CFG_NAME: source.name}))
+
+
+def _discard(project: Project, exp: Experiment) -> None:
+    """Remove an experiment this command just made (nothing of the user's is in it yet) and
+    point `last` back at the newest one left."""
+    shutil.rmtree(exp.dir, ignore_errors=True)
+    last = project.last_id()
+    link = project.basedir / "last"
+    if last is not None:
+        project.update_last_link(project.experiment(last))
+    elif link.is_symlink():
+        link.unlink()
+
+
+def span(names: list[str]) -> str:
+    """`001, 004, 005` (a few names, then how many more)."""
+    return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")

@@ -1,0 +1,94 @@
+"""Make an experiment again exactly as it was pinned: same commit, same changes, same run block.
+
+`mrl reproduce 3` makes a new experiment whose code/ is experiment 3's pinned commit plus
+its .mrl.diff (not HEAD; the working tree is not looked at), whose run block is the one
+experiment 3 pinned (and its EXPDIR/.mrl.cfg, copied), and whose sub-experiments have the
+same params (and ids) as the selected ones of 3, rendered from the config files copied
+from 3. Then `mrl run` runs it, and `mrl diff 3 <new>` compares the two.
+
+Writes OUTDIR/<id>/ as `mrl new` does (code/, .mrl, .mrl.note, config files; `last`),
+with `"reproduces": {"expId": 3, "subExpIds": [...], "gitHash": "<the commit>"}` in .mrl,
+and one sub-experiment folder per selected one. The commit must still be in the
+repository.
+
+Examples:
+  mrl reproduce 3              all of experiment 3
+  mrl reproduce 3 2,5          two of its sub-experiments
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from metarunlog import git
+from metarunlog.commands._args import add_target_arguments
+from metarunlog.commands._derive import Derived, derive
+from metarunlog.commands.new import Pin, print_result
+from metarunlog.commands.rerun import summary
+from metarunlog.errors import MrlError
+from metarunlog.experiment import DIFF, Experiment
+from metarunlog.project import Project
+from metarunlog.provenance import origin, selected
+
+HELP = "a new experiment at an experiment's pinned commit (+ .mrl.diff) and run block, with its params"
+USAGE = "mrl reproduce [EXP] [SELECTION] [--description TEXT]"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.usage = USAGE
+    add_target_arguments(p, "reproduce")
+    p.add_argument("--description", metavar="TEXT", default=None,
+                   help="what the new experiment asks (default: 'reproduces EXP: ...')")
+
+
+def cli(args: argparse.Namespace, project: Project) -> int:
+    res, notes = reproduce(project, args.expId, args.selection, description=args.description)
+    print_result(res.made, differs=False)  # its config files are the source's on purpose
+    for w in [*notes, *res.warnings]:
+        print(f"mrl: warning: {w}", file=sys.stderr)
+    print(summary(res, "reproduce") + f"; then `mrl diff {res.source.id} {res.exp.id}` compares the two")
+    print(res.exp.dir)
+    return 0
+
+
+def reproduce(project: Project, exp_ref: str | int | None, selection: str | None = None, *,
+              description: str | None = None) -> tuple[Derived, list[str]]:
+    """A new experiment pinned as `exp_ref` was, with the params of its selected sub-experiments."""
+    source = project.load_exp(exp_ref)
+    subs = selected(source, selection)
+    pin = _pin_of(project, source)
+    notes = []
+    block = source.pinned_run
+    if not block:
+        block = dict(project.cfg.run)
+        notes.append(f"{source.name} has no pinned run block (made before mrl pinned it): the new experiment "
+                     "pins the project's current one")
+    text = description or f"reproduces {source.name}: {source.record.description}".rstrip(": ")
+    res = derive(project, source, subs, description=text, copy_from=str(source.id), pin=pin, run_block=block,
+                 provenance={"reproduces": origin(source, subs)})
+    return res, notes
+
+
+def _pin_of(project: Project, source: Experiment) -> Pin:
+    """What `source` pinned: its commit (which must be in the repository) and its .mrl.diff."""
+    rec = source.record
+    repo = git.toplevel(project.basedir) or project.basedir
+    if not rec.git_hash or not git.has_commit(repo, rec.git_hash):
+        raise MrlError(
+            f"commit {(rec.git_hash or '?')[:12]} that {source.name} pinned is not in {repo}: "
+            "fetch it (git fetch) and run again"
+        )
+    diff = _diff_of(source)
+    head = git.Head(rec.git_hash, rec.git_description or "", rec.git_describe or rec.git_hash[:7], rec.branch)
+    subdir = rec.code_subdir if rec.code_subdir is not None else ""
+    return Pin(head, list(rec.dirty_files), diff, rec.git_fail_untracked == "yes", subdir)
+
+
+def _diff_of(source: Experiment) -> bytes | None:
+    path = source.dir / DIFF
+    if path.is_file():
+        return path.read_bytes()
+    if source.record.dirty:
+        raise MrlError(f"{source.name} was made with --notclean but {path} is missing: its code cannot be rebuilt")
+    return None

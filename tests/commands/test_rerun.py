@@ -1,0 +1,139 @@
+"""mrl rerun and mrl reproduce: new experiments from an experiment's param sets (issue 12)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import commit_all, git, main, run_mrl, set_cfg
+
+OUT = Path("output")
+
+
+def record(project: Path, name: str) -> dict:
+    return json.loads((project / OUT / name / ".mrl").read_text())
+
+
+def params_of(project: Path, name: str) -> dict[str, dict]:
+    exp = project / OUT / name
+    return {p.parent.name: json.loads(p.read_text())["params"] for p in sorted(exp.glob("[0-9]*/.mrl"))}
+
+
+@pytest.fixture
+def buggy(project: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """Experiment 0001 of the 3x3 conf.lua grid, run with a train.py that fails for lr 0.04."""
+    (project / "train.py").write_text(
+        "import sys\nlr = float(open('conf.lua').read().split('learning_rate = ')[1].split(',')[0])\n"
+        "sys.exit(1 if lr == 0.04 else 0)\n"
+    )
+    set_cfg(project, run={"command": f"{sys.executable} {{{{codeDir}}}}/train.py"})
+    commit_all(project, "a bug for lr 0.04")
+    assert main(["new", "buggy"]) == 0
+    assert main(["makebatch"]) == 0
+    assert main(["run"]) == 1
+    capsys.readouterr()
+    return project
+
+
+def fix(project: Path) -> str:
+    (project / "train.py").write_text("print('fixed')\n")
+    return commit_all(project, "fix the bug")
+
+
+def test_rerun_failed_makes_a_new_experiment_at_head_with_the_failed_param_sets(
+    buggy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    head = fix(buggy)
+    assert main(["rerun", "1", "--failed"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[-1] == str(buggy / OUT / "0002")
+    assert "0002 reruns 3 sub-experiment(s) of 0001 (004, 005, 006)" in out and "mrl run 2" in out
+    rec = record(buggy, "0002")
+    assert rec["gitHash"] == head
+    assert rec["rerunOf"] == {"expId": 1, "subExpIds": [4, 5, 6], "gitHash": record(buggy, "0001")["gitHash"]}
+    old = params_of(buggy, "0001")
+    assert params_of(buggy, "0002") == {n: old[n] for n in ("004", "005", "006")}
+    rendered = (buggy / OUT / "0001" / "005" / "conf.lua").read_text()
+    assert (buggy / OUT / "0002" / "005" / "conf.lua").read_text() == rendered
+    assert (buggy / OUT / "0002" / "code" / "train.py").read_text() == "print('fixed')\n"
+    assert main(["run", "2"]) == 0  # ready to run, on the new code
+
+
+def test_rerun_takes_a_selection_and_copies_the_sources_config_files(buggy: Path) -> None:
+    (buggy / OUT / "0001" / "conf.lua").write_text("lr = {{lr}}\n-- MRL:grid['lr'] = [1]\n")
+    assert main(["rerun", "1", "1,3"]) == 0
+    assert sorted(params_of(buggy, "0002")) == ["001", "003"]
+    assert (buggy / OUT / "0002" / "003" / "conf.lua").read_text() == "lr = 0.01\n"
+    assert record(buggy, "0002")["rerunOf"]["subExpIds"] == [1, 3]
+    assert record(buggy, "0002")["copied"] == {"conf.lua": "0001"}
+
+
+def test_rerun_with_nothing_failed_is_one_error_and_makes_nothing(project: Path) -> None:
+    assert main(["new"]) == 0
+    assert main(["makebatch"]) == 0
+    r = run_mrl("rerun", "1", "--failed", cwd=project)
+    assert r.returncode == 1 and r.stderr.startswith("mrl: error: no failed sub-experiment in 0001")
+    assert r.stderr.count("\n") == 1
+    assert sorted(p.name for p in (project / OUT).iterdir() if p.name[0] != ".") == ["0001"]
+
+
+def test_a_rerun_that_cannot_render_leaves_no_experiment_behind(buggy: Path) -> None:
+    (buggy / "conf.lua").write_text("lr = {{lr}} m = {{momentum}}\n-- MRL:grid['lr'] = [1]\n")
+    fix(buggy)
+    r = run_mrl("rerun", "1", "--failed", "-cp", "basedir", cwd=buggy)
+    assert r.returncode == 1 and "momentum" in r.stderr and "Traceback" not in r.stderr
+    assert not (buggy / OUT / "0002").exists()
+    assert os.readlink(buggy / "last") == os.path.join("output", "0001")
+
+
+def test_reproduce_pins_the_source_commit_diff_run_block_and_params(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    set_cfg(project, run={"command": "cat {{codeDir}}/train.py > out.txt; echo {{lr}} >> out.txt"})
+    commit_all(project, "run command")
+    (project / "train.py").write_text("print('uncommitted')\n")
+    assert main(["new", "-nc", "sloppy"]) == 0
+    assert main(["makebatch"]) == 0
+    (project / OUT / "0001" / ".mrl.cfg").write_text(json.dumps({"run": {"jobs": 2}}))
+    git(project, "checkout", "train.py")
+    (project / "train.py").write_text("print('later')\n")
+    set_cfg(project, run={"command": "echo something else > out.txt"})
+    commit_all(project, "later work")
+    capsys.readouterr()
+    assert main(["reproduce", "1", "2-3"]) == 0
+    out = capsys.readouterr().out
+    assert "0002 reproduces 2 sub-experiment(s) of 0001 (002, 003)" in out and "mrl diff 1 2" in out
+    src, rec = record(project, "0001"), record(project, "0002")
+    assert rec["gitHash"] == src["gitHash"] and rec["dirty"] is True
+    assert rec["run"] == src["run"]
+    assert rec["reproduces"] == {"expId": 1, "subExpIds": [2, 3], "gitHash": src["gitHash"]}
+    exp2 = project / OUT / "0002"
+    assert (exp2 / ".mrl.diff").read_bytes() == (project / OUT / "0001" / ".mrl.diff").read_bytes()
+    assert (exp2 / "code" / "train.py").read_text() == "print('uncommitted')\n"
+    assert (exp2 / ".mrl.cfg").read_text() == json.dumps({"run": {"jobs": 2}})
+    assert params_of(project, "0002") == {n: p for n, p in params_of(project, "0001").items() if n in ("002", "003")}
+    assert main(["verify", "2"]) == 0
+    assert main(["run", "2"]) == 0
+    assert (exp2 / "003" / "out.txt").read_text() == "print('uncommitted')\n0.01\n"
+
+
+def test_reproduce_of_a_commit_the_repository_lacks_is_one_error(project: Path) -> None:
+    assert main(["new"]) == 0
+    assert main(["makebatch"]) == 0
+    rec = record(project, "0001")
+    rec["gitHash"] = "0" * 40
+    (project / OUT / "0001" / ".mrl").write_text(json.dumps(rec))
+    r = run_mrl("reproduce", "1", cwd=project)
+    assert r.returncode == 1 and r.stderr.startswith("mrl: error: commit 000000000000 that 0001 pinned is not in")
+    assert not (project / OUT / "0002").exists()
+
+
+@pytest.mark.parametrize("command", ["rerun", "reproduce"])
+def test_the_help_says_what_it_does_and_what_it_writes(project: Path, command: str) -> None:
+    r = run_mrl(command, "--help", cwd=project)
+    assert r.returncode == 0
+    assert "Writes OUTDIR/<id>/" in r.stdout and ("rerunOf" if command == "rerun" else "reproduces") in r.stdout
