@@ -48,6 +48,12 @@ Start with `mrl quickstart DIR` for a worked example. MRL_DEBUG=1 shows tracebac
 class Parser(argparse.ArgumentParser):
     """argparse, but bad input is one `mrl: error:` line and exit code 1 (not 2)."""
 
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        from metarunlog.commands._args import apply_aliases  # hidden old spellings (add_option)
+
+        argv = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args(apply_aliases(self, argv), namespace)
+
     def error(self, message: str) -> NoReturn:
         prog = self.prog
         chosen = getattr(self, "chosen", None)
@@ -108,9 +114,16 @@ def _add_custom(sub: Any, name: str, xargs: dict[str, Any]) -> None:
     what = "replaces the built-in" if name in COMMANDS else "custom command"
     p = sub.add_parser(name, help=f"{what} from mrl_hooks.py: {name}")
     p.add_argument("expId", nargs="?", metavar="EXP", help="experiment (default: last)")
+    from metarunlog.commands._args import add_option, kebab
+
     for xarg, default in xargs.items():
-        p.add_argument(
+        # -xarg as the original spelled it, and --x-arg; --xArg (the name as written) still works
+        long = f"--{kebab(xarg)}"
+        add_option(
+            p,
             f"-{xarg}",
+            long,
+            hidden=(f"--{xarg}",) if long != f"--{xarg}" else (),
             dest=xarg,
             default=default,
             required=default is None,

@@ -54,13 +54,33 @@ def join_dash_values(argv: list[str], options: tuple[str, ...]) -> list[str]:
     return out
 
 
-def add_option(p: argparse.ArgumentParser | Any, *flags: str, hidden: tuple[str, ...] = (), **kwargs: Any) -> None:
+ALIASES = "mrl_aliases"  # parser attribute: hidden spelling -> the option's shown --name
+
+
+def add_option(p: argparse.ArgumentParser, *flags: str, hidden: tuple[str, ...] = (), **kwargs: Any) -> None:
     """An option under its shown `flags`, plus `hidden` spellings that still work (an older
-    camelCase `--copyConfigFrom` beside `--copy-config-from`) but stay out of `--help`."""
+    camelCase `--copyConfigFrom` beside `--copy-config-from`) but stay out of `--help`:
+    `main.Parser` rewrites them to the shown long name before parsing (see `apply_aliases`)."""
     action = p.add_argument(*flags, **kwargs)
     if hidden:
-        extra = {k: v for k, v in kwargs.items() if k in ("action", "type", "choices", "nargs", "metavar", "const")}
-        p.add_argument(*hidden, dest=action.dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **extra)
+        shown = next(f for f in action.option_strings if f.startswith("--"))
+        aliases = dict(getattr(p, ALIASES, None) or {})
+        aliases.update(dict.fromkeys(hidden, shown))
+        setattr(p, ALIASES, aliases)
+
+
+def apply_aliases(p: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """`--copyConfigFrom 1` -> `--copy-config-from 1` (and `--name=value`), up to a `--`."""
+    aliases: dict[str, str] = getattr(p, ALIASES, None) or {}
+    if not aliases:
+        return argv
+    out: list[str] = []
+    for i, a in enumerate(argv):
+        if a == "--":
+            return out + argv[i:]
+        name, eq, value = a.partition("=")
+        out.append(aliases[name] + eq + value if name in aliases else a)
+    return out
 
 
 def kebab(name: str) -> str:

@@ -28,8 +28,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def cli(args: argparse.Namespace, project: object) -> int:
     cfg_path = init(Path.cwd(), args.outdir)
     print(f"initialised {cfg_path.parent}: wrote {CFG_NAME}, experiments go to {args.outdir}/")
-    print("next: `mrl new \"what this experiment asks\"`")
+    print(next_steps(cfg_path))
     return 0
+
+
+def next_steps(cfg_path: Path) -> str:
+    """The hint after init: the keys to set, the commit to make, then `mrl new`."""
+    ignore = " .gitignore" if (cfg_path.parent / ".gitignore").is_file() else ""
+    return (
+        f"next: 1. in {CFG_NAME} set run.command, how to run one sub-experiment\n"
+        '         ("python {{codeDir}}/train.py --config conf.json"), and confTemplFile, your config\n'
+        '         template ("conf.json", also in copyFiles); or leave confTemplFile null for a script\n'
+        '         that takes flags: "python {{codeDir}}/train.py {{ params | cli_args }}"\n'
+        f'      2. commit: git add {CFG_NAME}{ignore} && git commit -m "mrl init"\n'
+        '      3. mrl new "what this experiment asks"'
+    )
 
 
 def init(cwd: Path, outdir: str) -> Path:

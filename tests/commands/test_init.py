@@ -106,3 +106,23 @@ def test_init_result_is_committable_and_ignores_outdir(git_repo: Path) -> None:
     (git_repo / "output" / "junk.txt").write_text("x")
     status = git(git_repo, "status", "--porcelain")
     assert "output" not in status
+
+
+def test_the_next_hint_names_the_keys_to_set_and_the_commit_that_makes_new_work(
+    git_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+    import subprocess
+
+    assert main(["init"]) == 0
+    out = capsys.readouterr().out
+    assert "run.command" in out and "confTemplFile" in out and "null" in out and "{{ params | cli_args }}" in out
+    commit = re.search(r"2\. commit: (git add .*)$", out, re.M)
+    assert commit is not None and 'git commit -m "mrl init"' in commit.group(1)
+    cfg = json.loads((git_repo / ".mrl.cfg").read_text())
+    cfg["run"]["command"] = "python {{codeDir}}/train.py {{ params | cli_args }}"
+    (git_repo / ".mrl.cfg").write_text(json.dumps(cfg))
+    subprocess.run(commit.group(1), shell=True, cwd=git_repo, check=True, capture_output=True)
+    assert git(git_repo, "status", "--porcelain") == ""
+    assert 'mrl new "what this experiment asks"' in out
+    assert main(["new", "what this experiment asks"]) == 0
