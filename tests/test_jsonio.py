@@ -1,0 +1,108 @@
+"""metarunlog/jsonio.py: atomic JSON records and reads that name the broken file."""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from metarunlog import jsonio
+from metarunlog.errors import CorruptRecord, MrlError
+
+
+def test_write_json_then_read_json_gives_the_data_back(tmp_path: Path) -> None:
+    data = {"state": "done", "attempts": 2, "command": ["echo a", "echo b"], "nested": {"x": None}}
+    jsonio.write_json(tmp_path / "rec.json", data)
+    assert jsonio.read_json(tmp_path / "rec.json") == data
+    assert (tmp_path / "rec.json").read_text().endswith("}\n")
+
+
+def test_write_json_writes_values_json_cannot_hold_as_their_string(tmp_path: Path) -> None:
+    jsonio.write_json(tmp_path / "rec.json", {"path": tmp_path})
+    assert jsonio.read_json(tmp_path / "rec.json") == {"path": str(tmp_path)}
+
+
+def test_write_json_replaces_the_file_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    path = tmp_path / "rec.json"
+    jsonio.write_json(path, {"v": 1})
+    inode = path.stat().st_ino
+    jsonio.write_json(path, {"v": 2}, durable=False)
+    assert jsonio.read_json(path) == {"v": 2}
+    assert path.stat().st_ino != inode  # a new file renamed over the old one, never written in place
+    assert [p.name for p in tmp_path.iterdir()] == ["rec.json"]
+
+
+def test_a_write_that_fails_on_a_full_disk_keeps_the_old_file_and_removes_its_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "rec.json"
+    jsonio.write_json(path, {"v": 1})
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as e:
+        jsonio.write_json(path, {"v": 2})
+    assert e.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert jsonio.read_json(path) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["rec.json"]
+
+
+def test_an_interrupted_write_leaves_the_old_file_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "rec.json"
+    jsonio.write_json(path, {"v": 1})
+
+    def no_rename(src: str, dst: str) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", no_rename)
+    with pytest.raises(KeyboardInterrupt):
+        jsonio.write_json(path, {"v": 2})
+    monkeypatch.undo()
+    assert jsonio.read_json(path) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["rec.json"]
+
+
+def test_a_written_record_has_the_permissions_the_umask_gives_a_new_file(tmp_path: Path) -> None:
+    jsonio.write_json(tmp_path / "rec.json", {})
+    (tmp_path / "plain").write_text("")
+    mode = stat.S_IMODE((tmp_path / "rec.json").stat().st_mode)
+    assert mode == stat.S_IMODE((tmp_path / "plain").stat().st_mode)  # not mkstemp's private 0600
+
+
+def test_a_malformed_record_is_a_user_error_naming_the_path_and_the_line(tmp_path: Path) -> None:
+    path = tmp_path / ".mrl.status"
+    path.write_text('{\n  "state": "done",\n  "attempts": \n}\n')
+    with pytest.raises(CorruptRecord) as e:
+        jsonio.read_json(path)
+    assert isinstance(e.value, MrlError)
+    assert str(path) in str(e.value)
+    assert "line 4" in str(e.value)
+    assert "fix or remove the file" in str(e.value)
+
+
+def test_a_record_that_is_not_utf8_is_a_user_error_naming_the_path(tmp_path: Path) -> None:
+    path = tmp_path / ".mrl"
+    path.write_bytes(b'{"description": "\xff\xfe"}')
+    with pytest.raises(CorruptRecord, match="not UTF-8"):
+        jsonio.read_json(path)
+
+
+def test_read_json_or_gives_the_default_only_for_a_missing_file(tmp_path: Path) -> None:
+    assert jsonio.read_json_or(tmp_path / "missing", {"n": 0}) == {"n": 0}
+    (tmp_path / "bad").write_text("{")
+    with pytest.raises(CorruptRecord):
+        jsonio.read_json_or(tmp_path / "bad", {})
+
+
+def test_now_is_iso_8601_with_an_offset_to_the_second() -> None:
+    stamp = jsonio.now()
+    parsed = datetime.datetime.fromisoformat(stamp)
+    assert parsed.tzinfo is not None
+    assert parsed.microsecond == 0
