@@ -1,0 +1,156 @@
+"""metarunlog/project.py: finding the project from any folder, experiment ids, `last`, and
+the names hook files written for the original metarunlog call (real git repositories)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import pytest
+
+from metarunlog.errors import ConfigError, NotAnExperiment
+from metarunlog.project import LegacyPath, Project, find_basedir
+from tests.conftest import git, main, set_cfg
+
+
+def new(n: int = 1) -> None:
+    with contextlib.redirect_stdout(io.StringIO()):
+        for _ in range(n):
+            assert main(["new", "-cp", "no"]) == 0
+
+
+def test_the_project_is_found_from_any_folder_below_it(project: Path) -> None:
+    (project / "src" / "deep").mkdir(parents=True)
+    assert find_basedir(project / "src" / "deep") == project
+    assert Project.find(project / "src").basedir == project
+
+
+def test_a_project_in_a_subfolder_of_its_repository_is_found_there(git_repo: Path, monkeypatch) -> None:
+    sub = git_repo / "projA"
+    sub.mkdir()
+    monkeypatch.chdir(sub)
+    assert main(["init"]) == 0
+    assert find_basedir(sub) == sub
+    assert find_basedir(git_repo) is None
+
+
+def test_a_cfg_outside_any_git_work_tree_is_no_project(tmp_path: Path) -> None:
+    (tmp_path / "loose").mkdir()
+    (tmp_path / "loose" / ".mrl.cfg").write_text("{}")
+    assert find_basedir(tmp_path / "loose") is None
+    with pytest.raises(ConfigError, match="run `mrl init`"):
+        Project.find(tmp_path / "loose")
+
+
+def test_from_inside_an_experiment_or_its_code_snapshot_the_project_is_found(project: Path) -> None:
+    new()
+    exp = Project.find(project).load_exp("last")
+    assert (exp.dir / "code" / ".mrl.cfg").is_file()  # the snapshot holds a copy of the project's
+    (exp.dir / ".mrl.cfg").write_text("{}")  # and an experiment may hold overrides
+    assert find_basedir(exp.dir / "code") == project
+    assert find_basedir(exp.dir) == project
+
+
+def test_experiment_ids_are_the_folders_named_by_the_format_in_numeric_order(project: Path) -> None:
+    new(3)
+    out = project / "output"
+    (out / "0010").mkdir()
+    (out / "notes").mkdir()
+    (out / "7").mkdir()  # not what {expId:04d} makes
+    p = Project.find(project)
+    assert p.experiment_ids() == [1, 2, 3, 10]
+    assert p.last_id() == 10
+    assert [e.name for e in p.experiments()] == ["0001", "0002", "0003", "0010"]
+
+
+def test_a_missing_outdir_says_to_create_it_or_fix_the_config(project: Path) -> None:
+    set_cfg(project, outdir="nowhere")
+    with pytest.raises(ConfigError, match=r"the output directory .*nowhere does not exist"):
+        Project.find(project).experiment_ids()
+
+
+def test_load_exp_takes_an_id_a_padded_id_last_or_a_path(project: Path) -> None:
+    new(2)
+    p = Project.find(project)
+    first = project / "output" / "0001"
+    assert p.load_exp(1).dir == first
+    assert p.load_exp("0001").dir == first
+    assert p.load_exp("1").dir == first
+    assert p.load_exp("last").id == 2
+    assert p.load_exp(str(first)).id == 1
+    assert p.load_exp(os.path.relpath(first)).id == 1
+
+
+def test_with_no_ref_load_exp_is_the_experiment_the_cwd_is_in_else_the_newest(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    new(2)
+    p = Project.find(project)
+    assert p.load_exp().id == 2
+    (project / "output" / "0001" / "deep").mkdir()
+    monkeypatch.chdir(project / "output" / "0001" / "deep")
+    assert p.load_exp().id == 1
+
+
+def test_a_bad_ref_is_a_user_error_that_says_what_to_give(project: Path) -> None:
+    p = Project.find(project)
+    with pytest.raises(NotAnExperiment, match="no experiment yet: make one with `mrl new`"):
+        p.load_exp("last")
+    new()
+    with pytest.raises(NotAnExperiment, match="no experiment 5 in .*: see `mrl ls`"):
+        p.load_exp(5)
+    with pytest.raises(NotAnExperiment, match="'train.py' is not an experiment"):
+        p.load_exp("train.py")
+    with pytest.raises(NotAnExperiment, match="is not an experiment"):
+        p.load_exp(str(project / "output" / "0001" / "code"))  # inside one, but not its folder
+
+
+def test_a_folder_without_a_record_is_not_an_experiment(project: Path) -> None:
+    (project / "output" / "0004").mkdir()
+    with pytest.raises(NotAnExperiment, match="has no .mrl record"):
+        Project.find(project).load_exp(4)
+
+
+def test_update_last_link_points_last_at_the_experiment_but_never_back_to_an_older_one(project: Path) -> None:
+    new(2)
+    p = Project.find(project)
+    link = project / "last"
+    assert os.readlink(link) == os.path.join("output", "0002")
+    p.update_last_link(p.load_exp(1))  # a slow older `mrl new` finishing after a newer one
+    assert os.readlink(link) == os.path.join("output", "0002")
+    (project / "output" / "0002" / ".mrl").unlink()
+    os.rename(project / "output" / "0002", project / "gone")
+    p.update_last_link(p.load_exp(1))  # the newer one is gone: last may move back
+    assert os.readlink(link) == os.path.join("output", "0001")
+    assert not any(n.name.startswith(".last.") for n in project.iterdir())
+
+
+def test_basedir_and_outdir_concatenate_like_strings_for_original_hook_files(project: Path) -> None:
+    p = Project.find(project)
+    assert isinstance(p.outdir, LegacyPath)
+    assert p.outdir + "/0001" == f"{project / 'output'}/0001"
+    assert "cd " + p.basedir == f"cd {project}"
+    assert (p.basedir / "x").name == "x"
+
+
+def test_the_original_api_names_answer_as_the_original_did(project: Path) -> None:
+    new(2)
+    p = Project.find(project)
+    assert p.lastExpId == 2 and p.expList == [1, 2] and p.expDirList == ["0001", "0002"]
+    assert p._fmtSingleExp("7") == "0007" and p._fmtSubExp(3) == "003"
+    assert p._checkValidExp("0002") and not p._checkValidExp("0003")
+    assert p._resolveExpId("last") == 2 and p._resolveExpId(1) == 1
+    assert p._getExpDir(1) == str(project / "output" / "0001")
+    assert p._getExpDir(9, new=True) == str(project / "output" / "0009")
+    conf = p._getExpConf(1)
+    assert isinstance(conf, OrderedDict) and conf["gitHash"] == git(project, "rev-parse", "HEAD").strip()
+    exp_id, exp_dir, exp_conf = p._loadExp("last")
+    assert (exp_id, exp_dir) == (2, str(project / "output" / "0002")) and exp_conf["expId"] == 2
+    assert p._expIsDoneIndicator(exp_dir) == "** "
+    (Path(exp_dir) / ".mrl.done").write_text("")
+    assert p._expIsDone(exp_dir) and p._expIsDoneIndicator(exp_dir) == "   "
+    assert p._loadSubExp(Path(exp_dir) / "001") == {"subExpDir": str(Path(exp_dir) / "001"), "params": {}}
+    assert p._relpathUser(Path.home() / "a" / "b") == "~/a/b"
