@@ -397,3 +397,72 @@ def test_the_curves_with_repeats_have_a_band_and_the_individual_runs_on_demand(p
     )
     assert all(r["visible"] for r in loaded.page.evaluate(RENDERER_NAMES, "loss") if r["name"] == "runs")
     assert_clean(loaded)
+
+
+def test_the_index_lists_every_experiment_and_its_links_resolve(project: Path, open_report) -> None:
+    from tests.report.test_pages import two_experiments
+
+    two_experiments(project)
+    make_exp(project, [{"params": {"x": 1}}], XSS)
+    proj = Project.find(project)
+    analyze(proj, 2)
+    from metarunlog.report.pages import write_index
+
+    loaded = open_report(write_index(proj))
+    page = loaded.page
+    assert page.locator("tr.experiment").evaluate_all("(rows) => rows.map((r) => r.dataset.exp)") == [
+        "0003",
+        "0002",
+        "0001",
+    ]
+    links = page.locator("a").evaluate_all("(as) => as.map((a) => a.href)")
+    assert links and all(Path(href.removeprefix("file://")).is_file() for href in links), links
+    assert page.locator("td.description", has_text=XSS).count() == 1  # shown as text
+    page.locator("a.report-link").first.click()  # the link opens the experiment's own report
+    page.wait_for_load_state("load")
+    assert page.url.endswith("0002/analysis/index.html") and page.locator("#summary").count() == 1
+    assert_clean(loaded)
+
+
+def test_the_watch_page_reloads_while_a_run_is_active_and_not_after(project: Path, open_report) -> None:
+    import json
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO_ROOT
+
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        exp = make_exp(project, [{"params": {"x": 1}, "status": running(worker.pid), "jsonl": curve(5, 0.1)}])
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        watcher = subprocess.Popen(
+            [sys.executable, "-m", "metarunlog", "analyze", exp.name, "--watch", "1"],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        report = exp.dir / "analysis" / "index.html"
+        deadline = time.monotonic() + 60
+        while not report.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        loaded = open_report(report)
+        loads = []
+        loaded.page.on("load", lambda: loads.append(time.monotonic()))
+        loaded.page.wait_for_timeout(3500)
+        assert len(loads) >= 2, loads  # it reloaded itself while the run was active
+        (exp.subexp_dir(1) / ".mrl.status").write_text(json.dumps(done().to_json()))
+        worker.kill()
+        out, err = watcher.communicate(timeout=120)
+        assert watcher.returncode == 0, err
+        loaded.page.wait_for_timeout(2500)  # the page picks up the last report on its next reload
+        settled = len(loads)
+        loaded.page.wait_for_timeout(3000)
+        assert len(loads) == settled  # and then it stays
+        assert "live: reloads" not in loaded.page.inner_text("header")
+        assert_clean(loaded)
+    finally:
+        worker.kill()
+        worker.wait()

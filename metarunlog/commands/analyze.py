@@ -1,17 +1,27 @@
-"""Write a self-contained HTML report of an experiment.
+"""Write a self-contained HTML report of an experiment, a comparison, or the index.
 
 Writes EXPDIR/<analysis_outdir>/<analysis_outfn> (default EXPDIR/analysis/index.html; or
-DIR/<analysis_outfn> with -outdir DIR): title, git facts (with the diff of a --notclean
-experiment), the notes (markdown), a status summary, the params + metrics table (best
-value per metric highlighted), one interactive plot per metric of the per-step rows
-(metrics.jsonl, CSV logs, TensorBoard events, run.log patterns: docs/table.md; a line
-per sub-experiment), the overview functions of mrl_analyze.py (`analysis_overview`), then
-a section per sub-experiment: params, state, duration, the tail of run.log and the
-per-sub-experiment functions (`analysis_subexp`). Bokeh's JS and CSS are inlined, so the
-file opens offline. Works while runs are still going.
+DIR/<analysis_outfn> with -outdir DIR), one file that opens offline: a #summary at the top
+(the primary metric, `report.primary_metric` or the first one found, and its goal; the best
+run by best value over training and by final value; counts by state; every failed or stale
+run with its exit code and last run.log lines), errors, git facts (with the diff of a
+--notclean experiment), the notes, the params + metrics table (last and best values as
+`mrl table --summary both`, and mean ± std over repeats), #effects (each varying param
+against the primary metric, a heatmap over two of them), the curves (a line per
+combination, mean ± std bands over repeats; from every reader's rows: metrics.jsonl,
+CSV logs, TensorBoard events, run.log patterns, docs/table.md), your mrl_analyze.py functions
+(`analysis_overview`, `analysis_subexp`) and a section per sub-experiment.
 
   mrl analyze                    the current or newest experiment
   mrl analyze 3 --notebook       also analysis.ipynb, which loads the table in Jupyter
+  mrl analyze 2 3                one comparison report, OUTDIR/compare-0002-0003.html: a table
+                                 and curves over both, coloured by experiment, each one's
+                                 pinned commit and a link to its own report
+  mrl analyze --index            OUTDIR/index.html: every experiment, newest first, with its
+                                 description, tags, status counts, best primary metric and a
+                                 link to its report (made or stale)
+  mrl analyze 3 --watch 30       rewrite the report every 30 s while runs are queued or
+                                 running; the page reloads itself until they are done
   mrl analyze --open             and open it in the default browser
 
 Templates: the report's Jinja templates ship with mrl; a file of the same name in
@@ -30,6 +40,8 @@ import re
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,21 +50,76 @@ from metarunlog.errors import MrlError
 from metarunlog.experiment import Experiment
 from metarunlog.project import Project
 
-HELP = "self-contained HTML report: table, metric plots, your mrl_analyze.py functions"
+HELP = "self-contained HTML report: summary, table, effects, plots; comparisons (2 3), --index, --watch"
 _REMOTE = re.compile(r"^(?:[\w.-]+@)?[\w.-]+:(?!//)")  # host:path or user@host:path
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"--watch {text}: give a number of seconds greater than 0, e.g. --watch 30")
+    return value
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("expId", nargs="?", metavar="EXP", help="experiment (default: the one you are in, else the newest)")
+    from metarunlog.commands.table import ExpRefs
+
+    p.add_argument(
+        "exps",
+        nargs="*",
+        action=ExpRefs,
+        metavar="EXP",
+        help="experiment (default: the one you are in, else the newest); two or more, or a range (2 3, 5-9): "
+        "one comparison report, OUTDIR/compare-<names>.html",
+    )
+    p.set_defaults(expId=None)
     p.add_argument(
         "-outdir", "--outdir", metavar="DIR", default=None, help="write the report here (default: EXPDIR/analysis)"
     )
     p.add_argument("--notebook", action="store_true", help="also write analysis.ipynb, which loads the table")
     p.add_argument("--open", action="store_true", help="open the report in the default web browser")
+    p.add_argument(
+        "--index",
+        action="store_true",
+        help="write OUTDIR/index.html: every experiment, newest first, with its description, tags, status counts, "
+        "best primary metric and a link to its report (alone: only the index)",
+    )
+    p.add_argument(
+        "--watch",
+        type=_seconds,
+        metavar="SECONDS",
+        help="rewrite the report every SECONDS while sub-experiments are queued or running; the page reloads "
+        "itself meanwhile and stops once they are done (a file, no server)",
+    )
 
 
 def cli(args: argparse.Namespace, project: Project) -> int:
-    res = analyze(project, args.expId, outdir=args.outdir, notebook=args.notebook)
+    from metarunlog import selection
+
+    ranges = any(selection.looks_like_selection(r) for r in args.exps)
+    refs = [args.expId] if len(args.exps) == 1 and not ranges else args.exps  # main resolved a plain EXP
+    if args.index and not refs:
+        return _index_only(args, project)
+    exps = selection.experiments(project, refs) if refs else [project.load_exp(None)]
+    if len(exps) > 1 or ranges:
+        if args.watch or args.notebook:
+            raise MrlError("--watch and --notebook are for one experiment's report: name one experiment")
+        return _compare(args, project, exps)
+    if args.watch:
+        res = watch(project, exps[0], args.watch, outdir=args.outdir, notebook=args.notebook, index=args.index)
+    else:
+        res = analyze(project, exps[0], outdir=args.outdir, notebook=args.notebook)
+        if args.index:
+            res.index = _write_index(project)
+    _print_result(res)
+    _open(args, res.path)
+    return 1 if res.errors else 0
+
+
+def _print_result(res: AnalyzeResult) -> None:
     if res.note:
         print(f"mrl: {res.note}", file=sys.stderr)
     for err in res.errors[:20]:
@@ -62,16 +129,51 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     print(res.path)
     if res.notebook:
         print(res.notebook)
+    if res.index:
+        print(res.index)
     if res.webdir:
         print(f"copied to {res.webdir}")
     for w in res.warnings:
         print(f"mrl: warning: {w}", file=sys.stderr)
+
+
+def _open(args: argparse.Namespace, path: Path) -> None:
     if args.open:
         import webbrowser
 
-        if not webbrowser.open(res.path.resolve().as_uri()):
-            print(f"mrl: warning: found no web browser to open {res.path.resolve().as_uri()}", file=sys.stderr)
-    return 1 if res.errors else 0
+        if not webbrowser.open(path.resolve().as_uri()):
+            print(f"mrl: warning: found no web browser to open {path.resolve().as_uri()}", file=sys.stderr)
+
+
+def _write_index(project: Project) -> Path:
+    from metarunlog.report.pages import write_index
+
+    return write_index(project)
+
+
+def _index_only(args: argparse.Namespace, project: Project) -> int:
+    if args.watch or args.notebook:
+        raise MrlError("--watch and --notebook are for one experiment's report: name it (mrl analyze 3 --watch 9)")
+    path = _write_index(project)
+    print(path)
+    _open(args, path)
+    return 0
+
+
+def _compare(args: argparse.Namespace, project: Project, exps: list[Experiment]) -> int:
+    from metarunlog.report.pages import comparison_path, write_comparison
+
+    out = Path(args.outdir).resolve() / comparison_path(project, exps).name if args.outdir else None
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    path, errors = write_comparison(project, exps, out)
+    for err in errors[:20]:
+        print(f"mrl: error: {err}", file=sys.stderr)
+    print(path)
+    if args.index:
+        print(_write_index(project))
+    _open(args, path)
+    return 1 if errors else 0
 
 
 @dataclass
@@ -83,6 +185,9 @@ class AnalyzeResult:
     # a report.primary_metric no run has, an analysis_webdir in a missing folder
     warnings: list[str] = field(default_factory=list)
     note: str | None = None  # no sub-experiment has metrics: where mrl looked
+    active: bool = False  # some sub-experiment is queued or running
+    index: Path | None = None  # OUTDIR/index.html, when written too
+    rewrites: int = 1  # how many times --watch wrote the report
 
 
 def analyze(
@@ -91,11 +196,13 @@ def analyze(
     *,
     outdir: str | Path | None = None,
     notebook: bool = False,
+    refresh: float | None = None,
 ) -> AnalyzeResult:
     """Write the report of `exp` (an Experiment, id, 'last', path, or None for the default).
 
-    Registered analysis functions missing from mrl_analyze.py, or an unusable
-    analysis_webdir, raise MrlError before anything is written.
+    `refresh` (seconds, `--watch`): while some run is queued or running, the page reloads
+    itself that often. Registered analysis functions missing from mrl_analyze.py, or an
+    unusable analysis_webdir, raise MrlError before anything is written.
     """
     from metarunlog import report
 
@@ -109,9 +216,11 @@ def analyze(
     out = Path(outdir).resolve() if outdir else exp.dir / cfg["analysis_outdir"]
     out.mkdir(parents=True, exist_ok=True)
     rep = report.build_report(exp, project.basedir, out, overview, per_sub, log_lines=cfg["run"].get("log_tail", 20))
+    active = any(s.res.state.active for s in rep.subs)
+    rep.refresh = refresh if refresh and active else None
     path = out / cfg["analysis_outfn"]
     jsonio.write_text(path, report.render(rep, project.basedir))
-    res = AnalyzeResult(path, rep.errors, warnings=rep.warnings)
+    res = AnalyzeResult(path, rep.errors, warnings=rep.warnings, active=active)
     if rep.table.rows and not rep.table.metrics:
         from metarunlog.results import no_metrics_note
 
@@ -130,6 +239,37 @@ def analyze(
     elif webdir:
         res.webdir = copy_to_webdir(out, webdir, exp.name, project.basedir)
     return res
+
+
+def watch(
+    project: Project,
+    exp: Experiment,
+    seconds: float,
+    *,
+    outdir: str | Path | None = None,
+    notebook: bool = False,
+    index: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+) -> AnalyzeResult:
+    """`--watch`: rewrite the report (and the index) every `seconds` while some run is
+    queued or running; the last one, written once nothing is, no longer reloads. ^C
+    writes that last one too, then stops (exit 130)."""
+    rewrites = 0
+    while True:
+        exp = project.load_exp(str(exp.id))  # a fresh record each time
+        try:
+            res = analyze(project, exp, outdir=outdir, notebook=notebook, refresh=seconds)
+            rewrites += 1
+            if index:
+                res.index = _write_index(project)
+            if not res.active:
+                res.rewrites = rewrites
+                return res
+            print(f"mrl: {jsonio.now()[11:19]} wrote {res.path}; runs active, again in {seconds:g} s", file=sys.stderr)
+            sleep(seconds)
+        except KeyboardInterrupt:
+            analyze(project, exp, outdir=outdir)  # a page that no longer reloads itself
+            raise
 
 
 def _webdir_root(webdir: str, basedir: Path) -> Path:

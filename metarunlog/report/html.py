@@ -36,7 +36,7 @@ def environment(basedir: Path | None) -> Any:
 def render(rep: Report, basedir: Path | None = None) -> str:
     """The report as one HTML page (bokeh's JS/CSS inlined once when there are plots)."""
     env = environment(basedir)
-    page = _page_context(rep, *_embed(rep))
+    page = _page_context(rep, *embed(rep.models, rep.errors))
     # Every section's variables are also page variables: templates written before the
     # registry (a user's copy of report.html or _header.html) read them by name.
     for context in rep.contexts.values():
@@ -50,13 +50,14 @@ def render(rep: Report, basedir: Path | None = None) -> str:
     return jinja.render_page(env, PAGE_TEMPLATE, {**page, "sections": shown})
 
 
-def _embed(rep: Report) -> tuple[Markup, Markup, dict[str, Markup], dict[str, str]]:
-    """Bokeh: (inlined JS+CSS, the one script, div per model key, key -> why it failed)."""
-    if not rep.models:
+def embed(models: dict[str, Any], errors: list[str]) -> tuple[Markup, Markup, dict[str, Markup], dict[str, str]]:
+    """Bokeh: (inlined JS+CSS, the one script, div per model key, key -> why it failed).
+    A model bokeh cannot embed is left out and named in `errors`."""
+    if not models:
         return Markup(""), Markup(""), {}, {}
     from bokeh.embed import components
 
-    models, failed = dict(rep.models), {}
+    models, failed = dict(models), {}
     try:
         script, divs = components(models)
     except Exception:  # a user's model that bokeh cannot serialise: find it, embed the rest
@@ -66,7 +67,7 @@ def _embed(rep: Report) -> tuple[Markup, Markup, dict[str, Markup], dict[str, st
             except Exception as e:
                 failed[key] = f"bokeh cannot embed this model: {type(e).__name__}: {e}"
                 del models[key]
-                rep.errors.append(f"bokeh model {key}: {failed[key]}")
+                errors.append(f"bokeh model {key}: {failed[key]}")
         script, divs = components(models) if models else ("", {})
     return (
         Markup(_bokeh_resources(list(models.values()))),
@@ -108,6 +109,7 @@ def _page_context(
         "bokeh_script": script,
         "bokeh_divs": divs,
         "bokeh_failed": failed,
+        "refresh": rep.refresh,  # seconds: the page reloads itself (--watch, while runs are active)
         "generated": jsonio.now(),
         "version": __version__,
     }

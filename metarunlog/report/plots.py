@@ -89,14 +89,19 @@ def layout(
     varying: list[str],
     color_key: str | None,
     key_of: Callable[[SubResult], str] | None = None,
+    prefix_of: Callable[[SubResult], str] | None = None,
 ) -> Layout:
     """Group runs into combinations of `factors`; colour them by `key_of(run)` (default: the
-    value of the `color_key` param) and dash the combinations that share a colour."""
+    value of the `color_key` param) and dash the combinations that share a colour.
+    `prefix_of` (a comparison: the experiment) also splits combinations and names them."""
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, s in enumerate(subs):
-        groups.setdefault(decide.combination(s, factors), []).append(i)
+        prefix = (prefix_of(s),) if prefix_of else ()
+        groups.setdefault(prefix + decide.combination(s, factors), []).append(i)
     repeats = any(len(g) > 1 for g in groups.values())
     run_labels = [line_label(s, varying) for s in subs]
+    if prefix_of is not None:
+        run_labels = [f"{prefix_of(s)}/{label}" for s, label in zip(subs, run_labels, strict=True)]
     if key_of is None and color_key is not None:
         key = color_key
         key_of = lambda s: f"{key}={results.format_value(s.params.get(key))}"  # noqa: E731
@@ -112,6 +117,8 @@ def layout(
         n = seen[key] = seen.get(key, -1) + 1
         mean = repeats or len(m) > 1  # a line of means is named by its params, a run by its own label
         label = (decide.label(subs[m[0]].params, factors) or "all runs") if mean else run_labels[m[0]]
+        if mean and prefix_of is not None:
+            label = f"{prefix_of(subs[m[0]])}: {label}"
         combos.append(Combo(label, m, colors[key], palette.dash(n), key))
     return Layout(combos, repeats, run_labels, color_key)
 
@@ -213,6 +220,9 @@ def _figure(metric: str, lines: dict[int, Curve], lay: Layout) -> Any:
         fig.xaxis[0].ticker.min_interval = 1  # no tick at epoch 0.5
     d.legend.attach(fig)
     return fig
+
+
+figure_of = _figure  # a curves figure for a layout of one's own (the comparison report)
 
 
 def _integer_steps(lines: dict[int, Curve]) -> bool:

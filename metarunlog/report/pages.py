@@ -1,0 +1,276 @@
+"""Pages about several experiments: the comparison report (`mrl analyze 2 3`) and the index
+of every experiment (`mrl analyze --index`, `OUTDIR/index.html`).
+
+Both show each experiment as a card: its description, pinned commit, tags, counts by state,
+the best value of its primary metric, and a link to its own report (marked stale when runs
+changed since it was written). The comparison then shows one table over all runs (an
+`exp` column, as `mrl table 2 3 --summary both`) and the curves coloured by experiment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from metarunlog import __version__, jsonio, results, selection
+from metarunlog.errors import MrlError
+from metarunlog.experiment import Experiment
+from metarunlog.report import decide, summary
+from metarunlog.report import table as report_table
+
+INDEX_CACHE = ".mrl.index.json"  # in OUTDIR: each experiment's card, valid while its files are unchanged
+
+
+@dataclass
+class Card:
+    """One experiment as the index and the comparison show it."""
+
+    name: str
+    id: int
+    description: str
+    date: str
+    commit: str
+    describe: str
+    branch: str
+    dirty: bool
+    tags: list[str]
+    counts: list[tuple[str, int]]
+    n_subs: int
+    metric: str = ""  # its primary metric
+    goal: str = ""
+    best: float | None = None  # best value over training
+    best_run: str = ""
+    report: str = ""  # the report's path relative to the page ("" = not made)
+    report_state: str = "none"  # "made" | "stale" | "none"
+    active: bool = False  # some run is queued or running
+
+
+def report_path(exp: Experiment) -> Path:
+    return exp.dir / exp.cfg["analysis_outdir"] / exp.cfg["analysis_outfn"]
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def signature(exp: Experiment) -> list[float]:
+    """What changes when an experiment's runs or results do: the mtimes of its record, its
+    folders (a status is written by rename), statuses and the usual metrics files."""
+    out = [_mtime(exp.dir / ".mrl")]
+    try:
+        subs = exp.sub_experiments()
+    except (OSError, MrlError):
+        return out
+    for sub in subs:
+        out += [_mtime(sub.dir), _mtime(sub.dir / ".mrl.status")]
+        out += [_mtime(sub.dir / f) for f in ("metrics.jsonl", "metrics.json", "metrics.csv")]
+    return out
+
+
+def card_facts(exp: Experiment, basedir: Path) -> Card:
+    """The card of one experiment, reading its results (best values, as `mrl table --summary both`)."""
+    record = exp.record
+    subs, _ = results.collect(exp, basedir=basedir, best=True)
+    tab = results.make_table(subs, summary="both")
+    goals = report_table.column_goals(tab, results.finder_for(exp, basedir).settings.goals)
+    primary, _ = decide.primary_metric(tab, exp.cfg["report"].get("primary_metric"), goals)
+    states = Counter(s.state.value for s in subs)
+    card = Card(
+        exp.name,
+        exp.id,
+        str(record.get("description") or ""),
+        str(record.get("timestamp") or "")[:10],
+        str(record.get("gitHash") or ""),
+        str(record.get("gitDescribe") or ""),
+        str(record.get("branch") or ""),
+        bool(record.get("dirty")),
+        selection.experiment_tags(exp),
+        [(s, states[s]) for s in summary.STATE_ORDER if states[s]],
+        len(subs),
+        active=any(s.state.active for s in subs),
+    )
+    if primary is not None:
+        card.metric, card.goal = primary.name, primary.goal or ""
+        best, _ = decide.best_runs(tab, primary)
+        if best is not None:
+            card.best, card.best_run = best.value, str(best.row["id"])
+    return card
+
+
+def with_report(card: Card, exp: Experiment, page_dir: Path) -> Card:
+    """Link the card to the experiment's report: made, stale (runs changed or still going
+    since it was written) or none."""
+    path = report_path(exp)
+    if not path.is_file():
+        card.report, card.report_state = "", "none"
+        return card
+    card.report = os.path.relpath(path, page_dir)
+    written = _mtime(path)
+    changed = max(signature(exp), default=0.0) > written
+    card.report_state = "stale" if changed or card.active else "made"
+    return card
+
+
+# -- the index -----------------------------------------------------------------------------------
+
+
+def index_cards(project: Any, page_dir: Path) -> list[Card]:
+    """Every experiment's card, newest first; unchanged experiments come from OUTDIR's cache."""
+    cache_path = project.outdir / INDEX_CACHE
+    try:
+        cache = json.loads(cache_path.read_text(encoding="utf-8"))
+        if cache.get("version") != __version__:
+            cache = {}
+    except (OSError, ValueError):
+        cache = {}
+    entries = cache.get("experiments", {}) if isinstance(cache.get("experiments"), dict) else {}
+    fresh: dict[str, Any] = {}
+    cards = []
+    for exp in reversed(project.experiments()):
+        if not (exp.dir / ".mrl").is_file():
+            continue  # being created by `mrl new`
+        sig = signature(exp)
+        old = entries.get(exp.name)
+        try:
+            if old and old.get("signature") == sig and not old["card"].get("active"):
+                card = Card(**{**old["card"], "counts": [tuple(c) for c in old["card"]["counts"]]})
+            else:
+                card = card_facts(exp, project.basedir)
+        except (MrlError, TypeError, KeyError):
+            continue  # an unreadable record: `mrl ls` says which
+        fresh[exp.name] = {"signature": sig, "card": asdict(card)}
+        cards.append(with_report(card, exp, page_dir))
+    with contextlib.suppress(OSError):  # a read-only outdir: no cache, the index is still made
+        jsonio.write_json(cache_path, {"version": __version__, "experiments": fresh})
+    return cards
+
+
+def write_index(project: Any, out: Path | None = None) -> Path:
+    """Write `OUTDIR/index.html` (or `out`): every experiment, newest first."""
+    from metarunlog.report import html
+
+    path = out or project.outdir / "index.html"
+    cards = index_cards(project, path.parent)
+    env = html.environment(project.basedir)
+    context = {
+        "project": project.cfg["name"] or project.basedir.name,
+        "cards": cards,
+        "generated": jsonio.now(),
+        "version": __version__,
+        "refresh": None,
+        "goal_text": summary.GOAL_TEXT,
+    }
+    from metarunlog import render as jinja
+
+    jsonio.write_text(path, jinja.render_page(env, "index.html", context))
+    return path
+
+
+# -- the comparison --------------------------------------------------------------------------------
+
+
+@dataclass
+class Comparison:
+    """What `compare.html` shows, and the bokeh models it embeds."""
+
+    project: str
+    cards: list[Card]
+    table: results.Table
+    subs: list[results.SubResult]
+    goals: dict[str, str]
+    errors: list[str] = field(default_factory=list)
+    models: dict[str, Any] = field(default_factory=dict)
+    plots: list[Any] = field(default_factory=list)
+
+
+def comparison_path(project: Any, exps: list[Experiment]) -> Path:
+    names = [e.name for e in exps]
+    if len(names) > 6:
+        names = [*names[:3], "to", names[-1], f"{len(exps)}exps"]
+    return project.outdir / f"compare-{'-'.join(names)}.html"
+
+
+def build_comparison(project: Any, exps: list[Experiment], page_dir: Path) -> Comparison:
+    """Read every experiment (curves too) into one table and one set of curves."""
+    from metarunlog.report.reader import read_results
+
+    subs: list[results.SubResult] = []
+    errors: list[str] = []
+    cards = []
+    for exp in exps:
+        res, errs = read_results(exp, project.basedir)
+        subs += res
+        errors += [f"{exp.name}: {e}" for e in errs]
+        cards.append(with_report(card_facts(exp, project.basedir), exp, page_dir))
+    tab = results.make_table(subs, all_params=True, errors=errors, summary="both", exp_column=True)
+    tab.repeat_params = results.repeat_params(exps)
+    goals = report_table.column_goals(tab, results.finder_for(exps[-1], project.basedir).settings.goals)
+    name = project.cfg["name"] or project.basedir.name
+    return Comparison(name, cards, tab, subs, goals, errors)
+
+
+def add_comparison_curves(cmp: Comparison) -> None:
+    """The curves of every experiment, coloured by experiment (combinations dashed within)."""
+    from metarunlog.report import plots
+    from metarunlog.report.model import Plot
+
+    varying = results.varying_params(cmp.subs)
+    repeat = set(cmp.table.repeat_params)
+    factors = [p for p in varying if p not in repeat]
+    lay = plots.layout(cmp.subs, factors, varying, None, key_of=lambda s: s.exp, prefix_of=lambda s: s.exp)
+    per_metric: dict[str, dict[int, Any]] = {}
+    for i, res in enumerate(cmp.subs):
+        for metric, (xkey, xs, ys) in (res.curves or {}).items():
+            per_metric.setdefault(metric, {})[i] = (res, xkey, xs, ys)
+    for i, (metric, lines) in enumerate(per_metric.items()):
+        key = f"plot{i}"
+        cmp.models[key] = plots.figure_of(metric, lines, lay)
+        cmp.plots.append(Plot(metric, key, len(lines)))
+
+
+def render_comparison(cmp: Comparison, basedir: Path) -> str:
+    from metarunlog import render as jinja
+    from metarunlog.report import html
+
+    head, script, divs, failed = html.embed(cmp.models, cmp.errors)
+    varying = results.varying_params(cmp.subs)
+    best = report_table.best_values(cmp.table, cmp.goals)
+    context = {
+        "project": cmp.project,
+        "cards": cmp.cards,
+        "table": cmp.table,
+        "best": best,
+        "column_class": report_table.column_classes(cmp.table, varying),
+        "table_cells": report_table.table_cells(cmp.table, varying, best),
+        "lower_better": [m for m, g in cmp.goals.items() if g == "min"],
+        "aggregated": None,
+        "plots": cmp.plots,
+        "errors": cmp.errors,
+        "bokeh_head": head,
+        "bokeh_script": script,
+        "bokeh_divs": divs,
+        "bokeh_failed": failed,
+        "generated": jsonio.now(),
+        "version": __version__,
+        "refresh": None,
+        "goal_text": summary.GOAL_TEXT,
+        "exp_names": [c.name for c in cmp.cards],
+    }
+    return jinja.render_page(html.environment(basedir), "compare.html", context)
+
+
+def write_comparison(project: Any, exps: list[Experiment], out: Path | None = None) -> tuple[Path, list[str]]:
+    """Write the comparison report of `exps`; its path and the errors met."""
+    path = out or comparison_path(project, exps)
+    cmp = build_comparison(project, exps, path.parent)
+    add_comparison_curves(cmp)
+    jsonio.write_text(path, render_comparison(cmp, project.basedir))
+    return path, cmp.errors

@@ -1,0 +1,125 @@
+"""`mrl analyze 2 3` (a comparison report), `mrl analyze --index` and `--watch`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from pathlib import Path
+
+from metarunlog.commands.analyze import analyze, watch
+from metarunlog.main import main
+from metarunlog.project import Project
+from metarunlog.records import Status
+from metarunlog.states import JobState
+from tests.conftest import run_mrl
+from tests.test_results import curve, done, make_exp, running
+
+
+def two_experiments(project: Path) -> tuple:
+    a = make_exp(
+        project, [{"params": {"lr": lr}, "status": done(), "jsonl": curve(6, lr)} for lr in (0.1, 0.2)], "first"
+    )
+    b = make_exp(
+        project, [{"params": {"lr": lr}, "status": done(), "jsonl": curve(6, lr)} for lr in (0.05, 0.3)], "second"
+    )
+    return a, b
+
+
+def hrefs(html: str) -> list[str]:
+    return re.findall(r'href="([^"#][^"]*)"', html)
+
+
+def test_analyze_two_experiments_writes_one_comparison_with_each_commit_and_report_link(project: Path) -> None:
+    a, b = two_experiments(project)
+    assert main(["analyze", "1"]) == 0  # the first one has its own report, the second not yet
+    proc = run_mrl("analyze", "1", "2", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    path = Path(proc.stdout.strip().splitlines()[-1])
+    assert path == Project.find(project).outdir / "compare-0001-0002.html"
+    page = path.read_text()
+    for exp in (a, b):
+        assert exp.record["gitHash"][:12] in page and f'data-exp="{exp.name}"' in page
+    links = hrefs(page)
+    assert links == ["0001/analysis/index.html"] and (path.parent / links[0]).is_file()
+    assert "no report yet (<code>mrl analyze 2</code>)" in page
+    table = page[page.index('<section id="table">') : page.index('<section id="plots">')]
+    assert re.search(r"<th[^>]*>exp</th>", table)  # one table, an exp column
+    assert table.count("<tr>") == 5  # header + the 4 runs
+    assert "0001/001: lr=0.1" in page and "0002/001: lr=0.05" in page  # curves named by experiment
+
+
+def test_the_index_lists_every_experiment_newest_first_with_tags_counts_and_report_state(project: Path) -> None:
+    a, b = two_experiments(project)
+    make_exp(project, [{"params": {"x": 1}, "status": done(state=JobState.FAILED, exit_code=1)}], "<b>third</b>")
+    assert main(["tag", "1", "+baseline"]) == 0
+    assert main(["analyze", "1"]) == 0
+    assert main(["analyze", "--index"]) == 0
+    index = Project.find(project).outdir / "index.html"
+    page = index.read_text()
+    assert re.findall(r'data-exp="(\d+)"', page) == ["0003", "0002", "0001"]
+    assert "&lt;b&gt;third&lt;/b&gt;" in page and "<b>third</b>" not in page  # escaped
+    assert '<span class="tag">baseline</span>' in page
+    assert f"loss = <strong>{1 / 6 + 0.1:.6g}</strong> (001)" in page  # 0001's best loss over training
+    assert all((index.parent / h).is_file() for h in hrefs(page)) and "report-made" in page
+    # a run changes after the report was written: the index says the report is stale
+    later = dataclasses.replace(done(), duration=99.0)
+    status_path = a.subexp_dir(2) / ".mrl.status"
+    status_path.write_text(json.dumps(later.to_json()))
+    os.utime(status_path, (os.path.getmtime(index) + 5, os.path.getmtime(index) + 5))
+    assert main(["analyze", "--index"]) == 0
+    assert "report-stale" in index.read_text() and "mrl analyze 1</code>)" in index.read_text()
+
+
+def test_the_index_reuses_its_cache_for_experiments_that_did_not_change(project: Path) -> None:
+    a, _ = two_experiments(project)
+    assert main(["analyze", "--index"]) == 0
+    cache = json.loads((Project.find(project).outdir / ".mrl.index.json").read_text())
+    assert set(cache["experiments"]) == {"0001", "0002"}
+    cache["experiments"]["0001"]["card"]["description"] = "from the cache"
+    (Project.find(project).outdir / ".mrl.index.json").write_text(json.dumps(cache))
+    assert main(["analyze", "--index"]) == 0
+    assert "from the cache" in (Project.find(project).outdir / "index.html").read_text()
+
+
+def test_watch_rewrites_while_a_run_is_active_and_the_last_page_no_longer_reloads(project: Path) -> None:
+    exp = make_exp(project, [{"params": {"x": 1}, "status": running(os.getpid()), "jsonl": curve(3, 0.1)}])
+    pages = []
+
+    def sleep(seconds: float) -> None:
+        pages.append(analyzed.read_text())
+        if len(pages) == 2:  # the run finishes while we wait
+            Path(exp.subexp_dir(1) / ".mrl.status").write_text(json.dumps(done().to_json()))
+
+    analyzed = exp.dir / "analysis" / "index.html"
+    res = watch(Project.find(project), exp, 0.5, sleep=sleep, index=True)
+    assert res.rewrites == 3 and not res.active
+    assert all("window.location.reload" in p and "live: reloads every 0.5 s" in p for p in pages)
+    final = analyzed.read_text()
+    assert "window.location.reload" not in final and "http-equiv" not in final
+    assert res.index is not None and res.index.is_file()
+
+
+def test_a_plain_analyze_of_a_running_experiment_does_not_reload(project: Path) -> None:
+    exp = make_exp(project, [{"params": {"x": 1}, "status": running(os.getpid())}])
+    res = analyze(Project.find(project), exp)
+    assert res.active and "window.location.reload" not in res.path.read_text()
+
+
+def test_watch_needs_a_positive_number_of_seconds(project: Path) -> None:
+    two_experiments(project)
+    for bad in ("0", "-3", "soon"):
+        proc = run_mrl("analyze", "--watch", bad, cwd=project)
+        assert proc.returncode != 0 and "give a number of seconds greater than 0" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    proc = run_mrl("analyze", "1", "2", "--watch", "5", cwd=project)
+    assert proc.returncode == 1 and "mrl: error: --watch and --notebook are for one experiment" in proc.stderr
+
+
+def test_status_is_untouched_by_watch(project: Path) -> None:
+    exp = make_exp(project, [{"params": {"x": 1}, "status": done()}])
+    before = Status.from_json(json.loads((exp.subexp_dir(1) / ".mrl.status").read_text()))
+    watch(Project.find(project), exp, 1, sleep=lambda s: None)
+    after = Status.from_json(json.loads((exp.subexp_dir(1) / ".mrl.status").read_text()))
+    assert before == after
