@@ -1,0 +1,130 @@
+"""metarunlog/api.py: the documented Python API (load_experiment, load_table, load_results,
+load_params, load_metrics) over real experiment folders; it never writes anything.
+
+tests/test_results.py checks the DataFrames' columns for a grid; this file checks how an
+experiment is named, which experiments a call reads, and that nothing is written."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from metarunlog import api, jsonio
+from metarunlog.errors import ConfigError, NotAnExperiment
+from metarunlog.experiment import Experiment
+from metarunlog.records import Status
+from metarunlog.states import JobState
+from tests.backends.contract import make_experiment
+
+
+def finished(exp: Experiment, metrics: list[dict[str, float]], lines: list[list[dict[str, float]]]) -> None:
+    """Each sub-experiment done, with a metrics.json summary and metrics.jsonl lines."""
+    for sub, summary, rows in zip(exp.sub_experiments(), metrics, lines, strict=True):
+        sub.write_status(Status(state=JobState.DONE, exit_code=0, attempts=1, duration=3.0, backend="local"))
+        jsonio.write_json(sub.dir / "metrics.json", summary)
+        jsonio.write_text(sub.dir / "metrics.jsonl", "".join(f"{json.dumps(r)}\n" for r in rows))
+
+
+@pytest.fixture
+def two_exps(project: Path) -> tuple[Experiment, Experiment]:
+    a = make_experiment(project, [{"lr": 0.1, "seed": 1}, {"lr": 0.2, "seed": 1}], "true")
+    finished(a, [{"acc": 0.5}, {"acc": 0.7}], [[{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}], []])
+    b = make_experiment(project, [{"lr": 0.3, "seed": 1}], "true")
+    finished(b, [{"acc": 0.9}], [[{"step": 1, "loss": 0.5}]])
+    return a, b
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+
+
+def test_load_experiment_takes_an_id_a_padded_id_last_or_a_path(two_exps, project: Path) -> None:
+    a, b = two_exps
+    assert api.load_experiment().id == b.id
+    assert api.load_experiment(a.id).dir == a.dir
+    assert api.load_experiment(f"{a.id:04d}").dir == a.dir
+    assert api.load_experiment(a.dir).id == a.id
+    assert api.load_experiment(str(a.dir)).id == a.id
+    assert api.load_experiment(Path(os.path.relpath(a.dir))).id == a.id
+
+
+def test_load_experiment_from_anywhere_with_basedir_or_an_experiment_path(
+    two_exps, project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, _ = two_exps
+    monkeypatch.chdir(tmp_path)
+    assert api.load_experiment(a.id, basedir=project).dir == a.dir
+    assert api.load_experiment(a.dir).dir == a.dir  # the project found from the path itself
+    with pytest.raises(ConfigError, match="no .mrl.cfg"):
+        api.load_experiment(a.id)  # an id needs a project: none here
+
+
+def test_basedir_may_start_with_a_tilde(two_exps, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    a, _ = two_exps
+    monkeypatch.setenv("HOME", str(project.parent))
+    assert api.load_experiment(a.id, basedir=f"~/{project.name}").dir == a.dir
+
+
+def test_an_unknown_experiment_is_the_error_mrl_gives(two_exps) -> None:
+    with pytest.raises(NotAnExperiment, match="no experiment 42"):
+        api.load_table(42)
+
+
+def test_load_table_of_several_experiments_has_an_exp_column_and_a_two_level_index(two_exps) -> None:
+    a, b = two_exps
+    df = api.load_table([a.id, b.id])
+    assert list(df.index) == [(a.name, "001"), (a.name, "002"), (b.name, "001")]
+    assert list(df.index.names) == ["exp", "id"]
+    assert sorted(df["acc"]) == [0.5, 0.7, 0.9]
+    assert len(api.load_table("all")) == 3
+    assert len(api.load_table([f"{a.id}-{b.id}"])) == 3
+
+
+def test_load_table_of_a_tag_reads_only_the_tagged_experiments(two_exps, project: Path) -> None:
+    a, b = two_exps
+    b.write_record(dataclasses.replace(b.record, tags=["best"]))
+    df = api.load_table(tag="best")
+    assert len(df) == 1 and list(df["acc"]) == [0.9]
+    assert len(api.load_table(tag=["best", "nothing-tagged-so"])) == 1
+
+
+def test_load_results_gives_the_rows_and_nothing_is_written(two_exps, project: Path) -> None:
+    a, _ = two_exps
+    before = snapshot(project)
+    tab = api.load_results(a.id)
+    assert [r["acc"] for r in tab.rows] == [0.5, 0.7]
+    assert "acc" in tab.columns and tab.errors == []
+    api.load_table(a.id)
+    api.load_metrics(a.id, with_params=True)
+    api.load_params(a.id)
+    assert snapshot(project) == before
+
+
+def test_load_metrics_without_params_has_id_and_line_first(two_exps) -> None:
+    a, _ = two_exps
+    df = api.load_metrics(a.id)
+    assert list(df.columns[:2]) == ["id", "line"]
+    assert list(df["id"]) == ["001", "001"] and list(df["loss"]) == [2.0, 1.0]
+    assert "lr" not in df.columns
+
+
+def test_load_metrics_of_an_experiment_without_curves_is_an_empty_frame_with_its_columns(project: Path) -> None:
+    exp = make_experiment(project, [{"lr": 0.1}], "true")
+    df = api.load_metrics(exp.id)
+    assert df.empty and list(df.columns) == ["id", "line"]
+
+
+def test_load_params_has_every_param_even_the_ones_that_do_not_vary(two_exps) -> None:
+    a, _ = two_exps
+    df = api.load_params(a.id)
+    assert list(df.index) == ["001", "002"]
+    assert df.loc["002", "lr"] == 0.2 and df.loc["001", "seed"] == 1
+
+
+def test_the_api_is_what_its_module_exports() -> None:
+    assert set(api.__all__) == {"load_experiment", "load_table", "load_params", "load_metrics", "load_results"}
+    assert all(callable(getattr(api, name)) for name in api.__all__)
