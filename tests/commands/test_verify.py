@@ -1,0 +1,82 @@
+"""mrl verify (= mrl info --verify): the command's defaults, exit codes and errors. What
+counts as changed, missing or added is tested with the snapshots in tests/test_snapshot.py."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tests.conftest import main, run_mrl
+
+
+def new(*args: str) -> Path:
+    assert main(["new", "-cp", "no", *args]) == 0
+    return sorted((Path.cwd() / "output").glob("0*"))[-1]
+
+
+def replace(path: Path, text: str) -> None:
+    """Write a new file over `path` (code/ files are read-only links into the store)."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def test_verify_of_an_untouched_snapshot_says_it_matches_and_exits_0(project: Path) -> None:
+    exp = new()
+    proc = run_mrl("verify", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"{exp.name}: code/ matches commit ") and proc.stdout.endswith(" files)\n")
+
+
+def test_verify_and_info_verify_say_the_same_and_exit_1_on_a_change(project: Path) -> None:
+    exp = new()
+    replace(exp / "code" / "train.py", "print('edited in place')\n")
+    a = run_mrl("verify", cwd=project)
+    b = run_mrl("info", "--verify", cwd=project)
+    assert a.returncode == b.returncode == 1
+    assert (a.stdout, a.stderr) == (b.stdout, b.stderr)
+    assert a.stdout.split() == ["changed", "train.py"]
+    assert a.stderr == f"mrl: {exp.name}: code/ differs from commit {_hash(exp)[:10]}: 1 changed\n"
+
+
+def test_verify_counts_each_kind_of_difference(project: Path) -> None:
+    exp = new()
+    replace(exp / "code" / "train.py", "edited\n")
+    (exp / "code" / "conf.lua").unlink()
+    (exp / "code" / "extra.txt").write_text("new\n")
+    proc = run_mrl("verify", cwd=project)
+    assert proc.returncode == 1
+    assert proc.stderr.endswith(": 1 changed, 1 missing, 1 added\n")
+
+
+def test_verify_defaults_to_the_experiment_the_cwd_is_in(project: Path) -> None:
+    first = new()
+    replace(first / "code" / "train.py", "edited\n")
+    new()
+    assert run_mrl("verify", cwd=project).returncode == 0  # the newest is untouched
+    assert run_mrl("verify", cwd=first / "code").returncode == 1
+    assert run_mrl("verify", "1", cwd=project).returncode == 1
+
+
+def test_verify_of_a_notclean_experiment_compares_with_its_commit_plus_its_diff(project: Path) -> None:
+    (project / "train.py").write_text("print('uncommitted')\n")
+    exp = new("--notclean")
+    proc = run_mrl("verify", cwd=project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert " + .mrl.diff (" in proc.stdout
+    assert (exp / "code" / "train.py").read_text() == "print('uncommitted')\n"
+
+
+def test_verify_of_a_record_without_a_commit_is_one_error_line(project: Path) -> None:
+    exp = new()
+    record = json.loads((exp / ".mrl").read_text())
+    del record["gitHash"]
+    (exp / ".mrl").write_text(json.dumps(record))
+    proc = run_mrl("verify", cwd=project)
+    assert proc.returncode == 1
+    assert proc.stderr == f"mrl: error: {exp / '.mrl'} names no gitHash: there is no commit to verify code/ against\n"
+
+
+def _hash(exp: Path) -> str:
+    return json.loads((exp / ".mrl").read_text())["gitHash"]
