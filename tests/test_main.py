@@ -3,13 +3,14 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from metarunlog import __version__
 from metarunlog.main import COMMANDS
-from tests.conftest import REPO_ROOT, main, run_mrl
+from tests.conftest import REPO_ROOT, commit_all, main, run_mrl, set_cfg
 
 HEAVY = ("pandas", "bokeh", "git", "markdown", "nbformat", "numpy", "jinja2")
 
@@ -62,3 +63,98 @@ def test_fast_commands_do_not_import_heavy_libraries(project: Path, argv: list[s
     r = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True,
                        env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin", "HOME": str(project)})
     assert r.stdout.strip().splitlines()[-1] == "HEAVY:", (argv, r.stdout, r.stderr)
+
+
+# -- docs/design.md "Where to add: a command", done once ---------------------------------------
+
+HELLO = '''\
+"""Greet an experiment: `mrl hello [EXP] [--shout]` (a command added by a test)."""
+
+from __future__ import annotations
+
+import argparse
+
+from metarunlog.errors import MrlError
+from metarunlog.project import Project
+
+HELP = "greet an experiment"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("expId", nargs="?", metavar="EXP", help="experiment (default: the newest)")
+    p.add_argument("--shout", action="store_true", help="in capitals")
+
+
+def greeting(project: Project, exp_id: int, shout: bool) -> str:
+    exp = project.load_exp(exp_id)
+    if not exp.record.description:
+        raise MrlError(f"experiment {exp.name} has no description to greet: give one to mrl new")
+    text = f"hello {exp.name}: {exp.record.description}"
+    return text.upper() if shout else text
+
+
+def cli(args: argparse.Namespace, project: Project) -> int:
+    print(greeting(project, args.expId, args.shout))
+    return 0
+'''
+
+
+@pytest.fixture
+def hello_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`metarunlog/commands/hello.py` and its name in `main.COMMANDS`, the two steps of
+    docs/design.md, done from a test: the module lives in a temp folder added to the
+    `metarunlog.commands` package's path."""
+    import metarunlog.commands
+    import metarunlog.main
+
+    folder = tmp_path / "more_commands"
+    folder.mkdir()
+    (folder / "hello.py").write_text(HELLO)
+    monkeypatch.setattr(metarunlog.commands, "__path__", [*metarunlog.commands.__path__, str(folder)])
+    monkeypatch.setattr(metarunlog.main, "COMMANDS", [*metarunlog.main.COMMANDS, "hello"])
+    monkeypatch.delitem(sys.modules, "metarunlog.commands.hello", raising=False)
+    yield
+    sys.modules.pop("metarunlog.commands.hello", None)
+
+
+def test_a_command_added_as_design_md_says_is_listed_parsed_and_run(
+    hello_command: None, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["new", "-cp", "no", "first try"]) == 0
+    assert main(["new", "-cp", "no", "second try"]) == 0
+    capsys.readouterr()
+    assert main(["--help"]) == 0
+    assert re.search(r"^\s+hello\s+greet an experiment$", capsys.readouterr().out, re.M)
+    assert main(["hello", "--help"]) == 0
+    usage = capsys.readouterr().out
+    assert usage.startswith("usage: mrl hello [-h] [--shout] [EXP]") and "Greet an experiment" in usage
+    assert main(["hello"]) == 0
+    assert capsys.readouterr().out == "hello 0002: second try\n"
+    assert main(["hello", "0001", "--shout"]) == 0  # main resolved EXP to the int id
+    assert capsys.readouterr().out == "HELLO 0001: FIRST TRY\n"
+
+
+def test_an_added_command_gets_mrls_errors_for_free(
+    hello_command: None, project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["new", "-cp", "no"]) == 0
+    capsys.readouterr()
+    assert main(["hello", "--loud"]) == 1
+    assert capsys.readouterr().err.startswith("mrl: error: unrecognized arguments: --loud (see `mrl hello --help`)")
+    assert main(["hello", "7"]) == 1
+    assert capsys.readouterr().err.startswith("mrl: error: no experiment 7 in ")
+    assert main(["hello"]) == 1  # its own MrlError: one line, exit 1
+    assert capsys.readouterr().err == "mrl: error: experiment 0001 has no description to greet: give one to mrl new\n"
+
+
+def test_hooks_wrap_an_added_command_like_a_built_in_one(hello_command: None, project: Path, capsys) -> None:
+    (project / "mrl_hooks.py").write_text(
+        "def before_hello(mrl, args):\n    print(f'before {args.expId!r}')\n"
+        "def after_hello(mrl, args):\n    print('after')\n"
+    )
+    set_cfg(project, hooks={"before_hello": {}, "after_hello": {}})
+    commit_all(project, "hooks")
+    assert main(["new", "-cp", "no", "hooked"]) == 0
+    capsys.readouterr()
+    assert main(["hello"]) == 0
+    assert capsys.readouterr().out == "before 1\nhello 0001: hooked\nafter\n"
