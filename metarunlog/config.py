@@ -32,7 +32,10 @@ RUN_DEFAULTS: dict[str, Any] = {
     "retries": 0,
     "fail_fast": False,
     "log_tail": 20,
+    "heartbeat": 30,
+    "stale_after": 600,
 }
+DEFAULT_HEARTBEAT_S = 30.0  # run.heartbeat: how often a runner refreshes its live records
 
 # `mrl analyze`: which metric the summary, effects and heatmap rank runs by (null: the
 # first metric found), and which param colours the curves (null: the most informative).
@@ -97,6 +100,8 @@ RUN_TYPES: dict[str, tuple[type, ...]] = {
     "retries": (_INT,),
     "fail_fast": (_BOOL,),
     "log_tail": (_INT,),
+    "heartbeat": (_INT, float),
+    "stale_after": (_INT, float),
 }
 REPORT_TYPES: dict[str, tuple[type, ...]] = {
     "primary_metric": (_STR, _NONE),
@@ -104,6 +109,7 @@ REPORT_TYPES: dict[str, tuple[type, ...]] = {
 }
 # Counts that make no sense below a bound (`run.jobs: 0` would silently run one at a time).
 _MINIMUM = {"run.jobs": 1, "run.retries": 0, "run.log_tail": 0}
+_POSITIVE = frozenset({"run.heartbeat", "run.stale_after"})  # seconds
 _CHOICES = {  # and run.backend: the registered backends (backends/registry.py)
     "gitFailUntrackedDefault": ("yes", "no"),
     "snapshot": ("copy", "link", "auto"),
@@ -202,6 +208,7 @@ def validate(data: Mapping[str, Any], path: Path) -> list[str]:
     run = data.get("run")
     if isinstance(run, dict):
         _check_level(run, _run_types(), "run.", path, warnings)
+        _check_heartbeat(run, path)
         for spec in registry.specs():
             if isinstance(run.get(spec.name), dict) and spec.settings:
                 _check_backend_block(run[spec.name], spec, path, warnings)
@@ -216,6 +223,18 @@ def validate(data: Mapping[str, Any], path: Path) -> list[str]:
         warnings += validate_metrics(data.get("metrics") or {}, path)
         validate_goals(data.get("metric_goals") or {}, "metric_goals", path)
     return warnings
+
+
+def _check_heartbeat(run: Mapping[str, Any], path: Path) -> None:
+    if "heartbeat" not in run and "stale_after" not in run:
+        return
+    beat = run.get("heartbeat", RUN_DEFAULTS["heartbeat"])
+    stale = run.get("stale_after", RUN_DEFAULTS["stale_after"])
+    if stale <= beat:
+        raise ConfigError(
+            f"{path}: key 'run.stale_after' ({stale}) must be larger than 'run.heartbeat' ({beat}), "
+            "or live runs on other machines would look crashed (a few heartbeats: 10 times is usual)"
+        )
 
 
 def _check_backend_block(block: Mapping[str, Any], spec: registry.BackendSpec, path: Path,
@@ -255,6 +274,8 @@ def _check_level(
             raise ConfigError(f"{path}: key '{full}' must be one of {choices}, not {value!r}")
         if full in _MINIMUM and isinstance(value, int) and value < _MINIMUM[full]:
             raise ConfigError(f"{path}: key '{full}' must be at least {_MINIMUM[full]}, not {value}")
+        if full in _POSITIVE and not (value > 0 and value != float("inf")):
+            raise ConfigError(f"{path}: key '{full}' must be a number of seconds above 0, not {value}")
 
 
 def _choices(key: str) -> tuple[str, ...] | None:

@@ -5,8 +5,11 @@ step with `/bin/sh -c` in the sub-experiment folder, in its own process group, w
 environment the SPEC promises, appends everything to `run.log` (each attempt headed by a
 `==== mrl attempt ...` line) and keeps `.mrl.status` current (written when a step starts
 and when the attempt ends). It holds `.mrl.lock` (flock) for the whole execution, so two
-runners never execute one sub-experiment, and the child inherits the lock, so a runner
-killed with -9 does not free its sub-experiment while the orphaned step still runs.
+runners never execute one sub-experiment. The steps never inherit the lock (what a step
+leaves behind must not keep it); a runner killed with -9 frees it, and its orphaned step,
+still recorded as running with its pid and start id, is left alone by the next runner for
+as long as that very process lives. When a step ends, what it left in its process group
+gets SIGTERM, then SIGKILL.
 A rerun resumes at the first unfinished step (`stepsDone`).
 
 The local pool calls it in worker threads; Slurm array tasks call it through
@@ -22,9 +25,11 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Any
 
 from metarunlog import jsonio, render
@@ -32,7 +37,7 @@ from metarunlog.backends.registry import DEFAULT
 from metarunlog.errors import MrlError
 from metarunlog.experiment import DONE_MARK, Experiment, SubExperiment
 from metarunlog.locks import RUN_LOCK, Locked, run_lock
-from metarunlog.procs import killpg, reap_group
+from metarunlog.procs import is_same_process, killpg, reap_group, start_id
 from metarunlog.records import Status
 from metarunlog.states import JobState, recorded_state
 
@@ -54,27 +59,37 @@ class Changed(MrlError):
 
 
 class Stopper:
-    """Shared by the workers of one runner: a stop request and the live process groups.
+    """A stop request and the live process groups: one per runner, and one per job under it
+    (`Stopper(parent)`: the runner's stop reaches every job, a job's stop only its own).
 
     Safe to call from a signal handler: no locks, only set operations (atomic under the GIL).
     """
 
-    def __init__(self) -> None:
-        self.requested = False
+    def __init__(self, parent: Stopper | None = None) -> None:
+        self.parent = parent
+        self._requested = False
         self.signal: int = signal.SIGTERM
         self._groups: set[int] = set()
 
+    @property
+    def requested(self) -> bool:
+        return self._requested or (self.parent is not None and self.parent.requested)
+
     def add(self, pgid: int) -> None:
         self._groups.add(pgid)
-        if self.requested:  # the stop came while this child was being started
+        if self.parent is not None:
+            self.parent.add(pgid)
+        if self._requested:  # the stop came while this child was being started
             killpg(pgid, self.signal)
 
     def discard(self, pgid: int) -> None:
         self._groups.discard(pgid)
+        if self.parent is not None:
+            self.parent.discard(pgid)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop: start nothing more, and send `sig` to every live child process group."""
-        self.requested = True
+        self._requested = True
         self.signal = sig
         for pgid in list(self._groups):
             killpg(pgid, sig)
@@ -82,6 +97,37 @@ class Stopper:
     @property
     def groups(self) -> list[int]:
         return list(self._groups)
+
+
+class Heartbeat:
+    """Refreshes the mtime of live records every `every` seconds from one thread, so that
+    another machine sharing the filesystem can tell a live runner from a crashed one
+    (`run.heartbeat`; a record not refreshed for `run.stale_after` seconds is stale).
+    Costs nothing per job: adding and removing a path is a set operation."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self._paths: set[Path] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, path: Path) -> None:
+        self._paths.add(path)
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._beat, name="mrl-heartbeat", daemon=True)
+            self._thread.start()
+
+    def discard(self, path: Path) -> None:
+        self._paths.discard(path)
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every):
+            for path in list(self._paths):
+                with contextlib.suppress(OSError):
+                    os.utime(path)
 
 
 # -- the command -------------------------------------------------------------------------------
@@ -197,6 +243,7 @@ class ExecOptions:
     env: dict[str, str] | None = None  # the base environment (default: os.environ)
     on_start: Callable[[Status], None] | None = None  # told each time a step's process starts
     fingerprint: str | None = None  # `sub.fingerprint()` when planned: a mismatch raises Changed
+    heartbeat: Heartbeat | None = None  # refreshes `.mrl.status` while it executes
 
 
 def execute(sub: SubExperiment, options: ExecOptions | None = None) -> Status:
@@ -210,23 +257,58 @@ def execute(sub: SubExperiment, options: ExecOptions | None = None) -> Status:
     o = options or ExecOptions()
     steps = o.steps if o.steps is not None else Command.of(sub.exp).render(sub, o.resource)
     stop = o.stop or Stopper()
-    with locked(sub) as lock_fd:
+    with locked(sub):
         if o.fingerprint is not None:
             check_planned(sub, o.fingerprint)
         old = sub.read_status() or Status()
         if _leave_alone(old, o.force, o.seen_attempts):
             return old
+        _check_no_orphan(sub, old)
         first = resume_at(old, steps) if old.state is not JobState.DONE else 0
         env = environment(sub, o.resource, o.env)
         attempt = Attempt(steps, _initial(old, steps, o, first))
-        status = old
-        for _ in range(o.retries + 1):
-            if stop.requested:
-                break
-            status = _attempt(sub, attempt, env, lock_fd, stop, o.on_start)
-            if status.state is not JobState.FAILED:
-                break
-        return status
+        if o.heartbeat is not None:
+            o.heartbeat.add(sub.status_path)
+        try:
+            return _attempts(sub, attempt, env, stop, o, old)
+        finally:
+            if o.heartbeat is not None:
+                o.heartbeat.discard(sub.status_path)
+
+
+def _attempts(sub: SubExperiment, attempt: Attempt, env: dict[str, str], stop: Stopper, o: ExecOptions,
+              old: Status) -> Status:
+    """The first attempt and the retries; returns the final record."""
+    status = old
+    for n in range(o.retries + 1):
+        if stop.requested:
+            break
+        status = _attempt(sub, attempt, env, stop, o.on_start, retry=n < o.retries)
+        if status.state is not JobState.RUNNING:  # running: failed, another attempt follows
+            break
+    if status is not old and status.state is JobState.RUNNING:  # stopped between attempts
+        status = attempt.write(sub, status.finished(JobState.CANCELLED, None, now(), status.duration or 0.0))
+    return status
+
+
+_RUNNER_START: dict[int, str | None] = {}
+
+
+def _runner_start() -> str | None:
+    """This process's start id, read once (per pid: a forked child reads its own)."""
+    pid = os.getpid()
+    if pid not in _RUNNER_START:
+        _RUNNER_START[pid] = start_id(pid)
+    return _RUNNER_START[pid]
+
+
+def _check_no_orphan(sub: SubExperiment, old: Status) -> None:
+    """The lock is the runner's, not its steps': when a runner was killed with -9 its step
+    may still run, unlocked. Its record then says running with that step's pid, which we
+    can prove is still that process: leave it alone (Locked), as a held lock would."""
+    if old.state.active and old.host == HOST and is_same_process(old.pid, old.pid_start):
+        raise Locked(f"sub-experiment {sub.dir} is still running (pid {old.pid}, its runner is gone): "
+                     "wait for it or `mrl cancel` it")
 
 
 def _leave_alone(old: Status, force: bool, seen_attempts: int | None) -> bool:
@@ -247,7 +329,8 @@ def resume_at(old: Status | None, steps: list[str]) -> int:
 
 def _initial(old: Status, steps: list[str], o: ExecOptions, first: int) -> Status:
     return old.begin(
-        steps, first=first, host=HOST, runner_pid=os.getpid(), resource=o.resource, backend=o.backend,
+        steps, first=first, host=HOST, runner_pid=os.getpid(), runner_start=_runner_start(),
+        resource=o.resource, backend=o.backend,
         # a scheduler's task keeps the job id it was queued with
         job_id=o.job_id if o.job_id is not None else old.job_id if o.backend == old.backend else None,
         node=o.node,
@@ -258,11 +341,17 @@ def _attempt(
     sub: SubExperiment,
     attempt: Attempt,
     env: dict[str, str],
-    lock_fd: int,
     stop: Stopper,
     on_start: Callable[[Status], None] | None,
+    *,
+    retry: bool = False,
 ) -> Status:
-    """One attempt: the steps from `stepsDone` on; returns the final record."""
+    """One attempt: the steps from `stepsDone` on; returns the record written at its end.
+
+    With `retry` (another attempt follows a failure), a failed attempt is written as
+    `running` (retrying): the sub-experiment is still being worked on, and `mrl cancel`
+    must see it so.
+    """
     t0 = time.monotonic()
     attempt.status = attempt.status.attempt_started(now())
     code: int | None = 0
@@ -271,12 +360,15 @@ def _attempt(
             if stop.requested:
                 code = None
                 break
-            code = _step(sub, attempt, k, env, log, lock_fd, stop, on_start)
+            code = _step(sub, attempt, k, env, log, stop, on_start)
             if code != 0:
                 break
             attempt.status = attempt.status.step_done(k)
-    final = attempt.status.finished(_final_state(code, stop), code, now(), round(time.monotonic() - t0, 3))
-    return attempt.write(sub, final)
+    state = _final_state(code, stop)
+    duration = round(time.monotonic() - t0, 3)
+    if state is JobState.FAILED and retry and not stop.requested:
+        return attempt.write(sub, attempt.status.retrying(code, now(), duration))
+    return attempt.write(sub, attempt.status.finished(state, code, now(), duration))
 
 
 def _step(
@@ -285,7 +377,6 @@ def _step(
     k: int,
     env: dict[str, str],
     log: IO[bytes],
-    lock_fd: int,
     stop: Stopper,
     on_start: Callable[[Status], None] | None,
 ) -> int:
@@ -302,7 +393,8 @@ def _step(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: we stop the step and all it started
-            pass_fds=(lock_fd,),  # the lock lives as long as the step, even if we die
+            # close_fds (the default) and O_CLOEXEC: the step and whatever it leaves behind
+            # never hold .mrl.lock; the runner does (see execute's docstring)
         )
     except OSError as e:
         log.write(f"mrl: could not start the step: {e}\n".encode())
@@ -310,7 +402,7 @@ def _step(
     stop.add(proc.pid)
     try:
         # Not fsynced: after a power cut a `running` record is stale either way.
-        status = attempt.write(sub, attempt.status.step_started(proc.pid), durable=False)
+        status = attempt.write(sub, attempt.status.step_started(proc.pid, start_id(proc.pid)), durable=False)
         if on_start is not None:
             on_start(status)
         return proc.wait()
@@ -322,7 +414,9 @@ def _step(
 def _final_state(code: int | None, stop: Stopper) -> JobState:
     if code == 0:
         return JobState.DONE
-    if code is None or code in CANCEL_CODES or (stop.requested and code < 0):
+    # Stopped on request (Ctrl-C, mrl cancel): cancelled whatever the step made of the
+    # signal, SIGKILL after it ignored SIGTERM included; never retried.
+    if code is None or code in CANCEL_CODES or stop.requested:
         return JobState.CANCELLED
     return JobState.FAILED
 
@@ -333,13 +427,20 @@ def _final_state(code: int | None, stop: Stopper) -> JobState:
 def update_done_marker(exp: Experiment, subs: list[SubExperiment] | None = None) -> bool:
     """Create `EXPDIR/.mrl.done` when every sub-experiment is done, remove it otherwise."""
     subs = exp.sub_experiments() if subs is None else subs
-    done = bool(subs) and all(recorded_state(s.read_status()) is JobState.DONE for s in subs)
+    done = bool(subs) and all(_recorded_done(s) for s in subs)
     mark = exp.dir / DONE_MARK
     if done and not mark.exists():
         mark.write_text(f"{now()}\n", encoding="utf-8")
     elif not done and mark.exists():
         mark.unlink()
     return done
+
+
+def _recorded_done(sub: SubExperiment) -> bool:
+    try:
+        return recorded_state(sub.read_status()) is JobState.DONE
+    except MrlError:  # a corrupt record: not known to be done
+        return False
 
 
 def log_tail(sub: SubExperiment, lines: int = 20) -> list[str]:

@@ -86,11 +86,45 @@ class Claim:
 
 
 class RunnerClaim:
-    """The claim of this `mrl run` process: held (flock) until `release()` or death."""
+    """The claim of this `mrl run` process: held (flock) until `release()` or death.
+
+    Next to it (same stem): `<stem>.jobs`, the ids this run planned (`set_jobs`), and the
+    cancel requests `mrl cancel` leaves for it (`<stem>.cancel-<pid>.req`, a JSON list of
+    ids), answered with `<stem>.cancel-<pid>.done` (the ids it cancelled).
+    """
 
     def __init__(self, path: Path, fd: int) -> None:
         self.path = path
         self._fd: int | None = fd
+        self.stem = path.name[: -len(".json")]
+
+    def set_jobs(self, ids: list[int]) -> None:
+        """The sub-experiments this run will execute: what `mrl cancel` may ask it to stop."""
+        jsonio.write_json(self.path.parent / f"{self.stem}.jobs", ids, durable=False)
+
+    def take_requests(self) -> list[tuple[Path, set[int]]]:
+        """Cancel requests waiting for this run: (request, ids); answer each with `answer`."""
+        out = []
+        try:
+            names = [n for n in os.listdir(self.path.parent) if n.startswith(self.stem + ".cancel-")]
+        except OSError:
+            return []
+        for name in names:
+            if not name.endswith(".req"):
+                continue
+            path = self.path.parent / name
+            try:
+                ids = jsonio.read_json(path)
+            except (OSError, MrlError):
+                continue
+            out.append((path, {i for i in ids if type(i) is int} if isinstance(ids, list) else set()))
+        return out
+
+    @staticmethod
+    def answer(request: Path, cancelled: list[int]) -> None:
+        with contextlib.suppress(OSError):
+            jsonio.write_json(request.with_suffix(".done"), cancelled, durable=False)
+            request.unlink()
 
     def touch(self) -> None:
         """The heartbeat: another host tells a live runner from a crashed one by the mtime."""
@@ -101,7 +135,9 @@ class RunnerClaim:
         if self._fd is None:
             return
         with contextlib.suppress(OSError):
-            self.path.unlink()
+            for name in os.listdir(self.path.parent):
+                if name.startswith(self.stem + ".") and not name.endswith(".done"):
+                    (self.path.parent / name).unlink()
         os.close(self._fd)
         self._fd = None
 
@@ -173,6 +209,46 @@ def runner_alive(claim: Claim, stale_after: float = DEFAULT_STALE_AFTER) -> bool
     except OSError:
         return False
     return age < stale_after
+
+
+def live_runners(exp: Experiment) -> list[Claim]:
+    """The claims of `mrl run` processes on this machine that are running now."""
+    return [c for c in claims(exp) if c.backend == RUNNER and c.host == HOST and runner_alive(c)]
+
+
+def runner_jobs(claim: Claim) -> set[int]:
+    """The ids the runner of `claim` planned (empty before it planned)."""
+    assert claim.path is not None
+    data = jsonio.read_json_or(claim.path.with_suffix(".jobs"), [])
+    return {i for i in data if type(i) is int} if isinstance(data, list) else set()
+
+
+def request_cancel(claim: Claim, ids: set[int]) -> Path:
+    """Ask the runner of `claim` to cancel `ids`; `answer_of(path)` is its reply."""
+    assert claim.path is not None
+    stem = claim.path.name[: -len(".json")]
+    req = claim.path.parent / f"{stem}.cancel-{os.getpid()}-{time.monotonic_ns()}.req"
+    jsonio.write_json(req, sorted(ids), durable=False)
+    return req
+
+
+def answer_of(request: Path) -> list[int] | None:
+    """The ids the runner cancelled for `request`, once it answered (the answer is removed)."""
+    done = request.with_suffix(".done")
+    try:
+        data = jsonio.read_json(done)
+    except (OSError, MrlError):
+        return None
+    with contextlib.suppress(OSError):
+        done.unlink()
+    return [i for i in data if type(i) is int] if isinstance(data, list) else []
+
+
+def withdraw(request: Path) -> None:
+    """Take back a request its runner never answered."""
+    for p in (request, request.with_suffix(".done")):
+        with contextlib.suppress(OSError):
+            p.unlink()
 
 
 def owners(exp: Experiment) -> list[str]:

@@ -8,8 +8,10 @@ record on disk may hold anything.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
+import time
 
 # Linux pid_max is at most 2**22; anything outside (0, 2**31) is not a process of ours
 # (0 and negatives would signal whole process groups, huge ones overflow os.kill).
@@ -38,6 +40,37 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
+def start_id(pid: int) -> str | None:
+    """Who `pid` is: "<boot id>:<start time in clock ticks>" (field 22 of /proc/PID/stat),
+    unique to one process across pid reuse and reboots; None when unknowable."""
+    if valid_pid(pid) is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return f"{_boot_id()}:{int(fields[19])}"
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
+def is_same_process(pid: int | None, recorded: str | None) -> bool:
+    """True only when `pid` is alive and provably the process recorded with start id
+    `recorded`: a pid <= 1, a record without a start id, or a reused pid is not ours."""
+    if pid is None or valid_pid(pid) is None or pid == 1 or not recorded:
+        return False
+    now = start_id(pid)
+    return now is not None and now == recorded and pid_alive(pid)
+
+
 def killpg(pgid: int, sig: int) -> None:
     """Send `sig` to process group `pgid`; one already gone (or not ours to signal) is fine."""
     if valid_pid(pgid) is None or pgid == 1:
@@ -46,6 +79,50 @@ def killpg(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def reap_group(pgid: int) -> None:
-    """A step's leftover background processes go with it (they hold the run lock otherwise)."""
+LEFTOVER_GRACE_S = 2.0  # after a step ended, how long its leftovers get between SIGTERM and SIGKILL
+
+
+def group_alive(pgid: int) -> bool:
+    """True while process group `pgid` has a live member (zombies waiting for a parent
+    that never reaps them do not count). An empty group costs one failed kill."""
+    if valid_pid(pgid) is None or pgid == 1:
+        return False
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _has_live_member(pgid)
+
+
+def _has_live_member(pgid: int) -> bool:
+    """Scan /proc for a non-zombie process of group `pgid` (only when the group is not empty)."""
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return True
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
+            return True
+    return False
+
+
+def reap_group(pgid: int, grace: float = LEFTOVER_GRACE_S) -> None:
+    """Stop what a step left behind in its process group once the step ended: SIGTERM,
+    then SIGKILL for what is left after `grace` seconds. An empty group (the usual case)
+    costs one failed kill."""
+    if not group_alive(pgid):
+        return
     killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    killpg(pgid, signal.SIGKILL)

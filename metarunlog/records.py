@@ -89,6 +89,8 @@ _STATUS_KEYS = frozenset(
         "command",
         "submitted",
         "slurmState",
+        "pidStart",
+        "runnerStart",
     }
 )
 
@@ -145,6 +147,10 @@ class Status(_JsonView):
     command: list[str] = field(default_factory=list)  # the rendered steps
     submitted: str | None = None  # Slurm: when it was queued
     slurm_state: str | None = None  # Slurm's final word, once the scheduler settled it
+    # Who `pid` / `runner_pid` are (`procs.start_id`: boot id and start time): a pid that
+    # does not match is another process (reused pid, reboot) and is never signalled.
+    pid_start: str | None = None
+    runner_start: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # keys of other mrl versions
 
     @classmethod
@@ -171,6 +177,8 @@ class Status(_JsonView):
             _str_list(g("command")),
             _str(g("submitted")),
             _str(g("slurmState")),
+            _str(g("pidStart")),
+            _str(g("runnerStart")),
             extra,
         )
 
@@ -197,6 +205,10 @@ class Status(_JsonView):
             out["submitted"] = self.submitted
         if self.slurm_state is not None:
             out["slurmState"] = self.slurm_state
+        if self.pid_start is not None:
+            out["pidStart"] = self.pid_start
+        if self.runner_start is not None:
+            out["runnerStart"] = self.runner_start
         return {**out, **{k: v for k, v in self.extra.items() if k not in out}}
 
     # -- transitions: each returns the next record, this one is left as it was ---------------
@@ -215,7 +227,9 @@ class Status(_JsonView):
             duration=None,
             host=None,
             pid=None,
+            pid_start=None,
             runner_pid=None,
+            runner_start=None,
             resource=None,
             backend=backend,
             job_id=job_id,
@@ -232,6 +246,7 @@ class Status(_JsonView):
         first: int,
         host: str,
         runner_pid: int,
+        runner_start: str | None = None,
         resource: str | None,
         backend: str,
         job_id: str | None,
@@ -248,7 +263,9 @@ class Status(_JsonView):
             duration=None,
             host=host,
             pid=None,
+            pid_start=None,
             runner_pid=runner_pid,
+            runner_start=runner_start,
             resource=resource,
             backend=backend,
             job_id=job_id,
@@ -261,8 +278,9 @@ class Status(_JsonView):
     def attempt_started(self, now: str) -> Status:
         return self._next(attempts=self.attempts + 1, start=now, end=None, duration=None, exit_code=None)
 
-    def step_started(self, pid: int) -> Status:
-        return self._next(pid=pid)
+    def step_started(self, pid: int, start: str | None = None) -> Status:
+        """The step's process group leader `pid` started (`start`: its `procs.start_id`)."""
+        return self._next(pid=pid, pid_start=start)
 
     def step_done(self, k: int) -> Status:
         """Step `k` (0-based) ended well: a rerun starts after it."""
@@ -270,19 +288,26 @@ class Status(_JsonView):
 
     def finished(self, state: JobState, exit_code: int | None, now: str, duration: float) -> Status:
         """The attempt ended (done, failed or cancelled) with the step's exit code."""
-        return self._next(state=state, exit_code=exit_code, end=now, duration=duration, pid=None)
+        return self._next(state=state, exit_code=exit_code, end=now, duration=duration, pid=None, pid_start=None)
+
+    def retrying(self, exit_code: int | None, now: str, duration: float) -> Status:
+        """An attempt failed and another follows: still `running` (between attempts, no
+        step pid), so `mrl status` and `mrl cancel` see it as the live work it is."""
+        return self._next(state=JobState.RUNNING, exit_code=None, end=None, duration=duration, pid=None,
+                          pid_start=None)
 
     def cancelled(self, now: str, *, slurm_state: str | None = None) -> Status:
         """Stopped from outside (`mrl cancel`, scancel) while its runner could not say so."""
         return self._next(
-            state=JobState.CANCELLED, end=self.end or now, pid=None, slurm_state=slurm_state or self.slurm_state
+            state=JobState.CANCELLED, end=self.end or now, pid=None, pid_start=None,
+            slurm_state=slurm_state or self.slurm_state,
         )
 
     def settled(self, slurm_state: str, state: JobState | None, node: str, now: str) -> Status:
         """The scheduler's final word written in; `state` when it changes the record's."""
         new = self._next(slurm_state=slurm_state)
         if state is not None and state is not self.state:
-            new = new._next(state=state, end=self.end or now, pid=None, node=self.node or node or None)
+            new = new._next(state=state, end=self.end or now, pid=None, pid_start=None, node=self.node or node or None)
         return new
 
     def requeued(self, now: str) -> Status:
@@ -294,7 +319,9 @@ class Status(_JsonView):
             end=None,
             duration=None,
             pid=None,
+            pid_start=None,
             runner_pid=None,
+            runner_start=None,
             host=None,
             node=None,
             slurm_state=None,

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from metarunlog import metrics
+from metarunlog.backends.base import stale_after
 from metarunlog.errors import CorruptRecord, HookError, MrlError
 from metarunlog.experiment import Experiment, SubExperiment
 from metarunlog.fmt import format_value  # noqa: F401  (results.format_value: the report and table use it)
@@ -230,7 +231,7 @@ def read_sub(
     errors += [err] if err else []
     status, err = _read_status(sub)
     errors += [err] if err else []
-    state = observed_state(status) if err is None else JobState.FAILED
+    state = observed_state(status, sub.status_path, stale_after(sub.exp)) if err is None else JobState.FAILED
     finder = finder or finder_for(sub.exp)
     summary, lines, errs, warns = read_metrics(sub.dir, keep_lines=keep_lines, finder=finder, best=best)
     res = SubResult(sub.id, sub_name(sub), sub.dir, params, state, status, summary.last, lines)

@@ -8,11 +8,13 @@ backend refines this with what the scheduler says (backends/slurm.py).
 from __future__ import annotations
 
 import socket
+import time
 from enum import Enum
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from metarunlog.backends.registry import judged_by_liveness
-from metarunlog.procs import pid_alive
+from metarunlog.procs import is_same_process
 
 if TYPE_CHECKING:
     from metarunlog.records import Status
@@ -58,20 +60,36 @@ def recorded_state(status: Status | None) -> JobState:
     return JobState.PENDING if status is None else status.state
 
 
-def observed_state(status: Status | None) -> JobState:
-    """The recorded state, with a local `running` record whose runner died shown as stale.
+DEFAULT_STALE_AFTER = 600.0  # run.stale_after's default, seconds
+
+
+def observed_state(status: Status | None, path: Path | None = None,
+                   stale_after: float | None = None) -> JobState:
+    """The recorded state, with a local `running` record nothing runs any more shown as stale.
 
     Only records of backends the registry says are judged by liveness (local) are
     checked; the others (Slurm) are returned as written, for their backend's `poll`.
+    On this machine, a record is live while its runner or its step is provably the process
+    it recorded (pid and start id: a reused pid is not). A record of another machine (a
+    shared filesystem) is live while its runner's heartbeat keeps `path` (its
+    `.mrl.status`) younger than `stale_after` seconds.
     """
     state = recorded_state(status)
     if not state.active or status is None or not judged_by_liveness(status.backend):
         return state
     if status.host not in (None, _HOST):
-        return state  # another machine's process: we cannot tell from here
-    # The step's process group outlives a runner killed with -9 (and holds .mrl.lock):
-    # it is stale only once both are gone.
-    pids = [p for p in (status.runner_pid, status.pid) if p is not None]
-    if pids and not any(pid_alive(p) for p in pids):
-        return JobState.STALE
-    return state
+        return JobState.STALE if _not_refreshed(path, stale_after) else state
+    # The step's process group outlives a runner killed with -9: stale only once both are gone.
+    if is_same_process(status.runner_pid, status.runner_start) or is_same_process(status.pid, status.pid_start):
+        return state
+    return JobState.STALE
+
+
+def _not_refreshed(path: Path | None, stale_after: float | None) -> bool:
+    if path is None:
+        return False
+    try:
+        age = time.time() - path.stat().st_mtime
+    except OSError:
+        return False
+    return age > (DEFAULT_STALE_AFTER if stale_after is None else stale_after)

@@ -11,6 +11,7 @@ import dataclasses
 import io
 import json
 import math
+import os
 import socket
 import subprocess
 import sys
@@ -40,9 +41,12 @@ def done(duration: float = 12.5, **changes: Any) -> Status:
 
 
 def running(pid: int, **changes: Any) -> Status:
-    status = Status().begin(["python train.py"], first=0, host=HOST, runner_pid=pid, resource=None,
-                            backend="local", job_id=None, node=None)
-    return dataclasses.replace(status.attempt_started("2024-01-01T10:00:00+00:00").step_started(pid), **changes)
+    from metarunlog.procs import start_id
+
+    status = Status().begin(["python train.py"], first=0, host=HOST, runner_pid=pid, runner_start=start_id(pid),
+                            resource=None, backend="local", job_id=None, node=None)
+    started = status.attempt_started("2024-01-01T10:00:00+00:00").step_started(pid, start_id(pid))
+    return dataclasses.replace(started, **changes)
 
 
 def make_exp(
@@ -136,8 +140,8 @@ def test_a_running_record_whose_process_is_gone_is_shown_stale(project: Path) ->
     gone.wait()
     exp = make_exp(
         project,
-        [{"params": {"x": 1}, "status": running(gone.pid)}, {"params": {"x": 2}, "status": running(gone.pid * 0 + 1)}],
-    )  # pid 1 lives
+        [{"params": {"x": 1}, "status": running(gone.pid)}, {"params": {"x": 2}, "status": running(os.getpid())}],
+    )  # this process lives
     states = [r["state"] for r in results.table(exp).rows]
     assert states == ["stale", "running"]
     assert results.table(exp).rows[1]["duration"] > 0  # elapsed so far

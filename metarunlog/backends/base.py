@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from metarunlog.backends.registry import DEFAULT, get_backend, judged_by_liveness
-from metarunlog.errors import MrlError
-from metarunlog.states import JobState, observed_state, recorded_state
+from metarunlog.errors import CorruptRecord, MrlError
+from metarunlog.states import DEFAULT_STALE_AFTER, JobState, observed_state, recorded_state
 
 if TYPE_CHECKING:
     from metarunlog.experiment import Experiment, SubExperiment
@@ -51,6 +51,14 @@ class RunOptions:
     fail_fast: bool = False
     force: bool = False  # rerun done ones
     backend_options: Any = None  # the chosen backend's own options, from its `run_options` (None: defaults)
+    heartbeat: Any = None  # an execute.Heartbeat refreshing live records (`run.heartbeat`), or None
+
+
+class _Unset:
+    pass
+
+
+UNSET = _Unset()
 
 
 @dataclass(eq=False)
@@ -68,6 +76,7 @@ class Job:
     skipped: bool = False  # left alone: another runner has it (its state is theirs)
     fingerprint: str | None = None  # `sub.fingerprint()` when planned: execute checks it before starting
     changed: bool = False  # skipped: it changed after it was planned (execute.Changed)
+    unreadable: str = ""  # its `.mrl.status` cannot be read (corrupt): why, naming the path
 
     @property
     def id(self) -> int:
@@ -78,8 +87,31 @@ class Job:
         return self.sub.name if self.sub.name != "." else self.sub.exp.name
 
     def read_status(self) -> Status | None:
-        self.status = self.sub.read_status()
+        """`.mrl.status` (None: never ran). A corrupt one reads as None with `unreadable`
+        saying why: one bad file must not stop a command on the whole experiment."""
+        try:
+            self.status, self.unreadable = self.sub.read_status(), ""
+        except CorruptRecord as e:
+            self.status, self.unreadable = None, str(e)
         return self.status
+
+    def observe(self, status: Status | None | _Unset = UNSET) -> JobState:
+        """The state now of `status` (default: `.mrl.status` read again), liveness and
+        heartbeat checked (`states.observed_state`); also stored in `job.state`. An
+        unreadable record is `failed` (as `mrl table` shows it), its message naming the file."""
+        if isinstance(status, _Unset):
+            status = self.read_status()
+        if self.unreadable:
+            self.state, self.message = JobState.FAILED, self.unreadable
+            return self.state
+        self.state = observed_state(status, self.sub.status_path, stale_after(self.sub.exp))
+        return self.state
+
+
+def stale_after(exp: Experiment) -> float:
+    """`run.stale_after`: seconds without a heartbeat after which another host's record is stale."""
+    value = exp.cfg["run"].get("stale_after")
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else DEFAULT_STALE_AFTER
 
 
 class Backend:
@@ -166,8 +198,7 @@ def observe(jobs: Sequence[Job]) -> list[JobState]:
     """Read each job's `.mrl.status` and derive its state on this machine (stale included)."""
     out = []
     for job in jobs:
-        job.state = observed_state(job.read_status())
-        out.append(job.state)
+        out.append(job.observe())
     return out
 
 
@@ -183,7 +214,7 @@ def observe_any(exp: Experiment, jobs: Sequence[Job]) -> list[JobState]:
         status = job.read_status()
         name = status.backend if status else DEFAULT
         if judged_by_liveness(name) or not (recorded_state(status).active or _unsettled(name, status)):
-            job.state = observed_state(status)
+            job.observe(status)
         else:
             by_backend.setdefault(name, []).append(job)
     for name, group in by_backend.items():

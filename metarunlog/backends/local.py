@@ -24,9 +24,9 @@ from typing import Any
 from metarunlog.backends.base import Backend, Job, RunOptions, observe
 from metarunlog.execute import HOST, Changed, Command, ExecOptions, Locked, Stopper, execute, now
 from metarunlog.experiment import Experiment
-from metarunlog.procs import killpg, pid_alive
+from metarunlog.procs import group_alive, is_same_process, killpg
 from metarunlog.records import Status
-from metarunlog.states import JobState, observed_state, recorded_state
+from metarunlog.states import JobState, recorded_state
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 COALESCE_S = 0.05
@@ -60,6 +60,8 @@ class LocalBackend(Backend):
         self._old_handlers: dict[int, Any] = {}
         self._env = dict(os.environ)
         self._command: Command | None = None
+        self._stops: dict[int, Stopper] = {}  # id(job) -> its own Stopper, while it executes
+        self.cancel_grace = CANCEL_GRACE_S
 
     @classmethod
     def where(cls, options: RunOptions) -> str:
@@ -88,19 +90,29 @@ class LocalBackend(Backend):
         return [j.state for j in jobs]
 
     def cancel(self, jobs: Sequence[Job]) -> None:
-        """Stop these jobs: queued ones here are dropped, running ones get SIGTERM."""
-        theirs = []
+        """Stop these jobs. Ours: queued ones never start and are recorded cancelled, running
+        ones get SIGTERM (SIGKILL after CANCEL_GRACE_S) and end cancelled, never retried.
+        Another runner's (or none's): see `cancel_records`."""
+        theirs, dropped = [], []
         with self._cond:
             for job in jobs:
                 if id(job) not in self._mine:
                     theirs.append(job)
                 elif job in self._queue:
                     self._queue.remove(job)
-                    job.state = JobState.PENDING
-                elif job.state is JobState.RUNNING and job.status and job.status.pid is not None:
-                    killpg(job.status.pid, signal.SIGTERM)
+                    dropped.append(job)
+                elif id(job) in self._stops:
+                    self._stop_job(self._stops[id(job)])
+        for job in dropped:
+            _record_cancelled_before_start(job)
         if theirs:
             cancel_records(theirs)
+
+    def _stop_job(self, stop: Stopper) -> None:
+        stop.stop(signal.SIGTERM)
+        timer = threading.Timer(self.cancel_grace, stop.stop, args=(signal.SIGKILL,))
+        timer.daemon = True  # only signals groups still registered: a step gone is not signalled
+        timer.start()
 
     def wait(self, timeout: float) -> None:
         with self._cond:
@@ -154,6 +166,9 @@ class LocalBackend(Backend):
 
     def _run(self, job: Job) -> None:
         seen = job.status.attempts if job.status else 0
+        stop = Stopper(self.stop)
+        with self._cond:
+            self._stops[id(job)] = stop
 
         def started(status: Status) -> None:
             job.status, job.state = status, JobState.RUNNING
@@ -165,24 +180,28 @@ class LocalBackend(Backend):
             job.status = execute(job.sub, ExecOptions(
                 steps=self._steps(job),
                 resource=job.resource,
-                stop=self.stop,
+                stop=stop,
                 force=self.options.force,
                 retries=self.options.retries,
                 seen_attempts=seen,
                 env=self._env,
                 on_start=started,
                 fingerprint=job.fingerprint,
+                heartbeat=self.options.heartbeat,
             ))
             job.state = job.status.state
         except Changed as e:
             job.skipped, job.changed, job.message = True, True, str(e)
-            job.state = observed_state(job.read_status()) if job.sub.dir.is_dir() else JobState.PENDING
+            job.state = job.observe() if job.sub.dir.is_dir() else JobState.PENDING
         except Locked as e:
             job.skipped, job.message = True, str(e)
-            job.state = observed_state(job.read_status())
+            job.observe()
         except Exception as e:  # noqa: BLE001 -- one broken job must not stop the pool
             job.message = f"mrl could not run it: {type(e).__name__}: {e}"
             job.state = JobState.FAILED
+        finally:
+            with self._cond:
+                self._stops.pop(id(job), None)
         if job.state is JobState.FAILED and self.options.fail_fast:
             self.halted = True
 
@@ -213,54 +232,78 @@ class LocalBackend(Backend):
         self._changed = True
 
 
+def _record_cancelled_before_start(job: Job) -> None:
+    """A queued job cancelled before it started: its record says so (attempts unchanged);
+    a done one queued by --force stays done (it did finish, before)."""
+    old = job.sub.read_status() or Status()
+    job.message = "cancelled before it started"
+    if old.state is JobState.DONE:
+        job.status, job.state = old, JobState.DONE
+        return
+    job.status, job.state = old.cancelled(now()), JobState.CANCELLED
+    try:
+        job.sub.write_status(job.status)
+    except OSError as e:
+        job.message += f" (could not record it: {e})"
+
+
 def cancel_records(jobs: Sequence[Job], grace: float = CANCEL_GRACE_S) -> None:
     """Cancel local jobs of another runner (or of none): SIGTERM their process groups.
 
-    A live runner writes `cancelled` itself when its step dies; for a record whose runner
-    is gone (stale) or that was never started here, we write it.
+    Only a process provably the recorded one (pid and start id, `procs.is_same_process`)
+    is signalled: a reused pid belongs to a stranger. A live runner writes `cancelled`
+    itself when its step dies; for a record whose runner is gone (stale) we write it.
     """
     groups, here = [], []
     for job in jobs:
         status = job.read_status()
-        state = observed_state(status)
+        state = job.observe(status)
         if status is None or (not state.active and state is not JobState.STALE):
             continue
         if status.host not in (None, HOST):
             job.message = f"runs on {status.host}: cancel it there"
             continue
         here.append(job)
-        pgid = status.pid if status.pid is not None else _wait_for_pid(job, status)
-        if pgid is not None and pid_alive(pgid):
+        pgid, start = (status.pid, status.pid_start) if status.pid is not None else _wait_for_pid(job, status)
+        if pgid is not None and is_same_process(pgid, start):
             killpg(pgid, signal.SIGTERM)
             groups.append(pgid)
+        elif pgid is not None:
+            job.message = f"pid {pgid} is not its step any more: not signalled"
     _wait_gone(groups, grace)
     for job in here:
         _mark_cancelled_if_orphaned(job)
 
 
-def _wait_for_pid(job: Job, status: Status, grace: float = PID_WAIT_S) -> int | None:
-    """The step's process group once its live runner has recorded it.
+def _runner_alive(status: Status | None) -> bool:
+    return status is not None and is_same_process(status.runner_pid, status.runner_start)
+
+
+def _wait_for_pid(job: Job, status: Status, grace: float = PID_WAIT_S) -> tuple[int | None, str | None]:
+    """The step's process group (and its start id) once its live runner has recorded it.
 
     A runner writes the child's pid just after starting it, so a cancel can land in
     between (the step may already have done something visible); wait for the record
     rather than miss the step.
     """
-    runner = status.runner_pid
     deadline = time.monotonic() + grace
-    while runner is not None and pid_alive(runner) and time.monotonic() < deadline:
+    while _runner_alive(status) and time.monotonic() < deadline:
         time.sleep(0.02)
         now_status = job.read_status()
         if not recorded_state(now_status).active:
-            return None
+            return None, None
         if now_status is not None and now_status.pid is not None:
-            return now_status.pid
-    return None
+            return now_status.pid, now_status.pid_start
+    return None, None
 
 
 def _wait_gone(groups: list[int], grace: float) -> None:
+    """Wait for the groups (proven ours when signalled) to end; SIGKILL what is left.
+
+    A group seen empty is dropped at once: its id could be reused by a stranger."""
     deadline = time.monotonic() + grace
     while groups and time.monotonic() < deadline:
-        groups = [g for g in groups if pid_alive(g)]
+        groups = [g for g in groups if group_alive(g)]
         if groups:
             time.sleep(0.05)
     for g in groups:
@@ -268,18 +311,19 @@ def _wait_gone(groups: list[int], grace: float) -> None:
 
 
 def _mark_cancelled_if_orphaned(job: Job) -> None:
-    runner = job.status.runner_pid if job.status else None
+    first = job.status
     for _ in range(40):  # a live runner writes `cancelled` itself, give it 2 s
         status = job.read_status()
         if not recorded_state(status).active:
             job.state = recorded_state(status)
             return
-        if not (runner is not None and pid_alive(runner)):
+        if not _runner_alive(first):
             break
         time.sleep(0.05)
     status = job.read_status()
-    if runner is not None and pid_alive(runner) and status is not None and status.state.active:
+    if _runner_alive(first) and status is not None and status.state.active:
         # Its runner lives and still says running: saying cancelled here would be a lie.
+        runner = first.runner_pid if first else None
         job.message = f"its runner (pid {runner}) did not stop it; try again, or stop that runner"
         return
     if status is not None and status.state.active:

@@ -63,12 +63,17 @@ def run_task(sub: SubExperiment, backend: str, stop: Stopper, *, retries: int = 
              fingerprint: str | None = None) -> JobState:
     """Execute `sub` as a task of `backend` until it ends or `stop` is requested (raises
     execute.Changed when `fingerprint` no longer matches it)."""
-    from metarunlog.execute import ExecOptions, execute
+    from metarunlog.config import DEFAULT_HEARTBEAT_S
+    from metarunlog.execute import ExecOptions, Heartbeat, execute
 
     job_id, node = registry.get_backend(backend).task_ids()
+    heartbeat = Heartbeat(float(sub.exp.cfg["run"].get("heartbeat") or DEFAULT_HEARTBEAT_S))
     options = ExecOptions(backend=backend, job_id=job_id, node=node, stop=stop, retries=retries, force=force,
-                          fingerprint=fingerprint)
-    return execute(sub, options).state
+                          fingerprint=fingerprint, heartbeat=heartbeat)
+    try:
+        return execute(sub, options).state
+    finally:
+        heartbeat.close()
 
 
 def _stop_on_signals() -> Stopper:

@@ -9,7 +9,10 @@ A cancelled sub-experiment runs again with the next `mrl run` (or `mrl run --fai
 from __future__ import annotations
 
 import argparse
+import sys
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from metarunlog.backends.base import Job, RunOptions, get_backend, observe_any
 from metarunlog.backends.registry import DEFAULT
@@ -20,6 +23,7 @@ from metarunlog.selection import pick
 from metarunlog.states import JobState
 
 HELP = "stop running or queued sub-experiments (local or Slurm)"
+RUNNER_ANSWER_S = 5.0  # how long a live `mrl run` gets to answer a cancel request
 USAGE = "mrl cancel [EXP] [SELECTION]"
 
 
@@ -31,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def cli(args: argparse.Namespace, project: Project) -> int:
     exp = project.load_exp(args.expId)
     res = cancel(exp, args.selection)
+    for job in res.unreadable[:5]:
+        print(f"mrl: warning: {job.name} left alone: {job.unreadable}", file=sys.stderr)
     if not res.asked:
         print(f"mrl: nothing is running or queued in {exp.name}")
         return 0
@@ -44,18 +50,64 @@ def cli(args: argparse.Namespace, project: Project) -> int:
 class CancelResult:
     asked: list[Job] = field(default_factory=list)  # were active: cancel requested
     left: list[Job] = field(default_factory=list)  # still active afterwards
+    unreadable: list[Job] = field(default_factory=list)  # corrupt .mrl.status: nothing known to stop
 
 
 def cancel(exp: Experiment, selection: str = "all") -> CancelResult:
-    """Cancel the active sub-experiments among `selection`; returns what was asked and what is left."""
+    """Cancel the active sub-experiments among `selection`; returns what was asked and what is left.
+
+    A live `mrl run` on this machine is asked to cancel its own (queued ones never start,
+    running ones end cancelled); what no live runner answers for is stopped here.
+    """
     jobs = [Job(sub) for sub in pick(exp.sub_experiments(), selection)]
+    by_runner = _ask_runners(exp, {j.id for j in jobs})
     observe_any(exp, jobs)
-    res = CancelResult(asked=[j for j in jobs if j.state.active or j.state is JobState.STALE])
+    res = CancelResult(asked=[j for j in jobs if j.id in by_runner or j.state.active or j.state is JobState.STALE],
+                       unreadable=[j for j in jobs if j.unreadable])
     by_backend: dict[str, list[Job]] = {}
     for job in res.asked:
+        if job.id in by_runner and not job.state.active:
+            continue  # its runner cancelled it
         by_backend.setdefault(job.status.backend if job.status else DEFAULT, []).append(job)
     for name, group in by_backend.items():
         get_backend(name)(exp, RunOptions()).cancel(group)
     observe_any(exp, res.asked)
     res.left = [j for j in res.asked if j.state.active]
     return res
+
+
+def _ask_runners(exp: Experiment, ids: set[int]) -> set[int]:
+    """Ask each live runner of `exp` on this machine to cancel its jobs among `ids`; wait
+    until they are no longer running (the runner sends SIGKILL after its grace). Returns
+    the ids the runners said they cancelled."""
+    from metarunlog import ownership
+
+    asked: dict[Path, set[int]] = {}
+    for claim in ownership.live_runners(exp):
+        mine = ownership.runner_jobs(claim) & ids
+        if mine:
+            asked[ownership.request_cancel(claim, mine)] = mine
+    cancelled: set[int] = set()
+    deadline = time.monotonic() + RUNNER_ANSWER_S
+    while asked and time.monotonic() < deadline:
+        for request in list(asked):
+            answer = ownership.answer_of(request)
+            if answer is not None:
+                cancelled |= set(answer)
+                del asked[request]
+        time.sleep(0.02)
+    for request in asked:  # no answer: that runner is stuck or gone; we stop its jobs ourselves
+        ownership.withdraw(request)
+    _wait_not_running(exp, cancelled)
+    return cancelled
+
+
+def _wait_not_running(exp: Experiment, ids: set[int]) -> None:
+    from metarunlog.backends.local import CANCEL_GRACE_S
+
+    jobs = [Job(s) for s in exp.sub_experiments() if s.id in ids]
+    deadline = time.monotonic() + CANCEL_GRACE_S + RUNNER_ANSWER_S
+    while jobs and time.monotonic() < deadline:
+        jobs = [j for j in jobs if j.observe().active]
+        if jobs:
+            time.sleep(0.05)

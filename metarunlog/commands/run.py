@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import sys
 import time
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ from metarunlog import ownership
 from metarunlog.backends import registry
 from metarunlog.backends.base import Backend, Job, RunOptions, get_backend, observe_any
 from metarunlog.commands._args import add_target_arguments
+from metarunlog.config import DEFAULT_HEARTBEAT_S
 from metarunlog.errors import MrlError
 from metarunlog.experiment import DONE_MARK, Experiment
 from metarunlog.ownership import RunnerClaim
@@ -80,18 +82,18 @@ def cli(args: argparse.Namespace, project: Project) -> int:
         the_plan = plan(exp, args.selection, failed=args.failed, pending=args.pending, force=options.force)
         _print_provenance(project, exp, args)
         return _print_dry_run(the_plan)
-    with owning(exp):  # makebatch -replace/--extend refuse until this run ends
+    with owning(exp) as claim:  # makebatch -replace/--extend refuse until this run ends
         the_plan = plan(exp, args.selection, failed=args.failed, pending=args.pending, force=options.force)
         _print_provenance(project, exp, args)
         _print_plan(the_plan, backend_name, options)
         if not the_plan.jobs:
-            return 0
-        result = run(exp, the_plan, backend_name=backend_name, options=options, show=True)
+            return 1 if the_plan.unreadable else 0
+        result = run(exp, the_plan, backend_name=backend_name, options=options, show=True, claim=claim)
     for job in the_plan.jobs:
         if job.changed:
             print(f"mrl: {job.name}: {job.message}", file=sys.stderr)
     print(result.summary)
-    return result.code
+    return result.code or (1 if the_plan.unreadable else 0)
 
 
 @contextlib.contextmanager
@@ -144,6 +146,7 @@ class Plan:
     done: list[Job] = field(default_factory=list)  # skipped: done (no --force)
     active: list[Job] = field(default_factory=list)  # skipped: running or queued elsewhere
     other: list[Job] = field(default_factory=list)  # skipped by --failed / --pending
+    unreadable: list[Job] = field(default_factory=list)  # skipped: corrupt .mrl.status (fix or remove it)
 
 
 def plan(exp: Experiment, selection: str = "all", *, failed: bool = False, pending: bool = False,
@@ -159,7 +162,9 @@ def plan(exp: Experiment, selection: str = "all", *, failed: bool = False, pendi
     keep = narrow(states, failed=failed, pending=pending)
     out = Plan(exp, [], len(jobs))
     for job, state, kept in zip(jobs, states, keep, strict=True):
-        if not kept:
+        if job.unreadable:
+            out.unreadable.append(job)
+        elif not kept:
             out.other.append(job)
         elif state.active:
             out.active.append(job)
@@ -212,35 +217,76 @@ class RunResult:
 
 
 def run(exp: Experiment, the_plan: Plan, *, backend_name: str = registry.DEFAULT, options: RunOptions | None = None,
-        show: bool = False) -> RunResult:
-    """Run the plan's jobs to the end (or submit them, for a scheduler); `show` draws progress."""
+        show: bool = False, claim: RunnerClaim | None = None) -> RunResult:
+    """Run the plan's jobs to the end (or submit them, for a scheduler); `show` draws progress.
+
+    With `claim` (this run's, see `owning`), `mrl cancel`'s requests reach it: the jobs it
+    asks for are cancelled here (queued ones never start), and a run whose every
+    remaining job was cancelled ends as an interrupted one (exit 130).
+    """
+    from metarunlog.execute import Heartbeat
+
     options = options or RunOptions()
+    # One heartbeat thread per run (`run.heartbeat`): refreshes its claim and live records.
+    heartbeat = options.heartbeat or Heartbeat(float(exp.cfg["run"].get("heartbeat") or DEFAULT_HEARTBEAT_S))
+    options = dataclasses.replace(options, heartbeat=heartbeat)
+    if claim is not None:
+        heartbeat.add(claim.path)
     backend = get_backend(backend_name)(exp, options)
     jobs = the_plan.jobs
     t0 = time.monotonic()
+    if claim is not None:
+        claim.set_jobs([j.id for j in jobs])
     _clear_done_mark(exp)
     backend.submit(jobs)
     if not backend.waits:
         backend.poll(jobs)
         backend.close()
+        heartbeat.close()
         return RunResult([j.state for j in jobs], False, True, time.monotonic() - t0, note=backend.note)
     progress = _progress(exp, jobs, backend) if show else None
+    cancels = _Cancels(backend, jobs, claim)
     try:
-        _wait_all(backend, jobs, progress)
+        _wait_all(backend, jobs, progress, cancels)
     finally:
         backend.close()
+        heartbeat.close()
     if progress is not None:
         progress.close(jobs)
     _update_done_mark(exp)
     ours = [j for j in jobs if not j.skipped]
     return RunResult(
-        [j.state for j in ours], backend.interrupted, False, time.monotonic() - t0,
+        [j.state for j in ours], backend.interrupted or cancels.all_cancelled, False, time.monotonic() - t0,
         skipped=len(jobs) - len(ours), changed=sum(j.changed for j in jobs),
     )
 
 
-def _wait_all(backend: Backend, jobs: list[Job], progress: Any) -> None:
+@dataclass
+class _Cancels:
+    """`mrl cancel`'s requests to this run (files next to its claim), applied between polls."""
+
+    backend: Backend
+    jobs: list[Job]
+    claim: RunnerClaim | None
+    cancelled: set[int] = field(default_factory=set)
+    all_cancelled: bool = False
+
+    def apply(self) -> None:
+        if self.claim is None:
+            return
+        for request, ids in self.claim.take_requests():
+            hit = [j for j in self.jobs if j.id in ids and not j.state.finished and not j.skipped]
+            self.backend.cancel(hit)
+            self.cancelled |= {j.id for j in hit}
+            self.claim.answer(request, sorted(j.id for j in hit))
+            if hit and all(j.state.finished or j.skipped or j.id in self.cancelled for j in self.jobs):
+                self.all_cancelled = True  # nothing of this run was left: it was cancelled
+
+
+def _wait_all(backend: Backend, jobs: list[Job], progress: Any, cancels: _Cancels | None = None) -> None:
     while True:
+        if cancels is not None:
+            cancels.apply()
         states = backend.poll(jobs)
         if progress is not None:
             progress.update(jobs)
@@ -289,6 +335,10 @@ def _print_plan(p: Plan, backend_name: str, options: RunOptions) -> None:
         notes.append(f"{len(p.active)} running or queued elsewhere ({_names(p.active)})")
     if p.other:
         notes.append(f"{len(p.other)} not matching --failed/--pending")
+    if p.unreadable:
+        notes.append(f"{len(p.unreadable)} with an unreadable .mrl.status ({_names(p.unreadable)})")
+    for job in p.unreadable[:5]:
+        print(f"mrl: warning: {job.name} not run: {job.unreadable}", file=sys.stderr)
     skip = f"; skipping {', '.join(notes)}" if notes else ""
     if not p.jobs:
         print(f"mrl: nothing to run in {p.exp.name}{skip}")

@@ -8,7 +8,7 @@ Slurm job, host, start. --json prints the same rows as a JSON list, each with it
 --watch redraws until nothing is running or queued (Ctrl-C leaves).
 
 Writes nothing, except EXPDIR/.mrl.done when it finds every sub-experiment done (a Slurm
-run that finished after `mrl run` returned).
+run that finished after `mrl run` returned) and the folder is writable.
 """
 
 from __future__ import annotations
@@ -79,10 +79,21 @@ def status(exp: Experiment, selection: str | None = None) -> list[Row]:
     rows = [Row(j.id, j.name, j.state, j.status, j.message) for j in jobs]
     every = len(picked) == len(subs)  # a selection cannot tell that the experiment is done
     if every and rows and all(r.state is JobState.DONE for r in rows) and not (exp.dir / DONE_MARK).exists():
-        from metarunlog.execute import update_done_marker
-
-        update_done_marker(exp)
+        _mark_done(exp)
     return rows
+
+
+def _mark_done(exp: Experiment) -> None:
+    """`.mrl.done` for a run that finished after `mrl run` returned (Slurm) - only where
+    we may write: a read command works on a read-only experiment, writing nothing."""
+    import contextlib
+    import os
+
+    from metarunlog.execute import update_done_marker
+
+    if os.access(exp.dir, os.W_OK):
+        with contextlib.suppress(OSError):
+            update_done_marker(exp)
 
 
 def render(exp: Experiment, rows: list[Row]) -> str:

@@ -17,7 +17,7 @@ def test_a_cancel_landing_before_the_runner_records_the_pid_still_stops_the_step
 
     from metarunlog.backends.base import Job
     from metarunlog.backends.local import cancel_records
-    from metarunlog.procs import pid_alive
+    from metarunlog.procs import pid_alive, start_id
     from metarunlog.records import Status
     from metarunlog.states import JobState
     from tests.backends.contract import make_experiment
@@ -26,9 +26,10 @@ def test_a_cancel_landing_before_the_runner_records_the_pid_still_stops_the_step
     sub = exp.sub_experiments()[0]
     step = subprocess.Popen(["sleep", "60"], start_new_session=True)
     # What a runner has written just before starting the step: running, no pid yet.
-    base = Status(JobState.RUNNING, attempts=1, host=socket.gethostname(), runner_pid=os.getpid())
+    base = Status(JobState.RUNNING, attempts=1, host=socket.gethostname(), runner_pid=os.getpid(),
+                  runner_start=start_id(os.getpid()))
     sub.write_status(base)
-    timer = threading.Timer(0.3, lambda: sub.write_status(base.step_started(step.pid)))
+    timer = threading.Timer(0.3, lambda: sub.write_status(base.step_started(step.pid, start_id(step.pid))))
     timer.start()
     try:
         job = Job(sub)

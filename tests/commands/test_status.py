@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 from metarunlog.main import main
+from metarunlog.procs import start_id
 from metarunlog.records import Status
 from metarunlog.states import JobState
 from tests.backends.contract import make_experiment
@@ -60,7 +61,8 @@ def test_a_running_record_of_a_live_process_is_running(project: Path, capsys) ->
     capsys.readouterr()
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
-        sub.write_status(Status(JobState.RUNNING, pid=sleeper.pid, runner_pid=dead_pid(), host=socket.gethostname()))
+        sub.write_status(Status(JobState.RUNNING, pid=sleeper.pid, pid_start=start_id(sleeper.pid),
+                                runner_pid=dead_pid(), host=socket.gethostname()))
         main(["status", "--json"])
         assert json.loads(capsys.readouterr().out)[0]["state"] == "running"
     finally:

@@ -1,0 +1,93 @@
+"""Never signal a process mrl cannot prove is the recorded step; one unparsable record
+never blocks the others (issue 10, "Harm outside mrl", "Jobs that cannot be run")."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from metarunlog.procs import start_id
+from metarunlog.records import Status
+from metarunlog.states import JobState
+from tests.backends.contract import make_experiment
+from tests.commands.test_run import alive
+from tests.conftest import run_mrl
+
+
+@pytest.mark.parametrize("recorded_start", [None, "another-boot:12345"])
+def test_a_stranger_whose_pid_a_running_record_holds_is_stale_and_never_signalled(
+    project: Path, recorded_start: str | None
+) -> None:
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "true")
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        sub = exp.sub_experiments()[0]
+        record = {"state": "running", "attempts": 1, "host": socket.gethostname(), "backend": "local",
+                  "pid": stranger.pid, "runnerPid": stranger.pid}
+        if recorded_start:
+            record.update(pidStart=recorded_start, runnerStart=recorded_start)
+        sub.status_path.write_text(json.dumps(record))
+        rows = json.loads(run_mrl("status", "--json", cwd=project, check=True).stdout)
+        assert rows[0]["state"] == "stale"
+        proc = run_mrl("cancel", cwd=project)
+        assert "Traceback" not in proc.stderr
+        assert stranger.poll() is None and alive(stranger.pid)  # left alone
+        assert sub.read_status().state is JobState.CANCELLED  # the record was stale: now it says so
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_the_recorded_step_itself_is_proven_and_cancelled(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}], "true")
+    step = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        sub = exp.sub_experiments()[0]
+        sub.write_status(Status(JobState.RUNNING, attempts=1, host=socket.gethostname(), pid=step.pid,
+                                pid_start=start_id(step.pid)))
+        rows = json.loads(run_mrl("status", "--json", cwd=project, check=True).stdout)
+        assert rows[0]["state"] == "running"
+        assert run_mrl("cancel", cwd=project).stdout.strip() == "001: cancelled"
+        assert step.wait(timeout=15) == -signal.SIGTERM
+    finally:
+        if step.poll() is None:
+            step.kill()
+
+
+def test_one_unparsable_status_is_reported_by_path_and_the_others_still_work(project: Path) -> None:
+    exp = make_experiment(project, [{"x": i} for i in (1, 2, 3)], "echo ran > out.txt")
+    bad = exp.dir / "002" / ".mrl.status"
+    bad.write_text('{"state": "runn')
+    status = run_mrl("status", cwd=project)
+    assert status.returncode == 0 and "Traceback" not in status.stderr, status.stderr
+    assert str(bad) in status.stdout and "003" in status.stdout
+    run = run_mrl("run", cwd=project)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert str(bad) in run.stderr
+    assert (exp.dir / "001" / "out.txt").exists() and (exp.dir / "003" / "out.txt").exists()
+    assert not (exp.dir / "002" / "out.txt").exists()
+    assert bad.read_text() == '{"state": "runn'  # left for the user to look at
+    cancel = run_mrl("cancel", cwd=project)
+    assert cancel.returncode == 0 and str(bad) in cancel.stderr, cancel.stdout + cancel.stderr
+    assert "Traceback" not in cancel.stderr
+
+
+def test_cancel_still_stops_the_others_when_one_record_is_unparsable(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "true")
+    (exp.dir / "001" / ".mrl.status").write_text("not json")
+    step = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        exp.sub_experiments()[1].write_status(Status(JobState.RUNNING, attempts=1, host=socket.gethostname(),
+                                                     pid=step.pid, pid_start=start_id(step.pid)))
+        proc = run_mrl("cancel", cwd=project)
+        assert "002: cancelled" in proc.stdout, proc.stdout + proc.stderr
+        assert step.wait(timeout=15) == -signal.SIGTERM
+    finally:
+        if step.poll() is None:
+            os.kill(step.pid, signal.SIGKILL)
