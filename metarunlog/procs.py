@@ -71,6 +71,22 @@ def is_same_process(pid: int | None, recorded: str | None) -> bool:
     return now is not None and now == recorded and pid_alive(pid)
 
 
+def is_step_of(pid: int | None, recorded: str | None, subdir: str | os.PathLike[str] | None) -> bool:
+    """`pid` is provably the step of the sub-experiment in `subdir`: its start id matches the
+    record, or (a record of an mrl that wrote no start id) its environment holds
+    `MRL_SUBEXP_DIR=<subdir>`, which mrl sets for every step."""
+    if recorded:
+        return is_same_process(pid, recorded)
+    if pid is None or valid_pid(pid) is None or pid == 1 or subdir is None or not pid_alive(pid):
+        return False
+    marker = b"MRL_SUBEXP_DIR=" + os.fsencode(subdir)
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return marker in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
 def killpg(pgid: int, sig: int) -> None:
     """Send `sig` to process group `pgid`; one already gone (or not ours to signal) is fine."""
     if valid_pid(pgid) is None or pgid == 1:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from metarunlog.backends.registry import judged_by_liveness
-from metarunlog.procs import is_same_process
+from metarunlog.procs import is_same_process, is_step_of
 
 if TYPE_CHECKING:
     from metarunlog.records import Status
@@ -80,7 +80,8 @@ def observed_state(status: Status | None, path: Path | None = None,
     if status.host not in (None, _HOST):
         return JobState.STALE if _not_refreshed(path, stale_after) else state
     # The step's process group outlives a runner killed with -9: stale only once both are gone.
-    if is_same_process(status.runner_pid, status.runner_start) or is_same_process(status.pid, status.pid_start):
+    subdir = path.parent if path is not None else None
+    if is_same_process(status.runner_pid, status.runner_start) or is_step_of(status.pid, status.pid_start, subdir):
         return state
     return JobState.STALE
 

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from metarunlog.procs import start_id
 from metarunlog.records import Status
 from metarunlog.states import FAILED_LIKE, FINISHED, JobState, observed_state, recorded_state
 
@@ -63,8 +64,14 @@ def test_no_record_is_pending() -> None:
 
 
 def test_a_running_record_whose_process_is_alive_stays_running(live_pid: int) -> None:
-    assert observed_state(running(runner_pid=live_pid)) is JobState.RUNNING
-    assert observed_state(running(runner_pid=os.getpid(), pid=None)) is JobState.RUNNING
+    assert observed_state(running(runner_pid=live_pid, runner_start=start_id(live_pid))) is JobState.RUNNING
+    assert observed_state(running(runner_pid=os.getpid(), runner_start=start_id(os.getpid()))) is JobState.RUNNING
+
+
+def test_a_live_pid_that_is_not_the_recorded_process_is_stale(live_pid: int) -> None:
+    # pid reuse: alive, but not the process the record names (no start id, or another one)
+    assert observed_state(running(runner_pid=live_pid)) is JobState.STALE
+    assert observed_state(running(pid=live_pid, pid_start="other-boot:1")) is JobState.STALE
 
 
 def test_a_running_record_whose_runner_and_step_are_gone_is_stale(dead_pid: int) -> None:
@@ -74,7 +81,8 @@ def test_a_running_record_whose_runner_and_step_are_gone_is_stale(dead_pid: int)
 
 
 def test_a_step_that_outlives_its_killed_runner_keeps_the_record_running(dead_pid: int, live_pid: int) -> None:
-    assert observed_state(running(runner_pid=dead_pid, pid=live_pid)) is JobState.RUNNING
+    status = running(runner_pid=dead_pid, pid=live_pid, pid_start=start_id(live_pid))
+    assert observed_state(status) is JobState.RUNNING
 
 
 def test_another_machines_record_is_not_judged_from_here(dead_pid: int) -> None:
@@ -94,8 +102,10 @@ def test_a_finished_record_is_shown_as_written_whatever_its_pids(dead_pid: int) 
         assert observed_state(running(state=state, runner_pid=dead_pid)) is state
 
 
-def test_a_running_record_without_pids_cannot_be_proven_stale() -> None:
-    assert observed_state(running()) is JobState.RUNNING
+def test_a_running_record_without_pids_is_stale_as_nothing_proves_it_runs() -> None:
+    # issue 10: what mrl cannot prove is running is stale (the run lock still keeps a
+    # live runner's sub-experiment from running twice)
+    assert observed_state(running()) is JobState.STALE
 
 
 def test_a_pid_that_cannot_be_a_process_is_read_as_none_and_never_probed() -> None:
@@ -104,4 +114,4 @@ def test_a_pid_that_cannot_be_a_process_is_read_as_none_and_never_probed() -> No
         {"state": "running", "host": socket.gethostname(), "backend": "local", "runnerPid": 0, "pid": -5}
     )
     assert status.runner_pid is None and status.pid is None
-    assert observed_state(status) is JobState.RUNNING
+    assert observed_state(status) is JobState.STALE

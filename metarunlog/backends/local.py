@@ -24,7 +24,7 @@ from typing import Any
 from metarunlog.backends.base import Backend, Job, RunOptions, observe
 from metarunlog.execute import HOST, Changed, Command, ExecOptions, Locked, Stopper, execute, now
 from metarunlog.experiment import Experiment
-from metarunlog.procs import group_alive, is_same_process, killpg
+from metarunlog.procs import group_alive, is_same_process, is_step_of, killpg
 from metarunlog.records import Status
 from metarunlog.states import JobState, recorded_state
 
@@ -265,7 +265,7 @@ def cancel_records(jobs: Sequence[Job], grace: float = CANCEL_GRACE_S) -> None:
             continue
         here.append(job)
         pgid, start = (status.pid, status.pid_start) if status.pid is not None else _wait_for_pid(job, status)
-        if pgid is not None and is_same_process(pgid, start):
+        if pgid is not None and is_step_of(pgid, start, job.sub.dir):
             killpg(pgid, signal.SIGTERM)
             groups.append(pgid)
         elif pgid is not None:

@@ -91,3 +91,19 @@ def test_cancel_still_stops_the_others_when_one_record_is_unparsable(project: Pa
     finally:
         if step.poll() is None:
             os.kill(step.pid, signal.SIGKILL)
+
+
+def test_a_step_of_an_older_mrl_without_start_ids_is_proven_by_its_environment(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}], "true")
+    sub = exp.sub_experiments()[0]
+    step = subprocess.Popen(["sleep", "60"], start_new_session=True, env={**os.environ, "MRL_SUBEXP_DIR": str(sub.dir)})
+    try:
+        sub.status_path.write_text(json.dumps({"state": "running", "attempts": 1, "host": socket.gethostname(),
+                                               "backend": "local", "pid": step.pid}))
+        rows = json.loads(run_mrl("status", "--json", cwd=project, check=True).stdout)
+        assert rows[0]["state"] == "running"
+        assert run_mrl("cancel", cwd=project).stdout.strip() == "001: cancelled"
+        assert step.wait(timeout=15) == -signal.SIGTERM
+    finally:
+        if step.poll() is None:
+            step.kill()
