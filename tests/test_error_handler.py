@@ -140,8 +140,12 @@ def test_a_reader_that_leaves_the_pipe_is_exit_0_without_a_message() -> None:
         "    sys.stderr.write(f'exit {e.code}\\n'); os._exit(e.code)\n"
     )
     proc = subprocess.run(
-        f"{sys.executable!s} -c \"$RUNNER\" | head -c 10 >/dev/null",
-        shell=True, capture_output=True, text=True, env={**env, "RUNNER": runner}, timeout=60,
+        f'{sys.executable!s} -c "$RUNNER" | head -c 10 >/dev/null',
+        shell=True,
+        capture_output=True,
+        text=True,
+        env={**env, "RUNNER": runner},
+        timeout=60,
     )
     assert proc.stderr == "exit 0\n"
 

@@ -20,8 +20,9 @@ def check(name: str, text: str, **params: object) -> str:
     return ""
 
 
-@pytest.mark.parametrize(("name", "fmt"), [("cfg.json", "JSON"), ("A.YAML", "YAML"), ("x.yml", "YAML"),
-                                            ("pyproject.toml", "TOML")])
+@pytest.mark.parametrize(
+    ("name", "fmt"), [("cfg.json", "JSON"), ("A.YAML", "YAML"), ("x.yml", "YAML"), ("pyproject.toml", "TOML")]
+)
 def test_each_checked_format_is_chosen_by_the_file_suffix_in_any_case(name: str, fmt: str) -> None:
     found = checker(name)
     assert found is not None and found.format == fmt and found.name == name
@@ -48,7 +49,7 @@ def test_a_bare_string_in_json_names_the_param_and_the_tojson_fix() -> None:
 def test_a_python_bool_or_none_or_dict_in_json_is_named() -> None:
     assert "param flag rendered as True" in check("c.json", '{"flag": True}', flag=True)
     assert "param w rendered as None" in check("c.json", '{"w": None}', w=None)
-    msg = check("c.json", '{"opt": {\'a\': 1}}', opt={"a": 1})
+    msg = check("c.json", "{\"opt\": {'a': 1}}", opt={"a": 1})
     assert "param opt rendered as {'a': 1}" in msg
 
 

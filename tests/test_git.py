@@ -106,8 +106,13 @@ def test_checkout_writes_plain_files_with_their_modes_and_links(git_repo: Path, 
     assert os.access(dest / "run.sh", os.X_OK) and not os.access(dest / "train.py", os.X_OK)
     assert os.readlink(dest / "link.py") == "train.py"
     modes = {e.path: e.mode for e in mgit.ls_tree(git_repo, commit)}
-    assert modes == {"conf.lua": "100644", "link.py": mgit.SYMLINK, "pkg/m.py": "100644",
-                     "run.sh": mgit.EXECUTABLE, "train.py": "100644"}
+    assert modes == {
+        "conf.lua": "100644",
+        "link.py": mgit.SYMLINK,
+        "pkg/m.py": "100644",
+        "run.sh": mgit.EXECUTABLE,
+        "train.py": "100644",
+    }
 
 
 def test_checkout_of_some_paths_writes_only_those(git_repo: Path, tmp_path: Path) -> None:
@@ -123,8 +128,9 @@ def test_blob_ids_are_the_ids_git_stores(git_repo: Path, tmp_path: Path) -> None
     data = b"some bytes\n\x00\xff"
     f = tmp_path / "f.bin"
     f.write_bytes(data)
-    expected = subprocess.run(["git", "hash-object", "--no-filters", str(f)], capture_output=True, text=True,
-                              check=True).stdout.strip()
+    expected = subprocess.run(
+        ["git", "hash-object", "--no-filters", str(f)], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert mgit.blob_id(data) == expected == mgit.file_blob_id(str(f))
     by_tree = {e.path: e.sha for e in mgit.ls_tree(git_repo, "HEAD")}
     assert mgit.file_blob_id(str(git_repo / "train.py")) == by_tree["train.py"]

@@ -25,7 +25,7 @@ from tests.conftest import REPO_ROOT
 @pytest.fixture
 def odd_project(project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The project moved to a folder whose name needs quoting in Python and escaping in HTML."""
-    moved = tmp_path / "it's \"<b>\" proj"
+    moved = tmp_path / 'it\'s "<b>" proj'
     os.rename(project, moved)
     monkeypatch.chdir(moved)
     return moved
@@ -73,8 +73,14 @@ def test_write_puts_a_valid_notebook_in_outdir_and_its_cells_run(odd_project: Pa
     assert nb.metadata["kernelspec"]["name"] == "python3"
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     program = code + "\nprint(len(table), len(curves), sorted(curves['lr']))\n"
-    proc = subprocess.run([sys.executable, "-c", program], cwd=tmp_path, capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", program],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "2 2 [0.1, 0.2]"
     assert sorted(p.name for p in out.iterdir()) == [notebook.NOTEBOOK_NAME]  # no temp file left

@@ -94,7 +94,7 @@ def test_the_live_view_draws_counts_and_slots_then_clears_them(jobs: list[Job]) 
     assert drawn.splitlines()[1:] == ["  slot 0 (resource 0): idle", "  slot 1: 001"]
     end(jobs[0], JobState.DONE)
     progress.close(jobs)
-    rest = out.getvalue()[len(drawn):]
+    rest = out.getvalue()[len(drawn) :]
     assert rest.startswith("\x1b[3F\x1b[J")  # the block is erased before anything else is written
     assert "[1/3]" not in rest  # on a terminal a done job needs no line of its own
     assert rest.endswith("\x1b[3F\x1b[J")

@@ -55,7 +55,7 @@ def test_finished_and_active_split_the_states_and_pending_and_stale_are_neither(
 
 
 def test_what_run_failed_reruns_is_every_ending_but_done_plus_stale() -> None:
-    assert FAILED_LIKE == (FINISHED - {JobState.DONE}) | {JobState.STALE}
+    assert (FINISHED - {JobState.DONE}) | {JobState.STALE} == FAILED_LIKE
 
 
 def test_no_record_is_pending() -> None:

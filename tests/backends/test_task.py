@@ -46,8 +46,15 @@ def status(sub_dir: Path) -> dict:
 
 
 def test_task_command_runs_this_interpreter_with_only_the_options_given(tmp_path: Path) -> None:
-    base = [sys.executable, "-m", "metarunlog.backends.task", str(tmp_path), "$SLURM_ARRAY_TASK_ID", "--backend",
-            "slurm"]
+    base = [
+        sys.executable,
+        "-m",
+        "metarunlog.backends.task",
+        str(tmp_path),
+        "$SLURM_ARRAY_TASK_ID",
+        "--backend",
+        "slurm",
+    ]
     assert task_command(tmp_path, "$SLURM_ARRAY_TASK_ID", "slurm") == base
     plan = tmp_path / "plan.json"
     assert task_command(tmp_path, "3", "local", retries=2, plan=plan)[-4:] == ["--retries", "2", "--plan", str(plan)]
@@ -133,8 +140,9 @@ def test_an_unknown_backend_is_refused_by_the_argument_parser(project: Path, tmp
 def test_a_signal_stops_the_step_records_it_cancelled_and_exits_130(project: Path, tmp_path: Path, sig) -> None:
     exp = make_experiment(project, [{"x": 1}], "echo $$ > started.tmp; mv started.tmp started; sleep 60")
     argv = [sys.executable, "-m", "metarunlog.backends.task", str(exp.dir), "1", "--backend", "local"]
-    proc = subprocess.Popen(argv, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        argv, cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     deadline = time.monotonic() + 60
     while not (exp.dir / "001" / "started").exists():
         assert time.monotonic() < deadline and proc.poll() is None, "the step never started"

@@ -85,14 +85,24 @@ def test_after_a_double_dash_a_hidden_spelling_is_left_as_it_is() -> None:
     add_option(p, "--copy-config-from", hidden=("--copyConfigFrom",), metavar="EXP")
     p.add_argument("rest", nargs="*")
     assert apply_aliases(p, ["--copyConfigFrom", "1", "--", "--copyConfigFrom"]) == [
-        "--copy-config-from", "1", "--", "--copyConfigFrom"]
+        "--copy-config-from",
+        "1",
+        "--",
+        "--copyConfigFrom",
+    ]
     assert p.parse_args(["--", "--copyConfigFrom"]).rest == ["--copyConfigFrom"]
 
 
 @pytest.mark.parametrize(
     ("name", "kebabbed"),
-    [("nEpochs", "n-epochs"), ("n_epochs", "n-epochs"), ("lr", "lr"), ("batchSize2", "batch-size2"),
-     ("useGPU", "use-gpu"), ("x1Y", "x1-y")],
+    [
+        ("nEpochs", "n-epochs"),
+        ("n_epochs", "n-epochs"),
+        ("lr", "lr"),
+        ("batchSize2", "batch-size2"),
+        ("useGPU", "use-gpu"),
+        ("x1Y", "x1-y"),
+    ],
 )
 def test_kebab_is_the_double_dash_spelling_of_an_option_name(name: str, kebabbed: str) -> None:
     assert kebab(name) == kebabbed

@@ -40,8 +40,12 @@ def test_last_path_prints_the_newest_folder_for_cd(project: Path, capsys) -> Non
 def test_last_pipes_into_grep_as_in_the_original(project: Path) -> None:
     new("first")
     proc = subprocess.run(
-        f"PYTHONPATH={REPO_ROOT} python -m metarunlog last | grep gitHash", shell=True, cwd=project,
-        capture_output=True, text=True, timeout=60,
+        f"PYTHONPATH={REPO_ROOT} python -m metarunlog last | grep gitHash",
+        shell=True,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0 and proc.stdout.startswith("gitHash")
 
