@@ -185,12 +185,12 @@ def _flat(prefix: str, value: Any) -> dict[str, Any]:
 
 
 def _run_block(exp: Experiment) -> Any:
-    """The run block the experiment runs with: the one pinned in its record; else the `run` of
+    """The run block the experiment runs with: the one pinned in its record (with
+    `EXPDIR/.mrl.cfg` over it); else the `run` of
     the `.mrl.cfg` in its code snapshot (the project's config at the pinned commit), with
     `EXPDIR/.mrl.cfg` over it; else its live config's."""
-    pinned = exp.record.get("run")
-    if isinstance(pinned, dict):
-        return pinned
+    if isinstance(exp.record.get("run"), dict):
+        return dict(exp.cfg.run)  # the pinned block with EXPDIR/.mrl.cfg over it: what runs
     snapshot = exp.code_dir / (exp.record.code_subdir or "") / CFG_OVERRIDE
     try:
         data = config.read_cfg_file(snapshot)

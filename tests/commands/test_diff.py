@@ -97,3 +97,12 @@ def test_a_notclean_experiment_shows_its_mrl_diff(project: Path) -> None:
 def test_an_unknown_sub_experiment_is_one_clear_error(project: Path, two_exps: tuple[Path, Path]) -> None:
     proc = run_mrl("diff", "1/42", "2", cwd=project)
     assert proc.returncode == 1 and proc.stderr.startswith("mrl: error: 1/42: experiment 0001 has no sub-experiment 42")
+
+
+def test_the_run_block_compared_is_the_one_that_runs_with_the_experiments_own_override(
+    project: Path, two_exps: tuple[Path, Path]
+) -> None:
+    _, second = two_exps
+    (second / ".mrl.cfg").write_text(json.dumps({"run": {"retries": 2}}))
+    d = diff_json("1", "2", cwd=project)
+    assert d["run"]["run.retries"] == {"a": 0, "b": 2}
