@@ -35,7 +35,7 @@ from typing import IO, Any
 from metarunlog import jsonio, render
 from metarunlog.backends.registry import DEFAULT
 from metarunlog.errors import MrlError
-from metarunlog.experiment import DONE_MARK, Experiment, SubExperiment
+from metarunlog.experiment import ATTEMPTS, DONE_MARK, LOG, Experiment, SubExperiment
 from metarunlog.locks import RUN_LOCK, Locked, run_lock
 from metarunlog.procs import is_same_process, killpg, reap_group, start_id
 from metarunlog.records import Status
@@ -353,6 +353,8 @@ def _attempt(
     must see it so.
     """
     t0 = time.monotonic()
+    if attempt.status.attempts and attempt.status.steps_done == 0:
+        set_aside_metrics(sub, attempt.status.attempts)
     attempt.status = attempt.status.attempt_started(now())
     code: int | None = 0
     with open(sub.log_path, "ab", buffering=0) as log:
@@ -409,6 +411,25 @@ def _step(
     finally:
         stop.discard(proc.pid)
         reap_group(proc.pid)
+
+
+def set_aside_metrics(sub: SubExperiment, n: int) -> list[Path]:
+    """Move the metrics files attempt `n` left (what the metrics readers own, `run.log`
+    aside) to `SUBDIR/.mrl.attempts/<n>/`, before an attempt starts from its first step:
+    `mrl table` and the report then never show an earlier attempt's metrics as this
+    attempt's, and nothing is deleted. Returns where they went."""
+    from metarunlog.results import finder_for
+
+    moved = []
+    for path in finder_for(sub.exp).owned(sub.dir):
+        rel = path.relative_to(sub.dir)
+        if rel.name == LOG or rel.parts[0].startswith("."):
+            continue
+        target = sub.dir / ATTEMPTS / str(n) / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+        moved.append(target)
+    return moved
 
 
 def _final_state(code: int | None, stop: Stopper) -> JobState:

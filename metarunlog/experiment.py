@@ -34,6 +34,7 @@ DIFF = ".mrl.diff"
 LOG = "run.log"
 CODE = "code"
 TRASH = ".trash"
+ATTEMPTS = ".mrl.attempts"  # SUBDIR/.mrl.attempts/<N>/: the metrics files attempt N left (execute)
 TEMPLATE_DIR = ".mrl.template"  # where a one-job experiment keeps its templates (makebatch, new -cp)
 
 

@@ -42,7 +42,18 @@ from metarunlog import batch as batch_mod
 from metarunlog import jsonio, ownership
 from metarunlog.batch import BatchSpec, Expansion, Template
 from metarunlog.errors import MrlError
-from metarunlog.experiment import CODE, DONE_MARK, LOG, RECORD, STATUS, TEMPLATE_DIR, TRASH, Experiment, SubExperiment
+from metarunlog.experiment import (
+    ATTEMPTS,
+    CODE,
+    DONE_MARK,
+    LOG,
+    RECORD,
+    STATUS,
+    TEMPLATE_DIR,
+    TRASH,
+    Experiment,
+    SubExperiment,
+)
 from metarunlog.locks import is_running
 from metarunlog.project import Project
 from metarunlog.records import BatchRecord, ExperimentRecord, SubRecord
@@ -53,7 +64,7 @@ TMP_PREFIX = ".mrl.batch-tmp-"
 RUNNER_CLAIM_WAIT_S = 2.0  # a runner holds the batch lock only while it writes its claim
 # What running a one-job experiment leaves in EXPDIR; -replace moves these to .trash too,
 # with the files the metrics readers own (see _single_outputs).
-SINGLE_OUTPUTS = (STATUS, LOG, DONE_MARK)
+SINGLE_OUTPUTS = (STATUS, LOG, DONE_MARK, ATTEMPTS)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

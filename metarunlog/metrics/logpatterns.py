@@ -52,12 +52,43 @@ def iter_matches(path: Path, patterns: list[re.Pattern[str]]) -> Iterator[dict[s
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return
     with f:
+        ours = path.name == RUN_LOG
+        if ours:
+            f.seek(this_attempt_offset(path))
         for line in f:
+            if ours and line.startswith(_HEADER_TEXT):
+                continue  # mrl's header quotes the command, which may look like a metric
             for rx in patterns:
                 for m in rx.finditer(line):
                     row = {k: parse_value(v) for k, v in m.groupdict().items() if v is not None}
                     if row:
                         yield row
+
+
+RUN_LOG = "run.log"  # experiment.LOG: mrl's own log, one `==== mrl attempt N step K/M ...` header per step
+_HEADER = b"==== mrl attempt "
+_HEADER_TEXT = _HEADER.decode()
+
+
+def this_attempt_offset(path: Path) -> int:
+    """Where the latest attempt that started at step 1 begins in `run.log` (0: none found).
+
+    run.log keeps every attempt; the metrics of an earlier attempt (a failed one, or the
+    run before a `--force`) are not this one's (a resumed attempt's earlier steps are)."""
+    import mmap
+
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            end = len(m)
+            while (at := m.rfind(_HEADER, 0, end)) >= 0:
+                line_end = m.find(b"\n", at)
+                line = m[at : line_end if line_end >= 0 else len(m)]
+                if (at == 0 or m[at - 1 : at] == b"\n") and b" step 1/" in line:
+                    return at
+                end = at
+    except (OSError, ValueError):  # empty file (mmap refuses), or unreadable
+        pass
+    return 0
 
 
 def with_steps(rows: Iterator[dict[str, Any]], step_keys: tuple[str, ...]) -> Iterator[dict[str, Any]]:
