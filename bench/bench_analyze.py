@@ -1,11 +1,15 @@
-"""Benchmark: `mrl analyze` against `mrl table` (the cost of reading the data), and
-`mrl table` on 10,000 sub-experiments against `find EXPDIR -name .mrl.status | xargs cat`.
+"""Benchmark: `mrl analyze` against `mrl table` (the cost of reading the data), the same
+with 10 repeats per combination (means and bands), `mrl analyze --index` over 200
+experiments, and `mrl table` on 10,000 sub-experiments against
+`find EXPDIR -name .mrl.status | xargs cat`.
 
     python bench/bench_analyze.py [--subs 1000] [--lines 200] [--big 10000] [--repeat 3]
+                                  [--exps 200] [--exp-subs 10]
 
 Everything is measured in the same run on the same freshly written experiments; the
 figures are best-of-N wall times of real `mrl` subprocesses. Aims: analyze within 3x of
-table, the report under 10 MB, table on 10,000 sub-experiments under a second.
+table, the report under 10 MB (with and without repeats), the index of 200 experiments
+under 2 s, table on 10,000 sub-experiments under a second.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -53,14 +58,23 @@ def make_project(root: Path) -> Path:
     return proj
 
 
-def make_experiment(proj: Path, n_subs: int, n_lines: int) -> Path:
+def bench_params(i: int, repeats: int | None) -> dict[str, object]:
+    """Sub-experiment i's params: a seed each (the default), or a 10 x 10 grid of lr x wd
+    with `repeats` runs of each combination (MRL:repeat's `repeat` param)."""
+    if repeats is None:
+        return {"lr": [0.1, 0.03, 0.01, 0.003][i % 4], "wd": [0.0, 1e-4, 1e-3][i % 3], "seed": i, "epochs": 10}
+    combo, rep = divmod(i - 1, repeats)
+    return {"lr": 10 ** -(1 + (combo % 10) / 3), "wd": (combo // 10 % 10) * 1e-4, "repeat": rep + 1, "epochs": 10}
+
+
+def make_experiment(proj: Path, n_subs: int, n_lines: int, repeats: int | None = None) -> Path:
     """`mrl new`, then n_subs finished sub-experiments written as docs/design.md pins them."""
     expdir = Path(mrl("new", "-cp", "no", f"bench {n_subs}x{n_lines}", cwd=proj).stdout.strip().splitlines()[-1])
     host = socket.gethostname()
     for i in range(1, n_subs + 1):
         d = expdir / f"{i:03d}"
         d.mkdir()
-        params = {"lr": [0.1, 0.03, 0.01, 0.003][i % 4], "wd": [0.0, 1e-4, 1e-3][i % 3], "seed": i, "epochs": 10}
+        params = bench_params(i, repeats)
         (d / ".mrl").write_text(json.dumps({"subExpId": i, "params": params}))
         status = {
             "state": "done",
@@ -86,7 +100,7 @@ def make_experiment(proj: Path, n_subs: int, n_lines: int) -> Path:
                 json.dumps(
                     {
                         "step": s,
-                        "loss": 1.0 / (s + 1) + 0.01 * math.sin(s + i),
+                        "loss": 1.0 / (s + 1) + 0.01 * math.sin(s + i) + float(params["lr"]),  # type: ignore[arg-type]
                         "acc": 1 - 1.0 / (s + 2),
                         "lr": params["lr"],
                     }
@@ -96,9 +110,24 @@ def make_experiment(proj: Path, n_subs: int, n_lines: int) -> Path:
             (d / "metrics.jsonl").write_text("\n".join(lines) + "\n")
         (d / "run.log").write_text(f"==== mrl attempt 1 step 1/1 on {host}\n" + "epoch done\n" * 30)
     rec = json.loads((expdir / ".mrl").read_text())
-    rec["batch"] = {"n": n_subs, "single": False, "templates": []}
+    rec["batch"] = {"n": n_subs, "single": False, "templates": [], "repeat": repeats}
     (expdir / ".mrl").write_text(json.dumps(rec))
     return expdir
+
+
+def copies(proj: Path, expdir: Path, n: int) -> None:
+    """n - 1 more experiments like `expdir` (copied folders, records renumbered): an index to list."""
+    outdir = expdir.parent
+    for k in range(expdir_id(expdir) + 1, expdir_id(expdir) + n):
+        dest = outdir / f"{k:04d}"
+        shutil.copytree(expdir, dest, ignore=shutil.ignore_patterns("analysis", "code"))
+        rec = json.loads((dest / ".mrl").read_text())
+        rec["expId"], rec["description"] = k, f"copy {k} of {expdir.name}"
+        (dest / ".mrl").write_text(json.dumps(rec))
+
+
+def expdir_id(expdir: Path) -> int:
+    return int(expdir.name)
 
 
 def best_of(n: int, fn: object) -> float:
@@ -116,6 +145,8 @@ def main() -> int:
     ap.add_argument("--lines", type=int, default=200)
     ap.add_argument("--big", type=int, default=10000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--exps", type=int, default=200)
+    ap.add_argument("--exp-subs", type=int, default=10)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         proj = make_project(Path(tmp))
@@ -128,6 +159,37 @@ def main() -> int:
         print(f"  mrl table    {t_table:6.2f} s")
         print(f"  mrl analyze  {t_analyze:6.2f} s   = {t_analyze / t_table:.1f}x table (aim: <= 3x)")
         print(f"  report size  {size / 1e6:6.2f} MB (aim: < 10 MB)")
+
+        rep = make_experiment(proj, a.subs, a.lines, repeats=10)
+        t_table = best_of(a.repeat, lambda: mrl("table", rep.name, cwd=proj))
+        t_analyze = best_of(a.repeat, lambda: mrl("analyze", rep.name, cwd=proj))
+        size = (rep / "analysis" / "index.html").stat().st_size
+        print(f"{a.subs} sub-experiments = {a.subs // 10} combinations x 10 repeats, {a.lines}-line metrics.jsonl:")
+        print(f"  mrl table    {t_table:6.2f} s")
+        print(f"  mrl analyze  {t_analyze:6.2f} s   = {t_analyze / t_table:.1f}x table (aim: <= 3x)")
+        print(f"  report size  {size / 1e6:6.2f} MB (aim: < 10 MB)")
+
+        with tempfile.TemporaryDirectory() as tmp2:
+            many = make_project(Path(tmp2))
+            first = make_experiment(many, a.exp_subs, 50)
+            copies(many, first, a.exps)
+            cache = many / "output" / ".mrl.index.json"
+
+            def cold() -> None:
+                cache.unlink(missing_ok=True)
+                mrl("analyze", "--index", cwd=many)
+
+            t_ls = best_of(a.repeat, lambda: mrl("ls", cwd=many))
+            try:
+                t_cold = best_of(a.repeat, cold)
+                mrl("analyze", "--index", cwd=many)
+                t_warm = best_of(a.repeat, lambda: mrl("analyze", "--index", cwd=many))
+            except subprocess.CalledProcessError:  # an mrl without --index (a "before" figure)
+                t_cold = t_warm = float("nan")
+        print(f"mrl analyze --index, {a.exps} experiments x {a.exp_subs} sub-experiments x 50-line metrics.jsonl:")
+        print(f"  mrl ls                        {t_ls:6.2f} s")
+        print(f"  --index, nothing cached       {t_cold:6.2f} s (aim: < 2 s)")
+        print(f"  --index, cards cached         {t_warm:6.2f} s (aim: < 2 s)")
 
         big = make_experiment(proj, a.big, 0)
         t_floor = best_of(

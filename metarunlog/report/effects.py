@@ -159,7 +159,7 @@ def effect_figure(e: Effect, primary: decide.Primary, varying: list[str]) -> Any
             whisker = Segment(x0="x", y0="lo", x1="x", y1="hi", line_color=color, line_width=2)
             bar = bk.add_glyph(fig, whisker, src, group)
             mark = Scatter(x="x", y="y", marker=marker, size=13, fill_color=color, line_color="#222222")
-            dot = bk.add_glyph(fig, mark, src, group)
+            dot = bk.add_glyph(fig, mark, src, group, like=bar)
             legend.add(f"{what}: mean ± std", bar, dot)
             marks.append(dot)
     bk.hover(fig, points, [("run", "@run"), (primary.name, "@y{0.[0000]}")])

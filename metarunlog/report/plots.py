@@ -176,10 +176,15 @@ class Drawn:
     fig: Any
     metric: str
     legend: bk.Legend
-    means: list[Any]  # renderers whose source has `label`, `lo` and `hi` columns
-    singles: list[Any]  # one run's line: its source has a `label` column
-    runs: list[Any]  # renderers whose source has a `run` column (index into run_labels)
-    run_labels: dict[str, str]
+    means: list[Any]  # lines of means: their source has `run` (a code), `lo` and `hi` columns
+    runs: list[Any]  # lines of runs: their source has a `run` column (a code)
+    labels: dict[str, str]  # code -> what the hover says: runs by index, means by -1, -2, ...
+
+    def code(self, label: str) -> int:
+        """A new negative code for a line of means (run indices are >= 0)."""
+        n = -1 - sum(k.startswith("-") for k in self.labels)
+        self.labels[str(n)] = label
+        return n
 
 
 def _figure(metric: str, lines: dict[int, Curve], lay: Layout) -> Any:
@@ -194,7 +199,7 @@ def _figure(metric: str, lines: dict[int, Curve], lay: Layout) -> Any:
         sizing_mode="stretch_width",
         tools="pan,wheel_zoom,box_zoom,reset,save",
     )
-    d = Drawn(fig, metric, bk.Legend(), [], [], [], {})
+    d = Drawn(fig, metric, bk.Legend(), [], [], {})
     combos = [c for c in ((c, [m for m in c.members if m in lines]) for c in lay.combos) if c[1]]
     n_lines = len(combos) if lay.repeats else len(lines)
     per_line = min(MAX_POINTS_PER_LINE, max(MIN_POINTS_PER_LINE, POINTS_PER_PLOT // max(1, n_lines)))
@@ -211,10 +216,10 @@ def _figure(metric: str, lines: dict[int, Curve], lay: Layout) -> Any:
             by_color.setdefault(color, []).extend(members)
         for color, members in by_color.items():
             _individual(d, lines, lay, members, color, per_run)
-    bk.hover(fig, d.means, [*_tips("runs", "@label", metric), ("mean ± std", "@lo{0.[0000]} to @hi{0.[0000]}")])
-    bk.hover(fig, d.singles, _tips("run", "@label", metric))
-    if d.runs:
-        name = CustomJSHover(args={"labels": d.run_labels}, code="return labels[String(value)] || ''")
+    if d.labels:  # one lookup of line names for the figure: a code per point, not a string
+        name = CustomJSHover(args={"labels": d.labels}, code="return labels[String(value)] || ''")
+        band = ("mean ± std", "@lo{0.[0000]} to @hi{0.[0000]}")
+        bk.hover(fig, d.means, [*_tips("runs", "@run{custom}", metric), band], {"@run": name})
         bk.hover(fig, d.runs, _tips("run", "@run{custom}", metric), {"@run": name})
     if _integer_steps(lines):
         fig.xaxis[0].ticker.min_interval = 1  # no tick at epoch 0.5
@@ -246,17 +251,19 @@ def _draw_combo(
     if len(members) == 1 and not lay.repeats:
         _, _, xs, ys = lines[members[0]]
         x, y = decimate(xs, ys, per_line)
-        src = bk.source({"x": x, "y": y, "label": [combo.label] * len(x)})
+        src = bk.source({"x": x, "y": y, "run": np.full(len(x), members[0], dtype=np.int32)})
         r = bk.add_glyph(d.fig, _line(combo.color, combo.dash), src, name="run")
         d.legend.add(combo.label, r)
-        d.singles.append(r)
+        d.runs.append(r)
+        d.labels[str(members[0])] = combo.label
         return
     x, mean, std, n = _decimated_mean([(lines[m][2], lines[m][3]) for m in members], per_line)
     label = f"{combo.label} (mean of {len(members)})" if len(members) > 1 else lay.run_labels[members[0]]
     lo, hi = mean - std, mean + std
-    src = bk.source({"x": x, "y": mean, "lo": lo, "hi": hi, "n": n, "label": np.full(len(x), label, dtype=object)})
+    code = np.full(len(x), d.code(label), dtype=np.int32)
+    src = bk.source({"x": x, "y": mean, "lo": lo, "hi": hi, "n": n, "run": code})
     band = bk.add_glyph(d.fig, VArea(x="x", y1="lo", y2="hi", fill_color=combo.color, fill_alpha=0.18), src, "band")
-    r = bk.add_glyph(d.fig, _line(combo.color, combo.dash), src, name="mean")
+    r = bk.add_glyph(d.fig, _line(combo.color, combo.dash), src, name="mean", like=band)
     d.legend.add(combo.label, band, r)
     d.means.append(r)
 
@@ -267,7 +274,7 @@ def _individual(d: Drawn, lines: dict[int, Curve], lay: Layout, members: list[in
     r = bk.add_glyph(d.fig, _line(color, width=1, alpha=0.5), bk.source({"x": x, "y": y, "run": run}), "runs", False)
     d.legend.add(INDIVIDUAL, r)
     d.runs.append(r)
-    d.run_labels.update({str(i): lay.run_labels[i] for i in members})
+    d.labels.update({str(i): lay.run_labels[i] for i in members})
 
 
 def _tips(what: str, field: str, metric: str) -> list[tuple[str, str]]:
@@ -297,7 +304,7 @@ def _grouped(
             r = bk.add_glyph(d.fig, _line(color, width=1.2, alpha=0.6), src, "runs", hover=hover)
             d.legend.add(group, r)
             d.runs.append(r)
-            d.run_labels.update({str(i): lay.run_labels[i] for i in members})
+            d.labels.update({str(i): lay.run_labels[i] for i in members})
             continue
         parts, bands, labels = [], [], []
         for combo, ms in items:
@@ -307,11 +314,12 @@ def _grouped(
             labels.append(f"{combo.label} (mean of {len(ms)})")
         gap = np.array([np.nan])
         x, y, lo, hi = (np.concatenate([a for p in parts for a in (p[k], gap)]) for k in range(4))
-        label = np.concatenate([np.full(len(p[0]) + 1, t, dtype=object) for p, t in zip(parts, labels, strict=True)])
+        codes = [d.code(t) for t in labels]
+        label = np.concatenate([np.full(len(p[0]) + 1, c, dtype=np.int32) for p, c in zip(parts, codes, strict=True)])
         patches = Patches(xs="xs", ys="ys", fill_color=color, fill_alpha=0.15, line_width=0)
         outline = bk.source({"xs": [b[0] for b in bands], "ys": [b[1] for b in bands]})
         band = bk.add_glyph(d.fig, patches, outline, "band")
-        src = bk.source({"x": x, "y": y, "lo": lo, "hi": hi, "label": label})
+        src = bk.source({"x": x, "y": y, "lo": lo, "hi": hi, "run": label})
         r = bk.add_glyph(d.fig, _line(color, width=1.5, alpha=0.9), src, "mean", hover=hover)
         d.legend.add(group, band, r)
         d.means.append(r)

@@ -91,7 +91,8 @@ def params_and_metrics(rep: Report) -> dict[str, Any]:
         "table": rep.table,
         "best": best,
         "column_class": table.column_classes(rep.table, rep.varying),
-        "table_cells": table.table_cells(rep.table, rep.varying, best),
+        "table_cells": (cells := table.table_cells(rep.table, rep.varying, best)),
+        "table_body": table.body_html(cells),
         "lower_better": [m for m, g in rep.goals.items() if g == "min"],
         "aggregated": table.aggregated_view(rep) if rep.axes.has_repeats else None,
     }

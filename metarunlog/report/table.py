@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from markupsafe import Markup, escape
+
 from metarunlog import metrics, results
 from metarunlog.report import decide
 from metarunlog.results import BEST_SUFFIX, Table
@@ -65,6 +67,27 @@ def table_cells(tab: Table, varying: list[str], best: dict[str, float]) -> list[
             cells.append((results.format_value(v, c), cls, num))
         rows.append(cells)
     return rows
+
+
+def body_html(rows: list[list[tuple[str, str, Any]]]) -> Markup:
+    """The `<tr>`s of `table_cells` (what `_table.html` used to loop over in Jinja: 16,000
+    cells of a 1,000-run table took 0.15 s there). Every text is escaped; the first cell
+    links to its sub-experiment's section."""
+    out = []
+    for row in rows:
+        cells = []
+        for i, (text, cls, v) in enumerate(row):
+            t = escape(text)
+            if i == 0:
+                cells.append(f'<td><a href="#{t}">{t}</a></td>')
+            elif cls == "state":
+                cells.append(f'<td><span class="state state-{t}">{t}</span></td>')
+            else:
+                css = f' class="{escape(cls)}"' if cls else ""
+                num = f' data-v="{escape(str(v))}"' if v is not None else ""
+                cells.append(f"<td{css}{num}>{t}</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    return Markup("\n".join(out))
 
 
 @dataclass
