@@ -188,14 +188,25 @@ def environment(sub: SubExperiment, resource: str | None, base: dict[str, str] |
 
 @dataclass
 class Attempt:
-    """Where an execution stands: its steps and the `.mrl.status` it keeps current."""
+    """Where an execution stands: its steps and the `.mrl.status` it keeps current.
+
+    With `defer`, a durable write stops at its temp file (`pending`): the next write
+    commits it first, and `execute` hands the last one to `ExecOptions.commit`."""
 
     steps: list[str]
     status: Status
+    defer: bool = False
+    pending: jsonio.Pending | None = None
 
     def write(self, sub: SubExperiment, status: Status, *, durable: bool = True) -> Status:
         self.status = status
-        sub.write_status(status, durable=durable)
+        if self.pending is not None:  # records are written in order
+            self.pending, pending = None, self.pending
+            pending.commit()
+        if durable and self.defer:
+            self.pending = sub.prepare_status(status)
+        else:
+            sub.write_status(status, durable=durable)
         return status
 
 
@@ -242,6 +253,10 @@ class ExecOptions:
     stop: Stopper | None = None  # shared with the other workers of this runner
     env: dict[str, str] | None = None  # the base environment (default: os.environ)
     on_start: Callable[[Status], None] | None = None  # told each time a step's process starts
+    # Takes the final record's fsync and rename off this thread: called with the record
+    # written up to its temp file, still holding the sub-experiment's lock (a duplicate
+    # descriptor, closed by `commit()`), and the Status it holds; it must `commit()` it.
+    commit: Callable[[jsonio.Pending, Status], None] | None = None
     fingerprint: str | None = None  # `sub.fingerprint()` when planned: a mismatch raises Changed
     heartbeat: Heartbeat | None = None  # refreshes `.mrl.status` while it executes
 
@@ -257,7 +272,7 @@ def execute(sub: SubExperiment, options: ExecOptions | None = None) -> Status:
     o = options or ExecOptions()
     steps = o.steps if o.steps is not None else Command.of(sub.exp).render(sub, o.resource)
     stop = o.stop or Stopper()
-    with locked(sub):
+    with locked(sub) as lock_fd:
         if o.fingerprint is not None:
             check_planned(sub, o.fingerprint)
         old = sub.read_status() or Status()
@@ -266,7 +281,7 @@ def execute(sub: SubExperiment, options: ExecOptions | None = None) -> Status:
         _check_no_orphan(sub, old)
         first = resume_at(old, steps) if old.state is not JobState.DONE else 0
         env = environment(sub, o.resource, o.env)
-        attempt = Attempt(steps, _initial(old, steps, o, first))
+        attempt = Attempt(steps, _initial(old, steps, o, first), defer=o.commit is not None)
         if o.heartbeat is not None:
             o.heartbeat.add(sub.status_path)
         try:
@@ -274,6 +289,7 @@ def execute(sub: SubExperiment, options: ExecOptions | None = None) -> Status:
         finally:
             if o.heartbeat is not None:
                 o.heartbeat.discard(sub.status_path)
+            _hand_over(attempt, lock_fd, o.commit)
 
 
 def _attempts(sub: SubExperiment, attempt: Attempt, env: dict[str, str], stop: Stopper, o: ExecOptions,
@@ -309,6 +325,22 @@ def _check_no_orphan(sub: SubExperiment, old: Status) -> None:
     if old.state.active and old.host == HOST and is_same_process(old.pid, old.pid_start):
         raise Locked(f"sub-experiment {sub.dir} is still running (pid {old.pid}, its runner is gone): "
                      "wait for it or `mrl cancel` it")
+
+
+def _hand_over(attempt: Attempt, lock_fd: int, commit: Callable[[jsonio.Pending, Status], None] | None) -> None:
+    """The last record to `commit`, with the lock, which is held until it is in place."""
+    pending, attempt.pending = attempt.pending, None
+    if pending is None:
+        return
+    if commit is None:
+        pending.commit()
+        return
+    try:
+        pending.keep.append(os.dup(lock_fd))
+    except OSError:
+        pending.commit()
+        return
+    commit(pending, attempt.status)
 
 
 def _leave_alone(old: Status, force: bool, seen_attempts: int | None) -> bool:

@@ -137,6 +137,10 @@ class SubExperiment:
     def write_status(self, status: Status, *, durable: bool = True) -> None:
         jsonio.write_json(self.status_path, status.to_json(), durable=durable)
 
+    def prepare_status(self, status: Status) -> jsonio.Pending:
+        """`write_status` up to its temp file: it is the record once `commit()`-ed."""
+        return jsonio.prepare_json(self.status_path, status.to_json())
+
 
 @dataclass
 class Experiment:

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 from metarunlog.errors import CorruptRecord
-
-# Read once at import: os.umask can only be read by setting it, which races with threads.
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
 def now() -> str:
@@ -24,7 +21,12 @@ def now() -> str:
 
 def write_json(path: str | os.PathLike[str], data: Any, *, durable: bool = True) -> None:
     """Write `data` as JSON to `path` atomically: readers see the old or the new file, never half."""
-    write_text(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", durable=durable)
+    write_text(path, dumps(data), durable=durable)
+
+
+def dumps(data: Any) -> str:
+    """The text every record is written as (indented, one trailing newline)."""
+    return json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
 
 
 def write_text(path: str | os.PathLike[str], text: str, *, durable: bool = True) -> None:
@@ -33,22 +35,86 @@ def write_text(path: str | os.PathLike[str], text: str, *, durable: bool = True)
     `durable=False` skips the fsync: still atomic for readers, but a power cut may lose
     it (for transient records such as a run's `running` state).
     """
-    path = Path(path)
-    import tempfile  # here, not at the top: it costs `mrl ls` several ms of start-up
+    pending = prepare_text(path, text)
+    if not durable:
+        pending.durable = False
+    pending.commit()
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+
+@dataclass
+class Pending:
+    """A write of `path` made up to its temp file: `commit()` fsyncs it (when `durable`),
+    renames it over `path` and closes `keep` (descriptors to hold until then: a lock).
+
+    Lets a caller take the fsync off a busy thread while the rename still comes only after
+    the data is on disk, so a crash leaves the old or the new file, never a torn one."""
+
+    path: str
+    tmp: str
+    fd: int
+    durable: bool = True
+    keep: list[int] = field(default_factory=list)
+
+    def commit(self) -> None:
+        try:
+            if self.durable:
+                os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+            os.replace(self.tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self._release()
+
+    def abort(self) -> None:
+        """Leave `path` as it was (the temp file removed)."""
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+            self.fd = -1
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
+            os.unlink(self.tmp)
+        self._release()
+
+    def _release(self) -> None:
+        while self.keep:
+            with contextlib.suppress(OSError):
+                os.close(self.keep.pop())
+
+
+_RANDOM = os.urandom(4).hex()  # with the pid: a temp name no other process (or host) uses
+_seq = itertools.count()
+
+
+def prepare_text(path: str | os.PathLike[str], text: str) -> Pending:
+    """Write `text` to a new temp file next to `path` (see Pending; nothing is visible yet)."""
+    path = os.fspath(path)
+    head, name = os.path.split(path)
+    while True:
+        # os.open, not tempfile.mkstemp: no Python file object (fstat, ioctl, lseek per
+        # file) and a mode from the umask, as any new file gets; O_EXCL keeps it our own.
+        tmp = os.path.join(head, f".{name}.{os.getpid()}.{_RANDOM}.{next(_seq)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            break
+        except FileExistsError:  # left by an earlier process with our pid: the next name
+            continue
+    pending = Pending(path, tmp, fd)
+    try:
+        data = text.encode("utf-8")
+        while data:
+            data = data[os.write(fd, data):]
+    except BaseException:
+        pending.abort()
         raise
+    return pending
+
+
+def prepare_json(path: str | os.PathLike[str], data: Any) -> Pending:
+    """`write_json` up to its temp file: `commit()` the result to make it durable and visible."""
+    return prepare_text(path, dumps(data))
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

@@ -11,6 +11,8 @@ import pytest
 
 from metarunlog.errors import MrlError
 from metarunlog.execute import Command, ExecOptions, Locked, execute, locked, log_tail, update_done_marker
+from metarunlog.jsonio import Pending
+from metarunlog.locks import is_running
 from metarunlog.states import JobState
 from tests.backends.contract import make_experiment
 from tests.conftest import GIT_ENV, REPO_ROOT
@@ -24,6 +26,34 @@ def test_a_step_runs_in_its_own_process_group_in_the_sub_experiment_folder(proje
     assert (sub.dir / "pgid.txt").read_text().strip() == (sub.dir / "pid.txt").read_text().strip()
     assert int((sub.dir / "pid.txt").read_text()) != os.getpgid(0)
     assert Path((sub.dir / "cwd.txt").read_text().strip()).resolve() == sub.dir.resolve()
+
+
+def test_a_final_record_handed_over_keeps_the_sub_experiment_locked_until_it_is_in_place(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}], "echo ran > ran.txt")
+    sub = exp.sub_experiments()[0]
+    handed: list[tuple[Pending, object]] = []
+    record = execute(sub, ExecOptions(commit=lambda pending, status: handed.append((pending, status))))
+    assert record.state == "done" and (sub.dir / "ran.txt").exists()
+    (pending, status), = handed
+    assert status == record
+    # not yet in place: the record still says running, and nobody else may take it over
+    assert sub.read_status().state == "running"
+    assert is_running(sub.dir)
+    with pytest.raises(Locked):
+        execute(sub)
+    pending.commit()
+    assert sub.read_status() == record
+    assert not is_running(sub.dir)
+    assert [p.name for p in sub.dir.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_without_a_hand_over_the_final_record_is_in_place_when_execute_returns(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}], ["true", "false"], retries=1)
+    sub = exp.sub_experiments()[0]
+    record = execute(sub, ExecOptions(retries=1))
+    assert record.state == "failed" and record.attempts == 2
+    assert sub.read_status() == record
+    assert not is_running(sub.dir)
 
 
 def test_a_held_lock_means_another_runner_has_it_and_nothing_is_written(project: Path) -> None:

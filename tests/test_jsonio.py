@@ -106,3 +106,55 @@ def test_now_is_iso_8601_with_an_offset_to_the_second() -> None:
     parsed = datetime.datetime.fromisoformat(stamp)
     assert parsed.tzinfo is not None
     assert parsed.microsecond == 0
+
+
+# -- a write prepared now, made durable and visible later (the local pool's hand-over) ----------
+
+
+def test_a_prepared_write_is_invisible_until_committed_and_then_replaces_the_file(tmp_path: Path) -> None:
+    path = tmp_path / ".mrl.status"
+    jsonio.write_json(path, {"state": "running"})
+    pending = jsonio.prepare_json(path, {"state": "done"})
+    assert jsonio.read_json(path) == {"state": "running"}
+    pending.commit()
+    assert jsonio.read_json(path) == {"state": "done"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".mrl.status"]
+
+
+def test_an_aborted_write_leaves_the_old_file_and_no_temp_file(tmp_path: Path) -> None:
+    path = tmp_path / "rec.json"
+    jsonio.write_json(path, [1])
+    jsonio.prepare_json(path, [2]).abort()
+    assert jsonio.read_json(path) == [1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.json"]
+
+
+def test_commit_closes_the_descriptors_it_was_asked_to_keep(tmp_path: Path) -> None:
+    pending = jsonio.prepare_text(tmp_path / "a.txt", "x")
+    fd = os.open(tmp_path, os.O_RDONLY)
+    pending.keep.append(fd)
+    pending.commit()
+    with pytest.raises(OSError):
+        os.fstat(fd)
+
+
+def test_a_failed_commit_removes_its_temp_file_and_releases_what_it_kept(tmp_path: Path) -> None:
+    target = tmp_path / "dir-in-the-way"
+    target.mkdir()
+    (target / "x").write_text("keeps the folder non-empty")
+    pending = jsonio.prepare_text(target, "x")  # renaming a file over a folder fails
+    fd = os.open(tmp_path, os.O_RDONLY)
+    pending.keep.append(fd)
+    with pytest.raises(OSError):
+        pending.commit()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir-in-the-way"]
+    with pytest.raises(OSError):
+        os.fstat(fd)
+
+
+def test_temp_names_never_collide_within_a_process(tmp_path: Path) -> None:
+    pendings = [jsonio.prepare_text(tmp_path / "b.txt", str(i)) for i in range(50)]
+    assert len({p.tmp for p in pendings}) == 50
+    for p in pendings:
+        p.commit()
+    assert (tmp_path / "b.txt").read_text() == "49"

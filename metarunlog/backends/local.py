@@ -19,11 +19,13 @@ import signal
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from metarunlog.backends.base import Backend, Job, RunOptions, observe
 from metarunlog.execute import HOST, Changed, Command, ExecOptions, Locked, Stopper, execute, now
 from metarunlog.experiment import Experiment
+from metarunlog.jsonio import Pending
 from metarunlog.procs import group_alive, is_same_process, is_step_of, killpg
 from metarunlog.records import Status
 from metarunlog.states import JobState, recorded_state
@@ -62,6 +64,9 @@ class LocalBackend(Backend):
         self._command: Command | None = None
         self._stops: dict[int, Stopper] = {}  # id(job) -> its own Stopper, while it executes
         self.cancel_grace = CANCEL_GRACE_S
+        # slot -> the final record of its last job, not yet durable: committed while the
+        # slot's next step runs (see _run), so a worker never waits for the disk
+        self._pending: dict[int, _Pending] = {}
 
     @classmethod
     def where(cls, options: RunOptions) -> str:
@@ -159,10 +164,13 @@ class LocalBackend(Backend):
             try:
                 self._run(job)
             finally:
+                if slot in self._pending and self._pending[slot].job is not job:
+                    self._commit(slot)  # its next job never started a step
                 with self._cond:
                     self.running.pop(slot, None)
                     self._changed = True
                     self._cond.notify_all()
+        self._commit(slot)
 
     def _run(self, job: Job) -> None:
         seen = job.status.attempts if job.status else 0
@@ -172,12 +180,18 @@ class LocalBackend(Backend):
 
         def started(status: Status) -> None:
             job.status, job.state = status, JobState.RUNNING
-            with self._cond:
-                self._changed = True
-                self._cond.notify_all()
+            self._notify()
+            self._commit(job.slot)  # the last job's record: its fsync overlaps this step
+
+        final: list[Status] = []  # the record handed over: it has ended once that is in place
+
+        def commit(pending: Pending, status: Status) -> None:
+            final.append(status)
+            self._commit(job.slot)
+            self._pending[job.slot] = _Pending(job, status, pending)
 
         try:
-            job.status = execute(job.sub, ExecOptions(
+            status = execute(job.sub, ExecOptions(
                 steps=self._steps(job),
                 resource=job.resource,
                 stop=stop,
@@ -188,8 +202,10 @@ class LocalBackend(Backend):
                 on_start=started,
                 fingerprint=job.fingerprint,
                 heartbeat=self.options.heartbeat,
+                commit=commit,
             ))
-            job.state = job.status.state
+            if not final:
+                job.status, job.state = status, status.state
         except Changed as e:
             job.skipped, job.changed, job.message = True, True, str(e)
             job.state = job.observe() if job.sub.dir.is_dir() else JobState.PENDING
@@ -202,8 +218,37 @@ class LocalBackend(Backend):
         finally:
             with self._cond:
                 self._stops.pop(id(job), None)
-        if job.state is JobState.FAILED and self.options.fail_fast:
+        state = final[0].state if final else job.state
+        if state is JobState.FAILED and self.options.fail_fast:
             self.halted = True
+
+    def _commit(self, slot: int | None) -> None:
+        """Make the slot's pending final record durable and put it in place (lock released)."""
+        held = self._pending.pop(slot, None) if slot is not None else None
+        if held is None:
+            return
+        try:
+            held.pending.commit()
+        except OSError as e:
+            self._recorded(held.job, held.status, e)
+        else:
+            self._recorded(held.job, held.status, None)
+
+    def _recorded(self, job: Job, status: Status, error: OSError | None) -> None:
+        """`job`'s final record is in place (or could not be written): only now has it ended."""
+        if error is None:
+            job.status, job.state = status, status.state
+        else:  # the record still says running: the run must not count it as it ended
+            job.message = f"mrl could not record how it ended: {error}"
+            job.state = JobState.FAILED
+            if self.options.fail_fast:
+                self.halted = True
+        self._notify()
+
+    def _notify(self) -> None:
+        with self._cond:
+            self._changed = True
+            self._cond.notify_all()
 
     def _steps(self, job: Job) -> list[str] | None:
         """The job's steps, rendered again when its slot has a resource (`{{resource}}`)."""
@@ -245,6 +290,13 @@ def _record_cancelled_before_start(job: Job) -> None:
         job.sub.write_status(job.status)
     except OSError as e:
         job.message += f" (could not record it: {e})"
+
+
+@dataclass
+class _Pending:
+    job: Job
+    status: Status
+    pending: Pending
 
 
 def cancel_records(jobs: Sequence[Job], grace: float = CANCEL_GRACE_S) -> None:

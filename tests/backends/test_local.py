@@ -43,3 +43,40 @@ def test_a_cancel_landing_before_the_runner_records_the_pid_still_stops_the_step
         timer.cancel()
         if step.poll() is None:
             step.kill()
+
+
+def test_a_job_counts_as_ended_only_once_its_final_record_is_in_place(project) -> None:  # noqa: ANN001
+    """Workers hand each final record over (its fsync overlaps the slot's next step): the
+    pool says a job ended only when its record says so, and frees every lock by the end."""
+    import time
+
+    from metarunlog.backends.base import RunOptions
+    from metarunlog.backends.local import LocalBackend
+    from metarunlog.execute import locked
+    from metarunlog.locks import is_running
+    from metarunlog.states import JobState
+    from tests.backends.contract import jobs_for, make_experiment
+
+    exp = make_experiment(project, [{"code": i % 3} for i in range(12)], "exit {{code}}")
+    jobs = jobs_for(exp)
+    backend = LocalBackend(exp, RunOptions(jobs=2))
+    with locked(jobs[4].sub):  # another runner has this one: skipped, its neighbours still recorded
+        backend.submit(jobs)
+        deadline = time.monotonic() + 60
+        try:
+            while any(s.active for s in backend.poll(jobs)):
+                for job in jobs:
+                    if job.state.finished and not job.skipped:
+                        assert job.sub.read_status().state == job.state, job.name
+                assert time.monotonic() < deadline
+                time.sleep(0.001)
+        finally:
+            backend.close()
+    assert jobs[4].skipped
+    for i, job in enumerate(jobs):
+        if i != 4:
+            assert job.state == (JobState.DONE if i % 3 == 0 else JobState.FAILED)
+            assert job.sub.read_status().state == job.state
+            assert job.sub.read_status().exit_code == i % 3
+        assert not is_running(job.sub.dir)
+        assert not [p for p in job.sub.dir.iterdir() if p.name.endswith(".tmp")]
