@@ -124,6 +124,7 @@ class Backend:
     name: ClassVar[str] = ""
     waits: bool = True  # `mrl run` stays until the jobs end; False: it returns once they are queued
     interrupted: bool = False  # a signal stopped the run (`mrl run` exits 130)
+    hung_up: bool = False  # ... and it was SIGHUP (the terminal closed): `mrl run` exits 129
     halted: bool = False  # --fail-fast saw a failure: nothing new starts
 
     def __init__(self, exp: Experiment, options: RunOptions | None = None) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metarunlog.backends.base import Backend, Job, RunOptions, observe
+from metarunlog.error_handler import environment_message
 from metarunlog.execute import HOST, Changed, Command, ExecOptions, Locked, Stopper, execute, now
 from metarunlog.experiment import Experiment
 from metarunlog.jsonio import Pending
@@ -212,6 +213,10 @@ class LocalBackend(Backend):
         except Locked as e:
             job.skipped, job.message = True, str(e)
             job.observe()
+        except OSError as e:  # disk full, read-only...: its record says what is true, so do we
+            job.message = f"mrl could not record it: {environment_message(e)}"
+            on_disk = job.observe()
+            job.state = JobState.STALE if on_disk.active else on_disk  # we stopped it: nothing runs it
         except Exception as e:  # noqa: BLE001 -- one broken job must not stop the pool
             job.message = f"mrl could not run it: {type(e).__name__}: {e}"
             job.state = JobState.FAILED
@@ -273,6 +278,7 @@ class LocalBackend(Backend):
     def _on_signal(self, signum: int, frame: object) -> None:
         again = self.interrupted
         self.interrupted = True
+        self.hung_up = self.hung_up or (signum == signal.SIGHUP and not again)
         self.stop.stop(signal.SIGKILL if again else signal.SIGTERM)
         self._changed = True
 

@@ -76,6 +76,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cli(args: argparse.Namespace, project: Project) -> int:
+    from metarunlog.progress import guarded_output
+
+    # Output errors (`mrl run | head -1`, a closed terminal) never drop work: see Guarded.
+    with guarded_output():
+        return _cli(args, project)
+
+
+def _cli(args: argparse.Namespace, project: Project) -> int:
     exp = project.load_exp(args.expId)
     options, backend_name = options_from(exp, args)
     if args.dry_run:
@@ -90,7 +98,7 @@ def cli(args: argparse.Namespace, project: Project) -> int:
             return 1 if the_plan.unreadable else 0
         result = run(exp, the_plan, backend_name=backend_name, options=options, show=True, claim=claim)
     for job in the_plan.jobs:
-        if job.changed:
+        if job.changed or (job.message and job.state is JobState.STALE):  # skipped, or not recordable
             print(f"mrl: {job.name}: {job.message}", file=sys.stderr)
     print(result.summary)
     return result.code or (1 if the_plan.unreadable else 0)
@@ -189,6 +197,7 @@ class RunResult:
     interrupted: bool
     submitted_only: bool
     seconds: float
+    hung_up: bool = False  # interrupted by SIGHUP (its terminal closed): exit 129
     skipped: int = 0
     changed: int = 0  # skipped: changed after planning (never run with the old commands)
     note: str = ""  # what the backend says of a submission (Slurm: the job id, the script)
@@ -196,7 +205,7 @@ class RunResult:
     @property
     def code(self) -> int:
         if self.interrupted:
-            return 130
+            return 129 if self.hung_up else 130
         if self.submitted_only:
             return 0
         return 0 if all(s is JobState.DONE for s in self.states) and not self.changed else 1
@@ -257,7 +266,7 @@ def run(exp: Experiment, the_plan: Plan, *, backend_name: str = registry.DEFAULT
     ours = [j for j in jobs if not j.skipped]
     return RunResult(
         [j.state for j in ours], backend.interrupted or cancels.all_cancelled, False, time.monotonic() - t0,
-        skipped=len(jobs) - len(ours), changed=sum(j.changed for j in jobs),
+        skipped=len(jobs) - len(ours), changed=sum(j.changed for j in jobs), hung_up=backend.hung_up,
     )
 
 

@@ -1,0 +1,78 @@
+"""Output errors never drop work: a closed pipe, a closed terminal, a full disk during a
+run (issue 10, "State that lies" and "Tracebacks")."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+from tests.backends.contract import make_experiment
+from tests.commands.test_run import alive, statuses, wait_for
+from tests.conftest import GIT_ENV, REPO_ROOT, run_mrl
+
+ENV = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
+
+
+def test_mrl_run_piped_into_head_still_runs_every_job(project: Path) -> None:
+    exp = make_experiment(project, [{"x": i} for i in range(1, 5)], "sleep 0.2; echo ran > out.txt")
+    script = f"set -o pipefail; {sys.executable} -m metarunlog run -j 1 | head -1"
+    proc = subprocess.run(["bash", "-c", script], cwd=project, env=ENV, capture_output=True, text=True, timeout=120)
+    assert proc.stdout.startswith("mrl: running 4 of 4"), proc.stdout
+    assert proc.returncode == 0, proc.stderr  # all done: the run went on without its reader
+    assert "Traceback" not in proc.stderr
+    assert [s["state"] for s in statuses(exp.dir).values()] == ["done"] * 4
+    assert all((exp.dir / f"00{i}" / "out.txt").exists() for i in range(1, 5))
+
+
+def _in_terminal(slave: int) -> None:
+    os.setsid()
+    fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+
+def test_closing_the_terminal_of_a_live_run_cancels_its_children_without_a_traceback(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "echo $$ > pid.txt; sleep 60")
+    master, slave = pty.openpty()
+    err = project / "stderr.txt"
+    with open(err, "w") as err_file:
+        runner = subprocess.Popen([sys.executable, "-m", "metarunlog", "run", "-j", "2"], cwd=project, env=ENV,
+                                  stdin=slave, stdout=slave, stderr=err_file,
+                                  preexec_fn=lambda: _in_terminal(slave))  # noqa: PLW1509
+    os.close(slave)
+    pids = [exp.dir / n / "pid.txt" for n in ("001", "002")]
+    try:
+        wait_for(lambda: all(p.exists() and p.read_text().strip() for p in pids), what="the jobs to start")
+        os.read(master, 65536)
+        os.close(master)  # the terminal window closes: SIGHUP, then EIO on every write
+        code = runner.wait(timeout=60)
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+    assert code in (129, 130), err.read_text()
+    assert "Traceback" not in err.read_text(), err.read_text()
+    assert not any(alive(int(p.read_text())) for p in pids)
+    assert [s["state"] for s in statuses(exp.dir).values()] == ["cancelled"] * 2
+
+
+def test_a_disk_filling_up_during_a_run_gives_the_same_counts_as_status(project: Path, full_disk) -> None:  # type: ignore[no-untyped-def]
+    exp = make_experiment(project, [{"x": i} for i in (1, 2, 3)], "true")
+    out = full_disk(project / "output", "4m")
+    # the first job fills the disk; nothing can be recorded from then on
+    (exp.dir / ".mrl.cfg").write_text(json.dumps({"run": {
+        "command": "if [ {{subExpNum}} = 1 ]; then cat /dev/zero > {{expDir}}/filler 2>/dev/null; fi; true"}}))
+    proc = run_mrl("run", "-j", "1", cwd=project)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1
+    summary = proc.stdout.strip().splitlines()[-1]
+    status = run_mrl("status", cwd=project)
+    assert "Traceback" not in status.stderr
+    counts = status.stdout.splitlines()[0].split(": ", 2)[-1]
+    assert summary.endswith(counts), (summary, status.stdout)
+    assert "no space left on device" in proc.stderr
+    print(summary, "|", counts)
+    (out / exp.dir.name / "filler").unlink()
