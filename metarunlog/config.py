@@ -7,6 +7,7 @@ commands on that experiment (dicts such as `run` and `run.slurm` are merged key 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -216,6 +217,7 @@ def validate(data: Mapping[str, Any], path: Path) -> list[str]:
     if isinstance(report, dict):
         _check_level(report, REPORT_TYPES, "report.", path, warnings)
     _check_formats(data, path)
+    _check_paths(data, path)
     if data.get("metrics") or data.get("metric_goals"):
         from metarunlog.metrics.settings import validate as validate_metrics
         from metarunlog.metrics.settings import validate_goals
@@ -298,6 +300,47 @@ def _check_formats(data: Mapping[str, Any], path: Path) -> None:
             ) from e
         if f"{{{field}" not in fmt:
             raise ConfigError(f"{path}: key '{key}' must contain {{{field}}} (like '{DEFAULTS[key]}')")
+
+
+# Configured paths that must stay inside the experiment (or name one folder of OUTDIR /
+# EXPDIR): an absolute path or `..` would make mrl write outside the project.
+_INSIDE = {"note_fn": "a file", "analysis_outdir": "a folder", "analysis_outfn": "a file"}
+_ONE_FOLDER = ("singleExpFormat", "subExpFormat")
+
+
+def _check_paths(data: Mapping[str, Any], path: Path) -> None:
+    for key, what in _INSIDE.items():
+        value = data.get(key)
+        if isinstance(value, str) and _leaves(value):
+            raise ConfigError(
+                f"{path}: key '{key}' ({value!r}) must be {what} inside the experiment folder: a relative "
+                f"path without '..' (like '{DEFAULTS[key]}')"
+            )
+    for key in _ONE_FOLDER:
+        fmt = data.get(key)
+        if not isinstance(fmt, str):
+            continue
+        with contextlib.suppress(KeyError, ValueError, IndexError):  # _check_formats said what is wrong
+            name = fmt.format(expId=1, subExpId=1)
+            if _leaves(name) or "/" in name or "\\" in name:
+                raise ConfigError(
+                    f"{path}: key '{key}' ({fmt!r}) must give one folder name inside "
+                    f"{'the output folder' if key == 'singleExpFormat' else 'the experiment folder'}, "
+                    f"like '{DEFAULTS[key]}' (no '/', no '..')"
+                )
+    resources = (data.get("run") or {}).get("resources") if isinstance(data.get("run"), dict) else None
+    if isinstance(resources, list):
+        for r in resources:
+            if not (isinstance(r, str) and r.strip()) and not (type(r) is int and r >= 0):
+                raise ConfigError(
+                    f"{path}: key 'run.resources' entries must be GPU ids or names (\"0\", 1, \"mig-1\"), "
+                    f"not {json.dumps(r)}"
+                )
+
+
+def _leaves(rel: str) -> bool:
+    p = Path(rel)
+    return not rel.strip() or p.is_absolute() or ".." in p.parts or rel.startswith("~")
 
 
 def _json_type_name(t: type) -> str:

@@ -482,10 +482,11 @@ def update_done_marker(exp: Experiment, subs: list[SubExperiment] | None = None)
     subs = exp.sub_experiments() if subs is None else subs
     done = bool(subs) and all(_recorded_done(s) for s in subs)
     mark = exp.dir / DONE_MARK
+    # Two runners may finish at once: atomic write, and an unlink that may find it gone.
     if done and not mark.exists():
-        mark.write_text(f"{now()}\n", encoding="utf-8")
-    elif not done and mark.exists():
-        mark.unlink()
+        jsonio.write_text(mark, f"{now()}\n")
+    elif not done:
+        mark.unlink(missing_ok=True)
     return done
 
 

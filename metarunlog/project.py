@@ -163,11 +163,18 @@ class Project:
             exp = self.load_exp(exp)
         return exp.sub_experiments()
 
-    def update_last_link(self, exp: Experiment) -> None:
-        """Point `basedir/last` at `exp`, atomically (symlink to a temp name, then rename)."""
+    def update_last_link(self, exp: Experiment) -> str | None:
+        """Point `basedir/last` at `exp`, atomically (symlink to a temp name, then rename).
+
+        A `last` that is not a symlink (a file or folder of the user's) is never replaced:
+        returns the warning saying so (None when the link was set)."""
         from metarunlog.locks import waiting_lock
 
         link = self.basedir / LAST
+        if link.exists() and not link.is_symlink():
+            kind = "folder" if link.is_dir() else "file"
+            return (f"{link} is a {kind} of yours, not mrl's link to the newest experiment: left as it is "
+                    f"(rename it to get the `{LAST}` link back)")
         # Concurrent `mrl new`s: the check and the move happen under one lock, or an older
         # experiment's process could move `last` back after a newer one set it.
         with waiting_lock(self.outdir / ".mrl.last.lock"):
@@ -179,7 +186,12 @@ class Project:
             if tmp.is_symlink() or tmp.exists():
                 tmp.unlink()
             os.symlink(target, tmp)
-            os.replace(tmp, link)
+            try:
+                os.replace(tmp, link)
+            finally:
+                if tmp.is_symlink():  # the rename failed: leave nothing behind
+                    tmp.unlink()
+        return None
 
     def _last_link_target_id(self) -> int | None:
         link = self.basedir / LAST

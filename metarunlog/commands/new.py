@@ -96,6 +96,19 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     return 0
 
 
+def _write_note(exp: Experiment, note_fn: str, description: str) -> None:
+    note = exp.dir / note_fn
+    try:
+        if not note.exists():
+            note.write_text(f"# {exp.name}: {description or '(no description)'}\n\n", encoding="utf-8")
+    except (NotADirectoryError, IsADirectoryError) as e:
+        raise MrlError(
+            f"note_fn '{note_fn}' in .mrl.cfg cannot be a file in {exp.name}: part of it is a "
+            f"{'folder' if isinstance(e, IsADirectoryError) else 'file, not a folder'} there; set note_fn to a "
+            "file name such as '.mrl.note'"
+        ) from None
+
+
 def print_result(res: NewResult, *, differs: bool = True) -> None:
     """What `mrl new` (and rerun, reproduce) tell: where each copied file came from (on
     stdout, before the new folder's path, which stays the last line), then the warnings
@@ -175,7 +188,9 @@ def new(
     result.warnings[:0] = warnings
     if result.differs:
         result.differs_note = _differs_line(result, source, pin)
-    project.update_last_link(exp)
+    note = project.update_last_link(exp)
+    if note:
+        result.warnings.append(note)
     return result
 
 
@@ -306,9 +321,7 @@ def _fill(
             snapshot.apply_diff(exp.dir / DIFF, code)
     if source.dir is not None:
         _copy_files(project, repo, exp, source, pin, result)
-    note = exp.dir / project.cfg["note_fn"]
-    if not note.exists():
-        note.write_text(f"# {exp.name}: {description or '(no description)'}\n\n", encoding="utf-8")
+    _write_note(exp, project.cfg["note_fn"], description)
     record = ExperimentRecord(
         exp_id=exp.id,
         basedir=str(project.basedir),

@@ -311,9 +311,9 @@ def _progress(exp: Experiment, jobs: list[Job], backend: Backend) -> Any:
 
 
 def _clear_done_mark(exp: Experiment) -> None:
-    mark = exp.dir / DONE_MARK
-    if mark.exists():
-        mark.unlink()  # some sub-experiment is about to run again: the experiment is not done
+    # some sub-experiment is about to run again: the experiment is not done (another
+    # runner may remove it at the same moment)
+    (exp.dir / DONE_MARK).unlink(missing_ok=True)
 
 
 def _update_done_mark(exp: Experiment) -> None:
