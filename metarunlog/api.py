@@ -64,8 +64,9 @@ def load_table(
     Columns: the params that vary (every param with `all_params`), `state`, `duration`
     (seconds), then the metrics from every reader (docs/table.md) and the user's
     `metrics(subExpDir)` from mrl_analyze.py. `exp` may also be a list (`[2, 3]`, `"5-9"`
-    ranges inside) or `"all"`; `tag` selects tagged experiments: then the DataFrame has an
-    `exp` column and is indexed by (exp, id). `summary`, `aggregate`/`by`/`over` and `where`
+    ranges inside), a range string (`"5-9"`, `"2,3"`) or `"all"`; `tag` selects tagged
+    experiments: then the DataFrame has an `exp` column and is indexed by (exp, id).
+    `summary`, `aggregate`/`by`/`over` and `where`
     are `mrl table`'s options (an aggregated table has a plain index). A user metrics() that
     fails raises MrlError; use `load_results` to get the errors instead.
     """
@@ -97,7 +98,7 @@ def load_results(
     from metarunlog import selection
 
     tags = [tag] if isinstance(tag, str) else list(tag or [])
-    several = tags or exp == "all" or (isinstance(exp, Sequence) and not isinstance(exp, str))
+    several = tags or exp == "all" or (isinstance(exp, Sequence) and not isinstance(exp, str)) or _is_range(exp)
     if several:
         refs = [] if exp == "all" or (tags and exp == "last") else _refs(exp)
         project = _project(refs[0] if refs else "last", basedir)
@@ -117,6 +118,13 @@ def load_results(
         where_expr=where,
         exp_column=bool(several),
     )
+
+
+def _is_range(exp: Any) -> bool:
+    """`"5-9"`, `"2,3"`: several experiments named in one string, as `mrl table 5-9` takes."""
+    from metarunlog.selection import _IDS
+
+    return isinstance(exp, str) and ("," in exp or "-" in exp) and bool(_IDS.match(exp))
 
 
 def _refs(exp: Any) -> list[Any]:

@@ -82,6 +82,8 @@ def test_load_table_of_several_experiments_has_an_exp_column_and_a_two_level_ind
     assert sorted(df["acc"]) == [0.5, 0.7, 0.9]
     assert len(api.load_table("all")) == 3
     assert len(api.load_table([f"{a.id}-{b.id}"])) == 3
+    assert len(api.load_table(f"{a.id}-{b.id}")) == 3  # a range string, as `mrl table 1-2` takes
+    assert len(api.load_table(f"{a.id},{b.id}")) == 3
 
 
 def test_load_table_of_a_tag_reads_only_the_tagged_experiments(two_exps, project: Path) -> None:
