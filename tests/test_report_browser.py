@@ -466,3 +466,40 @@ def test_the_watch_page_reloads_while_a_run_is_active_and_not_after(project: Pat
     finally:
         worker.kill()
         worker.wait()
+
+
+def test_a_script_in_the_description_does_not_run_from_the_notes(project: Path, open_report) -> None:
+    from tests.conftest import main
+
+    assert main(["new", "-cp", "no", XSS]) == 0  # mrl new writes it into .mrl.note's heading
+    exp = Project.find(project).load_exp("last")
+    assert XSS in exp.note_path.read_text()
+    loaded = open_report(analyze(Project.find(project), exp).path)
+    assert loaded.page.locator("#notes h1", has_text="<script>").count() == 1  # as text
+    assert_clean(loaded)
+
+
+def test_every_section_is_there_and_the_comparison_page_draws_offline(project: Path, open_report) -> None:
+    from metarunlog.report.pages import write_comparison
+
+    a = grid_with_seeds(project)
+    b = grid_with_seeds(project)
+    loaded = open_report(analyze(Project.find(project), a).path)
+    ids = loaded.page.locator("main > section").evaluate_all("(s) => s.map((x) => x.id)")
+    assert ids[0] == "summary"
+    assert {"summary", "git", "notes", "status", "table", "effects", "plots", "subexps"} <= set(ids)
+    assert loaded.page.locator("#table table.aggregated tbody tr").count() == 9  # mean ± std per combination
+    views = wait_drawn(loaded, 4)
+    assert all(v["painted"] >= 1 for v in views), views
+    assert_clean(loaded)
+    path, errors = write_comparison(Project.find(project), [a, b])
+    assert errors == []
+    loaded = open_report(path)
+    views = wait_drawn(loaded, 1)
+    assert [v["title"] for v in views] == ["loss"] and views[0]["painted"] >= 1
+    legend = legend_of(loaded, "loss")
+    assert any(item.startswith(f"{a.name}: lr=") for item in legend)
+    assert any(item.startswith(f"{b.name}: lr=") for item in legend)
+    assert loaded.page.locator("#experiments tr.experiment").count() == 2
+    assert loaded.page.locator("#experiments a.report-link").get_attribute("href") == f"{a.name}/analysis/index.html"
+    assert_clean(loaded)

@@ -65,3 +65,25 @@ def test_mean_curve_averages_runs_logged_at_different_steps() -> None:
     x, mean, std, n = plots.mean_curve([([0, 1, 2], [1.0, 2.0, 3.0]), ([0, 2], [3.0, 5.0])])
     assert list(x) == [0, 1, 2] and list(mean) == [2.0, 3.0, 4.0] and list(n) == [2, 2, 2]
     assert np.allclose(std, [1.0, 1.0, 1.0])  # population std, as results.mean_std
+
+
+def test_the_aggregated_table_and_the_step_keys_agree_with_mrl_table(project: Path) -> None:
+    from metarunlog import results
+
+    params = [{"lr": lr, "seed": s} for lr in (0.1, 0.01) for s in range(3)]
+    subs = [
+        {
+            "params": p,
+            "status": done(),
+            "jsonl": [{"epoch": e, "loss": p["lr"] + p["seed"] / 10 + 1 / (e + 1)} for e in range(3)],
+        }
+        for p in params
+    ]
+    exp = make_exp(project, subs)
+    rep = report.build_report(exp, project, exp.dir / "analysis")
+    assert "epoch" not in rep.table.columns and "epoch_best" not in rep.table.columns  # the x axis, not a metric
+    view = report.table.aggregated_view(rep)
+    agg = results.aggregate(results.table(exp, summary="both"))
+    assert view.columns == ["lr", "n", "loss", "loss_best"]
+    for row, cells in zip(agg.rows, view.rows, strict=True):
+        assert cells[2][2] == row["loss"] and cells[2][0].endswith(results.format_value(row["loss_std"]))
