@@ -189,6 +189,7 @@ class Comparison:
     errors: list[str] = field(default_factory=list)
     models: dict[str, Any] = field(default_factory=dict)
     plots: list[Any] = field(default_factory=list)
+    repeats: bool = False  # some combination has several runs: its curves are means with bands
 
 
 def comparison_path(project: Any, exps: list[Experiment]) -> Path:
@@ -226,6 +227,7 @@ def add_comparison_curves(cmp: Comparison) -> None:
     repeat = set(cmp.table.repeat_params)
     factors = [p for p in varying if p not in repeat]
     lay = plots.layout(cmp.subs, factors, varying, None, key_of=lambda s: s.exp, prefix_of=lambda s: s.exp)
+    cmp.repeats = lay.repeats
     per_metric: dict[str, dict[int, Any]] = {}
     for i, res in enumerate(cmp.subs):
         for metric, (xkey, xs, ys) in (res.curves or {}).items():
@@ -254,6 +256,7 @@ def render_comparison(cmp: Comparison, basedir: Path) -> str:
         "lower_better": [m for m, g in cmp.goals.items() if g == "min"],
         "aggregated": None,
         "plots": cmp.plots,
+        "repeats_in_plots": cmp.repeats,
         "errors": cmp.errors,
         "bokeh_head": head,
         "bokeh_script": script,

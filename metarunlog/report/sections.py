@@ -106,7 +106,7 @@ def effects_section(rep: Report) -> dict[str, Any] | None:
 @section("plots", "_plots.html", nav="plots")
 def curves(rep: Report) -> dict[str, Any]:
     plots.add_plots(rep, [s.res for s in rep.subs])
-    return {"plots": rep.plots}
+    return {"plots": rep.plots, "repeats_in_plots": rep.axes.has_repeats}
 
 
 @section("overview", "_overview.html", nav="overview")

@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from metarunlog import results
 from metarunlog.report import decide
 from metarunlog.report.model import Report, SubSection
 from metarunlog.states import FAILED_LIKE, JobState
@@ -31,6 +32,16 @@ class Winner:
     step: Any  # where the best value was reached (None: a final value)
     params: str  # `lr=0.1, wd=1`
     state: str
+
+
+@dataclass
+class Combination:
+    """The best combination of the factors by its mean best value over the repeats."""
+
+    params: str
+    mean: float
+    std: float | None
+    n: int
 
 
 @dataclass
@@ -64,6 +75,7 @@ def context(rep: Report) -> dict[str, Any]:
         "summary_by_final": by_final if by_final and (not by_best or by_final.name != by_best.name) else None,
         "summary_final_same": bool(by_best and by_final and by_final.name == by_best.name),
         "summary_xkey": _xkey(rep),
+        "summary_best_combination": best_combination(rep),
         "summary_counts": state_counts(rep.subs),
         "summary_failures": [failure(s) for s in rep.subs if s.res.state in FAILED_LIKE],
         "summary_warnings": rep.warnings,
@@ -76,6 +88,21 @@ def _winner(pick: decide.Pick | None, by_name: dict[str, Any], varying: list[str
         return None
     res = by_name[pick.row["id"]]
     return Winner(res.name, pick.value, pick.step, decide.label(res.params, varying), res.state.value)
+
+
+def best_combination(rep: Report) -> Combination | None:
+    """With repeats and factors: the combination whose mean best value is best (the
+    aggregated table's rows, `mrl table --summary both --aggregate`)."""
+    if rep.primary is None or not rep.axes.has_repeats or not rep.axes.factors:
+        return None
+    agg = results.aggregate(rep.table, by=rep.axes.factors)
+    col = rep.primary.column + results.BEST_SUFFIX
+    pick = decide.best_pick(agg.rows, col if col in agg.metrics else rep.primary.column, rep.primary.goal)
+    if pick is None:
+        return None
+    row = pick.row
+    std = row.get((col if col in agg.metrics else rep.primary.column) + "_std")
+    return Combination(decide.label(row, rep.axes.factors), pick.value, std, int(row.get("n") or 0))
 
 
 def _xkey(rep: Report) -> str:

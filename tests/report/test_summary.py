@@ -107,3 +107,14 @@ def test_the_description_in_the_notes_heading_is_escaped(project: Path) -> None:
     exp = Project.find(project).load_exp("last")
     notes = section(analyze(Project.find(project), exp).path.read_text(), "notes")
     assert "<script>" not in notes and "&lt;script&gt;window.__xss = 1&lt;/script&gt;" in notes
+
+
+def test_with_repeats_the_summary_names_the_best_combination_by_its_mean(project: Path) -> None:
+    subs = [
+        {"params": {"lr": lr, "seed": s}, "status": done(), "jsonl": [{"step": 0, "loss": lr + s / 100}]}
+        for lr in (0.3, 0.1, 0.2)
+        for s in range(2)
+    ]
+    exp = make_exp(project, subs)
+    summary = text(section(analyze(Project.find(project), exp).path.read_text(), "summary"))
+    assert "Best combination over repeats: lr=0.1 with loss = 0.105 ± 0.005 (best over training, mean of 2" in summary
