@@ -70,7 +70,7 @@ class Claim:
         )
 
     def to_json(self) -> dict[str, Any]:
-        out = {"backend": self.backend, "host": self.host, "pid": self.pid, "started": self.started}
+        out: dict[str, Any] = {"backend": self.backend, "host": self.host, "pid": self.pid, "started": self.started}
         if self.job_ids:
             out["jobIds"] = list(self.job_ids)
         return {**out, **self.extra}

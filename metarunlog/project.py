@@ -180,7 +180,7 @@ class Project:
         with waiting_lock(self.outdir / ".mrl.last.lock"):
             current = self._last_link_target_id()
             if current is not None and current > exp.id and (self.outdir / self.exp_name(current)).exists():
-                return  # a concurrent `mrl new` made a newer one
+                return None  # a concurrent `mrl new` made a newer one
             tmp = self.basedir / f".{LAST}.{os.getpid()}.tmp"
             target = os.path.relpath(exp.dir, self.basedir)
             if tmp.is_symlink() or tmp.exists():
