@@ -60,6 +60,7 @@ class LocalBackend(Backend):
         self._cond = threading.Condition()  # an RLock inside: safe to notify from a signal handler
         self._changed = False
         self._threads: list[threading.Thread] = []
+        self._working = 0  # workers not ended yet
         self._old_handlers: dict[int, Any] = {}
         self._env = dict(os.environ)
         self._command: Command | None = None
@@ -68,6 +69,8 @@ class LocalBackend(Backend):
         # slot -> the final record of its last job, not yet durable: committed while the
         # slot's next step runs (see _run), so a worker never waits for the disk
         self._pending: dict[int, _Pending] = {}
+        self._idle = threading.Event()  # set once every worker has ended (none started: set)
+        self._idle.set()
 
     @classmethod
     def where(cls, options: RunOptions) -> str:
@@ -84,8 +87,10 @@ class LocalBackend(Backend):
         if not self._threads:
             if not self.options.resources:  # -j N: never more workers than jobs (-j 10000000)
                 del self.slots[max(1, len(self._queue)) :]
+            self._idle.clear()
+            self._working = len(self.slots)
             for slot in range(len(self.slots)):
-                t = threading.Thread(target=self._worker, args=(slot,), name=f"mrl-slot-{slot}", daemon=True)
+                t = threading.Thread(target=self._slot, args=(slot,), name=f"mrl-slot-{slot}", daemon=True)
                 t.start()
                 self._threads.append(t)
 
@@ -126,8 +131,9 @@ class LocalBackend(Backend):
                 self._cond.wait(timeout)
             self._changed = False
         # Let more jobs end before the caller looks: one look per burst, not per job
-        # (short jobs otherwise spend the GIL on the caller's polling).
-        time.sleep(min(COALESCE_S, timeout))
+        # (short jobs otherwise spend the GIL on the caller's polling); but not past the
+        # end: the last worker to end says so.
+        self._idle.wait(min(COALESCE_S, timeout))
 
     def close(self) -> None:
         with self._cond:
@@ -156,6 +162,17 @@ class LocalBackend(Backend):
                     job.state = JobState.PENDING
                 self._queue.clear()
             return self._queue.popleft() if self._queue else None
+
+    def _slot(self, slot: int) -> None:
+        try:
+            self._worker(slot)
+        finally:
+            with self._cond:
+                self._working -= 1
+                if not self._working:
+                    self._idle.set()
+                self._changed = True
+                self._cond.notify_all()
 
     def _worker(self, slot: int) -> None:
         while (job := self._next()) is not None:
