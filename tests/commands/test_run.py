@@ -212,6 +212,12 @@ def test_after_kill_9_of_the_runner_status_says_stale_and_the_next_run_runs_them
     runner = start_mrl("run", "-j", "2", cwd=project)
     pid_files = [exp.dir / n / "pid.txt" for n in ("001", "002")]
     wait_for(lambda: all(p.exists() and p.read_text().strip() for p in pid_files), what="the jobs to start")
+    # The step may echo its pid before the runner has recorded it: kill -9 only once both
+    # records say running with the step's pid (else the record honestly says queued).
+    wait_for(
+        lambda: [(s.get("state"), bool(s.get("pid"))) for s in statuses(exp.dir).values()] == [("running", True)] * 2,
+        what="the records to say running",
+    )
     runner.kill()
     runner.wait()
     children = [int(p.read_text()) for p in pid_files]
