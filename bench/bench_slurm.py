@@ -1,19 +1,25 @@
 #!/usr/bin/env python3
-"""Slurm backend overhead: N trivial sub-experiments through `mrl run --backend slurm
---wait` against the same array submitted by hand, `sbatch --array=1-N --wait`, each task
-running the same trivial command, alternately in the same run.
+"""Slurm backend at scale (issue 15), in the same run:
 
-    python bench/bench_slurm.py [--n 50] [--repeat 3] [--max-parallel 0]
+1. 2,000 sub-experiments of `true` through `mrl run --backend slurm --pack 100 --wait`
+   against the same work submitted by hand as one packed array (the floor): 20 tasks,
+   each running `/bin/sh -c true` 100 times, watched with `squeue` every 0.1 s until no
+   task is left. Aim: within 1.2x.
+2. The submission alone for 10,000 sub-experiments (`mrl run --backend slurm --pack 100`,
+   which returns once submitted; the arrays are held back with `--begin` and cancelled
+   after). Aim: under 5 s.
+
+    python bench/bench_slurm.py [--n 2000] [--pack 100] [--submit-n 10000] [--repeat 3]
 
 Needs a Slurm cluster (starts the local one with scripts/slurm-up.sh when run as root).
-Prints each wall time, the medians and their ratio. Aim (issue 6): within 1.2x of raw
-sbatch. The difference is mrl's own work: a Python process per task that renders the
-command and writes `.mrl.status` and `run.log`, plus submitting held and releasing.
+mrl's extra work per sub-experiment is its own record, lock, `run.log` and rendered
+command; per task, a Python process that loads the experiment.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -33,18 +39,15 @@ MRL = [sys.executable, "-m", "metarunlog"]
 COMMAND = "true"
 
 
-def sh(cmd: list[str], cwd: Path) -> None:
-    subprocess.run(cmd, cwd=cwd, env=ENV, check=True, stdout=subprocess.DEVNULL)
+def sh(cmd: list[str], cwd: Path) -> str:
+    return subprocess.run(cmd, cwd=cwd, env=ENV, check=True, capture_output=True, text=True).stdout
 
 
-def make_project(base: Path, n: int, max_parallel: int) -> Path:
+def make_project(base: Path, name: str, n: int) -> Path:
     """A git repo, `mrl init`, one experiment with N sub-experiments via `mrl makebatch`."""
-    import json
-
-    repo = base / "proj"
+    repo = base / name
     repo.mkdir()
-    values = ", ".join(str(i) for i in range(n))
-    (repo / "conf.txt").write_text(f"x = {{{{x}}}}\n# MRL:grid['x'] = [{values}]\n")
+    (repo / "conf.txt").write_text(f"x = {{{{x}}}}\n# MRL:grid['x'] = list(range({n}))\n")
     sh(["git", "init", "-q", "-b", "main"], repo)
     sh(["git", "add", "-A"], repo)
     sh(["git", "commit", "-qm", "init"], repo)
@@ -52,8 +55,6 @@ def make_project(base: Path, n: int, max_parallel: int) -> Path:
     cfg = json.loads((repo / ".mrl.cfg").read_text())
     cfg.update(confTemplFile="conf.txt", copyFiles=["conf.txt"])
     cfg["run"] = {**cfg.get("run", {}), "command": COMMAND, "backend": "slurm"}
-    if max_parallel:
-        cfg["run"]["slurm"] = {"max_parallel": max_parallel}
     (repo / ".mrl.cfg").write_text(json.dumps(cfg, indent=2))
     sh(["git", "add", "-A"], repo)
     sh(["git", "commit", "-qm", "mrl"], repo)
@@ -62,48 +63,43 @@ def make_project(base: Path, n: int, max_parallel: int) -> Path:
     return repo
 
 
-def time_mrl(repo: Path) -> float:
+def time_mrl(repo: Path, pack: int) -> float:
     t = time.perf_counter()
-    sh(MRL + ["run", "--backend", "slurm", "--wait", "--force"], repo)
+    sh(MRL + ["run", "--backend", "slurm", "--pack", str(pack), "--wait", "--force"], repo)
     return time.perf_counter() - t
 
 
-def raw_script(work: Path) -> Path:
-    script = work / "raw.sh"
-    script.write_text(f"#!/bin/bash\n#SBATCH --output={work}/raw-%A_%a.out\n{COMMAND}\n")
-    return script
-
-
-def time_sbatch(work: Path, n: int, max_parallel: int) -> float:
-    """The issue's peer: the same array by hand, `sbatch --array --wait`."""
-    throttle = f"%{max_parallel}" if max_parallel else ""
+def time_floor(work: Path, n: int, pack: int) -> float:
+    """The same work as one packed array by hand: each task runs `sh -c true` `pack` times."""
+    tasks = (n + pack - 1) // pack
+    script = work / "floor.sh"
+    script.write_text(f"#!/bin/bash\n#SBATCH --output={work}/floor-%A_%a.out\n"
+                      f"for i in $(seq {pack}); do /bin/sh -c {COMMAND}; done\n")
     t = time.perf_counter()
-    sh(["sbatch", "--parsable", "--wait", f"--array=1-{n}{throttle}", str(raw_script(work))], work)
-    return time.perf_counter() - t
-
-
-def time_floor(work: Path, n: int, max_parallel: int) -> float:
-    """The floor: the same array, submitted without --wait, until squeue shows no task of
-    it pending, running or completing (asked every 0.1 s). `sbatch --wait` itself sleeps
-    2 s, then 3 s, 4 s... between its checks, so it can lag the array by many seconds."""
-    throttle = f"%{max_parallel}" if max_parallel else ""
-    t = time.perf_counter()
-    job = subprocess.run(
-        ["sbatch", "--parsable", f"--array=1-{n}{throttle}", str(raw_script(work))],
-        cwd=work, env=ENV, check=True, capture_output=True, text=True,
-    ).stdout.strip().split(";")[0]
-    while subprocess.run(
-        ["squeue", "-h", "-j", job, "-t", "PD,R,CG,CF,S", "-o", "%i"], capture_output=True, text=True
-    ).stdout.strip():
+    job = sh(["sbatch", "--parsable", f"--array=0-{tasks - 1}", str(script)], work).strip().split(";")[0]
+    while subprocess.run(["squeue", "-h", "-j", job, "-t", "PD,R,CG,CF,S", "-o", "%i"],
+                         capture_output=True, text=True).stdout.strip():
         time.sleep(0.1)
     return time.perf_counter() - t
 
 
+def time_submit(repo: Path, pack: int) -> float:
+    """Submission only: held back an hour by --begin, then cancelled."""
+    t = time.perf_counter()
+    sh(MRL + ["run", "--backend", "slurm", "--pack", str(pack), "--force", "--slurm-opt=--begin=now+3600"], repo)
+    took = time.perf_counter() - t
+    log = repo / "output" / "0001" / ".mrl.slurm" / "submissions.jsonl"
+    jobs = [json.loads(line)["jobId"] for line in log.read_text().splitlines()]
+    subprocess.run(["scancel", *jobs], check=False, capture_output=True)
+    return took
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--n", type=int, default=50, help="sub-experiments / array tasks (default 50)")
+    ap.add_argument("--n", type=int, default=2000, help="sub-experiments of the packed run (default 2000)")
+    ap.add_argument("--pack", type=int, default=100, help="sub-experiments per task (default 100)")
+    ap.add_argument("--submit-n", type=int, default=10000, help="sub-experiments of the submission timing")
     ap.add_argument("--repeat", type=int, default=3, help="runs of each, alternating (default 3)")
-    ap.add_argument("--max-parallel", type=int, default=0, help="array throttle %%N for both (default none)")
     args = ap.parse_args()
 
     from tests.slurm_cluster import ensure_cluster
@@ -111,20 +107,24 @@ def main() -> int:
     ensure_cluster()
     with tempfile.TemporaryDirectory(prefix="mrl-bench-slurm-") as tmp:
         base = Path(tmp)
-        repo = make_project(base, args.n, args.max_parallel)
-        raw, floor, mrl = [], [], []
+        t = time.perf_counter()
+        repo = make_project(base, "packed", args.n)
+        big = make_project(base, "big", args.submit_n)
+        print(f"(made {args.n} + {args.submit_n} sub-experiments in {time.perf_counter() - t:.1f} s)", flush=True)
+        floor, mrl, submit = [], [], []
         for i in range(args.repeat):
-            raw.append(time_sbatch(base, args.n, args.max_parallel))
-            floor.append(time_floor(base, args.n, args.max_parallel))
-            mrl.append(time_mrl(repo))
-            print(f"run {i + 1}: sbatch --wait {raw[-1]:6.2f} s   sbatch+squeue {floor[-1]:6.2f} s   "
-                  f"mrl {mrl[-1]:6.2f} s", flush=True)
-    r, f, m = statistics.median(raw), statistics.median(floor), statistics.median(mrl)
-    print(f"\n{args.n} trivial array tasks (`{COMMAND}`), median of {args.repeat}:")
-    print(f"  sbatch --array --wait (the issue's peer)      {r:6.2f} s")
-    print(f"  sbatch --array, squeue every 0.1 s (floor)    {f:6.2f} s")
-    print(f"  mrl run --backend slurm --wait                {m:6.2f} s")
-    print(f"  ratio mrl / sbatch --wait: {m / r:.2f}x (aim: <= 1.2x);  mrl / floor: {m / f:.2f}x")
+            floor.append(time_floor(base, args.n, args.pack))
+            mrl.append(time_mrl(repo, args.pack))
+            submit.append(time_submit(big, args.pack))
+            print(f"run {i + 1}: floor {floor[-1]:6.2f} s   mrl --pack {mrl[-1]:6.2f} s   "
+                  f"submit {args.submit_n}: {submit[-1]:5.2f} s", flush=True)
+    f, m, s = statistics.median(floor), statistics.median(mrl), statistics.median(submit)
+    tasks = (args.n + args.pack - 1) // args.pack
+    print(f"\n{args.n} sub-experiments of `{COMMAND}`, {args.pack} per task ({tasks} tasks), median of {args.repeat}:")
+    print(f"  one packed array by hand, squeue every 0.1 s (floor)  {f:6.2f} s")
+    print(f"  mrl run --backend slurm --pack {args.pack} --wait          {m:6.2f} s")
+    print(f"  ratio mrl / floor: {m / f:.2f}x (aim: <= 1.2x)")
+    print(f"submission alone, {args.submit_n} sub-experiments --pack {args.pack}: {s:.2f} s (aim: < 5 s)")
     return 0
 
 

@@ -35,6 +35,7 @@ RUN_DEFAULTS: dict[str, Any] = {
     "log_tail": 20,
     "heartbeat": 30,
     "stale_after": 600,
+    "after": None,
 }
 DEFAULT_HEARTBEAT_S = 30.0  # run.heartbeat: how often a runner refreshes its live records
 
@@ -103,6 +104,7 @@ RUN_TYPES: dict[str, tuple[type, ...]] = {
     "log_tail": (_INT,),
     "heartbeat": (_INT, float),
     "stale_after": (_INT, float),
+    "after": (_STR, _LIST, _NONE),
 }
 REPORT_TYPES: dict[str, tuple[type, ...]] = {
     "primary_metric": (_STR, _NONE),

@@ -68,12 +68,18 @@ class Stopper:
     def __init__(self, parent: Stopper | None = None) -> None:
         self.parent = parent
         self._requested = False
+        self._requeue = False  # the stop is a requeue: what it interrupts is `requeued`, not cancelled
         self.signal: int = signal.SIGTERM
         self._groups: set[int] = set()
 
     @property
     def requested(self) -> bool:
         return self._requested or (self.parent is not None and self.parent.requested)
+
+    @property
+    def requeue(self) -> bool:
+        """The stop is a requeue (`forward`): what it interrupts is `requeued`, not cancelled."""
+        return self._requeue or (self.parent is not None and self.parent.requeue)
 
     def add(self, pgid: int) -> None:
         self._groups.add(pgid)
@@ -89,6 +95,16 @@ class Stopper:
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop: start nothing more, and send `sig` to every live child process group."""
+        self._requested = True
+        self.signal = sig
+        for pgid in list(self._groups):
+            killpg(pgid, sig)
+
+    def forward(self, sig: int) -> None:
+        """A requeue is coming (Slurm's USR1 ahead of a time limit): start nothing more, pass
+        `sig` to every live child group (to save a checkpoint), and record what it
+        interrupts as `requeued`."""
+        self._requeue = True
         self._requested = True
         self.signal = sig
         for pgid in list(self._groups):
@@ -296,10 +312,13 @@ def _attempts(sub: SubExperiment, attempt: Attempt, env: dict[str, str], stop: S
               old: Status) -> Status:
     """The first attempt and the retries; returns the final record."""
     status = old
+    # A requeued task's first attempt continues the interrupted one (from its checkpoint):
+    # its metrics stay where they are.
+    continuing = old.state is JobState.QUEUED and old.requeues > 0
     for n in range(o.retries + 1):
         if stop.requested:
             break
-        status = _attempt(sub, attempt, env, stop, o.on_start, retry=n < o.retries)
+        status = _attempt(sub, attempt, env, stop, o.on_start, retry=n < o.retries, continuing=continuing and n == 0)
         if status.state is not JobState.RUNNING:  # running: failed, another attempt follows
             break
     if status is not old and status.state is JobState.RUNNING:  # stopped between attempts
@@ -377,6 +396,7 @@ def _attempt(
     on_start: Callable[[Status], None] | None,
     *,
     retry: bool = False,
+    continuing: bool = False,
 ) -> Status:
     """One attempt: the steps from `stepsDone` on; returns the record written at its end.
 
@@ -385,9 +405,10 @@ def _attempt(
     must see it so.
     """
     t0 = time.monotonic()
-    if attempt.status.attempts and attempt.status.steps_done == 0:
+    if attempt.status.attempts and attempt.status.steps_done == 0 and not continuing:
         set_aside_metrics(sub, attempt.status.attempts)
     attempt.status = attempt.status.attempt_started(now())
+    env = {**env, "MRL_ATTEMPT": str(attempt.status.attempts)}
     code: int | None = 0
     with open(sub.log_path, "ab", buffering=0) as log:
         for k in range(attempt.status.steps_done, len(attempt.steps)):
@@ -400,6 +421,8 @@ def _attempt(
             attempt.status = attempt.status.step_done(k)
     state = _final_state(code, stop)
     duration = round(time.monotonic() - t0, 3)
+    if stop.requeue and code != 0:
+        return attempt.write(sub, attempt.status.requeued(now()))  # resumes at its first unfinished step
     if state is JobState.FAILED and retry and not stop.requested:
         return attempt.write(sub, attempt.status.retrying(code, now(), duration))
     return attempt.write(sub, attempt.status.finished(state, code, now(), duration))

@@ -8,7 +8,6 @@ import importlib
 import logging
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
 
@@ -162,7 +161,7 @@ def _find_project() -> tuple[Any, MrlError | None]:
     from metarunlog.project import Project
 
     try:
-        return Project.find(Path.cwd()), None
+        return Project.find(), None  # the current directory as the shell names it (symlinks kept)
     except MrlError as e:
         return None, e
 

@@ -27,11 +27,54 @@ def find_basedir(start: Path) -> Path | None:
     Folders inside an experiment are skipped: an experiment's own `.mrl.cfg` (overrides)
     and the copies of the project's `.mrl.cfg` inside its `code/` snapshot, so commands
     run from inside an experiment still find the project.
+
+    Symlinks: `start` is walked up as given (`proj/last/001`, where `last` and `proj/output`
+    may be links to `/scratch/...`), then as resolved; when neither reaches the project
+    (an experiment on scratch, reached by its real path, as a Slurm task is), the
+    experiment's own record names its project (`basedir` in EXPDIR/.mrl).
     """
+    start = Path(os.path.abspath(start))
+    for path in dict.fromkeys((start, start.resolve())):
+        found = _walk_up(path)
+        if found is not None:
+            return found
+    return _from_experiment_record(start.resolve())
+
+
+def _walk_up(start: Path) -> Path | None:
     for d in (start, *start.parents):
         if (d / CFG_NAME).is_file() and not inside_experiment(d) and _in_git_work_tree(d):
             return d
     return None
+
+
+def _from_experiment_record(path: Path) -> Path | None:
+    """The project an experiment at or above `path` was made in, from its `.mrl` record."""
+    from metarunlog import jsonio
+
+    for d in (path, *path.parents):
+        if not (d / RECORD).is_file():
+            continue
+        data = jsonio.read_json_or(d / RECORD, None)
+        base = data.get("basedir") if isinstance(data, dict) else None
+        if isinstance(base, str) and base:
+            found = _walk_up(Path(base))
+            return found if found == Path(os.path.abspath(base)) else None
+    return None
+
+
+def logical_cwd() -> Path:
+    """The current directory as the shell names it (`$PWD`, symlinks kept), when that is
+    where we are; else the real path."""
+    cwd = Path.cwd()
+    pwd = os.environ.get("PWD")
+    if pwd and os.path.isabs(pwd):
+        try:
+            if os.path.samefile(pwd, cwd):
+                return Path(pwd)
+        except OSError:
+            pass
+    return cwd
 
 
 def inside_experiment(d: Path) -> bool:
@@ -69,7 +112,7 @@ class Project:
 
     @classmethod
     def find(cls, start: Path | None = None) -> Project:
-        start = (start or Path.cwd()).resolve()
+        start = Path(os.path.abspath(start)) if start is not None else logical_cwd()
         basedir = find_basedir(start)
         if basedir is None:
             raise ConfigError(

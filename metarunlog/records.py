@@ -91,6 +91,9 @@ _STATUS_KEYS = frozenset(
         "slurmState",
         "pidStart",
         "runnerStart",
+        "packed",
+        "reason",
+        "requeues",
     }
 )
 
@@ -151,6 +154,9 @@ class Status(_JsonView):
     # does not match is another process (reused pid, reboot) and is never signalled.
     pid_start: str | None = None
     runner_start: str | None = None
+    packed: bool = False  # Slurm: one of several sub-experiments its array task runs (--pack)
+    reason: str | None = None  # why mrl ended it, when no command said so (a requeue limit...)
+    requeues: int = 0  # times its task was requeued since it was submitted (the next attempt continues)
     extra: dict[str, Any] = field(default_factory=dict)  # keys of other mrl versions
 
     @classmethod
@@ -179,6 +185,9 @@ class Status(_JsonView):
             _str(g("slurmState")),
             _str(g("pidStart")),
             _str(g("runnerStart")),
+            g("packed") is True,
+            _str(g("reason")),
+            _count(g("requeues")),
             extra,
         )
 
@@ -209,6 +218,12 @@ class Status(_JsonView):
             out["pidStart"] = self.pid_start
         if self.runner_start is not None:
             out["runnerStart"] = self.runner_start
+        if self.packed:
+            out["packed"] = True
+        if self.reason is not None:
+            out["reason"] = self.reason
+        if self.requeues:
+            out["requeues"] = self.requeues
         return {**out, **{k: v for k, v in self.extra.items() if k not in out}}
 
     # -- transitions: each returns the next record, this one is left as it was ---------------
@@ -216,10 +231,13 @@ class Status(_JsonView):
     def _next(self, **changes: Any) -> Status:
         return dataclasses.replace(self, extra=dict(self.extra), **changes)
 
-    def queued(self, backend: str, job_id: str, now: str) -> Status:
+    def queued(self, backend: str, job_id: str, now: str, *, packed: bool = False) -> Status:
         """Submitted to a scheduler: earlier attempts and finished steps kept (`--force`
-        on a done one runs every step again)."""
+        on a done one runs every step again); `packed`: its task runs others too."""
         return self._next(
+            packed=packed,
+            reason=None,
+            requeues=0,
             state=JobState.QUEUED,
             exit_code=None,
             start=None,
@@ -272,7 +290,10 @@ class Status(_JsonView):
             node=node,
             command=list(steps),
             slurm_state=None,
+            reason=None,
             submitted=self.submitted if backend == self.backend else None,  # who queued it
+            packed=self.packed and backend == self.backend,
+            requeues=self.requeues if backend == self.backend else 0,
         )
 
     def attempt_started(self, now: str) -> Status:
@@ -310,6 +331,10 @@ class Status(_JsonView):
             new = new._next(state=state, end=self.end or now, pid=None, pid_start=None, node=self.node or node or None)
         return new
 
+    def gave_up(self, reason: str, now: str) -> Status:
+        """Failed without running its command again: `reason` says why (a requeue limit)."""
+        return self._next(state=JobState.FAILED, exit_code=None, end=now, pid=None, reason=reason)
+
     def requeued(self, now: str) -> Status:
         """Back in its scheduler's queue (a requeue): same job id, the next attempt to come."""
         return self._next(
@@ -326,6 +351,7 @@ class Status(_JsonView):
             node=None,
             slurm_state=None,
             submitted=now,
+            requeues=self.requeues + 1,
         )
 
 

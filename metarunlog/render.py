@@ -173,6 +173,49 @@ def compile_template(source: Template) -> Compiled:
     return Compiled(name, source, template, used)
 
 
+# -- plain strings of the config (run.slurm values) -------------------------------------------
+
+
+def is_template(text: str) -> bool:
+    """True when `text` holds Jinja (`{{`, `{%`): only then is it compiled."""
+    return "{{" in text or "{%" in text
+
+
+@dataclass
+class StringTemplate:
+    """A config value that is Jinja over params (`run.slurm.mem`), rendered as plain text."""
+
+    source: str
+    where: str  # what it is, for messages: "run.slurm.mem in /p/.mrl.cfg"
+    template: jinja2.Template
+
+    def render(self, variables: Mapping[str, Any], *, sub: str = "") -> str:
+        try:
+            return self.template.render(variables).strip()
+        except Exception as e:  # UndefinedError, or whatever a filter raised
+            raise template_error(
+                e,
+                lambda _, __: self.where,
+                context=f" (rendering it for sub-experiment {sub})" if sub else "",
+                hint=f"the variables are the params and {', '.join(BUILTINS)}",
+            ) from e
+
+
+def string_template(source: str, where: str) -> StringTemplate:
+    """Compile one Jinja config value; a syntax error is an MrlError naming `where`."""
+    return StringTemplate(source, where, _from_string(environment(), source, where))
+
+
+def _from_string(env: jinja2.Environment, source: str, where: str) -> jinja2.Template:
+    """`source` compiled in `env`; a syntax error is an MrlError naming `where`."""
+    import jinja2
+
+    try:
+        return env.from_string(source)
+    except jinja2.TemplateSyntaxError as e:
+        raise template_error(e, lambda _, __: where, context=f" in {source!r}") from None
+
+
 # -- run.command: shell text ------------------------------------------------------------------
 
 
@@ -326,6 +369,7 @@ class CommandTemplate:
     source: str
     where: str  # the config file it came from, for messages
     template: jinja2.Template
+    key: str = "run.command"  # the config key it is (run.after), for messages
 
     def render(self, variables: Mapping[str, Any], *, sub: str = "", params: Iterable[str] = ()) -> str:
         """The shell text for one sub-experiment (`sub` names it and `params` lists its
@@ -336,21 +380,17 @@ class CommandTemplate:
             names = ", ".join(sorted(params)) or "none"
             raise template_error(
                 e,
-                lambda _, __: f"run.command in {self.where}",
+                lambda _, __: f"{self.key} in {self.where}",
                 context=f" (rendering sub-experiment {sub})" if sub else "",
                 hint=f"the variables are the params ({names}) and {', '.join(COMMAND_BUILTINS)}",
             ) from e
 
 
-def command_template(source: str, where: object) -> CommandTemplate:
-    """Compile one `run.command` string; a syntax error is an MrlError naming `where`."""
-    import jinja2
-
-    try:
-        template = command_environment().from_string(source)
-    except jinja2.TemplateSyntaxError as e:
-        raise template_error(e, lambda _, __: f"run.command in {where}", context=f" in {source!r}") from None
-    return CommandTemplate(source, str(where), template)
+def command_template(source: str, where: object, key: str = "run.command") -> CommandTemplate:
+    """Compile one `run.command` string (or another shell command of the config, `key`);
+    a syntax error is an MrlError naming `key` and `where`."""
+    template = _from_string(command_environment(), source, f"{key} in {where}")
+    return CommandTemplate(source, str(where), template, key)
 
 
 def used_in_strings(texts: Iterable[str]) -> frozenset[str]:

@@ -14,9 +14,14 @@ jobs stay visible for MinJobAge=300 s).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 import subprocess
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 SLURM_UP = Path(__file__).resolve().parent.parent / "scripts" / "slurm-up.sh"
@@ -77,3 +82,46 @@ def ensure_cluster() -> None:
         if ok:
             raise RuntimeError(f"{SLURM_UP} succeeded earlier in this process, but no Slurm node is usable now")
         raise RuntimeError(f"{SLURM_UP} failed: {output}")
+
+
+SLURM_CONF = Path("/etc/slurm/slurm.conf")
+SLURM_BASE = Path("/tmp/mrl-slurm")  # scripts/slurm-up.sh's default SLURM_BASE
+
+
+@contextlib.contextmanager
+def reconfigured(**settings: str) -> Iterator[None]:
+    """The running cluster with these slurm.conf settings (`MaxArraySize="5"`), through
+    `scontrol reconfigure`; the file and the running settings are restored on exit.
+
+    The cluster is shared: keep the block short (submit, then leave it)."""
+    original = SLURM_CONF.read_text()
+    lines = [ln for ln in original.splitlines() if ln.split("=")[0] not in settings]
+    SLURM_CONF.write_text("\n".join([*lines, *(f"{k}={v}" for k, v in settings.items())]) + "\n")
+    try:
+        subprocess.run(["scontrol", "reconfigure"], check=True, capture_output=True, timeout=60)
+        yield
+    finally:
+        SLURM_CONF.write_text(original)
+        subprocess.run(["scontrol", "reconfigure"], check=False, capture_output=True, timeout=60)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def controller_stopped() -> Iterator[None]:
+    """slurmctld stopped (its tasks go on under slurmd), started again on exit by
+    scripts/slurm-up.sh. The cluster is shared: keep the block a few seconds long."""
+    pid = int((SLURM_BASE / "slurmctld.pid").read_text().split()[0])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    try:
+        yield
+    finally:
+        subprocess.run(["bash", str(SLURM_UP)], stdin=subprocess.DEVNULL, capture_output=True, timeout=120, check=True)

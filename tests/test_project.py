@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -13,7 +14,8 @@ import pytest
 
 from metarunlog.errors import ConfigError, NotAnExperiment
 from metarunlog.project import LegacyPath, Project, find_basedir
-from tests.conftest import git, main, set_cfg
+from tests.backends.contract import make_experiment
+from tests.conftest import git, main, run_mrl, set_cfg
 
 
 def new(n: int = 1) -> None:
@@ -154,3 +156,59 @@ def test_the_original_api_names_answer_as_the_original_did(project: Path) -> Non
     assert p._expIsDone(exp_dir) and p._expIsDoneIndicator(exp_dir) == "   "
     assert p._loadSubExp(Path(exp_dir) / "001") == {"subExpDir": str(Path(exp_dir) / "001"), "params": {}}
     assert p._relpathUser(Path.home() / "a" / "b") == "~/a/b"
+
+
+# -- a symlinked outdir (`output -> /scratch/...`, issue 10) ------------------------------------
+
+
+@pytest.fixture
+def scratch_outdir(project: Path, tmp_path: Path) -> Path:
+    """The project's outdir as a symlink to a folder elsewhere (`output -> /scratch/...`,
+    usual under home quotas); returns the real folder."""
+    real = tmp_path / "scratch" / "me" / "proj-output"
+    real.mkdir(parents=True)
+    (project / "output").rmdir()
+    (project / "output").symlink_to(real)
+    return real
+
+
+def test_an_experiment_in_a_symlinked_outdir_finds_its_project_from_its_real_path(
+    project: Path, scratch_outdir: Path
+) -> None:
+    exp = make_experiment(project, [{"x": 1}], "true")
+    real = scratch_outdir / exp.name
+    assert exp.dir.resolve() == real
+    # what a Slurm task gets: the experiment's real path, nothing of the project above it
+    assert find_basedir(real / "001") == project
+    found = Project.find(real)
+    assert found.basedir == project and found.load_exp(str(real)).id == exp.id
+
+
+def test_cd_last_then_mrl_status_works_when_the_outdir_is_a_symlink(project: Path, scratch_outdir: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "true")
+    assert run_mrl("run", str(exp.id), cwd=project).returncode == 0
+    last = project / "last"
+    assert last.is_symlink()
+    # as a shell does it (PWD names the logical path, the kernel's cwd is the real one), and
+    # as a program that only chdir()s (PWD says somewhere else)
+    for cwd, pwd, names in ((last, last, ["001", "002"]), (last / "001", last / "001", ["001"]),
+                            (last, project, ["001", "002"])):
+        proc = run_mrl("status", "--json", cwd=cwd, env={"PWD": str(pwd)})
+        assert proc.returncode == 0, proc.stderr
+        assert [(r["name"], r["state"]) for r in json.loads(proc.stdout)] == [(n, "done") for n in names]
+
+
+def test_a_pwd_that_is_not_the_current_directory_is_ignored(project: Path, tmp_path: Path) -> None:
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    proc = run_mrl("ls", cwd=project, env={"PWD": str(other)})
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_a_record_naming_a_project_that_moved_is_the_usual_error(project: Path, scratch_outdir: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}], "true")
+    record = json.loads((exp.dir / ".mrl").read_text())
+    record["basedir"] = str(project.parent / "gone")
+    (exp.dir / ".mrl").write_text(json.dumps(record))
+    proc = run_mrl("status", cwd=scratch_outdir / exp.name, env={"PWD": os.fspath(scratch_outdir / exp.name)})
+    assert proc.returncode == 1 and "mrl: error: no .mrl.cfg" in proc.stderr

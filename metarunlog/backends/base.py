@@ -32,6 +32,8 @@ from metarunlog.errors import CorruptRecord, MrlError
 from metarunlog.states import DEFAULT_STALE_AFTER, JobState, observed_state, recorded_state
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from metarunlog.experiment import Experiment, SubExperiment
     from metarunlog.ownership import Claim
     from metarunlog.records import Status
@@ -126,10 +128,12 @@ class Backend:
     interrupted: bool = False  # a signal stopped the run (`mrl run` exits 130)
     hung_up: bool = False  # ... and it was SIGHUP (the terminal closed): `mrl run` exits 129
     halted: bool = False  # --fail-fast saw a failure: nothing new starts
+    submits_after: bool = False  # it schedules run.after itself (else `mrl run` runs it when the run ends)
 
     def __init__(self, exp: Experiment, options: RunOptions | None = None) -> None:
         self.exp = exp
         self.options = options or RunOptions()
+        self.warnings: list[str] = []  # for `mrl run` to say once, as `mrl: warning: ...` (it clears them)
 
     def own_options(self, kind: type[T]) -> T:
         """This backend's own options (`options.backend_options`), or `kind()`: its defaults."""
@@ -176,6 +180,17 @@ class Backend:
         """(job id, node) of the task running now, from the scheduler's environment, for
         `python -m metarunlog.backends.task`; (None, None) outside a scheduler."""
         return None, None
+
+    @classmethod
+    def run_plan(cls, expdir: Path, plan: Path, index: int) -> int:
+        """Inside a scheduler's task: run task `index` of a submission's `plan` file; the
+        exit code of `python -m metarunlog.backends.task EXPDIR INDEX --plan PLAN`."""
+        raise MrlError(f"the {cls.name} backend has no submission plans")
+
+    def dry_run(self, jobs: Sequence[Job]) -> str | None:
+        """What `mrl run --dry-run` prints for this backend (Slurm: the sbatch scripts), or
+        None: the rendered commands."""
+        return None
 
     # -- the interface ------------------------------------------------------------------------
     def submit(self, jobs: Sequence[Job]) -> None:

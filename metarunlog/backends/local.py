@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,6 +72,11 @@ class LocalBackend(Backend):
         self._pending: dict[int, _Pending] = {}
         self._idle = threading.Event()  # set once every worker has ended (none started: set)
         self._idle.set()
+        # How each job is executed, besides what the pool decides (a Slurm task packing
+        # several sub-experiments: its backend name, job id and node).
+        self.exec_defaults = ExecOptions()
+        # Asked before a job starts: a reason to leave it alone (its cancel was requested), or None.
+        self.skip: Callable[[Job], str | None] | None = None
 
     @classmethod
     def where(cls, options: RunOptions) -> str:
@@ -192,6 +198,11 @@ class LocalBackend(Backend):
 
     def _run(self, job: Job) -> None:
         seen = job.status.attempts if job.status else 0
+        why = self.skip(job) if self.skip is not None else None
+        if why is not None:
+            job.skipped, job.message = True, why
+            job.state = recorded_state(job.read_status())
+            return
         stop = Stopper(self.stop)
         with self._cond:
             self._stops[id(job)] = stop
@@ -209,14 +220,15 @@ class LocalBackend(Backend):
             self._pending[job.slot] = _Pending(job, status, pending)
 
         try:
-            status = execute(job.sub, ExecOptions(
+            status = execute(job.sub, dataclasses.replace(
+                self.exec_defaults,
                 steps=self._steps(job),
                 resource=job.resource,
                 stop=stop,
                 force=self.options.force,
                 retries=self.options.retries,
                 seen_attempts=seen,
-                env=self._env,
+                env=self.exec_defaults.env or self._env,
                 on_start=started,
                 fingerprint=job.fingerprint,
                 heartbeat=self.options.heartbeat,

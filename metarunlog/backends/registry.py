@@ -120,8 +120,14 @@ def judged_by_liveness(name: str) -> bool:
 # -- the built-in backends ------------------------------------------------------------------------
 
 
-def _at_least_one(value: Any) -> str | None:
-    return None if value is None or value >= 1 else f"must be at least 1, not {value}"
+def _at_least(low: int) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        return None if value is None or value >= low else f"must be at least {low}, not {value}"
+
+    return check
+
+
+_at_least_one = _at_least(1)
 
 
 _STR, _INT, _NONE, _LIST = str, int, type(None), list
@@ -142,12 +148,18 @@ register(
             "partition": Setting(None, (_STR, _NONE)),
             "time": Setting(None, (_STR, _INT, _NONE)),
             "mem": Setting(None, (_STR, _INT, _NONE)),
-            "cpus_per_task": Setting(None, (_INT, _NONE)),
+            "cpus_per_task": Setting(None, (_INT, _STR, _NONE)),
             "gpus": Setting(None, (_STR, _INT, _NONE)),
             "account": Setting(None, (_STR, _NONE)),
             "qos": Setting(None, (_STR, _NONE)),
             "max_parallel": Setting(None, (_INT, _NONE), _at_least_one),
             "extra": Setting([], (_LIST,)),
+            "pack": Setting(1, (_INT,), _at_least_one),
+            "pack_jobs": Setting(None, (_INT, _NONE), _at_least_one),
+            "array_limit": Setting(None, (_INT, _NONE), _at_least_one),
+            "requeue": Setting(0, (_INT,), _at_least(0)),
+            "signal_before": Setting(120, (_INT,), _at_least(1)),
+            "unreachable_timeout": Setting(600, (_INT, float), _at_least(0)),
         },
         run_args=(
             RunArg(
@@ -166,6 +178,12 @@ register(
                 {"type": int, "metavar": "N", "help": "slurm: at most N array tasks at once (%%N)"},
             ),
             RunArg(
+                ("--pack",),
+                "pack",
+                {"type": int, "metavar": "K",
+                 "help": "slurm: K sub-experiments per array task (default: run.slurm.pack, 1)"},
+            ),
+            RunArg(
                 ("--wait",),
                 "wait",
                 {
@@ -175,6 +193,6 @@ register(
                 },
             ),
         ),
-        help="one sbatch --array per run (--slurm-opt, --max-parallel, --wait)",
+        help="sbatch job arrays (--slurm-opt, --max-parallel, --pack, --wait)",
     )
 )

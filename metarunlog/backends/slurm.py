@@ -1,14 +1,21 @@
-"""The Slurm backend: one `sbatch --array` per `mrl run`, states merged from the scheduler.
+"""The Slurm backend: job arrays per `mrl run`, states merged from the scheduler.
 
-Submission writes a batch script into `EXPDIR/.mrl.slurm/` (kept for the user to read or
-resubmit with plain `sbatch`), submits it held (`sbatch --parsable --hold`), marks the
-selected sub-experiments `queued` with their job id `<array job>_<task>`, then releases
-the job. Holding it first means no array task can start, and write `running`, before the
-`queued` records exist; and a rejected submission leaves no record touched.
+Submission groups the selected sub-experiments by their rendered `#SBATCH` options (any
+`run.slurm` string and `--slurm-opt` may be Jinja over the params), packs each group's
+ids `run.slurm.pack` per task, and splits the tasks into arrays below the cluster's
+MaxArraySize (asked once per submission) and `run.slurm.array_limit`. Each array is a
+script plus its plan in `EXPDIR/.mrl.slurm/` (`submit-NNN.sh`, `submit-NNN.json`: task
+index -> sub-experiment ids, so indices never depend on ids), submitted held (`sbatch
+--parsable --hold`); then the selected sub-experiments are marked `queued` with their
+task's id `<array job>_<index>`, run.after is submitted depending on every array, the
+submission claims the experiment (`EXPDIR/.mrl.owners/`), and the arrays are released.
+Holding them first means no task can start, and write `running`, before the `queued`
+records exist; a failure anywhere undoes all of it.
 
 Each array task runs `python -m metarunlog.backends.task EXPDIR $SLURM_ARRAY_TASK_ID
---backend slurm` with the interpreter and PYTHONPATH of the `mrl` that submitted it, so `run.log`
-and `.mrl.status` are written by the same code as with the local backend.
+--backend slurm --plan PLAN` with the interpreter and PYTHONPATH of the `mrl` that
+submitted it (`backends/slurm_task.py`), so `run.log` and `.mrl.status` are written by the
+same code as with the local backend.
 
 States: `.mrl.status` says what the task itself last wrote; `squeue -t all` (which also
 answers for finished jobs until MinJobAge) and, for older jobs, `sacct` say what the
@@ -19,6 +26,7 @@ of memory, node failure, killed by `scancel`) is written into the record.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
@@ -26,20 +34,23 @@ import subprocess
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from metarunlog import jsonio
+from metarunlog import after, jsonio, render
 from metarunlog.backends.base import Backend, RunOptions
 from metarunlog.backends.task import task_command
 from metarunlog.errors import MrlError
 from metarunlog.locks import is_running
+from metarunlog.ownership import OWNERS
 from metarunlog.records import Status
 from metarunlog.states import JobState, recorded_state
 
 if TYPE_CHECKING:
     from metarunlog.backends.base import Job
-    from metarunlog.experiment import Experiment
+    from metarunlog.experiment import Experiment, SubExperiment
+    from metarunlog.ownership import Claim
 
 SLURM_DIR = ".mrl.slurm"
 SUBMISSIONS = "submissions.jsonl"
@@ -62,32 +73,64 @@ _OPTION_NAMES = {
     "account": "--account",
     "qos": "--qos",
 }
+DEFAULT_MAX_ARRAY_SIZE = 1001  # Slurm's default MaxArraySize (largest index 1000)
 
 
 @dataclass
 class SlurmOptions:
-    """What goes into the `#SBATCH` lines: `.mrl.cfg` run.slurm, then `--slurm-opt` (wins)."""
+    """What goes into the `#SBATCH` lines: `.mrl.cfg` run.slurm, then `--slurm-opt` (wins).
+
+    Any string value may be Jinja over the params (`"mem": "{{ '64G' if size == 'xl'
+    else '16G' }}"`): `lines_for(variables)` renders them per sub-experiment, and the
+    sub-experiments with the same lines become one array.
+    """
 
     values: dict[str, Any] = field(default_factory=dict)  # run.slurm keys of _OPTION_NAMES
     extra: list[str] = field(default_factory=list)  # free-form lines from run.slurm.extra
     cli: list[str] = field(default_factory=list)  # --slurm-opt, in order
     max_parallel: int | None = None
+    where: str = ".mrl.cfg"  # the config file, for messages
 
     @classmethod
     def from_config(
-        cls, slurm_cfg: Mapping[str, Any], slurm_opts: Sequence[str] = (), max_parallel: int | None = None
+        cls, slurm_cfg: Mapping[str, Any], slurm_opts: Sequence[str] = (), max_parallel: int | None = None,
+        where: str = ".mrl.cfg",
     ) -> SlurmOptions:
         values = {k: slurm_cfg.get(k) for k in _OPTION_NAMES if slurm_cfg.get(k) not in (None, "")}
         mp = max_parallel if max_parallel is not None else slurm_cfg.get("max_parallel")
         if mp is not None and mp < 1:
             raise SlurmError(f"--max-parallel must be at least 1, not {mp}")
-        return cls(values, [str(x) for x in slurm_cfg.get("extra") or []], list(slurm_opts), mp)
+        return cls(values, [str(x) for x in slurm_cfg.get("extra") or []], list(slurm_opts), mp, where)
+
+    def _raw(self) -> list[tuple[str, str]]:
+        """(what it is, the option text before rendering), in #SBATCH order."""
+        out = [(f"run.slurm.{k} in {self.where}", f"{_OPTION_NAMES[k]}={v}") for k, v in self.values.items()]
+        out += [(f"run.slurm.extra in {self.where}", x) for x in self.extra]
+        return out + [("--slurm-opt", x) for x in self.cli]
+
+    @cached_property
+    def _compiled(self) -> list[tuple[str, Any]]:
+        return [(where, render.string_template(text, where) if render.is_template(text) else text)
+                for where, text in self._raw()]
+
+    @property
+    def templated(self) -> bool:
+        """True when some option depends on the params (the subs may form several groups)."""
+        return any(not isinstance(t, str) for _, t in self._compiled)
+
+    def lines_for(self, variables: Mapping[str, Any] | None = None, sub: str = "") -> tuple[str, ...]:
+        """The `#SBATCH` lines, rendered with `variables` (a sub-experiment's)."""
+        out = []
+        for _, t in self._compiled:
+            text = t if isinstance(t, str) else t.render(variables or {}, sub=sub)
+            if text.endswith("="):  # a value that rendered empty: the option is not given
+                continue
+            out.append(_sbatch_line(text))
+        return tuple(out)
 
     def sbatch_lines(self) -> list[str]:
-        lines = [f"#SBATCH {_OPTION_NAMES[k]}={v}" for k, v in self.values.items()]
-        lines += [_sbatch_line(x) for x in self.extra]
-        lines += [_sbatch_line(x) for x in self.cli]
-        return lines
+        """The lines when no option is a template (the common case)."""
+        return list(self.lines_for())
 
 
 def _sbatch_line(option: str) -> str:
@@ -116,55 +159,152 @@ def array_spec(ids: Iterable[int], max_parallel: int | None = None) -> str:
     return f"{spec}%{max_parallel}" if max_parallel else spec
 
 
-# -- the batch script ------------------------------------------------------------------------
+# -- the plan of one array: which sub-experiments each task runs -------------------------------
 
 
-def mrl_pythonpath() -> str:
-    """PYTHONPATH for the array tasks: this mrl's package root first, then the caller's."""
-    import metarunlog
+@dataclass
+class TaskPlan:
+    """`EXPDIR/.mrl.slurm/submit-NNN.json`, read by each task of the array `submit-NNN.sh`:
+    task `i` (`$SLURM_ARRAY_TASK_ID`) runs the sub-experiments `tasks[i]`, in order, with
+    `pack_jobs` at once. Array indices are positions in this list, never sub-experiment
+    ids, so any id can be submitted whatever the cluster's MaxArraySize."""
 
-    root = str(Path(metarunlog.__file__).resolve().parent.parent)
-    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
-    return os.pathsep.join([root, *rest])
+    tasks: list[list[int]]
+    retries: int = 0
+    force: bool = False
+    pack_jobs: int | None = None  # workers inside a packed task (None: one per GPU, else per CPU)
+    requeue: int = 0  # run.slurm.requeue: how many requeues a task may ask for
+    fingerprints: dict[int, str] = field(default_factory=dict)  # sub id -> what was planned
+
+    @property
+    def ids(self) -> list[int]:
+        return [i for task in self.tasks for i in task]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tasks": self.tasks, "retries": self.retries, "force": self.force, "packJobs": self.pack_jobs,
+                "requeue": self.requeue, "fingerprints": {str(k): v for k, v in self.fingerprints.items()}}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TaskPlan:
+        fps = data.get("fingerprints") or {}
+        return cls([[int(i) for i in t] for t in data["tasks"]], int(data.get("retries") or 0),
+                   bool(data.get("force")), data.get("packJobs"), int(data.get("requeue") or 0),
+                   {int(k): str(v) for k, v in fps.items()})
+
+    @classmethod
+    def read(cls, path: Path) -> TaskPlan:
+        try:
+            return cls.from_json(jsonio.read_json(path))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise MrlError(f"cannot read the submission's plan {path}: {e}") from e
 
 
-def render_script(
-    expdir: Path, name: str, ids: Sequence[int], opts: SlurmOptions, *, retries: int = 0
-) -> str:
-    """The batch script: #SBATCH lines, then one `python -m metarunlog.backends.task` per task."""
-    out_dir = expdir / SLURM_DIR
-    run = task_command(expdir, "$SLURM_ARRAY_TASK_ID", SlurmBackend.name, retries=retries)
+@dataclass
+class ArrayPlan:
+    """One array to submit: its `#SBATCH` option lines and its tasks."""
+
+    lines: tuple[str, ...]
+    tasks: list[list[int]]
+    after: str | None = None  # the job it waits for (a throttle spread over several arrays)
+
+    @property
+    def ids(self) -> list[int]:
+        return [i for task in self.tasks for i in task]
+
+
+def plan_arrays(groups: Sequence[tuple[tuple[str, ...], list[int]]], pack: int, limit: int) -> list[ArrayPlan]:
+    """Each group (its lines, its ids): tasks of `pack` ids, in arrays of at most `limit` tasks."""
+    arrays = []
+    for lines, ids in groups:
+        tasks = [ids[k : k + pack] for k in range(0, len(ids), pack)]
+        arrays += [ArrayPlan(lines, tasks[k : k + limit]) for k in range(0, len(tasks), limit)]
+    return arrays
+
+
+# -- the batch scripts ------------------------------------------------------------------------
+
+
+@dataclass
+class ScriptHead:
+    """What every script of one submission has in common."""
+
+    expdir: Path
+    name: str  # the experiment's name: the job name is mrl-<name>
+    max_parallel: int | None = None
+    requeue: int = 0
+    signal_before: int = 120
+
+
+def render_script(head: ScriptHead, array: ArrayPlan, plan_path: Path) -> str:
+    """The batch script: #SBATCH lines, then the task entry with the array index."""
+    out_dir = head.expdir / SLURM_DIR
+    run = task_command(head.expdir, "$SLURM_ARRAY_TASK_ID", SlurmBackend.name, plan=plan_path)
     cmd = " ".join(a if a.startswith("$") else shlex.quote(a) for a in run)
+    requeue = ["#SBATCH --requeue", f"#SBATCH --signal=B:USR1@{head.signal_before}"] if head.requeue else []
     lines = [
         "#!/bin/bash",
-        f"#SBATCH --job-name={shlex.quote('mrl-' + name)}",
-        f"#SBATCH --array={array_spec(ids, opts.max_parallel)}",
+        f"#SBATCH --job-name={shlex.quote('mrl-' + head.name)}",
+        f"#SBATCH --array={array_spec(range(len(array.tasks)), head.max_parallel)}",
         f"#SBATCH --output={shlex.quote(str(out_dir / 'slurm-%A_%a.out'))}",
-        *opts.sbatch_lines(),
-        f"# Written by mrl run on {jsonio.now()}. Each array task runs sub-experiment",
-        "# $SLURM_ARRAY_TASK_ID with the mrl that submitted it; resubmit with `sbatch THIS_FILE`.",
-        f"export PYTHONPATH={shlex.quote(mrl_pythonpath())}",
-        f"cd {shlex.quote(str(expdir))}",
+        *requeue,
+        *array.lines,
+        f"# Written by mrl run on {jsonio.now()}. Array task N runs the sub-experiments of",
+        f"# task N in {plan_path.name} ({_ids_summary(array)}); resubmit with `sbatch THIS_FILE`.",
+        *_environment_lines(),
+        f"cd {shlex.quote(str(head.expdir))}",
         f"exec {cmd}",
     ]
     return "\n".join(lines) + "\n"
 
 
-def write_script(expdir: Path, text: str) -> Path:
-    """A new `EXPDIR/.mrl.slurm/submit-NNN.sh` (never overwrites an earlier one)."""
+def _environment_lines() -> list[str]:
+    """The same mrl as the submitting one: its interpreter and code."""
+    return [f"export PYTHONPATH={shlex.quote(after.mrl_pythonpath())}"]
+
+
+def _ids_summary(array: ArrayPlan) -> str:
+    ids = array.ids
+    per = f", {len(array.tasks[0])} per task" if len(array.tasks[0]) > 1 else ""
+    return f"{len(ids)} sub-experiment(s): {_short(array_spec(ids))}{per}"
+
+
+def _short(text: str, n: int = 60) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def render_after_script(head: ScriptHead, steps: Sequence[str], lines: Sequence[str]) -> str:
+    """The `run.after` job: its steps in order in EXPDIR, `mrl` being the submitting mrl."""
+    out_dir = head.expdir / SLURM_DIR
+    body = [
+        "#!/bin/bash",
+        f"#SBATCH --job-name={shlex.quote('mrl-' + head.name + '-after')}",
+        f"#SBATCH --output={shlex.quote(str(out_dir / 'after-%j.out'))}",
+        *lines,
+        f"# Written by mrl run on {jsonio.now()}: run.after, once every array of that run ended.",
+        *after.prelude(head.expdir),
+        *steps,
+    ]
+    return "\n".join(body) + "\n"
+
+
+def reserve_number(expdir: Path) -> int:
+    """The next free NNN of `EXPDIR/.mrl.slurm/submit-NNN.sh`, taken (never reused)."""
     d = expdir / SLURM_DIR
     d.mkdir(exist_ok=True)
     n = 1 + max((int(p.stem[7:]) for p in d.glob("submit-*.sh") if p.stem[7:].isdigit()), default=0)
     while True:
-        path = d / f"submit-{n:03d}.sh"
         try:
-            with open(path, "x", encoding="utf-8") as f:  # "x": a concurrent mrl run takes the next
-                f.write(text)
-            return path
+            with open(d / f"submit-{n:03d}.sh", "x", encoding="utf-8"):  # "x": a concurrent mrl run takes the next
+                return n
         except FileExistsError:
             n += 1
 
 
+def write_script(expdir: Path, text: str) -> Path:
+    """A new `EXPDIR/.mrl.slurm/submit-NNN.sh` (never overwrites an earlier one)."""
+    path = expdir / SLURM_DIR / f"submit-{reserve_number(expdir):03d}.sh"
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 # -- Slurm's client commands --------------------------------------------------------------------
@@ -190,26 +330,69 @@ def _message(proc: subprocess.CompletedProcess[str]) -> str:
     return "; ".join(lines) or f"exit code {proc.returncode}"
 
 
-def sbatch(script: Path, *, hold: bool = True) -> str:
-    """Submit `script`; returns the job id. A rejection raises SlurmError with Slurm's message."""
-    cmd = ["sbatch", "--parsable", *(["--hold"] if hold else []), str(script)]
+def sbatch(script: Path, *, hold: bool = True, after: Sequence[str] = ()) -> str:
+    """Submit `script` (held; after the jobs `after` ended); returns the job id. A rejection
+    raises SlurmError with Slurm's message."""
+    dep = [f"--dependency=afterany:{':'.join(after)}"] if after else []
+    cmd = ["sbatch", "--parsable", *(["--hold"] if hold else []), *dep, str(script)]
     proc = _slurm(cmd, "submitting to Slurm")
     if proc.returncode != 0:
-        msg = _message(proc)
-        if "Invalid job array specification" in msg:
-            msg += (" (array indices are sub-experiment ids: they must stay below the cluster's MaxArraySize, "
-                    "see `scontrol show config | grep MaxArraySize`; run a selection such as 1-500)")
-        raise SlurmError(f"Slurm rejected the submission ({script}): {msg}")
+        raise SlurmError(f"Slurm rejected the submission ({script}): {_message(proc)}{_hint(_message(proc))}")
     job = proc.stdout.strip().splitlines()[-1].split(";")[0] if proc.stdout.strip() else ""
     if not job.isdigit():
         raise SlurmError(f"sbatch gave no job id for {script}: {proc.stdout.strip()!r}")
     return job
 
 
-def release(job: str) -> None:
-    proc = _slurm(["scontrol", "release", job], f"releasing Slurm job {job}")
+def _hint(msg: str) -> str:
+    if "MaxSubmit" in msg or "Job violates accounting/QOS policy" in msg:
+        return (" (the cluster limits how many jobs you may have queued: run several sub-experiments per "
+                "array task with --pack K, or set run.slurm.array_limit)")
+    if "Invalid job array specification" in msg:
+        return " (set run.slurm.array_limit to the largest array this cluster accepts)"
+    return ""
+
+
+def max_array_size() -> int:
+    """The cluster's MaxArraySize (`scontrol show config`): an array's indices stay below it."""
+    proc = _slurm(["scontrol", "show", "config"], "asking Slurm for its configuration")
     if proc.returncode != 0:
-        raise SlurmError(f"could not release Slurm job {job}: {_message(proc)}")
+        raise SlurmError(f"could not read the Slurm configuration: {_message(proc)}")
+    for line in proc.stdout.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "MaxArraySize" and value.strip().isdigit():
+            return int(value.strip())
+    return DEFAULT_MAX_ARRAY_SIZE
+
+
+def release(jobs: str | Sequence[str]) -> None:
+    jobs = [jobs] if isinstance(jobs, str) else list(jobs)
+    proc = _slurm(["scontrol", "release", ",".join(jobs)], f"releasing Slurm job {', '.join(jobs)}")
+    if proc.returncode != 0:
+        raise SlurmError(f"could not release Slurm job {', '.join(jobs)}: {_message(proc)}")
+
+
+def show_job(job_id: str) -> dict[str, str]:
+    """`scontrol show job` of one job (or array task) as key=value pairs ({} when unknown)."""
+    try:
+        proc = _slurm(["scontrol", "-o", "show", "job", job_id], "asking Slurm")
+    except SlurmError:
+        return {}
+    if proc.returncode != 0:
+        return {}
+    out: dict[str, str] = {}
+    for word in proc.stdout.split():
+        key, eq, value = word.partition("=")
+        if eq and key not in out:
+            out[key] = value
+    return out
+
+
+def requeue(job_id: str) -> None:
+    """`scontrol requeue`: back to the queue, where Slurm starts it again."""
+    proc = _slurm(["scontrol", "requeue", job_id], f"requeueing Slurm job {job_id}")
+    if proc.returncode != 0:
+        raise SlurmError(f"could not requeue Slurm job {job_id}: {_message(proc)}")
 
 
 def scancel(job_ids: Sequence[str]) -> None:
@@ -329,6 +512,20 @@ def _reason(r: str) -> str:
     return "" if r in ("None", "(null)") else r
 
 
+def _live_tasks(jobs: Sequence[str]) -> int:
+    """How many tasks of these jobs are pending, running or ending (0: all over, or forgotten)."""
+    if not jobs:
+        return 0
+    states = "PD,R,CG,CF,S,ST,RQ,RH,RS,SI"
+    proc = _slurm(["squeue", "-h", "-r", "-t", states, "-j", ",".join(jobs), "-o", "%i"], "asking Slurm")
+    if proc.returncode != 0:
+        msg = _message(proc)
+        if "Invalid job id" in msg:
+            return sum(_live_tasks([j]) for j in jobs) if len(jobs) > 1 else 0
+        raise SlurmError(f"squeue failed: {msg}")
+    return len([ln for ln in proc.stdout.splitlines() if ln.strip()])
+
+
 def query(job_ids: Iterable[str]) -> dict[str, TaskInfo]:
     """squeue, then sacct for what squeue no longer knows."""
     job_ids = [j for j in job_ids if j]
@@ -349,42 +546,57 @@ def merged_state(status: Status | None, info: TaskInfo | None) -> JobState:
     - the scheduler's final word the task could not write (timeout, oom, node failure)
       wins over the record; so does any final word while the record still says active
       (the task was killed: `scancel` -> cancelled, a crash -> failed);
-    - a task that wrote `failed` is `running` until the scheduler has ended it (one that
-      wrote `cancelled` stays so, until the scheduler says whether it was a timeout);
+    - a task that wrote `failed` or `cancelled` is `running` until the scheduler has ended
+      it: Slurm may yet say why (a time limit, out of memory);
+    - a packed sub-experiment's own record is its truth while its task runs the others
+      (`queued` until the task gets to it, then running, then its end);
     - otherwise the record, with `queued` becoming `running` once the scheduler says so.
     """
     rec = recorded_state(status)
     if info is None:
         return JobState.STALE if rec.active else rec
     sched = info.state
+    packed = status is not None and status.packed
     if sched.finished:
         if sched in _SCHEDULER_VERDICTS and rec not in (JobState.DONE,):
             return sched
         if rec.active:
             return JobState.STALE if sched is JobState.DONE else sched
         return rec
-    if rec is JobState.FAILED:
-        return JobState.RUNNING  # Slurm is still ending it, and may yet say why (out of memory)
-    if rec.finished:
-        return rec  # done: Slurm is only cleaning up (COMPLETING)
+    if rec in (JobState.FAILED, JobState.CANCELLED) and not packed:
+        return JobState.RUNNING  # Slurm is still ending it, and may yet say why
+    if rec.finished or (packed and rec is JobState.QUEUED):
+        return rec
     return JobState.RUNNING if JobState.RUNNING in (rec, sched) else JobState.QUEUED
-
-
 
 
 # -- the backend ---------------------------------------------------------------------------------
 
+CANCEL_MARK = ".mrl.cancel"  # SUBDIR/.mrl.cancel: `mrl cancel` asks the packed task to stop this one
+
 
 @dataclass
 class Submission:
-    """One `sbatch --array` call: its job id, the script kept in EXPDIR/.mrl.slurm, the ids."""
+    """One `sbatch --array` call: its job id, the script and plan kept in EXPDIR/.mrl.slurm."""
 
     job: str
     script: Path
-    ids: list[int]
+    plan: TaskPlan
+
+    @property
+    def ids(self) -> list[int]:
+        return self.plan.ids
+
+    @property
+    def packed(self) -> bool:
+        return any(len(t) > 1 for t in self.plan.tasks)
+
+    def task_ids(self) -> dict[int, str]:
+        """Sub-experiment id -> its array task, `<job>_<index>`."""
+        return {i: f"{self.job}_{k}" for k, task in enumerate(self.plan.tasks) for i in task}
 
     def task_id(self, sub_id: int) -> str:
-        return f"{self.job}_{sub_id}"
+        return self.task_ids()[sub_id]
 
 
 def needs_scheduler(status: Status | None) -> bool:
@@ -403,22 +615,47 @@ class SlurmRunOptions:
     slurm_opts: list[str] = field(default_factory=list)  # --slurm-opt, in order
     max_parallel: int | None = None  # --max-parallel: the %N throttle
     wait: bool = False  # --wait: stay until the jobs end, like a local run
+    pack: int | None = None  # --pack K: K sub-experiments per array task
+
+
+@dataclass
+class SlurmSettings:
+    """run.slurm's keys that shape a submission (beyond the #SBATCH options)."""
+
+    pack: int = 1
+    pack_jobs: int | None = None
+    array_limit: int | None = None
+    requeue: int = 0
+    signal_before: int = 120
+    unreachable_timeout: float = 600.0
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], pack: int | None = None) -> SlurmSettings:
+        pack = pack if pack is not None else int(cfg.get("pack") or 1)
+        if pack < 1:
+            raise SlurmError(f"--pack must be at least 1, not {pack}")
+        timeout = cfg.get("unreachable_timeout")
+        return cls(pack, cfg.get("pack_jobs"), cfg.get("array_limit"), int(cfg.get("requeue") or 0),
+                   int(cfg.get("signal_before") or 120), 600.0 if timeout is None else float(timeout))
 
 
 class SlurmBackend(Backend):
     """Sub-experiments of one experiment as the tasks of Slurm job arrays.
 
     `submit` queues and returns (`waits` is False, so `mrl run` returns once submitted,
-    unless `--wait`); `poll` merges records with the scheduler; `cancel` runs `scancel`.
+    unless `--wait`); `poll` merges records with the scheduler; `cancel` runs `scancel`
+    (or, for one sub-experiment of a packed task, asks that task to stop it).
     """
 
     name = "slurm"
+    submits_after = True  # run.after is a job depending on the arrays
     query_interval = 1.0  # seconds between two scheduler queries while waiting
+    max_query_interval = 30.0  # ... at most, while the controller cannot be reached
 
     @classmethod
     def run_options(cls, values: Mapping[str, Any], block: Mapping[str, Any]) -> SlurmRunOptions:
         return SlurmRunOptions(list(values.get("slurm_opt") or []), values.get("max_parallel"),
-                               bool(values.get("wait")))
+                               bool(values.get("wait")), values.get("pack"))
 
     @staticmethod
     def unsettled(status: Status | None) -> bool:
@@ -432,56 +669,172 @@ class SlurmBackend(Backend):
         job_id = f"{job}_{task}" if job and task else os.environ.get("SLURM_JOB_ID")
         return job_id, os.environ.get("SLURMD_NODENAME")
 
+    @classmethod
+    def run_plan(cls, expdir: Path, plan: Path, index: int) -> int:
+        """Inside an array task: run task `index` of `plan` (backends/slurm_task.py)."""
+        from metarunlog.backends.slurm_task import run_task_of_plan
+
+        return run_task_of_plan(expdir, plan, index)
+
     def __init__(self, exp: Experiment, options: RunOptions | None = None) -> None:
         super().__init__(exp, options)
         mine = self.own_options(SlurmRunOptions)
         slurm_cfg = exp.cfg["run"].get(self.name) or {}
-        self.opts = SlurmOptions.from_config(slurm_cfg, mine.slurm_opts, mine.max_parallel)
+        where = str(exp.cfg.path or ".mrl.cfg")
+        self.opts = SlurmOptions.from_config(slurm_cfg, mine.slurm_opts, mine.max_parallel, where)
+        self.settings = SlurmSettings.from_config(slurm_cfg, mine.pack)
         self.retries = self.options.retries
         self.fail_fast = self.options.fail_fast
         self.waits = mine.wait  # by default `mrl run` returns once the jobs are queued
         self.submissions: list[Submission] = []
+        self.after_job: str | None = None  # run.after's job
         self._infos: dict[str, TaskInfo] = {}
         self._asked = -1e9  # monotonic time of the last scheduler query
+        self._unreachable_since: float | None = None
 
     # -- submit ------------------------------------------------------------------------------
     def submit(self, jobs: Sequence[Job]) -> None:
-        """One held `sbatch --array`, then `queued` records, then release: all or nothing.
+        """Held arrays, then `queued` records, then run.after, then release: all or nothing.
 
         A job another runner holds (its `.mrl.lock`) is skipped, as with the local backend.
         """
+        todo = self._free(jobs)
+        if not todo:
+            return
+        arrays = self.arrays(todo)
+        head = self._head()
+        submitted: list[Submission] = []
+        old = {j.sub.id: j.sub.read_status() for j in todo}
+        try:
+            for array in arrays:
+                submitted.append(self._submit_array(head, array, submitted, todo))
+            self._mark_queued(todo, submitted, old)
+            self.after_job = self._submit_after(head, arrays, submitted)
+            self._claim(submitted)
+            release([s.job for s in submitted])
+        except BaseException:
+            self._undo(submitted, todo, old)
+            raise
+        self.submissions += submitted
+        for sub in submitted:
+            self._log_submission(sub)
+
+    def _free(self, jobs: Sequence[Job]) -> list[Job]:
         todo = []
         for job in jobs:
             if is_running(job.sub.dir):
                 job.skipped, job.message = True, f"sub-experiment {job.sub.dir} is being run by another process"
             else:
                 todo.append(job)
-        if not todo:
-            return
-        ids = [j.sub.id for j in todo]
-        text = render_script(self.exp.dir, self.exp.name, ids, self.opts, retries=self.retries)
-        script = write_script(self.exp.dir, text)
-        sub = Submission(sbatch(script, hold=True), script, ids)
-        old = {j.sub.id: j.sub.read_status() for j in todo}
-        try:
-            now = jsonio.now()
-            for j in todo:
-                j.status = (old[j.sub.id] or Status()).queued(self.name, sub.task_id(j.sub.id), now)
-                j.sub.write_status(j.status)
-                j.job_id, j.state = sub.task_id(j.sub.id), JobState.QUEUED
-            release(sub.job)
-        except BaseException:
-            self._undo(sub, todo, old)
-            raise
-        self.submissions.append(sub)
-        self._log_submission(sub)
+        return todo
 
-    def _undo(self, sub: Submission, jobs: Sequence[Job], old: dict[int, Status | None]) -> None:
-        """A submission that could not be completed: cancel the held job, restore the records."""
-        import contextlib
+    def arrays(self, jobs: Sequence[Job], limit: int | None = None) -> list[ArrayPlan]:
+        """The arrays these jobs become: grouped by their rendered options, packed, split
+        below the cluster's MaxArraySize (asked once) and run.slurm.array_limit."""
+        if limit is None:
+            limit = self.array_limit()
+        arrays = plan_arrays(self._groups(jobs), self.settings.pack, limit)
+        if self.opts.max_parallel and len(arrays) > 1:
+            for k in range(1, len(arrays)):  # one throttle for the run: each array after the previous
+                arrays[k].after = str(k - 1)
+        return arrays
 
+    def array_limit(self) -> int:
+        limit = max_array_size()
+        return min(limit, self.settings.array_limit or limit)
+
+    def _groups(self, jobs: Sequence[Job]) -> list[tuple[tuple[str, ...], list[int]]]:
+        from metarunlog.execute import variables
+
+        if not self.opts.templated:
+            return [(self.opts.lines_for(), [j.sub.id for j in jobs])]
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for j in jobs:
+            lines = self.opts.lines_for(variables(j.sub, None), sub=j.name)
+            groups.setdefault(lines, []).append(j.sub.id)
+        return list(groups.items())
+
+    def _head(self) -> ScriptHead:
+        return ScriptHead(self.exp.dir, self.exp.name, self.opts.max_parallel, self.settings.requeue,
+                          self.settings.signal_before)
+
+    def _plan(self, array: ArrayPlan, jobs: Sequence[Job]) -> TaskPlan:
+        by_id = {j.sub.id: j for j in jobs}
+        fps = {i: fp for i in array.ids if (fp := by_id[i].fingerprint) is not None}
+        return TaskPlan(array.tasks, self.retries, self.options.force, self.settings.pack_jobs,
+                        self.settings.requeue, fps)
+
+    def _submit_array(self, head: ScriptHead, array: ArrayPlan, before: Sequence[Submission],
+                      jobs: Sequence[Job]) -> Submission:
+        n = reserve_number(self.exp.dir)
+        d = self.exp.dir / SLURM_DIR
+        plan, script = self._plan(array, jobs), d / f"submit-{n:03d}.sh"
+        jsonio.write_json(d / f"submit-{n:03d}.json", plan.to_json())
+        script.write_text(render_script(head, array, d / f"submit-{n:03d}.json"), encoding="utf-8")
+        deps = [before[int(array.after)].job] if array.after is not None else []
+        return Submission(sbatch(script, hold=True, after=deps), script, plan)
+
+    def _mark_queued(self, jobs: Sequence[Job], submitted: Sequence[Submission],
+                     old: dict[int, Status | None]) -> None:
+        now = jsonio.now()
+        task_of: dict[int, tuple[str, bool]] = {}
+        for s in submitted:
+            task_of.update({i: (t, s.packed) for i, t in s.task_ids().items()})
+        for j in jobs:
+            task, packed = task_of[j.sub.id]
+            with contextlib.suppress(FileNotFoundError):
+                (j.sub.dir / CANCEL_MARK).unlink()  # an earlier cancel is not about this submission
+            # not fsynced one by one (10,000 fsyncs take seconds): once, below
+            j.status = (old[j.sub.id] or Status()).queued(self.name, task, now, packed=packed)
+            j.sub.write_status(j.status, durable=False)
+            j.job_id, j.state = task, JobState.QUEUED
+        jsonio.sync_filesystem(self.exp.dir)
+
+    def _submit_after(self, head: ScriptHead, arrays: Sequence[ArrayPlan],
+                      submitted: Sequence[Submission]) -> str | None:
+        steps = after.steps(self.exp)
+        if not steps:
+            return None
+        lines = [ln for ln in arrays[0].lines if ln.split("=")[0] in _AFTER_OPTIONS]
+        path = self.exp.dir / SLURM_DIR / f"after-{submitted[-1].script.stem[7:]}.sh"
+        path.write_text(render_after_script(head, steps, lines), encoding="utf-8")
+        return sbatch(path, hold=False, after=[s.job for s in submitted])
+
+    def _claim(self, submitted: Sequence[Submission]) -> Path:
+        """Own the experiment while these arrays have tasks pending or running (`owners`):
+        makebatch -replace/--extend refuse, naming the jobs."""
+        from metarunlog import ownership
+
+        claim = ownership.Claim(self.name, ownership.HOST, None, jsonio.now(), [s.job for s in submitted])
+        return ownership.write_claim(self.exp, claim, f"{self.name}-{submitted[0].job}")
+
+    @classmethod
+    def owners(cls, exp: Experiment, claims: Sequence[Claim]) -> list[str]:
+        """The submissions that still own `exp`: some task pending or running (asked with
+        squeue); a claim whose tasks all ended is removed. An unreachable controller
+        proves nothing: the claim still owns."""
+        out = []
+        for claim in claims:
+            try:
+                live = _live_tasks(claim.job_ids)
+            except SlurmError as e:
+                out.append(f"{claim.describe()} (Slurm cannot be asked: {e})")
+                continue
+            if live:
+                out.append(f"{claim.describe()} ({live} task(s) pending or running)")
+            elif claim.path is not None:
+                with contextlib.suppress(OSError):
+                    claim.path.unlink()
+        return out
+
+    def _undo(self, submitted: Sequence[Submission], jobs: Sequence[Job], old: dict[int, Status | None]) -> None:
+        """A submission that could not be completed: cancel the held jobs, restore the records."""
         with contextlib.suppress(SlurmError):
-            scancel([sub.job])
+            scancel([s.job for s in submitted] + ([self.after_job] if self.after_job else []))
+        if submitted:
+            with contextlib.suppress(OSError):
+                (self.exp.dir / OWNERS / f"{self.name}-{submitted[0].job}.json").unlink()
+        self.after_job = None
         for j in jobs:
             prev = old[j.sub.id]
             if prev is None:
@@ -493,18 +846,54 @@ class SlurmBackend(Backend):
 
     @property
     def note(self) -> str:
-        """What `mrl run` prints after submitting: the job id(s) and the script."""
+        """What `mrl run` prints after submitting: the job id(s) and the script(s)."""
         if not self.submissions:
             return ""
         jobs = ", ".join(s.job for s in self.submissions)
-        return f"as Slurm job {jobs} (script: {self.submissions[-1].script})"
+        scripts = self.submissions[-1].script.name if len(self.submissions) == 1 else \
+            f"{self.submissions[0].script.name} .. {self.submissions[-1].script.name}"
+        after = f"; run.after as job {self.after_job}" if self.after_job else ""
+        word = "job" if len(self.submissions) == 1 else f"{len(self.submissions)} jobs"
+        return f"as Slurm {word} {jobs} (script: {self.exp.dir / SLURM_DIR / scripts}){after}"
 
     def _log_submission(self, sub: Submission) -> None:
         import json
 
-        line = {"jobId": sub.job, "script": sub.script.name, "array": array_spec(sub.ids), "submitted": jsonio.now()}
+        line = {"jobId": sub.job, "script": sub.script.name, "plan": sub.script.with_suffix(".json").name,
+                "array": _short(array_spec(sub.ids), 200), "tasks": len(sub.plan.tasks),
+                "submitted": jsonio.now()}
+        if self.after_job:
+            line["after"] = self.after_job
         with open(self.exp.dir / SLURM_DIR / SUBMISSIONS, "a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")
+
+    # -- dry run -----------------------------------------------------------------------------
+    def dry_run(self, jobs: Sequence[Job]) -> str:
+        """The sbatch script(s) a submission of `jobs` would write, without writing anything."""
+        note = ""
+        try:
+            limit = self.array_limit()
+        except SlurmError as e:
+            limit = min(DEFAULT_MAX_ARRAY_SIZE, self.settings.array_limit or DEFAULT_MAX_ARRAY_SIZE)
+            note = f"# (could not ask Slurm for MaxArraySize, {DEFAULT_MAX_ARRAY_SIZE} assumed: {e})\n"
+        arrays = self.arrays(jobs, limit)
+        head = self._head()
+        d = self.exp.dir / SLURM_DIR
+        first = 1 + max((int(p.stem[7:]) for p in d.glob("submit-*.sh") if p.stem[7:].isdigit()), default=0)
+        out = [f"# {len(jobs)} sub-experiment(s) as {len(arrays)} array(s); nothing written, nothing submitted\n{note}"]
+        for k, array in enumerate(arrays):
+            name = f"submit-{first + k:03d}"
+            dep = f" --dependency=afterany:<job of {first + int(array.after):03d}>" if array.after else ""
+            tasks = "; ".join(f"{t}: {_short(array_spec(ids), 40)}" for t, ids in enumerate(array.tasks[:5]))
+            more = f"; ... ({len(array.tasks)} tasks)" if len(array.tasks) > 5 else ""
+            out.append(f"# ---- {d / name}.sh (sbatch --parsable --hold{dep}); tasks {tasks}{more}\n"
+                       + render_script(head, array, d / f"{name}.json"))
+        steps = after.steps(self.exp)
+        if steps:
+            lines = [ln for ln in arrays[0].lines if ln.split("=")[0] in _AFTER_OPTIONS]
+            out.append(f"# ---- {d}/after-{first + len(arrays) - 1:03d}.sh (sbatch --dependency=afterany:"
+                       "<every array above>)\n" + render_after_script(head, steps, lines))
+        return "\n".join(out)
 
     # -- poll --------------------------------------------------------------------------------
     def poll(self, jobs: Sequence[Job]) -> list[JobState]:
@@ -513,28 +902,70 @@ class SlurmBackend(Backend):
         A final scheduler state that changes the record (timeout, a task killed behind
         mrl's back) is written into `.mrl.status`, so it outlives the scheduler's memory of
         the job; `stale` is never written. The scheduler is asked at most once a
-        `query_interval` (the records are read every time).
+        `query_interval` (the records are read every time). While waiting (`--wait`), an
+        unreachable controller leaves the records as written and is asked again with a
+        growing interval, for at least run.slurm.unreachable_timeout seconds.
         """
         statuses = [j.read_status() for j in jobs]
         ask = [s.job_id for s in statuses if s is not None and s.job_id and needs_scheduler(s)]
-        if ask and (time.monotonic() - self._asked >= self.query_interval or any(a not in self._infos for a in ask)):
-            self._asked = time.monotonic()
-            self._infos = query(ask)
+        reachable = True
+        if ask and self._time_to_ask(ask):
+            reachable = self._ask(ask)
         for job, rec in zip(jobs, statuses, strict=True):
-            self._observe(job, rec)
+            if not reachable and rec is not None and rec.job_id not in self._infos:
+                job.state = recorded_state(rec)
+            else:
+                self._observe(job, rec)
         if self.fail_fast and not self.halted and any(j.state is JobState.FAILED for j in jobs):
             self.halted = True  # like the local pool: nothing new starts after a failure
             self.cancel([j for j in jobs if j.state is JobState.QUEUED])
         return [j.state for j in jobs]
 
+    def _time_to_ask(self, ask: Sequence[str]) -> bool:
+        interval = self.query_interval
+        if self._unreachable_since is not None:
+            gone = time.monotonic() - self._unreachable_since
+            interval = min(self.max_query_interval, max(self.query_interval, gone / 4))
+            return time.monotonic() - self._asked >= interval
+        return time.monotonic() - self._asked >= interval or any(a not in self._infos for a in ask)
+
+    def _ask(self, ask: Sequence[str]) -> bool:
+        """Query the scheduler; False when it cannot be reached (and we may wait for it)."""
+        self._asked = time.monotonic()
+        try:
+            self._infos = query(ask)
+        except SlurmError as e:
+            if not self.waits:
+                raise
+            return self._unreachable(e)
+        if self._unreachable_since is not None:
+            self.warnings.append("the Slurm controller answers again")
+        self._unreachable_since = None
+        return True
+
+    def _unreachable(self, e: SlurmError) -> bool:
+        now = time.monotonic()
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+            self.warnings.append(
+                f"the Slurm controller is unreachable ({e}); the tasks go on: asking again "
+                f"for up to {self.settings.unreachable_timeout:g} s (run.slurm.unreachable_timeout)"
+            )
+        elif now - self._unreachable_since > self.settings.unreachable_timeout:
+            raise SlurmError(
+                f"the Slurm controller has been unreachable for {now - self._unreachable_since:.0f} s "
+                f"(run.slurm.unreachable_timeout): {e}; the tasks may still run: follow them with `mrl status`"
+            ) from None
+        return False
+
     def _observe(self, job: Job, rec: Status | None) -> None:
-        if rec is None or not needs_scheduler(rec):
+        if rec is None or not needs_scheduler(rec) or _cancel_asked(job.sub, rec):
             job.state = recorded_state(rec)
             return
         job.job_id = rec.job_id
         info = self._infos.get(rec.job_id or "")
         job.state = merged_state(rec, info)
-        job.message = _explain(job.state, rec.state, info)
+        job.message = _explain(job.state, rec, info)
         if info is not None and info.state.finished:
             job.status = _with_verdict(rec, job.state, info)
             if job.status != rec:
@@ -542,29 +973,102 @@ class SlurmBackend(Backend):
 
     # -- cancel ------------------------------------------------------------------------------
     def cancel(self, jobs: Sequence[Job]) -> None:
-        """`scancel` the array tasks of the queued/running ones; mark them cancelled."""
+        """Stop the queued/running ones: `scancel` of their array tasks, except for a packed
+        task that still has other sub-experiments to run: that task is asked (through
+        `SUBDIR/.mrl.cancel`) to stop or skip just these."""
         targets = [j for j in jobs if needs_scheduler(j.read_status()) and recorded_state(j.status).active]
-        scancel([j.status.job_id for j in targets if j.status is not None and j.status.job_id])
+        whole, partial = self._split_by_task(targets)
         now = jsonio.now()
-        for j in targets:
+        for j in targets:  # the task's own `cancelled` then says that mrl cancel asked for it
+            (j.sub.dir / CANCEL_MARK).write_text(f"{now}\n", encoding="utf-8")
+        scancel(sorted({j.status.job_id for j in whole if j.status is not None and j.status.job_id}))
+        for j in whole:
             cur = j.read_status()
             if cur is not None and cur.state in (JobState.QUEUED, JobState.RUNNING, JobState.CANCELLED):
                 # we know why it ended: nothing for the scheduler to settle (slurmState)
                 j.status = cur.cancelled(now, slurm_state="CANCELLED")
                 j.sub.write_status(j.status)
             j.state, j.message = recorded_state(j.status), ""
+        self._cancel_in_task(partial)
+
+    def _split_by_task(self, targets: Sequence[Job]) -> tuple[list[Job], list[Job]]:
+        """(jobs whose whole array task can go, jobs to stop inside a task that goes on)."""
+        by_task: dict[str, list[Job]] = {}
+        for j in targets:
+            by_task.setdefault(j.status.job_id or "", []).append(j)  # type: ignore[union-attr]
+        whole, partial = [], []
+        for task, group in by_task.items():
+            if not any(j.status is not None and j.status.packed for j in group):
+                whole += group
+                continue
+            asked = {j.sub.id for j in group}
+            others = [s for s in self._subs_of_task(task) if s.id not in asked]
+            if any(recorded_state(s.read_status()).active for s in others):
+                partial += group
+            else:
+                whole += group
+        return whole, partial
+
+    def _subs_of_task(self, task: str) -> list[SubExperiment]:
+        """The sub-experiments array task `<job>_<index>` runs, from its submission's plan."""
+        import json
+
+        job, _, index = task.partition("_")
+        try:
+            lines = (self.exp.dir / SLURM_DIR / SUBMISSIONS).read_text(encoding="utf-8").splitlines()
+        except OSError:
+            return []
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if entry.get("jobId") == job and entry.get("plan") and index.isdigit():
+                    plan = TaskPlan.read(self.exp.dir / SLURM_DIR / entry["plan"])
+                    ids = set(plan.tasks[int(index)]) if int(index) < len(plan.tasks) else set()
+                    return [s for s in self.exp.sub_experiments() if s.id in ids]
+        return []
+
+    def _cancel_in_task(self, jobs: Sequence[Job], grace: float = 15.0) -> None:
+        """Ask their packed task to stop these: a queued one is marked cancelled now (the
+        task skips it), a running one is stopped by its task, which writes `cancelled`."""
+        now = jsonio.now()
+        for j in jobs:
+            cur = j.read_status()
+            if cur is not None and cur.state is JobState.QUEUED:
+                j.status = cur.cancelled(now, slurm_state="CANCELLED")
+                j.sub.write_status(j.status)
+        deadline = time.monotonic() + grace
+        waiting = list(jobs)
+        while waiting and time.monotonic() < deadline:
+            waiting = [j for j in waiting if recorded_state(j.read_status()).active]
+            if waiting:
+                time.sleep(0.1)
+        for j in jobs:
+            j.state = recorded_state(j.read_status())
+            j.message = "its task did not stop it yet" if j.state.active else ""
 
     def wait(self, timeout: float) -> None:
         time.sleep(max(timeout, 0.1))
 
 
-def _explain(state: JobState, recorded: JobState, info: TaskInfo | None) -> str:
+def _cancel_asked(sub: SubExperiment, rec: Status) -> bool:
+    """A `cancelled` record of a task that `mrl cancel` stopped: final, whatever Slurm adds."""
+    return rec.state is JobState.CANCELLED and (sub.dir / CANCEL_MARK).exists()
+
+
+# Of the #SBATCH options, those the run.after job takes from the first array too.
+_AFTER_OPTIONS = frozenset({"#SBATCH --partition", "#SBATCH --account", "#SBATCH --qos"})
+
+
+def _explain(state: JobState, rec: Status, info: TaskInfo | None) -> str:
     """What the scheduler adds to the record: why it waits, or why it ended when the task
     could not say so itself."""
+    recorded = rec.state
     if state is JobState.STALE:
         return "Slurm no longer knows its job"
     if info is None:
         return ""
+    if state is JobState.QUEUED and rec.packed and info.state is JobState.RUNNING:
+        return f"waiting in its packed task {info.job_id}"
     if state is JobState.QUEUED:
         return f"pending in Slurm ({info.reason})" if info.reason else "pending in Slurm"
     if state.finished and info.state.finished and state is not recorded:

@@ -1,6 +1,7 @@
 """`python -m metarunlog.backends.task EXPDIR SUBEXP_ID --backend NAME`: execute one
-sub-experiment in a process of its own, as a scheduler's task does (each Slurm array task
-runs it with `$SLURM_ARRAY_TASK_ID`).
+sub-experiment in a process of its own, as a scheduler's task does. With `--plan FILE`
+the number is a task's index in a submission's plan, which the backend runs
+(`Backend.run_plan`; each Slurm array task runs `... $SLURM_ARRAY_TASK_ID --plan ...`).
 
 It is `metarunlog.execute.execute` for that sub-experiment, with the job id and node the
 backend reads from the scheduler's environment (`Backend.task_ids`). SIGTERM, SIGINT and
@@ -25,16 +26,34 @@ if TYPE_CHECKING:
     from metarunlog.execute import Stopper
 
 
-def task_command(expdir: Path, sub_id: str, backend: str, *, retries: int = 0, plan: Path | None = None) -> list[str]:
+def task_command(
+    expdir: Path, sub_id: str, backend: str, *, retries: int = 0, plan: Path | None = None
+) -> list[str]:
     """The argv of one task, with this mrl's interpreter (`sub_id` may be a shell variable).
 
-    `plan`: a JSON file `{"<sub id>": fingerprint}` written at submit time
-    (`SubExperiment.fingerprint()`); a task whose sub-experiment no longer matches it is
-    skipped (exit 1, its record untouched) instead of running what replaced it.
+    `plan`: a JSON file written at submit time. A submission's plan (`{"tasks": [[ids...],
+    ...], ...}`, Slurm's `submit-NNN.json`) makes `sub_id` the task's index in it; the
+    backend's `run_plan` runs that task's sub-experiments. A map `{"<sub id>":
+    fingerprint}` (`SubExperiment.fingerprint()`) keeps `sub_id` a sub-experiment id: when
+    it no longer matches its fingerprint it is skipped (exit 1, its record untouched)
+    instead of running what replaced it.
     """
     argv = [sys.executable, "-m", "metarunlog.backends.task", str(expdir), sub_id, "--backend", backend]
     argv += ["--retries", str(retries)] if retries else []
     return argv + (["--plan", str(plan)] if plan is not None else [])
+
+
+def is_submission_plan(plan: Path | None) -> bool:
+    """True for a submission's plan (its tasks), False for a fingerprint map (or none)."""
+    if plan is None:
+        return False
+    from metarunlog import jsonio
+
+    try:
+        data = jsonio.read_json(plan)
+    except (OSError, ValueError) as e:
+        raise MrlError(f"cannot read the plan {plan}: {e}") from e
+    return isinstance(data, dict) and isinstance(data.get("tasks"), list)
 
 
 def planned_fingerprint(plan: Path | None, sub_id: int) -> str | None:
@@ -100,10 +119,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m metarunlog.backen
     p.add_argument("--backend", default="slurm", choices=registry.names())
     p.add_argument("--retries", type=int, default=0)
     p.add_argument("--force", action="store_true")
-    p.add_argument("--plan", type=Path, help="JSON {sub id: fingerprint} written when the tasks were planned")
+    p.add_argument("--plan", type=Path, help="a submission's plan (SUBEXP_ID is then the task's index in it), "
+                   "or JSON {sub id: fingerprint} written when the tasks were planned")
     args = p.parse_args(argv)
-    stop = _stop_on_signals()
     try:
+        with error_handler():
+            if is_submission_plan(args.plan):
+                return registry.get_backend(args.backend).run_plan(args.expdir.resolve(), args.plan, args.subexp_id)
+        stop = _stop_on_signals()
         with error_handler():
             sub = find_sub(args.expdir.resolve(), args.subexp_id)
             state = run_task(sub, args.backend, stop, retries=args.retries, force=args.force,

@@ -89,7 +89,7 @@ def _cli(args: argparse.Namespace, project: Project) -> int:
     if args.dry_run:
         the_plan = plan(exp, args.selection, failed=args.failed, pending=args.pending, force=options.force)
         _print_provenance(project, exp, args)
-        return _print_dry_run(the_plan)
+        return _print_dry_run(the_plan, get_backend(backend_name)(exp, options))
     with owning(exp) as claim:  # makebatch -replace/--extend refuse until this run ends
         the_plan = plan(exp, args.selection, failed=args.failed, pending=args.pending, force=options.force)
         _print_provenance(project, exp, args)
@@ -101,7 +101,8 @@ def _cli(args: argparse.Namespace, project: Project) -> int:
         if job.changed or (job.message and job.state is JobState.STALE):  # skipped, or not recordable
             print(f"mrl: {job.name}: {job.message}", file=sys.stderr)
     print(result.summary)
-    return result.code or (1 if the_plan.unreadable else 0)
+    code = result.code or (1 if the_plan.unreadable else 0)
+    return _run_after(exp, code) if result.ran_here else code
 
 
 @contextlib.contextmanager
@@ -201,6 +202,12 @@ class RunResult:
     skipped: int = 0
     changed: int = 0  # skipped: changed after planning (never run with the old commands)
     note: str = ""  # what the backend says of a submission (Slurm: the job id, the script)
+    after_submitted: bool = False  # the backend scheduled run.after itself
+
+    @property
+    def ran_here(self) -> bool:
+        """The run ended here, not interrupted: run.after runs now (a scheduler submits it)."""
+        return not self.submitted_only and not self.interrupted and not self.after_submitted
 
     @property
     def code(self) -> int:
@@ -252,7 +259,8 @@ def run(exp: Experiment, the_plan: Plan, *, backend_name: str = registry.DEFAULT
         backend.poll(jobs)
         backend.close()
         heartbeat.close()
-        return RunResult([j.state for j in jobs], False, True, time.monotonic() - t0, note=backend.note)
+        return RunResult([j.state for j in jobs], False, True, time.monotonic() - t0, note=backend.note,
+                         after_submitted=backend.submits_after)
     progress = _progress(exp, jobs, backend) if show else None
     cancels = _Cancels(backend, jobs, claim)
     try:
@@ -267,6 +275,7 @@ def run(exp: Experiment, the_plan: Plan, *, backend_name: str = registry.DEFAULT
     return RunResult(
         [j.state for j in ours], backend.interrupted or cancels.all_cancelled, False, time.monotonic() - t0,
         skipped=len(jobs) - len(ours), changed=sum(j.changed for j in jobs), hung_up=backend.hung_up,
+        note=backend.note, after_submitted=backend.submits_after,
     )
 
 
@@ -297,6 +306,9 @@ def _wait_all(backend: Backend, jobs: list[Job], progress: Any, cancels: _Cancel
         if cancels is not None:
             cancels.apply()
         states = backend.poll(jobs)
+        for warning in backend.warnings:
+            print(f"mrl: warning: {warning}", file=sys.stderr, flush=True)
+        backend.warnings.clear()
         if progress is not None:
             progress.update(jobs)
         if not any(s.active for s, j in zip(states, jobs, strict=True) if not j.skipped):
@@ -361,7 +373,27 @@ def _names(jobs: list[Job]) -> str:
     return ", ".join(names) + (", ..." if len(jobs) > 5 else "")
 
 
-def _print_dry_run(p: Plan) -> int:
+def _run_after(exp: Experiment, code: int) -> int:
+    """run.after, once a run ended here (the Slurm backend submits it as a job instead);
+    the run's exit `code`, or 1 when run.after failed."""
+    from metarunlog import after
+
+    steps = after.steps(exp)
+    if not steps:
+        return code
+    print(f"mrl: run.after: {' && '.join(steps)}", flush=True)
+    after_code = after.run_here(exp, steps)
+    if after_code != 0:
+        print(f"mrl: run.after failed (exit code {after_code})", file=sys.stderr)
+        return code or 1
+    return code
+
+
+def _print_dry_run(p: Plan, backend: Backend | None = None) -> int:
+    scripts = backend.dry_run(p.jobs) if backend is not None and p.jobs else None
+    if scripts is not None:
+        sys.stdout.write(scripts if scripts.endswith("\n") else scripts + "\n")
+        return 0
     lines = [f"# {len(p.jobs)} of {p.selected} would run; {len(p.done)} done, {len(p.active)} running elsewhere"]
     from metarunlog.execute import resume_at
 

@@ -64,11 +64,15 @@ def test_the_script_runs_each_array_task_through_the_same_mrl_and_interpreter(tm
 
     import metarunlog
 
-    text = slurm.render_script(tmp_path, "0003", [1, 2, 4], SlurmOptions(max_parallel=2))
+    head = slurm.ScriptHead(tmp_path, "0003", max_parallel=2)
+    plan = tmp_path / ".mrl.slurm" / "submit-001.json"
+    text = slurm.render_script(head, slurm.ArrayPlan(("#SBATCH --mem=1G",), [[1], [2], [4]]), plan)
     assert text.startswith("#!/bin/bash\n")
-    assert "#SBATCH --array=1-2,4%2\n" in text
+    assert "#SBATCH --array=0-2%2\n" in text  # indices into the plan, not sub-experiment ids
+    assert "#SBATCH --mem=1G\n" in text
     assert f"#SBATCH --output={tmp_path}/.mrl.slurm/slurm-%A_%a.out" in text
-    assert f"{sys.executable} -m metarunlog.backends.task {tmp_path} $SLURM_ARRAY_TASK_ID --backend slurm" in text
+    assert (f"{sys.executable} -m metarunlog.backends.task {tmp_path} $SLURM_ARRAY_TASK_ID --backend slurm "
+            f"--plan {plan}") in text
     assert str(Path(metarunlog.__file__).resolve().parent.parent) in text
 
 
@@ -90,10 +94,12 @@ def test_scripts_are_numbered_and_never_overwritten(tmp_path: Path) -> None:
         ("running", "RUNNING", "running"),
         ("done", "COMPLETING", "done"),
         ("failed", "COMPLETING", "running"),  # until Slurm says why (oom?)
-        ("cancelled", "COMPLETING", "cancelled"),
+        ("cancelled", "COMPLETING", "running"),  # a time limit? wait for Slurm's verdict (issue 10)
+        ("cancelled", "RUNNING", "running"),
+        ("cancelled", "TIMEOUT", "timeout"),
+        ("cancelled", "CANCELLED by 0", "cancelled"),
         ("running", "CANCELLED by 0", "cancelled"),  # scancel behind mrl's back
         ("running", "FAILED", "failed"),
-        ("cancelled", "TIMEOUT", "timeout"),  # the task saw SIGTERM; Slurm knows why
         ("running", "OUT_OF_MEMORY", "oom"),
         ("queued", "NODE_FAIL", "node_fail"),
         ("running", "COMPLETED", "stale"),  # ended without writing its end
@@ -149,7 +155,7 @@ def test_the_array_throttle_keeps_at_most_n_tasks_running_at_once(project: Path)
     )
     b = backend(exp)
     assert run_to_end(b, jobs_for(exp), TIMEOUT) == [JobState.DONE] * 5
-    assert "#SBATCH --array=1-5%2\n" in b.submissions[0].script.read_text()
+    assert "#SBATCH --array=0-4%2\n" in b.submissions[0].script.read_text()
     spans = [(float((s.dir / "t0").read_text()), float((s.dir / "t1").read_text())) for s in exp.sub_experiments()]
     most = max(sum(1 for a, b_ in spans if a <= t < b_) for t, _ in spans)
     assert most <= 2, spans
@@ -164,12 +170,14 @@ def test_each_record_holds_its_array_task_id_and_node_and_the_script_is_kept(pro
     for sub in exp.sub_experiments():
         status = sub.read_status()
         assert status is not None
-        assert (status.state, status.backend, status.job_id) == ("done", "slurm", f"{job}_{sub.id}")
+        assert (status.state, status.backend, status.job_id) == ("done", "slurm", f"{job}_{sub.id - 1}")
         assert status.node == "localhost"
     script = exp.dir / ".mrl.slurm" / "submit-001.sh"
-    assert b.submissions[0].script == script and "#SBATCH --array=1-2%1" in script.read_text()
+    assert b.submissions[0].script == script and "#SBATCH --array=0-1%1" in script.read_text()
+    plan = json.loads((exp.dir / ".mrl.slurm" / "submit-001.json").read_text())
+    assert plan["tasks"] == [[1], [2]]  # task index -> the sub-experiments it runs
     log = [json.loads(line) for line in (exp.dir / ".mrl.slurm" / "submissions.jsonl").read_text().splitlines()]
-    assert log[0]["jobId"] == job and log[0]["array"] == "1-2"
+    assert log[0]["jobId"] == job and log[0]["array"] == "1-2" and log[0]["plan"] == "submit-001.json"
 
 
 @on_slurm
@@ -285,15 +293,15 @@ def test_mrl_run_wait_shows_progress_exits_1_on_a_failure_and_a_failed_rerun_fix
     proc = run_mrl("run", str(exp.id), "--wait", "--max-parallel", "2")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "on slurm" in proc.stdout and "002 failed" in proc.stdout and "2 done, 1 failed" in proc.stdout
-    assert "#SBATCH --array=1-3%2" in (exp.dir / ".mrl.slurm" / "submit-001.sh").read_text()
+    assert "#SBATCH --array=0-2%2" in (exp.dir / ".mrl.slurm" / "submit-001.sh").read_text()
     (exp.dir / "ok2").write_text("")
     proc = run_mrl("run", str(exp.id), "--failed", "--wait")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "running 1 of 3" in proc.stdout
     rows = json.loads(run_mrl("status", str(exp.id), "--json", check=True).stdout)
     assert [(r["state"], r["attempts"]) for r in rows] == [("done", 1), ("done", 2), ("done", 1)]
-    assert rows[1]["jobId"].endswith("_2") and rows[1]["node"] == "localhost"
-    assert rows[1]["jobId"] != rows[0]["jobId"].replace("_1", "_2")  # a new array job
+    assert rows[1]["jobId"].endswith("_0") and rows[1]["node"] == "localhost"  # the only task of its array
+    assert rows[1]["jobId"].split("_")[0] != rows[0]["jobId"].split("_")[0]  # a new array job
     assert (exp.dir / ".mrl.done").exists()
 
 

@@ -261,3 +261,20 @@ def test_params_and_paths_reach_the_shell_quoted_as_one_argument_each(project: P
     for sub in exp.sub_experiments():
         assert json.loads((sub.dir / "argv.json").read_text()) == [sub.params["name"], str(sub.dir)]
     assert not list(project.rglob("pwned"))
+
+
+def test_run_after_runs_once_the_run_ended_with_this_mrl_in_the_experiment_folder(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "echo {{x}} > out",
+                          after=["mrl status --json > status.json", "echo {{expId}} > after-ran"])
+    proc = run_mrl("run", str(exp.id), cwd=project, env={"PATH": "/usr/bin:/bin"})  # no mrl on PATH
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "mrl: run.after:" in proc.stdout
+    assert (exp.dir / "after-ran").read_text() == f"{exp.id}\n"
+    assert [r["state"] for r in json.loads((exp.dir / "status.json").read_text())] == ["done", "done"]
+
+
+def test_a_failing_run_after_makes_the_run_exit_1(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}], "true", after=["false", "touch never"])
+    proc = run_mrl("run", str(exp.id), cwd=project)
+    assert proc.returncode == 1 and "run.after failed" in proc.stderr
+    assert not (exp.dir / "never").exists()

@@ -1,0 +1,213 @@
+"""Inside a Slurm array task: run the sub-experiments the submission's plan gives this task.
+
+`python -m metarunlog.backends.task EXPDIR $SLURM_ARRAY_TASK_ID --backend slurm --plan
+EXPDIR/.mrl.slurm/submit-NNN.json` ends here (`SlurmBackend.run_plan`). Task `i` runs
+`plan.tasks[i]` with the local pool (`LocalBackend`, the same `execute` as `mrl run`):
+`pack_jobs` at once, or one per GPU of the allocation (`CUDA_VISIBLE_DEVICES`, else
+`SLURM_JOB_GPUS`), or one per CPU (`SLURM_CPUS_PER_TASK`). Each sub-experiment keeps its
+own record, `run.log` and lock; its record carries the task's job id.
+
+- `mrl cancel` of one sub-experiment of a task that goes on writes `SUBDIR/.mrl.cancel`:
+  the task skips it (queued) or stops it (running), here, within half a second.
+- SIGTERM/SIGINT/SIGHUP (scancel, a time limit, a requeue) stop every step; the task asks
+  Slurm why, so the records say `requeued` (a requeue or a preemption: the task runs again,
+  each sub-experiment resuming at its first unfinished step, with `MRL_REQUEUED=1`),
+  `timeout`, or `cancelled`.
+- SIGUSR1 (`--signal=B:USR1@<run.slurm.signal_before>`, with run.slurm.requeue) is passed
+  to the steps (time to save a checkpoint); what it interrupts is recorded `requeued` and
+  the task requeues itself (`scontrol requeue`), at most run.slurm.requeue times; after
+  that the sub-experiments it interrupts are failed with that reason.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from metarunlog import jsonio
+from metarunlog.backends import slurm
+from metarunlog.backends.base import Job, RunOptions
+from metarunlog.backends.local import LocalBackend
+from metarunlog.errors import MrlError
+from metarunlog.execute import Command, ExecOptions
+from metarunlog.experiment import Experiment, SubExperiment
+from metarunlog.records import Status
+from metarunlog.states import JobState, recorded_state
+
+MARK_CHECK_S = 0.5  # how often the task looks for `mrl cancel` requests
+
+
+def run_task_of_plan(expdir: Path, plan_path: Path, index: int) -> int:
+    """Run task `index` of the plan; exit code 0 all done, 130 cancelled, 1 otherwise."""
+    plan = slurm.TaskPlan.read(plan_path if plan_path.is_absolute() else expdir / plan_path)
+    if not 0 <= index < len(plan.tasks):
+        raise MrlError(f"{plan_path} has no task {index} (it has {len(plan.tasks)})")
+    exp = _experiment(expdir)
+    subs = _subs(exp, plan.tasks[index])
+    restarts = int(os.environ.get("SLURM_RESTART_COUNT") or 0)
+    if plan.requeue and restarts > plan.requeue:
+        return _give_up(subs, f"requeued {restarts} times, more than run.slurm.requeue ({plan.requeue})")
+    runner = PackRunner(exp, subs, plan, restarts)
+    states = runner.run()
+    for sub, state in zip(subs, states, strict=True):
+        print(f"mrl: sub-experiment {sub.name}: {state}", file=sys.stderr)
+    if all(s is JobState.DONE for s in states):
+        return 0
+    return 130 if any(s in (JobState.CANCELLED, JobState.QUEUED) for s in states) else 1
+
+
+def _experiment(expdir: Path) -> Experiment:
+    from metarunlog.project import Project
+
+    return Project.find(expdir).load_exp(str(expdir))
+
+
+def _subs(exp: Experiment, ids: list[int]) -> list[SubExperiment]:
+    by_id = {s.id: s for s in exp.sub_experiments()}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise MrlError(f"experiment {exp.dir} has no sub-experiment {', '.join(map(str, missing))}")
+    return [by_id[i] for i in ids]
+
+
+def _give_up(subs: list[SubExperiment], reason: str) -> int:
+    now = jsonio.now()
+    for sub in subs:
+        status = sub.read_status()
+        if status is not None and status.state is not JobState.DONE:
+            sub.write_status(status.gave_up(reason, now))
+    print(f"mrl: {reason}: failed", file=sys.stderr)
+    return 1
+
+
+def slots(pack_jobs: int | None, n: int, env: dict[str, str] | None = None) -> list[str | None]:
+    """The pool's slots: `pack_jobs` workers spread over the allocation's GPUs (each with
+    its CUDA_VISIBLE_DEVICES), or one per GPU, or one per CPU of the task; at most `n`."""
+    env = dict(os.environ) if env is None else env
+    gpus = [g for g in (env.get("CUDA_VISIBLE_DEVICES") or env.get("SLURM_JOB_GPUS") or "").split(",") if g.strip()]
+    if pack_jobs is None:
+        cpus = env.get("SLURM_CPUS_PER_TASK", "")
+        count = len(gpus) or (int(cpus) if cpus.isdigit() else 1)
+    else:
+        count = pack_jobs
+    count = max(1, min(count, n))
+    return [gpus[k % len(gpus)] for k in range(count)] if gpus else [None] * count
+
+
+class PackRunner:
+    """The local pool over this task's sub-experiments, with cancel requests and signals."""
+
+    def __init__(self, exp: Experiment, subs: list[SubExperiment], plan: slurm.TaskPlan, restarts: int) -> None:
+        self.exp, self.subs, self.plan, self.restarts = exp, subs, plan, restarts
+        job_id, node = slurm.SlurmBackend.task_ids()
+        self.job_id = job_id
+        env = dict(os.environ)
+        if restarts:
+            env["MRL_REQUEUED"] = "1"
+        res = slots(plan.pack_jobs, len(subs))
+        gpu = [r for r in res if r is not None]
+        self.pool = LocalBackend(exp, RunOptions(jobs=len(res), resources=gpu, retries=plan.retries,
+                                                 force=plan.force))
+        self.pool.exec_defaults = ExecOptions(backend=slurm.SlurmBackend.name, job_id=job_id, node=node, env=env)
+        self.pool.skip = self._skip
+        self.usr1 = False
+
+    def run(self) -> list[JobState]:
+        command = Command.of(self.exp)
+        jobs = [Job(s, steps=command.render(s)) for s in self.subs]
+        for job in jobs:
+            job.read_status()
+            job.fingerprint = self.plan.fingerprints.get(job.sub.id)  # execute refuses a changed one
+        old = signal.signal(signal.SIGUSR1, self._on_usr1)
+        try:
+            self.pool.submit(jobs)
+            while self.pool.busy:
+                self.pool.wait(MARK_CHECK_S)
+                self._cancel_requested(jobs)
+        finally:
+            self.pool.close()
+            signal.signal(signal.SIGUSR1, old)
+        self._say_changed(jobs)
+        if self.pool.interrupted:
+            self._after_stop(jobs)
+        if self.usr1:
+            self._requeue(jobs)
+        return [recorded_state(j.read_status()) for j in jobs]
+
+    # -- mrl cancel of one sub-experiment ------------------------------------------------------
+    def _skip(self, job: Job) -> str | None:
+        if (job.sub.dir / slurm.CANCEL_MARK).exists():
+            self._mark_cancelled(job)
+            return "cancelled with mrl cancel"
+        return None
+
+    def _cancel_requested(self, jobs: list[Job]) -> None:
+        asked = [j for j in jobs if j.state.active and (j.sub.dir / slurm.CANCEL_MARK).exists()]
+        if asked:
+            self.pool.cancel(asked)  # a queued one leaves the queue, a running one gets SIGTERM
+            for j in asked:
+                if j.state is JobState.PENDING:  # it never started
+                    self._mark_cancelled(j)
+
+    def _mark_cancelled(self, job: Job) -> None:
+        status = job.read_status()
+        if status is not None and status.state.active:
+            job.status = status.cancelled(jsonio.now(), slurm_state="CANCELLED")
+            job.sub.write_status(job.status)
+        job.state = JobState.CANCELLED
+
+    def _say_changed(self, jobs: list[Job]) -> None:
+        """A sub-experiment that changed since it was submitted was not run: its record (if
+        this submission's) says so, and why."""
+        for j in jobs:
+            if not j.changed:
+                continue
+            print(f"mrl: {j.name}: {j.message}", file=sys.stderr)
+            status = j.read_status()
+            if status is not None and status.state.active and status.job_id == self.job_id:
+                j.sub.write_status(status.gave_up(f"not run: {j.message}", jsonio.now()))
+
+    # -- signals -----------------------------------------------------------------------------
+    def _on_usr1(self, signum: int, frame: Any) -> None:
+        self.usr1 = True
+        self.pool.stop.forward(signal.SIGUSR1)  # what it interrupts is recorded `requeued`
+
+    def _after_stop(self, jobs: list[Job]) -> None:
+        """A stop signal came: ask Slurm whether it is a requeue (or a time limit), and say so."""
+        info = slurm.show_job(self.job_id) if self.job_id else {}
+        restarts = int(info.get("Restarts", "0") or 0) if info.get("Restarts", "").isdigit() else 0
+        requeued = restarts > self.restarts
+        timeout = info.get("Reason") == "TimeLimit" or info.get("JobState") == "TIMEOUT"
+        now = jsonio.now()
+        for j in jobs:
+            status = j.read_status()
+            if status is None or status.state is not JobState.CANCELLED:
+                continue
+            if (j.sub.dir / slurm.CANCEL_MARK).exists():  # `mrl cancel`: nothing for Slurm to add
+                j.sub.write_status(status.cancelled(now, slurm_state="CANCELLED"))
+            elif requeued:
+                j.sub.write_status(status.requeued(now))
+            elif timeout:
+                j.sub.write_status(status.settled("TIMEOUT", JobState.TIMEOUT, status.node or "", now))
+
+    def _requeue(self, jobs: list[Job]) -> None:
+        """After USR1: requeue this task if some sub-experiment still has work, within the limit."""
+        left = [j for j in jobs if recorded_state(j.read_status()) not in (JobState.DONE, JobState.CANCELLED)]
+        if not left or not self.job_id:
+            return
+        if not (self.plan.requeue and self.restarts < self.plan.requeue):
+            why = f"stopped by SIGUSR1 ahead of its time limit after {self.restarts} requeue(s), " \
+                  f"the most run.slurm.requeue allows ({self.plan.requeue})"
+            now = jsonio.now()
+            for j in left:
+                status = j.read_status() or Status()
+                j.sub.write_status(status.gave_up(why, now))
+            return
+        print(f"mrl: requeueing {self.job_id} (requeue {self.restarts + 1} of {self.plan.requeue})",
+              file=sys.stderr, flush=True)
+        slurm.requeue(self.job_id)  # the queued ones stay queued, the interrupted ones say `requeued`
+        time.sleep(30)  # Slurm ends this task now; do not end it as if all were over

@@ -1,0 +1,442 @@
+"""Slurm at cluster scale (issue 15): array indices decoupled from sub-experiment ids,
+splitting below MaxArraySize, packing, per-group resources, requeue, run.after, dry runs;
+and the Slurm cases of issue 10 (a time limit under --wait, an unreachable controller,
+a symlinked outdir). Plan logic first (no cluster), then against the real Slurm.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from metarunlog.backends import slurm
+from metarunlog.backends.base import Job
+from metarunlog.backends.slurm import SlurmOptions, TaskPlan, plan_arrays
+from metarunlog.backends.slurm_task import slots
+from metarunlog.experiment import Experiment
+from metarunlog.records import Status
+from metarunlog.states import JobState
+from tests.backends.contract import make_experiment
+from tests.backends.test_slurm import backend, on_slurm, wait_for
+from tests.conftest import run_mrl
+
+# -- no cluster needed ----------------------------------------------------------------------
+
+
+def test_ids_are_packed_k_per_task_and_split_into_arrays_below_the_limit() -> None:
+    ids = list(range(1, 1006))
+    arrays = plan_arrays([((), ids)], pack=100, limit=1001)
+    assert len(arrays) == 1 and len(arrays[0].tasks) == 11
+    assert arrays[0].tasks[0] == list(range(1, 101)) and arrays[0].tasks[-1] == [1001, 1002, 1003, 1004, 1005]
+    split = plan_arrays([((), ids)], pack=1, limit=400)
+    assert [len(a.tasks) for a in split] == [400, 400, 205]
+    assert [i for a in split for i in a.ids] == ids  # every id once, in order
+
+
+def test_a_templated_option_renders_per_sub_experiment_and_groups_them() -> None:
+    opts = SlurmOptions.from_config({"mem": "{{ '64G' if size == 'xl' else '16G' }}", "partition": "gpu"},
+                                    ["--gres=gpu:{{ gpus }}"])
+    assert opts.templated
+    assert opts.lines_for({"size": "xl", "gpus": 2}) == (
+        "#SBATCH --partition=gpu", "#SBATCH --mem=64G", "#SBATCH --gres=gpu:2")
+    assert opts.lines_for({"size": "s", "gpus": 1})[1] == "#SBATCH --mem=16G"
+
+
+def test_an_undefined_variable_in_an_option_is_one_error_naming_the_key() -> None:
+    opts = SlurmOptions.from_config({"mem": "{{ memory }}"}, where="/p/.mrl.cfg")
+    with pytest.raises(slurm.MrlError, match=r"run.slurm.mem in /p/.mrl.cfg.*memory.*sub-experiment 003"):
+        opts.lines_for({"size": "s"}, sub="003")
+
+
+def test_the_plan_file_round_trips() -> None:
+    plan = TaskPlan([[1, 2], [1001]], retries=2, force=True, pack_jobs=3, requeue=1, fingerprints={1: "ab"})
+    assert TaskPlan.from_json(json.loads(json.dumps(plan.to_json()))) == plan
+
+
+@pytest.mark.parametrize(
+    ("pack_jobs", "env", "expected"),
+    [
+        (None, {}, [None]),
+        (None, {"SLURM_CPUS_PER_TASK": "3"}, [None, None, None]),
+        (None, {"CUDA_VISIBLE_DEVICES": "0,1"}, ["0", "1"]),
+        (None, {"SLURM_JOB_GPUS": "2,3", "SLURM_CPUS_PER_TASK": "8"}, ["2", "3"]),  # GPUs decide
+        (4, {"CUDA_VISIBLE_DEVICES": "0,1"}, ["0", "1", "0", "1"]),  # two workers per GPU
+        (16, {}, [None] * 5),  # never more workers than sub-experiments
+    ],
+)
+def test_a_packed_task_has_one_worker_per_gpu_or_cpu_or_pack_jobs(
+    pack_jobs: int | None, env: dict[str, str], expected: list[str | None]
+) -> None:
+    assert slots(pack_jobs, 5, env) == expected
+
+
+def test_dry_run_prints_the_sbatch_scripts_and_writes_nothing(project: Path) -> None:
+    exp = make_experiment(project, [{"size": s} for s in ("s", "xl", "s")], "echo {{size}}",
+                          slurm={"mem": "{{ '64G' if size == 'xl' else '16G' }}"}, after="mrl analyze")
+    proc = run_mrl("run", str(exp.id), "--backend", "slurm", "--dry-run", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.count("#!/bin/bash") == 3  # two groups, and the run.after job
+    assert "#SBATCH --mem=16G" in out and "#SBATCH --mem=64G" in out
+    assert "tasks 0: 1; 1: 3" in out and "--plan" in out and "mrl analyze" in out
+    assert "--dependency=afterany" in out
+    assert not (exp.dir / ".mrl.slurm").exists()
+    assert all(s.read_status() is None for s in exp.sub_experiments())
+
+
+def test_wait_keeps_polling_an_unreachable_controller_then_gives_up_after_the_timeout(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The one thing not owned here: a controller that does not answer, as squeue says it.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("squeue", "sacct"):
+        (bin_dir / name).write_text("#!/bin/sh\necho 'slurm_load_jobs error: Unable to contact slurm controller "
+                                    "(connect failure)' >&2\nexit 1\n")
+        (bin_dir / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    exp = make_experiment(project, [{"x": 1}], "true", slurm={"unreachable_timeout": 1})
+    sub = exp.sub_experiments()[0]
+    sub.write_status(Status(JobState.RUNNING, backend="slurm", job_id="4242_0", attempts=1))
+    b = backend(exp, wait=True)
+    b.query_interval = 0.05
+    job = Job(sub)
+    assert b.poll([job]) == [JobState.RUNNING]  # as last written, not stale
+    assert len(b.warnings) == 1 and "unreachable" in b.warnings[0]
+    time.sleep(0.3)
+    assert b.poll([job]) == [JobState.RUNNING] and len(b.warnings) == 1  # said once
+    time.sleep(1.0)
+    with pytest.raises(slurm.SlurmError, match="unreachable for"):
+        for _ in range(50):
+            b.poll([job])
+            time.sleep(0.05)
+
+
+# -- project discovery through a symlinked outdir (issue 10; no Slurm) -------------------------
+
+
+def _symlinked_outdir(project: Path, tmp_path: Path) -> Path:
+    scratch = tmp_path / "scratch" / "proj-output"
+    scratch.mkdir(parents=True)
+    (project / "output").rmdir() if (project / "output").is_dir() else None
+    (project / "output").symlink_to(scratch)
+    return scratch
+
+
+# -- against a real single-node Slurm ---------------------------------------------------------
+
+TIMEOUT = 180.0
+
+
+def job_over(job: str) -> bool:
+    out = subprocess.run(["squeue", "-h", "-t", "all", "-j", job, "-o", "%T"], capture_output=True, text=True).stdout
+    return bool(out.strip()) and not ({"PENDING", "RUNNING", "COMPLETING", "CONFIGURING"} & set(out.split()))
+
+
+def records(exp: Experiment) -> list[Status]:
+    out = [s.read_status() for s in exp.sub_experiments()]
+    assert all(r is not None for r in out)
+    return out  # type: ignore[return-value]
+
+
+def many(project: Path, n: int, command: str = "true", **run: Any) -> Experiment:
+    return make_experiment(project, [{"x": i} for i in range(1, n + 1)], command, **run)
+
+
+@on_slurm
+def test_1005_sub_experiments_packed_100_per_task_complete_on_the_default_max_array_size(project: Path) -> None:
+    exp = many(project, 1005)
+    proc = run_mrl("run", str(exp.id), "--backend", "slurm", "--pack", "100", "--wait", timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "1005 done" in proc.stdout
+    script = (exp.dir / ".mrl.slurm" / "submit-001.sh").read_text()
+    assert "#SBATCH --array=0-10\n" in script
+    recs = records(exp)
+    assert {r.state for r in recs} == {JobState.DONE}
+    job = recs[0].job_id.split("_")[0]  # type: ignore[union-attr]
+    assert recs[0].job_id == f"{job}_0" and recs[1004].job_id == f"{job}_10" and recs[1004].packed
+    assert (exp.sub_experiments()[1004].dir / "run.log").exists()  # its own log
+
+
+@on_slurm
+def test_a_selection_of_ids_above_1000_runs_unpacked(project: Path) -> None:
+    exp = many(project, 1006, "echo {{x}}")
+    proc = run_mrl("run", str(exp.id), "1001-1006", "--backend", "slurm", "--wait", timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "6 done" in proc.stdout
+    assert "#SBATCH --array=0-5\n" in (exp.dir / ".mrl.slurm" / "submit-001.sh").read_text()
+    subs = exp.sub_experiments()
+    assert subs[1005].read_status().state is JobState.DONE  # type: ignore[union-attr]
+    assert "1006" in subs[1005].log_path.read_text()
+    assert subs[999].read_status() is None  # not selected: untouched
+
+
+@on_slurm
+def test_a_submission_larger_than_max_array_size_is_split_and_status_and_cancel_see_every_array(
+    project: Path,
+) -> None:
+    from tests.slurm_cluster import reconfigured
+
+    exp = many(project, 12, "sleep 60")
+    with reconfigured(MaxArraySize="5"):
+        out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True).stdout
+        assert "MaxArraySize            = 5" in out
+        proc = run_mrl("run", str(exp.id), "--backend", "slurm")
+    assert proc.returncode == 0, proc.stderr
+    assert "12 submitted as Slurm 3 jobs" in proc.stdout, proc.stdout
+    scripts = sorted((exp.dir / ".mrl.slurm").glob("submit-*.sh"))
+    arrays = [next(ln for ln in p.read_text().splitlines() if "--array" in ln) for p in scripts]
+    assert arrays == ["#SBATCH --array=0-4", "#SBATCH --array=0-4", "#SBATCH --array=0-1"]
+    jobs = {r.job_id.split("_")[0] for r in records(exp)}  # type: ignore[union-attr]
+    assert len(jobs) == 3
+    rows = json.loads(run_mrl("status", str(exp.id), "--json", check=True).stdout)
+    assert {r["state"] for r in rows} <= {"queued", "running"} and len(rows) == 12
+    proc = run_mrl("cancel", str(exp.id))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count(": cancelled") == 12
+    left = subprocess.run(["squeue", "-h", "-j", ",".join(sorted(jobs)), "-t", "PD,R"], capture_output=True,
+                          text=True).stdout
+    wait_for("Slurm to let go of every array", lambda: not subprocess.run(
+        ["squeue", "-h", "-j", ",".join(sorted(jobs)), "-t", "PD,R"], capture_output=True, text=True).stdout.strip())
+    del left
+
+
+@on_slurm
+def test_two_param_groups_with_different_mem_become_two_arrays_with_those_memory_requests(project: Path) -> None:
+    exp = make_experiment(project, [{"size": s} for s in ("s", "xl", "s", "xl")], "echo {{size}}",
+                          slurm={"mem": "{{ '200M' if size == 'xl' else '100M' }}"})
+    b = backend(exp)
+    b.submit(jobs := [Job(s, steps=[f"echo {s.id}"]) for s in exp.sub_experiments()])
+    assert [s.ids for s in b.submissions] == [[1, 3], [2, 4]]
+    for sub, mem in zip(b.submissions, ("100M", "200M"), strict=True):
+        shown = subprocess.run(["scontrol", "show", "job", sub.job], capture_output=True, text=True).stdout
+        assert f"MinMemoryNode={mem}" in shown, shown
+    wait_for("all four to end", lambda: not any(s.active for s in b.poll(jobs)), TIMEOUT)
+    assert [j.state for j in jobs] == [JobState.DONE] * 4
+
+
+@on_slurm
+def test_cancel_of_one_sub_experiment_of_a_packed_task_leaves_the_others_running(project: Path) -> None:
+    exp = make_experiment(project, [{"x": i} for i in (1, 2, 3, 4)],
+                          "touch started; if [ {{x}} = 1 ]; then sleep 60; fi",
+                          slurm={"pack": 4, "pack_jobs": 1})
+    proc = run_mrl("run", str(exp.id), "--backend", "slurm")
+    assert proc.returncode == 0, proc.stderr
+    subs = exp.sub_experiments()
+    wait_for("sub-experiment 1 to start", lambda: (subs[0].dir / "started").exists())
+    proc = run_mrl("cancel", str(exp.id), "1,3")  # the running one, and one still waiting in the task
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "001: cancelled" in proc.stdout and "003: cancelled" in proc.stdout
+    wait_for("the task to finish the others", lambda: all(
+        r.state.finished for r in records(exp)), TIMEOUT)
+    rows = json.loads(run_mrl("status", str(exp.id), "--json", check=True).stdout)
+    assert [r["state"] for r in rows] == ["cancelled", "done", "cancelled", "done"]
+    assert not (subs[2].dir / "started").exists()  # never started
+    assert len({r["jobId"] for r in rows}) == 1  # one task ran them all
+
+
+@on_slurm
+def test_run_after_is_a_job_after_every_array_that_writes_the_report(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "sleep 2; echo {{x}}",
+                          after=["mrl analyze", "touch after-ran"])
+    proc = run_mrl("run", str(exp.id), "--backend", "slurm")
+    assert proc.returncode == 0, proc.stderr
+    assert "run.after as job" in proc.stdout
+    after_job = proc.stdout.split("run.after as job ")[1].split(";")[0].split()[0]
+    shown = subprocess.run(["scontrol", "show", "job", after_job], capture_output=True, text=True).stdout
+    array_job = records(exp)[0].job_id.split("_")[0]  # type: ignore[union-attr]
+    assert f"afterany:{array_job}" in shown, shown
+    wait_for("run.after to end", lambda: job_over(after_job), TIMEOUT)
+    out = (exp.dir / ".mrl.slurm" / f"after-{after_job}.out").read_text()
+    assert (exp.dir / "after-ran").exists(), out
+    report = exp.dir / "analysis" / "index.html"
+    assert report.exists()
+    ends = [r.end for r in records(exp)]
+    assert all(r.state is JobState.DONE for r in records(exp)), ends
+    assert report.stat().st_mtime >= max(s.status_path.stat().st_mtime for s in exp.sub_experiments())
+
+
+def _step_running(sub: Any, steps_done: int) -> bool:
+    st = sub.read_status()
+    return st is not None and st.state is JobState.RUNNING and st.steps_done == steps_done and st.pid is not None
+
+
+def _start_now(task: str) -> None:
+    """Slurm holds a requeued job for ~2 minutes (BeginTime); the test has no such patience.
+    Not at once, though: slurmd refuses to launch a job whose credential it revoked within
+    the same second ("Job credential revoked", and the task fails). The update is repeated
+    until the task leaves PENDING: one made while the requeue was still settling is
+    overwritten by it."""
+
+    def state() -> str:
+        return subprocess.run(["squeue", "-h", "-t", "all", "-j", task, "-o", "%T"], capture_output=True,
+                              text=True).stdout.strip()
+
+    wait_for("the task to be pending again", lambda: state() == "PENDING")
+    time.sleep(2.0)
+    deadline = time.monotonic() + TIMEOUT
+    while state() == "PENDING":
+        assert time.monotonic() < deadline, f"{task} stayed pending"
+        subprocess.run(["scontrol", "update", f"JobId={task}", "StartTime=now"], capture_output=True)
+        time.sleep(1.0)
+
+
+@on_slurm
+def test_scontrol_requeue_of_a_running_task_resumes_at_its_unfinished_step_and_ends_done(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}], [
+        "echo once >> step1",
+        'echo "attempt=$MRL_ATTEMPT requeued=${MRL_REQUEUED:-0}" >> seen; [ -n "$MRL_REQUEUED" ] || sleep 120',
+    ], slurm={"requeue": 1})
+    proc = run_mrl("run", str(exp.id), "--backend", "slurm")
+    assert proc.returncode == 0, proc.stderr
+    sub = exp.sub_experiments()[0]
+    wait_for("step 2 to run", lambda: _step_running(sub, 1))
+    task = sub.read_status().job_id  # type: ignore[union-attr]
+    subprocess.run(["scontrol", "requeue", task], check=True, capture_output=True)
+    wait_for("the record to say queued (requeued, not cancelled)", lambda: sub.read_status().state  # type: ignore[union-attr]
+             is JobState.QUEUED)
+    _start_now(task)  # type: ignore[arg-type]
+    wait_for("the sub-experiment to be done", lambda: sub.read_status().state is JobState.DONE, TIMEOUT)  # type: ignore[union-attr]
+    assert (sub.dir / "step1").read_text() == "once\n"  # step 1 was not run again
+    assert (sub.dir / "seen").read_text().splitlines() == ["attempt=1 requeued=0", "attempt=2 requeued=1"]
+    assert sub.read_status().job_id == task  # type: ignore[union-attr]
+
+
+@on_slurm
+def test_usr1_ahead_of_the_time_limit_requeues_until_run_slurm_requeue_then_fails_with_the_reason(
+    project: Path,
+) -> None:
+    exp = make_experiment(project, [{"x": 1}], 'echo "$MRL_ATTEMPT" >> attempts; '
+                          'echo "{\\"attempt\\": $MRL_ATTEMPT}" >> metrics.jsonl; sleep 120', slurm={"requeue": 1})
+    run_mrl("run", str(exp.id), "--backend", "slurm", check=True)
+    sub = exp.sub_experiments()[0]
+    wait_for("the step to run", lambda: _step_running(sub, 0))
+    task = sub.read_status().job_id  # type: ignore[union-attr]
+    script = (exp.dir / ".mrl.slurm" / "submit-001.sh").read_text()
+    assert "#SBATCH --requeue\n" in script and "#SBATCH --signal=B:USR1@120\n" in script
+    subprocess.run(["scancel", "--signal=USR1", "--batch", task], check=True)  # what --signal sends
+    _start_now(task)  # type: ignore[arg-type]
+    wait_for("the second attempt to run", lambda: (sub.dir / "attempts").exists()
+             and (sub.dir / "attempts").read_text().split() == ["1", "2"] and _step_running(sub, 0), TIMEOUT)
+    subprocess.run(["scancel", "--signal=USR1", "--batch", task], check=True)  # no requeue left
+    wait_for("the record to end", lambda: sub.read_status().state.finished, TIMEOUT)  # type: ignore[union-attr]
+    st = sub.read_status()
+    assert st is not None and st.state is JobState.FAILED
+    assert "run.slurm.requeue" in (st.reason or ""), st
+    # the requeued attempt continued the first one: its metrics were not set aside
+    assert (sub.dir / "metrics.jsonl").read_text().split() == ['{"attempt":', "1}", '{"attempt":', "2}"]
+
+
+@on_slurm
+def test_a_task_killed_at_its_time_limit_is_reported_timeout_by_wait(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}], "sleep 300")
+    proc = run_mrl("run", str(exp.id), "--backend", "slurm", "--wait", "--slurm-opt=--time=1", timeout=TIMEOUT)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 timeout" in proc.stdout and "cancelled" not in proc.stdout, proc.stdout
+    st = exp.sub_experiments()[0].read_status()
+    assert st is not None and st.state is JobState.TIMEOUT
+
+
+@on_slurm
+def test_wait_outlives_a_stopped_controller_and_says_so_once(project: Path, tmp_path: Path) -> None:
+    from tests.slurm_cluster import controller_stopped
+
+    exp = make_experiment(project, [{"x": 1}], "touch started; sleep 15", slurm={"unreachable_timeout": 120})
+    # The same cluster; its clients give up on a silent controller after 2 s, not 10 s (so
+    # that a short outage is seen: the cluster is shared)
+    conf = tmp_path / "slurm.conf"
+    conf.write_text(Path(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf")).read_text() + "MessageTimeout=2\n")
+    env = {"PYTHONUNBUFFERED": "1", "SLURM_CONF": str(conf)}
+    p = subprocess.Popen([*_mrl(), "run", str(exp.id), "--backend", "slurm", "--wait"], cwd=project, text=True,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**_env(), **env})
+    sub = exp.sub_experiments()[0]
+    try:
+        wait_for("the task to start", lambda: (sub.dir / "started").exists())
+        with controller_stopped():
+            time.sleep(6)
+        out, err = p.communicate(timeout=TIMEOUT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, out + err
+    assert err.count("controller is unreachable") == 1, err
+    assert "1 done" in out
+
+
+def _mrl() -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "metarunlog"]
+
+
+def _env() -> dict[str, str]:
+    from tests.conftest import GIT_ENV, REPO_ROOT
+
+    return {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
+
+
+@on_slurm
+def test_tasks_of_an_experiment_in_a_symlinked_outdir_find_their_project(project: Path, tmp_path: Path) -> None:
+    _symlinked_outdir(project, tmp_path)
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "echo {{x}}")
+    assert exp.dir.resolve().is_relative_to(tmp_path / "scratch")
+    proc = run_mrl("run", str(exp.id), "--backend", "slurm", "--wait", cwd=project, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 done" in proc.stdout
+
+
+# -- issue 10: a submission owns its experiment; a task never runs changed params ------------
+
+
+def _makebatch_project(project: Path, command: str) -> Path:
+    from tests.conftest import commit_all, main, set_cfg
+
+    (project / "conf.json").write_text('{"x": {{x}}}\n')
+    set_cfg(project, confTemplFile=None, copyFiles=[], run={"command": command})
+    commit_all(project, "makebatch project")
+    assert main(["new", "owned"]) == 0
+    assert main(["makebatch", "--grid", "x=0,1,2"]) == 0
+    return project / "output" / "0001"
+
+
+@on_slurm
+def test_makebatch_replace_and_extend_refuse_while_slurm_tasks_are_pending_or_running(project: Path) -> None:
+    expdir = _makebatch_project(project, "sleep 60")
+    proc = run_mrl("run", "--backend", "slurm", "--max-parallel", "1", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    job = json.loads((expdir / "001" / ".mrl.status").read_text())["jobId"].split("_")[0]
+    for args in (["-replace", "--grid", "x=7,8"], ["--extend", "--grid", "x=3"]):
+        refused = run_mrl("makebatch", *args, cwd=project)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert f"slurm job(s) {job}" in refused.stderr and "pending or running" in refused.stderr, refused.stderr
+        assert len([ln for ln in refused.stderr.splitlines() if ln.startswith("mrl: error:")]) == 1
+    assert run_mrl("cancel", cwd=project).returncode == 0
+    wait_for("Slurm to end the tasks", lambda: job_over(job))
+    proc = run_mrl("makebatch", "-replace", "--grid", "x=7,8", cwd=project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # the submission owns nothing any more
+    assert not list((expdir / ".mrl.owners").glob("slurm-*.json"))
+
+
+@on_slurm
+def test_a_task_skips_a_sub_experiment_whose_params_changed_after_submission_and_says_why(project: Path) -> None:
+    expdir = _makebatch_project(project, "echo {{x}} > ran.txt")
+    with_hold = ["--slurm-opt=--begin=now+600"]  # pending until the params changed
+    proc = run_mrl("run", "--backend", "slurm", *with_hold, cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    task = json.loads((expdir / "002" / ".mrl.status").read_text())["jobId"]
+    record = json.loads((expdir / "002" / ".mrl").read_text())
+    record["params"]["x"] = 99  # behind mrl's back (makebatch itself refuses while the run owns it)
+    (expdir / "002" / ".mrl").write_text(json.dumps(record))
+    for t in (task, task.replace("_1", "_0"), task.replace("_1", "_2")):
+        subprocess.run(["scontrol", "update", f"JobId={t}", "StartTime=now"], check=True, capture_output=True)
+    wait_for("the tasks to end", lambda: job_over(task.split("_")[0]), TIMEOUT)
+    assert not (expdir / "002" / "ran.txt").exists()
+    st = json.loads((expdir / "002" / ".mrl.status").read_text())
+    assert st["state"] == "failed" and "changed after this run planned it" in st["reason"], st
+    assert (expdir / "001" / "ran.txt").read_text() == "0\n" and (expdir / "003" / "ran.txt").read_text() == "2\n"
