@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from metarunlog import cfg as legacy_cfg
-from tests.conftest import commit_all, main, set_cfg
+from metarunlog.main import main
+from tests.helpers.repo import commit_all, set_cfg
 
 
 def test_fill_makes_each_key_a_module_attribute() -> None:

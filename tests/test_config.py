@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from metarunlog.errors import ConfigError
+from metarunlog.main import main
 from metarunlog.project import Project
-from tests.conftest import commit_all, main, run_mrl, set_cfg
+from tests.helpers.repo import commit_all, run_mrl, set_cfg
 
 
 def test_a_wrong_type_names_the_key(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,7 +21,7 @@ from metarunlog.error_handler import (
     environment_message,
     error_handler,
 )
-from tests.conftest import REPO_ROOT, run_mrl
+from tests.helpers.repo import REPO_ROOT, run_mrl
 
 
 def exit_code(exc: BaseException) -> int:

@@ -15,7 +15,7 @@ from metarunlog.jsonio import Pending
 from metarunlog.locks import is_running
 from metarunlog.states import JobState
 from tests.backends.contract import make_experiment
-from tests.conftest import GIT_ENV, REPO_ROOT
+from tests.helpers.repo import GIT_ENV, REPO_ROOT
 
 
 def test_a_step_runs_in_its_own_process_group_in_the_sub_experiment_folder(project: Path) -> None:

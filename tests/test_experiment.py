@@ -17,7 +17,7 @@ from metarunlog.project import Project
 from metarunlog.records import BatchRecord, Status, SubRecord
 from metarunlog.states import JobState
 from tests.backends.contract import make_experiment
-from tests.conftest import old_one_job_exp
+from tests.helpers.repo import old_one_job_exp
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 
 from metarunlog import git as mgit
 from metarunlog.errors import MrlError
-from tests.conftest import commit_all, git
+from tests.helpers.repo import commit_all, git
 
 
 def test_head_gives_the_commit_its_subject_describe_and_branch(git_repo: Path) -> None:

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from metarunlog.main import main
 from metarunlog.records import SubRecord
-from tests.conftest import commit_all, main, run_mrl, set_cfg
+from tests.helpers.repo import commit_all, run_mrl, set_cfg
 
 
 def hooks(project: Path, source: str, registered: dict) -> None:

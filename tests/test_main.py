@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from metarunlog import __version__
-from metarunlog.main import COMMANDS
-from tests.conftest import REPO_ROOT, commit_all, main, run_mrl, set_cfg
+from metarunlog.main import COMMANDS, main
+from tests.helpers.repo import REPO_ROOT, commit_all, run_mrl, set_cfg
 
 HEAVY = ("pandas", "bokeh", "git", "markdown", "nbformat", "numpy", "jinja2")
 

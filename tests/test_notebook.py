@@ -19,7 +19,7 @@ from metarunlog.project import Project
 from metarunlog.records import Status
 from metarunlog.states import JobState
 from tests.backends.contract import make_experiment
-from tests.conftest import REPO_ROOT
+from tests.helpers.repo import REPO_ROOT
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from metarunlog.main import build_parser
-from tests.conftest import commit_all, main, run_mrl, set_cfg
+from metarunlog.main import build_parser, main
+from tests.helpers.repo import commit_all, run_mrl, set_cfg
 
 KEBAB = re.compile(r"^--[a-z0-9]+(-[a-z0-9]+)*$")
 ORIGINAL = {"new": ["-cp", "-nc", "-gfut"], "ls": ["-tm", "-ghash", "-gdesc", "-desc"],

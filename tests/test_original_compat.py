@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import commit_all, git, main, run_mrl, set_cfg
+from metarunlog.main import main
+from tests.helpers.repo import commit_all, git, run_mrl, set_cfg
 
 ORIGINAL = Path(__file__).resolve().parent / "fixtures" / "original"
 REPLACES = "hook {0} from mrl_hooks.py replaces the built-in mrl {0}; rename it to use the built-in"

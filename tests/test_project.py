@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from metarunlog.errors import ConfigError, NotAnExperiment
+from metarunlog.main import main
 from metarunlog.project import LegacyPath, Project, find_basedir
 from tests.backends.contract import make_experiment
-from tests.conftest import git, main, run_mrl, set_cfg
+from tests.helpers.repo import git, run_mrl, set_cfg
 
 
 def new(n: int = 1) -> None:

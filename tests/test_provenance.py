@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import commit_all, git, main, set_cfg
+from metarunlog.main import main
+from tests.helpers.repo import commit_all, git, set_cfg
 
 EXP1 = Path("output") / "0001"
 

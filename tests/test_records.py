@@ -21,7 +21,7 @@ from metarunlog.project import Project
 from metarunlog.records import BatchRecord, ExperimentRecord, Status, SubRecord, valid_pid
 from metarunlog.states import JobState, observed_state
 from tests.backends.contract import make_experiment
-from tests.conftest import GIT_ENV, REPO_ROOT
+from tests.helpers.repo import GIT_ENV, REPO_ROOT
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),

@@ -21,8 +21,8 @@ import pytest
 
 from metarunlog.commands.analyze import analyze
 from metarunlog.project import Project
-from tests.conftest import set_cfg
-from tests.test_results import curve, done, grid_exp, make_exp, running
+from tests.helpers.records import curve, done, grid_exp, make_exp, running
+from tests.helpers.repo import set_cfg
 
 pytestmark = pytest.mark.browser
 

@@ -12,7 +12,7 @@ from metarunlog import selection
 from metarunlog.errors import MrlError
 from metarunlog.project import Project
 from tests.backends.contract import make_experiment
-from tests.conftest import run_mrl
+from tests.helpers.repo import run_mrl
 
 
 def ran(exp_dir: Path) -> list[str]:

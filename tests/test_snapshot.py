@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import commit_all, git, main, run_mrl, set_cfg
+from metarunlog.main import main
+from tests.helpers.repo import commit_all, git, run_mrl, set_cfg
 
 OUT = Path("output")
 

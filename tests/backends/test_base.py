@@ -20,7 +20,7 @@ from metarunlog.project import Project
 from metarunlog.records import Status
 from metarunlog.states import JobState
 from tests.backends.contract import jobs_for, make_experiment
-from tests.conftest import old_one_job_exp
+from tests.helpers.repo import old_one_job_exp
 
 HOST = socket.gethostname()
 

@@ -25,7 +25,7 @@ from metarunlog.experiment import Experiment
 from metarunlog.records import Status
 from metarunlog.states import JobState
 from tests.backends.contract import jobs_for, make_experiment, run_to_end
-from tests.conftest import run_mrl
+from tests.helpers.repo import run_mrl
 
 # -- no cluster needed ----------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from metarunlog import jsonio
 from metarunlog.backends.task import find_sub, planned_fingerprint, task_command
 from metarunlog.errors import CorruptRecord, MrlError
 from tests.backends.contract import make_experiment
-from tests.conftest import GIT_ENV, REPO_ROOT
+from tests.helpers.repo import GIT_ENV, REPO_ROOT
 
 ENV = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
 

@@ -20,19 +20,11 @@ from metarunlog import jsonio
 from metarunlog.commands.analyze import analyze, is_remote
 from metarunlog.main import main
 from metarunlog.project import Project
-from tests.conftest import GIT_ENV, REPO_ROOT, run_mrl, set_cfg
-from tests.test_results import curve, done, grid_exp, make_exp, running
+from tests.helpers.html import html_of, visible_text  # noqa: F401
+from tests.helpers.records import curve, done, grid_exp, make_exp, running
+from tests.helpers.repo import GIT_ENV, REPO_ROOT, run_mrl, set_cfg
 
 XSS = "<script>alert(1)</script>"
-
-
-def html_of(exp_dir: Path) -> str:
-    return (exp_dir / "analysis" / "index.html").read_text()
-
-
-def visible_text(html: str) -> str:
-    """The page without its <script> and <style> elements (bokeh's inlined JS is huge)."""
-    return re.sub(r"<(script|style)\b.*?</\1>", "", html, flags=re.S)
 
 
 def write_analyze(basedir: Path, source: str, overview: dict | None = None, subexp: dict | None = None) -> None:
@@ -579,7 +571,7 @@ def test_the_report_is_written_atomically_over_the_previous_one(project: Path) -
 
 
 def test_analyze_says_where_it_looked_when_no_run_has_metrics(project: Path) -> None:
-    from tests.test_results import done, make_exp
+    from tests.helpers.records import done, make_exp
 
     make_exp(project, [{"params": {"lr": 0.1}, "status": done()}, {"params": {"lr": 0.2}, "status": done()}])
     proc = run_mrl("analyze", cwd=project)

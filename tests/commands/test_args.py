@@ -9,7 +9,7 @@ import pytest
 
 from metarunlog.commands._args import add_option, add_target_arguments, apply_aliases, join_dash_values, kebab
 from metarunlog.main import Parser
-from tests.conftest import run_mrl
+from tests.helpers.repo import run_mrl
 
 
 def targets(*argv: str) -> tuple[object, object]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from metarunlog.main import main
 from tests.backends.contract import make_experiment
-from tests.commands.test_run import alive, start_mrl, statuses, wait_for
+from tests.helpers.processes import alive, start_mrl, statuses, wait_for
 
 
 def test_cancel_stops_running_sub_experiments_of_another_runner(project: Path, capsys) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from metarunlog.main import main
-from tests.conftest import commit_all, run_mrl, set_cfg
+from tests.helpers.repo import commit_all, run_mrl, set_cfg
 
 
 def write_curves(exp_dir: Path, shift: float) -> None:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from metarunlog.main import main
 from tests.backends.contract import make_experiment
-from tests.conftest import commit_all, git, main, run_mrl, set_cfg
+from tests.helpers.repo import commit_all, git, run_mrl, set_cfg
 
 
 def new(description: str = "") -> None:

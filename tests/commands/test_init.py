@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from metarunlog.main import main
 from metarunlog.project import Project
-from tests.conftest import git, main
+from tests.helpers.repo import git
 
 
 def test_init_writes_config_outdir_and_gitignore(git_repo: Path) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT, main, run_mrl
+from metarunlog.main import main
+from tests.helpers.repo import REPO_ROOT, run_mrl
 
 
 def new(description: str) -> None:

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import git, main
+from metarunlog.main import main
+from tests.helpers.repo import git
 
 
 def make(n: int) -> None:

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
+from metarunlog.main import main
 from metarunlog.project import Project
-from tests.conftest import commit_all, main, old_one_job_exp, run_mrl, set_cfg
+from tests.helpers.repo import commit_all, old_one_job_exp, run_mrl, set_cfg
 
 EXP = Path("output") / "0001"
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import GIT_ENV, REPO_ROOT, commit_all, git, main, run_mrl, set_cfg
+from metarunlog.main import main
+from tests.helpers.repo import GIT_ENV, REPO_ROOT, commit_all, git, run_mrl, set_cfg
 
 
 def record(project: Path, name: str = "0001") -> dict:

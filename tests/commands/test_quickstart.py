@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO_ROOT, git, run_mrl
+from tests.helpers.repo import REPO_ROOT, git, run_mrl
 
 
 def test_quickstart_makes_a_project_whose_grid_runs_and_writes_metrics(tmp_path: Path) -> None:

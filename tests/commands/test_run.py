@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,39 +14,8 @@ import pytest
 from metarunlog.main import main
 from metarunlog.progress import Progress
 from tests.backends.contract import jobs_for, make_experiment
-from tests.conftest import GIT_ENV, REPO_ROOT, run_mrl
-
-
-def statuses(exp_dir: Path) -> dict[str, dict]:
-    return {
-        p.parent.name: json.loads(p.read_text()) for p in sorted(exp_dir.glob("*/.mrl.status"))
-    }
-
-
-def start_mrl(*args: str, cwd: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "metarunlog", *args], cwd=cwd, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-    )
-
-
-def wait_for(predicate, timeout: float = 30, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+from tests.helpers.processes import alive, start_mrl, statuses, wait_for  # noqa: F401
+from tests.helpers.repo import run_mrl
 
 
 def test_run_runs_every_sub_experiment_of_a_grid_and_marks_the_experiment_done(project: Path, capsys) -> None:

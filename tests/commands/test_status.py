@@ -12,7 +12,7 @@ from metarunlog.procs import start_id
 from metarunlog.records import Status
 from metarunlog.states import JobState
 from tests.backends.contract import make_experiment
-from tests.conftest import run_mrl
+from tests.helpers.repo import run_mrl
 
 
 def dead_pid() -> int:

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from metarunlog.main import main
-from tests.conftest import commit_all, run_mrl, set_cfg
-from tests.test_results import done, grid_exp, make_exp
+from tests.helpers.records import done, grid_exp, make_exp
+from tests.helpers.repo import commit_all, run_mrl, set_cfg
 
 
 def table_out(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from metarunlog.main import main
-from tests.conftest import run_mrl
-from tests.test_results import done, make_exp
+from tests.helpers.records import done, make_exp
+from tests.helpers.repo import run_mrl
 
 
 def record(exp_dir: Path) -> dict[str, object]:

@@ -7,7 +7,8 @@ import json
 import os
 from pathlib import Path
 
-from tests.conftest import main, run_mrl
+from metarunlog.main import main
+from tests.helpers.repo import run_mrl
 
 
 def new(*args: str) -> Path:

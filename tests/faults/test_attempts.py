@@ -10,7 +10,7 @@ from pathlib import Path
 from metarunlog import results
 from metarunlog.project import Project
 from tests.backends.contract import make_experiment
-from tests.conftest import run_mrl
+from tests.helpers.repo import run_mrl
 
 # First run: writes metrics (and prints them); any later run fails without writing any.
 COMMAND = ("if [ -e once ]; then exit 1; fi; touch once; v=0.9; echo \"acc=$v\"; "

@@ -12,8 +12,8 @@ from metarunlog.backends.local import LocalBackend
 from metarunlog.execute import ExecOptions, execute
 from metarunlog.states import JobState
 from tests.backends.contract import jobs_for, make_experiment
-from tests.commands.test_run import alive, start_mrl, statuses, wait_for
-from tests.conftest import run_mrl
+from tests.helpers.processes import alive, start_mrl, statuses, wait_for
+from tests.helpers.repo import run_mrl
 
 
 def test_cancel_during_a_one_worker_run_of_four_stops_the_runner_and_the_queued_never_start(project: Path) -> None:

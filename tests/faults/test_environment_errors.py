@@ -7,8 +7,8 @@ import errno
 from pathlib import Path
 
 from metarunlog.error_handler import environment_message
-from tests.conftest import run_mrl
 from tests.faults.conftest import fill
+from tests.helpers.repo import run_mrl
 
 
 def _one_error_line(proc, *needles: str) -> None:  # type: ignore[no-untyped-def]

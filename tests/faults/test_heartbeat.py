@@ -12,8 +12,8 @@ import pytest
 
 from metarunlog.main import main
 from tests.backends.contract import make_experiment
-from tests.commands.test_run import start_mrl, statuses, wait_for
-from tests.conftest import run_mrl, set_cfg
+from tests.helpers.processes import start_mrl, statuses, wait_for
+from tests.helpers.repo import run_mrl, set_cfg
 
 
 def _foreign_running(path: Path, age: float) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from metarunlog.locks import is_running
 from tests.backends.contract import make_experiment
-from tests.commands.test_run import alive, statuses
-from tests.conftest import run_mrl
+from tests.helpers.processes import alive, statuses
+from tests.helpers.repo import run_mrl
 
 
 def test_a_daemon_left_by_a_step_does_not_keep_the_lock(project: Path) -> None:

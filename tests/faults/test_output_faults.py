@@ -13,8 +13,8 @@ import termios
 from pathlib import Path
 
 from tests.backends.contract import make_experiment
-from tests.commands.test_run import alive, statuses, wait_for
-from tests.conftest import GIT_ENV, REPO_ROOT, run_mrl
+from tests.helpers.processes import alive, statuses, wait_for
+from tests.helpers.repo import GIT_ENV, REPO_ROOT, run_mrl
 
 ENV = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
 

@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import GIT_ENV, REPO_ROOT, commit_all, main, run_mrl, set_cfg
+from metarunlog.main import main
+from tests.helpers.repo import GIT_ENV, REPO_ROOT, commit_all, run_mrl, set_cfg
 
 
 def _mrl_popen(*args: str, cwd: Path) -> subprocess.Popen[str]:

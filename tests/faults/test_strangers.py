@@ -16,8 +16,8 @@ from metarunlog.procs import start_id
 from metarunlog.records import Status
 from metarunlog.states import JobState
 from tests.backends.contract import make_experiment
-from tests.commands.test_run import alive
-from tests.conftest import run_mrl
+from tests.helpers.processes import alive
+from tests.helpers.repo import run_mrl
 
 
 @pytest.mark.parametrize("recorded_start", [None, "another-boot:12345"])

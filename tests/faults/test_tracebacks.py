@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.backends.contract import make_experiment
-from tests.conftest import GIT_ENV, REPO_ROOT, commit_all, run_mrl, set_cfg
+from tests.helpers.repo import GIT_ENV, REPO_ROOT, commit_all, run_mrl, set_cfg
 
 
 def _one_error_line(proc: subprocess.CompletedProcess[str], *needles: str) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from metarunlog.backends.base import Job, RunOptions
 from metarunlog.backends.local import LocalBackend
 from tests.backends.contract import make_experiment
-from tests.conftest import run_mrl, set_cfg
+from tests.helpers.repo import run_mrl, set_cfg
 
 
 def test_a_huge_j_starts_no_more_workers_than_jobs(project: Path) -> None:

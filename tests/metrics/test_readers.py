@@ -13,8 +13,8 @@ import pytest
 
 from metarunlog import api, metrics, results
 from metarunlog.main import main
-from tests.conftest import REPO_ROOT, commit_all, run_mrl, set_cfg
-from tests.test_results import done, make_exp
+from tests.helpers.records import done, make_exp
+from tests.helpers.repo import REPO_ROOT, commit_all, run_mrl, set_cfg
 
 
 def table_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[dict[str, Any]], str]:

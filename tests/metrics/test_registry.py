@@ -11,8 +11,8 @@ import pytest
 
 from metarunlog import metrics
 from metarunlog.main import main
-from tests.conftest import old_one_job_exp
-from tests.test_results import done, make_exp
+from tests.helpers.records import done, make_exp
+from tests.helpers.repo import old_one_job_exp
 
 
 class ScoresReader(metrics.Reader):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from metarunlog import report
 from metarunlog.report import decide, effects, plots
-from tests.test_results import done, make_exp
+from tests.helpers.records import done, make_exp
 
 
 def exp_of(project: Path, params: list[dict], loss) -> object:  # noqa: ANN001

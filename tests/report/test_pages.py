@@ -13,8 +13,8 @@ from metarunlog.main import main
 from metarunlog.project import Project
 from metarunlog.records import Status
 from metarunlog.states import JobState
-from tests.conftest import run_mrl
-from tests.test_results import curve, done, make_exp, running
+from tests.helpers.records import curve, done, make_exp, running
+from tests.helpers.repo import run_mrl
 
 
 def two_experiments(project: Path) -> tuple:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from metarunlog import report
-from tests.test_results import curve, done, make_exp
+from tests.helpers.records import curve, done, make_exp
 
 
 def test_decimate_keeps_both_ends_and_every_bucket_s_extremes() -> None:

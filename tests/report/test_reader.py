@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import REPO_ROOT, commit_all
-from tests.test_results import done, make_exp
+from tests.helpers.records import done, make_exp
+from tests.helpers.repo import REPO_ROOT, commit_all
 
 SCRIPT = """
 import json, sys

@@ -13,8 +13,8 @@ import pytest
 
 from metarunlog.main import main
 from metarunlog.report import Report, Section, register, registered, section, unregister
-from tests.commands.test_analyze import html_of, visible_text
-from tests.test_results import grid_exp
+from tests.helpers.html import html_of, visible_text
+from tests.helpers.records import grid_exp
 
 BUILTIN = ["summary", "errors", "git", "notes", "status", "table", "effects", "plots", "overview", "subexps"]
 

@@ -10,8 +10,8 @@ from metarunlog import results
 from metarunlog.commands.analyze import analyze
 from metarunlog.project import Project
 from metarunlog.states import JobState
-from tests.conftest import set_cfg
-from tests.test_results import done, make_exp
+from tests.helpers.records import done, make_exp
+from tests.helpers.repo import set_cfg
 
 
 def section(html: str, sid: str) -> str:
@@ -75,7 +75,7 @@ def test_a_stale_run_says_its_process_is_gone(project: Path) -> None:
     import subprocess
     import sys
 
-    from tests.test_results import running
+    from tests.helpers.records import running
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from metarunlog import results
 from metarunlog.report.table import best_values, metric_goal
-from tests.test_results import curve, done, make_exp
+from tests.helpers.records import curve, done, make_exp
 
 
 def test_a_metric_goal_comes_from_its_name_unless_mrl_analyze_py_says_otherwise() -> None:
