@@ -24,7 +24,7 @@ from metarunlog.records import Status
 from metarunlog.states import JobState
 from tests.backends.contract import make_experiment
 from tests.backends.test_slurm import backend, on_slurm, wait_for
-from tests.conftest import run_mrl
+from tests.helpers.repo import run_mrl
 
 # -- no cluster needed ----------------------------------------------------------------------
 
