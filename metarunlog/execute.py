@@ -172,6 +172,8 @@ class Command:
 
     def render(self, sub: SubExperiment, resource: str | None = None) -> list[str]:
         """The steps for `sub`; an undefined variable is an MrlError naming it."""
+        if all(t.template is None for t in self.templates):  # no variables to make
+            return [t.source for t in self.templates]
         ctx = variables(sub, resource)
         return [t.render(ctx, sub=sub.name, params=sub.params) for t in self.templates]
 

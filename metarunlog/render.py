@@ -368,12 +368,14 @@ class CommandTemplate:
 
     source: str
     where: str  # the config file it came from, for messages
-    template: jinja2.Template
+    template: jinja2.Template | None  # None: no Jinja syntax, the source renders as itself
     key: str = "run.command"  # the config key it is (run.after), for messages
 
     def render(self, variables: Mapping[str, Any], *, sub: str = "", params: Iterable[str] = ()) -> str:
         """The shell text for one sub-experiment (`sub` names it and `params` lists its
         params in messages); an undefined variable or a failing filter is an MrlError."""
+        if self.template is None:
+            return self.source
         try:
             return shell_quote_outputs(self.template.render(variables))
         except Exception as e:  # UndefinedError, or whatever a filter raised
@@ -389,8 +391,17 @@ class CommandTemplate:
 def command_template(source: str, where: object, key: str = "run.command") -> CommandTemplate:
     """Compile one `run.command` string (or another shell command of the config, `key`);
     a syntax error is an MrlError naming `key` and `where`."""
+    if is_literal(source):  # nothing to compile, nor to import Jinja for (`mrl run` start-up)
+        return CommandTemplate(source, str(where), None, key)
     template = _from_string(command_environment(), source, f"{key} in {where}")
     return CommandTemplate(source, str(where), template, key)
+
+
+def is_literal(source: str) -> bool:
+    """True when the command environment would render `source` as itself: no `{` (every
+    Jinja tag, expression and comment starts with one), no `\\r` (Jinja turns `\\r\\n` into
+    `\\n`), no trailing newline (Jinja drops one), no quoting marker."""
+    return not source.endswith("\n") and not any(c in source for c in ("{", "\r", _OPEN, _CLOSE))
 
 
 def used_in_strings(texts: Iterable[str]) -> frozenset[str]:

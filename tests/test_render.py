@@ -227,3 +227,38 @@ def test_the_run_command_gets_the_params_dict() -> None:
     assert command_template("run {{ params['model.dropout'] }}", ".mrl.cfg").render(
         {"params": {"model.dropout": 0.5}}
     ) == "run 0.5"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab }%#\\\"'$()`\n\t;|&<>*?!-=_./09\r{\ue000")), min_size=1, max_size=30))
+def test_a_command_without_jinja_syntax_renders_exactly_as_jinja_would(source: str) -> None:
+    from metarunlog.render import CommandTemplate, command_environment, is_literal, shell_quote_outputs
+
+    if not source.strip() or not is_literal(source):
+        return
+    assert command_template(source, "w").template is None  # never compiled
+    jinja = CommandTemplate(source, "w", command_environment().from_string(source))
+    assert command_template(source, "w").render({"x": 1}) == jinja.render({"x": 1})
+    assert shell_quote_outputs(source) == source
+
+
+def test_a_command_with_jinja_syntax_trailing_newline_or_cr_is_compiled() -> None:
+    from metarunlog.render import is_literal
+
+    assert is_literal("python train.py --lr 0.1 # note") and is_literal("echo %s }}")
+    for source in ("echo {{x}}", "{% if 1 %}a{% endif %}", "a {# c #}", "a\n", "a\r\nb", "echo ${HOME}"):
+        assert not is_literal(source)
+        assert command_template(source, "w").template is not None
+
+
+def test_a_command_without_jinja_syntax_is_rendered_without_importing_jinja(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from metarunlog.render import command_template\n"
+        "t = command_template('python train.py conf.lua', 'w')\n"
+        "assert t.render({}) == 'python train.py conf.lua'\n"
+        "print('jinja2' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path,
+                         env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert out.stdout.strip() == "False"
