@@ -314,8 +314,19 @@ def _plan(
                 [formats.checker(c.name) for c in compiled])
     if preview:
         plan.preview_of = 1 if was_single else len(existing)
-        plan.would_add = len(_new_only(existing, combos, spec.repeat is not None)[0]) if existing else 0
+        plan.would_add = _extend_would_add(existing, templates, old, overrides) if existing else 0
     return plan
+
+
+def _extend_would_add(
+    existing: list[SubExperiment], templates: list[Template], old: BatchRecord | None,
+    overrides: batch_mod.Overrides,
+) -> int:
+    """How many sub-experiments `--extend` (with these options) would add: it applies the
+    batch's remembered --set/--grid/--repeat, so the preview count must too."""
+    remembered = batch_mod.Overrides.from_record(old.to_json()) if old else batch_mod.Overrides()
+    spec = remembered.under(overrides).apply(line for t in templates for line in t.mrl_lines)
+    return len(_new_only(existing, batch_mod.expand(spec).combos, spec.repeat is not None)[0])
 
 
 def _template_names(exp: Experiment) -> list[str]:

@@ -532,6 +532,25 @@ def test_dry_run_on_an_expanded_experiment_previews_the_template_as_it_is_now(
     assert listing(exp) == before
 
 
+def test_dry_run_preview_counts_what_extend_would_add_with_the_batchs_own_options(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --extend applies the batch's remembered --grid/--set, so the preview's count must too:
+    # with `--grid lr=0.1` remembered, an unchanged template adds nothing, not 6.
+    exp = new_exp(project)
+    assert main(["makebatch", "--grid", "lr=0.1"]) == 0
+    capsys.readouterr()
+    assert main(["makebatch", "--dry-run"]) == 0
+    assert "it has 3 now" in capsys.readouterr().out.splitlines()[0]
+    assert main(["makebatch", "--dry-run"]) == 0
+    assert "--extend would add 0" in capsys.readouterr().out.splitlines()[0]
+    assert main(["makebatch", "--extend"]) == 0
+    assert "nothing to add" in capsys.readouterr().out
+    assert main(["makebatch", "--dry-run", "--grid", "lr=0.1,5.0"]) == 0
+    assert "--extend would add 3" in capsys.readouterr().out.splitlines()[0]
+    assert len(list(exp.glob("00?"))) == 3
+
+
 def test_dry_run_previews_a_one_job_experiment_from_its_saved_template(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
