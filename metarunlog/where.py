@@ -46,17 +46,15 @@ _ARITH: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Div: operator.truediv,
 }
 _CONSTANT_TYPES = (int, float, str, bool, type(None))
+# A filter is a line a person types; longer or deeper input is refused before Python's
+# parser or our walker can run out of memory or stack on it.
+MAX_LENGTH = 2000
+MAX_DEPTH = 100
 
 
 def compile_where(text: str, columns: Sequence[str], prefix: str = "metric.") -> Callable[[Row], bool]:
     """A predicate over rows for `text`; MrlError for what it does not allow or know."""
-    try:
-        tree = ast.parse(text.strip(), mode="eval")
-    except SyntaxError as e:
-        raise MrlError(
-            f"--where {text!r}: cannot parse it ({e.msg}, column {e.offset}); write it like "
-            "\"val_loss < 0.3 and state == 'done'\""
-        ) from None
+    tree = _parse(text)
     fn = _Walker(text, list(columns), prefix).walk(tree.body)
 
     def predicate(row: Row) -> bool:
@@ -66,6 +64,31 @@ def compile_where(text: str, columns: Sequence[str], prefix: str = "metric.") ->
             return False
 
     return predicate
+
+
+def _parse(text: str) -> ast.Expression:
+    example = "write it like \"val_loss < 0.3 and state == 'done'\""
+    if len(text) > MAX_LENGTH:
+        raise MrlError(f"--where: the expression is {len(text)} characters long (at most {MAX_LENGTH}); {example}")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as e:
+        raise MrlError(f"--where {text!r}: cannot parse it ({e.msg}, column {e.offset}); {example}") from None
+    except (MemoryError, RecursionError, ValueError):  # too deep for the parser; a NUL byte
+        raise MrlError(f"--where {text[:80]!r}: cannot parse it (too deeply nested or a NUL byte); {example}") from None
+    if _depth(tree.body) > MAX_DEPTH:
+        raise MrlError(f"--where {text[:80]!r}: nested more than {MAX_DEPTH} levels deep; {example}")
+    return tree
+
+
+def _depth(node: ast.AST) -> int:
+    """How deep `node` nests, without recursion (the walker recurses: it must not overflow)."""
+    deepest, todo = 0, [(node, 1)]
+    while todo:
+        n, d = todo.pop()
+        deepest = max(deepest, d)
+        todo.extend((c, d + 1) for c in ast.iter_child_nodes(n))
+    return deepest
 
 
 def filter_rows(rows: list[Row], text: str, columns: Sequence[str]) -> list[Row]:

@@ -71,3 +71,23 @@ def test_bad_syntax_is_one_clear_error() -> None:
 
 def test_a_prefixed_metric_can_be_named_without_its_prefix_when_unambiguous() -> None:
     assert compile_where("metric_lr_alias == 1", ["metric.metric_lr_alias"])({"metric.metric_lr_alias": 1})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not " * 30000 + "lr",  # the parser runs out of memory
+        "lr+" * 30000 + "lr",  # the parser's recursion limit
+        "-" * 500 + "lr",  # parses, but too deep for the walker and the predicate
+        "lr == 1 and " * 400 + "lr == 1",  # long
+        "lr == '\x00'",
+    ],
+    ids=["30000 not", "30000 +", "500 minus", "long", "NUL"],
+)
+def test_input_too_long_or_deep_for_the_parser_is_one_clear_error(text: str) -> None:
+    with pytest.raises(MrlError, match="--where"):
+        compile_where(text, COLUMNS)
+
+
+def test_a_deep_but_allowed_expression_still_filters() -> None:
+    assert ids("not " * 21 + "state == 'failed'") == ["001", "002"]

@@ -119,7 +119,9 @@ def cli(args: argparse.Namespace, project: Project) -> int:
         where_expr=args.where,
         exp_column=several,
     )
-    sys.stdout.write(render(tab, args.format, exps[0] if len(exps) == 1 else None))
+    sys.stdout.write(render(tab, args.format, exps[0] if len(exps) == 1 and not args.where else None))
+    if args.where and not tab.rows:
+        print(f"mrl: no row matches --where {args.where!r}", file=sys.stderr)
     report(tab)
     return 1 if tab.errors else 0
 

@@ -266,6 +266,16 @@ def test_where_filters_on_params_metrics_and_columns(project: Path, capsys: pyte
     assert code == 1 and "no column 'bogus'; the columns are: id, lr, seed, state, duration, val_loss, val_acc" in err
 
 
+def test_a_where_that_matches_no_row_says_so_not_that_there_are_no_sub_experiments(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seeds_exp(project)
+    code, out, err = table_out(capsys, "--where", "lr > 100")
+    assert code == 0 and "makebatch" not in out + err
+    assert out.split()[:2] == ["id", "lr"] and len(out.splitlines()) == 1
+    assert "mrl: no row matches --where 'lr > 100'" in err
+
+
 def test_sort_takes_a_dash_value_with_or_without_the_equals_sign(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
