@@ -280,7 +280,11 @@ def _copy_source(project: Project, copy_from: str | None) -> CopySource:
             return CopySource(project.basedir, "basedir")
         exp = project.experiment(last)
         return CopySource(exp.dir, exp.name)
-    exp = project.load_exp(copy_from)
+    try:
+        exp = project.load_exp(copy_from)
+    except MrlError as e:  # say what else -cp takes: a user after the repository's copy learns it here
+        raise MrlError(f"-cp {copy_from}: {e}; -cp also takes 'basedir' (or 'repo': the committed versions) "
+                       "or 'no'") from None
     return CopySource(exp.dir, exp.name)
 
 
