@@ -55,6 +55,18 @@ def test_cp_basedir_copies_the_committed_template_instead_of_the_last_experiment
         assert "warning" not in err
 
 
+def test_a_cp_source_that_is_no_experiment_says_what_cp_takes(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    new(capsys)
+    capsys.readouterr()
+    assert main(["new", "-cp", "base", "x"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mrl: error: -cp base: ") and err.count("\n") == 1, err
+    assert "'basedir'" in err and "'repo'" in err and "'no'" in err
+    assert not (project / "output" / "0002").exists()
+
+
 def test_cp_basedir_copies_the_commit_not_the_uncommitted_working_tree(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
