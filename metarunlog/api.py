@@ -65,7 +65,7 @@ def load_table(
     (seconds), then the metrics from every reader (docs/table.md) and the user's
     `metrics(subExpDir)` from mrl_analyze.py. `exp` may also be a list (`[2, 3]`, `"5-9"`
     ranges inside), a range string (`"5-9"`, `"2,3"`) or `"all"`; `tag` selects tagged
-    experiments: then the DataFrame has an `exp` column and is indexed by (exp, id).
+    experiments: then the DataFrame has an `exp` column first (still indexed by id).
     `summary`, `aggregate`/`by`/`over` and `where`
     are `mrl table`'s options (an aggregated table has a plain index). A user metrics() that
     fails raises MrlError; use `load_results` to get the errors instead.

@@ -92,15 +92,17 @@ class Table:
         return [*(["exp"] if self.exp_column else []), "id", *self.params, "state", "duration", *self.metrics]
 
     def to_dataframe(self) -> Any:
-        """The table as a pandas DataFrame: indexed by sub-experiment id (with `exp`: by
-        (exp, id)); an aggregated table has a plain index."""
+        """The table as a pandas DataFrame indexed by sub-experiment id; rows of several
+        experiments have an `exp` column first (a column, as in `mrl table`, so that
+        `df["exp"]`, `groupby("exp")` and `reset_index()` all work; `set_index(["exp", "id"])`
+        gives the two-level index); an aggregated table has a plain index."""
         import pandas as pd
 
         df = pd.DataFrame(self.rows, columns=self.columns)
         if self.aggregated:
             return df
         df["duration"] = pd.to_numeric(df["duration"], errors="coerce")
-        return df.set_index(["exp", "id"] if self.exp_column else "id")
+        return df.set_index("id")
 
     def sort(self, key: str, reverse: bool = False) -> None:
         """Sort rows by column `key` in place; missing values always go last."""

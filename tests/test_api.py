@@ -74,11 +74,13 @@ def test_an_unknown_experiment_is_the_error_mrl_gives(two_exps) -> None:
         api.load_table(42)
 
 
-def test_load_table_of_several_experiments_has_an_exp_column_and_a_two_level_index(two_exps) -> None:
+def test_load_table_of_several_experiments_has_an_exp_column(two_exps) -> None:
     a, b = two_exps
     df = api.load_table([a.id, b.id])
-    assert list(df.index) == [(a.name, "001"), (a.name, "002"), (b.name, "001")]
-    assert list(df.index.names) == ["exp", "id"]
+    assert list(df["exp"]) == [a.name, a.name, b.name] and list(df.columns)[0] == "exp"
+    assert list(df.index) == ["001", "002", "001"] and df.index.name == "id"
+    assert df.groupby("exp")["acc"].count().to_dict() == {a.name: 2, b.name: 1}
+    assert list(df.reset_index().columns[:2]) == ["id", "exp"]
     assert sorted(df["acc"]) == [0.5, 0.7, 0.9]
     assert len(api.load_table("all")) == 3
     assert len(api.load_table([f"{a.id}-{b.id}"])) == 3
