@@ -3,7 +3,7 @@ and what they gave.
 
   mrl diff 3 5            params, pinned code, run block, config files, metrics
   mrl diff 3/2 5/2        two runs
-  mrl diff 3 7 --code     also the full `git diff` between the pinned commits
+  mrl diff 3 7 --code     also the full `git diff` between the pinned commits, and each .mrl.diff
   mrl diff 3 7 --json     for scripts
 
 Params: the values that differ (for an experiment, the values its sub-experiments take).
@@ -43,12 +43,17 @@ MAX_DIFF_LINES = 40  # of each config file's diff in the text output
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("a", metavar="A", help="an experiment (3, last, a path) or a sub-experiment (3/2)")
     p.add_argument("b", metavar="B", help="the other one")
-    p.add_argument("--code", action="store_true", help="also print the full git diff between the pinned commits")
+    p.add_argument(
+        "--code",
+        action="store_true",
+        help="also print the full git diff between the pinned commits (and each .mrl.diff)",
+    )
     p.add_argument("--json", action="store_true", help="one JSON object (for scripts)")
 
 
 def cli(args: argparse.Namespace, project: Project) -> int:
     d = diff(project, args.a, args.b, code=args.code)
+    d.full = args.code
     sys.stdout.write(json.dumps(d.to_json(), indent=1, default=str) + "\n" if args.json else render(d))
     return 0
 
@@ -82,6 +87,8 @@ class Diff:
     configs: dict[str, str] = field(default_factory=dict)  # file -> unified diff ("" for one side missing)
     metrics: dict[str, dict[str, tuple[Any, Any, Any]]] = field(default_factory=dict)  # m -> last/best -> a, b, d
     code_text: str | None = None  # --code
+
+    full: bool = False  # --code: also each differing .mrl.diff in full
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -302,6 +309,10 @@ def render(d: Diff) -> str:
     lines += _metric_lines(d)
     if d.code_text:
         lines += ["", d.code_text.rstrip("\n")]
+    if d.full and not _same(*d.mrl_diffs):
+        for label, text in zip((d.a, d.b), d.mrl_diffs, strict=True):
+            if text:
+                lines += ["", f"# {label}/.mrl.diff (uncommitted changes pinned with {label})", text.rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
@@ -324,7 +335,16 @@ def _code_lines(d: Diff) -> list[str]:
     if ma or mb:
         same = "the same" if _same(ma, mb) else "different"
         out.append(f"  .mrl.diff: {_has(ma)} / {_has(mb)} ({same})")
+        if not _same(ma, mb):
+            sides = zip((d.a, d.b), d.mrl_diffs, strict=True)
+            out += [f"    {label}: {', '.join(_patched(text))}" for label, text in sides if text]
     return out
+
+
+def _patched(text: str) -> list[str]:
+    """The files a `.mrl.diff` (git diff output) changes."""
+    names = [line.split(" b/", 1)[-1] for line in text.splitlines() if line.startswith("diff --git a/")]
+    return names or ["(no file header)"]
 
 
 def _has(text: str | None) -> str:

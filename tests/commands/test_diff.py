@@ -106,3 +106,13 @@ def test_the_run_block_compared_is_the_one_that_runs_with_the_experiments_own_ov
     (second / ".mrl.cfg").write_text(json.dumps({"run": {"retries": 2}}))
     d = diff_json("1", "2", cwd=project)
     assert d["run"]["run.retries"] == {"a": 0, "b": 2}
+
+
+def test_the_files_of_each_mrl_diff_are_named_and_code_prints_them(project: Path) -> None:
+    assert main(["new", "clean"]) == 0
+    (project / "train.py").write_text("print('uncommitted')\n")
+    assert main(["new", "-nc", "dirty"]) == 0
+    out = run_mrl("diff", "1", "2", cwd=project).stdout
+    assert "code: same commit" in out and "    0002: train.py" in out and "+print('uncommitted')" not in out
+    full = run_mrl("diff", "1", "2", "--code", cwd=project).stdout
+    assert "# 0002/.mrl.diff" in full and "+print('uncommitted')" in full
