@@ -209,6 +209,8 @@ def _main(argv: list[str]) -> int:
     elif getattr(mod, "RESOLVES_EXP", needs_project) and hasattr(args, "expId"):
         args.expId = project.load_exp(args.expId).id
     before, after = hooks.wrap_hooks(cfg_hooks, args.command)
+    if after:  # a missing file or function is an error before the command, not after it made things
+        hooks.get_function(project.basedir, hooks.HOOKS_FILE, after)
     if before:
         _call_hook(project, before, args)
     code = _run_custom(project, args) if mod is None else int(mod.cli(args, project) or 0)

@@ -150,6 +150,16 @@ def test_a_missing_hooks_file_is_a_clear_error(project: Path, capsys: pytest.Cap
     commit_all(project)
     assert main(["new"]) == 1
     assert "mrl_hooks.py does not exist" in capsys.readouterr().err
+    assert not (project / "output" / "0001").exists()  # said before mrl new made anything
+
+
+def test_an_after_hook_missing_from_the_file_is_an_error_before_the_command_runs(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hooks(project, "def before_new(mrl, args):\n    pass\n", {"after_new": {}})
+    assert main(["new"]) == 1
+    assert "'after_new' is registered in .mrl.cfg" in capsys.readouterr().err
+    assert not (project / "output" / "0001").exists()
 
 
 def test_debug_shows_the_traceback_and_bugs_exit_3(project: Path) -> None:
