@@ -9,7 +9,7 @@
    which returns once submitted; the arrays are held back with `--begin` and cancelled
    after). Aim: under 5 s.
 
-    python bench/bench_slurm.py [--n 2000] [--pack 100] [--submit-n 10000] [--repeat 3]
+    python bench/bench_slurm.py [--n 2000] [--pack 100] [--pack-jobs N] [--submit-n 10000] [--repeat 5]
 
 Needs a Slurm cluster (starts the local one with scripts/slurm-up.sh when run as root).
 mrl's extra work per sub-experiment is its own record, lock, `run.log` and rendered
@@ -43,7 +43,7 @@ def sh(cmd: list[str], cwd: Path) -> str:
     return subprocess.run(cmd, cwd=cwd, env=ENV, check=True, capture_output=True, text=True).stdout
 
 
-def make_project(base: Path, name: str, n: int) -> Path:
+def make_project(base: Path, name: str, n: int, pack_jobs: int | None = None) -> Path:
     """A git repo, `mrl init`, one experiment with N sub-experiments via `mrl makebatch`."""
     repo = base / name
     repo.mkdir()
@@ -55,6 +55,8 @@ def make_project(base: Path, name: str, n: int) -> Path:
     cfg = json.loads((repo / ".mrl.cfg").read_text())
     cfg.update(confTemplFile="conf.txt", copyFiles=["conf.txt"])
     cfg["run"] = {**cfg.get("run", {}), "command": COMMAND, "backend": "slurm"}
+    if pack_jobs:
+        cfg["run"]["slurm"] = {"pack_jobs": pack_jobs}
     (repo / ".mrl.cfg").write_text(json.dumps(cfg, indent=2))
     sh(["git", "add", "-A"], repo)
     sh(["git", "commit", "-qm", "mrl"], repo)
@@ -84,13 +86,21 @@ def time_floor(work: Path, n: int, pack: int) -> float:
 
 
 def time_submit(repo: Path, pack: int) -> float:
-    """Submission only: held back an hour by --begin, then cancelled."""
+    """Submission only, of sub-experiments that never ran: held back an hour by --begin,
+    then cancelled, and their records removed for the next repeat."""
+    import shutil
+
+    expdir = repo / "output" / "0001"
     t = time.perf_counter()
-    sh(MRL + ["run", "--backend", "slurm", "--pack", str(pack), "--force", "--slurm-opt=--begin=now+3600"], repo)
+    sh(MRL + ["run", "--backend", "slurm", "--pack", str(pack), "--slurm-opt=--begin=now+3600"], repo)
     took = time.perf_counter() - t
-    log = repo / "output" / "0001" / ".mrl.slurm" / "submissions.jsonl"
+    log = expdir / ".mrl.slurm" / "submissions.jsonl"
     jobs = [json.loads(line)["jobId"] for line in log.read_text().splitlines()]
     subprocess.run(["scancel", *jobs], check=False, capture_output=True)
+    for status in expdir.glob("*/.mrl.status"):
+        status.unlink()
+    shutil.rmtree(expdir / ".mrl.slurm")
+    shutil.rmtree(expdir / ".mrl.owners", ignore_errors=True)
     return took
 
 
@@ -99,7 +109,8 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=2000, help="sub-experiments of the packed run (default 2000)")
     ap.add_argument("--pack", type=int, default=100, help="sub-experiments per task (default 100)")
     ap.add_argument("--submit-n", type=int, default=10000, help="sub-experiments of the submission timing")
-    ap.add_argument("--repeat", type=int, default=3, help="runs of each, alternating (default 3)")
+    ap.add_argument("--pack-jobs", type=int, help="run.slurm.pack_jobs of the packed run (default: unset, 1 here)")
+    ap.add_argument("--repeat", type=int, default=5, help="runs of each, alternating (default 5)")
     args = ap.parse_args()
 
     from tests.slurm_cluster import ensure_cluster
@@ -108,7 +119,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mrl-bench-slurm-") as tmp:
         base = Path(tmp)
         t = time.perf_counter()
-        repo = make_project(base, "packed", args.n)
+        repo = make_project(base, "packed", args.n, args.pack_jobs)
         big = make_project(base, "big", args.submit_n)
         print(f"(made {args.n} + {args.submit_n} sub-experiments in {time.perf_counter() - t:.1f} s)", flush=True)
         floor, mrl, submit = [], [], []
