@@ -16,7 +16,8 @@ CSV logs, TensorBoard events, run.log patterns, docs/table.md), your mrl_analyze
   mrl analyze 3 --notebook       also analysis.ipynb, which loads the table in Jupyter
   mrl analyze 2 3                one comparison report, OUTDIR/compare-0002-0003.html: a table
                                  and curves over both, coloured by experiment, each one's
-                                 pinned commit and a link to its own report
+                                 pinned commit and a link to its own report (written
+                                 first where it has none)
   mrl analyze --index            OUTDIR/index.html: every experiment, newest first, with its
                                  description, tags, status counts, best primary metric and a
                                  link to its report (made or stale)
@@ -161,8 +162,11 @@ def _index_only(args: argparse.Namespace, project: Project) -> int:
 
 
 def _compare(args: argparse.Namespace, project: Project, exps: list[Experiment]) -> int:
-    from metarunlog.report.pages import comparison_path, write_comparison
+    from metarunlog.report.pages import comparison_path, report_path, write_comparison
 
+    for exp in exps:  # the comparison links to each experiment's own report: write the missing ones
+        if not report_path(exp).is_file():
+            analyze(project, exp)
     out = Path(args.outdir).resolve() / comparison_path(project, exps).name if args.outdir else None
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
