@@ -7,7 +7,7 @@ import itertools
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from metarunlog.errors import CorruptRecord
 
@@ -62,6 +62,9 @@ class Pending:
             os.close(self.fd)
             self.fd = -1
             os.replace(self.tmp, self.path)
+        except OSError as e:
+            self.abort()
+            raise_named(e, self.path)
         except BaseException:
             self.abort()
             raise
@@ -106,10 +109,21 @@ def prepare_text(path: str | os.PathLike[str], text: str) -> Pending:
         data = text.encode("utf-8")
         while data:
             data = data[os.write(fd, data):]
+    except OSError as e:
+        pending.abort()
+        raise_named(e, path)
     except BaseException:
         pending.abort()
         raise
     return pending
+
+
+def raise_named(e: OSError, path: str) -> NoReturn:
+    """Raise `e`, naming `path` when it names no file (write(2) and fsync(2) fail with an
+    errno alone: "no space left on device" must still say where)."""
+    if e.filename is not None:
+        raise e
+    raise OSError(e.errno, e.strerror, path) from e
 
 
 def prepare_json(path: str | os.PathLike[str], data: Any) -> Pending:

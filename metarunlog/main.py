@@ -133,11 +133,31 @@ def _add_custom(sub: Any, name: str, xargs: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    _closed_streams_to_devnull()
     try:
         with error_handler(), _warnings_printed():
             return _main(argv)
     except Exit as e:
         return e.code
+
+
+def _closed_streams_to_devnull() -> None:
+    """Started with stdin, stdout or stderr closed (`mrl run >&-`, cron, a daemon), Python
+    has None for it: what mrl prints then goes to /dev/null, as a lost output does. The
+    descriptor itself is filled too, so no file mrl opens later becomes a step's stdout."""
+    import os
+
+    for fd, name in enumerate(("stdin", "stdout", "stderr")):
+        if getattr(sys, name) is not None:
+            continue
+        try:
+            os.fstat(fd)
+        except OSError:
+            devnull = os.open(os.devnull, os.O_RDWR)
+            if devnull != fd:
+                os.dup2(devnull, fd)
+                os.close(devnull)
+        setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115 (lives as long as mrl)
 
 
 class _WarningPrinter(logging.Handler):

@@ -371,7 +371,8 @@ def _copy_files(project: Project, repo: Path, exp: Experiment, source: CopySourc
     for name in names:
         rel = Path(name)
         if rel.is_absolute() or ".." in rel.parts:
-            raise MrlError(f"copyFiles entry '{name}' must be a path inside the experiment folder")
+            key = "copyFiles" if name in project.cfg["copyFiles"] else "confTemplFile"
+            raise MrlError(f"{key} entry '{name}' must be a path inside the experiment folder")
         found = _find_copy(project, repo, exp, source, pin, rel)
         if found is None:
             result.warnings.append(f"copyFiles: '{name}' not found in {source.dir}; not copied")

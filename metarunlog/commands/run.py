@@ -364,7 +364,9 @@ def _print_plan(p: Plan, backend_name: str, options: RunOptions) -> None:
     if not p.jobs:
         print(f"mrl: nothing to run in {p.exp.name}{skip}")
         return
-    where = get_backend(backend_name).where(options)
+    # -j 10000000 on 3 jobs starts 3 workers: say so
+    workers = dataclasses.replace(options, jobs=min(options.jobs, len(p.jobs)))
+    where = get_backend(backend_name).where(workers)
     print(f"mrl: running {len(p.jobs)} of {p.selected} in {p.exp.dir} on {where}{skip}", flush=True)
 
 

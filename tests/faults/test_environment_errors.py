@@ -32,7 +32,17 @@ def test_mrl_analyze_on_a_full_disk_is_one_line_saying_to_free_space(project: Pa
     assert run_mrl("makebatch", cwd=project).returncode == 0
     fill(out)
     proc = run_mrl("analyze", cwd=project)
-    _one_error_line(proc, "no space left on device", "free some disk space")
+    _one_error_line(proc, "no space left on device", "free some disk space", str(out / "0001" / "analysis"))
+
+
+def test_a_full_disk_under_a_record_names_the_file_that_could_not_be_written(project: Path, full_disk) -> None:  # type: ignore[no-untyped-def]
+    out = full_disk(project / "output", "4m")
+    assert run_mrl("new", "x", cwd=project).returncode == 0
+    assert run_mrl("makebatch", cwd=project).returncode == 0
+    fill(out)
+    # the write itself fails (not the open): the errno alone names no file
+    _one_error_line(run_mrl("tag", "1", "+a", cwd=project), "no space left on device", str(out / "0001" / ".mrl"))
+    _one_error_line(run_mrl("run", cwd=project), "no space left on device", str(out / "0001" / ".mrl.owners"))
 
 
 def test_the_message_names_the_path_and_the_fix() -> None:

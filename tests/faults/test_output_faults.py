@@ -76,3 +76,36 @@ def test_a_disk_filling_up_during_a_run_gives_the_same_counts_as_status(project:
     assert "no space left on device" in proc.stderr
     print(summary, "|", counts)
     (out / exp.dir.name / "filler").unlink()
+
+
+def _closed(fd: int, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`mrl ARGS` started with descriptor `fd` closed (`mrl run >&-` in a shell, cron, a
+    daemon): Python then has no sys.stdout (or sys.stderr); the other streams are captured."""
+    streams = {1: "stdout", 2: "stderr"}
+    kwargs = {name: subprocess.PIPE for n, name in streams.items() if n != fd}
+    return subprocess.run([sys.executable, "-m", "metarunlog", *args], cwd=cwd, env=ENV, text=True, timeout=120,
+                          preexec_fn=lambda: os.close(fd), **kwargs)  # noqa: PLW1509
+
+
+def test_mrl_run_with_its_stdout_closed_runs_every_job_without_a_traceback(project: Path) -> None:
+    exp = make_experiment(project, [{"x": i} for i in range(1, 4)], "echo ran > out.txt")
+    proc = _closed(1, "run", "-j", "2", cwd=project)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert [s["state"] for s in statuses(exp.dir).values()] == ["done"] * 3
+
+
+def test_mrl_run_with_its_stderr_closed_exits_with_the_runs_code(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "test {{x}} = 1")
+    proc = _closed(2, "run", cwd=project)
+    assert proc.returncode == 1, proc.stdout  # one failed: the run's code, not Python's 120
+    assert [s["state"] for s in statuses(exp.dir).values()] == ["done", "failed"]
+    assert _closed(2, "run", "1/1", cwd=project).returncode == 0  # done already: nothing to run
+
+
+def test_read_commands_with_their_stdout_closed_are_not_a_bug(project: Path) -> None:
+    make_experiment(project, [{"x": 1}], "true")
+    for args in (["status"], ["ls"], ["table"], ["status", "--json"]):
+        proc = _closed(1, *args, cwd=project)
+        assert "Traceback" not in proc.stderr, (args, proc.stderr)
+        assert proc.returncode == 0, (args, proc.stderr)

@@ -88,10 +88,13 @@ def test_note_fn_through_a_file_is_one_error_line_and_leaves_no_experiment(proje
         ("subExpFormat", "../{subExpId:03d}", "'subExpFormat'"),
         ("singleExpFormat", "../../{expId}", "'singleExpFormat'"),
         ("analysis_outdir", "/tmp", "'analysis_outdir'"),
+        ("confTemplFile", "../x.lua", "confTemplFile entry '../x.lua'"),
+        ("copyFiles", ["/etc/passwd"], "copyFiles entry '/etc/passwd'"),
     ],
 )
-def test_a_configured_path_leaving_the_project_is_refused(project: Path, key: str, value: str, needle: str) -> None:
+def test_a_configured_path_leaving_the_project_is_refused(project: Path, key: str, value: object, needle: str) -> None:
     set_cfg(project, **{key: value})
+    commit_all(project, key)
     _one_error_line(run_mrl("new", "x", cwd=project), needle, "inside")
     assert not Path("/tmp/mrl-outside-1").exists()
 

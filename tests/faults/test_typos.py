@@ -16,6 +16,7 @@ def test_a_huge_j_starts_no_more_workers_than_jobs(project: Path) -> None:
     # A subprocess first: without the cap it starts 10^7 threads and never ends.
     r = run_mrl("run", "-j", "10000000", cwd=project, timeout=120)
     assert r.returncode == 0, r.stderr
+    assert "on 3 worker(s)" in r.stdout, r.stdout  # says what it starts, not what was asked
     backend = LocalBackend(exp, RunOptions(jobs=10_000_000))
     before = threading.active_count()
     try:
