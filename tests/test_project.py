@@ -16,7 +16,7 @@ from metarunlog.errors import ConfigError, NotAnExperiment
 from metarunlog.main import main
 from metarunlog.project import LegacyPath, Project, find_basedir
 from tests.backends.contract import make_experiment
-from tests.helpers.repo import git, run_mrl, set_cfg
+from tests.helpers.repo import commit_all, git, run_mrl, set_cfg
 
 
 def new(n: int = 1) -> None:
@@ -213,3 +213,14 @@ def test_a_record_naming_a_project_that_moved_is_the_usual_error(project: Path, 
     (exp.dir / ".mrl").write_text(json.dumps(record))
     proc = run_mrl("status", cwd=scratch_outdir / exp.name, env={"PWD": os.fspath(scratch_outdir / exp.name)})
     assert proc.returncode == 1 and "mrl: error: no .mrl.cfg" in proc.stderr
+
+
+def test_a_symlinked_outdir_is_not_an_untracked_file_of_the_code(project: Path, scratch_outdir: Path) -> None:
+    # `/output/` in .gitignore matches a folder, not a symlink: git lists `output` as untracked
+    proc = run_mrl("new", "x", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert "untracked" not in proc.stderr, proc.stderr
+    set_cfg(project, gitFailUntrackedDefault="yes")
+    commit_all(project, "fail on untracked files")
+    proc = run_mrl("new", "y", cwd=project)
+    assert proc.returncode == 0, proc.stderr  # mrl's own output is never "uncommitted changes"

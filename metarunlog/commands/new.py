@@ -247,9 +247,11 @@ def _is_ours(project: Project, repo: Path, entry: str) -> bool:
     the repository's top), should the user have removed them from .gitignore: they are
     never part of the code."""
     path = entry.split(" ", 1)[1].rstrip("/")
-    out = os.path.relpath(project.outdir, repo)
+    # both spellings: the outdir resolved, and as configured (a symlink `output ->
+    # /scratch/...`, which git lists as an untracked file `output`)
+    outs = {os.path.relpath(project.outdir, repo), os.path.relpath(project.basedir / project.cfg["outdir"], repo)}
     last = os.path.relpath(project.basedir / "last", repo)
-    return path in (last, out) or path.startswith(out + "/")
+    return path == last or any(path == out or path.startswith(out + "/") for out in outs)
 
 
 BASEDIR_REFS = ("basedir", "repo")  # -cp basedir: the basedir's committed files
