@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 SLURM_DIR = ".mrl.slurm"
 SUBMISSIONS = "submissions.jsonl"
 TIMEOUT_S = 60  # a Slurm client call that takes longer than this is an unreachable controller
+WAIT_QUERY_TIMEOUT_S = 8.0  # ... a query of `mrl run --wait` (which asks again, with backoff)
 
 
 class SlurmError(MrlError):
@@ -310,7 +311,7 @@ def write_script(expdir: Path, text: str) -> Path:
 # -- Slurm's client commands --------------------------------------------------------------------
 
 
-def _slurm(cmd: list[str], what: str) -> subprocess.CompletedProcess[str]:
+def _slurm(cmd: list[str], what: str, timeout: float = TIMEOUT_S) -> subprocess.CompletedProcess[str]:
     """Run a Slurm client; a missing one or a hung controller is a SlurmError."""
     if shutil.which(cmd[0]) is None:
         raise SlurmError(
@@ -318,9 +319,9 @@ def _slurm(cmd: list[str], what: str) -> subprocess.CompletedProcess[str]:
             "(a login node), or use --backend local"
         )
     try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S, stdin=subprocess.DEVNULL)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        raise SlurmError(f"{what}: {cmd[0]} got no answer in {TIMEOUT_S} s (is slurmctld up?)") from None
+        raise SlurmError(f"{what}: {cmd[0]} got no answer in {timeout:g} s (is slurmctld up?)") from None
 
 
 def _message(proc: subprocess.CompletedProcess[str]) -> str:
@@ -458,7 +459,7 @@ def _array_jobs(job_ids: Iterable[str]) -> list[str]:
     return sorted({j.split("_")[0] for j in job_ids if j}, key=lambda j: (len(j), j))
 
 
-def squeue(job_ids: Iterable[str]) -> dict[str, TaskInfo]:
+def squeue(job_ids: Iterable[str], timeout: float = TIMEOUT_S) -> dict[str, TaskInfo]:
     """The tasks of these array jobs that the controller still knows, by `<job>_<task>`.
 
     `-t all` includes finished tasks (kept for MinJobAge); `-r` lists pending tasks one by
@@ -468,7 +469,7 @@ def squeue(job_ids: Iterable[str]) -> dict[str, TaskInfo]:
     if not jobs:
         return {}
     fmt = "%i|%T|%r|%N"
-    proc = _slurm(["squeue", "-h", "-r", "-t", "all", "-j", ",".join(jobs), "-o", fmt], "asking Slurm")
+    proc = _slurm(["squeue", "-h", "-r", "-t", "all", "-j", ",".join(jobs), "-o", fmt], "asking Slurm", timeout)
     if proc.returncode != 0:
         msg = _message(proc)
         if "Invalid job id" not in msg:
@@ -476,7 +477,7 @@ def squeue(job_ids: Iterable[str]) -> dict[str, TaskInfo]:
         if len(jobs) > 1:  # one forgotten job makes squeue refuse them all: ask one by one
             out: dict[str, TaskInfo] = {}
             for j in jobs:
-                out.update(squeue([j]))
+                out.update(squeue([j], timeout))
             return out
         return {}
     return _parse_rows(proc.stdout, 4, lambda f: TaskInfo(f[0], f[1], _reason(f[2]), f[3]))
@@ -526,10 +527,10 @@ def _live_tasks(jobs: Sequence[str]) -> int:
     return len([ln for ln in proc.stdout.splitlines() if ln.strip()])
 
 
-def query(job_ids: Iterable[str]) -> dict[str, TaskInfo]:
+def query(job_ids: Iterable[str], timeout: float = TIMEOUT_S) -> dict[str, TaskInfo]:
     """squeue, then sacct for what squeue no longer knows."""
     job_ids = [j for j in job_ids if j]
-    found = squeue(job_ids)
+    found = squeue(job_ids, timeout)
     missing = [j for j in job_ids if j not in found]
     if missing:
         found.update({k: v for k, v in sacct(missing).items() if k in missing})
@@ -952,7 +953,9 @@ class SlurmBackend(Backend):
         """Query the scheduler; False when it cannot be reached (and we may wait for it)."""
         self._asked = time.monotonic()
         try:
-            self._infos = query(ask)
+            # while waiting, a controller that does not answer soon is said to be unreachable
+            # (and asked again), rather than blocking the wait for a minute
+            self._infos = query(ask, WAIT_QUERY_TIMEOUT_S if self.waits else TIMEOUT_S)
         except SlurmError as e:
             if not self.waits:
                 raise

@@ -288,11 +288,14 @@ def _start_now(task: str) -> None:
 
 
 @on_slurm
-def test_scontrol_requeue_of_a_running_task_resumes_at_its_unfinished_step_and_ends_done(project: Path) -> None:
+@pytest.mark.parametrize("settings", [{"requeue": 1}, {}], ids=["run.slurm.requeue", "cluster default"])
+def test_scontrol_requeue_of_a_running_task_resumes_at_its_unfinished_step_and_ends_done(
+    project: Path, settings: dict[str, int]
+) -> None:
     exp = make_experiment(project, [{"x": 1}], [
         "echo once >> step1",
         'echo "attempt=$MRL_ATTEMPT requeued=${MRL_REQUEUED:-0}" >> seen; [ -n "$MRL_REQUEUED" ] || sleep 120',
-    ], slurm={"requeue": 1})
+    ], slurm=settings)
     proc = run_mrl("run", str(exp.id), "--backend", "slurm")
     assert proc.returncode == 0, proc.stderr
     sub = exp.sub_experiments()[0]
