@@ -5,6 +5,10 @@ non-selection, hover and muted copies) and validate every keyword; a report of 1
 draws a few hundred renderers, and that alone cost seconds. `add_glyph` makes one glyph
 and its renderer (bokeh's JS derives the other looks itself), and `Legend` collects the
 entries of a figure, one per label, attached once at the end.
+
+Every model costs about half a millisecond to make, put in a document and serialise, so
+the stateless ones are shared within a figure: the views' "all rows" filter and the
+sources' selection policy (each source and view would otherwise bring its own).
 """
 
 from __future__ import annotations
@@ -13,26 +17,48 @@ from typing import Any
 
 
 def add_glyph(
-    fig: Any, glyph: Any, source: Any, name: str = "", visible: bool = True, hover: Any = None, like: Any = None
+    fig: Any,
+    glyph: Any,
+    source: Any,
+    name: str = "",
+    visible: bool = True,
+    hover: Any = None,
+    like: Any = None,
+    rows: Any = None,
 ) -> Any:
     """Add `glyph` drawn from `source` to `fig`; the renderer. `like`: a renderer of the
-    same source whose view (all its rows) this one shares: two models fewer."""
-    from bokeh.models import GlyphRenderer
+    same source whose view this one shares (two models fewer); `rows`: only these rows of
+    the source (an IndexFilter view: several renderers can draw from one source)."""
+    from bokeh.models import CDSView, GlyphRenderer, IndexFilter
 
-    kwargs: dict[str, Any] = {"hover_glyph": hover} if hover is not None else {}
     if like is not None and like.data_source is source:
-        kwargs["view"] = like.view
-    r = GlyphRenderer(data_source=source, glyph=glyph, name=name, visible=visible, **kwargs)
+        view = like.view
+    else:
+        view = CDSView(filter=IndexFilter(list(rows)) if rows is not None else _stateless(fig)[1])
+    kwargs: dict[str, Any] = {"hover_glyph": hover} if hover is not None else {}
+    r = GlyphRenderer(data_source=source, glyph=glyph, name=name, visible=visible, view=view, **kwargs)
     fig.renderers.append(r)
     return r
 
 
-def source(data: dict[str, Any]) -> Any:
-    """A ColumnDataSource; float64 arrays go as float32 (half the bytes to embed; a plot
-    needs no more than 7 digits)."""
+def source(data: dict[str, Any], fig: Any) -> Any:
+    """A ColumnDataSource for `fig`; float64 arrays go as float32 (half the bytes to
+    embed; a plot needs no more than 7 digits)."""
     from bokeh.models import ColumnDataSource
 
-    return ColumnDataSource({k: _f32(v) for k, v in data.items()})
+    return ColumnDataSource({k: _f32(v) for k, v in data.items()}, selection_policy=_stateless(fig)[0])
+
+
+def _stateless(fig: Any) -> tuple[Any, Any]:
+    """The figure's shared (selection policy, all-rows filter): those of the renderers
+    added before, else new ones. Both hold no state (the selection itself, and a view's
+    computed indices, do: those stay one per source and view)."""
+    from bokeh.models import AllIndices, GlyphRenderer, UnionRenderers
+
+    ours = [r for r in fig.renderers if isinstance(r, GlyphRenderer)]
+    policy = next((r.data_source.selection_policy for r in ours), None) or UnionRenderers()
+    every = next((r.view.filter for r in ours if isinstance(r.view.filter, AllIndices)), None) or AllIndices()
+    return policy, every
 
 
 def _f32(v: Any) -> Any:

@@ -107,7 +107,7 @@ def _x_positions(e: Effect) -> list[Any]:
 
 def effect_figure(e: Effect, primary: decide.Primary, varying: list[str]) -> Any:
     """Points for every run, and per value a mean marker with a ±std bar, for best and final."""
-    from bokeh.models import Scatter, Segment
+    from bokeh.models import Scatter
     from bokeh.plotting import figure
 
     kwargs: dict[str, Any] = {"x_axis_type": "log"} if e.log else {}
@@ -142,26 +142,13 @@ def effect_figure(e: Effect, primary: decide.Primary, varying: list[str]) -> Any
             x_field = jitter("x", width=0.25, range=fig.x_range)
         glyph = Scatter(x=x_field, y="y", marker=marker, size=6, fill_color=color, line_color=color, fill_alpha=0.45,
                         line_alpha=0.45)  # fmt: skip
-        pts = bk.add_glyph(fig, glyph, bk.source({"x": px, "y": py, "run": who}), f"runs:{name}")
+        pts = bk.add_glyph(fig, glyph, bk.source({"x": px, "y": py, "run": who}, fig), f"runs:{name}")
         legend.add(f"{what}: runs", pts)
         points.append(pts)
         if len(xs) > MAX_GROUPS:
             _means_line(fig, legend, e, xs, values, color, what)
             continue
-        for x, lab, vals in zip(xs, e.labels, values, strict=True):
-            mean, std = results.mean_std(vals)
-            if mean is None:
-                continue
-            n = sum(v is not None for v in vals)
-            src = bk.source({"x": [x], "y": [mean], "lo": [mean - (std or 0)], "hi": [mean + (std or 0)], "n": [n],
-                             "value": [lab], "series": [what]})  # fmt: skip
-            group = f"{name}:{lab}"  # one glyph group per value (and series)
-            whisker = Segment(x0="x", y0="lo", x1="x", y1="hi", line_color=color, line_width=2)
-            bar = bk.add_glyph(fig, whisker, src, group)
-            mark = Scatter(x="x", y="y", marker=marker, size=13, fill_color=color, line_color="#222222")
-            dot = bk.add_glyph(fig, mark, src, group, like=bar)
-            legend.add(f"{what}: mean ± std", bar, dot)
-            marks.append(dot)
+        marks += _means(fig, legend, xs, e.labels, values, (what, marker, color), name)
     bk.hover(fig, points, [("run", "@run"), (primary.name, "@y{0.[0000]}")])
     bk.hover(
         fig,
@@ -174,6 +161,45 @@ def effect_figure(e: Effect, primary: decide.Primary, varying: list[str]) -> Any
     return fig
 
 
+def _means(
+    fig: Any,
+    legend: bk.Legend,
+    xs: list[Any],
+    labels: list[str],
+    values: list[list[float | None]],
+    style: tuple[str, str, str],
+    name: str,
+) -> list[Any]:
+    """Per value a glyph group `name:value`: its mean marker and ±std bar. The values
+    share one source and one glyph of each kind (a view per value picks its row): a
+    third of the models of a source per value."""
+    from bokeh.models import Scatter, Segment
+
+    what, marker, color = style
+    x, value, n, y, lo, hi = [], [], [], [], [], []
+    for pos, lab, vals in zip(xs, labels, values, strict=True):
+        mean, std = results.mean_std(vals)
+        if mean is not None:
+            x.append(pos)
+            value.append(lab)
+            n.append(sum(v is not None for v in vals))
+            y.append(mean)
+            lo.append(mean - (std or 0))
+            hi.append(mean + (std or 0))
+    data = {"x": x, "y": y, "lo": lo, "hi": hi, "n": n, "value": value, "series": [what] * len(x)}
+    src = bk.source(data, fig)
+    whisker = Segment(x0="x", y0="lo", x1="x", y1="hi", line_color=color, line_width=2)
+    mark = Scatter(x="x", y="y", marker=marker, size=13, fill_color=color, line_color="#222222")
+    dots = []
+    for i, lab in enumerate(value):
+        group = f"{name}:{lab}"  # one glyph group per value (and series)
+        bar = bk.add_glyph(fig, whisker, src, group, rows=[i])
+        dot = bk.add_glyph(fig, mark, src, group, like=bar)
+        legend.add(f"{what}: mean ± std", bar, dot)
+        dots.append(dot)
+    return dots
+
+
 def _means_line(
     fig: Any, legend: bk.Legend, e: Effect, xs: list[Any], values: list[list[float | None]], color: str, what: str
 ) -> None:
@@ -183,7 +209,7 @@ def _means_line(
     pairs = [(x, results.mean_std(v)[0]) for x, v in zip(xs, values, strict=True)]
     pairs = [(x, m) for x, m in pairs if m is not None]
     if any(len([v for v in vs if v is not None]) > 1 for vs in values):
-        src = bk.source({"x": [x for x, _ in pairs], "y": [m for _, m in pairs]})
+        src = bk.source({"x": [x for x, _ in pairs], "y": [m for _, m in pairs]}, fig)
         r = bk.add_glyph(fig, Line(x="x", y="y", line_color=color, line_width=2), src, f"means:{e.param}")
         legend.add(f"{what}: mean", r)
 

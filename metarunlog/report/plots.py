@@ -251,7 +251,7 @@ def _draw_combo(
     if len(members) == 1 and not lay.repeats:
         _, _, xs, ys = lines[members[0]]
         x, y = decimate(xs, ys, per_line)
-        src = bk.source({"x": x, "y": y, "run": np.full(len(x), members[0], dtype=np.int32)})
+        src = bk.source({"x": x, "y": y, "run": np.full(len(x), members[0], dtype=np.int32)}, d.fig)
         r = bk.add_glyph(d.fig, _line(combo.color, combo.dash), src, name="run")
         d.legend.add(combo.label, r)
         d.runs.append(r)
@@ -261,7 +261,7 @@ def _draw_combo(
     label = f"{combo.label} (mean of {len(members)})" if len(members) > 1 else lay.run_labels[members[0]]
     lo, hi = mean - std, mean + std
     code = np.full(len(x), d.code(label), dtype=np.int32)
-    src = bk.source({"x": x, "y": mean, "lo": lo, "hi": hi, "n": n, "run": code})
+    src = bk.source({"x": x, "y": mean, "lo": lo, "hi": hi, "n": n, "run": code}, d.fig)
     band = bk.add_glyph(d.fig, VArea(x="x", y1="lo", y2="hi", fill_color=combo.color, fill_alpha=0.18), src, "band")
     r = bk.add_glyph(d.fig, _line(combo.color, combo.dash), src, name="mean", like=band)
     d.legend.add(combo.label, band, r)
@@ -271,7 +271,9 @@ def _draw_combo(
 def _individual(d: Drawn, lines: dict[int, Curve], lay: Layout, members: list[int], color: str, per_run: int) -> None:
     """The runs behind the means: hidden until the legend's INDIVIDUAL entry is clicked."""
     x, y, run = _concatenated(lines, members, per_run)
-    r = bk.add_glyph(d.fig, _line(color, width=1, alpha=0.5), bk.source({"x": x, "y": y, "run": run}), "runs", False)
+    r = bk.add_glyph(
+        d.fig, _line(color, width=1, alpha=0.5), bk.source({"x": x, "y": y, "run": run}, d.fig), "runs", False
+    )
     d.legend.add(INDIVIDUAL, r)
     d.runs.append(r)
     d.labels.update({str(i): lay.run_labels[i] for i in members})
@@ -300,7 +302,7 @@ def _grouped(
         hover = _line(color, width=2.5)
         if not lay.repeats:
             x, y, run = _concatenated(lines, members, per_line)
-            src = bk.source({"x": x, "y": y, "run": run})
+            src = bk.source({"x": x, "y": y, "run": run}, d.fig)
             r = bk.add_glyph(d.fig, _line(color, width=1.2, alpha=0.6), src, "runs", hover=hover)
             d.legend.add(group, r)
             d.runs.append(r)
@@ -317,9 +319,9 @@ def _grouped(
         codes = [d.code(t) for t in labels]
         label = np.concatenate([np.full(len(p[0]) + 1, c, dtype=np.int32) for p, c in zip(parts, codes, strict=True)])
         patches = Patches(xs="xs", ys="ys", fill_color=color, fill_alpha=0.15, line_width=0)
-        outline = bk.source({"xs": [b[0] for b in bands], "ys": [b[1] for b in bands]})
+        outline = bk.source({"xs": [b[0] for b in bands], "ys": [b[1] for b in bands]}, d.fig)
         band = bk.add_glyph(d.fig, patches, outline, "band")
-        src = bk.source({"x": x, "y": y, "lo": lo, "hi": hi, "run": label})
+        src = bk.source({"x": x, "y": y, "lo": lo, "hi": hi, "run": label}, d.fig)
         r = bk.add_glyph(d.fig, _line(color, width=1.5, alpha=0.9), src, "mean", hover=hover)
         d.legend.add(group, band, r)
         d.means.append(r)
