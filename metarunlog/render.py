@@ -17,6 +17,7 @@ and the line:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shlex
@@ -445,9 +446,35 @@ def report_environment(
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        bytecode_cache=_bytecode_cache(),
     )
     env.filters.update(filters or {})
     return env
+
+
+@lru_cache(maxsize=1)
+def _bytecode_cache() -> Any:
+    """The report templates compiled once and kept (Jinja's cache in a folder of the
+    user's own under the temp dir, each entry checked against its template's source):
+    compiling the page's dozen templates took ~0.06 s of every `mrl analyze`. None when
+    that folder cannot be had; a cache that cannot be read or written is skipped."""
+    import jinja2
+
+    class Quiet(jinja2.FileSystemBytecodeCache):
+        def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            try:
+                super().load_bytecode(bucket)
+            except Exception:  # a torn or foreign file: compile as if there were none
+                bucket.reset()
+
+        def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+            with contextlib.suppress(OSError):  # a full or read-only temp dir: just no cache
+                super().dump_bytecode(bucket)
+
+    try:
+        return Quiet()
+    except (OSError, RuntimeError):  # RuntimeError: jinja finds the folder unsafe (not the user's own)
+        return None
 
 
 def render_page(env: Any, name: str, context: Mapping[str, Any]) -> str:
