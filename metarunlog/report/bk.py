@@ -7,13 +7,17 @@ and its renderer (bokeh's JS derives the other looks itself), and `Legend` colle
 entries of a figure, one per label, attached once at the end.
 
 Every model costs about half a millisecond to make, put in a document and serialise, so
-the stateless ones are shared within a figure: the views' "all rows" filter and the
-sources' selection policy (each source and view would otherwise bring its own).
+the ones that hold no state are shared within a figure: the views' "all rows" filter,
+the sources' selection policy and (where nothing can select) their empty selection; each
+source and view would otherwise bring its own.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+# Tools that never change a source's selection (the report's figures have only these).
+NO_SELECTION = frozenset({"PanTool", "WheelZoomTool", "BoxZoomTool", "ResetTool", "SaveTool", "HoverTool"})
 
 
 def add_glyph(
@@ -46,19 +50,26 @@ def source(data: dict[str, Any], fig: Any) -> Any:
     embed; a plot needs no more than 7 digits)."""
     from bokeh.models import ColumnDataSource
 
-    return ColumnDataSource({k: _f32(v) for k, v in data.items()}, selection_policy=_stateless(fig)[0])
+    policy, _, selected = _stateless(fig)
+    kwargs = {"selected": selected} if selected is not None else {}
+    return ColumnDataSource({k: _f32(v) for k, v in data.items()}, selection_policy=policy, **kwargs)
 
 
-def _stateless(fig: Any) -> tuple[Any, Any]:
-    """The figure's shared (selection policy, all-rows filter): those of the renderers
-    added before, else new ones. Both hold no state (the selection itself, and a view's
-    computed indices, do: those stay one per source and view)."""
-    from bokeh.models import AllIndices, GlyphRenderer, UnionRenderers
+def _stateless(fig: Any) -> tuple[Any, Any, Any]:
+    """The figure's shared (selection policy, all-rows filter, selection): those of the
+    renderers added before, else new ones. The first two hold no state; a view's computed
+    indices do (views stay one per source). The selection is shared only while the
+    figure's tools are ones that never select (NO_SELECTION; hover uses each source's own
+    `inspected`): it stays empty, so one serves every source. Add no selecting tool to a
+    figure after its sources are made."""
+    from bokeh.models import AllIndices, GlyphRenderer, Selection, UnionRenderers
 
     ours = [r for r in fig.renderers if isinstance(r, GlyphRenderer)]
     policy = next((r.data_source.selection_policy for r in ours), None) or UnionRenderers()
     every = next((r.view.filter for r in ours if isinstance(r.view.filter, AllIndices)), None) or AllIndices()
-    return policy, every
+    if not all(type(t).__name__ in NO_SELECTION for t in fig.tools):
+        return policy, every, None
+    return policy, every, next((r.data_source.selected for r in ours), None) or Selection()
 
 
 def _f32(v: Any) -> Any:
