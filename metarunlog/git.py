@@ -34,10 +34,23 @@ def _git(cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool =
         )
     except FileNotFoundError as e:
         raise MrlError("git is not installed: install git and try again") from e
+    if proc.returncode != 0:
+        _refused(proc.stderr, cwd)
     if check and proc.returncode != 0:
         msg = (proc.stderr or proc.stdout).strip().splitlines()
         raise MrlError(f"git {args[0]} failed in {cwd}: {msg[-1] if msg else proc.returncode}")
     return proc.stdout
+
+
+def _refused(stderr: str, cwd: Path) -> None:
+    """git refusing a repository it does not trust (owned by another user: a colleague's
+    or root's checkout) answers every question with an error; read as "no commit" or "no
+    such commit" that would be a lie, so it is an error of its own, with git's fix."""
+    if "dubious ownership" in stderr:
+        raise MrlError(
+            f"git refuses the repository at {cwd}: detected dubious ownership (it belongs to another user); "
+            f"if you trust it: git config --global --add safe.directory {cwd}"
+        )
 
 
 def toplevel(path: Path) -> Path | None:
@@ -49,6 +62,7 @@ def toplevel(path: Path) -> Path | None:
     except FileNotFoundError as e:
         raise MrlError("git is not installed: install git and try again") from e
     if proc.returncode != 0:
+        _refused(proc.stderr, path)
         return None
     return Path(proc.stdout.strip())
 

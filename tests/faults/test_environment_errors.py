@@ -49,3 +49,14 @@ def test_the_message_names_the_path_and_the_fix() -> None:
     assert environment_message(OSError(errno.ENOSPC, "No space left on device", "/x/y")) == (
         "no space left on device: /x/y (free some disk space and rerun)"
     )
+
+
+def test_a_repository_git_refuses_as_another_users_is_said_not_misread_as_empty(project: Path) -> None:
+    # A colleague's (or root's) checkout: git refuses it ("dubious ownership"); mrl said
+    # "has no commit yet" and, for verify, "commit ... not in the repository (history rewritten?)".
+    assert run_mrl("new", "x", cwd=project).returncode == 0
+    other_owner = {"GIT_TEST_ASSUME_DIFFERENT_OWNER": "1"}  # git's own switch for this check
+    for args in (["new", "y"], ["verify", "1"]):
+        proc = run_mrl(*args, cwd=project, env=other_owner)
+        _one_error_line(proc, "dubious ownership", "safe.directory", str(project))
+        assert "no commit yet" not in proc.stderr and "history rewritten" not in proc.stderr
