@@ -98,7 +98,9 @@ def _cli(args: argparse.Namespace, project: Project) -> int:
             return 1 if the_plan.unreadable else 0
         result = run(exp, the_plan, backend_name=backend_name, options=options, show=True, claim=claim)
     for job in the_plan.jobs:
-        if job.changed or (job.message and job.state is JobState.STALE):  # skipped, or not recordable
+        # skipped, or not recordable (then it is stale, or pending when it never started:
+        # the progress lines name only finished ones, so this is where it is said)
+        if job.changed or (job.message and not job.skipped and job.state in (JobState.STALE, JobState.PENDING)):
             print(f"mrl: {job.name}: {job.message}", file=sys.stderr)
     print(result.summary)
     code = result.code or (1 if the_plan.unreadable else 0)

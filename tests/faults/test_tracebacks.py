@@ -44,6 +44,18 @@ def test_run_force_and_analyze_on_a_read_only_experiment_are_one_error_line(proj
     _one_error_line(run_mrl("analyze", cwd=project), "read-only file system")
 
 
+def test_a_sub_experiment_that_cannot_be_written_is_named_not_dropped_silently(project: Path, read_only) -> None:  # type: ignore[no-untyped-def]
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}, {"x": 3}], "echo ran > out.txt")
+    sub = read_only(exp.dir / "002")  # its .mrl.lock cannot even be made: it never starts
+    proc = run_mrl("run", cwd=project)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    said = [line for line in proc.stderr.splitlines() if line.startswith("mrl: 002: ")]
+    assert len(said) == 1 and "read-only file system" in said[0] and str(sub) in said[0], proc.stderr
+    assert "2 done, 1 pending" in proc.stdout
+    assert (exp.dir / "001" / "out.txt").exists() and (exp.dir / "003" / "out.txt").exists()
+
+
 def test_two_force_runs_racing_on_the_done_mark_never_crash(project: Path) -> None:
     make_experiment(project, [{"x": 1}], "true")
     env = {**__import__("os").environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
