@@ -41,7 +41,7 @@ from typing import Any
 from metarunlog import batch as batch_mod
 from metarunlog import jsonio, ownership
 from metarunlog.batch import BatchSpec, Expansion, Template
-from metarunlog.errors import MrlError
+from metarunlog.errors import CorruptRecord, MrlError
 from metarunlog.experiment import (
     ATTEMPTS,
     CODE,
@@ -55,8 +55,9 @@ from metarunlog.experiment import (
     SubExperiment,
 )
 from metarunlog.locks import is_running
+from metarunlog.procs import is_same_process
 from metarunlog.project import Project
-from metarunlog.records import BatchRecord, ExperimentRecord, SubRecord
+from metarunlog.records import BatchRecord, ExperimentRecord, Status, SubRecord
 
 HELP = "expand the config template into sub-experiments (grid, params, repeat, sample)"
 
@@ -360,6 +361,25 @@ def _check_not_running(exp: Experiment, existing: list[SubExperiment], was_singl
     for d in dirs:
         if is_running(d):
             raise MrlError(f"{d} is running: wait for it or stop it with `mrl cancel {exp.id}` before -replace")
+        pid = _orphaned_step(d)
+        if pid is not None:
+            raise MrlError(f"{d} is still running (pid {pid}, its runner is gone): wait for it or stop it with "
+                           f"`mrl cancel {exp.id}` before -replace")
+
+
+def _orphaned_step(folder: Path) -> int | None:
+    """The pid of a step still running in `folder` after its runner was killed with -9: the
+    steps never hold the run lock, but the record proves that process (pid and start id)."""
+    try:
+        data = jsonio.read_json_or(folder / STATUS, None)
+    except CorruptRecord:
+        return None
+    if not isinstance(data, dict):
+        return None
+    status = Status.from_json(data)
+    if status.state.active and status.host == ownership.HOST and is_same_process(status.pid, status.pid_start):
+        return status.pid
+    return None
 
 
 def _read_template(exp: Experiment, name: str, from_saved: bool) -> Template:

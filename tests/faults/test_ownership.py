@@ -121,3 +121,34 @@ def test_a_task_given_a_plan_skips_a_sub_experiment_that_changed_since(project: 
     assert proc.returncode == 1 and "changed after this run planned it" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (expdir / "002" / "ran.txt").exists() and not (expdir / "002" / ".mrl.status").exists()
+
+
+
+def test_makebatch_replace_refuses_while_an_orphaned_step_of_a_killed_runner_still_runs(project: Path) -> None:
+    import signal
+
+    from tests.helpers.processes import alive, start_mrl, statuses, wait_for
+
+    expdir = _race_project(project)
+    _set_run(expdir, "echo $$ > pid.txt; sleep 60")
+    runner = start_mrl("run", "-j", "3", cwd=project)
+    wait_for(
+        lambda: [(s.get("state"), bool(s.get("pid"))) for s in statuses(expdir).values()] == [("running", True)] * 3,
+        what="the records to say running",
+    )
+    runner.kill()  # kill -9: its claim is gone, its steps (no longer holding the lock) run on
+    runner.wait()
+    steps = [int((expdir / n / "pid.txt").read_text()) for n in ("001", "002", "003")]
+    try:
+        proc = run_mrl("makebatch", "-replace", cwd=project)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "still running" in proc.stderr and "mrl cancel" in proc.stderr, proc.stderr
+        assert not (expdir / ".trash").exists()
+        assert run_mrl("cancel", cwd=project).returncode == 0
+        wait_for(lambda: not any(alive(p) for p in steps), what="the steps to stop")
+        proc = run_mrl("makebatch", "-replace", cwd=project)
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        for p in steps:
+            if alive(p):
+                os.kill(p, signal.SIGKILL)
