@@ -75,7 +75,8 @@ def pick(subs: Sequence[SubExperiment], spec: str | None) -> list[SubExperiment]
     known = sorted(s.id for s in subs)
     missing = _gaps(ranges, known)
     if missing:
-        raise MrlError(f"no sub-experiment {_fmt_ranges(missing)} in this experiment (it has "
+        which = f"experiment {subs[0].exp.name}" if subs else "this experiment"
+        raise MrlError(f"no sub-experiment {_fmt_ranges(missing)} in {which} (it has "
                        f"{_fmt_ranges(_merged([(i, i) for i in known])) or 'none'}): see `mrl status`")
     return [s for s in subs if _contains(ranges, s.id)]
 

@@ -43,7 +43,7 @@ def test_a_range_typo_costs_memory_for_the_experiment_not_for_the_range(project:
         for typo in ("1-10000000", "1-99999999999"):
             with pytest.raises(MrlError) as e:
                 selection.pick(subs, typo)
-            assert f"no sub-experiment 10-{typo.split('-')[1]} in this experiment (it has 1-9)" in str(e.value)
+            assert f"no sub-experiment 10-{typo.split('-')[1]} in experiment {exp.name} (it has 1-9)" in str(e.value)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -57,7 +57,7 @@ def test_missing_ids_are_named_as_ranges_and_what_exists_is_shown(project: Path)
     (exp.dir / "005").rmdir()
     with pytest.raises(MrlError) as e:
         selection.pick(exp.sub_experiments(), "3-6,12")
-    assert "no sub-experiment 5, 12 in this experiment (it has 1-4, 6-9)" in str(e.value)
+    assert f"no sub-experiment 5, 12 in experiment {exp.name} (it has 1-4, 6-9)" in str(e.value)
 
 
 def test_a_range_typo_on_the_command_line_is_one_error_line(two_exps: tuple[Path, Path], project: Path) -> None:
