@@ -233,7 +233,9 @@ figure_of = _figure  # a curves figure for a layout of one's own (the comparison
 def _integer_steps(lines: dict[int, Curve]) -> bool:
     import numpy as np
 
-    return all(np.all(np.mod(np.asarray(xs, dtype=float), 1) == 0) for _, _, xs, _ in lines.values())
+    # one array op over every curve's steps, not one per curve (3,000 curves on 1,000 runs)
+    xs = np.concatenate([np.asarray(xs, dtype=float) for _, _, xs, _ in lines.values()])
+    return bool(np.all(np.mod(xs, 1) == 0))
 
 
 def _line(color: str, dash: str = "solid", width: float = 2, alpha: float = 1.0) -> Any:
