@@ -34,7 +34,10 @@ ROOT = Path(os.environ.get("MRL_BENCH_ROOT") or Path(__file__).resolve().parent.
 ENV = {
     **os.environ,
     "PYTHONPATH": str(ROOT),
-    "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b",
+    "GIT_AUTHOR_NAME": "b",
+    "GIT_AUTHOR_EMAIL": "b@b",
+    "GIT_COMMITTER_NAME": "b",
+    "GIT_COMMITTER_EMAIL": "b@b",
 }
 MRL = [sys.executable, "-m", "metarunlog"]
 
@@ -72,8 +75,9 @@ def fake_experiments(repo: Path, n: int) -> None:
     for i in range(1, n + 1):
         d = out / f"{i:04d}"
         d.mkdir()
-        (d / ".mrl").write_text(json.dumps({"expId": i, "gitHash": "0" * 40, "description": f"exp {i}",
-                                            "timestamp": "2026-01-01T00:00:00"}))
+        (d / ".mrl").write_text(
+            json.dumps({"expId": i, "gitHash": "0" * 40, "description": f"exp {i}", "timestamp": "2026-01-01T00:00:00"})
+        )
 
 
 # The floor for `mrl ls`: read every experiment's record and print one line each, the same
@@ -128,8 +132,10 @@ def consecutive(big: Path, dest: Path, n: int) -> None:
         print(f"  {i + 1:5d} {t * 1000:7.1f} ms {a * 1000:7.1f} ms  {t / a:5.2f}x")
     med = statistics.median(news) / statistics.median(archives)
     print(f"  median mrl new / archive: {med:5.2f}x   (aim: <= 1.0x)")
-    print(f"  disk: one git archive copy {one_copy / 1e6:7.1f} MB; {n} experiments {all_exps / 1e6:7.1f} MB"
-          f"  {all_exps / one_copy:5.2f}x   (aim: <= 1.1x)")
+    print(
+        f"  disk: one git archive copy {one_copy / 1e6:7.1f} MB; {n} experiments {all_exps / 1e6:7.1f} MB"
+        f"  {all_exps / one_copy:5.2f}x   (aim: <= 1.1x)"
+    )
 
 
 def main() -> None:
@@ -154,8 +160,13 @@ def startup(tmp_path: Path, experiments: int, repeat: int) -> None:
     small = tmp_path / "small"
     make_repo(small, 3)
     fake_experiments(small, experiments)
-    cmds = {"py": [sys.executable, "-c", "pass"], "floor": [sys.executable, "-c", LS_FLOOR],
-            "help": MRL + ["--help"], "ls": MRL + ["ls"], "lsd": MRL + ["ls", "-desc", "-tm"]}
+    cmds = {
+        "py": [sys.executable, "-c", "pass"],
+        "floor": [sys.executable, "-c", LS_FLOOR],
+        "help": MRL + ["--help"],
+        "ls": MRL + ["ls"],
+        "lsd": MRL + ["ls", "-desc", "-tm"],
+    }
     runs: dict[str, list[float]] = {k: [] for k in cmds}
     for _ in range(repeat):
         for k, cmd in cmds.items():
@@ -188,7 +199,11 @@ def snapshots(tmp_path: Path, files: int, size: int, repeat: int, rounds: int) -
     checkout = timed(
         f"GIT_INDEX_FILE={idx} git read-tree HEAD && "
         f"GIT_INDEX_FILE={idx} git -c checkout.workers=0 checkout-index -a -f --prefix={dest}/",
-        big, r, shell=True, setup=fresh_dest)
+        big,
+        r,
+        shell=True,
+        setup=fresh_dest,
+    )
     wt = tmp_path / "wt"
 
     def fresh_wt() -> None:
@@ -201,8 +216,10 @@ def snapshots(tmp_path: Path, files: int, size: int, repeat: int, rounds: int) -
     print(f"\nsnapshot of {files} tracked files ({size / 1e6:.0f} MB), median of {r}:")
     print(f"  git archive | tar -x          {archive * 1000:7.1f} ms  (floor)")
     print(f"  read-tree + checkout-index    {checkout * 1000:7.1f} ms  {checkout / archive:5.2f}x")
-    print(f"  git worktree add --detach     {worktree * 1000:7.1f} ms  {worktree / archive:5.2f}x"
-          "   (rejected: code/ would link back to the repo)")
+    print(
+        f"  git worktree add --detach     {worktree * 1000:7.1f} ms  {worktree / archive:5.2f}x"
+        "   (rejected: code/ would link back to the repo)"
+    )
     print(f"  mrl new (fresh outdir)        {new * 1000:7.1f} ms  {new / archive:5.2f}x   (aim: <= 1.5x)")
     consecutive(big, dest, rounds)
 

@@ -32,7 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 ENV = {
     **os.environ,
     "PYTHONPATH": str(ROOT),
-    "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b",
+    "GIT_AUTHOR_NAME": "b",
+    "GIT_AUTHOR_EMAIL": "b@b",
+    "GIT_COMMITTER_NAME": "b",
+    "GIT_COMMITTER_EMAIL": "b@b",
 }
 MRL = [sys.executable, "-m", "metarunlog"]
 TEMPLATE = """\
@@ -88,9 +91,11 @@ def make_project(path: Path, side: int) -> None:
     run(["git", "commit", "-qm", "init"], path)
 
 
-SAMPLE_TEMPLATE = "x = {{ p0 }} {{ p1 }} {{ p2 }} {{ p3 }} {{ p4 }}\n" + "".join(
-    f"# MRL:grid['p{a}'] = range(40)\n" for a in range(5)
-) + "# MRL:sample = 5\n"
+SAMPLE_TEMPLATE = (
+    "x = {{ p0 }} {{ p1 }} {{ p2 }} {{ p3 }} {{ p4 }}\n"
+    + "".join(f"# MRL:grid['p{a}'] = range(40)\n" for a in range(5))
+    + "# MRL:sample = 5\n"
+)
 
 # Runs a command and prints its wall time and the peak RSS (kB) of the process it started.
 PEAK = r"""

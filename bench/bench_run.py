@@ -40,14 +40,22 @@ MRL = [sys.executable, "-m", "metarunlog"]
 
 
 def sh(cmd: list[str] | str, cwd: Path, **kw: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, cwd=cwd, env=ENV, check=True, text=True, capture_output=True,
-                          shell=isinstance(cmd, str), **kw)  # type: ignore[call-overload]
+    return subprocess.run(
+        cmd, cwd=cwd, env=ENV, check=True, text=True, capture_output=True, shell=isinstance(cmd, str), **kw
+    )  # type: ignore[call-overload]
 
 
 def timed(cmd: list[str] | str, cwd: Path) -> float:
     t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, env=ENV, check=True, shell=isinstance(cmd, str),
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        cmd,
+        cwd=cwd,
+        env=ENV,
+        check=True,
+        shell=isinstance(cmd, str),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - t0
 
 
@@ -104,8 +112,11 @@ def bench_dispatch(root: Path, n: int, venv: Path, skip_hydra: bool, repeats: in
     py = venv / "bin" / "python"
     if skip_hydra:
         print("skipped Hydra: --skip-hydra")
-    elif py.exists() and subprocess.run([py, "-c", "import hydra_plugins.hydra_joblib_launcher"],
-                                        capture_output=True).returncode == 0:
+    elif (
+        py.exists()
+        and subprocess.run([py, "-c", "import hydra_plugins.hydra_joblib_launcher"], capture_output=True).returncode
+        == 0
+    ):
         results["Hydra multirun, joblib n_jobs=2"] = _hydra(root, n, py)
     else:
         print(f"skipped Hydra: hydra-core + hydra-joblib-launcher not installed in {venv}")
@@ -147,10 +158,24 @@ def bench_status(root: Path, m: int, repeats: int) -> None:
     proj = make_project(root, m, "true")
     new_batch(proj)
     exp = max((proj / "output").iterdir(), key=lambda p: p.name)
-    record = {"state": "done", "exitCode": 0, "attempts": 1, "stepsDone": 1, "steps": 1,
-              "start": "2024-01-01T00:00:00+00:00", "end": "2024-01-01T00:00:01+00:00", "duration": 1.0,
-              "host": "bench", "pid": None, "runnerPid": 1, "resource": None, "backend": "local",
-              "jobId": None, "node": None, "command": ["true"]}
+    record = {
+        "state": "done",
+        "exitCode": 0,
+        "attempts": 1,
+        "stepsDone": 1,
+        "steps": 1,
+        "start": "2024-01-01T00:00:00+00:00",
+        "end": "2024-01-01T00:00:01+00:00",
+        "duration": 1.0,
+        "host": "bench",
+        "pid": None,
+        "runnerPid": 1,
+        "resource": None,
+        "backend": "local",
+        "jobId": None,
+        "node": None,
+        "command": ["true"],
+    }
     for sub in exp.iterdir():
         if sub.name.isdigit():
             (sub / ".mrl.status").write_text(json.dumps(record))

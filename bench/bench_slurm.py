@@ -33,7 +33,10 @@ sys.path.insert(0, str(ROOT))
 ENV = {
     **os.environ,
     "PYTHONPATH": str(ROOT),
-    "GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "b", "GIT_COMMITTER_EMAIL": "b@b",
+    "GIT_AUTHOR_NAME": "b",
+    "GIT_AUTHOR_EMAIL": "b@b",
+    "GIT_COMMITTER_NAME": "b",
+    "GIT_COMMITTER_EMAIL": "b@b",
 }
 MRL = [sys.executable, "-m", "metarunlog"]
 COMMAND = "true"
@@ -75,12 +78,14 @@ def time_floor(work: Path, n: int, pack: int) -> float:
     """The same work as one packed array by hand: each task runs `sh -c true` `pack` times."""
     tasks = (n + pack - 1) // pack
     script = work / "floor.sh"
-    script.write_text(f"#!/bin/bash\n#SBATCH --output={work}/floor-%A_%a.out\n"
-                      f"for i in $(seq {pack}); do /bin/sh -c {COMMAND}; done\n")
+    script.write_text(
+        f"#!/bin/bash\n#SBATCH --output={work}/floor-%A_%a.out\nfor i in $(seq {pack}); do /bin/sh -c {COMMAND}; done\n"
+    )
     t = time.perf_counter()
     job = sh(["sbatch", "--parsable", f"--array=0-{tasks - 1}", str(script)], work).strip().split(";")[0]
-    while subprocess.run(["squeue", "-h", "-j", job, "-t", "PD,R,CG,CF,S", "-o", "%i"],
-                         capture_output=True, text=True).stdout.strip():
+    while subprocess.run(
+        ["squeue", "-h", "-j", job, "-t", "PD,R,CG,CF,S", "-o", "%i"], capture_output=True, text=True
+    ).stdout.strip():
         time.sleep(0.1)
     return time.perf_counter() - t
 
@@ -127,8 +132,11 @@ def main() -> int:
             floor.append(time_floor(base, args.n, args.pack))
             mrl.append(time_mrl(repo, args.pack))
             submit.append(time_submit(big, args.pack))
-            print(f"run {i + 1}: floor {floor[-1]:6.2f} s   mrl --pack {mrl[-1]:6.2f} s   "
-                  f"submit {args.submit_n}: {submit[-1]:5.2f} s", flush=True)
+            print(
+                f"run {i + 1}: floor {floor[-1]:6.2f} s   mrl --pack {mrl[-1]:6.2f} s   "
+                f"submit {args.submit_n}: {submit[-1]:5.2f} s",
+                flush=True,
+            )
     f, m, s = statistics.median(floor), statistics.median(mrl), statistics.median(submit)
     tasks = (args.n + args.pack - 1) // args.pack
     print(f"\n{args.n} sub-experiments of `{COMMAND}`, {args.pack} per task ({tasks} tasks), median of {args.repeat}:")

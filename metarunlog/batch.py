@@ -209,16 +209,14 @@ def _assignment(line: MrlLine) -> tuple[ast.expr, ast.expr]:
         tree = ast.parse(line.stmt.strip(), mode="exec")
     except SyntaxError as e:
         raise BatchError(
-            f"{line.where}: cannot read MRL line '{_short(line.stmt.strip())}' ({e.msg}); "
-            f"it must be one of: {_FORMS}"
+            f"{line.where}: cannot read MRL line '{_short(line.stmt.strip())}' ({e.msg}); it must be one of: {_FORMS}"
         ) from None
     except (MemoryError, RecursionError):
         raise BatchError(f"{line.where}: MRL line is nested too deep to read") from None
     body = tree.body
     if len(body) != 1 or not isinstance(body[0], ast.Assign) or len(body[0].targets) != 1:
         raise BatchError(
-            f"{line.where}: MRL line '{_short(line.stmt.strip())}' is not an assignment; "
-            f"it must be one of: {_FORMS}"
+            f"{line.where}: MRL line '{_short(line.stmt.strip())}' is not an assignment; it must be one of: {_FORMS}"
         )
     return body[0].targets[0], body[0].value
 
@@ -350,8 +348,7 @@ def _check_name(key: str, where: str) -> None:
     reserved = reserved_names()
     if key in reserved:
         raise BatchError(
-            f"{where}: param '{key}' has the name of a variable mrl sets itself "
-            f"({', '.join(reserved)}): rename it"
+            f"{where}: param '{key}' has the name of a variable mrl sets itself ({', '.join(reserved)}): rename it"
         )
 
 

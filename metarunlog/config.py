@@ -196,9 +196,7 @@ def read_cfg_file(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise ConfigError(
-            f"{path}: line {e.lineno} column {e.colno}: {e.msg} (it must be JSON)"
-        ) from e
+        raise ConfigError(f"{path}: line {e.lineno} column {e.colno}: {e.msg} (it must be JSON)") from e
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must hold a JSON object {{...}}, not {type(data).__name__}")
     return data
@@ -241,8 +239,7 @@ def _check_heartbeat(run: Mapping[str, Any], path: Path) -> None:
         )
 
 
-def _check_backend_block(block: Mapping[str, Any], spec: registry.BackendSpec, path: Path,
-                         warnings: list[str]) -> None:
+def _check_backend_block(block: Mapping[str, Any], spec: registry.BackendSpec, path: Path, warnings: list[str]) -> None:
     prefix = f"run.{spec.name}."
     _check_level(block, {k: s.types for k, s in spec.settings.items()}, prefix, path, warnings)
     for key, setting in spec.settings.items():
@@ -269,8 +266,7 @@ def _check_level(
         if not ok:
             want = " or ".join(_json_type_name(t) for t in allowed)
             raise ConfigError(
-                f"{path}: key '{full}' must be {want}, not {_json_type_name(type(value))} "
-                f"({json.dumps(value)[:60]})"
+                f"{path}: key '{full}' must be {want}, not {_json_type_name(type(value))} ({json.dumps(value)[:60]})"
             )
         allowed_values = _choices(full)
         if allowed_values is not None and value not in allowed_values:
@@ -297,8 +293,7 @@ def _check_formats(data: Mapping[str, Any], path: Path) -> None:
             fmt.format(**{field: 1, "expId": 1})
         except (KeyError, ValueError, IndexError) as e:
             raise ConfigError(
-                f"{path}: key '{key}' must be a format string using {{{field}}}, "
-                f"like '{DEFAULTS[key]}' ({e})"
+                f"{path}: key '{key}' must be a format string using {{{field}}}, like '{DEFAULTS[key]}' ({e})"
             ) from e
         if f"{{{field}" not in fmt:
             raise ConfigError(f"{path}: key '{key}' must contain {{{field}}} (like '{DEFAULTS[key]}')")
@@ -335,7 +330,7 @@ def _check_paths(data: Mapping[str, Any], path: Path) -> None:
         for r in resources:
             if not (isinstance(r, str) and r.strip()) and not (type(r) is int and r >= 0):
                 raise ConfigError(
-                    f"{path}: key 'run.resources' entries must be GPU ids or names (\"0\", 1, \"mig-1\"), "
+                    f'{path}: key \'run.resources\' entries must be GPU ids or names ("0", 1, "mig-1"), '
                     f"not {json.dumps(r)}"
                 )
 

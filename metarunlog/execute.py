@@ -41,8 +41,19 @@ from metarunlog.procs import is_same_process, killpg, reap_group, start_id
 from metarunlog.records import Status
 from metarunlog.states import JobState, recorded_state
 
-__all__ = ["CANCEL_CODES", "HOST", "Changed", "Command", "ExecOptions", "Locked", "Stopper", "execute",
-           "log_tail", "resume_at", "update_done_marker"]
+__all__ = [
+    "CANCEL_CODES",
+    "HOST",
+    "Changed",
+    "Command",
+    "ExecOptions",
+    "Locked",
+    "Stopper",
+    "execute",
+    "log_tail",
+    "resume_at",
+    "update_done_marker",
+]
 
 LOCK = RUN_LOCK  # the names earlier versions had here
 HOST = socket.gethostname()
@@ -162,7 +173,7 @@ class Command:
         where = exp.cfg.path or "the project's .mrl.cfg"
         if not raw:
             raise MrlError(
-                f"no run.command configured: set \"run\": {{\"command\": \"python {{{{codeDir}}}}/train.py\"}} "
+                f'no run.command configured: set "run": {{"command": "python {{{{codeDir}}}}/train.py"}} '
                 f"in {where} (a string, or a list of steps)"
             )
         sources = [raw] if isinstance(raw, str) else list(raw)
@@ -310,8 +321,9 @@ def execute(sub: SubExperiment, options: ExecOptions | None = None) -> Status:
             _hand_over(attempt, lock_fd, o.commit)
 
 
-def _attempts(sub: SubExperiment, attempt: Attempt, env: dict[str, str], stop: Stopper, o: ExecOptions,
-              old: Status) -> Status:
+def _attempts(
+    sub: SubExperiment, attempt: Attempt, env: dict[str, str], stop: Stopper, o: ExecOptions, old: Status
+) -> Status:
     """The first attempt and the retries; returns the final record."""
     status = old
     # A requeued task's first attempt continues the interrupted one (from its checkpoint):
@@ -344,8 +356,10 @@ def _check_no_orphan(sub: SubExperiment, old: Status) -> None:
     may still run, unlocked. Its record then says running with that step's pid, which we
     can prove is still that process: leave it alone (Locked), as a held lock would."""
     if old.state.active and old.host == HOST and is_same_process(old.pid, old.pid_start):
-        raise Locked(f"sub-experiment {sub.dir} is still running (pid {old.pid}, its runner is gone): "
-                     "wait for it or `mrl cancel` it")
+        raise Locked(
+            f"sub-experiment {sub.dir} is still running (pid {old.pid}, its runner is gone): "
+            "wait for it or `mrl cancel` it"
+        )
 
 
 def _hand_over(attempt: Attempt, lock_fd: int, commit: Callable[[jsonio.Pending, Status], None] | None) -> None:
@@ -382,8 +396,13 @@ def resume_at(old: Status | None, steps: list[str]) -> int:
 
 def _initial(old: Status, steps: list[str], o: ExecOptions, first: int) -> Status:
     return old.begin(
-        steps, first=first, host=HOST, runner_pid=os.getpid(), runner_start=_runner_start(),
-        resource=o.resource, backend=o.backend,
+        steps,
+        first=first,
+        host=HOST,
+        runner_pid=os.getpid(),
+        runner_start=_runner_start(),
+        resource=o.resource,
+        backend=o.backend,
         # a scheduler's task keeps the job id it was queued with
         job_id=o.job_id if o.job_id is not None else old.job_id if o.backend == old.backend else None,
         node=o.node,

@@ -56,9 +56,7 @@ def _refused(stderr: str, cwd: Path) -> None:
 def toplevel(path: Path) -> Path | None:
     """The top-level directory of the git work tree containing `path`, or None."""
     try:
-        proc = subprocess.run(
-            ["git", "rev-parse", "--show-toplevel"], cwd=path, capture_output=True, text=True
-        )
+        proc = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=path, capture_output=True, text=True)
     except FileNotFoundError as e:
         raise MrlError("git is not installed: install git and try again") from e
     if proc.returncode != 0:
@@ -79,9 +77,7 @@ def head(repo: Path) -> Head:
 
 def dirty_files(repo: Path, untracked: bool) -> list[str]:
     """Paths with uncommitted changes (`git status --porcelain`), untracked ones if asked."""
-    out = _git(
-        repo, "status", "--porcelain=v1", "-z", f"--untracked-files={'normal' if untracked else 'no'}"
-    )
+    out = _git(repo, "status", "--porcelain=v1", "-z", f"--untracked-files={'normal' if untracked else 'no'}")
     entries = [e for e in out.split("\0") if e]
     files: list[str] = []
     skip_next = False
@@ -178,14 +174,20 @@ def checkout(repo: Path, commit: str, dest: Path, paths: list[str] | None = None
     with tempfile.TemporaryDirectory(prefix="mrl-index-") as tmp:
         env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
         _git(repo, "read-tree", commit, env=env)
-        args = ["-c", "checkout.workers=0", "-c", "core.autocrlf=false", "checkout-index", "-f",
-                f"--prefix={dest}{os.sep}"]
+        args = [
+            "-c",
+            "checkout.workers=0",
+            "-c",
+            "core.autocrlf=false",
+            "checkout-index",
+            "-f",
+            f"--prefix={dest}{os.sep}",
+        ]
         if paths is None:
             _git(repo, *args, "-a", env=env)
             return
         stdin = b"\0".join(os.fsencode(p) for p in paths) + b"\0"
-        proc = subprocess.run(["git", *args, "-z", "--stdin"], cwd=repo, input=stdin, capture_output=True,
-                              env=env)
+        proc = subprocess.run(["git", *args, "-z", "--stdin"], cwd=repo, input=stdin, capture_output=True, env=env)
         if proc.returncode != 0:
             raise MrlError(f"git checkout-index failed in {repo}: {proc.stderr.decode(errors='replace').strip()}")
 
@@ -202,8 +204,9 @@ def converted_paths(repo: Path, entries: list[TreeEntry]) -> set[str]:
         return set()
     paths = [e.path for e in entries if e.mode not in (GITLINK, SYMLINK)]
     stdin = b"".join(os.fsencode(p) + b"\0" for p in paths)
-    proc = subprocess.run(["git", "check-attr", "-z", "--stdin", *_CONVERSION_ATTRS], cwd=repo,
-                          input=stdin, capture_output=True)
+    proc = subprocess.run(
+        ["git", "check-attr", "-z", "--stdin", *_CONVERSION_ATTRS], cwd=repo, input=stdin, capture_output=True
+    )
     if proc.returncode != 0:
         raise MrlError(f"git check-attr failed in {repo}: {proc.stderr.decode(errors='replace').strip()}")
     crlf = _git(repo, "config", "core.eol", check=False).strip() == "crlf"
@@ -282,8 +285,7 @@ def apply_diff(diff_file: Path, dest: Path) -> None:
 def diff_paths(diff_file: Path, dest: Path) -> list[str]:
     """The paths a patch writes (`git apply --numstat`: new names of renames included)."""
     env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(dest.parent)}
-    proc = subprocess.run(["git", "apply", "--numstat", "-z", str(diff_file)], cwd=dest, capture_output=True,
-                          env=env)
+    proc = subprocess.run(["git", "apply", "--numstat", "-z", str(diff_file)], cwd=dest, capture_output=True, env=env)
     if proc.returncode != 0:
         raise MrlError(f"could not read {diff_file}: {proc.stderr.decode(errors='replace').strip()}")
     return [os.fsdecode(rec.split(b"\t", 2)[2]) for rec in proc.stdout.split(b"\0") if rec.count(b"\t") >= 2]

@@ -108,7 +108,7 @@ def prepare_text(path: str | os.PathLike[str], text: str) -> Pending:
     try:
         data = text.encode("utf-8")
         while data:
-            data = data[os.write(fd, data):]
+            data = data[os.write(fd, data) :]
     except OSError as e:
         pending.abort()
         raise_named(e, path)
@@ -144,8 +144,7 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as e:
         raise CorruptRecord(
-            f"corrupt record {path}: line {e.lineno} column {e.colno}: {e.msg}; "
-            "fix or remove the file"
+            f"corrupt record {path}: line {e.lineno} column {e.colno}: {e.msg}; fix or remove the file"
         ) from e
 
 

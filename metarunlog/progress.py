@@ -98,8 +98,13 @@ class Progress:
     """Call `update(jobs)` after every poll, `close()` at the end."""
 
     def __init__(
-        self, jobs: Sequence[Job], slots: Sequence[str | None] = (), *, stream: TextIO | None = None,
-        live: bool | None = None, tail: int = 20,
+        self,
+        jobs: Sequence[Job],
+        slots: Sequence[str | None] = (),
+        *,
+        stream: TextIO | None = None,
+        live: bool | None = None,
+        tail: int = 20,
     ) -> None:
         self.stream = stream or sys.stdout
         self.live = is_live(self.stream) if live is None else live

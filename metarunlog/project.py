@@ -162,8 +162,7 @@ class Project:
         exp = self._resolve(ref)
         if not (exp.dir / RECORD).is_file():
             raise NotAnExperiment(
-                f"{exp.dir} has no {RECORD} record (it is being created, or is not an "
-                "experiment made by mrl new)"
+                f"{exp.dir} has no {RECORD} record (it is being created, or is not an experiment made by mrl new)"
             )
         return exp
 
@@ -216,8 +215,10 @@ class Project:
         link = self.basedir / LAST
         if link.exists() and not link.is_symlink():
             kind = "folder" if link.is_dir() else "file"
-            return (f"{link} is a {kind} of yours, not mrl's link to the newest experiment: left as it is "
-                    f"(rename it to get the `{LAST}` link back)")
+            return (
+                f"{link} is a {kind} of yours, not mrl's link to the newest experiment: left as it is "
+                f"(rename it to get the `{LAST}` link back)"
+            )
         # Concurrent `mrl new`s: the check and the move happen under one lock, or an older
         # experiment's process could move `last` back after a newer one set it.
         with waiting_lock(self.outdir / ".mrl.last.lock"):

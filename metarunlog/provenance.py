@@ -61,8 +61,9 @@ def head_note(project: Project, exp: Experiment, rerun_args: str = "") -> str | 
         return None  # no git, or a repository mrl cannot read: nothing to compare
     if ahead == 0:
         return None  # HEAD is behind it (an older checkout): not new code
-    where = f"HEAD is {_commits(ahead)} ahead" + (f" on another line ({_commits(behind)} of it not in HEAD)"
-                                                      if behind else "")
+    where = f"HEAD is {_commits(ahead)} ahead" + (
+        f" on another line ({_commits(behind)} of it not in HEAD)" if behind else ""
+    )
     args = f" {rerun_args}" if rerun_args else ""
     return (
         f"{exp.name} runs its pinned code, commit {pinned[:10]}; {where}: `mrl rerun {exp.id}{args}` "

@@ -314,13 +314,15 @@ class Status(_JsonView):
     def retrying(self, exit_code: int | None, now: str, duration: float) -> Status:
         """An attempt failed and another follows: still `running` (between attempts, no
         step pid), so `mrl status` and `mrl cancel` see it as the live work it is."""
-        return self._next(state=JobState.RUNNING, exit_code=None, end=None, duration=duration, pid=None,
-                          pid_start=None)
+        return self._next(state=JobState.RUNNING, exit_code=None, end=None, duration=duration, pid=None, pid_start=None)
 
     def cancelled(self, now: str, *, slurm_state: str | None = None) -> Status:
         """Stopped from outside (`mrl cancel`, scancel) while its runner could not say so."""
         return self._next(
-            state=JobState.CANCELLED, end=self.end or now, pid=None, pid_start=None,
+            state=JobState.CANCELLED,
+            end=self.end or now,
+            pid=None,
+            pid_start=None,
             slurm_state=slurm_state or self.slurm_state,
         )
 

@@ -129,7 +129,8 @@ class Compiled:
                 e,
                 _in_body_of(self.source),
                 context=f" (rendering {label})" if label else "",
-                hint=_dotted_hint(e, variables) or (
+                hint=_dotted_hint(e, variables)
+                or (
                     f"define it with an MRL:grid/params line or --set, give it a default "
                     f"({{{{ name | default(...) }}}}), or use one of {', '.join(BUILTINS)}"
                 ),

@@ -76,8 +76,10 @@ def pick(subs: Sequence[SubExperiment], spec: str | None) -> list[SubExperiment]
     missing = _gaps(ranges, known)
     if missing:
         which = f"experiment {subs[0].exp.name}" if subs else "this experiment"
-        raise MrlError(f"no sub-experiment {_fmt_ranges(missing)} in {which} (it has "
-                       f"{_fmt_ranges(_merged([(i, i) for i in known])) or 'none'}): see `mrl status`")
+        raise MrlError(
+            f"no sub-experiment {_fmt_ranges(missing)} in {which} (it has "
+            f"{_fmt_ranges(_merged([(i, i) for i in known])) or 'none'}): see `mrl status`"
+        )
     return [s for s in subs if _contains(ranges, s.id)]
 
 
@@ -113,6 +115,7 @@ def narrow(states: Iterable[JobState], *, failed: bool = False, pending: bool = 
 
 
 # -- which experiments (mrl table 2 3 5-9, --all, --tag) ------------------------------------------
+
 
 def experiment_tags(exp: Experiment) -> list[str]:
     """The experiment record's tags (`mrl tag`)."""
@@ -161,8 +164,9 @@ def _expand(project: Project, ref: str, ids: list[int]) -> list[Experiment]:
 # -- EXP/SUB, sub-experiment folders, the folder you are in -----------------------------------
 
 
-def resolve_targets(project: Project, exp_ref: str | None, spec: str | None, *, command: str = "run",
-                    cwd: Path | None = None) -> tuple[int, str]:
+def resolve_targets(
+    project: Project, exp_ref: str | None, spec: str | None, *, command: str = "run", cwd: Path | None = None
+) -> tuple[int, str]:
     """(experiment id, selection) for the `[EXP] [SELECTION]` positionals.
 
     - `EXP/SELECTION` (`2/3`, `2/1-4`, `last/all`) and the path of a sub-experiment folder
@@ -188,9 +192,12 @@ def resolve_targets(project: Project, exp_ref: str | None, spec: str | None, *, 
     exp = project.load_exp(exp_ref)
     here = project._experiment_containing(cwd)
     if here is not None and here.id != exp.id:
-        print(f"mrl: {command} acts on experiment {exp.name}, not on {here.name} which you are in "
-              f"(a lone number is an experiment; `mrl {command} {here.id}/{exp_ref}` names a sub-experiment of "
-              f"{here.name})", file=sys.stderr)
+        print(
+            f"mrl: {command} acts on experiment {exp.name}, not on {here.name} which you are in "
+            f"(a lone number is an experiment; `mrl {command} {here.id}/{exp_ref}` names a sub-experiment of "
+            f"{here.name})",
+            file=sys.stderr,
+        )
     return exp.id, spec or ALL
 
 

@@ -60,7 +60,7 @@ def take(repo: Path, commit: str, dest: Path, store: Path, mode: str = "auto") -
 
 
 def _link_mode(mode: str, store: Path, dest: Path) -> str:
-    """"link" or "copy": `auto` links when the store can hold hardlinks into `dest`."""
+    """ "link" or "copy": `auto` links when the store can hold hardlinks into `dest`."""
     if mode not in MODES:
         raise MrlError(f"snapshot must be one of {', '.join(MODES)}, not {mode!r}: fix .mrl.cfg")
     if mode == "copy":
@@ -70,8 +70,7 @@ def _link_mode(mode: str, store: Path, dest: Path) -> str:
     if reason is None:
         return "link"
     if mode == "link":
-        raise MrlError(f"snapshot: link is impossible here ({reason}): set \"snapshot\" to \"auto\" or "
-                       "\"copy\" in .mrl.cfg")
+        raise MrlError(f'snapshot: link is impossible here ({reason}): set "snapshot" to "auto" or "copy" in .mrl.cfg')
     return "copy"
 
 
@@ -221,8 +220,7 @@ def verify(repo: Path, commit: str, code: Path, diff_file: Path | None = None) -
     under `__pycache__` folders are derived by running the code and not reported.
     """
     if not git.has_commit(repo, commit):
-        raise MrlError(f"commit {commit} is not in the repository {repo} (history rewritten?): "
-                       "it cannot be verified")
+        raise MrlError(f"commit {commit} is not in the repository {repo} (history rewritten?): it cannot be verified")
     if diff_file is not None and diff_file.is_file():
         entries = git.tree_with_diff(repo, commit, diff_file)
     else:

@@ -63,8 +63,7 @@ def recorded_state(status: Status | None) -> JobState:
 DEFAULT_STALE_AFTER = 600.0  # run.stale_after's default, seconds
 
 
-def observed_state(status: Status | None, path: Path | None = None,
-                   stale_after: float | None = None) -> JobState:
+def observed_state(status: Status | None, path: Path | None = None, stale_after: float | None = None) -> JobState:
     """The recorded state, with a local `running` record nothing runs any more shown as stale.
 
     Only records of backends the registry says are judged by liveness (local) are

@@ -55,5 +55,3 @@ def project(git_repo: Path) -> Path:
     set_cfg(git_repo, confTemplFile="conf.lua", copyFiles=["conf.lua"])
     commit_all(git_repo, "mrl init")
     return git_repo
-
-

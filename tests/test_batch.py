@@ -61,7 +61,7 @@ def test_mrl_lines_are_removed_and_the_rest_keeps_its_line_numbers() -> None:
         "// MRL:grid['x'] = [1, 2]",
         "% MRL:grid['x'] = [1, 2]",
         "; MRL:grid['x'] = [1, 2]",
-        "    #MRL:grid[\"x\"] = [1, 2]",
+        '    #MRL:grid["x"] = [1, 2]',
         "MRL:grid['x'] = [1, 2]",
         "<!-- MRL:grid['x'] = [1, 2] -->",
         "/* MRL:grid['x'] = [1, 2] */",
@@ -303,13 +303,12 @@ def test_idiomatic_sweeps_the_original_ran_are_evaluated(line: str, values: list
 
 
 def test_params_from_zip_and_a_filtered_comprehension_have_no_literal_equivalent_but_work() -> None:
-    text = (
-        "# MRL:params = [{'lr': a, 'wd': b} for a, b in zip([0.1, 0.01], [1e-4, 1e-5])]\n"
-        "# MRL:grid['bs'] = [1, 8]\n"
-    )
+    text = "# MRL:params = [{'lr': a, 'wd': b} for a, b in zip([0.1, 0.01], [1e-4, 1e-5])]\n# MRL:grid['bs'] = [1, 8]\n"
     assert combos_of(text) == [
-        {"lr": 0.1, "wd": 1e-4, "bs": 1}, {"lr": 0.1, "wd": 1e-4, "bs": 8},
-        {"lr": 0.01, "wd": 1e-5, "bs": 1}, {"lr": 0.01, "wd": 1e-5, "bs": 8},
+        {"lr": 0.1, "wd": 1e-4, "bs": 1},
+        {"lr": 0.1, "wd": 1e-4, "bs": 8},
+        {"lr": 0.01, "wd": 1e-5, "bs": 1},
+        {"lr": 0.01, "wd": 1e-5, "bs": 8},
     ]
     filtered = "# MRL:params = [{'lr': lr, 'bs': bs} for lr in [0.1, 1, 2] for bs in [1, 4, 8] if lr*bs < 5]\n"
     assert [(c["lr"], c["bs"]) for c in combos_of(filtered)] == [(0.1, 1), (0.1, 4), (0.1, 8), (1, 1), (1, 4), (2, 1)]
@@ -358,7 +357,8 @@ def test_an_import_line_is_not_an_assignment() -> None:
 def test_param_names_may_contain_dots_and_dashes() -> None:
     spec = spec_of("# MRL:grid['model.dropout'] = [0.1, 0.2]\n# MRL:params = [{'learning-rate': 1}]\n")
     assert expand(spec).combos == [
-        {"learning-rate": 1, "model.dropout": 0.1}, {"learning-rate": 1, "model.dropout": 0.2}
+        {"learning-rate": 1, "model.dropout": 0.1},
+        {"learning-rate": 1, "model.dropout": 0.2},
     ]
     assert parse_grid("model.dropout=0.1,0.2") == ("model.dropout", [0.1, 0.2])
     assert parse_set("learning-rate=3") == ("learning-rate", 3)

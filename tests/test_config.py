@@ -34,8 +34,9 @@ def test_a_fractional_count_says_whole_number_not_a_number(project: Path, capsys
 
 
 @pytest.mark.parametrize(("key", "value"), [("jobs", 0), ("jobs", -2), ("retries", -1), ("log_tail", -1)])
-def test_a_count_below_its_minimum_is_refused(project: Path, capsys: pytest.CaptureFixture[str], key: str,
-                                              value: int) -> None:
+def test_a_count_below_its_minimum_is_refused(
+    project: Path, capsys: pytest.CaptureFixture[str], key: str, value: int
+) -> None:
     set_cfg(project, run={key: value})
     r = run_mrl("status", cwd=project)
     assert r.returncode == 1
@@ -88,8 +89,9 @@ def test_an_experiment_config_overrides_the_basedir_one(project: Path) -> None:
     commit_all(project)
     assert main(["new"]) == 0
     expdir = project / "output" / "0001"
-    (expdir / ".mrl.cfg").write_text(json.dumps({"run": {"jobs": 4, "slurm": {"time": "1:00:00"}},
-                                                 "analysis_outfn": "report.html"}))
+    (expdir / ".mrl.cfg").write_text(
+        json.dumps({"run": {"jobs": 4, "slurm": {"time": "1:00:00"}}, "analysis_outfn": "report.html"})
+    )
     proj = Project.find(project)
     exp = proj.load_exp("1")
     assert exp.cfg["run"]["jobs"] == 4

@@ -34,7 +34,7 @@ def test_a_final_record_handed_over_keeps_the_sub_experiment_locked_until_it_is_
     handed: list[tuple[Pending, object]] = []
     record = execute(sub, ExecOptions(commit=lambda pending, status: handed.append((pending, status))))
     assert record.state == "done" and (sub.dir / "ran.txt").exists()
-    (pending, status), = handed
+    ((pending, status),) = handed
     assert status == record
     # not yet in place: the record still says running, and nobody else may take it over
     assert sub.read_status().state == "running"
@@ -124,10 +124,21 @@ def test_the_done_marker_follows_the_states(project: Path) -> None:
 @pytest.mark.parametrize("module", ["metarunlog.backends.task", "metarunlog.execute"])
 def test_the_task_command_runs_one_sub_experiment_with_the_slurm_ids(project: Path, module: str) -> None:
     exp = make_experiment(project, [{"x": 1}, {"x": 2}], "echo hello {{x}}")
-    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT), "SLURM_ARRAY_JOB_ID": "77",
-           "SLURM_ARRAY_TASK_ID": "2", "SLURMD_NODENAME": "node1"}
-    res = subprocess.run([sys.executable, "-m", module, str(exp.dir), "2", "--backend", "slurm"],
-                         env=env, capture_output=True, text=True, cwd=exp.dir)
+    env = {
+        **os.environ,
+        **GIT_ENV,
+        "PYTHONPATH": str(REPO_ROOT),
+        "SLURM_ARRAY_JOB_ID": "77",
+        "SLURM_ARRAY_TASK_ID": "2",
+        "SLURMD_NODENAME": "node1",
+    }
+    res = subprocess.run(
+        [sys.executable, "-m", module, str(exp.dir), "2", "--backend", "slurm"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=exp.dir,
+    )
     assert res.returncode == 0, res.stderr
     sub = exp.sub_experiments()[1]
     record = sub.read_status()
@@ -141,8 +152,9 @@ def test_the_task_command_runs_one_sub_experiment_with_the_slurm_ids(project: Pa
 def test_the_task_command_exits_1_on_failure(project: Path, module: str) -> None:
     exp = make_experiment(project, [{"x": 1}], "exit 5")
     env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
-    res = subprocess.run([sys.executable, "-m", module, str(exp.dir), "1", "--backend", "local"],
-                         env=env, capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", module, str(exp.dir), "1", "--backend", "local"], env=env, capture_output=True, text=True
+    )
     assert res.returncode == 1
     assert exp.sub_experiments()[0].read_status().exit_code == 5  # type: ignore[union-attr]
     assert JobState.FAILED.value in res.stderr

@@ -17,24 +17,32 @@ def hooks(project: Path, source: str, registered: dict) -> None:
 
 
 def test_before_and_after_hooks_wrap_a_builtin_command(project: Path) -> None:
-    hooks(project, '''
+    hooks(
+        project,
+        """
 import json
 def before_new(mrl, args):
     open("calls.txt", "a").write(f"before {args.expId}\\n")
 def after_new(mrl, args):
     expId, expDir, expConfig = mrl._loadExp(args.expId)
     open("calls.txt", "a").write(f"after {args.expId} {expConfig['description']} {expDir}\\n")
-''', {"before_new": {}, "after_new": {}})
+""",
+        {"before_new": {}, "after_new": {}},
+    )
     assert main(["new", "hooked"]) == 0
     lines = (project / "calls.txt").read_text().splitlines()
     assert lines == ["before None", f"after 1 hooked {project / 'output' / '0001'}"]
 
 
 def test_hooks_see_the_resolved_experiment_id(project: Path) -> None:
-    hooks(project, '''
+    hooks(
+        project,
+        """
 def before_info(mrl, args):
     open("seen.txt", "w").write(repr(args.expId))
-''', {"before_info": {}})
+""",
+        {"before_info": {}},
+    )
     assert main(["new"]) == 0
     assert main(["new"]) == 0
     assert main(["info", "last"]) == 0
@@ -44,7 +52,9 @@ def before_info(mrl, args):
 def test_a_hook_file_written_for_the_original_metarunlog_runs_unchanged(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    hooks(project, '''
+    hooks(
+        project,
+        """
 import metarunlog.cfg as cfg
 import os
 from os.path import join
@@ -60,7 +70,9 @@ def score(self, args):
     args = vars(args)
     epoch = args.get('epoch', 300)
     print('score', expId, int(epoch), subExpList, args.get('testset'))
-''', {"after_new": {}, "score": {"epoch": 300, "testset": None}})
+""",
+        {"after_new": {}, "score": {"epoch": 300, "testset": None}},
+    )
     assert main(["new"]) == 0
     launch = (project / "output" / "0001" / "launch.sh").read_text()
     assert launch.startswith("echo proj ") and launch.endswith(" conf.lua")
@@ -92,12 +104,16 @@ def test_custom_commands_are_listed_in_help(project: Path) -> None:
 
 
 def test_the_public_hook_object_exposes_the_project(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    hooks(project, '''
+    hooks(
+        project,
+        """
 def where(mrl, args):
     exp = mrl.load_exp(args.expId)
     print(mrl.basedir.name, mrl.outdir.name, mrl.cfg["outdir"], len(mrl.experiments()),
           exp.id, exp.record["description"], mrl.sub_experiments(exp))
-''', {"where": {}})
+""",
+        {"where": {}},
+    )
     assert main(["new", "d1"]) == 0
     capsys.readouterr()
     assert main(["where", "1"]) == 0
@@ -107,10 +123,14 @@ def where(mrl, args):
 def test_a_before_hook_that_raises_stops_the_command_before_it_does_anything(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    hooks(project, '''
+    hooks(
+        project,
+        """
 def before_new(mrl, args):
     raise ValueError("GPU quota exceeded")
-''', {"before_new": {}})
+""",
+        {"before_new": {}},
+    )
     assert main(["new"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1

@@ -60,8 +60,13 @@ def test_fast_commands_do_not_import_heavy_libraries(project: Path, argv: list[s
         f"code = main({argv!r})\n"
         f"print('HEAVY:' + ','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True,
-                       env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin", "HOME": str(project)})
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin", "HOME": str(project)},
+    )
     assert r.stdout.strip().splitlines()[-1] == "HEAVY:", (argv, r.stdout, r.stderr)
 
 

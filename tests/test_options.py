@@ -15,8 +15,12 @@ from metarunlog.main import build_parser, main
 from tests.helpers.repo import commit_all, run_mrl, set_cfg
 
 KEBAB = re.compile(r"^--[a-z0-9]+(-[a-z0-9]+)*$")
-ORIGINAL = {"new": ["-cp", "-nc", "-gfut"], "ls": ["-tm", "-ghash", "-gdesc", "-desc"],
-            "makebatch": ["-replace"], "analyze": ["-outdir"]}
+ORIGINAL = {
+    "new": ["-cp", "-nc", "-gfut"],
+    "ls": ["-tm", "-ghash", "-gdesc", "-desc"],
+    "makebatch": ["-replace"],
+    "analyze": ["-outdir"],
+}
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
@@ -29,8 +33,10 @@ def test_every_shown_double_dash_option_is_kebab_case() -> None:
     bad = [
         f"mrl {name} {flag}"
         for name, sub in _subparsers().items()
-        for action in sub._actions if action.help != argparse.SUPPRESS
-        for flag in action.option_strings if flag.startswith("--") and not KEBAB.match(flag)
+        for action in sub._actions
+        if action.help != argparse.SUPPRESS
+        for flag in action.option_strings
+        if flag.startswith("--") and not KEBAB.match(flag)
     ]
     assert bad == []
 
@@ -70,14 +76,15 @@ def test_ls_and_makebatch_accept_the_double_dash_forms(project: Path, capsys: py
 
 
 def test_hook_xargs_take_one_or_two_dashes(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    (project / "mrl_hooks.py").write_text(
-        "def score(mrl, args):\n    print('score', args.epoch, args.nEpochs)\n"
-    )
+    (project / "mrl_hooks.py").write_text("def score(mrl, args):\n    print('score', args.epoch, args.nEpochs)\n")
     set_cfg(project, hooks={"score": {"epoch": 300, "nEpochs": None}})
     commit_all(project, "hooks")
     assert main(["new"]) == 0
-    for argv in (["-epoch", "12", "-nEpochs", "3"], ["--epoch", "12", "--n-epochs", "3"],
-                 ["--epoch=12", "--nEpochs", "3"]):
+    for argv in (
+        ["-epoch", "12", "-nEpochs", "3"],
+        ["--epoch", "12", "--n-epochs", "3"],
+        ["--epoch=12", "--nEpochs", "3"],
+    ):
         capsys.readouterr()
         assert main(["score", *argv]) == 0, argv
         assert capsys.readouterr().out.strip() == "score 12 3"

@@ -63,14 +63,18 @@ def test_a_replaced_builtin_keeps_its_place_in_help_and_says_what_replaced_it(pr
 
 
 def test_before_and_after_hooks_wrap_a_replaced_builtin(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    hooks(project, '''
+    hooks(
+        project,
+        """
 def before_run(self, args):
     print("before", args.expId)
 def run(self, args):
     print("run", args.expId)
 def after_run(self, args):
     print("after", args.expId)
-''', {"before_run": {}, "run": {}, "after_run": {}})
+""",
+        {"before_run": {}, "run": {}, "after_run": {}},
+    )
     assert main(["new"]) == 0
     capsys.readouterr()
     assert main(["run"]) == 0
@@ -79,7 +83,9 @@ def after_run(self, args):
 
 # -- before_/after_ wrap any command, custom ones too -------------------------------------
 def test_before_and_after_hooks_wrap_a_custom_command(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    hooks(project, '''
+    hooks(
+        project,
+        """
 def before_score(self, args):
     print("before", args.epoch)
 def score(self, args):
@@ -87,7 +93,9 @@ def score(self, args):
     return 4
 def after_score(self, args):
     print("after", args.epoch)
-''', {"after_score": {}, "score": {"epoch": 300}, "before_score": {}})
+""",
+        {"after_score": {}, "score": {"epoch": 300}, "before_score": {}},
+    )
     assert main(["new"]) == 0
     capsys.readouterr()
     assert main(["score", "-epoch", "7"]) == 4
@@ -117,7 +125,9 @@ def test_the_original_clone_hook_never_detaches_the_users_head(project: Path) ->
 
 
 def test_git_inside_an_experiment_folder_does_not_find_the_project_from_a_hook(project: Path) -> None:
-    hooks(project, '''
+    hooks(
+        project,
+        """
 import subprocess
 def after_new(self, args):
     expId, expDir, expConfig = self._loadExp(args.expId)
@@ -127,7 +137,9 @@ def after_new(self, args):
     # a repository of the hook's own inside the experiment still works
     subprocess.run("git init -q own && cd own && git rev-parse --show-toplevel > ../own.txt",
                    shell=True, cwd=expDir, check=True)
-''', {"after_new": {}})
+""",
+        {"after_new": {}},
+    )
     assert main(["new"]) == 0
     exp = project / "output" / "0001"
     found = (exp / "found.txt").read_text()
@@ -137,7 +149,9 @@ def after_new(self, args):
 
 # -- the `self` hooks receive: the original's API -----------------------------------------
 def test_hooks_get_the_original_api_on_self(project: Path) -> None:
-    hooks(project, '''
+    hooks(
+        project,
+        """
 import json
 from collections import OrderedDict
 def after_makebatch(self, args):
@@ -155,18 +169,29 @@ def after_makebatch(self, args):
         "mode": args.mode, "sub": sub["params"], "handmade": self._loadSubExp(expDir + "/handmade"),
     }
     open(self.basedir + "/api.json", "w").write(json.dumps(out))
-''', {"after_makebatch": {}})
+""",
+        {"after_makebatch": {}},
+    )
     assert main(["new", "first"]) == 0
     assert main(["new", "second"]) == 0
     assert main(["makebatch"]) == 0
     exp = project / "output" / "0002"
     got = json.loads((project / "api.json").read_text())
     assert got == {
-        "lastExpId": 2, "expList": [1, 2], "expDirList": ["0001", "0002"],
-        "fmtSub": "003", "fmtExp": "0002", "conf": True, "desc": "first", "loaded": 1,
-        "resolved": [2, 1, 2, 1], "done": False,
-        "outdir": str(project / "output") + "/x", "basedir": str(project),
-        "mode": "makebatch", "sub": {"lr": 0.01, "wdecay": 0.1},
+        "lastExpId": 2,
+        "expList": [1, 2],
+        "expDirList": ["0001", "0002"],
+        "fmtSub": "003",
+        "fmtExp": "0002",
+        "conf": True,
+        "desc": "first",
+        "loaded": 1,
+        "resolved": [2, 1, 2, 1],
+        "done": False,
+        "outdir": str(project / "output") + "/x",
+        "basedir": str(project),
+        "mode": "makebatch",
+        "sub": {"lr": 0.01, "wdecay": 0.1},
         "handmade": {"subExpDir": str(exp) + "/handmade", "params": {}},
     }
 

@@ -192,8 +192,11 @@ def test_cd_last_then_mrl_status_works_when_the_outdir_is_a_symlink(project: Pat
     assert last.is_symlink()
     # as a shell does it (PWD names the logical path, the kernel's cwd is the real one), and
     # as a program that only chdir()s (PWD says somewhere else)
-    for cwd, pwd, names in ((last, last, ["001", "002"]), (last / "001", last / "001", ["001"]),
-                            (last, project, ["001", "002"])):
+    for cwd, pwd, names in (
+        (last, last, ["001", "002"]),
+        (last / "001", last / "001", ["001"]),
+        (last, project, ["001", "002"]),
+    ):
         proc = run_mrl("status", "--json", cwd=cwd, env={"PWD": str(pwd)})
         assert proc.returncode == 0, proc.stderr
         assert [(r["name"], r["state"]) for r in json.loads(proc.stdout)] == [(n, "done") for n in names]

@@ -196,11 +196,36 @@ def test_any_value_in_any_quoting_context_is_one_argument_holding_it(value: str,
 
 
 def test_cli_args_turns_the_params_into_flags_each_one_argument(tmp_path: Path) -> None:
-    params = {"lr": 0.1, "hidden": 16, "opt": "adam w", "early_stop": True, "debug": False, "ckpt": None,
-              "layers": [512, 256], "empty": [], "cfg": {"a": 1}, "model.dropout": 0.5, "learning-rate": 1e-05}
+    params = {
+        "lr": 0.1,
+        "hidden": 16,
+        "opt": "adam w",
+        "early_stop": True,
+        "debug": False,
+        "ckpt": None,
+        "layers": [512, 256],
+        "empty": [],
+        "cfg": {"a": 1},
+        "model.dropout": 0.5,
+        "learning-rate": 1e-05,
+    }
     assert argv_of(ARGV + " {{ params | cli_args }}", {"params": params}, tmp_path) == [
-        "--lr", "0.1", "--hidden", "16", "--opt", "adam w", "--early_stop", "--layers", "512", "256",
-        "--cfg", '{"a":1}', "--model.dropout", "0.5", "--learning-rate", "1e-05",
+        "--lr",
+        "0.1",
+        "--hidden",
+        "16",
+        "--opt",
+        "adam w",
+        "--early_stop",
+        "--layers",
+        "512",
+        "256",
+        "--cfg",
+        '{"a":1}',
+        "--model.dropout",
+        "0.5",
+        "--learning-rate",
+        "1e-05",
     ]
 
 
@@ -212,7 +237,11 @@ def test_cli_args_takes_a_prefix_and_leaves_out_excluded_params(tmp_path: Path) 
 def test_kv_args_gives_hydra_style_key_value_words(tmp_path: Path) -> None:
     params = {"lr": 0.1, "opt": "a b;$(touch pwned)", "flag": True, "none": None, "layers": [512, 512]}
     assert argv_of(ARGV + " {{ params | kv_args }}", {"params": params}, tmp_path) == [
-        "lr=0.1", "opt=a b;$(touch pwned)", "flag=true", "none=null", "layers=[512,512]"
+        "lr=0.1",
+        "opt=a b;$(touch pwned)",
+        "flag=true",
+        "none=null",
+        "layers=[512,512]",
     ]
     assert not (tmp_path / "pwned").exists()
     assert argv_of(ARGV + " {{ params | kv_args(prefix='+') }}", {"params": {"x": 1}}, tmp_path) == ["+x=1"]
@@ -224,9 +253,10 @@ def test_cli_args_of_something_else_than_the_params_is_a_user_error() -> None:
 
 
 def test_the_run_command_gets_the_params_dict() -> None:
-    assert command_template("run {{ params['model.dropout'] }}", ".mrl.cfg").render(
-        {"params": {"model.dropout": 0.5}}
-    ) == "run 0.5"
+    assert (
+        command_template("run {{ params['model.dropout'] }}", ".mrl.cfg").render({"params": {"model.dropout": 0.5}})
+        == "run 0.5"
+    )
 
 
 @settings(max_examples=300, deadline=None)
@@ -259,6 +289,12 @@ def test_a_command_without_jinja_syntax_is_rendered_without_importing_jinja(tmp_
         "assert t.render({}) == 'python train.py conf.lua'\n"
         "print('jinja2' in sys.modules)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path,
-                         env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+        env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
     assert out.stdout.strip() == "False"

@@ -34,7 +34,6 @@ def test_ruff_check_passes_on_the_package_and_the_tests() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.xfail(strict=False, reason="tree reformatted at the end of wave 2")
 def test_ruff_format_leaves_the_package_and_the_tests_unchanged() -> None:
     proc = run_ruff("format", "--check", "--no-cache")
     assert proc.returncode == 0, proc.stdout + proc.stderr

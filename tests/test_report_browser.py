@@ -347,9 +347,7 @@ RENDERER_NAMES = """(title) => {
 }"""
 
 
-def test_the_effects_plot_of_a_3x3_grid_has_one_glyph_group_per_value_and_a_heatmap(
-    project: Path, open_report
-) -> None:
+def test_the_effects_plot_of_a_3x3_grid_has_one_glyph_group_per_value_and_a_heatmap(project: Path, open_report) -> None:
     exp = grid_with_seeds(project)
     loaded = open_report(analyze(Project.find(project), exp).path)
     views = wait_drawn(loaded, 4)

@@ -188,11 +188,30 @@ def expressions(draw: Any, depth: int = 0) -> str:
     form = draw(
         st.sampled_from(
             [
-                "({a}) + ({b})", "({a}) * ({b})", "({a}) ** ({b})", "({a}) % ({b})", "({a}) / ({b})",
-                "({a}) < ({b})", "({a}) and ({b})", "[{a}, {b}]", "{{{a}: {b}}}", "({a})[{b}]",
-                "[x for x in ({a})]", "[x for x in ({a}) if ({b})]", "len({a})", "max({a})", "sum({a})",
-                "str({a})", "list({a})", "dict({a})", "zip({a}, {b})", "({a}).format({b})",
-                "range({a})", "round({a}, {b})", "logspace(0, {a}, 3)", "'%s' % ({a})",
+                "({a}) + ({b})",
+                "({a}) * ({b})",
+                "({a}) ** ({b})",
+                "({a}) % ({b})",
+                "({a}) / ({b})",
+                "({a}) < ({b})",
+                "({a}) and ({b})",
+                "[{a}, {b}]",
+                "{{{a}: {b}}}",
+                "({a})[{b}]",
+                "[x for x in ({a})]",
+                "[x for x in ({a}) if ({b})]",
+                "len({a})",
+                "max({a})",
+                "sum({a})",
+                "str({a})",
+                "list({a})",
+                "dict({a})",
+                "zip({a}, {b})",
+                "({a}).format({b})",
+                "range({a})",
+                "round({a}, {b})",
+                "logspace(0, {a}, 3)",
+                "'%s' % ({a})",
             ]
         )
     )
@@ -218,9 +237,13 @@ def test_a_set_is_iterated_in_sorted_order_so_a_batch_is_the_same_in_every_proce
 
     code = "from metarunlog.safe_eval import evaluate; print(evaluate(\"[x for x in {'b', 'a', 'c', 'd'}]\"))"
     outs = {
-        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                       env={"PYTHONHASHSEED": str(seed), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
-                       ).stdout
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": str(seed), "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+        ).stdout
         for seed in range(4)
     }
     assert outs == {"['a', 'b', 'c', 'd']\n"}

@@ -115,8 +115,9 @@ def test_a_lone_number_is_an_experiment_and_says_so_inside_another(two_exps: tup
     assert "acts on experiment" not in r.stderr  # the experiment you are in: nothing to say
 
 
-def test_resolve_targets_without_a_project_folder_default_is_the_newest(two_exps: tuple[Path, Path],
-                                                                        project: Path) -> None:
+def test_resolve_targets_without_a_project_folder_default_is_the_newest(
+    two_exps: tuple[Path, Path], project: Path
+) -> None:
     p = Project.find(project)
     assert selection.resolve_targets(p, None, None, cwd=project) == (2, "all")
     assert selection.resolve_targets(p, None, "1,3", cwd=two_exps[0] / "002") == (1, "1,3")

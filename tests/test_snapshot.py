@@ -95,8 +95,12 @@ def test_a_copied_experiment_folder_is_self_contained(two_commits: Path, tmp_pat
     shutil.copytree(two_commits / OUT / "0002", elsewhere, symlinks=True)
     shutil.rmtree(two_commits / OUT)
     assert (elsewhere / "code" / "pkg" / "data.py").read_text() == "DATA = 'mnist'\n"
-    out = subprocess.run([sys.executable, "-c", "import pkg.model as m; print(m.LAYERS)"],
-                         cwd=elsewhere / "code", capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import pkg.model as m; print(m.LAYERS)"],
+        cwd=elsewhere / "code",
+        capture_output=True,
+        text=True,
+    )
     assert out.stdout == "4\n"
     shutil.rmtree(elsewhere)
 
@@ -166,8 +170,13 @@ def test_auto_copies_when_the_store_is_on_another_filesystem_and_link_refuses(pr
 def test_symlinks_stay_symlinks_and_submodules_empty_folders(project: Path) -> None:
     os.symlink("train.py", project / "main.py")
     os.symlink("../nowhere", project / "dangling")
-    git(project, "update-index", "--add", "--cacheinfo",
-        f"160000,{git(project, 'rev-parse', 'HEAD').strip()},vendor/lib")
+    git(
+        project,
+        "update-index",
+        "--add",
+        "--cacheinfo",
+        f"160000,{git(project, 'rev-parse', 'HEAD').strip()},vendor/lib",
+    )
     git(project, "add", "main.py", "dangling")
     git(project, "commit", "-qm", "links and a submodule")
     (project / "vendor" / "lib").mkdir(parents=True)  # an uninitialised submodule, as after a clone

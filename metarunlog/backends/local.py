@@ -220,20 +220,23 @@ class LocalBackend(Backend):
             self._pending[job.slot] = _Pending(job, status, pending)
 
         try:
-            status = execute(job.sub, dataclasses.replace(
-                self.exec_defaults,
-                steps=self._steps(job),
-                resource=job.resource,
-                stop=stop,
-                force=self.options.force,
-                retries=self.options.retries,
-                seen_attempts=seen,
-                env=self.exec_defaults.env or self._env,
-                on_start=started,
-                fingerprint=job.fingerprint,
-                heartbeat=self.options.heartbeat,
-                commit=commit,
-            ))
+            status = execute(
+                job.sub,
+                dataclasses.replace(
+                    self.exec_defaults,
+                    steps=self._steps(job),
+                    resource=job.resource,
+                    stop=stop,
+                    force=self.options.force,
+                    retries=self.options.retries,
+                    seen_attempts=seen,
+                    env=self.exec_defaults.env or self._env,
+                    on_start=started,
+                    fingerprint=job.fingerprint,
+                    heartbeat=self.options.heartbeat,
+                    commit=commit,
+                ),
+            )
             if not final:
                 job.status, job.state = status, status.state
         except Changed as e:

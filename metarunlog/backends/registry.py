@@ -180,8 +180,11 @@ register(
             RunArg(
                 ("--pack",),
                 "pack",
-                {"type": int, "metavar": "K",
-                 "help": "slurm: K sub-experiments per array task (default: run.slurm.pack, 1)"},
+                {
+                    "type": int,
+                    "metavar": "K",
+                    "help": "slurm: K sub-experiments per array task (default: run.slurm.pack, 1)",
+                },
             ),
             RunArg(
                 ("--wait",),

@@ -94,7 +94,10 @@ class SlurmOptions:
 
     @classmethod
     def from_config(
-        cls, slurm_cfg: Mapping[str, Any], slurm_opts: Sequence[str] = (), max_parallel: int | None = None,
+        cls,
+        slurm_cfg: Mapping[str, Any],
+        slurm_opts: Sequence[str] = (),
+        max_parallel: int | None = None,
         where: str = ".mrl.cfg",
     ) -> SlurmOptions:
         values = {k: slurm_cfg.get(k) for k in _OPTION_NAMES if slurm_cfg.get(k) not in (None, "")}
@@ -111,8 +114,10 @@ class SlurmOptions:
 
     @cached_property
     def _compiled(self) -> list[tuple[str, Any]]:
-        return [(where, render.string_template(text, where) if render.is_template(text) else text)
-                for where, text in self._raw()]
+        return [
+            (where, render.string_template(text, where) if render.is_template(text) else text)
+            for where, text in self._raw()
+        ]
 
     @property
     def templated(self) -> bool:
@@ -182,15 +187,26 @@ class TaskPlan:
         return [i for task in self.tasks for i in task]
 
     def to_json(self) -> dict[str, Any]:
-        return {"tasks": self.tasks, "retries": self.retries, "force": self.force, "packJobs": self.pack_jobs,
-                "requeue": self.requeue, "fingerprints": {str(k): v for k, v in self.fingerprints.items()}}
+        return {
+            "tasks": self.tasks,
+            "retries": self.retries,
+            "force": self.force,
+            "packJobs": self.pack_jobs,
+            "requeue": self.requeue,
+            "fingerprints": {str(k): v for k, v in self.fingerprints.items()},
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TaskPlan:
         fps = data.get("fingerprints") or {}
-        return cls([[int(i) for i in t] for t in data["tasks"]], int(data.get("retries") or 0),
-                   bool(data.get("force")), data.get("packJobs"), int(data.get("requeue") or 0),
-                   {int(k): str(v) for k, v in fps.items()})
+        return cls(
+            [[int(i) for i in t] for t in data["tasks"]],
+            int(data.get("retries") or 0),
+            bool(data.get("force")),
+            data.get("packJobs"),
+            int(data.get("requeue") or 0),
+            {int(k): str(v) for k, v in fps.items()},
+        )
 
     @classmethod
     def read(cls, path: Path) -> TaskPlan:
@@ -347,8 +363,10 @@ def sbatch(script: Path, *, hold: bool = True, after: Sequence[str] = ()) -> str
 
 def _hint(msg: str) -> str:
     if "MaxSubmit" in msg or "Job violates accounting/QOS policy" in msg:
-        return (" (the cluster limits how many jobs you may have queued: run several sub-experiments per "
-                "array task with --pack K, or set run.slurm.array_limit)")
+        return (
+            " (the cluster limits how many jobs you may have queued: run several sub-experiments per "
+            "array task with --pack K, or set run.slurm.array_limit)"
+        )
     if "Invalid job array specification" in msg:
         return " (set run.slurm.array_limit to the largest array this cluster accepts)"
     return ""
@@ -489,9 +507,7 @@ def sacct(job_ids: Iterable[str]) -> dict[str, TaskInfo]:
     if not jobs or shutil.which("sacct") is None:
         return {}
     try:
-        proc = _slurm(
-            ["sacct", "-n", "-P", "-X", "-j", ",".join(jobs), "-o", "JobID,State,NodeList"], "asking Slurm"
-        )
+        proc = _slurm(["sacct", "-n", "-P", "-X", "-j", ",".join(jobs), "-o", "JobID,State,NodeList"], "asking Slurm")
     except SlurmError:
         return {}
     if proc.returncode != 0:
@@ -636,8 +652,14 @@ class SlurmSettings:
         if pack < 1:
             raise SlurmError(f"--pack must be at least 1, not {pack}")
         timeout = cfg.get("unreachable_timeout")
-        return cls(pack, cfg.get("pack_jobs"), cfg.get("array_limit"), int(cfg.get("requeue") or 0),
-                   int(cfg.get("signal_before") or 120), 600.0 if timeout is None else float(timeout))
+        return cls(
+            pack,
+            cfg.get("pack_jobs"),
+            cfg.get("array_limit"),
+            int(cfg.get("requeue") or 0),
+            int(cfg.get("signal_before") or 120),
+            600.0 if timeout is None else float(timeout),
+        )
 
 
 class SlurmBackend(Backend):
@@ -655,8 +677,12 @@ class SlurmBackend(Backend):
 
     @classmethod
     def run_options(cls, values: Mapping[str, Any], block: Mapping[str, Any]) -> SlurmRunOptions:
-        return SlurmRunOptions(list(values.get("slurm_opt") or []), values.get("max_parallel"),
-                               bool(values.get("wait")), values.get("pack"))
+        return SlurmRunOptions(
+            list(values.get("slurm_opt") or []),
+            values.get("max_parallel"),
+            bool(values.get("wait")),
+            values.get("pack"),
+        )
 
     @staticmethod
     def unsettled(status: Status | None) -> bool:
@@ -758,17 +784,20 @@ class SlurmBackend(Backend):
         return list(groups.items())
 
     def _head(self) -> ScriptHead:
-        return ScriptHead(self.exp.dir, self.exp.name, self.opts.max_parallel, self.settings.requeue,
-                          self.settings.signal_before)
+        return ScriptHead(
+            self.exp.dir, self.exp.name, self.opts.max_parallel, self.settings.requeue, self.settings.signal_before
+        )
 
     def _plan(self, array: ArrayPlan, jobs: Sequence[Job]) -> TaskPlan:
         by_id = {j.sub.id: j for j in jobs}
         fps = {i: fp for i in array.ids if (fp := by_id[i].fingerprint) is not None}
-        return TaskPlan(array.tasks, self.retries, self.options.force, self.settings.pack_jobs,
-                        self.settings.requeue, fps)
+        return TaskPlan(
+            array.tasks, self.retries, self.options.force, self.settings.pack_jobs, self.settings.requeue, fps
+        )
 
-    def _submit_array(self, head: ScriptHead, array: ArrayPlan, before: Sequence[Submission],
-                      jobs: Sequence[Job]) -> Submission:
+    def _submit_array(
+        self, head: ScriptHead, array: ArrayPlan, before: Sequence[Submission], jobs: Sequence[Job]
+    ) -> Submission:
         n = reserve_number(self.exp.dir)
         d = self.exp.dir / SLURM_DIR
         plan, script = self._plan(array, jobs), d / f"submit-{n:03d}.sh"
@@ -777,8 +806,7 @@ class SlurmBackend(Backend):
         deps = [before[int(array.after)].job] if array.after is not None else []
         return Submission(sbatch(script, hold=True, after=deps), script, plan)
 
-    def _mark_queued(self, jobs: Sequence[Job], submitted: Sequence[Submission],
-                     old: dict[int, Status | None]) -> None:
+    def _mark_queued(self, jobs: Sequence[Job], submitted: Sequence[Submission], old: dict[int, Status | None]) -> None:
         now = jsonio.now()
         task_of: dict[int, tuple[str, bool]] = {}
         for s in submitted:
@@ -793,8 +821,9 @@ class SlurmBackend(Backend):
             j.job_id, j.state = task, JobState.QUEUED
         jsonio.sync_filesystem(self.exp.dir)
 
-    def _submit_after(self, head: ScriptHead, arrays: Sequence[ArrayPlan],
-                      submitted: Sequence[Submission]) -> str | None:
+    def _submit_after(
+        self, head: ScriptHead, arrays: Sequence[ArrayPlan], submitted: Sequence[Submission]
+    ) -> str | None:
         steps = after.steps(self.exp)
         if not steps:
             return None
@@ -853,8 +882,11 @@ class SlurmBackend(Backend):
         if not self.submissions:
             return ""
         jobs = ", ".join(s.job for s in self.submissions)
-        scripts = self.submissions[-1].script.name if len(self.submissions) == 1 else \
-            f"{self.submissions[0].script.name} .. {self.submissions[-1].script.name}"
+        scripts = (
+            self.submissions[-1].script.name
+            if len(self.submissions) == 1
+            else f"{self.submissions[0].script.name} .. {self.submissions[-1].script.name}"
+        )
         after = f"; run.after as job {self.after_job}" if self.after_job else ""
         word = "job" if len(self.submissions) == 1 else f"{len(self.submissions)} jobs"
         return f"as Slurm {word} {jobs} (script: {self.exp.dir / SLURM_DIR / scripts}){after}"
@@ -862,9 +894,14 @@ class SlurmBackend(Backend):
     def _log_submission(self, sub: Submission) -> None:
         import json
 
-        line = {"jobId": sub.job, "script": sub.script.name, "plan": sub.script.with_suffix(".json").name,
-                "array": _short(array_spec(sub.ids), 200), "tasks": len(sub.plan.tasks),
-                "submitted": jsonio.now()}
+        line = {
+            "jobId": sub.job,
+            "script": sub.script.name,
+            "plan": sub.script.with_suffix(".json").name,
+            "array": _short(array_spec(sub.ids), 200),
+            "tasks": len(sub.plan.tasks),
+            "submitted": jsonio.now(),
+        }
         if self.after_job:
             line["after"] = self.after_job
         with open(self.exp.dir / SLURM_DIR / SUBMISSIONS, "a", encoding="utf-8") as f:
@@ -889,13 +926,17 @@ class SlurmBackend(Backend):
             dep = f" --dependency=afterany:<job of {first + int(array.after):03d}>" if array.after else ""
             tasks = "; ".join(f"{t}: {_short(array_spec(ids), 40)}" for t, ids in enumerate(array.tasks[:5]))
             more = f"; ... ({len(array.tasks)} tasks)" if len(array.tasks) > 5 else ""
-            out.append(f"# ---- {d / name}.sh (sbatch --parsable --hold{dep}); tasks {tasks}{more}\n"
-                       + render_script(head, array, d / f"{name}.json"))
+            out.append(
+                f"# ---- {d / name}.sh (sbatch --parsable --hold{dep}); tasks {tasks}{more}\n"
+                + render_script(head, array, d / f"{name}.json")
+            )
         steps = after.steps(self.exp)
         if steps:
             lines = [ln for ln in arrays[0].lines if ln.split("=")[0] in _AFTER_OPTIONS]
-            out.append(f"# ---- {d}/after-{first + len(arrays) - 1:03d}.sh (sbatch --dependency=afterany:"
-                       "<every array above>)\n" + render_after_script(head, steps, lines))
+            out.append(
+                f"# ---- {d}/after-{first + len(arrays) - 1:03d}.sh (sbatch --dependency=afterany:"
+                "<every array above>)\n" + render_after_script(head, steps, lines)
+            )
         return "\n".join(out)
 
     # -- poll --------------------------------------------------------------------------------

@@ -110,8 +110,7 @@ class PackRunner:
             env["MRL_REQUEUED"] = "1"
         res = slots(plan.pack_jobs, len(subs))
         gpu = [r for r in res if r is not None]
-        self.pool = LocalBackend(exp, RunOptions(jobs=len(res), resources=gpu, retries=plan.retries,
-                                                 force=plan.force))
+        self.pool = LocalBackend(exp, RunOptions(jobs=len(res), resources=gpu, retries=plan.retries, force=plan.force))
         self.pool.exec_defaults = ExecOptions(backend=slurm.SlurmBackend.name, job_id=job_id, node=node, env=env)
         self.pool.skip = self._skip
         self.usr1 = False
@@ -200,14 +199,19 @@ class PackRunner:
         if not left or not self.job_id:
             return
         if not (self.plan.requeue and self.restarts < self.plan.requeue):
-            why = f"stopped by SIGUSR1 ahead of its time limit after {self.restarts} requeue(s), " \
-                  f"the most run.slurm.requeue allows ({self.plan.requeue})"
+            why = (
+                f"stopped by SIGUSR1 ahead of its time limit after {self.restarts} requeue(s), "
+                f"the most run.slurm.requeue allows ({self.plan.requeue})"
+            )
             now = jsonio.now()
             for j in left:
                 status = j.read_status() or Status()
                 j.sub.write_status(status.gave_up(why, now))
             return
-        print(f"mrl: requeueing {self.job_id} (requeue {self.restarts + 1} of {self.plan.requeue})",
-              file=sys.stderr, flush=True)
+        print(
+            f"mrl: requeueing {self.job_id} (requeue {self.restarts + 1} of {self.plan.requeue})",
+            file=sys.stderr,
+            flush=True,
+        )
         slurm.requeue(self.job_id)  # the queued ones stay queued, the interrupted ones say `requeued`
         time.sleep(30)  # Slurm ends this task now; do not end it as if all were over

@@ -26,9 +26,7 @@ if TYPE_CHECKING:
     from metarunlog.execute import Stopper
 
 
-def task_command(
-    expdir: Path, sub_id: str, backend: str, *, retries: int = 0, plan: Path | None = None
-) -> list[str]:
+def task_command(expdir: Path, sub_id: str, backend: str, *, retries: int = 0, plan: Path | None = None) -> list[str]:
     """The argv of one task, with this mrl's interpreter (`sub_id` may be a shell variable).
 
     `plan`: a JSON file written at submit time. A submission's plan (`{"tasks": [[ids...],
@@ -78,8 +76,15 @@ def find_sub(expdir: Path, sub_id: int) -> SubExperiment:
     raise MrlError(f"experiment {expdir} has no sub-experiment {sub_id}")
 
 
-def run_task(sub: SubExperiment, backend: str, stop: Stopper, *, retries: int = 0, force: bool = False,
-             fingerprint: str | None = None) -> JobState:
+def run_task(
+    sub: SubExperiment,
+    backend: str,
+    stop: Stopper,
+    *,
+    retries: int = 0,
+    force: bool = False,
+    fingerprint: str | None = None,
+) -> JobState:
     """Execute `sub` as a task of `backend` until it ends or `stop` is requested (raises
     execute.Changed when `fingerprint` no longer matches it)."""
     from metarunlog.config import DEFAULT_HEARTBEAT_S
@@ -87,8 +92,16 @@ def run_task(sub: SubExperiment, backend: str, stop: Stopper, *, retries: int = 
 
     job_id, node = registry.get_backend(backend).task_ids()
     heartbeat = Heartbeat(float(sub.exp.cfg["run"].get("heartbeat") or DEFAULT_HEARTBEAT_S))
-    options = ExecOptions(backend=backend, job_id=job_id, node=node, stop=stop, retries=retries, force=force,
-                          fingerprint=fingerprint, heartbeat=heartbeat)
+    options = ExecOptions(
+        backend=backend,
+        job_id=job_id,
+        node=node,
+        stop=stop,
+        retries=retries,
+        force=force,
+        fingerprint=fingerprint,
+        heartbeat=heartbeat,
+    )
     try:
         return execute(sub, options).state
     finally:
@@ -119,8 +132,12 @@ def main(argv: list[str] | None = None, prog: str = "python -m metarunlog.backen
     p.add_argument("--backend", default="slurm", choices=registry.names())
     p.add_argument("--retries", type=int, default=0)
     p.add_argument("--force", action="store_true")
-    p.add_argument("--plan", type=Path, help="a submission's plan (SUBEXP_ID is then the task's index in it), "
-                   "or JSON {sub id: fingerprint} written when the tasks were planned")
+    p.add_argument(
+        "--plan",
+        type=Path,
+        help="a submission's plan (SUBEXP_ID is then the task's index in it), "
+        "or JSON {sub id: fingerprint} written when the tasks were planned",
+    )
     args = p.parse_args(argv)
     try:
         with error_handler():
@@ -129,8 +146,14 @@ def main(argv: list[str] | None = None, prog: str = "python -m metarunlog.backen
         stop = _stop_on_signals()
         with error_handler():
             sub = find_sub(args.expdir.resolve(), args.subexp_id)
-            state = run_task(sub, args.backend, stop, retries=args.retries, force=args.force,
-                             fingerprint=planned_fingerprint(args.plan, args.subexp_id))
+            state = run_task(
+                sub,
+                args.backend,
+                stop,
+                retries=args.retries,
+                force=args.force,
+                fingerprint=planned_fingerprint(args.plan, args.subexp_id),
+            )
             print(f"mrl: sub-experiment {sub.name}: {state}", file=sys.stderr)
             return {JobState.DONE: 0, JobState.CANCELLED: 130}.get(state, 1)
     except Exit as e:

@@ -62,8 +62,10 @@ def cancel(exp: Experiment, selection: str = "all") -> CancelResult:
     jobs = [Job(sub) for sub in pick(exp.sub_experiments(), selection)]
     by_runner = _ask_runners(exp, {j.id for j in jobs})
     observe_any(exp, jobs)
-    res = CancelResult(asked=[j for j in jobs if j.id in by_runner or j.state.active or j.state is JobState.STALE],
-                       unreadable=[j for j in jobs if j.unreadable])
+    res = CancelResult(
+        asked=[j for j in jobs if j.id in by_runner or j.state.active or j.state is JobState.STALE],
+        unreadable=[j for j in jobs if j.unreadable],
+    )
     by_backend: dict[str, list[Job]] = {}
     for job in res.asked:
         if job.id in by_runner and not job.state.active:

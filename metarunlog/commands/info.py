@@ -27,8 +27,11 @@ def add_options(p: argparse.ArgumentParser) -> None:
     """Options shared with `mrl last` (= `mrl info last`)."""
     p.add_argument("--json", action="store_true", help="print the record as JSON")
     p.add_argument("--path", action="store_true", help="print only the experiment's folder")
-    p.add_argument("--verify", action="store_true",
-                   help="re-hash code/ against the commit: list files changed, missing or added (exit 1 if any)")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="re-hash code/ against the commit: list files changed, missing or added (exit 1 if any)",
+    )
 
 
 def cli(args: argparse.Namespace, project: Project) -> int:
@@ -38,8 +41,7 @@ def cli(args: argparse.Namespace, project: Project) -> int:
         return 0
     if args.verify:
         return verify_cli(project, exp)
-    info = {"path": str(exp.dir), **exp.record, "subExperiments": len(exp.sub_experiments()),
-            "done": exp.is_done}
+    info = {"path": str(exp.dir), **exp.record, "subExperiments": len(exp.sub_experiments()), "done": exp.is_done}
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0
@@ -69,7 +71,10 @@ def verify_cli(project: Project, exp: Experiment) -> int:
     if not found:
         print(f"{exp.name}: code/ matches {against} ({files} files)")
         return 0
-    counts = ", ".join(f"{sum(d.kind == k for d in found)} {k}" for k in ("changed", "missing", "added")
-                       if any(d.kind == k for d in found))
+    counts = ", ".join(
+        f"{sum(d.kind == k for d in found)} {k}"
+        for k in ("changed", "missing", "added")
+        if any(d.kind == k for d in found)
+    )
     print(f"mrl: {exp.name}: code/ differs from {against}: {counts}", file=sys.stderr)
     return 1

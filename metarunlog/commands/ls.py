@@ -53,8 +53,11 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     for r in bad:
         print(f"mrl: warning: {r.error}", file=sys.stderr)
     if args.json:
-        out = [{"name": r.name, "path": str(project.outdir / r.name), "done": r.done, **r.record}
-               for r in rows if r.record is not None]
+        out = [
+            {"name": r.name, "path": str(project.outdir / r.name), "done": r.done, **r.record}
+            for r in rows
+            if r.record is not None
+        ]
         print(json.dumps(out, indent=2, default=str))
         return 1 if bad else 0
     wanted = [key for flag, key in FIELDS if getattr(args, flag)]

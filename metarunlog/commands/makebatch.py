@@ -241,10 +241,18 @@ def makebatch(
         plan = _plan(exp, replace=replace, extend=extend, dry_run=dry_run, overrides=overrides)
         names = plan.names()
         made = list(zip(plan.ids(), plan.combos, strict=True))
-        result = BatchResult(exp, made, names, dry_run, len(plan.existing) if extend else 0,
-                             plan.expansion.duplicates, warnings=plan.warnings,
-                             remembered=plan.remembered.describe(), preview_of=plan.preview_of,
-                             would_add=plan.would_add)
+        result = BatchResult(
+            exp,
+            made,
+            names,
+            dry_run,
+            len(plan.existing) if extend else 0,
+            plan.expansion.duplicates,
+            warnings=plan.warnings,
+            remembered=plan.remembered.describe(),
+            preview_of=plan.preview_of,
+            would_add=plan.would_add,
+        )
         tmp = _build(plan, names, dry_run)
         if dry_run:
             return result
@@ -270,9 +278,21 @@ def make_subexperiments(project: Project, exp_ref: str | int, subs: list[tuple[i
         combos = [dict(p) for _, p in subs]
         spec = BatchSpec(params=combos)
         expansion = Expansion(combos, len(combos), 0)
-        plan = Plan(exp, spec, expansion, compiled, combos, 1, [], False,
-                    _warnings(exp, spec, expansion, compiled), batch_mod.Overrides(), batch_mod.Overrides(),
-                    [formats.checker(c.name) for c in compiled], sub_ids=[i for i, _ in subs])
+        plan = Plan(
+            exp,
+            spec,
+            expansion,
+            compiled,
+            combos,
+            1,
+            [],
+            False,
+            _warnings(exp, spec, expansion, compiled),
+            batch_mod.Overrides(),
+            batch_mod.Overrides(),
+            [formats.checker(c.name) for c in compiled],
+            sub_ids=[i for i, _ in subs],
+        )
         names = plan.names()
         tmp = _build(plan, names, False)
         try:
@@ -282,9 +302,7 @@ def make_subexperiments(project: Project, exp_ref: str | int, subs: list[tuple[i
     return BatchResult(exp, list(zip(plan.ids(), combos, strict=True)), names, warnings=plan.warnings)
 
 
-def _plan(
-    exp: Experiment, *, replace: bool, extend: bool, dry_run: bool, overrides: batch_mod.Overrides
-) -> Plan:
+def _plan(exp: Experiment, *, replace: bool, extend: bool, dry_run: bool, overrides: batch_mod.Overrides) -> Plan:
     from metarunlog import formats, render
 
     names = _template_names(exp)
@@ -310,9 +328,20 @@ def _plan(
     combos, first_id = expansion.combos, 1
     if extend and existing:
         combos, first_id = _new_only(existing, combos, spec.repeat is not None)
-    plan = Plan(exp, spec, expansion, compiled, combos, first_id, existing if (replace or extend) else [],
-                was_single, warnings, effective, remembered,
-                [formats.checker(c.name) for c in compiled])
+    plan = Plan(
+        exp,
+        spec,
+        expansion,
+        compiled,
+        combos,
+        first_id,
+        existing if (replace or extend) else [],
+        was_single,
+        warnings,
+        effective,
+        remembered,
+        [formats.checker(c.name) for c in compiled],
+    )
     if preview:
         plan.preview_of = 1 if was_single else len(existing)
         plan.would_add = _extend_would_add(existing, templates, old, overrides) if existing else 0
@@ -320,7 +349,9 @@ def _plan(
 
 
 def _extend_would_add(
-    existing: list[SubExperiment], templates: list[Template], old: BatchRecord | None,
+    existing: list[SubExperiment],
+    templates: list[Template],
+    old: BatchRecord | None,
     overrides: batch_mod.Overrides,
 ) -> int:
     """How many sub-experiments `--extend` (with these options) would add: it applies the
@@ -340,9 +371,7 @@ def _template_names(exp: Experiment) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _check_state(
-    exp: Experiment, existing: list[SubExperiment], was_single: bool, replace: bool, extend: bool
-) -> None:
+def _check_state(exp: Experiment, existing: list[SubExperiment], was_single: bool, replace: bool, extend: bool) -> None:
     if replace or extend:
         ownership.check_not_owned(exp, "-replace" if replace else "--extend")
         if replace:
@@ -363,8 +392,10 @@ def _check_not_running(exp: Experiment, existing: list[SubExperiment], was_singl
             raise MrlError(f"{d} is running: wait for it or stop it with `mrl cancel {exp.id}` before -replace")
         pid = _orphaned_step(d)
         if pid is not None:
-            raise MrlError(f"{d} is still running (pid {pid}, its runner is gone): wait for it or stop it with "
-                           f"`mrl cancel {exp.id}` before -replace")
+            raise MrlError(
+                f"{d} is still running (pid {pid}, its runner is gone): wait for it or stop it with "
+                f"`mrl cancel {exp.id}` before -replace"
+            )
 
 
 def _orphaned_step(folder: Path) -> int | None:
@@ -629,8 +660,7 @@ def _check_free(exp: Experiment, names: list[str]) -> None:
     taken = [n for n in names if n in present]
     if taken:
         raise MrlError(
-            f"{exp.dir / taken[0]} already exists and is not a sub-experiment of this batch: "
-            "move it away and run again"
+            f"{exp.dir / taken[0]} already exists and is not a sub-experiment of this batch: move it away and run again"
         )
 
 
@@ -678,8 +708,6 @@ def _seed(spec: BatchSpec) -> int | None:
     if spec.seed is not None or spec.sample is None:
         return spec.seed
     return batch_mod.DEFAULT_SEED
-
-
 
 
 @contextlib.contextmanager

@@ -133,8 +133,9 @@ class NewResult:
         by_source: dict[str, list[str]] = {}
         for name, label in self.copied.items():
             by_source.setdefault(label, []).append(name)
-        return "copied " + "; ".join(f"{', '.join(names)} from {_short_label(label)}"
-                                     for label, names in by_source.items())
+        return "copied " + "; ".join(
+            f"{', '.join(names)} from {_short_label(label)}" for label, names in by_source.items()
+        )
 
 
 def _short_label(label: str) -> str:
@@ -194,8 +195,7 @@ def new(
     return result
 
 
-def _pin_worktree(project: Project, repo: Path, notclean: bool, fail_untracked: str | None,
-                  warnings: list[str]) -> Pin:
+def _pin_worktree(project: Project, repo: Path, notclean: bool, fail_untracked: str | None, warnings: list[str]) -> Pin:
     """HEAD, and the working tree's changes if there are any and --notclean allows them."""
     untracked = (fail_untracked or project.cfg["gitFailUntrackedDefault"]) == "yes"
     head = git.head(repo)
@@ -285,8 +285,9 @@ def _copy_source(project: Project, copy_from: str | None) -> CopySource:
     try:
         exp = project.load_exp(copy_from)
     except MrlError as e:  # say what else -cp takes: a user after the repository's copy learns it here
-        raise MrlError(f"-cp {copy_from}: {e}; -cp also takes 'basedir' (or 'repo': the committed versions) "
-                       "or 'no'") from None
+        raise MrlError(
+            f"-cp {copy_from}: {e}; -cp also takes 'basedir' (or 'repo': the committed versions) or 'no'"
+        ) from None
     return CopySource(exp.dir, exp.name)
 
 
@@ -360,8 +361,7 @@ def _subdir(basedir: Path, repo: Path) -> str:
     return "" if rel == "." else Path(rel).as_posix()
 
 
-def _copy_files(project: Project, repo: Path, exp: Experiment, source: CopySource, pin: Pin,
-                result: NewResult) -> None:
+def _copy_files(project: Project, repo: Path, exp: Experiment, source: CopySource, pin: Pin, result: NewResult) -> None:
     """Copy copyFiles and the templates from `source`, recording where each one came from.
 
     The basedir's files are the versions committed at the pinned commit, not the working
@@ -396,8 +396,9 @@ def _copy_files(project: Project, repo: Path, exp: Experiment, source: CopySourc
             result.differs.append(name)
 
 
-def _find_copy(project: Project, repo: Path, exp: Experiment, source: CopySource, pin: Pin,
-               rel: Path) -> tuple[Path | bytes, str] | None:
+def _find_copy(
+    project: Project, repo: Path, exp: Experiment, source: CopySource, pin: Pin, rel: Path
+) -> tuple[Path | bytes, str] | None:
     """(file to copy or its content, its source for the record) for one copyFiles entry."""
     assert source.dir is not None
     if not source.is_basedir:

@@ -48,7 +48,7 @@ def cli(args: argparse.Namespace, project: object) -> int:
     else:
         print("  report:          (mrl analyze is not available in this install)")
     print(f"Next: cd {shlex.quote(str(res.basedir))}; mrl table --sort loss")
-    print("      then ask a new question: mrl new \"...\"; edit last/conf.json (its MRL: grid lines);")
+    print('      then ask a new question: mrl new "..."; edit last/conf.json (its MRL: grid lines);')
     print("      mrl makebatch; mrl run -j 2; mrl analyze --open")
     return res.code
 

@@ -38,8 +38,12 @@ USAGE = "mrl reproduce [EXP] [SELECTION] [--description TEXT]"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.usage = USAGE
     add_target_arguments(p, "reproduce")
-    p.add_argument("--description", metavar="TEXT", default=None,
-                   help="what the new experiment asks (default: 'reproduces EXP: ...')")
+    p.add_argument(
+        "--description",
+        metavar="TEXT",
+        default=None,
+        help="what the new experiment asks (default: 'reproduces EXP: ...')",
+    )
 
 
 def cli(args: argparse.Namespace, project: Project) -> int:
@@ -52,8 +56,9 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     return 0
 
 
-def reproduce(project: Project, exp_ref: str | int | None, selection: str | None = None, *,
-              description: str | None = None) -> tuple[Derived, list[str]]:
+def reproduce(
+    project: Project, exp_ref: str | int | None, selection: str | None = None, *, description: str | None = None
+) -> tuple[Derived, list[str]]:
     """A new experiment pinned as `exp_ref` was, with the params of its selected sub-experiments."""
     source = project.load_exp(exp_ref)
     subs = selected(source, selection)
@@ -62,11 +67,21 @@ def reproduce(project: Project, exp_ref: str | int | None, selection: str | None
     block = source.pinned_run
     if not block:
         block = dict(project.cfg.run)
-        notes.append(f"{source.name} has no pinned run block (made before mrl pinned it): the new experiment "
-                     "pins the project's current one")
+        notes.append(
+            f"{source.name} has no pinned run block (made before mrl pinned it): the new experiment "
+            "pins the project's current one"
+        )
     text = description or f"reproduces {source.name}: {source.record.description}".rstrip(": ")
-    res = derive(project, source, subs, description=text, copy_from=str(source.id), pin=pin, run_block=block,
-                 provenance={"reproduces": origin(source, subs)})
+    res = derive(
+        project,
+        source,
+        subs,
+        description=text,
+        copy_from=str(source.id),
+        pin=pin,
+        run_block=block,
+        provenance={"reproduces": origin(source, subs)},
+    )
     return res, notes
 
 

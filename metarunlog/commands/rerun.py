@@ -37,18 +37,42 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.usage = USAGE
     add_target_arguments(p, "rerun")
     p.add_argument("--failed", action="store_true", help="only the failed, cancelled, timed-out or stale ones")
-    add_option(p, "-cp", "--cp", "--copy-config-from", hidden=("--copyConfigFrom",), dest="copyConfigFrom",
-               metavar="EXP", default=None,
-               help="copy the config files from this experiment or 'basedir' (default: the experiment rerun)")
-    add_option(p, "-nc", "--nc", "--notclean", hidden=("--not-clean",), dest="notclean", action="store_true",
-               help="allow uncommitted changes, as `mrl new --notclean` (saved as .mrl.diff)")
-    p.add_argument("--description", metavar="TEXT", default=None,
-                   help="what the new experiment asks (default: 'rerun of EXP ...')")
+    add_option(
+        p,
+        "-cp",
+        "--cp",
+        "--copy-config-from",
+        hidden=("--copyConfigFrom",),
+        dest="copyConfigFrom",
+        metavar="EXP",
+        default=None,
+        help="copy the config files from this experiment or 'basedir' (default: the experiment rerun)",
+    )
+    add_option(
+        p,
+        "-nc",
+        "--nc",
+        "--notclean",
+        hidden=("--not-clean",),
+        dest="notclean",
+        action="store_true",
+        help="allow uncommitted changes, as `mrl new --notclean` (saved as .mrl.diff)",
+    )
+    p.add_argument(
+        "--description", metavar="TEXT", default=None, help="what the new experiment asks (default: 'rerun of EXP ...')"
+    )
 
 
 def cli(args: argparse.Namespace, project: Project) -> int:
-    res = rerun(project, args.expId, args.selection, failed=args.failed, copy_from=args.copyConfigFrom,
-                notclean=args.notclean, description=args.description)
+    res = rerun(
+        project,
+        args.expId,
+        args.selection,
+        failed=args.failed,
+        copy_from=args.copyConfigFrom,
+        notclean=args.notclean,
+        description=args.description,
+    )
     print_result(res.made)
     for w in res.warnings:
         print(f"mrl: warning: {w}", file=sys.stderr)
@@ -57,15 +81,30 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     return 0
 
 
-def rerun(project: Project, exp_ref: str | int | None, selection: str | None = None, *, failed: bool = False,
-          copy_from: str | None = None, notclean: bool = False, description: str | None = None) -> Derived:
+def rerun(
+    project: Project,
+    exp_ref: str | int | None,
+    selection: str | None = None,
+    *,
+    failed: bool = False,
+    copy_from: str | None = None,
+    notclean: bool = False,
+    description: str | None = None,
+) -> Derived:
     """A new experiment at HEAD with the params of the selected sub-experiments of `exp_ref`."""
     source = project.load_exp(exp_ref)
     subs = selected(source, selection, failed=failed)
     what = "the failed ones" if failed else "all" if selection in (None, "all") else selection
     text = description or f"rerun of {source.name} ({what}): {source.record.description}".rstrip(": ")
-    return derive(project, source, subs, description=text, copy_from=copy_from or str(source.id),
-                  notclean=notclean, provenance={"rerun_of": origin(source, subs)})
+    return derive(
+        project,
+        source,
+        subs,
+        description=text,
+        copy_from=copy_from or str(source.id),
+        notclean=notclean,
+        provenance={"rerun_of": origin(source, subs)},
+    )
 
 
 def summary(res: Derived, verb: str) -> str:

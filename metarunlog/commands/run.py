@@ -138,8 +138,9 @@ def options_from(exp: Experiment, args: argparse.Namespace) -> tuple[RunOptions,
         retries=retries,
         fail_fast=bool(cfg.get("fail_fast")) if args.fail_fast is None else True,
         force=args.force,
-        backend_options=spec.load().run_options({a.dest: getattr(args, a.dest, None) for a in spec.run_args},
-                                        cfg.get(name) or {}),
+        backend_options=spec.load().run_options(
+            {a.dest: getattr(args, a.dest, None) for a in spec.run_args}, cfg.get(name) or {}
+        ),
     )
     return options, name
 
@@ -160,8 +161,9 @@ class Plan:
     unreadable: list[Job] = field(default_factory=list)  # skipped: corrupt .mrl.status (fix or remove it)
 
 
-def plan(exp: Experiment, selection: str = "all", *, failed: bool = False, pending: bool = False,
-         force: bool = False) -> Plan:
+def plan(
+    exp: Experiment, selection: str = "all", *, failed: bool = False, pending: bool = False, force: bool = False
+) -> Plan:
     """Select, read the states, render every command (an error here runs nothing)."""
     from metarunlog.execute import Command
 
@@ -234,8 +236,15 @@ class RunResult:
         return f"mrl: {what} in {fmt_duration(self.seconds)}: {counts_line(self.states) or 'nothing run'}{extra}"
 
 
-def run(exp: Experiment, the_plan: Plan, *, backend_name: str = registry.DEFAULT, options: RunOptions | None = None,
-        show: bool = False, claim: RunnerClaim | None = None) -> RunResult:
+def run(
+    exp: Experiment,
+    the_plan: Plan,
+    *,
+    backend_name: str = registry.DEFAULT,
+    options: RunOptions | None = None,
+    show: bool = False,
+    claim: RunnerClaim | None = None,
+) -> RunResult:
     """Run the plan's jobs to the end (or submit them, for a scheduler); `show` draws progress.
 
     With `claim` (this run's, see `owning`), `mrl cancel`'s requests reach it: the jobs it
@@ -261,8 +270,14 @@ def run(exp: Experiment, the_plan: Plan, *, backend_name: str = registry.DEFAULT
         backend.poll(jobs)
         backend.close()
         heartbeat.close()
-        return RunResult([j.state for j in jobs], False, True, time.monotonic() - t0, note=backend.note,
-                         after_submitted=backend.submits_after)
+        return RunResult(
+            [j.state for j in jobs],
+            False,
+            True,
+            time.monotonic() - t0,
+            note=backend.note,
+            after_submitted=backend.submits_after,
+        )
     progress = _progress(exp, jobs, backend) if show else None
     cancels = _Cancels(backend, jobs, claim)
     try:
@@ -275,9 +290,15 @@ def run(exp: Experiment, the_plan: Plan, *, backend_name: str = registry.DEFAULT
     _update_done_mark(exp)
     ours = [j for j in jobs if not j.skipped]
     return RunResult(
-        [j.state for j in ours], backend.interrupted or cancels.all_cancelled, False, time.monotonic() - t0,
-        skipped=len(jobs) - len(ours), changed=sum(j.changed for j in jobs), hung_up=backend.hung_up,
-        note=backend.note, after_submitted=backend.submits_after,
+        [j.state for j in ours],
+        backend.interrupted or cancels.all_cancelled,
+        False,
+        time.monotonic() - t0,
+        skipped=len(jobs) - len(ours),
+        changed=sum(j.changed for j in jobs),
+        hung_up=backend.hung_up,
+        note=backend.note,
+        after_submitted=backend.submits_after,
     )
 
 

@@ -20,8 +20,19 @@ from metarunlog.metrics import registry
 from metarunlog.metrics.base import MissingExtra, Reader, Settings
 
 # Never searched for metrics: a one-job experiment's folder holds the code snapshot and the trash.
-SKIP_DIRS = frozenset({"code", ".trash", ".mrl.template", ".mrl.slurm", ".mrl.attempts", ".mrl.owners", ".git",
-                       "__pycache__", "node_modules"})
+SKIP_DIRS = frozenset(
+    {
+        "code",
+        ".trash",
+        ".mrl.template",
+        ".mrl.slurm",
+        ".mrl.attempts",
+        ".mrl.owners",
+        ".git",
+        "__pycache__",
+        "node_modules",
+    }
+)
 MAX_DEPTH = 8  # for `**` globs
 
 

@@ -28,9 +28,7 @@ from metarunlog.records import BatchRecord, SubRecord
 from metarunlog.states import JobState
 
 
-def make_experiment(
-    basedir: Path, params: list[dict[str, Any]], command: str | list[str], **run: Any
-) -> Experiment:
+def make_experiment(basedir: Path, params: list[dict[str, Any]], command: str | list[str], **run: Any) -> Experiment:
     """`mrl new`, then sub-experiments 1..N with these params and `run.command` (an
     experiment-level .mrl.cfg override, so the project's tree stays clean)."""
     cwd = os.getcwd()
@@ -116,7 +114,12 @@ class BackendContract:
         assert self.run(exp) == [JobState.DONE]
         sub = exp.sub_experiments()[0]
         assert (sub.dir / "vars.txt").read_text().split() == [
-            "0.1", str(exp.id), "001", "1", str(sub.dir), str(exp.code_dir)
+            "0.1",
+            str(exp.id),
+            "001",
+            "1",
+            str(sub.dir),
+            str(exp.code_dir),
         ]
         env = (sub.dir / "env.txt").read_text().split()
         assert env[:3] == [str(exp.dir), str(sub.dir), str(exp.code_dir)]
@@ -160,4 +163,3 @@ class BackendContract:
             backend.close()
         assert jobs[0].state is JobState.CANCELLED
         assert sub.read_status().state == "cancelled"  # type: ignore[union-attr]
-

@@ -26,8 +26,13 @@ def test_a_cancel_landing_before_the_runner_records_the_pid_still_stops_the_step
     sub = exp.sub_experiments()[0]
     step = subprocess.Popen(["sleep", "60"], start_new_session=True)
     # What a runner has written just before starting the step: running, no pid yet.
-    base = Status(JobState.RUNNING, attempts=1, host=socket.gethostname(), runner_pid=os.getpid(),
-                  runner_start=start_id(os.getpid()))
+    base = Status(
+        JobState.RUNNING,
+        attempts=1,
+        host=socket.gethostname(),
+        runner_pid=os.getpid(),
+        runner_start=start_id(os.getpid()),
+    )
     sub.write_status(base)
     timer = threading.Timer(0.3, lambda: sub.write_status(base.step_started(step.pid, start_id(step.pid))))
     timer.start()

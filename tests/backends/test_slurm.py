@@ -37,8 +37,17 @@ def test_array_spec_compresses_consecutive_ids_into_ranges_and_adds_the_throttle
 
 
 def test_sbatch_lines_come_from_the_config_then_extra_lines_then_slurm_opt() -> None:
-    cfg = {"partition": "gpu", "time": 30, "mem": "4G", "cpus_per_task": 2, "gpus": 1, "account": None,
-           "qos": "", "extra": ["--constraint=a100", "#SBATCH --exclusive"], "max_parallel": 3}
+    cfg = {
+        "partition": "gpu",
+        "time": 30,
+        "mem": "4G",
+        "cpus_per_task": 2,
+        "gpus": 1,
+        "account": None,
+        "qos": "",
+        "extra": ["--constraint=a100", "#SBATCH --exclusive"],
+        "max_parallel": 3,
+    }
     opts = SlurmOptions.from_config(cfg, ["--partition=debug"])
     assert opts.sbatch_lines() == [
         "#SBATCH --partition=gpu",
@@ -71,8 +80,9 @@ def test_the_script_runs_each_array_task_through_the_same_mrl_and_interpreter(tm
     assert "#SBATCH --array=0-2%2\n" in text  # indices into the plan, not sub-experiment ids
     assert "#SBATCH --mem=1G\n" in text
     assert f"#SBATCH --output={tmp_path}/.mrl.slurm/slurm-%A_%a.out" in text
-    assert (f"{sys.executable} -m metarunlog.backends.task {tmp_path} $SLURM_ARRAY_TASK_ID --backend slurm "
-            f"--plan {plan}") in text
+    assert (
+        f"{sys.executable} -m metarunlog.backends.task {tmp_path} $SLURM_ARRAY_TASK_ID --backend slurm --plan {plan}"
+    ) in text
     assert str(Path(metarunlog.__file__).resolve().parent.parent) in text
 
 
@@ -122,10 +132,10 @@ def test_a_missing_sbatch_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tm
 # -- against a real single-node Slurm --------------------------------------------------------
 
 
-
 def on_slurm(test: Any) -> Any:
     """A test against the real cluster (the `slurm` fixture), selectable with `-m slurm`."""
     return pytest.mark.slurm(pytest.mark.usefixtures("slurm")(test))
+
 
 TIMEOUT = 90.0
 
@@ -150,7 +160,9 @@ def squeue_rows(job: str) -> dict[str, str]:
 @on_slurm
 def test_the_array_throttle_keeps_at_most_n_tasks_running_at_once(project: Path) -> None:
     exp = make_experiment(
-        project, [{"x": i} for i in range(5)], "date +%s.%N > t0; sleep 1; date +%s.%N > t1",
+        project,
+        [{"x": i} for i in range(5)],
+        "date +%s.%N > t0; sleep 1; date +%s.%N > t1",
         slurm={"max_parallel": 2},
     )
     b = backend(exp)
@@ -219,8 +231,9 @@ def test_a_rejected_submission_is_one_error_with_slurms_message_and_marks_nothin
 def test_an_unreachable_controller_is_one_error_and_marks_nothing(project: Path, tmp_path: Path) -> None:
     conf = Path(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf")).read_text()
     bad = tmp_path / "slurm.conf"  # the same cluster, but a port nobody listens on
-    bad.write_text(conf.replace("SlurmctldHost=localhost", "SlurmctldHost=localhost\nSlurmctldPort=9") +
-                   "MessageTimeout=1\n")
+    bad.write_text(
+        conf.replace("SlurmctldHost=localhost", "SlurmctldHost=localhost\nSlurmctldPort=9") + "MessageTimeout=1\n"
+    )
     exp = make_experiment(project, [{"x": 1}], "echo {{x}}")
     proc = run_mrl("run", str(exp.id), "--backend", "slurm", env={"SLURM_CONF": str(bad)})
     assert proc.returncode == 1, proc.stderr
@@ -288,8 +301,9 @@ def _kill_leftover(status: dict[str, Any]) -> None:
 
 @on_slurm
 def test_mrl_run_wait_shows_progress_exits_1_on_a_failure_and_a_failed_rerun_fixes_it(project: Path) -> None:
-    exp = make_experiment(project, [{"x": 1}, {"x": 2}, {"x": 3}], "test -e ../ok{{x}} || test {{x}} != 2",
-                          backend="slurm")  # run.backend in .mrl.cfg
+    exp = make_experiment(
+        project, [{"x": 1}, {"x": 2}, {"x": 3}], "test -e ../ok{{x}} || test {{x}} != 2", backend="slurm"
+    )  # run.backend in .mrl.cfg
     proc = run_mrl("run", str(exp.id), "--wait", "--max-parallel", "2")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "on slurm" in proc.stdout and "002 failed" in proc.stdout and "2 done, 1 failed" in proc.stdout

@@ -40,11 +40,15 @@ def test_ids_are_packed_k_per_task_and_split_into_arrays_below_the_limit() -> No
 
 
 def test_a_templated_option_renders_per_sub_experiment_and_groups_them() -> None:
-    opts = SlurmOptions.from_config({"mem": "{{ '64G' if size == 'xl' else '16G' }}", "partition": "gpu"},
-                                    ["--gres=gpu:{{ gpus }}"])
+    opts = SlurmOptions.from_config(
+        {"mem": "{{ '64G' if size == 'xl' else '16G' }}", "partition": "gpu"}, ["--gres=gpu:{{ gpus }}"]
+    )
     assert opts.templated
     assert opts.lines_for({"size": "xl", "gpus": 2}) == (
-        "#SBATCH --partition=gpu", "#SBATCH --mem=64G", "#SBATCH --gres=gpu:2")
+        "#SBATCH --partition=gpu",
+        "#SBATCH --mem=64G",
+        "#SBATCH --gres=gpu:2",
+    )
     assert opts.lines_for({"size": "s", "gpus": 1})[1] == "#SBATCH --mem=16G"
 
 
@@ -77,8 +81,13 @@ def test_a_packed_task_has_one_worker_per_gpu_or_cpu_or_pack_jobs(
 
 
 def test_dry_run_prints_the_sbatch_scripts_and_writes_nothing(project: Path) -> None:
-    exp = make_experiment(project, [{"size": s} for s in ("s", "xl", "s")], "echo {{size}}",
-                          slurm={"mem": "{{ '64G' if size == 'xl' else '16G' }}"}, after="mrl analyze")
+    exp = make_experiment(
+        project,
+        [{"size": s} for s in ("s", "xl", "s")],
+        "echo {{size}}",
+        slurm={"mem": "{{ '64G' if size == 'xl' else '16G' }}"},
+        after="mrl analyze",
+    )
     proc = run_mrl("run", str(exp.id), "--backend", "slurm", "--dry-run", cwd=project)
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
@@ -97,8 +106,10 @@ def test_wait_keeps_polling_an_unreachable_controller_then_gives_up_after_the_ti
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name in ("squeue", "sacct"):
-        (bin_dir / name).write_text("#!/bin/sh\necho 'slurm_load_jobs error: Unable to contact slurm controller "
-                                    "(connect failure)' >&2\nexit 1\n")
+        (bin_dir / name).write_text(
+            "#!/bin/sh\necho 'slurm_load_jobs error: Unable to contact slurm controller "
+            "(connect failure)' >&2\nexit 1\n"
+        )
         (bin_dir / name).chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     exp = make_experiment(project, [{"x": 1}], "true", slurm={"unreachable_timeout": 1})
@@ -200,17 +211,28 @@ def test_a_submission_larger_than_max_array_size_is_split_and_status_and_cancel_
     proc = run_mrl("cancel", str(exp.id))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count(": cancelled") == 12
-    left = subprocess.run(["squeue", "-h", "-j", ",".join(sorted(jobs)), "-t", "PD,R"], capture_output=True,
-                          text=True).stdout
-    wait_for("Slurm to let go of every array", lambda: not subprocess.run(
-        ["squeue", "-h", "-j", ",".join(sorted(jobs)), "-t", "PD,R"], capture_output=True, text=True).stdout.strip())
+    left = subprocess.run(
+        ["squeue", "-h", "-j", ",".join(sorted(jobs)), "-t", "PD,R"], capture_output=True, text=True
+    ).stdout
+    wait_for(
+        "Slurm to let go of every array",
+        lambda: (
+            not subprocess.run(
+                ["squeue", "-h", "-j", ",".join(sorted(jobs)), "-t", "PD,R"], capture_output=True, text=True
+            ).stdout.strip()
+        ),
+    )
     del left
 
 
 @on_slurm
 def test_two_param_groups_with_different_mem_become_two_arrays_with_those_memory_requests(project: Path) -> None:
-    exp = make_experiment(project, [{"size": s} for s in ("s", "xl", "s", "xl")], "echo {{size}}",
-                          slurm={"mem": "{{ '200M' if size == 'xl' else '100M' }}"})
+    exp = make_experiment(
+        project,
+        [{"size": s} for s in ("s", "xl", "s", "xl")],
+        "echo {{size}}",
+        slurm={"mem": "{{ '200M' if size == 'xl' else '100M' }}"},
+    )
     b = backend(exp)
     b.submit(jobs := [Job(s, steps=[f"echo {s.id}"]) for s in exp.sub_experiments()])
     assert [s.ids for s in b.submissions] == [[1, 3], [2, 4]]
@@ -223,9 +245,12 @@ def test_two_param_groups_with_different_mem_become_two_arrays_with_those_memory
 
 @on_slurm
 def test_cancel_of_one_sub_experiment_of_a_packed_task_leaves_the_others_running(project: Path) -> None:
-    exp = make_experiment(project, [{"x": i} for i in (1, 2, 3, 4)],
-                          "touch started; if [ {{x}} = 1 ]; then sleep 60; fi",
-                          slurm={"pack": 4, "pack_jobs": 1})
+    exp = make_experiment(
+        project,
+        [{"x": i} for i in (1, 2, 3, 4)],
+        "touch started; if [ {{x}} = 1 ]; then sleep 60; fi",
+        slurm={"pack": 4, "pack_jobs": 1},
+    )
     proc = run_mrl("run", str(exp.id), "--backend", "slurm")
     assert proc.returncode == 0, proc.stderr
     subs = exp.sub_experiments()
@@ -233,8 +258,7 @@ def test_cancel_of_one_sub_experiment_of_a_packed_task_leaves_the_others_running
     proc = run_mrl("cancel", str(exp.id), "1,3")  # the running one, and one still waiting in the task
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "001: cancelled" in proc.stdout and "003: cancelled" in proc.stdout
-    wait_for("the task to finish the others", lambda: all(
-        r.state.finished for r in records(exp)), TIMEOUT)
+    wait_for("the task to finish the others", lambda: all(r.state.finished for r in records(exp)), TIMEOUT)
     rows = json.loads(run_mrl("status", str(exp.id), "--json", check=True).stdout)
     assert [r["state"] for r in rows] == ["cancelled", "done", "cancelled", "done"]
     assert not (subs[2].dir / "started").exists()  # never started
@@ -243,8 +267,9 @@ def test_cancel_of_one_sub_experiment_of_a_packed_task_leaves_the_others_running
 
 @on_slurm
 def test_run_after_is_a_job_after_every_array_that_writes_the_report(project: Path) -> None:
-    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "sleep 2; echo {{x}}",
-                          after=["mrl analyze", "touch after-ran"])
+    exp = make_experiment(
+        project, [{"x": 1}, {"x": 2}], "sleep 2; echo {{x}}", after=["mrl analyze", "touch after-ran"]
+    )
     proc = run_mrl("run", str(exp.id), "--backend", "slurm")
     assert proc.returncode == 0, proc.stderr
     assert "run.after as job" in proc.stdout
@@ -275,8 +300,9 @@ def _start_now(task: str) -> None:
     overwritten by it."""
 
     def state() -> str:
-        return subprocess.run(["squeue", "-h", "-t", "all", "-j", task, "-o", "%T"], capture_output=True,
-                              text=True).stdout.strip()
+        return subprocess.run(
+            ["squeue", "-h", "-t", "all", "-j", task, "-o", "%T"], capture_output=True, text=True
+        ).stdout.strip()
 
     wait_for("the task to be pending again", lambda: state() == "PENDING")
     time.sleep(2.0)
@@ -292,18 +318,28 @@ def _start_now(task: str) -> None:
 def test_scontrol_requeue_of_a_running_task_resumes_at_its_unfinished_step_and_ends_done(
     project: Path, settings: dict[str, int]
 ) -> None:
-    exp = make_experiment(project, [{"x": 1}], [
-        "echo once >> step1",
-        'echo "attempt=$MRL_ATTEMPT requeued=${MRL_REQUEUED:-0}" >> seen; [ -n "$MRL_REQUEUED" ] || sleep 120',
-    ], slurm=settings)
+    exp = make_experiment(
+        project,
+        [{"x": 1}],
+        [
+            "echo once >> step1",
+            'echo "attempt=$MRL_ATTEMPT requeued=${MRL_REQUEUED:-0}" >> seen; [ -n "$MRL_REQUEUED" ] || sleep 120',
+        ],
+        slurm=settings,
+    )
     proc = run_mrl("run", str(exp.id), "--backend", "slurm")
     assert proc.returncode == 0, proc.stderr
     sub = exp.sub_experiments()[0]
     wait_for("step 2 to run", lambda: _step_running(sub, 1))
     task = sub.read_status().job_id  # type: ignore[union-attr]
     subprocess.run(["scontrol", "requeue", task], check=True, capture_output=True)
-    wait_for("the record to say queued (requeued, not cancelled)", lambda: sub.read_status().state  # type: ignore[union-attr]
-             is JobState.QUEUED)
+    wait_for(
+        "the record to say queued (requeued, not cancelled)",
+        lambda: (
+            sub.read_status().state  # type: ignore[union-attr]
+            is JobState.QUEUED
+        ),
+    )
     _start_now(task)  # type: ignore[arg-type]
     wait_for("the sub-experiment to be done", lambda: sub.read_status().state is JobState.DONE, TIMEOUT)  # type: ignore[union-attr]
     assert (sub.dir / "step1").read_text() == "once\n"  # step 1 was not run again
@@ -315,8 +351,12 @@ def test_scontrol_requeue_of_a_running_task_resumes_at_its_unfinished_step_and_e
 def test_usr1_ahead_of_the_time_limit_requeues_until_run_slurm_requeue_then_fails_with_the_reason(
     project: Path,
 ) -> None:
-    exp = make_experiment(project, [{"x": 1}], 'echo "$MRL_ATTEMPT" >> attempts; '
-                          'echo "{\\"attempt\\": $MRL_ATTEMPT}" >> metrics.jsonl; sleep 120', slurm={"requeue": 1})
+    exp = make_experiment(
+        project,
+        [{"x": 1}],
+        'echo "$MRL_ATTEMPT" >> attempts; echo "{\\"attempt\\": $MRL_ATTEMPT}" >> metrics.jsonl; sleep 120',
+        slurm={"requeue": 1},
+    )
     run_mrl("run", str(exp.id), "--backend", "slurm", check=True)
     sub = exp.sub_experiments()[0]
     wait_for("the step to run", lambda: _step_running(sub, 0))
@@ -325,8 +365,15 @@ def test_usr1_ahead_of_the_time_limit_requeues_until_run_slurm_requeue_then_fail
     assert "#SBATCH --requeue\n" in script and "#SBATCH --signal=B:USR1@120\n" in script
     subprocess.run(["scancel", "--signal=USR1", "--batch", task], check=True)  # what --signal sends
     _start_now(task)  # type: ignore[arg-type]
-    wait_for("the second attempt to run", lambda: (sub.dir / "attempts").exists()
-             and (sub.dir / "attempts").read_text().split() == ["1", "2"] and _step_running(sub, 0), TIMEOUT)
+    wait_for(
+        "the second attempt to run",
+        lambda: (
+            (sub.dir / "attempts").exists()
+            and (sub.dir / "attempts").read_text().split() == ["1", "2"]
+            and _step_running(sub, 0)
+        ),
+        TIMEOUT,
+    )
     subprocess.run(["scancel", "--signal=USR1", "--batch", task], check=True)  # no requeue left
     wait_for("the record to end", lambda: sub.read_status().state.finished, TIMEOUT)  # type: ignore[union-attr]
     st = sub.read_status()
@@ -356,8 +403,14 @@ def test_wait_outlives_a_stopped_controller_and_says_so_once(project: Path, tmp_
     conf = tmp_path / "slurm.conf"
     conf.write_text(Path(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf")).read_text() + "MessageTimeout=2\n")
     env = {"PYTHONUNBUFFERED": "1", "SLURM_CONF": str(conf)}
-    p = subprocess.Popen([*_mrl(), "run", str(exp.id), "--backend", "slurm", "--wait"], cwd=project, text=True,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**_env(), **env})
+    p = subprocess.Popen(
+        [*_mrl(), "run", str(exp.id), "--backend", "slurm", "--wait"],
+        cwd=project,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**_env(), **env},
+    )
     sub = exp.sub_experiments()[0]
     try:
         wait_for("the task to start", lambda: (sub.dir / "started").exists())

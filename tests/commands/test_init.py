@@ -15,9 +15,21 @@ def test_init_writes_config_outdir_and_gitignore(git_repo: Path) -> None:
     cfg = json.loads((git_repo / ".mrl.cfg").read_text())
     assert cfg["outdir"] == "results"
     assert cfg["name"] == "proj"
-    for key in ("singleExpFormat", "subExpFormat", "gitFailUntrackedDefault", "copyFiles",
-                "confTemplFile", "analysis_overview", "analysis_subexp", "analysis_outdir",
-                "analysis_outfn", "analysis_webdir", "hooks", "note_fn", "run"):
+    for key in (
+        "singleExpFormat",
+        "subExpFormat",
+        "gitFailUntrackedDefault",
+        "copyFiles",
+        "confTemplFile",
+        "analysis_overview",
+        "analysis_subexp",
+        "analysis_outdir",
+        "analysis_outfn",
+        "analysis_webdir",
+        "hooks",
+        "note_fn",
+        "run",
+    ):
         assert key in cfg
     assert (git_repo / "results").is_dir()
     ignore = (git_repo / ".gitignore").read_text().splitlines()
@@ -72,8 +84,9 @@ def test_init_in_a_subdirectory_of_the_repo_makes_a_project_there(
     assert Project.find(sub / "output").basedir == sub
 
 
-def test_init_inside_an_experiment_is_refused(project: Path, monkeypatch: pytest.MonkeyPatch,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_init_inside_an_experiment_is_refused(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["new"]) == 0
     code = project / "output" / "0001" / "code"
     (code / ".mrl.cfg").unlink()
@@ -84,8 +97,9 @@ def test_init_inside_an_experiment_is_refused(project: Path, monkeypatch: pytest
     assert not (code / ".mrl.cfg").exists()
 
 
-def test_commands_find_the_basedir_from_a_subdirectory(project: Path, monkeypatch: pytest.MonkeyPatch,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_commands_find_the_basedir_from_a_subdirectory(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     sub = project / "src" / "deep"
     sub.mkdir(parents=True)
     monkeypatch.chdir(sub)

@@ -285,8 +285,9 @@ def test_replace_refuses_while_a_sub_experiment_runs(project: Path, capsys: pyte
     assert not (exp / ".trash").exists()
 
 
-def test_a_write_error_midway_leaves_no_partial_batch(project: Path, monkeypatch: pytest.MonkeyPatch,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_write_error_midway_leaves_no_partial_batch(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     exp = new_exp(project)
     before = listing(exp)
     real_mkdir = os.mkdir
@@ -344,9 +345,7 @@ def test_the_command_line_reports_errors_in_one_line_as_a_subprocess(project: Pa
     new_exp(project, "{{x}}\n-- MRL:grid['x'] = [1]\n-- MRL:grid['x'] = [2]\n")
     res = run_mrl("makebatch", "1", cwd=project)
     assert res.returncode == 1
-    assert res.stderr == (
-        "mrl: error: conf.lua: line 3: grid['x'] is already set at conf.lua: line 2: keep one\n"
-    )
+    assert res.stderr == ("mrl: error: conf.lua: line 3: grid['x'] is already set at conf.lua: line 2: keep one\n")
     ok = run_mrl("makebatch", "--help", cwd=project)
     assert ok.returncode == 0 and "-replace" in ok.stdout and ".trash" in ok.stdout
 
@@ -419,7 +418,10 @@ def test_a_flag_style_script_needs_no_template_grid_from_the_command_line(projec
     assert res.returncode == 0, res.stderr
     assert "made 4 sub-experiment(s) 001..004" in res.stdout
     assert [record(exp / f"00{i}")["params"] for i in range(1, 5)] == [
-        {"lr": 0.1, "hidden": 16}, {"lr": 0.1, "hidden": 64}, {"lr": 0.01, "hidden": 16}, {"lr": 0.01, "hidden": 64}
+        {"lr": 0.1, "hidden": 16},
+        {"lr": 0.1, "hidden": 64},
+        {"lr": 0.01, "hidden": 16},
+        {"lr": 0.01, "hidden": 64},
     ]
     assert sorted(p.name for p in (exp / "003").iterdir()) == [".mrl"]
     assert record(exp)["batch"]["templates"] == []
@@ -452,7 +454,10 @@ def test_the_mlrunner_example_makes_five_sub_experiments_with_defaults_as_params
     assert main(["makebatch"]) == 0
     assert "made 5 sub-experiment(s) 001..005" in capsys.readouterr().out
     assert json.loads((exp / "005" / "conf.json").read_text()) == {
-        "data": "iwslt14", "norm": "batch", "moment": 0.1, "early_stop": True
+        "data": "iwslt14",
+        "norm": "batch",
+        "moment": 0.1,
+        "early_stop": True,
     }
     assert record(exp / "001")["params"] == {"data": "iwslt14", "norm": "new", "moment": 0.1, "early_stop": False}
     batch = record(exp)["batch"]
@@ -475,7 +480,8 @@ def test_extend_remembers_the_batchs_set_and_grid_options(project: Path, capsys:
     out = capsys.readouterr().out
     assert "made 2 sub-experiment(s) 007..008" in out and "--set tag=a --grid lr=1,2" in out
     assert [record(exp / n)["params"] for n in ("007", "008")] == [
-        {"lr": 1, "wdecay": 100.0, "tag": "a"}, {"lr": 2, "wdecay": 100.0, "tag": "a"}
+        {"lr": 1, "wdecay": 100.0, "tag": "a"},
+        {"lr": 2, "wdecay": 100.0, "tag": "a"},
     ]
     assert main(["makebatch", "--extend", "--grid", "lr=1,2,3"]) == 0  # a new value for a remembered axis
     assert record(exp)["batch"]["n"] == 12
@@ -605,8 +611,11 @@ def json_project(project: Path, template: str, name: str = "conf.json") -> Path:
 def test_a_json_template_rendering_python_repr_is_refused_naming_file_line_value_and_fix(
     project: Path, capsys: pytest.CaptureFixture[str], value: str, shown: str
 ) -> None:
-    exp = json_project(project, '{\n  "lr": {{ lr }},\n  "opt": {{ opt }}\n}\n'
-                       f"// MRL:grid['lr'] = [0.1]\n// MRL:grid['opt'] = [{value}]\n")
+    exp = json_project(
+        project,
+        '{\n  "lr": {{ lr }},\n  "opt": {{ opt }}\n}\n'
+        f"// MRL:grid['lr'] = [0.1]\n// MRL:grid['opt'] = [{value}]\n",
+    )
     before = listing(exp)
     assert main(["makebatch"]) == 1
     err = capsys.readouterr().err
@@ -616,16 +625,23 @@ def test_a_json_template_rendering_python_repr_is_refused_naming_file_line_value
 
 
 def test_tojson_renders_valid_json_for_every_kind_of_value(project: Path) -> None:
-    exp = json_project(project, '{"opt": {{ opt | tojson }}, "lr": {{ lr }}}\n'
-                       "// MRL:grid['opt'] = ['adam', {'a': 1}, True, None, 'it\"s']\n// MRL:grid['lr'] = [0.1]\n")
+    exp = json_project(
+        project,
+        '{"opt": {{ opt | tojson }}, "lr": {{ lr }}}\n'
+        "// MRL:grid['opt'] = ['adam', {'a': 1}, True, None, 'it\"s']\n// MRL:grid['lr'] = [0.1]\n",
+    )
     assert main(["makebatch"]) == 0
     assert [json.loads((exp / f"00{i}" / "conf.json").read_text())["opt"] for i in range(1, 6)] == [
-        "adam", {"a": 1}, True, None, 'it"s'
+        "adam",
+        {"a": 1},
+        True,
+        None,
+        'it"s',
     ]
 
 
 def test_dry_run_checks_the_rendered_json_too(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    json_project(project, '{"opt": {{ opt }}}\n// MRL:grid[\'opt\'] = [\'sgd\']\n')
+    json_project(project, "{\"opt\": {{ opt }}}\n// MRL:grid['opt'] = ['sgd']\n")
     assert main(["makebatch", "--dry-run"]) == 1
     assert "not valid JSON" in capsys.readouterr().err
 
@@ -650,8 +666,11 @@ def test_a_toml_template_with_a_bare_string_is_refused(project: Path, capsys: py
 
 def test_a_yaml_template_is_parsed_when_pyyaml_is_installed(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("yaml")
-    exp = json_project(project, "opt: {{ opt }}\nlr: {{ lr }}\n# MRL:grid['opt'] = ['a: b']\n# MRL:grid['lr'] = [1]\n",
-                       name="conf.yaml")
+    exp = json_project(
+        project,
+        "opt: {{ opt }}\nlr: {{ lr }}\n# MRL:grid['opt'] = ['a: b']\n# MRL:grid['lr'] = [1]\n",
+        name="conf.yaml",
+    )
     assert main(["makebatch"]) == 1
     err = capsys.readouterr().err
     assert "conf.yaml: line 1: the rendered file is not valid YAML" in err and "param opt rendered as a: b" in err
@@ -662,8 +681,10 @@ def test_a_yaml_template_is_parsed_when_pyyaml_is_installed(project: Path, capsy
 def test_a_json_template_whose_rendering_changes_line_count_names_the_rendered_line(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    json_project(project, '{\n{% for i in range(3) %}"k{{ i }}": 1,\n{% endfor %}"opt": {{ opt }}}\n'
-                 "// MRL:grid['opt'] = ['x']\n")
+    json_project(
+        project,
+        "{\n{% for i in range(3) %}\"k{{ i }}\": 1,\n{% endfor %}\"opt\": {{ opt }}}\n// MRL:grid['opt'] = ['x']\n",
+    )
     assert main(["makebatch"]) == 1
     assert "line 5 of the rendered file" in capsys.readouterr().err
 

@@ -127,8 +127,14 @@ def test_new_writes_the_note_and_points_last_at_it(project: Path) -> None:
 def test_ten_concurrent_new_make_ten_experiments(project: Path) -> None:
     env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
     procs = [
-        subprocess.Popen([sys.executable, "-m", "metarunlog", "new", f"run {i}"], cwd=project, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "metarunlog", "new", f"run {i}"],
+            cwd=project,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for i in range(10)
     ]
     outs = [p.communicate(timeout=120) for p in procs]

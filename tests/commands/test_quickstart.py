@@ -40,6 +40,12 @@ def test_quickstart_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
 def test_quickstart_works_without_a_git_identity(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     env.update(HOME=str(tmp_path), GIT_CONFIG_GLOBAL="/dev/null", GIT_CONFIG_NOSYSTEM="1", PYTHONPATH=str(REPO_ROOT))
-    res = subprocess.run([sys.executable, "-m", "metarunlog", "quickstart", "demo"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-m", "metarunlog", "quickstart", "demo"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stdout + res.stderr

@@ -80,7 +80,8 @@ def test_pending_runs_only_the_ones_that_never_ran(project: Path) -> None:
 
 def test_resources_set_cuda_visible_devices_and_a_slot_never_runs_two_at_once(project: Path) -> None:
     exp = make_experiment(
-        project, [{"x": i} for i in range(1, 10)],
+        project,
+        [{"x": i} for i in range(1, 10)],
         'echo "start $CUDA_VISIBLE_DEVICES {{x}}" >> ../events.txt; sleep 0.2; '
         'echo "end $CUDA_VISIBLE_DEVICES {{x}}" >> ../events.txt',
     )
@@ -223,7 +224,7 @@ def test_params_and_paths_reach_the_shell_quoted_as_one_argument_each(project: P
     values = ["a b", "x;touch pwned", "$(touch pwned)", "line1\nline2", "it's"]
     dump = "import json, sys; open('argv.json', 'w').write(json.dumps(sys.argv[1:]))"
     exp = make_experiment(
-        project, [{"name": v} for v in values], f"{sys.executable} -c \"{dump}\" {{{{name}}}} \"{{{{subExpDir}}}}\""
+        project, [{"name": v} for v in values], f'{sys.executable} -c "{dump}" {{{{name}}}} "{{{{subExpDir}}}}"'
     )
     assert main(["run", "-j", "2"]) == 0
     for sub in exp.sub_experiments():
@@ -232,8 +233,12 @@ def test_params_and_paths_reach_the_shell_quoted_as_one_argument_each(project: P
 
 
 def test_run_after_runs_once_the_run_ended_with_this_mrl_in_the_experiment_folder(project: Path) -> None:
-    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "echo {{x}} > out",
-                          after=["mrl status --json > status.json", "echo {{expId}} > after-ran"])
+    exp = make_experiment(
+        project,
+        [{"x": 1}, {"x": 2}],
+        "echo {{x}} > out",
+        after=["mrl status --json > status.json", "echo {{expId}} > after-ran"],
+    )
     proc = run_mrl("run", str(exp.id), cwd=project, env={"PATH": "/usr/bin:/bin"})  # no mrl on PATH
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "mrl: run.after:" in proc.stdout

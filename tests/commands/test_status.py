@@ -46,8 +46,9 @@ def test_a_running_record_whose_processes_are_gone_is_stale(project: Path, capsy
     exp = make_experiment(project, [{"c": 0}], "true")
     sub = exp.sub_experiments()[0]
     capsys.readouterr()
-    sub.write_status(Status(JobState.RUNNING, attempts=1, host=socket.gethostname(), pid=dead_pid(),
-                            runner_pid=dead_pid()))
+    sub.write_status(
+        Status(JobState.RUNNING, attempts=1, host=socket.gethostname(), pid=dead_pid(), runner_pid=dead_pid())
+    )
     main(["status", "--json"])
     row = json.loads(capsys.readouterr().out)[0]
     assert row["state"] == "stale" and row["recordedState"] == "running"
@@ -61,8 +62,15 @@ def test_a_running_record_of_a_live_process_is_running(project: Path, capsys) ->
     capsys.readouterr()
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
-        sub.write_status(Status(JobState.RUNNING, pid=sleeper.pid, pid_start=start_id(sleeper.pid),
-                                runner_pid=dead_pid(), host=socket.gethostname()))
+        sub.write_status(
+            Status(
+                JobState.RUNNING,
+                pid=sleeper.pid,
+                pid_start=start_id(sleeper.pid),
+                runner_pid=dead_pid(),
+                host=socket.gethostname(),
+            )
+        )
         main(["status", "--json"])
         assert json.loads(capsys.readouterr().out)[0]["state"] == "running"
     finally:

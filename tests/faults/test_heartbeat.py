@@ -17,8 +17,18 @@ from tests.helpers.repo import run_mrl, set_cfg
 
 
 def _foreign_running(path: Path, age: float) -> None:
-    path.write_text(json.dumps({"state": "running", "attempts": 1, "host": "crashed-node", "backend": "local",
-                                "pid": 4242, "runnerPid": 4241}))
+    path.write_text(
+        json.dumps(
+            {
+                "state": "running",
+                "attempts": 1,
+                "host": "crashed-node",
+                "backend": "local",
+                "pid": 4242,
+                "runnerPid": 4241,
+            }
+        )
+    )
     then = time.time() - age
     os.utime(path, (then, then))
 
@@ -44,8 +54,9 @@ def test_the_default_stale_after_is_ten_minutes(project: Path) -> None:
 
 
 def test_the_runner_refreshes_its_running_records_every_heartbeat(project: Path) -> None:
-    exp = make_experiment(project, [{"x": 1}], "touch started; while [ ! -e go ]; do sleep 0.05; done",
-                          heartbeat=0.2, stale_after=5)
+    exp = make_experiment(
+        project, [{"x": 1}], "touch started; while [ ! -e go ]; do sleep 0.05; done", heartbeat=0.2, stale_after=5
+    )
     runner = start_mrl("run", cwd=project)
     sub = exp.dir / "001"
     try:

@@ -40,9 +40,15 @@ def test_closing_the_terminal_of_a_live_run_cancels_its_children_without_a_trace
     master, slave = pty.openpty()
     err = project / "stderr.txt"
     with open(err, "w") as err_file:
-        runner = subprocess.Popen([sys.executable, "-m", "metarunlog", "run", "-j", "2"], cwd=project, env=ENV,
-                                  stdin=slave, stdout=slave, stderr=err_file,
-                                  preexec_fn=lambda: _in_terminal(slave))  # noqa: PLW1509
+        runner = subprocess.Popen(
+            [sys.executable, "-m", "metarunlog", "run", "-j", "2"],
+            cwd=project,
+            env=ENV,
+            stdin=slave,
+            stdout=slave,
+            stderr=err_file,
+            preexec_fn=lambda: _in_terminal(slave),
+        )  # noqa: PLW1509
     os.close(slave)
     pids = [exp.dir / n / "pid.txt" for n in ("001", "002")]
     try:
@@ -63,8 +69,15 @@ def test_a_disk_filling_up_during_a_run_gives_the_same_counts_as_status(project:
     exp = make_experiment(project, [{"x": i} for i in (1, 2, 3)], "true")
     out = full_disk(project / "output", "4m")
     # the first job fills the disk; nothing can be recorded from then on
-    (exp.dir / ".mrl.cfg").write_text(json.dumps({"run": {
-        "command": "if [ {{subExpNum}} = 1 ]; then cat /dev/zero > {{expDir}}/filler 2>/dev/null; fi; true"}}))
+    (exp.dir / ".mrl.cfg").write_text(
+        json.dumps(
+            {
+                "run": {
+                    "command": "if [ {{subExpNum}} = 1 ]; then cat /dev/zero > {{expDir}}/filler 2>/dev/null; fi; true"
+                }
+            }
+        )
+    )
     proc = run_mrl("run", "-j", "1", cwd=project)
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode == 1
@@ -83,8 +96,15 @@ def _closed(fd: int, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     daemon): Python then has no sys.stdout (or sys.stderr); the other streams are captured."""
     streams = {1: "stdout", 2: "stderr"}
     kwargs = {name: subprocess.PIPE for n, name in streams.items() if n != fd}
-    return subprocess.run([sys.executable, "-m", "metarunlog", *args], cwd=cwd, env=ENV, text=True, timeout=120,
-                          preexec_fn=lambda: os.close(fd), **kwargs)  # noqa: PLW1509
+    return subprocess.run(
+        [sys.executable, "-m", "metarunlog", *args],
+        cwd=cwd,
+        env=ENV,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: os.close(fd),
+        **kwargs,
+    )  # noqa: PLW1509
 
 
 def test_mrl_run_with_its_stdout_closed_runs_every_job_without_a_traceback(project: Path) -> None:

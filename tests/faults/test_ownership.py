@@ -17,8 +17,14 @@ from tests.helpers.repo import GIT_ENV, REPO_ROOT, commit_all, run_mrl, set_cfg
 
 def _mrl_popen(*args: str, cwd: Path) -> subprocess.Popen[str]:
     env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "metarunlog", *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "metarunlog", *args],
+        cwd=cwd,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _race_project(project: Path) -> Path:
@@ -89,8 +95,10 @@ def test_makebatch_replace_and_extend_refuse_while_a_run_owns_the_experiment(pro
 def test_a_sub_experiment_whose_params_changed_after_planning_is_skipped_not_run(project: Path) -> None:
     expdir = _race_project(project)
     # 001's step rewrites 002's params while the runner (one worker) still has 002 queued
-    change = ("python -c \"import json,pathlib; p=pathlib.Path('{{expDir}}/002/.mrl'); "
-              "d=json.loads(p.read_text()); d['params']['x']=99; p.write_text(json.dumps(d))\"")
+    change = (
+        "python -c \"import json,pathlib; p=pathlib.Path('{{expDir}}/002/.mrl'); "
+        "d=json.loads(p.read_text()); d['params']['x']=99; p.write_text(json.dumps(d))\""
+    )
     _set_run(expdir, f"if [ {{{{subExpNum}}}} = 1 ]; then {change}; fi; echo {{{{x}}}} > ran.txt")
     proc = run_mrl("run", cwd=project)
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -110,8 +118,17 @@ def test_a_task_given_a_plan_skips_a_sub_experiment_that_changed_since(project: 
     planned = {str(s.id): s.fingerprint() for s in exp.sub_experiments()}
     plan = project / "plan.json"
     plan.write_text(json.dumps(planned))
-    task = [sys.executable, "-m", "metarunlog.backends.task", str(expdir), "1", "--backend", "local",
-            "--plan", str(plan)]
+    task = [
+        sys.executable,
+        "-m",
+        "metarunlog.backends.task",
+        str(expdir),
+        "1",
+        "--backend",
+        "local",
+        "--plan",
+        str(plan),
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     assert subprocess.run(task, env=env, capture_output=True).returncode == 0
     assert (expdir / "001" / "ran.txt").read_text().strip() == "0"
@@ -121,7 +138,6 @@ def test_a_task_given_a_plan_skips_a_sub_experiment_that_changed_since(project: 
     assert proc.returncode == 1 and "changed after this run planned it" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (expdir / "002" / "ran.txt").exists() and not (expdir / "002" / ".mrl.status").exists()
-
 
 
 def test_makebatch_replace_refuses_while_an_orphaned_step_of_a_killed_runner_still_runs(project: Path) -> None:

@@ -28,8 +28,14 @@ def test_a_stranger_whose_pid_a_running_record_holds_is_stale_and_never_signalle
     stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
         sub = exp.sub_experiments()[0]
-        record = {"state": "running", "attempts": 1, "host": socket.gethostname(), "backend": "local",
-                  "pid": stranger.pid, "runnerPid": stranger.pid}
+        record = {
+            "state": "running",
+            "attempts": 1,
+            "host": socket.gethostname(),
+            "backend": "local",
+            "pid": stranger.pid,
+            "runnerPid": stranger.pid,
+        }
         if recorded_start:
             record.update(pidStart=recorded_start, runnerStart=recorded_start)
         sub.status_path.write_text(json.dumps(record))
@@ -49,8 +55,9 @@ def test_the_recorded_step_itself_is_proven_and_cancelled(project: Path) -> None
     step = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
         sub = exp.sub_experiments()[0]
-        sub.write_status(Status(JobState.RUNNING, attempts=1, host=socket.gethostname(), pid=step.pid,
-                                pid_start=start_id(step.pid)))
+        sub.write_status(
+            Status(JobState.RUNNING, attempts=1, host=socket.gethostname(), pid=step.pid, pid_start=start_id(step.pid))
+        )
         rows = json.loads(run_mrl("status", "--json", cwd=project, check=True).stdout)
         assert rows[0]["state"] == "running"
         assert run_mrl("cancel", cwd=project).stdout.strip() == "001: cancelled"
@@ -83,8 +90,9 @@ def test_cancel_still_stops_the_others_when_one_record_is_unparsable(project: Pa
     (exp.dir / "001" / ".mrl.status").write_text("not json")
     step = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
-        exp.sub_experiments()[1].write_status(Status(JobState.RUNNING, attempts=1, host=socket.gethostname(),
-                                                     pid=step.pid, pid_start=start_id(step.pid)))
+        exp.sub_experiments()[1].write_status(
+            Status(JobState.RUNNING, attempts=1, host=socket.gethostname(), pid=step.pid, pid_start=start_id(step.pid))
+        )
         proc = run_mrl("cancel", cwd=project)
         assert "002: cancelled" in proc.stdout, proc.stdout + proc.stderr
         assert step.wait(timeout=15) == -signal.SIGTERM
@@ -98,8 +106,11 @@ def test_a_step_of_an_older_mrl_without_start_ids_is_proven_by_its_environment(p
     sub = exp.sub_experiments()[0]
     step = subprocess.Popen(["sleep", "60"], start_new_session=True, env={**os.environ, "MRL_SUBEXP_DIR": str(sub.dir)})
     try:
-        sub.status_path.write_text(json.dumps({"state": "running", "attempts": 1, "host": socket.gethostname(),
-                                               "backend": "local", "pid": step.pid}))
+        sub.status_path.write_text(
+            json.dumps(
+                {"state": "running", "attempts": 1, "host": socket.gethostname(), "backend": "local", "pid": step.pid}
+            )
+        )
         rows = json.loads(run_mrl("status", "--json", cwd=project, check=True).stdout)
         assert rows[0]["state"] == "running"
         assert run_mrl("cancel", cwd=project).stdout.strip() == "001: cancelled"

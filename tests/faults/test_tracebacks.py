@@ -60,8 +60,17 @@ def test_two_force_runs_racing_on_the_done_mark_never_crash(project: Path) -> No
     make_experiment(project, [{"x": 1}], "true")
     env = {**__import__("os").environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
     for _ in range(8):
-        procs = [subprocess.Popen([sys.executable, "-m", "metarunlog", "run", "--force"], cwd=project, env=env,
-                                  text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "metarunlog", "run", "--force"],
+                cwd=project,
+                env=env,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for _ in range(2)
+        ]
         for p in procs:
             out, err = p.communicate(timeout=60)
             assert "Traceback" not in err, err

@@ -14,19 +14,20 @@ from tests.helpers.repo import GIT_ENV, REPO_ROOT
 
 
 def statuses(exp_dir: Path) -> dict[str, dict]:
-    return {
-        p.parent.name: json.loads(p.read_text()) for p in sorted(exp_dir.glob("*/.mrl.status"))
-    }
-
+    return {p.parent.name: json.loads(p.read_text()) for p in sorted(exp_dir.glob("*/.mrl.status"))}
 
 
 def start_mrl(*args: str, cwd: Path) -> subprocess.Popen[str]:
     env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.Popen(
-        [sys.executable, "-m", "metarunlog", *args], cwd=cwd, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        [sys.executable, "-m", "metarunlog", *args],
+        cwd=cwd,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
-
 
 
 def wait_for(predicate, timeout: float = 30, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
@@ -34,7 +35,6 @@ def wait_for(predicate, timeout: float = 30, what: str = "condition") -> None:  
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
-
 
 
 def alive(pid: int) -> bool:

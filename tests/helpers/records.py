@@ -21,24 +21,42 @@ from metarunlog.states import JobState
 HOST = socket.gethostname()
 
 
-
 def done(duration: float = 12.5, **changes: Any) -> Status:
     """The `.mrl.status` of a finished local run."""
-    started = Status().begin(["python train.py"], first=0, host=HOST, runner_pid=1, resource=None,
-                             backend="local", job_id=None, node=None).attempt_started("2024-01-01T10:00:00+00:00")
+    started = (
+        Status()
+        .begin(
+            ["python train.py"],
+            first=0,
+            host=HOST,
+            runner_pid=1,
+            resource=None,
+            backend="local",
+            job_id=None,
+            node=None,
+        )
+        .attempt_started("2024-01-01T10:00:00+00:00")
+    )
     status = started.step_done(0).finished(JobState.DONE, 0, "2024-01-01T10:00:12+00:00", duration)
     return dataclasses.replace(status, runner_pid=None, **changes)
-
 
 
 def running(pid: int, **changes: Any) -> Status:
     from metarunlog.procs import start_id
 
-    status = Status().begin(["python train.py"], first=0, host=HOST, runner_pid=pid, runner_start=start_id(pid),
-                            resource=None, backend="local", job_id=None, node=None)
+    status = Status().begin(
+        ["python train.py"],
+        first=0,
+        host=HOST,
+        runner_pid=pid,
+        runner_start=start_id(pid),
+        resource=None,
+        backend="local",
+        job_id=None,
+        node=None,
+    )
     started = status.attempt_started("2024-01-01T10:00:00+00:00").step_started(pid, start_id(pid))
     return dataclasses.replace(started, **changes)
-
 
 
 def make_exp(
@@ -68,10 +86,8 @@ def make_exp(
     return Project.find(basedir).load_exp(str(exp.id))
 
 
-
 def curve(n: int, lr: float) -> list[dict[str, Any]]:
     return [{"step": i, "loss": 1.0 / (i + 1) + lr, "acc": i / n} for i in range(n)]
-
 
 
 def grid_exp(basedir: Path) -> Experiment:

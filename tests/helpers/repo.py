@@ -22,19 +22,16 @@ GIT_ENV = {
 }
 
 
-
 def git(cwd: Path, *args: str) -> str:
     return subprocess.run(
         ["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env={**os.environ, **GIT_ENV}
     ).stdout
 
 
-
 def commit_all(cwd: Path, msg: str = "change") -> str:
     git(cwd, "add", "-A")
     git(cwd, "commit", "-q", "-m", msg)
     return git(cwd, "rev-parse", "HEAD").strip()
-
 
 
 def set_cfg(basedir: Path, **keys: object) -> None:
@@ -46,9 +43,9 @@ def set_cfg(basedir: Path, **keys: object) -> None:
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
-
-def run_mrl(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            timeout: float = 120, check: bool = False) -> subprocess.CompletedProcess[str]:
+def run_mrl(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120, check: bool = False
+) -> subprocess.CompletedProcess[str]:
     """`mrl ARGS` as a real subprocess of this checkout's code."""
     full_env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
     return subprocess.run(
@@ -60,7 +57,6 @@ def run_mrl(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
         timeout=timeout,
         check=check,
     )
-
 
 
 def old_one_job_exp(basedir: Path, template: str, rendered: str, params: dict | None = None) -> Path:
@@ -78,8 +74,12 @@ def old_one_job_exp(basedir: Path, template: str, rendered: str, params: dict | 
     (exp / "conf.lua").write_text(rendered)
     record = json.loads((exp / ".mrl").read_text())
     record["batch"] = {
-        "n": 1, "single": True, "templates": ["conf.lua"], "made": "2026-11-01T12:00:00+00:00",
-        "params": params or {}, "rendered": {"conf.lua": hashlib.sha256(rendered.encode()).hexdigest()},
+        "n": 1,
+        "single": True,
+        "templates": ["conf.lua"],
+        "made": "2026-11-01T12:00:00+00:00",
+        "params": params or {},
+        "rendered": {"conf.lua": hashlib.sha256(rendered.encode()).hexdigest()},
     }
     (exp / ".mrl").write_text(json.dumps(record, indent=2) + "\n")
     return exp
