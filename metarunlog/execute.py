@@ -230,7 +230,8 @@ class Attempt:
     def write(self, sub: SubExperiment, status: Status, *, durable: bool = True) -> Status:
         self.status = status
         if self.pending is not None:  # records are written in order
-            self.pending, pending = None, self.pending
+            pending: jsonio.Pending = self.pending
+            self.pending = None
             pending.commit()
         if durable and self.defer:
             self.pending = sub.prepare_status(status)

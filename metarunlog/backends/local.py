@@ -217,6 +217,7 @@ class LocalBackend(Backend):
         def commit(pending: Pending, status: Status) -> None:
             final.append(status)
             self._commit(job.slot)
+            assert job.slot is not None  # a job runs in a worker slot
             self._pending[job.slot] = _Pending(job, status, pending)
 
         try:

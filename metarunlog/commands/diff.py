@@ -310,7 +310,7 @@ def render(d: Diff) -> str:
     if d.code_text:
         lines += ["", d.code_text.rstrip("\n")]
     if d.full and not _same(*d.mrl_diffs):
-        for label, text in zip((d.a, d.b), d.mrl_diffs, strict=True):
+        for label, text in zip((d.a, d.b), d.mrl_diffs, strict=True):  # type: ignore[assignment]
             if text:
                 lines += ["", f"# {label}/.mrl.diff (uncommitted changes pinned with {label})", text.rstrip("\n")]
     return "\n".join(lines) + "\n"

@@ -33,12 +33,12 @@ def add_glyph(
     """Add `glyph` drawn from `source` to `fig`; the renderer. `like`: a renderer of the
     same source whose view this one shares (two models fewer); `rows`: only these rows of
     the source (an IndexFilter view: several renderers can draw from one source)."""
-    from bokeh.models import CDSView, GlyphRenderer, IndexFilter
+    from bokeh.models import CDSView, GlyphRenderer, IndexFilter  # type: ignore[attr-defined]
 
     if like is not None and like.data_source is source:
         view = like.view
     else:
-        view = CDSView(filter=IndexFilter(list(rows)) if rows is not None else _stateless(fig)[1])
+        view = CDSView(filter=IndexFilter(list(rows)) if rows is not None else _stateless(fig)[1])  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {"hover_glyph": hover} if hover is not None else {}
     r = GlyphRenderer(data_source=source, glyph=glyph, name=name, visible=visible, view=view, **kwargs)
     fig.renderers.append(r)
@@ -62,7 +62,7 @@ def _stateless(fig: Any) -> tuple[Any, Any, Any]:
     figure's tools are ones that never select (NO_SELECTION; hover uses each source's own
     `inspected`): it stays empty, so one serves every source. Add no selecting tool to a
     figure after its sources are made."""
-    from bokeh.models import AllIndices, GlyphRenderer, Selection, UnionRenderers
+    from bokeh.models import AllIndices, GlyphRenderer, Selection, UnionRenderers  # type: ignore[attr-defined]
 
     ours = [r for r in fig.renderers if isinstance(r, GlyphRenderer)]
     policy = next((r.data_source.selection_policy for r in ours), None) or UnionRenderers()
@@ -88,8 +88,8 @@ class Legend:
         self.items.setdefault(label, []).extend(renderers)
 
     def attach(self, fig: Any) -> None:
-        from bokeh.models import Legend as BokehLegend
-        from bokeh.models import LegendItem
+        from bokeh.models import Legend as BokehLegend  # type: ignore[attr-defined]
+        from bokeh.models import LegendItem  # type: ignore[attr-defined]
 
         if not self.items:
             return

@@ -67,7 +67,7 @@ def primary_metric(tab: Table, wanted: str | None, goals: dict[str, str]) -> tup
 
 def _value(row: dict[str, Any], col: str) -> float | None:
     v = row.get(col)
-    return float(v) if results.is_number(v) and not math.isnan(v) else None
+    return float(v) if v is not None and results.is_number(v) and not math.isnan(v) else None
 
 
 def best_pick(rows: Iterable[dict[str, Any]], col: str, goal: str | None, step_col: str | None = None) -> Pick | None:

@@ -248,8 +248,8 @@ def heatmap(rep: Report, a: Effect, b: Effect, primary: decide.Primary) -> Any:
         data["ink"].append(_ink(colors, mean, lo, hi))
     fig = figure(
         title=f"{primary.name} (best over training, mean) over {a.param} x {b.param}",
-        x_range=a.labels,
-        y_range=b.labels,
+        x_range=a.labels,  # type: ignore[arg-type]
+        y_range=b.labels,  # type: ignore[arg-type]
         x_axis_label=a.param,
         y_axis_label=b.param,
         height=max(240, 60 * len(b.labels) + 110),

@@ -102,7 +102,7 @@ def components(models: dict[str, Any]) -> tuple[str, dict[str, str], str]:
         bundle = bundle_for_objs_and_resources(None, None)
         bundle.add(Script(script_for_render_items({docid: doc.to_json(deferred=False)}, [item])))
         script = bundle.scripts(tag=True)
-        divs = [_root_div(r) for r in item.roots]
+        divs = [_root_div(r) for r in item.roots]  # type: ignore[assignment]
         head = _bokeh_resources([_Known(set(doc.models))])
     finally:
         doc.clear()  # the models go back to no document: a later page may embed them again

@@ -62,7 +62,7 @@ class Report:
     axes: Axes = field(default_factory=lambda: Axes([], [], []))  # factors, repeat axes, combinations
     primary: Primary | None = None  # the metric the summary and effects rank runs by
     warnings: list[str] = field(default_factory=list)  # printed as `mrl: warning:`, shown in the summary
-    refresh: int | None = None  # seconds: the page reloads itself (`mrl analyze --watch`) while runs are active
+    refresh: float | None = None  # seconds: the page reloads itself (`mrl analyze --watch`) while runs are active
     contexts: dict[str, dict[str, Any]] = field(default_factory=dict)  # section id -> its variables
 
     def add_model(self, model: Any, prefix: str = "model") -> str:

@@ -129,7 +129,7 @@ def _ordered(keys: list[str], subs: list[SubResult], members: list[list[int]], p
     if param is not None:
         value = {k: subs[m[0]].params.get(param) for k, m in zip(keys, members, strict=True)}
         if all(results.is_number(value[k]) for k in distinct):
-            return sorted(distinct, key=lambda k: value[k])
+            return sorted(distinct, key=lambda k: value[k])  # type: ignore[arg-type,return-value]
     return distinct
 
 
@@ -222,7 +222,7 @@ def _figure(metric: str, lines: dict[int, Curve], lay: Layout) -> Any:
         bk.hover(fig, d.means, [*_tips("runs", "@run{custom}", metric), band], {"@run": name})
         bk.hover(fig, d.runs, _tips("run", "@run{custom}", metric), {"@run": name})
     if _integer_steps(lines):
-        fig.xaxis[0].ticker.min_interval = 1  # no tick at epoch 0.5
+        fig.xaxis[0].ticker.min_interval = 1  # type: ignore[union-attr]  # no tick at epoch 0.5
     d.legend.attach(fig)
     return fig
 
@@ -320,7 +320,7 @@ def _grouped(
         x, y, lo, hi = (np.concatenate([a for p in parts for a in (p[k], gap)]) for k in range(4))
         codes = [d.code(t) for t in labels]
         label = np.concatenate([np.full(len(p[0]) + 1, c, dtype=np.int32) for p, c in zip(parts, codes, strict=True)])
-        patches = Patches(xs="xs", ys="ys", fill_color=color, fill_alpha=0.15, line_width=0)
+        patches = Patches(xs="xs", ys="ys", fill_color=color, fill_alpha=0.15, line_width=0)  # type: ignore[abstract,call-arg]
         outline = bk.source({"xs": [b[0] for b in bands], "ys": [b[1] for b in bands]}, d.fig)
         band = bk.add_glyph(d.fig, patches, outline, "band")
         src = bk.source({"x": x, "y": y, "lo": lo, "hi": hi, "run": label}, d.fig)

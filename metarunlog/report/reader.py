@@ -117,9 +117,9 @@ def _read_in_child(subs: list[Any], finder: Any) -> list[Read] | None:
         payload = f.read()
     _, status = os.waitpid(pid, 0)
     try:
-        theirs = pickle.loads(payload) if status == 0 else None
+        theirs = pickle.loads(payload) if status == 0 else None  # type: ignore[assignment]
     except Exception:
-        theirs = None
+        theirs = None  # type: ignore[assignment]
     if theirs is None or len(theirs) < low:  # the child failed: read its part here
         theirs = [_read_one(sub, finder) for sub in subs[:low]]
     return theirs + mine[len(theirs) - low :]
