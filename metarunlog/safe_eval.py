@@ -176,7 +176,8 @@ _BINOPS: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Mod: operator.mod,
     ast.Pow: operator.pow,
 }
-_CMPOPS: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
+# Comparisons both walkers allow (MRL lines here, `mrl table --where` in where.py).
+COMPARISONS: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
     ast.Eq: operator.eq,
     ast.NotEq: operator.ne,
     ast.Lt: operator.lt,
@@ -424,7 +425,7 @@ class Evaluator:
         left = self.eval(node.left)
         for op, right_node in zip(node.ops, node.comparators, strict=True):
             right = self.eval(right_node)
-            fn = _CMPOPS[type(op)]
+            fn = COMPARISONS[type(op)]
             try:
                 ok = fn(left, right)
             except TypeError as e:

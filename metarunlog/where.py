@@ -23,22 +23,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from metarunlog.errors import MrlError
+from metarunlog.safe_eval import COMPARISONS
 
 Row = dict[str, Any]
 Fn = Callable[[Row], Any]
 COL = "col"
-_COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
-    ast.Eq: operator.eq,
-    ast.NotEq: operator.ne,
-    ast.Lt: operator.lt,
-    ast.LtE: operator.le,
-    ast.Gt: operator.gt,
-    ast.GtE: operator.ge,
-    ast.In: lambda a, b: a in b,
-    ast.NotIn: lambda a, b: a not in b,
-    ast.Is: operator.is_,
-    ast.IsNot: operator.is_not,
-}
 _ARITH: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
@@ -176,7 +165,7 @@ class _Walker:
     def _Compare(self, node: ast.Compare) -> Fn:  # noqa: N802
         ops = []
         for op in node.ops:
-            f = _COMPARE.get(type(op))
+            f = COMPARISONS.get(type(op))
             if f is None:
                 raise self.refuse(node, f"the comparison {type(op).__name__}")
             ops.append(f)
