@@ -12,19 +12,8 @@ import time
 from pathlib import Path
 
 from metarunlog.main import main
-from tests.helpers.repo import GIT_ENV, REPO_ROOT, commit_all, run_mrl, set_cfg
-
-
-def _mrl_popen(*args: str, cwd: Path) -> subprocess.Popen[str]:
-    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "metarunlog", *args],
-        cwd=cwd,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+from tests.helpers.processes import start_mrl
+from tests.helpers.repo import REPO_ROOT, commit_all, run_mrl, set_cfg
 
 
 def _race_project(project: Path) -> Path:
@@ -54,7 +43,7 @@ def _mismatches(expdir: Path) -> list[str]:
 def test_makebatch_replace_racing_mrl_run_never_runs_new_params_with_old_commands(project: Path) -> None:
     expdir = _race_project(project)
     for i in range(20):
-        runner = _mrl_popen("run", "--force", cwd=project)
+        runner = start_mrl("run", "--force", cwd=project, new_session=False)
         time.sleep(0.05 * (i % 8))
         base = 10 * (i + 1)
         replace = run_mrl("makebatch", "-replace", "--grid", f"x={base},{base + 1},{base + 2}", cwd=project)
@@ -74,7 +63,7 @@ def _wait_for(path: Path, timeout: float = 60) -> None:
 def test_makebatch_replace_and_extend_refuse_while_a_run_owns_the_experiment(project: Path) -> None:
     expdir = _race_project(project)
     _set_run(expdir, "touch started; while [ ! -e {{expDir}}/go ]; do sleep 0.05; done")
-    runner = _mrl_popen("run", cwd=project)
+    runner = start_mrl("run", cwd=project, new_session=False)
     try:
         _wait_for(expdir / "001" / "started")
         for flag in ("-replace", "--extend"):

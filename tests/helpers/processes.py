@@ -17,7 +17,9 @@ def statuses(exp_dir: Path) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in sorted(exp_dir.glob("*/.mrl.status"))}
 
 
-def start_mrl(*args: str, cwd: Path) -> subprocess.Popen[str]:
+def start_mrl(*args: str, cwd: Path, new_session: bool = True) -> subprocess.Popen[str]:
+    """`mrl ARGS` started as a real subprocess of this checkout's code, output piped; in a
+    session of its own unless `new_session=False`."""
     env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.Popen(
         [sys.executable, "-m", "metarunlog", *args],
@@ -26,7 +28,7 @@ def start_mrl(*args: str, cwd: Path) -> subprocess.Popen[str]:
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        start_new_session=True,
+        start_new_session=new_session,
     )
 
 
