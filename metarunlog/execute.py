@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from metarunlog import jsonio, render
 from metarunlog.backends.registry import DEFAULT
@@ -430,9 +430,11 @@ def _attempt(
     if attempt.status.attempts and attempt.status.steps_done == 0 and not continuing:
         set_aside_metrics(sub, attempt.status.attempts)
     attempt.status = attempt.status.attempt_started(now())
-    env = {**env, "MRL_ATTEMPT": str(attempt.status.attempts)}
+    env["MRL_ATTEMPT"] = str(attempt.status.attempts)  # env is this execution's own copy
     code: int | None = 0
-    with open(sub.log_path, "ab", buffering=0) as log:
+    # a descriptor, not a file object: the steps write to it, we only append our header lines
+    log = os.open(sub.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+    try:
         for k in range(attempt.status.steps_done, len(attempt.steps)):
             if stop.requested:
                 code = None
@@ -441,6 +443,8 @@ def _attempt(
             if code != 0:
                 break
             attempt.status = attempt.status.step_done(k)
+    finally:
+        os.close(log)
     state = _final_state(code, stop)
     duration = round(time.monotonic() - t0, 3)
     if stop.requeue and code != 0:
@@ -455,20 +459,20 @@ def _step(
     attempt: Attempt,
     k: int,
     env: dict[str, str],
-    log: IO[bytes],
+    log: int,
     stop: Stopper,
     on_start: Callable[[Status], None] | None,
 ) -> int:
     step, m = attempt.steps[k], len(attempt.steps)
     header = f"==== mrl attempt {attempt.status.attempts} step {k + 1}/{m} on {HOST} at {now()}: {step}\n"
-    log.write(header.encode("utf-8", "replace"))
+    _write_all(log, header.encode("utf-8", "replace"))
     try:
         proc = subprocess.Popen(
             step,
             shell=True,
             cwd=sub.dir,
             env=env,
-            stdin=subprocess.DEVNULL,
+            stdin=_devnull(),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: we stop the step and all it started
@@ -476,7 +480,7 @@ def _step(
             # never hold .mrl.lock; the runner does (see execute's docstring)
         )
     except OSError as e:
-        log.write(f"mrl: could not start the step: {e}\n".encode())
+        _write_all(log, f"mrl: could not start the step: {e}\n".encode())
         return 127
     stop.add(proc.pid)
     try:
@@ -488,6 +492,23 @@ def _step(
     finally:
         stop.discard(proc.pid)
         reap_group(proc.pid)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+_DEVNULL: dict[int, int] = {}
+
+
+def _devnull() -> int:
+    """/dev/null opened once per process (close-on-exec; Popen dups it to the step's stdin):
+    subprocess.DEVNULL opens and closes it once per step."""
+    pid = os.getpid()
+    if pid not in _DEVNULL:
+        _DEVNULL[pid] = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    return _DEVNULL[pid]
 
 
 def set_aside_metrics(sub: SubExperiment, n: int) -> list[Path]:

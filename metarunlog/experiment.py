@@ -61,7 +61,7 @@ def parse_id(name: str, fmt: str, field_name: str, **extra: int) -> int | None:
 
 def _read_or_none(path: Path) -> bytes | None:
     try:
-        return path.read_bytes()
+        return jsonio.read_bytes(path)
     except OSError:
         return None
 

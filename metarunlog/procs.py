@@ -46,11 +46,19 @@ def start_id(pid: int) -> str | None:
     if valid_pid(pid) is None:
         return None
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
+        fields = _read_proc(f"/proc/{pid}/stat").rsplit(b")", 1)[1].split()
         return f"{_boot_id()}:{int(fields[19])}"
     except (OSError, IndexError, ValueError):
         return None
+
+
+def _read_proc(path: str) -> bytes:
+    # os.read, not open(): read once per step started, and a buffered file costs 5 more syscalls
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 4096)
+    finally:
+        os.close(fd)
 
 
 @functools.lru_cache(maxsize=1)

@@ -229,7 +229,13 @@ class Status(_JsonView):
     # -- transitions: each returns the next record, this one is left as it was ---------------
 
     def _next(self, **changes: Any) -> Status:
-        return dataclasses.replace(self, extra=dict(self.extra), **changes)
+        # dataclasses.replace at a fifth of its cost (a runner makes five per job)
+        if not _STATUS_FIELDS.issuperset(changes):
+            raise TypeError(f"not fields of Status: {sorted(set(changes) - _STATUS_FIELDS)}")
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__, extra=dict(self.extra))
+        new.__dict__.update(changes)
+        return new
 
     def queued(self, backend: str, job_id: str, now: str, *, packed: bool = False) -> Status:
         """Submitted to a scheduler: earlier attempts and finished steps kept (`--force`
@@ -376,6 +382,9 @@ class SubRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {"subExpId": self.sub_exp_id, "params": self.params, **_without(self.extra, _SUB_KEYS)}
+
+
+_STATUS_FIELDS = frozenset(f.name for f in dataclasses.fields(Status))
 
 
 def fingerprint(params: Mapping[str, Any] | None, files: Iterable[tuple[str, bytes | None]] = ()) -> str:

@@ -158,3 +158,77 @@ def test_temp_names_never_collide_within_a_process(tmp_path: Path) -> None:
     for p in pendings:
         p.commit()
     assert (tmp_path / "b.txt").read_text() == "49"
+
+
+# -- group commit: records renamed into place at once, made durable in batches ---------------
+
+
+def _spy_syncfs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real = jsonio.syncfs
+
+    def spy(path: str | os.PathLike[str]) -> None:
+        calls.append(os.fspath(path))
+        real(path)
+
+    monkeypatch.setattr(jsonio, "syncfs", spy)
+    return calls
+
+
+def test_a_group_commit_reports_its_records_durable_only_after_one_syncfs_for_them_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _spy_syncfs(monkeypatch)
+    durable: list[tuple[int, OSError | None]] = []
+    group: jsonio.GroupCommit[int] = jsonio.GroupCommit(tmp_path, lambda item, err: durable.append((item, err)), 60)
+    for i in range(20):
+        jsonio.write_json(tmp_path / f"{i}.json", {"i": i}, durable=False)
+        group.add(tmp_path / f"{i}.json", i)
+    assert durable == [] and calls == []  # within the window: nothing synced, nothing claimed
+    group.flush()
+    assert calls == [str(tmp_path)]
+    assert durable == [(i, None) for i in range(20)]
+    group.close()
+    assert calls == [str(tmp_path)]  # nothing left to sync
+
+
+def test_a_group_commit_makes_a_record_durable_within_its_window_without_a_flush(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    calls = _spy_syncfs(monkeypatch)
+    durable: list[str] = []
+    group: jsonio.GroupCommit[str] = jsonio.GroupCommit(tmp_path, lambda item, err: durable.append(item), 0.05)
+    jsonio.write_json(tmp_path / "a.json", {}, durable=False)
+    group.add(tmp_path / "a.json", "a")
+    deadline = time.monotonic() + 30
+    while not durable and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert durable == ["a"] and len(calls) == 1
+    group.close()
+
+
+def test_when_syncfs_fails_a_group_commit_fsyncs_each_record_and_names_the_one_it_could_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(path: str | os.PathLike[str]) -> None:  # someone's writeback failed (EIO)
+        raise OSError(errno.EIO, "Input/output error", os.fspath(path))
+
+    monkeypatch.setattr(jsonio, "syncfs", failing)
+    durable: dict[str, OSError | None] = {}
+    group: jsonio.GroupCommit[str] = jsonio.GroupCommit(tmp_path, durable.__setitem__, 60)
+    jsonio.write_json(tmp_path / "a.json", {}, durable=False)
+    group.add(tmp_path / "a.json", "a")
+    group.add(tmp_path / "gone.json", "gone")  # removed since: it cannot be made durable
+    group.close()
+    assert durable["a"] is None
+    assert isinstance(durable["gone"], FileNotFoundError)
+
+
+def test_read_bytes_reads_a_file_whole_and_names_a_folder_it_cannot_read(tmp_path: Path) -> None:
+    (tmp_path / "big").write_bytes(b"x" * 200_000)
+    assert jsonio.read_bytes(tmp_path / "big") == b"x" * 200_000
+    with pytest.raises(IsADirectoryError) as e:
+        jsonio.read_bytes(tmp_path)
+    assert e.value.filename == str(tmp_path)

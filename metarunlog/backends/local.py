@@ -20,14 +20,13 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from metarunlog.backends.base import Backend, Job, RunOptions, observe
 from metarunlog.error_handler import environment_message
 from metarunlog.execute import HOST, Changed, Command, ExecOptions, Locked, Stopper, execute, now
 from metarunlog.experiment import Experiment
-from metarunlog.jsonio import Pending
+from metarunlog.jsonio import GroupCommit, Pending
 from metarunlog.procs import group_alive, is_same_process, is_step_of, killpg
 from metarunlog.records import Status
 from metarunlog.states import JobState, recorded_state
@@ -67,9 +66,11 @@ class LocalBackend(Backend):
         self._command: Command | None = None
         self._stops: dict[int, Stopper] = {}  # id(job) -> its own Stopper, while it executes
         self.cancel_grace = CANCEL_GRACE_S
-        # slot -> the final record of its last job, not yet durable: committed while the
-        # slot's next step runs (see _run), so a worker never waits for the disk
-        self._pending: dict[int, _Pending] = {}
+        # The final records: renamed into place as each job ends (the lock is released
+        # then), made durable in batches (one syncfs per COMMIT_WINDOW_S, see _handed_over);
+        # a job counts as ended only once its record is durable, so a worker never waits
+        # for the disk and nothing reported ended can be lost by a crash.
+        self._durable: GroupCommit[tuple[Job, Status]] = GroupCommit(exp.dir, self._on_durable)
         self._idle = threading.Event()  # set once every worker has ended (none started: set)
         self._idle.set()
         # How each job is executed, besides what the pool decides (a Slurm task packing
@@ -147,6 +148,7 @@ class LocalBackend(Backend):
             self._cond.notify_all()
         for t in self._threads:
             t.join()
+        self._durable.close()  # every record reported ended is on disk
         self._restore_signal_handlers()
 
     # -- what the caller (mrl run) reads -----------------------------------------------------
@@ -175,7 +177,11 @@ class LocalBackend(Backend):
         finally:
             with self._cond:
                 self._working -= 1
-                if not self._working:
+                last = not self._working
+            if last:  # the run's last records: durable now, not a window later
+                self._durable.flush()
+            with self._cond:
+                if last:
                     self._idle.set()
                 self._changed = True
                 self._cond.notify_all()
@@ -188,13 +194,10 @@ class LocalBackend(Backend):
             try:
                 self._run(job)
             finally:
-                if slot in self._pending and self._pending[slot].job is not job:
-                    self._commit(slot)  # its next job never started a step
                 with self._cond:
                     self.running.pop(slot, None)
                     self._changed = True
                     self._cond.notify_all()
-        self._commit(slot)
 
     def _run(self, job: Job) -> None:
         seen = job.status.attempts if job.status else 0
@@ -210,15 +213,12 @@ class LocalBackend(Backend):
         def started(status: Status) -> None:
             job.status, job.state = status, JobState.RUNNING
             self._notify()
-            self._commit(job.slot)  # the last job's record: its fsync overlaps this step
 
-        final: list[Status] = []  # the record handed over: it has ended once that is in place
+        final: list[Status] = []  # the record handed over: it has ended once that is durable
 
         def commit(pending: Pending, status: Status) -> None:
             final.append(status)
-            self._commit(job.slot)
-            assert job.slot is not None  # a job runs in a worker slot
-            self._pending[job.slot] = _Pending(job, status, pending)
+            self._handed_over(job, status, pending)
 
         try:
             status = execute(
@@ -260,17 +260,18 @@ class LocalBackend(Backend):
         if state is JobState.FAILED and self.options.fail_fast:
             self.halted = True
 
-    def _commit(self, slot: int | None) -> None:
-        """Make the slot's pending final record durable and put it in place (lock released)."""
-        held = self._pending.pop(slot, None) if slot is not None else None
-        if held is None:
-            return
+    def _handed_over(self, job: Job, status: Status, pending: Pending) -> None:
+        """`job`'s final record: in place now (its lock released), durable with the next batch."""
+        pending.durable = False
         try:
-            held.pending.commit()
+            pending.commit()
         except OSError as e:
-            self._recorded(held.job, held.status, e)
+            self._recorded(job, status, e)
         else:
-            self._recorded(held.job, held.status, None)
+            self._durable.add(pending.path, (job, status))
+
+    def _on_durable(self, item: tuple[Job, Status], error: OSError | None) -> None:
+        self._recorded(*item, error)
 
     def _recorded(self, job: Job, status: Status, error: OSError | None) -> None:
         """`job`'s final record is in place (or could not be written): only now has it ended."""
@@ -329,13 +330,6 @@ def _record_cancelled_before_start(job: Job) -> None:
         job.sub.write_status(job.status)
     except OSError as e:
         job.message += f" (could not record it: {e})"
-
-
-@dataclass
-class _Pending:
-    job: Job
-    status: Status
-    pending: Pending
 
 
 def cancel_records(jobs: Sequence[Job], grace: float = CANCEL_GRACE_S) -> None:

@@ -85,3 +85,82 @@ def test_a_job_counts_as_ended_only_once_its_final_record_is_in_place(project) -
             assert job.sub.read_status().exit_code == i % 3
         assert not is_running(job.sub.dir)
         assert not [p for p in job.sub.dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_the_pool_makes_final_records_durable_in_batches_and_reports_a_job_ended_only_after(
+    project,  # noqa: ANN001
+    monkeypatch,  # noqa: ANN001
+) -> None:
+    """Group commit: no fsync per job; a job counts as ended only after a syncfs that came
+    after its final record was in place (so nothing `mrl run` reported ended can be lost)."""
+    import os
+    import time
+
+    from metarunlog import jsonio
+    from metarunlog.backends.base import RunOptions
+    from metarunlog.backends.local import LocalBackend
+    from metarunlog.states import JobState
+    from tests.backends.contract import jobs_for, make_experiment
+
+    exp = make_experiment(project, [{"i": i} for i in range(12)], "true")
+    jobs = jobs_for(exp)
+    synced: set[int] = set()  # sub ids whose final record was in place when a syncfs began
+    syncs, fsyncs = [], []
+    real_syncfs, real_fsync = jsonio.syncfs, os.fsync
+
+    def spy_syncfs(path: str) -> None:
+        on_disk = {j.id for j in jobs if (s := j.sub.read_status()) is not None and s.state.finished}
+        syncs.append(path)
+        real_syncfs(path)
+        synced.update(on_disk)
+
+    def spy_fsync(fd: int) -> None:
+        fsyncs.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(jsonio, "syncfs", spy_syncfs)
+    monkeypatch.setattr(os, "fsync", spy_fsync)
+    backend = LocalBackend(exp, RunOptions(jobs=2))
+    backend.submit(jobs)
+    deadline = time.monotonic() + 60
+    try:
+        while any(s.active for s in backend.poll(jobs)):
+            assert {j.id for j in jobs if j.state.finished} <= synced
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+    finally:
+        backend.close()
+    assert all(j.state is JobState.DONE for j in jobs)
+    assert synced == {j.id for j in jobs}
+    assert fsyncs == []  # not one per job
+    assert 1 <= len(syncs) < len(jobs)
+    assert set(syncs) == {str(exp.dir)}
+
+
+def test_a_final_record_that_cannot_be_made_durable_fails_its_job_and_says_why(project, monkeypatch) -> None:  # noqa: ANN001
+    import errno
+    import os
+
+    from metarunlog import jsonio
+    from metarunlog.backends.base import RunOptions
+    from metarunlog.backends.local import LocalBackend
+    from metarunlog.states import JobState
+    from tests.backends.contract import jobs_for, make_experiment
+
+    def eio(*args: object) -> None:  # the disk failed under the records
+        raise OSError(errno.EIO, "Input/output error")
+
+    exp = make_experiment(project, [{"i": i} for i in range(3)], "true")
+    jobs = jobs_for(exp)
+    monkeypatch.setattr(jsonio, "syncfs", eio)
+    monkeypatch.setattr(os, "fsync", eio)
+    backend = LocalBackend(exp, RunOptions(jobs=2))
+    backend.submit(jobs)
+    try:
+        while backend.busy:
+            backend.wait(0.2)
+    finally:
+        backend.close()
+    for job in jobs:
+        assert job.state is JobState.FAILED
+        assert "mrl could not record how it ended" in job.message and "Input/output error" in job.message
