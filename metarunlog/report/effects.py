@@ -105,6 +105,7 @@ def _x_positions(e: Effect) -> list[Any]:
     return list(e.values) if e.numeric else list(e.labels)
 
 
+@bk.lean
 def effect_figure(e: Effect, primary: decide.Primary, varying: list[str]) -> Any:
     """Points for every run, and per value a mean marker with a ±std bar, for best and final."""
     from bokeh.models import Scatter
@@ -219,6 +220,7 @@ def _integer_ticks(fig: Any, e: Effect) -> None:
         fig.xaxis[0].ticker.min_interval = 1
 
 
+@bk.lean
 def heatmap(rep: Report, a: Effect, b: Effect, primary: decide.Primary) -> Any:
     """The mean best value of the primary metric over the grid of a's and b's values."""
     from bokeh.models import ColumnDataSource, HoverTool

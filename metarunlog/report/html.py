@@ -10,7 +10,7 @@ from markupsafe import Markup
 
 from metarunlog import __version__, jsonio, results
 from metarunlog import render as jinja
-from metarunlog.report import registry
+from metarunlog.report import bk, registry
 from metarunlog.report.model import Report
 
 PAGE_TEMPLATE = "report.html"
@@ -93,14 +93,16 @@ def components(models: dict[str, Any]) -> tuple[str, dict[str, str], str]:
 
     doc = Document()
     try:
-        with doc.models.freeze():  # one recompute of the model graph, not one per root
+        with bk.lean_models(), doc.models.freeze():  # one recompute of the model graph, not one per root
             for m in roots:
                 doc.add_root(m)
         docid = make_globally_unique_id()
         ids = {m: make_globally_unique_css_safe_id() for m in roots}
         item = RenderItem(docid, roots=ids)
         bundle = bundle_for_objs_and_resources(None, None)
-        bundle.add(Script(script_for_render_items({docid: doc.to_json(deferred=False)}, [item])))
+        with bk.lean_models():
+            data = doc.to_json(deferred=False)
+        bundle.add(Script(script_for_render_items({docid: data}, [item])))
         script = bundle.scripts(tag=True)
         divs = [_root_div(r) for r in item.roots]  # type: ignore[assignment]
         head = _bokeh_resources([_Known(set(doc.models))])

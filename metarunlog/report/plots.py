@@ -187,6 +187,7 @@ class Drawn:
         return n
 
 
+@bk.lean
 def _figure(metric: str, lines: dict[int, Curve], lay: Layout) -> Any:
     from bokeh.models import CustomJSHover
     from bokeh.plotting import figure
