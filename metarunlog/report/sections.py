@@ -10,7 +10,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from metarunlog.experiment import DIFF, Experiment
-from metarunlog.report import effects, plots, summary, table
+from metarunlog.report import effects, plots, subexps, summary, table
 from metarunlog.report.functions import markdown_html
 from metarunlog.report.model import Report
 from metarunlog.report.registry import registered, section
@@ -120,4 +120,4 @@ def overview(rep: Report) -> dict[str, Any]:
 
 @section("subexps", "_subexps.html", nav="sub-experiments")
 def sub_experiments(rep: Report) -> dict[str, Any]:
-    return {"subs": rep.subs}
+    return {"subs": rep.subs, "subexp_bodies": [subexps.body(s, rep.varying) for s in rep.subs]}
