@@ -35,7 +35,7 @@ def test_a_sub_experiments_section_shows_its_params_state_run_and_metrics_all_es
     second = part[part.index('<details class="subexp" id="002"') :]
     assert '<span class="state state-failed">failed</span>' in second and "(exit code 3)" in second
     assert "run.log (last 2 lines)" in second and "line one\n&lt;img" in second
-    assert part.count("<details class=\"subexp\"") == 2 and " open>" in part  # few runs: open
+    assert part.count('<details class="subexp"') == 2 and " open>" in part  # few runs: open
 
 
 def test_a_subexps_template_of_ones_own_still_loops_over_subs(project: Path) -> None:
