@@ -60,6 +60,7 @@ class SubResult:
     lines: list[dict[str, Any]] | None = None  # every reader's rows, when asked for
     # per metric of the rows: (x key, xs, ys); filled by the report from `lines`
     curves: dict[str, tuple[str, Any, Any]] | None = None
+    log_tail: list[str] | None = None  # run.log's last lines; filled by the report's reader
     best: dict[str, Best] = field(default_factory=dict)  # per metric with a goal
     exp: str = ""  # the experiment's folder name
     has_rows: bool = False  # some reader (or metrics()) gave per-step rows

@@ -219,11 +219,14 @@ def analyze(
         check_webdir(webdir)
     out = Path(outdir).resolve() if outdir else exp.dir / cfg["analysis_outdir"]
     out.mkdir(parents=True, exist_ok=True)
-    rep = report.build_report(exp, project.basedir, out, overview, per_sub, log_lines=cfg["run"].get("log_tail", 20))
-    active = any(s.res.state.active for s in rep.subs)
-    rep.refresh = refresh if refresh and active else None
+    log_lines = cfg["run"].get("log_tail", 20)
+    with report.gc_paused():
+        rep = report.build_report(exp, project.basedir, out, overview, per_sub, log_lines=log_lines)
+        active = any(s.res.state.active for s in rep.subs)
+        rep.refresh = refresh if refresh and active else None
+        page = report.render(rep, project.basedir)
     path = out / cfg["analysis_outfn"]
-    jsonio.write_text(path, report.render(rep, project.basedir))
+    jsonio.write_text(path, page)
     res = AnalyzeResult(path, rep.errors, warnings=rep.warnings, active=active)
     if rep.table.rows and not rep.table.metrics:
         from metarunlog.results import no_metrics_note

@@ -21,7 +21,7 @@ Heavy libraries (bokeh, pandas, markdown, numpy) are imported inside the functio
 from __future__ import annotations
 
 from metarunlog.report import sections  # noqa: F401  (registers the built-in sections)
-from metarunlog.report.build import build_report
+from metarunlog.report.build import build_report, gc_paused
 from metarunlog.report.functions import RTYPES, UserFunction, call_function, markdown_html, user_functions
 from metarunlog.report.html import PAGE_TEMPLATE, environment, render
 from metarunlog.report.model import FunctionOutput, Piece, Plot, Report, SubSection
@@ -45,6 +45,7 @@ __all__ = [
     "decimate",
     "decimate_rows",
     "environment",
+    "gc_paused",
     "markdown_html",
     "read_results",
     "register",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from metarunlog import results
@@ -14,6 +17,21 @@ from metarunlog.report.table import column_goals
 from metarunlog.results import SubResult
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a report is built and written: its ~1,000 bokeh
+    models and 1,000 runs' records are live until the page is written, and Python's
+    collector walked them (and every imported module) over and over, ~0.1 s of a 1,000-run
+    report. What is garbage by the end is collected as usual afterwards."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def build_report(
     exp: Experiment,
     basedir: Path,
@@ -24,7 +42,7 @@ def build_report(
 ) -> Report:
     """Read the experiment, call the user's functions, then each registered section's
     context function (in page order): a Report ready for `html.render`."""
-    subs, errors = read_results(exp, basedir)
+    subs, errors = read_results(exp, basedir, log_lines)
     # The table of `mrl table --summary both --all-params`: last and best values per metric.
     tab = results.make_table(subs, all_params=True, errors=errors, summary="both")
     tab.repeat_params = results.repeat_params([exp])
@@ -35,7 +53,7 @@ def build_report(
     rep.axes = decide.axes(subs, rep.varying, tab.repeat_params)
     rep.primary, warning = decide.primary_metric(tab, exp.cfg["report"].get("primary_metric"), rep.goals)
     rep.warnings += [warning] if warning else []
-    _call_user_functions(rep, subs, outdir, overview_fns or [], subexp_fns or [], log_lines)
+    _call_user_functions(rep, subs, outdir, overview_fns or [], subexp_fns or [])
     for section in registry.registered():
         context = section.context(rep)
         if context is not None:
@@ -51,10 +69,7 @@ def _call_user_functions(
     outdir: Path,
     overview: list[UserFunction],
     per_sub: list[UserFunction],
-    log_lines: int,
 ) -> None:
-    from metarunlog.execute import log_tail
-
     single = rep.exp.is_expanded and rep.exp.is_single
     dparams = results.params_frame(subs) if (overview or per_sub) and subs else None
     ids = [s.name for s in subs]
@@ -63,9 +78,8 @@ def _call_user_functions(
             rep.overview.append(
                 call_function(rep, uf, (str(rep.exp.dir), str(outdir), ids, dparams), outdir, f"overview {uf.name}")
             )
-    by_id = {s.id: s for s in rep.exp.sub_experiments()} if subs else {}
     for res in subs:
-        section = SubSection(res, log_tail(by_id[res.id], log_lines) if res.id in by_id else [])
+        section = SubSection(res, res.log_tail or [])
         for uf in per_sub:
             # The original called a one-job experiment's functions with Dparams None, id 'def'.
             args = (

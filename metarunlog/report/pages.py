@@ -207,7 +207,7 @@ def build_comparison(project: Any, exps: list[Experiment], page_dir: Path) -> Co
     errors: list[str] = []
     cards = []
     for exp in exps:
-        res, errs = read_results(exp, project.basedir)
+        res, errs = read_results(exp, project.basedir, log_lines=None)
         subs += res
         errors += [f"{exp.name}: {e}" for e in errs]
         cards.append(with_report(card_facts(exp, project.basedir), exp, page_dir))
@@ -273,8 +273,12 @@ def render_comparison(cmp: Comparison, basedir: Path) -> str:
 
 def write_comparison(project: Any, exps: list[Experiment], out: Path | None = None) -> tuple[Path, list[str]]:
     """Write the comparison report of `exps`; its path and the errors met."""
+    from metarunlog.report.build import gc_paused
+
     path = out or comparison_path(project, exps)
-    cmp = build_comparison(project, exps, path.parent)
-    add_comparison_curves(cmp)
-    jsonio.write_text(path, render_comparison(cmp, project.basedir))
+    with gc_paused():
+        cmp = build_comparison(project, exps, path.parent)
+        add_comparison_curves(cmp)
+        page = render_comparison(cmp, project.basedir)
+    jsonio.write_text(path, page)
     return path, cmp.errors

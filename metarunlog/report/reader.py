@@ -16,9 +16,10 @@ FORK_MIN_SUBS = 100
 Read = tuple[SubResult, list[str]]  # one sub-experiment's results and what went wrong reading it
 
 
-def read_results(exp: Experiment, basedir: Path) -> tuple[list[SubResult], list[str]]:
+def read_results(exp: Experiment, basedir: Path, log_lines: int | None = 20) -> tuple[list[SubResult], list[str]]:
     """What `results.collect` reads, with each run's metric curves extracted (`res.curves`;
-    `res.lines` dropped), plus the user's `metrics()`.
+    `res.lines` dropped) and the last `log_lines` lines of its run.log (`res.log_tail`;
+    None: not read), plus the user's `metrics()`.
 
     On a large experiment a forked child reads the files from the first on while this
     process imports bokeh (about as long as reading 1,000 runs with 200-line
@@ -30,16 +31,18 @@ def read_results(exp: Experiment, basedir: Path) -> tuple[list[SubResult], list[
     """
     subs = exp.sub_experiments()
     finder = results.finder_for(exp, basedir)  # the table's readers, step keys and goals
-    read = _read_in_child(subs, finder) if len(subs) >= FORK_MIN_SUBS else None
+    read = _read_in_child(subs, finder, log_lines) if len(subs) >= FORK_MIN_SUBS else None
     if read is None:
-        read = [_read_one(sub, finder) for sub in subs]
+        read = [_read_one(sub, finder, log_lines) for sub in subs]
     results_ = [res for res, _ in read]
     errors = [e for _, errs in read for e in errs]
     return results_, errors + results.add_all_user_metrics(results_, basedir, finder.settings)
 
 
-def _read_one(sub: Any, finder: Any) -> Read:
+def _read_one(sub: Any, finder: Any, log_lines: int | None) -> Read:
     from array import array
+
+    from metarunlog.execute import log_tail
 
     res, errs = results.read_sub(sub, keep_lines=True, finder=finder)
     res.curves = {
@@ -47,6 +50,7 @@ def _read_one(sub: Any, finder: Any) -> Read:
         for metric, (xkey, xs, ys) in results.curves(res.lines or [], finder.settings.step_keys).items()
     }
     res.lines = None
+    res.log_tail = None if log_lines is None else log_tail(sub, log_lines)
     return res, errs
 
 
@@ -74,7 +78,7 @@ class _Meeting:
         struct.pack_into("q", self.mem, 8 * slot, value)
 
 
-def _read_in_child(subs: list[Any], finder: Any) -> list[Read] | None:
+def _read_in_child(subs: list[Any], finder: Any, log_lines: int | None) -> list[Read] | None:
     """Read subs from both ends at once: a forked child from the first, this process from
     the last once it has imported bokeh."""
     import pickle
@@ -95,7 +99,7 @@ def _read_in_child(subs: list[Any], finder: Any) -> list[Read] | None:
             for i in range(n):
                 if i >= meet.get(1):
                     break
-                theirs.append(_read_one(subs[i], finder))
+                theirs.append(_read_one(subs[i], finder, log_lines))
                 meet.set(0, i + 1)
             payload = pickle.dumps(theirs, protocol=pickle.HIGHEST_PROTOCOL)
             with os.fdopen(wfd, "wb") as f:
@@ -111,7 +115,7 @@ def _read_in_child(subs: list[Any], finder: Any) -> list[Read] | None:
     while low - 1 >= meet.get(0):  # the child has not got there yet
         low -= 1
         meet.set(1, low)
-        mine.append(_read_one(subs[low], finder))
+        mine.append(_read_one(subs[low], finder, log_lines))
     mine.reverse()  # subs[low:]
     with os.fdopen(rfd, "rb") as f:
         payload = f.read()
@@ -121,5 +125,5 @@ def _read_in_child(subs: list[Any], finder: Any) -> list[Read] | None:
     except Exception:
         theirs = None  # type: ignore[assignment]
     if theirs is None or len(theirs) < low:  # the child failed: read its part here
-        theirs = [_read_one(sub, finder) for sub in subs[:low]]
+        theirs = [_read_one(sub, finder, log_lines) for sub in subs[:low]]
     return theirs + mine[len(theirs) - low :]

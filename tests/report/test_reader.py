@@ -17,17 +17,17 @@ import metarunlog.report.reader as r
 from metarunlog.project import Project
 r.FORK_MIN_SUBS = int(sys.argv[1])
 parent, read_one, mine = os.getpid(), r._read_one, []
-def slow_child(sub, finder):  # argv[2] == "slow": the child is slow, the parent reads most
+def slow_child(sub, finder, log_lines):  # argv[2] == "slow": the child is slow, the parent reads most
     if os.getpid() != parent:
         time.sleep(1.0)
     else:
         mine.append(sub.id)
-    return read_one(sub, finder)
+    return read_one(sub, finder, log_lines)
 if sys.argv[2] == "slow":
     r._read_one = slow_child
 project = Project.find()
 exp = project.load_exp("last")
-subs, errors = r.read_results(exp, project.basedir)
+subs, errors = r.read_results(exp, project.basedir, 3)
 print("FORKED" if "bokeh.plotting" in sys.modules else "IN-PROCESS", len(mine))
 print(json.dumps({
     "ids": [s.name for s in subs],
@@ -35,6 +35,7 @@ print(json.dumps({
     "states": [str(s.state) for s in subs],
     "metrics": [s.metrics for s in subs],
     "curves": [{k: [x, list(xs), list(ys)] for k, (x, xs, ys) in (s.curves or {}).items()} for s in subs],
+    "logs": [s.log_tail for s in subs],
     "errors": errors,
 }, sort_keys=True))
 """
@@ -64,7 +65,8 @@ def test_reading_in_a_forked_child_gives_what_reading_in_process_gives(project: 
     subs = []
     for i in range(12):
         lines = [{"step": s, "loss": 1.0 / (s + i + 1), "acc": s * 0.01} for s in range(30)]
-        subs.append({"params": {"lr": i % 3, "seed": i}, "status": done(), "jsonl": lines})
+        log = "".join(f"run {i} line {n}\n" for n in range(i))
+        subs.append({"params": {"lr": i % 3, "seed": i}, "status": done(), "jsonl": lines, "log": log})
     subs[3]["jsonl"] = '{"step": 1, "loss": 0.5}\nnot json\n'
     make_exp(project, subs)
     (project / "output" / "0001" / "005" / ".mrl").write_text("{broken")
@@ -78,5 +80,7 @@ def test_reading_in_a_forked_child_gives_what_reading_in_process_gives(project: 
     assert how_slow.split()[0] == "FORKED" and int(how_slow.split()[1]) > 0, how_slow
     assert shared == in_process
     assert in_process["curves"][0]["loss"][0] == "step"
+    assert in_process["logs"][:3] == [[], ["run 1 line 0"], ["run 2 line 0", "run 2 line 1"]]
+    assert in_process["logs"][11] == ["run 11 line 8", "run 11 line 9", "run 11 line 10"]  # the last 3
     assert any("no score for 7" in e for e in in_process["errors"])
     assert any("005" in e for e in in_process["errors"])

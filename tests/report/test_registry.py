@@ -5,28 +5,17 @@ and its link; the built-in sections keep their order."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from metarunlog.main import main
-from metarunlog.report import Report, Section, register, registered, section, unregister
+from metarunlog.report import Report, Section, register, registered, section
 from tests.helpers.html import html_of, visible_text
 from tests.helpers.records import grid_exp
 
 BUILTIN = ["summary", "errors", "git", "notes", "status", "table", "effects", "plots", "overview", "subexps"]
-
-
-@pytest.fixture
-def restore_registry() -> Iterator[None]:
-    before = registered()
-    yield
-    for s in registered():
-        unregister(s.id)
-    for s in before:
-        register(s)
 
 
 def section_ids(page: str) -> list[str]:

@@ -1,0 +1,36 @@
+"""report/build.py: the collector is paused while a report is built and written, and back after."""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import pytest
+
+from metarunlog.main import main
+from metarunlog.report import Section, gc_paused, register
+from tests.helpers.records import grid_exp
+
+
+def test_the_collector_is_paused_while_a_report_is_built_and_on_again_after(
+    project: Path, restore_registry: None
+) -> None:
+    seen: list[bool] = []
+    register(Section("probe", "_probe.html", lambda rep: seen.append(gc.isenabled()) or {}, source=""))
+    grid_exp(project)
+    assert gc.isenabled()
+    assert main(["analyze"]) == 0
+    assert seen == [False] and gc.isenabled()
+
+
+def test_gc_paused_restores_the_collector_after_an_error_and_leaves_it_off_if_it_was() -> None:
+    with pytest.raises(ZeroDivisionError), gc_paused():
+        1 / 0  # noqa: B018
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
