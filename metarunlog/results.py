@@ -85,11 +85,13 @@ class Table:
     aggregated: bool = False  # rows are groups (`aggregate`): by-params, n, mean and _std columns
     repeat_params: list[str] = field(default_factory=lambda: ["seed"])  # what `aggregate` averages over
     step_columns: set[str] = field(default_factory=set)  # the `<metric>_step` columns of --summary best/both
+    # aggregated: `n` (runs with a value), and `n_missing` when some group has runs without any
+    counts: list[str] = field(default_factory=lambda: ["n"])
 
     @property
     def columns(self) -> list[str]:
         if self.aggregated:
-            return [*(["exp"] if self.exp_column else []), *self.params, "n", *self.metrics]
+            return [*(["exp"] if self.exp_column else []), *self.params, *self.counts, *self.metrics]
         return [*(["exp"] if self.exp_column else []), "id", *self.params, "state", "duration", *self.metrics]
 
     def to_dataframe(self) -> Any:
@@ -692,13 +694,17 @@ def where(tab: Table, text: str) -> Table:
 
 
 def aggregate(tab: Table, by: list[str] | None = None, over: list[str] | None = None) -> Table:
-    """One row per group of sub-experiments, each metric's mean, `<metric>_std` and `n`.
+    """One row per group of sub-experiments: each metric's mean, `<metric>_std`, and `n`.
 
     Groups: the combinations of `by` (params, or `exp`), by default of the varying params
     except the repeat axes: `tab.repeat_params` (MRL:repeat's `repeat`, params named `seed`)
-    and `over`. Per group `n` counts its sub-experiments; a metric's mean and standard
-    deviation (population, as `numpy.std`) are over its numeric, non-NaN values (None when
-    it has none). Groups keep the order of their first row. Best-step columns are left out.
+    and `over`. A metric's mean and standard deviation (population, as `numpy.std`) are
+    over its numeric, non-NaN values (None when it has none). `n` counts the group's runs
+    that have a value of some metric (all of its runs when the table has no metric);
+    `n_missing`, a column only when some group has them, the runs that have none (a run
+    that failed before it logged anything); `<metric>_n`, a column only for a metric that
+    some run with values lacks, how many values its mean is over. Groups keep the order of
+    their first row. Best-step columns are left out.
     """
     over = list(over or [])
     for p in [*(by or []), *over]:
@@ -713,17 +719,43 @@ def aggregate(tab: Table, by: list[str] | None = None, over: list[str] | None = 
     rows = [_group_row(members, keys, shown) for members in groups.values()]
     exp_column = "exp" in keys
     params = [k for k in keys if k != "exp"]
-    columns = [c for m in shown for c in (m, m + "_std")]
-    return Table(params, columns, rows, tab.errors, tab.all_params, tab.warnings, exp_column, tab.note, True)
+    counted = {m for m in shown if any(r[m + "_n"] != r["n"] for r in rows)}
+    for r in rows:
+        for m in shown:
+            if m not in counted:
+                del r[m + "_n"]
+    columns = [c for m in shown for c in (m, m + "_std", *([m + "_n"] if m in counted else []))]
+    agg = Table(params, columns, rows, tab.errors, tab.all_params, tab.warnings, exp_column, tab.note, True)
+    if any(r["n_missing"] for r in rows):
+        agg.counts = ["n", "n_missing"]
+        agg.note = tab.note or _missing_note([r for ms in groups.values() for r in ms], shown)
+    else:
+        for r in rows:
+            del r["n_missing"]
+    return agg
 
 
 def _group_row(members: list[dict[str, Any]], keys: list[str], metric_names: list[str]) -> dict[str, Any]:
     first = members[0]
     row: dict[str, Any] = {k: first.get(k) for k in keys}
-    row["n"] = len(members)
+    with_value = [r for r in members if any(not _missing(r.get(m)) for m in metric_names)]
+    row["n"] = len(with_value) if metric_names else len(members)
+    row["n_missing"] = len(members) - row["n"]
     for m in metric_names:
-        row[m], row[m + "_std"] = mean_std([r.get(m) for r in members])
+        values = [r.get(m) for r in members]
+        row[m], row[m + "_std"] = mean_std(values)
+        row[m + "_n"] = sum(_is_number(v) and not math.isnan(v) for v in values)
     return row
+
+
+def _missing_note(rows: list[dict[str, Any]], metric_names: list[str]) -> str:
+    """Which runs `n` leaves out (no value of any metric), for the person reading the table."""
+    missing = [r for r in rows if all(_missing(r.get(m)) for m in metric_names)]
+    names = [f"{r['exp']}/{r['id']}" if r.get("exp") else str(r.get("id")) for r in missing]
+    shown = ", ".join(f"{name} ({r.get('state')})" for name, r in zip(names[:10], missing, strict=False))
+    more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+    runs = "1 run has" if len(missing) == 1 else f"{len(missing)} runs have"
+    return f"note: n counts the runs with a value; {runs} none (counted in n_missing): {shown}{more}"
 
 
 def mean_std(values: Iterable[Any]) -> tuple[float | None, float | None]:

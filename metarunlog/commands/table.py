@@ -81,7 +81,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--aggregate",
         action="store_true",
-        help="one row per combination of the varying params except seed/repeat: each metric's mean, _std, n",
+        help="one row per combination of the varying params except seed/repeat: each metric's mean and _std, "
+        "n (the runs with a value) and n_missing (those without, when there are)",
     )
     p.add_argument("--by", nargs="+", metavar="PARAM", help="with --aggregate: group by these params (or exp)")
     p.add_argument("--over", nargs="+", metavar="PARAM", help="with --aggregate: also average over these params")

@@ -227,12 +227,10 @@ def heatmap(rep: Report, a: Effect, b: Effect, primary: decide.Primary) -> Any:
     from bokeh.plotting import figure
     from bokeh.transform import linear_cmap
 
-    cells: dict[tuple[str, str], list[float]] = {}
-    counts: dict[tuple[str, str], int] = {}
+    cells: dict[tuple[str, str], list[float]] = {}  # n: the runs with a value, as the table's
     for s in (s.res for s in rep.subs):
         ka, kb = value_label(s.params.get(a.param)), value_label(s.params.get(b.param))
         [v] = decide.run_values([s], primary, best=True)
-        counts[(ka, kb)] = counts.get((ka, kb), 0) + 1
         if v is not None:
             cells.setdefault((ka, kb), []).append(v)
     data: dict[str, list[Any]] = {"a": [], "b": [], "mean": [], "std": [], "n": [], "text": [], "ink": []}
@@ -245,7 +243,7 @@ def heatmap(rep: Report, a: Effect, b: Effect, primary: decide.Primary) -> Any:
         data["b"].append(kb)
         data["mean"].append(mean)
         data["std"].append(std)
-        data["n"].append(counts[(ka, kb)])
+        data["n"].append(len(cells[(ka, kb)]))
         data["text"].append(results.format_value(mean))
         data["ink"].append(_ink(colors, mean, lo, hi))
     fig = figure(

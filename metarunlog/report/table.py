@@ -108,21 +108,24 @@ class Aggregated:
 
 
 def aggregated_view(rep: Any) -> Aggregated:
-    """`mrl table --summary both --aggregate` of the report's table (results.aggregate)."""
+    """`mrl table --summary both --aggregate` of the report's table (results.aggregate):
+    its `n` (runs with a value) and `n_missing`; a mean over fewer values than `n` says
+    how many (`<metric>_n`)."""
     agg = results.aggregate(rep.table, by=rep.axes.factors or None)
-    names = agg.metrics[::2]  # (metric, metric_std) pairs
+    names = [m for m in agg.metrics if m + "_std" in agg.metrics]
     best = best_values(agg, {m: g for m, g in rep.goals.items() if m in names})
     rows = []
     for r in agg.rows:
         cells: list[tuple[str, str, Any]] = [(results.format_value(r.get(p)), "", _num(r.get(p))) for p in agg.params]
-        cells.append((str(r["n"]), "", r["n"]))
+        cells += [(str(r[c]), "", r[c]) for c in agg.counts]
         for m in names:
-            mean, std = r.get(m), r.get(m + "_std")
+            mean, std, n = r.get(m), r.get(m + "_std"), r.get(m + "_n", r["n"])
             text = "" if mean is None else f"{results.format_value(mean)} ± {results.format_value(std)}"
+            text += f" (n={n})" if mean is not None and n != r["n"] else ""
             cells.append((text, "best" if m in best and mean == best[m] else "", mean))
         rows.append(cells)
-    classes = ["param"] * len(agg.params) + [""] + ["metric"] * len(names)
-    return Aggregated([*agg.params, "n", *names], classes, rows, rep.axes.repeats)
+    classes = ["param"] * len(agg.params) + [""] * len(agg.counts) + ["metric"] * len(names)
+    return Aggregated([*agg.params, *agg.counts, *names], classes, rows, rep.axes.repeats)
 
 
 def _num(v: Any) -> Any:

@@ -229,6 +229,54 @@ def test_aggregate_by_and_over_choose_the_groups(project: Path, capsys: pytest.C
     assert code == 1 and "--by/--over momentum: no such param" in err
 
 
+def failed_seed_exp(project: Path) -> Any:
+    """seeds_exp's grid where lr=0.1 seed=3 failed before it logged anything, and lr=0.01
+    seed=2 logged val_loss but never val_acc."""
+    from metarunlog.states import JobState
+
+    subs = []
+    for lr in (0.1, 0.01):
+        for seed in (1, 2, 3):
+            curve = [{"step": 0, "val_loss": lr * 10 + seed / 10, "val_acc": seed / 10}]
+            if (lr, seed) == (0.01, 2):
+                curve = [{"step": 0, "val_loss": lr * 10 + seed / 10}]
+            spec: dict[str, Any] = {"params": {"lr": lr, "seed": seed}, "status": done(), "jsonl": curve}
+            if (lr, seed) == (0.1, 3):
+                spec = {"params": {"lr": lr, "seed": seed}, "status": done(exit_code=1, state=JobState.FAILED)}
+            subs.append(spec)
+    return make_exp(project, subs)
+
+
+def test_aggregate_n_counts_the_runs_with_a_value_and_n_missing_the_failed_one(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    failed_seed_exp(project)
+    code, out, err = table_out(capsys, "--json", "--aggregate")
+    rows = json.loads(out)
+    assert code == 0
+    assert [(r["lr"], r["n"], r["n_missing"]) for r in rows] == [(0.1, 2, 1), (0.01, 3, 0)]
+    assert rows[0]["val_loss"] == pytest.approx((1.1 + 1.2) / 2)  # over the two that logged it
+    # val_acc is over fewer runs than n in the lr=0.01 group: its own count is a column
+    assert [(r["val_acc_n"], r.get("val_loss_n")) for r in rows] == [(2, None), (2, None)]
+    assert list(rows[0]) == ["lr", "n", "n_missing", "val_loss", "val_loss_std", "val_acc", "val_acc_std", "val_acc_n"]
+    assert "n counts the runs with a value; 1 run has none (counted in n_missing): 003 (failed)" in err
+    header = table_out(capsys, "--aggregate")[1].splitlines()[0].split()
+    assert header == ["lr", "n", "n_missing", "val_loss", "val_loss_std", "val_acc", "val_acc_std", "val_acc_n"]
+    rows = json.loads(table_out(capsys, "--json", "--aggregate", "--by", "seed")[1])
+    assert [(r["seed"], r["n"], r["n_missing"]) for r in rows] == [(1, 2, 0), (2, 2, 0), (3, 1, 1)]
+    [row] = json.loads(table_out(capsys, "--json", "--aggregate", "--over", "lr")[1])
+    assert (row["n"], row["n_missing"], row["val_acc_n"]) == (5, 1, 4)
+
+
+def test_aggregate_without_failed_runs_has_no_n_missing_column(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seeds_exp(project)
+    code, out, err = table_out(capsys, "--json", "--aggregate")
+    assert code == 0 and list(json.loads(out)[0]) == ["lr", "n", "val_loss", "val_loss_std", "val_acc", "val_acc_std"]
+    assert "n_missing" not in err
+
+
 def test_an_mrl_repeat_axis_is_averaged_over(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (project / "output").mkdir(exist_ok=True)
     (project / "conf.lua").write_text("lr = {{ lr }}\n-- MRL:grid['lr'] = [0.1, 0.2]\n-- MRL:repeat = 2\n")
@@ -253,7 +301,8 @@ def test_several_experiments_make_one_table_with_an_exp_column(
     code, out, _ = table_out(capsys, "--all")
     assert code == 0 and out.splitlines()[0].split()[:2] == ["exp", "id"] and len(out.splitlines()) == 14
     rows = json.loads(table_out(capsys, "--json", "--all", "--aggregate", "--by", "exp")[1])
-    assert [(r["exp"], r["n"]) for r in rows] == [("0001", 6), ("0002", 6), ("0003", 1)]
+    # 0003's one run has no metrics: no value to count (n), one run without (n_missing)
+    assert [(r["exp"], r["n"], r["n_missing"]) for r in rows] == [("0001", 6, 0), ("0002", 6, 0), ("0003", 0, 1)]
 
 
 def test_where_filters_on_params_metrics_and_columns(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
