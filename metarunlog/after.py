@@ -6,6 +6,12 @@ that fails; `mrl` in them is the mrl that ran the batch (its interpreter and cod
 PATH holds. The local backend runs them when the run ends (not when it was interrupted);
 Slurm submits them as a job depending on every array of the run (`--dependency=afterany:...`),
 so the report is written when the batch ends, without `--wait`.
+
+That job keeps a record, `EXPDIR/.mrl.slurm/after-NNN.json` (next to its script
+`after-NNN.sh`), through `python -m metarunlog.after RECORD start|end CODE`: `running`
+when its steps start, then `done` or `failed` with their exit code. `mrl status` shows it
+(from Slurm while Slurm knows the job, and writes Slurm's verdict into the record when the
+job could not: cancelled, timed out), so its state outlives the scheduler's memory.
 """
 
 from __future__ import annotations
@@ -14,11 +20,13 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from metarunlog import render
+from metarunlog import jsonio, render
 from metarunlog.errors import MrlError
+from metarunlog.states import JobState
 
 if TYPE_CHECKING:
     from metarunlog.experiment import Experiment
@@ -56,6 +64,61 @@ def prelude(expdir: Path) -> list[str]:
     ]
 
 
+def recorded_script(expdir: Path, commands: Sequence[str], record: Path) -> list[str]:
+    """The steps as a batch job's lines: its record says `running`, then how the steps
+    ended (stopping at the first that fails); the job's exit code is theirs."""
+    keep = f"{shlex.quote(sys.executable)} -m metarunlog.after {shlex.quote(str(record))}"
+    # `set -e` inside the ( ): the job goes on to write how the steps ended
+    body = [ln for ln in prelude(expdir) if ln != "set -e"]
+    return [
+        *body,
+        f'mrl_record_after() {{ {keep} "$@" || true; }}',
+        "mrl_record_after start",
+        "(",
+        "set -e",
+        *commands,
+        ")",
+        "code=$?",
+        'mrl_record_after end "$code"',
+        'exit "$code"',
+    ]
+
+
+def start_record(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The record of a run.after job whose steps start now, in the job's environment."""
+    return {
+        "jobId": environ.get("SLURM_JOB_ID"),
+        "state": JobState.RUNNING.value,
+        "start": jsonio.now(),
+        "node": environ.get("SLURMD_NODENAME"),
+    }
+
+
+def end_record(old: Mapping[str, Any], code: int) -> dict[str, Any]:
+    """`old` once the steps ended with exit code `code`."""
+    state = JobState.DONE if code == 0 else JobState.FAILED
+    return {**old, "state": state.value, "exitCode": code, "end": jsonio.now()}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m metarunlog.after RECORD start|end CODE` (what the run.after job runs).
+    Never fails the job: a record it cannot write is said on stderr."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) < 2 or args[1] not in ("start", "end") or (args[1] == "end" and len(args) < 3):
+        print("usage: python -m metarunlog.after RECORD start|end CODE", file=sys.stderr)
+        return 2
+    record = Path(args[0])
+    try:
+        if args[1] == "start":
+            jsonio.write_json(record, start_record(os.environ))
+        else:
+            old = jsonio.read_json_or(record, {})
+            jsonio.write_json(record, end_record(old if isinstance(old, dict) else {}, int(args[2])))
+    except (OSError, ValueError, MrlError) as e:
+        print(f"mrl: could not write the run.after record {record}: {e}", file=sys.stderr)
+    return 0
+
+
 def run_here(exp: Experiment, commands: list[str]) -> int:
     """Run the steps now, on this machine (the local backend); their exit code."""
     script = "\n".join([*prelude(exp.dir), *commands]) + "\n"
@@ -63,3 +126,7 @@ def run_here(exp: Experiment, commands: list[str]) -> int:
         return subprocess.run(["/bin/sh", "-c", script], stdin=subprocess.DEVNULL, check=False).returncode
     except OSError as e:
         raise MrlError(f"could not run run.after: {e}") from e
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

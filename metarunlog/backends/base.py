@@ -23,11 +23,11 @@ Executing one sub-experiment (rendering its command, writing `run.log` and
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from metarunlog.backends.registry import DEFAULT, get_backend, judged_by_liveness
+from metarunlog.backends.registry import DEFAULT, get_backend, judged_by_liveness, spec
 from metarunlog.errors import CorruptRecord, MrlError
 from metarunlog.states import DEFAULT_STALE_AFTER, JobState, observed_state, recorded_state
 
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from metarunlog.ownership import Claim
     from metarunlog.records import Status
 
-__all__ = ["Backend", "Job", "JobState", "RunOptions", "get_backend"]
+__all__ = ["Backend", "FollowUp", "Job", "JobState", "RunOptions", "follow_ups", "get_backend"]
 
 T = TypeVar("T")
 
@@ -54,6 +54,26 @@ class RunOptions:
     force: bool = False  # rerun done ones
     backend_options: Any = None  # the chosen backend's own options, from its `run_options` (None: defaults)
     heartbeat: Any = None  # an execute.Heartbeat refreshing live records (`run.heartbeat`), or None
+
+
+@dataclass
+class FollowUp:
+    """A job a backend scheduled to run once a run's sub-experiments ended (Slurm: the
+    `run.after` job), as `mrl status` shows it and `mrl cancel` of a whole experiment stops it."""
+
+    what: str  # "run.after"
+    job_id: str  # the scheduler's id
+    state: JobState
+    exit_code: int | None = None
+    log: str = ""  # its output file, relative to the experiment folder
+    note: str = ""  # why it waits, or what ended it
+
+    def describe(self) -> str:
+        """One line: `run.after: Slurm job 1240: failed (exit code 3); its output: ...`."""
+        code = f" (exit code {self.exit_code})" if self.exit_code is not None and self.state.finished else ""
+        note = f"; {self.note}" if self.note else ""
+        log = f"; its output: {self.log}" if self.log else ""
+        return f"{self.what}: Slurm job {self.job_id}: {self.state.value}{code}{note}{log}"
 
 
 class _Unset:
@@ -187,6 +207,18 @@ class Backend:
         exit code of `python -m metarunlog.backends.task EXPDIR INDEX --plan PLAN`."""
         raise MrlError(f"the {cls.name} backend has no submission plans")
 
+    @classmethod
+    def follow_ups(cls, exp: Experiment) -> list[FollowUp]:
+        """The jobs this backend scheduled after `exp`'s latest run (Slurm: its run.after
+        job), with their state now; default: none."""
+        return []
+
+    @classmethod
+    def cancel_follow_ups(cls, exp: Experiment) -> list[FollowUp]:
+        """Stop every follow-up job of `exp` still queued or running (`mrl cancel` of the
+        whole experiment); returns them with their state after that."""
+        return []
+
     def dry_run(self, jobs: Sequence[Job]) -> str | None:
         """What `mrl run --dry-run` prints for this backend (Slurm: the sbatch scripts), or
         None: the rendered commands."""
@@ -241,6 +273,21 @@ def observe_any(exp: Experiment, jobs: Sequence[Job]) -> list[JobState]:
                 job.state = recorded_state(job.status)
                 job.message = f"state as last written (could not ask {name}: {e})"
     return [j.state for j in jobs]
+
+
+def follow_ups(exp: Experiment, records: Iterable[Status | None], *, cancel: bool = False) -> list[FollowUp]:
+    """The follow-up jobs of `exp` (`Backend.follow_ups`), asked of the backends that its
+    sub-experiments' `records` name; with `cancel`, those still active are stopped."""
+    out: list[FollowUp] = []
+    for name in dict.fromkeys(r.backend for r in records if r is not None and r.backend):
+        try:
+            if not spec(name).follow_ups:
+                continue
+            cls = get_backend(name)
+        except MrlError:
+            continue
+        out += cls.cancel_follow_ups(exp) if cancel else cls.follow_ups(exp)
+    return out
 
 
 def _unsettled(name: str, rec: Status | None) -> bool:

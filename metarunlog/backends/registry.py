@@ -58,6 +58,9 @@ class BackendSpec:
     # Its active records are judged on this machine by their pids (a local process);
     # False: its `poll` must be asked (a scheduler).
     liveness: bool = False
+    # It schedules jobs of its own after a run (Slurm's run.after job): `mrl status` and
+    # `mrl cancel` ask its class (`Backend.follow_ups`); False: they need not import it.
+    follow_ups: bool = False
     help: str = ""  # one line for `mrl run --help`
 
     def defaults(self) -> dict[str, Any]:
@@ -144,6 +147,7 @@ register(
     BackendSpec(
         "slurm",
         "metarunlog.backends.slurm:SlurmBackend",
+        follow_ups=True,
         settings={
             "partition": Setting(None, (_STR, _NONE)),
             "time": Setting(None, (_STR, _INT, _NONE)),

@@ -48,7 +48,7 @@ from metarunlog.records import Status
 from metarunlog.states import JobState, recorded_state
 
 if TYPE_CHECKING:
-    from metarunlog.backends.base import Job
+    from metarunlog.backends.base import FollowUp, Job
     from metarunlog.experiment import Experiment, SubExperiment
     from metarunlog.ownership import Claim
 
@@ -289,8 +289,9 @@ def _short(text: str, n: int = 60) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
-def render_after_script(head: ScriptHead, steps: Sequence[str], lines: Sequence[str]) -> str:
-    """The `run.after` job: its steps in order in EXPDIR, `mrl` being the submitting mrl."""
+def render_after_script(head: ScriptHead, steps: Sequence[str], lines: Sequence[str], record: Path) -> str:
+    """The `run.after` job: its steps in order in EXPDIR, `mrl` being the submitting mrl;
+    `record` (`after-NNN.json`) says how they went (`after.recorded_script`)."""
     out_dir = head.expdir / SLURM_DIR
     body = [
         "#!/bin/bash",
@@ -298,8 +299,7 @@ def render_after_script(head: ScriptHead, steps: Sequence[str], lines: Sequence[
         f"#SBATCH --output={shlex.quote(str(out_dir / 'after-%j.out'))}",
         *lines,
         f"# Written by mrl run on {jsonio.now()}: run.after, once every array of that run ended.",
-        *after.prelude(head.expdir),
-        *steps,
+        *after.recorded_script(head.expdir, steps, record),
     ]
     return "\n".join(body) + "\n"
 
@@ -553,6 +553,148 @@ def query(job_ids: Iterable[str], timeout: float = TIMEOUT_S) -> dict[str, TaskI
     return found
 
 
+# -- run.after's job: what `mrl status` shows of it, and `mrl cancel` stops ------------------------
+
+
+@dataclass
+class AfterJob:
+    """A run.after job of the experiment (from submissions.jsonl) and its script's name."""
+
+    job: str
+    script: str  # after-NNN.sh; its record is after-NNN.json
+
+    def record_path(self, expdir: Path) -> Path:
+        return expdir / SLURM_DIR / Path(self.script).with_suffix(".json").name
+
+
+def _submission_lines(expdir: Path) -> list[dict[str, Any]]:
+    import json
+
+    try:
+        text = (expdir / SLURM_DIR / SUBMISSIONS).read_text(encoding="utf-8")
+    except OSError:
+        return []
+    out = []
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict):
+                out.append(entry)
+    return out
+
+
+def after_jobs(expdir: Path) -> list[AfterJob]:
+    """Every run.after job submitted for the experiment, oldest first. Each array's line
+    in submissions.jsonl names its run's job; lines of earlier versions lack the script,
+    which was then `after-NNN.sh` with the number of the run's last array."""
+    found: dict[str, AfterJob] = {}
+    for entry in _submission_lines(expdir):
+        job = str(entry.get("after") or "")
+        if job:
+            number = Path(str(entry.get("script", ""))).stem[7:]
+            found[job] = AfterJob(job, str(entry.get("afterScript") or f"after-{number}.sh"))
+    return list(found.values())
+
+
+def _read_after_record(path: Path) -> dict[str, Any]:
+    """The run.after job's own record ({} when it has none, or it cannot be read)."""
+    try:
+        data = jsonio.read_json(path)
+    except (OSError, MrlError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _recorded(rec: Mapping[str, Any]) -> JobState | None:
+    try:
+        return JobState(rec.get("state"))
+    except ValueError:
+        return None
+
+
+def job_info(job: str) -> tuple[TaskInfo, int | None] | None:
+    """What Slurm knows of the plain job `job` (`scontrol show job`, then sacct): its state
+    and exit code; None when it no longer knows it. An unreachable controller raises."""
+    proc = _slurm(["scontrol", "-o", "show", "job", job], "asking Slurm")
+    if proc.returncode != 0:
+        if "Invalid job id" not in _message(proc):
+            raise SlurmError(f"scontrol show job {job} failed: {_message(proc)}")
+        return _accounted(job)
+    fields: dict[str, str] = {}
+    for word in proc.stdout.split():
+        key, eq, value = word.partition("=")
+        if eq and key not in fields:
+            fields[key] = value
+    info = TaskInfo(job, fields.get("JobState", ""), _reason(fields.get("Reason", "")), fields.get("NodeList", ""))
+    return info, _exit_code(fields.get("ExitCode", ""))
+
+
+def _accounted(job: str) -> tuple[TaskInfo, int | None] | None:
+    if shutil.which("sacct") is None:
+        return None
+    try:
+        proc = _slurm(["sacct", "-n", "-P", "-X", "-j", job, "-o", "JobID,State,ExitCode,NodeList"], "asking Slurm")
+    except SlurmError:
+        return None
+    for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
+        f = line.split("|")
+        if len(f) == 4 and f[0] == job:
+            return TaskInfo(job, f[1], "", f[3]), _exit_code(f[2])
+    return None
+
+
+def _exit_code(text: str) -> int | None:
+    """Slurm's `ExitCode=3:0` (code:signal) -> 3."""
+    code = text.split(":")[0]
+    return int(code) if code.isdigit() else None
+
+
+def observe_after(expdir: Path, job: AfterJob) -> FollowUp:
+    """The run.after job's state now: its record once final; before that, Slurm's word
+    (written into the record when the job ended without saying so itself)."""
+    from metarunlog.backends.base import FollowUp
+
+    path = job.record_path(expdir)
+    rec = _read_after_record(path)
+    out = FollowUp("run.after", job.job, _recorded(rec) or JobState.QUEUED, rec.get("exitCode"))
+    out.log = f"{SLURM_DIR}/after-{job.job}.out"
+    if out.state.finished:
+        return out
+    try:
+        known = job_info(job.job)
+    except SlurmError as e:
+        out.note = f"state as last written (could not ask Slurm: {e})"
+        return out
+    if known is None:
+        out.state = JobState.STALE
+        out.note = "Slurm no longer knows its job" + ("" if rec else ", and it left no record")
+        return out
+    info, code = known
+    out.state = info.state
+    if info.state.finished:
+        out.exit_code = code if code is not None else out.exit_code
+        out.note = "" if info.state is JobState.DONE else f"Slurm: {info.slurm_state}"
+        _settle_after(path, info, out)
+    elif info.state is JobState.QUEUED:
+        out.note = f"pending in Slurm ({info.reason})" if info.reason else "pending in Slurm"
+    return out
+
+
+def _settle_after(path: Path, info: TaskInfo, seen: FollowUp) -> None:
+    """Slurm's verdict into the record of a job that ended without writing it (cancelled,
+    timed out), so it outlives Slurm's memory; a record the job finished is left alone."""
+    rec = _read_after_record(path)
+    state = _recorded(rec)
+    if state is not None and state.finished:
+        return
+    new = {**rec, "jobId": seen.job_id, "state": seen.state.value, "slurmState": info.slurm_state.split()[0]}
+    if seen.exit_code is not None:
+        new["exitCode"] = seen.exit_code
+    new["end"] = rec.get("end") or jsonio.now()
+    with contextlib.suppress(OSError):  # a read-only experiment: shown, not written
+        jsonio.write_json(path, new)
+
+
 # -- records + scheduler -> state ---------------------------------------------------------------
 
 
@@ -697,6 +839,26 @@ class SlurmBackend(Backend):
         return job_id, os.environ.get("SLURMD_NODENAME")
 
     @classmethod
+    def follow_ups(cls, exp: Experiment) -> list[FollowUp]:
+        """The latest run's run.after job (when it has one), with its state now."""
+        lines = _submission_lines(exp.dir)
+        jobs = after_jobs(exp.dir)
+        if not lines or not lines[-1].get("after") or not jobs:
+            return []
+        return [observe_after(exp.dir, jobs[-1])]
+
+    @classmethod
+    def cancel_follow_ups(cls, exp: Experiment) -> list[FollowUp]:
+        """scancel every run.after job of `exp` not known to have ended; returns those
+        Slurm knew, with their state after that."""
+        live = [a for a in after_jobs(exp.dir) if not _ended(_read_after_record(a.record_path(exp.dir)))]
+        if not live:
+            return []
+        scancel([a.job for a in live])
+        seen = [observe_after(exp.dir, a) for a in live]
+        return [f for f in seen if f.state is not JobState.STALE]
+
+    @classmethod
     def run_plan(cls, expdir: Path, plan: Path, index: int) -> int:
         """Inside an array task: run task `index` of `plan` (backends/slurm_task.py)."""
         from metarunlog.backends.slurm_task import run_task_of_plan
@@ -715,6 +877,7 @@ class SlurmBackend(Backend):
         self.waits = mine.wait  # by default `mrl run` returns once the jobs are queued
         self.submissions: list[Submission] = []
         self.after_job: str | None = None  # run.after's job
+        self.after_script: Path | None = None  # ... and its script, EXPDIR/.mrl.slurm/after-NNN.sh
         self._infos: dict[str, TaskInfo] = {}
         self._asked = -1e9  # monotonic time of the last scheduler query
         self._unreachable_since: float | None = None
@@ -733,7 +896,7 @@ class SlurmBackend(Backend):
         arrays = self.arrays(todo)
         head = self._head()
         submitted: list[Submission] = []
-        old = {j.sub.id: j.sub.read_status() for j in todo}
+        old = {j.sub.id: _as_read(j) for j in todo}
         try:
             for array in arrays:
                 submitted.append(self._submit_array(head, array, submitted, todo))
@@ -819,6 +982,7 @@ class SlurmBackend(Backend):
             j.status = (old[j.sub.id] or Status()).queued(self.name, task, now, packed=packed)
             j.sub.write_status(j.status, durable=False)
             j.job_id, j.state = task, JobState.QUEUED
+            self._remember(j)  # the first poll of --wait need not read it back
         jsonio.sync_filesystem(self.exp.dir)
 
     def _submit_after(
@@ -829,7 +993,8 @@ class SlurmBackend(Backend):
             return None
         lines = [ln for ln in arrays[0].lines if ln.split("=")[0] in _AFTER_OPTIONS]
         path = self.exp.dir / SLURM_DIR / f"after-{submitted[-1].script.stem[7:]}.sh"
-        path.write_text(render_after_script(head, steps, lines), encoding="utf-8")
+        path.write_text(render_after_script(head, steps, lines, path.with_suffix(".json")), encoding="utf-8")
+        self.after_script = path
         return sbatch(path, hold=False, after=[s.job for s in submitted])
 
     def _claim(self, submitted: Sequence[Submission]) -> Path:
@@ -904,6 +1069,8 @@ class SlurmBackend(Backend):
         }
         if self.after_job:
             line["after"] = self.after_job
+            if self.after_script is not None:
+                line["afterScript"] = self.after_script.name
         with open(self.exp.dir / SLURM_DIR / SUBMISSIONS, "a", encoding="utf-8") as f:
             f.write(json.dumps(line) + "\n")
 
@@ -933,9 +1100,10 @@ class SlurmBackend(Backend):
         steps = after.steps(self.exp)
         if steps:
             lines = [ln for ln in arrays[0].lines if ln.split("=")[0] in _AFTER_OPTIONS]
+            name = f"after-{first + len(arrays) - 1:03d}"
             out.append(
-                f"# ---- {d}/after-{first + len(arrays) - 1:03d}.sh (sbatch --dependency=afterany:"
-                "<every array above>)\n" + render_after_script(head, steps, lines)
+                f"# ---- {d}/{name}.sh (sbatch --dependency=afterany:<every array above>)\n"
+                + render_after_script(head, steps, lines, d / f"{name}.json")
             )
         return "\n".join(out)
 
@@ -972,15 +1140,15 @@ class SlurmBackend(Backend):
         """The job's record, re-read only when the file changed: every write replaces it
         (a new inode), so (inode, mtime, size) unchanged means the same record. Waiting on
         thousands of sub-experiments then costs a stat each per poll, not a JSON parse."""
-        try:
-            st = os.stat(job.sub.status_path)
-            key: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
-        except OSError:
-            key = None
+        key = _file_key(job.sub.status_path)
         if key is not None and self._seen.get(id(job)) == key and job.status is not None:
             return job.status
         self._seen[id(job)] = key
         return job.read_status()
+
+    def _remember(self, job: Job) -> None:
+        """`job.status` is what its record file holds now (this process just wrote it)."""
+        self._seen[id(job)] = _file_key(job.sub.status_path)
 
     def _time_to_ask(self, ask: Sequence[str]) -> bool:
         interval = self.query_interval
@@ -1077,20 +1245,12 @@ class SlurmBackend(Backend):
 
     def _subs_of_task(self, task: str) -> list[SubExperiment]:
         """The sub-experiments array task `<job>_<index>` runs, from its submission's plan."""
-        import json
-
         job, _, index = task.partition("_")
-        try:
-            lines = (self.exp.dir / SLURM_DIR / SUBMISSIONS).read_text(encoding="utf-8").splitlines()
-        except OSError:
-            return []
-        for line in lines:
-            with contextlib.suppress(ValueError):
-                entry = json.loads(line)
-                if entry.get("jobId") == job and entry.get("plan") and index.isdigit():
-                    plan = TaskPlan.read(self.exp.dir / SLURM_DIR / entry["plan"])
-                    ids = set(plan.tasks[int(index)]) if int(index) < len(plan.tasks) else set()
-                    return [s for s in self.exp.sub_experiments() if s.id in ids]
+        for entry in _submission_lines(self.exp.dir):
+            if entry.get("jobId") == job and entry.get("plan") and index.isdigit():
+                plan = TaskPlan.read(self.exp.dir / SLURM_DIR / entry["plan"])
+                ids = set(plan.tasks[int(index)]) if int(index) < len(plan.tasks) else set()
+                return [s for s in self.exp.sub_experiments() if s.id in ids]
         return []
 
     def _cancel_in_task(self, jobs: Sequence[Job], grace: float = 15.0) -> None:
@@ -1114,6 +1274,25 @@ class SlurmBackend(Backend):
 
     def wait(self, timeout: float) -> None:
         time.sleep(max(timeout, 0.1))
+
+
+def _file_key(path: Path) -> tuple[int, int, int] | None:
+    """(inode, mtime, size) of a record file: unchanged means the same record; None: no file."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _as_read(job: Job) -> Status | None:
+    """The job's record as `mrl run`'s plan just read it (read now when it was not)."""
+    return job.status if job.status is not None else job.sub.read_status()
+
+
+def _ended(rec: Mapping[str, Any]) -> bool:
+    state = _recorded(rec)
+    return state is not None and state.finished
 
 
 def _cancel_asked(sub: SubExperiment, rec: Status) -> bool:

@@ -53,8 +53,9 @@ def run_task_of_plan(expdir: Path, plan_path: Path, index: int) -> int:
         return _give_up(subs, f"requeued {restarts} times, more than run.slurm.requeue ({plan.requeue})")
     runner = PackRunner(exp, subs, plan, restarts)
     states = runner.run()
-    for sub, state in zip(subs, states, strict=True):
-        print(f"mrl: sub-experiment {sub.name}: {state}", file=sys.stderr)
+    # one write for the task's output file, not one per sub-experiment
+    said = zip(subs, states, strict=True)
+    sys.stderr.write("".join(f"mrl: sub-experiment {sub.name}: {state}\n" for sub, state in said))
     if all(s is JobState.DONE for s in states):
         return 0
     return 130 if any(s in (JobState.CANCELLED, JobState.QUEUED) for s in states) else 1
@@ -124,9 +125,12 @@ class PackRunner:
         old = signal.signal(signal.SIGUSR1, self._on_usr1)
         try:
             self.pool.submit(jobs)
+            checked = time.monotonic()
             while self.pool.busy:
                 self.pool.wait(MARK_CHECK_S)
-                self._cancel_requested(jobs)
+                if time.monotonic() - checked >= MARK_CHECK_S:  # the pool wakes us at every job's start and end
+                    checked = time.monotonic()
+                    self._cancel_requested(jobs)
         finally:
             self.pool.close()
             signal.signal(signal.SIGUSR1, old)

@@ -3,6 +3,8 @@
 Local ones: their process group gets SIGTERM (SIGKILL after 10 s); the `mrl run` running
 them marks them cancelled in .mrl.status, or this command does when that runner is gone.
 Slurm ones: `scancel` of their array tasks. Finished and pending ones are left alone.
+Cancelling the whole experiment (no SELECTION, or all of it) also cancels the run.after
+job of a Slurm run that has not ended (else it would start once the arrays are cancelled).
 A cancelled sub-experiment runs again with the next `mrl run` (or `mrl run --failed`).
 """
 
@@ -14,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from metarunlog.backends.base import Job, RunOptions, get_backend, observe_any
+from metarunlog.backends.base import FollowUp, Job, RunOptions, follow_ups, get_backend, observe_any
 from metarunlog.backends.registry import DEFAULT
 from metarunlog.commands._args import add_target_arguments
 from metarunlog.experiment import Experiment
@@ -37,13 +39,15 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     res = cancel(exp, args.selection)
     for job in res.unreadable[:5]:
         print(f"mrl: warning: {job.name} left alone: {job.unreadable}", file=sys.stderr)
-    if not res.asked:
+    if not res.asked and not res.follow_ups:
         print(f"mrl: nothing is running or queued in {exp.name}")
         return 0
     for job in res.asked:
         extra = f" ({job.message})" if job.message else ""
         print(f"{job.name}: {job.state}{extra}")
-    return 0 if not res.left else 1
+    for follow in res.follow_ups:
+        print(follow.describe())
+    return 0 if not res.left and not any(f.state.active for f in res.follow_ups) else 1
 
 
 @dataclass
@@ -51,6 +55,7 @@ class CancelResult:
     asked: list[Job] = field(default_factory=list)  # were active: cancel requested
     left: list[Job] = field(default_factory=list)  # still active afterwards
     unreadable: list[Job] = field(default_factory=list)  # corrupt .mrl.status: nothing known to stop
+    follow_ups: list[FollowUp] = field(default_factory=list)  # run.after jobs cancelled (the whole experiment)
 
 
 def cancel(exp: Experiment, selection: str = "all") -> CancelResult:
@@ -59,13 +64,16 @@ def cancel(exp: Experiment, selection: str = "all") -> CancelResult:
     A live `mrl run` on this machine is asked to cancel its own (queued ones never start,
     running ones end cancelled); what no live runner answers for is stopped here.
     """
-    jobs = [Job(sub) for sub in pick(exp.sub_experiments(), selection)]
+    subs = exp.sub_experiments()
+    jobs = [Job(sub) for sub in pick(subs, selection)]
     by_runner = _ask_runners(exp, {j.id for j in jobs})
     observe_any(exp, jobs)
     res = CancelResult(
         asked=[j for j in jobs if j.id in by_runner or j.state.active or j.state is JobState.STALE],
         unreadable=[j for j in jobs if j.unreadable],
     )
+    if len(jobs) == len(subs):  # first: cancelled arrays would let an `afterany` job start
+        res.follow_ups = follow_ups(exp, [j.status for j in jobs], cancel=True)
     by_backend: dict[str, list[Job]] = {}
     for job in res.asked:
         if job.id in by_runner and not job.state.active:

@@ -4,8 +4,10 @@ Reads each sub-experiment's .mrl.status (no file: pending) and checks it against
 true now: a `running` record whose process is gone (runner killed, machine rebooted) shows
 as `stale`, and Slurm records are merged with what the scheduler says. Prints the counts,
 then one row per sub-experiment: id, state, attempts, duration, exit code, resource or
-Slurm job, host, start. --json prints the same rows as a JSON list, each with its `state`.
---watch redraws until nothing is running or queued (Ctrl-C leaves).
+Slurm job, host, start; then the latest run's follow-up job (Slurm: `run.after: Slurm job
+1240: queued; pending in Slurm (Dependency); its output: ...`). --json prints the same
+rows as a JSON list, each with its `state`. --watch redraws until nothing is running or
+queued, the run.after job included (Ctrl-C leaves).
 
 Writes nothing, except EXPDIR/.mrl.done when it finds every sub-experiment done (a Slurm
 run that finished after `mrl run` returned) and the folder is writable.
@@ -17,10 +19,12 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from metarunlog.backends.base import Job, observe_any
+from metarunlog.backends.base import FollowUp, Job, observe_any
+from metarunlog.backends.base import follow_ups as backend_follow_ups
 from metarunlog.commands._args import add_target_arguments
 from metarunlog.experiment import DONE_MARK, Experiment
 from metarunlog.project import Project
@@ -47,8 +51,13 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     if args.json:
         sys.stdout.write(json.dumps([r.as_dict() for r in rows], indent=1, default=str) + "\n")
     else:
-        sys.stdout.write(render(exp, rows))
+        sys.stdout.write(render(exp, rows, follow_ups(exp, rows)))
     return 0
+
+
+def follow_ups(exp: Experiment, rows: list[Row]) -> list[FollowUp]:
+    """What the backends of these rows scheduled after the latest run (Slurm's run.after job)."""
+    return backend_follow_ups(exp, [r.status for r in rows])
 
 
 @dataclass
@@ -96,7 +105,8 @@ def _mark_done(exp: Experiment) -> None:
             update_done_marker(exp)
 
 
-def render(exp: Experiment, rows: list[Row]) -> str:
+def render(exp: Experiment, rows: list[Row], after: Sequence[FollowUp] = ()) -> str:
+    """The counts, the table, the follow-up jobs (`run.after: Slurm job ...`), the first notes."""
     from metarunlog.progress import counts_line
 
     if not rows:
@@ -106,7 +116,7 @@ def render(exp: Experiment, rows: list[Row]) -> str:
     widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
     lines = [head] + ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table]
     notes = [f"{r.name}: {r.note}" for r in rows if r.note]
-    return "\n".join(lines + notes[:5]) + "\n"
+    return "\n".join(lines + [f.describe() for f in after] + notes[:5]) + "\n"
 
 
 def _cells(r: Row) -> list[str]:
@@ -132,13 +142,14 @@ def _watch(exp: Experiment, selection: str | None = None) -> int:
     last = ""
     while True:
         rows = status(exp, selection)
-        text = render(exp, rows)
+        after = follow_ups(exp, rows)
+        text = render(exp, rows, after)
         if live:
             sys.stdout.write("\x1b[H\x1b[2J" + text)
         elif text.splitlines()[0] != last:  # in a pipe: only when the counts change
             sys.stdout.write(text.splitlines()[0] + "\n")
         last = text.splitlines()[0]
         sys.stdout.flush()
-        if not any(r.state.active for r in rows):
-            return 0
+        if not any(r.state.active for r in rows) and not any(f.state.active for f in after):
+            return 0  # the run.after job too: its report is what one waits for
         time.sleep(WATCH_S)

@@ -287,6 +287,71 @@ def test_run_after_is_a_job_after_every_array_that_writes_the_report(project: Pa
     assert report.stat().st_mtime >= max(s.status_path.stat().st_mtime for s in exp.sub_experiments())
 
 
+def _submit_with_after(project: Path, n: int, command: str, after: list[str]) -> tuple[Experiment, str]:
+    """`mrl run --backend slurm` of N sub-experiments with run.after: (exp, run.after's job id)."""
+    exp = make_experiment(project, [{"x": i} for i in range(1, n + 1)], command, after=after)
+    proc = run_mrl("run", str(exp.id), "--backend", "slurm")
+    assert proc.returncode == 0, proc.stderr
+    assert "run.after as job" in proc.stdout, proc.stdout
+    return exp, proc.stdout.split("run.after as job ")[1].split(";")[0].split()[0]
+
+
+def _after_line(exp: Experiment, env: dict[str, str] | None = None) -> str:
+    out = run_mrl("status", str(exp.id), check=True, env=env).stdout
+    lines = [ln for ln in out.splitlines() if ln.startswith("run.after: ")]
+    assert len(lines) == 1, out
+    return lines[0]
+
+
+@on_slurm
+def test_status_shows_the_run_after_job_while_the_arrays_run_and_once_it_ran(project: Path) -> None:
+    exp, job = _submit_with_after(project, 2, "sleep 3", ["touch after-ran"])
+    line = _after_line(exp)  # the arrays run (3 s): it waits for them
+    assert line.startswith(f"run.after: Slurm job {job}: queued"), line
+    assert "Dependency" in line and f".mrl.slurm/after-{job}.out" in line, line
+    wait_for("run.after to end", lambda: job_over(job), TIMEOUT)
+    assert (exp.dir / "after-ran").exists()
+    assert _after_line(exp) == f"run.after: Slurm job {job}: done (exit code 0); its output: .mrl.slurm/after-{job}.out"
+    record = json.loads((exp.dir / ".mrl.slurm" / "after-001.json").read_text())
+    assert record["state"] == "done" and record["exitCode"] == 0 and record["jobId"] == job, record
+
+
+@on_slurm
+def test_a_failing_run_after_job_shows_failed_with_its_exit_code_from_its_record_once_slurm_is_gone(
+    project: Path, tmp_path: Path
+) -> None:
+    exp, job = _submit_with_after(project, 1, "true", ["mrl table > table.txt", "exit 3", "touch never"])
+    wait_for("run.after to end", lambda: job_over(job), TIMEOUT)
+    assert (exp.dir / "table.txt").exists() and not (exp.dir / "never").exists()  # stopped at the failing one
+    assert _after_line(exp).startswith(f"run.after: Slurm job {job}: failed (exit code 3)")
+    # Slurm forgets finished jobs (MinJobAge); without any Slurm client here, the record tells
+    no_slurm = tmp_path / "bin"
+    no_slurm.mkdir()
+    for tool in ("git", "sh"):
+        (no_slurm / tool).symlink_to(subprocess.run(["which", tool], capture_output=True, text=True).stdout.strip())
+    line = _after_line(exp, env={"PATH": str(no_slurm)})
+    assert line.startswith(f"run.after: Slurm job {job}: failed (exit code 3)"), line
+
+
+@on_slurm
+def test_cancel_of_the_whole_experiment_cancels_its_run_after_job_and_a_selection_leaves_it(project: Path) -> None:
+    exp, job = _submit_with_after(project, 2, "sleep 60", ["touch after-ran"])
+    proc = run_mrl("cancel", str(exp.id), "2")  # a part of the run: its run.after still comes
+    assert proc.returncode == 0 and "run.after" not in proc.stdout, proc.stdout + proc.stderr
+    assert _after_line(exp).startswith(f"run.after: Slurm job {job}: queued")
+    proc = run_mrl("cancel", str(exp.id))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"run.after: Slurm job {job}: cancelled" in proc.stdout, proc.stdout
+    shown = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
+    assert "JobState=CANCELLED" in shown, shown
+    wait_for("the arrays to end", lambda: all(r.state.finished for r in records(exp)), TIMEOUT)
+    time.sleep(1)
+    assert not (exp.dir / "after-ran").exists()
+    assert _after_line(exp).startswith(f"run.after: Slurm job {job}: cancelled")
+    record = json.loads((exp.dir / ".mrl.slurm" / "after-001.json").read_text())
+    assert record["state"] == "cancelled" and record["slurmState"] == "CANCELLED", record
+
+
 def _step_running(sub: Any, steps_done: int) -> bool:
     st = sub.read_status()
     return st is not None and st.state is JobState.RUNNING and st.steps_done == steps_done and st.pid is not None
