@@ -68,6 +68,12 @@ def _experiment(expdir: Path) -> Experiment:
 
 
 def _subs(exp: Experiment, ids: list[int]) -> list[SubExperiment]:
+    """This task's sub-experiments: found at their folders' names (a task of a 10,000-sub
+    experiment need not list them all), else by listing the experiment."""
+    if exp.is_expanded and not exp.is_single:
+        dirs = [exp.subexp_dir(i) for i in ids]
+        if all(d.is_dir() for d in dirs):
+            return [SubExperiment(exp, i, d.name, d) for i, d in zip(ids, dirs, strict=True)]
     by_id = {s.id: s for s in exp.sub_experiments()}
     missing = [i for i in ids if i not in by_id]
     if missing:
