@@ -32,7 +32,46 @@ def write_json(path: str | os.PathLike[str], data: Any, *, durable: bool = True)
 
 def dumps(data: Any) -> str:
     """The text every record is written as (indented, one trailing newline)."""
-    return json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
+    return _flat_dumps(data) or json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
+
+
+_ESCAPE = json.encoder.encode_basestring_ascii  # how json.dumps writes a str (its C function)
+
+
+def _flat_dumps(data: Any) -> str | None:
+    """What `json.dumps(data, indent=2) + "\\n"` writes, for an object of scalars and lists of
+    strings (every `.mrl.status`; a runner writes two per job), without json's pure-Python
+    indenting encoder (half the time); None for anything else."""
+    if type(data) is not dict or not data:
+        return None
+    lines = []
+    for key, value in data.items():
+        text = _scalar(value)
+        if text is None:
+            if type(value) is not list or not all(type(v) is str for v in value):
+                return None
+            text = "[\n    " + ",\n    ".join(map(_ESCAPE, value)) + "\n  ]" if value else "[]"
+        if type(key) is not str:
+            return None
+        lines.append(f"  {_ESCAPE(key)}: {text}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def _scalar(v: Any) -> str | None:
+    if v is None:
+        return "null"
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    kind = type(v)
+    if kind is str:
+        return _ESCAPE(v)
+    if kind is int:
+        return int.__repr__(v)
+    if kind is float and v - v == 0:  # finite: json writes NaN and Infinity its own way
+        return float.__repr__(v)
+    return None
 
 
 def write_text(path: str | os.PathLike[str], text: str, *, durable: bool = True) -> None:

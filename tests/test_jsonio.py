@@ -9,6 +9,8 @@ import stat
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from metarunlog import jsonio
 from metarunlog.errors import CorruptRecord, MrlError
@@ -232,3 +234,19 @@ def test_read_bytes_reads_a_file_whole_and_names_a_folder_it_cannot_read(tmp_pat
     with pytest.raises(IsADirectoryError) as e:
         jsonio.read_bytes(tmp_path)
     assert e.value.filename == str(tmp_path)
+
+
+_SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
+_VALUES = (
+    _SCALARS
+    | st.lists(st.text(), max_size=3)
+    | st.lists(_SCALARS, max_size=3)
+    | st.dictionaries(st.text(), _SCALARS, max_size=2)
+)
+
+
+@given(st.dictionaries(st.text(), _VALUES, max_size=6) | st.lists(_SCALARS, max_size=3) | _SCALARS)
+def test_records_are_written_as_json_dumps_with_indent_2_writes_them(data: object) -> None:
+    import json
+
+    assert jsonio.dumps(data) == json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
