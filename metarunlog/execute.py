@@ -27,7 +27,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,8 +50,10 @@ __all__ = [
     "Locked",
     "Stopper",
     "execute",
+    "execution",
     "log_tail",
     "resume_at",
+    "run_to_end",
     "update_done_marker",
 ]
 
@@ -299,6 +301,32 @@ def execute(sub: SubExperiment, options: ExecOptions | None = None) -> Status:
     Raises Locked when another process holds it, Changed when `options.fingerprint` no
     longer matches it (checked under the lock, before anything is written).
     """
+    return run_to_end(execution(sub, options))
+
+
+Execution = Generator[subprocess.Popen[bytes], int, Status]
+
+
+def run_to_end(run: Execution) -> Status:
+    """Drive an `execution` in this thread: wait for each step it starts; its final record."""
+    try:
+        proc = next(run)
+        while True:
+            try:
+                code = proc.wait()
+            except BaseException as e:  # noqa: BLE001 -- raised where the step is awaited
+                proc = run.throw(e)
+            else:
+                proc = run.send(code)
+    except StopIteration as end:
+        return end.value  # type: ignore[no-any-return]
+
+
+def execution(sub: SubExperiment, options: ExecOptions | None = None) -> Execution:
+    """`execute` as a generator, for a runner that awaits many steps from one thread (the
+    local pool): it yields each step's process once started (its record written) and is
+    sent the step's exit code once that process has ended; it returns the final record.
+    Everything else (the lock, records, retries, stops) is as `execute` says."""
     o = options or ExecOptions()
     steps = o.steps if o.steps is not None else Command.of(sub.exp).render(sub, o.resource)
     stop = o.stop or Stopper()
@@ -315,7 +343,7 @@ def execute(sub: SubExperiment, options: ExecOptions | None = None) -> Status:
         if o.heartbeat is not None:
             o.heartbeat.add(sub.status_path)
         try:
-            return _attempts(sub, attempt, env, stop, o, old)
+            return (yield from _attempts(sub, attempt, env, stop, o, old))
         finally:
             if o.heartbeat is not None:
                 o.heartbeat.discard(sub.status_path)
@@ -324,7 +352,7 @@ def execute(sub: SubExperiment, options: ExecOptions | None = None) -> Status:
 
 def _attempts(
     sub: SubExperiment, attempt: Attempt, env: dict[str, str], stop: Stopper, o: ExecOptions, old: Status
-) -> Status:
+) -> Execution:
     """The first attempt and the retries; returns the final record."""
     status = old
     # A requeued task's first attempt continues the interrupted one (from its checkpoint):
@@ -333,7 +361,9 @@ def _attempts(
     for n in range(o.retries + 1):
         if stop.requested:
             break
-        status = _attempt(sub, attempt, env, stop, o.on_start, retry=n < o.retries, continuing=continuing and n == 0)
+        status = yield from _attempt(
+            sub, attempt, env, stop, o.on_start, retry=n < o.retries, continuing=continuing and n == 0
+        )
         if status.state is not JobState.RUNNING:  # running: failed, another attempt follows
             break
     if status is not old and status.state is JobState.RUNNING:  # stopped between attempts
@@ -419,7 +449,7 @@ def _attempt(
     *,
     retry: bool = False,
     continuing: bool = False,
-) -> Status:
+) -> Execution:
     """One attempt: the steps from `stepsDone` on; returns the record written at its end.
 
     With `retry` (another attempt follows a failure), a failed attempt is written as
@@ -439,7 +469,7 @@ def _attempt(
             if stop.requested:
                 code = None
                 break
-            code = _step(sub, attempt, k, env, log, stop, on_start)
+            code = yield from _step(sub, attempt, k, env, log, stop, on_start)
             if code != 0:
                 break
             attempt.status = attempt.status.step_done(k)
@@ -462,7 +492,7 @@ def _step(
     log: int,
     stop: Stopper,
     on_start: Callable[[Status], None] | None,
-) -> int:
+) -> Generator[subprocess.Popen[bytes], int, int]:
     step, m = attempt.steps[k], len(attempt.steps)
     header = f"==== mrl attempt {attempt.status.attempts} step {k + 1}/{m} on {HOST} at {now()}: {step}\n"
     _write_all(log, header.encode("utf-8", "replace"))
@@ -488,7 +518,7 @@ def _step(
         status = attempt.write(sub, attempt.status.step_started(proc.pid, start_id(proc.pid)), durable=False)
         if on_start is not None:
             on_start(status)
-        return proc.wait()
+        return (yield proc)  # its exit code, once it ended
     finally:
         stop.discard(proc.pid)
         reap_group(proc.pid)

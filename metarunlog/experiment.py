@@ -59,10 +59,15 @@ def parse_id(name: str, fmt: str, field_name: str, **extra: int) -> int | None:
     return n if fmt.format(**{field_name: n, **extra}) == name else None
 
 
-def _read_or_none(path: Path) -> bytes | None:
+def _read_or_none(path: Path, *, missing_only: bool = False) -> bytes | None:
+    """The file's bytes; None when it cannot be read (`missing_only`: when it does not exist)."""
     try:
         return jsonio.read_bytes(path)
+    except FileNotFoundError:
+        return None
     except OSError:
+        if missing_only:
+            raise
         return None
 
 
@@ -74,6 +79,11 @@ class SubExperiment:
     id: int
     name: str  # folder name, e.g. "001"; "." for the one job of a single experiment
     dir: Path
+    # `.mrl` as `record` read it, and (it, the rendered files, the digest) of `fingerprint()`
+    _record_bytes: bytes | None = field(default=None, init=False, repr=False, compare=False)
+    _planned: tuple[bytes | None, tuple[tuple[str, bytes | None], ...], str] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     @cached_property
     def record(self) -> SubRecord:
@@ -83,10 +93,12 @@ class SubExperiment:
         if self.name == ".":
             batch = self.exp.record.batch
             return SubRecord(self.id, dict(batch.params or {}) if batch else {})
-        data = jsonio.read_json_or(self.dir / RECORD, None)
-        if data is None:  # a folder made by hand: empty params, as the original's last commit
+        raw = _read_or_none(self.dir / RECORD, missing_only=True)
+        if raw is None:  # a folder made by hand: empty params, as the original's last commit
             log.warning(f"sub-experiment folder {self.dir} has no {RECORD} (made by hand?): its params are empty")
             return SubRecord(self.id, {})
+        data = jsonio.parse_json(raw, self.dir / RECORD)
+        self._record_bytes = raw  # what `fingerprint(fresh=True)` compares first
         return SubRecord.from_json(data if isinstance(data, dict) else {})
 
     @property
@@ -99,12 +111,23 @@ class SubExperiment:
         the files makebatch rendered into its folder as they are now."""
         from metarunlog.records import fingerprint
 
-        params: dict[str, Any] | None = self.record.params
-        if fresh:
-            params = self._params_on_disk()
         batch = self.exp.record.batch
-        names = batch.templates if batch is not None else []
-        return fingerprint(params, ((n, _read_or_none(self.dir / n)) for n in names))
+        files = tuple((n, _read_or_none(self.dir / n)) for n in (batch.templates if batch is not None else []))
+        if not fresh:
+            digest = fingerprint(self.record.params, files)
+            self._planned = (self._record_bytes, files, digest)
+            return digest
+        # Under a runner's lock, once per job: the very bytes it was planned from are the
+        # same params (no parse, no hash).
+        planned = self._planned
+        if (
+            planned
+            and planned[0] is not None
+            and planned[1] == files
+            and _read_or_none(self.dir / RECORD) == planned[0]
+        ):
+            return planned[2]
+        return fingerprint(self._params_on_disk(), files)
 
     def _params_on_disk(self) -> dict[str, Any] | None:
         """Read as `record` reads them; None when the folder (or its record) is gone."""
@@ -119,11 +142,12 @@ class SubExperiment:
             return {} if self.dir.is_dir() else None  # a folder made by hand has empty params
         return SubRecord.from_json(data if isinstance(data, dict) else {}).params
 
-    @property
+    # cached: a runner uses each several times per job, and a Path join is not free
+    @cached_property
     def status_path(self) -> Path:
         return self.dir / STATUS
 
-    @property
+    @cached_property
     def log_path(self) -> Path:
         return self.dir / LOG
 

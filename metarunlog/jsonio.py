@@ -180,8 +180,13 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     """Read a JSON file; a malformed one raises CorruptRecord naming the path and line."""
     # open() on the path as given: `mrl ls` reads thousands of records, and a Path per
     # file was a third of its time.
+    return parse_json(read_bytes(path), path)
+
+
+def parse_json(data: bytes, path: str | os.PathLike[str]) -> Any:
+    """The JSON in `data`, read from `path` (named when it is not JSON, as read_json does)."""
     try:
-        text = read_bytes(path).decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise CorruptRecord(f"corrupt record {path}: not UTF-8 text ({e.reason})") from e
     try:
@@ -286,9 +291,10 @@ class GroupCommit(Generic[T]):
 
     def add(self, path: str | os.PathLike[str], item: T) -> None:
         with self._cond:
-            if not self._items:
-                self._since = time.monotonic()
             self._items.append((os.fspath(path), item))
+            if len(self._items) > 1:  # the committer waits for its window already: no wake-up
+                return
+            self._since = time.monotonic()
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="mrl-commit", daemon=True)
                 self._thread.start()

@@ -158,3 +158,26 @@ def test_the_task_command_exits_1_on_failure(project: Path, module: str) -> None
     assert res.returncode == 1
     assert exp.sub_experiments()[0].read_status().exit_code == 5  # type: ignore[union-attr]
     assert JobState.FAILED.value in res.stderr
+
+
+def test_execution_yields_each_started_step_and_is_sent_its_exit_code(project: Path) -> None:
+    """The generator form of `execute` (what the local pool drives from one thread): each
+    step's process is yielded once started and recorded; the caller waits for it."""
+    from metarunlog.execute import execution
+
+    exp = make_experiment(project, [{"x": 1}], ["echo one > one.txt", "exit 3"])
+    sub = exp.sub_experiments()[0]
+    run = execution(sub)
+    proc = next(run)
+    assert isinstance(proc, subprocess.Popen)
+    running = sub.read_status()
+    assert running.state == "running" and running.pid == proc.pid and running.pid_start
+    proc2 = run.send(proc.wait())
+    assert proc2.pid != proc.pid and (sub.dir / "one.txt").exists()
+    assert sub.read_status().steps_done == 1
+    with pytest.raises(StopIteration) as end:
+        run.send(proc2.wait())
+    record = end.value.value
+    assert record.state == "failed" and record.exit_code == 3 and record.steps_done == 1
+    assert sub.read_status() == record
+    assert not is_running(sub.dir)

@@ -1,9 +1,11 @@
-"""The local backend: a pool of worker threads, one per resource slot, in this process.
+"""The local backend: a pool of worker slots, one per resource, in this process.
 
 `--resources 0 1 1` makes three slots (GPU 0 alone, GPU 1 shared by two workers); each
 slot runs one sub-experiment at a time with `CUDA_VISIBLE_DEVICES` set to its entry.
-`-j N` makes N slots without a resource. Workers call `metarunlog.execute.execute`
-directly (no Python interpreter per job), which writes `.mrl.status` and `run.log`.
+`-j N` makes N slots without a resource. One pool thread drives every slot through
+`metarunlog.execute.execution` (the generator form of `execute`: no Python interpreter
+per job), which writes `.mrl.status` and `run.log`, and waits for whichever step ends
+first (a pidfd per step).
 
 SIGINT, SIGTERM and SIGHUP stop the pool: nothing new starts, every child process group
 gets SIGTERM (a second signal sends SIGKILL), and the interrupted sub-experiments are
@@ -16,15 +18,18 @@ import collections
 import contextlib
 import dataclasses
 import os
+import selectors
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from metarunlog.backends.base import Backend, Job, RunOptions, observe
 from metarunlog.error_handler import environment_message
-from metarunlog.execute import HOST, Changed, Command, ExecOptions, Locked, Stopper, execute, now
+from metarunlog.execute import HOST, Changed, Command, ExecOptions, Execution, Locked, Stopper, execution, now
 from metarunlog.experiment import Experiment
 from metarunlog.jsonio import GroupCommit, Pending
 from metarunlog.procs import group_alive, is_same_process, is_step_of, killpg
@@ -60,7 +65,8 @@ class LocalBackend(Backend):
         self._cond = threading.Condition()  # an RLock inside: safe to notify from a signal handler
         self._changed = False
         self._threads: list[threading.Thread] = []
-        self._working = 0  # workers not ended yet
+        self._pool_alive = False  # the pool thread runs (it ends when nothing is queued or running)
+        self._wake: _Wake | None = None  # wakes the pool thread: more jobs were submitted
         self._old_handlers: dict[int, Any] = {}
         self._env = dict(os.environ)
         self._command: Command | None = None
@@ -91,15 +97,19 @@ class LocalBackend(Backend):
                 self._mine.add(id(job))
                 self._queue.append(job)
         self._install_signal_handlers()
-        if not self._threads:
-            if not self.options.resources:  # -j N: never more workers than jobs (-j 10000000)
-                del self.slots[max(1, len(self._queue)) :]
+        if not self._threads and not self.options.resources:  # -j N: never more slots than jobs (-j 10**7)
+            del self.slots[max(1, len(self._queue)) :]
+        if self._wake is None:
+            self._wake = _Wake()
+        with self._cond:
+            start = not self._pool_alive
+            self._pool_alive = True
+        if start:  # else the pool thread's free slots take them
             self._idle.clear()
-            self._working = len(self.slots)
-            for slot in range(len(self.slots)):
-                t = threading.Thread(target=self._slot, args=(slot,), name=f"mrl-slot-{slot}", daemon=True)
-                t.start()
-                self._threads.append(t)
+            t = threading.Thread(target=self._pool, name="mrl-pool", daemon=True)
+            t.start()
+            self._threads.append(t)
+        self._wake.set()
 
     def poll(self, jobs: Sequence[Job]) -> list[JobState]:
         theirs = [j for j in jobs if id(j) not in self._mine]
@@ -149,6 +159,8 @@ class LocalBackend(Backend):
         for t in self._threads:
             t.join()
         self._durable.close()  # every record reported ended is on disk
+        if self._wake is not None:
+            self._wake.close()
         self._restore_signal_handlers()
 
     # -- what the caller (mrl run) reads -----------------------------------------------------
@@ -171,75 +183,76 @@ class LocalBackend(Backend):
                 self._queue.clear()
             return self._queue.popleft() if self._queue else None
 
-    def _slot(self, slot: int) -> None:
+    # One thread runs every slot: it starts a job's step (`execute.execution`), and while
+    # the steps run it waits for any of them to end (a pidfd each, one selector). Short
+    # jobs spend most of their cost in Python; with a thread per slot the slots' threads
+    # handed the GIL to each other at every system call (and Python 3.11 holds it while a
+    # step is spawned), so two workers were slower than one thread driving both.
+    def _pool(self) -> None:
+        assert self._wake is not None  # made by submit
+        loop = _Loop(self, self._wake)
         try:
-            self._worker(slot)
+            loop.run()
         finally:
+            loop.close()
+            self._durable.flush()  # the run's last records: durable now, not a window later
             with self._cond:
-                self._working -= 1
-                last = not self._working
-            if last:  # the run's last records: durable now, not a window later
-                self._durable.flush()
-            with self._cond:
-                if last:
-                    self._idle.set()
+                self._idle.set()
                 self._changed = True
                 self._cond.notify_all()
 
-    def _worker(self, slot: int) -> None:
-        while (job := self._next()) is not None:
-            job.slot, job.resource = slot, self.slots[slot]
-            with self._cond:
-                self.running[slot] = job
-            try:
-                self._run(job)
-            finally:
-                with self._cond:
-                    self.running.pop(slot, None)
-                    self._changed = True
-                    self._cond.notify_all()
-
-    def _run(self, job: Job) -> None:
-        seen = job.status.attempts if job.status else 0
+    def _start(self, slot: int, job: Job) -> _Running | None:
+        """Start `job` in `slot` up to its first step's process (None: it ended without one)."""
+        job.slot, job.resource = slot, self.slots[slot]
+        with self._cond:
+            self.running[slot] = job
         why = self.skip(job) if self.skip is not None else None
         if why is not None:
             job.skipped, job.message = True, why
             job.state = recorded_state(job.read_status())
-            return
-        stop = Stopper(self.stop)
+            self._ended(_Running(job, None, Stopper()), judged=False)
+            return None
+        run = _Running(job, None, Stopper(self.stop))
         with self._cond:
-            self._stops[id(job)] = stop
+            self._stops[id(job)] = run.stop
+        run.execution = execution(job.sub, self._options(job, run))
+        return self._advance(run, None)
 
+    def _options(self, job: Job, run: _Running) -> ExecOptions:
         def started(status: Status) -> None:
             job.status, job.state = status, JobState.RUNNING
             self._notify()
 
-        final: list[Status] = []  # the record handed over: it has ended once that is durable
-
         def commit(pending: Pending, status: Status) -> None:
-            final.append(status)
+            run.final = status  # it has ended once this record is durable
             self._handed_over(job, status, pending)
 
+        return dataclasses.replace(
+            self.exec_defaults,
+            steps=self._steps(job),
+            resource=job.resource,
+            stop=run.stop,
+            force=self.options.force,
+            retries=self.options.retries,
+            seen_attempts=job.status.attempts if job.status else 0,
+            env=self.exec_defaults.env or self._env,
+            on_start=started,
+            fingerprint=job.fingerprint,
+            heartbeat=self.options.heartbeat,
+            commit=commit,
+        )
+
+    def _advance(self, run: _Running, code: int | None) -> _Running | None:
+        """Resume `run` (with its step's exit code; None: start it) up to its next step's
+        process; None once it has ended."""
+        job = run.job
+        assert run.execution is not None
         try:
-            status = execute(
-                job.sub,
-                dataclasses.replace(
-                    self.exec_defaults,
-                    steps=self._steps(job),
-                    resource=job.resource,
-                    stop=stop,
-                    force=self.options.force,
-                    retries=self.options.retries,
-                    seen_attempts=seen,
-                    env=self.exec_defaults.env or self._env,
-                    on_start=started,
-                    fingerprint=job.fingerprint,
-                    heartbeat=self.options.heartbeat,
-                    commit=commit,
-                ),
-            )
-            if not final:
-                job.status, job.state = status, status.state
+            run.proc = next(run.execution) if code is None else run.execution.send(code)
+            return run
+        except StopIteration as end:
+            if run.final is None:
+                job.status, job.state = end.value, end.value.state
         except Changed as e:
             job.skipped, job.changed, job.message = True, True, str(e)
             job.state = job.observe() if job.sub.dir.is_dir() else JobState.PENDING
@@ -253,12 +266,23 @@ class LocalBackend(Backend):
         except Exception as e:  # noqa: BLE001 -- one broken job must not stop the pool
             job.message = f"mrl could not run it: {type(e).__name__}: {e}"
             job.state = JobState.FAILED
-        finally:
-            with self._cond:
-                self._stops.pop(id(job), None)
-        state = final[0].state if final else job.state
-        if state is JobState.FAILED and self.options.fail_fast:
+        self._ended(run)
+        return None
+
+    def _ended(self, run: _Running, judged: bool = True) -> None:
+        """`run` is over here (its record may still wait to be durable); `judged`: its
+        state counts for --fail-fast (a job skipped before it started does not)."""
+        job = run.job
+        with self._cond:
+            self._stops.pop(id(job), None)
+        state = run.final.state if run.final is not None else job.state
+        if judged and state is JobState.FAILED and self.options.fail_fast:
             self.halted = True
+        with self._cond:
+            if job.slot is not None:
+                self.running.pop(job.slot, None)
+            self._changed = True
+            self._cond.notify_all()
 
     def _handed_over(self, job: Job, status: Status, pending: Pending) -> None:
         """`job`'s final record: in place now (its lock released), durable with the next batch."""
@@ -315,6 +339,109 @@ class LocalBackend(Backend):
         self.hung_up = self.hung_up or (signum == signal.SIGHUP and not again)
         self.stop.stop(signal.SIGKILL if again else signal.SIGTERM)
         self._changed = True
+
+
+@dataclass
+class _Running:
+    """A job the pool thread drives: its execution, and the step process it waits for."""
+
+    job: Job
+    execution: Execution | None
+    stop: Stopper
+    proc: subprocess.Popen[bytes] | None = None
+    final: Status | None = None  # its final record, handed over (ended once durable)
+
+
+class _Wake:
+    """A pipe the pool thread's selector watches, so that another thread can wake it."""
+
+    def __init__(self) -> None:
+        self.read, self.write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def close(self) -> None:
+        os.close(self.read)
+        os.close(self.write)
+
+    def set(self) -> None:
+        with contextlib.suppress(OSError):  # full: it is woken already
+            os.write(self.write, b"x")
+
+    def drain(self) -> None:
+        with contextlib.suppress(OSError):
+            os.read(self.read, 4096)
+
+
+class _Loop:
+    """The pool thread: fills free slots from the queue and waits for any step to end."""
+
+    def __init__(self, pool: LocalBackend, wake: _Wake) -> None:
+        self.pool, self.wake = pool, wake
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(wake.read, selectors.EVENT_READ, None)
+        self.active: dict[int, _Running] = {}  # slot -> what runs there
+        self.fds: dict[int, int] = {}  # slot -> the pidfd of its step
+        self.ended: collections.deque[int] = collections.deque()  # slots whose step ended (no pidfd)
+
+    def run(self) -> None:
+        while True:
+            self._fill()
+            if not self.active:
+                if self._done():
+                    return
+                continue  # submitted meanwhile
+            for key, _ in self.selector.select():
+                if key.data is None:
+                    self.wake.drain()
+                else:
+                    self.ended.append(key.data)
+            while self.ended:
+                self._step_ended(self.ended.popleft())
+
+    def _done(self) -> bool:
+        """Nothing runs and nothing is queued: the thread ends (a later submit starts another)."""
+        with self.pool._cond:
+            if self.pool._queue:
+                return False
+            self.pool._pool_alive = False
+            return True
+
+    def _fill(self) -> None:
+        for slot in range(len(self.pool.slots)):
+            while slot not in self.active and (job := self.pool._next()) is not None:
+                run = self.pool._start(slot, job)
+                if run is not None:
+                    self._watch(slot, run)
+
+    def _watch(self, slot: int, run: _Running) -> None:
+        self.active[slot] = run
+        assert run.proc is not None
+        try:
+            fd = os.pidfd_open(run.proc.pid)
+        except (AttributeError, OSError):  # no pidfd (not Linux 5.3+): a thread waits for it
+            threading.Thread(target=self._wait, args=(slot, run.proc), daemon=True).start()
+            return
+        self.fds[slot] = fd
+        self.selector.register(fd, selectors.EVENT_READ, slot)
+
+    def _wait(self, slot: int, proc: subprocess.Popen[bytes]) -> None:
+        proc.wait()
+        self.ended.append(slot)
+        self.wake.set()
+
+    def _step_ended(self, slot: int) -> None:
+        fd = self.fds.pop(slot, None)
+        if fd is not None:
+            self.selector.unregister(fd)
+            os.close(fd)
+        run = self.active.pop(slot)
+        assert run.proc is not None
+        if self.pool._advance(run, run.proc.wait()) is not None:
+            self._watch(slot, run)
+
+    def close(self) -> None:
+        for fd in self.fds.values():
+            os.close(fd)
+        self.selector.close()
 
 
 def _record_cancelled_before_start(job: Job) -> None:

@@ -164,3 +164,78 @@ def test_a_final_record_that_cannot_be_made_durable_fails_its_job_and_says_why(p
     for job in jobs:
         assert job.state is JobState.FAILED
         assert "mrl could not record how it ended" in job.message and "Input/output error" in job.message
+
+
+# each step waits (up to 30 s) until all four have started: they run at the same time
+_ALL_FOUR = (
+    "touch {{expDir}}/started.{{subExpNum}}; n=0; "
+    "while [ $(ls {{expDir}} | grep -c '^started') -lt 4 ]; do "
+    "sleep 0.02; n=$((n+1)); if [ $n -gt 1500 ]; then exit 9; fi; done"
+)
+
+
+def _four_at_once(project) -> tuple[list, int, int]:  # noqa: ANN001
+    import threading
+
+    from metarunlog.backends.base import RunOptions
+    from metarunlog.backends.local import LocalBackend
+    from tests.backends.contract import jobs_for, make_experiment, run_to_end
+
+    exp = make_experiment(project, [{"i": i} for i in range(4)], _ALL_FOUR)
+    backend = LocalBackend(exp, RunOptions(jobs=4))
+    before, peak = threading.active_count(), [0]
+    real_notify = backend._notify
+
+    def notify() -> None:  # called from the pool while steps run
+        peak[0] = max(peak[0], threading.active_count())
+        real_notify()
+
+    backend._notify = notify  # type: ignore[method-assign]
+    return run_to_end(backend, jobs_for(exp)), before, peak[0]
+
+
+def test_one_pool_thread_runs_every_slot_at_once(project) -> None:  # noqa: ANN001
+    """-j 4: four steps run at the same time, driven by one thread (not a thread per slot
+    handing the GIL around): the pool thread and the record committer."""
+    from metarunlog.states import JobState
+
+    states, before, peak = _four_at_once(project)
+    assert states == [JobState.DONE] * 4
+    assert peak <= before + 2, (peak, before)
+
+
+def test_without_pidfds_a_thread_waits_for_each_step_and_the_run_is_the_same(project, monkeypatch) -> None:  # noqa: ANN001
+    import errno
+    import os
+
+    from metarunlog.states import JobState
+
+    def no_pidfd(pid: int) -> int:  # Linux before 5.3
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+    states, _, _ = _four_at_once(project)
+    assert states == [JobState.DONE] * 4
+
+
+def test_jobs_submitted_while_the_pool_runs_are_run_too(project) -> None:  # noqa: ANN001
+    import time
+
+    from metarunlog.backends.base import RunOptions
+    from metarunlog.backends.local import LocalBackend
+    from metarunlog.states import JobState
+    from tests.backends.contract import jobs_for, make_experiment
+
+    exp = make_experiment(project, [{"i": i} for i in range(3)], "sleep 0.3")
+    first, *later = jobs_for(exp)
+    backend = LocalBackend(exp, RunOptions(jobs=2))
+    try:
+        backend.submit([first])
+        time.sleep(0.1)
+        backend.submit(later)
+        deadline = time.monotonic() + 60
+        while any(s.active for s in backend.poll([first, *later])) and time.monotonic() < deadline:
+            backend.wait(0.2)
+    finally:
+        backend.close()
+    assert [j.state for j in (first, *later)] == [JobState.DONE] * 3
