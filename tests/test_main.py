@@ -32,6 +32,21 @@ def test_version() -> None:
     assert r.stdout.strip() == f"metarunlog {__version__}"
 
 
+def test_as_the_program_main_leaves_what_is_alive_out_of_the_last_collection(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import gc
+
+    assert gc.get_freeze_count() == 0
+    assert main(["--version"]) == 0 and gc.get_freeze_count() == 0  # called with argv: not the program
+    monkeypatch.setattr(sys, "argv", ["mrl", "--version"])
+    try:
+        assert main() == 0 and gc.get_freeze_count() > 0  # the process ends next: nothing to walk
+    finally:
+        gc.unfreeze()
+    assert "metarunlog" in capsys.readouterr().out
+
+
 def test_an_unknown_command_is_one_line_and_exit_1(project: Path) -> None:
     r = run_mrl("frobnicate", cwd=project)
     assert r.returncode == 1
