@@ -293,7 +293,7 @@ def _grouped(
     line under the mouse. Serialising one array pair per colour instead of per line keeps
     `mrl analyze` on 1,000 runs fast and the file small."""
     import numpy as np
-    from bokeh.models import Patches
+    from bokeh.models import Patch
 
     behind = []
     by_group: dict[str, list[tuple[Combo, list[int]]]] = {}
@@ -321,9 +321,10 @@ def _grouped(
         x, y, lo, hi = (np.concatenate([a for p in parts for a in (p[k], gap)]) for k in range(4))
         codes = [d.code(t) for t in labels]
         label = np.concatenate([np.full(len(p[0]) + 1, c, dtype=np.int32) for p, c in zip(parts, codes, strict=True)])
-        patches = Patches(xs="xs", ys="ys", fill_color=color, fill_alpha=0.15, line_width=0)  # type: ignore[abstract,call-arg]
-        outline = bk.source({"xs": [b[0] for b in bands], "ys": [b[1] for b in bands]}, d.fig)
-        band = bk.add_glyph(d.fig, patches, outline, "band")
+        # One Patch of polygons split by NaN: two arrays to embed, not two per combination.
+        bx, by = (np.concatenate([a for b in bands for a in (b[k], gap)]) for k in range(2))
+        patch = Patch(x="x", y="y", fill_color=color, fill_alpha=0.15, line_width=0)
+        band = bk.add_glyph(d.fig, patch, bk.source({"x": bx, "y": by}, d.fig), "band")
         src = bk.source({"x": x, "y": y, "lo": lo, "hi": hi, "run": label}, d.fig)
         r = bk.add_glyph(d.fig, _line(color, width=1.5, alpha=0.9), src, "mean", hover=hover)
         d.legend.add(group, band, r)

@@ -31,7 +31,7 @@ def _page_json(exp: object, project: Path) -> str:
     return re.sub(r"'(p\d+)'", lambda m: ids.setdefault(m.group(1), f"'id{len(ids)}'"), text)
 
 
-@pytest.mark.parametrize(("lrs", "band"), [(3, "VArea"), (11, "Patches")])
+@pytest.mark.parametrize(("lrs", "band"), [(3, "'VArea'"), (11, "'Patch'")])
 def test_a_report_made_lean_is_the_same_page_as_bokeh_makes_it(project: Path, monkeypatch, lrs, band) -> None:  # noqa: ANN001
     if not bk._lean_applies():
         pytest.skip("lean_models() does nothing with this bokeh")
