@@ -397,6 +397,24 @@ def test_the_curves_with_repeats_have_a_band_and_the_individual_runs_on_demand(p
     assert_clean(loaded)
 
 
+def test_many_combinations_with_repeats_draw_a_band_per_colour_as_one_patch(project: Path, open_report) -> None:
+    subs = []
+    for lr in range(6):
+        for wd in range(4):  # 24 combinations: lines grouped by colour (lr)
+            for seed in range(2):
+                lines = [{"epoch": e, "loss": lr + wd * 0.1 + seed * 0.01 + 1.0 / (e + 1)} for e in range(8)]
+                subs.append({"params": {"lr": lr, "wd": wd, "seed": seed}, "status": done(), "jsonl": lines})
+    exp = make_exp(project, subs)
+    loaded = open_report(analyze(Project.find(project), exp).path)
+    views = wait_drawn(loaded, 4)
+    assert all(v["painted"] >= 1 for v in views), views
+    renderers = loaded.page.evaluate(RENDERER_NAMES, "loss")
+    bands = [r for r in renderers if r["name"] == "band"]
+    assert len(bands) == len([r for r in renderers if r["name"] == "mean"]) == 6  # one per colour
+    assert all(b["visible"] and b["n"] == 4 * (2 * 8 + 1) for b in bands)  # 4 polygons, NaN between
+    assert_clean(loaded)
+
+
 def test_the_index_lists_every_experiment_and_its_links_resolve(project: Path, open_report) -> None:
     from tests.report.test_pages import two_experiments
 

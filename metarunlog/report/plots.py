@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from metarunlog import results
@@ -81,6 +81,9 @@ class Layout:
     repeats: bool  # some combination has several runs: means, bands, individual runs on demand
     run_labels: list[str]  # per run: "003: lr=0.1, seed=2"
     color_key: str | None  # what the colours stand for
+    # Line glyphs by style, shared by the renderers of every figure drawn with this layout
+    # (a glyph holds no data: one per colour and style, not one per figure)
+    glyphs: dict[tuple[str, str, float, float], Any] = field(default_factory=dict)
 
 
 def layout(
@@ -234,15 +237,20 @@ figure_of = _figure  # a curves figure for a layout of one's own (the comparison
 def _integer_steps(lines: dict[int, Curve]) -> bool:
     import numpy as np
 
-    # one array op over every curve's steps, not one per curve (3,000 curves on 1,000 runs)
-    xs = np.concatenate([np.asarray(xs, dtype=float) for _, _, xs, _ in lines.values()])
+    # one array op over every run's steps, not one per curve (3,000 curves on 1,000 runs);
+    # a run's metrics logged on the same lines share their steps (report/reader.py)
+    steps = {id(xs): xs for _, _, xs, _ in lines.values()}.values()
+    xs = np.concatenate([np.asarray(xs, dtype=float) for xs in steps])
     return bool(np.all(np.mod(xs, 1) == 0))
 
 
-def _line(color: str, dash: str = "solid", width: float = 2, alpha: float = 1.0) -> Any:
+def _line(lay: Layout, color: str, dash: str = "solid", width: float = 2, alpha: float = 1.0) -> Any:
     from bokeh.models import Line
 
-    return Line(x="x", y="y", line_color=color, line_dash=dash, line_width=width, line_alpha=alpha)
+    style = (color, dash, width, alpha)
+    if style not in lay.glyphs:
+        lay.glyphs[style] = Line(x="x", y="y", line_color=color, line_dash=dash, line_width=width, line_alpha=alpha)
+    return lay.glyphs[style]
 
 
 def _draw_combo(
@@ -255,7 +263,7 @@ def _draw_combo(
         _, _, xs, ys = lines[members[0]]
         x, y = decimate(xs, ys, per_line)
         src = bk.source({"x": x, "y": y, "run": np.full(len(x), members[0], dtype=np.int32)}, d.fig)
-        r = bk.add_glyph(d.fig, _line(combo.color, combo.dash), src, name="run")
+        r = bk.add_glyph(d.fig, _line(lay, combo.color, combo.dash), src, name="run")
         d.legend.add(combo.label, r)
         d.runs.append(r)
         d.labels[str(members[0])] = combo.label
@@ -266,7 +274,7 @@ def _draw_combo(
     code = np.full(len(x), d.code(label), dtype=np.int32)
     src = bk.source({"x": x, "y": mean, "lo": lo, "hi": hi, "n": n, "run": code}, d.fig)
     band = bk.add_glyph(d.fig, VArea(x="x", y1="lo", y2="hi", fill_color=combo.color, fill_alpha=0.18), src, "band")
-    r = bk.add_glyph(d.fig, _line(combo.color, combo.dash), src, name="mean", like=band)
+    r = bk.add_glyph(d.fig, _line(lay, combo.color, combo.dash), src, name="mean", like=band)
     d.legend.add(combo.label, band, r)
     d.means.append(r)
 
@@ -275,7 +283,7 @@ def _individual(d: Drawn, lines: dict[int, Curve], lay: Layout, members: list[in
     """The runs behind the means: hidden until the legend's INDIVIDUAL entry is clicked."""
     x, y, run = _concatenated(lines, members, per_run)
     r = bk.add_glyph(
-        d.fig, _line(color, width=1, alpha=0.5), bk.source({"x": x, "y": y, "run": run}, d.fig), "runs", False
+        d.fig, _line(lay, color, width=1, alpha=0.5), bk.source({"x": x, "y": y, "run": run}, d.fig), "runs", False
     )
     d.legend.add(INDIVIDUAL, r)
     d.runs.append(r)
@@ -302,11 +310,11 @@ def _grouped(
     for group, items in by_group.items():
         color = items[0][0].color
         members = [m for _, ms in items for m in ms]
-        hover = _line(color, width=2.5)
+        hover = _line(lay, color, width=2.5)
         if not lay.repeats:
             x, y, run = _concatenated(lines, members, per_line)
             src = bk.source({"x": x, "y": y, "run": run}, d.fig)
-            r = bk.add_glyph(d.fig, _line(color, width=1.2, alpha=0.6), src, "runs", hover=hover)
+            r = bk.add_glyph(d.fig, _line(lay, color, width=1.2, alpha=0.6), src, "runs", hover=hover)
             d.legend.add(group, r)
             d.runs.append(r)
             d.labels.update({str(i): lay.run_labels[i] for i in members})
@@ -326,7 +334,7 @@ def _grouped(
         patch = Patch(x="x", y="y", fill_color=color, fill_alpha=0.15, line_width=0)
         band = bk.add_glyph(d.fig, patch, bk.source({"x": bx, "y": by}, d.fig), "band")
         src = bk.source({"x": x, "y": y, "lo": lo, "hi": hi, "run": label}, d.fig)
-        r = bk.add_glyph(d.fig, _line(color, width=1.5, alpha=0.9), src, "mean", hover=hover)
+        r = bk.add_glyph(d.fig, _line(lay, color, width=1.5, alpha=0.9), src, "mean", hover=hover)
         d.legend.add(group, band, r)
         d.means.append(r)
         behind.append((members, color))

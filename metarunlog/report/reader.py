@@ -45,8 +45,9 @@ def _read_one(sub: Any, finder: Any, log_lines: int | None) -> Read:
     from metarunlog.execute import log_tail
 
     res, errs = results.read_sub(sub, keep_lines=True, finder=finder)
+    steps: dict[int, array[float]] = {}  # metrics logged on the same lines share one steps array
     res.curves = {
-        metric: (xkey, array("d", xs), array("d", ys))
+        metric: (xkey, steps.setdefault(id(xs), array("d", xs)), array("d", ys))
         for metric, (xkey, xs, ys) in results.curves(res.lines or [], finder.settings.step_keys).items()
     }
     res.lines = None
