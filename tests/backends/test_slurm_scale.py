@@ -305,10 +305,10 @@ def _after_line(exp: Experiment, env: dict[str, str] | None = None) -> str:
 
 @on_slurm
 def test_status_shows_the_run_after_job_while_the_arrays_run_and_once_it_ran(project: Path) -> None:
-    exp, job = _submit_with_after(project, 2, "sleep 3", ["touch after-ran"])
-    line = _after_line(exp)  # the arrays run (3 s): it waits for them
-    assert line.startswith(f"run.after: Slurm job {job}: queued"), line
-    assert "Dependency" in line and f".mrl.slurm/after-{job}.out" in line, line
+    exp, job = _submit_with_after(project, 2, "sleep 5", ["touch after-ran"])
+    line = _after_line(exp)  # the arrays run (5 s): it waits for them
+    assert line.startswith(f"run.after: Slurm job {job}: queued; pending in Slurm"), line
+    assert f".mrl.slurm/after-{job}.out" in line, line
     wait_for("run.after to end", lambda: job_over(job), TIMEOUT)
     assert (exp.dir / "after-ran").exists()
     assert _after_line(exp) == f"run.after: Slurm job {job}: done (exit code 0); its output: .mrl.slurm/after-{job}.out"
