@@ -29,7 +29,17 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if was:
+            _into_oldest_generation()
             gc.enable()
+
+
+def _into_oldest_generation() -> None:
+    """Everything made while the collector was off goes to its oldest generation unwalked
+    (freeze, then unfreeze): otherwise the first collection after `gc.enable()` walks all
+    of it at once (~0.04 s). It is collected with that generation, as usual, later."""
+    if gc.get_freeze_count() == 0:  # nothing frozen by anyone else, to be left as it is
+        gc.freeze()
+        gc.unfreeze()
 
 
 def build_report(

@@ -34,3 +34,17 @@ def test_gc_paused_restores_the_collector_after_an_error_and_leaves_it_off_if_it
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_what_gc_paused_made_is_left_unfrozen_and_someone_elses_frozen_objects_stay_frozen() -> None:
+    with gc_paused():
+        made = [[i] for i in range(1000)]
+    assert gc.isenabled() and gc.get_freeze_count() == 0 and gc.is_tracked(made)
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with gc_paused():
+            pass
+        assert gc.get_freeze_count() == frozen > 0
+    finally:
+        gc.unfreeze()
