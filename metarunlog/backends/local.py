@@ -206,7 +206,12 @@ class LocalBackend(Backend):
         job.slot, job.resource = slot, self.slots[slot]
         with self._cond:
             self.running[slot] = job
-        why = self.skip(job) if self.skip is not None else None
+        try:
+            why = self.skip(job) if self.skip is not None else None
+        except Exception as e:  # noqa: BLE001 -- one broken job must not stop the pool
+            job.message, job.state = f"mrl could not run it: {type(e).__name__}: {e}", JobState.FAILED
+            self._ended(_Running(job, None, Stopper()))
+            return None
         if why is not None:
             job.skipped, job.message = True, why
             job.state = recorded_state(job.read_status())
@@ -439,9 +444,16 @@ class _Loop:
             self._watch(slot, run)
 
     def close(self) -> None:
+        """Release the pidfds; a run still here (the loop itself failed: a bug) is closed,
+        which stops its step (its record stays `running`, and is reported stale)."""
         for fd in self.fds.values():
             os.close(fd)
         self.selector.close()
+        for run in self.active.values():
+            if run.execution is not None:
+                run.execution.close()
+            run.job.message, run.job.state = "mrl's pool stopped before it ended", JobState.STALE
+            self.pool._ended(run)
 
 
 def _record_cancelled_before_start(job: Job) -> None:

@@ -239,3 +239,22 @@ def test_jobs_submitted_while_the_pool_runs_are_run_too(project) -> None:  # noq
     finally:
         backend.close()
     assert [j.state for j in (first, *later)] == [JobState.DONE] * 3
+
+
+def test_a_skip_check_that_fails_fails_its_job_and_the_others_still_run(project) -> None:  # noqa: ANN001
+    from metarunlog.backends.base import RunOptions
+    from metarunlog.backends.local import LocalBackend
+    from metarunlog.states import JobState
+    from tests.backends.contract import jobs_for, make_experiment, run_to_end
+
+    exp = make_experiment(project, [{"i": i} for i in range(3)], "true")
+    jobs = jobs_for(exp)
+    backend = LocalBackend(exp, RunOptions(jobs=2))
+
+    def skip(job: object) -> None:
+        if job is jobs[1]:
+            raise PermissionError(13, "Permission denied", "/x/.mrl.cancel")
+
+    backend.skip = skip  # type: ignore[assignment]
+    assert run_to_end(backend, jobs) == [JobState.DONE, JobState.FAILED, JobState.DONE]
+    assert "mrl could not run it: PermissionError" in jobs[1].message
