@@ -37,7 +37,7 @@ from metarunlog.backends.registry import DEFAULT
 from metarunlog.errors import MrlError
 from metarunlog.experiment import ATTEMPTS, DONE_MARK, LOG, Experiment, SubExperiment
 from metarunlog.locks import RUN_LOCK, Locked, run_lock
-from metarunlog.procs import is_same_process, killpg, reap_group, start_id
+from metarunlog.procs import boottime_ns, is_same_process, killpg, reap_group, spawned_start_id, start_id
 from metarunlog.records import Status
 from metarunlog.states import JobState, recorded_state
 
@@ -496,6 +496,7 @@ def _step(
     step, m = attempt.steps[k], len(attempt.steps)
     header = f"==== mrl attempt {attempt.status.attempts} step {k + 1}/{m} on {HOST} at {now()}: {step}\n"
     _write_all(log, header.encode("utf-8", "replace"))
+    spawning = boottime_ns()
     try:
         proc = subprocess.Popen(
             step,
@@ -512,10 +513,12 @@ def _step(
     except OSError as e:
         _write_all(log, f"mrl: could not start the step: {e}\n".encode())
         return 127
+    spawned = boottime_ns()
     stop.add(proc.pid)
     try:
+        pid_start = spawned_start_id(proc.pid, spawning, spawned)
         # Not fsynced: after a power cut a `running` record is stale either way.
-        status = attempt.write(sub, attempt.status.step_started(proc.pid, start_id(proc.pid)), durable=False)
+        status = attempt.write(sub, attempt.status.step_started(proc.pid, pid_start), durable=False)
         if on_start is not None:
             on_start(status)
         return (yield proc)  # its exit code, once it ended

@@ -39,3 +39,34 @@ def test_a_zombie_is_not_alive() -> None:
         subprocess.run(["sleep", "0.01"])
     assert not pid_alive(child.pid)  # exited, not yet reaped
     child.wait()
+
+
+def test_the_start_id_of_a_child_is_known_from_the_clock_as_proc_would_say_it() -> None:
+    """Read right after the spawn, /proc/PID/stat waits for the child's exec: the id is
+    derived from CLOCK_BOOTTIME around the spawn instead, and must be the very same."""
+    import subprocess
+
+    from metarunlog import procs
+
+    for _ in range(50):
+        before = procs.boottime_ns()
+        child = subprocess.Popen(["sleep", "5"])
+        after = procs.boottime_ns()
+        try:
+            assert procs.spawned_start_id(child.pid, before, after) == procs.start_id(child.pid)
+        finally:
+            child.kill()
+            child.wait()
+
+
+def test_a_start_id_is_read_from_proc_when_the_clock_cannot_tell(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from metarunlog import procs
+
+    me = os.getpid()
+    assert procs.spawned_start_id(me, 0, 10**18) == procs.start_id(me)  # the spawn straddled ticks
+    assert procs.spawned_start_id(me, None, None) == procs.start_id(me)  # no CLOCK_BOOTTIME
+    monkeypatch.setitem(procs._CHECKED, "ok", False)  # derived once, and /proc disagreed
+    now = procs.boottime_ns()
+    assert procs.spawned_start_id(me, now, now) == procs.start_id(me)
