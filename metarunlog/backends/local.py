@@ -290,13 +290,15 @@ class LocalBackend(Backend):
             self._cond.notify_all()
 
     def _handed_over(self, job: Job, status: Status, pending: Pending) -> None:
-        """`job`'s final record: in place now (its lock released), durable with the next batch."""
+        """`job`'s final record: in place now (its lock released), durable with the next batch.
+        Until then `job.state` stays running and `job.status` is that record (nothing to cancel)."""
         pending.durable = False
         try:
             pending.commit()
         except OSError as e:
             self._recorded(job, status, e)
         else:
+            job.status = status
             self._durable.add(pending.path, (job, status))
 
     def _on_durable(self, item: tuple[Job, Status], error: OSError | None) -> None:

@@ -316,12 +316,19 @@ class _Cancels:
         if self.claim is None:
             return
         for request, ids in self.claim.take_requests():
-            hit = [j for j in self.jobs if j.id in ids and not j.state.finished and not j.skipped]
+            hit = [j for j in self.jobs if j.id in ids and not _ended(j)]
             self.backend.cancel(hit)
             self.cancelled |= {j.id for j in hit}
             self.claim.answer(request, sorted(j.id for j in hit))
             if hit and all(j.state.finished or j.skipped or j.id in self.cancelled for j in self.jobs):
                 self.all_cancelled = True  # nothing of this run was left: it was cancelled
+
+
+def _ended(job: Job) -> bool:
+    """Nothing left to cancel: finished, skipped, or its final record already in place (the
+    local pool counts it ended only once that record is durable, a moment later)."""
+    in_place = job.state is JobState.RUNNING and job.status is not None and job.status.state.finished
+    return job.state.finished or job.skipped or in_place
 
 
 def _wait_all(backend: Backend, jobs: list[Job], progress: Any, cancels: _Cancels | None = None) -> None:

@@ -258,3 +258,37 @@ def test_a_skip_check_that_fails_fails_its_job_and_the_others_still_run(project)
     backend.skip = skip  # type: ignore[assignment]
     assert run_to_end(backend, jobs) == [JobState.DONE, JobState.FAILED, JobState.DONE]
     assert "mrl could not run it: PermissionError" in jobs[1].message
+
+
+def test_a_cancel_request_for_a_job_whose_record_is_in_place_is_not_answered_as_cancelled(project) -> None:  # noqa: ANN001
+    """Between its final record's rename and its durability (group commit) a job still
+    counts as running for the run, but it has ended: `mrl cancel` must not hear it was
+    cancelled (the step still running beside it is)."""
+    import time
+
+    from metarunlog import ownership
+    from metarunlog.backends.base import RunOptions
+    from metarunlog.backends.local import LocalBackend
+    from metarunlog.commands.run import _Cancels
+    from metarunlog.states import JobState
+    from tests.backends.contract import jobs_for, make_experiment
+
+    exp = make_experiment(project, [{"i": 1}, {"i": 2}], "if [ {{i}} = 2 ]; then sleep 30; fi")
+    ended, running = jobs = jobs_for(exp)
+    backend = LocalBackend(exp, RunOptions(jobs=2))
+    backend._durable.window = 60  # the batch waits while the other step runs: in place, not durable
+    with ownership.claim_runner(exp) as claim:
+        claim.set_jobs([j.id for j in jobs])
+        try:
+            backend.submit(jobs)
+            deadline = time.monotonic() + 30
+            while (s := ended.sub.read_status()) is None or s.state != "done" or running.state is not JobState.RUNNING:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            assert ended.state is JobState.RUNNING  # not durable yet
+            request = ownership.request_cancel(claim, {ended.id, running.id})
+            _Cancels(backend, jobs, claim).apply()
+            assert ownership.answer_of(request) == [running.id]
+        finally:
+            backend.close()
+    assert [j.state for j in jobs] == [JobState.DONE, JobState.CANCELLED]
