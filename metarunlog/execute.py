@@ -37,7 +37,16 @@ from metarunlog.backends.registry import DEFAULT
 from metarunlog.errors import MrlError
 from metarunlog.experiment import ATTEMPTS, DONE_MARK, LOG, Experiment, SubExperiment
 from metarunlog.locks import RUN_LOCK, Locked, run_lock
-from metarunlog.procs import boottime_ns, is_same_process, killpg, reap_group, spawned_start_id, start_id
+from metarunlog.procs import (
+    LEFTOVER_GRACE_S,
+    boottime_ns,
+    group_alive,
+    is_same_process,
+    killpg,
+    reap_group,
+    spawned_start_id,
+    start_id,
+)
 from metarunlog.records import Status
 from metarunlog.states import JobState, recorded_state
 
@@ -304,7 +313,9 @@ def execute(sub: SubExperiment, options: ExecOptions | None = None) -> Status:
     return run_to_end(execution(sub, options))
 
 
-Execution = Generator[subprocess.Popen[bytes], int, Status]
+# What an execution yields: a step's process, or what a step left behind (`Leftovers`);
+# each is sent its exit code once it ended (0 for leftovers).
+Execution = Generator["subprocess.Popen[bytes] | Leftovers", int, Status]
 
 
 def run_to_end(run: Execution) -> Status:
@@ -492,7 +503,7 @@ def _step(
     log: int,
     stop: Stopper,
     on_start: Callable[[Status], None] | None,
-) -> Generator[subprocess.Popen[bytes], int, int]:
+) -> Generator[subprocess.Popen[bytes] | Leftovers, int, int]:
     step, m = attempt.steps[k], len(attempt.steps)
     header = f"==== mrl attempt {attempt.status.attempts} step {k + 1}/{m} on {HOST} at {now()}: {step}\n"
     _write_all(log, header.encode("utf-8", "replace"))
@@ -521,10 +532,45 @@ def _step(
         status = attempt.write(sub, attempt.status.step_started(proc.pid, pid_start), durable=False)
         if on_start is not None:
             on_start(status)
-        return (yield proc)  # its exit code, once it ended
-    finally:
+        code = yield proc  # its exit code, once it ended
+    except BaseException:  # stopped while its step runs (run_to_end's caller, a closed pool)
         stop.discard(proc.pid)
         reap_group(proc.pid)
+        raise
+    stop.discard(proc.pid)
+    yield from _leftovers(proc.pid)
+    return code
+
+
+def _leftovers(pgid: int) -> Generator[Leftovers, int, None]:
+    """What the step left in its group: SIGTERM, then waited for (yielded, like a step, to
+    whoever drives the execution: the pool's other slots go on meanwhile), SIGKILL for
+    what is left after LEFTOVER_GRACE_S."""
+    if not group_alive(pgid):  # the usual case: one failed kill
+        return
+    killpg(pgid, signal.SIGTERM)
+    try:
+        yield Leftovers(pgid, time.monotonic() + LEFTOVER_GRACE_S)
+    finally:
+        if group_alive(pgid):  # an empty group's id may be a stranger's by now
+            killpg(pgid, signal.SIGKILL)
+
+
+@dataclass
+class Leftovers:
+    """A step's process group that outlived it, sent SIGTERM: yielded by an execution as a
+    step's process is, so that `wait()` (or polling `ended()`) looks like waiting for one."""
+
+    pgid: int
+    deadline: float  # time.monotonic() when what is left gets SIGKILL
+
+    def ended(self) -> bool:
+        return not group_alive(self.pgid) or time.monotonic() >= self.deadline
+
+    def wait(self) -> int:
+        while not self.ended():
+            time.sleep(0.02)
+        return 0
 
 
 def _write_all(fd: int, data: bytes) -> None:

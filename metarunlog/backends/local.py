@@ -29,7 +29,18 @@ from typing import Any
 
 from metarunlog.backends.base import Backend, Job, RunOptions, observe
 from metarunlog.error_handler import environment_message
-from metarunlog.execute import HOST, Changed, Command, ExecOptions, Execution, Locked, Stopper, execution, now
+from metarunlog.execute import (
+    HOST,
+    Changed,
+    Command,
+    ExecOptions,
+    Execution,
+    Leftovers,
+    Locked,
+    Stopper,
+    execution,
+    now,
+)
 from metarunlog.experiment import Experiment
 from metarunlog.jsonio import GroupCommit, Pending
 from metarunlog.procs import group_alive, is_same_process, is_step_of, killpg
@@ -38,6 +49,7 @@ from metarunlog.states import JobState, recorded_state
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 COALESCE_S = 0.05
+LEFTOVERS_POLL_S = 0.02  # how often the pool looks whether a step's leftovers are gone
 PID_WAIT_S = 5.0  # how long a cancel waits for a just-started step's pid
 CANCEL_GRACE_S = 10.0  # after SIGTERM, how long `mrl cancel` waits before SIGKILL
 
@@ -355,7 +367,7 @@ class _Running:
     job: Job
     execution: Execution | None
     stop: Stopper
-    proc: subprocess.Popen[bytes] | None = None
+    proc: subprocess.Popen[bytes] | Leftovers | None = None
     final: Status | None = None  # its final record, handed over (ended once durable)
 
 
@@ -388,6 +400,7 @@ class _Loop:
         self.active: dict[int, _Running] = {}  # slot -> what runs there
         self.fds: dict[int, int] = {}  # slot -> the pidfd of its step
         self.ended: collections.deque[int] = collections.deque()  # slots whose step ended (no pidfd)
+        self.leftovers: set[int] = set()  # slots waiting for what their step left behind (polled)
 
     def run(self) -> None:
         while True:
@@ -396,11 +409,12 @@ class _Loop:
                 if self._done():
                     return
                 continue  # submitted meanwhile
-            for key, _ in self.selector.select():
+            for key, _ in self.selector.select(LEFTOVERS_POLL_S if self.leftovers else None):
                 if key.data is None:
                     self.wake.drain()
                 else:
                     self.ended.append(key.data)
+            self._poll_leftovers()
             while self.ended:
                 self._step_ended(self.ended.popleft())
 
@@ -422,6 +436,9 @@ class _Loop:
     def _watch(self, slot: int, run: _Running) -> None:
         self.active[slot] = run
         assert run.proc is not None
+        if isinstance(run.proc, Leftovers):  # no process to wait for: polled, the other slots go on
+            self.leftovers.add(slot)
+            return
         try:
             fd = os.pidfd_open(run.proc.pid)
         except (AttributeError, OSError):  # no pidfd (not Linux 5.3+): a thread waits for it
@@ -429,6 +446,14 @@ class _Loop:
             return
         self.fds[slot] = fd
         self.selector.register(fd, selectors.EVENT_READ, slot)
+
+    def _poll_leftovers(self) -> None:
+        for slot in list(self.leftovers):
+            run = self.active[slot]
+            assert isinstance(run.proc, Leftovers)
+            if run.proc.ended():
+                self.leftovers.discard(slot)
+                self.ended.append(slot)
 
     def _wait(self, slot: int, proc: subprocess.Popen[bytes]) -> None:
         proc.wait()
