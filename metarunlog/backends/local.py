@@ -401,6 +401,7 @@ class _Loop:
         self.fds: dict[int, int] = {}  # slot -> the pidfd of its step
         self.ended: collections.deque[int] = collections.deque()  # slots whose step ended (no pidfd)
         self.leftovers: set[int] = set()  # slots waiting for what their step left behind (polled)
+        self.waiters: list[threading.Thread] = []  # where pidfds are missing: joined before the wake pipe closes
 
     def run(self) -> None:
         while True:
@@ -442,7 +443,9 @@ class _Loop:
         try:
             fd = os.pidfd_open(run.proc.pid)
         except (AttributeError, OSError):  # no pidfd (not Linux 5.3+): a thread waits for it
-            threading.Thread(target=self._wait, args=(slot, run.proc), daemon=True).start()
+            waiter = threading.Thread(target=self._wait, args=(slot, run.proc), daemon=True)
+            waiter.start()
+            self.waiters = [t for t in self.waiters if t.is_alive()] + [waiter]
             return
         self.fds[slot] = fd
         self.selector.register(fd, selectors.EVENT_READ, slot)
@@ -481,6 +484,8 @@ class _Loop:
                 run.execution.close()
             run.job.message, run.job.state = "mrl's pool stopped before it ended", JobState.STALE
             self.pool._ended(run)
+        for waiter in self.waiters:  # each has seen its step end, or is about to (stopped above)
+            waiter.join(PID_WAIT_S)
 
 
 def _record_cancelled_before_start(job: Job) -> None:

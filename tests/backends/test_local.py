@@ -292,3 +292,56 @@ def test_a_cancel_request_for_a_job_whose_record_is_in_place_is_not_answered_as_
         finally:
             backend.close()
     assert [j.state for j in jobs] == [JobState.DONE, JobState.CANCELLED]
+
+
+def test_without_pidfds_no_waiting_thread_wakes_the_pool_after_it_closed(project, monkeypatch) -> None:  # noqa: ANN001
+    # A waiting thread appends its slot, then writes to the wake pipe; the pool may see the
+    # slot before that write (here: while it polls another slot's leftovers) and end.
+    # Its pipe must not be closed before every waiting thread is done with it: a closed
+    # descriptor's number may be a record file's by then.
+    import errno
+    import os
+    import threading
+    import time
+
+    from metarunlog.backends import local
+    from metarunlog.backends.base import RunOptions
+    from metarunlog.states import JobState
+    from tests.backends.contract import jobs_for, make_experiment
+
+    def no_pidfd(pid: int) -> int:  # Linux before 5.3
+        raise OSError(errno.ENOSYS, "Function not implemented")
+
+    late: list[bool] = []
+    calls: list[int] = []
+    closed = threading.Event()
+    real_set, real_close = local._Wake.set, local._Wake.close
+
+    def slow_set(self: local._Wake) -> None:
+        if threading.current_thread().name != "MainThread" and calls:  # the second waiting thread: late
+            time.sleep(2.5)
+            late.append(closed.is_set())
+        if threading.current_thread().name != "MainThread":
+            calls.append(1)
+        real_set(self)
+
+    def close(self: local._Wake) -> None:
+        closed.set()
+        real_close(self)
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+    monkeypatch.setattr(local._Wake, "set", slow_set)
+    monkeypatch.setattr(local._Wake, "close", close)
+    leftover = "sh -c 'trap \"\" TERM; sleep 30' > /dev/null 2>&1 & sleep 0.1"
+    command = "{% if i == 1 %}" + leftover + "{% else %}sleep 0.5{% endif %}"
+    exp = make_experiment(project, [{"i": 1}, {"i": 2}], command)
+    jobs = jobs_for(exp)
+    backend = local.LocalBackend(exp, RunOptions(jobs=2))
+    backend.submit(jobs)
+    try:
+        while backend.busy:
+            backend.wait(0.2)
+    finally:
+        backend.close()
+    assert [j.state for j in jobs] == [JobState.DONE] * 2
+    assert late and not any(late)

@@ -60,7 +60,8 @@ def test_a_leftover_ignoring_sigterm_does_not_hold_up_the_other_slots(project: P
     steps = {
         1: bg + " while [ ! -s bg.pid ]; do sleep 0.01; done",
         2: "while [ ! -s ../001/bg.pid ]; do sleep 0.01; done; sleep 0.3",
-        3: "p=$(cat ../001/bg.pid); if [ -d /proc/$p ] && ! grep -q ') Z' /proc/$p/stat; then echo alive; else echo gone; fi > seen",
+        3: "p=$(cat ../001/bg.pid); "
+        "if [ -d /proc/$p ] && ! grep -q ') Z' /proc/$p/stat; then echo alive; else echo gone; fi > seen",
     }
     command = "{% if x == 1 %}" + steps[1] + "{% elif x == 2 %}" + steps[2] + "{% else %}" + steps[3] + "{% endif %}"
     exp = make_experiment(project, [{"x": 1}, {"x": 2}, {"x": 3}], command)
