@@ -150,7 +150,9 @@ class BackendContract:
         backend.submit(jobs)
         sub = exp.sub_experiments()[0]
         deadline = time.monotonic() + self.timeout
-        while not (sub.dir / "started.txt").exists():
+        # started, and recorded so: the step may write its file before its runner writes
+        # the record (a cancel that finds no record has nothing to go on)
+        while not ((sub.dir / "started.txt").exists() and _recorded_running(sub)):
             assert time.monotonic() < deadline, "the job never started"
             time.sleep(0.05)
         other = self.backend(exp)  # like `mrl cancel`, from another process
@@ -163,3 +165,8 @@ class BackendContract:
             backend.close()
         assert jobs[0].state is JobState.CANCELLED
         assert sub.read_status().state == "cancelled"  # type: ignore[union-attr]
+
+
+def _recorded_running(sub: Any) -> bool:
+    status = sub.read_status()
+    return status is not None and status.state is JobState.RUNNING and status.pid is not None

@@ -154,13 +154,7 @@ def test_a_final_record_that_cannot_be_made_durable_fails_its_job_and_says_why(p
     jobs = jobs_for(exp)
     monkeypatch.setattr(jsonio, "syncfs", eio)
     monkeypatch.setattr(os, "fsync", eio)
-    backend = LocalBackend(exp, RunOptions(jobs=2))
-    backend.submit(jobs)
-    try:
-        while backend.busy:
-            backend.wait(0.2)
-    finally:
-        backend.close()
+    _run_all(LocalBackend(exp, RunOptions(jobs=2)), jobs)
     for job in jobs:
         assert job.state is JobState.FAILED
         assert "mrl could not record how it ended" in job.message and "Input/output error" in job.message
@@ -336,12 +330,16 @@ def test_without_pidfds_no_waiting_thread_wakes_the_pool_after_it_closed(project
     command = "{% if i == 1 %}" + leftover + "{% else %}sleep 0.5{% endif %}"
     exp = make_experiment(project, [{"i": 1}, {"i": 2}], command)
     jobs = jobs_for(exp)
-    backend = local.LocalBackend(exp, RunOptions(jobs=2))
+    _run_all(local.LocalBackend(exp, RunOptions(jobs=2)), jobs)
+    assert [j.state for j in jobs] == [JobState.DONE] * 2
+    assert late and not any(late)
+
+
+def _run_all(backend, jobs) -> None:  # noqa: ANN001
+    """Submit `jobs` and wait until the backend is idle, then close it."""
     backend.submit(jobs)
     try:
         while backend.busy:
             backend.wait(0.2)
     finally:
         backend.close()
-    assert [j.state for j in jobs] == [JobState.DONE] * 2
-    assert late and not any(late)
