@@ -401,6 +401,7 @@ class _Loop:
         self.fds: dict[int, int] = {}  # slot -> the pidfd of its step
         self.ended: collections.deque[int] = collections.deque()  # slots whose step ended (no pidfd)
         self.leftovers: set[int] = set()  # slots waiting for what their step left behind (polled)
+        self.next_poll = 0.0  # when to look at them again (a look may scan /proc: not at every event)
         self.waiters: list[threading.Thread] = []  # where pidfds are missing: joined before the wake pipe closes
 
     def run(self) -> None:
@@ -410,7 +411,8 @@ class _Loop:
                 if self._done():
                     return
                 continue  # submitted meanwhile
-            for key, _ in self.selector.select(LEFTOVERS_POLL_S if self.leftovers else None):
+            timeout = max(0.0, self.next_poll - time.monotonic()) if self.leftovers else None
+            for key, _ in self.selector.select(timeout):
                 if key.data is None:
                     self.wake.drain()
                 else:
@@ -451,6 +453,9 @@ class _Loop:
         self.selector.register(fd, selectors.EVENT_READ, slot)
 
     def _poll_leftovers(self) -> None:
+        if not self.leftovers or time.monotonic() < self.next_poll:
+            return
+        self.next_poll = time.monotonic() + LEFTOVERS_POLL_S
         for slot in list(self.leftovers):
             run = self.active[slot]
             assert isinstance(run.proc, Leftovers)
