@@ -8,10 +8,12 @@ error box in its section and a line in `Report.errors`, never a failed report.
 from __future__ import annotations
 
 import base64
+import gc
 import mimetypes
 import os
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,11 +57,28 @@ def _xtrargs(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else []
 
 
+@contextmanager
+def collector_on() -> Iterator[None]:
+    """The user's code runs with the garbage collector on, as it would without mrl: a report
+    pauses it for its own objects (`build.gc_paused`), but a function that plots with
+    matplotlib per sub-experiment leaves ~2 MB of cyclic garbage a figure, which only the
+    collector frees (paused, a 300-run report peaked at 780 MB instead of 210 MB)."""
+    if gc.isenabled():
+        yield
+        return
+    gc.enable()
+    try:
+        yield
+    finally:
+        gc.disable()
+
+
 def call_function(rep: Report, uf: UserFunction, args: tuple[Any, ...], outdir: Path, where: str) -> FunctionOutput:
     """Call one user function; its outputs (or an error box) as a FunctionOutput."""
     out = FunctionOutput(uf.name)
     try:
-        retval = uf.fn(*args, *uf.xtrargs)
+        with collector_on():
+            retval = uf.fn(*args, *uf.xtrargs)
     except Exception as e:  # the user's code: any failure becomes an error box
         _fail(rep, out, f"{uf.name}() raised {type(e).__name__}: {e}", _user_traceback(e), where)
         return out

@@ -8,6 +8,7 @@ from typing import Any
 
 from metarunlog import results
 from metarunlog.experiment import Experiment
+from metarunlog.report.functions import collector_on
 from metarunlog.results import SubResult
 
 # Below this many sub-experiments the data is read in-process: forking gains nothing.
@@ -36,7 +37,9 @@ def read_results(exp: Experiment, basedir: Path, log_lines: int | None = 20) -> 
         read = [_read_one(sub, finder, log_lines) for sub in subs]
     results_ = [res for res, _ in read]
     errors = [e for _, errs in read for e in errs]
-    return results_, errors + results.add_all_user_metrics(results_, basedir, finder.settings)
+    with collector_on():  # the user's metrics()
+        user_errors = results.add_all_user_metrics(results_, basedir, finder.settings)
+    return results_, errors + user_errors
 
 
 def _read_one(sub: Any, finder: Any, log_lines: int | None) -> Read:
