@@ -181,3 +181,27 @@ def test_execution_yields_each_started_step_and_is_sent_its_exit_code(project: P
     assert record.state == "failed" and record.exit_code == 3 and record.steps_done == 1
     assert sub.read_status() == record
     assert not is_running(sub.dir)
+
+
+def test_execute_stops_what_a_step_left_behind_before_the_next_step_and_before_it_returns(project: Path) -> None:
+    """`execute` (a Slurm task's path) waits for the leftovers the execution yields:
+    SIGTERM ignored, SIGKILL 2 s later, then the next step; nothing is left when it returns."""
+    from metarunlog.execute import Leftovers, execution
+    from tests.helpers.processes import alive, wait_for
+
+    bg = "sh -c 'trap \"\" TERM; echo $$ > bg.pid; while :; do sleep 1; done' > /dev/null 2>&1 &"
+    check = "p=$(cat bg.pid); if [ -d /proc/$p ] && ! grep -q ') Z' /proc/$p/stat; then echo alive; else echo gone; fi"
+    exp = make_experiment(project, [{"x": 1}], [bg + " while [ ! -s bg.pid ]; do sleep 0.01; done", check + " > seen"])
+    sub = exp.sub_experiments()[0]
+    record = execute(sub)
+    bg_pid = int((sub.dir / "bg.pid").read_text())
+    assert record.state == "done" and not alive(bg_pid)
+    assert (sub.dir / "seen").read_text().strip() == "gone"
+    (sub.dir / "bg.pid").unlink()
+    run = execution(sub, ExecOptions(force=True))  # the pool's view: the leftovers are yielded
+    proc = next(run)
+    waited = run.send(proc.wait())
+    assert isinstance(waited, Leftovers)
+    run.close()  # closed while waiting (the pool stopped): what is left is killed
+    left = int((sub.dir / "bg.pid").read_text())
+    wait_for(lambda: not alive(left), what="the SIGKILLed leftover to be gone")
