@@ -549,6 +549,8 @@ def _leftovers(pgid: int) -> Generator[Leftovers, int, None]:
     if not group_alive(pgid):  # the usual case: one failed kill
         return
     killpg(pgid, signal.SIGTERM)
+    if not group_alive(pgid):  # a default SIGTERM usually ends them at once: no wait
+        return
     try:
         yield Leftovers(pgid, time.monotonic() + LEFTOVER_GRACE_S)
     finally:
