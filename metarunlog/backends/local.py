@@ -54,8 +54,12 @@ PID_WAIT_S = 5.0  # how long a cancel waits for a just-started step's pid
 CANCEL_GRACE_S = 10.0  # after SIGTERM, how long `mrl cancel` waits before SIGKILL
 
 
-# More threads than this cannot start on any machine (RLIMIT_NPROC, memory).
+# More slots than this is a typo on any machine (`-j 10**12`).
 MAX_WORKERS = 100_000
+# Open files a running job holds (lock, run.log, pidfd, the lock's duplicate while its
+# record commits) and those the runner keeps for itself (records, pipes, the committer).
+FDS_PER_SLOT = 4
+FD_RESERVE = 32
 
 
 class LocalBackend(Backend):
@@ -111,6 +115,7 @@ class LocalBackend(Backend):
         self._install_signal_handlers()
         if not self._threads and not self.options.resources:  # -j N: never more slots than jobs (-j 10**7)
             del self.slots[max(1, len(self._queue)) :]
+            self._fit_open_files()
         if self._wake is None:
             self._wake = _Wake()
         with self._cond:
@@ -176,6 +181,26 @@ class LocalBackend(Backend):
         self._restore_signal_handlers()
 
     # -- what the caller (mrl run) reads -----------------------------------------------------
+    def _fit_open_files(self) -> None:
+        """`-j N`: never more slots than this process may hold files for. A running job holds
+        its lock, its run.log, its step's pidfd and, while its record commits, a duplicate of
+        the lock; past the limit jobs would fail with EMFILE, so fewer run at a time, and the
+        user is told how to allow more. The limit itself is left alone (steps inherit it)."""
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY:
+            return
+        fit = max(1, (soft - FD_RESERVE) // FDS_PER_SLOT)
+        if len(self.slots) > fit:
+            want = len(self.slots) * FDS_PER_SLOT + FD_RESERVE
+            self.warnings.append(
+                f"{len(self.slots)} workers need about {want} open files but this process may "
+                f"open {soft} (`ulimit -n`): running {fit} at a time; raise it with "
+                f"`ulimit -n {want}` for more"
+            )
+            del self.slots[fit:]
+
     @property
     def slots(self) -> list[str | None]:
         return self._slots

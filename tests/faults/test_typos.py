@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 from metarunlog.backends.base import Job, RunOptions
 from metarunlog.backends.local import LocalBackend
 from tests.backends.contract import make_experiment
-from tests.helpers.repo import run_mrl, set_cfg
+from tests.helpers.repo import GIT_ENV, REPO_ROOT, run_mrl, set_cfg
 
 
 def test_a_huge_j_starts_no_more_workers_than_jobs(project: Path) -> None:
@@ -44,3 +48,23 @@ def test_an_absurd_j_is_bounded_in_memory_too(project: Path) -> None:
     r = run_mrl("run", "-j", "1000000000000", cwd=project, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_more_workers_than_open_files_allow_run_fewer_at_a_time_and_say_so(project: Path) -> None:
+    # Before: with `ulimit -n 160`, -j 100 of steps that overlap failed jobs with EMFILE
+    # (too many open files) part way through; each running job holds ~4 descriptors.
+    exp = make_experiment(project, [{"x": i} for i in range(1, 101)], "sleep 0.3")
+    r = subprocess.run(
+        ["bash", "-c", 'ulimit -n 160 && exec "$0" -m metarunlog run -j 100', sys.executable],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)},
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "100 done" in r.stderr + r.stdout
+    assert "open files" in r.stderr and "ulimit -n" in r.stderr and "Traceback" not in r.stderr
+    assert r.stderr.count("mrl: warning:") == 1
+    states = {json.loads((sub.dir / ".mrl.status").read_text())["state"] for sub in exp.sub_experiments()}
+    assert states == {"done"}
