@@ -249,7 +249,8 @@ def run(
 
     With `claim` (this run's, see `owning`), `mrl cancel`'s requests reach it: the jobs it
     asks for are cancelled here (queued ones never start), and a run whose every
-    remaining job was cancelled ends as an interrupted one (exit 130).
+    remaining job was cancelled ends as an interrupted one (exit 130), unless each of them
+    had in fact ended done (its last step over, see `_Cancels.cut_short`).
     """
     from metarunlog.execute import Heartbeat
 
@@ -291,7 +292,7 @@ def run(
     ours = [j for j in jobs if not j.skipped]
     return RunResult(
         [j.state for j in ours],
-        backend.interrupted or cancels.all_cancelled,
+        backend.interrupted or cancels.cut_short(),
         False,
         time.monotonic() - t0,
         skipped=len(jobs) - len(ours),
@@ -310,6 +311,7 @@ class _Cancels:
     jobs: list[Job]
     claim: RunnerClaim | None
     cancelled: set[int] = field(default_factory=set)
+    unstarted: set[int] = field(default_factory=set)  # cancelled while queued: they never ran
     all_cancelled: bool = False
 
     def apply(self) -> None:
@@ -317,11 +319,20 @@ class _Cancels:
             return
         for request, ids in self.claim.take_requests():
             hit = [j for j in self.jobs if j.id in ids and not _ended(j)]
+            self.unstarted |= {j.id for j in hit if j.state is JobState.QUEUED}
             self.backend.cancel(hit)
             self.cancelled |= {j.id for j in hit}
             self.claim.answer(request, sorted(j.id for j in hit))
             if hit and all(j.state.finished or j.skipped or j.id in self.cancelled for j in self.jobs):
                 self.all_cancelled = True  # nothing of this run was left: it was cancelled
+
+    def cut_short(self) -> bool:
+        """The run ends as an interrupted one: all it had left was cancelled, and something was
+        in fact stopped (never started, or ended cancelled). A job whose last step had already
+        ended (its slot waiting for what that step left behind) ends as that step did: a run
+        whose every job ended done is finished."""
+        asked = [j for j in self.jobs if j.id in self.cancelled]
+        return self.all_cancelled and any(j.id in self.unstarted or j.state is JobState.CANCELLED for j in asked)
 
 
 def _ended(job: Job) -> bool:

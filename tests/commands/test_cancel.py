@@ -46,3 +46,39 @@ def test_cancel_with_nothing_running_says_so(project: Path, capsys) -> None:
     make_experiment(project, [{"x": 1}], "true")
     assert main(["cancel"]) == 0
     assert "nothing is running" in capsys.readouterr().out
+
+
+# A step that ends (exit 0) leaving a child that survives the SIGTERM its runner sends what
+# a step left behind (the step ends only once the child's trap is set): `term` says that
+# SIGTERM came, i.e. the step has ended and its slot waits (up to 2 s) for the leftover,
+# the job still `running`.
+ENDED_WITH_A_LEFTOVER = (
+    "(trap 'touch term' TERM; touch ready; while :; do sleep 0.1; done) & "
+    "while [ ! -e ready ]; do sleep 0.01; done; exit 0"
+)
+
+
+def test_cancel_of_a_job_whose_last_step_had_ended_leaves_a_run_that_finished(project: Path, capsys) -> None:
+    exp = make_experiment(project, [{"x": 1}], ENDED_WITH_A_LEFTOVER)
+    runner = start_mrl("run", cwd=project)
+    wait_for(lambda: (exp.dir / "001" / "term").exists(), what="the step to end, its leftover to stay")
+    assert main(["cancel"]) == 0
+    # answered while the job still ran (later it is "nothing is running"), and it ended done
+    assert capsys.readouterr().out.splitlines() == ["001: done"]
+    out, err = runner.communicate(timeout=30)
+    assert runner.returncode == 0, out + err
+    assert "interrupted" not in out + err and "finished" in out, out + err
+    assert statuses(exp.dir)["001"]["state"] == "done"
+
+
+def test_a_cancel_that_stopped_something_still_ends_the_run_interrupted(project: Path, capsys) -> None:
+    command = f"if [ {{{{x}}}} = 2 ]; then sleep 60; fi; {ENDED_WITH_A_LEFTOVER}"
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], command)
+    runner = start_mrl("run", "-j", "2", cwd=project)
+    wait_for(lambda: (exp.dir / "001" / "term").exists(), what="job 1's step to end, its leftover to stay")
+    wait_for(lambda: statuses(exp.dir).get("002", {}).get("pid"), what="job 2 to run")
+    assert main(["cancel"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["001: done", "002: cancelled"]
+    out, err = runner.communicate(timeout=30)
+    assert runner.returncode == 130, out + err
+    assert "interrupted" in out and "1 done" in out and "1 cancelled" in out, out + err
