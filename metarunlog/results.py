@@ -660,6 +660,8 @@ def build(
 ) -> Table:
     """The table of `mrl table` (and `api.load_table`): read, filtered (`where_expr`), aggregated (`group`),
     sorted (`sort`: a column, `-KEY` descending; missing values last). MrlError for bad options."""
+    # `--by exp` groups by the experiment: its rows must carry it, of one experiment too
+    exp_column = exp_column or (group and "exp" in (by or []))
     tab = table_many(exps, all_params=all_params, basedir=basedir, summary=summary, exp_column=exp_column)
     if where_expr:
         where(tab, where_expr)

@@ -305,6 +305,21 @@ def test_several_experiments_make_one_table_with_an_exp_column(
     assert [(r["exp"], r["n"], r["n_missing"]) for r in rows] == [("0001", 6, 0), ("0002", 6, 0), ("0003", 0, 1)]
 
 
+def test_aggregate_by_exp_of_one_experiment_names_it(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The rows of one experiment carry no `exp` column; grouping by it must still show its id."""
+    from metarunlog import api
+
+    seeds_exp(project)
+    seeds_exp(project, shift=1.0)
+    rows = json.loads(table_out(capsys, "--json", "2", "--aggregate", "--by", "exp")[1])
+    assert [(r["exp"], r["n"]) for r in rows] == [("0002", 6)]
+    code, out, _ = table_out(capsys, "--aggregate", "--by", "exp", "lr")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split()[:3] == ["exp", "lr", "n"] and lines[1].split()[:3] == ["0002", "0.1", "3"]
+    agg = api.load_table(1, aggregate=True, by=["exp"])
+    assert list(agg["exp"]) == ["0001"] and list(agg["n"]) == [6]
+
+
 def test_where_filters_on_params_metrics_and_columns(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     seeds_exp(project)
     rows = json.loads(table_out(capsys, "--json", "--where", "val_loss < 0.35 and lr == 0.01 and state == 'done'")[1])
