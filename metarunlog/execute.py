@@ -473,6 +473,7 @@ def _attempt(
     attempt.status = attempt.status.attempt_started(now())
     env["MRL_ATTEMPT"] = str(attempt.status.attempts)  # env is this execution's own copy
     code: int | None = 0
+    failed_alone = False  # the last step failed before any stop was asked: failed, not cancelled
     # a descriptor, not a file object: the steps write to it, we only append our header lines
     log = os.open(sub.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
     try:
@@ -480,15 +481,15 @@ def _attempt(
             if stop.requested:
                 code = None
                 break
-            code = yield from _step(sub, attempt, k, env, log, stop, on_start)
+            code, failed_alone = yield from _step(sub, attempt, k, env, log, stop, on_start)
             if code != 0:
                 break
             attempt.status = attempt.status.step_done(k)
     finally:
         os.close(log)
-    state = _final_state(code, stop)
+    state = JobState.FAILED if failed_alone else _final_state(code, stop)
     duration = round(time.monotonic() - t0, 3)
-    if stop.requeue and code != 0:
+    if stop.requeue and code != 0 and not failed_alone:
         return attempt.write(sub, attempt.status.requeued(now()))  # resumes at its first unfinished step
     if state is JobState.FAILED and retry and not stop.requested:
         return attempt.write(sub, attempt.status.retrying(code, now(), duration))
@@ -503,7 +504,9 @@ def _step(
     log: int,
     stop: Stopper,
     on_start: Callable[[Status], None] | None,
-) -> Generator[subprocess.Popen[bytes] | Leftovers, int, int]:
+) -> Generator[subprocess.Popen[bytes] | Leftovers, int, tuple[int, bool]]:
+    """Runs step `k`: its exit code, and whether it failed on its own (a non-zero exit that
+    no stop caused: a stop asked while its leftovers are reaped does not make it cancelled)."""
     step, m = attempt.steps[k], len(attempt.steps)
     header = f"==== mrl attempt {attempt.status.attempts} step {k + 1}/{m} on {HOST} at {now()}: {step}\n"
     _write_all(log, header.encode("utf-8", "replace"))
@@ -523,7 +526,7 @@ def _step(
         )
     except OSError as e:
         _write_all(log, f"mrl: could not start the step: {e}\n".encode())
-        return 127
+        return 127, False
     spawned = boottime_ns()
     stop.add(proc.pid)
     try:
@@ -538,8 +541,9 @@ def _step(
         reap_group(proc.pid)
         raise
     stop.discard(proc.pid)
+    failed_alone = code != 0 and code not in CANCEL_CODES and not stop.requested
     yield from _leftovers(proc.pid)
-    return code
+    return code, failed_alone
 
 
 def _leftovers(pgid: int) -> Generator[Leftovers, int, None]:

@@ -71,6 +71,23 @@ def test_cancel_of_a_job_whose_last_step_had_ended_leaves_a_run_that_finished(pr
     assert statuses(exp.dir)["001"]["state"] == "done"
 
 
+def test_a_step_that_failed_on_its_own_is_failed_though_a_cancel_came_while_its_leftovers_ran(
+    project: Path, capsys
+) -> None:
+    # Before: the cancel reached the job while its slot waited for the step's leftover, and
+    # the record said `cancelled` for a step that had exited 3 by itself (no stop caused it).
+    exp = make_experiment(project, [{"x": 1}], ENDED_WITH_A_LEFTOVER.replace("exit 0", "exit 3"))
+    runner = start_mrl("run", cwd=project)
+    wait_for(lambda: (exp.dir / "001" / "term").exists(), what="the step to end, its leftover to stay")
+    assert main(["cancel"]) == 0
+    capsys.readouterr()
+    out, err = runner.communicate(timeout=30)
+    st = statuses(exp.dir)["001"]
+    assert st["state"] == "failed" and st["exitCode"] == 3, st
+    assert runner.returncode == 1, out + err
+    assert "interrupted" not in out + err and "1 failed" in out, out + err
+
+
 def test_a_cancel_that_stopped_something_still_ends_the_run_interrupted(project: Path, capsys) -> None:
     command = f"if [ {{{{x}}}} = 2 ]; then sleep 60; fi; {ENDED_WITH_A_LEFTOVER}"
     exp = make_experiment(project, [{"x": 1}, {"x": 2}], command)
