@@ -99,6 +99,11 @@ class Stopper:
         return self._requested or (self.parent is not None and self.parent.requested)
 
     @property
+    def requested_here(self) -> bool:
+        """This Stopper itself was asked to stop (a job's own cancel), not only its parent."""
+        return self._requested
+
+    @property
     def requeue(self) -> bool:
         """The stop is a requeue (`forward`): what it interrupts is `requeued`, not cancelled."""
         return self._requeue or (self.parent is not None and self.parent.requeue)

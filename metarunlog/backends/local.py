@@ -218,7 +218,13 @@ class LocalBackend(Backend):
                 for job in self._queue:
                     job.state = JobState.PENDING
                 self._queue.clear()
-            return self._queue.popleft() if self._queue else None
+            if not self._queue:
+                return None
+            job = self._queue.popleft()
+            # Its Stopper from the moment it leaves the queue: a cancel arriving before its
+            # first step starts reaches it (it then starts nothing and is recorded cancelled).
+            self._stops[id(job)] = Stopper(self.stop)
+            return job
 
     # One thread runs every slot: it starts a job's step (`execute.execution`), and while
     # the steps run it waits for any of them to end (a pidfd each, one selector). Short
@@ -254,9 +260,9 @@ class LocalBackend(Backend):
             job.state = recorded_state(job.read_status())
             self._ended(_Running(job, None, Stopper()), judged=False)
             return None
-        run = _Running(job, None, Stopper(self.stop))
-        with self._cond:
-            self._stops[id(job)] = run.stop
+        with self._cond:  # registered by _next (a job submitted otherwise gets one now)
+            stop = self._stops.setdefault(id(job), Stopper(self.stop))
+        run = _Running(job, None, stop)
         run.execution = execution(job.sub, self._options(job, run))
         return self._advance(run, None)
 
@@ -293,7 +299,9 @@ class LocalBackend(Backend):
             run.proc = next(run.execution) if code is None else run.execution.send(code)
             return run
         except StopIteration as end:
-            if run.final is None:
+            if code is None and run.stop.requested_here and end.value.state is not JobState.CANCELLED:
+                _record_cancelled_before_start(job)  # its cancel came as its slot took it
+            elif run.final is None:
                 job.status, job.state = end.value, end.value.state
         except Changed as e:
             job.skipped, job.changed, job.message = True, True, str(e)

@@ -343,3 +343,25 @@ def _run_all(backend, jobs) -> None:  # noqa: ANN001
             backend.wait(0.2)
     finally:
         backend.close()
+
+
+def test_a_cancel_arriving_as_its_slot_takes_a_job_reaches_it(project) -> None:  # noqa: ANN001
+    """Between leaving the queue and its first step (the skip check runs then) a job had no
+    stop handle yet: a cancel then did nothing, and the job ran to its end though the
+    cancel was answered. Now it starts nothing and is recorded cancelled."""
+    from metarunlog.backends.base import RunOptions
+    from metarunlog.backends.local import LocalBackend
+    from metarunlog.states import JobState
+    from tests.backends.contract import jobs_for, make_experiment, run_to_end
+
+    exp = make_experiment(project, [{"i": 1}], "touch ran")
+    jobs = jobs_for(exp)
+    backend = LocalBackend(exp, RunOptions(jobs=1))
+
+    def skip(job: object) -> None:
+        backend.cancel([job])  # type: ignore[list-item]  (the cancel lands in this window)
+
+    backend.skip = skip  # type: ignore[assignment]
+    assert run_to_end(backend, jobs) == [JobState.CANCELLED]
+    assert not (jobs[0].sub.dir / "ran").exists()
+    assert jobs[0].read_status().state is JobState.CANCELLED
