@@ -69,6 +69,32 @@ def add_option(p: argparse.ArgumentParser, *flags: str, hidden: tuple[str, ...] 
         setattr(p, ALIASES, aliases)
 
 
+def add_copy_options(p: argparse.ArgumentParser, copy_help: str, notclean_help: str) -> None:
+    """`-cp/--copy-config-from EXP` and `-nc/--notclean`, spelled alike wherever an
+    experiment is made (`mrl new`, `mrl rerun`), with each command's own help."""
+    add_option(
+        p,
+        "-cp",
+        "--cp",
+        "--copy-config-from",
+        hidden=("--copyConfigFrom",),
+        dest="copyConfigFrom",
+        metavar="EXP",
+        default=None,
+        help=copy_help,
+    )
+    add_option(
+        p,
+        "-nc",
+        "--nc",
+        "--notclean",
+        hidden=("--not-clean",),
+        dest="notclean",
+        action="store_true",
+        help=notclean_help,
+    )
+
+
 def apply_aliases(p: argparse.ArgumentParser, argv: list[str]) -> list[str]:
     """`--copyConfigFrom 1` -> `--copy-config-from 1` (and `--name=value`), up to a `--`."""
     aliases: dict[str, str] = getattr(p, ALIASES, None) or {}

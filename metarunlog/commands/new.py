@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from metarunlog import __version__, git, jsonio
-from metarunlog.commands._args import add_option
+from metarunlog.commands._args import add_copy_options, add_option
 from metarunlog.errors import DirtyTree, MrlError
 from metarunlog.experiment import CODE, DIFF, TEMPLATE_DIR, Experiment
 from metarunlog.project import Project
@@ -45,27 +45,11 @@ RESOLVES_EXP = False
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    add_option(
+    add_copy_options(
         p,
-        "-cp",
-        "--cp",
-        "--copy-config-from",
-        hidden=("--copyConfigFrom",),
-        dest="copyConfigFrom",
-        metavar="EXP",
-        default=None,
-        help="copy copyFiles and confTemplFile from this experiment, from 'basedir' (alias 'repo': the "
+        "copy copyFiles and confTemplFile from this experiment, from 'basedir' (alias 'repo': the "
         "versions committed at HEAD), or 'no' (default: the last experiment; the basedir for the first)",
-    )
-    add_option(
-        p,
-        "-nc",
-        "--nc",
-        "--notclean",
-        hidden=("--not-clean",),
-        dest="notclean",
-        action="store_true",
-        help="allow uncommitted changes: save them as .mrl.diff and apply them to code/",
+        "allow uncommitted changes: save them as .mrl.diff and apply them to code/",
     )
     add_option(
         p,

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from metarunlog.commands._args import add_option, add_target_arguments
+from metarunlog.commands._args import add_copy_options, add_target_arguments
 from metarunlog.commands._derive import Derived, derive, span
 from metarunlog.commands.new import print_result
 from metarunlog.project import Project
@@ -37,26 +37,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.usage = USAGE
     add_target_arguments(p, "rerun")
     p.add_argument("--failed", action="store_true", help="only the failed, cancelled, timed-out or stale ones")
-    add_option(
+    add_copy_options(
         p,
-        "-cp",
-        "--cp",
-        "--copy-config-from",
-        hidden=("--copyConfigFrom",),
-        dest="copyConfigFrom",
-        metavar="EXP",
-        default=None,
-        help="copy the config files from this experiment or 'basedir' (default: the experiment rerun)",
-    )
-    add_option(
-        p,
-        "-nc",
-        "--nc",
-        "--notclean",
-        hidden=("--not-clean",),
-        dest="notclean",
-        action="store_true",
-        help="allow uncommitted changes, as `mrl new --notclean` (saved as .mrl.diff)",
+        "copy the config files from this experiment or 'basedir' (default: the experiment rerun)",
+        "allow uncommitted changes, as `mrl new --notclean` (saved as .mrl.diff)",
     )
     p.add_argument(
         "--description", metavar="TEXT", default=None, help="what the new experiment asks (default: 'rerun of EXP ...')"
