@@ -58,10 +58,7 @@ def test_the_recorded_step_itself_is_proven_and_cancelled(project: Path) -> None
         sub.write_status(
             Status(JobState.RUNNING, attempts=1, host=socket.gethostname(), pid=step.pid, pid_start=start_id(step.pid))
         )
-        rows = json.loads(run_mrl("status", "--json", cwd=project, check=True).stdout)
-        assert rows[0]["state"] == "running"
-        assert run_mrl("cancel", cwd=project).stdout.strip() == "001: cancelled"
-        assert step.wait(timeout=15) == -signal.SIGTERM
+        _status_shows_it_running_and_cancel_stops_it(project, step)
     finally:
         if step.poll() is None:
             step.kill()
@@ -111,10 +108,14 @@ def test_a_step_of_an_older_mrl_without_start_ids_is_proven_by_its_environment(p
                 {"state": "running", "attempts": 1, "host": socket.gethostname(), "backend": "local", "pid": step.pid}
             )
         )
-        rows = json.loads(run_mrl("status", "--json", cwd=project, check=True).stdout)
-        assert rows[0]["state"] == "running"
-        assert run_mrl("cancel", cwd=project).stdout.strip() == "001: cancelled"
-        assert step.wait(timeout=15) == -signal.SIGTERM
+        _status_shows_it_running_and_cancel_stops_it(project, step)
     finally:
         if step.poll() is None:
             step.kill()
+
+
+def _status_shows_it_running_and_cancel_stops_it(project: Path, step: subprocess.Popen[bytes]) -> None:
+    rows = json.loads(run_mrl("status", "--json", cwd=project, check=True).stdout)
+    assert rows[0]["state"] == "running"
+    assert run_mrl("cancel", cwd=project).stdout.strip() == "001: cancelled"
+    assert step.wait(timeout=15) == -signal.SIGTERM
