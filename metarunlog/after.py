@@ -54,13 +54,13 @@ def mrl_pythonpath() -> str:
 
 
 def prelude(expdir: Path) -> list[str]:
-    """Shell lines before the steps: stop at the first failing one; `mrl` is this mrl."""
+    """Shell lines before the steps: `mrl` is this mrl, and they run in the experiment's
+    folder or not at all (the callers add `set -e` where the steps stop at the first failure)."""
     py = shlex.quote(sys.executable)
     return [
-        "set -e",
         f"export PYTHONPATH={shlex.quote(mrl_pythonpath())}",
         f'mrl() {{ {py} -m metarunlog "$@"; }}',
-        f"cd {shlex.quote(str(expdir))}",
+        f"cd {shlex.quote(str(expdir))} || exit 1",
     ]
 
 
@@ -69,9 +69,8 @@ def recorded_script(expdir: Path, commands: Sequence[str], record: Path) -> list
     ended (stopping at the first that fails); the job's exit code is theirs."""
     keep = f"{shlex.quote(sys.executable)} -m metarunlog.after {shlex.quote(str(record))}"
     # `set -e` inside the ( ): the job goes on to write how the steps ended
-    body = [ln for ln in prelude(expdir) if ln != "set -e"]
     return [
-        *body,
+        *prelude(expdir),
         f'mrl_record_after() {{ {keep} "$@" || true; }}',
         "mrl_record_after start",
         "(",
@@ -121,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_here(exp: Experiment, commands: list[str]) -> int:
     """Run the steps now, on this machine (the local backend); their exit code."""
-    script = "\n".join([*prelude(exp.dir), *commands]) + "\n"
+    script = "\n".join(["set -e", *prelude(exp.dir), *commands]) + "\n"
     try:
         return subprocess.run(["/bin/sh", "-c", script], stdin=subprocess.DEVNULL, check=False).returncode
     except OSError as e:

@@ -39,6 +39,17 @@ def test_the_run_after_job_stops_at_the_first_failing_step_and_records_failed_wi
     assert rec["state"] == "failed" and rec["exitCode"] == 5
 
 
+def test_the_run_after_job_runs_no_step_where_the_experiment_folder_cannot_be_entered(tmp_path: Path) -> None:
+    # Before: the batch job's lines had no `set -e` before the steps' `( )`, so a failed `cd`
+    # (the folder not visible on the node) ran `mrl analyze` and the rest in the job's cwd.
+    gone, cwd = tmp_path / "gone", tmp_path / "cwd"
+    cwd.mkdir()
+    script = "\n".join(after.recorded_script(gone, ["touch ran"], tmp_path / "after-001.json")) + "\n"
+    proc = subprocess.run(["bash", "-c", script], cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert not (cwd / "ran").exists()
+
+
 def test_a_record_that_cannot_be_written_never_fails_the_job(tmp_path: Path) -> None:
     record = tmp_path / "no-such-dir" / "after-001.json"
     assert after.main([str(record), "start"]) == 0
