@@ -399,8 +399,13 @@ def show_job(job_id: str) -> dict[str, str]:
         return {}
     if proc.returncode != 0:
         return {}
+    return _job_fields(proc.stdout)
+
+
+def _job_fields(text: str) -> dict[str, str]:
+    """`scontrol -o show job`'s key=value words (the first of a key wins)."""
     out: dict[str, str] = {}
-    for word in proc.stdout.split():
+    for word in text.split():
         key, eq, value = word.partition("=")
         if eq and key not in out:
             out[key] = value
@@ -583,12 +588,13 @@ def _submission_lines(expdir: Path) -> list[dict[str, Any]]:
     return out
 
 
-def after_jobs(expdir: Path) -> list[AfterJob]:
-    """Every run.after job submitted for the experiment, oldest first. Each array's line
-    in submissions.jsonl names its run's job; lines of earlier versions lack the script,
-    which was then `after-NNN.sh` with the number of the run's last array."""
+def after_jobs(expdir: Path, lines: list[dict[str, Any]] | None = None) -> list[AfterJob]:
+    """Every run.after job submitted for the experiment, oldest first (from `lines`, the
+    submissions.jsonl lines when already read). Each array's line names its run's job;
+    lines of earlier versions lack the script, which was then `after-NNN.sh` with the
+    number of the run's last array."""
     found: dict[str, AfterJob] = {}
-    for entry in _submission_lines(expdir):
+    for entry in _submission_lines(expdir) if lines is None else lines:
         job = str(entry.get("after") or "")
         if job:
             number = Path(str(entry.get("script", ""))).stem[7:]
@@ -620,11 +626,7 @@ def job_info(job: str) -> tuple[TaskInfo, int | None] | None:
         if "Invalid job id" not in _message(proc):
             raise SlurmError(f"scontrol show job {job} failed: {_message(proc)}")
         return _accounted(job)
-    fields: dict[str, str] = {}
-    for word in proc.stdout.split():
-        key, eq, value = word.partition("=")
-        if eq and key not in fields:
-            fields[key] = value
+    fields = _job_fields(proc.stdout)
     info = TaskInfo(job, fields.get("JobState", ""), _reason(fields.get("Reason", "")), fields.get("NodeList", ""))
     return info, _exit_code(fields.get("ExitCode", ""))
 
@@ -684,8 +686,7 @@ def _settle_after(path: Path, info: TaskInfo, seen: FollowUp) -> None:
     """Slurm's verdict into the record of a job that ended without writing it (cancelled,
     timed out), so it outlives Slurm's memory; a record the job finished is left alone."""
     rec = _read_after_record(path)
-    state = _recorded(rec)
-    if state is not None and state.finished:
+    if _ended(rec):
         return
     new = {**rec, "jobId": seen.job_id, "state": seen.state.value, "slurmState": info.slurm_state.split()[0]}
     if seen.exit_code is not None:
@@ -842,10 +843,9 @@ class SlurmBackend(Backend):
     def follow_ups(cls, exp: Experiment) -> list[FollowUp]:
         """The latest run's run.after job (when it has one), with its state now."""
         lines = _submission_lines(exp.dir)
-        jobs = after_jobs(exp.dir)
-        if not lines or not lines[-1].get("after") or not jobs:
+        if not lines or not lines[-1].get("after"):
             return []
-        return [observe_after(exp.dir, jobs[-1])]
+        return [observe_after(exp.dir, after_jobs(exp.dir, lines)[-1])]
 
     @classmethod
     def cancel_follow_ups(cls, exp: Experiment) -> list[FollowUp]:
