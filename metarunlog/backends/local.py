@@ -260,8 +260,8 @@ class LocalBackend(Backend):
             job.state = recorded_state(job.read_status())
             self._ended(_Running(job, None, Stopper()), judged=False)
             return None
-        with self._cond:  # registered by _next (a job submitted otherwise gets one now)
-            stop = self._stops.setdefault(id(job), Stopper(self.stop))
+        with self._cond:
+            stop = self._stops[id(job)]  # registered by _next as the job left the queue
         run = _Running(job, None, stop)
         run.execution = execution(job.sub, self._options(job, run))
         return self._advance(run, None)
