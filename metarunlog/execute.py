@@ -514,7 +514,7 @@ def _step(
     no stop caused: a stop asked while its leftovers are reaped does not make it cancelled)."""
     step, m = attempt.steps[k], len(attempt.steps)
     header = f"==== mrl attempt {attempt.status.attempts} step {k + 1}/{m} on {HOST} at {now()}: {step}\n"
-    _write_all(log, header.encode("utf-8", "replace"))
+    jsonio.write_all(log, header.encode("utf-8", "replace"))
     spawning = boottime_ns()
     try:
         proc = subprocess.Popen(
@@ -530,7 +530,7 @@ def _step(
             # never hold .mrl.lock; the runner does (see execute's docstring)
         )
     except OSError as e:
-        _write_all(log, f"mrl: could not start the step: {e}\n".encode())
+        jsonio.write_all(log, f"mrl: could not start the step: {e}\n".encode())
         return 127, False
     spawned = boottime_ns()
     stop.add(proc.pid)
@@ -582,11 +582,6 @@ class Leftovers:
         while not self.ended():
             time.sleep(0.02)
         return 0
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    while data:
-        data = data[os.write(fd, data) :]
 
 
 _DEVNULL: dict[int, int] = {}

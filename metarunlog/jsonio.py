@@ -151,9 +151,7 @@ def prepare_text(path: str | os.PathLike[str], text: str) -> Pending:
             continue
     pending = Pending(path, tmp, fd)
     try:
-        data = text.encode("utf-8")
-        while data:
-            data = data[os.write(fd, data) :]
+        write_all(fd, text.encode("utf-8"))
     except OSError as e:
         pending.abort()
         raise_named(e, path)
@@ -195,6 +193,12 @@ def parse_json(data: bytes, path: str | os.PathLike[str]) -> Any:
         raise CorruptRecord(
             f"corrupt record {path}: line {e.lineno} column {e.colno}: {e.msg}; fix or remove the file"
         ) from e
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """`data` to the descriptor `fd`, whole (os.write may take part of it)."""
+    while data:
+        data = data[os.write(fd, data) :]
 
 
 def read_bytes(path: str | os.PathLike[str]) -> bytes:
