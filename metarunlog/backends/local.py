@@ -464,7 +464,10 @@ class _Loop:
 
     def _fill(self) -> None:
         for slot in range(len(self.pool.slots)):
-            while slot not in self.active and (job := self.pool._next()) is not None:
+            while slot not in self.active:
+                job = self.pool._next()
+                if job is None:  # the queue is empty: so it is for the other free slots (a
+                    return  # submit meanwhile writes to the wake pipe: filled on that wake-up)
                 run = self.pool._start(slot, job)
                 if run is not None:
                     self._watch(slot, run)
