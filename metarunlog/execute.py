@@ -478,23 +478,23 @@ def _attempt(
     attempt.status = attempt.status.attempt_started(now())
     env["MRL_ATTEMPT"] = str(attempt.status.attempts)  # env is this execution's own copy
     code: int | None = 0
-    failed_alone = False  # the last step failed before any stop was asked: failed, not cancelled
+    stopped = False  # a stop was asked by the time the last step ended (or before it started)
     # a descriptor, not a file object: the steps write to it, we only append our header lines
     log = os.open(sub.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
     try:
         for k in range(attempt.status.steps_done, len(attempt.steps)):
             if stop.requested:
-                code = None
+                code, stopped = None, True
                 break
-            code, failed_alone = yield from _step(sub, attempt, k, env, log, stop, on_start)
+            code, stopped = yield from _step(sub, attempt, k, env, log, stop, on_start)
             if code != 0:
                 break
             attempt.status = attempt.status.step_done(k)
     finally:
         os.close(log)
-    state = JobState.FAILED if failed_alone else _final_state(code, stop)
+    state = _final_state(code, stopped)
     duration = round(time.monotonic() - t0, 3)
-    if stop.requeue and code != 0 and not failed_alone:
+    if stop.requeue and code != 0 and state is JobState.CANCELLED:
         return attempt.write(sub, attempt.status.requeued(now()))  # resumes at its first unfinished step
     if state is JobState.FAILED and retry and not stop.requested:
         return attempt.write(sub, attempt.status.retrying(code, now(), duration))
@@ -510,8 +510,8 @@ def _step(
     stop: Stopper,
     on_start: Callable[[Status], None] | None,
 ) -> Generator[subprocess.Popen[bytes] | Leftovers, int, tuple[int, bool]]:
-    """Runs step `k`: its exit code, and whether it failed on its own (a non-zero exit that
-    no stop caused: a stop asked while its leftovers are reaped does not make it cancelled)."""
+    """Runs step `k`: its exit code, and whether a stop was asked by the time it ended (one
+    asked later, while its leftovers are reaped, does not make its exit a cancel)."""
     step, m = attempt.steps[k], len(attempt.steps)
     header = f"==== mrl attempt {attempt.status.attempts} step {k + 1}/{m} on {HOST} at {now()}: {step}\n"
     jsonio.write_all(log, header.encode("utf-8", "replace"))
@@ -531,7 +531,7 @@ def _step(
         )
     except OSError as e:
         jsonio.write_all(log, f"mrl: could not start the step: {e}\n".encode())
-        return 127, False
+        return 127, stop.requested
     spawned = boottime_ns()
     stop.add(proc.pid)
     try:
@@ -546,9 +546,9 @@ def _step(
         reap_group(proc.pid)
         raise
     stop.discard(proc.pid)
-    failed_alone = code != 0 and code not in CANCEL_CODES and not stop.requested
+    stopped = stop.requested
     yield from _leftovers(proc.pid)
-    return code, failed_alone
+    return code, stopped
 
 
 def _leftovers(pgid: int) -> Generator[Leftovers, int, None]:
@@ -615,12 +615,12 @@ def set_aside_metrics(sub: SubExperiment, n: int) -> list[Path]:
     return moved
 
 
-def _final_state(code: int | None, stop: Stopper) -> JobState:
+def _final_state(code: int | None, stopped: bool) -> JobState:
     if code == 0:
         return JobState.DONE
     # Stopped on request (Ctrl-C, mrl cancel): cancelled whatever the step made of the
     # signal, SIGKILL after it ignored SIGTERM included; never retried.
-    if code is None or code in CANCEL_CODES or stop.requested:
+    if code is None or code in CANCEL_CODES or stopped:
         return JobState.CANCELLED
     return JobState.FAILED
 
