@@ -38,11 +38,11 @@ from metarunlog.errors import MrlError
 from metarunlog.experiment import ATTEMPTS, DONE_MARK, LOG, Experiment, SubExperiment
 from metarunlog.locks import RUN_LOCK, Locked, run_lock
 from metarunlog.procs import (
-    LEFTOVER_GRACE_S,
+    Leftovers,
     boottime_ns,
-    group_alive,
     is_same_process,
     killpg,
+    leftovers,
     reap_group,
     spawned_start_id,
     start_id,
@@ -56,6 +56,7 @@ __all__ = [
     "Changed",
     "Command",
     "ExecOptions",
+    "Leftovers",
     "Locked",
     "Stopper",
     "execute",
@@ -547,41 +548,8 @@ def _step(
         raise
     stop.discard(proc.pid)
     stopped = stop.requested
-    yield from _leftovers(proc.pid)
+    yield from leftovers(proc.pid)
     return code, stopped
-
-
-def _leftovers(pgid: int) -> Generator[Leftovers, int, None]:
-    """What the step left in its group: SIGTERM, then waited for (yielded, like a step, to
-    whoever drives the execution: the pool's other slots go on meanwhile), SIGKILL for
-    what is left after LEFTOVER_GRACE_S."""
-    if not group_alive(pgid):  # the usual case: one failed kill
-        return
-    killpg(pgid, signal.SIGTERM)
-    if not group_alive(pgid):  # a default SIGTERM usually ends them at once: no wait
-        return
-    try:
-        yield Leftovers(pgid, time.monotonic() + LEFTOVER_GRACE_S)
-    finally:
-        if group_alive(pgid):  # an empty group's id may be a stranger's by now
-            killpg(pgid, signal.SIGKILL)
-
-
-@dataclass
-class Leftovers:
-    """A step's process group that outlived it, sent SIGTERM: yielded by an execution as a
-    step's process is, so that `wait()` (or polling `ended()`) looks like waiting for one."""
-
-    pgid: int
-    deadline: float  # time.monotonic() when what is left gets SIGKILL
-
-    def ended(self) -> bool:
-        return not group_alive(self.pgid) or time.monotonic() >= self.deadline
-
-    def wait(self) -> int:
-        while not self.ended():
-            time.sleep(0.02)
-        return 0
 
 
 _DEVNULL: dict[int, int] = {}

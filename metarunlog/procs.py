@@ -12,6 +12,8 @@ import functools
 import os
 import signal
 import time
+from collections.abc import Generator
+from dataclasses import dataclass
 
 # Linux pid_max is at most 2**22; anything outside (0, 2**31) is not a process of ours
 # (0 and negatives would signal whole process groups, huge ones overflow os.kill).
@@ -169,10 +171,38 @@ def reap_group(pgid: int, grace: float = LEFTOVER_GRACE_S) -> None:
     """Stop what a step left behind in its process group once the step ended: SIGTERM,
     then SIGKILL for what is left after `grace` seconds. An empty group (the usual case)
     costs one failed kill."""
-    if not group_alive(pgid):
+    for left in leftovers(pgid, grace):
+        left.wait()
+
+
+def leftovers(pgid: int, grace: float = LEFTOVER_GRACE_S) -> Generator[Leftovers, int, None]:
+    """What the step left in its group: SIGTERM, then waited for (yielded, like a step, to
+    whoever drives the execution: the pool's other slots go on meanwhile), SIGKILL for
+    what is left after `grace` seconds (`reap_group` waits for it in place)."""
+    if not group_alive(pgid):  # the usual case: one failed kill
         return
     killpg(pgid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    killpg(pgid, signal.SIGKILL)
+    if not group_alive(pgid):  # a default SIGTERM usually ends them at once: no wait
+        return
+    try:
+        yield Leftovers(pgid, time.monotonic() + grace)
+    finally:
+        if group_alive(pgid):  # an empty group's id may be a stranger's by now
+            killpg(pgid, signal.SIGKILL)
+
+
+@dataclass
+class Leftovers:
+    """A step's process group that outlived it, sent SIGTERM: yielded by an execution as a
+    step's process is, so that `wait()` (or polling `ended()`) looks like waiting for one."""
+
+    pgid: int
+    deadline: float  # time.monotonic() when what is left gets SIGKILL
+
+    def ended(self) -> bool:
+        return not group_alive(self.pgid) or time.monotonic() >= self.deadline
+
+    def wait(self) -> int:
+        while not self.ended():
+            time.sleep(0.02)
+        return 0
