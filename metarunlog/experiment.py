@@ -79,9 +79,9 @@ class SubExperiment:
     id: int
     name: str  # folder name, e.g. "001"; "." for the one job of a single experiment
     dir: Path
-    # `.mrl` as `record` read it, and (it, the rendered files, the digest) of `fingerprint()`
+    # `.mrl` as `record` read it, and (the rendered files, the digest) of `fingerprint()`
     _record_bytes: bytes | None = field(default=None, init=False, repr=False, compare=False)
-    _planned: tuple[bytes | None, tuple[tuple[str, bytes | None], ...], str] | None = field(
+    _planned: tuple[tuple[tuple[str, bytes | None], ...], str] | None = field(
         default=None, init=False, repr=False, compare=False
     )
 
@@ -115,18 +115,18 @@ class SubExperiment:
         files = tuple((n, _read_or_none(self.dir / n)) for n in (batch.templates if batch is not None else []))
         if not fresh:
             digest = fingerprint(self.record.params, files)
-            self._planned = (self._record_bytes, files, digest)
+            self._planned = (files, digest)
             return digest
         # Under a runner's lock, once per job: the very bytes it was planned from are the
         # same params (no parse, no hash).
         planned = self._planned
         if (
             planned
-            and planned[0] is not None
-            and planned[1] == files
-            and _read_or_none(self.dir / RECORD) == planned[0]
+            and self._record_bytes is not None
+            and planned[0] == files
+            and _read_or_none(self.dir / RECORD) == self._record_bytes
         ):
-            return planned[2]
+            return planned[1]
         return fingerprint(self._params_on_disk(), files)
 
     def _params_on_disk(self) -> dict[str, Any] | None:
