@@ -744,9 +744,7 @@ def _group_row(members: list[dict[str, Any]], keys: list[str], metric_names: lis
     row["n"] = len(with_value) if metric_names else len(members)
     row["n_missing"] = len(members) - row["n"]
     for m in metric_names:
-        values = [r.get(m) for r in members]
-        row[m], row[m + "_std"] = mean_std(values)
-        row[m + "_n"] = sum(_is_number(v) and not math.isnan(v) for v in values)
+        row[m], row[m + "_std"], row[m + "_n"] = _stats(r.get(m) for r in members)
     return row
 
 
@@ -762,8 +760,14 @@ def _missing_note(rows: list[dict[str, Any]], metric_names: list[str]) -> str:
 
 def mean_std(values: Iterable[Any]) -> tuple[float | None, float | None]:
     """(mean, population standard deviation) of the numeric non-NaN values; (None, None) for none."""
+    mean, std, _n = _stats(values)
+    return mean, std
+
+
+def _stats(values: Iterable[Any]) -> tuple[float | None, float | None, int]:
+    """`mean_std` and how many values it is over."""
     xs = [float(v) for v in values if _is_number(v) and not math.isnan(v)]
     if not xs:
-        return None, None
+        return None, None, 0
     mean = math.fsum(xs) / len(xs)
-    return mean, math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / len(xs))
+    return mean, math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / len(xs)), len(xs)
