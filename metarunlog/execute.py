@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -38,6 +37,7 @@ from metarunlog.errors import MrlError
 from metarunlog.experiment import ATTEMPTS, DONE_MARK, LOG, Experiment, SubExperiment
 from metarunlog.locks import RUN_LOCK, Locked, run_lock
 from metarunlog.procs import (
+    HOST,
     Leftovers,
     boottime_ns,
     is_same_process,
@@ -68,7 +68,6 @@ __all__ = [
 ]
 
 LOCK = RUN_LOCK  # the names earlier versions had here
-HOST = socket.gethostname()
 # A step that ended by one of these signals (or sh's 128+N for them) was stopped by
 # someone (Ctrl-C, SIGTERM, `mrl cancel`, scancel): cancelled, not failed.
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)

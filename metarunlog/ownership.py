@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,13 +30,13 @@ from typing import TYPE_CHECKING, Any
 from metarunlog import jsonio
 from metarunlog.errors import MrlError
 from metarunlog.locks import is_flocked
+from metarunlog.procs import HOST
 
 if TYPE_CHECKING:
     from metarunlog.experiment import Experiment
 
 OWNERS = ".mrl.owners"
 RUNNER = "runner"  # the `backend` of a claim written by an `mrl run` process itself
-HOST = socket.gethostname()
 DEFAULT_STALE_AFTER = 600.0  # run.stale_after's default (seconds)
 BATCH_WAIT_S = 10.0  # how long a runner waits for a makebatch in progress
 

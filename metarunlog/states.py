@@ -7,14 +7,13 @@ backend refines this with what the scheduler says (backends/slurm.py).
 
 from __future__ import annotations
 
-import socket
 import time
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from metarunlog.backends.registry import judged_by_liveness
-from metarunlog.procs import is_same_process, is_step_of
+from metarunlog.procs import HOST, is_same_process, is_step_of
 
 if TYPE_CHECKING:
     from metarunlog.records import Status
@@ -52,8 +51,6 @@ FAILED_LIKE = frozenset(
     {JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT, JobState.OOM, JobState.NODE_FAIL, JobState.STALE}
 )
 
-_HOST = socket.gethostname()
-
 
 def recorded_state(status: Status | None) -> JobState:
     """The state as written, without any liveness check (no record: pending)."""
@@ -76,7 +73,7 @@ def observed_state(status: Status | None, path: Path | None = None, stale_after:
     state = recorded_state(status)
     if not state.active or status is None or not judged_by_liveness(status.backend):
         return state
-    if status.host not in (None, _HOST):
+    if status.host not in (None, HOST):
         return JobState.STALE if _not_refreshed(path, stale_after) else state
     # The step's process group outlives a runner killed with -9: stale only once both are gone.
     subdir = path.parent if path is not None else None

@@ -298,9 +298,8 @@ def _fill(
     run_block: dict[str, Any],
     provenance: dict[str, Any],
 ) -> NewResult:
-    import socket
-
     from metarunlog import snapshot
+    from metarunlog.procs import HOST
 
     result = NewResult(exp)
     code = exp.dir / CODE
@@ -328,7 +327,7 @@ def _fill(
         snapshot=snap.as_record(),
         timestamp=jsonio.now(),
         user=_user(),
-        host=socket.gethostname(),
+        host=HOST,
         description=description,
         copied_from=source.name if result.copied else None,
         copied_files=list(result.copied),
