@@ -608,7 +608,7 @@ def expand(spec: BatchSpec) -> Expansion:
     """The combinations of `spec`, in order, duplicates made once."""
     _check_spec(spec)
     space = Space(spec)
-    total = len(space)
+    total = space.size  # len() cannot: a grid of 10**5 values on 5 axes overflows it
     if spec.sample is not None and spec.sample < total:
         combos, duplicates, short = sample_space(space, spec.sample, _seed_of(spec))
     else:
@@ -694,7 +694,7 @@ def sample_space(space: Space, k: int, seed: int) -> tuple[list[dict[str, Any]],
     picks: list[tuple[int, dict[str, Any]]] = []
     seen: set[str] = set()
     duplicates = 0
-    for drawn, i in enumerate(_permutation(len(space), seed)):
+    for drawn, i in enumerate(_permutation(space.size, seed)):
         if drawn >= max(MAX_DRAWS, 20 * k):
             break
         combo = space[i]

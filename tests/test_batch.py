@@ -535,3 +535,11 @@ def test_the_lazy_permutation_is_a_permutation_and_prefix_stable() -> None:
 def test_a_huge_batch_without_sample_is_an_error_not_a_memory_error() -> None:
     with pytest.raises(BatchError, match="would make 102,400,000 sub-experiments .*MRL:sample"):
         expand(spec_of(huge_grid(40)))
+
+
+def test_a_grid_larger_than_an_index_can_count_is_sampled_or_refused_not_a_crash() -> None:
+    # 10^5 values on 5 axes: 10^25 combinations, past what len() can return (sys.maxsize).
+    exp = expand(spec_of(huge_grid(10**5) + "# MRL:sample = 5\n"))
+    assert len(exp.combos) == 5 and exp.total == 10**25
+    with pytest.raises(BatchError, match="would make 10,000,000,000,000,000,000,000,000 sub-experiments"):
+        expand(spec_of(huge_grid(10**5)))
