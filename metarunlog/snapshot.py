@@ -140,14 +140,19 @@ def _store(src: str, key: str, *, replace: bool) -> None:
     `src` simply stays a private file."""
     tmp = f"{key}.{os.getpid()}.tmp" if replace else key
     try:
-        os.link(src, tmp)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(key), exist_ok=True)
-        os.link(src, tmp)
+        _link_making_dir(src, tmp)
     except FileExistsError:
         return
     if replace:
         os.replace(tmp, key)
+
+
+def _link_making_dir(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except FileNotFoundError:  # the first blob under this prefix: another mrl new may store `dst` meanwhile
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        os.link(src, dst)
 
 
 def _make_dirs(dest: Path, entries: list[TreeEntry]) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from metarunlog.main import main
+from tests.helpers.processes import start_mrl
 from tests.helpers.repo import commit_all, git, run_mrl, set_cfg
 
 OUT = Path("output")
@@ -306,3 +307,37 @@ def test_a_store_file_at_the_hardlink_limit_is_replaced_by_a_fresh_copy(project:
     assert inode(fresh) != old and inode(stored) == inode(fresh)
     assert (code(project, "0001") / "train.py").read_text() == "print('training')\n"
     shutil.rmtree(links)
+
+
+def test_a_blob_stored_by_a_concurrent_mrl_new_between_mkdir_and_link_is_not_a_crash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from metarunlog import snapshot
+
+    src, other = tmp_path / "mine", tmp_path / "theirs"
+    src.write_text("x\n")
+    other.write_text("x\n")
+    key = tmp_path / "store" / "ab" / "cdef"
+    key.parent.parent.mkdir()
+    real_makedirs = os.makedirs
+
+    def makedirs_then_the_other_process_stores(path: str, exist_ok: bool = False) -> None:
+        real_makedirs(path, exist_ok=exist_ok)
+        os.link(other, key)  # the other `mrl new`, between our mkdir and our link
+
+    monkeypatch.setattr(os, "makedirs", makedirs_then_the_other_process_stores)
+    snapshot._store(str(src), str(key), replace=False)
+    assert os.path.samefile(key, other) and src.read_text() == "x\n"
+
+
+def test_concurrent_mrl_new_filling_one_store_all_succeed_and_verify(project: Path) -> None:
+    for d in range(20):
+        (project / f"d{d}").mkdir()
+        for f in range(15):
+            (project / f"d{d}" / f"f{f}.py").write_text(f"X = {d * 100 + f}\n")
+    commit_all(project, "many files in many prefixes")
+    procs = [start_mrl("new", f"p{i}", cwd=project) for i in range(6)]
+    results = [(p.wait(timeout=120), p.communicate()[1]) for p in procs]
+    assert [rc for rc, _ in results] == [0] * 6, results
+    for name in sorted(p.name for p in (project / OUT).iterdir() if p.name.isdigit()):
+        assert run_mrl("verify", name, cwd=project).returncode == 0
