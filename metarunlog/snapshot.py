@@ -224,6 +224,8 @@ def verify(repo: Path, commit: str, code: Path, diff_file: Path | None = None) -
     target, executable bits unless the repository says `core.fileMode = false`. Files
     under `__pycache__` folders are derived by running the code and not reported.
     """
+    if not code.is_dir():
+        raise MrlError(f"{code} is {'not a folder' if code.exists() else 'missing'}: there is no snapshot to verify")
     if not git.has_commit(repo, commit):
         raise MrlError(f"commit {commit} is not in the repository {repo} (history rewritten?): it cannot be verified")
     if diff_file is not None and diff_file.is_file():
@@ -249,7 +251,7 @@ class _Checker:
         full = os.path.join(self.code, e.path)
         try:
             st = os.lstat(full)
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # or a folder of it became a file
             return Difference("missing", e.path)
         if e.mode == SYMLINK:
             if not stat.S_ISLNK(st.st_mode):

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from metarunlog.main import main
-from tests.helpers.repo import run_mrl
+from tests.helpers.repo import commit_all, run_mrl
 
 
 def new(*args: str) -> Path:
@@ -81,3 +81,32 @@ def test_verify_of_a_record_without_a_commit_is_one_error_line(project: Path) ->
 
 def _hash(exp: Path) -> str:
     return json.loads((exp / ".mrl").read_text())["gitHash"]
+
+
+def test_verify_reports_the_files_of_a_folder_replaced_by_a_file_as_missing(project: Path) -> None:
+    import shutil
+
+    (project / "pkg").mkdir()
+    (project / "pkg" / "model.py").write_text("LAYERS = 3\n")
+    commit_all(project, "a package")
+    exp = new()
+    shutil.rmtree(exp / "code" / "pkg")
+    (exp / "code" / "pkg").write_text("not a folder\n")
+    proc = run_mrl("verify", cwd=project)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.splitlines() == ["added    pkg", "missing  pkg/model.py"]
+    assert proc.stderr.endswith(": 1 missing, 1 added\n")
+
+
+def test_verify_of_an_experiment_without_a_code_folder_is_one_error_line(project: Path) -> None:
+    import shutil
+
+    exp = new()
+    shutil.rmtree(exp / "code")
+    proc = run_mrl("verify", cwd=project)
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == f"mrl: error: {exp / 'code'} is missing: there is no snapshot to verify\n"
+    (exp / "code").write_text("")
+    proc = run_mrl("verify", cwd=project)
+    assert proc.returncode == 1
+    assert proc.stderr == f"mrl: error: {exp / 'code'} is not a folder: there is no snapshot to verify\n"
