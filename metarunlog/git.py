@@ -9,6 +9,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,8 +40,16 @@ def _git(cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool =
         _refused(proc.stderr, cwd)
     if check and proc.returncode != 0:
         msg = (proc.stderr or proc.stdout).strip().splitlines()
-        raise MrlError(f"git {args[0]} failed in {cwd}: {msg[-1] if msg else proc.returncode}")
+        raise MrlError(f"git {_command(args)} failed in {cwd}: {msg[-1] if msg else proc.returncode}")
     return proc.stdout
+
+
+def _command(args: tuple[str, ...]) -> str:
+    """The git command in `args`, past `-c key=value` options (`checkout-index`, not `-c`)."""
+    i = 0
+    while i < len(args) and args[i] == "-c":
+        i += 2
+    return args[i] if i < len(args) else "git"
 
 
 def _refused(stderr: str, cwd: Path) -> None:
@@ -144,10 +154,19 @@ def _entries(out: bytes, sha_field: int) -> list[TreeEntry]:
 
 def tree_with_diff(repo: Path, commit: str, diff_file: Path) -> list[TreeEntry]:
     """The entries of `commit` with a `git diff --binary` patch applied, as `ls_tree` gives
-    them. Nothing is written to the repository: the index and the patch's new blobs live in
-    a temporary folder (the repository's objects are only read, as an alternate)."""
+    them. Nothing is written to the repository (see `_patched_index`)."""
+    with _patched_index(repo, commit, diff_file) as env:
+        out = _git_bytes(repo, ["ls-files", "-s", "-z"], env=env)
+    return _entries(out, sha_field=1)
+
+
+@contextmanager
+def _patched_index(repo: Path, commit: str, diff_file: Path) -> Iterator[dict[str, str]]:
+    """The environment of a throwaway index holding `commit` plus the patch. The index and
+    the patch's new blobs live in a temporary folder (the repository's objects are only
+    read, as an alternate), so git's own checkout can write them, attributes applied."""
     objects = _git(repo, "rev-parse", "--git-path", "objects").strip()
-    with tempfile.TemporaryDirectory(prefix="mrl-verify-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="mrl-patch-") as tmp:
         env = {
             **os.environ,
             "GIT_INDEX_FILE": str(Path(tmp) / "index"),
@@ -157,9 +176,75 @@ def tree_with_diff(repo: Path, commit: str, diff_file: Path) -> list[TreeEntry]:
         (Path(tmp) / "objects").mkdir()
         _git(repo, "read-tree", commit, env=env)
         if diff_file.stat().st_size:
-            _git(repo, "apply", "--cached", "--whitespace=nowarn", str(diff_file.resolve()), env=env)
-        out = _git_bytes(repo, ["ls-files", "-s", "-z"], env=env)
-    return _entries(out, sha_field=1)
+            proc = subprocess.run(
+                ["git", "apply", "--cached", "--whitespace=nowarn", str(diff_file.resolve())],
+                cwd=repo,
+                capture_output=True,
+                env=env,
+            )
+            if proc.returncode != 0:
+                err = proc.stderr.decode(errors="replace").strip()
+                raise MrlError(f"could not apply {diff_file} to commit {commit[:10]}: {err}")
+        yield env
+
+
+@dataclass(frozen=True)
+class PatchChanges:
+    """What a patch does to the tree of a commit: the paths it deletes, the entries it writes."""
+
+    deleted: list[str]
+    written: list[TreeEntry]
+
+
+def checkout_with_diff(repo: Path, commit: str, diff_file: Path, dest: Path) -> PatchChanges:
+    """Make `dest`, a checkout of `commit`, the checkout of `commit` plus the patch: each
+    path the patch deletes or writes is removed first (unlinked: a hardlinked file's other
+    names keep the old content), then git writes the new versions. git's checkout, not
+    `git apply` in the folder: a file whose checkout is converted (eol=crlf, ident, a
+    filter) holds no longer the text the patch's context lines quote."""
+    with _patched_index(repo, commit, diff_file) as env:
+        out = _git_bytes(repo, ["diff-index", "--cached", "--no-renames", "-z", commit], env=env)
+        changes = _index_changes(out)
+        for path in [*changes.deleted, *(e.path for e in changes.written)]:
+            _remove_file(dest / path)
+        _prune_empty_parents(dest, changes.deleted)
+        for e in changes.written:
+            if e.mode == GITLINK:  # a submodule: an empty folder, as in a fresh clone
+                (dest / e.path).mkdir(parents=True, exist_ok=True)
+        _checkout_paths(repo, dest, [e.path for e in changes.written if e.mode != GITLINK], env)
+    return changes
+
+
+def _index_changes(out: bytes) -> PatchChanges:
+    """`git diff-index -z` records (`:old new oldsha newsha STATUS\0path\0`), renames off."""
+    fields = out.split(b"\0")
+    deleted, written = [], []
+    for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+        if not meta:
+            continue
+        _, new_mode, _, new_sha, status = meta.decode().split(" ")
+        if status == "D":
+            deleted.append(os.fsdecode(path))
+        else:
+            written.append(TreeEntry(new_mode, new_sha, os.fsdecode(path)))
+    return PatchChanges(deleted, written)
+
+
+def _remove_file(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+
+
+def _prune_empty_parents(dest: Path, paths: list[str]) -> None:
+    """Remove the folders a deletion left empty, as a checkout of the patched tree has none."""
+    for path in paths:
+        parent = (dest / path).parent
+        while parent != dest:
+            try:
+                parent.rmdir()
+            except OSError:  # not empty (or already gone)
+                break
+            parent = parent.parent
 
 
 def checkout(repo: Path, commit: str, dest: Path, paths: list[str] | None = None) -> None:
@@ -174,22 +259,24 @@ def checkout(repo: Path, commit: str, dest: Path, paths: list[str] | None = None
     with tempfile.TemporaryDirectory(prefix="mrl-index-") as tmp:
         env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
         _git(repo, "read-tree", commit, env=env)
-        args = [
-            "-c",
-            "checkout.workers=0",
-            "-c",
-            "core.autocrlf=false",
-            "checkout-index",
-            "-f",
-            f"--prefix={dest}{os.sep}",
-        ]
         if paths is None:
-            _git(repo, *args, "-a", env=env)
+            _git(repo, *_CHECKOUT_INDEX, f"--prefix={dest}{os.sep}", "-a", env=env)
             return
-        stdin = b"\0".join(os.fsencode(p) for p in paths) + b"\0"
-        proc = subprocess.run(["git", *args, "-z", "--stdin"], cwd=repo, input=stdin, capture_output=True, env=env)
-        if proc.returncode != 0:
-            raise MrlError(f"git checkout-index failed in {repo}: {proc.stderr.decode(errors='replace').strip()}")
+        _checkout_paths(repo, dest, paths, env)
+
+
+_CHECKOUT_INDEX = ("-c", "checkout.workers=0", "-c", "core.autocrlf=false", "checkout-index", "-f")
+
+
+def _checkout_paths(repo: Path, dest: Path, paths: list[str], env: dict[str, str]) -> None:
+    """`git checkout-index` of `paths` of the index `env` names into `dest`."""
+    if not paths:
+        return
+    stdin = b"\0".join(os.fsencode(p) for p in paths) + b"\0"
+    args = ["git", *_CHECKOUT_INDEX, f"--prefix={dest}{os.sep}", "-z", "--stdin"]
+    proc = subprocess.run(args, cwd=repo, input=stdin, capture_output=True, env=env)
+    if proc.returncode != 0:
+        raise MrlError(f"git checkout-index failed in {repo}: {proc.stderr.decode(errors='replace').strip()}")
 
 
 _CONVERSION_ATTRS = ("filter", "ident", "working-tree-encoding", "eol", "text")
@@ -265,30 +352,6 @@ def file_blob_id(path: str) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
-
-
-def apply_diff(diff_file: Path, dest: Path) -> None:
-    """Apply a `git diff --binary` patch to the plain folder `dest` (not a repository)."""
-    # Keep git from discovering the enclosing repository: paths are then taken relative to dest.
-    env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(dest.parent)}
-    proc = subprocess.run(
-        ["git", "apply", "--whitespace=nowarn", str(diff_file)],
-        cwd=dest,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
-    if proc.returncode != 0:
-        raise MrlError(f"could not apply {diff_file} to {dest}: {proc.stderr.strip()}")
-
-
-def diff_paths(diff_file: Path, dest: Path) -> list[str]:
-    """The paths a patch writes (`git apply --numstat`: new names of renames included)."""
-    env = {**os.environ, "GIT_CEILING_DIRECTORIES": str(dest.parent)}
-    proc = subprocess.run(["git", "apply", "--numstat", "-z", str(diff_file)], cwd=dest, capture_output=True, env=env)
-    if proc.returncode != 0:
-        raise MrlError(f"could not read {diff_file}: {proc.stderr.decode(errors='replace').strip()}")
-    return [os.fsdecode(rec.split(b"\t", 2)[2]) for rec in proc.stdout.split(b"\0") if rec.count(b"\t") >= 2]
 
 
 def has_commit(repo: Path, commit: str) -> bool:

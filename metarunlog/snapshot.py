@@ -10,8 +10,8 @@ and a copy or rsync of the folder elsewhere holds real files.
 Snapshot files are read-only (directories stay writable, so `rm -rf`, `.trash` moves and
 pytest's tmp cleanup work). Symlinks stay symlinks and gitlinks (submodules) empty folders,
 neither in the store; files whose checkout is converted by gitattributes (git-lfs, CRLF)
-get a private copy. A `--notclean` diff first replaces each file it patches by a private
-copy (copy-on-write), so other experiments' links never change.
+get a private copy. A `--notclean` diff writes each file it patches as a new private file
+(copy-on-write), so other experiments' links never change.
 `verify` re-hashes `code/` against the commit (plus `.mrl.diff`).
 """
 
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -185,26 +184,11 @@ def _make_readonly(dest: Path, entries: Any) -> int:
 # -- a --notclean diff on top -------------------------------------------------------------------
 
 
-def apply_diff(diff_file: Path, dest: Path) -> None:
-    """Apply `.mrl.diff` to `dest`; each patched file first becomes a private copy."""
-    paths = git.diff_paths(diff_file, dest)
-    for path in paths:
-        _own_copy(dest / path)
-    git.apply_diff(diff_file, dest)
-    for path in paths:
-        p = dest / path
-        if p.is_file() and not p.is_symlink():
-            os.chmod(p, _readonly_mode(bool(p.stat().st_mode & stat.S_IXUSR)))
-
-
-def _own_copy(path: Path) -> None:
-    """Replace a (possibly hardlinked) file by a writable private copy of it."""
-    if path.is_symlink() or not path.is_file():
-        return
-    tmp = path.with_name(f".{path.name}.mrl-cow.{os.getpid()}")
-    shutil.copyfile(path, tmp)
-    os.chmod(tmp, stat.S_IMODE(path.stat().st_mode) | stat.S_IWUSR)
-    os.replace(tmp, path)
+def apply_diff(repo: Path, commit: str, diff_file: Path, dest: Path) -> None:
+    """Apply `.mrl.diff` to `dest`, the snapshot of `commit`: each file the diff writes is
+    a new, private file (the old one is unlinked, never written through), read-only."""
+    changes = git.checkout_with_diff(repo, commit, diff_file, dest)
+    _make_readonly(dest, (e for e in changes.written if _is_file(e)))
 
 
 # -- mrl info --verify -----------------------------------------------------------------------------

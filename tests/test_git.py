@@ -74,20 +74,23 @@ def test_a_patch_applies_to_a_plain_folder_outside_the_repository(git_repo: Path
     dest = tmp_path / "snap" / "code"
     dest.mkdir(parents=True)
     mgit.checkout(git_repo, "HEAD", dest)
-    assert sorted(mgit.diff_paths(diff, dest)) == ["extra.py", "train.py"]
-    mgit.apply_diff(diff, dest)
+    changes = mgit.checkout_with_diff(git_repo, "HEAD", diff, dest)
+    assert sorted(e.path for e in changes.written) == ["extra.py", "train.py"] and changes.deleted == []
     assert (dest / "train.py").read_text() == "changed\n"
     assert (dest / "extra.py").read_text() == "print('new')\n"
+    assert git(git_repo, "status", "--porcelain") == " M train.py\n?? extra.py\n"  # nothing staged
 
 
 def test_a_patch_that_does_not_apply_is_a_user_error_naming_it(git_repo: Path, tmp_path: Path) -> None:
     (git_repo / "train.py").write_text("changed\n")
     diff = tmp_path / "d.diff"
     diff.write_bytes(mgit.diff_against_head(git_repo, untracked=False))
-    dest = tmp_path / "empty"
+    (git_repo / "train.py").write_text("something else\n")
+    other = commit_all(git_repo, "train.py no longer as the patch expects")
+    dest = tmp_path / "snap"
     dest.mkdir()
-    with pytest.raises(MrlError, match=f"could not apply {diff}"):
-        mgit.apply_diff(diff, dest)
+    with pytest.raises(MrlError, match=f"could not apply {diff} to commit {other[:10]}"):
+        mgit.checkout_with_diff(git_repo, other, diff, dest)
 
 
 def test_checkout_writes_plain_files_with_their_modes_and_links(git_repo: Path, tmp_path: Path) -> None:

@@ -341,3 +341,58 @@ def test_concurrent_mrl_new_filling_one_store_all_succeed_and_verify(project: Pa
     assert [rc for rc, _ in results] == [0] * 6, results
     for name in sorted(p.name for p in (project / OUT).iterdir() if p.name.isdigit()):
         assert run_mrl("verify", name, cwd=project).returncode == 0
+
+
+def test_a_notclean_change_to_a_file_converted_by_gitattributes_is_applied_and_verifies(project: Path) -> None:
+    (project / ".gitattributes").write_text("*.bat eol=crlf\n*.txt ident\n")
+    (project / "run.bat").write_text("echo one\necho two\necho three\n")
+    (project / "id.txt").write_text("$Id$\nfirst\n")
+    commit_all(project, "converted files")
+    assert main(["new", "clean"]) == 0
+    (project / "run.bat").write_text("echo one\necho TWO\necho three\n")
+    (project / "id.txt").write_text("$Id$\nsecond\n")
+    r = run_mrl("new", "--notclean", "dirty", cwd=project)
+    assert r.returncode == 0, r.stderr
+    dirty = code(project, "0002")
+    assert (dirty / "run.bat").read_bytes() == b"echo one\r\necho TWO\r\necho three\r\n"
+    assert (dirty / "id.txt").read_text().endswith("$\nsecond\n")
+    assert not is_writable(dirty / "run.bat")
+    assert (code(project, "0001") / "run.bat").read_bytes() == b"echo one\r\necho two\r\necho three\r\n"
+    r = run_mrl("verify", "2", cwd=project)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_notclean_diff_of_every_kind_leaves_a_read_only_tree_that_verifies(two_commits: Path) -> None:
+    p = two_commits
+    (p / "blob.bin").write_bytes(b"\x00\x01\x02\xff")
+    os.symlink("train.py", p / "link.py")
+    commit_all(p, "a binary file and a symlink")
+    assert main(["new", "clean"]) == 0
+    (p / "blob.bin").write_bytes(b"\xfe\x00changed")
+    git(p, "mv", "pkg/data.py", "pkg/dataset.py")  # a rename
+    (p / "pkg" / "model.py").unlink()
+    (p / "pkg" / "dataset.py").unlink()  # pkg/ left empty: gone from the patched tree
+    os.chmod(p / "run.sh", 0o644)  # a mode change only
+    (p / "link.py").unlink()
+    os.symlink("run.sh", p / "link.py")
+    (p / "added.txt").write_text("staged\n")
+    git(p, "add", "added.txt")
+    (p / "train.py").unlink()
+    (p / "train.py").mkdir()  # a file that became a folder
+    (p / "train.py" / "main.py").write_text("print('main')\n")
+    r = run_mrl("new", "--notclean", "-gfut", "yes", "dirty", cwd=p)
+    assert r.returncode == 0, r.stderr
+    clean, dirty = code(p, "0003"), code(p, "0004")
+    assert (dirty / "blob.bin").read_bytes() == b"\xfe\x00changed"
+    assert not (dirty / "pkg").exists()
+    assert os.stat(dirty / "run.sh").st_mode & stat.S_IXUSR == 0
+    assert os.readlink(dirty / "link.py") == "run.sh"
+    assert (dirty / "train.py" / "main.py").read_text() == "print('main')\n"
+    for f in ("blob.bin", "run.sh", "added.txt", "train.py/main.py"):
+        assert not is_writable(dirty / f), f
+    assert (clean / "blob.bin").read_bytes() == b"\x00\x01\x02\xff"
+    assert os.stat(clean / "run.sh").st_mode & stat.S_IXUSR
+    assert (clean / "pkg" / "data.py").read_text() == "DATA = 'mnist'\n"
+    for n in ("3", "4"):
+        r = run_mrl("verify", n, cwd=p)
+        assert r.returncode == 0, r.stdout + r.stderr

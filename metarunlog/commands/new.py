@@ -308,7 +308,7 @@ def _fill(
     if pin.diff is not None:
         (exp.dir / DIFF).write_bytes(pin.diff)
         if pin.diff.strip():
-            snapshot.apply_diff(exp.dir / DIFF, code)
+            snapshot.apply_diff(repo, pin.head.sha, exp.dir / DIFF, code)
     if source.dir is not None:
         _copy_files(project, repo, exp, source, pin, result)
     _write_note(exp, project.cfg["note_fn"], description)
