@@ -6,6 +6,7 @@ Plain `git` subprocesses: they start faster than GitPython and need nothing inst
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -259,24 +260,40 @@ def checkout(repo: Path, commit: str, dest: Path, paths: list[str] | None = None
     with tempfile.TemporaryDirectory(prefix="mrl-index-") as tmp:
         env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
         _git(repo, "read-tree", commit, env=env)
-        if paths is None:
-            _git(repo, *_CHECKOUT_INDEX, f"--prefix={dest}{os.sep}", "-a", env=env)
-            return
         _checkout_paths(repo, dest, paths, env)
 
 
 _CHECKOUT_INDEX = ("-c", "checkout.workers=0", "-c", "core.autocrlf=false", "checkout-index", "-f")
 
 
-def _checkout_paths(repo: Path, dest: Path, paths: list[str], env: dict[str, str]) -> None:
-    """`git checkout-index` of `paths` of the index `env` names into `dest`."""
-    if not paths:
+def _checkout_paths(repo: Path, dest: Path, paths: list[str] | None, env: dict[str, str]) -> None:
+    """`git checkout-index` of `paths` (None: all) of the index `env` names into `dest`."""
+    if paths is not None and not paths:
         return
-    stdin = b"\0".join(os.fsencode(p) for p in paths) + b"\0"
-    args = ["git", *_CHECKOUT_INDEX, f"--prefix={dest}{os.sep}", "-z", "--stdin"]
-    proc = subprocess.run(args, cwd=repo, input=stdin, capture_output=True, env=env)
+    args = ["git", *_CHECKOUT_INDEX, f"--prefix={dest}{os.sep}"]
+    if paths is None:
+        proc = subprocess.run([*args, "-a"], cwd=repo, capture_output=True, env=env)
+    else:
+        stdin = b"\0".join(os.fsencode(p) for p in paths) + b"\0"
+        proc = subprocess.run([*args, "-z", "--stdin"], cwd=repo, input=stdin, capture_output=True, env=env)
     if proc.returncode != 0:
-        raise MrlError(f"git checkout-index failed in {repo}: {proc.stderr.decode(errors='replace').strip()}")
+        raise _checkout_failed(repo, dest, proc.stderr.decode(errors="replace").strip(), env)
+
+
+def _checkout_failed(repo: Path, dest: Path, err: str, env: dict[str, str]) -> MrlError:
+    """git says only "unable to write file X" when a write(2) fails, and removes X: a file
+    larger than the space left is said to be a full disk."""
+    m = re.search(r"unable to write file '(.+)'", err)
+    if m:
+        st = os.statvfs(dest)
+        free = st.f_bavail * st.f_frsize
+        size = _git(repo, "cat-file", "-s", f":{os.path.relpath(m[1], dest)}", env=env, check=False).strip()
+        if size.isdigit() and int(size) > free:
+            return MrlError(
+                f"no space left on device: {m[1]} needs {int(size):,} bytes, {free:,} are free "
+                "(free some disk space and rerun)"
+            )
+    return MrlError(f"git checkout-index failed in {repo}: {err}")
 
 
 _CONVERSION_ATTRS = ("filter", "ident", "working-tree-encoding", "eol", "text")

@@ -33,6 +33,7 @@ MODES = ("copy", "link", "auto")
 # Derived files a run leaves in code/ (python imports write them next to the sources).
 IGNORED_DIRS = ("__pycache__",)
 _NO_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.ENOSYS)
+_UNWRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
 
 
 @dataclass
@@ -64,7 +65,6 @@ def _link_mode(mode: str, store: Path, dest: Path) -> str:
         raise MrlError(f"snapshot must be one of {', '.join(MODES)}, not {mode!r}: fix .mrl.cfg")
     if mode == "copy":
         return "copy"
-    store.mkdir(exist_ok=True)
     reason = _cannot_link(store, dest)
     if reason is None:
         return "link"
@@ -74,11 +74,26 @@ def _link_mode(mode: str, store: Path, dest: Path) -> str:
 
 
 def _cannot_link(store: Path, dest: Path) -> str | None:
+    """Why `store` cannot hold hardlinks into `dest` (None: it can). A store that is not a
+    folder (a symlink to a gone /scratch) or not writable is one `auto` copies past."""
+    try:
+        store.mkdir(exist_ok=True)
+    except FileExistsError:
+        return f"the store {store} is not a folder"
+    except OSError as e:
+        if e.errno not in _UNWRITABLE:
+            raise
+        return f"the store {store} cannot be made: {e.strerror}"
     if os.stat(store).st_dev != os.stat(dest).st_dev:
         return f"the store {store} is on another filesystem than {dest}"
     probe, link = store / f".probe.{os.getpid()}", dest / f".probe.{os.getpid()}"
     try:
         probe.touch()
+    except OSError as e:
+        if e.errno not in _UNWRITABLE:
+            raise
+        return f"the store {store} is not writable: {e.strerror}"
+    try:
         os.link(probe, link)
     except OSError as e:
         if e.errno not in _NO_LINKS:
@@ -136,11 +151,12 @@ def _store(src: str, key: str, *, replace: bool) -> None:
     """Put the file `src` (already read-only) into the store under `key`, as a hardlink.
 
     A concurrent `mrl new` may have stored it first: then both are the same content and
-    `src` simply stays a private file."""
+    `src` simply stays a private file. So it does where the store's folder is not ours to
+    write (another user's, in a shared outdir)."""
     tmp = f"{key}.{os.getpid()}.tmp" if replace else key
     try:
         _link_making_dir(src, tmp)
-    except FileExistsError:
+    except (FileExistsError, PermissionError):
         return
     if replace:
         os.replace(tmp, key)

@@ -396,3 +396,24 @@ def test_a_notclean_diff_of_every_kind_leaves_a_read_only_tree_that_verifies(two
     for n in ("3", "4"):
         r = run_mrl("verify", n, cwd=p)
         assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("store", ["a dangling symlink", "a file"])
+def test_a_store_that_is_not_a_folder_makes_auto_copy_and_link_one_error_line(project: Path, store: str) -> None:
+    objects = project / OUT / ".mrl.objects"
+    (project / OUT).mkdir(exist_ok=True)
+    if store == "a file":
+        objects.write_text("")
+    else:
+        objects.symlink_to(project / "scratch-that-is-gone")
+    r = run_mrl("new", cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert record(project, "0001")["snapshot"]["mode"] == "copy"
+    set_cfg(project, snapshot="link")
+    commit_all(project, "link")
+    r = run_mrl("new", cwd=project)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr == (
+        f"mrl: error: snapshot: link is impossible here (the store {objects} is not a folder): "
+        'set "snapshot" to "auto" or "copy" in .mrl.cfg\n'
+    )

@@ -4,11 +4,15 @@ line naming the path, exit 1, never a traceback (issue 10, "Tracebacks")."""
 from __future__ import annotations
 
 import errno
+import os
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from metarunlog.error_handler import environment_message
 from tests.faults.conftest import fill
-from tests.helpers.repo import run_mrl
+from tests.helpers.repo import commit_all, git, run_mrl, set_cfg
 
 
 def _one_error_line(proc, *needles: str) -> None:  # type: ignore[no-untyped-def]
@@ -60,3 +64,55 @@ def test_a_repository_git_refuses_as_another_users_is_said_not_misread_as_empty(
         proc = run_mrl(*args, cwd=project, env=other_owner)
         _one_error_line(proc, "dubious ownership", "safe.directory", str(project))
         assert "no commit yet" not in proc.stderr and "history rewritten" not in proc.stderr
+
+
+@pytest.mark.parametrize("mode", ["copy", "link"])
+def test_mrl_new_on_a_full_disk_is_one_line_and_leaves_no_experiment(project: Path, full_disk, mode: str) -> None:  # type: ignore[no-untyped-def]
+    set_cfg(project, snapshot=mode)
+    (project / "weights.bin").write_bytes(os.urandom(3 << 20))  # more than the 2 MiB disk
+    commit_all(project, "big file")
+    out = full_disk(project / "output")
+    proc = run_mrl("new", "x", cwd=project)
+    _one_error_line(proc, "no space left on device", str(out), "free some disk space")
+    assert "git -c" not in proc.stderr
+    assert not [p for p in out.iterdir() if p.name.isdigit()]
+
+
+def _record(exp: Path) -> dict:
+    import json
+
+    return json.loads((exp / ".mrl").read_text())
+
+
+def test_a_read_only_store_makes_auto_copy_and_link_say_why_it_cannot(project: Path, read_only) -> None:  # type: ignore[no-untyped-def]
+    assert run_mrl("new", "first", cwd=project).returncode == 0
+    read_only(project / "output" / ".mrl.objects")
+    proc = run_mrl("new", "second", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert _record(project / "output" / "0002")["snapshot"]["mode"] == "copy"
+    assert run_mrl("verify", "2", cwd=project).returncode == 0
+    set_cfg(project, snapshot="link")
+    commit_all(project, "link")
+    proc = run_mrl("new", "third", cwd=project)
+    _one_error_line(proc, "snapshot: link is impossible here", "not writable", str(project / "output" / ".mrl.objects"))
+    assert ".probe" not in proc.stderr
+
+
+def test_a_store_folder_another_user_owns_leaves_the_new_file_private(project: Path) -> None:
+    assert run_mrl("new", "first", cwd=project).returncode == 0
+    (project / "new.py").write_text("print('new')\n")
+    commit_all(project, "a file whose blob goes to a new store folder")
+    sha = git(project, "rev-parse", "HEAD:new.py").strip()
+    prefix = project / "output" / ".mrl.objects" / sha[:2]
+    prefix.mkdir(exist_ok=True)
+    # An immutable folder refuses new entries even to root (EPERM), as another user's does (EACCES).
+    if subprocess.run(["chattr", "+i", str(prefix)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not possible here")
+    try:
+        proc = run_mrl("new", "second", cwd=project)
+    finally:
+        subprocess.run(["chattr", "-i", str(prefix)], check=True)
+    assert proc.returncode == 0, proc.stderr
+    fresh = project / "output" / "0002" / "code" / "new.py"
+    assert fresh.read_text() == "print('new')\n" and os.stat(fresh).st_nlink == 1
+    assert run_mrl("verify", "2", cwd=project).returncode == 0
