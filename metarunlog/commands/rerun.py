@@ -26,6 +26,7 @@ import sys
 from metarunlog.commands._args import add_copy_options, add_target_arguments
 from metarunlog.commands._derive import Derived, derive, span
 from metarunlog.commands.new import print_result
+from metarunlog.errors import MrlError
 from metarunlog.project import Project
 from metarunlog.provenance import origin, selected
 
@@ -76,6 +77,11 @@ def rerun(
     description: str | None = None,
 ) -> Derived:
     """A new experiment at HEAD with the params of the selected sub-experiments of `exp_ref`."""
+    if copy_from == "no" and project.cfg.template_files():
+        raise MrlError(
+            "-cp no: mrl rerun renders its sub-experiments from the copied templates "
+            f"({', '.join(project.cfg.template_files())}); give -cp EXP or -cp basedir (default: the experiment rerun)"
+        )
     source = project.load_exp(exp_ref)
     subs = selected(source, selection, failed=failed)
     what = "the failed ones" if failed else "all" if selection in (None, "all") else selection

@@ -91,6 +91,31 @@ def test_a_rerun_that_cannot_render_leaves_no_experiment_behind(buggy: Path) -> 
     assert os.readlink(buggy / "last") == os.path.join("output", "0001")
 
 
+def test_rerun_cp_no_is_refused_before_anything_is_made_when_there_are_templates(buggy: Path) -> None:
+    r = run_mrl("rerun", "1", "--failed", "-cp", "no", cwd=buggy)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr == (
+        "mrl: error: -cp no: mrl rerun renders its sub-experiments from the copied templates (conf.lua); "
+        "give -cp EXP or -cp basedir (default: the experiment rerun)\n"
+    )
+    assert not (buggy / OUT / "0002").exists()
+
+
+def test_a_rerun_in_link_mode_with_notclean_shares_the_unchanged_files_only(buggy: Path) -> None:
+    set_cfg(buggy, snapshot="link")
+    commit_all(buggy, "link")
+    (buggy / "train.py").write_text("print('fixed, not committed')\n")
+    r = run_mrl("rerun", "1", "--failed", "-nc", cwd=buggy)
+    assert r.returncode == 0, r.stderr
+    old, new = buggy / OUT / "0001" / "code", buggy / OUT / "0002" / "code"
+    assert (new / "train.py").read_text() == "print('fixed, not committed')\n"
+    assert os.stat(new / "train.py").st_nlink == 1
+    assert os.stat(new / "conf.lua").st_ino == os.stat(old / "conf.lua").st_ino
+    assert "sys.exit" in (old / "train.py").read_text()
+    assert run_mrl("verify", "2", cwd=buggy).returncode == 0
+    assert run_mrl("verify", "1", cwd=buggy).returncode == 0
+
+
 def test_reproduce_pins_the_source_commit_diff_run_block_and_params(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
