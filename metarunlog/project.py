@@ -168,7 +168,7 @@ class Project:
 
     def _resolve(self, ref: str | int | None) -> Experiment:
         if ref is None:
-            here = self._experiment_containing(Path.cwd())
+            here = self.experiment_here(Path.cwd())
             if here is not None:
                 return here
             ref = LAST
@@ -189,6 +189,21 @@ class Project:
                 f"or the path of a folder in {self.outdir}"
             )
         return found
+
+    def experiment_here(self, cwd: Path) -> Experiment | None:
+        """The experiment `cwd` is in, None outside any. A folder of an experiment outside
+        the outdir (a copy, an rsync elsewhere) is an error: defaulting to the newest one
+        would act on another experiment than the one the user is in."""
+        here = self._experiment_containing(cwd)
+        if here is not None:
+            return here
+        copy = next((d for d in reversed((cwd.resolve(), *cwd.resolve().parents)) if (d / RECORD).is_file()), None)
+        if copy is not None:
+            raise NotAnExperiment(
+                f"{copy} is an experiment folder outside {self.outdir}, the outdir of the project at "
+                f"{self.basedir} (a copy?): mrl acts on the experiments in {self.outdir}; name one (`mrl ls`)"
+            )
+        return None
 
     def _experiment_containing(self, path: Path) -> Experiment | None:
         try:

@@ -187,7 +187,7 @@ def resolve_targets(
             here_sub = _sub_containing(project, cwd)
             if here_sub is not None:
                 return here_sub
-        here_exp = project._experiment_containing(cwd)
+        here_exp = project.experiment_here(cwd)
         return project.load_exp(here_exp.id if here_exp else "last").id, spec or ALL
     exp = project.load_exp(exp_ref)
     here = project._experiment_containing(cwd)

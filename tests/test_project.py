@@ -227,3 +227,25 @@ def test_a_symlinked_outdir_is_not_an_untracked_file_of_the_code(project: Path, 
     commit_all(project, "fail on untracked files")
     proc = run_mrl("new", "y", cwd=project)
     assert proc.returncode == 0, proc.stderr  # mrl's own output is never "uncommitted changes"
+
+
+def test_from_inside_a_copy_of_an_experiment_outside_the_outdir_commands_name_it_not_the_newest(
+    project: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    set_cfg(project, run={"command": "true"})
+    commit_all(project, "run")
+    for _ in range(2):
+        assert main(["new"]) == 0
+        assert main(["makebatch"]) == 0
+    copy = tmp_path / "elsewhere" / "0001"
+    shutil.copytree(project / "output" / "0001", copy, symlinks=True)
+    for cwd in (copy, copy / "code", copy / "001"):
+        for args in (["status"], ["verify"], ["run"], ["info"]):
+            r = run_mrl(*args, cwd=cwd)
+            assert (r.returncode, r.stdout) == (1, ""), (args, r.stdout, r.stderr)
+            assert r.stderr.startswith(f"mrl: error: {copy} is an experiment folder outside {project / 'output'}")
+            assert r.stderr.count("\n") == 1
+    assert not list((project / "output" / "0002").glob("*/.mrl.status"))  # the newest one did not run
+    assert run_mrl("status", "2", cwd=copy).returncode == 0  # naming one still works
