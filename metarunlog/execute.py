@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -48,6 +47,7 @@ from metarunlog.procs import (
     start_id,
 )
 from metarunlog.records import Status
+from metarunlog.spawn import Started, spawn_step
 from metarunlog.states import JobState, recorded_state
 
 __all__ = [
@@ -320,7 +320,7 @@ def execute(sub: SubExperiment, options: ExecOptions | None = None) -> Status:
 
 # What an execution yields: a step's process, or what a step left behind (`Leftovers`);
 # each is sent its exit code once it ended (0 for leftovers).
-Execution = Generator["subprocess.Popen[bytes] | Leftovers", int, Status]
+Execution = Generator["Started | Leftovers", int, Status]
 
 
 def run_to_end(run: Execution) -> Status:
@@ -509,7 +509,7 @@ def _step(
     log: int,
     stop: Stopper,
     on_start: Callable[[Status], None] | None,
-) -> Generator[subprocess.Popen[bytes] | Leftovers, int, tuple[int, bool]]:
+) -> Generator[Started | Leftovers, int, tuple[int, bool]]:
     """Runs step `k`: its exit code, and whether a stop was asked by the time it ended (one
     asked later, while its leftovers are reaped, does not make its exit a cancel)."""
     step, m = attempt.steps[k], len(attempt.steps)
@@ -517,18 +517,10 @@ def _step(
     jsonio.write_all(log, header.encode("utf-8", "replace"))
     spawning = boottime_ns()
     try:
-        proc = subprocess.Popen(
-            step,
-            shell=True,
-            cwd=sub.dir,
-            env=env,
-            stdin=_devnull(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: we stop the step and all it started
-            # close_fds (the default) and O_CLOEXEC: the step and whatever it leaves behind
-            # never hold .mrl.lock; the runner does (see execute's docstring)
-        )
+        # A session of its own: its own process group, so we stop the step and all it
+        # started. Every other descriptor closed (and O_CLOEXEC): the step and whatever it
+        # leaves behind never hold .mrl.lock; the runner does (see the module docstring).
+        proc = spawn_step(step, sub.dir, env, _devnull(), log)
     except OSError as e:
         jsonio.write_all(log, f"mrl: could not start the step: {e}\n".encode())
         return 127, stop.requested
@@ -555,7 +547,7 @@ _DEVNULL: dict[int, int] = {}
 
 
 def _devnull() -> int:
-    """/dev/null opened once per process (close-on-exec; Popen dups it to the step's stdin):
+    """/dev/null opened once per process (close-on-exec; the spawn dups it to the step's stdin):
     subprocess.DEVNULL opens and closes it once per step."""
     pid = os.getpid()
     if pid not in _DEVNULL:

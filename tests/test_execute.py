@@ -169,7 +169,7 @@ def test_execution_yields_each_started_step_and_is_sent_its_exit_code(project: P
     sub = exp.sub_experiments()[0]
     run = execution(sub)
     proc = next(run)
-    assert isinstance(proc, subprocess.Popen)
+    assert isinstance(proc.pid, int) and callable(proc.wait)  # a spawn.Started (a Popen where the fast path is off)
     running = sub.read_status()
     assert running.state == "running" and running.pid == proc.pid and running.pid_start
     proc2 = run.send(proc.wait())

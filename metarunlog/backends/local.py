@@ -20,7 +20,6 @@ import dataclasses
 import os
 import selectors
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -45,6 +44,7 @@ from metarunlog.experiment import Experiment
 from metarunlog.jsonio import GroupCommit, Pending
 from metarunlog.procs import group_alive, is_same_process, is_step_of, killpg
 from metarunlog.records import Status
+from metarunlog.spawn import Started
 from metarunlog.states import JobState, recorded_state
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -400,7 +400,7 @@ class _Running:
     job: Job
     execution: Execution | None
     stop: Stopper
-    proc: subprocess.Popen[bytes] | Leftovers | None = None
+    proc: Started | Leftovers | None = None
     final: Status | None = None  # its final record, handed over (ended once durable)
 
 
@@ -499,7 +499,7 @@ class _Loop:
                 self.leftovers.discard(slot)
                 self.ended.append(slot)
 
-    def _wait(self, slot: int, proc: subprocess.Popen[bytes]) -> None:
+    def _wait(self, slot: int, proc: Started) -> None:
         proc.wait()
         self.ended.append(slot)
         self.wake.set()
