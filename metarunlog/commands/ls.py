@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,31 +49,51 @@ class Row:
 
 
 def cli(args: argparse.Namespace, project: Project) -> int:
-    rows = ls(project, tags=args.tag)
-    bad = [r for r in rows if r.error]
-    for r in bad:
-        print(f"mrl: warning: {r.error}", file=sys.stderr)
+    # Each line is written as its record is read, and the record dropped: memory stays that
+    # of one record whatever the number of experiments, and `mrl ls | head` stops early.
+    errors: list[str] = []
+    rows = _readable(iter_rows(project, tags=args.tag), errors)
     if args.json:
-        out = [
-            {"name": r.name, "path": str(project.outdir / r.name), "done": r.done, **r.record}
-            for r in rows
-            if r.record is not None
-        ]
-        print(json.dumps(out, indent=2, default=str))
-        return 1 if bad else 0
-    wanted = [key for flag, key in FIELDS if getattr(args, flag)]
-    lines = []
+        _write(_json_items(rows, project), "[\n", ",\n", "\n]\n", empty="[]\n")
+    else:
+        wanted = [key for flag, key in FIELDS if getattr(args, flag)]
+        _write((_line(r, wanted) for r in rows), "", "\n", "\n", empty="")
+    for e in errors:
+        print(f"mrl: warning: {e}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def _readable(rows: Iterator[Row], errors: list[str]) -> Iterator[Row]:
     for r in rows:
-        if r.record is None:
-            continue
-        cols = [("  " if r.done else "**") + " " + r.name]
-        cols += [_cell(r.record.get(key)) for key in wanted]
-        if r.tags:
-            cols.append(" ".join(f"#{t}" for t in r.tags))
-        lines.append("\t".join(cols))
-    if lines:
-        sys.stdout.write("\n".join(lines) + "\n")
-    return 1 if bad else 0
+        if r.error:
+            errors.append(r.error)
+        if r.record is not None:
+            yield r
+
+
+def _line(r: Row, wanted: list[str]) -> str:
+    assert r.record is not None
+    cols = [("  " if r.done else "**") + " " + r.name]
+    cols += [_cell(r.record.get(key)) for key in wanted]
+    if r.tags:
+        cols.append(" ".join(f"#{t}" for t in r.tags))
+    return "\t".join(cols)
+
+
+def _json_items(rows: Iterator[Row], project: Project) -> Iterator[str]:
+    """Each record as an item of `json.dumps(list, indent=2)` would print it."""
+    for r in rows:
+        item = {"name": r.name, "path": str(project.outdir / r.name), "done": r.done, **(r.record or {})}
+        yield "  " + json.dumps(item, indent=2, default=str).replace("\n", "\n  ")
+
+
+def _write(items: Iterator[str], head: str, sep: str, tail: str, *, empty: str) -> None:
+    """`head + sep.join(items) + tail` (or `empty`), an item at a time (stdout buffers)."""
+    write, before, wrote = sys.stdout.write, head, False
+    for item in items:
+        write(before + item)
+        before, wrote = sep, True
+    write(tail if wrote else empty)
 
 
 def _cell(v: Any) -> str:
@@ -83,11 +104,15 @@ def _cell(v: Any) -> str:
 
 def ls(project: Project, tags: list[str] | None = None) -> list[Row]:
     """Every experiment, newest first; with `tags`, those tagged with any of them."""
+    return list(iter_rows(project, tags))
+
+
+def iter_rows(project: Project, tags: list[str] | None = None) -> Iterator[Row]:
+    """`ls`, one row at a time (a corrupt record is a row with `error` and no record)."""
     # Plain os.path strings and the records as JSON objects here: with thousands of
     # experiments, pathlib's and the typed record's per-object costs were most of `mrl ls`'s
     # own time (bench/bench_core.py: within 1.5x of a plain script reading the same files).
     outdir = str(project.outdir)
-    rows = []
     for exp_id in reversed(project.experiment_ids()):
         name = project.exp_name(exp_id)
         expdir = f"{outdir}{os.sep}{name}"
@@ -97,13 +122,12 @@ def ls(project: Project, tags: list[str] | None = None) -> list[Row]:
         except FileNotFoundError:
             continue  # being created by a concurrent `mrl new`: no record yet
         except CorruptRecord as e:
-            rows.append(Row(name, False, None, str(e)))
+            yield Row(name, False, None, str(e))
             continue
         if not isinstance(record, dict):
-            rows.append(Row(name, False, None, f"corrupt record {path}: not a JSON object"))
+            yield Row(name, False, None, f"corrupt record {path}: not a JSON object")
             continue
         row = Row(name, os.path.exists(f"{expdir}{os.sep}{DONE_MARK}"), record)
         if tags and not set(tags) & set(row.tags):
             continue
-        rows.append(row)
-    return rows
+        yield row

@@ -142,3 +142,34 @@ def test_last_with_no_experiments_says_to_make_one(project: Path, capsys: pytest
     assert main(["last"]) == 1
     assert "mrl new" in capsys.readouterr().err
     assert main(["last", "--path"]) == 1
+
+
+def test_ls_holds_one_record_at_a_time_whatever_the_number_of_experiments(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import contextlib
+    import os
+    import tracemalloc
+
+    assert main(["new", "seed"]) == 0
+    record = json.loads((project / "output" / "0001" / ".mrl").read_text())
+    for i in range(2, 2001):
+        (project / "output" / f"{i:04d}").mkdir()
+        record.update(expId=i, description=f"experiment {i} " + "x" * 200)
+        (project / "output" / f"{i:04d}" / ".mrl").write_text(json.dumps(record))
+    capsys.readouterr()
+    for args in (["ls", "-desc"], ["ls", "--json"]):
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):  # the output is not ls's memory
+            tracemalloc.start()
+            try:
+                assert main(args) == 0
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+        assert peak < 1_000_000, (args, peak)  # all 2,000 records at once are several MB
+        assert main(args) == 0
+        out = capsys.readouterr().out
+        if args[1] == "--json":
+            assert [r["expId"] for r in json.loads(out)] == list(range(2000, 0, -1))
+        else:
+            assert len(out.splitlines()) == 2000 and out.startswith("** 2000\texperiment 2000 x")
