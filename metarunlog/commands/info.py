@@ -24,10 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
-    """Options shared with `mrl last` (= `mrl info last`)."""
-    p.add_argument("--json", action="store_true", help="print the record as JSON")
-    p.add_argument("--path", action="store_true", help="print only the experiment's folder")
-    p.add_argument(
+    """Options shared with `mrl last` (= `mrl info last`); one of them at a time (each
+    prints something else)."""
+    one = p.add_mutually_exclusive_group()
+    one.add_argument("--json", action="store_true", help="print the record as JSON")
+    one.add_argument("--path", action="store_true", help="print only the experiment's folder")
+    one.add_argument(
         "--verify",
         action="store_true",
         help="re-hash code/ against the commit: list files changed, missing or added (exit 1 if any)",

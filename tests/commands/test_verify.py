@@ -110,3 +110,12 @@ def test_verify_of_an_experiment_without_a_code_folder_is_one_error_line(project
     proc = run_mrl("verify", cwd=project)
     assert proc.returncode == 1
     assert proc.stderr == f"mrl: error: {exp / 'code'} is not a folder: there is no snapshot to verify\n"
+
+
+def test_info_verify_with_json_or_path_is_refused_not_silently_half_done(project: Path) -> None:
+    new()
+    for cmd in (["info", "--verify", "--json"], ["info", "--path", "--verify"], ["last", "--json", "--verify"]):
+        proc = run_mrl(*cmd, cwd=project)
+        assert (proc.returncode, proc.stdout) == (1, ""), cmd
+        assert proc.stderr.startswith("mrl: error: argument --") and "not allowed with argument" in proc.stderr
+        assert proc.stderr.count("\n") == 1
