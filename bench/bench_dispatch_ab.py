@@ -8,7 +8,10 @@ Prints, per round, the load and each variant's wall / children CPU, then best an
 of both, and the ratio of each best wall to the best xargs. The floor is what `mrl run`
 writes per job done by two Python threads with nothing else: the run lock, run.log with a
 header, the `running` record (temp file + rename) after the spawn, the final record
-(temp file + rename), and one syncfs per 0.5 s (mrl's group commit).
+(temp file + rename), and one syncfs per 0.5 s (mrl's group commit). The one-thread
+floor does the same writes from one thread driving both slots (a pidfd per step in one
+selector), as mrl's pool does: what a single-threaded Python runner pays at least, before
+any of its own logic.
 """
 
 from __future__ import annotations
@@ -66,6 +69,46 @@ ts = [threading.Thread(target=worker) for _ in range(2)]
 os.sync()
 """
 
+FLOOR_ONE_THREAD = r"""
+import fcntl, os, selectors, sys, time
+dirs = iter(sys.argv[1:]); env = dict(os.environ); n = [0]; last = [time.monotonic()]
+def record(d, text):
+    n[0] += 1
+    tmp = f"{d}/..mrl.status.{n[0]}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+    os.write(fd, text); os.close(fd); os.replace(tmp, f"{d}/.mrl.status")
+def start(d):
+    lk = os.open(f"{d}/.mrl.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    fcntl.flock(lk, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    log = os.open(f"{d}/run.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+    os.write(log, b"==== mrl attempt 1 step 1/1: true\n")
+    fa = [(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0), (os.POSIX_SPAWN_DUP2, log, 1),
+          (os.POSIX_SPAWN_DUP2, log, 2)]
+    pid = os.posix_spawn("/bin/sh", ["/bin/sh", "-c", "true"], env, file_actions=fa, setsid=True)
+    record(d, b'{"state": "running"}' * 20)
+    return d, lk, log, pid
+def end(d, lk, log, pid):
+    os.waitpid(pid, 0)
+    record(d, b'{"state": "done"}' * 20)
+    os.close(log); os.close(lk)
+    if time.monotonic() - last[0] > 0.5:
+        last[0] = time.monotonic(); os.sync()
+sel = selectors.DefaultSelector(); live = 0
+def fill():
+    global live
+    while live < 2:
+        d = next(dirs, None)
+        if d is None:
+            return
+        job = start(d); sel.register(os.pidfd_open(job[3]), selectors.EVENT_READ, job); live += 1
+fill()
+while live:
+    for key, _ in sel.select():
+        sel.unregister(key.fd); os.close(key.fd); live -= 1; end(*key.data)
+    fill()
+os.sync()
+"""
+
 
 def sh(cmd: list[str] | str, cwd: Path, root: Path = ROOT) -> None:
     env = {**ENV, "PYTHONPATH": str(root)}
@@ -105,8 +148,8 @@ def make_project(root: Path, n: int) -> Path:
     return proj
 
 
-def floor_dirs(root: Path, n: int, r: int) -> list[str]:
-    base = root / f"floor{r}"
+def floor_dirs(root: Path, n: int, r: int, name: str = "floor") -> list[str]:
+    base = root / f"{name}{r}"
     dirs = []
     for i in range(n):
         d = base / f"{i + 1:03d}"
@@ -124,7 +167,12 @@ def main() -> None:
     ap.add_argument("variants", nargs="*", help="NAME=CHECKOUT (PYTHONPATH root of an mrl checkout)")
     args = ap.parse_args()
     variants = {k: Path(v) for k, v in (a.split("=", 1) for a in args.variants)} or {"mrl": ROOT}
-    results: dict[str, list[tuple[float, float]]] = {"xargs -P 2": [], "floor": [], **{k: [] for k in variants}}
+    results: dict[str, list[tuple[float, float]]] = {
+        "xargs -P 2": [],
+        "floor": [],
+        "floor 1 thread": [],
+        **{k: [] for k in variants},
+    }
     with tempfile.TemporaryDirectory(prefix="mrl-ab-", dir=args.dir) as tmp:
         root = Path(tmp)
         proj = make_project(root, args.n)
@@ -132,6 +180,8 @@ def main() -> None:
             results["xargs -P 2"].append(timed(f"seq {args.n} | xargs -P 2 -I{{}} true", root))
             dirs = floor_dirs(root, args.n, r)
             results["floor"].append(timed([sys.executable, "-c", FLOOR, *dirs], root))
+            dirs = floor_dirs(root, args.n, r, "floor1t")
+            results["floor 1 thread"].append(timed([sys.executable, "-c", FLOOR_ONE_THREAD, *dirs], root))
             for name, checkout in variants.items():
                 sh([*MRL, "new", "bench"], proj)
                 sh([*MRL, "makebatch"], proj)
@@ -139,11 +189,11 @@ def main() -> None:
             line = " ".join(f"{k}={v[-1][0]:.3f}/{v[-1][1]:.2f}" for k, v in results.items())
             print(f"round {r + 1}: load {os.getloadavg()[0]:.2f}  {line}", flush=True)
     best_xargs = min(w for w, _ in results["xargs -P 2"])
-    print(f"\n{'':12} {'best':>7} {'median':>7} {'cpu med':>8}  best/xargs  ({args.rounds} rounds, wall s / cpu s)")
+    print(f"\n{'':14} {'best':>7} {'median':>7} {'cpu med':>8}  best/xargs  ({args.rounds} rounds, wall s / cpu s)")
     for name, runs in results.items():
         walls, cpus = [w for w, _ in runs], [c for _, c in runs]
         print(
-            f"{name:12} {min(walls):7.3f} {statistics.median(walls):7.3f} {statistics.median(cpus):8.3f}"
+            f"{name:14} {min(walls):7.3f} {statistics.median(walls):7.3f} {statistics.median(cpus):8.3f}"
             f"  {min(walls) / best_xargs:6.2f}x"
         )
 
