@@ -217,12 +217,15 @@ class Difference:
     detail: str = ""
 
 
-def verify(repo: Path, commit: str, code: Path, diff_file: Path | None = None) -> tuple[int, list[Difference]]:
+def verify(
+    repo: Path, commit: str, code: Path, diff_file: Path | None = None, *, skip: tuple[str, ...] = ()
+) -> tuple[int, list[Difference]]:
     """(files expected, differences) between `code` and the tree of `commit` (+ `diff_file`).
 
     Contents are compared by blob id (what `git hash-object` computes), symlinks by
     target, executable bits unless the repository says `core.fileMode = false`. Files
-    under `__pycache__` folders are derived by running the code and not reported.
+    under `__pycache__` folders are derived by running the code and not reported, nor
+    are the top-level folders named in `skip`.
     """
     if not code.is_dir():
         raise MrlError(f"{code} is {'not a folder' if code.exists() else 'missing'}: there is no snapshot to verify")
@@ -235,7 +238,7 @@ def verify(repo: Path, commit: str, code: Path, diff_file: Path | None = None) -
     expected = {e.path: e for e in entries if e.mode != GITLINK}
     check = _Checker(repo, code, git.converted_paths(repo, entries), git.file_mode_honoured(repo))
     found = [d for e in expected.values() if (d := check.entry(e)) is not None]
-    found += [Difference("added", p) for p in _walk(code) if p not in expected]
+    found += [Difference("added", p) for p in _walk(code, skip) if p not in expected]
     found.sort(key=lambda d: d.path)
     return sum(1 for e in expected.values() if e.mode != SYMLINK), found
 
@@ -272,13 +275,15 @@ class _Checker:
         return e.path in self.converted and git.hash_with_attributes(self.repo, Path(full), e.path) == e.sha
 
 
-def _walk(code: Path) -> list[str]:
-    """Files and symlinks under `code`, relative, without `__pycache__` folders."""
+def _walk(code: Path, skip: tuple[str, ...] = ()) -> list[str]:
+    """Files and symlinks under `code`, relative, without `__pycache__` folders (nor the
+    top-level ones in `skip`)."""
     out = []
     for root, dirs, files in os.walk(code):
         rel = os.path.relpath(root, code)
         prefix = "" if rel == "." else rel + "/"
         out += [prefix + d for d in dirs if os.path.islink(os.path.join(root, d))]
-        dirs[:] = [d for d in dirs if d not in IGNORED_DIRS and not os.path.islink(os.path.join(root, d))]
+        left_out = (*IGNORED_DIRS, *(skip if not prefix else ()))
+        dirs[:] = [d for d in dirs if d not in left_out and not os.path.islink(os.path.join(root, d))]
         out += [prefix + f for f in files]
     return out

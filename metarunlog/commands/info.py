@@ -57,6 +57,13 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     return 0
 
 
+def _hook_clone(exp: Experiment) -> tuple[str, ...]:
+    """(".git",) for an experiment made before mrl wrote code/ itself (its record has no
+    `snapshot`), whose code/ is the clone the original's after_new hook made: its .git is
+    not part of the commit's tree, and would be listed file by file as added."""
+    return (".git",) if not exp.record.get("snapshot") and (exp.dir / CODE / ".git").is_dir() else ()
+
+
 def verify_cli(project: Project, exp: Experiment) -> int:
     """Print what differs between `exp`'s code/ and its commit; 1 if anything does."""
     from metarunlog import git, snapshot
@@ -66,7 +73,14 @@ def verify_cli(project: Project, exp: Experiment) -> int:
     if not commit:
         raise MrlError(f"{exp.dir / RECORD} names no gitHash: there is no commit to verify code/ against")
     diff = exp.dir / DIFF if exp.record.get("dirty") else None
-    files, found = snapshot.verify(repo, commit, exp.dir / CODE, diff)
+    skip = _hook_clone(exp)
+    files, found = snapshot.verify(repo, commit, exp.dir / CODE, diff, skip=skip)
+    if skip:
+        print(
+            f"mrl: {exp.name}: code/.git not compared (a clone made by an after_new hook: {exp.name} "
+            "predates mrl's own snapshots)",
+            file=sys.stderr,
+        )
     against = f"commit {commit[:10]}" + (f" + {DIFF}" if diff is not None and diff.is_file() else "")
     for d in found:
         print(f"{d.kind:<8} {d.path}" + (f"  ({d.detail})" if d.detail and d.detail != "content" else ""))

@@ -119,3 +119,27 @@ def test_info_verify_with_json_or_path_is_refused_not_silently_half_done(project
         assert (proc.returncode, proc.stdout) == (1, ""), cmd
         assert proc.stderr.startswith("mrl: error: argument --") and "not allowed with argument" in proc.stderr
         assert proc.stderr.count("\n") == 1
+
+
+def test_verify_of_an_original_experiment_whose_hook_cloned_code_leaves_its_git_folder_out(project: Path) -> None:
+    import shutil
+
+    from tests.helpers.repo import git
+
+    exp = new()
+    commit = json.loads((exp / ".mrl").read_text())["gitHash"]
+    shutil.rmtree(exp / "code")
+    git(project, "clone", "-q", str(project), str(exp / "code"))  # the original's after_new hook
+    git(exp / "code", "checkout", "-q", commit)
+    proc = run_mrl("verify", cwd=project)
+    assert proc.returncode == 1 and "added    .git/HEAD" in proc.stdout  # an mrl snapshot has no .git
+    record = json.loads((exp / ".mrl").read_text())
+    del record["snapshot"], record["mrlVersion"]  # as the original wrote it
+    (exp / ".mrl").write_text(json.dumps(record))
+    proc = run_mrl("verify", cwd=project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.startswith(f"{exp.name}: code/ matches commit {commit[:10]}")
+    assert "code/.git not compared" in proc.stderr
+    replace(exp / "code" / "train.py", "edited\n")
+    proc = run_mrl("verify", cwd=project)
+    assert proc.returncode == 1 and proc.stdout == "changed  train.py\n"
