@@ -33,6 +33,7 @@ def _git(cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool =
             cwd=cwd,
             capture_output=True,
             text=True,
+            errors="surrogateescape",  # paths are bytes: a non-UTF-8 name decodes as os.fsdecode does
             env=env,
         )
     except FileNotFoundError as e:

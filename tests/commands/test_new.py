@@ -214,3 +214,20 @@ def test_mrl_output_in_a_monorepo_subfolder_does_not_count_as_uncommitted(
     git(git_repo, "commit", "-q", "-m", "projA")
     assert main(["new"]) == 0
     assert main(["new"]) == 0  # output/0001 and `last` are mrl's own, not the user's changes
+
+
+def test_file_names_that_are_not_utf8_are_snapshotted_warned_about_and_diffed(project: Path) -> None:
+    name = os.path.join(os.fsencode(project), b"caf\xe9.csv")  # a latin-1 name, untracked
+    with open(name, "wb") as f:
+        f.write(b"1,2\n")
+    r = run_mrl("new", "untracked", cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert "1 untracked file(s) not in code/" in r.stderr and "caf" in r.stderr
+    commit_all(project, "a latin-1 file name")
+    with open(name, "ab") as f:
+        f.write(b"3,4\n")
+    r = run_mrl("new", "--notclean", "dirty", cwd=project)
+    assert r.returncode == 0, r.stderr
+    with open(os.path.join(os.fsencode(project), b"output/0002/code/caf\xe9.csv"), "rb") as f:
+        assert f.read() == b"1,2\n3,4\n"
+    assert run_mrl("verify", "2", cwd=project).returncode == 0
