@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     program = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
     _closed_streams_to_devnull()
+    _bytes_of_paths_printable()
     try:
         with error_handler(), _warnings_printed():
             return _main(argv)
@@ -172,6 +173,15 @@ def _closed_streams_to_devnull() -> None:
                 os.dup2(devnull, fd)
                 os.close(devnull)
         setattr(sys, name, open(fd, "r" if fd == 0 else "w", closefd=False))  # noqa: SIM115 (lives as long as mrl)
+
+
+def _bytes_of_paths_printable() -> None:
+    """A file name that is not UTF-8 reaches mrl as os.fsdecode makes it (surrogates); under
+    a strict UTF-8 locale (en_US.UTF-8) printing it was a UnicodeEncodeError. stdout writes
+    its original bytes back, as Python does under the C locale."""
+    out = sys.stdout
+    if getattr(out, "errors", None) == "strict" and hasattr(out, "reconfigure"):
+        out.reconfigure(errors="surrogateescape")
 
 
 class _WarningPrinter(logging.Handler):

@@ -143,3 +143,21 @@ def test_verify_of_an_original_experiment_whose_hook_cloned_code_leaves_its_git_
     replace(exp / "code" / "train.py", "edited\n")
     proc = run_mrl("verify", cwd=project)
     assert proc.returncode == 1 and proc.stdout == "changed  train.py\n"
+
+
+def test_verify_prints_a_file_name_that_is_not_utf8_as_its_bytes_under_a_strict_utf8_locale(project: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.helpers.repo import GIT_ENV, REPO_ROOT
+
+    with open(os.path.join(os.fsencode(project), b"caf\xe9.csv"), "wb") as f:
+        f.write(b"1,2\n")
+    commit_all(project, "a latin-1 file name")
+    exp = new()
+    (exp / "code" / "train.py").unlink()
+    os.unlink(os.path.join(os.fsencode(exp), b"code/caf\xe9.csv"))
+    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT), "PYTHONIOENCODING": "utf-8:strict"}  # en_US.UTF-8
+    proc = subprocess.run([sys.executable, "-m", "metarunlog", "verify"], cwd=project, env=env, capture_output=True)
+    assert proc.returncode == 1 and b"Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout == b"missing  caf\xe9.csv\nmissing  train.py\n"
