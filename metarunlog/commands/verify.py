@@ -1,7 +1,10 @@
 """Re-hash an experiment's code/ snapshot against its commit: `mrl info --verify`.
 
 Lists every file changed, missing or added since `mrl new` (a --notclean experiment is
-compared with its commit plus .mrl.diff); exit 1 if any.
+compared with its commit plus .mrl.diff), one `changed|missing|added  PATH` line each on
+stdout and a count on stderr, exit 1; else one line `EXP: code/ matches commit ...`,
+exit 0. It writes nothing (a --notclean experiment's patched tree is built in a
+temporary index) and needs the project's git repository, which holds the commit.
 """
 
 from __future__ import annotations
