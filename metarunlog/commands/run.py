@@ -323,7 +323,7 @@ class _Cancels:
             self.backend.cancel(hit)
             self.cancelled |= {j.id for j in hit}
             self.claim.answer(request, sorted(j.id for j in hit))
-            if hit and all(j.state.finished or j.skipped or j.id in self.cancelled for j in self.jobs):
+            if hit and all(_ended(j) or j.id in self.cancelled for j in self.jobs):
                 self.all_cancelled = True  # nothing of this run was left: it was cancelled
 
     def cut_short(self) -> bool:

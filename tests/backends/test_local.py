@@ -288,6 +288,41 @@ def test_a_cancel_request_for_a_job_whose_record_is_in_place_is_not_answered_as_
     assert [j.state for j in jobs] == [JobState.DONE, JobState.CANCELLED]
 
 
+def test_cancelling_all_a_run_had_left_cuts_it_short_whether_or_not_the_others_are_durable_yet(project) -> None:  # noqa: ANN001
+    """A job whose final record is in place but not yet durable has ended, as one already
+    durable has: cancelling everything else the run had left makes it an interrupted run
+    (exit 130) either way, not only once the group commit has caught up."""
+    import time
+
+    from metarunlog import ownership
+    from metarunlog.backends.base import RunOptions
+    from metarunlog.backends.local import LocalBackend
+    from metarunlog.commands.run import _Cancels
+    from metarunlog.states import JobState
+    from tests.backends.contract import jobs_for, make_experiment
+
+    exp = make_experiment(project, [{"i": 1}, {"i": 2}], "if [ {{i}} = 2 ]; then sleep 30; fi")
+    ended, running = jobs = jobs_for(exp)
+    backend = LocalBackend(exp, RunOptions(jobs=2))
+    backend._durable.window = 60  # the batch waits while the other step runs: in place, not durable
+    with ownership.claim_runner(exp) as claim:
+        claim.set_jobs([j.id for j in jobs])
+        cancels = _Cancels(backend, jobs, claim)
+        try:
+            backend.submit(jobs)
+            deadline = time.monotonic() + 30
+            while (s := ended.sub.read_status()) is None or s.state != "done" or running.state is not JobState.RUNNING:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            assert ended.state is JobState.RUNNING  # not durable yet
+            ownership.request_cancel(claim, {running.id})
+            cancels.apply()
+        finally:
+            backend.close()
+    assert [j.state for j in jobs] == [JobState.DONE, JobState.CANCELLED]
+    assert cancels.all_cancelled and cancels.cut_short()
+
+
 def test_without_pidfds_no_waiting_thread_wakes_the_pool_after_it_closed(project, monkeypatch) -> None:  # noqa: ANN001
     # A waiting thread appends its slot, then writes to the wake pipe; the pool may see the
     # slot before that write (here: while it polls another slot's leftovers) and end.
