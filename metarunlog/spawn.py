@@ -158,9 +158,13 @@ def _raise_child_error(pid: int, data: bytes, cwd: str | os.PathLike[str]) -> No
     kind = found if isinstance(found, type) and issubclass(found, Exception) else subprocess.SubprocessError
     if issubclass(kind, OSError) and hex_errno:
         errno_num = int(hex_errno, 16)
-        filename = cwd if message == "noexec" else SHELL
-        text = os.strerror(errno_num) if errno_num else ("" if message == "noexec" else message)
-        raise kind(errno_num, text, filename)
+        before_exec = message.startswith("noexec")  # 3.13+: "noexec:chdir" when chdir failed
+        text = os.strerror(errno_num) if errno_num else ("" if before_exec else message)
+        if not before_exec:
+            raise kind(errno_num, text, SHELL)
+        if message == "noexec:chdir" or sys.version_info < (3, 13):  # before 3.13 "noexec" is chdir's
+            raise kind(errno_num, text, cwd)
+        raise kind(errno_num, text)
     raise kind(message)
 
 
