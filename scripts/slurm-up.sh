@@ -56,6 +56,18 @@ wait_for() {
   done
 }
 
+# detached CMD...: exec CMD with no descriptor above 2 from whoever started this script.
+# munged keeps what it inherits for its whole life: under `flock LOCK cmd` (the lock is
+# fd 3) it would hold the caller's lock until the cluster stops.
+detached() {
+  local fd
+  for fd in /proc/$BASHPID/fd/*; do
+    fd=${fd##*/}
+    [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null
+  done
+  exec "$@"
+}
+
 [[ $CPUS =~ ^[1-9][0-9]*$ ]] || die "SLURM_CPUS must be a positive integer, got '$CPUS'"
 case $BASE in /?*) ;; *) die "SLURM_BASE must be an absolute path, got '$BASE'";; esac
 
@@ -144,8 +156,8 @@ chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key
 if ! alive "$BASE/munged.pid" munged && ! { munge -n | unmunge; } >/dev/null 2>&1; then
   install -d -o munge -g munge -m 755 /run/munge
   rm -f /run/munge/munged.pid
-  runuser -u munge -- /usr/sbin/munged --pid-file=/run/munge/munged.pid \
-    9>&- </dev/null >>"$BASE/log/munged.out" 2>&1 || die_logs "munged failed to start" "$BASE/log/munged.out"
+  ( detached runuser -u munge -- /usr/sbin/munged --pid-file=/run/munge/munged.pid ) \
+    </dev/null >>"$BASE/log/munged.out" 2>&1 || die_logs "munged failed to start" "$BASE/log/munged.out"
   cp /run/munge/munged.pid "$BASE/munged.pid"      # ours: slurm-down.sh stops it
   wait_for munged sh -c 'munge -n | unmunge'
 fi
@@ -154,13 +166,13 @@ fi
 # ------------------------------------------------------------------ daemons
 if ! alive "$BASE/slurmctld.pid" slurmctld; then
   rm -f "$BASE/slurmctld.pid"
-  slurmctld 9>&- </dev/null >>"$BASE/log/slurmctld.out" 2>&1 \
+  ( detached slurmctld ) </dev/null >>"$BASE/log/slurmctld.out" 2>&1 \
     || die_logs "slurmctld failed to start" "$BASE/log/slurmctld.out" "$BASE/log/slurmctld.log"
   wait_for slurmctld sh -c 'scontrol ping | grep -q UP'
 fi
 if ! alive "$BASE/slurmd.pid" slurmd; then
   rm -f "$BASE/slurmd.pid"
-  slurmd -N localhost 9>&- </dev/null >>"$BASE/log/slurmd.out" 2>&1 \
+  ( detached slurmd -N localhost ) </dev/null >>"$BASE/log/slurmd.out" 2>&1 \
     || die_logs "slurmd failed to start" "$BASE/log/slurmd.out" "$BASE/log/slurmd.log"
 fi
 node_ok() {
