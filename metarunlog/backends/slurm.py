@@ -141,16 +141,42 @@ class SlurmOptions:
 
 def _sbatch_line(option: str) -> str:
     option = option.strip()
+    if "\n" in option or "\r" in option:
+        raise SlurmError(f"Slurm option {option!r} must be one line")
     if option.startswith("#SBATCH"):
-        return option
+        return option  # a whole line, written as the user wants it
     if not option.startswith("-"):
         raise SlurmError(
             f"Slurm option {option!r} must start with '-' (like '--partition=gpu'): "
             "check run.slurm.extra in .mrl.cfg or --slurm-opt"
         )
-    if "\n" in option:
-        raise SlurmError(f"Slurm option {option!r} must be one line")
-    return f"#SBATCH {option}"
+    name, eq, value = option.partition("=")
+    # `--comment=a b` is one value, as it would be as one argument of sbatch
+    return f"#SBATCH {name}={sbatch_quote(value)}" if eq else f"#SBATCH {option}"
+
+
+def sbatch_quote(value: str) -> str:
+    """`value` as one word of an `#SBATCH` line. sbatch splits those lines itself (not a
+    shell): whitespace ends a word unless quoted, quotes group, a backslash escapes the
+    next character even inside quotes (so shlex.quote's `'a\\b'` loses its backslash)."""
+    if value and not any(c.isspace() or c in "\"'\\" for c in value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def output_option(directory: Path, name: str) -> tuple[str, list[str]]:
+    """(the `#SBATCH --output` line, lines that start the body) for Slurm's output of a
+    job as `directory/name` (`name` has Slurm's %A, %a or %j). Slurm expands `%` in the
+    whole path (`%%` is a `%`); a path with a backslash gets no expansion at all and loses
+    its backslashes, so then the script sends its own output there instead."""
+    path = str(directory)
+    if "\\" not in path:
+        return f"#SBATCH --output={sbatch_quote(path.replace('%', '%%') + '/' + name)}", []
+    ids = {"%A": "${SLURM_ARRAY_JOB_ID}", "%a": "${SLURM_ARRAY_TASK_ID}", "%j": "${SLURM_JOB_ID}"}
+    shell_name = name
+    for k, v in ids.items():
+        shell_name = shell_name.replace(k, v)
+    return "#SBATCH --output=/dev/null", [f'exec >>{shlex.quote(path)}/"{shell_name}" 2>&1']
 
 
 def array_spec(ids: Iterable[int], max_parallel: int | None = None) -> str:
@@ -258,15 +284,17 @@ def render_script(head: ScriptHead, array: ArrayPlan, plan_path: Path) -> str:
     run = task_command(head.expdir, "$SLURM_ARRAY_TASK_ID", SlurmBackend.name, plan=plan_path)
     cmd = " ".join(a if a.startswith("$") else shlex.quote(a) for a in run)
     requeue = ["#SBATCH --requeue", f"#SBATCH --signal=B:USR1@{head.signal_before}"] if head.requeue else []
+    output, redirect = output_option(out_dir, "slurm-%A_%a.out")
     lines = [
         "#!/bin/bash",
-        f"#SBATCH --job-name={shlex.quote('mrl-' + head.name)}",
+        f"#SBATCH --job-name={sbatch_quote('mrl-' + head.name)}",
         f"#SBATCH --array={array_spec(range(len(array.tasks)), head.max_parallel)}",
-        f"#SBATCH --output={shlex.quote(str(out_dir / 'slurm-%A_%a.out'))}",
+        output,
         *requeue,
         *array.lines,
         f"# Written by mrl run on {jsonio.now()}. Array task N runs the sub-experiments of",
         f"# task N in {plan_path.name} ({_ids_summary(array)}); resubmit with `sbatch THIS_FILE`.",
+        *redirect,
         *_environment_lines(),
         f"cd {shlex.quote(str(head.expdir))}",
         f"exec {cmd}",
@@ -292,13 +320,14 @@ def _short(text: str, n: int = 60) -> str:
 def render_after_script(head: ScriptHead, steps: Sequence[str], lines: Sequence[str], record: Path) -> str:
     """The `run.after` job: its steps in order in EXPDIR, `mrl` being the submitting mrl;
     `record` (`after-NNN.json`) says how they went (`after.recorded_script`)."""
-    out_dir = head.expdir / SLURM_DIR
+    output, redirect = output_option(head.expdir / SLURM_DIR, "after-%j.out")
     body = [
         "#!/bin/bash",
-        f"#SBATCH --job-name={shlex.quote('mrl-' + head.name + '-after')}",
-        f"#SBATCH --output={shlex.quote(str(out_dir / 'after-%j.out'))}",
+        f"#SBATCH --job-name={sbatch_quote('mrl-' + head.name + '-after')}",
+        output,
         *lines,
         f"# Written by mrl run on {jsonio.now()}: run.after, once every array of that run ended.",
+        *redirect,
         *after.recorded_script(head.expdir, steps, record),
     ]
     return "\n".join(body) + "\n"

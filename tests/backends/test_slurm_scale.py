@@ -58,6 +58,26 @@ def test_an_undefined_variable_in_an_option_is_one_error_naming_the_key() -> Non
         opts.lines_for({"size": "s"}, sub="003")
 
 
+def test_an_option_value_with_spaces_quotes_or_backslashes_reaches_sbatch_as_one_word() -> None:
+    # sbatch splits #SBATCH lines itself: unquoted, `--partition=debug other` asked for
+    # partition "debug", and `it's` was a fatal unmatched quote
+    opts = SlurmOptions.from_config(
+        {"partition": "debug other"}, ['--comment=it\'s "q" \\ $(x)', "--mem=4G", "#SBATCH --begin now"]
+    )
+    assert opts.sbatch_lines() == [
+        '#SBATCH --partition="debug other"',
+        '#SBATCH --comment="it\'s \\"q\\" \\\\ $(x)"',
+        "#SBATCH --mem=4G",  # plain values stay as they were
+        "#SBATCH --begin now",  # a whole line is the user's own
+    ]
+
+
+def test_the_script_escapes_slurms_percent_patterns_in_the_experiment_path(tmp_path: Path) -> None:
+    head = slurm.ScriptHead(tmp_path / "a%jb", "0001")
+    text = slurm.render_script(head, slurm.ArrayPlan((), [[1]]), tmp_path / "plan.json")
+    assert f"#SBATCH --output={tmp_path}/a%%jb/.mrl.slurm/slurm-%A_%a.out\n" in text
+
+
 def test_the_plan_file_round_trips() -> None:
     plan = TaskPlan([[1, 2], [1001]], retries=2, force=True, pack_jobs=3, requeue=1, fingerprints={1: "ab"})
     assert TaskPlan.from_json(json.loads(json.dumps(plan.to_json()))) == plan
@@ -510,6 +530,33 @@ def test_tasks_of_an_experiment_in_a_symlinked_outdir_find_their_project(project
     proc = run_mrl("run", str(exp.id), "--backend", "slurm", "--wait", cwd=project, timeout=TIMEOUT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 done" in proc.stdout
+
+
+@on_slurm
+@pytest.mark.parametrize("name", ["my proj %j 'q' $(touch pwned)", 'back\\slash "dq"'], ids=["percent", "backslash"])
+def test_a_project_whose_path_has_percent_backslash_quotes_spaces_and_dollar_runs_on_slurm(
+    project: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # Slurm expands %j in --output's whole path and drops backslashes there; sbatch parses
+    # the quotes of #SBATCH lines itself: every task failed (JobLaunchFailure) before
+    odd = project.parent / name
+    project.rename(odd)
+    monkeypatch.chdir(odd)
+    exp = make_experiment(
+        odd, [{"x": 1}, {"x": 2}], "echo {{x}}", after="touch after-ran", slurm={"extra": ["--comment=a  b 'c'"]}
+    )
+    proc = run_mrl("run", str(exp.id), "--backend", "slurm", "--wait", cwd=odd, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "2 done" in proc.stdout
+    job = records(exp)[0].job_id.split("_")[0]  # type: ignore[union-attr]
+    shown = subprocess.run(["scontrol", "show", "job", f"{job}_0"], capture_output=True, text=True).stdout
+    assert "Comment=a  b 'c'" in shown, shown
+    assert (exp.dir / ".mrl.slurm" / f"slurm-{job}_0.out").exists()
+    after_job = json.loads((exp.dir / ".mrl.slurm" / "submissions.jsonl").read_text().splitlines()[0])["after"]
+    wait_for("run.after to end", lambda: job_over(after_job), TIMEOUT)
+    assert (exp.dir / "after-ran").exists()
+    assert (exp.dir / ".mrl.slurm" / f"after-{after_job}.out").exists()
+    assert not list(odd.parent.rglob("pwned"))
 
 
 # -- issue 10: a submission owns its experiment; a task never runs changed params ------------
