@@ -85,7 +85,8 @@ def _give_up(subs: list[SubExperiment], reason: str) -> int:
     now = jsonio.now()
     for sub in subs:
         status = sub.read_status()
-        if status is not None and status.state is not JobState.DONE:
+        # what ended (failed by itself, cancelled with mrl cancel) keeps its own word
+        if status is not None and status.state.active:
             sub.write_status(status.gave_up(reason, now))
     print(f"mrl: {reason}: failed", file=sys.stderr)
     return 1
@@ -117,7 +118,10 @@ class PackRunner:
             env["MRL_REQUEUED"] = "1"
         res = slots(plan.pack_jobs, len(subs))
         gpu = [r for r in res if r is not None]
-        self.pool = LocalBackend(exp, RunOptions(jobs=len(res), resources=gpu, retries=plan.retries, force=plan.force))
+        # --force reruns done ones in the first attempt only: a requeued attempt leaves what
+        # the earlier ones finished (else a preemption ran them all again from scratch)
+        force = plan.force and not restarts
+        self.pool = LocalBackend(exp, RunOptions(jobs=len(res), resources=gpu, retries=plan.retries, force=force))
         self.pool.exec_defaults = ExecOptions(backend=slurm.SlurmBackend.name, job_id=job_id, node=node, env=env)
         self.pool.skip = self._skip
         self.usr1 = False
@@ -205,7 +209,8 @@ class PackRunner:
 
     def _requeue(self, jobs: list[Job]) -> None:
         """After USR1: requeue this task if some sub-experiment still has work, within the limit."""
-        left = [j for j in jobs if recorded_state(j.read_status()) not in (JobState.DONE, JobState.CANCELLED)]
+        # the interrupted and the not yet started; one that failed by itself stays as it failed
+        left = [j for j in jobs if recorded_state(j.read_status()).active]
         if not left or not self.job_id:
             return
         if not (self.plan.requeue and self.restarts < self.plan.requeue):

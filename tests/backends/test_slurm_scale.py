@@ -6,6 +6,7 @@ a symlinked outdir). Plan logic first (no cluster), then against the real Slurm.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -98,6 +99,53 @@ def test_a_packed_task_has_one_worker_per_gpu_or_cpu_or_pack_jobs(
     pack_jobs: int | None, env: dict[str, str], expected: list[str | None]
 ) -> None:
     assert slots(pack_jobs, 5, env) == expected
+
+
+def _ended_and_waiting(project: Path) -> tuple[Experiment, list[Any]]:
+    """Four sub-experiments of one packed task: failed by itself (exit 3), cancelled with
+    mrl cancel, still queued in the task, done."""
+    exp = make_experiment(project, [{"x": i} for i in (1, 2, 3, 4)], "true")
+    subs = exp.sub_experiments()
+    base = Status(JobState.QUEUED, backend="slurm", job_id="77_0", attempts=1, packed=True)
+    subs[0].write_status(dataclasses.replace(base, state=JobState.FAILED, exit_code=3))
+    subs[1].write_status(base.cancelled("t", slurm_state="CANCELLED"))
+    subs[2].write_status(base)
+    subs[3].write_status(dataclasses.replace(base, state=JobState.DONE, exit_code=0))
+    return exp, subs
+
+
+def _after_giving_up(subs: list[Any]) -> list[tuple[JobState, int | None, str | None]]:
+    recs = [s.read_status() for s in subs]
+    return [(r.state, r.exit_code, r.reason) for r in recs]
+
+
+def test_a_task_past_its_requeue_limit_fails_only_what_had_not_ended(project: Path) -> None:
+    from metarunlog.backends import slurm_task
+
+    _, subs = _ended_and_waiting(project)
+    slurm_task._give_up(subs, "requeued 2 times, more than run.slurm.requeue (1)")
+    assert _after_giving_up(subs) == [
+        (JobState.FAILED, 3, None),  # its own failure, exit code kept
+        (JobState.CANCELLED, None, None),  # the user's cancel stays a cancel
+        (JobState.FAILED, None, "requeued 2 times, more than run.slurm.requeue (1)"),
+        (JobState.DONE, 0, None),
+    ]
+
+
+def test_usr1_past_the_requeue_limit_fails_only_what_had_not_ended(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from metarunlog.backends import slurm_task
+
+    exp, subs = _ended_and_waiting(project)
+    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "0")
+    runner = slurm_task.PackRunner(exp, subs, TaskPlan([[1, 2, 3, 4]], requeue=1), restarts=1)
+    runner._requeue([Job(s) for s in subs])  # the limit is reached: no scontrol requeue
+    states = _after_giving_up(subs)
+    assert states[:2] == [(JobState.FAILED, 3, None), (JobState.CANCELLED, None, None)], states
+    assert states[2][0] is JobState.FAILED and "run.slurm.requeue" in (states[2][2] or "")
+    assert states[3] == (JobState.DONE, 0, None)
 
 
 def test_dry_run_prints_the_sbatch_scripts_and_writes_nothing(project: Path) -> None:
@@ -430,6 +478,27 @@ def test_scontrol_requeue_of_a_running_task_resumes_at_its_unfinished_step_and_e
     assert (sub.dir / "step1").read_text() == "once\n"  # step 1 was not run again
     assert (sub.dir / "seen").read_text().splitlines() == ["attempt=1 requeued=0", "attempt=2 requeued=1"]
     assert sub.read_status().job_id == task  # type: ignore[union-attr]
+
+
+@on_slurm
+def test_a_requeue_of_a_forced_packed_task_leaves_what_its_first_attempt_finished(project: Path) -> None:
+    exp = make_experiment(
+        project,
+        [{"x": 1}, {"x": 2}],
+        'echo "{{x}}" >> ran; [ {{x}} = 1 ] || [ -n "$MRL_REQUEUED" ] || sleep 120',
+        slurm={"pack": 2, "pack_jobs": 1},
+    )
+    run_mrl("run", str(exp.id), "1", "--wait", check=True)  # done once, locally
+    run_mrl("run", str(exp.id), "--backend", "slurm", "--force", check=True)
+    first, second = exp.sub_experiments()
+    wait_for("the second to run", lambda: _step_running(second, 0))
+    task = second.read_status().job_id  # type: ignore[union-attr]
+    assert first.read_status().attempts == 2  # type: ignore[union-attr]
+    subprocess.run(["scontrol", "requeue", task], check=True, capture_output=True)
+    _start_now(task)  # type: ignore[arg-type]
+    wait_for("the second to be done", lambda: second.read_status().state is JobState.DONE, TIMEOUT)  # type: ignore[union-attr]
+    assert (first.dir / "ran").read_text() == "1\n1\n"  # --force ran it again once, not at the requeue
+    assert first.read_status().attempts == 2  # type: ignore[union-attr]
 
 
 @on_slurm
