@@ -154,40 +154,46 @@ def _entries(out: bytes, sha_field: int) -> list[TreeEntry]:
     return entries
 
 
-def tree_with_diff(repo: Path, commit: str, diff_file: Path) -> list[TreeEntry]:
-    """The entries of `commit` with a `git diff --binary` patch applied, as `ls_tree` gives
-    them. Nothing is written to the repository (see `_patched_index`)."""
-    with _patched_index(repo, commit, diff_file) as env:
-        out = _git_bytes(repo, ["ls-files", "-s", "-z"], env=env)
-    return _entries(out, sha_field=1)
+def index_entries(repo: Path, env: dict[str, str]) -> list[TreeEntry]:
+    """The entries of the index `env` names (`git ls-files -s`), as `ls_tree` gives them."""
+    return _entries(_git_bytes(repo, ["ls-files", "-s", "-z"], env=env), sha_field=1)
 
 
 @contextmanager
-def _patched_index(repo: Path, commit: str, diff_file: Path) -> Iterator[dict[str, str]]:
-    """The environment of a throwaway index holding `commit` plus the patch. The index and
-    the patch's new blobs live in a temporary folder (the repository's objects are only
-    read, as an alternate), so git's own checkout can write them, attributes applied."""
-    objects = _git(repo, "rev-parse", "--git-path", "objects").strip()
-    with tempfile.TemporaryDirectory(prefix="mrl-patch-") as tmp:
-        env = {
-            **os.environ,
-            "GIT_INDEX_FILE": str(Path(tmp) / "index"),
-            "GIT_OBJECT_DIRECTORY": str(Path(tmp) / "objects"),
-            "GIT_ALTERNATE_OBJECT_DIRECTORIES": str((repo / objects).resolve()),
-        }
-        (Path(tmp) / "objects").mkdir()
+def tree_index(repo: Path, commit: str, diff_file: Path | None = None) -> Iterator[dict[str, str]]:
+    """The environment of a throwaway index holding `commit` (plus a `git diff --binary`
+    patch), for git's checkout, attributes and hashing of code/.
+
+    Its work tree is an empty folder: gitattributes then come from the tree itself (git
+    falls back to the index), never from the user's working tree, whose uncommitted or
+    untracked .gitattributes would convert files the commit does not (and a converted file
+    stored under its blob id would be linked into every later experiment). A patch's new
+    blobs live in the temporary folder too (the repository's objects are only read, as an
+    alternate): nothing is written to the repository."""
+    with tempfile.TemporaryDirectory(prefix="mrl-index-") as tmp:
+        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index"), "GIT_WORK_TREE": str(Path(tmp) / "tree")}
+        (Path(tmp) / "tree").mkdir()
+        if diff_file is not None:
+            objects = _git(repo, "rev-parse", "--git-path", "objects").strip()
+            env["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = str((repo / objects).resolve())
+            env["GIT_OBJECT_DIRECTORY"] = str(Path(tmp) / "objects")
+            (Path(tmp) / "objects").mkdir()
         _git(repo, "read-tree", commit, env=env)
-        if diff_file.stat().st_size:
-            proc = subprocess.run(
-                ["git", "apply", "--cached", "--whitespace=nowarn", str(diff_file.resolve())],
-                cwd=repo,
-                capture_output=True,
-                env=env,
-            )
-            if proc.returncode != 0:
-                err = proc.stderr.decode(errors="replace").strip()
-                raise MrlError(f"could not apply {diff_file} to commit {commit[:10]}: {err}")
+        if diff_file is not None and diff_file.stat().st_size:
+            _apply_cached(repo, commit, diff_file, env)
         yield env
+
+
+def _apply_cached(repo: Path, commit: str, diff_file: Path, env: dict[str, str]) -> None:
+    proc = subprocess.run(
+        ["git", "apply", "--cached", "--whitespace=nowarn", str(diff_file.resolve())],
+        cwd=repo,
+        capture_output=True,
+        env=env,
+    )
+    if proc.returncode != 0:
+        err = proc.stderr.decode(errors="replace").strip()
+        raise MrlError(f"could not apply {diff_file} to commit {commit[:10]}: {err}")
 
 
 @dataclass(frozen=True)
@@ -204,7 +210,7 @@ def checkout_with_diff(repo: Path, commit: str, diff_file: Path, dest: Path) -> 
     names keep the old content), then git writes the new versions. git's checkout, not
     `git apply` in the folder: a file whose checkout is converted (eol=crlf, ident, a
     filter) holds no longer the text the patch's context lines quote."""
-    with _patched_index(repo, commit, diff_file) as env:
+    with tree_index(repo, commit, diff_file) as env:
         out = _git_bytes(repo, ["diff-index", "--cached", "--no-renames", "-z", commit], env=env)
         changes = _index_changes(out)
         for path in [*changes.deleted, *(e.path for e in changes.written)]:
@@ -213,7 +219,7 @@ def checkout_with_diff(repo: Path, commit: str, diff_file: Path, dest: Path) -> 
         for e in changes.written:
             if e.mode == GITLINK:  # a submodule: an empty folder, as in a fresh clone
                 (dest / e.path).mkdir(parents=True, exist_ok=True)
-        _checkout_paths(repo, dest, [e.path for e in changes.written if e.mode != GITLINK], env)
+        checkout_index(repo, dest, [e.path for e in changes.written if e.mode != GITLINK], env)
     return changes
 
 
@@ -258,17 +264,16 @@ def checkout(repo: Path, commit: str, dest: Path, paths: list[str] | None = None
     """
     if paths is not None and not paths:
         return
-    with tempfile.TemporaryDirectory(prefix="mrl-index-") as tmp:
-        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        _git(repo, "read-tree", commit, env=env)
-        _checkout_paths(repo, dest, paths, env)
+    with tree_index(repo, commit) as env:
+        checkout_index(repo, dest, paths, env)
 
 
 _CHECKOUT_INDEX = ("-c", "checkout.workers=0", "-c", "core.autocrlf=false", "checkout-index", "-f")
 
 
-def _checkout_paths(repo: Path, dest: Path, paths: list[str] | None, env: dict[str, str]) -> None:
-    """`git checkout-index` of `paths` (None: all) of the index `env` names into `dest`."""
+def checkout_index(repo: Path, dest: Path, paths: list[str] | None, env: dict[str, str]) -> None:
+    """`git checkout-index` of `paths` (None: all) of the index `env` names (`tree_index`)
+    into `dest`."""
     if paths is not None and not paths:
         return
     args = ["git", *_CHECKOUT_INDEX, f"--prefix={dest}{os.sep}"]
@@ -300,17 +305,18 @@ def _checkout_failed(repo: Path, dest: Path, err: str, env: dict[str, str]) -> M
 _CONVERSION_ATTRS = ("filter", "ident", "working-tree-encoding", "eol", "text")
 
 
-def converted_paths(repo: Path, entries: list[TreeEntry]) -> set[str]:
-    """Paths whose checked-out content is not the blob itself: a smudge filter (git-lfs),
-    `ident`, `working-tree-encoding`, or CRLF line endings from `.gitattributes`. They get a
-    private copy in a snapshot (their content is not what the blob id names) and are
-    verified through `git hash-object --path`, which applies the same attributes."""
+def converted_paths(repo: Path, entries: list[TreeEntry], env: dict[str, str]) -> set[str]:
+    """Paths of `entries` (the tree in the `tree_index` that `env` names) whose checked-out
+    content is not the blob itself: a smudge filter (git-lfs), `ident`,
+    `working-tree-encoding`, or CRLF line endings from `.gitattributes`. They get a private
+    copy in a snapshot (their content is not what the blob id names) and are verified
+    against what git's checkout writes for them (`checked_out`)."""
     if not _has_attributes(repo, entries):
         return set()
     paths = [e.path for e in entries if e.mode not in (GITLINK, SYMLINK)]
     stdin = b"".join(os.fsencode(p) + b"\0" for p in paths)
     proc = subprocess.run(
-        ["git", "check-attr", "-z", "--stdin", *_CONVERSION_ATTRS], cwd=repo, input=stdin, capture_output=True
+        ["git", "check-attr", "-z", "--stdin", *_CONVERSION_ATTRS], cwd=repo, input=stdin, capture_output=True, env=env
     )
     if proc.returncode != 0:
         raise MrlError(f"git check-attr failed in {repo}: {proc.stderr.decode(errors='replace').strip()}")
@@ -347,10 +353,13 @@ def file_mode_honoured(repo: Path) -> bool:
     return _git(repo, "config", "--bool", "core.fileMode", check=False).strip() != "false"
 
 
-def hash_with_attributes(repo: Path, file: Path, path: str) -> str:
-    """`git hash-object --path=PATH FILE`: the blob id git would store for `file` at `path`
-    (clean filters and line-ending attributes applied)."""
-    return _git(repo, "hash-object", f"--path={path}", str(file)).strip()
+def checked_out(repo: Path, path: str, env: dict[str, str]) -> bytes:
+    """The bytes git's checkout writes for `path` of the `tree_index` `env` names: a
+    converted file's expected content (filters, line endings and ident applied, from the
+    tree's own attributes, as the snapshot was written)."""
+    with tempfile.TemporaryDirectory(prefix="mrl-one-") as tmp:
+        checkout_index(repo, Path(tmp), [path], env)
+        return (Path(tmp) / path).read_bytes()
 
 
 def blob_id(data: bytes) -> str:

@@ -52,11 +52,12 @@ class Snapshot:
 def take(repo: Path, commit: str, dest: Path, store: Path, mode: str = "auto") -> Snapshot:
     """Write the tree of `commit` into `dest` (existing, empty), read-only."""
     entries = git.ls_tree(repo, commit)
-    if _link_mode(mode, store, dest) == "copy":
-        git.checkout(repo, commit, dest)
-        files = _make_readonly(dest, (e for e in entries if _is_file(e)))
-        return Snapshot("copy", files)
-    return _link(repo, commit, dest, store, entries)
+    how = _link_mode(mode, store, dest)
+    with git.tree_index(repo, commit) as env:
+        if how == "copy":
+            git.checkout_index(repo, dest, None, env)
+            return Snapshot("copy", _make_readonly(dest, (e for e in entries if _is_file(e))))
+        return _link(repo, env, dest, store, entries)
 
 
 def _link_mode(mode: str, store: Path, dest: Path) -> str:
@@ -105,8 +106,8 @@ def _cannot_link(store: Path, dest: Path) -> str | None:
     return None
 
 
-def _link(repo: Path, commit: str, dest: Path, store: Path, entries: list[TreeEntry]) -> Snapshot:
-    converted = git.converted_paths(repo, entries)
+def _link(repo: Path, env: dict[str, str], dest: Path, store: Path, entries: list[TreeEntry]) -> Snapshot:
+    converted = git.converted_paths(repo, entries, env)
     _make_dirs(dest, entries)
     root, objects = str(dest), str(store)
     fresh: list[TreeEntry] = []  # not in the store yet
@@ -132,7 +133,7 @@ def _link(repo: Path, commit: str, dest: Path, store: Path, entries: list[TreeEn
             if err.errno != errno.EMLINK:
                 raise
             full.append(e)
-    git.checkout(repo, commit, dest, [e.path for e in (*fresh, *full, *private)])
+    git.checkout_index(repo, dest, [e.path for e in (*fresh, *full, *private)], env)
     _make_readonly(dest, (e for e in (*fresh, *full, *private) if _is_file(e)))
     for e in fresh:
         _store(join(root, e.path), _key(objects, e), replace=False)
@@ -222,8 +223,9 @@ def verify(
 ) -> tuple[int, list[Difference]]:
     """(files expected, differences) between `code` and the tree of `commit` (+ `diff_file`).
 
-    Contents are compared by blob id (what `git hash-object` computes), symlinks by
-    target, executable bits unless the repository says `core.fileMode = false`. Files
+    Contents are compared by blob id (what `git hash-object` computes; a file converted by
+    gitattributes with what git's checkout writes for it), symlinks by target, executable
+    bits unless the repository says `core.fileMode = false`. Files
     under `__pycache__` folders are derived by running the code and not reported, nor
     are the top-level folders named in `skip`.
     """
@@ -231,13 +233,11 @@ def verify(
         raise MrlError(f"{code} is {'not a folder' if code.exists() else 'missing'}: there is no snapshot to verify")
     if not git.has_commit(repo, commit):
         raise MrlError(f"commit {commit} is not in the repository {repo} (history rewritten?): it cannot be verified")
-    if diff_file is not None and diff_file.is_file():
-        entries = git.tree_with_diff(repo, commit, diff_file)
-    else:
-        entries = git.ls_tree(repo, commit)
-    expected = {e.path: e for e in entries if e.mode != GITLINK}
-    check = _Checker(repo, code, git.converted_paths(repo, entries), git.file_mode_honoured(repo))
-    found = [d for e in expected.values() if (d := check.entry(e)) is not None]
+    with git.tree_index(repo, commit, diff_file if diff_file is not None and diff_file.is_file() else None) as env:
+        entries = git.index_entries(repo, env)
+        expected = {e.path: e for e in entries if e.mode != GITLINK}
+        check = _Checker(repo, env, code, git.converted_paths(repo, entries, env), git.file_mode_honoured(repo))
+        found = [d for e in expected.values() if (d := check.entry(e)) is not None]
     found += [Difference("added", p) for p in _walk(code, skip) if p not in expected]
     found.sort(key=lambda d: d.path)
     return sum(1 for e in expected.values() if e.mode != SYMLINK), found
@@ -246,6 +246,7 @@ def verify(
 @dataclass
 class _Checker:
     repo: Path
+    env: dict[str, str]  # the tree_index of what code/ should hold: its attributes
     code: Path
     converted: set[str]
     file_mode: bool
@@ -272,7 +273,10 @@ class _Checker:
     def _same_content(self, full: str, e: TreeEntry) -> bool:
         if git.file_blob_id(full) == e.sha:
             return True
-        return e.path in self.converted and git.hash_with_attributes(self.repo, Path(full), e.path) == e.sha
+        if e.path not in self.converted:
+            return False
+        with open(full, "rb") as f:
+            return f.read() == git.checked_out(self.repo, e.path, self.env)
 
 
 def _walk(code: Path, skip: tuple[str, ...] = ()) -> list[str]:

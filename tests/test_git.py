@@ -139,28 +139,37 @@ def test_blob_ids_are_the_ids_git_stores(git_repo: Path, tmp_path: Path) -> None
     assert mgit.file_blob_id(str(git_repo / "train.py")) == by_tree["train.py"]
 
 
-def test_tree_with_diff_is_the_commit_plus_the_patch_without_writing_to_the_repository(
+def test_a_tree_index_with_a_patch_is_the_commit_plus_the_patch_without_writing_to_the_repository(
     git_repo: Path, tmp_path: Path
 ) -> None:
     (git_repo / "extra.py").write_text("print('new')\n")
     diff = tmp_path / "d.diff"
     diff.write_bytes(mgit.diff_against_head(git_repo, untracked=True))
     objects_before = sorted(p.name for p in (git_repo / ".git" / "objects").rglob("*"))
-    entries = {e.path: e.sha for e in mgit.tree_with_diff(git_repo, "HEAD", diff)}
+    with mgit.tree_index(git_repo, "HEAD", diff) as env:
+        entries = {e.path: e.sha for e in mgit.index_entries(git_repo, env)}
     assert entries["extra.py"] == mgit.blob_id(b"print('new')\n")
     assert set(entries) == {"conf.lua", "extra.py", "train.py"}
     assert sorted(p.name for p in (git_repo / ".git" / "objects").rglob("*")) == objects_before
     empty = tmp_path / "empty.diff"
     empty.write_bytes(b"")
-    assert {e.path for e in mgit.tree_with_diff(git_repo, "HEAD", empty)} == {"conf.lua", "train.py"}
+    with mgit.tree_index(git_repo, "HEAD", empty) as env:
+        assert {e.path for e in mgit.index_entries(git_repo, env)} == {"conf.lua", "train.py"}
+
+
+def converted_at(repo: Path, commit: str) -> set[str]:
+    with mgit.tree_index(repo, commit) as env:
+        return mgit.converted_paths(repo, mgit.ls_tree(repo, commit), env)
 
 
 def test_converted_paths_are_the_files_whose_attributes_change_their_content(git_repo: Path) -> None:
-    assert mgit.converted_paths(git_repo, mgit.ls_tree(git_repo, "HEAD")) == set()
+    first = git(git_repo, "rev-parse", "HEAD").strip()
+    assert converted_at(git_repo, first) == set()
     (git_repo / ".gitattributes").write_text("*.lua eol=crlf\n*.bin filter=lfs\n")
     (git_repo / "w.bin").write_bytes(b"\0")
     commit = commit_all(git_repo, "attributes")
-    assert mgit.converted_paths(git_repo, mgit.ls_tree(git_repo, commit)) == {"conf.lua", "w.bin"}
+    assert converted_at(git_repo, commit) == {"conf.lua", "w.bin"}
+    assert converted_at(git_repo, first) == set()  # the commit's attributes, not the working tree's
 
 
 def test_commits_are_compared_by_files_counted_and_read(git_repo: Path) -> None:

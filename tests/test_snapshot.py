@@ -417,3 +417,42 @@ def test_a_store_that_is_not_a_folder_makes_auto_copy_and_link_one_error_line(pr
         f"mrl: error: snapshot: link is impossible here (the store {objects} is not a folder): "
         'set "snapshot" to "auto" or "copy" in .mrl.cfg\n'
     )
+
+
+@pytest.mark.parametrize("mode", ["link", "copy"])
+def test_an_untracked_gitattributes_in_the_working_tree_converts_nothing_in_code(project: Path, mode: str) -> None:
+    set_cfg(project, snapshot=mode)
+    (project / "run.bat").write_text("echo one\necho two\n")
+    commit_all(project, "a .bat file, no attributes")
+    (project / ".gitattributes").write_text("*.bat eol=crlf\n")  # not committed
+    r = run_mrl("new", "with the untracked attributes", cwd=project)
+    assert r.returncode == 0, r.stderr
+    (project / ".gitattributes").unlink()
+    assert main(["new", "without"]) == 0
+    for name in ("0001", "0002"):
+        assert (code(project, name) / "run.bat").read_bytes() == b"echo one\necho two\n", name  # as committed
+        r = run_mrl("verify", name, cwd=project)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_commit_whose_gitattributes_are_gone_from_the_working_tree_converts_as_it_says(project: Path) -> None:
+    (project / "sub").mkdir()
+    (project / "sub" / ".gitattributes").write_text("*.bat eol=crlf\n")
+    (project / "sub" / "run.bat").write_text("echo one\necho two\n")
+    old = commit_all(project, "a .bat file converted to CRLF")
+    assert main(["new", "old"]) == 0
+    git(project, "rm", "-q", "sub/.gitattributes")
+    commit_all(project, "no more CRLF")
+    shutil.rmtree(project / OUT / ".mrl.objects")
+    shutil.rmtree(code(project, "0001"))
+    (project / OUT / "0001" / "code").mkdir()
+    from metarunlog import snapshot
+
+    # what `mrl reproduce 1` does: the old commit, snapshotted while HEAD lacks its attributes
+    snapshot.take(project, old, code(project, "0001"), project / OUT / ".mrl.objects")
+    assert (code(project, "0001") / "sub" / "run.bat").read_bytes() == b"echo one\r\necho two\r\n"
+    assert main(["new", "at head"]) == 0  # must not link a CRLF copy stored under the LF blob's id
+    assert (code(project, "0002") / "sub" / "run.bat").read_bytes() == b"echo one\necho two\n"
+    for name in ("0001", "0002"):
+        r = run_mrl("verify", name, cwd=project)
+        assert r.returncode == 0, r.stdout + r.stderr
