@@ -111,10 +111,10 @@ def _link(repo: Path, env: dict[str, str], dest: Path, store: Path, entries: lis
     _make_dirs(dest, entries)
     root, objects = str(dest), str(store)
     fresh: list[TreeEntry] = []  # not in the store yet
-    full: list[TreeEntry] = []  # in the store at its hardlink limit (EMLINK): a new store copy
+    full: list[TreeEntry] = []  # in the store at its hardlink limit (EMLINK) or chmod-ed: a new store copy
     private: list[TreeEntry] = []  # symlinks and converted files: never shared
     linked = 0
-    link, join = os.link, os.path.join  # local names: this loop runs once per tracked file
+    link, lstat, join = os.link, os.lstat, os.path.join  # local names: this loop runs once per tracked file
     for e in entries:
         if e.mode == GITLINK:
             continue
@@ -123,7 +123,6 @@ def _link(repo: Path, env: dict[str, str], dest: Path, store: Path, entries: lis
             continue
         try:
             link(_key(objects, e), join(root, e.path))
-            linked += 1
         except FileNotFoundError:
             fresh.append(e)
         except PermissionError:
@@ -133,6 +132,12 @@ def _link(repo: Path, env: dict[str, str], dest: Path, store: Path, entries: lis
             if err.errno != errno.EMLINK:
                 raise
             full.append(e)
+        else:
+            if _mode_changed(lstat(join(root, e.path)).st_mode, e.mode == EXECUTABLE):
+                os.unlink(join(root, e.path))
+                full.append(e)  # a chmod through another experiment: a fresh store copy
+                continue
+            linked += 1
     git.checkout_index(repo, dest, [e.path for e in (*fresh, *full, *private)], env)
     _make_readonly(dest, (e for e in (*fresh, *full, *private) if _is_file(e)))
     for e in fresh:
@@ -141,6 +146,13 @@ def _link(repo: Path, env: dict[str, str], dest: Path, store: Path, entries: lis
         _store(join(root, e.path), _key(objects, e), replace=True)
     files = linked + len(fresh) + len(full) + sum(1 for e in private if e.mode != SYMLINK)
     return Snapshot("link", files, linked=linked, stored=len(fresh) + len(full))
+
+
+def _mode_changed(mode: int, executable: bool) -> bool:
+    """Whether a store file is no longer as stored: writable, or its executable bit flipped
+    (`chmod` on any experiment's link changes it for all, and for every later one). The
+    exact bits may differ with the umask of whoever stored it."""
+    return bool(mode & 0o222) or bool(mode & stat.S_IXUSR) != executable
 
 
 def _key(objects: str, e: TreeEntry) -> str:

@@ -456,3 +456,19 @@ def test_a_commit_whose_gitattributes_are_gone_from_the_working_tree_converts_as
     for name in ("0001", "0002"):
         r = run_mrl("verify", name, cwd=project)
         assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_chmod_through_one_experiment_does_not_reach_the_next_ones(two_commits: Path) -> None:
+    c1 = code(two_commits, "0001")
+    os.chmod(c1 / "train.py", 0o755)  # the owner may chmod a read-only file: every link changes
+    os.chmod(c1 / "pkg" / "data.py", 0o644)
+    assert main(["new", "after the chmods"]) == 0
+    c3 = code(two_commits, "0003")
+    for f in ("train.py", "pkg/data.py"):
+        assert not is_writable(c3 / f) and not os.stat(c3 / f).st_mode & stat.S_IXUSR, f
+        assert inode(c3 / f) != inode(c1 / f)
+    assert inode(c3 / "conf.lua") == inode(c1 / "conf.lua")  # untouched files still shared
+    assert record(two_commits, "0003")["snapshot"]["stored"] == 2
+    assert run_mrl("verify", "3", cwd=two_commits).returncode == 0
+    assert main(["new", "again"]) == 0  # the store holds the fresh copies now
+    assert inode(code(two_commits, "0004") / "train.py") == inode(c3 / "train.py")
