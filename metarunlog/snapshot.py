@@ -133,13 +133,15 @@ def _link(repo: Path, env: dict[str, str], dest: Path, store: Path, entries: lis
                 raise
             full.append(e)
         else:
-            if _mode_changed(lstat(join(root, e.path)).st_mode, e.mode == EXECUTABLE):
+            if _changed_since_stored(lstat(join(root, e.path)), e.mode == EXECUTABLE):
                 os.unlink(join(root, e.path))
-                full.append(e)  # a chmod through another experiment: a fresh store copy
+                full.append(e)  # written or chmod-ed through another experiment: a fresh store copy
                 continue
             linked += 1
     git.checkout_index(repo, dest, [e.path for e in (*fresh, *full, *private)], env)
     _make_readonly(dest, (e for e in (*fresh, *full, *private) if _is_file(e)))
+    for e in (*fresh, *full):
+        _mark_stored(join(root, e.path))
     for e in fresh:
         _store(join(root, e.path), _key(objects, e), replace=False)
     for e in full:
@@ -148,11 +150,21 @@ def _link(repo: Path, env: dict[str, str], dest: Path, store: Path, entries: lis
     return Snapshot("link", files, linked=linked, stored=len(fresh) + len(full))
 
 
-def _mode_changed(mode: int, executable: bool) -> bool:
-    """Whether a store file is no longer as stored: writable, or its executable bit flipped
-    (`chmod` on any experiment's link changes it for all, and for every later one). The
-    exact bits may differ with the umask of whoever stored it."""
-    return bool(mode & 0o222) or bool(mode & stat.S_IXUSR) != executable
+def _changed_since_stored(st: os.stat_result, executable: bool) -> bool:
+    """Whether a store file is no longer as it was stored: writable or its executable bit
+    flipped (`chmod` through any experiment's link changes it for all, and for every
+    later one), or written since (its modification time lost the whole second
+    `_mark_stored` gave it: root writes through read-only bits, an editor may write in
+    place). The exact mode bits may differ with the umask of whoever stored it."""
+    mode = st.st_mode
+    return bool(mode & 0o222) or bool(mode & stat.S_IXUSR) != executable or st.st_mtime_ns % 1_000_000_000 != 0
+
+
+def _mark_stored(path: str) -> None:
+    """Round the file's modification time down to its second: a later write gives it a
+    nanosecond part again (filesystems that keep whole seconds only cannot tell)."""
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - st.st_mtime_ns % 1_000_000_000))
 
 
 def _key(objects: str, e: TreeEntry) -> str:

@@ -472,3 +472,19 @@ def test_a_chmod_through_one_experiment_does_not_reach_the_next_ones(two_commits
     assert run_mrl("verify", "3", cwd=two_commits).returncode == 0
     assert main(["new", "again"]) == 0  # the store holds the fresh copies now
     assert inode(code(two_commits, "0004") / "train.py") == inode(c3 / "train.py")
+
+
+def test_a_file_written_in_place_through_one_experiment_is_not_linked_into_the_next(two_commits: Path) -> None:
+    shared = code(two_commits, "0002") / "pkg" / "data.py"
+    mode = os.stat(shared).st_mode
+    os.chmod(shared, mode | stat.S_IWUSR)  # what root (or an editor, after chmod u+w) does
+    with open(shared, "w") as f:
+        f.write("DATA = 'edited in place'\n")
+    os.chmod(shared, mode)  # and the mode put back as it was
+    assert main(["new", "after the edit"]) == 0
+    fresh = code(two_commits, "0003") / "pkg" / "data.py"
+    assert fresh.read_text() == "DATA = 'mnist'\n"  # as committed, not as edited
+    assert inode(fresh) != inode(shared) and not is_writable(fresh)
+    assert run_mrl("verify", "3", cwd=two_commits).returncode == 0
+    r = run_mrl("verify", "1", cwd=two_commits)  # the edit itself shows where it was shared
+    assert r.returncode == 1 and r.stdout == "changed  pkg/data.py\n"
