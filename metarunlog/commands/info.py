@@ -73,6 +73,11 @@ def verify_cli(project: Project, exp: Experiment) -> int:
     if not commit:
         raise MrlError(f"{exp.dir / RECORD} names no gitHash: there is no commit to verify code/ against")
     diff = exp.dir / DIFF if exp.record.get("dirty") else None
+    if diff is not None and not diff.is_file():
+        raise MrlError(
+            f"{exp.name} was made with --notclean, but its {DIFF} is gone: code/ is commit {commit[:10]} plus "
+            "that diff, so it cannot be verified"
+        )
     skip = _hook_clone(exp)
     files, found = snapshot.verify(repo, commit, exp.dir / CODE, diff, skip=skip)
     if skip:
@@ -81,7 +86,7 @@ def verify_cli(project: Project, exp: Experiment) -> int:
             "predates mrl's own snapshots)",
             file=sys.stderr,
         )
-    against = f"commit {commit[:10]}" + (f" + {DIFF}" if diff is not None and diff.is_file() else "")
+    against = f"commit {commit[:10]}" + (f" + {DIFF}" if diff is not None else "")
     for d in found:
         print(f"{d.kind:<8} {d.path}" + (f"  ({d.detail})" if d.detail and d.detail != "content" else ""))
     if not found:

@@ -161,3 +161,15 @@ def test_verify_prints_a_file_name_that_is_not_utf8_as_its_bytes_under_a_strict_
     proc = subprocess.run([sys.executable, "-m", "metarunlog", "verify"], cwd=project, env=env, capture_output=True)
     assert proc.returncode == 1 and b"Traceback" not in proc.stderr, proc.stderr
     assert proc.stdout == b"missing  caf\xe9.csv\nmissing  train.py\n"
+
+
+def test_verify_of_a_notclean_experiment_whose_diff_is_gone_is_one_error_not_a_list_of_changes(
+    project: Path,
+) -> None:
+    (project / "train.py").write_text("print('uncommitted')\n")
+    exp = new("--notclean")
+    (exp / ".mrl.diff").unlink()
+    proc = run_mrl("verify", cwd=project)
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr.startswith(f"mrl: error: {exp.name} was made with --notclean, but its .mrl.diff is gone")
+    assert proc.stderr.count("\n") == 1
