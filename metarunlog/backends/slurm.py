@@ -675,9 +675,10 @@ def _accounted(job: str) -> tuple[TaskInfo, int | None] | None:
 
 
 def _exit_code(text: str) -> int | None:
-    """Slurm's `ExitCode=3:0` (code:signal) -> 3."""
-    code = text.split(":")[0]
-    return int(code) if code.isdigit() else None
+    """Slurm's `ExitCode=3:0` (code:signal) -> 3; None for a job a signal ended (`0:15`:
+    its 0 is no exit code)."""
+    code, _, sig = text.partition(":")
+    return int(code) if code.isdigit() and sig in ("", "0") else None
 
 
 def observe_after(expdir: Path, job: AfterJob) -> FollowUp:
@@ -703,7 +704,10 @@ def observe_after(expdir: Path, job: AfterJob) -> FollowUp:
     info, code = known
     out.state = info.state
     if info.state.finished:
-        out.exit_code = code if code is not None else out.exit_code
+        # cancelled, timed out...: Slurm's ExitCode=0:0 of a job cancelled while it waited
+        # is no exit code of its steps
+        ended_by_itself = info.state in (JobState.DONE, JobState.FAILED)
+        out.exit_code = (code if code is not None else out.exit_code) if ended_by_itself else rec.get("exitCode")
         out.note = "" if info.state is JobState.DONE else f"Slurm: {info.slurm_state}"
         _settle_after(path, info, out)
     elif info.state is JobState.QUEUED:

@@ -79,6 +79,11 @@ def test_the_script_escapes_slurms_percent_patterns_in_the_experiment_path(tmp_p
     assert f"#SBATCH --output={tmp_path}/a%%jb/.mrl.slurm/slurm-%A_%a.out\n" in text
 
 
+@pytest.mark.parametrize(("text", "code"), [("3:0", 3), ("0:0", 0), ("0:15", None), ("", None)])
+def test_slurms_exit_code_is_a_code_only_when_no_signal_ended_the_job(text: str, code: int | None) -> None:
+    assert slurm._exit_code(text) == code
+
+
 def test_the_plan_file_round_trips() -> None:
     plan = TaskPlan([[1, 2], [1001]], retries=2, force=True, pack_jobs=3, requeue=1, fingerprints={1: "ab"})
     assert TaskPlan.from_json(json.loads(json.dumps(plan.to_json()))) == plan
@@ -415,9 +420,11 @@ def test_cancel_of_the_whole_experiment_cancels_its_run_after_job_and_a_selectio
     wait_for("the arrays to end", lambda: all(r.state.finished for r in records(exp)), TIMEOUT)
     time.sleep(1)
     assert not (exp.dir / "after-ran").exists()
-    assert _after_line(exp).startswith(f"run.after: Slurm job {job}: cancelled")
+    line = _after_line(exp)
+    assert line.startswith(f"run.after: Slurm job {job}: cancelled") and "exit code" not in line, line
     record = json.loads((exp.dir / ".mrl.slurm" / "after-001.json").read_text())
     assert record["state"] == "cancelled" and record["slurmState"] == "CANCELLED", record
+    assert "exitCode" not in record, record  # it never ran: Slurm's 0:0 is no exit code
 
 
 def _step_running(sub: Any, steps_done: int) -> bool:
