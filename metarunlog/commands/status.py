@@ -7,7 +7,8 @@ then one row per sub-experiment: id, state, attempts, duration, exit code, resou
 Slurm job, host, start; then the latest run's follow-up job (Slurm: `run.after: Slurm job
 1240: queued; pending in Slurm (Dependency); its output: ...`). --json prints the same
 rows as a JSON list, each with its `state`. --watch redraws until nothing is running or
-queued, the run.after job included (Ctrl-C leaves).
+queued, the run.after job included (Ctrl-C leaves); in a pipe it prints the counts and
+the run.after line when they change.
 
 Writes nothing, except EXPDIR/.mrl.done when it finds every sub-experiment done (a Slurm
 run that finished after `mrl run` returned) and the folder is writable.
@@ -144,11 +145,13 @@ def _watch(exp: Experiment, selection: str | None = None) -> int:
         rows = status(exp, selection)
         after = follow_ups(exp, rows)
         text = render(exp, rows, after)
+        # in a pipe: the counts and the run.after line, when they change (it is waited for)
+        head = "\n".join([text.splitlines()[0], *(f.describe() for f in after)]) + "\n"
         if live:
             sys.stdout.write("\x1b[H\x1b[2J" + text)
-        elif text.splitlines()[0] != last:  # in a pipe: only when the counts change
-            sys.stdout.write(text.splitlines()[0] + "\n")
-        last = text.splitlines()[0]
+        elif head != last:
+            sys.stdout.write(head)
+        last = head
         sys.stdout.flush()
         if not any(r.state.active for r in rows) and not any(f.state.active for f in after):
             return 0  # the run.after job too: its report is what one waits for

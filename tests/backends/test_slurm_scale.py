@@ -390,6 +390,15 @@ def test_status_shows_the_run_after_job_while_the_arrays_run_and_once_it_ran(pro
 
 
 @on_slurm
+def test_status_watch_in_a_pipe_says_how_the_run_after_job_it_waits_for_went(project: Path) -> None:
+    exp, job = _submit_with_after(project, 2, "sleep 1", ["sleep 1", "exit 4"])
+    proc = run_mrl("status", str(exp.id), "--watch", timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    last = proc.stdout.splitlines()[-1]
+    assert last.startswith(f"run.after: Slurm job {job}: failed (exit code 4)"), proc.stdout
+
+
+@on_slurm
 def test_a_failing_run_after_job_shows_failed_with_its_exit_code_from_its_record_once_slurm_is_gone(
     project: Path, tmp_path: Path
 ) -> None:
