@@ -143,6 +143,7 @@ def _sbatch_line(option: str) -> str:
     option = option.strip()
     if "\n" in option or "\r" in option:
         raise SlurmError(f"Slurm option {option!r} must be one line")
+    _not_mrls_own(option)
     if option.startswith("#SBATCH"):
         return option  # a whole line, written as the user wants it
     if not option.startswith("-"):
@@ -153,6 +154,20 @@ def _sbatch_line(option: str) -> str:
     name, eq, value = option.partition("=")
     # `--comment=a b` is one value, as it would be as one argument of sbatch
     return f"#SBATCH {name}={sbatch_quote(value)}" if eq else f"#SBATCH {option}"
+
+
+def _not_mrls_own(option: str) -> None:
+    """`--array` is mrl's: its indices are positions in the submission's plan, so another
+    range (a later #SBATCH line wins) would run tasks the plan lacks and leave some
+    sub-experiments queued for tasks that never exist."""
+    words = option.removeprefix("#SBATCH").split()
+    name = words[0].split("=")[0] if words else ""
+    # getopt takes any unambiguous abbreviation (`--arr=0-3`) and `-a3`
+    if (name.startswith("--ar") and "--array".startswith(name)) or name.startswith("-a"):
+        raise SlurmError(
+            f"Slurm option {option!r} is mrl's own (array indices are positions in its plan): "
+            "use --max-parallel N to limit the tasks at once, --pack K for fewer tasks"
+        )
 
 
 def sbatch_quote(value: str) -> str:

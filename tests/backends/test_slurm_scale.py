@@ -73,6 +73,15 @@ def test_an_option_value_with_spaces_quotes_or_backslashes_reaches_sbatch_as_one
     ]
 
 
+@pytest.mark.parametrize("option", ["--array=0-9%2", "-a3", "--arr=1-4", "#SBATCH --array=0-3", "#SBATCH -a 1"])
+def test_an_array_option_of_the_users_own_is_refused_before_anything_is_submitted(option: str) -> None:
+    # a later #SBATCH line wins: the array 0-9 ran tasks the plan lacks, and with fewer
+    # tasks than the plan some sub-experiments stayed queued for tasks that never existed
+    with pytest.raises(slurm.SlurmError, match="is mrl's own.*--max-parallel"):
+        SlurmOptions.from_config({}, [option]).sbatch_lines()
+    assert SlurmOptions.from_config({}, ["--account=a1", "-A", "--acctg-freq=5"]).sbatch_lines()
+
+
 def test_the_script_escapes_slurms_percent_patterns_in_the_experiment_path(tmp_path: Path) -> None:
     head = slurm.ScriptHead(tmp_path / "a%jb", "0001")
     text = slurm.render_script(head, slurm.ArrayPlan((), [[1]]), tmp_path / "plan.json")
