@@ -27,6 +27,7 @@ of memory, node failure, killed by `scancel`) is written into the record.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import shlex
 import shutil
@@ -1265,8 +1266,7 @@ class SlurmBackend(Backend):
         for j in whole:
             cur = j.read_status()
             if cur is not None and cur.state in (JobState.QUEUED, JobState.RUNNING, JobState.CANCELLED):
-                # we know why it ended: nothing for the scheduler to settle (slurmState)
-                j.status = cur.cancelled(now, slurm_state="CANCELLED")
+                j.status = _cancelled_by_us(cur, now, stale=j.state is JobState.STALE)
                 j.sub.write_status(j.status, durable=False)  # synced once, below
             j.state, j.message = recorded_state(j.status), ""
         if whole:
@@ -1322,6 +1322,16 @@ class SlurmBackend(Backend):
 
     def wait(self, timeout: float) -> None:
         time.sleep(max(timeout, 0.1))
+
+
+def _cancelled_by_us(rec: Status, now: str, *, stale: bool) -> Status:
+    """The record of a task `mrl cancel` scancel-ed: we know why it ended, nothing for the
+    scheduler to settle (slurmState). Unless Slurm had already forgotten its job (stale):
+    then Slurm cancelled nothing, and how it ended is not known."""
+    if not stale:
+        return rec.cancelled(now, slurm_state="CANCELLED")
+    reason = "cancelled with mrl cancel once Slurm no longer knew its job: how it ended is not known"
+    return dataclasses.replace(rec.cancelled(now), reason=reason)
 
 
 def _file_key(path: Path) -> tuple[int, int, int] | None:

@@ -291,6 +291,21 @@ def test_a_record_whose_job_slurm_no_longer_knows_is_stale_and_is_never_written_
     assert sub.read_status() == record
 
 
+@on_slurm
+def test_cancel_of_a_record_whose_job_slurm_forgot_does_not_say_slurm_cancelled_it(project: Path) -> None:
+    # past MinJobAge: Slurm's word is lost, so `slurmState: CANCELLED` would be made up
+    exp = make_experiment(project, [{"x": 1}], "echo {{x}}")
+    sub = exp.sub_experiments()[0]
+    sub.write_status(Status(JobState.RUNNING, backend="slurm", job_id="987654_1", attempts=1))
+    proc = run_mrl("cancel", str(exp.id))
+    assert proc.returncode == 0 and "001: cancelled" in proc.stdout, proc.stdout + proc.stderr
+    st = sub.read_status()
+    assert st is not None and st.state is JobState.CANCELLED and st.slurm_state is None, st
+    assert "no longer knew its job" in (st.reason or ""), st
+    rows = json.loads(run_mrl("status", str(exp.id), "--json", check=True).stdout)
+    assert rows[0]["state"] == "cancelled"
+
+
 def _kill_leftover(status: dict[str, Any]) -> None:
     """The step's own process group outlives a runner killed with -9: end it."""
     pgid = status.get("pid")
