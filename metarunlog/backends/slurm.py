@@ -1262,7 +1262,15 @@ class SlurmBackend(Backend):
         now = jsonio.now()
         for j in targets:  # the task's own `cancelled` then says that mrl cancel asked for it
             (j.sub.dir / CANCEL_MARK).write_text(f"{now}\n", encoding="utf-8")
-        scancel(sorted({j.status.job_id for j in whole if j.status is not None and j.status.job_id}))
+        try:
+            scancel(sorted({j.status.job_id for j in whole if j.status is not None and j.status.job_id}))
+        except SlurmError:
+            # not cancelled, and said so: no mark may cancel them later (a packed task
+            # skipping them, a preemption's requeue recorded as this cancel)
+            for j in targets:
+                with contextlib.suppress(FileNotFoundError):
+                    (j.sub.dir / CANCEL_MARK).unlink()
+            raise
         for j in whole:
             cur = j.read_status()
             if cur is not None and cur.state in (JobState.QUEUED, JobState.RUNNING, JobState.CANCELLED):

@@ -211,6 +211,28 @@ def test_wait_keeps_polling_an_unreachable_controller_then_gives_up_after_the_ti
             time.sleep(0.05)
 
 
+def test_a_cancel_that_scancel_could_not_do_leaves_no_request_behind(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the user is told it failed; a mark left behind made the packed task skip them later
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scancel").write_text(
+        "#!/bin/sh\necho 'scancel: error: Unable to contact slurm controller (connect failure)' >&2\nexit 1\n"
+    )
+    (bin_dir / "scancel").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "true")
+    queued = Status(JobState.QUEUED, backend="slurm", job_id="4242_0", attempts=0, packed=True)
+    for sub in exp.sub_experiments():
+        sub.write_status(queued)
+    with pytest.raises(slurm.SlurmError, match="Unable to contact"):
+        backend(exp).cancel([Job(s) for s in exp.sub_experiments()])
+    for sub in exp.sub_experiments():
+        assert not (sub.dir / slurm.CANCEL_MARK).exists()
+        assert sub.read_status() == queued
+
+
 # -- project discovery through a symlinked outdir (issue 10; no Slurm) -------------------------
 
 
