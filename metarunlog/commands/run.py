@@ -283,6 +283,10 @@ def run(
     cancels = _Cancels(backend, jobs, claim)
     try:
         _wait_all(backend, jobs, progress, cancels)
+    except KeyboardInterrupt:
+        if backend.note:  # submitted to a scheduler: Ctrl-C leaves the wait, not the jobs
+            print(f"mrl: left the wait; they go on {backend.note}: stop them with `mrl cancel`", file=sys.stderr)
+        raise
     finally:
         backend.close()
         heartbeat.close()

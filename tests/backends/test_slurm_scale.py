@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -624,6 +625,30 @@ def test_wait_outlives_a_stopped_controller_and_says_so_once(project: Path, tmp_
     assert p.returncode == 0, out + err
     assert err.count("controller is unreachable") == 1, err
     assert "1 done" in out
+
+
+@on_slurm
+def test_ctrl_c_leaves_wait_with_130_and_says_the_tasks_go_on(project: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}], "touch started; sleep 3")
+    p = subprocess.Popen(
+        [*_mrl(), "run", str(exp.id), "--backend", "slurm", "--wait"],
+        cwd=project,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+    sub = exp.sub_experiments()[0]
+    try:
+        wait_for("the task to start", lambda: (sub.dir / "started").exists())
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=TIMEOUT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, out + err
+    assert "they go on as Slurm job" in err and "mrl cancel" in err, err
+    wait_for("the task to end by itself", lambda: sub.read_status().state is JobState.DONE, TIMEOUT)  # type: ignore[union-attr]
 
 
 def _mrl() -> list[str]:
