@@ -605,14 +605,7 @@ def test_wait_outlives_a_stopped_controller_and_says_so_once(project: Path, tmp_
     conf = tmp_path / "slurm.conf"
     conf.write_text(Path(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf")).read_text() + "MessageTimeout=2\n")
     env = {"PYTHONUNBUFFERED": "1", "SLURM_CONF": str(conf)}
-    p = subprocess.Popen(
-        [*_mrl(), "run", str(exp.id), "--backend", "slurm", "--wait"],
-        cwd=project,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**_env(), **env},
-    )
+    p = _waiting_run(project, exp, env)
     sub = exp.sub_experiments()[0]
     try:
         wait_for("the task to start", lambda: (sub.dir / "started").exists())
@@ -630,14 +623,7 @@ def test_wait_outlives_a_stopped_controller_and_says_so_once(project: Path, tmp_
 @on_slurm
 def test_ctrl_c_leaves_wait_with_130_and_says_the_tasks_go_on(project: Path) -> None:
     exp = make_experiment(project, [{"x": 1}], "touch started; sleep 3")
-    p = subprocess.Popen(
-        [*_mrl(), "run", str(exp.id), "--backend", "slurm", "--wait"],
-        cwd=project,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=_env(),
-    )
+    p = _waiting_run(project, exp)
     sub = exp.sub_experiments()[0]
     try:
         wait_for("the task to start", lambda: (sub.dir / "started").exists())
@@ -649,6 +635,18 @@ def test_ctrl_c_leaves_wait_with_130_and_says_the_tasks_go_on(project: Path) -> 
     assert p.returncode == 130, out + err
     assert "they go on as Slurm job" in err and "mrl cancel" in err, err
     wait_for("the task to end by itself", lambda: sub.read_status().state is JobState.DONE, TIMEOUT)  # type: ignore[union-attr]
+
+
+def _waiting_run(project: Path, exp: Experiment, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`mrl run EXP --backend slurm --wait`, started (pipes for its output)."""
+    return subprocess.Popen(
+        [*_mrl(), "run", str(exp.id), "--backend", "slurm", "--wait"],
+        cwd=project,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**_env(), **(env or {})},
+    )
 
 
 def _mrl() -> list[str]:
