@@ -124,6 +124,9 @@ def iter_rows(project: Project, tags: list[str] | None = None) -> Iterator[Row]:
         except CorruptRecord as e:
             yield Row(name, False, None, str(e))
             continue
+        except OSError as e:  # unreadable (another user's, a folder named .mrl): the others are still listed
+            yield Row(name, False, None, f"cannot read {path}: {e.strerror}")
+            continue
         if not isinstance(record, dict):
             yield Row(name, False, None, f"corrupt record {path}: not a JSON object")
             continue

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from metarunlog.main import main
-from tests.helpers.repo import git
+from tests.helpers.repo import git, run_mrl
 
 
 def make(n: int) -> None:
@@ -73,6 +73,18 @@ def test_a_corrupt_record_is_reported_by_path_and_the_others_still_listed(
     out, err = capsys.readouterr()
     assert out.splitlines() == ["** 0003", "** 0001"]
     assert str(bad) in err and "Traceback" not in err
+
+
+def test_a_record_that_cannot_be_read_is_reported_by_path_and_the_others_still_listed(project: Path) -> None:
+    make(3)
+    bad = project / "output" / "0002" / ".mrl"
+    bad.unlink()
+    bad.mkdir()  # a folder where the record should be: read(2) fails with EISDIR
+    for args in (["ls"], ["ls", "--json"]):
+        r = run_mrl(*args, cwd=project)
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr == f"mrl: warning: cannot read {bad}: Is a directory\n"
+    assert run_mrl("ls", cwd=project).stdout.splitlines() == ["** 0003", "** 0001"]
 
 
 def test_ls_ignores_folders_that_are_not_experiments(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
