@@ -39,7 +39,7 @@ def _probe(tmp_path: Path, name: str, env: dict[str, str]) -> str:
     finally:
         os.close(out)
         os.close(stdin)
-    return (tmp_path / f"{name}.out").read_text()
+    return (tmp_path / f"{name}.out").read_bytes().decode("utf-8", "surrogateescape")
 
 
 @pytest.fixture
@@ -67,7 +67,8 @@ def test_fast_path_is_taken_on_the_versions_it_was_written_for() -> None:
 
 
 def test_a_step_gets_what_popen_gives_it(tmp_path: Path, hostile_parent, monkeypatch) -> None:
-    env = {"PATH": os.environ["PATH"], "MRL_SUBEXP_DIR": str(tmp_path), "PROBE": "a b\tc 'd' é"}
+    # PROBE2: a byte that is not UTF-8, as os.environ holds it (surrogateescape)
+    env = {"PATH": os.environ["PATH"], "MRL_SUBEXP_DIR": str(tmp_path), "PROBE": "a b\tc 'd' é", "PROBE2": "\udce9"}
     fast = _probe(tmp_path, "fast", env)
     monkeypatch.setattr(spawn, "_FORK_EXEC", None)
     popen = _probe(tmp_path, "popen", env)
@@ -78,7 +79,7 @@ def test_a_step_gets_what_popen_gives_it(tmp_path: Path, hostile_parent, monkeyp
     assert not ign & (1 << (signal.SIGPIPE - 1)) and not ign & (1 << (signal.SIGXFSZ - 1))
     assert lines[3].split()[:3] == ["0", "1", "2"] and len(lines[3].split()) == 4  # + ls's own
     assert lines[4] == "/dev/null" and "out=err" in lines and "own-session" in lines
-    assert "PROBE=a b\tc 'd' é" in lines and "to-stderr" in lines
+    assert "PROBE=a b\tc 'd' é" in lines and "PROBE2=\udce9" in lines and "to-stderr" in lines
 
 
 def test_exit_codes_and_signals_as_popen_reports_them(tmp_path: Path) -> None:
