@@ -239,8 +239,11 @@ def _index_changes(out: bytes) -> PatchChanges:
 
 
 def _remove_file(path: Path) -> None:
+    """Unlink a file or symlink; a submodule's empty folder goes too (a deleted gitlink)."""
     if path.is_symlink() or path.is_file():
         path.unlink()
+    elif path.is_dir() and not any(path.iterdir()):
+        path.rmdir()
 
 
 def _prune_empty_parents(dest: Path, paths: list[str]) -> None:

@@ -488,3 +488,18 @@ def test_a_file_written_in_place_through_one_experiment_is_not_linked_into_the_n
     assert run_mrl("verify", "3", cwd=two_commits).returncode == 0
     r = run_mrl("verify", "1", cwd=two_commits)  # the edit itself shows where it was shared
     assert r.returncode == 1 and r.stdout == "changed  pkg/data.py\n"
+
+
+def test_a_notclean_diff_that_removes_a_submodule_removes_its_empty_folder(project: Path) -> None:
+    head = git(project, "rev-parse", "HEAD").strip()
+    git(project, "update-index", "--add", "--cacheinfo", f"160000,{head},vendor/lib")
+    git(project, "commit", "-qm", "a submodule")
+    (project / "vendor" / "lib").mkdir(parents=True)  # an uninitialised submodule, as after a clone
+    assert main(["new", "with it"]) == 0
+    assert (code(project, "0001") / "vendor" / "lib").is_dir()
+    git(project, "rm", "-q", "--cached", "vendor/lib")  # staged, not committed
+    r = run_mrl("new", "--notclean", "without it", cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert not (code(project, "0002") / "vendor").exists()
+    assert (code(project, "0001") / "vendor" / "lib").is_dir()
+    assert run_mrl("verify", "2", cwd=project).returncode == 0
