@@ -243,14 +243,17 @@ def _main(argv: list[str]) -> int:
         from metarunlog import cfg as legacy_cfg
 
         legacy_cfg._fill(project.cfg)
+    resolves = getattr(mod, "RESOLVES_EXP", needs_project)
+    if callable(resolves):  # the command decides from its options (info --verify takes copies elsewhere)
+        resolves = resolves(args)
     if mod is None:
         if args.expId is not None or project.last_id() is not None:
             args.expId = project.load_exp(args.expId).id
-    elif getattr(mod, "RESOLVES_EXP", needs_project) and hasattr(args, "selection"):
+    elif resolves and hasattr(args, "selection"):
         from metarunlog.selection import resolve_targets  # EXP/SUB, sub-experiment folders
 
         args.expId, args.selection = resolve_targets(project, args.expId, args.selection, command=args.command)
-    elif getattr(mod, "RESOLVES_EXP", needs_project) and hasattr(args, "expId"):
+    elif resolves and hasattr(args, "expId"):
         args.expId = project.load_exp(args.expId).id
     before, after = hooks.wrap_hooks(cfg_hooks, args.command)
     if after:  # a missing file or function is an error before the command, not after it made things

@@ -197,13 +197,26 @@ class Project:
         here = self._experiment_containing(cwd)
         if here is not None:
             return here
-        copy = next((d for d in reversed((cwd.resolve(), *cwd.resolve().parents)) if (d / RECORD).is_file()), None)
+        copy = self.copy_containing(cwd)
         if copy is not None:
             raise NotAnExperiment(
-                f"{copy} is an experiment folder outside {self.outdir}, the outdir of the project at "
-                f"{self.basedir} (a copy?): mrl acts on the experiments in {self.outdir}; name one (`mrl ls`)"
+                f"{copy.dir} is an experiment folder outside {self.outdir}, the outdir of the project at "
+                f"{self.basedir} (a copy?): mrl acts on the experiments in {self.outdir}; name one (`mrl ls`), "
+                "or check the copy's code/ with `mrl verify`"
             )
         return None
+
+    def copy_containing(self, path: Path) -> Experiment | None:
+        """The experiment folder outside the outdir (a copy of one: `cp -a`, rsync) that
+        `path` is in, as an Experiment over that folder; None if `path` is in none."""
+        path = path.resolve()
+        if self._experiment_containing(path) is not None:
+            return None
+        top = next((d for d in reversed((path, *path.parents)) if (d / RECORD).is_file()), None)
+        if top is None:
+            return None
+        n = parse_id(top.name, self.cfg["singleExpFormat"], "expId")
+        return Experiment(0 if n is None else n, top.name, top, self.cfg)
 
     def _experiment_containing(self, path: Path) -> Experiment | None:
         try:

@@ -242,10 +242,31 @@ def test_from_inside_a_copy_of_an_experiment_outside_the_outdir_commands_name_it
     copy = tmp_path / "elsewhere" / "0001"
     shutil.copytree(project / "output" / "0001", copy, symlinks=True)
     for cwd in (copy, copy / "code", copy / "001"):
-        for args in (["status"], ["verify"], ["run"], ["info"]):
+        for args in (["status"], ["run"], ["info"], ["tag", "+x"]):
             r = run_mrl(*args, cwd=cwd)
             assert (r.returncode, r.stdout) == (1, ""), (args, r.stdout, r.stderr)
             assert r.stderr.startswith(f"mrl: error: {copy} is an experiment folder outside {project / 'output'}")
             assert r.stderr.count("\n") == 1
     assert not list((project / "output" / "0002").glob("*/.mrl.status"))  # the newest one did not run
     assert run_mrl("status", "2", cwd=copy).returncode == 0  # naming one still works
+
+
+def test_mrl_verify_checks_a_copy_of_an_experiment_where_it_is(project: Path, tmp_path: Path) -> None:
+    import shutil
+
+    assert main(["new"]) == 0
+    assert main(["new"]) == 0
+    copy = tmp_path / "backup" / "0001"
+    shutil.copytree(project / "output" / "0001", copy, symlinks=True)
+    for cwd, args in ((copy, ["verify"]), (copy / "code", ["info", "--verify"]), (project, ["verify", str(copy)])):
+        r = run_mrl(*args, cwd=cwd)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout.startswith("0001: code/ matches commit ")
+    edited = copy / "code" / "train.py"
+    edited.unlink()
+    edited.write_text("edited in the copy\n")
+    r = run_mrl("verify", cwd=copy)
+    assert (r.returncode, r.stdout) == (1, "changed  train.py\n")
+    assert run_mrl("verify", "1", cwd=copy).returncode == 0  # the project's own 0001 is untouched
+    r = run_mrl("status", cwd=copy)
+    assert r.returncode == 1 and "or check the copy's code/ with `mrl verify`" in r.stderr

@@ -10,12 +10,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from metarunlog.errors import MrlError
 from metarunlog.experiment import CODE, DIFF, RECORD, Experiment
 from metarunlog.project import Project
 
 HELP = "show an experiment's record; --verify checks code/ against its commit"
+
+
+def RESOLVES_EXP(args: argparse.Namespace) -> bool:  # noqa: N802 (main's per-command flag)
+    """main resolves EXP before the hooks run, except for --verify (`verify_target`: EXP
+    may be a copy of an experiment outside the outdir)."""
+    return not getattr(args, "verify", False)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,12 +44,12 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def cli(args: argparse.Namespace, project: Project) -> int:
+    if args.verify:
+        return verify_cli(project, verify_target(project, args.expId))
     exp = project.load_exp(args.expId)
     if args.path:
         print(exp.dir)
         return 0
-    if args.verify:
-        return verify_cli(project, exp)
     info = {"path": str(exp.dir), **exp.record, "subExperiments": len(exp.sub_experiments()), "done": exp.is_done}
     if args.json:
         print(json.dumps(info, indent=2, default=str))
@@ -55,6 +62,16 @@ def cli(args: argparse.Namespace, project: Project) -> int:
             v = json.dumps(v, default=str)
         print(f"{k:<{width}} : {'' if v is None else v}")
     return 0
+
+
+def verify_target(project: Project, ref: str | None) -> Experiment:
+    """The experiment to verify: as `load_exp`, but a copy of one outside the outdir (rsync
+    to a backup, `cp -a` elsewhere) is verified where it is: the cwd's, or the one `ref`
+    names by its path."""
+    copy = project.copy_containing(Path(ref) if ref is not None else Path.cwd())
+    if copy is not None and (ref is None or copy.dir == Path(ref).resolve()):
+        return copy
+    return project.load_exp(ref)
 
 
 def _hook_clone(exp: Experiment) -> tuple[str, ...]:

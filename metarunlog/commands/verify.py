@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import argparse
 
-from metarunlog.commands.info import verify_cli
+from metarunlog.commands.info import verify_cli, verify_target
 from metarunlog.project import Project
 
 HELP = "check an experiment's code/ against its commit (same as mrl info --verify)"
+RESOLVES_EXP = False  # verify_target resolves EXP: it may be a copy outside the outdir
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("expId", nargs="?", metavar="EXP", help="experiment (default: the one you are in, else the newest)")
+    p.add_argument(
+        "expId",
+        nargs="?",
+        metavar="EXP",
+        help="experiment (default: the one you are in, else the newest); also the path of a copy of one elsewhere",
+    )
 
 
 def cli(args: argparse.Namespace, project: Project) -> int:
-    return verify_cli(project, project.load_exp(args.expId))
+    return verify_cli(project, verify_target(project, args.expId))
