@@ -313,7 +313,7 @@ def converted_paths(repo: Path, entries: list[TreeEntry], env: dict[str, str]) -
     content is not the blob itself: a smudge filter (git-lfs), `ident`,
     `working-tree-encoding`, or CRLF line endings from `.gitattributes`. They get a private
     copy in a snapshot (their content is not what the blob id names) and are verified
-    against what git's checkout writes for them (`checked_out`)."""
+    against what git's checkout writes for them."""
     if not _has_attributes(repo, entries):
         return set()
     paths = [e.path for e in entries if e.mode not in (GITLINK, SYMLINK)]
@@ -354,15 +354,6 @@ def _has_attributes(repo: Path, entries: list[TreeEntry]) -> bool:
 def file_mode_honoured(repo: Path) -> bool:
     """git's `core.fileMode`: false where the filesystem cannot keep executable bits."""
     return _git(repo, "config", "--bool", "core.fileMode", check=False).strip() != "false"
-
-
-def checked_out(repo: Path, path: str, env: dict[str, str]) -> bytes:
-    """The bytes git's checkout writes for `path` of the `tree_index` `env` names: a
-    converted file's expected content (filters, line endings and ident applied, from the
-    tree's own attributes, as the snapshot was written)."""
-    with tempfile.TemporaryDirectory(prefix="mrl-one-") as tmp:
-        checkout_index(repo, Path(tmp), [path], env)
-        return (Path(tmp) / path).read_bytes()
 
 
 def blob_id(data: bytes) -> str:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import asdict, dataclass
+import tempfile
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +263,7 @@ def verify(
         expected = {e.path: e for e in entries if e.mode != GITLINK}
         check = _Checker(repo, env, code, git.converted_paths(repo, entries, env), git.file_mode_honoured(repo))
         found = [d for e in expected.values() if (d := check.entry(e)) is not None]
+        found += check.converted_differences()
     found += [Difference("added", p) for p in _walk(code, skip) if p not in expected]
     found.sort(key=lambda d: d.path)
     return sum(1 for e in expected.values() if e.mode != SYMLINK), found
@@ -274,6 +276,9 @@ class _Checker:
     code: Path
     converted: set[str]
     file_mode: bool
+    # converted files whose bytes are not their blob: compared with git's checkout of them,
+    # all in one `checkout-index` (a repository with `* eol=crlf` has thousands)
+    pending: list[tuple[TreeEntry, os.stat_result]] = field(default_factory=list)
 
     def entry(self, e: TreeEntry) -> Difference | None:
         full = os.path.join(self.code, e.path)
@@ -288,19 +293,32 @@ class _Checker:
             return None if git.blob_id(target) == e.sha else Difference("changed", e.path, "symlink target")
         if not stat.S_ISREG(st.st_mode):
             return Difference("changed", e.path, "no longer a regular file")
-        if not self._same_content(full, e):
-            return Difference("changed", e.path, "content")
+        if git.file_blob_id(full) != e.sha:
+            if e.path not in self.converted:
+                return Difference("changed", e.path, "content")
+            self.pending.append((e, st))
+            return None
+        return self._mode(e, st)
+
+    def _mode(self, e: TreeEntry, st: os.stat_result) -> Difference | None:
         if self.file_mode and bool(st.st_mode & stat.S_IXUSR) != (e.mode == EXECUTABLE):
             return Difference("changed", e.path, "executable bit")
         return None
 
-    def _same_content(self, full: str, e: TreeEntry) -> bool:
-        if git.file_blob_id(full) == e.sha:
-            return True
-        if e.path not in self.converted:
-            return False
-        with open(full, "rb") as f:
-            return f.read() == git.checked_out(self.repo, e.path, self.env)
+    def converted_differences(self) -> list[Difference]:
+        import filecmp
+
+        if not self.pending:
+            return []
+        found = []
+        with tempfile.TemporaryDirectory(prefix="mrl-verify-") as tmp:
+            git.checkout_index(self.repo, Path(tmp), [e.path for e, _ in self.pending], self.env)
+            for e, st in self.pending:
+                same = filecmp.cmp(os.path.join(self.code, e.path), os.path.join(tmp, e.path), shallow=False)
+                d = self._mode(e, st) if same else Difference("changed", e.path, "content")
+                if d is not None:
+                    found.append(d)
+        return found
 
 
 def _walk(code: Path, skip: tuple[str, ...] = ()) -> list[str]:

@@ -503,3 +503,20 @@ def test_a_notclean_diff_that_removes_a_submodule_removes_its_empty_folder(proje
     assert not (code(project, "0002") / "vendor").exists()
     assert (code(project, "0001") / "vendor" / "lib").is_dir()
     assert run_mrl("verify", "2", cwd=project).returncode == 0
+
+
+def test_verify_compares_converted_files_with_gits_checkout_of_them(project: Path) -> None:
+    (project / ".gitattributes").write_text("*.bat eol=crlf\n")
+    for n in range(3):
+        (project / f"run{n}.bat").write_text(f"echo {n}\necho again\n")
+    commit_all(project, "converted files")
+    assert main(["new"]) == 0
+    c = code(project, "0001")
+    os.unlink(c / "run0.bat")
+    (c / "run0.bat").write_bytes(b"echo 0\r\necho edited\r\n")
+    os.chmod(c / "run1.bat", 0o555)
+    os.unlink(c / "run2.bat")
+    (c / "run2.bat").write_bytes(b"echo 2\necho again\n")  # the blob's own bytes: what the commit holds
+    r = run_mrl("verify", cwd=project)
+    assert r.returncode == 1
+    assert r.stdout == "changed  run0.bat\nchanged  run1.bat  (executable bit)\n"
