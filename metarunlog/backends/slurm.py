@@ -160,7 +160,7 @@ def _sbatch_line(option: str) -> str:
 def _not_mrls_own(option: str) -> None:
     """`--array` is mrl's: its indices are positions in the submission's plan, so another
     range (a later #SBATCH line wins) would run tasks the plan lacks and leave some
-    sub-experiments queued for tasks that never exist."""
+    sub-experiments queued for tasks that never exist. `--wait` is mrl's too."""
     words = option.removeprefix("#SBATCH").split()
     name = words[0].split("=")[0] if words else ""
     # getopt takes any unambiguous abbreviation (`--arr=0-3`) and `-a3`
@@ -169,6 +169,8 @@ def _not_mrls_own(option: str) -> None:
             f"Slurm option {option!r} is mrl's own (array indices are positions in its plan): "
             "use --max-parallel N to limit the tasks at once, --pack K for fewer tasks"
         )
+    if name == "--wait" or name.startswith("-W"):  # sbatch would wait for a job mrl holds until it returns
+        raise SlurmError(f"Slurm option {option!r} would make sbatch wait forever: use mrl run --wait")
 
 
 def sbatch_quote(value: str) -> str:

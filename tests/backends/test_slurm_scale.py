@@ -83,6 +83,13 @@ def test_an_array_option_of_the_users_own_is_refused_before_anything_is_submitte
     assert SlurmOptions.from_config({}, ["--account=a1", "-A", "--acctg-freq=5"]).sbatch_lines()
 
 
+@pytest.mark.parametrize("option", ["--wait", "-W"])
+def test_sbatch_wait_is_refused_it_would_wait_for_the_held_array_forever(option: str) -> None:
+    with pytest.raises(slurm.SlurmError, match="wait forever: use mrl run --wait"):
+        SlurmOptions.from_config({}, [option]).sbatch_lines()
+    assert SlurmOptions.from_config({}, ["--wait-all-nodes=1"]).sbatch_lines()
+
+
 def test_the_script_escapes_slurms_percent_patterns_in_the_experiment_path(tmp_path: Path) -> None:
     head = slurm.ScriptHead(tmp_path / "a%jb", "0001")
     text = slurm.render_script(head, slurm.ArrayPlan((), [[1]]), tmp_path / "plan.json")
