@@ -53,13 +53,18 @@ def mrl_pythonpath() -> str:
     return os.pathsep.join([root, *rest])
 
 
+def mrl_python() -> str:
+    """The shell words that start this mrl's Python with its code importable: its
+    PYTHONPATH goes to that command only. Exported, it reached the steps too, and put
+    mrl's own site-packages ahead of the packages of the Python a step runs."""
+    return f"PYTHONPATH={shlex.quote(mrl_pythonpath())} {shlex.quote(sys.executable)}"
+
+
 def prelude(expdir: Path) -> list[str]:
     """Shell lines before the steps: `mrl` is this mrl, and they run in the experiment's
     folder or not at all (the callers add `set -e` where the steps stop at the first failure)."""
-    py = shlex.quote(sys.executable)
     return [
-        f"export PYTHONPATH={shlex.quote(mrl_pythonpath())}",
-        f'mrl() {{ {py} -m metarunlog "$@"; }}',
+        f'mrl() {{ {mrl_python()} -m metarunlog "$@"; }}',
         f"cd {shlex.quote(str(expdir))} || exit 1",
     ]
 
@@ -67,7 +72,7 @@ def prelude(expdir: Path) -> list[str]:
 def recorded_script(expdir: Path, commands: Sequence[str], record: Path) -> list[str]:
     """The steps as a batch job's lines: its record says `running`, then how the steps
     ended (stopping at the first that fails); the job's exit code is theirs."""
-    keep = f"{shlex.quote(sys.executable)} -m metarunlog.after {shlex.quote(str(record))}"
+    keep = f"{mrl_python()} -m metarunlog.after {shlex.quote(str(record))}"
     # `set -e` inside the ( ): the job goes on to write how the steps ended
     return [
         *prelude(expdir),

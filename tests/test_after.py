@@ -7,6 +7,9 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
 
 from metarunlog import after, jsonio
 from metarunlog.backends import slurm
@@ -48,6 +51,18 @@ def test_the_run_after_job_runs_no_step_where_the_experiment_folder_cannot_be_en
     proc = subprocess.run(["bash", "-c", script], cwd=cwd, capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert not (cwd / "ran").exists()
+
+
+def test_run_after_steps_see_the_callers_pythonpath_and_mrl_in_them_is_still_this_mrl(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # run_here (the local backend's run.after): mrl's code root was exported to every step
+    monkeypatch.setenv("PYTHONPATH", "/opt/their-lib")
+    exp = SimpleNamespace(dir=tmp_path)  # run_here needs only the experiment's folder
+    code = after.run_here(exp, ['echo "$PYTHONPATH" > pp.txt', "mrl --version > v.txt"])  # type: ignore[arg-type]
+    assert code == 0
+    assert (tmp_path / "pp.txt").read_text() == "/opt/their-lib\n"
+    assert (tmp_path / "v.txt").read_text().strip()
 
 
 def test_a_record_that_cannot_be_written_never_fails_the_job(tmp_path: Path) -> None:

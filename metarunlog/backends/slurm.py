@@ -320,9 +320,17 @@ def render_script(head: ScriptHead, array: ArrayPlan, plan_path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+PYTHONPATH_WAS = "MRL_PYTHONPATH_WAS"  # the submitter's PYTHONPATH ("set:..."; "" when unset), for the steps
+
+
 def _environment_lines() -> list[str]:
-    """The same mrl as the submitting one: its interpreter and code."""
-    return [f"export PYTHONPATH={shlex.quote(after.mrl_pythonpath())}"]
+    """The same mrl as the submitting one: its interpreter and code. The task gives its
+    steps the submitter's own PYTHONPATH back (`slurm_task.step_environment`), as a local
+    run does: mrl's code root there would shadow the packages of the step's own Python."""
+    return [
+        f'export {PYTHONPATH_WAS}="${{PYTHONPATH+set:$PYTHONPATH}}"',
+        f"export PYTHONPATH={shlex.quote(after.mrl_pythonpath())}",
+    ]
 
 
 def _ids_summary(array: ArrayPlan) -> str:

@@ -25,6 +25,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +93,19 @@ def _give_up(subs: list[SubExperiment], reason: str) -> int:
     return 1
 
 
+def step_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The steps' environment: the task's, with the PYTHONPATH of whoever submitted it
+    (the script set mrl's own for the task; a script of an earlier mrl did not say)."""
+    env = dict(environ)
+    was = env.pop(slurm.PYTHONPATH_WAS, None)
+    if was is not None:
+        if was.startswith("set:"):
+            env["PYTHONPATH"] = was[4:]
+        else:
+            env.pop("PYTHONPATH", None)
+    return env
+
+
 def slots(pack_jobs: int | None, n: int, env: dict[str, str] | None = None) -> list[str | None]:
     """The pool's slots: `pack_jobs` workers spread over the allocation's GPUs (each with
     its CUDA_VISIBLE_DEVICES), or one per GPU, or one per CPU of the task; at most `n`."""
@@ -113,7 +127,7 @@ class PackRunner:
         self.exp, self.subs, self.plan, self.restarts = exp, subs, plan, restarts
         job_id, node = slurm.SlurmBackend.task_ids()
         self.job_id = job_id
-        env = dict(os.environ)
+        env = step_environment(os.environ)
         if restarts:
             env["MRL_REQUEUED"] = "1"
         res = slots(plan.pack_jobs, len(subs))

@@ -656,6 +656,36 @@ def _waiting_run(project: Path, exp: Experiment, env: dict[str, str] | None = No
     )
 
 
+@on_slurm
+@pytest.mark.parametrize("theirs", ["/opt/their-lib", None], ids=["set", "unset"])
+def test_steps_and_run_after_on_slurm_see_the_submitters_pythonpath_not_mrls(project: Path, theirs: str | None) -> None:
+    # an installed mrl: its code is found without PYTHONPATH. The script exported mrl's own
+    # root (its site-packages), which then came first for the Python of every step
+    import sys
+
+    from tests.conftest import REPO_ROOT
+
+    show = 'echo "PP=${PYTHONPATH-unset}" >'
+    exp = make_experiment(project, [{"x": 1}], f"{show} step.txt", after=[f"{show} after.txt", "mrl ls > ls.txt"])
+    boot = f"import sys; sys.path.insert(0, {str(REPO_ROOT)!r}); from metarunlog.main import main; sys.exit(main())"
+    env = {k: v for k, v in _env().items() if k != "PYTHONPATH"} | ({"PYTHONPATH": theirs} if theirs else {})
+    proc = subprocess.run(
+        [sys.executable, "-c", boot, "run", str(exp.id), "--backend", "slurm", "--wait"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=TIMEOUT,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    after_job = json.loads((exp.dir / ".mrl.slurm" / "submissions.jsonl").read_text().splitlines()[0])["after"]
+    wait_for("run.after to end", lambda: job_over(after_job), TIMEOUT)
+    expected = f"PP={theirs or 'unset'}\n"
+    assert (exp.sub_experiments()[0].dir / "step.txt").read_text() == expected
+    assert (exp.dir / "after.txt").read_text() == expected
+    assert (exp.dir / "ls.txt").read_text().strip(), "mrl in run.after is still the submitting mrl"
+
+
 def _mrl() -> list[str]:
     import sys
 
