@@ -992,6 +992,11 @@ class SlurmBackend(Backend):
 
     def array_limit(self) -> int:
         limit = max_array_size()
+        if limit < 1:  # not a SlurmError: a dry run must not assume a default here
+            raise MrlError(
+                f"this Slurm cluster has job arrays disabled (MaxArraySize={limit}) and mrl submits "
+                "job arrays: ask its admins, or use --backend local"
+            )
         return min(limit, self.settings.array_limit or limit)
 
     def _groups(self, jobs: Sequence[Job]) -> list[tuple[tuple[str, ...], list[int]]]:

@@ -241,6 +241,28 @@ def test_a_cancel_that_scancel_could_not_do_leaves_no_request_behind(
         assert sub.read_status() == queued
 
 
+def test_a_cluster_with_job_arrays_disabled_is_one_clear_error_and_nothing_is_submitted(
+    project: Path, tmp_path: Path
+) -> None:
+    # MaxArraySize=0 disables arrays; packing into arrays of 0 tasks was a traceback
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text("#!/bin/sh\necho 'MaxArraySize            = 0'\n")
+    (bin_dir / "scontrol").chmod(0o755)
+    (bin_dir / "sbatch").write_text('#!/bin/sh\necho sbatch-ran >> "$0.log"; echo 1\n')
+    (bin_dir / "sbatch").chmod(0o755)
+    exp = make_experiment(project, [{"x": 1}], "true")
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    for dry in ([], ["--dry-run"]):
+        proc = run_mrl("run", str(exp.id), "--backend", "slurm", *dry, env=env)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("mrl: error:")]
+        assert len(errors) == 1 and "job arrays disabled (MaxArraySize=0)" in errors[0], proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert not (bin_dir / "sbatch.log").exists()
+    assert exp.sub_experiments()[0].read_status() is None
+
+
 # -- project discovery through a symlinked outdir (issue 10; no Slurm) -------------------------
 
 
