@@ -186,9 +186,10 @@ def output_option(directory: Path, name: str) -> tuple[str, list[str]]:
     """(the `#SBATCH --output` line, lines that start the body) for Slurm's output of a
     job as `directory/name` (`name` has Slurm's %A, %a or %j). Slurm expands `%` in the
     whole path (`%%` is a `%`); a path with a backslash gets no expansion at all and loses
-    its backslashes, so then the script sends its own output there instead."""
+    its backslashes, and a newline would end the #SBATCH line: then the script sends its
+    own output there instead."""
     path = str(directory)
-    if "\\" not in path:
+    if "\\" not in path and "\n" not in path and "\r" not in path:
         return f"#SBATCH --output={sbatch_quote(path.replace('%', '%%') + '/' + name)}", []
     ids = {"%A": "${SLURM_ARRAY_JOB_ID}", "%a": "${SLURM_ARRAY_TASK_ID}", "%j": "${SLURM_JOB_ID}"}
     shell_name = name

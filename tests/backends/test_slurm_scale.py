@@ -731,7 +731,11 @@ def test_tasks_of_an_experiment_in_a_symlinked_outdir_find_their_project(project
 
 
 @on_slurm
-@pytest.mark.parametrize("name", ["my proj %j 'q' $(touch pwned)", 'back\\slash "dq"'], ids=["percent", "backslash"])
+@pytest.mark.parametrize(
+    "name",
+    ["my proj %j 'q' $(touch pwned)", 'back\\slash "dq"', "new\nline"],
+    ids=["percent", "backslash", "newline"],
+)
 def test_a_project_whose_path_has_percent_backslash_quotes_spaces_and_dollar_runs_on_slurm(
     project: Path, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
