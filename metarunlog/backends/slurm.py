@@ -1265,7 +1265,10 @@ class SlurmBackend(Backend):
         if info is not None and info.state.finished:
             job.status = _with_verdict(rec, job.state, info)
             if job.status != rec:
-                job.sub.write_status(job.status, durable=False)
+                try:
+                    job.sub.write_status(job.status, durable=False)
+                except OSError:  # a read-only experiment (someone else's, an archive): shown, not written
+                    return
                 self._settled = True
 
     # -- cancel ------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ import os
 
 import pytest
 
+from tests.faults.conftest import read_only  # noqa: F401 -- the fixture, for a read-only experiment
+
 
 @pytest.fixture(scope="session")
 def slurm() -> None:

@@ -761,6 +761,25 @@ def test_a_project_whose_path_has_percent_backslash_quotes_spaces_and_dollar_run
     assert not list(odd.parent.rglob("pwned"))
 
 
+@on_slurm
+def test_status_of_a_read_only_experiment_shows_slurms_verdict_without_writing_it(
+    project: Path, read_only: Any
+) -> None:
+    # someone else's experiment, an archive: status failed with a read-only error
+    exp = make_experiment(project, [{"x": 1}], "true")
+    run_mrl("run", str(exp.id), "--backend", "slurm", "--slurm-opt=--begin=now+600", check=True)
+    sub = exp.sub_experiments()[0]
+    task = sub.read_status().job_id  # type: ignore[union-attr]
+    subprocess.run(["scancel", task.split("_")[0]], check=True)  # type: ignore[union-attr]
+    wait_for("Slurm to end it", lambda: job_over(task.split("_")[0]))  # type: ignore[union-attr]
+    before = sub.status_path.read_bytes()
+    read_only(project)
+    proc = run_mrl("status", str(exp.id), cwd=project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 cancelled" in proc.stdout and "Slurm: CANCELLED" in proc.stdout, proc.stdout
+    assert sub.status_path.read_bytes() == before
+
+
 # -- issue 10: a submission owns its experiment; a task never runs changed params ------------
 
 
