@@ -27,6 +27,13 @@ ANALYZE_FILE = "mrl_analyze.py"
 _loaded: dict[Path, ModuleType] = {}
 
 
+def prints_to_stderr() -> contextlib.AbstractContextManager[Any]:
+    """Where the user's mrl_analyze.py code prints: stderr, so that mrl's own stdout
+    (`mrl table --json`/`--csv`, `mrl diff --json`, the report path of `mrl analyze`)
+    stays what a script parses."""
+    return contextlib.redirect_stdout(sys.stderr)
+
+
 def load_user_module(basedir: Path, filename: str) -> ModuleType:
     """Import `basedir/filename` (once per process); errors name the file and line."""
     path = (basedir / filename).resolve()
@@ -44,7 +51,7 @@ def load_user_module(basedir: Path, filename: str) -> ModuleType:
     try:
         # What the file prints while it is imported (the original's example mrl_analyze.py
         # prints its matplotlib backend) goes to stderr: `mrl table --json` stays JSON.
-        with contextlib.redirect_stdout(sys.stderr):
+        with prints_to_stderr():
             spec.loader.exec_module(module)
     except SyntaxError as e:
         raise HookError(f"{path}:{e.lineno}: syntax error: {e.msg}") from e

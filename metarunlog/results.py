@@ -270,7 +270,8 @@ def add_user_metrics(res: SubResult, fn: Callable[..., Any], settings: metrics.S
     from metarunlog import hooks
 
     try:
-        extra = hooks.call_user(fn, f"metrics() in {hooks.ANALYZE_FILE} for {res.name}", str(res.dir))
+        with hooks.prints_to_stderr():
+            extra = hooks.call_user(fn, f"metrics() in {hooks.ANALYZE_FILE} for {res.name}", str(res.dir))
     except HookError as e:
         return str(e)
     if extra is None:

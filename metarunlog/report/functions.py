@@ -20,6 +20,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from metarunlog import hooks
 from metarunlog.report.model import FunctionOutput, Piece, Report
 
 RTYPES = ("text", "table", "plot", "bokeh", "html", "mp4", "plotlinkbokeh")
@@ -77,7 +78,7 @@ def call_function(rep: Report, uf: UserFunction, args: tuple[Any, ...], outdir: 
     """Call one user function; its outputs (or an error box) as a FunctionOutput."""
     out = FunctionOutput(uf.name)
     try:
-        with collector_on():
+        with collector_on(), hooks.prints_to_stderr():
             retval = uf.fn(*args, *uf.xtrargs)
     except Exception as e:  # the user's code: any failure becomes an error box
         _fail(rep, out, f"{uf.name}() raised {type(e).__name__}: {e}", _user_traceback(e), where)

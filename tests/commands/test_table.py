@@ -128,6 +128,27 @@ def test_a_failing_user_metrics_function_still_prints_the_table_and_exits_1(proj
     assert "Traceback" not in proc.stderr
 
 
+def test_what_the_users_functions_print_goes_to_stderr_so_json_csv_and_the_report_path_stay_clean(
+    project: Path,
+) -> None:
+    grid_exp(project)
+    (project / "mrl_analyze.py").write_text(
+        "def metrics(d):\n    print('reading', d)\n    return {'extra': 7}\n"
+        "def over(expDir, outdir, ids, Dparams):\n    print('overview says hi')\n    return [('hi', 'text', None)]\n"
+    )
+    set_cfg(project, analysis_overview={"over": []})
+    table = run_mrl("table", "--json", cwd=project)
+    assert table.returncode == 0 and [r["extra"] for r in json.loads(table.stdout)] == [7, 7, 7, 7]
+    assert table.stderr.count("reading ") == 4
+    rows = list(csv.DictReader(io.StringIO(run_mrl("table", "--csv", cwd=project).stdout)))
+    assert [r["id"] for r in rows] == ["001", "002", "003", "004"]
+    diff = run_mrl("diff", "1/1", "1/2", "--json", cwd=project)
+    assert diff.returncode == 0 and json.loads(diff.stdout)["metrics"]["extra"]["last"]["delta"] == 0
+    report = run_mrl("analyze", cwd=project)
+    assert report.returncode == 0 and "overview says hi" in report.stderr
+    assert Path(report.stdout.strip()).is_file()  # `open $(mrl analyze)` gets the path only
+
+
 def test_the_table_after_a_real_makebatch_and_run(project: Path) -> None:
     # conf.lua in the project fixture is a 3x3 grid over lr and wdecay.
     (project / "write_metrics.py").write_text(
