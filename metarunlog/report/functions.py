@@ -80,6 +80,10 @@ def call_function(rep: Report, uf: UserFunction, args: tuple[Any, ...], outdir: 
     try:
         with collector_on(), hooks.prints_to_stderr():
             retval = uf.fn(*args, *uf.xtrargs)
+    except SystemExit as e:  # a script-style sys.exit(): 0 is "nothing to show", else a failure
+        if e.code not in (0, None):
+            _fail(rep, out, f"{uf.name}() exited with {e.code}", _user_traceback(e), where)
+        return out
     except Exception as e:  # the user's code: any failure becomes an error box
         _fail(rep, out, f"{uf.name}() raised {type(e).__name__}: {e}", _user_traceback(e), where)
         return out

@@ -307,6 +307,26 @@ def test_a_function_that_raises_gets_an_error_box_naming_it_and_exit_1(project: 
     assert page.count('role="alert"') == 1
 
 
+def test_a_function_that_calls_sys_exit_gets_an_error_box_and_the_report_is_still_written(project: Path) -> None:
+    # A script-style analysis function ending in sys.exit(2) made mrl analyze exit 2 with no
+    # report and no message.
+    exp = grid_exp(project)
+    write_analyze(
+        project,
+        (
+            "import sys\n"
+            "def over(expDir, outdir, subExpIds, Dparams):\n    sys.exit(2)\n"
+            "def done_early(expDir, outdir, subExpIds, Dparams):\n    sys.exit(0)\n"
+        ),
+        overview={"over": [], "done_early": []},
+    )
+    proc = run_mrl("analyze", cwd=project)
+    assert proc.returncode == 1 and proc.stdout.strip().endswith("index.html")
+    assert proc.stderr.count("mrl: error:") == 1 and "over() exited with 2" in proc.stderr
+    page = visible_text(html_of(exp.dir))
+    assert "<strong>over</strong>: over() exited with 2" in page and page.count('role="alert"') == 1
+
+
 def test_a_bad_return_value_gets_an_error_box(project: Path) -> None:
     grid_exp(project)
     write_analyze(project, "def over(*a):\n    return 'just a string'\n", overview={"over": []})
