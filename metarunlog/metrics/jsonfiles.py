@@ -48,11 +48,11 @@ class JsonReader(Reader):
 def read_summary(path: Path) -> dict[str, Any]:
     """A summary file as a dict; CorruptRecord naming it when it is not a JSON object."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = json.loads(path.read_bytes())  # bytes: not UTF-8 is a ValueError like bad JSON
     except (FileNotFoundError, NotADirectoryError):
         return {}
-    try:
-        data = json.loads(text)
+    except OSError as e:  # a folder of that name, unreadable
+        raise CorruptRecord(f"cannot read {path}: {e.strerror or e}; fix or remove it") from e
     except ValueError as e:
         raise CorruptRecord(f"corrupt record {path}: {e}; fix or remove the file") from e
     if not isinstance(data, dict):

@@ -149,6 +149,21 @@ def test_what_the_users_functions_print_goes_to_stderr_so_json_csv_and_the_repor
     assert Path(report.stdout.strip()).is_file()  # `open $(mrl analyze)` gets the path only
 
 
+def test_a_metrics_json_that_is_not_utf8_or_is_a_folder_is_reported_by_path_not_a_traceback(project: Path) -> None:
+    # Bytes that are not UTF-8 (a crashed writer, a binary copied over it) raised
+    # UnicodeDecodeError out of mrl table and mrl analyze --index: "internal error".
+    exp = make_exp(project, [{"params": {"x": i}, "jsonl": [{"step": 0, "loss": i}]} for i in (1, 2, 3)])
+    (exp.subexp_dir(1) / "metrics.json").write_bytes(b"\x00\xff\xfe{")
+    (exp.subexp_dir(2) / "metrics.json").mkdir()
+    table = run_mrl("table", "--json", cwd=project)
+    assert table.returncode == 1 and "Traceback" not in table.stderr
+    assert [r["loss"] for r in json.loads(table.stdout)] == [1, 2, 3]
+    assert table.stderr.count("mrl: error:") == 1 and "001/metrics.json" in table.stderr
+    index = run_mrl("analyze", "--index", cwd=project)
+    assert index.returncode == 0 and "Traceback" not in index.stderr
+    assert (project / "output" / "index.html").is_file()
+
+
 def test_the_table_after_a_real_makebatch_and_run(project: Path) -> None:
     # conf.lua in the project fixture is a 3x3 grid over lr and wdecay.
     (project / "write_metrics.py").write_text(
