@@ -65,6 +65,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def RESOLVES_EXP(args: argparse.Namespace) -> bool:  # noqa: N802 (main's per-command flag)
+    """main resolves one plain EXP, or the default experiment when none is named (hooks read
+    args.expId); not for a range, several EXPs, --index: a newest folder still without its record (an `mrl new`
+    under way or killed) is skipped by those, not an error."""
+    return args.expId is not None or not (args.exps or args.index)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from metarunlog.commands.table import ExpRefs
 

@@ -56,6 +56,13 @@ def fix_argv(argv: list[str]) -> list[str]:
     return join_dash_values(argv, ("--sort",))
 
 
+def RESOLVES_EXP(args: argparse.Namespace) -> bool:  # noqa: N802 (main's per-command flag)
+    """main resolves one plain EXP, or the default experiment when none is named (hooks read
+    args.expId); not for EXP..., a range, --all, --tag: a newest folder still without its record (an `mrl new`
+    under way or killed) is skipped by those, not an error."""
+    return args.expId is not None or not (args.exps or args.all or args.tag)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "exps",

@@ -164,6 +164,25 @@ def test_a_metrics_json_that_is_not_utf8_or_is_a_folder_is_reported_by_path_not_
     assert (project / "output" / "index.html").is_file()
 
 
+def test_a_newest_folder_without_a_record_does_not_stop_all_ranges_or_the_index(project: Path) -> None:
+    # An `mrl new` killed before its record, or a folder made by hand, as the newest
+    # "experiment": --all, --tag, 2-3 and --index failed on it ("has no .mrl record") though
+    # they skip such folders; only the default experiment is that folder.
+    for _ in range(2):
+        make_exp(project, [{"params": {"x": 1}, "jsonl": [{"step": 0, "loss": 0.5}]}])
+    assert run_mrl("tag", "2", "+keep", cwd=project).returncode == 0
+    (project / "output" / "0003").mkdir()
+    for args in (["--all"], ["1-2"], ["--tag", "keep"]):
+        proc = run_mrl("table", *args, "--json", cwd=project)
+        assert proc.returncode == 0, (args, proc.stderr)
+        assert {r["exp"] for r in json.loads(proc.stdout)} >= {"0002"}
+    index = run_mrl("analyze", "--index", cwd=project)
+    assert index.returncode == 0 and index.stdout.strip().endswith("index.html"), index.stderr
+    assert run_mrl("analyze", "1-2", cwd=project).returncode == 0
+    plain = run_mrl("table", cwd=project)  # the default experiment is the newest folder: said so
+    assert plain.returncode == 1 and "0003 has no .mrl record" in plain.stderr
+
+
 def test_the_table_after_a_real_makebatch_and_run(project: Path) -> None:
     # conf.lua in the project fixture is a 3x3 grid over lr and wdecay.
     (project / "write_metrics.py").write_text(
