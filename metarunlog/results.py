@@ -497,7 +497,13 @@ def table_many(
     errors: list[str] = []
     warnings: list[str] = []
     for exp in exps:
-        res, errs = collect(exp, basedir=basedir, best=summary != "last", warnings=warnings)
+        try:
+            res, errs = collect(exp, basedir=basedir, best=summary != "last", warnings=warnings)
+        except MrlError as e:
+            if len(exps) == 1:
+                raise  # the one experiment asked for: its error is the answer
+            errors.append(str(e))  # one unreadable record among many: the others are still shown
+            continue
         results += res
         errors += errs
     tab = make_table(results, all_params=all_params, errors=errors, summary=summary, exp_column=exp_column)

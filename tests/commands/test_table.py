@@ -183,6 +183,22 @@ def test_a_newest_folder_without_a_record_does_not_stop_all_ranges_or_the_index(
     assert plain.returncode == 1 and "0003 has no .mrl record" in plain.stderr
 
 
+def test_one_corrupt_experiment_record_is_an_error_line_and_the_other_experiments_are_still_tabulated(
+    project: Path,
+) -> None:
+    # `mrl table --all` over many experiments printed only the corrupt record's error.
+    for x in (1, 2, 3):
+        make_exp(project, [{"params": {"x": x}, "jsonl": [{"step": 0, "loss": x / 10}]}])
+    (project / "output" / "0002" / ".mrl").write_text("{broken")
+    for args in (["--all"], ["1-3"], ["1", "2", "3"]):
+        proc = run_mrl("table", *args, "--json", cwd=project)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert [(r["exp"], r["loss"]) for r in json.loads(proc.stdout)] == [("0001", 0.1), ("0003", 0.3)]
+        assert proc.stderr.count("mrl: error:") == 1 and "output/0002/.mrl" in proc.stderr
+    alone = run_mrl("table", "2", cwd=project)  # the one experiment asked for: just the error
+    assert alone.returncode == 1 and alone.stdout == "" and "output/0002/.mrl" in alone.stderr
+
+
 def test_the_table_after_a_real_makebatch_and_run(project: Path) -> None:
     # conf.lua in the project fixture is a 3x3 grid over lr and wdecay.
     (project / "write_metrics.py").write_text(
