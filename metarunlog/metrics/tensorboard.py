@@ -63,8 +63,9 @@ def iter_events(path: Path, prefix: str = "") -> Iterator[dict[str, Any]]:
     """Rows of one event file: scalar values of consecutive events with the same step merged."""
     loader = _loader()(str(path))
     row: dict[str, Any] = {}
+    scalar_tags: set[str] = set()
     for event in loader.Load():
-        values = _scalars(event, prefix)
+        values = _scalars(event, prefix, scalar_tags)
         if not values:
             continue
         if row and row["step"] != event.step:
@@ -77,14 +78,20 @@ def iter_events(path: Path, prefix: str = "") -> Iterator[dict[str, Any]]:
         yield row
 
 
-def _scalars(event: Any, prefix: str) -> dict[str, float]:
+def _scalars(event: Any, prefix: str, scalar_tags: set[str]) -> dict[str, float]:
+    """The event's scalar values. A tensor is a scalar when its metadata says so; TF's
+    FileWriter writes a tag's metadata on its first value only (as TensorBoard's own
+    accumulator notes), so a tag once seen as a scalar stays one (`scalar_tags`)."""
     out: dict[str, float | None] = {}
     for v in event.summary.value:
         kind = v.WhichOneof("value")
         if kind == "simple_value":
             out[prefix + v.tag] = float(v.simple_value)
-        elif kind == "tensor" and v.metadata.plugin_data.plugin_name == "scalars":
-            out[prefix + v.tag] = _tensor_scalar(v.tensor)
+        elif kind == "tensor":
+            if v.HasField("metadata") and v.metadata.plugin_data.plugin_name == "scalars":
+                scalar_tags.add(v.tag)
+            if v.tag in scalar_tags:
+                out[prefix + v.tag] = _tensor_scalar(v.tensor)
     return {k: x for k, x in out.items() if x is not None}
 
 

@@ -149,6 +149,31 @@ def test_tf2_style_tensor_scalars_as_keras_writes_them_are_read(tmp_path: Path) 
     assert s.last == {"epoch_loss": 0.75} and s.best["epoch_loss"] == metrics.Best(0.5, 1, "min")
 
 
+def test_tensor_scalars_whose_metadata_is_on_the_first_value_only_are_all_read(tmp_path: Path) -> None:
+    """TF's FileWriter strips a tag's metadata from every value after the first (TensorBoard's
+    accumulator keeps the first one for that reason): only step 0 was read. The file is
+    written by tensorboard's own EventFileWriter (the one torch.utils.tensorboard uses)."""
+    pytest.importorskip("tensorboard")
+    np = pytest.importorskip("numpy")
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+    from tensorboard.util import tensor_util
+
+    w = EventFileWriter(str(tmp_path / "logs"))
+    for step, loss in enumerate([0.9, 0.5, 0.75]):
+        value = summary_pb2.Summary.Value(tag="epoch_loss", tensor=tensor_util.make_tensor_proto(np.float32(loss)))
+        if step == 0:
+            value.metadata.plugin_data.plugin_name = "scalars"
+        hist = summary_pb2.Summary.Value(tag="weights", tensor=tensor_util.make_tensor_proto(np.float32(1.0)))
+        summary = summary_pb2.Summary(value=[value, hist])  # a tensor never declared a scalar stays out
+        w.add_event(event_pb2.Event(wall_time=2.0 + step, step=step, summary=summary))
+    w.close()
+    acc = metrics.Accumulator(metrics.DEFAULT_STEP_KEYS)
+    acc.add(metrics.Finder().read(tmp_path).rows)
+    s = acc.result()
+    assert s.last == {"epoch_loss": pytest.approx(0.75)} and s.best["epoch_loss"].step == 1
+
+
 def test_a_missing_tensorboard_extra_is_a_one_line_hint_and_the_rest_still_shows(project: Path, tmp_path: Path) -> None:
     pytest.importorskip("tensorboard")
     sub = one_sub(project, {"metrics.json": '{"acc": 0.5}'})
