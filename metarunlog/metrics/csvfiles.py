@@ -42,7 +42,8 @@ def iter_csv(path: Path, first_column: str | None = None) -> Iterator[dict[str, 
     """The data rows of a CSV file with a header, as dicts without the empty cells; nothing
     when `first_column` is given and the header does not start with it."""
     try:
-        f = open(path, encoding="utf-8", errors="replace", newline="")  # noqa: SIM115 (closed below)
+        # utf-8-sig: a byte order mark (Excel, pandas to_csv(encoding="utf-8-sig")) is not part of the header
+        f = open(path, encoding="utf-8-sig", errors="replace", newline="")  # noqa: SIM115 (closed below)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return
     with f:

@@ -48,6 +48,21 @@ def test_a_keras_csvlogger_file_gives_the_last_epoch_and_epoch_is_not_a_column(
     assert (rows[0]["accuracy"], rows[0]["val_loss"]) == (0.7, 0.9) and "epoch" not in rows[0]
 
 
+def test_a_csv_with_a_utf8_byte_order_mark_keeps_its_step_column(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # pandas' to_csv(encoding="utf-8-sig") (what Excel wants) and Excel itself start the file
+    # with a BOM: the first column was "\ufeffepoch", a metric, and epoch no step.
+    pd = pytest.importorskip("pandas")
+    exp = make_exp(project, [{"params": {"lr": 0.1}, "status": done()}, {"params": {"lr": 0.2}, "status": done()}])
+    history = {"epoch": [3, 4, 5], "loss": [0.5, 0.3, 0.4]}
+    pd.DataFrame(history).to_csv(exp.subexp_dir(1) / "metrics.csv", index=False, encoding="utf-8-sig")
+    pd.DataFrame(history).to_csv(exp.subexp_dir(2) / "training.log", index=False, encoding="utf-8-sig")
+    _, rows, _ = table_json(capsys, "--summary", "best")
+    assert [(r["loss"], r["loss_step"]) for r in rows] == [(0.3, 4), (0.3, 4)]
+    assert all(set(r) == {"id", "lr", "state", "duration", "loss", "loss_step"} for r in rows)
+
+
 def test_keras_s_training_log_is_read_only_when_it_is_csvlogger_output(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
