@@ -776,5 +776,14 @@ def _stats(values: Iterable[Any]) -> tuple[float | None, float | None, int]:
     xs = [float(v) for v in values if _is_number(v) and not math.isnan(v)]
     if not xs:
         return None, None, 0
-    mean = math.fsum(xs) / len(xs)
-    return mean, math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / len(xs)), len(xs)
+    mean = fsum(xs) / len(xs)
+    return mean, math.sqrt(fsum([(x - mean) * (x - mean) for x in xs]) / len(xs)), len(xs)
+
+
+def fsum(xs: list[float]) -> float:
+    """`math.fsum`, but inf or nan where it raises: values near 1e308 overflow inside it,
+    and inf + -inf is an error to it (a diverged run must not stop a table or a report)."""
+    try:
+        return math.fsum(xs)
+    except (OverflowError, ValueError):
+        return sum(xs)

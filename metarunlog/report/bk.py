@@ -79,8 +79,13 @@ def _stateless(fig: Any) -> tuple[Any, Any, Any]:
 
 
 def _f32(v: Any) -> Any:
+    import numpy as np
+
     dtype = getattr(v, "dtype", None)
-    return v.astype("float32") if dtype is not None and dtype.kind == "f" and dtype.itemsize > 4 else v
+    if dtype is None or dtype.kind != "f" or dtype.itemsize <= 4:
+        return v
+    with np.errstate(over="ignore"):  # beyond float32's 3.4e38 a point is drawn at inf: no warning line
+        return v.astype("float32")
 
 
 class Legend:

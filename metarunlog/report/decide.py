@@ -156,12 +156,13 @@ def explained(subs: list[SubResult], param: str, values: list[float | None]) -> 
     xs = [v for g in groups.values() for v in g]
     if len(groups) < 2 or len(xs) < 3:
         return 0.0
-    mean = math.fsum(xs) / len(xs)
-    total = math.fsum((v - mean) ** 2 for v in xs)
-    if total <= 0:
+    mean = results.fsum(xs) / len(xs)
+    total = results.fsum([(v - mean) * (v - mean) for v in xs])  # `**` raises past 1e154; `*` gives inf
+    if not 0 < total < math.inf:
         return 0.0
-    between = math.fsum(len(g) * (math.fsum(g) / len(g) - mean) ** 2 for g in groups.values())
-    return between / total
+    means = [(len(g), results.fsum(g) / len(g) - mean) for g in groups.values()]
+    between = results.fsum([n * d * d for n, d in means])
+    return between / total if math.isfinite(between) else 0.0
 
 
 def run_values(subs: list[SubResult], primary: Primary | None, best: bool) -> list[float | None]:

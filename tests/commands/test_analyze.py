@@ -327,6 +327,16 @@ def test_a_function_that_calls_sys_exit_gets_an_error_box_and_the_report_is_stil
     assert "<strong>over</strong>: over() exited with 2" in page and page.count('role="alert"') == 1
 
 
+def test_a_report_over_runs_that_diverged_to_huge_values_is_written(project: Path) -> None:
+    # The curves' colour choice squared 1e308 - mean: OverflowError, "internal error", no report.
+    rows = [[{"step": s, "loss": 1e307 * (s + 1) * lr} for s in range(5)] for lr in (1, 2, 3, 4)]
+    specs = [{"params": {"lr": lr, "wd": lr % 2}, "jsonl": r} for lr, r in zip((1, 2, 3, 4), rows, strict=True)]
+    exp = make_exp(project, specs)
+    proc = run_mrl("analyze", cwd=project)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr  # no numpy overflow warning either
+    assert (exp.dir / "analysis" / "index.html").is_file()
+
+
 def test_a_bad_return_value_gets_an_error_box(project: Path) -> None:
     grid_exp(project)
     write_analyze(project, "def over(*a):\n    return 'just a string'\n", overview={"over": []})

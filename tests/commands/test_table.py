@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +198,21 @@ def test_one_corrupt_experiment_record_is_an_error_line_and_the_other_experiment
         assert proc.stderr.count("mrl: error:") == 1 and "output/0002/.mrl" in proc.stderr
     alone = run_mrl("table", "2", cwd=project)  # the one experiment asked for: just the error
     assert alone.returncode == 1 and alone.stdout == "" and "output/0002/.mrl" in alone.stderr
+
+
+def test_aggregating_huge_and_infinite_values_gives_inf_or_nan_not_a_traceback(project: Path) -> None:
+    # math.fsum raised OverflowError on [1e308, 1e308] and ValueError on [inf, -inf]: a
+    # diverged run (what seeds are averaged to find) made mrl table --aggregate an internal error.
+    make_exp(
+        project,
+        [{"params": {"lr": lr, "seed": seed}, "metrics": {"loss": loss}}
+         for lr, seed, loss in [(1, 1, 1e308), (1, 2, 1e308), (2, 1, math.inf), (2, 2, -math.inf), (3, 1, 0.5)]],
+    )  # fmt: skip
+    proc = run_mrl("table", "--aggregate", "--json", cwd=project)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+    rows = json.loads(proc.stdout)
+    assert [(r["lr"], r["n"]) for r in rows] == [(1, 2), (2, 2), (3, 1)]
+    assert rows[0]["loss"] is None and rows[2]["loss"] == 0.5  # inf (null in JSON), and a plain mean
 
 
 def test_the_table_after_a_real_makebatch_and_run(project: Path) -> None:
