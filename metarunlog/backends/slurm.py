@@ -57,6 +57,7 @@ SLURM_DIR = ".mrl.slurm"
 SUBMISSIONS = "submissions.jsonl"
 TIMEOUT_S = 60  # a Slurm client call that takes longer than this is an unreachable controller
 WAIT_QUERY_TIMEOUT_S = 8.0  # ... a query of `mrl run --wait` (which asks again, with backoff)
+AFTER_CANCEL_WAIT_S = 10.0  # how long `mrl cancel` waits for Slurm to end a running run.after job
 
 
 class SlurmError(MrlError):
@@ -915,8 +916,14 @@ class SlurmBackend(Backend):
         if not live:
             return []
         scancel([a.job for a in live])
-        seen = [observe_after(exp.dir, a) for a in live]
-        return [f for f in seen if f.state is not JobState.STALE]
+        # a running job takes Slurm a moment to end (SIGTERM, then COMPLETING): shown
+        # `running`, it read as a cancel that failed (and mrl cancel exited 1)
+        deadline = time.monotonic() + AFTER_CANCEL_WAIT_S
+        while True:
+            seen = [observe_after(exp.dir, a) for a in live]
+            if not any(f.state.active for f in seen) or time.monotonic() >= deadline:
+                return [f for f in seen if f.state is not JobState.STALE]
+            time.sleep(0.2)
 
     @classmethod
     def run_plan(cls, expdir: Path, plan: Path, index: int) -> int:

@@ -497,6 +497,16 @@ def test_cancel_of_the_whole_experiment_cancels_its_run_after_job_and_a_selectio
     assert "exitCode" not in record, record  # it never ran: Slurm's 0:0 is no exit code
 
 
+@on_slurm
+def test_cancel_of_a_running_run_after_job_waits_for_slurm_to_end_it_and_says_cancelled(project: Path) -> None:
+    # it was shown `running` right after the scancel, and mrl cancel exited 1
+    exp, job = _submit_with_after(project, 1, "true", ["touch after-started", "sleep 60"])
+    wait_for("run.after to start", lambda: (exp.dir / "after-started").exists(), TIMEOUT)
+    proc = run_mrl("cancel", str(exp.id))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"run.after: Slurm job {job}: cancelled" in proc.stdout, proc.stdout
+
+
 def _step_running(sub: Any, steps_done: int) -> bool:
     st = sub.read_status()
     return st is not None and st.state is JobState.RUNNING and st.steps_done == steps_done and st.pid is not None
