@@ -10,10 +10,12 @@ only sub-experiment (name "."), still read.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -36,6 +38,7 @@ CODE = "code"
 TRASH = ".trash"
 ATTEMPTS = ".mrl.attempts"  # SUBDIR/.mrl.attempts/<N>/: the metrics files attempt N left (execute)
 TEMPLATE_DIR = ".mrl.template"  # where a one-job experiment keeps its templates (makebatch, new -cp)
+BATCH_JOURNAL = ".mrl.batch-journal"  # the renames a makebatch is making (see write_batch_journal)
 
 
 @functools.lru_cache(maxsize=32)
@@ -243,7 +246,24 @@ class Experiment:
                 if n is not None and entry.is_dir():
                     subs.append(SubExperiment(self, n, entry.name, Path(entry.path)))
         subs.sort(key=lambda s: s.id)
+        if self.batch_interrupted and not self.__dict__.get("_warned_journal"):
+            self.__dict__["_warned_journal"] = True  # once per command, however often it lists
+            log.warning(
+                f"{self.dir}: an mrl makebatch was killed while it put its sub-experiments in place "
+                f"(they are part old, part new); `mrl run` or `mrl makebatch` on it finishes that first"
+            )
         return subs
+
+    @property
+    def batch_interrupted(self) -> bool:
+        """A makebatch was killed while it put its sub-experiments in place (its journal is
+        still there): the folders are part old, part new until the next batch lock finishes it."""
+        return os.path.lexists(self.dir / BATCH_JOURNAL)
+
+    def forget_record(self) -> None:
+        """Read `.mrl` (and the config it pins) again next time: another writer replaced it."""
+        for cached in ("record", "cfg", "_warned_journal"):
+            self.__dict__.pop(cached, None)
 
     def write_record(self, record: ExperimentRecord) -> None:
         jsonio.write_json(self.dir / RECORD, record.to_json())
@@ -253,3 +273,51 @@ class Experiment:
     def template_params(self) -> dict[str, Any]:
         """Variables every template and run command sees, besides the params."""
         return {"expId": self.id, "expDir": str(self.dir), "codeDir": str(self.code_dir)}
+
+
+# -- a makebatch's renames, made whole after a crash ---------------------------------------
+
+
+def write_batch_journal(exp_dir: Path, moves: list[tuple[Path, Path]], record: dict[str, Any], tmp: Path) -> None:
+    """Before a makebatch renames anything: the renames it will make (in order) and the record
+    it will write, durable, so that a makebatch killed half-way (kill -9, SIGTERM) is finished
+    by the next one to take the batch lock rather than leaving half the old batch in .trash.
+    `tmp` is the makebatch's own temp folder, removed once the renames are made."""
+    rel = [[os.path.relpath(src, exp_dir), os.path.relpath(dst, exp_dir)] for src, dst in moves]
+    jsonio.write_json(exp_dir / BATCH_JOURNAL, {"moves": rel, "record": record, "tmp": tmp.name})
+
+
+def drop_batch_journal(exp_dir: Path) -> None:
+    """The renames are all made (or all undone) and the record says so."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(exp_dir / BATCH_JOURNAL)
+
+
+def finish_batch_journal(exp_dir: Path) -> bool:
+    """Make the renames a killed makebatch had left (each one whose source is still there and
+    whose target is not), then write its record: every step is idempotent, so a crash in here
+    is finished the same way. Call with the batch lock held. True when there was one."""
+    try:
+        journal = jsonio.read_json(exp_dir / BATCH_JOURNAL)
+    except FileNotFoundError:  # (written atomically: never half a journal)
+        return False
+    for src, dst in journal["moves"]:
+        if not (_inside(src) and _inside(dst)):  # a journal edited by hand never moves anything outside
+            continue
+        s, d = exp_dir / src, exp_dir / dst
+        if os.path.lexists(s) and not os.path.lexists(d):
+            d.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(s, d)
+    jsonio.write_json(exp_dir / RECORD, journal["record"])
+    tmp = str(journal.get("tmp", ""))
+    if tmp.startswith(".mrl.batch-tmp-") and _inside(tmp) and "/" not in tmp:
+        shutil.rmtree(exp_dir / tmp, ignore_errors=True)
+    drop_batch_journal(exp_dir)
+    log.warning(f"{exp_dir}: finished putting in place the sub-experiments of an mrl makebatch that was killed")
+    return True
+
+
+def _inside(rel: str) -> bool:
+    """A journal's path is relative and stays in EXPDIR."""
+    parts = Path(rel).parts
+    return bool(parts) and not Path(rel).is_absolute() and ".." not in parts

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from metarunlog import jsonio
 from metarunlog.errors import MrlError
+from metarunlog.experiment import finish_batch_journal
 from metarunlog.locks import is_flocked
 from metarunlog.procs import HOST
 
@@ -293,6 +294,8 @@ def batch_lock(exp: Experiment, *, wait: float = 0.0, busy: str = "") -> Iterato
                 if time.monotonic() >= deadline:
                     raise MrlError(busy or f"another mrl command is changing {exp.dir}: wait for it") from None
                 time.sleep(0.02)
+        if finish_batch_journal(exp.dir):  # a makebatch killed half-way: the lock's next holder completes it
+            exp.forget_record()
         yield
     finally:
         os.close(fd)

@@ -53,6 +53,8 @@ from metarunlog.experiment import (
     TRASH,
     Experiment,
     SubExperiment,
+    drop_batch_journal,
+    write_batch_journal,
 )
 from metarunlog.locks import is_running
 from metarunlog.procs import is_same_process
@@ -588,23 +590,29 @@ def _copy(src: Path, dst: Path) -> None:
 def _commit(plan: Plan, tmp: Path, names: list[str], replace: bool, extend: bool) -> Path | None:
     """Move the old batch to .trash (with -replace), the new one into place, write the record.
 
-    Every move is a rename inside EXPDIR; if one fails, the ones done are undone.
+    Every move is a rename inside EXPDIR; if one fails, the ones done are undone. The
+    renames and the record are journaled first (experiment.write_batch_journal): a makebatch
+    killed in the middle (kill -9, SIGTERM, a closed terminal) is finished by the next
+    command that takes the batch lock, never left half old, half in .trash.
     """
     exp = plan.exp
-    moves: list[tuple[Path, Path]] = []  # (from, to), done so far
-    trash = None
+    done: list[tuple[Path, Path]] = []  # (from, to), made so far
+    trash = _trash_dir(exp) if replace and (plan.existing or plan.was_single) else None
     try:
-        if replace and (plan.existing or plan.was_single):
-            trash = _trash_dir(exp)
-            _move_old(plan, trash, moves)
-        _check_free(exp, names)
-        for name in names:
-            _move(tmp / name, exp.dir / name, moves)
+        moves = _old_moves(plan, trash) if trash is not None else []
+        _check_free(exp, names, moves)
+        moves += [(tmp / name, exp.dir / name) for name in names]
         if extend and plan.combos and (exp.dir / DONE_MARK).exists():
-            _move(exp.dir / DONE_MARK, tmp / DONE_MARK, moves)  # no longer true: new ones are pending
-        exp.write_record(_record(plan, names, trash, extend))
+            moves.append((exp.dir / DONE_MARK, tmp / DONE_MARK))  # no longer true: new ones are pending
+        record = _record(plan, names, trash, extend)
+        write_batch_journal(exp.dir, moves, record.to_json(), tmp)
+        for src, dst in moves:
+            _move(src, dst, done)
+        exp.write_record(record)
+        drop_batch_journal(exp.dir)
     except BaseException as e:
-        _undo(moves)
+        _undo(done)
+        drop_batch_journal(exp.dir)
         if trash is not None:
             with contextlib.suppress(OSError):
                 trash.rmdir()  # empty again after the undo
@@ -628,22 +636,24 @@ def _trash_dir(exp: Experiment) -> Path:
     raise MrlError(f"cannot make a new folder in {base}: clean it up")
 
 
-def _move_old(plan: Plan, trash: Path, moves: list[tuple[Path, Path]]) -> None:
+def _old_moves(plan: Plan, trash: Path) -> list[tuple[Path, Path]]:
+    """The renames that take the old batch out of the way (into `trash`)."""
     exp = plan.exp
+    moves = []
     if plan.was_single:
         rendered = exp.record.batch.templates if exp.record.batch else []
         for name in [*rendered, *_single_outputs(exp)]:
             if (exp.dir / name).exists():
-                _move(exp.dir / name, trash / name, moves)
+                moves.append((exp.dir / name, trash / name))
         for name in rendered:  # the template goes back where a batch reads it
             saved = exp.dir / TEMPLATE_DIR / name
             if saved.is_file():
-                _move(saved, exp.dir / name, moves)
-        return
-    for sub in plan.existing:
-        _move(sub.dir, trash / sub.name, moves)
+                moves.append((saved, exp.dir / name))
+        return moves
+    moves += [(sub.dir, trash / sub.name) for sub in plan.existing]
     if (exp.dir / DONE_MARK).exists():
-        _move(exp.dir / DONE_MARK, trash / DONE_MARK, moves)
+        moves.append((exp.dir / DONE_MARK, trash / DONE_MARK))
+    return moves
 
 
 def _single_outputs(exp: Experiment) -> list[str]:
@@ -655,8 +665,8 @@ def _single_outputs(exp: Experiment) -> list[str]:
     return list(dict.fromkeys([*SINGLE_OUTPUTS, *sorted(owned - keep)]))
 
 
-def _check_free(exp: Experiment, names: list[str]) -> None:
-    present = set(os.listdir(exp.dir))
+def _check_free(exp: Experiment, names: list[str], moves: list[tuple[Path, Path]]) -> None:
+    present = set(os.listdir(exp.dir)) - {src.name for src, _ in moves if src.parent == exp.dir}
     taken = [n for n in names if n in present]
     if taken:
         raise MrlError(
