@@ -45,9 +45,13 @@ class Snapshot:
     files: int  # regular files written (symlinks and gitlinks not counted)
     linked: int = 0  # of them, hardlinks to a file already in the store
     stored: int = 0  # files added to the store by this snapshot
+    submodules: list[str] = field(default_factory=list)  # gitlinks: empty folders in code/
 
     def as_record(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not self.submodules:
+            del out["submodules"]  # the record of a repository without submodules stays as it was
+        return out
 
 
 def take(repo: Path, commit: str, dest: Path, store: Path, mode: str = "auto") -> Snapshot:
@@ -57,8 +61,11 @@ def take(repo: Path, commit: str, dest: Path, store: Path, mode: str = "auto") -
     with git.tree_index(repo, commit) as env:
         if how == "copy":
             git.checkout_index(repo, dest, None, env)
-            return Snapshot("copy", _make_readonly(dest, (e for e in entries if _is_file(e))))
-        return _link(repo, env, dest, store, entries)
+            snap = Snapshot("copy", _make_readonly(dest, (e for e in entries if _is_file(e))))
+        else:
+            snap = _link(repo, env, dest, store, entries)
+    snap.submodules = [e.path for e in entries if e.mode == GITLINK]
+    return snap
 
 
 def _link_mode(mode: str, store: Path, dest: Path) -> str:

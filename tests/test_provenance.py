@@ -205,3 +205,26 @@ def test_run_says_once_which_commit_it_runs_when_head_moved_on(
     assert f"commit {pinned[:10]}" in lines[0] and "HEAD is 2 commits ahead" in lines[0]
     assert "`mrl rerun 1 --failed`" in lines[0]
     assert (project / EXP1 / "004" / "out.txt").read_text() == "training\n"  # still the pinned code
+
+
+def test_a_submodule_left_empty_in_code_is_said_at_new(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    git(lib, "init", "-q", "-b", "main")
+    (lib / "layers.py").write_text("WIDTH = 1\n")
+    commit_all(lib, "lib")
+    git(project, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "vendor/lib")
+    commit_all(project, "vendor lib")
+    err = new(capsys)
+    lines = [line for line in err.splitlines() if line.startswith("mrl:") and "submodule" in line]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("mrl: warning: 1 submodule(s) are empty folders in code/") and "vendor/lib" in lines[0]
+    assert not any((project / EXP1 / "code" / "vendor" / "lib").iterdir())
+    record = json.loads((project / EXP1 / ".mrl").read_text())
+    assert record["snapshot"]["submodules"] == ["vendor/lib"]
+
+    (project / "vendor" / "lib" / "layers.py").write_text("WIDTH = 2\n")  # changed, not committed
+    err = new(capsys, "-nc")
+    assert "the uncommitted changes in vendor/lib are not in .mrl.diff either" in err, err

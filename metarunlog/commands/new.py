@@ -305,6 +305,8 @@ def _fill(
     code = exp.dir / CODE
     code.mkdir()
     snap = snapshot.take(repo, pin.head.sha, code, project.outdir / snapshot.STORE, project.cfg["snapshot"])
+    if snap.submodules:
+        result.warnings.append(_submodules_line(snap.submodules, pin))
     if pin.diff is not None:
         (exp.dir / DIFF).write_bytes(pin.diff)
         if pin.diff.strip():
@@ -337,6 +339,17 @@ def _fill(
     )
     exp.write_record(dataclasses.replace(record, **provenance))  # written last: its presence means complete
     return result
+
+
+def _submodules_line(paths: list[str], pin: Pin) -> str:
+    """code/ holds a submodule as an empty folder (a fresh clone's), so a run that needs its
+    files fails only at run time: say it at `mrl new`, with what of it was not pinned."""
+    changed = [p for p in paths if any(d.split(" ", 1)[-1] == p for d in pin.dirty)]
+    also = f"; the uncommitted changes in {_few(changed, 3)} are not in .mrl.diff either" if changed else ""
+    return (
+        f"{len(paths)} submodule(s) are empty folders in code/ (mrl pins this repository's files only): "
+        f"{_few(paths, 5)}{also}; commit what your code needs into this repository, or fetch it in a run step"
+    )
 
 
 def _subdir(basedir: Path, repo: Path) -> str:
