@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +17,7 @@ from metarunlog.procs import start_id
 from metarunlog.records import Status
 from metarunlog.states import JobState
 from tests.backends.contract import make_experiment
-from tests.helpers.processes import alive
+from tests.helpers.processes import alive, start_mrl, statuses, wait_for
 from tests.helpers.repo import run_mrl
 
 
@@ -119,3 +120,31 @@ def _status_shows_it_running_and_cancel_stops_it(project: Path, step: subprocess
     assert rows[0]["state"] == "running"
     assert run_mrl("cancel", cwd=project).stdout.strip() == "001: cancelled"
     assert step.wait(timeout=15) == -signal.SIGTERM
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="procs.is_step_of proves a step by its start id alone; it must also refuse a process whose "
+    "MRL_SUBEXP_DIR names another sub-experiment folder (procs.py is the lead's)",
+)
+def test_cancel_of_a_copy_of_a_running_experiment_never_signals_the_originals_step(project: Path) -> None:
+    """`cp -a output/0001 output/0002` (a backup, a variant to edit) while 0001 runs copies
+    its running records, with the pid and start id of 0001's live step: that step is proven
+    the recorded process, but it is not the step of the copy's sub-experiment."""
+    exp = make_experiment(project, [{"x": 1}], "sleep 60")
+    runner = start_mrl("run", "1", cwd=project)
+    try:
+        wait_for(lambda: statuses(exp.dir).get("001", {}).get("pidStart"), what="the step's pid in its record")
+        copy = exp.dir.parent / "0002"
+        shutil.copytree(exp.dir, copy, symlinks=True)
+        record = json.loads((copy / ".mrl").read_text())
+        (copy / ".mrl").write_text(json.dumps({**record, "expId": 2}))
+        step = statuses(exp.dir)["001"]["pid"]
+
+        cancel = run_mrl("cancel", "2", cwd=project)
+        assert "Traceback" not in cancel.stderr, cancel.stderr
+        assert alive(step), f"mrl cancel 2 killed experiment 0001's step: {cancel.stdout}{cancel.stderr}"
+        assert statuses(exp.dir)["001"]["state"] == "running"
+    finally:
+        os.killpg(runner.pid, signal.SIGTERM)
+        runner.communicate(timeout=60)
