@@ -43,17 +43,11 @@ def read_results(exp: Experiment, basedir: Path, log_lines: int | None = 20) -> 
 
 
 def _read_one(sub: Any, finder: Any, log_lines: int | None) -> Read:
-    from array import array
-
     from metarunlog.execute import log_tail
 
-    res, errs = results.read_sub(sub, keep_lines=True, finder=finder)
-    steps: dict[int, array[float]] = {}  # metrics logged on the same lines share one steps array
-    res.curves = {
-        metric: (xkey, steps.setdefault(id(xs), array("d", xs)), array("d", ys))
-        for metric, (xkey, xs, ys) in results.curves(res.lines or [], finder.settings.step_keys).items()
-    }
-    res.lines = None
+    curves = results.CurveBuilder(finder.settings.step_keys)  # rows become arrays as they are read
+    res, errs = results.read_sub(sub, finder=finder, on_rows=curves.add)
+    res.curves = curves.result()
     res.log_tail = None if log_lines is None else log_tail(sub, log_lines)
     return res, errs
 
