@@ -19,6 +19,16 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+# Control characters as their escapes: a newline in a param value would print a line that
+# reads as another row (`001  a  done  99`), an ESC would drive the user's terminal.
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(32), 127, *range(0x80, 0xA0))} | {9: "\\t", 10: "\\n", 13: "\\r"}
+
+
+def printable(text: str) -> str:
+    """`text` with control characters (newline, ESC, ...) written as escapes, for one line of a terminal."""
+    return text if text.isprintable() else text.translate(_CONTROL)
+
+
 def format_value(value: Any, column: str = "") -> str:
     """A value as a person reads it: floats to 6 significant digits, durations as 1:05."""
     if value is None:
@@ -28,7 +38,7 @@ def format_value(value: Any, column: str = "") -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, str):
-        return value
+        return printable(value)
     if isinstance(value, (list, dict, tuple)):
         return json.dumps(value, default=str)
     return str(value)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from metarunlog.errors import MrlError
 from metarunlog.experiment import CODE, DIFF, RECORD, Experiment
+from metarunlog.fmt import printable
 from metarunlog.project import Project
 
 HELP = "show an experiment's record; --verify checks code/ against its commit"
@@ -60,7 +61,7 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     for k, v in info.items():
         if isinstance(v, (list, dict)):
             v = json.dumps(v, default=str)
-        print(f"{k:<{width}} : {'' if v is None else v}")
+        print(f"{k:<{width}} : {'' if v is None else printable(str(v))}")
     return 0
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from metarunlog import jsonio
 from metarunlog.errors import CorruptRecord
 from metarunlog.experiment import DONE_MARK, RECORD
+from metarunlog.fmt import printable
 from metarunlog.project import Project
 
 HELP = "list experiments, newest first (** = not done)"
@@ -100,7 +101,7 @@ def _write(items: Iterator[str], head: str, sep: str, tail: str, *, empty: str) 
 def _cell(v: Any) -> str:
     if v is None:
         return ""
-    return str(v)[:7] if isinstance(v, str) and len(v) == 40 and v.isalnum() else str(v)
+    return str(v)[:7] if isinstance(v, str) and len(v) == 40 and v.isalnum() else printable(str(v))
 
 
 def ls(project: Project, tags: list[str] | None = None) -> list[Row]:
