@@ -445,11 +445,40 @@ def _grid_values(key: str, text: str) -> list[Any]:
             value = safe_eval.evaluate(text)
         except safe_eval.EvalError as e:
             raise BatchError(f"--grid {key}: cannot evaluate '{_short(text)}': {e}") from None
+        if isinstance(value, tuple):  # `[1, 2], [3]`: the values, as `1,2` is
+            return list(value)
         return value if isinstance(value, list) else [value]
     as_list = parse_value(f"[{text}]")
     if isinstance(as_list, list):
         return as_list
-    return [parse_value(part) for part in text.split(",")]
+    parts = _split_values(text)
+    if "" in parts:
+        raise BatchError(
+            f"--grid {key}={_short(text)}: value {parts.index('') + 1} is empty: remove the extra comma, "
+            f"or write '' for an empty string"
+        )
+    return [parse_value(part) for part in parts]
+
+
+def _split_values(text: str) -> list[str]:
+    """`text` split on its commas, except those inside a value that starts with a quote
+    (`'a,b',c` is two values, as in Python) or inside brackets; an apostrophe inside a
+    word (`it's`) is just a character."""
+    parts, start, depth, quote = [], 0, 0, ""
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"" and not text[start:i].strip():
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return text.split(",") if quote or depth else parts
 
 
 @dataclass

@@ -193,10 +193,20 @@ def test_set_values_are_literals_falling_back_to_strings(item: str, key: str, va
         ("opt=adam,sgd", ["adam", "sgd"]),
         ("opt=adam,0.5", ["adam", 0.5]),
         ("shape=[[1, 2], [3, 4]]", [[1, 2], [3, 4]]),
+        ("shape=[1, 2],[3]", [[1, 2], [3]]),  # two values, as `1,2` is: not one [[1, 2], [3]]
+        ("s='a,b',c", ["a,b", "c"]),  # a quoted comma is inside its value, as in Python
+        ('s="a, b", it\'s', ["a, b", " it's"]),
+        ("f=g(a,b),c", ["g(a,b)", "c"]),
     ],
 )
 def test_grid_values_are_split_on_commas_or_read_as_a_list(item: str, values: list[Any]) -> None:
     assert parse_grid(item) == (item.split("=")[0], values)
+
+
+@pytest.mark.parametrize("item", ["opt=adam,sgd,", "opt=adam,,sgd", "opt=,"])
+def test_an_empty_grid_value_from_a_stray_comma_is_an_error_not_an_extra_run(item: str) -> None:
+    with pytest.raises(BatchError, match="is empty: remove the extra comma"):
+        parse_grid(item)
 
 
 @pytest.mark.parametrize("item", ["lr", "=1", "lr=", "my lr=1,2", "-lr=1"])
