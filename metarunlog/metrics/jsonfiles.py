@@ -87,7 +87,7 @@ def _parse_chunk(lines: list[bytes]) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            d = json.loads(line.decode("utf-8", errors="replace"))
+            d = json.loads(line.decode("utf-8-sig", errors="replace"))  # -sig: a BOM before the first line
         except ValueError:
             continue
         if isinstance(d, dict):

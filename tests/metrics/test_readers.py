@@ -63,6 +63,18 @@ def test_a_csv_with_a_utf8_byte_order_mark_keeps_its_step_column(
     assert all(set(r) == {"id", "lr", "state", "duration", "loss", "loss_step"} for r in rows)
 
 
+def test_json_files_with_a_utf8_byte_order_mark_are_read_whole(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Windows tools write one (PowerShell 5's Out-File, Notepad): the first metrics.jsonl line
+    # was dropped as not JSON.
+    bom = "\ufeff"
+    one_sub(project, {"metrics.jsonl": bom + '{"step": 0, "loss": 0.2}\n{"step": 1, "loss": 0.4}\n',
+                      "metrics.json": bom + '{"acc": 0.9}'})  # fmt: skip
+    _, rows, err = table_json(capsys, "--summary", "best")
+    assert (rows[0]["loss"], rows[0]["loss_step"], rows[0]["acc"]) == (0.2, 0, 0.9) and err == ""
+
+
 def test_keras_s_training_log_is_read_only_when_it_is_csvlogger_output(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
