@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,8 @@ from metarunlog.errors import MrlError
 from metarunlog.experiment import Experiment
 from metarunlog.report import decide, summary
 from metarunlog.report import table as report_table
+
+log = logging.getLogger("metarunlog.report")  # `mrl` prints it as `mrl: warning: ...`
 
 INDEX_CACHE = ".mrl.index.json"  # in OUTDIR: each experiment's card, valid while its files are unchanged
 
@@ -105,6 +108,11 @@ def card_facts(exp: Experiment, basedir: Path) -> Card:
     return card
 
 
+def unreadable_card(exp: Experiment, why: str) -> Card:
+    """The card of an experiment whose record or results cannot be read: its id and why."""
+    return Card(exp.name, exp.id, f"record cannot be read: {why}", "", "", "", "", False, [], [], 0)
+
+
 def with_report(card: Card, exp: Experiment, page_dir: Path) -> Card:
     """Link the card to the experiment's report: made, stale (runs changed or still going
     since it was written) or none."""
@@ -144,8 +152,11 @@ def index_cards(project: Any, page_dir: Path) -> list[Card]:
                 card = Card(**{**old["card"], "counts": [tuple(c) for c in old["card"]["counts"]]})
             else:
                 card = card_facts(exp, project.basedir)
-        except (MrlError, TypeError, KeyError):
-            continue  # an unreadable record: `mrl ls` says which
+        except (MrlError, TypeError, KeyError) as e:
+            # "every experiment": an unreadable one is listed with why, not left out
+            log.warning(f"index: {exp.name}: {e}")
+            cards.append(with_report(unreadable_card(exp, str(e)), exp, page_dir))
+            continue
         fresh[exp.name] = {"signature": sig, "card": asdict(card)}
         cards.append(with_report(card, exp, page_dir))
     with contextlib.suppress(OSError):  # a read-only outdir: no cache, the index is still made
