@@ -22,7 +22,7 @@ import json
 import re
 import shlex
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -304,22 +304,94 @@ def shell_quote_outputs(text: str) -> str:
     The literal text around is shell syntax the user wrote: a value outside quotes gets
     `shlex.quote`; inside '...' its single quotes are closed and reopened; inside "..."
     the characters special there (\\ " $ `) are backslash-escaped; inside `$(...)` the
-    quoting starts over (inside backquotes too, then escaped for them). So `--name={{ n }}`, `--name "{{ n }}"` and
-    `'{{ codeDir }}/train.py'` all give one argument holding exactly the value.
+    quoting starts over (inside backquotes too, then escaped for them); in the body of a
+    here-document (`<<EOF`) the characters it expands (\\ $ `) are escaped, and in one whose
+    delimiter is quoted (`<<'EOF'`) the value is written as it is. So `--name={{ n }}`,
+    `--name "{{ n }}"`, `'{{ codeDir }}/train.py'` and `lr: {{ lr }}` in a here-document all
+    give exactly the value. A value holding a line that would end its here-document is an error.
     """
     out: list[str] = []
-    stack = ["cmd"]  # cmd (unquoted), sq '...', dq "...", bq `...`, comment (# to end of line)
+    sh = _Shell()
     i = 0
     while i < len(text):
         if text[i] == _OPEN:
             end = text.index(_CLOSE, i)
-            out.append(_quote_for(stack[-1], text[i + 1 : end]))
+            out.append(sh.quote(text[i + 1 : end], "".join(out[-50:])))
             i = end + 1
         else:
-            step = _shell_step(stack, text, i)
+            step = sh.step(text, i)
             out.append(text[i : i + step])
             i += step
     return "".join(out)
+
+
+# `<<EOF`, `<<-EOF`, `<< 'EOF'`, `<<"E"OF`: a here-document's operator and its delimiter word
+_HEREDOC = re.compile(r"<<(-?)[ \t]*((?:[^\s;&|<>()\\'\"]|\\.|'[^']*'|\"[^\"]*\")+)")
+
+
+@dataclass
+class _Shell:
+    """How far the shell's quoting got: a stack of contexts, cmd (unquoted), sq '...',
+    dq "...", bq `...`, comment (# to the end of the line), hd / hq (the body of a
+    here-document, expanding or not), and the here-documents whose bodies start at the
+    next newline."""
+
+    stack: list[str] = field(default_factory=lambda: ["cmd"])
+    heredocs: list[tuple[str, bool, bool]] = field(default_factory=list)  # (delimiter, quoted, strip tabs)
+    delimiters: list[tuple[str, bool]] = field(default_factory=list)  # of the open bodies
+
+    def step(self, text: str, i: int) -> int:
+        """Follow the shell over the literal character(s) at `i`: how many were read."""
+        state = self.stack[-1]
+        if state in ("hd", "hq") and (i == 0 or text[i - 1] == "\n"):
+            line = text[i:].split("\n", 1)[0]
+            delimiter, strip = self.delimiters[-1]
+            if (line.lstrip("\t") if strip else line) == delimiter:
+                self.stack.pop()
+                self.delimiters.pop()
+                self._open_heredoc()
+                return len(line) + (1 if i + len(line) < len(text) else 0)
+        if state == "hq" or (state == "hd" and text[i] not in "\\`$"):
+            return 1
+        if state == "arith":  # $(( ... )): `<<` there is a shift, not a here-document
+            if text.startswith("))", i):
+                self.stack.pop()
+                return 2
+            return 1
+        if state != "sq" and state != "comment" and text.startswith("$((", i):
+            self.stack.append("arith")
+            return 3
+        if state == "cmd" and text[i] == "\n" and self.heredocs:
+            self._open_heredoc()
+            return 1
+        if state == "cmd" and text.startswith("<<", i) and not text.startswith("<<<", i):
+            m = _HEREDOC.match(text, i)
+            if m and _OPEN not in m.group(2):
+                word = m.group(2)
+                quoted = any(c in word for c in "'\"\\")
+                self.heredocs.append((re.sub(r"\\(.)|['\"]", r"\1", word), quoted, m.group(1) == "-"))
+                return m.end() - i
+        return _shell_step(self.stack, text, i)
+
+    def _open_heredoc(self) -> None:
+        """The body of the next pending here-document starts here."""
+        if self.heredocs:
+            delimiter, quoted, strip = self.heredocs.pop(0)
+            self.stack.append("hq" if quoted else "hd")
+            self.delimiters.append((delimiter, strip))
+
+    def quote(self, value: str, before: str) -> str:
+        state = self.stack[-1]
+        if state in ("hd", "hq"):
+            delimiter, strip = self.delimiters[-1]
+            lines = (before.rsplit("\n", 1)[-1] + value).split("\n")
+            if any((line.lstrip("\t") if strip else line) == delimiter for line in lines):
+                raise MrlError(
+                    f"a value holds the line {delimiter!r}, which would end the here-document "
+                    f"<<{delimiter} of run.command early: change the value, or the delimiter"
+                )
+            return value if state == "hq" else re.sub(r"([\\`$])", r"\\\1", value)
+        return _quote_for(state, value)
 
 
 def _shell_step(stack: list[str], text: str, i: int) -> int:
@@ -338,6 +410,8 @@ def _shell_step(stack: list[str], text: str, i: int) -> int:
     elif text.startswith("$(", i):
         stack.append("cmd")
         return 2
+    elif state == "hd":  # \\ and $ in a here-document's body: escapes and expansions only
+        return 1
     elif state == "dq":
         if c == '"':
             stack.pop()

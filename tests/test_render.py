@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from metarunlog.batch import split_template
@@ -110,6 +110,10 @@ def argv_of(command: str, variables: dict, cwd: Path) -> list[str]:
         ARGV + ' "$(printf %s {{ v }})"',  # in a command substitution inside double quotes
         ARGV + " `printf %s {{ v }}`",  # in backquotes: split by the shell afterwards, but never run
         ARGV + " {{ v }} # it's a comment with {{ v }}",
+        ARGV + ' "$(cat <<EOF\n{{ v }}\nEOF\n)"',  # the body of a here-document: $ ` \\ expand there
+        ARGV + " \"$(cat <<'EOF'\n{{ v }}\nEOF\n)\"",  # quoted delimiter: nothing expands
+        ARGV + ' "$(cat <<-"E"OF\n{{ v }}\n\tEOF\n)"',
+        "echo $((1<<2)) >/dev/null\n" + ARGV + " {{ v }}",  # a shift, not a here-document
     ],
 )
 def test_a_value_in_run_command_arrives_as_exactly_one_argument(command: str, value: str, tmp_path: Path) -> None:
@@ -118,7 +122,7 @@ def test_a_value_in_run_command_arrives_as_exactly_one_argument(command: str, va
         assert argv_of(command, {"v": value}, tmp_path) == value.split()
         assert not (tmp_path / "pwned").exists()
         return
-    if "printf" in command:
+    if "printf" in command or "cat" in command:
         expected = value.rstrip("\n")  # $(...) drops trailing newlines, as the shell does
     assert argv_of(command, {"v": value}, tmp_path) == [expected]
     assert not (tmp_path / "pwned").exists()
@@ -164,6 +168,8 @@ def test_config_templates_are_not_shell_quoted() -> None:
 
 SHELL_SPOTS = [
     "{{ v }}",
+    '"$(cat <<E\nx{{ v }}y\nE\n)"',
+    "\"$(cat <<'E'\nx{{ v }}y\nE\n)\"",
     "--v={{ v }}",
     '"{{ v }}"',
     "'{{ v }}'",
@@ -183,12 +189,15 @@ SHELL_CHARS = st.sampled_from(list(" '\"\\$`;\n\t(){}[]|&<>*?#~=!%^-")) | st.cha
 @settings(max_examples=300, deadline=None)
 @given(value=st.text(SHELL_CHARS), spot=st.sampled_from(SHELL_SPOTS))
 def test_any_value_in_any_quoting_context_is_one_argument_holding_it(value: str, spot: str) -> None:
+    assume("<<" not in spot or "\nE\n" not in f"\n{value}\n")  # that one is refused (test below)
     text = command_template("printf '%s\\0' " + spot, "cfg").render({"v": value})
     out = subprocess.run(["/bin/sh", "-c", text], capture_output=True, check=True).stdout.decode()
     literal = spot.replace("{{ v }}", "\x01").replace('"', "").replace("'", "")
     expected = literal.replace("\x01", value)
     if "printf %s" in spot:
         expected = value.rstrip("\n")  # command substitution drops trailing newlines
+    if "<<" in spot:
+        expected = ("x" + value + "y").rstrip("\n")
     assert out.split("\0")[:-1] == [expected]
 
 
@@ -298,3 +307,9 @@ def test_a_command_without_jinja_syntax_is_rendered_without_importing_jinja(tmp_
         env={**__import__("os").environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
     )
     assert out.stdout.strip() == "False"
+
+
+def test_a_value_that_would_end_its_here_document_early_is_an_error_not_a_command() -> None:
+    template = command_template("cat > conf.yaml <<EOF\nname: {{ v }}\nEOF\n", ".mrl.cfg")
+    with pytest.raises(MrlError, match="would end the here-document"):
+        template.render({"v": "x\nEOF\ntouch pwned"})
