@@ -57,7 +57,7 @@ from metarunlog.experiment import (
     write_batch_journal,
 )
 from metarunlog.locks import is_running
-from metarunlog.procs import is_same_process
+from metarunlog.procs import is_step_of
 from metarunlog.project import Project
 from metarunlog.records import BatchRecord, ExperimentRecord, Status, SubRecord
 
@@ -402,7 +402,8 @@ def _check_not_running(exp: Experiment, existing: list[SubExperiment], was_singl
 
 def _orphaned_step(folder: Path) -> int | None:
     """The pid of a step still running in `folder` after its runner was killed with -9: the
-    steps never hold the run lock, but the record proves that process (pid and start id)."""
+    steps never hold the run lock, but the record proves that process (pid and start id), as
+    `mrl cancel` proves the step it signals (`procs.is_step_of`)."""
     try:
         data = jsonio.read_json_or(folder / STATUS, None)
     except CorruptRecord:
@@ -410,7 +411,7 @@ def _orphaned_step(folder: Path) -> int | None:
     if not isinstance(data, dict):
         return None
     status = Status.from_json(data)
-    if status.state.active and status.host == ownership.HOST and is_same_process(status.pid, status.pid_start):
+    if status.state.active and status.host == ownership.HOST and is_step_of(status.pid, status.pid_start, folder):
         return status.pid
     return None
 
