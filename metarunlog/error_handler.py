@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import sys
 import traceback
 from collections.abc import Iterator
+from typing import Any, TextIO
 
 from metarunlog.errors import MrlError
 
@@ -82,12 +84,17 @@ def error_handler() -> Iterator[None]:
         _bug()
 
 
+STDOUT = "<stdout>"  # the `filename` of an error writing mrl's own output (see stdout_named)
+
+
 def environment_message(e: OSError) -> str:
     """`<strerror>: <path> (<what to do>)` for an OSError the environment caused."""
     paths = [p for p in (e.filename, e.filename2) if p is not None]
     where = " -> ".join(os.fsdecode(p) for p in paths)
     text = e.strerror or str(e)
     hint = ENVIRONMENT_ERRNOS.get(e.errno or 0, "")
+    if e.filename == STDOUT:  # the work may be done: rerunning `mrl new` would make another experiment
+        hint = "only the output is lost; `mrl ls` and `mrl status` show what the command did"
     return f"{text.lower()}{': ' + where if where else ''}{' (' + hint + ')' if hint else ''}"
 
 
@@ -118,3 +125,59 @@ def _say(line: str) -> None:
     # stderr may be the terminal that just went away: losing the message is all we can do.
     with contextlib.suppress(OSError):
         print(line, file=sys.stderr)
+
+
+class _NamedStdout(io.TextIOBase):
+    """sys.stdout, whose write errors name it (`no space left on device: <stdout>`), so that
+    `mrl new > /dev/full` does not read as if the disk mrl wrote the experiment to were full."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        with self._named():
+            return self._stream.write(text)
+
+    def flush(self) -> None:
+        with self._named():
+            self._stream.flush()
+
+    @contextlib.contextmanager
+    def _named(self) -> Iterator[None]:
+        try:
+            yield
+        except BrokenPipeError:  # `mrl ls | head`: handled as the reader leaving
+            raise
+        except OSError as e:
+            if e.filename is None:
+                e.filename = STDOUT
+            raise
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self._stream.encoding
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return self._stream.errors
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def stdout_named() -> Iterator[None]:
+    """While the command runs, an error writing sys.stdout names it (see _NamedStdout)."""
+    saved = sys.stdout
+    sys.stdout = _NamedStdout(saved)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if isinstance(sys.stdout, _NamedStdout):
+            sys.stdout = saved

@@ -12,7 +12,7 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 from metarunlog import __version__
-from metarunlog.error_handler import Exit, error_handler
+from metarunlog.error_handler import Exit, error_handler, stdout_named
 from metarunlog.errors import MrlError
 
 # Built-in commands, in the order `mrl --help` lists them; each is metarunlog/commands/<name>.py
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     _closed_streams_to_devnull()
     _bytes_of_paths_printable()
     try:
-        with error_handler(), _warnings_printed():
+        with error_handler(), _warnings_printed(), stdout_named():
             return _main(argv)
     except Exit as e:
         return e.code

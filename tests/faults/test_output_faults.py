@@ -129,3 +129,26 @@ def test_read_commands_with_their_stdout_closed_are_not_a_bug(project: Path) -> 
         proc = _closed(1, *args, cwd=project)
         assert "Traceback" not in proc.stderr, (args, proc.stderr)
         assert proc.returncode == 0, (args, proc.stderr)
+
+
+def _to_dev_full(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`mrl ARGS > /dev/full`: every write to stdout fails with ENOSPC."""
+    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
+    with open("/dev/full", "w") as full:
+        cmd = [sys.executable, "-m", "metarunlog", *args]
+        return subprocess.run(cmd, cwd=cwd, env=env, stdout=full, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_lost_output_is_said_as_the_outputs_not_as_a_full_disk_to_rerun_on(project: Path) -> None:
+    """`mrl new > /dev/full` made the experiment, then said "no space left on device (free some
+    disk space and rerun)": rerunning made a second experiment."""
+    new = _to_dev_full("new", "x", cwd=project)
+    assert new.returncode == 1, new.stderr
+    assert new.stderr.splitlines() == [
+        "mrl: error: no space left on device: <stdout> (only the output is lost; "
+        "`mrl ls` and `mrl status` show what the command did)"
+    ]
+    assert (project / "output" / "0001" / ".mrl").exists()
+    made = _to_dev_full("makebatch", "--grid", "x=1,2", cwd=project)
+    assert "<stdout> (only the output is lost" in made.stderr and "Traceback" not in made.stderr
+    assert (project / "output" / "0001" / "001" / ".mrl").exists()  # made, though its line was lost
