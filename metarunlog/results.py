@@ -295,6 +295,7 @@ def add_user_metrics(res: SubResult, fn: Callable[..., Any], settings: metrics.S
         return str(e)
     if extra is None:
         return None
+    extra = plain_values(extra)
     settings = settings or metrics.Settings()
     acc = metrics.Accumulator(settings.step_keys, settings.goals)
     if isinstance(extra, dict):
@@ -319,6 +320,32 @@ def _add_curves(into: dict[str, tuple[str, Any, Any]], rows: list[dict[str, Any]
 
     for m, (xkey, xs, ys) in curves(rows).items():
         into.setdefault(m, (xkey, array("d", xs), array("d", ys)))
+
+
+# Libraries whose scalars users return (np.float32(0.5), torch.tensor(0.5), a jax array): as the
+# Python numbers they hold, for best values, means and JSON alike.
+_ARRAY_LIBRARIES = frozenset({"numpy", "torch", "jax", "jaxlib", "tensorflow"})
+
+
+def plain_values(extra: Any) -> Any:
+    """What metrics() returned, its numpy/torch scalars made Python numbers (a dict, or a list of dicts)."""
+    if isinstance(extra, dict):
+        return {k: _plain(v) for k, v in extra.items()}
+    if isinstance(extra, (list, tuple)):
+        return [plain_values(d) if isinstance(d, dict) else d for d in extra]
+    return extra
+
+
+def _plain(v: Any) -> Any:
+    if type(v) in (int, float, str, bool) or v is None:
+        return v
+    item = getattr(v, "item", None)
+    if callable(item) and type(v).__module__.partition(".")[0] in _ARRAY_LIBRARIES:
+        try:
+            return item()
+        except (ValueError, RuntimeError, TypeError):  # an array of several values: left as it is
+            return v
+    return v
 
 
 def merge_summary(res: SubResult, extra: metrics.Summary) -> None:

@@ -154,7 +154,8 @@ def make(
 
 def render(tab: Table, fmt: str, exp: Experiment | None = None) -> str:
     if fmt == "json":
-        return json.dumps([{k: _json_value(v) for k, v in r.items()} for r in tab.rows], indent=1) + "\n"
+        rows = [{k: _json_value(v) for k, v in r.items()} for r in tab.rows]
+        return json.dumps(rows, indent=1, default=str) + "\n"  # str: an array a user's metrics() returned
     if fmt in ("csv", "tsv"):
         return _delimited(tab, "," if fmt == "csv" else "\t")
     if fmt == "markdown":

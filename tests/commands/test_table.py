@@ -215,6 +215,27 @@ def test_aggregating_huge_and_infinite_values_gives_inf_or_nan_not_a_traceback(p
     assert rows[0]["loss"] is None and rows[2]["loss"] == 0.5  # inf (null in JSON), and a plain mean
 
 
+def test_numpy_and_array_values_from_the_users_metrics_are_numbers_in_every_format(project: Path) -> None:
+    # np.float32/np.int64 from metrics() made `mrl table --json` an internal error ("float32 is
+    # not JSON serializable") and were no numbers to --summary best or --aggregate.
+    pytest.importorskip("numpy")
+    make_exp(project, [{"params": {"lr": lr, "seed": seed}} for lr in (1, 2) for seed in (1, 2)])
+    (project / "mrl_analyze.py").write_text(
+        "import numpy as np\n"
+        "def metrics(d):\n"
+        "    k = int(d[-1])\n"
+        "    rows = [{'step': np.int64(i), 'acc': np.float32(i / 4 * k), 'n_ok': np.int64(i)} for i in range(3)]\n"
+        "    return rows + [{'step': 3, 'acc': np.float32(0.125), 'hist': np.arange(3)}]\n"
+    )
+    best = run_mrl("table", "--summary", "both", "--json", cwd=project)
+    assert best.returncode == 0, best.stderr
+    rows = json.loads(best.stdout)
+    assert [(r["acc"], r["acc_best"], r["acc_best_step"]) for r in rows][:2] == [(0.125, 0.5, 2), (0.125, 1.0, 2)]
+    assert rows[0]["hist"] == "[0 1 2]"  # an array is no metric number: shown as text, not a crash
+    agg = json.loads(run_mrl("table", "--aggregate", "--summary", "best", "--json", cwd=project).stdout)
+    assert [(r["lr"], r["n"], r["acc"]) for r in agg] == [(1, 2, 0.75), (2, 2, 1.75)]
+
+
 def test_the_table_after_a_real_makebatch_and_run(project: Path) -> None:
     # conf.lua in the project fixture is a 3x3 grid over lr and wdecay.
     (project / "write_metrics.py").write_text(
