@@ -12,7 +12,7 @@ Files are streamed with the csv module, the delimiter (`,`, tab or `;`) read fro
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +53,22 @@ def iter_csv(path: Path, first_column: str | None = None) -> Iterator[dict[str, 
         names = [h.strip() for h in header]
         if first_column is not None and (len(names) < 2 or names[0] != first_column):
             return
-        for cells in csv.reader(f, delimiter=delimiter):
+        for cells in csv.reader(complete_lines(f), delimiter=delimiter):
             row = {k: parse_value(c) for k, c in zip(names, cells, strict=False) if k and c.strip() != ""}
             if row:
                 yield row
+
+
+def complete_lines(f: Iterable[str]) -> Iterator[str]:
+    """The lines of `f` but a last one without its line end: a row still being written
+    (CSV writers end every row, `csv`, pandas, Keras and Lightning alike)."""
+    held = None
+    for line in f:
+        if held is not None:
+            yield held
+        held = line
+    if held is not None and held.endswith(("\n", "\r")):
+        yield held
 
 
 def parse_value(text: str) -> Any:

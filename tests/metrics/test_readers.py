@@ -75,6 +75,14 @@ def test_json_files_with_a_utf8_byte_order_mark_are_read_whole(
     assert (rows[0]["loss"], rows[0]["loss_step"], rows[0]["acc"]) == (0.2, 0, 0.9) and err == ""
 
 
+def test_a_half_written_last_csv_row_is_ignored(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A run still writing `2,0.0134,0.98`: the row read so far, `2,0.0`, became the last and
+    # the best val_loss (0.0 at epoch 2), a result that never happened.
+    one_sub(project, {"metrics.csv": "epoch,val_loss,val_acc\n0,0.5,0.5\n1,0.3,0.7\n2,0.0"})
+    _, rows, _ = table_json(capsys, "--summary", "both")
+    assert (rows[0]["val_loss"], rows[0]["val_loss_best"], rows[0]["val_loss_best_step"]) == (0.3, 0.3, 1)
+
+
 def test_keras_s_training_log_is_read_only_when_it_is_csvlogger_output(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
