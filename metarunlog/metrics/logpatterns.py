@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from metarunlog.metrics.base import Reader, Settings
-from metarunlog.metrics.csvfiles import parse_value
+from metarunlog.metrics.csvfiles import complete_lines, parse_value
 from metarunlog.metrics.registry import register
 
 
@@ -55,7 +55,7 @@ def iter_matches(path: Path, patterns: list[re.Pattern[str]]) -> Iterator[dict[s
         ours = path.name == RUN_LOG
         if ours:
             f.seek(this_attempt_offset(path))
-        for line in f:
+        for line in complete_lines(f):  # a line still being written may end mid-number
             if ours and line.startswith(_HEADER_TEXT):
                 continue  # mrl's header quotes the command, which may look like a metric
             for rx in patterns:

@@ -83,6 +83,16 @@ def test_a_half_written_last_csv_row_is_ignored(project: Path, capsys: pytest.Ca
     assert (rows[0]["val_loss"], rows[0]["val_loss_best"], rows[0]["val_loss_best_step"]) == (0.3, 0.3, 1)
 
 
+def test_a_half_written_last_line_of_run_log_is_not_matched(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A script's block-buffered stdout reaches run.log in 8 KB pieces, cut anywhere:
+    # `val_acc=0.7` of `val_acc=0.75` was the last value while the run went on.
+    set_cfg(project, metrics={"patterns": ["epoch (?P<epoch>\\d+) val_acc=(?P<val_acc>[0-9.]+)"]})
+    commit_all(project, "patterns")
+    one_sub(project, {"run.log": "epoch 0 val_acc=0.51\nepoch 1 val_acc=0.9"})
+    _, rows, _ = table_json(capsys)
+    assert rows[0]["val_acc"] == 0.51
+
+
 def test_keras_s_training_log_is_read_only_when_it_is_csvlogger_output(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
