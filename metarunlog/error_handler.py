@@ -135,23 +135,16 @@ class _NamedStdout(io.TextIOBase):
         self._stream = stream
 
     def write(self, text: str) -> int:
-        with self._named():
+        try:  # a plain try, no context manager: `mrl ls` writes a line at a time
             return self._stream.write(text)
+        except OSError as e:
+            raise _named(e) from None
 
     def flush(self) -> None:
-        with self._named():
-            self._stream.flush()
-
-    @contextlib.contextmanager
-    def _named(self) -> Iterator[None]:
         try:
-            yield
-        except BrokenPipeError:  # `mrl ls | head`: handled as the reader leaving
-            raise
+            self._stream.flush()
         except OSError as e:
-            if e.filename is None:
-                e.filename = STDOUT
-            raise
+            raise _named(e) from None
 
     def isatty(self) -> bool:
         return self._stream.isatty()
@@ -169,6 +162,12 @@ class _NamedStdout(io.TextIOBase):
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+def _named(e: OSError) -> OSError:
+    if e.filename is None and not isinstance(e, BrokenPipeError):  # `| head`: the reader left
+        e.filename = STDOUT
+    return e
 
 
 @contextlib.contextmanager
