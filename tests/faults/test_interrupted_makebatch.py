@@ -1,7 +1,8 @@
 """A makebatch killed while it puts its sub-experiments in place (kill -9, SIGTERM, a closed
 terminal) never leaves the experiment half old, half in .trash with a record that says the
 old batch is whole: the next command that takes the batch lock finishes it, and until then
-every reader says so (issue 10: nothing lies, nothing is lost)."""
+every reader says so; and an `mrl new` ended by SIGTERM or SIGHUP cleans up as after Ctrl-C
+(issue 10: nothing lies, nothing is lost)."""
 
 from __future__ import annotations
 
@@ -90,3 +91,28 @@ def test_a_makebatch_killed_half_way_is_finished_by_the_next_makebatch(project: 
     assert again.returncode == 0, again.stderr
     assert "finished putting in place" in again.stderr
     assert _params(ten_done) == {"001": 100, "002": 101}
+
+
+# `mrl new ...` in a real process that receives SIGTERM (or SIGHUP) while it writes code/.
+SIGNALLED_IN_SNAPSHOT = """
+import os, signal, sys
+from metarunlog import snapshot
+from metarunlog.main import main
+real = snapshot.take
+def take(*args, **kwargs):
+    os.kill(os.getpid(), int(sys.argv[1]))
+    return real(*args, **kwargs)
+snapshot.take = take
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_mrl_new_killed_by_a_signal_leaves_no_half_experiment(project: Path, sig: int) -> None:
+    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
+    cmd = [sys.executable, "-c", SIGNALLED_IN_SNAPSHOT, str(int(sig)), "new", "killed"]
+    killed = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -sig, killed.stderr  # it still ends by that signal
+    assert not (project / "output" / "0001").exists(), "a folder holding only code/ was left"
+    made = run_mrl("new", "again", cwd=project)
+    assert made.stdout.splitlines()[-1].endswith("0001")
