@@ -114,18 +114,40 @@ def is_same_process(pid: int | None, recorded: str | None) -> bool:
 
 def is_step_of(pid: int | None, recorded: str | None, subdir: str | os.PathLike[str] | None) -> bool:
     """`pid` is provably the step of the sub-experiment in `subdir`: its start id matches the
-    record, or (a record of an mrl that wrote no start id) its environment holds
-    `MRL_SUBEXP_DIR=<subdir>`, which mrl sets for every step."""
-    if recorded:
-        return is_same_process(pid, recorded)
-    if pid is None or valid_pid(pid) is None or pid == 1 or subdir is None or not pid_alive(pid):
+    record and its environment's `MRL_SUBEXP_DIR` (which mrl sets for every step) does not
+    name another folder; or (a record of an mrl that wrote no start id) it names this one.
+    The start id alone proves the recorded process, not that it is this folder's step: a
+    copy of a running experiment (`cp -a`) holds the records, pids and start ids of the
+    original's live steps, whose MRL_SUBEXP_DIR names the original's folders."""
+    if pid is None or valid_pid(pid) is None or pid == 1:
         return False
-    marker = b"MRL_SUBEXP_DIR=" + os.fsencode(subdir)
+    if recorded:
+        if not is_same_process(pid, recorded):
+            return False
+        return subdir is None or _names_folder(pid, subdir) is not False
+    return subdir is not None and pid_alive(pid) and _names_folder(pid, subdir) is True
+
+
+def _names_folder(pid: int, subdir: str | os.PathLike[str]) -> bool | None:
+    """Whether the process's MRL_SUBEXP_DIR is `subdir` (the same folder by path or inode);
+    None when it has none or its environment cannot be read (a step that replaced its
+    environment, another user's process)."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
-            return marker in f.read().split(b"\0")
+            items = f.read().split(b"\0")
     except OSError:
-        return False
+        return None
+    want = os.fsencode(subdir)
+    for item in items:
+        if item.startswith(b"MRL_SUBEXP_DIR="):
+            named = item[len(b"MRL_SUBEXP_DIR=") :]
+            if named == want:
+                return True
+            try:
+                return os.path.samefile(named, want)
+            except OSError:  # the folder it names is gone (moved away): not this one
+                return False
+    return None
 
 
 def killpg(pgid: int, sig: int) -> None:

@@ -70,3 +70,33 @@ def test_a_start_id_is_read_from_proc_when_the_clock_cannot_tell(monkeypatch: py
     monkeypatch.setitem(procs._CHECKED, "ok", False)  # derived once, and /proc disagreed
     now = procs.boottime_ns()
     assert procs.spawned_start_id(me, now, now) == procs.start_id(me)
+
+
+def test_a_step_is_proven_by_its_start_id_and_the_folder_its_environment_names(tmp_path) -> None:  # noqa: ANN001
+    """A copy of a running experiment holds the original's pids and start ids: the start id
+    proves the process, MRL_SUBEXP_DIR whether it is this folder's step."""
+    import os
+
+    from metarunlog.procs import is_step_of, start_id
+
+    mine, copy = tmp_path / "0001" / "001", tmp_path / "0002" / "001"
+    mine.mkdir(parents=True)
+    copy.mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "0001")
+    step = subprocess.Popen(["sleep", "30"], env={**os.environ, "MRL_SUBEXP_DIR": str(mine)})
+    bare = subprocess.Popen(["sleep", "30"])
+    try:
+        started = start_id(step.pid)
+        assert is_step_of(step.pid, started, mine)
+        assert is_step_of(step.pid, started, tmp_path / "link" / "001")  # the same folder by another path
+        assert not is_step_of(step.pid, started, copy)  # the original's step, not the copy's
+        assert not is_step_of(step.pid, "1:2", mine)  # a reused pid
+        assert is_step_of(step.pid, None, mine) and not is_step_of(step.pid, None, copy)  # a record without start id
+        # no MRL_SUBEXP_DIR (a step that replaced its environment): the start id is the proof;
+        # without a start id, nothing proves it
+        assert is_step_of(bare.pid, start_id(bare.pid), mine) and not is_step_of(bare.pid, None, mine)
+        assert is_step_of(step.pid, started, None)  # no folder to check: the start id proves it
+    finally:
+        for p in (step, bare):
+            p.kill()
+            p.wait()

@@ -24,7 +24,8 @@ def test_a_cancel_landing_before_the_runner_records_the_pid_still_stops_the_step
 
     exp = make_experiment(project, [{"x": 1}], "true")
     sub = exp.sub_experiments()[0]
-    step = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    # A step as mrl starts one: its own session, MRL_SUBEXP_DIR naming its folder.
+    step = subprocess.Popen(["sleep", "60"], start_new_session=True, env={**os.environ, "MRL_SUBEXP_DIR": str(sub.dir)})
     # What a runner has written just before starting the step: running, no pid yet.
     base = Status(
         JobState.RUNNING,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 from pathlib import Path
@@ -60,7 +61,8 @@ def test_a_running_record_of_a_live_process_is_running(project: Path, capsys) ->
     exp = make_experiment(project, [{"c": 0}], "true")
     sub = exp.sub_experiments()[0]
     capsys.readouterr()
-    sleeper = subprocess.Popen(["sleep", "30"])
+    # a step as mrl starts one: MRL_SUBEXP_DIR names its folder
+    sleeper = subprocess.Popen(["sleep", "30"], env={**os.environ, "MRL_SUBEXP_DIR": str(sub.dir)})
     try:
         sub.write_status(
             Status(

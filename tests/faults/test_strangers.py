@@ -53,9 +53,10 @@ def test_a_stranger_whose_pid_a_running_record_holds_is_stale_and_never_signalle
 
 def test_the_recorded_step_itself_is_proven_and_cancelled(project: Path) -> None:
     exp = make_experiment(project, [{"x": 1}], "true")
-    step = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    sub = exp.sub_experiments()[0]
+    # A step as mrl starts one: its own session, MRL_SUBEXP_DIR naming its folder.
+    step = subprocess.Popen(["sleep", "60"], start_new_session=True, env={**os.environ, "MRL_SUBEXP_DIR": str(sub.dir)})
     try:
-        sub = exp.sub_experiments()[0]
         sub.write_status(
             Status(JobState.RUNNING, attempts=1, host=socket.gethostname(), pid=step.pid, pid_start=start_id(step.pid))
         )
@@ -86,9 +87,10 @@ def test_one_unparsable_status_is_reported_by_path_and_the_others_still_work(pro
 def test_cancel_still_stops_the_others_when_one_record_is_unparsable(project: Path) -> None:
     exp = make_experiment(project, [{"x": 1}, {"x": 2}], "true")
     (exp.dir / "001" / ".mrl.status").write_text("not json")
-    step = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    sub = exp.sub_experiments()[1]
+    step = subprocess.Popen(["sleep", "60"], start_new_session=True, env={**os.environ, "MRL_SUBEXP_DIR": str(sub.dir)})
     try:
-        exp.sub_experiments()[1].write_status(
+        sub.write_status(
             Status(JobState.RUNNING, attempts=1, host=socket.gethostname(), pid=step.pid, pid_start=start_id(step.pid))
         )
         proc = run_mrl("cancel", cwd=project)
@@ -122,11 +124,6 @@ def _status_shows_it_running_and_cancel_stops_it(project: Path, step: subprocess
     assert step.wait(timeout=15) == -signal.SIGTERM
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="procs.is_step_of proves a step by its start id alone; it must also refuse a process whose "
-    "MRL_SUBEXP_DIR names another sub-experiment folder (procs.py is the lead's)",
-)
 def test_cancel_of_a_copy_of_a_running_experiment_never_signals_the_originals_step(project: Path) -> None:
     """`cp -a output/0001 output/0002` (a backup, a variant to edit) while 0001 runs copies
     its running records, with the pid and start id of 0001's live step: that step is proven
