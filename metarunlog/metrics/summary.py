@@ -31,20 +31,35 @@ LOWER_BETTER = re.compile(r"loss|err|mse|mae|rmse|nll|perplex|ppl|wer|cer|latenc
 HIGHER_BETTER = re.compile(r"acc|f1|auc|score|reward|bleu|rouge|precision|recall|map|iou|dice|r2|return|top\d|ndcg")
 
 
+# The words of a name: `val_acc`, `Loss/train`, `trainLoss`, `top5-err` -> val acc / loss
+# train / train loss / top5 err.
+_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z0-9]+(?![a-z])")
+
+
 def goal_of(name: str, goals: Mapping[str, str] | None = None) -> str | None:
     """`"min"`, `"max"` or None (unknown) for a metric name.
 
-    `goals` (`metric_goals`: a name or a glob -> goal) decides first; then a name containing
-    loss/err/mse/perplexity/... is minimised, one containing acc/f1/bleu/score/... maximised.
+    `goals` (`metric_goals`: a name or a glob -> goal) decides first. Then the name's words:
+    a word that is loss/err/mse/perplexity/time/... (minimised) or acc/f1/bleu/score/...
+    (maximised), then a word that starts so (`error`, `accuracy`), then any part of the
+    name (`logloss`); at each of these the lower-is-better words win a tie (`top1_err`).
+    So `distill_acc` is an accuracy (its `dist` is inside a word) and `timestep_reward` a
+    reward, while `time_to_acc` stays a time.
     """
     for pattern, goal in (goals or {}).items():
         if pattern == name or fnmatch.fnmatchcase(name, pattern):
             return goal
-    base = name.removeprefix("metric.").lower()
-    if LOWER_BETTER.search(base):
-        return MIN
-    if HIGHER_BETTER.search(base):
-        return MAX
+    base = name.removeprefix("metric.")
+    words = [w.lower() for w in _WORDS.findall(base)]
+    for found in (
+        lambda rx: any(rx.fullmatch(w) for w in words),
+        lambda rx: any(rx.match(w) for w in words),
+        lambda rx: rx.search(base.lower()) is not None,
+    ):
+        if found(LOWER_BETTER):
+            return MIN
+        if found(HIGHER_BETTER):
+            return MAX
     return None
 
 

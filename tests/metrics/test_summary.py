@@ -26,6 +26,19 @@ from metarunlog.metrics.summary import BATCH
         ("bleu", "max"),
         ("lr", None),
         ("metric.loss", "min"),
+        ("error_rate", "min"),
+        ("val_accuracy", "max"),
+        ("logloss", "min"),  # a part of a word when no word says more
+        ("runtime", "min"),
+        ("trainLoss", "min"),
+        ("mAP", "max"),
+        ("bleu4", "max"),
+        ("top5_acc", "max"),
+        # a word beats a part of another word
+        ("distill_acc", "max"),
+        ("timestep_reward", "max"),
+        ("distance", "min"),
+        ("time_to_acc", "min"),  # two words: lower-is-better wins, as before
     ],
 )
 def test_a_metric_s_goal_comes_from_its_name(name: str, goal: str | None) -> None:
