@@ -109,11 +109,20 @@ class Table:
         return df.set_index("id")
 
     def sort(self, key: str, reverse: bool = False) -> None:
-        """Sort rows by column `key` in place; missing values always go last."""
-        present = [r for r in self.rows if not _missing(r.get(key))]
-        absent = [r for r in self.rows if _missing(r.get(key))]
-        present.sort(key=lambda r: _sort_key(r[key]), reverse=reverse)
-        self.rows = present + absent
+        """Sort rows by column `key` in place: numbers, then booleans, then text, then other
+        values, each kind ascending or (`reverse`) descending; missing values always last."""
+        kinds: dict[int, list[dict[str, Any]]] = {}
+        absent = []
+        for r in self.rows:
+            v = r.get(key)
+            if _missing(v):
+                absent.append(r)
+            else:
+                kinds.setdefault(_sort_key(v)[0], []).append(r)
+        self.rows = []
+        for kind in sorted(kinds):
+            self.rows += sorted(kinds[kind], key=lambda r: _sort_key(r[key]), reverse=reverse)
+        self.rows += absent
 
 
 # -- reading one sub-experiment ------------------------------------------------------------

@@ -135,6 +135,17 @@ def test_sorting_puts_missing_values_last_both_ways(project: Path) -> None:
     assert [r["id"] for r in tab.rows] == ["002", "003", "001", "004"]
 
 
+def test_sorting_puts_numbers_before_text_both_ways() -> None:
+    """A metric with an "n/a" here and there: descending puts the largest number first, not
+    the text (the whole sort key was reversed, kind included)."""
+    rows = [{"id": i, "acc": v} for i, v in enumerate([0.5, "n/a", 0.9, None, True, 0.7, "diverged"])]
+    tab = results.Table(params=[], metrics=["acc"], rows=[dict(r) for r in rows])
+    tab.sort("acc", reverse=True)
+    assert [r["acc"] for r in tab.rows] == [0.9, 0.7, 0.5, True, "n/a", "diverged", None]
+    tab.sort("acc")
+    assert [r["acc"] for r in tab.rows] == [0.5, 0.7, 0.9, True, "diverged", "n/a", None]
+
+
 def test_curves_use_step_as_x_else_the_line_number_and_skip_non_numbers() -> None:
     lines = [{"step": 10, "loss": 1.0, "tag": "a"}, {"step": 20, "loss": 0.5, "ok": True}, {"val": 3}]
     c = results.curves(lines)
