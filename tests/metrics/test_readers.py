@@ -375,3 +375,40 @@ def test_tensorboard_is_imported_only_when_event_files_exist(project: Path) -> N
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
     assert "TB:False" in proc.stderr, proc.stderr
+
+
+def _int_then_float(text: str) -> Any:
+    """What a CSV cell was read as before the fast path: int(), then float(), else the text."""
+    s = text.strip()
+    for kind in (int, float):
+        try:
+            return kind(s)
+        except ValueError:
+            pass
+    return s
+
+
+def test_a_cell_is_read_as_int_then_float_would_read_it() -> None:
+    import math
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from metarunlog.metrics.csvfiles import parse_value
+
+    def same(text: str) -> None:
+        got, want = parse_value(text), _int_then_float(text)
+        assert type(got) is type(want), (text, got, want)
+        assert got == want or (isinstance(got, float) and math.isnan(got) and math.isnan(want)), (text, got, want)
+
+    for text in ["", " ", "-", "+", "0", "-0", "+7", "0007", " 12 ", "1_000", "1__0", "_1", "1.5", "-1e-3",
+                 "1e5", "nan", "-inf", "Infinity", "0x10", "١٢", "²", "1.", ".5", "1,5", "n/a", "True"]:  # fmt: skip
+        same(text)
+    alphabet = st.sampled_from(list("0123456789+-._eEnaifINFx ,٢²\t"))
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.text(alphabet, max_size=8) | st.text(max_size=6))
+    def check(text: str) -> None:
+        same(text)
+
+    check()
