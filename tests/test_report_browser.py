@@ -292,6 +292,25 @@ def test_clicking_a_column_header_sorts_the_table(project: Path, open_report) ->
     assert_clean(loaded)
 
 
+def test_a_column_of_numbers_and_text_sorts_numbers_first_both_ways(project: Path, open_report) -> None:
+    """A metric that is "n/a" for one run: descending puts the largest number first, not the
+    text (the kinds' order was reversed with the values)."""
+    values = [0.5, "n/a", 0.9, 0.7]
+    make_exp(project, [{"params": {"x": i}, "status": done(), "metrics": {"score": v}} for i, v in enumerate(values)])
+    res = analyze(Project.find(project))
+    loaded = open_report(res.path)
+    page = loaded.page
+    table = page.locator("table.sortable").first
+    column = table.locator("thead th").all_inner_texts().index("score")
+    cells = lambda: table.locator(f"tbody tr td:nth-child({column + 1})").all_inner_texts()  # noqa: E731
+    header = table.locator("thead th").nth(column)
+    header.click()
+    assert [c.strip() for c in cells()] == ["0.5", "0.7", "0.9", "n/a"]
+    header.click()
+    assert [c.strip() for c in cells()] == ["0.9", "0.7", "0.5", "n/a"]
+    assert_clean(loaded)
+
+
 def test_a_report_without_plots_opens_cleanly(project: Path, open_report) -> None:
     exp = make_exp(project, [{"params": {"x": 1}}, {"params": {"x": 2}}])
     res = analyze(Project.find(project), exp)

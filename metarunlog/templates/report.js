@@ -1,4 +1,5 @@
-// Click a column header to sort the table (numbers by value; empty cells last).
+// Click a column header to sort the table (numbers by value, then text; empty cells last,
+// both ways: only the values within a kind turn around).
 document.querySelectorAll("table.sortable").forEach(function (table) {
   table.querySelectorAll("th").forEach(function (th, col) {
     th.addEventListener("click", function () {
@@ -15,8 +16,7 @@ document.querySelectorAll("table.sortable").forEach(function (table) {
       }
       rows.sort(function (a, b) {
         var ka = key(a), kb = key(b);
-        if (ka[0] === 2 || kb[0] === 2) return ka[0] - kb[0];
-        if (ka[0] !== kb[0]) return (ka[0] - kb[0]) * (asc ? 1 : -1);
+        if (ka[0] !== kb[0]) return ka[0] - kb[0];
         var c = ka[1] < kb[1] ? -1 : ka[1] > kb[1] ? 1 : 0;
         return asc ? c : -c;
       });
