@@ -53,6 +53,10 @@ class Parser(argparse.ArgumentParser):
         argv = sys.argv[1:] if args is None else list(args)
         return super().parse_known_args(apply_aliases(self, argv), namespace)
 
+    def print_help(self, file: Any = None) -> None:
+        # argparse's own printing swallows write errors: `mrl --help > /dev/full` was exit 0
+        (file or sys.stdout).write(self.format_help())
+
     def error(self, message: str) -> NoReturn:
         prog = self.prog
         chosen = getattr(self, "chosen", None)
@@ -139,7 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     _bytes_of_paths_printable()
     try:
         with error_handler(), _warnings_printed(), stdout_named():
-            return _main(argv)
+            code = _main(argv)
+            # What is still buffered (a --help) is written while a failure can still be
+            # said: `mrl --help > /dev/full` is the one error line, not an exit 0.
+            sys.stdout.flush()
+            return code
     except Exit as e:
         return e.code
     finally:

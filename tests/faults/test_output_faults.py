@@ -152,3 +152,13 @@ def test_a_lost_output_is_said_as_the_outputs_not_as_a_full_disk_to_rerun_on(pro
     made = _to_dev_full("makebatch", "--grid", "x=1,2", cwd=project)
     assert "<stdout> (only the output is lost" in made.stderr and "Traceback" not in made.stderr
     assert (project / "output" / "0001" / "001" / ".mrl").exists()  # made, though its line was lost
+
+
+def test_help_into_a_full_disk_is_not_a_success(project: Path) -> None:
+    """`mrl --help > /dev/full` exited 0 with nothing written: argparse's exit came before
+    the flush that fails."""
+    for args in (["--help"], ["run", "--help"]):
+        proc = _to_dev_full(*args, cwd=project)
+        assert proc.returncode == 1, (args, proc.stderr)
+        assert proc.stderr.startswith("mrl: error: no space left on device: <stdout>"), (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
