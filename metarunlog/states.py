@@ -77,7 +77,13 @@ def observed_state(status: Status | None, path: Path | None = None, stale_after:
         return JobState.STALE if _not_refreshed(path, stale_after) else state
     # The step's process group outlives a runner killed with -9: stale only once both are gone.
     subdir = path.parent if path is not None else None
-    if is_same_process(status.runner_pid, status.runner_start) or is_step_of(status.pid, status.pid_start, subdir):
+    if is_same_process(status.runner_pid, status.runner_start):
+        # A copy of a running experiment (`cp -a`) holds records naming the original's live
+        # runner and step: the step, alive, says whose it is (its MRL_SUBEXP_DIR).
+        if subdir is not None and is_same_process(status.pid, status.pid_start):
+            return state if is_step_of(status.pid, status.pid_start, subdir) else JobState.STALE
+        return state
+    if is_step_of(status.pid, status.pid_start, subdir):
         return state
     return JobState.STALE
 

@@ -145,3 +145,25 @@ def test_cancel_of_a_copy_of_a_running_experiment_never_signals_the_originals_st
     finally:
         os.killpg(runner.pid, signal.SIGTERM)
         runner.communicate(timeout=60)
+
+
+def test_a_copy_of_a_running_experiment_does_not_show_the_originals_step_as_its_own(project: Path) -> None:
+    """The copy's records name 0001's live runner and step: `mrl status 2` said running,
+    though nothing runs the copy's sub-experiment (its step's MRL_SUBEXP_DIR is 0001's)."""
+    exp = make_experiment(project, [{"x": 1}], "sleep 60")
+    runner = start_mrl("run", "1", cwd=project)
+    try:
+        wait_for(lambda: statuses(exp.dir).get("001", {}).get("pidStart"), what="the step's pid in its record")
+        copy = exp.dir.parent / "0002"
+        shutil.copytree(exp.dir, copy, symlinks=True)
+        record = json.loads((copy / ".mrl").read_text())
+        (copy / ".mrl").write_text(json.dumps({**record, "expId": 2}))
+
+        def state(exp_id: str) -> str:
+            return json.loads(run_mrl("status", exp_id, "--json", cwd=project).stdout)[0]["state"]
+
+        assert state("1") == "running"
+        assert state("2") == "stale"
+    finally:
+        os.killpg(runner.pid, signal.SIGTERM)
+        runner.communicate(timeout=60)
