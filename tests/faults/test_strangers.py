@@ -3,12 +3,14 @@ never blocks the others (issue 10, "Harm outside mrl", "Jobs that cannot be run"
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -124,10 +126,10 @@ def _status_shows_it_running_and_cancel_stops_it(project: Path, step: subprocess
     assert step.wait(timeout=15) == -signal.SIGTERM
 
 
-def test_cancel_of_a_copy_of_a_running_experiment_never_signals_the_originals_step(project: Path) -> None:
-    """`cp -a output/0001 output/0002` (a backup, a variant to edit) while 0001 runs copies
-    its running records, with the pid and start id of 0001's live step: that step is proven
-    the recorded process, but it is not the step of the copy's sub-experiment."""
+@contextlib.contextmanager
+def _copy_of_a_running_experiment(project: Path) -> Iterator[Path]:
+    """Experiment 0001 running `sleep 60` under a live `mrl run`, and 0002 its `cp -a` copy
+    made while it runs (its records name 0001's runner and step); yields 0001's folder."""
     exp = make_experiment(project, [{"x": 1}], "sleep 60")
     runner = start_mrl("run", "1", cwd=project)
     try:
@@ -136,34 +138,31 @@ def test_cancel_of_a_copy_of_a_running_experiment_never_signals_the_originals_st
         shutil.copytree(exp.dir, copy, symlinks=True)
         record = json.loads((copy / ".mrl").read_text())
         (copy / ".mrl").write_text(json.dumps({**record, "expId": 2}))
-        step = statuses(exp.dir)["001"]["pid"]
-
-        cancel = run_mrl("cancel", "2", cwd=project)
-        assert "Traceback" not in cancel.stderr, cancel.stderr
-        assert alive(step), f"mrl cancel 2 killed experiment 0001's step: {cancel.stdout}{cancel.stderr}"
-        assert statuses(exp.dir)["001"]["state"] == "running"
+        yield exp.dir
     finally:
         os.killpg(runner.pid, signal.SIGTERM)
         runner.communicate(timeout=60)
+
+
+def test_cancel_of_a_copy_of_a_running_experiment_never_signals_the_originals_step(project: Path) -> None:
+    """`cp -a output/0001 output/0002` (a backup, a variant to edit) while 0001 runs copies
+    its running records, with the pid and start id of 0001's live step: that step is proven
+    the recorded process, but it is not the step of the copy's sub-experiment."""
+    with _copy_of_a_running_experiment(project) as original:
+        step = statuses(original)["001"]["pid"]
+        cancel = run_mrl("cancel", "2", cwd=project)
+        assert "Traceback" not in cancel.stderr, cancel.stderr
+        assert alive(step), f"mrl cancel 2 killed experiment 0001's step: {cancel.stdout}{cancel.stderr}"
+        assert statuses(original)["001"]["state"] == "running"
 
 
 def test_a_copy_of_a_running_experiment_does_not_show_the_originals_step_as_its_own(project: Path) -> None:
     """The copy's records name 0001's live runner and step: `mrl status 2` said running,
     though nothing runs the copy's sub-experiment (its step's MRL_SUBEXP_DIR is 0001's)."""
-    exp = make_experiment(project, [{"x": 1}], "sleep 60")
-    runner = start_mrl("run", "1", cwd=project)
-    try:
-        wait_for(lambda: statuses(exp.dir).get("001", {}).get("pidStart"), what="the step's pid in its record")
-        copy = exp.dir.parent / "0002"
-        shutil.copytree(exp.dir, copy, symlinks=True)
-        record = json.loads((copy / ".mrl").read_text())
-        (copy / ".mrl").write_text(json.dumps({**record, "expId": 2}))
 
-        def state(exp_id: str) -> str:
-            return json.loads(run_mrl("status", exp_id, "--json", cwd=project).stdout)[0]["state"]
+    def state(exp_id: str) -> str:
+        return json.loads(run_mrl("status", exp_id, "--json", cwd=project).stdout)[0]["state"]
 
+    with _copy_of_a_running_experiment(project):
         assert state("1") == "running"
         assert state("2") == "stale"
-    finally:
-        os.killpg(runner.pid, signal.SIGTERM)
-        runner.communicate(timeout=60)
