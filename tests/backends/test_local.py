@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 from tests.backends.contract import BackendContract
 
 
@@ -255,16 +260,16 @@ def test_a_skip_check_that_fails_fails_its_job_and_the_others_still_run(project)
     assert "mrl could not run it: PermissionError" in jobs[1].message
 
 
-def test_a_cancel_request_for_a_job_whose_record_is_in_place_is_not_answered_as_cancelled(project) -> None:  # noqa: ANN001
-    """Between its final record's rename and its durability (group commit) a job still
-    counts as running for the run, but it has ended: `mrl cancel` must not hear it was
-    cancelled (the step still running beside it is)."""
+@contextlib.contextmanager
+def _one_in_place_one_running(project: Path) -> Iterator[tuple[Any, list[Any], Any]]:
+    """Two jobs under a claimed LocalBackend: the first ended (its final record in place, not
+    yet durable: the batch waits), the second running `sleep 30`; yields (backend, jobs,
+    claim) and closes the backend after."""
     import time
 
     from metarunlog import ownership
     from metarunlog.backends.base import RunOptions
     from metarunlog.backends.local import LocalBackend
-    from metarunlog.commands.run import _Cancels
     from metarunlog.states import JobState
     from tests.backends.contract import jobs_for, make_experiment
 
@@ -281,11 +286,24 @@ def test_a_cancel_request_for_a_job_whose_record_is_in_place_is_not_answered_as_
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
             assert ended.state is JobState.RUNNING  # not durable yet
-            request = ownership.request_cancel(claim, {ended.id, running.id})
-            _Cancels(backend, jobs, claim).apply()
-            assert ownership.answer_of(request) == [running.id]
+            yield backend, jobs, claim
         finally:
             backend.close()
+
+
+def test_a_cancel_request_for_a_job_whose_record_is_in_place_is_not_answered_as_cancelled(project) -> None:  # noqa: ANN001
+    """Between its final record's rename and its durability (group commit) a job still
+    counts as running for the run, but it has ended: `mrl cancel` must not hear it was
+    cancelled (the step still running beside it is)."""
+    from metarunlog import ownership
+    from metarunlog.commands.run import _Cancels
+    from metarunlog.states import JobState
+
+    with _one_in_place_one_running(project) as (backend, jobs, claim):
+        ended, running = jobs
+        request = ownership.request_cancel(claim, {ended.id, running.id})
+        _Cancels(backend, jobs, claim).apply()
+        assert ownership.answer_of(request) == [running.id]
     assert [j.state for j in jobs] == [JobState.DONE, JobState.CANCELLED]
 
 
@@ -293,33 +311,14 @@ def test_cancelling_all_a_run_had_left_cuts_it_short_whether_or_not_the_others_a
     """A job whose final record is in place but not yet durable has ended, as one already
     durable has: cancelling everything else the run had left makes it an interrupted run
     (exit 130) either way, not only once the group commit has caught up."""
-    import time
-
     from metarunlog import ownership
-    from metarunlog.backends.base import RunOptions
-    from metarunlog.backends.local import LocalBackend
     from metarunlog.commands.run import _Cancels
     from metarunlog.states import JobState
-    from tests.backends.contract import jobs_for, make_experiment
 
-    exp = make_experiment(project, [{"i": 1}, {"i": 2}], "if [ {{i}} = 2 ]; then sleep 30; fi")
-    ended, running = jobs = jobs_for(exp)
-    backend = LocalBackend(exp, RunOptions(jobs=2))
-    backend._durable.window = 60  # the batch waits while the other step runs: in place, not durable
-    with ownership.claim_runner(exp) as claim:
-        claim.set_jobs([j.id for j in jobs])
+    with _one_in_place_one_running(project) as (backend, jobs, claim):
         cancels = _Cancels(backend, jobs, claim)
-        try:
-            backend.submit(jobs)
-            deadline = time.monotonic() + 30
-            while (s := ended.sub.read_status()) is None or s.state != "done" or running.state is not JobState.RUNNING:
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
-            assert ended.state is JobState.RUNNING  # not durable yet
-            ownership.request_cancel(claim, {running.id})
-            cancels.apply()
-        finally:
-            backend.close()
+        ownership.request_cancel(claim, {jobs[1].id})
+        cancels.apply()
     assert [j.state for j in jobs] == [JobState.DONE, JobState.CANCELLED]
     assert cancels.all_cancelled and cancels.cut_short()
 
