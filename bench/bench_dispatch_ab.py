@@ -32,49 +32,13 @@ ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  #
 ENV.update(GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@l", GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@l")
 MRL = [sys.executable, "-m", "metarunlog"]
 
-FLOOR = r"""
-import fcntl, os, sys, threading, time
-dirs = sys.argv[1:]
-env = dict(os.environ)
-it = iter(dirs); lock = threading.Lock(); n = [0]; last = [time.monotonic()]
+# What a job writes, as mrl does it, with no mrl logic: the run lock, run.log with a
+# header, the `running` record after the spawn, the final record, a sync per 0.5 s.
+JOB_WRITES = r"""
+import fcntl, itertools, os, sys, time
+env = dict(os.environ); seq = itertools.count(); last = [time.monotonic()]
 def record(d, text):
-    with lock:
-        n[0] += 1; k = n[0]
-    tmp = f"{d}/..mrl.status.{k}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
-    os.write(fd, text); os.close(fd); os.replace(tmp, f"{d}/.mrl.status")
-def job(d):
-    lk = os.open(f"{d}/.mrl.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-    fcntl.flock(lk, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    log = os.open(f"{d}/run.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
-    os.write(log, b"==== mrl attempt 1 step 1/1: true\n")
-    fa = [(os.POSIX_SPAWN_OPEN, 0, "/dev/null", os.O_RDONLY, 0), (os.POSIX_SPAWN_DUP2, log, 1),
-          (os.POSIX_SPAWN_DUP2, log, 2)]
-    pid = os.posix_spawn("/bin/sh", ["/bin/sh", "-c", "true"], env, file_actions=fa, setsid=True)
-    record(d, b'{"state": "running"}' * 20)
-    os.waitpid(pid, 0)
-    record(d, b'{"state": "done"}' * 20)
-    os.close(log); os.close(lk)
-    if time.monotonic() - last[0] > 0.5:
-        last[0] = time.monotonic(); os.sync()
-def worker():
-    while True:
-        with lock:
-            d = next(it, None)
-        if d is None:
-            return
-        job(d)
-ts = [threading.Thread(target=worker) for _ in range(2)]
-[t.start() for t in ts]; [t.join() for t in ts]
-os.sync()
-"""
-
-FLOOR_ONE_THREAD = r"""
-import fcntl, os, selectors, sys, time
-dirs = iter(sys.argv[1:]); env = dict(os.environ); n = [0]; last = [time.monotonic()]
-def record(d, text):
-    n[0] += 1
-    tmp = f"{d}/..mrl.status.{n[0]}.tmp"
+    tmp = f"{d}/..mrl.status.{next(seq)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
     os.write(fd, text); os.close(fd); os.replace(tmp, f"{d}/.mrl.status")
 def start(d):
@@ -93,7 +57,33 @@ def end(d, lk, log, pid):
     os.close(log); os.close(lk)
     if time.monotonic() - last[0] > 0.5:
         last[0] = time.monotonic(); os.sync()
-sel = selectors.DefaultSelector(); live = 0
+"""
+
+# Two threads, each doing one job after the other.
+FLOOR = (
+    JOB_WRITES
+    + r"""
+import threading
+it = iter(sys.argv[1:]); lock = threading.Lock()
+def worker():
+    while True:
+        with lock:
+            d = next(it, None)
+        if d is None:
+            return
+        end(*start(d))
+ts = [threading.Thread(target=worker) for _ in range(2)]
+[t.start() for t in ts]; [t.join() for t in ts]
+os.sync()
+"""
+)
+
+# One thread driving both slots by pidfds, as mrl's pool does.
+FLOOR_ONE_THREAD = (
+    JOB_WRITES
+    + r"""
+import selectors
+dirs = iter(sys.argv[1:]); sel = selectors.DefaultSelector(); live = 0
 def fill():
     global live
     while live < 2:
@@ -108,6 +98,7 @@ while live:
     fill()
 os.sync()
 """
+)
 
 
 def sh(cmd: list[str] | str, cwd: Path, root: Path = ROOT) -> None:
