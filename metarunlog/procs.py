@@ -124,11 +124,11 @@ def is_step_of(pid: int | None, recorded: str | None, subdir: str | os.PathLike[
     if recorded:
         if not is_same_process(pid, recorded):
             return False
-        return subdir is None or _names_folder(pid, subdir) is not False
-    return subdir is not None and pid_alive(pid) and _names_folder(pid, subdir) is True
+        return subdir is None or names_folder(pid, subdir) is not False
+    return subdir is not None and pid_alive(pid) and names_folder(pid, subdir) is True
 
 
-def _names_folder(pid: int, subdir: str | os.PathLike[str]) -> bool | None:
+def names_folder(pid: int, subdir: str | os.PathLike[str]) -> bool | None:
     """Whether the process's MRL_SUBEXP_DIR is `subdir` (the same folder by path or inode);
     None when it has none or its environment cannot be read (a step that replaced its
     environment, another user's process)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from metarunlog.backends.registry import judged_by_liveness
-from metarunlog.procs import HOST, is_same_process, is_step_of
+from metarunlog.procs import HOST, is_same_process, is_step_of, names_folder
 
 if TYPE_CHECKING:
     from metarunlog.records import Status
@@ -80,9 +80,13 @@ def observed_state(status: Status | None, path: Path | None = None, stale_after:
     if is_same_process(status.runner_pid, status.runner_start):
         # A copy of a running experiment (`cp -a`) holds records naming the original's live
         # runner and step: the step, alive, says whose it is (its MRL_SUBEXP_DIR).
-        if subdir is not None and is_same_process(status.pid, status.pid_start):
-            return state if is_step_of(status.pid, status.pid_start, subdir) else JobState.STALE
-        return state
+        copied = (
+            subdir is not None
+            and status.pid is not None
+            and is_same_process(status.pid, status.pid_start)
+            and names_folder(status.pid, subdir) is False
+        )
+        return JobState.STALE if copied else state
     if is_step_of(status.pid, status.pid_start, subdir):
         return state
     return JobState.STALE
