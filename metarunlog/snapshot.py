@@ -95,9 +95,12 @@ def _cannot_link(store: Path, dest: Path) -> str | None:
         return f"the store {store} cannot be made: {e.strerror}"
     if os.stat(store).st_dev != os.stat(dest).st_dev:
         return f"the store {store} is on another filesystem than {dest}"
-    probe, link = store / f".probe.{os.getpid()}", dest / f".probe.{os.getpid()}"
+    # Named by host, pid and chance, and made with O_EXCL: two hosts sharing the store
+    # over NFS may probe it with one pid at once, and each removes only its own probe.
+    name = f".probe.{os.uname().nodename}.{os.getpid()}.{os.urandom(4).hex()}"
+    probe, link = store / name, dest / name
     try:
-        probe.touch()
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
     except OSError as e:
         if e.errno not in _UNWRITABLE:
             raise

@@ -520,3 +520,20 @@ def test_verify_compares_converted_files_with_gits_checkout_of_them(project: Pat
     r = run_mrl("verify", cwd=project)
     assert r.returncode == 1
     assert r.stdout == "changed  run0.bat\nchanged  run1.bat  (executable bit)\n"
+
+
+def test_the_hardlink_probe_never_removes_another_processes_probe(tmp_path: Path) -> None:
+    """Two hosts sharing a store over NFS can run `mrl new` with the same pid at once: a
+    probe named by the pid alone was the other's too, and its cleanup removed the other's
+    probe under it (whose own link then failed). Each probe is its own file."""
+    from metarunlog import snapshot
+
+    store, dest = tmp_path / "store", tmp_path / "exp"
+    store.mkdir()
+    dest.mkdir()
+    theirs = store / f".probe.{os.getpid()}"
+    theirs.write_text("another host's probe")
+    assert snapshot._cannot_link(store, dest) is None
+    assert theirs.read_text() == "another host's probe"
+    assert sorted(p.name for p in store.iterdir()) == [theirs.name]  # ours is gone
+    assert list(dest.iterdir()) == []
