@@ -61,6 +61,12 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 # Optional indentation, an optional comment opener (punctuation only, at most 4 chars:
 # `--`, `#`, `//`, `%`, `;`, `<!--`, `/*`), then `MRL:`. `# see MRL: docs` is not one.
 _MRL_RE = re.compile(r"^[ \t]*(?P<open>[^\w\s]{0,4})[ \t]*MRL:(?P<stmt>.*?)[ \t]*\r?$")
+# The original took the line's first word, whatever it was, as the comment symbol
+# (`line.split(None, 1)[-1]`: `REM MRL:`, `c MRL:`, `dnl MRL:`, `##### MRL:`). Any other
+# first word is one here too, but only before a statement that starts like a directive
+# (`grid[`, `params =`, ...), so prose such as `see MRL: docs` stays template text.
+_WORD_MRL_RE = re.compile(r"^[ \t]*\S+[ \t]+MRL:(?P<stmt>.*?)[ \t]*\r?$")
+_DIRECTIVE_RE = re.compile(r"^[ \t]*(?:grid[ \t]*\[|(?:grids|params|defaults|repeat|sample|seed)[ \t]*=(?!=))")
 _CLOSERS = {"<!--": "-->", "/*": "*/"}
 
 
@@ -145,9 +151,11 @@ def split_template(name: str, text: str) -> Template:
 def _mrl_statement(line: str) -> str | None:
     if "MRL:" not in line:  # fast path: almost every line
         return None
-    m = _MRL_RE.match(line.rstrip("\n"))
+    line = line.rstrip("\n")
+    m = _MRL_RE.match(line)
     if m is None:
-        return None
+        w = _WORD_MRL_RE.match(line)
+        return w.group("stmt") if w is not None and _DIRECTIVE_RE.match(w.group("stmt")) else None
     stmt = m.group("stmt")
     closer = _CLOSERS.get(m.group("open"))
     if closer and stmt.endswith(closer):

@@ -76,6 +76,43 @@ def test_a_comment_that_merely_mentions_mrl_is_template_text() -> None:
     assert t.mrl_lines == [] and t.body == "# see MRL: the docs\nx = 'MRL:grid'\n"
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        "REM MRL:grid['x'] = [1, 2]",  # a .bat template
+        "@REM MRL:grid['x'] = [1, 2]",
+        "c MRL:grid['x'] = [1, 2]",  # Fortran 77
+        "C MRL:grid['x']=[1, 2]",
+        "dnl MRL:grid['x'] = [1, 2]",  # m4
+        "##### MRL:grid['x'] = [1, 2]",
+        "  !! MRL:grid['x'] = [1, 2]",
+        "REM MRL: grid['x'] = [1, 2]",
+    ],
+)
+def test_any_first_word_is_a_comment_symbol_as_in_the_original(line: str) -> None:
+    """The original split off the line's first word whatever it was (`line.split(None,
+    1)[-1]`), so `REM MRL:grid[...]` made a grid; it must not render as text into one run."""
+    t = split_template("run.bat", f"set X={{{{x}}}}\n{line}\n")
+    assert t.body == "set X={{x}}\n"
+    assert spec_of(f"x: {{{{x}}}}\n{line}\n").grid == {"x": [1, 2]}
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "see MRL: the docs",
+        "Note: MRL: is the prefix",
+        "see MRL:params for more",
+        "if MRL:repeat == 3 then",
+        "two words MRL:grid['x'] = [1]",
+        "echo 'MRL:grid['x'] = [1]'",
+    ],
+)
+def test_prose_after_a_word_is_template_text_not_an_mrl_line(line: str) -> None:
+    t = split_template("notes.md", f"{line}\n")
+    assert t.mrl_lines == [] and t.body == f"{line}\n"
+
+
 def test_params_are_crossed_with_the_grid_params_outermost_and_grid_winning() -> None:
     combos = combos_of(
         "# MRL:grid['lr'] = [1, 2]\n# MRL:params = [{'opt': 'sgd'}, {'opt': 'adam', 'lr': 9, 'b': 0.9}]\n"
@@ -235,7 +272,7 @@ scalars = st.one_of(
 names = st.sampled_from(["a", "b", "lr", "wd", "opt_1"])
 grids = st.dictionaries(names, st.lists(scalars, min_size=1, max_size=3), max_size=3)
 param_lists = st.one_of(st.none(), st.lists(st.dictionaries(names, scalars, max_size=2), min_size=1, max_size=3))
-comments = st.sampled_from(["--", "#", "//", "%", ";", ""])
+comments = st.sampled_from(["--", "#", "//", "%", ";", "", "REM", "c", "#####"])
 
 
 def mrl_text(grid: dict[str, list[Any]], params: list[dict[str, Any]] | None, comment: str) -> str:
