@@ -27,7 +27,7 @@ EXIT_HANGUP = 129
 ENVIRONMENT_ERRNOS = {
     errno.EACCES: "check the permissions",
     errno.EPERM: "check the permissions",
-    errno.EROFS: "the file system is read-only",
+    errno.EROFS: "the file system is read-only; `mrl ls`, `status` and `table` still work there, they only read",
     errno.ENOSPC: "free some disk space and rerun",
     errno.EDQUOT: "free some space within your quota and rerun",
     errno.EIO: "the terminal or device went away",

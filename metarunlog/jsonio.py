@@ -149,6 +149,8 @@ def prepare_text(path: str | os.PathLike[str], text: str) -> Pending:
             break
         except FileExistsError:  # left by an earlier process with our pid: the next name
             continue
+        except OSError as e:  # read-only, no permission: say the file meant, not our temp name
+            raise OSError(e.errno, e.strerror, path) from e
     pending = Pending(path, tmp, fd)
     try:
         write_all(fd, text.encode("utf-8"))

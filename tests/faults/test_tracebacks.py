@@ -44,6 +44,17 @@ def test_run_force_and_analyze_on_a_read_only_experiment_are_one_error_line(proj
     _one_error_line(run_mrl("analyze", cwd=project), "read-only file system")
 
 
+def test_a_read_only_experiment_is_said_by_the_file_mrl_meant_to_write_not_a_temp_name(project: Path, read_only) -> None:  # type: ignore[no-untyped-def]
+    expdir = _done_experiment(project)
+    assert run_mrl("analyze", cwd=project).returncode == 0  # analysis/ exists: only the file is new
+    read_only(expdir)
+    analyze = run_mrl("analyze", cwd=project)
+    _one_error_line(analyze, f"{expdir}/analysis/index.html (", "`mrl ls`, `status` and `table` still work")
+    tag = run_mrl("tag", "+paper", cwd=project)
+    _one_error_line(tag, f"{expdir}/.mrl (")
+    assert ".tmp" not in analyze.stderr + tag.stderr
+
+
 def test_a_sub_experiment_that_cannot_be_written_is_named_not_dropped_silently(project: Path, read_only) -> None:  # type: ignore[no-untyped-def]
     exp = make_experiment(project, [{"x": 1}, {"x": 2}, {"x": 3}], "echo ran > out.txt")
     sub = read_only(exp.dir / "002")  # its .mrl.lock cannot even be made: it never starts
