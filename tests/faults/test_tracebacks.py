@@ -44,7 +44,7 @@ def test_run_force_and_analyze_on_a_read_only_experiment_are_one_error_line(proj
     _one_error_line(run_mrl("analyze", cwd=project), "read-only file system")
 
 
-def test_a_read_only_experiment_is_said_by_the_file_mrl_meant_to_write_not_a_temp_name(project: Path, read_only) -> None:  # type: ignore[no-untyped-def]
+def test_a_read_only_experiment_is_said_by_the_file_mrl_meant_to_write_not_its_temp(project: Path, read_only) -> None:  # type: ignore[no-untyped-def]
     expdir = _done_experiment(project)
     assert run_mrl("analyze", cwd=project).returncode == 0  # analysis/ exists: only the file is new
     read_only(expdir)
