@@ -22,6 +22,13 @@ def test_help_lists_every_command(project: Path) -> None:
         assert re.search(rf"^    {name}(\s|$)", r.stdout, re.M), name
 
 
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_commands_help_says_what_it_writes(project: Path, name: str) -> None:
+    r = run_mrl(name, "--help", cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"\b(writes|creates)\b", r.stdout, re.I), r.stdout
+
+
 def test_no_arguments_prints_help(capsys: pytest.CaptureFixture[str], project: Path) -> None:
     assert main([]) == 0
     assert "usage: mrl" in capsys.readouterr().out

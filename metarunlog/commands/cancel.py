@@ -6,6 +6,7 @@ Slurm ones: `scancel` of their array tasks. Finished and pending ones are left a
 Cancelling the whole experiment (no SELECTION, or all of it) also cancels the run.after
 job of a Slurm run that has not ended (else it would start once the arrays are cancelled).
 A cancelled sub-experiment runs again with the next `mrl run` (or `mrl run --failed`).
+Writes: the `cancelled` state into each stopped one's .mrl.status (when no runner does).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ files of sub-experiments) and `EXPDIR/.mrl.cfg`, with a unified diff of those th
 differ. Metrics: every metric both have, last and best value (--summary best) of each and
 the delta B - A; for an experiment, the mean of its sub-experiments' last values and the
 best value of any of them. Comparing an experiment with a reproduction of it checks it.
+Writes nothing.
 """
 
 from __future__ import annotations

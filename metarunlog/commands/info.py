@@ -3,6 +3,7 @@
 --verify re-hashes the experiment's code/ snapshot against its commit (plus .mrl.diff for
 a --notclean experiment) and lists every file changed, missing or added since `mrl new`
 (exit 1 if any). It needs the project's git repository, which holds the commit.
+Writes nothing.
 """
 
 from __future__ import annotations

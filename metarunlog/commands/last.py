@@ -1,6 +1,6 @@
 """Show the newest experiment's record: the same as `mrl info last`, as in the original
 metarunlog (so `mrl last | grep gitHash` works). `mrl last --path` prints only its folder
-(handy as `cd $(mrl last --path)`)."""
+(handy as `cd $(mrl last --path)`). Writes nothing."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 `**` marks an experiment that is not done (some sub-experiment has not finished, or it
 was never run). Tags (`mrl tag`) end the line as `#name`; `--tag NAME` lists only those
 tagged NAME. A corrupt or unreadable record is reported by its path and the others are
-still listed.
+still listed. Writes nothing.
 """
 
 from __future__ import annotations

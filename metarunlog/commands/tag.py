@@ -1,4 +1,4 @@
-"""Tag experiments: `+NAME` adds a tag, `-NAME` removes one; the tags live in the
+"""Tag experiments: `+NAME` adds a tag, `-NAME` removes one. Writes the tags into the
 experiment record (`"tags": [...]` in EXPDIR/.mrl). Without changes, prints the tags.
 
   mrl tag 3 +baseline +paper     tag experiment 3
