@@ -98,9 +98,11 @@ def test_custom_commands_are_listed_in_help(project: Path) -> None:
     hooks(project, "def score(mrl, args):\n    pass\n", {"score": {"epoch": 3}})
     r = run_mrl("--help", cwd=project)
     assert r.returncode == 0
-    assert "score" in r.stdout and "custom command from mrl_hooks.py" in r.stdout
+    assert "score" in r.stdout and "custom command: the hook" in r.stdout
     r = run_mrl("score", "--help", cwd=project)
     assert "-epoch VALUE" in r.stdout
+    said = " ".join(r.stdout.split())  # what the command runs and writes, unwrapped
+    assert "Custom command: the hook score(self, args) of mrl_hooks.py" in said and "writes what the hook writes" in said
 
 
 def test_the_public_hook_object_exposes_the_project(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
