@@ -115,14 +115,16 @@ def build_parser(
 def _add_custom(sub: Any, name: str, xargs: dict[str, Any]) -> None:
     """`mrl NAME [EXP] [-xarg VALUE ...]` for a hook of mrl_hooks.py."""
     hook = f"{name}(self, args) of mrl_hooks.py"
-    short = f"replaces the built-in mrl {name}: the hook {hook}" if name in COMMANDS else f"custom command: the hook {hook}"
+    what = f"replaces the built-in mrl {name}" if name in COMMANDS else "custom command"
+    short = f"{what}: the hook {hook}"
     p = sub.add_parser(
         name,
         help=short,
         description=(
-            f"{short[0].upper()}{short[1:]}, run with args.expId resolved from EXP and each -xarg below (its default from "
-            f"the .mrl.cfg `hooks` entry {name!r}; `required` ones have none). It writes what the "
-            "hook writes; git inside it cannot reach the project repository (GIT_CEILING_DIRECTORIES)."
+            f"{short[0].upper()}{short[1:]}, run with args.expId resolved from EXP and each -xarg "
+            f"below (its default from the .mrl.cfg `hooks` entry {name!r}; `required` ones have none). "
+            "It writes what the hook writes; git inside it cannot reach the project repository "
+            "(GIT_CEILING_DIRECTORIES)."
         ),
     )
     p.add_argument("expId", nargs="?", metavar="EXP", help="experiment (default: last)")
