@@ -331,6 +331,11 @@ class Project:
         data = jsonio.read_json_or(Path(subExpDir) / RECORD, None)
         if not isinstance(data, dict):
             return {"subExpDir": str(subExpDir), "params": {}}
+        params = data.get("params")
+        if isinstance(params, dict):
+            # The original stored the folder name in every params dict (`params['subExpId']`,
+            # '001'); mrl keeps it out of params, so old hooks that read it get it here.
+            data["params"] = {**params, "subExpId": params.get("subExpId", Path(subExpDir).name)}
         return data
 
     def _expIsDone(self, expDir: Any) -> bool:  # noqa: N802,N803

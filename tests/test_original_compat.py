@@ -191,7 +191,7 @@ def after_makebatch(self, args):
         "outdir": str(project / "output") + "/x",
         "basedir": str(project),
         "mode": "makebatch",
-        "sub": {"lr": 0.01, "wdecay": 0.1},
+        "sub": {"lr": 0.01, "wdecay": 0.1, "subExpId": "001"},  # the original had the folder name in params
         "handmade": {"subExpDir": str(exp) + "/handmade", "params": {}},
     }
 
