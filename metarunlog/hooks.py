@@ -106,11 +106,22 @@ def _user_line(e: BaseException, path: Path) -> int | str:
 WRAP_PREFIXES = ("before_", "after_")
 
 
-def wrap_hooks(cfg_hooks: dict[str, Any], command: str) -> tuple[str | None, str | None]:
-    """Names of the before_/after_ hooks registered for `command` (None when absent)."""
-    before = f"before_{command}"
-    after = f"after_{command}"
-    return (before if before in cfg_hooks else None, after if after in cfg_hooks else None)
+# The original's `mrl last` was `mrl info last` (its mode was 'info'): its hooks are info's.
+HOOK_ALIASES = {"last": "info"}
+
+
+def hook_mode(command: str) -> str:
+    """The command name hooks see as `args.mode`, and whose before_/after_/replacing hooks apply."""
+    return HOOK_ALIASES.get(command, command)
+
+
+def wrap_hooks(cfg_hooks: dict[str, Any], command: str) -> tuple[list[str], list[str]]:
+    """Names of the before_/after_ hooks registered for `command`, outermost first for
+    before and last for after (`mrl last`: info's around last's own)."""
+    names = [command] if hook_mode(command) == command else [hook_mode(command), command]
+    before = [f"before_{n}" for n in names if f"before_{n}" in cfg_hooks]
+    after = [f"after_{n}" for n in reversed(names) if f"after_{n}" in cfg_hooks]
+    return before, after
 
 
 def custom_commands(cfg_hooks: dict[str, Any]) -> dict[str, dict[str, Any]]:

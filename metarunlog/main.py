@@ -251,7 +251,7 @@ def _main(argv: list[str]) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    args.mode = args.command  # hook files written for the original read args.mode
+    args.mode = hooks.hook_mode(args.command)  # hook files written for the original read args.mode
     mod = modules.get(args.command)
     needs_project = getattr(mod, "NEEDS_PROJECT", True) if mod else True
     if needs_project and project is None:
@@ -275,13 +275,14 @@ def _main(argv: list[str]) -> int:
     elif resolves and hasattr(args, "expId"):
         args.expId = project.load_exp(args.expId).id
     before, after = hooks.wrap_hooks(cfg_hooks, args.command)
-    if after:  # a missing file or function is an error before the command, not after it made things
-        hooks.get_function(project.basedir, hooks.HOOKS_FILE, after)
-    if before:
-        _call_hook(project, before, args)
-    code = _run_custom(project, args) if mod is None else int(mod.cli(args, project) or 0)
-    if after:
-        _call_hook(project, after, args)
+    for name in after:  # a missing file or function is an error before the command, not after it made things
+        hooks.get_function(project.basedir, hooks.HOOKS_FILE, name)
+    for name in before:
+        _call_hook(project, name, args)
+    replaced = mod is None or (args.mode != args.command and args.mode in custom)  # `mrl last` with an info hook
+    code = _run_custom(project, args) if replaced else int(mod.cli(args, project) or 0)
+    for name in after:
+        _call_hook(project, name, args)
     return code
 
 
@@ -301,7 +302,7 @@ def _warn_about_hooks(cfg_hooks: dict[str, Any], custom: dict[str, Any], chosen:
 
     listing = not argv or argv[0] in ("-h", "--help")
     for name in custom:
-        if name in COMMANDS and (name == chosen or listing):
+        if name in COMMANDS and (name == chosen or listing or (chosen and hooks.hook_mode(chosen) == name)):
             print(hooks.replaces_message(name), file=sys.stderr)
     for name in hooks.orphan_wrappers(cfg_hooks, set(COMMANDS) | set(custom)):
         target = name.split("_", 1)[1]
@@ -321,7 +322,7 @@ def _call_hook(project: Any, name: str, args: argparse.Namespace) -> Any:
 
 
 def _run_custom(project: Any, args: argparse.Namespace) -> int:
-    out = _call_hook(project, args.command, args)
+    out = _call_hook(project, args.command if args.command in project.cfg["hooks"] else args.mode, args)
     if isinstance(out, int) and not isinstance(out, bool):
         return out
     if isinstance(out, str) and out:

@@ -320,3 +320,28 @@ def test_a_template_without_mrl_lines_makes_001_for_the_originals_launch_script(
     assert "for subexp in 001; do" in (exp / "launch.sh").read_text()  # after_makebatch's loop
     r = run_mrl("run", cwd=proj)
     assert r.returncode == 0 and r.stdout.count("-conf ../001/conf.lua") == 1
+
+
+# -- `mrl last` was `mrl info last`: info's hooks apply to it ---------------------------------
+def test_info_hooks_wrap_mrl_last_with_mode_info_as_in_the_original(project: Path) -> None:
+    hooks(
+        project,
+        "def before_info(self, args):\n    print('before', args.mode, args.expId)\n"
+        "def after_info(self, args):\n    print('after', args.mode)\n",
+        {"before_info": {}, "after_info": {}},
+    )
+    assert main(["new", "first"]) == 0
+    r = run_mrl("last", cwd=project)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "before info 1" and lines[-1] == "after info"
+    assert any(line.startswith("gitHash") for line in lines)
+
+
+def test_a_hook_named_info_replaces_mrl_last_too(project: Path) -> None:
+    hooks(project, "def info(self, args):\n    print('my info of', args.expId)\n", {"info": {}})
+    assert main(["new", "first"]) == 0
+    r = run_mrl("last", cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "my info of 1\n"
+    assert REPLACES.format("info") in r.stderr
