@@ -279,8 +279,10 @@ def _main(argv: list[str]) -> int:
         hooks.get_function(project.basedir, hooks.HOOKS_FILE, name)
     for name in before:
         _call_hook(project, name, args)
-    replaced = mod is None or (args.mode != args.command and args.mode in custom)  # `mrl last` with an info hook
-    code = _run_custom(project, args) if replaced else int(mod.cli(args, project) or 0)
+    if mod is None or (args.mode != args.command and args.mode in custom):  # `mrl last` with an info hook
+        code = _run_custom(project, args)
+    else:
+        code = int(mod.cli(args, project) or 0)
     for name in after:
         _call_hook(project, name, args)
     return code
