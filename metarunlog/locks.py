@@ -1,8 +1,11 @@
 """The run lock: `SUBDIR/.mrl.lock`, flock-ed by whoever executes a sub-experiment.
 
-Held (LOCK_EX|LOCK_NB) for the whole execution and inherited by the running step, so two
-runners never run one sub-experiment and a killed runner frees it only once its step is
-gone too (the kernel drops the lock). Anyone may probe it without taking it.
+Held (LOCK_EX|LOCK_NB) by the runner for the whole execution, from before its first step
+until its final record is in place, so two runners never run one sub-experiment. Its
+steps never inherit it (what a step leaves behind must not keep it): a runner killed with
+-9 frees it at once, and its orphaned step is recognised by its record (`execute`). That
+a live runner holds it (`procs.holds_file`) tells its own folder from a copy of it
+(`states.observed_state`). Anyone may probe it without taking it.
 """
 
 from __future__ import annotations

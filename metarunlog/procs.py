@@ -150,6 +150,52 @@ def names_folder(pid: int, subdir: str | os.PathLike[str]) -> bool | None:
     return None
 
 
+# (pid, start id) -> (when the scan began, the files it had open): see `holds_file`.
+_OPEN_FILES: dict[tuple[int, str], tuple[float, frozenset[tuple[int, int]]]] = {}
+
+
+def holds_file(pid: int, recorded: str, path: str | os.PathLike[str], opened_by: float | None = None) -> bool | None:
+    """Whether the process `pid` (start id `recorded`) has the file `path` open (the same
+    file by device and inode, through any of its descriptors); None when unknowable (its
+    descriptors cannot be read: another user's process, no /proc; or `path` is gone).
+
+    `opened_by`: a time (`time.time()`) by which the process had opened `path` if it holds
+    it at all. A scan of its descriptors that began after it is reused, so that judging many
+    records of one runner reads its descriptors once; any other miss scans them again."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    want, key = (st.st_dev, st.st_ino), (pid, recorded)
+    cached = _OPEN_FILES.get(key)
+    if cached is not None and (want in cached[1] or (opened_by is not None and cached[0] > opened_by)):
+        return want in cached[1]
+    began = time.time()
+    held = _open_files(pid)
+    if held is None or start_id(pid) != recorded:  # gone, or its pid reused during the scan
+        return None
+    if len(_OPEN_FILES) > 256:
+        _OPEN_FILES.clear()
+    _OPEN_FILES[key] = (began, held)
+    return want in held
+
+
+def _open_files(pid: int) -> frozenset[tuple[int, int]] | None:
+    fds = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(fds)
+    except OSError:
+        return None
+    held = set()
+    for name in names:
+        try:
+            st = os.stat(f"{fds}/{name}")
+        except OSError:  # closed meanwhile
+            continue
+        held.add((st.st_dev, st.st_ino))
+    return frozenset(held)
+
+
 def killpg(pgid: int, sig: int) -> None:
     """Send `sig` to process group `pgid`; one already gone (or not ours to signal) is fine."""
     if valid_pid(pgid) is None or pgid == 1:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from metarunlog.backends.registry import judged_by_liveness
-from metarunlog.procs import HOST, is_same_process, is_step_of, names_folder
+from metarunlog.locks import RUN_LOCK
+from metarunlog.procs import HOST, holds_file, is_same_process, is_step_of, names_folder
 
 if TYPE_CHECKING:
     from metarunlog.records import Status
@@ -79,7 +80,13 @@ def observed_state(status: Status | None, path: Path | None = None, stale_after:
     subdir = path.parent if path is not None else None
     if is_same_process(status.runner_pid, status.runner_start):
         # A copy of a running experiment (`cp -a`) holds records naming the original's live
-        # runner and step: the step, alive, says whose it is (its MRL_SUBEXP_DIR).
+        # runner and step. A runner holds a sub-experiment's .mrl.lock from before its first
+        # step until its final record is in place, so whether it holds this folder's says
+        # whose the record is, at every moment (between steps and attempts too).
+        held = runner_holds(status, subdir)
+        if held is not None:
+            return state if held else JobState.STALE
+        # Its descriptors unreadable: the step, alive, says whose it is (its MRL_SUBEXP_DIR).
         copied = (
             subdir is not None
             and status.pid is not None
@@ -90,6 +97,26 @@ def observed_state(status: Status | None, path: Path | None = None, stale_after:
     if is_step_of(status.pid, status.pid_start, subdir):
         return state
     return JobState.STALE
+
+
+def runner_holds(status: Status, subdir: Path | None) -> bool | None:
+    """Whether the live runner of a `running` record holds `subdir`'s .mrl.lock (it does
+    from before the first step until the final record is in place); None when that cannot
+    be told (not a running record, no start id, its descriptors unreadable)."""
+    if subdir is None or status.state is not JobState.RUNNING or status.runner_pid is None or not status.runner_start:
+        return None
+    return holds_file(status.runner_pid, status.runner_start, subdir / RUN_LOCK, _locked_by(status))
+
+
+def _locked_by(status: Status) -> float | None:
+    """When the runner had taken the lock at the latest: it takes it before the attempt
+    starts, and `start` is written in whole seconds (plus a second for clock steps)."""
+    import datetime
+
+    try:
+        return datetime.datetime.fromisoformat(status.start).timestamp() + 2.0 if status.start else None
+    except (TypeError, ValueError):
+        return None
 
 
 def _not_refreshed(path: Path | None, stale_after: float | None) -> bool:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
+from metarunlog import procs
 from metarunlog.procs import killpg, pid_alive, reap_group, valid_pid
 
 
@@ -100,3 +104,35 @@ def test_a_step_is_proven_by_its_start_id_and_the_folder_its_environment_names(t
         for p in (step, bare):
             p.kill()
             p.wait()
+
+
+def test_holds_file_tells_a_file_a_process_holds_open_from_one_it_does_not(tmp_path: Path) -> None:
+    held, other, later = tmp_path / "held", tmp_path / "other", tmp_path / "later"
+    for p in (held, other, later):
+        p.write_text("")
+    opener = (
+        "import os, sys, time; a = os.open(sys.argv[1], os.O_RDONLY); print(flush=True); "
+        "sys.stdin.readline(); b = os.open(sys.argv[2], os.O_RDONLY); print(flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", opener, str(held), str(later)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        proc.stdout.readline()
+        start = procs.start_id(proc.pid)
+        assert start is not None
+        assert procs.holds_file(proc.pid, start, held) is True
+        assert procs.holds_file(proc.pid, start, other) is False
+        assert procs.holds_file(proc.pid, start, tmp_path / "gone") is None
+        assert procs.holds_file(proc.pid, "another-boot:1", held) is None  # not the recorded process
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        proc.stdout.readline()  # it opened `later` after the scans above
+        # A file opened before the last scan began is known not held without a new scan...
+        assert procs.holds_file(proc.pid, start, later, opened_by=time.time() - 3600) is False
+        # ...any other miss looks again.
+        assert procs.holds_file(proc.pid, start, later) is True
+    finally:
+        proc.kill()
+        proc.wait()

@@ -45,7 +45,7 @@ from metarunlog.jsonio import GroupCommit, Pending
 from metarunlog.procs import group_alive, is_same_process, is_step_of, killpg
 from metarunlog.records import Status
 from metarunlog.spawn import Started
-from metarunlog.states import JobState, recorded_state
+from metarunlog.states import JobState, recorded_state, runner_holds
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 COALESCE_S = 0.05
@@ -572,8 +572,12 @@ def cancel_records(jobs: Sequence[Job], grace: float = CANCEL_GRACE_S) -> None:
         _mark_cancelled_if_orphaned(job)
 
 
-def _runner_alive(status: Status | None) -> bool:
-    return status is not None and is_same_process(status.runner_pid, status.runner_start)
+def _runner_alive(status: Status | None, job: Job) -> bool:
+    """The record's runner lives and is this sub-experiment's (a copy of a running
+    experiment names the original's runner, which holds the original's lock, not its)."""
+    if status is None or not is_same_process(status.runner_pid, status.runner_start):
+        return False
+    return runner_holds(status, job.sub.dir) is not False
 
 
 def _wait_for_pid(job: Job, status: Status, grace: float = PID_WAIT_S) -> tuple[int | None, str | None]:
@@ -584,7 +588,7 @@ def _wait_for_pid(job: Job, status: Status, grace: float = PID_WAIT_S) -> tuple[
     rather than miss the step.
     """
     deadline = time.monotonic() + grace
-    while _runner_alive(status) and time.monotonic() < deadline:
+    while _runner_alive(status, job) and time.monotonic() < deadline:
         time.sleep(0.02)
         now_status = job.read_status()
         if not recorded_state(now_status).active:
@@ -614,11 +618,11 @@ def _mark_cancelled_if_orphaned(job: Job) -> None:
         if not recorded_state(status).active:
             job.state = recorded_state(status)
             return
-        if not _runner_alive(first):
+        if not _runner_alive(first, job):
             break
         time.sleep(0.05)
     status = job.read_status()
-    if _runner_alive(first) and status is not None and status.state.active:
+    if _runner_alive(first, job) and status is not None and status.state.active:
         # Its runner lives and still says running: saying cancelled here would be a lie.
         runner = first.runner_pid if first else None
         job.message = f"its runner (pid {runner}) did not stop it; try again, or stop that runner"

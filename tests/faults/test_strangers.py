@@ -126,14 +126,30 @@ def _status_shows_it_running_and_cancel_stops_it(project: Path, step: subprocess
     assert step.wait(timeout=15) == -signal.SIGTERM
 
 
+# A step that stops its runner once its own pid is recorded, then ends: the runner lives
+# (stopped) and still holds the sub-experiment, but no step of it is alive.
+_STOPS_ITS_RUNNER = [
+    'until grep -q "\\"pid\\": $$," .mrl.status; do sleep 0.05; done; kill -STOP $PPID',
+    "true",
+]
+
+
+def _stopped(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return f.read().rsplit(b")", 1)[1].split()[0] == b"T"
+
+
 @contextlib.contextmanager
-def _copy_of_a_running_experiment(project: Path) -> Iterator[Path]:
+def _copy_of_a_running_experiment(project: Path, between_steps: bool = False) -> Iterator[Path]:
     """Experiment 0001 running `sleep 60` under a live `mrl run`, and 0002 its `cp -a` copy
-    made while it runs (its records name 0001's runner and step); yields 0001's folder."""
-    exp = make_experiment(project, [{"x": 1}], "sleep 60")
+    made while it runs (its records name 0001's runner and step); yields 0001's folder.
+    `between_steps`: the copy is made when 0001's runner lives but none of its steps does."""
+    exp = make_experiment(project, [{"x": 1}], _STOPS_ITS_RUNNER if between_steps else "sleep 60")
     runner = start_mrl("run", "1", cwd=project)
     try:
         wait_for(lambda: statuses(exp.dir).get("001", {}).get("pidStart"), what="the step's pid in its record")
+        if between_steps:
+            wait_for(lambda: _stopped(runner.pid), what="the runner stopped by its first step")
         copy = exp.dir.parent / "0002"
         shutil.copytree(exp.dir, copy, symlinks=True)
         record = json.loads((copy / ".mrl").read_text())
@@ -141,6 +157,7 @@ def _copy_of_a_running_experiment(project: Path) -> Iterator[Path]:
         yield exp.dir
     finally:
         os.killpg(runner.pid, signal.SIGTERM)
+        os.killpg(runner.pid, signal.SIGCONT)
         runner.communicate(timeout=60)
 
 
@@ -166,3 +183,19 @@ def test_a_copy_of_a_running_experiment_does_not_show_the_originals_step_as_its_
     with _copy_of_a_running_experiment(project):
         assert state("1") == "running"
         assert state("2") == "stale"
+
+
+def test_a_copy_made_between_two_steps_of_the_original_is_not_running(project: Path) -> None:
+    """The copy's records name 0001's live runner and a step that has ended: the runner
+    holds 0001's sub-experiment (its .mrl.lock), not the copy's, which nothing runs."""
+
+    def state(exp_id: str) -> str:
+        return json.loads(run_mrl("status", exp_id, "--json", cwd=project).stdout)[0]["state"]
+
+    with _copy_of_a_running_experiment(project, between_steps=True) as original:
+        assert state("1") == "running"
+        assert state("2") == "stale"
+        cancel = run_mrl("cancel", "2", cwd=project)
+        assert "Traceback" not in cancel.stderr, cancel.stderr
+        assert state("2") == "cancelled", cancel.stdout + cancel.stderr
+        assert statuses(original)["001"]["state"] == "running"  # the original is left alone
