@@ -13,13 +13,13 @@ import contextlib
 import importlib.util
 import os
 import sys
-import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from metarunlog.errors import HookError
+from metarunlog.plugins import describe, line_in
 
 HOOKS_FILE = "mrl_hooks.py"
 ANALYZE_FILE = "mrl_analyze.py"
@@ -56,7 +56,7 @@ def load_user_module(basedir: Path, filename: str) -> ModuleType:
     except SyntaxError as e:
         raise HookError(f"{path}:{e.lineno}: syntax error: {e.msg}") from e
     except Exception as e:
-        raise HookError(f"{path}:{_user_line(e, path)}: importing it failed: {_describe(e)}") from e
+        raise HookError(f"{path}:{line_in(e, path)}: importing it failed: {describe(e)}") from e
     _loaded[path] = module
     return module
 
@@ -86,21 +86,7 @@ def call_user(fn: Callable[..., Any], what: str, *args: Any) -> Any:
         raise HookError(f"{what} exited with {e.code}") from e
     except Exception as e:
         path = Path(fn.__code__.co_filename)
-        raise HookError(f"{what} raised {_describe(e)} ({path.name} line {_user_line(e, path)})") from e
-
-
-def _describe(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
-
-
-def _user_line(e: BaseException, path: Path) -> int | str:
-    """The deepest traceback line inside the user's file."""
-    line: int | str = "?"
-    for frame in traceback.extract_tb(e.__traceback__):
-        if Path(frame.filename).resolve() == path.resolve() and frame.lineno is not None:
-            line = frame.lineno
-    return line
+        raise HookError(f"{what} raised {describe(e)} ({path.name} line {line_in(e, path)})") from e
 
 
 WRAP_PREFIXES = ("before_", "after_")

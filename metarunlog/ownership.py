@@ -253,7 +253,7 @@ def withdraw(request: Path) -> None:
 
 def owners(exp: Experiment) -> list[str]:
     """One line per live owner of `exp`: runners, and what each backend says of its claims."""
-    from metarunlog.backends.registry import get_backend, names
+    from metarunlog.backends.registry import blamed, get_backend, names
 
     stale_after = float(exp.cfg["run"].get("stale_after") or DEFAULT_STALE_AFTER)
     found = claims(exp)
@@ -261,7 +261,8 @@ def owners(exp: Experiment) -> list[str]:
     for name in names():  # a backend class is imported only when it left claims
         mine = [c for c in found if c.backend == name]
         if mine:
-            out += get_backend(name).owners(exp, mine)
+            with blamed(name):
+                out += get_backend(name).owners(exp, mine)
     return out
 
 

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from metarunlog.backends.registry import DEFAULT, get_backend, judged_by_liveness, spec
+from metarunlog.backends.registry import DEFAULT, blamed, get_backend, judged_by_liveness, spec
 from metarunlog.errors import CorruptRecord, MrlError
 from metarunlog.states import DEFAULT_STALE_AFTER, JobState, observed_state, recorded_state
 
@@ -267,7 +267,8 @@ def observe_any(exp: Experiment, jobs: Sequence[Job]) -> list[JobState]:
             by_backend.setdefault(name, []).append(job)
     for name, group in by_backend.items():
         try:
-            get_backend(name)(exp, RunOptions()).poll(group)
+            with blamed(name):
+                get_backend(name)(exp, RunOptions()).poll(group)
         except MrlError as e:
             for job in group:
                 job.state = recorded_state(job.status)
@@ -286,13 +287,15 @@ def follow_ups(exp: Experiment, records: Iterable[Status | None], *, cancel: boo
             cls = get_backend(name)
         except MrlError:
             continue
-        out += cls.cancel_follow_ups(exp) if cancel else cls.follow_ups(exp)
+        with blamed(name):
+            out += cls.cancel_follow_ups(exp) if cancel else cls.follow_ups(exp)
     return out
 
 
 def _unsettled(name: str, rec: Status | None) -> bool:
     """A finished record its backend still wants to check (Slurm: why a task ended)."""
     try:
-        return get_backend(name).unsettled(rec)
+        with blamed(name):
+            return get_backend(name).unsettled(rec)
     except MrlError:
         return False

@@ -12,11 +12,13 @@ Adding a backend: write its class (a `metarunlog.backends.base.Backend` subclass
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from metarunlog import plugins
 from metarunlog.errors import MrlError
 
 if TYPE_CHECKING:
@@ -69,12 +71,32 @@ class BackendSpec:
 
         return {k: copy.deepcopy(s.default) for k, s in self.settings.items()}
 
+    @property
+    def module(self) -> str:
+        return self.target.split(":")[0]
+
     def load(self) -> type[Backend]:
-        module, cls = self.target.split(":")
+        """The backend's class, imported now. A backend from outside mrl that does not
+        import, or is no `Backend` subclass, is a user error naming it."""
+        from metarunlog.backends.base import Backend
+
+        module, _, cls = self.target.partition(":")
         try:
-            return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
+            with plugins.blamed(f"importing the {self.name} backend ({self.target})", module):
+                found = getattr(importlib.import_module(module), cls)
         except (ImportError, AttributeError) as e:
             raise MrlError(f"the {self.name} backend is not available in this mrl ({e})") from e
+        if not (isinstance(found, type) and issubclass(found, Backend)):
+            raise MrlError(
+                f"the {self.name} backend ({self.target}) is not a metarunlog.backends.base.Backend subclass: "
+                "subclass it (docs/running.md, For backend authors)"
+            )
+        return found
+
+    def blamed(self) -> contextlib.AbstractContextManager[None]:
+        """Around calls into the backend: from a backend outside mrl, an exception is that
+        backend's error (one `mrl: error:` line naming it), not a bug in mrl."""
+        return plugins.blamed(f"the {self.name} backend", self.module)
 
 
 _SPECS: dict[str, BackendSpec] = {}
@@ -112,6 +134,11 @@ def spec(name: str) -> BackendSpec:
 def get_backend(name: str) -> type[Backend]:
     """The backend class registered as `name`, imported now."""
     return spec(name).load()
+
+
+def blamed(name: str) -> contextlib.AbstractContextManager[None]:
+    """`spec(name).blamed()`: calls into a backend from outside mrl fail as its error."""
+    return spec(name).blamed()
 
 
 def judged_by_liveness(name: str) -> bool:

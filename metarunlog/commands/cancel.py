@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from metarunlog.backends.base import FollowUp, Job, RunOptions, follow_ups, get_backend, observe_any
-from metarunlog.backends.registry import DEFAULT
+from metarunlog.backends.registry import DEFAULT, blamed
 from metarunlog.commands._args import add_target_arguments
 from metarunlog.experiment import Experiment
 from metarunlog.project import Project
@@ -81,7 +81,8 @@ def cancel(exp: Experiment, selection: str = "all") -> CancelResult:
             continue  # its runner cancelled it
         by_backend.setdefault(job.status.backend if job.status else DEFAULT, []).append(job)
     for name, group in by_backend.items():
-        get_backend(name)(exp, RunOptions()).cancel(group)
+        with blamed(name):
+            get_backend(name)(exp, RunOptions()).cancel(group)
     observe_any(exp, res.asked)
     res.left = [j for j in res.asked if j.state.active]
     return res

@@ -89,14 +89,16 @@ def _cli(args: argparse.Namespace, project: Project) -> int:
     if args.dry_run:
         the_plan = plan(exp, args.selection, failed=args.failed, pending=args.pending, force=options.force)
         _print_provenance(project, exp, args)
-        return _print_dry_run(the_plan, get_backend(backend_name)(exp, options))
+        with registry.blamed(backend_name):
+            return _print_dry_run(the_plan, get_backend(backend_name)(exp, options))
     with owning(exp) as claim:  # makebatch -replace/--extend refuse until this run ends
         the_plan = plan(exp, args.selection, failed=args.failed, pending=args.pending, force=options.force)
         _print_provenance(project, exp, args)
         _print_plan(the_plan, backend_name, options)
         if not the_plan.jobs:
             return 1 if the_plan.unreadable else 0
-        result = run(exp, the_plan, backend_name=backend_name, options=options, show=True, claim=claim)
+        with registry.blamed(backend_name):
+            result = run(exp, the_plan, backend_name=backend_name, options=options, show=True, claim=claim)
     for job in the_plan.jobs:
         # skipped, or not recordable (then it is stale, or pending when it never started:
         # the progress lines name only finished ones, so this is where it is said)
@@ -132,15 +134,18 @@ def options_from(exp: Experiment, args: argparse.Namespace) -> tuple[RunOptions,
         raise MrlError(f"--retries must be 0 or more, not {retries}")
     name = args.backend or cfg.get("backend") or registry.DEFAULT
     spec = registry.spec(name)
+    cls = spec.load()
+    with spec.blamed():
+        backend_options = cls.run_options(
+            {a.dest: getattr(args, a.dest, None) for a in spec.run_args}, cfg.get(name) or {}
+        )
     options = RunOptions(
         jobs=jobs,
         resources=[str(r) for r in resources],
         retries=retries,
         fail_fast=bool(cfg.get("fail_fast")) if args.fail_fast is None else True,
         force=args.force,
-        backend_options=spec.load().run_options(
-            {a.dest: getattr(args, a.dest, None) for a in spec.run_args}, cfg.get(name) or {}
-        ),
+        backend_options=backend_options,
     )
     return options, name
 
@@ -411,7 +416,8 @@ def _print_plan(p: Plan, backend_name: str, options: RunOptions) -> None:
         return
     # -j 10000000 on 3 jobs starts 3 workers: say so
     workers = dataclasses.replace(options, jobs=min(options.jobs, len(p.jobs)))
-    where = get_backend(backend_name).where(workers)
+    with registry.blamed(backend_name):
+        where = get_backend(backend_name).where(workers)
     print(f"mrl: running {len(p.jobs)} of {p.selected} in {p.exp.dir} on {where}{skip}", flush=True)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from metarunlog import plugins
 from metarunlog.errors import MrlError
 from metarunlog.metrics import registry
 from metarunlog.metrics.base import MissingExtra, Reader, Settings
@@ -149,7 +150,7 @@ class Finder:
         readable = []
         for reader, paths in matched:
             try:
-                s = reader.summary(paths)
+                s = _summary(reader, paths, folder)
             except MissingExtra as e:
                 found.warnings.append(str(e))
                 _warn_once(str(e))
@@ -160,9 +161,41 @@ class Finder:
                 if s is not None:
                     found.summary = {**(found.summary or {}), **s}
             readable.append((reader, paths))
-        found.streams = [reader.rows(paths) for reader, paths in readable]
+        found.streams = [_rows(reader, paths, folder) for reader, paths in readable]
         found.rows = _guarded(found.streams, found.errors)
         return found
+
+
+def _what(reader: Reader, folder: Path) -> str:
+    return f"metrics reader {reader.name!r} reading {folder}"
+
+
+def _summary(reader: Reader, paths: list[Path], folder: Path) -> dict[str, Any] | None:
+    """`reader.summary(paths)`; a reader from outside mrl that raises, or returns something
+    other than a dict or None, is an error of that folder (MrlError), not an mrl bug."""
+    with plugins.blamed(_what(reader, folder), reader):
+        s = reader.summary(paths)
+    if s is not None and not isinstance(s, dict):
+        kind = type(s).__name__
+        raise plugins.PluginError(f"{_what(reader, folder)}: summary() returned a {kind}, not a dict or None")
+    return s
+
+
+def _rows(reader: Reader, paths: list[Path], folder: Path) -> Iterator[dict[str, Any]]:
+    """`reader.rows(paths)`; a foreign reader's rows are checked one by one (mrl's own are
+    trusted, so a 200 MB log pays nothing for this)."""
+    if not plugins.is_foreign(reader):
+        return reader.rows(paths)
+    return _checked_rows(reader, paths, folder)
+
+
+def _checked_rows(reader: Reader, paths: list[Path], folder: Path) -> Iterator[dict[str, Any]]:
+    what = _what(reader, folder)
+    with plugins.blamed(what, reader):
+        for row in reader.rows(paths):
+            if not isinstance(row, dict):
+                raise plugins.PluginError(f"{what}: rows() yielded a {type(row).__name__}, not a dict")
+            yield row
 
 
 def _guarded(streams: list[Iterator[dict[str, Any]]], errors: list[str]) -> Iterator[dict[str, Any]]:

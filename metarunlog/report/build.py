@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
-from metarunlog import results
+from metarunlog import plugins, results
 from metarunlog.experiment import Experiment
 from metarunlog.report import decide, registry
 from metarunlog.report.functions import UserFunction, call_function
@@ -65,12 +66,26 @@ def build_report(
     rep.warnings += [warning] if warning else []
     _call_user_functions(rep, subs, outdir, overview_fns or [], subexp_fns or [])
     for section in registry.registered():
-        context = section.context(rep)
+        context = _section_context(section, rep)
         if context is not None:
-            rep.contexts[section.id] = dict(context)
+            rep.contexts[section.id] = context
     for res in subs:
         res.curves = None  # drawn by now; free the memory before the page is assembled
     return rep
+
+
+def _section_context(section: registry.Section, rep: Report) -> dict[str, Any] | None:
+    """What `section.context(rep)` gives its template; from a section registered outside mrl,
+    an exception or a value that is no mapping is that plugin's error, not a bug in mrl."""
+    what = f"report section {section.id!r}"
+    with plugins.blamed(what, section.context):
+        context = section.context(rep)
+    if context is None:
+        return None
+    if not isinstance(context, Mapping):
+        kind = type(context).__name__
+        raise plugins.PluginError(f"{what}: its context function returned a {kind}, not a dict or None")
+    return dict(context)
 
 
 def _call_user_functions(

@@ -8,8 +8,9 @@ from typing import Any
 
 from markupsafe import Markup
 
-from metarunlog import __version__, jsonio, results
+from metarunlog import __version__, jsonio, plugins, results
 from metarunlog import render as jinja
+from metarunlog.errors import MrlError
 from metarunlog.report import bk, registry
 from metarunlog.report.model import Report
 
@@ -36,15 +37,19 @@ def environment(basedir: Path | None) -> Any:
 def render(rep: Report, basedir: Path | None = None) -> str:
     """The report as one HTML page (bokeh's JS/CSS inlined once when there are plots)."""
     env = environment(basedir)
-    page = _page_context(rep, *embed(rep.models, rep.errors))
+    own = _page_context(rep, *embed(rep.models, rep.errors))
     # Every section's variables are also page variables: templates written before the
-    # registry (a user's copy of report.html or _header.html) read them by name.
+    # registry (a user's copy of report.html or _header.html) read them by name. The
+    # page's own (`done`, `description`, `errors`, `record`...) win: a section (one
+    # registered by a plugin) cannot make the header say what the records do not.
+    page: dict[str, Any] = {}
     for context in rep.contexts.values():
         page.update(context)
+    page.update(own)
     shown = []
     for section in registry.registered():
         if section.id in rep.contexts:
-            html = jinja.render_page(env, section.template, {**page, **rep.contexts[section.id], "section": section})
+            html = _render_section(env, section, {**page, **rep.contexts[section.id], "section": section})
             if html.strip():
                 shown.append(Shown(section.id, section.nav, section.nav_class, Markup(html)))
     return jinja.render_page(env, PAGE_TEMPLATE, {**page, "sections": shown})
@@ -137,6 +142,22 @@ def _bokeh_resources(models: list[Any]) -> str:
         return "\n".join(bundle_for_objs_and_resources(models, INLINE))
     except Exception:
         return str(INLINE.render())
+
+
+def _render_section(env: Any, section: registry.Section, context: dict[str, Any]) -> str:
+    """A section's HTML; a template error in a section registered from outside mrl is
+    that plugin's error (one line naming the section), not a bug in mrl."""
+    try:
+        return jinja.render_page(env, section.template, context)
+    except MrlError:
+        raise
+    except Exception as e:
+        if not plugins.is_foreign(section.context):
+            raise
+        where = f"report section {section.id!r} ({plugins.module_of(section.context)}), template {section.template}"
+        raise jinja.template_error(
+            e, lambda f, line: f"{where} line {line}" if line else where, error=plugins.PluginError
+        ) from e
 
 
 def _page_context(

@@ -88,10 +88,25 @@ def test_placing_a_section_next_to_an_unknown_one_names_the_known_ones(restore_r
         register(Section("x", "_x.html", lambda rep: {}), after="nope")
 
 
-def test_an_error_in_a_template_that_ships_with_the_code_is_a_bug_not_a_user_error(
+def test_an_error_in_a_template_of_one_of_mrl_s_own_sections_is_a_bug_not_a_user_error(
     project: Path, restore_registry: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    register(Section("broken", "_broken.html", lambda rep: {}, source="<section id='broken'>{{ nope }}</section>"))
+    from metarunlog.report import sections
+
+    register(Section("broken", "_broken.html", sections.status, source="<section id='broken'>{{ nope }}</section>"))
     grid_exp(project)
     assert main(["analyze"]) == 3
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_an_error_in_the_template_of_a_section_registered_outside_mrl_is_that_section_s_error(
+    project: Path, restore_registry: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A third party's section is not mrl's bug: one line naming it (tests/test_plugins.py
+    runs more cases through a real process)."""
+    register(Section("broken", "_broken.html", lambda rep: {}, source="<section id='broken'>{{ nope }}</section>"))
+    grid_exp(project)
+    assert main(["analyze"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert "mrl: error: report section 'broken' (tests.report.test_registry), template _broken.html line 1" in err

@@ -1,0 +1,217 @@
+"""Code registered from outside mrl (a metrics reader, a report section, a backend in a
+module of its own, as a third party writes one) that fails is one `mrl: error:` line naming
+it and where, exit 1, never mrl's "internal error" traceback; and it cannot make the page
+say what the records do not. Each case runs the real command in a subprocess that imports
+the plugin module first, as a wrapper script of the plugin's author would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from metarunlog import plugins
+from tests.helpers.records import done, grid_exp, make_exp
+from tests.helpers.repo import GIT_ENV, REPO_ROOT, commit_all, set_cfg
+
+PLUGIN = "acme_plugin"
+
+
+def run_with_plugin(project: Path, source: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`mrl ARGS` in `project`, in a process that imported `source` as a module of its own."""
+    folder = project.parent / "plugin"
+    folder.mkdir(exist_ok=True)
+    (folder / f"{PLUGIN}.py").write_text(textwrap.dedent(source))
+    env = {**os.environ, **GIT_ENV, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(folder)])}
+    env.pop("MRL_DEBUG", None)
+    code = f"import {PLUGIN}; from metarunlog.main import main; raise SystemExit(main())"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=project, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def one_error(res: subprocess.CompletedProcess[str]) -> str:
+    """The `mrl: error:` lines of a failed command, asserting it is no traceback."""
+    assert res.returncode == 1, (res.returncode, res.stderr)
+    assert "Traceback" not in res.stderr and "internal error" not in res.stderr, res.stderr
+    errors = [line for line in res.stderr.splitlines() if line.startswith("mrl: error: ")]
+    assert errors, res.stderr
+    return "\n".join(errors)
+
+
+def two_done(project: Path) -> Path:
+    exp = make_exp(project, [{"params": {"lr": 0.1}, "status": done()}, {"params": {"lr": 0.2}, "status": done()}])
+    for i in (1, 2):
+        (exp.subexp_dir(i) / "result.txt").write_text("score=1\n")
+        (exp.subexp_dir(i) / "metrics.json").write_text('{"acc": 0.5}')
+    return exp.dir
+
+
+READER = """
+    from metarunlog.metrics import Reader, register
+
+    @register
+    class Bad(Reader):
+        name = "bad"
+        globs = ("result.txt",)
+
+        def summary(self, files):
+            {summary}
+
+        def rows(self, files):
+            {rows}
+"""
+
+
+@pytest.mark.parametrize(
+    ("summary", "rows", "said"),
+    [
+        ('raise ValueError("boom in summary")', "return iter(())", "raised ValueError: boom in summary"),
+        ("return [1, 2]", "return iter(())", "summary() returned a list, not a dict or None"),
+        ("return None", 'yield {"step": 0, "loss": 1.0}; raise KeyError("lost")', "raised KeyError: 'lost'"),
+        ("return None", "yield 5", "rows() yielded a int, not a dict"),
+    ],
+    ids=["summary raises", "summary not a dict", "rows raise", "row not a dict"],
+)
+def test_a_plugin_reader_that_fails_is_an_error_line_naming_it_and_the_table_is_still_printed(
+    project: Path, summary: str, rows: str, said: str
+) -> None:
+    exp_dir = two_done(project)
+    res = run_with_plugin(project, READER.format(summary=summary, rows=rows), "table")
+    errors = one_error(res)
+    assert f"metrics reader 'bad' reading {exp_dir / '001'}" in errors and said in errors
+    if "raised" in said:
+        assert f"{PLUGIN}.py line " in errors
+    assert "001" in res.stdout and "0.5" in res.stdout  # the other readers' values are still shown
+
+
+SECTION = """
+    from metarunlog.report.registry import section
+
+    @section("acme", "_acme.html", nav="acme", after="table", source={source!r})
+    def acme(rep):
+        {body}
+"""
+
+
+@pytest.mark.parametrize(
+    ("body", "source", "said"),
+    [
+        ('raise KeyError("boom")', "<section id='acme'></section>", "report section 'acme' raised KeyError: 'boom' ("),
+        ("return [1]", "<section id='acme'></section>", "its context function returned a list, not a dict or None"),
+        ("return {}", "<section id='acme'>{{ nope }}</section>", "template _acme.html line 1: 'nope' is undefined"),
+        ("return {}", "<section id='acme'>{% if %}</section>", "template _acme.html line 1: template syntax error"),
+    ],
+    ids=["context raises", "context not a dict", "undefined variable", "syntax error"],
+)
+def test_a_plugin_section_that_fails_is_one_error_line_naming_it(
+    project: Path, body: str, source: str, said: str
+) -> None:
+    grid_exp(project)
+    errors = one_error(run_with_plugin(project, SECTION.format(body=body, source=source), "analyze"))
+    assert "report section 'acme'" in errors and said in errors
+
+
+def test_a_plugin_section_cannot_make_the_page_header_say_done_or_change_the_description(project: Path) -> None:
+    exp = grid_exp(project)  # one run failed, one never ran: not done
+    lie = '{"done": True, "description": "all good", "errors": [], "exp_name": "9999"}'
+    res = run_with_plugin(
+        project, SECTION.format(body=f"return {lie}", source="<section id='acme'>hi</section>"), "analyze"
+    )
+    assert res.returncode == 0, res.stderr
+    page = (exp.dir / "analysis" / "index.html").read_text()
+    header = page[page.index("<header>") : page.index("</header>")]
+    assert 'class="notdone"' in header and "made by a test" in header
+    assert "all good" not in page and "9999" not in header
+
+
+BACKEND = """
+    from metarunlog.backends.base import Backend
+    from metarunlog.backends.registry import BackendSpec, register
+
+    class Acme(Backend):
+        name = "acme"
+        liveness = False
+
+        def submit(self, jobs):
+            {submit}
+
+        def poll(self, jobs):
+            {poll}
+
+        def cancel(self, jobs):
+            pass
+
+    class NotABackend:
+        pass
+
+    register(BackendSpec("acme", "{PLUGIN}:{target}"))
+"""
+
+
+def backend(target: str = "Acme", submit: str = "pass", poll: str = "return [j.state for j in jobs]") -> str:
+    return BACKEND.replace("{PLUGIN}", PLUGIN).format(target=target, submit=submit, poll=poll)
+
+
+def test_a_plugin_backend_class_that_is_no_backend_is_one_error_line(project: Path) -> None:
+    two_done(project)
+    errors = one_error(run_with_plugin(project, backend(target="NotABackend"), "run", "--force", "--backend", "acme"))
+    assert f"the acme backend ({PLUGIN}:NotABackend) is not a metarunlog.backends.base.Backend subclass" in errors
+
+
+def test_a_plugin_backend_module_that_fails_to_import_is_one_error_line(project: Path) -> None:
+    two_done(project)
+    source = """
+        from metarunlog.backends.registry import BackendSpec, register
+        register(BackendSpec("acme", "acme_broken:X"))
+    """
+    (project.parent / "plugin").mkdir()
+    (project.parent / "plugin" / "acme_broken.py").write_text("raise RuntimeError('no licence server')\n")
+    errors = one_error(run_with_plugin(project, source, "run", "--force", "--backend", "acme"))
+    assert "importing the acme backend (acme_broken:X) raised RuntimeError: no licence server" in errors
+    assert "acme_broken.py line 1" in errors
+
+
+def test_a_plugin_backend_whose_submit_raises_is_one_error_line_and_no_record_claims_a_run(project: Path) -> None:
+    set_cfg(project, run={"command": "true"})
+    commit_all(project, "run command")
+    exp = make_exp(project, [{"params": {"lr": 0.1}}, {"params": {"lr": 0.2}}])
+    errors = one_error(
+        run_with_plugin(project, backend(submit='raise OSError(5, "cluster gone")'), "run", "--backend", "acme")
+    )
+    assert "the acme backend raised OSError: [Errno 5] cluster gone" in errors and f"{PLUGIN}.py line " in errors
+    assert not list(exp.dir.glob("*/.mrl.status"))
+    assert not list(exp.dir.glob(".mrl.owners/*.json"))  # the run's claim went with it
+
+
+def test_mrl_status_says_when_a_plugin_backend_cannot_answer_and_shows_the_rest(project: Path) -> None:
+    exp = make_exp(project, [{"params": {"lr": 0.1}, "status": done()}, {"params": {"lr": 0.2}}])
+    (exp.subexp_dir(2) / ".mrl.status").write_text(
+        '{"state": "running", "backend": "acme", "jobId": "7", "host": "elsewhere", "attempts": 1}'
+    )
+    res = run_with_plugin(project, backend(poll='raise RuntimeError("no answer")'), "status")
+    assert res.returncode == 0, res.stderr
+    assert "Traceback" not in res.stderr
+    assert "could not ask acme: the acme backend raised RuntimeError: no answer" in res.stdout + res.stderr
+    assert "1 done" in res.stdout
+
+
+def test_mrl_s_own_code_is_not_a_plugin() -> None:
+    from metarunlog.metrics.jsonfiles import JsonReader
+    from metarunlog.report import sections
+
+    assert not plugins.is_foreign(JsonReader) and not plugins.is_foreign(sections.git)
+    assert not plugins.is_foreign("metarunlog.backends.local") and plugins.is_foreign("acme.backend")
+    assert plugins.is_foreign(test_mrl_s_own_code_is_not_a_plugin)
+
+
+def test_an_exception_in_mrl_s_own_code_is_raised_as_it_is_a_bug() -> None:
+    with pytest.raises(ZeroDivisionError), plugins.blamed("the local backend", "metarunlog.backends.local"):
+        _ = 1 / 0
+    said = r"the acme backend raised ZeroDivisionError: .*test_plugins.py line"
+    with pytest.raises(plugins.PluginError, match=said), plugins.blamed("the acme backend", __name__):
+        _ = 1 / 0
