@@ -81,11 +81,11 @@ class BackendSpec:
         from metarunlog.backends.base import Backend
 
         module, _, cls = self.target.partition(":")
-        try:
-            with plugins.blamed(f"importing the {self.name} backend ({self.target})", module):
+        with plugins.blamed(f"importing the {self.name} backend ({self.target})", module):
+            try:
                 found = getattr(importlib.import_module(module), cls)
-        except (ImportError, AttributeError) as e:
-            raise MrlError(f"the {self.name} backend is not available in this mrl ({e})") from e
+            except (ImportError, AttributeError) as e:
+                raise MrlError(f"the {self.name} backend is not available in this mrl ({e})") from e
         if not (isinstance(found, type) and issubclass(found, Backend)):
             raise MrlError(
                 f"the {self.name} backend ({self.target}) is not a metarunlog.backends.base.Backend subclass: "

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from metarunlog import plugins
 from metarunlog.backends import registry
 from metarunlog.errors import MrlError
 from metarunlog.experiment import SubExperiment
@@ -38,7 +39,26 @@ def task_command(expdir: Path, sub_id: str, backend: str, *, retries: int = 0, p
     """
     argv = [sys.executable, "-m", "metarunlog.backends.task", str(expdir), sub_id, "--backend", backend]
     argv += ["--retries", str(retries)] if retries else []
+    spec = next((s for s in registry.specs() if s.name == backend), None)
+    if spec is not None and plugins.is_foreign(spec.module):  # from outside mrl: the task registers it first
+        argv += ["--import", spec.module]
     return argv + (["--plan", str(plan)] if plan is not None else [])
+
+
+def import_plugins(argv: list[str]) -> None:
+    """Import each `--import MODULE` of argv (a backend from outside mrl registers itself
+    on import), before `--backend` is checked against the registered names."""
+    import argparse
+    import importlib
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--import", dest="imports", action="append", default=[])
+    for module in pre.parse_known_args(argv)[0].imports:
+        with plugins.blamed(f"importing {module}", module):
+            try:
+                importlib.import_module(module)
+            except ImportError as e:
+                raise MrlError(f"--import {module}: {e} (is it installed where the task runs?)") from e
 
 
 def is_submission_plan(plan: Path | None) -> bool:
@@ -126,10 +146,24 @@ def main(argv: list[str] | None = None, prog: str = "python -m metarunlog.backen
 
     from metarunlog.error_handler import Exit, error_handler
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        with error_handler():
+            import_plugins(argv)
+    except Exit as e:
+        return e.code
     p = argparse.ArgumentParser(prog=prog, description="Execute one sub-experiment (what each Slurm array task runs).")
     p.add_argument("expdir", type=Path)
     p.add_argument("subexp_id", type=int)
     p.add_argument("--backend", default="slurm", choices=registry.names())
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="a module to import first: one that registers the backend (a backend from outside mrl)",
+    )
     p.add_argument("--retries", type=int, default=0)
     p.add_argument("--force", action="store_true")
     p.add_argument(

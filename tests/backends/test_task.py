@@ -155,3 +155,60 @@ def test_a_signal_stops_the_step_records_it_cancelled_and_exits_130(project: Pat
     st = status(exp.dir / "001")
     assert st["state"] == "cancelled"
     assert live_members(group) == []  # the step and its sleep are gone too
+
+
+OWN_BACKEND = """
+import os
+from metarunlog.backends.base import Backend
+from metarunlog.backends.registry import BackendSpec, register
+
+class Acme(Backend):
+    name = "acme"
+
+    @staticmethod
+    def task_ids():
+        return os.environ.get("ACME_JOB"), "acme-node"
+
+register(BackendSpec("acme", "acme_backend:Acme"))
+"""
+
+
+def test_a_backend_from_outside_mrl_runs_its_tasks_through_the_task_command(project: Path, tmp_path: Path) -> None:
+    """Its task processes import the module that registers it (`--import`, which
+    task_command adds for a backend whose module is not mrl's), so `--backend acme` is known there."""
+    from metarunlog.backends import registry
+
+    (tmp_path / "plugin").mkdir()
+    (tmp_path / "plugin" / "acme_backend.py").write_text(OWN_BACKEND)
+    sys.path.insert(0, str(tmp_path / "plugin"))
+    try:
+        import acme_backend  # noqa: F401
+
+        argv = task_command(tmp_path, "1", "acme")
+    finally:
+        sys.path.remove(str(tmp_path / "plugin"))
+        sys.modules.pop("acme_backend", None)
+        registry.unregister("acme")
+    assert argv[-4:] == ["--backend", "acme", "--import", "acme_backend"]
+    exp = make_experiment(project, [{"x": 1}], "touch ran")
+    env = {**ENV, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(tmp_path / "plugin")]), "ACME_JOB": "42_0"}
+    proc = subprocess.run(
+        [*argv[:3], str(exp.dir), *argv[4:]], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert (exp.dir / "001" / "ran").exists()
+    record = status(exp.dir / "001")
+    assert (record["state"], record["backend"], record["jobId"], record["node"]) == (
+        "done",
+        "acme",
+        "42_0",
+        "acme-node",
+    )
+
+
+def test_a_module_the_task_cannot_import_is_one_error_line(project: Path, tmp_path: Path) -> None:
+    exp = make_experiment(project, [{"x": 1}], "touch ran")
+    proc = task(str(exp.dir), "1", "--backend", "acme", "--import", "acme_nowhere", cwd=tmp_path)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "mrl: error: --import acme_nowhere: No module named 'acme_nowhere'" in proc.stderr
+    assert not (exp.dir / "001" / "ran").exists()
