@@ -86,7 +86,12 @@ def call_user(fn: Callable[..., Any], what: str, *args: Any) -> Any:
         raise HookError(f"{what} exited with {e.code}") from e
     except Exception as e:
         path = Path(fn.__code__.co_filename)
-        raise HookError(f"{what} raised {describe(e)} ({path.name} line {line_in(e, path)})") from e
+        # No line of the file in the traceback: the call never got in (a wrong signature,
+        # `def score(mrl)`): name the def line.
+        line = line_in(e, path)
+        raise HookError(
+            f"{what} raised {describe(e)} ({path.name} line {fn.__code__.co_firstlineno if line == '?' else line})"
+        ) from e
 
 
 WRAP_PREFIXES = ("before_", "after_")

@@ -141,6 +141,14 @@ def before_new(mrl, args):
     assert list((project / "output").iterdir()) == []
 
 
+def test_a_hook_defined_with_the_wrong_signature_names_its_def_line(project: Path) -> None:
+    hooks(project, "import os\n\n\ndef score(mrl):\n    return 0\n", {"score": {}})
+    res = run_mrl("score", cwd=project)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert "hook score raised TypeError: score() takes 1 positional argument but 2 were given" in res.stderr
+    assert "(mrl_hooks.py line 4)" in res.stderr
+
+
 def test_a_registered_hook_that_is_not_defined_is_a_clear_error(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
