@@ -60,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "analysis_outfn": "index.html",
     "analysis_webdir": None,
     "hooks": {},
+    "plugins": [],
     "note_fn": ".mrl.note",
     "snapshot": "auto",
     "run": RUN_DEFAULTS,
@@ -84,6 +85,7 @@ TYPES: dict[str, tuple[type, ...]] = {
     "analysis_outfn": (_STR,),
     "analysis_webdir": (_STR, _NONE),
     "hooks": (_DICT,),
+    "plugins": (_LIST,),
     "note_fn": (_STR,),
     "snapshot": (_STR,),
     "run": (_DICT,),
@@ -356,9 +358,34 @@ def load(basedir: Path) -> Config:
     """Load and validate `basedir/.mrl.cfg`, filling defaults for missing keys."""
     path = basedir / CFG_NAME
     data = read_cfg_file(path)
+    import_plugins(data.get("plugins"), basedir, path)
     warnings = _logged(validate(data, path))
     merged = merge(default_config(basedir.name, "output"), data)
     return Config(merged, path, warnings)
+
+
+def import_plugins(modules: Any, basedir: Path, path: Path) -> None:
+    """Import each module `plugins` names (once per process), before the config is
+    validated: a module registering a backend, a metrics reader or a report section makes
+    `run.backend`, `metrics.sources` and the commands know it. The basedir is on sys.path,
+    as for mrl_hooks.py, so a module of the project itself works too."""
+    if not modules:
+        return
+    if not isinstance(modules, list) or not all(isinstance(m, str) and m.strip() for m in modules):
+        raise ConfigError(f"{path}: 'plugins' must be a list of module names ([\"mypkg.mrl_plugin\"])")
+    import importlib
+    import sys
+
+    from metarunlog import plugins
+
+    if str(basedir) not in sys.path:
+        sys.path.insert(0, str(basedir))
+    for module in modules:
+        with plugins.blamed(f"{path}: 'plugins': importing {module}", module):
+            try:
+                importlib.import_module(module)
+            except ImportError as e:
+                raise ConfigError(f"{path}: 'plugins': cannot import {module} ({e}): install it, or remove it") from e
 
 
 def run_defaults() -> dict[str, Any]:

@@ -6,6 +6,8 @@ the plugin module first, as a wrapper script of the plugin's author would."""
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import subprocess
 import sys
@@ -16,7 +18,7 @@ import pytest
 
 from metarunlog import plugins
 from tests.helpers.records import done, grid_exp, make_exp
-from tests.helpers.repo import GIT_ENV, REPO_ROOT, commit_all, set_cfg
+from tests.helpers.repo import GIT_ENV, REPO_ROOT, commit_all, run_mrl, set_cfg
 
 PLUGIN = "acme_plugin"
 
@@ -215,3 +217,100 @@ def test_an_exception_in_mrl_s_own_code_is_raised_as_it_is_a_bug() -> None:
     said = r"the acme backend raised ZeroDivisionError: .*test_plugins.py line"
     with pytest.raises(plugins.PluginError, match=said), plugins.blamed("the acme backend", __name__):
         _ = 1 / 0
+
+
+LOCAL_PLUGIN = '''
+import os
+from dataclasses import dataclass
+
+from metarunlog.backends.base import Backend
+from metarunlog.backends.registry import BackendSpec, RunArg, Setting, register
+from metarunlog.execute import ExecOptions, execute
+from metarunlog.metrics import Reader, register as register_reader
+from metarunlog.report.registry import section
+
+
+@dataclass
+class InlineOptions:
+    word: str = "hi"
+
+
+class Inline(Backend):
+    """Runs each job in the mrl process, one after the other."""
+
+    name = "inline"
+
+    @classmethod
+    def run_options(cls, values, block):
+        return InlineOptions(values.get("word") or block.get("word") or "hi")
+
+    def submit(self, jobs):
+        env = {**os.environ, "WORD": self.own_options(InlineOptions).word}
+        for job in jobs:
+            job.status = execute(job.sub, ExecOptions(backend=self.name, env=env, force=self.options.force))
+            job.state = job.status.state
+
+    def poll(self, jobs):
+        return [j.state for j in jobs]
+
+    def cancel(self, jobs):
+        pass
+
+
+register(BackendSpec("inline", "acme_mrl:Inline", settings={"word": Setting("hi", (str,))},
+                     run_args=(RunArg(("--word",), "word", {"help": "inline: what $WORD is"}),), liveness=True))
+
+
+@register_reader
+class Kv(Reader):
+    name = "kv"
+    globs = ("result.txt",)
+
+    def summary(self, files):
+        return dict((k, float(v)) for k, v in (line.split("=") for f in files for line in f.read_text().split()))
+
+
+@section("kvs", "_kvs.html", nav="kv", after="table", source='<section id="kvs">{{ n_kv }} kv runs</section>')
+def kvs(rep):
+    return {"n_kv": len(rep.subs)}
+'''
+
+
+def test_modules_named_in_plugins_give_the_plain_mrl_command_a_backend_a_reader_and_a_section(project: Path) -> None:
+    (project / "acme_mrl.py").write_text(LOCAL_PLUGIN)
+    (project / "conf.lua").write_text("x = {{x}}\n-- MRL:grid['x'] = [1, 2]\n")
+    command = 'echo "score=$(( {{x}} * 10 ))" > result.txt; echo "$WORD" > word.txt'
+    set_cfg(project, plugins=["acme_mrl"], run={"command": command, "backend": "inline", "inline": {"word": "hej"}})
+    commit_all(project, "plugin")
+    help_text = run_mrl("run", "--help", cwd=project, check=True).stdout
+    assert "{local,slurm,inline}" in help_text and "--word" in help_text
+    for args in (("new", "kv"), ("makebatch",)):
+        run_mrl(*args, cwd=project, check=True)
+    res = run_mrl("run", cwd=project)
+    assert res.returncode == 0 and "on inline" in res.stdout, res.stderr
+    exp = project / "output" / "0001"
+    assert (exp / "002" / "word.txt").read_text() == "hej\n"
+    assert '"backend": "inline"' in (exp / "002" / ".mrl.status").read_text()
+    run_mrl("run", "--force", "--word", "bonjour", cwd=project, check=True)
+    assert (exp / "001" / "word.txt").read_text() == "bonjour\n"
+    rows = list(csv.DictReader(io.StringIO(run_mrl("table", "--csv", cwd=project, check=True).stdout)))
+    assert [(r["id"], r["state"], r["score"]) for r in rows] == [("001", "done", "10.0"), ("002", "done", "20.0")]
+    run_mrl("analyze", cwd=project, check=True)
+    page = (exp / "analysis" / "index.html").read_text()
+    assert '<section id="kvs">2 kv runs</section>' in page and 'href="#kvs"' in page
+
+
+@pytest.mark.parametrize(
+    ("plugins", "said"),
+    [
+        (["acme_nowhere"], "'plugins': cannot import acme_nowhere (No module named 'acme_nowhere'): install it"),
+        ("acme_mrl", "'plugins' must be a list of module names"),
+        (["acme_broken"], "'plugins': importing acme_broken raised ZeroDivisionError: division by zero ("),
+    ],
+    ids=["missing", "not a list", "raises"],
+)
+def test_a_plugins_entry_that_cannot_be_imported_is_one_error_line(project: Path, plugins: object, said: str) -> None:
+    (project / "acme_broken.py").write_text("x = 1 / 0\n")
+    set_cfg(project, plugins=plugins)
+    res = run_mrl("ls", cwd=project)
+    assert said in one_error(res)
