@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from metarunlog import plugins
 from metarunlog.backends import registry
 from metarunlog.errors import ConfigError
 
@@ -245,7 +246,10 @@ def _check_backend_block(block: Mapping[str, Any], spec: registry.BackendSpec, p
     prefix = f"run.{spec.name}."
     _check_level(block, {k: s.types for k, s in spec.settings.items()}, prefix, path, warnings)
     for key, setting in spec.settings.items():
-        problem = setting.check(block[key]) if setting.check and key in block else None
+        if not (setting.check and key in block):
+            continue
+        with plugins.blamed(f"{path}: the check of '{prefix}{key}'", setting.check):
+            problem = setting.check(block[key])
         if problem:
             raise ConfigError(f"{path}: key '{prefix}{key}' {problem}")
 
@@ -375,8 +379,6 @@ def import_plugins(modules: Any, basedir: Path, path: Path) -> None:
         raise ConfigError(f"{path}: 'plugins' must be a list of module names ([\"mypkg.mrl_plugin\"])")
     import importlib
     import sys
-
-    from metarunlog import plugins
 
     if str(basedir) not in sys.path:
         sys.path.insert(0, str(basedir))

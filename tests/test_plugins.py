@@ -314,3 +314,27 @@ def test_a_plugins_entry_that_cannot_be_imported_is_one_error_line(project: Path
     set_cfg(project, plugins=plugins)
     res = run_mrl("ls", cwd=project)
     assert said in one_error(res)
+
+
+CLASHING = """
+    from metarunlog.backends.base import Backend
+    from metarunlog.backends.registry import BackendSpec, RunArg, Setting, register
+
+    class Acme(Backend):
+        pass
+
+    register(BackendSpec("acme", "acme_plugin:Acme", settings={"n": Setting(1, (int,), lambda v: 1 / 0)},
+                         run_args=(RunArg(("--force",), "acme_force", {"action": "store_true"}),)))
+"""
+
+
+@pytest.mark.parametrize("args", [("run", "--help"), ("--help",)])
+def test_a_plugin_backend_option_clashing_with_one_of_mrl_run_is_one_error_line(project: Path, args: tuple) -> None:
+    errors = one_error(run_with_plugin(project, CLASHING, *args))
+    assert "the acme backend's mrl run option --force: argument --force: conflicting option string" in errors
+
+
+def test_a_plugin_backend_setting_check_that_raises_is_one_error_line(project: Path) -> None:
+    set_cfg(project, run={"acme": {"n": 2}})
+    errors = one_error(run_with_plugin(project, CLASHING, "ls"))
+    assert "the check of 'run.acme.n' raised ZeroDivisionError: division by zero" in errors and PLUGIN in errors

@@ -72,7 +72,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing, write nothing")
     for spec in registry.specs():  # each backend's own options (backends/registry.py)
         for arg in spec.run_args:
-            p.add_argument(*arg.flags, dest=arg.dest, **arg.kwargs)
+            try:
+                p.add_argument(*arg.flags, dest=arg.dest, **arg.kwargs)
+            except (argparse.ArgumentError, TypeError, ValueError) as e:  # a backend from outside mrl
+                raise MrlError(f"the {spec.name} backend's mrl run option {'/'.join(arg.flags)}: {e}") from e
 
 
 def cli(args: argparse.Namespace, project: Project) -> int:
