@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, NoReturn, TypeVar
 
-from metarunlog.errors import CorruptRecord
+from metarunlog.errors import CorruptRecord, MrlError
 
 T = TypeVar("T")
 
@@ -23,6 +23,22 @@ def now() -> str:
     import datetime
 
     return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def make_folder(path: str | os.PathLike[str], hint: str) -> None:
+    """`mkdir -p path`; a path that cannot be a folder (a file in the way, a special file
+    system) is one MrlError naming it and ending with `hint` (what to give instead)."""
+    import errno
+
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        if e.errno not in (errno.ENOTDIR, errno.EEXIST, errno.ENOENT):
+            raise  # read-only, permissions, full: the error handler names these
+        want = os.fspath(path)
+        where = os.fsdecode(e.filename) if e.filename is not None else want
+        at = f" at {where}" if where != want else ""
+        raise MrlError(f"cannot make the folder {want} ({e.strerror.lower()}{at}); {hint}") from None
 
 
 def write_json(path: str | os.PathLike[str], data: Any, *, durable: bool = True) -> None:

@@ -51,6 +51,8 @@ from metarunlog.errors import MrlError
 from metarunlog.experiment import Experiment
 from metarunlog.project import Project
 
+OUTDIR_HINT = "give -outdir a folder that can be made (no file in its way)"
+
 HELP = "self-contained HTML report: summary, table, effects, plots; comparisons (2 3), --index, --watch"
 _REMOTE = re.compile(r"^(?:[\w.-]+@)?[\w.-]+:(?!//)")  # host:path or user@host:path
 
@@ -176,7 +178,7 @@ def _compare(args: argparse.Namespace, project: Project, exps: list[Experiment])
             analyze(project, exp)
     out = Path(args.outdir).resolve() / comparison_path(project, exps).name if args.outdir else None
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
+        jsonio.make_folder(out.parent, OUTDIR_HINT)
     path, errors = write_comparison(project, exps, out)
     for err in errors[:20]:
         print(f"mrl: error: {err}", file=sys.stderr)
@@ -225,7 +227,7 @@ def analyze(
     if webdir:
         check_webdir(webdir)
     out = Path(outdir).resolve() if outdir else exp.dir / cfg["analysis_outdir"]
-    out.mkdir(parents=True, exist_ok=True)
+    jsonio.make_folder(out, OUTDIR_HINT if outdir else "check analysis_outdir in .mrl.cfg")
     log_lines = cfg["run"].get("log_tail", 20)
     with report.gc_paused():
         rep = report.build_report(exp, project.basedir, out, overview, per_sub, log_lines=log_lines)

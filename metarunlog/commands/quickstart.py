@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from metarunlog import jsonio
 from metarunlog.errors import MrlError
 
 HELP = "make an example project in DIR and run the whole workflow on it (start here)"
@@ -91,7 +92,7 @@ def _make_project(d: Path) -> Path:
         raise MrlError(f"{d} already exists and is not empty: give a new folder, e.g. `mrl quickstart mrl-demo`")
     if shutil.which("git") is None:
         raise MrlError("git is not installed: install git, then run mrl quickstart again")
-    d.mkdir(parents=True, exist_ok=True)
+    jsonio.make_folder(d, "give a new folder, e.g. `mrl quickstart mrl-demo`")
     for name in FILES:
         shutil.copy2(EXAMPLE / name, d / name)
     _git(d, "init", "-q")

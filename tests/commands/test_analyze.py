@@ -608,3 +608,16 @@ def test_analyze_says_where_it_looked_when_no_run_has_metrics(project: Path) -> 
     assert proc.returncode == 0, proc.stderr
     [note] = [line for line in proc.stderr.splitlines() if "no metrics" in line]
     assert "metrics.jsonl" in note and "events.out.tfevents" in note and "metrics(subExpDir)" in note
+
+
+@pytest.mark.parametrize("where", ["a-file/report", "a-file"])
+def test_an_outdir_that_cannot_be_a_folder_is_one_error_line(project: Path, where: str) -> None:
+    grid_exp(project)
+    assert main(["new", "-cp", "no", "second"]) == 0
+    (project / "a-file").write_text("x")
+    for argv in (["analyze", "1", "-outdir", where], ["analyze", "1", "2", "--outdir", where]):
+        res = run_mrl(*argv, cwd=project)
+        assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+        errors = [line for line in res.stderr.splitlines() if line.startswith("mrl: error:")]
+        assert len(errors) == 1 and errors[0].startswith("mrl: error: cannot make the folder "), res.stderr
+        assert "give -outdir a folder" in errors[0]

@@ -49,3 +49,11 @@ def test_quickstart_works_without_a_git_identity(tmp_path: Path) -> None:
         timeout=300,
     )
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_a_quickstart_folder_under_a_file_is_one_error_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    res = run_mrl("quickstart", "a-file/demo", cwd=tmp_path)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert res.stderr.startswith(f"mrl: error: cannot make the folder {tmp_path / 'a-file' / 'demo'} (not a directory)")
+    assert "give a new folder" in res.stderr and len(res.stderr.splitlines()) == 1
