@@ -38,7 +38,7 @@ def make_folder(path: str | os.PathLike[str], hint: str) -> None:
         want = os.fspath(path)
         where = os.fsdecode(e.filename) if e.filename is not None else want
         at = f" at {where}" if where != want else ""
-        raise MrlError(f"cannot make the folder {want} ({e.strerror.lower()}{at}); {hint}") from None
+        raise MrlError(f"cannot make the folder {want} ({(e.strerror or str(e)).lower()}{at}); {hint}") from None
 
 
 def write_json(path: str | os.PathLike[str], data: Any, *, durable: bool = True) -> None:
