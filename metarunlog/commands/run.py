@@ -81,6 +81,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def cli(args: argparse.Namespace, project: Project) -> int:
     from metarunlog.progress import guarded_output
 
+    if args.dry_run:  # the output is all a dry run makes: losing it is the error, not a warning
+        return _cli(args, project)
     # Output errors (`mrl run | head -1`, a closed terminal) never drop work: see Guarded.
     with guarded_output():
         return _cli(args, project)

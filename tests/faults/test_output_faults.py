@@ -162,3 +162,23 @@ def test_help_into_a_full_disk_is_not_a_success(project: Path) -> None:
         assert proc.returncode == 1, (args, proc.stderr)
         assert proc.stderr.startswith("mrl: error: no space left on device: <stdout>"), (args, proc.stderr)
         assert "Traceback" not in proc.stderr
+
+
+def test_a_dry_run_whose_output_is_lost_fails_and_never_says_a_run_goes_on(project: Path) -> None:
+    """`mrl run --dry-run > /dev/full` warned "lost the output ...; the run goes on" and
+    exited 0: a dry run runs nothing, its output is all it makes."""
+    make_experiment(project, [{"x": 1}, {"x": 2}], "echo {{x}}")
+    proc = _to_dev_full("run", "--dry-run", cwd=project)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith("mrl: error: no space left on device: <stdout>"), proc.stderr
+    assert "the run goes on" not in proc.stderr and "Traceback" not in proc.stderr
+    piped = subprocess.run(
+        f"{sys.executable} -m metarunlog run --dry-run | head -c 1",
+        shell=True,
+        cwd=project,
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
+    assert piped.returncode == 0 and piped.stderr == "", piped.stderr
+    assert not (project / "output" / "0001" / "001" / ".mrl.status").exists()
