@@ -108,6 +108,12 @@ class SubExperiment:
     def params(self) -> dict[str, Any]:
         return dict(self.record.params)
 
+    @property
+    def own_params(self) -> dict[str, Any]:
+        """The params without `subExpId`, which the original metarunlog kept among them (the
+        folder name; a reserved name here, so never a param of a batch mrl made)."""
+        return {k: v for k, v in self.record.params.items() if k != "subExpId"}
+
     def fingerprint(self, *, fresh: bool = False) -> str:
         """`records.fingerprint` of this sub-experiment: the params this object read (the
         ones its command was rendered from), or with `fresh` the params on disk now, and

@@ -47,7 +47,7 @@ def head_note(project: Project, exp: Experiment, rerun_args: str = "") -> str | 
     HEAD is (`git rev-list --count`), and how to run the new code (`mrl rerun`)."""
     from metarunlog import git
 
-    pinned = exp.record.git_hash
+    pinned = exp.record.commit
     try:
         repo = git.toplevel(project.basedir)
         if repo is None or not pinned:
@@ -119,9 +119,8 @@ def selected(exp: Experiment, selection: str | None, *, failed: bool = False) ->
 
 
 def param_sets(subs: list[SubExperiment]) -> list[tuple[int, dict[str, Any]]]:
-    """(sub-experiment id, params) of each, as the new experiment's sub-experiments get them.
-    The original metarunlog kept `subExpId` among the params: it is not a param."""
-    return [(s.id, {k: v for k, v in s.params.items() if k != "subExpId"}) for s in subs]
+    """(sub-experiment id, params) of each, as the new experiment's sub-experiments get them."""
+    return [(s.id, s.own_params) for s in subs]
 
 
 def origin(exp: Experiment, subs: list[SubExperiment]) -> dict[str, Any]:

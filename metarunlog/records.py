@@ -523,6 +523,8 @@ def _text(v: Any) -> str:
 
 
 # field name -> (JSON key, how a value read from disk becomes the field)
+# The original metarunlog's gitHash suffix for an experiment made with -nc.
+SLOPPY = "-sloppy"
 _EXP_FIELDS: dict[str, tuple[str, Any]] = {
     "exp_id": ("expId", _int),
     "basedir": ("basedir", _str),
@@ -610,6 +612,19 @@ class ExperimentRecord(_JsonView):
         return cls(
             **values, batch=BatchRecord.from_json(batch) if type(batch) is dict else None, extra=extra, absent=absent
         )
+
+    @property
+    def commit(self) -> str | None:
+        """The pinned commit: gitHash without the `-sloppy` the original metarunlog appended
+        for an experiment made from a dirty tree (`mrl new -nc`; it saved no diff)."""
+        if self.git_hash and self.git_hash.endswith(SLOPPY):
+            return self.git_hash[: -len(SLOPPY)] or None
+        return self.git_hash
+
+    @property
+    def sloppy(self) -> bool:
+        """Made by the original metarunlog with -nc: the commit plus changes it did not keep."""
+        return bool(self.git_hash and self.git_hash.endswith(SLOPPY))
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

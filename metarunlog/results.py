@@ -229,7 +229,7 @@ def _fan_out(rows: Iterable[dict[str, Any]], sinks: tuple[Callable[[list[dict[st
 
 def _read_record(sub: SubExperiment) -> tuple[dict[str, Any], str | None]:
     try:
-        return sub.params, None
+        return sub.own_params, None  # an original batch's subExpId is the id column, not a param
     except CorruptRecord as e:
         return {}, str(e)
 

@@ -345,3 +345,49 @@ def test_a_hook_named_info_replaces_mrl_last_too(project: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert r.stdout == "my info of 1\n"
     assert REPLACES.format("info") in r.stderr
+
+
+# -- experiments the original made: a `-sloppy` gitHash, subExpId among the params -------------
+def _original_experiment(project: Path, exp_id: int, sha: str, lrs: list[float]) -> Path:
+    """An experiment folder as the original's `mrl new -nc` + `mrl makebatch` wrote it."""
+    exp = project / "output" / f"{exp_id:04d}"
+    exp.mkdir(parents=True)
+    record = {
+        "expId": exp_id,
+        "basedir": str(project),
+        "gitFailUntracked": "no",
+        "gitHash": sha + "-sloppy",
+        "gitDescription": "init",
+        "timestamp": "2016-10-07T12:00:00",
+        "user": "tom",
+        "description": "old",
+    }
+    (exp / ".mrl").write_text(json.dumps(record, indent=2))
+    (exp / "conf.lua").write_text("lr = {{lr}}\n-- MRL:grid['lr'] = [0.1]\n")
+    for i, lr in enumerate(lrs, start=1):
+        sub = exp / f"{i:03d}"
+        sub.mkdir()
+        (sub / ".mrl").write_text(json.dumps({"params": {"lr": lr, "subExpId": f"{i:03d}"}}, indent=2))
+        (sub / "metrics.json").write_text(json.dumps({"loss": lr * 2}))
+    return exp
+
+
+def test_an_original_sloppy_experiment_is_compared_and_reproduced_at_its_commit(project: Path) -> None:
+    sha = git(project, "rev-parse", "HEAD").strip()
+    (project / "train.py").write_text("print('v2')\n")
+    later = commit_all(project, "v2")
+    _original_experiment(project, 1, sha, [0.1, 0.01])
+    _original_experiment(project, 2, later, [0.1, 0.01, 0.001])
+    diff = run_mrl("diff", "1", "2", cwd=project)
+    assert diff.returncode == 0, diff.stderr
+    assert f"code: {sha[:12]} -> {later[:12]}, 1 file(s) changed" in diff.stdout, diff.stdout
+    assert "subExpId" not in diff.stdout  # the original's bookkeeping, not a param that differs
+    table = run_mrl("table", "1", cwd=project)
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.splitlines()[0].split() == ["id", "lr", "state", "duration", "loss"]
+    repro = run_mrl("reproduce", "1", cwd=project)
+    assert repro.returncode == 0, repro.stderr
+    assert "kept no diff of the changes: the new experiment has its commit alone" in repro.stderr
+    made = json.loads((project / "output" / "0003" / ".mrl").read_text())
+    assert made["gitHash"] == sha and made["reproduces"]["expId"] == 1
+    assert json.loads((project / "output" / "0003" / "001" / ".mrl").read_text())["params"] == {"lr": 0.1}

@@ -160,10 +160,10 @@ def diff(project: Project, a_ref: str, b_ref: str, *, code: bool = False) -> Dif
 
 def _params(side: Side) -> dict[str, Any]:
     if side.sub is not None:
-        return side.sub.params
+        return side.sub.own_params
     values: dict[str, list[Any]] = {}
     for s in side.exp.sub_experiments():
-        for k, v in s.params.items():
+        for k, v in s.own_params.items():
             seen = values.setdefault(k, [])
             if v not in seen:
                 seen.append(v)
@@ -213,7 +213,7 @@ def _run_block(exp: Experiment) -> Any:
 
 
 def _code(project: Project, a: Side, b: Side, d: Diff, *, full: bool) -> None:
-    ha, hb = a.exp.record.git_hash, b.exp.record.git_hash
+    ha, hb = a.exp.record.commit, b.exp.record.commit
     d.commits = (ha, hb)
     d.mrl_diffs = (_read(a.exp.dir / DIFF), _read(b.exp.dir / DIFF))
     if not ha or not hb or ha == hb:

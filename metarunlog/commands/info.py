@@ -88,7 +88,7 @@ def verify_cli(project: Project, exp: Experiment) -> int:
     from metarunlog import git, snapshot
 
     repo = git.toplevel(project.basedir) or project.basedir  # code/ is the repository's whole tree
-    commit = str(exp.record.get("gitHash") or "")
+    commit = exp.record.commit or ""
     if not commit:
         raise MrlError(f"{exp.dir / RECORD} names no gitHash: there is no commit to verify code/ against")
     diff = exp.dir / DIFF if exp.record.get("dirty") else None

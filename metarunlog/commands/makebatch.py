@@ -480,7 +480,7 @@ def _new_only(
     the batch now has repeats, a sub-experiment made without them is repeat 0."""
     have = set()
     for s in existing:
-        params = {k: v for k, v in s.params.items() if k != "subExpId"}
+        params = s.own_params
         have.add(batch_mod.param_key(params))
         if repeats and batch_mod.REPEAT_KEY not in params:
             have.add(batch_mod.param_key({**params, batch_mod.REPEAT_KEY: 0}))

@@ -64,6 +64,11 @@ def reproduce(
     subs = selected(source, selection)
     pin = _pin_of(project, source)
     notes = []
+    if source.record.sloppy:
+        notes.append(
+            f"{source.name} was made by the original metarunlog from a dirty tree ({source.record.git_hash}), "
+            "which kept no diff of the changes: the new experiment has its commit alone"
+        )
     block = source.pinned_run
     if not block:
         block = dict(project.cfg.run)
@@ -89,13 +94,14 @@ def _pin_of(project: Project, source: Experiment) -> Pin:
     """What `source` pinned: its commit (which must be in the repository) and its .mrl.diff."""
     rec = source.record
     repo = git.toplevel(project.basedir) or project.basedir
-    if not rec.git_hash or not git.has_commit(repo, rec.git_hash):
+    commit = rec.commit
+    if not commit or not git.has_commit(repo, commit):
         raise MrlError(
-            f"commit {(rec.git_hash or '?')[:12]} that {source.name} pinned is not in {repo}: "
+            f"commit {(commit or '?')[:12]} that {source.name} pinned is not in {repo}: "
             "fetch it (git fetch) and run again"
         )
     diff = _diff_of(source)
-    head = git.Head(rec.git_hash, rec.git_description or "", rec.git_describe or rec.git_hash[:7], rec.branch)
+    head = git.Head(commit, rec.git_description or "", rec.git_describe or commit[:7], rec.branch)
     subdir = rec.code_subdir if rec.code_subdir is not None else ""
     return Pin(head, list(rec.dirty_files), diff, rec.git_fail_untracked == "yes", subdir)
 
