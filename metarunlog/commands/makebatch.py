@@ -643,7 +643,7 @@ def _old_moves(plan: Plan, trash: Path) -> list[tuple[Path, Path]]:
     moves = []
     if plan.was_single:
         rendered = exp.record.batch.templates if exp.record.batch else []
-        for name in [*rendered, *_single_outputs(exp)]:
+        for name in dict.fromkeys([*rendered, *_single_outputs(exp)]):  # a reader may own a rendered file too
             if (exp.dir / name).exists():
                 moves.append((exp.dir / name, trash / name))
         for name in rendered:  # the template goes back where a batch reads it

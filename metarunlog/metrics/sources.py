@@ -40,6 +40,15 @@ MAX_DEPTH = 8  # for `**` globs
 _DIGITS = re.compile(r"(\d+)")
 
 
+def _is_record(relpath: str) -> bool:
+    """mrl's own files and folders (`.mrl`, `.mrl.status`, `.mrl.lock`, `.mrl.note`, a
+    makebatch's `.mrl.batch-tmp-*`...): never metrics, whatever a glob says (`{"glob": "*",
+    "reader": ...}`, a reader's own `**/*`), so that no reader reads them and `makebatch
+    -replace` never trashes an experiment's record or its own staging folder."""
+    name = relpath.rpartition("/")[2]
+    return name.startswith(".mrl") and (len(name) == 4 or name[4] == ".")
+
+
 def natural_key(relpath: str) -> list[Any]:
     """Sort `version_2` before `version_10` (the order a resumed run wrote them in)."""
     return [int(part) if part.isdigit() else part for part in _DIGITS.split(relpath)]
@@ -116,7 +125,7 @@ class Finder:
         """Each reader with the files it reads in `folder` (sorted), readers without files left out."""
         if self._any is None:
             return []
-        names = [n for n in list_files(folder, self._depth) if self._any.match(n)]
+        names = [n for n in list_files(folder, self._depth) if self._any.match(n) and not _is_record(n)]
         if not names:
             return []
         out = []
@@ -249,5 +258,5 @@ def _walk(path: str, prefix: str, depth: int, out: list[str]) -> None:
         for e in it:
             if not e.is_dir():
                 out.append(prefix + e.name)
-            elif depth > 1 and e.name not in SKIP_DIRS and not e.is_symlink():
+            elif depth > 1 and e.name not in SKIP_DIRS and not _is_record(e.name) and not e.is_symlink():
                 _walk(e.path, prefix + e.name + "/", depth - 1, out)

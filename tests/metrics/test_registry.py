@@ -89,3 +89,32 @@ def test_turning_a_reader_off_leaves_its_files_unread(tmp_path: Path) -> None:
     off = metrics.Finder(metrics.Settings(off=frozenset({"json"})))
     assert on.read(tmp_path).summary == {"acc": 1}
     assert off.read(tmp_path).summary is None and off.files(tmp_path) == []
+
+
+class Everything(metrics.Reader):
+    """A careless reader: it claims every file of the folder."""
+
+    name = "everything"
+    globs = ("*", "**/*")
+
+    def summary(self, files: list[Path]) -> dict[str, Any] | None:
+        return {"n_files": len(files)}
+
+
+def test_no_reader_reads_or_owns_mrl_s_own_records_whatever_its_globs(project: Path) -> None:
+    metrics.register(Everything)
+    try:
+        exp = old_one_job_exp(project, "lr = {{ lr | default(1) }}\n", "lr = 1\n")
+        (exp / ".mrl.status").write_text('{"state": "done"}')
+        (exp / "scores.txt").write_text("bleu 1\n")
+        finder = metrics.Finder(metrics.Settings())
+        owned = {p.name for p in finder.owned(exp)}
+        assert "scores.txt" in owned and not {n for n in owned if n.startswith(".mrl")}
+        saved = exp / ".mrl.template" / "conf.lua"
+        saved.write_text(saved.read_text() + "# MRL:grid['lr'] = [2, 3]\n")
+        assert main(["makebatch", "-replace"]) == 0
+        [trash] = (exp / ".trash").iterdir()
+        assert (trash / "scores.txt").exists() and not (trash / ".mrl").exists()
+        assert '"batch"' in (exp / ".mrl").read_text() and (exp / ".mrl.note").exists()
+    finally:
+        metrics.unregister(Everything.name)
