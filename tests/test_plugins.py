@@ -107,8 +107,13 @@ SECTION = """
         ("return [1]", "<section id='acme'></section>", "its context function returned a list, not a dict or None"),
         ("return {}", "<section id='acme'>{{ nope }}</section>", "template _acme.html line 1: 'nope' is undefined"),
         ("return {}", "<section id='acme'>{% if %}</section>", "template _acme.html line 1: template syntax error"),
+        (
+            'return {"key": rep.add_model("a figure", "acme")}',
+            "<section id='acme'>{{ bokeh_divs[key] }}</section>",
+            "raised TypeError: expected a bokeh model (figure, layout...), got str (",
+        ),
     ],
-    ids=["context raises", "context not a dict", "undefined variable", "syntax error"],
+    ids=["context raises", "context not a dict", "undefined variable", "syntax error", "not a bokeh model"],
 )
 def test_a_plugin_section_that_fails_is_one_error_line_naming_it(
     project: Path, body: str, source: str, said: str

@@ -66,7 +66,13 @@ class Report:
     contexts: dict[str, dict[str, Any]] = field(default_factory=dict)  # section id -> its variables
 
     def add_model(self, model: Any, prefix: str = "model") -> str:
-        """Keep a bokeh model for the page; its key, for `bokeh_divs[key]` in a template."""
+        """Keep a bokeh model for the page; its key, for `bokeh_divs[key]` in a template.
+        Anything else is a TypeError here, where its caller (a section, a user function) is
+        named, not later where the page is embedded."""
+        from bokeh.model import Model
+
+        if not isinstance(model, Model):
+            raise TypeError(f"expected a bokeh model (figure, layout...), got {type(model).__name__}")
         n = sum(k.startswith(prefix) for k in self.models)
         while f"{prefix}{n}" in self.models:
             n += 1
