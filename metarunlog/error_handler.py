@@ -165,7 +165,9 @@ class _NamedStdout(io.TextIOBase):
 
 
 def _named(e: OSError) -> OSError:
-    if e.filename is None and not isinstance(e, BrokenPipeError):  # `| head`: the reader left
+    # A BrokenPipeError (`| head`: the reader left) is named too, so that code between the
+    # write and the handler (a hook's, a user function's) can tell mrl's own output from its own.
+    if e.filename is None:
         e.filename = STDOUT
     return e
 

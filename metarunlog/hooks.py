@@ -18,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from metarunlog.error_handler import STDOUT
 from metarunlog.errors import HookError
 from metarunlog.plugins import describe, line_in
 
@@ -84,14 +85,22 @@ def call_user(fn: Callable[..., Any], what: str, *args: Any) -> Any:
         if e.code in (0, None):
             return None
         raise HookError(f"{what} exited with {e.code}") from e
+    except OSError as e:
+        if e.filename == STDOUT:  # `mrl score | head`, `> /dev/full`: mrl's output, not the hook's fault
+            raise
+        raise _hook_error(fn, what, e) from e
     except Exception as e:
-        path = Path(fn.__code__.co_filename)
-        # No line of the file in the traceback: the call never got in (a wrong signature,
-        # `def score(mrl)`): name the def line.
-        line = line_in(e, path)
-        raise HookError(
-            f"{what} raised {describe(e)} ({path.name} line {fn.__code__.co_firstlineno if line == '?' else line})"
-        ) from e
+        raise _hook_error(fn, what, e) from e
+
+
+def _hook_error(fn: Callable[..., Any], what: str, e: BaseException) -> HookError:
+    """`<what> raised <error> (<file> line N)`."""
+    path = Path(fn.__code__.co_filename)
+    # No line of the file in the traceback: the call never got in (a wrong signature,
+    # `def score(mrl)`): name the def line.
+    line = line_in(e, path)
+    where = fn.__code__.co_firstlineno if line == "?" else line
+    return HookError(f"{what} raised {describe(e)} ({path.name} line {where})")
 
 
 WRAP_PREFIXES = ("before_", "after_")

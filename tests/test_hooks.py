@@ -217,3 +217,41 @@ def test_what_a_user_file_prints_while_imported_goes_to_stderr(project: Path) ->
     assert r.returncode == 0, r.stderr
     assert [row["m"] for row in json.loads(r.stdout)] == [1] * 9
     assert "backend agg" in r.stderr
+
+
+def test_a_hook_writing_into_a_closed_pipe_or_a_full_disk_is_mrls_output_error_not_the_hooks(
+    project: Path,
+) -> None:
+    """`mrl score | head -1` said "hook score raised BrokenPipeError" (exit 1), and
+    `mrl score > /dev/full` "hook score raised OSError ... '<stdout>'"."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers.repo import GIT_ENV, REPO_ROOT
+
+    hooks(project, "def score(self, args):\n    for i in range(200000):\n        print('line', i)\n", {"score": {}})
+    assert main(["new"]) == 0
+    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
+    piped = subprocess.run(
+        f"{sys.executable} -m metarunlog score | head -1; exit ${{PIPESTATUS[0]}}",
+        shell=True,
+        executable="/bin/bash",
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert (piped.returncode, piped.stdout, piped.stderr) == (0, "line 0\n", "")
+    with open("/dev/full", "w") as full:
+        lost = subprocess.run(
+            [sys.executable, "-m", "metarunlog", "score"],
+            cwd=project,
+            env=env,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    assert lost.returncode == 1
+    assert lost.stderr.startswith("mrl: error: no space left on device: <stdout> (only the output is lost"), lost.stderr
+    assert "raised" not in lost.stderr
