@@ -514,7 +514,7 @@ def _step(
     asked later, while its leftovers are reaped, does not make its exit a cancel)."""
     step, m = attempt.steps[k], len(attempt.steps)
     header = f"==== mrl attempt {attempt.status.attempts} step {k + 1}/{m} on {HOST} at {now()}: {step}\n"
-    jsonio.write_all(log, header.encode("utf-8", "replace"))
+    jsonio.write_all(log, _on_a_line_of_its_own(log, sub.log_path) + header.encode("utf-8", "replace"))
     spawning = boottime_ns()
     try:
         # A session of its own: its own process group, so we stop the step and all it
@@ -572,6 +572,20 @@ def set_aside_metrics(sub: SubExperiment, n: int) -> list[Path]:
         os.replace(path, target)
         moved.append(target)
     return moved
+
+
+def _on_a_line_of_its_own(log: int, path: Path) -> bytes:
+    """A line end when the log does not end with one: output that ended without it (the last
+    `print(..., end="")` of a step or an earlier attempt) would run into the header, which
+    then starts no line (its step's metrics and attempt start are found by headers that do)."""
+    if os.fstat(log).st_size == 0:  # a fresh run.log: the usual first step pays one fstat
+        return b""
+    try:
+        with open(path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            return b"" if f.read(1) == b"\n" else b"\n"
+    except OSError:  # gone or unreadable meanwhile: the header still goes in
+        return b""
 
 
 def _final_state(code: int | None, stopped: bool) -> JobState:

@@ -34,7 +34,7 @@ from metarunlog.experiment import Experiment, SubExperiment
 from metarunlog.fmt import format_value  # noqa: F401  (results.format_value: the report and table use it)
 from metarunlog.metrics.summary import MAX, MIN, Best
 from metarunlog.records import Status
-from metarunlog.states import JobState, observed_state
+from metarunlog.states import JobState, ended_by_itself, observed_state
 
 USER_METRICS_FN = "metrics"
 # Keys of a row that say where on the x axis it lies (first one present wins); never metrics.
@@ -200,15 +200,17 @@ def read_metrics(
     finder: metrics.Finder | None = None,
     best: bool = True,
     on_rows: Callable[[list[dict[str, Any]]], None] | None = None,
+    ended: bool = False,
 ) -> tuple[metrics.Summary, list[dict[str, Any]] | None, list[str], list[str]]:
     """(summary, the rows when `keep_lines`, read errors, warnings) of one folder, from every reader.
 
     The rows are streamed through one `metrics.Accumulator` (bounded memory) unless kept;
     `on_rows` also gets them, batch by batch (a `CurveBuilder`'s `add`).
     `best=False` skips the best values (what `mrl table --summary last` needs is cheaper).
+    `ended`: the folder's writer ended by itself (a last line without its line end counts).
     """
     finder = finder or metrics.Finder()
-    found = finder.read(sub_dir)
+    found = finder.read(sub_dir, ended=ended)
     acc = metrics.Accumulator(finder.settings.step_keys, finder.settings.goals, best=best)
     lines = list(found.rows) if keep_lines else None
     if lines is not None:
@@ -264,8 +266,11 @@ def read_sub(
     errors += [err] if err else []
     state = observed_state(status, sub.status_path, stale_after(sub.exp)) if err is None else JobState.FAILED
     finder = finder or finder_for(sub.exp)
+    # the state is read before the files: a run that ends meanwhile is read as running (a
+    # line held back until the next read), never a running one as ended
+    ended = ended_by_itself(state, status)
     summary, lines, errs, warns = read_metrics(
-        sub.dir, keep_lines=keep_lines, finder=finder, best=best, on_rows=on_rows
+        sub.dir, keep_lines=keep_lines, finder=finder, best=best, on_rows=on_rows, ended=ended
     )
     res = SubResult(sub.id, sub_name(sub), sub.dir, params, state, status, summary.last, lines)
     res.best, res.exp, res.has_rows = summary.best, sub.exp.name, summary.has_rows

@@ -127,3 +127,15 @@ def _not_refreshed(path: Path | None, stale_after: float | None) -> bool:
     except OSError:
         return False
     return age > (DEFAULT_STALE_AFTER if stale_after is None else stale_after)
+
+
+def ended_by_itself(state: JobState, status: Status | None) -> bool:
+    """Whether a sub-experiment's step ended of its own accord, so that what it wrote is
+    complete: done, or failed with an exit code of its own (an exception, `sys.exit(1)`:
+    its stdout was flushed). Running, queued or pending, it may still write; killed
+    (cancelled, timeout, oom, stale, a signal's exit code), a line it was writing may have
+    been cut for good."""
+    if state is JobState.DONE:
+        return True
+    code = status.exit_code if status is not None else None
+    return state is JobState.FAILED and code is not None and 0 < code < 128

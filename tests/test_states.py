@@ -13,7 +13,7 @@ import pytest
 
 from metarunlog.procs import start_id
 from metarunlog.records import Status
-from metarunlog.states import FAILED_LIKE, FINISHED, JobState, observed_state, recorded_state
+from metarunlog.states import FAILED_LIKE, FINISHED, JobState, ended_by_itself, observed_state, recorded_state
 
 
 @pytest.fixture
@@ -115,3 +115,29 @@ def test_a_pid_that_cannot_be_a_process_is_read_as_none_and_never_probed() -> No
     )
     assert status.runner_pid is None and status.pid is None
     assert observed_state(status) is JobState.STALE
+
+
+@pytest.mark.parametrize(
+    ("state", "code", "whole"),
+    [
+        (JobState.DONE, 0, True),
+        (JobState.FAILED, 1, True),  # an exception: Python flushed its output on the way out
+        (JobState.FAILED, 127, True),
+        (JobState.FAILED, 137, False),  # SIGKILLed (OOM killer) through the shell
+        (JobState.FAILED, -9, False),
+        (JobState.FAILED, None, False),  # failed by mrl (requeue limit, changed plan): no exit of its own
+        (JobState.CANCELLED, 143, False),
+        (JobState.TIMEOUT, None, False),
+        (JobState.OOM, None, False),
+        (JobState.STALE, None, False),
+        (JobState.RUNNING, None, False),
+        (JobState.QUEUED, None, False),
+        (JobState.PENDING, None, False),
+    ],
+)
+def test_only_a_step_that_ended_by_itself_has_left_its_last_line_whole(
+    state: JobState, code: int | None, whole: bool
+) -> None:
+    status = Status(state=state, exit_code=code)
+    assert ended_by_itself(state, status) is whole
+    assert ended_by_itself(state, None) is (state is JobState.DONE)

@@ -94,3 +94,10 @@ class Reader:
     def rows(self, files: list[Path]) -> Iterator[dict[str, Any]]:
         """One dict per logged step, in the order they were logged."""
         return iter(())
+
+    def read_rows(self, files: list[Path], *, ended: bool) -> Iterator[dict[str, Any]]:
+        """`rows(files)`, told whether the sub-experiment's writer has ended by itself (what
+        `Finder.read` calls). While it may still write, a text file's last line without its
+        line end may be cut mid-number; once it ended, that line is whole. A reader of such
+        files (csv, log) overrides this; the others need not."""
+        return self.rows(files)

@@ -34,13 +34,17 @@ class CsvReader(Reader):
         return relpath.endswith((".csv", ".tsv"))
 
     def rows(self, files: list[Path]) -> Iterator[dict[str, Any]]:
+        return self.read_rows(files, ended=False)
+
+    def read_rows(self, files: list[Path], *, ended: bool) -> Iterator[dict[str, Any]]:
         for path in files:
-            yield from iter_csv(path, first_column="epoch" if path.name == KERAS_LOG else None)
+            yield from iter_csv(path, first_column="epoch" if path.name == KERAS_LOG else None, ended=ended)
 
 
-def iter_csv(path: Path, first_column: str | None = None) -> Iterator[dict[str, Any]]:
+def iter_csv(path: Path, first_column: str | None = None, *, ended: bool = False) -> Iterator[dict[str, Any]]:
     """The data rows of a CSV file with a header, as dicts without the empty cells; nothing
-    when `first_column` is given and the header does not start with it."""
+    when `first_column` is given and the header does not start with it. A last row without
+    its line end counts only once its writer has `ended` (see `complete_lines`)."""
     try:
         # utf-8-sig: a byte order mark (Excel, pandas to_csv(encoding="utf-8-sig")) is not part of the header
         f = open(path, encoding="utf-8-sig", errors="replace", newline="")  # noqa: SIM115 (closed below)
@@ -53,7 +57,7 @@ def iter_csv(path: Path, first_column: str | None = None) -> Iterator[dict[str, 
         names = [h.strip() for h in header]
         if first_column is not None and (len(names) < 2 or names[0] != first_column):
             return
-        for cells in csv.reader(complete_lines(f), delimiter=delimiter):
+        for cells in csv.reader(f if ended else complete_lines(f), delimiter=delimiter):
             row = {k: parse_value(c) for k, c in zip(names, cells, strict=False) if k and c.strip() != ""}
             if row:
                 yield row
@@ -61,7 +65,8 @@ def iter_csv(path: Path, first_column: str | None = None) -> Iterator[dict[str, 
 
 def complete_lines(f: Iterable[str]) -> Iterator[str]:
     """The lines of `f` but a last one without its line end: a row still being written
-    (CSV writers end every row, `csv`, pandas, Keras and Lightning alike)."""
+    (CSV writers end every row, `csv`, pandas, Keras and Lightning alike; so does print()).
+    Only for a writer that may still write: once it ended by itself, the line is whole."""
     held = None
     for line in f:
         if held is not None:

@@ -40,13 +40,17 @@ class LogPatternReader(Reader):
         return relpath.endswith((".log", ".txt", ".out"))
 
     def rows(self, files: list[Path]) -> Iterator[dict[str, Any]]:
+        return self.read_rows(files, ended=False)
+
+    def read_rows(self, files: list[Path], *, ended: bool) -> Iterator[dict[str, Any]]:
         steps = self.settings.step_keys
         for path in files:
-            yield from with_steps(iter_matches(path, self.patterns), steps)
+            yield from with_steps(iter_matches(path, self.patterns, ended=ended), steps)
 
 
-def iter_matches(path: Path, patterns: list[re.Pattern[str]]) -> Iterator[dict[str, Any]]:
-    """One row per match (its named groups), in file order: line by line, pattern by pattern."""
+def iter_matches(path: Path, patterns: list[re.Pattern[str]], *, ended: bool = False) -> Iterator[dict[str, Any]]:
+    """One row per match (its named groups), in file order: line by line, pattern by pattern.
+    A last line without its line end is matched only once its writer has `ended`."""
     try:
         f = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 (closed below)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
@@ -55,7 +59,7 @@ def iter_matches(path: Path, patterns: list[re.Pattern[str]]) -> Iterator[dict[s
         ours = path.name == RUN_LOG
         if ours:
             f.seek(this_attempt_offset(path))
-        for line in complete_lines(f):  # a line still being written may end mid-number
+        for line in f if ended else complete_lines(f):  # a line still being written may end mid-number
             if ours and line.startswith(_HEADER_TEXT):
                 continue  # mrl's header quotes the command, which may look like a metric
             for rx in patterns:

@@ -147,8 +147,11 @@ class Finder:
         """Every file of `folder` some reader reads (what `makebatch -replace` moves away)."""
         return sorted({p for _, paths in self.files(folder) for p in paths})
 
-    def read(self, folder: Path) -> Found:
+    def read(self, folder: Path, *, ended: bool = False) -> Found:
         """The merged summary (a later reader wins per key) and the chained rows of `folder`.
+
+        `ended`: the sub-experiment's writer ended by itself, so its files are complete (a
+        last line without its line end counts; see `Reader.read_rows`).
 
         Summaries are read now; rows lazily, as the caller iterates. A reader that raises
         `MrlError` (a corrupt file) is reported in `errors` (for rows: once they are
@@ -170,7 +173,7 @@ class Finder:
                 if s is not None:
                     found.summary = {**(found.summary or {}), **s}
             readable.append((reader, paths))
-        found.streams = [_rows(reader, paths, folder) for reader, paths in readable]
+        found.streams = [_rows(reader, paths, folder, ended) for reader, paths in readable]
         found.rows = _guarded(found.streams, found.errors)
         return found
 
@@ -190,18 +193,18 @@ def _summary(reader: Reader, paths: list[Path], folder: Path) -> dict[str, Any] 
     return s
 
 
-def _rows(reader: Reader, paths: list[Path], folder: Path) -> Iterator[dict[str, Any]]:
-    """`reader.rows(paths)`; a foreign reader's rows are checked one by one (mrl's own are
-    trusted, so a 200 MB log pays nothing for this)."""
+def _rows(reader: Reader, paths: list[Path], folder: Path, ended: bool) -> Iterator[dict[str, Any]]:
+    """`reader.read_rows(paths, ended=...)`; a foreign reader's rows are checked one by one
+    (mrl's own are trusted, so a 200 MB log pays nothing for this)."""
     if not plugins.is_foreign(reader):
-        return reader.rows(paths)
-    return _checked_rows(reader, paths, folder)
+        return reader.read_rows(paths, ended=ended)
+    return _checked_rows(reader, paths, folder, ended)
 
 
-def _checked_rows(reader: Reader, paths: list[Path], folder: Path) -> Iterator[dict[str, Any]]:
+def _checked_rows(reader: Reader, paths: list[Path], folder: Path, ended: bool) -> Iterator[dict[str, Any]]:
     what = _what(reader, folder)
     with plugins.blamed(what, reader):
-        for row in reader.rows(paths):
+        for row in reader.read_rows(paths, ended=ended):
             if not isinstance(row, dict):
                 raise plugins.PluginError(f"{what}: rows() yielded a {type(row).__name__}, not a dict")
             yield row

@@ -13,7 +13,8 @@ import pytest
 
 from metarunlog import api, metrics, results
 from metarunlog.main import main
-from tests.helpers.records import done, make_exp
+from tests.helpers.processes import start_mrl, wait_for
+from tests.helpers.records import done, make_exp, running
 from tests.helpers.repo import REPO_ROOT, commit_all, run_mrl, set_cfg
 
 
@@ -78,7 +79,9 @@ def test_json_files_with_a_utf8_byte_order_mark_are_read_whole(
 def test_a_half_written_last_csv_row_is_ignored(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # A run still writing `2,0.0134,0.98`: the row read so far, `2,0.0`, became the last and
     # the best val_loss (0.0 at epoch 2), a result that never happened.
-    one_sub(project, {"metrics.csv": "epoch,val_loss,val_acc\n0,0.5,0.5\n1,0.3,0.7\n2,0.0"})
+    one_sub(
+        project, {"metrics.csv": "epoch,val_loss,val_acc\n0,0.5,0.5\n1,0.3,0.7\n2,0.0"}, status=running(os.getpid())
+    )
     _, rows, _ = table_json(capsys, "--summary", "both")
     assert (rows[0]["val_loss"], rows[0]["val_loss_best"], rows[0]["val_loss_best_step"]) == (0.3, 0.3, 1)
 
@@ -88,7 +91,7 @@ def test_a_half_written_last_line_of_run_log_is_not_matched(project: Path, capsy
     # `val_acc=0.7` of `val_acc=0.75` was the last value while the run went on.
     set_cfg(project, metrics={"patterns": ["epoch (?P<epoch>\\d+) val_acc=(?P<val_acc>[0-9.]+)"]})
     commit_all(project, "patterns")
-    one_sub(project, {"run.log": "epoch 0 val_acc=0.51\nepoch 1 val_acc=0.9"})
+    one_sub(project, {"run.log": "epoch 0 val_acc=0.51\nepoch 1 val_acc=0.9"}, status=running(os.getpid()))
     _, rows, _ = table_json(capsys)
     assert rows[0]["val_acc"] == 0.51
 
@@ -412,3 +415,125 @@ def test_a_cell_is_read_as_int_then_float_would_read_it() -> None:
         same(text)
 
     check()
+
+
+# -- a last line without its line end: cut while the run goes on, whole once it ended ------------
+
+PRINTS = r"epoch (?P<epoch>\d+) val_acc=(?P<val_acc>[0-9.]+)"
+
+
+def _printing_project(project: Path, script: str, command: str | list[str] | None = None) -> None:
+    (project / "train.py").write_text(script)
+    (project / "conf.lua").write_text("lr = {{lr}}\n-- MRL:grid['lr'] = [0.1]\n")
+    set_cfg(project, run={"command": command or "python3 {{codeDir}}/train.py"}, metrics={"patterns": [PRINTS]})
+    commit_all(project, "a script that prints")
+    assert run_mrl("new", cwd=project).returncode == 0
+    assert run_mrl("makebatch", cwd=project).returncode == 0
+
+
+def _table(project: Path, *args: str) -> list[dict[str, Any]]:
+    proc = run_mrl("table", "--json", *args, cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.mark.parametrize(("tail", "state"), [("", "done"), ("raise SystemExit(3)\n", "failed")])
+def test_a_last_printed_line_without_a_newline_counts_once_the_run_has_ended(
+    project: Path, tail: str, state: str
+) -> None:
+    # print(..., end="") or sys.stdout.write without "\n" as the script's last output: the run
+    # is over (done, or failed by itself: Python flushed it), the line is whole, yet it was
+    # held back as if still being written.
+    _printing_project(
+        project,
+        "import sys\nprint('epoch 0 val_acc=0.51')\nsys.stdout.write('epoch 1 val_acc=0.9')\n" + tail,
+    )
+    assert run_mrl("run", cwd=project).returncode == (0 if state == "done" else 1)
+    rows = _table(project, "--summary", "both")
+    assert rows[0]["state"] == state
+    assert (rows[0]["val_acc"], rows[0]["val_acc_best"], rows[0]["val_acc_best_step"]) == (0.9, 0.9, 1)
+    curves = run_mrl("analyze", cwd=project)
+    assert curves.returncode == 0, curves.stderr
+
+
+def test_a_last_csv_row_without_a_newline_counts_once_the_run_has_ended(project: Path) -> None:
+    # a hand-written logger joining its rows with "\n" leaves the last one without it
+    _printing_project(
+        project,
+        "rows = ['epoch,val_loss', '0,0.5', '1,0.3']\nopen('metrics.csv', 'w').write('\\n'.join(rows))\n",
+    )
+    assert run_mrl("run", cwd=project).returncode == 0
+    rows = _table(project, "--summary", "both")
+    assert (rows[0]["val_loss"], rows[0]["val_loss_best"], rows[0]["val_loss_best_step"]) == (0.3, 0.3, 1)
+
+
+def test_a_cut_last_line_of_a_running_sub_experiment_is_held_back_until_it_is_whole(project: Path) -> None:
+    # Block-buffered stdout reaches run.log cut anywhere: while the run goes on, `val_acc=0.7`
+    # of `val_acc=0.75` must not be the last or the best value; once the line is whole it counts.
+    go = project / "go"
+    _printing_project(
+        project,
+        "import os, sys, time\n"
+        "sys.stdout.write('epoch 0 val_acc=0.51\\nepoch 1 val_acc=0.7'); sys.stdout.flush()\n"
+        f"while not os.path.exists({str(go)!r}): time.sleep(0.05)\n"
+        "sys.stdout.write('5\\n')\n",
+    )
+    runner = start_mrl("run", cwd=project)
+    try:
+        wait_for(lambda: b"val_acc=0.7" in _run_log(project), what="the cut line")
+        rows = _table(project, "--summary", "both")
+        assert rows[0]["state"] == "running"
+        assert (rows[0]["val_acc"], rows[0]["val_acc_best"]) == (0.51, 0.51)
+        curves = api.load_metrics("last")
+        assert list(curves["val_acc"]) == [0.51]
+    finally:
+        go.touch()
+        runner.wait(timeout=60)
+    assert runner.returncode == 0
+    rows = _table(project, "--summary", "both")
+    assert (rows[0]["val_acc"], rows[0]["val_acc_best"]) == (0.75, 0.75)
+
+
+def test_a_cut_last_line_left_by_a_cancelled_run_is_not_a_result(project: Path) -> None:
+    # A step killed mid-line (cancel, time limit, OOM) never completes its line: `val_acc=0.7`
+    # of `0.75` would be a result that never happened.
+    _printing_project(
+        project,
+        "import sys, time\n"
+        "sys.stdout.write('epoch 0 val_acc=0.51\\nepoch 1 val_acc=0.7'); sys.stdout.flush()\n"
+        "time.sleep(600)\n",
+    )
+    runner = start_mrl("run", cwd=project)
+    try:
+        wait_for(lambda: b"val_acc=0.7" in _run_log(project), what="the cut line")
+        assert run_mrl("cancel", cwd=project).returncode == 0
+    finally:
+        runner.wait(timeout=60)
+    rows = _table(project, "--summary", "both")
+    assert rows[0]["state"] == "cancelled" and rows[0]["val_acc"] == 0.51
+
+
+def test_a_step_whose_output_ends_without_a_newline_does_not_glue_the_next_steps_header_to_it(
+    project: Path,
+) -> None:
+    # Step 1 ends with `val_acc=0.6` and no newline; step 2's `==== mrl attempt 1 step 2/2 ...`
+    # header was appended to that line, so the header (which quotes the command) was read as
+    # metrics and the line's value was cut from its own.
+    _printing_project(
+        project,
+        "import sys\nsys.stdout.write(f'epoch {sys.argv[1]} val_acc={sys.argv[2]}')\n",
+        command=[
+            "python3 {{codeDir}}/train.py 0 0.6",
+            "python3 {{codeDir}}/train.py 1 0.8 # epoch 7 val_acc=0.99",
+        ],
+    )
+    assert run_mrl("run", cwd=project).returncode == 0
+    log_lines = _run_log(project).decode().splitlines()
+    assert [line[:20] for line in log_lines if "step 2/2" in line] == ["==== mrl attempt 1 s"]
+    curves = api.load_metrics("last")
+    assert list(curves["val_acc"]) == [0.6, 0.8] and list(curves["epoch"]) == [0, 1]
+
+
+def _run_log(project: Path) -> bytes:
+    log = next(project.rglob("001/run.log"), None)
+    return log.read_bytes() if log is not None else b""
