@@ -94,7 +94,9 @@ def load_results(
     tag: str | Sequence[str] | None = None,
 ) -> results.Table:
     """The table as a `metarunlog.results.Table`: `.rows` (dicts), `.columns`, `.errors`,
-    `.warnings`, `.note` (where mrl looked when there are no metrics). Arguments: `load_table`."""
+    `.warnings`, `.note` (where mrl looked when there are no metrics). Arguments: `load_table`.
+    Of several experiments, one whose record cannot be read is left out and named in
+    `.errors` ("left out experiment 0002: ..."); none readable raises MrlError."""
     from metarunlog import selection
 
     tags = [tag] if isinstance(tag, str) else list(tag or [])
@@ -102,12 +104,16 @@ def load_results(
     if several:
         refs = [] if exp == "all" or (tags and exp == "last") else _refs(exp)
         project = _project(refs[0] if refs else "last", basedir)
-        exps = selection.experiments(project, [_ref(r) for r in refs], everything=exp == "all", tags=tags)
+        left_out: list[str] = []  # an experiment whose record cannot be read: the others, and its error
+        exps = selection.experiments(
+            project, [_ref(r) for r in refs], everything=exp == "all", tags=tags, skipped=left_out
+        )
         base: Path = project.basedir
     else:
         exps = [load_experiment(exp, basedir)]  # type: ignore[arg-type]
         base = _basedir_of(exps[0], basedir)
-    return results.build(
+        left_out = []
+    tab = results.build(
         exps,
         all_params=all_params,
         basedir=base,
@@ -118,6 +124,8 @@ def load_results(
         where_expr=where,
         exp_column=bool(several),
     )
+    tab.errors[:0] = left_out
+    return tab
 
 
 def _is_range(exp: Any) -> bool:

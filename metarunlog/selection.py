@@ -123,30 +123,87 @@ def experiment_tags(exp: Experiment) -> list[str]:
 
 
 def experiments(
-    project: Project, refs: Sequence[str | int] = (), *, everything: bool = False, tags: Sequence[str] = ()
+    project: Project,
+    refs: Sequence[str | int] = (),
+    *,
+    everything: bool = False,
+    tags: Sequence[str] = (),
+    skipped: list[str] | None = None,
 ) -> list[Experiment]:
     """The experiments named by `refs` (ids, `5-9` ranges, `2,3` lists, `last`, paths),
     all of them (`everything`), and those tagged with any of `tags`, oldest first, once each.
 
     No refs and no flags: the default experiment (the one the current directory is in,
-    else the newest). A range keeps the ids that exist; one that names none is an MrlError.
+    else the newest). A range keeps the ids that exist and have a record; one that names
+    none is an MrlError.
+
+    `skipped` (a command over several): an experiment that cannot be read (its record or
+    `EXPDIR/.mrl.cfg` corrupt or unreadable) or a ref that names none is left out, and one
+    line naming it and why is added to `skipped`, so that the others are still shown. When
+    none is left the reasons are the MrlError (one experiment asked for: its error alone).
+    Without `skipped` the first such error is raised.
     """
     if not refs and not everything and not tags:
         return [project.load_exp(None)]
     chosen: dict[int, Experiment] = {}
+    problems: list[tuple[str, str]] = []  # (what was asked for, why it is left out)
     ids = project.experiment_ids()
     for ref in refs:
-        for exp in _expand(project, str(ref), ids):
+        try:
+            found = _expand(project, str(ref), ids)
+        except MrlError as e:
+            if skipped is None:
+                raise
+            problems.append((str(ref), str(e)))
+            continue
+        for exp in found:
             chosen.setdefault(exp.id, exp)
     if everything or tags:
         for exp in project.experiments():
             if not (exp.dir / RECORD).is_file():
                 continue  # being created by a concurrent `mrl new`
-            if everything or set(tags) & set(experiment_tags(exp)):
+            if everything or set(tags) & set(_tags_or_none(exp, skipped)):
                 chosen.setdefault(exp.id, exp)
-    if tags and not everything and not chosen:
+    if tags and not everything and not chosen and not problems:
         raise MrlError(f"no experiment is tagged {', '.join(tags)}: see `mrl ls` (tag one with `mrl tag EXP +NAME`)")
-    return [chosen[i] for i in sorted(chosen)]
+    out = [chosen[i] for i in sorted(chosen)]
+    if skipped is None:
+        return out
+    readable = []
+    for exp in out:
+        why = unreadable(exp)
+        if why is None:
+            readable.append(exp)
+        else:
+            problems.append((exp.name, why))
+    if problems and not readable:
+        if len(problems) == 1:
+            raise MrlError(problems[0][1])  # the one experiment asked for: its error is the answer
+        raise MrlError("none of the experiments asked for can be read: " + "; ".join(f"{a}: {w}" for a, w in problems))
+    skipped.extend(f"left out experiment {asked}: {why}" for asked, why in problems)
+    return readable
+
+
+def _tags_or_none(exp: Experiment, skipped: list[str] | None) -> list[str]:
+    """Its tags; for `--tag` over a project, an unreadable record has none (`--all` reports it)."""
+    try:
+        return experiment_tags(exp)
+    except (MrlError, OSError):
+        if skipped is None:
+            raise
+        return []
+
+
+def unreadable(exp: Experiment) -> str | None:
+    """Why `exp` cannot be tabulated or reported (its record or `EXPDIR/.mrl.cfg`), or None."""
+    try:
+        exp.record  # noqa: B018 (read now: a corrupt one raises here, not halfway through a command)
+        exp.cfg  # noqa: B018
+    except MrlError as e:
+        return str(e)
+    except OSError as e:  # EACCES, EIO, a record replaced by a folder
+        return f"cannot read {e.filename or exp.dir}: {e.strerror or e}"
+    return None
 
 
 def _expand(project: Project, ref: str, ids: list[int]) -> list[Experiment]:
@@ -155,7 +212,8 @@ def _expand(project: Project, ref: str, ids: list[int]) -> list[Experiment]:
     if not (_IDS.match(ref) and ("," in ref or "-" in ref)):
         return [project.load_exp(ref)]
     wanted = parse(ref) or []
-    found = [project.load_exp(str(i)) for i in ids if _contains(wanted, i)]
+    # a folder without its record in a range is an `mrl new` under way (or killed), as for --all
+    found = [e for i in ids if _contains(wanted, i) and ((e := project.experiment(i)).dir / RECORD).is_file()]
     if not found:
         raise MrlError(f"no experiment in {ref} (see `mrl ls`)")
     return found

@@ -108,16 +108,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def cli(args: argparse.Namespace, project: Project) -> int:
     from metarunlog import selection
+    from metarunlog.commands.table import warn_left_out
 
     ranges = any(selection.looks_like_selection(r) for r in args.exps)
     refs = [args.expId] if len(args.exps) == 1 and not ranges else args.exps  # main resolved a plain EXP
     if args.index and not refs:
         return _index_only(args, project)
-    exps = selection.experiments(project, refs) if refs else [project.load_exp(None)]
-    if len(exps) > 1 or ranges:
+    left_out: list[str] = []
+    exps = selection.experiments(project, refs, skipped=left_out) if refs else [project.load_exp(None)]
+    if len(exps) > 1 or ranges or left_out:
         if args.watch or args.notebook:
             raise MrlError("--watch and --notebook are for one experiment's report: name one experiment")
-        return _compare(args, project, exps)
+        code = _compare(args, project, exps)
+        warn_left_out(left_out)
+        return 1 if left_out else code
     if args.watch:
         res = watch(project, exps[0], args.watch, outdir=args.outdir, notebook=args.notebook, index=args.index)
     else:

@@ -56,7 +56,9 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     d = diff(project, args.a, args.b, code=args.code)
     d.full = args.code
     sys.stdout.write(json.dumps(d.to_json(), indent=1, default=str) + "\n" if args.json else render(d))
-    return 0
+    for err in d.errors:
+        print(f"mrl: error: {err}", file=sys.stderr)
+    return 1 if d.errors else 0
 
 
 # -- what is compared ---------------------------------------------------------------------------
@@ -88,6 +90,9 @@ class Diff:
     configs: dict[str, str] = field(default_factory=dict)  # file -> unified diff ("" for one side missing)
     metrics: dict[str, dict[str, tuple[Any, Any, Any]]] = field(default_factory=dict)  # m -> last/best -> a, b, d
     code_text: str | None = None  # --code
+    # what could not be read within a side (a sub-experiment's record or metrics): the
+    # rest is compared without it, as `mrl table` shows the other rows
+    errors: list[str] = field(default_factory=list)
 
     full: bool = False  # --code: also each differing .mrl.diff in full
 
@@ -148,22 +153,47 @@ def _looks_like_sub(project: Project, ref: str) -> bool:
 
 def diff(project: Project, a_ref: str, b_ref: str, *, code: bool = False) -> Diff:
     """Everything `mrl diff A B` shows, as data."""
-    a, b = parse_side(project, a_ref), parse_side(project, b_ref)
+    a, b = _both_sides(project, a_ref, b_ref)
     d = Diff(a.label, b.label)
-    d.params = _differing(_params(a), _params(b))
+    d.params = _differing(_params(a, d.errors), _params(b, d.errors))
     _code(project, a, b, d, full=code)
     d.run = _differing(_flat("run", _run_block(a.exp)), _flat("run", _run_block(b.exp)))
     d.configs = _configs(a, b)
-    d.metrics = _metrics(project, a, b)
+    d.metrics = _metrics(project, a, b, d.errors)
     return d
 
 
-def _params(side: Side) -> dict[str, Any]:
+def _both_sides(project: Project, a_ref: str, b_ref: str) -> tuple[Side, Side]:
+    """Both sides, their experiment records read: a comparison needs both, so one that
+    cannot be read is the error (naming each that cannot), not half a diff."""
+    from metarunlog.selection import unreadable
+
+    sides, why = [], []
+    for ref in (a_ref, b_ref):
+        try:
+            side = parse_side(project, ref)
+        except MrlError as e:
+            why.append(str(e))
+            continue
+        if (problem := unreadable(side.exp)) is not None:
+            why.append(problem)
+        sides.append(side)
+    if why:
+        raise MrlError("; ".join(dict.fromkeys(why)))
+    return sides[0], sides[1]
+
+
+def _params(side: Side, errors: list[str]) -> dict[str, Any]:
     if side.sub is not None:
         return side.sub.own_params
     values: dict[str, list[Any]] = {}
     for s in side.exp.sub_experiments():
-        for k, v in s.own_params.items():
+        try:
+            params = s.own_params
+        except MrlError as e:  # one unreadable sub-experiment record: the others' values
+            errors.append(str(e))
+            continue
+        for k, v in params.items():
             seen = values.setdefault(k, [])
             if v not in seen:
                 seen.append(v)
@@ -259,8 +289,8 @@ def _configs(a: Side, b: Side) -> dict[str, str]:
     return out
 
 
-def _metrics(project: Project, a: Side, b: Side) -> dict[str, dict[str, tuple[Any, Any, Any]]]:
-    va, vb = _side_metrics(project, a), _side_metrics(project, b)
+def _metrics(project: Project, a: Side, b: Side, errors: list[str]) -> dict[str, dict[str, tuple[Any, Any, Any]]]:
+    va, vb = _side_metrics(project, a, errors), _side_metrics(project, b, errors)
     out = {}
     for m in [k for k in va if k in vb]:
         parts = {kind: (va[m][kind], vb[m][kind], _delta(va[m][kind], vb[m][kind])) for kind in ("last", "best")}
@@ -268,11 +298,14 @@ def _metrics(project: Project, a: Side, b: Side) -> dict[str, dict[str, tuple[An
     return out
 
 
-def _side_metrics(project: Project, side: Side) -> dict[str, dict[str, Any]]:
-    """Per metric: `last` (mean over the sub-experiments for an experiment) and `best`."""
-    subs, _ = results.collect(side.exp, basedir=project.basedir)
+def _side_metrics(project: Project, side: Side, errors: list[str]) -> dict[str, dict[str, Any]]:
+    """Per metric: `last` (mean over the sub-experiments for an experiment) and `best`;
+    what could not be read (a sub's record, a metrics file) is added to `errors`."""
+    subs, errs = results.collect(side.exp, basedir=project.basedir)
     if side.sub is not None:
         subs = [r for r in subs if r.id == side.sub.id]
+        errs = [e for e in errs if f"{side.sub.dir}/" in e]  # its own, not its neighbours' (100/ vs 1000/)
+    errors.extend(e for e in errs if e not in errors)
     out: dict[str, dict[str, Any]] = {}
     for m in results.metric_order(subs):
         lasts = [r.metrics.get(m) for r in subs]

@@ -19,7 +19,10 @@ Writes nothing.
 
 The same table is a pandas DataFrame in Python: `metarunlog.api.load_table(exp)`.
 If a user metrics() fails or a record cannot be read, the table is still printed, the
-problems go to stderr, and the exit code is 1.
+problems go to stderr, and the exit code is 1. Of several experiments asked for, one whose
+record cannot be read (or an EXP that names none) is left out with one `mrl: warning:` line
+naming it, the others are shown, and the exit code is 1; when none can be read, it is an
+error.
 """
 
 from __future__ import annotations
@@ -112,8 +115,9 @@ def cli(args: argparse.Namespace, project: Project) -> int:
         raise MrlError("--by and --over go with --aggregate: add --aggregate")
     ranges = any(selection.looks_like_selection(r) for r in args.exps)
     refs = [args.expId] if len(args.exps) == 1 and not ranges else args.exps  # main resolved a plain EXP
-    exps = selection.experiments(project, refs, everything=args.all, tags=args.tag)
-    several = len(exps) > 1 or args.all or bool(args.tag) or ranges
+    left_out: list[str] = []
+    exps = selection.experiments(project, refs, everything=args.all, tags=args.tag, skipped=left_out)
+    several = len(exps) > 1 or args.all or bool(args.tag) or ranges or bool(left_out)
     tab = results.build(
         exps,
         all_params=args.all_params,
@@ -131,7 +135,16 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     if args.where and not tab.rows:
         print(f"mrl: no row matches --where {args.where!r}", file=sys.stderr)
     report(tab)
-    return 1 if tab.errors else 0
+    warn_left_out(left_out)
+    return 1 if tab.errors or left_out else 0
+
+
+def warn_left_out(left_out: list[str]) -> None:
+    """One line per experiment asked for that could not be read (the others were shown):
+    a warning, as the output is whole for the rest, with exit code 1 so that a script
+    sees that something it asked for is missing (as `cat a b` does)."""
+    for line in left_out:
+        print(f"mrl: warning: {line}", file=sys.stderr)
 
 
 def report(tab: Table) -> None:

@@ -621,3 +621,19 @@ def test_an_outdir_that_cannot_be_a_folder_is_one_error_line(project: Path, wher
         errors = [line for line in res.stderr.splitlines() if line.startswith("mrl: error:")]
         assert len(errors) == 1 and errors[0].startswith("mrl: error: cannot make the folder "), res.stderr
         assert "give -outdir a folder" in errors[0]
+
+
+def test_a_comparison_with_one_corrupt_experiment_compares_the_others_and_names_it(project: Path) -> None:
+    # `mrl analyze 1 2 3` with 0002's record corrupt stopped with that error alone.
+    for x in (1, 2, 3):
+        make_exp(project, [{"params": {"x": x}, "status": done(), "jsonl": curve(5, x / 10)}])
+    (project / "output" / "0002" / ".mrl").write_text("{broken")
+    proc = run_mrl("analyze", "1", "2", "3", cwd=project)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    page = Path(proc.stdout.strip())
+    assert page.name == "compare-0001-0003.html" and page.is_file()
+    assert (project / "output" / "0001" / "analysis" / "index.html").is_file()
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("mrl: warning: left out experiment 0002: corrupt record ") and "0002/.mrl" in line
+    alone = run_mrl("analyze", "2", cwd=project)
+    assert alone.returncode == 1 and alone.stdout == "" and alone.stderr.startswith("mrl: error: corrupt record ")

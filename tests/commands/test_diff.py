@@ -116,3 +116,37 @@ def test_the_files_of_each_mrl_diff_are_named_and_code_prints_them(project: Path
     assert "code: same commit" in out and "    0002: train.py" in out and "+print('uncommitted')" not in out
     full = run_mrl("diff", "1", "2", "--code", cwd=project).stdout
     assert "# 0002/.mrl.diff" in full and "+print('uncommitted')" in full
+
+
+def test_an_unreadable_sub_experiment_record_is_left_out_of_an_experiments_params_and_named(
+    project: Path, two_exps: tuple[Path, Path]
+) -> None:
+    # One corrupt sub-experiment record of 0002 stopped the whole diff with its error alone.
+    first, second = two_exps
+    (second / "002" / ".mrl").write_text("{broken")
+    proc = run_mrl("diff", "1", "2", "--json", cwd=project)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    d = json.loads(proc.stdout)
+    assert d["params"]["lr"] == {"a": [0.01, 0.04, 0.1], "b": [0.01, 0.1]}  # its other sub-experiments'
+    assert "loss" in d["metrics"]
+    assert [line for line in proc.stderr.splitlines() if "0002/002/.mrl" in line]
+    assert all(line.startswith("mrl: error: corrupt record ") for line in proc.stderr.splitlines())
+    # a sub-experiment compared with a readable neighbour is not concerned by it
+    assert run_mrl("diff", "1/1", "2/1", cwd=project).returncode == 0
+    alone = run_mrl("diff", "1/1", "2/2", cwd=project)  # the one asked for: its error
+    assert alone.returncode == 1 and alone.stdout == "" and "0002/002/.mrl" in alone.stderr
+
+
+def test_a_side_whose_experiment_record_cannot_be_read_is_one_error_naming_it(
+    project: Path, two_exps: tuple[Path, Path]
+) -> None:
+    first, second = two_exps
+    (second / ".mrl").write_text("{broken")
+    for args in (["1", "2"], ["2/1", "1"]):
+        proc = run_mrl("diff", *args, cwd=project)
+        assert proc.returncode == 1 and proc.stdout == "" and "Traceback" not in proc.stderr
+        [line] = proc.stderr.splitlines()
+        assert line.startswith("mrl: error: corrupt record ") and "0002/.mrl" in line
+    (first / ".mrl").write_bytes(b"\xff")
+    [line] = run_mrl("diff", "1", "2", cwd=project).stderr.splitlines()  # both: each named
+    assert "0001/.mrl" in line and "0002/.mrl" in line

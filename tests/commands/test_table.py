@@ -184,20 +184,64 @@ def test_a_newest_folder_without_a_record_does_not_stop_all_ranges_or_the_index(
     assert plain.returncode == 1 and "0003 has no .mrl record" in plain.stderr
 
 
-def test_one_corrupt_experiment_record_is_an_error_line_and_the_other_experiments_are_still_tabulated(
+def test_one_corrupt_experiment_record_is_a_warning_line_naming_it_and_the_other_experiments_are_still_tabulated(
     project: Path,
 ) -> None:
-    # `mrl table --all` over many experiments printed only the corrupt record's error.
+    # `mrl table --all` over many experiments printed only the corrupt record's error; `mrl
+    # table 2 3` named ones stopped at it too.
     for x in (1, 2, 3):
         make_exp(project, [{"params": {"x": x}, "jsonl": [{"step": 0, "loss": x / 10}]}])
     (project / "output" / "0002" / ".mrl").write_text("{broken")
-    for args in (["--all"], ["1-3"], ["1", "2", "3"]):
+    for args in (["--all"], ["1-3"], ["1", "2", "3"], ["2", "1", "3"], ["1,2", "3"]):
         proc = run_mrl("table", *args, "--json", cwd=project)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr
         assert [(r["exp"], r["loss"]) for r in json.loads(proc.stdout)] == [("0001", 0.1), ("0003", 0.3)]
-        assert proc.stderr.count("mrl: error:") == 1 and "output/0002/.mrl" in proc.stderr
+        [line] = proc.stderr.splitlines()
+        assert line.startswith("mrl: warning: left out experiment 0002: corrupt record ") and "0002/.mrl" in line
     alone = run_mrl("table", "2", cwd=project)  # the one experiment asked for: just the error
-    assert alone.returncode == 1 and alone.stdout == "" and "output/0002/.mrl" in alone.stderr
+    assert alone.returncode == 1 and alone.stdout == ""
+    assert alone.stderr.startswith("mrl: error: corrupt record ") and "output/0002/.mrl" in alone.stderr
+
+
+def test_an_exp_that_names_no_experiment_among_several_is_left_out_with_a_warning(project: Path) -> None:
+    for x in (1, 2):
+        make_exp(project, [{"params": {"x": x}, "jsonl": [{"step": 0, "loss": x / 10}]}])
+    (project / "output" / "0003").mkdir()  # an `mrl new` killed before its record
+    for args, missing in ((["2", "9"], "9"), (["2", "3"], "3")):
+        proc = run_mrl("table", *args, "--json", cwd=project)
+        assert proc.returncode == 1 and [r["exp"] for r in json.loads(proc.stdout)] == ["0002"]
+        [line] = proc.stderr.splitlines()
+        assert line.startswith(f"mrl: warning: left out experiment {missing}: ")
+    ranged = run_mrl("table", "1-3", "--json", cwd=project)  # a range skips a folder without its record
+    assert ranged.returncode == 0 and ranged.stderr == ""
+    assert [r["exp"] for r in json.loads(ranged.stdout)] == ["0001", "0002"]
+
+
+def test_when_none_of_the_experiments_asked_for_can_be_read_it_is_one_error_line(project: Path) -> None:
+    for x in (1, 2):
+        make_exp(project, [{"params": {"x": x}, "jsonl": [{"step": 0, "loss": x / 10}]}])
+    (project / "output" / "0001" / ".mrl").write_bytes(b"\xff\xfe")
+    (project / "output" / "0002" / ".mrl.cfg").write_text("{not json")
+    for command in ("table", "analyze"):
+        proc = run_mrl(command, "1", "2", "9", cwd=project)
+        assert proc.returncode == 1 and proc.stdout == "" and "Traceback" not in proc.stderr
+        [line] = proc.stderr.splitlines()
+        assert line.startswith("mrl: error: none of the experiments asked for can be read: ")
+        assert all(name in line for name in ("0001/.mrl", "0002/.mrl.cfg", "no experiment 9"))
+
+
+def test_load_results_of_several_names_the_one_left_out_and_load_table_raises(project: Path) -> None:
+    from metarunlog import api
+    from metarunlog.errors import MrlError
+
+    for x in (1, 2):
+        make_exp(project, [{"params": {"x": x}, "jsonl": [{"step": 0, "loss": x / 10}]}])
+    (project / "output" / "0001" / ".mrl").write_text("[]")
+    tab = api.load_results([1, 2])
+    assert [r["exp"] for r in tab.rows] == ["0002"]
+    assert tab.errors[0].startswith("left out experiment 0001: corrupt record ")
+    with pytest.raises(MrlError, match="left out experiment 0001"):
+        api.load_table([1, 2])
 
 
 def test_aggregating_huge_and_infinite_values_gives_inf_or_nan_not_a_traceback(project: Path) -> None:
