@@ -64,6 +64,10 @@ class SlurmError(MrlError):
     """sbatch/squeue/scancel missing, a submission Slurm rejected, or an unreachable controller."""
 
 
+class SlurmTimeout(SlurmError):
+    """A Slurm client got no answer in time (it may still have done its work: sbatch)."""
+
+
 # -- options -> #SBATCH lines --------------------------------------------------------------
 
 # .mrl.cfg run.slurm key -> sbatch long option
@@ -384,8 +388,10 @@ def write_script(expdir: Path, text: str) -> Path:
 # -- Slurm's client commands --------------------------------------------------------------------
 
 
-def _slurm(cmd: list[str], what: str, timeout: float = TIMEOUT_S) -> subprocess.CompletedProcess[str]:
-    """Run a Slurm client; a missing one or a hung controller is a SlurmError."""
+def _slurm(cmd: list[str], what: str, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a Slurm client; a missing one or a hung controller is a SlurmError (the client's
+    time: `timeout`, else TIMEOUT_S)."""
+    timeout = TIMEOUT_S if timeout is None else timeout
     if shutil.which(cmd[0]) is None:
         raise SlurmError(
             f"{cmd[0]} not found on PATH: run mrl on a machine with the Slurm client commands "
@@ -394,7 +400,7 @@ def _slurm(cmd: list[str], what: str, timeout: float = TIMEOUT_S) -> subprocess.
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
-        raise SlurmError(f"{what}: {cmd[0]} got no answer in {timeout:g} s (is slurmctld up?)") from None
+        raise SlurmTimeout(f"{what}: {cmd[0]} got no answer in {timeout:g} s (is slurmctld up?)") from None
 
 
 def _message(proc: subprocess.CompletedProcess[str]) -> str:
@@ -404,18 +410,49 @@ def _message(proc: subprocess.CompletedProcess[str]) -> str:
     return "; ".join(lines) or f"exit code {proc.returncode}"
 
 
-def sbatch(script: Path, *, hold: bool = True, after: Sequence[str] = ()) -> str:
+def sbatch(script: Path, *, hold: bool = True, after: Sequence[str] = (), warnings: list[str] | None = None) -> str:
     """Submit `script` (held; after the jobs `after` ended); returns the job id. A rejection
-    raises SlurmError with Slurm's message."""
+    raises SlurmError with Slurm's message.
+
+    sbatch that gets no answer in time may still have submitted (the controller took the
+    job, its reply was late): the job is then looked for by its script, a path no other
+    submission has (`submit-NNN.sh` numbers are reserved), and, found, is this submission
+    (a line added to `warnings` says so); else the error says how to find and cancel it."""
     dep = [f"--dependency=afterany:{':'.join(after)}"] if after else []
     cmd = ["sbatch", "--parsable", *(["--hold"] if hold else []), *dep, str(script)]
-    proc = _slurm(cmd, "submitting to Slurm")
+    try:
+        proc = _slurm(cmd, "submitting to Slurm")
+    except SlurmTimeout as e:
+        job = _submitted_late(script, e)
+        if warnings is not None:
+            warnings.append(f"{e}, but it had submitted {script.name} as job {job} (found by its script): going on")
+        return job
     if proc.returncode != 0:
         raise SlurmError(f"Slurm rejected the submission ({script}): {_message(proc)}{_hint(_message(proc))}")
     job = proc.stdout.strip().splitlines()[-1].split(";")[0] if proc.stdout.strip() else ""
     if not job.isdigit():
         raise SlurmError(f"sbatch gave no job id for {script}: {proc.stdout.strip()!r}")
     return job
+
+
+LATE_LOOKUP_TIMEOUT_S = 30.0  # squeue after a timed-out sbatch: the controller is slow already
+
+
+def _submitted_late(script: Path, timeout: SlurmTimeout) -> str:
+    """The job a timed-out sbatch submitted after all: the one of ours whose command is
+    `script`. None found (or Slurm cannot be asked) raises SlurmError saying what to do."""
+    look = f"`squeue --me -o '%A %o'` lists it with {script}: cancel it with `scancel JOBID`"
+    try:
+        proc = _slurm(["squeue", "--me", "-h", "-o", "%A|%o"], "asking Slurm", LATE_LOOKUP_TIMEOUT_S)
+    except SlurmError as e:
+        raise SlurmError(f"{timeout}; whether Slurm took the job cannot be asked ({e}): if it did, {look}") from None
+    if proc.returncode != 0:
+        raise SlurmError(f"{timeout}; whether Slurm took the job cannot be asked ({_message(proc)}): if it did, {look}")
+    jobs = {job for line in proc.stdout.splitlines() for job, _, cmd in [line.partition("|")] if cmd == str(script)}
+    if len(jobs) != 1:  # none: it did not submit; several: someone resubmitted the script by hand
+        none = f"Slurm shows no job running {script.name} (should one appear later, {look})"
+        raise SlurmError(f"{timeout}; {none}" if not jobs else f"{timeout}; {look}")
+    return jobs.pop()
 
 
 def _hint(msg: str) -> str:
@@ -1039,7 +1076,7 @@ class SlurmBackend(Backend):
         jsonio.write_json(d / f"submit-{n:03d}.json", plan.to_json())
         script.write_text(render_script(head, array, d / f"submit-{n:03d}.json"), encoding="utf-8")
         deps = [before[int(array.after)].job] if array.after is not None else []
-        return Submission(sbatch(script, hold=True, after=deps), script, plan)
+        return Submission(sbatch(script, hold=True, after=deps, warnings=self.warnings), script, plan)
 
     def _mark_queued(self, jobs: Sequence[Job], submitted: Sequence[Submission], old: dict[int, Status | None]) -> None:
         now = jsonio.now()
@@ -1067,7 +1104,7 @@ class SlurmBackend(Backend):
         path = self.exp.dir / SLURM_DIR / f"after-{submitted[-1].script.stem[7:]}.sh"
         path.write_text(render_after_script(head, steps, lines, path.with_suffix(".json")), encoding="utf-8")
         self.after_script = path
-        return sbatch(path, hold=False, after=[s.job for s in submitted])
+        return sbatch(path, hold=False, after=[s.job for s in submitted], warnings=self.warnings)
 
     def _claim(self, submitted: Sequence[Submission]) -> Path:
         """Own the experiment while these arrays have tasks pending or running (`owners`):

@@ -4,7 +4,8 @@
 EXPDIR/.mrl.slurm/submit-NNN.json` ends here (`SlurmBackend.run_plan`). Task `i` runs
 `plan.tasks[i]` with the local pool (`LocalBackend`, the same `execute` as `mrl run`):
 `pack_jobs` at once, or one per GPU of the allocation (`CUDA_VISIBLE_DEVICES`, else
-`SLURM_JOB_GPUS`), or one per CPU (`SLURM_CPUS_PER_TASK`). Each sub-experiment keeps its
+`SLURM_JOB_GPUS`, only when Slurm says it gave GPUs: `allocated_gpus`), or one per CPU
+(`SLURM_CPUS_PER_TASK`). Each sub-experiment keeps its
 own record, `run.log` and lock; its record carries the task's job id.
 
 - `mrl cancel` of one sub-experiment of a task that goes on writes `SUBDIR/.mrl.cancel`:
@@ -106,11 +107,27 @@ def step_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def slots(pack_jobs: int | None, n: int, env: dict[str, str] | None = None) -> list[str | None]:
+# Set by Slurm only for a job it gave GPUs (gres/gpu, --gpus...); SLURM_JOB_GPUS in batch jobs.
+ALLOCATION_GPU_VARS = ("SLURM_JOB_GPUS", "SLURM_STEP_GPUS", "SLURM_GPUS_ON_NODE")
+
+
+def allocated_gpus(env: Mapping[str, str]) -> list[str]:
+    """The GPUs Slurm gave this task: CUDA_VISIBLE_DEVICES as Slurm set it for them (the
+    indices the task sees, renumbered where devices are constrained), else SLURM_JOB_GPUS.
+    None when Slurm says it gave none: a CUDA_VISIBLE_DEVICES then came from the shell
+    that ran `mrl run` (sbatch exports the submitter's environment, `--export=ALL`), and
+    GPUs the submitting shell could see are not this allocation's."""
+    if not any(env.get(k, "").strip() for k in ALLOCATION_GPU_VARS):
+        return []
+    listed = env.get("CUDA_VISIBLE_DEVICES") or env.get("SLURM_JOB_GPUS") or env.get("SLURM_STEP_GPUS") or ""
+    return [g.strip() for g in listed.split(",") if g.strip()]
+
+
+def slots(pack_jobs: int | None, n: int, env: Mapping[str, str] | None = None) -> list[str | None]:
     """The pool's slots: `pack_jobs` workers spread over the allocation's GPUs (each with
     its CUDA_VISIBLE_DEVICES), or one per GPU, or one per CPU of the task; at most `n`."""
-    env = dict(os.environ) if env is None else env
-    gpus = [g for g in (env.get("CUDA_VISIBLE_DEVICES") or env.get("SLURM_JOB_GPUS") or "").split(",") if g.strip()]
+    env = os.environ if env is None else env
+    gpus = allocated_gpus(env)
     if pack_jobs is None:
         cpus = env.get("SLURM_CPUS_PER_TASK", "")
         count = len(gpus) or (int(cpus) if cpus.isdigit() else 1)

@@ -279,6 +279,7 @@ def run(
     backend.submit(jobs)
     if not backend.waits:
         backend.poll(jobs)
+        _say_warnings(backend)
         backend.close()
         heartbeat.close()
         return RunResult(
@@ -356,14 +357,19 @@ def _ended(job: Job) -> bool:
     return job.state.finished or job.skipped or in_place
 
 
+def _say_warnings(backend: Backend) -> None:
+    """What the backend met (a late sbatch answer, an unreachable controller), said once."""
+    for warning in backend.warnings:
+        print(f"mrl: warning: {warning}", file=sys.stderr, flush=True)
+    backend.warnings.clear()
+
+
 def _wait_all(backend: Backend, jobs: list[Job], progress: Any, cancels: _Cancels | None = None) -> None:
     while True:
         if cancels is not None:
             cancels.apply()
         states = backend.poll(jobs)
-        for warning in backend.warnings:
-            print(f"mrl: warning: {warning}", file=sys.stderr, flush=True)
-        backend.warnings.clear()
+        _say_warnings(backend)
         if progress is not None:
             progress.update(jobs)
         if not any(s.active for s, j in zip(states, jobs, strict=True) if not j.skipped):

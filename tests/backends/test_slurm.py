@@ -350,3 +350,48 @@ def test_status_shows_why_a_task_waits_and_mrl_cancel_empties_the_queue(project:
     wait_for("Slurm to let go of the tasks", lambda: not set(squeue_rows(job).values()) - {"CANCELLED"})
     rows = json.loads(run_mrl("status", str(exp.id), "--json", check=True).stdout)
     assert [r["state"] for r in rows] == ["cancelled"] * 3
+
+
+def _slow_sbatch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, submits: bool) -> None:
+    """An sbatch whose answer never comes in time (a controller slow to reply): it submits
+    through the real sbatch first when `submits`, then hangs past mrl's client timeout."""
+    import shutil
+
+    real = shutil.which("sbatch")
+    bin_dir = tmp_path / "slow-bin"
+    bin_dir.mkdir()
+    submit = f'"{real}" "$@" > /dev/null\n' if submits else ""
+    (bin_dir / "sbatch").write_text(f"#!/bin/sh\n{submit}exec sleep 60\n")
+    (bin_dir / "sbatch").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setattr(slurm, "TIMEOUT_S", 3.0)
+
+
+@on_slurm
+def test_an_sbatch_that_submitted_but_answered_too_late_is_found_by_its_script_and_runs(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sbatch timed out after the controller had taken the held array: mrl undid the
+    # submission but the held job, unknown to it, stayed in the queue for ever.
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "echo {{x}}")
+    _slow_sbatch(tmp_path, monkeypatch, submits=True)
+    b = backend(exp)
+    jobs = jobs_for(exp)
+    assert run_to_end(b, jobs, TIMEOUT) == [JobState.DONE] * 2
+    job = b.submissions[0].job
+    assert [s.read_status().job_id for s in exp.sub_experiments()] == [f"{job}_0", f"{job}_1"]  # type: ignore[union-attr]
+    [warning] = b.warnings
+    assert "got no answer in 3 s" in warning and f"submit-001.sh as job {job}" in warning
+
+
+@on_slurm
+def test_an_sbatch_that_timed_out_without_submitting_is_one_error_and_marks_nothing(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    exp = make_experiment(project, [{"x": 1}], "echo {{x}}")
+    _slow_sbatch(tmp_path, monkeypatch, submits=False)
+    with pytest.raises(slurm.SlurmError, match=r"got no answer in 3 s .*Slurm shows no job running submit-001\.sh"):
+        backend(exp).submit(jobs_for(exp))
+    assert all(s.read_status() is None for s in exp.sub_experiments())
+    mine = subprocess.run(["squeue", "--me", "-h", "-o", "%o"], capture_output=True, text=True).stdout
+    assert str(exp.dir) not in mine

@@ -7,6 +7,7 @@ a symlinked outdir). Plan logic first (no cluster), then against the real Slurm.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import os
 import signal
@@ -111,9 +112,14 @@ def test_the_plan_file_round_trips() -> None:
     [
         (None, {}, [None]),
         (None, {"SLURM_CPUS_PER_TASK": "3"}, [None, None, None]),
-        (None, {"CUDA_VISIBLE_DEVICES": "0,1"}, ["0", "1"]),
+        (None, {"CUDA_VISIBLE_DEVICES": "0,1", "SLURM_JOB_GPUS": "4,5"}, ["0", "1"]),  # as Slurm numbers them
+        (None, {"CUDA_VISIBLE_DEVICES": "0,1", "SLURM_GPUS_ON_NODE": "2"}, ["0", "1"]),
         (None, {"SLURM_JOB_GPUS": "2,3", "SLURM_CPUS_PER_TASK": "8"}, ["2", "3"]),  # GPUs decide
-        (4, {"CUDA_VISIBLE_DEVICES": "0,1"}, ["0", "1", "0", "1"]),  # two workers per GPU
+        (4, {"CUDA_VISIBLE_DEVICES": "0,1", "SLURM_JOB_GPUS": "0,1"}, ["0", "1", "0", "1"]),  # two workers per GPU
+        # no GPU from Slurm: a CUDA_VISIBLE_DEVICES exported by the submitting shell sizes nothing
+        (None, {"CUDA_VISIBLE_DEVICES": "0,1,2,3"}, [None]),
+        (None, {"CUDA_VISIBLE_DEVICES": "0,1,2,3", "SLURM_CPUS_PER_TASK": "2"}, [None, None]),
+        (3, {"CUDA_VISIBLE_DEVICES": "0,1"}, [None, None, None]),
         (16, {}, [None] * 5),  # never more workers than sub-experiments
     ],
 )
@@ -397,6 +403,26 @@ def test_cancel_of_one_sub_experiment_of_a_packed_task_leaves_the_others_running
     assert [r["state"] for r in rows] == ["cancelled", "done", "cancelled", "done"]
     assert not (subs[2].dir / "started").exists()  # never started
     assert len({r["jobId"] for r in rows}) == 1  # one task ran them all
+
+
+@on_slurm
+def test_a_cuda_visible_devices_of_the_submitting_shell_does_not_size_a_packed_task(project: Path) -> None:
+    # No GPU requested: sbatch exported the shell's CUDA_VISIBLE_DEVICES=0,1,2 into the task
+    # (--export=ALL), which then ran 3 workers, one per "GPU", each step told it had GPU k.
+    exp = make_experiment(
+        project,
+        [{"x": i} for i in (1, 2, 3)],
+        'printf %s "$CUDA_VISIBLE_DEVICES" > cuda; date +%s.%N > start; sleep 1; date +%s.%N > end',
+        slurm={"pack": 3},
+    )
+    env = {"CUDA_VISIBLE_DEVICES": "0,1,2"}
+    proc = run_mrl("run", str(exp.id), "--backend", "slurm", "--wait", env=env, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    subs = exp.sub_experiments()
+    # the steps see the environment as Slurm passed it on, unchanged
+    assert [(s.dir / "cuda").read_text() for s in subs] == ["0,1,2"] * 3
+    spans = sorted((float((s.dir / "start").read_text()), float((s.dir / "end").read_text())) for s in subs)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans)), spans  # one worker at a time
 
 
 @on_slurm
