@@ -343,3 +343,21 @@ def test_a_plugin_backend_setting_check_that_raises_is_one_error_line(project: P
     set_cfg(project, run={"acme": {"n": 2}})
     errors = one_error(run_with_plugin(project, CLASHING, "ls"))
     assert "the check of 'run.acme.n' raised ZeroDivisionError: division by zero" in errors and PLUGIN in errors
+
+
+def test_a_plugin_reader_that_fails_to_start_is_one_error_line_naming_it(project: Path) -> None:
+    two_done(project)
+    source = """
+        from metarunlog.metrics import Reader, register
+
+        @register
+        class Bad(Reader):
+            name = "bad"
+
+            def active(self):
+                return self.settings.patterns[0] is not None
+    """
+    errors = one_error(run_with_plugin(project, source, "table"))
+    assert (
+        "metrics reader 'bad' raised IndexError: tuple index out of range" in errors and f"{PLUGIN}.py line 9" in errors
+    )

@@ -7,6 +7,7 @@ a test registers a fake one from its own module).
 
 from __future__ import annotations
 
+from metarunlog import plugins
 from metarunlog.metrics.base import Reader, Settings
 
 _READERS: dict[str, type[Reader]] = {}
@@ -29,6 +30,14 @@ def names() -> list[str]:
 
 
 def readers(settings: Settings) -> list[Reader]:
-    """An instance of every registered reader not turned off and active with `settings`."""
-    out = [cls(settings) for name, cls in _READERS.items() if name not in settings.off]
-    return [r for r in out if r.active()]
+    """An instance of every registered reader not turned off and active with `settings`
+    (a reader from outside mrl that raises here is one error naming it: plugins.blamed)."""
+    out = []
+    for name, cls in _READERS.items():
+        if name not in settings.off:
+            with plugins.blamed(f"metrics reader {name!r}", cls):
+                reader = cls(settings)
+                if reader.active():
+                    reader.looks_for()  # what the Finder asks next: fail here, named
+                    out.append(reader)
+    return out
