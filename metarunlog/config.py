@@ -414,6 +414,7 @@ def load_experiment_overrides(cfg: Config, expdir: Path) -> Config:
     if not path.is_file():
         return cfg
     data = read_cfg_file(path)
+    import_plugins(data.get("plugins"), cfg.path.parent if cfg.path else expdir, path)
     return cfg.with_overrides(data, path, _logged(validate(data, path)))
 
 

@@ -361,3 +361,16 @@ def test_a_plugin_reader_that_fails_to_start_is_one_error_line_naming_it(project
     assert (
         "metrics reader 'bad' raised IndexError: tuple index out of range" in errors and f"{PLUGIN}.py line 9" in errors
     )
+
+
+def test_an_experiment_s_own_mrl_cfg_may_name_plugins_too(project: Path) -> None:
+    (project / "acme_mrl.py").write_text(LOCAL_PLUGIN)
+    set_cfg(project, run={"command": 'echo "$WORD" > word.txt'})
+    commit_all(project, "plugin")
+    exp = make_exp(project, [{"params": {"x": 1}}])
+    (exp.dir / ".mrl.cfg").write_text(
+        '{"plugins": ["acme_mrl"], "run": {"backend": "inline", "inline": {"word": "yo"}}}'
+    )
+    res = run_mrl("run", cwd=project)
+    assert res.returncode == 0 and "on inline" in res.stdout, res.stderr
+    assert (exp.subexp_dir(1) / "word.txt").read_text() == "yo\n"
