@@ -127,24 +127,11 @@ def _say(line: str) -> None:
         print(line, file=sys.stderr)
 
 
-class _NamedStdout(io.TextIOBase):
-    """sys.stdout, whose write errors name it (`no space left on device: <stdout>`), so that
-    `mrl new > /dev/full` does not read as if the disk mrl wrote the experiment to were full."""
+class _Wrapped(io.TextIOBase):
+    """A text stream passing everything but what a subclass changes to `stream`."""
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
-
-    def write(self, text: str) -> int:
-        try:  # a plain try, no context manager: `mrl ls` writes a line at a time
-            return self._stream.write(text)
-        except OSError as e:
-            raise _named(e) from None
-
-    def flush(self) -> None:
-        try:
-            self._stream.flush()
-        except OSError as e:
-            raise _named(e) from None
 
     def isatty(self) -> bool:
         return self._stream.isatty()
@@ -162,6 +149,81 @@ class _NamedStdout(io.TextIOBase):
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+class Guarded(_Wrapped):
+    """A stream whose write errors (a closed pipe: `mrl run | head -1`; a terminal that
+    went away: EIO; a full disk under a redirect) never stop the work: for stdout the first
+    one is said once on stderr (`...; <goes_on>`); from then on the output goes to /dev/null.
+    main guards stderr so for every command: a lost warning must not end the work, or change
+    its exit code, or lose what stdout still had to say."""
+
+    def __init__(self, stream: TextIO, name: str, goes_on: str = "the run goes on") -> None:
+        super().__init__(stream)
+        self._name = name
+        self._goes_on = goes_on
+        self.lost: OSError | None = None
+
+    def write(self, text: str) -> int:
+        if self.lost is None:
+            try:
+                self._stream.write(text)
+            except OSError as e:
+                self._lose(e)
+        return len(text)
+
+    def flush(self) -> None:
+        if self.lost is None:
+            try:
+                self._stream.flush()
+            except OSError as e:
+                self._lose(e)
+
+    def isatty(self) -> bool:
+        return self.lost is None and self._stream.isatty()
+
+    def _lose(self, e: OSError) -> None:
+        self.lost = e
+        with contextlib.suppress(OSError, ValueError):  # later flushes (at exit too) go nowhere
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        if self._name == "stdout":
+            with contextlib.suppress(OSError, ValueError):
+                # the work goes on: no "only the output is lost" hint on top (see environment_message)
+                said = e.strerror.lower() if e.filename == STDOUT and e.strerror else environment_message(e)
+                sys.stderr.write(f"mrl: warning: lost the output ({said}); {self._goes_on}\n")
+                sys.stderr.flush()
+
+
+@contextlib.contextmanager
+def stderr_guarded() -> Iterator[None]:
+    """sys.stderr as a `Guarded` stream while the command runs (see Guarded)."""
+    saved = sys.stderr
+    sys.stderr = Guarded(saved, "stderr")  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if isinstance(sys.stderr, Guarded):
+            sys.stderr.flush()
+            sys.stderr = saved
+
+
+class _NamedStdout(_Wrapped):
+    """sys.stdout, whose write errors name it (`no space left on device: <stdout>`), so that
+    `mrl new > /dev/full` does not read as if the disk mrl wrote the experiment to were full."""
+
+    def write(self, text: str) -> int:
+        try:  # a plain try, no context manager: `mrl ls` writes a line at a time
+            return self._stream.write(text)
+        except OSError as e:
+            raise _named(e) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as e:
+            raise _named(e) from None
 
 
 def _named(e: OSError) -> OSError:

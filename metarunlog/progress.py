@@ -8,7 +8,6 @@ failure is printed when it happens, with the last lines of its `run.log`.
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import sys
 import time
@@ -17,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import TextIO
 
 from metarunlog.backends.base import Job
+from metarunlog.error_handler import Guarded
 from metarunlog.execute import log_tail
 from metarunlog.fmt import fmt_duration
 from metarunlog.states import JobState
@@ -25,56 +25,11 @@ _ORDER = ["done", "failed", "running", "queued", "pending", "cancelled", "timeou
 REDRAW_S = 0.1
 
 
-class Guarded(io.TextIOBase):
-    """A stream whose write errors (a closed pipe: `mrl run | head -1`; a terminal that
-    went away: EIO; a full disk under a redirect) never stop the work: the first one is
-    said once on stderr, and from then on the output goes to /dev/null."""
-
-    def __init__(self, stream: TextIO, name: str) -> None:
-        self._stream = stream
-        self._name = name
-        self.lost: OSError | None = None
-
-    def write(self, text: str) -> int:
-        if self.lost is None:
-            try:
-                self._stream.write(text)
-            except OSError as e:
-                self._lose(e)
-        return len(text)
-
-    def flush(self) -> None:
-        if self.lost is None:
-            try:
-                self._stream.flush()
-            except OSError as e:
-                self._lose(e)
-
-    def isatty(self) -> bool:
-        return self.lost is None and self._stream.isatty()
-
-    def fileno(self) -> int:
-        return self._stream.fileno()
-
-    def _lose(self, e: OSError) -> None:
-        from metarunlog.error_handler import environment_message
-
-        self.lost = e
-        with contextlib.suppress(OSError, ValueError):  # later flushes (at exit too) go nowhere
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self._stream.fileno())
-            os.close(devnull)
-        if self._name == "stdout":
-            with contextlib.suppress(OSError, ValueError):
-                sys.stderr.write(f"mrl: warning: lost the output ({environment_message(e)}); the run goes on\n")
-                sys.stderr.flush()
-
-
 @contextlib.contextmanager
-def guarded_output() -> Iterator[tuple[Guarded, Guarded]]:
+def guarded_output(goes_on: str = "the run goes on") -> Iterator[tuple[Guarded, Guarded]]:
     """sys.stdout and sys.stderr as `Guarded` streams for the duration."""
     saved = sys.stdout, sys.stderr
-    out, err = Guarded(sys.stdout, "stdout"), Guarded(sys.stderr, "stderr")
+    out, err = Guarded(sys.stdout, "stdout", goes_on), Guarded(sys.stderr, "stderr")
     sys.stdout, sys.stderr = out, err  # type: ignore[assignment]
     try:
         yield out, err
@@ -146,6 +101,8 @@ class Progress:
         status = job.status
         where = f" [{job.resource}]" if job.resource is not None and self.slots else ""
         took = fmt_duration(status.duration if status else None)
+        if job.not_run:  # its record is an earlier run's: never show it as this run's outcome
+            return [f"[{self._finished}/{self.total}] {job.name} not run: {job.message} (its record says {job.state})"]
         head = f"[{self._finished}/{self.total}] {job.name} {job.state}{where}" + (f" in {took}" if took else "")
         if job.state is JobState.DONE:
             return [] if self.live else [head]

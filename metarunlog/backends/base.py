@@ -99,6 +99,9 @@ class Job:
     fingerprint: str | None = None  # `sub.fingerprint()` when planned: execute checks it before starting
     changed: bool = False  # skipped: it changed after it was planned (execute.Changed)
     unreadable: str = ""  # its `.mrl.status` cannot be read (corrupt): why, naming the path
+    # this run could not even start it (its folder read-only, the disk full): `state` is what
+    # its record on disk says, from an earlier run, and `message` says why
+    not_run: bool = False
 
     @property
     def id(self) -> int:

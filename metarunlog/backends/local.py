@@ -313,6 +313,8 @@ class LocalBackend(Backend):
             job.message = f"mrl could not record it: {environment_message(e)}"
             on_disk = job.observe()
             job.state = JobState.STALE if on_disk.active else on_disk  # we stopped it: nothing runs it
+            # before its first step: a `done` (or failed) record on disk is an earlier run's
+            job.not_run = code is None and on_disk.finished
         except Exception as e:  # noqa: BLE001 -- one broken job must not stop the pool
             job.message = f"mrl could not run it: {type(e).__name__}: {e}"
             job.state = JobState.FAILED

@@ -39,6 +39,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cli(args: argparse.Namespace, project: object) -> int:
+    from metarunlog.progress import guarded_output
+
+    # `mrl quickstart DIR | head -3`, a closed terminal: the example is made all the same
+    with guarded_output("quickstart goes on"):
+        return _cli(args)
+
+
+def _cli(args: argparse.Namespace) -> int:
     res = quickstart(args.dir, jobs=args.jobs)
     print()
     print(f"The example project is {res.basedir}")

@@ -215,6 +215,7 @@ class RunResult:
     hung_up: bool = False  # interrupted by SIGHUP (its terminal closed): exit 129
     skipped: int = 0
     changed: int = 0  # skipped: changed after planning (never run with the old commands)
+    not_run: int = 0  # could not be started (read-only, disk full): their states are earlier runs'
     note: str = ""  # what the backend says of a submission (Slurm: the job id, the script)
     after_submitted: bool = False  # the backend scheduled run.after itself
 
@@ -229,7 +230,7 @@ class RunResult:
             return 129 if self.hung_up else 130
         if self.submitted_only:
             return 0
-        return 0 if all(s is JobState.DONE for s in self.states) and not self.changed else 1
+        return 0 if all(s is JobState.DONE for s in self.states) and not self.changed and not self.not_run else 1
 
     @property
     def summary(self) -> str:
@@ -243,6 +244,8 @@ class RunResult:
         extra = f"; {left} left to another runner" if left else ""
         if self.changed:
             extra += f"; {self.changed} skipped: changed after planning"
+        if self.not_run:
+            extra += f"; {self.not_run} not run: mrl could not record them (see above)"
         return f"mrl: {what} in {fmt_duration(self.seconds)}: {counts_line(self.states) or 'nothing run'}{extra}"
 
 
@@ -312,6 +315,7 @@ def run(
         time.monotonic() - t0,
         skipped=len(jobs) - len(ours),
         changed=sum(j.changed for j in jobs),
+        not_run=sum(j.not_run for j in ours),
         hung_up=backend.hung_up,
         note=backend.note,
         after_submitted=backend.submits_after,

@@ -1,0 +1,86 @@
+"""Cells of the environment-fault matrix (every command x closed/full streams, read-only
+folders, a full disk, signals, odd config and odd input) that found a fault: each test
+here failed before its fix. The whole matrix, with the cells that held, is in
+docs/dev-notes/wave2/accept-l.md."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.backends.contract import make_experiment
+from tests.helpers.repo import GIT_ENV, REPO_ROOT, run_mrl
+
+
+@pytest.mark.parametrize("rerun", ["--force", "--failed"])
+def test_a_rerun_that_cannot_start_a_read_only_sub_experiment_never_shows_its_old_record_as_this_runs(  # type: ignore[no-untyped-def]
+    project: Path, read_only, rerun: str
+) -> None:
+    # 002 fails; then its folder is read-only: `run --force`/`--failed` cannot even lock it.
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], 'test "{{x}}" = 1 && echo ran > out.txt')
+    assert run_mrl("run", cwd=project).returncode == 1
+    if rerun == "--force":
+        (exp.dir / ".mrl.cfg").write_text('{"run": {"command": "echo ran > out.txt"}}\n')
+        assert run_mrl("run", "--failed", cwd=project).returncode == 0
+    sub = read_only(exp.dir / "002")
+    proc = run_mrl("run", rerun, cwd=project)
+    # before: "[2/2] 002 done in 0.0s", "2 done", exit 0 (the earlier run's record, as if run now)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    line = next(ln for ln in proc.stdout.splitlines() if " 002 " in ln)
+    assert "002 not run: mrl could not record it: read-only file system" in line and str(sub) in line, proc.stdout
+    assert "1 not run" in proc.stdout.splitlines()[-1], proc.stdout
+
+
+def _lost(stream: str, how: str):  # type: ignore[no-untyped-def]
+    """Popen keywords giving `stream` a /dev/full or a pipe whose reader is gone."""
+    if how == "full":
+        return {stream: open("/dev/full", "w")}  # noqa: SIM115 (closed with the process)
+    r, w = os.pipe()
+    os.close(r)
+    return {stream: w}
+
+
+def _mrl(*args: str, cwd: Path, **streams: object) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
+    kw: dict[str, object] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **streams}
+    try:
+        argv = [sys.executable, "-m", "metarunlog", *args]
+        return subprocess.run(argv, cwd=cwd, env=env, text=True, timeout=120, **kw)  # type: ignore[call-overload, no-any-return]
+    finally:
+        for v in streams.values():
+            if isinstance(v, int):
+                os.close(v)
+            elif hasattr(v, "close"):
+                v.close()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("how", ["full", "closed-pipe"])
+def test_quickstart_whose_output_is_lost_still_makes_the_whole_example(tmp_path: Path, how: str) -> None:
+    # before: it stopped at its first line: nothing made, and exit 0 for the closed pipe
+    proc = _mrl("quickstart", "demo", cwd=tmp_path, **_lost("stdout", how))
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    warned = [ln for ln in proc.stderr.splitlines() if "lost the output" in ln]
+    assert len(warned) == 1 and warned[0].endswith("quickstart goes on"), proc.stderr
+    assert (tmp_path / "demo" / "output" / "0001" / ".mrl.done").exists()
+    assert (tmp_path / "demo" / "output" / "0001" / "analysis" / "index.html").exists()
+
+
+@pytest.mark.parametrize("how", ["full", "closed-pipe"])
+def test_a_lost_stderr_never_ends_a_command_or_changes_its_exit_code(project: Path, how: str) -> None:
+    # `mrl new` warns on stderr (an untracked file) before it prints the new folder's path;
+    # before: /dev/full made it exit 1 without the path, a closed pipe exit 0 without it
+    (project / "notes.txt").write_text("untracked\n")
+    proc = _mrl("new", "x", cwd=project, **_lost("stderr", how))
+    assert proc.returncode == 0
+    assert proc.stdout.strip().splitlines()[-1] == str(project / "output" / "0001")
+    exp = make_experiment(project, [{"x": 1}], "true")
+    assert run_mrl("run", cwd=project).returncode == 0
+    # `mrl table` notes "no metrics" on stderr after the table: before, exit 1 under /dev/full
+    proc = _mrl("table", str(exp.id), cwd=project, **_lost("stderr", how))
+    assert proc.returncode == 0 and "001" in proc.stdout
