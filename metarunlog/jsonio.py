@@ -9,7 +9,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, NoReturn, TypeVar
 
@@ -185,6 +185,16 @@ def raise_named(e: OSError, path: str) -> NoReturn:
     if e.filename is not None:
         raise e
     raise OSError(e.errno, e.strerror, path) from e
+
+
+@contextlib.contextmanager
+def naming(path: str | os.PathLike[str]) -> Iterator[None]:
+    """An OSError inside names `path` when it names no file (see raise_named): for a plain
+    `Path.write_text`, whose "no space left on device" comes from write or close alone."""
+    try:
+        yield
+    except OSError as e:
+        raise_named(e, os.fspath(path))
 
 
 def prepare_json(path: str | os.PathLike[str], data: Any) -> Pending:

@@ -10,6 +10,7 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
+from metarunlog import jsonio
 from metarunlog.commands.new import NewResult, new
 from metarunlog.config import CFG_NAME
 from metarunlog.experiment import Experiment, SubExperiment
@@ -51,7 +52,8 @@ def _copy_overrides(source: Experiment, made: NewResult) -> None:
     if not src.is_file():
         return
     exp = made.exp
-    (exp.dir / CFG_NAME).write_bytes(src.read_bytes())
+    with jsonio.naming(exp.dir / CFG_NAME):
+        (exp.dir / CFG_NAME).write_bytes(src.read_bytes())
     made.copied[CFG_NAME] = source.name
     exp.write_record(dataclasses.replace(exp.record, copied={**exp.record.copied, CFG_NAME: source.name}))
 

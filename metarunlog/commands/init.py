@@ -9,10 +9,11 @@ directory is not in a git work tree, is inside an experiment, or is already init
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 
-from metarunlog import git
+from metarunlog import git, jsonio
 from metarunlog.config import CFG_NAME, default_config
 from metarunlog.errors import MrlError
 from metarunlog.project import inside_experiment
@@ -64,7 +65,8 @@ def init(cwd: Path, outdir: str) -> Path:
     data = default_config(cwd.name, out.as_posix())
     (cwd / out).mkdir(parents=True, exist_ok=True)
     _add_to_gitignore(cwd, [f"/{out.as_posix()}/", "/last"])
-    cfg_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    # atomic: a full disk leaves no .mrl.cfg, never an empty one every command refuses
+    jsonio.write_text(cfg_path, json.dumps(data, indent=2) + "\n")
     return cfg_path
 
 
@@ -76,4 +78,14 @@ def _add_to_gitignore(cwd: Path, patterns: list[str]) -> None:
     if not missing:
         return
     sep = "" if not existing or existing.endswith("\n") else "\n"
-    path.write_text(existing + sep + "# metarunlog\n" + "\n".join(missing) + "\n", encoding="utf-8")
+    # appended, not rewritten: the user's lines stay whatever happens (a full disk emptied it),
+    # and a part-written addition is taken back
+    with jsonio.naming(path), open(path, "a", encoding="utf-8") as f:
+        size = f.tell()
+        try:
+            f.write(sep + "# metarunlog\n" + "\n".join(missing) + "\n")
+            f.flush()
+        except OSError:
+            with contextlib.suppress(OSError):
+                f.truncate(size)
+            raise

@@ -88,7 +88,8 @@ def _write_note(exp: Experiment, note_fn: str, description: str) -> None:
     note = exp.dir / note_fn
     try:
         if not note.exists():
-            note.write_text(f"# {exp.name}: {description or '(no description)'}\n\n", encoding="utf-8")
+            with jsonio.naming(note):
+                note.write_text(f"# {exp.name}: {description or '(no description)'}\n\n", encoding="utf-8")
     except (NotADirectoryError, IsADirectoryError) as e:
         raise MrlError(
             f"note_fn '{note_fn}' in .mrl.cfg cannot be a file in {exp.name}: part of it is a "
@@ -339,7 +340,8 @@ def _fill(
     if snap.submodules:
         result.warnings.append(_submodules_line(snap.submodules, pin))
     if pin.diff is not None:
-        (exp.dir / DIFF).write_bytes(pin.diff)
+        with jsonio.naming(exp.dir / DIFF):
+            (exp.dir / DIFF).write_bytes(pin.diff)
         if pin.diff.strip():
             snapshot.apply_diff(repo, pin.head.sha, exp.dir / DIFF, code)
     if source.dir is not None:
@@ -410,7 +412,8 @@ def _copy_files(project: Project, repo: Path, exp: Experiment, source: CopySourc
         dst = exp.dir / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(src, bytes):
-            dst.write_bytes(src)
+            with jsonio.naming(dst):
+                dst.write_bytes(src)
             result.warnings.append(
                 f"{name}: copied the version committed at {pin.head.sha[:10]}; your uncommitted change to it "
                 f"is in code/ (through {DIFF}) but not in {exp.name}/{name}"

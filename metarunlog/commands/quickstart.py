@@ -118,7 +118,7 @@ def _configure(basedir: Path) -> None:
     run = cfg.setdefault("run", {})
     run["command"] = f"{shlex.quote(sys.executable)} {{{{codeDir}}}}/train.py --config conf.json"
     run["jobs"] = 2
-    path.write_text(json.dumps(cfg, indent=2) + "\n")
+    jsonio.write_text(path, json.dumps(cfg, indent=2) + "\n")  # atomic: never a half .mrl.cfg
 
 
 def _mrl(res: QuickstartResult, *argv: str, check: bool = True) -> int:

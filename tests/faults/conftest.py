@@ -44,15 +44,20 @@ def full_disk() -> Iterator[callable]:  # type: ignore[valid-type]
         _umount(p)
 
 
-def fill(path: Path) -> None:
-    """Fill the file system holding `path` until writes fail with ENOSPC."""
-    with open(path / ".filler", "wb") as f:
+def fill(path: Path, leave: int = 0) -> Path:
+    """Fill the file system holding `path` until writes fail with ENOSPC, then free `leave`
+    bytes again (a disk that fills up part-way through the next write); the filler's path."""
+    filler = path / ".filler"
+    with open(filler, "wb") as f:
         try:
             while True:
                 f.write(b"\0" * 65536)
                 f.flush()
         except OSError:
             pass
+        if leave:
+            f.truncate(max(0, f.tell() - leave))
+    return filler
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ docs/dev-notes/wave2/accept-l.md."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.backends.contract import make_experiment
-from tests.helpers.repo import GIT_ENV, REPO_ROOT, run_mrl
+from tests.faults.conftest import fill
+from tests.helpers.repo import GIT_ENV, REPO_ROOT, commit_all, run_mrl
 
 
 @pytest.mark.parametrize("rerun", ["--force", "--failed"])
@@ -84,3 +86,59 @@ def test_a_lost_stderr_never_ends_a_command_or_changes_its_exit_code(project: Pa
     # `mrl table` notes "no metrics" on stderr after the table: before, exit 1 under /dev/full
     proc = _mrl("table", str(exp.id), cwd=project, **_lost("stderr", how))
     assert proc.returncode == 0 and "001" in proc.stdout
+
+
+# A disk that fills up part-way: every amount of space left, a page at a time, so that each
+# write the command makes is in turn the one that fails.
+LEFT = [n * 4096 for n in range(0, 12)]
+
+
+def _failed_honestly(proc: subprocess.CompletedProcess[str], inside: Path) -> None:
+    assert "Traceback" not in proc.stderr, proc.stderr
+    if proc.returncode == 0:
+        return
+    assert proc.returncode == 1, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("mrl: error:")]
+    assert len(errors) == 1 and "no space left on device" in errors[0], proc.stderr
+    assert f": {inside}/" in errors[0], errors[0]  # names the file it could not write
+
+
+def test_mrl_init_on_a_filling_disk_names_the_file_keeps_the_gitignore_and_leaves_no_broken_cfg(  # type: ignore[no-untyped-def]
+    git_repo: Path, full_disk
+) -> None:
+    ours = "*.pyc\n/data/\n"
+    (git_repo / ".gitignore").write_text(ours)
+    commit_all(git_repo, "gitignore")
+    disk = full_disk(git_repo, "1m")
+    for left in LEFT:
+        filler = fill(disk, left)
+        proc = run_mrl("init", cwd=git_repo)
+        filler.unlink()
+        _failed_honestly(proc, git_repo)
+        # before: .gitignore rewritten in place (emptied by a full disk) and .mrl.cfg left
+        # empty, which every later mrl command refused as unparsable
+        assert (git_repo / ".gitignore").read_text().startswith(ours)
+        cfg = git_repo / ".mrl.cfg"
+        assert not cfg.exists() or json.loads(cfg.read_text())["outdir"] == "output"
+        if proc.returncode == 0:
+            break
+        assert run_mrl("ls", cwd=git_repo).returncode in (0, 1)
+    else:
+        pytest.fail("mrl init never succeeded")
+    assert run_mrl("ls", cwd=git_repo).returncode == 0
+
+
+def test_mrl_new_on_a_filling_disk_always_names_the_file_it_could_not_write(project: Path, full_disk) -> None:  # type: ignore[no-untyped-def]
+    # before: the note (Path.write_text: the error comes at close) said only
+    # "no space left on device (free some disk space and rerun)"
+    assert run_mrl("new", "first", cwd=project).returncode == 0
+    out = full_disk(project / "output", "4m")
+    for left in LEFT:
+        filler = fill(out, left)
+        proc = run_mrl("new", "x", cwd=project)
+        filler.unlink()
+        _failed_honestly(proc, out)
+        made = sorted(p.name for p in out.iterdir() if p.name.isdigit())
+        assert made == (["0001", "0002"] if proc.returncode == 0 else ["0001"]), (left, made)
+        if proc.returncode == 0:
+            break
