@@ -391,3 +391,34 @@ def test_an_original_sloppy_experiment_is_compared_and_reproduced_at_its_commit(
     made = json.loads((project / "output" / "0003" / ".mrl").read_text())
     assert made["gitHash"] == sha and made["reproduces"]["expId"] == 1
     assert json.loads((project / "output" / "0003" / "001" / ".mrl").read_text())["params"] == {"lr": 0.1}
+
+
+def test_hook_files_importing_the_originals_helper_modules_still_load(project: Path) -> None:
+    """`from metarunlog.util import nowstring` / `from metarunlog.exceptions import ...` in an
+    original hook file failed to import, which stopped every command that runs a hook."""
+    hooks(
+        project,
+        """
+import re
+from metarunlog.exceptions import *
+from metarunlog.util import nowstring, get_commit, sshify, _decode_dict
+
+def peek(self, args):
+    try:
+        self._resolveExpId('99')
+    except InvalidExpIdException as e:
+        caught = 'caught'
+    sha, subject = get_commit()
+    assert re.fullmatch(r'\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d', nowstring()), nowstring()
+    assert re.fullmatch(r'\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d', nowstring(sec=False))
+    print(caught, subject, sshify("echo 'a b'", 'node7', None), _decode_dict({'a': 1}))
+    raise BatchException('the batch is not ready')
+""",
+        {"peek": {}},
+    )
+    assert main(["new"]) == 0
+    r = run_mrl("peek", cwd=project)
+    lines = r.stdout.splitlines()
+    assert lines == ["caught hooks ssh node7 'echo '\"'\"'a b'\"'\"'' {'a': 1}"], r.stdout + r.stderr
+    assert r.returncode == 1
+    assert r.stderr.splitlines()[-1].startswith("mrl: error: hook peek raised BatchError: the batch is not ready")
