@@ -422,3 +422,17 @@ def peek(self, args):
     assert lines == ["caught hooks ssh node7 'echo '\"'\"'a b'\"'\"'' {'a': 1}"], r.stdout + r.stderr
     assert r.returncode == 1
     assert r.stderr.splitlines()[-1].startswith("mrl: error: hook peek raised BatchError: the batch is not ready")
+
+
+def test_the_originals_abbreviated_git_hash_is_the_same_commit_as_the_full_one(project: Path) -> None:
+    """The original recorded `git log -n1 --oneline`'s short hash: `mrl diff` of it and an
+    experiment mrl made at that commit said "cc01c33 -> cc01c333ecec, 0 file(s) changed"."""
+    assert main(["new", "-cp", "no"]) == 0
+    sha = git(project, "rev-parse", "HEAD").strip()
+    _original_experiment(project, 2, sha, [0.1])
+    rec = json.loads((project / "output" / "0002" / ".mrl").read_text())
+    rec["gitHash"] = sha[:7]
+    (project / "output" / "0002" / ".mrl").write_text(json.dumps(rec))
+    diff = run_mrl("diff", "1", "2", cwd=project)
+    assert diff.returncode == 0, diff.stderr
+    assert f"code: same commit {sha[:12]}" in diff.stdout, diff.stdout

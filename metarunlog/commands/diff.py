@@ -254,6 +254,10 @@ def _code(project: Project, a: Side, b: Side, d: Diff, *, full: bool) -> None:
     if missing:
         d.code_note = f"commit {missing[0][:12]} is not in this repository: cannot list the changed files"
         return
+    full_a, full_b = git.rev_parse(repo, ha), git.rev_parse(repo, hb)  # the original wrote abbreviated ones
+    if full_a is not None and full_a == full_b:
+        d.commits = (full_a, full_b)
+        return
     d.files = git.changed_files(repo, ha, hb)
     if full:
         d.code_text = git.diff_text(repo, ha, hb)
