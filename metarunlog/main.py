@@ -93,7 +93,10 @@ def build_parser(
     modules = {}
     for name in [*COMMANDS, *(c for c in custom if c not in COMMANDS)]:
         if name in custom:  # a hook; one named like a built-in replaces it, in its place
-            _add_custom(sub, name, custom[name])
+            if only is not None and name != only:
+                sub.add_parser(name)  # not the command run: its xargs are not read
+            else:
+                _add_custom(sub, name, custom[name])
             continue
         if only is not None and name != only:
             sub.add_parser(name)
@@ -110,6 +113,10 @@ def build_parser(
         mod.add_arguments(p)
         modules[name] = mod
     return parser, modules
+
+
+# What args of a hook command already hold: an xarg of the same name would overwrite it.
+_RESERVED_DESTS = ("command", "expId", "mode")
 
 
 def _add_custom(sub: Any, name: str, xargs: dict[str, Any]) -> None:
@@ -131,19 +138,25 @@ def _add_custom(sub: Any, name: str, xargs: dict[str, Any]) -> None:
     from metarunlog.commands._args import add_option, kebab
 
     for xarg, default in xargs.items():
+        where = f".mrl.cfg hooks: {name}'s xarg {xarg!r}"
+        if xarg in _RESERVED_DESTS:
+            raise MrlError(f"{where} is a name mrl sets on args itself ({', '.join(_RESERVED_DESTS)}): rename it")
         # -xarg as the original spelled it, and --x-arg; --xArg (the name as written) still works
         long = f"--{kebab(xarg)}"
-        add_option(
-            p,
-            f"-{xarg}",
-            long,
-            hidden=(f"--{xarg}",) if long != f"--{xarg}" else (),
-            dest=xarg,
-            default=default,
-            required=default is None,
-            metavar="VALUE",
-            help="required" if default is None else f"default: {default}",
-        )
+        try:
+            add_option(
+                p,
+                f"-{xarg}",
+                long,
+                hidden=(f"--{xarg}",) if long != f"--{xarg}" else (),
+                dest=xarg,
+                default=default,
+                required=default is None,
+                metavar="VALUE",
+                help="required" if default is None else f"default: {default}",
+            )
+        except argparse.ArgumentError as e:  # -h, -help, or gammaN beside gamma_n (both --gamma-n)
+            raise MrlError(f"{where} clashes with another option ({e.message}): rename it") from None
 
 
 def main(argv: list[str] | None = None) -> int:

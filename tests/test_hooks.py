@@ -255,3 +255,27 @@ def test_a_hook_writing_into_a_closed_pipe_or_a_full_disk_is_mrls_output_error_n
     assert lost.returncode == 1
     assert lost.stderr.startswith("mrl: error: no space left on device: <stdout> (only the output is lost"), lost.stderr
     assert "raised" not in lost.stderr
+
+
+@pytest.mark.parametrize(
+    ("xargs", "said"),
+    [
+        ({"h": 1}, "xarg 'h' clashes with another option (conflicting option string: -h)"),
+        ({"help": 1}, "xarg 'help' clashes with another option (conflicting option string: --help)"),
+        (
+            {"gammaN": 1, "gamma_n": 2},
+            "xarg 'gamma_n' clashes with another option (conflicting option string: --gamma-n)",
+        ),
+        ({"command": 1}, "xarg 'command' is a name mrl sets on args itself (command, expId, mode)"),
+    ],
+)
+def test_a_hook_xarg_that_cannot_be_an_option_is_one_line_and_other_commands_still_work(
+    project: Path, xargs: dict, said: str
+) -> None:
+    """An xarg `h` (or two that both become --gamma-n) crashed every mrl command, `mrl ls`
+    included, with argparse's 'conflicting option string' traceback."""
+    hooks(project, "def score(self, args):\n    print('scored')\n", {"score": xargs})
+    r = run_mrl("score", cwd=project)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.splitlines() == [f"mrl: error: .mrl.cfg hooks: score's {said}: rename it"]
+    assert run_mrl("ls", cwd=project).returncode == 0
