@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,25 @@ from tests.helpers.records import done, grid_exp, make_exp
 from tests.helpers.repo import GIT_ENV, REPO_ROOT, commit_all, run_mrl, set_cfg
 
 PLUGIN = "acme_plugin"
+
+
+@pytest.fixture(autouse=True)
+def _registries_restored() -> Iterator[None]:
+    """A plugin a test imports in this process (an experiment's cfg read here) is forgotten after it."""
+    from metarunlog.backends import registry as backends
+    from metarunlog.metrics import registry as readers
+    from metarunlog.report import registry as sections
+
+    saved = (dict(backends._SPECS), dict(readers._READERS), list(sections._SECTIONS), set(sys.modules))
+    yield
+    backends._SPECS.clear()
+    backends._SPECS.update(saved[0])
+    readers._READERS.clear()
+    readers._READERS.update(saved[1])
+    sections._SECTIONS[:] = saved[2]
+    for name in set(sys.modules) - saved[3]:
+        if name.startswith("acme"):
+            del sys.modules[name]
 
 
 def run_with_plugin(project: Path, source: str, *args: str) -> subprocess.CompletedProcess[str]:
