@@ -63,10 +63,11 @@ _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 _MRL_RE = re.compile(r"^[ \t]*(?P<open>[^\w\s]{0,4})[ \t]*MRL:(?P<stmt>.*?)[ \t]*\r?$")
 # The original took the line's first word, whatever it was, as the comment symbol
 # (`line.split(None, 1)[-1]`: `REM MRL:`, `c MRL:`, `dnl MRL:`, `##### MRL:`). Any other
-# first word is one here too, but only before a statement that starts like a directive
-# (`grid[`, `params =`, ...), so prose such as `see MRL: docs` stays template text.
+# first word is one here too, but only before a statement shaped like an assignment
+# (`name = ...` or `name[...] = ...`), so prose such as `see MRL: docs` stays template
+# text, while a typo (`REM MRL:gird['lr'] = ...`) is still an error naming the line.
 _WORD_MRL_RE = re.compile(r"^[ \t]*\S+[ \t]+MRL:(?P<stmt>.*?)[ \t]*\r?$")
-_DIRECTIVE_RE = re.compile(r"^[ \t]*(?:grid[ \t]*\[|(?:grids|params|defaults|repeat|sample|seed)[ \t]*=(?!=))")
+_ASSIGNMENT_RE = re.compile(r"^[ \t]*[A-Za-z_]\w*[ \t]*(?:\[[^\]]*\][ \t]*)?=(?!=)")
 _CLOSERS = {"<!--": "-->", "/*": "*/"}
 
 
@@ -155,7 +156,7 @@ def _mrl_statement(line: str) -> str | None:
     m = _MRL_RE.match(line)
     if m is None:
         w = _WORD_MRL_RE.match(line)
-        return w.group("stmt") if w is not None and _DIRECTIVE_RE.match(w.group("stmt")) else None
+        return w.group("stmt") if w is not None and _ASSIGNMENT_RE.match(w.group("stmt")) else None
     stmt = m.group("stmt")
     closer = _CLOSERS.get(m.group("open"))
     if closer and stmt.endswith(closer):

@@ -113,6 +113,13 @@ def test_prose_after_a_word_is_template_text_not_an_mrl_line(line: str) -> None:
     assert t.mrl_lines == [] and t.body == f"{line}\n"
 
 
+def test_a_typo_after_a_word_opener_is_an_error_naming_the_line_not_silent_text() -> None:
+    with pytest.raises(BatchError, match=r"line 2: cannot assign to 'gird\['x'\]' in an MRL line"):
+        spec_of("x: {{x}}\nREM MRL:gird['x'] = [1, 2]\n")
+    with pytest.raises(BatchError, match=r"line 2: unknown MRL directive 'parms' \(did you mean 'params'\?\)"):
+        spec_of("x: {{x}}\nREM MRL:parms = [{'x': 1}]\n")
+
+
 def test_params_are_crossed_with_the_grid_params_outermost_and_grid_winning() -> None:
     combos = combos_of(
         "# MRL:grid['lr'] = [1, 2]\n# MRL:params = [{'opt': 'sgd'}, {'opt': 'adam', 'lr': 9, 'b': 0.9}]\n"
