@@ -75,15 +75,52 @@ def failure(what: str, e: BaseException, obj: Any) -> PluginError:
     return PluginError(f"{what} raised {describe(e)} ({where(e, obj)})")
 
 
+def _roots(obj: Any) -> list[Path]:
+    """Where the plugin's code lives: its top-level package's folders, or its module's file
+    (found again when it failed to import, and so is not in sys.modules)."""
+    import importlib.util
+
+    name = module_of(obj).partition(".")[0]
+    top = sys.modules.get(name)
+    if top is not None:
+        places = list(getattr(top, "__path__", None) or ()) or [getattr(top, "__file__", None)]
+    else:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        places = list(spec.submodule_search_locations or ()) or [spec.origin] if spec is not None else []
+    return [Path(p).resolve() for p in places if p]
+
+
+def _its_fault(e: BaseException, obj: Any) -> bool:
+    """The exception went through the plugin's code, or was raised calling it (a wrong
+    signature: no frame below the call). One that only went through mrl's code below the
+    call is mrl's bug, whatever the plugin."""
+    frames = list(traceback.extract_tb(e.__traceback__))
+    while frames and Path(frames[0].filename).resolve() == Path(__file__).resolve():
+        frames = frames[1:]  # blamed's own frame (the exception is thrown into it)
+    below = frames[1:]  # what the `with blamed(...)` body called
+    if not below:
+        return True
+    roots = _roots(obj)
+    for frame in below:
+        path = Path(frame.filename).resolve()
+        if any(path == root or path.is_relative_to(root) for root in roots):
+            return True
+    return False
+
+
 @contextlib.contextmanager
 def blamed(what: str, obj: Any) -> Iterator[None]:
     """Run plugin code: an exception other than MrlError (and ^C, exit) becomes a
-    PluginError when `obj` is foreign; mrl's own code raises as it is."""
+    PluginError when `obj` is foreign and the exception is its fault (`_its_fault`);
+    mrl's own code raises as it is."""
     try:
         yield
     except MrlError:
         raise
     except Exception as e:
-        if not is_foreign(obj):
+        if not is_foreign(obj) or not _its_fault(e, obj):
             raise
         raise failure(what, e, obj) from e

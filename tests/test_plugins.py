@@ -237,8 +237,16 @@ def test_mrl_s_own_code_is_not_a_plugin() -> None:
 
 
 def test_an_exception_in_mrl_s_own_code_is_raised_as_it_is_a_bug() -> None:
+    from metarunlog.fmt import fmt_duration
+
     with pytest.raises(ZeroDivisionError), plugins.blamed("the local backend", "metarunlog.backends.local"):
         _ = 1 / 0
+    # a plugin's call whose exception never went through the plugin's code: mrl's bug
+    with pytest.raises(TypeError), plugins.blamed("the acme backend", __name__):
+        fmt_duration("soon")  # type: ignore[arg-type]
+    # ... but a call that did not even get into the plugin (a wrong signature) is its fault
+    with pytest.raises(plugins.PluginError, match="takes 0 positional arguments"), plugins.blamed("x", __name__):
+        test_mrl_s_own_code_is_not_a_plugin(1)  # type: ignore[call-arg]
     said = r"the acme backend raised ZeroDivisionError: .*test_plugins.py line"
     with pytest.raises(plugins.PluginError, match=said), plugins.blamed("the acme backend", __name__):
         _ = 1 / 0
