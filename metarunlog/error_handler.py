@@ -70,8 +70,7 @@ def error_handler() -> Iterator[None]:
         raise Exit(EXIT_INTERRUPT) from None
     except BrokenPipeError:
         # `mrl ls | head`: the reader left; not an error worth a traceback.
-        with contextlib.suppress(Exception):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115
+        drop_stdout()
         raise Exit(0) from None
     except OSError as e:
         if e.errno not in ENVIRONMENT_ERRNOS:
@@ -85,6 +84,12 @@ def error_handler() -> Iterator[None]:
 
 
 STDOUT = "<stdout>"  # the `filename` of an error writing mrl's own output (see stdout_named)
+
+
+def drop_stdout() -> None:
+    """After the reader of stdout left (`| head`): later writes, and the flush at exit, go nowhere."""
+    with contextlib.suppress(Exception):
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115
 
 
 def environment_message(e: OSError) -> str:

@@ -106,8 +106,13 @@ def verify_cli(project: Project, exp: Experiment) -> int:
             file=sys.stderr,
         )
     against = f"commit {commit[:10]}" + (f" + {DIFF}" if diff is not None else "")
-    for d in found:
-        print(f"{d.kind:<8} {d.path}" + (f"  ({d.detail})" if d.detail and d.detail != "content" else ""))
+    try:
+        for d in found:
+            print(f"{d.kind:<8} {d.path}" + (f"  ({d.detail})" if d.detail and d.detail != "content" else ""))
+    except BrokenPipeError:  # `mrl verify | head -1`: the verdict is the exit code, whoever stopped reading
+        from metarunlog.error_handler import drop_stdout
+
+        drop_stdout()
     if not found:
         print(f"{exp.name}: code/ matches {against} ({files} files)")
         return 0
