@@ -228,20 +228,12 @@ def test_a_hook_writing_into_a_closed_pipe_or_a_full_disk_is_mrls_output_error_n
     import subprocess
     import sys
 
-    from tests.helpers.repo import GIT_ENV, REPO_ROOT
+    from tests.helpers.repo import GIT_ENV, REPO_ROOT, run_mrl_into_head
 
     hooks(project, "def score(self, args):\n    for i in range(200000):\n        print('line', i)\n", {"score": {}})
     assert main(["new"]) == 0
     env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
-    piped = subprocess.run(
-        f"{sys.executable} -m metarunlog score | head -1; exit ${{PIPESTATUS[0]}}",
-        shell=True,
-        executable="/bin/bash",
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    piped = run_mrl_into_head("score", cwd=project)
     assert (piped.returncode, piped.stdout, piped.stderr) == (0, "line 0\n", "")
     with open("/dev/full", "w") as full:
         lost = subprocess.run(

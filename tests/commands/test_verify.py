@@ -178,24 +178,12 @@ def test_verify_of_a_notclean_experiment_whose_diff_is_gone_is_one_error_not_a_l
 def test_verify_piped_into_head_keeps_its_verdict(project: Path) -> None:
     """`mrl verify | head -1` exited 0 once head stopped reading (the closed pipe was taken
     for success), though code/ differed: under `set -o pipefail` a script saw a match."""
-    import subprocess
-    import sys
-
-    from tests.helpers.repo import GIT_ENV, REPO_ROOT
+    from tests.helpers.repo import run_mrl_into_head
 
     exp = new()
     for i in range(5000):  # more than a pipe holds, so the writes hit the closed pipe
         (exp / "code" / f"added_{i:04d}.txt").write_text("x\n")
-    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
-    proc = subprocess.run(
-        f"set -o pipefail; {sys.executable} -m metarunlog verify | head -1",
-        shell=True,
-        executable="/bin/bash",
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    proc = run_mrl_into_head("verify", cwd=project)
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout == "added    added_0000.txt\n"
     assert proc.stderr == f"mrl: {exp.name}: code/ differs from commit {_hash(exp)[:10]}: 5000 added\n"

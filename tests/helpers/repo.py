@@ -59,6 +59,22 @@ def run_mrl(
     )
 
 
+def run_mrl_into_head(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`mrl ARGS | head -1` in bash: stdout is head's line, the exit code mrl's own (PIPESTATUS)."""
+    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
+    line = " ".join([sys.executable, "-m", "metarunlog", *args])
+    return subprocess.run(
+        f"{line} | head -1; exit ${{PIPESTATUS[0]}}",
+        shell=True,
+        executable="/bin/bash",
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def old_one_job_exp(basedir: Path, template: str, rendered: str, params: dict | None = None) -> Path:
     """`mrl new`, then conf.lua as an earlier mrl 2.0 left a template without MRL lines (a
     "one-job experiment"): rendered into EXPDIR itself, the template kept in
