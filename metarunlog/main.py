@@ -134,7 +134,7 @@ def _add_custom(sub: Any, name: str, xargs: dict[str, Any]) -> None:
             "(GIT_CEILING_DIRECTORIES)."
         ),
     )
-    p.add_argument("expId", nargs="?", metavar="EXP", help="experiment (default: last)")
+    p.add_argument("expId", nargs="?", metavar="EXP", help="experiment (default: the one you are in, else the newest)")
     from metarunlog.commands._args import add_option, kebab
 
     for xarg, default in xargs.items():

@@ -185,3 +185,18 @@ def test_hooks_wrap_an_added_command_like_a_built_in_one(hello_command: None, pr
     capsys.readouterr()
     assert main(["hello"]) == 0
     assert capsys.readouterr().out == "before 1\nhello 0001: hooked\nafter\n"
+
+
+def test_a_hook_command_and_info_default_to_the_experiment_you_are_in_as_their_help_says(project: Path) -> None:
+    (project / "mrl_hooks.py").write_text("def score(self, args):\n    print('scoring', args.expId)\n")
+    set_cfg(project, hooks={"score": {}})
+    commit_all(project, "hooks")
+    assert main(["new", "first"]) == 0
+    assert main(["new", "second"]) == 0
+    inside = project / "output" / "0001"
+    for cmd in ("score", "info"):
+        said = " ".join(run_mrl(cmd, "--help", cwd=project).stdout.split())
+        assert "EXP experiment (default: the one you are in, else the newest)" in said, said
+    assert run_mrl("score", cwd=inside).stdout == "scoring 1\n"
+    assert run_mrl("score", cwd=project).stdout == "scoring 2\n"
+    assert run_mrl("info", "--path", cwd=inside).stdout == f"{inside}\n"

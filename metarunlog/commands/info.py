@@ -28,7 +28,7 @@ def RESOLVES_EXP(args: argparse.Namespace) -> bool:  # noqa: N802 (main's per-co
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("expId", nargs="?", metavar="EXP", help="experiment (default: last)")
+    p.add_argument("expId", nargs="?", metavar="EXP", help="experiment (default: the one you are in, else the newest)")
     add_options(p)
 
 
