@@ -402,3 +402,22 @@ def test_an_experiment_s_own_mrl_cfg_may_name_plugins_too(project: Path) -> None
     res = run_mrl("run", cwd=project)
     assert res.returncode == 0 and "on inline" in res.stdout, res.stderr
     assert (exp.subexp_dir(1) / "word.txt").read_text() == "yo\n"
+
+
+def test_mrl_cancel_of_a_plugin_backend_without_cancel_is_one_error_line(project: Path) -> None:
+    exp = make_exp(project, [{"params": {"lr": 0.1}}])
+    (exp.subexp_dir(1) / ".mrl.status").write_text(
+        '{"state": "running", "backend": "acme", "jobId": "7", "host": "elsewhere", "attempts": 1}'
+    )
+    source = """
+        from metarunlog.backends.base import Backend
+        from metarunlog.backends.registry import BackendSpec, register
+
+        class Acme(Backend):
+            def poll(self, jobs):
+                return [j.observe() for j in jobs]
+
+        register(BackendSpec("acme", "acme_plugin:Acme"))
+    """
+    errors = one_error(run_with_plugin(project, source, "cancel"))
+    assert "the Acme backend defines no cancel(jobs)" in errors

@@ -139,6 +139,10 @@ def stale_after(exp: Experiment) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else DEFAULT_STALE_AFTER
 
 
+class NotProvided(MrlError, NotImplementedError):
+    """A backend lacks a method the command needs: one `mrl: error:` line, not a traceback."""
+
+
 class Backend:
     """What every backend provides; subclass it (see the module docstring).
 
@@ -229,14 +233,17 @@ class Backend:
 
     # -- the interface ------------------------------------------------------------------------
     def submit(self, jobs: Sequence[Job]) -> None:
-        raise NotImplementedError
+        raise NotProvided(f"the {self.name or type(self).__name__} backend defines no submit(jobs): it cannot run jobs")
 
     def poll(self, jobs: Sequence[Job]) -> list[JobState]:
         """By default: what each job's `.mrl.status` says, with liveness checked."""
         return observe(jobs)
 
     def cancel(self, jobs: Sequence[Job]) -> None:
-        raise NotImplementedError
+        raise NotProvided(
+            f"the {self.name or type(self).__name__} backend defines no cancel(jobs): stop its jobs "
+            "where they run (its scheduler's own command)"
+        )
 
     def wait(self, timeout: float) -> None:
         time.sleep(timeout)
