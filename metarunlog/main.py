@@ -95,8 +95,13 @@ def build_parser(
         if name in custom:  # a hook; one named like a built-in replaces it, in its place
             if only is not None and name != only:
                 sub.add_parser(name)  # not the command run: its xargs are not read
-            else:
+                continue
+            try:
                 _add_custom(sub, name, custom[name])
+            except MrlError as e:
+                if only == name:
+                    raise
+                sub.add_parser(name, help=f"(cannot be run: {e})")  # `mrl --help` still lists the rest
             continue
         if only is not None and name != only:
             sub.add_parser(name)
@@ -121,6 +126,7 @@ _RESERVED_DESTS = ("command", "expId", "mode")
 
 def _add_custom(sub: Any, name: str, xargs: dict[str, Any]) -> None:
     """`mrl NAME [EXP] [-xarg VALUE ...]` for a hook of mrl_hooks.py."""
+    _add_xargs(argparse.ArgumentParser(), name, xargs)  # an xarg that cannot be an option: before add_parser
     hook = f"{name}(self, args) of mrl_hooks.py"
     what = f"replaces the built-in mrl {name}" if name in COMMANDS else "custom command"
     short = f"{what}: the hook {hook}"
@@ -135,6 +141,12 @@ def _add_custom(sub: Any, name: str, xargs: dict[str, Any]) -> None:
         ),
     )
     p.add_argument("expId", nargs="?", metavar="EXP", help="experiment (default: the one you are in, else the newest)")
+    _add_xargs(p, name, xargs)
+
+
+def _add_xargs(p: argparse.ArgumentParser, name: str, xargs: dict[str, Any]) -> None:
+    """`-xarg VALUE` (and `--x-arg`) per entry of the hook's .mrl.cfg xargs; MrlError naming
+    one that cannot be an option."""
     from metarunlog.commands._args import add_option, kebab
 
     for xarg, default in xargs.items():

@@ -271,3 +271,6 @@ def test_a_hook_xarg_that_cannot_be_an_option_is_one_line_and_other_commands_sti
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.splitlines() == [f"mrl: error: .mrl.cfg hooks: score's {said}: rename it"]
     assert run_mrl("ls", cwd=project).returncode == 0
+    listed = run_mrl("--help", cwd=project)  # the other commands are still listed, and this one says why not
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
+    assert "score     (cannot be run: .mrl.cfg hooks: score's xarg" in listed.stdout and "    analyze" in listed.stdout
