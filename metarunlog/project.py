@@ -95,6 +95,23 @@ class LegacyPath(PosixPath):
     def __radd__(self, other: str) -> str:
         return other + str(self)
 
+    # The rest of what those files did with a str path (`self.outdir.endswith('/')`,
+    # `.split('/')`, `self.basedir[-1]`, `'proj' in self.basedir`, `len(...)`): str's
+    # public methods that Path lacks answer as on the str, so `.replace` stays Path's.
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or not hasattr(str, name):
+            raise AttributeError(name)
+        return getattr(str(self), name)
+
+    def __len__(self) -> int:
+        return len(str(self))
+
+    def __getitem__(self, index: Any) -> str:
+        return str(self)[index]
+
+    def __contains__(self, part: str) -> bool:
+        return part in str(self)
+
 
 class Project:
     """An initialised project. Hooks get one of these.

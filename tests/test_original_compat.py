@@ -436,3 +436,22 @@ def test_the_originals_abbreviated_git_hash_is_the_same_commit_as_the_full_one(p
     diff = run_mrl("diff", "1", "2", cwd=project)
     assert diff.returncode == 0, diff.stderr
     assert f"code: same commit {sha[:12]}" in diff.stdout, diff.stdout
+
+
+def test_self_basedir_and_outdir_answer_strs_methods_as_the_originals_strs_did(project: Path) -> None:
+    """The original's `self.basedir`/`self.outdir` were strs: `.endswith`, `.split`, slicing,
+    `in` and `len` raised AttributeError/TypeError on mrl's Paths."""
+    hooks(
+        project,
+        """
+import json
+def after_new(self, args):
+    out = self.outdir
+    got = [out.endswith('/output'), out.split('/')[-1], out[-6:], 'output' in out, len(out) == len(str(out)),
+           self.basedir.rstrip('/') == str(self.basedir), 'cd ' + out == 'cd ' + str(out), (out / 'x').name]
+    open(self.basedir + '/api.json', 'w').write(json.dumps(got))
+""",
+        {"after_new": {}},
+    )
+    assert main(["new"]) == 0
+    assert json.loads((project / "api.json").read_text()) == [True, "output", "output", True, True, True, True, "x"]
