@@ -7,7 +7,12 @@
    and `--summary best`) against a plain Python loop that parses the same file line by line
    (`for line in f: json.loads(line)`), measured in the same run. Aims: peak under 150 MB,
    wall time within 1.5x of the loop.
-2. `mrl table --all` over `--exps` experiments of `--subs` finished sub-experiments, each
+2. One sub-experiment whose `metrics.csv` is `--csv-mb` MB (`step,epoch,loss,val_loss,acc`,
+   as the csv module writes it; 90 MB is about 2.3 million rows): `mrl table` (last, best)
+   against a plain loop of the csv module that converts every cell with float() (the
+   floor: what reading a CSV's numbers at least costs in Python). No aim in the issue;
+   reported as a ratio. `--csv-mb 0` skips it.
+3. `mrl table --all` over `--exps` experiments of `--subs` finished sub-experiments, each
    with a `--lines`-line metrics.jsonl. Aim: under 1.5 s. The floor is `cat` of every
    `.mrl.status` and `metrics.jsonl` (what any reader must at least read).
 
@@ -30,6 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_analyze import ENV, make_experiment, make_project  # noqa: E402
 
 FLOOR = "import json, sys\nwith open(sys.argv[1]) as f:\n    for line in f:\n        json.loads(line)\n"
+CSV_FLOOR = (
+    "import csv, sys\nwith open(sys.argv[1], newline='') as f:\n    rows = csv.reader(f)\n    next(rows)\n"
+    "    for row in rows:\n        [float(c) for c in row]\n"
+)
 
 
 # Runs a command and prints its wall time and peak RSS. A fresh small process does the fork,
@@ -90,6 +99,40 @@ def one_big(proj: Path, mb: int, repeat: int) -> None:
         )
 
 
+def write_big_csv(path: Path, mb: int) -> int:
+    import csv
+    import random
+
+    rnd = random.Random(1)
+    i = 0
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step", "epoch", "loss", "val_loss", "acc"])
+        while f.tell() < mb * 1_000_000:
+            w.writerows(
+                [k, k // 1000, round(rnd.random(), 6), round(2 * rnd.random(), 6), round(rnd.random(), 6)]
+                for k in range(i, i + 100_000)
+            )
+            i += 100_000
+    return i
+
+
+def one_big_csv(proj: Path, mb: int, repeat: int) -> None:
+    exp = make_experiment(proj, 1, 0)
+    rows = write_big_csv(exp / "001" / "metrics.csv", mb)
+    (proj / "csv_floor.py").write_text(CSV_FLOOR)
+    path = str(exp / "001" / "metrics.csv")
+    t_floor, m_floor = best(repeat, [sys.executable, str(proj / "csv_floor.py"), path], proj)
+    print(f"`mrl table` on one sub-experiment with a {mb} MB metrics.csv ({rows:,} rows):")
+    print(f"  csv.reader + float() per cell (floor)   {t_floor:6.2f} s  peak {m_floor:6.0f} MB")
+    for summary in ("last", "best"):
+        cmd = [sys.executable, "-m", "metarunlog", "table", exp.name, "--summary", summary]
+        t, m = best(repeat, cmd, proj)
+        print(
+            f"  mrl table --summary {summary:4}                 {t:6.2f} s  peak {m:6.0f} MB   = {t / t_floor:.2f}x floor"
+        )
+
+
 def many(proj: Path, n_exps: int, n_subs: int, n_lines: int, repeat: int) -> None:
     first = make_experiment(proj, n_subs, n_lines)
     fmt_width = len(first.name)
@@ -119,6 +162,8 @@ def many(proj: Path, n_exps: int, n_subs: int, n_lines: int, repeat: int) -> Non
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mb", type=int, default=200)
+    ap.add_argument("--csv-mb", type=int, default=90)
+    ap.add_argument("--only-csv", action="store_true", help="only the CSV part (2.)")
     ap.add_argument("--exps", type=int, default=100)
     ap.add_argument("--subs", type=int, default=100)
     ap.add_argument("--lines", type=int, default=20)
@@ -126,10 +171,14 @@ def main() -> int:
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         proj = make_project(Path(tmp))
-        one_big(proj, a.mb, a.repeat)
-        shutil.rmtree(proj / "output")
-        (proj / "output").mkdir()
-        many(proj, a.exps, a.subs, a.lines, a.repeat)
+        parts = [] if a.only_csv else [lambda: one_big(proj, a.mb, a.repeat)]
+        parts += [lambda: one_big_csv(proj, a.csv_mb, a.repeat)] if a.csv_mb else []
+        parts += [] if a.only_csv else [lambda: many(proj, a.exps, a.subs, a.lines, a.repeat)]
+        for k, part in enumerate(parts):
+            if k:
+                shutil.rmtree(proj / "output")
+                (proj / "output").mkdir()
+            part()
     return 0
 
 

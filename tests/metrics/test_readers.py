@@ -417,6 +417,48 @@ def test_a_cell_is_read_as_int_then_float_would_read_it() -> None:
     check()
 
 
+def test_csv_rows_read_a_batch_at_a_time_are_the_rows_read_cell_by_cell(tmp_path: Path) -> None:
+    # The column-by-column fast path must give the same rows, keys in the same order, the
+    # same types (1 int, 1.0 float), blank cells left out, as parse_value cell by cell.
+    import csv as csv_module
+    import math
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from metarunlog.metrics import csvfiles
+
+    cell = st.sampled_from(["0", "7", "-3", " 12 ", "1_000", "1", "1.0", "0.5", "-2.5e-3", "1e5", "nan", "inf",
+                            "-inf", "1" * 400, "", " ", "n/a", "١٢", "0x10", ".5"]) | st.floats().map(repr)  # fmt: skip
+    names = st.lists(st.sampled_from(["step", "loss", "acc", "", "loss ", "x"]), min_size=1, max_size=4)
+
+    def same(a: Any, b: Any) -> bool:
+        return type(a) is type(b) and (a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b)))
+
+    @settings(max_examples=200, deadline=None)
+    @given(names, st.integers(1, 3).flatmap(lambda w: st.lists(st.lists(cell, min_size=w, max_size=w), max_size=9)))
+    def check(header: list[str], body: list[list[str]]) -> None:
+        path = tmp_path / "metrics.csv"
+        with path.open("w", newline="") as f:
+            csv_module.writer(f).writerows([header, *body])
+        monkey = csvfiles.BATCH_ROWS
+        try:
+            csvfiles.BATCH_ROWS = 4  # several batches, some with blank cells, some without
+            got = list(csvfiles.iter_csv(path, ended=True))
+        finally:
+            csvfiles.BATCH_ROWS = monkey
+        keys = [h.strip() for h in header]
+        want = []
+        for cells in body:
+            row = {k: csvfiles.parse_value(c) for k, c in zip(keys, cells, strict=False) if k and c.strip() != ""}
+            if row:
+                want.append(row)
+        assert [list(r) for r in got] == [list(r) for r in want]
+        assert all(same(r[k], w[k]) for r, w in zip(got, want, strict=True) for k in r), (got, want)
+
+    check()
+
+
 # -- a last line without its line end: cut while the run goes on, whole once it ended ------------
 
 PRINTS = r"epoch (?P<epoch>\d+) val_acc=(?P<val_acc>[0-9.]+)"
