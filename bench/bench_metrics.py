@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_analyze import ENV, make_experiment, make_project  # noqa: E402
@@ -83,19 +84,26 @@ def write_big_jsonl(path: Path, mb: int) -> int:
 
 
 def one_big(proj: Path, mb: int, repeat: int) -> None:
+    _one_big_file(proj, "metrics.jsonl", write_big_jsonl, mb, repeat, FLOOR, "plain loop json.loads per line",
+                  " (aims: <= 1.5x, < 150 MB)")  # fmt: skip
+
+
+def _one_big_file(
+    proj: Path, name: str, write: Any, mb: int, repeat: int, floor: str, floor_label: str, aims: str = ""
+) -> None:
+    """`mrl table` (last, best) on one sub-experiment whose `name` is `mb` MB, against `floor`."""
     exp = make_experiment(proj, 1, 0)
-    lines = write_big_jsonl(exp / "001" / "metrics.jsonl", mb)
-    (proj / "floor.py").write_text(FLOOR)
-    path = str(exp / "001" / "metrics.jsonl")
-    t_floor, m_floor = best(repeat, [sys.executable, str(proj / "floor.py"), path], proj)
-    print(f"`mrl table` on one sub-experiment with a {mb} MB metrics.jsonl ({lines:,} lines):")
-    print(f"  plain loop json.loads per line (floor)  {t_floor:6.2f} s  peak {m_floor:6.0f} MB")
+    rows = write(exp / "001" / name, mb)
+    (proj / "floor.py").write_text(floor)
+    t_floor, m_floor = best(repeat, [sys.executable, str(proj / "floor.py"), str(exp / "001" / name)], proj)
+    print(f"`mrl table` on one sub-experiment with a {mb} MB {name} ({rows:,} lines):")
+    print(f"  {floor_label + ' (floor)':39} {t_floor:6.2f} s  peak {m_floor:6.0f} MB")
     for summary in ("last", "best"):
         cmd = [sys.executable, "-m", "metarunlog", "table", exp.name, "--summary", summary]
         t, m = best(repeat, cmd, proj)
         print(
             f"  mrl table --summary {summary:4}                 {t:6.2f} s  peak {m:6.0f} MB"
-            f"   = {t / t_floor:.2f}x floor (aims: <= 1.5x, < 150 MB)"
+            f"   = {t / t_floor:.2f}x floor{aims}"
         )
 
 
@@ -118,19 +126,7 @@ def write_big_csv(path: Path, mb: int) -> int:
 
 
 def one_big_csv(proj: Path, mb: int, repeat: int) -> None:
-    exp = make_experiment(proj, 1, 0)
-    rows = write_big_csv(exp / "001" / "metrics.csv", mb)
-    (proj / "csv_floor.py").write_text(CSV_FLOOR)
-    path = str(exp / "001" / "metrics.csv")
-    t_floor, m_floor = best(repeat, [sys.executable, str(proj / "csv_floor.py"), path], proj)
-    print(f"`mrl table` on one sub-experiment with a {mb} MB metrics.csv ({rows:,} rows):")
-    print(f"  csv.reader + float() per cell (floor)   {t_floor:6.2f} s  peak {m_floor:6.0f} MB")
-    for summary in ("last", "best"):
-        cmd = [sys.executable, "-m", "metarunlog", "table", exp.name, "--summary", summary]
-        t, m = best(repeat, cmd, proj)
-        print(
-            f"  mrl table --summary {summary:4}                 {t:6.2f} s  peak {m:6.0f} MB   = {t / t_floor:.2f}x floor"
-        )
+    _one_big_file(proj, "metrics.csv", write_big_csv, mb, repeat, CSV_FLOOR, "csv.reader + float() per cell")
 
 
 def many(proj: Path, n_exps: int, n_subs: int, n_lines: int, repeat: int) -> None:
