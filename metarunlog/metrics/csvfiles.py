@@ -61,42 +61,51 @@ def iter_csv(path: Path, first_column: str | None = None, *, ended: bool = False
         if first_column is not None and (len(names) < 2 or names[0] != first_column):
             return
         rows = csv.reader(f if ended else complete_lines(f), delimiter=delimiter)
-        parse = BatchParser(names)
+        columns = ColumnParser(names)
         while batch := list(itertools.islice(rows, BATCH_ROWS)):
-            yield from parse(batch)
+            fast = columns(batch)
+            if fast is not None:
+                yield from fast
+                continue
+            # row by row (a blank cell leaves its key out), and the next rows too: sparse rows
+            # (Lightning's) keep coming, and batching them only to find that costs ~10 %
+            for cells in itertools.chain(batch, itertools.islice(rows, ROW_BY_ROW_AFTER_BLANKS)):
+                row = {k: parse_value(c) for k, c in zip(names, cells, strict=False) if k and c.strip() != ""}
+                if row:
+                    yield row
 
 
 BATCH_ROWS = 4096  # rows converted at once, column by column (bounded memory)
+ROW_BY_ROW_AFTER_BLANKS = 15 * BATCH_ROWS  # read row by row after a batch with a blank cell
 
 
-class BatchParser:
-    """Data rows' cells as `{name: parse_value(cell)}` without the empty cells, exactly as
-    `{k: parse_value(c) for k, c in zip(names, cells) if k and c.strip()}` per row says,
-    but a batch of rows at once, column by column, so that the conversions run in C (a
-    Python call per cell was 3/4 of a big CSV's reading time): a column that `float()`
-    takes whole and holds no whole number (nor infinity: a 400-digit int) is those floats;
-    one that `int()` takes whole is those ints; else `parse_value` per cell. A batch with
-    a blank cell, a short or long row, or an unnamed or repeated column name goes row by
-    row (sparse Lightning rows)."""
+class ColumnParser:
+    """A batch of data rows' cells as the rows `iter_csv` reads one by one (`{name:
+    parse_value(cell)}`, blank cells left out), but converted column by column, in C (a
+    Python call per cell was 3/4 of a big CSV's reading time): a column that `int()` takes
+    whole is those ints; one that `float()` takes whole and holds no whole number (nor an
+    infinity: a 400-digit int is inf to float()) is those floats; else `parse_value` per
+    cell. None (read it row by row) for a batch with a blank cell (Lightning's sparse rows),
+    a short or long row, or a header with an unnamed or repeated column."""
 
     def __init__(self, names: list[str]) -> None:
-        self.names = names
-        self.columnar = all(names) and len(set(names)) == len(names)
+        self.width = len(names) if all(names) and len(set(names)) == len(names) else -1
         self.row_of = functools.partial(zip, names)
 
-    def __call__(self, batch: list[list[str]]) -> list[dict[str, Any]]:
-        if self.columnar and set(map(len, batch)) == {len(self.names)}:
-            columns = [_column(cells) for cells in zip(*batch, strict=True)]
-            if None not in columns:
-                return list(map(dict, map(self.row_of, zip(*columns, strict=True))))  # type: ignore[call-overload]
-        return [row for row in map(self._row, batch) if row]
-
-    def _row(self, cells: list[str]) -> dict[str, Any]:
-        return {k: v for k, v in zip(self.names, map(parse_value, cells), strict=False) if k and v != ""}
+    def __call__(self, batch: list[list[str]]) -> list[dict[str, Any]] | None:
+        if "" in batch[0] or set(map(len, batch)) != {self.width}:
+            return None
+        cells = list(zip(*batch, strict=True))
+        if any("" in column for column in cells):
+            return None
+        columns = [_column(column) for column in cells]
+        if None in columns:
+            return None
+        return list(map(dict, map(self.row_of, zip(*columns, strict=True))))  # type: ignore[call-overload]
 
 
 def _column(cells: tuple[str, ...]) -> list[Any] | None:
-    """One column's values, as parse_value gives them; None when a cell is blank."""
+    """One column's values, as parse_value gives them; None when a cell is blank (`" "`)."""
     try:
         return list(map(int, cells))  # every cell int-like: what parse_value makes of each (a float's fails at once)
     except ValueError:

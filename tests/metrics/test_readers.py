@@ -436,17 +436,17 @@ def test_csv_rows_read_a_batch_at_a_time_are_the_rows_read_cell_by_cell(tmp_path
         return type(a) is type(b) and (a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b)))
 
     @settings(max_examples=200, deadline=None)
-    @given(names, st.integers(1, 3).flatmap(lambda w: st.lists(st.lists(cell, min_size=w, max_size=w), max_size=9)))
+    @given(names, st.integers(1, 3).flatmap(lambda w: st.lists(st.lists(cell, min_size=w, max_size=w), max_size=14)))
     def check(header: list[str], body: list[list[str]]) -> None:
         path = tmp_path / "metrics.csv"
         with path.open("w", newline="") as f:
             csv_module.writer(f).writerows([header, *body])
-        monkey = csvfiles.BATCH_ROWS
-        try:
-            csvfiles.BATCH_ROWS = 4  # several batches, some with blank cells, some without
+        saved = csvfiles.BATCH_ROWS, csvfiles.ROW_BY_ROW_AFTER_BLANKS
+        try:  # several batches, some with blank cells, some without, row by row between
+            csvfiles.BATCH_ROWS, csvfiles.ROW_BY_ROW_AFTER_BLANKS = 3, 2
             got = list(csvfiles.iter_csv(path, ended=True))
         finally:
-            csvfiles.BATCH_ROWS = monkey
+            csvfiles.BATCH_ROWS, csvfiles.ROW_BY_ROW_AFTER_BLANKS = saved
         keys = [h.strip() for h in header]
         want = []
         for cells in body:
