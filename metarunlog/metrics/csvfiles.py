@@ -95,10 +95,7 @@ class ColumnParser:
     def __call__(self, batch: list[list[str]]) -> list[dict[str, Any]] | None:
         if "" in batch[0] or set(map(len, batch)) != {self.width}:
             return None
-        cells = list(zip(*batch, strict=True))
-        if any("" in column for column in cells):
-            return None
-        columns = [_column(column) for column in cells]
+        columns = [_column(column) for column in zip(*batch, strict=True)]
         if None in columns:
             return None
         return list(map(dict, map(self.row_of, zip(*columns, strict=True))))  # type: ignore[call-overload]
