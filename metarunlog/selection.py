@@ -176,6 +176,7 @@ def experiments(
             readable.append(exp)
         else:
             problems.append((exp.name, why))
+    problems = list(dict.fromkeys(problems))  # `mrl table 9 9`: said once
     if problems and not readable:
         if len(problems) == 1:
             raise MrlError(problems[0][1])  # the one experiment asked for: its error is the answer

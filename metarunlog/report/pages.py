@@ -115,9 +115,12 @@ def unreadable_card(exp: Experiment, why: str) -> Card:
 
 def with_report(card: Card, exp: Experiment, page_dir: Path) -> Card:
     """Link the card to the experiment's report: made, stale (runs changed or still going
-    since it was written) or none."""
-    path = report_path(exp)
-    if not path.is_file():
+    since it was written) or none (also when its config, which says where it goes, cannot be read)."""
+    try:
+        path = report_path(exp)
+    except MrlError:
+        path = None
+    if path is None or not path.is_file():
         card.report, card.report_state = "", "none"
         return card
     card.report = os.path.relpath(path, page_dir)

@@ -223,11 +223,12 @@ def test_when_none_of_the_experiments_asked_for_can_be_read_it_is_one_error_line
     (project / "output" / "0001" / ".mrl").write_bytes(b"\xff\xfe")
     (project / "output" / "0002" / ".mrl.cfg").write_text("{not json")
     for command in ("table", "analyze"):
-        proc = run_mrl(command, "1", "2", "9", cwd=project)
+        proc = run_mrl(command, "1", "2", "9", "9", cwd=project)
         assert proc.returncode == 1 and proc.stdout == "" and "Traceback" not in proc.stderr
         [line] = proc.stderr.splitlines()
         assert line.startswith("mrl: error: none of the experiments asked for can be read: ")
         assert all(name in line for name in ("0001/.mrl", "0002/.mrl.cfg", "no experiment 9"))
+        assert line.count("no experiment 9") == 1
 
 
 def test_load_results_of_several_names_the_one_left_out_and_load_table_raises(project: Path) -> None:

@@ -8,6 +8,8 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
 from metarunlog.commands.analyze import analyze, watch
 from metarunlog.main import main
 from metarunlog.project import Project
@@ -74,17 +76,21 @@ def test_the_index_lists_every_experiment_newest_first_with_tags_counts_and_repo
     assert "report-stale" in index.read_text() and "mrl analyze 1</code>)" in index.read_text()
 
 
-def test_an_experiment_whose_record_cannot_be_read_is_listed_in_the_index_with_why(project: Path) -> None:
-    # It was left out of "every experiment" without a word.
+@pytest.mark.parametrize(("name", "why"), [(".mrl", "corrupt record"), (".mrl.cfg", "it must be JSON")])
+def test_an_experiment_whose_record_cannot_be_read_is_listed_in_the_index_with_why(
+    project: Path, name: str, why: str
+) -> None:
+    # It was left out of "every experiment" without a word; a corrupt EXPDIR/.mrl.cfg then
+    # stopped the whole index with its error (the report's path is read from that config).
     two_experiments(project)
-    (project / "output" / "0001" / ".mrl").write_text("{broken <script>")
+    (project / "output" / "0001" / name).write_text("{broken <script>")
     proc = run_mrl("analyze", "--index", cwd=project)
-    assert proc.returncode == 0 and "Traceback" not in proc.stderr
-    assert proc.stderr.count("mrl: warning:") == 1 and "output/0001/.mrl" in proc.stderr
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.count("mrl: warning:") == 1 and f"output/0001/{name}" in proc.stderr
     page = (project / "output" / "index.html").read_text()
     assert re.findall(r'data-exp="(\d+)"', page) == ["0002", "0001"]
     row = page[page.index('data-exp="0001"') :].split("</tr>")[0]
-    assert "record cannot be read: corrupt record" in row and "<script>" not in row
+    assert "record cannot be read: " in row and why in row and "<script>" not in row
 
 
 def test_the_index_reuses_its_cache_for_experiments_that_did_not_change(project: Path) -> None:
