@@ -11,7 +11,9 @@ import contextlib
 import errno
 import io
 import os
+import signal
 import sys
+import threading
 import traceback
 from collections.abc import Iterator
 from typing import Any, TextIO
@@ -81,6 +83,37 @@ def error_handler() -> Iterator[None]:
         raise Exit(EXIT_HANGUP if e.errno == errno.EIO and had_tty and _tty_gone() else EXIT_USER) from None
     except Exception:
         _bug()
+
+
+@contextlib.contextmanager
+def killed_like_ctrl_c() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a kill, a closed terminal) end a command through the same cleanup
+    as Ctrl-C (KeyboardInterrupt: temp files, half-made folders and locks are undone as
+    they are then), not half-way; afterwards the process ends by that signal, as it would
+    have. Signals the caller ignores (nohup) or handles stay as they are; `mrl run`'s own
+    handlers take over while it runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+
+    def interrupt(signum: int, frame: Any) -> None:
+        caught.append(signum)
+        raise KeyboardInterrupt
+
+    wanted = [s for s in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(s) is signal.SIG_DFL]
+    for s in wanted:
+        signal.signal(s, interrupt)
+    try:
+        yield
+    finally:
+        for s in wanted:
+            signal.signal(s, signal.SIG_DFL)
+        if caught:
+            for stream in (sys.stdout, sys.stderr):  # what was said before it ends
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os.kill(os.getpid(), caught[0])
 
 
 STDOUT = "<stdout>"  # the `filename` of an error writing mrl's own output (see stdout_named)

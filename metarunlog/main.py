@@ -12,7 +12,7 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 from metarunlog import __version__
-from metarunlog.error_handler import Exit, error_handler, stderr_guarded, stdout_named
+from metarunlog.error_handler import Exit, error_handler, killed_like_ctrl_c, stderr_guarded, stdout_named
 from metarunlog.errors import MrlError
 
 # Built-in commands, in the order `mrl --help` lists them; each is metarunlog/commands/<name>.py
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     _closed_streams_to_devnull()
     _bytes_of_paths_printable()
     try:
-        with stderr_guarded(), error_handler(), _warnings_printed(), stdout_named():
+        with killed_like_ctrl_c(), stderr_guarded(), error_handler(), _warnings_printed(), stdout_named():
             code = _main(argv)
             # What is still buffered (a --help) is written while a failure can still be
             # said: `mrl --help > /dev/full` is the one error line, not an exit 0.

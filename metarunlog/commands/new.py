@@ -24,21 +24,18 @@ overrides it. `mrl info` shows it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import os
 import shutil
-import signal
 import stat
 import sys
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from metarunlog import __version__, git, jsonio
 from metarunlog.commands._args import add_copy_options, add_option
+from metarunlog.error_handler import killed_like_ctrl_c
 from metarunlog.errors import DirtyTree, MrlError
 from metarunlog.experiment import CODE, DIFF, TEMPLATE_DIR, Experiment
 from metarunlog.project import Project
@@ -168,7 +165,7 @@ def new(
         pin = _pin_worktree(project, repo, notclean, fail_untracked, warnings)
     source = _copy_source(project, copy_from)
     block = _run_block(project) if run_block is None else run_block
-    with _killed_like_ctrl_c():
+    with killed_like_ctrl_c():  # also for new() called from Python, not through main
         exp = _claim_next(project)
         try:
             result = _fill(project, repo, exp, pin, source, description, block, provenance or {})
@@ -279,32 +276,6 @@ def _copy_source(project: Project, copy_from: str | None) -> CopySource:
             f"-cp {copy_from}: {e}; -cp also takes 'basedir' (or 'repo': the committed versions) or 'no'"
         ) from None
     return CopySource(exp.dir, exp.name)
-
-
-@contextlib.contextmanager
-def _killed_like_ctrl_c() -> Iterator[None]:
-    """SIGTERM and SIGHUP (a kill, a closed terminal) end `mrl new` through the same cleanup
-    as Ctrl-C, not half-way with a folder holding only code/; then the process ends by
-    that signal, as it would have. Signals the caller ignores (nohup) stay ignored."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-
-    def interrupt(signum: int, frame: Any) -> None:
-        caught.append(signum)
-        raise KeyboardInterrupt
-
-    wanted = [s for s in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(s) is signal.SIG_DFL]
-    for s in wanted:
-        signal.signal(s, interrupt)
-    try:
-        yield
-    finally:
-        for s in wanted:
-            signal.signal(s, signal.SIG_DFL)
-        if caught:
-            os.kill(os.getpid(), caught[0])
 
 
 def _claim_next(project: Project) -> Experiment:

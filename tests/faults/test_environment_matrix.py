@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -142,3 +143,47 @@ def test_mrl_new_on_a_filling_disk_always_names_the_file_it_could_not_write(proj
         assert made == (["0001", "0002"] if proc.returncode == 0 else ["0001"]), (left, made)
         if proc.returncode == 0:
             break
+
+
+# `mrl ARGS` in a real process that sends itself SIGNAL at its Nth call of os.FUNC (as a
+# kill or a closed terminal would reach it right there).
+SIGNALLED_AT = """
+import os, signal, sys
+from metarunlog.main import main
+func, n, sig = sys.argv[1], int(sys.argv[2]), getattr(signal, sys.argv[3])
+real, count = getattr(os, func), [0]
+def at(*a, **k):
+    count[0] += 1
+    if count[0] == n:
+        os.kill(os.getpid(), sig)
+    return real(*a, **k)
+setattr(os, func, at)
+sys.exit(main(sys.argv[4:]))
+"""
+
+
+def _signalled_at(project: Path, func: str, n: int, sig: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
+    argv = [sys.executable, "-c", SIGNALLED_AT, func, str(n), sig, *args]
+    return subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=120)
+
+
+def _litter(d: Path) -> list[str]:
+    return [p.name for p in d.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".mrl.batch-tmp")]
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_any_command_ended_by_sigterm_or_sighup_cleans_up_as_after_ctrl_c(project: Path, sig: str) -> None:
+    # before: only `mrl new` did; tag left its record's temp file, makebatch its temp folder
+    assert run_mrl("new", "x", cwd=project).returncode == 0
+    exp = project / "output" / "0001"
+    record = (exp / ".mrl").read_text()
+    tag = _signalled_at(project, "write", 1, sig, "tag", "+x")  # its record's first write
+    assert tag.returncode == -getattr(signal, sig), tag.stderr  # then it ends by that signal
+    assert "Traceback" not in tag.stderr
+    assert (exp / ".mrl").read_text() == record and not _litter(exp)
+    made = _signalled_at(project, "mkdir", 3, sig, "makebatch", "--grid", "x=" + ",".join(map(str, range(20))))
+    assert made.returncode == -getattr(signal, sig), made.stderr
+    assert "Traceback" not in made.stderr
+    assert not _litter(exp) and not list(exp.glob("0*")), list(exp.iterdir())
+    assert "no sub-experiments" in run_mrl("status", cwd=project).stdout
