@@ -351,7 +351,7 @@ def reserved_names() -> tuple[str, ...]:
 def _check_name(key: str, where: str) -> None:
     if not _NAME_RE.match(key):
         raise BatchError(
-            f"{where}: param name '{key}' must start with a letter or _ and use only letters, digits, "
+            f"{where}: param name '{key}' must start with an ASCII letter (a-z, A-Z) or _ and use only those, digits, "
             "_, . and - (in templates, a name like model.dropout is {{ params['model.dropout'] }})"
         )
     reserved = reserved_names()

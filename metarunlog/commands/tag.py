@@ -57,7 +57,7 @@ def parse_changes(changes: list[str]) -> list[tuple[str, str]]:
         sign, name = (c[0], c[1:]) if c[:1] in "+-" else ("+", c)
         if not TAG.match(name):
             raise MrlError(
-                f"bad tag {c!r}: write +NAME or -NAME, NAME of letters, digits and _ . : / @ = - "
+                f"bad tag {c!r}: write +NAME or -NAME, NAME of ASCII letters (a-z, A-Z), digits and _ . : / @ = - "
                 "(not starting with - or .)"
             )
         out.append((sign, name))

@@ -187,3 +187,12 @@ def test_any_command_ended_by_sigterm_or_sighup_cleans_up_as_after_ctrl_c(projec
     assert "Traceback" not in made.stderr
     assert not _litter(exp) and not list(exp.glob("0*")), list(exp.iterdir())
     assert "no sub-experiments" in run_mrl("status", cwd=project).stdout
+
+
+@pytest.mark.parametrize("args", [["tag", "+ü"], ["makebatch", "--set", "ü=1"]], ids=["tag", "param"])
+def test_a_refused_non_ascii_name_is_said_as_not_ascii_not_as_not_a_letter(project: Path, args: list[str]) -> None:
+    # before: "must start with a letter" / "NAME of letters" for ü, which is a letter
+    assert run_mrl("new", "x", cwd=project).returncode == 0
+    proc = run_mrl(*args, cwd=project)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "ASCII letter" in proc.stderr, proc.stderr
