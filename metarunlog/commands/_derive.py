@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metarunlog import jsonio
+from metarunlog.batch import Overrides
 from metarunlog.commands.new import NewResult, new
 from metarunlog.config import CFG_NAME
 from metarunlog.experiment import Experiment, SubExperiment
@@ -38,11 +39,17 @@ def derive(project: Project, source: Experiment, subs: list[SubExperiment], **ne
     made = new(project, **new_args)
     try:
         _copy_overrides(source, made)
-        batch = make_subexperiments(project, made.exp.id, param_sets(subs))
+        batch = make_subexperiments(project, made.exp.id, param_sets(subs), _source_overrides(source))
     except BaseException:
         _discard(project, made.exp)
         raise
     return Derived(made, source, subs, batch.names, batch.warnings)
+
+
+def _source_overrides(source: Experiment) -> Overrides:
+    """The source batch's --set/--grid/--repeat: part of its sweep, as its template is."""
+    batch = source.record.batch
+    return Overrides.from_record(batch.to_json()) if batch else Overrides()
 
 
 def _copy_overrides(source: Experiment, made: NewResult) -> None:

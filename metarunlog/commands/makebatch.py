@@ -265,11 +265,17 @@ def makebatch(
     return result
 
 
-def make_subexperiments(project: Project, exp_ref: str | int, subs: list[tuple[int, dict[str, Any]]]) -> BatchResult:
+def make_subexperiments(
+    project: Project,
+    exp_ref: str | int,
+    subs: list[tuple[int, dict[str, Any]]],
+    remembered: batch_mod.Overrides | None = None,
+) -> BatchResult:
     """Sub-experiments with these ids and params in a fresh experiment, its templates (in
     EXPDIR) rendered as makebatch renders them: what `mrl rerun` and `mrl reproduce` make.
-    The batch record lists the params (`paramsList`); `--extend` later adds what the
-    template's own MRL lines give beyond them."""
+    The batch record lists the params (`paramsList`) and `remembered`, the source batch's
+    --set/--grid/--repeat: `--extend` later adds what the template's MRL lines under those
+    give beyond them (without them, a `--grid` batch would extend to one param-less run)."""
     from metarunlog import formats, render
 
     exp = project.load_exp(exp_ref)
@@ -290,7 +296,7 @@ def make_subexperiments(project: Project, exp_ref: str | int, subs: list[tuple[i
             [],
             False,
             _warnings(exp, spec, expansion, compiled),
-            batch_mod.Overrides(),
+            remembered or batch_mod.Overrides(),
             batch_mod.Overrides(),
             [formats.checker(c.name) for c in compiled],
             sub_ids=[i for i, _ in subs],

@@ -163,3 +163,22 @@ def test_the_help_says_what_it_does_and_what_it_writes(project: Path, command: s
     r = run_mrl(command, "--help", cwd=project)
     assert r.returncode == 0
     assert "Writes OUTDIR/<id>/" in r.stdout and ("rerunOf" if command == "rerun" else "reproduces") in r.stdout
+
+
+@pytest.mark.parametrize("command", ["rerun", "reproduce"])
+def test_extend_of_a_rerun_or_reproduce_of_a_grid_batch_remembers_the_sources_grid(project: Path, command: str) -> None:
+    """A batch swept with --grid (no template) rerun or reproduced in part: `--extend` adds
+    the source grid's other combinations, never a param-less run nobody asked for."""
+    set_cfg(project, confTemplFile=None, copyFiles=[], run={"command": "echo {{ params | cli_args }}"})
+    commit_all(project, "flag script")
+    assert main(["new", "grid"]) == 0
+    assert main(["makebatch", "--grid", "lr=0.1,0.01", "--grid", "hidden=16,64"]) == 0
+    assert main([command, "1", "2,3"]) == 0
+    r = run_mrl("makebatch", "2", "--extend", "--dry-run", cwd=project)
+    assert r.returncode == 0 and "would make 2 sub-experiment(s)" in r.stdout, r.stdout + r.stderr
+    assert run_mrl("makebatch", "2", "--extend", cwd=project, check=True).returncode == 0
+    made = params_of(project, "0002")
+    assert sorted(map(str, made.values())) == sorted(map(str, params_of(project, "0001").values()))
+    assert "{}" not in map(str, made.values())
+    again = run_mrl("makebatch", "2", "--extend", cwd=project)
+    assert again.returncode == 0 and len(params_of(project, "0002")) == 4
