@@ -103,13 +103,18 @@ class Checker:
             return
         lines = text.splitlines()
         at = lines[problem.line - 1] if 0 < problem.line <= len(lines) else ""
-        culprit = _culprit(params, [at, *lines[max(problem.line - 2, 0) : problem.line + 1]], self.format)
-        if culprit is None:
+        culprit = _culprit(params, lines, problem, self.parse, self.format)
+        if culprit is None or culprit is _TEMPLATE:
             value = f" at '{_short(at.strip())}'" if at.strip() else ""
             fix = (
                 "a string, dict, boolean or None param needs `{{ name | tojson }}` "
                 f"to render as a {self.format} value"
             )
+            if culprit is _TEMPLATE:  # `| tojson` would not mend it: the template's text is broken
+                fix = (
+                    f"the template itself is not valid {self.format} there "
+                    "(`| tojson` on its params would not help): fix its text"
+                )
         else:
             key, shown = culprit
             value = f": param {key} rendered as {_short(shown)}"
@@ -129,15 +134,48 @@ def checker(name: str) -> Checker | None:
     return None
 
 
-def _culprit(params: Mapping[str, Any], lines: list[str], fmt: str) -> tuple[str, str] | None:
-    """The param whose Jinja rendering is not a literal of the format and appears on the
-    failing line (or next to it): (name, what it rendered as)."""
-    suspects = [(k, str(v)) for k, v in params.items() if _not_a_literal(v, fmt) and str(v)]
-    for text in lines:
-        for key, shown in sorted(suspects, key=lambda s: -len(s[1])):
-            if shown in text:
+_TEMPLATE = ("", "")  # params render wrongly near the problem, but their JSON would not mend it
+
+
+def _culprit(
+    params: Mapping[str, Any],
+    lines: list[str],
+    problem: Problem,
+    parse: Callable[[str], Problem | None],
+    fmt: str,
+) -> tuple[str, str] | None:
+    """The param whose Jinja rendering is not a literal of the format, appears on the
+    failing line (or next to it), and whose JSON there mends the text (or moves the problem
+    further on): (name, what it rendered as). _TEMPLATE when suspects appear but none of
+    them is it (the template's own text is broken), None when no suspect appears."""
+    suspects = [(k, v, str(v)) for k, v in params.items() if _not_a_literal(v, fmt) and str(v)]
+    i = problem.line - 1
+    near = [n for n in (i, i - 1, i + 1) if 0 <= n < len(lines)] or [len(lines) - 1]
+    seen = False
+    for n in near:
+        for key, value, shown in sorted(suspects, key=lambda s: -len(s[2])):
+            if n < 0 or shown not in lines[n]:
+                continue
+            seen = True
+            if _mends(lines, n, shown, value, problem, parse):
                 return key, shown
-    return None
+    return _TEMPLATE if seen else None
+
+
+def _mends(
+    lines: list[str], n: int, shown: str, value: Any, problem: Problem, parse: Callable[[str], Problem | None]
+) -> bool:
+    """Does writing `value` as JSON in place of `shown` on line n parse, or move the problem on?"""
+    try:
+        literal = json.dumps(value)
+    except (TypeError, ValueError):
+        return True  # no JSON form to try: trust that it is the suspect
+    fixed = [*lines[:n], lines[n].replace(shown, literal, 1), *lines[n + 1 :]]
+    after = parse("\n".join(fixed) + "\n")
+    if after is None:
+        return True
+    shift = max(len(literal) - len(shown), 0) if n == problem.line - 1 else 0
+    return (after.line, after.column) > (problem.line, problem.column + shift)
 
 
 def _not_a_literal(value: Any, fmt: str) -> bool:

@@ -92,3 +92,29 @@ def test_a_long_culprit_is_shortened_in_the_message() -> None:
     msg = check("c.json", f'{{"opt": {value}}}', opt=value)
     assert "rendered as " + "x" * 57 + "..." in msg
     assert "x" * 61 not in msg
+
+
+def test_a_broken_template_line_is_said_as_the_templates_not_blamed_on_a_param_tojson_would_not_mend() -> None:
+    """`| tojson` is the fix only when it mends the text: a missing quote or bracket in the
+    template itself is said as such, not as a param to write differently."""
+    msg = check("c.json", '{"opt": "adam, "lr": 0.1}', opt="adam", lr=0.1)
+    assert "param opt" not in msg and "{{ opt | tojson }}" not in msg
+    assert msg.endswith(
+        "the template itself is not valid JSON there (`| tojson` on its params would not help): fix its text"
+    )
+    assert 'at \'{"opt": "adam, "lr": 0.1}\'' in msg
+
+
+def test_a_broken_yaml_flow_sequence_is_the_templates_fault_not_the_string_params() -> None:
+    pytest.importorskip("yaml")
+    msg = check("c.yml", "a: [adam\n", opt="adam")
+    assert "not valid YAML" in msg and "param opt" not in msg and "fix its text" in msg
+
+
+def test_two_bare_strings_on_one_line_name_the_first_that_breaks_it() -> None:
+    msg = check("c.json", '{"a": adam, "b": sgd}', a="adam", b="sgd")
+    assert ": param a rendered as adam" in msg and msg.endswith(
+        "write {{ a | tojson }} in the template to render it as a JSON value"
+    )
+    msg = check("c.json", '{"a": "adam", "b": sgd}', a="adam", b="sgd")
+    assert ": param b rendered as sgd" in msg
