@@ -9,6 +9,7 @@ for every reader alike.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,44 @@ DEFAULT_STEP_KEYS = (
     "walltime",
     "date",
 )
+
+
+@dataclass(frozen=True)
+class Columns:
+    """A batch of rows as columns: every row holds every name (`columns[i][r]` is row r's
+    `names[i]`), in a reader's order."""
+
+    names: list[str]
+    columns: list[list[Any]]
+
+    def rows(self) -> Iterator[dict[str, Any]]:
+        return map(dict, map(functools.partial(zip, self.names), zip(*self.columns, strict=True)))  # type: ignore[call-overload, no-any-return]
+
+
+class ColumnarRows:
+    """Rows (an iterator of dicts, as `Reader.read_rows` returns) that a reader read as
+    batches: `batches()` gives each as `Columns` or as a list of dicts, so that a consumer
+    that can (`Accumulator.add`) takes a column without a dict per row (CSV). Iterate it or
+    take its batches, once, not both."""
+
+    def __init__(self, batches: Iterator[Columns | list[dict[str, Any]]]) -> None:
+        self._batches = batches
+        self._dicts: Iterator[dict[str, Any]] | None = None
+
+    def batches(self) -> Iterator[Columns | list[dict[str, Any]]]:
+        return self._batches
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        if self._dicts is None:
+            self._dicts = self._each()
+        return self._dicts
+
+    def __next__(self) -> dict[str, Any]:
+        return next(iter(self))
+
+    def _each(self) -> Iterator[dict[str, Any]]:
+        for batch in self._batches:
+            yield from batch.rows() if isinstance(batch, Columns) else batch
 
 
 class MissingExtra(MrlError):

@@ -12,14 +12,13 @@ Files are streamed with the csv module, the delimiter (`,`, tab or `;`) read fro
 from __future__ import annotations
 
 import csv
-import functools
 import itertools
 import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from metarunlog.metrics.base import Reader
+from metarunlog.metrics.base import ColumnarRows, Columns, Reader
 from metarunlog.metrics.registry import register
 
 # `training.log`: the file name of Keras' CSVLogger example (read only when its header is
@@ -40,14 +39,25 @@ class CsvReader(Reader):
         return self.read_rows(files, ended=False)
 
     def read_rows(self, files: list[Path], *, ended: bool) -> Iterator[dict[str, Any]]:
+        return ColumnarRows(self._batches(files, ended))  # an iterator of dicts, or batches for who can take them
+
+    def _batches(self, files: list[Path], ended: bool) -> Iterator[Columns | list[dict[str, Any]]]:
         for path in files:
-            yield from iter_csv(path, first_column="epoch" if path.name == KERAS_LOG else None, ended=ended)
+            yield from csv_batches(path, first_column="epoch" if path.name == KERAS_LOG else None, ended=ended)
 
 
 def iter_csv(path: Path, first_column: str | None = None, *, ended: bool = False) -> Iterator[dict[str, Any]]:
     """The data rows of a CSV file with a header, as dicts without the empty cells; nothing
     when `first_column` is given and the header does not start with it. A last row without
     its line end counts only once its writer has `ended` (see `complete_lines`)."""
+    return iter(ColumnarRows(csv_batches(path, first_column, ended=ended)))
+
+
+def csv_batches(
+    path: Path, first_column: str | None = None, *, ended: bool = False
+) -> Iterator[Columns | list[dict[str, Any]]]:
+    """`iter_csv`'s rows, a batch at a time: `Columns` where every row holds every column,
+    else a list of dicts."""
     try:
         # utf-8-sig: a byte order mark (Excel, pandas to_csv(encoding="utf-8-sig")) is not part of the header
         f = open(path, encoding="utf-8-sig", errors="replace", newline="")  # noqa: SIM115 (closed below)
@@ -65,14 +75,17 @@ def iter_csv(path: Path, first_column: str | None = None, *, ended: bool = False
         while batch := list(itertools.islice(rows, BATCH_ROWS)):
             fast = columns(batch)
             if fast is not None:
-                yield from fast
+                yield fast
                 continue
             # row by row (a blank cell leaves its key out), and the next rows too: sparse rows
             # (Lightning's) keep coming, and batching them only to find that costs ~10 %
-            for cells in itertools.chain(batch, itertools.islice(rows, ROW_BY_ROW_AFTER_BLANKS)):
-                row = {k: parse_value(c) for k, c in zip(names, cells, strict=False) if k and c.strip() != ""}
-                if row:
-                    yield row
+            chunk = itertools.chain(batch, itertools.islice(rows, ROW_BY_ROW_AFTER_BLANKS))
+            parsed = (
+                {k: parse_value(c) for k, c in zip(names, cells, strict=False) if k and c.strip() != ""}
+                for cells in chunk
+            )
+            while part := [row for row in itertools.islice(parsed, BATCH_ROWS) if row]:
+                yield part
 
 
 BATCH_ROWS = 4096  # rows converted at once, column by column (bounded memory)
@@ -89,16 +102,16 @@ class ColumnParser:
     a short or long row, or a header with an unnamed or repeated column."""
 
     def __init__(self, names: list[str]) -> None:
+        self.names = names
         self.width = len(names) if all(names) and len(set(names)) == len(names) else -1
-        self.row_of = functools.partial(zip, names)
 
-    def __call__(self, batch: list[list[str]]) -> list[dict[str, Any]] | None:
+    def __call__(self, batch: list[list[str]]) -> Columns | None:
         if "" in batch[0] or set(map(len, batch)) != {self.width}:
             return None
         columns = [_column(column) for column in zip(*batch, strict=True)]
         if None in columns:
             return None
-        return list(map(dict, map(self.row_of, zip(*columns, strict=True))))  # type: ignore[call-overload]
+        return Columns(self.names, columns)  # type: ignore[arg-type]  # no None left
 
 
 def _column(cells: tuple[str, ...]) -> list[Any] | None:

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
+from metarunlog.metrics.base import ColumnarRows, Columns
+
 BATCH = 4096
 MIN, MAX = "min", "max"
 # Which way a metric is better, by a part of its name (the report highlights with the same).
@@ -99,6 +101,16 @@ class Accumulator:
         self.rows = 0
 
     def add(self, rows: Iterable[dict[str, Any]]) -> None:
+        if isinstance(rows, ColumnarRows):  # a CSV: columns as read, no dict per row
+            for batch in rows.batches():
+                if isinstance(batch, Columns):
+                    self._add_columns(batch)
+                else:
+                    self._add_rows(batch)
+            return
+        self._add_rows(rows)
+
+    def _add_rows(self, rows: Iterable[dict[str, Any]]) -> None:
         if not self.want_best:  # last values only: one dict.update per row, nothing else
             update, before = self.last.update, self.rows
             for self.rows, d in enumerate(rows, before + 1):  # noqa: B020 (counts the rows as it goes)
@@ -119,6 +131,32 @@ class Accumulator:
             goal = self._goal_for(k)
             if goal is not None:
                 self._fold(k, goal, batch, steps)
+
+    def _add_columns(self, batch: Columns) -> None:
+        """`_add_batch` of rows that each hold every name: the same last and best values."""
+        names, columns = batch.names, batch.columns
+        n = len(columns[0]) if columns else 0
+        if n == 0:
+            return
+        last = self.last
+        for name, column in zip(names, columns, strict=True):
+            last[name] = column[-1]
+        start = self.rows
+        self.rows += n
+        if not self.want_best:
+            return
+        steps = self._column_steps(names, columns, start)
+        for name, column in zip(names, columns, strict=True):
+            if name not in self._steps and (goal := self._goal_for(name)) is not None:
+                self._fold_values(name, goal, column, steps)
+
+    def _column_steps(self, names: list[str], columns: list[list[Any]], start: int) -> list[Any]:
+        """Each row's step as `_batch_steps` gives it: the first step key's column when it
+        holds numbers only, else per row its first step key holding a number, else its index."""
+        held = [(key, columns[names.index(key)]) for key in self.step_keys if key in names]
+        if held and all(map(is_number, held[0][1])):
+            return held[0][1]
+        return [next((col[i] for _, col in held if is_number(col[i])), start + i) for i in range(len(columns[0]))]
 
     def _keys(self, batch: list[dict[str, Any]]) -> list[str]:
         first = batch[0]
@@ -161,11 +199,14 @@ class Accumulator:
             vals = list(map(itemgetter(key), batch))
         except KeyError:
             vals = [d.get(key) for d in batch]
+        self._fold_values(key, goal, vals, steps)
+
+    def _fold_values(self, key: str, goal: str, vals: list[Any], steps: list[Any]) -> None:
         if not (set(map(type, vals)) <= {int, float}):
             pairs = [(v, s) for v, s in zip(vals, steps, strict=True) if is_number(v)]
             vals, steps = [v for v, _ in pairs], [s for _, s in pairs]
-        if any(map(math.isnan, vals)):
-            pairs = [(v, s) for v, s in zip(vals, steps, strict=True) if not math.isnan(v)]
+        if _has_nan(vals):
+            pairs = [(v, s) for v, s in zip(vals, steps, strict=True) if v == v]  # NaN is the one value != itself
             vals, steps = [v for v, _ in pairs], [s for _, s in pairs]
         if not vals:
             return
@@ -182,8 +223,15 @@ class Accumulator:
             if k in self._steps:
                 continue
             last[k] = v
-            if self.want_best and k not in best and is_number(v) and not math.isnan(v):
+            if self.want_best and k not in best and is_number(v) and v == v:  # not NaN (isnan overflows on huge ints)
                 goal = self._goal_for(k)
                 if goal is not None:
                     best[k] = Best(v, None, goal)
         return Summary(last, best, self.rows > 0)
+
+
+def _has_nan(values: list[int | float]) -> bool:
+    try:
+        return any(map(math.isnan, values))
+    except OverflowError:  # an int too large for a float (a 400-digit cell) is no NaN
+        return any(isinstance(v, float) and math.isnan(v) for v in values)

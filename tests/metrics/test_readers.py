@@ -430,7 +430,7 @@ def test_csv_rows_read_a_batch_at_a_time_are_the_rows_read_cell_by_cell(tmp_path
 
     cell = st.sampled_from(["0", "7", "-3", " 12 ", "1_000", "1", "1.0", "0.5", "-2.5e-3", "1e5", "nan", "inf",
                             "-inf", "1" * 400, "", " ", "n/a", "١٢", "0x10", ".5"]) | st.floats().map(repr)  # fmt: skip
-    names = st.lists(st.sampled_from(["step", "loss", "acc", "", "loss ", "x"]), min_size=1, max_size=4)
+    names = st.lists(st.sampled_from(["step", "loss", "acc", "", "loss ", "x", "epoch"]), min_size=1, max_size=4)
 
     def same(a: Any, b: Any) -> bool:
         return type(a) is type(b) and (a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b)))
@@ -455,6 +455,18 @@ def test_csv_rows_read_a_batch_at_a_time_are_the_rows_read_cell_by_cell(tmp_path
                 want.append(row)
         assert [list(r) for r in got] == [list(r) for r in want]
         assert all(same(r[k], w[k]) for r, w in zip(got, want, strict=True) for k in r), (got, want)
+        # the table folds the columns as read (no dict per row): the same last and best values
+        for best in (True, False):
+            by_columns, by_rows = (metrics.Accumulator(("step", "epoch"), best=best) for _ in "ab")
+            try:
+                csvfiles.BATCH_ROWS, csvfiles.ROW_BY_ROW_AFTER_BLANKS = 3, 2
+                by_columns.add(csvfiles.CsvReader(metrics.Settings()).read_rows([path], ended=True))
+            finally:
+                csvfiles.BATCH_ROWS, csvfiles.ROW_BY_ROW_AFTER_BLANKS = saved
+            by_rows.add(want)
+            a, b = by_columns.result(), by_rows.result()
+            assert list(a.last) == list(b.last) and all(same(a.last[k], b.last[k]) for k in a.last), (a, b)
+            assert a.best == b.best and a.has_rows == b.has_rows, (a, b)
 
     check()
 
@@ -579,3 +591,16 @@ def test_a_step_whose_output_ends_without_a_newline_does_not_glue_the_next_steps
 def _run_log(project: Path) -> bytes:
     log = next(project.rglob("001/run.log"), None)
     return log.read_bytes() if log is not None else b""
+
+
+def test_an_integer_too_large_for_a_float_is_a_value_not_an_internal_error(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # math.isnan() of a 400-digit int raises OverflowError: `mrl table --summary best` on a
+    # run that logged one (a diverged counter, a hash) was an internal error with a traceback.
+    huge = 10**400
+    one_sub(project, {"metrics.csv": f"step,loss\n0,nan\n1,{huge}\n2,0.5\n"}, metrics={"checksum": huge})
+    code, rows, err = table_json(capsys, "--summary", "both")
+    assert code == 0 and "Traceback" not in err
+    assert (rows[0]["loss"], rows[0]["loss_best"], rows[0]["loss_best_step"]) == (0.5, 0.5, 2)
+    assert rows[0]["checksum"] == huge
