@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from metarunlog.errors import MrlError
 from metarunlog.experiment import CODE, DIFF, RECORD, Experiment
@@ -58,12 +59,36 @@ def cli(args: argparse.Namespace, project: Project) -> int:
         return 0
     if "run" not in info:  # made before mrl pinned run blocks
         info["run"] = "(none pinned: the project's .mrl.cfg run block applies)"
+    info = _with_run_override(exp, info)
     width = max(len(k) for k in info)
     for k, v in info.items():
         if isinstance(v, (list, dict)):
             v = json.dumps(v, default=str)
         print(f"{k:<{width}} : {'' if v is None else printable(str(v))}")
     return 0
+
+
+def _with_run_override(exp: Experiment, info: dict[str, Any]) -> dict[str, Any]:
+    """`runOverride` right after `run` when EXPDIR/.mrl.cfg sets run keys: those replace the
+    pinned ones when it runs, so the pinned block alone is not what runs."""
+    from metarunlog.config import CFG_NAME, read_cfg_file
+
+    path = exp.dir / CFG_NAME
+    if not path.is_file():
+        return info
+    try:
+        run = read_cfg_file(path).get("run")
+    except MrlError as e:
+        run = f"({e})"
+    if not run:
+        return info
+    shown = json.dumps(run) if isinstance(run, dict) else str(run)
+    out: dict[str, Any] = {}
+    for k, v in info.items():
+        out[k] = v
+        if k == "run":
+            out["runOverride"] = f"{shown} (from {exp.name}/{CFG_NAME}: over the pinned run block, what runs)"
+    return out
 
 
 def verify_target(project: Project, ref: str | None) -> Experiment:

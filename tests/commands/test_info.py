@@ -100,3 +100,21 @@ def test_info_of_a_corrupt_record_names_the_file(project: Path) -> None:
     assert proc.returncode == 1
     assert "corrupt record" in proc.stderr and str(project / "output" / "0001" / ".mrl") in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_info_shows_the_run_keys_an_expdir_cfg_sets_over_the_pinned_block(project: Path, capsys) -> None:
+    """What runs is the pinned block with EXPDIR/.mrl.cfg over it: info says both."""
+    set_cfg(project, run={"command": "python train.py"})
+    commit_all(project, "a run block")
+    new()
+    (project / "output" / "0001" / ".mrl.cfg").write_text(json.dumps({"run": {"command": "echo other", "jobs": 2}}))
+    capsys.readouterr()
+    assert main(["info"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("run "))
+    assert '"command": "python train.py"' in lines[at]
+    key, _, value = lines[at + 1].partition(" : ")
+    assert key.strip() == "runOverride"
+    assert value == ('{"command": "echo other", "jobs": 2} (from 0001/.mrl.cfg: over the pinned run block, what runs)')
+    assert main(["info", "--json"]) == 0
+    assert "runOverride" not in json.loads(capsys.readouterr().out)  # --json is the record
