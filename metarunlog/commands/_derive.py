@@ -6,6 +6,7 @@ params, keeping the source's sub-experiment ids; a failure leaves no half experi
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 from metarunlog import jsonio
 from metarunlog.batch import Overrides
 from metarunlog.commands.new import NewResult, new
-from metarunlog.config import CFG_NAME
+from metarunlog.config import CFG_NAME, read_cfg_file
 from metarunlog.experiment import Experiment, SubExperiment
 from metarunlog.project import Project
 from metarunlog.provenance import param_sets
@@ -32,13 +33,20 @@ class Derived:
         return self.made.exp
 
 
-def derive(project: Project, source: Experiment, subs: list[SubExperiment], **new_args: Any) -> Derived:
-    """`new(project, **new_args)`, then one sub-experiment per `subs` with its params."""
+def derive(
+    project: Project,
+    source: Experiment,
+    subs: list[SubExperiment],
+    cfg_keys: dict[str, Any] | None = None,
+    **new_args: Any,
+) -> Derived:
+    """`new(project, **new_args)`, then one sub-experiment per `subs` with its params.
+    `cfg_keys` go into the new EXPDIR/.mrl.cfg (over the source's, copied)."""
     from metarunlog.commands.makebatch import make_subexperiments
 
     made = new(project, **new_args)
     try:
-        _copy_overrides(source, made)
+        _copy_overrides(source, made, cfg_keys or {})
         batch = make_subexperiments(project, made.exp.id, param_sets(subs), _source_overrides(source))
     except BaseException:
         _discard(project, made.exp)
@@ -52,17 +60,23 @@ def _source_overrides(source: Experiment) -> Overrides:
     return Overrides.from_record(batch.to_json()) if batch else Overrides()
 
 
-def _copy_overrides(source: Experiment, made: NewResult) -> None:
+def _copy_overrides(source: Experiment, made: NewResult, keys: dict[str, Any]) -> None:
     """The source's own EXPDIR/.mrl.cfg: its explicit overrides are part of what it ran
-    (and they still override the new experiment's pinned run block)."""
+    (and they still override the new experiment's pinned run block); `keys` over it."""
     src = source.dir / CFG_NAME
-    if not src.is_file():
+    if not src.is_file() and not keys:
         return
     exp = made.exp
-    with jsonio.naming(exp.dir / CFG_NAME):
-        (exp.dir / CFG_NAME).write_bytes(src.read_bytes())
-    made.copied[CFG_NAME] = source.name
-    exp.write_record(dataclasses.replace(exp.record, copied={**exp.record.copied, CFG_NAME: source.name}))
+    dst = exp.dir / CFG_NAME
+    with jsonio.naming(dst):
+        if keys:
+            data = read_cfg_file(src) if src.is_file() else {}
+            dst.write_text(json.dumps({**data, **keys}, indent=2) + "\n")
+        else:
+            dst.write_bytes(src.read_bytes())
+    if src.is_file():
+        made.copied[CFG_NAME] = source.name
+        exp.write_record(dataclasses.replace(exp.record, copied={**exp.record.copied, CFG_NAME: source.name}))
 
 
 def _discard(project: Project, exp: Experiment) -> None:

@@ -154,10 +154,12 @@ def new(
     pin: Pin | None = None,
     run_block: dict[str, Any] | None = None,
     provenance: dict[str, Any] | None = None,
+    files: list[str] | None = None,
 ) -> NewResult:
     """Make the next experiment. By default it pins HEAD (and, with `notclean`, the
-    working tree's changes) and the project's run block; `mrl reproduce` passes another
-    commit as `pin`, the run block to pin, and `provenance` (ExperimentRecord fields:
+    working tree's changes), the project's run block and copies the project's copyFiles
+    and confTemplFile; `mrl reproduce` passes another commit as `pin`, the run block to
+    pin, the `files` to copy (the source's) and `provenance` (ExperimentRecord fields:
     `rerun_of`, `reproduces`)."""
     repo = git.toplevel(project.basedir) or project.basedir
     warnings: list[str] = []
@@ -168,7 +170,7 @@ def new(
     with killed_like_ctrl_c():  # also for new() called from Python, not through main
         exp = _claim_next(project)
         try:
-            result = _fill(project, repo, exp, pin, source, description, block, provenance or {})
+            result = _fill(project, repo, exp, pin, source, description, block, provenance or {}, files)
         except BaseException:
             # The folder is ours and holds nothing of the user's yet: leave no half experiment.
             shutil.rmtree(exp.dir, ignore_errors=True)
@@ -300,6 +302,7 @@ def _fill(
     description: str,
     run_block: dict[str, Any],
     provenance: dict[str, Any],
+    files: list[str] | None = None,
 ) -> NewResult:
     from metarunlog import snapshot
     from metarunlog.procs import HOST
@@ -316,7 +319,7 @@ def _fill(
         if pin.diff.strip():
             snapshot.apply_diff(repo, pin.head.sha, exp.dir / DIFF, code)
     if source.dir is not None:
-        _copy_files(project, repo, exp, source, pin, result)
+        _copy_files(project, repo, exp, source, pin, result, files)
     _write_note(exp, project.cfg["note_fn"], description)
     record = ExperimentRecord(
         exp_id=exp.id,
@@ -361,7 +364,15 @@ def _subdir(basedir: Path, repo: Path) -> str:
     return "" if rel == "." else Path(rel).as_posix()
 
 
-def _copy_files(project: Project, repo: Path, exp: Experiment, source: CopySource, pin: Pin, result: NewResult) -> None:
+def _copy_files(
+    project: Project,
+    repo: Path,
+    exp: Experiment,
+    source: CopySource,
+    pin: Pin,
+    result: NewResult,
+    files: list[str] | None = None,
+) -> None:
     """Copy copyFiles and the templates from `source`, recording where each one came from.
 
     The basedir's files are the versions committed at the pinned commit, not the working
@@ -369,7 +380,9 @@ def _copy_files(project: Project, repo: Path, exp: Experiment, source: CopySourc
     file the source experiment lacks (added to copyFiles since) falls back to the
     basedir's, and the record says so."""
     assert source.dir is not None
-    names = list(dict.fromkeys([*project.cfg["copyFiles"], *project.cfg.template_files()]))
+    if files is None:
+        files = [*project.cfg["copyFiles"], *project.cfg.template_files()]
+    names = list(dict.fromkeys(files))
     for name in names:
         rel = Path(name)
         if rel.is_absolute() or ".." in rel.parts:

@@ -19,13 +19,16 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from typing import Any
 
 from metarunlog import git
 from metarunlog.commands._args import add_target_arguments
 from metarunlog.commands._derive import Derived, derive
 from metarunlog.commands.new import Pin, print_result
 from metarunlog.commands.rerun import summary
+from metarunlog.config import CFG_NAME
 from metarunlog.errors import MrlError
 from metarunlog.experiment import DIFF, Experiment
 from metarunlog.project import Project
@@ -77,10 +80,13 @@ def reproduce(
             "pins the project's current one"
         )
     text = description or f"reproduces {source.name}: {source.record.description}".rstrip(": ")
+    files, keys = _config_files_of(project, source, notes)
     res = derive(
         project,
         source,
         subs,
+        keys,
+        files=files,
         description=text,
         copy_from=str(source.id),
         pin=pin,
@@ -88,6 +94,34 @@ def reproduce(
         provenance={"reproduces": origin(source, subs)},
     )
     return res, notes
+
+
+def _config_files_of(project: Project, source: Experiment, notes: list[str]) -> tuple[list[str] | None, dict[str, Any]]:
+    """The files to copy from `source` (the ones it copied, and the templates it rendered)
+    and, when the project names others now (a renamed confTemplFile), the keys for the new
+    EXPDIR/.mrl.cfg that make it render the source's: (None, {}) when they agree."""
+    batch = source.record.batch
+    if batch is None:
+        return None, {}
+    templates = list(batch.templates)
+    copied = [n for n in (source.record.copied or source.record.copied_files) if n != CFG_NAME]
+    files = list(dict.fromkeys([*copied, *templates]))
+    cfg = source.cfg  # the project's, with the source's EXPDIR/.mrl.cfg over it: what the new one gets
+    keys: dict[str, Any] = {}
+    if cfg.template_files() != templates:
+        keys["confTemplFile"] = templates
+    if set(cfg["copyFiles"]) != set(copied):
+        keys["copyFiles"] = copied
+    if not keys and set(files) == {*cfg["copyFiles"], *cfg.template_files()}:
+        return None, {}
+    if keys:
+        now = ", ".join(f"{k} {json.dumps(cfg[k])}" for k in keys)
+        notes.append(
+            f"the project's {CFG_NAME} names other config files now ({now}); the new experiment "
+            f"copies {source.name}'s ({', '.join(files) or 'none'}) and its {CFG_NAME} sets "
+            + ", ".join(f"{k} {json.dumps(v)}" for k, v in keys.items())
+        )
+    return files, keys
 
 
 def _pin_of(project: Project, source: Experiment) -> Pin:

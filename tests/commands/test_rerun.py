@@ -182,3 +182,33 @@ def test_extend_of_a_rerun_or_reproduce_of_a_grid_batch_remembers_the_sources_gr
     assert "{}" not in map(str, made.values())
     again = run_mrl("makebatch", "2", "--extend", cwd=project)
     assert again.returncode == 0 and len(params_of(project, "0002")) == 4
+
+
+def test_reproduce_renders_the_sources_own_template_after_the_project_renamed_it(project: Path) -> None:
+    """The project's confTemplFile changed since (conf.lua -> b.yaml): a reproduction still
+    copies and renders the file the source rendered, never the project's new one, and its
+    EXPDIR/.mrl.cfg says so (so --extend and -replace render it too)."""
+    set_cfg(project, run={"command": "cat conf.lua > out.txt"})
+    commit_all(project, "run command")
+    assert main(["new", "one"]) == 0
+    assert main(["makebatch"]) == 0
+    src = params_of(project, "0001")
+    git(project, "rm", "-q", "conf.lua")
+    (project / "b.yaml").write_text("lr: {{lr}}\nnew: 1\n# MRL:grid['lr'] = [0.3]\n")
+    set_cfg(project, confTemplFile="b.yaml", copyFiles=["b.yaml"], run={"command": "cat b.yaml > out.txt"})
+    commit_all(project, "conf.lua became b.yaml")
+    r = run_mrl("reproduce", "1", "2-3", cwd=project)
+    assert r.returncode == 0, r.stderr
+    assert "copied conf.lua from 0001" in r.stdout and "b.yaml" not in r.stdout
+    assert "conf.lua" in r.stderr and "confTemplFile" in r.stderr  # one line says why
+    exp2 = project / OUT / "0002"
+    assert not (exp2 / "b.yaml").exists() and not (exp2 / "002" / "b.yaml").exists()
+    assert (exp2 / "002" / "conf.lua").read_text() == (project / OUT / "0001" / "002" / "conf.lua").read_text()
+    assert record(project, "0002")["copied"]["conf.lua"] == "0001"
+    assert params_of(project, "0002") == {n: src[n] for n in ("002", "003")}
+    assert json.loads((exp2 / ".mrl.cfg").read_text())["confTemplFile"] == ["conf.lua"]
+    assert run_mrl("makebatch", "2", "--extend", cwd=project, check=True).returncode == 0
+    made = sorted(map(str, params_of(project, "0002").values()))
+    assert made == sorted(map(str, src.values()))  # the source's grid, not b.yaml's
+    assert run_mrl("run", "2", cwd=project).returncode == 0
+    assert (exp2 / "003" / "out.txt").read_text() == (exp2 / "003" / "conf.lua").read_text()
