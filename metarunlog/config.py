@@ -331,6 +331,7 @@ def _check_paths(data: Mapping[str, Any], path: Path) -> None:
                     f"{'the output folder' if key == 'singleExpFormat' else 'the experiment folder'}, "
                     f"like '{DEFAULTS[key]}' (no '/', no '..')"
                 )
+    _check_string_lists(data, path)
     resources = (data.get("run") or {}).get("resources") if isinstance(data.get("run"), dict) else None
     if isinstance(resources, list):
         for r in resources:
@@ -339,6 +340,30 @@ def _check_paths(data: Mapping[str, Any], path: Path) -> None:
                     f'{path}: key \'run.resources\' entries must be GPU ids or names ("0", 1, "mig-1"), '
                     f"not {json.dumps(r)}"
                 )
+
+
+# Lists whose entries are file names, module names or shell commands: `"copyFiles": [1]`
+# passed the type check and was a traceback in makebatch and diff.
+_STRING_LISTS = {"copyFiles": "file names", "confTemplFile": "file names"}  # plugins: import_plugins
+_RUN_STRING_LISTS = {"command": "commands", "after": "commands"}
+
+
+def _check_string_lists(data: Mapping[str, Any], path: Path) -> None:
+    run = data.get("run")
+    levels: list[tuple[str, Mapping[str, Any], dict[str, str]]] = [("", data, _STRING_LISTS)]
+    if isinstance(run, dict):
+        levels.append(("run.", run, _RUN_STRING_LISTS))
+    for prefix, level, keys in levels:
+        for key, what in keys.items():
+            value = level.get(key)
+            if not isinstance(value, list):
+                continue
+            for entry in value:
+                if not isinstance(entry, str):
+                    raise ConfigError(
+                        f"{path}: key '{prefix}{key}' must be a list of {what} (strings), not one holding "
+                        f"{json.dumps(entry)[:60]}"
+                    )
 
 
 def _leaves(rel: str) -> bool:

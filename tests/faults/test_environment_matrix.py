@@ -196,3 +196,28 @@ def test_a_refused_non_ascii_name_is_said_as_not_ascii_not_as_not_a_letter(proje
     proc = run_mrl(*args, cwd=project)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "ASCII letter" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("copyFiles", [1]),
+        ("confTemplFile", [1]),
+        ("run", {"command": [1]}),
+        ("run", {"after": [{}]}),
+    ],
+    ids=["copyFiles", "confTemplFile", "run.command", "run.after"],
+)
+def test_a_config_list_holding_a_non_string_is_one_error_line_naming_the_key(
+    project: Path, key: str, value: object
+) -> None:
+    # before: accepted as a list, then makebatch and diff were a TypeError traceback
+    assert run_mrl("new", "x", cwd=project).returncode == 0
+    full = key if key != "run" else f"run.{next(iter(value))}"  # type: ignore[call-overload]
+    cfg = json.loads((project / ".mrl.cfg").read_text())
+    cfg[key] = {**cfg["run"], **value} if key == "run" else value  # type: ignore[dict-item]
+    (project / ".mrl.cfg").write_text(json.dumps(cfg))
+    for args in (["makebatch"], ["diff", "1", "1"], ["ls"]):
+        proc = run_mrl(*args, cwd=project)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert f"key '{full}' must be a list of" in proc.stderr, proc.stderr
