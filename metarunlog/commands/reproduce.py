@@ -76,8 +76,8 @@ def reproduce(
     if not block:
         block = dict(project.cfg.run)
         notes.append(
-            f"{source.name} has no pinned run block (made before mrl pinned it): the new experiment "
-            "pins the project's current one"
+            f"{source.name} has no pinned run block (made before mrl pinned them, or while run.command "
+            "was unset): the new experiment pins the project's current one"
         )
     text = description or f"reproduces {source.name}: {source.record.description}".rstrip(": ")
     files, keys = _config_files_of(project, source, notes)
@@ -110,15 +110,15 @@ def _config_files_of(project: Project, source: Experiment, notes: list[str]) -> 
     keys: dict[str, Any] = {}
     if cfg.template_files() != templates:
         keys["confTemplFile"] = templates
-    if set(cfg["copyFiles"]) != set(copied):
+    if set(cfg["copyFiles"]) - set(templates) != set(copied) - set(templates):  # -cp no copied no template
         keys["copyFiles"] = copied
     if not keys and set(files) == {*cfg["copyFiles"], *cfg.template_files()}:
         return None, {}
     if keys:
         now = ", ".join(f"{k} {json.dumps(cfg[k])}" for k in keys)
         notes.append(
-            f"the project's {CFG_NAME} names other config files now ({now}); the new experiment "
-            f"copies {source.name}'s ({', '.join(files) or 'none'}) and its {CFG_NAME} sets "
+            f"the project's {CFG_NAME} names other config files than {source.name} had ({now}); the new "
+            f"experiment copies {source.name}'s ({', '.join(files) or 'none'}) and its {CFG_NAME} sets "
             + ", ".join(f"{k} {json.dumps(v)}" for k, v in keys.items())
         )
     return files, keys

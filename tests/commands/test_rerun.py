@@ -212,3 +212,15 @@ def test_reproduce_renders_the_sources_own_template_after_the_project_renamed_it
     assert made == sorted(map(str, src.values()))  # the source's grid, not b.yaml's
     assert run_mrl("run", "2", cwd=project).returncode == 0
     assert (exp2 / "003" / "out.txt").read_text() == (exp2 / "003" / "conf.lua").read_text()
+
+
+def test_reproduce_of_an_experiment_made_with_cp_no_and_a_hand_placed_template_writes_no_cfg(project: Path) -> None:
+    set_cfg(project, run={"command": "true"})
+    commit_all(project, "run command")
+    assert main(["new", "-cp", "no", "by hand"]) == 0
+    (project / OUT / "0001" / "conf.lua").write_text("lr = {{lr}}\n-- MRL:grid['lr'] = [1, 2]\n")
+    assert main(["makebatch"]) == 0
+    r = run_mrl("reproduce", "1", cwd=project)
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+    assert not (project / OUT / "0002" / ".mrl.cfg").exists()
+    assert (project / OUT / "0002" / "002" / "conf.lua").read_text() == "lr = 2\n"
