@@ -469,7 +469,8 @@ def _warnings(exp: Experiment, spec: BatchSpec, expansion: Expansion, compiled: 
     used = set().union(*(c.variables for c in compiled))
     command = exp.cfg["run"].get("command")
     used |= render.used_in_strings([command] if isinstance(command, str) else list(command or []))
-    keys = list(dict.fromkeys(k for c in expansion.combos for k in c))
+    # `repeat` labels the runs by design (the script's own randomness differs between them).
+    keys = list(dict.fromkeys(k for c in expansion.combos for k in c if k != batch_mod.REPEAT_KEY))
     unused = [] if "params" in used else [k for k in keys if k not in used]
     if unused:
         names = ", ".join(unused)

@@ -196,6 +196,21 @@ def test_unused_params_and_duplicates_are_warnings(project: Path, capsys: pytest
     assert "seed" not in err.split("param(s)")[1]
 
 
+@pytest.mark.parametrize("how", [["--repeat", "3"], []])
+def test_a_repeat_no_template_uses_is_no_unused_param_warning(
+    project: Path, capsys: pytest.CaptureFixture[str], how: list[str]
+) -> None:
+    """`--repeat 3` / `MRL:repeat = 3` number the runs of one combination: that they only
+    label the runs is their point, not a mistake to warn about."""
+    set_cfg(project, run={"command": "python train.py --lr {{ lr }}"})
+    commit_all(project, "run command")
+    new_exp(project, "{{ lr }}\n-- MRL:grid['lr'] = [1, 2]\n" + ("" if how else "-- MRL:repeat = 3\n"))
+    assert main(["makebatch", *how]) == 0
+    captured = capsys.readouterr()
+    assert "made 6 sub-experiment(s)" in captured.out
+    assert "warning" not in captured.err, captured.err
+
+
 def test_dry_run_prints_the_table_and_writes_nothing(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     exp = new_exp(project)
     before = listing(exp)
