@@ -205,6 +205,10 @@ def test_run_says_once_which_commit_it_runs_when_head_moved_on(
     assert f"commit {pinned[:10]}" in lines[0] and "HEAD is 2 commits ahead" in lines[0]
     assert "`mrl rerun 1 --failed`" in lines[0]
     assert (project / EXP1 / "004" / "out.txt").read_text() == "training\n"  # still the pinned code
+    # A selection with --failed: the suggested rerun takes the same param sets, both of them.
+    assert main(["run", "1/4-5", "--failed"]) == 1
+    err = capsys.readouterr().err
+    assert "`mrl rerun 1 4-5 --failed` runs these param sets" in err, err
 
 
 def test_a_submodule_left_empty_in_code_is_said_at_new(

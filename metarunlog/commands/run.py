@@ -407,7 +407,9 @@ def _print_provenance(project: Project, exp: Experiment, args: argparse.Namespac
     commit when HEAD has moved past it (with the `mrl rerun` that runs the new code)."""
     from metarunlog.provenance import head_note, run_block_note
 
-    selection = "--failed" if args.failed else args.selection if args.selection not in (None, "all") else ""
+    # The rerun that takes the same param sets: a SELECTION and --failed narrow each other.
+    chosen = [args.selection] if args.selection not in (None, "all") else []
+    selection = " ".join([*chosen, *(["--failed"] if args.failed else [])])
     for note in (run_block_note(project, exp), head_note(project, exp, selection)):
         if note:
             print(f"mrl: note: {note}", file=sys.stderr)
