@@ -416,6 +416,24 @@ def test_the_curves_with_repeats_have_a_band_and_the_individual_runs_on_demand(p
     assert_clean(loaded)
 
 
+LINE_STYLES = """(title) => {
+    const fig = [...Bokeh.documents[0].all_models].filter((m) => m.title && m.title.text === title)[0];
+    return fig.renderers.filter((r) => r.name === "run")
+        .map((r) => JSON.stringify([r.glyph.line_color, r.glyph.line_dash]));
+}"""
+
+
+def test_twelve_runs_are_twelve_lines_that_look_different(project: Path, open_report) -> None:
+    # a factor with 12 values: Tol's 10 colours come round, the second lap is dashed
+    subs = [{"params": {"lr": lr}, "status": done(), "jsonl": curve(6, lr)} for lr in range(1, 13)]
+    loaded = open_report(analyze(Project.find(project), make_exp(project, subs)).path)
+    views = wait_drawn(loaded, 2)
+    assert all(v["painted"] >= 1 for v in views), views
+    styles = loaded.page.evaluate(LINE_STYLES, "loss")
+    assert len(styles) == 12 and len(set(styles)) == 12, styles
+    assert_clean(loaded)
+
+
 def test_many_combinations_with_repeats_draw_a_band_per_colour_as_one_patch(project: Path, open_report) -> None:
     subs = []
     for lr in range(6):

@@ -2,7 +2,7 @@
 
 Up to 8 colours: Okabe & Ito's palette (blue first, yellow and black last, as they are the
 hardest to see as thin lines on white); 9 or 10: Paul Tol's "muted" scheme plus its pale
-grey. Within one colour, combinations differ by dash.
+grey. Within one colour, combinations differ by dash (past 10, colours come round, dashed).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ TOL_MUTED = (
     "#AA4499",
     "#888888",
 )
+N_COLORS = len(TOL_MUTED)  # the most distinct colours; more keys reuse them (with other dashes)
 DASHES = ("solid", "dashed", "dotted", "dotdash", "dashdot")
 # A sequential palette for heatmaps: viridis, readable in grey and by colour-blind readers.
 SEQUENTIAL = "Viridis256"

@@ -73,6 +73,7 @@ class Combo:
     color: str
     dash: str
     group: str  # its colour's legend entry when lines are grouped by colour ("lr=0.1")
+    group_dash: str = "solid"  # its group's line when grouped: keys past the palette's end are dashed
 
 
 @dataclass
@@ -113,16 +114,20 @@ def layout(
         keys = _ranges(subs, members) if len(members) > LEGEND_MAX_LINES else [str(i) for i in range(len(members))]
     else:
         keys = [key_of(subs[m[0]]) for m in members]
-    colors = dict(zip(_ordered(keys, subs, members, color_key), palette.categorical(len(set(keys))), strict=True))
+    ordered = _ordered(keys, subs, members, color_key)
+    colors = dict(zip(ordered, palette.categorical(len(ordered)), strict=True))
+    # More keys than colours reuse a colour: count dashes per colour, not per key, so that
+    # lr=1 and lr=11 (one colour) are never drawn alike; a group's line by its lap.
+    laps = {k: i // palette.N_COLORS for i, k in enumerate(ordered)}
     seen: dict[str, int] = {}
     combos = []
     for key, m in zip(keys, members, strict=True):
-        n = seen[key] = seen.get(key, -1) + 1
+        n = seen[colors[key]] = seen.get(colors[key], -1) + 1
         mean = repeats or len(m) > 1  # a line of means is named by its params, a run by its own label
         label = (decide.label(subs[m[0]].params, factors) or "all runs") if mean else run_labels[m[0]]
         if mean and prefix_of is not None:
             label = f"{prefix_of(subs[m[0]])}: {label}"
-        combos.append(Combo(label, m, colors[key], palette.dash(n), key))
+        combos.append(Combo(label, m, colors[key], palette.dash(n), key, palette.dash(laps[key])))
     return Layout(combos, repeats, run_labels, color_key)
 
 
@@ -308,13 +313,13 @@ def _grouped(
     for combo, members in combos:
         by_group.setdefault(combo.group, []).append((combo, members))
     for group, items in by_group.items():
-        color = items[0][0].color
+        color, dash = items[0][0].color, items[0][0].group_dash
         members = [m for _, ms in items for m in ms]
-        hover = _line(lay, color, width=2.5)
+        hover = _line(lay, color, dash, width=2.5)
         if not lay.repeats:
             x, y, run = _concatenated(lines, members, per_line)
             src = bk.source({"x": x, "y": y, "run": run}, d.fig)
-            r = bk.add_glyph(d.fig, _line(lay, color, width=1.2, alpha=0.6), src, "runs", hover=hover)
+            r = bk.add_glyph(d.fig, _line(lay, color, dash, width=1.2, alpha=0.6), src, "runs", hover=hover)
             d.legend.add(group, r)
             d.runs.append(r)
             d.labels.update({str(i): lay.run_labels[i] for i in members})
@@ -334,7 +339,7 @@ def _grouped(
         patch = Patch(x="x", y="y", fill_color=color, fill_alpha=0.15, line_width=0)
         band = bk.add_glyph(d.fig, patch, bk.source({"x": bx, "y": by}, d.fig), "band")
         src = bk.source({"x": x, "y": y, "lo": lo, "hi": hi, "run": label}, d.fig)
-        r = bk.add_glyph(d.fig, _line(lay, color, width=1.5, alpha=0.9), src, "mean", hover=hover)
+        r = bk.add_glyph(d.fig, _line(lay, color, dash, width=1.5, alpha=0.9), src, "mean", hover=hover)
         d.legend.add(group, band, r)
         d.means.append(r)
         behind.append((members, color))

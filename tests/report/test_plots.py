@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from metarunlog import report
+from metarunlog.project import Project
+from metarunlog.report import pages
 from tests.helpers.records import curve, done, make_exp
 
 
@@ -48,3 +50,27 @@ def test_many_sub_experiments_are_drawn_in_colour_groups_named_by_a_param(projec
     assert np.isnan(xs).sum() == 60  # every run, one gap after each
     assert len(xs) <= report.POINTS_PER_PLOT + 3 * 60
     assert fig.xaxis[0].ticker.min_interval == 1  # integer steps: integer ticks
+
+
+def _styles(fig, name: str) -> list[tuple[str, str]]:  # noqa: ANN001
+    return [(r.glyph.line_color, str(r.glyph.line_dash)) for r in fig.renderers if r.name == name]
+
+
+def test_more_colour_values_than_colours_are_never_drawn_alike(project: Path) -> None:
+    # 12 values of the one factor: Tol's 10 colours come round again, so lr=11 would look
+    # like lr=1 (same colour, same solid line) unless the second lap is dashed.
+    subs = [{"params": {"lr": lr}, "status": done(), "jsonl": curve(5, lr)} for lr in range(1, 13)]
+    exp = make_exp(project, subs)
+    fig = report.build_report(exp, project, exp.dir / "analysis").models["plot0"]
+    styles = _styles(fig, "run")
+    assert len(styles) == 12 and len(set(styles)) == 12
+    # the comparison's colours are keyed by experiment: 11 experiments x 2 lines are more
+    # than 20 combinations, drawn one renderer per experiment; the 11th must not look like the 1st
+    exps = [
+        make_exp(project, [{"params": {"lr": lr}, "status": done(), "jsonl": curve(5, lr)} for lr in (0.1, 0.2)])
+        for _ in range(11)
+    ]
+    cmp = pages.build_comparison(Project.find(project), exps, project)
+    pages.add_comparison_curves(cmp)
+    styles = _styles(cmp.models["plot0"], "runs")
+    assert len(styles) == 11 and len(set(styles)) == 11
