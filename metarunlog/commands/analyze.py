@@ -87,7 +87,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.set_defaults(expId=None)
     p.add_argument(
-        "-outdir", "--outdir", metavar="DIR", default=None, help="write the report here (default: EXPDIR/analysis)"
+        "-outdir",
+        "--outdir",
+        metavar="DIR",
+        default=None,
+        help="write the page here: the report (default: EXPDIR/analysis), a comparison or --index alone "
+        "(default: OUTDIR)",
     )
     p.add_argument("--notebook", action="store_true", help="also write analysis.ipynb, which loads the table")
     p.add_argument("--open", action="store_true", help="open the report in the default web browser")
@@ -159,16 +164,20 @@ def _open(args: argparse.Namespace, path: Path) -> None:
             print(f"mrl: warning: found no web browser to open {path.resolve().as_uri()}", file=sys.stderr)
 
 
-def _write_index(project: Project) -> Path:
+def _write_index(project: Project, out: Path | None = None) -> Path:
     from metarunlog.report.pages import write_index
 
-    return write_index(project)
+    return write_index(project, out)
 
 
 def _index_only(args: argparse.Namespace, project: Project) -> int:
     if args.watch or args.notebook:
         raise MrlError("--watch and --notebook are for one experiment's report: name it (mrl analyze 3 --watch 9)")
-    path = _write_index(project)
+    out = None
+    if args.outdir:  # the index is the page asked for: -outdir is where it goes (links relative to it)
+        out = Path(args.outdir).resolve() / "index.html"
+        jsonio.make_folder(out.parent, OUTDIR_HINT)
+    path = _write_index(project, out)
     print(path)
     _open(args, path)
     return 0

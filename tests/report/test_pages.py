@@ -144,3 +144,18 @@ def test_status_is_untouched_by_watch(project: Path) -> None:
     watch(Project.find(project), exp, 1, sleep=lambda s: None)
     after = Status.from_json(json.loads((exp.subexp_dir(1) / ".mrl.status").read_text()))
     assert before == after
+
+
+def test_the_index_alone_goes_to_outdir_when_one_is_given_and_its_links_resolve_from_there(
+    project: Path, tmp_path: Path
+) -> None:
+    # `mrl analyze --index -outdir DIR` wrote OUTDIR/index.html, leaving DIR empty
+    two_experiments(project)
+    assert main(["analyze", "1"]) == 0
+    proc = run_mrl("analyze", "--index", "-outdir", str(tmp_path / "pub"), cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    index = tmp_path / "pub" / "index.html"
+    assert proc.stdout.strip() == str(index) and index.is_file()
+    assert not (Project.find(project).outdir / "index.html").exists()
+    links = hrefs(index.read_text())
+    assert links and all((index.parent / h).resolve().is_file() for h in links), links
