@@ -39,6 +39,7 @@ from metarunlog.project import Project
 HELP = "what differs between two experiments (3) or sub-experiments (3/2): params, code, run block, configs, metrics"
 RESOLVES_EXP = False
 MAX_DIFF_LINES = 40  # of each config file's diff in the text output
+MAX_RENDERED = 3  # sub-experiments' rendered files shown in the text output (two experiments)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -88,6 +89,7 @@ class Diff:
     mrl_diffs: tuple[str | None, str | None] = (None, None)  # each side's .mrl.diff text
     run: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     configs: dict[str, str] = field(default_factory=dict)  # file -> unified diff ("" for one side missing)
+    rendered: dict[str, str] = field(default_factory=dict)  # "002/conf.json" -> unified diff (two experiments)
     metrics: dict[str, dict[str, tuple[Any, Any, Any]]] = field(default_factory=dict)  # m -> last/best -> a, b, d
     code_text: str | None = None  # --code
     # what could not be read within a side (a sub-experiment's record or metrics): the
@@ -111,6 +113,7 @@ class Diff:
             },
             "run": {k: {"a": _j(a), "b": _j(b)} for k, (a, b) in self.run.items()},
             "config_files": self.configs,
+            "rendered_files": self.rendered,
             "metrics": {
                 m: {kind: {"a": _j(a), "b": _j(b), "delta": _j(d)} for kind, (a, b, d) in parts.items()}
                 for m, parts in self.metrics.items()
@@ -159,6 +162,7 @@ def diff(project: Project, a_ref: str, b_ref: str, *, code: bool = False) -> Dif
     _code(project, a, b, d, full=code)
     d.run = _differing(_flat("run", _run_block(a.exp)), _flat("run", _run_block(b.exp)))
     d.configs = _configs(a, b)
+    d.rendered = _rendered_configs(a, b) if a.sub is None and b.sub is None else {}
     d.metrics = _metrics(project, a, b, d.errors)
     return d
 
@@ -293,6 +297,48 @@ def _configs(a: Side, b: Side) -> dict[str, str]:
     return out
 
 
+def _rendered_configs(a: Side, b: Side) -> dict[str, str]:
+    """Two experiments: the rendered files that differ between sub-experiments with the
+    same params, as `002/conf.json` (A's folder). The same params rendered otherwise is
+    what a template edited after makebatch (or a hand-edited file) leaves, invisible in
+    EXPDIR: a reproduction that is not one."""
+    from metarunlog.batch import param_key
+
+    names = list(dict.fromkeys(n for s in (a, b) if s.exp.record.batch for n in s.exp.record.batch.templates))
+    if not names:
+        return {}
+
+    def keyed(exp: Experiment) -> list[tuple[Any, SubExperiment]]:
+        out = []
+        for s in exp.sub_experiments():
+            try:
+                out.append((param_key(s.own_params), s))
+            except (MrlError, OSError):  # an unreadable record: the params section names it
+                continue
+        return out
+
+    subs_b: dict[Any, SubExperiment] = {}
+    for key, s in keyed(b.exp):
+        subs_b.setdefault(key, s)
+    out = {}
+    for key, sa in keyed(a.exp):
+        sb = subs_b.get(key)
+        if sb is None:
+            continue
+        for name in names:
+            ta, tb = _read(sa.dir / name), _read(sb.dir / name)
+            if ta == tb or ta is None or tb is None:
+                continue
+            lines = difflib.unified_diff(
+                ta.splitlines(keepends=True),
+                tb.splitlines(keepends=True),
+                f"{a.label}/{sa.name}/{name}",
+                f"{b.label}/{sb.name}/{name}",
+            )
+            out[f"{sa.name}/{name}"] = "".join(lines)
+    return out
+
+
 def _metrics(project: Project, a: Side, b: Side, errors: list[str]) -> dict[str, dict[str, tuple[Any, Any, Any]]]:
     va, vb = _side_metrics(project, a, errors), _side_metrics(project, b, errors)
     out = {}
@@ -337,12 +383,17 @@ def render(d: Diff) -> str:
     lines += _code_lines(d)
     lines += _section("run block", [f"  {k}: {_v(a)} -> {_v(b)}" for k, (a, b) in d.run.items()])
     config_lines = []
-    for name, text in d.configs.items():
+    shown = dict(list(d.rendered.items())[:MAX_RENDERED])
+    for name, text in {**d.configs, **shown}.items():
         body = text.splitlines()
         config_lines.append(f"  {name} differs")
         config_lines += ["    " + line for line in body[:MAX_DIFF_LINES]]
         if len(body) > MAX_DIFF_LINES:
             config_lines.append(f"    ... {len(body) - MAX_DIFF_LINES} more lines (--json has them all)")
+    if len(d.rendered) > MAX_RENDERED:
+        config_lines.append(
+            f"  ... {len(d.rendered) - MAX_RENDERED} more sub-experiment files differ (--json has them all)"
+        )
     lines += _section("config files", config_lines)
     lines += _metric_lines(d)
     if d.code_text:

@@ -93,7 +93,42 @@ def reproduce(
         run_block=block,
         provenance={"reproduces": origin(source, subs)},
     )
+    notes.extend(_rendered_differently(res))
     return res, notes
+
+
+def _rendered_differently(res: Derived) -> list[str]:
+    """One line when a rendered file of the reproduction is not the source's: the source's
+    template (or a sub-experiment's file) was edited after its makebatch, so the same
+    params no longer give what it ran. The new experiment's folder names in its files are
+    read as the source's (a template may name its own folder)."""
+    batch = res.source.record.batch  # the new one renders the same files (_config_files_of)
+    names = list(batch.templates) if batch else []
+    new_dir, old_dir = str(res.exp.dir), str(res.source.dir)
+    differ: list[str] = []
+    first = 0
+    for sub, name in zip(res.subs, res.names, strict=True):
+        for t in names:
+            try:
+                old = (sub.dir / t).read_bytes()
+                new = (res.exp.dir / name / t).read_bytes().replace(new_dir.encode(), old_dir.encode())
+            except OSError:
+                continue
+            if old != new:
+                first = first or sub.id
+                differ.append(f"{name}/{t}")
+    if not differ:
+        return []
+    src, exp = res.source, res.exp
+    return [
+        f"{len(differ)} rendered file(s) differ from {src.name}'s ({_few(differ)}): {src.name}'s template or "
+        f"its sub-experiments' files were edited after its makebatch, so its params render otherwise now; "
+        f"`mrl diff {src.id}/{first} {exp.id}/{first}` shows how"
+    ]
+
+
+def _few(names: list[str], n: int = 4) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
 def _config_files_of(project: Project, source: Experiment, notes: list[str]) -> tuple[list[str] | None, dict[str, Any]]:

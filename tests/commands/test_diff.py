@@ -150,3 +150,24 @@ def test_a_side_whose_experiment_record_cannot_be_read_is_one_error_naming_it(
     (first / ".mrl").write_bytes(b"\xff")
     [line] = run_mrl("diff", "1", "2", cwd=project).stderr.splitlines()  # both: each named
     assert "0001/.mrl" in line and "0002/.mrl" in line
+
+
+def test_two_experiments_show_rendered_files_that_differ_for_the_same_params(project: Path) -> None:
+    """A reproduction rendered from a template edited after the source's makebatch: EXPDIR
+    holds the same template, but what the same params rendered (and ran) differs."""
+    set_cfg(project, run={"command": "true"})
+    commit_all(project, "run command")
+    assert main(["new", "one"]) == 0 and main(["makebatch"]) == 0
+    tpl = project / "output" / "0001" / "conf.lua"
+    tpl.write_text(tpl.read_text().replace("wdecay =", "weight_decay ="))
+    assert run_mrl("reproduce", "1", "1-5", cwd=project).returncode == 0
+    d = diff_json("1", "2", cwd=project)
+    assert d["config_files"] == {}  # the templates are the same
+    assert sorted(d["rendered_files"]) == [f"00{i}/conf.lua" for i in range(1, 6)]
+    assert "+    weight_decay = 0.1," in d["rendered_files"]["001/conf.lua"]
+    text = run_mrl("diff", "1", "2", cwd=project).stdout
+    assert "config files: same" not in text
+    assert "  001/conf.lua differs" in text and "--- 0001/001/conf.lua" in text and "+++ 0002/001/conf.lua" in text
+    assert "004/conf.lua" not in text and "  ... 2 more sub-experiment files differ (--json has them all)" in text
+    same = diff_json("2", "2", cwd=project)
+    assert same["rendered_files"] == {}

@@ -224,3 +224,35 @@ def test_reproduce_of_an_experiment_made_with_cp_no_and_a_hand_placed_template_w
     assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
     assert not (project / OUT / "0002" / ".mrl.cfg").exists()
     assert (project / OUT / "0002" / "002" / "conf.lua").read_text() == "lr = 2\n"
+
+
+def test_reproduce_says_when_the_sources_template_was_edited_after_its_makebatch(project: Path) -> None:
+    """Same params, but the source's EXPDIR template changed since it rendered: the
+    reproduction's files are not what the source ran, and one line says so."""
+    set_cfg(project, run={"command": "true"})
+    commit_all(project, "run command")
+    assert main(["new", "one"]) == 0
+    assert main(["makebatch"]) == 0
+    tpl = project / OUT / "0001" / "conf.lua"
+    tpl.write_text(tpl.read_text().replace("learning_rate", "lr"))
+    r = run_mrl("reproduce", "1", "2-3", cwd=project)
+    assert r.returncode == 0, r.stderr
+    lines = [line for line in r.stderr.splitlines() if "rendered file(s) differ" in line]
+    assert lines == [
+        "mrl: warning: 2 rendered file(s) differ from 0001's (002/conf.lua, 003/conf.lua): 0001's template or "
+        "its sub-experiments' files were edited after its makebatch, so its params render otherwise now; "
+        "`mrl diff 1/2 2/2` shows how"
+    ], r.stderr
+
+
+def test_reproduce_of_a_template_naming_its_own_folder_is_no_difference(project: Path) -> None:
+    set_cfg(project, run={"command": "true"})
+    commit_all(project, "run command")
+    assert main(["new", "-cp", "no", "one"]) == 0
+    (project / OUT / "0001" / "conf.lua").write_text("out = '{{subExpDir}}/x'\n-- MRL:grid['lr'] = [1, 2]\n")
+    (project / "conf.lua").unlink()
+    set_cfg(project, copyFiles=[])
+    commit_all(project, "no conf.lua")
+    assert main(["makebatch", "1"]) == 0
+    r = run_mrl("reproduce", "1", cwd=project)
+    assert r.returncode == 0 and "differ" not in r.stderr, r.stderr
