@@ -441,9 +441,10 @@ LATE_LOOKUP_TIMEOUT_S = 30.0  # squeue after a timed-out sbatch: the controller 
 def _submitted_late(script: Path, timeout: SlurmTimeout) -> str:
     """The job a timed-out sbatch submitted after all: the one of ours whose command is
     `script`. None found (or Slurm cannot be asked) raises SlurmError saying what to do."""
-    look = f"`squeue --me -o '%A %o'` lists it with {script}: cancel it with `scancel JOBID`"
+    look = f"`squeue -u $USER -o '%A %o'` lists it with {script}: cancel it with `scancel JOBID`"
     try:
-        proc = _slurm(["squeue", "--me", "-h", "-o", "%A|%o"], "asking Slurm", LATE_LOOKUP_TIMEOUT_S)
+        # -u UID, not --me (Slurm 20.11+): the same jobs, on older clusters too
+        proc = _slurm(["squeue", "-u", str(os.getuid()), "-h", "-o", "%A|%o"], "asking Slurm", LATE_LOOKUP_TIMEOUT_S)
     except SlurmError as e:
         raise SlurmError(f"{timeout}; whether Slurm took the job cannot be asked ({e}): if it did, {look}") from None
     if proc.returncode != 0:
