@@ -348,6 +348,18 @@ def test_the_summary_names_the_run_with_the_best_value_in_the_data_and_shows_the
     assert_clean(loaded)
 
 
+def test_the_summary_says_the_best_run_s_own_step_key(project: Path, open_report) -> None:
+    # runs logging different step keys (TensorBoard `step`, CSV `epoch`): the winner's own
+    by_step = [{"step": s, "loss": v} for s, v in enumerate([1.0, 0.8, 0.7, 0.6])]
+    by_epoch = [{"epoch": e, "loss": v} for e, v in enumerate([1.0, 0.5, 0.3, 0.1])]
+    subs = [{"params": {"fmt": f}, "status": done(), "jsonl": j} for f, j in (("tb", by_step), ("csv", by_epoch))]
+    loaded = open_report(analyze(Project.find(project), make_exp(project, subs)).path)
+    wait_drawn(loaded, 1)
+    shown = loaded.page.locator("#summary .best-run").first.inner_text()
+    assert "002 with loss = 0.1 at epoch 3" in shown, shown
+    assert_clean(loaded)
+
+
 def grid_with_seeds(project: Path, seeds: int = 2):  # noqa: ANN201
     """A 3x3 grid (lr x wd) with `seeds` runs each; the loss depends mostly on lr."""
     subs = []

@@ -32,6 +32,7 @@ class Winner:
     step: Any  # where the best value was reached (None: a final value)
     params: str  # `lr=0.1, wd=1`
     state: str
+    xkey: str | None = None  # what its own primary curve is plotted against (`epoch`, `step`)
 
 
 @dataclass
@@ -66,8 +67,8 @@ def context(rep: Report) -> dict[str, Any]:
     by_best = by_final = None
     if rep.primary is not None:
         best, final = decide.best_runs(rep.table, rep.primary)
-        by_best = _winner(best, by_name, rep.varying)
-        by_final = _winner(final, by_name, rep.varying)
+        by_best = _winner(best, by_name, rep.varying, rep.primary.name)
+        by_final = _winner(final, by_name, rep.varying, rep.primary.name)
     return {
         "summary_primary": rep.primary,
         "summary_goal": GOAL_TEXT.get(rep.primary.goal or "", "") if rep.primary else "",
@@ -83,11 +84,13 @@ def context(rep: Report) -> dict[str, Any]:
     }
 
 
-def _winner(pick: decide.Pick | None, by_name: dict[str, Any], varying: list[str]) -> Winner | None:
+def _winner(pick: decide.Pick | None, by_name: dict[str, Any], varying: list[str], metric: str) -> Winner | None:
     if pick is None:
         return None
     res = by_name[pick.row["id"]]
-    return Winner(res.name, pick.value, pick.step, decide.label(res.params, varying), res.state.value)
+    curve = (res.curves or {}).get(metric)  # runs may log different steps: this one's own key
+    xkey = str(curve[0]) if curve is not None else None
+    return Winner(res.name, pick.value, pick.step, decide.label(res.params, varying), res.state.value, xkey)
 
 
 def best_combination(rep: Report) -> Combination | None:

@@ -118,3 +118,18 @@ def test_with_repeats_the_summary_names_the_best_combination_by_its_mean(project
     exp = make_exp(project, subs)
     summary = text(section(analyze(Project.find(project), exp).path.read_text(), "summary"))
     assert "Best combination over repeats: lr=0.1 with loss = 0.105 ± 0.005 (best over training, mean of 2" in summary
+
+
+def test_the_best_run_is_said_at_its_own_step_key_when_runs_log_different_ones(project: Path) -> None:
+    # a TensorBoard run logs `step`, a CSV one `epoch`: the CSV run's best was "at step 3"
+    by_step = [{"step": s, "loss": v} for s, v in enumerate([1.0, 0.8, 0.7, 0.6])]
+    by_epoch = [{"epoch": e, "loss": v} for e, v in enumerate([1.0, 0.5, 0.3, 0.1])]
+    exp = make_exp(
+        project,
+        [
+            {"params": {"fmt": "tb"}, "status": done(), "jsonl": by_step},
+            {"params": {"fmt": "csv"}, "status": done(), "jsonl": by_epoch},
+        ],
+    )
+    words = text(section(analyze(Project.find(project), exp).path.read_text(), "summary"))
+    assert "Best over training: 002 with loss = 0.1 at epoch 3" in words, words
