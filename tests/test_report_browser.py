@@ -360,6 +360,25 @@ def test_the_summary_says_the_best_run_s_own_step_key(project: Path, open_report
     assert_clean(loaded)
 
 
+def test_a_param_of_mixed_types_has_a_category_per_value(project: Path, open_report) -> None:
+    # 1 and "1", None and "", True and "True" are six values (mrl table --aggregate: six groups)
+    mixed = [1, "1", None, "", True, "True"]
+    subs = [
+        {"params": {"x": x}, "status": done(), "jsonl": [{"step": s, "loss": i + 1 / (s + 1)} for s in range(3)]}
+        for i, x in enumerate(mixed)
+    ]
+    loaded = open_report(analyze(Project.find(project), make_exp(project, subs)).path)
+    views = wait_drawn(loaded, 2)
+    assert all(v["painted"] >= 1 for v in views), views
+    factors = loaded.page.evaluate(
+        """() => [...Bokeh.documents[0].all_models]
+            .filter((m) => m.title && m.title.text === "loss against x")[0].x_range.factors"""
+    )
+    assert factors == ["1", '"1"', "None", '""', "True", '"True"']
+    assert "003: x=None" in legend_of(loaded, "loss") and "individual runs" not in legend_of(loaded, "loss")
+    assert_clean(loaded)
+
+
 def grid_with_seeds(project: Path, seeds: int = 2):  # noqa: ANN201
     """A 3x3 grid (lr x wd) with `seeds` runs each; the loss depends mostly on lr."""
     subs = []

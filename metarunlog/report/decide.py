@@ -6,6 +6,7 @@ the curves. Plain Python: no bokeh, no pandas.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -120,13 +121,43 @@ def axes(subs: list[SubResult], varying: list[str], repeat_params: Iterable[str]
     return Axes(factors, [p for p in varying if p in repeat], list(groups.values()))
 
 
+def value_key(value: Any) -> str:
+    """What tells two param values apart: their JSON, as `mrl table --aggregate` groups them
+    (1 and "1", None and "", True and "True" are different values)."""
+    return json.dumps(value, sort_keys=True, default=str)
+
+
 def combination(res: SubResult, factors: list[str]) -> tuple[str, ...]:
-    return tuple(results.format_value(res.params.get(p)) for p in factors)
+    return tuple(value_key(res.params.get(p)) for p in factors)
+
+
+def value_text(value: Any) -> str:
+    """A param value as a legend, an axis category or a heading shows it: as the table
+    prints it, except that values it would print alike read apart: None is `None`, and a
+    string that reads as another type (`1`, `True`, `None`, ``, `[1]`) is quoted."""
+    if value is None:
+        return "None"
+    if isinstance(value, str):
+        text = results.format_value(value)
+        return json.dumps(value) if _reads_as_other_type(text) else text
+    if isinstance(value, float) and math.isfinite(value) and float(results.format_value(value)) != value:
+        return repr(value)  # 6 significant digits would make two values one
+    return results.format_value(value)
+
+
+def _reads_as_other_type(text: str) -> bool:
+    if text.strip() != text or text in ("", "None", "True", "False", "null", "true", "false") or text[0] in '[{"':
+        return True
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def label(params: dict[str, Any], names: list[str]) -> str:
     """`lr=0.1, wd=1`: how a legend entry or a heading names a combination."""
-    return ", ".join(f"{k}={results.format_value(params.get(k))}" for k in names)
+    return ", ".join(f"{k}={value_text(params.get(k))}" for k in names)
 
 
 def color_param(
@@ -138,7 +169,7 @@ def color_param(
     Only factors with 2 to MAX_COLORS values qualify; never a repeat axis (not a factor)."""
     if wanted and wanted in factors:
         return wanted
-    counts = {p: len({results.format_value(s.params.get(p)) for s in subs}) for p in factors}
+    counts = {p: len({value_key(s.params.get(p)) for s in subs}) for p in factors}
     candidates = [p for p in factors if 2 <= counts[p] <= MAX_COLORS]
     if not candidates:
         return None
@@ -152,7 +183,7 @@ def explained(subs: list[SubResult], param: str, values: list[float | None]) -> 
     groups: dict[str, list[float]] = {}
     for s, v in zip(subs, values, strict=True):
         if v is not None and math.isfinite(v):
-            groups.setdefault(results.format_value(s.params.get(param)), []).append(v)
+            groups.setdefault(value_key(s.params.get(param)), []).append(v)
     xs = [v for g in groups.values() for v in g]
     if len(groups) < 2 or len(xs) < 3:
         return 0.0

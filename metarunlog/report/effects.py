@@ -52,22 +52,25 @@ def spans_decades(values: list[Any]) -> bool:
 def effect(subs: list[SubResult], param: str, primary: decide.Primary) -> Effect:
     """The runs grouped by `param`'s value (numbers ascending, others in order of first
     appearance), with their best and final values of the primary metric."""
-    by_label: dict[str, list[SubResult]] = {}
+    by_key: dict[str, list[SubResult]] = {}
     value_of: dict[str, Any] = {}
     for s in subs:
         v = s.params.get(param)
-        key = value_label(v)
-        by_label.setdefault(key, []).append(s)
+        key = decide.value_key(v)
+        by_key.setdefault(key, []).append(s)
         value_of.setdefault(key, v)
-    labels = list(by_label)
-    values = [value_of[k] for k in labels]
+    keys = list(by_key)
+    values = [value_of[k] for k in keys]
     numeric = is_numeric(values)
     if numeric:
         order = sorted(range(len(values)), key=lambda i: values[i])
-        labels, values = [labels[i] for i in order], [values[i] for i in order]
+        keys, values = [keys[i] for i in order], [values[i] for i in order]
+    labels = [value_label(v) for v in values]
+    if len(set(labels)) < len(labels):  # axis categories must differ: 1 and 1.0 as their JSON
+        labels = keys
     eff = Effect(param, values, labels, numeric, spans_decades(values))
-    for lab in labels:
-        runs = by_label[lab]
+    for key in keys:
+        runs = by_key[key]
         eff.runs.append(runs)
         eff.best.append(decide.run_values(runs, primary, best=True))
         eff.final.append(decide.run_values(runs, primary, best=False))
@@ -228,8 +231,9 @@ def heatmap(rep: Report, a: Effect, b: Effect, primary: decide.Primary) -> Any:
     from bokeh.transform import linear_cmap
 
     cells: dict[tuple[str, str], list[float]] = {}  # n: the runs with a value, as the table's
+    label_a, label_b = ({decide.value_key(v): t for v, t in zip(e.values, e.labels, strict=True)} for e in (a, b))
     for s in (s.res for s in rep.subs):
-        ka, kb = value_label(s.params.get(a.param)), value_label(s.params.get(b.param))
+        ka, kb = label_a[decide.value_key(s.params.get(a.param))], label_b[decide.value_key(s.params.get(b.param))]
         [v] = decide.run_values([s], primary, best=True)
         if v is not None:
             cells.setdefault((ka, kb), []).append(v)
@@ -277,8 +281,8 @@ def heatmap(rep: Report, a: Effect, b: Effect, primary: decide.Primary) -> Any:
 
 
 def value_label(v: Any) -> str:
-    """A param value as an axis category (lists and dicts as their repr)."""
-    return results.format_value(v) if not isinstance(v, (list, dict)) else repr(v)
+    """A param value as an axis category (`decide.value_text`: values that differ read apart)."""
+    return decide.value_text(v)
 
 
 def _sequential(goal: str | None) -> list[str]:

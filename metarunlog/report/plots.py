@@ -108,7 +108,7 @@ def layout(
         run_labels = [f"{prefix_of(s)}/{label}" for s, label in zip(subs, run_labels, strict=True)]
     if key_of is None and color_key is not None:
         key = color_key
-        key_of = lambda s: f"{key}={results.format_value(s.params.get(key))}"  # noqa: E731
+        key_of = lambda s: f"{key}={decide.value_text(s.params.get(key))}"  # noqa: E731
     members = list(groups.values())
     if key_of is None:
         keys = _ranges(subs, members) if len(members) > LEGEND_MAX_LINES else [str(i) for i in range(len(members))]

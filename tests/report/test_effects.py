@@ -87,3 +87,22 @@ def test_the_aggregated_table_and_the_step_keys_agree_with_mrl_table(project: Pa
     assert view.columns == ["lr", "n", "loss", "loss_best"]
     for row, cells in zip(agg.rows, view.rows, strict=True):
         assert cells[2][2] == row["loss"] and cells[2][0].endswith(results.format_value(row["loss_std"]))
+
+
+MIXED = [1, "1", None, "", True, "True"]  # six values that `mrl table` prints as three
+
+
+def test_values_the_table_prints_alike_stay_apart_as_mrl_table_aggregate_keeps_them(project: Path) -> None:
+    # a param of mixed types: the report merged 1 and "1", None and "", True and "True" into
+    # three combinations with "repeats" (bands, "mean of 2"), where the table has six groups
+    exp = exp_of(project, [{"x": x} for x in MIXED], lambda p: 0.1 * MIXED.index(p["x"]))
+    rep = report.build_report(exp, project, exp.dir / "analysis")
+    [eff] = effects.effects(rep)
+    assert eff.labels == ["1", '"1"', "None", '""', "True", '"True"']
+    assert list(rep.models["effect0"].x_range.factors) == eff.labels
+    assert not rep.axes.has_repeats and len(rep.axes.groups) == 6
+    legend = [item.label["value"] for item in rep.models["plot0"].legend[0].items]
+    assert legend == ["001: x=1", '002: x="1"', "003: x=None", '004: x=""', "005: x=True", '006: x="True"']
+    from metarunlog import results
+
+    assert len(results.aggregate(results.table(exp)).rows) == 6  # the table agrees
