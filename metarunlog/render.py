@@ -235,7 +235,8 @@ def cli_args(params: Mapping[str, Any], prefix: str = "--", exclude: Iterable[st
     """`{{ params | cli_args }}`: `--lr 0.1 --hidden 16`, every word shell-quoted (argparse,
     click). True is a bare flag (`--early_stop`); False and None are left out; a list is
     the flag then each value as its own word (`--layers 512 512`: argparse `nargs='+'`; an
-    empty list is left out); a dict is one JSON word. `exclude` leaves params out."""
+    empty list is left out); a dict is one JSON word; a value starting with `-` is one word
+    `--key=value` (argparse would take `-x` for an option). `exclude` leaves params out."""
     skip = {exclude} if isinstance(exclude, str) else set(exclude)
     words: list[str] = []
     for key, value in _items(params, "cli_args"):
@@ -245,8 +246,10 @@ def cli_args(params: Mapping[str, Any], prefix: str = "--", exclude: Iterable[st
             words.append(prefix + key)
         elif isinstance(value, (list, tuple)):
             words += [prefix + key, *(_word(v) for v in value)] if value else []
+        elif (word := _word(value)).startswith("-"):  # `--shift -1e-05`: argparse reads an option
+            words.append(f"{prefix}{key}={word}")
         else:
-            words += [prefix + key, _word(value)]
+            words += [prefix + key, word]
     return Shell(" ".join(shlex.quote(w) for w in words))
 
 

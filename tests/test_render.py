@@ -238,6 +238,24 @@ def test_cli_args_turns_the_params_into_flags_each_one_argument(tmp_path: Path) 
     ]
 
 
+def test_cli_args_values_that_start_with_a_dash_reach_a_real_argparse_script(tmp_path: Path) -> None:
+    """`--shift -1e-05` or `--opt -x` is "expected one argument" for argparse (it reads the
+    value as an option): such a value is passed as `--key=value`, which argparse, click and
+    Hydra-style parsers all read."""
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import argparse, json\n"
+        "p = argparse.ArgumentParser()\n"
+        "p.add_argument('--shift', type=float)\np.add_argument('--opt')\np.add_argument('--n', type=int)\n"
+        "print(json.dumps(vars(p.parse_args())))\n"
+    )
+    command = f"{sys.executable} {script} {{{{ params | cli_args }}}}"
+    text = command_template(command, "cfg").render({"params": {"shift": -1e-05, "opt": "-x y", "n": -3}})
+    out = subprocess.run(["/bin/sh", "-c", text], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"shift": -1e-05, "opt": "-x y", "n": -3}
+
+
 def test_cli_args_takes_a_prefix_and_leaves_out_excluded_params(tmp_path: Path) -> None:
     command = ARGV + " {{ params | cli_args(prefix='-', exclude=['repeat']) }}"
     assert argv_of(command, {"params": {"lr": 1, "repeat": 2}}, tmp_path) == ["-lr", "1"]
