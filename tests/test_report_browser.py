@@ -552,6 +552,28 @@ def test_the_watch_page_reloads_while_a_run_is_active_and_not_after(project: Pat
         worker.wait()
 
 
+def test_a_watch_of_many_seconds_does_not_reload_at_once(project: Path, open_report) -> None:
+    # setTimeout takes at most 2**31-1 ms (~24.8 days); more fires at once: --watch 3000000
+    # reloaded the page without pause
+    import subprocess
+    import sys
+    import time
+
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        exp = make_exp(project, [{"params": {"x": 1}, "status": running(worker.pid), "jsonl": curve(5, 0.1)}])
+        loaded = open_report(analyze(Project.find(project), exp, refresh=3_000_000).path)
+        loads: list[float] = []
+        loaded.page.on("load", lambda: loads.append(time.monotonic()))
+        loaded.page.wait_for_timeout(2000)
+        assert loads == []
+        assert "live" in loaded.page.inner_text("header")
+        assert_clean(loaded)
+    finally:
+        worker.kill()
+        worker.wait()
+
+
 def test_a_script_in_the_description_does_not_run_from_the_notes(project: Path, open_report) -> None:
     from tests.conftest import main
 
