@@ -631,7 +631,15 @@ def log_tail(sub: SubExperiment, lines: int = 20) -> list[str]:
             data = f.read()
     except FileNotFoundError:
         return []
-    return data.decode("utf-8", "replace").splitlines()[-lines:]
+    return terminal_lines(data.decode("utf-8", "replace"))[-lines:]
+
+
+def terminal_lines(text: str) -> list[str]:
+    """The lines as a terminal leaves them: a progress bar redrawn with `\r` (tqdm) is its
+    last state, one line, not one line per redraw (which pushed the lines before it out of
+    the tail)."""
+    out = [line.removesuffix("\r").rsplit("\r", 1)[-1] for line in text.split("\n")]
+    return out[:-1] if out and out[-1] == "" else out
 
 
 # -- `python -m metarunlog.execute`: sbatch scripts of earlier versions run this --------------

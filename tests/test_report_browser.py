@@ -21,6 +21,7 @@ import pytest
 
 from metarunlog.commands.analyze import analyze
 from metarunlog.project import Project
+from metarunlog.states import JobState
 from tests.helpers.records import curve, done, grid_exp, make_exp, running
 from tests.helpers.repo import set_cfg
 
@@ -376,6 +377,20 @@ def test_a_param_of_mixed_types_has_a_category_per_value(project: Path, open_rep
     )
     assert factors == ["1", '"1"', "None", '""', "True", '"True"']
     assert "003: x=None" in legend_of(loaded, "loss") and "individual runs" not in legend_of(loaded, "loss")
+    assert_clean(loaded)
+
+
+def test_a_failure_s_lines_before_a_progress_bar_are_in_view(project: Path, open_report) -> None:
+    # a bar redrawn with \r is one line, as the terminal showed it, not ten that hide the rest
+    bar = "".join(f"\r{i}%|{'#' * (i // 10)}| {i}/100" for i in range(101))
+    log = f"epoch 3 val_loss=0.41\n{bar}\nKilled: out of memory\n"
+    subs = [{"params": {}, "status": done(state=JobState.FAILED, exit_code=137), "jsonl": curve(3, 0.1), "log": log}]
+    loaded = open_report(analyze(Project.find(project), make_exp(project, subs)).path)
+    wait_drawn(loaded, 1)
+    tail = loaded.page.locator("#summary pre.log-tail")
+    assert tail.is_visible()
+    shown = tail.inner_text().splitlines()
+    assert shown == ["epoch 3 val_loss=0.41", "100%|##########| 100/100", "Killed: out of memory"]
     assert_clean(loaded)
 
 

@@ -133,3 +133,17 @@ def test_the_best_run_is_said_at_its_own_step_key_when_runs_log_different_ones(p
     )
     words = text(section(analyze(Project.find(project), exp).path.read_text(), "summary"))
     assert "Best over training: 002 with loss = 0.1 at epoch 3" in words, words
+
+
+def test_a_progress_bar_in_the_log_is_one_line_as_a_terminal_shows_it(project: Path) -> None:
+    # tqdm redraws its bar with \r: counted as a line per redraw, the bar's last 10 states
+    # filled the failure's tail and pushed out the lines before it
+    bar = "".join(f"\r{i}%|{'#' * (i // 10)}| {i}/100" for i in range(101))
+    log = "==== mrl attempt 1\nepoch 3 val_loss=0.41\n" + bar + "\nKilled: out of memory\r\n"
+    exp = make_exp(
+        project,
+        [{"params": {}, "status": done(state=JobState.FAILED, exit_code=137), "jsonl": [{"loss": 1}], "log": log}],
+    )
+    summary = section(analyze(Project.find(project), exp).path.read_text(), "summary")
+    tail = re.search(r'<pre class="log-tail">(.*?)</pre>', summary, re.S).group(1).split("\n")
+    assert tail == ["==== mrl attempt 1", "epoch 3 val_loss=0.41", "100%|##########| 100/100", "Killed: out of memory"]
