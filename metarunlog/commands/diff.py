@@ -383,14 +383,21 @@ def render(d: Diff) -> str:
     lines += _code_lines(d)
     lines += _section("run block", [f"  {k}: {_v(a)} -> {_v(b)}" for k, (a, b) in d.run.items()])
     config_lines = []
-    shown = dict(list(d.rendered.items())[:MAX_RENDERED])
+    # When a template differs its diff says why; its sub-experiments' files are then counted.
+    templates_differ = any(name != CFG_OVERRIDE for name in d.configs)
+    shown = {} if templates_differ else dict(list(d.rendered.items())[:MAX_RENDERED])
     for name, text in {**d.configs, **shown}.items():
         body = text.splitlines()
         config_lines.append(f"  {name} differs")
         config_lines += ["    " + line for line in body[:MAX_DIFF_LINES]]
         if len(body) > MAX_DIFF_LINES:
             config_lines.append(f"    ... {len(body) - MAX_DIFF_LINES} more lines (--json has them all)")
-    if len(d.rendered) > MAX_RENDERED:
+    if templates_differ and d.rendered:
+        config_lines.append(
+            f"  {len(d.rendered)} rendered file(s) of sub-experiments with the same params differ too "
+            "(--json has them all)"
+        )
+    elif len(d.rendered) > MAX_RENDERED:
         config_lines.append(
             f"  ... {len(d.rendered) - MAX_RENDERED} more sub-experiment files differ (--json has them all)"
         )

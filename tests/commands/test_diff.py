@@ -171,3 +171,17 @@ def test_two_experiments_show_rendered_files_that_differ_for_the_same_params(pro
     assert "004/conf.lua" not in text and "  ... 2 more sub-experiment files differ (--json has them all)" in text
     same = diff_json("2", "2", cwd=project)
     assert same["rendered_files"] == {}
+
+
+def test_when_a_template_differs_its_sub_experiments_rendered_files_are_counted_not_each_shown(
+    project: Path,
+) -> None:
+    assert main(["new", "one"]) == 0 and main(["makebatch"]) == 0
+    assert main(["new", "two"]) == 0
+    tpl = project / "output" / "0002" / "conf.lua"
+    tpl.write_text(tpl.read_text().replace("wdecay =", "weight_decay ="))
+    assert main(["makebatch"]) == 0
+    text = run_mrl("diff", "1", "2", cwd=project).stdout
+    assert "  conf.lua differs" in text and "  001/conf.lua differs" not in text
+    assert "  9 rendered file(s) of sub-experiments with the same params differ too (--json has them all)" in text
+    assert len(diff_json("1", "2", cwd=project)["rendered_files"]) == 9
