@@ -394,6 +394,22 @@ def test_a_failure_s_lines_before_a_progress_bar_are_in_view(project: Path, open
     assert_clean(loaded)
 
 
+def test_weight_decay_with_zero_is_drawn_as_ordered_categories(project: Path, open_report) -> None:
+    subs = [
+        {"params": {"wd": wd}, "status": done(), "jsonl": [{"step": s, "loss": wd + 1 / (s + 1)} for s in range(3)]}
+        for wd in (0, 1e-4, 1e-3, 1e-2)
+    ]
+    loaded = open_report(analyze(Project.find(project), make_exp(project, subs)).path)
+    views = wait_drawn(loaded, 2)
+    assert all(v["painted"] >= 1 for v in views), views
+    factors = loaded.page.evaluate(
+        """() => [...Bokeh.documents[0].all_models]
+            .filter((m) => m.title && m.title.text === "loss against wd")[0].x_range.factors"""
+    )
+    assert factors == ["0", "0.0001", "0.001", "0.01"]  # four places, not three at one edge
+    assert_clean(loaded)
+
+
 def grid_with_seeds(project: Path, seeds: int = 2):  # noqa: ANN201
     """A 3x3 grid (lr x wd) with `seeds` runs each; the loss depends mostly on lr."""
     subs = []

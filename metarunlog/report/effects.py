@@ -49,6 +49,11 @@ def spans_decades(values: list[Any]) -> bool:
     return is_numeric(values) and min(values) > 0 and max(values) / min(values) >= LOG_RATIO
 
 
+def _zero_and_decades(values: list[Any]) -> bool:
+    positive = [v for v in values if v > 0]
+    return len(positive) >= 2 and min(values) == 0 and spans_decades(positive)
+
+
 def effect(subs: list[SubResult], param: str, primary: decide.Primary) -> Effect:
     """The runs grouped by `param`'s value (numbers ascending, others in order of first
     appearance), with their best and final values of the primary metric."""
@@ -66,6 +71,9 @@ def effect(subs: list[SubResult], param: str, primary: decide.Primary) -> Effect
         order = sorted(range(len(values)), key=lambda i: values[i])
         keys, values = [keys[i] for i in order], [values[i] for i in order]
     labels = [value_label(v) for v in values]
+    if numeric and _zero_and_decades(values):
+        numeric = False  # 0, 1e-4, 1e-2 (weight decay): no log axis holds 0, a linear one
+        # squeezes all but the largest into its left edge: ordered categories instead
     if len(set(labels)) < len(labels):  # axis categories must differ: 1 and 1.0 as their JSON
         labels = keys
     eff = Effect(param, values, labels, numeric, spans_decades(values))

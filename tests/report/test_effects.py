@@ -106,3 +106,18 @@ def test_values_the_table_prints_alike_stay_apart_as_mrl_table_aggregate_keeps_t
     from metarunlog import results
 
     assert len(results.aggregate(results.table(exp)).rows) == 6  # the table agrees
+
+
+def test_zero_and_values_that_span_decades_are_ordered_categories(project: Path) -> None:
+    # weight decay 0, 1e-4, 1e-3, 1e-2: a log axis cannot hold 0 and a linear one drew
+    # 0, 1e-4 and 1e-3 on top of each other at its left edge
+    exp = exp_of(project, [{"wd": wd} for wd in (1e-2, 0, 1e-4, 1e-3)], lambda p: p["wd"])
+    rep = report.build_report(exp, project, exp.dir / "analysis")
+    [eff] = effects.effects(rep)
+    assert not eff.numeric and eff.labels == ["0", "0.0001", "0.001", "0.01"]
+    assert list(rep.models["effect0"].x_range.factors) == eff.labels
+    # without 0, or without decades, they stay on a numeric axis
+    for values in ((1e-4, 1e-3, 1e-2), (0, 1, 2, 3)):
+        exp = exp_of(project, [{"wd": wd} for wd in values], lambda p: p["wd"])
+        [eff] = effects.effects(report.build_report(exp, project, exp.dir / "analysis"))
+        assert eff.numeric
