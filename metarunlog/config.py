@@ -312,6 +312,13 @@ _ONE_FOLDER = ("singleExpFormat", "subExpFormat")
 
 
 def _check_paths(data: Mapping[str, Any], path: Path) -> None:
+    outdir = data.get("outdir")
+    if isinstance(outdir, str) and Path(outdir.strip() or ".") == Path("."):
+        # "" made `mrl new` put experiments among the project's own files, in git's work tree
+        raise ConfigError(
+            f"{path}: key 'outdir' ({outdir!r}) must name the folder the experiments go to, like 'output' "
+            "(inside the project or an absolute path), not the project folder itself"
+        )
     for key, what in _INSIDE.items():
         value = data.get(key)
         if isinstance(value, str) and _leaves(value):

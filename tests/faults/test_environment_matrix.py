@@ -221,3 +221,19 @@ def test_a_config_list_holding_a_non_string_is_one_error_line_naming_the_key(
         proc = run_mrl(*args, cwd=project)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
         assert f"key '{full}' must be a list of" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("outdir", ["", ".", " "])
+def test_an_outdir_naming_the_project_folder_itself_is_refused_not_filled_with_experiments(
+    project: Path, outdir: str
+) -> None:
+    # before: `mrl new` made 0001/ among the project's files (untracked in git's work tree)
+    cfg = json.loads((project / ".mrl.cfg").read_text())
+    cfg["outdir"] = outdir
+    (project / ".mrl.cfg").write_text(json.dumps(cfg))
+    commit_all(project, "outdir")
+    for args in (["new", "x"], ["ls"]):
+        proc = run_mrl(*args, cwd=project)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert "key 'outdir'" in proc.stderr, proc.stderr
+    assert not (project / "0001").exists()
