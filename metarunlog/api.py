@@ -160,20 +160,27 @@ def load_metrics(
 
     Columns: `id` (sub-experiment), `line` (0, 1, ... within its rows), then the keys the
     rows hold (`step`, `loss`, ...). With `with_params`, the params that vary are added
-    as columns too, ready for `groupby`.
+    as columns too, ready for `groupby`. A key named like one of these columns (a logged
+    `lr` schedule next to the param `lr`) is `metric.<name>`, as in `mrl table`.
     """
     import pandas as pd
 
     experiment = load_experiment(exp, basedir)
     subs, _ = results.collect(experiment, keep_lines=True, basedir=_basedir_of(experiment, basedir))
-    frames = [pd.DataFrame(s.lines).assign(id=s.name, line=range(len(s.lines))) for s in subs if s.lines]
+    first = ["id", "line"] + (results.varying_params(subs) if with_params else [])
+    taken = set(first)
+    frames = [
+        pd.DataFrame(s.lines)
+        .rename(columns=lambda k: results.METRIC_PREFIX + k if k in taken else k)
+        .assign(id=s.name, line=range(len(s.lines)))
+        for s in subs
+        if s.lines
+    ]
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["id", "line"])
     if with_params:
-        varying = results.varying_params(subs)
         by_name = {s.name: s.params for s in subs}
-        for p in varying:
+        for p in first[2:]:
             df[p] = [by_name[i].get(p) for i in df["id"]]
-    first = ["id", "line"] + (results.varying_params(subs) if with_params else [])
     return df[first + [c for c in df.columns if c not in first]]
 
 

@@ -116,6 +116,21 @@ def test_load_metrics_without_params_has_id_and_line_first(two_exps) -> None:
     assert "lr" not in df.columns
 
 
+def test_a_logged_metric_named_like_a_param_or_id_or_line_keeps_its_curve_as_metric_name(project: Path) -> None:
+    # A script logging its learning-rate schedule as `lr` (and a key `id` or `line`): the
+    # param's constant (or the frame's own id/line) replaced the logged values.
+    exp = make_experiment(project, [{"lr": 0.1}, {"lr": 0.2}], "true")
+    rows = [[{"step": s, "lr": lr * 0.5**s, "id": 7, "line": "x"} for s in range(3)] for lr in (0.1, 0.2)]
+    finished(exp, [{}, {}], rows)
+    df = api.load_metrics(exp.id, with_params=True)
+    assert list(df["lr"]) == [0.1] * 3 + [0.2] * 3
+    assert list(df["metric.lr"]) == [0.1, 0.05, 0.025, 0.2, 0.1, 0.05]
+    assert list(df["id"]) == ["001"] * 3 + ["002"] * 3 and list(df["line"]) == [0, 1, 2] * 2
+    assert list(df["metric.id"]) == [7] * 6 and list(df["metric.line"]) == ["x"] * 6
+    plain = api.load_metrics(exp.id)
+    assert list(plain["lr"]) == [0.1, 0.05, 0.025, 0.2, 0.1, 0.05] and "metric.lr" not in plain.columns
+
+
 def test_load_metrics_of_an_experiment_without_curves_is_an_empty_frame_with_its_columns(project: Path) -> None:
     exp = make_experiment(project, [{"lr": 0.1}], "true")
     df = api.load_metrics(exp.id)
