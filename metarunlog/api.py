@@ -94,7 +94,8 @@ def load_results(
     tag: str | Sequence[str] | None = None,
 ) -> results.Table:
     """The table as a `metarunlog.results.Table`: `.rows` (dicts), `.columns`, `.errors`,
-    `.warnings`, `.note` (where mrl looked when there are no metrics). Arguments: `load_table`.
+    `.warnings`, `.note` (where mrl looked when there are no metrics), `.goal_note` (the
+    metrics whose best values are empty for want of a goal). Arguments: `load_table`.
     Of several experiments, one whose record cannot be read is left out and named in
     `.errors` ("left out experiment 0002: ..."); none readable raises MrlError."""
     from metarunlog import selection

@@ -83,6 +83,7 @@ class Table:
     warnings: list[str] = field(default_factory=list)  # config warnings, a missing optional reader
     exp_column: bool = False  # rows of several experiments: an `exp` column first
     note: str | None = None  # set when no sub-experiment has metrics: where mrl looked
+    goal_note: str | None = None  # --summary best/both: the metrics whose best cells are empty (no goal)
     aggregated: bool = False  # rows are groups (`aggregate`): by-params, n, mean and _std columns
     repeat_params: list[str] = field(default_factory=lambda: ["seed"])  # what `aggregate` averages over
     step_columns: set[str] = field(default_factory=set)  # the `<metric>_step` columns of --summary best/both
@@ -571,7 +572,28 @@ def table_many(
     tab.repeat_params = repeat_params(exps)
     if results and not tab.metrics and exps:
         tab.note = no_metrics_note(exps[-1], basedir)
+    if summary != "last":
+        tab.goal_note = no_goal_note(results, [finder_for(e, basedir).settings.goals for e in exps])
     return tab
+
+
+def no_goal_note(results: list[SubResult], goals: list[dict[str, str]]) -> str | None:
+    """Names the numeric metrics no goal is known for (by name or `metric_goals`): their best
+    cells are empty, and the person reading the table should learn why and what to set."""
+    names = [
+        m
+        for m in metric_order(results)
+        if not any(m in r.best for r in results)
+        and any(is_number(r.metrics.get(m)) for r in results)
+        and all(metrics.goal_of(m, g) is None for g in goals or [{}])
+    ]
+    if not names:
+        return None
+    example = json.dumps({names[0]: MIN}, ensure_ascii=False)
+    return (
+        f"note: no goal known for {', '.join(names)}: their best values are left empty;"
+        f' say which way is better in .mrl.cfg, e.g. "metric_goals": {example}'
+    )
 
 
 def repeat_params(exps: list[Experiment]) -> list[str]:
@@ -841,7 +863,9 @@ def aggregate(tab: Table, by: list[str] | None = None, over: list[str] | None = 
             if m not in counted:
                 del r[m + "_n"]
     columns = [c for m in shown for c in (m, m + "_std", *([m + "_n"] if m in counted else []))]
-    agg = Table(params, columns, rows, tab.errors, tab.all_params, tab.warnings, exp_column, tab.note, True)
+    agg = Table(
+        params, columns, rows, tab.errors, tab.all_params, tab.warnings, exp_column, tab.note, tab.goal_note, True
+    )
     if any(r["n_missing"] for r in rows):
         agg.counts = ["n", "n_missing"]
         agg.note = tab.note or _missing_note([r for ms in groups.values() for r in ms], shown)

@@ -150,8 +150,9 @@ def warn_left_out(left_out: list[str]) -> None:
 def report(tab: Table) -> None:
     """The no-metrics note and the errors, on stderr (the table is on stdout). `tab.warnings`
     were logged where they arose, and `main` printed them then."""
-    if tab.note:
-        print(f"mrl: {tab.note}", file=sys.stderr)
+    for note in (tab.note, tab.goal_note):
+        if note:
+            print(f"mrl: {note}", file=sys.stderr)
     for err in tab.errors[:MAX_ERRORS_SHOWN]:
         print(f"mrl: error: {err}", file=sys.stderr)
     if len(tab.errors) > MAX_ERRORS_SHOWN:
