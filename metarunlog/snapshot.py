@@ -43,7 +43,7 @@ class Snapshot:
 
     mode: str
     files: int  # regular files written (symlinks and gitlinks not counted)
-    linked: int = 0  # of them, hardlinks to a file already in the store
+    linked: int = 0  # of them, hardlinks to a file already in the store (or stored at another path of this tree)
     stored: int = 0  # files added to the store by this snapshot
     submodules: list[str] = field(default_factory=list)  # gitlinks: empty folders in code/
 
@@ -124,6 +124,10 @@ def _link(repo: Path, env: dict[str, str], dest: Path, store: Path, entries: lis
     fresh: list[TreeEntry] = []  # not in the store yet
     full: list[TreeEntry] = []  # in the store at its hardlink limit (EMLINK) or chmod-ed: a new store copy
     private: list[TreeEntry] = []  # symlinks and converted files: never shared
+    # One blob at many paths (empty __init__.py files, a data file kept twice) that is not
+    # linkable from the store yet: git writes it once, the other paths link to that file.
+    holder: dict[str, str] = {}  # store key -> the path of this snapshot git writes it at
+    again: list[tuple[str, str]] = []  # (path, the path holding its blob)
     linked = 0
     link, lstat, join = os.link, os.lstat, os.path.join  # local names: this loop runs once per tracked file
     for e in entries:
@@ -132,8 +136,12 @@ def _link(repo: Path, env: dict[str, str], dest: Path, store: Path, entries: lis
         if e.mode == SYMLINK or e.path in converted:
             private.append(e)
             continue
+        key = _key(objects, e)
+        if key in holder:
+            again.append((e.path, holder[key]))
+            continue
         try:
-            link(_key(objects, e), join(root, e.path))
+            link(key, join(root, e.path))
         except FileNotFoundError:
             fresh.append(e)
         except PermissionError:
@@ -147,8 +155,10 @@ def _link(repo: Path, env: dict[str, str], dest: Path, store: Path, entries: lis
             if _changed_since_stored(lstat(join(root, e.path)), e.mode == EXECUTABLE):
                 os.unlink(join(root, e.path))
                 full.append(e)  # written or chmod-ed through another experiment: a fresh store copy
+            else:
+                linked += 1
                 continue
-            linked += 1
+        holder[key] = e.path
     git.checkout_index(repo, dest, [e.path for e in (*fresh, *full, *private)], env)
     _make_readonly(dest, (e for e in (*fresh, *full, *private) if _is_file(e)))
     for e in (*fresh, *full):
@@ -157,8 +167,24 @@ def _link(repo: Path, env: dict[str, str], dest: Path, store: Path, entries: lis
         _store(join(root, e.path), _key(objects, e), replace=False)
     for e in full:
         _store(join(root, e.path), _key(objects, e), replace=True)
+    for path, source in again:
+        _link_or_copy(join(root, source), join(root, path))
+    linked += len(again)
     files = linked + len(fresh) + len(full) + sum(1 for e in private if e.mode != SYMLINK)
     return Snapshot("link", files, linked=linked, stored=len(fresh) + len(full))
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    """Hardlink `src` (read-only, stored) to `dst`; a copy of it once `src` has as many
+    links as the filesystem allows (ext4: 65,000 empty files of one blob)."""
+    try:
+        os.link(src, dst)
+    except OSError as err:
+        if err.errno != errno.EMLINK:
+            raise
+        import shutil
+
+        shutil.copy2(src, dst)  # keeps the read-only mode and the whole-second mtime
 
 
 def _changed_since_stored(st: os.stat_result, executable: bool) -> bool:

@@ -36,6 +36,22 @@ def is_writable(p: Path) -> bool:
     return bool(os.lstat(p).st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
+def link_to_the_limit(src: Path, links: Path) -> Path:
+    """Hardlink `src` into the new folder `links` until the filesystem refuses (EMLINK)."""
+    import errno
+
+    links.mkdir()
+    for n in range(70_000):
+        try:
+            os.link(src, links / str(n))
+        except OSError as e:
+            if e.errno != errno.EMLINK:
+                raise
+            return links
+    shutil.rmtree(links)
+    pytest.skip("this filesystem allows more than 70,000 hardlinks per file")
+
+
 @pytest.fixture
 def two_commits(project: Path) -> Path:
     """Experiment 0001 at one commit and 0002 at the next, which changed only model.py."""
@@ -65,6 +81,44 @@ def test_consecutive_experiments_share_unchanged_files_through_the_store(two_com
     assert record(two_commits, "0001")["snapshot"]["mode"] == "link"
     snap2 = record(two_commits, "0002")["snapshot"]
     assert snap2["stored"] == 1 and snap2["linked"] == snap2["files"] - 1
+
+
+def test_one_blob_at_many_paths_is_stored_once_in_the_first_experiment(project: Path) -> None:
+    """Empty __init__.py files, a data file kept twice: git names their content once, so
+    the first experiment holds it once too, not one private copy per extra path."""
+    for d in ("a", "b", "c"):
+        (project / d).mkdir()
+        (project / d / "__init__.py").write_text("")
+        (project / d / "table.csv").write_bytes(b"x,y\n" * 10_000)
+    (project / "tool.sh").write_text("#!/bin/sh\n")
+    (project / "tool2.sh").write_text("#!/bin/sh\n")
+    os.chmod(project / "tool.sh", 0o755)  # the same blob, once executable and once not: two files
+    commit_all(project, "duplicates")
+    assert main(["new"]) == 0
+    c = code(project, "0001")
+    for name in ("__init__.py", "table.csv"):
+        assert len({inode(c / d / name) for d in ("a", "b", "c")}) == 1
+    assert inode(c / "tool.sh") != inode(c / "tool2.sh")
+    assert os.stat(c / "tool.sh").st_mode & stat.S_IXUSR and not os.stat(c / "tool2.sh").st_mode & stat.S_IXUSR
+    sha = git(project, "rev-parse", "HEAD:a/table.csv").strip()
+    assert inode(project / OUT / ".mrl.objects" / sha[:2] / sha[2:]) == inode(c / "a" / "table.csv")
+    snap = record(project, "0001")["snapshot"]
+    tracked = len(git(project, "ls-files").split())
+    assert snap["files"] == tracked and snap["stored"] == tracked - 4 and snap["linked"] == 4
+    assert main(["verify", "1"]) == 0
+
+
+def test_a_path_of_a_blob_at_its_hardlink_limit_gets_a_read_only_copy(tmp_path: Path) -> None:
+
+    from metarunlog.snapshot import _link_or_copy
+
+    src = tmp_path / "held"
+    src.write_text("")
+    os.chmod(src, 0o444)
+    links = link_to_the_limit(src, tmp_path / "links")
+    _link_or_copy(str(src), str(tmp_path / "one_more"))
+    assert inode(tmp_path / "one_more") != inode(src) and not is_writable(tmp_path / "one_more")
+    shutil.rmtree(links)
 
 
 def test_snapshot_files_are_read_only_and_executables_stay_executable(two_commits: Path) -> None:
@@ -283,23 +337,11 @@ def test_verify_covers_the_whole_repository_for_a_project_in_a_subfolder(git_rep
 
 
 def test_a_store_file_at_the_hardlink_limit_is_replaced_by_a_fresh_copy(project: Path, tmp_path: Path) -> None:
-    import errno
 
     assert main(["new"]) == 0
     sha = git(project, "rev-parse", "HEAD:train.py").strip()
     stored = project / OUT / ".mrl.objects" / sha[:2] / sha[2:]
-    links = tmp_path / "links"
-    links.mkdir()
-    for n in range(70_000):
-        try:
-            os.link(stored, links / str(n))
-        except OSError as e:
-            if e.errno != errno.EMLINK:
-                raise
-            break
-    else:
-        shutil.rmtree(links)
-        pytest.skip("this filesystem allows more than 70,000 hardlinks per file")
+    links = link_to_the_limit(stored, tmp_path / "links")
     old = inode(stored)
     assert main(["new"]) == 0
     fresh = code(project, "0002") / "train.py"
