@@ -291,10 +291,17 @@ def checkout_index(repo: Path, dest: Path, paths: list[str] | None, env: dict[st
 
 def _checkout_failed(repo: Path, dest: Path, err: str, env: dict[str, str]) -> MrlError:
     """git says only "unable to write file X" when a write(2) fails, and removes X: a file
-    larger than the space left is said to be a full disk."""
+    larger than the space left is said to be a full disk. A filesystem out of inodes
+    (many small files, bytes to spare) makes git print one line per file it could not
+    open: that is said once too, and any other failure is its first line and a count."""
+    st = os.statvfs(dest)
+    if st.f_files and st.f_favail == 0:
+        return MrlError(
+            f"no space left on device: no free inodes (file entries) on the filesystem of {dest}, "
+            "though bytes may be free (free some files there, or use a filesystem with more inodes, and rerun)"
+        )
     m = re.search(r"unable to write file '(.+)'", err)
     if m:
-        st = os.statvfs(dest)
         free = st.f_bavail * st.f_frsize
         size = _git(repo, "cat-file", "-s", f":{os.path.relpath(m[1], dest)}", env=env, check=False).strip()
         if size.isdigit() and int(size) > free:
@@ -302,7 +309,9 @@ def _checkout_failed(repo: Path, dest: Path, err: str, env: dict[str, str]) -> M
                 f"no space left on device: {m[1]} needs {int(size):,} bytes, {free:,} are free "
                 "(free some disk space and rerun)"
             )
-    return MrlError(f"git checkout-index failed in {repo}: {err}")
+    lines = err.splitlines() or [""]
+    more = f" (and {len(lines) - 1} more line(s) like it)" if len(lines) > 1 else ""
+    return MrlError(f"git checkout-index failed in {repo}: {lines[0]}{more}")
 
 
 _CONVERSION_ATTRS = ("filter", "ident", "working-tree-encoding", "eol", "text")

@@ -22,17 +22,18 @@ def _umount(path: Path) -> None:
 @pytest.fixture
 def full_disk() -> Iterator[callable]:  # type: ignore[valid-type]
     """`full_disk(path)`: mount a 2 MiB tmpfs at `path` (moving what was there onto it);
-    `.fill()` on the result fills it up."""
+    `.fill()` on the result fills it up. `inodes=N`: at most N files and folders on it."""
     mounted: list[Path] = []
 
-    def make(path: Path, size: str = "2m") -> Path:
+    def make(path: Path, size: str = "2m", inodes: int | None = None) -> Path:
         if os.geteuid() != 0:
             pytest.skip("needs root to mount a small tmpfs")
         saved = path.with_name(path.name + ".saved")
         if path.exists():
             path.rename(saved)
         path.mkdir()
-        if not _mount("-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)):
+        options = f"size={size}" + (f",nr_inodes={inodes}" if inodes else "")
+        if not _mount("-t", "tmpfs", "-o", options, "tmpfs", str(path)):
             pytest.skip("cannot mount tmpfs here")
         mounted.append(path)
         if saved.exists():

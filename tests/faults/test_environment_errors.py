@@ -78,6 +78,22 @@ def test_mrl_new_on_a_full_disk_is_one_line_and_leaves_no_experiment(project: Pa
     assert not [p for p in out.iterdir() if p.name.isdigit()]
 
 
+@pytest.mark.parametrize("mode", ["copy", "link"])
+def test_mrl_new_on_a_disk_out_of_inodes_is_one_line_not_one_per_file(project: Path, full_disk, mode: str) -> None:  # type: ignore[no-untyped-def]
+    """Many small files on a filesystem with bytes to spare but no inodes left: git printed
+    one "failed to open file" line for each file it could not write (hundreds)."""
+    set_cfg(project, snapshot=mode)
+    (project / "src").mkdir()
+    for n in range(300):
+        (project / "src" / f"m{n}.py").write_text(f"N = {n}\n")
+    commit_all(project, "many files")
+    out = full_disk(project / "output", "50m", inodes=200)
+    proc = run_mrl("new", "x", cwd=project)
+    _one_error_line(proc, "no space left on device", "inodes", str(out))
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert not [p for p in out.iterdir() if p.name.isdigit()]
+
+
 def _record(exp: Path) -> dict:
     import json
 
