@@ -293,7 +293,7 @@ def _checkout_failed(repo: Path, dest: Path, err: str, env: dict[str, str]) -> M
     """git says only "unable to write file X" when a write(2) fails, and removes X: a file
     larger than the space left is said to be a full disk. A filesystem out of inodes
     (many small files, bytes to spare) makes git print one line per file it could not
-    open: that is said once too, and any other failure is its first line and a count."""
+    open: that is said once too, and any other failure is git's fatal (else first) line and a count."""
     st = os.statvfs(dest)
     if st.f_files and st.f_favail == 0:
         return MrlError(
@@ -310,8 +310,9 @@ def _checkout_failed(repo: Path, dest: Path, err: str, env: dict[str, str]) -> M
                 "(free some disk space and rerun)"
             )
     lines = err.splitlines() or [""]
-    more = f" (and {len(lines) - 1} more line(s) like it)" if len(lines) > 1 else ""
-    return MrlError(f"git checkout-index failed in {repo}: {lines[0]}{more}")
+    main = next((line for line in reversed(lines) if line.startswith("fatal:")), lines[0])
+    more = f" (git printed {len(lines) - 1} more line(s))" if len(lines) > 1 else ""
+    return MrlError(f"git checkout-index failed in {repo}: {main}{more}")
 
 
 _CONVERSION_ATTRS = ("filter", "ident", "working-tree-encoding", "eol", "text")

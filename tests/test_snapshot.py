@@ -258,6 +258,24 @@ def test_files_converted_by_gitattributes_get_a_private_copy_that_verifies(proje
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+@pytest.mark.parametrize("mode", ["link", "copy"])
+def test_a_failing_required_smudge_filter_is_one_line_with_gits_reason(project: Path, mode: str) -> None:
+    """git-lfs not installed, or its server gone: git printed three lines and mrl passed
+    them all on, the reason (`fatal: ... smudge filter lfs failed`) last."""
+    set_cfg(project, snapshot=mode)
+    (project / ".gitattributes").write_text("*.bin filter=lfs\n")
+    (project / "weights.bin").write_text("version https://git-lfs.github.com/spec/v1\n")
+    commit_all(project, "lfs pointer")
+    git(project, "config", "filter.lfs.clean", "cat")
+    git(project, "config", "filter.lfs.smudge", "false")
+    git(project, "config", "filter.lfs.required", "true")
+    r = run_mrl("new", "x", cwd=project)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("mrl: error: "), r.stderr
+    assert "weights.bin: smudge filter lfs failed" in r.stderr
+    assert not [p for p in (project / OUT).iterdir() if p.name.isdigit()]
+
+
 def test_verify_reports_each_file_changed_missing_or_added_and_exits_1(two_commits: Path) -> None:
     c = code(two_commits, "0002")
     r = run_mrl("info", "--verify", "2", cwd=two_commits)
