@@ -75,7 +75,7 @@ def effect(subs: list[SubResult], param: str, primary: decide.Primary) -> Effect
         numeric = False  # 0, 1e-4, 1e-2 (weight decay): no log axis holds 0, a linear one
         # squeezes all but the largest into its left edge: ordered categories instead
     if len(set(labels)) < len(labels):  # axis categories must differ: 1 and 1.0 as their JSON
-        labels = keys
+        labels = [decide.json_text(v) for v in values]
     eff = Effect(param, values, labels, numeric, spans_decades(values))
     for key in keys:
         runs = by_key[key]

@@ -121,3 +121,11 @@ def test_zero_and_values_that_span_decades_are_ordered_categories(project: Path)
         exp = exp_of(project, [{"wd": wd} for wd in values], lambda p: p["wd"])
         [eff] = effects.effects(report.build_report(exp, project, exp.dir / "analysis"))
         assert eff.numeric
+
+
+def test_float_noise_in_values_reads_as_the_table_prints_it(project: Path) -> None:
+    exp = exp_of(project, [{"wd": k * 1e-4} for k in (1, 3)], lambda p: p["wd"])  # 0.00030000000000000003
+    rep = report.build_report(exp, project, exp.dir / "analysis")
+    [eff] = effects.effects(rep)
+    assert eff.labels == ["0.0001", "0.0003"]
+    assert [item.label["value"] for item in rep.models["plot0"].legend[0].items] == ["001: wd=0.0001", "002: wd=0.0003"]
