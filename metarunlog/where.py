@@ -18,6 +18,7 @@ number) is false for that row, not an error.
 from __future__ import annotations
 
 import ast
+import json
 import operator
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -118,6 +119,17 @@ class _Walker:
         if node.id.startswith("__"):
             raise self.refuse(node, f"the name {node.id}")
         return self.column(node.id, node)
+
+    def _Attribute(self, node: ast.Attribute) -> Fn:  # noqa: N802
+        """Refused, as every attribute access; a dotted column name (`metric.lr`, as mrl names a
+        metric shadowed by a param) gets the `col["..."]` form to write instead."""
+        name = ast.unparse(node)
+        if name in self.columns:
+            raise MrlError(
+                f"--where {self.text!r}: attribute access is not allowed ({name});"
+                f" for the column {name} write col[{json.dumps(name, ensure_ascii=False)}]"
+            )
+        raise self.refuse(node)
 
     def _Constant(self, node: ast.Constant) -> Fn:  # noqa: N802
         if not isinstance(node.value, _CONSTANT_TYPES):

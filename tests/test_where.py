@@ -73,6 +73,19 @@ def test_a_prefixed_metric_can_be_named_without_its_prefix_when_unambiguous() ->
     assert compile_where("metric_lr_alias == 1", ["metric.metric_lr_alias"])({"metric.metric_lr_alias": 1})
 
 
+def test_a_dotted_column_name_written_bare_is_refused_with_the_col_form_to_use() -> None:
+    # mrl itself names a metric shadowed by a param `metric.lr`; a user types it as shown.
+    with pytest.raises(MrlError) as e:
+        compile_where("metric.lr > 0.02", COLUMNS)
+    assert str(e.value) == (
+        "--where 'metric.lr > 0.02': attribute access is not allowed (metric.lr);"
+        ' for the column metric.lr write col["metric.lr"]'
+    )
+    assert ids('col["metric.lr"] > 0.02') == ["001"]
+    with pytest.raises(MrlError, match=r"Attribute is not allowed \(lr.__class__\)"):
+        compile_where("lr.__class__", COLUMNS)
+
+
 @pytest.mark.parametrize(
     "text",
     [
