@@ -24,6 +24,22 @@ def fmt_duration(seconds: float | None) -> str:
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(32), 127, *range(0x80, 0xA0))} | {9: "\\t", 10: "\\n", 13: "\\r"}
 
 
+def cell_width(text: str) -> int:
+    """How many terminal cells `text` takes: East Asian wide characters (损失) take two,
+    combining marks none, so that columns of names in any script line up."""
+    if text.isascii():
+        return len(text)
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def pad(text: str, width: int, right: bool = False) -> str:
+    """`text` padded with spaces to `width` terminal cells (`str.ljust`/`rjust` count characters)."""
+    fill = " " * max(0, width - cell_width(text))
+    return fill + text if right else text + fill
+
+
 def printable(text: str) -> str:
     """`text` with control characters (newline, ESC, ...) written as escapes, for one line of a terminal."""
     return text if text.isprintable() else text.translate(_CONTROL)

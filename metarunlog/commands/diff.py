@@ -33,7 +33,7 @@ from metarunlog import config, git, results
 from metarunlog.config import CFG_NAME as CFG_OVERRIDE
 from metarunlog.errors import MrlError
 from metarunlog.experiment import DIFF, Experiment, SubExperiment
-from metarunlog.fmt import format_value
+from metarunlog.fmt import cell_width, format_value, pad
 from metarunlog.project import Project
 
 HELP = "what differs between two experiments (3) or sub-experiments (3/2): params, code, run block, configs, metrics"
@@ -452,10 +452,10 @@ def _metric_lines(d: Diff) -> list[str]:
         return ["metrics: none in common"]
     header = ["metric", f"last {d.a}", f"last {d.b}", "delta", f"best {d.a}", f"best {d.b}", "delta"]
     rows = [[m, *(format_value(x) for kind in ("last", "best") for x in parts[kind])] for m, parts in d.metrics.items()]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    widths = [max(cell_width(r[i]) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
-        out = (c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+        out = (pad(c, w, right=i > 0) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
         return ("  " + "  ".join(out)).rstrip()
 
     return ["metrics (delta = B - A):", *map(line, [header, *rows])]

@@ -38,6 +38,7 @@ from typing import Any
 from metarunlog import results, selection
 from metarunlog.errors import MrlError
 from metarunlog.experiment import Experiment
+from metarunlog.fmt import cell_width, pad
 from metarunlog.project import Project
 from metarunlog.results import Table
 
@@ -223,11 +224,11 @@ def _markdown(tab: Table) -> str:
 def _text(tab: Table) -> str:
     cols = tab.columns
     body = [[cell(r.get(c), c) for c in cols] for r in tab.rows]
-    widths = [max([len(c)] + [len(row[i]) for row in body]) for i, c in enumerate(cols)]
+    widths = [max([cell_width(c)] + [cell_width(row[i]) for row in body]) for i, c in enumerate(cols)]
     right = [_numeric(tab, c) for c in cols]
 
     def line(cells: list[str]) -> str:
-        out = (s.rjust(w) if r else s.ljust(w) for s, w, r in zip(cells, widths, right, strict=True))
+        out = (pad(s, w, r) for s, w, r in zip(cells, widths, right, strict=True))
         return "  ".join(out).rstrip()
 
     return "\n".join([line(cols), *map(line, body)]) + "\n"

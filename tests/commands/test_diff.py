@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,27 @@ def test_the_text_diff_and_code_show_the_git_diff(project: Path, two_exps: tuple
     assert "metrics (delta = B - A):" in out and "loss" in out
     same = run_mrl("diff", "1", "1", cwd=project).stdout
     assert "params: same" in same and "code: same commit" in same and "config files: same" in same
+
+
+def test_the_metrics_table_stays_aligned_with_wide_unicode_metric_names(
+    project: Path, two_exps: tuple[Path, Path]
+) -> None:
+    import unicodedata
+
+    first, second = two_exps
+    for sub in (first / "001", second / "001"):
+        (sub / "metrics.json").write_text(json.dumps({"损失": 0.25, "loss_ü": 1.5}))
+    out = run_mrl("diff", "1/1", "2/1", cwd=project).stdout
+    block = out[out.index("metrics (delta") :].splitlines()[1:]
+
+    def cells(s: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
+
+    def ends(line: str) -> list[int]:
+        return [cells(line[: m.end()]) for m in re.finditer(r"\S+", line)]
+
+    last_b = ends(block[0])[4]  # `last 0002/001` ends here, in terminal cells
+    assert [ends(line)[2] for line in block[1:]] == [last_b] * (len(block) - 1), block
 
 
 def test_a_notclean_experiment_shows_its_mrl_diff(project: Path) -> None:

@@ -302,6 +302,28 @@ def test_the_table_after_a_real_makebatch_and_run(project: Path) -> None:
     assert all(isinstance(r["duration"], float) for r in rows)
 
 
+def test_wide_unicode_names_and_values_keep_the_text_columns_aligned_on_a_terminal(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A metric logged as 损失 (each character two terminal cells wide) shifted every column
+    # after it by its name's length: widths were counted in characters, not cells.
+    import unicodedata
+
+    def cells(s: str) -> int:
+        return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in s)
+
+    subs = [
+        {"params": {"lr": lr, "opt": opt}, "status": done(), "jsonl": [{"step": 0, "损失": 0.25, "précision": 0.5}]}
+        for lr, opt in ((0.1, "adam"), (0.2, "最速降下"))
+    ]
+    make_exp(project, subs)
+    _, out, _ = table_out(capsys)
+    lines = out.splitlines()
+    ends = [[cells(line[: m.end()]) for m in __import__("re").finditer(r"\S+", line)] for line in lines]
+    assert ends[0][-3:] == ends[1][-3:] == ends[2][-3:]  # opt, 损失, précision end at the same cell
+    assert ends[1][-4] == ends[2][-4]  # the left-aligned opt column's values start at one cell
+
+
 def test_a_sub_experiment_folder_made_by_hand_has_empty_params_and_a_warning(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
