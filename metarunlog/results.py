@@ -420,13 +420,23 @@ def no_metrics_note(exp: Experiment, basedir: Path | None = None) -> str:
     """The one line saying where mrl looked for metrics (for a table that has none)."""
     from metarunlog import hooks
 
-    looked = ", ".join(finder_for(exp).looked_for())
+    finder = finder_for(exp)
+    looked = ", ".join(finder.looked_for())
     hook = f"{USER_METRICS_FN}(subExpDir) in {hooks.ANALYZE_FILE}"
     where = basedir or project_basedir(exp)
     has = "is there but returned nothing" if user_metrics_function(where) else "does not exist"
+    # The log reader is off until a pattern is set: a script that only prints its results
+    # (the commonest kind) must learn that its run.log is one setting away.
+    settings = finder.settings
+    printed = (
+        f"; the lines your script prints ({', '.join(settings.log_files)}) count once .mrl.cfg"
+        " metrics.patterns has a regex for them"
+        if not settings.patterns and "log" not in settings.off
+        else ""
+    )
     return (
-        f"no metrics in {exp.name}: looked for {looked} in each sub-experiment folder, and {hook} {has} "
-        "(see docs/table.md, 'Where mrl finds metrics')"
+        f"no metrics in {exp.name}: looked for {looked} in each sub-experiment folder, and {hook} {has}"
+        f"{printed} (see docs/table.md, 'Where mrl finds metrics')"
     )
 
 

@@ -322,6 +322,27 @@ def test_when_no_sub_experiment_has_metrics_the_table_says_where_it_looked(
         assert looked in err[0]
 
 
+def test_a_script_that_prints_its_metrics_is_told_that_run_log_counts_once_patterns_are_set(project: Path) -> None:
+    # The issue's first user: a script printing `epoch 1 val_acc=0.5`. The no-metrics line
+    # named every file looked for but not run.log, the one file holding the results.
+    (project / "train.py").write_text("for e in range(3):\n    print(f'epoch {e} val_acc={0.5 + e / 10}')\n")
+    set_cfg(project, run={"command": "python3 {{codeDir}}/train.py"})
+    commit_all(project, "a script that prints")
+    for args in (("new", "prints"), ("makebatch",), ("run",)):
+        assert run_mrl(*args, cwd=project).returncode == 0
+    hint = "; the lines your script prints (run.log) count once .mrl.cfg metrics.patterns has a regex for them"
+    for cmd in ("table", "analyze"):
+        err = run_mrl(cmd, cwd=project).stderr.splitlines()
+        assert [line for line in err if line.startswith("mrl: no metrics")][0].endswith(
+            hint + " (see docs/table.md, 'Where mrl finds metrics')"
+        ), err
+    set_cfg(project, metrics={"sources": ["!log"]})  # turned off on purpose: no hint
+    assert hint not in run_mrl("table", cwd=project).stderr
+    set_cfg(project, metrics={"patterns": [r"epoch (?P<epoch>\d+) val_acc=(?P<val_acc>[0-9.]+)"]})
+    rows = json.loads(run_mrl("table", "--json", cwd=project).stdout)
+    assert [r["val_acc"] for r in rows] == [pytest.approx(0.7)] * len(rows)
+
+
 # -- streaming -------------------------------------------------------------------------------------------------
 
 
