@@ -512,11 +512,20 @@ def make_table(
     taken = set(everything) | set(BUILTIN_COLUMNS)
     metric_names = metric_order(results)
     shown = {m: (METRIC_PREFIX + m if m in taken else m) for m in metric_names}
+    shown = _clear_of_derived(shown, lambda name: _metric_columns(name, summary)[1:])
     rows = [_row(r, params, shown, summary, exp_column) for r in results]
     columns = [c for m in metric_names for c in _metric_columns(shown[m], summary)]
     tab = Table(params, columns, rows, list(errors or []), everything, exp_column=exp_column)
     tab.step_columns = {c for c in columns if summary != "last" and c.endswith(STEP_SUFFIX) and c not in shown.values()}
     return tab
+
+
+def _clear_of_derived(shown: dict[str, str], derived: Callable[[str], Iterable[str]]) -> dict[str, str]:
+    """`shown` (metric -> column) with `metric.` before a column that another metric's derived
+    columns (`reward_std` of `reward` in an aggregate, `val_acc_best` of `val_acc`) would
+    overwrite: a logged `reward_std` must not replace the std mrl computes, nor the other way."""
+    made = {d for col in shown.values() for d in derived(col)}
+    return {m: (METRIC_PREFIX + col if col in made else col) for m, col in shown.items()}
 
 
 def _metric_columns(name: str, summary: str) -> list[str]:
@@ -863,8 +872,11 @@ def aggregate(tab: Table, by: list[str] | None = None, over: list[str] | None = 
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in tab.rows:
         groups.setdefault(_freeze([row.get(k) for k in keys]), []).append(row)
-    shown = [m for m in tab.metrics if m not in tab.step_columns]
-    rows = [_group_row(members, keys, shown) for members in groups.values()]
+    source = [m for m in tab.metrics if m not in tab.step_columns]
+    named = _clear_of_derived({m: m for m in source}, lambda col: (col + "_std", col + "_n"))
+    named = {m: (METRIC_PREFIX + col if col == "n_missing" else col) for m, col in named.items()}
+    rows = [_group_row(members, keys, named) for members in groups.values()]
+    shown = list(named.values())
     exp_column = "exp" in keys
     params = [k for k in keys if k != "exp"]
     counted = {m for m in shown if any(r[m + "_n"] != r["n"] for r in rows)}
@@ -878,21 +890,22 @@ def aggregate(tab: Table, by: list[str] | None = None, over: list[str] | None = 
     )
     if any(r["n_missing"] for r in rows):
         agg.counts = ["n", "n_missing"]
-        agg.note = tab.note or _missing_note([r for ms in groups.values() for r in ms], shown)
+        agg.note = tab.note or _missing_note([r for ms in groups.values() for r in ms], source)
     else:
         for r in rows:
             del r["n_missing"]
     return agg
 
 
-def _group_row(members: list[dict[str, Any]], keys: list[str], metric_names: list[str]) -> dict[str, Any]:
+def _group_row(members: list[dict[str, Any]], keys: list[str], named: dict[str, str]) -> dict[str, Any]:
+    """One group's row: `named` maps each metric column of the table to its column here."""
     first = members[0]
     row: dict[str, Any] = {k: first.get(k) for k in keys}
-    with_value = [r for r in members if any(not _missing(r.get(m)) for m in metric_names)]
-    row["n"] = len(with_value) if metric_names else len(members)
+    with_value = [r for r in members if any(not _missing(r.get(m)) for m in named)]
+    row["n"] = len(with_value) if named else len(members)
     row["n_missing"] = len(members) - row["n"]
-    for m in metric_names:
-        row[m], row[m + "_std"], row[m + "_n"] = _stats(r.get(m) for r in members)
+    for src, m in named.items():
+        row[m], row[m + "_std"], row[m + "_n"] = _stats(r.get(src) for r in members)
     return row
 
 

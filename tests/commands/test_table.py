@@ -417,6 +417,53 @@ def test_aggregate_folds_the_seeds_into_mean_std_and_n_as_numpy_computes_them(
         assert "seed" not in r and "id" not in r and "state" not in r
 
 
+def test_a_logged_metric_named_like_a_column_mrl_derives_does_not_overwrite_it(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # RL scripts log `reward` with `reward_std`; others a `val_acc_best`. `--aggregate`'s
+    # reward_std (the std over seeds) was replaced by the mean of the logged reward_std,
+    # `--summary both`'s reward_best by the logged one: numbers that were never computed.
+    import numpy as np
+
+    rewards = {1: [0.1, 0.5, 0.3], 2: [0.2, 0.9, 0.4], 3: [0.6, 0.1, 0.2]}
+    subs = [
+        {
+            "params": {"lr": 0.1, "seed": seed},
+            "status": done(),
+            "jsonl": [
+                {
+                    "step": s,
+                    "reward": r,
+                    "reward_std": 10.0 + seed,
+                    "reward_best": 7.0,
+                    "reward_step": 99,
+                    "n_missing": 1,
+                }
+                for s, r in enumerate(curve)
+            ],
+        }
+        for seed, curve in rewards.items()
+    ]
+    make_exp(project, subs)
+    [row] = json.loads(table_out(capsys, "--aggregate", "--json")[1])
+    lasts = [c[-1] for c in rewards.values()]
+    assert row["n"] == 3 and row["reward"] == pytest.approx(np.mean(lasts))
+    assert row["reward_std"] == pytest.approx(np.std(lasts))
+    assert row["metric.reward_std"] == pytest.approx(12.0) and row["metric.reward_std_std"] == pytest.approx(
+        np.std([11, 12, 13])
+    )
+    assert row["metric.n_missing"] == 1 and "n_missing" not in row  # no run lacks values
+    rows = json.loads(table_out(capsys, "--summary", "both", "--json")[1])
+    assert [r["reward_best"] for r in rows] == [max(c) for c in rewards.values()]
+    assert [r["reward_best_step"] for r in rows] == [1, 1, 0] and [r["metric.reward_best"] for r in rows] == [7.0] * 3
+    rows = json.loads(table_out(capsys, "--summary", "best", "--json")[1])
+    assert [r["reward_step"] for r in rows] == [1, 1, 0] and [r["metric.reward_step"] for r in rows] == [99] * 3
+    [row] = json.loads(table_out(capsys, "--summary", "both", "--aggregate", "--json")[1])
+    assert row["reward_best"] == pytest.approx(np.mean([0.5, 0.9, 0.6])) and row["metric.reward_best"] == 7.0
+    rows = json.loads(table_out(capsys, "--json")[1])  # the plain table has no such columns: names as logged
+    assert [r["reward_std"] for r in rows] == [11.0, 12.0, 13.0] and "metric.reward_std" not in rows[0]
+
+
 def test_aggregate_by_and_over_choose_the_groups(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     seeds_exp(project)
     rows = json.loads(table_out(capsys, "--json", "--aggregate", "--by", "seed")[1])
