@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from metarunlog.errors import MrlError
 
@@ -366,19 +367,24 @@ def file_mode_honoured(repo: Path) -> bool:
     return _git(repo, "config", "--bool", "core.fileMode", check=False).strip() != "false"
 
 
-def blob_id(data: bytes) -> str:
-    """The git blob id of `data` (`git hash-object --no-filters` semantics)."""
+def _object_hash(like: str) -> Any:
+    """The hash a repository names objects with, told by one of its ids: SHA-1 (40 hex
+    digits), or SHA-256 (64) in a repository made with `git init --object-format=sha256`."""
     import hashlib
 
-    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+    return hashlib.sha256 if len(like) == 64 else hashlib.sha1
 
 
-def file_blob_id(path: str) -> str:
-    """The git blob id of the file at `path`, read in chunks."""
-    import hashlib
+def blob_id(data: bytes, like: str = "") -> str:
+    """The git blob id of `data` (`git hash-object --no-filters` semantics), with the hash
+    of the repository whose id `like` is (SHA-1 by default)."""
+    return _object_hash(like)(b"blob %d\0" % len(data) + data).hexdigest()
 
+
+def file_blob_id(path: str, like: str = "") -> str:
+    """The git blob id of the file at `path`, read in chunks (the hash as for `blob_id`)."""
     size = os.stat(path).st_size
-    h = hashlib.sha1(b"blob %d\0" % size)
+    h = _object_hash(like)(b"blob %d\0" % size)
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
             h.update(chunk)

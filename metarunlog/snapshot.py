@@ -326,10 +326,10 @@ class _Checker:
             if not stat.S_ISLNK(st.st_mode):
                 return Difference("changed", e.path, "no longer a symlink")
             target = os.fsencode(os.readlink(full))
-            return None if git.blob_id(target) == e.sha else Difference("changed", e.path, "symlink target")
+            return None if git.blob_id(target, e.sha) == e.sha else Difference("changed", e.path, "symlink target")
         if not stat.S_ISREG(st.st_mode):
             return Difference("changed", e.path, "no longer a regular file")
-        if git.file_blob_id(full) != e.sha:
+        if git.file_blob_id(full, e.sha) != e.sha:
             if e.path not in self.converted:
                 return Difference("changed", e.path, "content")
             self.pending.append((e, st))

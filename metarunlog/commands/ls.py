@@ -101,7 +101,8 @@ def _write(items: Iterator[str], head: str, sep: str, tail: str, *, empty: str) 
 def _cell(v: Any) -> str:
     if v is None:
         return ""
-    return str(v)[:7] if isinstance(v, str) and len(v) == 40 and v.isalnum() else printable(str(v))
+    # a commit id: SHA-1 (40 hex digits) or SHA-256 (64)
+    return str(v)[:7] if isinstance(v, str) and len(v) in (40, 64) and v.isalnum() else printable(str(v))
 
 
 def ls(project: Project, tags: list[str] | None = None) -> list[Row]:

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from metarunlog.main import main
-from tests.helpers.repo import git, run_mrl
+from tests.helpers.repo import git, run_mrl, sha256_project
 
 
 def make(n: int) -> None:
@@ -29,6 +29,17 @@ def test_ls_flags_add_columns(project: Path, capsys: pytest.CaptureFixture[str])
     cols = capsys.readouterr().out.strip().split("\t")
     assert cols[0] == "** 0001"
     assert len(cols[2]) == 7 and cols[3] == "mrl init" and cols[4] == "experiment 1"
+
+
+def test_ls_ghash_is_short_in_a_sha256_repository_too(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """-ghash printed the whole 64-digit id of a SHA-256 repository's commit (40 only was shortened)."""
+    monkeypatch.chdir(tmp_path)
+    sha256_project(tmp_path / "proj256")
+    make(1)
+    capsys.readouterr()
+    assert main(["ls", "-ghash"]) == 0
+    cols = capsys.readouterr().out.strip().split("\t")
+    assert cols == ["** 0001", git(Path.cwd(), "rev-parse", "HEAD").strip()[:7]]
 
 
 def test_ls_column_flags_also_take_the_double_dash_form(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

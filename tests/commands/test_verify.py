@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from metarunlog.main import main
-from tests.helpers.repo import commit_all, run_mrl
+from tests.helpers.repo import commit_all, run_mrl, sha256_project
 
 
 def new(*args: str) -> Path:
@@ -187,3 +187,19 @@ def test_verify_piped_into_head_keeps_its_verdict(project: Path) -> None:
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout == "added    added_0000.txt\n"
     assert proc.stderr == f"mrl: {exp.name}: code/ differs from commit {_hash(exp)[:10]}: 5000 added\n"
+
+
+def test_verify_in_a_sha256_repository_hashes_as_the_repository_does(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """`git init --object-format=sha256` names blobs by SHA-256: verify hashed with SHA-1
+    and reported every file and symlink of an untouched snapshot as changed."""
+    monkeypatch.chdir(tmp_path)
+    repo = sha256_project(tmp_path / "proj256")
+    exp = new()
+    proc = run_mrl("verify", cwd=repo)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    replace(exp / "code" / "train.py", "print('edited')\n")
+    os.unlink(exp / "code" / "latest.py")
+    os.symlink(".mrl.cfg", exp / "code" / "latest.py")
+    proc = run_mrl("verify", cwd=repo)
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines() == ["changed  latest.py  (symlink target)", "changed  train.py"]

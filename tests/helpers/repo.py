@@ -34,6 +34,20 @@ def commit_all(cwd: Path, msg: str = "change") -> str:
     return git(cwd, "rev-parse", "HEAD").strip()
 
 
+def sha256_project(repo: Path) -> Path:
+    """A project in a new repository at `repo` made with `git init --object-format=sha256`
+    (blob and commit ids of 64 hex digits), with train.py and a symlink to it committed.
+    The cwd must be `repo` (main(["init"]) runs there)."""
+    repo.mkdir()
+    git(repo, "init", "-q", "--object-format=sha256")
+    (repo / "train.py").write_text("print('training')\n")
+    os.symlink("train.py", repo / "latest.py")
+    os.chdir(repo)
+    assert main(["init"]) == 0
+    commit_all(repo, "sha256 repository")
+    return repo
+
+
 def set_cfg(basedir: Path, **keys: object) -> None:
     import json
 
