@@ -29,8 +29,11 @@ from metarunlog.metrics.base import ColumnarRows, Columns
 BATCH = 4096
 MIN, MAX = "min", "max"
 # Which way a metric is better, by a part of its name (the report highlights with the same).
-LOWER_BETTER = re.compile(r"loss|err|mse|mae|rmse|nll|perplex|ppl|wer|cer|latency|regret|dist|cost|time")
-HIGHER_BETTER = re.compile(r"acc|f1|auc|score|reward|bleu|rouge|precision|recall|map|iou|dice|r2|return|top\d|ndcg")
+LOWER_BETTER = re.compile(r"loss|err|mse|mae|rmse|nll|perplex|ppl|wer|cer|latency|regret|dist|cost|time|bpb|bpc")
+HIGHER_BETTER = re.compile(
+    r"acc|f1|auc|auroc|auprc|score|reward|bleu|rouge|precision|recall|map|iou|dice|r2|return|top\d|ndcg"
+    r"|psnr|ssim|mrr|success"
+)
 
 
 # The words of a name: `val_acc`, `Loss/train`, `trainLoss`, `top5-err` -> val acc / loss

@@ -39,6 +39,15 @@ from metarunlog.metrics.summary import BATCH
         ("timestep_reward", "max"),
         ("distance", "min"),
         ("time_to_acc", "min"),  # two words: lower-is-better wins, as before
+        # common names that had no goal (torchmetrics' AUROC, image metrics, retrieval, bits)
+        ("val_auroc", "max"),
+        ("AUPRC", "max"),
+        ("psnr", "max"),
+        ("val/ssim", "max"),
+        ("mrr", "max"),
+        ("success_rate", "max"),
+        ("val_bpb", "min"),
+        ("bpc", "min"),
     ],
 )
 def test_a_metric_s_goal_comes_from_its_name(name: str, goal: str | None) -> None:
