@@ -6,12 +6,14 @@ only when a folder holds event files: `pip install metarunlog[tensorboard]`. Eve
 streamed; consecutive scalar events of one step become one row `{"step": 3, "wall_time":
 ..., "<tag>": value, ...}`. When event files sit in more than one folder (Keras writes
 `logs/train/` and `logs/validation/`, both with `epoch_loss`), each tag is prefixed with its
-folder below the common one: `train/epoch_loss`, `validation/epoch_loss`.
+folder below the common one: `train/epoch_loss`, `validation/epoch_loss`; the folder
+`add_hparams` names after the time it ran is left out (`hparam/acc`, the same in every run).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,12 +53,22 @@ def _loader() -> Any:
     return LegacyEventFileLoader
 
 
+# `SummaryWriter.add_hparams` (tensorboardX, torch.utils.tensorboard) writes into a folder
+# named str(time.time()): a different name in every run, so it is no part of a metric's name.
+_TIMESTAMP = re.compile(r"\d{9,}(\.\d+)?")
+
+
 def _prefixes(files: list[Path]) -> dict[Path, str]:
     dirs = sorted({p.parent for p in files})
     if len(dirs) <= 1:
         return {p: "" for p in files}
     common = Path(os.path.commonpath([str(d) for d in dirs]))
-    return {p: (p.parent.relative_to(common).as_posix() + "/" if p.parent != common else "") for p in files}
+    return {p: _prefix(p.parent.relative_to(common).parts) for p in files}
+
+
+def _prefix(parts: tuple[str, ...]) -> str:
+    kept = [part for part in parts if not _TIMESTAMP.fullmatch(part)]
+    return "/".join(kept) + "/" if kept else ""
 
 
 def iter_events(path: Path, prefix: str = "") -> Iterator[dict[str, Any]]:

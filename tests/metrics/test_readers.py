@@ -174,6 +174,29 @@ def test_event_files_in_train_and_validation_folders_get_their_folder_as_prefix(
     assert acc.result().last == {"train/epoch_loss": 0.5, "validation/epoch_loss": pytest.approx(0.7)}
 
 
+def test_add_hparams_metrics_have_one_column_across_runs_not_one_per_timestamp(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # SummaryWriter.add_hparams (tensorboardX and torch.utils.tensorboard alike) writes its
+    # metrics into a sub-folder named str(time.time()): each run had its own column
+    # `1796146632.91/hparam/acc`, so no two runs could be compared on it.
+    pytest.importorskip("tensorboard")
+    tbx = pytest.importorskip("tensorboardX")
+    exp = make_exp(project, [{"params": {"lr": lr}, "status": done()} for lr in (0.1, 0.2)])
+    for i, acc in ((1, 0.4), (2, 0.6)):
+        w = tbx.SummaryWriter(str(exp.subexp_dir(i) / "runs" / "exp1"))
+        for step in range(3):
+            w.add_scalar("train_loss", 1.0 / (step + i), step)
+            w.add_scalars("loss", {"train": 1.0 / (step + 1), "val": 2.0 / (step + 1)}, step)
+        w.add_hparams({"lr": 0.1 * i}, {"hparam/acc": acc})
+        w.close()
+    _, rows, err = table_json(capsys)
+    assert [r["hparam/acc"] for r in rows] == [pytest.approx(0.4), pytest.approx(0.6)]
+    assert [r["train_loss"] for r in rows] == [pytest.approx(1 / 3), pytest.approx(1 / 4)]
+    assert [r["loss/train/loss"] for r in rows] == [pytest.approx(1 / 3)] * 2  # add_scalars' own folders stay
+    assert sorted(rows[0]) == sorted(rows[1]) and err == ""
+
+
 def test_tf2_style_tensor_scalars_as_keras_writes_them_are_read(tmp_path: Path) -> None:
     """Keras' TensorBoard callback (TF2 summaries) stores a scalar as a tensor with the
     `scalars` plugin, not as simple_value: write one such file with tensorboard's protos."""
