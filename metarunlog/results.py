@@ -384,8 +384,9 @@ def collect(
     basedir: Path | None = None,
     best: bool = True,
     warnings: list[str] | None = None,
+    only: list[SubExperiment] | None = None,
 ) -> tuple[list[SubResult], list[str]]:
-    """Every sub-experiment's result, sorted by id, and the errors met on the way.
+    """Every sub-experiment's result (or those of `only`), sorted by id, and the errors met on the way.
 
     A record that cannot be read, or a user `metrics()` that fails, is reported in the
     errors and the rest is still read. `basedir` locates `mrl_analyze.py` (default: the
@@ -397,7 +398,7 @@ def collect(
     finder = finder_for(exp, basedir)
     if warnings is not None:
         warnings.extend(w for w in exp.cfg.warnings if w not in warnings)
-    for sub in exp.sub_experiments():
+    for sub in exp.sub_experiments() if only is None else only:
         res, errs = read_sub(sub, keep_lines=keep_lines, finder=finder, best=best, warnings=warnings)
         results.append(res)
         errors += errs

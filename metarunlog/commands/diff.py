@@ -351,10 +351,9 @@ def _metrics(project: Project, a: Side, b: Side, errors: list[str]) -> dict[str,
 def _side_metrics(project: Project, side: Side, errors: list[str]) -> dict[str, dict[str, Any]]:
     """Per metric: `last` (mean over the sub-experiments for an experiment) and `best`;
     what could not be read (a sub's record, a metrics file) is added to `errors`."""
-    subs, errs = results.collect(side.exp, basedir=project.basedir)
-    if side.sub is not None:
-        subs = [r for r in subs if r.id == side.sub.id]
-        errs = [e for e in errs if f"{side.sub.dir}/" in e]  # its own, not its neighbours' (100/ vs 1000/)
+    # a sub-experiment alone: its neighbours (10,000 of them, each with the user's metrics()) are not read
+    only = None if side.sub is None else [side.sub]
+    subs, errs = results.collect(side.exp, basedir=project.basedir, only=only)
     errors.extend(e for e in errs if e not in errors)
     out: dict[str, dict[str, Any]] = {}
     for m in results.metric_order(subs):

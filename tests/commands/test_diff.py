@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,23 @@ def test_the_metrics_table_stays_aligned_with_wide_unicode_metric_names(
 
     last_b = ends(block[0])[4]  # `last 0002/001` ends here, in terminal cells
     assert [ends(line)[2] for line in block[1:]] == [last_b] * (len(block) - 1), block
+
+
+def test_two_sub_experiments_are_compared_without_reading_their_neighbours(
+    project: Path, two_exps: tuple[Path, Path]
+) -> None:
+    # `mrl diff 1/1 2/1` read every sub-experiment of both experiments (and called the
+    # user's metrics() for each: 20,000 calls for two batches of 10,000) to keep two.
+    (project / "mrl_analyze.py").write_text(
+        "import os\ndef metrics(subExpDir):\n"
+        "    with open(os.path.join(os.path.dirname(__file__), 'calls.txt'), 'a') as f:\n"
+        "        f.write(os.path.relpath(subExpDir) + '\\n')\n"
+        "    return {'bleu': 20.0 + len(subExpDir) % 3}\n"
+    )
+    d = diff_json("1/1", "2/2", cwd=project)
+    assert "bleu" in d["metrics"] and d["metrics"]["loss"]["last"]["a"] == pytest.approx(0.1)
+    calls = (project / "calls.txt").read_text().split()
+    assert sorted(calls) == [os.path.join("output", "0001", "001"), os.path.join("output", "0002", "002")]
 
 
 def test_a_notclean_experiment_shows_its_mrl_diff(project: Path) -> None:
