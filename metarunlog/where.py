@@ -108,6 +108,8 @@ class _Walker:
         return method(node)  # type: ignore[no-any-return]
 
     def column(self, name: str, node: ast.AST) -> Fn:
+        if name in FOLDER_COLUMNS and name in self.columns:
+            return lambda row: _folder(row.get(name))
         if name in self.columns:
             return lambda row: row.get(name)
         if self.prefix + name in self.columns:
@@ -188,6 +190,49 @@ class _Walker:
             return all(_cmp(f, a, b) for f, a, b in zip(ops, values, values[1:], strict=False))
 
         return compare
+
+
+# Folder names the command line also takes as numbers (`mrl table 2`: experiment 0002).
+FOLDER_COLUMNS = ("exp", "id")
+
+
+class _FolderName(str):
+    """A folder name (`0002`) that equals and orders with the number it spells (`exp == 2`),
+    and is the text it is otherwise (`exp == '0002'`)."""
+
+    __hash__ = str.__hash__
+
+    def _as(self, other: object) -> tuple[Any, Any]:
+        if type(other) is int and self.isdigit():
+            return int(self), other
+        return str(self), other
+
+    def __eq__(self, other: object) -> bool:
+        a, b = self._as(other)
+        return bool(a == b)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __lt__(self, other: object) -> bool:
+        a, b = self._as(other)
+        return bool(a < b)
+
+    def __le__(self, other: object) -> bool:
+        a, b = self._as(other)
+        return bool(a <= b)
+
+    def __gt__(self, other: object) -> bool:
+        a, b = self._as(other)
+        return bool(a > b)
+
+    def __ge__(self, other: object) -> bool:
+        a, b = self._as(other)
+        return bool(a >= b)
+
+
+def _folder(v: Any) -> Any:
+    return _FolderName(v) if isinstance(v, str) else v
 
 
 def _true(fn: Fn, row: Row) -> bool:

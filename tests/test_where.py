@@ -73,6 +73,17 @@ def test_a_prefixed_metric_can_be_named_without_its_prefix_when_unambiguous() ->
     assert compile_where("metric_lr_alias == 1", ["metric.metric_lr_alias"])({"metric.metric_lr_alias": 1})
 
 
+def test_exp_and_id_compare_with_a_number_as_the_folder_number_the_command_line_takes() -> None:
+    # `mrl table 2 3` names experiment 0002 as 2; `--where "exp == 2"` matched nothing.
+    rows = [{"exp": "0002", "id": "001"}, {"exp": "0003", "id": "010"}, {"exp": "0010", "id": "2a"}]
+    cols = ["exp", "id"]
+    assert [r["exp"] for r in filter_rows(rows, "exp == 2", cols)] == ["0002"]
+    assert [r["exp"] for r in filter_rows(rows, "exp in [3, 10]", cols)] == ["0003", "0010"]
+    assert [r["id"] for r in filter_rows(rows, "id >= 10", cols)] == ["010"]
+    assert [r["id"] for r in filter_rows(rows, "id != 1", cols)] == ["010", "2a"]
+    assert [r["exp"] for r in filter_rows(rows, "exp == '0003'", cols)] == ["0003"]  # as text, as before
+
+
 def test_a_dotted_column_name_written_bare_is_refused_with_the_col_form_to_use() -> None:
     # mrl itself names a metric shadowed by a param `metric.lr`; a user types it as shown.
     with pytest.raises(MrlError) as e:
