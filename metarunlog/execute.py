@@ -80,6 +80,11 @@ class Changed(MrlError):
     with the commands rendered for what was there before."""
 
 
+# The trap `Stopper.prelude` puts before a step's text; `exit $?` runs once the foreground
+# command ended (POSIX defers a trap until then) and keeps its verdict (0: it finished).
+USR1_WAITS = "trap 'exit $?' USR1; "
+
+
 class Stopper:
     """A stop request and the live process groups: one per runner, and one per job under it
     (`Stopper(parent)`: the runner's stop reaches every job, a job's stop only its own).
@@ -91,6 +96,7 @@ class Stopper:
         self.parent = parent
         self._requested = False
         self._requeue = False  # the stop is a requeue: what it interrupts is `requeued`, not cancelled
+        self.forwards = False  # `forward` may come: steps are started to wait for their command
         self.signal: int = signal.SIGTERM
         self._groups: set[int] = set()
 
@@ -136,6 +142,16 @@ class Stopper:
         self.signal = sig
         for pgid in list(self._groups):
             killpg(pgid, sig)
+
+    @property
+    def prelude(self) -> str:
+        """What a step's shell text starts with: under a runner that forwards USR1, a trap
+        that makes a shell list (`cd x && python train.py`) wait for the command USR1 found
+        and then end with its status. The shell stays the step's process there, and died of
+        USR1 at once: the command saving its checkpoint was reaped as a leftover, and with
+        `;` the rest of the list ran. Same line, so `$0` and line numbers are the user's."""
+        forwards = self.forwards or (self.parent is not None and self.parent.forwards)
+        return USR1_WAITS if forwards else ""
 
     @property
     def groups(self) -> list[int]:
@@ -520,7 +536,7 @@ def _step(
         # A session of its own: its own process group, so we stop the step and all it
         # started. Every other descriptor closed (and O_CLOEXEC): the step and whatever it
         # leaves behind never hold .mrl.lock; the runner does (see the module docstring).
-        proc = spawn_step(step, sub.dir, env, _devnull(), log)
+        proc = spawn_step(stop.prelude + step, sub.dir, env, _devnull(), log)
     except OSError as e:
         jsonio.write_all(log, f"mrl: could not start the step: {e}\n".encode())
         return 127, stop.requested

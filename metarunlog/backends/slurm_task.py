@@ -155,6 +155,7 @@ class PackRunner:
         self.pool = LocalBackend(exp, RunOptions(jobs=len(res), resources=gpu, retries=plan.retries, force=force))
         self.pool.exec_defaults = ExecOptions(backend=slurm.SlurmBackend.name, job_id=job_id, node=node, env=env)
         self.pool.skip = self._skip
+        self.pool.stop.forwards = True  # USR1 is passed on: shell lists wait for their command (Stopper.prelude)
         self.usr1 = False
 
     def run(self) -> list[JobState]:

@@ -651,6 +651,39 @@ def test_usr1_ahead_of_the_time_limit_requeues_until_run_slurm_requeue_then_fail
 
 
 @on_slurm
+def test_usr1_gives_a_command_behind_a_shell_list_its_time_to_save_a_checkpoint(project: Path) -> None:
+    # A step is `/bin/sh -c STEP`; for a list (`cd x && python train.py`) the shell stays
+    # the step's process, and it died of the forwarded USR1 at once: the python saving its
+    # checkpoint was then reaped as a leftover (SIGTERM) before it could write it, and the
+    # rest of the list could not be stopped from running on a half-made checkpoint.
+    saver = (
+        "import signal, sys, time\n"
+        "def save(*a):\n"
+        "    time.sleep(3)  # longer than the leftovers' grace\n"
+        "    open('saved', 'w').write('ok')\n"
+        "    sys.exit(128 + signal.SIGUSR1)\n"
+        "signal.signal(signal.SIGUSR1, save)\n"
+        "open('started', 'w').close()\n"
+        "time.sleep(120)\n"
+    )
+    exp = make_experiment(project, [{"x": 1}], "true; python3 save.py; echo next >> after-list", slurm={"requeue": 1})
+    sub = exp.sub_experiments()[0]
+    (sub.dir / "save.py").write_text(saver)
+    run_mrl("run", str(exp.id), "--backend", "slurm", check=True)
+    try:
+        wait_for("the command to run", lambda: (sub.dir / "started").exists())
+        task = sub.read_status().job_id  # type: ignore[union-attr]
+        subprocess.run(["scancel", "--signal=USR1", "--batch", task], check=True)  # what --signal sends
+        wait_for("the record to say requeued", lambda: (st := sub.read_status()) is not None and st.requeues == 1)
+        assert (sub.dir / "saved").read_text() == "ok"
+        assert not (sub.dir / "after-list").exists()  # the list stopped where USR1 found it
+        st = sub.read_status()
+        assert st is not None and st.state is JobState.QUEUED, st
+    finally:
+        run_mrl("cancel", str(exp.id))  # the requeued task waits ~2 min in Slurm: no need
+
+
+@on_slurm
 def test_a_task_killed_at_its_time_limit_is_reported_timeout_by_wait(project: Path) -> None:
     exp = make_experiment(project, [{"x": 1}], "sleep 300")
     proc = run_mrl("run", str(exp.id), "--backend", "slurm", "--wait", "--slurm-opt=--time=1", timeout=TIMEOUT)
