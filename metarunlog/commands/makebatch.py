@@ -735,6 +735,7 @@ def _batch_lock(exp: Experiment, clean: bool = True) -> Iterator[None]:
     killed makebatch are ours to remove."""
     busy = f"another mrl makebatch is working on {exp.dir}: wait for it to finish"
     with ownership.batch_lock(exp, wait=RUNNER_CLAIM_WAIT_S, busy=busy):
+        exp.__dict__.pop("record", None)  # read again under the lock: a `mrl tag` may have written it since
         for stale in exp.dir.glob(TMP_PREFIX + "*") if clean else []:
             shutil.rmtree(stale, ignore_errors=True)
         yield

@@ -15,12 +15,14 @@ import dataclasses
 import re
 import sys
 
+from metarunlog import ownership
 from metarunlog.errors import MrlError
 from metarunlog.experiment import Experiment
 from metarunlog.project import Project
 
 HELP = "add (+NAME) or remove (-NAME) tags of an experiment; mrl ls --tag, mrl table --tag select by them"
 RESOLVES_EXP = False  # EXP is optional before +NAME / -NAME
+TAG_WAIT_S = 60.0  # a makebatch of 10,000 sub-experiments holds the lock for seconds
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/@=-]*$")
 
 
@@ -68,6 +70,17 @@ def tag(exp: Experiment, changes: list[str]) -> tuple[list[str], list[str]]:
     """Apply `changes` in order to the experiment's tags (kept in the order added), writing
     the record when they change: (the tags, the names asked removed that it did not have)."""
     parsed = parse_changes(changes)
+    if not parsed:
+        return list(exp.record.tags), []
+    # Read and written under the batch lock, as makebatch and a runner's claim write the
+    # record: an unlocked read-modify-write lost their changes or theirs lost the tags.
+    busy = f"another mrl command is changing {exp.dir} (a makebatch?): wait for it, then tag again"
+    with ownership.batch_lock(exp, wait=TAG_WAIT_S, busy=busy):
+        exp.forget_record()
+        return _apply(exp, parsed)
+
+
+def _apply(exp: Experiment, parsed: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
     record = exp.record
     tags, missing = list(record.tags), []
     for sign, name in parsed:

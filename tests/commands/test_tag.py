@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from metarunlog.main import main
 from tests.helpers.records import done, make_exp
-from tests.helpers.repo import run_mrl
+from tests.helpers.repo import GIT_ENV, REPO_ROOT, run_mrl
 
 
 def record(exp_dir: Path) -> dict[str, object]:
@@ -26,6 +30,38 @@ def test_tags_are_added_and_removed_in_the_experiment_record(project: Path) -> N
     after = record(exp.dir)
     assert after["tags"] == ["baseline", "final"]
     assert {k: v for k, v in after.items() if k != "tags"} == before  # nothing else rewritten
+
+
+def test_tags_written_at_the_same_time_are_all_kept(project: Path) -> None:
+    # Each `mrl tag` read the record and wrote it back unlocked: of 8 run at once, 3 survived.
+    exp = make_exp(project, [{"params": {"lr": 0.1}}])
+    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "metarunlog", "tag", "1", f"+t{i}"], cwd=project, env=env)
+        for i in range(8)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0] * 8
+    assert sorted(record(exp.dir)["tags"]) == sorted(f"t{i}" for i in range(8))
+
+
+def test_a_tag_waits_for_a_makebatch_holding_the_record_and_keeps_what_it_wrote(project: Path) -> None:
+    # makebatch reads the record, and writes it back with the batch, under the batch lock: a tag
+    # written meanwhile was lost, or (tag after makebatch's read) the batch block was.
+    from metarunlog import jsonio, ownership
+
+    exp = make_exp(project, [{"params": {"lr": 0.1}}])
+    with ownership.batch_lock(exp):
+        held = record(exp.dir)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "metarunlog", "tag", "1", "+x"],
+            cwd=project,
+            env={**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)},
+        )
+        time.sleep(1.0)  # long enough for an unlocked tag to have written
+        jsonio.write_json(exp.dir / ".mrl", {**held, "description": "rewritten by the lock holder"})
+    assert proc.wait(timeout=120) == 0
+    after = record(exp.dir)
+    assert after["tags"] == ["x"] and after["description"] == "rewritten by the lock holder"
 
 
 def test_a_leading_minus_tag_without_exp_is_a_change_of_the_default_experiment(project: Path) -> None:
