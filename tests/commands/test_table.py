@@ -370,12 +370,12 @@ def test_summary_best_shows_the_best_value_and_its_step(project: Path, capsys: p
 def test_best_cells_left_empty_for_metrics_without_a_goal_are_named_in_one_note(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # grad_norm (a curve) and final_bpb (a summary only) have no goal by name: their best
+    # grad_norm (a curve) and final_entropy (a summary only) have no goal by name: their best
     # cells were empty and nothing said why (the issue: "nothing says why").
     curve = [{"step": s, "val_loss": 1.0 / (s + 1), "grad_norm": 2.0 + s, "phase": "warm"} for s in range(3)]
-    make_exp(project, [{"params": {"lr": 0.1}, "status": done(), "jsonl": curve, "metrics": {"final_bpb": 1.2}}])
+    make_exp(project, [{"params": {"lr": 0.1}, "status": done(), "jsonl": curve, "metrics": {"final_entropy": 1.2}}])
     note = (
-        "mrl: note: no goal known for grad_norm, final_bpb: their best values are left empty;"
+        "mrl: note: no goal known for grad_norm, final_entropy: their best values are left empty;"
         ' say which way is better in .mrl.cfg, e.g. "metric_goals": {"grad_norm": "min"}'
     )
     for summary in ("best", "both"):
@@ -387,7 +387,7 @@ def test_best_cells_left_empty_for_metrics_without_a_goal_are_named_in_one_note(
     assert table_out(capsys)[2] == ""  # last values need no goal
     set_cfg(project, metric_goals={"grad_norm": "min", "final_*": "min"})
     code, out, err = table_out(capsys, "--summary", "best", "--json")
-    assert err == "" and json.loads(out)[0]["grad_norm"] == 2.0 and json.loads(out)[0]["final_bpb"] == 1.2
+    assert err == "" and json.loads(out)[0]["grad_norm"] == 2.0 and json.loads(out)[0]["final_entropy"] == 1.2
 
 
 def test_metric_goals_in_the_config_and_in_mrl_analyze_turn_a_metric_around(
