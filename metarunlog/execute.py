@@ -493,6 +493,8 @@ def _attempt(
         set_aside_metrics(sub, attempt.status.attempts)
     attempt.status = attempt.status.attempt_started(now())
     env["MRL_ATTEMPT"] = str(attempt.status.attempts)  # env is this execution's own copy
+    if continuing:  # "load your checkpoint": only where a requeue interrupted this sub-experiment
+        env["MRL_REQUEUED"] = "1"
     code: int | None = 0
     stopped = False  # a stop was asked by the time the last step ended (or before it started)
     # a descriptor, not a file object: the steps write to it, we only append our header lines

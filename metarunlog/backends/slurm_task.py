@@ -12,7 +12,8 @@ own record, `run.log` and lock; its record carries the task's job id.
   the task skips it (queued) or stops it (running), here, within half a second.
 - SIGTERM/SIGINT/SIGHUP (scancel, a time limit, a requeue) stop every step; the task asks
   Slurm why, so the records say `requeued` (a requeue or a preemption: the task runs again,
-  each sub-experiment resuming at its first unfinished step, with `MRL_REQUEUED=1`),
+  each interrupted sub-experiment resuming at its first unfinished step, with
+  `MRL_REQUEUED=1`),
   `timeout`, or `cancelled`.
 - SIGUSR1 (`--signal=B:USR1@<run.slurm.signal_before>`, with run.slurm.requeue) is passed
   to the steps (time to save a checkpoint); what it interrupts is recorded `requeued` and
@@ -144,9 +145,9 @@ class PackRunner:
         self.exp, self.subs, self.plan, self.restarts = exp, subs, plan, restarts
         job_id, node = slurm.SlurmBackend.task_ids()
         self.job_id = job_id
+        # MRL_REQUEUED=1 is execute's: set for a sub-experiment whose attempt a requeue
+        # interrupted, not for one of this task that had not started yet
         env = step_environment(os.environ)
-        if restarts:
-            env["MRL_REQUEUED"] = "1"
         res = slots(plan.pack_jobs, len(subs))
         gpu = [r for r in res if r is not None]
         # --force reruns done ones in the first attempt only: a requeued attempt leaves what

@@ -24,7 +24,7 @@ from metarunlog.backends.slurm import SlurmOptions, TaskPlan, plan_arrays
 from metarunlog.backends.slurm_task import slots
 from metarunlog.experiment import Experiment
 from metarunlog.records import Status
-from metarunlog.states import JobState
+from metarunlog.states import JobState, recorded_state
 from tests.backends.contract import make_experiment
 from tests.backends.test_slurm import backend, on_slurm, wait_for
 from tests.helpers.repo import run_mrl
@@ -612,6 +612,32 @@ def test_a_requeue_of_a_forced_packed_task_leaves_what_its_first_attempt_finishe
     wait_for("the second to be done", lambda: second.read_status().state is JobState.DONE, TIMEOUT)  # type: ignore[union-attr]
     assert (first.dir / "ran").read_text() == "1\n1\n"  # --force ran it again once, not at the requeue
     assert first.read_status().attempts == 2  # type: ignore[union-attr]
+
+
+@on_slurm
+def test_after_a_requeue_only_the_sub_experiments_it_interrupted_are_told_mrl_requeued(project: Path) -> None:
+    # MRL_REQUEUED=1 says "load your checkpoint": a packed sub-experiment that had not
+    # started before the requeue has none (it was told so, and a script trusting it failed)
+    exp = make_experiment(
+        project,
+        [{"x": 1}, {"x": 2}],
+        'echo "{{x}} attempt=$MRL_ATTEMPT requeued=${MRL_REQUEUED:-0}" >> seen; '
+        '[ {{x}} = 2 ] || [ -n "$MRL_REQUEUED" ] || sleep 120',
+        slurm={"pack": 2, "pack_jobs": 1, "requeue": 1},
+    )
+    run_mrl("run", str(exp.id), "--backend", "slurm", check=True)
+    first, second = exp.sub_experiments()
+    try:
+        wait_for("the first to run", lambda: _step_running(first, 0))
+        task = first.read_status().job_id  # type: ignore[union-attr]
+        subprocess.run(["scontrol", "requeue", task], check=True, capture_output=True)
+        _start_now(task)  # type: ignore[arg-type]
+        both_done = lambda: all(recorded_state(s.read_status()) is JobState.DONE for s in (first, second))  # noqa: E731
+        wait_for("both to be done", both_done, TIMEOUT)
+        assert (first.dir / "seen").read_text() == "1 attempt=1 requeued=0\n1 attempt=2 requeued=1\n"
+        assert (second.dir / "seen").read_text() == "2 attempt=1 requeued=0\n"
+    finally:
+        run_mrl("cancel", str(exp.id))
 
 
 @on_slurm
