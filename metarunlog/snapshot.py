@@ -110,6 +110,8 @@ def _cannot_link(store: Path, dest: Path) -> str | None:
     except OSError as e:
         if e.errno not in _NO_LINKS:
             raise
+        if e.errno == errno.EXDEV:  # one filesystem (one st_dev) mounted twice: a bind mount
+            return f"the store {store} is on another mount than {dest}"
         return f"{store.parent}'s filesystem has no hardlinks ({e.strerror})"
     finally:
         for p in (probe, link):

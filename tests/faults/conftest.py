@@ -67,11 +67,7 @@ def read_only() -> Iterator[callable]:  # type: ignore[valid-type]
     mounted: list[Path] = []
 
     def make(path: Path) -> Path:
-        if os.geteuid() != 0:
-            pytest.skip("needs root for a read-only bind mount")
-        if not _mount("--bind", str(path), str(path)):
-            pytest.skip("cannot bind-mount here")
-        mounted.append(path)
+        _bind(path, mounted)
         if not _mount("-o", "remount,ro,bind", str(path)):
             pytest.skip("cannot remount read-only here")
         return path
@@ -79,3 +75,22 @@ def read_only() -> Iterator[callable]:  # type: ignore[valid-type]
     yield make
     for p in reversed(mounted):
         _umount(p)
+
+
+@pytest.fixture
+def bind_mount() -> Iterator[callable]:  # type: ignore[valid-type]
+    """`bind_mount(path)`: make `path` a bind mount of itself: the same filesystem (one
+    st_dev) on another mount, which link(2) does not cross (EXDEV)."""
+    mounted: list[Path] = []
+    yield lambda path: _bind(path, mounted)
+    for p in reversed(mounted):
+        _umount(p)
+
+
+def _bind(path: Path, mounted: list[Path]) -> Path:
+    if os.geteuid() != 0:
+        pytest.skip("needs root for a bind mount")
+    if not _mount("--bind", str(path), str(path)):
+        pytest.skip("cannot bind-mount here")
+    mounted.append(path)
+    return path

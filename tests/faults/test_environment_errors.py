@@ -94,6 +94,23 @@ def test_mrl_new_on_a_disk_out_of_inodes_is_one_line_not_one_per_file(project: P
     assert not [p for p in out.iterdir() if p.name.isdigit()]
 
 
+def test_a_store_on_a_bind_mount_is_said_to_be_on_another_mount(project: Path, bind_mount) -> None:  # type: ignore[no-untyped-def]
+    """The same filesystem mounted twice: link(2) says EXDEV, and mrl said the outdir's
+    filesystem "has no hardlinks", which it has."""
+    store = project / "output" / ".mrl.objects"
+    store.mkdir(parents=True)
+    bind_mount(store)
+    set_cfg(project, snapshot="link")
+    commit_all(project, "link")
+    proc = run_mrl("new", "x", cwd=project)
+    _one_error_line(proc, "another mount", str(store), '"auto" or "copy"')
+    assert "has no hardlinks" not in proc.stderr
+    set_cfg(project, snapshot="auto")
+    commit_all(project, "auto")
+    assert run_mrl("new", "x", cwd=project).returncode == 0
+    assert _record(project / "output" / "0001")["snapshot"]["mode"] == "copy"
+
+
 def _record(exp: Path) -> dict:
     import json
 
