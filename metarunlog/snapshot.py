@@ -169,16 +169,14 @@ def _link(repo: Path, env: dict[str, str], dest: Path, store: Path, entries: lis
         _store(join(root, e.path), _key(objects, e), replace=False)
     for e in full:
         _store(join(root, e.path), _key(objects, e), replace=True)
-    for path, source in again:
-        _link_or_copy(join(root, source), join(root, path))
-    linked += len(again)
-    files = linked + len(fresh) + len(full) + sum(1 for e in private if e.mode != SYMLINK)
+    linked += sum(_link_or_copy(join(root, source), join(root, path)) for path, source in again)
+    files = len(entries) - sum(1 for e in entries if e.mode in (GITLINK, SYMLINK))
     return Snapshot("link", files, linked=linked, stored=len(fresh) + len(full))
 
 
-def _link_or_copy(src: str, dst: str) -> None:
-    """Hardlink `src` (read-only, stored) to `dst`; a copy of it once `src` has as many
-    links as the filesystem allows (ext4: 65,000 empty files of one blob)."""
+def _link_or_copy(src: str, dst: str) -> bool:
+    """Hardlink `src` (read-only, stored) to `dst` (True); a copy of it (False) once `src`
+    has as many links as the filesystem allows (ext4: 65,000 empty files of one blob)."""
     try:
         os.link(src, dst)
     except OSError as err:
@@ -187,6 +185,8 @@ def _link_or_copy(src: str, dst: str) -> None:
         import shutil
 
         shutil.copy2(src, dst)  # keeps the read-only mode and the whole-second mtime
+        return False
+    return True
 
 
 def _changed_since_stored(st: os.stat_result, executable: bool) -> bool:

@@ -109,14 +109,13 @@ def test_one_blob_at_many_paths_is_stored_once_in_the_first_experiment(project: 
 
 
 def test_a_path_of_a_blob_at_its_hardlink_limit_gets_a_read_only_copy(tmp_path: Path) -> None:
-
     from metarunlog.snapshot import _link_or_copy
 
     src = tmp_path / "held"
     src.write_text("")
     os.chmod(src, 0o444)
     links = link_to_the_limit(src, tmp_path / "links")
-    _link_or_copy(str(src), str(tmp_path / "one_more"))
+    assert _link_or_copy(str(src), str(tmp_path / "one_more")) is False  # not counted as linked in the record
     assert inode(tmp_path / "one_more") != inode(src) and not is_writable(tmp_path / "one_more")
     shutil.rmtree(links)
 
