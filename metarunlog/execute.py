@@ -111,8 +111,12 @@ class Stopper:
 
     @property
     def requeue(self) -> bool:
-        """The stop is a requeue (`forward`): what it interrupts is `requeued`, not cancelled."""
-        return self._requeue or (self.parent is not None and self.parent.requeue)
+        """The stop is a requeue (`forward`): what it interrupts is `requeued`, not cancelled.
+        A stop asked of this job itself (`mrl cancel` of it, also while its runner's USR1
+        lets the commands save) is a cancel: the user's word wins over the requeue."""
+        if self._requeue:
+            return True
+        return not self._requested and self.parent is not None and self.parent.requeue
 
     def add(self, pgid: int) -> None:
         self._groups.add(pgid)

@@ -676,25 +676,29 @@ def test_usr1_ahead_of_the_time_limit_requeues_until_run_slurm_requeue_then_fail
     assert (sub.dir / "metrics.jsonl").read_text().split() == ['{"attempt":', "1}", '{"attempt":', "2}"]
 
 
+# a command that saves a checkpoint on USR1 (3 s, longer than the leftovers' grace), then says so
+_SAVER = (
+    "import signal, sys, time\n"
+    "def save(*a):\n"
+    "    print('saving', flush=True)\n"
+    "    time.sleep(3)  # longer than the leftovers' grace\n"
+    "    open('saved', 'w').write('ok')\n"
+    "    sys.exit(128 + signal.SIGUSR1)\n"
+    "signal.signal(signal.SIGUSR1, save)\n"
+    "open('started', 'w').close()\n"
+    "time.sleep(120)\n"
+)
+
+
 @on_slurm
 def test_usr1_gives_a_command_behind_a_shell_list_its_time_to_save_a_checkpoint(project: Path) -> None:
     # A step is `/bin/sh -c STEP`; for a list (`cd x && python train.py`) the shell stays
     # the step's process, and it died of the forwarded USR1 at once: the python saving its
     # checkpoint was then reaped as a leftover (SIGTERM) before it could write it, and the
     # rest of the list could not be stopped from running on a half-made checkpoint.
-    saver = (
-        "import signal, sys, time\n"
-        "def save(*a):\n"
-        "    time.sleep(3)  # longer than the leftovers' grace\n"
-        "    open('saved', 'w').write('ok')\n"
-        "    sys.exit(128 + signal.SIGUSR1)\n"
-        "signal.signal(signal.SIGUSR1, save)\n"
-        "open('started', 'w').close()\n"
-        "time.sleep(120)\n"
-    )
     exp = make_experiment(project, [{"x": 1}], "true; python3 save.py; echo next >> after-list", slurm={"requeue": 1})
     sub = exp.sub_experiments()[0]
-    (sub.dir / "save.py").write_text(saver)
+    (sub.dir / "save.py").write_text(_SAVER)
     run_mrl("run", str(exp.id), "--backend", "slurm", check=True)
     try:
         wait_for("the command to run", lambda: (sub.dir / "started").exists())
@@ -707,6 +711,32 @@ def test_usr1_gives_a_command_behind_a_shell_list_its_time_to_save_a_checkpoint(
         assert st is not None and st.state is JobState.QUEUED, st
     finally:
         run_mrl("cancel", str(exp.id))  # the requeued task waits ~2 min in Slurm: no need
+
+
+@on_slurm
+def test_a_cancel_while_usr1_lets_the_commands_save_is_a_cancel_not_a_requeue(project: Path) -> None:
+    # `mrl cancel EXP 1` in the grace USR1 gives: sub 1 was stopped, then recorded `queued`
+    # (requeued, as its task's USR1 said), and mrl cancel answered "001: queued"
+    exp = make_experiment(
+        project, [{"x": 1}, {"x": 2}], "true; python3 save.py", slurm={"requeue": 1, "pack": 2, "pack_jobs": 2}
+    )
+    first, second = exp.sub_experiments()
+    for sub in (first, second):
+        (sub.dir / "save.py").write_text(_SAVER)
+    run_mrl("run", str(exp.id), "--backend", "slurm", check=True)
+    try:
+        wait_for("both to run", lambda: all((s.dir / "started").exists() for s in (first, second)))
+        task = first.read_status().job_id  # type: ignore[union-attr]
+        subprocess.run(["scancel", "--signal=USR1", "--batch", task], check=True)
+        wait_for("the first to save", lambda: "saving" in first.log_path.read_text())
+        proc = run_mrl("cancel", str(exp.id), "1")
+        assert "001: cancelled" in proc.stdout, proc.stdout + proc.stderr
+        st = first.read_status()
+        assert st is not None and st.state is JobState.CANCELLED, st
+        wait_for("the second to be requeued", lambda: (st := second.read_status()) is not None and st.requeues == 1)
+        assert (second.dir / "saved").exists() and not (first.dir / "saved").exists()
+    finally:
+        run_mrl("cancel", str(exp.id))
 
 
 @on_slurm
