@@ -108,6 +108,22 @@ def _hook_clone(exp: Experiment) -> tuple[str, ...]:
     return (".git",) if not exp.record.get("snapshot") and (exp.dir / CODE / ".git").is_dir() else ()
 
 
+def _made_elsewhere(project: Project, repo: Path, exp: Experiment, commit: str) -> None:
+    """An experiment of another project (given by its path) is verified against the
+    repository that holds its commit: its own project's, not the one mrl runs in. Said
+    so, rather than "history rewritten" (which is what a missing commit means here)."""
+    from metarunlog import git
+
+    basedir = exp.record.get("basedir")
+    if not isinstance(basedir, str) or Path(basedir).resolve() == project.basedir.resolve():
+        return
+    if Path(basedir).is_dir() and not git.has_commit(repo, commit):
+        raise MrlError(
+            f"{exp.dir} was made in another project ({basedir}), whose repository holds its commit "
+            f"{commit[:10]}: run `mrl verify {exp.dir}` there"
+        )
+
+
 def verify_cli(project: Project, exp: Experiment) -> int:
     """Print what differs between `exp`'s code/ and its commit; 1 if anything does."""
     from metarunlog import git, snapshot
@@ -122,6 +138,7 @@ def verify_cli(project: Project, exp: Experiment) -> int:
             f"{exp.name} was made with --notclean, but its {DIFF} is gone: code/ is commit {commit[:10]} plus "
             "that diff, so it cannot be verified"
         )
+    _made_elsewhere(project, repo, exp, commit)
     skip = _hook_clone(exp)
     files, found = snapshot.verify(repo, commit, exp.dir / CODE, diff, skip=skip)
     if skip:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from metarunlog.main import main
-from tests.helpers.repo import commit_all, run_mrl, sha256_project
+from tests.helpers.repo import commit_all, git, run_mrl, sha256_project
 
 
 def new(*args: str) -> Path:
@@ -203,3 +203,23 @@ def test_verify_in_a_sha256_repository_hashes_as_the_repository_does(tmp_path: P
     proc = run_mrl("verify", cwd=repo)
     assert proc.returncode == 1
     assert proc.stdout.splitlines() == ["changed  latest.py  (symlink target)", "changed  train.py"]
+
+
+def test_verify_of_another_projects_experiment_says_where_to_run_it(project: Path, tmp_path: Path) -> None:
+    """Given by path from another project, whose repository lacks the commit: mrl said
+    "history rewritten?", which it was not."""
+    exp = new()
+    other = tmp_path / "other"
+    other.mkdir()
+    git(other, "init", "-q")
+    (other / "x.py").write_text("x = 1\n")
+    assert run_mrl("init", cwd=other).returncode == 0
+    commit_all(other, "another project")
+    proc = run_mrl("verify", str(exp), cwd=other)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "history rewritten" not in proc.stderr
+    assert proc.stderr == (
+        f"mrl: error: {exp} was made in another project ({project}), whose repository holds its commit "
+        f"{json.loads((exp / '.mrl').read_text())['gitHash'][:10]}: run `mrl verify {exp}` there\n"
+    )
+    assert run_mrl("verify", str(exp), cwd=project).returncode == 0
