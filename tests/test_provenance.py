@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from metarunlog.main import main
-from tests.helpers.repo import commit_all, git, set_cfg
+from tests.helpers.repo import commit_all, git, set_cfg, sha256_project
 
 EXP1 = Path("output") / "0001"
 
@@ -27,6 +27,17 @@ def new(capsys: pytest.CaptureFixture[str], *args: str) -> str:
 
 
 # -- copied files -----------------------------------------------------------------------------
+
+
+def test_the_copied_line_shortens_a_sha256_commit_too(tmp_path: Path, monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A SHA-256 repository's 64-digit id was cut to its first 10 and last 24 digits."""
+    monkeypatch.chdir(tmp_path)
+    repo = sha256_project(tmp_path / "proj256")
+    set_cfg(repo, copyFiles=["train.py"])
+    commit_all(repo, "copy train.py")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    assert len(head) == 64
+    assert f"copied train.py from basedir@{head[:10]}\n" in new(capsys)
 
 
 def test_new_prints_what_it_copied_from_where(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

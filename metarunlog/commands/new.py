@@ -126,7 +126,8 @@ class NewResult:
 
 def _short_label(label: str) -> str:
     head, at, sha = label.partition("@")
-    return f"{head}@{sha[:10]}{sha[40:]}" if at else label
+    digits = len(sha) - len(sha.lstrip("0123456789abcdef"))  # 40 (SHA-1) or 64 (SHA-256)
+    return f"{head}@{sha[:10]}{sha[digits:]}" if at else label
 
 
 @dataclass(frozen=True)
