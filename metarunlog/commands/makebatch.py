@@ -181,8 +181,11 @@ def format_table(rows: list[tuple[str, dict[str, Any]]]) -> str:
     keys: list[str] = list(dict.fromkeys(k for _, p in rows for k in p))
     head = ["subexp", *keys]
     body = [[name, *(_cell(p, k) for k in keys)] for name, p in rows]
-    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [head, *body])
+    from metarunlog.fmt import cell_width, pad
+
+    # widths in terminal cells, so a wide param name or value (最速降下) keeps the columns after it
+    widths = [max(cell_width(r[i]) for r in [head, *body]) for i in range(len(head))]
+    return "\n".join("  ".join(pad(c, w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [head, *body])
 
 
 def _cell(params: dict[str, Any], key: str) -> str:

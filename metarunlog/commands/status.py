@@ -108,14 +108,16 @@ def _mark_done(exp: Experiment) -> None:
 
 def render(exp: Experiment, rows: list[Row], after: Sequence[FollowUp] = ()) -> str:
     """The counts, the table, the follow-up jobs (`run.after: Slurm job ...`), the first notes."""
+    from metarunlog.fmt import cell_width, pad
     from metarunlog.progress import counts_line
 
     if not rows:
         return f"{exp.name}: no sub-experiments yet (run `mrl makebatch`)\n"
     head = f"{exp.name}: {len(rows)} sub-experiment(s): {counts_line([r.state for r in rows])}"
     table = [COLUMNS] + [_cells(r) for r in rows]
-    widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
-    lines = [head] + ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table]
+    # widths in terminal cells, so a wide resource or host name (显卡0) keeps the columns after it
+    widths = [max(cell_width(row[i]) for row in table) for i in range(len(COLUMNS))]
+    lines = [head] + ["  ".join(pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table]
     notes = [f"{r.name}: {r.note}" for r in rows if r.note]
     return "\n".join(lines + [f.describe() for f in after] + notes[:5]) + "\n"
 

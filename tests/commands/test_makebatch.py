@@ -223,6 +223,25 @@ def test_dry_run_prints_the_table_and_writes_nothing(project: Path, capsys: pyte
     assert listing(exp) == before
 
 
+def test_dry_run_keeps_its_columns_aligned_with_wide_param_values_on_a_terminal(project: Path) -> None:
+    # 最速降下 (two terminal cells per character) shifted the column after it by one cell
+    # per character: widths were counted in characters, not cells.
+    import re
+    import unicodedata
+
+    new_exp(project)
+    out = run_mrl("makebatch", "--dry-run", "--grid", "opt=adam,最速降下", "--grid", "seed=1,2", cwd=project)
+    lines = out.stdout.splitlines()[1:]
+
+    def starts(line: str) -> list[int]:
+        return [
+            sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in line[: m.start()])
+            for m in re.finditer(r"\S+", line)
+        ]
+
+    assert len(lines) == 37 and len({tuple(starts(line)) for line in lines}) == 1, out.stdout + out.stderr
+
+
 def test_dry_run_still_reports_an_undefined_variable(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     new_exp(project, "{{ oops }}\n-- MRL:grid['lr'] = [1]\n")
     assert main(["makebatch", "--dry-run"]) == 1

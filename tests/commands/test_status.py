@@ -100,3 +100,24 @@ def test_status_of_an_experiment_without_sub_experiments_says_what_to_do(project
     capsys.readouterr()
     assert main(["status"]) == 0
     assert "makebatch" in capsys.readouterr().out
+
+
+def test_a_wide_resource_name_keeps_the_status_columns_aligned_on_a_terminal(project: Path) -> None:
+    # `where` 显卡0 (two terminal cells per character) shifted host and start one cell per
+    # character: widths were counted in characters, not cells.
+    import re
+    import unicodedata
+
+    exp = make_experiment(project, [{"c": 0}, {"c": 1}], "true")
+    first, second = exp.sub_experiments()
+    first.write_status(Status(JobState.DONE, attempts=1, exit_code=0, resource="显卡0", host="h1"))
+    second.write_status(Status(JobState.DONE, attempts=1, exit_code=0, resource="gpu1", host="h2"))
+    out = run_mrl("status", cwd=project).stdout.splitlines()
+
+    def starts(line: str) -> list[int]:
+        return [
+            sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in line[: m.start()])
+            for m in re.finditer(r"\S+", line)
+        ]
+
+    assert starts(out[2])[-1] == starts(out[3])[-1], out  # the host column starts at one cell
