@@ -2,8 +2,8 @@
 
 `**` marks an experiment that is not done (some sub-experiment has not finished, or it
 was never run). Tags (`mrl tag`) end the line as `#name`; `--tag NAME` lists only those
-tagged NAME. A corrupt or unreadable record is reported by its path and the others are
-still listed. Writes nothing.
+tagged NAME (none: a note on stderr, exit 0, as an empty listing). A corrupt or unreadable
+record is reported by its path and the others are still listed. Writes nothing.
 """
 
 from __future__ import annotations
@@ -56,12 +56,17 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     errors: list[str] = []
     rows = _readable(iter_rows(project, tags=args.tag), errors)
     if args.json:
-        _write(_json_items(rows, project), "[\n", ",\n", "\n]\n", empty="[]\n")
+        listed = _write(_json_items(rows, project), "[\n", ",\n", "\n]\n", empty="[]\n")
     else:
         wanted = [key for flag, key in FIELDS if getattr(args, flag)]
-        _write((_line(r, wanted) for r in rows), "", "\n", "\n", empty="")
+        listed = _write((_line(r, wanted) for r in rows), "", "\n", "\n", empty="")
     for e in errors:
         print(f"mrl: warning: {e}", file=sys.stderr)
+    if args.tag and not listed and not errors:
+        # an empty listing is a normal answer (as with no experiments at all: exit 0), but an
+        # empty --tag listing is more often a typo than a fact: say so, as `mrl table --tag` does
+        tags = ", ".join(args.tag)
+        print(f"mrl: note: no experiment is tagged {tags} (tag one with `mrl tag EXP +NAME`)", file=sys.stderr)
     return 1 if errors else 0
 
 
@@ -89,13 +94,15 @@ def _json_items(rows: Iterator[Row], project: Project) -> Iterator[str]:
         yield "  " + json.dumps(item, indent=2, default=str).replace("\n", "\n  ")
 
 
-def _write(items: Iterator[str], head: str, sep: str, tail: str, *, empty: str) -> None:
-    """`head + sep.join(items) + tail` (or `empty`), an item at a time (stdout buffers)."""
+def _write(items: Iterator[str], head: str, sep: str, tail: str, *, empty: str) -> bool:
+    """`head + sep.join(items) + tail` (or `empty`), an item at a time (stdout buffers);
+    whether there was any item."""
     write, before, wrote = sys.stdout.write, head, False
     for item in items:
         write(before + item)
         before, wrote = sep, True
     write(tail if wrote else empty)
+    return wrote
 
 
 def _cell(v: Any) -> str:

@@ -196,3 +196,17 @@ def test_ls_holds_one_record_at_a_time_whatever_the_number_of_experiments(
             assert [r["expId"] for r in json.loads(out)] == list(range(2000, 0, -1))
         else:
             assert len(out.splitlines()) == 2000 and out.startswith("** 2000\texperiment 2000 x")
+
+
+def test_ls_tag_with_no_match_says_so_on_stderr_and_exits_0(project: Path) -> None:
+    # it printed nothing at all, while `mrl table --tag` said no experiment was tagged so
+    make(2)
+    assert run_mrl("tag", "1", "+best", cwd=project).returncode == 0
+    for args in (("ls", "--tag", "bestt"), ("ls", "--tag", "bestt", "--json")):
+        got = run_mrl(*args, cwd=project)
+        assert got.returncode == 0 and got.stdout in ("", "[]\n"), got
+        assert got.stderr.splitlines() == [
+            "mrl: note: no experiment is tagged bestt (tag one with `mrl tag EXP +NAME`)"
+        ]
+    tagged = run_mrl("ls", "--tag", "best", cwd=project)
+    assert tagged.stdout.split() == ["**", "0001", "#best"] and tagged.stderr == ""
