@@ -10,7 +10,7 @@ for every reader alike.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -140,3 +140,10 @@ class Reader:
         line end may be cut mid-number; once it ended, that line is whole. A reader of such
         files (csv, log) overrides this; the others need not."""
         return self.rows(files)
+
+    def read_rows_noting(
+        self, files: list[Path], *, ended: bool, warn: Callable[[str], None]
+    ) -> Iterator[dict[str, Any]]:
+        """`read_rows`, for mrl's own readers: `warn(line)` says what was skipped (once a
+        file's rows are consumed), so it reaches `mrl table` and the report."""
+        return self.read_rows(files, ended=ended)

@@ -4,14 +4,18 @@ object per line, one line per logged step), plus any `.json` / `.jsonl` a source
 `metrics.jsonl` is read in chunks of about 1 MB, each parsed with one `json.loads` (about
 twice as fast as one call per line) so memory stays bounded however long the file is. A
 chunk that is not clean JSON lines (a half-written last line while the run goes on, a blank
-line, bad UTF-8) is parsed line by line and its bad lines skipped.
+line, bad UTF-8) is parsed line by line and its bad lines skipped: a line that is not a
+JSON object (a bare number, a list, garbage) is one warning per file naming the first such
+line and the count, except a last line still being written (no line end while the
+sub-experiment runs).
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +48,36 @@ class JsonReader(Reader):
     def rows(self, files: list[Path]) -> Iterator[dict[str, Any]]:
         return itertools.chain.from_iterable(iter_jsonl(p) for p in files if p.suffix == ".jsonl")
 
+    def read_rows_noting(
+        self, files: list[Path], *, ended: bool, warn: Callable[[str], None]
+    ) -> Iterator[dict[str, Any]]:
+        for path in files:
+            if path.suffix != ".jsonl":
+                continue
+            skipped = Skipped(ended)
+            yield from iter_jsonl(path, skipped=skipped)
+            if skipped.count:
+                warn(
+                    f"{path}: skipped {skipped.count} line(s) that are not JSON objects "
+                    f"(the first: line {skipped.first})"
+                )
+
+
+@dataclass
+class Skipped:
+    """The lines of one file that were not JSON objects; `ended`: its writer ended, so an
+    unterminated last line is whole (while it runs, that line may be half-written)."""
+
+    ended: bool = True
+    count: int = 0
+    first: int = 0
+
+    def note(self, lineno: int, line: bytes) -> None:
+        if not self.ended and not line.endswith(b"\n"):
+            return  # only the file's last line can lack its line end: still being written
+        self.count += 1
+        self.first = self.first or lineno
+
 
 def read_summary(path: Path) -> dict[str, Any]:
     """A summary file as a dict; CorruptRecord naming it when it is not a JSON object."""
@@ -60,22 +94,27 @@ def read_summary(path: Path) -> dict[str, Any]:
     return data
 
 
-def iter_jsonl(path: Path, chunk_bytes: int = CHUNK_BYTES) -> Iterator[dict[str, Any]]:
-    """The JSON objects of a JSON-lines file, one a line, streamed; other lines are skipped."""
-    return itertools.chain.from_iterable(_chunks(path, chunk_bytes))  # rows handed out in C
+def iter_jsonl(
+    path: Path, chunk_bytes: int = CHUNK_BYTES, *, skipped: Skipped | None = None
+) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a JSON-lines file, one a line, streamed; other lines are skipped
+    (and noted in `skipped`; blank lines are not)."""
+    return itertools.chain.from_iterable(_chunks(path, chunk_bytes, skipped))  # rows handed out in C
 
 
-def _chunks(path: Path, chunk_bytes: int) -> Iterator[list[dict[str, Any]]]:
+def _chunks(path: Path, chunk_bytes: int, skipped: Skipped | None = None) -> Iterator[list[dict[str, Any]]]:
     try:
         f = open(path, "rb")  # noqa: SIM115 (closed by the with below; a missing file is no rows)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return
     with f:
+        before = 0  # lines in the chunks before, for the line numbers of skipped ones
         while lines := f.readlines(chunk_bytes):
-            yield _parse_chunk(lines)
+            yield _parse_chunk(lines, before, skipped)
+            before += len(lines)
 
 
-def _parse_chunk(lines: list[bytes]) -> list[dict[str, Any]]:
+def _parse_chunk(lines: list[bytes], before: int = 0, skipped: Skipped | None = None) -> list[dict[str, Any]]:
     try:
         items = json.loads(b"[" + b",".join(lines) + b"]")
         if len(items) == len(lines) and all(type(d) is dict for d in items):
@@ -83,15 +122,17 @@ def _parse_chunk(lines: list[bytes]) -> list[dict[str, Any]]:
     except ValueError:
         pass
     out = []
-    for line in lines:
+    for i, line in enumerate(lines, before + 1):
         if not line.strip():
             continue
         try:
             d = json.loads(line.decode("utf-8-sig", errors="replace"))  # -sig: a BOM before the first line
         except ValueError:
-            continue
+            d = None
         if isinstance(d, dict):
             out.append(d)
+        elif skipped is not None:
+            skipped.note(i, line)
     return out
 
 

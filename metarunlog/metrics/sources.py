@@ -173,7 +173,12 @@ class Finder:
                 if s is not None:
                     found.summary = {**(found.summary or {}), **s}
             readable.append((reader, paths))
-        found.streams = [_rows(reader, paths, folder, ended) for reader, paths in readable]
+
+        def warn(message: str) -> None:
+            found.warnings.append(message)
+            _warn_once(message)
+
+        found.streams = [_rows(reader, paths, folder, ended, warn) for reader, paths in readable]
         found.rows = _guarded(found.streams, found.errors)
         return found
 
@@ -193,11 +198,13 @@ def _summary(reader: Reader, paths: list[Path], folder: Path) -> dict[str, Any] 
     return s
 
 
-def _rows(reader: Reader, paths: list[Path], folder: Path, ended: bool) -> Iterator[dict[str, Any]]:
+def _rows(
+    reader: Reader, paths: list[Path], folder: Path, ended: bool, warn: Callable[[str], None]
+) -> Iterator[dict[str, Any]]:
     """`reader.read_rows(paths, ended=...)`; a foreign reader's rows are checked one by one
-    (mrl's own are trusted, so a 200 MB log pays nothing for this)."""
+    (mrl's own are trusted, so a 200 MB log pays nothing for this, and may warn)."""
     if not plugins.is_foreign(reader):
-        return reader.read_rows(paths, ended=ended)
+        return reader.read_rows_noting(paths, ended=ended, warn=warn)
     return _checked_rows(reader, paths, folder, ended)
 
 
@@ -233,7 +240,8 @@ log = logging.getLogger("metarunlog.metrics")  # `mrl` prints it as `mrl: warnin
 
 
 def _warn_once(message: str) -> None:
-    """A missing extra is said once per process, not once per sub-experiment."""
+    """A missing extra is said once per process, not once per sub-experiment (a skipped
+    line names its file, so it is said once per file)."""
     if message not in _warned:
         _warned.add(message)
         log.warning(message)

@@ -651,3 +651,28 @@ def test_an_integer_too_large_for_a_float_is_a_value_not_an_internal_error(
     assert code == 0 and "Traceback" not in err
     assert (rows[0]["loss"], rows[0]["loss_best"], rows[0]["loss_best_step"]) == (0.5, 0.5, 2)
     assert rows[0]["checksum"] == huge
+
+
+# -- metrics.jsonl lines that are not JSON objects ------------------------------------------------
+
+
+def test_jsonl_lines_that_are_not_objects_are_one_warning_naming_the_file_line_and_count(project: Path) -> None:
+    # a bare number, a list and garbage were skipped without a word
+    text = '{"step": 0, "loss": 1}\n3\n[1, 2]\n\ngarbage\n{"step": 1, "loss": 0.5}\n'
+    sub = one_sub(project, {"metrics.jsonl": text})
+    got = run_mrl("table", "--json", cwd=project)
+    assert got.returncode == 0 and json.loads(got.stdout)[0]["loss"] == 0.5, got.stderr
+    path = sub / "metrics.jsonl"
+    assert got.stderr.splitlines() == [
+        f"mrl: warning: {path}: skipped 3 line(s) that are not JSON objects (the first: line 2)"
+    ]
+
+
+def test_a_half_written_last_jsonl_line_is_a_warning_only_once_the_run_has_ended(project: Path) -> None:
+    text = '{"step": 0, "loss": 1}\n{"step": 1, "lo'
+    one_sub(project, {"metrics.jsonl": text}, status=running(os.getpid()))
+    got = run_mrl("table", "--json", cwd=project)
+    assert got.returncode == 0 and got.stderr == "", got.stderr  # still being written: no word
+    sub = one_sub(project, {"metrics.jsonl": text})  # done: that line is whole, and bad
+    got = run_mrl("table", "--json", cwd=project)
+    assert f"{sub / 'metrics.jsonl'}: skipped 1 line(s) that are not JSON objects (the first: line 2)" in got.stderr
