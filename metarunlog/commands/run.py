@@ -138,6 +138,7 @@ def options_from(exp: Experiment, args: argparse.Namespace) -> tuple[RunOptions,
     if retries < 0:
         raise MrlError(f"--retries must be 0 or more, not {retries}")
     name = args.backend or cfg.get("backend") or registry.DEFAULT
+    _warn_foreign_options(args, name)
     spec = registry.spec(name)
     cls = spec.load()
     with spec.blamed():
@@ -153,6 +154,20 @@ def options_from(exp: Experiment, args: argparse.Namespace) -> tuple[RunOptions,
         backend_options=backend_options,
     )
     return options, name
+
+
+def _warn_foreign_options(args: argparse.Namespace, name: str) -> None:
+    """Another backend's options (`--pack`, `--slurm-opt` on a local run) do nothing here:
+    say so once rather than ignore them silently."""
+    for spec in registry.specs():
+        given = [a.flags[0] for a in spec.run_args if getattr(args, a.dest, None) not in (None, [], False)]
+        if spec.name != name and given:
+            verb = "applies" if len(given) == 1 else "apply"
+            print(
+                f"mrl: warning: {', '.join(given)} only {verb} to `--backend {spec.name}`: "
+                f"ignored by the {name} backend",
+                file=sys.stderr,
+            )
 
 
 # -- the plan ------------------------------------------------------------------------------------

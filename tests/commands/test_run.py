@@ -251,3 +251,17 @@ def test_a_failing_run_after_makes_the_run_exit_1(project: Path) -> None:
     proc = run_mrl("run", str(exp.id), cwd=project)
     assert proc.returncode == 1 and "run.after failed" in proc.stderr
     assert not (exp.dir / "never").exists()
+
+
+def test_slurm_only_options_on_a_local_run_are_one_warning_line(project: Path) -> None:
+    # --pack and --slurm-opt were silently ignored by the local backend
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "true")
+    got = run_mrl("run", "--pack", "2", "--slurm-opt=--mem=8G", cwd=project)
+    assert got.returncode == 0, got.stderr
+    warnings = [line for line in got.stderr.splitlines() if line.startswith("mrl: warning:")]
+    assert warnings == [
+        "mrl: warning: --slurm-opt, --pack only apply to `--backend slurm`: ignored by the local backend"
+    ]
+    assert all(s["state"] == "done" for s in statuses(exp.dir).values())
+    plain = run_mrl("run", "--force", cwd=project)  # no Slurm option given: no word
+    assert plain.returncode == 0 and "warning" not in plain.stderr, plain.stderr
