@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -567,6 +568,20 @@ class TaskInfo:
     slurm_state: str  # e.g. "PENDING", "OUT_OF_MEMORY"
     reason: str = ""  # why it is pending ("Priority", "JobArrayTaskLimit", ...)
     node: str = ""
+    script: str = ""  # the batch script it runs (squeue's %o; "" when unknown: sacct)
+
+    def runs_for(self, expdir: Path) -> bool | None:
+        """Whether the task runs `expdir`'s script (`EXPDIR/.mrl.slurm/submit-NNN.sh`): a
+        copy of a submitted experiment (`cp -a`) holds records naming the original's tasks.
+        None when unknowable (no script known, or its folder is gone: moved since)."""
+        script = Path(self.script)
+        # only a whole script path of mrl's (a path with a newline reaches us cut)
+        if not self.script or script.parent.name != SLURM_DIR or not re.fullmatch(r"submit-\d+\.sh", script.name):
+            return None
+        try:
+            return os.path.samefile(script.parent.parent, expdir)
+        except OSError:
+            return None
 
     @property
     def state(self) -> JobState:
@@ -586,7 +601,7 @@ def squeue(job_ids: Iterable[str], timeout: float = TIMEOUT_S) -> dict[str, Task
     jobs = _array_jobs(job_ids)
     if not jobs:
         return {}
-    fmt = "%i|%T|%r|%N"
+    fmt = "%i|%T|%r|%N|%o"  # the script last: a path may hold a '|'
     proc = _slurm(["squeue", "-h", "-r", "-t", "all", "-j", ",".join(jobs), "-o", fmt], "asking Slurm", timeout)
     if proc.returncode != 0:
         msg = _message(proc)
@@ -598,7 +613,7 @@ def squeue(job_ids: Iterable[str], timeout: float = TIMEOUT_S) -> dict[str, Task
                 out.update(squeue([j], timeout))
             return out
         return {}
-    return _parse_rows(proc.stdout, 4, lambda f: TaskInfo(f[0], f[1], _reason(f[2]), f[3]))
+    return _parse_rows(proc.stdout, 5, lambda f: TaskInfo(f[0], f[1], _reason(f[2]), f[3], f[4]))
 
 
 def sacct(job_ids: Iterable[str]) -> dict[str, TaskInfo]:
@@ -618,7 +633,7 @@ def sacct(job_ids: Iterable[str]) -> dict[str, TaskInfo]:
 def _parse_rows(text: str, n: int, make: Any) -> dict[str, TaskInfo]:
     out = {}
     for line in text.splitlines():
-        f = line.split("|")
+        f = line.split("|", n - 1)
         if len(f) == n and "_" in f[0] and "[" not in f[0]:
             info = make(f)
             out[info.job_id] = info
@@ -1305,6 +1320,10 @@ class SlurmBackend(Backend):
             return
         job.job_id = rec.job_id
         info = self._infos.get(rec.job_id or "")
+        if info is not None and info.runs_for(self.exp.dir) is False:  # a copy's record: nothing runs it
+            job.state = JobState.STALE
+            job.message = f"Slurm task {rec.job_id} runs {info.script}, not this experiment's (a copy?)"
+            return
         job.state = merged_state(rec, info)
         job.message = _explain(job.state, rec, info)
         if info is not None and info.state.finished:
@@ -1322,8 +1341,9 @@ class SlurmBackend(Backend):
         task that still has other sub-experiments to run: that task is asked (through
         `SUBDIR/.mrl.cancel`) to stop or skip just these."""
         targets = [j for j in jobs if needs_scheduler(j.read_status()) and recorded_state(j.status).active]
-        whole, partial = self._split_by_task(targets)
         now = jsonio.now()
+        targets = self._not_anothers(targets, now)
+        whole, partial = self._split_by_task(targets)
         for j in targets:  # the task's own `cancelled` then says that mrl cancel asked for it
             (j.sub.dir / CANCEL_MARK).write_text(f"{now}\n", encoding="utf-8")
         try:
@@ -1344,6 +1364,26 @@ class SlurmBackend(Backend):
         if whole:
             jsonio.sync_filesystem(self.exp.dir)
         self._cancel_in_task(partial)
+
+    def _not_anothers(self, targets: list[Job], now: str) -> list[Job]:
+        """`targets` but those whose Slurm task provably runs another experiment's script (a
+        copy's records): never scancel-ed, their records (the copy's) say cancelled."""
+        ids = [j.status.job_id for j in targets if j.status is not None and j.status.job_id]
+        infos = squeue(ids) if ids else {}
+        ours = []
+        for j in targets:
+            info = infos.get(j.status.job_id or "") if j.status is not None else None
+            if info is None or info.runs_for(self.exp.dir) is not False:
+                ours.append(j)
+                continue
+            assert j.status is not None
+            task = j.status.job_id
+            reason = f"cancelled with mrl cancel: its Slurm task {task} runs another experiment's script (a copy?)"
+            j.status = dataclasses.replace(j.status.cancelled(now), reason=reason)
+            j.sub.write_status(j.status)
+            j.state = JobState.CANCELLED
+            j.message = f"Slurm task {task} runs {info.script}, not this experiment's: left alone in Slurm"
+        return ours
 
     def _split_by_task(self, targets: Sequence[Job]) -> tuple[list[Job], list[Job]]:
         """(jobs whose whole array task can go, jobs to stop inside a task that goes on)."""

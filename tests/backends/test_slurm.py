@@ -208,6 +208,37 @@ def test_cancel_stops_the_running_task_and_takes_the_queued_ones_out_of_the_queu
 
 
 @on_slurm
+def test_cancel_of_a_copy_of_a_submitted_experiment_never_cancels_the_originals_jobs(project: Path) -> None:
+    """`cp -a output/0001 output/0002` while 0001's array runs copies records naming 0001's
+    Slurm tasks: their job ids are provably 0001's (Slurm runs 0001's script), not the
+    copy's. The copy shows them stale, and `mrl cancel 2` scancels nothing of 0001."""
+    import shutil
+
+    from metarunlog.project import Project
+
+    exp = make_experiment(project, [{"x": i} for i in range(2)], "touch started; sleep 60")
+    b = backend(exp)
+    b.submit(jobs_for(exp))
+    job = b.submissions[0].job
+    try:
+        wait_for("the tasks to start", lambda: all((s.dir / "started").exists() for s in exp.sub_experiments()))
+        copy_dir = exp.dir.parent / "0002"
+        shutil.copytree(exp.dir, copy_dir, symlinks=True)
+        record = json.loads((copy_dir / ".mrl").read_text())
+        (copy_dir / ".mrl").write_text(json.dumps({**record, "expId": 2}))
+        copy = Project.find(project).load_exp("2")
+        copy_jobs = [Job(s) for s in copy.sub_experiments()]
+        assert backend(copy).poll(copy_jobs) == [JobState.STALE] * 2
+        backend(copy).cancel([Job(s) for s in copy.sub_experiments()])
+        time.sleep(1)
+        assert sorted(squeue_rows(job).values()) == ["RUNNING", "RUNNING"], "the original's tasks were cancelled"
+        assert [s.read_status().state for s in exp.sub_experiments()] == ["running"] * 2  # type: ignore[union-attr]
+        assert [s.read_status().state for s in copy.sub_experiments()] == ["cancelled"] * 2  # type: ignore[union-attr]
+    finally:
+        subprocess.run(["scancel", job], check=False)
+
+
+@on_slurm
 def test_a_failing_task_is_failed_with_its_exit_code_and_the_others_still_run(project: Path) -> None:
     exp = make_experiment(project, [{"c": 0}, {"c": 3}, {"c": 0}], "echo trying; exit {{c}}")
     assert run_to_end(backend(exp), jobs_for(exp), TIMEOUT) == [JobState.DONE, JobState.FAILED, JobState.DONE]
