@@ -1369,7 +1369,9 @@ class SlurmBackend(Backend):
         """`targets` but those whose Slurm task provably runs another experiment's script (a
         copy's records): never scancel-ed, their records (the copy's) say cancelled."""
         ids = [j.status.job_id for j in targets if j.status is not None and j.status.job_id]
-        infos = squeue(ids) if ids else {}
+        # a task's script never changes: what this backend's last poll asked is reused
+        unasked = [i for i in ids if i not in self._infos]
+        infos = {**self._infos, **(squeue(unasked) if unasked else {})}
         ours = []
         for j in targets:
             info = infos.get(j.status.job_id or "") if j.status is not None else None
