@@ -116,7 +116,7 @@ REPORT_TYPES: dict[str, tuple[type, ...]] = {
 # Counts that make no sense below a bound (`run.jobs: 0` would silently run one at a time).
 _MINIMUM = {"run.jobs": 1, "run.retries": 0, "run.log_tail": 0}
 _POSITIVE = frozenset({"run.heartbeat", "run.stale_after"})  # seconds
-_CHOICES = {  # and run.backend: the registered backends (backends/registry.py)
+_CHOICES = {  # run.backend: checked by backends/registry.spec when a command needs it
     "gitFailUntrackedDefault": ("yes", "no"),
     "snapshot": ("copy", "link", "auto"),
 }
@@ -211,7 +211,7 @@ def validate(data: Mapping[str, Any], path: Path) -> list[str]:
     _check_level(data, TYPES, "", path, warnings)
     run = data.get("run")
     if isinstance(run, dict):
-        _check_level(run, _run_types(), "run.", path, warnings)
+        _check_level(run, {**_run_types(), **_unloaded_backend_block(run)}, "run.", path, warnings)
         _check_heartbeat(run, path)
         for spec in registry.specs():
             if isinstance(run.get(spec.name), dict) and spec.settings:
@@ -228,6 +228,17 @@ def validate(data: Mapping[str, Any], path: Path) -> list[str]:
         warnings += validate_metrics(data.get("metrics") or {}, path)
         validate_goals(data.get("metric_goals") or {}, "metric_goals", path)
     return warnings
+
+
+def _unloaded_backend_block(run: Mapping[str, Any]) -> dict[str, tuple[type, ...]]:
+    """`run.NAME` of a `run.backend` no module registered (a plugin's, while `plugins` does
+    not name it): its block is that backend's to check. Only the commands that need the
+    backend fail (`registry.spec`, saying to add the module to `plugins`); ls, status,
+    table and info still work."""
+    name = run.get("backend")
+    if isinstance(name, str) and name not in registry.names():
+        return {name: (_DICT,)}
+    return {}
 
 
 def _check_heartbeat(run: Mapping[str, Any], path: Path) -> None:
@@ -285,8 +296,8 @@ def _check_level(
 
 
 def _choices(key: str) -> tuple[str, ...] | None:
-    if key == "run.backend":
-        return tuple(registry.names())
+    # run.backend is checked when a command needs the backend (registry.spec): one of a
+    # plugin not loaded (yet) must not stop `mrl ls`
     return _CHOICES.get(key)
 
 

@@ -115,9 +115,23 @@ def build_parser(
             description=mod.__doc__,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        mod.add_arguments(p)
+        try:
+            mod.add_arguments(p)
+        except MrlError as e:  # a plugin's option (a backend's RunArg) that cannot be added
+            if only == name:
+                raise
+            _cannot_be_run(sub, name, e)  # `mrl --help` still lists the rest
+            continue
         modules[name] = mod
     return parser, modules
+
+
+def _cannot_be_run(sub: Any, name: str, e: MrlError) -> None:
+    """Say in `mrl --help` why command `name` cannot be run (argparse keeps each listed
+    command's help line in its choices actions)."""
+    for action in sub._choices_actions:
+        if action.dest == name:
+            action.help = f"(cannot be run: {e})"
 
 
 # What args of a hook command already hold: an xarg of the same name would overwrite it.

@@ -8,6 +8,7 @@ import pytest
 from metarunlog.errors import ConfigError
 from metarunlog.main import main
 from metarunlog.project import Project
+from tests.helpers.records import make_exp
 from tests.helpers.repo import commit_all, run_mrl, set_cfg
 
 
@@ -71,9 +72,19 @@ def test_a_bad_format_string_is_an_error(project: Path, capsys: pytest.CaptureFi
 
 
 def test_a_bad_choice_is_an_error(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    set_cfg(project, run={"backend": "pbs"})
+    set_cfg(project, snapshot="hardlink")
     assert main(["ls"]) == 1
-    assert "'run.backend' must be one of 'local', 'slurm'" in capsys.readouterr().err
+    assert "'snapshot' must be one of 'copy', 'link', 'auto'" in capsys.readouterr().err
+
+
+def test_an_unknown_run_backend_is_an_error_of_the_commands_that_need_it(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_exp(project, [{"params": {"lr": 0.1}}])
+    set_cfg(project, run={"backend": "pbs"})  # a plugin's backend, or a typo: only mrl run can tell
+    assert main(["ls"]) == 0
+    assert main(["run"]) == 1
+    assert "unknown backend 'pbs': use one of local, slurm" in capsys.readouterr().err
 
 
 def test_missing_keys_get_defaults(project: Path) -> None:

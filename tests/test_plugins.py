@@ -361,10 +361,11 @@ CLASHING = """
 """
 
 
-@pytest.mark.parametrize("args", [("run", "--help"), ("--help",)])
-def test_a_plugin_backend_option_clashing_with_one_of_mrl_run_is_one_error_line(project: Path, args: tuple) -> None:
-    errors = one_error(run_with_plugin(project, CLASHING, *args))
+def test_a_plugin_backend_option_clashing_with_one_of_mrl_run_is_one_error_line(project: Path) -> None:
+    errors = one_error(run_with_plugin(project, CLASHING, "run", "--help"))
     assert "the acme backend's mrl run option --force: argument --force: conflicting option string" in errors
+    listing = run_with_plugin(project, CLASHING, "--help")  # the other commands are still listed
+    assert listing.returncode == 0 and "(cannot be run: the acme backend's mrl run option --force" in listing.stdout
 
 
 def test_a_plugin_backend_setting_check_that_raises_is_one_error_line(project: Path) -> None:
@@ -421,3 +422,73 @@ def test_mrl_cancel_of_a_plugin_backend_without_cancel_is_one_error_line(project
     """
     errors = one_error(run_with_plugin(project, source, "cancel"))
     assert "the Acme backend defines no cancel(jobs)" in errors
+
+
+TAKING_A_DEST = """
+    from metarunlog.backends.base import Backend
+    from metarunlog.backends.registry import BackendSpec, RunArg, register
+
+    class Acme(Backend):
+        pass
+
+    register(BackendSpec("acme", "acme_plugin:Acme", run_args=(RunArg(("--acme-force",), "{dest}", {{}}),)))
+"""
+
+
+@pytest.mark.parametrize("dest", ["force", "selection", "slurm_opt", "mode"])
+def test_a_plugin_backend_option_taking_the_dest_of_another_option_is_one_error_line_naming_it(
+    project: Path, dest: str
+) -> None:
+    errors = one_error(run_with_plugin(project, TAKING_A_DEST.format(dest=dest), "run", "--acme-force", "x"))
+    assert f"the acme backend's mrl run option --acme-force: its dest {dest!r} is already" in errors
+    assert "rename it" in errors
+
+
+def test_a_plugin_backend_option_that_cannot_be_added_leaves_mrl_help_and_other_commands_working(
+    project: Path,
+) -> None:
+    source = TAKING_A_DEST.format(dest="force")
+    res = run_with_plugin(project, source, "--help")
+    assert res.returncode == 0, res.stderr
+    assert "ls" in res.stdout and "table" in res.stdout and "Traceback" not in res.stderr
+    assert "(cannot be run: the acme backend's mrl run option --acme-force" in res.stdout
+    assert run_with_plugin(project, source, "ls").returncode == 0
+    assert run_with_plugin(project, source, "ls", "--help").returncode == 0
+
+
+SERIAL_CFG = {"backend": "serial", "serial": {"word": "hej"}, "command": "true"}
+
+
+def test_a_config_naming_a_plugins_backend_without_plugins_leaves_the_commands_that_do_not_need_it_working(
+    project: Path,
+) -> None:
+    exp = make_exp(project, [{"params": {"lr": 0.1}, "status": done()}])
+    (exp.subexp_dir(1) / "metrics.json").write_text('{"acc": 0.5}')
+    set_cfg(project, run=SERIAL_CFG)
+    for args in (("ls",), ("status",), ("info",), ("table",), ("--help",), ("run", "--help")):
+        res = run_mrl(*args, cwd=project)
+        assert res.returncode == 0, (args, res.stderr)
+        assert "mrl: error" not in res.stderr and "unknown key" not in res.stderr, (args, res.stderr)
+    assert "0.5" in run_mrl("table", cwd=project).stdout
+
+
+@pytest.mark.parametrize(
+    "args", [("run",), ("run", "--dry-run"), ("run", "--backend", "serial")], ids=["run", "dry-run", "--backend"]
+)
+def test_a_command_that_needs_a_plugins_backend_says_to_name_its_module_in_plugins(project: Path, args: tuple) -> None:
+    make_exp(project, [{"params": {"lr": 0.1}}])
+    set_cfg(project, run=SERIAL_CFG)
+    errors = one_error(run_mrl(*args, cwd=project))
+    assert "unknown backend 'serial'" in errors and '"plugins": ["MODULE"]' in errors, errors
+    assert len(errors.splitlines()) == 1
+
+
+def test_mrl_status_of_records_of_a_plugins_backend_it_cannot_load_says_what_to_add(project: Path) -> None:
+    exp = make_exp(project, [{"params": {"lr": 0.1}}])
+    (exp.subexp_dir(1) / ".mrl.status").write_text(
+        '{"state": "running", "backend": "serial", "jobId": "7", "host": "elsewhere", "attempts": 1}'
+    )
+    res = run_mrl("status", cwd=project)
+    assert res.returncode == 0, res.stderr
+    assert "could not ask serial: unknown backend 'serial'" in res.stdout + res.stderr
+    assert '"plugins": ["MODULE"]' in res.stdout + res.stderr

@@ -126,9 +126,15 @@ def spec(name: str) -> BackendSpec:
     try:
         return _SPECS[name]
     except KeyError:
-        raise MrlError(
-            f"unknown backend {name!r}: use one of {', '.join(names())} (--backend, or run.backend in .mrl.cfg)"
-        ) from None
+        raise MrlError(unknown(name)) from None
+
+
+def unknown(name: str) -> str:
+    """What to do about a backend name no module registered."""
+    return (
+        f"unknown backend {name!r}: use one of {', '.join(names())} (--backend, or run.backend in .mrl.cfg), "
+        f'or, for a plugin\'s backend, name the module that registers it in .mrl.cfg "plugins": ["MODULE"]'
+    )
 
 
 def get_backend(name: str) -> type[Backend]:

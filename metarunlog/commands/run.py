@@ -63,7 +63,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="one worker per entry, each with CUDA_VISIBLE_DEVICES=R; repeat an entry to share it "
         "(0 1 1: GPU 0 alone, GPU 1 for two jobs at once). Default: run.resources",
     )
-    p.add_argument("--backend", choices=registry.names(), help="where to run (default: run.backend, local)")
+    p.add_argument(
+        "--backend", type=_backend_name, choices=registry.names(), help="where to run (default: run.backend, local)"
+    )
     p.add_argument("--failed", action="store_true", help="only failed, cancelled, timed-out or stale ones")
     p.add_argument("--pending", action="store_true", help="only ones that never ran")
     p.add_argument("--force", action="store_true", help="rerun done ones too")
@@ -72,10 +74,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the commands, run nothing, write nothing")
     for spec in registry.specs():  # each backend's own options (backends/registry.py)
         for arg in spec.run_args:
-            try:
-                p.add_argument(*arg.flags, dest=arg.dest, **arg.kwargs)
-            except (argparse.ArgumentError, TypeError, ValueError) as e:  # a backend from outside mrl
-                raise MrlError(f"the {spec.name} backend's mrl run option {'/'.join(arg.flags)}: {e}") from e
+            _add_backend_option(p, spec, arg)
+
+
+def _backend_name(name: str) -> str:
+    """--backend NAME: one no module registered says how to load a plugin's (argparse's
+    "invalid choice" would not)."""
+    if name not in registry.names():
+        raise argparse.ArgumentTypeError(registry.unknown(name))
+    return name
+
+
+# What `main` sets on args itself after parsing: an option with one of these dests is lost.
+_MAIN_DESTS = ("command", "mode")
+
+
+def _add_backend_option(p: argparse.ArgumentParser, spec: registry.BackendSpec, arg: registry.RunArg) -> None:
+    """A backend's `mrl run` option; one a backend from outside mrl got wrong (a flag or a
+    dest another option has: argparse would let it overwrite mrl's own value) is an
+    MrlError naming it."""
+    where = f"the {spec.name} backend's mrl run option {'/'.join(arg.flags)}"
+    # argparse has no public list of the dests a parser fills: its actions and set_defaults
+    taken = {a.dest for a in p._actions} | set(p._defaults) | set(_MAIN_DESTS)
+    if arg.dest in taken:
+        raise MrlError(f"{where}: its dest {arg.dest!r} is already another option's (mrl's or a backend's): rename it")
+    try:
+        p.add_argument(*arg.flags, dest=arg.dest, **arg.kwargs)
+    except (argparse.ArgumentError, TypeError, ValueError) as e:  # a backend from outside mrl
+        raise MrlError(f"{where}: {e}") from e
 
 
 def cli(args: argparse.Namespace, project: Project) -> int:

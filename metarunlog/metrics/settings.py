@@ -89,11 +89,14 @@ def _strings(value: Any, where: str, path: Path) -> None:
         raise ConfigError(f"{path}: key '{where}' must be a list of non-empty strings")
 
 
+_PLUGIN_HINT = ' (a plugin\'s reader: name the module that registers it in "plugins": ["MODULE"])'
+
+
 def _source(s: Any, where: str, path: Path) -> None:
     if isinstance(s, str) and s.startswith("!"):  # "!tensorboard": that reader off
         if s[1:] not in registry.names():
             known = ", ".join(registry.names())
-            raise ConfigError(f"{path}: '{where}': {s!r} names no reader; the readers are: {known}")
+            raise ConfigError(f"{path}: '{where}': {s!r} names no reader; the readers are: {known}{_PLUGIN_HINT}")
         return
     if isinstance(s, str) and s:
         return
@@ -102,7 +105,8 @@ def _source(s: Any, where: str, path: Path) -> None:
         raise ConfigError(f"{path}: '{where}' must be {form}")
     reader = s.get("reader")
     if reader is not None and reader not in registry.names():
-        raise ConfigError(f"{path}: '{where}': no reader {reader!r}; the readers are: {', '.join(registry.names())}")
+        known = ", ".join(registry.names())
+        raise ConfigError(f"{path}: '{where}': no reader {reader!r}; the readers are: {known}{_PLUGIN_HINT}")
     if s.get("enabled", True) is False:
         if reader is None:
             off = '{"reader": "NAME", "enabled": false}'
