@@ -6,7 +6,8 @@ sparse: train and val columns filled on alternate rows), and any `.csv` / `.tsv`
 
 Each data row is one row of metrics; an empty cell is a missing value (so sparse rows keep
 only what they hold), a number becomes an int or a float, anything else stays a string.
-Files are streamed with the csv module, the delimiter (`,`, tab or `;`) read from the header.
+Files are streamed with the csv module, the delimiter (`,`, tab or `;`) read from the header
+and the first data row (`sniff_delimiter`).
 """
 
 from __future__ import annotations
@@ -64,13 +65,14 @@ def csv_batches(
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return
     with f:
-        header_line = f.readline()
-        delimiter = max(",\t;", key=header_line.count)
+        header_line, first_row = f.readline(), f.readline()
+        delimiter = sniff_delimiter(header_line, first_row)
         header = next(csv.reader([header_line], delimiter=delimiter), [])
         names = [h.strip() for h in header]
         if first_column is not None and (len(names) < 2 or names[0] != first_column):
             return
-        rows = csv.reader(f if ended else complete_lines(f), delimiter=delimiter)
+        lines = itertools.chain([first_row] if first_row else [], f)
+        rows = csv.reader(lines if ended else complete_lines(lines), delimiter=delimiter)
         columns = ColumnParser(names)
         while batch := list(itertools.islice(rows, BATCH_ROWS)):
             fast = columns(batch)
@@ -86,6 +88,22 @@ def csv_batches(
             )
             while part := [row for row in itertools.islice(parsed, BATCH_ROWS) if row]:
                 yield part
+
+
+DELIMITERS = ",\t;"
+
+
+def sniff_delimiter(header: str, first_row: str) -> str:
+    """The delimiter splitting the header into the most columns, among those splitting the
+    first data row into as many: a name may hold another candidate (pandas quotes a name
+    only for its own separator: `step;loss, train;loss, val`). Without a data row that
+    agrees, the header's most columns decide."""
+
+    def width(line: str, d: str) -> int:
+        return len(next(csv.reader([line], delimiter=d), []))
+
+    agree = [d for d in DELIMITERS if first_row and width(header, d) > 1 and width(header, d) == width(first_row, d)]
+    return max(agree or DELIMITERS, key=lambda d: width(header, d))
 
 
 BATCH_ROWS = 4096  # rows converted at once, column by column (bounded memory)

@@ -72,6 +72,9 @@ def iter_matches(path: Path, patterns: list[re.Pattern[str]], *, ended: bool = F
 RUN_LOG = "run.log"  # experiment.LOG: mrl's own log, one `==== mrl attempt N step K/M ...` header per step
 _HEADER = b"==== mrl attempt "
 _HEADER_TEXT = _HEADER.decode()
+# a header of an attempt's first step: `==== mrl attempt N step 1/M on ...` (the command it
+# quotes comes after the host, so " step 1/" in it says nothing)
+_FIRST_STEP = re.compile(rb"==== mrl attempt \d+ step 1/\d+ on ")
 
 
 def this_attempt_offset(path: Path) -> int:
@@ -85,9 +88,7 @@ def this_attempt_offset(path: Path) -> int:
         with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
             end = len(m)
             while (at := m.rfind(_HEADER, 0, end)) >= 0:
-                line_end = m.find(b"\n", at)
-                line = m[at : line_end if line_end >= 0 else len(m)]
-                if (at == 0 or m[at - 1 : at] == b"\n") and b" step 1/" in line:
+                if (at == 0 or m[at - 1 : at] == b"\n") and _FIRST_STEP.match(m, at):
                     return at
                 end = at
     except (OSError, ValueError):  # empty file (mmap refuses), or unreadable

@@ -1,0 +1,140 @@
+"""metarunlog/metrics/jsonfiles.py: `metrics.json` summaries and `metrics.jsonl` lines as
+`json.dump` / a JSON-lines logger write them, read whole, in chunks, and when they are not
+what they should be. `mrl table` through these files is in tests/metrics/test_readers.py."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from metarunlog.errors import CorruptRecord
+from metarunlog.metrics.base import Settings
+from metarunlog.metrics.jsonfiles import JsonReader, Skipped, iter_jsonl, read_jsonl, read_summary
+
+
+def write_lines(path: Path, rows: list[Any]) -> None:
+    with open(path, "w") as f:  # what a JSON-lines logger does: one json.dumps and a newline a step
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+
+
+def noted(reader: JsonReader, files: list[Path], *, ended: bool) -> tuple[list[dict[str, Any]], list[str]]:
+    warnings: list[str] = []
+    rows = list(reader.read_rows_noting(files, ended=ended, warn=warnings.append))
+    return rows, warnings
+
+
+def test_a_summary_is_the_object_json_dump_wrote(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"test_acc": 0.91, "n": 3, "name": "résumé"}))
+    assert read_summary(path) == {"test_acc": 0.91, "n": 3, "name": "résumé"}
+
+
+def test_nan_and_infinity_that_json_dump_writes_are_read_as_floats(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"loss": float("nan"), "grad": float("inf")}))  # NaN, Infinity: not strict JSON
+    got = read_summary(path)
+    assert math.isnan(got["loss"]) and got["grad"] == math.inf
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (b"", "corrupt record"),
+        (b'{"acc": 0.9', "corrupt record"),
+        (b'{"acc": "\xff"}', "corrupt record"),
+        (b"[0.9, 0.8]", "must hold a JSON object"),
+        (b"0.9", "must hold a JSON object"),
+    ],
+)
+def test_a_summary_that_is_not_a_json_object_is_a_corrupt_record_naming_the_file(
+    tmp_path: Path, data: bytes, match: str
+) -> None:
+    path = tmp_path / "metrics.json"
+    path.write_bytes(data)
+    with pytest.raises(CorruptRecord, match=match) as e:
+        read_summary(path)
+    assert str(path) in str(e.value)
+
+
+def test_a_missing_summary_is_empty_and_a_folder_of_that_name_is_an_error(tmp_path: Path) -> None:
+    assert read_summary(tmp_path / "metrics.json") == {}
+    (tmp_path / "metrics.json").mkdir()
+    with pytest.raises(CorruptRecord, match="cannot read"):
+        read_summary(tmp_path / "metrics.json")
+
+
+def test_several_summaries_merge_and_the_later_file_wins(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text('{"acc": 0.5, "loss": 1.0}')
+    b.write_text('{"acc": 0.75}')
+    assert JsonReader(Settings()).summary([a, b]) == {"acc": 0.75, "loss": 1.0}
+    assert JsonReader(Settings()).summary([tmp_path / "metrics.jsonl"]) is None  # no .json among them
+
+
+def test_json_lines_are_read_in_order_across_chunk_boundaries(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    rows = [{"step": i, "loss": 1 / (i + 1)} for i in range(500)]
+    write_lines(path, rows)
+    for chunk in (1, 17, 1 << 20):  # every line its own chunk, lines cut across chunks, one chunk
+        assert list(iter_jsonl(path, chunk)) == rows
+
+
+def test_bad_lines_are_skipped_counted_and_the_first_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b'{"step": 1}\n\n42\n[1, 2]\nnot json\n{"step": 2}\n')
+    rows, warnings = noted(JsonReader(Settings()), [path], ended=True)
+    assert rows == [{"step": 1}, {"step": 2}]
+    assert warnings == [f"{path}: skipped 3 line(s) that are not JSON objects (the first: line 3)"]
+
+
+def test_line_numbers_of_skipped_lines_count_the_chunks_before(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b'{"step": 1}\n{"step": 2}\n{"step": 3}\noops\n')
+    skipped = Skipped()
+    assert len(list(iter_jsonl(path, 1, skipped=skipped))) == 3
+    assert (skipped.count, skipped.first) == (1, 4)
+
+
+def test_a_line_that_is_not_utf8_keeps_its_row_with_the_bytes_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b'{"step": 1, "tag": "caf\xe9"}\n{"step": 2}\n')
+    assert read_jsonl(path) == [{"step": 1, "tag": "caf\ufffd"}, {"step": 2}]
+
+
+def test_a_half_written_last_line_is_no_warning_while_the_run_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b'{"step": 1, "loss": 0.5}\n{"step": 2, "lo')
+    reader = JsonReader(Settings())
+    assert noted(reader, [path], ended=False) == ([{"step": 1, "loss": 0.5}], [])
+    rows, warnings = noted(reader, [path], ended=True)  # it ended so: that line is all there is
+    assert rows == [{"step": 1, "loss": 0.5}] and warnings == [
+        f"{path}: skipped 1 line(s) that are not JSON objects (the first: line 2)"
+    ]
+
+
+def test_a_multi_line_json_array_is_not_taken_for_json_lines(tmp_path: Path) -> None:
+    # one pretty-printed json.dump of a list: no line is an object, whatever the chunk joins
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(json.dumps([{"step": 1}, {"step": 2}], indent=1) + "\n")
+    skipped = Skipped()
+    assert list(iter_jsonl(path, skipped=skipped)) == [] and skipped.count > 0
+
+
+def test_a_missing_jsonl_or_a_folder_of_that_name_has_no_rows(tmp_path: Path) -> None:
+    (tmp_path / "folder.jsonl").mkdir()
+    assert read_jsonl(tmp_path / "gone.jsonl") == [] and read_jsonl(tmp_path / "folder.jsonl") == []
+
+
+def test_rows_come_from_jsonl_files_only_and_summaries_from_json_files(tmp_path: Path) -> None:
+    summary, lines = tmp_path / "metrics.json", tmp_path / "metrics.jsonl"
+    summary.write_text('{"acc": 0.9}')
+    write_lines(lines, [{"step": 0, "loss": 1.0}])
+    reader = JsonReader(Settings())
+    assert list(reader.rows([summary, lines])) == [{"step": 0, "loss": 1.0}]
+    assert reader.summary([summary, lines]) == {"acc": 0.9}
+    assert reader.accepts("eval/x.json") and reader.accepts("x.jsonl") and not reader.accepts("x.csv")

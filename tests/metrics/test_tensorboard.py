@@ -1,0 +1,109 @@
+"""metarunlog/metrics/tensorboard.py: event files written by tensorboardX's SummaryWriter
+(torch.utils.tensorboard writes the same records), read back as rows; cut, corrupt and
+empty files. Keras' tensor scalars, hparams and the missing extra through `mrl table` are in
+tests/metrics/test_readers.py."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from metarunlog.metrics.base import Settings
+from metarunlog.metrics.tensorboard import TensorBoardReader, _prefixes, iter_events
+
+tensorboardX = pytest.importorskip("tensorboardX")
+pytest.importorskip("tensorboard")
+
+
+def events_in(folder: Path) -> list[Path]:
+    return sorted(folder.rglob("events.out.tfevents.*"))
+
+
+def write(folder: Path, scalars: list[tuple[str, float, int]]) -> Path:
+    w = tensorboardX.SummaryWriter(str(folder))
+    for tag, value, step in scalars:
+        w.add_scalar(tag, value, step)
+    w.close()
+    (path,) = events_in(folder)
+    return path
+
+
+def values(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    return [{k: v for k, v in r.items() if k != "wall_time"} for r in rows]
+
+
+def test_scalars_of_one_step_are_one_row_in_step_order(tmp_path: Path) -> None:
+    path = write(tmp_path, [(t, v / (s + 1), s) for s in range(3) for t, v in (("loss", 1.0), ("acc", 0.5))])
+    rows = list(iter_events(path))
+    assert values(rows) == [
+        {"loss": 1.0, "acc": 0.5, "step": 0},
+        {"loss": 0.5, "acc": 0.25, "step": 1},
+        {"loss": pytest.approx(1 / 3), "acc": pytest.approx(1 / 6), "step": 2},
+    ]
+    assert all(isinstance(r["wall_time"], float) and r["wall_time"] > 0 for r in rows)
+
+
+def test_a_step_logged_again_later_is_a_row_of_its_own(tmp_path: Path) -> None:
+    # a resumed run counting from an earlier checkpoint: the curve has both
+    path = write(tmp_path, [("loss", 3.0, 0), ("loss", 2.0, 1), ("loss", 2.5, 1 - 1), ("loss", 1.0, 1)])
+    assert [(r["step"], r["loss"]) for r in iter_events(path)] == [(0, 3.0), (1, 2.0), (0, 2.5), (1, 1.0)]
+
+
+def test_nan_and_inf_scalars_are_kept_as_floats(tmp_path: Path) -> None:
+    path = write(tmp_path, [("loss", float("nan"), 0), ("loss", float("inf"), 1)])
+    rows = list(iter_events(path))
+    assert math.isnan(rows[0]["loss"]) and rows[1]["loss"] == math.inf  # type: ignore[arg-type]
+
+
+def test_text_images_and_histograms_are_no_rows(tmp_path: Path) -> None:
+    np = pytest.importorskip("numpy")
+    w = tensorboardX.SummaryWriter(str(tmp_path))
+    w.add_text("note", "hello", 0)
+    w.add_histogram("weights", np.arange(10.0), 0)
+    w.add_image("sample", np.zeros((3, 4, 4)), 0)
+    w.add_scalar("loss", 0.5, 1)
+    w.close()
+    assert values(list(iter_events(events_in(tmp_path)[0]))) == [{"loss": 0.5, "step": 1}]
+
+
+def test_a_file_cut_mid_record_gives_the_records_before_the_cut(tmp_path: Path) -> None:
+    # the writer flushes while the run goes on: the last record may be half there
+    path = write(tmp_path / "run", [("loss", 1.0 / (s + 1), s) for s in range(5)])
+    cut = tmp_path / "cut" / path.name
+    cut.parent.mkdir()
+    cut.write_bytes(path.read_bytes()[:-7])
+    assert [r["step"] for r in iter_events(cut)] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("data", [b"", b"not an event file at all, just text\n"])
+def test_an_empty_or_garbage_event_file_is_no_rows_not_an_error(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "events.out.tfevents.1700000000.host"
+    path.write_bytes(data)
+    assert list(iter_events(path)) == []
+
+
+def test_add_scalars_folders_prefix_their_tags_and_the_main_writer_s_stay_bare(tmp_path: Path) -> None:
+    w = tensorboardX.SummaryWriter(str(tmp_path))
+    w.add_scalar("lr", 0.1, 0)
+    w.add_scalars("loss", {"train": 1.0, "val": 2.0}, 0)
+    w.close()
+    rows = list(TensorBoardReader(Settings()).rows(events_in(tmp_path)))
+    names = {k for r in rows for k in r} - {"step", "wall_time"}
+    assert "lr" in names and len(names) == 3
+    assert {n for n in names if n != "lr"} == {"loss/train/loss", "loss/val/loss"}
+
+
+def test_prefixes_are_the_folders_below_the_common_one_without_timestamp_folders() -> None:
+    files = [Path("/r/logs/train/e.1"), Path("/r/logs/validation/e.2"), Path("/r/logs/1700000000.123/e.3")]
+    assert _prefixes(files) == {files[0]: "train/", files[1]: "validation/", files[2]: ""}
+    one = [Path("/r/logs/e.1"), Path("/r/logs/e.2")]
+    assert _prefixes(one) == {one[0]: "", one[1]: ""}
+
+
+def test_the_reader_owns_event_files_anywhere_below_the_folder() -> None:
+    reader = TensorBoardReader(Settings())
+    assert reader.accepts("lightning_logs/version_0/events.out.tfevents.1.host.1.0")
+    assert not reader.accepts("tfevents_notes/metrics.csv") and not reader.accepts("metrics.jsonl")
+    assert reader.summary([]) is None  # the extra is there: no hint, no summary
