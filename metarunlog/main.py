@@ -311,6 +311,12 @@ def _main(argv: list[str]) -> int:
         from metarunlog.selection import resolve_targets  # EXP/SUB, sub-experiment folders
 
         args.expId, args.selection = resolve_targets(project, args.expId, args.selection, command=args.command)
+    elif resolves and hasattr(args, "sub_selection") and args.expId is not None:
+        from metarunlog.selection import sub_target  # EXP/SUB where a command takes an EXP (table, info)
+
+        target = sub_target(project, args.expId)
+        exp, args.sub_selection = target if target is not None else (project.load_exp(args.expId), None)
+        args.expId = exp.id
     elif resolves and hasattr(args, "expId"):
         args.expId = project.load_exp(args.expId).id
     before, after = hooks.wrap_hooks(cfg_hooks, args.command)

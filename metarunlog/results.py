@@ -21,7 +21,7 @@ import datetime as _dt
 import itertools
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
@@ -34,6 +34,7 @@ from metarunlog.experiment import Experiment, SubExperiment
 from metarunlog.fmt import format_value  # noqa: F401  (results.format_value: the report and table use it)
 from metarunlog.metrics.summary import MAX, MIN, Best
 from metarunlog.records import Status
+from metarunlog.selection import pick
 from metarunlog.states import JobState, ended_by_itself, observed_state
 
 USER_METRICS_FN = "metrics"
@@ -568,18 +569,21 @@ def table_many(
     basedir: Path | None = None,
     summary: str = "last",
     exp_column: bool = True,
+    subs: Mapping[int, str] | None = None,
 ) -> Table:
     """One table over several experiments: an `exp` column, the params that vary over all rows.
 
     `tab.note` is set (where mrl looked) when no sub-experiment has any metric; the
-    experiments' batch records decide the repeat axis `aggregate` folds.
+    experiments' batch records decide the repeat axis `aggregate` folds. `subs`: only
+    these sub-experiments of an experiment (`selection.pick`; an id it lacks is an error).
     """
     results: list[SubResult] = []
     errors: list[str] = []
     warnings: list[str] = []
     for exp in exps:
         try:
-            res, errs = collect(exp, basedir=basedir, best=summary != "last", warnings=warnings)
+            only = pick(exp.sub_experiments(), subs[exp.id]) if subs and exp.id in subs else None
+            res, errs = collect(exp, basedir=basedir, best=summary != "last", warnings=warnings, only=only)
         except MrlError as e:
             if len(exps) == 1:
                 raise  # the one experiment asked for: its error is the answer
@@ -813,12 +817,14 @@ def build(
     over: list[str] | None = None,
     where_expr: str | None = None,
     exp_column: bool = True,
+    subs: Mapping[int, str] | None = None,
 ) -> Table:
     """The table of `mrl table` (and `api.load_table`): read, filtered (`where_expr`), aggregated (`group`),
-    sorted (`sort`: a column, `-KEY` descending; missing values last). MrlError for bad options."""
+    sorted (`sort`: a column, `-KEY` descending; missing values last). MrlError for bad options.
+    `subs`: experiment id -> the selection (`3,5-6`) of its sub-experiments to show."""
     # `--by exp` groups by the experiment: its rows must carry it, of one experiment too
     exp_column = exp_column or (group and "exp" in (by or []))
-    tab = table_many(exps, all_params=all_params, basedir=basedir, summary=summary, exp_column=exp_column)
+    tab = table_many(exps, all_params=all_params, basedir=basedir, summary=summary, exp_column=exp_column, subs=subs)
     if where_expr:
         where(tab, where_expr)
     if group:

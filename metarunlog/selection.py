@@ -129,9 +129,15 @@ def experiments(
     everything: bool = False,
     tags: Sequence[str] = (),
     skipped: list[str] | None = None,
+    subs: dict[int, str] | None = None,
 ) -> list[Experiment]:
     """The experiments named by `refs` (ids, `5-9` ranges, `2,3` lists, `last`, paths),
     all of them (`everything`), and those tagged with any of `tags`, oldest first, once each.
+
+    `subs` (a command that can show some sub-experiments: `mrl table 2/3,4 5`): a ref
+    naming sub-experiments (`sub_target`) chooses its experiment and adds the selection to
+    `subs[exp.id]` (`2/3 2/5`: "3,5"); an experiment also named whole (`2 2/3`, `--all`)
+    has no entry. Without `subs` such a ref is read as an experiment.
 
     No refs and no flags: the default experiment (the one the current directory is in,
     else the newest). A range keeps the ids that exist and have a record; one that names
@@ -148,14 +154,21 @@ def experiments(
     chosen: dict[int, Experiment] = {}
     problems: list[tuple[str, str]] = []  # (what was asked for, why it is left out)
     ids = project.experiment_ids()
+    parts: dict[int, list[str]] = {}  # experiment id -> the selections naming some of its subs
+    whole: set[int] = set()
     for ref in refs:
         try:
-            found = _expand(project, str(ref), ids)
+            target = sub_target(project, str(ref)) if subs is not None else None
+            found = [target[0]] if target is not None else _expand(project, str(ref), ids)
         except MrlError as e:
             if skipped is None:
                 raise
             problems.append((str(ref), str(e)))
             continue
+        if target is not None and target[1] != ALL:
+            parts.setdefault(target[0].id, []).append(target[1])
+        else:
+            whole.update(exp.id for exp in found)
         for exp in found:
             chosen.setdefault(exp.id, exp)
     if everything or tags:
@@ -164,6 +177,9 @@ def experiments(
                 continue  # being created by a concurrent `mrl new`
             if everything or set(tags) & set(_tags_or_none(exp, skipped)):
                 chosen.setdefault(exp.id, exp)
+                whole.add(exp.id)
+    if subs is not None:
+        subs.update({i: ",".join(specs) for i, specs in parts.items() if i not in whole})
     if tags and not everything and not chosen and not problems:
         raise MrlError(f"no experiment is tagged {', '.join(tags)}: see `mrl ls` (tag one with `mrl tag EXP +NAME`)")
     out = [chosen[i] for i in sorted(chosen)]
@@ -258,6 +274,19 @@ def resolve_targets(
             file=sys.stderr,
         )
     return exp.id, spec or ALL
+
+
+def sub_target(project: Project, ref: str) -> tuple[Experiment, str] | None:
+    """(experiment, selection) when `ref` names sub-experiments of one experiment, as
+    `resolve_targets` reads them: `EXP/SELECTION` (`2/3`, `2/1-4,7`, `last/all`) or the path
+    of a sub-experiment folder; None for anything else (an experiment, a range of them).
+    For the commands whose positionals are experiments (`mrl table 2/3 4`, `mrl info 2/3`)."""
+    if (m := _EXP_SLASH_SEL.match(ref)) and _is_selection(m.group(2)):
+        return project.load_exp(m.group(1)), m.group(2)
+    if ref.isdigit() or ref in (ALL, "last"):
+        return None
+    found = _sub_containing(project, Path(ref).resolve(), exact=True)
+    return (project.load_exp(found[0]), found[1]) if found is not None else None
 
 
 def _is_selection(text: str) -> bool:

@@ -1,5 +1,8 @@
 """Show an experiment's record (.mrl), its folder and its sub-experiment count.
 
+`mrl info EXP/SUB` (2/3, or a sub-experiment folder's path) shows that sub-experiment: its
+folder, params and its .mrl.status record (state as `mrl status` shows it).
+
 --verify re-hashes the experiment's code/ snapshot against its commit (plus .mrl.diff for
 a --notclean experiment) and lists every file changed, missing or added since `mrl new`
 (exit 1 if any). It needs the project's git repository, which holds the commit.
@@ -15,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from metarunlog.errors import MrlError
-from metarunlog.experiment import CODE, DIFF, RECORD, Experiment
+from metarunlog.experiment import CODE, DIFF, RECORD, Experiment, SubExperiment
 from metarunlog.fmt import printable
 from metarunlog.project import Project
 
@@ -29,7 +32,14 @@ def RESOLVES_EXP(args: argparse.Namespace) -> bool:  # noqa: N802 (main's per-co
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("expId", nargs="?", metavar="EXP", help="experiment (default: the one you are in, else the newest)")
+    p.add_argument(
+        "expId",
+        nargs="?",
+        metavar="EXP",
+        help="experiment (default: the one you are in, else the newest); EXP/SUB (2/3) or a sub-experiment "
+        "folder's path: that sub-experiment",
+    )
+    p.set_defaults(sub_selection=None)  # main resolves EXP/SUB into expId and this
     add_options(p)
 
 
@@ -50,6 +60,8 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     if args.verify:
         return verify_cli(project, verify_target(project, args.expId))
     exp = project.load_exp(args.expId)
+    if args.sub_selection is not None:
+        return sub_cli(args, pick_one(exp, args.sub_selection))
     if args.path:
         print(exp.dir)
         return 0
@@ -59,13 +71,62 @@ def cli(args: argparse.Namespace, project: Project) -> int:
         return 0
     if "run" not in info:  # made before mrl pinned run blocks
         info["run"] = "(none pinned: the project's .mrl.cfg run block applies)"
-    info = _with_run_override(exp, info)
+    _print_info(_with_run_override(exp, info))
+    return 0
+
+
+def pick_one(exp: Experiment, spec: str) -> SubExperiment:
+    """The one sub-experiment `spec` names (`mrl info 2/3`); several is an error saying what
+    shows them."""
+    from metarunlog.selection import ALL, pick
+
+    subs = pick(exp.sub_experiments(), spec)
+    if spec == ALL or len(subs) != 1:
+        raise MrlError(
+            f"mrl info shows one sub-experiment, and {exp.name}/{spec} names {len(subs)}: give one, like "
+            f"`mrl info {exp.id}/{subs[0].id if subs else 1}` (`mrl table {exp.id}/{spec}` or "
+            f"`mrl status {exp.id}/{spec}` show several)"
+        )
+    return subs[0]
+
+
+def sub_info(sub: SubExperiment) -> dict[str, Any]:
+    """What `mrl info EXP/SUB` shows: folder, ids, params, and the status record with the
+    state `mrl status` shows (a dead local run: stale)."""
+    from metarunlog.backends.base import stale_after
+    from metarunlog.states import observed_state
+
+    status = sub.read_status()
+    record = status.to_json() if status is not None else {}
+    state = observed_state(status, sub.status_path, stale_after(sub.exp))
+    return {
+        "path": str(sub.dir),
+        "experiment": sub.exp.name,
+        "subExpId": sub.id,
+        "params": sub.own_params,
+        **record,
+        "state": str(state),
+    }
+
+
+def sub_cli(args: argparse.Namespace, sub: SubExperiment) -> int:
+    if args.path:
+        print(sub.dir)
+        return 0
+    info = sub_info(sub)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    _print_info(info)
+    return 0
+
+
+def _print_info(info: dict[str, Any]) -> None:
     width = max(len(k) for k in info)
     for k, v in info.items():
         if isinstance(v, (list, dict)):
             v = json.dumps(v, default=str)
         print(f"{k:<{width}} : {'' if v is None else printable(str(v))}")
-    return 0
 
 
 def _with_run_override(exp: Experiment, info: dict[str, Any]) -> dict[str, Any]:
@@ -95,6 +156,13 @@ def verify_target(project: Project, ref: str | None) -> Experiment:
     """The experiment to verify: as `load_exp`, but a copy of one outside the outdir (rsync
     to a backup, `cp -a` elsewhere) is verified where it is: the cwd's, or the one `ref`
     names by its path."""
+    from metarunlog.selection import sub_target
+
+    if ref is not None and (target := sub_target(project, ref)) is not None:
+        raise MrlError(
+            f"--verify checks an experiment's code/, which its sub-experiments share: "
+            f"`mrl info --verify {target[0].id}`"
+        )
     copy = project.copy_containing(Path(ref) if ref is not None else Path.cwd())
     if copy is not None and (ref is None or copy.dir == Path(ref).resolve()):
         return copy

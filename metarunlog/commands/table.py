@@ -14,6 +14,7 @@ Writes nothing.
   mrl table --summary best          best value and its step per metric (both: last and best)
   mrl table --aggregate             mean, std and n over seeds/repeats (--by lr, --over fold)
   mrl table 2 3 5-9                 several experiments, with an exp column; --all, --tag NAME
+  mrl table 2/3,4 5/1-2             only those sub-experiments (EXP/SELECTION, as mrl status)
   mrl table --where "val_loss < 0.3 and state == 'done'"
   mrl table --sort val_loss         ascending; --reverse (or --sort -val_loss) for descending
 
@@ -73,9 +74,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         nargs="*",
         action=ExpRefs,
         metavar="EXP",
-        help="experiment(s): ids, ranges like 5-9, 'last', paths (default: the one you are in, else the newest)",
+        help="experiment(s): ids, ranges like 5-9, 'last', paths (default: the one you are in, else the newest); "
+        "EXP/SELECTION (2/3, 2/1-4,7) or a sub-experiment folder's path: only those sub-experiments",
     )
-    p.set_defaults(expId=None)
+    p.set_defaults(expId=None, sub_selection=None)  # main resolves one EXP/SELECTION into both
     p.add_argument("--all", action="store_true", help="every experiment of the project (with an exp column)")
     p.add_argument("--tag", action="append", default=[], metavar="NAME", help="the experiments tagged NAME (mrl tag)")
     fmt = p.add_mutually_exclusive_group()
@@ -115,9 +117,13 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     if (args.by or args.over) and not args.aggregate:
         raise MrlError("--by and --over go with --aggregate: add --aggregate")
     ranges = any(selection.looks_like_selection(r) for r in args.exps)
-    refs = [args.expId] if len(args.exps) == 1 and not ranges else args.exps  # main resolved a plain EXP
+    single = len(args.exps) == 1 and not ranges
+    refs = [args.expId] if single else args.exps  # main resolved a plain EXP (or EXP/SELECTION)
     left_out: list[str] = []
-    exps = selection.experiments(project, refs, everything=args.all, tags=args.tag, skipped=left_out)
+    subs: dict[int, str] = {}
+    exps = selection.experiments(project, refs, everything=args.all, tags=args.tag, skipped=left_out, subs=subs)
+    if single and args.sub_selection not in (None, selection.ALL) and not (args.all or args.tag):
+        subs[args.expId] = args.sub_selection
     several = len(exps) > 1 or args.all or bool(args.tag) or ranges or bool(left_out)
     tab = results.build(
         exps,
@@ -131,6 +137,7 @@ def cli(args: argparse.Namespace, project: Project) -> int:
         over=args.over,
         where_expr=args.where,
         exp_column=several,
+        subs=subs,
     )
     sys.stdout.write(render(tab, args.format, exps[0] if len(exps) == 1 and not args.where else None))
     if args.where and not tab.rows:

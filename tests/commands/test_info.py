@@ -118,3 +118,40 @@ def test_info_shows_the_run_keys_an_expdir_cfg_sets_over_the_pinned_block(projec
     assert value == ('{"command": "echo other", "jobs": 2} (from 0001/.mrl.cfg: over the pinned run block, what runs)')
     assert main(["info", "--json"]) == 0
     assert "runOverride" not in json.loads(capsys.readouterr().out)  # --json is the record
+
+
+def test_info_of_exp_slash_sub_shows_that_sub_experiments_folder_params_and_status(project: Path) -> None:
+    exp = make_experiment(project, [{"lr": 0.1}, {"lr": 0.2}], "true")
+    assert run_mrl("run", cwd=project).returncode == 0
+    for ref in ("1/2", "0001/002", "last/2", str(exp.dir / "002")):
+        res = run_mrl("info", ref, cwd=project)
+        assert res.returncode == 0, res.stderr
+        fields = {k.strip(): v for k, _, v in (line.partition(" : ") for line in res.stdout.splitlines())}
+        assert fields["path"] == str(exp.dir / "002") and fields["subExpId"] == "2", ref
+        assert fields["params"] == '{"lr": 0.2}' and fields["state"] == "done" and fields["exitCode"] == "0"
+    data = json.loads(run_mrl("info", "1/1", "--json", cwd=project, check=True).stdout)
+    assert data["params"] == {"lr": 0.1} and data["state"] == "done" and data["experiment"] == "0001"
+    assert run_mrl("info", "1/1", "--path", cwd=project, check=True).stdout == f"{exp.dir / '001'}\n"
+
+
+def test_info_of_a_sub_that_never_ran_says_pending(project: Path) -> None:
+    make_experiment(project, [{"lr": 0.1}], "true")
+    data = json.loads(run_mrl("info", "1/1", "--json", cwd=project, check=True).stdout)
+    assert data["state"] == "pending" and data["params"] == {"lr": 0.1}
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("1/1-2",), "mrl info shows one sub-experiment, and 0001/1-2 names 2: give one, like `mrl info 1/1`"),
+        (("1/9",), "no sub-experiment 9 in experiment 0001 (it has 1-2)"),
+        (("1/1", "--verify"), "--verify checks an experiment's code/, which its sub-experiments share"),
+    ],
+)
+def test_info_of_several_or_missing_subs_is_one_error_line_saying_what_to_type(
+    project: Path, args: tuple[str, ...], said: str
+) -> None:
+    make_experiment(project, [{"lr": 0.1}, {"lr": 0.2}], "true")
+    res = run_mrl("info", *args, cwd=project)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.startswith("mrl: error: ") and said in res.stderr and len(res.stderr.splitlines()) == 1

@@ -614,3 +614,46 @@ def test_a_config_warning_is_printed_once(project: Path) -> None:
     grid_exp(project)
     proc = run_mrl("table", cwd=project)
     assert proc.stderr.count("unknown key 'bogus_key'") == 1, proc.stderr
+
+
+def ids_of(out: str) -> list[tuple[str, ...]]:
+    return [tuple(r[k] for k in ("exp", "id") if k in r) for r in csv.DictReader(io.StringIO(out))]
+
+
+@pytest.mark.parametrize(
+    ("args", "rows"),
+    [
+        (("1/2",), [("002",)]),
+        (("1/2,4",), [("002",), ("004",)]),
+        (("1/1-2,4",), [("001",), ("002",), ("004",)]),
+        (("last/1",), [("001",)]),
+        (("0001/002",), [("002",)]),
+        (("1/all",), [("001",), ("002",), ("003",), ("004",)]),
+        (("output/0001/002",), [("002",)]),
+        (("1/2", "2"), [("0001", "002"), ("0002", "001")]),
+        (("1/2", "1/4", "2/1"), [("0001", "002"), ("0001", "004"), ("0002", "001")]),
+        (("1", "1/2"), [("001",), ("002",), ("003",), ("004",)]),
+    ],
+)
+def test_table_of_exp_slash_selection_shows_only_those_sub_experiments(
+    project: Path, args: tuple[str, ...], rows: list[tuple[str, ...]]
+) -> None:
+    grid_exp(project)
+    make_exp(project, [{"params": {"lr": 0.5}, "status": done(), "metrics": {"acc": 0.5}}])
+    res = run_mrl("table", "--csv", *args, cwd=project)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    assert ids_of(res.stdout) == rows
+
+
+def test_table_of_a_sub_experiment_that_does_not_exist_is_one_error_line(project: Path) -> None:
+    grid_exp(project)
+    res = run_mrl("table", "1/9", cwd=project)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.strip() == "mrl: error: no sub-experiment 9 in experiment 0001 (it has 1-4): see `mrl status`"
+
+
+def test_table_of_exp_slash_selection_aggregates_and_filters_those_sub_experiments_only(project: Path) -> None:
+    grid_exp(project)
+    res = run_mrl("table", "1/1,3", "--json", "--where", "state == 'done'", cwd=project)
+    assert res.returncode == 0, res.stderr
+    assert [r["id"] for r in json.loads(res.stdout)] == ["001"]
