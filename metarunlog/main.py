@@ -328,6 +328,9 @@ def _main(argv: list[str]) -> int:
         code = _run_custom(project, args)
     else:
         code = int(mod.cli(args, project) or 0)
+        if code and after:  # "after the command succeeded": not after a failed or interrupted run
+            print(f"mrl: note: {', '.join(after)} not called: mrl {args.command} exited {code}", file=sys.stderr)
+            return code
     for name in after:
         _call_hook(project, name, args)
     return code

@@ -274,3 +274,37 @@ def test_a_hook_xarg_that_cannot_be_an_option_is_one_line_and_other_commands_sti
     listed = run_mrl("--help", cwd=project)  # the other commands are still listed, and this one says why not
     assert listed.returncode == 0 and "Traceback" not in listed.stderr, listed.stderr
     assert "score     (cannot be run: .mrl.cfg hooks: score's xarg" in listed.stdout and "    analyze" in listed.stdout
+
+
+def test_an_after_hook_runs_only_when_its_command_succeeded(project: Path) -> None:
+    # after_run ran after a run that failed (exit 1) and after one interrupted (exit 130):
+    # an after_run that posts "batch finished" or starts the analysis then lied
+    hooks(
+        project,
+        """
+def before_run(mrl, args):
+    open("calls.txt", "a").write("before\\n")
+def after_run(mrl, args):
+    open("calls.txt", "a").write("after\\n")
+def after_score(mrl, args):
+    open("calls.txt", "a").write("after score\\n")
+def score(mrl, args):
+    return int(args.code)
+""",
+        {"before_run": {}, "after_run": {}, "score": {"code": "0"}, "after_score": {}},
+    )
+    (project / "conf.lua").write_text("x = {{code}}\n-- MRL:grid['code'] = [0, 3]\n")
+    set_cfg(project, run={"command": "exit {{code}}"})
+    commit_all(project, "failing run")
+    assert run_mrl("new", cwd=project).returncode == 0
+    assert run_mrl("makebatch", cwd=project).returncode == 0
+    failed = run_mrl("run", cwd=project)
+    assert failed.returncode == 1
+    assert (project / "calls.txt").read_text().splitlines() == ["before"]
+    assert "mrl: note: after_run not called: mrl run exited 1" in failed.stderr
+    ok = run_mrl("run", "1/1", cwd=project)  # 001 is done: nothing left to fail
+    assert ok.returncode == 0, ok.stderr
+    assert (project / "calls.txt").read_text().splitlines() == ["before", "before", "after"]
+    # a custom command's after_ runs whenever it returned, its exit code being its own (the original's way)
+    assert run_mrl("score", "-code", "2", cwd=project).returncode == 2
+    assert (project / "calls.txt").read_text().splitlines()[3:] == ["after score"]
