@@ -539,7 +539,7 @@ def _record_cancelled_before_start(job: Job) -> None:
     if old.state is JobState.DONE:
         job.status, job.state = old, JobState.DONE
         return
-    job.status, job.state = old.cancelled(now()), JobState.CANCELLED
+    job.status, job.state = old.cancelled_unstarted(now()), JobState.CANCELLED
     try:
         job.sub.write_status(job.status)
     except OSError as e:

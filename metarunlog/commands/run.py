@@ -287,7 +287,12 @@ class RunResult:
             extra += f"; {self.changed} skipped: changed after planning"
         if self.not_run:
             extra += f"; {self.not_run} not run: mrl could not record them (see above)"
-        return f"mrl: {what} in {fmt_duration(self.seconds)}: {counts_line(self.states) or 'nothing run'}{extra}"
+        counts = counts_line(self.states)
+        if self.interrupted:  # never started by this run: their records say what an earlier run left
+            unstarted = sum(s is JobState.PENDING for s in self.states)
+            started = counts_line([s for s in self.states if s is not JobState.PENDING])
+            counts = ", ".join(part for part in (started, f"{unstarted} not started" if unstarted else "") if part)
+        return f"mrl: {what} in {fmt_duration(self.seconds)}: {counts or 'nothing run'}{extra}"
 
 
 def run(

@@ -159,6 +159,23 @@ def test_the_live_view_shows_counts_and_slots_on_a_terminal(project: Path, tmp_p
     assert "2 pending" in text and "slot 1 (resource 1): idle" in text
 
 
+def test_an_interrupted_run_counts_the_ones_it_never_started_as_not_started_not_pending(project: Path) -> None:
+    # `mrl run --force` of three done ones, Ctrl-C during the first: the summary said
+    # "1 cancelled, 2 pending" while their records (and mrl status) say done
+    exp = make_experiment(project, [{"x": i} for i in range(1, 4)], "echo $$ > pid.txt; sleep {{x}}0")
+    for sub in exp.sub_experiments():
+        (sub.dir / ".mrl.status").write_text(json.dumps({"state": "done", "exitCode": 0, "attempts": 1}))
+    runner = start_mrl("run", "--force", "-j", "1", cwd=project)
+    pid = exp.dir / "001" / "pid.txt"
+    wait_for(lambda: pid.exists() and pid.read_text().strip(), what="the first job to start")
+    runner.send_signal(signal.SIGINT)
+    out, err = runner.communicate(timeout=30)
+    assert runner.returncode == 130, err
+    summary = out.splitlines()[-1]
+    assert summary.endswith(": 1 cancelled, 2 not started"), summary
+    assert [s["state"] for s in statuses(exp.dir).values()] == ["cancelled", "done", "done"]
+
+
 def test_sigint_stops_every_child_and_marks_them_cancelled(project: Path) -> None:
     exp = make_experiment(project, [{"x": i} for i in range(1, 6)], "echo $$ > pid.txt; sleep 60 & wait")
     runner = start_mrl("run", "-j", "2", cwd=project)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -92,3 +93,25 @@ def test_a_step_ignoring_sigterm_killed_by_cancel_is_cancelled_and_never_retried
     assert st["state"] == "cancelled", st
     assert st["exitCode"] == -signal.SIGKILL and st["attempts"] == 1, st  # SIGKILLed, no retry
     assert not alive(int(pid.read_text()))
+
+
+def test_a_failed_one_cancelled_before_its_rerun_started_shows_no_earlier_exit_code_or_duration(project: Path) -> None:
+    # `mrl run` queued 002 (failed before: exit 3, 0.0s) after 001; a cancel reached it in the
+    # queue: the run printed "002 cancelled in 0.0s (exit code 3)" and status showed
+    # cancelled with exit 3, as if this run had started it and it had exited 3
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "if [ {{x}} = 2 ]; then exit 3; fi; echo $$ > pid.txt; sleep 60")
+    first = run_mrl("run", f"{exp.id}/2", cwd=project)
+    assert first.returncode == 1 and statuses(exp.dir)["002"]["exitCode"] == 3
+    runner = start_mrl("run", "-j", "1", cwd=project)
+    pid = exp.dir / "001" / "pid.txt"
+    wait_for(lambda: pid.exists() and pid.read_text().strip(), what="001 to start")
+    assert run_mrl("cancel", cwd=project).returncode == 0
+    out, err = runner.communicate(timeout=30)
+    assert runner.returncode == 130, out + err
+    line = next(line for line in out.splitlines() if " 002 " in line)
+    assert "exit code" not in line and " in " not in line, line
+    st = statuses(exp.dir)["002"]
+    assert st["state"] == "cancelled" and st["exitCode"] is None and st["duration"] is None, st
+    assert st["attempts"] == 1  # the attempt that failed: this run never started one
+    rows = {r["name"]: r for r in json.loads(run_mrl("status", "--json", cwd=project).stdout)}
+    assert rows["002"]["state"] == "cancelled" and rows["002"]["exitCode"] is None
