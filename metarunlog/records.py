@@ -336,15 +336,8 @@ class Status(_JsonView):
         """Cancelled in a runner's queue, before this run started it: no exit code, duration or
         start of an earlier attempt stays next to `cancelled` as if this run had made them
         (attempts unchanged: the earlier ones are in run.log)."""
-        return self._next(
-            state=JobState.CANCELLED,
-            exit_code=None,
-            start=None,
-            end=now,
-            duration=None,
-            pid=None,
-            pid_start=None,
-        )
+        gone = dict(exit_code=None, start=None, duration=None, pid=None, pid_start=None)
+        return self._next(state=JobState.CANCELLED, end=now, **gone)
 
     def settled(self, slurm_state: str, state: JobState | None, node: str, now: str) -> Status:
         """The scheduler's final word written in; `state` when it changes the record's."""

@@ -99,7 +99,8 @@ def test_a_failed_one_cancelled_before_its_rerun_started_shows_no_earlier_exit_c
     # `mrl run` queued 002 (failed before: exit 3, 0.0s) after 001; a cancel reached it in the
     # queue: the run printed "002 cancelled in 0.0s (exit code 3)" and status showed
     # cancelled with exit 3, as if this run had started it and it had exited 3
-    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "if [ {{x}} = 2 ]; then exit 3; fi; echo $$ > pid.txt; sleep 60")
+    command = "if [ {{x}} = 2 ]; then exit 3; fi; echo $$ > pid.txt; sleep 60"
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], command)
     first = run_mrl("run", f"{exp.id}/2", cwd=project)
     assert first.returncode == 1 and statuses(exp.dir)["002"]["exitCode"] == 3
     runner = start_mrl("run", "-j", "1", cwd=project)
