@@ -14,7 +14,7 @@ HELP = "show the newest experiment's record (mrl info last)"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     info.add_options(p)
-    p.set_defaults(expId="last")
+    p.set_defaults(expId="last", sub_selection=None)  # info.cli reads it (main resolves EXP/SUB for info)
 
 
 def cli(args: argparse.Namespace, project: Project) -> int:
