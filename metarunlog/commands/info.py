@@ -60,7 +60,7 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     if args.verify:
         return verify_cli(project, verify_target(project, args.expId))
     exp = project.load_exp(args.expId)
-    if args.sub_selection is not None:
+    if getattr(args, "sub_selection", None) is not None:  # mrl last has none
         return sub_cli(args, pick_one(exp, args.sub_selection))
     if args.path:
         print(exp.dir)
