@@ -359,6 +359,13 @@ def _check_name(key: str, where: str) -> None:
         raise BatchError(
             f"{where}: param '{key}' has the name of a variable mrl sets itself ({', '.join(reserved)}): rename it"
         )
+    from metarunlog.render import JINJA_NAMES
+
+    if key in JINJA_NAMES:
+        raise BatchError(
+            f"{where}: param '{key}' has the name of one Jinja gives every template ({', '.join(JINJA_NAMES)}): "
+            "in a template it would hide Jinja's or be hidden by it; rename it"
+        )
 
 
 def check_json(value: Any, where: str) -> Any:

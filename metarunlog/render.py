@@ -39,6 +39,11 @@ BUILTINS = ("expId", "subExpId", "subExpNum", "expDir", "subExpDir", "codeDir")
 # ... and `run.command` also sees the slot's resource and all the params as `params`
 # (docs/running.md).
 COMMAND_BUILTINS = (*BUILTINS, "resource", "params")
+# Names Jinja itself gives every template: its globals (jinja2.Environment().globals, checked
+# by a test), the `loop` of a for-loop and `self` (the template's blocks). A variable of
+# one of these names hides the global (`range(3)` fails) or is hidden by it (`{{ self }}`,
+# `{{ loop }}` inside a for), silently: no param may take one (batch.reserved_names).
+JINJA_NAMES = ("range", "dict", "lipsum", "cycler", "joiner", "namespace", "loop", "self")
 
 USER_TEMPLATES = "mrl_templates"  # <basedir>/mrl_templates/: the user's report templates
 DEFAULT_PREFIX = "default"  # "default:report.html" is always the shipped one

@@ -597,3 +597,21 @@ def test_a_grid_larger_than_an_index_can_count_is_sampled_or_refused_not_a_crash
     assert len(exp.combos) == 5 and exp.total == 10**25
     with pytest.raises(BatchError, match="would make 10,000,000,000,000,000,000,000,000 sub-experiments"):
         expand(spec_of(huge_grid(10**5)))
+
+
+def test_the_jinja_names_no_param_may_take_are_every_global_of_a_jinja_environment() -> None:
+    import jinja2
+
+    from metarunlog.render import JINJA_NAMES
+
+    assert set(jinja2.Environment().globals) <= set(JINJA_NAMES)
+    assert {"loop", "self"} <= set(JINJA_NAMES)
+
+
+@pytest.mark.parametrize("name", ["range", "loop", "dict", "namespace", "cycler", "joiner", "lipsum", "self"])
+def test_a_param_named_like_a_jinja_global_or_loop_variable_is_refused_by_name(name: str) -> None:
+    said = f"param '{name}' has the name of one Jinja gives every template"
+    with pytest.raises(BatchError, match=f"line 1: {said}"):
+        spec_of(f"# MRL:grid['{name}'] = [1, 2]\n")
+    with pytest.raises(BatchError, match=said):
+        parse_set(f"{name}=1")

@@ -741,3 +741,25 @@ def test_a_dotted_param_written_as_an_attribute_gets_a_hint(project: Path, capsy
     assert main(["makebatch"]) == 1
     err = capsys.readouterr().err
     assert "'model' is undefined" in err and "{{ params['model.dropout'] }}" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("template", "args"),
+    [
+        ("{% for i in range(2) %}{{ i }}{% endfor %}\n-- MRL:grid['range'] = [1, 2]\n", ()),
+        ("{% for x in [1] %}{{ loop }}{% endfor %}\n", ("--grid", "loop=1,2")),
+        ("{{ self }}\n", ("--set", "self=3")),
+        ("x\n-- MRL:defaults = {'lipsum': 1}\n-- MRL:grid['a'] = [1]\n", ()),
+    ],
+    ids=["range", "loop", "self", "lipsum"],
+)
+def test_a_param_named_like_a_jinja_global_is_refused_in_one_line_and_nothing_is_made(
+    project: Path, template: str, args: tuple[str, ...]
+) -> None:
+    exp = new_exp(project, template)
+    before = listing(exp)
+    res = run_mrl("makebatch", *args, cwd=project)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    assert res.stderr.startswith("mrl: error: ") and res.stderr.count("\n") == 1, res.stderr
+    assert "has the name of one Jinja gives every template" in res.stderr and "rename it" in res.stderr
+    assert listing(exp) == before
