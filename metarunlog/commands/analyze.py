@@ -20,7 +20,9 @@ CSV logs, TensorBoard events, run.log patterns, docs/table.md), your mrl_analyze
                                  first where it has none)
   mrl analyze --index            OUTDIR/index.html: every experiment, newest first, with its
                                  description, tags, status counts, best primary metric and a
-                                 link to its report (made or stale)
+                                 link to its report (made or stale); one whose record
+                                 cannot be read is listed with why, a warning line, exit 1
+                                 (as `mrl table --all`)
   mrl analyze 3 --watch 30       rewrite the report every 30 s while runs are queued or
                                  running; the page reloads itself until they are done
   mrl analyze --open             and open it in the default browser
@@ -132,10 +134,10 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     else:
         res = analyze(project, exps[0], outdir=args.outdir, notebook=args.notebook)
         if args.index:
-            res.index = _write_index(project)
+            res.index = _write_index(project, unreadable=res.index_unreadable)
     _print_result(res)
     _open(args, res.path)
-    return 1 if res.errors else 0
+    return 1 if res.errors or res.index_unreadable else 0
 
 
 def _print_result(res: AnalyzeResult) -> None:
@@ -164,10 +166,12 @@ def _open(args: argparse.Namespace, path: Path) -> None:
             print(f"mrl: warning: found no web browser to open {path.resolve().as_uri()}", file=sys.stderr)
 
 
-def _write_index(project: Project, out: Path | None = None) -> Path:
+def _write_index(project: Project, out: Path | None = None, *, unreadable: list[str] | None = None) -> Path:
+    """The index (`mrl: warning:` lines for the experiments it lists as unreadable, which
+    are added to `unreadable`: the command then exits 1)."""
     from metarunlog.report.pages import write_index
 
-    return write_index(project, out)
+    return write_index(project, out, unreadable)
 
 
 def _index_only(args: argparse.Namespace, project: Project) -> int:
@@ -177,10 +181,11 @@ def _index_only(args: argparse.Namespace, project: Project) -> int:
     if args.outdir:  # the index is the page asked for: -outdir is where it goes (links relative to it)
         out = Path(args.outdir).resolve() / "index.html"
         jsonio.make_folder(out.parent, OUTDIR_HINT)
-    path = _write_index(project, out)
+    unreadable: list[str] = []
+    path = _write_index(project, out, unreadable=unreadable)
     print(path)
     _open(args, path)
-    return 0
+    return 1 if unreadable else 0
 
 
 def _compare(args: argparse.Namespace, project: Project, exps: list[Experiment]) -> int:
@@ -196,10 +201,11 @@ def _compare(args: argparse.Namespace, project: Project, exps: list[Experiment])
     for err in errors[:20]:
         print(f"mrl: error: {err}", file=sys.stderr)
     print(path)
+    unreadable: list[str] = []
     if args.index:
-        print(_write_index(project))
+        print(_write_index(project, unreadable=unreadable))
     _open(args, path)
-    return 1 if errors else 0
+    return 1 if errors or unreadable else 0
 
 
 @dataclass
@@ -213,6 +219,7 @@ class AnalyzeResult:
     note: str | None = None  # no sub-experiment has metrics: where mrl looked
     active: bool = False  # some sub-experiment is queued or running
     index: Path | None = None  # OUTDIR/index.html, when written too
+    index_unreadable: list[str] = field(default_factory=list)  # experiments the index lists as unreadable
     rewrites: int = 1  # how many times --watch wrote the report
 
 
@@ -290,7 +297,7 @@ def watch(
             res = analyze(project, exp, outdir=outdir, notebook=notebook, refresh=seconds)
             rewrites += 1
             if index:
-                res.index = _write_index(project)
+                res.index = _write_index(project, unreadable=res.index_unreadable)
             if not res.active:
                 res.rewrites = rewrites
                 return res

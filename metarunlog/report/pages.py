@@ -133,8 +133,9 @@ def with_report(card: Card, exp: Experiment, page_dir: Path) -> Card:
 # -- the index -----------------------------------------------------------------------------------
 
 
-def index_cards(project: Any, page_dir: Path) -> list[Card]:
-    """Every experiment's card, newest first; unchanged experiments come from OUTDIR's cache."""
+def index_cards(project: Any, page_dir: Path, unreadable: list[str] | None = None) -> list[Card]:
+    """Every experiment's card, newest first; unchanged experiments come from OUTDIR's cache.
+    One that cannot be read gets a card saying why, a logged warning and a line in `unreadable`."""
     cache_path = project.outdir / INDEX_CACHE
     try:
         cache = json.loads(cache_path.read_text(encoding="utf-8"))
@@ -158,6 +159,8 @@ def index_cards(project: Any, page_dir: Path) -> list[Card]:
         except (MrlError, TypeError, KeyError) as e:
             # "every experiment": an unreadable one is listed with why, not left out
             log.warning(f"index: {exp.name}: {e}")
+            if unreadable is not None:
+                unreadable.append(f"{exp.name}: {e}")
             cards.append(with_report(unreadable_card(exp, str(e)), exp, page_dir))
             continue
         fresh[exp.name] = {"signature": sig, "card": asdict(card)}
@@ -167,12 +170,14 @@ def index_cards(project: Any, page_dir: Path) -> list[Card]:
     return cards
 
 
-def write_index(project: Any, out: Path | None = None) -> Path:
-    """Write `OUTDIR/index.html` (or `out`): every experiment, newest first."""
+def write_index(project: Any, out: Path | None = None, unreadable: list[str] | None = None) -> Path:
+    """Write `OUTDIR/index.html` (or `out`): every experiment, newest first; those that
+    cannot be read are listed with why, and added to `unreadable` (`mrl analyze --index`
+    then exits 1, as `mrl table --all` does)."""
     from metarunlog.report import html
 
     path = out or project.outdir / "index.html"
-    cards = index_cards(project, path.parent)
+    cards = index_cards(project, path.parent, unreadable)
     env = html.environment(project.basedir)
     context = {
         "project": project.cfg["name"] or project.basedir.name,

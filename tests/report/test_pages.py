@@ -85,8 +85,11 @@ def test_an_experiment_whose_record_cannot_be_read_is_listed_in_the_index_with_w
     two_experiments(project)
     (project / "output" / "0001" / name).write_text("{broken <script>")
     proc = run_mrl("analyze", "--index", cwd=project)
-    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    # exit 1, as `mrl table --all` with one unreadable experiment: the page is whole for the others
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.count("mrl: warning:") == 1 and f"output/0001/{name}" in proc.stderr
+    assert "mrl: error" not in proc.stderr and proc.stdout.strip().endswith("index.html")
+    assert run_mrl("table", "--all", cwd=project).returncode == proc.returncode
     page = (project / "output" / "index.html").read_text()
     assert re.findall(r'data-exp="(\d+)"', page) == ["0002", "0001"]
     row = page[page.index('data-exp="0001"') :].split("</tr>")[0]
@@ -159,3 +162,19 @@ def test_the_index_alone_goes_to_outdir_when_one_is_given_and_its_links_resolve_
     assert not (Project.find(project).outdir / "index.html").exists()
     links = hrefs(index.read_text())
     assert links and all((index.parent / h).resolve().is_file() for h in links), links
+
+
+@pytest.mark.parametrize("args", [("2", "--index"), ("2", "3", "--index")], ids=["report", "comparison"])
+def test_the_index_written_beside_a_report_or_comparison_exits_1_when_it_lists_an_unreadable_experiment(
+    project: Path, args: tuple[str, ...]
+) -> None:
+    two_experiments(project)
+    make_exp(project, [{"params": {"lr": 0.3}, "status": done(), "metrics": {"loss": 0.2}}])
+    (project / "output" / "0001" / ".mrl").write_text("{broken")
+    proc = run_mrl("analyze", *args, cwd=project)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "mrl: warning: index: 0001: " in proc.stderr
+    assert (project / "output" / "index.html").is_file()
+    assert run_mrl("analyze", "2", "--index", cwd=project).returncode == 1
+    (project / "output" / "0001" / ".mrl").unlink()  # gone: no experiment, nothing unreadable
+    assert run_mrl("analyze", "2", "--index", cwd=project).returncode == 0
