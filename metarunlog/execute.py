@@ -21,6 +21,7 @@ is the same command).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import threading
@@ -238,11 +239,25 @@ def variables(sub: SubExperiment, resource: str | None) -> dict[str, Any]:
     }
 
 
+GIT_CEILING = "GIT_CEILING_DIRECTORIES"
+
+
+@functools.lru_cache(maxsize=64)
+def _git_fence(outdir: Path, old: str | None) -> str:
+    """code/ holds no .git: without this fence git in a step climbs from it into the project
+    repository, so a script logging `git rev-parse HEAD` records the project's HEAD (not the
+    pinned commit that runs) and `git checkout` in code/ moves the user's work tree (as
+    hooks.git_fence). The outdir as given and resolved (a symlinked outdir)."""
+    fences = dict.fromkeys([str(outdir), str(outdir.resolve())])
+    return os.pathsep.join([*fences, *([old] if old else [])])
+
+
 def environment(sub: SubExperiment, resource: str | None, base: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
     env["MRL_EXP_DIR"] = str(sub.exp.dir)
     env["MRL_SUBEXP_DIR"] = str(sub.dir)
     env["MRL_CODE_DIR"] = str(sub.exp.code_dir)
+    env[GIT_CEILING] = _git_fence(sub.exp.dir.parent, env.get(GIT_CEILING))
     if resource is not None:
         env["CUDA_VISIBLE_DEVICES"] = resource
     return env

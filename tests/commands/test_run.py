@@ -159,6 +159,31 @@ def test_the_live_view_shows_counts_and_slots_on_a_terminal(project: Path, tmp_p
     assert "2 pending" in text and "slot 1 (resource 1): idle" in text
 
 
+def test_git_in_a_step_never_reaches_the_project_repository(project: Path) -> None:
+    # code/ has no .git, so git in a step climbed to the project's repository: a script
+    # logging `git rev-parse HEAD` recorded the project's HEAD (commits past the pinned code
+    # that ran), and `git checkout`/`git stash` in code/ acted on the user's work tree
+    from tests.helpers.repo import commit_all, git
+
+    exp = make_experiment(
+        project,
+        [{"x": 1}],
+        [
+            "cd {{codeDir}} && (git rev-parse HEAD || echo none) > $MRL_SUBEXP_DIR/head.txt",
+            "cd {{codeDir}} && git checkout -q --detach HEAD~1 2> $MRL_SUBEXP_DIR/checkout.txt; true",
+        ],
+    )
+    (project / "later.txt").write_text("a commit after mrl new\n")
+    commit_all(project, "later")
+    head = git(project, "rev-parse", "HEAD").strip()
+    proc = run_mrl("run", str(exp.id), cwd=project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert head not in (exp.dir / "001" / "head.txt").read_text()
+    assert "not a git repository" in (exp.dir / "001" / "checkout.txt").read_text()
+    assert git(project, "rev-parse", "HEAD").strip() == head  # the user's HEAD never moved
+    assert git(project, "symbolic-ref", "HEAD").strip() == "refs/heads/main"
+
+
 def test_an_interrupted_run_counts_the_ones_it_never_started_as_not_started_not_pending(project: Path) -> None:
     # `mrl run --force` of three done ones, Ctrl-C during the first: the summary said
     # "1 cancelled, 2 pending" while their records (and mrl status) say done
