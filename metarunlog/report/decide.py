@@ -140,12 +140,13 @@ def combination(res: SubResult, factors: list[str]) -> tuple[str, ...]:
 def value_text(value: Any) -> str:
     """A param value as a legend, an axis category or a heading shows it: as the table
     prints it, except that values it would print alike read apart: None is `None`, and a
-    string that reads as another type (`1`, `True`, `None`, ``, `[1]`) is quoted."""
+    string that reads as another type (`1`, `True`, `None`, ``, `[1]`) is quoted (its
+    non-ASCII letters kept, not `\\u00e9`)."""
     if value is None:
         return "None"
     if isinstance(value, str):
         text = results.format_value(value)
-        return json.dumps(value) if _reads_as_other_type(text) else text
+        return json.dumps(value, ensure_ascii=False) if _reads_as_other_type(text) else text
     return results.format_value(value)
 
 
