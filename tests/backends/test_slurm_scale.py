@@ -6,7 +6,6 @@ a symlinked outdir). Plan logic first (no cluster), then against the real Slurm.
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 import os
@@ -21,7 +20,6 @@ import pytest
 from metarunlog.backends import slurm
 from metarunlog.backends.base import Job
 from metarunlog.backends.slurm import SlurmOptions, TaskPlan, plan_arrays
-from metarunlog.backends.slurm_task import slots
 from metarunlog.experiment import Experiment
 from metarunlog.records import Status
 from metarunlog.states import JobState, recorded_state
@@ -105,75 +103,6 @@ def test_slurms_exit_code_is_a_code_only_when_no_signal_ended_the_job(text: str,
 def test_the_plan_file_round_trips() -> None:
     plan = TaskPlan([[1, 2], [1001]], retries=2, force=True, pack_jobs=3, requeue=1, fingerprints={1: "ab"})
     assert TaskPlan.from_json(json.loads(json.dumps(plan.to_json()))) == plan
-
-
-@pytest.mark.parametrize(
-    ("pack_jobs", "env", "expected"),
-    [
-        (None, {}, [None]),
-        (None, {"SLURM_CPUS_PER_TASK": "3"}, [None, None, None]),
-        (None, {"CUDA_VISIBLE_DEVICES": "0,1", "SLURM_JOB_GPUS": "4,5"}, ["0", "1"]),  # as Slurm numbers them
-        (None, {"CUDA_VISIBLE_DEVICES": "0,1", "SLURM_GPUS_ON_NODE": "2"}, ["0", "1"]),
-        (None, {"SLURM_JOB_GPUS": "2,3", "SLURM_CPUS_PER_TASK": "8"}, ["2", "3"]),  # GPUs decide
-        (4, {"CUDA_VISIBLE_DEVICES": "0,1", "SLURM_JOB_GPUS": "0,1"}, ["0", "1", "0", "1"]),  # two workers per GPU
-        # no GPU from Slurm: a CUDA_VISIBLE_DEVICES exported by the submitting shell sizes nothing
-        (None, {"CUDA_VISIBLE_DEVICES": "0,1,2,3"}, [None]),
-        (None, {"CUDA_VISIBLE_DEVICES": "0,1,2,3", "SLURM_CPUS_PER_TASK": "2"}, [None, None]),
-        (3, {"CUDA_VISIBLE_DEVICES": "0,1"}, [None, None, None]),
-        (16, {}, [None] * 5),  # never more workers than sub-experiments
-    ],
-)
-def test_a_packed_task_has_one_worker_per_gpu_or_cpu_or_pack_jobs(
-    pack_jobs: int | None, env: dict[str, str], expected: list[str | None]
-) -> None:
-    assert slots(pack_jobs, 5, env) == expected
-
-
-def _ended_and_waiting(project: Path) -> tuple[Experiment, list[Any]]:
-    """Four sub-experiments of one packed task: failed by itself (exit 3), cancelled with
-    mrl cancel, still queued in the task, done."""
-    exp = make_experiment(project, [{"x": i} for i in (1, 2, 3, 4)], "true")
-    subs = exp.sub_experiments()
-    base = Status(JobState.QUEUED, backend="slurm", job_id="77_0", attempts=1, packed=True)
-    subs[0].write_status(dataclasses.replace(base, state=JobState.FAILED, exit_code=3))
-    subs[1].write_status(base.cancelled("t", slurm_state="CANCELLED"))
-    subs[2].write_status(base)
-    subs[3].write_status(dataclasses.replace(base, state=JobState.DONE, exit_code=0))
-    return exp, subs
-
-
-def _after_giving_up(subs: list[Any]) -> list[tuple[JobState, int | None, str | None]]:
-    recs = [s.read_status() for s in subs]
-    return [(r.state, r.exit_code, r.reason) for r in recs]
-
-
-def test_a_task_past_its_requeue_limit_fails_only_what_had_not_ended(project: Path) -> None:
-    from metarunlog.backends import slurm_task
-
-    _, subs = _ended_and_waiting(project)
-    slurm_task._give_up(subs, "requeued 2 times, more than run.slurm.requeue (1)")
-    assert _after_giving_up(subs) == [
-        (JobState.FAILED, 3, None),  # its own failure, exit code kept
-        (JobState.CANCELLED, None, None),  # the user's cancel stays a cancel
-        (JobState.FAILED, None, "requeued 2 times, more than run.slurm.requeue (1)"),
-        (JobState.DONE, 0, None),
-    ]
-
-
-def test_usr1_past_the_requeue_limit_fails_only_what_had_not_ended(
-    project: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from metarunlog.backends import slurm_task
-
-    exp, subs = _ended_and_waiting(project)
-    monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "77")
-    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "0")
-    runner = slurm_task.PackRunner(exp, subs, TaskPlan([[1, 2, 3, 4]], requeue=1), restarts=1)
-    runner._requeue([Job(s) for s in subs])  # the limit is reached: no scontrol requeue
-    states = _after_giving_up(subs)
-    assert states[:2] == [(JobState.FAILED, 3, None), (JobState.CANCELLED, None, None)], states
-    assert states[2][0] is JobState.FAILED and "run.slurm.requeue" in (states[2][2] or "")
-    assert states[3] == (JobState.DONE, 0, None)
 
 
 def test_dry_run_prints_the_sbatch_scripts_and_writes_nothing(project: Path) -> None:
