@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,34 @@ def test_after_a_double_dash_a_hidden_spelling_is_left_as_it_is() -> None:
 )
 def test_kebab_is_the_double_dash_spelling_of_an_option_name(name: str, kebabbed: str) -> None:
     assert kebab(name) == kebabbed
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-cp", "no", "-nc"],
+        ["--cp", "no", "--nc"],
+        ["--copy-config-from", "no", "--notclean"],
+        ["--copyConfigFrom", "no", "--not-clean"],
+        ["--copyConfigFrom=no", "--notclean"],
+    ],
+)
+def test_every_spelling_of_the_copy_options_means_the_same(argv: list[str]) -> None:
+    from metarunlog.commands._args import add_copy_options
+
+    p = Parser(prog="mrl new")
+    add_copy_options(p, "where config files come from", "allow uncommitted changes")
+    ns = p.parse_args(apply_aliases(p, argv))
+    assert (ns.copyConfigFrom, ns.notclean) == ("no", True)
+    assert p.parse_args([]).notclean is False and p.parse_args([]).copyConfigFrom is None
+
+
+def test_mrl_new_takes_the_older_camel_case_spelling_and_help_shows_only_the_new_ones(project: Path) -> None:
+    (project / "train.py").write_text("print('uncommitted')\n")
+    proc = run_mrl("new", "--copyConfigFrom", "no", "--not-clean", "older spellings", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    exp = project / "output" / "0001"
+    assert json.loads((exp / ".mrl").read_text())["dirty"] is True and not (exp / "conf.lua").exists()
+    help_text = run_mrl("new", "--help", cwd=project).stdout
+    assert "--copy-config-from" in help_text and "--notclean" in help_text
+    assert "--copyConfigFrom" not in help_text and "--not-clean" not in help_text

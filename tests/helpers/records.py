@@ -103,3 +103,14 @@ def grid_exp(basedir: Path) -> Experiment:
         {"params": {"lr": 0.01, "wd": 2, "epochs": 3}},
     ]
     return make_exp(basedir, subs)
+
+
+def record_of(basedir: Path, name: str, outdir: str = "output") -> dict[str, Any]:
+    """The `.mrl` record of experiment folder `name` (`0002`) as JSON, read from the file."""
+    return json.loads((basedir / outdir / name / ".mrl").read_text())  # type: ignore[no-any-return]
+
+
+def params_of(basedir: Path, name: str, outdir: str = "output") -> dict[str, dict[str, Any]]:
+    """Each sub-experiment folder of experiment `name` -> its params, read from the files."""
+    exp = basedir / outdir / name
+    return {p.parent.name: json.loads(p.read_text())["params"] for p in sorted(exp.glob("[0-9]*/.mrl"))}
