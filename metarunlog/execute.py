@@ -97,6 +97,7 @@ class Stopper:
         self.parent = parent
         self._requested = False
         self._requeue = False  # the stop is a requeue: what it interrupts is `requeued`, not cancelled
+        self._final: str | None = None  # the stop is final: what it interrupts is failed with this reason
         self.forwards = False  # `forward` may come: steps are started to wait for their command
         self.signal: int = signal.SIGTERM
         self._groups: set[int] = set()
@@ -119,6 +120,15 @@ class Stopper:
             return True
         return not self._requested and self.parent is not None and self.parent.requeue
 
+    @property
+    def final(self) -> str | None:
+        """Why a `forward` with no requeue left ends what it interrupts (`failed`, its
+        attempt's start, duration and exit code kept), or None. As with `requeue`, a stop
+        asked of this job itself is a cancel."""
+        if self._final is not None:
+            return self._final
+        return None if self._requested or self.parent is None else self.parent.final
+
     def add(self, pgid: int) -> None:
         self._groups.add(pgid)
         if self.parent is not None:
@@ -138,11 +148,14 @@ class Stopper:
         for pgid in list(self._groups):
             killpg(pgid, sig)
 
-    def forward(self, sig: int) -> None:
+    def forward(self, sig: int, *, final: str | None = None) -> None:
         """A requeue is coming (Slurm's USR1 ahead of a time limit): start nothing more, pass
         `sig` to every live child group (to save a checkpoint), and record what it
-        interrupts as `requeued`."""
-        self._requeue = True
+        interrupts as `requeued`. With `final` (no requeue is left), what it interrupts is
+        recorded `failed` with that reason instead, keeping its attempt's start, duration
+        and exit code: a requeue that will not come must not be written, nor lose them."""
+        self._requeue = final is None
+        self._final = final
         self._requested = True
         self.signal = sig
         for pgid in list(self._groups):
@@ -531,8 +544,10 @@ def _attempt(
         os.close(log)
     state = _final_state(code, stopped)
     duration = round(time.monotonic() - t0, 3)
-    if stop.requeue and code != 0 and state is JobState.CANCELLED:
+    if code != 0 and state is JobState.CANCELLED and stop.requeue:
         return attempt.write(sub, attempt.status.requeued(now()))  # resumes at its first unfinished step
+    if code != 0 and state is JobState.CANCELLED and stop.final is not None:  # no requeue left
+        return attempt.write(sub, attempt.status.finished(JobState.FAILED, code, now(), duration, reason=stop.final))
     if state is JobState.FAILED and retry and not stop.requested:
         return attempt.write(sub, attempt.status.retrying(code, now(), duration))
     return attempt.write(sub, attempt.status.finished(state, code, now(), duration))

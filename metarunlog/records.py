@@ -313,9 +313,13 @@ class Status(_JsonView):
         """Step `k` (0-based) ended well: a rerun starts after it."""
         return self._next(steps_done=k + 1)
 
-    def finished(self, state: JobState, exit_code: int | None, now: str, duration: float) -> Status:
-        """The attempt ended (done, failed or cancelled) with the step's exit code."""
-        return self._next(state=state, exit_code=exit_code, end=now, duration=duration, pid=None, pid_start=None)
+    def finished(
+        self, state: JobState, exit_code: int | None, now: str, duration: float, *, reason: str | None = None
+    ) -> Status:
+        """The attempt ended (done, failed or cancelled) with the step's exit code; `reason`:
+        why mrl ended it, when the command did not (a USR1 with no requeue left)."""
+        new = self._next(state=state, exit_code=exit_code, end=now, duration=duration, pid=None, pid_start=None)
+        return new if reason is None else new._next(reason=reason)
 
     def retrying(self, exit_code: int | None, now: str, duration: float) -> Status:
         """An attempt failed and another follows: still `running` (between attempts, no
@@ -350,10 +354,19 @@ class Status(_JsonView):
         """Failed without running its command again: `reason` says why (a requeue limit)."""
         return self._next(state=JobState.FAILED, exit_code=None, end=now, pid=None, reason=reason)
 
+    def not_started(self, reason: str) -> Status:
+        """Never started by the task it was queued for, which ended first (its time limit,
+        its requeue limit): `pending` again, nothing of an attempt in it, `reason` saying
+        why; its job id kept (which task dropped it), so a plain `mrl run` runs it."""
+        return self._without_attempt(state=JobState.PENDING, reason=reason)
+
     def requeued(self, now: str) -> Status:
         """Back in its scheduler's queue (a requeue): same job id, the next attempt to come."""
+        return self._without_attempt(state=JobState.QUEUED, submitted=now, requeues=self.requeues + 1)
+
+    def _without_attempt(self, **changes: Any) -> Status:
+        """Nothing of a running or ended attempt left in it: no process, node, times or verdict."""
         return self._next(
-            state=JobState.QUEUED,
             exit_code=None,
             start=None,
             end=None,
@@ -365,8 +378,7 @@ class Status(_JsonView):
             host=None,
             node=None,
             slurm_state=None,
-            submitted=now,
-            requeues=self.requeues + 1,
+            **changes,
         )
 
 

@@ -205,3 +205,33 @@ def test_execute_stops_what_a_step_left_behind_before_the_next_step_and_before_i
     run.close()  # closed while waiting (the pool stopped): what is left is killed
     left = int((sub.dir / "bg.pid").read_text())
     wait_for(lambda: not alive(left), what="the SIGKILLed leftover to be gone")
+
+
+@pytest.mark.parametrize("final", [None, "no requeue left"], ids=["a requeue follows", "no requeue left"])
+def test_a_forwarded_signal_requeues_what_it_interrupts_or_with_no_requeue_left_fails_it_keeping_its_attempt(
+    project: Path, final: str | None
+) -> None:
+    # Past run.slurm.requeue, a Slurm task's USR1 interrupted a step, execute recorded it
+    # `requeued` (start, duration, exit code cleared, requeues +1) and the task then failed
+    # it: the record claimed a requeue that never came and had lost its attempt.
+    import signal
+
+    from metarunlog.execute import Stopper, execution
+
+    exp = make_experiment(project, [{"x": 1}], "sleep 30")
+    sub = exp.sub_experiments()[0]
+    stop = Stopper()
+    run = execution(sub, ExecOptions(stop=stop))
+    proc = next(run)
+    stop.forward(signal.SIGUSR1, final=final)
+    with pytest.raises(StopIteration) as end:
+        while True:  # the step, then what it may leave behind for a moment
+            proc = run.send(proc.wait())
+    rec = end.value.value
+    assert sub.read_status() == rec
+    if final is None:
+        assert rec.state is JobState.QUEUED and rec.requeues == 1 and rec.start is None
+        return
+    assert rec.state is JobState.FAILED and rec.reason == final and rec.requeues == 0, rec
+    assert rec.exit_code == -signal.SIGUSR1 and rec.attempts == 1
+    assert rec.start and rec.end and rec.duration is not None

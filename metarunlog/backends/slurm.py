@@ -823,7 +823,9 @@ def merged_state(status: Status | None, info: TaskInfo | None) -> JobState:
     - a task that wrote `failed` or `cancelled` is `running` until the scheduler has ended
       it: Slurm may yet say why (a time limit, out of memory);
     - a packed sub-experiment's own record is its truth while its task runs the others
-      (`queued` until the task gets to it, then running, then its end);
+      (`queued` until the task gets to it, then running, then its end); one the task
+      never started when Slurm ended it (a time limit) is `pending`: the verdict is the
+      task's, not its own;
     - otherwise the record, with `queued` becoming `running` once the scheduler says so.
     """
     rec = recorded_state(status)
@@ -831,7 +833,10 @@ def merged_state(status: Status | None, info: TaskInfo | None) -> JobState:
         return JobState.STALE if rec.active else rec
     sched = info.state
     packed = status is not None and status.packed
+    unstarted = status is not None and packed and rec is JobState.QUEUED and not status.requeues
     if sched.finished:
+        if sched in _SCHEDULER_VERDICTS and unstarted:
+            return JobState.PENDING
         if sched in _SCHEDULER_VERDICTS and rec not in (JobState.DONE,):
             return sched
         if rec.active:
@@ -1317,6 +1322,7 @@ class SlurmBackend(Backend):
     def _observe(self, job: Job, rec: Status | None) -> None:
         if rec is None or not needs_scheduler(rec) or _cancel_asked(job.sub, rec):
             job.state = recorded_state(rec)
+            job.message = job.message or _not_started(rec)
             return
         job.job_id = rec.job_id
         info = self._infos.get(rec.job_id or "")
@@ -1328,6 +1334,7 @@ class SlurmBackend(Backend):
         job.message = _explain(job.state, rec, info)
         if info is not None and info.state.finished:
             job.status = _with_verdict(rec, job.state, info)
+            job.message = job.message or _not_started(job.status)
             if job.status != rec:
                 try:
                     job.sub.write_status(job.status, durable=False)
@@ -1448,6 +1455,11 @@ def _cancelled_by_us(rec: Status, now: str, *, stale: bool) -> Status:
     return dataclasses.replace(rec.cancelled(now), reason=reason)
 
 
+def _not_started(rec: Status | None) -> str:
+    """Why a sub-experiment its task never started is `pending` (its record's reason), or ""."""
+    return (rec.reason or "") if rec is not None and rec.state is JobState.PENDING else ""
+
+
 def _file_key(path: Path) -> tuple[int, int, int] | None:
     """(inode, mtime, size) of a record file: unchanged means the same record; None: no file."""
     try:
@@ -1495,6 +1507,10 @@ def _explain(state: JobState, rec: Status, info: TaskInfo | None) -> str:
 
 
 def _with_verdict(rec: Status, state: JobState, info: TaskInfo) -> Status:
-    """The record with the scheduler's final word (and the state it implies) written in."""
+    """The record with the scheduler's final word (and the state it implies) written in;
+    a packed one its task never started is `pending` again, saying why."""
+    if state is JobState.PENDING and rec.state is JobState.QUEUED:
+        verdict = info.slurm_state.split()[0]
+        return rec.not_started(f"not started: its Slurm task {info.job_id} ended first (Slurm: {verdict})")
     changed = state if state is not rec.state and state is not JobState.STALE else None
     return rec.settled(info.slurm_state.split()[0], changed, info.node, jsonio.now())

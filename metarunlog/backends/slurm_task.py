@@ -18,7 +18,11 @@ own record, `run.log` and lock; its record carries the task's job id.
 - SIGUSR1 (`--signal=B:USR1@<run.slurm.signal_before>`, with run.slurm.requeue) is passed
   to the steps (time to save a checkpoint); what it interrupts is recorded `requeued` and
   the task requeues itself (`scontrol requeue`), at most run.slurm.requeue times; after
-  that the sub-experiments it interrupts are failed with that reason.
+  that the sub-experiments it interrupts are failed with that reason (their attempt's
+  start, duration and exit code kept: `Stopper.forward(final=...)`).
+- A sub-experiment this submission never started, when its task ends for good (a time
+  limit, the requeue limit), is `pending` again with "not started: ..." (`not_run`):
+  nothing of it ran, so it neither failed nor timed out; a plain `mrl run` runs it.
 """
 
 from __future__ import annotations
@@ -90,9 +94,22 @@ def _give_up(subs: list[SubExperiment], reason: str) -> int:
         status = sub.read_status()
         # what ended (failed by itself, cancelled with mrl cancel) keeps its own word
         if status is not None and status.state.active:
-            sub.write_status(status.gave_up(reason, now))
-    print(f"mrl: {reason}: failed", file=sys.stderr)
+            sub.write_status(not_run(status, reason, f"its Slurm task was {reason}", now))
+    print(f"mrl: {reason}: not run", file=sys.stderr)
     return 1
+
+
+def never_started(status: Status) -> bool:
+    """Queued, and no attempt of this submission ever started it (a requeue interrupted
+    none of it: one it did is `queued` with `requeues`)."""
+    return status.state is JobState.QUEUED and not status.requeues
+
+
+def not_run(status: Status, why: str, unstarted: str, now: str) -> Status:
+    """The record of an unfinished sub-experiment its task will not run: `pending` again
+    with "not started: <unstarted>" when this submission never started it (it must not
+    look like it ran, or failed), else `failed` with `why` (a requeue interrupted it)."""
+    return status.not_started(f"not started: {unstarted}") if never_started(status) else status.gave_up(why, now)
 
 
 def step_environment(environ: Mapping[str, str]) -> dict[str, str]:
@@ -220,7 +237,20 @@ class PackRunner:
     # -- signals -----------------------------------------------------------------------------
     def _on_usr1(self, signum: int, frame: Any) -> None:
         self.usr1 = True
-        self.pool.stop.forward(signal.SIGUSR1)  # what it interrupts is recorded `requeued`
+        # what it interrupts is recorded `requeued`; with no requeue left, `failed` with the
+        # reason, its attempt's start, duration and exit code kept
+        self.pool.stop.forward(signal.SIGUSR1, final=None if self._may_requeue else self._usr1_final)
+
+    @property
+    def _may_requeue(self) -> bool:
+        return bool(self.job_id and self.plan.requeue and self.restarts < self.plan.requeue)
+
+    @property
+    def _usr1_final(self) -> str:
+        return (
+            f"stopped by SIGUSR1 ahead of its time limit after {self.restarts} requeue(s), "
+            f"the most run.slurm.requeue allows ({self.plan.requeue})"
+        )
 
     def _after_stop(self, jobs: list[Job]) -> None:
         """A stop signal came: ask Slurm whether it is a requeue (or a time limit), and say so."""
@@ -231,6 +261,11 @@ class PackRunner:
         now = jsonio.now()
         for j in jobs:
             status = j.read_status()
+            if status is not None and timeout and not requeued and status.packed and never_started(status):
+                # the task's time limit, not this one's: it never started (a plain `mrl run` runs it)
+                j.sub.write_status(
+                    status.not_started(f"not started: its Slurm task {self.job_id} reached its time limit first")
+                )
             if status is None or status.state is not JobState.CANCELLED:
                 continue
             if (j.sub.dir / slurm.CANCEL_MARK).exists():  # `mrl cancel`: nothing for Slurm to add
@@ -244,22 +279,22 @@ class PackRunner:
         """After USR1: requeue this task if some sub-experiment still has work, within the limit."""
         # the interrupted and the not yet started; one that failed by itself stays as it failed
         left = [j for j in jobs if recorded_state(j.read_status()).active]
-        if not left or not self.job_id:
+        if not left:
             return
-        if not (self.plan.requeue and self.restarts < self.plan.requeue):
-            why = (
-                f"stopped by SIGUSR1 ahead of its time limit after {self.restarts} requeue(s), "
-                f"the most run.slurm.requeue allows ({self.plan.requeue})"
-            )
+        if not self._may_requeue:
+            # what it interrupted is failed already (execute, `Stopper.final`): these are the
+            # ones it started nothing of
+            why = self._usr1_final
+            unstarted = f"its Slurm task {self.job_id} was {why}"
             now = jsonio.now()
             for j in left:
-                status = j.read_status() or Status()
-                j.sub.write_status(status.gave_up(why, now))
+                j.sub.write_status(not_run(j.read_status() or Status(), why, unstarted, now))
             return
         print(
             f"mrl: requeueing {self.job_id} (requeue {self.restarts + 1} of {self.plan.requeue})",
             file=sys.stderr,
             flush=True,
         )
+        assert self.job_id is not None  # _may_requeue
         slurm.requeue(self.job_id)  # the queued ones stay queued, the interrupted ones say `requeued`
         time.sleep(30)  # Slurm ends this task now; do not end it as if all were over

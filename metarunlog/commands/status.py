@@ -86,11 +86,18 @@ def status(exp: Experiment, selection: str | None = None) -> list[Row]:
     picked = pick(subs, selection)
     jobs = [Job(sub) for sub in picked]
     observe_any(exp, jobs)
-    rows = [Row(j.id, j.name, j.state, j.status, j.message) for j in jobs]
+    rows = [Row(j.id, j.name, j.state, j.status, j.message or _reason(j)) for j in jobs]
     every = len(picked) == len(subs)  # a selection cannot tell that the experiment is done
     if every and rows and all(r.state is JobState.DONE for r in rows) and not (exp.dir / DONE_MARK).exists():
         _mark_done(exp)
     return rows
+
+
+def _reason(job: Job) -> str:
+    """Why mrl ended it or never started it (`reason` in its record: a requeue limit, its
+    packed task's time limit), while the record's state is the one shown."""
+    st = job.status
+    return (st.reason or "") if st is not None and st.state is job.state else ""
 
 
 def _mark_done(exp: Experiment) -> None:

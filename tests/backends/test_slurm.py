@@ -123,6 +123,32 @@ def test_merged_state_combines_the_record_with_what_slurm_says(
     assert merged_state(Status(JobState(recorded), backend="slurm", job_id="12_3"), info) is JobState(shown)
 
 
+@pytest.mark.parametrize("verdict", ["TIMEOUT", "DEADLINE", "OUT_OF_MEMORY", "NODE_FAIL"])
+def test_a_packed_sub_experiment_its_task_never_started_is_pending_not_the_tasks_verdict(
+    project: Path, verdict: str
+) -> None:
+    # Its packed task hit its time limit while running another: it was shown `timeout`
+    # (with no duration), a verdict on a sub-experiment that never ran.
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "true")
+    ran, waiting = exp.sub_experiments()
+    base = Status(JobState.QUEUED, backend="slurm", job_id="77_0", attempts=0, packed=True)
+    ran.write_status(Status(JobState.RUNNING, backend="slurm", job_id="77_0", attempts=1, start="t", packed=True))
+    waiting.write_status(base)
+    b = slurm.SlurmBackend(exp)
+    b._infos = {"77_0": slurm.TaskInfo("77_0", verdict)}
+    b._asked = time.monotonic()
+    jobs = [Job(ran), Job(waiting)]
+    b.poll(jobs)
+    assert jobs[0].state is slurm.SLURM_STATES[verdict]
+    assert jobs[1].state is JobState.PENDING, jobs[1]
+    rec = waiting.read_status()
+    assert rec is not None and rec.state is JobState.PENDING and rec.slurm_state is None
+    assert rec.reason == f"not started: its Slurm task 77_0 ended first (Slurm: {verdict})"
+    assert jobs[1].message == rec.reason
+    # a plain `mrl run` runs it again; `mrl status` shows it apart, with why
+    assert run_mrl("status", str(exp.id)).stdout.count("not started: its Slurm task 77_0 ended first") == 1
+
+
 def test_a_missing_sbatch_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(slurm.SlurmError, match="sbatch not found on PATH"):

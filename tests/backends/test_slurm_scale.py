@@ -543,24 +543,33 @@ def test_a_requeue_of_a_forced_packed_task_leaves_what_its_first_attempt_finishe
     assert first.read_status().attempts == 2  # type: ignore[union-attr]
 
 
+def _two_packed_submitted(project: Path, command: str) -> tuple[Experiment, Any, Any]:
+    """Two sub-experiments in one packed task that runs one at a time, with one requeue."""
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], command, slurm={"pack": 2, "pack_jobs": 1, "requeue": 1})
+    run_mrl("run", str(exp.id), "--backend", "slurm", check=True)
+    first, second = exp.sub_experiments()
+    return exp, first, second
+
+
+def _first_running(first: Any) -> str:
+    """Once `first` runs: its task's id."""
+    wait_for("the first to run", lambda: _step_running(first, 0))
+    return first.read_status().job_id  # type: ignore[no-any-return]
+
+
 @on_slurm
 def test_after_a_requeue_only_the_sub_experiments_it_interrupted_are_told_mrl_requeued(project: Path) -> None:
     # MRL_REQUEUED=1 says "load your checkpoint": a packed sub-experiment that had not
     # started before the requeue has none (it was told so, and a script trusting it failed)
-    exp = make_experiment(
+    exp, first, second = _two_packed_submitted(
         project,
-        [{"x": 1}, {"x": 2}],
         'echo "{{x}} attempt=$MRL_ATTEMPT requeued=${MRL_REQUEUED:-0}" >> seen; '
         '[ {{x}} = 2 ] || [ -n "$MRL_REQUEUED" ] || sleep 120',
-        slurm={"pack": 2, "pack_jobs": 1, "requeue": 1},
     )
-    run_mrl("run", str(exp.id), "--backend", "slurm", check=True)
-    first, second = exp.sub_experiments()
     try:
-        wait_for("the first to run", lambda: _step_running(first, 0))
-        task = first.read_status().job_id  # type: ignore[union-attr]
+        task = _first_running(first)
         subprocess.run(["scontrol", "requeue", task], check=True, capture_output=True)
-        _start_now(task)  # type: ignore[arg-type]
+        _start_now(task)
         both_done = lambda: all(recorded_state(s.read_status()) is JobState.DONE for s in (first, second))  # noqa: E731
         wait_for("both to be done", both_done, TIMEOUT)
         assert (first.dir / "seen").read_text() == "1 attempt=1 requeued=0\n1 attempt=2 requeued=1\n"
@@ -601,8 +610,45 @@ def test_usr1_ahead_of_the_time_limit_requeues_until_run_slurm_requeue_then_fail
     st = sub.read_status()
     assert st is not None and st.state is JobState.FAILED
     assert "run.slurm.requeue" in (st.reason or ""), st
+    # its last attempt kept (it was not requeued: no requeue was left)
+    assert st.start and st.duration is not None and st.exit_code == 128 + signal.SIGUSR1 and st.requeues == 1, st
     # the requeued attempt continued the first one: its metrics were not set aside
     assert (sub.dir / "metrics.jsonl").read_text().split() == ['{"attempt":', "1}", '{"attempt":', "2}"]
+
+
+@on_slurm
+def test_usr1_past_the_requeue_limit_keeps_the_interrupted_attempt_and_says_the_others_never_started(
+    project: Path,
+) -> None:
+    # Past run.slurm.requeue, the sub-experiment USR1 interrupted ended `failed` without its
+    # attempt's start, duration and exit code (marked requeued first, then failed), and the
+    # one its packed task never started was "stopped by SIGUSR1" too, and `failed`.
+    exp, first, second = _two_packed_submitted(project, 'echo "$MRL_ATTEMPT" >> attempts; sleep 120')
+    try:
+        task = _first_running(first)
+        subprocess.run(["scancel", "--signal=USR1", "--batch", task], check=True)
+        wait_for("the first to be requeued", lambda: (st := first.read_status()) is not None and st.requeues == 1)
+        _start_now(task)
+        attempt_2 = lambda: (first.dir / "attempts").read_text().split() == ["1", "2"] and _step_running(first, 0)  # noqa: E731
+        wait_for("the first's second attempt", attempt_2, TIMEOUT)
+        subprocess.run(["scancel", "--signal=USR1", "--batch", task], check=True)  # no requeue left
+        wait_for("the first to end", lambda: first.read_status().state.finished, TIMEOUT)  # type: ignore[union-attr]
+        wait_for("the task to end", lambda: job_over(task), TIMEOUT)
+        st = first.read_status()
+        assert st is not None and st.state is JobState.FAILED and "run.slurm.requeue" in (st.reason or ""), st
+        assert st.start and st.end and st.duration is not None, st
+        assert st.exit_code == 128 + signal.SIGUSR1 and st.attempts == 2 and st.requeues == 1, st
+        never = second.read_status()
+        assert never is not None and never.state is JobState.PENDING, never
+        assert (never.reason or "").startswith(f"not started: its Slurm task {task} was stopped by SIGUSR1"), never
+        assert never.start is None and never.duration is None and never.exit_code is None and never.attempts == 0
+        assert not (second.dir / "attempts").exists()
+        shown = run_mrl("status", str(exp.id)).stdout
+        assert "1 failed, 1 pending" in shown and "002: not started: " in shown, shown
+        again = run_mrl("run", str(exp.id), "--pending", "--dry-run").stdout
+        assert "002: " in again and "001: " not in again, again  # a plain `mrl run` runs both
+    finally:
+        run_mrl("cancel", str(exp.id))
 
 
 # a command that saves a checkpoint on USR1 (3 s, longer than the leftovers' grace), then says so
@@ -669,13 +715,34 @@ def test_a_cancel_while_usr1_lets_the_commands_save_is_a_cancel_not_a_requeue(pr
 
 
 @on_slurm
-def test_a_task_killed_at_its_time_limit_is_reported_timeout_by_wait(project: Path) -> None:
+def test_a_task_killed_at_its_time_limit_is_reported_timeout_by_wait_and_what_its_pack_never_started_pending(
+    project: Path,
+) -> None:
+    # An unpacked task, and at the same time (Slurm's shortest limit is a minute) a packed
+    # one whose second sub-experiment never started: that one was shown `timeout`, with no
+    # duration, a verdict on a sub-experiment that never ran.
     exp = make_experiment(project, [{"x": 1}], "sleep 300")
-    proc = run_mrl("run", str(exp.id), "--backend", "slurm", "--wait", "--slurm-opt=--time=1", timeout=TIMEOUT)
+    packed = make_experiment(project, [{"x": 1}, {"x": 2}], "sleep 300", slurm={"pack": 2, "pack_jobs": 1})
+    args = ("--backend", "slurm", "--wait", "--slurm-opt=--time=1")
+    other = subprocess.Popen(
+        [*_mrl(), "run", str(packed.id), *args], cwd=project, env=_env(), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        proc = run_mrl("run", str(exp.id), *args, timeout=TIMEOUT)
+        out, _ = other.communicate(timeout=TIMEOUT)
+    finally:
+        other.kill()
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "1 timeout" in proc.stdout and "cancelled" not in proc.stdout, proc.stdout
     st = exp.sub_experiments()[0].read_status()
     assert st is not None and st.state is JobState.TIMEOUT
+    assert other.returncode == 1 and "1 pending, 1 timeout" in out, out
+    ran, never = (s.read_status() for s in packed.sub_experiments())
+    assert ran is not None and ran.state is JobState.TIMEOUT and ran.duration is not None and ran.start, ran
+    assert never is not None and never.state is JobState.PENDING and never.start is None, never
+    assert (never.reason or "").startswith(f"not started: its Slurm task {ran.job_id} "), never
+    shown = run_mrl("status", str(packed.id)).stdout
+    assert "1 pending, 1 timeout" in shown and "002: not started: " in shown, shown
 
 
 @on_slurm

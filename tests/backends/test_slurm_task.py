@@ -176,15 +176,19 @@ def test_the_steps_see_the_submitter_s_pythonpath(project: Path) -> None:
 
 
 def test_a_task_requeued_more_often_than_allowed_fails_what_had_not_ended_and_runs_nothing(project: Path) -> None:
-    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "touch ran")
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}, {"x": 3}], "touch ran")
     queued(exp)
-    done_one = exp.sub_experiments()[1]
+    done_one, interrupted = exp.sub_experiments()[1:]
     done_one.write_status(dataclasses.replace(done_one.read_status(), state=JobState.DONE, exit_code=0))  # type: ignore[arg-type]
-    proc = run_task(exp, plan_file(exp, TaskPlan([[1, 2]], requeue=1)), 0, SLURM_RESTART_COUNT="2")
+    interrupted.write_status(interrupted.read_status().requeued("t"))  # type: ignore[union-attr]
+    proc = run_task(exp, plan_file(exp, TaskPlan([[1, 2, 3]], requeue=1)), 0, SLURM_RESTART_COUNT="2")
     assert proc.returncode == 1
-    assert proc.stderr == "mrl: requeued 2 times, more than run.slurm.requeue (1): failed\n"
+    assert proc.stderr == "mrl: requeued 2 times, more than run.slurm.requeue (1): not run\n"
     recs = records(exp)
-    assert recs["001"].state is JobState.FAILED and recs["001"].reason.startswith("requeued 2 times")  # type: ignore[union-attr]
+    # never started by this submission: pending (it did not fail), saying why
+    assert recs["001"].state is JobState.PENDING  # type: ignore[union-attr]
+    assert recs["001"].reason == "not started: its Slurm task was requeued 2 times, more than run.slurm.requeue (1)"  # type: ignore[union-attr]
+    assert recs["003"].state is JobState.FAILED and recs["003"].reason.startswith("requeued 2 times")  # type: ignore[union-attr]
     assert recs["002"].state is JobState.DONE and not (exp.subexp_dir(1) / "ran").exists()  # type: ignore[union-attr]
 
 
@@ -192,15 +196,17 @@ def test_a_task_requeued_more_often_than_allowed_fails_what_had_not_ended_and_ru
 
 
 def _ended_and_waiting(project: Path) -> tuple[Experiment, list[Any]]:
-    """Four sub-experiments of one packed task: failed by itself (exit 3), cancelled with
-    mrl cancel, still queued in the task, done."""
-    exp = make_experiment(project, [{"x": i} for i in (1, 2, 3, 4)], "true")
+    """Five sub-experiments of one packed task: failed by itself (exit 3), cancelled with
+    mrl cancel, still queued in the task (never started), done, and queued again after a
+    requeue interrupted it (`requeues`: it did run)."""
+    exp = make_experiment(project, [{"x": i} for i in (1, 2, 3, 4, 5)], "true")
     subs = exp.sub_experiments()
     base = Status(JobState.QUEUED, backend="slurm", job_id="77_0", attempts=1, packed=True)
     subs[0].write_status(dataclasses.replace(base, state=JobState.FAILED, exit_code=3))
     subs[1].write_status(base.cancelled("t", slurm_state="CANCELLED"))
     subs[2].write_status(base)
     subs[3].write_status(dataclasses.replace(base, state=JobState.DONE, exit_code=0))
+    subs[4].write_status(dataclasses.replace(base, attempts=2).requeued("t"))
     return exp, subs
 
 
@@ -215,9 +221,12 @@ def test_a_task_past_its_requeue_limit_fails_only_what_had_not_ended(project: Pa
     assert _after_giving_up(subs) == [
         (JobState.FAILED, 3, None),  # its own failure, exit code kept
         (JobState.CANCELLED, None, None),  # the user's cancel stays a cancel
-        (JobState.FAILED, None, "requeued 2 times, more than run.slurm.requeue (1)"),
+        # never started: it did not fail, and a plain `mrl run` runs it
+        (JobState.PENDING, None, "not started: its Slurm task was requeued 2 times, more than run.slurm.requeue (1)"),
         (JobState.DONE, 0, None),
+        (JobState.FAILED, None, "requeued 2 times, more than run.slurm.requeue (1)"),  # it had run
     ]
+    assert subs[2].read_status().attempts == 1 and subs[2].read_status().start is None
 
 
 def test_usr1_past_the_requeue_limit_fails_only_what_had_not_ended(
@@ -226,9 +235,11 @@ def test_usr1_past_the_requeue_limit_fails_only_what_had_not_ended(
     exp, subs = _ended_and_waiting(project)
     monkeypatch.setenv("SLURM_ARRAY_JOB_ID", "77")
     monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "0")
-    runner = slurm_task.PackRunner(exp, subs, TaskPlan([[1, 2, 3, 4]], requeue=1), restarts=1)
+    runner = slurm_task.PackRunner(exp, subs, TaskPlan([[1, 2, 3, 4, 5]], requeue=1), restarts=1)
     runner._requeue([Job(s) for s in subs])  # the limit is reached: no scontrol requeue
     states = _after_giving_up(subs)
     assert states[:2] == [(JobState.FAILED, 3, None), (JobState.CANCELLED, None, None)], states
-    assert states[2][0] is JobState.FAILED and "run.slurm.requeue" in (states[2][2] or "")
+    # the one it never started says so (it was not "stopped by SIGUSR1")
+    assert states[2][0] is JobState.PENDING and (states[2][2] or "").startswith("not started: its Slurm task 77_0 ")
     assert states[3] == (JobState.DONE, 0, None)
+    assert states[4][0] is JobState.FAILED and (states[4][2] or "").startswith("stopped by SIGUSR1"), states
