@@ -9,6 +9,7 @@ set MRL_CHROMIUM to use another binary). Skipped when those are missing, unless 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -639,4 +640,24 @@ def test_every_section_is_there_and_the_comparison_page_draws_offline(project: P
     assert any(item.startswith(f"{b.name}: lr=") for item in legend)
     assert loaded.page.locator("#experiments tr.experiment").count() == 2
     assert loaded.page.locator("#experiments a.report-link").get_attribute("href") == f"{a.name}/analysis/index.html"
+    assert_clean(loaded)
+
+
+def test_a_readers_warning_is_shown_in_the_summary_as_text(project: Path, open_report) -> None:
+    from tests.helpers.repo import commit_all
+
+    hostile = "out<img src=x onerror=alert(4)>"
+    set_cfg(project, outdir=hostile)
+    commit_all(project, "an outdir whose name is markup")
+    subs = [{"params": {"lr": i}, "status": done(), "jsonl": curve(5, i / 10)} for i in range(3)]
+    subs[1]["jsonl"] = "".join(json.dumps(row) + "\n" for row in curve(5, 0.1)) + "not json\n"
+    exp = make_exp(project, subs)
+    res = analyze(Project.find(project), exp)
+    loaded = open_report(res.path)
+    wait_drawn(loaded, 3)
+    warning = loaded.page.locator("#summary .mrl-warning")
+    assert warning.count() == 1
+    said = warning.inner_text()
+    assert hostile in said and "002/metrics.jsonl: skipped 1 line(s) that are not JSON objects" in said
+    assert warning.is_visible()
     assert_clean(loaded)

@@ -256,7 +256,8 @@ def analyze(
         page = report.render(rep, project.basedir)
     path = out / cfg["analysis_outfn"]
     jsonio.write_text(path, page)
-    res = AnalyzeResult(path, rep.errors, warnings=rep.warnings, active=active)
+    said = [w for w in rep.warnings if w not in rep.logged]  # the readers' were printed as they arose
+    res = AnalyzeResult(path, rep.errors, warnings=said, active=active)
     if rep.table.rows and not rep.table.metrics:
         from metarunlog.results import no_metrics_note
 

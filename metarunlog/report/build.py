@@ -53,7 +53,8 @@ def build_report(
 ) -> Report:
     """Read the experiment, call the user's functions, then each registered section's
     context function (in page order): a Report ready for `html.render`."""
-    subs, errors = read_results(exp, basedir, log_lines)
+    reader_warnings: list[str] = []  # logged (stderr) as they arose; the summary shows them too
+    subs, errors = read_results(exp, basedir, log_lines, reader_warnings)
     # The table of `mrl table --summary both --all-params`: last and best values per metric.
     tab = results.make_table(subs, all_params=True, errors=errors, summary="both")
     tab.repeat_params = results.repeat_params([exp])
@@ -64,6 +65,8 @@ def build_report(
     rep.axes = decide.axes(subs, rep.varying, tab.repeat_params)
     rep.primary, warning = decide.primary_metric(tab, exp.cfg["report"].get("primary_metric"), rep.goals)
     rep.warnings += [warning] if warning else []
+    rep.warnings += reader_warnings
+    rep.logged = reader_warnings
     _call_user_functions(rep, subs, outdir, overview_fns or [], subexp_fns or [])
     for section in registry.registered():
         context = _section_context(section, rep)

@@ -62,6 +62,8 @@ class Report:
     axes: Axes = field(default_factory=lambda: Axes([], [], []))  # factors, repeat axes, combinations
     primary: Primary | None = None  # the metric the summary and effects rank runs by
     warnings: list[str] = field(default_factory=list)  # printed as `mrl: warning:`, shown in the summary
+    # those of `warnings` already printed as they arose (the readers', through the logger)
+    logged: list[str] = field(default_factory=list)
     refresh: float | None = None  # seconds: the page reloads itself (`mrl analyze --watch`) while runs are active
     contexts: dict[str, dict[str, Any]] = field(default_factory=dict)  # section id -> its variables
 

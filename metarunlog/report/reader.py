@@ -14,13 +14,18 @@ from metarunlog.results import SubResult
 # Below this many sub-experiments the data is read in-process: forking gains nothing.
 FORK_MIN_SUBS = 100
 
-Read = tuple[SubResult, list[str]]  # one sub-experiment's results and what went wrong reading it
+# one sub-experiment's results, what went wrong reading it, and its readers' warnings
+Read = tuple[SubResult, list[str], list[str]]
 
 
-def read_results(exp: Experiment, basedir: Path, log_lines: int | None = 20) -> tuple[list[SubResult], list[str]]:
+def read_results(
+    exp: Experiment, basedir: Path, log_lines: int | None = 20, warnings: list[str] | None = None
+) -> tuple[list[SubResult], list[str]]:
     """What `results.collect` reads, with each run's metric curves extracted (`res.curves`;
     `res.lines` dropped) and the last `log_lines` lines of its run.log (`res.log_tail`;
-    None: not read), plus the user's `metrics()`.
+    None: not read), plus the user's `metrics()`. The readers' warnings (lines of a
+    metrics.jsonl that are not JSON objects, a missing optional extra), each once, are added
+    to `warnings`, from the forked child's reads too (the report shows them).
 
     On a large experiment a forked child reads the files from the first on while this
     process imports bokeh (about as long as reading 1,000 runs with 200-line
@@ -35,8 +40,10 @@ def read_results(exp: Experiment, basedir: Path, log_lines: int | None = 20) -> 
     read = _read_in_child(subs, finder, log_lines) if len(subs) >= FORK_MIN_SUBS else None
     if read is None:
         read = [_read_one(sub, finder, log_lines) for sub in subs]
-    results_ = [res for res, _ in read]
-    errors = [e for _, errs in read for e in errs]
+    results_ = [res for res, _, _ in read]
+    errors = [e for _, errs, _ in read for e in errs]
+    if warnings is not None:
+        warnings.extend(dict.fromkeys(w for _, _, warns in read for w in warns if w not in warnings))
     with collector_on():  # the user's metrics()
         user_errors = results.add_all_user_metrics(results_, basedir, finder.settings)
     return results_, errors + user_errors
@@ -46,10 +53,11 @@ def _read_one(sub: Any, finder: Any, log_lines: int | None) -> Read:
     from metarunlog.execute import log_tail
 
     curves = results.CurveBuilder(finder.settings.step_keys)  # rows become arrays as they are read
-    res, errs = results.read_sub(sub, finder=finder, on_rows=curves.add)
+    warnings: list[str] = []
+    res, errs = results.read_sub(sub, finder=finder, on_rows=curves.add, warnings=warnings)
     res.curves = curves.result()
     res.log_tail = None if log_lines is None else log_tail(sub, log_lines)
-    return res, errs
+    return res, errs, warnings
 
 
 class _Meeting:

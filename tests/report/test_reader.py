@@ -29,7 +29,8 @@ if sys.argv[2] == "slow":
     r._read_one = slow_child
 project = Project.find()
 exp = project.load_exp("last")
-subs, errors = r.read_results(exp, project.basedir, 3)
+warnings = []
+subs, errors = r.read_results(exp, project.basedir, 3, warnings)
 print("FORKED" if "bokeh.plotting" in sys.modules else "IN-PROCESS", len(mine))
 print(json.dumps({
     "ids": [s.name for s in subs],
@@ -39,6 +40,7 @@ print(json.dumps({
     "curves": [{k: [x, list(xs), list(ys)] for k, (x, xs, ys) in (s.curves or {}).items()} for s in subs],
     "logs": [s.log_tail for s in subs],
     "errors": errors,
+    "warnings": warnings,
 }, sort_keys=True))
 """
 
@@ -86,6 +88,9 @@ def test_reading_in_a_forked_child_gives_what_reading_in_process_gives(project: 
     assert in_process["logs"][11] == ["run 11 line 8", "run 11 line 9", "run 11 line 10"]  # the last 3
     assert any("no score for 7" in e for e in in_process["errors"])
     assert any("005" in e for e in in_process["errors"])
+    # the readers' warnings reach the report from the child's reads too (once each)
+    said = "004/metrics.jsonl: skipped 1 line(s) that are not JSON objects (the first: line 2)"
+    assert len(in_process["warnings"]) == 1 and in_process["warnings"][0].endswith(said), in_process["warnings"]
 
 
 def test_a_long_curve_is_read_into_arrays_without_holding_its_rows(project: Path) -> None:
@@ -104,7 +109,7 @@ def test_a_long_curve_is_read_into_arrays_without_holding_its_rows(project: Path
     exp = Project.find(project).load_exp("last")
     finder = results.finder_for(exp, project)
     tracemalloc.start()
-    res, _ = reader._read_one(exp.sub_experiments()[0], finder, None)
+    res, _, _ = reader._read_one(exp.sub_experiments()[0], finder, None)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 12_000_000, peak  # the 60,000 rows as dicts alone take ~25 MB

@@ -6,12 +6,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from metarunlog import results
 from metarunlog.commands.analyze import analyze
 from metarunlog.project import Project
 from metarunlog.states import JobState
 from tests.helpers.records import done, make_exp
-from tests.helpers.repo import set_cfg
+from tests.helpers.repo import commit_all, run_mrl, set_cfg
 
 
 def section(html: str, sid: str) -> str:
@@ -147,3 +149,21 @@ def test_a_progress_bar_in_the_log_is_one_line_as_a_terminal_shows_it(project: P
     summary = section(analyze(Project.find(project), exp).path.read_text(), "summary")
     tail = re.search(r'<pre class="log-tail">(.*?)</pre>', summary, re.S).group(1).split("\n")
     assert tail == ["==== mrl attempt 1", "epoch 3 val_loss=0.41", "100%|##########| 100/100", "Killed: out of memory"]
+
+
+@pytest.mark.parametrize("n", [2, 100], ids=["in-process", "forked reader"])
+def test_the_readers_warnings_are_in_the_summary_escaped_and_said_once_on_stderr(project: Path, n: int) -> None:
+    # They reached only stderr; with 100 runs a forked child reads most of them.
+    set_cfg(project, outdir="out<b>x")
+    commit_all(project, "an outdir whose name is markup")
+    subs = [{"params": {"lr": i}, "status": done(), "jsonl": '{"step": 0, "loss": 1}\n'} for i in range(n)]
+    subs[n - 2]["jsonl"] = '{"step": 0, "loss": 1}\n[1, 2]\n"text"\n'
+    exp = make_exp(project, subs)
+    proc = run_mrl("analyze", cwd=project)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    said = f"{exp.subexp_dir(n - 1)}/metrics.jsonl: skipped 2 line(s) that are not JSON objects (the first: line 2)"
+    assert proc.stderr.count(said) == 1, proc.stderr
+    page = (exp.dir / "analysis" / "index.html").read_text()
+    summary = section(page, "summary")
+    assert '<p class="mrl-warning">' in summary and "out&lt;b&gt;x" in summary and "out<b>x" not in summary
+    assert said in text(summary)
