@@ -176,18 +176,25 @@ def _escaped(df: Any) -> Any:
     """A copy with every text cell and label HTML-escaped, except the values that are
     markupsafe `Markup` (`metarunlog.html(...)`): the user made those HTML on purpose."""
     from markupsafe import escape
-    from pandas.api.types import is_object_dtype, is_string_dtype
+    from pandas.api.types import is_bool_dtype, is_datetime64_any_dtype, is_numeric_dtype, is_timedelta64_dtype
 
     def cell(v: Any) -> Any:
         if hasattr(v, "__html__") or isinstance(v, (int, float, bool)) or v is None:
             return v  # Markup, or a number (nothing to escape; pandas formats it)
         return escape(str(v))
 
+    def holds_no_text(dtype: Any) -> bool:  # a categorical or sparse column may hold text too
+        return (
+            is_numeric_dtype(dtype)
+            or is_bool_dtype(dtype)
+            or is_datetime64_any_dtype(dtype)
+            or is_timedelta64_dtype(dtype)
+        )
+
     out = df.copy()
     for col in range(out.shape[1]):
-        dtype = out.dtypes.iloc[col]
-        if is_object_dtype(dtype) or is_string_dtype(dtype):
-            out.isetitem(col, out.iloc[:, col].map(cell, na_action="ignore").astype(object))
+        if not holds_no_text(out.dtypes.iloc[col]):
+            out.isetitem(col, out.iloc[:, col].astype(object).map(cell, na_action="ignore"))
     out = out.rename(columns=cell, index=cell)
     for axis in (out.index, out.columns):
         axis.names = [cell(n) if isinstance(n, str) else n for n in axis.names]

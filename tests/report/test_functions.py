@@ -232,3 +232,18 @@ def test_a_registered_name_mrl_analyze_py_lacks_is_a_hook_error_before_any_work(
     (project / "mrl_analyze.py").write_text("def other():\n    pass\n")
     with pytest.raises(HookError, match="'missing' is registered in .mrl.cfg but .*mrl_analyze.py defines no function"):
         functions.user_functions(project, {"analysis_overview": {}, "analysis_subexp": {"missing": []}})
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        pytest.param(lambda v: pd.Categorical(v), id="categorical"),  # pd.cut, read_csv(dtype="category")
+        pytest.param(lambda v: pd.array(v, dtype="string"), id="string"),
+        pytest.param(lambda v: pd.arrays.SparseArray(v, fill_value=None), id="sparse"),
+        pytest.param(lambda v: v, id="object"),
+    ],
+)
+def test_text_in_a_column_of_any_dtype_is_escaped(rep: Report, tmp_path: Path, column: Any) -> None:
+    frame = pd.DataFrame({"c": column(["<img src=x onerror=alert(1)>", "ok", "<img src=x onerror=alert(1)>"])})
+    html = str(convert(rep, frame, "table", None, tmp_path, "f", "o").html)
+    assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html and "ok" in html
