@@ -134,10 +134,7 @@ class RunnerClaim:
     def release(self) -> None:
         if self._fd is None:
             return
-        with contextlib.suppress(OSError):
-            for name in os.listdir(self.path.parent):
-                if name.startswith(self.stem + ".") and not name.endswith(".done"):
-                    (self.path.parent / name).unlink()
+        _remove_claim_files(self.path)
         os.close(self._fd)
         self._fd = None
 
@@ -170,8 +167,18 @@ def claim_runner(exp: Experiment) -> RunnerClaim:
 def _drop_dead_runner_claims(exp: Experiment) -> None:
     for claim in claims(exp):
         if claim.backend == RUNNER and claim.host == HOST and claim.path and not is_flocked(claim.path):
-            with contextlib.suppress(OSError):
-                claim.path.unlink()
+            _remove_claim_files(claim.path)
+
+
+def _remove_claim_files(path: Path) -> None:
+    """A runner's claim and the files beside it (`.jobs`, unanswered cancel requests); the
+    answers (`.done`) stay for whoever asked, who removes them."""
+    stem = path.name[: -len(".json")]
+    with contextlib.suppress(OSError):
+        for name in os.listdir(path.parent):
+            if name.startswith(stem + ".") and not name.endswith(".done"):
+                with contextlib.suppress(FileNotFoundError):
+                    (path.parent / name).unlink()
 
 
 # -- reading --------------------------------------------------------------------------------------

@@ -95,10 +95,15 @@ def test_a_claim_of_a_killed_runner_owns_nothing_even_while_its_orphaned_step_li
     assert Path(f"/proc/{step}").exists()  # the step lives on, and never held the claim (O_CLOEXEC)
     assert not ownership.runner_alive(claim) and ownership.owners(exp) == []
     ownership.check_not_owned(exp, "makebatch -replace")  # no error
+    assert claim.path is not None
+    stem = claim.path.name[: -len(".json")]
+    (claim.path.parent / f"{stem}.jobs").write_text("[1, 2]")  # what it had planned
+    (claim.path.parent / f"{stem}.cancel-5-5.req").write_text("[1]")  # a request it never answered
     with ownership.batch_lock(exp):
-        mine = ownership.claim_runner(exp)  # the next run drops the dead claim
+        mine = ownership.claim_runner(exp)  # the next run drops the dead claim, and its files
     with mine:
         assert [c.pid for c in ownership.claims(exp)] == [os.getpid()]
+        assert not [n for n in os.listdir(claim.path.parent) if n.startswith(stem + ".")]
 
 
 def test_another_host_s_claim_owns_while_its_heartbeat_is_younger_than_stale_after(exp: Experiment) -> None:
@@ -231,3 +236,21 @@ def test_the_batch_lock_waits_for_a_holder_that_lets_go(exp: Experiment) -> None
     threading.Timer(0.2, os.close, [fd]).start()
     with ownership.batch_lock(Project.find(exp.dir).load_exp(str(exp.id)), wait=30):
         pass
+
+
+def test_release_leaves_the_files_of_a_runner_whose_pid_starts_with_ours(exp: Experiment) -> None:
+    other = f"runner-{HOST}-{os.getpid()}7"  # pid 1234 vs 12347: same prefix, another runner
+    path = ownership.write_claim(exp, ownership.Claim("runner", HOST, os.getpid() * 10 + 7, "t"), other)
+    held = os.open(path, os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX)  # alive: the next claim does not drop it as dead
+    folder = exp.dir / ".mrl.owners"
+    (folder / f"{other}.jobs").write_text("[1]")
+    (folder / f"{other}.cancel-9-9.req").write_text("[1]")
+    with ownership.batch_lock(exp):
+        mine = ownership.claim_runner(exp)
+    mine.set_jobs([2])
+    mine.release()
+    os.close(held)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [f"{other}.json", f"{other}.jobs", f"{other}.cancel-9-9.req"]
+    )
