@@ -7,12 +7,14 @@ sparse: train and val columns filled on alternate rows), and any `.csv` / `.tsv`
 Each data row is one row of metrics; an empty cell is a missing value (so sparse rows keep
 only what they hold), a number becomes an int or a float, anything else stays a string.
 Files are streamed with the csv module, the delimiter (`,`, tab or `;`) read from the header
-and the first data row (`sniff_delimiter`).
+and the first data row (`sniff_delimiter`); UTF-8, or UTF-16/32 by their byte order mark.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import itertools
 import math
 from collections.abc import Iterable, Iterator
@@ -60,11 +62,10 @@ def csv_batches(
     """`iter_csv`'s rows, a batch at a time: `Columns` where every row holds every column,
     else a list of dicts."""
     try:
-        # utf-8-sig: a byte order mark (Excel, pandas to_csv(encoding="utf-8-sig")) is not part of the header
-        f = open(path, encoding="utf-8-sig", errors="replace", newline="")  # noqa: SIM115 (closed below)
+        raw = open(path, "rb")  # noqa: SIM115 (closed below, with the text file over it)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return
-    with f:
+    with io.TextIOWrapper(raw, encoding=text_encoding(raw.peek(4)[:4]), errors="replace", newline="") as f:
         header_line, first_row = f.readline(), f.readline()
         delimiter = sniff_delimiter(header_line, first_row)
         header = next(csv.reader([header_line], delimiter=delimiter), [])
@@ -88,6 +89,17 @@ def csv_batches(
             )
             while part := [row for row in itertools.islice(parsed, BATCH_ROWS) if row]:
                 yield part
+
+
+def text_encoding(head: bytes) -> str:
+    """How a file starting with `head` is decoded: by its byte order mark (pandas
+    to_csv(encoding="utf-16"), Excel's "Unicode Text" are UTF-16), else UTF-8, where
+    "utf-8-sig" drops a UTF-8 one (Excel, pandas to_csv(encoding="utf-8-sig"))."""
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "utf-32"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    return "utf-8-sig"
 
 
 DELIMITERS = ",\t;"

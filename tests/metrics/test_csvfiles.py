@@ -166,3 +166,16 @@ def test_the_reader_owns_csv_and_tsv_files_of_source_globs() -> None:
     reader = CsvReader(Settings())
     assert reader.accepts("eval/scores.csv") and reader.accepts("x.tsv")
     assert not reader.accepts("metrics.jsonl") and not reader.accepts("run.log")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_a_utf16_or_utf32_file_with_its_byte_order_mark_is_decoded(tmp_path: Path, encoding: str) -> None:
+    # pandas to_csv(encoding="utf-16"), Excel's "Unicode Text" (a tab-separated UTF-16 file):
+    # read as UTF-8, every name and cell was NUL-riddled text
+    path = tmp_path / "metrics.csv"
+    frame = pd.DataFrame({"step": [1, 2], "loss": [0.5, 0.25]})
+    if encoding == "utf-16-be":
+        path.write_bytes(b"\xfe\xff" + frame.to_csv(index=False, sep="\t").encode("utf-16-be"))
+    else:
+        frame.to_csv(path, index=False, encoding=encoding)
+    assert rows_of(path, ended=True) == [{"step": 1, "loss": 0.5}, {"step": 2, "loss": 0.25}]
