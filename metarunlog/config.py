@@ -67,6 +67,7 @@ DEFAULTS: dict[str, Any] = {
     "run": RUN_DEFAULTS,
     "metrics": {},
     "metric_goals": {},
+    "repeat_axes": [],
     "report": REPORT_DEFAULTS,
 }
 
@@ -96,6 +97,7 @@ TYPES: dict[str, tuple[type, ...]] = {
     "giturl": (_STR, _NONE),
     "metrics": (_DICT,),  # checked by metarunlog.metrics.settings
     "metric_goals": (_DICT,),
+    "repeat_axes": (_LIST,),
 }
 RUN_TYPES: dict[str, tuple[type, ...]] = {
     "command": (_STR, _LIST, _NONE),
@@ -362,7 +364,8 @@ def _check_paths(data: Mapping[str, Any], path: Path) -> None:
 
 # Lists whose entries are file names, module names or shell commands: `"copyFiles": [1]`
 # passed the type check and was a traceback in makebatch and diff.
-_STRING_LISTS = {"copyFiles": "file names", "confTemplFile": "file names"}  # plugins: import_plugins
+# (plugins: import_plugins checks its own)
+_STRING_LISTS = {"copyFiles": "file names", "confTemplFile": "file names", "repeat_axes": "param names"}
 _RUN_STRING_LISTS = {"command": "commands", "after": "commands"}
 
 

@@ -622,18 +622,19 @@ def no_goal_note(results: list[SubResult], goals: list[dict[str, str]]) -> str |
 
 def repeat_params(exps: list[Experiment]) -> list[str]:
     """The repeat axes `aggregate` folds (and the report's means and bands average over):
-    `repeat` when some batch used MRL:repeat (its variable), plus params named `seed`."""
+    `repeat` when some batch used MRL:repeat (its variable), params named `seed`, and the
+    params `.mrl.cfg` `repeat_axes` declares (`["random_seed", "fold"]`) for any of `exps`."""
     from metarunlog.batch import REPEAT_KEY
 
-    out = ["seed"]
+    repeats, declared = False, []
     for exp in exps:
         try:
             batch = exp.record.batch
+            declared += [str(p) for p in exp.cfg.get("repeat_axes") or []]
         except MrlError:
             continue
-        if batch is not None and batch.repeat is not None:
-            return [REPEAT_KEY, *out]
-    return out
+        repeats = repeats or (batch is not None and batch.repeat is not None)
+    return list(dict.fromkeys([*([REPEAT_KEY] if repeats else []), "seed", *declared]))
 
 
 def params_frame(subs: list[SubResult]) -> Any:

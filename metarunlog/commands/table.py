@@ -94,7 +94,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--aggregate",
         action="store_true",
-        help="one row per combination of the varying params except seed/repeat: each metric's mean and _std, "
+        help="one row per combination of the varying params except seed/repeat (and .mrl.cfg repeat_axes): "
+        "each metric's mean and _std, "
         "n (the runs with a value) and n_missing (those without, when there are)",
     )
     p.add_argument("--by", nargs="+", metavar="PARAM", help="with --aggregate: group by these params (or exp)")

@@ -657,3 +657,31 @@ def test_table_of_exp_slash_selection_aggregates_and_filters_those_sub_experimen
     res = run_mrl("table", "1/1,3", "--json", "--where", "state == 'done'", cwd=project)
     assert res.returncode == 0, res.stderr
     assert [r["id"] for r in json.loads(res.stdout)] == ["001"]
+
+
+def seeded(project: Path, name: str) -> None:
+    subs = [
+        {"params": {"lr": lr, name: s}, "status": done(), "metrics": {"acc": lr + s / 100}}
+        for lr in (0.1, 0.2)
+        for s in range(3)
+    ]
+    make_exp(project, subs)
+
+
+@pytest.mark.parametrize("name", ["random_seed", "repeat"])
+def test_aggregate_averages_over_the_params_mrl_cfg_repeat_axes_declares(project: Path, name: str) -> None:
+    seeded(project, name)
+    rows = json.loads(run_mrl("table", "--aggregate", "--json", cwd=project, check=True).stdout)
+    assert len(rows) == 6  # undeclared, random_seed (or a grid['repeat'] param) is a factor, as documented
+    set_cfg(project, repeat_axes=[name])
+    res = run_mrl("table", "--aggregate", "--json", cwd=project)
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+    rows = json.loads(res.stdout)
+    assert [(r["lr"], r["n"], round(r["acc"], 4)) for r in rows] == [(0.1, 3, 0.11), (0.2, 3, 0.21)]
+    assert name not in rows[0]
+
+
+def test_repeat_axes_that_are_not_a_list_of_names_is_one_error_line(project: Path) -> None:
+    set_cfg(project, repeat_axes=["seed", 3])
+    res = run_mrl("table", cwd=project)
+    assert res.returncode == 1 and res.stderr.startswith("mrl: error: ") and "'repeat_axes'" in res.stderr

@@ -129,3 +129,18 @@ def test_float_noise_in_values_reads_as_the_table_prints_it(project: Path) -> No
     [eff] = effects.effects(rep)
     assert eff.labels == ["0.0001", "0.0003"]
     assert [item.label["value"] for item in rep.models["plot0"].legend[0].items] == ["001: wd=0.0001", "002: wd=0.0003"]
+
+
+def test_the_params_mrl_cfg_repeat_axes_declares_are_repeats_in_the_report_not_factors(project: Path) -> None:
+    from tests.helpers.repo import commit_all, run_mrl, set_cfg
+
+    set_cfg(project, repeat_axes=["random_seed"])
+    commit_all(project, "declare the seed param")
+    params = [{"lr": lr, "random_seed": s} for lr in (0.1, 0.01) for s in range(3)]
+    exp = exp_of(project, params, lambda p: p["lr"] + p["random_seed"] / 100)
+    rep = report.build_report(exp, project, exp.dir / "analysis")
+    assert rep.axes.factors == ["lr"] and rep.axes.repeats == ["random_seed"] and rep.axes.has_repeats
+    assert [e.param for e in effects.effects(rep)] == ["lr"]
+    assert run_mrl("analyze", cwd=project).returncode == 0
+    page = (exp.dir / "analysis" / "index.html").read_text()
+    assert "loss against lr" in page and "against random_seed" not in page
