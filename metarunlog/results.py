@@ -203,16 +203,18 @@ def read_metrics(
     best: bool = True,
     on_rows: Callable[[list[dict[str, Any]]], None] | None = None,
     ended: bool = False,
+    writing: bool = False,
 ) -> tuple[metrics.Summary, list[dict[str, Any]] | None, list[str], list[str]]:
     """(summary, the rows when `keep_lines`, read errors, warnings) of one folder, from every reader.
 
     The rows are streamed through one `metrics.Accumulator` (bounded memory) unless kept;
     `on_rows` also gets them, batch by batch (a `CurveBuilder`'s `add`).
     `best=False` skips the best values (what `mrl table --summary last` needs is cheaper).
-    `ended`: the folder's writer ended by itself (a last line without its line end counts).
+    `ended`: the folder's writer ended by itself (a last line without its line end counts);
+    `writing`: it may be writing now (a summary file that does not parse is not written yet).
     """
     finder = finder or metrics.Finder()
-    found = finder.read(sub_dir, ended=ended)
+    found = finder.read(sub_dir, ended=ended, writing=writing)
     acc = metrics.Accumulator(finder.settings.step_keys, finder.settings.goals, best=best)
     lines = list(found.rows) if keep_lines else None
     if lines is not None:
@@ -271,8 +273,9 @@ def read_sub(
     # the state is read before the files: a run that ends meanwhile is read as running (a
     # line held back until the next read), never a running one as ended
     ended = ended_by_itself(state, status)
+    writing = state.active  # its step may be writing them now (pending ones' files came from elsewhere)
     summary, lines, errs, warns = read_metrics(
-        sub.dir, keep_lines=keep_lines, finder=finder, best=best, on_rows=on_rows, ended=ended
+        sub.dir, keep_lines=keep_lines, finder=finder, best=best, on_rows=on_rows, ended=ended, writing=writing
     )
     res = SubResult(sub.id, sub_name(sub), sub.dir, params, state, status, summary.last, lines)
     res.best, res.exp, res.has_rows = summary.best, sub.exp.name, summary.has_rows

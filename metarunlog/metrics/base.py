@@ -134,6 +134,13 @@ class Reader:
         """One dict per logged step, in the order they were logged."""
         return iter(())
 
+    def read_summary(self, files: list[Path], *, writing: bool) -> dict[str, Any] | None:
+        """`summary(files)`, told whether the sub-experiment may be writing them right now
+        (running or queued: what `Finder.read` calls). A reader whose summary file
+        is written in pieces (metrics.json) then takes one that does not parse for one not
+        written yet; the others need not override this."""
+        return self.summary(files)
+
     def read_rows(self, files: list[Path], *, ended: bool) -> Iterator[dict[str, Any]]:
         """`rows(files)`, told whether the sub-experiment's writer has ended by itself (what
         `Finder.read` calls). While it may still write, a text file's last line without its

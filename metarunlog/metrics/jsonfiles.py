@@ -37,7 +37,12 @@ class JsonReader(Reader):
         return relpath.endswith((".json", ".jsonl"))
 
     def summary(self, files: list[Path]) -> dict[str, Any] | None:
-        found = [read_summary(p) for p in files if p.suffix == ".json"]
+        return self.read_summary(files, writing=False)
+
+    def read_summary(self, files: list[Path], *, writing: bool) -> dict[str, Any] | None:
+        # `json.dump(d, open("metrics.json", "w"))` writes in pieces: while its step may still
+        # write, a file that does not parse yet is not written yet, never "corrupt"
+        found = [read_summary(p, writing=writing) for p in files if p.suffix == ".json"]
         if not found:
             return None
         out: dict[str, Any] = {}
@@ -79,8 +84,9 @@ class Skipped:
         self.first = self.first or lineno
 
 
-def read_summary(path: Path) -> dict[str, Any]:
-    """A summary file as a dict; CorruptRecord naming it when it is not a JSON object."""
+def read_summary(path: Path, *, writing: bool = False) -> dict[str, Any]:
+    """A summary file as a dict; CorruptRecord naming it when it is not a JSON object
+    (`writing`: its writer may be writing it now, so one that does not parse is empty)."""
     try:
         data = json.loads(path.read_bytes())  # bytes: not UTF-8 is a ValueError like bad JSON
     except (FileNotFoundError, NotADirectoryError):
@@ -88,6 +94,8 @@ def read_summary(path: Path) -> dict[str, Any]:
     except OSError as e:  # a folder of that name, unreadable
         raise CorruptRecord(f"cannot read {path}: {e.strerror or e}; fix or remove it") from e
     except ValueError as e:
+        if writing:
+            return {}
         raise CorruptRecord(f"corrupt record {path}: {e}; fix or remove the file") from e
     if not isinstance(data, dict):
         raise CorruptRecord(f'{path} must hold a JSON object {{"name": value, ...}}')

@@ -147,11 +147,12 @@ class Finder:
         """Every file of `folder` some reader reads (what `makebatch -replace` moves away)."""
         return sorted({p for _, paths in self.files(folder) for p in paths})
 
-    def read(self, folder: Path, *, ended: bool = False) -> Found:
+    def read(self, folder: Path, *, ended: bool = False, writing: bool = False) -> Found:
         """The merged summary (a later reader wins per key) and the chained rows of `folder`.
 
         `ended`: the sub-experiment's writer ended by itself, so its files are complete (a
-        last line without its line end counts; see `Reader.read_rows`).
+        last line without its line end counts; see `Reader.read_rows`). `writing`: it may be
+        writing them now (running or queued; see `Reader.read_summary`).
 
         Summaries are read now; rows lazily, as the caller iterates. A reader that raises
         `MrlError` (a corrupt file) is reported in `errors` (for rows: once they are
@@ -162,7 +163,7 @@ class Finder:
         readable = []
         for reader, paths in matched:
             try:
-                s = _summary(reader, paths, folder)
+                s = _summary(reader, paths, folder, writing)
             except MissingExtra as e:
                 found.warnings.append(str(e))
                 _warn_once(str(e))
@@ -187,11 +188,11 @@ def _what(reader: Reader, folder: Path) -> str:
     return f"metrics reader {reader.name!r} reading {folder}"
 
 
-def _summary(reader: Reader, paths: list[Path], folder: Path) -> dict[str, Any] | None:
-    """`reader.summary(paths)`; a reader from outside mrl that raises, or returns something
-    other than a dict or None, is an error of that folder (MrlError), not an mrl bug."""
+def _summary(reader: Reader, paths: list[Path], folder: Path, writing: bool) -> dict[str, Any] | None:
+    """`reader.read_summary(paths, ...)`; a reader from outside mrl that raises, or returns
+    something other than a dict or None, is an error of that folder (MrlError), not an mrl bug."""
     with plugins.blamed(_what(reader, folder), reader):
-        s = reader.summary(paths)
+        s = reader.read_summary(paths, writing=writing)
     if s is not None and not isinstance(s, dict):
         kind = type(s).__name__
         raise plugins.PluginError(f"{_what(reader, folder)}: summary() returned a {kind}, not a dict or None")

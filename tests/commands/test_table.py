@@ -685,3 +685,34 @@ def test_repeat_axes_that_are_not_a_list_of_names_is_one_error_line(project: Pat
     set_cfg(project, repeat_axes=["seed", 3])
     res = run_mrl("table", cwd=project)
     assert res.returncode == 1 and res.stderr.startswith("mrl: error: ") and "'repeat_axes'" in res.stderr
+
+
+def test_a_metrics_json_still_being_written_by_a_running_step_is_not_reported_corrupt(project: Path) -> None:
+    # json.dump(d, open("metrics.json", "w")) is written in pieces: while the step ran,
+    # `mrl table` and `mrl analyze --watch` said "corrupt record ... fix or remove the file"
+    # and exited 1, about a file the training script was writing right then
+    from tests.backends.contract import make_experiment
+    from tests.helpers.processes import start_mrl, wait_for
+
+    half = "printf '{\"acc\": 0.' > metrics.json"
+    exp = make_experiment(
+        project,
+        [{"x": 1}, {"x": 2}],
+        "if [ {{x}} = 1 ]; then echo '{\"acc\": 0.5}' > metrics.json; else " + half + "; sleep 60; fi",
+    )
+    runner = start_mrl("run", "-j", "2", cwd=project)
+    try:
+        wait_for(lambda: (exp.dir / "002" / "metrics.json").exists(), what="002 to start writing")
+        first = exp.dir / "001" / ".mrl.status"
+        wait_for(lambda: first.exists() and '"done"' in first.read_text(), what="001 done")
+        table = run_mrl("table", "--json", cwd=project)
+        assert table.returncode == 0, table.stderr
+        assert "corrupt" not in table.stderr
+        rows = {r["id"]: r for r in json.loads(table.stdout)}
+        assert rows["001"]["acc"] == 0.5 and rows["002"]["state"] == "running" and "acc" not in rows["002"]
+    finally:
+        assert run_mrl("cancel", cwd=project).returncode == 0
+        runner.communicate(timeout=30)
+    # killed while it wrote: the file stays cut for good, and that is reported
+    killed = run_mrl("table", cwd=project)
+    assert killed.returncode == 1 and f"corrupt record {exp.dir / '002' / 'metrics.json'}" in killed.stderr
