@@ -66,6 +66,8 @@ def load_table(
     `metrics(subExpDir)` from mrl_analyze.py. `exp` may also be a list (`[2, 3]`, `"5-9"`
     ranges inside), a range string (`"5-9"`, `"2,3"`) or `"all"`; `tag` selects tagged
     experiments: then the DataFrame has an `exp` column first (still indexed by id).
+    `"2/3,4"` (or a sub-experiment folder's path, also in a list) keeps only those
+    sub-experiments, as `mrl table 2/3,4` does.
     `summary`, `aggregate`/`by`/`over` and `where`
     are `mrl table`'s options (an aggregated table has a plain index). A user metrics() that
     fails raises MrlError; use `load_results` to get the errors instead.
@@ -102,16 +104,20 @@ def load_results(
 
     tags = [tag] if isinstance(tag, str) else list(tag or [])
     several = tags or exp == "all" or (isinstance(exp, Sequence) and not isinstance(exp, str)) or _is_range(exp)
+    subs: dict[int, str] = {}  # "2/3,4" (or a sub-experiment folder): only those of experiment 2
     if several:
         refs = [] if exp == "all" or (tags and exp == "last") else _refs(exp)
         project = _project(refs[0] if refs else "last", basedir)
         left_out: list[str] = []  # an experiment whose record cannot be read: the others, and its error
         exps = selection.experiments(
-            project, [_ref(r) for r in refs], everything=exp == "all", tags=tags, skipped=left_out
+            project, [_ref(r) for r in refs], everything=exp == "all", tags=tags, skipped=left_out, subs=subs
         )
         base: Path = project.basedir
     else:
-        exps = [load_experiment(exp, basedir)]  # type: ignore[arg-type]
+        target = _sub_target(exp, basedir)
+        exps = [target[0] if target else load_experiment(exp, basedir)]  # type: ignore[arg-type]
+        if target and target[1] != selection.ALL:
+            subs[exps[0].id] = target[1]
         base = _basedir_of(exps[0], basedir)
         left_out = []
     tab = results.build(
@@ -124,9 +130,19 @@ def load_results(
         over=over,
         where_expr=where,
         exp_column=bool(several),
+        subs=subs,
     )
     tab.errors[:0] = left_out
     return tab
+
+
+def _sub_target(exp: Any, basedir: str | os.PathLike[str] | None) -> tuple[Experiment, str] | None:
+    """(experiment, selection) when `exp` is `"2/3"` or a sub-experiment folder's path."""
+    from metarunlog import selection
+
+    if not isinstance(exp, (str, os.PathLike)):
+        return None
+    return selection.sub_target(_project(exp, basedir), _ref(exp))
 
 
 def _is_range(exp: Any) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from metarunlog import api, jsonio
-from metarunlog.errors import ConfigError, NotAnExperiment
+from metarunlog.errors import ConfigError, MrlError, NotAnExperiment
 from metarunlog.experiment import Experiment
 from metarunlog.records import Status
 from metarunlog.states import JobState
@@ -147,3 +147,14 @@ def test_load_params_has_every_param_even_the_ones_that_do_not_vary(two_exps) ->
 def test_the_api_is_what_its_module_exports() -> None:
     assert set(api.__all__) == {"load_experiment", "load_table", "load_params", "load_metrics", "load_results"}
     assert all(callable(getattr(api, name)) for name in api.__all__)
+
+
+def test_load_table_of_exp_slash_selection_keeps_those_sub_experiments(two_exps) -> None:
+    a, b = two_exps
+    assert list(api.load_table(f"{a.id}/2").index) == ["002"]
+    assert list(api.load_table(a.subexp_dir(1)).index) == ["001"]  # a sub-experiment folder's path
+    assert list(api.load_table(f"{a.id}/all").index) == ["001", "002"]
+    df = api.load_table([f"{a.id}/2", b.id])
+    assert list(zip(df["exp"], df.index, strict=True)) == [(a.name, "002"), (b.name, "001")]
+    with pytest.raises(MrlError, match="no sub-experiment 7 in experiment"):
+        api.load_table(f"{a.id}/7")
