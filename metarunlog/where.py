@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import json
 import operator
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -196,15 +197,21 @@ class _Walker:
 FOLDER_COLUMNS = ("exp", "id")
 
 
+# The id in a folder name: its only run of digits (`0002`, `run02` of subExpFormat "run{subExpId:02d}").
+_FOLDER_NUMBER = re.compile(r"\D*(\d+)\D*")
+
+
 class _FolderName(str):
-    """A folder name (`0002`) that equals and orders with the number it spells (`exp == 2`),
-    and is the text it is otherwise (`exp == '0002'`)."""
+    """A folder name (`0002`, `run02`) that equals and orders with the id it spells, as the
+    command line takes it (`exp == 2`, `mrl run 1/2`), and is the text it is otherwise
+    (`exp == '0002'`). A name with no digits, or several runs of them, is only text."""
 
     __hash__ = str.__hash__
 
     def _as(self, other: object) -> tuple[Any, Any]:
-        if type(other) is int and self.isdigit():
-            return int(self), other
+        m = _FOLDER_NUMBER.fullmatch(self) if type(other) is int else None
+        if m:
+            return int(m.group(1)), other
         return str(self), other
 
     def __eq__(self, other: object) -> bool:

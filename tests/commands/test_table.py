@@ -716,3 +716,15 @@ def test_a_metrics_json_still_being_written_by_a_running_step_is_not_reported_co
     # killed while it wrote: the file stays cut for good, and that is reported
     killed = run_mrl("table", cwd=project)
     assert killed.returncode == 1 and f"corrupt record {exp.dir / '002' / 'metrics.json'}" in killed.stderr
+
+
+def test_where_id_and_exp_as_numbers_match_folders_of_a_custom_format(project: Path) -> None:
+    # subExpFormat "run{subExpId:02d}" (and singleExpFormat "exp{expId:03d}"): `mrl run 1/2`
+    # runs run02, but `--where "id == 2"` matched nothing ("no row matches")
+    set_cfg(project, subExpFormat="run{subExpId:02d}", singleExpFormat="exp{expId:03d}")
+    commit_all(project, "formats")
+    make_exp(project, [{"params": {"x": i}, "metrics": {"acc": i / 10}} for i in (1, 2, 3)])
+    make_exp(project, [{"params": {"x": 9}, "metrics": {"acc": 0.9}}])
+    res = run_mrl("table", "--all", "--json", "--where", "id == 2 or (exp == 2 and id in [1])", cwd=project)
+    assert res.returncode == 0, res.stderr
+    assert [(r["exp"], r["id"]) for r in json.loads(res.stdout)] == [("exp001", "run02"), ("exp002", "run01")]
