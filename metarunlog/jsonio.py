@@ -221,6 +221,8 @@ def parse_json(data: bytes, path: str | os.PathLike[str]) -> Any:
         raise CorruptRecord(
             f"corrupt record {path}: line {e.lineno} column {e.colno}: {e.msg}; fix or remove the file"
         ) from e
+    except RecursionError:  # the parser's depth limit (~1,000 levels of [ or {): garbage, not a record
+        raise CorruptRecord(f"corrupt record {path}: nested too deep to read; fix or remove the file") from None
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -250,3 +250,12 @@ def test_records_are_written_as_json_dumps_with_indent_2_writes_them(data: objec
     import json
 
     assert jsonio.dumps(data) == json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
+
+
+def test_a_record_nested_too_deep_for_the_parser_is_a_corrupt_record_naming_it(tmp_path: Path) -> None:
+    # json.loads raises RecursionError (not JSONDecodeError) past ~1,000 levels: a garbage
+    # .mrl.status stopped mrl status with a traceback
+    path = tmp_path / ".mrl.status"
+    path.write_text("[" * 100_000)
+    with pytest.raises(CorruptRecord, match=f"corrupt record {path}: nested too deep to read; fix or remove the file"):
+        jsonio.read_json(path)

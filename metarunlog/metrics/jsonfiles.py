@@ -4,7 +4,7 @@ object per line, one line per logged step), plus any `.json` / `.jsonl` a source
 `metrics.jsonl` is read in chunks of about 1 MB, each parsed with one `json.loads` (about
 twice as fast as one call per line) so memory stays bounded however long the file is. A
 chunk that is not clean JSON lines (a half-written last line while the run goes on, a blank
-line, bad UTF-8) is parsed line by line and its bad lines skipped: a line that is not a
+line, bad UTF-8, a line nested too deep to parse) is parsed line by line and its bad lines skipped: a line that is not a
 JSON object (a bare number, a list, garbage) is one warning per file naming the first such
 line and the count, except a last line still being written (no line end while the
 sub-experiment runs).
@@ -97,6 +97,8 @@ def read_summary(path: Path, *, writing: bool = False) -> dict[str, Any]:
         if writing:
             return {}
         raise CorruptRecord(f"corrupt record {path}: {e}; fix or remove the file") from e
+    except RecursionError:  # json's parser past ~1,000 levels of [ or {: not a summary either
+        raise CorruptRecord(f"corrupt record {path}: nested too deep to read; fix or remove the file") from None
     if not isinstance(data, dict):
         raise CorruptRecord(f'{path} must hold a JSON object {{"name": value, ...}}')
     return data
@@ -127,7 +129,7 @@ def _parse_chunk(lines: list[bytes], before: int = 0, skipped: Skipped | None = 
         items = json.loads(b"[" + b",".join(lines) + b"]")
         if len(items) == len(lines) and all(type(d) is dict for d in items):
             return items  # type: ignore[no-any-return]
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a line nested past the parser's depth
         pass
     out = []
     for i, line in enumerate(lines, before + 1):
@@ -135,7 +137,7 @@ def _parse_chunk(lines: list[bytes], before: int = 0, skipped: Skipped | None = 
             continue
         try:
             d = json.loads(line.decode("utf-8-sig", errors="replace"))  # -sig: a BOM before the first line
-        except ValueError:
+        except (ValueError, RecursionError):
             d = None
         if isinstance(d, dict):
             out.append(d)

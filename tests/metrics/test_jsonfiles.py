@@ -138,3 +138,31 @@ def test_rows_come_from_jsonl_files_only_and_summaries_from_json_files(tmp_path:
     assert list(reader.rows([summary, lines])) == [{"step": 0, "loss": 1.0}]
     assert reader.summary([summary, lines]) == {"acc": 0.9}
     assert reader.accepts("eval/x.json") and reader.accepts("x.jsonl") and not reader.accepts("x.csv")
+
+
+def test_a_line_nested_too_deep_for_the_parser_is_a_skipped_line_not_a_crash(tmp_path: Path) -> None:
+    # json.loads raises RecursionError (no ValueError) past ~1,000 levels: a garbage file
+    # named metrics.jsonl stopped `mrl table` with a traceback
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 1}\n' + "[" * 100_000 + "\n" + '{"step": 2}\n')
+    skipped = Skipped()
+    assert list(iter_jsonl(path, skipped=skipped)) == [{"step": 1}, {"step": 2}]
+    assert (skipped.count, skipped.first) == (1, 2)
+
+
+def test_a_summary_nested_too_deep_for_the_parser_is_a_corrupt_record(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.json"
+    path.write_text('{"a": ' + "[" * 100_000)
+    with pytest.raises(CorruptRecord, match="corrupt record .*metrics.json: nested too deep"):
+        read_summary(path)
+
+
+def test_mrl_table_over_a_garbage_metrics_file_is_a_warning_and_the_table(project: Path) -> None:
+    from tests.helpers.records import done, make_exp
+    from tests.helpers.repo import run_mrl
+
+    make_exp(project, [{"params": {"lr": 0.1}, "status": done(), "jsonl": '{"loss": 0.5}\n' + "[" * 50_000 + "\n"}])
+    proc = run_mrl("table", "--json", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["loss"] == 0.5
+    assert "skipped 1 line(s) that are not JSON objects (the first: line 2)" in proc.stderr
