@@ -21,6 +21,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from metarunlog.errors import CorruptRecord
 from metarunlog.metrics.base import ColumnarRows, Columns, Reader
 from metarunlog.metrics.registry import register
 
@@ -67,28 +68,60 @@ def csv_batches(
         return
     with io.TextIOWrapper(raw, encoding=text_encoding(raw.peek(4)[:4]), errors="replace", newline="") as f:
         header_line, first_row = f.readline(), f.readline()
-        delimiter = sniff_delimiter(header_line, first_row)
-        header = next(csv.reader([header_line], delimiter=delimiter), [])
+        try:
+            delimiter = sniff_delimiter(header_line, first_row)
+            header = next(csv.reader([header_line], delimiter=delimiter), [])
+        except csv.Error as e:  # a header cell past csv's field limit
+            raise CorruptRecord(f"{path}: line 1: {e}; fix or remove the file") from e
         names = [h.strip() for h in header]
         if first_column is not None and (len(names) < 2 or names[0] != first_column):
             return
         lines = itertools.chain([first_row] if first_row else [], f)
-        rows = csv.reader(lines if ended else complete_lines(lines), delimiter=delimiter)
-        columns = ColumnParser(names)
-        while batch := list(itertools.islice(rows, BATCH_ROWS)):
-            fast = columns(batch)
-            if fast is not None:
-                yield fast
-                continue
-            # row by row (a blank cell leaves its key out), and the next rows too: sparse rows
-            # (Lightning's) keep coming, and batching them only to find that costs ~10 %
-            chunk = itertools.chain(batch, itertools.islice(rows, ROW_BY_ROW_AFTER_BLANKS))
-            parsed = (
-                {k: parse_value(c) for k, c in zip(names, cells, strict=False) if k and c.strip() != ""}
-                for cells in chunk
-            )
-            while part := [row for row in itertools.islice(parsed, BATCH_ROWS) if row]:
-                yield part
+        rows = Rows(csv.reader(lines if ended else complete_lines(lines), delimiter=delimiter))
+        yield from _batches(rows, names)
+        if rows.failed is not None:  # the rows before it are read: the table keeps them
+            raise CorruptRecord(f"{path}: line {rows.line_num + 1}: {rows.failed}; fix or remove the file")
+
+
+class Rows:
+    """A csv reader's rows a batch at a time, ending at a row the csv module cannot read
+    (a cell past its field limit: an unterminated quote makes the rest of a file one cell);
+    `failed` says why, once the rows before it are taken."""
+
+    def __init__(self, reader: Any) -> None:
+        self.reader = reader
+        self.failed: csv.Error | None = None
+
+    @property
+    def line_num(self) -> int:
+        return int(self.reader.line_num)
+
+    def take(self, n: int) -> list[list[str]]:
+        batch: list[list[str]] = []
+        if self.failed is None:
+            try:
+                batch.extend(itertools.islice(self.reader, n))  # keeps what it took before an error
+            except csv.Error as e:
+                self.failed = e
+        return batch
+
+
+def _batches(rows: Rows, names: list[str]) -> Iterator[Columns | list[dict[str, Any]]]:
+    columns = ColumnParser(names)
+    row_by_row = 0  # batches left to read row by row
+    while batch := rows.take(BATCH_ROWS):
+        fast = columns(batch) if not row_by_row else None
+        if fast is not None:
+            yield fast
+            continue
+        # row by row (a blank cell leaves its key out), and the next rows too: sparse rows
+        # (Lightning's) keep coming, and batching them only to find that costs ~10 %
+        row_by_row = row_by_row - 1 if row_by_row else ROW_BY_ROW_AFTER_BLANKS // BATCH_ROWS
+        parsed = (
+            {k: parse_value(c) for k, c in zip(names, cells, strict=False) if k and c.strip() != ""} for cells in batch
+        )
+        if part := [row for row in parsed if row]:
+            yield part
 
 
 def text_encoding(head: bytes) -> str:

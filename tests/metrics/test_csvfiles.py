@@ -5,6 +5,7 @@ exact bytes they write). `mrl table` through these files is in tests/metrics/tes
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -179,3 +180,30 @@ def test_a_utf16_or_utf32_file_with_its_byte_order_mark_is_decoded(tmp_path: Pat
     else:
         frame.to_csv(path, index=False, encoding=encoding)
     assert rows_of(path, ended=True) == [{"step": 1, "loss": 0.5}, {"step": 2, "loss": 0.25}]
+
+
+def test_a_cell_past_the_csv_field_limit_is_a_corrupt_record_naming_the_line_after_the_rows_before(
+    tmp_path: Path,
+) -> None:
+    # an unterminated quote makes the rest of the file one cell; past csv's 128 KB field
+    # limit the csv module raises csv.Error, which was a traceback of `mrl table`
+    from metarunlog.errors import CorruptRecord
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("step,note\n1,ok\n2,\"" + "x" * 200_000 + "\n3,fine\n")
+    rows = iter_csv(path, ended=True)
+    assert next(rows) == {"step": 1, "note": "ok"}
+    with pytest.raises(CorruptRecord, match=f"{path}: line 3: field larger than field limit"):
+        next(rows)
+
+
+def test_mrl_table_over_such_a_csv_shows_the_rows_before_and_one_error_line(project: Path) -> None:
+    from tests.helpers.records import done, make_exp
+    from tests.helpers.repo import run_mrl
+
+    exp = make_exp(project, [{"params": {"lr": 0.1}, "status": done()}])
+    (exp.subexp_dir(1) / "metrics.csv").write_text("step,loss\n1,0.5\n2,\"" + "x" * 200_000 + "\n")
+    proc = run_mrl("table", "--json", cwd=project)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1 and json.loads(proc.stdout)[0]["loss"] == 0.5
+    assert proc.stderr.count("mrl: error: ") == 1 and "metrics.csv: line 3: field larger than field limit" in proc.stderr
