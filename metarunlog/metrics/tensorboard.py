@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from metarunlog.errors import CorruptRecord
 from metarunlog.metrics.base import MissingExtra, Reader
 from metarunlog.metrics.registry import register
 
@@ -72,8 +73,15 @@ def _prefix(parts: tuple[str, ...]) -> str:
 
 
 def iter_events(path: Path, prefix: str = "") -> Iterator[dict[str, Any]]:
-    """Rows of one event file: scalar values of consecutive events with the same step merged."""
-    loader = _loader()(str(path))
+    """Rows of one event file: scalar values of consecutive events with the same step merged;
+    none when the file is gone (a rerun removing its logs while mrl reads them)."""
+    load = _loader()
+    try:
+        loader = load(str(path))
+    except Exception as e:  # the loader's own errors (TensorFlow's NotFoundError...), no OSError
+        if not path.exists():
+            return
+        raise CorruptRecord(f"cannot read {path}: {e}; fix or remove it") from e
     row: dict[str, Any] = {}
     scalar_tags: set[str] = set()
     for event in loader.Load():

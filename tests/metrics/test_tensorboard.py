@@ -107,3 +107,16 @@ def test_the_reader_owns_event_files_anywhere_below_the_folder() -> None:
     assert reader.accepts("lightning_logs/version_0/events.out.tfevents.1.host.1.0")
     assert not reader.accepts("tfevents_notes/metrics.csv") and not reader.accepts("metrics.jsonl")
     assert reader.summary([]) is None  # the extra is there: no hint, no summary
+
+
+def test_an_event_file_removed_after_the_folder_was_listed_is_no_rows_and_the_others_still_read(
+    tmp_path: Path,
+) -> None:
+    # a rerun's `rm -rf logs/` while `mrl table` reads: the tensorboard loader raised its own
+    # NotFoundError (no OSError), a traceback
+    kept = write(tmp_path / "train", [("loss", 1.0, 0)])
+    gone = write(tmp_path / "val", [("loss", 2.0, 0)])
+    files = events_in(tmp_path)
+    gone.unlink()
+    rows = list(TensorBoardReader(Settings()).rows(files))
+    assert values(rows) == [{"train/loss": 1.0, "step": 0}] and kept.exists()
