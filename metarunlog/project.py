@@ -8,6 +8,7 @@ the original metarunlog): see the public methods below and docs/hooks.md.
 from __future__ import annotations
 
 import os
+import re
 from collections import OrderedDict
 from pathlib import Path, PosixPath
 from typing import Any
@@ -201,11 +202,26 @@ class Project:
             return self.experiment(last)
         found = self._experiment_containing(Path(ref))
         if found is None or found.dir != Path(ref).resolve():
-            raise NotAnExperiment(
-                f"'{ref}' is not an experiment: give an id (see `mrl ls`), 'last', "
-                f"or the path of a folder in {self.outdir}"
-            )
+            raise NotAnExperiment(self._not_an_experiment(ref, found))
         return found
+
+    def _not_an_experiment(self, ref: str, containing: Experiment | None) -> str:
+        """Why `ref` names no experiment; `2/3` or a sub-experiment folder: what takes it."""
+        head, slash, tail = ref.rstrip("/").partition("/")
+        sub_ref = slash and (head.isdigit() or head == LAST) and re.fullmatch(r"[\d,\s-]+|all", tail)
+        in_one = containing is not None and Path(ref).resolve().parent == containing.dir
+        if sub_ref or (in_one and (Path(ref) / RECORD).is_file()):  # a sub-experiment folder
+            if not sub_ref:
+                exp = str(containing.id if containing else "")
+            else:
+                exp = str(self.last_id()) if head == LAST else head
+            return (
+                f"'{ref}' names sub-experiments of experiment {exp}, and this command takes an experiment: "
+                f"give {exp} (`mrl table`, `mrl info`, `mrl status`, `mrl run` and `mrl diff` take EXP/SUB)"
+            )
+        return (
+            f"'{ref}' is not an experiment: give an id (see `mrl ls`), 'last', or the path of a folder in {self.outdir}"
+        )
 
     def experiment_here(self, cwd: Path) -> Experiment | None:
         """The experiment `cwd` is in, None outside any. A folder of an experiment outside

@@ -270,3 +270,18 @@ def test_mrl_verify_checks_a_copy_of_an_experiment_where_it_is(project: Path, tm
     assert run_mrl("verify", "1", cwd=copy).returncode == 0  # the project's own 0001 is untouched
     r = run_mrl("status", cwd=copy)
     assert r.returncode == 1 and "or check the copy's code/ with `mrl verify`" in r.stderr
+
+
+@pytest.mark.parametrize("args", [("analyze", "1/2"), ("tag", "1/2", "+x"), ("analyze", "last/2"), ("analyze", "SUB")])
+def test_a_sub_experiment_given_where_an_experiment_is_taken_says_which_experiment_to_give(
+    project: Path, args: tuple[str, ...]
+) -> None:
+    from tests.helpers.records import done, make_exp
+    from tests.helpers.repo import run_mrl
+
+    exp = make_exp(project, [{"params": {"lr": 0.1}, "status": done()}, {"params": {"lr": 0.2}, "status": done()}])
+    args = tuple(str(exp.subexp_dir(2)) if a == "SUB" else a for a in args)
+    res = run_mrl(*args, cwd=project)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    said = "names sub-experiments of experiment 1, and this command takes an experiment: give 1"
+    assert res.stderr.startswith("mrl: error: ") and said in res.stderr and len(res.stderr.splitlines()) == 1
