@@ -328,8 +328,10 @@ def _main(argv: list[str]) -> int:
         code = _run_custom(project, args)
     else:
         code = int(mod.cli(args, project) or 0)
-        if code and after:  # "after the command succeeded": not after a failed or interrupted run
-            print(f"mrl: note: {', '.join(after)} not called: mrl {args.command} exited {code}", file=sys.stderr)
+        # "after the command succeeded": not after a failed or interrupted run, nor a preview
+        why = f"mrl {args.command} exited {code}" if code else "--dry-run" if getattr(args, "dry_run", False) else ""
+        if why and after:
+            print(f"mrl: note: {', '.join(after)} not called: {why}", file=sys.stderr)
             return code
     for name in after:
         _call_hook(project, name, args)

@@ -308,3 +308,30 @@ def score(mrl, args):
     # a custom command's after_ runs whenever it returned, its exit code being its own (the original's way)
     assert run_mrl("score", "-code", "2", cwd=project).returncode == 2
     assert (project / "calls.txt").read_text().splitlines()[3:] == ["after score"]
+
+
+def test_an_after_hook_is_not_called_after_a_dry_run(project: Path) -> None:
+    # `mrl makebatch --dry-run` called after_makebatch (the original's example writes
+    # launch.sh from the sub-experiments; a hook that submits the batch submitted it), and
+    # `mrl run --dry-run` called after_run: a preview had the hooks' side effects
+    hooks(
+        project,
+        """
+def after_makebatch(mrl, args):
+    open("calls.txt", "a").write("after makebatch\\n")
+def after_run(mrl, args):
+    open("calls.txt", "a").write("after run\\n")
+""",
+        {"after_makebatch": {}, "after_run": {}},
+    )
+    set_cfg(project, run={"command": "true"})
+    commit_all(project, "run command")
+    assert run_mrl("new", cwd=project).returncode == 0
+    preview = run_mrl("makebatch", "--dry-run", cwd=project)
+    assert preview.returncode == 0, preview.stderr
+    assert "mrl: note: after_makebatch not called: --dry-run" in preview.stderr
+    assert not (project / "calls.txt").exists()
+    assert run_mrl("makebatch", cwd=project).returncode == 0
+    preview = run_mrl("run", "--dry-run", cwd=project)
+    assert preview.returncode == 0 and "mrl: note: after_run not called: --dry-run" in preview.stderr
+    assert (project / "calls.txt").read_text().splitlines() == ["after makebatch"]
