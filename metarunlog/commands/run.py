@@ -414,7 +414,11 @@ def _say_warnings(backend: Backend) -> None:
     backend.warnings.clear()
 
 
+STOPPING_NOTE_S = 2.0  # after Ctrl-C, how long steps may take to stop before mrl says who is left
+
+
 def _wait_all(backend: Backend, jobs: list[Job], progress: Any, cancels: _Cancels | None = None) -> None:
+    interrupted_at: float | None = None
     while True:
         if cancels is not None:
             cancels.apply()
@@ -422,9 +426,24 @@ def _wait_all(backend: Backend, jobs: list[Job], progress: Any, cancels: _Cancel
         _say_warnings(backend)
         if progress is not None:
             progress.update(jobs)
-        if not any(s.active for s, j in zip(states, jobs, strict=True) if not j.skipped):
+        left = [j for s, j in zip(states, jobs, strict=True) if s.active and not j.skipped]
+        if not left:
             return
+        if backend.interrupted and interrupted_at is None:
+            interrupted_at = time.monotonic()
+        elif interrupted_at is not None and time.monotonic() - interrupted_at > STOPPING_NOTE_S:
+            _say_stopping(left)
+            interrupted_at = float("inf")  # once
         backend.wait(0.2)
+
+
+def _say_stopping(left: list[Job]) -> None:
+    """A step that traps or ignores SIGTERM keeps the run waiting: say so, and how to end it."""
+    names = ", ".join(j.sub.name for j in left[:5]) + (", ..." if len(left) > 5 else "")
+    print(
+        f"mrl: {len(left)} step(s) still stopping after SIGTERM ({names}); Ctrl-C again kills them (SIGKILL)",
+        file=sys.stderr,
+    )
 
 
 def _progress(exp: Experiment, jobs: list[Job], backend: Backend) -> Any:

@@ -201,6 +201,21 @@ def test_an_interrupted_run_counts_the_ones_it_never_started_as_not_started_not_
     assert [s["state"] for s in statuses(exp.dir).values()] == ["cancelled", "done", "done"]
 
 
+def test_after_ctrl_c_a_step_still_running_is_named_with_how_to_kill_it(project: Path) -> None:
+    # a step that traps SIGTERM (a checkpoint save, or one ignoring it) kept the runner
+    # waiting after Ctrl-C with nothing said: it looked hung, and the second Ctrl-C that
+    # kills it was only in the docs
+    exp = make_experiment(project, [{"x": 1}], "trap 'sleep 3; exit 0' TERM; echo $$ > pid.txt; sleep 60 & wait")
+    runner = start_mrl("run", cwd=project)
+    pid = exp.dir / "001" / "pid.txt"
+    wait_for(lambda: pid.exists() and pid.read_text().strip(), what="the step to start")
+    runner.send_signal(signal.SIGINT)
+    out, err = runner.communicate(timeout=30)
+    assert runner.returncode == 130, err
+    said = [line for line in err.splitlines() if "still stopping" in line]
+    assert said == ["mrl: 1 step(s) still stopping after SIGTERM (001); Ctrl-C again kills them (SIGKILL)"], err
+
+
 def test_sigint_stops_every_child_and_marks_them_cancelled(project: Path) -> None:
     exp = make_experiment(project, [{"x": i} for i in range(1, 6)], "echo $$ > pid.txt; sleep 60 & wait")
     runner = start_mrl("run", "-j", "2", cwd=project)
