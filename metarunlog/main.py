@@ -323,7 +323,7 @@ def _main(argv: list[str]) -> int:
     for name in after:  # a missing file or function is an error before the command, not after it made things
         hooks.get_function(project.basedir, hooks.HOOKS_FILE, name)
     for name in before:
-        _call_hook(project, name, args)
+        _call_hook(project, name, args, quiet=_machine_output(args))
     if mod is None or (args.mode != args.command and args.mode in custom):  # `mrl last` with an info hook
         code = _run_custom(project, args)
     else:
@@ -334,8 +334,14 @@ def _main(argv: list[str]) -> int:
             print(f"mrl: note: {', '.join(after)} not called: {why}", file=sys.stderr)
             return code
     for name in after:
-        _call_hook(project, name, args)
+        _call_hook(project, name, args, quiet=_machine_output(args))
     return code
+
+
+def _machine_output(args: argparse.Namespace) -> bool:
+    """The command prints for a script (`--json`, `table --csv/--tsv`): what a hook wrapping it
+    prints goes to stderr, so that stdout stays parseable (as for mrl_analyze.py's prints)."""
+    return bool(getattr(args, "json", False)) or getattr(args, "format", None) in ("json", "csv", "tsv")
 
 
 def _chosen_command(argv: list[str], custom: dict[str, Any]) -> str | None:
@@ -365,11 +371,11 @@ def _warn_about_hooks(cfg_hooks: dict[str, Any], custom: dict[str, Any], chosen:
         )
 
 
-def _call_hook(project: Any, name: str, args: argparse.Namespace) -> Any:
+def _call_hook(project: Any, name: str, args: argparse.Namespace, *, quiet: bool = False) -> Any:
     from metarunlog import hooks
 
     fn = hooks.get_function(project.basedir, hooks.HOOKS_FILE, name)
-    with hooks.git_fence(project.outdir):
+    with hooks.git_fence(project.outdir), hooks.prints_to_stderr() if quiet else contextlib.nullcontext():
         return hooks.call_user(fn, f"hook {name}", project, args)
 
 

@@ -335,3 +335,24 @@ def after_run(mrl, args):
     preview = run_mrl("run", "--dry-run", cwd=project)
     assert preview.returncode == 0 and "mrl: note: after_run not called: --dry-run" in preview.stderr
     assert (project / "calls.txt").read_text().splitlines() == ["after makebatch"]
+
+
+def test_what_a_wrapping_hook_prints_goes_to_stderr_when_the_command_prints_json_or_csv(project: Path) -> None:
+    # a before_table that prints a banner made `mrl table --json | jq` fail: its line came
+    # first on stdout (as mrl_analyze.py's metrics() prints already go to stderr)
+    hooks(
+        project,
+        "def before_table(mrl, args):\n    print('banner')\ndef after_ls(mrl, args):\n    print('listed')\n",
+        {"before_table": {}, "after_ls": {}},
+    )
+    assert run_mrl("new", cwd=project).returncode == 0
+    assert run_mrl("makebatch", cwd=project).returncode == 0
+    for args in (["table", "--json"], ["table", "--csv"], ["ls", "--json"]):
+        proc = run_mrl(*args, cwd=project)
+        assert proc.returncode == 0, proc.stderr
+        if "--json" in args:
+            json.loads(proc.stdout)
+        assert "banner" not in proc.stdout and "listed" not in proc.stdout, proc.stdout
+        assert ("banner" if args[0] == "table" else "listed") in proc.stderr
+    plain = run_mrl("table", cwd=project)  # for a person, the hook's lines stay on stdout
+    assert plain.stdout.startswith("banner\n")
