@@ -380,6 +380,8 @@ class LocalBackend(Backend):
         if self._old_handlers or threading.current_thread() is not threading.main_thread():
             return
         for s in _SIGNALS:
+            if signal.getsignal(s) is signal.SIG_IGN:
+                continue  # ignored by the caller (`nohup mrl run &`: a hangup must not cancel the run)
             self._old_handlers[s] = signal.signal(s, self._on_signal)
 
     def _restore_signal_handlers(self) -> None:
