@@ -219,20 +219,9 @@ def test_after_ctrl_c_a_step_still_running_is_named_with_how_to_kill_it(project:
 def test_a_run_started_under_nohup_ignores_the_hangup_as_nohup_asks(project: Path) -> None:
     # `nohup mrl run -j 2 &` then logging out: the run's own handlers replaced nohup's
     # SIG_IGN, so the hangup cancelled every step (exit 129) of the run meant to outlive it
-    from tests.helpers.repo import GIT_ENV, REPO_ROOT
-
     exp = make_experiment(project, [{"x": 1}, {"x": 2}], "echo $$ > pid.txt; sleep 2")
-    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
-    runner = subprocess.Popen(
-        [sys.executable, "-m", "metarunlog", "run", "-j", "2"],
-        cwd=project,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),  # what nohup does
-    )
+    nohup = lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)  # noqa: E731 (what nohup does)
+    runner = start_mrl("run", "-j", "2", cwd=project, preexec_fn=nohup)
     pids = [exp.dir / n / "pid.txt" for n in ("001", "002")]
     wait_for(lambda: all(p.exists() and p.read_text().strip() for p in pids), what="both steps to start")
     runner.send_signal(signal.SIGHUP)

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.helpers.repo import GIT_ENV, REPO_ROOT
@@ -17,9 +18,11 @@ def statuses(exp_dir: Path) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in sorted(exp_dir.glob("*/.mrl.status"))}
 
 
-def start_mrl(*args: str, cwd: Path, new_session: bool = True) -> subprocess.Popen[str]:
+def start_mrl(
+    *args: str, cwd: Path, new_session: bool = True, preexec_fn: Callable[[], object] | None = None
+) -> subprocess.Popen[str]:
     """`mrl ARGS` started as a real subprocess of this checkout's code, output piped; in a
-    session of its own unless `new_session=False`."""
+    session of its own unless `new_session=False`; `preexec_fn` runs in the child first."""
     env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.Popen(
         [sys.executable, "-m", "metarunlog", *args],
@@ -29,6 +32,7 @@ def start_mrl(*args: str, cwd: Path, new_session: bool = True) -> subprocess.Pop
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=new_session,
+        preexec_fn=preexec_fn,
     )
 
 
