@@ -7,7 +7,8 @@ streamed; consecutive scalar events of one step become one row `{"step": 3, "wal
 ..., "<tag>": value, ...}`. When event files sit in more than one folder (Keras writes
 `logs/train/` and `logs/validation/`, both with `epoch_loss`), each tag is prefixed with its
 folder below the common one: `train/epoch_loss`, `validation/epoch_loss`; the folder
-`add_hparams` names after the time it ran is left out (`hparam/acc`, the same in every run).
+`add_hparams` names after the time it ran is left out (`hparam/acc`, the same in every run),
+and so are Lightning's `version_N` folders (a resumed run's version_1 continues version_0).
 """
 
 from __future__ import annotations
@@ -55,8 +56,10 @@ def _loader() -> Any:
 
 
 # `SummaryWriter.add_hparams` (tensorboardX, torch.utils.tensorboard) writes into a folder
-# named str(time.time()): a different name in every run, so it is no part of a metric's name.
-_TIMESTAMP = re.compile(r"\d{9,}(\.\d+)?")
+# named str(time.time()): a different name in every run, so it is no part of a metric's name;
+# nor is Lightning's `version_N` (TensorBoardLogger): a resumed run's version_1 continues
+# version_0's curves (files are read in natural order), as with its CSVLogger.
+_UNNAMED = re.compile(r"\d{9,}(\.\d+)?|version_\d+")
 
 
 def _prefixes(files: list[Path]) -> dict[Path, str]:
@@ -68,7 +71,7 @@ def _prefixes(files: list[Path]) -> dict[Path, str]:
 
 
 def _prefix(parts: tuple[str, ...]) -> str:
-    kept = [part for part in parts if not _TIMESTAMP.fullmatch(part)]
+    kept = [part for part in parts if not _UNNAMED.fullmatch(part)]
     return "/".join(kept) + "/" if kept else ""
 
 

@@ -120,3 +120,19 @@ def test_an_event_file_removed_after_the_folder_was_listed_is_no_rows_and_the_ot
     gone.unlink()
     rows = list(TensorBoardReader(Settings()).rows(files))
     assert values(rows) == [{"train/loss": 1.0, "step": 0}] and kept.exists()
+
+
+def test_lightning_s_version_folders_of_a_resumed_run_share_their_metric_names(tmp_path: Path) -> None:
+    # TensorBoardLogger writes lightning_logs/version_N/; a resumed (or --force) run adds
+    # version_1: its tags became version_0/train_loss and version_1/train_loss, other
+    # columns than a run with one version has (as the CSV reader, the later version continues)
+    logs = tmp_path / "lightning_logs"
+    write(logs / "version_0", [("train_loss", 1.0, 0), ("train_loss", 0.8, 1)])
+    write(logs / "version_1", [("train_loss", 0.7, 1), ("train_loss", 0.5, 2)])
+    rows = list(TensorBoardReader(Settings()).rows(events_in(tmp_path)))
+    assert values(rows) == [
+        {"train_loss": 1.0, "step": 0},
+        {"train_loss": pytest.approx(0.8), "step": 1},
+        {"train_loss": pytest.approx(0.7), "step": 1},
+        {"train_loss": 0.5, "step": 2},
+    ]
