@@ -4,9 +4,9 @@
     "metrics": {"patterns": ["epoch (?P<epoch>\\\\d+) .* val_acc=(?P<val_acc>[0-9.]+)"]}
 
 Every match is one row `{group name: value}` (numbers become ints or floats; a group that
-did not take part is left out). A row without a step key (`epoch`, `step`, ...) takes the
-step of the rows before it, as a line printed after `epoch 3 ...` (or a second pattern
-matching the same line) belongs to epoch 3. Off until a pattern is set;
+did not take part, or matched only blanks, is left out). A row without a step key (`epoch`,
+`step`, ...) takes the step of the rows before it, as a line printed after `epoch 3 ...` (or
+a second pattern matching the same line) belongs to epoch 3. Off until a pattern is set;
 `metrics.log_files` changes which files are searched (default `run.log`). Lines are streamed.
 """
 
@@ -64,7 +64,8 @@ def iter_matches(path: Path, patterns: list[re.Pattern[str]], *, ended: bool = F
                 continue  # mrl's header quotes the command, which may look like a metric
             for rx in patterns:
                 for m in rx.finditer(line):
-                    row = {k: parse_value(v) for k, v in m.groupdict().items() if v is not None}
+                    # a group that took no part, or matched only blanks, is no value (a blank CSV cell)
+                    row = {k: parse_value(v) for k, v in m.groupdict().items() if v is not None and v.strip()}
                     if row:
                         yield row
 

@@ -142,3 +142,18 @@ def test_another_log_file_is_read_whole_headers_and_all(tmp_path: Path) -> None:
     log = tmp_path / "train.log"  # not mrl's run.log: a header-like line there is the script's
     log.write_text("==== mrl attempt 1 step 1/1 on h at t: loss=3\nloss=1\n==== mrl attempt 2 step 1/1 x\nloss=2\n")
     assert [r["loss"] for r in reader(LOSS).read_rows([log], ended=True)] == [3, 1, 2]
+
+
+def test_a_group_that_matched_nothing_is_no_value_as_a_blank_csv_cell_is_none(tmp_path: Path) -> None:
+    # `acc=(?P<acc>[0-9.]*)` on "acc= n/a": the group matched "", which became the last
+    # value of acc (an empty string shown as the final result)
+    log = tmp_path / "train.log"
+    log.write_text("epoch 1 acc=0.5\nepoch 2 acc= n/a\n")
+    rows = list(reader(EPOCH + r" acc=(?P<acc>[0-9.]*)").read_rows([log], ended=True))
+    assert rows == [{"epoch": 1, "acc": 0.5}, {"epoch": 2}]
+
+
+def test_a_pattern_that_can_match_the_empty_string_gives_no_empty_rows(tmp_path: Path) -> None:
+    log = tmp_path / "train.log"
+    log.write_text("starting\nloss 0.5\n")
+    assert list(reader(r"(?P<loss>[0-9.]*)").read_rows([log], ended=True)) == [{"loss": 0.5}]
