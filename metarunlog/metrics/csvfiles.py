@@ -74,6 +74,8 @@ def csv_batches(
         except csv.Error as e:  # a header cell past csv's field limit
             raise CorruptRecord(f"{path}: line 1: {e}; fix or remove the file") from e
         names = [h.strip() for h in header]
+        if names and names[0].startswith("#"):  # numpy.savetxt's header: "# step,loss"
+            names[0] = names[0].lstrip("#").strip()
         if first_column is not None and (len(names) < 2 or names[0] != first_column):
             return
         lines = itertools.chain([first_row] if first_row else [], f)

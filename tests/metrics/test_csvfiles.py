@@ -208,3 +208,13 @@ def test_mrl_table_over_such_a_csv_shows_the_rows_before_and_one_error_line(proj
     assert proc.returncode == 1 and json.loads(proc.stdout)[0]["loss"] == 0.5
     assert proc.stderr.count("mrl: error: ") == 1
     assert "metrics.csv: line 3: field larger than field limit" in proc.stderr
+
+
+def test_numpy_savetxt_s_commented_header_names_the_columns(tmp_path: Path) -> None:
+    # np.savetxt(header=...) writes "# step,loss": the first column was "# step", so the
+    # step was a metric and the curve had no x
+    np = pytest.importorskip("numpy")
+    path = tmp_path / "metrics.csv"
+    np.savetxt(path, np.array([[0, 1.5], [1, 0.5]]), delimiter=",", header="step,loss")
+    assert path.read_text().startswith("# step,loss\n")
+    assert rows_of(path, ended=True) == [{"step": 0.0, "loss": 1.5}, {"step": 1.0, "loss": 0.5}]
