@@ -166,3 +166,15 @@ def test_mrl_table_over_a_garbage_metrics_file_is_a_warning_and_the_table(projec
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[0]["loss"] == 0.5
     assert "skipped 1 line(s) that are not JSON objects (the first: line 2)" in proc.stderr
+
+
+def test_pandas_to_json_lines_is_read_as_rows_and_its_records_list_is_no_summary(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"step": [0, 1], "loss": [1.0, float("nan")]})
+    lines = tmp_path / "metrics.jsonl"
+    frame.to_json(lines, orient="records", lines=True)  # NaN is written as null
+    assert read_jsonl(lines) == [{"step": 0, "loss": 1.0}, {"step": 1, "loss": None}]
+    summary = tmp_path / "metrics.json"
+    frame.to_json(summary, orient="records")
+    with pytest.raises(CorruptRecord, match="must hold a JSON object"):
+        read_summary(summary)
