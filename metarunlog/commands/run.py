@@ -426,13 +426,12 @@ def _wait_all(backend: Backend, jobs: list[Job], progress: Any, cancels: _Cancel
         _say_warnings(backend)
         if progress is not None:
             progress.update(jobs)
-        left = [j for s, j in zip(states, jobs, strict=True) if s.active and not j.skipped]
-        if not left:
+        if not any(s.active for s, j in zip(states, jobs, strict=True) if not j.skipped):
             return
         if backend.interrupted and interrupted_at is None:
             interrupted_at = time.monotonic()
         elif interrupted_at is not None and time.monotonic() - interrupted_at > STOPPING_NOTE_S:
-            _say_stopping(left)
+            _say_stopping([j for s, j in zip(states, jobs, strict=True) if s.active and not j.skipped])
             interrupted_at = float("inf")  # once
         backend.wait(0.2)
 
