@@ -202,6 +202,8 @@ def read_cfg_file(path: Path) -> dict[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path}: line {e.lineno} column {e.colno}: {e.msg} (it must be JSON)") from e
+    except RecursionError:  # json's parser stops at ~1,000 levels of [ or {
+        raise ConfigError(f"{path}: nested too deep to read (it must be a JSON object of settings)") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must hold a JSON object {{...}}, not {type(data).__name__}")
     return data

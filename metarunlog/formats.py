@@ -103,6 +103,11 @@ class Checker:
             return
         lines = text.splitlines()
         at = lines[problem.line - 1] if 0 < problem.line <= len(lines) else ""
+        if problem.message == TOO_DEEP:  # no param's quoting mends that
+            raise BatchError(
+                f"{where(problem.line)}: the rendered file is not valid {self.format} ({TOO_DEEP}: "
+                f"more than ~1,000 levels of brackets) (rendering {label()}): flatten the template"
+            )
         culprit = _culprit(params, lines, problem, self.parse, self.format)
         if culprit is None or culprit is _TEMPLATE:
             value = f" at '{_short(at.strip())}'" if at.strip() else ""
@@ -130,8 +135,24 @@ def checker(name: str) -> Checker | None:
     for suffix, (fmt, make) in FORMATS.items():
         if name.lower().endswith(suffix):
             parse = make()
-            return Checker(name, fmt, parse) if parse is not None else None
+            return Checker(name, fmt, _depth_safe(parse)) if parse is not None else None
     return None
+
+
+TOO_DEEP = "nested too deep to read"
+
+
+def _depth_safe(parse: Callable[[str], Problem | None]) -> Callable[[str], Problem | None]:
+    """`parse`, with text nested past the parser's depth (~1,000 levels of [ or { for json
+    and tomllib) a Problem, not a RecursionError."""
+
+    def check(text: str) -> Problem | None:
+        try:
+            return parse(text)
+        except RecursionError:
+            return Problem(1, 1, TOO_DEEP)
+
+    return check
 
 
 _TEMPLATE = ("", "")  # params render wrongly near the problem, but their JSON would not mend it

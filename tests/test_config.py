@@ -65,6 +65,16 @@ def test_invalid_json_names_file_and_line(project: Path, capsys: pytest.CaptureF
     assert ".mrl.cfg: line 3" in err and "Traceback" not in err
 
 
+def test_a_config_nested_past_the_parsers_depth_is_one_error_line(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / ".mrl.cfg").write_text("[" * 100_000 + "]" * 100_000)
+    assert main(["ls"]) == 1
+    err = capsys.readouterr().err
+    assert ".mrl.cfg" in err and "nested too deep" in err and "Traceback" not in err
+    assert err.count("\n") == 1
+
+
 def test_a_bad_format_string_is_an_error(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     set_cfg(project, singleExpFormat="{id:04d}")
     assert main(["ls"]) == 1

@@ -118,3 +118,11 @@ def test_two_bare_strings_on_one_line_name_the_first_that_breaks_it() -> None:
     )
     msg = check("c.json", '{"a": "adam", "b": sgd}', a="adam", b="sgd")
     assert ": param b rendered as sgd" in msg
+
+
+@pytest.mark.parametrize("name", ["c.json", "c.toml"])
+def test_a_rendered_file_nested_past_the_parsers_depth_is_a_batch_error_not_a_crash(name: str) -> None:
+    deep = "[" * 5_000 + "]" * 5_000
+    msg = check(name, deep if name == "c.json" else f"x = {deep}\n")
+    assert f"{name}:1: the rendered file is not valid" in msg and "nested too deep" in msg
+    assert msg.endswith("flatten the template") and "tojson" not in msg

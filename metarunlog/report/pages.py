@@ -141,7 +141,7 @@ def index_cards(project: Any, page_dir: Path, unreadable: list[str] | None = Non
         cache = json.loads(cache_path.read_text(encoding="utf-8"))
         if cache.get("version") != __version__:
             cache = {}
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError, AttributeError):  # gone, garbage, not an object: rebuilt
         cache = {}
     entries = cache.get("experiments", {}) if isinstance(cache.get("experiments"), dict) else {}
     fresh: dict[str, Any] = {}

@@ -107,6 +107,15 @@ def test_the_index_reuses_its_cache_for_experiments_that_did_not_change(project:
     assert "from the cache" in (Project.find(project).outdir / "index.html").read_text()
 
 
+@pytest.mark.parametrize("garbage", ["[" * 100_000, "[1, 2]", '{"version": 1, "experiments": 5}', "\x00"])
+def test_a_garbage_index_cache_is_rebuilt(project: Path, garbage: str) -> None:
+    two_experiments(project)
+    (Project.find(project).outdir / ".mrl.index.json").write_text(garbage)
+    assert main(["analyze", "--index"]) == 0
+    page = (Project.find(project).outdir / "index.html").read_text()
+    assert re.findall(r'data-exp="(\d+)"', page) == ["0002", "0001"]
+
+
 def test_watch_rewrites_while_a_run_is_active_and_the_last_page_no_longer_reloads(project: Path) -> None:
     exp = make_exp(project, [{"params": {"x": 1}, "status": running(os.getpid()), "jsonl": curve(3, 0.1)}])
     pages = []
