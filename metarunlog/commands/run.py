@@ -165,6 +165,13 @@ def options_from(exp: Experiment, args: argparse.Namespace) -> tuple[RunOptions,
         raise MrlError(f"--retries must be 0 or more, not {retries}")
     name = args.backend or cfg.get("backend") or registry.DEFAULT
     _warn_foreign_options(args, name)
+    if args.resources is None and args.jobs and cfg.get("resources") and name == registry.DEFAULT:
+        slots = " ".join(str(r) for r in cfg["resources"])
+        print(
+            f"mrl: note: -j {args.jobs} runs without run.resources ({slots}): CUDA_VISIBLE_DEVICES is not set "
+            f"for the steps; `--resources {slots}` (or no -j) gives each slot its GPU",
+            file=sys.stderr,
+        )
     spec = registry.spec(name)
     cls = spec.load()
     with spec.blamed():

@@ -184,6 +184,25 @@ def test_git_in_a_step_never_reaches_the_project_repository(project: Path) -> No
     assert git(project, "symbolic-ref", "HEAD").strip() == "refs/heads/main"
 
 
+def test_j_over_configured_resources_says_the_steps_get_no_gpu_of_their_own(project: Path) -> None:
+    # run.resources ["0", "1"] and `mrl run -j 2`: -j wins (they are alternatives), so the
+    # steps ran with CUDA_VISIBLE_DEVICES unset, every one on the first GPU, and nothing said so
+    exp = make_experiment(
+        project, [{"x": 1}, {"x": 2}], 'echo "${CUDA_VISIBLE_DEVICES-unset}" > cvd', resources=["0", "1"]
+    )
+    proc = run_mrl("run", "-j", "2", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert {(exp.dir / n / "cvd").read_text().strip() for n in ("001", "002")} == {"unset"}
+    notes = [line for line in proc.stderr.splitlines() if "run.resources" in line]
+    assert notes == [
+        "mrl: note: -j 2 runs without run.resources (0 1): CUDA_VISIBLE_DEVICES is not set for the steps; "
+        "`--resources 0 1` (or no -j) gives each slot its GPU"
+    ], proc.stderr
+    again = run_mrl("run", "--force", cwd=project)  # the configured slots: no note
+    assert again.returncode == 0 and "run.resources" not in again.stderr
+    assert {(exp.dir / n / "cvd").read_text().strip() for n in ("001", "002")} == {"0", "1"}
+
+
 def test_an_interrupted_run_counts_the_ones_it_never_started_as_not_started_not_pending(project: Path) -> None:
     # `mrl run --force` of three done ones, Ctrl-C during the first: the summary said
     # "1 cancelled, 2 pending" while their records (and mrl status) say done
