@@ -249,16 +249,25 @@ def _warn_once(message: str) -> None:
 
 
 def list_files(folder: Path, depth: int) -> list[str]:
-    """Relative paths (with `/`) of the files under `folder`, at most `depth` levels down."""
+    """Relative paths (with `/`) of the regular files under `folder` (or links to one), at
+    most `depth` levels down: a FIFO or device named like a metrics file is none (opening a
+    FIFO nobody writes would block its reader for good)."""
     if depth <= 1:
         try:
             with os.scandir(folder) as it:
-                return [e.name for e in it if not e.is_dir()]
+                return [e.name for e in it if _is_regular(e)]
         except (FileNotFoundError, NotADirectoryError):
             return []
     out: list[str] = []
     _walk(str(folder), "", depth, out)
     return out
+
+
+def _is_regular(e: os.DirEntry[str]) -> bool:
+    try:
+        return e.is_file()  # d_type alone for plain files; a stat for a link
+    except OSError:  # gone meanwhile, or a link loop
+        return False
 
 
 def _walk(path: str, prefix: str, depth: int, out: list[str]) -> None:
@@ -268,7 +277,7 @@ def _walk(path: str, prefix: str, depth: int, out: list[str]) -> None:
         return
     with it:
         for e in it:
-            if not e.is_dir():
+            if _is_regular(e):
                 out.append(prefix + e.name)
-            elif depth > 1 and e.name not in SKIP_DIRS and not _is_record(e.name) and not e.is_symlink():
+            elif depth > 1 and e.is_dir(follow_symlinks=False) and e.name not in SKIP_DIRS and not _is_record(e.name):
                 _walk(e.path, prefix + e.name + "/", depth - 1, out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -35,6 +36,18 @@ def test_the_code_snapshot_and_the_trash_are_never_searched(tmp_path: Path) -> N
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text("")
     assert list_files(tmp_path, 8) == ["runs/events.out.tfevents.2"]
+
+
+@pytest.mark.parametrize("depth", [1, 8])
+def test_only_regular_files_are_metrics_files_so_a_fifo_never_blocks_a_reader(tmp_path: Path, depth: int) -> None:
+    (tmp_path / "runs").mkdir()
+    os.mkfifo(tmp_path / "metrics.jsonl")  # nobody writes it: opening it to read would block for good
+    os.mkfifo(tmp_path / "runs" / "events.out.tfevents.1")
+    (tmp_path / "metrics.json").write_text('{"acc": 0.5}')
+    (tmp_path / "dangling.csv").symlink_to(tmp_path / "nowhere.csv")
+    (tmp_path / "linked.csv").symlink_to(tmp_path / "metrics.json")  # a link to a regular file still counts
+    assert sorted(list_files(tmp_path, depth)) == ["linked.csv", "metrics.json"]
+    assert metrics.Finder().read(tmp_path).summary == {"acc": 0.5}
 
 
 def test_a_source_glob_goes_to_the_reader_of_its_file_type(tmp_path: Path) -> None:
