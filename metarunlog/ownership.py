@@ -90,7 +90,9 @@ class RunnerClaim:
 
     Next to it (same stem): `<stem>.jobs`, the ids this run planned (`set_jobs`), and the
     cancel requests `mrl cancel` leaves for it (`<stem>.cancel-<pid>.req`, a JSON list of
-    ids), answered with `<stem>.cancel-<pid>.done` (the ids it cancelled).
+    ids), renamed `<stem>.cancel-<pid>.taken` once it is taken up (`mrl cancel` then waits
+    for the answer while the runner lives) and answered with `<stem>.cancel-<pid>.done` (the
+    ids it cancelled).
     """
 
     def __init__(self, path: Path, fd: int) -> None:
@@ -115,6 +117,9 @@ class RunnerClaim:
             path = self.path.parent / name
             try:
                 ids = jsonio.read_json(path)
+                # taken: `mrl cancel` waits for the answer while this runner lives, however
+                # long stopping thousands takes, instead of giving up on it after a while
+                os.replace(path, path.with_suffix(".taken"))
             except (OSError, MrlError):
                 continue
             out.append((path, {i for i in ids if type(i) is int} if isinstance(ids, list) else set()))
@@ -124,7 +129,9 @@ class RunnerClaim:
     def answer(request: Path, cancelled: list[int]) -> None:
         with contextlib.suppress(OSError):
             jsonio.write_json(request.with_suffix(".done"), cancelled, durable=False)
-            request.unlink()
+            for path in (request, request.with_suffix(".taken")):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
 
     def touch(self) -> None:
         """The heartbeat: another host tells a live runner from a crashed one by the mtime."""
@@ -251,9 +258,14 @@ def answer_of(request: Path) -> list[int] | None:
     return [i for i in data if type(i) is int] if isinstance(data, list) else []
 
 
+def taken(request: Path) -> bool:
+    """Whether the runner took `request` (it is stopping what it asks; the answer follows)."""
+    return request.with_suffix(".taken").exists() or request.with_suffix(".done").exists()
+
+
 def withdraw(request: Path) -> None:
     """Take back a request its runner never answered."""
-    for p in (request, request.with_suffix(".done")):
+    for p in (request, request.with_suffix(".taken"), request.with_suffix(".done")):
         with contextlib.suppress(OSError):
             p.unlink()
 

@@ -66,6 +66,14 @@ def _merged(ranges: Ranges) -> Ranges:
     return out
 
 
+def spec_of(ids: Iterable[int], limit: int = 10) -> str:
+    """The selection naming `ids` (`[1, 2, 3, 5]` -> `1-3,5`), at most `limit` ranges of it
+    (then `... and N more`): what a command can print for thousands of sub-experiments."""
+    ranges = _merged([(i, i) for i in set(ids)])
+    shown = ",".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in ranges[:limit])
+    return shown + (f" and {len(ranges) - limit} more" if len(ranges) > limit else "")
+
+
 def pick(subs: Sequence[SubExperiment], spec: str | None) -> list[SubExperiment]:
     """The sub-experiments named by `spec`, in id order; an id that does not exist is an
     MrlError naming the missing ids as ranges (memory: the experiment's ids, not the range)."""

@@ -122,3 +122,10 @@ def test_resolve_targets_without_a_project_folder_default_is_the_newest(
     assert selection.resolve_targets(p, None, None, cwd=project) == (2, "all")
     assert selection.resolve_targets(p, None, "1,3", cwd=two_exps[0] / "002") == (1, "1,3")
     assert selection.resolve_targets(p, "0001/all", None, cwd=project) == (1, "all")
+
+
+def test_spec_of_names_ids_as_a_selection_cut_after_limit_ranges() -> None:
+    assert selection.spec_of([5, 1, 2, 3, 3, 7, 8]) == "1-3,5,7-8"
+    assert selection.parse(selection.spec_of([5, 1, 2, 3, 7, 8])) == [(1, 3), (5, 5), (7, 8)]
+    assert selection.spec_of(range(1, 30, 2), limit=3) == "1,3,5 and 12 more"
+    assert selection.spec_of([]) == ""

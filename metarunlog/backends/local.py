@@ -41,7 +41,7 @@ from metarunlog.execute import (
     now,
 )
 from metarunlog.experiment import Experiment
-from metarunlog.jsonio import GroupCommit, Pending
+from metarunlog.jsonio import GroupCommit, Pending, sync_filesystem
 from metarunlog.procs import group_alive, is_same_process, is_step_of, killpg
 from metarunlog.records import Status
 from metarunlog.spawn import Started
@@ -140,16 +140,23 @@ class LocalBackend(Backend):
         Another runner's (or none's): see `cancel_records`."""
         theirs, dropped = [], []
         with self._cond:
+            queued = {id(j) for j in self._queue}  # one pass, not a scan of the queue per job
             for job in jobs:
                 if id(job) not in self._mine:
                     theirs.append(job)
-                elif job in self._queue:
-                    self._queue.remove(job)
+                elif id(job) in queued:
                     dropped.append(job)
                 elif id(job) in self._stops:
                     self._stop_job(self._stops[id(job)])
-        for job in dropped:
-            _record_cancelled_before_start(job)
+            if dropped:
+                gone = {id(j) for j in dropped}
+                kept = [j for j in self._queue if id(j) not in gone]
+                self._queue.clear()
+                self._queue.extend(kept)
+        for job in dropped:  # each record renamed into place; made durable once for all, below
+            _record_cancelled_before_start(job, durable=False)
+        if dropped:
+            sync_filesystem(self.exp.dir)
         if theirs:
             cancel_records(theirs)
 
@@ -533,9 +540,10 @@ class _Loop:
             waiter.join(PID_WAIT_S)
 
 
-def _record_cancelled_before_start(job: Job) -> None:
+def _record_cancelled_before_start(job: Job, *, durable: bool = True) -> None:
     """A queued job cancelled before it started: its record says so (attempts unchanged);
-    a done one queued by --force stays done (it did finish, before)."""
+    a done one queued by --force stays done (it did finish, before). Not `durable`: the
+    caller makes it so (one syncfs for many)."""
     old = job.sub.read_status() or Status()
     job.message = "cancelled before it started"
     if old.state is JobState.DONE:
@@ -543,7 +551,7 @@ def _record_cancelled_before_start(job: Job) -> None:
         return
     job.status, job.state = old.cancelled_unstarted(now()), JobState.CANCELLED
     try:
-        job.sub.write_status(job.status)
+        job.sub.write_status(job.status, durable=durable)
     except OSError as e:
         job.message += f" (could not record it: {e})"
 

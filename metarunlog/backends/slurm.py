@@ -569,11 +569,19 @@ class TaskInfo:
     reason: str = ""  # why it is pending ("Priority", "JobArrayTaskLimit", ...)
     node: str = ""
     script: str = ""  # the batch script it runs (squeue's %o; "" when unknown: sacct)
+    # runs_for's answers, for as long as this answer of the scheduler is used (a packed
+    # task's 100 sub-experiments asked it 100 times, two stats each)
+    _runs: dict[Path, bool | None] = field(default_factory=dict, repr=False, compare=False)
 
     def runs_for(self, expdir: Path) -> bool | None:
         """Whether the task runs `expdir`'s script (`EXPDIR/.mrl.slurm/submit-NNN.sh`): a
         copy of a submitted experiment (`cp -a`) holds records naming the original's tasks.
         None when unknowable (no script known, or its folder is gone: moved since)."""
+        if expdir not in self._runs:
+            self._runs[expdir] = self._runs_for(expdir)
+        return self._runs[expdir]
+
+    def _runs_for(self, expdir: Path) -> bool | None:
         script = Path(self.script)
         # only a whole script path of mrl's (a path with a newline reaches us cut)
         if not self.script or script.parent.name != SLURM_DIR or not re.fullmatch(r"submit-\d+\.sh", script.name):
@@ -1347,7 +1355,8 @@ class SlurmBackend(Backend):
         """Stop the queued/running ones: `scancel` of their array tasks, except for a packed
         task that still has other sub-experiments to run: that task is asked (through
         `SUBDIR/.mrl.cancel`) to stop or skip just these."""
-        targets = [j for j in jobs if needs_scheduler(j.read_status()) and recorded_state(j.status).active]
+        # as the caller just read them (each is read again right before it is written)
+        targets = [j for j in jobs if needs_scheduler(_read_once(j)) and recorded_state(j.status).active]
         now = jsonio.now()
         targets = self._not_anothers(targets, now)
         whole, partial = self._split_by_task(targets)
@@ -1400,27 +1409,18 @@ class SlurmBackend(Backend):
         for j in targets:
             by_task.setdefault(j.status.job_id or "", []).append(j)  # type: ignore[union-attr]
         whole, partial = [], []
+        tasks = _TaskMembers(self.exp)  # each plan read once, not once per task
         for task, group in by_task.items():
             if not any(j.status is not None and j.status.packed for j in group):
                 whole += group
                 continue
             asked = {j.sub.id for j in group}
-            others = [s for s in self._subs_of_task(task) if s.id not in asked]
+            others = tasks.subs(task, asked)
             if any(recorded_state(s.read_status()).active for s in others):
                 partial += group
             else:
                 whole += group
         return whole, partial
-
-    def _subs_of_task(self, task: str) -> list[SubExperiment]:
-        """The sub-experiments array task `<job>_<index>` runs, from its submission's plan."""
-        job, _, index = task.partition("_")
-        for entry in _submission_lines(self.exp.dir):
-            if entry.get("jobId") == job and entry.get("plan") and index.isdigit():
-                plan = TaskPlan.read(self.exp.dir / SLURM_DIR / entry["plan"])
-                ids = set(plan.tasks[int(index)]) if int(index) < len(plan.tasks) else set()
-                return [s for s in self.exp.sub_experiments() if s.id in ids]
-        return []
 
     def _cancel_in_task(self, jobs: Sequence[Job], grace: float = 15.0) -> None:
         """Ask their packed task to stop these: a queued one is marked cancelled now (the
@@ -1445,6 +1445,42 @@ class SlurmBackend(Backend):
         time.sleep(max(timeout, 0.1))
 
 
+class _TaskMembers:
+    """Which sub-experiments each array task `<job>_<index>` runs, from the submissions'
+    plans, each read once; the experiment's folders are listed only when some task has
+    members besides those asked (a cancel of 10,000 asked each of 100 tasks: 100 listings)."""
+
+    def __init__(self, exp: Experiment) -> None:
+        self.exp = exp
+        self._files: dict[str, str] | None = None  # job id -> its plan's file name
+        self._plans: dict[str, TaskPlan] = {}
+        self._by_id: dict[int, SubExperiment] | None = None
+
+    def ids(self, task: str) -> list[int]:
+        job, _, index = task.partition("_")
+        if self._files is None:
+            self._files = {}
+            for entry in _submission_lines(self.exp.dir):
+                job_id, plan = entry.get("jobId"), entry.get("plan")
+                if job_id and plan and job_id not in self._files:
+                    self._files[str(job_id)] = str(plan)
+        if job not in self._files or not index.isdigit():
+            return []
+        if job not in self._plans:  # an unreadable plan is an error: never guess a task's members
+            self._plans[job] = TaskPlan.read(self.exp.dir / SLURM_DIR / self._files[job])
+        tasks = self._plans[job].tasks
+        return tasks[int(index)] if int(index) < len(tasks) else []
+
+    def subs(self, task: str, leaving: set[int]) -> list[SubExperiment]:
+        """Task `task`'s sub-experiments but those in `leaving`."""
+        ids = [i for i in self.ids(task) if i not in leaving]
+        if not ids:
+            return []
+        if self._by_id is None:
+            self._by_id = {s.id: s for s in self.exp.sub_experiments()}
+        return [self._by_id[i] for i in ids if i in self._by_id]
+
+
 def _cancelled_by_us(rec: Status, now: str, *, stale: bool) -> Status:
     """The record of a task `mrl cancel` scancel-ed: we know why it ended, nothing for the
     scheduler to settle (slurmState). Unless Slurm had already forgotten its job (stale):
@@ -1467,6 +1503,11 @@ def _file_key(path: Path) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _read_once(job: Job) -> Status | None:
+    """The job's record as its caller last read it, else read now (and kept in `job.status`)."""
+    return job.status if job.status is not None else job.read_status()
 
 
 def _as_read(job: Job) -> Status | None:

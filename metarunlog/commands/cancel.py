@@ -7,6 +7,10 @@ Cancelling the whole experiment (no SELECTION, or all of it) also cancels the ru
 job of a Slurm run that has not ended (else it would start once the arrays are cancelled).
 A cancelled sub-experiment runs again with the next `mrl run` (or `mrl run --failed`).
 Writes: the `cancelled` state into each stopped one's .mrl.status (when no runner does).
+
+Prints each sub-experiment's state now (`002: cancelled`), or, for more than 20, a line
+per state naming them as a selection (`cancelled: 9998 (1-9998)`), those with a note, and
+the counts. Exit code 0 when nothing asked is still running or queued, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from metarunlog.backends.base import FollowUp, Job, RunOptions, follow_ups, get_backend, observe_any
 from metarunlog.backends.registry import DEFAULT, blamed
@@ -25,8 +30,13 @@ from metarunlog.project import Project
 from metarunlog.selection import pick
 from metarunlog.states import JobState
 
+if TYPE_CHECKING:
+    from metarunlog.ownership import Claim
+
 HELP = "stop running or queued sub-experiments (local or Slurm)"
+SHOWN = 20  # sub-experiments named one by one; beyond, a line per outcome
 RUNNER_ANSWER_S = 5.0  # how long a live `mrl run` gets to answer a cancel request
+TAKEN_WAIT_S = 120.0  # ... once it took it (and says so), while it lives
 USAGE = "mrl cancel [EXP] [SELECTION]"
 
 
@@ -43,12 +53,34 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     if not res.asked and not res.follow_ups:
         print(f"mrl: nothing is running or queued in {exp.name}")
         return 0
-    for job in res.asked:
-        extra = f" ({job.message})" if job.message else ""
-        print(f"{job.name}: {job.state}{extra}")
-    for follow in res.follow_ups:
-        print(follow.describe())
+    lines = report(exp, res.asked) + [follow.describe() for follow in res.follow_ups]
+    sys.stdout.write("".join(line + "\n" for line in lines))
+    # 0: nothing it was asked to stop is running or queued any more; 1: something is
     return 0 if not res.left and not any(f.state.active for f in res.follow_ups) else 1
+
+
+def report(exp: Experiment, asked: list[Job]) -> list[str]:
+    """What `mrl cancel` prints: a line per sub-experiment (`002: cancelled`) for up to
+    SHOWN of them; for more, a line per outcome naming them as a selection
+    (`cancelled: 9998 (1-9998)`), those with a note one by one (up to SHOWN), and a
+    summary line of the counts, as `mrl run` ends."""
+    from metarunlog.progress import counts_line
+    from metarunlog.selection import spec_of
+
+    def line(job: Job) -> str:
+        return f"{job.name}: {job.state}" + (f" ({job.message})" if job.message else "")
+
+    if len(asked) <= SHOWN:
+        return [line(job) for job in asked]
+    by_state: dict[JobState, list[int]] = {}
+    for job in asked:
+        by_state.setdefault(job.state, []).append(job.id)
+    out = [f"{state}: {len(ids)} ({spec_of(ids)})" for state, ids in by_state.items()]
+    noted = [job for job in asked if job.message]
+    out += [line(job) for job in noted[:SHOWN]]
+    if len(noted) > SHOWN:
+        out.append(f"... and {len(noted) - SHOWN} more with a note (`mrl status {exp.id}` shows each)")
+    return out + [f"mrl: {len(asked)} asked to stop in {exp.name}: {counts_line([j.state for j in asked])}"]
 
 
 @dataclass
@@ -69,6 +101,7 @@ def cancel(exp: Experiment, selection: str = "all") -> CancelResult:
     jobs = [Job(sub) for sub in pick(subs, selection)]
     by_runner = _ask_runners(exp, {j.id for j in jobs})
     observe_any(exp, jobs)
+    _wait_not_running([j for j in jobs if j.id in by_runner and j.state.active])
     res = CancelResult(
         asked=[j for j in jobs if j.id in by_runner or j.state.active or j.state is JobState.STALE],
         unreadable=[j for j in jobs if j.unreadable],
@@ -83,41 +116,55 @@ def cancel(exp: Experiment, selection: str = "all") -> CancelResult:
     for name, group in by_backend.items():
         with blamed(name):
             get_backend(name)(exp, RunOptions()).cancel(group)
-    observe_any(exp, res.asked)
+    # what the runners cancelled was seen ended above: read again only what was stopped here
+    observe_any(exp, [j for group in by_backend.values() for j in group])
     res.left = [j for j in res.asked if j.state.active]
     return res
 
 
 def _ask_runners(exp: Experiment, ids: set[int]) -> set[int]:
     """Ask each live runner of `exp` on this machine to cancel its jobs among `ids`; wait
-    until they are no longer running (the runner sends SIGKILL after its grace). Returns
-    the ids the runners said they cancelled."""
+    for their answers. Returns the ids the runners said they cancelled."""
     from metarunlog import ownership
 
-    asked: dict[Path, set[int]] = {}
+    asked: dict[Path, ownership.Claim] = {}
     for claim in ownership.live_runners(exp):
         mine = ownership.runner_jobs(claim) & ids
         if mine:
-            asked[ownership.request_cancel(claim, mine)] = mine
+            asked[ownership.request_cancel(claim, mine)] = claim
     cancelled: set[int] = set()
-    deadline = time.monotonic() + RUNNER_ANSWER_S
-    while asked and time.monotonic() < deadline:
-        for request in list(asked):
+    t0 = time.monotonic()
+    while asked:
+        for request, claim in list(asked.items()):
             answer = ownership.answer_of(request)
             if answer is not None:
                 cancelled |= set(answer)
                 del asked[request]
-        time.sleep(0.02)
-    for request in asked:  # no answer: that runner is stuck or gone; we stop its jobs ourselves
-        ownership.withdraw(request)
-    _wait_not_running(exp, cancelled)
+            elif not _worth_waiting(request, claim, time.monotonic() - t0):
+                # not taken in time, or its runner is gone: we stop its jobs ourselves
+                ownership.withdraw(request)
+                del asked[request]
+        if asked:
+            time.sleep(0.02)
     return cancelled
 
 
-def _wait_not_running(exp: Experiment, ids: set[int]) -> None:
+def _worth_waiting(request: Path, claim: Claim, waited: float) -> bool:
+    """A runner answers within RUNNER_ANSWER_S; one that took the request (it is stopping
+    thousands, say) is waited for while it lives, up to TAKEN_WAIT_S: giving up on it then
+    said "nothing is running" of what it went on to cancel."""
+    from metarunlog import ownership
+
+    if waited < RUNNER_ANSWER_S:
+        return True
+    return waited < TAKEN_WAIT_S and ownership.taken(request) and ownership.runner_alive(claim)
+
+
+def _wait_not_running(jobs: list[Job]) -> None:
+    """Wait until the runners' jobs among `jobs` (seen running) are no longer running (a
+    runner sends SIGKILL after its grace)."""
     from metarunlog.backends.local import CANCEL_GRACE_S
 
-    jobs = [Job(s) for s in exp.sub_experiments() if s.id in ids]
     deadline = time.monotonic() + CANCEL_GRACE_S + RUNNER_ANSWER_S
     while jobs and time.monotonic() < deadline:
         jobs = [j for j in jobs if j.observe().active]

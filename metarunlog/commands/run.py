@@ -47,6 +47,7 @@ from metarunlog.project import Project
 from metarunlog.selection import narrow, pick
 from metarunlog.states import JobState
 
+NAMED = 20  # sub-experiments named one by one in the lines after a run
 HELP = "run sub-experiments (local workers or Slurm): run.log and .mrl.status in each"
 USAGE = "mrl run [EXP] [SELECTION] [-j N | --resources R [R ...]] [options]"
 
@@ -130,11 +131,18 @@ def _cli(args: argparse.Namespace, project: Project) -> int:
             return 1 if the_plan.unreadable else 0
         with registry.blamed(backend_name):
             result = run(exp, the_plan, backend_name=backend_name, options=options, show=True, claim=claim)
-    for job in the_plan.jobs:
+    said = [
+        job
+        for job in the_plan.jobs
         # skipped, or not recordable (then it is stale, or pending when it never started:
-        # the progress lines name only finished ones, so this is where it is said)
-        if job.changed or (job.message and not job.skipped and job.state in (JobState.STALE, JobState.PENDING)):
-            print(f"mrl: {job.name}: {job.message}", file=sys.stderr)
+        # a packed Slurm task that ended first says why); the progress lines name only
+        # finished ones, so this is where it is said
+        if job.changed or (job.message and not job.skipped and job.state in (JobState.STALE, JobState.PENDING))
+    ]
+    for job in said[:NAMED]:
+        print(f"mrl: {job.name}: {job.message}", file=sys.stderr)
+    if len(said) > NAMED:  # a packed task of 1,000 that hit its time limit: not 999 lines
+        print(f"mrl: ... and {len(said) - NAMED} more (`mrl status {exp.id}` shows each)", file=sys.stderr)
     print(result.summary)
     code = result.code or (1 if the_plan.unreadable else 0)
     return _run_after(exp, code) if result.ran_here else code

@@ -99,3 +99,87 @@ def test_a_cancel_that_stopped_something_still_ends_the_run_interrupted(project:
     out, err = runner.communicate(timeout=30)
     assert runner.returncode == 130, out + err
     assert "interrupted" in out and "1 done" in out and "1 cancelled" in out, out + err
+
+
+def test_cancel_of_many_prints_a_line_per_outcome_and_the_counts_not_one_per_sub_experiment(
+    project: Path, capsys
+) -> None:
+    # 10,000 sub-experiments printed 10,000 lines
+    exp = make_experiment(project, [{"x": i} for i in range(1, 31)], "sleep 60")
+    runner = start_mrl("run", "-j", "1", cwd=project)
+    wait_for(lambda: statuses(exp.dir).get("001", {}).get("pid"), what="the first to run")
+    assert main(["cancel", "last", "1-25,27"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "cancelled: 26 (1-25,27)",
+        f"mrl: 26 asked to stop in {exp.name}: 26 cancelled",
+    ]
+    assert main(["cancel"]) == 0  # the 4 left: one line each
+    assert capsys.readouterr().out.splitlines() == [
+        "026: cancelled",
+        "028: cancelled",
+        "029: cancelled",
+        "030: cancelled",
+    ]
+    runner.communicate(timeout=30)
+    assert [s["state"] for s in statuses(exp.dir).values()] == ["cancelled"] * 30
+
+
+def test_cancel_waits_for_a_runner_that_took_the_request_however_long_stopping_takes(
+    project: Path, capsys, monkeypatch
+) -> None:
+    # A run of 10,000 took longer than RUNNER_ANSWER_S to cancel its queue: mrl cancel gave
+    # up on it and said "nothing is running or queued" of what the runner went on to cancel.
+    import threading
+    import time
+
+    from metarunlog import ownership
+    from metarunlog.commands import cancel as cancel_command
+    from metarunlog.records import Status
+    from metarunlog.states import JobState
+
+    monkeypatch.setattr(cancel_command, "RUNNER_ANSWER_S", 0.3)
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "true")
+    with ownership.batch_lock(exp):
+        runner = ownership.claim_runner(exp)
+    runner.set_jobs([1, 2])
+
+    def slow_runner() -> None:  # takes the request at once, answers after RUNNER_ANSWER_S
+        requests = []
+        while not requests:
+            requests = runner.take_requests()
+            time.sleep(0.01)
+        ((request, ids),) = requests
+        time.sleep(1.0)
+        for sub in exp.sub_experiments():
+            sub.write_status(Status(JobState.CANCELLED))
+        runner.answer(request, sorted(ids))
+
+    with runner:
+        thread = threading.Thread(target=slow_runner)
+        thread.start()
+        try:
+            assert main(["cancel"]) == 0
+        finally:
+            thread.join(10)
+    assert capsys.readouterr().out.splitlines() == ["001: cancelled", "002: cancelled"]
+
+
+def test_the_report_of_many_names_each_outcome_as_a_selection_and_the_ones_with_a_note(project: Path) -> None:
+    from metarunlog.backends.base import Job
+    from metarunlog.commands.cancel import SHOWN, report
+    from metarunlog.states import JobState
+
+    exp = make_experiment(project, [{"x": i} for i in range(1, 41)], "true")
+    jobs = [Job(s, state=JobState.CANCELLED) for s in exp.sub_experiments()]
+    for j in jobs[30:33]:
+        j.state, j.message = JobState.QUEUED, "its task did not stop it yet"
+    for j in jobs[33:]:
+        j.state, j.message = JobState.RUNNING, "its runner (pid 7) did not stop it; try again"
+    lines = report(exp, jobs)
+    assert lines[:3] == ["cancelled: 30 (1-30)", "queued: 3 (31-33)", "running: 7 (34-40)"]
+    assert lines[3] == "031: queued (its task did not stop it yet)"
+    assert len(lines) == 3 + 10 + 1  # the outcomes, each one with a note, the counts
+    assert lines[-1] == f"mrl: 40 asked to stop in {exp.name}: 7 running, 3 queued, 30 cancelled"
+    many = [Job(s, state=JobState.RUNNING, message="m") for s in exp.sub_experiments()]
+    assert report(exp, many)[1 + SHOWN] == f"... and {40 - SHOWN} more with a note (`mrl status {exp.id}` shows each)"
+    assert report(exp, jobs[:SHOWN]) == [f"{j.name}: cancelled" for j in jobs[:SHOWN]]

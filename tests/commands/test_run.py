@@ -355,3 +355,25 @@ def test_slurm_only_options_on_a_local_run_are_one_warning_line(project: Path) -
     assert all(s["state"] == "done" for s in statuses(exp.dir).values())
     plain = run_mrl("run", "--force", cwd=project)  # no Slurm option given: no word
     assert plain.returncode == 0 and "warning" not in plain.stderr, plain.stderr
+
+
+def test_the_lines_after_a_run_name_at_most_twenty_sub_experiments_skipped_or_not_started(project: Path) -> None:
+    # a packed Slurm task of 1,000 that hit its time limit said "not started" 999 times
+    change = (
+        "import json, pathlib, sys\n"
+        "for p in pathlib.Path(sys.argv[1]).glob('*/.mrl'):\n"
+        "    if p.parent.name != '001':\n"
+        "        d = json.loads(p.read_text()); d['params']['x'] = 99; p.write_text(json.dumps(d))\n"
+    )
+    (project / "change.py").write_text(change)
+    exp = make_experiment(
+        project,
+        [{"x": i} for i in range(1, 26)],
+        f"[ {{{{subExpNum}}}} != 1 ] || python3 {project}/change.py {{{{expDir}}}}",
+    )
+    proc = run_mrl("run", str(exp.id), cwd=project)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    said = [line for line in proc.stderr.splitlines() if "changed after this run planned it" in line]
+    assert len(said) == 20 and said[0].startswith("mrl: 002: "), proc.stderr
+    assert f"mrl: ... and 4 more (`mrl status {exp.id}` shows each)" in proc.stderr, proc.stderr
+    assert "24 skipped: changed after planning" in proc.stdout
