@@ -101,7 +101,9 @@ class Progress:
         status = job.status
         where = f" [{job.resource}]" if job.resource is not None and self.slots else ""
         took = fmt_duration(status.duration if status else None)
-        if job.not_run:  # its record is an earlier run's: never show it as this run's outcome
+        # its record is an earlier run's (not started, or cancelled in the queue while done):
+        # never shown as this run's outcome
+        if job.not_run or (job.unstarted and job.state is JobState.DONE):
             return [f"[{self._finished}/{self.total}] {job.name} not run: {job.message} (its record says {job.state})"]
         head = f"[{self._finished}/{self.total}] {job.name} {job.state}{where}" + (f" in {took}" if took else "")
         if job.state is JobState.DONE:

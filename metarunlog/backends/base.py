@@ -102,6 +102,9 @@ class Job:
     # this run could not even start it (its folder read-only, the disk full): `state` is what
     # its record on disk says, from an earlier run, and `message` says why
     not_run: bool = False
+    # cancelled while queued: this run never started it; `state` is what its record says
+    # (`done` for a done one queued by --force, else `cancelled`)
+    unstarted: bool = False
 
     @property
     def id(self) -> int:

@@ -545,7 +545,7 @@ def _record_cancelled_before_start(job: Job, *, durable: bool = True) -> None:
     a done one queued by --force stays done (it did finish, before). Not `durable`: the
     caller makes it so (one syncfs for many)."""
     old = job.sub.read_status() or Status()
-    job.message = "cancelled before it started"
+    job.message, job.unstarted = "cancelled before it started", True
     if old.state is JobState.DONE:
         job.status, job.state = old, JobState.DONE
         return

@@ -272,6 +272,7 @@ class RunResult:
     skipped: int = 0
     changed: int = 0  # skipped: changed after planning (never run with the old commands)
     not_run: int = 0  # could not be started (read-only, disk full): their states are earlier runs'
+    kept_done: int = 0  # done ones queued by --force, cancelled before they started (not in states)
     note: str = ""  # what the backend says of a submission (Slurm: the job id, the script)
     after_submitted: bool = False  # the backend scheduled run.after itself
 
@@ -302,6 +303,8 @@ class RunResult:
             extra += f"; {self.changed} skipped: changed after planning"
         if self.not_run:
             extra += f"; {self.not_run} not run: mrl could not record them (see above)"
+        if self.kept_done:
+            extra += f"; {self.kept_done} cancelled before they started (their records say done)"
         counts = counts_line(self.states)
         if self.interrupted:  # never started by this run: their records say what an earlier run left
             unstarted = sum(s is JobState.PENDING for s in self.states)
@@ -369,14 +372,17 @@ def run(
         progress.close(jobs)
     _update_done_mark(exp)
     ours = [j for j in jobs if not j.skipped]
+    kept = [j for j in ours if j.unstarted and j.state is JobState.DONE]  # this run never ran them
+    ours = [j for j in ours if j not in kept]
     return RunResult(
         [j.state for j in ours],
         backend.interrupted or cancels.cut_short(),
         False,
         time.monotonic() - t0,
-        skipped=len(jobs) - len(ours),
+        skipped=sum(j.skipped for j in jobs),
         changed=sum(j.changed for j in jobs),
         not_run=sum(j.not_run for j in ours),
+        kept_done=len(kept),
         hung_up=backend.hung_up,
         note=backend.note,
         after_submitted=backend.submits_after,

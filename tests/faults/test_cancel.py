@@ -116,3 +116,26 @@ def test_a_failed_one_cancelled_before_its_rerun_started_shows_no_earlier_exit_c
     assert st["attempts"] == 1  # the attempt that failed: this run never started one
     rows = {r["name"]: r for r in json.loads(run_mrl("status", "--json", cwd=project).stdout)}
     assert rows["002"]["state"] == "cancelled" and rows["002"]["exitCode"] is None
+
+
+def test_done_ones_a_force_rerun_never_started_are_not_reported_done_by_this_run(project: Path) -> None:
+    # `mrl run --force` of three done ones, `mrl cancel` while the first runs: the queued two
+    # stay done (they were, before), but the run printed "[2/3] 002 done in 0.0s" and
+    # "interrupted in 1.2s: 2 done, 1 cancelled", as if it had run them
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}, {"x": 3}], "echo $$ > pid.txt; sleep {{x}}0")
+    for sub in exp.sub_experiments():
+        (sub.dir / ".mrl.status").write_text(
+            json.dumps({"state": "done", "exitCode": 0, "attempts": 1, "duration": 7.0})
+        )
+    runner = start_mrl("run", "--force", "-j", "1", cwd=project)
+    pid = exp.dir / "001" / "pid.txt"
+    wait_for(lambda: pid.exists() and pid.read_text().strip(), what="001 to start")
+    assert run_mrl("cancel", cwd=project).returncode == 0
+    out, err = runner.communicate(timeout=30)
+    assert runner.returncode == 130, out + err
+    lines = out.splitlines()
+    assert not [line for line in lines if " 002 done" in line or " 003 done" in line], out
+    for name in ("002", "003"):
+        assert any(f"{name} not run: cancelled before it started (its record says done)" in line for line in lines), out
+    assert lines[-1].endswith(": 1 cancelled; 2 cancelled before they started (their records say done)"), out
+    assert [s["state"] for s in statuses(exp.dir).values()] == ["cancelled", "done", "done"]
