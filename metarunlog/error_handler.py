@@ -81,8 +81,24 @@ def error_handler() -> Iterator[None]:
             traceback.print_exc()
         _say(f"mrl: error: {environment_message(e)}")
         raise Exit(EXIT_HANGUP if e.errno == errno.EIO and had_tty and _tty_gone() else EXIT_USER) from None
-    except Exception:
+    except Exception as e:
+        if _interrupted_inside(e):
+            _say("mrl: interrupted")
+            raise Exit(EXIT_INTERRUPT) from None
         _bug()
+
+
+def _interrupted_inside(e: BaseException) -> bool:
+    """A Ctrl-C that Python wrapped in another exception (a class body being set up while mrl
+    imports a command: `Error calling __set_name__ ...` is a RuntimeError caused by it)."""
+    seen: set[int] = set()
+    cause: BaseException | None = e.__cause__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__
+    return False
 
 
 @contextlib.contextmanager

@@ -12,7 +12,14 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 from metarunlog import __version__
-from metarunlog.error_handler import Exit, error_handler, killed_like_ctrl_c, stderr_guarded, stdout_named
+from metarunlog.error_handler import (
+    EXIT_INTERRUPT,
+    Exit,
+    error_handler,
+    killed_like_ctrl_c,
+    stderr_guarded,
+    stdout_named,
+)
 from metarunlog.errors import MrlError
 
 # Built-in commands, in the order `mrl --help` lists them; each is metarunlog/commands/<name>.py
@@ -189,9 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     """`mrl ARGV...`; without `argv`, the program itself (sys.argv), whose process ends next."""
     program = argv is None
     argv = sys.argv[1:] if argv is None else list(argv)
-    _closed_streams_to_devnull()
-    _bytes_of_paths_printable()
     try:
+        _closed_streams_to_devnull()
+        _bytes_of_paths_printable()
         with killed_like_ctrl_c(), stderr_guarded(), error_handler(), _warnings_printed(), stdout_named():
             code = _main(argv)
             # What is still buffered (a --help) is written while a failure can still be
@@ -200,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
             return code
     except Exit as e:
         return e.code
+    except KeyboardInterrupt:  # Ctrl-C as the handlers above were being set up or undone
+        with contextlib.suppress(OSError, ValueError):
+            print("mrl: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPT
     finally:
         if program:
             _no_collection_at_exit()

@@ -1,0 +1,73 @@
+"""Faults a randomized race/fault harness found (docs/dev-notes/wave2/chaos-s.md), each
+reduced to a deterministic case: real mrl processes, real signals."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.backends.contract import make_experiment
+from tests.helpers.repo import GIT_ENV, REPO_ROOT
+
+# `mrl ARGS` in a real process that sends itself SIGNAL at its Nth dataclass field set up
+# (`Field.__set_name__`: a class body of a command module mrl imports lazily). Python
+# wraps what __set_name__ raises in a RuntimeError, so a Ctrl-C landing there reached the
+# error handler as "Error calling __set_name__ ...", not as a KeyboardInterrupt.
+SIGNALLED_IN_SET_NAME = """
+import dataclasses, os, signal, sys
+from metarunlog.main import main
+n, sig = int(sys.argv[1]), getattr(signal, sys.argv[2])
+real, count = dataclasses.Field.__set_name__, [0]
+def at(self, owner, name):
+    count[0] += 1
+    if count[0] == n:
+        os.kill(os.getpid(), sig)
+    return real(self, owner, name)
+dataclasses.Field.__set_name__ = at
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+@pytest.mark.parametrize("args", [["status"], ["run", "--dry-run"]], ids=["status", "run"])
+def test_ctrl_c_as_mrl_imports_a_command_is_an_interrupt_not_an_internal_error(project: Path, args: list[str]) -> None:
+    # before: `mrl: internal error (a bug in mrl)`, a RuntimeError traceback and exit 3
+    make_experiment(project, [{"x": 1}], "true")
+    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
+    argv = [sys.executable, "-c", SIGNALLED_IN_SET_NAME, "1", "SIGINT", *args]
+    proc = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+    assert proc.returncode == 130, proc.stderr
+    assert "mrl: interrupted" in proc.stderr
+
+
+# `mrl ARGS` in a real process that sends itself SIGINT at the Nth Python call after main
+# started (sys.setprofile counts them): N small is while main sets up its handlers
+# (killed_like_ctrl_c, the stderr guard), before the error handler's own `try`.
+SIGNALLED_AT_CALL = """
+import os, signal, sys
+from metarunlog.main import main
+n, count = int(sys.argv[1]), [0]
+def at(frame, event, arg):
+    if event == "call":
+        count[0] += 1
+        if count[0] == n:
+            os.kill(os.getpid(), signal.SIGINT)
+sys.setprofile(at)
+code = main(sys.argv[2:])
+sys.setprofile(None)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("n", [2, 4, 8, 12])
+def test_ctrl_c_while_main_sets_up_its_handlers_is_an_interrupt_not_a_traceback(project: Path, n: int) -> None:
+    # before: Python's KeyboardInterrupt traceback (from killed_like_ctrl_c's set-up)
+    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
+    argv = [sys.executable, "-c", SIGNALLED_AT_CALL, str(n), "status"]
+    proc = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 130 and "mrl: interrupted" in proc.stderr, proc.stderr
