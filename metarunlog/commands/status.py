@@ -8,7 +8,8 @@ Slurm job, host, start; then the latest run's follow-up job (Slurm: `run.after: 
 1240: queued; pending in Slurm (Dependency); its output: ...`). --json prints the same
 rows as a JSON list, each with its `state`. --watch redraws until nothing is running or
 queued, the run.after job included (Ctrl-C leaves); in a pipe it prints the counts and
-the run.after line when they change.
+the run.after line when they change; with --json it prints nothing until then, and then
+the JSON list once.
 
 Writes nothing, except EXPDIR/.mrl.done when it finds every sub-experiment done (a Slurm
 run that finished after `mrl run` returned) and the folder is writable.
@@ -41,14 +42,18 @@ WATCH_S = 2.0
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_target_arguments(p, "show")
     p.add_argument("--json", action="store_true", help="a JSON list of rows, each the .mrl.status record plus state")
-    p.add_argument("--watch", action="store_true", help=f"redraw every {WATCH_S:g} s until nothing runs")
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help=f"redraw every {WATCH_S:g} s until nothing runs (with --json: wait, then print the JSON once)",
+    )
 
 
 def cli(args: argparse.Namespace, project: Project) -> int:
     exp = project.load_exp(args.expId)
-    if args.watch:
+    if args.watch and not args.json:
         return _watch(exp, args.selection)
-    rows = status(exp, args.selection)
+    rows = _until_settled(exp, args.selection) if args.watch else status(exp, args.selection)
     if args.json:
         sys.stdout.write(json.dumps([r.as_dict() for r in rows], indent=1, default=str) + "\n")
     else:
@@ -145,6 +150,16 @@ def _cells(r: Row) -> list[str]:
         st.node or st.host or "",
         start,
     ]
+
+
+def _until_settled(exp: Experiment, selection: str | None) -> list[Row]:
+    """`--watch --json`: the rows once nothing runs (the run.after job included); printed
+    once, so that stdout stays one JSON document."""
+    while True:
+        rows = status(exp, selection)
+        if not any(r.state.active for r in rows) and not any(f.state.active for f in follow_ups(exp, rows)):
+            return rows
+        time.sleep(WATCH_S)
 
 
 def _watch(exp: Experiment, selection: str | None = None) -> int:

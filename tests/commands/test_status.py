@@ -13,6 +13,7 @@ from metarunlog.procs import start_id
 from metarunlog.records import Status
 from metarunlog.states import JobState
 from tests.backends.contract import make_experiment
+from tests.helpers.processes import start_mrl, wait_for
 from tests.helpers.repo import run_mrl
 
 
@@ -93,6 +94,31 @@ def test_status_watch_in_a_pipe_prints_the_counts_and_ends_when_nothing_runs(pro
     res = run_mrl("status", "--watch", cwd=project, timeout=30)
     assert res.returncode == 0
     assert res.stdout == "0001: 1 sub-experiment(s): 1 pending\n"
+
+
+def test_status_watch_json_waits_until_nothing_runs_then_prints_one_json_list(project: Path, tmp_path: Path) -> None:
+    # it printed the counts line, which no JSON reader takes
+    go = tmp_path / "go"
+    make_experiment(project, [{"c": 0}, {"c": 1}], f"while [ ! -e {go} ]; do sleep 0.05; done")
+    runner = start_mrl("run", "-j", "2", cwd=project)
+    try:
+        exp_dir = project / "output" / "0001"
+        wait_for(lambda: all(_recorded(exp_dir / s) == "running" for s in ("001", "002")), what="both running")
+        watcher = start_mrl("status", "--watch", "--json", cwd=project)
+        go.touch()
+        out, err = watcher.communicate(timeout=60)
+    finally:
+        runner.communicate(timeout=60)
+    assert watcher.returncode == 0, err
+    rows = json.loads(out)
+    assert [r["state"] for r in rows] == ["done", "done"]
+
+
+def _recorded(sub: Path) -> str | None:
+    try:
+        return json.loads((sub / ".mrl.status").read_text())["state"]
+    except (OSError, ValueError):  # not yet written, or being replaced
+        return None
 
 
 def test_status_of_an_experiment_without_sub_experiments_says_what_to_do(project: Path, capsys) -> None:
