@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 
 class JobState(str, Enum):
-    PENDING = "pending"  # never started (no .mrl.status)
+    PENDING = "pending"  # never started (no .mrl.status, or a Slurm task's that ended before starting it)
     QUEUED = "queued"  # submitted to a scheduler, not started
     RUNNING = "running"
     DONE = "done"
