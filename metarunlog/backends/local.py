@@ -308,6 +308,11 @@ class LocalBackend(Backend):
         except StopIteration as end:
             if code is None and run.stop.requested_here and end.value.state is not JobState.CANCELLED:
                 _record_cancelled_before_start(job)  # its cancel came as its slot took it
+            elif code is None and _done_elsewhere(end.value):
+                # Another runner finished it between this run's plan and its slot taking
+                # it (execute left it alone): theirs to report, not a `done` of this run.
+                job.skipped, job.message = True, "done by another runner since this run planned it"
+                job.status, job.state = end.value, end.value.state
             elif run.final is None:
                 job.status, job.state = end.value, end.value.state
         except Changed as e:
@@ -538,6 +543,11 @@ class _Loop:
             self.pool._ended(run)
         for waiter in self.waiters:  # each has seen its step end, or is about to (stopped above)
             waiter.join(PID_WAIT_S)
+
+
+def _done_elsewhere(status: Status) -> bool:
+    """A record execute left alone as done, written by another process (not by this run)."""
+    return status.state is JobState.DONE and status.runner_pid != os.getpid()
 
 
 def _record_cancelled_before_start(job: Job, *, durable: bool = True) -> None:

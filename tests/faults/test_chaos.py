@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.backends.contract import make_experiment
-from tests.helpers.repo import GIT_ENV, REPO_ROOT
+from tests.helpers.processes import start_mrl, statuses, wait_for
+from tests.helpers.repo import GIT_ENV, REPO_ROOT, run_mrl
 
 # `mrl ARGS` in a real process that sends itself SIGNAL at its Nth dataclass field set up
 # (`Field.__set_name__`: a class body of a command module mrl imports lazily). Python
@@ -71,3 +72,26 @@ def test_ctrl_c_while_main_sets_up_its_handlers_is_an_interrupt_not_a_traceback(
     proc = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=120)
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode == 130 and "mrl: interrupted" in proc.stderr, proc.stderr
+
+
+def test_a_job_another_runner_finished_meanwhile_is_not_reported_as_done_by_this_run(project: Path) -> None:
+    # Runner A plans 001 and 002 and runs 001; meanwhile runner B runs 002. When A's slot
+    # took 002 it found it done and left it alone, but printed `[2/2] 002 done in 0.0s`
+    # and `2 done`: a job A never ran, reported as A's (before).
+    command = "{% if x == 1 %}while [ ! -e ../go ]; do sleep 0.05; done; {% endif %}echo $$ >> ran"
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], command)
+    a = start_mrl("run", "-j", "1", cwd=project)
+    try:
+        wait_for(lambda: statuses(exp.dir).get("001", {}).get("state") == "running", what="001 running")
+        b = run_mrl("run", "1/2", cwd=project)
+        assert b.returncode == 0 and "002 done" in b.stdout, b.stdout + b.stderr
+        (exp.dir / "go").touch()
+        out, err = a.communicate(timeout=120)
+    finally:
+        if a.poll() is None:
+            a.kill()
+    assert a.returncode == 0, out + err
+    assert "001 done" in out and "002 done" not in out, out
+    assert "1 done; 1 left to another runner" in out, out
+    assert len((exp.dir / "002" / "ran").read_text().split()) == 1  # B's run only
+    assert statuses(exp.dir)["002"]["runnerPid"] != a.pid
