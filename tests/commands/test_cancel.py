@@ -137,7 +137,7 @@ def test_cancel_waits_for_a_runner_that_took_the_request_however_long_stopping_t
     from metarunlog.records import Status
     from metarunlog.states import JobState
 
-    monkeypatch.setattr(cancel_command, "RUNNER_ANSWER_S", 0.3)
+    monkeypatch.setattr(cancel_command, "RUNNER_ANSWER_S", 1.0)  # it takes the request within it, loaded or not
     exp = make_experiment(project, [{"x": 1}, {"x": 2}], "true")
     with ownership.batch_lock(exp):
         runner = ownership.claim_runner(exp)
@@ -149,7 +149,7 @@ def test_cancel_waits_for_a_runner_that_took_the_request_however_long_stopping_t
             requests = runner.take_requests()
             time.sleep(0.01)
         ((request, ids),) = requests
-        time.sleep(1.0)
+        time.sleep(3.0)  # well past RUNNER_ANSWER_S
         for sub in exp.sub_experiments():
             sub.write_status(Status(JobState.CANCELLED))
         runner.answer(request, sorted(ids))
