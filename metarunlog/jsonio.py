@@ -160,16 +160,25 @@ def prepare_text(path: str | os.PathLike[str], text: str) -> Pending:
         # os.open, not tempfile.mkstemp: no Python file object (fstat, ioctl, lseek per
         # file) and a mode from the umask, as any new file gets; O_EXCL keeps it our own.
         tmp = os.path.join(head, f".{name}.{os.getpid()}.{_RANDOM}.{next(_seq)}.tmp")
+        fd = -1
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            pending = Pending(path, tmp, fd)
             break
         except FileExistsError:  # left by an earlier process with our pid: the next name
             continue
         except OSError as e:  # read-only, no permission: say the file meant, not our temp name
             raise OSError(e.errno, e.strerror, path) from e
-    pending = Pending(path, tmp, fd)
+        except BaseException:
+            # A Ctrl-C (or SIGTERM) that came while the file was made is raised as os.open
+            # returns: the file exists, and with O_EXCL under our unique name it is ours.
+            with contextlib.suppress(OSError):
+                if fd >= 0:
+                    os.close(fd)
+                os.unlink(tmp)
+            raise
     try:
-        write_all(fd, text.encode("utf-8"))
+        write_all(pending.fd, text.encode("utf-8"))
     except OSError as e:
         pending.abort()
         raise_named(e, path)

@@ -95,3 +95,32 @@ def test_a_job_another_runner_finished_meanwhile_is_not_reported_as_done_by_this
     assert "1 done; 1 left to another runner" in out, out
     assert len((exp.dir / "002" / "ran").read_text().split()) == 1  # B's run only
     assert statuses(exp.dir)["002"]["runnerPid"] != a.pid
+
+
+# `mrl ARGS` in a real process that gets SIGINT just as its Nth os.open of a temp file
+# (`*.tmp`) returns: as a Ctrl-C that arrives while the file is being made is delivered.
+SIGNALLED_AS_TEMP_OPENED = """
+import os, signal, sys
+from metarunlog.main import main
+n, real, count = int(sys.argv[1]), os.open, [0]
+def at(path, *a, **k):
+    fd = real(path, *a, **k)
+    if str(path).endswith(".tmp"):
+        count[0] += 1
+        if count[0] == n:
+            os.kill(os.getpid(), signal.SIGINT)
+    return fd
+os.open = at
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("args", [["tag", "1", "+x"], ["run"]], ids=["tag", "run-claim"])
+def test_ctrl_c_as_a_temp_file_is_made_leaves_no_temp_file(project: Path, args: list[str]) -> None:
+    # before: an empty `.NAME.PID.RAND.N.tmp` was left (in EXPDIR, in EXPDIR/.mrl.owners/)
+    exp = make_experiment(project, [{"x": 1}], "true")
+    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
+    argv = [sys.executable, "-c", SIGNALLED_AS_TEMP_OPENED, "1", *args]
+    proc = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr
+    assert [p.name for p in exp.dir.rglob("*.tmp")] == []
