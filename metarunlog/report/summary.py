@@ -129,10 +129,14 @@ def failure(s: SubSection) -> Failure:
     elif res.state is JobState.FAILED:
         code = st.exit_code if st else None
         reason = f"exit code {code}" if code is not None else "failed (no exit code recorded)"
-        if st and st.steps and st.steps > 1:
+        if code is None and st and st.reason:
+            reason = st.reason  # mrl ended it (a requeue limit): its record says why
+        elif st and st.steps and st.steps > 1:
             reason += f" in step {min(st.steps_done + 1, st.steps)} of {st.steps}"
     else:
         reason = REASONS.get(res.state, res.state.value)
         if st and st.exit_code is not None:
             reason += f" (exit code {st.exit_code})"
+    if st and st.reason and st.reason not in reason and st.state is res.state:
+        reason += f": {st.reason}"  # a USR1 past the requeue limit, with the exit code it caused
     return Failure(res.name, res.state.value, reason, s.log_tail[-LOG_LINES:])

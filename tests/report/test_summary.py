@@ -167,3 +167,27 @@ def test_the_readers_warnings_are_in_the_summary_escaped_and_said_once_on_stderr
     summary = section(page, "summary")
     assert '<p class="mrl-warning">' in summary and "out&lt;b&gt;x" in summary and "out<b>x" not in summary
     assert said in text(summary)
+
+
+def test_a_reason_in_the_record_is_in_the_report_escaped(project: Path) -> None:
+    """slurm-s's records: past the requeue limit `failed` with a reason and no exit code, a
+    sub-experiment its packed task never started `pending` with "not started: ...": the
+    report said "failed (no exit code recorded)" and "pending" with no word of why."""
+    limit = "requeued 2 times, its limit (run.slurm.requeue: 2) <b>"
+    never = "not started: its Slurm task 7_2 reached its time limit first <img src=x>"
+    failed = done(state=JobState.FAILED, exit_code=None)._next(reason=limit)
+    pending = done().queued("slurm", "7_2", "2026-12-01T10:00:00+00:00", packed=True).not_started(never)
+    exp = make_exp(project, [{"params": {"x": 1}, "status": failed}, {"params": {"x": 2}, "status": pending}])
+    html = analyze(Project.find(project), exp).path.read_text()
+    assert "<b>" not in html and "<img src=x>" not in html
+    failure = section(html, "summary")[section(html, "summary").index('class="failure" data-run="001"') :]
+    assert "requeued 2 times, its limit (run.slurm.requeue: 2) &lt;b&gt;" in failure
+    assert "no exit code recorded" not in failure
+    subexps = section(html, "subexps")
+    second = subexps[subexps.index('<details class="subexp" id="002"') :]
+    assert (
+        "<tr><th>reason</th><td>not started: its Slurm task 7_2 reached its time limit first &lt;img src=x&gt;</td></tr>"
+        in second
+    )
+    first = subexps[: subexps.index('<details class="subexp" id="002"')]
+    assert "<tr><th>reason</th><td>requeued 2 times" in first
