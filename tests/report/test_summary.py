@@ -185,9 +185,7 @@ def test_a_reason_in_the_record_is_in_the_report_escaped(project: Path) -> None:
     assert "no exit code recorded" not in failure
     subexps = section(html, "subexps")
     second = subexps[subexps.index('<details class="subexp" id="002"') :]
-    assert (
-        "<tr><th>reason</th><td>not started: its Slurm task 7_2 reached its time limit first &lt;img src=x&gt;</td></tr>"
-        in second
-    )
+    why = "not started: its Slurm task 7_2 reached its time limit first &lt;img src=x&gt;"
+    assert f"<tr><th>reason</th><td>{why}</td></tr>" in second
     first = subexps[: subexps.index('<details class="subexp" id="002"')]
     assert "<tr><th>reason</th><td>requeued 2 times" in first
