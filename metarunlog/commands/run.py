@@ -343,7 +343,13 @@ def run(
     if claim is not None:
         claim.set_jobs([j.id for j in jobs])
     _clear_done_mark(exp)
-    backend.submit(jobs)
+    try:
+        backend.submit(jobs)
+    except BaseException:
+        # nothing was submitted (a backend submits all or nothing): a refused --slurm-opt
+        # must not leave `mrl ls` saying ** of an experiment whose every record says done
+        _update_done_mark(exp)
+        raise
     if not backend.waits:
         backend.poll(jobs)
         _say_warnings(backend)

@@ -377,3 +377,18 @@ def test_the_lines_after_a_run_name_at_most_twenty_sub_experiments_skipped_or_no
     assert len(said) == 20 and said[0].startswith("mrl: 002: "), proc.stderr
     assert f"mrl: ... and 4 more (`mrl status {exp.id}` shows each)" in proc.stderr, proc.stderr
     assert "24 skipped: changed after planning" in proc.stdout
+
+
+def test_a_forced_run_its_backend_refuses_to_submit_keeps_the_experiment_done(project: Path, capsys) -> None:
+    """A `--force` run to Slurm whose --slurm-opt is refused (exit 1, nothing submitted)
+    removed .mrl.done: `mrl ls` said ** (not done) while every record said done."""
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "true")
+    assert main(["run"]) == 0
+    assert (exp.dir / ".mrl.done").exists()
+    capsys.readouterr()
+    assert main(["run", "--force", "--backend", "slurm", "--slurm-opt", "time=1"]) == 1
+    assert "must start with '-'" in capsys.readouterr().err
+    assert [s["state"] for s in statuses(exp.dir).values()] == ["done", "done"]
+    assert (exp.dir / ".mrl.done").exists()
+    main(["ls"])
+    assert capsys.readouterr().out.startswith(f"   {exp.name}")
