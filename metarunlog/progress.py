@@ -70,6 +70,7 @@ class Progress:
         # Nothing seen yet: a job that ended before the first update still gets its line.
         self._seen: dict[int, JobState | None] = {id(j): None for j in jobs}
         self._finished = 0
+        self._number: dict[int, int] = {}  # a finished job's [n/N], kept if its end is corrected
         self._drawn = 0
         self._last_draw = 0.0
 
@@ -81,8 +82,14 @@ class Progress:
                 continue
             self._seen[id(job)] = new
             if new.finished and not job.skipped:
+                if id(job) in self._number:  # its end corrected (a Slurm verdict): counted once
+                    lines += self._finish_lines(job, self._number[id(job)])
+                    if old is not None and old.finished:
+                        lines.append(f"    its record now says {new}, not {old}")
+                    continue
                 self._finished += 1
-                lines += self._finish_lines(job)
+                self._number[id(job)] = self._finished
+                lines += self._finish_lines(job, self._finished)
         if lines:
             self._clear()
             self.stream.write("\n".join(lines) + "\n")
@@ -97,15 +104,15 @@ class Progress:
         self.stream.flush()
 
     # -- lines -----------------------------------------------------------------------------
-    def _finish_lines(self, job: Job) -> list[str]:
+    def _finish_lines(self, job: Job, n: int) -> list[str]:
         status = job.status
         where = f" [{job.resource}]" if job.resource is not None and self.slots else ""
         took = fmt_duration(status.duration if status else None)
         # its record is an earlier run's (not started, or cancelled in the queue while done):
         # never shown as this run's outcome
         if job.not_run or (job.unstarted and job.state is JobState.DONE):
-            return [f"[{self._finished}/{self.total}] {job.name} not run: {job.message} (its record says {job.state})"]
-        head = f"[{self._finished}/{self.total}] {job.name} {job.state}{where}" + (f" in {took}" if took else "")
+            return [f"[{n}/{self.total}] {job.name} not run: {job.message} (its record says {job.state})"]
+        head = f"[{n}/{self.total}] {job.name} {job.state}{where}" + (f" in {took}" if took else "")
         if job.state is JobState.DONE:
             return [] if self.live else [head]
         code = status.exit_code if status else None

@@ -114,3 +114,26 @@ def test_only_a_terminal_that_can_redraw_is_live(monkeypatch: pytest.MonkeyPatch
     finally:
         os.close(leader)
         os.close(follower)
+
+
+def test_a_job_whose_end_is_corrected_is_counted_once_and_its_line_says_so(jobs: list[Job]) -> None:
+    """A packed Slurm task at its time limit: its record said `cancelled` (the SIGTERM) before
+    the task wrote Slurm's verdict, `timeout`: `mrl run --wait` printed `[1/3] 001 cancelled`
+    then `[2/3] 001 timeout`, one job counted twice, and never reached [3/3]."""
+    out = io.StringIO()
+    progress = Progress(jobs, stream=out)
+    end(jobs[0], JobState.CANCELLED, exit_code=-15)
+    progress.update(jobs)
+    end(jobs[0], JobState.TIMEOUT, exit_code=-15)
+    progress.update(jobs)
+    end(jobs[1], JobState.FAILED, exit_code=1)
+    end(jobs[2], JobState.DONE)
+    progress.close(jobs)
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("[")]
+    assert lines == [
+        "[1/3] 001 cancelled in 1:05 (exit code -15)",
+        "[1/3] 001 timeout in 1:05 (exit code -15)",
+        "[2/3] 002 failed in 1:05 (exit code 1)",
+        "[3/3] 003 done in 1:05",
+    ]
+    assert "    its record now says timeout, not cancelled" in out.getvalue().splitlines()

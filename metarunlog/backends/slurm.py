@@ -1330,7 +1330,9 @@ class SlurmBackend(Backend):
     def _observe(self, job: Job, rec: Status | None) -> None:
         if rec is None or not needs_scheduler(rec) or _cancel_asked(job.sub, rec):
             job.state = recorded_state(rec)
-            job.message = job.message or _not_started(rec)
+            # the task's own final word: what the scheduler said of it earlier ("waiting in
+            # its packed task") is over; a `pending` one says why it never started
+            job.message = _not_started(rec) or ("" if _explained(job.message) else job.message)
             return
         job.job_id = rec.job_id
         info = self._infos.get(rec.job_id or "")
@@ -1489,6 +1491,11 @@ def _cancelled_by_us(rec: Status, now: str, *, stale: bool) -> Status:
         return rec.cancelled(now, slurm_state="CANCELLED")
     reason = "cancelled with mrl cancel once Slurm no longer knew its job: how it ended is not known"
     return dataclasses.replace(rec.cancelled(now), reason=reason)
+
+
+def _explained(message: str) -> bool:
+    """A message `_explain` wrote (while the job waited or ran), not one of its own."""
+    return message.startswith(("waiting in its packed task", "pending in Slurm"))
 
 
 def _not_started(rec: Status | None) -> str:

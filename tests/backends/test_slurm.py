@@ -149,6 +149,28 @@ def test_a_packed_sub_experiment_its_task_never_started_is_pending_not_the_tasks
     assert run_mrl("status", str(exp.id)).stdout.count("not started: its Slurm task 77_0 ended first") == 1
 
 
+def test_a_packed_sub_experiment_its_task_wrote_pending_drops_the_waiting_message(project: Path) -> None:
+    # Seen `queued` while its task ran another ("waiting in its packed task 77_0"), then
+    # the task wrote it `pending` ("not started: ...") at its time limit: `mrl run --wait`
+    # still ended with "mrl: 002: waiting in its packed task 77_0", of a task that had ended.
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "true")
+    ran, waiting = exp.sub_experiments()
+    queued = Status(JobState.QUEUED, backend="slurm", job_id="77_0", attempts=0, packed=True)
+    ran.write_status(Status(JobState.RUNNING, backend="slurm", job_id="77_0", attempts=1, start="t", packed=True))
+    waiting.write_status(queued)
+    b = slurm.SlurmBackend(exp)
+    b._infos = {"77_0": slurm.TaskInfo("77_0", "RUNNING")}
+    b._asked = time.monotonic()
+    jobs = [Job(ran), Job(waiting)]
+    b.poll(jobs)
+    assert jobs[1].state is JobState.QUEUED and jobs[1].message == "waiting in its packed task 77_0"
+    reason = "not started: its Slurm task 77_0 reached its time limit first"
+    waiting.write_status(queued.not_started(reason))
+    b.poll(jobs)
+    assert jobs[1].state is JobState.PENDING
+    assert jobs[1].message == reason
+
+
 def test_a_missing_sbatch_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(slurm.SlurmError, match="sbatch not found on PATH"):
