@@ -123,21 +123,27 @@ def test_merged_state_combines_the_record_with_what_slurm_says(
     assert merged_state(Status(JobState(recorded), backend="slurm", job_id="12_3"), info) is JobState(shown)
 
 
+def packed_pair(project: Path, scheduler: str) -> tuple[Any, slurm.SlurmBackend, list[Job], Status]:
+    """A packed task 77_0 running 001 while 002 waits `queued`; Slurm says `scheduler` of it."""
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "true")
+    ran, waiting = exp.sub_experiments()
+    queued = Status(JobState.QUEUED, backend="slurm", job_id="77_0", attempts=0, packed=True)
+    ran.write_status(Status(JobState.RUNNING, backend="slurm", job_id="77_0", attempts=1, start="t", packed=True))
+    waiting.write_status(queued)
+    b = slurm.SlurmBackend(exp)
+    b._infos = {"77_0": slurm.TaskInfo("77_0", scheduler)}
+    b._asked = time.monotonic()
+    return exp, b, [Job(ran), Job(waiting)], queued
+
+
 @pytest.mark.parametrize("verdict", ["TIMEOUT", "DEADLINE", "OUT_OF_MEMORY", "NODE_FAIL"])
 def test_a_packed_sub_experiment_its_task_never_started_is_pending_not_the_tasks_verdict(
     project: Path, verdict: str
 ) -> None:
     # Its packed task hit its time limit while running another: it was shown `timeout`
     # (with no duration), a verdict on a sub-experiment that never ran.
-    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "true")
-    ran, waiting = exp.sub_experiments()
-    base = Status(JobState.QUEUED, backend="slurm", job_id="77_0", attempts=0, packed=True)
-    ran.write_status(Status(JobState.RUNNING, backend="slurm", job_id="77_0", attempts=1, start="t", packed=True))
-    waiting.write_status(base)
-    b = slurm.SlurmBackend(exp)
-    b._infos = {"77_0": slurm.TaskInfo("77_0", verdict)}
-    b._asked = time.monotonic()
-    jobs = [Job(ran), Job(waiting)]
+    exp, b, jobs, _ = packed_pair(project, verdict)
+    waiting = jobs[1].sub
     b.poll(jobs)
     assert jobs[0].state is slurm.SLURM_STATES[verdict]
     assert jobs[1].state is JobState.PENDING, jobs[1]
@@ -153,15 +159,8 @@ def test_a_packed_sub_experiment_its_task_wrote_pending_drops_the_waiting_messag
     # Seen `queued` while its task ran another ("waiting in its packed task 77_0"), then
     # the task wrote it `pending` ("not started: ...") at its time limit: `mrl run --wait`
     # still ended with "mrl: 002: waiting in its packed task 77_0", of a task that had ended.
-    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "true")
-    ran, waiting = exp.sub_experiments()
-    queued = Status(JobState.QUEUED, backend="slurm", job_id="77_0", attempts=0, packed=True)
-    ran.write_status(Status(JobState.RUNNING, backend="slurm", job_id="77_0", attempts=1, start="t", packed=True))
-    waiting.write_status(queued)
-    b = slurm.SlurmBackend(exp)
-    b._infos = {"77_0": slurm.TaskInfo("77_0", "RUNNING")}
-    b._asked = time.monotonic()
-    jobs = [Job(ran), Job(waiting)]
+    _, b, jobs, queued = packed_pair(project, "RUNNING")
+    waiting = jobs[1].sub
     b.poll(jobs)
     assert jobs[1].state is JobState.QUEUED and jobs[1].message == "waiting in its packed task 77_0"
     reason = "not started: its Slurm task 77_0 reached its time limit first"
