@@ -237,6 +237,13 @@ def runner_jobs(claim: Claim) -> set[int]:
     return {i for i in data if type(i) is int} if isinstance(data, list) else set()
 
 
+def planned(claim: Claim) -> bool:
+    """Whether the runner of `claim` has planned (written its `.jobs`): before, it takes no
+    cancel request yet, and `runner_jobs` knows none of its jobs."""
+    assert claim.path is not None
+    return claim.path.with_suffix(".jobs").exists()
+
+
 def request_cancel(claim: Claim, ids: set[int]) -> Path:
     """Ask the runner of `claim` to cancel `ids`; `answer_of(path)` is its reply."""
     assert claim.path is not None

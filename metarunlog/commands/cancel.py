@@ -127,20 +127,24 @@ def _ask_runners(exp: Experiment, ids: set[int]) -> set[int]:
     for their answers. Returns the ids the runners said they cancelled."""
     from metarunlog import ownership
 
-    asked: dict[Path, ownership.Claim] = {}
+    asked: dict[Path, _Asked] = {}
     for claim in ownership.live_runners(exp):
-        mine = ownership.runner_jobs(claim) & ids
+        # one still planning (no .jobs yet) is asked for all of `ids`: it takes the request
+        # once it starts and cancels what of them is its own (it said "nothing is running"
+        # and the runner went on to run them all)
+        planned = ownership.planned(claim)
+        mine = ownership.runner_jobs(claim) & ids if planned else ids
         if mine:
-            asked[ownership.request_cancel(claim, mine)] = claim
+            now = time.monotonic()
+            asked[ownership.request_cancel(claim, mine)] = _Asked(claim, now, now if planned else None)
     cancelled: set[int] = set()
-    t0 = time.monotonic()
     while asked:
-        for request, claim in list(asked.items()):
+        for request, a in list(asked.items()):
             answer = ownership.answer_of(request)
             if answer is not None:
                 cancelled |= set(answer)
                 del asked[request]
-            elif not _worth_waiting(request, claim, time.monotonic() - t0):
+            elif not _still_waiting(request, a):
                 # not taken in time, or its runner is gone: we stop its jobs ourselves
                 ownership.withdraw(request)
                 del asked[request]
@@ -149,10 +153,34 @@ def _ask_runners(exp: Experiment, ids: set[int]) -> set[int]:
     return cancelled
 
 
+@dataclass
+class _Asked:
+    """A request to a runner: when it was made, and when that runner was first seen planned."""
+
+    claim: Claim
+    at: float
+    planned_at: float | None
+
+
+def _still_waiting(request: Path, a: _Asked) -> bool:
+    """While its runner lives: while it plans (up to TAKEN_WAIT_S), then as `_worth_waiting`
+    says, counting from when it had planned."""
+    from metarunlog import ownership
+
+    if not ownership.runner_alive(a.claim):
+        return request.with_suffix(".done").exists()  # gone: its answer may have come last
+    now = time.monotonic()
+    if a.planned_at is None:
+        if not ownership.planned(a.claim):
+            return now - a.at < TAKEN_WAIT_S
+        a.planned_at = now
+    return _worth_waiting(request, a.claim, now - a.planned_at)
+
+
 def _worth_waiting(request: Path, claim: Claim, waited: float) -> bool:
-    """A runner answers within RUNNER_ANSWER_S; one that took the request (it is stopping
-    thousands, say) is waited for while it lives, up to TAKEN_WAIT_S: giving up on it then
-    said "nothing is running" of what it went on to cancel."""
+    """A runner answers within RUNNER_ANSWER_S (of having planned); one that took the
+    request (it is stopping thousands, say) is waited for while it lives, up to
+    TAKEN_WAIT_S: giving up on it then said "nothing is running" of what it went on to cancel."""
     from metarunlog import ownership
 
     if waited < RUNNER_ANSWER_S:

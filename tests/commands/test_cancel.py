@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
+
+import pytest
 
 from metarunlog.main import main
 from tests.backends.contract import make_experiment
@@ -183,3 +189,44 @@ def test_the_report_of_many_names_each_outcome_as_a_selection_and_the_ones_with_
     many = [Job(s, state=JobState.RUNNING, message="m") for s in exp.sub_experiments()]
     assert report(exp, many)[1 + SHOWN] == f"... and {40 - SHOWN} more with a note (`mrl status {exp.id}` shows each)"
     assert report(exp, jobs[:SHOWN]) == [f"{j.name}: cancelled" for j in jobs[:SHOWN]]
+
+
+def _stopped_while_planning(project: Path, n: int) -> tuple[Path, subprocess.Popen[str]] | None:
+    """A runner of a fresh experiment of `n`, SIGSTOPped after it claimed the experiment and
+    before it wrote its plan (`.jobs`); None when this try missed that window."""
+    exp = make_experiment(project, [{"x": i} for i in range(1, n + 1)], "sleep 30")
+    owners = exp.dir / ".mrl.owners"
+    runner = start_mrl("run", "-j", "1", cwd=project)
+    deadline = time.monotonic() + 30
+    while not (owners.is_dir() and any(p.suffix == ".json" for p in owners.iterdir())):
+        assert time.monotonic() < deadline and runner.poll() is None, "the runner never claimed"
+    os.kill(runner.pid, signal.SIGSTOP)
+    if not any(p.suffix == ".jobs" for p in owners.iterdir()):
+        return exp.dir, runner
+    os.killpg(runner.pid, signal.SIGKILL)
+    runner.communicate()
+    return None
+
+
+def test_cancel_of_a_runner_still_planning_reaches_it_when_it_starts(project: Path) -> None:
+    # `mrl cancel` between the runner's claim and its plan (planning 10,000 takes seconds)
+    # said "nothing is running or queued" (exit 0), and the runner then ran all of them.
+    for _ in range(20):
+        caught = _stopped_while_planning(project, 300)
+        if caught:
+            break
+    else:
+        pytest.skip("never caught the runner between its claim and its plan")
+    exp_dir, runner = caught
+    try:
+        cancel = start_mrl("cancel", cwd=project)
+        time.sleep(1.0)
+        assert cancel.poll() is None, cancel.communicate()  # it waits for the planning runner
+    finally:
+        os.kill(runner.pid, signal.SIGCONT)
+    out, err = cancel.communicate(timeout=60)
+    assert cancel.returncode == 0, out + err
+    assert "cancelled: 300 (1-300)" in out, out + err
+    r_out, r_err = runner.communicate(timeout=60)
+    assert runner.returncode == 130, r_out + r_err
+    assert {s["state"] for s in statuses(exp_dir).values()} <= {"cancelled"}
