@@ -378,8 +378,8 @@ def run(
         progress.close(jobs)
     _update_done_mark(exp)
     ours = [j for j in jobs if not j.skipped]
-    kept = [j for j in ours if j.unstarted and j.state is JobState.DONE]  # this run never ran them
-    ours = [j for j in ours if j not in kept]
+    kept = [j for j in ours if _kept_done(j)]  # this run never ran them
+    ours = [j for j in ours if not _kept_done(j)]  # (not `j not in kept`: n x k for 10,000 cancelled)
     return RunResult(
         [j.state for j in ours],
         backend.interrupted or cancels.cut_short(),
@@ -432,6 +432,11 @@ def _ended(job: Job) -> bool:
     local pool counts it ended only once that record is durable, a moment later)."""
     in_place = job.state is JobState.RUNNING and job.status is not None and job.status.state.finished
     return job.state.finished or job.skipped or in_place
+
+
+def _kept_done(job: Job) -> bool:
+    """A done one queued by --force and cancelled before it started: its record stays done."""
+    return job.unstarted and job.state is JobState.DONE
 
 
 def _say_warnings(backend: Backend) -> None:
