@@ -725,11 +725,16 @@ def test_a_task_killed_at_its_time_limit_is_reported_timeout_by_wait_and_what_it
     packed = make_experiment(project, [{"x": 1}, {"x": 2}], "sleep 300", slurm={"pack": 2, "pack_jobs": 1})
     args = ("--backend", "slurm", "--wait", "--slurm-opt=--time=1")
     other = subprocess.Popen(
-        [*_mrl(), "run", str(packed.id), *args], cwd=project, env=_env(), stdout=subprocess.PIPE, text=True
+        [*_mrl(), "run", str(packed.id), *args],
+        cwd=project,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         proc = run_mrl("run", str(exp.id), *args, timeout=TIMEOUT)
-        out, _ = other.communicate(timeout=TIMEOUT)
+        out, err = other.communicate(timeout=TIMEOUT)
     finally:
         other.kill()
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -737,6 +742,11 @@ def test_a_task_killed_at_its_time_limit_is_reported_timeout_by_wait_and_what_it
     st = exp.sub_experiments()[0].read_status()
     assert st is not None and st.state is JobState.TIMEOUT
     assert other.returncode == 1 and "1 pending, 1 timeout" in out, out
+    # each one counted once ('[1/2] 001 cancelled' then '[2/2] 001 timeout' was seen), and
+    # the never-started one named with its reason, not "waiting in its packed task"
+    numbered = [line.split()[0] for line in out.splitlines() if line.startswith("[")]
+    assert numbered and set(numbered) == {"[1/2]"}, out
+    assert "002: not started: " in err and "waiting in its packed task" not in err, err
     ran, never = (s.read_status() for s in packed.sub_experiments())
     assert ran is not None and ran.state is JobState.TIMEOUT and ran.duration is not None and ran.start, ran
     assert never is not None and never.state is JobState.PENDING and never.start is None, never
