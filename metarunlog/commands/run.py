@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -60,6 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--resources",
         nargs="+",
+        type=_resource,
         metavar="R",
         help="one worker per entry, each with CUDA_VISIBLE_DEVICES=R; repeat an entry to share it "
         "(0 1 1: GPU 0 alone, GPU 1 for two jobs at once). Default: run.resources",
@@ -76,6 +78,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     for spec in registry.specs():  # each backend's own options (backends/registry.py)
         for arg in spec.run_args:
             _add_backend_option(p, spec, arg)
+
+
+# `--resources 0 1 2/3` would take the EXP/SELECTION for a GPU (and run everything):
+# device ids are numbers, GPU-/MIG- UUIDs (old MIG ids hold slashes, after `MIG-`).
+_SELECTION_LIKE = re.compile(r"(\d+|last)/(all|[\d,\-]+)")
+
+
+def _resource(value: str) -> str:
+    """--resources R: an entry that reads as EXP/SELECTION is refused, naming the order that works."""
+    if _SELECTION_LIKE.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is an EXP/SELECTION, not a device: --resources takes every word after it; "
+            f"write `mrl run {value} --resources ...`"
+        )
+    return value
 
 
 def _backend_name(name: str) -> str:
