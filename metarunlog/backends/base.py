@@ -133,6 +133,15 @@ class Job:
             self.state, self.message = JobState.FAILED, self.unreadable
             return self.state
         self.state = observed_state(status, self.sub.status_path, stale_after(self.sub.exp))
+        if self.state is JobState.STALE and status is not None:
+            # read before its runner put the final record in place and let go of the lock
+            # (checked after): the record read again says what happened ("001: stale" was
+            # printed by mrl cancel of a job its runner had just recorded cancelled)
+            again = self.read_status()
+            if self.unreadable:  # as it was: what it had read stands
+                self.status, self.unreadable = status, ""
+            elif again != status:
+                self.state = observed_state(again, self.sub.status_path, stale_after(self.sub.exp))
         return self.state
 
 

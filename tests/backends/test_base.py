@@ -152,3 +152,52 @@ def test_a_record_of_a_backend_this_mrl_does_not_know_is_shown_as_written(projec
     jobs[1].sub.write_status(Status(state=JobState.FAILED, backend="pbs", job_id="2"))
     assert observe_any(exp, jobs) == [JobState.RUNNING, JobState.FAILED]
     assert "could not ask pbs: unknown backend 'pbs'" in jobs[0].message
+
+
+_HOLDER = """
+import sys
+from pathlib import Path
+from metarunlog.locks import run_lock
+with run_lock(Path(sys.argv[1])):
+    print("held", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_a_record_read_just_before_its_runner_put_the_final_one_in_place_is_not_stale(project: Path) -> None:
+    # `mrl cancel` read 001's `running` record, its live runner then wrote `cancelled` and
+    # let go of the lock, and the lock was checked after that: "001: stale", of a job its
+    # runner had just recorded cancelled.
+    from metarunlog.procs import start_id
+    from tests.helpers.repo import REPO_ROOT
+
+    job = jobs_for(make_experiment(project, [{"x": 1}], "true"))[0]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(job.sub.dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        running = Status(
+            state=JobState.RUNNING,
+            host=HOST,
+            runner_pid=holder.pid,
+            runner_start=start_id(holder.pid),
+            start="2024-01-01T10:00:00+00:00",
+            backend="local",
+        )
+        job.sub.write_status(running)
+        read = job.read_status()
+        assert job.observe(read) is JobState.RUNNING
+        job.sub.write_status(running.finished(JobState.CANCELLED, -15, "2024-01-01T10:00:05+00:00", 5.0))
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(timeout=30)
+        assert job.observe(read) is JobState.CANCELLED  # read again: its final record is in place
+    finally:
+        holder.kill()
+        holder.wait()
