@@ -6,7 +6,8 @@ its pid, sleeps 5-500 ms, sometimes fails (exit 3), ignores SIGTERM, leaves a ba
 child (sleep 2.5), and logs its start/end to a file outside mrl (with a flock guard that
 logs OVERLAP when two steps of one sub-experiment run at once). Then, for --seconds, at
 random moments: `mrl run -j 1..3` (plain, --failed, --force, --retries 1, a selection;
-sometimes a second runner at once), SIGKILL/SIGINT/SIGTERM/SIGHUP to a live runner,
+--fail-fast, --resources 0 1 with a flock per slot that logs SLOTOVERLAP; sometimes a
+second runner at once), SIGKILL/SIGINT/SIGTERM/SIGHUP or SIGSTOP..SIGCONT to a runner,
 `mrl cancel` (whole and EXP/SUB), `makebatch --extend` / `-replace` (after editing the
 experiment's template grid), `mrl tag`, `mrl status [--json]`, `mrl table --json`. Three
 decoy `sleep` processes (one with MRL_SUBEXP_DIR of 001 in its environment) must live.
@@ -63,6 +64,13 @@ try:
 except OSError:
     runner = "?"
 part = sys.argv[1] if len(sys.argv) > 1 else "only"
+cvd = os.environ.get("CUDA_VISIBLE_DEVICES")
+if cvd is not None:
+    slot = open(os.path.join(os.path.dirname(sub), ".chaos.slot.%s.%s" % (runner, cvd)), "w")
+    try:
+        fcntl.flock(slot, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        log("SLOTOVERLAP", sub, os.getpid(), runner, cvd)
 log("start", sub, os.getpid(), os.getppid(), os.environ.get("MRL_ATTEMPT"), time.time(), runner, conf["lr"], part)
 if rng.random() < 0.15:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -202,13 +210,17 @@ class Round:
         r = self.rng.random()
         if r < 0.15:
             args.append("--failed")
+        elif r < 0.2:
+            args = ["run", "--fail-fast", "-j", "2"]
+        elif r < 0.28:
+            args = ["run", "--resources", "0", "1"]
         elif r < 0.3:
             args.append("--force")
         elif r < 0.4:
             args += ["--retries", "1"]
         if self.rng.random() < 0.2:
             ids = sorted(self.rng.sample(range(1, self.count + 1), k=self.rng.randint(1, self.count)))
-            args.append("1/" + ",".join(map(str, ids)))
+            args.insert(1, "1/" + ",".join(map(str, ids)))  # before --resources, which takes every word
         if self.rng.random() < 0.2:
             threading.Thread(target=self.start_runner_plain, daemon=True).start()
         p = self.mrl_cmd(*args, wait=False)
@@ -228,6 +240,14 @@ class Round:
         if not live:
             return
         p, args, _, _ = self.rng.choice(live)
+        if self.rng.random() < 0.15:  # Ctrl-Z, then fg
+            self.note(f"SIGSTOP -> runner {p.pid}")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, signal.SIGSTOP)
+            time.sleep(self.rng.uniform(0.05, 0.6))
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, signal.SIGCONT)
+            return
         sig = self.rng.choice([signal.SIGKILL, signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
         self.signalled.setdefault(p.pid, set()).add(int(sig))
         self.note(f"signal {sig.name} -> runner {p.pid}")
@@ -350,6 +370,8 @@ class Round:
             return by
         for line in self.log.read_text().splitlines():
             w = line.split()
+            if w[0] == "SLOTOVERLAP":
+                self.fault(f"two jobs at once on slot {w[4]} of runner {w[3]}: {w[1]}")
             if w[0] == "STALEPART":
                 self.fault(f"step 2 in {w[1]} found step 1's output of other params")
             if w[0] == "OVERLAP":
@@ -511,6 +533,8 @@ def main() -> int:
     # would ignore SIGINT; mrl keeps an ignored signal ignored, as documented.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+    # A kill of the harness still ends its decoys (the `finally` of Round.run).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     ap = argparse.ArgumentParser()
     ap.add_argument("--mrl", default="/tmp/chaos-s-venv/bin/mrl")
     ap.add_argument("--rounds", type=int, default=10)
