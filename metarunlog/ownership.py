@@ -95,10 +95,12 @@ class RunnerClaim:
     ids it cancelled).
     """
 
-    def __init__(self, path: Path, fd: int) -> None:
+    def __init__(self, path: Path, fd: int, orphans: dict[int, int] | None = None) -> None:
         self.path = path
         self._fd: int | None = fd
         self.stem = path.name[: -len(".json")]
+        # {id: pid}: live steps that runners killed on this host started (see `claim_runner`)
+        self.orphans = orphans or {}
 
     def set_jobs(self, ids: list[int]) -> None:
         """The sub-experiments this run will execute: what `mrl cancel` may ask it to stop."""
@@ -162,19 +164,37 @@ def write_claim(exp: Experiment, claim: Claim, name: str) -> Path:
 
 
 def claim_runner(exp: Experiment) -> RunnerClaim:
-    """Claim `exp` for this process (call under `batch_lock`); drops dead runners' claims."""
-    _drop_dead_runner_claims(exp)
+    """Claim `exp` for this process (call under `batch_lock`); drops dead runners' claims.
+
+    The claim's `orphans` are the steps of dead runners' jobs still alive: a runner killed
+    with -9 between starting a step and recording its pid left a step no record names, and
+    this run must not start that sub-experiment again beside it."""
+    orphans = _drop_dead_runner_claims(exp)
     claim = Claim(RUNNER, HOST, os.getpid(), jsonio.now())
     path = write_claim(exp, claim, f"{RUNNER}-{HOST}-{os.getpid()}")
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # never inherited by a step
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return RunnerClaim(path, fd)
+    return RunnerClaim(path, fd, orphans)
 
 
-def _drop_dead_runner_claims(exp: Experiment) -> None:
+def _drop_dead_runner_claims(exp: Experiment) -> dict[int, int]:
+    """Remove the claims of this host's runners that are gone; {id: pid} of the live steps
+    of their jobs. A claim whose jobs still have a live step stays (with its `.jobs`), so
+    that every later run finds them too, until they end."""
+    from metarunlog.procs import live_steps_of
+
+    orphans: dict[int, int] = {}
     for claim in claims(exp):
         if claim.backend == RUNNER and claim.host == HOST and claim.path and not is_flocked(claim.path):
-            _remove_claim_files(claim.path)
+            ids = runner_jobs(claim)
+            dirs = {str(exp.subexp_dir(i)): i for i in ids}
+            dirs.update({os.path.realpath(d): i for d, i in list(dirs.items())})
+            alive = live_steps_of(dirs)
+            if alive:
+                orphans.update(alive)
+            else:
+                _remove_claim_files(claim.path)
+    return orphans
 
 
 def _remove_claim_files(path: Path) -> None:

@@ -12,7 +12,7 @@ import functools
 import os
 import signal
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 
 # Linux pid_max is at most 2**22; anything outside (0, 2**31) is not a process of ours
@@ -148,6 +148,40 @@ def names_folder(pid: int, subdir: str | os.PathLike[str]) -> bool | None:
             except OSError:  # the folder it names is gone (moved away): not this one
                 return False
     return None
+
+
+def live_steps_of(subdirs: Mapping[str, int]) -> dict[int, int]:
+    """{id: pid} of live step processes whose MRL_SUBEXP_DIR names one of `subdirs` (path ->
+    id): session leaders (mrl starts each step in a session of its own) found in /proc. For
+    the steps a runner killed with -9 may have started without recording them: no record
+    names their pids. Another user's processes (environment unreadable) are not found."""
+    if not subdirs:
+        return {}
+    want = {os.fsencode(d): i for d, i in subdirs.items()}
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return {}
+    out: dict[int, int] = {}
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            if fields[0] in (b"Z", b"X") or fields[3] != name.encode():  # a zombie, or not its session's leader
+                continue
+            with open(f"/proc/{name}/environ", "rb") as f:
+                items = f.read().split(b"\0")
+        except (OSError, IndexError):
+            continue
+        for item in items:
+            if item.startswith(b"MRL_SUBEXP_DIR="):
+                named = item[len(b"MRL_SUBEXP_DIR=") :]
+                if named in want:
+                    out[want[named]] = int(name)
+                break
+    return out
 
 
 # (pid, start id) -> (when the scan began, the files it had open): see `holds_file`.

@@ -136,3 +136,38 @@ def test_holds_file_tells_a_file_a_process_holds_open_from_one_it_does_not(tmp_p
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_live_steps_of_finds_session_leaders_naming_a_folder_and_nothing_else(tmp_path: Path) -> None:
+    # what a runner killed between spawning a step and recording it leaves: a step in a
+    # session of its own whose MRL_SUBEXP_DIR names its folder
+    import os
+
+    a, b, other = (str(tmp_path / n) for n in ("001", "002", "elsewhere"))
+    env = {**os.environ}
+
+    def start(subdir: str, *, session: bool, cmd: str = "sleep 30") -> subprocess.Popen[bytes]:
+        return subprocess.Popen(["sh", "-c", cmd], env={**env, "MRL_SUBEXP_DIR": subdir}, start_new_session=session)
+
+    step = start(a, session=True)
+    # a child in the step's own session (not its leader) and a process of another folder
+    inner = start(b, session=True, cmd="sleep 30 & sleep 30")
+    stranger = start(other, session=True)
+    plain = start(b, session=False)  # not a session leader: a step's child, never a step
+    zombie = start(b, session=True, cmd="exit 0")
+    try:
+        zombie_pid = zombie.pid
+        time.sleep(0.3)  # the zombie exits (not reaped yet: still in /proc as Z)
+        found = procs.live_steps_of({a: 1, b: 2})
+        assert found[1] == step.pid
+        assert found.get(2) == inner.pid  # the leader; its `sleep 30 &` child is no session leader
+        assert zombie_pid not in found.values() and plain.pid not in found.values()
+        assert stranger.pid not in found.values()
+        assert procs.live_steps_of({}) == {}
+    finally:
+        for p in (step, inner, stranger):
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+        plain.kill()
+        plain.wait()
+        zombie.wait()

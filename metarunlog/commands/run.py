@@ -32,7 +32,7 @@ import dataclasses
 import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,7 +141,9 @@ def _cli(args: argparse.Namespace, project: Project) -> int:
         with registry.blamed(backend_name):
             return _print_dry_run(the_plan, get_backend(backend_name)(exp, options))
     with owning(exp) as claim:  # makebatch -replace/--extend refuse until this run ends
-        the_plan = plan(exp, args.selection, failed=args.failed, pending=args.pending, force=options.force)
+        the_plan = plan(
+            exp, args.selection, failed=args.failed, pending=args.pending, force=options.force, orphans=claim.orphans
+        )
         _print_provenance(project, exp, args)
         _print_plan(the_plan, backend_name, options)
         if not the_plan.jobs:
@@ -242,12 +244,20 @@ class Plan:
     active: list[Job] = field(default_factory=list)  # skipped: running or queued elsewhere
     other: list[Job] = field(default_factory=list)  # skipped by --failed / --pending
     unreadable: list[Job] = field(default_factory=list)  # skipped: corrupt .mrl.status (fix or remove it)
+    orphaned: list[Job] = field(default_factory=list)  # of `active`: a killed runner's step, unrecorded, still runs
 
 
 def plan(
-    exp: Experiment, selection: str = "all", *, failed: bool = False, pending: bool = False, force: bool = False
+    exp: Experiment,
+    selection: str = "all",
+    *,
+    failed: bool = False,
+    pending: bool = False,
+    force: bool = False,
+    orphans: Mapping[int, int] | None = None,
 ) -> Plan:
-    """Select, read the states, render every command (an error here runs nothing)."""
+    """Select, read the states, render every command (an error here runs nothing).
+    `orphans` ({id: pid}, `RunnerClaim.orphans`): live steps no record names; never run beside."""
     from metarunlog.execute import Command
 
     subs = exp.sub_experiments()
@@ -264,6 +274,13 @@ def plan(
             out.other.append(job)
         elif state.active:
             out.active.append(job)
+        elif orphans and job.id in orphans:
+            job.message = (
+                f"not run: its step (pid {orphans[job.id]}), started by an mrl run that was killed, is still "
+                "running: wait for it to end, or kill it"
+            )
+            out.active.append(job)
+            out.orphaned.append(job)
         elif state is JobState.DONE and not force:
             out.done.append(job)
         else:
@@ -540,6 +557,8 @@ def _print_plan(p: Plan, backend_name: str, options: RunOptions) -> None:
         notes.append(f"{len(p.unreadable)} with an unreadable .mrl.status ({_names(p.unreadable)})")
     for job in p.unreadable[:5]:
         print(f"mrl: warning: {job.name} not run: {job.unreadable}", file=sys.stderr)
+    for job in p.orphaned[:5]:
+        print(f"mrl: warning: {job.name} {job.message}", file=sys.stderr)
     skip = f"; skipping {', '.join(notes)}" if notes else ""
     if not p.jobs:
         print(f"mrl: nothing to run in {p.exp.name}{skip}")
