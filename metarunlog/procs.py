@@ -12,7 +12,7 @@ import functools
 import os
 import signal
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 
 # Linux pid_max is at most 2**22; anything outside (0, 2**31) is not a process of ours
@@ -158,22 +158,14 @@ def live_steps_of(subdirs: Mapping[str, int]) -> dict[int, int]:
     if not subdirs:
         return {}
     want = {os.fsencode(d): i for d, i in subdirs.items()}
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return {}
     out: dict[int, int] = {}
-    for name in names:
-        if not name.isdigit():
+    for name, fields in _proc_stats() or ():
+        if fields[0] in (b"Z", b"X") or len(fields) < 4 or fields[3] != name.encode():  # a zombie, or no session leader
             continue
         try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-            if fields[0] in (b"Z", b"X") or fields[3] != name.encode():  # a zombie, or not its session's leader
-                continue
             with open(f"/proc/{name}/environ", "rb") as f:
                 items = f.read().split(b"\0")
-        except (OSError, IndexError):
+        except OSError:
             continue
         for item in items:
             if item.startswith(b"MRL_SUBEXP_DIR="):
@@ -257,21 +249,31 @@ def group_alive(pgid: int) -> bool:
 
 def _has_live_member(pgid: int) -> bool:
     """Scan /proc for a non-zombie process of group `pgid` (only when the group is not empty)."""
+    stats = _proc_stats()
+    if stats is None:
+        return True
+    return any(len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z" for _, fields in stats)
+
+
+def _proc_stats() -> Iterator[tuple[str, list[bytes]]] | None:
+    """(pid, the fields of /proc/PID/stat after the command name: state, ppid, pgrp, session,
+    ...) of every process; None without /proc. Processes gone meanwhile are left out."""
     try:
         names = os.listdir("/proc")
     except OSError:
-        return True
+        return None
+    return _stats_of(names)
+
+
+def _stats_of(names: list[str]) -> Iterator[tuple[str, list[bytes]]]:
     for name in names:
         if not name.isdigit():
             continue
         try:
             with open(f"/proc/{name}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
+                yield name, f.read().rsplit(b")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != b"Z":
-            return True
-    return False
 
 
 def reap_group(pgid: int, grace: float = LEFTOVER_GRACE_S) -> None:
