@@ -1,3 +1,3 @@
-from metarunlog.main import main
+from metarunlog._entry import run
 
-raise SystemExit(main())
+raise SystemExit(run())

@@ -15,6 +15,39 @@ from tests.backends.contract import make_experiment
 from tests.helpers.processes import start_mrl, statuses, wait_for
 from tests.helpers.repo import GIT_ENV, REPO_ROOT, run_mrl
 
+# The `mrl` program (metarunlog._entry, what the console script runs) in a real process
+# that sends itself SIGINT as Python imports `metarunlog.main` or a module under it.
+SIGNALLED_AS_MAIN_IMPORTS = """
+import builtins, os, signal, sys
+real, target = builtins.__import__, sys.argv[1]
+def imp(name, *a, **k):
+    if name == target:
+        builtins.__import__ = real
+        os.kill(os.getpid(), signal.SIGINT)
+    return real(name, *a, **k)
+builtins.__import__ = imp
+from metarunlog._entry import run
+sys.argv = ["mrl", "ls"]
+sys.exit(run())
+"""
+
+
+@pytest.mark.parametrize("target", ["metarunlog.main", "argparse", "metarunlog.error_handler"])
+def test_ctrl_c_as_the_program_imports_main_is_an_interrupt_not_a_traceback(project: Path, target: str) -> None:
+    # before: Python's own KeyboardInterrupt traceback (main's handlers did not exist yet)
+    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
+    argv = [sys.executable, "-c", SIGNALLED_AS_MAIN_IMPORTS, target]
+    proc = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr == "mrl: interrupted\n", proc.stderr
+
+
+def test_the_console_script_and_python_m_run_the_guarded_entry() -> None:
+    assert 'mrl = "metarunlog._entry:run"' in (REPO_ROOT / "pyproject.toml").read_text()
+    assert "metarunlog._entry import run" in (REPO_ROOT / "metarunlog" / "__main__.py").read_text()
+    assert "metarunlog._entry import run" in (REPO_ROOT / "bin" / "mrl").read_text()
+
+
 # `mrl ARGS` in a real process that sends itself SIGNAL at its Nth dataclass field set up
 # (`Field.__set_name__`: a class body of a command module mrl imports lazily). Python
 # wraps what __set_name__ raises in a RuntimeError, so a Ctrl-C landing there reached the
