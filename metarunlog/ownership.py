@@ -186,7 +186,10 @@ def _drop_dead_runner_claims(exp: Experiment) -> dict[int, int]:
     orphans: dict[int, int] = {}
     for claim in claims(exp):
         if claim.backend == RUNNER and claim.host == HOST and claim.path and not is_flocked(claim.path):
-            ids = runner_jobs(claim)
+            try:
+                ids = runner_jobs(claim)
+            except (OSError, MrlError):  # unreadable: proves nothing (it is written whole, atomically)
+                ids = set()
             dirs = {str(exp.subexp_dir(i)): i for i in ids}
             dirs.update({os.path.realpath(d): i for d, i in list(dirs.items())})
             alive = live_steps_of(dirs)

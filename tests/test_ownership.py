@@ -254,3 +254,19 @@ def test_release_leaves_the_files_of_a_runner_whose_pid_starts_with_ours(exp: Ex
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [f"{other}.json", f"{other}.jobs", f"{other}.cancel-9-9.req"]
     )
+
+
+@pytest.mark.parametrize("jobs", ["[1, 2", "{}", '["001", null, 1e999]', "\x00"])
+def test_a_dead_runner_s_unreadable_plan_is_dropped_with_its_claim(exp: Experiment, jobs: str) -> None:
+    # its .jobs says which steps of it may still run unrecorded; one that cannot be read
+    # proves nothing and must not stop the next run (it was a corrupt-record error)
+    folder = exp.dir / ".mrl.owners"
+    folder.mkdir(exist_ok=True)
+    dead = folder / f"runner-{HOST}-999999999.json"
+    dead.write_text(json.dumps({"backend": "runner", "host": HOST, "pid": 999999999, "started": "x"}))
+    (folder / f"runner-{HOST}-999999999.jobs").write_text(jobs)
+    with ownership.batch_lock(exp):
+        mine = ownership.claim_runner(exp)
+    with mine:
+        assert mine.orphans == {}
+        assert sorted(os.listdir(folder)) == [mine.path.name]
