@@ -18,6 +18,25 @@ sys.path.insert(1, str(REPO_ROOT / "tests"))
 
 from metarunlog.main import main  # noqa: E402,F401
 
+
+def _signals_as_a_terminal_gives_them() -> None:
+    """The tests send real SIGHUP/SIGINT/SIGTERM to mrl processes and expect what a user at a
+    terminal gets. Dispositions set to "ignore" are inherited through exec: a suite started
+    under `nohup` (SIGHUP) or as a background job of a script (SIGINT) would otherwise hand
+    its mrl processes ignored signals, which mrl rightly keeps ignored (docs/running.md)."""
+    import signal
+
+    for sig, handler in (
+        (signal.SIGHUP, signal.SIG_DFL),
+        (signal.SIGTERM, signal.SIG_DFL),
+        (signal.SIGINT, signal.default_int_handler),
+    ):
+        if signal.getsignal(sig) is signal.SIG_IGN:
+            signal.signal(sig, handler)
+
+
+_signals_as_a_terminal_gives_them()
+
 # The helpers live in tests/helpers/; these names stay importable from here for older tests.
 from tests.helpers.repo import GIT_ENV, commit_all, git, old_one_job_exp, run_mrl, set_cfg  # noqa: E402,F401
 
