@@ -504,9 +504,8 @@ def _wait_all(backend: Backend, jobs: list[Job], progress: Any, cancels: _Cancel
 
 def _say_stopping(left: list[Job]) -> None:
     """A step that traps or ignores SIGTERM keeps the run waiting: say so, and how to end it."""
-    names = ", ".join(j.sub.name for j in left[:5]) + (", ..." if len(left) > 5 else "")
     print(
-        f"mrl: {len(left)} step(s) still stopping after SIGTERM ({names}); Ctrl-C again kills them (SIGKILL)",
+        f"mrl: {len(left)} step(s) still stopping after SIGTERM ({_names(left)}); Ctrl-C again kills them (SIGKILL)",
         file=sys.stderr,
     )
 
