@@ -8,7 +8,6 @@ the original metarunlog): see the public methods below and docs/hooks.md.
 from __future__ import annotations
 
 import os
-import re
 from collections import OrderedDict
 from pathlib import Path, PosixPath
 from typing import Any
@@ -207,14 +206,15 @@ class Project:
 
     def _not_an_experiment(self, ref: str, containing: Experiment | None) -> str:
         """Why `ref` names no experiment; `2/3` or a sub-experiment folder: what takes it."""
-        head, slash, tail = ref.rstrip("/").partition("/")
-        sub_ref = slash and (head.isdigit() or head == LAST) and re.fullmatch(r"[\d,\s-]+|all", tail)
+        from metarunlog.selection import split_sub_ref
+
+        sub_ref = split_sub_ref(ref.rstrip("/"))
         in_one = containing is not None and Path(ref).resolve().parent == containing.dir
         if sub_ref or (in_one and (Path(ref) / RECORD).is_file()):  # a sub-experiment folder
             if not sub_ref:
                 exp = str(containing.id if containing else "")
             else:
-                exp = str(self.last_id()) if head == LAST else head
+                exp = str(self.last_id()) if sub_ref[0] == LAST else sub_ref[0]
             return (
                 f"'{ref}' names sub-experiments of experiment {exp}, and this command takes an experiment: "
                 f"give {exp} (`mrl table`, `mrl info`, `mrl status`, `mrl run` and `mrl diff` take EXP/SUB)"

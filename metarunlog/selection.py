@@ -34,6 +34,13 @@ _EXP_SLASH_SEL = re.compile(r"^(\d+|last)/(.+)$")
 Ranges = list[tuple[int, int]]  # sorted, disjoint, inclusive (lo, hi)
 
 
+def split_sub_ref(ref: str) -> tuple[str, str] | None:
+    """(experiment ref, selection) when `ref` reads as `EXP/SELECTION` (`2/3`, `2/1-4,7`,
+    `last/all`), else None. Only its shape: whether the experiment exists is not asked."""
+    m = _EXP_SLASH_SEL.match(ref)
+    return (m.group(1), m.group(2)) if m and _is_selection(m.group(2)) else None
+
+
 def looks_like_selection(text: str) -> bool:
     """True for what cannot be an experiment reference: `all`, `1,3`, `4-6`."""
     return text == ALL or (bool(_IDS.match(text)) and ("," in text or "-" in text))
@@ -260,9 +267,9 @@ def resolve_targets(
       on stderr says which experiment it acts on.
     """
     cwd = (cwd or Path.cwd()).resolve()
-    if exp_ref is not None and (m := _EXP_SLASH_SEL.match(exp_ref)) and _is_selection(m.group(2)):
+    if exp_ref is not None and (pair := split_sub_ref(exp_ref)):
         _one_selection(exp_ref, spec)
-        return project.load_exp(m.group(1)).id, m.group(2)
+        return project.load_exp(pair[0]).id, pair[1]
     if exp_ref is not None and not exp_ref.isdigit() and exp_ref != "last":
         return _from_path(project, Path(exp_ref), spec)
     if exp_ref is None:
@@ -289,8 +296,8 @@ def sub_target(project: Project, ref: str) -> tuple[Experiment, str] | None:
     `resolve_targets` reads them: `EXP/SELECTION` (`2/3`, `2/1-4,7`, `last/all`) or the path
     of a sub-experiment folder; None for anything else (an experiment, a range of them).
     For the commands whose positionals are experiments (`mrl table 2/3 4`, `mrl info 2/3`)."""
-    if (m := _EXP_SLASH_SEL.match(ref)) and _is_selection(m.group(2)):
-        return project.load_exp(m.group(1)), m.group(2)
+    if pair := split_sub_ref(ref):
+        return project.load_exp(pair[0]), pair[1]
     if ref.isdigit() or ref in (ALL, "last"):
         return None
     found = _sub_containing(project, Path(ref).resolve(), exact=True)

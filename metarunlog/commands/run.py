@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import re
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -45,7 +44,7 @@ from metarunlog.errors import MrlError
 from metarunlog.experiment import DONE_MARK, Experiment
 from metarunlog.ownership import RunnerClaim
 from metarunlog.project import Project
-from metarunlog.selection import narrow, pick
+from metarunlog.selection import narrow, pick, split_sub_ref
 from metarunlog.states import JobState
 
 NAMED = 20  # sub-experiments named one by one in the lines after a run
@@ -80,14 +79,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             _add_backend_option(p, spec, arg)
 
 
-# `--resources 0 1 2/3` would take the EXP/SELECTION for a GPU (and run everything):
-# device ids are numbers, GPU-/MIG- UUIDs (old MIG ids hold slashes, after `MIG-`).
-_SELECTION_LIKE = re.compile(r"(\d+|last)/(all|[\d,\-]+)")
-
-
 def _resource(value: str) -> str:
-    """--resources R: an entry that reads as EXP/SELECTION is refused, naming the order that works."""
-    if _SELECTION_LIKE.fullmatch(value):
+    """--resources R: an entry that reads as EXP/SELECTION is refused, naming the order that
+    works (`--resources 0 1 2/3` would take it for a GPU and run everything); device ids are
+    numbers and GPU-/MIG- UUIDs (old MIG ids hold slashes, after `MIG-`)."""
+    if split_sub_ref(value):
         raise argparse.ArgumentTypeError(
             f"{value!r} is an EXP/SELECTION, not a device: --resources takes every word after it; "
             f"write `mrl run {value} --resources ...`"
