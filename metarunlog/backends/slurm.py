@@ -821,6 +821,12 @@ def _settle_after(path: Path, info: TaskInfo, seen: FollowUp) -> None:
 # -- records + scheduler -> state ---------------------------------------------------------------
 
 
+def never_started(status: Status) -> bool:
+    """Queued, and no attempt of this submission ever started it (a requeue interrupted
+    none of it: one it did is `queued` with `requeues`)."""
+    return status.state is JobState.QUEUED and not status.requeues
+
+
 def merged_state(status: Status | None, info: TaskInfo | None) -> JobState:
     """What is true now, from the task's own record and what the scheduler says of its job.
 
@@ -841,7 +847,7 @@ def merged_state(status: Status | None, info: TaskInfo | None) -> JobState:
         return JobState.STALE if rec.active else rec
     sched = info.state
     packed = status is not None and status.packed
-    unstarted = status is not None and packed and rec is JobState.QUEUED and not status.requeues
+    unstarted = status is not None and packed and never_started(status)
     if sched.finished:
         if sched in _SCHEDULER_VERDICTS and unstarted:
             return JobState.PENDING

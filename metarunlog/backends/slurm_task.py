@@ -99,17 +99,11 @@ def _give_up(subs: list[SubExperiment], reason: str) -> int:
     return 1
 
 
-def never_started(status: Status) -> bool:
-    """Queued, and no attempt of this submission ever started it (a requeue interrupted
-    none of it: one it did is `queued` with `requeues`)."""
-    return status.state is JobState.QUEUED and not status.requeues
-
-
 def not_run(status: Status, why: str, unstarted: str, now: str) -> Status:
     """The record of an unfinished sub-experiment its task will not run: `pending` again
     with "not started: <unstarted>" when this submission never started it (it must not
     look like it ran, or failed), else `failed` with `why` (a requeue interrupted it)."""
-    return status.not_started(f"not started: {unstarted}") if never_started(status) else status.gave_up(why, now)
+    return status.not_started(f"not started: {unstarted}") if slurm.never_started(status) else status.gave_up(why, now)
 
 
 def step_environment(environ: Mapping[str, str]) -> dict[str, str]:
@@ -261,7 +255,7 @@ class PackRunner:
         now = jsonio.now()
         for j in jobs:
             status = j.read_status()
-            if status is not None and timeout and not requeued and status.packed and never_started(status):
+            if status is not None and timeout and not requeued and status.packed and slurm.never_started(status):
                 # the task's time limit, not this one's: it never started (a plain `mrl run` runs it)
                 j.sub.write_status(
                     status.not_started(f"not started: its Slurm task {self.job_id} reached its time limit first")
