@@ -4,7 +4,10 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -22,6 +25,15 @@ def fmt_duration(seconds: float | None) -> str:
 # Control characters as their escapes: a newline in a param value would print a line that
 # reads as another row (`001  a  done  99`), an ESC would drive the user's terminal.
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(32), 127, *range(0x80, 0xA0))} | {9: "\\t", 10: "\\n", 13: "\\r"}
+
+
+def relative_url(path: str | Path, start: Path) -> str:
+    """`path` as a relative URL from the page in folder `start`: a file name is a URL once
+    in `href`/`src`, so `run #1.mp4` opened `run ` (the rest read as the fragment) and
+    `95%.png` a percent escape; each part is percent-encoded, `/` kept."""
+    p = Path(path)
+    rel = os.path.relpath(p, start) if p.is_absolute() else str(p)
+    return quote(Path(rel).as_posix())
 
 
 def cell_width(text: str) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import gc
 import mimetypes
-import os
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from typing import Any
 from markupsafe import Markup
 
 from metarunlog import hooks
+from metarunlog.fmt import relative_url
 from metarunlog.report.model import FunctionOutput, Piece, Report
 
 RTYPES = ("text", "table", "plot", "bokeh", "html", "mp4", "plotlinkbokeh")
@@ -246,5 +246,4 @@ def _image_src(name: Any, outdir: Path) -> str:
 
 
 def _rel(name: Any, outdir: Path) -> str:
-    path = Path(str(name))
-    return os.path.relpath(path, outdir) if path.is_absolute() else str(name)
+    return relative_url(str(name), outdir)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 from metarunlog import __version__, jsonio, results, selection
 from metarunlog.errors import MrlError
 from metarunlog.experiment import Experiment
+from metarunlog.fmt import relative_url
 from metarunlog.report import decide, summary
 from metarunlog.report import table as report_table
 
@@ -123,7 +123,7 @@ def with_report(card: Card, exp: Experiment, page_dir: Path) -> Card:
     if path is None or not path.is_file():
         card.report, card.report_state = "", "none"
         return card
-    card.report = os.path.relpath(path, page_dir)
+    card.report = relative_url(path, page_dir)
     written = _mtime(path)
     changed = max(signature(exp), default=0.0) > written
     card.report_state = "stale" if changed or card.active else "made"

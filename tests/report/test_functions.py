@@ -179,6 +179,43 @@ def test_mp4_and_plotlinkbokeh_link_relative_to_the_report_folder(rep: Report, t
     assert bad.kind == "error" and "expected a (png file, html file) pair" in bad.error
 
 
+@pytest.mark.parametrize("name", ["run #1.mp4", "acc 95%.mp4", "what?.mp4", 'a"<b>&c #2.mp4'])
+def test_a_linked_file_s_name_is_a_url_that_opens_that_file(
+    rep: Report, tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file name is a URL once in src/href: `run #1.mp4` linked as is opened `run ` (the
+    rest was the fragment), `95%.mp4` a percent escape; the browser must get the file named."""
+    from html.parser import HTMLParser
+    from urllib.parse import unquote, urljoin, urlsplit
+
+    class Links(HTMLParser):
+        urls: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.urls += [v or "" for k, v in attrs if k in ("src", "href") and not (v or "").startswith("data:")]
+
+    image = name.replace(".mp4", ".png")
+    png(tmp_path / image)
+    (tmp_path / "sub dir #3").mkdir()
+    monkeypatch.setattr(functions, "INLINE_IMAGE_MAX", 100)
+    pieces = [
+        convert(rep, name, "mp4", None, tmp_path, "f", "o"),
+        convert(rep, image, "plot", None, tmp_path, "f", "o"),
+        convert(rep, (image, str(tmp_path / "sub dir #3" / name)), "plotlinkbokeh", None, tmp_path, "f", "o"),
+    ]
+    parser = Links()
+    for piece in pieces:
+        parser.feed(piece.html)
+    page = (tmp_path / "index.html").as_uri()
+    opened = [unquote(urlsplit(urljoin(page, u)).path) for u in parser.urls]
+    assert opened == [
+        str(tmp_path / name),
+        str(tmp_path / image),
+        str(tmp_path / "sub dir #3" / name),
+        str(tmp_path / image),
+    ]
+
+
 def test_a_table_escapes_its_text_cells_labels_and_index_names_but_keeps_markup(rep: Report, tmp_path: Path) -> None:
     frame = pd.DataFrame(
         {"<b>col</b>": ["<script>alert(1)</script>", Markup("<i>mine</i>")], "n": [1.5, float("nan")]},

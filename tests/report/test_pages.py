@@ -6,6 +6,7 @@ import dataclasses
 import json
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from metarunlog.project import Project
 from metarunlog.records import Status
 from metarunlog.states import JobState
 from tests.helpers.records import curve, done, make_exp, running
-from tests.helpers.repo import run_mrl
+from tests.helpers.repo import run_mrl, set_cfg
 
 
 def two_experiments(project: Path) -> tuple:
@@ -187,3 +188,21 @@ def test_the_index_written_beside_a_report_or_comparison_exits_1_when_it_lists_a
     assert run_mrl("analyze", "2", "--index", cwd=project).returncode == 1
     (project / "output" / "0001" / ".mrl").unlink()  # gone: no experiment, nothing unreadable
     assert run_mrl("analyze", "2", "--index", cwd=project).returncode == 0
+
+
+def test_report_links_of_folders_named_with_a_hash_or_percent_open_those_folders(project: Path) -> None:
+    # a folder name is a URL once in an href: `exp #1/...` linked as is opened `exp ` (the
+    # rest read as the fragment) from the index and the comparison
+    from urllib.parse import unquote
+
+    set_cfg(project, singleExpFormat="exp #{expId:02d} 100%", analysis_outdir="the report")
+    subprocess.run(["git", "commit", "-qam", "format"], cwd=project, check=True)
+    two_experiments(project)
+    proc = run_mrl("analyze", "1", "2", "--index", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    outdir = Project.find(project).outdir
+    compare = Path(proc.stdout.strip().splitlines()[0])  # compare-<both folder names>.html
+    for page in (outdir / "index.html", compare):
+        links = hrefs(page.read_text())
+        assert len(links) >= 2 and not any("#" in h or " " in h for h in links), links
+        assert all((outdir / unquote(h)).is_file() for h in links), links
