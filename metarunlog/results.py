@@ -318,7 +318,13 @@ def add_user_metrics(res: SubResult, fn: Callable[..., Any], settings: metrics.S
     settings = settings or metrics.Settings()
     acc = metrics.Accumulator(settings.step_keys, settings.goals)
     if isinstance(extra, dict):
-        merge_summary(res, acc.result(extra))
+        # a summary, as metrics.json: the last values, and a best only where no row gave one
+        # (a lower final test loss is no best over training; step None = a summary's value)
+        summary = acc.result(extra)
+        summary.best = {k: b for k, b in summary.best.items() if (k not in res.best or res.best[k].step is None)}
+        for k in summary.best:
+            res.best.pop(k, None)
+        merge_summary(res, summary)
         return None
     if isinstance(extra, (list, tuple)) and all(isinstance(d, dict) for d in extra):
         acc.add(extra)

@@ -297,6 +297,25 @@ def test_a_metrics_hook_returning_a_list_is_a_curve(project: Path, capsys: pytes
     assert list(curves[curves.id == "001"]["loss"]) == [3.0, 1.0, 2.0]
 
 
+def test_a_metrics_hook_dict_beside_rows_is_the_last_value_and_the_rows_keep_the_best_as_metrics_json_does(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the hook's dict became the best too when lower (loss_best 0.01, no step: no row had it),
+    # where the same value in metrics.json left the rows' best (0.5 at step 2)
+    curve_rows = [{"step": s, "loss": [2.0, 1.0, 0.5][s]} for s in range(3)]
+    make_exp(project, [{"params": {"lr": 0.1}, "jsonl": curve_rows, "metrics": {"loss": 0.01}}])
+    make_exp(project, [{"params": {"lr": 0.1}, "jsonl": curve_rows}, {"params": {"lr": 0.2}}])
+    (project / "mrl_analyze.py").write_text(
+        "import os\ndef metrics(d):\n"
+        "    return {} if os.path.exists(os.path.join(d, 'metrics.json')) else {'loss': 0.01}\n"
+    )
+    rows = [table_json(capsys, exp, "--summary", "both")[1] for exp in ("1", "2")]
+    by_json, by_hook, summary_only = rows[0][0], rows[1][0], rows[1][1]
+    assert (by_json["loss"], by_json["loss_best"], by_json["loss_best_step"]) == (0.01, 0.5, 2)
+    assert (by_hook["loss"], by_hook["loss_best"], by_hook["loss_best_step"]) == (0.01, 0.5, 2)
+    assert (summary_only["loss"], summary_only["loss_best"], summary_only["loss_best_step"]) == (0.01, 0.01, None)
+
+
 @pytest.mark.parametrize("off", [{"reader": "csv", "enabled": False}, "!csv"])
 def test_readers_can_be_turned_off_in_the_config(project: Path, capsys: pytest.CaptureFixture[str], off: Any) -> None:
     set_cfg(project, metrics={"sources": [off]})
