@@ -166,12 +166,14 @@ def _open(args: argparse.Namespace, path: Path) -> None:
             print(f"mrl: warning: found no web browser to open {path.resolve().as_uri()}", file=sys.stderr)
 
 
-def _write_index(project: Project, out: Path | None = None, *, unreadable: list[str] | None = None) -> Path:
+def _write_index(
+    project: Project, out: Path | None = None, *, unreadable: list[str] | None = None, refresh: float | None = None
+) -> Path:
     """The index (`mrl: warning:` lines for the experiments it lists as unreadable, which
-    are added to `unreadable`: the command then exits 1)."""
+    are added to `unreadable`: the command then exits 1); `refresh`: it reloads itself."""
     from metarunlog.report.pages import write_index
 
-    return write_index(project, out, unreadable)
+    return write_index(project, out, unreadable, refresh)
 
 
 def _index_only(args: argparse.Namespace, project: Project) -> int:
@@ -297,8 +299,9 @@ def watch(
         try:
             res = analyze(project, exp, outdir=outdir, notebook=notebook, refresh=seconds)
             rewrites += 1
-            if index:
-                res.index = _write_index(project, unreadable=res.index_unreadable)
+            if index:  # reloads itself too while runs are active, as the report does
+                refresh = seconds if res.active else None
+                res.index = _write_index(project, unreadable=res.index_unreadable, refresh=refresh)
             if not res.active:
                 res.rewrites = rewrites
                 return res
@@ -306,6 +309,8 @@ def watch(
             sleep(seconds)
         except KeyboardInterrupt:
             analyze(project, exp, outdir=outdir)  # a page that no longer reloads itself
+            if index:
+                _write_index(project)
             raise
 
 

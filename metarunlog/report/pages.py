@@ -170,10 +170,13 @@ def index_cards(project: Any, page_dir: Path, unreadable: list[str] | None = Non
     return cards
 
 
-def write_index(project: Any, out: Path | None = None, unreadable: list[str] | None = None) -> Path:
+def write_index(
+    project: Any, out: Path | None = None, unreadable: list[str] | None = None, refresh: float | None = None
+) -> Path:
     """Write `OUTDIR/index.html` (or `out`): every experiment, newest first; those that
     cannot be read are listed with why, and added to `unreadable` (`mrl analyze --index`
-    then exits 1, as `mrl table --all` does)."""
+    then exits 1, as `mrl table --all` does). `refresh` (seconds, `--watch` while runs are
+    active): the page reloads itself, as the report does."""
     from metarunlog.report import html
 
     path = out or project.outdir / "index.html"
@@ -184,7 +187,7 @@ def write_index(project: Any, out: Path | None = None, unreadable: list[str] | N
         "cards": cards,
         "generated": jsonio.now(),
         "version": __version__,
-        "refresh": None,
+        "refresh": refresh,
         "goal_text": summary.GOAL_TEXT,
     }
     from metarunlog import render as jinja

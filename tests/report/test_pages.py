@@ -135,6 +135,25 @@ def test_watch_rewrites_while_a_run_is_active_and_the_last_page_no_longer_reload
     assert res.index is not None and res.index.is_file()
 
 
+def test_watch_with_index_makes_the_index_reload_too_while_runs_are_active_and_not_after(project: Path) -> None:
+    # `--watch 30 --index` rewrote the index every 30 s, but the open index page never
+    # reloaded: it showed the counts of when it was opened
+    exp = make_exp(project, [{"params": {"x": 1}, "status": running(os.getpid()), "jsonl": curve(3, 0.1)}])
+    index = Project.find(project).outdir / "index.html"
+    pages = []
+
+    def sleep(seconds: float) -> None:
+        pages.append(index.read_text())
+        Path(exp.subexp_dir(1) / ".mrl.status").write_text(json.dumps(done().to_json()))
+
+    watch(Project.find(project), exp, 2, sleep=sleep, index=True)
+    assert (
+        len(pages) == 1 and "window.location.reload(); }, 2000)" in pages[0] and "live: reloads every 2 s" in pages[0]
+    )
+    assert "window.location.reload" not in index.read_text() and "http-equiv" not in index.read_text()
+    assert main(["analyze", "--index"]) == 0 and "window.location.reload" not in index.read_text()
+
+
 def test_a_plain_analyze_of_a_running_experiment_does_not_reload(project: Path) -> None:
     exp = make_exp(project, [{"params": {"x": 1}, "status": running(os.getpid())}])
     res = analyze(Project.find(project), exp)
