@@ -204,6 +204,7 @@ def read_metrics(
     on_rows: Callable[[list[dict[str, Any]]], None] | None = None,
     ended: bool = False,
     writing: bool = False,
+    undone: str = "",
 ) -> tuple[metrics.Summary, list[dict[str, Any]] | None, list[str], list[str]]:
     """(summary, the rows when `keep_lines`, read errors, warnings) of one folder, from every reader.
 
@@ -211,10 +212,11 @@ def read_metrics(
     `on_rows` also gets them, batch by batch (a `CurveBuilder`'s `add`).
     `best=False` skips the best values (what `mrl table --summary last` needs is cheaper).
     `ended`: the folder's writer ended by itself (a last line without its line end counts);
-    `writing`: it may be writing now (a summary file that does not parse is not written yet).
+    `writing`: it may be writing now (a summary file that does not parse is not written yet);
+    `undone`: the state it ended in, when not `done` (a summary cut short is a warning).
     """
     finder = finder or metrics.Finder()
-    found = finder.read(sub_dir, ended=ended, writing=writing)
+    found = finder.read(sub_dir, ended=ended, writing=writing, undone=undone)
     acc = metrics.Accumulator(finder.settings.step_keys, finder.settings.goals, best=best)
     lines = list(found.rows) if keep_lines else None
     if lines is not None:
@@ -274,8 +276,19 @@ def read_sub(
     # line held back until the next read), never a running one as ended
     ended = ended_by_itself(state, status)
     writing = state.active  # its step may be writing them now (pending ones' files came from elsewhere)
+    # a summary cut short is a warning of a step that failed or was stopped (it may have been
+    # stopped mid-write), an error of one that says it succeeded (its results are wrong) and of
+    # a pending one (no step of mrl's wrote it)
+    undone = str(state) if state is not JobState.DONE and (state.finished or state is JobState.STALE) else ""
     summary, lines, errs, warns = read_metrics(
-        sub.dir, keep_lines=keep_lines, finder=finder, best=best, on_rows=on_rows, ended=ended, writing=writing
+        sub.dir,
+        keep_lines=keep_lines,
+        finder=finder,
+        best=best,
+        on_rows=on_rows,
+        ended=ended,
+        writing=writing,
+        undone=undone,
     )
     res = SubResult(sub.id, sub_name(sub), sub.dir, params, state, status, summary.last, lines)
     res.best, res.exp, res.has_rows = summary.best, sub.exp.name, summary.has_rows

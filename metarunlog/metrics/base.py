@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from metarunlog.errors import MrlError
+from metarunlog.errors import CorruptRecord, MrlError
 
 # Keys that place a row on the x axis (a curve's step), never metric columns; the first one
 # a row holds is its step. `.mrl.cfg` `metrics.step_keys` replaces this list.
@@ -79,6 +79,16 @@ class MissingExtra(MrlError):
     shown once as a warning, not as an error."""
 
 
+class CutShort(CorruptRecord):
+    """A summary file that does not parse (empty, or cut mid-value): what a step stopped
+    while writing it leaves. `Finder.read` reports it as an error only when the step ended
+    `done`; otherwise (failed, cancelled, timeout...) as a warning, its values left out."""
+
+    def __init__(self, path: Path, why: str) -> None:
+        super().__init__(f"corrupt record {path}: {why}; fix or remove the file")
+        self.path, self.why = path, why
+
+
 @dataclass(frozen=True)
 class Source:
     """An extra glob from `.mrl.cfg` `metrics.sources`; `reader` None: chosen by file type."""
@@ -105,7 +115,8 @@ class Reader:
     `summary(files)` and `rows(files)` get the files of one sub-experiment folder that this
     reader matched (its `globs`, plus the `metrics.sources` globs whose file type it
     `accepts`), sorted. Raise `metarunlog.errors.CorruptRecord` naming the file for a file
-    that cannot be read: the table reports it and keeps the other values.
+    that cannot be read: the table reports it and keeps the other values (`CutShort` for a
+    summary file that does not parse: a warning when its step failed or was stopped).
     """
 
     name: ClassVar[str] = ""  # what `.mrl.cfg` `metrics.sources` names it by

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from metarunlog.errors import CorruptRecord
-from metarunlog.metrics.base import Reader
+from metarunlog.metrics.base import CutShort, Reader
 from metarunlog.metrics.registry import register
 
 SUMMARY = "metrics.json"
@@ -96,7 +96,7 @@ def read_summary(path: Path, *, writing: bool = False) -> dict[str, Any]:
     except ValueError as e:
         if writing:
             return {}
-        raise CorruptRecord(f"corrupt record {path}: {e}; fix or remove the file") from e
+        raise CutShort(path, str(e)) from e
     except RecursionError:  # json's parser past ~1,000 levels of [ or {: not a summary either
         raise CorruptRecord(f"corrupt record {path}: nested too deep to read; fix or remove the file") from None
     if not isinstance(data, dict):

@@ -18,7 +18,7 @@ from typing import Any
 from metarunlog import plugins
 from metarunlog.errors import MrlError
 from metarunlog.metrics import registry
-from metarunlog.metrics.base import MissingExtra, Reader, Settings
+from metarunlog.metrics.base import CutShort, MissingExtra, Reader, Settings
 
 # Never searched for metrics: a one-job experiment's folder holds the code snapshot and the trash.
 SKIP_DIRS = frozenset(
@@ -147,12 +147,14 @@ class Finder:
         """Every file of `folder` some reader reads (what `makebatch -replace` moves away)."""
         return sorted({p for _, paths in self.files(folder) for p in paths})
 
-    def read(self, folder: Path, *, ended: bool = False, writing: bool = False) -> Found:
+    def read(self, folder: Path, *, ended: bool = False, writing: bool = False, undone: str = "") -> Found:
         """The merged summary (a later reader wins per key) and the chained rows of `folder`.
 
         `ended`: the sub-experiment's writer ended by itself, so its files are complete (a
         last line without its line end counts; see `Reader.read_rows`). `writing`: it may be
-        writing them now (running or queued; see `Reader.read_summary`).
+        writing them now (running or queued; see `Reader.read_summary`). `undone`: the state
+        it ended in when that is not `done` (failed, cancelled...): a summary file cut short
+        (`CutShort`) is then a warning, its values left out, not an error.
 
         Summaries are read now; rows lazily, as the caller iterates. A reader that raises
         `MrlError` (a corrupt file) is reported in `errors` (for rows: once they are
@@ -168,6 +170,12 @@ class Finder:
                 found.warnings.append(str(e))
                 _warn_once(str(e))
                 continue
+            except CutShort as e:
+                if undone:
+                    found.warnings.append(_cut_note(e, undone))
+                    _warn_once(found.warnings[-1])
+                else:
+                    found.errors.append(str(e))
             except MrlError as e:
                 found.errors.append(str(e))
             else:
@@ -182,6 +190,15 @@ class Finder:
         found.streams = [_rows(reader, paths, folder, ended, warn) for reader, paths in readable]
         found.rows = _guarded(found.streams, found.errors)
         return found
+
+
+def _cut_note(e: CutShort, undone: str) -> str:
+    # a step stopped while it wrote (a kill, a time limit, json.dump raising on a value it
+    # cannot write) leaves the file cut for good: say so, once, and show the run without it
+    return (
+        f"{e.path} is empty or cut short ({e.why}), so its values are left out: "
+        f"its sub-experiment is {undone}, its step likely stopped while writing it"
+    )
 
 
 def _what(reader: Reader, folder: Path) -> str:
