@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import importlib
 import logging
 import sys
@@ -57,8 +58,22 @@ class Parser(argparse.ArgumentParser):
     def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:  # type: ignore[override]
         from metarunlog.commands._args import apply_aliases  # hidden old spellings (add_option)
 
-        argv = sys.argv[1:] if args is None else list(args)
-        return super().parse_known_args(apply_aliases(self, argv), namespace)
+        argv = apply_aliases(self, sys.argv[1:] if args is None else list(args))
+        if self._subparsers is not None or getattr(self, "_intermixing", False) or "--" in argv:
+            return super().parse_known_args(argv, namespace)
+        parsed, extras = super().parse_known_args(list(argv), copy.copy(namespace))
+        if not extras or any(a.startswith("-") for a in extras):
+            return parsed, extras
+        # `mrl run 3 --force 2`, `mrl table 3 --json 5`: argparse fills the positionals from
+        # the first run of words only, and the words after an option were "unrecognized";
+        # parsed again, every word an option does not take goes to the positionals
+        self._intermixing = True
+        try:
+            return super().parse_known_intermixed_args(argv, namespace)
+        except TypeError:  # a parser the intermixed parse cannot take (argparse.REMAINDER)
+            return parsed, extras
+        finally:
+            self._intermixing = False
 
     def print_help(self, file: Any = None) -> None:
         # argparse's own printing swallows write errors: `mrl --help > /dev/full` was exit 0

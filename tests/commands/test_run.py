@@ -392,3 +392,23 @@ def test_a_forced_run_its_backend_refuses_to_submit_keeps_the_experiment_done(pr
     assert (exp.dir / ".mrl.done").exists()
     main(["ls"])
     assert capsys.readouterr().out.startswith(f"   {exp.name}")
+
+
+def test_a_selection_or_experiment_after_an_option_is_taken_as_if_written_before_it(project: Path) -> None:
+    # `mrl run 1 --force 2` was "unrecognized arguments: 2": argparse fills positionals from
+    # their first run only; now every word an option does not take is a positional
+    exp = make_experiment(project, [{"x": i} for i in (1, 2, 3)], "echo {{x}} >> ran.txt")
+    assert run_mrl("run", cwd=project).returncode == 0
+    res = run_mrl("run", str(exp.id), "--force", "2", cwd=project)
+    assert res.returncode == 0, res.stderr
+    assert [(exp.dir / f"00{i}" / "ran.txt").read_text() for i in (1, 2, 3)] == ["1\n", "2\n2\n", "3\n"]
+    other = make_experiment(project, [{"x": 9}], "echo {{x}} >> ran.txt")
+    table = run_mrl("table", str(exp.id), "--json", str(other.id), cwd=project)
+    assert table.returncode == 0, table.stderr
+    assert sorted({r["exp"] for r in json.loads(table.stdout)}) == [exp.name, other.name]
+    # -j takes its value; the word after it is the selection
+    assert run_mrl("run", str(exp.id), "-j", "2", "3", "--force", cwd=project).returncode == 0
+    assert (exp.dir / "003" / "ran.txt").read_text() == "3\n3\n"
+    # one word too many is still one line naming it
+    extra = run_mrl("run", str(exp.id), "2", "--force", "3", cwd=project)
+    assert extra.returncode == 1 and extra.stderr.startswith("mrl: error: ") and len(extra.stderr.splitlines()) == 1
