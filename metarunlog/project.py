@@ -201,7 +201,8 @@ class Project:
             return self.experiment(last)
         found = self._experiment_containing(Path(ref))
         if found is None or found.dir != Path(ref).resolve():
-            raise NotAnExperiment(self._not_an_experiment(ref, found))
+            copy = self.copy_containing(Path(ref)) if found is None else None
+            raise NotAnExperiment(self._a_copy(copy) if copy else self._not_an_experiment(ref, found))
         return found
 
     def _not_an_experiment(self, ref: str, containing: Experiment | None) -> str:
@@ -232,12 +233,17 @@ class Project:
             return here
         copy = self.copy_containing(cwd)
         if copy is not None:
-            raise NotAnExperiment(
-                f"{copy.dir} is an experiment folder outside {self.outdir}, the outdir of the project at "
-                f"{self.basedir} (a copy?): mrl acts on the experiments in {self.outdir}; name one (`mrl ls`), "
-                "or check the copy's code/ with `mrl verify`"
-            )
+            raise NotAnExperiment(self._a_copy(copy))
         return None
+
+    def _a_copy(self, copy: Experiment) -> str:
+        """Why an experiment folder outside the outdir is not acted on (the current folder, or
+        a path given to a command or to the API)."""
+        return (
+            f"{copy.dir} is an experiment folder outside {self.outdir}, the outdir of the project at "
+            f"{self.basedir} (a copy?): mrl acts on the experiments in {self.outdir}; name one (`mrl ls`), "
+            "or check the copy's code/ with `mrl verify`"
+        )
 
     def copy_containing(self, path: Path) -> Experiment | None:
         """The experiment folder outside the outdir (a copy of one: `cp -a`, rsync) that

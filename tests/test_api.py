@@ -158,3 +158,28 @@ def test_load_table_of_exp_slash_selection_keeps_those_sub_experiments(two_exps)
     assert list(zip(df["exp"], df.index, strict=True)) == [(a.name, "002"), (b.name, "001")]
     with pytest.raises(MrlError, match="no sub-experiment 7 in experiment"):
         api.load_table(f"{a.id}/7")
+
+
+def test_a_copied_experiment_folder_given_to_the_api_gets_the_clis_message_with_its_hint(project: Path) -> None:
+    # a copy in the project (`cp -a output/0001 backup/`): the CLI run from inside it said "(a
+    # copy?) ... check the copy's code/ with `mrl verify`"; the API and `mrl table PATH` said
+    # only "is not an experiment: give an id ..."
+    import shutil
+
+    from tests.helpers.repo import run_mrl
+
+    make_experiment(project, [{"x": 1}], "true")
+    copy = project / "backup" / "0001"
+    shutil.copytree(project / "output" / "0001", copy, symlinks=True)
+    from_inside = run_mrl("status", cwd=copy)
+    assert from_inside.returncode == 1 and "(a copy?)" in from_inside.stderr
+    said = from_inside.stderr.removeprefix("mrl: error: ").rstrip("\n")
+    for load in (api.load_experiment, api.load_table, api.load_params):
+        with pytest.raises(NotAnExperiment) as e:
+            load(copy)
+        assert str(e.value) == said, load
+    with pytest.raises(NotAnExperiment, match=r"\(a copy\?\)"):
+        api.load_table(str(copy / "001"))
+    for args in (("table", str(copy)), ("info", str(copy))):
+        r = run_mrl(*args, cwd=project)
+        assert (r.returncode, r.stderr) == (1, from_inside.stderr), args
