@@ -129,8 +129,11 @@ def cli(args: argparse.Namespace, project: Project) -> int:
 
 
 def _cli(args: argparse.Namespace, project: Project) -> int:
+    from metarunlog.results import finder_for
+
     exp = project.load_exp(args.expId)
     options, backend_name = options_from(exp, args)
+    finder_for(exp)  # its readers set earlier attempts' metrics aside: a reader no module registers? now
     if args.dry_run:
         the_plan = plan(exp, args.selection, failed=args.failed, pending=args.pending, force=options.force)
         _print_provenance(project, exp, args)

@@ -29,11 +29,17 @@ GOALS = ("min", "max")
 
 
 def settings(cfg: Mapping[str, Any] | None) -> Settings:
-    """The metrics settings of a (validated) config; defaults for what is unset."""
+    """The metrics settings of a (validated) config; defaults for what is unset.
+
+    A reader `metrics.sources` names that no module registered (a plugin's, while `plugins`
+    does not name its module) is a ConfigError here, where metrics are read (`mrl table`,
+    `analyze`, `diff`, `run`, the API), not when the config is loaded: `ls`, `status`,
+    `info` still work (as for a `run.backend` of a plugin)."""
     cfg = cfg or {}
     block = dict(cfg.get("metrics") or {})
     sources, off = [], set()
-    for s in block.get("sources", []):
+    for i, s in enumerate(block.get("sources", [])):
+        _known_reader(s, f"metrics.sources[{i}]", getattr(cfg, "path", None) or Path(".mrl.cfg"))
         if isinstance(s, str) and s.startswith("!"):
             off.add(s[1:])
         elif isinstance(s, str):
@@ -92,21 +98,25 @@ def _strings(value: Any, where: str, path: Path) -> None:
 _PLUGIN_HINT = ' (a plugin\'s reader: name the module that registers it in "plugins": ["MODULE"])'
 
 
+def _known_reader(s: Any, where: str, path: Path) -> None:
+    known = ", ".join(registry.names())
+    if isinstance(s, str) and s.startswith("!") and s[1:] not in registry.names():  # "!tensorboard": off
+        raise ConfigError(f"{path}: '{where}': {s!r} names no reader; the readers are: {known}{_PLUGIN_HINT}")
+    reader = s.get("reader") if isinstance(s, dict) else None
+    if reader is not None and reader not in registry.names():
+        raise ConfigError(f"{path}: '{where}': no reader {reader!r}; the readers are: {known}{_PLUGIN_HINT}")
+
+
 def _source(s: Any, where: str, path: Path) -> None:
-    if isinstance(s, str) and s.startswith("!"):  # "!tensorboard": that reader off
-        if s[1:] not in registry.names():
-            known = ", ".join(registry.names())
-            raise ConfigError(f"{path}: '{where}': {s!r} names no reader; the readers are: {known}{_PLUGIN_HINT}")
-        return
+    """The shape of one `metrics.sources` entry (the reader's name is checked by `settings`)."""
     if isinstance(s, str) and s:
         return
     form = '"GLOB", {"glob": "GLOB", "reader": "NAME"}, {"reader": "NAME", "enabled": false} or "!NAME"'
     if not isinstance(s, dict) or set(s) - {"glob", "reader", "enabled"}:
         raise ConfigError(f"{path}: '{where}' must be {form}")
     reader = s.get("reader")
-    if reader is not None and reader not in registry.names():
-        known = ", ".join(registry.names())
-        raise ConfigError(f"{path}: '{where}': no reader {reader!r}; the readers are: {known}{_PLUGIN_HINT}")
+    if reader is not None and (not isinstance(reader, str) or not reader):
+        raise ConfigError(f"{path}: '{where}': 'reader' must be a reader's name")
     if s.get("enabled", True) is False:
         if reader is None:
             off = '{"reader": "NAME", "enabled": false}'

@@ -341,9 +341,50 @@ def test_a_bad_metrics_block_is_one_error_naming_the_key(
     project: Path, capsys: pytest.CaptureFixture[str], block: dict[str, Any], message: str
 ) -> None:
     set_cfg(project, metrics=block)
-    assert main(["ls"]) == 1
+    # a reader's name no module registers (a plugin's) fails what reads metrics, not `mrl ls`
+    if "reader" in message:
+        commit_all(project)
+        make_exp(project, [{"params": {"x": 1}}])
+        capsys.readouterr()
+    assert main(["table" if "reader" in message else "ls"]) == 1
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and err.startswith("mrl: error:")
+
+
+def test_metrics_sources_naming_a_plugins_reader_fails_only_what_reads_metrics_until_plugins_names_it(
+    project: Path,
+) -> None:
+    # `{"glob": "eval/*.yaml", "reader": "yamlscores"}` of a plugin not yet in "plugins" failed
+    # every command (ls, status, info, --help): now only table, analyze, diff, run and the API
+    (project / "yaml_reader.py").write_text(
+        "from metarunlog import metrics\n"
+        "@metrics.register\n"
+        "class Scores(metrics.Reader):\n"
+        "    name = 'yamlscores'\n"
+        "    globs = ()\n"
+        "    def summary(self, files):\n"
+        "        return dict(line.split(': ') for p in files for line in p.read_text().split('\\n') if line)\n"
+    )
+    from tests.backends.contract import make_experiment
+
+    set_cfg(project, metrics={"sources": [{"glob": "eval/*.yaml", "reader": "yamlscores"}]})
+    commit_all(project, "a plugin's reader")
+    assert run_mrl("new", "-cp", "no", "x", cwd=project).returncode == 0
+    make_experiment(project, [{"x": 1}, {"x": 2}], "mkdir -p eval && echo 'bleu: 31' > eval/s.yaml")
+    for args in (("ls",), ("status",), ("info",), ("--help",), ("run", "--help")):
+        r = run_mrl(*args, cwd=project)
+        assert r.returncode == 0 and "yamlscores" not in r.stderr, (args, r.stderr)
+    for args in (("table",), ("analyze",), ("run",), ("diff", "2/1", "2/2")):
+        r = run_mrl(*args, cwd=project)
+        assert r.returncode == 1 and r.stderr.count("\n") == 1, (args, r.stderr)
+        assert "no reader 'yamlscores'" in r.stderr and '"plugins": ["MODULE"]' in r.stderr, args
+    assert not list((project / "output" / "0002").glob("*/.mrl.status"))  # nothing started
+    set_cfg(project, plugins=["yaml_reader"])
+    commit_all(project, "plugins")
+    assert run_mrl("run", cwd=project).returncode == 0
+    table = run_mrl("table", "--json", cwd=project)
+    assert table.returncode == 0, table.stderr
+    assert [r["bleu"] for r in json.loads(table.stdout)] == ["31", "31"]
 
 
 def test_when_no_sub_experiment_has_metrics_the_table_says_where_it_looked(

@@ -70,8 +70,7 @@ def test_an_unknown_key_is_a_warning_with_the_near_name_not_an_error() -> None:
         ({"sources": "*.json"}, "key 'metrics.sources' must be a list"),
         ({"sources": [""]}, "'metrics.sources\\[0\\]' must be"),
         ({"sources": [3]}, "'metrics.sources\\[0\\]' must be"),
-        ({"sources": ["!nosuch"]}, "'!nosuch' names no reader; the readers are: .*csv"),
-        ({"sources": [{"glob": "a", "reader": "xml"}]}, "no reader 'xml'; the readers are"),
+        ({"sources": [{"glob": "a", "reader": 3}]}, "'reader' must be a reader's name"),
         ({"sources": [{"glob": "a", "what": 1}]}, "must be"),
         ({"sources": [{"reader": "csv"}]}, "'metrics.sources\\[0\\]' must be"),
         ({"sources": [{"enabled": False}]}, "say which reader to turn off"),
@@ -87,6 +86,24 @@ def test_a_bad_value_is_a_config_error_naming_the_file_and_the_key(block: dict[s
     with pytest.raises(ConfigError, match=message) as e:
         validate(block, CFG)
     assert str(e.value).startswith("/p/.mrl.cfg: ")
+
+
+@pytest.mark.parametrize(
+    ("sources", "message"),
+    [
+        (["*.json", "!nosuch"], "'metrics.sources\\[1\\]': '!nosuch' names no reader; the readers are: .*csv"),
+        ([{"glob": "a", "reader": "xml"}], "'metrics.sources\\[0\\]': no reader 'xml'; the readers are"),
+    ],
+)
+def test_a_reader_no_module_registers_is_an_error_where_metrics_are_read_not_when_the_config_is(
+    sources: list[Any], message: str
+) -> None:
+    from metarunlog.config import Config
+
+    assert validate({"sources": sources}, CFG) == []  # a plugin's reader, its module not in "plugins" yet
+    with pytest.raises(ConfigError, match=message) as e:
+        settings(Config({"metrics": {"sources": sources}}, CFG))
+    assert str(e.value).startswith("/p/.mrl.cfg: ") and '"plugins": ["MODULE"]' in str(e.value)
 
 
 def test_the_top_level_goals_name_their_own_key() -> None:
