@@ -231,12 +231,19 @@ class Shell(str):
     `run.command` does not quote it."""
 
 
+class Words(Shell):
+    """Shell words quoted for the shell that parses them (`cli_args`, `kv_args`): as they
+    are where the command's own shell reads words; inside '...', "...", backquotes or a
+    here-document the text reaches another parser (`sh -c '...'`, `srun bash -c "..."`,
+    `sh <<EOF`), so there it is escaped for that context and that parser gets the words."""
+
+
 def raw(value: Any) -> Shell:
     """`{{ flags | raw }}`: the value reaches /bin/sh unquoted, to be split into words."""
     return Shell(value)
 
 
-def cli_args(params: Mapping[str, Any], prefix: str = "--", exclude: Iterable[str] | str = ()) -> Shell:
+def cli_args(params: Mapping[str, Any], prefix: str = "--", exclude: Iterable[str] | str = ()) -> Words:
     """`{{ params | cli_args }}`: `--lr 0.1 --hidden 16`, every word shell-quoted (argparse,
     click). True is a bare flag (`--early_stop`); False and None are left out; a list is
     the flag then each value as its own word (`--layers 512 512`: argparse `nargs='+'`; an
@@ -255,16 +262,16 @@ def cli_args(params: Mapping[str, Any], prefix: str = "--", exclude: Iterable[st
             words.append(f"{prefix}{key}={word}")
         else:
             words += [prefix + key, word]
-    return Shell(" ".join(shlex.quote(w) for w in words))
+    return Words(" ".join(shlex.quote(w) for w in words))
 
 
-def kv_args(params: Mapping[str, Any], prefix: str = "", exclude: Iterable[str] | str = ()) -> Shell:
+def kv_args(params: Mapping[str, Any], prefix: str = "", exclude: Iterable[str] | str = ()) -> Words:
     """`{{ params | kv_args }}`: `lr=0.1 hidden=16`, each `key=value` one shell-quoted word
     (Hydra, mlxm). True/False/None are `true`/`false`/`null`; lists and dicts are compact
     JSON (`layers=[512,512]`). `prefix='+'` gives Hydra's `+key=value`."""
     skip = {exclude} if isinstance(exclude, str) else set(exclude)
     words = [f"{prefix}{k}={_word(v)}" for k, v in _items(params, "kv_args") if k not in skip]
-    return Shell(" ".join(shlex.quote(w) for w in words))
+    return Words(" ".join(shlex.quote(w) for w in words))
 
 
 def _items(params: Any, name: str) -> list[tuple[str, Any]]:
@@ -288,11 +295,14 @@ COMMAND_FILTERS: dict[str, Callable[..., Any]] = {"raw": raw, "cli_args": cli_ar
 
 # Each quoted value leaves Jinja wrapped in these two private-use characters; once the
 # whole command is rendered, `shell_quote_outputs` quotes it for where it landed.
+# Words (cli_args, kv_args) open with two: no value holds one (they are taken out).
 _OPEN, _CLOSE = "\ue000", "\ue001"
 _MARKERS = re.compile(f"[{_OPEN}{_CLOSE}]")
 
 
 def _mark(value: Any) -> str:
+    if isinstance(value, Words):
+        return f"{_OPEN}{_OPEN}{_MARKERS.sub('', str(value))}{_CLOSE}"
     if isinstance(value, Shell):
         return str(value)
     return f"{_OPEN}{_MARKERS.sub('', str(value))}{_CLOSE}"
@@ -324,7 +334,9 @@ def shell_quote_outputs(text: str) -> str:
     while i < len(text):
         if text[i] == _OPEN:
             end = text.index(_CLOSE, i)
-            out.append(sh.quote(text[i + 1 : end], "".join(out[-50:])))
+            value = text[i + 1 : end]
+            words = value.startswith(_OPEN)
+            out.append(sh.quote(value[1:] if words else value, "".join(out[-50:]), words=words))
             i = end + 1
         else:
             step = sh.step(text, i)
@@ -388,7 +400,8 @@ class _Shell:
             self.stack.append("hq" if quoted else "hd")
             self.delimiters.append((delimiter, strip))
 
-    def quote(self, value: str, before: str) -> str:
+    def quote(self, value: str, before: str, *, words: bool = False) -> str:
+        """`value` quoted for where it lands; `words` (cli_args): shell words already."""
         state = self.stack[-1]
         if state in ("hd", "hq"):
             delimiter, strip = self.delimiters[-1]
@@ -399,6 +412,10 @@ class _Shell:
                     f"<<{delimiter} of run.command early: change the value, or the delimiter"
                 )
             return value if state == "hq" else re.sub(r"([\\`$])", r"\\\1", value)
+        if words and state in ("cmd", "arith"):
+            return value
+        if words and state == "bq":  # escaped for the backquotes only: the words are the quoting
+            return re.sub(r"([\\`$])", r"\\\1", value)
         return _quote_for(state, value)
 
 

@@ -274,6 +274,51 @@ def test_kv_args_gives_hydra_style_key_value_words(tmp_path: Path) -> None:
     assert argv_of(ARGV + " {{ params | kv_args(prefix='+') }}", {"params": {"x": 1}}, tmp_path) == ["+x=1"]
 
 
+# Where the words of cli_args/kv_args reach a second shell: `sh -c '...'`, `srun bash -c
+# "..."`, backquotes, a here-document fed to a shell, eval; or sit in a comment. They were
+# pasted as they are: inside "..." the outer shell ran `$(...)` of a value, inside '...' its
+# quotes ended the string, a newline in a value ended a comment and ran the rest.
+NESTED_SPOTS = {
+    "sh -c '...'": "sh -c '{argv} {w}'",
+    'sh -c "..."': 'sh -c "{argv} {w}"',
+    "backquotes": 'printf %s "`{argv} {w}`"',
+    "here-document to sh": "sh <<EOF\n{argv} {w}\nEOF",
+    "quoted here-document to sh": "sh <<'EOF'\n{argv} {w}\nEOF",
+    "eval": 'eval "{argv} {w}"',
+    "comment": "{argv} 1 # {w}",
+}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    value=st.text(SHELL_CHARS, max_size=12),
+    spot=st.sampled_from(sorted(NESTED_SPOTS)),
+    kv=st.booleans(),
+)
+def test_cli_and_kv_args_words_reach_a_nested_shell_exactly_and_never_run_a_value(
+    value: str, spot: str, kv: bool, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    assume("EOF" not in value)  # a value holding the delimiter line is refused (test above)
+    d = tmp_path_factory.mktemp("nested")
+    (d / "argv.py").write_text("import json, sys\nprint(json.dumps(sys.argv[1:]))\n")
+    argv = f"{sys.executable} argv.py"
+    words = "{{ params | kv_args }}" if kv else "{{ params | cli_args }}"
+    text = command_template(NESTED_SPOTS[spot].format(argv=argv, w=words), ".mrl.cfg").render(
+        {"params": {"opt": value, "n": 1}}
+    )
+    out = subprocess.run(["/bin/sh", "-c", text], cwd=d, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, (text, out.stderr)
+    if spot == "comment":
+        expected = ["1"]
+    elif kv:
+        expected = [f"opt={value}", "n=1"]
+    else:
+        expected = [f"--opt={value}"] if value.startswith("-") else ["--opt", value]
+        expected += ["--n", "1"]
+    assert json.loads(out.stdout) == expected, text
+    assert sorted(p.name for p in d.iterdir()) == ["argv.py"]
+
+
 def test_cli_args_of_something_else_than_the_params_is_a_user_error() -> None:
     with pytest.raises(MrlError, match=r"cli_args takes the params dict"):
         command_template("run {{ lr | cli_args }}", ".mrl.cfg").render({"lr": 0.1})
