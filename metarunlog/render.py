@@ -274,6 +274,13 @@ def kv_args(params: Mapping[str, Any], prefix: str = "", exclude: Iterable[str] 
     return Words(" ".join(shlex.quote(w) for w in words))
 
 
+def word(value: Any) -> Words:
+    """`{{ opt | word }}`: the value as one shell word for the shell that reads it, also a
+    nested one: in `sh -c '... --opt {{ opt | word }}'` the inner shell gets one argument
+    (a bare `{{ opt }}` there is exactly the value in the outer string, the inner shell's text)."""
+    return Words(shlex.quote(_word(value)))
+
+
 def _items(params: Any, name: str) -> list[tuple[str, Any]]:
     if not isinstance(params, Mapping):
         raise TypeError(f"{name} takes the params dict: {{{{ params | {name} }}}}, not {type(params).__name__}")
@@ -291,7 +298,7 @@ def _word(value: Any) -> str:
 
 # Filters of `run.command` only; a filter that builds several arguments quotes each part
 # itself and returns Shell.
-COMMAND_FILTERS: dict[str, Callable[..., Any]] = {"raw": raw, "cli_args": cli_args, "kv_args": kv_args}
+COMMAND_FILTERS: dict[str, Callable[..., Any]] = {"raw": raw, "cli_args": cli_args, "kv_args": kv_args, "word": word}
 
 # Each quoted value leaves Jinja wrapped in these two private-use characters; once the
 # whole command is rendered, `shell_quote_outputs` quotes it for where it landed.

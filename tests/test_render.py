@@ -319,6 +319,17 @@ def test_cli_and_kv_args_words_reach_a_nested_shell_exactly_and_never_run_a_valu
     assert sorted(p.name for p in d.iterdir()) == ["argv.py"]
 
 
+@pytest.mark.parametrize("spot", sorted(set(NESTED_SPOTS) - {"comment"}))
+@pytest.mark.parametrize("value", HOSTILE)
+def test_word_makes_a_value_one_argument_of_a_nested_shell(spot: str, value: str, tmp_path: Path) -> None:
+    if "here-document" in spot and "\nEOF\n" in f"\n{value}\n":
+        return
+    (tmp_path / "argv.py").write_text("import json, sys\nprint(json.dumps(sys.argv[1:]))\n")
+    command = NESTED_SPOTS[spot].format(argv=f"{sys.executable} argv.py", w="--opt {{ opt | word }}")
+    assert argv_of(command, {"opt": value}, tmp_path) == ["--opt", value]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["argv.py"]
+
+
 def test_cli_args_of_something_else_than_the_params_is_a_user_error() -> None:
     with pytest.raises(MrlError, match=r"cli_args takes the params dict"):
         command_template("run {{ lr | cli_args }}", ".mrl.cfg").render({"lr": 0.1})
