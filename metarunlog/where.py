@@ -250,7 +250,8 @@ def _true(fn: Fn, row: Row) -> bool:
 
 
 def _number(v: Any) -> Any:
-    if v is None or isinstance(v, str):
+    # only numbers: a list (a param, a metric, `[1]`) times 9999999999 is a list of that size
+    if not isinstance(v, (int, float)):
         raise TypeError("not a number")
     return v
 

@@ -115,3 +115,13 @@ def test_input_too_long_or_deep_for_the_parser_is_one_clear_error(text: str) -> 
 
 def test_a_deep_but_allowed_expression_still_filters() -> None:
     assert ids("not " * 21 + "state == 'failed'") == ["001", "002"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[1] * 9999999999 == [1]", "(1,) * 9999999999 == 1", "lr in [1] * 99999999999", "layers * 9999999999 == []"],
+)
+def test_arithmetic_on_lists_is_no_number_and_never_builds_a_huge_list(text: str) -> None:
+    # a list times a number was a MemoryError traceback ("internal error") after minutes of swap
+    rows = [{"id": "001", "lr": 0.1, "layers": [64, 64]}]
+    assert filter_rows(rows, text, ["id", "lr", "layers"]) == []
