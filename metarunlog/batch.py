@@ -510,7 +510,13 @@ class Overrides:
     def parse(cls, sets: Iterable[str] = (), grids: Iterable[str] = (), repeat: int | None = None) -> Overrides:
         if repeat is not None and (isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1):
             raise BatchError(f"--repeat {repeat}: give a positive number of repeats")
-        return cls(dict(parse_set(s) for s in sets), dict(parse_grid(g) for g in grids), repeat)
+        out = cls(dict(parse_set(s) for s in sets), dict(parse_grid(g) for g in grids), repeat)
+        if both := [k for k in out.sets if k in out.grids]:  # the --set silently won
+            raise BatchError(
+                f"--set {both[0]}=... and --grid {both[0]}=... name the same param: give one of them "
+                "(--set fixes one value, --grid sweeps several)"
+            )
+        return out
 
     @classmethod
     def from_record(cls, batch: Mapping[str, Any]) -> Overrides:
@@ -526,9 +532,13 @@ class Overrides:
         return {"set": self.sets, "grid": self.grids, "repeat": self.repeat}
 
     def under(self, newer: Overrides) -> Overrides:
-        """These overrides with `newer` ones on top (a key given again takes the new value)."""
+        """These overrides with `newer` ones on top (a key given again takes the new value,
+        also from --set to --grid and back: `--extend --grid lr=0.1,0.01` of a batch made
+        with `--set lr=0.1` sweeps lr, where the old --set fixed it again: nothing to add)."""
         repeat = newer.repeat if newer.repeat is not None else self.repeat
-        return Overrides({**self.sets, **newer.sets}, {**self.grids, **newer.grids}, repeat)
+        sets = {k: v for k, v in self.sets.items() if k not in newer.grids}
+        grids = {k: v for k, v in self.grids.items() if k not in newer.sets}
+        return Overrides({**sets, **newer.sets}, {**grids, **newer.grids}, repeat)
 
     def __bool__(self) -> bool:
         return bool(self.sets or self.grids or self.repeat is not None)

@@ -522,6 +522,32 @@ def test_extend_remembers_the_batchs_set_and_grid_options(project: Path, capsys:
     assert record(exp)["batch"]["cli"]["grid"] == {"lr": [1, 2, 3]}
 
 
+def test_extend_with_a_grid_for_a_remembered_set_sweeps_it_and_back(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the remembered `--set tag=a` fixed tag again over the new `--grid tag=a,b`: "nothing
+    # to add", and the record said both
+    exp = new_exp(project)
+    assert main(["makebatch", "--set", "tag=a"]) == 0
+    assert main(["makebatch", "--extend", "--grid", "tag=a,b"]) == 0
+    batch = record(exp)["batch"]
+    assert batch["n"] == 18 and batch["cli"]["set"] == {} and batch["cli"]["grid"] == {"tag": ["a", "b"]}
+    assert sorted({record(exp / f"{i:03d}")["params"]["tag"] for i in range(1, 19)}) == ["a", "b"]
+    assert main(["makebatch", "--extend", "--set", "tag=c"]) == 0  # and back to one value
+    batch = record(exp)["batch"]
+    assert batch["n"] == 27 and batch["cli"]["set"] == {"tag": "c"} and batch["cli"]["grid"] == {}
+
+
+def test_set_and_grid_of_the_same_param_on_one_command_line_is_an_error(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exp = new_exp(project)
+    assert main(["makebatch", "--set", "lr=1", "--grid", "lr=1,2"]) == 1  # the --set silently won
+    err = capsys.readouterr().err
+    assert "mrl: error: --set lr=... and --grid lr=... name the same param: give one of them" in err
+    assert not (exp / "001").exists()
+
+
 def test_adding_repeat_and_extending_adds_only_the_new_repeats(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
