@@ -172,9 +172,15 @@ def new(
         exp = _claim_next(project)
         try:
             result = _fill(project, repo, exp, pin, source, description, block, provenance or {}, files)
-        except BaseException:
+        except BaseException as e:
             # The folder is ours and holds nothing of the user's yet: leave no half experiment.
+            gone = isinstance(e, (OSError, MrlError)) and not exp.dir.is_dir()
             shutil.rmtree(exp.dir, ignore_errors=True)
+            if gone:  # an `rm -rf` of the half-made folder: what failed is only its consequence
+                raise MrlError(
+                    f"{exp.dir} was removed while mrl new was making it (by another process): "
+                    "no experiment was made; run mrl new again"
+                ) from None
             raise
     result.warnings[:0] = warnings
     if result.differs:
