@@ -33,6 +33,7 @@ import csv
 import io
 import json
 import math
+import re
 import sys
 from typing import Any
 
@@ -218,9 +219,18 @@ def _delimited(tab: Table, sep: str) -> str:
     return buf.getvalue()
 
 
+# What markdown would read as markup in a table cell (code spans, emphasis, links, inline
+# HTML: a param `<b>x</b>` or `` `cmd` `` would show as something else, or run as HTML
+# where the table is rendered): HTML characters become entities, the rest is escaped with a
+# backslash. `_` only at a word's edge (`val_loss` is never emphasis and stays readable).
+_MD_SPECIAL = re.compile(r"[\\`*\[\]|]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+_MD_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+
+
 def _markdown(tab: Table) -> str:
     def esc(s: str) -> str:
-        return s.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+        s = _MD_SPECIAL.sub(lambda m: "\\" + m.group(), s)
+        return re.sub("[&<>]", lambda m: _MD_ENTITIES[m.group()], s).replace("\n", " ")
 
     lines = ["| " + " | ".join(esc(c) for c in tab.columns) + " |"]
     lines.append("|" + "|".join("---:" if _numeric(tab, c) else "---" for c in tab.columns) + "|")

@@ -67,6 +67,48 @@ def test_markdown_escapes_pipes(project: Path, capsys: pytest.CaptureFixture[str
     assert lines[2] == "| 001 | a\\|b | pending |  |"
 
 
+HOSTILE_NAMES = ["<b>bold</b>", "`touch x`", "*star*", "_under_", "[link](http://x)", "a&amp;b", "p|q", "back\\slash"]
+
+
+def test_markdown_renders_every_value_as_itself_not_as_markup(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # before: `<b>bold</b>` rendered bold (inline HTML: a `<script>` ran where the table is
+    # shown), backquotes became a code span, `*star*` italics: the table showed other values
+    import html.parser
+
+    import markdown
+
+    make_exp(project, [{"params": {"name": n, "my_lr": i}} for i, n in enumerate(HOSTILE_NAMES)])
+    _, out, _ = table_out(capsys, "--markdown")
+
+    class Cells(html.parser.HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.cells: list[str] = []
+            self.tags: list[str] = []
+            self.inside = False
+
+        def handle_starttag(self, tag: str, attrs: object) -> None:
+            if tag == "td":
+                self.inside, self.cells = True, [*self.cells, ""]
+            elif self.inside:
+                self.tags.append(tag)
+
+        def handle_endtag(self, tag: str) -> None:
+            self.inside = self.inside and tag != "td"
+
+        def handle_data(self, data: str) -> None:
+            if self.inside:
+                self.cells[-1] += data
+
+    parser = Cells()
+    parser.feed(markdown.markdown(out, extensions=["tables"]))
+    shown = parser.cells[1::5]  # id, name, my_lr, state, duration
+    assert shown == HOSTILE_NAMES and parser.tags == [], (shown, parser.tags)
+    assert out.startswith("| id | name | my_lr |")  # `_` inside a word is not escaped: names stay readable
+
+
 def test_all_params_shows_the_params_that_do_not_vary(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     grid_exp(project)
     _, out, _ = table_out(capsys, "--all-params", "--csv")

@@ -159,7 +159,9 @@ class Round:
             self.fault(f"mrl {' '.join(args)} hung")
             p.kill()
             out, err = p.communicate()
-        self.note(f"end pid={p.pid} rc={p.returncode} mrl {' '.join(args)} :: {out.strip()[-200:]!r} {err.strip()[-3000:]!r}")
+        self.note(
+            f"end pid={p.pid} rc={p.returncode} mrl {' '.join(args)} :: {out.strip()[-200:]!r} {err.strip()[-3000:]!r}"
+        )
         sig = self.signalled.get(p.pid, set())
         if sig and "KeyboardInterrupt" in err and "metarunlog/" not in err:
             self.note(f"KNOWN signal in Python's start-up, before mrl: rc={p.returncode}")
