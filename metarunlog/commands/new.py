@@ -10,7 +10,8 @@ by DESCRIPTION), the copyFiles and confTemplFile, and points `last` at it. A dir
 working tree is refused unless --notclean, which also saves .mrl.diff and applies it to
 code/; untracked files that are not git-ignored are left out of code/, with a warning.
 
-Config files come from the experiment -cp names (default: the last one), or with
+Config files come from the experiment -cp names (default: the newest made one, never a folder
+another `mrl new` is still filling or one killed half-way: no record yet), or with
 `-cp basedir` (or `repo`) as committed at HEAD; the first experiment takes the
 basedir's. A file the source experiment lacks comes from the basedir. It prints what it
 copied from where, says when a copy differs from the committed version, and records
@@ -37,7 +38,7 @@ from metarunlog import __version__, git, jsonio
 from metarunlog.commands._args import add_copy_options, add_option
 from metarunlog.error_handler import killed_like_ctrl_c
 from metarunlog.errors import DirtyTree, MrlError
-from metarunlog.experiment import CODE, DIFF, TEMPLATE_DIR, Experiment
+from metarunlog.experiment import CODE, DIFF, RECORD, TEMPLATE_DIR, Experiment
 from metarunlog.project import Project
 from metarunlog.records import ExperimentRecord
 
@@ -273,10 +274,9 @@ def _copy_source(project: Project, copy_from: str | None) -> CopySource:
     if copy_from in BASEDIR_REFS:
         return CopySource(project.basedir, "basedir")
     if copy_from is None:
-        last = project.last_id()
-        if last is None:
+        exp = _newest_complete(project)
+        if exp is None:
             return CopySource(project.basedir, "basedir")
-        exp = project.experiment(last)
         return CopySource(exp.dir, exp.name)
     try:
         exp = project.load_exp(copy_from)
@@ -285,6 +285,17 @@ def _copy_source(project: Project, copy_from: str | None) -> CopySource:
             f"-cp {copy_from}: {e}; -cp also takes 'basedir' (or 'repo': the committed versions) or 'no'"
         ) from None
     return CopySource(exp.dir, exp.name)
+
+
+def _newest_complete(project: Project) -> Experiment | None:
+    """The newest experiment whose record is written (it is written last). A newer folder
+    without one is another `mrl new` still filling it, or one killed half-way: its config
+    files may be missing or half-copied, so they are never the default source."""
+    for exp_id in reversed(project.experiment_ids()):
+        exp = project.experiment(exp_id)
+        if (exp.dir / RECORD).is_file():
+            return exp
+    return None
 
 
 def _claim_next(project: Project) -> Experiment:

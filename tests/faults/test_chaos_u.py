@@ -4,6 +4,7 @@ case with real mrl processes."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -36,3 +37,28 @@ def test_an_experiment_folder_removed_while_mrl_new_makes_it_is_one_error_line(p
     assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
     assert proc.stderr.startswith("mrl: error: ") and "was removed while mrl new was making it" in proc.stderr
     assert not any(p.name.isdigit() for p in (project / "output").iterdir())
+
+
+def test_mrl_new_never_copies_config_files_from_a_half_made_experiment(project: Path) -> None:
+    # A newer folder without a record: an `mrl new` killed -9 half-way, or one another
+    # `mrl new` is still filling. before: its half-copied conf.lua was the default source,
+    # and the record said `copiedFrom: 0002`, an experiment `mrl ls` does not even list.
+    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
+
+    def mrl(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "metarunlog", *args], cwd=project, env=env, capture_output=True, text=True
+        )
+
+    assert mrl("new", "first").returncode == 0
+    (project / "output" / "0001" / "conf.lua").write_text("-- MRL:grid['lr'] = [7]\nlr = {{lr}}\n")
+    half = project / "output" / "0002"
+    (half / "code").mkdir(parents=True)
+    (half / "conf.lua").write_text("lr = {{")  # cut off as it was being copied
+    proc = mrl("new", "second")
+    assert proc.returncode == 0, proc.stderr
+    made = project / "output" / "0003"
+    assert (made / "conf.lua").read_text() == (project / "output" / "0001" / "conf.lua").read_text()
+    record = json.loads((made / ".mrl").read_text())
+    assert record["copiedFrom"] == "0001" and record["copied"] == {"conf.lua": "0001"}
+    assert "copied conf.lua from 0001" in proc.stdout
