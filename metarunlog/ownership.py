@@ -169,8 +169,11 @@ def claim_runner(exp: Experiment) -> RunnerClaim:
     The claim's `orphans` are the steps of dead runners' jobs still alive: a runner killed
     with -9 between starting a step and recording its pid left a step no record names, and
     this run must not start that sub-experiment again beside it."""
+    from metarunlog.procs import start_id
+
     orphans = _drop_dead_runner_claims(exp)
-    claim = Claim(RUNNER, HOST, os.getpid(), jsonio.now())
+    # its start id: once it is dead, only processes started after it can be its steps
+    claim = Claim(RUNNER, HOST, os.getpid(), jsonio.now(), extra={"runnerStart": start_id(os.getpid())})
     path = write_claim(exp, claim, f"{RUNNER}-{HOST}-{os.getpid()}")
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # never inherited by a step
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -192,12 +195,22 @@ def _drop_dead_runner_claims(exp: Experiment) -> dict[int, int]:
                 ids = set()
             dirs = {str(exp.subexp_dir(i)): i for i in ids}
             dirs.update({os.path.realpath(d): i for d, i in list(dirs.items())})
-            alive = live_steps_of(dirs)
+            alive = live_steps_of(dirs, started_after=_start_ticks(claim.extra.get("runnerStart")))
             if alive:
                 orphans.update(alive)
             else:
                 _remove_claim_files(claim.path)
     return orphans
+
+
+def _start_ticks(runner_start: Any) -> int | None:
+    """The start time (clock ticks since boot) in a runner's start id of this boot; None
+    when unknown (a claim of an older mrl, another boot: then nothing is left out)."""
+    from metarunlog.procs import start_id
+
+    boot, _, ticks = str(runner_start or "").rpartition(":")
+    mine = (start_id(os.getpid()) or "").rpartition(":")[0]
+    return int(ticks) if boot and boot == mine and ticks.isdigit() else None
 
 
 def _remove_claim_files(path: Path) -> None:

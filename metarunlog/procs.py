@@ -150,17 +150,23 @@ def names_folder(pid: int, subdir: str | os.PathLike[str]) -> bool | None:
     return None
 
 
-def live_steps_of(subdirs: Mapping[str, int]) -> dict[int, int]:
+def live_steps_of(subdirs: Mapping[str, int], started_after: int | None = None) -> dict[int, int]:
     """{id: pid} of live step processes whose MRL_SUBEXP_DIR names one of `subdirs` (path ->
     id): session leaders (mrl starts each step in a session of its own) found in /proc. For
     the steps a runner killed with -9 may have started without recording them: no record
-    names their pids. Another user's processes (environment unreadable) are not found."""
+    names their pids. Another user's processes (environment unreadable) are not found, nor
+    (`started_after`: the dead runner's start, in clock ticks since boot) those that started
+    before that runner did, which cannot be its steps (a shell that exported the variable)."""
     if not subdirs:
         return {}
     want = {os.fsencode(d): i for d, i in subdirs.items()}
     out: dict[int, int] = {}
     for name, fields in _proc_stats() or ():
-        if fields[0] in (b"Z", b"X") or len(fields) < 4 or fields[3] != name.encode():  # a zombie, or no session leader
+        # a zombie, or not its session's leader (mrl starts each step in a session of its own)
+        if fields[0] in (b"Z", b"X") or len(fields) < 20 or fields[3] != name.encode():
+            continue
+        # (one tick: 10 ms; a runner forks its first step far later than that after its own start)
+        if started_after is not None and fields[19].isdigit() and int(fields[19]) <= started_after:
             continue
         try:
             with open(f"/proc/{name}/environ", "rb") as f:

@@ -62,3 +62,60 @@ def test_mrl_new_never_copies_config_files_from_a_half_made_experiment(project: 
     record = json.loads((made / ".mrl").read_text())
     assert record["copiedFrom"] == "0001" and record["copied"] == {"conf.lua": "0001"}
     assert "copied conf.lua from 0001" in proc.stdout
+
+
+# `mrl run` in a real process that is killed (SIGKILL) right after it started a step,
+# before it wrote the record naming that step (as in tests/faults/test_chaos.py).
+KILLED_AFTER_SPAWN = """
+import os, signal, sys
+from metarunlog import execute
+from metarunlog.main import main
+real = execute.spawn_step
+def spawned(*a, **k):
+    proc = real(*a, **k)
+    os.kill(os.getpid(), signal.SIGKILL)
+    return proc
+execute.spawn_step = spawned
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_process_older_than_a_killed_runner_is_never_taken_for_its_orphaned_step(project: Path) -> None:
+    # A session leader whose MRL_SUBEXP_DIR names 001 but that started before the runner
+    # (a shell that exported it, a daemon of an earlier run): before, every later `mrl run`
+    # said `001 not run: its step (pid <it>), started by an mrl run that was killed, is
+    # still running` for as long as it lived (the harness's decoy: 600 s).
+    from tests.backends.contract import make_experiment
+    from tests.helpers.processes import wait_for
+    from tests.helpers.repo import run_mrl
+
+    exp = make_experiment(project, [{"x": 1}], "true")
+    sub = str(exp.dir / "001")
+    stranger = subprocess.Popen(["sleep", "600"], env={**os.environ, "MRL_SUBEXP_DIR": sub}, start_new_session=True)
+    try:
+        env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
+        argv = [sys.executable, "-c", KILLED_AFTER_SPAWN, "run"]
+        first = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=120)
+        assert first.returncode == -9, first.stderr
+        wait_for(lambda: _carrying(sub) <= {stranger.pid}, 30, "the real step to end")
+        second = run_mrl("run", cwd=project)
+        assert "still running" not in second.stderr, second.stderr
+        assert json.loads((exp.dir / "001" / ".mrl.status").read_text())["state"] == "done"
+        assert stranger.poll() is None  # never signalled
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def _carrying(subdir: str) -> set[int]:
+    """Live processes whose environment names `subdir` as MRL_SUBEXP_DIR."""
+    found = set()
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            env = Path(f"/proc/{name}/environ").read_bytes().split(b"\0")
+            state = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z" and f"MRL_SUBEXP_DIR={subdir}".encode() in env:
+            found.add(int(name))
+    return found
