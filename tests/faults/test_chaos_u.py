@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.faults.test_chaos import KILLED_AFTER_SPAWN  # a runner killed -9 right after it started a step
 from tests.helpers.repo import GIT_ENV, REPO_ROOT
 
 # `mrl new` in a real process, where another process (here: the same one, at the moment
@@ -62,22 +63,6 @@ def test_mrl_new_never_copies_config_files_from_a_half_made_experiment(project: 
     record = json.loads((made / ".mrl").read_text())
     assert record["copiedFrom"] == "0001" and record["copied"] == {"conf.lua": "0001"}
     assert "copied conf.lua from 0001" in proc.stdout
-
-
-# `mrl run` in a real process that is killed (SIGKILL) right after it started a step,
-# before it wrote the record naming that step (as in tests/faults/test_chaos.py).
-KILLED_AFTER_SPAWN = """
-import os, signal, sys
-from metarunlog import execute
-from metarunlog.main import main
-real = execute.spawn_step
-def spawned(*a, **k):
-    proc = real(*a, **k)
-    os.kill(os.getpid(), signal.SIGKILL)
-    return proc
-execute.spawn_step = spawned
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 def test_a_process_older_than_a_killed_runner_is_never_taken_for_its_orphaned_step(project: Path) -> None:
