@@ -350,6 +350,12 @@ class Status(_JsonView):
             new = new._next(state=state, end=self.end or now, pid=None, pid_start=None, node=self.node or node or None)
         return new
 
+    def reason_shown(self, shown: JobState) -> str:
+        """`reason` (why mrl ended it or never started it), while `shown`, the state a
+        command shows, is this record's own; "" otherwise: a later word (Slurm's verdict, a
+        stale runner) is about something else. `mrl status`, `mrl info` and the report ask this."""
+        return (self.reason or "") if self.state is shown else ""
+
     def gave_up(self, reason: str, now: str) -> Status:
         """Failed without running its command again: `reason` says why (a requeue limit)."""
         return self._next(state=JobState.FAILED, exit_code=None, end=now, pid=None, reason=reason)

@@ -300,6 +300,20 @@ def read_sub(
 # -- the user's metrics(subExpDir) ---------------------------------------------------------------
 
 
+def scheduled_states(exp: Experiment, subs: list[SubExperiment], results: list[SubResult]) -> None:
+    """The state `mrl status` shows, for the records only their backend can judge (Slurm:
+    queued or running ones, an array cancelled while queued): asked of it once for all of
+    them (`observe_any`). Local records keep what `read_sub` saw (liveness checked there)."""
+    from metarunlog.backends.base import Job, asks_backend, observe_any
+
+    by_id = {sub.id: sub for sub in subs}
+    asked = [(r, Job(by_id[r.id], status=r.status)) for r in results if r.status is not None and asks_backend(r.status)]
+    if asked:
+        observe_any(exp, [job for _, job in asked], read=False)
+        for res, job in asked:
+            res.state = job.state
+
+
 def user_metrics_function(basedir: Path) -> Callable[..., Any] | None:
     """`metrics` from `basedir/mrl_analyze.py`, or None when there is no such file or function."""
     from metarunlog import hooks
@@ -421,10 +435,12 @@ def collect(
     finder = finder_for(exp, basedir)
     if warnings is not None:
         warnings.extend(w for w in exp.cfg.warnings if w not in warnings)
-    for sub in exp.sub_experiments() if only is None else only:
+    subs = exp.sub_experiments() if only is None else only
+    for sub in subs:
         res, errs = read_sub(sub, keep_lines=keep_lines, finder=finder, best=best, warnings=warnings)
         results.append(res)
         errors += errs
+    scheduled_states(exp, subs, results)
     if user_metrics:
         errors += add_all_user_metrics(results, basedir, finder.settings)
     return results, errors

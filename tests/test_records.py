@@ -259,3 +259,11 @@ def test_a_requeued_task_keeps_its_job_id_and_attempts_and_forgets_where_it_ran(
     assert (queued.state, queued.job_id, queued.attempts, queued.steps_done) == (JobState.QUEUED, "3_1", 1, 1)
     assert (queued.host, queued.node, queued.pid, queued.runner_pid, queued.start) == (None,) * 5
     assert queued.submitted == "t1"
+
+
+def test_a_reason_shows_while_the_state_shown_is_the_records_own() -> None:
+    # the one rule mrl status, mrl info and the report's summary/facts table follow
+    st = Status().not_started("not started: its Slurm task 9 ended first")
+    assert st.reason_shown(JobState.PENDING) == "not started: its Slurm task 9 ended first"
+    assert st.reason_shown(JobState.CANCELLED) == ""  # a later word is about something else
+    assert Status().reason_shown(JobState.PENDING) == ""

@@ -272,21 +272,21 @@ def observe(jobs: Sequence[Job]) -> list[JobState]:
     return out
 
 
-def observe_any(exp: Experiment, jobs: Sequence[Job]) -> list[JobState]:
+def observe_any(exp: Experiment, jobs: Sequence[Job], *, read: bool = True) -> list[JobState]:
     """States of jobs run by any backend: each record's own backend judges it.
 
     Local records are checked for liveness here; the others are handed to their backend's
     `poll` (Slurm asks the scheduler). A backend that cannot answer (no `squeue` on this
-    machine) leaves its records as written and says why in `job.message`.
+    machine) leaves its records as written and says why in `job.message`. `read=False`:
+    each `job.status` was just read by the caller (`mrl table` reads them with the metrics).
     """
     by_backend: dict[str, list[Job]] = {}
     for job in jobs:
-        status = job.read_status()
-        name = status.backend if status else DEFAULT
-        if judged_by_liveness(name) or not (recorded_state(status).active or _unsettled(name, status)):
+        status = job.read_status() if read else job.status
+        if not asks_backend(status):
             job.observe(status)
         else:
-            by_backend.setdefault(name, []).append(job)
+            by_backend.setdefault(status.backend if status else DEFAULT, []).append(job)
     for name, group in by_backend.items():
         try:
             with blamed(name):
@@ -312,6 +312,13 @@ def follow_ups(exp: Experiment, records: Iterable[Status | None], *, cancel: boo
         with blamed(name):
             out += cls.cancel_follow_ups(exp) if cancel else cls.follow_ups(exp)
     return out
+
+
+def asks_backend(status: Status | None) -> bool:
+    """Only the record's backend can say its state now (Slurm: a task queued or running, or
+    one that ended without a verdict yet); the others are judged here, by liveness."""
+    name = status.backend if status else DEFAULT
+    return not judged_by_liveness(name) and (recorded_state(status).active or _unsettled(name, status))
 
 
 def _unsettled(name: str, rec: Status | None) -> bool:

@@ -92,21 +92,17 @@ def pick_one(exp: Experiment, spec: str) -> SubExperiment:
 
 def sub_info(sub: SubExperiment) -> dict[str, Any]:
     """What `mrl info EXP/SUB` shows: folder, ids, params, and the status record with the
-    state `mrl status` shows (a dead local run: stale)."""
-    from metarunlog.backends.base import stale_after
-    from metarunlog.states import observed_state
+    state and note `mrl status` shows (a dead local run: stale; Slurm's word merged in: a
+    task cancelled while queued), from the same rows."""
+    from metarunlog.backends.base import Job, observe_any
+    from metarunlog.commands.status import note
 
-    status = sub.read_status()
-    record = status.to_json() if status is not None else {}
-    state = observed_state(status, sub.status_path, stale_after(sub.exp))
-    return {
-        "path": str(sub.dir),
-        "experiment": sub.exp.name,
-        "subExpId": sub.id,
-        "params": sub.own_params,
-        **record,
-        "state": str(state),
-    }
+    job = Job(sub)
+    observe_any(sub.exp, [job])
+    record = job.status.to_json() if job.status is not None else {}
+    info = {"path": str(sub.dir), "experiment": sub.exp.name, "subExpId": sub.id, "params": sub.own_params}
+    info |= {**record, "state": job.state.value}
+    return info | ({"note": n} if (n := note(job)) else {})
 
 
 def sub_cli(args: argparse.Namespace, sub: SubExperiment) -> int:

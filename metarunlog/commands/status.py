@@ -91,18 +91,18 @@ def status(exp: Experiment, selection: str | None = None) -> list[Row]:
     picked = pick(subs, selection)
     jobs = [Job(sub) for sub in picked]
     observe_any(exp, jobs)
-    rows = [Row(j.id, j.name, j.state, j.status, j.message or _reason(j)) for j in jobs]
+    rows = [Row(j.id, j.name, j.state, j.status, note(j)) for j in jobs]
     every = len(picked) == len(subs)  # a selection cannot tell that the experiment is done
     if every and rows and all(r.state is JobState.DONE for r in rows) and not (exp.dir / DONE_MARK).exists():
         _mark_done(exp)
     return rows
 
 
-def _reason(job: Job) -> str:
-    """Why mrl ended it or never started it (`reason` in its record: a requeue limit, its
-    packed task's time limit), while the record's state is the one shown."""
-    st = job.status
-    return (st.reason or "") if st is not None and st.state is job.state else ""
+def note(job: Job) -> str:
+    """The note shown beside a row: what its backend said (`job.message`), else why mrl
+    ended it or never started it (`Status.reason_shown`: a requeue limit, its packed task's
+    time limit). `mrl info EXP/SUB` shows the same."""
+    return job.message or (job.status.reason_shown(job.state) if job.status is not None else "")
 
 
 def _mark_done(exp: Experiment) -> None:

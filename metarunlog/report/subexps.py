@@ -27,9 +27,9 @@ def body(s: SubSection, varying: list[str]) -> Markup:
     rows = [_row(k, format_value(v)) for k, v in res.params.items()]
     st = res.status.to_json() if res.status else {}
     rows.append(f"<tr><th>state</th><td>{state}{_state_detail(st)}</td></tr>")
-    if st.get("reason") and st.get("state") == res.state.value:
+    if res.status is not None and (why := res.status.reason_shown(res.state)):
         # why mrl ended it or never started it ("not started: its Slurm task ..."), as mrl status says
-        rows.append(_row("reason", str(st["reason"])))
+        rows.append(_row("reason", why))
     if st.get("start"):
         rows.append(f"<tr><th>ran</th><td>{_ran(st)}</td></tr>")
     rows += [_row(k, format_value(v)) for k, v in res.metrics.items()]

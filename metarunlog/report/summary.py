@@ -122,6 +122,7 @@ def _xkey(rep: Report) -> str:
 def failure(s: SubSection) -> Failure:
     """Why a sub-experiment did not finish, as far as its record and run.log say."""
     res, st = s.res, s.res.status
+    why = st.reason_shown(res.state) if st else ""  # mrl ended it (a requeue limit): its record says why
     if res.state is JobState.STALE:
         pid = f"pid {st.pid}" if st and st.pid else "its process"
         host = f" on {st.host}" if st and st.host else ""
@@ -129,14 +130,14 @@ def failure(s: SubSection) -> Failure:
     elif res.state is JobState.FAILED:
         code = st.exit_code if st else None
         reason = f"exit code {code}" if code is not None else "failed (no exit code recorded)"
-        if code is None and st and st.reason:
-            reason = st.reason  # mrl ended it (a requeue limit): its record says why
+        if code is None and why:
+            reason = why
         elif st and st.steps and st.steps > 1:
             reason += f" in step {min(st.steps_done + 1, st.steps)} of {st.steps}"
     else:
         reason = REASONS.get(res.state, res.state.value)
         if st and st.exit_code is not None:
             reason += f" (exit code {st.exit_code})"
-    if st and st.reason and st.reason not in reason and st.state is res.state:
-        reason += f": {st.reason}"  # a USR1 past the requeue limit, with the exit code it caused
+    if why and why not in reason:
+        reason += f": {why}"  # a USR1 past the requeue limit, with the exit code it caused
     return Failure(res.name, res.state.value, reason, s.log_tail[-LOG_LINES:])

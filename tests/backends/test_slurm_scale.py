@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -960,3 +961,33 @@ def test_a_task_skips_a_sub_experiment_whose_params_changed_after_submission_and
     st = json.loads((expdir / "002" / ".mrl.status").read_text())
     assert st["state"] == "failed" and "changed after this run planned it" in st["reason"], st
     assert (expdir / "001" / "ran.txt").read_text() == "0\n" and (expdir / "003" / "ran.txt").read_text() == "2\n"
+
+
+# -- info, table and the API show the state `mrl status` shows (the scheduler's word merged) --
+
+
+@on_slurm
+def test_info_table_and_load_table_show_a_job_cancelled_in_the_queue_as_status_does(project: Path) -> None:
+    # the records say `queued`; only Slurm knows the array was scancel-ed before it started.
+    # `mrl info 1/1` (and `mrl table`'s state, "as `mrl status` shows it") said queued
+    exp = make_experiment(project, [{"x": i} for i in range(1, 4)], "true")
+    run_mrl("run", str(exp.id), "--backend", "slurm", "--slurm-opt=--begin=now+600", check=True)
+    job = records(exp)[0].job_id.split("_")[0]  # type: ignore[union-attr]
+    subprocess.run(["scancel", job], check=True)
+    wait_for("Slurm to end it", lambda: job_over(job))
+    assert {r.state for r in records(exp)} == {JobState.QUEUED}  # nobody told the records
+    info = run_mrl("info", f"{exp.id}/1", "--json", cwd=project)
+    assert info.returncode == 0, info.stderr
+    assert json.loads(info.stdout)["state"] == "cancelled", info.stdout
+    code = (
+        "import sys; from metarunlog import api; "
+        f"t = api.load_table('{exp.id}/2', basedir=sys.argv[1]); print(list(t['state']))"
+    )
+    api = subprocess.run(
+        [sys.executable, "-c", code, str(project)], capture_output=True, text=True, env=_env(), cwd=project
+    )
+    assert api.returncode == 0, api.stderr
+    assert api.stdout.strip() == "['cancelled']", api.stdout
+    table = run_mrl("table", str(exp.id), "--json", cwd=project)
+    assert table.returncode == 0, table.stderr
+    assert [r["state"] for r in json.loads(table.stdout)] == ["cancelled"] * 3, table.stdout
