@@ -94,6 +94,7 @@ _STATUS_KEYS = frozenset(
         "packed",
         "reason",
         "requeues",
+        "doneBefore",
     }
 )
 
@@ -157,6 +158,9 @@ class Status(_JsonView):
     packed: bool = False  # Slurm: one of several sub-experiments its array task runs (--pack)
     reason: str | None = None  # why mrl ended it, when no command said so (a requeue limit...)
     requeues: int = 0  # times its task was requeued since it was submitted (the next attempt continues)
+    # Slurm: the done record a --force submission queued this one over, until the rerun
+    # starts: what it goes back to when its task ends first (`dropped_rerun`)
+    done_before: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # keys of other mrl versions
 
     @classmethod
@@ -188,6 +192,7 @@ class Status(_JsonView):
             g("packed") is True,
             _str(g("reason")),
             _count(g("requeues")),
+            _dict(g("doneBefore")) or None,
             extra,
         )
 
@@ -224,6 +229,8 @@ class Status(_JsonView):
             out["reason"] = self.reason
         if self.requeues:
             out["requeues"] = self.requeues
+        if self.done_before is not None:
+            out["doneBefore"] = self.done_before
         return {**out, **{k: v for k, v in self.extra.items() if k not in out}}
 
     # -- transitions: each returns the next record, this one is left as it was ---------------
@@ -239,8 +246,11 @@ class Status(_JsonView):
 
     def queued(self, backend: str, job_id: str, now: str, *, packed: bool = False) -> Status:
         """Submitted to a scheduler: earlier attempts and finished steps kept (`--force`
-        on a done one runs every step again); `packed`: its task runs others too."""
+        on a done one runs every step again, and keeps the done record in `done_before`
+        until the rerun starts); `packed`: its task runs others too."""
+        before = self.to_json() if self.state is JobState.DONE else None
         return self._next(
+            done_before=before,
             packed=packed,
             reason=None,
             requeues=0,
@@ -300,6 +310,7 @@ class Status(_JsonView):
             submitted=self.submitted if backend == self.backend else None,  # who queued it
             packed=self.packed and backend == self.backend,
             requeues=self.requeues if backend == self.backend else 0,
+            done_before=None,  # the rerun starts: the earlier result is being replaced
         )
 
     def attempt_started(self, now: str) -> Status:
@@ -326,8 +337,20 @@ class Status(_JsonView):
         step pid), so `mrl status` and `mrl cancel` see it as the live work it is."""
         return self._next(state=JobState.RUNNING, exit_code=None, end=None, duration=duration, pid=None, pid_start=None)
 
+    def dropped_rerun(self) -> Status | None:
+        """The done record a `--force` submission queued this one over, while that rerun
+        has not started; None otherwise. What the record goes back to when its task ends
+        first (cancelled in the queue, a time limit): the rerun never happened, and the
+        earlier attempt's result (its metrics, run with these params) stands, as locally."""
+        if self.state is not JobState.QUEUED or self.done_before is None:
+            return None
+        return Status.from_json(self.done_before)
+
     def cancelled(self, now: str, *, slurm_state: str | None = None) -> Status:
-        """Stopped from outside (`mrl cancel`, scancel) while its runner could not say so."""
+        """Stopped from outside (`mrl cancel`, scancel) while its runner could not say so
+        (a done one whose --force rerun never started: done, as it was)."""
+        if (before := self.dropped_rerun()) is not None:
+            return before
         return self._next(
             state=JobState.CANCELLED,
             end=self.end or now,
@@ -345,6 +368,9 @@ class Status(_JsonView):
 
     def settled(self, slurm_state: str, state: JobState | None, node: str, now: str) -> Status:
         """The scheduler's final word written in; `state` when it changes the record's."""
+        before = self.dropped_rerun()
+        if before is not None and state is not None and state.finished:  # it never started: done, as it was
+            return before
         new = self._next(slurm_state=slurm_state)
         if state is not None and state is not self.state:
             new = new._next(state=state, end=self.end or now, pid=None, pid_start=None, node=self.node or node or None)
@@ -363,7 +389,10 @@ class Status(_JsonView):
     def not_started(self, reason: str) -> Status:
         """Never started by the task it was queued for, which ended first (its time limit,
         its requeue limit): `pending` again, nothing of an attempt in it, `reason` saying
-        why; its job id kept (which task dropped it), so a plain `mrl run` runs it."""
+        why; its job id kept (which task dropped it), so a plain `mrl run` runs it. A done
+        one whose --force rerun this was is done again, as it was (`dropped_rerun`)."""
+        if (before := self.dropped_rerun()) is not None:
+            return before
         return self._without_attempt(state=JobState.PENDING, reason=reason)
 
     def requeued(self, now: str) -> Status:

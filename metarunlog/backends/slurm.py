@@ -835,14 +835,21 @@ def merged_state(status: Status | None, info: TaskInfo | None) -> JobState:
       wins over the record; so does any final word while the record still says active
       (the task was killed: `scancel` -> cancelled, a crash -> failed);
     - a task that wrote `failed` or `cancelled` is `running` until the scheduler has ended
-      it: Slurm may yet say why (a time limit, out of memory);
+      it: Slurm may yet say why (a time limit, out of memory); so is a packed one's
+      `cancelled` that no `mrl cancel` asked for (its task was stopped: a time limit, a
+      requeue; `cancelled` there was never a cancel until Slurm or the task says so);
     - a packed sub-experiment's own record is its truth while its task runs the others
       (`queued` until the task gets to it, then running, then its end); one the task
       never started when Slurm ended it (a time limit) is `pending`: the verdict is the
       task's, not its own;
+    - a done one queued by `--force` that its task never started when Slurm ended it or
+      forgot it (cancelled in the queue, a time limit) is `done`, as it was: the rerun
+      never happened (`Status.dropped_rerun`), as locally;
     - otherwise the record, with `queued` becoming `running` once the scheduler says so.
     """
     rec = recorded_state(status)
+    if status is not None and (info is None or info.state.finished) and status.dropped_rerun() is not None:
+        return JobState.DONE
     if info is None:
         return JobState.STALE if rec.active else rec
     sched = info.state
@@ -856,8 +863,12 @@ def merged_state(status: Status | None, info: TaskInfo | None) -> JobState:
         if rec.active:
             return JobState.STALE if sched is JobState.DONE else sched
         return rec
-    if rec in (JobState.FAILED, JobState.CANCELLED) and not packed:
-        return JobState.RUNNING  # Slurm is still ending it, and may yet say why
+    if rec is JobState.CANCELLED or (rec is JobState.FAILED and not packed):
+        # Slurm is still ending it, and may yet say why. A packed one too when `cancelled`
+        # (no `mrl cancel` asked: the caller checks its mark): only a stop of its whole task
+        # writes that, whose own word (timeout, requeued) follows in a moment. A packed one
+        # that failed by itself is final while its task runs the others.
+        return JobState.RUNNING
     if rec.finished or (packed and rec is JobState.QUEUED):
         return rec
     return JobState.RUNNING if JobState.RUNNING in (rec, sched) else JobState.QUEUED
@@ -1348,6 +1359,7 @@ class SlurmBackend(Backend):
             return
         job.state = merged_state(rec, info)
         job.message = _explain(job.state, rec, info)
+        job.unstarted = job.state is JobState.DONE and rec.dropped_rerun() is not None
         if info is not None and info.state.finished:
             job.status = _with_verdict(rec, job.state, info)
             job.message = job.message or _not_started(job.status)
@@ -1385,6 +1397,7 @@ class SlurmBackend(Backend):
                 j.status = _cancelled_by_us(cur, now, stale=j.state is JobState.STALE)
                 j.sub.write_status(j.status, durable=False)  # synced once, below
             j.state, j.message = recorded_state(j.status), ""
+            _say_unstarted(j, cur)
         if whole:
             jsonio.sync_filesystem(self.exp.dir)
         self._cancel_in_task(partial)
@@ -1405,7 +1418,7 @@ class SlurmBackend(Backend):
             assert j.status is not None
             task = j.status.job_id
             reason = f"cancelled with mrl cancel: its Slurm task {task} runs another experiment's script (a copy?)"
-            j.status = dataclasses.replace(j.status.cancelled(now), reason=reason)
+            j.status = _with_reason(j.status.cancelled(now), reason)
             j.sub.write_status(j.status)
             j.state = JobState.CANCELLED
             j.message = f"Slurm task {task} runs {info.script}, not this experiment's: left alone in Slurm"
@@ -1439,6 +1452,7 @@ class SlurmBackend(Backend):
             if cur is not None and cur.state is JobState.QUEUED:
                 j.status = cur.cancelled(now, slurm_state="CANCELLED")
                 j.sub.write_status(j.status)
+                _say_unstarted(j, cur)
         deadline = time.monotonic() + grace
         waiting = list(jobs)
         while waiting and time.monotonic() < deadline:
@@ -1447,7 +1461,7 @@ class SlurmBackend(Backend):
                 time.sleep(0.1)
         for j in jobs:
             j.state = recorded_state(j.read_status())
-            j.message = "its task did not stop it yet" if j.state.active else ""
+            j.message = "its task did not stop it yet" if j.state.active else j.message if j.unstarted else ""
 
     def wait(self, timeout: float) -> None:
         time.sleep(max(timeout, 0.1))
@@ -1496,7 +1510,20 @@ def _cancelled_by_us(rec: Status, now: str, *, stale: bool) -> Status:
     if not stale:
         return rec.cancelled(now, slurm_state="CANCELLED")
     reason = "cancelled with mrl cancel once Slurm no longer knew its job: how it ended is not known"
-    return dataclasses.replace(rec.cancelled(now), reason=reason)
+    return _with_reason(rec.cancelled(now), reason)
+
+
+def _with_reason(rec: Status, reason: str) -> Status:
+    """A `cancelled` record with why; a done one whose --force rerun never started is done
+    again as it was (`Status.dropped_rerun`), nothing added to what happened before."""
+    return dataclasses.replace(rec, reason=reason) if rec.state is JobState.CANCELLED else rec
+
+
+def _say_unstarted(job: Job, before: Status | None) -> None:
+    """A done one queued by --force and cancelled before it started is done again: said as
+    the local backend says it (`mrl run`'s progress: "not run: ... (its record says done)")."""
+    if before is not None and before.dropped_rerun() is not None and recorded_state(job.status) is JobState.DONE:
+        job.message, job.unstarted = "cancelled before it started", True
 
 
 def _explained(message: str) -> bool:
@@ -1546,6 +1573,10 @@ def _explain(state: JobState, rec: Status, info: TaskInfo | None) -> str:
     """What the scheduler adds to the record: why it waits, or why it ended when the task
     could not say so itself."""
     recorded = rec.state
+    if state is JobState.DONE and rec.dropped_rerun() is not None:
+        verdict = f" (Slurm: {info.slurm_state.split()[0]})" if info is not None and info.slurm_state else ""
+        task = f"its Slurm task {rec.job_id}" if rec.job_id else "its Slurm task"
+        return f"not rerun: {task} ended before it started{verdict}"
     if state is JobState.STALE:
         return "Slurm no longer knows its job"
     if info is None:

@@ -8,6 +8,7 @@ tests/backends/contract.py, run against Slurm by test_contract_slurm.py.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -121,6 +122,38 @@ def test_merged_state_combines_the_record_with_what_slurm_says(
 ) -> None:
     info = None if scheduler is None else TaskInfo("12_3", scheduler)
     assert merged_state(Status(JobState(recorded), backend="slurm", job_id="12_3"), info) is JobState(shown)
+
+
+@pytest.mark.parametrize(
+    ("recorded", "scheduler", "shown"),
+    [
+        # its task got SIGTERM (a time limit, a requeue): execute wrote `cancelled` a moment
+        # before the task's own word (`timeout`, requeued): shown as a cancel nobody asked for
+        ("cancelled", "RUNNING", "running"),
+        ("cancelled", "COMPLETING", "running"),
+        ("cancelled", "TIMEOUT", "timeout"),
+        ("cancelled", "CANCELLED by 0", "cancelled"),  # scancel of the task: a cancel
+        ("failed", "RUNNING", "failed"),  # by itself, while its task runs the others: final
+        ("done", "RUNNING", "done"),
+        ("queued", "RUNNING", "queued"),  # waiting in its packed task
+    ],
+)
+def test_a_packed_sub_experiments_record_is_merged_with_its_tasks_state(
+    recorded: str, scheduler: str, shown: str
+) -> None:
+    rec = Status(JobState(recorded), backend="slurm", job_id="12_3", packed=True, start="t")
+    assert merged_state(rec, TaskInfo("12_3", scheduler)) is JobState(shown)
+
+
+def test_a_packed_cancelled_record_its_task_has_not_ended_shows_running_unless_mrl_cancel_asked(
+    project: Path,
+) -> None:
+    exp, b, jobs, _ = packed_pair(project, "RUNNING")
+    ran = jobs[0].sub
+    ran.write_status(dataclasses.replace(ran.read_status(), state=JobState.CANCELLED, exit_code=-15))  # type: ignore[arg-type]
+    assert b.poll(jobs)[0] is JobState.RUNNING
+    (ran.dir / slurm.CANCEL_MARK).write_text("now\n")  # `mrl cancel EXP 1`: a cancel
+    assert b.poll([Job(ran), jobs[1]])[0] is JobState.CANCELLED
 
 
 def packed_pair(project: Path, scheduler: str) -> tuple[Any, slurm.SlurmBackend, list[Job], Status]:

@@ -743,6 +743,7 @@ def test_a_task_killed_at_its_time_limit_is_reported_timeout_by_wait_and_what_it
     st = exp.sub_experiments()[0].read_status()
     assert st is not None and st.state is JobState.TIMEOUT
     assert other.returncode == 1 and "1 pending, 1 timeout" in out, out
+    assert "cancelled" not in out, out  # between the SIGTERM and the task's `timeout`: no cancel was asked
     # each one counted once ('[1/2] 001 cancelled' then '[2/2] 001 timeout' was seen), and
     # the never-started one named with its reason, not "waiting in its packed task"
     numbered = [line.split()[0] for line in out.splitlines() if line.startswith("[")]
@@ -991,3 +992,59 @@ def test_info_table_and_load_table_show_a_job_cancelled_in_the_queue_as_status_d
     table = run_mrl("table", str(exp.id), "--json", cwd=project)
     assert table.returncode == 0, table.stderr
     assert [r["state"] for r in json.loads(table.stdout)] == ["cancelled"] * 3, table.stdout
+
+
+# -- a --force rerun that never started a done sub-experiment leaves it done, as locally --------
+
+_ATTEMPT_1_ONLY = """echo '{"acc": {{x}}}' > metrics.json; [ "$MRL_ATTEMPT" = 1 ] || sleep 300"""
+
+
+def _done_then_forced(project: Path, n: int, *opts: str, **run: Any) -> tuple[Experiment, list[dict[str, Any]]]:
+    """An experiment run to its end locally, then `mrl run --force` on Slurm with `opts`:
+    the records it was done with (what a rerun that never starts must leave)."""
+    exp = make_experiment(project, [{"x": i} for i in range(1, n + 1)], _ATTEMPT_1_ONLY, **run)
+    run_mrl("run", str(exp.id), cwd=project, check=True)
+    done = [s.read_status().to_json() for s in exp.sub_experiments()]  # type: ignore[union-attr]
+    assert {d["state"] for d in done} == {"done"}
+    return exp, done
+
+
+@on_slurm
+def test_a_done_sub_experiment_whose_forced_rerun_is_cancelled_in_the_queue_stays_done(project: Path) -> None:
+    # it showed `cancelled` (mrl cancel, scancel) beside the metrics of the attempt that did
+    # finish, with that attempt's start and duration gone; locally it stays done
+    exp, done = _done_then_forced(project, 3)
+    run_mrl("run", str(exp.id), "--force", "--backend", "slurm", "--slurm-opt=--begin=now+600", check=True)
+    assert {r.state for r in records(exp)} == {JobState.QUEUED}
+    cancel = run_mrl("cancel", f"{exp.id}/1", cwd=project)
+    assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+    assert "001: done (cancelled before it started)" in cancel.stdout, cancel.stdout
+    job = records(exp)[1].job_id.split("_")[0]  # type: ignore[union-attr]
+    subprocess.run(["scancel", job], check=True)  # the others behind mrl's back
+    wait_for("Slurm to end it", lambda: job_over(job))
+    shown = run_mrl("status", str(exp.id), cwd=project)
+    assert "3 sub-experiment(s): 3 done" in shown.stdout, shown.stdout
+    assert "002: not rerun: its Slurm task " in shown.stdout and "(Slurm: CANCELLED)" in shown.stdout, shown.stdout
+    assert [s.read_status().to_json() for s in exp.sub_experiments()] == done  # type: ignore[union-attr]
+    table = json.loads(run_mrl("table", str(exp.id), "--json", cwd=project, check=True).stdout)
+    assert [(r["state"], r["acc"]) for r in table] == [("done", 1), ("done", 2), ("done", 3)]
+    assert (exp.dir / ".mrl.done").exists()
+
+
+@on_slurm
+def test_a_done_sub_experiment_a_forced_packed_task_never_started_before_its_time_limit_stays_done(
+    project: Path,
+) -> None:
+    # it was `pending` ("not started: ...") beside its earlier attempt's metrics: a table
+    # showed `pending` with acc 2, a value no run of this state made
+    exp, done = _done_then_forced(project, 2, slurm={"pack": 2, "pack_jobs": 1})
+    args = ("--force", "--backend", "slurm", "--wait", "--slurm-opt=--time=1")
+    proc = run_mrl("run", str(exp.id), *args, cwd=project, timeout=TIMEOUT)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 timeout" in proc.stdout and "pending" not in proc.stdout, proc.stdout
+    assert "cancelled" not in proc.stdout, proc.stdout  # nobody cancelled it, not even for a moment
+    ran, never = records(exp)
+    assert ran.state is JobState.TIMEOUT and ran.attempts == 2, ran
+    assert never.to_json() == done[1], never  # as it was: its rerun never started
+    shown = run_mrl("status", str(exp.id), cwd=project).stdout
+    assert "1 done, 1 timeout" in shown, shown
