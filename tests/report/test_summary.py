@@ -176,7 +176,9 @@ def test_a_reason_in_the_record_is_in_the_report_escaped(project: Path) -> None:
     limit = "requeued 2 times, its limit (run.slurm.requeue: 2) <b>"
     never = "not started: its Slurm task 7_2 reached its time limit first <img src=x>"
     failed = done(state=JobState.FAILED, exit_code=None)._next(reason=limit)
-    pending = done().queued("slurm", "7_2", "2026-12-01T10:00:00+00:00", packed=True).not_started(never)
+    # (queued over a failed one: a done one whose --force rerun never started is done again)
+    earlier = done(state=JobState.FAILED, exit_code=1)
+    pending = earlier.queued("slurm", "7_2", "2026-12-01T10:00:00+00:00", packed=True).not_started(never)
     exp = make_exp(project, [{"params": {"x": 1}, "status": failed}, {"params": {"x": 2}, "status": pending}])
     html = analyze(Project.find(project), exp).path.read_text()
     assert "<b>" not in html and "<img src=x>" not in html
