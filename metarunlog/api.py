@@ -54,8 +54,8 @@ def load_table(
     *,
     summary: str = "last",
     aggregate: bool = False,
-    by: list[str] | None = None,
-    over: list[str] | None = None,
+    by: str | list[str] | None = None,
+    over: str | list[str] | None = None,
     where: str | None = None,
     tag: str | Sequence[str] | None = None,
 ) -> Any:
@@ -68,7 +68,7 @@ def load_table(
     experiments: then the DataFrame has an `exp` column first (still indexed by id).
     `"2/3,4"` (or a sub-experiment folder's path, also in a list) keeps only those
     sub-experiments, as `mrl table 2/3,4` does.
-    `summary`, `aggregate`/`by`/`over` and `where`
+    `summary`, `aggregate`/`by`/`over` (a param name or a list) and `where`
     are `mrl table`'s options (an aggregated table has a plain index). A user metrics() that
     fails raises MrlError; use `load_results` to get the errors instead.
     """
@@ -90,8 +90,8 @@ def load_results(
     *,
     summary: str = "last",
     aggregate: bool = False,
-    by: list[str] | None = None,
-    over: list[str] | None = None,
+    by: str | list[str] | None = None,
+    over: str | list[str] | None = None,
     where: str | None = None,
     tag: str | Sequence[str] | None = None,
 ) -> results.Table:

@@ -852,8 +852,8 @@ def build(
     basedir: Path | None = None,
     summary: str = "last",
     group: bool = False,
-    by: list[str] | None = None,
-    over: list[str] | None = None,
+    by: str | list[str] | None = None,
+    over: str | list[str] | None = None,
     where_expr: str | None = None,
     exp_column: bool = True,
     subs: Mapping[int, str] | None = None,
@@ -861,6 +861,10 @@ def build(
     """The table of `mrl table` (and `api.load_table`): read, filtered (`where_expr`), aggregated (`group`),
     sorted (`sort`: a column, `-KEY` descending; missing values last). MrlError for bad options.
     `subs`: experiment id -> the selection (`3,5-6`) of its sub-experiments to show."""
+    # one name is one param (`by="lr"` of the API was the params l and r)
+    by, over = ([by] if isinstance(by, str) else by), ([over] if isinstance(over, str) else over)
+    if (by or over) and not group:  # the API ignored them silently
+        raise MrlError("--by and --over go with --aggregate: add --aggregate (aggregate=True in metarunlog.api)")
     # `--by exp` groups by the experiment: its rows must carry it, of one experiment too
     exp_column = exp_column or (group and "exp" in (by or []))
     tab = table_many(exps, all_params=all_params, basedir=basedir, summary=summary, exp_column=exp_column, subs=subs)

@@ -183,3 +183,13 @@ def test_a_copied_experiment_folder_given_to_the_api_gets_the_clis_message_with_
     for args in (("table", str(copy)), ("info", str(copy))):
         r = run_mrl(*args, cwd=project)
         assert (r.returncode, r.stderr) == (1, from_inside.stderr), args
+
+
+def test_load_table_by_takes_one_name_as_a_str_and_by_without_aggregate_is_the_clis_error(two_exps) -> None:
+    # by="lr" was the params "l" and "r" (no such param: l); by= without aggregate was ignored
+    a, b = two_exps
+    df = api.load_table("all", aggregate=True, by="lr")
+    assert sorted(df["lr"]) == [0.1, 0.2, 0.3] and list(df["n"]) == [1, 1, 1]
+    assert list(api.load_table("all", aggregate=True, by=["exp"], over="lr")["exp"]) == [a.name, b.name]
+    with pytest.raises(MrlError, match="--by and --over go with --aggregate"):
+        api.load_table(a.id, by=["lr"])
