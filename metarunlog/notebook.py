@@ -4,6 +4,7 @@ table and curves through `metarunlog.api`, ready to explore."""
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,22 @@ from metarunlog.experiment import Experiment
 NOTEBOOK_NAME = "analysis.ipynb"
 
 
+# what markdown (Python-Markdown's and CommonMark's backslash escapes alike) may read as
+# syntax; `&<>` are left to html.escape
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+
+
+def markdown_text(text: str) -> str:
+    """`text` as markdown that shows it as typed: HTML escaped, and each mark markdown
+    reads as syntax backslash-escaped (`[x](javascript:...)` in a description is no link,
+    `![x](URL)` loads nothing)."""
+    return html.escape(_MARKDOWN_PUNCTUATION.sub(r"\\\1", text))
+
+
 def cells(exp: Experiment, basedir: Path) -> list[tuple[str, str]]:
     """(kind, source) of each cell; kind is "markdown" or "code"."""
     desc = exp.record.description
-    title = f"# {html.escape(basedir.name)}: experiment {exp.name}" + (f"\n\n{html.escape(desc)}" if desc else "")
+    title = f"# {markdown_text(basedir.name)}: experiment {exp.name}" + (f"\n\n{markdown_text(desc)}" if desc else "")
     load = (
         "import metarunlog.api as mrl\n\n"
         f"EXP, BASEDIR = {exp.id!r}, {str(basedir)!r}\n"

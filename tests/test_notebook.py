@@ -50,6 +50,17 @@ def test_the_title_escapes_the_folder_name_and_description(odd_project: Path) ->
     assert "&lt;b&gt;" in title and "<b>" not in title
 
 
+def test_the_title_shows_a_description_as_typed_never_as_a_markdown_link_or_image(project: Path) -> None:
+    import markdown
+
+    hostile = "[click](javascript:alert(1)) ![x](http://example.org/t.png) *a* `c` a\\b"
+    exp = make_experiment(project, [{"lr": 0.1}], "true")
+    exp.write_record(dataclasses.replace(exp.record, description=hostile))
+    shown = markdown.markdown(notebook.cells(exp, project)[0][1])
+    assert "<a " not in shown and "<img" not in shown and "<em>" not in shown and "<code>" not in shown
+    assert hostile in shown
+
+
 def test_the_code_cells_name_the_experiment_and_a_basedir_that_needs_quoting(odd_project: Path) -> None:
     exp = make_experiment(odd_project, [{"lr": 0.1}], "true")
     load = notebook.cells(exp, odd_project)[1][1]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from metarunlog.experiment import DIFF, Experiment
 from metarunlog.report import effects, plots, subexps, summary, table
@@ -53,18 +53,23 @@ def notes_html(exp: Experiment) -> Markup:
     plain = _PLAIN_HEADING.match(text)
     if plain:
         return Markup(f"<h1>{plain.group(1)}</h1>")
-    return markdown_html(_escaped_heading(text, exp))
+    heading = _new_heading(text, exp)
+    if heading is None:
+        return markdown_html(text)
+    rest = text[len(heading) :]
+    return Markup("<h1>{}</h1>\n").format(heading[2:].strip()) + (markdown_html(rest) if rest.strip() else Markup(""))
 
 
-def _escaped_heading(text: str, exp: Experiment) -> str:
-    """The heading `mrl new` wrote (`# NAME: DESCRIPTION`) with the description escaped: the
-    description is text typed on a command line, not markup, while the rest of the notes
-    is the user's markdown (which may hold HTML on purpose)."""
+def _new_heading(text: str, exp: Experiment) -> str | None:
+    """The heading `mrl new` wrote (`# NAME: DESCRIPTION`) when the notes start with it.
+
+    The description is text typed on a command line, not markup: it is shown as it was
+    typed, never through markdown (where `[x](javascript:...)` is a live link and
+    `![x](URL)` loads a page), while the rest of the notes is the user's markdown (which
+    may hold HTML on purpose)."""
     description = str(exp.record.get("description") or "")
     head = f"# {exp.name}: {description}"
-    if not description or not text.startswith(head):
-        return text
-    return f"# {escape(exp.name)}: {escape(description)}" + text[len(head) :]
+    return head if description and text.startswith(head) else None
 
 
 @section("summary", "_summary.html", nav="summary")
