@@ -27,8 +27,12 @@ if TYPE_CHECKING:
     from metarunlog.execute import Stopper
 
 
-def task_command(expdir: Path, sub_id: str, backend: str, *, retries: int = 0, plan: Path | None = None) -> list[str]:
+def task_command(
+    expdir: Path, sub_id: str, backend: str, *, retries: int = 0, force: bool = False, plan: Path | None = None
+) -> list[str]:
     """The argv of one task, with this mrl's interpreter (`sub_id` may be a shell variable).
+
+    `force`: run it even when its record says done (`mrl run --force`, `RunOptions.force`).
 
     `plan`: a JSON file written at submit time. A submission's plan (`{"tasks": [[ids...],
     ...], ...}`, Slurm's `submit-NNN.json`) makes `sub_id` the task's index in it; the
@@ -39,6 +43,7 @@ def task_command(expdir: Path, sub_id: str, backend: str, *, retries: int = 0, p
     """
     argv = [sys.executable, "-m", "metarunlog.backends.task", str(expdir), sub_id, "--backend", backend]
     argv += ["--retries", str(retries)] if retries else []
+    argv += ["--force"] if force else []
     spec = next((s for s in registry.specs() if s.name == backend), None)
     if spec is not None and plugins.is_foreign(spec.module):  # from outside mrl: the task registers it first
         argv += ["--import", spec.module]

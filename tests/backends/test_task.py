@@ -89,6 +89,19 @@ def test_a_task_runs_its_sub_experiment_and_exits_0_when_it_is_done(project: Pat
     assert not (exp.dir / "001" / ".mrl.status").exists()
 
 
+def test_task_command_with_force_reruns_a_done_sub_experiment(project: Path, tmp_path: Path) -> None:
+    # a backend honouring `mrl run --force` through the documented task command had no way
+    # to: the task skipped the done sub-experiment, and the run reported its old record
+    exp = make_experiment(project, [{"x": 1}], "echo run >> runs.txt")
+    for force in (False, False, True):
+        argv = task_command(exp.dir, "1", "local", force=force)
+        proc = subprocess.run(argv, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+    assert task_command(exp.dir, "1", "local", force=True)[-1] == "--force"
+    assert (exp.dir / "001" / "runs.txt").read_text() == "run\nrun\n"
+    assert status(exp.dir / "001")["attempts"] == 2
+
+
 def test_a_failing_command_exits_1_and_is_recorded_failed(project: Path, tmp_path: Path) -> None:
     exp = make_experiment(project, [{"x": 1}], "exit 3")
     proc = task(str(exp.dir), "1", "--backend", "local", cwd=tmp_path)
