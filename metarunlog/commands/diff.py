@@ -24,6 +24,7 @@ import argparse
 import difflib
 import json
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -436,10 +437,29 @@ def _code_lines(d: Diff) -> list[str]:
     return out
 
 
+# git quotes a path holding a newline, a tab, a quote or a backslash (`"a/a\\nb"`); the
+# quoted form is kept as git wrote it (escaped: it reaches the terminal)
+_PATCH_HEADER = re.compile(
+    r'diff --git (?:a/.*?|"a/(?:[^"\\]|\\.)*") (?:b/(?P<plain>.*)|(?P<quoted>"b/(?:[^"\\]|\\.)*"))'
+)
+
+
 def _patched(text: str) -> list[str]:
     """The files a `.mrl.diff` (git diff output) changes."""
-    names = [line.split(" b/", 1)[-1] for line in text.splitlines() if line.startswith("diff --git a/")]
+    names = []
+    for line in text.splitlines():
+        header = _PATCH_HEADER.fullmatch(line)
+        if header:
+            names.append(_patched_name(line, header))
     return names or ["(no file header)"]
+
+
+def _patched_name(line: str, header: re.Match[str]) -> str:
+    if header["quoted"] is not None:
+        return '"' + header["quoted"][3:]
+    rest = line[len("diff --git ") :]
+    same = rest[2 : 2 + (len(rest) - 5) // 2]  # `a/NAME b/NAME`: a NAME holding " b/" too
+    return same if rest == f"a/{same} b/{same}" else header["plain"]
 
 
 def _has(text: str | None) -> str:

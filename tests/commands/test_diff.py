@@ -158,6 +158,20 @@ def test_the_files_of_each_mrl_diff_are_named_and_code_prints_them(project: Path
     assert "# 0002/.mrl.diff" in full and "+print('uncommitted')" in full
 
 
+def test_a_file_git_quotes_is_named_among_the_mrl_diffs_files_too(project: Path) -> None:
+    # a path with a newline (or a tab, quote, backslash) has a quoted `diff --git "a/..."`
+    # header: it was left out of the list, which then named only the other files
+    odd = project / "a\nb"
+    odd.write_text("x\n")
+    commit_all(project, "an odd name")
+    assert main(["new", "clean"]) == 0
+    odd.write_text("changed\n")
+    (project / "train.py").write_text("print('uncommitted')\n")
+    assert main(["new", "-nc", "dirty"]) == 0
+    out = run_mrl("diff", "1", "2", cwd=project).stdout
+    assert '    0002: "a\\nb", train.py' in out
+
+
 def test_an_unreadable_sub_experiment_record_is_left_out_of_an_experiments_params_and_named(
     project: Path, two_exps: tuple[Path, Path]
 ) -> None:
