@@ -719,6 +719,7 @@ def _record(plan: Plan, names: list[str], trash: Path | None, extend: bool) -> E
     if old is not None:
         batch.first_made = old.first_made or old.made
         batch.added = len(plan.combos)
+        batch.extra = dict(old.extra)  # keys a newer mrl wrote: the batch goes on (a -replace starts a new one)
     if trash is not None:
         batch.trash = os.path.relpath(trash, exp.dir)
     return dataclasses.replace(exp.record, batch=batch)

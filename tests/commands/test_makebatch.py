@@ -641,6 +641,21 @@ def test_extend_on_a_finished_experiment_removes_the_done_mark(project: Path) ->
     assert not (exp / ".mrl.done").exists()
 
 
+def test_extend_keeps_the_batch_keys_a_newer_mrl_wrote_and_replace_starts_a_new_batch(project: Path) -> None:
+    # the record's own unknown keys were kept, but --extend dropped the batch's
+    exp = new_exp(project)
+    assert main(["makebatch"]) == 0
+    record = json.loads((exp / ".mrl").read_text())
+    record["batch"]["futureKey"] = {"by": "mrl 9"}
+    (exp / ".mrl").write_text(json.dumps(record))
+    (exp / "conf.lua").write_text((exp / "conf.lua").read_text().replace("[0.1, 1.0, 10.0]", "[0.1, 1.0, 10.0, 7.0]"))
+    assert main(["makebatch", "--extend"]) == 0
+    batch = json.loads((exp / ".mrl").read_text())["batch"]
+    assert batch["futureKey"] == {"by": "mrl 9"} and batch["n"] == 12 and batch["added"] == 3
+    assert main(["makebatch", "-replace"]) == 0
+    assert "futureKey" not in json.loads((exp / ".mrl").read_text())["batch"]
+
+
 def test_extend_on_a_batch_the_original_made_ignores_subexpid_in_params(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
