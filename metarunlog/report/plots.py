@@ -157,7 +157,11 @@ def curve_layout(rep: Report, subs: list[SubResult]) -> Layout:
     factors = rep.axes.factors
     values = decide.run_values(subs, rep.primary, best=True)
     wanted = rep.exp.cfg["report"].get("color_by")
-    if wanted and wanted not in factors:
+    if wanted and wanted in rep.axes.repeats:  # it varies: "not a varying param" said otherwise
+        rep.warnings.append(
+            f"report.color_by is {wanted!r}, a repeat axis (the curves are averaged over it): colouring by another"
+        )
+    elif wanted and wanted not in factors:
         rep.warnings.append(f"report.color_by is {wanted!r}, which is not a varying param: colouring by another")
     return layout(subs, factors, rep.varying, decide.color_param(subs, factors, values, wanted))
 

@@ -59,6 +59,19 @@ def test_report_color_by_picks_the_colour_param(project: Path) -> None:
     assert plots.curve_layout(rep, [s.res for s in rep.subs]).color_key == "lr"
 
 
+def test_report_color_by_a_repeat_axis_says_it_is_one_not_that_it_does_not_vary(project: Path) -> None:
+    from metarunlog.project import Project
+    from tests.conftest import set_cfg
+
+    params = [{"lr": lr, "seed": s} for lr in (0.1, 0.01) for s in (1, 2)]
+    exp = exp_of(project, params, lambda p: p["lr"] + p["seed"])
+    set_cfg(project, report={"color_by": "seed"})
+    exp = Project.find(project).load_exp(str(exp.id))
+    rep = report.build_report(exp, project, exp.dir / "analysis")
+    assert plots.curve_layout(rep, [s.res for s in rep.subs]).color_key == "lr"
+    assert "report.color_by is 'seed', a repeat axis (the curves are averaged over it)" in " ".join(rep.warnings)
+
+
 def test_mean_curve_averages_runs_logged_at_different_steps() -> None:
     import numpy as np
 
