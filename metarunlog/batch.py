@@ -341,6 +341,11 @@ def _check_count(kind: str, value: Any, where: str) -> int:
     return value
 
 
+# Columns of `mrl table` (and the report) that are no param's: a param of that name was hidden
+# by them (`state` showed done, `id` replaced the sub-experiment ids in text and --json).
+TABLE_COLUMNS = ("exp", "id", "state", "duration")
+
+
 def reserved_names() -> tuple[str, ...]:
     """The variable names mrl itself gives templates and run.command: no param may take one."""
     from metarunlog.render import COMMAND_BUILTINS
@@ -358,6 +363,10 @@ def _check_name(key: str, where: str) -> None:
     if key in reserved:
         raise BatchError(
             f"{where}: param '{key}' has the name of a variable mrl sets itself ({', '.join(reserved)}): rename it"
+        )
+    if key in TABLE_COLUMNS:  # the table's own column took the param's place (id 1, 2 for 001..004)
+        raise BatchError(
+            f"{where}: param '{key}' has the name of a column mrl table makes ({', '.join(TABLE_COLUMNS)}): rename it"
         )
     from metarunlog.render import JINJA_NAMES
 

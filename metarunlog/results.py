@@ -43,6 +43,14 @@ USER_METRICS_FN = "metrics"
 X_KEYS = metrics.DEFAULT_STEP_KEYS
 NOT_CURVES: frozenset[str] = frozenset()  # kept for callers: every non-step numeric key is a curve
 BUILTIN_COLUMNS = ("exp", "id", "state", "duration", "n")
+PARAM_PREFIX = "param."  # in an aggregated table, for a param named like its counts (n)
+COUNT_COLUMNS = ("n", "n_missing")
+
+
+def param_column(name: str) -> str:
+    """The column of param `name` in an aggregated table: `param.n` for a param `n`, whose
+    column the count `n` took (`--json` had only the count, the text two `n` columns)."""
+    return PARAM_PREFIX + name if name in COUNT_COLUMNS else name
 METRIC_PREFIX = "metric."  # for a metric whose name is already a param or built-in column
 SUMMARIES = ("last", "best", "both")
 BEST_SUFFIX, STEP_SUFFIX = "_best", "_step"
@@ -727,7 +735,7 @@ def curves(
         # `type(v) in` (not isinstance) leaves out bools, which are ints to Python.
         pairs = [(x, v) for x, v in zip(xs, vals, strict=True) if type(v) in _NUMBER_TYPES]
         if pairs:
-            out[k] = (xkey, [x for x, _ in pairs], [float(v) for _, v in pairs])
+            out[k] = (xkey, [x for x, _ in pairs], [as_float(v) for _, v in pairs])
     return out
 
 
@@ -772,7 +780,7 @@ def _curves_per_line(
             if entry is None:
                 entry = out[k] = (xkey, [], [])
             entry[1].append(x)
-            entry[2].append(float(v))
+            entry[2].append(as_float(v))
     return out
 
 
@@ -805,21 +813,39 @@ class CurveBuilder:
             arr = made.get(keys[m])
             if arr is None:
                 if old is None:
-                    arr = array("d", xs)
+                    arr = array("d")
                 elif all(keys.get(o) == keys[m] for o in owners[id(old[1])]):
                     arr = old[1]  # nobody else holds it, or all who do get the same xs: extend it
-                    arr.extend(xs)
                 else:  # its sharers part ways here: a copy of its own
                     arr = array("d", old[1])
-                    arr.extend(xs)
+                _extend(arr, xs)
                 made[keys[m]] = arr
             ys_arr = old[2] if old else array("d")
-            ys_arr.extend(ys)
+            _extend(ys_arr, ys)
             self.out[m] = (old[0] if old else xkey, arr, ys_arr)
         self.n += len(batch)
 
     def result(self) -> dict[str, tuple[str, Any, Any]]:
         return self.out
+
+
+def _extend(arr: Any, values: list[Any]) -> None:
+    """`arr.extend(values)`; an int past a float's range (a diverged `10**400`) as +-inf,
+    as the table takes it, where it was an OverflowError traceback of `mrl analyze`."""
+    n = len(arr)
+    try:
+        arr.extend(values)
+    except OverflowError:
+        del arr[n:]
+        arr.extend(map(as_float, values))
+
+
+def as_float(v: int | float) -> float:
+    """float(v), with an int too large for a float as +-inf."""
+    try:
+        return float(v)
+    except OverflowError:
+        return math.inf if v > 0 else -math.inf
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -928,7 +954,7 @@ def aggregate(tab: Table, by: list[str] | None = None, over: list[str] | None = 
     rows = [_group_row(members, keys, named) for members in groups.values()]
     shown = list(named.values())
     exp_column = "exp" in keys
-    params = [k for k in keys if k != "exp"]
+    params = [param_column(k) for k in keys if k != "exp"]
     counted = {m for m in shown if any(r[m + "_n"] != r["n"] for r in rows)}
     for r in rows:
         for m in shown:
@@ -950,7 +976,7 @@ def aggregate(tab: Table, by: list[str] | None = None, over: list[str] | None = 
 def _group_row(members: list[dict[str, Any]], keys: list[str], named: dict[str, str]) -> dict[str, Any]:
     """One group's row: `named` maps each metric column of the table to its column here."""
     first = members[0]
-    row: dict[str, Any] = {k: first.get(k) for k in keys}
+    row: dict[str, Any] = {(k if k == "exp" else param_column(k)): first.get(k) for k in keys}
     with_value = [r for r in members if any(not _missing(r.get(m)) for m in named)]
     row["n"] = len(with_value) if named else len(members)
     row["n_missing"] = len(members) - row["n"]
@@ -977,7 +1003,7 @@ def mean_std(values: Iterable[Any]) -> tuple[float | None, float | None]:
 
 def _stats(values: Iterable[Any]) -> tuple[float | None, float | None, int]:
     """`mean_std` and how many values it is over."""
-    xs = [float(v) for v in values if _is_number(v) and not math.isnan(v)]
+    xs = [as_float(v) for v in values if _is_number(v) and v == v]  # not NaN (isnan overflows on huge ints)
     if not xs:
         return None, None, 0
     mean = fsum(xs) / len(xs)

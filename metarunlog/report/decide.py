@@ -68,7 +68,7 @@ def primary_metric(tab: Table, wanted: str | None, goals: dict[str, str]) -> tup
 
 def _value(row: dict[str, Any], col: str) -> float | None:
     v = row.get(col)
-    return float(v) if v is not None and results.is_number(v) and not math.isnan(v) else None
+    return results.as_float(v) if v is not None and results.is_number(v) and v == v else None  # v == v: not NaN
 
 
 def best_pick(rows: Iterable[dict[str, Any]], col: str, goal: str | None, step_col: str | None = None) -> Pick | None:
@@ -209,5 +209,5 @@ def run_values(subs: list[SubResult], primary: Primary | None, best: bool) -> li
         if primary is not None:
             b = s.best.get(primary.name) if best else None
             v = b.value if b is not None else (s.metrics.get(primary.name) if not best else None)
-        out.append(float(v) if results.is_number(v) and not math.isnan(v) else None)
+        out.append(results.as_float(v) if results.is_number(v) and v == v else None)
     return out

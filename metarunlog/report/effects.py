@@ -42,7 +42,7 @@ class Effect:
 
 
 def is_numeric(values: list[Any]) -> bool:
-    return all(results.is_number(v) and math.isfinite(v) for v in values)
+    return all(results.is_number(v) and math.isfinite(results.as_float(v)) for v in values)
 
 
 def spans_decades(values: list[Any]) -> bool:
@@ -227,7 +227,7 @@ def _means_line(
 
 
 def _integer_ticks(fig: Any, e: Effect) -> None:
-    if e.numeric and not e.log and all(float(v).is_integer() for v in e.values):
+    if e.numeric and not e.log and all(results.as_float(v).is_integer() for v in e.values):
         fig.xaxis[0].ticker.min_interval = 1
 
 
@@ -306,6 +306,7 @@ def _ink(colors: list[str], value: float | None, lo: float, hi: float) -> str:
     if value is None:
         return "#000000"
     t = 0.5 if hi <= lo else (value - lo) / (hi - lo)
+    t = min(1.0, max(0.0, t)) if t == t else 0.5  # inf over an inf range (a run that diverged) is NaN
     c = colors[min(len(colors) - 1, int(t * (len(colors) - 1)))]
     r, g, b = (int(c[i : i + 2], 16) for i in (1, 3, 5))
     return "#000000" if 0.299 * r + 0.587 * g + 0.114 * b > 140 else "#ffffff"

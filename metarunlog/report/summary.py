@@ -105,7 +105,8 @@ def best_combination(rep: Report) -> Combination | None:
         return None
     row = pick.row
     std = row.get((col if col in agg.metrics else rep.primary.column) + "_std")
-    return Combination(decide.label(row, rep.axes.factors), pick.value, std, int(row.get("n") or 0))
+    params = {f: row.get(results.param_column(f)) for f in rep.axes.factors}
+    return Combination(decide.label(params, rep.axes.factors), pick.value, std, int(row.get("n") or 0))
 
 
 def _xkey(rep: Report) -> str:

@@ -337,6 +337,29 @@ def test_a_report_over_runs_that_diverged_to_huge_values_is_written(project: Pat
     assert (exp.dir / "analysis" / "index.html").is_file()
 
 
+def test_ints_past_a_float_s_range_in_curves_summaries_and_params_are_a_report_not_a_traceback(project: Path) -> None:
+    # 10**400 (JSON holds any int) was an OverflowError "internal error" of `mrl analyze` (the
+    # curve arrays, isnan, the effects axis, the heatmap's ink) and of `mrl table --aggregate`
+    big = 10**400
+    specs = [
+        {
+            "params": {"n": n, "m": m},
+            "status": done(),
+            "jsonl": [{"step": s, "loss": big if s == 2 and n == big else 1.0 / (s + 1)} for s in range(4)],
+            "metrics": {"acc": big if m == big else 0.5},
+        }
+        for n in (1, 3, big)
+        for m in (1, 10**30, big)
+    ]
+    exp = make_exp(project, specs)
+    proc = run_mrl("analyze", cwd=project)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert (exp.dir / "analysis" / "index.html").is_file()
+    proc = run_mrl("table", "--aggregate", "--by", "n", "--json", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert [r["n"] for r in json.loads(proc.stdout)] == [3, 3, 3]
+
+
 def test_a_bad_return_value_gets_an_error_box(project: Path) -> None:
     grid_exp(project)
     write_analyze(project, "def over(*a):\n    return 'just a string'\n", overview={"over": []})

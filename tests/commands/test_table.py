@@ -804,3 +804,43 @@ def test_where_id_and_exp_as_numbers_match_folders_of_a_custom_format(project: P
     res = run_mrl("table", "--all", "--json", "--where", "id == 2 or (exp == 2 and id in [1])", cwd=project)
     assert res.returncode == 0, res.stderr
     assert [(r["exp"], r["id"]) for r in json.loads(res.stdout)] == [("exp001", "run02"), ("exp002", "run01")]
+
+
+def test_a_param_named_n_keeps_its_values_beside_the_aggregated_count_n(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--aggregate --json` of a param `n` had only the count (n: 2 on every row: the param's
+    # 1 and 16 gone), the text two `n` columns, the report's best combination "n=2"
+    subs = [
+        {"params": {"n": n, "seed": s}, "status": done(), "metrics": {"loss": n + s / 10}}
+        for n in (1, 16)
+        for s in (0, 1, 2)
+    ]
+    make_exp(project, subs)
+    capsys.readouterr()
+    assert main(["table", "--aggregate", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["param.n"], r["n"]) for r in rows] == [(1, 3), (16, 3)]
+    assert [r["loss"] for r in rows] == [pytest.approx(1.1), pytest.approx(16.1)]
+    assert main(["table", "--aggregate", "--by", "n"]) == 0
+    head = capsys.readouterr().out.splitlines()[0].split()
+    assert head[:2] == ["param.n", "n"] and head.count("n") == 1
+    from metarunlog.project import Project
+    from metarunlog.report import build_report
+    from metarunlog.report.summary import best_combination
+
+    exp = Project.find(project).load_exp("last")
+    combo = best_combination(build_report(exp, project, exp.dir / "analysis"))
+    assert combo is not None and combo.params == "n=1" and combo.n == 3
+
+
+@pytest.mark.parametrize("name", ["id", "state", "duration", "exp"])
+def test_a_param_named_like_a_column_mrl_table_makes_is_refused(project: Path, name: str) -> None:
+    # a param `state` showed "done", a param `id` replaced the sub-experiment ids (1, 2 for
+    # 001..004 in text and --json): the table lost the params or the runs
+    make_exp(project, [])
+    proc = run_mrl("makebatch", "--grid", f"{name}=a,b", cwd=project)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert (
+        f"param '{name}' has the name of a column mrl table makes (exp, id, state, duration): rename it" in proc.stderr
+    )
