@@ -29,7 +29,9 @@ def markdown_text(text: str) -> str:
 def cells(exp: Experiment, basedir: Path) -> list[tuple[str, str]]:
     """(kind, source) of each cell; kind is "markdown" or "code"."""
     desc = exp.record.description
-    title = f"# {markdown_text(basedir.name)}: experiment {exp.name}" + (f"\n\n{markdown_text(desc)}" if desc else "")
+    title = f"# {markdown_text(basedir.name)}: experiment {markdown_text(exp.name)}" + (
+        f"\n\n{markdown_text(desc)}" if desc else ""
+    )
     load = (
         "import metarunlog.api as mrl\n\n"
         f"EXP, BASEDIR = {exp.id!r}, {str(basedir)!r}\n"

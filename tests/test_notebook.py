@@ -50,6 +50,17 @@ def test_the_title_escapes_the_folder_name_and_description(odd_project: Path) ->
     assert "&lt;b&gt;" in title and "<b>" not in title
 
 
+def test_the_title_escapes_an_experiment_folder_name_made_by_singleexpformat(project: Path) -> None:
+    # `singleExpFormat: "<img src=x onerror=...>{expId}"` reached the markdown title as HTML
+    from tests.helpers.repo import commit_all, set_cfg
+
+    set_cfg(project, singleExpFormat="<img src=x onerror=alert(1)>_{expId:02d}")
+    commit_all(project)
+    exp = make_experiment(project, [{"lr": 0.1}], "true")
+    title = notebook.cells(exp, project)[0][1]
+    assert "<img" not in title and "&lt;img src=x onerror=alert\\(1\\)&gt;" in title
+
+
 def test_the_title_shows_a_description_as_typed_never_as_a_markdown_link_or_image(project: Path) -> None:
     import markdown
 
