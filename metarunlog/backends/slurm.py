@@ -1032,6 +1032,8 @@ class SlurmBackend(Backend):
         self._asked = -1e9  # monotonic time of the last scheduler query
         self._unreachable_since: float | None = None
         self._seen: dict[int, tuple[int, int, int] | None] = {}  # id(job) -> its record file's identity
+        # id(job) -> the Slurm task of a --force rerun of a done one, not started when last seen
+        self._reruns: dict[int, str] = {}
         self._settled = False  # this poll wrote a verdict
 
     # -- submit ------------------------------------------------------------------------------
@@ -1138,6 +1140,8 @@ class SlurmBackend(Backend):
             j.sub.write_status(j.status, durable=False)
             j.job_id, j.state = task, JobState.QUEUED
             self._remember(j)  # the first poll of --wait need not read it back
+            if j.status.done_before is not None:
+                self._reruns[id(j)] = task
         jsonio.sync_filesystem(self.exp.dir)
 
     def _submit_after(
@@ -1345,6 +1349,7 @@ class SlurmBackend(Backend):
         return False
 
     def _observe(self, job: Job, rec: Status | None) -> None:
+        self._rerun_seen(job, rec)
         if rec is None or not needs_scheduler(rec) or _cancel_asked(job.sub, rec):
             job.state = recorded_state(rec)
             # the task's own final word: what the scheduler said of it earlier ("waiting in
@@ -1369,6 +1374,23 @@ class SlurmBackend(Backend):
                 except OSError:  # a read-only experiment (someone else's, an archive): shown, not written
                     return
                 self._settled = True
+
+    def _rerun_seen(self, job: Job, rec: Status | None) -> None:
+        """A --force rerun of a done one that its task (or a cancel) dropped before it
+        started: its record is the earlier done one again (`Status.dropped_rerun`), which
+        `mrl run --wait` must not count as this run's (as the local backend says it)."""
+        if rec is not None and rec.dropped_rerun() is not None and rec.job_id:
+            self._reruns[id(job)] = rec.job_id
+            return
+        task = self._reruns.get(id(job))
+        if task is None or rec is None or (rec.job_id == task and rec.backend == self.name):
+            if rec is not None and rec.job_id == task and rec.state is not JobState.QUEUED:
+                del self._reruns[id(job)]  # it started: what it records is this run's
+            return
+        del self._reruns[id(job)]
+        if rec.state is JobState.DONE:
+            job.unstarted = True
+            job.message = f"its --force rerun never started: its Slurm task {task} ended first"
 
     # -- cancel ------------------------------------------------------------------------------
     def cancel(self, jobs: Sequence[Job]) -> None:
@@ -1576,7 +1598,7 @@ def _explain(state: JobState, rec: Status, info: TaskInfo | None) -> str:
     if state is JobState.DONE and rec.dropped_rerun() is not None:
         verdict = f" (Slurm: {info.slurm_state.split()[0]})" if info is not None and info.slurm_state else ""
         task = f"its Slurm task {rec.job_id}" if rec.job_id else "its Slurm task"
-        return f"not rerun: {task} ended before it started{verdict}"
+        return f"its --force rerun never started: {task} ended first{verdict}"
     if state is JobState.STALE:
         return "Slurm no longer knows its job"
     if info is None:

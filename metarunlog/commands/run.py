@@ -305,7 +305,7 @@ class RunResult:
     skipped: int = 0
     changed: int = 0  # skipped: changed after planning (never run with the old commands)
     not_run: int = 0  # could not be started (read-only, disk full): their states are earlier runs'
-    kept_done: int = 0  # done ones queued by --force, cancelled before they started (not in states)
+    kept_done: int = 0  # done ones queued by --force, cancelled or dropped before they started (not in states)
     note: str = ""  # what the backend says of a submission (Slurm: the job id, the script)
     after_submitted: bool = False  # the backend scheduled run.after itself
 
@@ -337,7 +337,7 @@ class RunResult:
         if self.not_run:
             extra += f"; {self.not_run} not run: mrl could not record them (see above)"
         if self.kept_done:
-            extra += f"; {self.kept_done} cancelled before they started (their records say done)"
+            extra += f"; {self.kept_done} never started again (their records say done)"
         counts = counts_line(self.states)
         if self.interrupted:  # never started by this run: their records say what an earlier run left
             unstarted = sum(s is JobState.PENDING for s in self.states)

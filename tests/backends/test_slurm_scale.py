@@ -1024,7 +1024,8 @@ def test_a_done_sub_experiment_whose_forced_rerun_is_cancelled_in_the_queue_stay
     wait_for("Slurm to end it", lambda: job_over(job))
     shown = run_mrl("status", str(exp.id), cwd=project)
     assert "3 sub-experiment(s): 3 done" in shown.stdout, shown.stdout
-    assert "002: not rerun: its Slurm task " in shown.stdout and "(Slurm: CANCELLED)" in shown.stdout, shown.stdout
+    said = "002: its --force rerun never started: its Slurm task "
+    assert said in shown.stdout and "(Slurm: CANCELLED)" in shown.stdout, shown.stdout
     assert [s.read_status().to_json() for s in exp.sub_experiments()] == done  # type: ignore[union-attr]
     table = json.loads(run_mrl("table", str(exp.id), "--json", cwd=project, check=True).stdout)
     assert [(r["state"], r["acc"]) for r in table] == [("done", 1), ("done", 2), ("done", 3)]
@@ -1043,6 +1044,9 @@ def test_a_done_sub_experiment_a_forced_packed_task_never_started_before_its_tim
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "1 timeout" in proc.stdout and "pending" not in proc.stdout, proc.stdout
     assert "cancelled" not in proc.stdout, proc.stdout  # nobody cancelled it, not even for a moment
+    # not counted as this run's done: its record is the earlier run's (as the local backend says)
+    said = "[2/2] 002 not run: its --force rerun never started: its Slurm task "
+    assert said in proc.stdout and "(its record says done)" in proc.stdout, proc.stdout
     ran, never = records(exp)
     assert ran.state is JobState.TIMEOUT and ran.attempts == 2, ran
     assert never.to_json() == done[1], never  # as it was: its rerun never started

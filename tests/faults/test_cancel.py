@@ -137,5 +137,5 @@ def test_done_ones_a_force_rerun_never_started_are_not_reported_done_by_this_run
     assert not [line for line in lines if " 002 done" in line or " 003 done" in line], out
     for name in ("002", "003"):
         assert any(f"{name} not run: cancelled before it started (its record says done)" in line for line in lines), out
-    assert lines[-1].endswith(": 1 cancelled; 2 cancelled before they started (their records say done)"), out
+    assert lines[-1].endswith(": 1 cancelled; 2 never started again (their records say done)"), out
     assert [s["state"] for s in statuses(exp.dir).values()] == ["cancelled", "done", "done"]
