@@ -1379,18 +1379,27 @@ class SlurmBackend(Backend):
         """A --force rerun of a done one that its task (or a cancel) dropped before it
         started: its record is the earlier done one again (`Status.dropped_rerun`), which
         `mrl run --wait` must not count as this run's (as the local backend says it)."""
-        if rec is not None and rec.dropped_rerun() is not None and rec.job_id:
+        if rec is None:
+            return
+        if rec.dropped_rerun() is not None and rec.job_id:
             self._reruns[id(job)] = rec.job_id
             return
         task = self._reruns.get(id(job))
-        if task is None or rec is None or (rec.job_id == task and rec.backend == self.name):
-            if rec is not None and rec.job_id == task and rec.state is not JobState.QUEUED:
+        if task is None:
+            return
+        if rec.job_id == task and rec.backend == self.name:  # this submission's record
+            if rec.state is not JobState.QUEUED:
                 del self._reruns[id(job)]  # it started: what it records is this run's
             return
         del self._reruns[id(job)]
         if rec.state is JobState.DONE:
             job.unstarted = True
-            job.message = f"its --force rerun never started: its Slurm task {task} ended first"
+            cancelled = (job.sub.dir / CANCEL_MARK).exists()  # `mrl cancel` (its task may go on)
+            job.message = (
+                "cancelled before it started"
+                if cancelled
+                else f"its --force rerun never started: its Slurm task {task} ended first"
+            )
 
     # -- cancel ------------------------------------------------------------------------------
     def cancel(self, jobs: Sequence[Job]) -> None:

@@ -1,12 +1,14 @@
 """Show an experiment's record (.mrl), its folder and its sub-experiment count.
 
 `mrl info EXP/SUB` (2/3, or a sub-experiment folder's path) shows that sub-experiment: its
-folder, params and its .mrl.status record (state as `mrl status` shows it).
+folder, params and its .mrl.status record (state and note as `mrl status` shows them: a
+Slurm record merged with what the scheduler says).
 
 --verify re-hashes the experiment's code/ snapshot against its commit (plus .mrl.diff for
 a --notclean experiment) and lists every file changed, missing or added since `mrl new`
 (exit 1 if any). It needs the project's git repository, which holds the commit.
-Writes nothing.
+Writes nothing, except what `mrl status` writes too: Slurm's final word on a task that
+ended without its record saying so (a scancel, a time limit), when the folder is writable.
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@ run.log lines matched by `metrics.patterns` in .mrl.cfg, and `metrics(subExpDir)
 mrl_analyze.py (see docs/table.md). Per metric: its last value (a summary file wins), or
 with --summary best its best value (min for loss-like names, max for acc-like ones) and the
 step it was reached at. Step keys (step, epoch, ...) are the x axis, never columns. The
-state is the one `mrl status` shows; the duration of a running one is the time so far.
-Writes nothing.
+state is the one `mrl status` shows (Slurm's word merged in); the duration of a running one
+is the time so far. Writes nothing, except what `mrl status` writes too: Slurm's final word
+on a task that ended without its record saying so, when the folder is writable.
 
   mrl table                         aligned text
   mrl table 3 --csv > results.csv   also --tsv, --json, --markdown

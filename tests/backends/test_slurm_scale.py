@@ -999,10 +999,12 @@ def test_info_table_and_load_table_show_a_job_cancelled_in_the_queue_as_status_d
 _ATTEMPT_1_ONLY = """echo '{"acc": {{x}}}' > metrics.json; [ "$MRL_ATTEMPT" = 1 ] || sleep 300"""
 
 
-def _done_then_forced(project: Path, n: int, *opts: str, **run: Any) -> tuple[Experiment, list[dict[str, Any]]]:
-    """An experiment run to its end locally, then `mrl run --force` on Slurm with `opts`:
-    the records it was done with (what a rerun that never starts must leave)."""
-    exp = make_experiment(project, [{"x": i} for i in range(1, n + 1)], _ATTEMPT_1_ONLY, **run)
+def _done_then_forced(
+    project: Path, n: int, command: str = _ATTEMPT_1_ONLY, **run: Any
+) -> tuple[Experiment, list[dict[str, Any]]]:
+    """An experiment run to its end locally (a rerun of `command` sleeps): the records it
+    was done with (what a --force rerun that never starts must leave)."""
+    exp = make_experiment(project, [{"x": i} for i in range(1, n + 1)], command, **run)
     run_mrl("run", str(exp.id), cwd=project, check=True)
     done = [s.read_status().to_json() for s in exp.sub_experiments()]  # type: ignore[union-attr]
     assert {d["state"] for d in done} == {"done"}
@@ -1052,3 +1054,30 @@ def test_a_done_sub_experiment_a_forced_packed_task_never_started_before_its_tim
     assert never.to_json() == done[1], never  # as it was: its rerun never started
     shown = run_mrl("status", str(exp.id), cwd=project).stdout
     assert "1 done, 1 timeout" in shown, shown
+
+
+@on_slurm
+def test_wait_says_a_forced_packed_sub_experiment_cancelled_before_it_started_was_not_run(project: Path) -> None:
+    # `mrl cancel 1/2` while its packed task runs 001: 002's record is the done one again,
+    # which `mrl run --wait` must not count as done by this run
+    command = _ATTEMPT_1_ONLY.replace("sleep 300", "sleep 6")
+    exp, done = _done_then_forced(project, 2, command, slurm={"pack": 2, "pack_jobs": 1})
+    waiting = subprocess.Popen(
+        [*_mrl(), "run", str(exp.id), "--force", "--backend", "slurm", "--wait"],
+        cwd=project,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+    try:
+        sub1 = exp.sub_experiments()[0]
+        wait_for("001 to run", lambda: getattr(sub1.read_status(), "state", None) is JobState.RUNNING)
+        assert run_mrl("cancel", f"{exp.id}/2", cwd=project).returncode == 0
+        out, err = waiting.communicate(timeout=TIMEOUT)
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 0, out + err
+    assert "002 not run: cancelled before it started (its record says done)" in out, out
+    assert "1 done; 1 never started again (their records say done)" in out, out
+    assert exp.sub_experiments()[1].read_status().to_json() == done[1]  # type: ignore[union-attr]
