@@ -51,6 +51,8 @@ def param_column(name: str) -> str:
     """The column of param `name` in an aggregated table: `param.n` for a param `n`, whose
     column the count `n` took (`--json` had only the count, the text two `n` columns)."""
     return PARAM_PREFIX + name if name in COUNT_COLUMNS else name
+
+
 METRIC_PREFIX = "metric."  # for a metric whose name is already a param or built-in column
 SUMMARIES = ("last", "best", "both")
 BEST_SUFFIX, STEP_SUFFIX = "_best", "_step"
