@@ -136,6 +136,21 @@ def test_new_warns_once_about_untracked_files_left_out_of_code(
     assert "warning" not in new(capsys, "-nc", "-gfut", "yes")  # there they are part of the diff
 
 
+def test_the_untracked_files_warning_stays_one_line_whatever_the_file_names_hold(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a name with a newline split the warning into a second line reading `mrl: error: fake`;
+    # an ESC in a name drove the terminal
+    (project / "evil\nmrl: error: fake").write_text("")
+    (project / "\x1b[31mred.py").write_text("")
+    err = new(capsys)
+    assert not any(line.startswith("mrl: error") for line in err.splitlines()) and "\x1b" not in err, err
+    lines = [line for line in err.splitlines() if "untracked file" in line]
+    assert len(lines) == 1, err
+    line = lines[0]
+    assert "evil\\nmrl: error: fake" in line and "\\x1b[31mred.py" in line
+
+
 # -- the pinned run block ---------------------------------------------------------------------------
 
 

@@ -39,6 +39,7 @@ from metarunlog.commands._args import add_copy_options, add_option
 from metarunlog.error_handler import killed_like_ctrl_c
 from metarunlog.errors import DirtyTree, MrlError
 from metarunlog.experiment import CODE, DIFF, RECORD, TEMPLATE_DIR, Experiment
+from metarunlog.fmt import printable
 from metarunlog.project import Project
 from metarunlog.records import ExperimentRecord
 
@@ -220,7 +221,8 @@ def _left_out(project: Project, repo: Path) -> list[str]:
 
 
 def _few(items: list[str], n: int) -> str:
-    return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
+    # printable: a file name holding a newline made a second line (`mrl: error: ...`)
+    return ", ".join(map(printable, items[:n])) + (f" and {len(items) - n} more" if len(items) > n else "")
 
 
 def _run_block(project: Project) -> dict[str, Any]:
