@@ -212,6 +212,7 @@ class Comparison:
     models: dict[str, Any] = field(default_factory=dict)
     plots: list[Any] = field(default_factory=list)
     repeats: bool = False  # some combination has several runs: its curves are means with bands
+    warnings: list[str] = field(default_factory=list)  # the readers' (logged as they arose), each once
 
 
 def comparison_path(project: Any, exps: list[Experiment]) -> Path:
@@ -227,9 +228,10 @@ def build_comparison(project: Any, exps: list[Experiment], page_dir: Path) -> Co
 
     subs: list[results.SubResult] = []
     errors: list[str] = []
+    warnings: list[str] = []  # a cut metrics.json, skipped jsonl lines, a missing extra: as the report's summary
     cards = []
     for exp in exps:
-        res, errs = read_results(exp, project.basedir, log_lines=None)
+        res, errs = read_results(exp, project.basedir, log_lines=None, warnings=warnings)
         subs += res
         errors += [f"{exp.name}: {e}" for e in errs]
         cards.append(with_report(card_facts(exp, project.basedir), exp, page_dir))
@@ -237,7 +239,7 @@ def build_comparison(project: Any, exps: list[Experiment], page_dir: Path) -> Co
     tab.repeat_params = results.repeat_params(exps)
     goals = report_table.column_goals(tab, results.finder_for(exps[-1], project.basedir).settings.goals)
     name = project.cfg["name"] or project.basedir.name
-    return Comparison(name, cards, tab, subs, goals, errors)
+    return Comparison(name, cards, tab, subs, goals, errors, warnings=warnings)
 
 
 def add_comparison_curves(cmp: Comparison) -> None:
@@ -280,6 +282,7 @@ def render_comparison(cmp: Comparison, basedir: Path) -> str:
         "plots": cmp.plots,
         "repeats_in_plots": cmp.repeats,
         "errors": cmp.errors,
+        "warnings": cmp.warnings,
         "bokeh_head": head,
         "bokeh_script": script,
         "bokeh_divs": divs,

@@ -225,3 +225,26 @@ def test_report_links_of_folders_named_with_a_hash_or_percent_open_those_folders
         links = hrefs(page.read_text())
         assert len(links) >= 2 and not any("#" in h or " " in h for h in links), links
         assert all((outdir / unquote(h)).is_file() for h in links), links
+
+
+def test_the_comparison_lists_the_readers_warnings_escaped_each_once(project: Path) -> None:
+    # the single-experiment report's summary shows them (left-s); the comparison page had no
+    # word of them: a cut metrics.json or skipped jsonl lines reached only stderr
+    from tests.report.test_summary import section, text
+
+    set_cfg(project, outdir="out<b>x")
+    subprocess.run(["git", "commit", "-qam", "an outdir whose name is markup"], cwd=project, check=True)
+    cut = done(state=JobState.CANCELLED, exit_code=None)
+    first = make_exp(project, [{"params": {"lr": 1}, "status": done(), "jsonl": '{"step": 0, "loss": 1}\n[1]\n'}])
+    second = make_exp(project, [{"params": {"lr": 2}, "status": cut, "metrics": {"acc": 1}}])
+    (second.subexp_dir(1) / "metrics.json").write_text('{"acc": 0.')
+    proc = run_mrl("analyze", "1", "2", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    skipped = f"{first.subexp_dir(1)}/metrics.jsonl: skipped 1 line(s) that are not JSON objects (the first: line 2)"
+    cut_short = f"{second.subexp_dir(1) / 'metrics.json'} is empty or cut short"
+    assert proc.stderr.count(skipped) == 1 and proc.stderr.count(cut_short) == 1, proc.stderr
+    page = Path(proc.stdout.strip().splitlines()[0]).read_text()
+    warnings = section(page, "warnings")
+    assert "out<b>x" not in warnings and warnings.count('<p class="mrl-warning">') == 2
+    assert skipped in text(warnings) and cut_short in text(warnings)
+    assert '<a href="#warnings">warnings</a>' in page
