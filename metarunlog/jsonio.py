@@ -7,6 +7,7 @@ import functools
 import itertools
 import json
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -186,6 +187,20 @@ def prepare_text(path: str | os.PathLike[str], text: str) -> Pending:
         pending.abort()
         raise
     return pending
+
+
+_SPECIAL = {stat.S_IFIFO: "named pipe (FIFO)", stat.S_IFSOCK: "socket", stat.S_IFCHR: "device", stat.S_IFBLK: "device"}
+
+
+def special_kind(path: str | os.PathLike[str]) -> str | None:
+    """What `path` is when it is neither a regular file nor a folder ("named pipe (FIFO)",
+    "socket", "device"; symlinks followed), else None: opening a FIFO to read it blocks
+    until some writer comes, so mrl names it instead of reading or copying it."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None  # missing or unreadable: the read that follows says so
+    return _SPECIAL.get(stat.S_IFMT(mode))
 
 
 def raise_named(e: OSError, path: str) -> NoReturn:

@@ -431,6 +431,9 @@ def _read_template(exp: Experiment, name: str, from_saved: bool) -> Template:
     if from_saved and (exp.dir / TEMPLATE_DIR / name).is_file():
         _check_rendered_untouched(exp, name)
         path = exp.dir / TEMPLATE_DIR / name
+    kind = jsonio.special_kind(path)
+    if kind is not None:  # reading a FIFO would wait for a writer for good
+        raise MrlError(f"template {path} is a {kind}, not a file: confTemplFile '{name}' must name a regular file")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

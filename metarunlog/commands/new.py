@@ -413,6 +413,10 @@ def _copy_files(
             result.warnings.append(f"copyFiles: '{name}' not found in {source.dir}; not copied")
             continue
         src, label = found
+        kind = jsonio.special_kind(src) if isinstance(src, Path) else None
+        if kind is not None:  # shutil.copy2 refuses it with a traceback (and a read would block)
+            key = "copyFiles" if name in project.cfg["copyFiles"] else "confTemplFile"
+            raise MrlError(f"{key} entry '{name}': {src} is a {kind}, not a file or folder: make it a regular file")
         dst = exp.dir / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         if isinstance(src, bytes):
@@ -460,6 +464,9 @@ def _copy_writable(src: Path, dst: Path) -> None:
     """Copy a file or folder; the copies are the user's to edit (code/ is read-only)."""
 
     def copy(a: str, b: str) -> None:
+        kind = jsonio.special_kind(a)
+        if kind is not None:  # inside a copied folder (copytree would gather it into a traceback)
+            raise MrlError(f"{a} is a {kind}, not a file: mrl cannot copy it; move it out of {src}")
         shutil.copy2(a, b)
         if not os.path.islink(b):
             os.chmod(b, stat.S_IMODE(os.stat(b).st_mode) | stat.S_IWUSR)

@@ -231,3 +231,38 @@ def test_file_names_that_are_not_utf8_are_snapshotted_warned_about_and_diffed(pr
     with open(os.path.join(os.fsencode(project), b"output/0002/code/caf\xe9.csv"), "rb") as f:
         assert f.read() == b"1,2\n3,4\n"
     assert run_mrl("verify", "2", cwd=project).returncode == 0
+
+
+def test_a_named_pipe_as_conftemplfile_or_in_copyfiles_is_one_error_line_never_a_wait_or_a_traceback(
+    project: Path,
+) -> None:
+    # shutil.copy2 raised SpecialFileError ("internal error", exit 3) in `mrl new`, and
+    # makebatch's read of a FIFO template waited for a writer for good
+    set_cfg(project, confTemplFile="conf.json")
+    commit_all(project, "a template")
+    os.mkfifo(project / "conf.json")
+    r = run_mrl("new", "-cp", "basedir", "x", cwd=project, timeout=30)
+    assert (r.returncode, r.stderr.count("\n")) == (1, 1), r.stderr
+    assert r.stderr.startswith(f"mrl: error: confTemplFile entry 'conf.json': {project / 'conf.json'} is a named pipe")
+    assert not list((project / "output").glob("0*"))  # nothing made
+    (project / "conf.json").unlink()
+    (project / "conf.json").write_text('{"lr": 0.1}\n// MRL:grid["lr"] = [0.1, 0.2]\n')
+    commit_all(project, "a real template")
+    assert run_mrl("new", "-cp", "basedir", "x", cwd=project).returncode == 0
+    copied = project / "output" / "0001" / "conf.json"
+    copied.unlink()
+    os.mkfifo(copied)
+    r = run_mrl("makebatch", cwd=project, timeout=30)
+    assert (r.returncode, r.stderr) == (
+        1,
+        f"mrl: error: template {copied} is a named pipe (FIFO), not a file: confTemplFile 'conf.json' must name "
+        "a regular file\n",
+    )
+    # a FIFO inside a copied folder the commit lacks (git keeps no FIFO: from the working tree)
+    (project / "data").mkdir()
+    os.mkfifo(project / "data" / "pipe")
+    set_cfg(project, copyFiles=["data"], confTemplFile=None)
+    commit_all(project, "copy a folder")
+    r = run_mrl("new", "-cp", "basedir", "y", cwd=project, timeout=30)
+    assert (r.returncode, r.stderr.count("\n")) == (1, 1) and "pipe is a named pipe (FIFO)" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not (project / "output" / "0002").exists()
