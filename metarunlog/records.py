@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,6 +96,7 @@ _STATUS_KEYS = frozenset(
         "reason",
         "requeues",
         "doneBefore",
+        "startEpoch",
     }
 )
 
@@ -161,6 +163,9 @@ class Status(_JsonView):
     # Slurm: the done record a --force submission queued this one over, until the rerun
     # starts: what it goes back to when its task ends first (`dropped_rerun`)
     done_before: dict[str, Any] | None = None
+    # `start` to the microsecond, as seconds since the epoch: `start` is whole seconds (its
+    # documented form), so a running one's time since it would read up to 1 s high
+    start_epoch: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # keys of other mrl versions
 
     @classmethod
@@ -193,6 +198,7 @@ class Status(_JsonView):
             _str(g("reason")),
             _count(g("requeues")),
             _dict(g("doneBefore")) or None,
+            _seconds(g("startEpoch")),
             extra,
         )
 
@@ -231,6 +237,8 @@ class Status(_JsonView):
             out["requeues"] = self.requeues
         if self.done_before is not None:
             out["doneBefore"] = self.done_before
+        if self.start_epoch is not None:
+            out["startEpoch"] = self.start_epoch
         return {**out, **{k: v for k, v in self.extra.items() if k not in out}}
 
     # -- transitions: each returns the next record, this one is left as it was ---------------
@@ -257,6 +265,7 @@ class Status(_JsonView):
             state=JobState.QUEUED,
             exit_code=None,
             start=None,
+            start_epoch=None,
             end=None,
             duration=None,
             host=None,
@@ -293,6 +302,7 @@ class Status(_JsonView):
             steps_done=first,
             steps=len(steps),
             start=None,
+            start_epoch=None,
             end=None,
             duration=None,
             host=host,
@@ -314,7 +324,9 @@ class Status(_JsonView):
         )
 
     def attempt_started(self, now: str) -> Status:
-        return self._next(attempts=self.attempts + 1, start=now, end=None, duration=None, exit_code=None)
+        return self._next(
+            attempts=self.attempts + 1, start=now, start_epoch=time.time(), end=None, duration=None, exit_code=None
+        )
 
     def step_started(self, pid: int, start: str | None = None) -> Status:
         """The step's process group leader `pid` started (`start`: its `procs.start_id`)."""
@@ -363,7 +375,7 @@ class Status(_JsonView):
         """Cancelled in a runner's queue, before this run started it: no exit code, duration or
         start of an earlier attempt stays next to `cancelled` as if this run had made them
         (attempts unchanged: the earlier ones are in run.log)."""
-        gone = dict(exit_code=None, start=None, duration=None, pid=None, pid_start=None)
+        gone = dict(exit_code=None, start=None, start_epoch=None, duration=None, pid=None, pid_start=None)
         return self._next(state=JobState.CANCELLED, end=now, **gone)
 
     def settled(self, slurm_state: str, state: JobState | None, node: str, now: str) -> Status:
@@ -404,6 +416,7 @@ class Status(_JsonView):
         return self._next(
             exit_code=None,
             start=None,
+            start_epoch=None,
             end=None,
             duration=None,
             pid=None,

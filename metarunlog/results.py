@@ -153,6 +153,10 @@ def duration_of(status: Status | None, state: JobState) -> float | None:
         except ValueError:
             return None
         now = _dt.datetime.now(began.tzinfo) if began.tzinfo else _dt.datetime.now()
+        if status.start_epoch is not None and 0 <= status.start_epoch - began.timestamp() < 1.5:
+            # `start` is whole seconds: up to 1 s early; `startEpoch` is the same moment, exact
+            # (trusted only while it agrees with `start`: a writer that set one alone)
+            return max(0.0, now.timestamp() - status.start_epoch)
         return max(0.0, (now - began).total_seconds())
     return None
 

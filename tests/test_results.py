@@ -233,3 +233,23 @@ def test_states_are_the_observed_ones(project: Path) -> None:
     exp = grid_exp(project)
     subs, _ = results.collect(exp)
     assert [s.state for s in subs] == [JobState.DONE, JobState.DONE, JobState.FAILED, JobState.PENDING]
+
+
+def test_a_running_ones_duration_counts_from_the_exact_start_not_its_whole_second() -> None:
+    # `start` is written in whole seconds, cut down: the table's duration of a running one
+    # read up to 1 s high (0.75 s here) until the attempt ended
+    import datetime
+    import time
+
+    from metarunlog.records import Status
+    from metarunlog.results import duration_of
+    from metarunlog.states import JobState
+
+    exact = math.floor(time.time()) - 5 + 0.75
+    start = datetime.datetime.fromtimestamp(exact).astimezone().isoformat(timespec="seconds")
+    status = Status(state=JobState.RUNNING, start=start, start_epoch=exact)
+    ran = duration_of(status, JobState.RUNNING)
+    assert ran is not None and 4.0 < ran <= time.time() - exact
+    # a startEpoch that does not agree with start (a writer that changed one alone): start counts
+    assert duration_of(Status(state=JobState.RUNNING, start=start, start_epoch=exact - 60), JobState.RUNNING) < 60
+    assert Status.from_json(status.to_json()).start_epoch == exact

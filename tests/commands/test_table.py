@@ -844,3 +844,32 @@ def test_a_param_named_like_a_column_mrl_table_makes_is_refused(project: Path, n
     assert (
         f"param '{name}' has the name of a column mrl table makes (exp, id, state, duration): rename it" in proc.stderr
     )
+
+
+def test_a_running_ones_duration_is_the_time_since_its_recorded_exact_start(project: Path) -> None:
+    # the record's `start` is whole seconds (its documented form); `startEpoch` beside it is
+    # the same moment, exact, and the table's running duration counts from it
+    import datetime
+    import time
+
+    from tests.backends.contract import make_experiment
+    from tests.helpers.processes import start_mrl, wait_for
+
+    exp = make_experiment(project, [{"x": 1}], "touch started; sleep 60")
+    runner = start_mrl("run", cwd=project)
+    try:
+        record = exp.dir / "001" / ".mrl.status"
+        wait_for(lambda: (exp.dir / "001" / "started").exists(), what="the step to start")
+        st = json.loads(record.read_text())
+        assert st["state"] == "running" and isinstance(st["startEpoch"], float)
+        whole = datetime.datetime.fromisoformat(st["start"]).timestamp()
+        assert whole <= st["startEpoch"] < whole + 1
+        before = time.time()
+        table = run_mrl("table", "--json", cwd=project)
+        after = time.time()
+        assert table.returncode == 0, table.stderr
+        ran = json.loads(table.stdout)[0]["duration"]
+        assert before - st["startEpoch"] <= ran <= after - st["startEpoch"]
+    finally:
+        assert run_mrl("cancel", cwd=project).returncode == 0
+        runner.communicate(timeout=30)
