@@ -178,3 +178,76 @@ def test_pandas_to_json_lines_is_read_as_rows_and_its_records_list_is_no_summary
     frame.to_json(summary, orient="records")
     with pytest.raises(CorruptRecord, match="must hold a JSON object"):
         read_summary(summary)
+
+
+def _each_line_alone(data: bytes) -> list[dict[str, Any]]:
+    """What reading the file one `json.loads` per line gives: the reference."""
+    out = []
+    for line in data.split(b"\n"):
+        try:
+            d = json.loads(line.decode("utf-8-sig", errors="replace")) if line.strip() else None
+        except ValueError:
+            continue
+        if isinstance(d, dict):
+            out.append(d)
+    return out
+
+
+@pytest.mark.parametrize(
+    "crafted",
+    [
+        # lines that are each cut, joined by the chunk's commas into one object, and a line
+        # holding two objects making the count match: 3 lines, 3 dicts, none of them a line's
+        [b'{"x": [1\n', b'2]}\n', b'{"a": 1},{"b": 2}\n'],
+        # the same with the brackets balanced by ones inside strings
+        [b'{"a": [{"]}": 1}\n', b'{"b": "[{"}]}\n', b'{"c": 1},{"d": 2}\n'],
+        # a line that opens no object, continuing the one before
+        [b'{"a": 1},{"b": 1\n', b'"c": 2}\n'],
+    ],
+)
+def test_crafted_lines_that_join_into_as_many_objects_are_each_read_as_what_they_are(
+    tmp_path: Path, crafted: list[bytes]
+) -> None:
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b'{"step": 0, "loss": 1}\n' + b"".join(crafted) + b'{"step": 1, "loss": 0.5}\n')
+    skipped = Skipped()
+    assert list(iter_jsonl(path, skipped=skipped)) == [{"step": 0, "loss": 1}, {"step": 1, "loss": 0.5}]
+    assert skipped.count == len(crafted) and skipped.first == 2
+
+
+def test_jsonl_read_in_chunks_is_exactly_each_line_read_alone(tmp_path: Path) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    pieces = st.sampled_from(
+        [
+            '{"step": 1, "loss": 0.5}',
+            '{"a": {"b": 1}}',
+            '{"s": "{}[],"}',
+            '{"x": [1',
+            "2]}",
+            '{"a": 1},{"b": 2}',
+            '"c": 2}',
+            "[1, 2]",
+            "7",
+            "",
+            " ",
+            '{"n": NaN}',
+            '{"k": [{"]}": 1}',
+            '{"b": "[{"}]}',
+            '  {"lead": 1}',
+            '{"crlf": 1}\r',
+        ]
+    )
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(st.lists(pieces, max_size=12), st.integers(min_value=1, max_value=64), st.booleans())
+    def check(lines: list[str], chunk: int, last_end: bool) -> None:
+        data = "\n".join(lines).encode() + (b"\n" if last_end and lines else b"")
+        path = tmp_path / "m.jsonl"
+        path.write_bytes(data)
+        got = list(iter_jsonl(path, chunk_bytes=chunk))
+        want = _each_line_alone(data)
+        assert json.dumps(got) == json.dumps(want)  # NaN != NaN: compare as written
+
+    check()
