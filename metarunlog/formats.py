@@ -5,7 +5,8 @@ as Python's repr (`{'a': 1}`, `True`, `None`): invalid JSON/TOML, or a silently 
 YAML value. makebatch parses each rendered file of these formats before anything is
 written, and a failure names the file, the line, the value and the fix (`| tojson`).
 JSON and TOML use the standard library (`tomllib`, Python 3.11+; without it TOML is not
-checked); YAML is checked only when PyYAML is installed (syntax only, so custom tags pass).
+checked); YAML is checked only when PyYAML is installed (syntax, so custom tags pass, and
+a param whose bare rendering YAML reads as another value: `Misread`).
 """
 
 from __future__ import annotations
@@ -76,6 +77,52 @@ def _yaml_parser() -> Callable[[str], Problem | None] | None:
     return check
 
 
+@dataclass(frozen=True)
+class Misread:
+    """A param rendered bare as a whole YAML scalar that YAML reads as another value."""
+
+    key: str
+    shown: str  # what `{{ key }}` rendered
+    read: str  # what YAML reads there ("True", "null"...)
+    line: int  # 1-based, in the rendered text
+
+
+_YAML_READS = {"bool": "a boolean", "null": "null", "int": "a number", "float": "a number", "str": "the string '{}'"}
+
+
+def _yaml_misreads() -> Callable[[str, Mapping[str, Any]], Misread | None] | None:
+    """What finds a param whose `{{ x }}` YAML reads as another value (`yes`, `no`, `on`,
+    `off` and `null`/`~` strings as booleans or null, `None` as the string "None", "0.1" as
+    a number): valid YAML, so the syntax check passes, while the file holds another value
+    than the record's params. Only a bare (plain, untagged) scalar holding exactly the
+    rendered text counts; YAML 1.1's rules, as PyYAML (what most Python configs use) reads."""
+    try:
+        import yaml
+    except ImportError:
+        return None
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    resolve = yaml.resolver.Resolver().resolve
+    wants = {type(None): "null", str: "str"}
+
+    def misread(text: str, params: Mapping[str, Any]) -> Misread | None:
+        suspects: dict[str, tuple[str, str]] = {}
+        for key, value in params.items():
+            want, shown = wants.get(type(value)), str(value)
+            if want is not None:
+                tag = resolve(yaml.ScalarNode, shown, (True, False)).rpartition(":")[2]
+                if tag != want:
+                    suspects.setdefault(shown, (key, _YAML_READS.get(tag, f"a {tag}").format(shown)))
+        if not suspects:
+            return None  # the usual grid (numbers, plain words): no second parse
+        for ev in yaml.parse(text, Loader=loader):
+            if isinstance(ev, yaml.ScalarEvent) and not ev.style and ev.implicit[0] and ev.value in suspects:
+                key, read = suspects[ev.value]
+                return Misread(key, ev.value, read, ev.start_mark.line + 1)
+        return None
+
+    return misread
+
+
 FORMATS: dict[str, tuple[str, Callable[[], Callable[[str], Problem | None] | None]]] = {
     ".json": ("JSON", lambda: _json),
     ".toml": ("TOML", _toml_parser),
@@ -91,6 +138,7 @@ class Checker:
     name: str  # the template's file name
     format: str  # "JSON", "YAML", "TOML"
     parse: Callable[[str], Problem | None]
+    misread: Callable[[str, Mapping[str, Any]], Misread | None] | None = None  # YAML's other values
 
     def check(
         self, text: str, params: Mapping[str, Any], where: Callable[[int], str], label: Callable[[], str]
@@ -100,6 +148,14 @@ class Checker:
         `where(rendered_line)` says which line of the template that is."""
         problem = self.parse(text)
         if problem is None:
+            wrong = self.misread(text, params) if self.misread is not None else None
+            if wrong is not None:
+                raise BatchError(
+                    f"{where(wrong.line)}: param {wrong.key} rendered as {_short(wrong.shown)}, which {self.format} "
+                    f"reads as {wrong.read}, not the {_kind(params[wrong.key])} its params hold (rendering "
+                    f"{label()}): write {_tojson(wrong.key)} in the template to keep it, or give the param the "
+                    "value the file should hold (True, False, None or a number)"
+                )
             return
         lines = text.splitlines()
         at = lines[problem.line - 1] if 0 < problem.line <= len(lines) else ""
@@ -135,7 +191,8 @@ def checker(name: str) -> Checker | None:
     for suffix, (fmt, make) in FORMATS.items():
         if name.lower().endswith(suffix):
             parse = make()
-            return Checker(name, fmt, _depth_safe(parse)) if parse is not None else None
+            misread = _yaml_misreads() if fmt == "YAML" else None
+            return Checker(name, fmt, _depth_safe(parse), misread) if parse is not None else None
     return None
 
 
@@ -211,6 +268,10 @@ def _not_a_literal(value: Any, fmt: str) -> bool:
         return str(value) != json.dumps(value)
     except (TypeError, ValueError):
         return True
+
+
+def _kind(value: Any) -> str:
+    return "None" if value is None else f"string {value!r}"
 
 
 def _tojson(key: str) -> str:

@@ -753,6 +753,44 @@ def test_a_yaml_template_is_parsed_when_pyyaml_is_installed(project: Path, capsy
     assert main(["makebatch"]) == 0  # syntax only: a custom tag is fine
 
 
+@pytest.mark.parametrize(
+    ("grid", "shown", "read"),
+    [("['yes', 'no']", "yes", "a boolean"), ("[None]", "None", "the string 'None'"), ("['off']", "off", "a boolean")],
+)
+def test_a_yaml_template_whose_bare_value_yaml_reads_as_another_is_refused_naming_param_and_fix(
+    project: Path, capsys: pytest.CaptureFixture[str], grid: str, shown: str, read: str
+) -> None:
+    # valid YAML, so the syntax check passed, but PyYAML reads `flag: yes` as True and
+    # `flag: None` as "None": the run's config held another value than its params record
+    yaml = pytest.importorskip("yaml")
+    template = (
+        "lr: {{ lr }}\nname: run_{{ flag }}\nflag: {{ flag }}\n# MRL:grid['flag'] = GRID\n# MRL:grid['lr'] = [1]\n"
+    )
+    exp = json_project(project, template.replace("GRID", grid), name="conf.yaml")
+    before = listing(exp)
+    assert main(["makebatch"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"mrl: error: conf.yaml: line 3: param flag rendered as {shown}, which YAML reads as {read}")
+    assert "{{ flag | tojson }}" in err and err.count("\n") == 1 and listing(exp) == before
+    (exp / "conf.yaml").write_text(
+        (exp / "conf.yaml").read_text().replace("flag: {{ flag }}", "flag: {{ flag | tojson }}")
+    )
+    assert main(["makebatch"]) == 0
+    values = [yaml.safe_load((d / "conf.yaml").read_text())["flag"] for d in sorted(exp.glob("00*"))]
+    assert values == list(eval(grid))  # noqa: S307 (the test's own literal)
+
+
+def test_a_yaml_template_of_booleans_numbers_and_words_is_not_refused(project: Path) -> None:
+    pytest.importorskip("yaml")
+    exp = json_project(
+        project,
+        "on: {{ on }}\nlr: {{ lr }}\nopt: {{ opt }}\n# MRL:grid['on'] = [True, False]\n"
+        "# MRL:grid['lr'] = [0.1, 2]\n# MRL:grid['opt'] = ['adam']\n",
+        name="conf.yaml",
+    )
+    assert main(["makebatch"]) == 0 and len(list(exp.glob("00*"))) == 4
+
+
 def test_a_json_template_whose_rendering_changes_line_count_names_the_rendered_line(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -198,7 +198,7 @@ def _each_line_alone(data: bytes) -> list[dict[str, Any]]:
     [
         # lines that are each cut, joined by the chunk's commas into one object, and a line
         # holding two objects making the count match: 3 lines, 3 dicts, none of them a line's
-        [b'{"x": [1\n', b'2]}\n', b'{"a": 1},{"b": 2}\n'],
+        [b'{"x": [1\n', b"2]}\n", b'{"a": 1},{"b": 2}\n'],
         # the same with the brackets balanced by ones inside strings
         [b'{"a": [{"]}": 1}\n', b'{"b": "[{"}]}\n', b'{"c": 1},{"d": 2}\n'],
         # a line that opens no object, continuing the one before
