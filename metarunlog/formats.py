@@ -103,13 +103,16 @@ def _yaml_misreads() -> Callable[[str, Mapping[str, Any]], Misread | None] | Non
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     resolve = yaml.resolver.Resolver().resolve
     wants = {type(None): "null", str: "str"}
+    tags: dict[str, str] = {}
 
     def misread(text: str, params: Mapping[str, Any]) -> Misread | None:
         suspects: dict[str, tuple[str, str]] = {}
         for key, value in params.items():
             want, shown = wants.get(type(value)), str(value)
             if want is not None:
-                tag = resolve(yaml.ScalarNode, shown, (True, False)).rpartition(":")[2]
+                if shown not in tags:  # a grid renders the same values thousands of times
+                    tags[shown] = resolve(yaml.ScalarNode, shown, (True, False)).rpartition(":")[2]
+                tag = tags[shown]
                 if tag != want:
                     suspects.setdefault(shown, (key, _YAML_READS.get(tag, f"a {tag}").format(shown)))
         if not suspects:
