@@ -30,8 +30,9 @@ CSV logs, TensorBoard events, run.log patterns, docs/table.md), your mrl_analyze
 Templates: the report's Jinja templates ship with mrl; a file of the same name in
 <basedir>/mrl_templates/ replaces one, and a file there can {% extends "default:report.html" %}
 to replace only some blocks (docs/analyze.md). `analysis_webdir` in .mrl.cfg: the analysis folder
-is also copied to <webdir>/<experiment> (a local path, or host:path with rsync; a local
-webdir whose parent folder does not exist is a warning, and nothing is copied).
+is also copied to <webdir>/<experiment>, and a comparison or the index to <webdir>/ (linking
+the reports there; a local path, or host:path with rsync; a local webdir whose parent folder
+does not exist is a warning, and nothing is copied).
 A user function that raises or returns an unknown rtype gets an error box in its section,
 the rest of the report is still written, and the exit code is 1.
 """
@@ -43,10 +44,12 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from metarunlog import jsonio
 from metarunlog.errors import MrlError
@@ -173,7 +176,36 @@ def _write_index(
     are added to `unreadable`: the command then exits 1); `refresh`: it reloads itself."""
     from metarunlog.report.pages import write_index
 
-    return write_index(project, out, unreadable, refresh)
+    return write_index(project, out, unreadable, refresh, publish=_publisher(project, "index.html"))
+
+
+def _publisher(project: Project, name: str) -> Callable[[str, list[Any]], None] | None:
+    """What writes a page about several experiments (the index, a comparison) into
+    `analysis_webdir` as `<webdir>/<name>`, beside the reports copied there as
+    `<webdir>/<experiment>/`: its links lead to those. A local webdir also gets the
+    reports it links that are not there yet (made before analysis_webdir was set)."""
+    webdir = project.cfg["analysis_webdir"]
+    if not webdir:
+        return None
+    check_webdir(webdir)
+    if not is_remote(webdir) and not _webdir_root(webdir, project.basedir).parent.is_dir():
+        return None  # someone else's path: the report's own warning says it (not repeated per page)
+
+    def publish(page: str, cards: list[Any]) -> None:
+        if is_remote(webdir):
+            with tempfile.TemporaryDirectory() as tmp:
+                jsonio.write_text(Path(tmp) / name, page)
+                _rsync(f"{tmp}/{name}", f"{webdir.rstrip('/')}/{name}", what=name)
+            return
+        root = _webdir_root(webdir, project.basedir)
+        for card in cards:
+            exp = project.experiment(card.id)
+            if card.report and not (root / exp.name / exp.cfg["analysis_outfn"]).is_file():
+                copy_to_webdir(exp.dir / exp.cfg["analysis_outdir"], webdir, exp.name, project.basedir)
+        jsonio.make_folder(root, "check analysis_webdir in .mrl.cfg")
+        jsonio.write_text(root / name, page)
+
+    return publish
 
 
 def _index_only(args: argparse.Namespace, project: Project) -> int:
@@ -199,7 +231,8 @@ def _compare(args: argparse.Namespace, project: Project, exps: list[Experiment])
     out = Path(args.outdir).resolve() / comparison_path(project, exps).name if args.outdir else None
     if out is not None:
         jsonio.make_folder(out.parent, OUTDIR_HINT)
-    path, errors = write_comparison(project, exps, out)
+    publish = _publisher(project, comparison_path(project, exps).name)
+    path, errors = write_comparison(project, exps, out, publish=publish)
     for err in errors[:20]:
         print(f"mrl: error: {err}", file=sys.stderr)
     print(path)
@@ -330,6 +363,16 @@ def check_webdir(webdir: str) -> None:
         )
 
 
+def _rsync(source: str, target: str, *, what: str) -> None:
+    proc = subprocess.run(["rsync", "-a", "--chmod=a+rX", source, target], capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        raise MrlError(
+            f"{what} is written, but copying it to {target} failed (rsync: {last}); "
+            "check analysis_webdir and that you can ssh to the host"
+        )
+
+
 def copy_to_webdir(outdir: Path, webdir: str, exp_name: str, basedir: Path) -> str:
     """Copy the analysis folder to `<webdir>/<exp_name>/` (rsync for host:path); the target.
 
@@ -337,14 +380,7 @@ def copy_to_webdir(outdir: Path, webdir: str, exp_name: str, basedir: Path) -> s
     """
     target = f"{webdir.rstrip('/')}/{exp_name}"
     if is_remote(webdir):
-        cmd = ["rsync", "-a", "--chmod=a+rX", f"{outdir}/", f"{target}/"]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["?"])[-1]
-            raise MrlError(
-                f"the report is written, but copying it to {target} failed (rsync: {last}); "
-                "check analysis_webdir and that you can ssh to the host"
-            )
+        _rsync(f"{outdir}/", f"{target}/", what="the report")
         return target
     dest = _webdir_root(webdir, basedir) / exp_name
     try:

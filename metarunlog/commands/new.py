@@ -413,8 +413,8 @@ def _copy_files(
             result.warnings.append(f"copyFiles: '{name}' not found in {source.dir}; not copied")
             continue
         src, label = found
-        kind = jsonio.special_kind(src) if isinstance(src, Path) else None
-        if kind is not None:  # shutil.copy2 refuses it with a traceback (and a read would block)
+        if isinstance(src, Path) and (kind := jsonio.special_kind(src)) is not None:
+            # shutil.copy2 refuses it with a traceback (and a read would block)
             key = "copyFiles" if name in project.cfg["copyFiles"] else "confTemplFile"
             raise MrlError(f"{key} entry '{name}': {src} is a {kind}, not a file or folder: make it a regular file")
         dst = exp.dir / rel

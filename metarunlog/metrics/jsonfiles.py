@@ -126,7 +126,7 @@ def _chunks(path: Path, chunk_bytes: int, skipped: Skipped | None = None) -> Ite
             before += len(lines)
 
 
-_scan = json.JSONDecoder().scan_once  # C: one value from an index, and where it ended
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # C: one value from an index, and where it ended
 _OPEN = b"{"
 
 

@@ -10,9 +10,11 @@ changed since it was written). The comparison then shows one table over all runs
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,13 +172,31 @@ def index_cards(project: Any, page_dir: Path, unreadable: list[str] | None = Non
     return cards
 
 
+Publish = Callable[[str, list[Card]], None]  # a page's text for analysis_webdir, the cards it links
+
+
+def published(cards: list[Card], cfg: Any) -> list[Card]:
+    """The cards as a page in `analysis_webdir` links them: each report is at
+    `<webdir>/<experiment>/<analysis_outfn>` there (the analysis folder is copied as
+    `<experiment>/`), not at OUTDIR's `<experiment>/<analysis_outdir>/...`."""
+    return [
+        dataclasses.replace(c, report=relative_url(f"{c.name}/{cfg['analysis_outfn']}", Path())) if c.report else c
+        for c in cards
+    ]
+
+
 def write_index(
-    project: Any, out: Path | None = None, unreadable: list[str] | None = None, refresh: float | None = None
+    project: Any,
+    out: Path | None = None,
+    unreadable: list[str] | None = None,
+    refresh: float | None = None,
+    publish: Publish | None = None,
 ) -> Path:
     """Write `OUTDIR/index.html` (or `out`): every experiment, newest first; those that
     cannot be read are listed with why, and added to `unreadable` (`mrl analyze --index`
     then exits 1, as `mrl table --all` does). `refresh` (seconds, `--watch` while runs are
-    active): the page reloads itself, as the report does."""
+    active): the page reloads itself, as the report does. `publish` gets the page as
+    `analysis_webdir` holds it (its links to the reports there)."""
     from metarunlog.report import html
 
     path = out or project.outdir / "index.html"
@@ -193,6 +213,8 @@ def write_index(
     from metarunlog import render as jinja
 
     jsonio.write_text(path, jinja.render_page(env, "index.html", context))
+    if publish is not None:
+        publish(jinja.render_page(env, "index.html", {**context, "cards": published(cards, project.cfg)}), cards)
     return path
 
 
@@ -296,8 +318,11 @@ def render_comparison(cmp: Comparison, basedir: Path) -> str:
     return jinja.render_page(html.environment(basedir), "compare.html", context)
 
 
-def write_comparison(project: Any, exps: list[Experiment], out: Path | None = None) -> tuple[Path, list[str]]:
-    """Write the comparison report of `exps`; its path and the errors met."""
+def write_comparison(
+    project: Any, exps: list[Experiment], out: Path | None = None, publish: Publish | None = None
+) -> tuple[Path, list[str]]:
+    """Write the comparison report of `exps`; its path and the errors met. `publish` gets
+    the page as `analysis_webdir` holds it (see `write_index`)."""
     from metarunlog.report.build import gc_paused
 
     path = out or comparison_path(project, exps)
@@ -305,5 +330,8 @@ def write_comparison(project: Any, exps: list[Experiment], out: Path | None = No
         cmp = build_comparison(project, exps, path.parent)
         add_comparison_curves(cmp)
         page = render_comparison(cmp, project.basedir)
-    jsonio.write_text(path, page)
+        jsonio.write_text(path, page)
+        if publish is not None:
+            cards, cmp.cards = cmp.cards, published(cmp.cards, project.cfg)
+            publish(render_comparison(cmp, project.basedir), cards)
     return path, cmp.errors

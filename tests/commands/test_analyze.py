@@ -660,3 +660,44 @@ def test_a_comparison_with_one_corrupt_experiment_compares_the_others_and_names_
     assert line.startswith("mrl: warning: left out experiment 0002: corrupt record ") and "0002/.mrl" in line
     alone = run_mrl("analyze", "2", cwd=project)
     assert alone.returncode == 1 and alone.stdout == "" and alone.stderr.startswith("mrl: error: corrupt record ")
+
+
+def _links_resolve(page: Path) -> list[str]:
+    """The page's links to other files (not anchors or http), each checked to exist."""
+    from urllib.parse import unquote
+
+    links = [h for h in re.findall(r'href="([^"#]+)"', page.read_text()) if "://" not in h]
+    assert all((page.parent / unquote(h)).is_file() for h in links), [
+        h for h in links if not (page.parent / unquote(h)).is_file()
+    ]
+    return links
+
+
+def test_the_comparison_and_the_index_are_published_to_the_webdir_with_links_that_work_there(
+    project: Path, tmp_path: Path
+) -> None:
+    # only single-experiment reports reached analysis_webdir: `mrl analyze 1 2` and
+    # `--index` wrote OUTDIR pages whose links assume OUTDIR's layout (0001/analysis/...)
+    first = make_exp(project, [{"params": {"lr": 0.1}, "status": done(), "jsonl": curve(3, 0.1)}])
+    second = make_exp(project, [{"params": {"lr": 0.2}, "status": done(), "jsonl": curve(3, 0.2)}])
+    assert run_mrl("analyze", "1", cwd=project).returncode == 0  # before the webdir was set
+    www = tmp_path / "www"
+    www.mkdir()
+    set_cfg(project, analysis_webdir=str(www))
+    res = run_mrl("analyze", "1", "2", "--index", cwd=project)
+    assert res.returncode == 0, res.stderr
+    compare = www / "compare-0001-0002.html"
+    links = _links_resolve(compare)
+    assert sorted(links) == [f"{first.name}/index.html", f"{second.name}/index.html"]
+    assert sorted(set(_links_resolve(www / "index.html"))) == sorted(links)
+    assert (project / "output" / "compare-0001-0002.html").read_text().count(f"{first.name}/analysis/index.html")
+    # a remote host:path: the page goes by rsync too (a stand-in rsync: no ssh host here)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "rsync.log"
+    (bin_dir / "rsync").write_text(f'#!/bin/sh\necho "$@" >> {log}\n')
+    (bin_dir / "rsync").chmod(0o755)
+    set_cfg(project, analysis_webdir="webhost:/var/www/exps")
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    assert run_mrl("analyze", "--index", cwd=project, env=env).returncode == 0
+    assert log.read_text().split()[-1] == "webhost:/var/www/exps/index.html"
