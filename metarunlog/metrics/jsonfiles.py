@@ -137,10 +137,10 @@ def _flat_lines(lines: list[bytes]) -> list[dict[str, Any]] | None:
     the next line's (a string cannot span a line end: a raw newline is not JSON), so N
     dicts are the N lines. Without the check, lines that are each cut (`{"x": [1`, `2]}`)
     joined into one object, and a line holding two objects made the count match."""
-    joined = b",".join(lines)
-    if joined.count(_OPEN) != len(lines) or not all(map(bytes.startswith, lines, itertools.repeat(_OPEN))):
+    braces = itertools.repeat(_OPEN)
+    if not all(map(bytes.startswith, lines, braces)) or sum(map(bytes.count, lines, braces)) != len(lines):
         return _whole_lines(lines)
-    items = json.loads(b"[" + joined + b"]")
+    items = json.loads(b"[" + b",".join(lines) + b"]")  # a temporary: json.loads drops it once decoded
     if len(items) == len(lines) and all(type(d) is dict for d in items):
         return items  # type: ignore[no-any-return]
     return None
