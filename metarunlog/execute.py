@@ -26,7 +26,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from typing import Any
 from metarunlog import jsonio, render
 from metarunlog.backends.registry import DEFAULT
 from metarunlog.errors import MrlError
-from metarunlog.experiment import ATTEMPTS, DONE_MARK, LOG, Experiment, SubExperiment
+from metarunlog.experiment import ATTEMPTS, CODE, DONE_MARK, LOG, Experiment, SubExperiment
 from metarunlog.locks import RUN_LOCK, Locked, run_lock
 from metarunlog.procs import (
     HOST,
@@ -48,7 +48,7 @@ from metarunlog.procs import (
     start_id,
 )
 from metarunlog.records import Status
-from metarunlog.spawn import Started, spawn_step
+from metarunlog.spawn import BaseEnv, Started, StepEnv, spawn_step
 from metarunlog.states import JobState, recorded_state
 
 __all__ = [
@@ -265,11 +265,23 @@ def _git_fence(outdir: Path, old: str | None) -> str:
     return os.pathsep.join([*fences, *([old] if old else [])])
 
 
-def environment(sub: SubExperiment, resource: str | None, base: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ if base is None else base)
-    env["MRL_EXP_DIR"] = str(sub.exp.dir)
+@functools.lru_cache(maxsize=64)
+def _code_dir(exp_dir: str, code_subdir: str | None) -> str:
+    """`str(exp.code_dir)`, made once per experiment (a runner sets it for every step)."""
+    return str(Path(exp_dir) / CODE / (code_subdir or ""))
+
+
+def environment(
+    sub: SubExperiment, resource: str | None, base: Mapping[str, str] | BaseEnv | None = None
+) -> MutableMapping[str, str]:
+    """The step's environment: `base` (default os.environ) and mrl's variables. A `BaseEnv`
+    (what the local pool passes) is encoded once per run; this step's variables over it."""
+    env: MutableMapping[str, str]
+    env = StepEnv(base) if isinstance(base, BaseEnv) else dict(os.environ if base is None else base)
+    exp_dir = str(sub.exp.dir)
+    env["MRL_EXP_DIR"] = exp_dir
     env["MRL_SUBEXP_DIR"] = str(sub.dir)
-    env["MRL_CODE_DIR"] = str(sub.exp.code_dir)
+    env["MRL_CODE_DIR"] = _code_dir(exp_dir, sub.exp.record.code_subdir)
     env[GIT_CEILING] = _git_fence(sub.exp.dir.parent, env.get(GIT_CEILING))
     if resource is not None:
         env["CUDA_VISIBLE_DEVICES"] = resource
@@ -345,7 +357,7 @@ class ExecOptions:
     force: bool = False  # run a done one again
     seen_attempts: int | None = None  # with force: leave it if another runner finished it since
     stop: Stopper | None = None  # shared with the other workers of this runner
-    env: dict[str, str] | None = None  # the base environment (default: os.environ)
+    env: Mapping[str, str] | BaseEnv | None = None  # the base environment (default: os.environ)
     on_start: Callable[[Status], None] | None = None  # told each time a step's process starts
     # Takes the final record's fsync and rename off this thread: called with the record
     # written up to its temp file, still holding the sub-experiment's lock (a duplicate
@@ -415,7 +427,7 @@ def execution(sub: SubExperiment, options: ExecOptions | None = None) -> Executi
 
 
 def _attempts(
-    sub: SubExperiment, attempt: Attempt, env: dict[str, str], stop: Stopper, o: ExecOptions, old: Status
+    sub: SubExperiment, attempt: Attempt, env: MutableMapping[str, str], stop: Stopper, o: ExecOptions, old: Status
 ) -> Execution:
     """The first attempt and the retries; returns the final record."""
     status = old
@@ -507,7 +519,7 @@ def _initial(old: Status, steps: list[str], o: ExecOptions, first: int) -> Statu
 def _attempt(
     sub: SubExperiment,
     attempt: Attempt,
-    env: dict[str, str],
+    env: MutableMapping[str, str],
     stop: Stopper,
     on_start: Callable[[Status], None] | None,
     *,
@@ -557,7 +569,7 @@ def _step(
     sub: SubExperiment,
     attempt: Attempt,
     k: int,
-    env: dict[str, str],
+    env: MutableMapping[str, str],
     log: int,
     stop: Stopper,
     on_start: Callable[[Status], None] | None,

@@ -19,11 +19,25 @@ from metarunlog.errors import CorruptRecord, MrlError
 T = TypeVar("T")
 
 
+_LAST_NOW: tuple[int, str] = (-1, "")  # the second `now` last wrote, and its text
+
+
 def now() -> str:
-    """The current local time as every record writes it: ISO 8601 with offset, seconds."""
+    """The current local time as every record writes it: ISO 8601 with offset, seconds.
+
+    Made once per second: a runner writes it three times per job, and its text depends on
+    the second alone (`datetime.now()` floors the clock's ns to whole microseconds, which
+    `timespec="seconds"` drops; the offset is the local zone's for that second)."""
+    global _LAST_NOW
+    second = time.time_ns() // 1_000_000_000
+    last = _LAST_NOW  # one tuple read and one write: safe from any thread
+    if last[0] == second:
+        return last[1]
     import datetime
 
-    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    text = datetime.datetime.fromtimestamp(second).astimezone().isoformat(timespec="seconds")
+    _LAST_NOW = (second, text)
+    return text
 
 
 def make_folder(path: str | os.PathLike[str], hint: str) -> None:

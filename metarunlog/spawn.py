@@ -20,7 +20,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from typing import Any, Protocol
 
 SHELL = "/bin/sh"
@@ -109,8 +109,77 @@ def spawn_step(step: str, cwd: str | os.PathLike[str], env: Mapping[str, str], s
     return Step(pid)
 
 
+class BaseEnv:
+    """A run's base environment (os.environ, or a task's), encoded once for all its steps:
+    each step's environment is it plus the few variables mrl sets per step (`StepEnv`), so
+    a runner starting hundreds of steps does not encode (and check) every one of the
+    user's variables again for each of them."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = dict(env)
+        self._encoded: dict[str, bytes] | None = None
+
+    def encoded(self) -> dict[str, bytes]:
+        """Each variable's `KEY=VALUE` bytes, as `_env_list` makes them (its errors too)."""
+        if self._encoded is None:
+            self._encoded = dict(zip(self.env, _env_list(self.env), strict=True))
+        return self._encoded
+
+
+_GONE: Any = object()  # a base variable a step's environment removed
+
+
+class StepEnv(MutableMapping[str, str]):
+    """One step's environment: a `BaseEnv` and the variables set (or removed) over it. It
+    reads, iterates and encodes as the dict `{**base, **changes}` would (a base variable
+    set again keeps its place, a new one comes last), so the step sees the very
+    environment a plain dict gave it; only the changes are encoded per step."""
+
+    __slots__ = ("base", "changes")
+
+    def __init__(self, base: BaseEnv) -> None:
+        self.base = base
+        self.changes: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> str:
+        value = self.changes.get(key, _GONE) if key in self.changes else self.base.env[key]
+        if value is _GONE:
+            raise KeyError(key)
+        return value  # type: ignore[no-any-return]
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self.changes[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        if key not in self:
+            raise KeyError(key)
+        self.changes[key] = _GONE
+
+    def __iter__(self) -> Iterator[str]:
+        for key in self.base.env:
+            if self.changes.get(key) is not _GONE:
+                yield key
+        for key, value in self.changes.items():
+            if value is not _GONE and key not in self.base.env:
+                yield key
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def encoded(self) -> list[bytes]:
+        out = dict(self.base.encoded())  # a copy in C: the base's order, its bytes
+        changed = {k: v for k, v in self.changes.items() if v is not _GONE}
+        out.update(zip(changed, _env_list(changed), strict=True))
+        for key, value in self.changes.items():
+            if value is _GONE:
+                del out[key]
+        return list(out.values())
+
+
 def _env_list(env: Mapping[str, str]) -> list[bytes]:
     """`KEY=VALUE` items as Popen makes them (os.fsencode), in one pass for str items."""
+    if isinstance(env, StepEnv):
+        return env.encoded()
     enc, errors = _FS_ENCODING
     try:
         items = [k.encode(enc, errors) + b"=" + v.encode(enc, errors) for k, v in env.items()]

@@ -259,3 +259,25 @@ def test_a_record_nested_too_deep_for_the_parser_is_a_corrupt_record_naming_it(t
     path.write_text("[" * 100_000)
     with pytest.raises(CorruptRecord, match=f"corrupt record {path}: nested too deep to read; fix or remove the file"):
         jsonio.read_json(path)
+
+
+def test_now_made_once_a_second_is_what_datetime_now_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a zone with summer time: the offset comes from the second's own zone, not a cached one
+    import time
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        monkeypatch.setattr(jsonio, "_LAST_NOW", (-1, ""))
+        for _ in range(2000):
+            before = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+            made = jsonio.now()
+            after = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+            assert made in (before, after)
+        for stamp in (1774746000 - 1, 1774746000, 1792890000 - 1, 1792890000):  # 2026's changes
+            monkeypatch.setattr(jsonio.time, "time_ns", lambda s=stamp: s * 10**9 + 999_999_999)
+            want = datetime.datetime.fromtimestamp(stamp + 0.999999).astimezone().isoformat(timespec="seconds")
+            assert jsonio.now() == want
+    finally:
+        monkeypatch.undo()
+        time.tzset()

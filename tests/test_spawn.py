@@ -152,3 +152,34 @@ def test_popen_is_what_runs_where_the_fast_path_is_off(tmp_path: Path, monkeypat
     finally:
         os.close(null)
     assert isinstance(step, subprocess.Popen) and step.wait() == 4
+
+
+def test_a_step_env_over_a_base_encoded_once_is_the_dict_it_stands_for(tmp_path: Path) -> None:
+    # the local pool encodes its base environment once per run (BaseEnv) and each step's
+    # variables over it (StepEnv): the step must see exactly the dict {**base, **changes}
+    base = {"PATH": os.environ["PATH"], "PROBE": "base", "MRL_ATTEMPT": "old", "PROBE_GONE": "x", "PROBE2": "\udce9"}
+    shared = spawn.BaseEnv(base)
+    plain = dict(base)
+    plain["MRL_ATTEMPT"] = "2"  # set again: keeps its place
+    plain["MRL_SUBEXP_DIR"] = str(tmp_path)  # new: last
+    plain["PROBE_NEW"] = "é"
+    del plain["PROBE_GONE"]
+    first = spawn.StepEnv(shared)
+    for k in ("MRL_ATTEMPT", "MRL_SUBEXP_DIR", "PROBE_NEW"):
+        first[k] = plain[k]
+    del first["PROBE_GONE"]
+    assert dict(first) == plain and list(first) == list(plain) and len(first) == len(plain)
+    assert spawn._env_list(first) == spawn._env_list(plain)
+    assert "PROBE_GONE" not in first and first.get("PROBE_GONE") is None
+    assert _probe(tmp_path, "shared", first) == _probe(tmp_path, "plain", plain)
+    assert spawn.StepEnv(shared)["MRL_ATTEMPT"] == "old"  # another step's changes are its own
+    assert shared.env == base
+
+
+def test_an_illegal_name_set_over_a_base_env_is_refused_as_popen_refuses_it(tmp_path: Path) -> None:
+    env = spawn.StepEnv(spawn.BaseEnv({"PATH": os.environ["PATH"]}))
+    env["A=B"] = "1"
+    with pytest.raises(ValueError, match="illegal environment variable name"):
+        spawn.spawn_step("true", tmp_path, env, 0, 1)
+    with pytest.raises(ValueError, match="illegal environment variable name"):
+        spawn.spawn_step("true", tmp_path, spawn.StepEnv(spawn.BaseEnv({"A=B": "1"})), 0, 1)

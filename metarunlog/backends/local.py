@@ -44,7 +44,7 @@ from metarunlog.experiment import Experiment
 from metarunlog.jsonio import GroupCommit, Pending, sync_filesystem
 from metarunlog.procs import group_alive, is_same_process, is_step_of, killpg
 from metarunlog.records import Status
-from metarunlog.spawn import Started
+from metarunlog.spawn import BaseEnv, Started
 from metarunlog.states import JobState, recorded_state, runner_holds
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -84,7 +84,8 @@ class LocalBackend(Backend):
         self._pool_alive = False  # the pool thread runs (it ends when nothing is queued or running)
         self._wake: _Wake | None = None  # wakes the pool thread: more jobs were submitted
         self._old_handlers: dict[int, Any] = {}
-        self._env = dict(os.environ)
+        self._env = BaseEnv(os.environ)  # encoded once for every step of the run (spawn.StepEnv)
+        self._task_env: tuple[Any, BaseEnv] | None = None  # exec_defaults.env, encoded once
         self._command: Command | None = None
         self._stops: dict[int, Stopper] = {}  # id(job) -> its own Stopper, while it executes
         self.cancel_grace = CANCEL_GRACE_S
@@ -290,12 +291,24 @@ class LocalBackend(Backend):
             force=self.options.force,
             retries=self.options.retries,
             seen_attempts=job.status.attempts if job.status else 0,
-            env=self.exec_defaults.env or self._env,
+            env=self._base_env(),
             on_start=started,
             fingerprint=job.fingerprint,
             heartbeat=self.options.heartbeat,
             commit=commit,
         )
+
+    def _base_env(self) -> BaseEnv:
+        """The environment every step starts from: `exec_defaults.env` (a Slurm task's) or
+        os.environ as the pool was made, encoded once (not once per step)."""
+        given = self.exec_defaults.env
+        if not given:
+            return self._env
+        if isinstance(given, BaseEnv):
+            return given
+        if self._task_env is None or self._task_env[0] is not given:
+            self._task_env = (given, BaseEnv(given))
+        return self._task_env[1]
 
     def _advance(self, run: _Running, code: int | None) -> _Running | None:
         """Resume `run` (with its step's exit code; None: start it) up to its next step's
