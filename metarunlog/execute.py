@@ -101,6 +101,9 @@ class Stopper:
         self.forwards = False  # `forward` may come: steps are started to wait for their command
         self.signal: int = signal.SIGTERM
         self._groups: set[int] = set()
+        # steps that had already ended by themselves when `stop` came (a runner stopped by
+        # Ctrl-Z learns both at once on SIGCONT): their exit is their own, not a cancel
+        self._ended_first: set[int] = set()
 
     @property
     def requested(self) -> bool:
@@ -146,7 +149,18 @@ class Stopper:
         self._requested = True
         self.signal = sig
         for pgid in list(self._groups):
+            if _exited(pgid):
+                self._ended_first.add(pgid)
             killpg(pgid, sig)
+
+    def stopped(self, pgid: int) -> bool:
+        """Whether the step `pgid`, which just ended, ended on this stop (or its parent's):
+        asked before it ended by itself."""
+        if pgid in self._ended_first:
+            return False
+        if self._requested:
+            return True
+        return self.parent is not None and self.parent.stopped(pgid)
 
     def forward(self, sig: int, *, final: str | None = None) -> None:
         """A requeue is coming (Slurm's USR1 ahead of a time limit): start nothing more, pass
@@ -601,10 +615,20 @@ def _step(
         stop.discard(proc.pid)
         reap_group(proc.pid)
         raise
+    stopped = stop.stopped(proc.pid)  # before discard: a stop from now on finds it ended
     stop.discard(proc.pid)
-    stopped = stop.requested
     yield from leftovers(proc.pid)
     return code, stopped
+
+
+def _exited(pid: int) -> bool:
+    """Whether our child `pid` has ended (a zombie not reaped yet, or reaped); not reaped here."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # reaped already (or not our child: then nothing to say)
+        return True
+    except OSError:
+        return False
 
 
 _DEVNULL: dict[int, int] = {}

@@ -104,3 +104,44 @@ def _carrying(subdir: str) -> set[int]:
         if state != "Z" and f"MRL_SUBEXP_DIR={subdir}".encode() in env:
             found.add(int(name))
     return found
+
+
+def test_a_step_that_failed_while_its_runner_was_stopped_is_failed_not_cancelled(project: Path) -> None:
+    # The step fails (exit 3) while its runner is stopped (Ctrl-Z, SIGSTOP); `mrl cancel`
+    # then asks the runner, which on SIGCONT finds both the exit status and the request.
+    # The step failed by itself before anyone asked: the record must say failed, exit 3.
+    # before: `cancelled` with exit code 3 whenever the request was taken up first (about
+    # half the time; five tries here)
+    import signal
+    import time
+
+    from tests.backends.contract import make_experiment
+    from tests.helpers.processes import start_mrl, wait_for
+
+    exp = make_experiment(project, [{"x": 1}], "sleep 0.5; exit 3")
+    status = exp.dir / "001" / ".mrl.status"
+    for _ in range(5):
+        status.unlink(missing_ok=True)
+        runner = start_mrl("run", cwd=project)
+        try:
+            wait_for(lambda: status.exists() and json.loads(status.read_text()).get("pid") is not None, 30, "a step")
+            step = json.loads(status.read_text())["pid"]
+            os.kill(runner.pid, signal.SIGSTOP)
+            wait_for(lambda: _state(step) in ("Z", None), 30, "the step to end")
+            cancel = start_mrl("cancel", cwd=project)
+            owners = exp.dir / ".mrl.owners"
+            wait_for(lambda: any(".cancel-" in p.name for p in owners.iterdir()), 30, "the cancel request")
+            time.sleep(0.2)
+        finally:
+            os.kill(runner.pid, signal.SIGCONT)
+        runner.communicate(timeout=60)
+        cancel.communicate(timeout=60)
+        record = json.loads(status.read_text())
+        assert (record["state"], record["exitCode"]) == ("failed", 3), record
+
+
+def _state(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
