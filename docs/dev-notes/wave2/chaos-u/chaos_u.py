@@ -70,17 +70,19 @@ STEP = chaos.STEP.replace(
     'part = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] != "--name" else "only"',
 )
 STEP = STEP.replace('log("start", sub', STEP_NAME_CHECK.lstrip("\n") + 'log("start", sub', 1)
-# A full disk makes the step's own writes fail: it says so (exit 4) rather than die unlogged.
+# A full disk makes the step's own writes fail: it says so (exit 4) rather than die unlogged
+# or (a file closed only at exit, whose flush error Python ignores) leave an empty metrics.json.
 STEP = STEP.replace(
     '    json.dump({{"lr": conf["lr"]}}, open("part1.json", "w"))',
-    '    try:\n        json.dump({{"lr": conf["lr"]}}, open("part1.json", "w"))\n'
+    '    try:\n        with open("part1.json", "w") as f:\n            json.dump({{"lr": conf["lr"]}}, f)\n'
     '    except OSError:\n        log("end", sub, os.getpid(), 4, time.time()); sys.exit(4)',
 )
 STEP = STEP.replace(
     'json.dump({{"lr": conf["lr"], "sub": conf["sub"], "pid": os.getpid(), "dir": sub}},\n'
     '          open("metrics.json.part", "w"))\nos.replace("metrics.json.part", "metrics.json")',
-    'try:\n    json.dump({{"lr": conf["lr"], "sub": conf["sub"], "pid": os.getpid(), "dir": sub}},\n'
-    '              open("metrics.json.part", "w"))\n    os.replace("metrics.json.part", "metrics.json")\n'
+    'try:\n    with open("metrics.json.part", "w") as f:  # closed here: a full disk fails here, not at exit\n'
+    '        json.dump({{"lr": conf["lr"], "sub": conf["sub"], "pid": os.getpid(), "dir": sub}}, f)\n'
+    '    os.replace("metrics.json.part", "metrics.json")\n'
     'except OSError:\n    log("end", sub, os.getpid(), 4, time.time()); sys.exit(4)',
 )
 assert "ARGMISMATCH" in STEP and STEP.count("sys.exit(4)") == 2
@@ -205,8 +207,14 @@ class Round(chaos.Round):
             self.mrl_cmd("analyze", ok=(0, 1))
         elif r < 0.3:
             self.mrl_cmd("table", "--aggregate", "--by", "name", ok=(0, 1))
-        else:
+        elif self.mounted is None:
             super().reader()
+        else:  # a full disk: `tag` may fail, with one error line (finish checks there is no traceback)
+            what = self.rng.choice(["status", "tag"])
+            if what == "status":
+                self.mrl_cmd("status", "--json", ok=(0,))
+            else:
+                self.mrl_cmd("tag", "1", self.rng.choice(["+a", "+b", "-a"]), ok=(0, 1))
 
     def fill(self) -> None:
         if self.mounted is None:
