@@ -408,7 +408,16 @@ class _Shell:
             self.delimiters.append((delimiter, strip))
 
     def quote(self, value: str, before: str, *, words: bool = False) -> str:
-        """`value` quoted for where it lands; `words` (cli_args): shell words already."""
+        """`value` quoted for where it lands; `words` (cli_args): shell words already.
+        Inside backquotes, at any depth (`sh -c '...'` or `$(...)` in `...`), the shell
+        takes one level of \\ \\` \\$ off the text first, whatever quoting is inside: a
+        value's backquote ended the substitution there, so each enclosing `...` escapes once."""
+        quoted = self._quote_here(value, before, words)
+        for _ in range(self.stack.count("bq")):
+            quoted = _backslashed(quoted)
+        return quoted
+
+    def _quote_here(self, value: str, before: str, words: bool) -> str:
         state = self.stack[-1]
         if state in ("hd", "hq"):
             delimiter, strip = self.delimiters[-1]
@@ -418,11 +427,9 @@ class _Shell:
                     f"a value holds the line {delimiter!r}, which would end the here-document "
                     f"<<{delimiter} of run.command early: change the value, or the delimiter"
                 )
-            return value if state == "hq" else re.sub(r"([\\`$])", r"\\\1", value)
-        if words and state in ("cmd", "arith"):
+            return value if state == "hq" else _backslashed(value)
+        if words and state in ("cmd", "arith", "bq"):
             return value
-        if words and state == "bq":  # escaped for the backquotes only: the words are the quoting
-            return re.sub(r"([\\`$])", r"\\\1", value)
         return _quote_for(state, value)
 
 
@@ -458,6 +465,11 @@ def _shell_step(stack: list[str], text: str, i: int) -> int:
     return 1
 
 
+def _backslashed(text: str) -> str:
+    """`text` with \\ ` $ escaped: what backquotes and a here-document's body take off."""
+    return re.sub(r"([\\`$])", r"\\\1", text)
+
+
 def _quote_for(state: str, value: str) -> str:
     if state == "comment":  # inert, unless a newline ended the comment
         return value.replace("\n", " ")
@@ -465,8 +477,6 @@ def _quote_for(state: str, value: str) -> str:
         return value.replace("'", "'\\''")
     if state == "dq":
         return re.sub(r'([\\"$`])', r"\\\1", value)
-    if state == "bq":  # the shell takes one level of \\, \` and \$ off before running it
-        return re.sub(r"([\\`$])", r"\\\1", shlex.quote(value))
     return shlex.quote(value)
 
 

@@ -109,6 +109,8 @@ def argv_of(command: str, variables: dict, cwd: Path) -> list[str]:
         ARGV + " '{{ v }}'",
         ARGV + ' "$(printf %s {{ v }})"',  # in a command substitution inside double quotes
         ARGV + " `printf %s {{ v }}`",  # in backquotes: split by the shell afterwards, but never run
+        "x=`(" + ARGV + ' {{ v }})`; printf %s "$x"',  # a subshell inside backquotes
+        'x=`printf %s "$(' + ARGV + ' {{ v }})"`; printf %s "$x"',  # "$(...)" inside backquotes
         ARGV + " {{ v }} # it's a comment with {{ v }}",
         ARGV + ' "$(cat <<EOF\n{{ v }}\nEOF\n)"',  # the body of a here-document: $ ` \\ expand there
         ARGV + " \"$(cat <<'EOF'\n{{ v }}\nEOF\n)\"",  # quoted delimiter: nothing expands
@@ -118,7 +120,7 @@ def argv_of(command: str, variables: dict, cwd: Path) -> list[str]:
 )
 def test_a_value_in_run_command_arrives_as_exactly_one_argument(command: str, value: str, tmp_path: Path) -> None:
     expected = "--v=" + value if "--v=" in command else value
-    if "`" in command:  # unquoted `...` output is split into words, as the shell does
+    if "`" in command and "x=" not in command:  # unquoted `...` output is split into words, as the shell does
         assert argv_of(command, {"v": value}, tmp_path) == value.split()
         assert not (tmp_path / "pwned").exists()
         return
@@ -282,6 +284,9 @@ NESTED_SPOTS = {
     "sh -c '...'": "sh -c '{argv} {w}'",
     'sh -c "..."': 'sh -c "{argv} {w}"',
     "backquotes": 'printf %s "`{argv} {w}`"',
+    # the backquotes are read first, their \\ \\$ \\` taken off, whatever quoting is inside
+    "sh -c '...' in backquotes": "x=`sh -c '{argv} {w}'`; printf %s \"$x\"",
+    "a subshell in backquotes": 'x=`({argv} {w})`; printf %s "$x"',
     "here-document to sh": "sh <<EOF\n{argv} {w}\nEOF",
     "quoted here-document to sh": "sh <<'EOF'\n{argv} {w}\nEOF",
     "eval": 'eval "{argv} {w}"',
