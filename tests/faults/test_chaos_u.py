@@ -127,10 +127,10 @@ def test_a_step_that_failed_while_its_runner_was_stopped_is_failed_not_cancelled
             wait_for(lambda: status.exists() and json.loads(status.read_text()).get("pid") is not None, 30, "a step")
             step = json.loads(status.read_text())["pid"]
             os.kill(runner.pid, signal.SIGSTOP)
-            wait_for(lambda: _state(step) in ("Z", None), 30, "the step to end")
+            wait_for(lambda step=step: _state(step) in ("Z", None), 30, "the step to end")
             cancel = start_mrl("cancel", cwd=project)
             owners = exp.dir / ".mrl.owners"
-            wait_for(lambda: any(".cancel-" in p.name for p in owners.iterdir()), 30, "the cancel request")
+            wait_for(lambda d=owners: any(".cancel-" in p.name for p in d.iterdir()), 30, "the cancel request")
             time.sleep(0.2)
         finally:
             os.kill(runner.pid, signal.SIGCONT)
