@@ -519,7 +519,12 @@ class Overrides:
     def parse(cls, sets: Iterable[str] = (), grids: Iterable[str] = (), repeat: int | None = None) -> Overrides:
         if repeat is not None and (isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 1):
             raise BatchError(f"--repeat {repeat}: give a positive number of repeats")
-        out = cls(dict(parse_set(s) for s in sets), dict(parse_grid(g) for g in grids), repeat)
+        set_items, grid_items = [parse_set(s) for s in sets], [parse_grid(g) for g in grids]
+        for flag, items in (("--set", set_items), ("--grid", grid_items)):
+            names = [k for k, _ in items]
+            if twice := next((k for k in names if names.count(k) > 1), None):  # the last one silently won
+                raise BatchError(f"{flag} {twice}=... is given twice: give it once")
+        out = cls(dict(set_items), dict(grid_items), repeat)
         if both := [k for k in out.sets if k in out.grids]:  # the --set silently won
             raise BatchError(
                 f"--set {both[0]}=... and --grid {both[0]}=... name the same param: give one of them "

@@ -548,6 +548,16 @@ def test_set_and_grid_of_the_same_param_on_one_command_line_is_an_error(
     assert not (exp / "001").exists()
 
 
+@pytest.mark.parametrize("flag,values", [("--grid", ["lr=0.1", "lr=0.2"]), ("--set", ["lr=0.1", "lr=0.2"])])
+def test_the_same_param_given_twice_to_set_or_grid_is_an_error(
+    project: Path, capsys: pytest.CaptureFixture[str], flag: str, values: list[str]
+) -> None:
+    exp = new_exp(project)
+    assert main(["makebatch", flag, values[0], flag, values[1]]) == 1  # the last one silently won
+    assert f"mrl: error: {flag} lr=... is given twice: give it once" in capsys.readouterr().err
+    assert not (exp / "001").exists()
+
+
 def test_adding_repeat_and_extending_adds_only_the_new_repeats(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
