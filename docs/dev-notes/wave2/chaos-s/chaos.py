@@ -43,6 +43,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 STEP = r"""
 import fcntl, json, os, random, signal, subprocess, sys, time
@@ -113,15 +114,7 @@ class Round:
         self.runners: list[tuple[subprocess.Popen, list[str], float]] = []
         self.gen = 0
         self.count = 0
-        self.env = dict(
-            os.environ,
-            HOME=str(self.dir / "home"),
-            GIT_AUTHOR_NAME="c",
-            GIT_AUTHOR_EMAIL="c@c",
-            GIT_COMMITTER_NAME="c",
-            GIT_COMMITTER_EMAIL="c@c",
-        )
-        self.env.pop("MRL_DEBUG", None)
+        self.env = harness_env(self.dir)
         self.signalled: dict[int, set[int]] = {}
         self.samples: list[list[dict]] = []
         self.batches: list[tuple[float, float, list[tuple[int, float]]]] = []
@@ -528,13 +521,44 @@ class Round:
         return self.faults
 
 
-def main() -> int:
+def harness_env(folder: Path) -> dict[str, str]:
+    """The environment of every command a round runs: a HOME of its own under `folder`, a git
+    identity, no MRL_DEBUG (its tracebacks would read as faults)."""
+    env = dict(
+        os.environ,
+        HOME=str(folder / "home"),
+        GIT_AUTHOR_NAME="c",
+        GIT_AUTHOR_EMAIL="c@c",
+        GIT_COMMITTER_NAME="c",
+        GIT_COMMITTER_EMAIL="c@c",
+    )
+    env.pop("MRL_DEBUG", None)
+    return env
+
+
+def reset_signals() -> None:
     # Started in the background by a shell, this process (and so every mrl it starts)
     # would ignore SIGINT; mrl keeps an ignored signal ignored, as documented.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGQUIT, signal.SIG_DFL)
     # A kill of the harness still ends its decoys (the `finally` of Round.run).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
+def report_round(seed: int, r: Any, faults: list[str], took: float, label: str = "", limit: int | None = None) -> None:
+    """A round's events.log, its line, the events worth a look and its faults (each cut to
+    `limit` characters when given)."""
+    (r.dir / "events.log").write_text("\n".join(r.events) + "\n")
+    print(f"round {seed}: {len(faults)} fault(s) in {took:.1f}s{label}", flush=True)
+    for e in r.events:
+        if "SUSPECT" in e or "KNOWN" in e:
+            print("    ~", e[:400], flush=True)
+    for f in faults:
+        print("   ", f.replace("\n", "\n    ")[:limit], flush=True)
+
+
+def main() -> int:
+    reset_signals()
     ap = argparse.ArgumentParser()
     ap.add_argument("--mrl", default="/tmp/chaos-s-venv/bin/mrl")
     ap.add_argument("--rounds", type=int, default=10)
@@ -549,13 +573,7 @@ def main() -> int:
         r = Round(s, a.mrl, root)
         t = time.monotonic()
         faults = r.run(a.seconds)
-        (r.dir / "events.log").write_text("\n".join(r.events) + "\n")
-        print(f"round {s}: {len(faults)} fault(s) in {time.monotonic() - t:.1f}s", flush=True)
-        for e in r.events:
-            if "SUSPECT" in e or "KNOWN" in e:
-                print("    ~", e[:400], flush=True)
-        for f in faults:
-            print("   ", f.replace("\n", "\n    "), flush=True)
+        report_round(s, r, faults, time.monotonic() - t)
         if faults:
             bad += 1
         elif not a.keep and not any("SUSPECT" in e for e in r.events):

@@ -367,9 +367,7 @@ class Round(chaos.Round):
 
 
 def main() -> int:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    chaos.reset_signals()
     import argparse
 
     ap = argparse.ArgumentParser()
@@ -387,13 +385,7 @@ def main() -> int:
         r = Round(s, a.mrl, Path(a.root), a.full)
         t = time.monotonic()
         faults = r.run(a.seconds)
-        (r.dir / "events.log").write_text("\n".join(r.events) + "\n")
-        print(f"round {s}: {len(faults)} fault(s) in {time.monotonic() - t:.1f}s names={r.names!r:.80}", flush=True)
-        for e in r.events:
-            if "SUSPECT" in e or "KNOWN" in e:
-                print("    ~", e[:400], flush=True)
-        for f in faults:
-            print("   ", f.replace("\n", "\n    ")[:3000], flush=True)
+        chaos.report_round(s, r, faults, time.monotonic() - t, f" names={r.names!r:.80}", limit=3000)
         bad += bool(faults)
         if not faults and not a.keep and not any("SUSPECT" in e for e in r.events):
             import shutil

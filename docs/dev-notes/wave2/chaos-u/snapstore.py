@@ -34,6 +34,9 @@ import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "chaos-s"))
+import chaos  # noqa: E402  (chaos-s's harness: its environment, signals and round report)
+
 BAD = ("Traceback", "Exception ignored", "internal error")
 
 
@@ -55,15 +58,7 @@ class Round:
         self.commits: list[str] = []
         self.enospc = False
         self.half_removed: set[str] = set()
-        self.env = dict(
-            os.environ,
-            HOME=str(self.dir / "home"),
-            GIT_AUTHOR_NAME="c",
-            GIT_AUTHOR_EMAIL="c@c",
-            GIT_COMMITTER_NAME="c",
-            GIT_COMMITTER_EMAIL="c@c",
-        )
-        self.env.pop("MRL_DEBUG", None)
+        self.env = chaos.harness_env(self.dir)
 
     def note(self, s: str) -> None:
         with self.lock:
@@ -293,8 +288,7 @@ class Round:
 
 
 def main() -> int:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    chaos.reset_signals()
     ap = argparse.ArgumentParser()
     ap.add_argument("--mrl", default="/tmp/chaos-u-venv/bin/mrl")
     ap.add_argument("--rounds", type=int, default=5)
@@ -309,13 +303,7 @@ def main() -> int:
         r = Round(s, a.mrl, Path(a.root), a.full)
         t = time.monotonic()
         faults = r.run(a.seconds)
-        (r.dir / "events.log").write_text("\n".join(r.events) + "\n")
-        print(f"round {s}: {len(faults)} fault(s) in {time.monotonic() - t:.1f}s ({r.mode})", flush=True)
-        for e in r.events:
-            if "SUSPECT" in e or "KNOWN" in e:
-                print("    ~", e[:400], flush=True)
-        for f in faults:
-            print("   ", f.replace("\n", "\n    ")[:3000], flush=True)
+        chaos.report_round(s, r, faults, time.monotonic() - t, f" ({r.mode})", limit=3000)
         bad += bool(faults)
         if not faults and not a.keep:
             shutil.rmtree(r.dir, ignore_errors=True)
