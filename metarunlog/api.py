@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from metarunlog import results
-from metarunlog.experiment import Experiment
+from metarunlog.experiment import Experiment, is_id
 from metarunlog.project import Project, find_basedir
 
 __all__ = ["load_experiment", "load_table", "load_params", "load_metrics", "load_results"]
@@ -28,7 +28,7 @@ __all__ = ["load_experiment", "load_table", "load_params", "load_metrics", "load
 def _project(exp: Any, basedir: str | os.PathLike[str] | None) -> Project:
     if basedir is not None:
         return Project.find(Path(basedir).expanduser())
-    if isinstance(exp, (str, os.PathLike)) and not str(exp).isdigit() and str(exp) != "last":
+    if isinstance(exp, (str, os.PathLike)) and not is_id(str(exp)) and str(exp) != "last":
         found = find_basedir(Path(exp).expanduser().resolve())
         if found is not None:
             return Project(found)

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from metarunlog import safe_eval
-from metarunlog.errors import BatchError
+from metarunlog.errors import BatchError, text_problem
 
 DIRECTIVES = ("grid", "grids", "params", "defaults", "repeat", "sample", "seed")
 REPEAT_KEY = "repeat"
@@ -379,6 +379,8 @@ def _check_name(key: str, where: str) -> None:
 
 def check_json(value: Any, where: str) -> Any:
     """`value` if it can be stored in a JSON record (tuples become lists), else BatchError."""
+    if isinstance(value, str) and (problem := text_problem(value)):
+        raise BatchError(f"{where}: {_short(repr(value))} {problem}: use UTF-8 text without NUL characters")
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
@@ -390,7 +392,7 @@ def check_json(value: Any, where: str) -> Any:
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
             raise BatchError(f"{where}: dict keys must be strings in {_short(repr(value))}")
-        return {k: check_json(v, where) for k, v in value.items()}
+        return {check_json(k, where): check_json(v, where) for k, v in value.items()}
     raise BatchError(
         f"{where}: {_short(repr(value))} ({type(value).__name__}) cannot be stored in a JSON "
         "record: use numbers, strings, booleans, None, lists or dicts"

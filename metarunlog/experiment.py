@@ -53,6 +53,12 @@ def format_regex(fmt: str, field_name: str) -> re.Pattern[str]:
     return re.compile("^" + "".join(out) + "$")
 
 
+def is_id(text: str) -> bool:
+    """True for an id as typed: ASCII digits only ('²'.isdigit() is True but int() refuses it,
+    and int() would read Arabic-Indic or full-width digits, which no id is written in)."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_id(name: str, fmt: str, field_name: str, **extra: int) -> int | None:
     """The id that `fmt` turned into `name`, or None when `name` is not such a name."""
     m = format_regex(fmt, field_name).match(name)

@@ -15,7 +15,7 @@ from typing import Any
 from metarunlog import config as config_mod
 from metarunlog.config import CFG_NAME, Config
 from metarunlog.errors import ConfigError, NotAnExperiment
-from metarunlog.experiment import DONE_MARK, RECORD, Experiment, SubExperiment, parse_id
+from metarunlog.experiment import DONE_MARK, RECORD, Experiment, SubExperiment, is_id, parse_id
 
 LAST = "last"
 
@@ -189,7 +189,7 @@ class Project:
             if here is not None:
                 return here
             ref = LAST
-        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        if isinstance(ref, int) or (isinstance(ref, str) and is_id(ref)):
             exp_id = int(ref)
             if exp_id not in self.experiment_ids():
                 raise NotAnExperiment(f"no experiment {ref} in {self.outdir}: see `mrl ls`")

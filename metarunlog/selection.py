@@ -22,15 +22,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from metarunlog.errors import MrlError
-from metarunlog.experiment import RECORD, Experiment, SubExperiment, parse_id
+from metarunlog.experiment import RECORD, Experiment, SubExperiment, is_id, parse_id
 from metarunlog.states import FAILED_LIKE, JobState
 
 if TYPE_CHECKING:
     from metarunlog.project import Project
 
 ALL = "all"
-_IDS = re.compile(r"^\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*,?\s*$")
-_EXP_SLASH_SEL = re.compile(r"^(\d+|last)/(.+)$")
+# re.ASCII: ids are ASCII digits (`\d` alone takes any script's digits, as int() does).
+_IDS = re.compile(r"^\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*,?\s*$", re.ASCII)
+_EXP_SLASH_SEL = re.compile(r"^(\d+|last)/(.+)$", re.ASCII)
 Ranges = list[tuple[int, int]]  # sorted, disjoint, inclusive (lo, hi)
 
 
@@ -270,7 +271,7 @@ def resolve_targets(
     if exp_ref is not None and (pair := split_sub_ref(exp_ref)):
         _one_selection(exp_ref, spec)
         return project.load_exp(pair[0]).id, pair[1]
-    if exp_ref is not None and not exp_ref.isdigit() and exp_ref != "last":
+    if exp_ref is not None and not is_id(exp_ref) and exp_ref != "last":
         return _from_path(project, Path(exp_ref), spec)
     if exp_ref is None:
         if spec is None:
@@ -298,7 +299,7 @@ def sub_target(project: Project, ref: str) -> tuple[Experiment, str] | None:
     For the commands whose positionals are experiments (`mrl table 2/3 4`, `mrl info 2/3`)."""
     if pair := split_sub_ref(ref):
         return project.load_exp(pair[0]), pair[1]
-    if ref.isdigit() or ref in (ALL, "last"):
+    if is_id(ref) or ref in (ALL, "last"):
         return None
     found = _sub_containing(project, Path(ref).resolve(), exact=True)
     return (project.load_exp(found[0]), found[1]) if found is not None else None

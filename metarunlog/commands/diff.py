@@ -33,7 +33,7 @@ from typing import Any
 from metarunlog import config, git, results
 from metarunlog.config import CFG_NAME as CFG_OVERRIDE
 from metarunlog.errors import MrlError
-from metarunlog.experiment import DIFF, Experiment, SubExperiment
+from metarunlog.experiment import DIFF, Experiment, SubExperiment, is_id
 from metarunlog.fmt import cell_width, format_value, pad
 from metarunlog.project import Project
 
@@ -138,7 +138,7 @@ def parse_side(project: Project, ref: str) -> Side:
         return Side(exp, None, exp.name)
     subs = exp.sub_experiments()
     for s in subs:
-        if sub_ref in (s.name, str(s.id)) or (sub_ref.isdigit() and int(sub_ref) == s.id):
+        if sub_ref in (s.name, str(s.id)) or (is_id(sub_ref) and int(sub_ref) == s.id):
             return Side(exp, s, f"{exp.name}/{s.name if s.name != '.' else s.id}")
     raise MrlError(f"{ref}: experiment {exp.name} has no sub-experiment {sub_ref} (see `mrl status {exp.name}`)")
 

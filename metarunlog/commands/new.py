@@ -37,7 +37,7 @@ from typing import Any
 from metarunlog import __version__, git, jsonio
 from metarunlog.commands._args import add_copy_options, add_option
 from metarunlog.error_handler import killed_like_ctrl_c
-from metarunlog.errors import DirtyTree, MrlError
+from metarunlog.errors import DirtyTree, MrlError, text_problem
 from metarunlog.experiment import CODE, DIFF, RECORD, TEMPLATE_DIR, Experiment
 from metarunlog.fmt import printable
 from metarunlog.project import Project
@@ -164,6 +164,8 @@ def new(
     and confTemplFile; `mrl reproduce` passes another commit as `pin`, the run block to
     pin, the `files` to copy (the source's) and `provenance` (ExperimentRecord fields:
     `rerun_of`, `reproduces`)."""
+    if problem := text_problem(description):
+        raise MrlError(f"the description {problem}: use UTF-8 text without NUL characters")
     repo = git.toplevel(project.basedir) or project.basedir
     warnings: list[str] = []
     if pin is None:

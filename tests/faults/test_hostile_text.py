@@ -1,0 +1,113 @@
+"""Hostile text (issue 10): digits that are not ASCII, bytes that are not UTF-8, NUL and
+lone surrogates. Each is one `mrl: error:` line and exit 1, or works; never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.backends.contract import make_experiment
+from tests.helpers.repo import REPO_ROOT, commit_all, run_mrl, set_cfg
+
+
+def _no_traceback(r: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("ref", ["²", "1/²", "²/1", "1-²"])
+@pytest.mark.parametrize("command", ["status", "info", "table", "verify", "tag"])
+def test_a_digit_that_is_not_ascii_is_not_an_id_and_never_a_traceback(project: Path, command: str, ref: str) -> None:
+    # Before: '²'.isdigit() is True but int('²') fails: a ValueError traceback in every command.
+    make_experiment(project, [{"x": 1}], "true")
+    args = [command, ref] + (["+x"] if command == "tag" else [])
+    r = run_mrl(*args, cwd=project)
+    _no_traceback(r)
+    assert r.returncode == 1 and r.stderr.startswith("mrl: error:"), r.stderr
+
+
+@pytest.mark.parametrize("ref", ["١", "1/١", "1-١"])
+def test_ids_are_ascii_digits_only(project: Path, ref: str) -> None:
+    # Before: Arabic-Indic '١' read as 1 (Python's int and \d take any decimal digit), so
+    # `mrl status 1-١٠` acted on 1-10 while the message said "an id like 3".
+    make_experiment(project, [{"x": 1}], "true")
+    r = run_mrl("status", ref, cwd=project)
+    _no_traceback(r)
+    assert r.returncode == 1 and r.stderr.startswith("mrl: error:"), r.stderr
+
+
+def test_the_api_refuses_a_digit_that_is_not_ascii_with_mrls_message(project: Path) -> None:
+    make_experiment(project, [{"x": 1}], "true")
+    code = (
+        "from metarunlog.api import load_table\n"
+        "try:\n    load_table('²')\nexcept Exception as e:\n    print(type(e).__name__, e)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=project, capture_output=True, text=True, env=_env())
+    assert "NotAnExperiment" in r.stdout or "MrlError" in r.stdout, r.stdout + r.stderr
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+
+
+def _bytes_argv(*args: bytes, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """mrl with arguments that are not UTF-8 (a latin-1 terminal, pasted bytes)."""
+    r = subprocess.run(
+        [os.fsencode(sys.executable), b"-m", b"metarunlog", *args], cwd=cwd, capture_output=True, env=_env()
+    )
+    out, err = (s.decode(errors="replace") for s in (r.stdout, r.stderr))
+    return subprocess.CompletedProcess(r.args, r.returncode, out, err)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[b"new", b"caf\xe9"], [b"rerun", b"--description", b"caf\xe9"], [b"reproduce", b"--description", b"caf\xe9"]],
+    ids=["new", "rerun", "reproduce"],
+)
+def test_a_description_that_is_not_utf8_is_one_error_line_and_makes_nothing(project: Path, args: list[bytes]) -> None:
+    # Before: `mrl new $'caf\xe9'` was a UnicodeEncodeError traceback writing .mrl.note.
+    make_experiment(project, [{"x": 1}], "true")
+    before = sorted(p.name for p in (project / "output").iterdir())
+    r = _bytes_argv(*args, cwd=project)
+    _no_traceback(r)
+    assert r.returncode == 1 and r.stderr.startswith("mrl: error:") and "UTF-8" in r.stderr, r.stderr
+    assert sorted(p.name for p in (project / "output").iterdir()) == before
+
+
+def _template_project(project: Path, params: str) -> None:
+    (project / "conf.json").write_text('{"v": {{ v | tojson }}}\n// MRL:params = ' + params + "\n")
+    set_cfg(project, confTemplFile="conf.json", copyFiles=["conf.json"], run={"command": "echo {{v}}"})
+    commit_all(project, "a json template")
+    assert run_mrl("new", "x", cwd=project).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ("[{'v': 'a\\x00b'}]", "NUL"),
+        ("[{'v': '\\ud800'}]", "surrogate"),
+        ("[{'v': ['ok', {'k': '\\udcff'}]}]", "UTF-8"),
+    ],
+    ids=["nul", "lone-surrogate", "nested"],
+)
+def test_a_param_value_no_file_or_command_can_hold_is_refused_at_makebatch(
+    project: Path, params: str, says: str
+) -> None:
+    # Before: makebatch wrote them; run then failed each ("embedded null byte"), and table
+    # and analyze were UnicodeEncodeError tracebacks on the surrogate.
+    _template_project(project, params)
+    r = run_mrl("makebatch", cwd=project)
+    _no_traceback(r)
+    assert r.returncode == 1 and r.stderr.startswith("mrl: error:") and says in r.stderr, r.stderr
+    assert not (project / "output" / "0001" / "001").exists()
+
+
+def test_a_set_value_that_is_not_utf8_is_refused_at_makebatch(project: Path) -> None:
+    # Before: `--set v=$'\xff'` ran, then `mrl analyze` was a UnicodeEncodeError traceback.
+    _template_project(project, "[{'v': 1}]")
+    r = _bytes_argv(b"makebatch", b"--set", b"v=\xff", cwd=project)
+    _no_traceback(r)
+    assert r.returncode == 1 and r.stderr.startswith("mrl: error:") and "UTF-8" in r.stderr, r.stderr
