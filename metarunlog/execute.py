@@ -600,7 +600,7 @@ def _step(
         # leaves behind never hold .mrl.lock; the runner does (see the module docstring).
         proc = spawn_step(stop.prelude + step, sub.dir, env, _devnull(), log)
     except OSError as e:
-        jsonio.write_all(log, f"mrl: could not start the step: {e}\n".encode())
+        jsonio.write_all(log, f"mrl: could not start the step: {e}\n".encode(errors="surrogateescape"))
         return 127, stop.requested
     spawned = boottime_ns()
     stop.add(proc.pid)

@@ -69,7 +69,9 @@ def _refused(stderr: str, cwd: Path) -> None:
 def toplevel(path: Path) -> Path | None:
     """The top-level directory of the git work tree containing `path`, or None."""
     try:
-        proc = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=path, capture_output=True, text=True)
+        proc = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], cwd=path, capture_output=True, text=True, errors="surrogateescape"
+        )
     except FileNotFoundError as e:
         raise MrlError("git is not installed: install git and try again") from e
     if proc.returncode != 0:

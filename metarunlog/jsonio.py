@@ -193,7 +193,9 @@ def prepare_text(path: str | os.PathLike[str], text: str) -> Pending:
                 os.unlink(tmp)
             raise
     try:
-        write_all(pending.fd, text.encode("utf-8"))
+        # surrogateescape: a path that is not UTF-8 (a project folder named in latin-1) is
+        # written as the bytes the file system holds, as os.fsencode gives them.
+        write_all(pending.fd, text.encode("utf-8", "surrogateescape"))
     except OSError as e:
         pending.abort()
         raise_named(e, path)

@@ -364,7 +364,9 @@ def check_webdir(webdir: str) -> None:
 
 
 def _rsync(source: str, target: str, *, what: str) -> None:
-    proc = subprocess.run(["rsync", "-a", "--chmod=a+rX", source, target], capture_output=True, text=True)
+    proc = subprocess.run(
+        ["rsync", "-a", "--chmod=a+rX", source, target], capture_output=True, text=True, errors="replace"
+    )
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["?"])[-1]
         raise MrlError(

@@ -135,7 +135,7 @@ def _mrl(res: QuickstartResult, *argv: str, check: bool = True) -> int:
 def _git(cwd: Path, *args: str) -> None:
     # A fresh machine may have no git identity: give the example's commits one.
     ident = [] if _has_identity(cwd) else ["-c", "user.name=mrl quickstart", "-c", "user.email=quickstart@localhost"]
-    proc = subprocess.run(["git", *ident, *args], cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run(["git", *ident, *args], cwd=cwd, capture_output=True, text=True, errors="surrogateescape")
     if proc.returncode != 0:
         raise MrlError(f"quickstart: `git {' '.join(args)}` failed in {cwd}: {proc.stderr.strip()}")
 
@@ -143,7 +143,7 @@ def _git(cwd: Path, *args: str) -> None:
 def _has_identity(cwd: Path) -> bool:
     """user.name and user.email are configured (GIT_AUTHOR_* variables win over both)."""
     for key in ("user.name", "user.email"):
-        out = subprocess.run(["git", "config", key], cwd=cwd, capture_output=True, text=True)
+        out = subprocess.run(["git", "config", key], cwd=cwd, capture_output=True, text=True, errors="surrogateescape")
         if out.returncode != 0 or not out.stdout.strip():
             return False
     return True

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -104,14 +105,14 @@ def _rendered_differently(res: Derived) -> list[str]:
     read as the source's (a template may name its own folder)."""
     batch = res.source.record.batch  # the new one renders the same files (_config_files_of)
     names = list(batch.templates) if batch else []
-    new_dir, old_dir = str(res.exp.dir), str(res.source.dir)
+    new_dir, old_dir = os.fsencode(res.exp.dir), os.fsencode(res.source.dir)  # a path may not be UTF-8
     differ: list[str] = []
     first = 0
     for sub, name in zip(res.subs, res.names, strict=True):
         for t in names:
             try:
                 old = (sub.dir / t).read_bytes()
-                new = (res.exp.dir / name / t).read_bytes().replace(new_dir.encode(), old_dir.encode())
+                new = (res.exp.dir / name / t).read_bytes().replace(new_dir, old_dir)
             except OSError:
                 continue
             if old != new:

@@ -111,3 +111,19 @@ def test_a_set_value_that_is_not_utf8_is_refused_at_makebatch(project: Path) -> 
     r = _bytes_argv(b"makebatch", b"--set", b"v=\xff", cwd=project)
     _no_traceback(r)
     assert r.returncode == 1 and r.stderr.startswith("mrl: error:") and "UTF-8" in r.stderr, r.stderr
+
+
+def test_a_project_in_a_folder_whose_name_is_not_utf8_works_through_every_step(tmp_path: Path) -> None:
+    # Before: `mrl quickstart $'/x/caf\xe9'` stopped in `mrl init` (UnicodeDecodeError reading
+    # git's answer), and so did new, run and verify; analyze could not write the report, and
+    # reproduce failed comparing the rendered files.
+    folder = tmp_path / os.fsdecode(b"caf\xe9")
+    r = _bytes_argv(b"quickstart", os.fsencode(folder), cwd=tmp_path)
+    _no_traceback(r)
+    assert r.returncode == 0, r.stderr
+    assert (folder / "output" / "0001" / "analysis" / "index.html").is_file()
+    for args in ([b"verify"], [b"reproduce", b"1"], [b"run", b"2", b"1"], [b"analyze", b"2"], [b"diff", b"1", b"2"]):
+        r = _bytes_argv(*args, cwd=folder)
+        _no_traceback(r)
+        assert r.returncode == 0, (args, r.stderr)
+    assert b"caf\xe9" in (folder / "output" / "0002" / "analysis" / "index.html").read_bytes()
