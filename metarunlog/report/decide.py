@@ -51,7 +51,8 @@ def _derived(col: str, cols: set[str]) -> bool:
 
 def primary_metric(tab: Table, wanted: str | None, goals: dict[str, str]) -> tuple[Primary | None, str | None]:
     """(the primary metric, a warning): `wanted` (`report.primary_metric`) when some run has
-    it, else the first metric found. The goal is the table's (`metrics.goal_of`)."""
+    it, else the first metric found that has a goal (a logged `lr` or `grad_norm` before the
+    loss ranks nothing), else the first one. The goal is the table's (`metrics.goal_of`)."""
     names = metric_names(tab)
     warning = None
     if wanted:
@@ -62,7 +63,7 @@ def primary_metric(tab: Table, wanted: str | None, goals: dict[str, str]) -> tup
         warning = f"report.primary_metric is {wanted!r}, which no sub-experiment has (the metrics are: {shown})"
     if not names:
         return None, warning
-    col = names[0]
+    col = next((c for c in names if goals.get(c) in ("min", "max")), names[0])
     return Primary(col.removeprefix(results.METRIC_PREFIX), col, goals.get(col)), warning
 
 
@@ -161,8 +162,10 @@ def _reads_as_other_type(text: str) -> bool:
 
 
 def label(params: dict[str, Any], names: list[str]) -> str:
-    """`lr=0.1, wd=1`: how a legend entry or a heading names a combination."""
-    return ", ".join(f"{k}={value_text(params.get(k))}" for k in names)
+    """`lr=0.1, wd=1`: how a legend entry or a heading names a combination. A param the run
+    does not have (one of another experiment in a comparison, one `--extend` added) is left
+    out: `wd=None` would claim a value the run never had."""
+    return ", ".join(f"{k}={value_text(params[k])}" for k in names if k in params)
 
 
 def color_param(

@@ -162,7 +162,8 @@ def test_a_value_is_shown_as_the_table_prints_it_but_quoted_where_it_reads_as_an
 
 def test_label_names_each_factor_in_order() -> None:
     assert decide.label({"wd": 1, "lr": 0.1, "opt": "1"}, ["lr", "wd", "opt"]) == 'lr=0.1, wd=1, opt="1"'
-    assert decide.label({}, ["lr"]) == "lr=None" and decide.label({"lr": 1}, []) == ""
+    assert decide.label({"lr": None}, ["lr"]) == "lr=None" and decide.label({"lr": 1}, []) == ""
+    assert decide.label({"lr": 1}, ["lr", "wd"]) == "lr=1"  # a param the run does not have: no wd=None
 
 
 def test_the_factor_explaining_the_metric_colours_the_curves() -> None:

@@ -248,3 +248,22 @@ def test_the_comparison_lists_the_readers_warnings_escaped_each_once(project: Pa
     assert "out<b>x" not in warnings and warnings.count('<p class="mrl-warning">') == 2
     assert skipped in text(warnings) and cut_short in text(warnings)
     assert '<a href="#warnings">warnings</a>' in page
+
+
+def test_a_comparison_names_each_line_by_the_params_its_runs_have_never_a_param_of_the_other_as_none(
+    project: Path,
+) -> None:
+    """0001 swept lr alone, 0002 lr and wd (with seeds): 0001's lines must not read `wd=None`,
+    a value 0001 never had (its script used its own default), nor 0002's `lr=None`."""
+    make_exp(project, [{"params": {"lr": lr}, "status": done(), "jsonl": curve(6, lr)} for lr in (0.1, 0.2)])
+    subs = [
+        {"params": {"wd": wd, "seed": seed}, "status": done(), "jsonl": curve(6, wd)}
+        for wd in (1, 2)
+        for seed in (0, 1)
+    ]
+    make_exp(project, subs)
+    proc = run_mrl("analyze", "1", "2", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    page = Path(proc.stdout.strip().splitlines()[-1]).read_text()
+    assert "0001/001: lr=0.1" in page and "0002: wd=1" in page  # a run's line, a combination's mean
+    assert "=None" not in page
