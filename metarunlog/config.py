@@ -41,7 +41,7 @@ RUN_DEFAULTS: dict[str, Any] = {
 DEFAULT_HEARTBEAT_S = 30.0  # run.heartbeat: how often a runner refreshes its live records
 
 # `mrl analyze`: which metric the summary, effects and heatmap rank runs by (null: the
-# first metric found), and which param colours the curves (null: the most informative).
+# first metric found with a goal), and which param colours the curves (null: the most informative).
 REPORT_DEFAULTS: dict[str, Any] = {
     "primary_metric": None,
     "color_by": None,

@@ -20,6 +20,7 @@ from metarunlog.results import SubResult
 
 LOG_RATIO = 20  # numeric values whose max/min reach this ratio get a log axis
 MAX_HEATMAPS = 3  # pairs of the first three factors
+TITLE_PX = 8  # a character of bokeh's 13 px bold title, about (chromium: 7.7)
 MAX_GROUPS = 30  # more values than this: the runs as points, one renderer of means per series
 SERIES = (("best", "best over training", "circle"), ("final", "final value", "triangle"))
 
@@ -233,16 +234,18 @@ def _integer_ticks(fig: Any, e: Effect) -> None:
 
 @bk.lean
 def heatmap(rep: Report, a: Effect, b: Effect, primary: decide.Primary) -> Any:
-    """The mean best value of the primary metric over the grid of a's and b's values."""
+    """The mean best value of the primary metric over the grid of a's and b's values (the
+    final value for a metric without a goal: it has no best)."""
     from bokeh.models import ColumnDataSource, HoverTool
     from bokeh.plotting import figure
     from bokeh.transform import linear_cmap
 
+    best = primary.goal in ("min", "max")
     cells: dict[tuple[str, str], list[float]] = {}  # n: the runs with a value, as the table's
     label_a, label_b = ({decide.value_key(v): t for v, t in zip(e.values, e.labels, strict=True)} for e in (a, b))
     for s in (s.res for s in rep.subs):
         ka, kb = label_a[decide.value_key(s.params.get(a.param))], label_b[decide.value_key(s.params.get(b.param))]
-        [v] = decide.run_values([s], primary, best=True)
+        [v] = decide.run_values([s], primary, best=best)
         if v is not None:
             cells.setdefault((ka, kb), []).append(v)
     data: dict[str, list[Any]] = {"a": [], "b": [], "mean": [], "std": [], "n": [], "text": [], "ink": []}
@@ -258,14 +261,15 @@ def heatmap(rep: Report, a: Effect, b: Effect, primary: decide.Primary) -> Any:
         data["n"].append(len(cells[(ka, kb)]))
         data["text"].append(results.format_value(mean))
         data["ink"].append(_ink(colors, mean, lo, hi))
+    title = f"{primary.name} ({'best over training' if best else 'final value'}, mean) over {a.param} x {b.param}"
     fig = figure(
-        title=f"{primary.name} (best over training, mean) over {a.param} x {b.param}",
+        title=title,
         x_range=a.labels,  # type: ignore[arg-type]
         y_range=b.labels,  # type: ignore[arg-type]
         x_axis_label=a.param,
         y_axis_label=b.param,
         height=max(240, 60 * len(b.labels) + 110),
-        width=max(320, 90 * len(a.labels) + 160),
+        width=max(320, 90 * len(a.labels) + 160, TITLE_PX * len(title) + 60),  # the title is never cut
         tools="save",
         toolbar_location=None,
     )

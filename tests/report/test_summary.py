@@ -191,3 +191,64 @@ def test_a_reason_in_the_record_is_in_the_report_escaped(project: Path) -> None:
     assert f"<tr><th>reason</th><td>{why}</td></tr>" in second
     first = subexps[: subexps.index('<details class="subexp" id="002"')]
     assert "<tr><th>reason</th><td>requeued 2 times" in first
+
+
+def test_by_default_the_primary_metric_is_the_first_one_with_a_goal_not_a_logged_lr_or_grad_norm(
+    project: Path,
+) -> None:
+    """A script that logs its schedule and grad norm before its loss (a common order) gets a
+    report that ranks by the loss: a first metric with no goal ranks nothing. The index
+    shows the same best."""
+
+    def rows(lr: float) -> list[dict[str, float]]:
+        return [{"step": s, "lr_now": lr * 0.9**s, "grad_norm": 1.0, "val_loss": 1 / (1 + s * lr)} for s in range(4)]
+
+    exp = make_exp(project, [{"params": {"lr": lr}, "status": done(), "jsonl": rows(lr)} for lr in (0.1, 1.0, 0.5)])
+    summary = text(section(analyze(Project.find(project), exp).path.read_text(), "summary"))
+    assert "Primary metric: val_loss (lower is better)" in summary
+    assert re.search(r"Best over training: 002 with val_loss = 0\.25 at step 3", summary), summary
+    proc = run_mrl("analyze", "--index", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert "val_loss = 0.25 (002)" in text((Project.find(project).outdir / "index.html").read_text())
+
+
+def test_a_primary_metric_without_a_goal_still_gets_a_heatmap_of_its_final_values(project: Path) -> None:
+    """`report.primary_metric` naming a metric with no goal: no best values exist, so the
+    heatmap shows the final values and says so (it was empty and titled "best")."""
+    from metarunlog import report
+
+    subs = [
+        {"params": {"a": a, "b": b}, "status": done(), "jsonl": [{"step": 0, "gnorm": a * b}]}
+        for a in (1, 2)
+        for b in (3, 4)
+    ]
+    exp = make_exp(project, subs)
+    set_cfg(project, report={"primary_metric": "gnorm"})
+    exp = Project.find(project).load_exp(exp.id)
+    rep = report.build_report(exp, project, exp.dir / "analysis")
+    heat = next(m for k, m in rep.models.items() if k.startswith("heatmap"))
+    assert heat.title.text == "gnorm (final value, mean) over a x b"
+    cells = heat.renderers[0].data_source.data
+    assert dict(zip(zip(cells["a"], cells["b"], strict=True), cells["mean"], strict=True)) == {
+        ("1", "3"): 3,
+        ("1", "4"): 4,
+        ("2", "3"): 6,
+        ("2", "4"): 8,
+    }
+
+
+def test_a_heatmap_is_wide_enough_for_its_title(project: Path) -> None:
+    """Two values a side made a 340 px figure under a 60-character title: chromium cut it at
+    "...over learning-rate x model.dropou" (about 8 px a character of bokeh's 13 px bold)."""
+    from metarunlog import report
+
+    subs = [
+        {"params": {"learning-rate": a, "model.dropout": b}, "status": done(), "jsonl": [{"step": 0, "loss": a + b}]}
+        for a in (0.1, 1)
+        for b in (0.0, 0.5)
+    ]
+    exp = make_exp(project, subs)
+    rep = report.build_report(exp, project, exp.dir / "analysis")
+    heat = next(m for k, m in rep.models.items() if k.startswith("heatmap"))
+    assert heat.title.text == "loss (best over training, mean) over learning-rate x model.dropout"
+    assert heat.width >= 8 * len(heat.title.text) + 40
