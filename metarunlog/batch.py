@@ -551,10 +551,19 @@ class Overrides:
         """These overrides with `newer` ones on top (a key given again takes the new value,
         also from --set to --grid and back: `--extend --grid lr=0.1,0.01` of a batch made
         with `--set lr=0.1` sweeps lr, where the old --set fixed it again: nothing to add)."""
-        repeat = newer.repeat if newer.repeat is not None else self.repeat
-        sets = {k: v for k, v in self.sets.items() if k not in newer.grids}
-        grids = {k: v for k, v in self.grids.items() if k not in newer.sets}
-        return Overrides({**sets, **newer.sets}, {**grids, **newer.grids}, repeat)
+        kept = self.left_by(newer)
+        repeat = newer.repeat if newer.repeat is not None else kept.repeat
+        return Overrides({**kept.sets, **newer.sets}, {**kept.grids, **newer.grids}, repeat)
+
+    def left_by(self, newer: Overrides) -> Overrides:
+        """Those of these overrides that `newer` does not replace (what `--extend` applies
+        again, and says it does)."""
+        given = newer.sets.keys() | newer.grids.keys()
+        return Overrides(
+            {k: v for k, v in self.sets.items() if k not in given},
+            {k: v for k, v in self.grids.items() if k not in given},
+            self.repeat if newer.repeat is None else None,
+        )
 
     def __bool__(self) -> bool:
         return bool(self.sets or self.grids or self.repeat is not None)

@@ -254,7 +254,7 @@ def makebatch(
             len(plan.existing) if extend else 0,
             plan.expansion.duplicates,
             warnings=plan.warnings,
-            remembered=plan.remembered.describe(),
+            remembered=plan.remembered.left_by(overrides).describe(),
             preview_of=plan.preview_of,
             would_add=plan.would_add,
         )

@@ -538,6 +538,22 @@ def test_extend_with_a_grid_for_a_remembered_set_sweeps_it_and_back(
     assert batch["n"] == 27 and batch["cli"]["set"] == {"tag": "c"} and batch["cli"]["grid"] == {}
 
 
+def test_extend_says_which_remembered_options_it_applied_again_not_the_ones_it_replaced(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # it said "with the batch's own --grid tag=a,b --grid seed=0,1" after a --grid seed=0,1,2
+    # that replaced the remembered seed axis: the seeds it made were 0, 1 and 2
+    new_exp(project)
+    assert main(["makebatch", "--grid", "tag=a,b", "--grid", "seed=0,1"]) == 0
+    capsys.readouterr()
+    assert main(["makebatch", "--extend", "--grid", "seed=0,1,2"]) == 0
+    out = capsys.readouterr().out
+    assert "(kept the 36 existing), with the batch's own --grid tag=a,b\n" in out, out
+    assert main(["makebatch", "--extend", "--grid", "seed=0,1,2", "--set", "tag=c"]) == 0
+    out = capsys.readouterr().out
+    assert "batch's own" not in out, out  # both remembered options were replaced
+
+
 def test_set_and_grid_of_the_same_param_on_one_command_line_is_an_error(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
