@@ -116,7 +116,9 @@ class _Walker:
         if self.prefix + name in self.columns:
             key = self.prefix + name
             return lambda row: row.get(key)
-        raise MrlError(f"--where: no column {name!r}; the columns are: {', '.join(self.columns)}")
+        hint = next((c for c in self.columns if re.match(rf"{re.escape(name)}[^\w.]", c)), None)
+        why = f"; for the column {hint} write col[{json.dumps(hint, ensure_ascii=False)}]" if hint else ""
+        raise MrlError(f"--where: no column {name!r}{why}; the columns are: {', '.join(self.columns)}")
 
     def _Name(self, node: ast.Name) -> Fn:  # noqa: N802
         if node.id.startswith("__"):

@@ -64,6 +64,17 @@ def test_an_unknown_name_lists_the_columns() -> None:
         compile_where("val_acc > 0.5", COLUMNS)
 
 
+@pytest.mark.parametrize(
+    ("text", "column"), [("train/loss < 1.5", "train/loss"), ("learning-rate == 0.1", "learning-rate")]
+)
+def test_a_name_with_a_slash_or_dash_written_bare_gets_the_col_form_to_write(text: str, column: str) -> None:
+    """`train/loss` (TensorBoard's tags) and `learning-rate` parse as a division and a
+    subtraction: the error named a column `train` and left the user guessing."""
+    with pytest.raises(MrlError) as e:
+        compile_where(text, [*COLUMNS, "learning-rate"])
+    assert f'for the column {column} write col["{column}"]' in str(e.value)
+
+
 def test_bad_syntax_is_one_clear_error() -> None:
     with pytest.raises(MrlError, match="cannot parse"):
         compile_where("val_loss <", COLUMNS)
