@@ -48,6 +48,8 @@ COMMANDS = [
 EPILOG = """\
 EXP is an experiment id (3 or 0003), 'last', or the path of an experiment folder; it
 defaults to the experiment the current directory is in, else the newest one.
+Options may come before, between or after the positionals (`mrl run 3 --force 2`); after
+`--` every word is a positional (`mrl run 1 --dry-run -- 2`, `mrl tag 3 -- -draft`).
 Start with `mrl quickstart DIR` for a worked example. MRL_DEBUG=1 shows tracebacks.
 """
 
@@ -59,14 +61,18 @@ class Parser(argparse.ArgumentParser):
         from metarunlog.commands._args import apply_aliases  # hidden old spellings (add_option)
 
         argv = apply_aliases(self, sys.argv[1:] if args is None else list(args))
-        if self._subparsers is not None or getattr(self, "_intermixing", False) or "--" in argv:
+        if getattr(self, "_intermixing", False):
+            return self._intermixed_pass(argv, namespace)
+        if self._subparsers is not None:
             return super().parse_known_args(argv, namespace)
         parsed, extras = super().parse_known_args(list(argv), copy.copy(namespace))
-        if not extras or any(a.startswith("-") for a in extras):
+        before_dashes = extras[: extras.index("--")] if "--" in extras else extras
+        if not extras or any(a.startswith("-") for a in before_dashes):
             return parsed, extras
-        # `mrl run 3 --force 2`, `mrl table 3 --json 5`: argparse fills the positionals from
-        # the first run of words only, and the words after an option were "unrecognized";
-        # parsed again, every word an option does not take goes to the positionals
+        # `mrl run 3 --force 2`, `mrl table 3 --json 5`, `mrl run 1 --dry-run -- 2`: argparse
+        # fills the positionals from the first run of words only, and the words after an
+        # option were "unrecognized"; parsed again, every word an option does not take goes
+        # to the positionals (and every word after a `--` is one, as always)
         self._intermixing = True
         try:
             return super().parse_known_intermixed_args(argv, namespace)
@@ -74,6 +80,19 @@ class Parser(argparse.ArgumentParser):
             return parsed, extras
         finally:
             self._intermixing = False
+
+    def _intermixed_pass(self, argv: list[str], namespace: Any) -> Any:
+        """One of the two parses of argparse's intermixed parse. The first (its positionals
+        switched off) reads the options; it is given only the words before a `--`, because
+        it drops a `--` it meets between options, and the second would then take a word after
+        it for an option (`mrl run -- 1 --dry-run` dry-ran). The rest is handed to the second
+        as it was, `--` and all, which fills the positionals."""
+        first = any(a.nargs == argparse.SUPPRESS for a in self._get_positional_actions())
+        if not first or "--" not in argv:
+            return super().parse_known_args(argv, namespace)
+        cut = argv.index("--")
+        parsed, words = super().parse_known_args(argv[:cut], namespace)
+        return parsed, [*words, *argv[cut:]]
 
     def print_help(self, file: Any = None) -> None:
         # argparse's own printing swallows write errors: `mrl --help > /dev/full` was exit 0

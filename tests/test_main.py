@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -200,3 +201,48 @@ def test_a_hook_command_and_info_default_to_the_experiment_you_are_in_as_their_h
     assert run_mrl("score", cwd=inside).stdout == "scoring 1\n"
     assert run_mrl("score", cwd=project).stdout == "scoring 2\n"
     assert run_mrl("info", "--path", cwd=inside).stdout == f"{inside}\n"
+
+
+def test_a_double_dash_ends_the_options_and_every_word_after_it_is_a_positional(project: Path) -> None:
+    # `mrl run 1 --dry-run -- 2` was "unrecognized arguments: -- 2": any `--` skipped the
+    # intermixed parse that takes words after an option as positionals (`run 3 --force 2`)
+    from tests.backends.contract import make_experiment
+
+    exp = make_experiment(project, [{"x": i} for i in (1, 2, 3)], "echo {{x}} >> ran.txt")
+    dry = run_mrl("run", str(exp.id), "--dry-run", "--", "2", cwd=project)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.startswith("# 1 of 1 would run"), dry.stdout
+    res = run_mrl("run", str(exp.id), "-j", "1", "--", "2", cwd=project)
+    assert res.returncode == 0, res.stderr
+    assert [(exp.dir / f"00{i}" / "ran.txt").exists() for i in (1, 2, 3)] == [False, True, False]
+    st = run_mrl("status", str(exp.id), "--json", "--", "2", cwd=project)
+    assert st.returncode == 0, st.stderr
+    assert [r["id"] for r in json.loads(st.stdout)] == [2]
+    diff = run_mrl("diff", f"{exp.id}/1", "--json", "--", f"{exp.id}/2", cwd=project)
+    assert diff.returncode == 0, diff.stderr
+    assert json.loads(diff.stdout)["b"] == f"{exp.name}/002"
+    # after `--` nothing is an option, as always: not a --dry-run, a selection mrl refuses
+    late = run_mrl("run", "--", str(exp.id), "--dry-run", cwd=project)
+    assert late.returncode == 1 and "bad selection '--dry-run'" in late.stderr, late.stderr
+    assert not (exp.dir / "001" / "ran.txt").exists()
+    # `--` still ends an option's list of values, and `mrl tag` still takes `-- -NAME`
+    assert run_mrl("tag", str(exp.id), "+a", "+b", cwd=project).returncode == 0
+    assert run_mrl("tag", str(exp.id), "--", "-a", cwd=project).stdout == f"{exp.name}: b\n"
+    # an unknown option before `--` is still one line naming it
+    bad = run_mrl("run", str(exp.id), "--nope", "--", "2", cwd=project)
+    assert bad.returncode == 1
+    assert bad.stderr == "mrl: error: unrecognized arguments: --nope -- 2 (see `mrl run --help`)\n"
+
+
+def test_a_hook_command_takes_its_experiment_after_a_double_dash(project: Path) -> None:
+    (project / "mrl_hooks.py").write_text("def score(self, args):\n    print('scoring', args.expId, args.epoch)\n")
+    set_cfg(project, hooks={"score": {"epoch": None}})
+    commit_all(project, "hooks")
+    assert main(["new", "first"]) == 0
+    assert main(["new", "second"]) == 0
+    for argv in (["-epoch", "5", "--", "1"], ["1", "-epoch", "5"], ["-epoch", "5", "1"]):
+        res = run_mrl("score", *argv, cwd=project)
+        assert (res.returncode, res.stdout) == (0, "scoring 1 5\n"), (argv, res.stderr)
+    # `--` makes a word that looks like an option the experiment (none such here)
+    res = run_mrl("score", "-epoch", "5", "--", "-epoch", cwd=project)
+    assert res.returncode == 1 and "-epoch" in res.stderr and len(res.stderr.splitlines()) == 1, res.stderr
