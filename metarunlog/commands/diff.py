@@ -2,7 +2,7 @@
 and what they gave.
 
   mrl diff 3 5            params, pinned code, run block, config files, metrics
-  mrl diff 3/2 5/2        two runs
+  mrl diff 3/2 5/2        two runs (one sub-experiment a side: `mrl table 3/1-4` lists several)
   mrl diff 3 7 --code     also the full `git diff` between the pinned commits, and each .mrl.diff
   mrl diff 3 7 --json     for scripts
 
@@ -36,6 +36,7 @@ from metarunlog.errors import MrlError
 from metarunlog.experiment import DIFF, Experiment, SubExperiment, is_id
 from metarunlog.fmt import cell_width, format_value, pad
 from metarunlog.project import Project
+from metarunlog.selection import looks_like_selection
 
 HELP = "what differs between two experiments (3) or sub-experiments (3/2): params, code, run block, configs, metrics"
 RESOLVES_EXP = False
@@ -136,6 +137,12 @@ def parse_side(project: Project, ref: str) -> Side:
     exp = project.load_exp(exp_ref)
     if not slash:
         return Side(exp, None, exp.name)
+    if looks_like_selection(sub_ref):
+        raise MrlError(
+            f"{ref}: mrl diff compares one sub-experiment with one other, and {sub_ref!r} is a selection: "
+            f"give one on each side (`mrl diff {exp.id}/1 {exp.id}/2`), the experiment itself ({exp.id}: "
+            f"its sub-experiments' params and mean metrics), or list them side by side with `mrl table {ref}`"
+        )
     subs = exp.sub_experiments()
     for s in subs:
         if sub_ref in (s.name, str(s.id)) or (is_id(sub_ref) and int(sub_ref) == s.id):

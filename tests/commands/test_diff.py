@@ -139,6 +139,20 @@ def test_an_unknown_sub_experiment_is_one_clear_error(project: Path, two_exps: t
     assert proc.returncode == 1 and proc.stderr.startswith("mrl: error: 1/42: experiment 0001 has no sub-experiment 42")
 
 
+def test_a_selection_on_a_side_says_diff_takes_one_sub_experiment_a_side(project: Path, two_exps) -> None:
+    # `mrl diff 1/1,2 1/1` said "has no sub-experiment 1,2", as if 1,2 were a missing id
+    for side in ("1/1,2", "1/1-3", "1/all"):
+        proc = run_mrl("diff", side, "1/1", cwd=project)
+        assert proc.returncode == 1 and len(proc.stderr.splitlines()) == 1, proc.stderr
+        sel = side.split("/")[1]
+        assert proc.stderr.startswith(
+            f"mrl: error: {side}: mrl diff compares one sub-experiment with one other, "
+            f"and '{sel}' is a selection: give one on each side (`mrl diff 1/1 1/2`)"
+        )
+        assert f"`mrl table {side}`" in proc.stderr and "has no sub-experiment" not in proc.stderr
+        assert run_mrl("diff", "1/1", side, cwd=project).stderr.startswith(f"mrl: error: {side}: mrl diff compares")
+
+
 def test_the_run_block_compared_is_the_one_that_runs_with_the_experiments_own_override(
     project: Path, two_exps: tuple[Path, Path]
 ) -> None:
