@@ -492,3 +492,77 @@ def test_mrl_status_of_records_of_a_plugins_backend_it_cannot_load_says_what_to_
     assert res.returncode == 0, res.stderr
     assert "could not ask serial: unknown backend 'serial'" in res.stdout + res.stderr
     assert '"plugins": ["MODULE"]' in res.stdout + res.stderr
+
+
+DETACHED = '''
+import os
+import signal
+import subprocess
+
+from metarunlog.backends.base import Backend
+from metarunlog.backends.registry import BackendSpec, register
+from metarunlog.backends.task import task_command
+
+
+class Detached(Backend):
+    """Each job in a task process of its own, left running; cancel() only signals."""
+
+    name = "detached"
+    waits = False
+    cancel_wait = {cancel_wait}
+
+    def submit(self, jobs):
+        for job in jobs:
+            argv = task_command(self.exp.dir, str(job.sub.id), self.name, force=self.options.force)
+            subprocess.Popen(argv, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def cancel(self, jobs):
+        for job in jobs:
+            if job.status is not None and job.status.pid:
+                os.killpg(job.status.pid, signal.SIGTERM)  # returns before the step has stopped
+
+
+register(BackendSpec("detached", "acme_detached:Detached", liveness=True))
+'''
+
+
+def detached_run(project: Path, command: str, cancel_wait: float = 15.0) -> Path:
+    """A project whose `.mrl.cfg` names the plugin module (as docs/running.md says), and one
+    sub-experiment it runs, seen running."""
+    from tests.backends.contract import make_experiment
+    from tests.helpers.processes import statuses, wait_for
+
+    (project / "acme_detached.py").write_text(DETACHED.replace("{cancel_wait}", repr(cancel_wait)))
+    set_cfg(project, plugins=["acme_detached"], run={"backend": "detached"})
+    commit_all(project, "plugin")
+    exp = make_experiment(project, [{"x": 1}], command)
+    res = run_mrl("run", cwd=project)
+    assert res.returncode == 0, res.stderr
+    wait_for(lambda: statuses(exp.dir).get("001", {}).get("state") == "running", what="the step running")
+    wait_for(lambda: (exp.dir / "001" / "started").exists(), what="the step's trap set")
+    return exp.dir
+
+
+def test_mrl_cancel_waits_for_a_plugin_backend_that_only_signals_and_reports_what_happened(project: Path) -> None:
+    # the backend's cancel() returned once it had sent SIGTERM: mrl cancel printed
+    # `001: running` and exit 1, as if the cancel had not worked
+    exp = detached_run(project, "touch started; sleep 60")
+    res = run_mrl("cancel", cwd=project)
+    from tests.helpers.processes import statuses, wait_for
+
+    wait_for(lambda: statuses(exp)["001"]["state"] != "running", what="the step's end recorded")
+    record = statuses(exp)["001"]
+    assert (res.returncode, res.stdout) == (0, f"001: {record['state']}\n"), (record, res.stderr)
+
+
+def test_mrl_cancel_says_a_plugin_backends_job_still_runs_once_its_cancel_wait_has_passed(project: Path) -> None:
+    # the step traps SIGTERM: the backend asked, it did not stop; mrl cancel says so, exit 1
+    exp = detached_run(project, "trap '' TERM; touch started; sleep 60", cancel_wait=1)
+    res = run_mrl("cancel", cwd=project)
+    said = "001: running (asked to stop; still running after 1 s: `mrl status 1` shows when it ends)\n"
+    assert (res.returncode, res.stdout) == (1, said), res.stderr
+    from tests.helpers.processes import statuses
+
+    record = statuses(exp)["001"]
+    assert record["state"] == "running"
+    os.killpg(record["pid"], 9)  # the test's own step, by the record that names it

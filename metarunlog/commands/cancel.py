@@ -2,13 +2,15 @@
 
 Local ones: their process group gets SIGTERM (SIGKILL after 10 s); the `mrl run` running
 them marks them cancelled in .mrl.status, or this command does when that runner is gone.
-Slurm ones: `scancel` of their array tasks. Finished and pending ones are left alone.
+Slurm ones: `scancel` of their array tasks. A plugin backend's: its cancel(), then up to its
+`cancel_wait` (15 s) for them to end. Finished and pending ones are left alone.
 Cancelling the whole experiment (no SELECTION, or all of it) also cancels the run.after
 job of a Slurm run that has not ended (else it would start once the arrays are cancelled).
 A cancelled sub-experiment runs again with the next `mrl run` (or `mrl run --failed`).
 Writes: the `cancelled` state into each stopped one's .mrl.status (when no runner does).
 
-Prints each sub-experiment's state now (`002: cancelled`), or, for more than 20, a line
+Prints each sub-experiment's state now (`002: cancelled`; one asked to stop that has not
+ended yet: `001: running (asked to stop; still running after 15 s: ...)`), or, for more than 20, a line
 per state naming them as a selection (`cancelled: 9998 (1-9998)`), those with a note, and
 the counts. Exit code 0 when nothing asked is still running or queued, 1 otherwise.
 """
@@ -113,13 +115,38 @@ def cancel(exp: Experiment, selection: str = "all") -> CancelResult:
         if job.id in by_runner and not job.state.active:
             continue  # its runner cancelled it
         by_backend.setdefault(job.status.backend if job.status else DEFAULT, []).append(job)
+    waits: dict[Job, float] = {}
     for name, group in by_backend.items():
         with blamed(name):
-            get_backend(name)(exp, RunOptions()).cancel(group)
+            backend = get_backend(name)(exp, RunOptions())
+            backend.cancel(group)
+        waits.update(dict.fromkeys(group, float(backend.cancel_wait)))
     # what the runners cancelled was seen ended above: read again only what was stopped here
-    observe_any(exp, [j for group in by_backend.values() for j in group])
+    stopped_here = [j for group in by_backend.values() for j in group]
+    observe_any(exp, stopped_here)
+    _wait_stopped(exp, {j: waits[j] for j in stopped_here if j.state.active and not j.message})
     res.left = [j for j in res.asked if j.state.active]
     return res
+
+
+def _wait_stopped(exp: Experiment, waits: dict[Job, float]) -> None:
+    """A backend's `cancel()` may return once it has asked (a plugin's that only signals):
+    its jobs still read running, and printed so, the cancel looked as if it had not
+    worked. Each job is read again until it is no longer active, up to its backend's
+    `cancel_wait` seconds; one still active then says so, and how long it was given."""
+    start = time.monotonic()
+    jobs = list(waits)
+    while jobs:
+        waited = time.monotonic() - start
+        for job in [j for j in jobs if waited >= waits[j]]:
+            job.message = (
+                f"asked to stop; still {job.state} after {waits[job]:g} s: `mrl status {exp.id}` shows when it ends"
+            )
+            jobs.remove(job)
+        if jobs:
+            time.sleep(0.05)
+            observe_any(exp, jobs)
+            jobs = [j for j in jobs if j.state.active]
 
 
 def _ask_runners(exp: Experiment, ids: set[int]) -> set[int]:
