@@ -341,10 +341,22 @@ def watch(
             print(f"mrl: {jsonio.now()[11:19]} wrote {res.path}; runs active, again in {seconds:g} s", file=sys.stderr)
             sleep(seconds)
         except KeyboardInterrupt:
-            analyze(project, exp, outdir=outdir)  # a page that no longer reloads itself
-            if index:
-                _write_index(project)
+            if rewrites:  # a reloading page is out there: leave one that no longer reloads
+                _last_page(project, exp, outdir, index)
+            # else the ^C came in the first report, perhaps inside a library's import: a
+            # second try would meet that half-imported library, and there is no page to stop
             raise
+
+
+def _last_page(project: Project, exp: Experiment, outdir: str | Path | None, index: bool) -> None:
+    """`--watch`'s page (and index) once it stops: no more reloading. Ending on a ^C, a
+    failure here is one warning line; the ^C still ends the command."""
+    try:
+        analyze(project, exp, outdir=outdir)
+        if index:
+            _write_index(project)
+    except (MrlError, OSError) as e:
+        print(f"mrl: warning: the report still reloads itself: writing its last page failed: {e}", file=sys.stderr)
 
 
 def _webdir_root(webdir: str, basedir: Path) -> Path:

@@ -1,0 +1,55 @@
+"""Faults the third randomized harness found (docs/dev-notes/wave2/chaos-w.md): signals
+while a command imports its libraries, closed terminals, low open-file limits, hooks,
+records damaged by hand. Each reduced to a deterministic case with real mrl processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.backends.contract import make_experiment
+from tests.helpers.repo import GIT_ENV, REPO_ROOT, run_mrl
+
+ENV = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
+
+# `mrl ARGS` in a real process that sends itself SIGNAL as Python starts importing the Nth
+# module whose name starts with PREFIX (a Ctrl-C landing inside a library's own import).
+SIGNALLED_AT_NTH_IMPORT = """
+import os, signal, sys
+prefix, n, sig = sys.argv[1], int(sys.argv[2]), getattr(signal, sys.argv[3])
+seen = [0]
+class Finder:
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith(prefix):
+            seen[0] += 1
+            if seen[0] == n:
+                sys.meta_path.remove(self)
+                os.kill(os.getpid(), sig)
+        return None
+sys.meta_path.insert(0, Finder())
+from metarunlog.main import main
+sys.exit(main(sys.argv[4:]))
+"""
+
+
+def _signalled_at_import(project: Path, prefix: str, n: int, sig: str, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-c", SIGNALLED_AT_NTH_IMPORT, prefix, str(n), sig, *args]
+    return subprocess.run(argv, cwd=project, env=ENV, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("n", [12, 30])
+def test_ctrl_c_while_analyze_watch_imports_numpy_is_an_interrupt_not_an_internal_error(project: Path, n: int) -> None:
+    # `--watch` writes a last page on ^C; before, it did so even when the ^C had landed in
+    # the first report's `import numpy`: the half-imported numpy then failed
+    # (`module 'numpy' has no attribute ...`): a traceback, "internal error", exit 3.
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], 'echo "{\\"v\\": {{x}}}" > metrics.json')
+    assert run_mrl("run", cwd=project).returncode == 0
+    proc = _signalled_at_import(project, "numpy.", n, "SIGINT", "analyze", str(exp.id), "--watch", "5")
+    assert proc.returncode == 130, proc.stderr
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == "mrl: interrupted", proc.stderr
+    assert not [p.name for p in exp.dir.rglob("*") if p.name.endswith(".tmp")]
