@@ -697,7 +697,7 @@ def update_done_marker(exp: Experiment, subs: list[SubExperiment] | None = None)
     # Two runners may finish at once: atomic write, and an unlink that may find it gone.
     if done and not mark.exists():
         jsonio.write_text(mark, f"{now()}\n")
-    elif not done:
+    elif not done and os.path.lexists(mark):  # no unlink when absent: EROFS on a read-only folder
         mark.unlink(missing_ok=True)
     return done
 

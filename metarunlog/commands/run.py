@@ -522,9 +522,18 @@ def _clear_done_mark(exp: Experiment) -> None:
 
 
 def _update_done_mark(exp: Experiment) -> None:
+    """After the jobs: a folder that went read-only or full mid-run must not take the run's
+    own lines and summary with it; a mark that cannot follow is one warning line."""
+    from metarunlog.error_handler import ENVIRONMENT_ERRNOS, environment_message
     from metarunlog.execute import update_done_marker
 
-    update_done_marker(exp)
+    try:
+        update_done_marker(exp)
+    except OSError as e:
+        if e.errno not in ENVIRONMENT_ERRNOS:
+            raise
+        warning = f"`mrl ls` may show this experiment's ** wrongly: {environment_message(e)}"
+        print(f"mrl: warning: {warning}", file=sys.stderr)
 
 
 # -- printing ------------------------------------------------------------------------------------

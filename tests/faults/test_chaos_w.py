@@ -53,3 +53,27 @@ def test_ctrl_c_while_analyze_watch_imports_numpy_is_an_interrupt_not_an_interna
     assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == "mrl: interrupted", proc.stderr
     assert not [p.name for p in exp.dir.rglob("*") if p.name.endswith(".tmp")]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a read-only bind mount")
+def test_an_experiment_made_read_only_mid_run_still_gets_its_summary_not_an_error_about_the_done_mark(
+    project: Path,
+) -> None:
+    # 001's step makes the whole experiment folder read-only (a remount elsewhere, mid-run)
+    exp_dir = project / "output" / "0001"
+    once = project / "made-read-only"  # the rerun at the end must not do it again
+    ro = f"touch {once} && mount --bind {exp_dir} {exp_dir} && mount -o remount,ro,bind {exp_dir}"
+    exp = make_experiment(project, [{"x": i} for i in (1, 2, 3)], f"if [ ! -e {once} ]; then {ro}; fi; true")
+    assert exp.dir == exp_dir
+    try:
+        proc = run_mrl("run", "-j", "1", cwd=project)
+    finally:
+        subprocess.run(["umount", "-l", str(exp_dir)], capture_output=True)
+    # before: no line for any job and no summary, only `mrl: error: read-only file system:
+    # .../.mrl.done`: the done mark (which was not even there) could not be removed
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr and ".mrl.done" not in proc.stderr, proc.stderr
+    for sub in ("001", "002", "003"):
+        assert f"{sub}: mrl could not record it: read-only file system" in proc.stderr, proc.stderr
+    assert proc.stdout.splitlines()[-1].startswith("mrl: finished in "), proc.stdout
+    assert run_mrl("run", cwd=project).returncode == 0  # the next run recovers
