@@ -20,6 +20,7 @@ import dataclasses
 import datetime as _dt
 import itertools
 import json
+import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -34,8 +35,10 @@ from metarunlog.experiment import Experiment, SubExperiment
 from metarunlog.fmt import format_value  # noqa: F401  (results.format_value: the report and table use it)
 from metarunlog.metrics.summary import MAX, MIN, Best
 from metarunlog.records import Status
-from metarunlog.selection import pick
+from metarunlog.selection import pick, spec_of
 from metarunlog.states import JobState, ended_by_itself, observed_state
+
+log = logging.getLogger("metarunlog.results")  # `mrl` prints it as `mrl: warning: ...`
 
 USER_METRICS_FN = "metrics"
 # Keys of a row that say where on the x axis it lies (first one present wins); never metrics.
@@ -314,18 +317,31 @@ def read_sub(
 # -- the user's metrics(subExpDir) ---------------------------------------------------------------
 
 
-def scheduled_states(exp: Experiment, subs: list[SubExperiment], results: list[SubResult]) -> None:
+def scheduled_states(
+    exp: Experiment, subs: list[SubExperiment], results: list[SubResult], warnings: list[str] | None = None
+) -> None:
     """The state `mrl status` shows, for the records only their backend can judge (Slurm:
     queued or running ones, an array cancelled while queued): asked of it once for all of
-    them (`observe_any`). Local records keep what `read_sub` saw (liveness checked there)."""
-    from metarunlog.backends.base import Job, asks_backend, observe_any
+    them (`observe_any`). Local records keep what `read_sub` saw (liveness checked there).
+    A backend that cannot answer (the controller down, or silent past
+    run.slurm.query_timeout) leaves the recorded states, and one warning says so."""
+    from metarunlog.backends.base import Job, asks_backend, observe_any, unread_note
 
     by_id = {sub.id: sub for sub in subs}
     asked = [(r, Job(by_id[r.id], status=r.status)) for r in results if r.status is not None and asks_backend(r.status)]
-    if asked:
-        observe_any(exp, [job for _, job in asked], read=False)
-        for res, job in asked:
-            res.state = job.state
+    if not asked:
+        return
+    observe_any(exp, [job for _, job in asked], read=False)
+    unread: dict[tuple[str, str], list[int]] = {}
+    for res, job in asked:
+        res.state = job.state
+        if job.unread is not None:
+            unread.setdefault(job.unread, []).append(job.id)
+    for (who, why), ids in unread.items():
+        warning = unread_note(who, why, f"{exp.name}/{spec_of(ids)}")
+        if warnings is not None:
+            warnings.append(warning)
+        log.warning(warning)
 
 
 def user_metrics_function(basedir: Path) -> Callable[..., Any] | None:
@@ -454,7 +470,7 @@ def collect(
         res, errs = read_sub(sub, keep_lines=keep_lines, finder=finder, best=best, warnings=warnings)
         results.append(res)
         errors += errs
-    scheduled_states(exp, subs, results)
+    scheduled_states(exp, subs, results, warnings)
     if user_metrics:
         errors += add_all_user_metrics(results, basedir, finder.settings)
     return results, errors

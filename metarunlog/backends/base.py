@@ -105,6 +105,8 @@ class Job:
     # cancelled while queued: this run never started it; `state` is what its record says
     # (`done` for a done one queued by --force, else `cancelled`)
     unstarted: bool = False
+    # its backend could not say its state now: (who, why); `state` is its record's (observe_any)
+    unread: tuple[str, str] | None = None
 
     @property
     def id(self) -> int:
@@ -163,6 +165,7 @@ class Backend:
     """
 
     name: ClassVar[str] = ""
+    label: ClassVar[str] = ""  # how messages name it ("Slurm"); "" is its name
     waits: bool = True  # `mrl run` stays until the jobs end; False: it returns once they are queued
     interrupted: bool = False  # a signal stopped the run (`mrl run` exits 130)
     hung_up: bool = False  # ... and it was SIGHUP (the terminal closed): `mrl run` exits 129
@@ -280,7 +283,8 @@ def observe_any(exp: Experiment, jobs: Sequence[Job], *, read: bool = True) -> l
 
     Local records are checked for liveness here; the others are handed to their backend's
     `poll` (Slurm asks the scheduler). A backend that cannot answer (no `squeue` on this
-    machine) leaves its records as written and says why in `job.message`. `read=False`:
+    machine, a controller that does not answer in time) leaves its records as written, says
+    why in `job.message` (`unread_note`) and sets `job.unread`. `read=False`:
     each `job.status` was just read by the caller (`mrl table` reads them with the metrics).
     """
     by_backend: dict[str, list[Job]] = {}
@@ -295,10 +299,24 @@ def observe_any(exp: Experiment, jobs: Sequence[Job], *, read: bool = True) -> l
             with blamed(name):
                 get_backend(name)(exp, RunOptions()).poll(group)
         except MrlError as e:
+            who = _label(name)
             for job in group:
-                job.state = recorded_state(job.status)
-                job.message = f"state as last written (could not ask {name}: {e})"
+                job.state, job.unread = recorded_state(job.status), (who, str(e))
+                job.message = unread_note(who, str(e))
     return [j.state for j in jobs]
+
+
+def unread_note(who: str, why: str, subject: str = "") -> str:
+    """One line: the state `who` (Slurm) gives could not be read, and what is shown instead."""
+    of = f" for the state of {subject}" if subject else ""
+    return f"could not ask {who}{of}: {why}; shown is the last recorded state"
+
+
+def _label(name: str) -> str:
+    try:
+        return get_backend(name).label or name
+    except MrlError:
+        return name
 
 
 def follow_ups(exp: Experiment, records: Iterable[Status | None], *, cancel: bool = False) -> list[FollowUp]:

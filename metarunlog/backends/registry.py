@@ -197,6 +197,7 @@ register(
             "requeue": Setting(0, (_INT,), _at_least(0)),
             "signal_before": Setting(120, (_INT,), _at_least(1)),
             "unreachable_timeout": Setting(600, (_INT, float), _at_least(0)),
+            "query_timeout": Setting(5, (_INT, float), _at_least_one),
         },
         run_args=(
             RunArg(

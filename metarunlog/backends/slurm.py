@@ -58,6 +58,10 @@ SLURM_DIR = ".mrl.slurm"
 SUBMISSIONS = "submissions.jsonl"
 TIMEOUT_S = 60  # a Slurm client call that takes longer than this is an unreachable controller
 WAIT_QUERY_TIMEOUT_S = 8.0  # ... a query of `mrl run --wait` (which asks again, with backoff)
+# ... a query of a command that reads once (status, table, info, analyze, cancel): past it,
+# the records are shown as last written, said so (run.slurm.query_timeout); squeue's own
+# give-up on a controller that is down takes ~20 s
+QUERY_TIMEOUT_S = 5.0
 AFTER_CANCEL_WAIT_S = 10.0  # how long `mrl cancel` waits for Slurm to end a running run.after job
 
 
@@ -736,10 +740,10 @@ def _recorded(rec: Mapping[str, Any]) -> JobState | None:
         return None
 
 
-def job_info(job: str) -> tuple[TaskInfo, int | None] | None:
+def job_info(job: str, timeout: float = TIMEOUT_S) -> tuple[TaskInfo, int | None] | None:
     """What Slurm knows of the plain job `job` (`scontrol show job`, then sacct): its state
     and exit code; None when it no longer knows it. An unreachable controller raises."""
-    proc = _slurm(["scontrol", "-o", "show", "job", job], "asking Slurm")
+    proc = _slurm(["scontrol", "-o", "show", "job", job], "asking Slurm", timeout)
     if proc.returncode != 0:
         if "Invalid job id" not in _message(proc):
             raise SlurmError(f"scontrol show job {job} failed: {_message(proc)}")
@@ -770,10 +774,11 @@ def _exit_code(text: str) -> int | None:
     return int(code) if code.isdigit() and sig in ("", "0") else None
 
 
-def observe_after(expdir: Path, job: AfterJob) -> FollowUp:
+def observe_after(expdir: Path, job: AfterJob, timeout: float = TIMEOUT_S) -> FollowUp:
     """The run.after job's state now: its record once final; before that, Slurm's word
-    (written into the record when the job ended without saying so itself)."""
-    from metarunlog.backends.base import FollowUp
+    (written into the record when the job ended without saying so itself; `timeout`: the
+    wait for it)."""
+    from metarunlog.backends.base import FollowUp, unread_note
 
     path = job.record_path(expdir)
     rec = _read_after_record(path)
@@ -782,9 +787,9 @@ def observe_after(expdir: Path, job: AfterJob) -> FollowUp:
     if out.state.finished:
         return out
     try:
-        known = job_info(job.job)
+        known = job_info(job.job, timeout)
     except SlurmError as e:
-        out.note = f"state as last written (could not ask Slurm: {e})"
+        out.note = unread_note("Slurm", str(e))
         return out
     if known is None:
         out.state = JobState.STALE
@@ -932,6 +937,7 @@ class SlurmSettings:
     requeue: int = 0
     signal_before: int = 120
     unreachable_timeout: float = 600.0
+    query_timeout: float = QUERY_TIMEOUT_S
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], pack: int | None = None) -> SlurmSettings:
@@ -946,7 +952,14 @@ class SlurmSettings:
             int(cfg.get("requeue") or 0),
             int(cfg.get("signal_before") or 120),
             600.0 if timeout is None else float(timeout),
+            query_timeout(cfg),
         )
+
+
+def query_timeout(cfg: Mapping[str, Any]) -> float:
+    """run.slurm.query_timeout: how long a command that reads once waits for the controller."""
+    value = cfg.get("query_timeout")
+    return QUERY_TIMEOUT_S if value is None else float(value)
 
 
 class SlurmBackend(Backend):
@@ -958,6 +971,7 @@ class SlurmBackend(Backend):
     """
 
     name = "slurm"
+    label = "Slurm"
     submits_after = True  # run.after is a job depending on the arrays
     query_interval = 1.0  # seconds between two scheduler queries while waiting
     max_query_interval = 30.0  # ... at most, while the controller cannot be reached
@@ -989,7 +1003,8 @@ class SlurmBackend(Backend):
         lines = _submission_lines(exp.dir)
         if not lines or not lines[-1].get("after"):
             return []
-        return [observe_after(exp.dir, after_jobs(exp.dir, lines)[-1])]
+        timeout = query_timeout(exp.cfg["run"].get(cls.name) or {})
+        return [observe_after(exp.dir, after_jobs(exp.dir, lines)[-1], timeout)]
 
     @classmethod
     def cancel_follow_ups(cls, exp: Experiment) -> list[FollowUp]:
@@ -1003,7 +1018,7 @@ class SlurmBackend(Backend):
         # `running`, it read as a cancel that failed (and mrl cancel exited 1)
         deadline = time.monotonic() + AFTER_CANCEL_WAIT_S
         while True:
-            seen = [observe_after(exp.dir, a) for a in live]
+            seen = [observe_after(exp.dir, a, query_timeout(exp.cfg["run"].get(cls.name) or {})) for a in live]
             if not any(f.state.active for f in seen) or time.monotonic() >= deadline:
                 return [f for f in seen if f.state is not JobState.STALE]
             time.sleep(0.2)
@@ -1323,11 +1338,16 @@ class SlurmBackend(Backend):
         try:
             # while waiting, a controller that does not answer soon is said to be unreachable
             # (and asked again), rather than blocking the wait for a minute
-            self._infos = query(ask, WAIT_QUERY_TIMEOUT_S if self.waits else TIMEOUT_S)
+            self._infos = query(ask, WAIT_QUERY_TIMEOUT_S if self.waits else self.settings.query_timeout)
         except SlurmError as e:
-            if not self.waits:
-                raise
-            return self._unreachable(e)
+            if self.waits:
+                return self._unreachable(e)
+            if isinstance(e, SlurmTimeout):  # the key that sets the wait, for a slow controller
+                raise SlurmTimeout(
+                    f"squeue got no answer in {self.settings.query_timeout:g} s "
+                    "(run.slurm.query_timeout; is slurmctld up?)"
+                ) from None
+            raise
         if self._unreachable_since is not None:
             self.warnings.append("the Slurm controller answers again")
         self._unreachable_since = None

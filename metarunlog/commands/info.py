@@ -92,10 +92,12 @@ def pick_one(exp: Experiment, spec: str) -> SubExperiment:
     return subs[0]
 
 
-def sub_info(sub: SubExperiment) -> dict[str, Any]:
+def sub_info(sub: SubExperiment, *, text: bool = False) -> dict[str, Any]:
     """What `mrl info EXP/SUB` shows: folder, ids, params, and the status record with the
     state and note `mrl status` shows (a dead local run: stale; Slurm's word merged in: a
-    task cancelled while queued), from the same rows."""
+    task cancelled while queued), from the same rows. When its backend could not be asked
+    (the controller down), the note says so and, for the `text` view, the state reads
+    `running (last recorded)`: never claimed as the state now (--json keeps the value)."""
     from metarunlog.backends.base import Job, observe_any
     from metarunlog.commands.status import note
 
@@ -103,7 +105,8 @@ def sub_info(sub: SubExperiment) -> dict[str, Any]:
     observe_any(sub.exp, [job])
     record = job.status.to_json() if job.status is not None else {}
     info = {"path": str(sub.dir), "experiment": sub.exp.name, "subExpId": sub.id, "params": sub.own_params}
-    info |= {**record, "state": job.state.value}
+    shown = job.state.value + (" (last recorded)" if text and job.unread is not None else "")
+    info |= {**record, "state": shown}
     return info | ({"note": n} if (n := note(job)) else {})
 
 
@@ -111,7 +114,7 @@ def sub_cli(args: argparse.Namespace, sub: SubExperiment) -> int:
     if args.path:
         print(sub.dir)
         return 0
-    info = sub_info(sub)
+    info = sub_info(sub, text=not args.json)
     if args.json:
         print(json.dumps(info, indent=2, default=str))
         return 0

@@ -41,7 +41,7 @@ def read_results(
     if read is None:
         read = [_read_one(sub, finder, log_lines) for sub in subs]
     results_ = [res for res, _, _ in read]
-    results.scheduled_states(exp, subs, results_)  # as `mrl status` shows them (Slurm's word)
+    results.scheduled_states(exp, subs, results_, warnings)  # as `mrl status` shows them (Slurm's word)
     errors = [e for _, errs, _ in read for e in errs]
     if warnings is not None:
         warnings.extend(dict.fromkeys(w for _, _, warns in read for w in warns if w not in warnings))

@@ -142,7 +142,8 @@ def test_a_backend_that_cannot_answer_leaves_its_records_as_written_and_says_why
     jobs[0].sub.write_status(Status(state=JobState.RUNNING, backend="sched", job_id="9_1"))
     scheduler.reachable = False
     assert observe_any(exp, jobs) == [JobState.RUNNING]
-    assert jobs[0].message == "state as last written (could not ask sched: squeue: command not found)"
+    assert jobs[0].message == "could not ask sched: squeue: command not found; shown is the last recorded state"
+    assert jobs[0].unread == ("sched", "squeue: command not found")
 
 
 def test_a_record_of_a_backend_this_mrl_does_not_know_is_shown_as_written(project: Path) -> None:

@@ -782,6 +782,48 @@ def test_wait_outlives_a_stopped_controller_and_says_so_once(project: Path, tmp_
     assert "1 done" in out
 
 
+def _dead_port_conf(tmp_path: Path) -> Path:
+    """The cluster's slurm.conf with a controller port nobody listens on (and squeue's own
+    patience: it keeps trying for ~20 s), so the shared cluster itself stays up."""
+    conf = Path(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf")).read_text()
+    bad = tmp_path / "dead-port.conf"
+    bad.write_text(conf.replace("SlurmctldHost=localhost", "SlurmctldHost=localhost\nSlurmctldPort=9"))
+    return bad
+
+
+@on_slurm
+def test_table_info_and_status_bound_their_wait_for_an_unreachable_controller_and_say_what_they_show(
+    project: Path, tmp_path: Path
+) -> None:
+    # they waited for squeue's own ~20 s each; table said nothing of it and info claimed `running`
+    exp = make_experiment(project, [{"x": 1}], "touch started; sleep 60", slurm={"query_timeout": 1})
+    run_mrl("run", str(exp.id), "--backend", "slurm", check=True)
+    sub = exp.sub_experiments()[0]
+    try:
+        wait_for("the task to start", lambda: (sub.dir / "started").exists())
+        wait_for("the record to say running", lambda: sub.read_status().state is JobState.RUNNING)  # type: ignore[union-attr]
+        env = {"SLURM_CONF": str(_dead_port_conf(tmp_path))}
+        table = run_mrl("table", str(exp.id), env=env)
+        info = run_mrl("info", f"{exp.id}/1", env=env)
+        status = run_mrl("status", str(exp.id), env=env)
+        as_json = json.loads(run_mrl("info", f"{exp.id}/1", "--json", env=env).stdout)
+    finally:
+        run_mrl("cancel", str(exp.id))
+    unread = "squeue got no answer in 1 s (run.slurm.query_timeout; is slurmctld up?)"
+    for proc in (table, info, status):
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    warned = [line for line in table.stderr.splitlines() if unread in line]
+    head = f"mrl: warning: could not ask Slurm for the state of {exp.name}/1: "
+    assert len(warned) == 1 and warned[0].startswith(head), table.stderr
+    assert warned[0].endswith("; shown is the last recorded state"), table.stderr
+    assert "running" in table.stdout, table.stdout
+    shown = {k.strip(): v for k, _, v in (line.partition(" : ") for line in info.stdout.splitlines())}
+    assert shown["state"] == "running (last recorded)", info.stdout
+    assert unread in shown["note"] and shown["note"].endswith("shown is the last recorded state"), info.stdout
+    assert as_json["state"] == "running" and unread in as_json["note"]  # --json keeps the plain value
+    assert f"001: could not ask Slurm: {unread}" in status.stdout, status.stdout
+
+
 @on_slurm
 def test_ctrl_c_leaves_wait_with_130_and_says_the_tasks_go_on(project: Path) -> None:
     exp = make_experiment(project, [{"x": 1}], "touch started; sleep 3")
