@@ -47,7 +47,8 @@ def derive(
     made = new(project, **new_args)
     try:
         _copy_overrides(source, made, cfg_keys or {})
-        batch = make_subexperiments(project, made.exp.id, param_sets(subs), _source_overrides(source))
+        repeat = source.record.batch.repeat if source.record.batch else None
+        batch = make_subexperiments(project, made.exp.id, param_sets(subs), _source_overrides(source), repeat)
     except BaseException:
         _discard(project, made.exp)
         raise

@@ -273,12 +273,14 @@ def make_subexperiments(
     exp_ref: str | int,
     subs: list[tuple[int, dict[str, Any]]],
     remembered: batch_mod.Overrides | None = None,
+    repeat: int | None = None,
 ) -> BatchResult:
     """Sub-experiments with these ids and params in a fresh experiment, its templates (in
     EXPDIR) rendered as makebatch renders them: what `mrl rerun` and `mrl reproduce` make.
     The batch record lists the params (`paramsList`) and `remembered`, the source batch's
     --set/--grid/--repeat: `--extend` later adds what the template's MRL lines under those
-    give beyond them (without them, a `--grid` batch would extend to one param-less run)."""
+    give beyond them (without them, a `--grid` batch would extend to one param-less run);
+    `repeat`, the source's MRL:repeat, keeps its `repeat` param a repeat axis."""
     from metarunlog import formats, render
 
     exp = project.load_exp(exp_ref)
@@ -287,7 +289,8 @@ def make_subexperiments(
         templates = [_read_template(exp, name, False) for name in _template_names(exp)]
         compiled = [render.compile_template(t) for t in templates]
         combos = [dict(p) for _, p in subs]
-        spec = BatchSpec(params=combos)
+        repeats = repeat is not None and any(batch_mod.REPEAT_KEY in c for c in combos)
+        spec = BatchSpec(params=combos, repeat=repeat if repeats else None)
         expansion = Expansion(combos, len(combos), 0)
         plan = Plan(
             exp,

@@ -133,3 +133,24 @@ def test_extend_of_a_rerun_or_reproduce_of_a_grid_batch_remembers_the_sources_gr
     assert "{}" not in map(str, made.values())
     again = run_mrl("makebatch", "2", "--extend", cwd=project)
     assert again.returncode == 0 and len(params_of(project, "0002")) == 4
+
+
+@pytest.mark.parametrize("command", ["rerun", "reproduce"])
+def test_a_rerun_of_a_batch_with_repeats_keeps_repeat_as_a_repeat_axis(
+    project: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """0001 was made with --repeat 2: its `repeat` is averaged over. Its rerun (or
+    reproduction) has the same param sets, but recorded no repeats, so `repeat` became a
+    factor: `--aggregate` gave one row per run (n 1) and the report coloured by it."""
+    (project / "train.py").write_text("import json\njson.dump({'loss': 0.5}, open('metrics.json', 'w'))\n")
+    set_cfg(project, confTemplFile=None, copyFiles=[], run={"command": f"{sys.executable} {{{{codeDir}}}}/train.py"})
+    commit_all(project, "train")
+    assert main(["new", "seeds"]) == 0
+    assert main(["makebatch", "--grid", "lr=0.1,1", "--repeat", "2"]) == 0
+    assert main([command, "1"]) == 0
+    assert record(project, "0002")["batch"]["repeat"] == 2
+    assert main(["run", "2"]) == 0
+    capsys.readouterr()
+    proc = run_mrl("table", "2", "--aggregate", "--csv", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["lr,n,loss,loss_std", "0.1,2,0.5,0.0", "1,2,0.5,0.0"]
