@@ -332,7 +332,7 @@ def _grouped(
         for combo, ms in items:
             xk, mean, std, _ = _decimated_mean([(lines[m][2], lines[m][3]) for m in ms], per_line)
             parts.append((xk, mean, mean - std, mean + std))
-            bands.append((np.concatenate([xk, xk[::-1]]), np.concatenate([mean + std, (mean - std)[::-1]])))
+            bands.extend(band_polygons(xk, mean - std, mean + std))
             labels.append(f"{combo.label} (mean of {len(ms)})")
         gap = np.array([np.nan])
         x, y, lo, hi = (np.concatenate([a for p in parts for a in (p[k], gap)]) for k in range(4))
@@ -348,6 +348,21 @@ def _grouped(
         d.means.append(r)
         behind.append((members, color))
     return behind
+
+
+def band_polygons(x: Any, lo: Any, hi: Any) -> list[tuple[Any, Any]]:
+    """A ± std band as (x, y) polygons, one per stretch where it has values: along the upper
+    edge and back along the lower one. Where the runs went NaN (diverged) or none reached a
+    step, the band stops; a NaN inside one polygon would split it into its two edges, each
+    closed by a chord across the plot."""
+    import numpy as np
+
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(np.int8), [0]])))
+    return [
+        (np.concatenate([x[a:b], x[a:b][::-1]]), np.concatenate([hi[a:b], lo[a:b][::-1]]))
+        for a, b in zip(edges[::2], edges[1::2], strict=True)
+    ]
 
 
 def _decimated_mean(curves: list[tuple[Any, Any]], per_line: int) -> tuple[Any, Any, Any, Any]:

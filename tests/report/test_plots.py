@@ -74,3 +74,41 @@ def test_more_colour_values_than_colours_are_never_drawn_alike(project: Path) ->
     pages.add_comparison_curves(cmp)
     styles = _styles(cmp.models["plot0"], "runs")
     assert len(styles) == 11 and len(set(styles)) == 11
+
+
+def _polygons(x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
+    """The x of each polygon of a Patch (bokeh splits it at a NaN in x or y)."""
+    gap = np.isnan(x) | np.isnan(y)
+    parts = [p[~g] for p, g in zip(np.split(x, np.flatnonzero(gap)), np.split(gap, np.flatnonzero(gap)), strict=True)]
+    return [p for p in parts if len(p)]
+
+
+def test_a_band_of_many_combinations_ends_where_its_runs_diverged_to_nan_without_a_chord(project: Path) -> None:
+    """Above 20 combinations the bands of a colour are one NaN-split Patch. A combination
+    whose runs all went NaN at step 3 (diverged) split its band into its upper edge and its
+    lower edge, each closed by a straight chord across the plot (seen in a comparison)."""
+
+    def rows(a: int, b: int, seed: int) -> list[dict[str, float]]:
+        out = [{"step": s, "loss": 1 / (1 + s) + a + 0.01 * seed} for s in range(8)]
+        if (a, b) == (0, 0):
+            for r in out[3:]:
+                r["loss"] = float("nan")
+        return out
+
+    subs = [
+        {"params": {"a": a, "b": b, "seed": seed}, "status": done(), "jsonl": rows(a, b, seed)}
+        for a in range(11)
+        for b in range(2)
+        for seed in range(2)
+    ]
+    exp = make_exp(project, subs)
+    rep = report.build_report(exp, project, exp.dir / "analysis")
+    fig = rep.models["plot0"]
+    bands = [r for r in fig.renderers if r.name == "band"]
+    assert bands and all(type(r.glyph).__name__ == "Patch" for r in bands)
+    data = [(np.asarray(r.data_source.data["x"], float), np.asarray(r.data_source.data["y"], float)) for r in bands]
+    polygons = [p for x, y in data for p in _polygons(x, y)]
+    assert len(polygons) == 22  # one band per combination
+    for p in polygons:  # along the upper edge and back along the lower one
+        assert np.array_equal(p, p[::-1]), p
+    assert sorted(len(p) for p in polygons)[0] == 6  # (0, 0)'s band: steps 0..2 only
