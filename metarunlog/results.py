@@ -372,6 +372,9 @@ def add_user_metrics(res: SubResult, fn: Callable[..., Any], settings: metrics.S
     if extra is None:
         return None
     extra = plain_values(extra)
+    bad = _key_not_a_name(extra)
+    if bad is not None:
+        return f"metrics() in {hooks.ANALYZE_FILE} returned the key {bad} for {res.name}: a metric's name must be a str"
     settings = settings or metrics.Settings()
     acc = metrics.Accumulator(settings.step_keys, settings.goals)
     if isinstance(extra, dict):
@@ -395,6 +398,14 @@ def add_user_metrics(res: SubResult, fn: Callable[..., Any], settings: metrics.S
         f"metrics() in {hooks.ANALYZE_FILE} returned {type(extra).__name__} for {res.name}: "
         "it must return a dict {name: value} (final values) or a list of them (one per step)"
     )
+
+
+def _key_not_a_name(extra: Any) -> str | None:
+    """The first key no str in what metrics() returned (a dict, or a list of dicts)."""
+    from metarunlog.metrics.base import not_a_name
+
+    dicts = [extra] if isinstance(extra, dict) else extra if isinstance(extra, (list, tuple)) else []
+    return next((bad for d in dicts if isinstance(d, dict) and (bad := not_a_name(d)) is not None), None)
 
 
 def _add_curves(into: dict[str, tuple[str, Any, Any]], rows: list[dict[str, Any]]) -> None:

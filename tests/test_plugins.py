@@ -96,8 +96,10 @@ READER = """
         ("return [1, 2]", "return iter(())", "summary() returned a list, not a dict or None"),
         ("return None", 'yield {"step": 0, "loss": 1.0}; raise KeyError("lost")', "raised KeyError: 'lost'"),
         ("return None", "yield 5", "rows() yielded a int, not a dict"),
+        ("return {1: 2.0}", "return iter(())", "summary() returned the key 1 (int), not a str"),
+        ("return None", 'yield {"step": 0, None: 1.0}', "rows() yielded a row with the key None (NoneType), not a str"),
     ],
-    ids=["summary raises", "summary not a dict", "rows raise", "row not a dict"],
+    ids=["summary raises", "summary not a dict", "rows raise", "row not a dict", "summary key", "row key"],
 )
 def test_a_plugin_reader_that_fails_is_an_error_line_naming_it_and_the_table_is_still_printed(
     project: Path, summary: str, rows: str, said: str
@@ -213,6 +215,42 @@ def test_a_plugin_backend_whose_submit_raises_is_one_error_line_and_no_record_cl
     assert "the acme backend raised OSError: [Errno 5] cluster gone" in errors and f"{PLUGIN}.py line " in errors
     assert not list(exp.dir.glob("*/.mrl.status"))
     assert not list(exp.dir.glob(".mrl.owners/*.json"))  # the run's claim went with it
+
+
+WAITING = """
+    from metarunlog.backends.base import Backend
+    from metarunlog.backends.registry import BackendSpec, register
+
+    class Acme(Backend):
+        waits = True
+
+        def submit(self, jobs):
+            pass
+
+        def poll(self, jobs):
+            return {poll}
+
+    register(BackendSpec("acme", "acme_plugin:Acme"))
+"""
+
+
+@pytest.mark.parametrize(
+    ("poll", "said"),
+    [
+        ("5", "returned an int, not a list of one JobState per job"),
+        ("[j.state for j in jobs][1:]", "returned 1 state(s) for 2 job(s)"),
+        ('["done" for j in jobs]', "returned 'done' (str) for 001, not a JobState"),
+    ],
+    ids=["no list", "one short", "str"],
+)
+def test_a_plugin_backend_whose_poll_answers_no_state_per_job_is_one_error_line(
+    project: Path, poll: str, said: str
+) -> None:
+    set_cfg(project, run={"command": "true"})
+    commit_all(project, "run command")
+    make_exp(project, [{"params": {"lr": 0.1}}, {"params": {"lr": 0.2}}])
+    errors = one_error(run_with_plugin(project, WAITING.format(poll=poll), "run", "--backend", "acme"))
+    assert f"the acme backend's poll(jobs) {said}" in errors, errors  # a TypeError traceback before
 
 
 def test_mrl_status_says_when_a_plugin_backend_cannot_answer_and_shows_the_rest(project: Path) -> None:

@@ -89,6 +89,17 @@ def test_a_user_metrics_function_adds_columns(project: Path) -> None:
     assert tab.errors == []
 
 
+@pytest.mark.parametrize("returned", ["{1: 0.5, 'ok': 1}", "[{'step': 1, None: 0.5}]"], ids=["summary", "rows"])
+def test_a_user_metrics_function_naming_a_metric_by_no_str_is_an_error_of_that_folder(
+    project: Path, returned: str
+) -> None:
+    exp = grid_exp(project)
+    (project / "mrl_analyze.py").write_text(f"def metrics(d):\n    return {returned}\n")
+    tab = results.table(exp)  # an AttributeError deep in the table before
+    assert len(tab.rows) == 4 and len(tab.errors) == 4
+    assert "returned the key" in tab.errors[0] and "for 001: a metric's name must be a str" in tab.errors[0]
+
+
 def test_a_failing_user_metrics_function_is_reported_and_the_rest_still_read(project: Path) -> None:
     exp = grid_exp(project)
     (project / "mrl_analyze.py").write_text(

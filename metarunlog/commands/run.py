@@ -35,7 +35,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from metarunlog import ownership
+from metarunlog import ownership, plugins
 from metarunlog.backends import registry
 from metarunlog.backends.base import Backend, Job, RunOptions, get_backend, observe_any
 from metarunlog.commands._args import add_target_arguments
@@ -399,7 +399,7 @@ def run(
     progress = _progress(exp, jobs, backend) if show else None
     cancels = _Cancels(backend, jobs, claim)
     try:
-        _wait_all(backend, jobs, progress, cancels)
+        _wait_all(backend, jobs, progress, cancels, name=backend_name)
     except KeyboardInterrupt:
         if backend.note:  # submitted to a scheduler: Ctrl-C leaves the wait, not the jobs
             print(f"mrl: left the wait; they go on {backend.note}: stop them with `mrl cancel`", file=sys.stderr)
@@ -482,12 +482,14 @@ def _say_warnings(backend: Backend) -> None:
 STOPPING_NOTE_S = 2.0  # after Ctrl-C, how long steps may take to stop before mrl says who is left
 
 
-def _wait_all(backend: Backend, jobs: list[Job], progress: Any, cancels: _Cancels | None = None) -> None:
+def _wait_all(
+    backend: Backend, jobs: list[Job], progress: Any, cancels: _Cancels | None = None, name: str = ""
+) -> None:
     interrupted_at: float | None = None
     while True:
         if cancels is not None:
             cancels.apply()
-        states = backend.poll(jobs)
+        states = _polled(backend, jobs, name)
         _say_warnings(backend)
         if progress is not None:
             progress.update(jobs)
@@ -499,6 +501,30 @@ def _wait_all(backend: Backend, jobs: list[Job], progress: Any, cancels: _Cancel
             _say_stopping([j for s, j in zip(states, jobs, strict=True) if s.active and not j.skipped])
             interrupted_at = float("inf")  # once
         backend.wait(0.2)
+
+
+def _polled(backend: Backend, jobs: list[Job], name: str) -> list[JobState]:
+    """`backend.poll(jobs)`: one JobState per job. A backend from outside mrl answering anything
+    else is its error, one line naming it (mrl's own are trusted: no check per poll)."""
+    states = backend.poll(jobs)
+    if not plugins.is_foreign(backend):
+        return states
+    what = f"the {name or backend.name or type(backend).__name__} backend's poll(jobs)"
+    if not isinstance(states, (list, tuple)):
+        raise plugins.PluginError(f"{what} returned {_a(type(states).__name__)}, not a list of one JobState per job")
+    if len(states) != len(jobs):
+        raise plugins.PluginError(f"{what} returned {len(states)} state(s) for {len(jobs)} job(s): one per job")
+    for state, job in zip(states, jobs, strict=True):
+        if not isinstance(state, JobState):
+            raise plugins.PluginError(
+                f"{what} returned {state!r} ({type(state).__name__}) for {job.name}, not a JobState "
+                "(metarunlog.states.JobState; job.observe() gives it from the job's record)"
+            )
+    return list(states)
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
 
 
 def _say_stopping(left: list[Job]) -> None:

@@ -89,6 +89,15 @@ class CutShort(CorruptRecord):
         self.path, self.why = path, why
 
 
+def not_a_name(values: dict[Any, Any]) -> str | None:
+    """`KEY (TYPE)` of the first key of a summary or row that is no str (a metric's name is a
+    table column's), else None: a reader or metrics() returning `{1: 0.5}` is its error."""
+    for key in values:
+        if not isinstance(key, str):
+            return f"{key!r} ({type(key).__name__})"
+    return None
+
+
 @dataclass(frozen=True)
 class Source:
     """An extra glob from `.mrl.cfg` `metrics.sources`; `reader` None: chosen by file type."""

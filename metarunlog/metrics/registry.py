@@ -15,8 +15,14 @@ _READERS: dict[str, type[Reader]] = {}
 
 def register(cls: type[Reader]) -> type[Reader]:
     """Add a reader class (usable as a class decorator); a new one with a known name replaces it."""
+    if not (isinstance(cls, type) and issubclass(cls, Reader)):
+        raise TypeError(f"register takes a metarunlog.metrics.Reader subclass, not {type(cls).__name__}")
     if not cls.name:
         raise ValueError(f"{cls.__name__}.name must be set to register it")
+    globs = cls.globs
+    if isinstance(globs, str) or (isinstance(globs, (tuple, list)) and not all(isinstance(g, str) for g in globs)):
+        # a str would be taken as its letters: a reader matching no file, and nothing saying why
+        raise ValueError(f'{cls.__name__}.globs must be a tuple of glob strings (("metrics.xyz",)), not {globs!r}')
     _READERS[cls.name] = cls
     return cls
 

@@ -18,7 +18,7 @@ from typing import Any
 from metarunlog import plugins
 from metarunlog.errors import MrlError
 from metarunlog.metrics import registry
-from metarunlog.metrics.base import CutShort, MissingExtra, Reader, Settings
+from metarunlog.metrics.base import CutShort, MissingExtra, Reader, Settings, not_a_name
 
 # Never searched for metrics: a one-job experiment's folder holds the code snapshot and the trash.
 SKIP_DIRS = frozenset(
@@ -213,6 +213,8 @@ def _summary(reader: Reader, paths: list[Path], folder: Path, writing: bool) -> 
     if s is not None and not isinstance(s, dict):
         kind = type(s).__name__
         raise plugins.PluginError(f"{_what(reader, folder)}: summary() returned a {kind}, not a dict or None")
+    if s is not None and (bad := not_a_name(s)) is not None:
+        raise plugins.PluginError(f"{_what(reader, folder)}: summary() returned the key {bad}, not a str")
     return s
 
 
@@ -232,6 +234,8 @@ def _checked_rows(reader: Reader, paths: list[Path], folder: Path, ended: bool) 
         for row in reader.read_rows(paths, ended=ended):
             if not isinstance(row, dict):
                 raise plugins.PluginError(f"{what}: rows() yielded a {type(row).__name__}, not a dict")
+            if (bad := not_a_name(row)) is not None:
+                raise plugins.PluginError(f"{what}: rows() yielded a row with the key {bad}, not a str")
             yield row
 
 

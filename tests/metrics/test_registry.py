@@ -83,6 +83,22 @@ def test_a_reader_without_a_name_cannot_be_registered() -> None:
         metrics.register(Nameless)
 
 
+def test_a_reader_whose_globs_are_one_str_cannot_be_registered() -> None:
+    # a str's globs were its letters: the reader matched no file, and nothing said why
+    class OneStr(metrics.Reader):
+        name = "onestr"
+        globs = "result.xyz"  # type: ignore[assignment]
+
+    with pytest.raises(ValueError, match=r"OneStr.globs must be a tuple of glob strings \(\("):
+        metrics.register(OneStr)
+    assert "onestr" not in metrics.registry.names()
+
+
+def test_what_is_no_reader_class_cannot_be_registered() -> None:
+    with pytest.raises(TypeError, match="register takes a metarunlog.metrics.Reader subclass, not int"):
+        metrics.register(5)  # type: ignore[arg-type]
+
+
 def test_turning_a_reader_off_leaves_its_files_unread(tmp_path: Path) -> None:
     (tmp_path / "metrics.json").write_text('{"acc": 1}')
     on = metrics.Finder(metrics.Settings())
