@@ -425,6 +425,11 @@ def import_plugins(modules: Any, basedir: Path, path: Path) -> None:
         return
     if not isinstance(modules, list) or not all(isinstance(m, str) and m.strip() for m in modules):
         raise ConfigError(f"{path}: 'plugins' must be a list of module names ([\"mypkg.mrl_plugin\"])")
+    if not plugins.defer(lambda: _import_plugins(modules, basedir, path)):  # `mrl ls`: when asked
+        _import_plugins(modules, basedir, path)
+
+
+def _import_plugins(modules: list[str], basedir: Path, path: Path) -> None:
     import importlib
     import sys
 

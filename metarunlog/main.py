@@ -313,7 +313,22 @@ def _find_project() -> tuple[Any, MrlError | None]:
         return None, e
 
 
+# Commands that need no plugin (backend, reader, section): `.mrl.cfg` `plugins` modules are
+# imported only when one is asked for (a record of a plugin's backend in `mrl status`).
+NO_PLUGINS = ("ls", "info", "last", "status", "tag", "verify")
+
+
 def _main(argv: list[str]) -> int:
+    from metarunlog import plugins
+
+    first = argv[0] if argv else None
+    if first is None or first in ("-h", "--help", "--version") or first in NO_PLUGINS:
+        with plugins.deferred_imports():
+            return _command(argv)
+    return _command(argv)
+
+
+def _command(argv: list[str]) -> int:
     from metarunlog import hooks
 
     project, project_error = _find_project()

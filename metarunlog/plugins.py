@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +124,43 @@ def blamed(what: str, obj: Any) -> Iterator[None]:
         if not is_foreign(obj) or not _its_fault(e, obj):
             raise
         raise failure(what, e, obj) from e
+
+
+# -- modules `.mrl.cfg` `plugins` names, imported when something needs them -----------------
+
+_deferring = False
+_deferred: list[Callable[[], None]] = []
+
+
+@contextlib.contextmanager
+def deferred_imports() -> Iterator[None]:
+    """While a command that needs no plugin runs (`mrl --help`, `ls`, `status`...): the modules
+    `plugins` names are imported only once a registry is asked for a name it lacks
+    (`load_deferred`), so a plugin that imports torch at the top, or fails to import, costs
+    `mrl ls` nothing."""
+    global _deferring
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = False
+        _deferred.clear()
+
+
+def defer(load: Callable[[], None]) -> bool:
+    """Keep `load` (a config's plugin imports) for `load_deferred`; False when nothing defers it."""
+    if _deferring:
+        _deferred.append(load)
+    return _deferring
+
+
+def load_deferred() -> bool:
+    """Import what `defer` kept (a registry lacks a name: a plugin may register it); True when
+    there was something to import."""
+    if not _deferred:
+        return False
+    pending = list(_deferred)
+    _deferred.clear()
+    for load in pending:
+        load()
+    return True

@@ -383,8 +383,54 @@ def test_modules_named_in_plugins_give_the_plain_mrl_command_a_backend_a_reader_
 def test_a_plugins_entry_that_cannot_be_imported_is_one_error_line(project: Path, plugins: object, said: str) -> None:
     (project / "acme_broken.py").write_text("x = 1 / 0\n")
     set_cfg(project, plugins=plugins)
-    res = run_mrl("ls", cwd=project)
+    res = run_mrl("table", cwd=project)
     assert said in one_error(res)
+    if isinstance(plugins, list):  # `mrl ls` needs no plugin: it never imports one
+        assert run_mrl("ls", cwd=project).returncode == 0
+    else:  # a value that is no list of names is wrong for every command
+        assert said in one_error(run_mrl("ls", cwd=project))
+
+
+HEAVY = """
+    import os, sys
+    with open(os.path.join(os.path.dirname(__file__), "imported.txt"), "a") as f:
+        f.write(" ".join(sys.argv[1:]) + "\\n")  # as torch would, it costs every command that imports it
+
+    from metarunlog.backends.base import Backend
+    from metarunlog.backends.registry import BackendSpec, register
+
+    class Acme(Backend):
+        liveness = False
+
+        def poll(self, jobs):
+            for job in jobs:
+                job.observe()
+                job.message = "acme says hi"
+            return [j.state for j in jobs]
+
+    register(BackendSpec("acme", "acme_heavy:Acme"))
+"""
+
+
+def test_the_commands_that_need_no_plugin_never_import_one(project: Path) -> None:
+    (project / "acme_heavy.py").write_text(textwrap.dedent(HEAVY))
+    set_cfg(project, plugins=["acme_heavy"])
+    commit_all(project, "plugin")
+    exp = make_exp(project, [{"params": {"lr": 0.1}, "status": done()}, {"params": {"lr": 0.2}}])
+    imported = project / "imported.txt"
+    imported.unlink(missing_ok=True)  # make_exp read the config in this process
+    for args in (("--help",), (), ("ls",), ("status",), ("status", "--help"), ("info",), ("last",), ("info", "1/1")):
+        res = run_mrl(*args, cwd=project)
+        assert res.returncode == 0, (args, res.stderr)
+        assert not imported.exists(), args  # every one of them imported it before
+    run_mrl("table", cwd=project, check=True)
+    assert imported.read_text().split() == ["table"]
+    # a record of the plugin's backend: `mrl status` imports it then, to ask it
+    (exp.subexp_dir(2) / ".mrl.status").write_text(
+        '{"state": "running", "backend": "acme", "jobId": "7", "host": "elsewhere", "attempts": 1}'
+    )
+    res = run_mrl("status", cwd=project, check=True)
+    assert "acme says hi" in res.stdout + res.stderr and imported.read_text().split() == ["table", "status"]
 
 
 CLASHING = """

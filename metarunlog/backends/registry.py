@@ -123,6 +123,8 @@ def specs() -> list[BackendSpec]:
 
 def spec(name: str) -> BackendSpec:
     """The registered backend `name`; an unknown one is a user error listing the others."""
+    if name not in _SPECS:
+        plugins.load_deferred()  # a plugin's, not imported yet (`mrl status` of its records)
     try:
         return _SPECS[name]
     except KeyError:
@@ -150,6 +152,8 @@ def blamed(name: str) -> contextlib.AbstractContextManager[None]:
 def judged_by_liveness(name: str) -> bool:
     """True when records of backend `name` are checked against their pids on this machine."""
     found = _SPECS.get(name)
+    if found is None and plugins.load_deferred():  # a plugin's, not imported yet (`mrl status`)
+        found = _SPECS.get(name)
     return found is not None and found.liveness
 
 

@@ -38,6 +38,7 @@ def names() -> list[str]:
 def readers(settings: Settings) -> list[Reader]:
     """An instance of every registered reader not turned off and active with `settings`
     (a reader from outside mrl that raises here is one error naming it: plugins.blamed)."""
+    plugins.load_deferred()
     out = []
     for name, cls in _READERS.items():
         if name not in settings.off:

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from metarunlog import plugins
 from metarunlog.errors import ConfigError
 from metarunlog.metrics import registry
 from metarunlog.metrics.base import DEFAULT_STEP_KEYS, Settings, Source
@@ -35,6 +36,7 @@ def settings(cfg: Mapping[str, Any] | None) -> Settings:
     does not name its module) is a ConfigError here, where metrics are read (`mrl table`,
     `analyze`, `diff`, `run`, the API), not when the config is loaded: `ls`, `status`,
     `info` still work (as for a `run.backend` of a plugin)."""
+    plugins.load_deferred()  # metrics are read: the readers `plugins` modules register too
     cfg = cfg or {}
     block = dict(cfg.get("metrics") or {})
     sources, off = [], set()

@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from metarunlog import plugins
+
 if TYPE_CHECKING:
     from metarunlog.report.model import Report
 
@@ -84,6 +86,7 @@ def unregister(id: str) -> None:
 
 def registered() -> list[Section]:
     """The sections in page order."""
+    plugins.load_deferred()
     return list(_SECTIONS)
 
 
