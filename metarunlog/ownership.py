@@ -22,7 +22,7 @@ import contextlib
 import fcntl
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -128,9 +128,13 @@ class RunnerClaim:
         return out
 
     @staticmethod
-    def answer(request: Path, cancelled: list[int]) -> None:
+    def answer(request: Path, cancelled: list[int], notes: Mapping[int, str] | None = None) -> None:
+        """`cancelled`: the ids this run cancelled; `notes`: what `mrl cancel` prints beside
+        those whose state alone misleads (a done one queued by --force: "cancelled before it
+        started"). Without notes, the answer is the plain list (as before notes existed)."""
+        body: Any = {"cancelled": cancelled, "notes": {str(i): n for i, n in notes.items()}} if notes else cancelled
         with contextlib.suppress(OSError):
-            jsonio.write_json(request.with_suffix(".done"), cancelled, durable=False)
+            jsonio.write_json(request.with_suffix(".done"), body, durable=False)
             for path in (request, request.with_suffix(".taken")):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
@@ -291,6 +295,12 @@ def request_cancel(claim: Claim, ids: set[int]) -> Path:
 
 def answer_of(request: Path) -> list[int] | None:
     """The ids the runner cancelled for `request`, once it answered (the answer is removed)."""
+    got = answer_with_notes(request)
+    return None if got is None else list(got)
+
+
+def answer_with_notes(request: Path) -> dict[int, str] | None:
+    """`answer_of` as {id: the runner's note for it, "" for none}, in the runner's order."""
     done = request.with_suffix(".done")
     try:
         data = jsonio.read_json(done)
@@ -298,7 +308,12 @@ def answer_of(request: Path) -> list[int] | None:
         return None
     with contextlib.suppress(OSError):
         done.unlink()
-    return [i for i in data if type(i) is int] if isinstance(data, list) else []
+    notes = data.get("notes") if isinstance(data, dict) else None
+    ids = data.get("cancelled") if isinstance(data, dict) else data
+    notes = notes if isinstance(notes, dict) else {}
+    if not isinstance(ids, list):
+        return {}
+    return {i: n if isinstance(n := notes.get(str(i)), str) else "" for i in ids if type(i) is int}
 
 
 def taken(request: Path) -> bool:

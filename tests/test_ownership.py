@@ -169,6 +169,10 @@ def test_a_cancel_request_is_answered_with_the_ids_the_runner_stopped(exp: Exper
         assert runner.take_requests() == [] and not request.exists()
         assert ownership.answer_of(request) == [2]
         assert ownership.answer_of(request) is None  # an answer is read once
+        noted = ownership.request_cancel(claim, {1, 2})
+        runner.take_requests()
+        runner.answer(noted, [1, 2], {2: "cancelled before it started"})
+        assert ownership.answer_with_notes(noted) == {1: "", 2: "cancelled before it started"}
 
 
 def test_a_request_holding_other_than_ids_asks_for_nothing(exp: Experiment) -> None:

@@ -103,6 +103,9 @@ def cancel(exp: Experiment, selection: str = "all") -> CancelResult:
     jobs = [Job(sub) for sub in pick(subs, selection)]
     by_runner = _ask_runners(exp, {j.id for j in jobs})
     observe_any(exp, jobs)
+    for job in jobs:  # the runner's word on one whose state alone misleads (done again)
+        if by_runner.get(job.id) and not job.state.active and not job.message:
+            job.message = by_runner[job.id]
     _wait_not_running([j for j in jobs if j.id in by_runner and j.state.active])
     res = CancelResult(
         asked=[j for j in jobs if j.id in by_runner or j.state.active or j.state is JobState.STALE],
@@ -149,9 +152,10 @@ def _wait_stopped(exp: Experiment, waits: dict[Job, float]) -> None:
             jobs = [j for j in jobs if j.state.active]
 
 
-def _ask_runners(exp: Experiment, ids: set[int]) -> set[int]:
+def _ask_runners(exp: Experiment, ids: set[int]) -> dict[int, str]:
     """Ask each live runner of `exp` on this machine to cancel its jobs among `ids`; wait
-    for their answers. Returns the ids the runners said they cancelled."""
+    for their answers. Returns the ids the runners said they cancelled, each with the
+    runner's note on it ("cancelled before it started"; "" for none)."""
     from metarunlog import ownership
 
     asked: dict[Path, _Asked] = {}
@@ -164,12 +168,12 @@ def _ask_runners(exp: Experiment, ids: set[int]) -> set[int]:
         if mine:
             now = time.monotonic()
             asked[ownership.request_cancel(claim, mine)] = _Asked(claim, now, now if planned else None)
-    cancelled: set[int] = set()
+    cancelled: dict[int, str] = {}
     while asked:
         for request, a in list(asked.items()):
-            answer = ownership.answer_of(request)
+            answer = ownership.answer_with_notes(request)
             if answer is not None:
-                cancelled |= set(answer)
+                cancelled.update(answer)
                 del asked[request]
             elif not _still_waiting(request, a):
                 # not taken in time, or its runner is gone: we stop its jobs ourselves

@@ -447,7 +447,9 @@ class _Cancels:
             self.unstarted |= {j.id for j in hit if j.state is JobState.QUEUED}
             self.backend.cancel(hit)
             self.cancelled |= {j.id for j in hit}
-            self.claim.answer(request, sorted(j.id for j in hit))
+            # a done one queued by --force reads `done` again: `mrl cancel` must say why
+            notes = {j.id: j.message for j in hit if _kept_done(j) and j.message}
+            self.claim.answer(request, sorted(j.id for j in hit), notes)
             if hit and all(_ended(j) or j.id in self.cancelled for j in self.jobs):
                 self.all_cancelled = True  # nothing of this run was left: it was cancelled
 

@@ -1077,6 +1077,34 @@ def test_a_done_sub_experiment_whose_forced_rerun_is_cancelled_in_the_queue_stay
 
 
 @on_slurm
+def test_a_cancel_a_waiting_run_answers_says_its_forced_done_one_was_cancelled_before_it_started(
+    project: Path,
+) -> None:
+    # the waiting run took the cancel and said it; `mrl cancel` printed `001: done`
+    exp, done = _done_then_forced(project, 2)
+    p = subprocess.Popen(
+        [*_mrl(), "run", str(exp.id), "--force", "--backend", "slurm", "--wait", "--slurm-opt=--begin=now+600"],
+        cwd=project,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
+    try:
+        wait_for("both to be queued", lambda: {r.state for r in records(exp)} == {JobState.QUEUED})
+        cancel = run_mrl("cancel", f"{exp.id}/1", cwd=project)
+        assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+        assert cancel.stdout.splitlines() == ["001: done (cancelled before it started)"], cancel.stdout
+        run_mrl("cancel", str(exp.id), cwd=project, check=True)
+        out, err = p.communicate(timeout=TIMEOUT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert "001 not run: cancelled before it started (its record says done)" in out, out + err
+    assert [s.read_status().to_json() for s in exp.sub_experiments()] == done  # type: ignore[union-attr]
+
+
+@on_slurm
 def test_a_done_sub_experiment_a_forced_packed_task_never_started_before_its_time_limit_stays_done(
     project: Path,
 ) -> None:

@@ -107,6 +107,26 @@ def test_a_cancel_that_stopped_something_still_ends_the_run_interrupted(project:
     assert "interrupted" in out and "1 done" in out and "1 cancelled" in out, out + err
 
 
+def test_a_runner_answering_a_cancel_of_a_done_one_queued_by_force_says_it_was_cancelled_before_it_started(
+    project: Path, capsys
+) -> None:
+    # `mrl cancel` printed `002: done`, as if 002 had just run to its end
+    from metarunlog import jsonio
+
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "true")
+    assert main(["run"]) == 0
+    jsonio.write_json(exp.dir / ".mrl.cfg", {"run": {"command": "touch started; sleep 60"}})
+    runner = start_mrl("run", "--force", "-j", "1", cwd=project)
+    wait_for(lambda: (exp.dir / "001" / "started").exists(), what="the first to run again")
+    capsys.readouterr()
+    assert main(["cancel", "last", "2"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["002: done (cancelled before it started)"]
+    assert main(["cancel"]) == 0
+    out, err = runner.communicate(timeout=30)
+    assert "002 not run: cancelled before it started (its record says done)" in out, out + err
+    assert statuses(exp.dir)["002"]["state"] == "done"
+
+
 def test_cancel_of_many_prints_a_line_per_outcome_and_the_counts_not_one_per_sub_experiment(
     project: Path, capsys
 ) -> None:
