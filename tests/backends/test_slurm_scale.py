@@ -841,10 +841,12 @@ def test_ctrl_c_leaves_wait_with_130_and_says_the_tasks_go_on(project: Path) -> 
     wait_for("the task to end by itself", lambda: sub.read_status().state is JobState.DONE, TIMEOUT)  # type: ignore[union-attr]
 
 
-def _waiting_run(project: Path, exp: Experiment, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """`mrl run EXP --backend slurm --wait`, started (pipes for its output)."""
+def _waiting_run(
+    project: Path, exp: Experiment, env: dict[str, str] | None = None, *args: str
+) -> subprocess.Popen[str]:
+    """`mrl run EXP --backend slurm --wait [ARGS]`, started (pipes for its output)."""
     return subprocess.Popen(
-        [*_mrl(), "run", str(exp.id), "--backend", "slurm", "--wait"],
+        [*_mrl(), "run", str(exp.id), "--backend", "slurm", "--wait", *args],
         cwd=project,
         text=True,
         stdout=subprocess.PIPE,
@@ -1082,14 +1084,7 @@ def test_a_cancel_a_waiting_run_answers_says_its_forced_done_one_was_cancelled_b
 ) -> None:
     # the waiting run took the cancel and said it; `mrl cancel` printed `001: done`
     exp, done = _done_then_forced(project, 2)
-    p = subprocess.Popen(
-        [*_mrl(), "run", str(exp.id), "--force", "--backend", "slurm", "--wait", "--slurm-opt=--begin=now+600"],
-        cwd=project,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=_env(),
-    )
+    p = _waiting_run(project, exp, None, "--force", "--slurm-opt=--begin=now+600")
     try:
         wait_for("both to be queued", lambda: {r.state for r in records(exp)} == {JobState.QUEUED})
         cancel = run_mrl("cancel", f"{exp.id}/1", cwd=project)
@@ -1132,14 +1127,7 @@ def test_wait_says_a_forced_packed_sub_experiment_cancelled_before_it_started_wa
     # which `mrl run --wait` must not count as done by this run
     command = _ATTEMPT_1_ONLY.replace("sleep 300", "sleep 6")
     exp, done = _done_then_forced(project, 2, command, slurm={"pack": 2, "pack_jobs": 1})
-    waiting = subprocess.Popen(
-        [*_mrl(), "run", str(exp.id), "--force", "--backend", "slurm", "--wait"],
-        cwd=project,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=_env(),
-    )
+    waiting = _waiting_run(project, exp, None, "--force")
     try:
         sub1 = exp.sub_experiments()[0]
         wait_for("001 to run", lambda: getattr(sub1.read_status(), "state", None) is JobState.RUNNING)
