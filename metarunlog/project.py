@@ -178,9 +178,9 @@ class Project:
         """
         exp = self._resolve(ref)
         if not (exp.dir / RECORD).is_file():
-            raise NotAnExperiment(
-                f"{exp.dir} has no {RECORD} record (it is being created, or is not an experiment made by mrl new)"
-            )
+            from metarunlog.making import unmade
+
+            raise NotAnExperiment(f"{exp.dir} has no {RECORD} record: {unmade(exp.dir).why}")
         return exp
 
     def _resolve(self, ref: str | int | None) -> Experiment:

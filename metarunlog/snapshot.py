@@ -30,6 +30,7 @@ from metarunlog.errors import MrlError
 from metarunlog.git import EXECUTABLE, GITLINK, SYMLINK, TreeEntry
 
 STORE = ".mrl.objects"
+TEMP = ".tmp"  # a store file being replaced: KEY.<writer's token>.tmp, renamed over KEY
 MODES = ("copy", "link", "auto")
 # Derived files a run leaves in code/ (python imports write them next to the sources).
 IGNORED_DIRS = ("__pycache__",)
@@ -54,27 +55,30 @@ class Snapshot:
         return out
 
 
-def take(repo: Path, commit: str, dest: Path, store: Path, mode: str = "auto") -> Snapshot:
-    """Write the tree of `commit` into `dest` (existing, empty), read-only."""
+def take(repo: Path, commit: str, dest: Path, store: Path, mode: str = "auto", owner: str | None = None) -> Snapshot:
+    """Write the tree of `commit` into `dest` (existing, empty), read-only. `owner` names
+    the temp files it makes in the store (`mrl new`'s token, see `metarunlog.making`:
+    `remove_temps` finds a dead writer's by it); default: a random one."""
+    owner = owner or os.urandom(6).hex()
     entries = git.ls_tree(repo, commit)
-    how = _link_mode(mode, store, dest)
+    how = _link_mode(mode, store, dest, owner)
     with git.tree_index(repo, commit) as env:
         if how == "copy":
             git.checkout_index(repo, dest, None, env)
             snap = Snapshot("copy", _make_readonly(dest, (e for e in entries if _is_file(e))))
         else:
-            snap = _link(repo, env, dest, store, entries)
+            snap = _link(repo, env, dest, store, entries, owner)
     snap.submodules = [e.path for e in entries if e.mode == GITLINK]
     return snap
 
 
-def _link_mode(mode: str, store: Path, dest: Path) -> str:
+def _link_mode(mode: str, store: Path, dest: Path, owner: str) -> str:
     """ "link" or "copy": `auto` links when the store can hold hardlinks into `dest`."""
     if mode not in MODES:
         raise MrlError(f"snapshot must be one of {', '.join(MODES)}, not {mode!r}: fix .mrl.cfg")
     if mode == "copy":
         return "copy"
-    reason = _cannot_link(store, dest)
+    reason = _cannot_link(store, dest, owner)
     if reason is None:
         return "link"
     if mode == "link":
@@ -82,7 +86,7 @@ def _link_mode(mode: str, store: Path, dest: Path) -> str:
     return "copy"
 
 
-def _cannot_link(store: Path, dest: Path) -> str | None:
+def _cannot_link(store: Path, dest: Path, owner: str) -> str | None:
     """Why `store` cannot hold hardlinks into `dest` (None: it can). A store that is not a
     folder (a symlink to a gone /scratch) or not writable is one `auto` copies past."""
     try:
@@ -95,9 +99,10 @@ def _cannot_link(store: Path, dest: Path) -> str | None:
         return f"the store {store} cannot be made: {e.strerror}"
     if os.stat(store).st_dev != os.stat(dest).st_dev:
         return f"the store {store} is on another filesystem than {dest}"
-    # Named by host, pid and chance, and made with O_EXCL: two hosts sharing the store
-    # over NFS may probe it with one pid at once, and each removes only its own probe.
-    name = f".probe.{os.uname().nodename}.{os.getpid()}.{os.urandom(4).hex()}"
+    # Named by its writer's random token and made with O_EXCL: two hosts sharing the store
+    # over NFS may probe it at once, and each removes only its own probe (or, once its
+    # writer died, `remove_temps` does).
+    name = f".probe.{owner}"
     probe, link = store / name, dest / name
     try:
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
@@ -119,7 +124,7 @@ def _cannot_link(store: Path, dest: Path) -> str | None:
     return None
 
 
-def _link(repo: Path, env: dict[str, str], dest: Path, store: Path, entries: list[TreeEntry]) -> Snapshot:
+def _link(repo: Path, env: dict[str, str], dest: Path, store: Path, entries: list[TreeEntry], owner: str) -> Snapshot:
     converted = git.converted_paths(repo, entries, env)
     _make_dirs(dest, entries)
     root, objects = str(dest), str(store)
@@ -166,9 +171,9 @@ def _link(repo: Path, env: dict[str, str], dest: Path, store: Path, entries: lis
     for e in (*fresh, *full):
         _mark_stored(join(root, e.path))
     for e in fresh:
-        _store(join(root, e.path), _key(objects, e), replace=False)
+        _store(join(root, e.path), _key(objects, e))
     for e in full:
-        _store(join(root, e.path), _key(objects, e), replace=True)
+        _store(join(root, e.path), _key(objects, e), tmp=f"{_key(objects, e)}.{owner}{TEMP}")
     linked += sum(_link_or_copy(join(root, source), join(root, path)) for path, source in again)
     files = len(entries) - sum(1 for e in entries if e.mode in (GITLINK, SYMLINK))
     return Snapshot("link", files, linked=linked, stored=len(fresh) + len(full))
@@ -211,19 +216,49 @@ def _key(objects: str, e: TreeEntry) -> str:
     return f"{objects}/{e.sha[:2]}/{e.sha[2:]}{suffix}"
 
 
-def _store(src: str, key: str, *, replace: bool) -> None:
-    """Put the file `src` (already read-only) into the store under `key`, as a hardlink.
+def _store(src: str, key: str, *, tmp: str | None = None) -> None:
+    """Put the file `src` (already read-only) into the store under `key`, as a hardlink;
+    with `tmp`, replacing the file there (linked as `tmp`, then renamed over it).
 
     A concurrent `mrl new` may have stored it first: then both are the same content and
     `src` simply stays a private file. So it does where the store's folder is not ours to
     write (another user's, in a shared outdir)."""
-    tmp = f"{key}.{os.getpid()}.tmp" if replace else key
     try:
-        _link_making_dir(src, tmp)
+        _link_making_dir(src, tmp or key)
     except (FileExistsError, PermissionError):
         return
-    if replace:
+    if tmp:
         os.replace(tmp, key)
+
+
+def remove_temps(store: Path, owner: str) -> int:
+    """Remove what the writer named `owner` left in `store`: its probe and the temps of
+    the files it was replacing (`KEY.<owner>.tmp`), when it died between link and rename.
+    Only call it for a writer proven dead (`metarunlog.making`). Returns how many."""
+    suffix, removed = f".{owner}{TEMP}", 0
+    try:
+        top = os.listdir(store)
+    except OSError:
+        return 0
+    for name in top:
+        folder = os.path.join(store, name)
+        if name == f".probe.{owner}":
+            removed += _unlink(folder)
+        elif len(name) == 2 and not name.startswith("."):
+            try:
+                names = os.listdir(folder)
+            except OSError:  # not a folder, or not ours to read
+                continue
+            removed += sum(_unlink(os.path.join(folder, n)) for n in names if n.endswith(suffix))
+    return removed
+
+
+def _unlink(path: str) -> int:
+    try:
+        os.unlink(path)
+    except OSError:  # gone meanwhile, or not ours to remove
+        return 0
+    return 1
 
 
 def _link_making_dir(src: str, dst: str) -> None:

@@ -385,7 +385,7 @@ def test_a_blob_stored_by_a_concurrent_mrl_new_between_mkdir_and_link_is_not_a_c
         os.link(other, key)  # the other `mrl new`, between our mkdir and our link
 
     monkeypatch.setattr(os, "makedirs", makedirs_then_the_other_process_stores)
-    snapshot._store(str(src), str(key), replace=False)
+    snapshot._store(str(src), str(key))
     assert os.path.samefile(key, other) and src.read_text() == "x\n"
 
 
@@ -592,7 +592,7 @@ def test_the_hardlink_probe_never_removes_another_processes_probe(tmp_path: Path
     dest.mkdir()
     theirs = store / f".probe.{os.getpid()}"
     theirs.write_text("another host's probe")
-    assert snapshot._cannot_link(store, dest) is None
+    assert snapshot._cannot_link(store, dest, "ours") is None
     assert theirs.read_text() == "another host's probe"
     assert sorted(p.name for p in store.iterdir()) == [theirs.name]  # ours is gone
     assert list(dest.iterdir()) == []

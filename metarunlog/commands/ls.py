@@ -1,7 +1,9 @@
 """List experiments, newest first.
 
 `**` marks an experiment that is not done (some sub-experiment has not finished, or it
-was never run). Tags (`mrl tag`) end the line as `#name`; `--tag NAME` lists only those
+was never run). `!!` marks an incomplete folder: no record, and no live `mrl new` making it
+(one killed before it finished; `--json`: `"incomplete": WHY`; `mrl info` of it says how to
+remove it). Tags (`mrl tag`) end the line as `#name`; `--tag NAME` lists only those
 tagged NAME (none: a note on stderr, exit 0, as an empty listing). A corrupt or unreadable
 record is reported by its path and the others are still listed. Writes nothing.
 """
@@ -22,7 +24,7 @@ from metarunlog.experiment import DONE_MARK, RECORD
 from metarunlog.fmt import printable
 from metarunlog.project import Project
 
-HELP = "list experiments, newest first (** = not done)"
+HELP = "list experiments, newest first (** = not done, !! = incomplete)"
 RESOLVES_EXP = False
 
 FIELDS = [("tm", "timestamp"), ("ghash", "gitHash"), ("gdesc", "gitDescription"), ("desc", "description")]
@@ -43,6 +45,7 @@ class Row:
     done: bool
     record: dict[str, Any] | None  # the `.mrl` JSON object as stored
     error: str | None = None
+    incomplete: str | None = None  # no record, and no live `mrl new` making it: why (making.unmade)
 
     @property
     def tags(self) -> list[str]:
@@ -74,12 +77,13 @@ def _readable(rows: Iterator[Row], errors: list[str]) -> Iterator[Row]:
     for r in rows:
         if r.error:
             errors.append(r.error)
-        if r.record is not None:
+        if r.record is not None or r.incomplete:
             yield r
 
 
 def _line(r: Row, wanted: list[str]) -> str:
-    assert r.record is not None
+    if r.record is None:
+        return f"!! {r.name}\t(incomplete: no {RECORD} record; `mrl info {r.name}` says why)"
     cols = [("  " if r.done else "**") + " " + r.name]
     cols += [_cell(r.record.get(key)) for key in wanted]
     if r.tags:
@@ -91,6 +95,8 @@ def _json_items(rows: Iterator[Row], project: Project) -> Iterator[str]:
     """Each record as an item of `json.dumps(list, indent=2)` would print it."""
     for r in rows:
         item = {"name": r.name, "path": str(project.outdir / r.name), "done": r.done, **(r.record or {})}
+        if r.incomplete:
+            item["incomplete"] = r.incomplete
         yield "  " + json.dumps(item, indent=2, default=str).replace("\n", "\n  ")
 
 
@@ -130,7 +136,16 @@ def iter_rows(project: Project, tags: list[str] | None = None) -> Iterator[Row]:
         try:
             record = jsonio.read_json(path)
         except FileNotFoundError:
-            continue  # being created by a concurrent `mrl new`: no record yet
+            if tags:
+                continue
+            from pathlib import Path
+
+            from metarunlog.making import unmade
+
+            found = unmade(Path(expdir))
+            if not found.live:  # an `mrl new` that died, say: shown, never hidden
+                yield Row(name, False, None, incomplete=found.why)
+            continue  # else being made by a concurrent `mrl new`: listed once its record is written
         except CorruptRecord as e:
             yield Row(name, False, None, str(e))
             continue
