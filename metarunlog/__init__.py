@@ -1,7 +1,8 @@
 """metarunlog: git-anchored experiment folders, hyperparameter batches, runs and reports.
 
 The notebook API (`load_table`, `load_results`, `load_metrics`, `load_params`,
-`load_experiment`) lives in `metarunlog.api` and is re-exported here lazily, so that
+`load_experiment`, and `MrlWarning`, the class of the warnings it raises) lives in
+`metarunlog.api` and is re-exported here lazily, so that
 `import metarunlog` (and `mrl ls`) stays fast. `metarunlog.html(text)` marks text that
 an analysis function returns (a `table` cell) as HTML to render, not escape.
 """
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
 
 __version__ = "2.0.0"
 
-_API = ("load_table", "load_results", "load_metrics", "load_params", "load_experiment")
+_API = ("load_table", "load_results", "load_metrics", "load_params", "load_experiment", "MrlWarning")
 __all__ = ["__version__", "html", *_API]
 
 

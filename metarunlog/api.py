@@ -8,21 +8,66 @@
 
 `exp` is what `mrl` accepts: an id (`3`, `"0003"`), `"last"`, or an experiment folder's
 path. `basedir` is the project's top-level folder (default: found from the current
-directory, or from `exp` when it is a path). Nothing here writes anything.
+directory, or from `exp` when it is a path). Nothing here writes anything. What `mrl` would
+print as `mrl: warning: ...` (a sub-experiment folder without `.mrl`) is raised as a
+`MrlWarning` (`warnings.warn`), and is in `load_results(...).warnings` too.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 from metarunlog import results
+from metarunlog.errors import MrlWarning
 from metarunlog.experiment import Experiment, is_id
 from metarunlog.project import Project, find_basedir
 
-__all__ = ["load_experiment", "load_table", "load_params", "load_metrics", "load_results"]
+__all__ = ["load_experiment", "load_table", "load_params", "load_metrics", "load_results", "MrlWarning"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Collected(logging.Handler):
+    """The warnings the layers below log (`metarunlog.*` loggers) during one API call."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _warns(fn: F) -> F:
+    """`fn` with what mrl logs as warnings raised as `MrlWarning`s at its caller: they went to
+    the logger only, which a notebook without logging configured never shows. Under the
+    command line (an analysis function calling the API) its printer already has them: left
+    to it, as in an API call made by another (the outermost call raises them)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        logger = logging.getLogger("metarunlog")
+        if any(not isinstance(h, logging.NullHandler) for h in logger.handlers):
+            return fn(*args, **kwargs)
+        handler = _Collected()
+        logger.addHandler(handler)
+        try:
+            out = fn(*args, **kwargs)
+            if isinstance(out, results.Table):
+                out.warnings.extend(m for m in dict.fromkeys(handler.messages) if m not in out.warnings)
+            return out
+        finally:
+            logger.removeHandler(handler)
+            for message in dict.fromkeys(handler.messages):
+                warnings.warn(message, MrlWarning, stacklevel=2)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _project(exp: Any, basedir: str | os.PathLike[str] | None) -> Project:
@@ -35,6 +80,7 @@ def _project(exp: Any, basedir: str | os.PathLike[str] | None) -> Project:
     return Project.find()
 
 
+@_warns
 def load_experiment(
     exp: int | str | os.PathLike[str] = "last", basedir: str | os.PathLike[str] | None = None
 ) -> Experiment:
@@ -47,6 +93,7 @@ def load_experiment(
 ExpRef = Union[int, str, "os.PathLike[str]"]
 
 
+@_warns
 def load_table(
     exp: ExpRef | Sequence[ExpRef] = "last",
     basedir: str | os.PathLike[str] | None = None,
@@ -83,6 +130,7 @@ def load_table(
     return tab.to_dataframe()
 
 
+@_warns
 def load_results(
     exp: ExpRef | Sequence[ExpRef] = "last",
     basedir: str | os.PathLike[str] | None = None,
@@ -160,12 +208,14 @@ def _ref(ref: Any) -> str:
     return str(Path(ref).expanduser().resolve()) if isinstance(ref, os.PathLike) else str(ref)
 
 
+@_warns
 def load_params(exp: int | str | os.PathLike[str] = "last", basedir: str | os.PathLike[str] | None = None) -> Any:
     """Every param of every sub-experiment: the `Dparams` analysis functions receive."""
     experiment = load_experiment(exp, basedir)
     return results.params_frame([results.read_sub(s)[0] for s in experiment.sub_experiments()])
 
 
+@_warns
 def load_metrics(
     exp: int | str | os.PathLike[str] = "last",
     basedir: str | os.PathLike[str] | None = None,

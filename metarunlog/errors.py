@@ -43,3 +43,9 @@ def text_problem(text: str) -> str | None:
                 return f"is not UTF-8 text (it holds the byte 0x{ord(ch) - 0xDC00:02x}; check your terminal's encoding)"
             return f"holds a lone surrogate ({ch!r}), which no UTF-8 file can hold"
     return None
+
+
+class MrlWarning(UserWarning):
+    """What `mrl` prints as `mrl: warning: ...` (a sub-experiment folder without `.mrl`, a
+    `.mrl.cfg` key it does not know), raised by `metarunlog.api` with `warnings.warn`: a
+    notebook or script sees it without configuring logging, and can filter it by class."""

@@ -7,6 +7,7 @@ experiment is named, which experiments a call reads, and that nothing is written
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from pathlib import Path
@@ -145,7 +146,8 @@ def test_load_params_has_every_param_even_the_ones_that_do_not_vary(two_exps) ->
 
 
 def test_the_api_is_what_its_module_exports() -> None:
-    assert set(api.__all__) == {"load_experiment", "load_table", "load_params", "load_metrics", "load_results"}
+    names = {"load_experiment", "load_table", "load_params", "load_metrics", "load_results", "MrlWarning"}
+    assert set(api.__all__) == names
     assert all(callable(getattr(api, name)) for name in api.__all__)
 
 
@@ -193,3 +195,36 @@ def test_load_table_by_takes_one_name_as_a_str_and_by_without_aggregate_is_the_c
     assert list(api.load_table("all", aggregate=True, by=["exp"], over="lr")["exp"]) == [a.name, b.name]
     with pytest.raises(MrlError, match="--by and --over go with --aggregate"):
         api.load_table(a.id, by=["lr"])
+
+
+def test_a_warning_mrl_would_print_is_a_python_warning_of_the_api(project: Path) -> None:
+    # "sub-experiment folder ... has no .mrl (made by hand?)" went to the logger only: a
+    # notebook or script without logging configured never saw it (the CLI prints it)
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO_ROOT
+    from tests.helpers.repo import run_mrl
+
+    exp = make_experiment(project, [{"lr": 0.1}], "true")
+    (exp.dir / "002").mkdir()  # made by hand: no .mrl
+    said = f"sub-experiment folder {exp.dir / '002'} has no .mrl (made by hand?): its params are empty"
+    for load in (api.load_table, api.load_params, api.load_results):
+        with pytest.warns(api.MrlWarning) as caught:
+            load(exp.id)
+        assert [str(w.message) for w in caught if w.category is api.MrlWarning] == [said], load
+        assert caught[0].filename == __file__  # at the caller's line, as warnings are
+    with pytest.warns(api.MrlWarning):
+        assert said in api.load_results(exp.id).warnings
+    script = "import metarunlog\nprint(list(metarunlog.load_table(1).index))\n"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    run = functools.partial(subprocess.run, cwd=project, env=env, capture_output=True, text=True, timeout=60)
+    proc = run([sys.executable, "-c", script])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "['001', '002']\n" and f"MrlWarning: {said}" in proc.stderr
+    assert proc.stderr.count(said) == 1  # not also by logging's last resort
+    strict = run([sys.executable, "-W", "error::metarunlog.errors.MrlWarning", "-c", script])
+    assert strict.returncode == 1 and "MrlWarning" in strict.stderr  # filterable by its class
+    cli = run_mrl("table", cwd=project)  # the command line: unchanged
+    assert cli.returncode == 0 and cli.stderr.splitlines()[0] == f"mrl: warning: {said}"
+    assert "MrlWarning" not in cli.stderr and cli.stderr.count(said) == 1
