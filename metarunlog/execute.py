@@ -500,6 +500,8 @@ def _hand_over(attempt: Attempt, lock_fd: int, commit: Callable[[jsonio.Pending,
 
 
 def _leave_alone(old: Status, force: bool, seen_attempts: int | None) -> bool:
+    if old.state is JobState.UNKNOWN:  # a newer mrl's record: rewritten only when asked (--force)
+        return not force
     if old.state is not JobState.DONE:
         return False
     if not force:

@@ -16,6 +16,7 @@ newer mrl versions can share folders.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -107,7 +108,7 @@ def _state(v: Any) -> JobState:
     try:
         return JobState(v)
     except (ValueError, TypeError):
-        return JobState.FAILED  # a state this mrl does not know: not a success
+        return JobState.UNKNOWN  # a newer mrl's: what it is, never failed (nor done)
 
 
 class _JsonView(Mapping[str, Any]):
@@ -167,14 +168,25 @@ class Status(_JsonView):
     # documented form), so a running one's time since it would read up to 1 s high
     start_epoch: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # keys of other mrl versions
+    # `state` as written when this mrl does not know it (UNKNOWN): written back as it was
+    written_state: Any = None
+
+    @property
+    def unknown_state(self) -> str:
+        """The name of a state this mrl does not know (a newer mrl's), for messages; "" else."""
+        if self.state is not JobState.UNKNOWN:
+            return ""
+        text = self.written_state if isinstance(self.written_state, str) else json.dumps(self.written_state)
+        return text if len(text) <= 40 else text[:37] + "..."
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Status:
         """The record from its JSON object; never raises on a field (see the module doc)."""
         g = data.get
         extra = {} if _STATUS_KEYS.issuperset(data) else _extra(data, _STATUS_KEYS)
+        state = _state(g("state"))
         return cls(
-            _state(g("state")),
+            state,
             _int(g("exitCode")),
             _count(g("attempts")),
             _count(g("stepsDone")),
@@ -200,11 +212,13 @@ class Status(_JsonView):
             _dict(g("doneBefore")) or None,
             _seconds(g("startEpoch")),
             extra,
+            g("state") if state is JobState.UNKNOWN else None,
         )
 
     def to_json(self) -> dict[str, Any]:
+        unknown = self.state is JobState.UNKNOWN and self.written_state is not None
         out: dict[str, Any] = {
-            "state": self.state.value,
+            "state": self.written_state if unknown else self.state.value,
             "exitCode": self.exit_code,
             "attempts": self.attempts,
             "stepsDone": self.steps_done,

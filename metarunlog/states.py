@@ -31,6 +31,10 @@ class JobState(str, Enum):
     OOM = "oom"
     NODE_FAIL = "node_fail"
     STALE = "stale"  # derived: the record says running/queued but nothing runs it
+    # a state this mrl does not know (a newer mrl wrote it): neither finished nor active, never
+    # claimed failed or done; the record keeps the name it has (`Status.unknown_state`), and
+    # `mrl run` leaves it alone unless --force
+    UNKNOWN = "unknown"
 
     def __str__(self) -> str:
         return self.value
@@ -51,6 +55,14 @@ FINISHED = frozenset(
 FAILED_LIKE = frozenset(
     {JobState.FAILED, JobState.CANCELLED, JobState.TIMEOUT, JobState.OOM, JobState.NODE_FAIL, JobState.STALE}
 )
+
+
+def unknown_note(name: str) -> str:
+    """What `mrl status`, `info` and `run` say of a record in a state this mrl does not know."""
+    return (
+        f"its .mrl.status says state {name}, which this mrl does not know (a newer mrl wrote it?): shown as "
+        "unknown and left as it is (upgrade mrl, or `mrl run --force` runs it again)"
+    )
 
 
 def recorded_state(status: Status | None) -> JobState:

@@ -45,7 +45,7 @@ from metarunlog.experiment import DONE_MARK, Experiment
 from metarunlog.ownership import RunnerClaim
 from metarunlog.project import Project
 from metarunlog.selection import narrow, pick, split_sub_ref
-from metarunlog.states import JobState
+from metarunlog.states import JobState, unknown_note
 
 NAMED = 20  # sub-experiments named one by one in the lines after a run
 HELP = "run sub-experiments (local workers or Slurm): run.log and .mrl.status in each"
@@ -146,7 +146,7 @@ def _cli(args: argparse.Namespace, project: Project) -> int:
         _print_provenance(project, exp, args)
         _print_plan(the_plan, backend_name, options)
         if not the_plan.jobs:
-            return 1 if the_plan.unreadable else 0
+            return 1 if the_plan.unreadable or the_plan.unknown else 0
         with registry.blamed(backend_name):
             result = run(exp, the_plan, backend_name=backend_name, options=options, show=True, claim=claim)
     said = [
@@ -162,7 +162,7 @@ def _cli(args: argparse.Namespace, project: Project) -> int:
     if len(said) > NAMED:  # a packed task of 1,000 that hit its time limit: not 999 lines
         print(f"mrl: ... and {len(said) - NAMED} more (`mrl status {exp.id}` shows each)", file=sys.stderr)
     print(result.summary)
-    code = result.code or (1 if the_plan.unreadable else 0)
+    code = result.code or (1 if the_plan.unreadable or the_plan.unknown else 0)
     return _run_after(exp, code) if result.ran_here else code
 
 
@@ -243,6 +243,7 @@ class Plan:
     active: list[Job] = field(default_factory=list)  # skipped: running or queued elsewhere
     other: list[Job] = field(default_factory=list)  # skipped by --failed / --pending
     unreadable: list[Job] = field(default_factory=list)  # skipped: corrupt .mrl.status (fix or remove it)
+    unknown: list[Job] = field(default_factory=list)  # skipped: a state this mrl does not know (no --force)
     orphaned: list[Job] = field(default_factory=list)  # of `active`: a killed runner's step, unrecorded, still runs
 
 
@@ -282,6 +283,9 @@ def plan(
             out.orphaned.append(job)
         elif state is JobState.DONE and not force:
             out.done.append(job)
+        elif state is JobState.UNKNOWN and not force and job.status is not None:
+            job.message = unknown_note(job.status.unknown_state)  # a newer mrl's record: never overwritten unasked
+            out.unknown.append(job)
         else:
             out.jobs.append(job)
     if out.jobs:
@@ -590,8 +594,12 @@ def _print_plan(p: Plan, backend_name: str, options: RunOptions) -> None:
         notes.append(f"{len(p.other)} not matching --failed/--pending")
     if p.unreadable:
         notes.append(f"{len(p.unreadable)} with an unreadable .mrl.status ({_names(p.unreadable)})")
+    if p.unknown:
+        notes.append(f"{len(p.unknown)} in a state this mrl does not know ({_names(p.unknown)})")
     for job in p.unreadable[:5]:
         print(f"mrl: warning: {job.name} not run: {job.unreadable}", file=sys.stderr)
+    for job in p.unknown[:5]:
+        print(f"mrl: warning: {job.name} not run: {job.message}", file=sys.stderr)
     for job in p.orphaned[:5]:
         print(f"mrl: warning: {job.name} {job.message}", file=sys.stderr)
     skip = f"; skipping {', '.join(notes)}" if notes else ""

@@ -32,7 +32,7 @@ from metarunlog.experiment import DONE_MARK, Experiment
 from metarunlog.project import Project
 from metarunlog.records import Status
 from metarunlog.selection import pick
-from metarunlog.states import JobState
+from metarunlog.states import JobState, unknown_note
 
 HELP = "state of each sub-experiment (stale = its process is gone); --watch, --json"
 COLUMNS = ["id", "state", "attempts", "duration", "exit", "where", "host", "start"]
@@ -102,6 +102,8 @@ def note(job: Job) -> str:
     """The note shown beside a row: what its backend said (`job.message`), else why mrl
     ended it or never started it (`Status.reason_shown`: a requeue limit, its packed task's
     time limit). `mrl info EXP/SUB` shows the same."""
+    if job.state is JobState.UNKNOWN and job.status is not None and not job.message:
+        return unknown_note(job.status.unknown_state)
     return job.message or (job.status.reason_shown(job.state) if job.status is not None else "")
 
 
