@@ -227,15 +227,18 @@ def load_metrics(
 
     Columns: `id` (sub-experiment), `line` (0, 1, ... within its rows), then the keys the
     rows hold (`step`, `loss`, ...). With `with_params`, the params that vary are added
-    as columns too, ready for `groupby`. A key named like one of these columns (a logged
-    `lr` schedule next to the param `lr`) is `metric.<name>`, as in `mrl table`.
+    as columns too, ready for `groupby` (a param named `id` or `line`, of an older batch, as
+    `param.<name>`). A key named like one of these columns (a logged `lr` schedule next to
+    the param `lr`) is `metric.<name>`, as in `mrl table`.
     """
     import pandas as pd
 
     experiment = load_experiment(exp, basedir)
     subs, _ = results.collect(experiment, keep_lines=True, basedir=_basedir_of(experiment, basedir))
-    first = ["id", "line"] + (results.varying_params(subs) if with_params else [])
-    taken = set(first)
+    params = results.varying_params(subs) if with_params else []
+    columns = results.param_columns(params, ["id", "line"])  # an older batch's param `id`: `param.id`
+    first = ["id", "line", *columns.values()]
+    taken = set(first) | set(params)
     frames = [
         pd.DataFrame(s.lines)
         .rename(columns=lambda k: results.METRIC_PREFIX + k if k in taken else k)
@@ -246,8 +249,8 @@ def load_metrics(
     df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["id", "line"])
     if with_params:
         by_name = {s.name: s.params for s in subs}
-        for p in first[2:]:
-            df[p] = [by_name[i].get(p) for i in df["id"]]
+        for p, col in columns.items():
+            df[col] = [by_name[i].get(p) for i in df["id"]]
     return df[first + [c for c in df.columns if c not in first]]
 
 

@@ -342,8 +342,34 @@ def _check_count(kind: str, value: Any, where: str) -> int:
 
 
 # Columns of `mrl table` (and the report) that are no param's: a param of that name was hidden
-# by them (`state` showed done, `id` replaced the sub-experiment ids in text and --json).
+# by them (`state` showed done, `id` replaced the sub-experiment ids in text and --json). A
+# new batch may not have one (`check_table_columns`); one an older mrl made shows them as
+# `param.<name>`, and `--extend` keeps them.
 TABLE_COLUMNS = ("exp", "id", "state", "duration")
+
+
+def check_table_columns(spec: BatchSpec, kept: Iterable[str] = ()) -> None:
+    """BatchError for a param named like a column `mrl table` makes (`TABLE_COLUMNS`), unless
+    `kept` has it: a param the batch being extended already has (made by an earlier mrl or
+    the original metarunlog, before this was refused), which an `--extend` must not lose."""
+    allowed = set(kept)
+    for key, where in _names_and_lines(spec):
+        if key in TABLE_COLUMNS and key not in allowed:
+            raise BatchError(
+                f"{where}: param '{key}' has the name of a column mrl table makes ({', '.join(TABLE_COLUMNS)}): "
+                "rename it"
+            )
+
+
+def _names_and_lines(spec: BatchSpec) -> Iterator[tuple[str, str]]:
+    """Every param name the spec gives, with where it comes from (`file: line N`, `--set`)."""
+    for key in spec.grid:
+        yield key, spec.where.get(f"grid['{key}']", "--grid")
+    for kind, dicts in (("grids", spec.grids), ("params", spec.params), ("defaults", [spec.defaults])):
+        for key in {k: None for d in dicts or [] for k in d}:
+            yield key, spec.where.get(kind, "--grid")
+    for key in spec.sets:
+        yield key, "--set"
 
 
 def reserved_names() -> tuple[str, ...]:
@@ -363,10 +389,6 @@ def _check_name(key: str, where: str) -> None:
     if key in reserved:
         raise BatchError(
             f"{where}: param '{key}' has the name of a variable mrl sets itself ({', '.join(reserved)}): rename it"
-        )
-    if key in TABLE_COLUMNS:  # the table's own column took the param's place (id 1, 2 for 001..004)
-        raise BatchError(
-            f"{where}: param '{key}' has the name of a column mrl table makes ({', '.join(TABLE_COLUMNS)}): rename it"
         )
     from metarunlog.render import JINJA_NAMES
 

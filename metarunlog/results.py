@@ -30,6 +30,7 @@ from typing import Any, TypeGuard
 
 from metarunlog import metrics
 from metarunlog.backends.base import stale_after
+from metarunlog.batch import TABLE_COLUMNS  # a table's own columns, never a param's
 from metarunlog.errors import CorruptRecord, HookError, MrlError
 from metarunlog.experiment import Experiment, SubExperiment
 from metarunlog.fmt import format_value  # noqa: F401  (results.format_value: the report and table use it)
@@ -45,15 +46,26 @@ USER_METRICS_FN = "metrics"
 # `.mrl.cfg` `metrics.step_keys` replaces them for the table.
 X_KEYS = metrics.DEFAULT_STEP_KEYS
 NOT_CURVES: frozenset[str] = frozenset()  # kept for callers: every non-step numeric key is a curve
-BUILTIN_COLUMNS = ("exp", "id", "state", "duration", "n")
-PARAM_PREFIX = "param."  # in an aggregated table, for a param named like its counts (n)
+BUILTIN_COLUMNS = (*TABLE_COLUMNS, "n")
+# A param named like a column the table makes itself (`id`, `state`, ... of a batch made
+# before makebatch refused those names; `n`, `loss_std` in an aggregate) is `param.<name>`:
+# the table's column had taken its place (`id` replaced the sub-experiment ids, `state` read
+# done, `--aggregate --json` had only the count `n`).
+PARAM_PREFIX = "param."
 COUNT_COLUMNS = ("n", "n_missing")
 
 
-def param_column(name: str) -> str:
-    """The column of param `name` in an aggregated table: `param.n` for a param `n`, whose
-    column the count `n` took (`--json` had only the count, the text two `n` columns)."""
-    return PARAM_PREFIX + name if name in COUNT_COLUMNS else name
+def param_columns(names: Iterable[str], taken: Iterable[str]) -> dict[str, str]:
+    """Each param name -> its column: `param.<name>` when `taken` (the columns the table
+    makes itself) has the name, again until it is free (a param literally named `param.id`)."""
+    busy, out = set(taken), {}
+    for name in names:
+        col = name
+        while col in busy:
+            col = PARAM_PREFIX + col
+        busy.add(col)
+        out[name] = col
+    return out
 
 
 METRIC_PREFIX = "metric."  # for a metric whose name is already a param or built-in column
@@ -103,6 +115,12 @@ class Table:
     step_columns: set[str] = field(default_factory=set)  # the `<metric>_step` columns of --summary best/both
     # aggregated: `n` (runs with a value), and `n_missing` when some group has runs without any
     counts: list[str] = field(default_factory=lambda: ["n"])
+    # every param name -> its column (`params` are columns): `param.id` for a param `id`
+    param_columns: dict[str, str] = field(default_factory=dict)
+
+    def column_of(self, param: str) -> str:
+        """The column of param `param` (its name, or `param.<name>` when the table's own took it)."""
+        return self.param_columns.get(param, param)
 
     @property
     def columns(self) -> list[str]:
@@ -583,7 +601,9 @@ def make_table(
     its goal, see `metrics.goal_of`) and `<metric>_step`, the step where it was reached;
     `both` the last value, `<metric>_best` and `<metric>_best_step`. A metric without a goal
     has no best value (its best cells are empty). A metric named like a param or a built-in
-    column is shown as `metric.<name>`. `exp_column` adds the experiment's name first.
+    column is shown as `metric.<name>`; a param named like a column the table makes (`id`,
+    `state`, a metric's `<metric>_best`) as `param.<name>`. `exp_column` adds the experiment's
+    name first.
     """
     if summary not in SUMMARIES:
         raise MrlError(f"--summary {summary}: use one of {', '.join(SUMMARIES)}")
@@ -594,9 +614,11 @@ def make_table(
     metric_names = metric_order(results)
     shown = {m: (METRIC_PREFIX + m if m in taken else m) for m in metric_names}
     shown = _clear_of_derived(shown, lambda name: _metric_columns(name, summary)[1:])
-    rows = [_row(r, params, shown, summary, exp_column) for r in results]
     columns = [c for m in metric_names for c in _metric_columns(shown[m], summary)]
-    tab = Table(params, columns, rows, list(errors or []), everything, exp_column=exp_column)
+    pcols = param_columns(everything, [*TABLE_COLUMNS, *columns])
+    rows = [_row(r, params, pcols, shown, summary, exp_column) for r in results]
+    tab = Table([pcols[p] for p in params], columns, rows, list(errors or []), everything, exp_column=exp_column)
+    tab.param_columns = pcols
     tab.step_columns = {c for c in columns if summary != "last" and c.endswith(STEP_SUFFIX) and c not in shown.values()}
     return tab
 
@@ -617,11 +639,13 @@ def _metric_columns(name: str, summary: str) -> list[str]:
     return [name]
 
 
-def _row(r: SubResult, params: list[str], shown: dict[str, str], summary: str, exp_column: bool) -> dict[str, Any]:
+def _row(
+    r: SubResult, params: list[str], pcols: dict[str, str], shown: dict[str, str], summary: str, exp_column: bool
+) -> dict[str, Any]:
     row: dict[str, Any] = {"exp": r.exp} if exp_column else {}
     row["id"] = r.name
     for p in params:
-        row[p] = r.params.get(p)
+        row[pcols[p]] = r.params.get(p)
     row["state"] = r.state.value
     row["duration"] = r.duration
     for m, v in r.metrics.items():
@@ -926,6 +950,8 @@ def build(
         raise MrlError("--by and --over go with --aggregate: add --aggregate (aggregate=True in metarunlog.api)")
     # `--by exp` groups by the experiment: its rows must carry it, of one experiment too
     exp_column = exp_column or (group and "exp" in (by or []))
+    # `--by` a param that does not vary: the rows must carry it too (they had None)
+    all_params = all_params or bool(group and by)
     tab = table_many(exps, all_params=all_params, basedir=basedir, summary=summary, exp_column=exp_column, subs=subs)
     if where_expr:
         where(tab, where_expr)
@@ -962,32 +988,35 @@ def where(tab: Table, text: str) -> Table:
 def aggregate(tab: Table, by: list[str] | None = None, over: list[str] | None = None) -> Table:
     """One row per group of sub-experiments: each metric's mean, `<metric>_std`, and `n`.
 
-    Groups: the combinations of `by` (params, or `exp`), by default of the varying params
-    except the repeat axes: `tab.repeat_params` (MRL:repeat's `repeat`, params named `seed`)
-    and `over`. A metric's mean and standard deviation (population, as `numpy.std`) are
-    over its numeric, non-NaN values (None when it has none). `n` counts the group's runs
-    that have a value of some metric (all of its runs when the table has no metric);
+    Groups: the combinations of `by` (params, or `exp`: the experiment; a param is also named
+    by its column, `param.exp`), by default of the varying params except the repeat axes:
+    `tab.repeat_params` (MRL:repeat's `repeat`, params named `seed`) and `over`. A metric's
+    mean and standard deviation (population, as `numpy.std`) are over its numeric, non-NaN
+    values (None when it has none). `n` counts the group's runs that have a value of some
+    metric (all of its runs when the table has no metric);
     `n_missing`, a column only when some group has them, the runs that have none (a run
     that failed before it logged anything); `<metric>_n`, a column only for a metric that
     some run with values lacks, how many values its mean is over. Groups keep the order of
     their first row. Best-step columns are left out.
     """
-    over = list(over or [])
-    for p in [*(by or []), *over]:
-        if p not in tab.all_params and p != "exp":
-            raise MrlError(f"--by/--over {p}: no such param; the params are: {', '.join(tab.all_params) or 'none'}")
-    axes = set(tab.repeat_params) | set(over)
-    keys = list(by) if by else [p for p in tab.params if p not in axes]
+    # keys are the table's columns: `exp` (the experiment) is never the param `exp` (`param.exp`)
+    keys = [_group_column(tab, p) for p in by] if by else None
+    axes = {tab.column_of(p) for p in tab.repeat_params} | {_group_column(tab, p) for p in over or []}
+    keys = keys or [c for c in tab.params if c not in axes]
     groups: dict[str, list[dict[str, Any]]] = {}
     for row in tab.rows:
         groups.setdefault(_freeze([row.get(k) for k in keys]), []).append(row)
     source = [m for m in tab.metrics if m not in tab.step_columns]
     named = _clear_of_derived({m: m for m in source}, lambda col: (col + "_std", col + "_n"))
     named = {m: (METRIC_PREFIX + col if col == "n_missing" else col) for m, col in named.items()}
-    rows = [_group_row(members, keys, named) for members in groups.values()]
+    made = [*TABLE_COLUMNS, *COUNT_COLUMNS, *(c for m in named.values() for c in (m, m + "_std", m + "_n"))]
+    pcols = param_columns(tab.all_params, made)  # a param `n` or `loss_std`: `param.n`, `param.loss_std`
+    name_of = {col: p for p, col in tab.param_columns.items()}
+    cols = {k: k if k == "exp" else pcols[name_of.get(k, k)] for k in keys}
+    rows = [_group_row(members, cols, named) for members in groups.values()]
     shown = list(named.values())
     exp_column = "exp" in keys
-    params = [param_column(k) for k in keys if k != "exp"]
+    params = [cols[k] for k in keys if k != "exp"]
     counted = {m for m in shown if any(r[m + "_n"] != r["n"] for r in rows)}
     for r in rows:
         for m in shown:
@@ -997,6 +1026,7 @@ def aggregate(tab: Table, by: list[str] | None = None, over: list[str] | None = 
     agg = Table(
         params, columns, rows, tab.errors, tab.all_params, tab.warnings, exp_column, tab.note, tab.goal_note, True
     )
+    agg.param_columns = pcols
     if any(r["n_missing"] for r in rows):
         agg.counts = ["n", "n_missing"]
         agg.note = tab.note or _missing_note([r for ms in groups.values() for r in ms], source)
@@ -1006,10 +1036,26 @@ def aggregate(tab: Table, by: list[str] | None = None, over: list[str] | None = 
     return agg
 
 
-def _group_row(members: list[dict[str, Any]], keys: list[str], named: dict[str, str]) -> dict[str, Any]:
-    """One group's row: `named` maps each metric column of the table to its column here."""
+def _group_column(tab: Table, name: str) -> str:
+    """The table's column a `--by`/`--over` item names: `exp` (the experiment), a param's
+    name or its column (`param.id`)."""
+    if name == "exp":
+        return name
+    if name in tab.all_params:
+        return tab.column_of(name)
+    if name in tab.param_columns.values():
+        return name
+    bare = name.removeprefix(PARAM_PREFIX)  # `param.loss_std`: how the aggregate shows the param
+    if bare != name and bare in tab.all_params:
+        return tab.column_of(bare)
+    raise MrlError(f"--by/--over {name}: no such param; the params are: {', '.join(tab.all_params) or 'none'}")
+
+
+def _group_row(members: list[dict[str, Any]], keys: dict[str, str], named: dict[str, str]) -> dict[str, Any]:
+    """One group's row: `keys` maps each grouping column of the table to its column here,
+    `named` each metric column."""
     first = members[0]
-    row: dict[str, Any] = {(k if k == "exp" else param_column(k)): first.get(k) for k in keys}
+    row: dict[str, Any] = {col: first.get(k) for k, col in keys.items()}
     with_value = [r for r in members if any(not _missing(r.get(m)) for m in named)]
     row["n"] = len(with_value) if named else len(members)
     row["n_missing"] = len(members) - row["n"]

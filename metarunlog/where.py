@@ -4,7 +4,9 @@ The text is parsed with `ast` and compiled by the walker below into a function o
 nothing is ever passed to `eval`. It knows only:
 
 - column names (params, metrics, `id`, `exp`, `state`, `duration`, ...); a name that is not
-  an identifier is written `col["train/loss"]`; a metric shown as `metric.x` is also `x`,
+  an identifier is written `col["train/loss"]`; a dotted column as shown (`param.id`, the
+  param `id` of an older batch; `metric.lr`) is that column; a metric shown as `metric.x`
+  is also `x`,
 - numbers, strings, True/False/None, and lists/tuples of them (for `in`),
 - comparisons (`< <= > >= == != in not in is is not`, chained), `and`, `or`, `not`,
 - `+ - * /` and unary minus.
@@ -18,7 +20,6 @@ number) is false for that row, not an error.
 from __future__ import annotations
 
 import ast
-import json
 import operator
 import re
 from collections.abc import Callable, Sequence
@@ -126,14 +127,12 @@ class _Walker:
         return self.column(node.id, node)
 
     def _Attribute(self, node: ast.Attribute) -> Fn:  # noqa: N802
-        """Refused, as every attribute access; a dotted column name (`metric.lr`, as mrl names a
-        metric shadowed by a param) gets the `col["..."]` form to write instead."""
+        """A dotted column name as the table shows it (`param.id`, as mrl names a param `id` of
+        an older batch; `metric.lr`, a metric shadowed by a param) is that column: what a user
+        types from the header. Any other attribute access is refused."""
         name = ast.unparse(node)
-        if name in self.columns:
-            raise MrlError(
-                f"--where {self.text!r}: attribute access is not allowed ({name});"
-                f" for the column {name} write col[{json.dumps(name, ensure_ascii=False)}]"
-            )
+        if name in self.columns and _dotted_name(node):
+            return self.column(name, node)
         raise self.refuse(node)
 
     def _Constant(self, node: ast.Constant) -> Fn:  # noqa: N802
@@ -193,6 +192,15 @@ class _Walker:
             return all(_cmp(f, a, b) for f, a, b in zip(ops, values, values[1:], strict=False))
 
         return compare
+
+
+def _dotted_name(node: ast.expr) -> bool:
+    """`a.b.c`: names joined by dots, nothing else (no call, subscript or dunder inside)."""
+    while isinstance(node, ast.Attribute):
+        if node.attr.startswith("__"):
+            return False
+        node = node.value
+    return isinstance(node, ast.Name) and not node.id.startswith("__")
 
 
 # Folder names the command line also takes as numbers (`mrl table 2`: experiment 0002).

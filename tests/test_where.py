@@ -95,17 +95,16 @@ def test_exp_and_id_compare_with_a_number_as_the_folder_number_the_command_line_
     assert [r["exp"] for r in filter_rows(rows, "exp == '0003'", cols)] == ["0003"]  # as text, as before
 
 
-def test_a_dotted_column_name_written_bare_is_refused_with_the_col_form_to_use() -> None:
-    # mrl itself names a metric shadowed by a param `metric.lr`; a user types it as shown.
-    with pytest.raises(MrlError) as e:
-        compile_where("metric.lr > 0.02", COLUMNS)
-    assert str(e.value) == (
-        "--where 'metric.lr > 0.02': attribute access is not allowed (metric.lr);"
-        ' for the column metric.lr write col["metric.lr"]'
-    )
-    assert ids('col["metric.lr"] > 0.02') == ["001"]
-    with pytest.raises(MrlError, match=r"Attribute is not allowed \(lr.__class__\)"):
-        compile_where("lr.__class__", COLUMNS)
+def test_a_dotted_column_name_written_bare_is_that_column() -> None:
+    # mrl itself names a metric shadowed by a param `metric.lr`, and a param `id` of an older
+    # batch `param.id`; a user types them as shown (it was refused: "write col[...]")
+    assert ids("metric.lr > 0.02") == ids('col["metric.lr"] > 0.02') == ["001"]
+    rows = [{"id": "001", "param.id": 7}, {"id": "002", "param.id": 1}]
+    assert [r["id"] for r in filter_rows(rows, "param.id == 1", ["id", "param.id"])] == ["002"]
+    assert [r["id"] for r in filter_rows(rows, "param.id > id", ["id", "param.id"])] == ["001"]
+    for text in ("lr.__class__", "metric.lr.__class__", "param.real", "metric.__class__"):
+        with pytest.raises(MrlError, match=r"Attribute is not allowed"):
+            compile_where(text, [*COLUMNS, "metric.__class__"])
 
 
 @pytest.mark.parametrize(

@@ -241,6 +241,8 @@ def makebatch(
     if replace and extend:
         raise MrlError("-replace and --extend exclude each other: choose one")
     overrides = batch_mod.Overrides.parse(sets, grids, repeat)
+    if not extend:  # at once, as any bad option; `--extend` keeps the batch's own (checked in _plan)
+        batch_mod.check_table_columns(BatchSpec(grid=dict(overrides.grids), sets=dict(overrides.sets)))
     exp = project.load_exp(exp_ref)
     with _batch_lock(exp, clean=not dry_run):
         plan = _plan(exp, replace=replace, extend=extend, dry_run=dry_run, overrides=overrides)
@@ -331,6 +333,8 @@ def _plan(exp: Experiment, *, replace: bool, extend: bool, dry_run: bool, overri
     remembered = batch_mod.Overrides.from_record(old.to_json()) if extend and old else batch_mod.Overrides()
     effective = remembered.under(overrides)
     spec = effective.apply(line for t in templates for line in t.mrl_lines)
+    # a batch an older mrl made with a param `id` (a table column's name) extends as it is
+    batch_mod.check_table_columns(spec, _param_names(existing) if extend else ())
     expansion = batch_mod.expand(spec)
     compiled = [render.compile_template(t) for t in templates]
     # A template without MRL lines makes one sub-experiment 001/, as at the original's last
@@ -360,6 +364,15 @@ def _plan(exp: Experiment, *, replace: bool, extend: bool, dry_run: bool, overri
         plan.preview_of = 1 if was_single else len(existing)
         plan.would_add = _extend_would_add(existing, templates, old, overrides) if existing else 0
     return plan
+
+
+def _param_names(subs: list[SubExperiment]) -> set[str]:
+    """Every param name the sub-experiments have (a record that cannot be read has none)."""
+    names: set[str] = set()
+    for s in subs:
+        with contextlib.suppress(CorruptRecord):
+            names.update(s.own_params)
+    return names
 
 
 def _extend_would_add(

@@ -17,6 +17,8 @@ on a task that ended without its record saying so, when the folder is writable.
   mrl table 2 3 5-9                 several experiments, with an exp column; --all, --tag NAME
   mrl table 2/3,4 5/1-2             only those sub-experiments (EXP/SELECTION, as mrl status)
   mrl table --where "val_loss < 0.3 and state == 'done'"
+  mrl table --where "param.id == 3"  a param named like a column mrl makes (id, state, ...)
+                                    is param.NAME, in every format, --where, --sort, --by
   mrl table --sort val_loss         ascending; --reverse (or --sort -val_loss) for descending
 
 The same table is a pandas DataFrame in Python: `metarunlog.api.load_table(exp)`.
@@ -100,9 +102,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "each metric's mean and _std, "
         "n (the runs with a value) and n_missing (those without, when there are)",
     )
-    p.add_argument("--by", nargs="+", metavar="PARAM", help="with --aggregate: group by these params (or exp)")
+    p.add_argument(
+        "--by",
+        nargs="+",
+        metavar="PARAM",
+        help="with --aggregate: group by these params (or exp, the experiment; a param shown as param.NAME: "
+        "NAME or param.NAME)",
+    )
     p.add_argument("--over", nargs="+", metavar="PARAM", help="with --aggregate: also average over these params")
-    p.add_argument("--where", metavar="EXPR", help='keep rows where EXPR holds: "val_loss < 0.3 and lr == 0.1"')
+    p.add_argument(
+        "--where",
+        metavar="EXPR",
+        help='keep rows where EXPR holds: "val_loss < 0.3 and lr == 0.1"; columns as the header shows them '
+        '("param.id == 3": a param named like a column mrl makes; col["train/loss"] for other names)',
+    )
     p.add_argument("--sort", metavar="KEY", help="sort by this column (-KEY: descending); empty ones last")
     p.add_argument("--reverse", action="store_true", help="sort descending")
 

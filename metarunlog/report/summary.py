@@ -98,14 +98,14 @@ def best_combination(rep: Report) -> Combination | None:
     aggregated table's rows, `mrl table --summary both --aggregate`)."""
     if rep.primary is None or not rep.axes.has_repeats or not rep.axes.factors:
         return None
-    agg = results.aggregate(rep.table, by=rep.axes.factors)
+    agg = results.aggregate(rep.table, by=[rep.table.column_of(f) for f in rep.axes.factors])
     col = rep.primary.column + results.BEST_SUFFIX
     pick = decide.best_pick(agg.rows, col if col in agg.metrics else rep.primary.column, rep.primary.goal)
     if pick is None:
         return None
     row = pick.row
     std = row.get((col if col in agg.metrics else rep.primary.column) + "_std")
-    params = {f: row.get(results.param_column(f)) for f in rep.axes.factors}
+    params = {f: row.get(agg.column_of(f)) for f in rep.axes.factors}
     return Combination(decide.label(params, rep.axes.factors), pick.value, std, int(row.get("n") or 0))
 
 

@@ -54,8 +54,9 @@ def best_values(tab: Table, goals: dict[str, str]) -> dict[str, float]:
 def column_classes(tab: Table, varying: list[str]) -> dict[str, str]:
     """CSS classes of each column's header: param (const when it does not vary), metric."""
     out = {c: "" for c in tab.columns}
+    shown = {tab.column_of(p) for p in varying}  # `varying` are names, `tab.params` columns
     for p in tab.params:
-        out[p] = "param" if p in varying else "param const"
+        out[p] = "param" if p in shown else "param const"
     for m in tab.metrics:
         out[m] = "metric"
     return out
@@ -63,7 +64,7 @@ def column_classes(tab: Table, varying: list[str]) -> dict[str, str]:
 
 def table_cells(tab: Table, varying: list[str], best: dict[str, float]) -> list[list[tuple[str, str, Any]]]:
     """Each row as (text, css class, number to sort by or None) per column; the first is the id."""
-    const = set(tab.params) - set(varying)
+    const = set(tab.params) - {tab.column_of(p) for p in varying}
     rows = []
     for r in tab.rows:
         cells = []
@@ -111,7 +112,7 @@ def aggregated_view(rep: Any) -> Aggregated:
     """`mrl table --summary both --aggregate` of the report's table (results.aggregate):
     its `n` (runs with a value) and `n_missing`; a mean over fewer values than `n` says
     how many (`<metric>_n`)."""
-    agg = results.aggregate(rep.table, by=rep.axes.factors or None)
+    agg = results.aggregate(rep.table, by=[rep.table.column_of(f) for f in rep.axes.factors] or None)
     names = [m for m in agg.metrics if m + "_std" in agg.metrics]
     best = best_values(agg, {m: g for m, g in rep.goals.items() if m in names})
     rows = []

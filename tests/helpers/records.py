@@ -114,3 +114,50 @@ def params_of(basedir: Path, name: str, outdir: str = "output") -> dict[str, dic
     """Each sub-experiment folder of experiment `name` -> its params, read from the files."""
     exp = basedir / outdir / name
     return {p.parent.name: json.loads(p.read_text())["params"] for p in sorted(exp.glob("[0-9]*/.mrl"))}
+
+
+def old_batch_exp(
+    basedir: Path,
+    template: str,
+    subs: list[dict[str, Any]],
+    grid: dict[str, list[Any]],
+    defaults: dict[str, Any] | None = None,
+) -> Experiment:
+    """`mrl new`, then a batch written as an earlier mrl wrote one, before makebatch refused
+    params named like a table column (`id`, `state`, `duration`, `exp`): the template in
+    EXPDIR (conf.lua), per folder `.mrl` `{"subExpId": i, "params": ...}` and its rendered
+    conf.lua, and EXPDIR/.mrl's batch block without `cli` (recorded only later). Each of
+    `subs` as in `make_exp` (params, status, metrics, jsonl)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["new", "-cp", "no", "an older mrl's batch"]) == 0
+    exp = Project.find(basedir).load_exp("last")
+    (exp.dir / "conf.lua").write_text(template)
+    for i, spec in enumerate(subs, 1):
+        d = exp.dir / f"{i:03d}"
+        d.mkdir()
+        params = spec["params"]
+        (d / ".mrl").write_text(json.dumps({"subExpId": i, "params": params}, indent=2) + "\n")
+        (d / "conf.lua").write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in params.items()))
+        if spec.get("status") is not None:
+            (d / ".mrl.status").write_text(json.dumps(spec["status"].to_json()))
+        if "metrics" in spec:
+            (d / "metrics.json").write_text(json.dumps(spec["metrics"]))
+        if "jsonl" in spec:
+            (d / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in spec["jsonl"]))
+    record = json.loads((exp.dir / ".mrl").read_text())
+    record["batch"] = {
+        "n": len(subs),
+        "single": False,
+        "templates": ["conf.lua"],
+        "made": "2026-10-01T12:00:00+00:00",
+        "grid": grid,
+        "paramsList": None,
+        "set": {},
+        "repeat": None,
+        "sample": None,
+        "seed": None,
+        "duplicates": 0,
+        "defaults": defaults or {},
+    }
+    (exp.dir / ".mrl").write_text(json.dumps(record, indent=2) + "\n")
+    return Project.find(basedir).load_exp(str(exp.id))
