@@ -20,6 +20,7 @@ number) is false for that row, not an error.
 from __future__ import annotations
 
 import ast
+import json
 import operator
 import re
 from collections.abc import Callable, Sequence
@@ -129,11 +130,10 @@ class _Walker:
     def _Attribute(self, node: ast.Attribute) -> Fn:  # noqa: N802
         """A dotted column name as the table shows it (`param.id`, as mrl names a param `id` of
         an older batch; `metric.lr`, a metric shadowed by a param) is that column: what a user
-        types from the header. Any other attribute access is refused."""
-        name = ast.unparse(node)
-        if name in self.columns and _dotted_name(node):
-            return self.column(name, node)
-        raise self.refuse(node)
+        types from the header. Any other attribute access (a dunder, a call's) is refused."""
+        if not _dotted_name(node):
+            raise self.refuse(node)
+        return self.column(ast.unparse(node), node)  # `param.idd`: no such column, the columns listed
 
     def _Constant(self, node: ast.Constant) -> Fn:  # noqa: N802
         if not isinstance(node.value, _CONSTANT_TYPES):

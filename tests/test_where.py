@@ -102,9 +102,11 @@ def test_a_dotted_column_name_written_bare_is_that_column() -> None:
     rows = [{"id": "001", "param.id": 7}, {"id": "002", "param.id": 1}]
     assert [r["id"] for r in filter_rows(rows, "param.id == 1", ["id", "param.id"])] == ["002"]
     assert [r["id"] for r in filter_rows(rows, "param.id > id", ["id", "param.id"])] == ["001"]
-    for text in ("lr.__class__", "metric.lr.__class__", "param.real", "metric.__class__"):
+    for text in ("lr.__class__", "metric.lr.__class__", "metric.__class__", "(1).real", "'a'.upper"):
         with pytest.raises(MrlError, match=r"Attribute is not allowed"):
             compile_where(text, [*COLUMNS, "metric.__class__"])
+    with pytest.raises(MrlError, match=r"^--where: no column 'param.idd'; the columns are: id, lr, state"):
+        compile_where("param.idd == 1", COLUMNS)  # a typo of a dotted column: as any unknown name
 
 
 @pytest.mark.parametrize(
