@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import copy
 import importlib
@@ -281,10 +282,25 @@ def _closed_streams_to_devnull() -> None:
 def _bytes_of_paths_printable() -> None:
     """A file name that is not UTF-8 reaches mrl as os.fsdecode makes it (surrogates); under
     a strict UTF-8 locale (en_US.UTF-8) printing it was a UnicodeEncodeError. stdout writes
-    its original bytes back, as Python does under the C locale."""
+    its original bytes back, as Python does under the C locale. A character the terminal's
+    encoding has no byte for (a Japanese description under latin-1 or ASCII) is printed as
+    its escape (`\\u65e5`), as stderr does."""
     out = sys.stdout
     if getattr(out, "errors", None) == "strict" and hasattr(out, "reconfigure"):
-        out.reconfigure(errors="surrogateescape")
+        codecs.register_error(_PRINTABLE, _bytes_or_escape)
+        out.reconfigure(errors=_PRINTABLE)
+
+
+_PRINTABLE = "mrl.printable"
+
+
+def _bytes_or_escape(e: UnicodeError) -> tuple[str | bytes, int]:
+    if not isinstance(e, UnicodeEncodeError):
+        raise e
+    ch = e.object[e.start]
+    if "\udc80" <= ch <= "\udcff":  # surrogateescape's: the byte it stands for
+        return bytes([ord(ch) - 0xDC00]), e.start + 1
+    return ch.encode("ascii", "backslashreplace").decode("ascii"), e.start + 1
 
 
 class _WarningPrinter(logging.Handler):

@@ -127,3 +127,20 @@ def test_a_project_in_a_folder_whose_name_is_not_utf8_works_through_every_step(t
         _no_traceback(r)
         assert r.returncode == 0, (args, r.stderr)
     assert b"caf\xe9" in (folder / "output" / "0002" / "analysis" / "index.html").read_bytes()
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_text_the_terminals_encoding_cannot_show_is_escaped_not_a_traceback(project: Path, encoding: str) -> None:
+    # Before: under a latin-1 or ASCII terminal (PYTHONIOENCODING, LANG=en_US.ISO-8859-1),
+    # `mrl ls -desc` or `mrl info` of a description in Japanese was a UnicodeEncodeError traceback.
+    assert run_mrl("new", "-cp", "no", "日本 test", cwd=project).returncode == 0
+    for args in (["ls", "-desc"], ["info", "last"], ["last"]):
+        r = subprocess.run(
+            [sys.executable, "-m", "metarunlog", *args],
+            cwd=project,
+            capture_output=True,
+            env={**_env(), "PYTHONIOENCODING": encoding},
+        )
+        err = r.stderr.decode(errors="replace")
+        assert "Traceback" not in err and r.returncode == 0, err
+        assert b"\\u65e5\\u672c test" in r.stdout, r.stdout
