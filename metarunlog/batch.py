@@ -712,6 +712,7 @@ def expand(spec: BatchSpec) -> Expansion:
     space = Space(spec)
     total = space.size  # len() cannot: a grid of 10**5 values on 5 axes overflows it
     if spec.sample is not None and spec.sample < total:
+        _check_size(spec, spec.sample)  # before drawing: a typo (10**8 for 10**3) would draw for minutes
         combos, duplicates, short = sample_space(space, spec.sample, _seed_of(spec))
     else:
         _check_size(spec, total)
@@ -747,11 +748,17 @@ def _check_spec(spec: BatchSpec) -> None:
 
 def _check_size(spec: BatchSpec, n: int) -> None:
     made = n * (spec.repeat or 1)
-    if made > MAX_SUBEXPERIMENTS:
+    if made <= MAX_SUBEXPERIMENTS:
+        return
+    if spec.sample is not None and spec.sample <= n:
         raise BatchError(
-            f"the batch would make {made:,} sub-experiments (the limit is {MAX_SUBEXPERIMENTS:,}): shrink "
-            "the grid, or pick some with MRL:sample = K"
+            f"{spec.where.get('sample', 'MRL:sample')}: MRL:sample = {spec.sample:,} would make {made:,} "
+            f"sub-experiments (the limit is {MAX_SUBEXPERIMENTS:,}): pick fewer"
         )
+    raise BatchError(
+        f"the batch would make {made:,} sub-experiments (the limit is {MAX_SUBEXPERIMENTS:,}): shrink "
+        "the grid, or pick some with MRL:sample = K"
+    )
 
 
 def _in_params(spec: BatchSpec, key: str) -> bool:

@@ -599,6 +599,23 @@ def test_a_grid_larger_than_an_index_can_count_is_sampled_or_refused_not_a_crash
         expand(spec_of(huge_grid(10**5)))
 
 
+def test_a_sample_bigger_than_the_limit_is_refused_before_drawing_it() -> None:
+    # Before: `MRL:sample = 10**8` of 40^5 (a typo of 10**3) drew for minutes past 1.4 GB,
+    # though the same grid without a sample is refused at once by the 1,000,000 limit.
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(BatchError, match=r"MRL:sample = 100,000,000 would make 100,000,000 sub-experiments"):
+            expand(spec_of(huge_grid(40) + "# MRL:sample = 10**8\n"))
+        with pytest.raises(BatchError, match=r"would make 4,000,000 sub-experiments"):
+            expand(spec_of(huge_grid(40) + "# MRL:sample = 10**6\n# MRL:repeat = 4\n"))
+        assert tracemalloc.get_traced_memory()[1] < 50 * 2**20
+    finally:
+        tracemalloc.stop()
+    assert len(expand(spec_of(huge_grid(40) + "# MRL:sample = 7\n# MRL:repeat = 2\n")).combos) == 14
+
+
 def test_the_jinja_names_no_param_may_take_are_every_global_of_a_jinja_environment() -> None:
     import jinja2
 

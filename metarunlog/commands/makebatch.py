@@ -129,7 +129,7 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     for w in res.warnings:
         print(f"mrl: warning: {w}", file=sys.stderr)
     print(res.summary())
-    if res.dry_run:
+    if res.dry_run and res.table:
         print(format_table(res.table))
     return 0
 

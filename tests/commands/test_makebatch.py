@@ -223,6 +223,18 @@ def test_dry_run_prints_the_table_and_writes_nothing(project: Path, capsys: pyte
     assert listing(exp) == before
 
 
+def test_a_dry_run_extend_with_nothing_to_add_prints_no_empty_table(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: "nothing to add: ..." was followed by a table of no rows, a lone "subexp" line.
+    new_exp(project)
+    assert main(["makebatch"]) == 0
+    capsys.readouterr()
+    assert main(["makebatch", "--extend", "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 and out[0].startswith("nothing to add"), out
+
+
 def test_dry_run_keeps_its_columns_aligned_with_wide_param_values_on_a_terminal(project: Path) -> None:
     # 最速降下 (two terminal cells per character) shifted the column after it by one cell
     # per character: widths were counted in characters, not cells.
