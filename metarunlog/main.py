@@ -393,6 +393,8 @@ def _command(argv: list[str]) -> int:
         target = sub_target(project, args.expId)
         exp, args.sub_selection = target if target is not None else (project.load_exp(args.expId), None)
         args.expId = exp.id
+    elif resolves and hasattr(args, "sub_selection") and (here := _sub_here(project, mod, args)) is not None:
+        args.expId, args.sub_selection = here  # no EXP, inside a sub-experiment folder: that one (info)
     elif resolves and hasattr(args, "expId"):
         args.expId = project.load_exp(args.expId).id
     before, after = hooks.wrap_hooks(cfg_hooks, args.command)
@@ -445,6 +447,16 @@ def _warn_about_hooks(cfg_hooks: dict[str, Any], custom: dict[str, Any], chosen:
             f"hook in .mrl.cfg: it is never called",
             file=sys.stderr,
         )
+
+
+def _sub_here(project: Any, mod: ModuleType | None, args: argparse.Namespace) -> tuple[int, str] | None:
+    """The sub-experiment folder the cwd is in, for a command taking EXP/SUB given no EXP
+    (info), unless its module says `SUB_HERE = False` (table: all rows, for comparing)."""
+    if not getattr(mod, "SUB_HERE", True):
+        return None
+    from metarunlog.selection import sub_here
+
+    return sub_here(project)
 
 
 def _call_hook(project: Any, name: str, args: argparse.Namespace, *, quiet: bool = False) -> Any:

@@ -275,7 +275,7 @@ def resolve_targets(
         return _from_path(project, Path(exp_ref), spec)
     if exp_ref is None:
         if spec is None:
-            here_sub = _sub_containing(project, cwd)
+            here_sub = sub_here(project, cwd)
             if here_sub is not None:
                 return here_sub
         here_exp = project.experiment_here(cwd)
@@ -299,10 +299,22 @@ def sub_target(project: Project, ref: str) -> tuple[Experiment, str] | None:
     For the commands whose positionals are experiments (`mrl table 2/3 4`, `mrl info 2/3`)."""
     if pair := split_sub_ref(ref):
         return project.load_exp(pair[0]), pair[1]
-    if is_id(ref) or ref in (ALL, "last"):
-        return None
-    found = _sub_containing(project, Path(ref).resolve(), exact=True)
+    found = sub_folder(project, ref)
     return (project.load_exp(found[0]), found[1]) if found is not None else None
+
+
+def sub_here(project: Project, cwd: Path | None = None) -> tuple[int, str] | None:
+    """(experiment id, sub-experiment id) of the sub-experiment folder the cwd is in, for a
+    command given no EXP (`cd output/0002/003 && mrl table`): it defaults to that one."""
+    return _sub_containing(project, (cwd or Path.cwd()).resolve())
+
+
+def sub_folder(project: Project, ref: str) -> tuple[int, str] | None:
+    """(experiment id, sub-experiment id) when `ref` is the path of a sub-experiment folder
+    (`output/0002/003`, `.` or `../004` inside one); None for anything else."""
+    if split_sub_ref(ref) or is_id(ref) or ref in (ALL, "last"):
+        return None
+    return _sub_containing(project, Path(ref).resolve(), exact=True)
 
 
 def _is_selection(text: str) -> bool:

@@ -103,6 +103,24 @@ def test_inside_a_sub_experiment_folder_a_command_defaults_to_it(two_exps: tuple
     assert ran(one) == ["001", "002", "003"]
 
 
+def test_inside_a_sub_experiment_folder_info_and_diff_default_to_it_too(two_exps: tuple[Path, Path]) -> None:
+    """As run and status: `cd output/0001/003 && mrl info` showed the experiment, and
+    `mrl diff . ../004` was refused ("this command takes an experiment"). `mrl table` stays
+    the whole experiment there (docs/table.md: a table is for comparing)."""
+    one, _ = two_exps
+    r = run_mrl("table", "--json", cwd=one / "003")
+    assert r.returncode == 0, r.stderr
+    assert [row["id"] for row in json.loads(r.stdout)] == ["001", "002", "003", "004"]
+    r = run_mrl("info", "--json", cwd=one / "003")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["path"] == str(one / "003")
+    r = run_mrl("diff", ".", "../004", cwd=one / "003")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("mrl diff 0001/003 0001/004\n")
+    r = run_mrl("info", "--json", cwd=one)  # in the experiment's own folder: the experiment
+    assert json.loads(r.stdout)["path"] == str(one)
+
+
 def test_a_lone_number_is_an_experiment_and_says_so_inside_another(two_exps: tuple[Path, Path]) -> None:
     one, two = two_exps
     r = run_mrl("run", "1", cwd=two / "002")

@@ -132,8 +132,14 @@ def _same(a: str | None, b: str | None) -> bool:
 
 
 def parse_side(project: Project, ref: str) -> Side:
-    """`3`, `last`, a path: the experiment; `3/2` or `3/002`: its sub-experiment 2."""
-    exp_ref, slash, sub_ref = ref.rpartition("/") if _looks_like_sub(project, ref) else (ref, "", "")
+    """`3`, `last`, a path: the experiment; `3/2` or `3/002`, or the path of a sub-experiment
+    folder (`.` inside it): its sub-experiment 2."""
+    from metarunlog.selection import sub_folder
+
+    if (folder := sub_folder(project, ref)) is not None:
+        exp_ref, slash, sub_ref = str(folder[0]), "/", folder[1]
+    else:
+        exp_ref, slash, sub_ref = ref.rpartition("/") if _looks_like_sub(project, ref) else (ref, "", "")
     exp = project.load_exp(exp_ref)
     if not slash:
         return Side(exp, None, exp.name)

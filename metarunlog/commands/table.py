@@ -65,6 +65,11 @@ def fix_argv(argv: list[str]) -> list[str]:
     return join_dash_values(argv, ("--sort",))
 
 
+# Inside a sub-experiment folder, no EXP is still the whole experiment you are in (main):
+# a table is for comparing (docs/table.md), where `mrl info` and `mrl status` show that one.
+SUB_HERE = False
+
+
 def RESOLVES_EXP(args: argparse.Namespace) -> bool:  # noqa: N802 (main's per-command flag)
     """main resolves one plain EXP, or the default experiment when none is named (hooks read
     args.expId); not for EXP..., a range, --all, --tag: a newest folder still without its record (an `mrl new`
