@@ -113,6 +113,8 @@ class Progress:
         if job.not_run or (job.unstarted and job.state is JobState.DONE):
             return [f"[{n}/{self.total}] {job.name} not run: {job.message} (its record says {job.state})"]
         head = f"[{n}/{self.total}] {job.name} {job.state}{where}" + (f" in {took}" if took else "")
+        if status is not None and status.requeues:  # `took` is its last attempt's: say there were more
+            head += f" (attempt {status.attempts}, after {status.requeues} requeue{'s' if status.requeues > 1 else ''})"
         if job.state is JobState.DONE:
             return [] if self.live else [head]
         code = status.exit_code if status else None

@@ -105,6 +105,27 @@ def reconfigured(**settings: str) -> Iterator[None]:
         subprocess.run(["scontrol", "reconfigure"], check=False, capture_output=True, timeout=60)
 
 
+@contextlib.contextmanager
+def preemptible() -> Iterator[None]:
+    """The running cluster with partition `other` preempting `debug` by requeueing its jobs
+    (PreemptType=preempt/partition_prio, PreemptMode=REQUEUE; `scontrol reconfigure` takes
+    it), restored on exit. A job in `other` that needs the node's CPUs requeues what runs."""
+    original = SLURM_CONF.read_text()
+    tiers = {
+        "PartitionName=debug": " PriorityTier=1 PreemptMode=REQUEUE",
+        "PartitionName=other": " PriorityTier=2 PreemptMode=OFF",
+    }
+    lines = [ln + next((t for p, t in tiers.items() if ln.startswith(p + " ")), "") for ln in original.splitlines()]
+    lines = [ln for ln in lines if ln.split("=")[0] not in ("PreemptType", "PreemptMode")]
+    SLURM_CONF.write_text("\n".join([*lines, "PreemptType=preempt/partition_prio", "PreemptMode=REQUEUE"]) + "\n")
+    try:
+        subprocess.run(["scontrol", "reconfigure"], check=True, capture_output=True, timeout=60)
+        yield
+    finally:
+        SLURM_CONF.write_text(original)
+        subprocess.run(["scontrol", "reconfigure"], check=False, capture_output=True, timeout=60)
+
+
 def _alive(pid: int) -> bool:
     try:
         return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()

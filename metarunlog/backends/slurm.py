@@ -62,6 +62,7 @@ WAIT_QUERY_TIMEOUT_S = 8.0  # ... a query of `mrl run --wait` (which asks again,
 # the records are shown as last written, said so (run.slurm.query_timeout); squeue's own
 # give-up on a controller that is down takes ~20 s
 QUERY_TIMEOUT_S = 5.0
+REQUEUED_NOTE = "requeued after attempt"  # `mrl status`'s note on a requeued one waiting to run again
 AFTER_CANCEL_WAIT_S = 10.0  # how long `mrl cancel` waits for Slurm to end a running run.after job
 
 
@@ -1579,7 +1580,7 @@ def _say_unstarted(job: Job, before: Status | None) -> None:
 
 def _explained(message: str) -> bool:
     """A message `_explain` wrote (while the job waited or ran), not one of its own."""
-    return message.startswith(("waiting in its packed task", "pending in Slurm"))
+    return message.startswith(("waiting in its packed task", "pending in Slurm", REQUEUED_NOTE))
 
 
 def _not_started(rec: Status | None) -> str:
@@ -1635,7 +1636,9 @@ def _explain(state: JobState, rec: Status, info: TaskInfo | None) -> str:
     if state is JobState.QUEUED and rec.packed and info.state is JobState.RUNNING:
         return f"waiting in its packed task {info.job_id}"
     if state is JobState.QUEUED:
-        return f"pending in Slurm ({info.reason})" if info.reason else "pending in Slurm"
+        pending = f"pending in Slurm ({info.reason})" if info.reason else "pending in Slurm"
+        # a requeue or a preemption interrupted it: said, not only "pending" like a first run
+        return f"{REQUEUED_NOTE} {rec.attempts}: {pending}" if rec.requeues and rec.attempts else pending
     if state.finished and info.state.finished and state is not recorded:
         job, _, task = info.job_id.partition("_")
         return f"Slurm: {info.slurm_state} (its output: {SLURM_DIR}/slurm-{job}_{task}.out)"

@@ -524,6 +524,56 @@ def test_scontrol_requeue_of_a_running_task_resumes_at_its_unfinished_step_and_e
 
 
 @on_slurm
+def test_a_preemption_of_a_waiting_runs_task_is_recorded_requeued_then_resumes_and_ends_done(project: Path) -> None:
+    # a real preemption (a job of a higher-tier partition needs the node's CPUs): the
+    # record says queued and requeued (not failed, not cancelled), `mrl status` said only
+    # "pending in Slurm (BeginTime)" as of a first run, and `mrl run --wait` printed
+    # `001 done in 0.0s`: the resumed attempt's time, with no word of the one preempted
+    from tests.slurm_cluster import preemptible
+
+    exp = make_experiment(
+        project,
+        [{"x": 1}],
+        [
+            "echo once >> step1",
+            'echo "attempt=$MRL_ATTEMPT requeued=${MRL_REQUEUED:-0}"; '
+            '[ -n "$MRL_REQUEUED" ] || { touch started; sleep 120; }',
+        ],
+        slurm={"cpus_per_task": 4},  # the whole node: the preemptor needs it
+    )
+    sub = exp.sub_experiments()[0]
+    with preemptible():
+        p = _waiting_run(project, exp, {"PYTHONUNBUFFERED": "1"})
+        try:
+            wait_for("step 2 to run", lambda: (sub.dir / "started").exists() and _step_running(sub, 1))
+            task = sub.read_status().job_id  # type: ignore[union-attr]
+            subprocess.run(["sbatch", "-p", "other", "-c", "4", "-o", "/dev/null", "--wrap", "sleep 2"], check=True)
+            wait_for("the record to say requeued", lambda: sub.read_status().requeues == 1)  # type: ignore[union-attr]
+            st = sub.read_status()
+            assert st is not None and st.state is JobState.QUEUED and st.attempts == 1 and st.steps_done == 1, st
+            shown = run_mrl("status", str(exp.id), cwd=project).stdout
+            assert "001: requeued after attempt 1: pending in Slurm" in shown, shown
+        except BaseException:
+            p.kill()
+            raise
+    try:
+        _start_now(task)  # type: ignore[arg-type]
+        out, err = p.communicate(timeout=TIMEOUT)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 0, out + err
+    assert "[1/1] 001 done in " in out and "(attempt 2, after 1 requeue)" in out, out
+    st = sub.read_status()
+    assert st is not None and st.state is JobState.DONE and st.attempts == 2 and st.requeues == 1, st
+    assert (sub.dir / "step1").read_text() == "once\n"  # resumed at its unfinished step
+    log = sub.log_path.read_text()  # both attempts' output kept, in order
+    assert (
+        log.index("attempt=1 requeued=0") < log.index("==== mrl attempt 2 step 2/2") < log.index("attempt=2 requeued=1")
+    )
+
+
+@on_slurm
 def test_a_requeue_of_a_forced_packed_task_leaves_what_its_first_attempt_finished(project: Path) -> None:
     exp = make_experiment(
         project,
