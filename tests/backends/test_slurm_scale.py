@@ -556,12 +556,7 @@ def test_a_preemption_of_a_waiting_runs_task_is_recorded_requeued_then_resumes_a
         except BaseException:
             p.kill()
             raise
-    try:
-        _start_now(task)  # type: ignore[arg-type]
-        out, err = p.communicate(timeout=TIMEOUT)
-    finally:
-        if p.poll() is None:
-            p.kill()
+    out, err = _ended(p, lambda: _start_now(task))  # type: ignore[arg-type]
     assert p.returncode == 0, out + err
     assert "[1/1] 001 done in " in out and "(attempt 2, after 1 requeue)" in out, out
     st = sub.read_status()
@@ -889,6 +884,17 @@ def test_ctrl_c_leaves_wait_with_130_and_says_the_tasks_go_on(project: Path) -> 
     assert p.returncode == 130, out + err
     assert "they go on as Slurm job" in err and "mrl cancel" in err, err
     wait_for("the task to end by itself", lambda: sub.read_status().state is JobState.DONE, TIMEOUT)  # type: ignore[union-attr]
+
+
+def _ended(p: subprocess.Popen[str], meanwhile: Any = None) -> tuple[str, str]:
+    """`meanwhile()`, then the waiting run's output once it ended (killed if anything fails)."""
+    try:
+        if meanwhile is not None:
+            meanwhile()
+        return p.communicate(timeout=TIMEOUT)
+    finally:
+        if p.poll() is None:
+            p.kill()
 
 
 def _waiting_run(
