@@ -173,7 +173,7 @@ def parse_spec(
     defined, so that a later line reading `grid['lr']` sees the value that will be used.
     """
     spec = BatchSpec()
-    for line in lines:
+    for line in (one for whole in lines for one in _statements(whole)):
         spec.has_lines = True
         kind, key, value = parse_line(line, _names(spec))
         if key is not None and grids and key in grids:
@@ -182,6 +182,22 @@ def parse_spec(
             value = [sets[key]]
         _add(spec, kind, key, value, line)
     return spec
+
+
+def _statements(line: MrlLine) -> list[MrlLine]:
+    """Each statement of an MRL line as a line of its own: the original exec'ed the line, so
+    `grid['a'] = [1, 2]; grid['b'] = [3]` set both axes. A line that does not parse as
+    several statements is left whole (`_assignment` says what is wrong with it)."""
+    if ";" not in line.stmt:
+        return [line]
+    text = line.stmt.strip()
+    try:
+        body = ast.parse(text, mode="exec").body
+    except (SyntaxError, MemoryError, RecursionError, ValueError):
+        return [line]
+    if len(body) < 2:
+        return [line]
+    return [MrlLine(line.file, line.lineno, ast.get_source_segment(text, stmt) or ast.unparse(stmt)) for stmt in body]
 
 
 def _names(spec: BatchSpec) -> dict[str, Any]:

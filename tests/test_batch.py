@@ -46,6 +46,21 @@ def test_the_readme_grid_gives_nine_combinations_first_line_slowest() -> None:
     assert combos[-1] == {"lr": 0.1, "wdecay": 10.0}
 
 
+def test_an_mrl_line_of_assignments_separated_by_semicolons_reads_each_as_the_originals_exec_did() -> None:
+    # the original exec'ed the line: `grid['a'] = [1, 2]; grid['b'] = [5, 6]` set both axes
+    assert combos_of("a = {{a}}\n# MRL:grid['a'] = [1, 2]; grid['b'] = [5, 6];\n") == [
+        {"a": 1, "b": 5},
+        {"a": 1, "b": 6},
+        {"a": 2, "b": 5},
+        {"a": 2, "b": 6},
+    ]
+    assert combos_of("# MRL:grid['a'] = [1, 2]; grid['b'] = [x * 10 for x in grid['a']]\n")[-1] == {"a": 2, "b": 20}
+    with pytest.raises(BatchError, match=r"conf.lua: line 2: MRL line 'import os' is not an assignment"):
+        spec_of("x\n# MRL:grid['a'] = [1]; import os\n")
+    with pytest.raises(BatchError, match=r"conf.lua: line 1: .*'a'"):
+        spec_of("# MRL:grid['a'] = [1]; grid['a'] = [2]\n")
+
+
 def test_mrl_lines_are_removed_and_the_rest_keeps_its_line_numbers() -> None:
     t = split_template("conf.lua", "a\n-- MRL:grid['x'] = [1]\nb\n# MRL:repeat = 2\nc")
     assert t.body == "a\nb\nc"
