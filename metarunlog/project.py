@@ -386,6 +386,49 @@ class Project:
     def _relpathUser(self, path: Any) -> str:  # noqa: N802
         return "~/" + os.path.relpath(path, os.path.expanduser("~"))
 
+    def _getRunLocations(  # noqa: N802
+        self,
+        expId: Any,
+        subExpId: Any,
+        expConfig: Any = None,
+        relativeTo: Any = "",  # noqa: N803
+    ) -> list[str]:
+        """Original API: the sub-experiment folders to run (`'all'`, or one number), absolute,
+        or relative to `relativeTo` (their names when it is the experiment folder)."""
+        exp_dir = self._getExpDir(expId)
+        subs = self._getSubExperiments(exp_dir)
+        if not subs:
+            locs = [""]
+        elif str(subExpId) == "all":
+            locs = subs
+        elif str(subExpId).isdigit() and self._fmtSubExp(int(subExpId)) in subs:
+            locs = [self._fmtSubExp(int(subExpId))]
+        else:
+            raise NotAnExperiment(f"subExpId {subExpId} is not one of {exp_dir}'s {len(subs)} sub-experiments")
+        if str(relativeTo) == exp_dir:
+            return locs
+        paths = [os.path.join(exp_dir, loc) for loc in locs]
+        return [os.path.relpath(p, relativeTo) for p in paths] if relativeTo else paths
+
+    def _getCmdParams(self, expConfig: Any, args: Any, relloc: str) -> dict[str, Any]:  # noqa: N802,N803
+        """Original API: the values a job's command was rendered with: the outdir and basedir,
+        the experiment's record, the config's keys, the options given, `relloc`/`absloc`."""
+        from metarunlog import cfg as legacy_cfg
+
+        params: dict[str, Any] = {"mrlOutdir": str(self.outdir), "mrlBasedir": str(self.basedir)}
+        params.update(expConfig or {})
+        params.update({k: getattr(legacy_cfg, k, v) for k, v in self.cfg.items() if "_" not in k})
+        params.update({k: v for k, v in vars(args).items() if v} if args is not None else {})
+        params.update({"relloc": relloc, "absloc": os.path.join(str(self.outdir), relloc)})
+        return params
+
+    def _copyConfigFrom(self, src: Any, dst: Any) -> None:  # noqa: N802
+        """Original API: copy the config's `copyFiles` from folder `src` to folder `dst`."""
+        import shutil
+
+        for name in self.cfg["copyFiles"] or []:
+            shutil.copy(os.path.join(src, name), os.path.join(dst, name))
+
 
 def _exp_conf(exp: Experiment) -> OrderedDict[str, Any]:
     """The `.mrl` record as the original gave it to hooks: a plain (mutable, JSON-dumpable)

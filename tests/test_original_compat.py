@@ -196,6 +196,51 @@ def after_makebatch(self, args):
     }
 
 
+def test_hooks_get_the_originals_run_location_and_command_param_helpers_on_self(project: Path) -> None:
+    # the original's launch helpers, which hook files of its time called (AttributeError before)
+    hooks(
+        project,
+        """
+import json, os
+def locs(self, args):
+    expId, expDir, expConfig = self._loadExp(args.expId)
+    params = self._getCmdParams(expConfig, args, "0001/002")
+    os.mkdir(self.basedir + "/copy")
+    self._copyConfigFrom(expDir, self.basedir + "/copy")
+    try:
+        self._getRunLocations(expId, "99", expConfig)
+    except Exception as e:
+        out_of_range = str(e)
+    out = {
+        "all": self._getRunLocations(expId, "all", expConfig, relativeTo=expDir),
+        "one": self._getRunLocations(expId, "2", expConfig),
+        "rel": self._getRunLocations(expId, "2", expConfig, relativeTo=self.basedir),
+        "params": {k: params[k] for k in ("mrlOutdir", "mrlBasedir", "expId", "name", "relloc", "absloc", "who")},
+        "copied": sorted(os.listdir(self.basedir + "/copy")), "out_of_range": out_of_range,
+    }
+    return json.dumps(out)
+""",
+        {"locs": {"who": "me"}},
+    )
+    run_mrl("new", "first", cwd=project, check=True)
+    run_mrl("makebatch", cwd=project, check=True)
+    res = run_mrl("locs", cwd=project, check=True)
+    got = json.loads(res.stdout)
+    exp, out = project / "output" / "0001", project / "output"
+    assert got["all"] == [f"{i:03d}" for i in range(1, 10)]
+    assert got["one"] == [str(exp / "002")] and got["rel"] == ["output/0001/002"]
+    assert got["params"] == {
+        "mrlOutdir": str(out),
+        "mrlBasedir": str(project),
+        "expId": 1,
+        "name": json.loads((project / ".mrl.cfg").read_text())["name"],
+        "relloc": "0001/002",
+        "absloc": str(out / "0001" / "002"),
+        "who": "me",
+    }
+    assert got["copied"] == ["conf.lua"] and "99" in got["out_of_range"]
+
+
 def test_the_original_config_key_giturl_is_not_warned_about(project: Path) -> None:
     set_cfg(project, giturl="git@example.com:me/repo.git")
     commit_all(project, "giturl")
