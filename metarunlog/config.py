@@ -164,14 +164,23 @@ class Config(Mapping[str, Any]):
     def with_overrides(
         self, overrides: dict[str, Any], path: Path | None = None, warnings: list[str] | None = None
     ) -> Config:
-        return Config(merge(self._data, overrides), path or self.path, self.warnings + list(warnings or []))
+        return Config(
+            merge(self._data, overrides, whole=REPLACED_WHOLE), path or self.path, self.warnings + list(warnings or [])
+        )
 
 
-def merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep-merge `over` onto a copy of `base` (dicts merge, everything else replaces)."""
+# Tables of the user's functions (name -> extra args): an experiment's own EXPDIR/.mrl.cfg
+# replaces them whole, as the original (which set each of its keys on `cfg`) did, so
+# `"analysis_subexp": {}` there turns the project's per-run functions off for it.
+REPLACED_WHOLE = frozenset({"analysis_overview", "analysis_subexp"})
+
+
+def merge(base: dict[str, Any], over: Mapping[str, Any], whole: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Deep-merge `over` onto a copy of `base` (dicts merge, everything else replaces, and so
+    do the top-level keys in `whole`)."""
     out = copy.deepcopy(base)
     for k, v in over.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
+        if isinstance(v, dict) and isinstance(out.get(k), dict) and k not in whole:
             out[k] = merge(out[k], v)
         else:
             out[k] = copy.deepcopy(v)

@@ -241,6 +241,26 @@ def locs(self, args):
     assert got["copied"] == ["conf.lua"] and "99" in got["out_of_range"]
 
 
+def test_an_experiments_own_analysis_functions_replace_the_projects_as_in_the_original(project: Path) -> None:
+    # the original set each key of EXPDIR/.mrl.cfg on its cfg: `"analysis_subexp": {}` there
+    # turned the project's per-run plots off for that experiment; mrl merged them in
+    (project / "mrl_analyze.py").write_text(
+        "def proj_overview(expDir, outdir, subExpIds, Dparams):\n    return [('PROJECT OVERVIEW', 'text', None)]\n"
+        "def exp_overview(expDir, outdir, subExpIds, Dparams):\n    return [('EXPERIMENT OVERVIEW', 'text', None)]\n"
+        "def per_run(subExpDir, outdir, Dparams, subExpId):\n    return [('PER RUN ' + subExpId, 'text', None)]\n"
+    )
+    set_cfg(project, analysis_overview={"proj_overview": []}, analysis_subexp={"per_run": []})
+    commit_all(project, "analysis")
+    run_mrl("new", "first", cwd=project, check=True)
+    run_mrl("makebatch", cwd=project, check=True)
+    exp = project / "output" / "0001"
+    (exp / ".mrl.cfg").write_text('{"analysis_overview": {"exp_overview": []}, "analysis_subexp": {}}\n')
+    run_mrl("analyze", cwd=project, check=True)
+    page = (exp / "analysis" / "index.html").read_text()
+    assert "EXPERIMENT OVERVIEW" in page
+    assert "PROJECT OVERVIEW" not in page and "PER RUN" not in page
+
+
 def test_the_original_config_key_giturl_is_not_warned_about(project: Path) -> None:
     set_cfg(project, giturl="git@example.com:me/repo.git")
     commit_all(project, "giturl")
