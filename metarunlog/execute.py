@@ -704,6 +704,27 @@ def update_done_marker(exp: Experiment, subs: list[SubExperiment] | None = None)
     return done
 
 
+def drop_stale_done_marker(exp: Experiment) -> bool:
+    """Remove `EXPDIR/.mrl.done` when it is one mrl wrote (its text a time, as
+    `update_done_marker` writes it) and a sub-experiment's record no longer says done (a
+    `.mrl.status` removed by hand, `makebatch --extend` by an older mrl). One a user made
+    (`touch .mrl.done`: empty, or any other text: the original's way of marking an
+    experiment done by hand) is theirs and stays. Returns whether it was removed."""
+    import datetime
+
+    mark = exp.dir / DONE_MARK
+    try:
+        text = jsonio.read_bytes(mark).decode("ascii").strip()
+        datetime.datetime.fromisoformat(text)
+    except (OSError, ValueError):  # gone, unreadable, or not a time: not ours to judge
+        return False
+    subs = exp.sub_experiments()
+    if subs and all(_recorded_done(s) for s in subs):
+        return False
+    mark.unlink(missing_ok=True)
+    return True
+
+
 def _recorded_done(sub: SubExperiment) -> bool:
     try:
         return recorded_state(sub.read_status()) is JobState.DONE

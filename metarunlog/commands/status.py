@@ -12,7 +12,9 @@ the run.after line when they change; with --json it prints nothing until then, a
 the JSON list once.
 
 Writes nothing, except EXPDIR/.mrl.done when it finds every sub-experiment done (a Slurm
-run that finished after `mrl run` returned) and the folder is writable.
+run that finished after `mrl run` returned) and the folder is writable, and its removal
+once a record no longer says done (a .mrl.status removed by hand); a .mrl.done you made
+yourself (`touch`: empty, or text that is not mrl's timestamp) is kept.
 """
 
 from __future__ import annotations
@@ -93,8 +95,10 @@ def status(exp: Experiment, selection: str | None = None) -> list[Row]:
     observe_any(exp, jobs)
     rows = [Row(j.id, j.name, j.state, j.status, note(j)) for j in jobs]
     every = len(picked) == len(subs)  # a selection cannot tell that the experiment is done
-    if every and rows and all(r.state is JobState.DONE for r in rows) and not (exp.dir / DONE_MARK).exists():
-        _mark_done(exp)
+    marked = (exp.dir / DONE_MARK).exists()
+    all_done = bool(rows) and all(r.state is JobState.DONE for r in rows)
+    if every and all_done != marked:
+        _mark_done(exp, drop=marked)
     return rows
 
 
@@ -107,17 +111,22 @@ def note(job: Job) -> str:
     return job.message or (job.status.reason_shown(job.state) if job.status is not None else "")
 
 
-def _mark_done(exp: Experiment) -> None:
-    """`.mrl.done` for a run that finished after `mrl run` returned (Slurm) - only where
-    we may write: a read command works on a read-only experiment, writing nothing."""
+def _mark_done(exp: Experiment, *, drop: bool = False) -> None:
+    """`.mrl.done` for a run that finished after `mrl run` returned (Slurm); with `drop`,
+    the one mrl wrote removed once a record no longer says done (a marker the user made is
+    kept: `execute.drop_stale_done_marker`). Only where we may write: a read command works
+    on a read-only experiment, writing nothing."""
     import contextlib
     import os
 
-    from metarunlog.execute import update_done_marker
+    from metarunlog.execute import drop_stale_done_marker, update_done_marker
 
     if os.access(exp.dir, os.W_OK):
         with contextlib.suppress(OSError):
-            update_done_marker(exp)
+            if drop:
+                drop_stale_done_marker(exp)
+            else:
+                update_done_marker(exp)
 
 
 def render(exp: Experiment, rows: list[Row], after: Sequence[FollowUp] = ()) -> str:

@@ -8,6 +8,8 @@ import socket
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from metarunlog.main import main
 from metarunlog.procs import start_id
 from metarunlog.records import Status
@@ -87,6 +89,30 @@ def test_status_marks_an_experiment_done_once_everything_is(project: Path) -> No
     (exp.dir / ".mrl.done").unlink()
     assert main(["status"]) == 0
     assert (exp.dir / ".mrl.done").exists()
+
+
+def test_status_removes_the_done_mark_it_wrote_once_a_record_no_longer_says_done(project: Path) -> None:
+    # a .mrl.status removed by hand (the sub-experiment is pending again) kept `mrl ls`
+    # saying done for good: status made the mark but never removed it
+    exp = make_experiment(project, [{"c": 0}, {"c": 1}], "true")
+    assert main(["run"]) == 0
+    assert (exp.dir / ".mrl.done").exists()
+    (exp.dir / "002" / ".mrl.status").unlink()
+    assert run_mrl("status", cwd=project).returncode == 0
+    assert not (exp.dir / ".mrl.done").exists()
+    assert run_mrl("ls", cwd=project).stdout.startswith(f"** {exp.name}")
+    assert run_mrl("status", "1", cwd=project).returncode == 0  # a selection cannot tell: nothing written
+    assert not (exp.dir / ".mrl.done").exists()
+
+
+@pytest.mark.parametrize("text", ["", "done by hand\n"])
+def test_status_keeps_a_done_mark_the_user_made(project: Path, text: str) -> None:
+    # `touch EXPDIR/.mrl.done`: the original's way of marking an experiment done by hand
+    exp = make_experiment(project, [{"c": 0}], "true")
+    (exp.dir / ".mrl.done").write_text(text)
+    assert run_mrl("status", cwd=project).returncode == 0
+    assert (exp.dir / ".mrl.done").read_text() == text
+    assert run_mrl("ls", cwd=project).stdout.startswith(f"   {exp.name}")
 
 
 def test_status_watch_in_a_pipe_prints_the_counts_and_ends_when_nothing_runs(project: Path) -> None:
