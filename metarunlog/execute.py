@@ -279,6 +279,22 @@ def _git_fence(outdir: Path, old: str | None) -> str:
     return os.pathsep.join([*fences, *([old] if old else [])])
 
 
+RUNNER_VAR = "MRL_RUNNER"  # "<pid>:<start id>" of the mrl process that started the step
+
+
+def runner_id(pid: int | None = None) -> str:
+    """What a step's `MRL_RUNNER` says: the pid and start id (`procs.start_id`) of the mrl
+    process that started it, this one by default. A runner killed between starting a step
+    and recording it leaves a step no record names; this is how `mrl cancel` proves such a
+    step is that runner's (`ownership.unrecorded_steps`)."""
+    return _runner_id(os.getpid() if pid is None else pid)
+
+
+@functools.lru_cache(maxsize=8)
+def _runner_id(pid: int) -> str:
+    return f"{pid}:{start_id(pid) or ''}"
+
+
 @functools.lru_cache(maxsize=64)
 def _code_dir(exp_dir: str, code_subdir: str | None) -> str:
     """`str(exp.code_dir)`, made once per experiment (a runner sets it for every step)."""
@@ -296,6 +312,7 @@ def environment(
     env["MRL_EXP_DIR"] = exp_dir
     env["MRL_SUBEXP_DIR"] = str(sub.dir)
     env["MRL_CODE_DIR"] = _code_dir(exp_dir, sub.exp.record.code_subdir)
+    env[RUNNER_VAR] = runner_id()
     env[GIT_CEILING] = _git_fence(sub.exp.dir.parent, env.get(GIT_CEILING))
     if resource is not None:
         env["CUDA_VISIBLE_DEVICES"] = resource

@@ -22,7 +22,7 @@ import contextlib
 import fcntl
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,9 @@ from metarunlog.locks import is_flocked
 from metarunlog.procs import HOST
 
 if TYPE_CHECKING:
+    from metarunlog.backends.base import Job
     from metarunlog.experiment import Experiment
+    from metarunlog.procs import FoundStep
 
 OWNERS = ".mrl.owners"
 RUNNER = "runner"  # the `backend` of a claim written by an `mrl run` process itself
@@ -188,9 +190,61 @@ def _drop_dead_runner_claims(exp: Experiment) -> dict[int, int]:
     """Remove the claims of this host's runners that are gone; {id: pid} of the live steps
     of their jobs. A claim whose jobs still have a live step stays (with its `.jobs`), so
     that every later run finds them too, until they end."""
-    from metarunlog.procs import live_steps_of
-
     orphans: dict[int, int] = {}
+    for claim, alive in _dead_runners(exp):
+        if alive:
+            orphans.update({i: step.pid for i, step in alive.items()})
+        else:
+            assert claim.path is not None
+            _remove_claim_files(claim.path)
+    return orphans
+
+
+@dataclass(frozen=True)
+class Unrecorded:
+    """A live step of a dead runner's job that no record names (the runner was killed with
+    -9 between starting it and recording it)."""
+
+    pid: int
+    start: str | None  # its start id when found (`procs.start_id`)
+    proven: bool  # its MRL_RUNNER names that runner (pid and start id): it is provably its step
+
+
+def unrecorded_steps(exp: Experiment) -> dict[int, Unrecorded]:
+    """{id: step} of the live steps this host's dead runners of `exp` left (read only; what
+    `mrl run` refuses to start beside, `mrl status` shows and `mrl cancel` stops). A
+    record that names the pid is judged by that record instead (the caller's check)."""
+    out: dict[int, Unrecorded] = {}
+    for claim, alive in _dead_runners(exp):
+        start = claim.extra.get("runnerStart")
+        runner = f"{claim.pid}:{start}" if start else None
+        for i, step in alive.items():
+            out[i] = Unrecorded(step.pid, step.start, runner is not None and step.runner == runner)
+    return out
+
+
+def unrecorded(exp: Experiment, jobs: Sequence[Job]) -> dict[Job, Unrecorded]:
+    """The jobs among `jobs` whose step a runner killed with -9 started and never recorded
+    (`ownership.unrecorded_steps`): each is set `running`, with a note naming the step's pid
+    (`mrl status`, `mrl cancel`). A record naming that pid judges it instead."""
+    from metarunlog.states import JobState
+
+    found = unrecorded_steps(exp)
+    out: dict[Job, Unrecorded] = {}
+    for job in jobs:
+        step = found.get(job.id)
+        if step is None or (job.status is not None and job.status.pid == step.pid):
+            continue
+        job.state = JobState.RUNNING
+        job.message = f"its step (pid {step.pid}), started by an mrl run that was killed, runs with no record naming it"
+        out[job] = step
+    return out
+
+
+def _dead_runners(exp: Experiment) -> Iterator[tuple[Claim, dict[int, FoundStep]]]:
+    """Each claim of this host's runners that are gone, with the live steps of its jobs."""
+    from metarunlog.procs import live_steps
+
     for claim in claims(exp):
         if claim.backend == RUNNER and claim.host == HOST and claim.path and not is_flocked(claim.path):
             try:
@@ -199,12 +253,7 @@ def _drop_dead_runner_claims(exp: Experiment) -> dict[int, int]:
                 ids = set()
             dirs = {str(exp.subexp_dir(i)): i for i in ids}
             dirs.update({os.path.realpath(d): i for d, i in list(dirs.items())})
-            alive = live_steps_of(dirs, started_after=_start_ticks(claim.extra.get("runnerStart")))
-            if alive:
-                orphans.update(alive)
-            else:
-                _remove_claim_files(claim.path)
-    return orphans
+            yield claim, live_steps(dirs, started_after=_start_ticks(claim.extra.get("runnerStart")))
 
 
 def _start_ticks(runner_start: Any) -> int | None:

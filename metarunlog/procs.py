@@ -157,10 +157,25 @@ def live_steps_of(subdirs: Mapping[str, int], started_after: int | None = None) 
     names their pids. Another user's processes (environment unreadable) are not found, nor
     (`started_after`: the dead runner's start, in clock ticks since boot) those that started
     before that runner did, which cannot be its steps (a shell that exported the variable)."""
+    return {i: step.pid for i, step in live_steps(subdirs, started_after).items()}
+
+
+@dataclass(frozen=True)
+class FoundStep:
+    """A live step `live_steps` found: its pid, and the `MRL_RUNNER` it was started with
+    (the mrl process that started it, `execute.runner_id`; None from an older mrl)."""
+
+    pid: int
+    runner: str | None
+    start: str | None  # its start id (`start_id`) when found: what proves it is still that process
+
+
+def live_steps(subdirs: Mapping[str, int], started_after: int | None = None) -> dict[int, FoundStep]:
+    """`live_steps_of`, with each step's `MRL_RUNNER`."""
     if not subdirs:
         return {}
     want = {os.fsencode(d): i for d, i in subdirs.items()}
-    out: dict[int, int] = {}
+    out: dict[int, FoundStep] = {}
     for name, fields in _proc_stats() or ():
         # a zombie, or not its session's leader (mrl starts each step in a session of its own)
         if fields[0] in (b"Z", b"X") or len(fields) < 20 or fields[3] != name.encode():
@@ -173,12 +188,12 @@ def live_steps_of(subdirs: Mapping[str, int], started_after: int | None = None) 
                 items = f.read().split(b"\0")
         except OSError:
             continue
-        for item in items:
-            if item.startswith(b"MRL_SUBEXP_DIR="):
-                named = item[len(b"MRL_SUBEXP_DIR=") :]
-                if named in want:
-                    out[want[named]] = int(name)
-                break
+        env = dict(item.partition(b"=")[::2] for item in items if item.startswith((b"MRL_SUBEXP_DIR=", b"MRL_RUNNER=")))
+        found = want.get(env.get(b"MRL_SUBEXP_DIR", b""))
+        if found is not None:
+            runner = env.get(b"MRL_RUNNER")
+            pid = int(name)
+            out[found] = FoundStep(pid, os.fsdecode(runner) if runner is not None else None, start_id(pid))
     return out
 
 

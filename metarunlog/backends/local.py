@@ -22,9 +22,9 @@ import selectors
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metarunlog.backends.base import Backend, Job, RunOptions, observe
 from metarunlog.error_handler import environment_message
@@ -46,6 +46,9 @@ from metarunlog.procs import group_alive, is_same_process, is_step_of, killpg
 from metarunlog.records import Status
 from metarunlog.spawn import BaseEnv, Started
 from metarunlog.states import JobState, recorded_state, runner_holds
+
+if TYPE_CHECKING:
+    from metarunlog.ownership import Unrecorded
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 COALESCE_S = 0.05
@@ -577,6 +580,33 @@ def _record_cancelled_before_start(job: Job, *, durable: bool = True) -> None:
         job.sub.write_status(job.status, durable=durable)
     except OSError as e:
         job.message += f" (could not record it: {e})"
+
+
+def stop_unrecorded(steps: Mapping[Job, Unrecorded], grace: float = CANCEL_GRACE_S) -> None:
+    """`mrl cancel` of jobs `unrecorded` found: SIGTERM (SIGKILL after `grace`) to each step
+    proven its dead runner's (its MRL_RUNNER names that runner, and it is still the process
+    found: pid and start id), then `cancelled` in its record. One it cannot prove (started
+    by an mrl that set no MRL_RUNNER) is not signalled, and says so."""
+    groups, stopped = [], []
+    for job, step in steps.items():
+        if not step.proven or not is_same_process(step.pid, step.start):
+            job.message = (
+                f"its step (pid {step.pid}), started by an mrl run that was killed, has no record naming it and "
+                "mrl cannot prove it is that run's (an older mrl started it): not signalled; stop it yourself"
+            )
+            continue
+        killpg(step.pid, signal.SIGTERM)  # a session leader: its group is its own
+        groups.append(step.pid)
+        stopped.append(job)
+    _wait_gone(groups, grace)
+    for job in stopped:
+        old = job.sub.read_status() or Status()
+        job.status, job.state = old.cancelled_unstarted(now()), JobState.CANCELLED
+        job.message = f"its step (pid {steps[job].pid}), left with no record by an mrl run that was killed, was stopped"
+        try:
+            job.sub.write_status(job.status)
+        except OSError as e:
+            job.message += f" (could not record it: {e})"
 
 
 def cancel_records(jobs: Sequence[Job], grace: float = CANCEL_GRACE_S) -> None:

@@ -28,6 +28,7 @@ from metarunlog.backends.base import FollowUp, Job, RunOptions, follow_ups, get_
 from metarunlog.backends.registry import DEFAULT, blamed
 from metarunlog.commands._args import add_target_arguments
 from metarunlog.experiment import Experiment
+from metarunlog.ownership import unrecorded
 from metarunlog.project import Project
 from metarunlog.selection import pick
 from metarunlog.states import JobState
@@ -107,6 +108,7 @@ def cancel(exp: Experiment, selection: str = "all") -> CancelResult:
         if by_runner.get(job.id) and not job.state.active and not job.message:
             job.message = by_runner[job.id]
     _wait_not_running([j for j in jobs if j.id in by_runner and j.state.active])
+    gap = unrecorded(exp, jobs)  # steps a runner killed with -9 left with no record naming them
     res = CancelResult(
         asked=[j for j in jobs if j.id in by_runner or j.state.active or j.state is JobState.STALE],
         unreadable=[j for j in jobs if j.unreadable],
@@ -114,9 +116,13 @@ def cancel(exp: Experiment, selection: str = "all") -> CancelResult:
     if len(jobs) == len(subs):  # first: cancelled arrays would let an `afterany` job start
         res.follow_ups = follow_ups(exp, [j.status for j in jobs], cancel=True)
     by_backend: dict[str, list[Job]] = {}
+    if gap:
+        from metarunlog.backends.local import stop_unrecorded
+
+        stop_unrecorded(gap)
     for job in res.asked:
-        if job.id in by_runner and not job.state.active:
-            continue  # its runner cancelled it
+        if (job.id in by_runner and not job.state.active) or job in gap:
+            continue  # its runner cancelled it, or it was stopped above
         by_backend.setdefault(job.status.backend if job.status else DEFAULT, []).append(job)
     waits: dict[Job, float] = {}
     for name, group in by_backend.items():

@@ -31,6 +31,7 @@ from metarunlog.backends.base import FollowUp, Job, observe_any
 from metarunlog.backends.base import follow_ups as backend_follow_ups
 from metarunlog.commands._args import add_target_arguments
 from metarunlog.experiment import DONE_MARK, Experiment
+from metarunlog.ownership import unrecorded
 from metarunlog.project import Project
 from metarunlog.records import Status
 from metarunlog.selection import pick
@@ -93,6 +94,7 @@ def status(exp: Experiment, selection: str | None = None) -> list[Row]:
     picked = pick(subs, selection)
     jobs = [Job(sub) for sub in picked]
     observe_any(exp, jobs)
+    unrecorded(exp, jobs)  # a step a runner killed with -9 left with no record naming it
     rows = [Row(j.id, j.name, j.state, j.status, note(j)) for j in jobs]
     every = len(picked) == len(subs)  # a selection cannot tell that the experiment is done
     marked = (exp.dir / DONE_MARK).exists()

@@ -250,3 +250,73 @@ def test_cancel_of_a_runner_still_planning_reaches_it_when_it_starts(project: Pa
     r_out, r_err = runner.communicate(timeout=60)
     assert runner.returncode == 130, r_out + r_err
     assert {s["state"] for s in statuses(exp_dir).values()} <= {"cancelled"}
+
+
+def runner_killed_after_spawn(project: Path) -> tuple[Path, int]:
+    """A real `mrl run` killed with -9 right after it started its step, before the record
+    naming that step: the step runs on, no record names it. (experiment, the step's pid)"""
+    import sys
+
+    from tests.helpers.processes import KILLED_AFTER_SPAWN
+    from tests.helpers.repo import GIT_ENV, REPO_ROOT
+
+    exp = make_experiment(project, [{"x": 1}], "echo $$ > step.pid; sleep 60")
+    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
+    argv = [sys.executable, "-c", KILLED_AFTER_SPAWN, "run"]
+    first = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == -9, first.stderr
+    pid_file = exp.dir / "001" / "step.pid"
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip().isdigit(), what="the step's pid")
+    return exp.dir, int(pid_file.read_text())
+
+
+def test_status_and_cancel_see_a_step_its_runner_was_killed_before_recording(project: Path) -> None:
+    # the kill -9 gap: `mrl status` showed the sub-experiment pending and `mrl cancel` said
+    # "nothing is running" while its step ran on (only the next `mrl run` saw it)
+    import json
+
+    from tests.helpers.repo import run_mrl
+
+    exp, pid = runner_killed_after_spawn(project)
+    try:
+        rows = json.loads(run_mrl("status", "--json", cwd=project).stdout)
+        assert rows[0]["state"] == "running", rows
+        assert rows[0]["note"] == (
+            f"its step (pid {pid}), started by an mrl run that was killed, runs with no record naming it"
+        )
+        res = run_mrl("cancel", cwd=project)
+        said = f"001: cancelled (its step (pid {pid}), left with no record by an mrl run that was killed, was stopped)"
+        said += "\n"
+        assert (res.returncode, res.stdout) == (0, said), res.stderr
+        wait_for(lambda: not alive(pid), what="the step gone")
+        assert statuses(exp)["001"]["state"] == "cancelled"
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)  # the test's own step, by the pid it wrote
+    again = json.loads(run_mrl("status", "--json", cwd=project).stdout)
+    assert (again[0]["state"], again[0].get("note")) == ("cancelled", None)
+
+
+def test_cancel_never_signals_an_unrecorded_step_it_cannot_prove_the_dead_runners(project: Path) -> None:
+    # a session leader naming the sub-experiment's folder, started after the dead runner,
+    # without that runner's MRL_RUNNER (an older mrl's step, or a look-alike): shown, not signalled
+    from tests.helpers.repo import run_mrl
+
+    exp, pid = runner_killed_after_spawn(project)
+    os.kill(pid, signal.SIGKILL)  # the real step, by the pid it wrote
+    wait_for(lambda: not alive(pid), what="the step gone")
+    env = {k: v for k, v in os.environ.items() if k != "MRL_RUNNER"}
+    env["MRL_SUBEXP_DIR"] = str(exp / "001")
+    other = subprocess.Popen(["sleep", "60"], env=env, start_new_session=True)
+    try:
+        res = run_mrl("cancel", cwd=project)
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert res.stdout == (
+            f"001: running (its step (pid {other.pid}), started by an mrl run that was killed, has no record "
+            "naming it and mrl cannot prove it is that run's (an older mrl started it): not signalled; "
+            "stop it yourself)\n"
+        )
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.backends.contract import make_experiment
-from tests.helpers.processes import start_mrl, statuses, wait_for
+from tests.helpers.processes import KILLED_AFTER_SPAWN, start_mrl, statuses, wait_for
 from tests.helpers.repo import GIT_ENV, REPO_ROOT, run_mrl
 
 # The `mrl` program (metarunlog._entry, what the console script runs) in a real process
@@ -158,22 +158,6 @@ def test_ctrl_c_as_a_temp_file_is_made_leaves_no_temp_file(project: Path, args: 
     proc = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr
     assert [p.name for p in exp.dir.rglob("*.tmp")] == []
-
-
-# `mrl ARGS` in a real process that is killed (SIGKILL) right after it started a step,
-# before it wrote the record naming that step (the gap between fork and record).
-KILLED_AFTER_SPAWN = """
-import os, signal, sys
-from metarunlog import execute
-from metarunlog.main import main
-real = execute.spawn_step
-def spawned(*a, **k):
-    proc = real(*a, **k)
-    os.kill(os.getpid(), signal.SIGKILL)
-    return proc
-execute.spawn_step = spawned
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 def test_a_step_whose_runner_died_before_recording_it_is_never_run_twice_at_once(project: Path) -> None:

@@ -13,6 +13,21 @@ from pathlib import Path
 
 from tests.helpers.repo import GIT_ENV, REPO_ROOT
 
+# `mrl ARGS` in a real process that is killed (SIGKILL) right after it started a step,
+# before it wrote the record naming that step (the gap between fork and record).
+KILLED_AFTER_SPAWN = """
+import os, signal, sys
+from metarunlog import execute
+from metarunlog.main import main
+real = execute.spawn_step
+def spawned(*a, **k):
+    proc = real(*a, **k)
+    os.kill(os.getpid(), signal.SIGKILL)
+    return proc
+execute.spawn_step = spawned
+sys.exit(main(sys.argv[1:]))
+"""
+
 
 def statuses(exp_dir: Path) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in sorted(exp_dir.glob("*/.mrl.status"))}
