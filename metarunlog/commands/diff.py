@@ -384,7 +384,11 @@ def _side_metrics(project: Project, side: Side, errors: list[str]) -> dict[str, 
 
 
 def _delta(a: Any, b: Any) -> Any:
-    return b - a if results.is_number(a) and results.is_number(b) else None
+    """B - A; 0 for the same infinity on both sides (a run that diverged, reproduced alike:
+    inf - inf is NaN, which would read as values that cannot be compared)."""
+    if not (results.is_number(a) and results.is_number(b)):
+        return None
+    return 0.0 if a == b and isinstance(a, float) and math.isinf(a) else b - a
 
 
 # -- text ----------------------------------------------------------------------------------------

@@ -253,3 +253,17 @@ def test_when_a_template_differs_its_sub_experiments_rendered_files_are_counted_
     assert "  conf.lua differs" in text and "  001/conf.lua differs" not in text
     assert "  9 rendered file(s) of sub-experiments with the same params differ too (--json has them all)" in text
     assert len(diff_json("1", "2", cwd=project)["rendered_files"]) == 9
+
+
+def test_a_reproduction_whose_runs_diverged_alike_reads_delta_0_not_nan(project: Path) -> None:
+    """Both sides inf (a seed that diverged, reproduced exactly): the delta was inf - inf,
+    `nan` in the text and null in --json, as if the two could not be compared."""
+    diverged = '{"step": 0, "loss": 1.0}\n{"step": 1, "loss": Infinity}\n'
+    assert main(["new", "first"]) == 0 and main(["makebatch"]) == 0
+    assert main(["reproduce", "1"]) == 0
+    for sub in (project / "output").glob("000[12]/00[1-9]"):
+        (sub / "metrics.jsonl").write_text(diverged)
+    d = diff_json("1", "2", cwd=project)
+    assert d["metrics"]["loss"]["last"] == {"a": None, "b": None, "delta": 0}
+    text = run_mrl("diff", "1/1", "2/1", cwd=project).stdout
+    assert re.search(r"^  loss +inf +inf +0 +1 +1 +0$", text, re.M), text
