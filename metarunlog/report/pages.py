@@ -299,7 +299,7 @@ def render_comparison(cmp: Comparison, basedir: Path) -> str:
         "column_class": report_table.column_classes(cmp.table, varying),
         "table_cells": (cells := report_table.table_cells(cmp.table, varying, best)),
         "table_body": report_table.body_html(cells),
-        "lower_better": [m for m, g in cmp.goals.items() if g == "min"],
+        **report_table.goal_lists(cmp.table, cmp.goals),
         "aggregated": None,
         "plots": cmp.plots,
         "repeats_in_plots": cmp.repeats,

@@ -107,7 +107,7 @@ def params_and_metrics(rep: Report) -> dict[str, Any]:
         "column_class": table.column_classes(rep.table, rep.varying),
         "table_cells": (cells := table.table_cells(rep.table, rep.varying, best)),
         "table_body": table.body_html(cells),
-        "lower_better": [m for m, g in rep.goals.items() if g == "min"],
+        **table.goal_lists(rep.table, rep.goals),
         "aggregated": table.aggregated_view(rep) if rep.axes.has_repeats else None,
     }
 

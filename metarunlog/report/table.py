@@ -51,6 +51,16 @@ def best_values(tab: Table, goals: dict[str, str]) -> dict[str, float]:
     return best
 
 
+def goal_lists(tab: Table, goals: dict[str, str]) -> dict[str, list[str]]:
+    """The table hint's lists: the columns where lower is better, higher is better, and the
+    metrics with no goal (never highlighted)."""
+    return {
+        "lower_better": [m for m, g in goals.items() if g == "min"],
+        "higher_better": [m for m, g in goals.items() if g == "max"],
+        "no_goal": [m for m in decide.metric_names(tab) if m not in goals],
+    }
+
+
 def column_classes(tab: Table, varying: list[str]) -> dict[str, str]:
     """CSS classes of each column's header: param (const when it does not vary), metric."""
     out = {c: "" for c in tab.columns}

@@ -60,3 +60,24 @@ def test_the_aggregated_view_counts_the_runs_with_a_value_as_the_table_does(
         ("0.01", "0"): 2,
         ("0.01", "1"): 2,
     }
+
+
+def test_the_table_hint_names_which_way_each_metric_is_better_and_those_without_a_goal(project: Path) -> None:
+    """It said "lower is better for val_loss, val_loss_best, higher for the others", of a
+    table whose other metrics were grad_norm and lr_now: no goal, nothing highlighted."""
+    import re
+
+    from metarunlog.commands.analyze import analyze
+    from metarunlog.project import Project
+    from tests.helpers.html import visible_text
+
+    def rows(lr: float) -> list[dict[str, float]]:
+        return [{"step": s, "val_loss": lr / (1 + s), "grad_norm": s * lr, "lr_now": lr, "acc": lr * s} for s in (0, 1)]
+
+    exp = make_exp(project, [{"params": {"lr": lr}, "status": done(), "jsonl": rows(lr)} for lr in (0.1, 0.2)])
+    html = visible_text(analyze(Project.find(project), exp.id).path.read_text())
+    hint = " ".join(re.search(r"Best</span> value per metric highlighted \((.*?)\)\.", html, re.S).group(1).split())
+    assert hint == (
+        "lower is better for val_loss, val_loss_best; higher is better for acc, acc_best; "
+        "no goal known (not highlighted) for grad_norm, lr_now"
+    )
