@@ -1430,19 +1430,22 @@ class SlurmBackend(Backend):
         # as the caller just read them (each is read again right before it is written)
         targets = [j for j in jobs if needs_scheduler(_read_once(j)) and recorded_state(j.status).active]
         now = jsonio.now()
-        targets = self._not_anothers(targets, now)
+        try:
+            targets = self._not_anothers(targets, now)
+        except SlurmError as e:
+            raise _not_cancelled(e, sent=False) from None
         whole, partial = self._split_by_task(targets)
         for j in targets:  # the task's own `cancelled` then says that mrl cancel asked for it
             (j.sub.dir / CANCEL_MARK).write_text(f"{now}\n", encoding="utf-8")
         try:
             scancel(sorted({j.status.job_id for j in whole if j.status is not None and j.status.job_id}))
-        except SlurmError:
+        except SlurmError as e:
             # not cancelled, and said so: no mark may cancel them later (a packed task
             # skipping them, a preemption's requeue recorded as this cancel)
             for j in targets:
                 with contextlib.suppress(FileNotFoundError):
                     (j.sub.dir / CANCEL_MARK).unlink()
-            raise
+            raise _not_cancelled(e, sent=True) from None
         for j in whole:
             cur = j.read_status()
             if cur is not None and cur.state in (JobState.QUEUED, JobState.RUNNING, JobState.CANCELLED):
@@ -1460,7 +1463,7 @@ class SlurmBackend(Backend):
         ids = [j.status.job_id for j in targets if j.status is not None and j.status.job_id]
         # a task's script never changes: what this backend's last poll asked is reused
         unasked = [i for i in ids if i not in self._infos]
-        infos = {**self._infos, **(squeue(unasked) if unasked else {})}
+        infos = {**self._infos, **(squeue(unasked, self.settings.query_timeout) if unasked else {})}
         ours = []
         for j in targets:
             info = infos.get(j.status.job_id or "") if j.status is not None else None
@@ -1563,6 +1566,14 @@ def _cancelled_by_us(rec: Status, now: str, *, stale: bool) -> Status:
         return rec.cancelled(now, slurm_state="CANCELLED")
     reason = "cancelled with mrl cancel once Slurm no longer knew its job: how it ended is not known"
     return _with_reason(rec.cancelled(now), reason)
+
+
+def _not_cancelled(e: SlurmError, *, sent: bool) -> SlurmError:
+    """A cancel Slurm could not be asked for (`sent`: scancel ran): what is known of its
+    outcome, and what to do."""
+    if sent and isinstance(e, SlurmTimeout):  # scancel may have reached the controller after all
+        return SlurmError(f"{e}; whether Slurm cancelled them is not known: `mrl status` shows it")
+    return SlurmError(f"{e}; nothing was cancelled: run `mrl cancel` again once the controller answers")
 
 
 def _with_reason(rec: Status, reason: str) -> Status:

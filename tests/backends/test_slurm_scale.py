@@ -852,6 +852,8 @@ def test_table_info_and_status_bound_their_wait_for_an_unreachable_controller_an
         info = run_mrl("info", f"{exp.id}/1", env=env)
         status = run_mrl("status", str(exp.id), env=env)
         as_json = json.loads(run_mrl("info", f"{exp.id}/1", "--json", env=env).stdout)
+        cancel = run_mrl("cancel", str(exp.id), env=env)  # squeue's ~20 s (twice) before it failed
+        assert sub.read_status().state is JobState.RUNNING  # type: ignore[union-attr]
     finally:
         run_mrl("cancel", str(exp.id))
     unread = "squeue got no answer in 1 s (run.slurm.query_timeout; is slurmctld up?)"
@@ -867,6 +869,11 @@ def test_table_info_and_status_bound_their_wait_for_an_unreachable_controller_an
     assert unread in shown["note"] and shown["note"].endswith("shown is the last recorded state"), info.stdout
     assert as_json["state"] == "running" and unread in as_json["note"]  # --json keeps the plain value
     assert f"001: could not ask Slurm: {unread}" in status.stdout, status.stdout
+    errors = [line for line in cancel.stderr.splitlines() if line.startswith("mrl: error:")]
+    assert cancel.returncode == 1 and len(errors) == 1 and "Traceback" not in cancel.stderr, cancel.stderr
+    assert "squeue got no answer in 1 s" in errors[0] and errors[0].endswith(
+        "nothing was cancelled: run `mrl cancel` again once the controller answers"
+    )
 
 
 @on_slurm
