@@ -445,7 +445,7 @@ def _import_plugins(modules: list[str], basedir: Path, path: Path) -> None:
     if str(basedir) not in sys.path:
         sys.path.insert(0, str(basedir))
     for module in modules:
-        with plugins.blamed(f"{path}: 'plugins': importing {module}", module):
+        with plugins.blamed(f"{path}: 'plugins': importing {module}", module), plugins.prints_to_stderr():
             try:
                 importlib.import_module(module)
             except ImportError as e:

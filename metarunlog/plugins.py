@@ -120,10 +120,20 @@ def blamed(what: str, obj: Any) -> Iterator[None]:
         yield
     except MrlError:
         raise
+    except SystemExit as e:  # sys.exit() in a reader ended mrl silently, even with exit 0
+        if not is_foreign(obj) or not _its_fault(e, obj):
+            raise
+        raise PluginError(f"{what} exited with {e.code} ({where(e, obj)})") from e
     except Exception as e:
         if not is_foreign(obj) or not _its_fault(e, obj):
             raise
         raise failure(what, e, obj) from e
+
+
+def prints_to_stderr() -> contextlib.AbstractContextManager[Any]:
+    """Where a plugin prints (as mrl_analyze.py's code: `hooks.prints_to_stderr`): stderr, so
+    that `mrl table --json`/`--csv` stays what a script parses."""
+    return contextlib.redirect_stdout(sys.stderr)
 
 
 # -- modules `.mrl.cfg` `plugins` names, imported when something needs them -----------------

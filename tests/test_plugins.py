@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import subprocess
 import sys
@@ -389,6 +390,48 @@ def test_a_plugins_entry_that_cannot_be_imported_is_one_error_line(project: Path
         assert run_mrl("ls", cwd=project).returncode == 0
     else:  # a value that is no list of names is wrong for every command
         assert said in one_error(run_mrl("ls", cwd=project))
+
+
+CHATTY = """
+    import sys
+    print("acme loaded")
+    from metarunlog.metrics import Reader, register
+
+    @register
+    class Chatty(Reader):
+        name = "chatty"
+        globs = ("result.txt",)
+
+        def summary(self, files):
+            print("acme summary")
+            if {exit_in_summary}:
+                sys.exit(0)
+            return {{"score": 1.0}}
+
+        def rows(self, files):
+            print("acme rows")
+            yield {{"step": 1, "score": 1.0}}
+            print("acme rows again")
+"""
+
+
+def test_what_a_plugin_prints_goes_to_stderr_so_table_json_stays_json(project: Path) -> None:
+    two_done(project)
+    (project / "acme_chatty.py").write_text(textwrap.dedent(CHATTY.format(exit_in_summary=False)))
+    set_cfg(project, plugins=["acme_chatty"])
+    for fmt in ("--json", "--csv"):
+        res = run_mrl("table", fmt, "--summary", "both", cwd=project, check=True)
+        assert "acme" not in res.stdout, res.stdout  # the JSON began with "acme loaded" before
+        assert "acme loaded" in res.stderr and "acme summary" in res.stderr and "acme rows" in res.stderr
+    assert [r["score"] for r in json.loads(run_mrl("table", "--json", cwd=project, check=True).stdout)] == [1.0, 1.0]
+
+
+def test_a_plugin_that_calls_sys_exit_is_one_error_line_naming_it(project: Path) -> None:
+    two_done(project)
+    (project / "acme_chatty.py").write_text(textwrap.dedent(CHATTY.format(exit_in_summary=True)))
+    set_cfg(project, plugins=["acme_chatty"])
+    errors = one_error(run_mrl("table", cwd=project))  # exit 0 and no table at all before
+    assert "metrics reader 'chatty' reading" in errors and "exited with 0" in errors and "acme_chatty.py line" in errors
 
 
 HEAVY = """

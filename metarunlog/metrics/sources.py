@@ -208,7 +208,7 @@ def _what(reader: Reader, folder: Path) -> str:
 def _summary(reader: Reader, paths: list[Path], folder: Path, writing: bool) -> dict[str, Any] | None:
     """`reader.read_summary(paths, ...)`; a reader from outside mrl that raises, or returns
     something other than a dict or None, is an error of that folder (MrlError), not an mrl bug."""
-    with plugins.blamed(_what(reader, folder), reader):
+    with plugins.blamed(_what(reader, folder), reader), plugins.prints_to_stderr():
         s = reader.read_summary(paths, writing=writing)
     if s is not None and not isinstance(s, dict):
         kind = type(s).__name__
@@ -231,12 +231,21 @@ def _rows(
 def _checked_rows(reader: Reader, paths: list[Path], folder: Path, ended: bool) -> Iterator[dict[str, Any]]:
     what = _what(reader, folder)
     with plugins.blamed(what, reader):
-        for row in reader.read_rows(paths, ended=ended):
+        with plugins.prints_to_stderr():
+            rows = iter(reader.read_rows(paths, ended=ended))
+        while True:
+            with plugins.prints_to_stderr():  # around its own code only, never across a yield
+                row = next(rows, _END)
+            if row is _END:
+                return
             if not isinstance(row, dict):
                 raise plugins.PluginError(f"{what}: rows() yielded a {type(row).__name__}, not a dict")
             if (bad := not_a_name(row)) is not None:
                 raise plugins.PluginError(f"{what}: rows() yielded a row with the key {bad}, not a str")
             yield row
+
+
+_END: Any = object()
 
 
 def _guarded(streams: list[Iterator[dict[str, Any]]], errors: list[str]) -> Iterator[dict[str, Any]]:

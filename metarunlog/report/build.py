@@ -81,7 +81,7 @@ def _section_context(section: registry.Section, rep: Report) -> dict[str, Any] |
     """What `section.context(rep)` gives its template; from a section registered outside mrl,
     an exception or a value that is no mapping is that plugin's error, not a bug in mrl."""
     what = f"report section {section.id!r}"
-    with plugins.blamed(what, section.context):
+    with plugins.blamed(what, section.context), plugins.prints_to_stderr():
         context = section.context(rep)
     if context is None:
         return None
