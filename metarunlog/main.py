@@ -471,6 +471,6 @@ def _run_custom(project: Any, args: argparse.Namespace) -> int:
     out = _call_hook(project, args.command if args.command in project.cfg["hooks"] else args.mode, args)
     if isinstance(out, int) and not isinstance(out, bool):
         return out
-    if isinstance(out, str) and out:
+    if out:  # as the original: `if ret: print(ret)`, a dict or a list too
         print(out)
     return 0

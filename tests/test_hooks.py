@@ -94,6 +94,22 @@ def test_a_custom_command_with_a_null_default_requires_the_option(
     assert err.startswith("mrl: error:") and "-testset" in err
 
 
+@pytest.mark.parametrize(
+    ("returned", "printed", "code"),
+    [("'done'", "done\n", 0), ("{'best': 0.9}", "{'best': 0.9}\n", 0), ("[1, 2]", "[1, 2]\n", 0), ("3", "", 3)],
+    ids=["str", "dict", "list", "int"],
+)
+def test_a_custom_command_prints_what_it_returns_as_the_original_did_an_int_being_its_exit_code(
+    project: Path, returned: str, printed: str, code: int
+) -> None:
+    # the original printed any value a command returned (`if ret: print(ret)`); a dict or a
+    # list was dropped without a word before
+    hooks(project, f"def score(mrl, args):\n    return {returned}\n", {"score": {}})
+    run_mrl("new", cwd=project, check=True)
+    res = run_mrl("score", cwd=project)
+    assert (res.returncode, res.stdout) == (code, printed), res.stderr
+
+
 def test_custom_commands_are_listed_in_help(project: Path) -> None:
     hooks(project, "def score(mrl, args):\n    pass\n", {"score": {"epoch": 3}})
     r = run_mrl("--help", cwd=project)
