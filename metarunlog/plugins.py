@@ -140,6 +140,7 @@ def prints_to_stderr() -> contextlib.AbstractContextManager[Any]:
 
 _deferring = False
 _deferred: list[Callable[[], None]] = []
+_failed: list[MrlError] = []  # a deferred import that failed: said again to each later asker
 
 
 @contextlib.contextmanager
@@ -155,6 +156,7 @@ def deferred_imports() -> Iterator[None]:
     finally:
         _deferring = False
         _deferred.clear()
+        _failed.clear()
 
 
 def defer(load: Callable[[], None]) -> bool:
@@ -167,10 +169,16 @@ def defer(load: Callable[[], None]) -> bool:
 def load_deferred() -> bool:
     """Import what `defer` kept (a registry lacks a name: a plugin may register it); True when
     there was something to import."""
+    if _failed:
+        raise _failed[0]
     if not _deferred:
         return False
     pending = list(_deferred)
     _deferred.clear()
-    for load in pending:
-        load()
+    try:
+        for load in pending:
+            load()
+    except MrlError as e:
+        _failed.append(e)
+        raise
     return True

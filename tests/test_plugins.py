@@ -474,6 +474,11 @@ def test_the_commands_that_need_no_plugin_never_import_one(project: Path) -> Non
     )
     res = run_mrl("status", cwd=project, check=True)
     assert "acme says hi" in res.stdout + res.stderr and imported.read_text().split() == ["table", "status"]
+    # and when the plugin cannot be imported now, status still shows the records, saying why
+    set_cfg(project, plugins=["acme_gone"])
+    res = run_mrl("status", cwd=project)
+    assert res.returncode == 0 and "1 done" in res.stdout, res.stderr
+    assert "could not ask acme: " in res.stdout and "cannot import acme_gone" in res.stdout
 
 
 CLASHING = """

@@ -152,7 +152,10 @@ def blamed(name: str) -> contextlib.AbstractContextManager[None]:
 def judged_by_liveness(name: str) -> bool:
     """True when records of backend `name` are checked against their pids on this machine."""
     found = _SPECS.get(name)
-    if found is None and plugins.load_deferred():  # a plugin's, not imported yet (`mrl status`)
+    if found is None:  # a plugin's, not imported yet (`mrl status`)
+        # one that cannot be imported is asked through `spec` then, which says why
+        with contextlib.suppress(MrlError):
+            plugins.load_deferred()
         found = _SPECS.get(name)
     return found is not None and found.liveness
 
