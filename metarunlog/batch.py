@@ -415,11 +415,26 @@ def _check_name(key: str, where: str) -> None:
         )
 
 
+def joined_surrogate_pairs(text: str) -> str:
+    """`text` with each surrogate pair made the one character it spells: `"\\ud83d\\udc0d"`,
+    as `json.dumps` writes 🐍, is two code points in a grid line evaluated as Python. Lone
+    surrogates stay (text_problem refuses them)."""
+    if not any("\ud800" <= ch <= "\udfff" for ch in text):
+        return text
+    try:
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+    except UnicodeDecodeError:  # a lone one: pair what pairs
+        return re.sub("[\ud800-\udbff][\udc00-\udfff]", lambda m: joined_surrogate_pairs(m.group()), text)
+
+
 def check_json(value: Any, where: str) -> Any:
     """`value` if it can be stored in a JSON record (tuples become lists), else BatchError."""
-    if isinstance(value, str) and (problem := text_problem(value)):
-        raise BatchError(f"{where}: {_short(repr(value))} {problem}: use UTF-8 text without NUL characters")
-    if value is None or isinstance(value, (bool, int, str)):
+    if isinstance(value, str):
+        value = joined_surrogate_pairs(value)
+        if problem := text_problem(value):
+            raise BatchError(f"{where}: {_short(repr(value))} {problem}: use UTF-8 text without NUL characters")
+        return value
+    if value is None or isinstance(value, (bool, int)):
         return value
     if isinstance(value, float):
         if not math.isfinite(value):

@@ -75,7 +75,9 @@ def error_handler() -> Iterator[None]:
         drop_stdout()
         raise Exit(0) from None
     except OSError as e:
-        if e.errno not in ENVIRONMENT_ERRNOS:
+        # mrl's own output failing is the stream's fault, whatever the errno (EBADF: a
+        # library or hook closed descriptor 1 under mrl)
+        if e.errno not in ENVIRONMENT_ERRNOS and e.filename != STDOUT:
             _bug()
         if _debug():
             traceback.print_exc()

@@ -77,3 +77,41 @@ def test_an_experiment_made_read_only_mid_run_still_gets_its_summary_not_an_erro
         assert f"{sub}: mrl could not record it: read-only file system" in proc.stderr, proc.stderr
     assert proc.stdout.splitlines()[-1].startswith("mrl: finished in "), proc.stdout
     assert run_mrl("run", cwd=project).returncode == 0  # the next run recovers
+
+
+@pytest.mark.parametrize("command", [["status"], ["analyze"], ["cancel"]])
+def test_a_stdout_closed_under_mrl_is_only_lost_output_not_an_internal_error(project: Path, command: list[str]) -> None:
+    # A before_ hook closes file descriptor 1 (as a library that "daemonizes" does): mrl's
+    # own output then fails with EBADF. before: OSError traceback, "internal error", exit 3.
+    from tests.helpers.repo import commit_all, set_cfg
+
+    make_experiment(project, [{"x": 1}], "true")
+    set_cfg(project, hooks={f"before_{command[0]}": {}})
+    (project / "mrl_hooks.py").write_text(f"import os\ndef before_{command[0]}(mrl, args):\n    os.close(1)\n")
+    commit_all(project, "hooks")
+    proc = run_mrl(*command, cwd=project)
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1, proc.stderr
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("mrl: error:")]
+    assert len(errors) == 1 and "bad file descriptor: <stdout>" in errors[0], proc.stderr
+    assert "only the output is lost" in errors[0], errors[0]
+
+
+def test_a_grid_value_spelled_as_json_writes_a_character_beyond_the_bmp_is_that_character(project: Path) -> None:
+    # `json.dumps(["🐍"])` writes "\ud83d\udc0d": a surrogate pair, JSON's spelling of the one
+    # character, which a grid line evaluated as Python reads as two lone surrogates.
+    # before: `mrl: error: ... holds a lone surrogate ('\ud83d'), which no UTF-8 file can hold`
+    import json
+
+    assert run_mrl("new", "x", cwd=project).returncode == 0
+    exp = project / "output" / "0001"
+    (exp / "conf.lua").write_text('name = {{ name | tojson }}\n-- MRL:grid["name"] = ["\\ud83d\\udc0d", "plain"]\n')
+    proc = run_mrl("makebatch", "1", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    names = [json.loads((exp / sub / ".mrl").read_text())["params"]["name"] for sub in ("001", "002")]
+    assert names == ["\U0001f40d", "plain"]
+    assert json.loads((exp / "001" / "conf.lua").read_text().split("=", 1)[1]) == "\U0001f40d"
+    # a lone one is still refused
+    (exp / "conf.lua").write_text('name = {{ name | tojson }}\n-- MRL:grid["name"] = ["\\ud83d"]\n')
+    proc = run_mrl("makebatch", "1", "-replace", cwd=project)
+    assert proc.returncode == 1 and "lone surrogate" in proc.stderr, proc.stderr
