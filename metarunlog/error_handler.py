@@ -32,6 +32,7 @@ ENVIRONMENT_ERRNOS = {
     errno.EROFS: "the file system is read-only; `mrl ls`, `status` and `table` still work there, they only read",
     errno.ENOSPC: "free some disk space and rerun",
     errno.EDQUOT: "free some space within your quota and rerun",
+    errno.EFBIG: "a file size limit stops it: `ulimit -f`, or the file system's largest file",
     errno.EIO: "the terminal or device went away",
     errno.EMFILE: "too many open files: raise `ulimit -n`",
     errno.ENFILE: "too many open files on this machine",
