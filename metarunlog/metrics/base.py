@@ -18,8 +18,9 @@ from typing import Any, ClassVar
 from metarunlog.errors import CorruptRecord, MrlError
 
 # Keys that place a row on the x axis (a curve's step), never metric columns; the first one
-# a row holds is its step. `.mrl.cfg` `metrics.step_keys` replaces this list.
-DEFAULT_STEP_KEYS = (
+# a row holds is its step. `.mrl.cfg` `metrics.step_keys` replaces this list. Each also
+# capitalised (after all of them): a hand-written CSV's header says `Epoch` or `Step`.
+_STEP_NAMES = (
     "step",
     "global_step",
     "iteration",
@@ -32,6 +33,7 @@ DEFAULT_STEP_KEYS = (
     "walltime",
     "date",
 )
+DEFAULT_STEP_KEYS = _STEP_NAMES + tuple(k.capitalize() for k in _STEP_NAMES if not k.startswith("_"))
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,20 @@ def test_a_keras_csvlogger_file_gives_the_last_epoch_and_epoch_is_not_a_column(
     assert (rows[0]["accuracy"], rows[0]["val_loss"]) == (0.7, 0.9) and "epoch" not in rows[0]
 
 
+def test_a_hand_written_csv_with_a_capitalised_epoch_column_has_epoch_as_its_step(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # csv.writer(f).writerow(["Epoch", "Train Loss", "Val Acc"]): "Epoch" was a metric column
+    # with no goal (a note asking for its metric_goals) and the best's step was the row index
+    one_sub(project, {"metrics.csv": "Epoch,Train Loss,Val Acc\n3,1.0,0.5\n4,0.5,0.7\n5,0.6,0.6\n"})
+    code, rows, err = table_json(capsys, "--summary", "best")
+    assert code == 0, err
+    assert "Epoch" not in rows[0] and "Epoch" not in err
+    assert (rows[0]["Train Loss"], rows[0]["Train Loss_step"], rows[0]["Val Acc_step"]) == (0.5, 4, 4)
+    curves = api.load_metrics(1)
+    assert list(curves["Epoch"]) == [3, 4, 5]
+
+
 def test_a_csv_with_a_utf8_byte_order_mark_keeps_its_step_column(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
