@@ -34,6 +34,8 @@ ENVIRONMENT_ERRNOS = {
     errno.EDQUOT: "free some space within your quota and rerun",
     errno.EFBIG: "a file size limit stops it: `ulimit -f`, or the file system's largest file",
     errno.EIO: "the terminal or device went away",
+    errno.ESTALE: "the network file system lost track of it (stale file handle): rerun, or remount",
+    errno.ENOTCONN: "the mount (sshfs, FUSE) is disconnected: remount it and rerun",
     errno.EMFILE: "too many open files: raise `ulimit -n`",
     errno.ENFILE: "too many open files on this machine",
     errno.ENAMETOOLONG: "use a shorter path",

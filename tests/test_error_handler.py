@@ -96,6 +96,18 @@ def test_an_environment_fault_is_one_line_naming_the_path_and_what_to_do(
     assert ENVIRONMENT_ERRNOS[code] in err
 
 
+@pytest.mark.parametrize("code", [errno.ESTALE, errno.ENOTCONN, errno.EFBIG], ids=["ESTALE", "ENOTCONN", "EFBIG"])
+def test_a_shared_file_system_or_file_size_fault_is_the_environment_not_a_bug(
+    code: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An NFS server that lost a file (stale file handle), an sshfs/FUSE mount that went away
+    # (transport endpoint is not connected): a cluster's filesystem cannot be owned by a test,
+    # so the errno is raised here. Before, both were internal-error tracebacks.
+    assert exit_code(OSError(code, os.strerror(code), "/home/u/proj/output/0003/.mrl")) == EXIT_USER
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "/home/u/proj/output/0003/.mrl" in err
+
+
 def test_an_oserror_the_environment_did_not_cause_is_a_bug(capsys: pytest.CaptureFixture[str]) -> None:
     assert exit_code(FileNotFoundError(errno.ENOENT, "No such file or directory", "x")) == EXIT_BUG
     assert "Traceback" in capsys.readouterr().err
