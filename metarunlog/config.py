@@ -17,7 +17,7 @@ from typing import Any
 
 from metarunlog import plugins
 from metarunlog.backends import registry
-from metarunlog.errors import ConfigError
+from metarunlog.errors import ConfigError, text_problem
 
 CFG_NAME = ".mrl.cfg"
 # Warnings go to this logger (and to Config.warnings), never straight to stderr: `mrl` prints
@@ -201,9 +201,10 @@ def _run_types() -> dict[str, tuple[type, ...]]:
 
 def read_cfg_file(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e.strerror}") from e
+    text = _utf8(raw, path)
     # Whole-line `//` comments are allowed (see .mrl.cfg.example); blanking them keeps
     # the line numbers of JSON errors right.
     text = "\n".join("" if line.lstrip().startswith("//") else line for line in text.split("\n"))
@@ -215,7 +216,37 @@ def read_cfg_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: nested too deep to read (it must be a JSON object of settings)") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must hold a JSON object {{...}}, not {type(data).__name__}")
+    for key, value in _strings(data, ""):
+        if problem := text_problem(value):
+            raise ConfigError(f"{path}: {key}: {repr(value)[:60]} {problem}: use UTF-8 text without NUL characters")
     return data
+
+
+def _utf8(raw: bytes, path: Path) -> str:
+    """The file's text; a ConfigError naming the line when it is not UTF-8 (an editor that
+    saved it as latin-1: "caf\xe9")."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ConfigError(
+            f"{path}: line {line} column {column}: byte 0x{raw[e.start]:02x} is not UTF-8: save the file as UTF-8"
+        ) from None
+
+
+def _strings(value: Any, key: str) -> Iterator[tuple[str, str]]:
+    """(dotted key, string) for every string in a JSON value, keys included (json.loads
+    takes a "\\ud800" escape, a lone surrogate no file or argument can hold)."""
+    if isinstance(value, str):
+        yield key or "(top level)", value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(k, key)
+            yield from _strings(v, f"{key}.{k}" if key else k)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, f"{key}[{i}]")
 
 
 def validate(data: Mapping[str, Any], path: Path) -> list[str]:

@@ -144,3 +144,38 @@ def test_text_the_terminals_encoding_cannot_show_is_escaped_not_a_traceback(proj
         err = r.stderr.decode(errors="replace")
         assert "Traceback" not in err and r.returncode == 0, err
         assert b"\\u65e5\\u672c test" in r.stdout, r.stdout
+
+
+def test_a_config_saved_as_latin1_is_one_error_line_naming_the_line(project: Path) -> None:
+    # Before: a .mrl.cfg (or EXPDIR/.mrl.cfg) an editor saved as latin-1 was a
+    # UnicodeDecodeError traceback in every command, `mrl ls` included.
+    cfg = project / ".mrl.cfg"
+    good = cfg.read_bytes()
+    cfg.write_bytes(good.replace(b"{", b'{\n  "name": "caf\xe9",', 1))
+    r = run_mrl("ls", cwd=project)
+    _no_traceback(r)
+    assert r.returncode == 1 and r.stderr.startswith(f"mrl: error: {cfg}: line 2 column 15: byte 0xe9"), r.stderr
+    cfg.write_bytes(good)
+    exp = make_experiment(project, [{"x": 1}], "true")
+    (exp.dir / ".mrl.cfg").write_bytes(b'{"run": {"command": "echo caf\xe9"}}')
+    r = run_mrl("run", cwd=project)
+    _no_traceback(r)
+    assert r.returncode == 1 and "not UTF-8" in r.stderr and str(exp.dir / ".mrl.cfg") in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [('{"run": {"command": "echo \\u0000"}}', "run.command"), ('{"name": "\\ud800"}', "name")],
+    ids=["nul", "lone-surrogate"],
+)
+def test_a_config_string_no_file_or_command_can_hold_is_refused_naming_its_key(
+    project: Path, text: str, key: str
+) -> None:
+    # Before: a "\ud800" escape in .mrl.cfg loaded, then `mrl analyze` was a UnicodeEncodeError
+    # traceback; a NUL in run.command failed every run on "embedded null byte".
+    exp = make_experiment(project, [{"x": 1}], "true")
+    (exp.dir / ".mrl.cfg").write_text(text)
+    for args in (["run"], ["analyze"]):
+        r = run_mrl(*args, cwd=project)
+        _no_traceback(r)
+        assert r.returncode == 1 and f".mrl.cfg: {key}: " in r.stderr, r.stderr
