@@ -574,6 +574,7 @@ def _attempt(
         env["MRL_REQUEUED"] = "1"
     code: int | None = 0
     stopped = False  # a stop was asked by the time the last step ended (or before it started)
+    reason = None  # why a step never ran (NotStarted)
     # a descriptor, not a file object: the steps write to it, we only append our header lines
     log = os.open(sub.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
     try:
@@ -581,13 +582,17 @@ def _attempt(
             if stop.requested:
                 code, stopped = None, True
                 break
-            code, stopped = yield from _step(sub, attempt, k, env, log, stop, on_start)
+            try:
+                code, stopped = yield from _step(sub, attempt, k, env, log, stop, on_start)
+            except NotStarted as e:
+                code, stopped, reason = None, stop.requested, str(e)
+                break
             if code != 0:
                 break
             attempt.status = attempt.status.step_done(k)
     finally:
         os.close(log)
-    state = _final_state(code, stopped)
+    state = JobState.FAILED if reason is not None and not stopped else _final_state(code, stopped)
     duration = round(time.monotonic() - t0, 3)
     if code != 0 and state is JobState.CANCELLED and stop.requeue:
         return attempt.write(sub, attempt.status.requeued(now()))  # resumes at its first unfinished step
@@ -595,7 +600,18 @@ def _attempt(
         return attempt.write(sub, attempt.status.finished(JobState.FAILED, code, now(), duration, reason=stop.final))
     if state is JobState.FAILED and retry and not stop.requested:
         return attempt.write(sub, attempt.status.retrying(code, now(), duration))
-    return attempt.write(sub, attempt.status.finished(state, code, now(), duration))
+    why = reason if state is JobState.FAILED else None
+    return attempt.write(sub, attempt.status.finished(state, code, now(), duration, reason=why))
+
+
+class NotStarted(Exception):
+    """The kernel refused to start a step (E2BIG, EMFILE, EAGAIN, ...): its command never
+    ran, so the record gets no exit code, only why (`reason`)."""
+
+    def __init__(self, e: OSError) -> None:
+        from metarunlog.error_handler import environment_message
+
+        super().__init__(f"mrl could not start its step: {environment_message(e)}")
 
 
 def _step(
@@ -620,7 +636,7 @@ def _step(
         proc = spawn_step(stop.prelude + step, sub.dir, env, _devnull(), log)
     except OSError as e:
         jsonio.write_all(log, f"mrl: could not start the step: {e}\n".encode(errors="surrogateescape"))
-        return 127, stop.requested
+        raise NotStarted(e) from None
     spawned = boottime_ns()
     stop.add(proc.pid)
     try:

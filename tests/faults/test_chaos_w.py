@@ -115,3 +115,19 @@ def test_a_grid_value_spelled_as_json_writes_a_character_beyond_the_bmp_is_that_
     (exp / "conf.lua").write_text('name = {{ name | tojson }}\n-- MRL:grid["name"] = ["\\ud83d"]\n')
     proc = run_mrl("makebatch", "1", "-replace", cwd=project)
     assert proc.returncode == 1 and "lone surrogate" in proc.stderr, proc.stderr
+
+
+def test_a_step_mrl_could_not_start_is_failed_with_why_not_with_an_exit_code_it_never_had(project: Path) -> None:
+    # The kernel refuses the step (here E2BIG: a 3 MB command line; EMFILE under a low
+    # `ulimit -n`, EAGAIN under `ulimit -u` are the same path). before: `failed`, exit code
+    # 127, as if the command had run and exited 127 ("command not found" to a shell).
+    import json
+
+    make_experiment(project, [{"x": 1}], "echo " + "a" * 3_000_000 + " > /dev/null")
+    proc = run_mrl("run", cwd=project)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    record = json.loads((project / "output" / "0001" / "001" / ".mrl.status").read_text())
+    assert record["state"] == "failed" and record["exitCode"] is None, record
+    assert record["reason"] == "mrl could not start its step: argument list too long: /bin/sh", record
+    status = run_mrl("status", cwd=project).stdout
+    assert "mrl could not start its step: argument list too long" in status, status
