@@ -178,6 +178,7 @@ class Round:
             self.fault(f"mrl {' '.join(args)} (pid {p.pid}) hung > {timeout}s")
             p.kill()
             out, err = p.communicate()
+        out, err = out or "", err or ""  # a stream chaos-w's harness gave away (lost on purpose)
         self.note(
             f"end pid={p.pid} rc={p.returncode} mrl {' '.join(args)} :: {out.strip()[-300:]!r} {err.strip()[-300:]!r}"
         )

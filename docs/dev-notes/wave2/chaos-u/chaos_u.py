@@ -36,6 +36,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "chaos-s"))
 import chaos  # noqa: E402
@@ -228,28 +229,36 @@ class Round(chaos.Round):
         filler.unlink(missing_ok=True)
         self.note("freed")
 
+    def actions(self) -> dict[str, tuple[Any, float]]:
+        """name -> (what it does, its weight): chaos.Round.actors' five and three more
+        (chaos-w's harness adds its own). `makebatch` runs in the actors' own thread."""
+        acts: dict[str, tuple[Any, float]] = {
+            "run": (self.start_runner, 3),
+            "signal": (self.signal_runner, 2),
+            "cancel": (self.cancel, 1.5),
+            "makebatch": (self.makebatch, 1),
+            "reader": (self.reader, 2),
+            "pause": (self.pause, 1.2),
+        }
+        if self.full:
+            acts["fill"] = (self.fill, 0.5)
+        return acts
+
+    settle_s = 0.2  # after the last runner ended
+
     def actors(self, seconds: float) -> None:
-        # chaos.Round.actors with three more actions
         deadline = time.monotonic() + seconds
         threads = []
         self.start_runner()
-        acts = ["run", "signal", "cancel", "makebatch", "reader", "pause"] + (["fill"] if self.full else [])
-        weights = [3, 2, 1.5, 1, 2, 1.2] + ([0.5] if self.full else [])
+        acts = self.actions()
+        names = list(acts)
         while time.monotonic() < deadline:
             time.sleep(self.rng.uniform(0.01, 0.35))
-            action = self.rng.choices(acts, weights)[0]
+            action = self.rng.choices(names, [acts[n][1] for n in names])[0]
             if action == "makebatch":
                 self.makebatch()
                 continue
-            fn = {
-                "run": self.start_runner,
-                "signal": self.signal_runner,
-                "cancel": self.cancel,
-                "reader": self.reader,
-                "pause": self.pause,
-                "fill": self.fill,
-            }[action]
-            t = threading.Thread(target=fn, daemon=True)
+            t = threading.Thread(target=acts[action][0], daemon=True)
             t.start()
             threads.append(t)
         for t in threads:
@@ -264,7 +273,7 @@ class Round(chaos.Round):
             except subprocess.TimeoutExpired:
                 self.fault(f"runner {p.pid} never ended")
                 p.kill()
-        time.sleep(0.2)
+        time.sleep(self.settle_s)
 
     # ---- new checks ----
     def steps(self) -> dict[str, list[list[str]]]:
@@ -366,23 +375,24 @@ class Round(chaos.Round):
         return self.faults
 
 
-def main() -> int:
+def main(round_cls: type = Round, mrl: str = "/tmp/chaos-u-venv/bin/mrl", root: str = "/tmp/chaos-u/rounds") -> int:
+    """Rounds of `round_cls` (this Round, or chaos-w's on top of it)."""
     chaos.reset_signals()
     import argparse
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mrl", default="/tmp/chaos-u-venv/bin/mrl")
+    ap.add_argument("--mrl", default=mrl)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=6)
-    ap.add_argument("--root", default="/tmp/chaos-u/rounds")
+    ap.add_argument("--root", default=root)
     ap.add_argument("--full", action="store_true")
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     os.makedirs(os.path.dirname(CANARY), exist_ok=True)
     bad = 0
     for s in range(a.seed, a.seed + a.rounds):
-        r = Round(s, a.mrl, Path(a.root), a.full)
+        r = round_cls(s, a.mrl, Path(a.root), a.full)
         t = time.monotonic()
         faults = r.run(a.seconds)
         chaos.report_round(s, r, faults, time.monotonic() - t, f" names={r.names!r:.80}", limit=3000)
