@@ -88,6 +88,10 @@ def _f32(v: Any) -> Any:
         return v.astype("float32")
 
 
+LEGEND_ROW_PX = 23  # a legend entry at 8pt: bokeh's 20 px glyph plus its 3 px spacing
+LEGEND_PAD_PX = 60  # the legend's padding and margins, and the plot's title and toolbar
+
+
 class Legend:
     """A figure's legend entries in order; renderers with the same label share an entry
     (clicking it hides or shows them all)."""
@@ -106,6 +110,8 @@ class Legend:
             return
         items = [LegendItem(label=label, renderers=rs) for label, rs in self.items.items()]
         fig.add_layout(BokehLegend(items=items, click_policy="hide", label_text_font_size="8pt"), "right")
+        # bokeh's legend neither scrolls nor wraps: a taller figure shows every entry
+        fig.height = max(fig.height or 0, LEGEND_ROW_PX * len(items) + LEGEND_PAD_PX)
 
 
 def hover(fig: Any, renderers: list[Any], tooltips: list[tuple[str, str]], formatters: Any = None) -> None:

@@ -112,3 +112,19 @@ def test_a_band_of_many_combinations_ends_where_its_runs_diverged_to_nan_without
     for p in polygons:  # along the upper edge and back along the lower one
         assert np.array_equal(p, p[::-1]), p
     assert sorted(len(p) for p in polygons)[0] == 6  # (0, 0)'s band: steps 0..2 only
+
+
+def test_a_curves_plot_is_tall_enough_for_every_legend_entry(project: Path) -> None:
+    """Up to 20 combinations each get a legend entry; at 360 px bokeh showed about 14 of
+    them and cut the rest (no scroll), seen in `mrl analyze 1 2` over 12 + 8 combinations."""
+    subs = [
+        {"params": {"lr": lr, "seed": seed}, "status": done(), "jsonl": curve(5, lr)}
+        for lr in [0.01 * i for i in range(1, 19)]
+        for seed in (0, 1)
+    ]
+    exp = make_exp(project, subs)
+    rep = report.build_report(exp, project, exp.dir / "analysis")
+    fig = rep.models["plot0"]
+    items = fig.legend[0].items
+    assert len(items) == 19  # 18 combinations and "individual runs"
+    assert fig.height >= 23 * len(items) + 30  # an 8pt entry takes 23 px
