@@ -47,7 +47,7 @@ MAX_DEPTH = 100
 
 def compile_where(text: str, columns: Sequence[str], prefix: str = "metric.") -> Callable[[Row], bool]:
     """A predicate over rows for `text`; MrlError for what it does not allow or know."""
-    tree = _parse(text)
+    tree = _parse(text, _bare_column(text, columns))
     fn = _Walker(text, list(columns), prefix).walk(tree.body)
 
     def predicate(row: Row) -> bool:
@@ -59,8 +59,15 @@ def compile_where(text: str, columns: Sequence[str], prefix: str = "metric.") ->
     return predicate
 
 
-def _parse(text: str) -> ast.Expression:
+def _bare_column(text: str, columns: Sequence[str]) -> str | None:
+    """A column whose name is no Python name (`Train Loss`, `top-1 acc`) written bare in `text`."""
+    return next((c for c in columns if not c.isidentifier() and c in text and f'["{c}"]' not in text), None)
+
+
+def _parse(text: str, bare: str | None = None) -> ast.Expression:
     example = "write it like \"val_loss < 0.3 and state == 'done'\""
+    if bare is not None:  # `Train Loss < 0.5` cannot parse: say how to name that column
+        example = f"for the column {bare} write col[{json.dumps(bare, ensure_ascii=False)}]; " + example
     if len(text) > MAX_LENGTH:
         raise MrlError(f"--where: the expression is {len(text)} characters long (at most {MAX_LENGTH}); {example}")
     try:

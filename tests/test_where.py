@@ -75,6 +75,14 @@ def test_a_name_with_a_slash_or_dash_written_bare_gets_the_col_form_to_write(tex
     assert f'for the column {column} write col["{column}"]' in str(e.value)
 
 
+def test_a_name_with_a_space_written_bare_gets_the_col_form_in_the_syntax_error() -> None:
+    # `Train Loss < 0.5` (a hand-written CSV header) said only "invalid syntax"
+    with pytest.raises(MrlError) as e:
+        compile_where("Train Loss < 0.5", [*COLUMNS, "Train Loss"])
+    said = str(e.value)
+    assert 'cannot parse it (invalid syntax, column 7); for the column Train Loss write col["Train Loss"]' in said
+
+
 def test_bad_syntax_is_one_clear_error() -> None:
     with pytest.raises(MrlError, match="cannot parse"):
         compile_where("val_loss <", COLUMNS)
