@@ -91,6 +91,7 @@ class SubResult:
     best: dict[str, Best] = field(default_factory=dict)  # per metric with a goal
     exp: str = ""  # the experiment's folder name
     has_rows: bool = False  # some reader (or metrics()) gave per-step rows
+    summary_keys: frozenset[str] = frozenset()  # last values a summary gave: rows never replace them
 
     @property
     def duration(self) -> float | None:
@@ -327,6 +328,7 @@ def read_sub(
     )
     res = SubResult(sub.id, sub_name(sub), sub.dir, params, state, status, summary.last, lines)
     res.best, res.exp, res.has_rows = summary.best, sub.exp.name, summary.has_rows
+    res.summary_keys = summary.summary_keys
     if warnings is not None:
         warnings.extend(w for w in warns if w not in warnings)
     return res, errors + errs
@@ -403,10 +405,14 @@ def add_user_metrics(res: SubResult, fn: Callable[..., Any], settings: metrics.S
         for k in summary.best:
             res.best.pop(k, None)
         merge_summary(res, summary)
+        res.summary_keys |= summary.summary_keys
         return None
     if isinstance(extra, (list, tuple)) and all(isinstance(d, dict) for d in extra):
         acc.add(extra)
-        merge_summary(res, acc.result())
+        rows = acc.result()
+        # rows, as the files' rows: a summary's last value (metrics.json) still wins
+        rows.last = {k: v for k, v in rows.last.items() if k not in res.summary_keys}
+        merge_summary(res, rows)
         if res.lines is not None:
             res.lines.extend(extra)
         elif res.curves is not None:  # the report has turned the rows into curves already

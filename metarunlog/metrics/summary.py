@@ -84,6 +84,7 @@ class Summary:
     last: dict[str, Any] = field(default_factory=dict)
     best: dict[str, Best] = field(default_factory=dict)
     has_rows: bool = False
+    summary_keys: frozenset[str] = frozenset()  # the keys whose last value a summary gave
 
 
 def is_number(v: Any) -> bool:
@@ -230,7 +231,7 @@ class Accumulator:
                 goal = self._goal_for(k)
                 if goal is not None:
                     best[k] = Best(v, None, goal)
-        return Summary(last, best, self.rows > 0)
+        return Summary(last, best, self.rows > 0, frozenset(k for k in summary or {} if k not in self._steps))
 
 
 def _has_nan(values: list[int | float]) -> bool:

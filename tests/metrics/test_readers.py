@@ -330,6 +330,21 @@ def test_a_metrics_hook_dict_beside_rows_is_the_last_value_and_the_rows_keep_the
     assert (summary_only["loss"], summary_only["loss_best"], summary_only["loss_best_step"]) == (0.01, 0.01, None)
 
 
+def test_a_metrics_hook_curve_beside_metrics_json_keeps_the_summary_as_the_last_value(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the hook's rows' last value replaced metrics.json's (0.1 shown instead of 0.2), where
+    # "the summary wins for the last value, the rows give the best values and the curves"
+    make_exp(project, [{"params": {"lr": 0.1}, "status": done(), "metrics": {"loss": 0.2}}, {"params": {"lr": 0.2}}])
+    (project / "mrl_analyze.py").write_text(
+        "def metrics(d):\n    return [{'epoch': 0, 'loss': 0.5, 'acc': 0.1}, {'epoch': 1, 'loss': 0.1, 'acc': 0.3}]\n"
+    )
+    _, rows, _ = table_json(capsys, "--summary", "both")
+    got = rows[0]
+    assert (got["loss"], got["loss_best"], got["loss_best_step"]) == (0.2, 0.1, 1)
+    assert (got["acc"], got["acc_best"]) == (0.3, 0.3)  # a key the summary lacks: the rows'
+
+
 @pytest.mark.parametrize("off", [{"reader": "csv", "enabled": False}, "!csv"])
 def test_readers_can_be_turned_off_in_the_config(project: Path, capsys: pytest.CaptureFixture[str], off: Any) -> None:
     set_cfg(project, metrics={"sources": [off]})
