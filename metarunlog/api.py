@@ -110,7 +110,9 @@ def load_table(
 
     Columns: the params that vary (every param with `all_params`), `state`, `duration`
     (seconds), then the metrics from every reader (docs/table.md) and the user's
-    `metrics(subExpDir)` from mrl_analyze.py. `exp` may also be a list (`[2, 3]`, `"5-9"`
+    `metrics(subExpDir)` from mrl_analyze.py (a param named like one of the table's own
+    columns, an older batch's `id` or `state`, is the column `param.<name>`, as in `mrl
+    table`; `where="param.id == 3"` filters on it). `exp` may also be a list (`[2, 3]`, `"5-9"`
     ranges inside), a range string (`"5-9"`, `"2,3"`) or `"all"`; `tag` selects tagged
     experiments: then the DataFrame has an `exp` column first (still indexed by id).
     `"2/3,4"` (or a sub-experiment folder's path, also in a list) keeps only those
