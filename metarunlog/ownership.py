@@ -226,14 +226,18 @@ def unrecorded_steps(exp: Experiment) -> dict[int, Unrecorded]:
 def unrecorded(exp: Experiment, jobs: Sequence[Job]) -> dict[Job, Unrecorded]:
     """The jobs among `jobs` whose step a runner killed with -9 started and never recorded
     (`ownership.unrecorded_steps`): each is set `running`, with a note naming the step's pid
-    (`mrl status`, `mrl cancel`). A record naming that pid judges it instead."""
+    (`mrl status`, `mrl cancel`). A record naming that pid, or a live process, judges it
+    instead: a session its recorded step started is no unrecorded step."""
+    from metarunlog.procs import is_same_process
     from metarunlog.states import JobState
 
     found = unrecorded_steps(exp)
     out: dict[Job, Unrecorded] = {}
     for job in jobs:
-        step = found.get(job.id)
-        if step is None or (job.status is not None and job.status.pid == step.pid):
+        step, status = found.get(job.id), job.status
+        if step is None or (
+            status is not None and (status.pid == step.pid or is_same_process(status.pid, status.pid_start))
+        ):
             continue
         job.state = JobState.RUNNING
         job.message = f"its step (pid {step.pid}), started by an mrl run that was killed, runs with no record naming it"

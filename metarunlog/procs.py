@@ -171,11 +171,14 @@ class FoundStep:
 
 
 def live_steps(subdirs: Mapping[str, int], started_after: int | None = None) -> dict[int, FoundStep]:
-    """`live_steps_of`, with each step's `MRL_RUNNER`."""
+    """`live_steps_of`, with each step's `MRL_RUNNER`. Of several session leaders naming one
+    folder the first started is its step: the others are sessions it (or a look-alike)
+    started later (setsid, start_new_session=True) with its environment."""
     if not subdirs:
         return {}
     want = {os.fsencode(d): i for d, i in subdirs.items()}
     out: dict[int, FoundStep] = {}
+    began: dict[int, int] = {}  # id -> start ticks of the leader kept
     for name, fields in _proc_stats() or ():
         # a zombie, or not its session's leader (mrl starts each step in a session of its own)
         if fields[0] in (b"Z", b"X") or len(fields) < 20 or fields[3] != name.encode():
@@ -190,7 +193,9 @@ def live_steps(subdirs: Mapping[str, int], started_after: int | None = None) -> 
             continue
         env = dict(item.partition(b"=")[::2] for item in items if item.startswith((b"MRL_SUBEXP_DIR=", b"MRL_RUNNER=")))
         found = want.get(env.get(b"MRL_SUBEXP_DIR", b""))
-        if found is not None:
+        ticks = int(fields[19]) if fields[19].isdigit() else 0
+        if found is not None and (found not in began or ticks < began[found]):
+            began[found] = ticks
             runner = env.get(b"MRL_RUNNER")
             pid = int(name)
             out[found] = FoundStep(pid, os.fsdecode(runner) if runner is not None else None, start_id(pid))

@@ -252,7 +252,7 @@ def test_cancel_of_a_runner_still_planning_reaches_it_when_it_starts(project: Pa
     assert {s["state"] for s in statuses(exp_dir).values()} <= {"cancelled"}
 
 
-def runner_killed_after_spawn(project: Path) -> tuple[Path, int]:
+def runner_killed_after_spawn(project: Path, command: str = "echo $$ > step.pid; sleep 60") -> tuple[Path, int]:
     """A real `mrl run` killed with -9 right after it started its step, before the record
     naming that step: the step runs on, no record names it. (experiment, the step's pid)"""
     import sys
@@ -260,7 +260,7 @@ def runner_killed_after_spawn(project: Path) -> tuple[Path, int]:
     from tests.helpers.processes import KILLED_AFTER_SPAWN
     from tests.helpers.repo import GIT_ENV, REPO_ROOT
 
-    exp = make_experiment(project, [{"x": 1}], "echo $$ > step.pid; sleep 60")
+    exp = make_experiment(project, [{"x": 1}], command)
     env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
     argv = [sys.executable, "-c", KILLED_AFTER_SPAWN, "run"]
     first = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=120)
@@ -320,3 +320,54 @@ def test_cancel_never_signals_an_unrecorded_step_it_cannot_prove_the_dead_runner
     finally:
         other.kill()
         other.wait()
+
+
+def test_cancel_of_an_unrecorded_step_stops_the_step_not_a_session_it_started(project: Path) -> None:
+    # the step starts a session of its own (setsid, start_new_session=True) with its environment:
+    # two session leaders name the folder and the dead runner; cancel stopped the one found
+    # last (the child), recorded `cancelled` and left the step running
+    from tests.helpers.repo import run_mrl
+
+    command = "echo $$ > step.pid; setsid sleep 60 & echo $! > child.pid; sleep 60"
+    exp, pid = runner_killed_after_spawn(project, command)
+    child_file = exp / "001" / "child.pid"
+    wait_for(lambda: child_file.exists() and child_file.read_text().strip().isdigit(), what="the child's pid")
+    child = int(child_file.read_text())
+    try:
+        wait_for(lambda: os.getsid(child) == child, what="the child's own session")
+        res = run_mrl("cancel", cwd=project)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert f"its step (pid {pid})" in res.stdout
+        assert statuses(exp)["001"]["state"] == "cancelled"
+        wait_for(lambda: not alive(pid), what="the step gone")
+    finally:
+        for p in (pid, child):
+            if alive(p):
+                os.kill(p, signal.SIGKILL)  # the test's own processes, by the pids they wrote
+
+
+def test_cancel_of_a_dead_runner_s_recorded_step_stops_it_beside_a_session_it_started(project: Path) -> None:
+    # the runner was killed after recording its step, which had started a session of its own:
+    # that session leader (no record names it) was taken for an unrecorded step, stopped, and
+    # `cancelled` written over the record of the step still running
+    from tests.helpers.repo import run_mrl
+
+    exp = make_experiment(project, [{"x": 1}], "echo $$ > step.pid; setsid sleep 60 & echo $! > child.pid; sleep 60")
+    runner = start_mrl("run", cwd=project)
+    files = [exp.dir / "001" / name for name in ("step.pid", "child.pid")]
+    wait_for(lambda: all(f.exists() and f.read_text().strip().isdigit() for f in files), what="the step and child")
+    pid, child = (int(f.read_text()) for f in files)
+    wait_for(lambda: statuses(exp.dir).get("001", {}).get("pid") == pid, what="the record naming the step")
+    runner.kill()  # kill -9 after the record: the step lives on, orphaned
+    runner.wait()
+    try:
+        wait_for(lambda: os.getsid(child) == child, what="the child's own session")
+        res = run_mrl("cancel", cwd=project)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert res.stdout == "001: cancelled\n"
+        wait_for(lambda: not alive(pid), what="the step gone")
+        assert statuses(exp.dir)["001"]["state"] == "cancelled"
+    finally:
+        for p in (pid, child):
+            if alive(p):
+                os.kill(p, signal.SIGKILL)  # the test's own processes, by the pids they wrote
