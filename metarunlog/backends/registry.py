@@ -171,6 +171,15 @@ def _at_least(low: int) -> Callable[[Any], str | None]:
 
 
 _at_least_one = _at_least(1)
+# A wait handed to subprocess (squeue's): its poll counts milliseconds in a C int, so
+# Infinity or a month of seconds is an OverflowError there, not a long wait.
+MAX_WAIT_S = 86400
+
+
+def _seconds_from_one(value: Any) -> str | None:
+    if value is not None and not value <= MAX_WAIT_S:  # NaN too
+        return f"must be at most {MAX_WAIT_S}, not {value}"
+    return _at_least_one(value)
 
 
 _STR, _INT, _NONE, _LIST = str, int, type(None), list
@@ -204,7 +213,7 @@ register(
             "requeue": Setting(0, (_INT,), _at_least(0)),
             "signal_before": Setting(120, (_INT,), _at_least(1)),
             "unreachable_timeout": Setting(600, (_INT, float), _at_least(0)),
-            "query_timeout": Setting(5, (_INT, float), _at_least_one),
+            "query_timeout": Setting(5, (_INT, float), _seconds_from_one),
         },
         run_args=(
             RunArg(

@@ -68,3 +68,15 @@ def test_more_workers_than_open_files_allow_run_fewer_at_a_time_and_say_so(proje
     assert r.stderr.count("mrl: warning:") == 1
     states = {json.loads((sub.dir / ".mrl.status").read_text())["state"] for sub in exp.sub_experiments()}
     assert states == {"done"}
+
+
+def test_a_query_timeout_past_what_a_wait_can_take_is_refused_in_the_config(project: Path) -> None:
+    # Infinity (JSON's, or 1e400) or a month of seconds passed the check and reached
+    # subprocess.run(timeout=...) of squeue: an OverflowError traceback in mrl status
+    make_experiment(project, [{"x": 1}], "true")
+    for value in (float("inf"), 1e7):
+        set_cfg(project, run={"command": "true", "backend": "slurm", "slurm": {"query_timeout": value}})
+        r = run_mrl("run", "--dry-run", cwd=project)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert f"'run.slurm.query_timeout' must be at most 86400, not {value}" in r.stderr
+        assert "Traceback" not in r.stderr
