@@ -172,7 +172,8 @@ class Backend:
     halted: bool = False  # --fail-fast saw a failure: nothing new starts
     submits_after: bool = False  # it schedules run.after itself (else `mrl run` runs it when the run ends)
     # how long `mrl cancel` waits, after cancel(jobs) returned, for jobs it said nothing about
-    # (no job.message) to be no longer queued or running; then they are shown "still running"
+    # (no job.message) to be no longer queued or running; then they are shown "still running".
+    # 0: none (a cancel() that waits itself, as the built-in ones do)
     cancel_wait: float = 15.0
 
     def __init__(self, exp: Experiment, options: RunOptions | None = None) -> None:

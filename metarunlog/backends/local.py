@@ -69,6 +69,7 @@ class LocalBackend(Backend):
     """Runs jobs on this machine in worker threads; see the module docstring."""
 
     name = "local"
+    cancel_wait = 0.0  # cancel() waits for what it signalled itself (SIGKILL after CANCEL_GRACE_S)
 
     def __init__(self, exp: Experiment, options: RunOptions | None = None) -> None:
         super().__init__(exp, options)

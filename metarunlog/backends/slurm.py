@@ -974,6 +974,7 @@ class SlurmBackend(Backend):
     name = "slurm"
     label = "Slurm"
     submits_after = True  # run.after is a job depending on the arrays
+    cancel_wait = 0.0  # cancel() records what it stopped, and notes what a packed task did not yet
     query_interval = 1.0  # seconds between two scheduler queries while waiting
     max_query_interval = 30.0  # ... at most, while the controller cannot be reached
 

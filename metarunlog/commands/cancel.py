@@ -133,7 +133,7 @@ def cancel(exp: Experiment, selection: str = "all") -> CancelResult:
     # what the runners cancelled was seen ended above: read again only what was stopped here
     stopped_here = [j for group in by_backend.values() for j in group]
     observe_any(exp, stopped_here)
-    _wait_stopped(exp, {j: waits[j] for j in stopped_here if j.state.active and not j.message})
+    _wait_stopped(exp, {j: waits[j] for j in stopped_here if j.state.active and not j.message and waits[j] > 0})
     res.left = [j for j in res.asked if j.state.active]
     return res
 
