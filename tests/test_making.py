@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from metarunlog.making import INCOMPLETE, MAKING
+from metarunlog.making import INCOMPLETE, making_path
 from tests.helpers.processes import start_mrl, wait_for
 from tests.helpers.repo import commit_all, git, run_mrl
 
@@ -87,7 +87,7 @@ def test_the_next_mrl_new_removes_a_dead_mrl_news_store_temps_and_never_a_live_o
 
     def left_by(expdir: Path) -> Path:
         """What its mrl new would leave killed between linking a temp and renaming it over its key."""
-        token = json.loads((expdir / MAKING).read_text())["token"]
+        token = json.loads(making_path(expdir).read_text())["token"]
         temp = store / "ab" / f"{'c' * 38}.{token}.tmp"
         temp.parent.mkdir(exist_ok=True)
         temp.write_text("half-stored\n")
@@ -97,9 +97,9 @@ def test_the_next_mrl_new_removes_a_dead_mrl_news_store_temps_and_never_a_live_o
     dead_temp = left_by(dead)
     live_proc = blocked_new(project)  # it cleans up after the dead one first
     try:
-        wait_for((live / MAKING).exists, what="the live mrl new's claim")
+        wait_for(making_path(live).exists, what="the live mrl new's claim")
         assert not dead_temp.exists() and not list(store.glob(f".probe.{dead_temp.name.split('.')[1]}"))
-        assert (dead / INCOMPLETE).is_file() and not (dead / MAKING).exists()
+        assert (dead / INCOMPLETE).is_file() and not making_path(dead).exists()
         live_temp = left_by(live)
         said = run_mrl("info", "3", cwd=project)
         assert said.returncode == 1 and "mrl new (pid " in said.stderr and "is making it; wait" in said.stderr
@@ -109,7 +109,7 @@ def test_the_next_mrl_new_removes_a_dead_mrl_news_store_temps_and_never_a_live_o
         assert made.returncode == 0, made.stderr
         assert made.stdout.splitlines()[-1] == str(project / "output" / "0004")
         assert live_temp.read_text() == "half-stored\n"  # its writer lives: never touched
-        assert (live / MAKING).is_file()
+        assert making_path(live).is_file()
         # once cleaned up after, the dead one is still incomplete, and says so
         res = run_mrl("status", "2", cwd=project)
         assert "it is incomplete: mrl new (pid " in res.stderr, res.stderr
@@ -121,12 +121,27 @@ def test_the_next_mrl_new_removes_a_dead_mrl_news_store_temps_and_never_a_live_o
     assert not live_temp.exists() and (live / INCOMPLETE).is_file()
 
 
-def test_a_complete_experiment_keeps_no_making_file(project: Path) -> None:
+def test_a_complete_experiment_keeps_no_claim(project: Path) -> None:
     assert run_mrl("new", "x", cwd=project).returncode == 0
     assert sorted(p.name for p in (project / "output" / "0001").iterdir() if p.name.startswith(".mrl")) == [
         ".mrl",
         ".mrl.note",
     ]
+    assert not [p.name for p in (project / "output").iterdir() if p.name.startswith((".mrl.making", ".mrl.claim"))]
+
+
+def test_the_claim_of_a_dead_mrl_new_whose_folder_was_removed_is_dropped(slow_checkout: Path) -> None:
+    project = slow_checkout
+    dead = killed_new(project)
+    token = json.loads(making_path(dead).read_text())["token"]
+    probe = project / "output" / ".mrl.objects" / f".probe.{token}"
+    probe.write_text("")  # as if it was killed while probing the store
+    subprocess.run(["rm", "-rf", str(dead)], check=True)  # as mrl info told the user
+    (project.parent / "BLOCK").unlink()
+    made = run_mrl("new", "again", cwd=project)
+    assert made.returncode == 0 and made.stdout.splitlines()[-1] == str(dead), made.stderr  # its number is free
+    assert not making_path(dead).exists() and (dead / ".mrl").is_file() and not (dead / INCOMPLETE).exists()
+    assert not probe.exists()
 
 
 def test_a_partly_removed_code_folder_is_named_by_verify(project: Path) -> None:

@@ -21,7 +21,7 @@ The project's effective `run` block is pinned in the record (`run`): runs of thi
 experiment use it, whatever the project's .mrl.cfg says later; EXPDIR/.mrl.cfg still
 overrides it. `mrl info` shows it.
 
-While it fills the folder, EXPDIR/.mrl.making (locked) says so; .mrl is written last. One
+While it fills the folder, OUTDIR/.mrl.making-<id> (locked) says so; .mrl is written last. One
 killed half-way (kill -9) leaves a folder without .mrl: `mrl ls` shows it as `!!`
 incomplete, `mrl info ID` says to remove it (rm -rf); the next `mrl new` numbers past it
 and removes the temp files it left in the snapshot store.
@@ -186,7 +186,7 @@ def new(
             # The folder is ours and holds nothing of the user's yet: leave no half experiment.
             gone = isinstance(e, (OSError, MrlError)) and not exp.dir.is_dir()
             shutil.rmtree(exp.dir, ignore_errors=True)
-            os.close(claim.fd)  # unlocked once gone: never seen as a dead mrl new's folder
+            claim.release()  # once the folder is gone: never seen as a dead mrl new's
             if gone:  # an `rm -rf` of the half-made folder: what failed is only its consequence
                 raise MrlError(
                     f"{exp.dir} was removed while mrl new was making it (by another process): "
@@ -331,17 +331,15 @@ def _claim_next(project: Project) -> tuple[Experiment, making.Claim]:
 
 def _clean_after_dead(project: Project) -> None:
     """What a dead `mrl new` left in the snapshot store is removed (`making.clean_after_dead`):
-    the folders to ask are those with `.mrl.making` (one stat per experiment: ~1 ms a
-    thousand, beside the snapshot's one per tracked file)."""
+    its claim is a dot-file in OUTDIR, so one listing finds them all."""
     from metarunlog import snapshot
 
-    if not project.outdir.is_dir():
+    try:
+        names = os.listdir(project.outdir)
+    except FileNotFoundError:
         return
-    outdir = str(project.outdir)
-    names = (project.exp_name(i) for i in project.experiment_ids())
-    unmade = [Path(outdir, n) for n in names if os.path.exists(os.path.join(outdir, n, making.MAKING))]
-    if unmade:
-        making.clean_after_dead(unmade, project.outdir / snapshot.STORE)
+    if any(n.startswith((making.MAKING, making.CLAIMING)) for n in names):
+        making.clean_after_dead(project.outdir, names, project.outdir / snapshot.STORE)
 
 
 def _fill(
