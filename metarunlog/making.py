@@ -61,16 +61,19 @@ def claim(expdir: Path) -> Claim:
     """Lock `expdir` (just made by this process) as being made. The file is written and
     locked under a temp name and renamed into place, so that `.mrl.making-<name>` is never
     seen unlocked or empty while its maker lives."""
+    from metarunlog.jsonio import naming
     from metarunlog.procs import HOST, start_id
 
     while True:
         token = os.urandom(6).hex()
         tmp = expdir.parent / f"{CLAIMING}{token}"
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        with naming(tmp):  # a full disk names the file
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             info = {"pid": os.getpid(), "host": HOST, "start": start_id(os.getpid()), "token": token}
-            os.write(fd, json.dumps(info).encode())
+            with naming(tmp):
+                os.write(fd, json.dumps(info).encode())
             os.rename(tmp, making_path(expdir))
         except FileNotFoundError:  # taken for a dead one's (stopped past CLAIM_STALE_S before its flock)
             os.close(fd)
