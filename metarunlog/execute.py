@@ -146,11 +146,14 @@ class Stopper:
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop: start nothing more, and send `sig` to every live child process group."""
+        # Which steps had ended by themselves is settled BEFORE the request is visible: the
+        # pool thread asks `stopped` of a step it just reaped while `_exited`'s syscall lets
+        # it run, and must never find the request without the step's verdict (it read a
+        # step that failed while its runner was stopped as cancelled, now and then).
+        self._ended_first.update(pgid for pgid in list(self._groups) if _exited(pgid))
         self._requested = True
         self.signal = sig
         for pgid in list(self._groups):
-            if _exited(pgid):
-                self._ended_first.add(pgid)
             killpg(pgid, sig)
 
     def stopped(self, pgid: int) -> bool:
@@ -170,6 +173,7 @@ class Stopper:
         and exit code: a requeue that will not come must not be written, nor lose them."""
         self._requeue = final is None
         self._final = final
+        self._ended_first.update(pgid for pgid in list(self._groups) if _exited(pgid))  # as in `stop`
         self._requested = True
         self.signal = sig
         for pgid in list(self._groups):

@@ -235,3 +235,33 @@ def test_a_forwarded_signal_requeues_what_it_interrupts_or_with_no_requeue_left_
     assert rec.state is JobState.FAILED and rec.reason == final and rec.requeues == 0, rec
     assert rec.exit_code == -signal.SIGUSR1 and rec.attempts == 1
     assert rec.start and rec.end and rec.duration is not None
+
+
+def test_a_step_reaped_while_stop_looks_at_the_steps_is_never_taken_for_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The pool thread reaps a step that failed by itself and asks `stopped` while another
+    # thread's `stop` is inside `_exited`'s waitid (the GIL is free there). `stop` had
+    # already set the request, not yet the step's "ended first": the step read cancelled
+    # (test_chaos_u's stopped-runner test failed so under load, now and then).
+    from metarunlog import execute
+    from metarunlog.execute import Stopper
+    from tests.helpers.processes import wait_for
+
+    child = subprocess.Popen(["sh", "-c", "exit 3"], start_new_session=True)
+    wait_for(lambda: execute._exited(child.pid), what="the child to end")
+    stop = Stopper(Stopper())  # a job's, under its runner's
+    stop.add(child.pid)
+    seen: list[bool] = []
+    real = execute._exited
+
+    def exited_while_the_pool_looks(pid: int) -> bool:
+        ended = real(pid)
+        seen.append(stop.stopped(pid))  # what the pool thread finds at this moment
+        return ended
+
+    monkeypatch.setattr(execute, "_exited", exited_while_the_pool_looks)
+    stop.stop()
+    assert seen == [False]
+    assert not stop.stopped(child.pid)  # after the stop: it had ended first
+    child.wait()
