@@ -698,3 +698,15 @@ def test_mrl_cancel_says_a_plugin_backends_job_still_runs_once_its_cancel_wait_h
     record = statuses(exp)["001"]
     assert record["state"] == "running"
     os.killpg(record["pid"], 9)  # the test's own step, by the record that names it
+
+
+def test_mrl_cancel_of_a_plugin_backend_whose_cancel_wait_is_no_number_is_one_error_line(project: Path) -> None:
+    # cancel_wait = "soon" was read outside the plugin's blame: a ValueError traceback, exit 3
+    from tests.helpers.processes import statuses, wait_for
+
+    exp = detached_run(project, "touch started; sleep 60", cancel_wait="soon")  # type: ignore[arg-type]
+    res = run_mrl("cancel", cwd=project)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr and "detached" in res.stderr, res.stderr
+    assert len(res.stderr.splitlines()) == 1, res.stderr
+    wait_for(lambda: statuses(exp)["001"]["state"] != "running", what="the step's end recorded (it was signalled)")

@@ -129,7 +129,7 @@ def cancel(exp: Experiment, selection: str = "all") -> CancelResult:
         with blamed(name):
             backend = get_backend(name)(exp, RunOptions())
             backend.cancel(group)
-        waits.update(dict.fromkeys(group, float(backend.cancel_wait)))
+            waits.update(dict.fromkeys(group, float(backend.cancel_wait)))  # a plugin's attribute: its fault
     # what the runners cancelled was seen ended above: read again only what was stopped here
     stopped_here = [j for group in by_backend.values() for j in group]
     observe_any(exp, stopped_here)
