@@ -21,9 +21,11 @@ is the same command).
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import signal
+import stat
 import threading
 import time
 from collections.abc import Callable, Generator, Mapping, MutableMapping
@@ -580,7 +582,7 @@ def _attempt(
     stopped = False  # a stop was asked by the time the last step ended (or before it started)
     reason = None  # why a step never ran (NotStarted)
     # a descriptor, not a file object: the steps write to it, we only append our header lines
-    log = os.open(sub.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o666)
+    log = _open_log(sub.log_path)
     try:
         for k in range(attempt.status.steps_done, len(attempt.steps)):
             if stop.requested:
@@ -680,6 +682,27 @@ def _devnull() -> int:
     if pid not in _DEVNULL:
         _DEVNULL[pid] = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
     return _DEVNULL[pid]
+
+
+def _open_log(path: Path) -> int:
+    """run.log for appending. Only a plain file: through a symlink mrl would append to a
+    file outside the experiment (as root, any file), and opening a FIFO blocks the pool
+    thread for good, SIGTERM included (O_NONBLOCK: ENXIO when no one reads it)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as e:
+        if e.errno not in (errno.ELOOP, errno.ENXIO):
+            raise
+        fd = -1
+    if fd < 0 or not stat.S_ISREG(os.fstat(fd).st_mode):
+        if fd >= 0:
+            os.close(fd)
+        raise OSError(
+            errno.ENOTSUP, "not a plain file (a symlink or a FIFO; remove it, mrl writes run.log itself)", str(path)
+        )
+    os.set_blocking(fd, True)
+    return fd
 
 
 def set_aside_metrics(sub: SubExperiment, n: int) -> list[Path]:
