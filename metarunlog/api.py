@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar, Union
 
 from metarunlog import results
-from metarunlog.errors import MrlWarning
+from metarunlog.errors import MrlError, MrlWarning
 from metarunlog.experiment import Experiment, is_id
 from metarunlog.project import Project, find_basedir
 
@@ -85,6 +85,11 @@ def load_experiment(
     exp: int | str | os.PathLike[str] = "last", basedir: str | os.PathLike[str] | None = None
 ) -> Experiment:
     """The Experiment named by `exp` (see the module docstring)."""
+    if isinstance(exp, bool) or not isinstance(exp, (int, str, os.PathLike)):  # load_metrics([2, 3])
+        raise MrlError(
+            f"one experiment is an id, 'last' or a path, not {type(exp).__name__} {exp!r}: "
+            "for several, load_table([2, 3]) or one call per experiment"
+        )
     project = _project(exp, basedir)
     ref = str(Path(exp).expanduser().resolve()) if isinstance(exp, os.PathLike) else exp
     return project.load_exp(ref if not isinstance(ref, int) else str(ref))

@@ -228,3 +228,11 @@ def test_a_warning_mrl_would_print_is_a_python_warning_of_the_api(project: Path)
     cli = run_mrl("table", cwd=project)  # the command line: unchanged
     assert cli.returncode == 0 and cli.stderr.splitlines()[0] == f"mrl: warning: {said}"
     assert "MrlWarning" not in cli.stderr and cli.stderr.count(said) == 1
+
+
+@pytest.mark.parametrize("fn", ["load_metrics", "load_params", "load_experiment"])
+def test_a_list_where_one_experiment_is_taken_is_a_clear_error_not_a_pathlib_traceback(project: Path, fn: str) -> None:
+    # load_metrics([2, 3]) was "TypeError: expected str, bytes or os.PathLike object, not list"
+    make_experiment(project, [{"lr": 0.1}], "true")
+    with pytest.raises(MrlError, match=r"one experiment is an id, 'last' or a path, not list \[1, 1\]: for several"):
+        getattr(api, fn)([1, 1], basedir=project)
