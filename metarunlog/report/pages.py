@@ -29,6 +29,7 @@ from metarunlog.report import table as report_table
 log = logging.getLogger("metarunlog.report")  # `mrl` prints it as `mrl: warning: ...`
 
 INDEX_CACHE = ".mrl.index.json"  # in OUTDIR: each experiment's card, valid while its files are unchanged
+CARD_FORMAT = 2  # cards made by another rule (2: the default primary metric has a goal) are remade
 
 
 @dataclass
@@ -78,6 +79,21 @@ def signature(exp: Experiment) -> list[float]:
         out += [_mtime(sub.dir), _mtime(sub.dir / ".mrl.status")]
         out += [_mtime(sub.dir / f) for f in ("metrics.jsonl", "metrics.json", "metrics.csv")]
     return out
+
+
+def card_settings(exp: Experiment, basedir: Path) -> str:
+    """What else decides a card than the experiment's files: the config keys that choose and
+    read its metrics (report.primary_metric, metric_goals, metrics.sources...) and
+    mrl_analyze.py (its metrics() and metric_goals). A change there remakes the card."""
+    from metarunlog import hooks
+
+    try:
+        cfg = exp.cfg
+        keys = {k: cfg.get(k) for k in ("report", "metrics", "metric_goals", "repeat_axes")}
+    except MrlError as e:  # the card itself will say why
+        keys = {"error": str(e)}
+    keys["analyze"] = _mtime(basedir / hooks.ANALYZE_FILE)
+    return json.dumps(keys, sort_keys=True, default=str)
 
 
 def card_facts(exp: Experiment, basedir: Path) -> Card:
@@ -141,7 +157,7 @@ def index_cards(project: Any, page_dir: Path, unreadable: list[str] | None = Non
     cache_path = project.outdir / INDEX_CACHE
     try:
         cache = json.loads(cache_path.read_text(encoding="utf-8"))
-        if cache.get("version") != __version__:
+        if cache.get("version") != f"{__version__}+{CARD_FORMAT}":
             cache = {}
     except (OSError, ValueError, RecursionError, AttributeError):  # gone, garbage, not an object: rebuilt
         cache = {}
@@ -151,10 +167,11 @@ def index_cards(project: Any, page_dir: Path, unreadable: list[str] | None = Non
     for exp in reversed(project.experiments()):
         if not (exp.dir / ".mrl").is_file():
             continue  # being created by `mrl new`
-        sig = signature(exp)
-        old = entries.get(exp.name)
+        sig, settings = signature(exp), card_settings(exp, project.basedir)
+        old = entries.get(exp.name) or {}
         try:
-            if old and old.get("signature") == sig and not old["card"].get("active"):
+            same = old.get("signature") == sig and old.get("settings") == settings
+            if same and not old["card"].get("active"):
                 card = Card(**{**old["card"], "counts": [tuple(c) for c in old["card"]["counts"]]})
             else:
                 card = card_facts(exp, project.basedir)
@@ -165,10 +182,10 @@ def index_cards(project: Any, page_dir: Path, unreadable: list[str] | None = Non
                 unreadable.append(f"{exp.name}: {e}")
             cards.append(with_report(unreadable_card(exp, str(e)), exp, page_dir))
             continue
-        fresh[exp.name] = {"signature": sig, "card": asdict(card)}
+        fresh[exp.name] = {"signature": sig, "settings": settings, "card": asdict(card)}
         cards.append(with_report(card, exp, page_dir))
     with contextlib.suppress(OSError):  # a read-only outdir: no cache, the index is still made
-        jsonio.write_json(cache_path, {"version": __version__, "experiments": fresh})
+        jsonio.write_json(cache_path, {"version": f"{__version__}+{CARD_FORMAT}", "experiments": fresh})
     return cards
 
 

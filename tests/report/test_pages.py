@@ -108,6 +108,21 @@ def test_the_index_reuses_its_cache_for_experiments_that_did_not_change(project:
     assert "from the cache" in (Project.find(project).outdir / "index.html").read_text()
 
 
+def test_the_index_remakes_a_cached_card_when_the_primary_metric_or_goals_change(project: Path) -> None:
+    """The cache was keyed by the experiment's files only: after setting
+    report.primary_metric (or metric_goals) the index kept showing the old best."""
+    two_experiments(project)
+    assert main(["analyze", "--index"]) == 0
+    index = Project.find(project).outdir / "index.html"
+    assert "loss = <strong>" in index.read_text()
+    set_cfg(project, report={"primary_metric": "acc"})
+    assert main(["analyze", "--index"]) == 0
+    assert "acc = <strong>" in index.read_text() and "loss = <strong>" not in index.read_text()
+    set_cfg(project, report={"primary_metric": "acc"}, metric_goals={"acc": "min"})
+    assert main(["analyze", "--index"]) == 0
+    assert "acc = <strong>0</strong>" in index.read_text()  # acc starts at 0 in every run
+
+
 @pytest.mark.parametrize("garbage", ["[" * 100_000, "[1, 2]", '{"version": 1, "experiments": 5}', "\x00"])
 def test_a_garbage_index_cache_is_rebuilt(project: Path, garbage: str) -> None:
     two_experiments(project)
