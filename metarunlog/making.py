@@ -156,7 +156,10 @@ def clean_after_dead(outdir: Path, names: list[str], store: Path) -> None:
             continue  # another host's, or its maker lives
         snapshot.remove_temps(store, info["token"])
         expdir = outdir / name[len(prefix) :]
-        with contextlib.suppress(FileNotFoundError):  # gone meanwhile, or another mrl new did it
+        # FileNotFoundError: gone meanwhile, or another mrl new did it. Any other OSError (a
+        # folder not ours to write: another user's in a shared outdir) leaves the claim as it
+        # is, read by `unmade` as before: tidying another's leftovers never stops this mrl new.
+        with contextlib.suppress(OSError):
             if expdir.is_dir() and not (expdir / RECORD).exists():
                 jsonio.write_json(expdir / INCOMPLETE, info)
             os.unlink(path)

@@ -161,3 +161,20 @@ def test_a_partly_removed_code_folder_is_named_by_verify(project: Path) -> None:
         "pkg/m2.py",
     }
     assert "0001: code/ differs from commit" in res.stderr and "missing" in res.stderr
+
+
+def test_a_dead_mrl_news_folder_that_cannot_be_marked_never_stops_the_next_mrl_new(slow_checkout: Path) -> None:
+    # a folder not ours to write (another user's in a shared outdir; here immutable, as root
+    # may write anything else): writing its .mrl.incomplete failed every later mrl new
+    project = slow_checkout
+    dead = killed_new(project)
+    (project.parent / "BLOCK").unlink()
+    if subprocess.run(["chattr", "+i", str(dead)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not supported here")
+    try:
+        made = run_mrl("new", "again", cwd=project)
+        assert made.returncode == 0, made.stderr
+        assert "Traceback" not in made.stderr and (Path(made.stdout.splitlines()[-1]) / ".mrl").is_file()
+        assert making_path(dead).exists()  # left for a later mrl new, once the folder can be written
+    finally:
+        subprocess.run(["chattr", "-i", str(dead)], check=True)
