@@ -254,6 +254,16 @@ def test_a_plugin_backend_whose_poll_answers_no_state_per_job_is_one_error_line(
     assert f"the acme backend's poll(jobs) {said}" in errors, errors  # a TypeError traceback before
 
 
+@pytest.mark.parametrize("slots", ["1", '"gpu0"', "[0, 1]"], ids=["int", "str", "ints"])
+def test_a_plugin_backend_whose_slots_are_no_list_of_names_is_one_error_line(project: Path, slots: str) -> None:
+    set_cfg(project, run={"command": "true"})
+    commit_all(project, "run command")
+    make_exp(project, [{"params": {"lr": 0.1}}])
+    source = WAITING.format(poll="[j.observe() for j in jobs]") + f"    Acme.slots = {slots}\n"
+    errors = one_error(run_with_plugin(project, source, "run", "--backend", "acme"))
+    assert f"the acme backend's slots is {eval(slots)!r}" in errors, errors  # a TypeError traceback (int) before
+
+
 def test_mrl_status_says_when_a_plugin_backend_cannot_answer_and_shows_the_rest(project: Path) -> None:
     exp = make_exp(project, [{"params": {"lr": 0.1}, "status": done()}, {"params": {"lr": 0.2}}])
     (exp.subexp_dir(2) / ".mrl.status").write_text(

@@ -400,7 +400,7 @@ def run(
             note=backend.note,
             after_submitted=backend.submits_after,
         )
-    progress = _progress(exp, jobs, backend) if show else None
+    progress = _progress(exp, jobs, backend, backend_name) if show else None
     cancels = _Cancels(backend, jobs, claim)
     try:
         _wait_all(backend, jobs, progress, cancels, name=backend_name)
@@ -541,10 +541,24 @@ def _say_stopping(left: list[Job]) -> None:
     )
 
 
-def _progress(exp: Experiment, jobs: list[Job], backend: Backend) -> Any:
+def _progress(exp: Experiment, jobs: list[Job], backend: Backend, name: str) -> Any:
     from metarunlog.progress import Progress
 
-    return Progress(jobs, backend.slots, tail=int(exp.cfg["run"].get("log_tail") or 20))
+    return Progress(jobs, _slots(backend, name), tail=int(exp.cfg["run"].get("log_tail") or 20))
+
+
+def _slots(backend: Backend, name: str) -> Any:
+    """`backend.slots`; from a backend outside mrl, anything but a list of names (str, or None
+    for a worker without a resource) is its error (an int was a TypeError traceback)."""
+    slots = backend.slots
+    if not plugins.is_foreign(backend):
+        return slots
+    if isinstance(slots, (list, tuple)) and all(s is None or isinstance(s, str) for s in slots):
+        return slots
+    raise plugins.PluginError(
+        f"the {name} backend's slots is {slots!r} ({type(slots).__name__}), not a list of its workers' "
+        "resource names (str, or None for a worker without one; () shows no worker lines)"
+    )
 
 
 def _clear_done_mark(exp: Experiment) -> None:
