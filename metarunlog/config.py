@@ -217,7 +217,7 @@ def read_cfg_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: must hold a JSON object {{...}}, not {type(data).__name__}")
     for key, value in _strings(data, ""):
-        if problem := text_problem(value):
+        if problem := text_problem(value, path_bytes=True):
             raise ConfigError(f"{path}: {key}: {repr(value)[:60]} {problem}: use UTF-8 text without NUL characters")
     return data
 

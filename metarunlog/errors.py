@@ -31,7 +31,7 @@ class BatchError(MrlError):
     """A template or MRL line that cannot be expanded."""
 
 
-def text_problem(text: str) -> str | None:
+def text_problem(text: str, *, path_bytes: bool = False) -> str | None:
     """Why `text` (a description, a param value) cannot be written to a UTF-8 file or passed
     as a command argument, or None when it can. Python keeps an argument's bytes that are not
     UTF-8 as lone surrogates U+DC80..U+DCFF; no encoder writes those, nor NUL to argv."""
@@ -40,6 +40,8 @@ def text_problem(text: str) -> str | None:
     for ch in text:
         if "\ud800" <= ch <= "\udfff":
             if "\udc80" <= ch <= "\udcff":
+                if path_bytes:  # a file name's bytes (mrl init wrote the folder's name): written back as they are
+                    continue
                 return f"is not UTF-8 text (it holds the byte 0x{ord(ch) - 0xDC00:02x}; check your terminal's encoding)"
             return f"holds a lone surrogate ({ch!r}), which no UTF-8 file can hold"
     return None
