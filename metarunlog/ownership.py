@@ -208,6 +208,7 @@ class Unrecorded:
     pid: int
     start: str | None  # its start id when found (`procs.start_id`)
     proven: bool  # its MRL_RUNNER names that runner (pid and start id): it is provably its step
+    runner: str | None = None  # that dead runner, "<pid>:<start id>" (None: it wrote no start id)
 
 
 def unrecorded_steps(exp: Experiment) -> dict[int, Unrecorded]:
@@ -219,7 +220,7 @@ def unrecorded_steps(exp: Experiment) -> dict[int, Unrecorded]:
         start = claim.extra.get("runnerStart")
         runner = f"{claim.pid}:{start}" if start else None
         for i, step in alive.items():
-            out[i] = Unrecorded(step.pid, step.start, runner is not None and step.runner == runner)
+            out[i] = Unrecorded(step.pid, step.start, runner is not None and step.runner == runner, runner)
     return out
 
 
@@ -239,10 +240,17 @@ def unrecorded(exp: Experiment, jobs: Sequence[Job]) -> dict[Job, Unrecorded]:
             status is not None and (status.pid == step.pid or is_same_process(status.pid, status.pid_start))
         ):
             continue
+        if status is not None and status.state.finished and _recorded_by(status, step.runner):
+            continue  # that runner recorded its end: what lives on is a session its step left (setsid)
         job.state = JobState.RUNNING
         job.message = f"its step (pid {step.pid}), started by an mrl run that was killed, runs with no record naming it"
         out[job] = step
     return out
+
+
+def _recorded_by(status: Any, runner: str | None) -> bool:
+    """The record was written by `runner` ("<pid>:<start id>")."""
+    return runner is not None and f"{status.runner_pid}:{status.runner_start}" == runner
 
 
 def _dead_runners(exp: Experiment) -> Iterator[tuple[Claim, dict[int, FoundStep]]]:

@@ -371,3 +371,33 @@ def test_cancel_of_a_dead_runner_s_recorded_step_stops_it_beside_a_session_it_st
         for p in (pid, child):
             if alive(p):
                 os.kill(p, signal.SIGKILL)  # the test's own processes, by the pids they wrote
+
+
+def test_a_session_a_done_step_left_is_no_unrecorded_step_of_its_killed_runner(project: Path) -> None:
+    # 001 ended done and left a server in a session of its own (setsid: no leftover of its
+    # group); its runner was then killed -9 running 002. The server was taken for 001's
+    # unrecorded step: status said running, and cancel stopped it and wrote cancelled over done
+    from tests.helpers.repo import run_mrl
+
+    command = "if [ {{ x }} = 1 ]; then setsid sleep 60 & echo $! > child.pid; else echo $$ > step.pid; sleep 60; fi"
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], command)
+    runner = start_mrl("run", "-j", "1", cwd=project)
+    child_file, step_file = exp.dir / "001" / "child.pid", exp.dir / "002" / "step.pid"
+    wait_for(lambda: step_file.exists() and step_file.read_text().strip().isdigit(), what="002 running")
+    wait_for(lambda: statuses(exp.dir).get("002", {}).get("pid") is not None, what="002's record")
+    assert statuses(exp.dir)["001"]["state"] == "done"
+    runner.kill()  # kill -9: its claim stays while 002's step lives
+    runner.wait()
+    child, step = int(child_file.read_text()), int(step_file.read_text())
+    try:
+        res = run_mrl("status", "1", "1", cwd=project)
+        assert res.stdout.splitlines()[2].split()[1] == "done", res.stdout
+        res = run_mrl("cancel", cwd=project)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert res.stdout == "002: cancelled\n"
+        assert statuses(exp.dir)["001"]["state"] == "done"
+        wait_for(lambda: not alive(step), what="002's step gone")
+    finally:
+        for p in (step, child):
+            if alive(p):
+                os.kill(p, signal.SIGKILL)  # the test's own processes, by the pids they wrote
