@@ -74,7 +74,14 @@ def _act(name):
         subprocess.Popen(["sleep", "1.5"])
     elif mode.startswith("daemon:"):
         env = dict(os.environ, MRL_SUBEXP_DIR=mode[7:], MRL_ATTEMPT="1")
-        subprocess.Popen(["python3", "-c", "import time; time.sleep(2.5)", "step.py"], env=env,
+        # a signal from anyone (mrl must never send one: not its process) is logged
+        code = ("import os, signal, sys, time\n"
+                "def hit(n, f):\n"
+                "    open(os.environ['CHAOS_HOOK_LOG'], 'a').write('SIGNALLED %d %d\\n' % (os.getpid(), n))\n"
+                "    sys.exit(0)\n"
+                "for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1): signal.signal(s, hit)\n"
+                "time.sleep(2.5)\n")
+        subprocess.Popen(["python3", "-c", code, "step.py"], env=env,
                          start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 for _cmd in HOOKED:
     for _when in ("before", "after"):
@@ -133,7 +140,7 @@ class Round(chaos_u.Round):
         subprocess.run(["git", "commit", "-qm", "hooks"], cwd=self.proj, env=self.env, check=True)
 
     def hook_env(self) -> dict[str, str]:
-        env = dict(self.env)
+        env = dict(self.env, CHAOS_HOOK_LOG=str(self.dir / "hooks.log"))
         if self.calm:
             return env
         for c in HOOKED:
@@ -457,6 +464,9 @@ class Round(chaos_u.Round):
                     )
 
     def check_grid(self) -> None:
+        hooks_log = self.dir / "hooks.log"
+        for line in hooks_log.read_text().splitlines() if hooks_log.exists() else []:
+            self.fault(f"a hook's daemon (a look-alike of a step, not mrl's) was signalled: {line}")
         super().check_grid()
         self.damage()  # chaos_u's run: the last check before the final plain run
         self.calm = True  # which runs with no hook failing and every limit as usual
