@@ -306,7 +306,8 @@ class Round(chaos_u.Round):
             subs = [d for d in self.exp.iterdir() if d.is_dir() and d.name.isdigit()] if self.exp.exists() else []
         target = self.exp if not subs or self.rng.random() < 0.4 else self.rng.choice(subs)
         with self.ro_lock:
-            if subprocess.run(["mount", "--bind", str(target), str(target)], capture_output=True).returncode != 0:
+            # one at a time: a sub's mount under the experiment's would outlive both umounts
+            if self.ro_mounts or mount("--bind", str(target), str(target)) != 0:
                 return
             self.ro_mounts.append(target)
             self.ro_epoch += 1
@@ -477,6 +478,10 @@ class Round(chaos_u.Round):
         finally:
             for m in list(self.ro_mounts):
                 subprocess.run(["umount", "-l", str(m)], capture_output=True)
+
+
+def mount(*args: str) -> int:
+    return subprocess.run(["mount", *args], capture_output=True).returncode
 
 
 def descendants(pid: int) -> list[int]:
