@@ -602,7 +602,9 @@ def stop_unrecorded(steps: Mapping[Job, Unrecorded], grace: float = CANCEL_GRACE
     _wait_gone(groups, grace)
     for job in stopped:
         old = job.sub.read_status() or Status()
-        job.status, job.state = old.cancelled_unstarted(now()), JobState.CANCELLED
+        # it ran, with no record: no start or exit code is known, but never "before it started"
+        why = "its step ran with no record (the mrl run that started it was killed) until mrl cancel stopped it"
+        job.status, job.state = old.cancelled_unstarted(now())._next(reason=why), JobState.CANCELLED
         job.message = f"its step (pid {steps[job].pid}), left with no record by an mrl run that was killed, was stopped"
         try:
             job.sub.write_status(job.status)

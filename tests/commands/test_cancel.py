@@ -289,12 +289,15 @@ def test_status_and_cancel_see_a_step_its_runner_was_killed_before_recording(pro
         said += "\n"
         assert (res.returncode, res.stdout) == (0, said), res.stderr
         wait_for(lambda: not alive(pid), what="the step gone")
-        assert statuses(exp)["001"]["state"] == "cancelled"
+        record = statuses(exp)["001"]
+        assert record["state"] == "cancelled"
+        ran = "its step ran with no record (the mrl run that started it was killed) until mrl cancel stopped it"
+        assert record["reason"] == ran, record  # not a cancel "before it started": it ran
     finally:
         if alive(pid):
             os.kill(pid, signal.SIGKILL)  # the test's own step, by the pid it wrote
     again = json.loads(run_mrl("status", "--json", cwd=project).stdout)
-    assert (again[0]["state"], again[0].get("note")) == ("cancelled", None)
+    assert (again[0]["state"], again[0].get("note")) == ("cancelled", ran), again
 
 
 def test_cancel_never_signals_an_unrecorded_step_it_cannot_prove_the_dead_runners(project: Path) -> None:
