@@ -346,7 +346,7 @@ def planned(claim: Claim) -> bool:
 
 
 def request_cancel(claim: Claim, ids: set[int]) -> Path:
-    """Ask the runner of `claim` to cancel `ids`; `answer_of(path)` is its reply."""
+    """Ask the runner of `claim` to cancel `ids`; `answer_with_notes(path)` is its reply."""
     assert claim.path is not None
     stem = claim.path.name[: -len(".json")]
     req = claim.path.parent / f"{stem}.cancel-{os.getpid()}-{time.monotonic_ns()}.req"
@@ -354,14 +354,9 @@ def request_cancel(claim: Claim, ids: set[int]) -> Path:
     return req
 
 
-def answer_of(request: Path) -> list[int] | None:
-    """The ids the runner cancelled for `request`, once it answered (the answer is removed)."""
-    got = answer_with_notes(request)
-    return None if got is None else list(got)
-
-
 def answer_with_notes(request: Path) -> dict[int, str] | None:
-    """`answer_of` as {id: the runner's note for it, "" for none}, in the runner's order."""
+    """The ids the runner cancelled for `request`, once it answered (the answer is removed),
+    as {id: the runner's note for it, "" for none}, in the runner's order."""
     done = request.with_suffix(".done")
     try:
         data = jsonio.read_json(done)

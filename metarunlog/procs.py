@@ -150,16 +150,6 @@ def names_folder(pid: int, subdir: str | os.PathLike[str]) -> bool | None:
     return None
 
 
-def live_steps_of(subdirs: Mapping[str, int], started_after: int | None = None) -> dict[int, int]:
-    """{id: pid} of live step processes whose MRL_SUBEXP_DIR names one of `subdirs` (path ->
-    id): session leaders (mrl starts each step in a session of its own) found in /proc. For
-    the steps a runner killed with -9 may have started without recording them: no record
-    names their pids. Another user's processes (environment unreadable) are not found, nor
-    (`started_after`: the dead runner's start, in clock ticks since boot) those that started
-    before that runner did, which cannot be its steps (a shell that exported the variable)."""
-    return {i: step.pid for i, step in live_steps(subdirs, started_after).items()}
-
-
 @dataclass(frozen=True)
 class FoundStep:
     """A live step `live_steps` found: its pid, and the `MRL_RUNNER` it was started with
@@ -171,9 +161,15 @@ class FoundStep:
 
 
 def live_steps(subdirs: Mapping[str, int], started_after: int | None = None) -> dict[int, FoundStep]:
-    """`live_steps_of`, with each step's `MRL_RUNNER`. Of several session leaders naming one
-    folder the first started is its step: the others are sessions it (or a look-alike)
-    started later (setsid, start_new_session=True) with its environment."""
+    """{id: step} of live step processes whose MRL_SUBEXP_DIR names one of `subdirs` (path ->
+    id), each with its `MRL_RUNNER`: session leaders (mrl starts each step in a session of
+    its own) found in /proc. For the steps a runner killed with -9 may have started without
+    recording them: no record names their pids. Another user's processes (environment
+    unreadable) are not found, nor (`started_after`: the dead runner's start, in clock ticks
+    since boot) those that started before that runner did, which cannot be its steps (a
+    shell that exported the variable). Of several session leaders naming one folder the
+    first started is its step: the others are sessions it (or a look-alike) started later
+    (setsid, start_new_session=True) with its environment."""
     if not subdirs:
         return {}
     want = {os.fsencode(d): i for d, i in subdirs.items()}

@@ -164,11 +164,11 @@ def test_a_cancel_request_is_answered_with_the_ids_the_runner_stopped(exp: Exper
         request = ownership.request_cancel(claim, {2, 1})
         (asked,) = runner.take_requests()
         assert asked == (request, {1, 2})
-        assert ownership.answer_of(request) is None  # not answered yet
+        assert ownership.answer_with_notes(request) is None  # not answered yet
         runner.answer(request, [2])
         assert runner.take_requests() == [] and not request.exists()
-        assert ownership.answer_of(request) == [2]
-        assert ownership.answer_of(request) is None  # an answer is read once
+        assert ownership.answer_with_notes(request) == {2: ""}
+        assert ownership.answer_with_notes(request) is None  # an answer is read once
         noted = ownership.request_cancel(claim, {1, 2})
         runner.take_requests()
         runner.answer(noted, [1, 2], {2: "cancelled before it started"})

@@ -138,7 +138,7 @@ def test_holds_file_tells_a_file_a_process_holds_open_from_one_it_does_not(tmp_p
         proc.wait()
 
 
-def test_live_steps_of_finds_session_leaders_naming_a_folder_and_nothing_else(tmp_path: Path) -> None:
+def test_live_steps_finds_session_leaders_naming_a_folder_and_nothing_else(tmp_path: Path) -> None:
     # what a runner killed between spawning a step and recording it leaves: a step in a
     # session of its own whose MRL_SUBEXP_DIR names its folder
     import os
@@ -158,12 +158,12 @@ def test_live_steps_of_finds_session_leaders_naming_a_folder_and_nothing_else(tm
     try:
         zombie_pid = zombie.pid
         time.sleep(0.3)  # the zombie exits (not reaped yet: still in /proc as Z)
-        found = procs.live_steps_of({a: 1, b: 2})
+        found = {i: s.pid for i, s in procs.live_steps({a: 1, b: 2}).items()}
         assert found[1] == step.pid
         assert found.get(2) == inner.pid  # the leader; its `sleep 30 &` child is no session leader
         assert zombie_pid not in found.values() and plain.pid not in found.values()
         assert stranger.pid not in found.values()
-        assert procs.live_steps_of({}) == {}
+        assert procs.live_steps({}) == {}
     finally:
         for p in (step, inner, stranger):
             os.killpg(p.pid, signal.SIGKILL)

@@ -303,7 +303,7 @@ def test_a_cancel_request_for_a_job_whose_record_is_in_place_is_not_answered_as_
         ended, running = jobs
         request = ownership.request_cancel(claim, {ended.id, running.id})
         _Cancels(backend, jobs, claim).apply()
-        assert ownership.answer_of(request) == [running.id]
+        assert ownership.answer_with_notes(request) == {running.id: ""}
     assert [j.state for j in jobs] == [JobState.DONE, JobState.CANCELLED]
 
 
