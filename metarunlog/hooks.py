@@ -20,19 +20,12 @@ from typing import Any
 
 from metarunlog.error_handler import STDOUT
 from metarunlog.errors import HookError
-from metarunlog.plugins import describe, line_in
+from metarunlog.plugins import describe, line_in, prints_to_stderr  # where the user's code prints
 
 HOOKS_FILE = "mrl_hooks.py"
 ANALYZE_FILE = "mrl_analyze.py"
 
 _loaded: dict[Path, ModuleType] = {}
-
-
-def prints_to_stderr() -> contextlib.AbstractContextManager[Any]:
-    """Where the user's mrl_analyze.py code prints: stderr, so that mrl's own stdout
-    (`mrl table --json`/`--csv`, `mrl diff --json`, the report path of `mrl analyze`)
-    stays what a script parses."""
-    return contextlib.redirect_stdout(sys.stderr)
 
 
 def load_user_module(basedir: Path, filename: str) -> ModuleType:

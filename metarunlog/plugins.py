@@ -131,8 +131,9 @@ def blamed(what: str, obj: Any) -> Iterator[None]:
 
 
 def prints_to_stderr() -> contextlib.AbstractContextManager[Any]:
-    """Where a plugin prints (as mrl_analyze.py's code: `hooks.prints_to_stderr`): stderr, so
-    that `mrl table --json`/`--csv` stays what a script parses."""
+    """Where code from outside mrl prints (a plugin, mrl_analyze.py's functions, hooks):
+    stderr, so that mrl's own stdout (`mrl table --json`/`--csv`, `mrl diff --json`, the
+    report path of `mrl analyze`) stays what a script parses."""
     return contextlib.redirect_stdout(sys.stderr)
 
 
