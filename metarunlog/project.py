@@ -199,7 +199,7 @@ class Project:
             if last is None:
                 raise NotAnExperiment("no experiment yet: make one with `mrl new`")
             return self.experiment(last)
-        found = self._experiment_containing(Path(ref))
+        found = self.experiment_containing(Path(ref))
         if found is None or found.dir != Path(ref).resolve():
             copy = self.copy_containing(Path(ref)) if found is None else None
             raise NotAnExperiment(self._a_copy(copy) if copy else self._not_an_experiment(ref, found))
@@ -228,7 +228,7 @@ class Project:
         """The experiment `cwd` is in, None outside any. A folder of an experiment outside
         the outdir (a copy, an rsync elsewhere) is an error: defaulting to the newest one
         would act on another experiment than the one the user is in."""
-        here = self._experiment_containing(cwd)
+        here = self.experiment_containing(cwd)
         if here is not None:
             return here
         copy = self.copy_containing(cwd)
@@ -249,7 +249,7 @@ class Project:
         """The experiment folder outside the outdir (a copy of one: `cp -a`, rsync) that
         `path` is in, as an Experiment over that folder; None if `path` is in none."""
         path = path.resolve()
-        if self._experiment_containing(path) is not None:
+        if self.experiment_containing(path) is not None:
             return None
         top = next((d for d in reversed((path, *path.parents)) if (d / RECORD).is_file()), None)
         if top is None:
@@ -257,7 +257,9 @@ class Project:
         n = parse_id(top.name, self.cfg["singleExpFormat"], "expId")
         return Experiment(0 if n is None else n, top.name, top, self.cfg)
 
-    def _experiment_containing(self, path: Path) -> Experiment | None:
+    def experiment_containing(self, path: Path) -> Experiment | None:
+        """The experiment of the outdir that `path` is in (or is), by its folder's name;
+        None outside any (its record is not read: `load_exp` checks it)."""
         try:
             rel = path.resolve().relative_to(self.outdir)
         except ValueError:
@@ -308,7 +310,7 @@ class Project:
         link = self.basedir / LAST
         if not link.is_symlink():
             return None
-        exp = self._experiment_containing(self.basedir / os.readlink(link))
+        exp = self.experiment_containing(self.basedir / os.readlink(link))
         return exp.id if exp else None
 
     # -- names kept for hook files written for the original metarunlog -----------------

@@ -281,7 +281,7 @@ def resolve_targets(
         here_exp = project.experiment_here(cwd)
         return project.load_exp(here_exp.id if here_exp else "last").id, spec or ALL
     exp = project.load_exp(exp_ref)
-    here = project._experiment_containing(cwd)
+    here = project.experiment_containing(cwd)
     if here is not None and here.id != exp.id:
         print(
             f"mrl: {command} acts on experiment {exp.name}, not on {here.name} which you are in "
@@ -338,7 +338,7 @@ def _from_path(project: Project, path: Path, spec: str | None) -> tuple[int, str
 
 def _sub_containing(project: Project, path: Path, *, exact: bool = False) -> tuple[int, str] | None:
     """(experiment id, sub-experiment id) of the sub-experiment folder `path` is (or is in)."""
-    exp = project._experiment_containing(path)
+    exp = project.experiment_containing(path)
     if exp is None:
         return None
     rel = path.relative_to(exp.dir)

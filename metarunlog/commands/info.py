@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -156,7 +157,10 @@ def _with_run_override(exp: Experiment, info: dict[str, Any]) -> dict[str, Any]:
 def verify_target(project: Project, ref: str | None) -> Experiment:
     """The experiment to verify: as `load_exp`, but a copy of one outside the outdir (rsync
     to a backup, `cp -a` elsewhere) is verified where it is: the cwd's, or the one `ref`
-    names by its path."""
+    names by its path. A path inside an experiment (its code/, a file of code/, its .mrl)
+    names the experiment it is in: code/ is verified whole, as its commit holds it."""
+    from metarunlog.experiment import is_id
+    from metarunlog.project import LAST
     from metarunlog.selection import sub_target
 
     if ref is not None and (target := sub_target(project, ref)) is not None:
@@ -164,10 +168,14 @@ def verify_target(project: Project, ref: str | None) -> Experiment:
             f"--verify checks an experiment's code/, which its sub-experiments share: "
             f"`mrl info --verify {target[0].id}`"
         )
-    copy = project.copy_containing(Path(ref) if ref is not None else Path.cwd())
-    if copy is not None and (ref is None or copy.dir == Path(ref).resolve()):
+    if ref is not None and (is_id(ref) or ref == LAST):
+        return project.load_exp(ref)
+    path = Path(ref) if ref is not None else Path.cwd()
+    copy = project.copy_containing(path)
+    if copy is not None:
         return copy
-    return project.load_exp(ref)
+    found = project.experiment_containing(path) if ref is not None and os.path.lexists(path) else None
+    return project.load_exp(found.id if found is not None else ref)
 
 
 def _hook_clone(exp: Experiment) -> tuple[str, ...]:

@@ -223,3 +223,33 @@ def test_verify_of_another_projects_experiment_says_where_to_run_it(project: Pat
         f"{json.loads((exp / '.mrl').read_text())['gitHash'][:10]}: run `mrl verify {exp}` there\n"
     )
     assert run_mrl("verify", str(exp), cwd=project).returncode == 0
+
+
+def test_verify_of_a_path_inside_an_experiment_verifies_that_experiment(project: Path) -> None:
+    """`mrl verify output/0001/code` (the snapshot folder, the form a tab completion gives)
+    said "not an experiment": any path inside one names the experiment it is in."""
+    first = new()
+    replace(first / "code" / "train.py", "edited\n")
+    new()  # the newest is untouched: a fallback to it would exit 0
+    for ref in ("output/0001/code", "output/0001/code/", "output/0001/code/conf.lua", "output/0001/.mrl"):
+        proc = run_mrl("verify", ref, cwd=project)
+        assert proc.returncode == 1, (ref, proc.stderr)
+        assert proc.stdout.split() == ["changed", "train.py"] and "Traceback" not in proc.stderr
+        assert run_mrl("info", "--verify", ref, cwd=project).stdout == proc.stdout
+    proc = run_mrl("verify", "output/0002/code", cwd=project)
+    assert proc.returncode == 0 and proc.stdout.startswith("0002: code/ matches commit ")
+    gone = run_mrl("verify", "output/0001/no-such-file", cwd=project)
+    assert gone.returncode == 1
+    assert gone.stderr.startswith("mrl: error: 'output/0001/no-such-file' is not an experiment")
+
+
+def test_verify_of_a_path_inside_a_copy_of_an_experiment_verifies_the_copy(project: Path, tmp_path: Path) -> None:
+    import shutil
+
+    exp = new()
+    copy = tmp_path / "backup" / exp.name
+    shutil.copytree(exp, copy, symlinks=True)
+    replace(copy / "code" / "train.py", "edited in the copy\n")
+    proc = run_mrl("verify", str(copy / "code"), cwd=project)
+    assert proc.returncode == 1 and proc.stdout.split() == ["changed", "train.py"], proc.stderr
+    assert run_mrl("verify", str(exp / "code"), cwd=project).returncode == 0
