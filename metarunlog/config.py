@@ -200,10 +200,18 @@ def _run_types() -> dict[str, tuple[type, ...]]:
 
 
 def read_cfg_file(path: Path) -> dict[str, Any]:
+    from metarunlog import jsonio
+    from metarunlog.errors import RecordTooLarge
+
     try:
-        raw = path.read_bytes()
+        raw = jsonio.read_bytes(path, jsonio.RECORD_MAX)  # bounded: a huge file is named, not read
     except OSError as e:
         raise ConfigError(f"cannot read {path}: {e.strerror}") from e
+    except RecordTooLarge as e:
+        limit = jsonio.RECORD_MAX >> 20
+        raise ConfigError(
+            f"{path} is {e.size:,} bytes, over the {limit} MiB a config can be: fix or replace it"
+        ) from None
     text = _utf8(raw, path)
     # Whole-line `//` comments are allowed (see .mrl.cfg.example); blanking them keeps
     # the line numbers of JSON errors right.

@@ -19,6 +19,14 @@ class CorruptRecord(MrlError):
     """A JSON record that cannot be read; the message names its path."""
 
 
+class RecordTooLarge(CorruptRecord):
+    """A file over the size mrl reads of a record (`jsonio.RECORD_MAX`), left unread."""
+
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message)
+        self.size = size
+
+
 class DirtyTree(MrlError):
     """The working tree has uncommitted changes."""
 

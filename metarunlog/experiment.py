@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from metarunlog import jsonio
 from metarunlog.config import Config
+from metarunlog.errors import CorruptRecord
 
 if TYPE_CHECKING:  # imported where used: `mrl ls` reads thousands of records as plain JSON
     from metarunlog.records import ExperimentRecord, Status, SubRecord
@@ -68,13 +69,14 @@ def parse_id(name: str, fmt: str, field_name: str, **extra: int) -> int | None:
     return n if fmt.format(**{field_name: n, **extra}) == name else None
 
 
-def _read_or_none(path: Path, *, missing_only: bool = False) -> bytes | None:
-    """The file's bytes; None when it cannot be read (`missing_only`: when it does not exist)."""
+def _read_or_none(path: Path, *, missing_only: bool = False, limit: int | None = None) -> bytes | None:
+    """The file's bytes; None when it cannot be read, or is over `limit` bytes
+    (`missing_only`: only when it does not exist; else the error is raised)."""
     try:
-        return jsonio.read_bytes(path)
+        return jsonio.read_bytes(path, limit)
     except FileNotFoundError:
         return None
-    except OSError:
+    except (OSError, CorruptRecord):
         if missing_only:
             raise
         return None
@@ -102,7 +104,7 @@ class SubExperiment:
         if self.name == ".":
             batch = self.exp.record.batch
             return SubRecord(self.id, dict(batch.params or {}) if batch else {})
-        raw = _read_or_none(self.dir / RECORD, missing_only=True)
+        raw = _read_or_none(self.dir / RECORD, missing_only=True, limit=jsonio.RECORD_MAX)
         if raw is None:  # a folder made by hand: empty params, as the original's last commit
             log.warning(f"sub-experiment folder {self.dir} has no {RECORD} (made by hand?): its params are empty")
             return SubRecord(self.id, {})
@@ -139,7 +141,7 @@ class SubExperiment:
             planned
             and self._record_bytes is not None
             and planned[0] == files
-            and _read_or_none(self.dir / RECORD) == self._record_bytes
+            and _read_or_none(self.dir / RECORD, limit=jsonio.RECORD_MAX) == self._record_bytes
         ):
             return planned[1]
         return fingerprint(self._params_on_disk(), files)
@@ -197,8 +199,6 @@ class Experiment:
 
         data = jsonio.read_json(self.dir / RECORD)
         if not isinstance(data, dict):
-            from metarunlog.errors import CorruptRecord
-
             raise CorruptRecord(f"corrupt record {self.dir / RECORD}: not a JSON object")
         return ExperimentRecord.from_json(data)
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, NoReturn, TypeVar
 
-from metarunlog.errors import CorruptRecord, MrlError
+from metarunlog.errors import CorruptRecord, MrlError, RecordTooLarge
 
 T = TypeVar("T")
 
@@ -58,7 +58,19 @@ def make_folder(path: str | os.PathLike[str], hint: str) -> None:
 
 def write_json(path: str | os.PathLike[str], data: Any, *, durable: bool = True) -> None:
     """Write `data` as JSON to `path` atomically: readers see the old or the new file, never half."""
-    write_text(path, dumps(data), durable=durable)
+    write_text(path, _record_text(path, data), durable=durable)
+
+
+def _record_text(path: str | os.PathLike[str], data: Any) -> str:
+    """`dumps(data)`, refused when it is more than a read takes (RECORD_MAX). Its text is
+    ASCII (json's escapes), so its length is its size in bytes."""
+    text = dumps(data)
+    if len(text) > RECORD_MAX:
+        raise MrlError(
+            f"{os.fsdecode(path)} would be {len(text):,} bytes, over the {RECORD_MAX >> 20} MiB mrl reads "
+            "of a record: nothing written (make it smaller: fewer or shorter params)"
+        )
+    return text
 
 
 def dumps(data: Any) -> str:
@@ -239,14 +251,32 @@ def naming(path: str | os.PathLike[str]) -> Iterator[None]:
 
 def prepare_json(path: str | os.PathLike[str], data: Any) -> Pending:
     """`write_json` up to its temp file: `commit()` the result to make it durable and visible."""
-    return prepare_text(path, dumps(data))
+    return prepare_text(path, _record_text(path, data))
+
+
+# The most bytes of a record (or another JSON file of mrl's) read: what mrl writes is a few
+# KiB (a batch's record with a long MRL:params list, a few MiB). Anything bigger is not a
+# record, and parsing it whole would take ~10x its size in memory (a 300 MB `.mrl` put
+# `mrl ls` at 3 GB): it is named in one line instead, and a write is refused as well, so
+# that mrl never writes what it would not read back.
+RECORD_MAX = 16 << 20
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON file; a malformed one raises CorruptRecord naming the path and line."""
+    """Read a JSON file; a malformed one raises CorruptRecord naming the path and line, as
+    does one over RECORD_MAX bytes (unread)."""
     # open() on the path as given: `mrl ls` reads thousands of records, and a Path per
     # file was a third of its time.
-    return parse_json(read_bytes(path), path)
+    return parse_json(read_bytes(path, limit=RECORD_MAX), path)
+
+
+def too_large(path: str | os.PathLike[str], size: int, limit: int = RECORD_MAX) -> RecordTooLarge:
+    """The one line for a record of `size` bytes, over `limit`."""
+    return RecordTooLarge(
+        f"oversized record {os.fsdecode(path)}: {size:,} bytes, over the {limit >> 20} MiB mrl reads of a record "
+        "(not a file mrl wrote); move or remove it",
+        size,
+    )
 
 
 def parse_json(data: bytes, path: str | os.PathLike[str]) -> Any:
@@ -271,15 +301,22 @@ def write_all(fd: int, data: bytes) -> None:
         data = data[os.write(fd, data) :]
 
 
-def read_bytes(path: str | os.PathLike[str]) -> bytes:
+def read_bytes(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
     """The bytes of a (small) file: os.open and os.read, no file object (a buffered
     `open()` costs an fstat, an ioctl and two lseeks more per file, and runners read
-    several small files per job)."""
+    several small files per job). Over `limit` bytes: RecordTooLarge (`too_large`), having
+    read at most `limit` + 64 KiB of it (a file whose size says less, as in /proc, or one
+    growing while read, is stopped there too)."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        chunks = []
+        if limit is not None and (size := os.fstat(fd).st_size) > limit:
+            raise too_large(path, size, limit)
+        chunks, total = [], 0
         while chunk := os.read(fd, 65536):
             chunks.append(chunk)
+            total += len(chunk)
+            if limit is not None and total > limit:
+                raise too_large(path, total, limit)
         return b"".join(chunks)
     except OSError as e:  # read(2) names no file (a folder: EISDIR)
         raise_named(e, os.fspath(path))

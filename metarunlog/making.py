@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from metarunlog import jsonio
+from metarunlog.errors import CorruptRecord
 from metarunlog.experiment import RECORD
 
 MAKING = ".mrl.making"  # OUTDIR/.mrl.making-<name>
@@ -124,8 +126,8 @@ def unmade(expdir: Path) -> Unmade:
 
 def _read(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        data = jsonio.read_json(path)
+    except (OSError, CorruptRecord):
         return None
     return data if isinstance(data, dict) else None
 
@@ -136,7 +138,7 @@ def clean_after_dead(outdir: Path, names: list[str], store: Path) -> None:
     store, then move the claim into its folder as `.mrl.incomplete` (drop it when that
     folder is gone, or complete: killed between writing the record and removing it). A
     claim a dead one was still writing (`.mrl.claim-<token>`) is dropped."""
-    from metarunlog import jsonio, snapshot
+    from metarunlog import snapshot
     from metarunlog.locks import is_flocked
     from metarunlog.procs import HOST
 

@@ -191,3 +191,13 @@ def test_the_report_block_is_checked_key_by_key(project: Path) -> None:
     cfg = Project.find(project).cfg
     assert any("report.primary_metric" in w for w in cfg.warnings)  # the did-you-mean names it
     assert cfg["report"]["color_by"] is None  # the defaults fill what is unset
+
+
+def test_an_oversized_mrl_cfg_is_one_line_not_read_whole(project: Path) -> None:
+    with open(project / ".mrl.cfg", "r+b") as f:  # sparse
+        f.truncate(300_000_000)
+    proc = run_mrl("ls", cwd=project)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr == (
+        f"mrl: error: {project / '.mrl.cfg'} is 300,000,000 bytes, over the 16 MiB a config can be: fix or replace it\n"
+    )

@@ -281,3 +281,29 @@ def test_now_made_once_a_second_is_what_datetime_now_writes(monkeypatch: pytest.
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_a_record_over_the_size_limit_is_named_unread(tmp_path: Path) -> None:
+    path = tmp_path / ".mrl"
+    with open(path, "wb") as f:
+        f.truncate(jsonio.RECORD_MAX + 1)
+    with pytest.raises(CorruptRecord, match=r"oversized record .*: 16,777,217 bytes, over the 16 MiB"):
+        jsonio.read_json(path)
+    with pytest.raises(CorruptRecord, match="oversized record"):
+        jsonio.read_json_or(path, None)
+
+
+def test_a_file_whose_size_says_less_than_it_holds_is_stopped_at_the_limit() -> None:
+    """/proc files say 0 bytes: the read itself stops past the limit, the size is no guard alone."""
+    with pytest.raises(CorruptRecord, match="oversized record /proc/self/maps"):
+        jsonio.read_bytes("/proc/self/maps", limit=16)
+    assert jsonio.read_bytes("/proc/self/maps")  # no limit: read whole
+
+
+def test_a_record_too_large_to_read_back_is_not_written(tmp_path: Path) -> None:
+    path = tmp_path / "rec.json"
+    jsonio.write_json(path, {"old": 1})
+    with pytest.raises(MrlError, match=r"rec.json would be [\d,]+ bytes, over the 16 MiB .*nothing written"):
+        jsonio.write_json(path, {"params": "x" * jsonio.RECORD_MAX})
+    assert jsonio.read_json(path) == {"old": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.json"]

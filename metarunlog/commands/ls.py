@@ -4,8 +4,9 @@
 was never run). `!!` marks an incomplete folder: no record, and no live `mrl new` making it
 (one killed before it finished; `--json`: `"incomplete": WHY`; `mrl info` of it says how to
 remove it). Tags (`mrl tag`) end the line as `#name`; `--tag NAME` lists only those
-tagged NAME (none: a note on stderr, exit 0, as an empty listing). A corrupt or unreadable
-record is reported by its path and the others are still listed. Writes nothing.
+tagged NAME (none: a note on stderr, exit 0, as an empty listing). A corrupt, unreadable or
+oversized (over 16 MiB: left unread) record is reported by its path and the others are
+still listed. Writes nothing.
 """
 
 from __future__ import annotations

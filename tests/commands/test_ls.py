@@ -210,3 +210,44 @@ def test_ls_tag_with_no_match_says_so_on_stderr_and_exits_0(project: Path) -> No
         ]
     tagged = run_mrl("ls", "--tag", "best", cwd=project)
     assert tagged.stdout.split() == ["**", "0001", "#best"] and tagged.stderr == ""
+
+
+def _address_space(limit: int):  # type: ignore[no-untyped-def]
+    import resource
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return apply
+
+
+def test_ls_names_an_oversized_record_in_one_line_and_lists_the_rest_in_bounded_memory(project: Path) -> None:
+    """A 300 MB `.mrl` was read whole (~900 MB at its peak): under a 256 MiB address space
+    that was a MemoryError traceback. It is named, unread, and the others are listed."""
+    import subprocess
+    import sys
+
+    from tests.helpers.repo import REPO_ROOT
+
+    make(3)
+    record = project / "output" / "0002" / ".mrl"
+    with open(record, "r+b") as f:  # sparse: no disk spent on it
+        f.truncate(300_000_000)
+    proc = subprocess.run(
+        [sys.executable, "-m", "metarunlog", "ls"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "PYTHONPATH": str(REPO_ROOT)},
+        preexec_fn=_address_space(256 << 20),
+    )
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines() == ["** 0003", "** 0001"]
+    assert proc.stderr == (
+        f"mrl: warning: oversized record {record}: 300,000,000 bytes, over the 16 MiB mrl reads of a record "
+        "(not a file mrl wrote); move or remove it\n"
+    )
+    for command in (["status", "2"], ["info", "2"]):
+        other = run_mrl(*command, cwd=project)
+        assert other.returncode == 1 and other.stderr.startswith(f"mrl: error: oversized record {record}: ")
+        assert other.stderr.count("\n") == 1
