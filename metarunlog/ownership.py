@@ -224,15 +224,18 @@ def unrecorded_steps(exp: Experiment) -> dict[int, Unrecorded]:
     return out
 
 
-def unrecorded(exp: Experiment, jobs: Sequence[Job]) -> dict[Job, Unrecorded]:
+def unrecorded(
+    exp: Experiment, jobs: Sequence[Job], found: dict[int, Unrecorded] | None = None
+) -> dict[Job, Unrecorded]:
     """The jobs among `jobs` whose step a runner killed with -9 started and never recorded
-    (`ownership.unrecorded_steps`): each is set `running`, with a note naming the step's pid
-    (`mrl status`, `mrl cancel`). A record naming that pid, or a live process, judges it
-    instead: a session its recorded step started is no unrecorded step."""
+    (`ownership.unrecorded_steps`, or `found` when the caller has it): each is set `running`,
+    with a note naming the step's pid (`mrl status`, `mrl cancel`, `mrl table`). A record
+    naming that pid, or a live process, judges it instead: a session its recorded step
+    started is no unrecorded step."""
     from metarunlog.procs import is_same_process
     from metarunlog.states import JobState
 
-    found = unrecorded_steps(exp)
+    found = unrecorded_steps(exp) if found is None else found
     out: dict[Job, Unrecorded] = {}
     for job in jobs:
         step, status = found.get(job.id), job.status

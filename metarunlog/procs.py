@@ -94,6 +94,16 @@ def spawned_start_id(pid: int, before: int | None, after: int | None) -> str | N
     return derived if _CHECKED["ok"] else start_id(pid)
 
 
+def age_s(start: str | None) -> float | None:
+    """Seconds since the process of start id `start` (`start_id`) started, as the kernel
+    stamped it; None when unknowable (another boot's id, no CLOCK_BOOTTIME)."""
+    boot, _, ticks = str(start or "").rpartition(":")
+    now = boottime_ns()
+    if not _TICK_NS or now is None or boot != _boot_id() or not ticks.isdigit():
+        return None
+    return max(0.0, (now - int(ticks) * _TICK_NS) / 1e9)
+
+
 @functools.lru_cache(maxsize=1)
 def _boot_id() -> str:
     try:

@@ -35,6 +35,7 @@ from metarunlog.errors import CorruptRecord, HookError, MrlError
 from metarunlog.experiment import Experiment, SubExperiment
 from metarunlog.fmt import format_value  # noqa: F401  (results.format_value: the report and table use it)
 from metarunlog.metrics.summary import MAX, MIN, Best
+from metarunlog.ownership import Unrecorded
 from metarunlog.records import Status
 from metarunlog.selection import pick, spec_of
 from metarunlog.states import JobState, ended_by_itself, observed_state
@@ -92,9 +93,19 @@ class SubResult:
     exp: str = ""  # the experiment's folder name
     has_rows: bool = False  # some reader (or metrics()) gave per-step rows
     summary_keys: frozenset[str] = frozenset()  # last values a summary gave: rows never replace them
+    # the kill -9 gap: its live step, which no record names (`unrecorded_states`); `status` is then
+    # an earlier attempt's record (or None), never this run's
+    unrecorded: Unrecorded | None = None
+    note: str = ""  # why its state is not its record's (the kill -9 gap), as `mrl status` says
 
     @property
     def duration(self) -> float | None:
+        """Seconds it ran (so far, while it runs); of a step no record names, its age as the
+        kernel stamped it (an earlier attempt's duration is not this one's)."""
+        if self.unrecorded is not None:
+            from metarunlog.procs import age_s
+
+            return age_s(self.unrecorded.start)
         return duration_of(self.status, self.state)
 
 
@@ -349,19 +360,46 @@ def scheduled_states(
 
     by_id = {sub.id: sub for sub in subs}
     asked = [(r, Job(by_id[r.id], status=r.status)) for r in results if r.status is not None and asks_backend(r.status)]
-    if not asked:
-        return
-    observe_any(exp, [job for _, job in asked], read=False)
+    if asked:
+        observe_any(exp, [job for _, job in asked], read=False)
     unread: dict[tuple[str, str], list[int]] = {}
     for res, job in asked:
         res.state = job.state
         if job.unread is not None:
             unread.setdefault(job.unread, []).append(job.id)
     for (who, why), ids in unread.items():
-        warning = unread_note(who, why, f"{exp.name}/{spec_of(ids)}")
-        if warnings is not None:
-            warnings.append(warning)
-        log.warning(warning)
+        _warn(unread_note(who, why, f"{exp.name}/{spec_of(ids)}"), warnings)
+    unrecorded_states(exp, by_id, results, warnings)
+
+
+def unrecorded_states(
+    exp: Experiment, by_id: Mapping[int, SubExperiment], results: list[SubResult], warnings: list[str] | None = None
+) -> None:
+    """The kill -9 gap, as `mrl status` shows it: a live step that a runner killed with -9
+    started and never recorded (`ownership.unrecorded`) is `running`, with `note` naming its
+    pid and one warning each; its duration is the step's age (`SubResult.duration`). Only
+    what /proc proves is shown: its record (an earlier attempt's, or none) is left as it is,
+    never read as this attempt's, and nothing is written."""
+    from metarunlog.backends.base import Job
+    from metarunlog.ownership import unrecorded, unrecorded_steps
+
+    found = unrecorded_steps(exp)  # a listing of EXPDIR/.mrl.owners: /proc only after a killed runner
+    picked = [(r, Job(by_id[r.id], state=r.state, status=r.status)) for r in results if r.id in found]
+    if not picked:
+        return
+    gap = unrecorded(exp, [job for _, job in picked], found)
+    for res, job in picked:
+        if job in gap:
+            res.state, res.unrecorded, res.note = JobState.RUNNING, gap[job], job.message
+            then = "mrl cancel stops it" if gap[job].proven else "mrl cannot prove it is that run's: stop it yourself"
+            _warn(f"{exp.name}/{res.name} is running: {job.message} ({then})", warnings)
+
+
+def _warn(warning: str, warnings: list[str] | None) -> None:
+    """`warning` logged (`mrl: warning: ...`, an API `MrlWarning`) and kept in `warnings` (the report shows them)."""
+    if warnings is not None:
+        warnings.append(warning)
+    log.warning(warning)
 
 
 def user_metrics_function(basedir: Path) -> Callable[..., Any] | None:

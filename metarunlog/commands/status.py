@@ -78,6 +78,8 @@ class Row:
     state: JobState
     status: Status | None
     note: str = ""
+    age: float | None = None  # the kill -9 gap: its step's age; `status` is an earlier attempt's (or None)
+    unrecorded: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         raw = self.status.to_json() if self.status is not None else {}
@@ -94,8 +96,13 @@ def status(exp: Experiment, selection: str | None = None) -> list[Row]:
     picked = pick(subs, selection)
     jobs = [Job(sub) for sub in picked]
     observe_any(exp, jobs)
-    unrecorded(exp, jobs)  # a step a runner killed with -9 left with no record naming it
+    gap = unrecorded(exp, jobs)  # a step a runner killed with -9 left with no record naming it
     rows = [Row(j.id, j.name, j.state, j.status, note(j)) for j in jobs]
+    for row, job in zip(rows, jobs, strict=True):
+        if job in gap:
+            from metarunlog.procs import age_s
+
+            row.unrecorded, row.age = True, age_s(gap[job].start)
     every = len(picked) == len(subs)  # a selection cannot tell that the experiment is done
     marked = (exp.dir / DONE_MARK).exists()
     all_done = bool(rows) and all(r.state is JobState.DONE for r in rows)
@@ -150,6 +157,10 @@ def render(exp: Experiment, rows: list[Row], after: Sequence[FollowUp] = ()) -> 
 def _cells(r: Row) -> list[str]:
     from metarunlog.fmt import fmt_duration
 
+    if r.unrecorded:  # only what /proc proves: its record (attempts, exit code, start) is an earlier attempt's
+        from metarunlog.procs import HOST
+
+        return [r.name, r.state.value, "", fmt_duration(r.age), "", "", HOST, ""]
     st = r.status or Status()
     where = st.job_id or st.resource or ""
     start = (st.start or "")[:19].replace("T", " ")

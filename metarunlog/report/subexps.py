@@ -26,12 +26,15 @@ def body(s: SubSection, varying: list[str]) -> Markup:
     head = f'<summary><span class="subexp-id">{name}</span> <span class="state state-{state}">{state}</span>\n'
     rows = [_row(k, format_value(v)) for k, v in res.params.items()]
     st = res.status.to_json() if res.status else {}
-    rows.append(f"<tr><th>state</th><td>{state}{_state_detail(st)}</td></tr>")
-    if res.status is not None and (why := res.status.reason_shown(res.state)):
-        # why mrl ended it or never started it ("not started: its Slurm task ..."), as mrl status says
-        rows.append(_row("reason", why))
-    if st.get("start"):
-        rows.append(f"<tr><th>ran</th><td>{_ran(st)}</td></tr>")
+    if res.unrecorded is not None:
+        rows += _unrecorded_rows(res.note, st)
+    else:
+        rows.append(f"<tr><th>state</th><td>{state}{_state_detail(st)}</td></tr>")
+        if res.status is not None and (why := res.status.reason_shown(res.state)):
+            # why mrl ended it or never started it ("not started: its Slurm task ..."), as mrl status says
+            rows.append(_row("reason", why))
+        if st.get("start"):
+            rows.append(f"<tr><th>ran</th><td>{_ran(st)}</td></tr>")
     rows += [_row(k, format_value(v)) for k, v in res.metrics.items()]
     parts = [head, f"  {kv}\n  {duration}\n</summary>\n", '<table class="mrl-facts">', *rows, "</table>\n"]
     if s.log_tail:
@@ -40,6 +43,16 @@ def body(s: SubSection, varying: list[str]) -> Markup:
             f'<details class="log"><summary>run.log (last {len(s.log_tail)} lines)</summary><pre>{log}</pre></details>'
         )
     return Markup("".join(parts))
+
+
+def _unrecorded_rows(note: str, st: dict) -> list[str]:
+    """The kill -9 gap: `running` and why, as `mrl status` says; its record is an earlier
+    attempt's (or none), shown as that, never as this attempt's exit code or times."""
+    rows = ["<tr><th>state</th><td>running</td></tr>", _row("note", note)]
+    if st:
+        last = f"{escape(st.get('state'))}{_state_detail(st)}"
+        rows.append(f"<tr><th>last record</th><td>{last}{', ' + _ran(st) if st.get('start') else ''}</td></tr>")
+    return rows
 
 
 def _row(key: str, text: str) -> str:

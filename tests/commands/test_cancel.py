@@ -12,7 +12,7 @@ import pytest
 
 from metarunlog.main import main
 from tests.backends.contract import make_experiment
-from tests.helpers.processes import alive, start_mrl, statuses, wait_for
+from tests.helpers.processes import alive, runner_killed_after_spawn, start_mrl, statuses, wait_for
 
 
 def test_cancel_stops_running_sub_experiments_of_another_runner(project: Path, capsys) -> None:
@@ -250,24 +250,6 @@ def test_cancel_of_a_runner_still_planning_reaches_it_when_it_starts(project: Pa
     r_out, r_err = runner.communicate(timeout=60)
     assert runner.returncode == 130, r_out + r_err
     assert {s["state"] for s in statuses(exp_dir).values()} <= {"cancelled"}
-
-
-def runner_killed_after_spawn(project: Path, command: str = "echo $$ > step.pid; sleep 60") -> tuple[Path, int]:
-    """A real `mrl run` killed with -9 right after it started its step, before the record
-    naming that step: the step runs on, no record names it. (experiment, the step's pid)"""
-    import sys
-
-    from tests.helpers.processes import KILLED_AFTER_SPAWN
-    from tests.helpers.repo import GIT_ENV, REPO_ROOT
-
-    exp = make_experiment(project, [{"x": 1}], command)
-    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
-    argv = [sys.executable, "-c", KILLED_AFTER_SPAWN, "run"]
-    first = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=120)
-    assert first.returncode == -9, first.stderr
-    pid_file = exp.dir / "001" / "step.pid"
-    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip().isdigit(), what="the step's pid")
-    return exp.dir, int(pid_file.read_text())
 
 
 def test_status_and_cancel_see_a_step_its_runner_was_killed_before_recording(project: Path) -> None:

@@ -873,3 +873,55 @@ def test_a_running_ones_duration_is_the_time_since_its_recorded_exact_start(proj
     finally:
         assert run_mrl("cancel", cwd=project).returncode == 0
         runner.communicate(timeout=30)
+
+
+def test_table_api_and_report_show_a_step_its_runner_was_killed_before_recording_as_running(project: Path) -> None:
+    # the kill -9 gap: `mrl status` and `mrl cancel` showed the step running, while `mrl
+    # table`, the API and the report showed its earlier attempt's record (failed, its duration)
+    import os
+    import signal
+    import warnings
+
+    from metarunlog import api
+    from tests.backends.contract import make_experiment
+    from tests.helpers.processes import alive, kill_runner_after_spawn, statuses
+
+    exp = make_experiment(project, [{"x": 1}], "test -e ../again || exit 3; echo $$ > step.pid; sleep 60")
+    assert run_mrl("run", cwd=project).returncode == 1
+    before = statuses(exp.dir)["001"]
+    assert (before["state"], before["exitCode"]) == ("failed", 3)
+    (exp.dir / "again").write_text("")
+    pid = kill_runner_after_spawn(project, exp.dir)
+    try:
+        said = (
+            f"mrl: warning: {exp.name}/001 is running: its step (pid {pid}), started by an mrl run that was "
+            "killed, runs with no record naming it (mrl cancel stops it)"
+        )
+        table = run_mrl("table", "--json", cwd=project)
+        assert table.returncode == 0, table.stderr
+        [row] = json.loads(table.stdout)
+        assert row["state"] == "running", row
+        # its duration is the step's age (as the kernel stamped it), not the failed attempt's
+        assert isinstance(row["duration"], float) and row["duration"] != before["duration"], row
+        assert said in table.stderr.splitlines(), table.stderr
+        assert run_mrl("table", cwd=project).stdout.splitlines()[1].split()[2] == "running"
+        # mrl status: no attempt count, exit code or start of the earlier attempt beside `running`
+        line = run_mrl("status", cwd=project).stdout.splitlines()[2].split()
+        assert (line[:2], line[3:]) == (["001", "running"], [os.uname().nodename]), line
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            tab = api.load_results()
+            df = api.load_table()
+        assert tab.rows[0]["state"] == "running" and df.loc["001", "state"] == "running"
+        assert said.removeprefix("mrl: warning: ") in tab.warnings
+        assert said.removeprefix("mrl: warning: ") in [str(w.message) for w in caught]
+        report = run_mrl("analyze", cwd=project)
+        assert report.returncode == 0, report.stderr
+        page = Path(report.stdout.strip()).read_text()
+        assert '<span class="state state-running">running</span>' in page
+        assert f"its step (pid {pid}), started by an mrl run that was killed" in page
+        assert "<th>last record</th><td>failed (exit code 3), attempt 1" in page  # the earlier attempt's, as such
+        assert statuses(exp.dir)["001"] == before  # nothing claims what did not happen: no record written
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)  # the test's own step, by the pid it wrote

@@ -67,3 +67,24 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def runner_killed_after_spawn(project: Path, command: str = "echo $$ > step.pid; sleep 60") -> tuple[Path, int]:
+    """A real `mrl run` killed with -9 right after it started its step, before the record
+    naming that step: the step runs on, no record names it. (experiment, the step's pid)"""
+    from tests.backends.contract import make_experiment
+
+    exp = make_experiment(project, [{"x": 1}], command)
+    return exp.dir, kill_runner_after_spawn(project, exp.dir)
+
+
+def kill_runner_after_spawn(project: Path, exp_dir: Path, *args: str) -> int:
+    """`mrl run ARGS` of `exp_dir`'s experiment 001 killed with -9 right after it started the
+    step (which writes its pid to step.pid); the step's pid."""
+    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
+    argv = [sys.executable, "-c", KILLED_AFTER_SPAWN, "run", *args]
+    first = subprocess.run(argv, cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode == -9, first.stderr
+    pid_file = exp_dir / "001" / "step.pid"
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip().isdigit(), what="the step's pid")
+    return int(pid_file.read_text())
