@@ -91,6 +91,29 @@ class CutShort(CorruptRecord):
         self.path, self.why = path, why
 
 
+class NotUtf8(CorruptRecord):
+    """A summary file holding bytes that are not UTF-8 (written in another encoding, or a
+    binary copied over it): not something a stopped step leaves, so an error whatever its
+    sub-experiment's state, naming the first such byte and its offset."""
+
+    def __init__(self, path: Path, data: bytes, offset: int) -> None:
+        super().__init__(
+            f"{path} is not UTF-8 (byte 0x{data[offset]:02x} at offset {offset}): a summary is JSON in UTF-8, "
+            "so its values are left out; write it with open(path, 'w', encoding='utf-8'), or fix or remove the file"
+        )
+        self.path, self.offset = path, offset
+
+
+def not_utf8_at(data: bytes) -> int | None:
+    """The offset of the first byte of `data` that is no UTF-8; None when it all is, or
+    when only its last character is cut (a file cut short mid-write, not another encoding)."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return None if e.reason == "unexpected end of data" else e.start
+    return None
+
+
 def not_a_name(values: dict[Any, Any]) -> str | None:
     """`KEY (TYPE)` of the first key of a summary or row that is no str (a metric's name is a
     table column's), else None: a reader or metrics() returning `{1: 0.5}` is its error."""

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from metarunlog.errors import CorruptRecord
-from metarunlog.metrics.base import CutShort, Reader
+from metarunlog.metrics.base import CutShort, NotUtf8, Reader, not_utf8_at
 from metarunlog.metrics.registry import register
 
 SUMMARY = "metrics.json"
@@ -90,12 +90,17 @@ def read_summary(path: Path, *, writing: bool = False) -> dict[str, Any]:
     """A summary file as a dict; CorruptRecord naming it when it is not a JSON object
     (`writing`: its writer may be writing it now, so one that does not parse is empty)."""
     try:
-        data = json.loads(path.read_bytes())  # bytes: not UTF-8 is a ValueError like bad JSON
+        raw = path.read_bytes()
     except (FileNotFoundError, NotADirectoryError):
         return {}
     except OSError as e:  # a folder of that name, unreadable
         raise CorruptRecord(f"cannot read {path}: {e.strerror or e}; fix or remove it") from e
+    try:
+        data = json.loads(raw)  # bytes: UTF-8 (or the UTF-16/32 JSON allows); not UTF-8 is a ValueError
     except ValueError as e:
+        bad = not_utf8_at(raw)
+        if bad is not None:  # another encoding: no write still under way makes that, and none ends it
+            raise NotUtf8(path, raw, bad) from None
         if writing:
             return {}
         raise CutShort(path, str(e)) from e

@@ -925,3 +925,31 @@ def test_table_api_and_report_show_a_step_its_runner_was_killed_before_recording
     finally:
         if alive(pid):
             os.kill(pid, signal.SIGKILL)  # the test's own step, by the pid it wrote
+
+
+def test_a_metrics_json_in_another_encoding_is_said_to_be_not_utf8_with_its_offset_whatever_the_state(
+    project: Path,
+) -> None:
+    # json.dump(..., ensure_ascii=False) into a latin-1 file: a failed step's was "empty or cut
+    # short ... its step likely stopped while writing it", a done one's a UnicodeDecodeError text
+    from tests.backends.contract import make_experiment
+
+    dump = (
+        'python -c \'import json; json.dump({"acc": 0.5, "city": "Zürich"}, '
+        'open("metrics.json", "w", encoding="latin-1"), ensure_ascii=False)\'; exit {{ x }}'
+    )
+    exp = make_experiment(project, [{"x": 0}, {"x": 1}], dump)
+    assert run_mrl("run", cwd=project).returncode == 1
+    offset = len('{"acc": 0.5, "city": "Z')
+    assert (exp.dir / "001" / "metrics.json").read_bytes()[offset] == 0xFC  # what latin-1 wrote
+    res = run_mrl("table", "--json", cwd=project)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    for sub in ("001", "002"):  # done and failed alike: no stop mid-write makes this
+        said = (
+            f"mrl: error: {exp.dir / sub / 'metrics.json'} is not UTF-8 (byte 0xfc at offset {offset}): a summary "
+            "is JSON in UTF-8, so its values are left out; write it with open(path, 'w', encoding='utf-8'), "
+            "or fix or remove the file"
+        )
+        assert said in res.stderr.splitlines(), res.stderr
+    assert "cut short" not in res.stderr
+    assert [r["state"] for r in json.loads(res.stdout)] == ["done", "failed"]

@@ -46,7 +46,7 @@ def test_nan_and_infinity_that_json_dump_writes_are_read_as_floats(tmp_path: Pat
     [
         (b"", "corrupt record"),
         (b'{"acc": 0.9', "corrupt record"),
-        (b'{"acc": "\xff"}', "corrupt record"),
+        (b'{"acc": "\xff"}', r"is not UTF-8 \(byte 0xff at offset 9\)"),
         (b"[0.9, 0.8]", "must hold a JSON object"),
         (b"0.9", "must hold a JSON object"),
     ],
@@ -251,3 +251,25 @@ def test_jsonl_read_in_chunks_is_exactly_each_line_read_alone(tmp_path: Path) ->
         assert json.dumps(got) == json.dumps(want)  # NaN != NaN: compare as written
 
     check()
+
+
+def test_a_summary_in_another_encoding_is_not_utf8_even_while_written_and_one_cut_in_a_character_is_cut_short(
+    tmp_path: Path,
+) -> None:
+    from metarunlog.metrics.base import CutShort, NotUtf8
+    from metarunlog.metrics.jsonfiles import read_summary
+
+    path = tmp_path / "metrics.json"
+    with open(path, "w", encoding="cp1252") as f:
+        json.dump({"loss": 0.25, "note": "naïve"}, f, ensure_ascii=False)
+    with pytest.raises(NotUtf8) as e:
+        read_summary(path, writing=True)  # a write under way never makes this: said at once
+    assert e.value.offset == len('{"loss": 0.25, "note": "na')
+    assert "(byte 0xef at offset 26)" in str(e.value)
+    whole = json.dumps({"loss": 0.25, "note": "naïve"}, ensure_ascii=False).encode()
+    path.write_bytes(whole[: whole.index("ï".encode()) + 1])  # cut inside its two bytes: a write cut short
+    assert read_summary(path, writing=True) == {}
+    with pytest.raises(CutShort):
+        read_summary(path)
+    path.write_bytes(b"\xef\xbb\xbf" + whole)  # a UTF-8 byte order mark is still UTF-8
+    assert read_summary(path) == {"loss": 0.25, "note": "naïve"}
