@@ -5,6 +5,7 @@ Plain `git` subprocesses: they start faster than GitPython and need nothing inst
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -107,13 +108,96 @@ def dirty_files(repo: Path, untracked: bool) -> list[str]:
     return files
 
 
+# git needs its throwaway index (and a patch's blobs) at a path, so mrl makes a temp folder
+# for them; a `kill -9` leaves it behind. Its name says whose it is: `mrl-index-PID-TICKS-
+# BOOT-PIDNS-XXXXXXXX` (the maker's pid, its start time in clock ticks, the boot id and pid
+# namespace both are counted in, tempfile's random tail), and the first one an mrl makes
+# removes the ones of makers provably dead. Only a folder of this user's whose boot id and
+# pid namespace are this process's is judged: the pid and start time then name one process
+# for sure, alive or not (a pid reused has a later start). Another machine's (a /tmp shared
+# over NFS), another container's, an earlier boot's, or an older mrl's (no owner in the
+# name) is left alone: mrl cannot prove it dead.
+TEMP_PREFIX = "mrl-index-"
+_TEMP_NAME = re.compile(r"mrl-index-(\d+)-(\d+)-([0-9a-f]{32})-(\d+)-[a-z0-9_]{8}")
+
+
+def _owner_tag() -> str | None:
+    """This process as temp folder names say it, "PID-TICKS-BOOT-PIDNS"; None where any part
+    is unknowable (no /proc)."""
+    return _tag_of(os.getpid())  # by pid: a forked child is another owner
+
+
+@functools.lru_cache(maxsize=4)
+def _tag_of(pid: int) -> str | None:
+    from metarunlog import procs
+
+    start = procs.start_id(pid)
+    try:
+        pidns = os.stat(f"/proc/{pid}/ns/pid").st_ino
+    except OSError:
+        return None
+    boot, _, ticks = (start or "").replace("-", "").partition(":")
+    return f"{pid}-{ticks}-{boot}-{pidns}" if re.fullmatch(r"[0-9a-f]{32}", boot) and ticks.isdigit() else None
+
+
+@contextmanager
+def temp_folder() -> Iterator[Path]:
+    """A private temp folder (removed on exit) named by its owner (see TEMP_PREFIX), after
+    removing the ones of dead owners (once per process)."""
+    tag = _owner_tag()
+    if tag is not None:
+        remove_dead_temps(Path(tempfile.gettempdir()))
+    with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{tag}-" if tag else TEMP_PREFIX) as tmp:
+        yield Path(tmp)
+
+
+@functools.lru_cache(maxsize=1)
+def remove_dead_temps(folder: Path) -> list[str]:
+    """Remove the temp folders in `folder` whose maker is provably dead (see TEMP_PREFIX);
+    their names."""
+    tag = _owner_tag()
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(TEMP_PREFIX)]
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        if tag is not None and _dead_owner(name, tag) and _ours(folder / name):
+            shutil.rmtree(folder / name, ignore_errors=True)
+            removed.append(name)
+    return removed
+
+
+def _dead_owner(name: str, tag: str) -> bool:
+    m = _TEMP_NAME.fullmatch(name)
+    _, _, boot, pidns = tag.split("-")
+    if m is None or (m[3], m[4]) != (boot, pidns):
+        return False  # not judged: another machine's, container's or boot's, or an older mrl's
+    from metarunlog import procs
+
+    pid = int(m[1])
+    alive = procs.pid_alive(pid) and (procs.start_id(pid) or "").replace("-", "") == f"{boot}:{m[2]}"
+    return not alive
+
+
+def _ours(path: Path) -> bool:
+    """A folder (not a symlink to one) of this user's."""
+    import stat
+
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid()
+
+
 def diff_against_head(repo: Path, untracked: bool) -> bytes:
     """`git diff --binary HEAD`, plus untracked files when asked (via a throwaway index)."""
     if not untracked:
         return _git_bytes(repo, ["diff", "--binary", "HEAD"])
     git_dir = Path(_git(repo, "rev-parse", "--absolute-git-dir").strip())
-    with tempfile.TemporaryDirectory(prefix="mrl-index-") as tmp:
-        index = Path(tmp) / "index"
+    with temp_folder() as tmp:
+        index = tmp / "index"
         if (git_dir / "index").exists():
             shutil.copy2(git_dir / "index", index)
         env = {**os.environ, "GIT_INDEX_FILE": str(index)}
@@ -173,14 +257,14 @@ def tree_index(repo: Path, commit: str, diff_file: Path | None = None) -> Iterat
     stored under its blob id would be linked into every later experiment). A patch's new
     blobs live in the temporary folder too (the repository's objects are only read, as an
     alternate): nothing is written to the repository."""
-    with tempfile.TemporaryDirectory(prefix="mrl-index-") as tmp:
-        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index"), "GIT_WORK_TREE": str(Path(tmp) / "tree")}
-        (Path(tmp) / "tree").mkdir()
+    with temp_folder() as tmp:
+        env = {**os.environ, "GIT_INDEX_FILE": str(tmp / "index"), "GIT_WORK_TREE": str(tmp / "tree")}
+        (tmp / "tree").mkdir()
         if diff_file is not None:
             objects = _git(repo, "rev-parse", "--git-path", "objects").strip()
             env["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = str((repo / objects).resolve())
-            env["GIT_OBJECT_DIRECTORY"] = str(Path(tmp) / "objects")
-            (Path(tmp) / "objects").mkdir()
+            env["GIT_OBJECT_DIRECTORY"] = str(tmp / "objects")
+            (tmp / "objects").mkdir()
         _git(repo, "read-tree", commit, env=env)
         if diff_file is not None and diff_file.stat().st_size:
             _apply_cached(repo, commit, diff_file, env)

@@ -178,3 +178,49 @@ def test_a_dead_mrl_news_folder_that_cannot_be_marked_never_stops_the_next_mrl_n
         assert making_path(dead).exists()  # left for a later mrl new, once the folder can be written
     finally:
         subprocess.run(["chattr", "-i", str(dead)], check=True)
+
+
+def _index_temps(folder: Path) -> set[str]:
+    return {n for n in os.listdir(folder) if n.startswith("mrl-index-")}
+
+
+def test_a_killed_mrl_news_temp_index_folder_is_removed_by_the_next_and_never_a_live_ones(
+    slow_checkout: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # git's throwaway index lives in a temp folder: a `kill -9` left `/tmp/mrl-index-*` for
+    # good. Named by its maker (pid, start time, boot, pid namespace), a dead maker's goes
+    # with the next `mrl new` or `mrl verify`; what mrl cannot prove dead stays.
+    project = slow_checkout
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    proc = blocked_new(project)
+    inside = _index_temps(tmp)
+    assert len(inside) == 1, inside  # the killed one's, made while it snapshots code/
+    os.killpg(proc.pid, signal.SIGKILL)  # mrl new, its git and the filter: started by this test
+    proc.communicate()
+    assert _index_temps(tmp) == inside  # left behind
+
+    # this test's process (alive), as /proc names it
+    pid, ticks = os.getpid(), Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19]
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")
+    pidns = os.stat("/proc/self/ns/pid").st_ino
+    tag = f"{pid}-{ticks}-{boot}-{pidns}"
+    kept = {
+        f"mrl-index-{tag}-live0001",  # a live mrl's
+        f"mrl-index-{pid}-{ticks}-{'0' * 32}-{pidns}-oboot001",  # another machine's or boot's
+        f"mrl-index-{pid}-{ticks}-{boot}-1-otherns1",  # another pid namespace's (a container)
+        "mrl-index-k2j4h5g6",  # an older mrl's: no owner in its name
+    }
+    reused = f"mrl-index-{pid}-{int(ticks) - 1}-{boot}-{pidns}-reused01"  # its pid is another process's now
+    for name in [*kept, reused]:
+        (tmp / name).mkdir()
+        (tmp / name / "index").write_bytes(b"x")
+    (project.parent / "BLOCK").unlink()
+    made = run_mrl("new", "after", cwd=project)
+    assert made.returncode == 0, made.stderr
+    assert _index_temps(tmp) == kept
+
+    (tmp / reused).mkdir()  # `mrl verify` removes them too
+    assert run_mrl("verify", cwd=project).returncode == 0
+    assert _index_temps(tmp) == kept
