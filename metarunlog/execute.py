@@ -61,6 +61,7 @@ __all__ = [
     "ExecOptions",
     "Leftovers",
     "Locked",
+    "Removed",
     "Stopper",
     "execute",
     "execution",
@@ -81,6 +82,26 @@ class Changed(MrlError):
     """The sub-experiment is not the one that was planned: its params or rendered files
     changed (a `makebatch -replace`), or its folder is gone. It is skipped, never run
     with the commands rendered for what was there before."""
+
+
+class Removed(Changed):
+    """The sub-experiment's folder was removed after this run planned it: before its slot
+    took it (nothing ran), or while it ran (`rm -rf`, `mv`; it may have been made again
+    under its name, with other params). Nothing more of this run is written there: how it
+    ended is recorded nowhere, and the run must say so rather than count it."""
+
+    def __init__(self, sub: SubExperiment, *, made_again: bool = False, before: bool = False) -> None:
+        if before:
+            why = f"its folder {sub.dir} was removed after this run planned it (makebatch -replace? rm?): not run"
+        else:
+            again = " and made again" if made_again else ""
+            left = " (what it holds now is left alone)" if made_again else ""
+            why = (
+                f"its folder {sub.dir} was removed{again} while this run ran it{left}: how it ended is "
+                "recorded nowhere; run it again once its folder is what you want"
+            )
+        super().__init__(why)
+        self.started = not before
 
 
 # The trap `Stopper.prelude` puts before a step's text; `exit $?` runs once the foreground
@@ -333,14 +354,22 @@ class Attempt:
     """Where an execution stands: its steps and the `.mrl.status` it keeps current.
 
     With `defer`, a durable write stops at its temp file (`pending`): the next write
-    commits it first, and `execute` hands the last one to `ExecOptions.commit`."""
+    commits it first, and `execute` hands the last one to `ExecOptions.commit`.
+
+    `here` is the (device, inode) of the `.mrl.lock` it holds: every write, and every
+    step's start, first checks that the folder is still the one it locked (`check_here`).
+    A folder removed while it ran, or removed and made again under its name (other params),
+    gets nothing more of this execution: its record, its steps, its metrics are not theirs."""
 
     steps: list[str]
     status: Status
     defer: bool = False
     pending: jsonio.Pending | None = None
+    here: tuple[int, int] | None = None
+    lock_path: str = ""
 
     def write(self, sub: SubExperiment, status: Status, *, durable: bool = True) -> Status:
+        self.check_here(sub)
         self.status = status
         if self.pending is not None:  # records are written in order
             pending: jsonio.Pending = self.pending
@@ -351,6 +380,26 @@ class Attempt:
         else:
             sub.write_status(status, durable=durable)
         return status
+
+    def check_here(self, sub: SubExperiment) -> None:
+        """Raise Removed unless `sub.dir` still holds the lock file this execution holds
+        (one stat: a path gives no other way to tell a folder made again from the old one)."""
+        if self.here is None:
+            return
+        try:
+            st = os.stat(self.lock_path)
+        except FileNotFoundError:
+            raise Removed(sub, made_again=os.path.isdir(sub.dir)) from None
+        except OSError:  # cannot tell (no permission to look): the write itself says what is wrong
+            return
+        if (st.st_dev, st.st_ino) != self.here:
+            raise Removed(sub, made_again=True)
+
+    def drop_pending(self) -> None:
+        """Forget a write made up to its temp file (its folder is gone: it belongs nowhere)."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            pending.abort()
 
 
 now = jsonio.now  # kept as execute.now: the backends import it from here
@@ -363,7 +412,7 @@ def locked(sub: SubExperiment) -> Any:
         try:
             fd = stack.enter_context(run_lock(sub.dir))
         except FileNotFoundError:
-            raise Changed(f"{sub.dir} is gone (moved by makebatch -replace?): not run") from None
+            raise Removed(sub, before=True) from None
         yield fd
 
 
@@ -453,10 +502,14 @@ def execution(sub: SubExperiment, options: ExecOptions | None = None) -> Executi
         first = resume_at(old, steps) if old.state is not JobState.DONE else 0
         env = environment(sub, o.resource, o.env)
         attempt = Attempt(steps, _initial(old, steps, o, first), defer=o.commit is not None)
+        attempt.here, attempt.lock_path = _identity(lock_fd), os.path.join(sub.dir, RUN_LOCK)
         if o.heartbeat is not None:
             o.heartbeat.add(sub.status_path)
         try:
             return (yield from _attempts(sub, attempt, env, stop, o, old))
+        except Removed:
+            attempt.drop_pending()  # its temp file's folder is gone, or another one by now
+            raise
         finally:
             if o.heartbeat is not None:
                 o.heartbeat.discard(sub.status_path)
@@ -482,6 +535,11 @@ def _attempts(
     if status is not old and status.state is JobState.RUNNING:  # stopped between attempts
         status = attempt.write(sub, status.finished(JobState.CANCELLED, None, now(), status.duration or 0.0))
     return status
+
+
+def _identity(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
 
 
 _RUNNER_START: dict[int, str | None] = {}
@@ -572,6 +630,7 @@ def _attempt(
     must see it so.
     """
     t0 = time.monotonic()
+    attempt.check_here(sub)  # before its metrics are moved or its run.log is opened
     if attempt.status.attempts and attempt.status.steps_done == 0 and not continuing:
         set_aside_metrics(sub, attempt.status.attempts)
     attempt.status = attempt.status.attempt_started(now())
@@ -632,6 +691,7 @@ def _step(
     """Runs step `k`: its exit code, and whether a stop was asked by the time it ended (one
     asked later, while its leftovers are reaped, does not make its exit a cancel)."""
     step, m = attempt.steps[k], len(attempt.steps)
+    attempt.check_here(sub)  # never start a step in a folder made again with other params
     header = f"==== mrl attempt {attempt.status.attempts} step {k + 1}/{m} on {HOST} at {now()}: {step}\n"
     jsonio.write_all(log, _on_a_line_of_its_own(log, sub.log_path) + header.encode("utf-8", "replace"))
     spawning = boottime_ns()

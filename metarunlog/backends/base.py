@@ -98,6 +98,9 @@ class Job:
     skipped: bool = False  # left alone: another runner has it (its state is theirs)
     fingerprint: str | None = None  # `sub.fingerprint()` when planned: execute checks it before starting
     changed: bool = False  # skipped: it changed after it was planned (execute.Changed)
+    # ... because its folder was removed (execute.Removed): before it started (`not_run`
+    # too) or while it ran; nothing of this run is recorded for it, and `state` says nothing
+    removed: bool = False
     unreadable: str = ""  # its `.mrl.status` cannot be read (corrupt): why, naming the path
     # this run could not even start it (its folder read-only, the disk full): `state` is what
     # its record on disk says, from an earlier run, and `message` says why

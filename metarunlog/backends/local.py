@@ -36,6 +36,7 @@ from metarunlog.execute import (
     Execution,
     Leftovers,
     Locked,
+    Removed,
     Stopper,
     execution,
     now,
@@ -332,6 +333,9 @@ class LocalBackend(Backend):
                 job.status, job.state = end.value, end.value.state
             elif run.final is None:
                 job.status, job.state = end.value, end.value.state
+        except Removed as e:  # what its folder holds now is not this run's: never read as its state
+            job.skipped, job.changed, job.removed, job.message = True, True, True, str(e)
+            job.state, job.status = JobState.PENDING, None
         except Changed as e:
             job.skipped, job.changed, job.message = True, True, str(e)
             job.state = job.observe() if job.sub.dir.is_dir() else JobState.PENDING

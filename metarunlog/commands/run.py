@@ -308,6 +308,7 @@ class RunResult:
     hung_up: bool = False  # interrupted by SIGHUP (its terminal closed): exit 129
     skipped: int = 0
     changed: int = 0  # skipped: changed after planning (never run with the old commands)
+    removed: int = 0  # of `changed`: their folders were removed during the run (nothing recorded)
     not_run: int = 0  # could not be started (read-only, disk full): their states are earlier runs'
     kept_done: int = 0  # done ones queued by --force, cancelled or dropped before they started (not in states)
     note: str = ""  # what the backend says of a submission (Slurm: the job id, the script)
@@ -336,8 +337,10 @@ class RunResult:
         what = "interrupted" if self.interrupted else "finished"
         left = self.skipped - self.changed
         extra = f"; {left} left to another runner" if left else ""
-        if self.changed:
-            extra += f"; {self.changed} skipped: changed after planning"
+        if self.changed - self.removed:
+            extra += f"; {self.changed - self.removed} skipped: changed after planning"
+        if self.removed:
+            extra += f"; {self.removed} removed during the run: nothing recorded for them (see above)"
         if self.not_run:
             extra += f"; {self.not_run} not run: mrl could not record them (see above)"
         if self.kept_done:
@@ -424,6 +427,7 @@ def run(
         time.monotonic() - t0,
         skipped=sum(j.skipped for j in jobs),
         changed=sum(j.changed for j in jobs),
+        removed=sum(j.removed for j in jobs),
         not_run=sum(j.not_run for j in ours),
         kept_done=len(kept),
         hung_up=backend.hung_up,

@@ -1,0 +1,65 @@
+"""A sub-experiment folder removed while `mrl run` runs it (or before its slot takes it),
+perhaps made again under its name with other params: the run says what happened, exits 1,
+and writes nothing of its own into the folder that is there now."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from metarunlog.main import main
+from tests.helpers.processes import start_mrl, wait_for
+from tests.helpers.repo import commit_all, set_cfg
+
+WAITS = "touch started; while [ ! -e {{expDir}}/go ]; do sleep 0.05; done; echo {{x}} > ran.txt"
+
+
+def _exp(project: Path) -> Path:
+    set_cfg(project, confTemplFile=None, copyFiles=[], run={"command": WAITS, "jobs": 1})
+    commit_all(project, "waits")
+    assert main(["new", "removed"]) == 0
+    assert main(["makebatch", "--grid", "x=0,1,2"]) == 0
+    return project / "output" / "0001"
+
+
+def test_a_folder_removed_and_made_again_while_it_runs_gets_nothing_of_that_run(project: Path, tmp_path: Path) -> None:
+    expdir = _exp(project)
+    spare = tmp_path / "spare"
+    shutil.copytree(expdir / "003", spare)  # x=2: "other params" under the old name
+    runner = start_mrl("run", cwd=project)
+    try:
+        wait_for(lambda: (expdir / "001" / "started").exists(), 60, "001's step")
+        shutil.rmtree(expdir / "001")
+        shutil.copytree(spare, expdir / "001")
+        shutil.rmtree(expdir / "002")  # not started yet: its slot finds it gone
+    finally:
+        (expdir / "go").touch()
+        out, err = runner.communicate(timeout=120)
+    assert runner.returncode == 1, out + err
+    assert "Traceback" not in err, err
+    # nothing of this run's x=0 in the folder that has x=2 now: no record, no log, no step
+    assert sorted(p.name for p in (expdir / "001").iterdir()) == [".mrl"], list((expdir / "001").iterdir())
+    assert json.loads((expdir / "001" / ".mrl").read_text())["params"] == {"x": 2}
+    summary = out.strip().splitlines()[-1]
+    assert "pending" not in summary and "failed" not in summary, summary
+    assert "1 done" in summary and "2 removed during the run" in summary, summary
+    assert "001: its folder" in err and "removed and made again while this run ran it" in err, err
+    assert "002: its folder" in err and "removed after this run planned it" in err, err
+    assert not (expdir / "002").exists()
+
+
+def test_a_folder_removed_while_it_runs_is_not_counted_pending(project: Path) -> None:
+    expdir = _exp(project)
+    runner = start_mrl("run", "1", "1", cwd=project)
+    try:
+        wait_for(lambda: (expdir / "001" / "started").exists(), 60, "001's step")
+        shutil.rmtree(expdir / "001")
+    finally:
+        (expdir / "go").touch()
+        out, err = runner.communicate(timeout=120)
+    assert runner.returncode == 1, out + err
+    summary = out.strip().splitlines()[-1]
+    assert "pending" not in summary and "1 removed during the run" in summary, summary
+    assert "was removed while this run ran it: how it ended is recorded nowhere" in err, err
+    assert not (expdir / "001").exists()
