@@ -211,6 +211,13 @@ class Backend:
         """Where `mrl run` says the jobs go ("mrl: running 9 of 9 in EXPDIR on <where>")."""
         return cls.name
 
+    @classmethod
+    def preflight(cls, exp: Experiment, options: RunOptions) -> None:
+        """Raise MrlError when this machine cannot run `options` at all (local: an open-file
+        limit below what one job needs), before `mrl run` plans, claims or prints anything.
+        Default: nothing to check."""
+        return None
+
     @staticmethod
     def unsettled(status: Status | None) -> bool:
         """A finished record only this backend can settle (Slurm: did the scheduler end it?)."""

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from metarunlog.backends.base import Backend, Job, RunOptions, observe
 from metarunlog.error_handler import environment_message
+from metarunlog.errors import MrlError
 from metarunlog.execute import (
     HOST,
     Changed,
@@ -64,6 +65,10 @@ MAX_WORKERS = 100_000
 # record commits) and those the runner keeps for itself (records, pipes, the committer).
 FDS_PER_SLOT = 4
 FD_RESERVE = 32
+# What the runner opens besides its jobs' and what it holds when it plans: its claim, the
+# pool's wake pipe and selector, /dev/null for the steps, a spawn's error pipe, a record's
+# temp file, the committer's folder. Measured: below it one job at a time fails with EMFILE.
+RUNNER_FDS = 9
 
 
 class LocalBackend(Backend):
@@ -106,6 +111,23 @@ class LocalBackend(Backend):
         self.exec_defaults = ExecOptions()
         # Asked before a job starts: a reason to leave it alone (its cancel was requested), or None.
         self.skip: Callable[[Job], str | None] | None = None
+
+    @classmethod
+    def preflight(cls, exp: Experiment, options: RunOptions) -> None:
+        """Refuse a run whose open-file limit (`ulimit -n`) cannot hold even one job: every
+        job would fail with "too many open files". Above that, `_fit_open_files` runs fewer
+        at a time and says so."""
+        need, soft = open_files_needed(1), _open_file_limit()
+        if soft is None or soft >= need:
+            return
+        workers = len(options.resources) or min(options.jobs, 1000)
+        want = max(open_files_needed(workers) + FD_RESERVE, 64)
+        raise MrlError(
+            f"mrl run needs at least {need} open files to run one job at a time, but this process may open "
+            f"{soft} (`ulimit -n {soft}`): raise the limit, e.g. `ulimit -n {want}`"
+            + (f" for {workers} workers" if workers > 1 else "")
+            + ", and run again"
+        )
 
     @classmethod
     def where(cls, options: RunOptions) -> str:
@@ -199,10 +221,8 @@ class LocalBackend(Backend):
         its lock, its run.log, its step's pidfd and, while its record commits, a duplicate of
         the lock; past the limit jobs would fail with EMFILE, so fewer run at a time, and the
         user is told how to allow more. The limit itself is left alone (steps inherit it)."""
-        import resource
-
-        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft == resource.RLIM_INFINITY:
+        soft = _open_file_limit()
+        if soft is None:
             return
         fit = max(1, (soft - FD_RESERVE) // FDS_PER_SLOT)
         if len(self.slots) > fit:
@@ -428,6 +448,24 @@ class LocalBackend(Backend):
         self.hung_up = self.hung_up or (signum == signal.SIGHUP and not again)
         self.stop.stop(signal.SIGKILL if again else signal.SIGTERM)
         self._changed = True
+
+
+def _open_file_limit() -> int | None:
+    """The soft `ulimit -n` of this process (None: unlimited)."""
+    import resource
+
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def open_files_needed(workers: int) -> int:
+    """The descriptors a run of `workers` at a time needs: those open now (stdio, whatever
+    the caller left open), the runner's own, and each running job's."""
+    try:
+        now = len(os.listdir("/proc/self/fd")) - 1  # the listing's own descriptor
+    except OSError:  # no /proc: stdio at least
+        now = 3
+    return now + RUNNER_FDS + FDS_PER_SLOT * workers
 
 
 @dataclass

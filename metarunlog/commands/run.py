@@ -133,6 +133,9 @@ def _cli(args: argparse.Namespace, project: Project) -> int:
 
     exp = project.load_exp(args.expId)
     options, backend_name = options_from(exp, args)
+    if not args.dry_run:  # a run this machine cannot hold is refused before it claims or plans
+        with registry.blamed(backend_name):
+            get_backend(backend_name).preflight(exp, options)
     finder_for(exp)  # its readers set earlier attempts' metrics aside: a reader no module registers? now
     if args.dry_run:
         the_plan = plan(exp, args.selection, failed=args.failed, pending=args.pending, force=options.force)

@@ -70,6 +70,31 @@ def test_more_workers_than_open_files_allow_run_fewer_at_a_time_and_say_so(proje
     assert states == {"done"}
 
 
+def test_an_open_file_limit_too_low_for_one_job_is_refused_up_front_in_one_line(project: Path) -> None:
+    # Before: with `ulimit -n 10`..`12` every job failed ("could not start its step: too
+    # many open files"), each with its record and its log, and the run said "3 failed".
+    exp = make_experiment(project, [{"x": i} for i in range(1, 4)], "true")
+    for limit in (10, 11, 12):
+        r = subprocess.run(
+            ["bash", "-c", f'ulimit -n {limit} && exec "$0" -m metarunlog run -j 2', sys.executable],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)},
+            timeout=120,
+        )
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert r.stdout == "" and len(r.stderr.splitlines()) == 1, r.stdout + r.stderr
+        line = r.stderr.strip()
+        assert line.startswith("mrl: error: mrl run needs at least "), line
+        assert f"this process may open {limit} (`ulimit -n {limit}`)" in line and "e.g. `ulimit -n 64`" in line, line
+        assert not any(
+            (sub.dir / ".mrl.status").exists() or (sub.dir / "run.log").exists() for sub in exp.sub_experiments()
+        )
+        owners = exp.dir / ".mrl.owners"
+        assert not owners.exists() or not list(owners.glob("*.json")), list(owners.iterdir())
+
+
 def test_a_query_timeout_past_what_a_wait_can_take_is_refused_in_the_config(project: Path) -> None:
     # Infinity (JSON's, or 1e400) or a month of seconds passed the check and reached
     # subprocess.run(timeout=...) of squeue: an OverflowError traceback in mrl status
