@@ -369,7 +369,8 @@ class Attempt:
     lock_path: str = ""
 
     def write(self, sub: SubExperiment, status: Status, *, durable: bool = True) -> Status:
-        self.check_here(sub)
+        if durable:  # (a `running` record, not durable, follows the check its step's start made)
+            self.check_here(sub)
         self.status = status
         if self.pending is not None:  # records are written in order
             pending: jsonio.Pending = self.pending
@@ -528,7 +529,7 @@ def _attempts(
         if stop.requested:
             break
         status = yield from _attempt(
-            sub, attempt, env, stop, o.on_start, retry=n < o.retries, continuing=continuing and n == 0
+            sub, attempt, env, stop, o.on_start, retry=n < o.retries, continuing=continuing and n == 0, again=n > 0
         )
         if status.state is not JobState.RUNNING:  # running: failed, another attempt follows
             break
@@ -622,6 +623,7 @@ def _attempt(
     *,
     retry: bool = False,
     continuing: bool = False,
+    again: bool = False,
 ) -> Execution:
     """One attempt: the steps from `stepsDone` on; returns the record written at its end.
 
@@ -630,8 +632,10 @@ def _attempt(
     must see it so.
     """
     t0 = time.monotonic()
-    attempt.check_here(sub)  # before its metrics are moved or its run.log is opened
+    if again:  # (a first attempt follows its lock at once: the check its step's start makes will do)
+        attempt.check_here(sub)  # before its metrics are moved or its run.log is opened
     if attempt.status.attempts and attempt.status.steps_done == 0 and not continuing:
+        attempt.check_here(sub)
         set_aside_metrics(sub, attempt.status.attempts)
     attempt.status = attempt.status.attempt_started(now())
     env["MRL_ATTEMPT"] = str(attempt.status.attempts)  # env is this execution's own copy
