@@ -87,7 +87,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the table of combinations; write nothing (an expanded experiment: its template as it is now)",
+        help=(
+            "print the table of combinations; write nothing (an expanded experiment: its template as it "
+            "is now, and what -replace, --extend and a plain makebatch would each do)"
+        ),
     )
     p.add_argument(
         "--set",
@@ -148,8 +151,8 @@ class BatchResult:
     trash: Path | None = None
     warnings: list[str] = field(default_factory=list)
     remembered: str = ""  # the batch's own overrides --extend applied again, as options
-    preview_of: int | None = None  # dry run of an expanded experiment: how many it has now
-    would_add: int = 0  # ... and how many of the previewed --extend would add
+    # `--dry-run` alone of an expanded experiment: what each real command would do (see _preview)
+    preview: str | None = None
 
     @property
     def table(self) -> list[tuple[str, dict[str, Any]]]:
@@ -157,7 +160,7 @@ class BatchResult:
 
     def summary(self) -> str:
         verb = "would make" if self.dry_run else "made"
-        if not self.made and self.preview_of is None:
+        if not self.made:
             what = f"nothing to add: all {self.kept} combinations exist in {self.exp.dir}"
         else:
             span = self.names[0] if len(self.names) == 1 else f"{self.names[0]}..{self.names[-1]}"
@@ -168,11 +171,8 @@ class BatchResult:
             what += f", with the batch's own {self.remembered}"
         if self.trash is not None:
             what += f"; the old ones are in {self.trash}"
-        if self.preview_of is not None:
-            what += (
-                f", expanding the template as it is now; it has {self.preview_of} now: -replace would move "
-                f"them to {TRASH}/, --extend would add {self.would_add}"
-            )
+        if self.preview is not None:
+            what += self.preview
         return what
 
 
@@ -212,8 +212,6 @@ class Plan:
     overrides: batch_mod.Overrides
     remembered: batch_mod.Overrides  # the batch's own, applied again by --extend
     checkers: list[Any]  # formats.Checker or None, one per template
-    preview_of: int | None = None  # a dry run of an expanded experiment: its sub-experiments
-    would_add: int = 0
     sub_ids: list[int] | None = None  # given ids (mrl rerun, reproduce keep the source's)
 
     def ids(self) -> list[int]:
@@ -245,29 +243,67 @@ def makebatch(
         batch_mod.check_table_columns(BatchSpec(grid=dict(overrides.grids), sets=dict(overrides.sets)))
     exp = project.load_exp(exp_ref)
     with _batch_lock(exp, clean=not dry_run):
-        plan = _plan(exp, replace=replace, extend=extend, dry_run=dry_run, overrides=overrides)
-        names = plan.names()
-        made = list(zip(plan.ids(), plan.combos, strict=True))
-        result = BatchResult(
-            exp,
-            made,
-            names,
-            dry_run,
-            len(plan.existing) if extend else 0,
-            plan.expansion.duplicates,
-            warnings=plan.warnings,
-            remembered=plan.remembered.left_by(overrides).describe(),
-            preview_of=plan.preview_of,
-            would_add=plan.would_add,
-        )
-        tmp = _build(plan, names, dry_run)
+        if dry_run and not (replace or extend) and (exp.is_expanded or exp.sub_experiments()):
+            return _preview(exp, overrides)
+        plan = _plan(exp, replace=replace, extend=extend, overrides=overrides)
+        result = _result(plan, overrides, dry_run, extend)
+        tmp = _build(plan, result.names, dry_run)
         if dry_run:
             return result
         try:
-            result.trash = _commit(plan, tmp, names, replace, extend)
+            result.trash = _commit(plan, tmp, result.names, replace, extend)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return result
+
+
+def _result(plan: Plan, overrides: batch_mod.Overrides, dry_run: bool, extend: bool) -> BatchResult:
+    return BatchResult(
+        plan.exp,
+        list(zip(plan.ids(), plan.combos, strict=True)),
+        plan.names(),
+        dry_run,
+        len(plan.existing) if extend else 0,
+        plan.expansion.duplicates,
+        warnings=plan.warnings,
+        remembered=plan.remembered.left_by(overrides).describe(),
+    )
+
+
+def _preview(exp: Experiment, overrides: batch_mod.Overrides) -> BatchResult:
+    """`--dry-run` alone of an expanded experiment: the template as it is now, as `-replace`
+    would expand it (or, where -replace would refuse, what `--extend` would add), and what
+    each real command would do, in its own words: plain `makebatch` refuses, `-replace` and
+    `--extend` make that many or refuse (a sub-experiment running, a param name an older
+    batch kept, a one-job experiment). Both refusing is the error of a real run."""
+    was_single = exp.is_expanded and exp.is_single
+    existing = [] if was_single else exp.sub_experiments()
+    refusal = _already_expanded(exp, existing, was_single)
+    outcomes: dict[bool, BatchResult | MrlError] = {}
+    for extend in (False, True):
+        try:
+            plan = _plan(exp, replace=not extend, extend=extend, overrides=overrides)
+            _build(plan, plan.names(), True)  # renders and checks every file, as the real run
+            outcomes[extend] = _result(plan, overrides, True, extend)
+        except MrlError as e:
+            outcomes[extend] = e
+    replaced, extended = outcomes[False], outcomes[True]
+    alone = f"; without -replace or --extend, makebatch refuses: {refusal}"
+    if isinstance(replaced, BatchResult):
+        now = 1 if was_single else len(existing)
+        added = f"--extend would add {len(extended.made)}" if isinstance(extended, BatchResult) else ""
+        replaced.preview = (
+            f", expanding the template as it is now; it has {now} now: -replace would move them to {TRASH}/, "
+            + (added or f"--extend would refuse: {extended}")
+            + alone
+        )
+        return replaced
+    if isinstance(extended, BatchResult):
+        extended.preview = f"; that is what --extend would do (-replace would refuse: {replaced}){alone}"
+        return extended
+    if str(replaced) == str(extended):
+        raise replaced
+    raise MrlError(f"-replace would refuse: {replaced}; --extend would refuse: {extended}")
 
 
 def make_subexperiments(
@@ -318,17 +354,14 @@ def make_subexperiments(
     return BatchResult(exp, list(zip(plan.ids(), combos, strict=True)), names, warnings=plan.warnings)
 
 
-def _plan(exp: Experiment, *, replace: bool, extend: bool, dry_run: bool, overrides: batch_mod.Overrides) -> Plan:
+def _plan(exp: Experiment, *, replace: bool, extend: bool, overrides: batch_mod.Overrides) -> Plan:
     from metarunlog import formats, render
 
     names = _template_names(exp)
     was_single = exp.is_expanded and exp.is_single
     existing = [] if was_single else exp.sub_experiments()
-    # A dry run of an expanded experiment previews the template as it is now (as -replace would).
-    preview = dry_run and not (replace or extend) and (exp.is_expanded or bool(existing))
-    if not preview:
-        _check_state(exp, existing, was_single, replace, extend)
-    templates = [_read_template(exp, name, was_single and (replace or preview)) for name in names]
+    _check_state(exp, existing, was_single, replace, extend)
+    templates = [_read_template(exp, name, was_single and replace) for name in names]
     old = exp.record.batch
     remembered = batch_mod.Overrides.from_record(old.to_json()) if extend and old else batch_mod.Overrides()
     effective = remembered.under(overrides)
@@ -346,7 +379,7 @@ def _plan(exp: Experiment, *, replace: bool, extend: bool, dry_run: bool, overri
     combos, first_id = expansion.combos, 1
     if extend and existing:
         combos, first_id = _new_only(existing, combos, spec.repeat is not None)
-    plan = Plan(
+    return Plan(
         exp,
         spec,
         expansion,
@@ -360,10 +393,6 @@ def _plan(exp: Experiment, *, replace: bool, extend: bool, dry_run: bool, overri
         remembered,
         [formats.checker(c.name) for c in compiled],
     )
-    if preview:
-        plan.preview_of = 1 if was_single else len(existing)
-        plan.would_add = _extend_would_add(existing, templates, old, overrides) if existing else 0
-    return plan
 
 
 def _param_names(subs: list[SubExperiment]) -> set[str]:
@@ -373,19 +402,6 @@ def _param_names(subs: list[SubExperiment]) -> set[str]:
         with contextlib.suppress(CorruptRecord):
             names.update(s.own_params)
     return names
-
-
-def _extend_would_add(
-    existing: list[SubExperiment],
-    templates: list[Template],
-    old: BatchRecord | None,
-    overrides: batch_mod.Overrides,
-) -> int:
-    """How many sub-experiments `--extend` (with these options) would add: it applies the
-    batch's remembered --set/--grid/--repeat, so the preview count must too."""
-    remembered = batch_mod.Overrides.from_record(old.to_json()) if old else batch_mod.Overrides()
-    spec = remembered.under(overrides).apply(line for t in templates for line in t.mrl_lines)
-    return len(_new_only(existing, batch_mod.expand(spec).combos, spec.repeat is not None)[0])
 
 
 def _template_names(exp: Experiment) -> list[str]:
@@ -405,11 +421,16 @@ def _check_state(exp: Experiment, existing: list[SubExperiment], was_single: boo
             _check_not_running(exp, existing, was_single)
         return
     if exp.is_expanded or existing:
-        what = "a one-job experiment" if was_single else f"{len(existing)} sub-experiment(s)"
-        raise MrlError(
-            f"{exp.dir} is already expanded ({what}): pass -replace to move the old ones to "
-            f"{TRASH}/ and expand again, or --extend to add only new combinations"
-        )
+        raise MrlError(_already_expanded(exp, existing, was_single))
+
+
+def _already_expanded(exp: Experiment, existing: list[SubExperiment], was_single: bool) -> str:
+    """Why plain `makebatch` refuses an expanded experiment (and what to pass instead)."""
+    what = "a one-job experiment" if was_single else f"{len(existing)} sub-experiment(s)"
+    return (
+        f"{exp.dir} is already expanded ({what}): pass -replace to move the old ones to "
+        f"{TRASH}/ and expand again, or --extend to add only new combinations"
+    )
 
 
 def _check_not_running(exp: Experiment, existing: list[SubExperiment], was_single: bool) -> None:

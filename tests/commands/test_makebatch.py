@@ -880,3 +880,38 @@ def test_a_param_named_like_a_jinja_global_is_refused_in_one_line_and_nothing_is
     assert res.stderr.startswith("mrl: error: ") and res.stderr.count("\n") == 1, res.stderr
     assert "has the name of one Jinja gives every template" in res.stderr and "rename it" in res.stderr
     assert listing(exp) == before
+
+
+def test_a_dry_run_says_what_each_real_command_would_do_and_refuses_in_their_words(project: Path) -> None:
+    # A bare --dry-run previewed "-replace would move them" while -replace itself refused
+    # (a sub-experiment running): a preview must not promise what the real run refuses.
+    exp = new_exp(project)
+    assert run_mrl("makebatch", cwd=project).returncode == 0
+    plain = run_mrl("makebatch", cwd=project)
+    assert plain.returncode == 1
+    refusal = plain.stderr.removeprefix("mrl: error: ").rstrip("\n")
+    assert refusal.startswith(f"{exp} is already expanded (9 sub-experiment(s)): pass -replace")
+    fd = os.open(exp / "004" / ".mrl.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as its runner holds it
+        real = run_mrl("makebatch", "-replace", cwd=project)
+        assert real.returncode == 1 and real.stderr.startswith(f"mrl: error: {exp / '004'} is running: ")
+        dry = run_mrl("makebatch", "-replace", "--dry-run", cwd=project)
+        assert (dry.returncode, dry.stdout, dry.stderr) == (1, "", real.stderr)
+        preview = run_mrl("makebatch", "--dry-run", cwd=project)
+        assert preview.returncode == 0, preview.stderr
+        assert preview.stdout == (
+            f"nothing to add: all 9 combinations exist in {exp}; that is what --extend would do "
+            f"(-replace would refuse: {real.stderr.removeprefix('mrl: error: ').rstrip()}); "
+            f"without -replace or --extend, makebatch refuses: {refusal}\n"
+        )
+    finally:
+        os.close(fd)
+    preview = run_mrl("makebatch", "--dry-run", cwd=project)
+    assert preview.returncode == 0
+    assert preview.stdout.splitlines()[0] == (
+        f"would make 9 sub-experiment(s) 001..009 in {exp}, expanding the template as it is now; it has 9 now: "
+        f"-replace would move them to .trash/, --extend would add 0; without -replace or --extend, "
+        f"makebatch refuses: {refusal}"
+    )
+    assert not (exp / ".trash").exists()

@@ -181,3 +181,26 @@ def test_a_param_named_like_a_metrics_std_or_best_column_is_param_name_beside_it
     got = rows(project, str(best.id), "--summary", "both")
     assert [(r["param.loss_best"], r["loss_best"]) for r in got] == [(1, 1), (2, 2)]
     assert list(got[0]) == ["id", "param.loss_best", "state", "duration", "loss", "loss_best", "loss_best_step"]
+
+
+def test_a_dry_run_of_an_older_batch_previews_its_extend_not_a_replace_that_refuses_its_names(project: Path) -> None:
+    # before: a bare `makebatch --dry-run` previewed as -replace would, so it refused the
+    # batch's own `id` param, though --extend (which keeps it) would add 2
+    exp = old_exp(project)
+    (exp.dir / "conf.lua").write_text(TEMPLATE.replace("[7, 9]", "[7, 9, 11]"))
+    replaced = run_mrl("makebatch", "-replace", cwd=project)
+    assert replaced.returncode == 1
+    assert run_mrl("makebatch", "-replace", "--dry-run", cwd=project).stderr == replaced.stderr
+    dry = run_mrl("makebatch", "--dry-run", cwd=project)
+    assert dry.returncode == 0, dry.stderr
+    head = dry.stdout.splitlines()[0]
+    assert head.startswith(
+        f"would make 2 sub-experiment(s) 005..006 in {exp.dir} (kept the 4 existing); that is what --extend would do "
+        f"(-replace would refuse: {replaced.stderr.removeprefix('mrl: error: ').rstrip()}); "
+        f"without -replace or --extend, makebatch refuses: {exp.dir} is already expanded (4 sub-experiment(s))"
+    )
+    table = [line.split() for line in dry.stdout.splitlines()[1:]]
+    assert [dict(zip(table[0], r, strict=True))["id"] for r in table[1:]] == ["11", "11"]
+    assert sorted(params_of(project, exp.name)) == ["001", "002", "003", "004"]
+    extended = run_mrl("makebatch", "--extend", cwd=project)
+    assert extended.returncode == 0 and "made 2 sub-experiment(s) 005..006" in extended.stdout
