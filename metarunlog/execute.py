@@ -856,17 +856,32 @@ def _recorded_done(sub: SubExperiment) -> bool:
         return False
 
 
+LOG_WINDOW = 65536  # of run.log's end, what `log_tail` reads
+
+
 def log_tail(sub: SubExperiment, lines: int = 20) -> list[str]:
-    """The last `lines` lines of `run.log` (reads at most the last 64 KiB)."""
+    """The last `lines` lines of `run.log` (reads at most the last 64 KiB), each cut at
+    `fmt.LOG_LINE_MAX` characters with a marker (`fmt.cut_line`). A first line that began
+    before those 64 KiB starts with `...`, at a character's start (not a U+FFFD of half of one)."""
+    from metarunlog.fmt import cut_line
+
     try:
         with open(sub.log_path, "rb") as f:
             f.seek(0, os.SEEK_END)
             size = f.tell()
-            f.seek(max(0, size - 65536))
+            f.seek(max(0, size - LOG_WINDOW - 1))  # and the byte before: does the first line start there?
             data = f.read()
     except FileNotFoundError:
         return []
-    return terminal_lines(data.decode("utf-8", "replace"))[-lines:]
+    fragment = size > LOG_WINDOW and data[:1] != b"\n"
+    data = data[1:] if size > LOG_WINDOW else data
+    skip = 0
+    while fragment and skip < min(3, len(data)) and 0x80 <= data[skip] < 0xC0:
+        skip += 1  # the rest of a character the window cut
+    shown = terminal_lines(data[skip:].decode("utf-8", "replace"))
+    if fragment and shown:
+        shown[0] = "..." + shown[0]
+    return [cut_line(line) for line in shown[-lines:]]
 
 
 def terminal_lines(text: str) -> list[str]:

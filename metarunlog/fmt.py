@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -55,6 +56,32 @@ def pad(text: str, width: int, right: bool = False) -> str:
 def printable(text: str) -> str:
     """`text` with control characters (newline, ESC, ...) written as escapes, for one line of a terminal."""
     return text if text.isprintable() else text.translate(_CONTROL)
+
+
+# A log line is shown (the run's failure tail, the report) up to this many characters: one
+# progress dump or JSON blob of 64 KiB on a line buried the lines around it, in a terminal
+# and in the report alike.
+LOG_LINE_MAX = 500
+_CSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]?")  # a terminal control sequence (colour: ESC [ 31 m)
+
+
+def cut_line(line: str, width: int = LOG_LINE_MAX) -> str:
+    """`line`, or its first `width` characters and a marker saying how many were cut
+    (`... [line cut: 64,980 more characters]`). Cut as text, before any escaping (HTML,
+    terminal escapes), so no character, entity or escape is split; never inside a
+    terminal control sequence, nor between a character and its combining marks."""
+    if len(line) <= width:
+        return line
+    cut = width
+    for m in _CSI.finditer(line, max(0, width - 64), width + 64):
+        if m.start() < cut < m.end():
+            cut = m.start()  # the whole sequence goes: half of one would swallow the marker
+    if not line.isascii():
+        import unicodedata
+
+        while cut > 0 and unicodedata.combining(line[cut]):
+            cut -= 1
+    return f"{line[:cut]}... [line cut: {len(line) - cut:,} more characters]"
 
 
 def format_value(value: Any, column: str = "") -> str:

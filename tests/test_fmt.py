@@ -41,3 +41,18 @@ def test_none_is_an_empty_cell_and_containers_are_their_json() -> None:
 def test_strings_and_booleans_are_shown_as_they_are() -> None:
     assert format_value("adam") == "adam"
     assert format_value(True) == "True"
+
+
+def test_a_long_log_line_is_cut_with_a_marker_saying_how_much_and_a_short_one_is_left_alone() -> None:
+    from metarunlog.fmt import LOG_LINE_MAX, cut_line
+
+    assert cut_line("x" * LOG_LINE_MAX) == "x" * LOG_LINE_MAX
+    assert cut_line("x" * 70_000) == "x" * LOG_LINE_MAX + f"... [line cut: {70_000 - LOG_LINE_MAX:,} more characters]"
+    # characters, not bytes: no half of a UTF-8 sequence; an e and its combining accent stay together
+    assert cut_line("é" * 1000, 10) == "é" * 10 + "... [line cut: 990 more characters]"
+    accented = "e\u0301" * 10
+    assert cut_line(accented, 5) == "e\u0301e\u0301" + "... [line cut: 16 more characters]"
+    # a colour sequence the width falls inside goes whole: half of one would eat the marker
+    coloured = "ab\x1b[31mred\x1b[0m" + "z" * 50
+    assert cut_line(coloured, 5) == "ab... [line cut: 62 more characters]"
+    assert cut_line(coloured, 7).startswith("ab\x1b[31m...")

@@ -701,3 +701,26 @@ def test_the_comparison_and_the_index_are_published_to_the_webdir_with_links_tha
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
     assert run_mrl("analyze", "--index", cwd=project, env=env).returncode == 0
     assert log.read_text().split()[-1] == "webhost:/var/www/exps/index.html"
+
+
+def test_a_log_line_of_64_kib_is_cut_in_the_run_s_failure_tail_and_the_report_with_a_marker(project: Path) -> None:
+    # the tail printed each line whole, up to 64 KiB: one JSON dump buried the traceback
+    # around it, in the terminal and in the report's summary and run section
+    from tests.backends.contract import make_experiment
+
+    script = "import sys; print('before'); print('<é&>' * 20000); print('after'); sys.exit(2)"
+    exp = make_experiment(project, [{"x": 1}], f'python -c "{script}"')
+    run = run_mrl("run", cwd=project)
+    assert run.returncode == 1
+    tail = [line for line in run.stdout.splitlines() if line.startswith("    | ")]
+    assert max(map(len, tail)) < 600, [len(t) for t in tail]
+    # the 100 KB line began before the last 64 KiB: its start is marked too, at a whole é
+    wide = next(t for t in tail if "line cut" in t)
+    assert wide.startswith("    | ...") and "\ufffd" not in wide
+    assert wide.endswith(" more characters]") and "    | after" in tail
+    report = run_mrl("analyze", cwd=project)
+    assert report.returncode == 0, report.stderr
+    page = (exp.dir / "analysis" / "index.html").read_text()
+    assert "&lt;é&amp;&gt;" * 20 in page and "&lt;é&amp;&gt;" * 200 not in page
+    assert page.count(" more characters]") == 2  # the summary's failure and the run's section
+    assert re.search(r"&gt;(&lt;é&amp;&gt;)*(&lt;é&amp;|&lt;é|&lt;)?\.\.\. \[line cut: [0-9,]+ more characters\]", page)
