@@ -205,12 +205,18 @@ def explained(subs: list[SubResult], param: str, values: list[float | None]) -> 
 
 
 def run_values(subs: list[SubResult], primary: Primary | None, best: bool) -> list[float | None]:
-    """Each run's primary metric: its best value over training (`best`), else its final one."""
+    """Each run's primary metric: its best value over training (`best`), else its final one
+    (None: no number, or NaN)."""
     out: list[float | None] = []
     for s in subs:
-        v: Any = None
-        if primary is not None:
-            b = s.best.get(primary.name) if best else None
-            v = b.value if b is not None else (s.metrics.get(primary.name) if not best else None)
+        v = run_value(s, primary, best)
         out.append(results.as_float(v) if results.is_number(v) and v == v else None)
     return out
+
+
+def run_value(s: SubResult, primary: Primary | None, best: bool) -> Any:
+    """One run's primary metric as it reported it (best over training, or final)."""
+    if primary is None:
+        return None
+    b = s.best.get(primary.name) if best else None
+    return b.value if b is not None else (s.metrics.get(primary.name) if not best else None)

@@ -37,6 +37,9 @@ class Effect:
     runs: list[list[SubResult]] = field(default_factory=list)  # per value
     best: list[list[float | None]] = field(default_factory=list)  # per value, per run
     final: list[list[float | None]] = field(default_factory=list)
+    # what the figure cannot draw (a run's inf or nan, a mean that is not finite), one line
+    # per value and series: the report says it under the figure
+    not_drawn: list[str] = field(default_factory=list)
 
     def series(self, name: str) -> list[list[float | None]]:
         return self.best if name == "best" else self.final
@@ -83,7 +86,25 @@ def effect(subs: list[SubResult], param: str, primary: decide.Primary) -> Effect
         eff.runs.append(runs)
         eff.best.append(decide.run_values(runs, primary, best=True))
         eff.final.append(decide.run_values(runs, primary, best=False))
+    eff.not_drawn = not_drawn(eff, primary)
     return eff
+
+
+def not_drawn(e: Effect, primary: decide.Primary) -> list[str]:
+    """One line per value and series holding a run whose value is inf or nan (a diverged
+    run: bokeh draws no point there) or whose mean is not finite (no mean marker): what a
+    reader of the figure would otherwise never learn was left out."""
+    out = []
+    for name, what, _ in SERIES:
+        for label, runs, vals in zip(e.labels, e.runs, e.series(name), strict=True):
+            raw = [(s.name, decide.run_value(s, primary, best=name == "best")) for s in runs]
+            bad = [f"{who} is {v}" for who, v in raw if results.is_number(v) and not math.isfinite(results.as_float(v))]
+            mean = results.mean_std(vals)[0]
+            if mean is not None and not math.isfinite(mean):
+                bad.append(f"the mean of {sum(v is not None for v in vals)} is {mean}")
+            if bad:
+                out.append(f"{e.param} = {label}, {what}: {', '.join(bad)}: not drawn")
+    return out
 
 
 def effects(rep: Report) -> list[Effect]:
@@ -92,7 +113,9 @@ def effects(rep: Report) -> list[Effect]:
         return []
     subs = [s.res for s in rep.subs]
     out = [effect(subs, p, rep.primary) for p in rep.axes.factors]
-    return [e for e in out if len(e.values) >= 2 and any(v is not None for vs in e.best + e.final for v in vs)]
+    # a factor whose runs all diverged (nan) has nothing to draw: kept, so that its note says so
+    drawn = [e for e in out if any(v is not None for vs in e.best + e.final for v in vs) or e.not_drawn]
+    return [e for e in drawn if len(e.values) >= 2]
 
 
 def context(rep: Report) -> dict[str, Any] | None:
@@ -107,7 +130,9 @@ def context(rep: Report) -> dict[str, Any] | None:
     for i, a in enumerate(first):
         for b in first[i + 1 :]:
             maps.append((f"{a.param} x {b.param}", rep.add_model(heatmap(rep, a, b, primary), "heatmap")))
-    return {"effect_figures": figures, "heatmaps": maps, "effects_metric": primary.name}
+    # apart from effect_figures' pairs: a copy of _effects.html in mrl_templates/ unpacks those
+    not_drawn = {e.param: e.not_drawn for e in found if e.not_drawn}
+    return {"effect_figures": figures, "heatmaps": maps, "effects_metric": primary.name, "effect_not_drawn": not_drawn}
 
 
 # -- figures ------------------------------------------------------------------------------------
@@ -250,7 +275,7 @@ def heatmap(rep: Report, a: Effect, b: Effect, primary: decide.Primary) -> Any:
             cells.setdefault((ka, kb), []).append(v)
     data: dict[str, list[Any]] = {"a": [], "b": [], "mean": [], "std": [], "n": [], "text": [], "ink": []}
     stats = {k: results.mean_std(vals) for k, vals in cells.items()}
-    means = [m for m, _ in stats.values() if m is not None]
+    means = [m for m, _ in stats.values() if m is not None and math.isfinite(m)]  # inf: its cell reads "inf"
     colors = _sequential(primary.goal)
     lo, hi = (min(means), max(means)) if means else (0.0, 1.0)
     for (ka, kb), (mean, std) in stats.items():

@@ -157,3 +157,53 @@ def test_the_params_mrl_cfg_repeat_axes_declares_are_repeats_in_the_report_not_f
     assert run_mrl("analyze", cwd=project).returncode == 0
     page = (exp.dir / "analysis" / "index.html").read_text()
     assert "loss against lr" in page and "against random_seed" not in page
+
+
+def test_a_run_that_diverged_to_inf_or_nan_and_a_mean_that_is_not_finite_are_said_under_the_figure(
+    project: Path,
+) -> None:
+    # bokeh draws no point at inf or nan, and a group whose mean is inf got no mean marker:
+    # the effects plot dropped them without a word
+    import math
+
+    from tests.helpers.repo import run_mrl
+
+    final = {("<b>sgd</b>", 0): math.inf, ("<b>sgd</b>", 1): 0.5, ("adam", 0): math.nan, ("adam", 1): 0.25}
+    subs = [
+        {
+            "params": {"opt": opt, "seed": seed},
+            "status": done(),
+            "jsonl": [{"step": 0, "loss": 1.0}, {"step": 1, "loss": final[(opt, seed)]}],  # json writes Infinity, NaN
+        }
+        for opt, seed in final
+    ]
+    exp = make_exp(project, subs)
+    rep = report.build_report(exp, project, exp.dir / "analysis")
+    [eff] = effects.effects(rep)
+    assert eff.not_drawn == [
+        "opt = <b>sgd</b>, final value: 001 is inf, the mean of 2 is inf: not drawn",
+        "opt = adam, final value: 003 is nan: not drawn",
+    ]
+    res = run_mrl("analyze", cwd=project)
+    assert res.returncode == 0, res.stderr
+    page = (exp.dir / "analysis" / "index.html").read_text()
+    said = '<p class="mrl-warning not-drawn">opt = &lt;b&gt;sgd&lt;/b&gt;, final value: 001 is inf, the mean of 2'
+    assert said in page and "opt = adam, final value: 003 is nan: not drawn" in page
+
+
+def test_a_heatmap_cell_whose_mean_is_inf_reads_inf_and_leaves_the_others_colour_scale_alone(project: Path) -> None:
+    # the colour range was min..max of every mean: an inf cell made it 0.25..inf, and every
+    # finite cell took the same colour
+    import math
+
+    loss = {(1, 3): 0.25, (1, 4): 0.5, (2, 3): 0.75, (2, 4): math.inf}
+    subs = [
+        {"params": {"a": a, "b": b}, "status": done(), "jsonl": [{"step": 0, "loss": v}]} for (a, b), v in loss.items()
+    ]
+    exp = make_exp(project, subs)
+    rep = report.build_report(exp, project, exp.dir / "analysis")
+    heat = next(m for k, m in rep.models.items() if k.startswith("heatmap"))
+    mapper = heat.renderers[0].glyph.fill_color.transform
+    assert (mapper.low, mapper.high) == (0.25, 0.75)
+    cells = heat.renderers[0].data_source.data
+    assert dict(zip(zip(cells["a"], cells["b"], strict=True), cells["text"], strict=True))[("2", "4")] == "inf"
