@@ -358,7 +358,21 @@ def checkout(repo: Path, commit: str, dest: Path, paths: list[str] | None = None
         checkout_index(repo, dest, paths, env)
 
 
-_CHECKOUT_INDEX = ("-c", "checkout.workers=0", "-c", "core.autocrlf=false", "checkout-index", "-f")
+# core.symlinks=true: a symlink of the commit is a symlink in code/ and in every checkout mrl
+# makes, even where the repository says core.symlinks=false (a clone made on Windows, or
+# copied off a FAT drive), whose checkout writes it as a small file holding the link's target:
+# code/ is the commit's tree, so its code runs as the commit has it, and verify compares the
+# link as a link.
+_CHECKOUT_INDEX = (
+    "-c",
+    "checkout.workers=0",
+    "-c",
+    "core.autocrlf=false",
+    "-c",
+    "core.symlinks=true",
+    "checkout-index",
+    "-f",
+)
 
 
 def checkout_index(repo: Path, dest: Path, paths: list[str] | None, env: dict[str, str]) -> None:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -384,8 +383,8 @@ class _Checker:
         if not self.pending:
             return []
         found = []
-        with tempfile.TemporaryDirectory(prefix="mrl-verify-") as tmp:
-            git.checkout_index(self.repo, Path(tmp), [e.path for e, _ in self.pending], self.env)
+        with git.temp_folder() as tmp:  # named by its owner: a `kill -9`'s is removed later
+            git.checkout_index(self.repo, tmp, [e.path for e, _ in self.pending], self.env)
             for e, st in self.pending:
                 same = filecmp.cmp(os.path.join(self.code, e.path), os.path.join(tmp, e.path), shallow=False)
                 d = self._mode(e, st) if same else Difference("changed", e.path, "content")

@@ -253,3 +253,19 @@ def test_verify_of_a_path_inside_a_copy_of_an_experiment_verifies_the_copy(proje
     proc = run_mrl("verify", str(copy / "code"), cwd=project)
     assert proc.returncode == 1 and proc.stdout.split() == ["changed", "train.py"], proc.stderr
     assert run_mrl("verify", str(exp / "code"), cwd=project).returncode == 0
+
+
+def test_a_symlink_of_a_core_symlinks_false_repository_is_a_symlink_in_code_and_verifies(project: Path) -> None:
+    """git's checkout under `core.symlinks=false` (a clone made on Windows, a repository
+    copied off a FAT drive) writes a symlink as a small writable file holding its target:
+    code/ got that, and verify then said `changed latest.py (no longer a symlink)` of a
+    snapshot nobody touched."""
+    os.symlink("train.py", project / "latest.py")
+    commit_all(project, "a symlink")
+    git(project, "config", "core.symlinks", "false")
+    made = run_mrl("new", "-cp", "no", "x", cwd=project)
+    assert made.returncode == 0, made.stderr
+    code = Path(made.stdout.splitlines()[-1]) / "code"
+    assert os.readlink(code / "latest.py") == "train.py"
+    proc = run_mrl("verify", cwd=project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
