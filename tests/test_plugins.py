@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from metarunlog import plugins
+from metarunlog.states import JobState
 from tests.helpers.records import done, grid_exp, make_exp
 from tests.helpers.repo import GIT_ENV, REPO_ROOT, commit_all, run_mrl, set_cfg
 
@@ -216,6 +217,45 @@ def test_a_plugin_backend_whose_submit_raises_is_one_error_line_and_no_record_cl
     assert "the acme backend raised OSError: [Errno 5] cluster gone" in errors and f"{PLUGIN}.py line " in errors
     assert not list(exp.dir.glob("*/.mrl.status"))
     assert not list(exp.dir.glob(".mrl.owners/*.json"))  # the run's claim went with it
+
+
+LEAVES_ONE = """
+    from metarunlog.backends.base import Backend
+    from metarunlog.backends.registry import BackendSpec, register
+    from metarunlog.execute import ExecOptions, execute
+
+    class Acme(Backend):
+        def submit(self, jobs):
+            for job in jobs:
+                if job.id != 2:  # a bug of its own: 002 is never run
+                    execute(job.sub, ExecOptions(backend="acme", force=self.options.force))
+
+        def poll(self, jobs):
+            return [j.observe() for j in jobs]
+
+    register(BackendSpec("acme", "acme_plugin:Acme", liveness=True))
+"""
+
+
+@pytest.mark.parametrize("rerun", ["--force", "--failed"])
+def test_a_plugin_backend_that_leaves_a_job_alone_never_reports_its_earlier_record_as_this_runs(
+    project: Path, rerun: str
+) -> None:
+    set_cfg(project, run={"command": "echo ran > out.txt"})
+    commit_all(project, "run command")
+    state = done() if rerun == "--force" else done(state=JobState.FAILED, exit_code=3)
+    exp = make_exp(project, [{"params": {"lr": lr}, "status": state} for lr in (0.1, 0.2, 0.3)])
+    before = (exp.subexp_dir(2) / ".mrl.status").read_text()
+    res = run_with_plugin(project, LEAVES_ONE, "run", rerun, "--backend", "acme")
+    # before: "[2/3] 002 done in 12.5s", "3 done", exit 0 (--force); "1 failed" (--failed)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr
+    line = next(ln for ln in res.stdout.splitlines() if " 002 " in ln)
+    assert "002 not run: the acme backend did not run it (its record says " in line, res.stdout
+    summary = res.stdout.splitlines()[-1]
+    assert "2 done" in summary and "1 not run" in summary and "failed" not in summary, summary
+    assert (exp.subexp_dir(2) / ".mrl.status").read_text() == before  # its record is left as it was
+    assert (exp.subexp_dir(1) / "out.txt").exists() and not (exp.subexp_dir(2) / "out.txt").exists()
 
 
 WAITING = """

@@ -345,7 +345,7 @@ class RunResult:
         if self.removed:
             extra += f"; {self.removed} removed during the run: nothing recorded for them (see above)"
         if self.not_run:
-            extra += f"; {self.not_run} not run: mrl could not record them (see above)"
+            extra += f"; {self.not_run} not run (see above): their records are earlier runs'"
         if self.kept_done:
             extra += f"; {self.kept_done} never started again (their records say done)"
         counts = counts_line(self.states)
@@ -386,6 +386,9 @@ def run(
     if claim is not None:
         claim.set_jobs([j.id for j in jobs])
     _clear_done_mark(exp)
+    # A backend from outside mrl may leave a job alone (never run it) and let its record,
+    # an earlier run's, speak for it: each record as planned tells (see `_never_ran`).
+    planned = {id(j): j.status for j in jobs} if plugins.is_foreign(backend) else None
     try:
         backend.submit(jobs)
     except BaseException:
@@ -409,7 +412,7 @@ def run(
     progress = _progress(exp, jobs, backend, backend_name) if show else None
     cancels = _Cancels(backend, jobs, claim)
     try:
-        _wait_all(backend, jobs, progress, cancels, name=backend_name)
+        _wait_all(backend, jobs, progress, cancels, name=backend_name, planned=planned)
     except KeyboardInterrupt:
         if backend.note:  # submitted to a scheduler: Ctrl-C leaves the wait, not the jobs
             print(f"mrl: left the wait; they go on {backend.note}: stop them with `mrl cancel`", file=sys.stderr)
@@ -424,7 +427,7 @@ def run(
     kept = [j for j in ours if _kept_done(j)]  # this run never ran them
     ours = [j for j in ours if not _kept_done(j)]  # (not `j not in kept`: n x k for 10,000 cancelled)
     return RunResult(
-        [j.state for j in ours],
+        [j.state for j in ours if not j.not_run],  # a not-run one's state is an earlier run's
         backend.interrupted or cancels.cut_short(),
         False,
         time.monotonic() - t0,
@@ -496,13 +499,20 @@ STOPPING_NOTE_S = 2.0  # after Ctrl-C, how long steps may take to stop before mr
 
 
 def _wait_all(
-    backend: Backend, jobs: list[Job], progress: Any, cancels: _Cancels | None = None, name: str = ""
+    backend: Backend,
+    jobs: list[Job],
+    progress: Any,
+    cancels: _Cancels | None = None,
+    name: str = "",
+    planned: Mapping[int, Any] | None = None,
 ) -> None:
     interrupted_at: float | None = None
     while True:
         if cancels is not None:
             cancels.apply()
         states = _polled(backend, jobs, name)
+        if planned is not None:
+            _never_ran(jobs, planned, name or backend.name)
         _say_warnings(backend)
         if progress is not None:
             progress.update(jobs)
@@ -534,6 +544,18 @@ def _polled(backend: Backend, jobs: list[Job], name: str) -> list[JobState]:
                 "(metarunlog.states.JobState; job.observe() gives it from the job's record)"
             )
     return list(states)
+
+
+def _never_ran(jobs: list[Job], planned: Mapping[int, Any], name: str) -> None:
+    """Jobs that read finished while their record is still the one this run planned with
+    (an earlier run's: every execution writes a new one as it starts) were not run by this
+    run: a plugin backend that left them alone (under --force, a done one read `done`).
+    They are said `not run`, never counted as this run's outcome."""
+    for job in jobs:
+        ended = job.state.finished and not job.skipped and not job.not_run
+        if ended and job.status is not None and job.status == planned.get(id(job)):
+            job.not_run = True
+            job.message = f"the {name} backend did not run it"
 
 
 def _a(noun: str) -> str:
