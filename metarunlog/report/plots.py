@@ -26,6 +26,9 @@ MIN_POINTS_PER_LINE, MAX_POINTS_PER_LINE = 40, 2_000
 LEGEND_MAX_LINES = 20  # more combinations than this: one renderer per colour, hover names the line
 MAX_GROUPS = decide.MAX_COLORS
 INDIVIDUAL = "individual runs"  # the legend entry that shows them (hidden at first)
+# A metric logged once per run (add_hparams, a final test score) has no line to draw: its
+# points are markers, shaped as the dashes would have been (palette.DASHES, in order).
+MARKERS = ("circle", "square", "triangle", "diamond", "inverted_triangle")
 
 
 def decimate(xs: Any, ys: Any, n_max: int) -> tuple[Any, Any]:
@@ -84,7 +87,7 @@ class Layout:
     color_key: str | None  # what the colours stand for
     # Line glyphs by style, shared by the renderers of every figure drawn with this layout
     # (a glyph holds no data: one per colour and style, not one per figure)
-    glyphs: dict[tuple[str, str, float, float], Any] = field(default_factory=dict)
+    glyphs: dict[tuple[str, str, float, float, bool], Any] = field(default_factory=dict)
 
 
 def layout(
@@ -191,6 +194,7 @@ class Drawn:
     means: list[Any]  # lines of means: their source has `run` (a code), `lo` and `hi` columns
     runs: list[Any]  # lines of runs: their source has a `run` column (a code)
     labels: dict[str, str]  # code -> what the hover says: runs by index, means by -1, -2, ...
+    points: bool = False  # every line has one point at most (a metric logged once): markers
 
     def code(self, label: str) -> int:
         """A new negative code for a line of means (run indices are >= 0)."""
@@ -212,7 +216,7 @@ def _figure(metric: str, lines: dict[int, Curve], lay: Layout) -> Any:
         sizing_mode="stretch_width",
         tools="pan,wheel_zoom,box_zoom,reset,save",
     )
-    d = Drawn(fig, metric, bk.Legend(), [], [], {})
+    d = Drawn(fig, metric, bk.Legend(), [], [], {}, all(_lone(ys) for _, _, _, ys in lines.values()))
     combos = [c for c in ((c, [m for m in c.members if m in lines]) for c in lay.combos) if c[1]]
     n_lines = len(combos) if lay.repeats else len(lines)
     per_line = min(MAX_POINTS_PER_LINE, max(MIN_POINTS_PER_LINE, POINTS_PER_PLOT // max(1, n_lines)))
@@ -253,12 +257,35 @@ def _integer_steps(lines: dict[int, Curve]) -> bool:
     return bool(np.all(np.mod(xs, 1) == 0))
 
 
-def _line(lay: Layout, color: str, dash: str = "solid", width: float = 2, alpha: float = 1.0) -> Any:
-    from bokeh.models import Line
+def _lone(ys: Any) -> bool:
+    """One finite value at most: a line through it draws nothing."""
+    import numpy as np
 
-    style = (color, dash, width, alpha)
+    return int(np.count_nonzero(np.isfinite(np.asarray(ys, dtype=float)))) <= 1
+
+
+def _line(
+    lay: Layout, color: str, dash: str = "solid", width: float = 2, alpha: float = 1.0, points: bool = False
+) -> Any:
+    """The glyph of a line; with `points`, a marker per point instead (its dash as the marker's shape)."""
+    from bokeh.models import Line, Scatter
+
+    style = (color, dash, width, alpha, points)
     if style not in lay.glyphs:
-        lay.glyphs[style] = Line(x="x", y="y", line_color=color, line_dash=dash, line_width=width, line_alpha=alpha)
+        if points:
+            marker = MARKERS[palette.DASHES.index(dash) % len(MARKERS)] if dash in palette.DASHES else MARKERS[0]
+            lay.glyphs[style] = Scatter(
+                x="x",
+                y="y",
+                marker=marker,
+                size=4 + 2 * width,
+                fill_color=color,
+                line_color=color,
+                fill_alpha=alpha,
+                line_alpha=alpha,
+            )
+        else:
+            lay.glyphs[style] = Line(x="x", y="y", line_color=color, line_dash=dash, line_width=width, line_alpha=alpha)
     return lay.glyphs[style]
 
 
@@ -272,7 +299,7 @@ def _draw_combo(
         _, _, xs, ys = lines[members[0]]
         x, y = decimate(xs, ys, per_line)
         src = bk.source({"x": x, "y": y, "run": np.full(len(x), members[0], dtype=np.int32)}, d.fig)
-        r = bk.add_glyph(d.fig, _line(lay, combo.color, combo.dash), src, name="run")
+        r = bk.add_glyph(d.fig, _line(lay, combo.color, combo.dash, points=_lone(y)), src, name="run")
         d.legend.add(combo.label, r)
         d.runs.append(r)
         d.labels[str(members[0])] = combo.label
@@ -283,7 +310,7 @@ def _draw_combo(
     code = np.full(len(x), d.code(label), dtype=np.int32)
     src = bk.source({"x": x, "y": mean, "lo": lo, "hi": hi, "n": n, "run": code}, d.fig)
     band = bk.add_glyph(d.fig, VArea(x="x", y1="lo", y2="hi", fill_color=combo.color, fill_alpha=0.18), src, "band")
-    r = bk.add_glyph(d.fig, _line(lay, combo.color, combo.dash), src, name="mean", like=band)
+    r = bk.add_glyph(d.fig, _line(lay, combo.color, combo.dash, points=_lone(mean)), src, name="mean", like=band)
     d.legend.add(combo.label, band, r)
     d.means.append(r)
 
@@ -292,7 +319,11 @@ def _individual(d: Drawn, lines: dict[int, Curve], lay: Layout, members: list[in
     """The runs behind the means: hidden until the legend's INDIVIDUAL entry is clicked."""
     x, y, run = _concatenated(lines, members, per_run)
     r = bk.add_glyph(
-        d.fig, _line(lay, color, width=1, alpha=0.5), bk.source({"x": x, "y": y, "run": run}, d.fig), "runs", False
+        d.fig,
+        _line(lay, color, width=1, alpha=0.5, points=d.points),
+        bk.source({"x": x, "y": y, "run": run}, d.fig),
+        "runs",
+        False,
     )
     d.legend.add(INDIVIDUAL, r)
     d.runs.append(r)
@@ -319,11 +350,13 @@ def _grouped(
     for group, items in by_group.items():
         color, dash = items[0][0].color, items[0][0].group_dash
         members = [m for _, ms in items for m in ms]
-        hover = _line(lay, color, dash, width=2.5)
+        hover = _line(lay, color, dash, width=2.5, points=d.points)
         if not lay.repeats:
             x, y, run = _concatenated(lines, members, per_line)
             src = bk.source({"x": x, "y": y, "run": run}, d.fig)
-            r = bk.add_glyph(d.fig, _line(lay, color, dash, width=1.2, alpha=0.6), src, "runs", hover=hover)
+            r = bk.add_glyph(
+                d.fig, _line(lay, color, dash, width=1.2, alpha=0.6, points=d.points), src, "runs", hover=hover
+            )
             d.legend.add(group, r)
             d.runs.append(r)
             d.labels.update({str(i): lay.run_labels[i] for i in members})
@@ -343,7 +376,9 @@ def _grouped(
         patch = Patch(x="x", y="y", fill_color=color, fill_alpha=0.15, line_width=0)
         band = bk.add_glyph(d.fig, patch, bk.source({"x": bx, "y": by}, d.fig), "band")
         src = bk.source({"x": x, "y": y, "lo": lo, "hi": hi, "run": label}, d.fig)
-        r = bk.add_glyph(d.fig, _line(lay, color, dash, width=1.5, alpha=0.9), src, "mean", hover=hover)
+        r = bk.add_glyph(
+            d.fig, _line(lay, color, dash, width=1.5, alpha=0.9, points=d.points), src, "mean", hover=hover
+        )
         d.legend.add(group, band, r)
         d.means.append(r)
         behind.append((members, color))

@@ -128,3 +128,30 @@ def test_a_curves_plot_is_tall_enough_for_every_legend_entry(project: Path) -> N
     items = fig.legend[0].items
     assert len(items) == 19  # 18 combinations and "individual runs"
     assert fig.height >= 23 * len(items) + 30  # an 8pt entry takes 23 px
+
+
+def _marks(fig) -> list[tuple[str, int]]:  # noqa: ANN001
+    """The visible renderers that draw something for a lone point: markers, and how many."""
+    return [
+        (r.glyph.marker, int(np.isfinite(np.asarray(r.data_source.data["y"], dtype=float)).sum()))
+        for r in fig.renderers
+        if r.visible and type(r.glyph).__name__ == "Scatter"
+    ]
+
+
+def test_a_metric_logged_once_per_run_is_drawn_as_points_not_as_invisible_one_point_lines(project: Path) -> None:
+    # SummaryWriter.add_hparams writes its metrics at step 0 only, as does a test score logged
+    # once at the end: a line through one point draws nothing, and the plot looked empty.
+    subs = [
+        {"params": {"lr": lr, "seed": seed}, "status": done(), "jsonl": [*curve(5, lr), {"step": 5, "test_acc": lr}]}
+        for lr in (0.1, 0.01)
+        for seed in (0, 1)
+    ]
+    subs.append({"params": {"lr": 0.001, "seed": 0}, "status": done(), "jsonl": curve(1, 0.001)})  # stopped at once
+    exp = make_exp(project, subs)
+    rep = report.build_report(exp, project, exp.dir / "analysis")
+    figs = {rep.models[p.key].title.text: rep.models[p.key] for p in rep.plots}
+    assert sorted(_marks(figs["test_acc"])) == [("circle", 1), ("circle", 1)]  # one mean point per lr
+    assert [n for _, n in _marks(figs["loss"])] == [1]  # only lr=0.001's one-point run; the curves stay lines
+    kinds = sorted(type(r.glyph).__name__ for r in figs["loss"].renderers if r.name == "mean")
+    assert kinds == ["Line", "Line", "Scatter"]
