@@ -413,7 +413,19 @@ def _checkout_failed(repo: Path, dest: Path, err: str, env: dict[str, str]) -> M
     lines = err.splitlines() or [""]
     main = next((line for line in reversed(lines) if line.startswith("fatal:")), lines[0])
     more = f" (git printed {len(lines) - 1} more line(s))" if len(lines) > 1 else ""
-    return MrlError(f"git checkout-index failed in {repo}: {main}{more}")
+    return MrlError(f"git checkout-index failed in {repo}: {main}{more}{_lfs_hint(main, err)}")
+
+
+def _lfs_hint(main: str, err: str) -> str:
+    """What to do when git-lfs could not write a file's content: its object is neither in
+    the repository nor downloadable (not fetched, no remote), or git-lfs is missing."""
+    if not main.endswith("smudge filter lfs failed"):
+        return ""
+    if "Error downloading object" in err:
+        why = "its object is not in this repository and could not be downloaded: run `git lfs pull`"
+    else:
+        why = "is git-lfs installed (`git lfs install`)?"
+    return f"; {why}, or set GIT_LFS_SKIP_SMUDGE=1 to snapshot the pointer files instead"
 
 
 _CONVERSION_ATTRS = ("filter", "ident", "working-tree-encoding", "eol", "text")

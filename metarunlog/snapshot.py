@@ -46,11 +46,17 @@ class Snapshot:
     linked: int = 0  # of them, hardlinks to a file already in the store (or stored at another path of this tree)
     stored: int = 0  # files added to the store by this snapshot
     submodules: list[str] = field(default_factory=list)  # gitlinks: empty folders in code/
+    # git-lfs files written as their pointer file, not their content (objects not fetched, or
+    # GIT_LFS_SKIP_SMUDGE): what code/ holds of them, said in the record as `lfsPointers`
+    lfs_pointers: list[str] = field(default_factory=list)
 
     def as_record(self) -> dict[str, Any]:
         out = asdict(self)
         if not self.submodules:
             del out["submodules"]  # the record of a repository without submodules stays as it was
+        del out["lfs_pointers"]
+        if self.lfs_pointers:
+            out["lfsPointers"] = self.lfs_pointers
         return out
 
 
@@ -62,13 +68,32 @@ def take(repo: Path, commit: str, dest: Path, store: Path, mode: str = "auto", o
     entries = git.ls_tree(repo, commit)
     how = _link_mode(mode, store, dest, owner)
     with git.tree_index(repo, commit) as env:
+        converted = git.converted_paths(repo, entries, env)
         if how == "copy":
             git.checkout_index(repo, dest, None, env)
             snap = Snapshot("copy", _make_readonly(dest, (e for e in entries if _is_file(e))))
         else:
-            snap = _link(repo, env, dest, store, entries, owner)
+            snap = _link(repo, env, dest, store, entries, owner, converted)
     snap.submodules = [e.path for e in entries if e.mode == GITLINK]
+    snap.lfs_pointers = sorted(p for p in converted if is_lfs_pointer(os.path.join(dest, p)))
     return snap
+
+
+LFS_POINTER = b"version https://git-lfs.github.com/spec/v1\n"  # how every pointer file starts
+_LFS_POINTER_MAX = 1024  # the spec's limit on a pointer file's size
+
+
+def is_lfs_pointer(path: str) -> bool:
+    """Whether the file at `path` is a git-lfs pointer file (its spec: under 1024 bytes,
+    starting with the version line), not the content it points to."""
+    try:
+        st = os.lstat(path)
+        if st.st_size >= _LFS_POINTER_MAX or not stat.S_ISREG(st.st_mode):
+            return False
+        with open(path, "rb") as f:
+            return f.read(len(LFS_POINTER)) == LFS_POINTER
+    except OSError:
+        return False
 
 
 def _link_mode(mode: str, store: Path, dest: Path, owner: str) -> str:
@@ -123,8 +148,9 @@ def _cannot_link(store: Path, dest: Path, owner: str) -> str | None:
     return None
 
 
-def _link(repo: Path, env: dict[str, str], dest: Path, store: Path, entries: list[TreeEntry], owner: str) -> Snapshot:
-    converted = git.converted_paths(repo, entries, env)
+def _link(
+    repo: Path, env: dict[str, str], dest: Path, store: Path, entries: list[TreeEntry], owner: str, converted: set[str]
+) -> Snapshot:
     _make_dirs(dest, entries)
     root, objects = str(dest), str(store)
     fresh: list[TreeEntry] = []  # not in the store yet

@@ -596,3 +596,60 @@ def test_the_hardlink_probe_never_removes_another_processes_probe(tmp_path: Path
     assert theirs.read_text() == "another host's probe"
     assert sorted(p.name for p in store.iterdir()) == [theirs.name]  # ours is gone
     assert list(dest.iterdir()) == []
+
+
+@pytest.fixture
+def lfs_project(project: Path) -> Path:
+    """`project` with model.bin tracked by a real git-lfs (configured in the repository only)."""
+    if shutil.which("git-lfs") is None:
+        pytest.skip("git-lfs is not installed")
+    git(project, "lfs", "install", "--local")
+    git(project, "lfs", "track", "*.bin")
+    (project / "model.bin").write_bytes(bytes(range(256)) * 8)
+    # an hour old: not "racily clean" in the index, so no `git status` runs the clean
+    # filter on it again (which would store its object anew)
+    past = os.stat(project / "model.bin").st_mtime - 3600
+    os.utime(project / "model.bin", (past, past))
+    commit_all(project, "an lfs file")
+    return project
+
+
+def _record(project: Path, made: subprocess.CompletedProcess[str]) -> dict:
+    return json.loads((Path(made.stdout.splitlines()[-1]) / ".mrl").read_text())  # type: ignore[no-any-return]
+
+
+def test_a_git_lfs_file_is_its_content_in_code_when_its_object_is_here(lfs_project: Path) -> None:
+    made = run_mrl("new", "-cp", "no", "x", cwd=lfs_project)
+    assert made.returncode == 0 and made.stderr == "", made.stderr
+    assert (Path(made.stdout.splitlines()[-1]) / "code" / "model.bin").read_bytes() == bytes(range(256)) * 8
+    assert "lfsPointers" not in _record(lfs_project, made)["snapshot"]
+    assert run_mrl("verify", cwd=lfs_project).returncode == 0
+
+
+def test_a_git_lfs_file_snapshot_as_its_pointer_is_said_and_recorded(lfs_project: Path) -> None:
+    # GIT_LFS_SKIP_SMUDGE (or objects never fetched): code/ held the pointer file where the
+    # code expects a model, and nothing said so
+    made = run_mrl("new", "-cp", "no", "x", cwd=lfs_project, env={"GIT_LFS_SKIP_SMUDGE": "1"})
+    assert made.returncode == 0, made.stderr
+    assert made.stderr == (
+        "mrl: warning: 1 git-lfs file(s) are pointer files in code/, not their content (their objects are not "
+        "fetched, or GIT_LFS_SKIP_SMUDGE is set): model.bin; run `git lfs pull` and make a new experiment to pin "
+        "the content (the record lists them: snapshot.lfsPointers)\n"
+    )
+    pointer = Path(made.stdout.splitlines()[-1]) / "code" / "model.bin"
+    assert pointer.read_bytes().startswith(b"version https://git-lfs.github.com/spec/v1\n")
+    assert _record(lfs_project, made)["snapshot"]["lfsPointers"] == ["model.bin"]
+
+
+def test_a_git_lfs_object_missing_is_one_line_saying_to_pull_it(lfs_project: Path, tmp_path: Path) -> None:
+    objects = Path(git(lfs_project, "rev-parse", "--git-path", "lfs/objects").strip())
+    shutil.move(lfs_project / objects, tmp_path / "lfs-objects")  # as in a clone that never fetched them
+    made = run_mrl("new", "-cp", "no", "x", cwd=lfs_project)
+    assert made.returncode == 1 and made.stderr.count("\n") == 1 and "Traceback" not in made.stderr
+    assert made.stderr.startswith("mrl: error: git checkout-index failed in ")
+    assert "fatal: model.bin: smudge filter lfs failed (git printed " in made.stderr
+    assert made.stderr.endswith(
+        " more line(s)); its object is not in this repository and could not be downloaded: run `git lfs pull`, "
+        "or set GIT_LFS_SKIP_SMUDGE=1 to snapshot the pointer files instead\n"
+    )
+    assert not [p for p in (lfs_project / OUT).iterdir() if p.name.isdigit()]

@@ -364,6 +364,13 @@ def _fill(
     snap = snapshot.take(repo, pin.head.sha, code, store, project.cfg["snapshot"], owner=token)
     if snap.submodules:
         result.warnings.append(_submodules_line(snap.submodules, pin))
+    if snap.lfs_pointers:
+        result.warnings.append(
+            f"{len(snap.lfs_pointers)} git-lfs file(s) are pointer files in code/, not their content (their "
+            f"objects are not fetched, or GIT_LFS_SKIP_SMUDGE is set): {_few(snap.lfs_pointers, 5)}; "
+            "run `git lfs pull` and make a new experiment to pin the content (the record lists them: "
+            "snapshot.lfsPointers)"
+        )
     if pin.diff is not None:
         with jsonio.naming(exp.dir / DIFF):
             (exp.dir / DIFF).write_bytes(pin.diff)
