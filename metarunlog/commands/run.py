@@ -312,7 +312,7 @@ class RunResult:
     skipped: int = 0
     changed: int = 0  # skipped: changed after planning (never run with the old commands)
     removed: int = 0  # of `changed`: their folders were removed during the run (nothing recorded)
-    not_run: int = 0  # could not be started (read-only, disk full): their states are earlier runs'
+    not_run: int = 0  # could not be started (read-only, disk full): their records are earlier runs' (not in states)
     kept_done: int = 0  # done ones queued by --force, cancelled or dropped before they started (not in states)
     note: str = ""  # what the backend says of a submission (Slurm: the job id, the script)
     after_submitted: bool = False  # the backend scheduled run.after itself
