@@ -97,12 +97,16 @@ class RunnerClaim:
     ids it cancelled).
     """
 
-    def __init__(self, path: Path, fd: int, orphans: dict[int, int] | None = None) -> None:
+    def __init__(
+        self, path: Path, fd: int, orphans: dict[int, int] | None = None, others: dict[int, str] | None = None
+    ) -> None:
         self.path = path
         self._fd: int | None = fd
         self.stem = path.name[: -len(".json")]
         # {id: pid}: live steps that runners killed on this host started (see `claim_runner`)
         self.orphans = orphans or {}
+        # {id: "step (pid N) of the mrl run (pid M)"}: live steps of this host's other live runners
+        self.others = others or {}
 
     def set_jobs(self, ids: list[int]) -> None:
         """The sub-experiments this run will execute: what `mrl cancel` may ask it to stop."""
@@ -178,12 +182,40 @@ def claim_runner(exp: Experiment) -> RunnerClaim:
     from metarunlog.procs import start_id
 
     orphans = _drop_dead_runner_claims(exp)
+    others = _live_runners_steps(exp)
     # its start id: once it is dead, only processes started after it can be its steps
     claim = Claim(RUNNER, HOST, os.getpid(), jsonio.now(), extra={"runnerStart": start_id(os.getpid())})
     path = write_claim(exp, claim, f"{RUNNER}-{HOST}-{os.getpid()}")
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # never inherited by a step
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return RunnerClaim(path, fd, orphans)
+    return RunnerClaim(path, fd, orphans, others)
+
+
+def _live_runners_steps(exp: Experiment) -> dict[int, str]:
+    """{id: "step (pid N) of the mrl run (pid M)"} of the live steps of this host's other live
+    runners' jobs, each proven by its MRL_RUNNER (that runner's pid and start id). A step
+    that cleaned its own folder (its cwd: `.mrl.status` and `.mrl.lock` gone) is still that
+    runner's, and a run that finds no record and no lock must not start it again beside
+    it. One /proc scan, only while another run of this experiment lives on this host."""
+    from metarunlog.procs import live_steps
+
+    dirs: dict[str, int] = {}
+    runners: dict[str, int] = {}
+    for claim in claims(exp):
+        start = claim.extra.get("runnerStart")
+        if claim.backend != RUNNER or claim.host != HOST or claim.pid in (None, os.getpid()) or not start:
+            continue
+        if claim.path is None or not is_flocked(claim.path):
+            continue
+        runners[f"{claim.pid}:{start}"] = claim.pid  # type: ignore[assignment]
+        with contextlib.suppress(OSError, MrlError):
+            dirs.update({str(exp.subexp_dir(i)): i for i in runner_jobs(claim)})
+    found = live_steps(dirs) if dirs else {}
+    return {
+        i: f"step (pid {s.pid}) of the mrl run (pid {runners[s.runner]})"
+        for i, s in found.items()
+        if s.runner in runners
+    }
 
 
 def _drop_dead_runner_claims(exp: Experiment) -> dict[int, int]:

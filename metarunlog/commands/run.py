@@ -144,7 +144,13 @@ def _cli(args: argparse.Namespace, project: Project) -> int:
             return _print_dry_run(the_plan, get_backend(backend_name)(exp, options))
     with owning(exp) as claim:  # makebatch -replace/--extend refuse until this run ends
         the_plan = plan(
-            exp, args.selection, failed=args.failed, pending=args.pending, force=options.force, orphans=claim.orphans
+            exp,
+            args.selection,
+            failed=args.failed,
+            pending=args.pending,
+            force=options.force,
+            orphans=claim.orphans,
+            others=claim.others,
         )
         _print_provenance(project, exp, args)
         _print_plan(the_plan, backend_name, options)
@@ -247,7 +253,8 @@ class Plan:
     other: list[Job] = field(default_factory=list)  # skipped by --failed / --pending
     unreadable: list[Job] = field(default_factory=list)  # skipped: corrupt .mrl.status (fix or remove it)
     unknown: list[Job] = field(default_factory=list)  # skipped: a state this mrl does not know (no --force)
-    orphaned: list[Job] = field(default_factory=list)  # of `active`: a killed runner's step, unrecorded, still runs
+    # of `active`: a killed runner's step, unrecorded, still runs (or a live runner's, its records removed)
+    orphaned: list[Job] = field(default_factory=list)
 
 
 def plan(
@@ -258,9 +265,11 @@ def plan(
     pending: bool = False,
     force: bool = False,
     orphans: Mapping[int, int] | None = None,
+    others: Mapping[int, str] | None = None,
 ) -> Plan:
     """Select, read the states, render every command (an error here runs nothing).
-    `orphans` ({id: pid}, `RunnerClaim.orphans`): live steps no record names; never run beside."""
+    `orphans` ({id: pid}, `RunnerClaim.orphans`): live steps no record names; never run beside.
+    `others` (`RunnerClaim.others`): live steps of other runners; they decide where no record is."""
     from metarunlog.execute import Command
 
     subs = exp.sub_experiments()
@@ -281,6 +290,13 @@ def plan(
             job.message = (
                 f"not run: its step (pid {orphans[job.id]}), started by an mrl run that was killed, is still "
                 "running: wait for it to end, or kill it"
+            )
+            out.active.append(job)
+            out.orphaned.append(job)
+        elif others and job.id in others and job.status is None:  # its records were removed as it ran
+            job.message = (
+                f"not run: its {others[job.id]} is still running (its .mrl.status and .mrl.lock were removed): "
+                "wait for it to end"
             )
             out.active.append(job)
             out.orphaned.append(job)
