@@ -162,6 +162,7 @@ def _link(
     again: list[tuple[str, str]] = []  # (path, the path holding its blob)
     linked = 0
     link, lstat, join = os.link, os.lstat, os.path.join  # local names: this loop runs once per tracked file
+    stamps = _Stamps(store, owner)
     for e in entries:
         if e.mode == GITLINK:
             continue
@@ -184,7 +185,7 @@ def _link(
                 raise
             full.append(e)
         else:
-            if _changed_since_stored(lstat(join(root, e.path)), e.mode == EXECUTABLE):
+            if _changed_since_stored(lstat(join(root, e.path)), e.mode == EXECUTABLE, e.sha, stamps):
                 os.unlink(join(root, e.path))
                 full.append(e)  # written or chmod-ed through another experiment: a fresh store copy
             else:
@@ -194,7 +195,7 @@ def _link(
     git.checkout_index(repo, dest, [e.path for e in (*fresh, *full, *private)], env)
     _make_readonly(dest, (e for e in (*fresh, *full, *private) if _is_file(e)))
     for e in (*fresh, *full):
-        _mark_stored(join(root, e.path))
+        _mark_stored(join(root, e.path), e.sha)
     for e in fresh:
         _store(join(root, e.path), _key(objects, e))
     for e in full:
@@ -214,26 +215,71 @@ def _link_or_copy(src: str, dst: str) -> bool:
             raise
         import shutil
 
-        shutil.copy2(src, dst)  # keeps the read-only mode and the whole-second mtime
+        shutil.copy2(src, dst)  # keeps the read-only mode and the stamped mtime
         return False
     return True
 
 
-def _changed_since_stored(st: os.stat_result, executable: bool) -> bool:
+def _changed_since_stored(st: os.stat_result, executable: bool, sha: str, stamps: _Stamps) -> bool:
     """Whether a store file is no longer as it was stored: writable or its executable bit
     flipped (`chmod` through any experiment's link changes it for all, and for every
-    later one), or written since (its modification time lost the whole second
-    `_mark_stored` gave it: root writes through read-only bits, an editor may write in
-    place). The exact mode bits may differ with the umask of whoever stored it."""
+    later one), or written since: its modification time lost the sub-second part
+    `_mark_stored` gave it, which its blob id chooses (root writes through read-only bits,
+    an editor may write in place; and a copy that keeps a whole-second time, `cp -p` from a
+    tar, gives it none). The exact mode bits may differ with the umask of whoever stored it."""
     mode = st.st_mode
-    return bool(mode & 0o222) or bool(mode & stat.S_IXUSR) != executable or st.st_mtime_ns % 1_000_000_000 != 0
+    if bool(mode & 0o222) or bool(mode & stat.S_IXUSR) != executable:
+        return True
+    part = st.st_mtime_ns % 1_000_000_000
+    if part == stamp_ns(sha):
+        return False
+    # no sub-second part: a store marked by an mrl before the stamps (re-stored once), or a
+    # filesystem keeping whole seconds only, where the stamp cannot be kept (nor that check)
+    return part != 0 or stamps.kept()
 
 
-def _mark_stored(path: str) -> None:
-    """Round the file's modification time down to its second: a later write gives it a
-    nanosecond part again (filesystems that keep whole seconds only cannot tell)."""
+def stamp_ns(sha: str) -> int:
+    """The sub-second part of a store file's modification time (1-999 ms, whole ms: a
+    filesystem keeping microseconds keeps it), chosen by its blob id: a write gives it
+    the clock's, a copy that keeps times its source's, neither this one."""
+    return (int(sha[:8], 16) % 999 + 1) * 1_000_000
+
+
+def _mark_stored(path: str, sha: str) -> None:
+    """Give the file's modification time its blob's stamp (`stamp_ns`) below the second."""
     st = os.stat(path)
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - st.st_mtime_ns % 1_000_000_000))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns - st.st_mtime_ns % 1_000_000_000 + stamp_ns(sha)))
+
+
+@dataclass
+class _Stamps:
+    """Whether the store's filesystem keeps the sub-second part of a modification time,
+    asked once (a probe file named by the writer's token) and only when a store file has
+    none."""
+
+    store: Path
+    owner: str
+    _kept: bool | None = None
+
+    def kept(self) -> bool:
+        if self._kept is None:
+            self._kept = _keeps_stamps(self.store / f".probe.{self.owner}")
+        return self._kept
+
+
+def _keeps_stamps(probe: Path) -> bool:
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return True  # cannot tell: a store file without its stamp is taken as changed
+    try:
+        os.close(fd)
+        os.utime(probe, ns=(0, 1_000_000_000 + stamp_ns("1")))
+        return os.stat(probe).st_mtime_ns == 1_000_000_000 + stamp_ns("1")
+    except OSError:
+        return True
+    finally:
+        probe.unlink(missing_ok=True)
 
 
 def _key(objects: str, e: TreeEntry) -> str:

@@ -653,3 +653,25 @@ def test_a_git_lfs_object_missing_is_one_line_saying_to_pull_it(lfs_project: Pat
         "or set GIT_LFS_SKIP_SMUDGE=1 to snapshot the pointer files instead\n"
     )
     assert not [p for p in (lfs_project / OUT).iterdir() if p.name.isdigit()]
+
+
+def test_a_file_copied_over_in_place_keeping_a_whole_second_time_is_not_linked_into_the_next(
+    two_commits: Path,
+) -> None:
+    # `cp -p` from a tar's file (or `tar -x` over code/, `touch -d @T`) writes in place and
+    # leaves a whole-second time: that was the store's own mark, so the edit was linked into
+    # every later experiment
+    shared = code(two_commits, "0002") / "pkg" / "data.py"
+    mode, mtime = os.stat(shared).st_mode, os.stat(shared).st_mtime_ns
+    os.chmod(shared, mode | stat.S_IWUSR)
+    with open(shared, "w") as f:
+        f.write("DATA = 'from the tar'\n")
+    os.chmod(shared, mode)
+    os.utime(shared, ns=(mtime, mtime - mtime % 1_000_000_000 - 5_000_000_000))
+    assert main(["new", "after the copy"]) == 0
+    fresh = code(two_commits, "0003") / "pkg" / "data.py"
+    assert fresh.read_text() == "DATA = 'mnist'\n"
+    assert inode(fresh) != inode(shared)
+    assert run_mrl("verify", "3", cwd=two_commits).returncode == 0
+    assert main(["new", "again"]) == 0  # the fresh copy is stored, and linked from now on
+    assert inode(code(two_commits, "0004") / "pkg" / "data.py") == inode(fresh)
