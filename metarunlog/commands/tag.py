@@ -24,6 +24,7 @@ HELP = "add (+NAME) or remove (-NAME) tags of an experiment; mrl ls --tag, mrl t
 RESOLVES_EXP = False  # EXP is optional before +NAME / -NAME
 TAG_WAIT_S = 60.0  # a makebatch of 10,000 sub-experiments holds the lock for seconds
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/@=-]*$")
+EXP_LIKE = re.compile(r"[0-9][0-9,-]*\Z", re.ASCII)  # a bare word that is an experiment selection (2, 2-3, 2,3)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,6 +57,11 @@ def parse_changes(changes: list[str]) -> list[tuple[str, str]]:
     """`+a -b c` -> [("+", "a"), ("-", "b"), ("+", "c")]; MrlError for a name that is not a tag."""
     out = []
     for c in changes:
+        if EXP_LIKE.match(c):  # `mrl tag 1 2 +x` meant both; a bare 2 was added to 1 as a tag
+            raise MrlError(
+                f"{c!r} is not a tag change: mrl tag takes one experiment, then +NAME or -NAME; "
+                f"tag each experiment in its own call (a tag of digits: +{c})"
+            )
         sign, name = (c[0], c[1:]) if c[:1] in "+-" else ("+", c)
         if not TAG.match(name):
             raise MrlError(

@@ -82,6 +82,20 @@ def test_removing_a_tag_it_lacks_warns_and_a_bad_name_is_an_error(
     assert "bad tag '+a b'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("second", ["2", "2-3", "2,3"])
+def test_a_second_experiment_is_refused_not_added_to_the_first_as_a_tag(project: Path, second: str) -> None:
+    # `mrl tag 1 2 +both` tagged 0001 with "2" and "both" and left 0002 alone, silently
+    exps = [make_exp(project, [{"params": {}}]) for _ in range(3)]
+    proc = run_mrl("tag", "1", second, "+both", cwd=project)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith("mrl: error: ") and len(proc.stderr.splitlines()) == 1
+    assert f"'{second}'" in proc.stderr and "one experiment" in proc.stderr and "+NAME" in proc.stderr
+    assert all("tags" not in record(e.dir) for e in exps)
+    assert (
+        run_mrl("tag", "1", "+2", "+both", cwd=project, check=True).stdout == "0001: 2 both\n"
+    )  # a tag of digits, said so
+
+
 def test_ls_shows_tags_and_lists_only_the_tagged_ones(project: Path) -> None:
     for _ in range(3):
         make_exp(project, [{"params": {}}])
