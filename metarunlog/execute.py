@@ -634,9 +634,10 @@ def _attempt(
     t0 = time.monotonic()
     if again:  # (a first attempt follows its lock at once: the check its step's start makes will do)
         attempt.check_here(sub)  # before its metrics are moved or its run.log is opened
+    aside: list[Path] = []
     if attempt.status.attempts and attempt.status.steps_done == 0 and not continuing:
         attempt.check_here(sub)
-        set_aside_metrics(sub, attempt.status.attempts)
+        aside = set_aside_metrics(sub, attempt.status.attempts)
     attempt.status = attempt.status.attempt_started(now())
     env["MRL_ATTEMPT"] = str(attempt.status.attempts)  # env is this execution's own copy
     if continuing:  # "load your checkpoint": only where a requeue interrupted this sub-experiment
@@ -644,9 +645,10 @@ def _attempt(
     code: int | None = 0
     stopped = False  # a stop was asked by the time the last step ended (or before it started)
     reason = None  # why a step never ran (NotStarted)
-    # a descriptor, not a file object: the steps write to it, we only append our header lines
-    log = _open_log(sub.log_path)
+    log = -1
     try:
+        # a descriptor, not a file object: the steps write to it, we only append our header lines
+        log = _open_log(sub.log_path)
         for k in range(attempt.status.steps_done, len(attempt.steps)):
             if stop.requested:
                 code, stopped = None, True
@@ -659,8 +661,15 @@ def _attempt(
             if code != 0:
                 break
             attempt.status = attempt.status.step_done(k)
+    except BaseException:
+        # Nothing recorded this attempt (a full disk at its header line): the record still
+        # says the last one, so its metrics go back beside it.
+        if attempt.status.pid is None:
+            put_back_metrics(sub, aside)
+        raise
     finally:
-        os.close(log)
+        if log >= 0:
+            os.close(log)
     state = JobState.FAILED if reason is not None and not stopped else _final_state(code, stopped)
     duration = round(time.monotonic() - t0, 3)
     if code != 0 and state is JobState.CANCELLED and stop.requeue:
@@ -776,16 +785,30 @@ def set_aside_metrics(sub: SubExperiment, n: int) -> list[Path]:
     attempt's, and nothing is deleted. Returns where they went."""
     from metarunlog.results import finder_for
 
-    moved = []
-    for path in finder_for(sub.exp).owned(sub.dir):
-        rel = path.relative_to(sub.dir)
-        if rel.name == LOG or rel.parts[0].startswith("."):
-            continue
-        target = sub.dir / ATTEMPTS / str(n) / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, target)
-        moved.append(target)
+    moved: list[Path] = []
+    try:
+        for path in finder_for(sub.exp).owned(sub.dir):
+            rel = path.relative_to(sub.dir)
+            if rel.name == LOG or rel.parts[0].startswith("."):
+                continue
+            target = sub.dir / ATTEMPTS / str(n) / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+            moved.append(target)
+    except BaseException:
+        put_back_metrics(sub, moved)
+        raise
     return moved
+
+
+def put_back_metrics(sub: SubExperiment, moved: list[Path]) -> None:
+    """Undo `set_aside_metrics` for an attempt that never started (renames: no disk space
+    needed); a file the attempt wrote meanwhile in its place stays."""
+    for target in moved:
+        path = sub.dir / Path(*target.relative_to(sub.dir / ATTEMPTS).parts[1:])
+        with contextlib.suppress(OSError):
+            if not path.exists():
+                os.replace(target, path)
 
 
 def _on_a_line_of_its_own(log: int, path: Path) -> bytes:
@@ -862,17 +885,20 @@ LOG_WINDOW = 65536  # of run.log's end, what `log_tail` reads
 def log_tail(sub: SubExperiment, lines: int = 20) -> list[str]:
     """The last `lines` lines of `run.log` (reads at most the last 64 KiB), each cut at
     `fmt.LOG_LINE_MAX` characters with a marker (`fmt.cut_line`). A first line that began
-    before those 64 KiB starts with `...`, at a character's start (not a U+FFFD of half of one)."""
+    before those 64 KiB starts with `...`, at a character's start (not a U+FFFD of half of one).
+    Only a plain file's: a FIFO left there would block the reader for good, a device never ends."""
     from metarunlog.fmt import cut_line
 
     try:
-        with open(sub.log_path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - LOG_WINDOW - 1))  # and the byte before: does the first line start there?
-            data = f.read()
+        fd = os.open(sub.log_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return []
+    with open(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return []
+        size = f.seek(0, os.SEEK_END)
+        f.seek(max(0, size - LOG_WINDOW - 1))  # and the byte before: does the first line start there?
+        data = f.read(LOG_WINDOW + 1)
     fragment = size > LOG_WINDOW and data[:1] != b"\n"
     data = data[1:] if size > LOG_WINDOW else data
     skip = 0

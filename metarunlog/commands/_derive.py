@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,15 +43,16 @@ def derive(
     `cfg_keys` go into the new EXPDIR/.mrl.cfg (over the source's, copied)."""
     from metarunlog.commands.makebatch import make_subexperiments
 
-    made = new(project, **new_args)
-    try:
+    batches = []
+
+    def make_batch(made: NewResult) -> None:
         _copy_overrides(source, made, cfg_keys or {})
         repeat = source.record.batch.repeat if source.record.batch else None
-        batch = make_subexperiments(project, made.exp.id, param_sets(subs), _source_overrides(source), repeat)
-    except BaseException:
-        _discard(project, made.exp)
-        raise
-    return Derived(made, source, subs, batch.names, batch.warnings)
+        batches.append(make_subexperiments(project, made.exp.id, param_sets(subs), _source_overrides(source), repeat))
+
+    # within new(): a failure or a signal until it returns leaves no experiment without its batch
+    made = new(project, then=make_batch, **new_args)
+    return Derived(made, source, subs, batches[0].names, batches[0].warnings)
 
 
 def _source_overrides(source: Experiment) -> Overrides:
@@ -78,18 +78,6 @@ def _copy_overrides(source: Experiment, made: NewResult, keys: dict[str, Any]) -
     if src.is_file():
         made.copied[CFG_NAME] = source.name
         exp.write_record(dataclasses.replace(exp.record, copied={**exp.record.copied, CFG_NAME: source.name}))
-
-
-def _discard(project: Project, exp: Experiment) -> None:
-    """Remove an experiment this command just made (nothing of the user's is in it yet) and
-    point `last` back at the newest one left."""
-    shutil.rmtree(exp.dir, ignore_errors=True)
-    last = project.last_id()
-    link = project.basedir / "last"
-    if last is not None:
-        project.update_last_link(project.experiment(last))
-    elif link.is_symlink():
-        link.unlink()
 
 
 def span(names: list[str]) -> str:

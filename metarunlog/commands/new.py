@@ -35,6 +35,7 @@ import os
 import shutil
 import stat
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,12 +164,14 @@ def new(
     run_block: dict[str, Any] | None = None,
     provenance: dict[str, Any] | None = None,
     files: list[str] | None = None,
+    then: Callable[[NewResult], None] | None = None,
 ) -> NewResult:
     """Make the next experiment. By default it pins HEAD (and, with `notclean`, the
     working tree's changes), the project's run block and copies the project's copyFiles
     and confTemplFile; `mrl reproduce` passes another commit as `pin`, the run block to
     pin, the `files` to copy (the source's) and `provenance` (ExperimentRecord fields:
-    `rerun_of`, `reproduces`)."""
+    `rerun_of`, `reproduces`). `then(result)` is part of making it (`mrl rerun` makes its
+    batch there): when it fails, or a signal comes, the experiment is removed too."""
     if problem := text_problem(description):
         raise MrlError(f"the description {problem}: use UTF-8 text without NUL characters")
     repo = git.toplevel(project.basedir) or project.basedir
@@ -182,6 +185,8 @@ def new(
         exp, claim = _claim_next(project)
         try:
             result = _fill(project, repo, exp, claim.token, pin, source, description, block, provenance or {}, files)
+            if then is not None:
+                then(result)
         except BaseException as e:
             # The folder is ours and holds nothing of the user's yet: leave no half experiment.
             gone = isinstance(e, (OSError, MrlError)) and not exp.dir.is_dir()

@@ -5,11 +5,13 @@ own: they move to SUBDIR/.mrl.attempts/<N>/ when an attempt starts from its firs
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from metarunlog import results
 from metarunlog.project import Project
 from tests.backends.contract import make_experiment
+from tests.faults.conftest import fill
 from tests.helpers.repo import run_mrl
 
 # First run: writes metrics (and prints them); any later run fails without writing any.
@@ -72,3 +74,48 @@ def test_the_attempt_header_quoting_the_command_is_not_read_as_a_metric(project:
     )
     assert run_mrl("run", cwd=project).returncode == 0
     assert _row(project).get("val_acc") is None
+
+
+def _metrics_where_the_record_says(exp_dir: Path) -> list[str]:
+    """Each sub whose record says done but whose metrics.json is not in its folder."""
+    lost = []
+    for sub in sorted(p for p in exp_dir.iterdir() if p.name.isdigit()):
+        record = json.loads((sub / ".mrl.status").read_text())
+        if record["state"] == "done" and not (sub / "metrics.json").exists():
+            lost.append(
+                f"{sub.name}: done (attempt {record['attempts']}), metrics in {sorted(sub.rglob('metrics.json'))}"
+            )
+    return lost
+
+
+def test_a_force_rerun_whose_step_never_starts_leaves_the_done_attempts_metrics_in_place(project: Path) -> None:
+    # before: the metrics moved to .mrl.attempts/1/, then run.log (a FIFO) stopped the
+    # attempt: the record still said done, attempt 1, with no metrics beside it
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "echo '{\"acc\": 0.9}' > metrics.json")
+    assert run_mrl("run", cwd=project).returncode == 0
+    log = exp.dir / "001" / "run.log"
+    log.unlink()
+    os.mkfifo(log)
+    proc = run_mrl("run", "--force", cwd=project)
+    assert proc.returncode == 1 and "001 not run: mrl could not record it: not a plain file" in proc.stdout, proc.stdout
+    assert _metrics_where_the_record_says(exp.dir) == []
+    assert _row(project)["acc"] == 0.9
+    assert not list((exp.dir / "001").glob(".mrl.attempts/*/*"))
+
+
+def test_a_force_rerun_on_a_full_disk_leaves_each_done_attempts_metrics_beside_its_record(
+    project: Path, full_disk
+) -> None:  # type: ignore[no-untyped-def]
+    # before: each sub whose header line could not be written kept `done` with its metrics
+    # moved away to .mrl.attempts/N/
+    exp = make_experiment(project, [{"x": i} for i in range(1, 5)], "echo '{\"acc\": 0.9}' > metrics.json")
+    assert run_mrl("run", cwd=project).returncode == 0
+    for log in exp.dir.glob("*/run.log"):  # a full page: the next header line needs a new one
+        log.write_bytes(log.read_bytes().ljust(4095, b"-") + b"\n")
+    out = full_disk(project / "output", "2m")
+    for left in range(0, 40960, 4096):  # the disk fills up somewhere in the run
+        filler = fill(out, left)
+        proc = run_mrl("run", "--force", cwd=project)
+        filler.unlink()
+        assert "Traceback" not in proc.stdout, proc.stdout
+        assert _metrics_where_the_record_says(exp.dir) == [], (left, proc.stdout)

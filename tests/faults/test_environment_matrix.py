@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -187,6 +188,27 @@ def test_any_command_ended_by_sigterm_or_sighup_cleans_up_as_after_ctrl_c(projec
     assert "Traceback" not in made.stderr
     assert not _litter(exp) and not list(exp.glob("0*")), list(exp.iterdir())
     assert "no sub-experiments" in run_mrl("status", cwd=project).stdout
+
+
+@pytest.mark.parametrize("command", ["rerun", "reproduce"])
+def test_a_rerun_ended_by_a_signal_leaves_no_experiment_without_its_batch(project: Path, command: str) -> None:
+    # before: a SIGTERM after `mrl new`'s part (at `last`) left 0002 "rerun of 0001 (all)"
+    # with no sub-experiments; a makebatch there would make the whole grid, not those runs
+    make_experiment(project, [{"lr": 0.1, "wdecay": 1}, {"lr": 0.2, "wdecay": 1}], "true")
+    out = project / "output"
+    for n in range(1, 12):
+        proc = _signalled_at(project, "replace", n, "SIGTERM", command, "1")
+        assert "Traceback" not in proc.stderr, proc.stderr
+        assert proc.returncode in (0, -signal.SIGTERM), proc.stderr
+        made = out / "0002"
+        if made.exists():  # only once its batch is made (then it is complete)
+            assert sorted(p.name for p in made.glob("0*")) == ["001", "002"], (n, proc.stderr)
+            assert "mrl makebatch" not in run_mrl("status", "2", cwd=project).stdout
+            if proc.returncode == 0:
+                break
+            shutil.rmtree(made)
+    else:
+        raise AssertionError(f"mrl {command} never got to its end")
 
 
 @pytest.mark.parametrize("args", [["tag", "+ü"], ["makebatch", "--set", "ü=1"]], ids=["tag", "param"])

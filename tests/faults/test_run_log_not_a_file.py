@@ -37,3 +37,31 @@ def test_a_run_log_that_is_a_symlink_or_a_fifo_is_refused_and_nothing_outside_is
     assert "001: mrl could not record it: not a plain file" in text and "002: mrl could not record it" in text, text
     assert "Traceback" not in text
     assert (exp.dir / "003" / "run.log").read_text().endswith("step-output\n")
+
+
+def test_analyze_of_a_run_log_that_is_a_fifo_or_a_device_neither_hangs_nor_reads_it_whole(project: Path) -> None:
+    # before: the report's log tail opened the FIFO and waited for a writer for good, and
+    # read /dev/zero until a MemoryError (an internal error)
+    exp = make_experiment(project, [{"x": i} for i in range(1, 4)], "echo step-output")
+    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
+    assert subprocess.run([sys.executable, "-m", "metarunlog", "run"], cwd=project, env=env).returncode == 0
+    for sub in ("001", "002"):
+        (exp.dir / sub / "run.log").unlink()
+    os.mkfifo(exp.dir / "001" / "run.log")
+    (exp.dir / "002" / "run.log").symlink_to("/dev/zero")
+    argv = [
+        sys.executable,
+        "-c",
+        "import resource, runpy, sys; resource.setrlimit(resource.RLIMIT_AS, (2 << 30,) * 2);"
+        " sys.argv = ['mrl', 'analyze']; runpy.run_module('metarunlog', run_name='__main__')",
+    ]
+    p = subprocess.Popen(argv, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        out, _ = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.send_signal(signal.SIGKILL)
+        p.communicate()
+        raise AssertionError("mrl analyze hung on a FIFO run.log") from None
+    text = out.decode()
+    assert p.returncode == 0 and "Traceback" not in text, text
+    assert "step-output" in (exp.dir / "analysis" / "index.html").read_text()  # 003's tail is still shown
