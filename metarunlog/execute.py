@@ -662,10 +662,11 @@ def _attempt(
                 break
             attempt.status = attempt.status.step_done(k)
     except BaseException:
-        # Nothing recorded this attempt (a full disk at its header line): the record still
-        # says the last one, so its metrics go back beside it.
-        if attempt.status.pid is None:
-            put_back_metrics(sub, aside)
+        # No record of this attempt was written (a full disk at its header line or at its
+        # step's record: mrl stopped that step): the record still says the last one, so
+        # its metrics go back beside it.
+        if aside and not _recorded(sub, attempt.status.attempts):
+            put_back_metrics(sub, aside, attempt.status.attempts)
         raise
     finally:
         if log >= 0:
@@ -796,19 +797,31 @@ def set_aside_metrics(sub: SubExperiment, n: int) -> list[Path]:
             os.replace(path, target)
             moved.append(target)
     except BaseException:
-        put_back_metrics(sub, moved)
+        put_back_metrics(sub, moved, n + 1)
         raise
     return moved
 
 
-def put_back_metrics(sub: SubExperiment, moved: list[Path]) -> None:
-    """Undo `set_aside_metrics` for an attempt that never started (renames: no disk space
-    needed); a file the attempt wrote meanwhile in its place stays."""
+def put_back_metrics(sub: SubExperiment, moved: list[Path], n: int) -> None:
+    """Undo `set_aside_metrics` (renames: no disk space needed) for attempt `n` that was
+    never recorded; what its step wrote meanwhile in their place goes aside as attempt n's."""
     for target in moved:
-        path = sub.dir / Path(*target.relative_to(sub.dir / ATTEMPTS).parts[1:])
+        rel = Path(*target.relative_to(sub.dir / ATTEMPTS).parts[1:])
         with contextlib.suppress(OSError):
-            if not path.exists():
-                os.replace(target, path)
+            if (sub.dir / rel).exists():
+                (sub.dir / ATTEMPTS / str(n) / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(sub.dir / rel, sub.dir / ATTEMPTS / str(n) / rel)
+            os.replace(target, sub.dir / rel)
+
+
+def _recorded(sub: SubExperiment, n: int) -> bool:
+    """Whether `.mrl.status` says attempt `n` (or later) began; when it cannot be read, as
+    if so (the files then stay where they are)."""
+    try:
+        status = sub.read_status()
+    except (OSError, MrlError):
+        return True
+    return status is not None and status.attempts >= n
 
 
 def _on_a_line_of_its_own(log: int, path: Path) -> bytes:
