@@ -88,7 +88,7 @@ def _line(r: Row, wanted: list[str]) -> str:
     cols = [("  " if r.done else "**") + " " + r.name]
     cols += [_cell(r.record.get(key)) for key in wanted]
     if r.tags:
-        cols.append(" ".join(f"#{t}" for t in r.tags))
+        cols.append(" ".join(f"#{printable(t)}" for t in r.tags))
     return "\t".join(cols)
 
 

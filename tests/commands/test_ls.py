@@ -212,6 +212,18 @@ def test_ls_tag_with_no_match_says_so_on_stderr_and_exits_0(project: Path) -> No
     assert tagged.stdout.split() == ["**", "0001", "#best"] and tagged.stderr == ""
 
 
+def test_ls_shows_a_records_tags_with_control_characters_escaped_one_line_per_experiment(project: Path) -> None:
+    # before: a tag written by hand or by another mrl (a newline, a terminal escape) went to
+    # the terminal raw: one experiment read as two lines, and ESC ] set the window title
+    make(2)
+    record = project / "output" / "0001" / ".mrl"
+    data = json.loads(record.read_text())
+    record.write_text(json.dumps({**data, "tags": ["a\nb", "\x1b]0;title\x07t"]}))
+    got = run_mrl("ls", "-desc", cwd=project)
+    assert got.returncode == 0 and "\x1b" not in got.stdout, got
+    assert got.stdout.splitlines()[1] == "** 0001\texperiment 1\t#a\\nb #\\x1b]0;title\\x07t"
+
+
 def _address_space(limit: int):  # type: ignore[no-untyped-def]
     import resource
 
