@@ -294,9 +294,10 @@ def analyze(
     said = [w for w in rep.warnings if w not in rep.logged]  # the readers' were printed as they arose
     res = AnalyzeResult(path, rep.errors, warnings=said, active=active)
     if rep.table.rows and not rep.table.metrics:
+        from metarunlog.metrics import missing_extra
         from metarunlog.results import no_metrics_note
 
-        res.note = no_metrics_note(exp, project.basedir)
+        res.note = None if missing_extra(rep.warnings) else no_metrics_note(exp, project.basedir)
     if notebook:
         from metarunlog import notebook as nb
 

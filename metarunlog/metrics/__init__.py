@@ -17,7 +17,7 @@ from metarunlog.metrics import csvfiles, jsonfiles, logpatterns, tensorboard  # 
 from metarunlog.metrics.base import DEFAULT_STEP_KEYS, MissingExtra, Reader, Settings, Source
 from metarunlog.metrics.registry import names, readers, register, unregister
 from metarunlog.metrics.settings import settings, validate
-from metarunlog.metrics.sources import Finder, Found
+from metarunlog.metrics.sources import Finder, Found, missing_extra
 from metarunlog.metrics.summary import Accumulator, Best, Summary, goal_of
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "Source",
     "Summary",
     "goal_of",
+    "missing_extra",
     "names",
     "readers",
     "register",

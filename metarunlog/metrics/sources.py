@@ -168,6 +168,7 @@ class Finder:
                 s = _summary(reader, paths, folder, writing)
             except MissingExtra as e:
                 found.warnings.append(str(e))
+                _missing.add(str(e))
                 _warn_once(str(e))
                 continue
             except CutShort as e:
@@ -267,7 +268,14 @@ def consume(found: Found, sink: Callable[[Iterator[dict[str, Any]]], None]) -> N
 
 
 _warned: set[str] = set()
+_missing: set[str] = set()  # the missing-extra hints given (`missing_extra`)
 log = logging.getLogger("metarunlog.metrics")  # `mrl` prints it as `mrl: warning: ...`
+
+
+def missing_extra(warnings: list[str]) -> bool:
+    """Whether one of `warnings` is a reader's missing-extra hint: it already says why there
+    are no metrics, and "no metrics ... looked for" beside it would say no file was found."""
+    return any(w in _missing for w in warnings)
 
 
 def _warn_once(message: str) -> None:

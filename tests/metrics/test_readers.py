@@ -277,6 +277,26 @@ def test_a_missing_tensorboard_extra_is_a_one_line_hint_and_the_rest_still_shows
     ]
 
 
+@pytest.mark.parametrize("command", ["table", "analyze"])
+def test_a_missing_tensorboard_extra_of_a_tensorboard_only_project_is_its_one_line_not_also_no_metrics(
+    project: Path, tmp_path: Path, command: str
+) -> None:
+    # the hint came with "no metrics in 0001: looked for ... **/events.out.tfevents.* ...",
+    # which says mrl found no such file, beside the line saying it found them
+    pytest.importorskip("tensorboard")
+    write_events(one_sub(project, {}) / "runs")
+    blocker = tmp_path / "blocker"
+    (blocker / "tensorboard").mkdir(parents=True)
+    (blocker / "tensorboard" / "__init__.py").write_text("raise ImportError('not installed')\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(blocker)])}
+    proc = run_mrl(command, cwd=project, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "mrl: warning: found TensorBoard event files but the reader is not installed: "
+        "pip install 'metarunlog[tensorboard]'"
+    ]
+
+
 # -- run.log patterns and the metrics() hook ------------------------------------------------------------
 
 
