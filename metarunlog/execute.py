@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from metarunlog import jsonio, render
+from metarunlog import jsonio, ownership, render
 from metarunlog.backends.registry import DEFAULT
 from metarunlog.errors import MrlError
 from metarunlog.experiment import ATTEMPTS, CODE, DONE_MARK, LOG, Experiment, SubExperiment
@@ -306,7 +306,7 @@ def _git_fence(outdir: Path, old: str | None) -> str:
     return os.pathsep.join([*fences, *([old] if old else [])])
 
 
-RUNNER_VAR = "MRL_RUNNER"  # "<pid>:<start id>" of the mrl process that started the step
+RUNNER_VAR = ownership.RUNNER_VAR  # "<pid>:<start id>" of the mrl process that started the step
 
 
 def runner_id(pid: int | None = None) -> str:

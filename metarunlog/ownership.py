@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from metarunlog.backends.base import Job
     from metarunlog.experiment import Experiment
     from metarunlog.procs import FoundStep
+    from metarunlog.records import Status
 
 OWNERS = ".mrl.owners"
 RUNNER = "runner"  # the `backend` of a claim written by an `mrl run` process itself
@@ -98,12 +99,16 @@ class RunnerClaim:
     """
 
     def __init__(
-        self, path: Path, fd: int, orphans: dict[int, int] | None = None, others: dict[int, str] | None = None
+        self,
+        path: Path,
+        fd: int,
+        orphans: dict[int, Unrecorded] | None = None,
+        others: dict[int, str] | None = None,
     ) -> None:
         self.path = path
         self._fd: int | None = fd
         self.stem = path.name[: -len(".json")]
-        # {id: pid}: live steps that runners killed on this host started (see `claim_runner`)
+        # {id: step}: live steps that runners killed on this host may have left (see `claim_runner`)
         self.orphans = orphans or {}
         # {id: "step (pid N) of the mrl run (pid M)"}: live steps of this host's other live runners
         self.others = others or {}
@@ -183,8 +188,10 @@ def claim_runner(exp: Experiment) -> RunnerClaim:
 
     orphans = _drop_dead_runner_claims(exp)
     others = _live_runners_steps(exp)
-    # its start id: once it is dead, only processes started after it can be its steps
-    claim = Claim(RUNNER, HOST, os.getpid(), jsonio.now(), extra={"runnerStart": start_id(os.getpid())})
+    # its start id: once it is dead, only processes started after it can be its steps; and
+    # that each of its steps carries MRL_RUNNER: a session without it is none of its steps
+    extra = {"runnerStart": start_id(os.getpid()), STEPS_NAMED: RUNNER_VAR}
+    claim = Claim(RUNNER, HOST, os.getpid(), jsonio.now(), extra=extra)
     path = write_claim(exp, claim, f"{RUNNER}-{HOST}-{os.getpid()}")
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # never inherited by a step
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -218,42 +225,100 @@ def _live_runners_steps(exp: Experiment) -> dict[int, str]:
     }
 
 
-def _drop_dead_runner_claims(exp: Experiment) -> dict[int, int]:
-    """Remove the claims of this host's runners that are gone; {id: pid} of the live steps
+def _drop_dead_runner_claims(exp: Experiment) -> dict[int, Unrecorded]:
+    """Remove the claims of this host's runners that are gone; {id: step} of the live steps
     of their jobs. A claim whose jobs still have a live step stays (with its `.jobs`), so
     that every later run finds them too, until they end."""
-    orphans: dict[int, int] = {}
+    orphans: dict[int, Unrecorded] = {}
     for claim, alive in _dead_runners(exp):
         if alive:
-            orphans.update({i: step.pid for i, step in alive.items()})
+            orphans.update(alive)
         else:
             assert claim.path is not None
             _remove_claim_files(claim.path)
     return orphans
 
 
+RUNNER_VAR = "MRL_RUNNER"  # execute.RUNNER_VAR: what every step of a runner carries
+STEPS_NAMED = "stepsCarry"  # a claim's key: its runner gave each step RUNNER_VAR (absent: an older mrl)
+
+
 @dataclass(frozen=True)
 class Unrecorded:
-    """A live step of a dead runner's job that no record names (the runner was killed with
-    -9 between starting it and recording it)."""
+    """A live process that may be a dead runner's step no record names (the runner was
+    killed with -9 between starting it and recording it): a session leader whose
+    MRL_SUBEXP_DIR names the sub-experiment's folder, started after that runner."""
 
     pid: int
     start: str | None  # its start id when found (`procs.start_id`)
     proven: bool  # its MRL_RUNNER names that runner (pid and start id): it is provably its step
     runner: str | None = None  # that dead runner, "<pid>:<start id>" (None: it wrote no start id)
+    command: str = ""  # what it runs (`procs.command_line`): how messages name it
+    runner_pid: int | None = None  # that dead runner's pid
+
+    def note(self) -> str:
+        """What `mrl status` says of it: exactly what is seen."""
+        if self.proven:
+            return f"its step (pid {self.pid}), started by an mrl run that was killed, runs with no record naming it"
+        return (
+            f"pid {self.pid} (`{self.command}`) names this folder in its MRL_SUBEXP_DIR and started after the mrl "
+            f"run (pid {self.runner_pid}) that was killed, but carries no MRL_RUNNER: mrl cannot prove it is that "
+            "run's step (an older mrl's, or a look-alike) and never signals it"
+        )
+
+    def blocks(self) -> str:
+        """Why `mrl run` does not start its sub-experiment beside it, and what to do."""
+        if self.proven:
+            return (
+                f"not run: its step (pid {self.pid}, `{self.command}`), started by the mrl run (pid "
+                f"{self.runner_pid}) that was killed, is still running with no record naming it: wait for it to "
+                "end, or `mrl cancel` it (it is provably that run's)"
+            )
+        return (
+            f"not run: pid {self.pid} (`{self.command}`) names its folder in MRL_SUBEXP_DIR and started after the "
+            f"mrl run (pid {self.runner_pid}) that was killed; mrl cannot prove it is that run's step (it carries "
+            f"no MRL_RUNNER) and leaves it alone: if it is, stop it yourself (`kill {self.pid}`) and run again"
+        )
+
+
+def _judged(claim: Claim, step: FoundStep) -> Unrecorded | None:
+    """`step` as a possible step of the dead runner of `claim`: proven its (its MRL_RUNNER
+    names that runner, pid and start id), unprovable (no MRL_RUNNER, and that runner was an
+    mrl that set none), or None: provably not its step. One whose MRL_RUNNER names another
+    runner is that runner's (live, it holds the lock and a record; dead, its claim judges
+    it); one with none, under a runner that gave every step MRL_RUNNER, is no step of it
+    (a look-alike: a shell that carries the folder's MRL_SUBEXP_DIR). Those never block a
+    rerun, nor are they shown as running."""
+    from metarunlog.procs import command_line
+
+    start = claim.extra.get("runnerStart")
+    runner = f"{claim.pid}:{start}" if start else None
+    proven = runner is not None and step.runner == runner
+    if not proven and (step.runner is not None or claim.extra.get(STEPS_NAMED) == RUNNER_VAR):
+        return None
+    return Unrecorded(step.pid, step.start, proven, runner, command_line(step.pid), claim.pid)
 
 
 def unrecorded_steps(exp: Experiment) -> dict[int, Unrecorded]:
-    """{id: step} of the live steps this host's dead runners of `exp` left (read only; what
-    `mrl run` refuses to start beside, `mrl status` shows and `mrl cancel` stops). A
-    record that names the pid is judged by that record instead (the caller's check)."""
+    """{id: step} of the live steps this host's dead runners of `exp` may have left (read
+    only; what `mrl run` refuses to start beside, `mrl status` shows and `mrl cancel`
+    stops). A record that names the pid is judged by that record instead (`still_open`)."""
     out: dict[int, Unrecorded] = {}
-    for claim, alive in _dead_runners(exp):
-        start = claim.extra.get("runnerStart")
-        runner = f"{claim.pid}:{start}" if start else None
-        for i, step in alive.items():
-            out[i] = Unrecorded(step.pid, step.start, runner is not None and step.runner == runner, runner)
+    for _claim, alive in _dead_runners(exp):
+        out.update(alive)
     return out
+
+
+def still_open(step: Unrecorded, status: Status | None) -> bool:
+    """Whether `step` is still taken for its sub-experiment's unrecorded step, given its
+    record `status`: not when the record names that pid or a live process (a session its
+    recorded step started), nor when that very runner recorded its end (what lives on is a
+    session its step left: a server started with setsid)."""
+    from metarunlog.procs import is_same_process
+
+    if status is not None and (status.pid == step.pid or is_same_process(status.pid, status.pid_start)):
+        return False
+    return not (status is not None and status.state.finished and _recorded_by(status, step.runner))
 
 
 def unrecorded(
@@ -264,21 +329,16 @@ def unrecorded(
     with a note naming the step's pid (`mrl status`, `mrl cancel`, `mrl table`). A record
     naming that pid, or a live process, judges it instead: a session its recorded step
     started is no unrecorded step."""
-    from metarunlog.procs import is_same_process
     from metarunlog.states import JobState
 
     found = unrecorded_steps(exp) if found is None else found
     out: dict[Job, Unrecorded] = {}
     for job in jobs:
-        step, status = found.get(job.id), job.status
-        if step is None or (
-            status is not None and (status.pid == step.pid or is_same_process(status.pid, status.pid_start))
-        ):
+        step = found.get(job.id)
+        if step is None or not still_open(step, job.status):
             continue
-        if status is not None and status.state.finished and _recorded_by(status, step.runner):
-            continue  # that runner recorded its end: what lives on is a session its step left (setsid)
         job.state = JobState.RUNNING
-        job.message = f"its step (pid {step.pid}), started by an mrl run that was killed, runs with no record naming it"
+        job.message = step.note()
         out[job] = step
     return out
 
@@ -288,8 +348,9 @@ def _recorded_by(status: Any, runner: str | None) -> bool:
     return runner is not None and f"{status.runner_pid}:{status.runner_start}" == runner
 
 
-def _dead_runners(exp: Experiment) -> Iterator[tuple[Claim, dict[int, FoundStep]]]:
-    """Each claim of this host's runners that are gone, with the live steps of its jobs."""
+def _dead_runners(exp: Experiment) -> Iterator[tuple[Claim, dict[int, Unrecorded]]]:
+    """Each claim of this host's runners that are gone, with the live processes that may be
+    steps of its jobs (`_judged`: none that is provably not)."""
     from metarunlog.procs import live_steps
 
     for claim in claims(exp):
@@ -300,7 +361,10 @@ def _dead_runners(exp: Experiment) -> Iterator[tuple[Claim, dict[int, FoundStep]
                 ids = set()
             dirs = {str(exp.subexp_dir(i)): i for i in ids}
             dirs.update({os.path.realpath(d): i for d, i in list(dirs.items())})
-            yield claim, live_steps(dirs, started_after=_start_ticks(claim.extra.get("runnerStart")))
+            start = claim.extra.get("runnerStart")
+            found = live_steps(dirs, _start_ticks(start), f"{claim.pid}:{start}" if start else None)
+            judged = {i: _judged(claim, step) for i, step in found.items()}
+            yield claim, {i: step for i, step in judged.items() if step is not None}
 
 
 def _start_ticks(runner_start: Any) -> int | None:

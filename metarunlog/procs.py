@@ -170,7 +170,9 @@ class FoundStep:
     start: str | None  # its start id (`start_id`) when found: what proves it is still that process
 
 
-def live_steps(subdirs: Mapping[str, int], started_after: int | None = None) -> dict[int, FoundStep]:
+def live_steps(
+    subdirs: Mapping[str, int], started_after: int | None = None, runner: str | None = None
+) -> dict[int, FoundStep]:
     """{id: step} of live step processes whose MRL_SUBEXP_DIR names one of `subdirs` (path ->
     id), each with its `MRL_RUNNER`: session leaders (mrl starts each step in a session of
     its own) found in /proc. For the steps a runner killed with -9 may have started without
@@ -179,12 +181,14 @@ def live_steps(subdirs: Mapping[str, int], started_after: int | None = None) -> 
     since boot) those that started before that runner did, which cannot be its steps (a
     shell that exported the variable). Of several session leaders naming one folder the
     first started is its step: the others are sessions it (or a look-alike) started later
-    (setsid, start_new_session=True) with its environment."""
+    (setsid, start_new_session=True) with its environment; with `runner` (the dead runner's
+    `MRL_RUNNER`), the first started of those that carry it, before any that does not (a
+    look-alike started between that runner and its step must not hide the step)."""
     if not subdirs:
         return {}
     want = {os.fsencode(d): i for d, i in subdirs.items()}
     out: dict[int, FoundStep] = {}
-    began: dict[int, int] = {}  # id -> start ticks of the leader kept
+    began: dict[int, tuple[bool, int]] = {}  # id -> (not the runner's, start ticks) of the leader kept
     for name, fields in _proc_stats() or ():
         # a zombie, or not its session's leader (mrl starts each step in a session of its own)
         if fields[0] in (b"Z", b"X") or len(fields) < 20 or fields[3] != name.encode():
@@ -200,12 +204,29 @@ def live_steps(subdirs: Mapping[str, int], started_after: int | None = None) -> 
         env = dict(item.partition(b"=")[::2] for item in items if item.startswith((b"MRL_SUBEXP_DIR=", b"MRL_RUNNER=")))
         found = want.get(env.get(b"MRL_SUBEXP_DIR", b""))
         ticks = int(fields[19]) if fields[19].isdigit() else 0
-        if found is not None and (found not in began or ticks < began[found]):
-            began[found] = ticks
-            runner = env.get(b"MRL_RUNNER")
+        named = env.get(b"MRL_RUNNER")
+        named_runner = os.fsdecode(named) if named is not None else None
+        rank = (runner is not None and named_runner != runner, ticks)
+        if found is not None and (found not in began or rank < began[found]):
+            began[found] = rank
             pid = int(name)
-            out[found] = FoundStep(pid, os.fsdecode(runner) if runner is not None else None, start_id(pid))
+            out[found] = FoundStep(pid, named_runner, start_id(pid))
     return out
+
+
+def command_line(pid: int, width: int = 60) -> str:
+    """What process `pid` runs, as one printable line of at most `width` characters (its
+    arguments joined by spaces; "?" when it cannot be read): how a message names a process
+    mrl will not touch, so that the user can tell which one it is."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            words = f.read().rstrip(b"\0").split(b"\0")
+    except OSError:
+        return "?"
+    from metarunlog.fmt import printable
+
+    line = printable(" ".join(os.fsdecode(w) for w in words)) or "?"
+    return line if len(line) <= width else line[: width - 3] + "..."
 
 
 # (pid, start id) -> (when the scan began, the files it had open): see `holds_file`.

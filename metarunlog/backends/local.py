@@ -632,11 +632,15 @@ def stop_unrecorded(steps: Mapping[Job, Unrecorded], grace: float = CANCEL_GRACE
     by an mrl that set no MRL_RUNNER) is not signalled, and says so."""
     groups, stopped = [], []
     for job, step in steps.items():
-        if not step.proven or not is_same_process(step.pid, step.start):
+        if not step.proven:
             job.message = (
-                f"its step (pid {step.pid}), started by an mrl run that was killed, has no record naming it and "
-                "mrl cannot prove it is that run's (an older mrl started it): not signalled; stop it yourself"
+                f"pid {step.pid} (`{step.command}`) names it in MRL_SUBEXP_DIR and started after an mrl run that "
+                "was killed, with no MRL_RUNNER: mrl cannot prove it is that run's step (an older mrl's, or a "
+                f"look-alike): not signalled; if it is, stop it yourself (`kill {step.pid}`)"
             )
+            continue
+        if not is_same_process(step.pid, step.start):  # it ended meanwhile, and its pid may be a stranger's now
+            job.message = f"its step (pid {step.pid}) is no longer the process found: not signalled"
             continue
         killpg(step.pid, signal.SIGTERM)  # a session leader: its group is its own
         groups.append(step.pid)

@@ -264,11 +264,12 @@ def plan(
     failed: bool = False,
     pending: bool = False,
     force: bool = False,
-    orphans: Mapping[int, int] | None = None,
+    orphans: Mapping[int, ownership.Unrecorded] | None = None,
     others: Mapping[int, str] | None = None,
 ) -> Plan:
     """Select, read the states, render every command (an error here runs nothing).
-    `orphans` ({id: pid}, `RunnerClaim.orphans`): live steps no record names; never run beside.
+    `orphans` ({id: step}, `RunnerClaim.orphans`): live steps no record names, which may be
+    a killed runner's; never run beside (unless their record says otherwise: `still_open`).
     `others` (`RunnerClaim.others`): live steps of other runners; they decide where no record is."""
     from metarunlog.execute import Command
 
@@ -286,11 +287,8 @@ def plan(
             out.other.append(job)
         elif state.active:
             out.active.append(job)
-        elif orphans and job.id in orphans:
-            job.message = (
-                f"not run: its step (pid {orphans[job.id]}), started by an mrl run that was killed, is still "
-                "running: wait for it to end, or kill it"
-            )
+        elif orphans and job.id in orphans and ownership.still_open(orphans[job.id], job.status):
+            job.message = orphans[job.id].blocks()
             out.active.append(job)
             out.orphaned.append(job)
         elif others and job.id in others and job.status is None:  # its records were removed as it ran

@@ -282,25 +282,75 @@ def test_status_and_cancel_see_a_step_its_runner_was_killed_before_recording(pro
     assert (again[0]["state"], again[0].get("note")) == ("cancelled", ran), again
 
 
-def test_cancel_never_signals_an_unrecorded_step_it_cannot_prove_the_dead_runners(project: Path) -> None:
-    # a session leader naming the sub-experiment's folder, started after the dead runner,
-    # without that runner's MRL_RUNNER (an older mrl's step, or a look-alike): shown, not signalled
+def _look_alike(exp: Path) -> subprocess.Popen[bytes]:
+    """A session leader naming 001's folder in MRL_SUBEXP_DIR, without MRL_RUNNER (a shell
+    that carries the variable, or a step of an mrl before MRL_RUNNER), started after the
+    runner that was killed."""
+    env = {k: v for k, v in os.environ.items() if k != "MRL_RUNNER"}
+    env["MRL_SUBEXP_DIR"] = str(exp / "001")
+    return subprocess.Popen(["sleep", "60"], env=env, start_new_session=True)
+
+
+def test_a_look_alike_of_a_killed_runner_s_step_blocks_nothing_and_is_never_signalled(project: Path) -> None:
+    # before: it blocked every rerun of 001 for as long as it lived ("its step (pid N) ...
+    # is still running"), and status showed 001 running; the killed runner gave each of its
+    # steps MRL_RUNNER, so a session without it is provably none of its steps
+    import json
+
     from tests.helpers.repo import run_mrl
 
     exp, pid = runner_killed_after_spawn(project)
     os.kill(pid, signal.SIGKILL)  # the real step, by the pid it wrote
     wait_for(lambda: not alive(pid), what="the step gone")
-    env = {k: v for k, v in os.environ.items() if k != "MRL_RUNNER"}
-    env["MRL_SUBEXP_DIR"] = str(exp / "001")
-    other = subprocess.Popen(["sleep", "60"], env=env, start_new_session=True)
+    other = _look_alike(exp)
     try:
+        rows = json.loads(run_mrl("status", "--json", cwd=project).stdout)
+        assert rows[0]["state"] == "pending" and "note" not in rows[0], rows
+        res = run_mrl("cancel", cwd=project)
+        assert (res.returncode, res.stdout) == (0, "mrl: nothing is running or queued in 0001\n"), res.stderr
+        (exp / ".mrl.cfg").write_text(json.dumps({"run": {"command": "echo again > again.txt"}}))
+        res = run_mrl("run", cwd=project)
+        assert res.returncode == 0 and "warning" not in res.stderr, res.stdout + res.stderr
+        assert (exp / "001" / "again.txt").read_text() == "again\n"
+        assert other.poll() is None  # never signalled
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_a_session_an_older_mrl_s_killed_runner_may_have_left_is_shown_exactly_and_never_signalled(
+    project: Path,
+) -> None:
+    # the claim of an mrl that gave its steps no MRL_RUNNER: a session leader naming the
+    # folder, started after that runner, may be its step. It is shown, blocks a rerun and is
+    # named with what it runs and what to do, and mrl never signals it
+    import json
+
+    from tests.helpers.repo import run_mrl
+
+    exp, pid = runner_killed_after_spawn(project)
+    os.kill(pid, signal.SIGKILL)  # the real step, by the pid it wrote
+    wait_for(lambda: not alive(pid), what="the step gone")
+    for claim in (exp / ".mrl.owners").glob("runner-*.json"):  # as an older mrl wrote it
+        data = json.loads(claim.read_text())
+        data.pop("stepsCarry")
+        claim.write_text(json.dumps(data))
+    other = _look_alike(exp)
+    try:
+        seen = f"pid {other.pid} (`sleep 60`) names this folder in its MRL_SUBEXP_DIR and started after the mrl run"
+        rows = json.loads(run_mrl("status", "--json", cwd=project).stdout)
+        assert rows[0]["state"] == "running" and rows[0]["note"].startswith(seen), rows
+        assert "carries no MRL_RUNNER: mrl cannot prove it is that run's step" in rows[0]["note"], rows
         res = run_mrl("cancel", cwd=project)
         assert res.returncode == 1, res.stdout + res.stderr
-        assert res.stdout == (
-            f"001: running (its step (pid {other.pid}), started by an mrl run that was killed, has no record "
-            "naming it and mrl cannot prove it is that run's (an older mrl started it): not signalled; "
-            "stop it yourself)\n"
-        )
+        said = f"001: running (pid {other.pid} (`sleep 60`) names it in MRL_SUBEXP_DIR"
+        assert res.stdout.startswith(said), res.stdout
+        assert f"not signalled; if it is, stop it yourself (`kill {other.pid}`))" in res.stdout, res.stdout
+        res = run_mrl("run", cwd=project)
+        assert res.returncode == 0, res.stdout + res.stderr
+        line = next(ln for ln in res.stderr.splitlines() if ln.startswith("mrl: warning: 001"))
+        assert f"001 not run: pid {other.pid} (`sleep 60`) names its folder in MRL_SUBEXP_DIR" in line, line
+        assert f"stop it yourself (`kill {other.pid}`) and run again" in line, line
         assert other.poll() is None
     finally:
         other.kill()
