@@ -356,8 +356,9 @@ class Attempt:
     With `defer`, a durable write stops at its temp file (`pending`): the next write
     commits it first, and `execute` hands the last one to `ExecOptions.commit`.
 
-    `here` is the (device, inode) of the `.mrl.lock` it holds: every write, and every
-    step's start, first checks that the folder is still the one it locked (`check_here`).
+    `here` is the (device, inode) of the folder it locked (held open: `locked`): every
+    durable write, and every step's start, first checks that the folder is still that one
+    (`check_here`; a step may remove `.mrl.lock` and `.mrl.status` cleaning its cwd).
     A folder removed while it ran, or removed and made again under its name (other params),
     gets nothing more of this execution: its record, its steps, its metrics are not theirs."""
 
@@ -366,7 +367,6 @@ class Attempt:
     defer: bool = False
     pending: jsonio.Pending | None = None
     here: tuple[int, int] | None = None
-    lock_path: str = ""
 
     def write(self, sub: SubExperiment, status: Status, *, durable: bool = True) -> Status:
         if durable:  # (a `running` record, not durable, follows the check its step's start made)
@@ -383,14 +383,14 @@ class Attempt:
         return status
 
     def check_here(self, sub: SubExperiment) -> None:
-        """Raise Removed unless `sub.dir` still holds the lock file this execution holds
-        (one stat: a path gives no other way to tell a folder made again from the old one)."""
+        """Raise Removed unless `sub.dir` is still the folder this execution locked (one
+        stat: a path gives no other way to tell a folder made again from the old one)."""
         if self.here is None:
             return
         try:
-            st = os.stat(self.lock_path)
+            st = os.stat(sub.dir)
         except FileNotFoundError:
-            raise Removed(sub, made_again=os.path.isdir(sub.dir)) from None
+            raise Removed(sub) from None
         except OSError:  # cannot tell (no permission to look): the write itself says what is wrong
             return
         if (st.st_dev, st.st_ino) != self.here:
@@ -408,13 +408,24 @@ now = jsonio.now  # kept as execute.now: the backends import it from here
 
 @contextlib.contextmanager
 def locked(sub: SubExperiment) -> Any:
-    """Hold `SUBDIR/.mrl.lock` (flock) or raise Locked; yields the lock's file descriptor."""
-    with contextlib.ExitStack() as stack:
-        try:
-            fd = stack.enter_context(run_lock(sub.dir))
-        except FileNotFoundError:
-            raise Removed(sub, before=True) from None
-        yield fd
+    """Hold `SUBDIR/.mrl.lock` (flock) or raise Locked; yields the lock's file descriptor
+    and the folder's (device, inode). The folder itself is held open meanwhile (O_PATH),
+    so that no folder made later can have its inode number, and the lock is taken in it:
+    `Attempt.check_here` tells a folder removed or made again by that number."""
+    try:
+        dir_fd = os.open(sub.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        raise Removed(sub, before=True) from None
+    try:
+        st = os.fstat(dir_fd)
+        with contextlib.ExitStack() as stack:
+            try:
+                fd = stack.enter_context(run_lock(sub.dir, dir_fd))
+            except FileNotFoundError:  # removed since: no file can be made in it
+                raise Removed(sub, before=True) from None
+            yield fd, (st.st_dev, st.st_ino)
+    finally:
+        os.close(dir_fd)
 
 
 def check_planned(sub: SubExperiment, planned: str) -> None:
@@ -493,7 +504,7 @@ def execution(sub: SubExperiment, options: ExecOptions | None = None) -> Executi
     o = options or ExecOptions()
     steps = o.steps if o.steps is not None else Command.of(sub.exp).render(sub, o.resource)
     stop = o.stop or Stopper()
-    with locked(sub) as lock_fd:
+    with locked(sub) as (lock_fd, here):
         if o.fingerprint is not None:
             check_planned(sub, o.fingerprint)
         old = sub.read_status() or Status()
@@ -503,7 +514,7 @@ def execution(sub: SubExperiment, options: ExecOptions | None = None) -> Executi
         first = resume_at(old, steps) if old.state is not JobState.DONE else 0
         env = environment(sub, o.resource, o.env)
         attempt = Attempt(steps, _initial(old, steps, o, first), defer=o.commit is not None)
-        attempt.here, attempt.lock_path = _identity(lock_fd), os.path.join(sub.dir, RUN_LOCK)
+        attempt.here = here
         if o.heartbeat is not None:
             o.heartbeat.add(sub.status_path)
         try:
@@ -536,11 +547,6 @@ def _attempts(
     if status is not old and status.state is JobState.RUNNING:  # stopped between attempts
         status = attempt.write(sub, status.finished(JobState.CANCELLED, None, now(), status.duration or 0.0))
     return status
-
-
-def _identity(fd: int) -> tuple[int, int]:
-    st = os.fstat(fd)
-    return st.st_dev, st.st_ino
 
 
 _RUNNER_START: dict[int, str | None] = {}

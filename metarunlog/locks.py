@@ -26,9 +26,14 @@ class Locked(MrlError):
 
 
 @contextlib.contextmanager
-def run_lock(folder: Path) -> Iterator[int]:
-    """Hold `folder/.mrl.lock` or raise Locked; yields the lock's file descriptor."""
-    fd = os.open(folder / RUN_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+def run_lock(folder: Path, dir_fd: int | None = None) -> Iterator[int]:
+    """Hold `folder/.mrl.lock` or raise Locked; yields the lock's file descriptor. With
+    `dir_fd` (a descriptor of `folder`), the lock is the one in that very folder."""
+    where = RUN_LOCK if dir_fd is not None else folder / RUN_LOCK
+    try:
+        fd = os.open(where, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666, dir_fd=dir_fd)
+    except OSError as e:  # named in full (read-only, no permission), not as the relative name
+        raise type(e)(e.errno, e.strerror, str(folder / RUN_LOCK)) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

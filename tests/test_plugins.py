@@ -253,7 +253,7 @@ def test_a_plugin_backend_that_leaves_a_job_alone_never_reports_its_earlier_reco
     line = next(ln for ln in res.stdout.splitlines() if " 002 " in ln)
     assert "002 not run: the acme backend did not run it (its record says " in line, res.stdout
     summary = res.stdout.splitlines()[-1]
-    assert "2 done" in summary and "1 not run" in summary and "failed" not in summary, summary
+    assert "2 done" in summary and "1 not run by the backend" in summary and "failed" not in summary, summary
     assert (exp.subexp_dir(2) / ".mrl.status").read_text() == before  # its record is left as it was
     assert (exp.subexp_dir(1) / "out.txt").exists() and not (exp.subexp_dir(2) / "out.txt").exists()
 

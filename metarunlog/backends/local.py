@@ -61,14 +61,15 @@ CANCEL_GRACE_S = 10.0  # after SIGTERM, how long `mrl cancel` waits before SIGKI
 
 # More slots than this is a typo on any machine (`-j 10**12`).
 MAX_WORKERS = 100_000
-# Open files a running job holds (lock, run.log, pidfd, the lock's duplicate while its
-# record commits) and those the runner keeps for itself (records, pipes, the committer).
-FDS_PER_SLOT = 4
+# Open files a running job holds (its folder, lock, run.log, pidfd, the lock's duplicate
+# while its record commits) and those the runner keeps for itself (records, pipes, the committer).
+FDS_PER_SLOT = 5
 FD_RESERVE = 32
 # What the runner opens besides its jobs' and what it holds when it plans: its claim, the
 # pool's wake pipe and selector, /dev/null for the steps, a spawn's error pipe, a record's
-# temp file, the committer's folder. Measured: below it one job at a time fails with EMFILE.
-RUNNER_FDS = 9
+# temp file, the committer's folder (7 measured, with retries and two steps: below that one
+# job at a time fails with EMFILE), and room for Python writing its bytecode on a first run.
+RUNNER_FDS = 11
 
 
 class LocalBackend(Backend):

@@ -326,6 +326,7 @@ class RunResult:
     skipped: int = 0
     changed: int = 0  # skipped: changed after planning (never run with the old commands)
     removed: int = 0  # of `changed`: their folders were removed during the run (nothing recorded)
+    left_alone: int = 0  # of `not_run`: a plugin backend never ran them (`_never_ran`)
     not_run: int = 0  # could not be started (read-only, disk full): their records are earlier runs' (not in states)
     kept_done: int = 0  # done ones queued by --force, cancelled or dropped before they started (not in states)
     note: str = ""  # what the backend says of a submission (Slurm: the job id, the script)
@@ -358,8 +359,10 @@ class RunResult:
             extra += f"; {self.changed - self.removed} skipped: changed after planning"
         if self.removed:
             extra += f"; {self.removed} removed during the run: nothing recorded for them (see above)"
-        if self.not_run:
-            extra += f"; {self.not_run} not run (see above): their records are earlier runs'"
+        if self.not_run - self.left_alone:
+            extra += f"; {self.not_run - self.left_alone} not run: mrl could not record them (see above)"
+        if self.left_alone:
+            extra += f"; {self.left_alone} not run by the backend (see above): their records are earlier runs'"
         if self.kept_done:
             extra += f"; {self.kept_done} never started again (their records say done)"
         counts = counts_line(self.states)
@@ -403,6 +406,7 @@ def run(
     # A backend from outside mrl may leave a job alone (never run it) and let its record,
     # an earlier run's, speak for it: each record as planned tells (see `_never_ran`).
     planned = {id(j): j.status for j in jobs} if plugins.is_foreign(backend) else None
+    left_alone: set[int] = set()
     try:
         backend.submit(jobs)
     except BaseException:
@@ -426,7 +430,7 @@ def run(
     progress = _progress(exp, jobs, backend, backend_name) if show else None
     cancels = _Cancels(backend, jobs, claim)
     try:
-        _wait_all(backend, jobs, progress, cancels, name=backend_name, planned=planned)
+        _wait_all(backend, jobs, progress, cancels, name=backend_name, planned=planned, left_alone=left_alone)
     except KeyboardInterrupt:
         if backend.note:  # submitted to a scheduler: Ctrl-C leaves the wait, not the jobs
             print(f"mrl: left the wait; they go on {backend.note}: stop them with `mrl cancel`", file=sys.stderr)
@@ -449,6 +453,7 @@ def run(
         changed=sum(j.changed for j in jobs),
         removed=sum(j.removed for j in jobs),
         not_run=sum(j.not_run for j in ours),
+        left_alone=len(left_alone),
         kept_done=len(kept),
         hung_up=backend.hung_up,
         note=backend.note,
@@ -519,6 +524,7 @@ def _wait_all(
     cancels: _Cancels | None = None,
     name: str = "",
     planned: Mapping[int, Any] | None = None,
+    left_alone: set[int] | None = None,
 ) -> None:
     interrupted_at: float | None = None
     while True:
@@ -526,7 +532,7 @@ def _wait_all(
             cancels.apply()
         states = _polled(backend, jobs, name)
         if planned is not None:
-            _never_ran(jobs, planned, name or backend.name)
+            _never_ran(jobs, planned, name or backend.name, left_alone if left_alone is not None else set())
         _say_warnings(backend)
         if progress is not None:
             progress.update(jobs)
@@ -560,16 +566,17 @@ def _polled(backend: Backend, jobs: list[Job], name: str) -> list[JobState]:
     return list(states)
 
 
-def _never_ran(jobs: list[Job], planned: Mapping[int, Any], name: str) -> None:
+def _never_ran(jobs: list[Job], planned: Mapping[int, Any], name: str, found: set[int]) -> None:
     """Jobs that read finished while their record is still the one this run planned with
     (an earlier run's: every execution writes a new one as it starts) were not run by this
     run: a plugin backend that left them alone (under --force, a done one read `done`).
-    They are said `not run`, never counted as this run's outcome."""
+    They are said `not run`, never counted as this run's outcome; their ids go to `found`."""
     for job in jobs:
         ended = job.state.finished and not job.skipped and not job.not_run
         if ended and job.status is not None and job.status == planned.get(id(job)):
             job.not_run = True
             job.message = f"the {name} backend did not run it"
+            found.add(job.id)
 
 
 def _a(noun: str) -> str:

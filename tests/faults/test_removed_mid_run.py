@@ -63,3 +63,17 @@ def test_a_folder_removed_while_it_runs_is_not_counted_pending(project: Path) ->
     assert "pending" not in summary and "1 removed during the run" in summary, summary
     assert "was removed while this run ran it: how it ended is recorded nowhere" in err, err
     assert not (expdir / "001").exists()
+
+
+def test_a_step_that_removes_its_lock_and_record_in_its_folder_still_gets_its_record(project: Path) -> None:
+    # cleaning its cwd (`rm -f .mrl.*`) is no folder made again: the folder is the same one
+    set_cfg(
+        project, confTemplFile=None, copyFiles=[], run={"command": "rm -f .mrl.lock .mrl.status; echo {{x}} > ran.txt"}
+    )
+    commit_all(project, "cleans")
+    assert main(["new", "cleans"]) == 0
+    assert main(["makebatch", "--grid", "x=0,1"]) == 0
+    expdir = project / "output" / "0001"
+    assert main(["run"]) == 0
+    for name in ("001", "002"):
+        assert json.loads((expdir / name / ".mrl.status").read_text())["state"] == "done"
