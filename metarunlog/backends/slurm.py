@@ -522,6 +522,7 @@ def requeue(job_id: str) -> None:
 
 def scancel(job_ids: Sequence[str]) -> None:
     """Cancel array tasks (`123_4`) or whole jobs; already finished ones are fine."""
+    job_ids = _job_ids(job_ids)
     if not job_ids:
         return
     proc = _slurm(["scancel", *job_ids], "cancelling Slurm jobs")
@@ -601,8 +602,17 @@ class TaskInfo:
         return SLURM_STATES.get(self.slurm_state.split()[0] if self.slurm_state else "", JobState.FAILED)
 
 
+# A job id as sbatch gives it (`123`) or an array task (`123_4`). Records are read from disk:
+# anything else (`"jobId": "--user=root"`) would reach squeue/scancel as an option.
+JOB_ID = re.compile(r"\d+(?:_\d+)?", re.ASCII)
+
+
+def _job_ids(job_ids: Iterable[str]) -> list[str]:
+    return [j for j in job_ids if j and JOB_ID.fullmatch(j)]
+
+
 def _array_jobs(job_ids: Iterable[str]) -> list[str]:
-    return sorted({j.split("_")[0] for j in job_ids if j}, key=lambda j: (len(j), j))
+    return sorted({j.split("_")[0] for j in _job_ids(job_ids)}, key=lambda j: (len(j), j))
 
 
 def squeue(job_ids: Iterable[str], timeout: float = TIMEOUT_S) -> dict[str, TaskInfo]:

@@ -199,3 +199,26 @@ def test_a_copy_made_between_two_steps_of_the_original_is_not_running(project: P
         assert "Traceback" not in cancel.stderr, cancel.stderr
         assert state("2") == "cancelled", cancel.stdout + cancel.stderr
         assert statuses(original)["001"]["state"] == "running"  # the original is left alone
+
+
+def test_a_slurm_record_whose_job_id_is_no_job_id_never_reaches_squeue_or_scancel(
+    project: Path, tmp_path: Path
+) -> None:
+    # before: `"jobId": "--user=root"` (a hand-edited or hostile record on a shared file
+    # system) made `mrl cancel` run `scancel --user=root`: every job of that user cancelled
+    bin_dir, log = tmp_path / "bin", tmp_path / "slurm-argv"
+    bin_dir.mkdir()
+    for tool in ("squeue", "sacct", "scancel", "scontrol"):
+        (bin_dir / tool).write_text(f'#!/bin/sh\necho {tool} "$@" >> {log}\n')
+        (bin_dir / tool).chmod(0o755)
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}, {"x": 3}], "true")
+    ids = ["--user=root", "-A", "4242_1"]
+    for sub, job_id in zip(exp.sub_experiments(), ids, strict=True):
+        sub.write_status(Status(JobState.RUNNING, backend="slurm", job_id=job_id, attempts=1, host="elsewhere"))
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    for command in ("status", "cancel"):
+        proc = run_mrl(command, cwd=project, env=env)
+        assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    calls = log.read_text().splitlines()
+    assert not [c for c in calls if "--user=root" in c or "-A" in c.split(" ")], calls
+    assert "scancel 4242_1" in calls, calls  # the record that holds a job id is still cancelled
