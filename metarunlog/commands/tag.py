@@ -18,6 +18,7 @@ import sys
 from metarunlog import ownership
 from metarunlog.errors import MrlError
 from metarunlog.experiment import Experiment
+from metarunlog.fmt import printable
 from metarunlog.project import Project
 
 HELP = "add (+NAME) or remove (-NAME) tags of an experiment; mrl ls --tag, mrl table --tag select by them"
@@ -49,7 +50,7 @@ def cli(args: argparse.Namespace, project: Project) -> int:
     tags, missing = tag(exp, changes)
     for name in missing:
         print(f"mrl: warning: {exp.name} has no tag {name!r}", file=sys.stderr)
-    print(f"{exp.name}: {' '.join(tags) if tags else '(no tags)'}")
+    print(f"{exp.name}: {' '.join(map(printable, tags)) if tags else '(no tags)'}")
     return 0
 
 

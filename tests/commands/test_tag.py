@@ -32,6 +32,16 @@ def test_tags_are_added_and_removed_in_the_experiment_record(project: Path) -> N
     assert {k: v for k, v in after.items() if k != "tags"} == before  # nothing else rewritten
 
 
+def test_a_records_tag_with_control_characters_is_printed_escaped(project: Path) -> None:
+    # before: a tag in the record with ESC or a newline (hand-edited, another mrl) reached
+    # the terminal raw when `mrl tag` printed the experiment's tags
+    exp = make_exp(project, [{"params": {"lr": 0.1}}])
+    (exp.dir / ".mrl").write_text(json.dumps({**record(exp.dir), "tags": ["\x1b]0;title\x07t", "a\nb"]}))
+    proc = run_mrl("tag", "1", "+paper", cwd=project)
+    assert proc.returncode == 0 and proc.stdout == "0001: \\x1b]0;title\\x07t a\\nb paper\n", proc.stdout
+    assert record(exp.dir)["tags"] == ["\x1b]0;title\x07t", "a\nb", "paper"]  # kept as they are
+
+
 def test_tags_written_at_the_same_time_are_all_kept(project: Path) -> None:
     # Each `mrl tag` read the record and wrote it back unlocked: of 8 run at once, 3 survived.
     exp = make_exp(project, [{"params": {"lr": 0.1}}])
