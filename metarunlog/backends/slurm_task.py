@@ -14,7 +14,9 @@ own record, `run.log` and lock; its record carries the task's job id.
   Slurm why, so the records say `requeued` (a requeue or a preemption: the task runs again,
   each interrupted sub-experiment resuming at its first unfinished step, with
   `MRL_REQUEUED=1`),
-  `timeout`, or `cancelled`.
+  `timeout`, or `cancelled`. A step that ended as Slurm began ending the task (its shell
+  noted Slurm's SIGCONT, and Slurm says the job is ending: `_ending`) is interrupted too,
+  even when its shell exited 0 (a `;` list goes on after its command was killed).
 - SIGUSR1 (`--signal=B:USR1@<run.slurm.signal_before>`, with run.slurm.requeue) is passed
   to the steps (time to save a checkpoint); what it interrupts is recorded `requeued` and
   the task requeues itself (`scontrol requeue`), at most run.slurm.requeue times; after
@@ -149,6 +151,12 @@ def slots(pack_jobs: int | None, n: int, env: Mapping[str, str] | None = None) -
     return [gpus[k % len(gpus)] for k in range(count)] if gpus else [None] * count
 
 
+def _restarts(info: Mapping[str, str]) -> int:
+    """The job's restart count in `scontrol show job`'s fields (0 when it did not say)."""
+    restarts = info.get("Restarts", "")
+    return int(restarts) if restarts.isdigit() else 0
+
+
 class PackRunner:
     """The local pool over this task's sub-experiments, with cancel requests and signals."""
 
@@ -168,6 +176,7 @@ class PackRunner:
         self.pool.exec_defaults = ExecOptions(backend=slurm.SlurmBackend.name, job_id=job_id, node=node, env=env)
         self.pool.skip = self._skip
         self.pool.stop.forwards = True  # USR1 is passed on: shell lists wait for their command (Stopper.prelude)
+        self.pool.stop.ending = self._ending  # a step that ended as Slurm began ending this task
         self.usr1 = False
 
     def run(self) -> list[JobState]:
@@ -246,11 +255,20 @@ class PackRunner:
             f"the most run.slurm.requeue allows ({self.plan.requeue})"
         )
 
+    def _ending(self) -> bool:
+        """Whether Slurm is ending this task (a requeue, a preemption, scancel, a time limit),
+        asked when a step's shell noted a SIGCONT (`execute.CONT_NOTED`): Slurm sets the job's
+        state (and counts the restart) before it signals any process. RUNNING: the SIGCONT
+        was a resume, the step's exit is its own; no answer proves nothing either."""
+        if not self.job_id:
+            return False
+        info = slurm.show_job(self.job_id)
+        return _restarts(info) > self.restarts or info.get("JobState", "RUNNING") not in ("RUNNING", "SUSPENDED")
+
     def _after_stop(self, jobs: list[Job]) -> None:
         """A stop signal came: ask Slurm whether it is a requeue (or a time limit), and say so."""
         info = slurm.show_job(self.job_id) if self.job_id else {}
-        restarts = int(info.get("Restarts", "0") or 0) if info.get("Restarts", "").isdigit() else 0
-        requeued = restarts > self.restarts
+        requeued = _restarts(info) > self.restarts
         timeout = info.get("Reason") == "TimeLimit" or info.get("JobState") == "TIMEOUT"
         now = jsonio.now()
         for j in jobs:

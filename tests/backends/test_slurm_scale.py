@@ -523,6 +523,70 @@ def test_scontrol_requeue_of_a_running_task_resumes_at_its_unfinished_step_and_e
     assert sub.read_status().job_id == task  # type: ignore[union-attr]
 
 
+# A step whose shell outlives its command: the command dies of the requeue's SIGTERM, the
+# rest of the list runs and the shell exits 0 (here deterministically: the user's list traps
+# TERM itself; with a plain `;` list it happens when the shell wins the race against the
+# signal Slurm sends it a moment later).
+_OUTLIVES = (
+    "trap 'echo saw TERM >> seen' TERM; "
+    'echo "attempt=$MRL_ATTEMPT requeued=${MRL_REQUEUED:-0}" >> seen; '
+    '[ -n "$MRL_REQUEUED" ] || sleep 120; echo over >> seen'
+)
+
+
+@on_slurm
+@pytest.mark.parametrize("how", ["scontrol requeue", "scancel"])
+def test_a_step_whose_shell_list_goes_on_after_slurm_killed_its_command_is_not_recorded_done(
+    project: Path, how: str
+) -> None:
+    # The shell exited 0, and exit 0 says the step finished: it was recorded `done` at
+    # attempt 1 and the requeued task skipped it (a scancel: `done` though it was cancelled).
+    # Slurm sends every process of the job SIGCONT before any gets the SIGTERM: the step's
+    # shell notes it, and the task asks Slurm whether the job is ending.
+    exp = make_experiment(project, [{"x": 1}], _OUTLIVES, slurm={"requeue": 1})
+    sub = exp.sub_experiments()[0]
+    run_mrl("run", str(exp.id), "--backend", "slurm", check=True)
+    wait_for("the step to run", lambda: (sub.dir / "seen").exists() and _step_running(sub, 0))
+    task = sub.read_status().job_id  # type: ignore[union-attr]
+    if how == "scancel":
+        subprocess.run(["scancel", task], check=True, capture_output=True)
+        wait_for("the record to say how it ended", lambda: not recorded_state(sub.read_status()).active, TIMEOUT)
+        st = sub.read_status()
+        assert st is not None and st.state is JobState.CANCELLED, st
+        assert st.steps_done == 0 and st.exit_code is None, st
+        return
+    subprocess.run(["scontrol", "requeue", task], check=True, capture_output=True)
+    wait_for("the record to say requeued", lambda: (st := sub.read_status()) is not None and st.requeues == 1)
+    st = sub.read_status()
+    assert st is not None and st.state is JobState.QUEUED and st.steps_done == 0, st
+    _start_now(task)  # type: ignore[arg-type]
+    wait_for("the sub-experiment to be done", lambda: sub.read_status().state is JobState.DONE, TIMEOUT)  # type: ignore[union-attr]
+    st = sub.read_status()
+    assert st is not None and st.attempts == 2 and st.requeues == 1, st
+    assert "attempt=2 requeued=1" in (sub.dir / "seen").read_text().splitlines()
+    assert not (sub.dir / ".mrl.cont").exists()  # the shell's note is the task's to remove
+
+
+@on_slurm
+def test_a_step_resumed_after_scontrol_suspend_ends_done_though_its_shell_noted_the_sigcont(project: Path) -> None:
+    # `scontrol resume` sends SIGCONT too: the task asks Slurm, which says RUNNING
+    exp = make_experiment(project, [{"x": 1}], "sleep 3; touch between; sleep 5; echo over >> seen")
+    sub = exp.sub_experiments()[0]
+    run_mrl("run", str(exp.id), "--backend", "slurm", check=True)
+    wait_for("the step to run", lambda: _step_running(sub, 0))
+    task = sub.read_status().job_id  # type: ignore[union-attr]
+    subprocess.run(["scontrol", "suspend", task], check=True, capture_output=True)
+    time.sleep(1.0)
+    subprocess.run(["scontrol", "resume", task], check=True, capture_output=True)
+    wait_for("the list to go on", lambda: (sub.dir / "between").exists())
+    assert (sub.dir / ".mrl.cont").exists()  # the shell noted the SIGCONT (after its `sleep 3`)
+    wait_for("the sub-experiment to end", lambda: not recorded_state(sub.read_status()).active, TIMEOUT)
+    st = sub.read_status()
+    assert st is not None and st.state is JobState.DONE and st.exit_code == 0, st
+    assert (sub.dir / "seen").read_text() == "over\n"
+    assert not (sub.dir / ".mrl.cont").exists()
+
+
 @on_slurm
 def test_a_preemption_of_a_waiting_runs_task_is_recorded_requeued_then_resumes_and_ends_done(project: Path) -> None:
     # a real preemption (a job of a higher-tier partition needs the node's CPUs): the

@@ -243,3 +243,39 @@ def test_usr1_past_the_requeue_limit_fails_only_what_had_not_ended(
     assert states[2][0] is JobState.PENDING and (states[2][2] or "").startswith("not started: its Slurm task 77_0 ")
     assert states[3] == (JobState.DONE, 0, None)
     assert states[4][0] is JobState.FAILED and (states[4][2] or "").startswith("stopped by SIGUSR1"), states
+
+
+@pytest.mark.parametrize("ending", [True, False], ids=["Slurm is ending the task", "a resume"])
+def test_a_step_whose_shell_noted_a_sigcont_is_done_only_when_its_runner_is_not_being_ended(
+    project: Path, ending: bool
+) -> None:
+    # Slurm sends SIGCONT to every process of a job it ends before the SIGTERM: the command
+    # dies first, a `;` list goes on and its shell exits 0, which read `done`. The shell
+    # notes the SIGCONT; the runner's `ending` (the task asks Slurm) decides.
+    from metarunlog.execute import CONT_MARK, ExecOptions, Stopper, execute
+
+    exp = make_experiment(project, [{"x": 1}], ["kill -CONT $$; echo over > seen", "echo two > seen2"])
+    sub = exp.sub_experiments()[0]
+    asked: list[bool] = []
+    runner = Stopper()
+    runner.ending = lambda: asked.append(ending) or ending
+    rec = execute(sub, ExecOptions(stop=Stopper(runner)))
+    assert asked == [ending]  # once: the second step's shell saw no SIGCONT
+    assert not (sub.dir / CONT_MARK).exists()
+    assert (sub.dir / "seen").read_text() == "over\n"  # the list went on, as a list does
+    if ending:
+        assert rec.state is JobState.CANCELLED and rec.exit_code is None and rec.steps_done == 0, rec
+        assert not (sub.dir / "seen2").exists()
+    else:
+        assert rec.state is JobState.DONE and rec.exit_code == 0 and rec.steps_done == 2, rec
+
+
+def test_a_runner_no_scheduler_ends_gives_its_steps_no_sigcont_note(project: Path) -> None:
+    from metarunlog.execute import CONT_MARK, ExecOptions, Stopper, execute
+
+    exp = make_experiment(project, [{"x": 1}], 'kill -CONT $$; echo "${MRL_CONT_MARK-unset}" > seen')
+    sub = exp.sub_experiments()[0]
+    rec = execute(sub, ExecOptions(stop=Stopper()))
+    assert rec.state is JobState.DONE
+    assert (sub.dir / "seen").read_text() == "unset\n"
+    assert not (sub.dir / CONT_MARK).exists()
