@@ -3,7 +3,8 @@
 Submission groups the selected sub-experiments by their rendered `#SBATCH` options (any
 `run.slurm` string and `--slurm-opt` may be Jinja over the params), packs each group's
 ids `run.slurm.pack` per task, and splits the tasks into arrays below the cluster's
-MaxArraySize (asked once per submission) and `run.slurm.array_limit`. Each array is a
+MaxArraySize and SchedulerParameters' max_array_tasks (asked once per submission) and
+`run.slurm.array_limit`. Each array is a
 script plus its plan in `EXPDIR/.mrl.slurm/` (`submit-NNN.sh`, `submit-NNN.json`: task
 index -> sub-experiment ids, so indices never depend on ids), submitted held (`sbatch
 --parsable --hold`); then the selected sub-experiments are marked `queued` with their
@@ -474,15 +475,29 @@ def _hint(msg: str) -> str:
 
 
 def max_array_size() -> int:
-    """The cluster's MaxArraySize (`scontrol show config`): an array's indices stay below it."""
+    """How many tasks an array may have on this cluster (`scontrol show config`): its
+    MaxArraySize (an array's indices stay below it; 0: arrays disabled), or fewer where
+    SchedulerParameters has `max_array_tasks=N` (a site's limit on the tasks of one array)."""
     proc = _slurm(["scontrol", "show", "config"], "asking Slurm for its configuration")
     if proc.returncode != 0:
         raise SlurmError(f"could not read the Slurm configuration: {_message(proc)}")
+    size, tasks = DEFAULT_MAX_ARRAY_SIZE, 0
     for line in proc.stdout.splitlines():
-        key, _, value = line.partition("=")
-        if key.strip() == "MaxArraySize" and value.strip().isdigit():
+        key, _, value = (part.strip() for part in line.partition("="))
+        if key == "MaxArraySize" and value.isdigit():
+            size = int(value)
+        elif key == "SchedulerParameters":
+            tasks = _max_array_tasks(value)
+    return min(size, tasks) if size > 0 and tasks > 0 else size
+
+
+def _max_array_tasks(scheduler_parameters: str) -> int:
+    """`max_array_tasks=N` of SchedulerParameters (`a=1,max_array_tasks=N,...`), 0 if unset."""
+    for item in scheduler_parameters.split(","):
+        key, _, value = item.partition("=")
+        if key.strip() == "max_array_tasks" and value.strip().isdigit():
             return int(value.strip())
-    return DEFAULT_MAX_ARRAY_SIZE
+    return 0
 
 
 def release(jobs: str | Sequence[str]) -> None:

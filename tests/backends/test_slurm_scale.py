@@ -296,6 +296,22 @@ def test_a_submission_larger_than_max_array_size_is_split_and_status_and_cancel_
 
 
 @on_slurm
+def test_a_cluster_limiting_the_tasks_of_an_array_with_max_array_tasks_gets_arrays_that_fit(project: Path) -> None:
+    # SchedulerParameters=max_array_tasks=3 (a site's limit below MaxArraySize): the one
+    # array of 7 tasks was rejected ("Invalid job array specification") and nothing ran
+    from tests.slurm_cluster import reconfigured
+
+    exp = many(project, 7, "echo {{x}}")
+    with reconfigured(SchedulerParameters="batch_sched_delay=0,max_array_tasks=3"):
+        proc = run_mrl("run", str(exp.id), "--backend", "slurm", "--wait", timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "7 done" in proc.stdout, proc.stdout
+    scripts = sorted((exp.dir / ".mrl.slurm").glob("submit-*.sh"))
+    arrays = [next(ln for ln in p.read_text().splitlines() if "--array" in ln) for p in scripts]
+    assert arrays == ["#SBATCH --array=0-2", "#SBATCH --array=0-2", "#SBATCH --array=0"], arrays
+
+
+@on_slurm
 def test_two_param_groups_with_different_mem_become_two_arrays_with_those_memory_requests(project: Path) -> None:
     exp = make_experiment(
         project,
