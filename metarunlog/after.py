@@ -41,7 +41,8 @@ def steps(exp: Experiment) -> list[str]:
     sources = [raw] if isinstance(raw, str) else list(raw)
     if not all(isinstance(x, str) and x.strip() for x in sources):
         raise MrlError(f"run.after in {where} must be a command or a list of commands")
-    return [render.command_template(x, where, "run.after").render(exp.template_params()) for x in sources]
+    variables = exp.template_params()
+    return [render.command_template(x, where, "run.after").render(variables, only=True) for x in sources]
 
 
 def mrl_pythonpath() -> str:

@@ -489,9 +489,12 @@ class CommandTemplate:
     template: jinja2.Template | None  # None: no Jinja syntax, the source renders as itself
     key: str = "run.command"  # the config key it is (run.after), for messages
 
-    def render(self, variables: Mapping[str, Any], *, sub: str = "", params: Iterable[str] = ()) -> str:
+    def render(
+        self, variables: Mapping[str, Any], *, sub: str = "", params: Iterable[str] = (), only: bool = False
+    ) -> str:
         """The shell text for one sub-experiment (`sub` names it and `params` lists its
-        params in messages); an undefined variable or a failing filter is an MrlError."""
+        params in messages); an undefined variable or a failing filter is an MrlError.
+        `only`: `variables` are all there are (run.after, the experiment's: no params)."""
         if self.template is None:
             return self.source
         try:
@@ -502,7 +505,9 @@ class CommandTemplate:
                 e,
                 lambda _, __: f"{self.key} in {self.where}",
                 context=f" (rendering sub-experiment {sub})" if sub else "",
-                hint=f"the variables are the params ({names}) and {', '.join(COMMAND_BUILTINS)}",
+                hint=f"the variables are {', '.join(sorted(variables))}"
+                if only
+                else f"the variables are the params ({names}) and {', '.join(COMMAND_BUILTINS)}",
             ) from e
 
 

@@ -104,3 +104,19 @@ def test_an_unfinished_record_without_slurm_says_so_and_keeps_its_state(tmp_path
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     seen = observe_after(tmp_path, AfterJob("31", "after-004.sh"))
     assert seen.state is JobState.RUNNING and "could not ask Slurm" in seen.note
+
+
+@pytest.mark.parametrize("name", ["subExpId", "x", "params"])
+def test_an_undefined_variable_in_run_after_names_the_variables_run_after_has(project: Path, name: str) -> None:
+    # run.after is the experiment's, not a sub-experiment's: the message listed subExpId,
+    # subExpNum, subExpDir, resource and params as its variables ("'subExpId' is undefined;
+    # the variables are ... subExpId ...")
+    from tests.backends.contract import make_experiment
+    from tests.helpers.repo import run_mrl
+
+    exp = make_experiment(project, [{"x": 1}], "true", after=f"echo {{{{ {name} }}}}")
+    proc = run_mrl("run", str(exp.id))
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mrl: error: run.after in "), proc.stderr
+    assert lines[0].endswith(f"'{name}' is undefined; the variables are codeDir, expDir, expId"), lines[0]
