@@ -221,8 +221,9 @@ def finder_for(exp: Experiment, basedir: Path | None = None) -> metrics.Finder:
     key = str(basedir)
     if key not in cache:
         settings = metrics.settings(exp.cfg)
-        if basedir is not None:
-            settings = dataclasses.replace(settings, goals={**user_goals(basedir), **settings.goals})
+        if basedir is not None:  # .mrl.cfg's first: the first glob that matches decides (`metrics.goal_of`)
+            theirs = {k: v for k, v in user_goals(basedir).items() if k not in settings.goals}
+            settings = dataclasses.replace(settings, goals={**settings.goals, **theirs})
         cache[key] = metrics.Finder(settings)
     return cache[key]  # type: ignore[no-any-return]
 

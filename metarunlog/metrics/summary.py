@@ -44,15 +44,19 @@ _WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z0-9]+(?![a-z])")
 def goal_of(name: str, goals: Mapping[str, str] | None = None) -> str | None:
     """`"min"`, `"max"` or None (unknown) for a metric name.
 
-    `goals` (`metric_goals`: a name or a glob -> goal) decides first. Then the name's words:
+    `goals` (`metric_goals`: a name or a glob -> goal) decides first: the name itself, else
+    the first glob that matches it. Then the name's words:
     a word that is loss/err/mse/perplexity/time/... (minimised) or acc/f1/bleu/score/...
     (maximised), then a word that starts so (`error`, `accuracy`), then any part of the
     name (`logloss`); at each of these the lower-is-better words win a tie (`top1_err`).
     So `distill_acc` is an accuracy (its `dist` is inside a word) and `timestep_reward` a
     reward, while `time_to_acc` stays a time.
     """
-    for pattern, goal in (goals or {}).items():
-        if pattern == name or fnmatch.fnmatchcase(name, pattern):
+    goals = goals or {}
+    if name in goals:  # the name itself beats any glob that also matches it ("*_loss" and "val_loss")
+        return goals[name]
+    for pattern, goal in goals.items():
+        if fnmatch.fnmatchcase(name, pattern):
             return goal
     base = name.removeprefix("metric.")
     words = [w.lower() for w in _WORDS.findall(base)]

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from metarunlog import plugins, results
+from metarunlog import metrics, plugins, results
 from metarunlog.experiment import Experiment
 from metarunlog.report import decide, registry
 from metarunlog.report.functions import UserFunction, call_function
@@ -63,7 +63,11 @@ def build_report(
     rep.goals = column_goals(tab, results.finder_for(exp, basedir).settings.goals)
     rep.varying = results.varying_params(subs)
     rep.axes = decide.axes(subs, rep.varying, tab.repeat_params)
-    rep.primary, warning = decide.primary_metric(tab, exp.cfg["report"].get("primary_metric"), rep.goals)
+    wanted = exp.cfg["report"].get("primary_metric")
+    rep.primary, warning = decide.primary_metric(tab, wanted, rep.goals)
+    if rep.primary is not None:
+        goals = metrics.settings(exp.cfg).goals
+        rep.basis = decide.basis(rep.primary, wanted, goals, _own_cfg(exp), results.user_goals(basedir), exp.name)
     rep.warnings += [warning] if warning else []
     rep.warnings += reader_warnings
     rep.logged = reader_warnings
@@ -75,6 +79,17 @@ def build_report(
     for res in subs:
         res.curves = None  # drawn by now; free the memory before the page is assembled
     return rep
+
+
+def _own_cfg(exp: Experiment) -> dict[str, Any]:
+    """The experiment's own `EXPDIR/.mrl.cfg` ({} without one; `exp.cfg` has read it already)."""
+    from metarunlog.config import CFG_NAME, read_cfg_file
+    from metarunlog.errors import MrlError
+
+    try:
+        return read_cfg_file(exp.dir / CFG_NAME) if (exp.dir / CFG_NAME).is_file() else {}
+    except MrlError:
+        return {}
 
 
 def _section_context(section: registry.Section, rep: Report) -> dict[str, Any] | None:

@@ -67,6 +67,38 @@ def primary_metric(tab: Table, wanted: str | None, goals: dict[str, str]) -> tup
     return Primary(col.removeprefix(results.METRIC_PREFIX), col, goals.get(col)), warning
 
 
+def basis(primary: Primary, wanted: str | None, cfg_goals: dict[str, str], own: dict[str, Any],
+          user_goals: dict[str, str], exp_name: str) -> str:  # fmt: skip
+    """Where the primary metric and its goal came from, in words (`chosen by
+    report.primary_metric in .mrl.cfg; its goal by metric_goals in mrl_analyze.py`). Both are
+    read when the report is made, never pinned (docs/analyze.md): a changed `.mrl.cfg`
+    re-ranks an experiment's next report, and the page says by what. `own`: the
+    experiment's own `EXPDIR/.mrl.cfg`, which overrides the project's."""
+    own_goals = {**dict(own.get("metric_goals") or {}), **dict((own.get("metrics") or {}).get("metric_goals") or {})}
+    where = {True: f"{exp_name}/.mrl.cfg", False: ".mrl.cfg"}
+    if wanted and primary.name == wanted:
+        chosen = f"report.primary_metric in {where['primary_metric' in (own.get('report') or {})]}"
+    else:
+        unset = f"report.primary_metric {wanted!r} is in no run" if wanted else "report.primary_metric is not set"
+        first = "the first metric with a goal" if primary.goal else "the first metric (none has a known goal)"
+        chosen = f"{first} ({unset})"
+    if primary.goal is None:
+        return f"chosen by {chosen}"
+    if _matches(primary.name, cfg_goals):
+        goal = f"metric_goals in {where[_matches(primary.name, own_goals)]}"
+    elif _matches(primary.name, user_goals):
+        goal = "metric_goals in mrl_analyze.py"
+    else:
+        goal = "its name"
+    return f"chosen by {chosen}; its goal by {goal}"
+
+
+def _matches(name: str, goals: dict[str, str]) -> bool:
+    import fnmatch
+
+    return name in goals or any(fnmatch.fnmatchcase(name, p) for p in goals)
+
+
 def _value(row: dict[str, Any], col: str) -> float | None:
     v = row.get(col)
     return results.as_float(v) if v is not None and results.is_number(v) and v == v else None  # v == v: not NaN

@@ -58,6 +58,7 @@ class Report:
     errors: list[str] = field(default_factory=list)
     models: dict[str, Any] = field(default_factory=dict)  # key -> bokeh model
     goals: dict[str, str] = field(default_factory=dict)  # metric column -> "min" | "max"
+    basis: str = ""  # where the primary metric and its goal came from (`decide.basis`)
     varying: list[str] = field(default_factory=list)  # the params that differ between runs
     axes: Axes = field(default_factory=lambda: Axes([], [], []))  # factors, repeat axes, combinations
     primary: Primary | None = None  # the metric the summary and effects rank runs by

@@ -72,6 +72,7 @@ def context(rep: Report) -> dict[str, Any]:
     return {
         "summary_primary": rep.primary,
         "summary_goal": GOAL_TEXT.get(rep.primary.goal or "", "") if rep.primary else "",
+        "summary_basis": rep.basis,
         "summary_by_best": by_best,
         "summary_by_final": by_final if by_final and (not by_best or by_final.name != by_best.name) else None,
         "summary_final_same": bool(by_best and by_final and by_final.name == by_best.name),

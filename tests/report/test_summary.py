@@ -252,3 +252,57 @@ def test_a_heatmap_is_wide_enough_for_its_title(project: Path) -> None:
     heat = next(m for k, m in rep.models.items() if k.startswith("heatmap"))
     assert heat.title.text == "loss (best over training, mean) over learning-rate x model.dropout"
     assert heat.width >= 8 * len(heat.title.text) + 40
+
+
+def test_the_summary_says_what_chose_the_primary_metric_and_its_goal_so_a_changed_cfg_reranks_nothing_silently(
+    project: Path,
+) -> None:
+    # report.primary_metric and metric_goals are read when the report is made (not pinned):
+    # changing .mrl.cfg re-ranked an old experiment's next report with no word of why
+    import json
+
+    subs = [
+        {"params": {"lr": lr}, "status": done(), "jsonl": [{"step": 0, "val_loss": loss, "val_acc": acc}]}
+        for lr, loss, acc in ((0.1, 0.5, 0.9), (0.01, 0.25, 0.7))
+    ]
+    exp = make_exp(project, subs)
+
+    def primary() -> str:
+        res = run_mrl("analyze", str(exp.id), cwd=project)
+        assert res.returncode == 0, res.stderr
+        summary = text(section((exp.dir / "analysis" / "index.html").read_text(), "summary"))
+        return summary.split("Best over")[0].replace(" , ", ", ")  # text() spaces out the tags
+
+    assert "Primary metric: val_loss (lower is better), chosen by the first metric with a goal " in primary()
+    assert "(report.primary_metric is not set); its goal by its name" in primary()
+    set_cfg(project, report={"primary_metric": "val_acc"})
+    said = "val_acc (higher is better), chosen by report.primary_metric in .mrl.cfg; its goal by its name"
+    assert said in primary()
+    own = {"report": {"primary_metric": "val_loss"}, "metric_goals": {"val_*": "max"}}
+    (exp.dir / ".mrl.cfg").write_text(json.dumps(own))  # the experiment's own overrides
+    said = f"val_loss (higher is better), chosen by report.primary_metric in {exp.name}/.mrl.cfg; "
+    assert said + f"its goal by metric_goals in {exp.name}/.mrl.cfg" in primary()
+    (exp.dir / ".mrl.cfg").unlink()
+    (project / "mrl_analyze.py").write_text('metric_goals = {"val_acc": "min"}\n')
+    said = "val_acc (lower is better), chosen by report.primary_metric in .mrl.cfg; "
+    assert said + "its goal by metric_goals in mrl_analyze.py" in primary()
+
+
+def test_metric_goals_of_mrl_cfg_win_over_mrl_analyze_py_s_and_a_name_over_a_glob(project: Path) -> None:
+    # the merged goals put mrl_analyze.py's first, and the first glob matching won: its
+    # "val_*": "max" beat .mrl.cfg's "val_loss": "min" (docs: .mrl.cfg's win)
+    import json
+
+    from metarunlog.metrics import goal_of
+
+    assert goal_of("val_loss", {"*_loss": "max", "val_loss": "min"}) == "min"
+    subs = [
+        {"params": {"lr": lr}, "status": done(), "jsonl": [{"step": s, "val_loss": v} for s, v in enumerate(vals)]}
+        for lr, vals in ((0.1, (0.5, 0.2, 0.9)), (0.01, (0.4, 0.3, 0.35)))
+    ]
+    make_exp(project, subs)
+    (project / "mrl_analyze.py").write_text('metric_goals = {"val_*": "max"}\n')
+    set_cfg(project, metric_goals={"val_loss": "min"})
+    res = run_mrl("table", "--summary", "best", "--json", cwd=project)
+    assert res.returncode == 0, res.stderr
+    assert [(r["val_loss"], r["val_loss_step"]) for r in json.loads(res.stdout)] == [(0.2, 1), (0.3, 1)]
