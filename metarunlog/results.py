@@ -392,7 +392,7 @@ def unrecorded_states(
     for res, job in picked:
         if job in gap:
             res.state, res.unrecorded, res.note = JobState.RUNNING, gap[job], job.message
-            then = "mrl cancel stops it" if gap[job].proven else "mrl cannot prove it is that run's: stop it yourself"
+            then = "mrl cancel stops it" if gap[job].proven else "if it is that run's step, stop it yourself"
             _warn(f"{exp.name}/{res.name} is running: {job.message} ({then})", warnings)
 
 
