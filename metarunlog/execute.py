@@ -35,7 +35,7 @@ from typing import Any
 
 from metarunlog import jsonio, ownership, render
 from metarunlog.backends.registry import DEFAULT
-from metarunlog.errors import MrlError
+from metarunlog.errors import CorruptRecord, MrlError
 from metarunlog.experiment import ATTEMPTS, CODE, DONE_MARK, LOG, Experiment, SubExperiment
 from metarunlog.locks import RUN_LOCK, Locked, run_lock
 from metarunlog.procs import (
@@ -931,7 +931,7 @@ def drop_stale_done_marker(exp: Experiment) -> bool:
     try:
         text = jsonio.read_bytes(mark).decode("ascii").strip()
         datetime.datetime.fromisoformat(text)
-    except (OSError, ValueError):  # gone, unreadable, or not a time: not ours to judge
+    except (OSError, ValueError, CorruptRecord):  # gone, unreadable, no file, or not a time: not ours to judge
         return False
     subs = exp.sub_experiments()
     if subs and all(_recorded_done(s) for s in subs):
@@ -957,6 +957,8 @@ def log_tail(sub: SubExperiment, lines: int = 20) -> list[str]:
     Only a plain file's: a FIFO left there would block the reader for good, a device never ends."""
     from metarunlog.fmt import cut_line
 
+    if jsonio.special_kind(sub.log_path):  # a FIFO made there: opening it would wait for a writer
+        return []
     try:
         fd = os.open(sub.log_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:

@@ -306,11 +306,15 @@ def read_bytes(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
     `open()` costs an fstat, an ioctl and two lseeks more per file, and runners read
     several small files per job). Over `limit` bytes: RecordTooLarge (`too_large`), having
     read at most `limit` + 64 KiB of it (a file whose size says less, as in /proc, or one
-    growing while read, is stopped there too)."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    growing while read, is stopped there too). Not a plain file (a folder, a FIFO, a device):
+    CorruptRecord, unread (O_NONBLOCK: opening a FIFO does not wait for a writer)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
-        if limit is not None and (size := os.fstat(fd).st_size) > limit:
-            raise too_large(path, size, limit)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise not_a_file(path, st.st_mode)
+        if limit is not None and st.st_size > limit:
+            raise too_large(path, st.st_size, limit)
         chunks, total = [], 0
         while chunk := os.read(fd, 65536):
             chunks.append(chunk)
@@ -322,6 +326,12 @@ def read_bytes(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
         raise_named(e, os.fspath(path))
     finally:
         os.close(fd)
+
+
+def not_a_file(path: str | os.PathLike[str], mode: int) -> CorruptRecord:
+    """The one line for a record that is a folder, a FIFO or a device (symlinks followed)."""
+    kind = "folder" if stat.S_ISDIR(mode) else _SPECIAL.get(stat.S_IFMT(mode), "special file")
+    return CorruptRecord(f"{os.fsdecode(path)} is not a plain file but a {kind} (not one mrl wrote): move or remove it")
 
 
 def read_json_or(path: str | os.PathLike[str], default: Any) -> Any:

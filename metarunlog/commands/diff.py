@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metarunlog import config, git, results
+from metarunlog import config, git, jsonio, results
 from metarunlog.config import CFG_NAME as CFG_OVERRIDE
 from metarunlog.errors import MrlError
 from metarunlog.experiment import DIFF, Experiment, SubExperiment, is_id
@@ -282,6 +282,8 @@ def _code(project: Project, a: Side, b: Side, d: Diff, *, full: bool) -> None:
 
 
 def _read(path: Path) -> str | None:
+    if jsonio.special_kind(path):  # a FIFO: reading it would wait for a writer
+        return None
     try:
         return path.read_text(encoding="utf-8", errors="replace")
     except (FileNotFoundError, NotADirectoryError):

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from metarunlog.jsonio import special_kind
 from metarunlog.metrics.base import Reader, Settings
 from metarunlog.metrics.csvfiles import complete_lines, parse_value
 from metarunlog.metrics.registry import register
@@ -51,6 +52,8 @@ class LogPatternReader(Reader):
 def iter_matches(path: Path, patterns: list[re.Pattern[str]], *, ended: bool = False) -> Iterator[dict[str, Any]]:
     """One row per match (its named groups), in file order: line by line, pattern by pattern.
     A last line without its line end is matched only once its writer has `ended`."""
+    if special_kind(path):  # a FIFO: reading it would wait for a writer
+        return
     try:
         f = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 (closed below)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):

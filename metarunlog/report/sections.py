@@ -10,6 +10,7 @@ from typing import Any
 
 from markupsafe import Markup
 
+from metarunlog import jsonio
 from metarunlog.experiment import DIFF, Experiment
 from metarunlog.report import effects, plots, subexps, summary, table
 from metarunlog.report.functions import markdown_html
@@ -46,6 +47,8 @@ _PLAIN_HEADING = re.compile(r"\A#[ ]+([A-Za-z0-9.,:=+()/-]+(?:[ ]+[A-Za-z0-9.,:=
 
 def notes_html(exp: Experiment) -> Markup:
     """The notes file as HTML: the user's own markdown, rendered (not escaped)."""
+    if jsonio.special_kind(exp.note_path):  # a FIFO: reading it would wait for a writer
+        return Markup("")
     try:
         text = exp.note_path.read_text(encoding="utf-8", errors="replace")
     except (FileNotFoundError, IsADirectoryError):

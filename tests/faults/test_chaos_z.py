@@ -9,9 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.backends.contract import make_experiment
 from tests.helpers.processes import wait_for
-from tests.helpers.repo import GIT_ENV, REPO_ROOT, run_mrl
+from tests.helpers.repo import GIT_ENV, REPO_ROOT, commit_all, run_mrl, set_cfg
 
 
 def test_a_job_mrl_could_not_record_is_not_counted_done_in_the_summary(project: Path, tmp_path: Path) -> None:
@@ -55,3 +57,47 @@ def test_a_step_that_removes_its_records_is_never_started_again_beside_itself(pr
     assert "skipping 1 running or queued elsewhere (001)" in again.stdout, again.stdout
     # (the first run, finding its .mrl.lock gone, takes the folder for one made again: a9686e7)
     assert first.returncode in (0, 1) and "Traceback" not in err, out + err
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "device"])
+@pytest.mark.parametrize("record", ["001/.mrl", "001/.mrl.status", ".mrl.done"])
+def test_a_record_that_is_no_plain_file_is_one_error_line_never_a_traceback_or_a_hang(
+    project: Path, kind: str, record: str
+) -> None:
+    # before: a folder was an IsADirectoryError traceback ("internal error", exit 3), a FIFO
+    # blocked every reader for good (open() waits for a writer), /dev/zero read without end
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "echo ran")
+    assert run_mrl("run", cwd=project).returncode == 0
+    path = exp.dir / record
+    path.unlink()
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    for args in (["status"], ["table"], ["info", "1/1"], ["run", "--force"]):
+        proc = run_mrl(*args, cwd=project, timeout=60)
+        assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, (args, proc.stderr)
+        errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("mrl: error:")]
+        assert len(errors) <= 1, (args, proc.stderr)
+        if errors:
+            said = ("not a plain file", "a folder stands where mrl keeps a file")
+            assert str(path) in errors[0] and any(s in errors[0] for s in said), (args, errors)
+
+
+@pytest.mark.parametrize(
+    ("fifo", "args"),
+    [("001/run.log", ["analyze"]), (".mrl.note", ["analyze"]), ("001/conf.lua", ["diff", "1/1", "1/2"])],
+)
+def test_a_fifo_in_place_of_a_file_mrl_reads_never_hangs_a_reader(project: Path, fifo: str, args: list[str]) -> None:
+    # before: open() of the FIFO waited for a writer that never came: the command hung
+    set_cfg(project, run={"command": "echo ran"})
+    commit_all(project, "run block")
+    for step in (["new", "fifo"], ["makebatch"], ["run"]):
+        assert run_mrl(*step, cwd=project).returncode == 0
+    path = project / "output" / "0001" / fifo
+    path.unlink()
+    os.mkfifo(path)
+    proc = run_mrl(*args, cwd=project, timeout=60)
+    assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr
