@@ -306,13 +306,13 @@ def read_bytes(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
     `open()` costs an fstat, an ioctl and two lseeks more per file, and runners read
     several small files per job). Over `limit` bytes: RecordTooLarge (`too_large`), having
     read at most `limit` + 64 KiB of it (a file whose size says less, as in /proc, or one
-    growing while read, is stopped there too). Not a plain file (a folder, a FIFO, a device):
-    CorruptRecord, unread (O_NONBLOCK: opening a FIFO does not wait for a writer)."""
+    growing while read, is stopped there too). A FIFO, socket or device: CorruptRecord,
+    unread (O_NONBLOCK: opening a FIFO does not wait for a writer); a folder: EISDIR."""
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise not_a_file(path, st.st_mode)
+        if (kind := _SPECIAL.get(stat.S_IFMT(st.st_mode))) is not None:
+            raise not_a_file(path, kind)
         if limit is not None and st.st_size > limit:
             raise too_large(path, st.st_size, limit)
         chunks, total = [], 0
@@ -328,9 +328,8 @@ def read_bytes(path: str | os.PathLike[str], limit: int | None = None) -> bytes:
         os.close(fd)
 
 
-def not_a_file(path: str | os.PathLike[str], mode: int) -> CorruptRecord:
-    """The one line for a record that is a folder, a FIFO or a device (symlinks followed)."""
-    kind = "folder" if stat.S_ISDIR(mode) else _SPECIAL.get(stat.S_IFMT(mode), "special file")
+def not_a_file(path: str | os.PathLike[str], kind: str) -> CorruptRecord:
+    """The one line for a record that is a FIFO, a socket or a device (symlinks followed)."""
     return CorruptRecord(f"{os.fsdecode(path)} is not a plain file but a {kind} (not one mrl wrote): move or remove it")
 
 
