@@ -150,6 +150,12 @@ class RunnerClaim:
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
 
+    def serve(self) -> None:
+        """This run takes up cancel requests from now on (`serving`): `mrl cancel` waits
+        for its answer from this moment, however long its plan and submit took."""
+        with contextlib.suppress(OSError):
+            jsonio.write_text(self.path.parent / f"{self.stem}.serving", jsonio.now() + "\n", durable=False)
+
     def touch(self) -> None:
         """The heartbeat: another host tells a live runner from a crashed one by the mtime."""
         with contextlib.suppress(OSError):
@@ -442,6 +448,16 @@ def planned(claim: Claim) -> bool:
     cancel request yet, and `runner_jobs` knows none of its jobs."""
     assert claim.path is not None
     return claim.path.with_suffix(".jobs").exists()
+
+
+def serving(claim: Claim) -> bool:
+    """Whether the runner of `claim` takes up cancel requests yet (`RunnerClaim.serve`). A
+    runner of an mrl that wrote no such file (its claim lacks STEPS_NAMED, of the same
+    version) is taken to serve once it planned, as that mrl did."""
+    assert claim.path is not None
+    if claim.extra.get(STEPS_NAMED) != RUNNER_VAR:
+        return planned(claim)
+    return claim.path.with_suffix(".serving").exists()
 
 
 def request_cancel(claim: Claim, ids: set[int]) -> Path:

@@ -173,7 +173,8 @@ def _ask_runners(exp: Experiment, ids: set[int]) -> dict[int, str]:
         mine = ownership.runner_jobs(claim) & ids if planned else ids
         if mine:
             now = time.monotonic()
-            asked[ownership.request_cancel(claim, mine)] = _Asked(claim, now, now if planned else None)
+            serving = ownership.serving(claim)
+            asked[ownership.request_cancel(claim, mine)] = _Asked(claim, now, now if serving else None)
     cancelled: dict[int, str] = {}
     while asked:
         for request, a in list(asked.items()):
@@ -192,26 +193,29 @@ def _ask_runners(exp: Experiment, ids: set[int]) -> dict[int, str]:
 
 @dataclass
 class _Asked:
-    """A request to a runner: when it was made, and when that runner was first seen planned."""
+    """A request to a runner: when it was made, and when that runner was first seen serving
+    requests (`ownership.serving`: it has planned and submitted)."""
 
     claim: Claim
     at: float
-    planned_at: float | None
+    served_at: float | None
 
 
 def _still_waiting(request: Path, a: _Asked) -> bool:
-    """While its runner lives: while it plans (up to TAKEN_WAIT_S), then as `_worth_waiting`
-    says, counting from when it had planned."""
+    """While its runner lives: while it plans and submits (up to TAKEN_WAIT_S: until it
+    serves requests, `ownership.serving`), then as `_worth_waiting` says, counting from
+    when it served (a submit that took seconds on a loaded machine ate the time it had to
+    answer, and the cancel said "nothing is running" of what it went on to run)."""
     from metarunlog import ownership
 
     if not ownership.runner_alive(a.claim):
         return request.with_suffix(".done").exists()  # gone: its answer may have come last
     now = time.monotonic()
-    if a.planned_at is None:
-        if not ownership.planned(a.claim):
+    if a.served_at is None:
+        if not ownership.serving(a.claim):
             return now - a.at < TAKEN_WAIT_S
-        a.planned_at = now
-    return _worth_waiting(request, a.claim, now - a.planned_at)
+        a.served_at = now
+    return _worth_waiting(request, a.claim, now - a.served_at)
 
 
 def _worth_waiting(request: Path, claim: Claim, waited: float) -> bool:

@@ -33,6 +33,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from metarunlog import ownership, plugins
@@ -402,6 +403,12 @@ def run(
     t0 = time.monotonic()
     if claim is not None:
         claim.set_jobs([j.id for j in jobs])
+    # What `mrl cancel` asked while this run planned is taken now (it then waits while this
+    # run lives) and applied once the jobs are submitted: a submit that takes seconds (a
+    # loaded machine, a scheduler) made it give up and say "nothing is running" of them.
+    cancels = _Cancels(backend, jobs, claim)
+    if backend.waits:  # (one that returns once queued answers none: `mrl cancel` stops them itself)
+        cancels.take()
     _clear_done_mark(exp)
     # A backend from outside mrl may leave a job alone (never run it) and let its record,
     # an earlier run's, speak for it: each record as planned tells (see `_never_ran`).
@@ -428,7 +435,6 @@ def run(
             after_submitted=backend.submits_after,
         )
     progress = _progress(exp, jobs, backend, backend_name) if show else None
-    cancels = _Cancels(backend, jobs, claim)
     try:
         _wait_all(backend, jobs, progress, cancels, name=backend_name, planned=planned, left_alone=left_alone)
     except KeyboardInterrupt:
@@ -471,11 +477,24 @@ class _Cancels:
     cancelled: set[int] = field(default_factory=set)
     unstarted: set[int] = field(default_factory=set)  # cancelled while queued: they never ran
     all_cancelled: bool = False
+    taken: list[tuple[Path, set[int]]] = field(default_factory=list)  # taken by `take`, not applied yet
+    serving: bool = False  # the claim says this run answers requests (`RunnerClaim.serve`)
+
+    def take(self) -> None:
+        """Take the requests waiting now (`mrl cancel` then waits for the answer while this
+        run lives); `apply` answers them."""
+        if self.claim is not None:
+            self.taken += self.claim.take_requests()
 
     def apply(self) -> None:
         if self.claim is None:
             return
-        for request, ids in self.claim.take_requests():
+        if not self.serving:  # from now on `mrl cancel` counts the time this run takes to answer
+            self.claim.serve()
+            self.serving = True
+        self.take()
+        requests, self.taken = self.taken, []
+        for request, ids in requests:
             hit = [j for j in self.jobs if j.id in ids and not _ended(j)]
             self.unstarted |= {j.id for j in hit if j.state is JobState.QUEUED}
             self.backend.cancel(hit)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -250,6 +251,59 @@ def test_cancel_of_a_runner_still_planning_reaches_it_when_it_starts(project: Pa
     r_out, r_err = runner.communicate(timeout=60)
     assert runner.returncode == 130, r_out + r_err
     assert {s["state"] for s in statuses(exp_dir).values()} <= {"cancelled"}
+
+
+SLOW_SUBMIT = """
+import time
+
+from metarunlog.backends.local import LocalBackend
+from metarunlog.backends.registry import BackendSpec, register
+
+
+class Slow(LocalBackend):
+    name = "slow"
+
+    def submit(self, jobs):
+        time.sleep(7)  # a loaded machine, a scheduler: past RUNNER_ANSWER_S after the plan
+        super().submit(jobs)
+
+
+register(BackendSpec("slow", "mrl_slow:Slow", liveness=True))
+"""
+
+
+def test_a_cancel_made_while_the_runner_plans_reaches_it_however_long_its_submit_takes(
+    project: Path, tmp_path: Path
+) -> None:
+    # before: `mrl cancel` gave the runner 5 s from its plan to take the request; a submit
+    # slower than that (the plan's last step before it looks) made it give up, say "nothing
+    # is running or queued" (exit 0), and the runner then ran them all
+    from metarunlog.commands.cancel import RUNNER_ANSWER_S
+    from tests.helpers.repo import GIT_ENV, REPO_ROOT, run_mrl
+
+    assert RUNNER_ANSWER_S < 7
+    exp = make_experiment(project, [{"x": i} for i in range(1, 4)], "echo ran > ran.txt")
+    (tmp_path / "mrl_slow.py").write_text(SLOW_SUBMIT)
+    env = {**os.environ, **GIT_ENV, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(tmp_path)])}
+    code = "import mrl_slow; from metarunlog.main import main; raise SystemExit(main())"
+    runner = subprocess.Popen(
+        [sys.executable, "-c", code, "run", "--backend", "slow"],
+        cwd=project,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for(lambda: any((exp.dir / ".mrl.owners").glob("*.jobs")), 60, "the runner's plan")
+        cancel = run_mrl("cancel", cwd=project)
+    finally:
+        out, err = runner.communicate(timeout=120)
+    assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+    assert cancel.stdout.splitlines() == ["001: cancelled", "002: cancelled", "003: cancelled"], cancel.stdout
+    assert runner.returncode == 130, out + err
+    assert {s["state"] for s in statuses(exp.dir).values()} == {"cancelled"}
+    assert not list(exp.dir.glob("*/ran.txt"))
 
 
 def test_status_and_cancel_see_a_step_its_runner_was_killed_before_recording(project: Path) -> None:
