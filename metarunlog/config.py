@@ -372,6 +372,9 @@ def _check_formats(data: Mapping[str, Any], path: Path) -> None:
 # EXPDIR): an absolute path or `..` would make mrl write outside the project.
 _INSIDE = {"note_fn": "a file", "analysis_outdir": "a folder", "analysis_outfn": "a file"}
 _ONE_FOLDER = ("singleExpFormat", "subExpFormat")
+# ... and files mrl writes into a folder it makes: a subfolder of it would not exist (and the
+# report's images are beside it, by name)
+_ONE_FILE = {"note_fn": "the experiment folder", "analysis_outfn": "analysis_outdir"}
 
 
 def _check_paths(data: Mapping[str, Any], path: Path) -> None:
@@ -388,6 +391,12 @@ def _check_paths(data: Mapping[str, Any], path: Path) -> None:
             raise ConfigError(
                 f"{path}: key '{key}' ({value!r}) must be {what} inside the experiment folder: a relative "
                 f"path without '..' (like '{DEFAULTS[key]}')"
+            )
+    for key, where in _ONE_FILE.items():
+        value = data.get(key)
+        if isinstance(value, str) and "/" in value:
+            raise ConfigError(
+                f"{path}: key '{key}' ({value!r}) must be one file name in {where}, like '{DEFAULTS[key]}' (no '/')"
             )
     for key in _ONE_FOLDER:
         fmt = data.get(key)

@@ -131,6 +131,21 @@ def test_a_configured_path_leaving_the_project_is_refused(project: Path, key: st
     assert not Path("/tmp/mrl-outside-1").exists()
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "command"), [("note_fn", "notes/n.md", "new"), ("analysis_outfn", "a/b.html", "analyze")]
+)
+def test_a_configured_file_name_in_a_subfolder_is_refused_not_an_internal_error(
+    project: Path, key: str, value: str, command: str
+) -> None:
+    # before: FileNotFoundError tracebacks (exit 3): `mrl new` wrote the note into a folder
+    # it never made, `mrl analyze` the report likewise
+    assert run_mrl("new", "x", cwd=project).returncode == 0
+    set_cfg(project, **{key: value})
+    commit_all(project, key)
+    _one_error_line(run_mrl(command, cwd=project), f"'{key}'", "one file name")
+    assert [p.name for p in (project / "output").iterdir() if p.name.isdigit()] == ["0001"]
+
+
 def test_a_null_resource_is_refused_not_cuda_visible_devices_none(project: Path) -> None:
     set_cfg(project, run={"command": "echo $CUDA_VISIBLE_DEVICES > gpu.txt", "resources": [None]})
     _one_error_line(run_mrl("ls", cwd=project), "'run.resources'", "null")
