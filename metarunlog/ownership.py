@@ -19,6 +19,7 @@ makebatch either finished before a runner planned, or sees the runner's claim.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import time
@@ -178,7 +179,10 @@ class RunnerClaim:
 def write_claim(exp: Experiment, claim: Claim, name: str) -> Path:
     """Write `claim` as `EXPDIR/.mrl.owners/<name>.json` (for a backend's own claims)."""
     folder = exp.dir / OWNERS
-    folder.mkdir(exist_ok=True)
+    try:
+        folder.mkdir(exist_ok=True)
+    except FileExistsError:  # a file of that name (made by hand): one line naming it, not a traceback
+        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder)) from None
     path = folder / f"{name}.json"
     jsonio.write_json(path, claim.to_json())
     return path

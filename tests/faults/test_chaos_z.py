@@ -101,3 +101,14 @@ def test_a_fifo_in_place_of_a_file_mrl_reads_never_hangs_a_reader(project: Path,
     os.mkfifo(path)
     proc = run_mrl(*args, cwd=project, timeout=60)
     assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_file_in_place_of_the_owners_folder_is_one_error_line(project: Path) -> None:
+    # before: `mkdir(exist_ok=True)` raised FileExistsError: a traceback, "internal error", exit 3
+    exp = make_experiment(project, [{"x": 1}], "echo ran")
+    (exp.dir / ".mrl.owners").write_text("")
+    proc = run_mrl("run", cwd=project)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    line = proc.stderr.strip()
+    assert line.startswith("mrl: error: not a directory: ") and str(exp.dir / ".mrl.owners") in line, line
+    assert "a file stands where mrl keeps a folder" in line and len(line.splitlines()) == 1, line

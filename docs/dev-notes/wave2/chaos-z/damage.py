@@ -185,6 +185,7 @@ def main() -> int:
     ap.add_argument("--mrl-python", default="/tmp/chaos-z-venv/bin/python")
     ap.add_argument("--only", default="")
     ap.add_argument("--commands", default="", help="comma-separated command names to keep")
+    ap.add_argument("--timeout", type=float, default=20, help="seconds before a command counts as hung")
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="chaos-z-damage-"))
@@ -209,9 +210,9 @@ def main() -> int:
                 outside.write_text(OUTSIDE_TEXT)
                 apply(base, target, damage, outside)
                 try:
-                    p = mrl(a.mrl_python, base, *args, timeout=60)
+                    p = mrl(a.mrl_python, base, *args, timeout=a.timeout)
                 except subprocess.TimeoutExpired:
-                    print(f"FAULT {case} mrl {' '.join(args)}: hung (60 s)", flush=True)
+                    print(f"FAULT {case} mrl {' '.join(args)}: hung ({a.timeout:.0f} s)", flush=True)
                     faults += 1
                     continue
                 bad = []
