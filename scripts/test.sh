@@ -3,14 +3,14 @@
 #   bash scripts/test.sh [pytest args...]
 # Installs (when missing): Debian's chromium (report tests in a real headless browser),
 # munge + slurmctld + slurmd + slurm-client (a real single-node Slurm, via
-# scripts/slurm-up.sh), rsync, git; then `pip install -e ".[test]"`.
+# scripts/slurm-up.sh), rsync, git, git-lfs (snapshots of LFS-tracked files); then `pip install -e ".[test]"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 
-apt_pkgs="git chromium rsync"
+apt_pkgs="git git-lfs chromium rsync"
 missing=""
 for p in $apt_pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
