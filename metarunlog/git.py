@@ -176,8 +176,10 @@ def _dead_owner(name: str, tag: str) -> bool:
     from metarunlog import procs
 
     pid = int(m[1])
-    alive = procs.pid_alive(pid) and (procs.start_id(pid) or "").replace("-", "") == f"{boot}:{m[2]}"
-    return not alive
+    if not procs.pid_alive(pid):
+        return True
+    start = procs.start_id(pid)  # None: a live pid whose start cannot be read is not proven another
+    return start is not None and start.replace("-", "") != f"{boot}:{m[2]}"
 
 
 def _ours(path: Path) -> bool:

@@ -224,3 +224,30 @@ def test_a_killed_mrl_news_temp_index_folder_is_removed_by_the_next_and_never_a_
     (tmp / reused).mkdir()  # `mrl verify` removes them too
     assert run_mrl("verify", cwd=project).returncode == 0
     assert _index_temps(tmp) == kept
+
+
+def test_a_live_makers_temp_index_folder_stays_when_its_start_time_cannot_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A live pid whose /proc/PID/stat cannot be read (hidepid, EMFILE) is not proven dead:
+    # its folder may be a running mrl's git index. Before, an unreadable start time read as
+    # "another process now" and the live maker's folder was removed.
+    from metarunlog import git as mrl_git
+    from metarunlog import procs
+
+    child = subprocess.Popen(["sleep", "60"])  # a live maker: started by this test
+    try:
+        start = procs.start_id(child.pid)
+        assert start is not None
+        boot, _, ticks = start.replace("-", "").partition(":")
+        pidns = os.stat(f"/proc/{child.pid}/ns/pid").st_ino
+        name = f"mrl-index-{child.pid}-{ticks}-{boot}-{pidns}-live0001"
+        (tmp_path / name).mkdir()
+        real = procs.start_id
+        monkeypatch.setattr(procs, "start_id", lambda pid: None if pid == child.pid else real(pid))
+        mrl_git.remove_dead_temps.cache_clear()
+        assert mrl_git.remove_dead_temps(tmp_path) == []
+        assert (tmp_path / name).is_dir()
+    finally:
+        child.kill()
+        child.wait()
