@@ -151,7 +151,8 @@ def drop_stdout() -> None:
 
 def environment_message(e: OSError) -> str:
     """`<strerror>: <path> (<what to do>)` for an OSError the environment caused."""
-    paths = [p for p in (e.filename, e.filename2) if p is not None]
+    # (a descriptor is no path: open(fd) of a folder's raises IsADirectoryError naming 3)
+    paths = [p for p in (e.filename, e.filename2) if isinstance(p, (str, bytes, os.PathLike))]
     where = " -> ".join(os.fsdecode(p) for p in paths)
     text = e.strerror or str(e)
     hint = ENVIRONMENT_ERRNOS.get(e.errno or 0, "")

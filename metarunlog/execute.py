@@ -957,15 +957,14 @@ def log_tail(sub: SubExperiment, lines: int = 20) -> list[str]:
     Only a plain file's: a FIFO left there would block the reader for good, a device never ends."""
     from metarunlog.fmt import cut_line
 
-    if jsonio.special_kind(sub.log_path):  # a FIFO made there: opening it would wait for a writer
-        return []
     try:
         fd = os.open(sub.log_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return []
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # before open(fd): a folder's is IsADirectoryError
+        os.close(fd)
+        return []
     with open(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return []
         size = f.seek(0, os.SEEK_END)
         f.seek(max(0, size - LOG_WINDOW - 1))  # and the byte before: does the first line start there?
         data = f.read(LOG_WINDOW + 1)

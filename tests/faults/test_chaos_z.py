@@ -112,3 +112,15 @@ def test_a_file_in_place_of_the_owners_folder_is_one_error_line(project: Path) -
     line = proc.stderr.strip()
     assert line.startswith("mrl: error: not a directory: ") and str(exp.dir / ".mrl.owners") in line, line
     assert "a file stands where mrl keeps a folder" in line and len(line.splitlines()) == 1, line
+
+
+def test_a_folder_in_place_of_run_log_is_no_log_tail_never_a_crash_of_the_error_handler(project: Path) -> None:
+    # before: open(fd) of the folder raised IsADirectoryError naming descriptor 3, and the
+    # error handler's own os.fsdecode(3) was a TypeError traceback
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "echo ran")
+    assert run_mrl("run", cwd=project).returncode == 0
+    log = exp.dir / "001" / "run.log"
+    log.unlink()
+    log.mkdir()
+    proc = run_mrl("analyze", cwd=project)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
