@@ -20,7 +20,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-STEP = 'import json, os; c = json.load(open("conf.json")); json.dump({"x": c["x"], "loss": c["x"] / 10}, open("metrics.json", "w"))\n'
+STEP = (
+    'import json, os; c = json.load(open("conf.json"))\n'
+    'json.dump({"x": c["x"], "loss": c["x"] / 10}, open("metrics.json", "w"))\n'
+)
 
 COMMANDS = [
     ["ls"],
@@ -108,9 +111,21 @@ def damages(outside: Path) -> list[tuple[str, str, object]]:
     }
     kinds = ["dir", "symlink", "fifo", "symlink-loop", "unreadable"]
     out: list[tuple[str, str, object]] = []
-    for target in ("E/001/.mrl", "E/.mrl", "E/001/.mrl.status", "E/001/.mrl.lock", "E/.mrl.done",
-                   "E/.mrl.owners", "O/.mrl.last.lock", "E/001/metrics.json", "E/001/run.log", "E/.mrl.cfg",
-                   "E/001/conf.json", "E/.mrl.note", "last"):
+    for target in (
+        "E/001/.mrl",
+        "E/.mrl",
+        "E/001/.mrl.status",
+        "E/001/.mrl.lock",
+        "E/.mrl.done",
+        "E/.mrl.owners",
+        "O/.mrl.last.lock",
+        "E/001/metrics.json",
+        "E/001/run.log",
+        "E/.mrl.cfg",
+        "E/001/conf.json",
+        "E/.mrl.note",
+        "last",
+    ):
         for label, data in raw.items():
             out.append((target, label, data))
         for kind in kinds:
@@ -125,10 +140,18 @@ def damages(outside: Path) -> list[tuple[str, str, object]]:
 
 
 def mrl(py: str, cwd: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, GIT_AUTHOR_NAME="a", GIT_AUTHOR_EMAIL="a@b", GIT_COMMITTER_NAME="a",
-               GIT_COMMITTER_EMAIL="a@b")
-    return subprocess.run([py, "-m", "metarunlog", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL, env=env)
+    env = dict(
+        os.environ, GIT_AUTHOR_NAME="a", GIT_AUTHOR_EMAIL="a@b", GIT_COMMITTER_NAME="a", GIT_COMMITTER_EMAIL="a@b"
+    )
+    return subprocess.run(
+        [py, "-m", "metarunlog", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
 
 
 def make_project(root: Path, py: str) -> Path:
@@ -137,7 +160,7 @@ def make_project(root: Path, py: str) -> Path:
     git = ["git", "-c", "user.email=a@b", "-c", "user.name=a"]
     subprocess.run(["git", "init", "-q"], cwd=base, check=True)
     (base / "step.py").write_text(STEP)
-    (base / "conf.json").write_text('{"x": {{x}}}\n// MRL:grid[\'x\'] = [0, 1, 2]\n')
+    (base / "conf.json").write_text("{\"x\": {{x}}}\n// MRL:grid['x'] = [0, 1, 2]\n")
     assert mrl(py, base, "init").returncode == 0
     cfg = json.loads((base / ".mrl.cfg").read_text())
     cfg.update(copyFiles=["conf.json"], confTemplFile="conf.json")
@@ -227,8 +250,11 @@ def main() -> int:
                     bad.append("wrote the outside file")
                 if bad:
                     faults += 1
-                    print(f"FAULT {case} mrl {' '.join(args)}: {', '.join(bad)}\n    "
-                          + p.stderr[-1500:].replace("\n", "\n    "), flush=True)
+                    print(
+                        f"FAULT {case} mrl {' '.join(args)}: {', '.join(bad)}\n    "
+                        + p.stderr[-1500:].replace("\n", "\n    "),
+                        flush=True,
+                    )
         print(f"{faults} fault(s)")
         return 1 if faults else 0
     finally:
