@@ -710,7 +710,9 @@ def _attempt(
         # No record of this attempt was written (a full disk at its header line or at its
         # step's record: mrl stopped that step): the record still says the last one, so
         # its metrics go back beside it.
-        if aside and not _recorded(sub, attempt.status.attempts):
+        # Only in the folder it set them aside in: one made again meanwhile (a backup
+        # restored) is not this execution's to move files in.
+        if aside and _still_here(attempt, sub) and not _recorded(sub, attempt.status.attempts):
             put_back_metrics(sub, aside, attempt.status.attempts)
         raise
     finally:
@@ -867,6 +869,15 @@ def put_back_metrics(sub: SubExperiment, moved: list[Path], n: int) -> None:
                 (sub.dir / ATTEMPTS / str(n) / rel).parent.mkdir(parents=True, exist_ok=True)
                 os.replace(sub.dir / rel, sub.dir / ATTEMPTS / str(n) / rel)
             os.replace(target, sub.dir / rel)
+
+
+def _still_here(attempt: Attempt, sub: SubExperiment) -> bool:
+    """Whether `sub.dir` is still the folder this execution locked (`Attempt.check_here`)."""
+    try:
+        attempt.check_here(sub)
+    except Removed:
+        return False
+    return True
 
 
 def _recorded(sub: SubExperiment, n: int) -> bool:

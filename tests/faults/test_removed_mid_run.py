@@ -77,3 +77,36 @@ def test_a_step_that_removes_its_lock_and_record_in_its_folder_still_gets_its_re
     assert main(["run"]) == 0
     for name in ("001", "002"):
         assert json.loads((expdir / name / ".mrl.status").read_text())["state"] == "done"
+
+
+def test_a_folder_restored_from_a_backup_while_a_rerun_runs_keeps_its_metrics(project: Path, tmp_path: Path) -> None:
+    # A rerun sets the last attempt's metrics aside; when its folder is removed and made
+    # again (a backup restored) before the next step, that execution moves nothing in the
+    # new folder: before, its put-back moved the restored metrics.json into .mrl.attempts/2.
+    waits = "touch started; while [ ! -e {{expDir}}/go ]; do sleep 0.05; done"
+    steps = [waits, "echo '{\"acc\": {{x}}}' > metrics.json"]
+    set_cfg(project, confTemplFile=None, copyFiles=[], run={"command": steps, "jobs": 1})
+    commit_all(project, "two steps")
+    assert main(["new", "restored"]) == 0
+    assert main(["makebatch", "--grid", "x=0"]) == 0
+    expdir = project / "output" / "0001"
+    (expdir / "go").touch()
+    assert main(["run"]) == 0
+    (expdir / "go").unlink()
+    backup = tmp_path / "backup"
+    shutil.copytree(expdir / "001", backup, symlinks=True)
+    (backup / "started").unlink()
+    (expdir / "001" / "started").unlink()
+    before = sorted(str(p.relative_to(backup)) for p in backup.rglob("*"))
+    assert "metrics.json" in before
+    runner = start_mrl("run", "--force", cwd=project)
+    try:
+        wait_for(lambda: (expdir / "001" / "started").exists(), 60, "001's first step")
+        shutil.rmtree(expdir / "001")
+        shutil.copytree(backup, expdir / "001", symlinks=True)
+    finally:
+        (expdir / "go").touch()
+        out, err = runner.communicate(timeout=120)
+    assert runner.returncode == 1, out + err
+    assert "Traceback" not in err, err
+    assert sorted(str(p.relative_to(expdir / "001")) for p in (expdir / "001").rglob("*")) == before
