@@ -49,7 +49,9 @@ def fill(path: Path, leave: int = 0) -> Path:
     """Fill the file system holding `path` until writes fail with ENOSPC, then free `leave`
     bytes again (a disk that fills up part-way through the next write); the filler's path."""
     filler = path / ".filler"
-    with open(filler, "wb") as f:
+    # unbuffered: a write cut short by ENOSPC left bytes in the buffer, and closing the
+    # file raised ENOSPC again out of the harness (a flaky full-disk test)
+    with open(filler, "wb", buffering=0) as f:
         try:
             while True:
                 f.write(b"\0" * 65536)
