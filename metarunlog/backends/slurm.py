@@ -744,7 +744,7 @@ def after_jobs(expdir: Path, lines: list[dict[str, Any]] | None = None) -> list[
     found: dict[str, AfterJob] = {}
     for entry in _submission_lines(expdir) if lines is None else lines:
         job = str(entry.get("after") or "")
-        if job:
+        if JOB_ID.fullmatch(job):  # a line's junk (`--user=root`) never reaches scontrol, sacct or scancel
             number = Path(str(entry.get("script", ""))).stem[7:]
             found[job] = AfterJob(job, str(entry.get("afterScript") or f"after-{number}.sh"))
     return list(found.values())
@@ -1028,10 +1028,11 @@ class SlurmBackend(Backend):
     def follow_ups(cls, exp: Experiment) -> list[FollowUp]:
         """The latest run's run.after job (when it has one), with its state now."""
         lines = _submission_lines(exp.dir)
-        if not lines or not lines[-1].get("after"):
+        latest = after_jobs(exp.dir, lines[-1:])
+        if not latest:
             return []
         timeout = query_timeout(exp.cfg["run"].get(cls.name) or {})
-        return [observe_after(exp.dir, after_jobs(exp.dir, lines)[-1], timeout)]
+        return [observe_after(exp.dir, latest[-1], timeout)]
 
     @classmethod
     def cancel_follow_ups(cls, exp: Experiment) -> list[FollowUp]:

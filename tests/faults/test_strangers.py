@@ -222,3 +222,27 @@ def test_a_slurm_record_whose_job_id_is_no_job_id_never_reaches_squeue_or_scance
     calls = log.read_text().splitlines()
     assert not [c for c in calls if "--user=root" in c or "-A" in c.split(" ")], calls
     assert "scancel 4242_1" in calls, calls  # the record that holds a job id is still cancelled
+
+
+def test_a_slurm_run_after_job_id_that_is_no_job_id_never_reaches_scontrol_or_sacct(
+    project: Path, tmp_path: Path
+) -> None:
+    # submissions.jsonl's `"after": "--user=root"` (hand-edited, a shared file system) went
+    # to `scontrol show job` and `sacct -j` as an option; only job ids reach Slurm's tools
+    bin_dir, log = tmp_path / "bin", tmp_path / "slurm-argv"
+    bin_dir.mkdir()
+    for tool in ("squeue", "sacct", "scancel", "scontrol"):
+        (bin_dir / tool).write_text(f'#!/bin/sh\necho {tool} "$@" >> {log}\n')
+        (bin_dir / tool).chmod(0o755)
+    exp = make_experiment(project, [{"x": 1}], "true")
+    for sub in exp.sub_experiments():
+        sub.write_status(Status(JobState.RUNNING, backend="slurm", job_id="4242_1", attempts=1, host="elsewhere"))
+    (exp.dir / ".mrl.slurm").mkdir()
+    line = {"job": "4242", "script": "submit-001.sh", "after": "--user=root", "afterScript": "after-001.sh"}
+    (exp.dir / ".mrl.slurm" / "submissions.jsonl").write_text(json.dumps(line) + "\n")
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    for command in ("status", "cancel"):
+        proc = run_mrl(command, cwd=project, env=env)
+        assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    calls = log.read_text().splitlines()
+    assert not [c for c in calls if "--user=root" in c], calls
