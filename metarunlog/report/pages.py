@@ -67,18 +67,30 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
-def signature(exp: Experiment) -> list[float]:
+def signature(exp: Experiment, basedir: Path | None = None) -> list[float]:
     """What changes when an experiment's runs or results do: the mtimes of its record, its
-    folders (a status is written by rename), statuses and the usual metrics files."""
+    folders (a status is written by rename), statuses, and every file its metrics readers
+    read (nested ones too: a TensorBoard or Lightning folder, a `metrics.sources` glob, which
+    a later evaluation may rewrite after the run ended), as `mrl table` would find them."""
     out = [_mtime(exp.dir / ".mrl")]
     try:
         subs = exp.sub_experiments()
+        finder = results.finder_for(exp, basedir)
     except (OSError, MrlError):
         return out
     for sub in subs:
         out += [_mtime(sub.dir), _mtime(sub.dir / ".mrl.status")]
-        out += [_mtime(sub.dir / f) for f in ("metrics.jsonl", "metrics.json", "metrics.csv")]
+        out += [_mtime(f) for _, paths in finder.files(sub.dir) for f in paths]
     return out
+
+
+def _hook_reads_metrics(basedir: Path) -> bool:
+    """Whether `mrl_analyze.py` has a metrics() function: it may read any file, so no
+    signature can prove a card made from it still true, and such cards are remade."""
+    try:
+        return results.user_metrics_function(basedir) is not None
+    except MrlError:  # a broken mrl_analyze.py: the cards say why when they are made
+        return True
 
 
 def card_settings(exp: Experiment, basedir: Path) -> str:
@@ -131,7 +143,7 @@ def unreadable_card(exp: Experiment, why: str) -> Card:
     return Card(exp.name, exp.id, f"record cannot be read: {why}", "", "", "", "", False, [], [], 0)
 
 
-def with_report(card: Card, exp: Experiment, page_dir: Path) -> Card:
+def with_report(card: Card, exp: Experiment, page_dir: Path, basedir: Path | None = None) -> Card:
     """Link the card to the experiment's report: made, stale (runs changed or still going
     since it was written) or none (also when its config, which says where it goes, cannot be read)."""
     try:
@@ -143,7 +155,7 @@ def with_report(card: Card, exp: Experiment, page_dir: Path) -> Card:
         return card
     card.report = relative_url(path, page_dir)
     written = _mtime(path)
-    changed = max(signature(exp), default=0.0) > written
+    changed = max(signature(exp, basedir), default=0.0) > written
     card.report_state = "stale" if changed or card.active else "made"
     return card
 
@@ -164,14 +176,15 @@ def index_cards(project: Any, page_dir: Path, unreadable: list[str] | None = Non
     entries = cache.get("experiments", {}) if isinstance(cache.get("experiments"), dict) else {}
     fresh: dict[str, Any] = {}
     cards = []
+    hook = _hook_reads_metrics(project.basedir)
     for exp in reversed(project.experiments()):
         if not (exp.dir / ".mrl").is_file():
             continue  # being created by `mrl new`
-        sig, settings = signature(exp), card_settings(exp, project.basedir)
+        sig, settings = signature(exp, project.basedir), card_settings(exp, project.basedir)
         old = entries.get(exp.name) or {}
         try:
             same = old.get("signature") == sig and old.get("settings") == settings
-            if same and not old["card"].get("active"):
+            if same and not hook and not old["card"].get("active"):
                 card = Card(**{**old["card"], "counts": [tuple(c) for c in old["card"]["counts"]]})
             else:
                 card = card_facts(exp, project.basedir)
@@ -180,10 +193,10 @@ def index_cards(project: Any, page_dir: Path, unreadable: list[str] | None = Non
             log.warning(f"index: {exp.name}: {e}")
             if unreadable is not None:
                 unreadable.append(f"{exp.name}: {e}")
-            cards.append(with_report(unreadable_card(exp, str(e)), exp, page_dir))
+            cards.append(with_report(unreadable_card(exp, str(e)), exp, page_dir, project.basedir))
             continue
         fresh[exp.name] = {"signature": sig, "settings": settings, "card": asdict(card)}
-        cards.append(with_report(card, exp, page_dir))
+        cards.append(with_report(card, exp, page_dir, project.basedir))
     with contextlib.suppress(OSError):  # a read-only outdir: no cache, the index is still made
         jsonio.write_json(cache_path, {"version": f"{__version__}+{CARD_FORMAT}", "experiments": fresh})
     return cards
@@ -273,7 +286,7 @@ def build_comparison(project: Any, exps: list[Experiment], page_dir: Path) -> Co
         res, errs = read_results(exp, project.basedir, log_lines=None, warnings=warnings)
         subs += res
         errors += [f"{exp.name}: {e}" for e in errs]
-        cards.append(with_report(card_facts(exp, project.basedir), exp, page_dir))
+        cards.append(with_report(card_facts(exp, project.basedir), exp, page_dir, project.basedir))
     tab = results.make_table(subs, all_params=True, errors=errors, summary="both", exp_column=True)
     tab.repeat_params = results.repeat_params(exps)
     goals = report_table.column_goals(tab, results.finder_for(exps[-1], project.basedir).settings.goals)

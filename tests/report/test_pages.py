@@ -282,3 +282,48 @@ def test_a_comparison_names_each_line_by_the_params_its_runs_have_never_a_param_
     page = Path(proc.stdout.strip().splitlines()[-1]).read_text()
     assert "0001/001: lr=0.1" in page and "0002: wd=1" in page  # a run's line, a combination's mean
     assert "=None" not in page
+
+
+def _nested_csv(exp_dir: Path, losses: list[float]) -> Path:
+    path = exp_dir / "001" / "lightning_logs" / "version_0" / "metrics.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("step,loss\n" + "".join(f"{i},{v}\n" for i, v in enumerate(losses)))
+    return path
+
+
+def test_the_index_remakes_a_card_whose_nested_metrics_file_was_rewritten_after_its_run(project: Path) -> None:
+    """The cache's signature watched only the sub folder's own metrics.{jsonl,json,csv}: a
+    Lightning (or TensorBoard, or metrics.sources) file rewritten after the run ended, by a
+    later evaluation, kept the old best in the index and called the report 'made'."""
+    exp = make_exp(project, [{"params": {"lr": 0.1}, "status": done()}])
+    csv = _nested_csv(exp.dir, [0.9, 0.7])
+    assert main(["analyze", "1"]) == 0
+    assert main(["analyze", "--index"]) == 0
+    index = Project.find(project).outdir / "index.html"
+    assert "loss = <strong>0.7</strong>" in index.read_text() and "report-made" in index.read_text()
+    _nested_csv(exp.dir, [0.9, 0.7, 0.25])
+    later = os.path.getmtime(index) + 5
+    os.utime(csv, (later, later))
+    assert main(["analyze", "--index"]) == 0
+    page = index.read_text()
+    assert "loss = <strong>0.25</strong>" in page and "report-stale" in page
+
+
+def test_the_index_remakes_every_card_when_mrl_analyze_has_a_metrics_function(project: Path) -> None:
+    """A metrics() function may read any file: no signature proves its card still true."""
+    exp = make_exp(project, [{"params": {"lr": 0.1}, "status": done()}])
+    (exp.dir / "001" / "score.txt").write_text("0.5")
+    (project / "mrl_analyze.py").write_text(
+        "import os\n"
+        "def metrics(subExpDir):\n"
+        "    p = os.path.join(subExpDir, 'score.txt')\n"
+        "    return {'score': float(open(p).read())} if os.path.exists(p) else None\n"
+        "metric_goals = {'score': 'max'}\n"
+    )
+    set_cfg(project, report={"primary_metric": "score"})
+    assert main(["analyze", "--index"]) == 0
+    index = Project.find(project).outdir / "index.html"
+    assert "score = <strong>0.5</strong>" in index.read_text()
+    (exp.dir / "001" / "score.txt").write_text("0.75")  # the same size; no reader reads it
+    assert main(["analyze", "--index"]) == 0
+    assert "score = <strong>0.75</strong>" in index.read_text()
