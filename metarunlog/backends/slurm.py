@@ -775,7 +775,9 @@ def job_info(job: str, timeout: float = TIMEOUT_S) -> tuple[TaskInfo, int | None
             raise SlurmError(f"scontrol show job {job} failed: {_message(proc)}")
         return _accounted(job)
     fields = _job_fields(proc.stdout)
-    info = TaskInfo(job, fields.get("JobState", ""), _reason(fields.get("Reason", "")), fields.get("NodeList", ""))
+    if not fields.get("JobState"):  # no word of Slurm's (a wrapper, a cut reply): never a verdict to record
+        raise SlurmError(f"scontrol show job {job} gave no JobState")
+    info = TaskInfo(job, fields["JobState"], _reason(fields.get("Reason", "")), fields.get("NodeList", ""))
     return info, _exit_code(fields.get("ExitCode", ""))
 
 
@@ -788,7 +790,7 @@ def _accounted(job: str) -> tuple[TaskInfo, int | None] | None:
         return None
     for line in proc.stdout.splitlines() if proc.returncode == 0 else []:
         f = line.split("|")
-        if len(f) == 4 and f[0] == job:
+        if len(f) == 4 and f[0] == job and f[1].strip():  # (an empty State is no verdict either)
             return TaskInfo(job, f[1], "", f[3]), _exit_code(f[2])
     return None
 

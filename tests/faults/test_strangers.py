@@ -246,3 +246,25 @@ def test_a_slurm_run_after_job_id_that_is_no_job_id_never_reaches_scontrol_or_sa
         assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     calls = log.read_text().splitlines()
     assert not [c for c in calls if "--user=root" in c], calls
+
+
+def test_a_scontrol_answer_without_a_job_state_records_no_verdict_of_the_run_after_job(
+    project: Path, tmp_path: Path
+) -> None:
+    # an answer that names no JobState (a site's wrapper, a cut reply) is no word of Slurm's:
+    # before, it read `failed`, was written into the run.after job's record as Slurm's
+    # verdict, and its empty state was an IndexError traceback
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("squeue", "sacct", "scancel", "scontrol"):
+        (bin_dir / tool).write_text("#!/bin/sh\nexit 0\n")
+        (bin_dir / tool).chmod(0o755)
+    exp = make_experiment(project, [{"x": 1}], "true")
+    for sub in exp.sub_experiments():
+        sub.write_status(Status(JobState.DONE, backend="slurm", job_id="4242_1", attempts=1, host="elsewhere"))
+    (exp.dir / ".mrl.slurm").mkdir()
+    line = {"job": "4242", "script": "submit-001.sh", "after": "4243", "afterScript": "after-001.sh"}
+    (exp.dir / ".mrl.slurm" / "submissions.jsonl").write_text(json.dumps(line) + "\n")
+    proc = run_mrl("status", cwd=project, env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+    assert not (exp.dir / ".mrl.slurm" / "after-001.json").exists()
