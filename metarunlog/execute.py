@@ -107,17 +107,6 @@ class Removed(Changed):
 # The trap `Stopper.prelude` puts before a step's text; `exit $?` runs once the foreground
 # command ended (POSIX defers a trap until then) and keeps its verdict (0: it finished).
 USR1_WAITS = "trap 'exit $?' USR1; "
-# Under a runner that a scheduler may end (`Stopper.ending`: a Slurm task), the step's shell
-# also notes a SIGCONT in SUBDIR/.mrl.cont (its path in $MRL_CONT_MARK). Slurm sends every
-# process of a job it ends (a requeue, a preemption, scancel, a time limit) SIGCONT, and only
-# then SIGTERM, the deepest processes first: the command dies before its shell, which may
-# run the rest of a `;` list and exit 0 before its own SIGTERM comes. The note proves the
-# shell still ran when Slurm began; `ending` asks Slurm whether it was ending the job (a
-# resume after `scontrol suspend` sends SIGCONT too). `true`, not `:`: a special builtin's
-# failed redirection (a read-only folder) would end the shell.
-CONT_MARK = ".mrl.cont"
-CONT_MARK_VAR = "MRL_CONT_MARK"
-CONT_NOTED = "trap 'true 2>/dev/null >\"$MRL_CONT_MARK\"' CONT; "
 
 
 class Stopper:
@@ -133,7 +122,8 @@ class Stopper:
         self._requeue = False  # the stop is a requeue: what it interrupts is `requeued`, not cancelled
         self._final: str | None = None  # the stop is final: what it interrupts is failed with this reason
         self.forwards = False  # `forward` may come: steps are started to wait for their command
-        # asked, when a step's shell noted a SIGCONT (CONT_NOTED), whether the runner is being ended
+        # asked when a step ended whether its runner is being ended by its scheduler (then
+        # the step's exit is not its own: a Slurm task, `ended_with_runner`)
         self.ending: Callable[[], bool] | None = None
         self.signal: int = signal.SIGTERM
         self._groups: set[int] = set()
@@ -223,33 +213,20 @@ class Stopper:
         USR1 at once: the command saving its checkpoint was reaped as a leftover, and with
         `;` the rest of the list ran. Same line, so `$0` and line numbers are the user's."""
         forwards = self.forwards or (self.parent is not None and self.parent.forwards)
-        return (USR1_WAITS if forwards else "") + (CONT_NOTED if self.notes_cont else "")
-
-    @property
-    def notes_cont(self) -> bool:
-        """Steps note a SIGCONT (CONT_NOTED): the runner may be ended by its scheduler."""
-        return self._ending() is not None
+        return USR1_WAITS if forwards else ""
 
     def _ending(self) -> Callable[[], bool] | None:
         if self.ending is not None:
             return self.ending
         return self.parent._ending() if self.parent is not None else None
 
-    def ended_with_runner(self, mark: Path, *, ask: bool = True) -> bool:
-        """Whether a step that just ended ended because its runner is being ended: its
-        shell noted a SIGCONT in `mark` while it ran, and `ending` says so (asked only with
-        `ask`). Its exit code is then not its own (a `;` list goes on after its command was
-        killed). The note is removed: the next step starts without one."""
+    def ended_with_runner(self) -> bool:
+        """Whether a step that just ended ended because its runner is being ended (`ending`
+        says so): its exit code is then not its own. Slurm kills the deepest processes
+        first: the command dies before its shell, which may run the rest of a `;` list and
+        exit 0 before its own SIGTERM comes."""
         ending = self._ending()
-        if ending is None:
-            return False
-        try:
-            mark.unlink()
-        except FileNotFoundError:
-            return False
-        except OSError:
-            pass  # noted, and it cannot be removed: still asked
-        return ask and ending()
+        return ending is not None and ending()
 
     @property
     def groups(self) -> list[int]:
@@ -756,8 +733,6 @@ def _step(
     attempt.check_here(sub)  # never start a step in a folder made again with other params
     header = f"==== mrl attempt {attempt.status.attempts} step {k + 1}/{m} on {HOST} at {now()}: {step}\n"
     jsonio.write_all(log, _on_a_line_of_its_own(log, sub.log_path) + header.encode("utf-8", "replace"))
-    if stop.notes_cont:
-        env[CONT_MARK_VAR] = str(sub.dir / CONT_MARK)
     spawning = boottime_ns()
     try:
         # A session of its own: its own process group, so we stop the step and all it
@@ -786,7 +761,7 @@ def _step(
     # have killed the command before its shell went on to exit 0. One that reads cancelled
     # anyway needs no question (the task has KillWait seconds to write its records).
     settled = code != 0 and (stopped or code in CANCEL_CODES)
-    by_scheduler = stop.ended_with_runner(sub.dir / CONT_MARK, ask=not settled)
+    by_scheduler = not settled and stop.ended_with_runner()
     yield from leftovers(proc.pid)
     if by_scheduler:  # its scheduler stopped what it ran: an exit 0 is not "it finished"
         return (None if code == 0 else code), True

@@ -14,9 +14,10 @@ own record, `run.log` and lock; its record carries the task's job id.
   Slurm why, so the records say `requeued` (a requeue or a preemption: the task runs again,
   each interrupted sub-experiment resuming at its first unfinished step, with
   `MRL_REQUEUED=1`),
-  `timeout`, or `cancelled`. A step that ended as Slurm began ending the task (its shell
-  noted Slurm's SIGCONT, and Slurm says the job is ending: `_ending`) is interrupted too,
-  even when its shell exited 0 (a `;` list goes on after its command was killed).
+  `timeout`, or `cancelled`. A step that ended as Slurm began ending the task (Slurm's
+  SIGCONT came first, `ContWatch`, and Slurm says the job is ending: `_ending`) is
+  interrupted too, even when its shell exited 0 (a `;` list goes on after its command was
+  killed).
 - SIGUSR1 (`--signal=B:USR1@<run.slurm.signal_before>`, with run.slurm.requeue) is passed
   to the steps (time to save a checkpoint); what it interrupts is recorded `requeued` and
   the task requeues itself (`scontrol requeue`), at most run.slurm.requeue times; after
@@ -29,6 +30,7 @@ own record, `run.log` and lock; its record carries the task's job id.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -151,6 +153,67 @@ def slots(pack_jobs: int | None, n: int, env: Mapping[str, str] | None = None) -
     return [gpus[k % len(gpus)] for k in range(count)] if gpus else [None] * count
 
 
+class ContWatch:
+    """A stopped child of the task that a SIGCONT continues: how the task knows, when a step
+    ends, that Slurm had begun to end the job before it did.
+
+    Slurm ends a job (a requeue, a preemption, scancel, a time limit) by sending every
+    process of it SIGCONT, and only then SIGTERM, the deepest first. The kernel marks a
+    stopped child continued the moment the SIGCONT is sent: a step whose exit the task
+    reaps after that was still running when Slurm began, and one reaped with no mark ended
+    before Slurm signalled anything. A resume after `scontrol suspend` sends SIGCONT too,
+    hence the question to Slurm (`PackRunner._ending`). Nothing of the steps' own changes:
+    no trap in their shell (a trapped SIGCONT would cut short a `wait` of theirs).
+    """
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        try:  # not subprocess: its bookkeeping reaps children it knows of
+            self.pid = os.posix_spawnp("sleep", ["sleep", "2147483647"], os.environ, setsid=True)
+        except OSError:
+            return  # no watch: a step's exit stands, as it would without one
+        if not self._arm():
+            self.close()
+
+    def _arm(self) -> bool:
+        """Stop it and wait until it is stopped: a SIGCONT from now on leaves its mark."""
+        assert self.pid is not None
+        try:
+            os.kill(self.pid, signal.SIGSTOP)  # our own child, not reaped: the pid is its
+            info = os.waitid(os.P_PID, self.pid, os.WSTOPPED | os.WEXITED | os.WNOWAIT)
+            if info is not None and info.si_code == os.CLD_STOPPED:
+                os.waitid(os.P_PID, self.pid, os.WSTOPPED)  # taken: the next one is news
+                return True
+        except OSError:
+            pass
+        return False
+
+    def continued(self) -> bool:
+        """Whether a SIGCONT came (or it was killed) since it was armed; armed again at once
+        when it is continued, before anyone is asked why."""
+        if self.pid is None:
+            return False
+        try:
+            info = os.waitid(os.P_PID, self.pid, os.WCONTINUED | os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except OSError:
+            return False
+        if info is None:
+            return False
+        if info.si_code == os.CLD_CONTINUED:
+            with contextlib.suppress(OSError):
+                os.waitid(os.P_PID, self.pid, os.WCONTINUED | os.WNOHANG)
+            self._arm()
+        return True  # continued, or ended: only Slurm's end of the job signals it
+
+    def close(self) -> None:
+        if self.pid is None:
+            return
+        pid, self.pid = self.pid, None
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+
+
 def _restarts(info: Mapping[str, str]) -> int:
     """The job's restart count in `scontrol show job`'s fields (0 when it did not say)."""
     restarts = info.get("Restarts", "")
@@ -177,6 +240,8 @@ class PackRunner:
         self.pool.skip = self._skip
         self.pool.stop.forwards = True  # USR1 is passed on: shell lists wait for their command (Stopper.prelude)
         self.pool.stop.ending = self._ending  # a step that ended as Slurm began ending this task
+        self.watch: ContWatch | None = None
+        self._ended = False  # Slurm said it is ending this task
         self.usr1 = False
 
     def run(self) -> list[JobState]:
@@ -186,6 +251,7 @@ class PackRunner:
             job.read_status()
             job.fingerprint = self.plan.fingerprints.get(job.sub.id)  # execute refuses a changed one
         old = signal.signal(signal.SIGUSR1, self._on_usr1)
+        self.watch = ContWatch() if self.job_id else None
         try:
             self.pool.submit(jobs)
             checked = time.monotonic()
@@ -197,6 +263,8 @@ class PackRunner:
         finally:
             self.pool.close()
             signal.signal(signal.SIGUSR1, old)
+            if self.watch is not None:
+                self.watch.close()
         self._say_changed(jobs)
         if self.pool.interrupted:
             self._after_stop(jobs)
@@ -257,13 +325,21 @@ class PackRunner:
 
     def _ending(self) -> bool:
         """Whether Slurm is ending this task (a requeue, a preemption, scancel, a time limit),
-        asked when a step's shell noted a SIGCONT (`execute.CONT_NOTED`): Slurm sets the job's
-        state (and counts the restart) before it signals any process. RUNNING: the SIGCONT
-        was a resume, the step's exit is its own; no answer proves nothing either."""
-        if not self.job_id:
+        asked (by the pool thread) when a step ended: only once a SIGCONT came (`ContWatch`),
+        then of Slurm, which sets the job's state (and counts the restart) before it signals
+        any process. RUNNING: the SIGCONT was a resume, the step's exit is its own; no answer
+        proves nothing either. Once Slurm said so, every step that ends later ended with it."""
+        if self._ended:
+            return True
+        if self.watch is None or not self.watch.continued() or not self.job_id:
             return False
-        info = slurm.show_job(self.job_id)
-        return _restarts(info) > self.restarts or info.get("JobState", "RUNNING") not in ("RUNNING", "SUSPENDED")
+        if self.pool.stop.requested:  # Slurm's SIGTERM (or USR1) reached the task too: no need to ask
+            self._ended = True  # (and the task has only KillWait seconds to write its records)
+            return True
+        info = slurm.show_job(self.job_id)  # asked after the watch is armed again: nothing is missed
+        state = info.get("JobState", "RUNNING")
+        self._ended = _restarts(info) > self.restarts or state not in ("RUNNING", "SUSPENDED")
+        return self._ended
 
     def _after_stop(self, jobs: list[Job]) -> None:
         """A stop signal came: ask Slurm whether it is a requeue (or a time limit), and say so."""

@@ -246,36 +246,47 @@ def test_usr1_past_the_requeue_limit_fails_only_what_had_not_ended(
 
 
 @pytest.mark.parametrize("ending", [True, False], ids=["Slurm is ending the task", "a resume"])
-def test_a_step_whose_shell_noted_a_sigcont_is_done_only_when_its_runner_is_not_being_ended(
+def test_a_step_that_ended_while_its_runner_is_being_ended_is_not_done_whatever_its_exit_code(
     project: Path, ending: bool
 ) -> None:
-    # Slurm sends SIGCONT to every process of a job it ends before the SIGTERM: the command
-    # dies first, a `;` list goes on and its shell exits 0, which read `done`. The shell
-    # notes the SIGCONT; the runner's `ending` (the task asks Slurm) decides.
-    from metarunlog.execute import CONT_MARK, ExecOptions, Stopper, execute
+    # Slurm kills the deepest processes first: the command dies, a `;` list goes on and its
+    # shell exits 0, which read `done`. The runner's `ending` (the task: a SIGCONT came and
+    # Slurm says the job is ending) decides.
+    from metarunlog.execute import ExecOptions, Stopper, execute
 
-    exp = make_experiment(project, [{"x": 1}], ["kill -CONT $$; echo over > seen", "echo two > seen2"])
+    exp = make_experiment(project, [{"x": 1}], ["echo over > seen", "echo two > seen2"])
     sub = exp.sub_experiments()[0]
     asked: list[bool] = []
     runner = Stopper()
     runner.ending = lambda: asked.append(ending) or ending
     rec = execute(sub, ExecOptions(stop=Stopper(runner)))
-    assert asked == [ending]  # once: the second step's shell saw no SIGCONT
-    assert not (sub.dir / CONT_MARK).exists()
-    assert (sub.dir / "seen").read_text() == "over\n"  # the list went on, as a list does
+    assert (sub.dir / "seen").read_text() == "over\n"
     if ending:
+        assert asked == [True]
         assert rec.state is JobState.CANCELLED and rec.exit_code is None and rec.steps_done == 0, rec
         assert not (sub.dir / "seen2").exists()
     else:
+        assert asked == [False, False]  # at each step's end
         assert rec.state is JobState.DONE and rec.exit_code == 0 and rec.steps_done == 2, rec
 
 
-def test_a_runner_no_scheduler_ends_gives_its_steps_no_sigcont_note(project: Path) -> None:
-    from metarunlog.execute import CONT_MARK, ExecOptions, Stopper, execute
+def test_the_cont_watch_says_a_sigcont_came_once_and_a_kill_for_good() -> None:
+    import signal
+    import time
 
-    exp = make_experiment(project, [{"x": 1}], 'kill -CONT $$; echo "${MRL_CONT_MARK-unset}" > seen')
-    sub = exp.sub_experiments()[0]
-    rec = execute(sub, ExecOptions(stop=Stopper()))
-    assert rec.state is JobState.DONE
-    assert (sub.dir / "seen").read_text() == "unset\n"
-    assert not (sub.dir / CONT_MARK).exists()
+    from metarunlog.backends.slurm_task import ContWatch
+
+    watch = ContWatch()
+    assert watch.pid is not None
+    try:
+        assert not watch.continued()
+        os.kill(watch.pid, signal.SIGCONT)  # as Slurm's first pass, or a resume
+        assert watch.continued()
+        assert not watch.continued()  # armed again
+        os.kill(watch.pid, signal.SIGCONT)
+        os.kill(watch.pid, signal.SIGTERM)
+        time.sleep(0.2)
+        assert watch.continued() and watch.continued()
+    finally:
+        watch.close()
+    assert watch.pid is None and not watch.continued()
