@@ -40,9 +40,8 @@ ENVIRONMENT_ERRNOS = {
     errno.ENFILE: "too many open files on this machine",
     errno.ENAMETOOLONG: "use a shorter path",
     errno.ELOOP: "a symlink points to itself",
-    # a record's name taken by a folder, or a folder's by a file (made by hand): not mrl's
+    # a record's name taken by a folder (made by hand): not mrl's
     errno.EISDIR: "a folder stands where mrl keeps a file: move or remove it",
-    errno.ENOTDIR: "a file stands where mrl keeps a folder: move or remove it",
 }
 
 

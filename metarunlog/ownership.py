@@ -19,7 +19,6 @@ makebatch either finished before a runner planned, or sees the runner's claim.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
 import time
@@ -182,7 +181,9 @@ def write_claim(exp: Experiment, claim: Claim, name: str) -> Path:
     try:
         folder.mkdir(exist_ok=True)
     except FileExistsError:  # a file of that name (made by hand): one line naming it, not a traceback
-        raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(folder)) from None
+        raise MrlError(
+            f"not a directory: {folder} (a file stands where mrl keeps a folder: move or remove it)"
+        ) from None
     path = folder / f"{name}.json"
     jsonio.write_json(path, claim.to_json())
     return path
