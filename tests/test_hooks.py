@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from metarunlog.main import main
 from metarunlog.records import SubRecord
-from tests.helpers.repo import commit_all, run_mrl, set_cfg
+from tests.helpers.repo import REPO_ROOT, commit_all, run_mrl, set_cfg
 
 
 def hooks(project: Path, source: str, registered: dict) -> None:
@@ -215,11 +216,17 @@ def test_debug_shows_the_traceback_and_bugs_exit_3(project: Path) -> None:
     assert r.returncode == 1 and "Traceback" not in r.stderr
     r = run_mrl("ls", cwd=project, env={"MRL_DEBUG": "1"})
     assert r.returncode == 1 and "Traceback" in r.stderr
-    # An unexpected exception inside mrl itself (a bug) exits 3 with the traceback.
+    # An unexpected exception inside mrl itself (a bug) exits 3 with the traceback: one put
+    # into its record reader at start-up (a file where the output folder is, the bug this
+    # test once used, is an environment line now: f17e561)
     set_cfg(project, hooks={})
-    (project / "output").rename(project / "moved")
-    (project / "output").write_text("not a folder")
-    r = run_mrl("ls", cwd=project)
+    bug = project.parent / "bug"
+    bug.mkdir()
+    (bug / "sitecustomize.py").write_text(
+        "import metarunlog.jsonio as j\ndef read_bytes(*a, **k):\n    raise ZeroDivisionError('a bug')\n"
+        "j.read_bytes = read_bytes\n"
+    )
+    r = run_mrl("ls", cwd=project, env={"PYTHONPATH": f"{bug}{os.pathsep}{REPO_ROOT}"})
     assert r.returncode == 3 and "Traceback" in r.stderr and "internal error" in r.stderr
 
 
