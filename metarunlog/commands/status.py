@@ -83,7 +83,13 @@ class Row:
 
     def as_dict(self) -> dict[str, Any]:
         raw = self.status.to_json() if self.status is not None else {}
-        out = {"id": self.id, "name": self.name, **raw, "recordedState": raw.get("state")}
+        if self.unrecorded:  # only what /proc proves; the record is an earlier attempt's, as such
+            from metarunlog.procs import HOST
+
+            out = {"id": self.id, "name": self.name, "recordedState": raw.get("state"), "unrecorded": True}
+            out.update(duration=self.age, host=HOST, lastRecord=raw or None)
+        else:
+            out = {"id": self.id, "name": self.name, **raw, "recordedState": raw.get("state")}
         out["state"] = self.state.value
         if self.note:
             out["note"] = self.note

@@ -173,3 +173,30 @@ def test_a_wide_resource_name_keeps_the_status_columns_aligned_on_a_terminal(pro
         ]
 
     assert starts(out[2])[-1] == starts(out[3])[-1], out  # the host column starts at one cell
+
+
+def test_status_json_of_a_kill_9_gap_step_carries_only_what_is_proven_and_the_old_record_as_such(
+    project: Path,
+) -> None:
+    """`mrl status --json` put the earlier attempt's record (failed, its exit code, its
+    start and duration) at the top level of a row that said `state: running`."""
+    import signal
+
+    from tests.helpers.processes import alive, kill_runner_after_spawn, statuses
+
+    exp = make_experiment(project, [{"x": 1}], "test -e ../again || exit 3; echo $$ > step.pid; sleep 60")
+    assert run_mrl("run", cwd=project).returncode == 1
+    before = statuses(exp.dir)["001"]
+    (exp.dir / "again").write_text("")
+    pid = kill_runner_after_spawn(project, exp.dir)
+    try:
+        proc = run_mrl("status", "--json", cwd=project)
+        assert proc.returncode == 0, proc.stderr
+        [row] = json.loads(proc.stdout)
+        assert (row["state"], row["recordedState"], row["unrecorded"]) == ("running", "failed", True), row
+        assert "exitCode" not in row and "start" not in row and "attempts" not in row, row
+        assert isinstance(row["duration"], float) and row["duration"] != before["duration"], row
+        assert row["lastRecord"] == before and row["host"] == os.uname().nodename
+    finally:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)  # the test's own step, by the pid it wrote
