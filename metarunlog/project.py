@@ -48,6 +48,30 @@ def _walk_up(start: Path) -> Path | None:
     return None
 
 
+def _cfg_not_a_file(start: Path) -> Path | None:
+    """The nearest `.mrl.cfg` at or above `start` that is there but no file (a folder, a
+    FIFO, a dangling link): why no project was found, when that is why."""
+    for d in (start, *start.parents):
+        path = d / CFG_NAME
+        if os.path.lexists(path) and not path.is_file() and not inside_experiment(d):
+            return path
+    return None
+
+
+def _kind(path: Path) -> str:
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "a link to nothing" if os.path.islink(path) else "unreadable"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    return "a socket" if stat.S_ISSOCK(mode) else "a device"
+
+
 def _from_experiment_record(path: Path) -> Path | None:
     """The project an experiment at or above `path` was made in, from its `.mrl` record."""
     from metarunlog import jsonio
@@ -132,6 +156,12 @@ class Project:
         start = Path(os.path.abspath(start)) if start is not None else logical_cwd()
         basedir = find_basedir(start)
         if basedir is None:
+            odd = _cfg_not_a_file(start)
+            if odd is not None:
+                raise ConfigError(
+                    f"{odd} is {_kind(odd)}, not a file: mrl reads the project's settings from a "
+                    "plain file there; remove it, or replace it with a file (`mrl init` writes one)"
+                )
             raise ConfigError(
                 f"no .mrl.cfg in {start} or any parent: run `mrl init` in your project's "
                 "folder (a git repository or a folder inside one) first"

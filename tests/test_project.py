@@ -285,3 +285,21 @@ def test_a_sub_experiment_given_where_an_experiment_is_taken_says_which_experime
     assert res.returncode == 1 and "Traceback" not in res.stderr
     said = "names sub-experiments of experiment 1, and this command takes an experiment: give 1"
     assert res.stderr.startswith("mrl: error: ") and said in res.stderr and len(res.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize("kind", ["a folder", "a FIFO", "a link to nothing"])
+def test_a_mrl_cfg_that_is_no_file_is_said_so_not_missing(git_repo: Path, kind: str) -> None:
+    """A folder, FIFO or dangling link named .mrl.cfg said 'no .mrl.cfg ...: run mrl init',
+    though one is there (and mrl init refuses to write over it)."""
+    cfg = git_repo / ".mrl.cfg"
+    {"a folder": cfg.mkdir, "a FIFO": lambda: os.mkfifo(cfg), "a link to nothing": lambda: cfg.symlink_to("gone")}[
+        kind
+    ]()
+    for command in ("ls", "status"):
+        proc = run_mrl(command, cwd=git_repo, timeout=60)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        said = (
+            f"mrl: error: {cfg} is {kind}, not a file: mrl reads the project's settings from a plain file "
+            "there; remove it, or replace it with a file (`mrl init` writes one)\n"
+        )
+        assert proc.stderr == said
