@@ -201,21 +201,28 @@ def test_a_copy_made_between_two_steps_of_the_original_is_not_running(project: P
         assert statuses(original)["001"]["state"] == "running"  # the original is left alone
 
 
+def _fake_slurm(tmp_path: Path, body: str | None = None) -> tuple[dict[str, str], Path]:
+    """squeue, sacct, scancel and scontrol on PATH that run `body` (default: append their
+    argv to the log): (the env putting them first, the log)."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "slurm-argv"
+    bin_dir.mkdir()
+    for tool in ("squeue", "sacct", "scancel", "scontrol"):
+        line = body or f'echo {tool} "$@" >> {log}'
+        (bin_dir / tool).write_text(f"#!/bin/sh\n{line}\n")
+        (bin_dir / tool).chmod(0o755)
+    return {"PATH": f"{bin_dir}:{os.environ['PATH']}"}, log
+
+
 def test_a_slurm_record_whose_job_id_is_no_job_id_never_reaches_squeue_or_scancel(
     project: Path, tmp_path: Path
 ) -> None:
     # before: `"jobId": "--user=root"` (a hand-edited or hostile record on a shared file
     # system) made `mrl cancel` run `scancel --user=root`: every job of that user cancelled
-    bin_dir, log = tmp_path / "bin", tmp_path / "slurm-argv"
-    bin_dir.mkdir()
-    for tool in ("squeue", "sacct", "scancel", "scontrol"):
-        (bin_dir / tool).write_text(f'#!/bin/sh\necho {tool} "$@" >> {log}\n')
-        (bin_dir / tool).chmod(0o755)
+    env, log = _fake_slurm(tmp_path)
     exp = make_experiment(project, [{"x": 1}, {"x": 2}, {"x": 3}], "true")
     ids = ["--user=root", "-A", "4242_1"]
     for sub, job_id in zip(exp.sub_experiments(), ids, strict=True):
         sub.write_status(Status(JobState.RUNNING, backend="slurm", job_id=job_id, attempts=1, host="elsewhere"))
-    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
     for command in ("status", "cancel"):
         proc = run_mrl(command, cwd=project, env=env)
         assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
@@ -229,18 +236,13 @@ def test_a_slurm_run_after_job_id_that_is_no_job_id_never_reaches_scontrol_or_sa
 ) -> None:
     # submissions.jsonl's `"after": "--user=root"` (hand-edited, a shared file system) went
     # to `scontrol show job` and `sacct -j` as an option; only job ids reach Slurm's tools
-    bin_dir, log = tmp_path / "bin", tmp_path / "slurm-argv"
-    bin_dir.mkdir()
-    for tool in ("squeue", "sacct", "scancel", "scontrol"):
-        (bin_dir / tool).write_text(f'#!/bin/sh\necho {tool} "$@" >> {log}\n')
-        (bin_dir / tool).chmod(0o755)
+    env, log = _fake_slurm(tmp_path)
     exp = make_experiment(project, [{"x": 1}], "true")
     for sub in exp.sub_experiments():
         sub.write_status(Status(JobState.RUNNING, backend="slurm", job_id="4242_1", attempts=1, host="elsewhere"))
     (exp.dir / ".mrl.slurm").mkdir()
     line = {"job": "4242", "script": "submit-001.sh", "after": "--user=root", "afterScript": "after-001.sh"}
     (exp.dir / ".mrl.slurm" / "submissions.jsonl").write_text(json.dumps(line) + "\n")
-    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
     for command in ("status", "cancel"):
         proc = run_mrl(command, cwd=project, env=env)
         assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
@@ -254,17 +256,13 @@ def test_a_scontrol_answer_without_a_job_state_records_no_verdict_of_the_run_aft
     # an answer that names no JobState (a site's wrapper, a cut reply) is no word of Slurm's:
     # before, it read `failed`, was written into the run.after job's record as Slurm's
     # verdict, and its empty state was an IndexError traceback
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for tool in ("squeue", "sacct", "scancel", "scontrol"):
-        (bin_dir / tool).write_text("#!/bin/sh\nexit 0\n")
-        (bin_dir / tool).chmod(0o755)
+    env, _ = _fake_slurm(tmp_path, "exit 0")
     exp = make_experiment(project, [{"x": 1}], "true")
     for sub in exp.sub_experiments():
         sub.write_status(Status(JobState.DONE, backend="slurm", job_id="4242_1", attempts=1, host="elsewhere"))
     (exp.dir / ".mrl.slurm").mkdir()
     line = {"job": "4242", "script": "submit-001.sh", "after": "4243", "afterScript": "after-001.sh"}
     (exp.dir / ".mrl.slurm" / "submissions.jsonl").write_text(json.dumps(line) + "\n")
-    proc = run_mrl("status", cwd=project, env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    proc = run_mrl("status", cwd=project, env=env)
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
     assert not (exp.dir / ".mrl.slurm" / "after-001.json").exists()
