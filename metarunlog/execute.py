@@ -654,12 +654,12 @@ def _attempt(
     must see it so.
     """
     t0 = time.monotonic()
-    if again:  # (a first attempt follows its lock at once: the check its step's start makes will do)
-        attempt.check_here(sub)  # before its metrics are moved or its run.log is opened
-    aside: list[Path] = []
-    if attempt.status.attempts and attempt.status.steps_done == 0 and not continuing:
+    set_aside = bool(attempt.status.attempts) and attempt.status.steps_done == 0 and not continuing
+    # before its metrics are moved or its run.log is opened (once: a retry usually does both);
+    # a first attempt that moves nothing follows its lock at once: its step's start checks
+    if again or set_aside:
         attempt.check_here(sub)
-        aside = set_aside_metrics(sub, attempt.status.attempts)
+    aside = set_aside_metrics(sub, attempt.status.attempts) if set_aside else []
     attempt.status = attempt.status.attempt_started(now())
     env["MRL_ATTEMPT"] = str(attempt.status.attempts)  # env is this execution's own copy
     if continuing:  # "load your checkpoint": only where a requeue interrupted this sub-experiment
