@@ -286,11 +286,17 @@ def _unloaded_backend_block(run: Mapping[str, Any]) -> dict[str, tuple[type, ...
     """`run.NAME` of a `run.backend` no module registered (a plugin's, while `plugins` does
     not name it): its block is that backend's to check. Only the commands that need the
     backend fail (`registry.spec`, saying to add the module to `plugins`); ls, status,
-    table and info still work."""
+    table and info still work. While the `plugins` imports wait (`mrl status`, `info`, `ls`:
+    `plugins.deferred_imports`), any other unknown `run.NAME` block may be a plugin
+    backend's too (`mrl new` pins every registered backend's block): left for the commands
+    that import the plugins to check."""
     name = run.get("backend")
+    blocks: dict[str, tuple[type, ...]] = {}
     if isinstance(name, str) and name not in registry.names():
-        return {name: (_DICT,)}
-    return {}
+        blocks[name] = (_DICT,)
+    if plugins.waiting():
+        blocks.update({k: (_DICT,) for k, v in run.items() if isinstance(v, dict) and k not in RUN_TYPES})
+    return blocks
 
 
 def _check_heartbeat(run: Mapping[str, Any], path: Path) -> None:

@@ -167,6 +167,12 @@ def defer(load: Callable[[], None]) -> bool:
     return _deferring
 
 
+def waiting() -> bool:
+    """Whether some config's plugin imports wait for `load_deferred` (a registry may lack what
+    they would register)."""
+    return bool(_deferred)
+
+
 def load_deferred() -> bool:
     """Import what `defer` kept (a registry lacks a name: a plugin may register it); True when
     there was something to import."""

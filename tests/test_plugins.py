@@ -760,3 +760,27 @@ def test_mrl_cancel_of_a_plugin_backend_whose_cancel_wait_is_no_number_is_one_er
     assert "Traceback" not in res.stderr and "detached" in res.stderr, res.stderr
     assert len(res.stderr.splitlines()) == 1, res.stderr
     wait_for(lambda: statuses(exp)["001"]["state"] != "running", what="the step's end recorded (it was signalled)")
+
+
+def test_a_plugin_backend_block_pinned_beside_another_backend_draws_no_unknown_key_warning(project: Path) -> None:
+    # `run.backend` is local; the plugin's backend is chosen with --backend. `mrl new` pins
+    # every registered backend's block (`run.inline` among them), and the commands that defer
+    # the plugin imports (status, info, last) warned "unknown key 'run.inline'" about mrl's own
+    # record, and about the project's block naming it.
+    (project / "acme_mrl.py").write_text(LOCAL_PLUGIN)
+    (project / "conf.lua").write_text("x = {{x}}\n-- MRL:grid['x'] = [1, 2]\n")
+    set_cfg(project, plugins=["acme_mrl"], run={"command": 'echo "$WORD" > word.txt', "inline": {"word": "hej"}})
+    commit_all(project, "plugin")
+    for args in (("new", "kv"), ("makebatch",), ("run", "--backend", "inline")):
+        run_mrl(*args, cwd=project, check=True)
+    assert json.loads((project / "output" / "0001" / ".mrl").read_text())["run"]["inline"] == {"word": "hej"}
+    for args in (("status",), ("info", "last"), ("last",), ("ls",), ("table",), ("run", "--dry-run")):
+        res = run_mrl(*args, cwd=project)
+        assert res.returncode == 0, (args, res.stderr)
+        assert "unknown key" not in res.stderr, (args, res.stderr)
+    # a typo is still said by the commands that load the plugins (status cannot tell it
+    # from a plugin's block without importing them), and by every command without plugins
+    set_cfg(project, run={"command": "true", "inlin": {"word": "x"}})
+    assert "unknown key 'run.inlin'" in run_mrl("table", cwd=project).stderr
+    set_cfg(project, plugins=[])
+    assert "unknown key 'run.inlin'" in run_mrl("status", cwd=project).stderr
