@@ -34,8 +34,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def fix_argv(argv: list[str]) -> list[str]:
-    """`mrl tag -draft` (no EXP): a leading -NAME is a change, not an unknown option."""
+    """`mrl tag -draft` (no EXP): a leading -NAME is a change, not an unknown option; `--help`
+    before any `--` is the help (`-h` after EXP stays the change "remove tag h")."""
     i = argv.index("tag") + 1 if "tag" in argv else len(argv)
+    words = argv[i : argv.index("--", i) if "--" in argv[i:] else len(argv)]
+    if "--help" in words:  # `mrl tag 3 --help`: no tag starts with `-`, so it is the help
+        return [*argv[:i], "--help"]
     if i < len(argv) and argv[i].startswith("-") and argv[i] not in ("-h", "--help", "--"):
         return [*argv[:i], "--", *argv[i:]]
     return argv

@@ -127,3 +127,15 @@ def test_table_tag_tabulates_the_tagged_experiments(project: Path, capsys: pytes
     assert [(r["exp"], r["acc"]) for r in rows] == [("0001", 0.5), ("0003", 0.7)]
     assert main(["table", "--tag", "nothing"]) == 1
     assert "no experiment is tagged nothing" in capsys.readouterr().err
+
+
+def test_help_after_the_experiment_is_the_help_not_a_bad_tag(project: Path) -> None:
+    run_mrl("new", "x", cwd=project, check=True)
+    proc = run_mrl("tag", "1", "--help", cwd=project)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: mrl tag"), proc.stderr
+    proc = run_mrl("tag", "1", "+a", "--help", cwd=project)
+    assert proc.returncode == 0 and proc.stdout.startswith("usage: mrl tag"), proc.stderr
+    assert "tags" not in json.loads((project / "output" / "0001" / ".mrl").read_text())
+    # after `--` every word is a change, as the README says: `--help` there is a bad tag
+    proc = run_mrl("tag", "1", "--", "--help", cwd=project)
+    assert proc.returncode == 1 and "bad tag '--help'" in proc.stderr
