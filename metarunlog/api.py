@@ -118,8 +118,9 @@ def load_table(
     `metrics(subExpDir)` from mrl_analyze.py (a param named like one of the table's own
     columns, an older batch's `id` or `state`, is the column `param.<name>`, as in `mrl
     table`; `where="param.id == 3"` filters on it). `exp` may also be a list (`[2, 3]`, `"5-9"`
-    ranges inside), a range string (`"5-9"`, `"2,3"`) or `"all"`; `tag` selects tagged
-    experiments: then the DataFrame has an `exp` column first (still indexed by id).
+    ranges inside), a range string (`"5-9"`, `"2,3"`) or `"all"`; `tag` adds the
+    experiments tagged so (any of a list) to those `exp` names (alone: only those), as `mrl
+    table 3 --tag NAME` does; then the DataFrame has an `exp` column first (still indexed by id).
     `"2/3,4"` (or a sub-experiment folder's path, also in a list) keeps only those
     sub-experiments, as `mrl table 2/3,4` does.
     `summary`, `aggregate`/`by`/`over` (a param name or a list) and `where`

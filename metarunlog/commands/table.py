@@ -88,7 +88,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.set_defaults(expId=None, sub_selection=None)  # main resolves one EXP/SELECTION into both
     p.add_argument("--all", action="store_true", help="every experiment of the project (with an exp column)")
-    p.add_argument("--tag", action="append", default=[], metavar="NAME", help="the experiments tagged NAME (mrl tag)")
+    p.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also the experiments tagged NAME (mrl tag), besides any EXP named; repeatable",
+    )
     fmt = p.add_mutually_exclusive_group()
     for name, what in FORMAT_HELP.items():
         fmt.add_argument(f"--{name}", dest="format", action="store_const", const=name, help=what)
