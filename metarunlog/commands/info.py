@@ -227,7 +227,9 @@ def verify_cli(project: Project, exp: Experiment) -> int:
     against = f"commit {commit[:10]}" + (f" + {DIFF}" if diff is not None else "")
     try:
         for d in found:
-            print(f"{d.kind:<8} {d.path}" + (f"  ({d.detail})" if d.detail and d.detail != "content" else ""))
+            # one line a difference: a name's newline or ESC escaped, as the warnings write them
+            detail = f"  ({d.detail})" if d.detail and d.detail != "content" else ""
+            print(f"{d.kind:<8} {printable(d.path)}{detail}")
     except BrokenPipeError:  # `mrl verify | head -1`: the verdict is the exit code, whoever stopped reading
         from metarunlog.error_handler import drop_stdout
 
