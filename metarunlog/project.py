@@ -237,9 +237,16 @@ class Project:
 
     def _not_an_experiment(self, ref: str, containing: Experiment | None) -> str:
         """Why `ref` names no experiment; `2/3` or a sub-experiment folder: what takes it."""
-        from metarunlog.selection import split_sub_ref
+        from metarunlog.selection import _EXP_SLASH_SEL, split_sub_ref
 
         sub_ref = split_sub_ref(ref.rstrip("/"))
+        shaped = _EXP_SLASH_SEL.match(ref.rstrip("/"))
+        named = shaped is not None and (shaped.group(1) == LAST or int(shaped.group(1)) in self.experiment_ids())
+        if shaped and named and not sub_ref and not Path(ref).exists():  # `2/1,x`: EXP/SELECTION, a bad selection
+            return (
+                f"'{ref}': bad selection {shaped.group(2)!r} of experiment {shaped.group(1)}: use 'all', an id "
+                "like 3, or a list like 1,4-6 (EXP/SELECTION: `2/1-4,7`)"
+            )
         in_one = containing is not None and Path(ref).resolve().parent == containing.dir
         if sub_ref or (in_one and (Path(ref) / RECORD).is_file()):  # a sub-experiment folder
             if not sub_ref:
