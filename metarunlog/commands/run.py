@@ -9,7 +9,9 @@ MRL_CODE_DIR (and CUDA_VISIBLE_DEVICES=R with --resources) in its environment.
 Writes, per sub-experiment: run.log (stdout and stderr, appended; each attempt and step
 headed by a `==== mrl attempt N step K/M ...` line) and .mrl.status (JSON: state, exit
 code, attempts, steps done, start, end, duration, host, pid, resource, backend), and
-EXPDIR/.mrl.done once every sub-experiment is done.
+EXPDIR/.mrl.done once every sub-experiment is done. When one runs again, the metrics files
+its earlier attempt left move to SUBDIR/.mrl.attempts/N/ first. Also SUBDIR/.mrl.lock (the
+lock file, kept) and, while the run lasts, its claim in EXPDIR/.mrl.owners/.
 
 Done ones are skipped unless --force; failed, cancelled and stale ones run again; a
 multi-step command resumes at its first unfinished step. Ctrl-C stops every running
