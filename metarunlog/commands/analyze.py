@@ -22,7 +22,8 @@ CSV logs, TensorBoard events, run.log patterns, docs/table.md), your mrl_analyze
                                  description, tags, status counts, best primary metric and a
                                  link to its report (made or stale); one whose record
                                  cannot be read is listed with why, a warning line, exit 1
-                                 (as `mrl table --all`)
+                                 (as `mrl table --all`); each card is cached in
+                                 OUTDIR/.mrl.index.json (recomputed when its files change)
   mrl analyze 3 --watch 30       rewrite the report every 30 s while runs are queued or
                                  running; the page reloads itself until they are done
   mrl analyze --open             and open it in the default browser
