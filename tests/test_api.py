@@ -236,3 +236,20 @@ def test_a_list_where_one_experiment_is_taken_is_a_clear_error_not_a_pathlib_tra
     make_experiment(project, [{"lr": 0.1}], "true")
     with pytest.raises(MrlError, match=r"one experiment is an id, 'last' or a path, not list \[1, 1\]: for several"):
         getattr(api, fn)([1, 1], basedir=project)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "said"),
+    [
+        ({"exp": []}, "exp is an empty list"),
+        ({"tag": 3}, "tag is a tag name or a list of them, not int 3"),
+        ({"tag": ["a", 1]}, "tag is a tag name or a list of them"),
+        ({"where": 5}, "where is an expression in a string"),
+    ],
+    ids=["empty list", "int tag", "int in tags", "int where"],
+)
+def test_wrong_arguments_to_load_table_are_an_mrl_error_saying_what_to_give(two_exps, kwargs, said: str) -> None:
+    # an empty list read the newest experiment (as if nothing were given); an int tag or
+    # where was a TypeError from deep inside ("'int' object is not iterable")
+    with pytest.raises(MrlError, match=said):
+        api.load_table(**kwargs)
