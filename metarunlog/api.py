@@ -158,7 +158,7 @@ def load_results(
     `.errors` ("left out experiment 0002: ..."); none readable raises MrlError."""
     from metarunlog import selection
 
-    _check_arguments(exp, tag, where)
+    _check_arguments(exp, tag, where, by=by, over=over)
     tags = [tag] if isinstance(tag, str) else list(tag or [])
     several = tags or exp == "all" or (isinstance(exp, Sequence) and not isinstance(exp, str)) or _is_range(exp)
     subs: dict[int, str] = {}  # "2/3,4" (or a sub-experiment folder): only those of experiment 2
@@ -193,16 +193,17 @@ def load_results(
     return tab
 
 
-def _check_arguments(exp: Any, tag: Any, where: Any) -> None:
+def _check_arguments(exp: Any, tag: Any, where: Any, **params: Any) -> None:
     """MrlError for an argument of a type `mrl table` could never be given (a TypeError from
     deep inside before, or for `[]` the newest experiment, as if nothing were asked)."""
     from metarunlog.errors import MrlError
 
     if isinstance(exp, Sequence) and not isinstance(exp, str) and not exp and not tag:
         raise MrlError("exp is an empty list: name at least one experiment ([2, 3], '5-9'), or 'all'")
-    names = [tag] if isinstance(tag, str) else tag
-    if tag is not None and not (isinstance(names, Sequence) and all(isinstance(t, str) for t in names)):
-        raise MrlError(f"tag is a tag name or a list of them, not {type(tag).__name__} {tag!r}")
+    for key, value, what in (("tag", tag, "a tag name"), *((k, v, "a param name") for k, v in params.items())):
+        names = [value] if isinstance(value, str) else value
+        if value is not None and not (isinstance(names, Sequence) and all(isinstance(n, str) for n in names)):
+            raise MrlError(f"{key} is {what} or a list of them, not {type(value).__name__} {value!r}")
     if where is not None and not isinstance(where, str):
         raise MrlError(
             f'where is an expression in a string, like "val_loss < 0.3", not {type(where).__name__} {where!r}'

@@ -245,8 +245,10 @@ def test_a_list_where_one_experiment_is_taken_is_a_clear_error_not_a_pathlib_tra
         ({"tag": 3}, "tag is a tag name or a list of them, not int 3"),
         ({"tag": ["a", 1]}, "tag is a tag name or a list of them"),
         ({"where": 5}, "where is an expression in a string"),
+        ({"aggregate": True, "by": 3}, "by is a param name or a list of them, not int 3"),
+        ({"aggregate": True, "over": [1]}, "over is a param name or a list of them, not list"),
     ],
-    ids=["empty list", "int tag", "int in tags", "int where"],
+    ids=["empty list", "int tag", "int in tags", "int where", "int by", "int in over"],
 )
 def test_wrong_arguments_to_load_table_are_an_mrl_error_saying_what_to_give(two_exps, kwargs, said: str) -> None:
     # an empty list read the newest experiment (as if nothing were given); an int tag or
