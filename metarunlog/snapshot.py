@@ -196,13 +196,35 @@ def _link(
     _make_readonly(dest, (e for e in (*fresh, *full, *private) if _is_file(e)))
     for e in (*fresh, *full):
         _mark_stored(join(root, e.path), e.sha)
+    stored = 0
     for e in fresh:
-        _store(join(root, e.path), _key(objects, e))
+        path, key = join(root, e.path), _key(objects, e)
+        if _store(path, key):
+            stored += 1
+        elif _take_stored(key, path, e, owner, stamps):
+            linked += 1  # a concurrent `mrl new` stored it first: its file, not a private twin
     for e in full:
-        _store(join(root, e.path), _key(objects, e), tmp=f"{_key(objects, e)}.{owner}{TEMP}")
+        stored += _store(join(root, e.path), _key(objects, e), tmp=f"{_key(objects, e)}.{owner}{TEMP}")
     linked += sum(_link_or_copy(join(root, source), join(root, path)) for path, source in again)
     files = len(entries) - sum(1 for e in entries if e.mode in (GITLINK, SYMLINK))
-    return Snapshot("link", files, linked=linked, stored=len(fresh) + len(full))
+    return Snapshot("link", files, linked=linked, stored=stored)
+
+
+def _take_stored(key: str, path: str, e: TreeEntry, owner: str, stamps: _Stamps) -> bool:
+    """Put the store's file `key` at `path` in place of the private copy there (True), when
+    a concurrent `mrl new` stored the blob between our look-up and our store; as any link
+    from the store, only while it is as stored. Linked beside it, then renamed over it:
+    `path` is never missing."""
+    tmp = f"{path}.{owner}{TEMP}"
+    try:
+        os.link(key, tmp)
+    except OSError:
+        return False  # gone again, another user's (protected_hardlinks), at its link limit
+    if _changed_since_stored(os.lstat(tmp), e.mode == EXECUTABLE, e.sha, stamps):
+        os.unlink(tmp)
+        return False
+    os.replace(tmp, path)
+    return True
 
 
 def _link_or_copy(src: str, dst: str) -> bool:
@@ -287,19 +309,20 @@ def _key(objects: str, e: TreeEntry) -> str:
     return f"{objects}/{e.sha[:2]}/{e.sha[2:]}{suffix}"
 
 
-def _store(src: str, key: str, *, tmp: str | None = None) -> None:
-    """Put the file `src` (already read-only) into the store under `key`, as a hardlink;
-    with `tmp`, replacing the file there (linked as `tmp`, then renamed over it).
+def _store(src: str, key: str, *, tmp: str | None = None) -> bool:
+    """Put the file `src` (already read-only) into the store under `key`, as a hardlink
+    (True); with `tmp`, replacing the file there (linked as `tmp`, then renamed over it).
 
-    A concurrent `mrl new` may have stored it first: then both are the same content and
-    `src` simply stays a private file. So it does where the store's folder is not ours to
-    write (another user's, in a shared outdir)."""
+    A concurrent `mrl new` may have stored it first (False: `_take_stored` links that one
+    in place of `src`). Where the store's folder is not ours to write (another user's, in
+    a shared outdir), `src` stays a private file (False)."""
     try:
         _link_making_dir(src, tmp or key)
     except (FileExistsError, PermissionError):
-        return
+        return False
     if tmp:
         os.replace(tmp, key)
+    return True
 
 
 def remove_temps(store: Path, owner: str) -> int:

@@ -4,7 +4,10 @@ real git repositories in temp dirs (accept-b2, wave 2, ninth stop)."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from tests.helpers.repo import commit_all, git, run_mrl
 
@@ -47,3 +50,48 @@ def test_verify_lists_one_line_per_difference_whatever_the_file_names(tmp_path: 
     r = run_mrl("verify", "1", cwd=repo)
     assert "missing  train.py" in r.stdout.splitlines()
     assert os.path.exists(code / "new\nline.py")
+
+
+def test_a_blob_a_concurrent_mrl_new_stored_first_is_linked_not_kept_private_nor_claimed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two `mrl new` filling a fresh store at once (a sweep script starting several): the one
+    whose checkout finished second found every blob stored by the other. It kept private
+    copies of all its files (the disk twice, six times for six) and its record still said
+    `"stored": N`, files it never added. Now it links the stored files in place of its own
+    (unchanged since stored, as any link from the store) and its record counts them as
+    linked: `stored` is only what it added."""
+    import json
+
+    from metarunlog import git as mrl_git
+    from metarunlog.main import main
+
+    repo = _project(tmp_path)
+    for i in range(40):
+        (repo / f"m{i}.py").write_text(f"X = {i}\n")
+    commit_all(repo, "forty modules")
+    real_checkout = mrl_git.checkout_index
+    other: list[subprocess.CompletedProcess[str]] = []
+
+    def checkout_then_the_other_mrl_new_stores_everything(*args, **kwargs):
+        real_checkout(*args, **kwargs)
+        if not other:  # the other `mrl new`, a real process, between our checkout and our store
+            other.append(run_mrl("new", "theirs", cwd=repo, timeout=120))
+
+    monkeypatch.setattr(mrl_git, "checkout_index", checkout_then_the_other_mrl_new_stores_everything)
+    monkeypatch.chdir(repo)
+    assert main(["new", "mine"]) == 0
+    assert other and other[0].returncode == 0, other
+    out = repo / "output"
+    (theirs,) = [
+        p for p in out.iterdir() if p.name.isdigit() and json.loads((p / ".mrl").read_text())["description"] == "theirs"
+    ]
+    (mine,) = [p for p in out.iterdir() if p.name.isdigit() and p != theirs]
+    snap = json.loads((mine / ".mrl").read_text())["snapshot"]
+    assert snap["stored"] == 0, snap  # the other one stored every blob
+    assert snap["linked"] == snap["files"], snap
+    for i in range(40):
+        assert os.path.samefile(mine / "code" / f"m{i}.py", theirs / "code" / f"m{i}.py")
+    assert run_mrl("verify", mine.name, cwd=repo).returncode == 0
+    assert run_mrl("verify", theirs.name, cwd=repo).returncode == 0
+    assert not [p for p in (mine / "code").iterdir() if p.name.endswith(".tmp")]
