@@ -59,8 +59,16 @@ def _logspace(start: float, stop: float, num: int = 50, base: float = 10.0) -> l
         try:
             out.append(float(base**x))
         except (OverflowError, ZeroDivisionError) as e:
-            raise EvalError(f"logspace: {base} ** {x} is out of range ({e})") from None
+            raise EvalError(f"logspace: {base} ** {x}: {_why(e)}") from None
     return out
+
+
+def _why(e: Exception) -> str:
+    """An arithmetic error in words: a float's OverflowError reads `(34, 'Numerical result out
+    of range')`, the errno tuple of the C library."""
+    if isinstance(e, OverflowError) and len(e.args) == 2 and isinstance(e.args[1], str):
+        return f"{e.args[1].lower()} (beyond a float, about 1.8e308)"
+    return str(e)
 
 
 def _range(*args: Any) -> list[int]:
@@ -386,7 +394,7 @@ class Evaluator:
             raise
         except (ArithmeticError, TypeError, ValueError) as e:
             sym = _SYMBOLS[type(node.op)]
-            raise EvalError(f"{_show(left)} {sym} {_show(right)}: {e}") from None
+            raise EvalError(f"{_show(left)} {sym} {_show(right)}: {_why(e)}") from None
 
     def _check_binop(self, op: ast.operator, left: Any, right: Any) -> None:
         """Refuse, before computing, what would be too big to compute."""

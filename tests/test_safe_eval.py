@@ -117,6 +117,7 @@ def test_comprehension_variables_do_not_leak_out_of_their_comprehension() -> Non
         ("range(1.5)", "integers"),
         ("linspace(0, 1, 0)", "positive integer"),
         ("logspace(0, 400, 2)", "out of range"),
+        ("1e308 ** 2", r"1e\+308 \*\* 2: numerical result out of range \(beyond a float"),
     ],
 )
 def test_everything_else_is_an_error_naming_the_construct(source: str, message: str) -> None:
