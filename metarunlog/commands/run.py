@@ -15,8 +15,9 @@ lock file, kept) and, while the run lasts, its claim in EXPDIR/.mrl.owners/.
 
 Done ones are skipped unless --force; failed, cancelled and stale ones run again; a
 multi-step command resumes at its first unfinished step. Ctrl-C stops every running
-command and marks it cancelled. Exit code: 0 when every selected one is done, 1 if any
-failed, 130 when interrupted.
+command and marks it cancelled. Exit code: 0 when every selected one is done (but those
+running or queued elsewhere: named as skipped, not waited for), 1 if any failed or was not
+run, 130 when interrupted.
 
 Examples:
   mrl run                      all of the current (else newest) experiment, run.jobs workers
