@@ -87,6 +87,21 @@ def _from_experiment_record(path: Path) -> Path | None:
     return None
 
 
+def _experiment_of_a_project_not_here(path: Path) -> tuple[Path, str] | None:
+    """The experiment folder at or above `path` and the project its record names, when no
+    project was found from there (a copy rsynced to another machine): why, when that is why."""
+    from metarunlog import jsonio
+
+    for d in (path, *path.parents):
+        if (d / RECORD).is_file():
+            data = jsonio.read_json_or(d / RECORD, None)
+            if isinstance(data, dict) and "subExpId" in data and "expId" not in data:
+                continue  # a sub-experiment's record: its experiment's is further up
+            base = data.get("basedir") if isinstance(data, dict) else None
+            return (d, base) if isinstance(base, str) and base else None
+    return None
+
+
 def logical_cwd() -> Path:
     """The current directory as the shell names it (`$PWD`, symlinks kept), when that is
     where we are; else the real path."""
@@ -161,6 +176,14 @@ class Project:
                 raise ConfigError(
                     f"{odd} is {_kind(odd)}, not a file: mrl reads the project's settings from a "
                     "plain file there; remove it, or replace it with a file (`mrl init` writes one)"
+                )
+            away = _experiment_of_a_project_not_here(start)
+            if away is not None:
+                exp, base = away
+                raise ConfigError(
+                    f"{exp} is an experiment folder of the project at {base} (its {RECORD} says), which "
+                    "is not here (a copy?): run mrl where that project is (`mrl verify` needs its git "
+                    "repository, which holds the commit); code/ runs without mrl"
                 )
             raise ConfigError(
                 f"no .mrl.cfg in {start} or any parent: run `mrl init` in your project's "

@@ -95,3 +95,30 @@ def test_a_blob_a_concurrent_mrl_new_stored_first_is_linked_not_kept_private_nor
     assert run_mrl("verify", mine.name, cwd=repo).returncode == 0
     assert run_mrl("verify", theirs.name, cwd=repo).returncode == 0
     assert not [p for p in (mine / "code").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_inside_a_copied_experiment_whose_project_is_not_here_the_error_names_that_project(tmp_path: Path) -> None:
+    """An experiment folder rsynced to another machine (here: its project moved away) is
+    self-contained, and `mrl verify` / `mrl status` inside it said "no .mrl.cfg in ... or any
+    parent: run `mrl init` ... first", as if it were no experiment at all (and `mrl init`
+    there would make a project inside the copy). Now the one line says what it is: an
+    experiment of the project its record names, which is not here."""
+    import shutil
+
+    repo = _project(tmp_path)
+    commit_all(repo, "mrl")
+    assert run_mrl("new", "x", cwd=repo).returncode == 0
+    far = tmp_path / "far"
+    far.mkdir()
+    shutil.copytree(repo / "output" / "0001", far / "0001", symlinks=True)
+    repo.rename(tmp_path / "moved")
+    (far / "0001" / "001").mkdir()  # a sub-experiment folder, as makebatch writes it
+    (far / "0001" / "001" / ".mrl").write_text('{"subExpId": 1, "params": {"lr": 0.1}}')
+    for args, cwd in ((["verify"], "code"), (["status"], "001"), (["info"], ".")):
+        r = run_mrl(*args, cwd=far / "0001" / cwd)
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+        assert r.stderr.count("\n") == 1, r.stderr
+        assert r.stderr.startswith("mrl: error: ") and str(far / "0001") in r.stderr, r.stderr
+        assert str(repo) in r.stderr and "not here" in r.stderr and "mrl init" not in r.stderr, r.stderr
+    # the code itself still runs without mrl
+    assert subprocess.run(["python3", "train.py"], cwd=far / "0001" / "code", capture_output=True).returncode == 0

@@ -209,13 +209,14 @@ def test_a_pwd_that_is_not_the_current_directory_is_ignored(project: Path, tmp_p
     assert proc.returncode == 0, proc.stderr
 
 
-def test_a_record_naming_a_project_that_moved_is_the_usual_error(project: Path, scratch_outdir: Path) -> None:
+def test_a_record_naming_a_project_that_moved_is_one_error_naming_it(project: Path, scratch_outdir: Path) -> None:
     exp = make_experiment(project, [{"x": 1}], "true")
     record = json.loads((exp.dir / ".mrl").read_text())
     record["basedir"] = str(project.parent / "gone")
     (exp.dir / ".mrl").write_text(json.dumps(record))
     proc = run_mrl("status", cwd=scratch_outdir / exp.name, env={"PWD": os.fspath(scratch_outdir / exp.name)})
-    assert proc.returncode == 1 and "mrl: error: no .mrl.cfg" in proc.stderr
+    assert proc.returncode == 1 and proc.stderr.startswith("mrl: error: ") and proc.stderr.count("\n") == 1
+    assert f"of the project at {project.parent / 'gone'}" in proc.stderr and "not here" in proc.stderr
 
 
 def test_a_symlinked_outdir_is_not_an_untracked_file_of_the_code(project: Path, scratch_outdir: Path) -> None:
