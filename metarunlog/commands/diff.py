@@ -253,7 +253,7 @@ def _run_block(exp: Experiment) -> Any:
     except MrlError:
         return dict(exp.cfg.run)
     run = data.get("run")
-    block = config.merge(config.RUN_DEFAULTS, run if isinstance(run, dict) else {})
+    block = config.merge(config.run_defaults(), run if isinstance(run, dict) else {})
     if (exp.dir / CFG_OVERRIDE).is_file():
         over = config.read_cfg_file(exp.dir / CFG_OVERRIDE).get("run")
         block = config.merge(block, over if isinstance(over, dict) else {})

@@ -267,3 +267,22 @@ def test_a_reproduction_whose_runs_diverged_alike_reads_delta_0_not_nan(project:
     assert d["metrics"]["loss"]["last"] == {"a": None, "b": None, "delta": 0}
     text = run_mrl("diff", "1/1", "2/1", cwd=project).stdout
     assert re.search(r"^  loss +inf +inf +0 +1 +1 +0$", text, re.M), text
+
+
+def test_a_run_block_unpinned_and_missing_from_the_snapshot_config_shows_no_false_backend_differences(
+    project: Path,
+) -> None:
+    # experiment 1: a .mrl.cfg without a run block (as the original's `mrl init` wrote it), so
+    # nothing is pinned and the snapshot's config gives only the defaults; experiment 2 pins
+    # the full block. The backends' blocks (run.slurm.*) were read as missing on one side:
+    # `run.slurm.partition: (none) -> (none)` and 15 more lines that differ in nothing.
+    data = json.loads((project / ".mrl.cfg").read_text())
+    del data["run"]
+    (project / ".mrl.cfg").write_text(json.dumps(data, indent=2))
+    commit_all(project, "no run block")
+    run_mrl("new", "a", cwd=project, check=True)
+    set_cfg(project, run={"command": "true"})
+    commit_all(project, "run command")
+    run_mrl("new", "b", cwd=project, check=True)
+    res = run_mrl("diff", "1", "2", "--json", cwd=project, check=True)
+    assert list(json.loads(res.stdout)["run"]) == ["run.command"], res.stdout
