@@ -275,12 +275,26 @@ def _open_files(pid: int) -> frozenset[tuple[int, int]] | None:
     return frozenset(held)
 
 
+# Signals after which `killpg` sends no SIGCONT: those a stopped process acts on (or is
+# meant to stay stopped by) without being continued, and "is it there" (0).
+_NO_CONT = frozenset(
+    {0, signal.SIGKILL, signal.SIGSTOP, signal.SIGCONT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
+)
+
+
 def killpg(pgid: int, sig: int) -> None:
-    """Send `sig` to process group `pgid`; one already gone (or not ours to signal) is fine."""
+    """Send `sig` to process group `pgid`; one already gone (or not ours to signal) is fine.
+
+    A SIGTERM (or any signal a process handles) to a stopped group (SIGSTOP, Ctrl-Z in its
+    own terminal, a debugger) waits until it is continued: it ended only by the SIGKILL
+    after the grace, its SIGTERM handler (a checkpoint) never run. So SIGCONT follows, to
+    the same group (the one the caller proved its own), as systemd does."""
     if valid_pid(pgid) is None or pgid == 1:
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+        if sig not in _NO_CONT:
+            os.killpg(pgid, signal.SIGCONT)
 
 
 LEFTOVER_GRACE_S = 2.0  # after a step ended, how long its leftovers get between SIGTERM and SIGKILL

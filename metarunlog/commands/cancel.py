@@ -1,7 +1,8 @@
 """Stop running or queued sub-experiments, wherever they run.
 
-Local ones: their process group gets SIGTERM (SIGKILL after 10 s); the `mrl run` running
-them marks them cancelled in .mrl.status, or this command does when that runner is gone.
+Local ones: their process group gets SIGTERM and SIGCONT (SIGKILL after 10 s); the
+`mrl run` running them marks them cancelled in .mrl.status, or this command does when that
+runner is gone.
 Slurm ones: `scancel` of their array tasks. A plugin backend's: its cancel(), then up to its
 `cancel_wait` (15 s) for them to end. Finished and pending ones are left alone.
 Cancelling the whole experiment (no SELECTION, or all of it) also cancels the run.after
