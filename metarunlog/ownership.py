@@ -144,17 +144,26 @@ class RunnerClaim:
         those whose state alone misleads (a done one queued by --force: "cancelled before it
         started"). Without notes, the answer is the plain list (as before notes existed)."""
         body: Any = {"cancelled": cancelled, "notes": {str(i): n for i, n in notes.items()}} if notes else cancelled
-        with contextlib.suppress(OSError):
+        try:
             jsonio.write_json(request.with_suffix(".done"), body, durable=False)
-            for path in (request, request.with_suffix(".taken")):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
+        except OSError:  # no room for it (disk full): into the space the request already holds
+            with contextlib.suppress(OSError):
+                _answer_in_place(request, cancelled)
+            return
+        for path in (request, request.with_suffix(".taken")):
+            with contextlib.suppress(OSError):
+                path.unlink()
 
     def serve(self) -> None:
         """This run takes up cancel requests from now on (`serving`): `mrl cancel` waits
-        for its answer from this moment, however long its plan and submit took."""
-        with contextlib.suppress(OSError):
-            jsonio.write_text(self.path.parent / f"{self.stem}.serving", jsonio.now() + "\n", durable=False)
+        for its answer from this moment, however long its plan and submit took. On a full
+        disk, an empty file (no data block) says it as well."""
+        path = self.path.parent / f"{self.stem}.serving"
+        try:
+            jsonio.write_text(path, jsonio.now() + "\n", durable=False)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
 
     def touch(self) -> None:
         """The heartbeat: another host tells a live runner from a crashed one by the mtime."""
@@ -472,6 +481,25 @@ def request_cancel(claim: Claim, ids: set[int]) -> Path:
     req = claim.path.parent / f"{stem}.cancel-{os.getpid()}-{time.monotonic_ns()}.req"
     jsonio.write_json(req, sorted(ids), durable=False)
     return req
+
+
+def _answer_in_place(request: Path, cancelled: list[int]) -> None:
+    """The answer to `request` written over its taken copy (the ids it asked, which hold at
+    least as many bytes as a subset of them: no new space), then renamed to the answer's
+    name: a runner on a full disk still answers, and `mrl cancel` learns at once what it
+    cancelled (it waited 120 s for an answer that could not come, then said nothing ran)."""
+    import json
+
+    taken, data = request.with_suffix(".taken"), json.dumps(cancelled).encode()
+    fd = os.open(taken, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        if os.fstat(fd).st_size < len(data):
+            return
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
+    os.replace(taken, request.with_suffix(".done"))
 
 
 def answer_with_notes(request: Path) -> dict[int, str] | None:

@@ -213,7 +213,8 @@ def _still_waiting(request: Path, a: _Asked) -> bool:
         return request.with_suffix(".done").exists()  # gone: its answer may have come last
     now = time.monotonic()
     if a.served_at is None:
-        if not ownership.serving(a.claim):
+        # it took the request: it serves, whether or not it could write `.serving` (a full disk)
+        if not ownership.serving(a.claim) and not ownership.taken(request):
             return now - a.at < TAKEN_WAIT_S
         a.served_at = now
     return _worth_waiting(request, a.claim, now - a.served_at)
