@@ -363,6 +363,24 @@ def unrecorded(
     return out
 
 
+def records_removed(exp: Experiment, jobs: Sequence[Job]) -> None:
+    """The jobs among `jobs` with no record (read `pending`) whose step, of a live runner on
+    this host, still runs: the step removed its `.mrl.status` and `.mrl.lock` (it wiped its
+    own folder, or made it again) and runs on. Each is set `running`, with a note naming its
+    step; `mrl run` refuses to start them beside it (`RunnerClaim.others`). No /proc scan
+    unless such a job and a live runner's claim are there."""
+    from metarunlog.states import JobState
+
+    bare = [j for j in jobs if j.status is None and j.state is JobState.PENDING and not j.unreadable]
+    if not bare:
+        return
+    steps = _live_runners_steps(exp)
+    for job in bare:
+        if job.id in steps:
+            job.state = JobState.RUNNING
+            job.message = f"its {steps[job.id]} is still running; its .mrl.status and .mrl.lock were removed as it ran"
+
+
 def _recorded_by(status: Any, runner: str | None) -> bool:
     """The record was written by `runner` ("<pid>:<start id>")."""
     return runner is not None and f"{status.runner_pid}:{status.runner_start}" == runner

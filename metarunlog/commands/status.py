@@ -31,7 +31,7 @@ from metarunlog.backends.base import FollowUp, Job, observe_any
 from metarunlog.backends.base import follow_ups as backend_follow_ups
 from metarunlog.commands._args import add_target_arguments
 from metarunlog.experiment import DONE_MARK, Experiment
-from metarunlog.ownership import unrecorded
+from metarunlog.ownership import records_removed, unrecorded
 from metarunlog.project import Project
 from metarunlog.records import Status
 from metarunlog.selection import pick
@@ -103,6 +103,7 @@ def status(exp: Experiment, selection: str | None = None) -> list[Row]:
     jobs = [Job(sub) for sub in picked]
     observe_any(exp, jobs)
     gap = unrecorded(exp, jobs)  # a step a runner killed with -9 left with no record naming it
+    records_removed(exp, jobs)  # a live runner's step that wiped its own folder: running, not pending
     rows = [Row(j.id, j.name, j.state, j.status, note(j)) for j in jobs]
     for row, job in zip(rows, jobs, strict=True):
         if job in gap:

@@ -8,9 +8,11 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
+
 from metarunlog.main import main
 from tests.helpers.processes import start_mrl, wait_for
-from tests.helpers.repo import commit_all, set_cfg
+from tests.helpers.repo import commit_all, run_mrl, set_cfg
 
 WAITS = "touch started; while [ ! -e {{expDir}}/go ]; do sleep 0.05; done; echo {{x}} > ran.txt"
 
@@ -110,3 +112,31 @@ def test_a_folder_restored_from_a_backup_while_a_rerun_runs_keeps_its_metrics(pr
     assert runner.returncode == 1, out + err
     assert "Traceback" not in err, err
     assert sorted(str(p.relative_to(expdir / "001")) for p in (expdir / "001").rglob("*")) == before
+
+
+@pytest.mark.parametrize(
+    "wipe",
+    ['rm -rf "$MRL_SUBEXP_DIR"; mkdir "$MRL_SUBEXP_DIR"', "rm -f .mrl.status .mrl.lock"],
+    ids=["folder made again", "records removed"],
+)
+def test_status_of_a_step_that_wiped_its_own_folder_says_running_never_pending(project: Path, wipe: str) -> None:
+    waits = f'{wipe}; touch "$MRL_SUBEXP_DIR/wiped"; while [ ! -e {{{{expDir}}}}/go ]; do sleep 0.05; done'
+    set_cfg(project, confTemplFile=None, copyFiles=[], run={"command": waits})
+    commit_all(project, "wipes")
+    assert main(["new", "wipes"]) == 0
+    assert main(["makebatch", "--grid", "x=0,1"]) == 0
+    expdir = project / "output" / "0001"
+    runner = start_mrl("run", "1", "1", cwd=project)
+    try:
+        wait_for(lambda: (expdir / "001" / "wiped").exists(), 60, "001's step to wipe its folder")
+        shown = run_mrl("status", cwd=project)
+        rows = json.loads(run_mrl("status", "--json", cwd=project).stdout)
+    finally:
+        (expdir / "go").touch()
+        runner.communicate(timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    line = next(row for row in shown.stdout.splitlines() if row.startswith("001 "))
+    assert line.split()[1] == "running", shown.stdout
+    assert "001: its step (pid" in shown.stdout and "removed" in shown.stdout, shown.stdout
+    assert rows[0]["state"] == "running" and "removed" in rows[0]["note"], rows
+    assert rows[1]["state"] == "pending", rows  # 002 was never run
