@@ -31,6 +31,7 @@ import datetime as _dt
 import hashlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -253,7 +254,7 @@ def makebatch(
         try:
             result.trash = _commit(plan, tmp, result.names, replace, extend)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _remove_temp(tmp)
     return result
 
 
@@ -350,7 +351,7 @@ def make_subexperiments(
         try:
             _commit(plan, tmp, names, False, False)
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _remove_temp(tmp)
     return BatchResult(exp, list(zip(plan.ids(), combos, strict=True)), names, warnings=plan.warnings)
 
 
@@ -553,7 +554,7 @@ def _build(plan: Plan, names: list[str], dry_run: bool) -> Path:
     try:
         _write_subexps(plan, tmp, names)
     except BaseException as e:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_temp(tmp)
         if isinstance(e, OSError):
             raise MrlError(f"cannot write the batch in {exp.dir}: {e}; nothing was changed") from e
         raise
@@ -781,5 +782,19 @@ def _batch_lock(exp: Experiment, clean: bool = True) -> Iterator[None]:
     with ownership.batch_lock(exp, wait=RUNNER_CLAIM_WAIT_S, busy=busy):
         exp.__dict__.pop("record", None)  # read again under the lock: a `mrl tag` may have written it since
         for stale in exp.dir.glob(TMP_PREFIX + "*") if clean else []:
-            shutil.rmtree(stale, ignore_errors=True)
+            _remove_temp(stale)
         yield
+
+
+_HELD = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+
+
+def _remove_temp(tmp: Path) -> None:
+    """Remove a temp folder of makebatch whole: SIGINT, SIGTERM and SIGHUP wait until it is
+    gone (they end makebatch right after, as they would have). A signal half-way through
+    left `.mrl.batch-tmp-*` (and its half-removed files) until the next makebatch."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)

@@ -116,3 +116,33 @@ def test_mrl_new_killed_by_a_signal_leaves_no_half_experiment(project: Path, sig
     assert not (project / "output" / "0001").exists(), "a folder holding only code/ was left"
     made = run_mrl("new", "again", cwd=project)
     assert made.stdout.splitlines()[-1].endswith("0001")
+
+
+# `mrl makebatch ...` in a real process that gets a signal while it removes its temp folder
+# (the last thing it does: shutil.rmtree's rmdir of it, once the batch is in place).
+SIGNALLED_IN_CLEANUP = """
+import os, signal, sys
+from metarunlog.main import main
+real = os.rmdir
+def rmdir(path, *args, **kwargs):
+    if ".mrl.batch-tmp-" in os.fsdecode(path):
+        os.kill(os.getpid(), int(sys.argv[1]))
+    real(path, *args, **kwargs)
+os.rmdir = rmdir
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_during_makebatch_s_temp_cleanup_leaves_no_temp_folder(project: Path, sig: int) -> None:
+    set_cfg(project, confTemplFile=None, copyFiles=[])
+    commit_all(project, "no template")
+    assert run_mrl("new", "cleanup", cwd=project).returncode == 0
+    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
+    cmd = [sys.executable, "-c", SIGNALLED_IN_CLEANUP, str(int(sig)), "makebatch", "--grid", "x=0,1"]
+    killed = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in killed.stderr, killed.stderr
+    assert killed.returncode == (-sig if sig == signal.SIGTERM else 130), killed.stderr  # still ended by it
+    expdir = project / "output" / "0001"
+    assert sorted(p.name for p in expdir.iterdir() if p.name.startswith(".mrl.batch-tmp-")) == []
+    assert sorted(p.name for p in expdir.glob("0*")) == ["001", "002"]  # the batch is in place
