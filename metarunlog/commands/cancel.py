@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 from metarunlog.backends.base import FollowUp, Job, RunOptions, follow_ups, get_backend, observe_any
 from metarunlog.backends.registry import DEFAULT, blamed
 from metarunlog.commands._args import add_target_arguments
+from metarunlog.errors import MrlError
 from metarunlog.experiment import Experiment
 from metarunlog.ownership import unrecorded
 from metarunlog.project import Project
@@ -175,7 +176,13 @@ def _ask_runners(exp: Experiment, ids: set[int]) -> dict[int, str]:
         if mine:
             now = time.monotonic()
             serving = ownership.serving(claim)
-            asked[ownership.request_cancel(claim, mine)] = _Asked(claim, now, now if serving else None)
+            try:
+                request = ownership.request_cancel(claim, mine)
+            except OSError as e:  # read-only, full: that runner cannot be asked
+                for made in asked:
+                    ownership.withdraw(made)
+                raise _unaskable(claim, e) from e
+            asked[request] = _Asked(claim, now, now if serving else None)
     cancelled: dict[int, str] = {}
     while asked:
         for request, a in list(asked.items()):
@@ -190,6 +197,16 @@ def _ask_runners(exp: Experiment, ids: set[int]) -> dict[int, str]:
         if asked:
             time.sleep(0.02)
     return cancelled
+
+
+def _unaskable(claim: Claim, e: OSError) -> MrlError:
+    """What to do when a request to a runner cannot be written: stop that runner itself."""
+    from metarunlog.error_handler import environment_message
+
+    return MrlError(
+        f"cannot ask the mrl run (pid {claim.pid}) running it to cancel: {environment_message(e)}; "
+        f"stop that run instead (Ctrl-C in its terminal, or `kill {claim.pid}`): it cancels what it runs"
+    )
 
 
 @dataclass

@@ -7,13 +7,14 @@ taken request becomes the answer) and the cancel learns at once."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from metarunlog.ownership import OWNERS
 from tests.backends.contract import make_experiment
-from tests.helpers.processes import alive, statuses, wait_for
+from tests.helpers.processes import alive, start_mrl, statuses, wait_for
 from tests.helpers.repo import GIT_ENV, REPO_ROOT, run_mrl
 
 # `mrl run` whose claim folder fills up (a real ENOSPC) just as it begins serving cancel
@@ -73,3 +74,22 @@ def test_cancel_of_a_runner_that_cannot_write_its_answer_learns_at_once(
     assert runner.returncode == 130, out + err
     assert not alive(int(pid.read_text()))
     assert [s["state"] for s in statuses(exp.dir).values()] == ["cancelled"] * 2
+
+
+def test_cancel_of_a_runner_whose_claim_folder_is_read_only_says_what_to_do(project: Path, read_only) -> None:  # type: ignore[no-untyped-def]
+    exp = make_experiment(project, [{"x": 1}], "echo $$ > pid.txt; sleep 60")
+    runner = start_mrl("run", cwd=project)
+    pid = exp.dir / "001" / "pid.txt"
+    try:
+        wait_for(lambda: pid.exists() and pid.read_text().strip(), what="the step")
+        read_only(exp.dir / OWNERS)
+        proc = run_mrl("cancel", cwd=project, timeout=60)
+    finally:
+        os.kill(runner.pid, signal.SIGTERM)
+        runner.communicate(timeout=30)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.startswith(
+        f"mrl: error: cannot ask the mrl run (pid {runner.pid}) running it to cancel: read-only"
+    )
+    assert f"`kill {runner.pid}`" in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert statuses(exp.dir)["001"]["state"] == "cancelled"  # what that kill did
