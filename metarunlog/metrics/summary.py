@@ -34,6 +34,11 @@ HIGHER_BETTER = re.compile(
     r"acc|f1|auc|auroc|auprc|score|reward|bleu|rouge|precision|recall|map|iou|dice|r2|return|top\d|ndcg"
     r"|psnr|ssim|mrr|success"
 )
+# Short names that are also parts of other words (`fid` of `fidelity`, `kl` of `weekly`): whole
+# words only, with a count after them (`fid50k`).
+LOWER_WORDS = re.compile(r"(?:fid|fvd|kid|kl|kld|lpips|bpd|mape|ece)\d*k?")
+HIGHER_WORDS = re.compile(r"(?:elbo|em|exact|chrf|meteor|cider|mcc)\d*")
+NEGATED = frozenset({"neg", "negative"})  # `neg_elbo`, `negative_loss`: the other way round
 
 
 # The words of a name: `val_acc`, `Loss/train`, `trainLoss`, `top5-err` -> val acc / loss
@@ -46,9 +51,11 @@ def goal_of(name: str, goals: Mapping[str, str] | None = None) -> str | None:
 
     `goals` (`metric_goals`: a name or a glob -> goal) decides first: the name itself, else
     the first glob that matches it. Then the name's words:
-    a word that is loss/err/mse/perplexity/time/... (minimised) or acc/f1/bleu/score/...
+    a word that is loss/err/mse/perplexity/time/fid/kl/... (minimised) or acc/f1/bleu/elbo/...
     (maximised), then a word that starts so (`error`, `accuracy`), then any part of the
     name (`logloss`); at each of these the lower-is-better words win a tie (`top1_err`).
+    The short ones (`LOWER_WORDS`, `HIGHER_WORDS`: `fid`, `kl`, `em`) count only as whole
+    words, and a `neg`/`negative` word turns the goal round (`neg_elbo` is minimised).
     So `distill_acc` is an accuracy (its `dist` is inside a word) and `timestep_reward` a
     reward, while `time_to_acc` stays a time.
     """
@@ -60,14 +67,21 @@ def goal_of(name: str, goals: Mapping[str, str] | None = None) -> str | None:
             return goal
     base = name.removeprefix("metric.")
     words = [w.lower() for w in _WORDS.findall(base)]
+    guess = _goal_by_words(base.lower(), words)
+    if guess is not None and NEGATED.intersection(words):
+        return MAX if guess == MIN else MIN
+    return guess
+
+
+def _goal_by_words(base: str, words: list[str]) -> str | None:
     for found in (
-        lambda rx: any(rx.fullmatch(w) for w in words),
-        lambda rx: any(rx.match(w) for w in words),
-        lambda rx: rx.search(base.lower()) is not None,
+        lambda rx, whole: any(rx.fullmatch(w) or whole.fullmatch(w) for w in words),
+        lambda rx, whole: any(rx.match(w) for w in words),
+        lambda rx, whole: rx.search(base) is not None,
     ):
-        if found(LOWER_BETTER):
+        if found(LOWER_BETTER, LOWER_WORDS):
             return MIN
-        if found(HIGHER_BETTER):
+        if found(HIGHER_BETTER, HIGHER_WORDS):
             return MAX
     return None
 

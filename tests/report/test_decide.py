@@ -222,3 +222,75 @@ def test_run_values_are_best_or_final_values_and_none_where_missing() -> None:
 def test_value_key_and_json_text_are_json_compatible_for_records() -> None:
     assert decide.json_text({"b": [1, 2], "a": None}) == json.dumps({"a": None, "b": [1, 2]})
     assert decide.value_key(1) != decide.value_key(1.0) != decide.value_key("1")
+
+
+@pytest.mark.parametrize(
+    ("name", "goal"),
+    [
+        # generative models, NLP and segmentation names that had no goal (CLOSING-8's Left list)
+        ("fid", "min"),
+        ("val/FID", "min"),
+        ("fid50k", "min"),
+        ("kl", "min"),
+        ("kl_div", "min"),
+        ("KL/train", "min"),
+        ("lpips", "min"),
+        ("bpd", "min"),
+        ("test_bpd", "min"),
+        ("fvd", "min"),
+        ("mape", "min"),
+        ("ece", "min"),
+        ("exact_match", "max"),
+        ("em", "max"),
+        ("elbo", "max"),
+        ("val_elbo", "max"),
+        ("chrf", "max"),
+        ("meteor", "max"),
+        ("cider", "max"),
+        ("mcc", "max"),
+        # a negated name is the other way round
+        ("neg_elbo", "min"),
+        ("negative_elbo", "min"),
+        ("neg_loss", "max"),
+        # short names count only as whole words: not inside another word
+        ("fidelity", None),
+        ("weekly_visits", None),
+        ("kl_weight_loss", "min"),
+        # the others researchers log, already known: kept
+        ("bleu", "max"),
+        ("rougeL", "max"),
+        ("rouge2", "max"),
+        ("wer", "min"),
+        ("cer", "min"),
+        ("ppl", "min"),
+        ("auc", "max"),
+        ("miou", "max"),
+        ("ms_ssim", "max"),
+        ("rmse", "min"),
+        ("top1", "max"),
+        ("top1_err", "min"),
+        ("episode_return", "max"),
+        ("nll", "min"),
+        ("lr", None),
+    ],
+)
+def test_common_metric_names_get_their_goal(name: str, goal: str | None) -> None:
+    from metarunlog import metrics
+
+    assert metrics.goal_of(name) == goal
+
+
+def test_a_fid_primary_ranks_the_lowest_and_says_its_goal_was_guessed_from_its_name(project: Path) -> None:
+    # fid had no goal: the report ranked nothing by it, the table left its best cells empty
+    subs = [
+        {"params": {"lr": lr}, "status": done(), "jsonl": [{"step": 0, "fid": f, "lr_now": lr}]}
+        for lr, f in ((0.1, 30.0), (0.01, 12.0))
+    ]
+    exp = make_exp(project, subs)
+    from metarunlog import report
+
+    rep = report.build_report(exp, project, exp.dir / "analysis")
+    assert rep.primary is not None and (rep.primary.name, rep.primary.goal) == ("fid", "min")
+    assert rep.basis.endswith("its goal by its name")  # a guess, and said to be one
+    by_best, _ = decide.best_runs(rep.table, rep.primary)
+    assert by_best is not None and by_best.value == 12.0
