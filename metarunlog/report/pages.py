@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 from collections import Counter
@@ -268,9 +269,13 @@ class Comparison:
 
 
 def comparison_path(project: Any, exps: list[Experiment]) -> Path:
+    """`OUTDIR/compare-0002-0003.html`; over 6 experiments the first 3, the last, the count
+    and a hash of all their names (`compare-0001-0002-0003-to-0009-7exps-<12 hex>.html`), so
+    two selections sharing those never write over each other's page and the same one keeps its name."""
     names = [e.name for e in exps]
     if len(names) > 6:
-        names = [*names[:3], "to", names[-1], f"{len(exps)}exps"]
+        digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:12]
+        names = [*names[:3], "to", names[-1], f"{len(exps)}exps", digest]
     return project.outdir / f"compare-{'-'.join(names)}.html"
 
 

@@ -327,3 +327,22 @@ def test_the_index_remakes_every_card_when_mrl_analyze_has_a_metrics_function(pr
     (exp.dir / "001" / "score.txt").write_text("0.75")  # the same size; no reader reads it
     assert main(["analyze", "--index"]) == 0
     assert "score = <strong>0.75</strong>" in index.read_text()
+
+
+def test_comparisons_of_more_than_six_experiments_each_get_their_own_page(project: Path) -> None:
+    # the page was named by 3 ids + the last + the count: 1-6,8 and 1-5,7,8 were both
+    # compare-0001-0002-0003-to-0008-7exps.html, and the second overwrote the first
+    for i in range(8):
+        make_exp(project, [{"params": {"lr": 0.1}, "status": done(), "jsonl": curve(2, 0.1 + i)}], f"e{i}")
+    pages = {}
+    for sel in (["1-6", "8"], ["1-5", "7", "8"]):
+        proc = run_mrl("analyze", *sel, cwd=project)
+        assert proc.returncode == 0, proc.stderr
+        pages[tuple(sel)] = Path(proc.stdout.strip().splitlines()[-1])
+    first, second = pages.values()
+    assert first != second and first.parent == second.parent
+    assert 'data-exp="0006"' in first.read_text() and 'data-exp="0007"' not in first.read_text()
+    assert 'data-exp="0007"' in second.read_text() and 'data-exp="0006"' not in second.read_text()
+    again = run_mrl("analyze", "1-6", "8", cwd=project)  # the same selection: the same page
+    assert Path(again.stdout.strip().splitlines()[-1]) == first
+    assert first.name.startswith("compare-0001-0002-0003-to-0008-7exps-") and len(first.name) < 100
