@@ -245,8 +245,8 @@ register(
                 "wait",
                 {
                     "action": "store_true",
-                    "help": "slurm: stay until every task ends, showing progress, and exit like a local run "
-                    "(default: return once submitted)",
+                    "help": "slurm: stay until every task and the run.after job end, showing progress, and exit "
+                    "like a local run (default: return once submitted)",
                 },
             ),
         ),

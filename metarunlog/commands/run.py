@@ -41,7 +41,7 @@ from typing import Any
 
 from metarunlog import ownership, plugins
 from metarunlog.backends import registry
-from metarunlog.backends.base import Backend, Job, RunOptions, get_backend, observe_any
+from metarunlog.backends.base import Backend, Job, RunOptions, follow_ups, get_backend, observe_any
 from metarunlog.commands._args import add_target_arguments
 from metarunlog.config import DEFAULT_HEARTBEAT_S
 from metarunlog.errors import MrlError
@@ -176,6 +176,8 @@ def _cli(args: argparse.Namespace, project: Project) -> int:
         print(f"mrl: ... and {len(said) - NAMED} more (`mrl status {exp.id}` shows each)", file=sys.stderr)
     print(result.summary)
     code = result.code or (1 if the_plan.unreadable or the_plan.unknown else 0)
+    if result.waited_for_submitted_after:
+        return _await_after_job(exp, the_plan.jobs, code)
     return _run_after(exp, code) if result.ran_here else code
 
 
@@ -340,6 +342,12 @@ class RunResult:
     def ran_here(self) -> bool:
         """The run ended here, not interrupted: run.after runs now (a scheduler submits it)."""
         return not self.submitted_only and not self.interrupted and not self.after_submitted
+
+    @property
+    def waited_for_submitted_after(self) -> bool:
+        """`--wait` on a scheduler that submitted run.after as a job: the wait goes on until
+        that job ended too, as a local run's ends once run.after ran."""
+        return not self.submitted_only and not self.interrupted and self.after_submitted
 
     @property
     def code(self) -> int:
@@ -718,6 +726,30 @@ def _run_after(exp: Experiment, code: int) -> int:
         print(f"mrl: run.after failed (exit code {after_code})", file=sys.stderr)
         return code or 1
     return code
+
+
+AFTER_POLL_S = 1.0  # `--wait`: how often the run.after job is asked about
+
+
+def _await_after_job(exp: Experiment, jobs: list[Job], code: int) -> int:
+    """`--wait` with a run.after job (Slurm): its line each time it changes, until it ended;
+    the run's exit `code`, or 1 when the job did not end done. Ctrl-C leaves the job alone."""
+    statuses = [j.status for j in jobs]
+    said = ""
+    try:
+        while True:
+            after = follow_ups(exp, statuses)
+            line = "; ".join(f.describe() for f in after)
+            if line and line != said:
+                print(f"mrl: {line}", flush=True)
+                said = line
+            if not any(f.state.active for f in after):
+                break
+            time.sleep(AFTER_POLL_S)
+    except KeyboardInterrupt:
+        print("mrl: left the wait; the run.after job goes on: `mrl status` shows it", file=sys.stderr)
+        raise
+    return (code or 1) if any(f.state is not JobState.DONE for f in after) else code
 
 
 def _print_dry_run(p: Plan, backend: Backend | None = None) -> int:

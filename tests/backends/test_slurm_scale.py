@@ -432,6 +432,17 @@ def test_status_watch_in_a_pipe_says_how_the_run_after_job_it_waits_for_went(pro
 
 
 @on_slurm
+def test_run_wait_waits_for_the_run_after_job_too_and_exits_1_when_it_failed(project: Path) -> None:
+    # like a local run, which runs run.after before it exits: `--wait && open the report`
+    exp = make_experiment(project, [{"x": 1}], "true", after=["sleep 2", "touch after-ran", "exit 4"])
+    proc = run_mrl("run", str(exp.id), "--backend", "slurm", "--wait", timeout=TIMEOUT)
+    assert (exp.dir / "after-ran").exists(), proc.stdout + proc.stderr
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "run.after: Slurm job " in proc.stdout and ": failed (exit code 4)" in proc.stdout, proc.stdout
+    assert "Traceback" not in proc.stderr, proc.stderr
+
+
+@on_slurm
 def test_a_failing_run_after_job_shows_failed_with_its_exit_code_from_its_record_once_slurm_is_gone(
     project: Path, tmp_path: Path
 ) -> None:
