@@ -466,11 +466,15 @@ def _submitted_late(script: Path, timeout: SlurmTimeout) -> str:
 def _hint(msg: str) -> str:
     if "MaxSubmit" in msg or "Job violates accounting/QOS policy" in msg:
         return (
-            " (the cluster limits how many jobs you may have queued: run several sub-experiments per "
-            "array task with --pack K, or set run.slurm.array_limit)"
+            " (the cluster limits how many jobs you may have queued, and each array task counts as one: "
+            "run several sub-experiments per array task with --pack K, or submit a selection at a time; "
+            "nothing of this run was left queued)"
         )
     if "Invalid job array specification" in msg:
-        return " (set run.slurm.array_limit to the largest array this cluster accepts)"
+        return (
+            " (set run.slurm.array_limit to the largest array this cluster accepts; where it is a limit "
+            "on the jobs you may have queued, each array task counts as one: use --pack K)"
+        )
     return ""
 
 

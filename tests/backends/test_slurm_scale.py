@@ -1290,3 +1290,18 @@ def test_wait_says_a_forced_packed_sub_experiment_cancelled_before_it_started_wa
     assert "002 not run: cancelled before it started (its record says done)" in out, out
     assert "1 done; 1 never started again (their records say done)" in out, out
     assert exp.sub_experiments()[1].read_status().to_json() == done[1]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [  # sbatch's words for a per-user/QOS job limit (accounting, which this cluster lacks)
+        "sbatch: error: AssocMaxSubmitJobLimit; sbatch: error: Batch job submission failed: Job violates "
+        "accounting/QOS policy (job submit limit, user's size and/or time limits)",
+        "sbatch: error: QOSMaxSubmitJobPerUserLimit; sbatch: error: Batch job submission failed: Job violates "
+        "accounting/QOS policy (job submit limit, user's size and/or time limits)",
+    ],
+)
+def test_a_job_limit_refusal_says_to_pack_not_to_split_as_every_array_task_counts_as_a_job(refusal: str) -> None:
+    hint = slurm._hint(refusal)
+    assert "--pack K" in hint and "each array task counts" in hint, hint
+    assert "array_limit" not in hint, hint  # more, smaller arrays hold as many tasks: refused all the same
