@@ -97,6 +97,8 @@ class SubResult:
     # an earlier attempt's record (or None), never this run's
     unrecorded: Unrecorded | None = None
     note: str = ""  # why its state is not its record's (the kill -9 gap), as `mrl status` says
+    # what mrl_analyze.py's metrics() returned (or its error), hashed: "" when none was called
+    hook_digest: str = ""
 
     @property
     def duration(self) -> float | None:
@@ -427,10 +429,12 @@ def add_user_metrics(res: SubResult, fn: Callable[..., Any], settings: metrics.S
         with hooks.prints_to_stderr():
             extra = hooks.call_user(fn, f"metrics() in {hooks.ANALYZE_FILE} for {res.name}", str(res.dir))
     except HookError as e:
+        res.hook_digest = _digest(("error", str(e)))
         return str(e)
+    extra = plain_values(extra)
+    res.hook_digest = _digest(extra)
     if extra is None:
         return None
-    extra = plain_values(extra)
     bad = _key_not_a_name(extra)
     if bad is not None:
         return f"metrics() in {hooks.ANALYZE_FILE} returned the key {bad} for {res.name}: a metric's name must be a str"
@@ -461,6 +465,23 @@ def add_user_metrics(res: SubResult, fn: Callable[..., Any], settings: metrics.S
         f"metrics() in {hooks.ANALYZE_FILE} returned {type(extra).__name__} for {res.name}: "
         "it must return a dict {name: value} (final values) or a list of them (one per step)"
     )
+
+
+def _digest(value: Any) -> str:
+    import hashlib
+
+    try:
+        text = repr(value)
+    except Exception as e:  # noqa: BLE001  (a user object's __repr__: the report still goes on)
+        text = f"unrepresentable {type(value).__name__}: {e}"
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def metrics_hook_digest(results: Iterable[SubResult]) -> str:
+    """One hash of what metrics() returned for every sub-experiment ("" when it was not
+    called): a file only it reads may change with no mtime mrl watches, its values cannot."""
+    parts = sorted(f"{r.name}\0{r.hook_digest}" for r in results if r.hook_digest)
+    return _digest(parts) if parts else ""
 
 
 def _key_not_a_name(extra: Any) -> str | None:

@@ -292,6 +292,10 @@ def analyze(
         page = report.render(rep, project.basedir)
     path = out / cfg["analysis_outfn"]
     jsonio.write_text(path, page)
+    from metarunlog.report.pages import write_hook_digest
+    from metarunlog.results import metrics_hook_digest
+
+    write_hook_digest(path, metrics_hook_digest(s.res for s in rep.subs))
     said = [w for w in rep.warnings if w not in rep.logged]  # the readers' were printed as they arose
     res = AnalyzeResult(path, rep.errors, warnings=said, active=active)
     if rep.table.rows and not rep.table.metrics:

@@ -55,6 +55,7 @@ class Card:
     report: str = ""  # the report's path relative to the page ("" = not made)
     report_state: str = "none"  # "made" | "stale" | "none"
     active: bool = False  # some run is queued or running
+    hook_digest: str = ""  # what mrl_analyze.py's metrics() returned, hashed (`results.metrics_hook_digest`)
 
 
 def report_path(exp: Experiment) -> Path:
@@ -130,6 +131,7 @@ def card_facts(exp: Experiment, basedir: Path) -> Card:
         [(s, states[s]) for s in summary.STATE_ORDER if states[s]],
         len(subs),
         active=any(s.state.active for s in subs),
+        hook_digest=results.metrics_hook_digest(subs),
     )
     if primary is not None:
         card.metric, card.goal = primary.name, primary.goal or ""
@@ -157,8 +159,41 @@ def with_report(card: Card, exp: Experiment, page_dir: Path, basedir: Path | Non
     card.report = relative_url(path, page_dir)
     written = _mtime(path)
     changed = max(signature(exp, basedir), default=0.0) > written
+    if basedir is not None:  # mrl_analyze.py edited since: its metrics(), metric_goals, sections
+        from metarunlog import hooks
+
+        changed = changed or _mtime(basedir / hooks.ANALYZE_FILE) > written
+    # metrics() may read any file, so no mtime proves its values unchanged: compare them
+    changed = changed or read_hook_digest(path) != card.hook_digest
     card.report_state = "stale" if changed or card.active else "made"
     return card
+
+
+def hook_digest_path(report: Path) -> Path:
+    """Beside a report: the hash of what metrics() returned for it (`results.metrics_hook_digest`)."""
+    return report.with_name(f".{report.name}.mrl-metrics")
+
+
+def read_hook_digest(report: Path) -> str:
+    """What `write_hook_digest` left beside `report`; "" when none (no metrics() made it);
+    an unreadable one is no proof of anything ("?": stale)."""
+    try:
+        return hook_digest_path(report).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return ""
+    except (OSError, ValueError):
+        return "?"
+
+
+def write_hook_digest(report: Path, digest: str) -> None:
+    """After the report is written: the hash of the metrics() values it shows, or none.
+    A crash before this leaves the old one, which can only call the new report stale."""
+    path = hook_digest_path(report)
+    if digest:
+        jsonio.write_text(path, digest + "\n")
+    else:
+        with contextlib.suppress(OSError):  # left: it can only call the report stale
+            path.unlink()
 
 
 # -- the index -----------------------------------------------------------------------------------

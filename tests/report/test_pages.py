@@ -329,6 +329,35 @@ def test_the_index_remakes_every_card_when_mrl_analyze_has_a_metrics_function(pr
     assert "score = <strong>0.75</strong>" in index.read_text()
 
 
+def test_the_report_is_stale_when_a_file_a_metrics_function_reads_changed_after_it(project: Path) -> None:
+    """The stale mark compared the report with the files mrl's readers read: a file only
+    metrics() read (score.txt) rewritten after the report left it marked 'made'."""
+    exp = make_exp(project, [{"params": {"lr": lr}, "status": done()} for lr in (0.1, 0.2)])
+    for sub, v in (("001", "0.5"), ("002", "0.25")):
+        (exp.dir / sub / "score.txt").write_text(v)
+    (project / "mrl_analyze.py").write_text(
+        "import os\n"
+        "def metrics(subExpDir):\n"
+        "    p = os.path.join(subExpDir, 'score.txt')\n"
+        "    return {'score': float(open(p).read())} if os.path.exists(p) else None\n"
+        "metric_goals = {'score': 'max'}\n"
+    )
+    assert main(["analyze", "1"]) == 0
+    assert main(["analyze", "--index"]) == 0
+    index = Project.find(project).outdir / "index.html"
+    assert "report-made" in index.read_text()  # just made: fresh, not stale
+    (exp.dir / "002" / "score.txt").write_text("0.75")
+    assert main(["analyze", "--index"]) == 0
+    page = index.read_text()
+    assert "score = <strong>0.75</strong> (002)" in page and "report-stale" in page
+    assert main(["analyze", "1"]) == 0  # made again from the new values: fresh again
+    assert main(["analyze", "--index"]) == 0
+    assert "report-made" in index.read_text()
+    (project / "mrl_analyze.py").unlink()  # made by a metrics() that is gone: its values are not the files'
+    assert main(["analyze", "--index"]) == 0
+    assert "report-stale" in index.read_text()
+
+
 def test_comparisons_of_more_than_six_experiments_each_get_their_own_page(project: Path) -> None:
     # the page was named by 3 ids + the last + the count: 1-6,8 and 1-5,7,8 were both
     # compare-0001-0002-0003-to-0008-7exps.html, and the second overwrote the first
