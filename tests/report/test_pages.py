@@ -309,10 +309,8 @@ def test_the_index_remakes_a_card_whose_nested_metrics_file_was_rewritten_after_
     assert "loss = <strong>0.25</strong>" in page and "report-stale" in page
 
 
-def test_the_index_remakes_every_card_when_mrl_analyze_has_a_metrics_function(project: Path) -> None:
-    """A metrics() function may read any file: no signature proves its card still true."""
-    exp = make_exp(project, [{"params": {"lr": 0.1}, "status": done()}])
-    (exp.dir / "001" / "score.txt").write_text("0.5")
+def _score_txt_metrics(project: Path) -> None:
+    """mrl_analyze.py whose metrics() reads each sub folder's score.txt, a file no reader reads."""
     (project / "mrl_analyze.py").write_text(
         "import os\n"
         "def metrics(subExpDir):\n"
@@ -320,6 +318,13 @@ def test_the_index_remakes_every_card_when_mrl_analyze_has_a_metrics_function(pr
         "    return {'score': float(open(p).read())} if os.path.exists(p) else None\n"
         "metric_goals = {'score': 'max'}\n"
     )
+
+
+def test_the_index_remakes_every_card_when_mrl_analyze_has_a_metrics_function(project: Path) -> None:
+    """A metrics() function may read any file: no signature proves its card still true."""
+    exp = make_exp(project, [{"params": {"lr": 0.1}, "status": done()}])
+    (exp.dir / "001" / "score.txt").write_text("0.5")
+    _score_txt_metrics(project)
     set_cfg(project, report={"primary_metric": "score"})
     assert main(["analyze", "--index"]) == 0
     index = Project.find(project).outdir / "index.html"
@@ -335,13 +340,7 @@ def test_the_report_is_stale_when_a_file_a_metrics_function_reads_changed_after_
     exp = make_exp(project, [{"params": {"lr": lr}, "status": done()} for lr in (0.1, 0.2)])
     for sub, v in (("001", "0.5"), ("002", "0.25")):
         (exp.dir / sub / "score.txt").write_text(v)
-    (project / "mrl_analyze.py").write_text(
-        "import os\n"
-        "def metrics(subExpDir):\n"
-        "    p = os.path.join(subExpDir, 'score.txt')\n"
-        "    return {'score': float(open(p).read())} if os.path.exists(p) else None\n"
-        "metric_goals = {'score': 'max'}\n"
-    )
+    _score_txt_metrics(project)
     assert main(["analyze", "1"]) == 0
     assert main(["analyze", "--index"]) == 0
     index = Project.find(project).outdir / "index.html"
