@@ -67,7 +67,7 @@ def parse_changes(changes: list[str]) -> list[tuple[str, str]]:
                 f"{c!r} is not a tag change: mrl tag takes one experiment, then +NAME or -NAME; "
                 f"tag each experiment in its own call (a tag of digits: +{c})"
             )
-        sign, name = (c[0], c[1:]) if c[:1] in "+-" else ("+", c)
+        sign, name = (c[0], c[1:]) if c.startswith(("+", "-")) else ("+", c)  # "" in "+-" is True
         if not TAG.match(name):
             raise MrlError(
                 f"bad tag {c!r}: write +NAME or -NAME, NAME of ASCII letters (a-z, A-Z), digits and _ . : / @ = - "
