@@ -143,12 +143,11 @@ class RunnerClaim:
         """`cancelled`: the ids this run cancelled; `notes`: what `mrl cancel` prints beside
         those whose state alone misleads (a done one queued by --force: "cancelled before it
         started"). Without notes, the answer is the plain list (as before notes existed)."""
-        body: Any = {"cancelled": cancelled, "notes": {str(i): n for i, n in notes.items()}} if notes else cancelled
         try:
-            jsonio.write_json(request.with_suffix(".done"), body, durable=False)
+            jsonio.write_json(request.with_suffix(".done"), _answer_body(cancelled, notes or {}), durable=False)
         except OSError:  # no room for it (disk full): into the space the request already holds
             with contextlib.suppress(OSError):
-                _answer_in_place(request, cancelled)
+                _answer_in_place(request, cancelled, notes or {})
             return
         for path in (request, request.with_suffix(".taken")):
             with contextlib.suppress(OSError):
@@ -501,23 +500,59 @@ def request_cancel(claim: Claim, ids: set[int]) -> Path:
     return req
 
 
-def _answer_in_place(request: Path, cancelled: list[int]) -> None:
-    """The answer to `request` written over its taken copy (the ids it asked, which hold at
-    least as many bytes as a subset of them: no new space), then renamed to the answer's
+def _answer_in_place(request: Path, cancelled: list[int], notes: Mapping[int, str]) -> None:
+    """The answer to `request` written over its taken copy, then renamed to the answer's
     name: a runner on a full disk still answers, and `mrl cancel` learns at once what it
-    cancelled (it waited 120 s for an answer that could not come, then said nothing ran)."""
+    cancelled (it waited 120 s for an answer that could not come, then said nothing ran).
+    Only the room the copy already holds is used (its size, or the blocks it has, a whole
+    4 KiB page for a short request: no new space): the whole answer, notes and all, when
+    it fits; else the notes once each with their ids as ranges (the ids are a subset of
+    those asked); only when even that does not fit, the ids alone."""
     import json
 
-    taken, data = request.with_suffix(".taken"), json.dumps(cancelled).encode()
+    taken = request.with_suffix(".taken")
+    forms: list[Any] = [cancelled]
+    if notes:
+        by_note: dict[str, list[int]] = {}
+        for i, n in notes.items():
+            by_note.setdefault(n, []).append(i)
+        ranged = {n: _ranges(ids) for n, ids in by_note.items()}
+        forms = [_answer_body(cancelled, notes), {"cancelled": cancelled, "notedRanges": ranged}, cancelled]
     fd = os.open(taken, os.O_WRONLY | os.O_CLOEXEC)
     try:
-        if os.fstat(fd).st_size < len(data):
+        st = os.fstat(fd)
+        room = max(st.st_size, st.st_blocks * 512)
+        for body in forms:
+            data = json.dumps(body).encode()
+            if len(data) > room:
+                continue
+            try:
+                os.pwrite(fd, data, 0)
+                os.ftruncate(fd, len(data))
+                break
+            except OSError:  # a file system that needs new blocks to write over old ones
+                continue
+        else:
             return
-        os.pwrite(fd, data, 0)
-        os.ftruncate(fd, len(data))
     finally:
         os.close(fd)
     os.replace(taken, request.with_suffix(".done"))
+
+
+def _answer_body(cancelled: list[int], notes: Mapping[int, str]) -> Any:
+    """The answer `.done` holds: the plain list of ids, or with notes, both."""
+    return {"cancelled": cancelled, "notes": {str(i): n for i, n in notes.items()}} if notes else cancelled
+
+
+def _ranges(ids: list[int]) -> list[list[int]]:
+    """[[lo, hi], ...] of `ids` (a short form of thousands of them)."""
+    out: list[list[int]] = []
+    for i in sorted(set(ids)):
+        if out and out[-1][1] == i - 1:
+            out[-1][1] = i
+        else:
+            out.append([i, i])
+    return out
 
 
 def answer_with_notes(request: Path) -> dict[int, str] | None:
@@ -535,7 +570,29 @@ def answer_with_notes(request: Path) -> dict[int, str] | None:
     notes = notes if isinstance(notes, dict) else {}
     if not isinstance(ids, list):
         return {}
+    if isinstance(data, dict) and isinstance(data.get("notedRanges"), dict):  # the short form (`_answer_in_place`)
+        notes = {**_unranged(data["notedRanges"], ids), **notes}
     return {i: n if isinstance(n := notes.get(str(i)), str) else "" for i in ids if type(i) is int}
+
+
+def _unranged(ranged: dict[Any, Any], ids: list[Any]) -> dict[str, str]:
+    """{str(id): note} of each of `ids` inside one of a note's ranges ({note: [[lo, hi], ...]})."""
+    import bisect
+
+    spans = sorted(
+        (span[0], span[1], note)
+        for note, spans in ranged.items()
+        if isinstance(note, str) and isinstance(spans, list)
+        for span in spans
+        if isinstance(span, list) and len(span) == 2 and all(type(b) is int for b in span)
+    )
+    starts = [lo for lo, _, _ in spans]
+    out: dict[str, str] = {}
+    for i in ids:
+        at = bisect.bisect_right(starts, i) - 1 if type(i) is int else -1
+        if at >= 0 and spans[at][1] >= i:
+            out[str(i)] = spans[at][2]
+    return out
 
 
 def taken(request: Path) -> bool:

@@ -175,6 +175,20 @@ def test_a_cancel_request_is_answered_with_the_ids_the_runner_stopped(exp: Exper
         assert ownership.answer_with_notes(noted) == {1: "", 2: "cancelled before it started"}
 
 
+def test_an_answer_written_in_place_keeps_the_runner_s_notes_in_the_room_the_request_holds(tmp_path: Path) -> None:
+    # on a full disk the answer is written over the taken request: it held the ids alone,
+    # and `mrl cancel` printed a done one cancelled before it started as just `done`
+    for asked, noted in ([2], [2]), (list(range(1, 3001)), list(range(2, 3001))):
+        request = tmp_path / f"r{len(asked)}.req"
+        taken = request.with_suffix(".taken")
+        taken.write_text(json.dumps(asked))
+        room = max(taken.stat().st_size, taken.stat().st_blocks * 512)
+        notes = dict.fromkeys(noted, "cancelled before it started")
+        ownership._answer_in_place(request, asked, notes)
+        assert request.with_suffix(".done").stat().st_size <= room  # no new space
+        assert ownership.answer_with_notes(request) == {i: notes.get(i, "") for i in asked}
+
+
 def test_a_request_holding_other_than_ids_asks_for_nothing(exp: Experiment) -> None:
     with ownership.batch_lock(exp):
         runner = ownership.claim_runner(exp)

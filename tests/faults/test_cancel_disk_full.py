@@ -36,15 +36,14 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_cancel_of_a_runner_that_cannot_write_its_answer_learns_at_once(
-    project: Path, full_disk, tmp_path: Path
-) -> None:  # type: ignore[no-untyped-def]
-    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "echo $$ > pid.txt; sleep 60")
-    full_disk(exp.dir / OWNERS, size="64k")
-    served = tmp_path / "served"
+def _serving_on_a_full_disk(
+    project: Path, exp_dir: Path, served: Path, pids: tuple[Path, ...], *args: str
+) -> subprocess.Popen[str]:
+    """`mrl run ARGS` whose claim folder filled up as it began serving, once the steps
+    wrote `pids`; then one page is freed: a request fits, the runner's answer not."""
     env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT), "SERVED": str(served)}
     runner = subprocess.Popen(
-        [sys.executable, "-c", FULL_WHEN_SERVING.format(root=str(REPO_ROOT)), "run", "-j", "2"],
+        [sys.executable, "-c", FULL_WHEN_SERVING.format(root=str(REPO_ROOT)), "run", *args],
         cwd=project,
         env=env,
         text=True,
@@ -52,16 +51,23 @@ def test_cancel_of_a_runner_that_cannot_write_its_answer_learns_at_once(
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
-    pid, other = exp.dir / "001" / "pid.txt", exp.dir / "002" / "pid.txt"
     try:
-        wait_for(
-            lambda: served.exists() and all(p.exists() and p.read_text().strip() for p in (pid, other)), what="both"
-        )
+        wait_for(lambda: served.exists() and all(p.exists() and p.read_text().strip() for p in pids), what="steps")
     except AssertionError:
         runner.kill()
         raise AssertionError(runner.communicate()) from None
-    filler = exp.dir / OWNERS / ".filler"
-    os.truncate(filler, filler.stat().st_size - 4096)  # one page: the request fits, the runner's answer not
+    filler = exp_dir / OWNERS / ".filler"
+    os.truncate(filler, filler.stat().st_size - 4096)
+    return runner
+
+
+def test_cancel_of_a_runner_that_cannot_write_its_answer_learns_at_once(
+    project: Path, full_disk, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "echo $$ > pid.txt; sleep 60")
+    full_disk(exp.dir / OWNERS, size="64k")
+    pid, other = exp.dir / "001" / "pid.txt", exp.dir / "002" / "pid.txt"
+    runner = _serving_on_a_full_disk(project, exp.dir, tmp_path / "served", (pid, other), "-j", "2")
     # the runner lives on (002 runs): the cancel waited 120 s for an answer it could not write
     proc = run_mrl("cancel", "last", "1", cwd=project, timeout=60)
     assert proc.stdout.strip() == "001: cancelled", proc.stdout + proc.stderr
@@ -74,6 +80,28 @@ def test_cancel_of_a_runner_that_cannot_write_its_answer_learns_at_once(
     assert runner.returncode == 130, out + err
     assert not alive(int(pid.read_text()))
     assert [s["state"] for s in statuses(exp.dir).values()] == ["cancelled"] * 2
+
+
+def test_cancel_of_a_runner_that_answers_in_place_keeps_its_note(project: Path, full_disk, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # the answer written over the taken request held the ids alone: a done one queued by
+    # --force and cancelled before it started read "002: done", the runner's "cancelled
+    # before it started" lost (the full answer needs no more than the page the request has)
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "echo $$ > pid.txt; [ -e {{expDir}}/go ] || sleep 60")
+    (exp.dir / "go").touch()
+    assert run_mrl("run", cwd=project).returncode == 0
+    (exp.dir / "go").unlink()
+    full_disk(exp.dir / OWNERS, size="64k")
+    pid = exp.dir / "001" / "pid.txt"
+    pid.unlink()
+    runner = _serving_on_a_full_disk(project, exp.dir, tmp_path / "served", (pid,), "--force", "-j", "1")
+    proc = run_mrl("cancel", "last", "2", cwd=project, timeout=60)
+    assert proc.stdout.strip() == "002: done (cancelled before it started)", proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr
+    proc = run_mrl("cancel", "last", "1", cwd=project, timeout=60)
+    assert proc.stdout.strip() == "001: cancelled", proc.stdout + proc.stderr
+    out, err = runner.communicate(timeout=30)
+    assert runner.returncode == 130, out + err
+    assert [s["state"] for s in statuses(exp.dir).values()] == ["cancelled", "done"]
 
 
 def test_cancel_of_a_runner_whose_claim_folder_is_read_only_says_what_to_do(project: Path, read_only) -> None:  # type: ignore[no-untyped-def]
