@@ -236,7 +236,14 @@ class Project:
             raise NotAnExperiment(f"{exp.dir} has no {RECORD} record: {unmade(exp.dir).why}")
         return exp
 
+    def refuse_empty(self, ref: str | int | None) -> None:
+        """An empty ref (`mrl status "$EXP"` with EXP unset) is an error, never `Path('')`,
+        the current folder: that would act on the experiment the user happens to be in."""
+        if ref == "":
+            raise NotAnExperiment(self._not_an_experiment("", None))
+
     def _resolve(self, ref: str | int | None) -> Experiment:
+        self.refuse_empty(ref)
         if ref is None:
             here = self.experiment_here(Path.cwd())
             if here is not None:

@@ -133,6 +133,16 @@ def narrow(states: Iterable[JobState], *, failed: bool = False, pending: bool = 
 # -- which experiments (mrl table 2 3 5-9, --all, --tag) ------------------------------------------
 
 
+def tag_name(text: str) -> str:
+    """An argparse type for `--tag NAME` (ls, table): an empty name (`--tag "$T"`, T unset)
+    is an error, not a search that finds nothing."""
+    if not text:
+        import argparse
+
+        raise argparse.ArgumentTypeError("bad tag '': give the NAME of a tag, as `mrl ls` shows it after #")
+    return text
+
+
 def experiment_tags(exp: Experiment) -> list[str]:
     """The experiment record's tags (`mrl tag`)."""
     return list(exp.record.tags)
@@ -268,6 +278,7 @@ def resolve_targets(
       on stderr says which experiment it acts on.
     """
     cwd = (cwd or Path.cwd()).resolve()
+    project.refuse_empty(exp_ref)
     if exp_ref is not None and (pair := split_sub_ref(exp_ref)):
         _one_selection(exp_ref, spec)
         return project.load_exp(pair[0]).id, pair[1]
@@ -297,6 +308,7 @@ def sub_target(project: Project, ref: str) -> tuple[Experiment, str] | None:
     `resolve_targets` reads them: `EXP/SELECTION` (`2/3`, `2/1-4,7`, `last/all`) or the path
     of a sub-experiment folder; None for anything else (an experiment, a range of them).
     For the commands whose positionals are experiments (`mrl table 2/3 4`, `mrl info 2/3`)."""
+    project.refuse_empty(ref)
     if pair := split_sub_ref(ref):
         return project.load_exp(pair[0]), pair[1]
     found = sub_folder(project, ref)

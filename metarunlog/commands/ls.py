@@ -24,6 +24,7 @@ from metarunlog.errors import CorruptRecord
 from metarunlog.experiment import DONE_MARK, RECORD
 from metarunlog.fmt import printable
 from metarunlog.project import Project
+from metarunlog.selection import tag_name
 
 HELP = "list experiments, newest first (** = not done, !! = incomplete)"
 RESOLVES_EXP = False
@@ -37,7 +38,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-gdesc", "--gdesc", action="store_true", help="show the git description (commit subject)")
     p.add_argument("-desc", "--desc", action="store_true", help="show the experiment description")
     p.add_argument("--json", action="store_true", help="one JSON list of the records (with name, path, done)")
-    p.add_argument("--tag", action="append", default=[], metavar="NAME", help="only experiments tagged NAME (mrl tag)")
+    p.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        type=tag_name,
+        metavar="NAME",
+        help="only experiments tagged NAME (mrl tag)",
+    )
 
 
 @dataclass

@@ -92,6 +92,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--tag",
         action="append",
         default=[],
+        type=selection.tag_name,
         metavar="NAME",
         help="also the experiments tagged NAME (mrl tag), besides any EXP named; repeatable",
     )
