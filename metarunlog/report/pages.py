@@ -30,7 +30,7 @@ from metarunlog.report import table as report_table
 log = logging.getLogger("metarunlog.report")  # `mrl` prints it as `mrl: warning: ...`
 
 INDEX_CACHE = ".mrl.index.json"  # in OUTDIR: each experiment's card, valid while its files are unchanged
-CARD_FORMAT = 2  # cards made by another rule (2: the default primary metric has a goal) are remade
+CARD_FORMAT = 3  # cards made by another rule (2: the default primary metric has a goal; 3: file keys) are remade
 
 
 @dataclass
@@ -62,28 +62,38 @@ def report_path(exp: Experiment) -> Path:
     return exp.dir / exp.cfg["analysis_outdir"] / exp.cfg["analysis_outfn"]
 
 
-def _mtime(path: Path) -> float:
+def _file_key(path: Path) -> list[int]:
+    """[mtime_ns, size, inode] of a file or folder ([0, 0, 0]: none): a file rewritten in
+    place within its filesystem's time step (a whole second on ext2/3 with small inodes,
+    HFS+, two on FAT) keeps its mtime but mostly not its size, and one replaced by rename
+    not its inode."""
     try:
-        return path.stat().st_mtime
+        st = path.stat()
     except OSError:
-        return 0.0
+        return [0, 0, 0]
+    return [st.st_mtime_ns, st.st_size, st.st_ino]
 
 
-def signature(exp: Experiment, basedir: Path | None = None) -> list[float]:
-    """What changes when an experiment's runs or results do: the mtimes of its record, its
-    folders (a status is written by rename), statuses, and every file its metrics readers
-    read (nested ones too: a TensorBoard or Lightning folder, a `metrics.sources` glob, which
-    a later evaluation may rewrite after the run ended), as `mrl table` would find them."""
-    out = [_mtime(exp.dir / ".mrl")]
+def signature(exp: Experiment, basedir: Path | None = None) -> list[list[int]]:
+    """What changes when an experiment's runs or results do: the keys (`_file_key`) of its
+    record, its folders (a status is written by rename), statuses, and every file its metrics
+    readers read (nested ones too: a TensorBoard or Lightning folder, a `metrics.sources` glob,
+    which a later evaluation may rewrite after the run ended), as `mrl table` would find them."""
+    out = [_file_key(exp.dir / ".mrl")]
     try:
         subs = exp.sub_experiments()
         finder = results.finder_for(exp, basedir)
     except (OSError, MrlError):
         return out
     for sub in subs:
-        out += [_mtime(sub.dir), _mtime(sub.dir / ".mrl.status")]
-        out += [_mtime(f) for _, paths in finder.files(sub.dir) for f in paths]
+        out += [_file_key(sub.dir), _file_key(sub.dir / ".mrl.status")]
+        out += [_file_key(f) for _, paths in finder.files(sub.dir) for f in paths]
     return out
+
+
+def newest_ns(keys: list[list[int]]) -> int:
+    """The latest modification time among a signature's files (0: none)."""
+    return max((k[0] for k in keys), default=0)
 
 
 def _hook_reads_metrics(basedir: Path) -> bool:
@@ -106,7 +116,7 @@ def card_settings(exp: Experiment, basedir: Path) -> str:
         keys = {k: cfg.get(k) for k in ("report", "metrics", "metric_goals", "repeat_axes")}
     except MrlError as e:  # the card itself will say why
         keys = {"error": str(e)}
-    keys["analyze"] = _mtime(basedir / hooks.ANALYZE_FILE)
+    keys["analyze"] = _file_key(basedir / hooks.ANALYZE_FILE)
     return json.dumps(keys, sort_keys=True, default=str)
 
 
@@ -157,12 +167,14 @@ def with_report(card: Card, exp: Experiment, page_dir: Path, basedir: Path | Non
         card.report, card.report_state = "", "none"
         return card
     card.report = relative_url(path, page_dir)
-    written = _mtime(path)
-    changed = max(signature(exp, basedir), default=0.0) > written
+    # a file whose mtime is the report's own may have been written after it, within the same
+    # time step of the filesystem (whole seconds on some): no proof it is not, so stale
+    written = _file_key(path)[0]
+    changed = newest_ns(signature(exp, basedir)) >= written
     if basedir is not None:  # mrl_analyze.py edited since: its metrics(), metric_goals, sections
         from metarunlog import hooks
 
-        changed = changed or _mtime(basedir / hooks.ANALYZE_FILE) > written
+        changed = changed or _file_key(basedir / hooks.ANALYZE_FILE)[0] >= written
     # metrics() may read any file, so no mtime proves its values unchanged: compare them
     changed = changed or read_hook_digest(path) != card.hook_digest
     card.report_state = "stale" if changed or card.active else "made"
@@ -203,6 +215,10 @@ def index_cards(project: Any, page_dir: Path, unreadable: list[str] | None = Non
     """Every experiment's card, newest first; unchanged experiments come from OUTDIR's cache.
     One that cannot be read gets a card saying why, a logged warning and a line in `unreadable`."""
     cache_path = project.outdir / INDEX_CACHE
+    # Racy entries (as git's index has): a card whose files' newest mtime is not older than
+    # the cache file's own was read within one time step of the filesystem before the cache
+    # was written, and a later write in that step keeps the mtime: such a card is remade.
+    cached_at = _file_key(cache_path)[0]
     try:
         cache = json.loads(cache_path.read_text(encoding="utf-8"))
         if cache.get("version") != f"{__version__}+{CARD_FORMAT}":
@@ -213,13 +229,17 @@ def index_cards(project: Any, page_dir: Path, unreadable: list[str] | None = Non
     fresh: dict[str, Any] = {}
     cards = []
     hook = _hook_reads_metrics(project.basedir)
+    from metarunlog import hooks
+
+    analyze_ns = _file_key(project.basedir / hooks.ANALYZE_FILE)[0]
     for exp in reversed(project.experiments()):
         if not (exp.dir / ".mrl").is_file():
             continue  # being created by `mrl new`
         sig, settings = signature(exp, project.basedir), card_settings(exp, project.basedir)
         old = entries.get(exp.name) or {}
         try:
-            same = old.get("signature") == sig and old.get("settings") == settings
+            racy = max(newest_ns(sig), analyze_ns) >= cached_at
+            same = old.get("signature") == sig and old.get("settings") == settings and not racy
             if same and not hook and not old["card"].get("active"):
                 card = Card(**{**old["card"], "counts": [tuple(c) for c in old["card"]["counts"]]})
             else:

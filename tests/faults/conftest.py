@@ -96,3 +96,28 @@ def _bind(path: Path, mounted: list[Path]) -> Path:
         pytest.skip("cannot bind-mount here")
     mounted.append(path)
     return path
+
+
+@pytest.fixture
+def whole_second_fs(tmp_path: Path) -> Iterator[Path]:
+    """A real filesystem keeping whole-second times (ext2 with 128-byte inodes, as on older
+    disks; HFS+ and FAT are coarser still), loop-mounted at `tmp_path/ws`."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to loop-mount a filesystem")
+    image, mnt = tmp_path / "ws.img", tmp_path / "ws"
+    with open(image, "wb") as f:
+        f.truncate(64 << 20)
+    made = subprocess.run(["mkfs.ext2", "-q", "-F", "-I", "128", str(image)], capture_output=True)
+    mnt.mkdir()
+    if made.returncode != 0 or not _mount("-o", "loop", str(image), str(mnt)):
+        pytest.skip("cannot make or loop-mount an ext2 image here")
+    try:
+        probe = mnt / "probe"
+        probe.touch()
+        os.utime(probe, ns=(0, 1_500_000_000))
+        if probe.stat().st_mtime_ns % 10**9:
+            pytest.skip("this ext2 keeps sub-second times")
+        probe.unlink()
+        yield mnt
+    finally:
+        _umount(mnt)

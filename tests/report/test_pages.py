@@ -123,6 +123,45 @@ def test_the_index_remakes_a_cached_card_when_the_primary_metric_or_goals_change
     assert "acc = <strong>0</strong>" in index.read_text()  # acc starts at 0 in every run
 
 
+def _same_size_rewrite(path: Path, text: str, mtime_ns: int) -> None:
+    """Rewrite a file in place (same inode) with text of its size, keeping `mtime_ns`: what a
+    write within one time step of the filesystem (a whole second on ext2/3, HFS+) leaves."""
+    assert len(text) == path.stat().st_size
+    path.write_text(text)
+    os.utime(path, ns=(mtime_ns, mtime_ns))
+
+
+def test_a_cached_card_is_not_trusted_when_its_files_are_not_older_than_the_cache(project: Path) -> None:
+    """On a filesystem keeping whole seconds, a metrics file rewritten in the second the index
+    read it keeps its mtime (and here its size and inode): the cache kept the old best. A
+    file as new as the cache itself (git's "racily clean") now remakes its card."""
+    exp = make_exp(project, [{"params": {"lr": 0.1}, "status": done(), "metrics": {"loss": 0.50000}}])
+    metrics = exp.subexp_dir(1) / "metrics.json"
+    stamp = metrics.stat().st_mtime_ns + 30 * 10**9  # not older than the cache about to be written
+    _same_size_rewrite(metrics, metrics.read_text(), stamp)
+    assert main(["analyze", "--index"]) == 0
+    index = Project.find(project).outdir / "index.html"
+    assert "loss = <strong>0.5</strong>" in index.read_text()
+    _same_size_rewrite(metrics, metrics.read_text().replace("0.5", "0.1"), stamp)
+    assert main(["analyze", "--index"]) == 0
+    assert "loss = <strong>0.1</strong>" in index.read_text()
+
+
+def test_a_report_is_stale_when_a_run_file_is_as_new_as_the_report(project: Path) -> None:
+    """A metrics file written in the report's own time step (same mtime) may be newer than what
+    the report read: the index called the report made."""
+    exp = make_exp(project, [{"params": {"lr": 0.1}, "status": done(), "metrics": {"loss": 0.50000}}])
+    assert main(["analyze", "1"]) == 0
+    report = exp.dir / "analysis" / "index.html"
+    metrics = exp.subexp_dir(1) / "metrics.json"
+    assert main(["analyze", "--index"]) == 0
+    index = Project.find(project).outdir / "index.html"
+    assert "report-made" in index.read_text()
+    _same_size_rewrite(metrics, metrics.read_text().replace("0.5", "0.1"), report.stat().st_mtime_ns)
+    assert main(["analyze", "--index"]) == 0
+    assert "report-stale" in index.read_text()
+
+
 @pytest.mark.parametrize("garbage", ["[" * 100_000, "[1, 2]", '{"version": 1, "experiments": 5}', "\x00"])
 def test_a_garbage_index_cache_is_rebuilt(project: Path, garbage: str) -> None:
     two_experiments(project)
