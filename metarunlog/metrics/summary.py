@@ -55,7 +55,8 @@ def goal_of(name: str, goals: Mapping[str, str] | None = None) -> str | None:
     (maximised), then a word that starts so (`error`, `accuracy`), then any part of the
     name (`logloss`); at each of these the lower-is-better words win a tie (`top1_err`).
     The short ones (`LOWER_WORDS`, `HIGHER_WORDS`: `fid`, `kl`, `em`) count only as whole
-    words, and a `neg`/`negative` word turns the goal round (`neg_elbo` is minimised).
+    words, and a `neg`/`negative` word before the deciding one turns the goal round
+    (`neg_elbo` is minimised, `loss_neg` not).
     So `distill_acc` is an accuracy (its `dist` is inside a word) and `timestep_reward` a
     reward, while `time_to_acc` stays a time.
     """
@@ -67,23 +68,35 @@ def goal_of(name: str, goals: Mapping[str, str] | None = None) -> str | None:
             return goal
     base = name.removeprefix("metric.")
     words = [w.lower() for w in _WORDS.findall(base)]
-    guess = _goal_by_words(base.lower(), words)
-    if guess is not None and NEGATED.intersection(words):
+    guess, at = _goal_by_words(base.lower(), words)
+    # `neg_elbo`, `val_neg_elbo`: negated; `loss_neg`, `acc_neg`: the loss, the accuracy on
+    # negatives, as they say.
+    if guess is not None and any(w in NEGATED for w in words[:at]):
         return MAX if guess == MIN else MIN
     return guess
 
 
-def _goal_by_words(base: str, words: list[str]) -> str | None:
+def _goal_by_words(base: str, words: list[str]) -> tuple[str | None, int]:
+    """The goal the name's words give, and the index of the word that gave it."""
+
+    def first(test: Any) -> int | None:
+        return next((i for i, w in enumerate(words) if test(w)), None)
+
     for found in (
-        lambda rx, whole: any(rx.fullmatch(w) or whole.fullmatch(w) for w in words),
-        lambda rx, whole: any(rx.match(w) for w in words),
-        lambda rx, whole: rx.search(base) is not None,
+        lambda rx, whole: first(lambda w: rx.fullmatch(w) or whole.fullmatch(w)),
+        lambda rx, whole: first(rx.match),
+        # any part of the name: the word it is in (past the last word when it spans two)
+        lambda rx, whole: None if rx.search(base) is None else _or(first(rx.search), len(words)),
     ):
-        if found(LOWER_BETTER, LOWER_WORDS):
-            return MIN
-        if found(HIGHER_BETTER, HIGHER_WORDS):
-            return MAX
-    return None
+        for rx, whole, goal in ((LOWER_BETTER, LOWER_WORDS, MIN), (HIGHER_BETTER, HIGHER_WORDS, MAX)):
+            at = found(rx, whole)
+            if at is not None:
+                return goal, at
+    return None, 0
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
 
 
 @dataclass(frozen=True)

@@ -252,6 +252,12 @@ def test_value_key_and_json_text_are_json_compatible_for_records() -> None:
         ("neg_elbo", "min"),
         ("negative_elbo", "min"),
         ("neg_loss", "max"),
+        ("val_neg_elbo", "min"),
+        ("mean_test_neg_mean_squared_error", "max"),  # scikit-learn's cv_results_
+        # after the goal's word it names negatives (contrastive losses), not a negation
+        ("loss_neg", "min"),
+        ("train/loss_neg", "min"),
+        ("acc_neg", "max"),
         # short names count only as whole words: not inside another word
         ("fidelity", None),
         ("weekly_visits", None),
