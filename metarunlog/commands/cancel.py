@@ -8,7 +8,10 @@ Slurm ones: `scancel` of their array tasks. A plugin backend's: its cancel(), th
 Cancelling the whole experiment (no SELECTION, or all of it) also cancels the run.after
 job of a Slurm run that has not ended (else it would start once the arrays are cancelled).
 A cancelled sub-experiment runs again with the next `mrl run` (or `mrl run --failed`).
-Writes: the `cancelled` state into each stopped one's .mrl.status (when no runner does).
+Writes: the `cancelled` state into each stopped one's .mrl.status (when no runner does);
+SUBDIR/.mrl.cancel for one in a packed Slurm task (the task stops or skips it; the next
+submission of it removes the mark); a request to a live `mrl run` in EXPDIR/.mrl.owners/,
+removed once answered.
 
 Prints each sub-experiment's state now (`002: cancelled`; one asked to stop that has not
 ended yet: `001: running (asked to stop; still running after 15 s: ...)`), or, for more than 20, a line
