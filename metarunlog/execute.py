@@ -102,6 +102,22 @@ class Removed(Changed):
             )
         super().__init__(why)
         self.started = not before
+        self.made_again = made_again
+        self.last: Status | None = None  # the record it was about to write when it found the folder gone
+
+    def keep(self, sub: SubExperiment, written: Status | None) -> None:
+        """A folder removed as it ran and not made again: what this run knew of it goes to
+        `EXPDIR/.mrl.gone/` (`mrl status` shows a row for it), and the message says so."""
+        from metarunlog import gone
+
+        if not self.started or self.made_again or os.path.lexists(sub.dir):
+            return
+        path = gone.record(sub, self.last or written)
+        if path is not None:
+            self.args = (
+                f"its folder {sub.dir} was removed while this run ran it: nothing of it is left; what this run "
+                f"knew of it is kept in {path} (`mrl status` shows it); {gone.REMAKE}",
+            )
 
 
 # The trap `Stopper.prelude` puts before a step's text; `exit $?` runs once the foreground
@@ -386,7 +402,11 @@ class Attempt:
 
     def write(self, sub: SubExperiment, status: Status, *, durable: bool = True) -> Status:
         if durable:  # (a `running` record, not durable, follows the check its step's start made)
-            self.check_here(sub)
+            try:
+                self.check_here(sub)
+            except Removed as e:
+                e.last = status  # what it was about to record: kept outside the folder (`gone`)
+                raise
         self.status = status
         if self.pending is not None:  # records are written in order
             pending: jsonio.Pending = self.pending
@@ -535,8 +555,9 @@ def execution(sub: SubExperiment, options: ExecOptions | None = None) -> Executi
             o.heartbeat.add(sub.status_path)
         try:
             return (yield from _attempts(sub, attempt, env, stop, o, old))
-        except Removed:
+        except Removed as e:
             attempt.drop_pending()  # its temp file's folder is gone, or another one by now
+            e.keep(sub, attempt.status)
             raise
         finally:
             if o.heartbeat is not None:
@@ -894,8 +915,11 @@ def _final_state(code: int | None, stopped: bool) -> JobState:
 
 def update_done_marker(exp: Experiment, subs: list[SubExperiment] | None = None) -> bool:
     """Create `EXPDIR/.mrl.done` when every sub-experiment is done, remove it otherwise."""
+    from metarunlog import gone
+
     subs = exp.sub_experiments() if subs is None else subs
-    done = bool(subs) and all(_recorded_done(s) for s in subs)
+    # one whose folder a run saw removed is not done: nothing of it is left
+    done = bool(subs) and all(_recorded_done(s) for s in subs) and not gone.entries(exp)
     mark = exp.dir / DONE_MARK
     # Two runners may finish at once: atomic write, and an unlink that may find it gone.
     if done and not mark.exists():
@@ -919,8 +943,10 @@ def drop_stale_done_marker(exp: Experiment) -> bool:
         datetime.datetime.fromisoformat(text)
     except (OSError, ValueError, CorruptRecord):  # gone, unreadable, no file, or not a time: not ours to judge
         return False
+    from metarunlog import gone
+
     subs = exp.sub_experiments()
-    if subs and all(_recorded_done(s) for s in subs):
+    if subs and all(_recorded_done(s) for s in subs) and not gone.entries(exp):
         return False
     mark.unlink(missing_ok=True)
     return True

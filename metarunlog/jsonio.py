@@ -262,6 +262,22 @@ def prepare_json(path: str | os.PathLike[str], data: Any) -> Pending:
 RECORD_MAX = 16 << 20
 
 
+def json_files(folder: str | os.PathLike[str]) -> Iterator[tuple[str, Any]]:
+    """(name, content) of each `*.json` file of `folder` that reads, by name (dot-names,
+    and one that cannot be read, skipped: it proves nothing); none when there is no folder."""
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return
+    for name in names:
+        if not name.endswith(".json") or name.startswith("."):
+            continue
+        try:
+            yield name, read_json(os.path.join(folder, name))
+        except (OSError, MrlError):
+            continue
+
+
 def read_json(path: str | os.PathLike[str]) -> Any:
     """Read a JSON file; a malformed one raises CorruptRecord naming the path and line, as
     does one over RECORD_MAX bytes (unread)."""

@@ -22,7 +22,7 @@ import contextlib
 import fcntl
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -217,12 +217,13 @@ def claim_runner(exp: Experiment) -> RunnerClaim:
     return RunnerClaim(path, fd, orphans, others)
 
 
-def _live_runners_steps(exp: Experiment) -> dict[int, str]:
+def _live_runners_steps(exp: Experiment, present: Collection[int] | None = None) -> dict[int, str]:
     """{id: "step (pid N) of the mrl run (pid M)"} of the live steps of this host's other live
     runners' jobs, each proven by its MRL_RUNNER (that runner's pid and start id). A step
     that cleaned its own folder (its cwd: `.mrl.status` and `.mrl.lock` gone) is still that
     runner's, and a run that finds no record and no lock must not start it again beside
-    it. One /proc scan, only while another run of this experiment lives on this host."""
+    it. One /proc scan, only while another run of this experiment lives on this host.
+    `present`: only those not among these ids (the folders there: no scan unless one is not)."""
     from metarunlog.procs import live_steps
 
     dirs: dict[str, int] = {}
@@ -236,6 +237,8 @@ def _live_runners_steps(exp: Experiment) -> dict[int, str]:
         runners[f"{claim.pid}:{start}"] = claim.pid  # type: ignore[assignment]
         with contextlib.suppress(OSError, MrlError):
             dirs.update({str(exp.subexp_dir(i)): i for i in runner_jobs(claim)})
+    if present is not None:
+        dirs = {d: i for d, i in dirs.items() if i not in present}
     found = live_steps(dirs) if dirs else {}
     return {
         i: f"step (pid {s.pid}) of the mrl run (pid {runners[s.runner]})"
@@ -380,6 +383,15 @@ def records_removed(exp: Experiment, jobs: Sequence[Job]) -> None:
             job.message = f"its {steps[job.id]} is still running; its .mrl.status and .mrl.lock were removed as it ran"
 
 
+def removed_folders_steps(exp: Experiment, present: Collection[int]) -> dict[int, str]:
+    """{id: "step (pid N) of the mrl run (pid M)"} of the live steps of this host's live
+    runners whose sub-experiment folder is not among `present` (the ids of the folders
+    there: the step removed its own, and runs on): `mrl status` shows a row for each, from
+    the runner's plan. Reads the claims only, and scans /proc only when a planned id is
+    not present."""
+    return _live_runners_steps(exp, present)
+
+
 def _recorded_by(status: Any, runner: str | None) -> bool:
     """The record was written by `runner` ("<pid>:<start id>")."""
     return runner is not None and f"{status.runner_pid}:{status.runner_start}" == runner
@@ -431,21 +443,7 @@ def _remove_claim_files(path: Path) -> None:
 def claims(exp: Experiment) -> list[Claim]:
     """Every claim file of `exp` (an unreadable one is skipped: it proves nothing)."""
     folder = exp.dir / OWNERS
-    try:
-        names = sorted(os.listdir(folder))
-    except OSError:
-        return []
-    out = []
-    for name in names:
-        if not name.endswith(".json") or name.startswith("."):
-            continue
-        try:
-            data = jsonio.read_json(folder / name)
-        except (OSError, MrlError):
-            continue
-        if isinstance(data, dict):
-            out.append(Claim.from_json(data, folder / name))
-    return out
+    return [Claim.from_json(data, folder / name) for name, data in jsonio.json_files(folder) if isinstance(data, dict)]
 
 
 def runner_alive(claim: Claim, stale_after: float = DEFAULT_STALE_AFTER) -> bool:

@@ -21,7 +21,7 @@ from metarunlog.execute import log_tail
 from metarunlog.fmt import fmt_duration
 from metarunlog.states import JobState
 
-_ORDER = ["done", "failed", "running", "queued", "pending", "cancelled", "timeout", "oom", "node_fail", "stale"]
+_ORDER = ["done", "failed", "running", "queued", "pending", "cancelled", "timeout", "oom", "node_fail", "stale", "gone"]
 REDRAW_S = 0.1
 
 

@@ -28,7 +28,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from metarunlog import metrics
+from metarunlog import gone, metrics
 from metarunlog.backends.base import stale_after
 from metarunlog.batch import TABLE_COLUMNS  # a table's own columns, never a param's
 from metarunlog.errors import CorruptRecord, HookError, MrlError
@@ -751,7 +751,9 @@ def table_many(
     warnings: list[str] = []
     for exp in exps:
         try:
-            only = pick(exp.sub_experiments(), subs[exp.id]) if subs and exp.id in subs else None
+            only = None
+            if subs and exp.id in subs:  # one whose folder a run saw removed: no row, `mrl table` says why
+                only = pick(exp.sub_experiments(), subs[exp.id], [g.id for g in gone.entries(exp)])
             res, errs = collect(exp, basedir=basedir, best=summary != "last", warnings=warnings, only=only)
         except MrlError as e:
             if len(exps) == 1:

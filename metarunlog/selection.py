@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -82,14 +82,16 @@ def spec_of(ids: Iterable[int], limit: int = 10) -> str:
     return shown + (f" and {len(ranges) - limit} more" if len(ranges) > limit else "")
 
 
-def pick(subs: Sequence[SubExperiment], spec: str | None) -> list[SubExperiment]:
+def pick(subs: Sequence[SubExperiment], spec: str | None, gone: Collection[int] = ()) -> list[SubExperiment]:
     """The sub-experiments named by `spec`, in id order; an id that does not exist is an
-    MrlError naming the missing ids as ranges (memory: the experiment's ids, not the range)."""
+    MrlError naming the missing ids as ranges (memory: the experiment's ids, not the range).
+    `gone`: ids whose folders a run saw removed (`metarunlog.gone`): named, they are no
+    error (the caller says what is known of them)."""
     ranges = parse(spec)
     if ranges is None:
         return list(subs)
     known = sorted(s.id for s in subs)
-    missing = _gaps(ranges, known)
+    missing = _gaps(ranges, sorted(set(known) | set(gone)))
     if missing:
         which = f"experiment {subs[0].exp.name}" if subs else "this experiment"
         raise MrlError(
@@ -97,6 +99,12 @@ def pick(subs: Sequence[SubExperiment], spec: str | None) -> list[SubExperiment]
             f"{_fmt_ranges(_merged([(i, i) for i in known])) or 'none'}): see `mrl status`"
         )
     return [s for s in subs if _contains(ranges, s.id)]
+
+
+def selected(spec: str | None, ids: Iterable[int]) -> list[int]:
+    """The ids among `ids` that `spec` names (all of them for none), in their order."""
+    ranges = parse(spec)
+    return [i for i in ids if ranges is None or _contains(ranges, i)]
 
 
 def _contains(ranges: Ranges, i: int) -> bool:

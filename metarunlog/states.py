@@ -31,6 +31,9 @@ class JobState(str, Enum):
     OOM = "oom"
     NODE_FAIL = "node_fail"
     STALE = "stale"  # derived: the record says running/queued but nothing runs it
+    # derived, `mrl status` only: its folder was removed while a run ran it, and not made
+    # again; what is known of it is what that run kept (`metarunlog.gone`)
+    GONE = "gone"
     # a state this mrl does not know (a newer mrl wrote it): neither finished nor active, never
     # claimed failed or done; the record keeps the name it has (`Status.unknown_state`), and
     # `mrl run` leaves it alone unless --force

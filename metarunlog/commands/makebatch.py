@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from metarunlog import batch as batch_mod
-from metarunlog import jsonio, ownership
+from metarunlog import gone, jsonio, ownership
 from metarunlog.batch import BatchSpec, Expansion, Template
 from metarunlog.errors import CorruptRecord, MrlError
 from metarunlog.experiment import (
@@ -671,6 +671,8 @@ def _commit(plan: Plan, tmp: Path, names: list[str], replace: bool, extend: bool
         if isinstance(e, OSError):
             raise MrlError(f"cannot put the batch in place in {exp.dir}: {e}; nothing was changed") from e
         raise
+    if replace or extend:  # folders a run saw removed: made again now (--extend), or a new batch
+        gone.forget(exp)
     return trash
 
 

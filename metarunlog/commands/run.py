@@ -39,16 +39,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metarunlog import ownership, plugins
+from metarunlog import gone, ownership, plugins
 from metarunlog.backends import registry
 from metarunlog.backends.base import Backend, Job, RunOptions, follow_ups, get_backend, observe_any
 from metarunlog.commands._args import add_target_arguments
 from metarunlog.config import DEFAULT_HEARTBEAT_S
 from metarunlog.errors import MrlError
 from metarunlog.experiment import DONE_MARK, Experiment
+from metarunlog.gone import Gone
 from metarunlog.ownership import RunnerClaim
 from metarunlog.project import Project
-from metarunlog.selection import narrow, pick, split_sub_ref
+from metarunlog.selection import narrow, pick, selected, split_sub_ref
 from metarunlog.states import JobState, unknown_note
 
 NAMED = 20  # sub-experiments named one by one in the lines after a run
@@ -159,7 +160,7 @@ def _cli(args: argparse.Namespace, project: Project) -> int:
         _print_provenance(project, exp, args)
         _print_plan(the_plan, backend_name, options)
         if not the_plan.jobs:
-            return 1 if the_plan.unreadable or the_plan.unknown else 0
+            return 1 if the_plan.refused else 0
         with registry.blamed(backend_name):
             result = run(exp, the_plan, backend_name=backend_name, options=options, show=True, claim=claim)
     said = [
@@ -175,7 +176,7 @@ def _cli(args: argparse.Namespace, project: Project) -> int:
     if len(said) > NAMED:  # a packed task of 1,000 that hit its time limit: not 999 lines
         print(f"mrl: ... and {len(said) - NAMED} more (`mrl status {exp.id}` shows each)", file=sys.stderr)
     print(result.summary)
-    code = result.code or (1 if the_plan.unreadable or the_plan.unknown else 0)
+    code = result.code or (1 if the_plan.refused else 0)
     if result.waited_for_submitted_after:
         return _await_after_job(exp, the_plan.jobs, code)
     return _run_after(exp, code) if result.ran_here else code
@@ -261,6 +262,12 @@ class Plan:
     unknown: list[Job] = field(default_factory=list)  # skipped: a state this mrl does not know (no --force)
     # of `active`: a killed runner's step, unrecorded, still runs (or a live runner's, its records removed)
     orphaned: list[Job] = field(default_factory=list)
+    gone: list[Gone] = field(default_factory=list)  # not run: their folders were removed as a run ran them
+
+    @property
+    def refused(self) -> bool:
+        """Something selected is not run, and will not be by running again as it is: exit 1."""
+        return bool(self.unreadable or self.unknown or self.gone)
 
 
 def plan(
@@ -280,12 +287,14 @@ def plan(
     from metarunlog.execute import Command
 
     subs = exp.sub_experiments()
-    if not subs:
+    removed = gone.entries(exp)  # folders a run saw removed as it ran them: nothing left to run
+    if not subs and not removed:
         raise MrlError(f"experiment {exp.name} has no sub-experiments yet: run `mrl makebatch {exp.id}` first")
-    jobs = [Job(sub) for sub in pick(subs, selection)]
+    jobs = [Job(sub) for sub in pick(subs, selection, [g.id for g in removed])]
     states = observe_any(exp, jobs)
     keep = narrow(states, failed=failed, pending=pending)
-    out = Plan(exp, [], len(jobs))
+    named = set(selected(selection, [g.id for g in removed]))
+    out = Plan(exp, [], len(jobs) + len(named), gone=[g for g in removed if g.id in named])
     for job, state, kept in zip(jobs, states, keep, strict=True):
         if job.unreadable:
             out.unreadable.append(job)
@@ -370,7 +379,7 @@ class RunResult:
         if self.changed - self.removed:
             extra += f"; {self.changed - self.removed} skipped: changed after planning"
         if self.removed:
-            extra += f"; {self.removed} removed during the run: nothing recorded for them (see above)"
+            extra += f"; {self.removed} removed during the run: nothing of them left in their folders (see above)"
         if self.not_run - self.left_alone:
             extra += f"; {self.not_run - self.left_alone} not run: mrl could not record them (see above)"
         if self.left_alone:
@@ -690,6 +699,10 @@ def _print_plan(p: Plan, backend_name: str, options: RunOptions) -> None:
         notes.append(f"{len(p.unreadable)} with an unreadable .mrl.status ({_names(p.unreadable)})")
     if p.unknown:
         notes.append(f"{len(p.unknown)} in a state this mrl does not know ({_names(p.unknown)})")
+    if p.gone:
+        notes.append(f"{len(p.gone)} whose folders were removed as a run ran them")
+    for line in gone.lines(p.gone, "not run"):
+        print(f"mrl: warning: {line}", file=sys.stderr)
     for job in p.unreadable[:5]:
         print(f"mrl: warning: {job.name} not run: {job.unreadable}", file=sys.stderr)
     for job in p.unknown[:5]:

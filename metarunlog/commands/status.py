@@ -34,7 +34,7 @@ from metarunlog.experiment import DONE_MARK, Experiment
 from metarunlog.ownership import records_removed, unrecorded
 from metarunlog.project import Project
 from metarunlog.records import Status
-from metarunlog.selection import pick
+from metarunlog.selection import pick, selected
 from metarunlog.states import JobState, unknown_note
 
 HELP = "state of each sub-experiment (stale = its process is gone); --watch, --json"
@@ -97,9 +97,11 @@ class Row:
 
 
 def status(exp: Experiment, selection: str | None = None) -> list[Row]:
-    """The rows of `mrl status`: every selected sub-experiment with its observed state."""
+    """The rows of `mrl status`: every selected sub-experiment with its observed state, and
+    a row for each whose folder was removed while a run ran it (`removed_rows`)."""
     subs = exp.sub_experiments()
-    picked = pick(subs, selection)
+    removed = removed_rows(exp, {s.id for s in subs})
+    picked = pick(subs, selection, [r.id for r in removed])
     jobs = [Job(sub) for sub in picked]
     observe_any(exp, jobs)
     gap = unrecorded(exp, jobs)  # a step a runner killed with -9 left with no record naming it
@@ -112,10 +114,41 @@ def status(exp: Experiment, selection: str | None = None) -> list[Row]:
             row.unrecorded, row.age = True, age_s(gap[job].start)
     every = len(picked) == len(subs)  # a selection cannot tell that the experiment is done
     marked = (exp.dir / DONE_MARK).exists()
-    all_done = bool(rows) and all(r.state is JobState.DONE for r in rows)
+    all_done = bool(rows) and all(r.state is JobState.DONE for r in rows) and not removed
     if every and all_done != marked:
         _mark_done(exp, drop=marked)
+    if removed:
+        shown = set(selected(selection, [r.id for r in removed]))
+        rows = sorted(rows + [r for r in removed if r.id in shown], key=lambda r: r.id)
     return rows
+
+
+def removed_rows(exp: Experiment, present: set[int]) -> list[Row]:
+    """Rows for the sub-experiments with no folder that a run saw removed as it ran them: a
+    step of a live runner still running (its plan names it; /proc finds it), else what the
+    runner kept of it once it saw it gone (`gone`: state `gone`, the record it was about to
+    write as its last known one). Nothing to read unless a runner lives or a run kept one."""
+    from metarunlog import gone
+    from metarunlog.ownership import removed_folders_steps
+
+    fmt = exp.cfg["subExpFormat"]
+    running = removed_folders_steps(exp, present)
+    rows = [
+        Row(
+            i,
+            fmt.format(subExpId=i, expId=exp.id),
+            JobState.RUNNING,
+            None,
+            f"its {d} is still running; its folder was removed as it ran",
+        )
+        for i, d in running.items()
+    ]
+    rows += [
+        Row(g.id, g.name, JobState.GONE, g.last, g.note())
+        for g in gone.entries(exp)
+        if g.id not in present | set(running)
+    ]
+    return sorted(rows, key=lambda r: r.id)
 
 
 def note(job: Job) -> str:

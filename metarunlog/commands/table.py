@@ -172,7 +172,21 @@ def cli(args: argparse.Namespace, project: Project) -> int:
         print(f"mrl: no row matches --where {args.where!r}", file=sys.stderr)
     report(tab)
     warn_left_out(left_out)
+    _warn_gone(exps, subs)
     return 1 if tab.errors or left_out else 0
+
+
+def _warn_gone(exps: list[Experiment], subs: dict[int, str]) -> None:
+    """A line for each selected sub-experiment whose folder a run saw removed as it ran it:
+    it has no row (nothing of it is left to read), and the table must not look whole."""
+    from metarunlog import gone
+
+    for exp in exps:
+        found = gone.entries(exp)
+        named = set(selection.selected(subs.get(exp.id), [g.id for g in found]))
+        prefix = f"{exp.name}/" if len(exps) > 1 else ""
+        for line in gone.lines([g for g in found if g.id in named], "no row for it"):
+            print(f"mrl: warning: {prefix}{line}", file=sys.stderr)
 
 
 def warn_left_out(left_out: list[str]) -> None:

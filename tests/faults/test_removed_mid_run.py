@@ -63,8 +63,9 @@ def test_a_folder_removed_while_it_runs_is_not_counted_pending(project: Path) ->
     assert runner.returncode == 1, out + err
     summary = out.strip().splitlines()[-1]
     assert "pending" not in summary and "1 removed during the run" in summary, summary
-    assert "was removed while this run ran it: how it ended is recorded nowhere" in err, err
+    assert "was removed while this run ran it: nothing of it is left; what this run knew of it is kept in" in err, err
     assert not (expdir / "001").exists()
+    assert json.loads((expdir / ".mrl.gone" / "001.json").read_text())["subExpId"] == 1
 
 
 def test_a_step_that_removes_its_lock_and_record_in_its_folder_still_gets_its_record(project: Path) -> None:
@@ -140,3 +141,56 @@ def test_status_of_a_step_that_wiped_its_own_folder_says_running_never_pending(p
     assert "001: its step (pid" in shown.stdout and "removed" in shown.stdout, shown.stdout
     assert rows[0]["state"] == "running" and "removed" in rows[0]["note"], rows
     assert rows[1]["state"] == "pending", rows  # 002 was never run
+
+
+def test_a_step_that_removes_its_own_folder_for_good_has_a_status_row_and_run_and_table_say_what_to_do(
+    project: Path,
+) -> None:
+    # the record lives in the folder: `mrl status` had no row for 001 at all, while its step
+    # ran and after, `mrl run 1` said "no sub-experiment 1", and `mrl table` looked whole
+    removes = 'if [ {{x}} = 0 ]; then rm -rf "$MRL_SUBEXP_DIR"; fi; touch {{expDir}}/started-{{x}}'
+    waits = f"{removes}; while [ ! -e {{{{expDir}}}}/go ]; do sleep 0.05; done"
+    set_cfg(project, confTemplFile=None, copyFiles=[], run={"command": waits, "jobs": 2})
+    commit_all(project, "removes its folder")
+    assert main(["new", "removes"]) == 0
+    assert main(["makebatch", "--grid", "x=0,1"]) == 0
+    expdir = project / "output" / "0001"
+    runner = start_mrl("run", cwd=project)
+    try:
+        wait_for(lambda: (expdir / "started-0").exists() and (expdir / "started-1").exists(), 60, "both steps")
+        shown = run_mrl("status", cwd=project)
+        rows = json.loads(run_mrl("status", "--json", cwd=project).stdout)
+    finally:
+        (expdir / "go").touch()
+        out, err = runner.communicate(timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert [line.split()[:2] for line in shown.stdout.splitlines()[2:4]] == [["001", "running"], ["002", "running"]]
+    assert "001: its step (pid" in shown.stdout and "its folder was removed as it ran" in shown.stdout, shown.stdout
+    assert [r["state"] for r in rows] == ["running", "running"], rows
+    assert runner.returncode == 1 and "Traceback" not in err, out + err
+    assert "what this run knew of it is kept in" in err and "makebatch --extend" in err, err
+
+    shown = run_mrl("status", cwd=project)
+    assert shown.stdout.splitlines()[0].endswith("2 sub-experiment(s): 1 done, 1 gone"), shown.stdout
+    line = next(row for row in shown.stdout.splitlines() if row.startswith("001 "))
+    assert line.split()[1] == "gone", shown.stdout
+    assert "001: its folder was removed while mrl (pid" in shown.stdout, shown.stdout
+    assert "its step then ended done, exit 0" in shown.stdout and "makebatch --extend" in shown.stdout, shown.stdout
+    (row, _) = json.loads(run_mrl("status", "--json", cwd=project).stdout)
+    assert (row["id"], row["state"], row["recordedState"], row["exitCode"]) == (1, "gone", "done", 0), row
+    assert not (expdir / ".mrl.done").exists()  # not every one is done
+
+    for args in (["run"], ["run", "1"]):
+        proc = run_mrl(*args, cwd=project)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+        assert "mrl: warning: 001: its folder was removed while mrl ran it: not run;" in proc.stderr
+        assert "makebatch --extend" in proc.stderr and "no sub-experiment" not in proc.stderr, proc.stderr
+    table = run_mrl("table", "--json", cwd=project)
+    assert table.returncode == 0, table.stderr
+    assert [r["id"] for r in json.loads(table.stdout)] == ["002"], table.stdout
+    assert "mrl: warning: 001: its folder was removed while mrl ran it: no row for it" in table.stderr
+
+    assert run_mrl("makebatch", "--extend", cwd=project).returncode == 0
+    assert json.loads((expdir / "003" / ".mrl").read_text())["params"] == {"x": 0}
+    rows = json.loads(run_mrl("status", "--json", cwd=project).stdout)
+    assert [(r["id"], r["state"]) for r in rows] == [(2, "done"), (3, "pending")], rows
