@@ -22,6 +22,7 @@ import itertools
 import json
 import logging
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -429,7 +430,7 @@ def add_user_metrics(res: SubResult, fn: Callable[..., Any], settings: metrics.S
         with hooks.prints_to_stderr():
             extra = hooks.call_user(fn, f"metrics() in {hooks.ANALYZE_FILE} for {res.name}", str(res.dir))
     except HookError as e:
-        res.hook_digest = _digest(("error", str(e)))
+        res.hook_digest = _digest(("error", _ADDRESS.sub(" at 0x?", str(e))))  # an object named in it
         return str(e)
     extra = plain_values(extra)
     res.hook_digest = _digest(extra)
@@ -468,13 +469,47 @@ def add_user_metrics(res: SubResult, fn: Callable[..., Any], settings: metrics.S
 
 
 def _digest(value: Any) -> str:
+    """A hash of `value`'s canonical form (`canonical`): equal for equal values, whatever
+    process made them."""
     import hashlib
 
     try:
-        text = repr(value)
+        text = canonical(value)
     except Exception as e:  # noqa: BLE001  (a user object's __repr__: the report still goes on)
-        text = f"unrepresentable {type(value).__name__}: {e}"
+        text = f"unrepresentable {type(value).__name__}: {_ADDRESS.sub(' at 0x?', str(e))}"
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")  # `<Model object at 0x7f3a...>`: where it lives, no value
+
+
+def canonical(value: Any, depth: int = 0) -> str:
+    """`value` as text that changes only when a value in it does: numbers, strings, None and
+    bools by their repr (with their type: 1, 1.0 and True differ), a dict's items in order,
+    a set's sorted, an array (numpy, torch, pandas: `tolist`) whole rather than its
+    abbreviated repr (`[0, 1, ..., 999]`, which hides a change in the middle), any other
+    object by its repr less its memory address (`<Model object at 0x7f3a...>` differs on
+    every call, no value in it does). Its own repr is all mrl knows of such an object: one
+    that shows a time or a random number reads as changed (never as unchanged when a value
+    it shows changed)."""
+    if depth > 50:  # a structure nested deeper than any metrics: its repr, bounded
+        return _ADDRESS.sub(" at 0x?", repr(value))
+    if value is None or type(value) in (bool, int, float, str, bytes):
+        return f"{type(value).__name__}:{value!r}"
+    if isinstance(value, dict):
+        items = ", ".join(f"{canonical(k, depth + 1)}: {canonical(v, depth + 1)}" for k, v in value.items())
+        return f"{type(value).__name__}{{{items}}}"
+    if isinstance(value, (list, tuple)):
+        return f"{type(value).__name__}[{', '.join(canonical(v, depth + 1) for v in value)}]"
+    if isinstance(value, (set, frozenset)):
+        return f"{type(value).__name__}{{{', '.join(sorted(canonical(v, depth + 1) for v in value))}}}"
+    kind = f"{type(value).__module__}.{type(value).__qualname__}"
+    if type(value).__module__.partition(".")[0] in (*_ARRAY_LIBRARIES, "pandas"):
+        if callable(getattr(value, "to_dict", None)) and hasattr(value, "columns"):  # a DataFrame
+            return f"{kind}:{canonical(value.to_dict(orient='split'), depth + 1)}"
+        if callable(getattr(value, "tolist", None)):
+            return f"{kind}:{canonical(value.tolist(), depth + 1)}"
+    return f"{kind}:{_ADDRESS.sub(' at 0x?', repr(value))}"
 
 
 def metrics_hook_digest(results: Iterable[SubResult]) -> str:

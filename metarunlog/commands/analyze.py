@@ -20,7 +20,9 @@ CSV logs, TensorBoard events, run.log patterns, docs/table.md), your mrl_analyze
                                  first where it has none)
   mrl analyze --index            OUTDIR/index.html: every experiment, newest first, with its
                                  description, tags, status counts, best primary metric and a
-                                 link to its report (made or stale); one whose record
+                                 link to its report (made, or stale: its runs' files,
+                                 mrl_analyze.py, what metrics() returns or the .mrl.cfg
+                                 settings changed since, docs/analyze.md); one whose record
                                  cannot be read is listed with why, a warning line, exit 1
                                  (as `mrl table --all`); each card is cached in
                                  OUTDIR/.mrl.index.json (recomputed when its files change)
@@ -292,10 +294,11 @@ def analyze(
         page = report.render(rep, project.basedir)
     path = out / cfg["analysis_outfn"]
     jsonio.write_text(path, page)
-    from metarunlog.report.pages import write_hook_digest
+    from metarunlog.report.pages import report_settings, write_hook_digest, write_report_settings
     from metarunlog.results import metrics_hook_digest
 
     write_hook_digest(path, metrics_hook_digest(s.res for s in rep.subs))
+    write_report_settings(path, report_settings(exp, project.basedir))
     said = [w for w in rep.warnings if w not in rep.logged]  # the readers' were printed as they arose
     res = AnalyzeResult(path, rep.errors, warnings=said, active=active)
     if rep.table.rows and not rep.table.metrics:

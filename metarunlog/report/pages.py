@@ -177,8 +177,72 @@ def with_report(card: Card, exp: Experiment, page_dir: Path, basedir: Path | Non
         changed = changed or _file_key(basedir / hooks.ANALYZE_FILE)[0] >= written
     # metrics() may read any file, so no mtime proves its values unchanged: compare them
     changed = changed or read_hook_digest(path) != card.hook_digest
+    # the settings it was made with (.mrl.cfg, the project's or the experiment's; mrl_templates/)
+    changed = changed or _read_beside(settings_path(path)) != report_settings(exp, basedir)
     card.report_state = "stale" if changed or card.active else "made"
     return card
+
+
+# Keys of .mrl.cfg that change nothing a report shows: where things go, how runs are made.
+# Every other key counts (a key mrl does not know may be read by mrl_analyze.py's functions).
+NOT_SHOWN = frozenset(
+    {
+        "outdir",
+        "singleExpFormat",
+        "gitFailUntrackedDefault",
+        "copyFiles",
+        "confTemplFile",
+        "analysis_outdir",
+        "analysis_outfn",
+        "analysis_webdir",
+        "hooks",
+        "snapshot",
+    }
+)
+RUN_SHOWN = ("log_tail",)  # of the run block: the log lines each section shows
+
+
+def report_settings(exp: Experiment, basedir: Path | None = None) -> str:
+    """A hash of what decides a report besides the runs' files and mrl_analyze.py: the
+    effective config (the project's .mrl.cfg, the pinned run block, EXPDIR/.mrl.cfg), less
+    the keys in NOT_SHOWN, and the user's report templates (`mrl_templates/`: each file's
+    key). `mrl analyze` keeps it beside the report; the index marks the report stale when
+    it differs (or is missing: a report an older mrl made)."""
+    from metarunlog.render import USER_TEMPLATES
+
+    try:
+        cfg = exp.cfg
+        keys: dict[str, Any] = {k: v for k, v in cfg.items() if k not in NOT_SHOWN and k != "run"}
+        run = cfg.get("run") if isinstance(cfg.get("run"), dict) else {}
+        keys["run"] = {k: run.get(k) for k in RUN_SHOWN}
+    except MrlError as e:
+        keys = {"error": str(e)}
+    if basedir is not None:
+        folder = basedir / USER_TEMPLATES
+        with contextlib.suppress(OSError):
+            keys[f"({USER_TEMPLATES})"] = {str(f.relative_to(folder)): _file_key(f) for f in sorted(folder.rglob("*"))}
+    text = json.dumps(keys, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def settings_path(report: Path) -> Path:
+    """Beside a report: the hash of the settings it was made with (`report_settings`)."""
+    return report.with_name(f".{report.name}.mrl-settings")
+
+
+def write_report_settings(report: Path, digest: str) -> None:
+    """After the report is written (a crash before leaves the old one: it can only say stale)."""
+    jsonio.write_text(settings_path(report), digest + "\n")
+
+
+def _read_beside(path: Path) -> str:
+    """A hash kept beside a report; "" when there is none, "?" when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return ""
+    except (OSError, ValueError):
+        return "?"
 
 
 def hook_digest_path(report: Path) -> Path:
@@ -189,12 +253,7 @@ def hook_digest_path(report: Path) -> Path:
 def read_hook_digest(report: Path) -> str:
     """What `write_hook_digest` left beside `report`; "" when none (no metrics() made it);
     an unreadable one is no proof of anything ("?": stale)."""
-    try:
-        return hook_digest_path(report).read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        return ""
-    except (OSError, ValueError):
-        return "?"
+    return _read_beside(hook_digest_path(report))
 
 
 def write_hook_digest(report: Path, digest: str) -> None:

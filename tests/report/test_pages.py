@@ -396,6 +396,72 @@ def test_the_report_is_stale_when_a_file_a_metrics_function_reads_changed_after_
     assert "report-stale" in index.read_text()
 
 
+def _index_state(project: Path) -> str:
+    """The report mark of the one card in the index (`made`, `stale`), read by `mrl analyze --index`."""
+    proc = run_mrl("analyze", "--index", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    marks = re.findall(r"report-(made|stale|none)", (Project.find(project).outdir / "index.html").read_text())
+    assert len(set(marks)) == 1, marks
+    return marks[0]
+
+
+def test_the_report_is_stale_once_the_mrl_cfg_settings_it_was_made_with_changed(project: Path) -> None:
+    # the mark followed the runs' files and mrl_analyze.py only: a report made before
+    # metric_goals, report.primary_metric or an experiment's .mrl.cfg changed read `made`
+    exp = make_exp(project, [{"params": {"lr": lr}, "status": done(), "jsonl": curve(3, lr)} for lr in (0.1, 0.2)])
+    assert run_mrl("analyze", "1", cwd=project).returncode == 0
+    assert _index_state(project) == "made"
+    set_cfg(project, copyFiles=["nothing.txt"])  # a key no report shows: still made
+    assert _index_state(project) == "made"
+    set_cfg(project, metric_goals={"loss": "max"})  # the project's .mrl.cfg: the best runs change
+    assert _index_state(project) == "stale"
+    assert run_mrl("analyze", "1", cwd=project).returncode == 0
+    assert _index_state(project) == "made"
+    (exp.dir / ".mrl.cfg").write_text(json.dumps({"report": {"primary_metric": "loss"}}))  # the experiment's own
+    assert _index_state(project) == "stale"
+    assert run_mrl("analyze", "1", cwd=project).returncode == 0
+    assert _index_state(project) == "made"
+    (project / "mrl_templates").mkdir()  # a report template of the user's
+    (project / "mrl_templates" / "_notes.html").write_text("{% extends 'default:_notes.html' %}")
+    assert _index_state(project) == "stale"
+
+
+def test_a_metrics_function_returning_objects_and_sets_reads_made_until_a_value_changes(project: Path) -> None:
+    # the mark hashed repr() of what metrics() returned: an object's repr carries its
+    # address and a set of strings its order (another per process), so the report read
+    # stale for ever, even just made; values are now hashed in a canonical form
+    exp = make_exp(project, [{"params": {"lr": lr}, "status": done()} for lr in (0.1, 0.2)])
+    for sub, v in (("001", "0.5"), ("002", "0.25")):
+        (exp.dir / sub / "score.txt").write_text(v)
+    (project / "mrl_analyze.py").write_text(
+        "import os\n"
+        "class Model:\n"
+        "    pass\n"
+        "def metrics(subExpDir):\n"
+        "    score = float(open(os.path.join(subExpDir, 'score.txt')).read())\n"
+        "    return {'score': score, 'model': Model(), 'tags': {'alpha', 'beta', 'gamma', 'delta', 'eps'}}\n"
+    )
+    assert run_mrl("analyze", "1", cwd=project).returncode == 0
+    assert _index_state(project) == "made"
+    assert _index_state(project) == "made"  # another process, another string hash order
+    (exp.dir / "002" / "score.txt").write_text("0.75")  # a value changed: never too little
+    assert _index_state(project) == "stale"
+
+
+def test_the_canonical_form_of_metrics_values_shows_every_change_and_no_address() -> None:
+    from metarunlog.results import canonical
+
+    np = pytest.importorskip("numpy")
+    big = np.zeros(3000)
+    changed = big.copy()
+    changed[1500] = 1.0  # in the middle repr() abbreviates: [0., 0., ..., 0.]
+    assert repr(big) == repr(changed) and canonical(big) != canonical(changed)
+    assert canonical({"m": object()}) == canonical({"m": object()})
+    assert canonical({"a": 1}) != canonical({"a": 1.0}) != canonical({"a": True})
+    assert canonical({"a": 1, "b": 2}) != canonical({"b": 2, "a": 1})  # the columns' order
+    assert canonical({3, 1, 2}) == canonical({2, 3, 1})
+
+
 def test_comparisons_of_more_than_six_experiments_each_get_their_own_page(project: Path) -> None:
     # the page was named by 3 ids + the last + the count: 1-6,8 and 1-5,7,8 were both
     # compare-0001-0002-0003-to-0008-7exps.html, and the second overwrote the first
