@@ -236,9 +236,8 @@ def _live_runners_steps(exp: Experiment, present: Collection[int] | None = None)
             continue
         runners[f"{claim.pid}:{start}"] = claim.pid  # type: ignore[assignment]
         with contextlib.suppress(OSError, MrlError):
-            dirs.update({str(exp.subexp_dir(i)): i for i in runner_jobs(claim)})
-    if present is not None:
-        dirs = {d: i for d, i in dirs.items() if i not in present}
+            ids = runner_jobs(claim)
+            dirs.update({str(exp.subexp_dir(i)): i for i in (ids if present is None else ids.difference(present))})
     found = live_steps(dirs) if dirs else {}
     return {
         i: f"step (pid {s.pid}) of the mrl run (pid {runners[s.runner]})"
