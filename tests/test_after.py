@@ -92,6 +92,7 @@ def test_after_jobs_reads_every_run_and_the_script_of_lines_from_earlier_version
 def test_a_finished_record_is_shown_without_asking_slurm(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / ".mrl.slurm").mkdir()
     jsonio.write_json(tmp_path / ".mrl.slurm" / "after-004.json", {"jobId": "31", "state": "failed", "exitCode": 3})
+    (tmp_path / ".mrl.slurm" / "after-31.out").write_text("what its steps printed\n")
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no scontrol: it must not be needed
     seen = observe_after(tmp_path, AfterJob("31", "after-004.sh"))
     assert seen.state is JobState.FAILED and seen.exit_code == 3

@@ -810,23 +810,32 @@ def observe_after(expdir: Path, job: AfterJob, timeout: float = TIMEOUT_S) -> Fo
     """The run.after job's state now: its record once final; before that, Slurm's word
     (written into the record when the job ended without saying so itself; `timeout`: the
     wait for it)."""
-    from metarunlog.backends.base import FollowUp, unread_note
+    from metarunlog.backends.base import FollowUp
 
     path = job.record_path(expdir)
     rec = _read_after_record(path)
     out = FollowUp("run.after", job.job, _recorded(rec) or JobState.QUEUED, rec.get("exitCode"))
     out.log = f"{SLURM_DIR}/after-{job.job}.out"
+    _observe_after(out, path, rec, job, timeout)
+    if out.state.finished and not (expdir / out.log).exists():
+        out.log = ""  # cancelled while it waited: it never wrote one
+    return out
+
+
+def _observe_after(out: FollowUp, path: Path, rec: dict[str, Any], job: AfterJob, timeout: float) -> None:
+    from metarunlog.backends.base import unread_note
+
     if out.state.finished:
-        return out
+        return
     try:
         known = job_info(job.job, timeout)
     except SlurmError as e:
         out.note = unread_note("Slurm", str(e))
-        return out
+        return
     if known is None:
         out.state = JobState.STALE
         out.note = "Slurm no longer knows its job" + ("" if rec else ", and it left no record")
-        return out
+        return
     info, code = known
     out.state = info.state
     if info.state.finished:
@@ -838,7 +847,6 @@ def observe_after(expdir: Path, job: AfterJob, timeout: float = TIMEOUT_S) -> Fo
         _settle_after(path, info, out)
     elif info.state is JobState.QUEUED:
         out.note = f"pending in Slurm ({info.reason})" if info.reason else "pending in Slurm"
-    return out
 
 
 def _settle_after(path: Path, info: TaskInfo, seen: FollowUp) -> None:
@@ -1417,7 +1425,7 @@ class SlurmBackend(Backend):
             job.message = f"Slurm task {rec.job_id} runs {info.script}, not this experiment's (a copy?)"
             return
         job.state = merged_state(rec, info)
-        job.message = _explain(job.state, rec, info)
+        job.message = _explain(job.state, rec, info, self.exp.dir)
         job.unstarted = job.state is JobState.DONE and rec.dropped_rerun() is not None
         if info is not None and info.state.finished:
             job.status = _with_verdict(rec, job.state, info)
@@ -1665,7 +1673,7 @@ def _cancel_asked(sub: SubExperiment, rec: Status) -> bool:
 _AFTER_OPTIONS = frozenset({"#SBATCH --partition", "#SBATCH --account", "#SBATCH --qos"})
 
 
-def _explain(state: JobState, rec: Status, info: TaskInfo | None) -> str:
+def _explain(state: JobState, rec: Status, info: TaskInfo | None, expdir: Path) -> str:
     """What the scheduler adds to the record: why it waits, or why it ended when the task
     could not say so itself."""
     recorded = rec.state
@@ -1685,7 +1693,9 @@ def _explain(state: JobState, rec: Status, info: TaskInfo | None) -> str:
         return f"{REQUEUED_NOTE} {rec.attempts}: {pending}" if rec.requeues and rec.attempts else pending
     if state.finished and info.state.finished and state is not recorded:
         job, _, task = info.job_id.partition("_")
-        return f"Slurm: {info.slurm_state} (its output: {SLURM_DIR}/slurm-{job}_{task}.out)"
+        out = f"{SLURM_DIR}/slurm-{job}_{task}.out"
+        # a task Slurm ended before it started (a scancel while pending) wrote none
+        return f"Slurm: {info.slurm_state}" + (f" (its output: {out})" if (expdir / out).exists() else "")
     return ""
 
 

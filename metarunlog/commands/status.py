@@ -14,7 +14,10 @@ the JSON list once.
 Writes nothing, except EXPDIR/.mrl.done when it finds every sub-experiment done (a Slurm
 run that finished after `mrl run` returned) and the folder is writable, and its removal
 once a record no longer says done (a .mrl.status removed by hand); a .mrl.done you made
-yourself (`touch`: empty, or text that is not mrl's timestamp) is kept.
+yourself (`touch`: empty, or text that is not mrl's timestamp) is kept. Of a Slurm run, it
+also writes Slurm's final word into the .mrl.status of a task that ended without its record
+saying so (a scancel, a time limit), and into the run.after job's record
+(EXPDIR/.mrl.slurm/after-NNN.json), so they outlive Slurm's memory of the jobs.
 """
 
 from __future__ import annotations

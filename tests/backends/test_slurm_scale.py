@@ -475,9 +475,28 @@ def test_cancel_of_the_whole_experiment_cancels_its_run_after_job_and_a_selectio
     assert not (exp.dir / "after-ran").exists()
     line = _after_line(exp)
     assert line.startswith(f"run.after: Slurm job {job}: cancelled") and "exit code" not in line, line
+    assert not (exp.dir / ".mrl.slurm" / f"after-{job}.out").exists()
+    assert "its output" not in line, line  # it never ran: no output file to point at
     record = json.loads((exp.dir / ".mrl.slurm" / "after-001.json").read_text())
     assert record["state"] == "cancelled" and record["slurmState"] == "CANCELLED", record
     assert "exitCode" not in record, record  # it never ran: Slurm's 0:0 is no exit code
+
+
+@on_slurm
+def test_a_task_scancelled_before_it_started_is_not_said_to_have_an_output_file(project: Path) -> None:
+    # `002: Slurm: CANCELLED (its output: .mrl.slurm/slurm-J_1.out)`: a file that was never written
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "sleep 60")
+    proc = run_mrl("run", str(exp.id), "--backend", "slurm", "--max-parallel", "1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    first, second = exp.sub_experiments()
+    wait_for("the first task to start", lambda: (first.read_status() or Status()).state is JobState.RUNNING, TIMEOUT)
+    job = (second.read_status() or Status()).job_id.split("_")[0]  # type: ignore[union-attr]
+    subprocess.run(["scancel", job], check=True)
+    wait_for("the array to end", lambda: job_over(job), TIMEOUT)
+    out = run_mrl("status", str(exp.id)).stdout
+    notes = [ln for ln in out.splitlines() if ln.startswith("002: ")]
+    assert notes == ["002: Slurm: CANCELLED"], out
+    assert not (exp.dir / ".mrl.slurm" / f"slurm-{job}_1.out").exists()
 
 
 @on_slurm
