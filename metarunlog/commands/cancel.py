@@ -32,10 +32,10 @@ from metarunlog.backends.base import FollowUp, Job, RunOptions, follow_ups, get_
 from metarunlog.backends.registry import DEFAULT, blamed
 from metarunlog.commands._args import add_target_arguments
 from metarunlog.errors import MrlError
-from metarunlog.experiment import Experiment
-from metarunlog.ownership import unrecorded
+from metarunlog.experiment import Experiment, SubExperiment
+from metarunlog.ownership import removed_folders_steps, unrecorded
 from metarunlog.project import Project
-from metarunlog.selection import pick
+from metarunlog.selection import pick, selected
 from metarunlog.states import JobState
 
 if TYPE_CHECKING:
@@ -106,8 +106,11 @@ def cancel(exp: Experiment, selection: str = "all") -> CancelResult:
     running ones end cancelled); what no live runner answers for is stopped here.
     """
     subs = exp.sub_experiments()
-    jobs = [Job(sub) for sub in pick(subs, selection)]
-    by_runner = _ask_runners(exp, {j.id for j in jobs})
+    # live steps whose folders were removed as they ran: `mrl status` shows them running
+    removed = removed_folders_steps(exp, {s.id for s in subs})
+    jobs = [Job(sub) for sub in pick(subs, selection, list(removed))]
+    loose = selected(selection, sorted(removed))
+    by_runner = _ask_runners(exp, {j.id for j in jobs} | set(loose))
     observe_any(exp, jobs)
     for job in jobs:  # the runner's word on one whose state alone misleads (done again)
         if by_runner.get(job.id) and not job.state.active and not job.message:
@@ -139,8 +142,22 @@ def cancel(exp: Experiment, selection: str = "all") -> CancelResult:
     stopped_here = [j for group in by_backend.values() for j in group]
     observe_any(exp, stopped_here)
     _wait_stopped(exp, {j: waits[j] for j in stopped_here if j.state.active and not j.message and waits[j] > 0})
+    res.asked = sorted(
+        res.asked + [_folder_removed(exp, i, removed[i], i in by_runner) for i in loose], key=lambda j: j.id
+    )
     res.left = [j for j in res.asked if j.state.active]
     return res
+
+
+def _folder_removed(exp: Experiment, sub_id: int, step: str, stopped: bool) -> Job:
+    """A job for a live step whose folder was removed as it ran: its runner stopped it, or not."""
+    name = exp.cfg["subExpFormat"].format(subExpId=sub_id, expId=exp.id)
+    job = Job(SubExperiment(exp, sub_id, name, exp.subexp_dir(sub_id)))
+    if stopped:
+        job.state, job.message = JobState.CANCELLED, "its folder was removed as it ran; its runner stopped its step"
+    else:
+        job.state, job.message = JobState.RUNNING, f"its {step} is still running (its folder was removed as it ran)"
+    return job
 
 
 def _wait_stopped(exp: Experiment, waits: dict[Job, float]) -> None:

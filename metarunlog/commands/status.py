@@ -2,7 +2,9 @@
 
 Reads each sub-experiment's .mrl.status (no file: pending) and checks it against what is
 true now: a `running` record whose process is gone (runner killed, machine rebooted) shows
-as `stale`, and Slurm records are merged with what the scheduler says. Prints the counts,
+as `stale`, and Slurm records are merged with what the scheduler says. One whose folder was
+removed while a run ran it has a row too: `running` while its step runs, then `gone`,
+with what that run kept of it in EXPDIR/.mrl.gone/ (docs/running.md). Prints the counts,
 then one row per sub-experiment: id, state, attempts, duration, exit code, resource or
 Slurm job, host, start; then the latest run's follow-up job (Slurm: `run.after: Slurm job
 1240: queued; pending in Slurm (Dependency); its output: ...`). --json prints the same

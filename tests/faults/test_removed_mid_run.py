@@ -115,6 +115,15 @@ def test_a_folder_restored_from_a_backup_while_a_rerun_runs_keeps_its_metrics(pr
     assert sorted(str(p.relative_to(expdir / "001")) for p in (expdir / "001").rglob("*")) == before
 
 
+def _two_subs(project: Path, command: str, **run: object) -> Path:
+    """An experiment of x=0,1 whose run.command is `command`; its folder."""
+    set_cfg(project, confTemplFile=None, copyFiles=[], run={"command": command, **run})
+    commit_all(project, "its command")
+    assert main(["new", "two"]) == 0
+    assert main(["makebatch", "--grid", "x=0,1"]) == 0
+    return project / "output" / "0001"
+
+
 @pytest.mark.parametrize(
     "wipe",
     ['rm -rf "$MRL_SUBEXP_DIR"; mkdir "$MRL_SUBEXP_DIR"', "rm -f .mrl.status .mrl.lock"],
@@ -122,11 +131,7 @@ def test_a_folder_restored_from_a_backup_while_a_rerun_runs_keeps_its_metrics(pr
 )
 def test_status_of_a_step_that_wiped_its_own_folder_says_running_never_pending(project: Path, wipe: str) -> None:
     waits = f'{wipe}; touch "$MRL_SUBEXP_DIR/wiped"; while [ ! -e {{{{expDir}}}}/go ]; do sleep 0.05; done'
-    set_cfg(project, confTemplFile=None, copyFiles=[], run={"command": waits})
-    commit_all(project, "wipes")
-    assert main(["new", "wipes"]) == 0
-    assert main(["makebatch", "--grid", "x=0,1"]) == 0
-    expdir = project / "output" / "0001"
+    expdir = _two_subs(project, waits)
     runner = start_mrl("run", "1", "1", cwd=project)
     try:
         wait_for(lambda: (expdir / "001" / "wiped").exists(), 60, "001's step to wipe its folder")
@@ -150,11 +155,7 @@ def test_a_step_that_removes_its_own_folder_for_good_has_a_status_row_and_run_an
     # ran and after, `mrl run 1` said "no sub-experiment 1", and `mrl table` looked whole
     removes = 'if [ {{x}} = 0 ]; then rm -rf "$MRL_SUBEXP_DIR"; fi; touch {{expDir}}/started-{{x}}'
     waits = f"{removes}; while [ ! -e {{{{expDir}}}}/go ]; do sleep 0.05; done"
-    set_cfg(project, confTemplFile=None, copyFiles=[], run={"command": waits, "jobs": 2})
-    commit_all(project, "removes its folder")
-    assert main(["new", "removes"]) == 0
-    assert main(["makebatch", "--grid", "x=0,1"]) == 0
-    expdir = project / "output" / "0001"
+    expdir = _two_subs(project, waits, jobs=2)
     runner = start_mrl("run", cwd=project)
     try:
         wait_for(lambda: (expdir / "started-0").exists() and (expdir / "started-1").exists(), 60, "both steps")
@@ -194,3 +195,25 @@ def test_a_step_that_removes_its_own_folder_for_good_has_a_status_row_and_run_an
     assert json.loads((expdir / "003" / ".mrl").read_text())["params"] == {"x": 0}
     rows = json.loads(run_mrl("status", "--json", cwd=project).stdout)
     assert [(r["id"], r["state"]) for r in rows] == [(2, "done"), (3, "pending")], rows
+
+
+def test_mrl_cancel_stops_a_step_that_removed_its_own_folder(project: Path) -> None:
+    # status showed it running, but `mrl cancel` picked from the folders: `mrl cancel 1` said
+    # "no sub-experiment 1" and `mrl cancel` left it running
+    waits = 'rm -rf "$MRL_SUBEXP_DIR"; touch {{expDir}}/started; while [ ! -e {{expDir}}/go ]; do sleep 0.05; done'
+    expdir = _two_subs(project, waits)
+    runner = start_mrl("run", "1", "1", cwd=project)
+    try:
+        wait_for(lambda: (expdir / "started").exists(), 60, "the step")
+        proc = run_mrl("cancel", "1", "1", cwd=project, timeout=60)
+    finally:
+        (expdir / "go").touch()
+        out, err = runner.communicate(timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    assert proc.stdout.strip() == "001: cancelled (its folder was removed as it ran; its runner stopped its step)"
+    assert runner.returncode == 1 and "1 removed during the run" in out, out + err  # no record of it: not 130
+    rows = json.loads(run_mrl("status", "--json", cwd=project).stdout)
+    assert [(r["id"], r["state"], r.get("recordedState")) for r in rows] == [
+        (1, "gone", "cancelled"),
+        (2, "pending", None),
+    ]
