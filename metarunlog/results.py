@@ -800,7 +800,8 @@ def table_many(
     tab = make_table(results, all_params=all_params, errors=errors, summary=summary, exp_column=exp_column)
     tab.warnings = warnings
     tab.repeat_params = repeat_params(exps)
-    if results and not tab.metrics and exps and not metrics.missing_extra(warnings):
+    # a metrics file that could not be read is its own error line: not also "no metrics, looked for it"
+    if results and not tab.metrics and exps and not errors and not metrics.missing_extra(warnings):
         tab.note = no_metrics_note(exps[-1], basedir)
     if summary != "last":
         tab.goal_note = no_goal_note(results, [finder_for(e, basedir).settings.goals for e in exps])

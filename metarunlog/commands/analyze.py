@@ -301,7 +301,7 @@ def analyze(
     write_report_settings(path, report_settings(exp, project.basedir))
     said = [w for w in rep.warnings if w not in rep.logged]  # the readers' were printed as they arose
     res = AnalyzeResult(path, rep.errors, warnings=said, active=active)
-    if rep.table.rows and not rep.table.metrics:
+    if rep.table.rows and not rep.table.metrics and not rep.table.errors:  # errors: each names its file
         from metarunlog.metrics import missing_extra
         from metarunlog.results import no_metrics_note
 

@@ -785,3 +785,15 @@ def test_a_half_written_last_jsonl_line_is_a_warning_only_once_the_run_has_ended
     sub = one_sub(project, {"metrics.jsonl": text})  # done: that line is whole, and bad
     got = run_mrl("table", "--json", cwd=project)
     assert f"{sub / 'metrics.jsonl'}: skipped 1 line(s) that are not JSON objects (the first: line 2)" in got.stderr
+
+
+@pytest.mark.parametrize("command", ["table", "analyze"])
+def test_a_metrics_file_that_cannot_be_read_is_its_error_not_also_no_metrics_found(project: Path, command: str) -> None:
+    # "no metrics in 0001: looked for ... metrics.json ..." came beside "corrupt ... metrics.json",
+    # which says mrl found no such file where it found one and could not read it
+    sub = one_sub(project, {})
+    (sub / "metrics.json").write_text("{loss: 1}\n")  # an `echo` that lost its quotes
+    proc = run_mrl(command, cwd=project)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and "metrics.json" in lines[0] and "no metrics in" not in lines[0], lines
