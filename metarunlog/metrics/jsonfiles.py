@@ -14,6 +14,7 @@ sub-experiment runs).
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 from collections.abc import Callable, Iterator
@@ -28,6 +29,9 @@ from metarunlog.metrics.registry import register
 SUMMARY = "metrics.json"
 LINES = "metrics.jsonl"
 CHUNK_BYTES = 1 << 20
+# The longest line of a metrics.jsonl that is read (1 MiB: a line of metrics is a few hundred
+# bytes; a longer one holds an array or a blob, and is skipped, with a warning).
+MAX_LINE_BYTES = 1 << 20
 
 
 @register
@@ -63,27 +67,54 @@ class JsonReader(Reader):
                 continue
             skipped = Skipped(ended)
             yield from iter_jsonl(path, skipped=skipped)
-            if skipped.count:
-                warn(
-                    f"{path}: skipped {skipped.count} line(s) that are not JSON objects "
-                    f"(the first: line {skipped.first})"
-                )
+            for message in skipped.messages(path):
+                warn(message)
 
 
 @dataclass
 class Skipped:
-    """The lines of one file that were not JSON objects; `ended`: its writer ended, so an
+    """The lines of one file that were skipped, by why; `ended`: its writer ended, so an
     unterminated last line is whole (while it runs, that line may be half-written)."""
 
     ended: bool = True
-    count: int = 0
+    count: int = 0  # not JSON objects
     first: int = 0
+    not_utf8: int = 0
+    first_not_utf8: int = 0
+    long: int = 0
+    first_long: int = 0
 
     def note(self, lineno: int, line: bytes) -> None:
         if not self.ended and not line.endswith(b"\n"):
             return  # only the file's last line can lack its line end: still being written
         self.count += 1
         self.first = self.first or lineno
+
+    def note_not_utf8(self, lineno: int, line: bytes) -> None:
+        if not self.ended and not line.endswith(b"\n"):
+            return  # cut inside a character, while still being written
+        self.not_utf8 += 1
+        self.first_not_utf8 = self.first_not_utf8 or lineno
+
+    def note_long(self, lineno: int) -> None:
+        self.long += 1
+        self.first_long = self.first_long or lineno
+
+    def messages(self, path: Path) -> list[str]:
+        out = []
+        if self.count:
+            out.append(f"{path}: skipped {self.count} line(s) that are not JSON objects (the first: line {self.first})")
+        if self.not_utf8:
+            out.append(
+                f"{path}: skipped {self.not_utf8} line(s) that are not UTF-8 (the first: line "
+                f"{self.first_not_utf8}), so as not to read wrong names or values from them"
+            )
+        if self.long:
+            out.append(
+                f"{path}: skipped {self.long} line(s) longer than {MAX_LINE_BYTES >> 20} MiB, the most mrl "
+                f"reads of one line (the first: line {self.first_long})"
+            )
+        return out
 
 
 def read_summary(path: Path, *, writing: bool = False) -> dict[str, Any]:
@@ -126,9 +157,49 @@ def _chunks(path: Path, chunk_bytes: int, skipped: Skipped | None = None) -> Ite
         return
     with f:
         before = 0  # lines in the chunks before, for the line numbers of skipped ones
-        while lines := f.readlines(chunk_bytes):
+        for lines in _line_chunks(f, chunk_bytes, skipped):
             yield _parse_chunk(lines, before, skipped)
             before += len(lines)
+
+
+def _line_chunks(f: Any, chunk_bytes: int, skipped: Skipped | None) -> Iterator[list[bytes]]:
+    """The file's lines (with their line ends), about `chunk_bytes` at a time, read in
+    blocks so that memory stays bounded: a line longer than MAX_LINE_BYTES (no line of
+    metrics is; one holding an array or a blob may be) is dropped as it is read, an empty
+    line in its place (so that line numbers still count it), and noted in `skipped`."""
+    before = 0
+    tail = b""  # the start of a line that the blocks before did not end
+    overlong = False  # inside a line too long to keep: dropped up to its line end
+    while block := f.read(chunk_bytes):
+        cut = block.rfind(b"\n")
+        if overlong:
+            if cut < 0:
+                continue
+            end = block.find(b"\n")
+            yield [b"\n"]  # the long line's place
+            before += 1
+            overlong, block, cut = False, block[end + 1 :], cut - end - 1
+        if cut < 0:
+            tail += block
+            if len(tail) > MAX_LINE_BYTES:
+                overlong, tail = True, b""
+                if skipped is not None:
+                    skipped.note_long(before + 1)
+            continue
+        lines = io.BytesIO(tail + block[: cut + 1]).readlines()
+        tail = block[cut + 1 :]
+        if max(map(len, lines)) > MAX_LINE_BYTES:
+            for i, line in enumerate(lines):
+                if len(line) > MAX_LINE_BYTES:
+                    lines[i] = b"\n"
+                    if skipped is not None:
+                        skipped.note_long(before + i + 1)
+        yield lines
+        before += len(lines)
+    if overlong:
+        yield [b"\n"]
+    elif tail:
+        yield [tail]
 
 
 _scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # C: one value from an index, and where it ended
@@ -179,7 +250,13 @@ def _parse_chunk(lines: list[bytes], before: int = 0, skipped: Skipped | None = 
         if not line.strip():
             continue
         try:
-            d = json.loads(line.decode("utf-8-sig", errors="replace"))  # -sig: a BOM before the first line
+            text = line.decode("utf-8-sig")  # -sig: a BOM before the first line
+        except UnicodeDecodeError:  # never read with replacement characters: a wrong name or value
+            if skipped is not None:
+                skipped.note_not_utf8(i, line)
+            continue
+        try:
+            d = json.loads(text)
         except (ValueError, RecursionError):
             d = None
         if isinstance(d, dict):

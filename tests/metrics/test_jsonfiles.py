@@ -100,10 +100,38 @@ def test_line_numbers_of_skipped_lines_count_the_chunks_before(tmp_path: Path) -
     assert (skipped.count, skipped.first) == (1, 4)
 
 
-def test_a_line_that_is_not_utf8_keeps_its_row_with_the_bytes_replaced(tmp_path: Path) -> None:
+def test_a_line_that_is_not_utf8_is_skipped_with_a_warning_naming_its_line(tmp_path: Path) -> None:
+    # read with replacement characters, a latin-1 line gave a name or value not in the file
     path = tmp_path / "metrics.jsonl"
-    path.write_bytes(b'{"step": 1, "tag": "caf\xe9"}\n{"step": 2}\n')
-    assert read_jsonl(path) == [{"step": 1, "tag": "caf\ufffd"}, {"step": 2}]
+    path.write_bytes(b'{"step": 1, "loss": 0.5}\n{"step": 2, "tag": "caf\xe9", "l\xf6ss": 0.4}\n{"step": 3}\n')
+    assert read_jsonl(path) == [{"step": 1, "loss": 0.5}, {"step": 3}]
+    rows, warnings = noted(JsonReader(Settings()), [path], ended=True)
+    assert rows == [{"step": 1, "loss": 0.5}, {"step": 3}]
+    assert warnings == [
+        f"{path}: skipped 1 line(s) that are not UTF-8 (the first: line 2), "
+        "so as not to read wrong names or values from them"
+    ]
+
+
+def test_a_last_line_cut_inside_a_character_is_no_warning_while_the_run_goes_on(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.jsonl"
+    path.write_bytes(b'{"step": 1}\n{"tag": "caf' + "\u00e9".encode()[:1])
+    assert noted(JsonReader(Settings()), [path], ended=False) == ([{"step": 1}], [])
+
+
+def test_a_line_past_the_line_cap_is_skipped_unread_and_named(tmp_path: Path) -> None:
+    # a 300 MB value was read whole (and then shown); now no line past MAX_LINE_BYTES is held
+    from metarunlog.metrics import jsonfiles
+
+    path = tmp_path / "metrics.jsonl"
+    blob = b'{"step": 2, "dump": "' + b"x" * (jsonfiles.MAX_LINE_BYTES + 10) + b'"}\n'
+    path.write_bytes(b'{"step": 1, "loss": 0.5}\n' + blob + b'{"step": 3, "loss": 0.25}\n' + blob[:-1])
+    for chunk in (jsonfiles.CHUNK_BYTES, 4096, 7):
+        skipped = Skipped(True)
+        assert list(iter_jsonl(path, chunk, skipped=skipped)) == [{"step": 1, "loss": 0.5}, {"step": 3, "loss": 0.25}]
+        assert skipped.messages(path) == [
+            f"{path}: skipped 2 line(s) longer than 1 MiB, the most mrl reads of one line (the first: line 2)"
+        ]
 
 
 def test_a_half_written_last_line_is_no_warning_while_the_run_goes_on(tmp_path: Path) -> None:
