@@ -186,6 +186,13 @@ class Reader:
         written yet; the others need not override this."""
         return self.summary(files)
 
+    def read_summary_noting(
+        self, files: list[Path], *, writing: bool, warn: Callable[[str], None]
+    ) -> dict[str, Any] | None:
+        """`read_summary`, for mrl's own readers: `warn(line)` says what was left out (a
+        file or a value past a cap), so it reaches `mrl table` and the report."""
+        return self.read_summary(files, writing=writing)
+
     def read_rows(self, files: list[Path], *, ended: bool) -> Iterator[dict[str, Any]]:
         """`rows(files)`, told whether the sub-experiment's writer has ended by itself (what
         `Finder.read` calls). While it may still write, a text file's last line without its

@@ -18,12 +18,12 @@ import io
 import itertools
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from metarunlog.errors import CorruptRecord
-from metarunlog.metrics.base import CutShort, NotUtf8, Reader, not_utf8_at
+from metarunlog.metrics.base import CutShort, NotUtf8, Reader, Settings, not_utf8_at
 from metarunlog.metrics.registry import register
 
 SUMMARY = "metrics.json"
@@ -32,6 +32,12 @@ CHUNK_BYTES = 1 << 20
 # The longest line of a metrics.jsonl that is read (1 MiB: a line of metrics is a few hundred
 # bytes; a longer one holds an array or a blob, and is skipped, with a warning).
 MAX_LINE_BYTES = 1 << 20
+# The largest `.json` file that is parsed (64 MiB: a summary is a few KB, a list of a
+# dict per epoch a few MB; json.loads holds several times a file's size).
+MAX_JSON_BYTES = 64 << 20
+# The longest value of a `.json` file that is kept (a string's characters, a list's or
+# object's as JSON): a longer one (a dumped array, a log in a string) is left out, named.
+MAX_VALUE_CHARS = 100_000
 
 
 @register
@@ -42,27 +48,51 @@ class JsonReader(Reader):
     def accepts(self, relpath: str) -> bool:
         return relpath.endswith((".json", ".jsonl"))
 
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._series: dict[Path, JsonFile] = {}  # the last folder's series files, read with its summary
+
     def summary(self, files: list[Path]) -> dict[str, Any] | None:
         return self.read_summary(files, writing=False)
 
     def read_summary(self, files: list[Path], *, writing: bool) -> dict[str, Any] | None:
+        return self.read_summary_noting(files, writing=writing, warn=lambda message: None)
+
+    def read_summary_noting(
+        self, files: list[Path], *, writing: bool, warn: Callable[[str], None]
+    ) -> dict[str, Any] | None:
         # `json.dump(d, open("metrics.json", "w"))` writes in pieces: while its step may still
         # write, a file that does not parse yet is not written yet, never "corrupt"
-        found = [read_summary(p, writing=writing) for p in files if p.suffix == ".json"]
-        if not found:
-            return None
-        out: dict[str, Any] = {}
-        for d in found:
-            out.update(d)
+        self._series = {}
+        out: dict[str, Any] | None = None
+        for path in files:
+            if path.suffix != ".json":
+                continue
+            got = read_json(path, writing=writing)
+            for message in got.notes:
+                warn(message)
+            if got.rows is not None:
+                self._series[path] = got  # its rows are the folder's next read (read_rows_noting)
+            elif not got.too_big:
+                out = {**(out or {}), **got.summary}
         return out
 
     def rows(self, files: list[Path]) -> Iterator[dict[str, Any]]:
-        return itertools.chain.from_iterable(iter_jsonl(p) for p in files if p.suffix == ".jsonl")
+        return self.read_rows_noting(files, ended=False, warn=lambda message: None)
 
     def read_rows_noting(
         self, files: list[Path], *, ended: bool, warn: Callable[[str], None]
     ) -> Iterator[dict[str, Any]]:
         for path in files:
+            if path.suffix == ".json":  # a list of dicts, or a dict of lists (Keras' history)
+                got = self._series.pop(path, None)
+                if got is None:  # not read with the summary (rows() alone): once more
+                    try:
+                        got = read_json(path)
+                    except CorruptRecord:
+                        continue  # the summary's error
+                yield from got.rows or ()
+                continue
             if path.suffix != ".jsonl":
                 continue
             skipped = Skipped(ended)
@@ -117,15 +147,41 @@ class Skipped:
         return out
 
 
+@dataclass
+class JsonFile:
+    """What one `.json` file holds: a summary (one object of final values), or `rows` (a
+    list of objects, one per step or epoch; or an object of lists, Keras'
+    `history.history`), and `notes` (warnings: what was left out, and why)."""
+
+    summary: dict[str, Any]
+    rows: list[dict[str, Any]] | None = None
+    notes: list[str] = field(default_factory=list)
+    too_big: bool = False
+
+
 def read_summary(path: Path, *, writing: bool = False) -> dict[str, Any]:
-    """A summary file as a dict; CorruptRecord naming it when it is not a JSON object
-    (`writing`: its writer may be writing it now, so one that does not parse is empty)."""
+    """A summary file as a dict ({} for a file of rows, see `read_json`); CorruptRecord
+    naming it when it is not a JSON object nor a list of them (`writing`: its writer may be
+    writing it now, so one that does not parse is empty)."""
+    return read_json(path, writing=writing).summary
+
+
+def read_json(path: Path, *, writing: bool = False) -> JsonFile:
+    """One `.json` file: a summary, or rows (see `JsonFile`). A file over MAX_JSON_BYTES is
+    not parsed, and a value over MAX_VALUE_CHARS is left out, each with a note."""
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            raw = f.read(MAX_JSON_BYTES + 1)
     except (FileNotFoundError, NotADirectoryError):
-        return {}
+        return JsonFile({})
     except OSError as e:  # a folder of that name, unreadable
         raise CorruptRecord(f"cannot read {path}: {e.strerror or e}; fix or remove it") from e
+    if len(raw) > MAX_JSON_BYTES:
+        note = (
+            f"{path} is larger than {MAX_JSON_BYTES >> 20} MiB, the most mrl reads of a .json file, "
+            "so its values are left out (write a metrics.jsonl for long series, or keep large data in another file)"
+        )
+        return JsonFile({}, notes=[note], too_big=True)
     try:
         data = json.loads(raw)  # bytes: UTF-8 (or the UTF-16/32 JSON allows); not UTF-8 is a ValueError
     except ValueError as e:
@@ -133,13 +189,73 @@ def read_summary(path: Path, *, writing: bool = False) -> dict[str, Any]:
         if bad is not None:  # another encoding: no write still under way makes that, and none ends it
             raise NotUtf8(path, raw, bad) from None
         if writing:
-            return {}
+            return JsonFile({})
         raise CutShort(path, str(e)) from e
     except RecursionError:  # json's parser past ~1,000 levels of [ or {: not a summary either
         raise CorruptRecord(f"corrupt record {path}: nested too deep to read; fix or remove the file") from None
+    big = len(raw) > MAX_VALUE_CHARS  # else no value can be over it
+    del raw
+    if isinstance(data, list):
+        return _list_rows(path, data, big)
     if not isinstance(data, dict):
-        raise CorruptRecord(f'{path} must hold a JSON object {{"name": value, ...}}')
-    return data
+        raise CorruptRecord(f'{path} must hold a JSON object {{"name": value, ...}} or a list of them')
+    if data and all(type(v) is list for v in data.values()) and any(data.values()):
+        series = _history_rows(data)
+        if series is not None:
+            return JsonFile({}, rows=series)
+    notes: list[str] = []
+    return JsonFile(_capped(path, data, notes) if big else data, notes=notes)
+
+
+def _list_rows(path: Path, data: list[Any], big: bool) -> JsonFile:
+    """A list of objects (one per step: `json.dump(history, f)` of a list of dicts, pandas'
+    `to_json(orient="records")`) as rows, in order; items that are no object are skipped."""
+    rows = [d for d in data if type(d) is dict]
+    if data and not rows:
+        raise CorruptRecord(f'{path} must hold a JSON object {{"name": value, ...}} or a list of them')
+    notes = []
+    if len(rows) < len(data):
+        first = next(i for i, d in enumerate(data, 1) if type(d) is not dict)
+        skipped = len(data) - len(rows)
+        notes.append(f"{path}: skipped {skipped} item(s) that are not JSON objects (the first: item {first})")
+    if big:
+        rows = [_capped(path, d, notes) for d in rows]
+    return JsonFile({}, rows=rows, notes=notes)
+
+
+def _history_rows(data: dict[str, list[Any]]) -> list[dict[str, Any]] | None:
+    """Keras' `history.history` (`{"loss": [...], "val_loss": [...]}`: one list a metric,
+    one value an epoch) as rows: row i holds each list's i-th value (a `null`, as
+    `json.dump` writes nothing else for a missing one, is no value). None when some list
+    holds anything but numbers and nulls: then it is a summary whose values are lists."""
+    for values in data.values():
+        if not all(v is None or type(v) in (int, float) for v in values):
+            return None
+    n = max(map(len, data.values()))
+    return [{k: v[i] for k, v in data.items() if i < len(v) and v[i] is not None} for i in range(n)]
+
+
+def _capped(path: Path, d: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """`d` without its values over MAX_VALUE_CHARS (a string's length; a list's or an
+    object's as JSON), each named in one note."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, str):
+            size = len(v)
+        elif isinstance(v, (list, dict)):
+            size = len(json.dumps(v))
+        else:
+            size = 0
+        if size > MAX_VALUE_CHARS:
+            note = (
+                f"{path}: the value of {k[:80]!r} is {size:,} characters long, more than the "
+                f"{MAX_VALUE_CHARS:,} mrl keeps of a value, so it is left out"
+            )
+            if note not in notes:
+                notes.append(note)
+            continue
+        out[k] = v
+    return out
 
 
 def iter_jsonl(

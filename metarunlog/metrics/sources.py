@@ -163,9 +163,14 @@ class Finder:
         matched = self.files(folder)
         found = Found(None, iter(()), files=[p for _, paths in matched for p in paths])
         readable = []
+
+        def warn(message: str) -> None:
+            found.warnings.append(message)
+            _warn_once(message)
+
         for reader, paths in matched:
             try:
-                s = _summary(reader, paths, folder, writing)
+                s = _summary(reader, paths, folder, writing, warn)
             except MissingExtra as e:
                 found.warnings.append(str(e))
                 _missing.add(str(e))
@@ -183,10 +188,6 @@ class Finder:
                 if s is not None:
                     found.summary = {**(found.summary or {}), **s}
             readable.append((reader, paths))
-
-        def warn(message: str) -> None:
-            found.warnings.append(message)
-            _warn_once(message)
 
         found.streams = [_rows(reader, paths, folder, ended, warn) for reader, paths in readable]
         found.rows = _guarded(found.streams, found.errors)
@@ -206,11 +207,16 @@ def _what(reader: Reader, folder: Path) -> str:
     return f"metrics reader {reader.name!r} reading {folder}"
 
 
-def _summary(reader: Reader, paths: list[Path], folder: Path, writing: bool) -> dict[str, Any] | None:
+def _summary(
+    reader: Reader, paths: list[Path], folder: Path, writing: bool, warn: Callable[[str], None]
+) -> dict[str, Any] | None:
     """`reader.read_summary(paths, ...)`; a reader from outside mrl that raises, or returns
     something other than a dict or None, is an error of that folder (MrlError), not an mrl bug."""
     with plugins.blamed(_what(reader, folder), reader), plugins.prints_to_stderr():
-        s = reader.read_summary(paths, writing=writing)
+        if plugins.is_foreign(reader):
+            s = reader.read_summary(paths, writing=writing)
+        else:
+            s = reader.read_summary_noting(paths, writing=writing, warn=warn)
     if s is not None and not isinstance(s, dict):
         kind = type(s).__name__
         raise plugins.PluginError(f"{_what(reader, folder)}: summary() returned a {kind}, not a dict or None")

@@ -196,16 +196,96 @@ def test_mrl_table_over_a_garbage_metrics_file_is_a_warning_and_the_table(projec
     assert "skipped 1 line(s) that are not JSON objects (the first: line 2)" in proc.stderr
 
 
-def test_pandas_to_json_lines_is_read_as_rows_and_its_records_list_is_no_summary(tmp_path: Path) -> None:
+def test_pandas_to_json_lines_and_its_records_list_are_both_read_as_rows(tmp_path: Path) -> None:
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame({"step": [0, 1], "loss": [1.0, float("nan")]})
     lines = tmp_path / "metrics.jsonl"
     frame.to_json(lines, orient="records", lines=True)  # NaN is written as null
     assert read_jsonl(lines) == [{"step": 0, "loss": 1.0}, {"step": 1, "loss": None}]
     summary = tmp_path / "metrics.json"
-    frame.to_json(summary, orient="records")
-    with pytest.raises(CorruptRecord, match="must hold a JSON object"):
-        read_summary(summary)
+    frame.to_json(summary, orient="records")  # a list of dicts: the same rows, not an error
+    reader = JsonReader(Settings())
+    assert reader.read_summary([summary], writing=False) is None
+    assert noted(reader, [summary], ended=True) == ([{"step": 0, "loss": 1.0}, {"step": 1, "loss": None}], [])
+
+
+def test_a_list_of_dicts_is_rows_in_order_and_items_that_are_no_object_are_skipped_and_said(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.json"
+    json.dump([{"epoch": 1, "loss": 0.5}, 7, {"epoch": 2, "loss": 0.25, "acc": 0.9}], path.open("w"))
+    reader = JsonReader(Settings())
+    said: list[str] = []
+    assert reader.read_summary_noting([path], writing=False, warn=said.append) is None
+    assert said == [f"{path}: skipped 1 item(s) that are not JSON objects (the first: item 2)"]
+    assert list(reader.rows([path])) == [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.25, "acc": 0.9}]
+    assert read_summary(path) == {}  # no final values of its own: the rows' last ones are
+
+
+def test_keras_history_dict_of_lists_is_rows_one_per_epoch(tmp_path: Path) -> None:
+    # `json.dump(model.fit(...).history, f)`: one list per metric, one value per epoch
+    path = tmp_path / "metrics.json"
+    history = {"loss": [0.9, 0.5, 0.4], "accuracy": [0.5, 0.7, 0.8], "val_loss": [1.0, 0.6, 0.7]}
+    json.dump(history, path.open("w"))
+    reader = JsonReader(Settings())
+    assert reader.read_summary([path], writing=False) is None
+    assert list(reader.read_rows_noting([path], ended=True, warn=print)) == [
+        {"loss": 0.9, "accuracy": 0.5, "val_loss": 1.0},
+        {"loss": 0.5, "accuracy": 0.7, "val_loss": 0.6},
+        {"loss": 0.4, "accuracy": 0.8, "val_loss": 0.7},
+    ]
+
+
+def test_a_summary_whose_values_are_lists_of_text_stays_a_summary(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.json"
+    path.write_text('{"classes": ["cat", "dog"], "per_class_acc": [0.9, 0.8]}')
+    assert JsonReader(Settings()).summary([path]) == {"classes": ["cat", "dog"], "per_class_acc": [0.9, 0.8]}
+
+
+def test_mrl_table_of_a_list_and_a_keras_history_metrics_json(project: Path) -> None:
+    from tests.helpers.records import done, make_exp
+    from tests.helpers.repo import run_mrl
+
+    epochs = [{"epoch": e, "loss": 1 / e, "val_acc": [0.5, 0.9, 0.7][e - 1]} for e in (1, 2, 3)]
+    keras = {"loss": [0.8, 0.3], "val_loss": [0.9, 0.4]}
+    make_exp(project, [{"status": done(), "metrics": epochs}, {"status": done(), "metrics": keras}])
+    proc = run_mrl("table", "--json", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    first, second = json.loads(proc.stdout)
+    assert (first["loss"], first["val_acc"], second["loss"], second["val_loss"]) == (1 / 3, 0.7, 0.3, 0.4)
+    proc = run_mrl("table", "--json", "--summary", "best", cwd=project)
+    first, second = json.loads(proc.stdout)
+    assert (first["val_acc"], first["val_acc_step"], second["val_loss"], second["val_loss_step"]) == (0.9, 2, 0.4, 1)
+
+
+def test_a_json_file_past_the_size_cap_is_left_out_with_a_warning(tmp_path: Path, monkeypatch: Any) -> None:
+    from metarunlog.metrics import jsonfiles
+
+    monkeypatch.setattr(jsonfiles, "MAX_JSON_BYTES", 1000)
+    path = tmp_path / "metrics.json"
+    path.write_text(json.dumps({"acc": 0.5, "log": "x" * 2000}))
+    said: list[str] = []
+    assert JsonReader(Settings()).read_summary_noting([path], writing=False, warn=said.append) is None
+    assert said == [
+        f"{path} is larger than 0 MiB, the most mrl reads of a .json file, so its values are left out "
+        "(write a metrics.jsonl for long series, or keep large data in another file)"
+    ]
+
+
+def test_mrl_table_over_a_huge_string_in_metrics_json_keeps_the_other_values_and_says_what_it_left_out(
+    project: Path,
+) -> None:
+    # a 300 MB string made `mrl table` take 4.4 GB and 68 s; a value past MAX_VALUE_CHARS is left out
+    from metarunlog.metrics import jsonfiles
+    from tests.helpers.records import done, make_exp
+    from tests.helpers.repo import run_mrl
+
+    n = jsonfiles.MAX_VALUE_CHARS + 1
+    make_exp(project, [{"status": done(), "metrics": {"acc": 0.5, "log": "x" * n, "cm": [[1] * n]}}])
+    proc = run_mrl("table", "--json", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(proc.stdout)
+    assert row["acc"] == 0.5 and "log" not in row and "cm" not in row
+    assert f"the value of 'log' is {n:,} characters long, more than the 100,000 mrl keeps of a value" in proc.stderr
+    assert "the value of 'cm' is" in proc.stderr
 
 
 def _each_line_alone(data: bytes) -> list[dict[str, Any]]:
