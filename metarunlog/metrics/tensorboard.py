@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,19 +40,24 @@ class TensorBoardReader(Reader):
         return None
 
     def rows(self, files: list[Path]) -> Iterator[dict[str, Any]]:
+        return self.read_rows_noting(files, ended=False, warn=lambda message: None)
+
+    def read_rows_noting(
+        self, files: list[Path], *, ended: bool, warn: Callable[[str], None]
+    ) -> Iterator[dict[str, Any]]:
         prefixes = _prefixes(files)
         for path in files:
-            yield from iter_events(path, prefixes[path])
+            yield from iter_events(path, prefixes[path], ended=ended, warn=warn)
 
 
 def _loader() -> Any:
     try:
-        from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+        from tensorboard.backend.event_processing.event_file_loader import RawEventFileLoader
     except ImportError:
         raise MissingExtra(
             f"found TensorBoard event files but the reader is not installed: pip install 'metarunlog[{EXTRA}]'"
         ) from None
-    return LegacyEventFileLoader
+    return RawEventFileLoader
 
 
 # `SummaryWriter.add_hparams` (tensorboardX, torch.utils.tensorboard) writes into a folder
@@ -75,9 +80,19 @@ def _prefix(parts: tuple[str, ...]) -> str:
     return "/".join(kept) + "/" if kept else ""
 
 
-def iter_events(path: Path, prefix: str = "") -> Iterator[dict[str, Any]]:
+def iter_events(
+    path: Path, prefix: str = "", *, ended: bool = False, warn: Callable[[str], None] | None = None
+) -> Iterator[dict[str, Any]]:
     """Rows of one event file: scalar values of consecutive events with the same step merged;
-    none when the file is gone (a rerun removing its logs while mrl reads them)."""
+    none when the file is gone (a rerun removing its logs while mrl reads them).
+
+    The loader stops, silently, at the first record that fails its checksum or is cut
+    short: the events before it are kept, and `warn` is told where the file is damaged
+    (a record cut at the file's end only once its writer `ended`: while it runs, that is
+    a record still being written)."""
+    from google.protobuf.message import DecodeError
+    from tensorboard.compat.proto import event_pb2
+
     load = _loader()
     try:
         loader = load(str(path))
@@ -87,7 +102,17 @@ def iter_events(path: Path, prefix: str = "") -> Iterator[dict[str, Any]]:
         raise CorruptRecord(f"cannot read {path}: {e}; fix or remove it") from e
     row: dict[str, Any] = {}
     scalar_tags: set[str] = set()
-    for event in loader.Load():
+    offset = n = 0  # where the next record starts (a record: 12 bytes, its data, 4 bytes); records read
+    parse = event_pb2.Event.FromString
+    for record in loader.Load():
+        try:
+            event = parse(record)
+        except DecodeError:  # its checksums hold, yet it is no event: not TensorBoard's
+            if warn is not None:
+                warn(_damaged(path, offset, n, "it is no event"))
+            break
+        offset += len(record) + 16
+        n += 1
         values = _scalars(event, prefix, scalar_tags)
         if not values:
             continue
@@ -97,8 +122,46 @@ def iter_events(path: Path, prefix: str = "") -> Iterator[dict[str, Any]]:
         row.update(values)
         row["step"] = event.step
         row["wall_time"] = event.wall_time
+    else:
+        if warn is not None and (message := _stopped_early(path, offset, n, ended)):
+            warn(message)
     if row:
         yield row
+
+
+def _damaged(path: Path, offset: int, n: int, why: str) -> str:
+    return (
+        f"{path} is damaged from byte {offset:,} on (event {n + 1}: {why}): "
+        f"the {n} event(s) before it are read, the rest of the file is not"
+    )
+
+
+def _stopped_early(path: Path, offset: int, n: int, ended: bool) -> str | None:
+    """Why the loader stopped before the file's end, when it did: a bad checksum, or a
+    record cut short (said only once its writer ended); None when it read it all."""
+    import struct
+
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            f.seek(offset)
+            head = f.read(12)
+    except OSError:
+        return None
+    if offset >= size:
+        return None
+    if len(head) == 12 and masked_crc32c(head[:8]) != struct.unpack("<I", head[8:])[0]:
+        return _damaged(path, offset, n, "its header fails its checksum")
+    if len(head) < 12 or offset + 16 + struct.unpack("<Q", head[:8])[0] > size:
+        if not ended:
+            return None  # being written now
+        return (
+            f"{path}: its last event (event {n + 1}, at byte {offset:,}) is cut short: "
+            f"the {n} event(s) before it are read"
+        )
+    return _damaged(path, offset, n, "its data fails its checksum")
 
 
 def _scalars(event: Any, prefix: str, scalar_tags: set[str]) -> dict[str, float]:

@@ -136,3 +136,77 @@ def test_lightning_s_version_folders_of_a_resumed_run_share_their_metric_names(t
         {"train_loss": pytest.approx(0.7), "step": 1},
         {"train_loss": 0.5, "step": 2},
     ]
+
+
+def _record_starts(data: bytes) -> list[int]:
+    """Where each record of an event file starts (8-byte length, 4-byte crc, data, 4-byte crc)."""
+    import struct
+
+    starts, at = [], 0
+    while at < len(data):
+        starts.append(at)
+        at += 16 + struct.unpack("<Q", data[at : at + 8])[0]
+    return starts
+
+
+def _read_noting(path: Path, *, ended: bool) -> tuple[list[dict[str, object]], list[str]]:
+    said: list[str] = []
+    rows = list(TensorBoardReader(Settings()).read_rows_noting([path], ended=ended, warn=said.append))
+    return values(rows), said
+
+
+@pytest.mark.parametrize(("where", "why"), [(4, "its header fails its checksum"), (14, "its data fails its checksum")])
+def test_a_file_corrupt_mid_way_keeps_the_events_before_and_says_where_it_is_damaged(
+    tmp_path: Path, where: int, why: str
+) -> None:
+    # the loader stopped at a bad checksum without a word: the rest of the run's curve was
+    # silently missing from the table and the report
+    path = write(tmp_path, [("loss", 1.0 / (s + 1), s) for s in range(6)])
+    data = bytearray(path.read_bytes())
+    starts = _record_starts(bytes(data))
+    assert len(starts) == 7  # the file-version event, then one per scalar
+    bad = starts[4]  # the event of step 3
+    data[bad + where] ^= 0xFF
+    path.write_bytes(bytes(data))
+    for ended in (False, True):  # damage is no write under way
+        rows, said = _read_noting(path, ended=ended)
+        assert [r["step"] for r in rows] == [0, 1, 2]
+        assert said == [
+            f"{path} is damaged from byte {bad:,} on (event 5: {why}): "
+            "the 4 event(s) before it are read, the rest of the file is not"
+        ]
+
+
+def test_a_last_event_cut_short_is_said_once_its_writer_ended_and_not_while_it_writes(tmp_path: Path) -> None:
+    path = write(tmp_path, [("loss", 1.0 / (s + 1), s) for s in range(3)])
+    data = path.read_bytes()
+    last = _record_starts(data)[-1]
+    path.write_bytes(data[:-7])
+    assert _read_noting(path, ended=False) == ([{"loss": 1.0, "step": 0}, {"loss": 0.5, "step": 1}], [])
+    rows, said = _read_noting(path, ended=True)
+    assert [r["step"] for r in rows] == [0, 1]
+    assert said == [
+        f"{path}: its last event (event 4, at byte {last:,}) is cut short: the 3 event(s) before it are read"
+    ]
+
+
+def test_a_whole_event_file_is_no_warning(tmp_path: Path) -> None:
+    path = write(tmp_path, [("loss", 1.0, 0), ("loss", 0.5, 1)])
+    assert _read_noting(path, ended=True) == ([{"loss": 1.0, "step": 0}, {"loss": 0.5, "step": 1}], [])
+
+
+def test_mrl_table_says_an_event_file_is_damaged(project: Path) -> None:
+    import json
+
+    from tests.helpers.records import done, make_exp
+    from tests.helpers.repo import run_mrl
+
+    exp = make_exp(project, [{"status": done()}])
+    path = write(exp.subexp_dir(1) / "logs", [("loss", 1.0 / (s + 1), s) for s in range(4)])
+    data = bytearray(path.read_bytes())
+    data[_record_starts(bytes(data))[3] + 14] ^= 0xFF
+    path.write_bytes(bytes(data))
+    proc = run_mrl("table", "--json", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)[0]["loss"] == 0.5  # step 1's, the last before the damage
+    assert f"mrl: warning: {path} is damaged from byte" in proc.stderr
