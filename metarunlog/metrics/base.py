@@ -10,6 +10,7 @@ for every reader alike.
 from __future__ import annotations
 
 import functools
+import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,77 @@ class ColumnarRows:
     def _each(self) -> Iterator[dict[str, Any]]:
         for batch in self._batches:
             yield from batch.rows() if isinstance(batch, Columns) else batch
+
+
+# The longest line of a metrics text file (jsonl, csv, a log) that a reader takes in: a line
+# of metrics is a few hundred bytes; a longer one holds a dumped array or a blob (or is no
+# line at all: a binary file), and is skipped unread, with a warning, so that memory stays
+# bounded whatever the file holds. Files are read in blocks of LINE_BLOCK.
+MAX_LINE = 1 << 20
+LINE_BLOCK = 1 << 20
+
+
+@dataclass
+class LongLines:
+    """The lines of one file past MAX_LINE, skipped unread: how many, and the first's number."""
+
+    count: int = 0
+    first: int = 0
+
+    def note(self, lineno: int) -> None:
+        self.count += 1
+        self.first = self.first or lineno
+
+    def message(self, path: Path) -> str:
+        return (
+            f"{path}: skipped {self.count} line(s) longer than {MAX_LINE >> 20} MiB, the most mrl reads "
+            f"of one line (the first: line {self.first})"
+        )
+
+
+def line_blocks(
+    f: Any, on_long: Callable[[int], None], *, block: int = LINE_BLOCK, limit: int = MAX_LINE, cr: bool = False
+) -> Iterator[list[Any]]:
+    """The lines of `f` (binary, or text opened with newline=""), with their line ends, a
+    block's worth at a time, never holding one longer than `limit`: such a line is read
+    past, an empty line (`"\n"`) in its place so that line numbers still count it, and
+    `on_long(its line number)` is called. `cr`: a lone `\r` ends a line too (a text file
+    with newline="", as the csv module reads it)."""
+    nl = b"\n" if isinstance(f.read(0), bytes) else "\n"
+    split = io.BytesIO if isinstance(nl, bytes) else functools.partial(io.StringIO, newline="")
+    ends = (nl, "\r") if cr else (nl,)
+    before = 0  # lines given
+    tail = nl[:0]  # the start of a line that the blocks before did not end (or a "\r" that may be "\r\n")
+    overlong = False  # inside a line too long to keep: read past up to its line end
+    while data := f.read(block):
+        lines = split(data).readlines()
+        del data
+        if overlong:
+            if len(lines) == 1 and not lines[0].endswith(ends):
+                continue
+            lines[0] = nl  # the long line's place
+            overlong = False
+        elif tail:
+            lines[0:1] = split(tail + lines[0]).readlines()
+        tail = nl[:0]
+        if not lines[-1].endswith(nl):  # cut by the block (or a "\r" the next block may end as "\r\n")
+            tail = lines.pop()
+            if len(tail) > limit:
+                overlong, tail = True, nl[:0]
+                on_long(before + len(lines) + 1)
+        if not lines:
+            continue
+        if max(map(len, lines)) > limit:
+            for i, line in enumerate(lines):
+                if len(line) > limit:
+                    lines[i] = nl
+                    on_long(before + i + 1)
+        yield lines
+        before += len(lines)
+    if overlong:
+        yield [nl]
+    elif tail:
+        yield [tail]
 
 
 class MissingExtra(MrlError):

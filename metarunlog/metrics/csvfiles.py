@@ -17,12 +17,12 @@ import csv
 import io
 import itertools
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from metarunlog.errors import CorruptRecord
-from metarunlog.metrics.base import ColumnarRows, Columns, Reader
+from metarunlog.metrics.base import ColumnarRows, Columns, LongLines, Reader, line_blocks
 from metarunlog.metrics.registry import register
 
 # `training.log`: the file name of Keras' CSVLogger example (read only when its header is
@@ -43,11 +43,23 @@ class CsvReader(Reader):
         return self.read_rows(files, ended=False)
 
     def read_rows(self, files: list[Path], *, ended: bool) -> Iterator[dict[str, Any]]:
-        return ColumnarRows(self._batches(files, ended))  # an iterator of dicts, or batches for who can take them
+        return self.read_rows_noting(files, ended=ended, warn=lambda message: None)
 
-    def _batches(self, files: list[Path], ended: bool) -> Iterator[Columns | list[dict[str, Any]]]:
+    def read_rows_noting(
+        self, files: list[Path], *, ended: bool, warn: Callable[[str], None]
+    ) -> Iterator[dict[str, Any]]:
+        return ColumnarRows(self._batches(files, ended, warn))  # an iterator of dicts, or batches for who can take them
+
+    def _batches(
+        self, files: list[Path], ended: bool, warn: Callable[[str], None]
+    ) -> Iterator[Columns | list[dict[str, Any]]]:
         for path in files:
-            yield from csv_batches(path, first_column="epoch" if path.name == KERAS_LOG else None, ended=ended)
+            long = LongLines()
+            yield from csv_batches(
+                path, first_column="epoch" if path.name == KERAS_LOG else None, ended=ended, long=long
+            )
+            if long.count:
+                warn(long.message(path))
 
 
 def iter_csv(path: Path, first_column: str | None = None, *, ended: bool = False) -> Iterator[dict[str, Any]]:
@@ -58,16 +70,18 @@ def iter_csv(path: Path, first_column: str | None = None, *, ended: bool = False
 
 
 def csv_batches(
-    path: Path, first_column: str | None = None, *, ended: bool = False
+    path: Path, first_column: str | None = None, *, ended: bool = False, long: LongLines | None = None
 ) -> Iterator[Columns | list[dict[str, Any]]]:
     """`iter_csv`'s rows, a batch at a time: `Columns` where every row holds every column,
-    else a list of dicts."""
+    else a list of dicts. Lines are read in blocks (`line_blocks`): one longer than
+    MAX_LINE is skipped unread, noted in `long`."""
     try:
         raw = open(path, "rb")  # noqa: SIM115 (closed below, with the text file over it)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return
     with io.TextIOWrapper(raw, encoding=text_encoding(raw.peek(4)[:4]), errors="replace", newline="") as f:
-        header_line, first_row = f.readline(), f.readline()
+        text = itertools.chain.from_iterable(line_blocks(f, (long or LongLines()).note, cr=True))
+        header_line, first_row = next(text, ""), next(text, "")
         try:
             delimiter = sniff_delimiter(header_line, first_row)
             header = next(csv.reader([header_line], delimiter=delimiter), [])
@@ -78,7 +92,7 @@ def csv_batches(
             names[0] = names[0].lstrip("#").strip()
         if first_column is not None and (len(names) < 2 or names[0] != first_column):
             return
-        lines = itertools.chain([first_row] if first_row else [], f)
+        lines = itertools.chain([first_row] if first_row else [], text)
         rows = Rows(csv.reader(lines if ended else complete_lines(lines), delimiter=delimiter))
         yield from _batches(rows, names)
         if rows.failed is not None:  # the rows before it are read: the table keeps them

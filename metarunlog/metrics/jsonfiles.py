@@ -14,7 +14,6 @@ sub-experiment runs).
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 from collections.abc import Callable, Iterator
@@ -23,7 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from metarunlog.errors import CorruptRecord
-from metarunlog.metrics.base import CutShort, NotUtf8, Reader, Settings, not_utf8_at
+from metarunlog.metrics.base import (
+    MAX_LINE,
+    CutShort,
+    LongLines,
+    NotUtf8,
+    Reader,
+    Settings,
+    line_blocks,
+    not_utf8_at,
+)
 from metarunlog.metrics.registry import register
 
 SUMMARY = "metrics.json"
@@ -31,7 +39,7 @@ LINES = "metrics.jsonl"
 CHUNK_BYTES = 1 << 20
 # The longest line of a metrics.jsonl that is read (1 MiB: a line of metrics is a few hundred
 # bytes; a longer one holds an array or a blob, and is skipped, with a warning).
-MAX_LINE_BYTES = 1 << 20
+MAX_LINE_BYTES = MAX_LINE
 # The largest `.json` file that is parsed (64 MiB: a summary is a few KB, a list of a
 # dict per epoch a few MB; json.loads holds several times a file's size).
 MAX_JSON_BYTES = 64 << 20
@@ -111,8 +119,7 @@ class Skipped:
     first: int = 0
     not_utf8: int = 0
     first_not_utf8: int = 0
-    long: int = 0
-    first_long: int = 0
+    long: LongLines = field(default_factory=LongLines)
 
     def note(self, lineno: int, line: bytes) -> None:
         if not self.ended and not line.endswith(b"\n"):
@@ -126,10 +133,6 @@ class Skipped:
         self.not_utf8 += 1
         self.first_not_utf8 = self.first_not_utf8 or lineno
 
-    def note_long(self, lineno: int) -> None:
-        self.long += 1
-        self.first_long = self.first_long or lineno
-
     def messages(self, path: Path) -> list[str]:
         out = []
         if self.count:
@@ -139,11 +142,8 @@ class Skipped:
                 f"{path}: skipped {self.not_utf8} line(s) that are not UTF-8 (the first: line "
                 f"{self.first_not_utf8}), so as not to read wrong names or values from them"
             )
-        if self.long:
-            out.append(
-                f"{path}: skipped {self.long} line(s) longer than {MAX_LINE_BYTES >> 20} MiB, the most mrl "
-                f"reads of one line (the first: line {self.first_long})"
-            )
+        if self.long.count:
+            out.append(self.long.message(path))
         return out
 
 
@@ -273,49 +273,9 @@ def _chunks(path: Path, chunk_bytes: int, skipped: Skipped | None = None) -> Ite
         return
     with f:
         before = 0  # lines in the chunks before, for the line numbers of skipped ones
-        for lines in _line_chunks(f, chunk_bytes, skipped):
+        for lines in line_blocks(f, (skipped or Skipped()).long.note, block=chunk_bytes, limit=MAX_LINE_BYTES):
             yield _parse_chunk(lines, before, skipped)
             before += len(lines)
-
-
-def _line_chunks(f: Any, chunk_bytes: int, skipped: Skipped | None) -> Iterator[list[bytes]]:
-    """The file's lines (with their line ends), about `chunk_bytes` at a time, read in
-    blocks so that memory stays bounded: a line longer than MAX_LINE_BYTES (no line of
-    metrics is; one holding an array or a blob may be) is dropped as it is read, an empty
-    line in its place (so that line numbers still count it), and noted in `skipped`."""
-    before = 0
-    tail = b""  # the start of a line that the blocks before did not end
-    overlong = False  # inside a line too long to keep: dropped up to its line end
-    while block := f.read(chunk_bytes):
-        cut = block.rfind(b"\n")
-        if overlong:
-            if cut < 0:
-                continue
-            end = block.find(b"\n")
-            yield [b"\n"]  # the long line's place
-            before += 1
-            overlong, block, cut = False, block[end + 1 :], cut - end - 1
-        if cut < 0:
-            tail += block
-            if len(tail) > MAX_LINE_BYTES:
-                overlong, tail = True, b""
-                if skipped is not None:
-                    skipped.note_long(before + 1)
-            continue
-        lines = io.BytesIO(tail + block[: cut + 1]).readlines()
-        tail = block[cut + 1 :]
-        if max(map(len, lines)) > MAX_LINE_BYTES:
-            for i, line in enumerate(lines):
-                if len(line) > MAX_LINE_BYTES:
-                    lines[i] = b"\n"
-                    if skipped is not None:
-                        skipped.note_long(before + i + 1)
-        yield lines
-        before += len(lines)
-    if overlong:
-        yield [b"\n"]
-    elif tail:
-        yield [tail]
 
 
 _scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]  # C: one value from an index, and where it ended

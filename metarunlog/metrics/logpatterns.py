@@ -12,13 +12,14 @@ a second pattern matching the same line) belongs to epoch 3. Off until a pattern
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from metarunlog.jsonio import special_kind
-from metarunlog.metrics.base import Reader, Settings
+from metarunlog.metrics.base import LongLines, Reader, Settings, line_blocks
 from metarunlog.metrics.csvfiles import complete_lines, parse_value
 from metarunlog.metrics.registry import register
 
@@ -44,14 +45,26 @@ class LogPatternReader(Reader):
         return self.read_rows(files, ended=False)
 
     def read_rows(self, files: list[Path], *, ended: bool) -> Iterator[dict[str, Any]]:
+        return self.read_rows_noting(files, ended=ended, warn=lambda message: None)
+
+    def read_rows_noting(
+        self, files: list[Path], *, ended: bool, warn: Callable[[str], None]
+    ) -> Iterator[dict[str, Any]]:
         steps = self.settings.step_keys
         for path in files:
-            yield from with_steps(iter_matches(path, self.patterns, ended=ended), steps)
+            long = LongLines()
+            yield from with_steps(iter_matches(path, self.patterns, ended=ended, long=long), steps)
+            if long.count:
+                warn(long.message(path))
 
 
-def iter_matches(path: Path, patterns: list[re.Pattern[str]], *, ended: bool = False) -> Iterator[dict[str, Any]]:
+def iter_matches(
+    path: Path, patterns: list[re.Pattern[str]], *, ended: bool = False, long: LongLines | None = None
+) -> Iterator[dict[str, Any]]:
     """One row per match (its named groups), in file order: line by line, pattern by pattern.
-    A last line without its line end is matched only once its writer has `ended`."""
+    A last line without its line end is matched only once its writer has `ended`; one
+    longer than MAX_LINE (output printed without line ends) is skipped unread, noted
+    in `long`."""
     if special_kind(path):  # a FIFO: reading it would wait for a writer
         return
     try:
@@ -62,7 +75,8 @@ def iter_matches(path: Path, patterns: list[re.Pattern[str]], *, ended: bool = F
         ours = path.name == RUN_LOG
         if ours:
             f.seek(this_attempt_offset(path))
-        for line in f if ended else complete_lines(f):  # a line still being written may end mid-number
+        lines = itertools.chain.from_iterable(line_blocks(f, (long or LongLines()).note))
+        for line in lines if ended else complete_lines(lines):  # a line still being written may end mid-number
             if ours and line.startswith(_HEADER_TEXT):
                 continue  # mrl's header quotes the command, which may look like a metric
             for rx in patterns:

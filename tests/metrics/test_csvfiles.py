@@ -218,3 +218,41 @@ def test_numpy_savetxt_s_commented_header_names_the_columns(tmp_path: Path) -> N
     np.savetxt(path, np.array([[0, 1.5], [1, 0.5]]), delimiter=",", header="step,loss")
     assert path.read_text().startswith("# step,loss\n")
     assert rows_of(path, ended=True) == [{"step": 0.0, "loss": 1.5}, {"step": 1.0, "loss": 0.5}]
+
+
+def _noted_csv(path: Path, *, ended: bool = True) -> tuple[list[dict[str, Any]], list[str]]:
+    said: list[str] = []
+    rows = list(CsvReader(Settings()).read_rows_noting([path], ended=ended, warn=said.append))
+    return rows, said
+
+
+def test_a_line_past_the_line_cap_is_skipped_unread_and_the_rows_around_it_kept(tmp_path: Path) -> None:
+    # a 300 MB line (a dumped array, or no CSV at all) was read whole into memory
+    from metarunlog.metrics.base import MAX_LINE
+
+    path = tmp_path / "metrics.csv"
+    long = "9," * (MAX_LINE // 2 + 10) + "9\n"
+    path.write_text("step,loss\n1,0.5\n" + long + "3,0.25\n")
+    rows, said = _noted_csv(path)
+    assert rows == [{"step": 1, "loss": 0.5}, {"step": 3, "loss": 0.25}]
+    assert said == [f"{path}: skipped 1 line(s) longer than 1 MiB, the most mrl reads of one line (the first: line 3)"]
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
+def test_lines_read_in_blocks_are_the_file_s_lines_whatever_the_blocks_cut(tmp_path: Path, end: str) -> None:
+    # lines are read in blocks now: a block may end inside a line, or between "\r" and "\n"
+    from metarunlog.metrics import base
+
+    path = tmp_path / "metrics.csv"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f, lineterminator=end)
+        w.writerow(["step", "loss", "note"])
+        w.writerows([s, 1 / (s + 1), f"a{s}" if s % 3 else 'x,"y"'] for s in range(300))
+    assert len(rows_of(path, ended=True)) == 300
+    with path.open(newline="") as f:
+        want = f.readlines()  # how the csv module's file splits them
+    for block in (1, 2, 3, 7, 64, 1 << 20):
+        said: list[str] = []
+        with path.open(newline="") as f:
+            lines = [x for chunk in base.line_blocks(f, said.append, block=block, cr=True) for x in chunk]
+        assert lines == want and not said

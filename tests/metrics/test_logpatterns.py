@@ -157,3 +157,15 @@ def test_a_pattern_that_can_match_the_empty_string_gives_no_empty_rows(tmp_path:
     log = tmp_path / "train.log"
     log.write_text("starting\nloss 0.5\n")
     assert list(reader(r"(?P<loss>[0-9.]*)").read_rows([log], ended=True)) == [{"loss": 0.5}]
+
+
+def test_a_log_line_past_the_line_cap_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    from metarunlog.metrics.base import MAX_LINE
+
+    path = tmp_path / "train.log"
+    path.write_text("epoch 1 loss=0.5\n" + "epoch 2 loss=0.4 " + "x" * MAX_LINE + "\nepoch 3 loss=0.3\n")
+    reader = LogPatternReader(Settings(patterns=(r"epoch (?P<epoch>\d+) loss=(?P<loss>[0-9.]+)",)))
+    said: list[str] = []
+    rows = list(reader.read_rows_noting([path], ended=True, warn=said.append))
+    assert rows == [{"epoch": 1, "loss": 0.5}, {"epoch": 3, "loss": 0.3}]
+    assert said == [f"{path}: skipped 1 line(s) longer than 1 MiB, the most mrl reads of one line (the first: line 2)"]
