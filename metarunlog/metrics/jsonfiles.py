@@ -1,5 +1,9 @@
 """`metrics.json` (a summary: one JSON object of final values) and `metrics.jsonl` (one JSON
 object per line, one line per logged step), plus any `.json` / `.jsonl` a source glob finds.
+A `.json` file that is a list of objects (one per step or epoch) or Keras' `history.history`
+(an object of lists of numbers) is rows, as a `.jsonl`'s (`read_json`). A `.json` file over
+MAX_JSON_BYTES is not parsed and a value over MAX_VALUE_CHARS is left out; a `.jsonl` line
+over MAX_LINE_BYTES is skipped unread; each with a warning naming the file.
 
 `metrics.jsonl` is read in chunks of about 1 MB, each parsed with one `json.loads` of its
 lines joined into an array when that is exact (flat objects, one a line: see `_flat_lines`),
@@ -7,9 +11,10 @@ else by json's C scanner line by line (both about twice as fast as one `json.loa
 line), so memory stays bounded however long the file is. A chunk that is not clean JSON
 lines (a half-written last line while the run goes on, a blank line, bad UTF-8, a line
 nested too deep to parse) is parsed line by line and its bad lines skipped: a line that is
-not a JSON object (a bare number, a list, garbage) is one warning per file naming the first
-such line and the count, except a last line still being written (no line end while the
-sub-experiment runs).
+not a JSON object (a bare number, a list, garbage), or not UTF-8 (never read with
+replacement characters, which would give a name or value not in the file), is one warning
+per file naming the first such line and the count, except a last line still being written
+(no line end while the sub-experiment runs).
 """
 
 from __future__ import annotations
