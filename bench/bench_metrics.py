@@ -15,6 +15,12 @@
 3. `mrl table --all` over `--exps` experiments of `--subs` finished sub-experiments, each
    with a `--lines`-line metrics.jsonl. Aim: under 1.5 s. The floor is `cat` of every
    `.mrl.status` and `metrics.jsonl` (what any reader must at least read).
+4. Hostile files of `--hostile-mb` MB (300: the 300 MB string that made `mrl table` take
+   4.4 GB and 68 s): a metrics.json holding one string that long, a metrics.jsonl and a
+   metrics.csv with one line that long between normal ones. `mrl table` against `cat` of
+   the file (the floor: reading it once); aim: peak under 150 MB (the readers' caps: a
+   .json over 64 MiB is not parsed, a line over 1 MiB is read past). `--hostile-mb 0`
+   skips it.
 
 Every figure is the best of `--repeat` runs of a real subprocess.
 """
@@ -155,6 +161,30 @@ def many(proj: Path, n_exps: int, n_subs: int, n_lines: int, repeat: int) -> Non
     print(f"  mrl table --all --aggregate    {t_agg:6.2f} s")
 
 
+HOSTILE = {  # file: (before the long value, after it)
+    "metrics.json": ('{"acc": 0.5, "log": "', '"}'),
+    "metrics.jsonl": ('{"step": 1, "loss": 0.5}\n{"step": 2, "dump": "', '"}\n{"step": 3, "loss": 0.25}\n'),
+    "metrics.csv": ("step,loss\n1,0.5\n", "\n3,0.25\n"),
+}
+
+
+def hostile(proj: Path, mb: int, repeat: int) -> None:
+    exp = make_experiment(proj, 1, 0)
+    print(f"`mrl table` on one sub-experiment with a hostile {mb} MB file:")
+    block = "x" * 1_000_000
+    for name, (head, tail) in HOSTILE.items():
+        path = exp / "001" / name
+        with path.open("w") as f:
+            f.write(head)
+            for _ in range(mb):
+                f.write(block)
+            f.write(tail)
+        t_floor, _ = best(repeat, ["cat", str(path)], proj)
+        t, m = best(repeat, [sys.executable, "-m", "metarunlog", "table", exp.name], proj)
+        print(f"  {name:14} cat (floor) {t_floor:6.2f} s   mrl table {t:6.2f} s  peak {m:6.0f} MB  (aim: < 150 MB)")
+        path.unlink()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mb", type=int, default=200)
@@ -164,12 +194,14 @@ def main() -> int:
     ap.add_argument("--subs", type=int, default=100)
     ap.add_argument("--lines", type=int, default=20)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--hostile-mb", type=int, default=300)
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         proj = make_project(Path(tmp))
         parts = [] if a.only_csv else [lambda: one_big(proj, a.mb, a.repeat)]
         parts += [lambda: one_big_csv(proj, a.csv_mb, a.repeat)] if a.csv_mb else []
         parts += [] if a.only_csv else [lambda: many(proj, a.exps, a.subs, a.lines, a.repeat)]
+        parts += [lambda: hostile(proj, a.hostile_mb, a.repeat)] if a.hostile_mb and not a.only_csv else []
         for k, part in enumerate(parts):
             if k:
                 shutil.rmtree(proj / "output")

@@ -146,3 +146,20 @@ def test_curves_built_batch_by_batch_equal_the_curves_of_all_rows_at_once(monkey
         want = {m: (x, repr([float(v) for v in xs]), repr([float(v) for v in ys]))
                 for m, (x, xs, ys) in results.curves(rows, keys).items()}  # fmt: skip
         assert got == want, rows
+
+
+def test_a_curve_past_its_cap_is_halved_keeping_its_spikes_and_stays_bounded(monkeypatch: Any) -> None:
+    # every point of every curve was kept: 16 bytes a point a metric, however long the run
+    from metarunlog import results
+
+    monkeypatch.setattr(results.CurveBuilder, "MAX_POINTS", 100)
+    built = results.CurveBuilder(("step",))
+    n = 5_000
+    rows = [{"step": s, "loss": 1.0 if s != 1234 else 50.0, "acc": 0.5 if s != 4321 else -7.0} for s in range(n)]
+    results._fan_out(rows, (built.add,))
+    out = built.result()
+    for metric, spike, at in (("loss", 50.0, 1234), ("acc", -7.0, 4321)):
+        _, xs, ys = out[metric]
+        assert len(xs) == len(ys) < 2 * 100 + results.CurveBuilder.BATCH  # bounded, not n
+        assert list(xs) == sorted(xs) and xs[-1] == n - 1  # in step order, up to the last row
+        assert ys[list(xs).index(at)] == spike  # the spike is kept, at its step
