@@ -768,7 +768,7 @@ def _step(
     try:
         pid_start = spawned_start_id(proc.pid, spawning, spawned)
         # Not fsynced: after a power cut a `running` record is stale either way.
-        status = attempt.write(sub, attempt.status.step_started(proc.pid, pid_start), durable=False)
+        status = _write_started(sub, attempt, attempt.status.step_started(proc.pid, pid_start))
         if on_start is not None:
             on_start(status)
         code = yield proc  # its exit code, once it ended
@@ -787,6 +787,19 @@ def _step(
     if by_scheduler:  # its scheduler stopped what it ran: an exit 0 is not "it finished"
         return (None if code == 0 else code), True
     return code, stopped
+
+
+def _write_started(sub: SubExperiment, attempt: Attempt, status: Status) -> Status:
+    """The `running` record of a step just started. A step that removed its own folder
+    first thing (`rm -rf "$MRL_SUBEXP_DIR"`) left nowhere to write it: it runs on, as one
+    that removes it later does, and its end finds the folder gone (`Removed`); it was
+    stopped as if the disk were full."""
+    try:
+        return attempt.write(sub, status, durable=False)
+    except FileNotFoundError:
+        if _still_here(attempt, sub):
+            raise
+        return attempt.status
 
 
 def _exited(pid: int) -> bool:

@@ -130,7 +130,9 @@ def _two_subs(project: Path, command: str, **run: object) -> Path:
     ids=["folder made again", "records removed"],
 )
 def test_status_of_a_step_that_wiped_its_own_folder_says_running_never_pending(project: Path, wipe: str) -> None:
-    waits = f'{wipe}; touch "$MRL_SUBEXP_DIR/wiped"; while [ ! -e {{{{expDir}}}}/go ]; do sleep 0.05; done'
+    # after its runner wrote its `running` record: a wipe before it left that record in place
+    first = "while [ ! -e .mrl.status ]; do sleep 0.01; done"
+    waits = f'{first}; {wipe}; touch "$MRL_SUBEXP_DIR/wiped"; while [ ! -e {{{{expDir}}}}/go ]; do sleep 0.05; done'
     expdir = _two_subs(project, waits)
     runner = start_mrl("run", "1", "1", cwd=project)
     try:
@@ -158,7 +160,11 @@ def test_a_step_that_removes_its_own_folder_for_good_has_a_status_row_and_run_an
     expdir = _two_subs(project, waits, jobs=2)
     runner = start_mrl("run", cwd=project)
     try:
-        wait_for(lambda: (expdir / "started-0").exists() and (expdir / "started-1").exists(), 60, "both steps")
+        try:
+            wait_for(lambda: (expdir / "started-0").exists() and (expdir / "started-1").exists(), 60, "both steps")
+        except AssertionError:
+            (expdir / "go").touch()
+            raise AssertionError(runner.communicate(timeout=60)) from None
         shown = run_mrl("status", cwd=project)
         rows = json.loads(run_mrl("status", "--json", cwd=project).stdout)
     finally:
@@ -217,3 +223,37 @@ def test_mrl_cancel_stops_a_step_that_removed_its_own_folder(project: Path) -> N
         (1, "gone", "cancelled"),
         (2, "pending", None),
     ]
+
+
+# `mrl run` whose step removes its folder before the runner writes its `running` record
+# (the race a step that removes it first thing wins now and then, made sure of)
+LATE_RECORD = """
+import os, sys, time
+from metarunlog import execute
+from metarunlog.main import main
+real = execute.spawned_start_id
+def late(*args):
+    while not os.path.exists(os.environ["REMOVED"]):
+        time.sleep(0.01)
+    return real(*args)
+execute.spawned_start_id = late
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_step_that_removes_its_folder_before_its_running_record_is_not_stopped(project: Path) -> None:
+    # the `running` record's write found no folder: mrl stopped the step as on a full disk
+    # ("mrl could not record it"), and nothing was kept of it
+    waits = 'rm -rf "$MRL_SUBEXP_DIR"; touch {{expDir}}/removed; while [ ! -e {{expDir}}/go ]; do sleep 0.05; done'
+    expdir = _two_subs(project, waits)
+    runner = start_mrl("run", "1", "1", cwd=project, script=LATE_RECORD, env={"REMOVED": str(expdir / "removed")})
+    try:
+        wait_for(lambda: (expdir / "removed").exists(), 60, "the step")
+        shown = run_mrl("status", "--json", cwd=project)
+    finally:
+        (expdir / "go").touch()
+        out, err = runner.communicate(timeout=120)
+    assert runner.returncode == 1 and "could not record it" not in err, out + err
+    assert json.loads(shown.stdout)[0]["state"] == "running", shown.stdout
+    rows = json.loads(run_mrl("status", "--json", cwd=project).stdout)
+    assert (rows[0]["state"], rows[0]["recordedState"], rows[0]["exitCode"]) == ("gone", "done", 0), rows

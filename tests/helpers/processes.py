@@ -34,15 +34,22 @@ def statuses(exp_dir: Path) -> dict[str, dict]:
 
 
 def start_mrl(
-    *args: str, cwd: Path, new_session: bool = True, preexec_fn: Callable[[], object] | None = None
+    *args: str,
+    cwd: Path,
+    new_session: bool = True,
+    preexec_fn: Callable[[], object] | None = None,
+    script: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[str]:
     """`mrl ARGS` started as a real subprocess of this checkout's code, output piped; in a
-    session of its own unless `new_session=False`; `preexec_fn` runs in the child first."""
-    env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT)}
+    session of its own unless `new_session=False`; `preexec_fn` runs in the child first.
+    `script`: Python code run instead of `-m metarunlog` (it calls `main` itself, with
+    `sys.argv[1:]` the ARGS); `env`: more environment variables."""
+    full_env = {**os.environ, **GIT_ENV, "PYTHONPATH": str(REPO_ROOT), **(env or {})}
     return subprocess.Popen(
-        [sys.executable, "-m", "metarunlog", *args],
+        [sys.executable, *(["-c", script] if script is not None else ["-m", "metarunlog"]), *args],
         cwd=cwd,
-        env=env,
+        env=full_env,
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
