@@ -95,6 +95,7 @@ def iter_events(
 
     load = _loader()
     try:
+        size = os.stat(path).st_size  # before reading: what a writer appends meanwhile is not damage
         loader = load(str(path))
     except Exception as e:  # the loader's own errors (TensorFlow's NotFoundError...), no OSError
         if not path.exists():
@@ -123,7 +124,7 @@ def iter_events(
         row["step"] = event.step
         row["wall_time"] = event.wall_time
     else:
-        if warn is not None and (message := _stopped_early(path, offset, n, ended)):
+        if warn is not None and offset < size and (message := _stopped_early(path, offset, n, ended, size)):
             warn(message)
     if row:
         yield row
@@ -136,21 +137,18 @@ def _damaged(path: Path, offset: int, n: int, why: str) -> str:
     )
 
 
-def _stopped_early(path: Path, offset: int, n: int, ended: bool) -> str | None:
-    """Why the loader stopped before the file's end, when it did: a bad checksum, or a
-    record cut short (said only once its writer ended); None when it read it all."""
+def _stopped_early(path: Path, offset: int, n: int, ended: bool, size: int) -> str | None:
+    """Why the loader stopped at `offset`, before `size` (the file's size when it started):
+    a bad checksum, or a record cut short (said only once its writer ended)."""
     import struct
 
     from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
 
     try:
         with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
             f.seek(offset)
-            head = f.read(12)
+            head = f.read(min(12, size - offset))
     except OSError:
-        return None
-    if offset >= size:
         return None
     if len(head) == 12 and masked_crc32c(head[:8]) != struct.unpack("<I", head[8:])[0]:
         return _damaged(path, offset, n, "its header fails its checksum")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -210,3 +211,23 @@ def test_mrl_table_says_an_event_file_is_damaged(project: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)[0]["loss"] == 0.5  # step 1's, the last before the damage
     assert f"mrl: warning: {path} is damaged from byte" in proc.stderr
+
+
+def test_events_appended_while_the_file_is_read_are_no_damage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the run's writer flushes right as the loader reaches the end: what lies past where it
+    # stopped was written after it started (whole records), not a damaged file
+    from metarunlog.metrics import tensorboard
+
+    path = write(tmp_path / "run", [("loss", 1.0 / (s + 1), s) for s in range(3)])
+    more = write(tmp_path / "more", [("loss", 0.1, 10)]).read_bytes()
+    real = tensorboard._loader()
+
+    class AppendedAtTheEnd(real):  # type: ignore[misc, valid-type]
+        def Load(self) -> Any:  # noqa: N802 (the loader's name)
+            yield from super().Load()
+            with path.open("ab") as f:  # after it hit the end, before mrl looks again
+                f.write(more)
+
+    monkeypatch.setattr(tensorboard, "_loader", lambda: AppendedAtTheEnd)
+    rows, said = _read_noting(path, ended=False)
+    assert [r["step"] for r in rows] == [0, 1, 2] and said == []
