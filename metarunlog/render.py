@@ -53,7 +53,24 @@ SHIPPED = Path(__file__).resolve().parent / "templates"
 def _environment(**options: Any) -> jinja2.Environment:
     import jinja2
 
-    return jinja2.Environment(undefined=jinja2.StrictUndefined, **options)
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, **options)
+    env.filters["tojson"] = _tojson_of(env.filters["tojson"])
+    return env
+
+
+def _tojson_of(tojson: Callable[..., Any]) -> Callable[..., Any]:
+    """Jinja's `tojson`, but `{{ name | tojson }}` of an undefined name is the usual
+    "'name' is undefined" error (Jinja's own gives "Object of type StrictUndefined is not JSON
+    serializable", which names neither the variable nor the fix)."""
+    import jinja2
+
+    @jinja2.pass_eval_context
+    def checked(eval_ctx: Any, value: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(value, jinja2.Undefined):
+            value._fail_with_undefined_error()
+        return tojson(eval_ctx, value, *args, **kwargs)
+
+    return checked
 
 
 # -- the one error translator ------------------------------------------------------------------

@@ -138,6 +138,9 @@ def test_several_templates_render_with_the_same_params_and_copy_files_are_copied
             "conf.lua: line 1: 'b' is undefined (rendering sub-experiment 2",
         ),
         ("{{ expId }}\n-- MRL:grid['expId'] = [1]\n", "conf.lua: line 2: param 'expId' has the name of a variable"),
+        # `| tojson` (the fix the JSON check names) of a misspelt param said "TypeError: Object
+        # of type StrictUndefined is not JSON serializable": neither the name nor the fix
+        ("x = {{ lrr | tojson }}\n-- MRL:grid['lr'] = [1]\n", "conf.lua: line 1: 'lrr' is undefined"),
         ("x\n-- MRL:frid['lr'] = [1]\n", "conf.lua: line 2: cannot assign to 'frid"),
     ],
 )
