@@ -154,6 +154,7 @@ class BatchResult:
     remembered: str = ""  # the batch's own overrides --extend applied again, as options
     # `--dry-run` alone of an expanded experiment: what each real command would do (see _preview)
     preview: str | None = None
+    combinations: int = 0  # how many the batch has (--extend: found among the kept ones)
 
     @property
     def table(self) -> list[tuple[str, dict[str, Any]]]:
@@ -162,7 +163,7 @@ class BatchResult:
     def summary(self) -> str:
         verb = "would make" if self.dry_run else "made"
         if not self.made:
-            what = f"nothing to add: all {self.kept} combinations exist in {self.exp.dir}"
+            what = f"nothing to add: all {self.combinations or self.kept} combinations exist in {self.exp.dir}"
         else:
             span = self.names[0] if len(self.names) == 1 else f"{self.names[0]}..{self.names[-1]}"
             what = f"{verb} {len(self.made)} sub-experiment(s) {span} in {self.exp.dir}"
@@ -266,6 +267,7 @@ def _result(plan: Plan, overrides: batch_mod.Overrides, dry_run: bool, extend: b
         dry_run,
         len(plan.existing) if extend else 0,
         plan.expansion.duplicates,
+        combinations=len(plan.expansion.combos),
         warnings=plan.warnings,
         remembered=plan.remembered.left_by(overrides).describe(),
     )

@@ -710,6 +710,19 @@ def test_extend_on_a_batch_the_original_made_ignores_subexpid_in_params(
     assert "nothing to add: all 9 combinations exist" in capsys.readouterr().out
 
 
+def test_extend_with_a_folder_made_by_hand_counts_the_batch_combinations_not_the_folders(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # it said "all 10 combinations exist" of a 9-combination batch beside a folder 010/ made
+    # by hand (no .mrl, read as empty params)
+    exp = new_exp(project)
+    assert main(["makebatch"]) == 0
+    (exp / "010").mkdir()
+    capsys.readouterr()
+    assert main(["makebatch", "--extend"]) == 0
+    assert "nothing to add: all 9 combinations exist" in capsys.readouterr().out
+
+
 # -- rendered JSON / TOML / YAML must still parse (issues 10, 12) ------------------------
 
 
