@@ -456,6 +456,12 @@ def _copy_files(
             result.warnings.append(f"copyFiles: '{name}' not found in {source.dir}; not copied")
             continue
         src, label = found
+        if isinstance(src, Path) and (outside := _outside_code(exp, src)) is not None:
+            label = f"{outside} (a symlink committed at {pin.head.sha[:10]}; its target is not pinned)"
+            result.warnings.append(
+                f"{name}: committed as a symlink to {outside}, outside the repository: copied what it points to "
+                "now, which the commit does not pin"
+            )
         if isinstance(src, Path) and (kind := jsonio.special_kind(src)) is not None:
             # shutil.copy2 refuses it with a traceback (and a read would block)
             key = "copyFiles" if name in project.cfg["copyFiles"] else "confTemplFile"
@@ -501,6 +507,17 @@ def _find_copy(
     if (project.basedir / rel).exists():
         return project.basedir / rel, "basedir (not committed)"
     return None
+
+
+def _outside_code(exp: Experiment, src: Path) -> str | None:
+    """Where a file of code/ really is when a committed symlink (it, or a folder above it)
+    points out of code/ (`conf.json -> /data/conf.json`): what is copied is that file, not a
+    version of the commit's. None for anything else."""
+    code = os.path.abspath(exp.dir / CODE)
+    if os.path.commonpath([code, os.path.abspath(src)]) != code:
+        return None  # not a file of code/ (the source experiment's, the basedir's)
+    code, real = os.path.realpath(code), os.path.realpath(src)
+    return None if os.path.commonpath([code, real]) == code else real
 
 
 def _copy_writable(src: Path, dst: Path) -> None:

@@ -3,12 +3,14 @@ mrl processes."""
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.backends.contract import make_experiment
-from tests.helpers.repo import run_mrl
+from tests.helpers.repo import commit_all, git, run_mrl
 
 
 @pytest.mark.parametrize(
@@ -46,3 +48,35 @@ def test_an_empty_tag_to_select_by_is_an_error(project: Path, command: str) -> N
     proc = run_mrl(command, "--tag", "", cwd=project)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert "bad tag ''" in proc.stderr and len(proc.stderr.splitlines()) == 1, proc.stderr
+
+
+@pytest.mark.parametrize("cp", ["basedir", "repo"])
+def test_a_copy_file_committed_as_a_symlink_out_of_the_repository_is_not_called_the_commits(
+    project: Path, tmp_path: Path, cp: str
+) -> None:
+    # before: copied {"conf.lua": "basedir@<sha>"}, yet the commit holds only the link: what
+    # was copied is the outside file as it is now (changed since, a second `mrl new` copies
+    # other content under the same claim)
+    outside = tmp_path / "shared-conf.lua"
+    outside.write_text((project / "conf.lua").read_text())
+    git(project, "rm", "-q", "conf.lua")
+    os.symlink(outside, project / "conf.lua")
+    commit_all(project, "conf.lua is a link to a shared file")
+    proc = run_mrl("new", "-cp", cp, "linked conf", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert f"conf.lua: committed as a symlink to {outside}" in proc.stderr, proc.stderr
+    record = json.loads((project / "output" / "0001" / ".mrl").read_text())
+    assert not record["copied"]["conf.lua"].startswith("basedir@"), record["copied"]
+    assert str(outside) in record["copied"]["conf.lua"]
+    assert outside.read_text() == (project / "output" / "0001" / "conf.lua").read_text()
+
+
+def test_a_copy_file_committed_as_a_symlink_inside_the_repository_is_the_commits(project: Path) -> None:
+    (project / "cfg").mkdir()
+    git(project, "mv", "conf.lua", "cfg/conf.lua")
+    os.symlink("cfg/conf.lua", project / "conf.lua")
+    commit_all(project, "conf.lua is a link into the repository")
+    proc = run_mrl("new", "-cp", "basedir", "linked conf", cwd=project)
+    assert proc.returncode == 0 and "symlink" not in proc.stderr, proc.stderr
+    record = json.loads((project / "output" / "0001" / ".mrl").read_text())
+    assert record["copied"]["conf.lua"].startswith("basedir@"), record["copied"]
