@@ -124,12 +124,27 @@ def killed_like_ctrl_c() -> Iterator[None]:
         caught.append(signum)
         raise KeyboardInterrupt
 
+    def unraisable(info: Any) -> None:
+        # A signal whose KeyboardInterrupt was raised inside a weakref callback or __del__
+        # (importlib's module-lock callback, while a module is imported) is one Python
+        # only prints ("Exception ignored in ...") and the command went on as if never
+        # stopped: deliver it again, from another thread, for the main thread to take in
+        # plain code. Any other unraisable exception is printed as Python would.
+        if not issubclass(info.exc_type, KeyboardInterrupt):
+            previous_hook(info)
+            return
+        import _thread
+
+        _thread.start_new_thread(os.kill, (os.getpid(), caught[-1] if caught else signal.SIGINT))
+
     wanted = [s for s in (signal.SIGTERM, signal.SIGHUP) if signal.getsignal(s) is signal.SIG_DFL]
     for s in wanted:
         signal.signal(s, interrupt)
+    previous_hook, sys.unraisablehook = sys.unraisablehook, unraisable
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         for s in wanted:
             signal.signal(s, signal.SIG_DFL)
         if caught:

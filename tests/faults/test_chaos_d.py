@@ -80,3 +80,41 @@ def test_a_copy_file_committed_as_a_symlink_inside_the_repository_is_the_commits
     assert proc.returncode == 0 and "symlink" not in proc.stderr, proc.stderr
     record = json.loads((project / "output" / "0001" / ".mrl").read_text())
     assert record["copied"]["conf.lua"].startswith("basedir@"), record["copied"]
+
+
+HOOK_SIGNALLED_IN_A_CALLBACK = """\
+import os, signal, time, weakref
+
+
+def before_makebatch(mrl, args):
+    class Held:
+        pass
+
+    def callback(ref):  # as importlib's module-lock callback: a signal taken in here is unraisable
+        os.kill(os.getpid(), signal.SIG{sig})
+        for _ in range(100000):
+            pass
+
+    held = Held()
+    ref = weakref.ref(held, callback)
+    del held
+    time.sleep(5)
+"""
+
+
+@pytest.mark.parametrize("sig", ["TERM", "INT"])
+def test_a_signal_taken_inside_a_weakref_callback_still_stops_the_command(project: Path, sig: str) -> None:
+    # before: "Exception ignored in: <function ...callback>  Traceback ... KeyboardInterrupt"
+    # on stderr, and makebatch went on and made the batch (seen: a SIGTERM at 0.1 s of
+    # `mrl makebatch -replace`, inside importlib's _get_module_lock callback)
+    import signal
+
+    exp = make_experiment(project, [], "echo ran")
+    (project / "mrl_hooks.py").write_text(HOOK_SIGNALLED_IN_A_CALLBACK.replace("{sig}", sig))
+    cfg = json.loads((project / ".mrl.cfg").read_text())
+    cfg["hooks"] = {"before_makebatch": {}}
+    (project / ".mrl.cfg").write_text(json.dumps(cfg))
+    proc = run_mrl("makebatch", "-replace", cwd=project)
+    assert "Exception ignored" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode in (130, -getattr(signal, f"SIG{sig}")), (proc.returncode, proc.stderr)
+    assert not (exp.dir / "001").exists()
