@@ -86,7 +86,7 @@ class JsonReader(Reader):
                 warn(message)
             if got.rows is not None:
                 self._series[path] = got  # its rows are the folder's next read (read_rows_noting)
-            elif not got.too_big:
+            if got.summary and not got.too_big:  # rows can come with some (a history's short lists)
                 out = {**(out or {}), **got.summary}
         return out
 
@@ -207,7 +207,7 @@ def read_json(path: Path, *, writing: bool = False) -> JsonFile:
     if data and all(type(v) is list for v in data.values()) and any(data.values()):
         series = _history_rows(data)
         if series is not None:
-            return JsonFile({}, rows=series)
+            return _history(path, data, series)
     notes: list[str] = []
     return JsonFile(_capped(path, data, notes) if big else data, notes=notes)
 
@@ -238,6 +238,29 @@ def _history_rows(data: dict[str, list[Any]]) -> list[dict[str, Any]] | None:
             return None
     n = max(map(len, data.values()))
     return [{k: v[i] for k, v in data.items() if i < len(v) and v[i] is not None} for i in range(n)]
+
+
+def _history(path: Path, data: dict[str, list[Any]], series: list[dict[str, Any]]) -> JsonFile:
+    """A history whose lists are not all one length (Keras' `validation_freq`: `val_*` hold
+    one value every k epochs, or at the epochs a list names, which the file does not say):
+    a shorter list's values cannot be put on their epochs, so it gives its last value as a
+    summary, no curve, and one note says so."""
+    n = len(series)
+    short = {k: v for k, v in data.items() if len(v) < n}
+    if not short:
+        return JsonFile({}, rows=series)
+    rows = [{k: v for k, v in row.items() if k not in short} for row in series]
+    summary = {
+        k: last for k, v in short.items() if (last := next((x for x in reversed(v) if x is not None), None)) is not None
+    }
+    names = ", ".join(f"{k[:80]!r} ({len(v)})" for k, v in list(short.items())[:5]) + (
+        ", ..." if len(short) > 5 else ""
+    )
+    note = (
+        f"{path}: lists shorter than its {n} rows: {names}; which epochs their values belong to is not "
+        "in the file (Keras' validation_freq), so each gives its last value, no curve and no step"
+    )
+    return JsonFile(summary, rows=rows, notes=[note])
 
 
 def _capped(path: Path, d: dict[str, Any], notes: list[str]) -> dict[str, Any]:

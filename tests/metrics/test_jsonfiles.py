@@ -256,6 +256,26 @@ def test_mrl_table_of_a_list_and_a_keras_history_metrics_json(project: Path) -> 
     assert (first["val_acc"], first["val_acc_step"], second["val_loss"], second["val_loss_step"]) == (0.9, 2, 0.4, 1)
 
 
+def test_a_keras_history_with_validation_freq_does_not_put_val_values_on_the_first_epochs(project: Path) -> None:
+    """`fit(..., validation_freq=2)` for 6 epochs: `val_loss` holds 3 values, measured at
+    epochs 2, 4 and 6, which the file does not say. They were put on epochs 0-2: the best
+    val_loss (0.35) was said to be reached at step 1."""
+    from tests.helpers.records import done, make_exp
+    from tests.helpers.repo import run_mrl
+
+    keras = {"loss": [0.9, 0.5, 0.4, 0.3, 0.2, 0.1], "val_loss": [0.8, 0.35, 0.7]}
+    make_exp(project, [{"status": done(), "metrics": keras}])
+    proc = run_mrl("table", "--json", "--summary", "best", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(proc.stdout)
+    assert (row["loss"], row["loss_step"], row["val_loss"]) == (0.1, 5, 0.7)
+    assert row.get("val_loss_step") is None  # no epoch is claimed for it
+    assert proc.stderr.count("mrl: warning:") == 1 and "'val_loss' (3)" in proc.stderr, proc.stderr
+    assert "validation_freq" in proc.stderr
+    (row,) = json.loads(run_mrl("table", "--json", cwd=project).stdout)
+    assert (row["loss"], row["val_loss"]) == (0.1, 0.7)
+
+
 def test_a_json_file_past_the_size_cap_is_left_out_with_a_warning(tmp_path: Path, monkeypatch: Any) -> None:
     from metarunlog.metrics import jsonfiles
 
