@@ -753,7 +753,7 @@ def _step(
     step, m = attempt.steps[k], len(attempt.steps)
     attempt.check_here(sub)  # never start a step in a folder made again with other params
     header = f"==== mrl attempt {attempt.status.attempts} step {k + 1}/{m} on {HOST} at {now()}: {step}\n"
-    jsonio.write_all(log, _on_a_line_of_its_own(log, sub.log_path) + header.encode("utf-8", "replace"))
+    jsonio.write_all(log, _on_a_line_of_its_own(log, sub.log_path) + header.encode("utf-8", "replace"), sub.log_path)
     spawning = boottime_ns()
     try:
         # A session of its own: its own process group, so we stop the step and all it
@@ -761,7 +761,7 @@ def _step(
         # leaves behind never hold .mrl.lock; the runner does (see the module docstring).
         proc = spawn_step(stop.prelude + step, sub.dir, env, _devnull(), log)
     except OSError as e:
-        jsonio.write_all(log, f"mrl: could not start the step: {e}\n".encode(errors="surrogateescape"))
+        jsonio.write_all(log, f"mrl: could not start the step: {e}\n".encode(errors="surrogateescape"), sub.log_path)
         raise NotStarted(e) from None
     spawned = boottime_ns()
     stop.add(proc.pid)

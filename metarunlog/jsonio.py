@@ -311,10 +311,17 @@ def parse_json(data: bytes, path: str | os.PathLike[str]) -> Any:
         raise CorruptRecord(f"corrupt record {path}: nested too deep to read; fix or remove the file") from None
 
 
-def write_all(fd: int, data: bytes) -> None:
-    """`data` to the descriptor `fd`, whole (os.write may take part of it)."""
-    while data:
-        data = data[os.write(fd, data) :]
+def write_all(fd: int, data: bytes, path: str | os.PathLike[str] | None = None) -> None:
+    """`data` to the descriptor `fd`, whole (os.write may take part of it). `path` (the
+    file `fd` is) goes into an OSError, which names none for a descriptor (a full disk
+    said "no space left on device" without saying where)."""
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+    except OSError as e:
+        if path is not None and e.filename is None:
+            e.filename = os.fspath(path)
+        raise
 
 
 def read_bytes(path: str | os.PathLike[str], limit: int | None = None) -> bytes:

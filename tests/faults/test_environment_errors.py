@@ -49,6 +49,21 @@ def test_a_full_disk_under_a_record_names_the_file_that_could_not_be_written(pro
     _one_error_line(run_mrl("run", cwd=project), "no space left on device", str(out / "0001" / ".mrl.owners"))
 
 
+def test_a_disk_filling_up_during_a_run_names_the_file_of_each_sub_experiment(project: Path, full_disk) -> None:  # type: ignore[no-untyped-def]
+    # Each step writes 0.9 MB to its run.log; the disk fills on the 4th. The run.log header
+    # of the next ones could not be written, and they said "mrl could not record it: no space
+    # left on device (free some disk space and rerun)": no file named (a write to a descriptor).
+    out = full_disk(project / "output", "3m")
+    set_cfg(project, run={"command": "head -c 900000 /dev/zero | tr '\\0' x; echo"})
+    commit_all(project, "big logs")
+    assert run_mrl("new", "x", cwd=project).returncode == 0
+    assert run_mrl("makebatch", "--grid", "x=1,2,3,4,5", cwd=project).returncode == 0
+    proc = run_mrl("run", cwd=project)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    full = [line for line in proc.stderr.splitlines() if "no space left on device" in line]
+    assert full and all(str(out / "0001") in line for line in full), proc.stderr
+
+
 def test_the_message_names_the_path_and_the_fix() -> None:
     assert environment_message(OSError(errno.ENOSPC, "No space left on device", "/x/y")) == (
         "no space left on device: /x/y (free some disk space and rerun)"
