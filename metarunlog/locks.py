@@ -11,6 +11,7 @@ a live runner holds it (`procs.holds_file`) tells its own folder from a copy of 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 from collections.abc import Iterator
@@ -31,8 +32,12 @@ def run_lock(folder: Path, dir_fd: int | None = None) -> Iterator[int]:
     `dir_fd` (a descriptor of `folder`), the lock is the one in that very folder."""
     where = RUN_LOCK if dir_fd is not None else folder / RUN_LOCK
     try:
-        fd = os.open(where, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666, dir_fd=dir_fd)
+        # O_NOFOLLOW: a symlink planted as .mrl.lock (dangling: O_CREAT would make its
+        # target) is never followed out of the sub-experiment
+        fd = os.open(where, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666, dir_fd=dir_fd)
     except OSError as e:  # named in full (read-only, no permission), not as the relative name
+        if e.errno == errno.ELOOP:
+            raise MrlError(f"{folder / RUN_LOCK} is a symlink, not mrl's lock file: remove it") from None
         raise type(e)(e.errno, e.strerror, str(folder / RUN_LOCK)) from None
     try:
         try:
@@ -52,8 +57,8 @@ def is_running(folder: Path) -> bool:
 def is_flocked(path: Path) -> bool:
     """True while some process holds a flock on `path` (no file: False)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:  # no lock file: never run (or not readable: nothing we could take)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError:  # no lock file: never run (not readable, a symlink: nothing we could take)
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)

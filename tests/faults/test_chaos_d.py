@@ -118,3 +118,22 @@ def test_a_signal_taken_inside_a_weakref_callback_still_stops_the_command(projec
     assert "Exception ignored" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode in (130, -getattr(signal, f"SIG{sig}")), (proc.returncode, proc.stderr)
     assert not (exp.dir / "001").exists()
+
+
+def test_a_symlink_planted_as_the_run_lock_is_not_followed_out_of_the_experiment(project: Path, tmp_path: Path) -> None:
+    # before: .mrl.lock was opened with O_CREAT through the link: a dangling one made an
+    # empty file at its target, outside the experiment (and an existing target was flocked)
+    exp = make_experiment(project, [{"x": 1}, {"x": 2}], "echo ran > out.txt")
+    outside = tmp_path / "outside" / "lock"
+    outside.parent.mkdir()
+    (exp.dir / "001" / ".mrl.lock").symlink_to(outside)
+    proc = run_mrl("run", exp.name, cwd=project)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert not outside.exists() and not (exp.dir / "001" / "out.txt").exists()
+    assert f"{exp.dir / '001' / '.mrl.lock'} is a symlink, not mrl's lock file: remove it" in proc.stdout + proc.stderr
+    assert (exp.dir / "002" / "out.txt").read_text() == "ran\n"  # the others run
+    status = run_mrl("status", exp.name, cwd=project)
+    assert status.returncode == 0 and "Traceback" not in status.stderr, status.stderr
+    (exp.dir / "001" / ".mrl.lock").unlink()
+    assert run_mrl("run", exp.name, cwd=project).returncode == 0
+    assert (exp.dir / "001" / "out.txt").read_text() == "ran\n" and not outside.exists()
