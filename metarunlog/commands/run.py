@@ -263,6 +263,7 @@ class Plan:
     # of `active`: a killed runner's step, unrecorded, still runs (or a live runner's, its records removed)
     orphaned: list[Job] = field(default_factory=list)
     gone: list[Gone] = field(default_factory=list)  # not run: their folders were removed as a run ran them
+    narrowed_by: str = "--failed/--pending"  # the options that left `other` out, as given
 
     @property
     def refused(self) -> bool:
@@ -295,6 +296,7 @@ def plan(
     keep = narrow(states, failed=failed, pending=pending)
     named = set(selected(selection, [g.id for g in removed]))
     out = Plan(exp, [], len(jobs) + len(named), gone=[g for g in removed if g.id in named])
+    out.narrowed_by = "/".join(o for o, given in (("--failed", failed), ("--pending", pending)) if given)
     for job, state, kept in zip(jobs, states, keep, strict=True):
         if job.unreadable:
             out.unreadable.append(job)
@@ -694,7 +696,7 @@ def _print_plan(p: Plan, backend_name: str, options: RunOptions) -> None:
     if p.active:
         notes.append(f"{len(p.active)} running or queued elsewhere ({_names(p.active)})")
     if p.other:
-        notes.append(f"{len(p.other)} not matching --failed/--pending")
+        notes.append(f"{len(p.other)} not matching {p.narrowed_by}")
     if p.unreadable:
         notes.append(f"{len(p.unreadable)} with an unreadable .mrl.status ({_names(p.unreadable)})")
     if p.unknown:

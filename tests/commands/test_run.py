@@ -45,6 +45,17 @@ def test_failed_reruns_only_the_failed_ones(project: Path) -> None:
     assert (exp.dir / ".mrl.done").exists()
 
 
+def test_the_ones_left_out_are_said_to_miss_the_option_given(project: Path, capsys) -> None:
+    # `mrl run --failed` said "skipping 1 not matching --failed/--pending"
+    make_experiment(project, [{"x": 1}, {"x": 2}, {"x": 3}], "test {{x}} != 1")
+    assert main(["run", "last", "1"]) == 1
+    capsys.readouterr()
+    assert main(["run", "--failed"]) == 1
+    assert "skipping 2 not matching --failed\n" in capsys.readouterr().out
+    assert main(["run", "--pending"]) == 0
+    assert "skipping 1 not matching --pending\n" in capsys.readouterr().out
+
+
 def test_done_ones_are_skipped_unless_force(project: Path) -> None:
     exp = make_experiment(project, [{"x": 1}, {"x": 2}], "echo ran >> ran.txt")
     assert main(["run"]) == 0
