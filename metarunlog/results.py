@@ -634,10 +634,23 @@ def no_metrics_note(exp: Experiment, basedir: Path | None = None) -> str:
         if not settings.patterns and "log" not in settings.off
         else ""
     )
+    # A rerun sets the earlier attempts' files aside: they are not this attempt's, but say where
+    from metarunlog.experiment import ATTEMPTS
+
+    kept = [sub.name for sub in exp.sub_experiments() if (sub.dir / ATTEMPTS).is_dir()]
+    earlier = (
+        f"; earlier attempts' metrics files are kept in SUBDIR/{ATTEMPTS}/N/ ({_few(kept)}), not shown as these"
+        if kept
+        else ""
+    )
     return (
         f"no metrics in {exp.name}: looked for {looked} in each sub-experiment folder, and {hook} {has}"
-        f"{printed} (see docs/table.md, 'Where mrl finds metrics')"
+        f"{printed}{earlier} (see docs/table.md, 'Where mrl finds metrics')"
     )
+
+
+def _few(names: list[str], shown: int = 3) -> str:
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
 
 
 def project_basedir(exp: Experiment) -> Path:

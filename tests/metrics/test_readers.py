@@ -436,6 +436,22 @@ def test_metrics_sources_naming_a_plugins_reader_fails_only_what_reads_metrics_u
     assert [r["bleu"] for r in json.loads(table.stdout)] == ["31", "31"]
 
 
+def test_no_metrics_after_a_failed_rerun_says_the_earlier_attempts_files_are_set_aside(project: Path) -> None:
+    # A --force rerun that failed: its earlier attempt's metrics.json was moved to
+    # SUBDIR/.mrl.attempts/1/ (right: not this attempt's), and the table said only "no metrics
+    # in 0001: looked for ... metrics.json ...", as if the file had never been written.
+    set_cfg(project, run={"command": "test -e ../again && exit 1; echo '{\"loss\": 1}' > metrics.json"})
+    commit_all(project, "writes metrics once")
+    assert run_mrl("new", "x", cwd=project).returncode == 0
+    assert run_mrl("makebatch", cwd=project).returncode == 0
+    assert run_mrl("run", cwd=project).returncode == 0
+    (project / "output" / "0001" / "again").write_text("")
+    assert run_mrl("run", "--force", cwd=project).returncode == 1
+    table = run_mrl("table", cwd=project)
+    assert table.returncode == 0 and "loss" not in table.stdout, table.stdout
+    assert "no metrics in 0001" in table.stderr and "SUBDIR/.mrl.attempts/N/ (001, 002" in table.stderr, table.stderr
+
+
 def test_when_no_sub_experiment_has_metrics_the_table_says_where_it_looked(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
