@@ -205,9 +205,9 @@ def read_json(path: Path, *, writing: bool = False) -> JsonFile:
     if not isinstance(data, dict):
         raise CorruptRecord(f'{path} must hold a JSON object {{"name": value, ...}} or a list of them')
     if data and all(type(v) is list for v in data.values()) and any(data.values()):
-        series = _history_rows(data)
-        if series is not None:
-            return _history(path, data, series)
+        history = _history(path, data)
+        if history is not None:
+            return history
     notes: list[str] = []
     return JsonFile(_capped(path, data, notes) if big else data, notes=notes)
 
@@ -228,28 +228,25 @@ def _list_rows(path: Path, data: list[Any], big: bool) -> JsonFile:
     return JsonFile({}, rows=rows, notes=notes)
 
 
-def _history_rows(data: dict[str, list[Any]]) -> list[dict[str, Any]] | None:
+def _history(path: Path, data: dict[str, list[Any]]) -> JsonFile | None:
     """Keras' `history.history` (`{"loss": [...], "val_loss": [...]}`: one list a metric,
     one value an epoch) as rows: row i holds each list's i-th value (a `null`, as
     `json.dump` writes nothing else for a missing one, is no value). None when some list
-    holds anything but numbers and nulls: then it is a summary whose values are lists."""
+    holds anything but numbers and nulls: then it is a summary whose values are lists.
+
+    A list shorter than the others (Keras' `validation_freq`: `val_*` hold one value every
+    k epochs, or at the epochs a list names, which the file does not say) cannot have its
+    values put on their epochs: it gives its last value as a summary, no curve, and one
+    note says so."""
     for values in data.values():
         if not all(v is None or type(v) in (int, float) for v in values):
             return None
     n = max(map(len, data.values()))
-    return [{k: v[i] for k, v in data.items() if i < len(v) and v[i] is not None} for i in range(n)]
-
-
-def _history(path: Path, data: dict[str, list[Any]], series: list[dict[str, Any]]) -> JsonFile:
-    """A history whose lists are not all one length (Keras' `validation_freq`: `val_*` hold
-    one value every k epochs, or at the epochs a list names, which the file does not say):
-    a shorter list's values cannot be put on their epochs, so it gives its last value as a
-    summary, no curve, and one note says so."""
-    n = len(series)
+    full = {k: v for k, v in data.items() if len(v) == n}
+    rows = [{k: v[i] for k, v in full.items() if v[i] is not None} for i in range(n)]
     short = {k: v for k, v in data.items() if len(v) < n}
     if not short:
-        return JsonFile({}, rows=series)
-    rows = [{k: v for k, v in row.items() if k not in short} for row in series]
+        return JsonFile({}, rows=rows)
     summary = {
         k: last for k, v in short.items() if (last := next((x for x in reversed(v) if x is not None), None)) is not None
     }
