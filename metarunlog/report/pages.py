@@ -156,9 +156,12 @@ def unreadable_card(exp: Experiment, why: str) -> Card:
     return Card(exp.name, exp.id, f"record cannot be read: {why}", "", "", "", "", False, [], [], 0)
 
 
-def with_report(card: Card, exp: Experiment, page_dir: Path, basedir: Path | None = None) -> Card:
+def with_report(
+    card: Card, exp: Experiment, page_dir: Path, basedir: Path | None = None, sig: list[list[int]] | None = None
+) -> Card:
     """Link the card to the experiment's report: made, stale (runs changed or still going
-    since it was written) or none (also when its config, which says where it goes, cannot be read)."""
+    since it was written) or none (also when its config, which says where it goes, cannot be read).
+    `sig`: the experiment's `signature` as the caller just took it (the index: not statted twice)."""
     try:
         path = report_path(exp)
     except MrlError:
@@ -170,7 +173,7 @@ def with_report(card: Card, exp: Experiment, page_dir: Path, basedir: Path | Non
     # a file whose mtime is the report's own may have been written after it, within the same
     # time step of the filesystem (whole seconds on some): no proof it is not, so stale
     written = _file_key(path)[0]
-    changed = newest_ns(signature(exp, basedir)) >= written
+    changed = newest_ns(signature(exp, basedir) if sig is None else sig) >= written
     if basedir is not None:  # mrl_analyze.py edited since: its metrics(), metric_goals, sections
         from metarunlog import hooks
 
@@ -308,10 +311,10 @@ def index_cards(project: Any, page_dir: Path, unreadable: list[str] | None = Non
             log.warning(f"index: {exp.name}: {e}")
             if unreadable is not None:
                 unreadable.append(f"{exp.name}: {e}")
-            cards.append(with_report(unreadable_card(exp, str(e)), exp, page_dir, project.basedir))
+            cards.append(with_report(unreadable_card(exp, str(e)), exp, page_dir, project.basedir, sig))
             continue
         fresh[exp.name] = {"signature": sig, "settings": settings, "card": asdict(card)}
-        cards.append(with_report(card, exp, page_dir, project.basedir))
+        cards.append(with_report(card, exp, page_dir, project.basedir, sig))
     with contextlib.suppress(OSError):  # a read-only outdir: no cache, the index is still made
         jsonio.write_json(cache_path, {"version": f"{__version__}+{CARD_FORMAT}", "experiments": fresh})
     return cards
